@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * xdirector.h: the one header shared by the XDP program and user space.
+ *
+ * Single source of truth for every map key and value layout, enum and limit.
+ * Only fixed-width types, enums and limits live here (no kernel-only code).
+ * The TypeScript side is generated from the compiled object's BTF
+ * (src/bpf/layouts.generated.ts); never copy these layouts by hand.
+ *
+ * Byte order: fields typed __be16/__be32 are network order, everything else
+ * is host order.
+ *
+ * A layout change gets a new map name (bump the _vN suffix in
+ * bpf/xdirector.bpf.c), never a silent reinterpretation of a pinned map.
+ */
+#ifndef XDIRECTOR_H
+#define XDIRECTOR_H
+
+#include <linux/types.h>
+
+/* Bumped on any change below; also stored in the meta map of a pinned
+ * instance so that a restarted control plane can refuse a mismatch. */
+#define XD_LAYOUT_VERSION 1
+
+/* Default limits. The real sizes are set at load time (map max_entries and
+ * the const volatile globals of the program), these are only defaults. */
+#ifndef XD_MAX_SERVICES
+/* Rings take max_services * 2 generations * ring_max * 4 bytes:
+ * 64 * 2 * 65537 * 4 = 32 MiB at the default ring size. */
+#define XD_MAX_SERVICES 64
+#endif
+#ifndef XD_MAX_BACKENDS
+/* Backend index 0 means "none", so usable indexes are 1..max-1. */
+#define XD_MAX_BACKENDS 4096
+#endif
+#ifndef XD_RING_MAX
+/* Default Maglev table size: a prime, as Maglev requires (Katran RING_SIZE). */
+#define XD_RING_MAX 65537
+#endif
+#ifndef XD_MAX_FLOWS
+/* LRU flow table: 1M flows * (40 + 16) bytes ~ 56 MiB plus LRU overhead. */
+#define XD_MAX_FLOWS 1048576
+#endif
+
+/* Address families as stored in keys (not AF_* values). */
+enum xd_family {
+	XD_FAMILY_V4 = 4,
+	XD_FAMILY_V6 = 6,
+};
+
+/* Scheduler: how a new flow picks a ring slot. */
+enum xd_sched {
+	XD_SCHED_MAGLEV = 0, /* slot = hash(client addr, client port) % ring_size */
+	XD_SCHED_SH = 1,     /* slot = hash(client addr) % ring_size: client affinity */
+	XD_SCHED_SEQ = 2,    /* slot = per-CPU counter++ % ring_size: wrr/rr over the weighted ring */
+	XD_SCHED_IPVS_MH = 3,/* slot = IPVS mh hash (hsiphash of client addr + port) % ring_size */
+	XD_SCHED_IPVS_MH_NOPORT = 4, /* as IPVS mh without mh-port: client addr only */
+};
+
+/* Service flags (struct xd_service.flags). */
+enum xd_service_flags {
+	XD_SVC_F_EMPTY_DROP = 1 << 0, /* no usable backend: drop instead of XDP_PASS */
+};
+
+/* Backend flags (struct xd_backend.flags). */
+enum xd_backend_flags {
+	XD_BE_F_ACTIVE = 1 << 0,   /* slot in use */
+	XD_BE_F_DRAINING = 1 << 1, /* existing flows stay, no new flow (it has no ring slots) */
+	XD_BE_F_DOWN = 1 << 2,     /* unhealthy: existing flows are re-hashed */
+};
+
+/* Verdict reasons: each packet is counted under exactly one. */
+enum xd_reason {
+	XD_R_PASS_NON_IP = 0,    /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	XD_R_PASS_NON_VIP = 1,   /* IP but not for a configured VIP:port/proto */
+	XD_R_PASS_MALFORMED = 2, /* truncated/invalid headers: left to the kernel to drop */
+	XD_R_TX_NEW_FLOW = 3,    /* hashed onto the ring, flow entry created */
+	XD_R_TX_FLOW_HIT = 4,    /* established flow, kept its backend */
+	XD_R_TX_REHASH = 5,      /* flow's backend gone/down: re-hashed */
+	XD_R_TX_NO_TRACK = 6,    /* forwarded without a flow entry (RST, non-SYN miss) */
+	XD_R_TX_ICMP = 7,        /* ICMP PTB / frag needed sent to the flow's backend */
+	XD_R_NO_BACKEND_PASS = 8,/* service has no usable backend: passed to the kernel */
+	XD_R_NO_BACKEND_DROP = 9,/* service has no usable backend: dropped (XD_SVC_F_EMPTY_DROP) */
+	XD_R_DROP_FRAGMENT = 10, /* IP fragment to a VIP: no ports to hash on */
+	XD_R_PASS_ICMP = 11,     /* ICMP for a VIP without a known flow */
+	XD_R_ABORTED = 12,       /* internal error (map lookup failed) */
+	XD_R_MAX = 13,
+};
+
+/* services map key: which traffic is ours. 20 bytes. */
+struct xd_service_key {
+	__be32 vip[4]; /* IPv4 in vip[0] with vip[1..3] = 0; network order */
+	__be16 port;   /* network order */
+	__u8 proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;   /* enum xd_family */
+};
+
+/* services map value. 16 bytes. */
+struct xd_service {
+	__u32 id;        /* 0..max_services-1: index into rings and per-service stats */
+	__u32 ring_size; /* slots in use in each generation of this service's ring (<= ring_max) */
+	__u32 flags;     /* enum xd_service_flags */
+	__u8 sched;      /* enum xd_sched */
+	__u8 active_gen; /* 0 or 1: the live ring generation */
+	__u8 pad[2];     /* must be zero */
+};
+
+/* backends map value (array, index 0 = none). 32 bytes. */
+struct xd_backend {
+	__u8 mac[6];      /* destination MAC for DR */
+	__u8 family;      /* enum xd_family */
+	__u8 flags;       /* enum xd_backend_flags */
+	__u32 generation; /* bumped whenever this index is given to another backend */
+	__u32 ifindex;    /* egress ifindex; 0 = the receiving interface (XDP_TX) */
+	__u32 pad;        /* must be zero */
+	__be32 addr[4];   /* real server address (IPv4 in addr[0]); network order */
+};
+
+/* flows map key: 5-tuple as seen on the wire from the client. 40 bytes. */
+struct xd_flow_key {
+	__be32 saddr[4]; /* client address; network order */
+	__be32 daddr[4]; /* VIP; network order */
+	__be16 sport;    /* client port; network order */
+	__be16 dport;    /* VIP port; network order */
+	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;     /* enum xd_family */
+	__u8 pad[2];     /* must be zero */
+};
+
+/* flows map value. 16 bytes. */
+struct xd_flow {
+	__u32 backend;      /* backend index */
+	__u32 generation;   /* backend generation when the flow was created */
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of a recent packet (refreshed at most once a second) */
+};
+
+/* rings map value: a backend index. The rings array holds, for service id s
+ * and generation g, ring_max slots starting at (s * 2 + g) * ring_max. */
+
+/* Per-service counters (per-CPU array indexed by service id). 32 bytes. */
+struct xd_service_stats {
+	__u64 packets;    /* packets forwarded */
+	__u64 bytes;      /* bytes forwarded */
+	__u64 new_flows;  /* flows created */
+	__u64 no_backend; /* packets that found no usable backend */
+};
+
+/* Per-backend counters (per-CPU array indexed by backend index). 32 bytes. */
+struct xd_backend_stats {
+	__u64 packets;   /* packets forwarded to this backend */
+	__u64 bytes;     /* bytes forwarded to this backend */
+	__u64 new_flows; /* flows created on this backend */
+	__u64 pad;       /* keeps the value 32 bytes; always zero */
+};
+
+/* Per-reason counters (per-CPU array indexed by enum xd_reason). 16 bytes. */
+struct xd_reason_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* meta map value (array of one): written by the control plane that created
+ * the pinned instance, checked by any control plane that adopts it. 32 bytes. */
+struct xd_meta {
+	__u32 layout_version; /* XD_LAYOUT_VERSION */
+	__u32 ring_max;       /* ring_max the program was loaded with */
+	__u32 max_services;   /* max_entries of services / per-service maps */
+	__u32 max_backends;   /* max_entries of backends / per-backend maps */
+	__u64 created_ns;     /* CLOCK_REALTIME ns when the instance was created */
+	__u64 layout_hash;    /* hash of the generated layouts, checked on adoption */
+};
+
+#endif /* XDIRECTOR_H */

@@ -1,0 +1,57 @@
+// One error catalogue with stable codes. Each code has a documented meaning;
+// messages chain context outer to inner ("attach xdp to eth0: bpf_xdp_attach:
+// Operation not supported") and the inner error is kept as `cause`.
+// Add new codes here, grouped by area, with a one-line meaning.
+
+export const codes = {
+  // config
+  XD_ERR_CONFIG_READ: 'the config file could not be read',
+  XD_ERR_CONFIG_PARSE: 'the config file is not valid YAML',
+  XD_ERR_CONFIG_INVALID: 'the config file is valid YAML but breaks a rule (key path and problem in the message)',
+  // bpf / native
+  XD_ERR_NATIVE_MISSING: 'the native addon could not be loaded (not built for this platform)',
+  XD_ERR_BPF_OBJECT: 'the compiled BPF object is missing or unreadable',
+  XD_ERR_BPF_LOAD: 'the kernel refused to load the XDP program (verifier log attached)',
+  XD_ERR_BPF_MAP: 'a BPF map operation failed',
+  XD_ERR_BPF_PIN: 'pinning or opening a pinned BPF object failed',
+  XD_ERR_LAYOUT_MISMATCH: 'pinned maps were created with another layout than this build uses',
+  XD_ERR_XDP_ATTACH: 'attaching or detaching the XDP program failed',
+  XD_ERR_INTERFACE: 'the network interface does not exist or cannot be used',
+  // dataplane
+  XD_ERR_CAPACITY: 'the desired state does not fit the loaded limits (services, backends, ring size)',
+  XD_ERR_NEIGHBOUR: 'a backend MAC address could not be resolved',
+  XD_ERR_IPVS: 'an IPVS generic netlink operation failed',
+  XD_ERR_IPVS_MISSING: 'the kernel has no IPVS (generic netlink family IPVS not found)',
+  XD_ERR_NO_DATAPLANE: 'neither XDP nor IPVS could be used',
+  XD_ERR_NETLINK: 'an rtnetlink operation failed',
+  // health
+  XD_ERR_HEALTH: 'a health check failed',
+  // vrrp
+  XD_ERR_VRRP: 'a VRRP socket or packet operation failed',
+  XD_ERR_VRRP_PACKET: 'a received VRRP packet was invalid and dropped',
+  // admin api / cli
+  XD_ERR_API: 'the admin API could not be reached or refused the request',
+  XD_ERR_NOT_FOUND: 'the named object (backend, service, instance) does not exist',
+  XD_ERR_USAGE: 'the command line is wrong',
+} as const;
+
+export type XdErrorCode = keyof typeof codes;
+
+export class XdError extends Error {
+  readonly code: XdErrorCode;
+  /** Extra machine-readable detail (errno, interface, key path, verifier log, ...). */
+  readonly detail: Record<string, unknown>;
+
+  constructor(code: XdErrorCode, message: string, opts: { cause?: unknown; detail?: Record<string, unknown> } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'XdError';
+    this.code = code;
+    this.detail = opts.detail ?? {};
+  }
+}
+
+/** "outer: inner" chaining helper: wraps any error with context, keeping it as cause. */
+export function wrap(code: XdErrorCode, context: string, err: unknown, detail?: Record<string, unknown>): XdError {
+  const inner = err instanceof Error ? err.message : String(err);
+  return new XdError(code, `${context}: ${inner}`, { cause: err, detail });
+}

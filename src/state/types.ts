@@ -1,0 +1,96 @@
+// The desired state: what config + health say the dataplane should do.
+// Produced by src/state (config -> services, health -> weights/states, neighbour
+// table -> MACs) and handed whole to a Dataplane, which works out the difference
+// itself. Pure types: imported by every layer, imports nothing.
+
+export type Family = 4 | 6;
+export type Proto = 'tcp' | 'udp';
+/** maglev (default), sh (client affinity), wrr/rr (per-flow round robin at flow creation), lc (Maglev weighted by connection counts). */
+export type Scheduler = 'maglev' | 'sh' | 'wrr' | 'rr' | 'lc';
+/** How the ring is built: xdirector's Maglev, or the exact table the kernel's IPVS `mh` scheduler builds. */
+export type RingKind = 'maglev' | 'ipvs-mh';
+/** What a service with no usable backend does: pass to the kernel (fast refusal) or drop. */
+export type OnEmpty = 'pass' | 'drop';
+
+/**
+ * active: takes new flows in proportion to weight.
+ * draining: established flows stay, no new flows (operator drain, or weight 0).
+ * down: failed health checks: no new flows, established flows are re-hashed.
+ */
+export type BackendState = 'active' | 'draining' | 'down';
+
+export interface DesiredBackend {
+  /** Stable identity across reloads: "address:port" ("[v6]:port" for IPv6). */
+  key: string;
+  /** Operator-facing name from config (defaults to key). */
+  name: string;
+  address: string;
+  port: number;
+  family: Family;
+  /** Effective weight (>= 0) after health and drain; 0 means no new flows. */
+  weight: number;
+  state: BackendState;
+  /** Destination MAC "aa:bb:cc:dd:ee:ff" (XDP needs it; IPVS ignores it). */
+  mac?: string;
+}
+
+export interface DesiredService {
+  name: string;
+  vip: string;
+  port: number;
+  proto: Proto;
+  family: Family;
+  scheduler: Scheduler;
+  ring: { kind: RingKind; size: number };
+  onEmpty: OnEmpty;
+  backends: DesiredBackend[];
+}
+
+export interface DesiredState {
+  services: DesiredService[];
+}
+
+export interface BackendStatus {
+  key: string;
+  name: string;
+  address: string;
+  port: number;
+  mac?: string;
+  weight: number;
+  state: BackendState;
+  activeFlows: number;
+  packets: number;
+  bytes: number;
+  newFlows: number;
+}
+
+export interface ServiceStatus {
+  name: string;
+  vip: string;
+  port: number;
+  proto: Proto;
+  scheduler: Scheduler;
+  packets: number;
+  bytes: number;
+  newFlows: number;
+  noBackend: number;
+  backends: BackendStatus[];
+}
+
+export interface DataplaneStatus {
+  kind: 'xdp' | 'ipvs';
+  /** e.g. { interface: 'eth0', mode: 'native', programId: 42 } for XDP. */
+  detail: Record<string, unknown>;
+  services: ServiceStatus[];
+  /** Per verdict reason packet counters (XDP only). */
+  reasons?: Record<string, number>;
+}
+
+export interface Dataplane {
+  readonly kind: 'xdp' | 'ipvs';
+  /** Make the kernel match `state`, changing only what differs. Throws XdError; on error nothing of this apply is left half done. */
+  apply(state: DesiredState): Promise<void>;
+  status(): Promise<DataplaneStatus>;
+  /** Stop using the dataplane. keepState=true (default): leave the kernel state (program attached, maps pinned / IPVS services) for a hot restart. */
+  close(opts?: { keepState?: boolean }): Promise<void>;
+}
