@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, runs every test.
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh test/vrrp  # only test files under a folder (source path or dist path)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+filter=("${@:-test}")
+files=()
+for f in "${filter[@]}"; do
+  f=${f#dist/}; f=${f%.ts}; f=${f%.js}
+  while IFS= read -r x; do files+=("$x"); done < <(find "dist/$f" -name '*.test.js' 2>/dev/null | sort; [ -f "dist/$f.js" ] && echo "dist/$f.js")
+done
+if [ ${#files[@]} -eq 0 ]; then echo "no test files found under: ${filter[*]}" >&2; exit 1; fi
+echo "running ${#files[@]} test files"
+# One file at a time: kernel tests build namespaces and must not fight for the 2 cores.
+exec node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"

@@ -1,0 +1,152 @@
+// Backend MAC discovery from the kernel neighbour table (rtnetlink).
+// DR forwarding needs the real server's MAC on the director's link. We read the
+// neighbour table; when an entry is missing we ask the kernel to resolve it
+// (RTM_NEWNEIGH with NTF_USE, what `ip neigh add … use` does) and poll until it
+// is reachable or the timeout passes. A backend that cannot be resolved is
+// reported, never guessed.
+import { createRtNetlink, RtNetlinkSocket } from 'netlink';
+import { isIP } from 'node:net';
+import { XdError, wrap } from '../errors';
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const NLM_F_REPLACE = 0x100;
+const NLM_F_CREATE = 0x400;
+
+export interface NeighbourResult {
+  address: string;
+  mac?: string;
+  /** Why the MAC is missing ("no ARP reply from 10.0.0.11 on eth0 within 1000 ms"). */
+  error?: string;
+}
+
+export function macToString(b: Buffer): string {
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+export function macFromString(s: string): Buffer {
+  if (!/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(s)) throw new TypeError(`MAC address must look like 02:00:00:00:00:11, got ${JSON.stringify(s)}`);
+  return Buffer.from(s.split(':').map((x) => parseInt(x, 16)));
+}
+
+export function addressBytes(address: string): Buffer {
+  const fam = isIP(address);
+  if (fam === 4) return Buffer.from(address.split('.').map(Number));
+  if (fam === 6) {
+    // Expand "::" and embedded IPv4.
+    let a = address;
+    const v4 = a.match(/(\d+\.\d+\.\d+\.\d+)$/);
+    if (v4) {
+      const b = v4[1].split('.').map(Number);
+      a = a.slice(0, -v4[1].length) + ((b[0] << 8) | b[1]).toString(16) + ':' + ((b[2] << 8) | b[3]).toString(16);
+    }
+    const [head, tail] = a.split('::');
+    const h = head ? head.split(':') : [];
+    const t = tail !== undefined ? (tail ? tail.split(':') : []) : [];
+    const words = tail !== undefined ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
+    const out = Buffer.alloc(16);
+    words.forEach((w, i) => out.writeUInt16BE(parseInt(w, 16), i * 2));
+    return out;
+  }
+  throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Neighbours {
+  private rt: RtNetlinkSocket;
+  constructor() {
+    this.rt = createRtNetlink();
+  }
+
+  close(): void {
+    this.rt.socket.close();
+  }
+
+  async ifindex(ifname: string): Promise<number> {
+    let links;
+    try {
+      links = await this.rt.getLinks();
+    } catch (err) {
+      throw wrap('XD_ERR_NETLINK', 'list links', err);
+    }
+    const l = links.find((x) => x.attrs.ifname === ifname);
+    if (!l || !l.data.index) {
+      throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
+    }
+    return l.data.index;
+  }
+
+  /** The current MAC of `address` on `ifindex`, if the kernel has a usable entry. */
+  async lookup(ifindex: number, address: string): Promise<string | undefined> {
+    const family = isIP(address) === 6 ? AF_INET6 : AF_INET;
+    const dst = addressBytes(address);
+    let entries;
+    try {
+      entries = await this.rt.getNeighbors({ family });
+    } catch (err) {
+      throw wrap('XD_ERR_NETLINK', 'list neighbours', err);
+    }
+    for (const e of entries) {
+      if (e.data.ifindex !== ifindex || !e.attrs.dst || !e.attrs.lladdr) continue;
+      if (!dst.equals(e.attrs.dst)) continue;
+      const st = e.data.state ?? {};
+      if (st.failed || st.incomplete) return undefined;
+      if (e.attrs.lladdr.length !== 6) return undefined;
+      return macToString(e.attrs.lladdr);
+    }
+    return undefined;
+  }
+
+  /** Ask the kernel to resolve `address` (NTF_USE kicks off ARP / neighbour solicitation). */
+  async trigger(ifindex: number, address: string): Promise<void> {
+    const family = isIP(address) === 6 ? AF_INET6 : AF_INET;
+    try {
+      await this.rt.newNeighbor(
+        { family, ifindex, state: {}, flags: { use: true } },
+        { dst: addressBytes(address) },
+        { flags: NLM_F_CREATE | NLM_F_REPLACE },
+      );
+    } catch (err) {
+      throw wrap('XD_ERR_NEIGHBOUR', `resolve ${address} (ifindex ${ifindex})`, err);
+    }
+  }
+
+  /** Resolve many addresses at once; each result has a MAC or an error. */
+  async resolve(ifname: string, addresses: string[], timeoutMs = 1000): Promise<NeighbourResult[]> {
+    const ifindex = await this.ifindex(ifname);
+    const out = new Map<string, NeighbourResult>();
+    const pending: string[] = [];
+    for (const a of new Set(addresses)) {
+      const mac = await this.lookup(ifindex, a);
+      if (mac) out.set(a, { address: a, mac });
+      else pending.push(a);
+    }
+    const triggerErrors = new Map<string, string>();
+    for (const a of pending) {
+      try {
+        await this.trigger(ifindex, a);
+      } catch (err) {
+        triggerErrors.set(a, (err as Error).message);
+      }
+    }
+    const deadline = Date.now() + timeoutMs;
+    let left = pending.filter((a) => !triggerErrors.has(a));
+    while (left.length > 0 && Date.now() < deadline) {
+      await sleep(20);
+      const still: string[] = [];
+      for (const a of left) {
+        const mac = await this.lookup(ifindex, a);
+        if (mac) out.set(a, { address: a, mac });
+        else still.push(a);
+      }
+      left = still;
+    }
+    for (const a of pending) {
+      if (out.has(a)) continue;
+      const why = triggerErrors.get(a) ?? `no ${isIP(a) === 6 ? 'neighbour advertisement' : 'ARP reply'} from ${a} on ${ifname} within ${timeoutMs} ms (is the real server up and on this link?)`;
+      out.set(a, { address: a, error: why });
+    }
+    return addresses.map((a) => out.get(a)!);
+  }
+}
