@@ -1,0 +1,123 @@
+// Config schemas for the MySQL-aware health checker: the `monitor:` block (who the checker logs
+// in as) and the `health:` block (timers, thresholds, lag, lc damping). Pure: zod only.
+// Helper xdc composes these into the top-level config; per-service `check`, `pool` and
+// `readers_include_writer` live in the service schema.
+//
+// Durations are "500ms", "1s", "2m", "1h" or a number of milliseconds; parsed values are ms.
+
+import { z } from 'zod';
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+
+/** A duration: "500ms" | "1s" | "2m" | "1h" or a non-negative number of milliseconds. Output: integer ms. */
+export const durationSchema = z
+  .union([z.number(), z.string()], {
+    error: 'expected a duration such as "500ms", "1s", "2m" or a number of milliseconds',
+  })
+  .transform((v, ctx) => {
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v) || v < 0) {
+        ctx.addIssue({ code: 'custom', message: `duration ${v} must be a non-negative number of milliseconds` });
+        return z.NEVER;
+      }
+      return Math.round(v);
+    }
+    const m = DURATION_RE.exec(v.trim());
+    if (!m) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `duration "${v}" is not understood: write a number with a unit (ms, s, m, h), e.g. "500ms" or "1s"`,
+      });
+      return z.NEVER;
+    }
+    return Math.round(Number(m[1]) * UNIT_MS[m[2]]);
+  });
+
+/** A duration that must be > 0 (timers). */
+const positiveDuration = durationSchema.refine((ms) => ms > 0, { message: 'duration must be greater than 0' });
+
+/** MySQL identifiers `db.table` / `column`: plain names only, since they are spliced into SQL. */
+const IDENT_RE = /^[A-Za-z0-9_$]+$/;
+
+export const monitorSchema = z
+  .strictObject({
+    /** The monitor account (MariaDB: GRANT SLAVE MONITOR; MySQL: GRANT REPLICATION CLIENT). */
+    user: z.string().min(1, 'monitor.user must not be empty'),
+    /** Path of a file whose content (trailing newline stripped) is the password. */
+    password_file: z.string().min(1).optional(),
+    /** Name of an environment variable holding the password. */
+    password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'monitor.password_env must be an environment variable name').optional(),
+    /** Connect + handshake + login timeout for every check connection. */
+    connect_timeout: positiveDuration.default(1000),
+    /** Optional local address to bind check connections to (the director's address the servers see). */
+    source_address: z.string().min(1).optional(),
+  })
+  .superRefine((m, ctx) => {
+    const n = (m.password_file !== undefined ? 1 : 0) + (m.password_env !== undefined ? 1 : 0);
+    if (n !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          n === 0
+            ? 'monitor needs exactly one of password_file or password_env (a literal password is not allowed in the config)'
+            : 'monitor has both password_file and password_env: keep exactly one',
+        path: n === 0 ? ['password_file'] : ['password_env'],
+      });
+    }
+  });
+
+export const heartbeatSchema = z.strictObject({
+  /** "db.table" written by the primary (pt-heartbeat style); read on every replica. */
+  table: z.string().refine((t) => {
+    const parts = t.split('.');
+    return parts.length === 2 && parts.every((p) => IDENT_RE.test(p));
+  }, 'health.heartbeat.table must be "db.table" with plain names (letters, digits, _ or $)'),
+  /** DATETIME/TIMESTAMP(6) column holding the primary's NOW(6) at each beat. */
+  column: z.string().regex(IDENT_RE, 'health.heartbeat.column must be a plain column name').default('ts'),
+});
+
+export const lcDampingSchema = z.strictObject({
+  /** Largest weight given to an idle backend; weights are integers in [1, max_weight]. */
+  max_weight: z.number().int().min(2).max(65535).default(100),
+  /** A backend's weight only changes when it moves by more than this fraction of its current weight. */
+  threshold: z.number().min(0).max(10).default(0.2),
+  /** ... and at most once every this many check intervals. */
+  min_intervals: z.number().int().min(1).default(5),
+});
+
+export const healthSchema = z
+  .strictObject({
+    /** Time between check rounds. */
+    interval: positiveDuration.default(1000),
+    /** Per-query timeout; a timed-out check is a failure. */
+    timeout: positiveDuration.default(500),
+    /** Consecutive successes to mark a backend up. */
+    rise: z.number().int().min(1).default(2),
+    /** Consecutive failures to mark a backend down. */
+    fall: z.number().int().min(1).default(3),
+    /** How often a fresh connect + login + quit runs beside the kept-open connection. */
+    fresh_connect_interval: positiveDuration.default(10_000),
+    /** Replicas further behind than this (or with unknown lag) leave the readers pool. */
+    max_replication_lag: durationSchema.default(10_000),
+    /** Optional heartbeat table for lag measured on the server clock. */
+    heartbeat: heartbeatSchema.optional(),
+    /** Damping for the lc scheduler's Threads_connected-driven weights. */
+    lc_damping: lcDampingSchema.default({ max_weight: 100, threshold: 0.2, min_intervals: 5 }),
+  })
+  .superRefine((h, ctx) => {
+    if (h.timeout > h.interval) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `health.timeout (${h.timeout} ms) must not exceed health.interval (${h.interval} ms)`,
+        path: ['timeout'],
+      });
+    }
+  });
+
+export type MonitorConfig = z.output<typeof monitorSchema>;
+export type MonitorConfigInput = z.input<typeof monitorSchema>;
+export type HealthConfig = z.output<typeof healthSchema>;
+export type HealthConfigInput = z.input<typeof healthSchema>;
+export type HeartbeatConfig = z.output<typeof heartbeatSchema>;
+export type LcDampingConfig = z.output<typeof lcDampingSchema>;
