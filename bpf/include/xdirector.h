@@ -112,7 +112,8 @@ struct xd_backend {
 	__u8 flags;       /* enum xd_backend_flags */
 	__u32 generation; /* bumped whenever this index is given to another backend */
 	__u32 ifindex;    /* egress ifindex; 0 = the receiving interface (XDP_TX) */
-	__u32 pad;        /* must be zero */
+	__u32 service;    /* id of the service this entry belongs to (each service has its own
+			   * backend entries); control-plane bookkeeping, the program ignores it */
 	__be32 addr[4];   /* real server address (IPv4 in addr[0]); network order */
 };
 
