@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * xdp_gen.bpf.c: packet generator program for BPF_PROG_RUN live frames.
+ *
+ * The kernel here has no pktgen (CONFIG_NET_PKTGEN unset) and Debian's
+ * xdp-trafficgen cannot load its tracing programs under lockdown, so the
+ * benchmark drives traffic the way xdp-trafficgen does underneath:
+ * BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES runs this program `repeat`
+ * times and transmits every XDP_TX verdict out of ctx.ingress_ifindex through
+ * ndo_xdp_xmit (net/bpf/test_run.c, xdp_test_run_batch()).
+ *
+ * Why every run restores the whole frame: live-frames pages come from a
+ * page_pool and are recycled WITHOUT re-initialisation (only the first use of
+ * a page copies data_in), and downstream programs and the kernel rewrite the
+ * frame in place (director MAC rewrite, TTL decrement on forwarding). A
+ * generator that only patched the port would, after the first recycle, send
+ * frames that the director no longer recognises.
+ *
+ * Flows: the L4 source port cycles over nflows values starting at base_port,
+ * one step per packet, and the L4 checksum is fixed incrementally (RFC 1624),
+ * so the receiver sees valid checksums and the director sees nflows flows.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* Largest frame the template restores: an IPv6/TCP header (74 bytes) padded to
+ * a multiple of 8 fits with room; longer frames keep their payload as is. */
+#ifndef XG_TMPL_MAX
+#define XG_TMPL_MAX 128
+#endif
+#define XG_CHUNK 8
+
+/* Load-time settings (user space writes .rodata before load). */
+const volatile __u32 tmpl_chunks = 8;       /* 8-byte chunks restored per run (frame length / 8) */
+const volatile __u32 sport_off = 34;        /* byte offset of the L4 source port (Eth 14 + IPv4 20) */
+const volatile __u32 csum_off = 50;         /* byte offset of the L4 checksum (TCP: +16, UDP: +6) */
+const volatile __u32 nflows = 4096;         /* distinct source ports cycled through (>= 1) */
+const volatile __u32 base_port = 10000;     /* first source port, host order */
+const volatile __u32 udp_nocsum = 0;        /* 1: UDP with checksum 0 (RFC 768 "none"), leave it 0 */
+
+/* The frame every run starts from. Value: raw frame bytes as on the wire. */
+struct xg_tmpl {
+	__u8 b[XG_TMPL_MAX];
+};
+_Static_assert(sizeof(struct xg_tmpl) == XG_TMPL_MAX, "xg_tmpl has no padding");
+
+/* gen_tmpl: one template frame. Key: __u32 0 (host order). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xg_tmpl);
+} gen_tmpl SEC(".maps");
+
+/* Per-CPU generator state and counters. 16 bytes. */
+struct xg_state {
+	__u64 seq;     /* packets generated on this CPU: picks the next source port */
+	__u64 aborted; /* runs that could not build a frame (short frame, missing template) */
+};
+_Static_assert(sizeof(struct xg_state) == 16, "xg_state is 16 bytes");
+
+/* gen_state: per-CPU generator state. Key: __u32 0 (host order). Live-frames
+ * runs stay on the caller's CPU (migration is disabled for the whole run). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xg_state);
+} gen_state SEC(".maps");
+
+/* Fold a 32-bit one's complement sum to 16 bits. */
+static __always_inline __u16 csum_fold32(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'); all values in network order. */
+static __always_inline __u16 csum_replace16(__u16 check, __u16 old, __u16 new)
+{
+	__u32 s = (__u16)~check;
+
+	s += (__u16)~old;
+	s += new;
+	return (__u16)~csum_fold32(s);
+}
+
+SEC("xdp")
+int xdp_gen(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xg_state *st;
+	struct xg_tmpl *t;
+	__u32 key = 0;
+	__u32 i;
+	int verdict = XDP_TX;
+
+	st = bpf_map_lookup_elem(&gen_state, &key);
+	if (!st)
+		return XDP_ABORTED;
+	t = bpf_map_lookup_elem(&gen_tmpl, &key);
+	if (!t) {
+		verdict = XDP_ABORTED;
+		goto out;
+	}
+
+	/* Restore the frame: fixed 8-byte chunks so the copy is unrolled. */
+#pragma unroll
+	for (i = 0; i < XG_TMPL_MAX / XG_CHUNK; i++) {
+		if (i >= tmpl_chunks)
+			break;
+		if (data + (i + 1) * XG_CHUNK > data_end) {
+			verdict = XDP_ABORTED;
+			goto out;
+		}
+		*(__u64 *)(data + i * XG_CHUNK) = *(__u64 *)&t->b[i * XG_CHUNK];
+	}
+
+	/* Vary the flow: source port and its checksum (both network order). */
+	{
+		__u16 *sport = data + (sport_off & 0xff);
+		__u16 *check = data + (csum_off & 0xff);
+		__u16 oldp, newp;
+
+		if ((void *)(sport + 1) > data_end || (void *)(check + 1) > data_end) {
+			verdict = XDP_ABORTED;
+			goto out;
+		}
+		oldp = *sport;
+		newp = bpf_htons((__u16)(base_port + (__u32)(st->seq % nflows)));
+		*sport = newp;
+		if (!(udp_nocsum && *check == 0))
+			*check = csum_replace16(*check, oldp, newp);
+	}
+	st->seq++;
+out:
+	if (verdict != XDP_TX)
+		st->aborted++;
+	return verdict;
+}
+
+char _license[] SEC("license") = "GPL";
