@@ -1,0 +1,40 @@
+// Admin API client used by the CLI.
+import http from 'node:http';
+import { XdError } from '../errors';
+
+export async function apiRequest(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 30000): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      { socketPath, method, path, timeout: timeoutMs, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ': is `xdirector run` running for this instance?' : '';
+      reject(new XdError('XD_ERR_API', `cannot reach xdirector at ${socketPath}: ${err.message}${hint}`, { cause: err }));
+    });
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+/** JSON call; a non-2xx answer becomes an XdError carrying the daemon's code and message. */
+export async function apiCall<T = unknown>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  const r = await apiRequest(socketPath, method, path, body);
+  let parsed: any;
+  try {
+    parsed = JSON.parse(r.text);
+  } catch {
+    throw new XdError('XD_ERR_API', `xdirector at ${socketPath} answered ${r.status} with non-JSON: ${r.text.slice(0, 200)}`);
+  }
+  if (r.status >= 300) {
+    const code = parsed?.error?.code in ({} as any) ? 'XD_ERR_API' : (parsed?.error?.code ?? 'XD_ERR_API');
+    throw new XdError(code, parsed?.error?.message ?? `HTTP ${r.status}`);
+  }
+  return parsed as T;
+}

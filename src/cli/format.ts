@@ -1,0 +1,51 @@
+// Human-readable `xdirector status`, laid out like `ipvsadm -Ln --stats`.
+
+function pad(s: unknown, n: number, right = false): string {
+  const t = String(s ?? '-');
+  return right ? t.padStart(n) : t.padEnd(n);
+}
+
+function hostPort(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+function human(n: number): string {
+  if (n < 10000) return String(n);
+  const u = ['K', 'M', 'G', 'T'];
+  let v = n;
+  let i = -1;
+  while (v >= 1000 && i < u.length - 1) { v /= 1000; i++; }
+  return `${v.toFixed(v < 10 ? 1 : 0)}${u[i]}`;
+}
+
+export function formatStatus(st: any): string {
+  const out: string[] = [];
+  const dp = st.dataplane ?? {};
+  const d = dp.detail ?? {};
+  const detail = Object.entries(d).map(([k, v]) => `${k} ${v}`).join(', ');
+  out.push(`xdirector ${st.instance} (pid ${st.pid}), dataplane ${dp.kind ?? 'none'}${detail ? ` (${detail})` : ''}`);
+  const healthByKey = new Map<string, any>((st.health?.backends ?? []).map((b: any) => [b.key, b]));
+  out.push(`${pad('Prot LocalAddress:Port', 30)} ${pad('Scheduler', 9)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)} ${pad('NoBackend', 9, true)}`);
+  out.push(`  ${pad('-> RemoteAddress:Port', 26)} ${pad('MAC', 17)} ${pad('Weight', 6, true)} ${pad('State', 8)} ${pad('Health', 6)} ${pad('Role', 7)} ${pad('Lag', 5, true)} ${pad('Flows', 6, true)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)}`);
+  for (const s of dp.services ?? []) {
+    out.push(`${pad(`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)}`, 30)} ${pad(s.scheduler, 9)} ${pad(human(s.newFlows), 9, true)} ${pad(human(s.packets), 9, true)} ${pad(human(s.bytes), 9, true)} ${pad(human(s.noBackend), 9, true)}   ${s.name}`);
+    for (const b of s.backends ?? []) {
+      const h = healthByKey.get(b.key);
+      const health = h ? (h.up ? 'up' : 'down') : '-';
+      const lag = h && h.lagSeconds !== null && h.lagSeconds !== undefined ? `${h.lagSeconds}s` : '-';
+      out.push(`  -> ${pad(hostPort(b.address, b.port), 23)} ${pad(b.mac ?? '-', 17)} ${pad(b.weight, 6, true)} ${pad(b.state, 8)} ${pad(health, 6)} ${pad(h?.role ?? '-', 7)} ${pad(lag, 5, true)} ${pad(b.activeFlows, 6, true)} ${pad(human(b.newFlows), 9, true)} ${pad(human(b.packets), 9, true)} ${pad(human(b.bytes), 9, true)}${b.name && b.name !== b.key ? `   ${b.name}` : ''}`);
+      if (h?.lastError) out.push(`       last error: ${h.lastError}`);
+    }
+  }
+  for (const u of st.unresolved ?? []) out.push(`unresolved: ${u.service} ${u.backend}: ${u.error}`);
+  if ((st.drained ?? []).length) out.push(`drained: ${st.drained.join(', ')}`);
+  for (const a of st.health?.alerts ?? []) out.push(`ALERT: ${typeof a === 'string' ? a : a.message}`);
+  for (const v of st.vrrp ?? []) {
+    out.push(`vrrp ${v.name}: ${v.state} vrid ${v.vrid} priority ${v.effectivePriority ?? v.priority}${v.vips ? ` vips ${v.vips.join(' ')}` : ''}`);
+  }
+  if (st.dataplane?.reasons) {
+    const r = Object.entries(st.dataplane.reasons).filter(([, v]) => (v as number) > 0).map(([k, v]) => `${k}=${human(v as number)}`);
+    if (r.length) out.push(`verdicts: ${r.join(' ')}`);
+  }
+  return out.join('\n') + '\n';
+}

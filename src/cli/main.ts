@@ -1,0 +1,142 @@
+// `xdirector` command line. Every command but `run` is a thin client of the
+// admin API (or, for check-config and stop --detach, works without a daemon).
+import { parseArgs } from 'node:util';
+import fs from 'node:fs';
+import { XdError } from '../errors';
+import { apiCall, apiRequest } from '../api/client';
+import { formatStatus } from './format';
+
+const USAGE = `usage: xdirector <command> [options]
+
+commands:
+  run -c FILE [--log-level L]     run the director in the foreground (SIGTERM/SIGINT stop it and keep
+                                  the XDP program and maps for a hot restart; SIGHUP reloads the config)
+  check-config -c FILE            validate a config file and print the services it describes
+  status [--json]                 services, backends, health, flows and counters (like ipvsadm -Ln --stats)
+  drain BACKEND | undrain BACKEND no new flows to BACKEND (name or address:port); established flows finish
+  dataplane xdp|ipvs              switch the live dataplane without moving a flow
+  reload                          re-read the config file (same as SIGHUP)
+  metrics                         Prometheus metrics
+  stop [--detach]                 stop the daemon; --detach also removes the XDP program and pinned maps
+                                  (works without a running daemon when given -c FILE)
+  bench [--quick] [--out DIR]     benchmarks (see README)
+
+options for client commands: -c FILE (read instance and admin.socket from it), --socket PATH,
+  --instance NAME (socket /run/xdirector/NAME.sock)`;
+
+const DEFAULT_SOCKET_DIR = '/run/xdirector';
+
+async function socketFor(v: { config?: string; socket?: string; instance?: string }): Promise<string> {
+  if (v.socket) return v.socket;
+  if (v.config) {
+    const { loadConfig } = await import('../config');
+    const cfg = loadConfig(v.config);
+    return cfg.admin.socket;
+  }
+  if (v.instance) return `${DEFAULT_SOCKET_DIR}/${v.instance}.sock`;
+  let socks: string[] = [];
+  try {
+    socks = fs.readdirSync(DEFAULT_SOCKET_DIR).filter((f) => f.endsWith('.sock'));
+  } catch { /* none */ }
+  if (socks.length === 1) return `${DEFAULT_SOCKET_DIR}/${socks[0]}`;
+  throw new XdError('XD_ERR_USAGE', socks.length === 0
+    ? `no running xdirector found in ${DEFAULT_SOCKET_DIR}: give -c FILE or --socket PATH`
+    : `several xdirector instances run (${socks.join(', ')}): choose one with --instance NAME, -c FILE or --socket PATH`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cmd = argv[0];
+  if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return cmd ? 0 : 2;
+  }
+  if (cmd === 'bench') {
+    const bench = await import('../bench/cli');
+    return (await bench.main(argv.slice(1))) ?? 0;
+  }
+  const { values, positionals } = parseArgs({
+    args: argv.slice(1),
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      socket: { type: 'string' },
+      instance: { type: 'string' },
+      json: { type: 'boolean' },
+      detach: { type: 'boolean' },
+      'log-level': { type: 'string' },
+    },
+  });
+  switch (cmd) {
+    case 'run': {
+      if (!values.config) throw new XdError('XD_ERR_USAGE', 'run needs -c FILE');
+      const { runDaemon } = await import('../daemon/run');
+      return runDaemon(values.config, { logLevel: values['log-level'] });
+    }
+    case 'check-config': {
+      if (!values.config) throw new XdError('XD_ERR_USAGE', 'check-config needs -c FILE');
+      const { loadConfig } = await import('../config');
+      try {
+        const cfg = loadConfig(values.config);
+        process.stdout.write(`${values.config}: OK (instance ${cfg.instance}, ${cfg.services.length} service(s))\n`);
+        for (const s of cfg.services) {
+          process.stdout.write(`  ${s.name}: ${s.protocol.toUpperCase()} ${s.vip.includes(':') ? `[${s.vip}]` : s.vip}:${s.port} ${s.scheduler}, ${s.backends.length} backend(s)\n`);
+        }
+        return 0;
+      } catch (err) {
+        process.stderr.write(`${(err as Error).message}\n`);
+        return 1;
+      }
+    }
+    case 'status': {
+      const sock = await socketFor(values);
+      const st = await apiCall<any>(sock, 'GET', '/status');
+      process.stdout.write(values.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
+      return 0;
+    }
+    case 'drain':
+    case 'undrain': {
+      const backend = positionals[0];
+      if (!backend) throw new XdError('XD_ERR_USAGE', `${cmd} needs a BACKEND (its name or address:port)`);
+      const r = await apiCall<any>(await socketFor(values), 'POST', `/${cmd}`, { backend });
+      process.stdout.write(`${r.message ?? `${cmd}ed ${backend}`}\n`);
+      return 0;
+    }
+    case 'dataplane': {
+      const kind = positionals[0];
+      if (kind !== 'xdp' && kind !== 'ipvs') throw new XdError('XD_ERR_USAGE', 'dataplane needs xdp or ipvs');
+      const r = await apiCall<any>(await socketFor(values), 'POST', '/dataplane', { kind });
+      process.stdout.write(`${r.message}\n`);
+      return 0;
+    }
+    case 'reload': {
+      const r = await apiCall<any>(await socketFor(values), 'POST', '/reload');
+      process.stdout.write(`${r.message}\n`);
+      return 0;
+    }
+    case 'metrics': {
+      const r = await apiRequest(await socketFor(values), 'GET', '/metrics');
+      process.stdout.write(r.text);
+      return r.status === 200 ? 0 : 1;
+    }
+    case 'stop': {
+      let sock: string | undefined;
+      try { sock = await socketFor(values); } catch { sock = undefined; }
+      if (sock && fs.existsSync(sock)) {
+        try {
+          const r = await apiCall<any>(sock, 'POST', '/stop', { detach: !!values.detach });
+          process.stdout.write(`${r.message}\n`);
+          return 0;
+        } catch (err) {
+          if (!(err instanceof XdError) || err.code !== 'XD_ERR_API' || !values.config) throw err;
+        }
+      }
+      if (!values.detach) throw new XdError('XD_ERR_USAGE', 'no running daemon to stop (use stop --detach -c FILE to remove the program and pins)');
+      if (!values.config) throw new XdError('XD_ERR_USAGE', 'stop --detach without a running daemon needs -c FILE');
+      const { detachInstance } = await import('../daemon/run');
+      process.stdout.write(`${await detachInstance(values.config)}\n`);
+      return 0;
+    }
+    default:
+      throw new XdError('XD_ERR_USAGE', `unknown command "${cmd}"\n${USAGE}`);
+  }
+}
