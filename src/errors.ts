@@ -19,6 +19,7 @@ export const codes = {
   XD_ERR_INTERFACE: 'the network interface does not exist or cannot be used',
   // dataplane
   XD_ERR_CAPACITY: 'the desired state does not fit the loaded limits (services, backends, ring size)',
+  XD_ERR_RING: 'a Maglev or IPVS-mh table could not be built from the given size and backends',
   XD_ERR_NEIGHBOUR: 'a backend MAC address could not be resolved',
   XD_ERR_IPVS: 'an IPVS generic netlink operation failed',
   XD_ERR_IPVS_MISSING: 'the kernel has no IPVS (generic netlink family IPVS not found)',
