@@ -27,6 +27,7 @@ export const codes = {
   XD_ERR_NETLINK: 'an rtnetlink operation failed',
   // health
   XD_ERR_HEALTH: 'a health check failed',
+  XD_ERR_HEALTH_PASSWORD: 'the monitor password could not be read (monitor.password_file or monitor.password_env)',
   // vrrp
   XD_ERR_VRRP: 'a VRRP socket or packet operation failed',
   XD_ERR_VRRP_PACKET: 'a received VRRP packet was invalid and dropped',
