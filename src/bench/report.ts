@@ -1,0 +1,201 @@
+// Report writer: one JSON file per run, a markdown summary and SVG charts, all
+// named after the run's start time in the output directory.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { barChartSvg, lineChartSvg, type Bar } from './svg';
+import { fmt } from './svg';
+import type { BenchResult, MysqlData, PktRateData, SectionOutcome, TestRunData } from './types';
+
+/** File-name stem for a run: 2026-11-25T15-04-05Z (colons are awkward in file names). */
+export function runStem(startedAt: string): string {
+  return startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+}
+
+function machineLine(r: BenchResult): string {
+  const m = r.machine;
+  return `${m.cpuModel}, ${m.cpus} vCPU, ${m.memoryMiB} MiB, Linux ${m.kernel}, Node ${m.node}`;
+}
+
+function outcomeLine<T>(o: SectionOutcome<T> | undefined): string | null {
+  if (!o) return 'not run (not selected)';
+  if (o.status === 'skipped') return `skipped: ${o.reason}${o.install ? ` (install: \`${o.install}\`)` : ''}`;
+  if (o.status === 'error') return `error${o.code ? ` ${o.code}` : ''}: ${o.error}`;
+  return null;
+}
+
+function table(head: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]): string => `| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(head), `|${head.map(() => ' --- ').join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+function f(x: number | undefined, digits = 2): string {
+  return x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
+}
+
+/** The markdown summary of a run (also printed by the CLI). */
+export function markdown(r: BenchResult, charts: Record<string, string> = {}): string {
+  const out: string[] = [];
+  out.push(`# xdirector bench: ${r.startedAt}${r.quick ? ' (--quick smoke run: short, noisy)' : ''}`, '');
+  out.push(`Machine: ${machineLine(r)}.`, '');
+  const s = r.sections;
+
+  out.push('## 1. Per-packet cost (BPF_PROG_TEST_RUN)', '');
+  const t = outcomeLine(s.testrun);
+  if (t) out.push(t, '');
+  else if (s.testrun?.status === 'ok') {
+    const d = s.testrun.data;
+    out.push(`repeat ${d.repeat} × ${d.rounds} interleaved rounds; calibration \`${d.calibration.program}\`: ${f(d.calibration.ns.median, 1)} ns/packet (${f(d.calibration.ns.min, 1)}–${f(d.calibration.ns.max, 1)}).`, '');
+    out.push(
+      table(
+        ['case', 'verdict', 'ns/packet median', 'min–max', 'over no-op (median)'],
+        d.cases.map((c) => [c.name, c.verdictName, f(c.ns.median, 1), `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`, f(c.deltaOverNoop.median, 1)]),
+      ),
+      '',
+    );
+    if (charts.testrun) out.push(`![ns/packet](${charts.testrun})`, '');
+  }
+
+  out.push('## 2. Packet rate through veth (received side)', '');
+  const p = outcomeLine(s.pktrate);
+  if (p) out.push(p, '');
+  else if (s.pktrate?.status === 'ok') {
+    const d = s.pktrate.data;
+    out.push(
+      `Generator: ${d.generator.detail}. pktgen: ${d.generator.pktgen}. ${d.frameBytes}-byte TCP frames over ${d.flows} flows, ${d.packetsPerRound} packets × ${d.rounds} interleaved rounds per mode, batch ${d.batchSize}, ${d.receivers} real servers.`,
+      '',
+    );
+    out.push(
+      table(
+        ['path', 'Mpps delivered (median)', 'min–max', 'offered', 'delivered', 'drops'],
+        d.modes.map((m) =>
+          m.status === 'ok'
+            ? [m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
+            : [m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', ''],
+        ),
+      ),
+      '',
+    );
+    const r2 = d.ratios;
+    out.push(
+      `Native XDP vs no-op XDP_TX ceiling: ${r2.nativeVsCeiling === undefined ? '–' : `${(r2.nativeVsCeiling * 100).toFixed(0)}%`}; native XDP vs kernel path: ${r2.nativeVsKernel === undefined ? '–' : `${r2.nativeVsKernel.toFixed(2)}×`}; generic XDP vs kernel path: ${r2.genericVsKernel === undefined ? '–' : `${r2.genericVsKernel.toFixed(2)}×`}.`,
+      '',
+    );
+    if (charts.pktrate) out.push(`![packet rate](${charts.pktrate})`, '');
+  }
+
+  out.push('## 3. MySQL through the VIP', '');
+  const q = outcomeLine(s.mysql);
+  if (q) out.push(q, '');
+  else if (s.mysql?.status === 'ok') {
+    const d = s.mysql.data;
+    out.push(`Loader: ${d.loader}; ${d.seconds} s per point; ${d.backends} MariaDB backends.`, '');
+    const rows: (string | number)[][] = [];
+    for (const tg of d.targets) {
+      if (tg.status !== 'ok') {
+        rows.push([tg.target, '–', `${tg.status}: ${tg.reason ?? ''}${tg.install ? ` (\`${tg.install}\`)` : ''}`, '', '']);
+        continue;
+      }
+      for (const pt of tg.points) rows.push([tg.target, pt.clients, fmt(pt.connectsPerSec), fmt(pt.queriesPerSec), pt.errors]);
+    }
+    out.push(table(['path', 'clients', 'new connections/s', 'queries/s', 'errors'], rows), '');
+    if (charts.mysqlConnects) out.push(`![connections/s](${charts.mysqlConnects})`, '');
+    if (charts.mysqlQueries) out.push(`![queries/s](${charts.mysqlQueries})`, '');
+  }
+
+  out.push('## 4. Maglev', '');
+  const g = outcomeLine(s.maglev);
+  if (g) out.push(g, '');
+  else if (s.maglev?.status === 'ok') {
+    const d = s.maglev.data;
+    out.push(table(['backends N', 'table size M', 'build ms (median)', 'min–max'], d.builds.map((b) => [b.backends, b.ringSize, f(b.ms.median, 2), `${f(b.ms.min, 2)}–${f(b.ms.max, 2)}`])), '');
+    out.push(
+      table(
+        ['N', 'M', 'weights', 'max share / expected', 'min share / expected', 'max/min'],
+        d.balance.map((b) => [b.backends, b.ringSize, b.weights, f(b.maxOverExpected, 4), f(b.minOverExpected, 4), f(b.maxMinRatio, 4)]),
+      ),
+      '',
+    );
+    out.push(
+      table(
+        ['N', 'M', 'change', 'slots moved', 'theoretical minimum', 'factor'],
+        d.disruption.map((x) => [x.backends, x.ringSize, x.change, x.movedSlots, x.minimumSlots, f(x.factor, 3)]),
+      ),
+      '',
+    );
+  }
+
+  out.push('## 5. Failover and health detection', '');
+  const v = outcomeLine(s.failover);
+  if (v) out.push(v, '');
+  else if (s.failover?.status === 'ok') {
+    out.push(
+      table(
+        ['measurement', 'result'],
+        s.failover.data.items.map((i) =>
+          i.status === 'ok' && i.ms ? [i.name, `${f(i.ms.median, 0)} ms median (${f(i.ms.min, 0)}–${f(i.ms.max, 0)}, n=${i.ms.n})`] : [i.name, `not available: ${i.reason ?? ''}`],
+        ),
+      ),
+      '',
+    );
+  }
+  return out.join('\n');
+}
+
+function testrunChart(d: TestRunData, sub: string): string {
+  const bars: Bar[] = [
+    { label: `no-op (${d.calibration.program})`, value: d.calibration.ns.median, range: [d.calibration.ns.min, d.calibration.ns.max], group: 'calibration' },
+    ...d.cases.map((c) => ({ label: c.name, value: c.ns.median, range: [c.ns.min, c.ns.max] as [number, number], group: 'director' })),
+  ];
+  return barChartSvg({ title: 'XDP director: cost per packet (BPF_PROG_TEST_RUN)', subtitle: sub, unit: 'ns/packet', bars });
+}
+
+function pktChart(d: PktRateData, sub: string): string {
+  const bars: Bar[] = d.modes
+    .filter((m) => m.status === 'ok' && m.mppsDelivered)
+    .map((m) => ({ label: m.mode, value: m.mppsDelivered!.median, range: [m.mppsDelivered!.min, m.mppsDelivered!.max] as [number, number], group: m.mode.startsWith('xdp') ? 'xdp' : 'kernel' }));
+  return barChartSvg({ title: 'Packets delivered to the real servers (veth, 1 generator)', subtitle: sub, unit: 'Mpps', bars });
+}
+
+function mysqlChart(d: MysqlData, key: 'connectsPerSec' | 'queriesPerSec', sub: string): string {
+  const ok = d.targets.filter((t) => t.status === 'ok');
+  return lineChartSvg({
+    title: key === 'connectsPerSec' ? 'MySQL new connections per second' : 'MySQL queries per second',
+    subtitle: sub,
+    xLabel: 'concurrent clients',
+    yLabel: key === 'connectsPerSec' ? 'connections/s' : 'queries/s',
+    x: d.clients.map(String),
+    series: ok.map((t) => ({ name: t.target, values: d.clients.map((c) => t.points.find((p) => p.clients === c)?.[key] ?? null) })),
+  });
+}
+
+/** Write <stem>.json, <stem>.md and the SVG charts into outDir; returns the absolute paths written (also stored in result.files). */
+export async function writeReport(result: BenchResult, outDir: string): Promise<string[]> {
+  const dir = resolve(outDir);
+  await mkdir(dir, { recursive: true });
+  const stem = runStem(result.startedAt);
+  const sub = `${result.machine.cpus} vCPU, Linux ${result.machine.kernel}${result.quick ? ', --quick' : ''}`;
+  const charts: Record<string, string> = {};
+  const svgs: [string, string][] = [];
+  const s = result.sections;
+  if (s.testrun?.status === 'ok') svgs.push(['testrun', testrunChart(s.testrun.data, sub)]);
+  if (s.pktrate?.status === 'ok' && s.pktrate.data.modes.some((m) => m.status === 'ok')) svgs.push(['pktrate', pktChart(s.pktrate.data, sub)]);
+  if (s.mysql?.status === 'ok' && s.mysql.data.targets.some((t) => t.status === 'ok')) {
+    svgs.push(['mysqlConnects', mysqlChart(s.mysql.data, 'connectsPerSec', sub)]);
+    svgs.push(['mysqlQueries', mysqlChart(s.mysql.data, 'queriesPerSec', sub)]);
+  }
+  const files: string[] = [];
+  for (const [name, svg] of svgs) {
+    const file = `${stem}-${name}.svg`;
+    charts[name] = file;
+    await writeFile(join(dir, file), svg);
+    files.push(join(dir, file));
+  }
+  const md = join(dir, `${stem}.md`);
+  await writeFile(md, markdown(result, charts) + '\n');
+  files.push(md);
+  const json = join(dir, `${stem}.json`);
+  files.push(json);
+  result.files = files;
+  await writeFile(json, JSON.stringify(result, null, 2) + '\n');
+  return files;
+}

@@ -1,0 +1,211 @@
+// Result types of the benchmark suite. Pure: imported by every section, the
+// report writer and the CLI; imports nothing.
+
+export type SectionName = 'testrun' | 'pktrate' | 'mysql' | 'maglev' | 'failover';
+export const SECTION_NAMES: readonly SectionName[] = ['testrun', 'pktrate', 'mysql', 'maglev', 'failover'];
+
+/** A section (or one comparison inside it) that could not run here, with the exact reason found by trying. */
+export interface Skipped {
+  status: 'skipped';
+  reason: string;
+  /** Command that makes it possible (e.g. "apt-get install -y haproxy"), when there is one. */
+  install?: string;
+}
+
+export interface Failed {
+  status: 'error';
+  code?: string;
+  error: string;
+}
+
+export interface Done<T> {
+  status: 'ok';
+  durationMs: number;
+  data: T;
+}
+
+export type SectionOutcome<T> = Done<T> | Skipped | Failed;
+
+/** Median and spread of a list of samples. */
+export interface Spread {
+  n: number;
+  median: number;
+  min: number;
+  max: number;
+  /** 25th and 75th percentile (linear interpolation). */
+  p25: number;
+  p75: number;
+}
+
+// ---- 1. BPF_PROG_TEST_RUN ns/packet ----
+
+export interface TestRunCase {
+  name: string;
+  description: string;
+  /** XDP verdict the director returned (2 = XDP_PASS, 3 = XDP_TX). */
+  verdict: number;
+  verdictName: string;
+  /** ns/packet per round (kernel-reported average over `repeat`). */
+  rounds: number[];
+  ns: Spread;
+  /** Median of (case − no-op) over rounds, each round against the no-op run right before it. */
+  deltaOverNoop: Spread;
+}
+
+export interface TestRunData {
+  repeat: number;
+  rounds: number;
+  object: string;
+  calibration: { program: string; rounds: number[]; ns: Spread };
+  cases: TestRunCase[];
+}
+
+// ---- 2. packet rate through veth ----
+
+export type PktMode = 'xdp-native' | 'xdp-generic' | 'xdp-tx-noop' | 'kernel-forward' | 'ipvs';
+
+export interface PktRound {
+  offered: number;
+  delivered: number;
+  /** offered − delivered */
+  drops: number;
+  seconds: number;
+  mppsOffered: number;
+  mppsDelivered: number;
+  perReceiver: number[];
+}
+
+export interface PktModeResult {
+  mode: PktMode;
+  description: string;
+  status: 'ok' | 'skipped' | 'error';
+  reason?: string;
+  install?: string;
+  rounds: PktRound[];
+  mppsDelivered?: Spread;
+  dropsTotal?: number;
+  offeredTotal?: number;
+  deliveredTotal?: number;
+}
+
+export interface PktRateData {
+  generator: { kind: 'pktgen' | 'live-frames'; detail: string; pktgen: string };
+  frameBytes: number;
+  flows: number;
+  packetsPerRound: number;
+  batchSize: number;
+  rounds: number;
+  receivers: number;
+  modes: PktModeResult[];
+  /** Ratios of medians, when both sides ran. */
+  ratios: { nativeVsCeiling?: number; nativeVsKernel?: number; genericVsKernel?: number };
+}
+
+// ---- 3. MySQL through the VIP ----
+
+export type MysqlTarget = 'xdp' | 'direct' | 'haproxy';
+
+export interface MysqlPoint {
+  clients: number;
+  connectsPerSec: number;
+  queriesPerSec: number;
+  /** Failed connects/queries during the timed windows (should be 0). */
+  errors: number;
+  /** Which backends answered (server_id → count) in the connect phase. */
+  backends: Record<string, number>;
+}
+
+export interface MysqlTargetResult {
+  target: MysqlTarget;
+  description: string;
+  status: 'ok' | 'skipped' | 'error';
+  reason?: string;
+  install?: string;
+  points: MysqlPoint[];
+}
+
+export interface MysqlData {
+  loader: string;
+  seconds: number;
+  clients: number[];
+  backends: number;
+  targets: MysqlTargetResult[];
+}
+
+// ---- 4. Maglev ----
+
+export interface MaglevBuild {
+  backends: number;
+  ringSize: number;
+  ms: Spread;
+}
+
+export interface MaglevBalance {
+  backends: number;
+  ringSize: number;
+  weights: string;
+  /** max over backends of (share / weight share), and min. */
+  maxOverExpected: number;
+  minOverExpected: number;
+  /** max share / min share, each normalised by its weight. */
+  maxMinRatio: number;
+}
+
+export interface MaglevDisruption {
+  backends: number;
+  ringSize: number;
+  change: 'remove-one' | 'add-one';
+  movedSlots: number;
+  minimumSlots: number;
+  /** movedSlots / minimumSlots */
+  factor: number;
+}
+
+export interface MaglevData {
+  builds: MaglevBuild[];
+  balance: MaglevBalance[];
+  disruption: MaglevDisruption[];
+}
+
+// ---- 5. failover / health detection ----
+
+export interface FailoverItem {
+  name: string;
+  status: 'ok' | 'not-available';
+  reason?: string;
+  ms?: Spread;
+  detail?: Record<string, unknown>;
+}
+
+export interface FailoverData {
+  items: FailoverItem[];
+}
+
+// ---- whole run ----
+
+export interface MachineInfo {
+  kernel: string;
+  cpuModel: string;
+  cpus: number;
+  memoryMiB: number;
+  node: string;
+  hostname: string;
+}
+
+export interface BenchResult {
+  version: 1;
+  tool: 'xdirector bench';
+  startedAt: string;
+  finishedAt: string;
+  quick: boolean;
+  machine: MachineInfo;
+  sections: {
+    testrun?: SectionOutcome<TestRunData>;
+    pktrate?: SectionOutcome<PktRateData>;
+    mysql?: SectionOutcome<MysqlData>;
+    maglev?: SectionOutcome<MaglevData>;
+    failover?: SectionOutcome<FailoverData>;
+  };
+  /** Files written by the report (absolute paths). */
+  files: string[];
+}
