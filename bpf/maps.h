@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * maps.h: the maps of the xdirector XDP program (kernel only).
+ *
+ * Names carry a layout version suffix (_v1): a layout change gets a new map
+ * name, never a silent reinterpretation of a pinned map (Cilium
+ * LB4_SERVICES_MAP_V2). Keys and values are defined in include/xdirector.h.
+ * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
+ * per-instance directory. Every max_entries below is a default that user space
+ * overrides before load (bpf_map__set_max_entries), so the program never uses
+ * these sizes in its logic.
+ */
+#ifndef XD_MAPS_H
+#define XD_MAPS_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xdirector.h"
+
+/* Which traffic is ours: {VIP, port, proto, family} -> service.
+ * Key: struct xd_service_key (vip, port network order). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XD_MAX_SERVICES);
+	__type(key, struct xd_service_key);
+	__type(value, struct xd_service);
+} xd_svc_v1 SEC(".maps");
+
+/* Backends by index (0 = none, never used): MAC, flags, generation.
+ * Key: __u32 backend index, host order. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XD_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xd_backend);
+} xd_be_v1 SEC(".maps");
+
+/* Lookup tables: two generations per service, ring_max slots each; slot i of
+ * generation g of service s is at (s * 2 + g) * ring_max + i. A changed table
+ * is written in full to the inactive generation, then made live by one update
+ * of xd_service.active_gen. Key: __u32 slot, value: __u32 backend index
+ * (0 = hole: no backend), both host order. Default size is
+ * XD_MAX_SERVICES * 2 * XD_RING_MAX. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XD_MAX_SERVICES * 2 * XD_RING_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} xd_ring_v1 SEC(".maps");
+
+/* Flow table: client 5-tuple -> backend index + backend generation, so an
+ * established flow keeps its backend when the ring changes (LRU: the kernel
+ * evicts the least recently used flow when full). Key: struct xd_flow_key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_FLOWS);
+	__type(key, struct xd_flow_key);
+	__type(value, struct xd_flow);
+} xd_flow_v1 SEC(".maps");
+
+/* Per-service counters, per CPU. Key: __u32 service id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XD_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct xd_service_stats);
+} xd_svcst_v1 SEC(".maps");
+
+/* Per-backend counters, per CPU. Key: __u32 backend index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XD_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xd_backend_stats);
+} xd_best_v1 SEC(".maps");
+
+/* Per-verdict-reason counters, per CPU: every packet lands in exactly one.
+ * Key: __u32 enum xd_reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XD_R_MAX);
+	__type(key, __u32);
+	__type(value, struct xd_reason_stats);
+} xd_rsnst_v1 SEC(".maps");
+
+/* Per-CPU new-flow counter per service for XD_SCHED_SEQ (slot = counter++ %
+ * ring_size). Per CPU so no atomic is needed: each CPU walks the weighted ring
+ * on its own, which keeps the shares. Key: __u32 service id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XD_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+} xd_rr_v1 SEC(".maps");
+
+/* Instance metadata written by the control plane (layout version, limits);
+ * never read by the program, but part of the object so it is created, sized
+ * and pinned with the rest. Key: __u32 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xd_meta);
+} xd_meta_v1 SEC(".maps");
+
+#endif /* XD_MAPS_H */

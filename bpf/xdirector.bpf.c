@@ -1,0 +1,491 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * xdirector.bpf.c: the XDP director (DR mode).
+ *
+ * For a packet to a configured service {VIP, port, proto, family}: find the
+ * client's flow or hash it onto the service's live ring, then forward it to
+ * the real server by rewriting only the Ethernet addresses (eth.src := old
+ * eth.dst, eth.dst := backend MAC) and returning XDP_TX, or redirecting to the
+ * backend's interface. Nothing else changes: in direct routing the real server
+ * holds the VIP itself and answers the client directly, so the IP header,
+ * TTL and checksums stay as the client sent them.
+ *
+ * Everything else (ARP, the director's own SSH/VRRP/health checks, non-VIP
+ * ports, malformed packets) is XDP_PASSed untouched. Each packet is counted
+ * under exactly one enum xd_reason at the single `out:` exit.
+ *
+ * DESIGN.md "Dataplane" is the spec; maps are described in maps.h, layouts in
+ * include/xdirector.h.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "xdirector.h"
+#include "parsing.h"
+#include "maps.h"
+#include "hash.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/*
+ * Slots per ring generation. User space sets it in .rodata before load and
+ * sizes xd_ring_v1 to max_services * 2 * ring_max to match; the verifier then
+ * sees it as a constant.
+ */
+const volatile __u32 ring_max = XD_RING_MAX;
+
+/* TCP flags byte (offset 13 of the TCP header). */
+#define XD_TCP_SYN 0x02
+#define XD_TCP_RST 0x04
+#define XD_TCP_ACK 0x10
+
+/* A flow's last_seen_ns is rewritten at most this often, so an established
+ * flow does not dirty its map entry (a shared cache line) on every packet. */
+#define XD_LAST_SEEN_REFRESH_NS 1000000000ULL
+
+/* pick_backend() result when a map lookup failed (control-plane bug: service
+ * id or ring index beyond the loaded map sizes). */
+#define XD_PICK_ABORT 0xffffffffU
+
+/*
+ * Monotonic clock for last_seen_ns. bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC
+ * _COARSE, kernel >= 5.11) shares CLOCK_MONOTONIC's time base, is jiffy-grained
+ * (plenty for a 1 s refresh) and costs a memory read instead of a clock read.
+ */
+static __always_inline __u64 xd_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+static __always_inline void count_reason(__u32 reason, __u64 bytes)
+{
+	struct xd_reason_stats *rs = bpf_map_lookup_elem(&xd_rsnst_v1, &reason);
+
+	if (rs) {
+		rs->packets++;
+		rs->bytes += bytes;
+	}
+}
+
+/* An established flow may stay on its backend if the backend slot still holds
+ * the same backend (generation), is in use and is not DOWN. DRAINING is fine:
+ * draining backends keep their flows. */
+static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
+{
+	__u32 idx = f->backend;
+	struct xd_backend *be;
+
+	if (idx == 0)
+		return NULL;
+	be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+	if (!be)
+		return NULL;
+	if ((be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DOWN)) != XD_BE_F_ACTIVE)
+		return NULL;
+	if (be->generation != f->generation)
+		return NULL;
+	return be;
+}
+
+/*
+ * Slot of the service's ring for a new flow, by scheduler (enum xd_sched):
+ *  MAGLEV          jhash of client address (IPv6: all 4 words) and port
+ *  SH              the same hash with port 0: one client, one backend
+ *  SEQ             per-CPU counter++ (wrr/rr over the weighted ring)
+ *  IPVS_MH         the kernel's ip_vs_mh hash with mh-port, so a flow maps to
+ *                  the same slot as in IPVS when the ring is the kernel's table
+ *  IPVS_MH_NOPORT  the same without the port (mh without mh-port)
+ * Unknown values hash like MAGLEV. Returns XD_PICK_ABORT on a failed lookup.
+ */
+static __always_inline __u32 ring_slot(const struct xd_service *svc,
+				       const struct xd_flow_key *fk)
+{
+	__u32 size = svc->ring_size;
+	__u32 h, port;
+	__u32 *ctr;
+
+	switch (svc->sched) {
+	case XD_SCHED_SEQ:
+		ctr = bpf_map_lookup_elem(&xd_rr_v1, &svc->id);
+		if (!ctr)
+			return XD_PICK_ABORT;
+		h = (*ctr)++;
+		break;
+	case XD_SCHED_IPVS_MH:
+	case XD_SCHED_IPVS_MH_NOPORT:
+		port = svc->sched == XD_SCHED_IPVS_MH ? fk->sport : 0;
+		if (fk->family == XD_FAMILY_V4)
+			h = xd_ipvs_mh_hash(fk->saddr[0], port);
+		else
+			h = xd_ipvs_mh_hash(fk->saddr[0] ^ fk->saddr[1] ^
+					    fk->saddr[2] ^ fk->saddr[3], port);
+		break;
+	default: /* XD_SCHED_MAGLEV, XD_SCHED_SH */
+		port = svc->sched == XD_SCHED_SH ? 0 : bpf_ntohs(fk->sport);
+		if (fk->family == XD_FAMILY_V4)
+			h = xd_jhash_2words(bpf_ntohl(fk->saddr[0]), port,
+					    XD_FLOW_HASH_SEED);
+		else
+			h = xd_jhash_5words(bpf_ntohl(fk->saddr[0]),
+					    bpf_ntohl(fk->saddr[1]),
+					    bpf_ntohl(fk->saddr[2]),
+					    bpf_ntohl(fk->saddr[3]), port,
+					    XD_FLOW_HASH_SEED);
+		break;
+	}
+	return h % size;
+}
+
+/*
+ * A backend for a new flow from the live ring generation. Returns the backend
+ * index (and *bep), 0 if the service has no usable backend (empty ring, hole,
+ * or a slot naming a backend that is not purely ACTIVE: the control plane
+ * leaves DRAINING and DOWN backends out of the ring, but a ring written before
+ * the state change may still name one), or XD_PICK_ABORT.
+ */
+static __always_inline __u32 pick_backend(const struct xd_service *svc,
+					  const struct xd_flow_key *fk,
+					  struct xd_backend **bep)
+{
+	struct xd_backend *be;
+	__u32 slot, key, *idxp, idx;
+	__u64 pos;
+
+	if (svc->ring_size == 0)
+		return 0;
+	if (svc->ring_size > ring_max)
+		return XD_PICK_ABORT;
+	slot = ring_slot(svc, fk);
+	if (slot == XD_PICK_ABORT)
+		return XD_PICK_ABORT;
+	pos = ((__u64)svc->id * 2 + (svc->active_gen & 1)) * ring_max + slot;
+	if (pos > 0xffffffffULL)
+		return XD_PICK_ABORT;
+	key = (__u32)pos;
+	idxp = bpf_map_lookup_elem(&xd_ring_v1, &key);
+	if (!idxp)
+		return XD_PICK_ABORT;
+	idx = *idxp;
+	if (idx == 0)
+		return 0;
+	be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+	if (!be)
+		return XD_PICK_ABORT;
+	if ((be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DRAINING | XD_BE_F_DOWN)) !=
+	    XD_BE_F_ACTIVE)
+		return 0;
+	*bep = be;
+	return idx;
+}
+
+static __always_inline void count_forward(__u32 svc_id, __u32 be_idx,
+					  __u64 bytes, __u64 new_flow)
+{
+	struct xd_service_stats *ss;
+	struct xd_backend_stats *bs;
+
+	ss = bpf_map_lookup_elem(&xd_svcst_v1, &svc_id);
+	if (ss) {
+		ss->packets++;
+		ss->bytes += bytes;
+		ss->new_flows += new_flow;
+	}
+	bs = bpf_map_lookup_elem(&xd_best_v1, &be_idx);
+	if (bs) {
+		bs->packets++;
+		bs->bytes += bytes;
+		bs->new_flows += new_flow;
+	}
+}
+
+static __always_inline void count_no_backend(__u32 svc_id)
+{
+	struct xd_service_stats *ss = bpf_map_lookup_elem(&xd_svcst_v1, &svc_id);
+
+	if (ss)
+		ss->no_backend++;
+}
+
+/* DR forward: only the Ethernet addresses change. XDP_TX back out of the
+ * receiving interface, or bpf_redirect when the backend sits behind another
+ * interface. */
+static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
+				   const struct xd_backend *be)
+{
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
+	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
+		return bpf_redirect(be->ifindex, 0);
+	return XDP_TX;
+}
+
+static __always_inline int addr_eq(const __be32 *a, const __be32 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+}
+
+SEC("xdp")
+int xdirector(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor nh = { .pos = data };
+	struct xd_service_key sk = {};
+	struct xd_flow_key fk = {};
+	struct xd_service *svc;
+	struct xd_backend *be = NULL;
+	struct xd_flow *flow;
+	struct ethhdr *eth;
+	struct tcphdr *th;
+	struct udphdr *uh;
+	__u32 reason = XD_R_PASS_MALFORMED;
+	__u32 be_idx;
+	int action = XDP_PASS;
+	int l3, l4, is_frag = 0, is_icmp = 0;
+	__u8 tcp_flags = 0;
+
+	l3 = parse_ethhdr(&nh, data_end, &eth);
+	if (l3 < 0)
+		goto out;
+
+	if (l3 == ETH_P_IP) {
+		struct iphdr *iph;
+
+		l4 = parse_iphdr(&nh, data_end, &iph);
+		if (l4 < 0)
+			goto out;
+		fk.family = XD_FAMILY_V4;
+		fk.saddr[0] = iph->saddr;
+		fk.daddr[0] = iph->daddr;
+		if (iph->frag_off & bpf_htons(XD_IP_MF | XD_IP_OFFSET)) {
+			/* A later fragment has no ports: it cannot be matched
+			 * to a service. Its first fragment is dropped below if
+			 * it is for a service, so the kernel discards this one
+			 * when reassembly times out. */
+			if (iph->frag_off & bpf_htons(XD_IP_OFFSET)) {
+				reason = XD_R_PASS_NON_VIP;
+				goto out;
+			}
+			is_frag = 1;
+		}
+		if (l4 == IPPROTO_ICMP)
+			is_icmp = 1;
+	} else if (l3 == ETH_P_IPV6) {
+		struct ipv6hdr *ip6h;
+		__u16 frag_off;
+
+		l4 = parse_ip6hdr(&nh, data_end, &ip6h);
+		if (l4 < 0)
+			goto out;
+		fk.family = XD_FAMILY_V6;
+		__builtin_memcpy(fk.saddr, &ip6h->saddr, sizeof(fk.saddr));
+		__builtin_memcpy(fk.daddr, &ip6h->daddr, sizeof(fk.daddr));
+		if (l4 == IPPROTO_FRAGMENT) {
+			l4 = parse_frag6hdr(&nh, data_end, &frag_off);
+			if (l4 < 0)
+				goto out;
+			if (frag_off & XD_IP6_OFFSET) { /* later fragment: see IPv4 */
+				reason = XD_R_PASS_NON_VIP;
+				goto out;
+			}
+			is_frag = 1;
+		}
+		if (l4 == IPPROTO_ICMPV6)
+			is_icmp = 1;
+	} else {
+		reason = XD_R_PASS_NON_IP;
+		goto out;
+	}
+
+	if (is_icmp && !is_frag) {
+		/*
+		 * ICMP "fragmentation needed" (type 3 code 4) / ICMPv6 "packet
+		 * too big" (type 2) about a VIP flow: the router quotes the
+		 * real server's reply, VIP:port -> client:cport, and sends the
+		 * error to the VIP. Deliver it to the backend that owns the
+		 * flow, whose kernel then lowers the path MTU (RFC 1191, 8201).
+		 */
+		struct xd_icmp_hdr *ich;
+		struct xd_ports *ports;
+		int type, inner;
+
+		type = parse_icmphdr(&nh, data_end, &ich);
+		if (type < 0)
+			goto out;
+		if (fk.family == XD_FAMILY_V4) {
+			struct iphdr *in4;
+
+			if (type != 3 /* ICMP_DEST_UNREACH */ ||
+			    ich->code != 4 /* ICMP_FRAG_NEEDED */) {
+				reason = XD_R_PASS_NON_VIP;
+				goto out;
+			}
+			inner = parse_iphdr(&nh, data_end, &in4);
+			if (inner < 0)
+				goto out;
+			sk.vip[0] = in4->saddr;
+			fk.saddr[0] = in4->daddr;
+		} else {
+			struct ipv6hdr *in6;
+
+			if (type != 2 /* ICMPV6_PKT_TOOBIG */) {
+				reason = XD_R_PASS_NON_VIP;
+				goto out;
+			}
+			inner = parse_ip6hdr(&nh, data_end, &in6);
+			if (inner < 0)
+				goto out;
+			__builtin_memcpy(sk.vip, &in6->saddr, sizeof(sk.vip));
+			__builtin_memcpy(fk.saddr, &in6->daddr, sizeof(fk.saddr));
+		}
+		if (inner != IPPROTO_TCP && inner != IPPROTO_UDP) {
+			reason = XD_R_PASS_NON_VIP;
+			goto out;
+		}
+		if (parse_ports(&nh, data_end, &ports) < 0)
+			goto out;
+		/* The error must be addressed to the VIP the quoted packet
+		 * came from. */
+		if (!addr_eq(sk.vip, fk.daddr)) {
+			reason = XD_R_PASS_NON_VIP;
+			goto out;
+		}
+		sk.port = ports->source;
+		sk.proto = inner;
+		sk.family = fk.family;
+		svc = bpf_map_lookup_elem(&xd_svc_v1, &sk);
+		if (!svc) {
+			reason = XD_R_PASS_NON_VIP;
+			goto out;
+		}
+		/* The flow as the client sent it: client:cport -> VIP:port. */
+		fk.sport = ports->dest;
+		fk.dport = ports->source;
+		fk.proto = inner;
+		reason = XD_R_PASS_ICMP;
+		flow = bpf_map_lookup_elem(&xd_flow_v1, &fk);
+		if (!flow)
+			goto out;
+		be = flow_backend(flow);
+		if (!be)
+			goto out;
+		count_forward(svc->id, flow->backend, data_end - data, 0);
+		reason = XD_R_TX_ICMP;
+		action = forward(ctx, eth, be);
+		goto out;
+	}
+
+	if (l4 == IPPROTO_TCP) {
+		if (parse_tcphdr(&nh, data_end, &th) < 0)
+			goto out;
+		fk.sport = th->source;
+		fk.dport = th->dest;
+		tcp_flags = ((__u8 *)th)[13];
+	} else if (l4 == IPPROTO_UDP) {
+		if (parse_udphdr(&nh, data_end, &uh) < 0)
+			goto out;
+		fk.sport = uh->source;
+		fk.dport = uh->dest;
+	} else {
+		reason = XD_R_PASS_NON_VIP;
+		goto out;
+	}
+	fk.proto = l4;
+
+	__builtin_memcpy(sk.vip, fk.daddr, sizeof(sk.vip));
+	sk.port = fk.dport;
+	sk.proto = l4;
+	sk.family = fk.family;
+	svc = bpf_map_lookup_elem(&xd_svc_v1, &sk);
+	if (!svc) {
+		reason = XD_R_PASS_NON_VIP;
+		goto out;
+	}
+	if (is_frag) {
+		/* No ports in the later fragments: they cannot follow the
+		 * first one to the same backend. DR directors don't reassemble. */
+		reason = XD_R_DROP_FRAGMENT;
+		action = XDP_DROP;
+		goto out;
+	}
+
+	{
+		/* SYN without ACK opens a new connection (maybe reusing a
+		 * 5-tuple): it always follows the current ring. */
+		int syn = (tcp_flags & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN;
+		int rst = tcp_flags & XD_TCP_RST;
+		__u64 now;
+
+		flow = bpf_map_lookup_elem(&xd_flow_v1, &fk);
+		if (flow && !syn) {
+			be = flow_backend(flow);
+			if (be) {
+				be_idx = flow->backend;
+				now = xd_now();
+				if (now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS)
+					flow->last_seen_ns = now;
+				count_forward(svc->id, be_idx, data_end - data, 0);
+				reason = XD_R_TX_FLOW_HIT;
+				action = forward(ctx, eth, be);
+				goto out;
+			}
+		}
+
+		be_idx = pick_backend(svc, &fk, &be);
+		if (be_idx == XD_PICK_ABORT) {
+			reason = XD_R_ABORTED;
+			action = XDP_ABORTED;
+			goto out;
+		}
+		if (be_idx == 0 || !be) {
+			count_no_backend(svc->id);
+			if (svc->flags & XD_SVC_F_EMPTY_DROP) {
+				reason = XD_R_NO_BACKEND_DROP;
+				action = XDP_DROP;
+			} else {
+				reason = XD_R_NO_BACKEND_PASS;
+			}
+			goto out;
+		}
+
+		if (rst) {
+			/* A RST must not leave state behind (Katran does the
+			 * same): forward it, remember nothing. (A RST of a
+			 * known flow was forwarded as a flow hit above.) */
+			count_forward(svc->id, be_idx, data_end - data, 0);
+			reason = XD_R_TX_NO_TRACK;
+			action = forward(ctx, eth, be);
+			goto out;
+		}
+
+		now = xd_now();
+		if (flow) {
+			/* SYN reusing a 5-tuple, or the flow's backend is gone
+			 * (removed: generation bumped; DOWN): overwrite in place. */
+			reason = syn ? XD_R_TX_NEW_FLOW : XD_R_TX_REHASH;
+			flow->backend = be_idx;
+			flow->generation = be->generation;
+			flow->last_seen_ns = now;
+		} else {
+			/* New flow. A non-SYN TCP miss is also remembered: when
+			 * this director takes a VIP over mid-stream, the flow
+			 * stays where the ring puts it from now on. */
+			struct xd_flow nf = {
+				.backend = be_idx,
+				.generation = be->generation,
+				.last_seen_ns = now,
+			};
+
+			reason = XD_R_TX_NEW_FLOW;
+			bpf_map_update_elem(&xd_flow_v1, &fk, &nf, BPF_ANY);
+		}
+		count_forward(svc->id, be_idx, data_end - data, 1);
+		action = forward(ctx, eth, be);
+	}
+
+out:
+	count_reason(reason, data_end - data);
+	return action;
+}
