@@ -1,0 +1,138 @@
+// Types shared by the health checker, the pool computation and their callers.
+// Pure: imports only types.
+
+import type { BackendState, Scheduler } from '../state/types';
+
+export type CheckKind = 'mysql' | 'tcp' | 'none';
+export type PoolKind = 'static' | 'writer' | 'readers';
+
+/** A backend as the health checker needs it (structurally compatible with the config's service backends). */
+export interface HealthBackendConfig {
+  address: string;
+  port: number;
+  /** Configured weight (default 1). */
+  weight?: number;
+  /** Operator-facing name (default: the key). */
+  name?: string;
+  /** "address:port" ("[v6]:port"); computed when absent. */
+  key?: string;
+  /** Check for a backend given outside any service (default: mysql on port 3306, else tcp). */
+  check?: CheckKind;
+}
+
+/** A service as the health checker needs it (structurally compatible with the config's services). */
+export interface HealthServiceConfig {
+  name: string;
+  scheduler?: Scheduler;
+  /** Default: mysql when the service port (or the first backend's port) is 3306, else tcp. */
+  check?: CheckKind;
+  /** Default static. */
+  pool?: PoolKind;
+  /** readers pool: also include the elected writer (default false). */
+  readersIncludeWriter?: boolean;
+  port?: number;
+  backends: HealthBackendConfig[];
+}
+
+/**
+ * primary: writable and not replicating (a writer candidate).
+ * replica: replication configured and running or attempted (IO or SQL thread not 'No').
+ * readonly: read_only=1 and not replicating (e.g. a demoted old primary).
+ * unknown: down, not checked yet, or the replica status could not be read.
+ * none: not a MySQL check (tcp or none).
+ */
+export type BackendRole = 'primary' | 'replica' | 'readonly' | 'unknown' | 'none';
+
+export interface ReplicationInfo {
+  /** 'Yes' | 'No' | 'Connecting' | ... (Slave_IO_Running / Replica_IO_Running). */
+  io: string;
+  /** 'Yes' | 'No' (Slave_SQL_Running / Replica_SQL_Running). */
+  sql: string;
+  /** Seconds_Behind_Master / Seconds_Behind_Source (null when the server reports NULL). */
+  secondsBehind: number | null;
+  /** Which column family the server used: MariaDB / MySQL < 8.0.22 'slave', MySQL 8.0.22+ 'replica'. */
+  columns: 'slave' | 'replica';
+}
+
+export interface BackendHealth {
+  key: string;
+  name: string;
+  address: string;
+  port: number;
+  check: CheckKind;
+  /** After rise/fall: true = takes traffic (subject to pools and drain). false before the first check. */
+  up: boolean;
+  role: BackendRole;
+  /** @@read_only (null: unknown / not MySQL). */
+  readOnly: boolean | null;
+  /** @@super_read_only where the server has it (MySQL); null on MariaDB. */
+  superReadOnly: boolean | null;
+  replication: ReplicationInfo | null;
+  /** Replication lag in seconds (max of Seconds_Behind_* and heartbeat age); null = unknown or not a replica. */
+  lagSeconds: number | null;
+  /** Why lag is unknown (replica only): "SQL thread not running", "missing privilege SLAVE MONITOR: ...". */
+  lagUnknownReason: string | null;
+  /** Replica with known lag <= max_replication_lag, debounced by rise on the way back. */
+  readerEligible: boolean;
+  threadsConnected: number | null;
+  /** Weight factor from Threads_connected (lc scheduler), damped; 1..lc_damping.max_weight. */
+  lcWeight: number;
+  serverId: number | null;
+  version: string | null;
+  /** The most recent problem seen (check failure, privilege, heartbeat); never contains the password. */
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** When `up` last changed (ISO time), null before the first check. */
+  lastChange: string | null;
+  lastCheckAt: string | null;
+  /** Total checks run, and how many failed. */
+  checks: number;
+  failures: number;
+  /** Current streaks (rise/fall). */
+  consecutiveOk: number;
+  consecutiveFail: number;
+}
+
+export type AlertKind = 'split-brain' | 'no-writer' | 'ambiguous-writer' | 'readers-empty';
+
+export interface HealthAlert {
+  kind: AlertKind;
+  service: string;
+  message: string;
+  /** ISO time the alert was first raised (it stays raised while the condition holds). */
+  since: string;
+}
+
+export interface HealthSnapshot {
+  at: string;
+  /** Completed check rounds. */
+  round: number;
+  backends: BackendHealth[];
+  /** Elected writer key per service with pool writer (or readers with readersIncludeWriter); null = none (fail closed). */
+  writers: Record<string, string | null>;
+  alerts: HealthAlert[];
+  counters: {
+    /** Times a split-brain alert was raised (two or more writable servers). */
+    splitBrain: number;
+    /** Times a no-writer / ambiguous-writer alert was raised. */
+    noWriter: number;
+    /** Total alerts raised. */
+    alertsRaised: number;
+    checks: number;
+    failures: number;
+  };
+}
+
+export interface ComputedBackend {
+  key: string;
+  name: string;
+  weight: number;
+  state: BackendState;
+}
+
+export interface ComputedService {
+  backends: ComputedBackend[];
+  /** Elected writer key (writer pool, or readers pool with readersIncludeWriter). */
+  writer?: string;
+  alerts: string[];
+}
