@@ -1,0 +1,175 @@
+// Interface addresses and links over rtnetlink (the `netlink` package): add and
+// remove an address (the VIPs VRRP takes and releases), list addresses, link
+// index / MAC / operational state by name. Errors name the interface and the
+// errno ("add 10.0.0.10/24 to eth0: EPERM").
+
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+import { isIP } from 'node:net';
+import { XdError } from '../errors';
+import { bytesToIp, ipToBytes } from '../vrrp/ip';
+
+const AF_INET = 2;
+const AF_INET6 = 10;
+const NLM_F_CREATE = 0x400;
+const NLM_F_EXCL = 0x200;
+const RT_SCOPE_UNIVERSE = 0;
+const IF_OPER_UP = 6;
+
+export interface InterfaceAddress {
+  ifindex: number;
+  address: string;
+  prefix: number;
+  family: 4 | 6;
+  /** Kernel address scope (0 universe, 253 link, 254 host). */
+  scope: number;
+  secondary: boolean;
+  tentative: boolean;
+}
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  /** Hardware address (6 bytes on Ethernet; empty on links without one). */
+  mac: Buffer;
+  /** IFF_UP administratively. */
+  adminUp: boolean;
+  /** operstate UP (carrier and everything below it up). */
+  operUp: boolean;
+}
+
+/** errno name from the netlink package's "Request rejected: EEXIST" errors. */
+export function netlinkErrno(err: unknown): string | undefined {
+  const m = /Request rejected: (\w+)/.exec(err instanceof Error ? err.message : String(err));
+  return m?.[1];
+}
+
+function nlError(context: string, err: unknown, detail: Record<string, unknown>): XdError {
+  const code = netlinkErrno(err);
+  const inner = err instanceof Error ? err.message : String(err);
+  return new XdError('XD_ERR_NETLINK', `${context}: ${code ?? inner}`, { cause: err, detail: { ...detail, errno: code } });
+}
+
+export class Rtnl {
+  private rt: RtNetlinkSocket;
+  private closed = false;
+
+  constructor() {
+    this.rt = createRtNetlink();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.rt.socket.close();
+  }
+
+  async links(): Promise<LinkInfo[]> {
+    let links;
+    try {
+      links = await this.rt.getLinks();
+    } catch (err) {
+      throw nlError('list links', err, {});
+    }
+    return links.map((l) => ({
+      index: l.data.index ?? 0,
+      name: l.attrs.ifname ?? '',
+      mac: l.attrs.address ?? Buffer.alloc(0),
+      adminUp: !!l.data.flags?.up,
+      operUp: l.attrs.operstate === IF_OPER_UP,
+    }));
+  }
+
+  /** The link called `ifname`; XD_ERR_INTERFACE naming it when there is none. */
+  async link(ifname: string): Promise<LinkInfo> {
+    const l = (await this.links()).find((x) => x.name === ifname);
+    if (!l || !l.index) {
+      throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
+    }
+    return l;
+  }
+
+  async linkIndex(ifname: string): Promise<number> {
+    return (await this.link(ifname)).index;
+  }
+
+  /** Addresses of one interface (by name), or of every interface. */
+  async listAddresses(ifname?: string): Promise<InterfaceAddress[]> {
+    const index = ifname === undefined ? undefined : await this.linkIndex(ifname);
+    let msgs;
+    try {
+      msgs = await this.rt.getAddresses();
+    } catch (err) {
+      throw nlError(`list addresses${ifname ? ` of ${ifname}` : ''}`, err, { interface: ifname });
+    }
+    const out: InterfaceAddress[] = [];
+    for (const m of msgs) {
+      if (index !== undefined && m.data.index !== index) continue;
+      const raw = m.attrs.local ?? m.attrs.address;
+      if (!raw || (raw.length !== 4 && raw.length !== 16)) continue;
+      const flags = m.attrs.flags ?? m.data.flags ?? {};
+      out.push({
+        ifindex: m.data.index ?? 0,
+        address: bytesToIp(raw),
+        prefix: m.data.prefixlen ?? 0,
+        family: raw.length === 4 ? 4 : 6,
+        scope: m.data.scope ?? 0,
+        secondary: !!flags.secondary,
+        tentative: !!flags.tentative,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Add `address/prefix` to `ifname`. Idempotent: an address already there is
+   * not an error. IPv6 addresses skip duplicate address detection (nodad), as
+   * a VIP must work the moment VRRP takes it.
+   */
+  async addAddress(ifname: string, address: string, prefix: number): Promise<void> {
+    const fam = isIP(address);
+    if (fam === 0) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    const index = await this.linkIndex(ifname);
+    const bytes = ipToBytes(address);
+    try {
+      await this.rt.newAddress(
+        { family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index, scope: RT_SCOPE_UNIVERSE, flags: fam === 6 ? { nodad: true } : {} },
+        fam === 4 ? { local: bytes, address: bytes } : { address: bytes, flags: { nodad: true } },
+        { flags: NLM_F_CREATE | NLM_F_EXCL },
+      );
+    } catch (err) {
+      if (netlinkErrno(err) === 'EEXIST') return;
+      throw nlError(`add ${address}/${prefix} to ${ifname}`, err, { interface: ifname, address });
+    }
+  }
+
+  /** Remove `address/prefix` from `ifname`. Idempotent: an address not there is not an error. */
+  async removeAddress(ifname: string, address: string, prefix: number): Promise<void> {
+    const fam = isIP(address);
+    if (fam === 0) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    const index = await this.linkIndex(ifname);
+    const bytes = ipToBytes(address);
+    try {
+      await this.rt.delAddress({ family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index }, fam === 4 ? { local: bytes, address: bytes } : { address: bytes });
+    } catch (err) {
+      const code = netlinkErrno(err);
+      if (code === 'EADDRNOTAVAIL' || code === 'ENOENT' || code === 'ESRCH') return;
+      throw nlError(`remove ${address}/${prefix} from ${ifname}`, err, { interface: ifname, address });
+    }
+  }
+
+  /** Whether `address` is on `ifname` now. */
+  async hasAddress(ifname: string, address: string): Promise<boolean> {
+    const want = bytesToIp(ipToBytes(address));
+    return (await this.listAddresses(ifname)).some((a) => a.address === want);
+  }
+}
+
+/** One-shot helpers for callers that do not keep a socket. */
+export async function withRtnl<T>(fn: (rt: Rtnl) => Promise<T>): Promise<T> {
+  const rt = new Rtnl();
+  try {
+    return await fn(rt);
+  } finally {
+    rt.close();
+  }
+}
