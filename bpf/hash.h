@@ -137,12 +137,13 @@ static __always_inline __u32 xd_hsiphash_1u32(__u32 first, __u64 key0, __u64 key
  * port is 0 unless the service has the mh-port flag (XD_SCHED_IPVS_MH vs
  * XD_SCHED_IPVS_MH_NOPORT). The caller takes the result % table size.
  *
- * Test vectors (cross-checked with src/maglev/ipvs-mh.ts; the hash before
- * the modulo):
- *   10.200.0.10, port 40000  -> v = 0x0ac89c4a -> 0x5a6c3b7f
- *   192.168.1.1, port 0      -> v = 0xc0a80101 -> 0x8a8f7c52
- *   2001:db8::1, port 3306   -> v = 0x2001_0db9 ^ ... see test/bpf
- * (the authoritative list with exact values lives in test/bpf/hash.test.ts)
+ * Test vectors (hash before the modulo; the same three are checked against
+ * the loaded program in test/bpf/datapath.test.ts and can be checked against
+ * src/maglev's hsiphash1u32 with key words 2654435761, 2654435761):
+ *   10.200.0.10 port 40000  v = 0x0ac89c4a  hash = 0x71756609  % 4093 = 10
+ *   192.168.1.1 port 0      v = 0xc0a80101  hash = 0xd3f1b4d3  % 4093 = 2456
+ *   2001:db8::1 port 3306   fold = 0x20010db9, v = 0x20011aa3
+ *                                           hash = 0x14ea9d3b  % 4093 = 2547
  */
 static __always_inline __u32 xd_ipvs_mh_hash(__be32 addr_fold, __be16 port)
 {
