@@ -1,0 +1,416 @@
+// HealthMonitor: checks every backend of every service once per interval (all in parallel,
+// one checker per backend key however many services share it), applies rise/fall, derives
+// roles, lag eligibility, lc weights, writer elections and alerts, and emits 'change' (at most
+// once per round) when anything that affects routing changed. Each state, role, eligibility,
+// writer and alert change is logged once, with the backend and the reason; nothing is logged
+// per interval. The monitor password never reaches a log line, an error or the snapshot.
+//
+// Usage (daemon):
+//   const hm = new HealthMonitor({ services, monitor, health, log });
+//   hm.on('change', (snap) => { for (const s of services) computeBackends(s, snap, drained, snap.writers[s.name] ?? undefined) ... });
+//   hm.start(); ... await hm.stop();
+
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { XdError } from '../errors';
+import {
+  healthSchema,
+  monitorSchema,
+  type HealthConfig,
+  type HealthConfigInput,
+  type MonitorConfig,
+  type MonitorConfigInput,
+} from '../config/health';
+import { LcDamper, lcTargetWeights } from './lc';
+import { MysqlChecker, replicaLag, roleOf } from './mysql-check';
+import { readPassword } from './password';
+import { backendKey, electWriter, keyOf, nameOf, needsWriter, serviceCheck, servicePool, writerCandidates } from './pools';
+import { initialRiseFall, riseFallStep, type RiseFallState } from './rise-fall';
+import { tcpCheck } from './tcp-check';
+import type {
+  AlertKind,
+  BackendHealth,
+  BackendRole,
+  CheckKind,
+  HealthAlert,
+  HealthBackendConfig,
+  HealthServiceConfig,
+  HealthSnapshot,
+} from './types';
+
+export interface HealthMonitorOptions {
+  services: HealthServiceConfig[];
+  /** Extra backends to check that are in no service (optional). */
+  backends?: HealthBackendConfig[];
+  /** Required when any backend uses check 'mysql'. */
+  monitor?: MonitorConfig | MonitorConfigInput;
+  health?: HealthConfig | HealthConfigInput;
+  log: Logger;
+}
+
+interface Entry {
+  key: string;
+  name: string;
+  address: string;
+  port: number;
+  check: CheckKind;
+  checker: MysqlChecker | null;
+  rf: RiseFallState;
+  /** Reader eligibility: leaves at once (fall 1), returns after `rise` good readings. */
+  reader: RiseFallState;
+  /** Role from the last successful probe. */
+  knownRole: BackendRole;
+  lastWarning: string | null;
+  h: BackendHealth;
+  log: Logger;
+}
+
+const RANK: Record<CheckKind, number> = { none: 0, tcp: 1, mysql: 2 };
+
+function parseOr<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    const issues = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues;
+    const text = issues ? issues.map((i) => `${what}.${i.path.map(String).join('.')}: ${i.message}`).join('; ') : String(err);
+    throw new XdError('XD_ERR_CONFIG_INVALID', text, { cause: err });
+  }
+}
+
+export class HealthMonitor extends EventEmitter {
+  readonly health: HealthConfig;
+  readonly monitor: MonitorConfig | undefined;
+  private readonly services: HealthServiceConfig[];
+  private readonly entries: Entry[] = [];
+  private readonly byKey = new Map<string, Entry>();
+  private readonly log: Logger;
+  private readonly writers = new Map<string, string | null>();
+  private readonly alerts = new Map<string, HealthAlert>();
+  private readonly damper: LcDamper;
+  private readonly counters = { splitBrain: 0, noWriter: 0, alertsRaised: 0, checks: 0, failures: 0 };
+  private round = 0;
+  private running = false;
+  private loopDone: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(opts: HealthMonitorOptions) {
+    super();
+    this.health = parseOr('health', () => healthSchema.parse(opts.health ?? {}));
+    this.monitor = opts.monitor === undefined ? undefined : parseOr('monitor', () => monitorSchema.parse(opts.monitor));
+    this.services = opts.services;
+    this.log = opts.log.child({ component: 'health' });
+    this.damper = new LcDamper(this.health.lc_damping);
+
+    const add = (b: HealthBackendConfig, check: CheckKind): void => {
+      const key = keyOf(b);
+      const existing = this.byKey.get(key);
+      if (existing) {
+        if (RANK[check] > RANK[existing.check]) existing.check = check;
+        return;
+      }
+      const name = nameOf(b);
+      const e: Entry = {
+        key,
+        name,
+        address: b.address,
+        port: b.port,
+        check,
+        checker: null,
+        rf: initialRiseFall(),
+        reader: initialRiseFall(),
+        knownRole: 'unknown',
+        lastWarning: null,
+        log: this.log.child({ backend: name }),
+        h: {
+          key,
+          name,
+          address: b.address,
+          port: b.port,
+          check,
+          up: false,
+          role: 'unknown',
+          readOnly: null,
+          superReadOnly: null,
+          replication: null,
+          lagSeconds: null,
+          lagUnknownReason: null,
+          readerEligible: false,
+          threadsConnected: null,
+          lcWeight: this.health.lc_damping.max_weight,
+          serverId: null,
+          version: null,
+          lastError: null,
+          lastErrorAt: null,
+          lastChange: null,
+          lastCheckAt: null,
+          checks: 0,
+          failures: 0,
+          consecutiveOk: 0,
+          consecutiveFail: 0,
+        },
+      };
+      this.byKey.set(key, e);
+      this.entries.push(e);
+    };
+    for (const s of this.services) for (const b of s.backends) add(b, serviceCheck(s));
+    for (const b of opts.backends ?? []) add(b, b.check ?? (b.port === 3306 ? 'mysql' : 'tcp'));
+
+    const mysqlEntries = this.entries.filter((e) => e.check === 'mysql');
+    if (mysqlEntries.length > 0 && !this.monitor) {
+      throw new XdError(
+        'XD_ERR_CONFIG_INVALID',
+        `monitor: missing: backends ${mysqlEntries.map((e) => e.name).join(', ')} use check mysql, which needs a monitor: section (user and password_file or password_env)`,
+      );
+    }
+    const m = this.monitor;
+    if (m) {
+      for (const e of mysqlEntries) {
+        e.h.check = e.check;
+        e.checker = new MysqlChecker({
+          host: e.address,
+          port: e.port,
+          user: m.user,
+          password: () => readPassword(m),
+          connectTimeoutMs: m.connect_timeout,
+          queryTimeoutMs: this.health.timeout,
+          intervalMs: this.health.interval,
+          freshConnectIntervalMs: this.health.fresh_connect_interval,
+          sourceAddress: m.source_address,
+          heartbeat: this.health.heartbeat,
+        });
+      }
+    }
+    for (const e of this.entries) {
+      e.h.check = e.check;
+      if (e.check !== 'mysql') e.h.role = 'none';
+    }
+    for (const s of this.services) if (needsWriter(s)) this.writers.set(s.name, null);
+  }
+
+  /** Start checking (first round at once). Throws XdError if the monitor password cannot be read. */
+  start(): void {
+    if (this.running) return;
+    if (this.monitor && this.entries.some((e) => e.check === 'mysql')) readPassword(this.monitor);
+    this.running = true;
+    this.log.info(
+      { backends: this.entries.length, interval: this.health.interval, timeout: this.health.timeout, rise: this.health.rise, fall: this.health.fall },
+      'health checks started',
+    );
+    this.loopDone = this.loop();
+  }
+
+  /** Stop checking and close every connection. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wake?.();
+    await this.loopDone;
+    await Promise.all(this.entries.map((e) => e.checker?.close()));
+    this.log.info('health checks stopped');
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      const t0 = Date.now();
+      try {
+        await this.runRound();
+      } catch (err) {
+        this.log.error({ err }, 'health check round failed');
+      }
+      const wait = this.health.interval - (Date.now() - t0);
+      if (!this.running) break;
+      if (wait > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, wait);
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.wake = null;
+      }
+    }
+  }
+
+  private async runRound(): Promise<void> {
+    const hc = this.health;
+    const results = await Promise.all(
+      this.entries.map(async (e) => {
+        if (e.check === 'none') return { ok: true as const, error: null, probe: null };
+        if (e.check === 'tcp' || !e.checker) {
+          const r = await tcpCheck(e.address, e.port, hc.timeout, this.monitor?.source_address);
+          return { ok: r.ok, error: r.error, probe: null };
+        }
+        const p = await e.checker.check();
+        return { ok: p.ok, error: p.error, probe: p };
+      }),
+    );
+    if (!this.running) return;
+    this.round++;
+    const now = new Date().toISOString();
+    let changed = this.round === 1;
+
+    this.entries.forEach((e, i) => {
+      const r = results[i];
+      const h = e.h;
+      h.checks++;
+      this.counters.checks++;
+      h.lastCheckAt = now;
+      if (!r.ok) {
+        h.failures++;
+        this.counters.failures++;
+        h.lastError = r.error;
+        h.lastErrorAt = now;
+      }
+      const step = riseFallStep(e.rf, r.ok, hc.rise, hc.fall);
+      e.rf = step.state;
+      h.consecutiveOk = e.rf.okStreak;
+      h.consecutiveFail = e.rf.failStreak;
+      if (step.changed) {
+        h.up = e.rf.up === true;
+        h.lastChange = now;
+        changed = true;
+        if (h.up) e.log.info({ state: 'up', checks: h.checks }, `backend ${e.name} is up`);
+        else e.log.warn({ state: 'down', reason: h.lastError }, `backend ${e.name} is down: ${h.lastError}`);
+      }
+
+      const p = r.probe;
+      if (p && p.ok) {
+        h.readOnly = p.readOnly;
+        h.superReadOnly = p.superReadOnly;
+        h.replication = p.replication ?? null;
+        h.threadsConnected = p.threadsConnected;
+        h.serverId = p.serverId;
+        h.version = p.version;
+        const warning = p.warnings.length ? p.warnings.join('; ') : null;
+        if (warning) {
+          h.lastError = warning;
+          h.lastErrorAt = now;
+        }
+        if (warning !== e.lastWarning) {
+          if (warning) e.log.warn({ reason: warning }, `backend ${e.name}: ${warning}`);
+          else if (e.lastWarning) e.log.info(`backend ${e.name}: resolved: ${e.lastWarning}`);
+          e.lastWarning = warning;
+        }
+        const role = roleOf(p);
+        if (role !== e.knownRole) {
+          if (e.knownRole !== 'unknown' || role !== 'unknown') {
+            e.log.info({ role, was: e.knownRole, readOnly: p.readOnly, replication: p.replication ?? 'unknown' }, `backend ${e.name} role ${e.knownRole} -> ${role}`);
+          }
+          e.knownRole = role;
+          changed = true;
+        }
+        const lag = replicaLag(p, hc.heartbeat !== undefined);
+        h.lagSeconds = lag.lag;
+        h.lagUnknownReason = lag.reason;
+        const limitS = hc.max_replication_lag / 1000;
+        const good = role === 'replica' && lag.lag !== null && lag.lag <= limitS;
+        const rs = riseFallStep(e.reader, good, hc.rise, 1);
+        e.reader = rs.state;
+        if (rs.changed) {
+          if (e.reader.up) {
+            if (e.rf.up) e.log.info({ lag: lag.lag }, `backend ${e.name} joins the readers pool (lag ${lag.lag} s <= ${limitS} s)`);
+          } else if (role === 'replica') {
+            const why = lag.lag === null ? `lag unknown: ${lag.reason}` : `lag ${lag.lag} s > ${limitS} s`;
+            e.log.warn({ lag: lag.lag, reason: why }, `backend ${e.name} leaves the readers pool: ${why}`);
+          }
+          changed = true;
+        }
+      }
+      h.role = e.check !== 'mysql' ? 'none' : h.up ? e.knownRole : 'unknown';
+      h.readerEligible = h.up && e.reader.up === true;
+    });
+
+    // lc weights from Threads_connected of the backends that are up.
+    const threads = new Map<string, number>();
+    for (const e of this.entries) if (e.h.up && e.h.threadsConnected !== null) threads.set(e.key, e.h.threadsConnected);
+    const before = new Map(this.entries.map((e) => [e.key, e.h.lcWeight]));
+    this.damper.update(lcTargetWeights(threads, hc.lc_damping.max_weight), this.round);
+    const lcKeys = new Set<string>();
+    for (const s of this.services) if (s.scheduler === 'lc') for (const b of s.backends) lcKeys.add(keyOf(b));
+    for (const e of this.entries) {
+      e.h.lcWeight = this.damper.get(e.key) ?? e.h.lcWeight;
+      if (lcKeys.has(e.key) && e.h.up && before.get(e.key) !== e.h.lcWeight) {
+        e.log.info({ lcWeight: e.h.lcWeight, threadsConnected: e.h.threadsConnected }, `backend ${e.name} lc weight ${before.get(e.key)} -> ${e.h.lcWeight}`);
+        changed = true;
+      }
+    }
+
+    // Writer elections and alerts.
+    const snapBackends = new Map(this.entries.map((e) => [e.key, e.h]));
+    const raised = new Map<string, { kind: AlertKind; service: string; message: string }>();
+    for (const s of this.services) {
+      const names = (k: string): string => this.byKey.get(k)?.name ?? k;
+      if (needsWriter(s)) {
+        const prev = this.writers.get(s.name) ?? undefined;
+        const el = electWriter(s.name, writerCandidates(s, snapBackends), prev, names);
+        const next = el.writer ?? null;
+        if (next !== (prev ?? null)) {
+          this.writers.set(s.name, next);
+          changed = true;
+          if (next) this.log.info({ service: s.name, writer: names(next), was: prev ? names(prev) : null }, `service ${s.name}: writer is now ${names(next)}${prev ? ` (was ${names(prev)})` : ''}`);
+          else this.log.warn({ service: s.name, was: prev ? names(prev) : null }, `service ${s.name}: no writer${prev ? ` (was ${names(prev)})` : ''}`);
+        }
+        for (const a of el.alerts) raised.set(`${a.kind}/${s.name}`, { ...a, service: s.name });
+      }
+      if (servicePool(s) === 'readers') {
+        const any = s.backends.some((b) => snapBackends.get(keyOf(b))?.readerEligible);
+        const w = this.writers.get(s.name);
+        if (!any && !(s.readersIncludeWriter && w)) {
+          raised.set(`readers-empty/${s.name}`, {
+            kind: 'readers-empty',
+            service: s.name,
+            message: `service ${s.name}: readers pool is empty (no healthy replica within ${hc.max_replication_lag / 1000} s of lag)`,
+          });
+        }
+      }
+    }
+    for (const [id, a] of raised) {
+      const cur = this.alerts.get(id);
+      if (!cur) {
+        this.alerts.set(id, { ...a, since: now });
+        this.counters.alertsRaised++;
+        if (a.kind === 'split-brain') this.counters.splitBrain++;
+        if (a.kind === 'no-writer' || a.kind === 'ambiguous-writer') this.counters.noWriter++;
+        this.log.warn({ alert: a.kind, service: a.service }, `ALERT ${a.message}`);
+      } else if (cur.message !== a.message) {
+        cur.message = a.message;
+        this.log.warn({ alert: a.kind, service: a.service }, `ALERT ${a.message}`);
+      }
+    }
+    for (const [id, a] of [...this.alerts]) {
+      if (!raised.has(id)) {
+        this.alerts.delete(id);
+        this.log.info({ alert: a.kind, service: a.service }, `alert cleared: ${a.message}`);
+      }
+    }
+
+    if (changed) this.emit('change', this.snapshot());
+    this.emit('round', this.round);
+  }
+
+  /** A copy of the current state (safe to serialise: no secrets). */
+  snapshot(): HealthSnapshot {
+    return {
+      at: new Date().toISOString(),
+      round: this.round,
+      backends: this.entries.map((e) => ({ ...e.h, replication: e.h.replication ? { ...e.h.replication } : null })),
+      writers: Object.fromEntries(this.writers),
+      alerts: [...this.alerts.values()].map((a) => ({ ...a })),
+      counters: { ...this.counters },
+    };
+  }
+
+  /** Resolves after the next completed check round (tests, and callers that want fresh state). */
+  nextRound(): Promise<number> {
+    return new Promise((resolve) => this.once('round', resolve));
+  }
+
+  /** The backend key for an operator-facing name or key (undefined if unknown): for drain commands. */
+  resolveBackend(nameOrKey: string): string | undefined {
+    if (this.byKey.has(nameOrKey)) return nameOrKey;
+    return this.entries.find((e) => e.name === nameOrKey)?.key;
+  }
+}
+
+export { backendKey };
