@@ -1,0 +1,13 @@
+// src/bpf: the typed BPF wrapper over the native addon.
+// Pure parts (codec.ts, btf.ts, layouts.generated.ts) never load the addon.
+export { getNative, isNativeSystemError } from './native';
+export type { NativeSystemError, NativeAddon } from './native';
+export { BpfObject, openPinnedProgram, removePinDir } from './object';
+export type { LoadOptions, ProgramRef, GlobalValue } from './object';
+export { BpfMap } from './map';
+export type { UpdateMode } from './map';
+export * as xdp from './xdp';
+export { testRun, testRunAsync, liveFramesFlag } from './testrun';
+export type { TestRunOptions, TestRunResult } from './testrun';
+export { u32, u64, raw, structCodec, sumPerCpu } from './codec';
+export type { Codec } from './codec';

@@ -1,0 +1,357 @@
+// map.ts: a typed BPF map over an fd, with a key codec and a value codec.
+//
+// - lookup/update/delete one entry; batch update/delete; iterate all entries
+//   (BPF_MAP_LOOKUP_BATCH, falling back to BPF_MAP_GET_NEXT_KEY for map types
+//   without batch support);
+// - per-CPU maps: lookupPerCpu() returns one value per possible CPU,
+//   sumPerCpu() (codec.ts) adds them up;
+// - openPinned(path) for maps a previous run left under bpffs.
+// u64 values are bigints (codec.ts).
+import { XdError, wrap } from '../errors';
+import { Codec } from './codec';
+import { getNative, isNativeSystemError, NativeMapInfo } from './native';
+
+export type UpdateMode = 'any' | 'noexist' | 'exist';
+
+const PERCPU_TYPES = new Set([5 /* percpu_hash */, 6 /* percpu_array */, 10 /* lru_percpu_hash */, 21 /* percpu_cgroup_storage */]);
+
+/** Errnos that mean "this map type has no batch operations". */
+function isBatchUnsupported(e: unknown): boolean {
+  return isNativeSystemError(e) && (e.errno === -524 /* ENOTSUPP */ || e.code === 'EOPNOTSUPP' || e.code === 'ENOTSUP');
+}
+
+function modeFlag(mode: UpdateMode): number {
+  const c = getNative().constants;
+  switch (mode) {
+    case 'any': return c.BPF_ANY;
+    case 'noexist': return c.BPF_NOEXIST;
+    case 'exist': return c.BPF_EXIST;
+    default: throw new TypeError(`update mode: expected 'any', 'noexist' or 'exist', received ${String(mode)}`);
+  }
+}
+
+export class BpfMap<K, V> {
+  readonly fd: number;
+  readonly info: NativeMapInfo;
+  /** Where the map came from, for error messages (pin path or "object <path> map <name>"). */
+  readonly origin: string;
+  readonly perCpu: boolean;
+  /** Possible CPUs (1 for maps that are not per-CPU). */
+  readonly ncpus: number;
+  /** Bytes per CPU slot of a per-CPU value (round_up(value_size, 8)), else value_size. */
+  private readonly slot: number;
+  private readonly owned: boolean;
+  private closed = false;
+
+  /**
+   * Wraps an fd. `owned`: close() closes the fd (maps opened from a pin);
+   * maps of a BpfObject borrow the object's fd and die with it.
+   */
+  constructor(fd: number, readonly key: Codec<K>, readonly value: Codec<V>, opts: { owned: boolean; origin: string }) {
+    const n = getNative();
+    this.fd = fd;
+    this.owned = opts.owned;
+    this.origin = opts.origin;
+    try {
+      this.info = n.mapInfo(fd);
+    } catch (e) {
+      throw wrap('XD_ERR_BPF_MAP', `map ${opts.origin}`, e);
+    }
+    this.perCpu = PERCPU_TYPES.has(this.info.type);
+    this.ncpus = this.perCpu ? n.numPossibleCpus() : 1;
+    this.slot = this.perCpu ? Math.ceil(this.info.valueSize / 8) * 8 : this.info.valueSize;
+    if (key.size !== this.info.keySize || value.size !== this.info.valueSize) {
+      const what = key.size !== this.info.keySize ? `key size ${this.info.keySize} but the codec encodes ${key.size}` : `value size ${this.info.valueSize} but the codec encodes ${value.size}`;
+      throw new XdError('XD_ERR_LAYOUT_MISMATCH', `map ${this.info.name} (${opts.origin}) has ${what}; the pinned map and this build disagree: rebuild, or remove the pinned map`, {
+        detail: { map: this.info.name, origin: opts.origin },
+      });
+    }
+  }
+
+  /** Opens a pinned map (bpffs path) and checks its key/value sizes against the codecs. */
+  static openPinned<K, V>(path: string, key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
+    const n = getNative();
+    let fd: number;
+    try {
+      fd = n.objGet(path);
+    } catch (e) {
+      throw wrap('XD_ERR_BPF_PIN', `open pinned map ${path}`, e, { path });
+    }
+    try {
+      return new BpfMap(fd, key, value, { owned: true, origin: path });
+    } catch (e) {
+      n.close(fd);
+      throw e;
+    }
+  }
+
+  get name(): string {
+    return this.info.name;
+  }
+  get maxEntries(): number {
+    return this.info.maxEntries;
+  }
+
+  private check(): void {
+    if (this.closed) throw new XdError('XD_ERR_BPF_MAP', `map ${this.info.name} (${this.origin}) is closed`);
+  }
+
+  private fail(op: string, e: unknown): XdError {
+    if (e instanceof TypeError) throw e;
+    return wrap('XD_ERR_BPF_MAP', `${op} map ${this.info.name}`, e, isNativeSystemError(e) ? { errno: e.errno, code: e.code, syscall: e.syscall } : undefined);
+  }
+
+  private notPerCpu(op: string): void {
+    if (this.perCpu) throw new TypeError(`${op} on per-CPU map ${this.info.name}: expected a map that is not per-CPU; use ${op}PerCpu()`);
+  }
+
+  /** The value for key, or undefined if absent. */
+  lookup(key: K): V | undefined {
+    this.check();
+    this.notPerCpu('lookup');
+    const out = Buffer.alloc(this.info.valueSize);
+    let found: boolean;
+    try {
+      found = getNative().mapLookup(this.fd, this.key.encode(key), out);
+    } catch (e) {
+      throw this.fail('lookup in', e);
+    }
+    return found ? this.value.decode(out) : undefined;
+  }
+
+  /** One value per possible CPU (index = CPU number), or undefined if absent. */
+  lookupPerCpu(key: K): V[] | undefined {
+    this.check();
+    const out = Buffer.alloc(this.slot * this.ncpus);
+    let found: boolean;
+    try {
+      found = getNative().mapLookup(this.fd, this.key.encode(key), out);
+    } catch (e) {
+      throw this.fail('lookup in', e);
+    }
+    return found ? this.splitPerCpu(out, 0) : undefined;
+  }
+
+  private splitPerCpu(buf: Buffer, offset: number): V[] {
+    const vals: V[] = [];
+    for (let c = 0; c < this.ncpus; c++) vals.push(this.value.decode(buf, offset + c * this.slot));
+    return vals;
+  }
+
+  private encodeValue(v: V, buf: Buffer, offset: number): void {
+    this.value.encode(v, buf, offset);
+  }
+
+  update(key: K, value: V, mode: UpdateMode = 'any'): void {
+    this.check();
+    this.notPerCpu('update');
+    try {
+      getNative().mapUpdate(this.fd, this.key.encode(key), this.value.encode(value), modeFlag(mode));
+    } catch (e) {
+      throw this.fail('update', e);
+    }
+  }
+
+  /** Sets every CPU's value (values.length must equal ncpus), e.g. to reset counters. */
+  updatePerCpu(key: K, values: readonly V[], mode: UpdateMode = 'any'): void {
+    this.check();
+    if (values.length !== this.ncpus) throw new TypeError(`updatePerCpu on ${this.info.name}: expected ${this.ncpus} values (one per possible CPU), received ${values.length}`);
+    const buf = Buffer.alloc(this.slot * this.ncpus);
+    values.forEach((v, c) => this.encodeValue(v, buf, c * this.slot));
+    try {
+      getNative().mapUpdate(this.fd, this.key.encode(key), buf, modeFlag(mode));
+    } catch (e) {
+      throw this.fail('update', e);
+    }
+  }
+
+  /** true if the key existed. */
+  delete(key: K): boolean {
+    this.check();
+    try {
+      return getNative().mapDelete(this.fd, this.key.encode(key));
+    } catch (e) {
+      throw this.fail('delete from', e);
+    }
+  }
+
+  private packEntries(entries: readonly (readonly [K, V])[]): { keys: Buffer; values: Buffer } {
+    const ks = this.key.size;
+    const keys = Buffer.alloc(entries.length * ks);
+    const values = Buffer.alloc(entries.length * this.slot * this.ncpus);
+    entries.forEach(([k, v], i) => {
+      this.key.encode(k, keys, i * ks);
+      if (this.perCpu) {
+        for (let c = 0; c < this.ncpus; c++) this.encodeValue(v, values, (i * this.ncpus + c) * this.slot);
+      } else {
+        this.encodeValue(v, values, i * this.slot);
+      }
+    });
+    return { keys, values };
+  }
+
+  /**
+   * Writes all entries with BPF_MAP_UPDATE_BATCH (per-element updates for map
+   * types without batch support). Per-CPU maps get the same value on every CPU.
+   * Returns the number of entries written.
+   */
+  updateBatch(entries: readonly (readonly [K, V])[], mode: UpdateMode = 'any'): number {
+    this.check();
+    if (entries.length === 0) return 0;
+    const { keys, values } = this.packEntries(entries);
+    try {
+      return getNative().mapUpdateBatch(this.fd, keys, values, entries.length, modeFlag(mode));
+    } catch (e) {
+      if (!isBatchUnsupported(e)) throw this.fail('batch update', e);
+    }
+    return this.updateOneByOne(keys, values, entries.length, mode);
+  }
+
+  /** As updateBatch, with the syscall on a worker thread (large rings, many flows). */
+  async updateBatchAsync(entries: readonly (readonly [K, V])[], mode: UpdateMode = 'any'): Promise<number> {
+    this.check();
+    if (entries.length === 0) return 0;
+    const { keys, values } = this.packEntries(entries);
+    try {
+      return await getNative().mapUpdateBatchAsync(this.fd, keys, values, entries.length, modeFlag(mode));
+    } catch (e) {
+      if (!isBatchUnsupported(e)) throw this.fail('batch update', e);
+    }
+    return this.updateOneByOne(keys, values, entries.length, mode);
+  }
+
+  private updateOneByOne(keys: Buffer, values: Buffer, count: number, mode: UpdateMode): number {
+    const n = getNative();
+    const ks = this.key.size;
+    const vs = this.slot * this.ncpus;
+    for (let i = 0; i < count; i++) {
+      try {
+        n.mapUpdate(this.fd, keys.subarray(i * ks, (i + 1) * ks), values.subarray(i * vs, (i + 1) * vs), modeFlag(mode));
+      } catch (e) {
+        throw this.fail(`update (entry ${i} of ${count})`, e);
+      }
+    }
+    return count;
+  }
+
+  /** Deletes keys (BPF_MAP_DELETE_BATCH, per-element fallback); missing keys are an error in batch mode, so absent keys are skipped one by one. Returns how many were deleted. */
+  deleteBatch(keysIn: readonly K[]): number {
+    this.check();
+    if (keysIn.length === 0) return 0;
+    const ks = this.key.size;
+    const keys = Buffer.alloc(keysIn.length * ks);
+    keysIn.forEach((k, i) => this.key.encode(k, keys, i * ks));
+    try {
+      return getNative().mapDeleteBatch(this.fd, keys, keysIn.length);
+    } catch (e) {
+      // ENOENT on a missing key stops the batch part-way; finish element by element.
+      if (!isBatchUnsupported(e) && !(isNativeSystemError(e) && e.code === 'ENOENT')) throw this.fail('batch delete from', e);
+    }
+    let deleted = 0;
+    for (let i = 0; i < keysIn.length; i++) {
+      try {
+        if (getNative().mapDelete(this.fd, keys.subarray(i * ks, (i + 1) * ks))) deleted++;
+      } catch (e) {
+        throw this.fail('delete from', e);
+      }
+    }
+    return deleted;
+  }
+
+  /** All keys (BPF_MAP_GET_NEXT_KEY walk). */
+  keys(): K[] {
+    this.check();
+    const n = getNative();
+    const out: K[] = [];
+    let cur: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.key.size);
+      let more: boolean;
+      try {
+        more = n.mapGetNextKey(this.fd, cur, next);
+      } catch (e) {
+        throw this.fail('iterate', e);
+      }
+      if (!more) return out;
+      out.push(this.key.decode(next));
+      cur = next;
+    }
+  }
+
+  /**
+   * Every entry: BPF_MAP_LOOKUP_BATCH in chunks, falling back to
+   * GET_NEXT_KEY + LOOKUP for map types without batch lookup. For per-CPU
+   * maps use entriesPerCpu().
+   */
+  entries(): [K, V][] {
+    this.notPerCpu('entries');
+    return this.rawEntries().map(([k, buf, off]) => [k, this.value.decode(buf, off)]);
+  }
+
+  /** Every entry with one value per possible CPU. */
+  entriesPerCpu(): [K, V[]][] {
+    return this.rawEntries().map(([k, buf, off]) => [k, this.splitPerCpu(buf, off)]);
+  }
+
+  private rawEntries(): [K, Buffer, number][] {
+    this.check();
+    const n = getNative();
+    const ks = this.key.size;
+    const vs = this.slot * this.ncpus;
+    const out: [K, Buffer, number][] = [];
+    const tok = Math.max(ks, 4);
+    let inBatch: Buffer | null = null;
+    let chunk = Math.min(Math.max(this.info.maxEntries, 1), 1024);
+    for (;;) {
+      const outBatch = Buffer.alloc(tok);
+      const keys = Buffer.alloc(chunk * ks);
+      const values = Buffer.alloc(chunk * vs);
+      let r: { count: number; done: boolean };
+      try {
+        r = n.mapLookupBatch(this.fd, inBatch, outBatch, keys, values, chunk);
+      } catch (e) {
+        if (isNativeSystemError(e) && e.code === 'ENOSPC' && chunk < 1 << 20) {
+          // A hash bucket holds more entries than the chunk: retry larger.
+          chunk *= 4;
+          continue;
+        }
+        if (isBatchUnsupported(e) && out.length === 0) return this.rawEntriesByKey();
+        throw this.fail('batch lookup in', e);
+      }
+      for (let i = 0; i < r.count; i++) out.push([this.key.decode(keys, i * ks), values, i * vs]);
+      if (r.done) return out;
+      inBatch = outBatch;
+    }
+  }
+
+  private rawEntriesByKey(): [K, Buffer, number][] {
+    const n = getNative();
+    const out: [K, Buffer, number][] = [];
+    let cur: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.key.size);
+      if (!n.mapGetNextKey(this.fd, cur, next)) return out;
+      const val = Buffer.alloc(this.slot * this.ncpus);
+      // A key deleted between get_next_key and lookup is simply skipped.
+      if (n.mapLookup(this.fd, next, val)) out.push([this.key.decode(next), val, 0]);
+      cur = next;
+    }
+  }
+
+  /** Pins this map at a bpffs path. */
+  pin(path: string): void {
+    this.check();
+    try {
+      getNative().objPin(this.fd, path);
+    } catch (e) {
+      throw wrap('XD_ERR_BPF_PIN', `pin map ${this.info.name} at ${path}`, e, { path });
+    }
+  }
+
+  /** Closes the fd if this wrapper owns it (opened from a pin); a no-op for maps borrowed from a BpfObject. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.owned) getNative().close(this.fd);
+  }
+}
