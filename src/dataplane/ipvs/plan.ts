@@ -27,14 +27,19 @@ export interface SchedulerMapping {
 
 /**
  * xdirector scheduler -> IPVS scheduler + flags.
- * maglev -> mh with mh-port (client address and port hashed, like the XDP ring). mh-fallback
- * (0x08) is not set: it would move a flow whose server is overloaded/weight 0, which XDP does not do.
- * sh -> sh (client address only: affinity). wrr, rr, lc -> themselves.
+ * - maglev -> mh with mh-port (0x10: client address and port hashed, like the XDP ring) and
+ *   mh-fallback (0x08). Why fallback: mh builds its table from each dest's last non-zero weight,
+ *   so a drained dest (weight 0) keeps its slots; without mh-fallback a new connection hashed
+ *   onto it finds no server and is refused. With it, the kernel rehashes to the next available
+ *   dest (ip_vs_mh_get_fallback), which is what drain means here: no new flows, nothing refused.
+ *   Flows hashed onto active dests are unaffected, so the table still matches buildIpvsMh().
+ * - sh -> sh with sh-fallback (0x08), for the same reason (client address only: affinity).
+ * - wrr, rr, lc -> themselves (they skip weight-0 dests by construction).
  */
 export function mapScheduler(s: Scheduler | string, service = '?'): SchedulerMapping {
   switch (s) {
-    case 'maglev': return { schedName: 'mh', flags: SvcFlag.MH_PORT };
-    case 'sh': return { schedName: 'sh', flags: 0 };
+    case 'maglev': return { schedName: 'mh', flags: SvcFlag.MH_PORT | SvcFlag.MH_FALLBACK };
+    case 'sh': return { schedName: 'sh', flags: SvcFlag.SH_FALLBACK };
     case 'wrr': return { schedName: 'wrr', flags: 0 };
     case 'rr': return { schedName: 'rr', flags: 0 };
     case 'lc': return { schedName: 'lc', flags: 0 };
@@ -45,7 +50,6 @@ export function mapScheduler(s: Scheduler | string, service = '?'): SchedulerMap
   }
 }
 
-/** Which xdirector scheduler an IPVS service corresponds to (for status of adopted services). */
 export function unmapScheduler(schedName: string, flags: number): Scheduler | undefined {
   if (schedName === 'mh' && flags & SvcFlag.MH_PORT) return 'maglev';
   if (schedName === 'sh' || schedName === 'mh') return 'sh';
