@@ -1,0 +1,33 @@
+// Prometheus text exposition of `status`.
+function esc(v: unknown): string {
+  return String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+export function renderMetrics(st: any): string {
+  const lines: string[] = [];
+  const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, unknown>, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of rows) {
+      const l = Object.entries(labels).map(([k, x]) => `${k}="${esc(x)}"`).join(',');
+      lines.push(`${name}${l ? `{${l}}` : ''} ${v}`);
+    }
+  };
+  const svcs = st.dataplane?.services ?? [];
+  metric('xdirector_service_packets_total', 'Packets forwarded per service.', 'counter', svcs.map((s: any) => [{ service: s.name }, s.packets]));
+  metric('xdirector_service_bytes_total', 'Bytes forwarded per service.', 'counter', svcs.map((s: any) => [{ service: s.name }, s.bytes]));
+  metric('xdirector_service_new_flows_total', 'Flows created per service.', 'counter', svcs.map((s: any) => [{ service: s.name }, s.newFlows]));
+  metric('xdirector_service_no_backend_packets_total', 'Packets that found no usable backend.', 'counter', svcs.map((s: any) => [{ service: s.name }, s.noBackend]));
+  const bes = svcs.flatMap((s: any) => s.backends.map((b: any) => [s, b]));
+  metric('xdirector_backend_packets_total', 'Packets forwarded per backend.', 'counter', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name }, b.packets]));
+  metric('xdirector_backend_bytes_total', 'Bytes forwarded per backend.', 'counter', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name }, b.bytes]));
+  metric('xdirector_backend_active_flows', 'Flows seen recently per backend.', 'gauge', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name }, b.activeFlows]));
+  metric('xdirector_backend_weight', 'Effective weight per backend (0: drained, down or out of the pool).', 'gauge', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name, state: b.state }, b.weight]));
+  metric('xdirector_verdict_packets_total', 'Packets per XDP verdict reason.', 'counter', Object.entries(st.dataplane?.reasons ?? {}).map(([r, v]) => [{ reason: r }, v as number]));
+  const hb = st.health?.backends ?? [];
+  metric('xdirector_health_up', 'Backend passes its health checks (after rise/fall).', 'gauge', hb.map((b: any) => [{ backend: b.name }, b.up ? 1 : 0]));
+  metric('xdirector_replication_lag_seconds', 'Replica lag (NaN: unknown).', 'gauge', hb.filter((b: any) => b.role === 'replica').map((b: any) => [{ backend: b.name }, b.lagSeconds ?? NaN]));
+  metric('xdirector_alerts', 'Active alerts (split brain, no writer, empty readers).', 'gauge', [[{}, (st.health?.alerts ?? []).length]]);
+  metric('xdirector_health_split_brain_total', 'Times two writable servers were seen at once.', 'counter', [[{}, st.health?.counters?.splitBrain ?? 0]]);
+  metric('xdirector_vrrp_master', 'VRRP instance is MASTER.', 'gauge', (st.vrrp ?? []).map((v: any) => [{ instance: v.name ?? v.instance }, v.state === 'MASTER' ? 1 : 0]));
+  return lines.join('\n') + '\n';
+}

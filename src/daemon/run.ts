@@ -1,0 +1,380 @@
+// `xdirector run`: the daemon. Config and health produce a desired state; the
+// dataplane is told the whole state and works out the difference; VRRP decides
+// whether this director holds the VIPs. One reconcile at a time, coalesced.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { createLogger } from '../log';
+import { XdError } from '../errors';
+import type { Dataplane, DesiredState } from '../state/types';
+import { Neighbours } from '../net/neigh';
+import { startApiServer } from '../api/server';
+import { buildDesired, DesiredOutput, ServiceCfg } from './desired';
+import { renderMetrics } from './metrics';
+
+type Config = ReturnType<typeof import('../config').loadConfig>;
+
+const MAC_REFRESH_MS = 30000;
+const UNRESOLVED_RETRY_MS = 2000;
+
+async function loadConfigFile(file: string): Promise<Config> {
+  const { loadConfig } = await import('../config');
+  return loadConfig(file);
+}
+
+function serviceCfgs(cfg: Config): ServiceCfg[] {
+  return cfg.services.map((s: any) => ({
+    name: s.name, vip: s.vip, port: s.port, protocol: s.protocol, scheduler: s.scheduler, ring: s.ring, onEmpty: s.onEmpty,
+    check: s.check, pool: s.pool, readersIncludeWriter: s.readersIncludeWriter,
+    backends: s.backends.map((b: any) => ({ address: b.address, port: b.port, weight: b.weight, name: b.name, key: b.key, ...(b.mac ? { mac: b.mac } : {}) })),
+  }));
+}
+
+async function openXdp(cfg: Config, log: Logger): Promise<Dataplane> {
+  const { XdpDataplane } = await import('../dataplane/xdp/dataplane');
+  return XdpDataplane.open({
+    instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,
+    maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize,
+    log: log.child({ component: 'xdp' }),
+  });
+}
+
+async function openIpvs(_cfg: Config, log: Logger): Promise<Dataplane> {
+  const { IpvsDataplane } = await import('../dataplane/ipvs/dataplane');
+  return IpvsDataplane.open({ log: log.child({ component: 'ipvs' }) });
+}
+
+/** dataplane: xdp | ipvs | auto (XDP, falling back to IPVS with the reason logged). */
+export async function openDataplane(cfg: Config, log: Logger, want: 'xdp' | 'ipvs' | 'auto' = cfg.dataplane): Promise<Dataplane> {
+  if (want === 'xdp') return openXdp(cfg, log);
+  if (want === 'ipvs') return openIpvs(cfg, log);
+  let xdpErr: Error;
+  try {
+    if (process.env.XDIRECTOR_FORCE_XDP_FAILURE) throw new XdError('XD_ERR_XDP_ATTACH', `XDP disabled by XDIRECTOR_FORCE_XDP_FAILURE=${process.env.XDIRECTOR_FORCE_XDP_FAILURE}`);
+    return await openXdp(cfg, log);
+  } catch (err) {
+    xdpErr = err as Error;
+    log.warn({ err }, `XDP unavailable, falling back to IPVS: ${xdpErr.message}`);
+  }
+  try {
+    return await openIpvs(cfg, log);
+  } catch (err) {
+    throw new XdError('XD_ERR_NO_DATAPLANE', `no dataplane can run: XDP: ${xdpErr.message}; IPVS: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export class Daemon {
+  private cfg!: Config;
+  private dataplane!: Dataplane;
+  private neigh = new Neighbours();
+  private macs = new Map<string, string>();
+  private macErrors = new Map<string, string>();
+  private drained = new Set<string>();
+  private health: any = null;
+  private vrrp: any[] = [];
+  private api?: { close(): Promise<void> };
+  private last?: DesiredOutput;
+  private lastApplyError: string | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private pending = false;
+  private timers: NodeJS.Timeout[] = [];
+  private startedAt = new Date().toISOString();
+  private stopping = false;
+  onStop?: (code: number) => void;
+
+  constructor(private readonly configFile: string, private readonly log: Logger) {}
+
+  private get drainFile(): string {
+    return path.join(path.dirname(this.cfg.admin.socket), `${this.cfg.instance}.drained.json`);
+  }
+
+  async start(): Promise<void> {
+    this.cfg = await loadConfigFile(this.configFile);
+    try {
+      this.drained = new Set(JSON.parse(fs.readFileSync(this.drainFile, 'utf8')));
+      if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
+    } catch { /* none */ }
+    this.dataplane = await openDataplane(this.cfg, this.log);
+    await this.startHealth();
+    await this.refreshMacs();
+    await this.reconcile('start');
+    await this.startVrrp();
+    this.api = await startApiServer(this.cfg.admin.socket, {
+      status: async () => this.status(),
+      metrics: async () => renderMetrics(await this.status()),
+      drain: async (b) => this.setDrain(b, true),
+      undrain: async (b) => this.setDrain(b, false),
+      dataplane: async (k) => this.switchDataplane(k),
+      reload: async () => this.reload(),
+      stop: async ({ detach }) => {
+        setImmediate(() => void this.stop({ detach }).then(() => this.onStop?.(0)));
+        return { message: detach ? 'stopping; the XDP program and pins will be removed' : 'stopping; the dataplane state is kept for a hot restart' };
+      },
+    }, this.log.child({ component: 'api' }));
+    this.timers.push(setInterval(() => void this.refreshMacs(false).then((changed) => changed && this.kick('neighbour')), UNRESOLVED_RETRY_MS));
+    this.timers.push(setInterval(() => void this.refreshMacs(true).then((changed) => changed && this.kick('neighbour refresh')), MAC_REFRESH_MS));
+    this.log.info({ instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length }, 'xdirector running');
+  }
+
+  private async startHealth(): Promise<void> {
+    const services = serviceCfgs(this.cfg);
+    if (!services.some((s) => s.check !== 'none')) return;
+    const { HealthMonitor } = await import('../health/monitor');
+    this.health = new HealthMonitor({ services, monitor: (this.cfg as any).monitor, health: (this.cfg as any).health, log: this.log.child({ component: 'health' }) });
+    this.health.on('change', () => this.kick('health'));
+    this.health.start();
+  }
+
+  private async startVrrp(): Promise<void> {
+    const list = (this.cfg as any).vrrp as any[] | undefined;
+    if (!list || list.length === 0) return;
+    const { resolveVrrpInterfaces } = await import('../config/vrrp');
+    const { VrrpInstance } = await import('../vrrp/instance');
+    for (const c of resolveVrrpInterfaces(list as any, this.cfg.interface)) {
+      const inst = new VrrpInstance(c, { log: this.log });
+      this.vrrp.push(inst);
+      this.updateTracking(inst);
+      await inst.start();
+    }
+    this.timers.push(setInterval(() => { for (const v of this.vrrp) this.updateTracking(v); }, 500));
+  }
+
+  private updateTracking(inst: any): void {
+    const dp: any = this.dataplane;
+    inst.setXdpAttached(dp.kind === 'xdp' ? dp.attached() : true);
+    for (const s of this.last?.state.services ?? []) {
+      inst.setPoolHealthy(s.name, s.backends.some((b) => b.state === 'active' && b.weight > 0 && b.mac));
+    }
+  }
+
+  /** Resolve backend MACs. all=false: only the unresolved ones. Returns whether anything changed. */
+  private async refreshMacs(all = true): Promise<boolean> {
+    if (this.stopping) return false;
+    const need = new Set<string>();
+    for (const s of this.cfg.services as any[]) for (const b of s.backends) if (!b.mac) need.add(b.address);
+    const addrs = [...need].filter((a) => all || !this.macs.has(a));
+    if (addrs.length === 0) return false;
+    let changed = false;
+    try {
+      const res = await this.neigh.resolve(this.cfg.interface, addrs, all ? 1000 : 300);
+      for (const r of res) {
+        if (r.mac) {
+          if (this.macs.get(r.address) !== r.mac) {
+            if (this.macs.has(r.address)) this.log.warn({ backend: r.address, from: this.macs.get(r.address), to: r.mac }, 'backend MAC changed');
+            else this.log.info({ backend: r.address, mac: r.mac }, 'backend MAC resolved');
+            this.macs.set(r.address, r.mac);
+            this.macErrors.delete(r.address);
+            changed = true;
+          }
+        } else if (r.error) {
+          if (this.macErrors.get(r.address) !== r.error) this.log.warn({ backend: r.address }, `backend left out: ${r.error}`);
+          this.macErrors.set(r.address, r.error);
+          // A backend that stopped answering keeps its last MAC: health decides whether it is usable.
+        }
+      }
+    } catch (err) {
+      this.log.error({ err }, 'neighbour resolution failed');
+    }
+    return changed;
+  }
+
+  /** Ask for a reconcile; several asks while one runs collapse into one more. */
+  kick(reason: string): void {
+    if (this.pending || this.stopping) return;
+    this.pending = true;
+    this.chain = this.chain.then(() => {
+      this.pending = false;
+      return this.reconcile(reason).catch((err) => {
+        this.log.error({ err }, `reconcile (${reason}) failed; the dataplane keeps its previous state and the next change retries`);
+      });
+    });
+  }
+
+  private compute(): DesiredOutput {
+    return buildDesired({
+      services: serviceCfgs(this.cfg),
+      ringSize: this.cfg.xdp.ringSize,
+      ipvsRingSize: 4093,
+      macs: this.macs,
+      health: this.health ? this.health.snapshot() : null,
+      drained: this.drained,
+    });
+  }
+
+  private describeChanges(prev: DesiredState | undefined, next: DesiredState): void {
+    const before = new Map<string, string>();
+    for (const s of prev?.services ?? []) for (const b of s.backends) before.set(`${s.name}/${b.key}`, `${b.state}/${b.weight}`);
+    for (const s of next.services) {
+      for (const b of s.backends) {
+        const k = `${s.name}/${b.key}`;
+        const now = `${b.state}/${b.weight}`;
+        if (before.get(k) !== now) this.log.info({ service: s.name, backend: b.name, state: b.state, weight: b.weight, was: before.get(k) ?? 'new' }, `${s.name}: backend ${b.name} is ${b.state} (weight ${b.weight})`);
+      }
+    }
+  }
+
+  async reconcile(reason: string): Promise<void> {
+    const out = this.compute();
+    try {
+      await this.dataplane.apply(out.state);
+      this.lastApplyError = null;
+    } catch (err) {
+      this.lastApplyError = (err as Error).message;
+      throw err;
+    }
+    this.describeChanges(this.last?.state, out.state);
+    this.last = out;
+    for (const v of this.vrrp) this.updateTracking(v);
+    this.log.debug({ reason }, 'dataplane reconciled');
+  }
+
+  async setDrain(backend: string, on: boolean): Promise<{ message: string }> {
+    const names = new Set<string>();
+    for (const s of this.cfg.services as any[]) for (const b of s.backends) { names.add(b.name); names.add(b.key); }
+    if (!names.has(backend)) {
+      throw new XdError('XD_ERR_NOT_FOUND', `no backend named ${backend}: use a backend name or address:port from the config (${[...new Set((this.cfg.services as any[]).flatMap((s) => s.backends.map((b: any) => b.name)))].join(', ')})`);
+    }
+    if (on) this.drained.add(backend); else this.drained.delete(backend);
+    fs.mkdirSync(path.dirname(this.drainFile), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(this.drainFile, JSON.stringify([...this.drained]), { mode: 0o600 });
+    this.log.info({ backend }, on ? `backend ${backend} drained: established flows finish, no new flows` : `backend ${backend} undrained`);
+    await this.serial(() => this.reconcile(on ? 'drain' : 'undrain'));
+    return { message: on ? `drained ${backend}: established flows finish, new flows go elsewhere` : `undrained ${backend}` };
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn);
+    this.chain = p.then(() => undefined, () => undefined);
+    return p;
+  }
+
+  async reload(): Promise<{ message: string }> {
+    return this.serial(async () => {
+      let next: Config;
+      try {
+        next = await loadConfigFile(this.configFile);
+      } catch (err) {
+        this.log.error({ err }, `reload refused, the running config stays: ${(err as Error).message}`);
+        throw err;
+      }
+      const restartNeeded = ['instance', 'interface'].filter((k) => (next as any)[k] !== (this.cfg as any)[k]);
+      if (JSON.stringify(next.xdp) !== JSON.stringify(this.cfg.xdp)) restartNeeded.push('xdp');
+      if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin)) restartNeeded.push('admin');
+      if (JSON.stringify((next as any).vrrp) !== JSON.stringify((this.cfg as any).vrrp)) restartNeeded.push('vrrp');
+      if (restartNeeded.length) {
+        const err = new XdError('XD_ERR_CONFIG_INVALID', `${this.configFile}: ${restartNeeded.join(', ')} cannot change on reload; the running config stays; restart xdirector to apply them`);
+        this.log.error({ err }, err.message);
+        throw err;
+      }
+      const prev = this.cfg;
+      this.cfg = next;
+      try {
+        if (this.health) { await this.health.stop(); this.health = null; }
+        await this.startHealth();
+        await this.refreshMacs(true);
+        await this.reconcile('reload');
+      } catch (err) {
+        this.cfg = prev;
+        this.log.error({ err }, `reload failed while applying; back to the previous config: ${(err as Error).message}`);
+        if (!this.health) await this.startHealth();
+        await this.reconcile('reload rollback').catch(() => undefined);
+        throw err;
+      }
+      this.log.info({ services: next.services.length }, 'config reloaded');
+      return { message: `reloaded ${this.configFile}: ${next.services.length} service(s)` };
+    });
+  }
+
+  async switchDataplane(kind: string): Promise<{ message: string }> {
+    if (kind !== 'xdp' && kind !== 'ipvs') throw new XdError('XD_ERR_USAGE', `dataplane must be xdp or ipvs, got ${kind}`);
+    return this.serial(async () => {
+      if (this.dataplane.kind === kind) return { message: `dataplane is already ${kind}` };
+      const old = this.dataplane;
+      const state = this.compute().state;
+      // Program the new one with the live state first. For IPVS that is
+      // invisible while XDP still takes the packets; for XDP, attaching it is
+      // what moves the traffic. Only then remove the old one.
+      const next = await openDataplane(this.cfg, this.log, kind);
+      try {
+        await next.apply(state);
+      } catch (err) {
+        await next.close({ keepState: false }).catch(() => undefined);
+        throw err;
+      }
+      this.dataplane = next;
+      await old.close({ keepState: false });
+      await this.reconcile('dataplane switch');
+      this.log.info({ from: old.kind, to: kind }, `dataplane switched from ${old.kind} to ${kind}`);
+      return { message: `dataplane switched from ${old.kind} to ${kind}` };
+    });
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const dp = await this.dataplane.status();
+    return {
+      instance: this.cfg.instance,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      config: path.resolve(this.configFile),
+      dataplane: dp,
+      lastApplyError: this.lastApplyError,
+      health: this.health ? this.health.snapshot() : null,
+      writers: this.last?.writers ?? {},
+      alerts: this.last?.alerts ?? [],
+      drained: [...this.drained],
+      unresolved: (this.last?.unresolved ?? []).map((u) => ({ ...u, error: this.macErrors.get(u.backend) ?? this.macErrors.get(u.backend.split(':')[0]) ?? 'not resolved yet' })),
+      vrrp: this.vrrp.map((v) => v.status()),
+    };
+  }
+
+  async stop(opts: { detach?: boolean } = {}): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.chain.catch(() => undefined);
+    for (const v of this.vrrp) await v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp stop failed'));
+    if (this.health) await this.health.stop().catch((err: unknown) => this.log.error({ err }, 'health stop failed'));
+    await this.api?.close();
+    if (this.dataplane) await this.dataplane.close({ keepState: !opts.detach });
+    if (opts.detach) { try { fs.unlinkSync(this.drainFile); } catch { /* none */ } }
+    this.neigh.close();
+    this.log.info({ detach: !!opts.detach }, opts.detach ? 'stopped; program detached and pins removed' : 'stopped; XDP program stays attached and maps stay pinned for the next run');
+  }
+}
+
+export async function runDaemon(configFile: string, opts: { logLevel?: string } = {}): Promise<number> {
+  let level = opts.logLevel;
+  if (!level) {
+    try { level = (await loadConfigFile(configFile)).log?.level; } catch { /* reported below */ }
+  }
+  const log = createLogger({ level });
+  const d = new Daemon(configFile, log);
+  try {
+    await d.start();
+  } catch (err) {
+    log.error({ err }, (err as Error).message);
+    await d.stop().catch(() => undefined);
+    process.stderr.write(`xdirector: ${(err as Error).message}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let done = false;
+    const finish = (code: number) => { if (!done) { done = true; resolve(code); } };
+    d.onStop = finish;
+    const onSignal = (sig: string) => {
+      log.info({ signal: sig }, 'stopping');
+      void d.stop().then(() => finish(0), (err) => { log.error({ err }, 'stop failed'); finish(1); });
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGHUP', () => { void d.reload().catch(() => undefined); });
+  });
+}
+
+/** stop --detach without a running daemon: remove the program and pins of the config's instance. */
+export async function detachInstance(configFile: string): Promise<string> {
+  const cfg = await loadConfigFile(configFile);
+  const { XdpDataplane } = await import('../dataplane/xdp/dataplane');
+  const log = createLogger({ level: 'warn' });
+  return XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
+}

@@ -1,0 +1,348 @@
+// The XDP dataplane: loads (or adopts) the program and its pinned maps under
+// <pin_dir>/<instance>, attaches it, and applies desired states by difference
+// (plan.ts decides what to write; this file writes it in a safe order).
+//
+// Hot restart: close() leaves the program attached and the maps pinned; the
+// next open() loads the program again over the same pinned maps (after checking
+// the layout recorded in the meta map) and swaps it in atomically
+// (XDP_FLAGS_REPLACE), so flows, rings and counters survive a restart.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Dataplane, DataplaneStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
+import { BpfObject, openPinnedProgram, removePinDir } from '../../bpf/object';
+import { BpfMap } from '../../bpf/map';
+import { getNative } from '../../bpf/native';
+import * as xdp from '../../bpf/xdp';
+import { sumPerCpu } from '../../bpf/codec';
+import { XdError, wrap } from '../../errors';
+import { emptyModel, Model, plan, svcKeyString, SvcKey } from './plan';
+import * as L from './layout';
+
+export interface XdpOptions {
+  instance: string;
+  ifname: string;
+  mode: 'native' | 'generic';
+  pinDir: string;
+  ringMax: number;
+  maxServices: number;
+  maxBackends: number;
+  flowTableSize: number;
+  /** Compiled program; default dist/bpf/xdirector.bpf.o of this package. */
+  objectPath?: string;
+  /** A flow counts as active when it saw a packet within this many seconds (IPVS: TCP established 900 s). */
+  flowIdleSeconds?: number;
+  log: Logger;
+}
+
+const PROG_PIN = 'prog';
+
+export function defaultObjectPath(): string {
+  return path.resolve(__dirname, '../../../bpf/xdirector.bpf.o');
+}
+
+export function instancePinDir(pinDir: string, instance: string): string {
+  return path.join(pinDir, instance);
+}
+
+function ensureBpffs(pinDir: string): void {
+  // /sys/fs/bpf may not be mounted on a new machine; and `ip netns exec` hides it.
+  const root = '/sys/fs/bpf';
+  if (pinDir.startsWith(root) && !fs.existsSync(root)) {
+    throw new XdError('XD_ERR_BPF_PIN', `${root} does not exist: mount bpffs (mount -t bpf bpf ${root}); inside a network namespace use nsenter --net=... rather than ip netns exec, which hides it`);
+  }
+  if (pinDir.startsWith(root)) {
+    const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
+    if (!mounts.split('\n').some((l) => l.split(' ')[1] === root && l.split(' ')[2] === 'bpf')) {
+      throw new XdError('XD_ERR_BPF_PIN', `${root} is not a bpffs mount in this mount namespace: mount it (mount -t bpf bpf ${root}); inside a network namespace use nsenter --net=... rather than ip netns exec, which remounts /sys`);
+    }
+  }
+}
+
+function addrWords(address: string, family: Family): number[] {
+  return L.addressToWords(address, family);
+}
+
+export class XdpDataplane implements Dataplane {
+  readonly kind = 'xdp' as const;
+  private model: Model;
+  private lastState: DesiredState = { services: [] };
+  private indexes = new Map<string, Map<string, number>>();
+  private closed = false;
+
+  private constructor(
+    private readonly o: XdpOptions,
+    private readonly dir: string,
+    private readonly obj: BpfObject,
+    private readonly ifindex: number,
+    readonly programId: number,
+    private readonly maps: L.Maps,
+    readonly adopted: boolean,
+  ) {
+    this.model = emptyModel();
+  }
+
+  /** Load (adopting pinned state when compatible), pin, attach. */
+  static async open(o: XdpOptions): Promise<XdpDataplane> {
+    const log = o.log;
+    ensureBpffs(o.pinDir);
+    const dir = instancePinDir(o.pinDir, o.instance);
+    const ifc = xdp.resolveInterface(o.ifname);
+    const objectPath = o.objectPath ?? defaultObjectPath();
+    const wantMeta = { layoutVersion: L.LAYOUT_VERSION, ringMax: o.ringMax, maxServices: o.maxServices, maxBackends: o.maxBackends, layoutHash: L.LAYOUT_HASH };
+
+    // 1. Decide: adopt the pinned instance, replace it cleanly, or refuse.
+    let adopt = false;
+    if (fs.existsSync(dir)) {
+      const metaPath = path.join(dir, L.MAP.meta);
+      let meta: L.Meta | undefined;
+      if (fs.existsSync(metaPath)) {
+        try {
+          const m = BpfMap.openPinned(metaPath, L.u32, L.metaCodec);
+          try { meta = m.lookup(0); } finally { m.close(); }
+        } catch (err) {
+          log.warn({ err }, `pinned meta map at ${metaPath} is unreadable: replacing the pinned instance`);
+        }
+      }
+      if (meta && meta.layoutVersion === wantMeta.layoutVersion && meta.layoutHash === wantMeta.layoutHash) {
+        const diff: string[] = [];
+        if (meta.ringMax !== o.ringMax) diff.push(`ring size ${meta.ringMax} (config says ${o.ringMax})`);
+        if (meta.maxServices !== o.maxServices) diff.push(`max_services ${meta.maxServices} (config says ${o.maxServices})`);
+        if (meta.maxBackends !== o.maxBackends) diff.push(`max_backends ${meta.maxBackends} (config says ${o.maxBackends})`);
+        if (diff.length) {
+          throw new XdError('XD_ERR_LAYOUT_MISMATCH', `the pinned instance at ${dir} was loaded with ${diff.join(', ')}: these limits size the maps and cannot change under running flows; fix: run xdirector stop --detach -c <config> (established flows are then re-hashed) and start again, or restore the old values`, { detail: { dir } });
+        }
+        adopt = true;
+      } else {
+        log.warn({ dir, pinned: meta ?? null, want: wantMeta }, `pinned state at ${dir} has another layout than this build: replacing it (established flows will be re-hashed)`);
+        XdpDataplane.detachPinned(dir, ifc.ifindex, log);
+        removePinDir(dir);
+      }
+    }
+
+    // 2. Load the program; with adopt, over the pinned maps.
+    const maxEntries: Record<string, number> = {
+      [L.MAP.svc]: o.maxServices,
+      [L.MAP.svcst]: o.maxServices,
+      [L.MAP.rr]: o.maxServices,
+      [L.MAP.be]: o.maxBackends,
+      [L.MAP.best]: o.maxBackends,
+      [L.MAP.ring]: o.maxServices * 2 * o.ringMax,
+      [L.MAP.flow]: o.flowTableSize,
+    };
+    const obj = await BpfObject.load(objectPath, { maxEntries, globals: { ring_max: o.ringMax }, ...(adopt ? { reusePinnedDir: dir } : {}) });
+    let maps: L.Maps | undefined;
+    try {
+      obj.pinMaps(dir);
+      maps = L.openMaps(obj);
+      if (!adopt) maps.meta.update(0, { ...wantMeta, createdNs: BigInt(Date.now()) * 1000000n });
+      const prog = obj.program(L.PROGRAM);
+      XdpDataplane.attachProgram(dir, ifc, prog, o.mode, log);
+      const dp = new XdpDataplane(o, dir, obj, ifc.ifindex, prog.id, maps, adopt);
+      if (adopt) dp.adoptModel();
+      log.info({ interface: o.ifname, mode: o.mode, programId: prog.id, pinDir: dir, adopted: adopt }, adopt ? 'XDP program reloaded over the pinned maps' : 'XDP program loaded and attached');
+      return dp;
+    } catch (err) {
+      maps?.close();
+      obj.close();
+      throw err;
+    }
+  }
+
+  /** Attach `prog`, atomically replacing this instance's previous program if it is the one attached. */
+  private static attachProgram(dir: string, ifc: { ifindex: number; ifname: string }, prog: { fd: number; id: number; name: string }, mode: 'native' | 'generic', log: Logger): void {
+    const pinPath = path.join(dir, PROG_PIN);
+    const q = xdp.query(ifc.ifindex);
+    let old: ReturnType<typeof openPinnedProgram> | undefined;
+    if (fs.existsSync(pinPath)) {
+      try { old = openPinnedProgram(pinPath); } catch { old = undefined; }
+    }
+    try {
+      const attachedIds = [q.programs.native, q.programs.generic].filter((x) => x !== 0);
+      const foreign = attachedIds.filter((id) => id !== old?.id);
+      if (foreign.length > 0) {
+        throw new XdError('XD_ERR_XDP_ATTACH', `attach xdp to ${ifc.ifname}: another XDP program (id ${foreign.join(', ')}, ${q.mode} mode) is attached that this instance did not load; fix: detach it (ip link set dev ${ifc.ifname} xdp off) or use another interface`, { detail: { interface: ifc.ifname, programIds: foreign } });
+      }
+      const oldMode = old && q.programs.native === old.id ? 'native' : old && q.programs.generic === old.id ? 'generic' : undefined;
+      if (old && oldMode === mode) {
+        xdp.attach(ifc.ifindex, prog, mode, { replace: { expectedFd: old.fd } });
+      } else {
+        if (old && oldMode) {
+          log.warn({ from: oldMode, to: mode }, `XDP mode changes from ${oldMode} to ${mode}: detaching the old program first (packets pass to the kernel for a moment)`);
+          xdp.detach(ifc.ifindex, oldMode, { expectedFd: old.fd });
+        }
+        xdp.attach(ifc.ifindex, prog, mode);
+      }
+    } finally {
+      old?.close();
+    }
+    try { fs.unlinkSync(pinPath); } catch { /* not pinned yet */ }
+    getNative().objPin(prog.fd, pinPath);
+  }
+
+  private static detachPinned(dir: string, ifindex: number, log: Logger): void {
+    const pinPath = path.join(dir, PROG_PIN);
+    if (!fs.existsSync(pinPath)) return;
+    let old: ReturnType<typeof openPinnedProgram> | undefined;
+    try {
+      old = openPinnedProgram(pinPath);
+      const q = xdp.query(ifindex);
+      if (q.programs.native === old.id) xdp.detach(ifindex, 'native', { expectedFd: old.fd });
+      if (q.programs.generic === old.id) xdp.detach(ifindex, 'generic', { expectedFd: old.fd });
+    } catch (err) {
+      log.warn({ err }, `could not detach the program pinned at ${pinPath}`);
+    } finally {
+      old?.close();
+    }
+  }
+
+  /** Rebuild the model (service ids, backend indexes, generations) from the pinned maps. */
+  private adoptModel(): void {
+    const m = emptyModel();
+    for (const [k, v] of this.maps.svc.entries()) {
+      const key: SvcKey = { vip: L.wordsToAddress(k.vip, k.family as Family), port: k.port, proto: k.proto === 17 ? 'udp' : 'tcp', family: k.family as Family };
+      m.services.set(svcKeyString(key), { key, id: v.id, activeGen: (v.activeGen & 1) as 0 | 1, ringSize: v.ringSize, sched: v.sched, flags: v.flags });
+    }
+    for (const [index, b] of this.maps.be.entries()) {
+      if (b.generation) m.generations.set(index, b.generation);
+      if (index === 0 || !(b.flags & L.BE_FLAG.ACTIVE)) continue;
+      m.backends.set(index, { index, serviceId: b.service, address: L.wordsToAddress(b.addr, b.family as Family), family: b.family as Family, mac: L.macString(b.mac), flags: b.flags, generation: b.generation });
+    }
+    this.model = m;
+  }
+
+  async apply(state: DesiredState): Promise<void> {
+    if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
+    const p = plan(this.model, state, { maxServices: this.o.maxServices, maxBackends: this.o.maxBackends, ringMax: this.o.ringMax });
+    const n = getNative();
+    try {
+      for (const r of p.resetServiceStats) this.maps.svcst.updatePerCpu(r, Array(this.maps.svcst.ncpus).fill(L.zeroServiceStats()));
+      for (const r of p.resetBackendStats) this.maps.best.updatePerCpu(r, Array(this.maps.best.ncpus).fill(L.zeroBackendStats()));
+      for (const b of p.backendWrites) {
+        this.maps.be.update(b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: addrWords(b.address, b.family) });
+      }
+      for (const r of p.ringWrites) {
+        // The whole table goes into the inactive generation in one batch; the
+        // service update below is what makes it live.
+        const base = (r.serviceId * 2 + r.gen) * this.o.ringMax;
+        const keys = new Uint32Array(r.ring.length);
+        for (let i = 0; i < keys.length; i++) keys[i] = base + i;
+        await n.mapUpdateBatchAsync(this.maps.ringFd, Buffer.from(keys.buffer), Buffer.from(r.ring.buffer, r.ring.byteOffset, r.ring.byteLength), r.ring.length, 0);
+      }
+      for (const s of p.serviceWrites) {
+        this.maps.svc.update(
+          { vip: addrWords(s.key.vip, s.key.family), port: s.key.port, proto: s.key.proto === 'udp' ? 17 : 6, family: s.key.family },
+          { id: s.id, ringSize: s.ringSize, flags: s.flags, sched: s.sched, activeGen: s.activeGen },
+        );
+      }
+      for (const k of p.serviceDeletes) {
+        this.maps.svc.delete({ vip: addrWords(k.vip, k.family), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
+      }
+      for (const c of p.backendClears) {
+        this.maps.be.update(c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: [0, 0, 0, 0] });
+      }
+    } catch (err) {
+      // What was written is consistent per service (rings before the flip);
+      // forget the model so the next apply rewrites everything from the maps.
+      this.adoptModel();
+      throw err instanceof XdError ? err : wrap('XD_ERR_BPF_MAP', 'apply desired state to the XDP maps', err);
+    }
+    this.model = p.next;
+    this.indexes = p.indexes;
+    this.lastState = state;
+    this.o.log.debug({ backends: p.backendWrites.length, rings: p.ringWrites.length, services: p.serviceWrites.length, deleted: p.serviceDeletes.length, cleared: p.backendClears.length }, 'XDP maps updated');
+  }
+
+  /** Is our program still the one attached (for VRRP tracking)? */
+  attached(): boolean {
+    try {
+      const q = xdp.query(this.ifindex);
+      return q.programs.native === this.programId || q.programs.generic === this.programId;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Which backend index the live ring of a service holds at a slot (tests and debugging). */
+  ringSlot(serviceName: string, slot: number): number | undefined {
+    const s = this.lastState.services.find((x) => x.name === serviceName);
+    if (!s) return undefined;
+    const ms = this.model.services.get(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }));
+    if (!ms) return undefined;
+    return this.maps.ringLookup((ms.id * 2 + ms.activeGen) * this.o.ringMax + slot);
+  }
+
+  backendIndex(serviceName: string, backendKey: string): number | undefined {
+    return this.indexes.get(serviceName)?.get(backendKey);
+  }
+
+  async status(): Promise<DataplaneStatus> {
+    const idleNs = BigInt(this.o.flowIdleSeconds ?? 900) * 1000000000n;
+    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, like bpf_ktime_get_ns()
+    const flows = new Map<number, number>();
+    const gens = new Map<number, number>();
+    for (const b of this.model.backends.values()) gens.set(b.index, b.generation);
+    for (const [, f] of this.maps.flow.entries()) {
+      if (gens.get(f.backend) !== f.generation) continue;
+      if (now - f.lastSeenNs > idleNs) continue;
+      flows.set(f.backend, (flows.get(f.backend) ?? 0) + 1);
+    }
+    const services: ServiceStatus[] = [];
+    for (const s of this.lastState.services) {
+      const ms = this.model.services.get(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }));
+      const st = ms ? sumPerCpu(this.maps.svcst.lookupPerCpu(ms.id) ?? [L.zeroServiceStats()]) : L.zeroServiceStats();
+      const idx = this.indexes.get(s.name) ?? new Map<string, number>();
+      services.push({
+        name: s.name, vip: s.vip, port: s.port, proto: s.proto, scheduler: s.scheduler,
+        packets: Number(st.packets), bytes: Number(st.bytes), newFlows: Number(st.newFlows), noBackend: Number(st.noBackend),
+        backends: s.backends.map((b) => {
+          const i = idx.get(b.key);
+          const bs = i !== undefined ? sumPerCpu(this.maps.best.lookupPerCpu(i) ?? [L.zeroBackendStats()]) : L.zeroBackendStats();
+          return {
+            key: b.key, name: b.name, address: b.address, port: b.port, ...(b.mac ? { mac: b.mac } : {}), weight: b.weight,
+            state: i === undefined ? 'down' : b.state, activeFlows: i === undefined ? 0 : flows.get(i) ?? 0,
+            packets: Number(bs.packets), bytes: Number(bs.bytes), newFlows: Number(bs.newFlows),
+          };
+        }),
+      });
+    }
+    const reasons: Record<string, number> = {};
+    for (const [name, value] of Object.entries(L.REASON)) {
+      const r = this.maps.rsnst.lookupPerCpu(value);
+      reasons[name] = r ? Number(sumPerCpu(r).packets) : 0;
+    }
+    const q = xdp.query(this.ifindex);
+    return {
+      kind: 'xdp',
+      detail: { interface: this.o.ifname, mode: q.programs.native === this.programId ? 'native' : q.programs.generic === this.programId ? 'generic' : 'detached', programId: this.programId, pinDir: this.dir },
+      services,
+      reasons,
+    };
+  }
+
+  async close(opts: { keepState?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (opts.keepState === false) {
+      XdpDataplane.detachPinned(this.dir, this.ifindex, this.o.log);
+      this.maps.close();
+      this.obj.close();
+      removePinDir(this.dir);
+      this.o.log.info({ pinDir: this.dir }, 'XDP program detached and pins removed');
+      return;
+    }
+    this.maps.close();
+    this.obj.close();
+  }
+
+  /** Remove a pinned instance without loading anything (stop --detach with no daemon running). */
+  static detachInstance(pinDir: string, instance: string, ifname: string, log: Logger): string {
+    const dir = instancePinDir(pinDir, instance);
+    if (!fs.existsSync(dir)) return `nothing pinned at ${dir}`;
+    let ifindex: number | undefined;
+    try { ifindex = xdp.resolveInterface(ifname).ifindex; } catch { ifindex = undefined; }
+    if (ifindex !== undefined) XdpDataplane.detachPinned(dir, ifindex, log);
+    removePinDir(dir);
+    return `detached the XDP program of ${instance} from ${ifname} and removed ${dir}`;
+  }
+}

@@ -1,0 +1,217 @@
+// Pure planning for the XDP dataplane: from what the maps hold now (the model)
+// and the desired state, work out the map writes, in an order that never lets
+// a packet see a half-written state:
+//   1. backend entries (new ones are referenced by nothing yet),
+//   2. rings, written whole into the inactive generation,
+//   3. service values (one update flips the live generation),
+//   4. service deletions, then clearing backend entries nobody references.
+// Each service has its own backend entries (index per service × real server), so
+// drain/down/pool state is per service and stats read like ipvsadm's.
+import { createHash } from 'node:crypto';
+import type { DesiredService, DesiredState, Family, Scheduler, RingKind } from '../../state/types';
+import { buildMaglev } from '../../maglev';
+import { buildIpvsMh } from '../../maglev/ipvs-mh';
+import { XdError } from '../../errors';
+import { SCHED, SVC_FLAG, BE_FLAG } from './constants';
+
+export interface SvcKey { vip: string; port: number; proto: 'tcp' | 'udp'; family: Family }
+
+export interface ModelService {
+  key: SvcKey;
+  id: number;
+  activeGen: 0 | 1;
+  ringSize: number;
+  sched: number;
+  flags: number;
+  /** Digest of what the live ring was built from; undefined after adoption (unknown: rewrite once). */
+  ringDigest?: string;
+}
+
+export interface ModelBackend {
+  index: number;
+  serviceId: number;
+  address: string;
+  family: Family;
+  mac: string;
+  flags: number;
+  generation: number;
+}
+
+export interface Model {
+  services: Map<string, ModelService>; // by svcKeyString
+  backends: Map<number, ModelBackend>; // by index (flags & ACTIVE)
+  /** Last generation used per index, including cleared ones, so a reused index gets a new generation. */
+  generations: Map<number, number>;
+}
+
+export interface Limits { maxServices: number; maxBackends: number; ringMax: number }
+
+export interface BackendWrite { index: number; serviceId: number; address: string; family: Family; mac: string; flags: number; generation: number }
+export interface Plan {
+  backendWrites: BackendWrite[];
+  ringWrites: { serviceId: number; gen: 0 | 1; ring: Uint32Array }[];
+  serviceWrites: { key: SvcKey; id: number; ringSize: number; flags: number; sched: number; activeGen: 0 | 1 }[];
+  serviceDeletes: SvcKey[];
+  backendClears: { index: number; generation: number }[];
+  resetServiceStats: number[];
+  resetBackendStats: number[];
+  next: Model;
+  /** backend key per service name -> index (for status). */
+  indexes: Map<string, Map<string, number>>;
+}
+
+export function emptyModel(): Model {
+  return { services: new Map(), backends: new Map(), generations: new Map() };
+}
+
+export function svcKeyString(k: SvcKey): string {
+  return `${k.proto}/${k.family === 6 ? `[${k.vip}]` : k.vip}:${k.port}`;
+}
+
+export function schedFor(scheduler: Scheduler, ring: RingKind): number {
+  if (ring === 'ipvs-mh') {
+    if (scheduler === 'maglev' || scheduler === 'lc') return SCHED.IPVS_MH;
+    if (scheduler === 'sh') return SCHED.IPVS_MH_NOPORT;
+  }
+  switch (scheduler) {
+    case 'maglev':
+    case 'lc':
+      return SCHED.MAGLEV;
+    case 'sh':
+      return SCHED.SH;
+    case 'wrr':
+    case 'rr':
+      return SCHED.SEQ;
+  }
+}
+
+function backendFlags(b: DesiredService['backends'][number]): number {
+  if (b.state === 'down') return BE_FLAG.ACTIVE | BE_FLAG.DOWN;
+  if (b.state === 'draining' || b.weight === 0) return BE_FLAG.ACTIVE | BE_FLAG.DRAINING;
+  return BE_FLAG.ACTIVE;
+}
+
+/** Build the ring a service should have. Values are backend indexes; 0 = none. */
+export function buildRing(s: DesiredService, idx: Map<string, number>, ringMax: number): { ring: Uint32Array; digest: string } {
+  const live = s.backends.filter((b) => b.mac && b.state === 'active' && b.weight > 0);
+  const weightOf = (w: number) => (s.scheduler === 'rr' ? 1 : w);
+  const size = s.ring.size;
+  if (size > ringMax) {
+    throw new XdError('XD_ERR_CAPACITY', `service ${s.name}: ring size ${size} is larger than the loaded ring_max ${ringMax}: restart with xdp.ring_size >= ${size} (xdirector stop --detach, then run)`);
+  }
+  const digest = createHash('sha256')
+    .update(JSON.stringify([s.ring, s.scheduler, live.map((b) => [b.key, weightOf(b.weight), idx.get(b.key)])]))
+    .digest('hex');
+  let ring: Uint32Array;
+  if (s.ring.kind === 'ipvs-mh') {
+    // The kernel's mh walks its destination list, where each new destination is
+    // inserted at the head: an IPVS service programmed in config order holds
+    // them in reverse. Build the same table (see src/maglev/ipvs-mh.ts).
+    const dests = live.map((b) => ({ id: idx.get(b.key)!, address: b.address, port: b.port, family: b.family, weight: weightOf(b.weight) })).reverse();
+    ring = buildIpvsMh(dests, size);
+  } else {
+    ring = buildMaglev(live.map((b) => ({ id: idx.get(b.key)!, key: b.key, weight: weightOf(b.weight) })), size);
+  }
+  return { ring, digest };
+}
+
+export function plan(model: Model, desired: DesiredState, limits: Limits): Plan {
+  const p: Plan = {
+    backendWrites: [], ringWrites: [], serviceWrites: [], serviceDeletes: [], backendClears: [],
+    resetServiceStats: [], resetBackendStats: [],
+    next: { services: new Map(), backends: new Map(), generations: new Map(model.generations) },
+    indexes: new Map(),
+  };
+  // Service ids: keep existing ones, allocate the lowest free for new services.
+  const wanted = new Map<string, DesiredService>();
+  for (const s of desired.services) wanted.set(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }), s);
+  const usedIds = new Set<number>();
+  for (const [k, ms] of model.services) if (wanted.has(k)) usedIds.add(ms.id);
+  let nextId = 0;
+  const allocId = () => {
+    while (usedIds.has(nextId)) nextId++;
+    if (nextId >= limits.maxServices) {
+      throw new XdError('XD_ERR_CAPACITY', `${wanted.size} services do not fit xdp.max_services ${limits.maxServices}: raise it (restart with stop --detach)`);
+    }
+    usedIds.add(nextId);
+    return nextId;
+  };
+  // Backend indexes: existing (serviceId, address) entries keep theirs.
+  const byOwner = new Map<string, ModelBackend>();
+  for (const b of model.backends.values()) byOwner.set(`${b.serviceId}/${b.address}`, b);
+  const usedIdx = new Set<number>([0]);
+  const keepIdx = new Set<number>();
+  const svcIdOf = new Map<string, number>();
+  for (const [k, s] of wanted) {
+    const id = model.services.get(k)?.id ?? allocId();
+    svcIdOf.set(k, id);
+    if (!model.services.has(k)) p.resetServiceStats.push(id);
+    for (const b of s.backends) {
+      if (!b.mac) continue;
+      const old = byOwner.get(`${id}/${b.address}`);
+      if (old) { usedIdx.add(old.index); keepIdx.add(old.index); }
+    }
+  }
+  let nextIdx = 1;
+  const allocIdx = () => {
+    while (usedIdx.has(nextIdx)) nextIdx++;
+    if (nextIdx >= limits.maxBackends) {
+      throw new XdError('XD_ERR_CAPACITY', `backends do not fit xdp.max_backends ${limits.maxBackends} (index 0 is reserved): raise it (restart with stop --detach)`);
+    }
+    usedIdx.add(nextIdx);
+    return nextIdx;
+  };
+
+  for (const [k, s] of wanted) {
+    const id = svcIdOf.get(k)!;
+    const idx = new Map<string, number>();
+    for (const b of s.backends) {
+      if (!b.mac) continue; // unresolved: left out (the daemon reports it)
+      const old = byOwner.get(`${id}/${b.address}`);
+      const flags = backendFlags(b);
+      let index: number;
+      let generation: number;
+      if (old) {
+        index = old.index;
+        generation = old.generation;
+        // A new MAC for the same address is a new real server behind it: flows re-hash.
+        if (old.mac !== b.mac) generation = (generation + 1) >>> 0;
+        if (old.flags !== flags || old.mac !== b.mac) {
+          p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation });
+        }
+      } else {
+        index = allocIdx();
+        generation = ((p.next.generations.get(index) ?? 0) + 1) >>> 0;
+        p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation });
+        p.resetBackendStats.push(index);
+      }
+      p.next.generations.set(index, generation);
+      p.next.backends.set(index, { index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation });
+      idx.set(b.key, index);
+    }
+    p.indexes.set(s.name, idx);
+    const { ring, digest } = buildRing(s, idx, limits.ringMax);
+    const old = model.services.get(k);
+    const sched = schedFor(s.scheduler, s.ring.kind);
+    const flags = s.onEmpty === 'drop' ? SVC_FLAG.EMPTY_DROP : 0;
+    let activeGen: 0 | 1 = old?.activeGen ?? 0;
+    const ringChanged = !old || old.ringDigest !== digest || old.ringSize !== s.ring.size;
+    if (ringChanged) {
+      const gen: 0 | 1 = old ? (old.activeGen === 0 ? 1 : 0) : 0;
+      p.ringWrites.push({ serviceId: id, gen, ring });
+      activeGen = gen;
+    }
+    if (ringChanged || !old || old.sched !== sched || old.flags !== flags) {
+      p.serviceWrites.push({ key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family }, id, ringSize: s.ring.size, flags, sched, activeGen });
+    }
+    p.next.services.set(k, { key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family }, id, activeGen, ringSize: s.ring.size, sched, flags, ringDigest: digest });
+  }
+  for (const [k, ms] of model.services) if (!wanted.has(k)) p.serviceDeletes.push(ms.key);
+  for (const b of model.backends.values()) {
+    if (keepIdx.has(b.index)) continue;
+    const generation = (b.generation + 1) >>> 0;
+    p.backendClears.push({ index: b.index, generation });
+    p.next.generations.set(b.index, generation);
+  }
+  return p;
+}
