@@ -32,6 +32,11 @@ function f(x: number | undefined, digits = 2): string {
   return x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
 }
 
+function settingsNote(d: Record<string, unknown> | undefined): string {
+  if (!d || d.interval === undefined) return '';
+  return `; checks every ${String(d.interval)} ms, timeout ${String(d.timeout)} ms, fall ${String(d.fall)}${d.defaults ? ' (defaults)' : ' (quick-mode settings, not the defaults)'}`;
+}
+
 /** The markdown summary of a run (also printed by the CLI). */
 export function markdown(r: BenchResult, charts: Record<string, string> = {}): string {
   const out: string[] = [];
@@ -132,7 +137,7 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
       table(
         ['measurement', 'result'],
         s.failover.data.items.map((i) =>
-          i.status === 'ok' && i.ms ? [i.name, `${f(i.ms.median, 0)} ms median (${f(i.ms.min, 0)}–${f(i.ms.max, 0)}, n=${i.ms.n})`] : [i.name, `not available: ${i.reason ?? ''}`],
+          i.status === 'ok' && i.ms ? [i.name, `${f(i.ms.median, 0)} ms median (${f(i.ms.min, 0)}–${f(i.ms.max, 0)}, n=${i.ms.n})${settingsNote(i.detail)}`] : [i.name, `not available: ${i.reason ?? ''}`],
         ),
       ),
       '',
