@@ -458,8 +458,8 @@ export async function syncReplicas(primary: MariaDB, replicas: MariaDB[], timeou
 }
 
 /**
- * Remove leftovers of earlier runs with this prefix: kill mariadbd processes
- * whose pid file lies in a `<prefix>*-mariadb-*` temp dir (by that exact pid,
+ * Remove leftovers of earlier runs with exactly this prefix: kill mariadbd processes
+ * whose pid file lies in a `<prefix>-mariadb-*` temp dir (by that exact pid,
  * and only if the process really is mariadbd), then remove those dirs.
  */
 export async function cleanupStaleMariaDB(prefix: string, baseDir = os.tmpdir()): Promise<string[]> {
@@ -472,7 +472,7 @@ export async function cleanupStaleMariaDB(prefix: string, baseDir = os.tmpdir())
     return removed;
   }
   for (const e of entries) {
-    if (!e.startsWith(prefix) || !e.includes('-mariadb-')) continue;
+    if (!e.startsWith(`${prefix}-mariadb-`)) continue;
     const dir = path.join(baseDir, e);
     const pid = Number((await fsp.readFile(path.join(dir, 'pid'), 'utf8').catch(() => '')).trim());
     if (Number.isInteger(pid) && pid > 1 && pidAlive(pid)) {

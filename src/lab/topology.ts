@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { XdError, wrap } from '../errors';
 import { run, runIn, spawnIn, RunOptions, RunResult, NsMode, pidAlive, waitPidExit, waitChildExit, checkNsName } from './exec';
 import { cleanupStaleMariaDB } from './mariadb';
+import { clientScript, jsonLines, ConnectionsReport, HoldReport } from './client';
 
 export type XdpMode = 'native' | 'generic';
 export type Role = 'client' | 'director' | 'real';
@@ -130,6 +131,8 @@ export class Lab {
 
   /** Run a command in a lab namespace (`ip netns exec`; mode 'nsenter' keeps bpffs visible). */
   run(ns: LabHost | string, cmd: string, args: readonly string[], opts: RunOptions & { mode?: NsMode } = {}): Promise<RunResult> {
+    // `ip -n NS …` is `ip netns exec NS ip …` without the /sys remount: cheaper.
+    if (cmd === 'ip' && opts.mode !== 'nsenter') return run('ip', ['-n', this.nsOf(ns), ...args], opts);
     return runIn(this.nsOf(ns), cmd, args, opts);
   }
 
@@ -227,6 +230,72 @@ export class Lab {
   }
 
   /**
+   * Run the lab client (dist/src/lab/client.js) in the client namespace in
+   * connection mode and return its report (it reports failures; it does not throw for them).
+   */
+  async runClient(o: ClientRunOptions = {}): Promise<ConnectionsReport> {
+    const r = await this.run(this.client, process.execPath, [clientScript(), ...clientArgs(this, o), '--json'], {
+      allowFail: true,
+      timeoutMs: o.runTimeoutMs ?? 300_000,
+    });
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    try {
+      return JSON.parse(line) as ConnectionsReport;
+    } catch {
+      throw new XdError('XD_ERR_LAB', `lab client exited with ${r.code ?? r.signal} and no report: ${r.stderr.trim().slice(-500)}`);
+    }
+  }
+
+  /**
+   * Start the lab client in hold mode (one session, a query every interval).
+   * Resolves once the session has answered its first query; `stop()` sends
+   * SIGTERM and resolves with the summary.
+   */
+  async startHold(o: ClientRunOptions & { intervalMs?: number } = {}): Promise<HoldSession> {
+    const args = [clientScript(), '--hold', '--json', ...clientArgs(this, o), ...(o.intervalMs ? ['--interval', String(o.intervalMs)] : [])];
+    const child = this.spawn(this.client, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    let summary: HoldReport | undefined;
+    const ready = new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new XdError('XD_ERR_LAB', `lab hold client: no session within ${o.timeoutMs ?? 5000} ms + 5 s: ${stderr.trim()}`)), (o.timeoutMs ?? 5000) + 5000);
+      jsonLines(child, (obj) => {
+        if (obj.event === 'ready') {
+          clearTimeout(t);
+          resolve(Number(obj.serverId));
+        } else if (obj.event === 'summary') {
+          summary = obj as unknown as HoldReport;
+        }
+      });
+      child.once('exit', (code, sig) => {
+        clearTimeout(t);
+        reject(new XdError('XD_ERR_LAB', `lab hold client exited (${code ?? sig}) before its session was ready: ${stderr.trim()}`));
+      });
+    });
+    let serverId: number;
+    try {
+      serverId = await ready;
+    } catch (err) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      throw err;
+    }
+    return {
+      serverId,
+      child,
+      stop: async (): Promise<HoldReport> => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        if (!(await waitChildExit(child, 15_000))) {
+          child.kill('SIGKILL');
+          throw new XdError('XD_ERR_LAB', 'lab hold client did not stop within 15 s of SIGTERM');
+        }
+        if (!summary) throw new XdError('XD_ERR_LAB', `lab hold client exited without a summary: ${stderr.trim()}`);
+        return summary;
+      },
+    };
+  }
+
+  /**
    * Tear down exactly what this lab made: processes it spawned (by pid), any
    * process still inside its namespaces (by pid, from `ip netns pids`), then
    * the namespaces (which removes their veths and the bridge). Safe to call twice.
@@ -262,6 +331,40 @@ export class Lab {
     this.destroyed = true;
     if (errors.length) throw new XdError('XD_ERR_LAB', `lab ${this.prefix}: teardown incomplete: ${errors.join('; ')}`);
   }
+}
+
+export interface ClientRunOptions {
+  /** Default: the IPv4 VIP. */
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  /** Connection mode: new connections to open (default 300). */
+  connections?: number;
+  concurrency?: number;
+  /** Connect/query timeout per attempt, ms. */
+  timeoutMs?: number;
+  /** Kill the client process after this long (connection mode). Default 300 s. */
+  runTimeoutMs?: number;
+}
+
+export interface HoldSession {
+  /** server_id that answered the first query. */
+  serverId: number;
+  child: ChildProcess;
+  /** SIGTERM the client and return its summary. */
+  stop(): Promise<HoldReport>;
+}
+
+function clientArgs(lab: Lab, o: ClientRunOptions): string[] {
+  const a = ['--host', o.host ?? lab.vip];
+  if (o.port !== undefined) a.push('--port', String(o.port));
+  if (o.user !== undefined) a.push('--user', o.user);
+  if (o.password !== undefined) a.push('--password', o.password);
+  if (o.connections !== undefined) a.push('--connections', String(o.connections));
+  if (o.concurrency !== undefined) a.push('--concurrency', String(o.concurrency));
+  if (o.timeoutMs !== undefined) a.push('--timeout', String(o.timeoutMs));
+  return a;
 }
 
 export function defaultXdpPassObject(): string {
@@ -389,10 +492,11 @@ async function build(lab: Lab, xdpPass: string): Promise<void> {
 }
 
 /**
- * Remove leftovers of earlier runs whose namespaces start with `prefix`: kill the
- * processes inside them (by pid), delete the namespaces, remove MariaDB temp
- * dirs with that prefix. With `onlyDeadOwners`, a namespace named
- * `<prefix><pid>…` is kept while that pid is alive (a lab still in use).
+ * Remove leftovers of an earlier lab with exactly this prefix: kill the
+ * processes inside its namespaces (`<prefix>sw`, `<prefix>cl`, `<prefix>d1`, …)
+ * by pid, delete them, and remove its MariaDB temp dirs (`<prefix>-mariadb-*`).
+ * With `onlyDeadOwners`, `prefix` is a family prefix (e.g. 'xdlab') and every
+ * lab named `<prefix><pid>` whose pid is no longer alive is removed.
  */
 export async function cleanupStale(prefix: string, opts: { onlyDeadOwners?: boolean } = {}): Promise<string[]> {
   if (!/^[a-z][a-z0-9]*$/.test(prefix)) throw new XdError('XD_ERR_LAB', `cleanup prefix ${JSON.stringify(prefix)}: use lowercase letters/digits`);
@@ -404,15 +508,19 @@ export async function cleanupStale(prefix: string, opts: { onlyDeadOwners?: bool
     names = [];
   }
   const owners = new Set<string>();
+  // Exactly the names a lab gives its namespaces, so that a prefix never
+  // matches another lab whose prefix merely starts with it.
+  const roles = '(sw|cl|d[12]|r[1-9])';
+  const exact = new RegExp(`^${prefix}${roles}$`);
+  const owned = new RegExp(`^${prefix}(\\d+)${roles}$`);
   for (const ns of names) {
-    if (!ns.startsWith(prefix)) continue;
-    const rest = ns.slice(prefix.length);
-    const m = /^(\d+)/.exec(rest);
     if (opts.onlyDeadOwners) {
+      const m = owned.exec(ns);
       if (!m) continue;
-      const ownerPid = Number(m[1]);
-      if (pidAlive(ownerPid)) continue;
+      if (pidAlive(Number(m[1]))) continue;
       owners.add(`${prefix}${m[1]}`);
+    } else if (!exact.test(ns)) {
+      continue;
     }
     await killNamespacePids(ns);
     await run('ip', ['netns', 'del', ns], { allowFail: true });
@@ -427,8 +535,8 @@ export async function cleanupStale(prefix: string, opts: { onlyDeadOwners?: bool
       entries = [];
     }
     for (const e of entries) {
-      const m = new RegExp(`^${prefix}(\\d+)`).exec(e);
-      if (m && e.includes('-mariadb-') && !pidAlive(Number(m[1]))) owners.add(`${prefix}${m[1]}`);
+      const m = new RegExp(`^${prefix}(\\d+)-mariadb-`).exec(e);
+      if (m && !pidAlive(Number(m[1]))) owners.add(`${prefix}${m[1]}`);
     }
     for (const p of owners) removed.push(...(await cleanupStaleMariaDB(p)));
   } else {
