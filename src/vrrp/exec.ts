@@ -1,0 +1,75 @@
+// Running operator commands for VRRP: track scripts (exit status = result) and
+// notify hooks (run one after another, in the order the transitions happened).
+
+import { spawn } from 'node:child_process';
+import type { Logger } from '../log';
+
+export interface RunResult {
+  ok: boolean;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  error?: Error;
+}
+
+/** Run `/bin/sh -c command` with extra positional arguments ($1, $2, ...); never rejects. */
+export function runCommand(command: string, args: string[], timeoutMs: number): Promise<RunResult> {
+  return new Promise((resolve) => {
+    let timedOut = false;
+    let settled = false;
+    const child = spawn('/bin/sh', ['-c', `${command} "$@"`, 'xdirector-vrrp', ...args], { stdio: 'ignore' });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    const done = (r: RunResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    child.on('error', (error) => done({ ok: false, code: null, signal: null, timedOut, error }));
+    child.on('exit', (code, signal) => done({ ok: !timedOut && code === 0, code, signal, timedOut }));
+  });
+}
+
+/**
+ * Notify hooks run strictly in order, one at a time (keepalived's scripts may
+ * run out of order; its notify FIFO exists because users need order).
+ */
+export class NotifyQueue {
+  private chain: Promise<void> = Promise.resolve();
+  private pending = 0;
+  failures = 0;
+  runs = 0;
+
+  constructor(
+    private readonly command: string | undefined,
+    private readonly log: Logger,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  push(instance: string, state: string, priority: number): void {
+    if (!this.command) return;
+    const cmd = this.command;
+    this.pending++;
+    this.chain = this.chain.then(async () => {
+      const r = await runCommand(cmd, [instance, state, String(priority)], this.timeoutMs);
+      this.pending--;
+      this.runs++;
+      if (!r.ok) {
+        this.failures++;
+        this.log.warn({ command: cmd, state, code: r.code, signal: r.signal, timedOut: r.timedOut, err: r.error }, 'notify command failed');
+      }
+    });
+  }
+
+  /** Resolves when every queued hook has run. */
+  drain(): Promise<void> {
+    return this.chain;
+  }
+
+  get queued(): number {
+    return this.pending;
+  }
+}
