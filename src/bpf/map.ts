@@ -234,23 +234,37 @@ export class BpfMap<K, V> {
     return count;
   }
 
-  /** Deletes keys (BPF_MAP_DELETE_BATCH, per-element fallback); missing keys are an error in batch mode, so absent keys are skipped one by one. Returns how many were deleted. */
+  /**
+   * Deletes keys with BPF_MAP_DELETE_BATCH (per-element for map types without
+   * it). Absent keys are skipped. Returns how many keys were deleted.
+   */
   deleteBatch(keysIn: readonly K[]): number {
     this.check();
-    if (keysIn.length === 0) return 0;
+    const n = getNative();
     const ks = this.key.size;
     const keys = Buffer.alloc(keysIn.length * ks);
     keysIn.forEach((k, i) => this.key.encode(k, keys, i * ks));
-    try {
-      return getNative().mapDeleteBatch(this.fd, keys, keysIn.length);
-    } catch (e) {
-      // ENOENT on a missing key stops the batch part-way; finish element by element.
-      if (!isBatchUnsupported(e) && !(isNativeSystemError(e) && e.code === 'ENOENT')) throw this.fail('batch delete from', e);
-    }
     let deleted = 0;
-    for (let i = 0; i < keysIn.length; i++) {
+    let start = 0;
+    while (start < keysIn.length) {
       try {
-        if (getNative().mapDelete(this.fd, keys.subarray(i * ks, (i + 1) * ks))) deleted++;
+        deleted += n.mapDeleteBatch(this.fd, keys.subarray(start * ks), keysIn.length - start);
+        return deleted;
+      } catch (e) {
+        if (isNativeSystemError(e) && e.code === 'ENOENT') {
+          // The kernel stops at the first absent key: count what went, skip it, go on.
+          const done = e.processed ?? 0;
+          deleted += done;
+          start += done + 1;
+          continue;
+        }
+        if (!isBatchUnsupported(e)) throw this.fail('batch delete from', e);
+        break;
+      }
+    }
+    for (let i = start; i < keysIn.length; i++) {
+      try {
+        if (n.mapDelete(this.fd, keys.subarray(i * ks, (i + 1) * ks))) deleted++;
       } catch (e) {
         throw this.fail('delete from', e);
       }

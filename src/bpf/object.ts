@@ -149,7 +149,10 @@ export class BpfObject {
       } catch (e) {
         const detail = nativeDetail(e);
         const vlog = isNativeSystemError(e) ? e.verifierLog : undefined;
-        const last = vlog ? vlog.trim().split('\n').slice(-2).join(' | ') : undefined;
+        // The verifier's reason is the last line before its statistics.
+        const last = vlog
+          ? vlog.trim().split('\n').filter((l) => l.trim() !== '' && !/^(processed \d+ insns|verification time)/.test(l)).pop()
+          : undefined;
         if (!last) throw wrap('XD_ERR_BPF_LOAD', `load BPF object ${objPath}`, e, detail);
         throw new XdError('XD_ERR_BPF_LOAD', `load BPF object ${objPath}: ${(e as Error).message} (verifier: ${last}; full log in detail.verifierLog)`, { cause: e, detail });
       }
