@@ -163,6 +163,7 @@ export class MysqlChecker {
   /** In-flight fresh-connect check. */
   private fresh: Attempt | null = null;
   private lastFreshAt = 0;
+  private freshFailing = false;
   private reconnectFailures = 0;
   private nextReconnectAt = 0;
   private lastConnectError: string | null = null;
@@ -308,7 +309,12 @@ export class MysqlChecker {
 
     // 2. A fresh connect + login + quit, in parallel with the queries.
     let freshP: Promise<string | null> | null = null;
-    if (this.fresh || Date.now() - this.lastFreshAt >= this.s.freshConnectIntervalMs) freshP = this.freshConnect();
+    if (this.fresh || this.freshFailing || Date.now() - this.lastFreshAt >= this.s.freshConnectIntervalMs) {
+      freshP = this.freshConnect().then((err) => {
+        this.freshFailing = err !== null;
+        return err;
+      });
+    }
 
     // 3. The queries, sharing one budget.
     const conn = this.conn;
@@ -397,8 +403,10 @@ export class MysqlChecker {
     const r = await this.awaitAttempt(a, 'fresh connect + login');
     if (r.status === 'pending') return r.error;
     this.fresh = null;
-    this.lastFreshAt = Date.now();
+    // A failed fresh connect is retried every round (not every fresh_connect_interval), so an
+    // auth or max_connections problem fails `fall` checks in a row and marks the backend down.
     if (r.status === 'failed') return `fresh connect: ${r.error}`;
+    this.lastFreshAt = Date.now();
     await endQuietly(a.conn, this.s.queryTimeoutMs);
     return null;
   }
