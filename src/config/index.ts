@@ -1,0 +1,17 @@
+// Config: YAML file -> validated, typed Config -> desired state. Pure (one file read in loadConfig).
+export { loadConfig, parseConfig } from './load';
+export type { LocatedProblem } from './load';
+export { desiredServices } from './desired';
+export type { DesiredOverrides, DesiredResult, BackendOverride, MissingMac } from './desired';
+export { backendKey, canonicalAddress, parseAddress } from './address';
+export type { ParsedAddress } from './address';
+export { validInterfaceName, suggest } from './fields';
+export {
+  configSchema,
+  DEFAULT_PIN_DIR,
+  DEFAULT_SOCKET_DIR,
+  DEFAULT_FLOW_TABLE_SIZE,
+  DEFAULT_MAX_SERVICES,
+  DEFAULT_MAX_BACKENDS,
+} from './schema';
+export type { Config, ServiceConfig, BackendConfig, XdpConfig, DataplaneChoice, XdpMode, CheckKind, PoolKind } from './schema';

@@ -1,0 +1,198 @@
+// Rules across fields, and the cross-field defaults that turn the parsed YAML into a Config.
+// crossCheck() runs on the raw parsed YAML even when some fields are invalid, looking only at
+// the values that are well formed, so one run reports every problem. Pure.
+
+import { parseAddress, backendKey } from './address';
+import { PROTOCOLS } from './schema';
+import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
+import { DEFAULT_SOCKET_DIR } from './schema';
+import { healthSchema } from './health';
+import { resolveVrrpInterfaces } from './vrrp';
+import type { Family } from '../state/types';
+
+export type PathItem = string | number;
+export interface Problem {
+  path: PathItem[];
+  message: string;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPort = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+
+export function pathText(path: readonly PathItem[]): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s === '' ? p : `.${p}`;
+  return s;
+}
+
+function addr(v: unknown): { text: string; family: Family } | undefined {
+  if (typeof v !== 'string') return undefined;
+  const a = parseAddress(v.trim());
+  return a ? { text: a.text, family: a.family } : undefined;
+}
+
+function endpoint(a: { text: string; family: Family }, port: number): string {
+  return a.family === 6 ? `[${a.text}]:${port}` : `${a.text}:${port}`;
+}
+
+/** Rules that involve more than one field. */
+export function crossCheck(raw: unknown): Problem[] {
+  const out: Problem[] = [];
+  if (!isObj(raw)) return out;
+  const dataplane = typeof raw.dataplane === 'string' ? raw.dataplane : 'auto';
+  const xdp = isObj(raw.xdp) ? raw.xdp : {};
+  const services = Array.isArray(raw.services) ? raw.services : [];
+
+  const serviceNames = new Map<string, number>();
+  const serviceEndpoints = new Map<string, number>();
+  // Real-server identity across services: key -> first explicit name; name -> key; address -> MAC.
+  const nameOfKey = new Map<string, { name: string; path: PathItem[] }>();
+  const keyOfName = new Map<string, { key: string; path: PathItem[] }>();
+  const macOfAddr = new Map<string, { mac: string; path: PathItem[] }>();
+  let backendEntries = 0;
+  let needsMonitor: string | undefined;
+
+  services.forEach((s, i) => {
+    if (!isObj(s)) return;
+    const sp: PathItem[] = ['services', i];
+    if (typeof s.name === 'string') {
+      const first = serviceNames.get(s.name);
+      if (first !== undefined) out.push({ path: [...sp, 'name'], message: `duplicate service name "${s.name}" (also services[${first}]): service names must be unique` });
+      else serviceNames.set(s.name, i);
+    }
+    const vip = addr(s.vip);
+    const proto = s.protocol === undefined ? 'tcp' : s.protocol;
+    if (vip && isPort(s.port) && typeof proto === 'string' && (PROTOCOLS as readonly string[]).includes(proto)) {
+      const id = `${endpoint(vip, s.port)}/${proto}`;
+      const first = serviceEndpoints.get(id);
+      if (first !== undefined) {
+        out.push({ path: sp, message: `duplicate service: ${id} is already services[${first}]${typeof (services[first] as Record<string, unknown>)?.name === 'string' ? ` (${(services[first] as Record<string, unknown>).name})` : ''}: one service per VIP, port and protocol` });
+      } else serviceEndpoints.set(id, i);
+    }
+    const scheduler = s.scheduler === undefined ? 'maglev' : s.scheduler;
+    if (s.ring === 'ipvs-mh' && typeof scheduler === 'string' && scheduler !== 'maglev' && scheduler !== 'sh') {
+      out.push({ path: [...sp, 'ring'], message: `ipvs-mh is the ring of the kernel's mh scheduler, used for scheduler maglev (mh with mh-port) or sh (mh without port), not ${scheduler}: remove ring or change the scheduler` });
+    }
+    const check = s.check ?? (s.port === 3306 ? 'mysql' : 'tcp');
+    if (check === 'mysql' && needsMonitor === undefined && typeof s.name === 'string') needsMonitor = s.name;
+    if ((s.pool === 'writer' || s.pool === 'readers') && s.check === 'none') {
+      out.push({ path: [...sp, 'pool'], message: `pool ${s.pool} is chosen by MySQL role from health checks, but check is none: use check: mysql or pool: static` });
+    }
+    if ((s.pool === 'writer' || s.pool === 'readers') && s.check === 'tcp') {
+      out.push({ path: [...sp, 'pool'], message: `pool ${s.pool} is chosen by MySQL role, which a tcp check cannot see: use check: mysql or pool: static` });
+    }
+    if (s.readers_include_writer === true && s.pool !== 'readers') {
+      out.push({ path: [...sp, 'readers_include_writer'], message: 'only applies to pool: readers' });
+    }
+    if (!Array.isArray(s.backends)) return;
+    const ringKind = s.ring ?? ((dataplane === 'xdp' || (scheduler !== 'maglev' && scheduler !== 'sh')) ? 'maglev' : 'ipvs-mh');
+    const ringSlots = ringKind === 'ipvs-mh' ? (typeof xdp.ipvs_mh_size === 'number' ? xdp.ipvs_mh_size : 4093) : (typeof xdp.ring_size === 'number' ? xdp.ring_size : 65537);
+    if (s.backends.length > ringSlots) {
+      out.push({ path: [...sp, 'backends'], message: `${s.backends.length} backends do not fit a ring of ${ringSlots} slots: raise xdp.ring_size` });
+    }
+    backendEntries += s.backends.length;
+    const keys = new Map<string, number>();
+    s.backends.forEach((b, k) => {
+      if (!isObj(b)) return;
+      const bp: PathItem[] = [...sp, 'backends', k];
+      const a = addr(b.address);
+      if (a && vip && a.family !== vip.family) {
+        out.push({ path: [...bp, 'address'], message: `is IPv${a.family} but the service VIP ${vip.text} is IPv${vip.family}: DR forwarding keeps the packet, so a backend has the VIP's family` });
+      }
+      const port = b.port === undefined ? s.port : b.port;
+      if (!a || !isPort(port)) return;
+      const key = backendKey(a.text, port);
+      const first = keys.get(key);
+      if (first !== undefined) {
+        out.push({ path: bp, message: `duplicate backend ${key} in service ${typeof s.name === 'string' ? s.name : `services[${i}]`} (also backends[${first}])` });
+      } else keys.set(key, k);
+      if (typeof b.name === 'string') {
+        const prevName = nameOfKey.get(key);
+        if (prevName && prevName.name !== b.name) {
+          out.push({ path: [...bp, 'name'], message: `real server ${key} is already named "${prevName.name}" at ${pathText(prevName.path)}: give it one name everywhere` });
+        } else if (!prevName) nameOfKey.set(key, { name: b.name, path: [...bp, 'name'] });
+      }
+      const name = typeof b.name === 'string' ? b.name : key;
+      const prevKey = keyOfName.get(name);
+      if (prevKey && prevKey.key !== key) {
+        out.push({ path: [...bp, typeof b.name === 'string' ? 'name' : 'address'], message: `backend name "${name}" is already used for ${prevKey.key} at ${pathText(prevKey.path)}: names must be unique across the config (xdirector drain NAME)` });
+      } else if (!prevKey) keyOfName.set(name, { key, path: bp });
+      if (typeof b.mac === 'string') {
+        const m = b.mac.toLowerCase().replace(/-/g, ':');
+        const prev = macOfAddr.get(a.text);
+        if (prev && prev.mac !== m) out.push({ path: [...bp, 'mac'], message: `${a.text} already has MAC ${prev.mac} at ${pathText(prev.path)}: one MAC per address` });
+        else if (!prev) macOfAddr.set(a.text, { mac: m, path: [...bp, 'mac'] });
+      }
+    });
+  });
+
+  const maxServices = typeof xdp.max_services === 'number' ? xdp.max_services : 64;
+  if (services.length > maxServices) {
+    out.push({ path: ['services'], message: `${services.length} services exceed xdp.max_services ${maxServices}: raise xdp.max_services` });
+  }
+  const maxBackends = typeof xdp.max_backends === 'number' ? xdp.max_backends : 4096;
+  if (backendEntries > maxBackends - 1) {
+    out.push({ path: ['services'], message: `${backendEntries} backend entries (each service has its own) exceed xdp.max_backends ${maxBackends} minus the reserved index 0: raise xdp.max_backends` });
+  }
+  if (needsMonitor !== undefined && raw.monitor === undefined) {
+    out.push({ path: [], message: `monitor is required: service ${needsMonitor} uses check: mysql (the default on port 3306); add a monitor section (user, password_file or password_env) or set check: tcp or none` });
+  }
+  return out;
+}
+
+/** Cross-field defaults: the typed Config from a fully valid parse. */
+export function finish(raw: RawConfig, source: string): Config {
+  const services: ServiceConfig[] = raw.services.map((s) => {
+    const namesByKey = new Map<string, string>();
+    return {
+      name: s.name,
+      vip: s.vip.address,
+      family: s.vip.family,
+      port: s.port,
+      protocol: s.protocol,
+      scheduler: s.scheduler,
+      ring: s.ring ?? (raw.dataplane === 'xdp' || (s.scheduler !== 'maglev' && s.scheduler !== 'sh') ? 'maglev' : 'ipvs-mh'),
+      ringSize: 0, // set below
+      onEmpty: s.on_empty,
+      check: s.check ?? (s.port === 3306 ? 'mysql' : 'tcp'),
+      pool: s.pool,
+      readersIncludeWriter: s.readers_include_writer,
+      backends: s.backends.map((b): BackendConfig => {
+        const port = b.port ?? s.port;
+        const key = backendKey(b.address.address, port);
+        namesByKey.set(key, b.name ?? key);
+        return { key, name: b.name ?? key, address: b.address.address, family: b.address.family, port, weight: b.weight, ...(b.mac ? { mac: b.mac } : {}) };
+      }),
+    };
+  });
+  // One name per real server: an explicit name given anywhere applies everywhere.
+  const explicit = new Map<string, string>();
+  raw.services.forEach((s) => s.backends.forEach((b) => {
+    if (b.name) explicit.set(backendKey(b.address.address, b.port ?? s.port), b.name);
+  }));
+  for (const s of services) {
+    s.ringSize = s.ring === 'ipvs-mh' ? raw.xdp.ipvs_mh_size : raw.xdp.ring_size;
+    for (const b of s.backends) b.name = explicit.get(b.key) ?? b.name;
+  }
+  return {
+    instance: raw.instance,
+    interface: raw.interface,
+    dataplane: raw.dataplane,
+    xdp: {
+      mode: raw.xdp.mode,
+      ringSize: raw.xdp.ring_size,
+      ipvsMhSize: raw.xdp.ipvs_mh_size,
+      flowTableSize: raw.xdp.flow_table_size,
+      maxServices: raw.xdp.max_services,
+      maxBackends: raw.xdp.max_backends,
+      pinDir: raw.xdp.pin_dir,
+    },
+    admin: { socket: raw.admin.socket ?? `${DEFAULT_SOCKET_DIR}/${raw.instance}.sock` },
+    log: { level: raw.log.level },
+    ...(raw.monitor ? { monitor: raw.monitor } : {}),
+    health: raw.health ?? healthSchema.parse({}),
+    vrrp: resolveVrrpInterfaces(raw.vrrp ?? [], raw.interface),
+    services,
+    source,
+  };
+}

@@ -1,0 +1,159 @@
+// The config file schema (YAML, snake_case keys) and the typed Config it becomes (camelCase).
+// Field-level rules live here; rules across fields (duplicates, families, capacity) are in
+// rules.ts. The monitor/health sections come from health.ts and vrrp from vrrp.ts (owned by
+// the health and VRRP helpers) and keep their own (snake_case) output types. Pure.
+
+import { z } from 'zod';
+import { DEFAULT_RING_SIZE } from '../maglev/maglev';
+import { IPVS_MH_DEFAULT_SIZE, IPVS_MH_PRIMES } from '../maglev/ipvs-mh';
+import type { Family, OnEmpty, Proto, RingKind, Scheduler } from '../state/types';
+import { address, absPath, Address, bool, int, interfaceName, leaf, mac, oneOf, pattern, ringSize, show } from './fields';
+import { healthSchema, monitorSchema, HealthConfig, MonitorConfig } from './health';
+import { vrrpSchema, ResolvedVrrpInstanceConfig } from './vrrp';
+
+export const DATAPLANES = ['auto', 'xdp', 'ipvs'] as const;
+export const XDP_MODES = ['native', 'generic'] as const;
+export const PROTOCOLS = ['tcp', 'udp'] as const;
+export const SCHEDULERS = ['maglev', 'sh', 'wrr', 'rr', 'lc'] as const;
+export const RING_KINDS = ['maglev', 'ipvs-mh'] as const;
+export const ON_EMPTY = ['pass', 'drop'] as const;
+export const CHECKS = ['mysql', 'tcp', 'none'] as const;
+export const POOLS = ['static', 'writer', 'readers'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export type DataplaneChoice = (typeof DATAPLANES)[number];
+export type XdpMode = (typeof XDP_MODES)[number];
+export type CheckKind = (typeof CHECKS)[number];
+export type PoolKind = (typeof POOLS)[number];
+
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdirector';
+export const DEFAULT_SOCKET_DIR = '/run/xdirector';
+export const DEFAULT_FLOW_TABLE_SIZE = 1_048_576;
+export const DEFAULT_MAX_SERVICES = 64;
+export const DEFAULT_MAX_BACKENDS = 4096;
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
+const NAME_WHAT = 'a name of 1 to 64 letters, digits and _ . : @ - (starting with a letter or digit)';
+
+const ipvsMhSize = leaf<number>((v) => (typeof v === 'number' && IPVS_MH_PRIMES.includes(v)
+  ? { value: v }
+  : { problem: `must be the kernel's IP_VS_MH_TAB_SIZE, one of ${IPVS_MH_PRIMES.join(', ')} (Debian: ${IPVS_MH_DEFAULT_SIZE}), got ${show(v)}` }), { default: IPVS_MH_DEFAULT_SIZE });
+
+/** A section that may be absent: absent = {} so its fields take their defaults. */
+function section<S extends z.ZodRawShape>(shape: S) {
+  return z.preprocess((v) => (v === undefined ? {} : v), z.strictObject(shape));
+}
+
+export const backendSchema = z.strictObject({
+  address: address(),
+  port: int(1, 65535, { optional: true }),
+  weight: int(0, 65535, { default: 1 }),
+  mac: mac({ optional: true }),
+  name: pattern(NAME_RE, NAME_WHAT, { optional: true }),
+});
+
+export const serviceSchema = z.strictObject({
+  name: pattern(NAME_RE, NAME_WHAT),
+  vip: address(),
+  port: int(1, 65535),
+  protocol: oneOf(PROTOCOLS, { default: 'tcp' }),
+  scheduler: oneOf(SCHEDULERS, { default: 'maglev' }),
+  ring: oneOf(RING_KINDS, { optional: true }),
+  on_empty: oneOf(ON_EMPTY, { default: 'pass' }),
+  check: oneOf(CHECKS, { optional: true }),
+  pool: oneOf(POOLS, { default: 'static' }),
+  readers_include_writer: bool({ default: false }),
+  backends: z.array(backendSchema, { error: (iss) => (iss.input === undefined ? 'is required: list the real servers (it may be an empty list)' : `must be a list of backends, got ${show(iss.input)}`) }),
+});
+
+export const xdpSchema = section({
+  mode: oneOf(XDP_MODES, { default: 'native' }),
+  ring_size: ringSize({ default: DEFAULT_RING_SIZE }),
+  ipvs_mh_size: ipvsMhSize,
+  flow_table_size: int(1024, 1 << 27, { default: DEFAULT_FLOW_TABLE_SIZE }),
+  max_services: int(1, 65536, { default: DEFAULT_MAX_SERVICES }),
+  max_backends: int(2, 1 << 20, { default: DEFAULT_MAX_BACKENDS }),
+  pin_dir: absPath({ default: DEFAULT_PIN_DIR }),
+});
+
+export const configSchema = z.strictObject({
+  instance: pattern(/^[a-z0-9_-]{1,32}$/, 'an instance name of 1 to 32 characters a-z 0-9 _ -'),
+  interface: interfaceName(),
+  dataplane: oneOf(DATAPLANES, { default: 'auto' }),
+  xdp: xdpSchema,
+  admin: section({ socket: absPath({ optional: true, maxBytes: 107 }) }),
+  log: section({ level: oneOf(LOG_LEVELS, { default: 'info' }) }),
+  monitor: monitorSchema.optional(),
+  health: healthSchema.optional(),
+  vrrp: vrrpSchema.optional(),
+  services: z.array(serviceSchema, { error: (iss) => (iss.input === undefined ? 'is required: list at least one service' : `must be a list of services, got ${show(iss.input)}`) }),
+});
+
+/** Raw zod output (snake_case, before cross-field defaults). */
+export type RawConfig = z.output<typeof configSchema>;
+
+export interface BackendConfig {
+  /** Identity: "address:port" ("[v6]:port"), address in canonical form. */
+  key: string;
+  /** Operator-facing name (default: the key); one name per real server across the config. */
+  name: string;
+  /** Canonical address text. */
+  address: string;
+  family: Family;
+  port: number;
+  /** Configured weight (>= 0); 0 = drained from the start. */
+  weight: number;
+  /** Static MAC (lower case), overriding the neighbour table. */
+  mac?: string;
+}
+
+export interface ServiceConfig {
+  name: string;
+  /** Canonical address text. */
+  vip: string;
+  family: Family;
+  port: number;
+  protocol: Proto;
+  scheduler: Scheduler;
+  /** Ring kind: explicit, else ipvs-mh for maglev/sh when IPVS may be used (dataplane auto|ipvs), else maglev. */
+  ring: RingKind;
+  /** Slots: xdp.ring_size for maglev, xdp.ipvs_mh_size (4093) for ipvs-mh. */
+  ringSize: number;
+  onEmpty: OnEmpty;
+  /** Health check kind: explicit, else mysql when the port is 3306, else tcp. */
+  check: CheckKind;
+  pool: PoolKind;
+  readersIncludeWriter: boolean;
+  backends: BackendConfig[];
+}
+
+export interface XdpConfig {
+  mode: XdpMode;
+  ringSize: number;
+  /** The kernel's IPVS mh table size (CONFIG_IP_VS_MH_TAB_INDEX), for services with ring: ipvs-mh. */
+  ipvsMhSize: number;
+  flowTableSize: number;
+  maxServices: number;
+  maxBackends: number;
+  pinDir: string;
+}
+
+export interface Config {
+  instance: string;
+  interface: string;
+  dataplane: DataplaneChoice;
+  xdp: XdpConfig;
+  admin: { socket: string };
+  log: { level: (typeof LOG_LEVELS)[number] };
+  /** MySQL monitor account (health.ts schema, snake_case fields); required when a service checks mysql. */
+  monitor?: MonitorConfig;
+  /** Health check settings (health.ts schema, snake_case fields), defaults applied when absent. */
+  health: HealthConfig;
+  /** VRRP instances (vrrp.ts schema) with each interface resolved (default: the top-level interface). */
+  vrrp: ResolvedVrrpInstanceConfig[];
+  services: ServiceConfig[];
+  /** Where this config came from (file name as given), for messages. */
+  source: string;
+}
+
+export type { Address };
