@@ -12,7 +12,10 @@ import { BpfObject } from '../bpf/object';
 import { getNative, packageRoot } from '../bpf/native';
 import { liveFramesFlag, testRunAsync } from '../bpf/testrun';
 import type { BpfMap } from '../bpf/map';
-import { parseMac } from './packet';
+import { isIPv4, isIPv6 } from 'node:net';
+import { buildMaglev, type MaglevBackend } from '../maglev';
+import type { Logger } from '../log';
+import { ipv4Bytes, ipv6Bytes, parseMac } from './packet';
 
 /** Path of a compiled program: dist/bpf/<name>.bpf.o under the package root. */
 export function objectPath(name: string): string {
@@ -171,4 +174,147 @@ export async function openGenerator(o: { frame: Buffer; sportOff: number; csumOf
       obj.close();
     },
   };
+}
+
+// ---- xdirector: the director itself, one service per setService() ----
+
+/**
+ * Map names and value layouts of bpf/xdirector.bpf.c used here. The layouts
+ * follow bpf/include/xdirector.h; every encoder is checked against the key and
+ * value sizes of the map the kernel really created, so a layout change fails
+ * loudly here instead of writing garbage.
+ */
+const XD = {
+  svc: 'xd_svc_v1',
+  svcst: 'xd_svcst_v1',
+  rr: 'xd_rr_v1',
+  be: 'xd_be_v1',
+  best: 'xd_best_v1',
+  ring: 'xd_ring_v1',
+  flow: 'xd_flow_v1',
+  svcKeySize: 20,
+  svcSize: 16,
+  beSize: 36,
+  beFlagActive: 1,
+  schedMaglev: 0,
+} as const;
+
+export interface BenchBackend {
+  address: string;
+  port: number;
+  mac: string;
+}
+
+export interface BenchService {
+  vip: string;
+  port: number;
+  proto: 'tcp' | 'udp';
+  backends: BenchBackend[];
+}
+
+export interface BenchDirector extends PinnedProg {
+  /** Add a service with its backends and a full Maglev ring (generation 0 live). */
+  setService(s: BenchService): Promise<void>;
+}
+
+export interface DirectorLimits {
+  maxServices: number;
+  maxBackends: number;
+  ringMax: number;
+  flows: number;
+}
+
+/** Small maps: the benchmarks configure at most a few services. */
+export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 4, maxBackends: 64, ringMax: 65537, flows: 262144 };
+
+function addrBytes(address: string): { family: 4 | 6; bytes: Buffer } {
+  if (isIPv4(address)) return { family: 4, bytes: Buffer.concat([ipv4Bytes(address), Buffer.alloc(12)]) };
+  if (isIPv6(address)) return { family: 6, bytes: ipv6Bytes(address) };
+  throw new XdError('XD_ERR_BENCH', `"${address}" is not an IP address`);
+}
+
+export async function loadDirector(o: { pinDir: string; log: Logger; limits?: DirectorLimits }): Promise<BenchDirector> {
+  const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
+  const obj = await BpfObject.load(objectPath('xdirector'), {
+    maxEntries: {
+      [XD.svc]: lim.maxServices,
+      [XD.svcst]: lim.maxServices,
+      [XD.rr]: lim.maxServices,
+      [XD.be]: lim.maxBackends,
+      [XD.best]: lim.maxBackends,
+      [XD.ring]: lim.maxServices * 2 * lim.ringMax,
+      [XD.flow]: lim.flows,
+    },
+    globals: { ring_max: lim.ringMax },
+  });
+  const pinPath = path.join(o.pinDir, 'director');
+  try {
+    for (const [name, k, v] of [
+      [XD.svc, XD.svcKeySize, XD.svcSize],
+      [XD.be, 4, XD.beSize],
+      [XD.ring, 4, 4],
+    ] as const) {
+      const d = obj.maps().find((m) => m.name === name);
+      if (!d || d.keySize !== k || d.valueSize !== v) {
+        throw new XdError('XD_ERR_LAYOUT_MISMATCH', `bench director: map ${name} has key/value size ${d ? `${d.keySize}/${d.valueSize}` : 'missing'}, this code writes ${k}/${v}: update src/bench/director.ts to bpf/include/xdirector.h`);
+      }
+    }
+    const prog = obj.program();
+    obj.pinProgram(prog.name, pinPath);
+    const svcMap = obj.map(XD.svc, raw(XD.svcKeySize), raw(XD.svcSize));
+    const beMap = obj.map(XD.be, u32, raw(XD.beSize));
+    const ringMap = obj.map(XD.ring, u32, u32);
+    let nextService = 0;
+    let nextBackend = 1;
+    const log = o.log.child({ component: 'bench-director' });
+    return {
+      fd: prog.fd,
+      pinPath,
+      async setService(s) {
+        const sid = nextService++;
+        if (sid >= lim.maxServices) throw new XdError('XD_ERR_CAPACITY', `bench director: more than ${lim.maxServices} services`);
+        const vip = addrBytes(s.vip);
+        const members: MaglevBackend[] = [];
+        for (const b of s.backends) {
+          const idx = nextBackend++;
+          if (idx >= lim.maxBackends) throw new XdError('XD_ERR_CAPACITY', `bench director: more than ${lim.maxBackends - 1} backends`);
+          const a = addrBytes(b.address);
+          const v = Buffer.alloc(XD.beSize);
+          parseMac(b.mac).copy(v, 0);
+          v[6] = a.family;
+          v[7] = XD.beFlagActive;
+          v.writeUInt32LE(1, 8); // generation
+          v.writeUInt32LE(0, 12); // ifindex 0: XDP_TX out of the receiving interface
+          v.writeUInt32LE(sid, 16); // owning service
+          a.bytes.copy(v, 20);
+          beMap.update(idx, v);
+          members.push({ id: idx, key: `${b.address}:${b.port}`, weight: 1 });
+        }
+        const ring = buildMaglev(members, lim.ringMax);
+        const base = sid * 2 * lim.ringMax; // generation 0
+        await ringMap.updateBatchAsync(Array.from(ring, (id, i) => [base + i, id] as const));
+        const key = Buffer.alloc(XD.svcKeySize);
+        vip.bytes.copy(key, 0);
+        key.writeUInt16BE(s.port, 16);
+        key[18] = s.proto === 'tcp' ? 6 : 17;
+        key[19] = vip.family;
+        const val = Buffer.alloc(XD.svcSize);
+        val.writeUInt32LE(sid, 0);
+        val.writeUInt32LE(lim.ringMax, 4);
+        val.writeUInt32LE(0, 8);
+        val[12] = XD.schedMaglev;
+        val[13] = 0; // active generation
+        svcMap.update(key, val);
+        log.debug({ service: `${s.proto}/${s.vip}:${s.port}`, id: sid, backends: members.length }, 'bench service configured');
+      },
+      close: async () => {
+        unpin(pinPath);
+        obj.close();
+      },
+    };
+  } catch (err) {
+    unpin(pinPath);
+    obj.close();
+    throw err;
+  }
 }

@@ -1,0 +1,264 @@
+// Section 2: packet rate through veth, measured on the receive side.
+//
+//   gen ns ──veth── bridge ns (br0) ──veth── director ns ──(XDP_TX / forward)── br0 ── rN ns
+//
+// The generator (xdp_gen on BPF_PROG_RUN live frames, in its own process inside
+// the client namespace) sends TCP frames to VIP:3306 via the director's MAC,
+// over many source ports. Each real server counts what reaches its eth0 with
+// xdp_count (per-CPU counter, XDP_DROP). The director's eth0 runs, in turn,
+// interleaved round by round on the same path:
+//   xdp-native      xdirector, native (driver) mode
+//   xdp-generic     xdirector, generic (skb) mode
+//   xdp-tx-noop     xdp_tx_noop: MAC rewrite + XDP_TX only (the ceiling)
+//   kernel-forward  XDP_PASS (xdp_count pass) + kernel forwarding, ECMP route to the real servers
+//   ipvs            where the kernel has IPVS (skipped here with the reason)
+// Bridge-side peers of the generator and the director carry xdp_count in pass
+// mode: native XDP_TX / ndo_xdp_xmit on veth needs an XDP program on the peer.
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as readline from 'node:readline';
+import * as path from 'node:path';
+import { XdError, wrap } from '../errors';
+import { runIn, waitChildExit, sleep } from '../lab/exec';
+import type { Logger } from '../log';
+import { loadCounter, loadDirector, loadNoopTx, type BenchDirector, type CounterProg, type PinnedProg } from './director';
+import { buildFrame, TCP_ACK, TCP_SYN } from './packet';
+import { spread, round, roundSpread } from './stats';
+import { createTopology, setKernelEcmp, xdpAttachPinned, xdpDetach, type Topology } from './topology';
+import type { PktMode, PktModeResult, PktRateData, PktRound } from './types';
+
+export interface PktRateOptions {
+  prefix: string;
+  packets: number;
+  rounds: number;
+  flows: number;
+  batch: number;
+  receivers: number;
+  /** Modes to run (default all). */
+  modes?: PktMode[];
+  log: Logger;
+  progress?: (msg: string) => void;
+}
+
+export const PKTRATE_FULL = { packets: 4_000_000, rounds: 3, flows: 4096, batch: 64, receivers: 2 };
+export const PKTRATE_QUICK = { packets: 200_000, rounds: 1, flows: 1024, batch: 64, receivers: 2 };
+
+const ALL_MODES: PktMode[] = ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward', 'ipvs'];
+const DESCRIPTIONS: Record<PktMode, string> = {
+  'xdp-native': 'xdirector in native (driver) XDP mode, DR via XDP_TX',
+  'xdp-generic': 'xdirector in generic (skb) XDP mode, DR via XDP_TX',
+  'xdp-tx-noop': 'no-op XDP_TX (MAC rewrite only) on the same path: the ceiling',
+  'kernel-forward': 'XDP_PASS + kernel IPv4 forwarding, ECMP route over the real servers',
+  ipvs: 'IPVS direct routing (mh scheduler)',
+};
+const BASE_PORT = 10000;
+
+/** Why kernel pktgen cannot be used, or null if /proc/net/pktgen exists. */
+export function pktgenUnavailable(): string | null {
+  if (fs.existsSync('/proc/net/pktgen/pgctrl')) return null;
+  return '/proc/net/pktgen/pgctrl does not exist (kernel built without CONFIG_NET_PKTGEN, and it cannot load modules)';
+}
+
+/** Why IPVS cannot be used in namespace ns, found by asking the kernel, or null if it can. */
+export async function ipvsUnavailable(ns: string): Promise<string | null> {
+  const r = await runIn(ns, 'ipvsadm', ['-Ln'], { allowFail: true }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: e instanceof Error ? e.message : String(e) }));
+  if (r.code === 0) return null;
+  const why = (r.stderr || r.stdout).trim().split('\n')[0];
+  const proc = fs.existsSync('/proc/net/ip_vs') ? '' : '; /proc/net/ip_vs does not exist (CONFIG_IP_VS not built in, no loadable modules)';
+  return `ipvsadm -Ln failed: ${why}${proc}`;
+}
+
+/** Client side of genworker.js running inside the client namespace. */
+class GenClient {
+  private lines: AsyncIterator<string>;
+  private stderr = '';
+  private constructor(readonly child: ChildProcess) {
+    this.lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+  }
+
+  static start(ns: string): GenClient {
+    const script = path.join(__dirname, 'genworker.js');
+    // nsenter --net keeps the mount namespace: bpffs and the addon stay visible.
+    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    return new GenClient(child);
+  }
+
+  async call(msg: Record<string, unknown>): Promise<Record<string, unknown>> {
+    this.child.stdin!.write(JSON.stringify(msg) + '\n');
+    const r = await this.lines.next();
+    if (r.done) throw new XdError('XD_ERR_BENCH', `generator process exited (code ${this.child.exitCode}): ${this.stderr.trim()}`);
+    const o = JSON.parse(r.value) as Record<string, unknown>;
+    if (o.ok !== true) throw new XdError('XD_ERR_BENCH', `generator ${String(msg.op)}: ${String(o.error)}`);
+    return o;
+  }
+
+  async stop(): Promise<void> {
+    this.child.stdin!.end();
+    if (!(await waitChildExit(this.child, 5000))) this.child.kill('SIGKILL');
+  }
+}
+
+/** Wait until a counter stops moving (frames still in flight in veth/bridge queues when the generator returns). */
+async function settle(read: () => bigint): Promise<bigint> {
+  let last = read();
+  for (let i = 0; i < 40; i++) {
+    await sleep(25);
+    const now = read();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
+export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
+  const log = o.log.child({ component: 'bench-pktrate' });
+  const modes = o.modes ?? ALL_MODES;
+  const results: PktModeResult[] = modes.map((mode) => ({ mode, description: DESCRIPTIONS[mode], status: 'ok', rounds: [] }));
+  const res = (m: PktMode): PktModeResult => results.find((r) => r.mode === m)!;
+  const pinDir = `/sys/fs/bpf/${o.prefix}p`;
+  let topo: Topology | undefined;
+  let gen: GenClient | undefined;
+  const progs: { close(): Promise<void> }[] = [];
+  let director: BenchDirector | undefined;
+  try {
+    topo = await createTopology(`${o.prefix}p`, o.receivers);
+    const t = topo;
+    fs.mkdirSync(pinDir, { recursive: true });
+
+    // Receivers: count + drop. Bridge-side peers of gen and director: count + pass (veth NAPI for XDP_TX).
+    const rcv: CounterProg[] = [];
+    for (let i = 0; i < t.receivers.length; i++) {
+      const c = await loadCounter({ pinDir, name: `r${i + 1}`, verdict: 'drop' });
+      progs.push(c);
+      rcv.push(c);
+      await xdpAttachPinned(t.receivers[i].ns, 'eth0', 'native', c.pinPath);
+    }
+    const peerGen = await loadCounter({ pinDir, name: 'peer-gen', verdict: 'pass' });
+    const peerDir = await loadCounter({ pinDir, name: 'peer-dir', verdict: 'pass' });
+    const dirPass = await loadCounter({ pinDir, name: 'dir-pass', verdict: 'pass' });
+    progs.push(peerGen, peerDir, dirPass);
+    await xdpAttachPinned(t.bridgeNs, t.client.port, 'native', peerGen.pinPath);
+    await xdpAttachPinned(t.bridgeNs, t.director.port, 'native', peerDir.pinPath);
+
+    let noop: PinnedProg | undefined;
+    if (modes.includes('xdp-native') || modes.includes('xdp-generic')) {
+      director = await loadDirector({ pinDir, log });
+      await director.setService({ vip: t.vip, port: 3306, proto: 'tcp', backends: t.receivers.map((r) => ({ address: r.ip, port: 3306, mac: r.mac })) });
+    }
+    if (modes.includes('xdp-tx-noop')) {
+      noop = await loadNoopTx({ pinDir, mac: t.receivers[0].mac });
+      progs.push(noop);
+    }
+    if (modes.includes('ipvs')) {
+      const why = await ipvsUnavailable(t.director.ns);
+      if (why) Object.assign(res('ipvs'), { status: 'skipped', reason: `kernel has no IPVS: ${why}`, install: 'boot a kernel with CONFIG_IP_VS (e.g. Debian linux-image-amd64) and modprobe ip_vs ip_vs_mh' });
+      else Object.assign(res('ipvs'), { status: 'skipped', reason: 'IPVS is present, but this suite does not drive IPVS for the packet-rate comparison yet' });
+    }
+    await setKernelEcmp(t, true);
+
+    const frameOf = (flags: number): ReturnType<typeof buildFrame> =>
+      buildFrame({ srcMac: t.client.mac, dstMac: t.director.mac, family: 4, src: t.client.ip, dst: t.vip, proto: 'tcp', sport: BASE_PORT, dport: 3306, flags, minLength: 60, multipleOf: 8 });
+    const syn = frameOf(TCP_SYN);
+    const ack = frameOf(TCP_ACK);
+    gen = GenClient.start(t.client.ns);
+    await gen.call({ op: 'init', ifname: 'eth0', frame: syn.bytes.toString('hex'), sportOff: syn.sportOff, csumOff: syn.csumOff, flows: o.flows, basePort: BASE_PORT });
+
+    const attach = async (mode: PktMode): Promise<void> => {
+      await xdpDetach(t.director.ns, 'eth0');
+      switch (mode) {
+        case 'xdp-native':
+          return xdpAttachPinned(t.director.ns, 'eth0', 'native', director!.pinPath);
+        case 'xdp-generic':
+          return xdpAttachPinned(t.director.ns, 'eth0', 'generic', director!.pinPath);
+        case 'xdp-tx-noop':
+          return xdpAttachPinned(t.director.ns, 'eth0', 'native', noop!.pinPath);
+        case 'kernel-forward':
+          return xdpAttachPinned(t.director.ns, 'eth0', 'native', dirPass.pinPath);
+        default:
+          throw new XdError('XD_ERR_BENCH', `mode ${mode} cannot be attached`);
+      }
+    };
+    const delivered = (): bigint => rcv.reduce((s, c) => s + c.read().packets, 0n);
+
+    for (let r = 0; r < o.rounds; r++) {
+      for (const m of results) {
+        if (m.status !== 'ok') continue;
+        try {
+          await attach(m.mode);
+          // Warm-up: one SYN per flow (the director creates its flow entries), then established ACKs are timed.
+          await gen.call({ op: 'template', frame: syn.bytes.toString('hex') });
+          await gen.call({ op: 'run', packets: o.flows, batch: o.batch });
+          await settle(delivered);
+          await gen.call({ op: 'template', frame: ack.bytes.toString('hex') });
+          const before = rcv.map((c) => c.read().packets);
+          const g = await gen.call({ op: 'run', packets: o.packets, batch: o.batch });
+          await settle(delivered);
+          const per = rcv.map((c, i) => Number(c.read().packets - before[i]));
+          const got = per.reduce((a, b) => a + b, 0);
+          const seconds = Number(g.seconds);
+          const sent = Number(g.sent);
+          if (Number(g.aborted) > 0) throw new XdError('XD_ERR_BENCH', `generator aborted ${String(g.aborted)} frames (template/length mismatch)`);
+          if (got === 0) {
+            throw new XdError('XD_ERR_BENCH_NO_TRAFFIC', `${m.mode}: the generator offered ${sent} frames in ${seconds.toFixed(3)} s and the real servers received none; the path is broken (check the director program and the veth XDP peers)`);
+          }
+          const round1: PktRound = {
+            offered: sent,
+            delivered: got,
+            drops: sent - got,
+            seconds: round(seconds, 4),
+            mppsOffered: round(sent / seconds / 1e6, 3),
+            mppsDelivered: round(got / seconds / 1e6, 3),
+            perReceiver: per,
+          };
+          m.rounds.push(round1);
+          o.progress?.(`pktrate round ${r + 1}/${o.rounds} ${m.mode}: ${round1.mppsDelivered} Mpps delivered (${got}/${sent})`);
+        } catch (err) {
+          m.status = 'error';
+          m.reason = err instanceof Error ? err.message : String(err);
+          log.error({ err }, `pktrate ${m.mode}`);
+        }
+      }
+    }
+    await xdpDetach(t.director.ns, 'eth0');
+    for (const m of results) {
+      if (m.status !== 'ok' || m.rounds.length === 0) continue;
+      m.mppsDelivered = roundSpread(spread(m.rounds.map((x) => x.mppsDelivered)), 3);
+      m.offeredTotal = m.rounds.reduce((s, x) => s + x.offered, 0);
+      m.deliveredTotal = m.rounds.reduce((s, x) => s + x.delivered, 0);
+      m.dropsTotal = m.offeredTotal - m.deliveredTotal;
+    }
+    const med = (mode: PktMode): number | undefined => results.find((x) => x.mode === mode && x.status === 'ok')?.mppsDelivered?.median;
+    const ratio = (a?: number, b?: number): number | undefined => (a !== undefined && b !== undefined && b > 0 ? round(a / b, 3) : undefined);
+    const pktgen = pktgenUnavailable();
+    return {
+      generator: {
+        kind: 'live-frames',
+        detail: `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run, source port over ${o.flows} flows, incremental checksum), in the client namespace`,
+        pktgen: pktgen === null ? 'present, not used: every mode is driven by the same live-frames generator for a like-for-like comparison' : `not available: ${pktgen}`,
+      },
+      frameBytes: ack.bytes.length,
+      flows: o.flows,
+      packetsPerRound: o.packets,
+      batchSize: o.batch,
+      rounds: o.rounds,
+      receivers: o.receivers,
+      modes: results,
+      ratios: {
+        nativeVsCeiling: ratio(med('xdp-native'), med('xdp-tx-noop')),
+        nativeVsKernel: ratio(med('xdp-native'), med('kernel-forward')),
+        genericVsKernel: ratio(med('xdp-generic'), med('kernel-forward')),
+      },
+    };
+  } finally {
+    await gen?.stop().catch(() => undefined);
+    if (topo) await topo.destroy().catch((err: unknown) => log.warn({ err }, 'remove topology'));
+    await director?.close().catch(() => undefined);
+    for (const p of progs) await p.close().catch(() => undefined);
+    try {
+      if (fs.existsSync(pinDir)) fs.rmSync(pinDir, { recursive: true, force: true });
+    } catch (err) {
+      log.warn({ err: wrap('XD_ERR_BPF_PIN', `remove ${pinDir}`, err) }, 'cleanup');
+    }
+  }
+}
