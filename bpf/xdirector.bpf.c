@@ -36,6 +36,33 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  */
 const volatile __u32 ring_max = XD_RING_MAX;
 
+/*
+ * BTF anchor for the enums of xdirector.h, never read by the program: clang
+ * only emits BTF for types that a global, a map or a function signature
+ * references, and the map layouts store these enums in __u8/__u32 fields.
+ * With this, src/bpf/layouts.generated.ts can take the enum values from the
+ * object's BTF like everything else instead of copying them by hand.
+ */
+const volatile struct {
+	enum xd_family family;
+	enum xd_sched sched;
+	enum xd_service_flags service_flags;
+	enum xd_backend_flags backend_flags;
+	enum xd_reason reason;
+} xd_btf_enums = {};
+
+/* The layouts user space encodes (sizes as the compiler lays them out; the
+ * generated TypeScript is checked against the same BTF). */
+_Static_assert(sizeof(struct xd_service_key) == 20, "xd_service_key layout");
+_Static_assert(sizeof(struct xd_service) == 16, "xd_service layout");
+_Static_assert(sizeof(struct xd_backend) == 36, "xd_backend layout");
+_Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
+_Static_assert(sizeof(struct xd_flow) == 16, "xd_flow layout");
+_Static_assert(sizeof(struct xd_service_stats) == 32, "xd_service_stats layout");
+_Static_assert(sizeof(struct xd_backend_stats) == 32, "xd_backend_stats layout");
+_Static_assert(sizeof(struct xd_reason_stats) == 16, "xd_reason_stats layout");
+_Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
+
 /* TCP flags byte (offset 13 of the TCP header). */
 #define XD_TCP_SYN 0x02
 #define XD_TCP_RST 0x04
