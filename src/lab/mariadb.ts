@@ -376,6 +376,14 @@ export class MariaDB {
     this.pid = undefined;
   }
 
+  /**
+   * Let this Node process exit while the server keeps running (lab --keep);
+   * it is then stopped by pid (pid file) or by removing its namespace.
+   */
+  release(): void {
+    this.child?.unref();
+  }
+
   /** stop() then start() on the same datadir and port. */
   async restart(): Promise<void> {
     await this.stop();

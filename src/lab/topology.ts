@@ -152,6 +152,15 @@ export class Lab {
     return child;
   }
 
+  /** Let this Node process exit while the processes the lab spawned keep running (lab --keep). */
+  release(): void {
+    for (const c of this.children) {
+      c.unref();
+      c.stdout?.destroy();
+      c.stderr?.destroy();
+    }
+  }
+
   /** Add VIP (and VIP6) to a director's eth0, as an operator without VRRP would. Idempotent. */
   async addVip(director: LabHost | string = this.directors[0]): Promise<void> {
     const d = typeof director === 'string' ? this.host(director) : director;
