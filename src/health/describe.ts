@@ -35,7 +35,7 @@ export function describeConnectError(err: unknown, target: string): string {
     case 1045:
       return `auth failed: ${msg}`;
     case 1129:
-      return `director blocked by ${target} (ERROR 1129, max_connect_errors reached): ${msg}; unblock with FLUSH HOSTS on the server`;
+      return `director blocked by ${target} (ERROR 1129, max_connect_errors reached): ${msg}`;
     case 1040:
       return `server full: ${msg} (max_connections reached)`;
     case 1203:
