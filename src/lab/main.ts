@@ -77,7 +77,7 @@ function say(msg: string): void {
 }
 
 /** What a kept lab needs for its later teardown (written to <workdir>/state.json). */
-interface LabState {
+export interface LabState {
   prefix: string;
   workdir: string;
   config: string;
@@ -85,6 +85,19 @@ interface LabState {
   pinDir: string;
   director: string;
   daemonPid?: number;
+}
+
+/** Where a lab with this prefix keeps its files, socket and pins. */
+export function labState(prefix: string): LabState {
+  const workdir = path.join(os.tmpdir(), `${prefix}-lab`);
+  return {
+    prefix,
+    workdir,
+    config: path.join(workdir, 'xdirector.yaml'),
+    socket: `/run/xdirector/${prefix}.sock`,
+    pinDir: `/sys/fs/bpf/xdirector/${prefix}`,
+    director: `${prefix}d1`,
+  };
 }
 
 function xdirectorBin(): string {
@@ -135,7 +148,7 @@ export function generateConfig(lab: Lab, st: LabState, mode: XdpMode, monitorPwF
  * present, with the per-run keys (instance, interface, mode, socket, pin dir,
  * monitor password file) set for this lab; else the generated one.
  */
-function buildConfig(lab: Lab, st: LabState, o: LabMainOptions, monitorPwFile: string): { doc: Record<string, unknown>; source: string } {
+export function buildConfig(lab: Lab, st: LabState, o: LabMainOptions, monitorPwFile: string): { doc: Record<string, unknown>; source: string } {
   const template = o.config ?? path.join(repoRoot(), 'scripts', 'config', 'lab.yaml');
   if (!fs.existsSync(template)) {
     if (o.config) throw new XdError('XD_ERR_CONFIG_READ', `--config ${o.config}: no such file`);
@@ -276,7 +289,7 @@ async function down(prefix: string): Promise<number> {
   try {
     st = JSON.parse(fs.readFileSync(path.join(workdir, 'state.json'), 'utf8')) as LabState;
   } catch {
-    st = { prefix, workdir, config: path.join(workdir, 'xdirector.yaml'), socket: `/run/xdirector/${prefix}.sock`, pinDir: `/sys/fs/bpf/xdirector/${prefix}`, director: `${prefix}d1` };
+    st = labState(prefix);
   }
   say(`tearing down ${prefix}`);
   const problems = await teardown(st, {});
@@ -300,15 +313,8 @@ export async function main(argv: string[]): Promise<number> {
   if (o.down) return down(o.down);
 
   const prefix = `xdlab${process.pid}`;
-  const workdir = path.join(os.tmpdir(), `${prefix}-lab`);
-  const st: LabState = {
-    prefix,
-    workdir,
-    config: path.join(workdir, 'xdirector.yaml'),
-    socket: `/run/xdirector/${prefix}.sock`,
-    pinDir: `/sys/fs/bpf/xdirector/${prefix}`,
-    director: `${prefix}d1`,
-  };
+  const st = labState(prefix);
+  const workdir = st.workdir;
   const parts: { lab?: Lab; servers?: MariaDB[]; daemon?: ChildProcess } = {};
   let interrupted: string | undefined;
   let tearingDown: Promise<string[]> | undefined;
