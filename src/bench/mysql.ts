@@ -53,7 +53,7 @@ export async function which(cmd: string): Promise<string | null> {
 export function haproxyConfig(bind: string, port: number, backends: { name: string; ip: string; port: number }[]): string {
   return [
     'global',
-    '    maxconn 20000',
+    '    maxconn 4000',
     '    nbthread 2',
     'defaults',
     '    mode tcp',
@@ -92,11 +92,12 @@ async function startHaproxy(t: Topology, dir: string, log: Logger): Promise<Chil
   throw new XdError('XD_ERR_BENCH', `haproxy did not listen on ${t.vip}:${HAPROXY_PORT} within 5 s: ${stderr.trim()}`);
 }
 
-/** Run the mysql2 loader as a child process inside the client namespace. */
-async function load(t: Topology, o: LoadOptions): Promise<LoadResult> {
+/** Run the mysql2 loader as a child process inside the client namespace: the jobs in order, in one process. */
+async function load(t: Topology, jobs: LoadOptions[]): Promise<LoadResult[]> {
   const script = path.join(__dirname, 'mysqlload.js');
-  const { stdout } = await runIn(t.client.ns, process.execPath, [script, JSON.stringify(o)], { timeoutMs: (o.seconds + 60) * 1000 });
-  return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as LoadResult;
+  const budget = jobs.reduce((s, j) => s + j.seconds + 20, 30);
+  const { stdout } = await runIn(t.client.ns, process.execPath, [script, JSON.stringify(jobs)], { timeoutMs: budget * 1000 });
+  return JSON.parse(stdout.trim().split('\n').pop() ?? '[]') as LoadResult[];
 }
 
 export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
@@ -156,11 +157,19 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
       haproxy: { host: t.vip, port: HAPROXY_PORT },
     };
     for (const clients of o.clients) {
-      for (const target of targets) {
-        if (target.status !== 'ok') continue;
+      // One loader process per client count: every target, connect then query, interleaved.
+      const live = targets.filter((x) => x.status === 'ok');
+      const jobs = live.flatMap((target) => {
         const base = { ...endpoint[target.target], user: 'app', password: 'app', clients, seconds: o.seconds };
-        const c = await load(t, { ...base, mode: 'connect' });
-        const q = await load(t, { ...base, mode: 'query' });
+        return [{ ...base, mode: 'connect' as const }, { ...base, mode: 'query' as const }];
+      });
+      const results = await load(t, jobs);
+      live.forEach((target, i) => {
+        const c = results[2 * i];
+        const q = results[2 * i + 1];
+        if (!c || !q || c.completed === 0 || q.completed === 0) {
+          throw new XdError('XD_ERR_BENCH', `mysql via ${target.target} with ${clients} clients completed nothing (connect ${c?.completed}, query ${q?.completed}): ${c?.firstError ?? q?.firstError ?? 'no error reported'}`);
+        }
         const point: MysqlPoint = {
           clients,
           connectsPerSec: Math.round(c.perSec),
@@ -168,12 +177,9 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
           errors: c.errors + q.errors,
           backends: c.backends,
         };
-        if (c.completed === 0 || q.completed === 0) {
-          throw new XdError('XD_ERR_BENCH', `mysql via ${target.target} with ${clients} clients completed nothing (connect ${c.completed}, query ${q.completed}): ${c.firstError ?? q.firstError ?? 'no error reported'}`);
-        }
         target.points.push(point);
         o.progress?.(`mysql ${target.target} clients=${clients}: ${point.connectsPerSec} conn/s, ${point.queriesPerSec} q/s${point.errors ? `, ${point.errors} errors (${c.firstError ?? q.firstError})` : ''}`);
-      }
+      });
     }
     // DR proof for the xdp target: more than one backend answered the connects.
     const xdp = tgt('xdp');
