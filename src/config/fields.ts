@@ -56,13 +56,16 @@ export function leaf<T>(check: (v: unknown) => Result<T>, opts: LeafOpts<T> = {}
     });
 }
 
-/** Integer in [min, max]; the message for a non-integer or too small value is "must be an integer >= min". */
-export function int(min: number, max: number | undefined, opts: LeafOpts<number> = {}) {
+/**
+ * Integer in [min, max]. A non-integer or too small value reads "must be an integer >= min" when
+ * `open` (weights, sizes: the upper bound is a sanity limit), else "must be an integer from min to max".
+ */
+export function int(min: number, max: number | undefined, opts: LeafOpts<number> & { open?: boolean } = {}) {
   return leaf<number>((v) => {
-    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    const range = max === undefined || opts.open ? `>= ${min}` : `from ${min} to ${max}`;
     if (typeof v !== 'number' || !Number.isInteger(v)) return { problem: `must be an integer ${range}, got ${show(v)}` };
     if (v < min) return { problem: `must be an integer ${range}, got ${v}` };
-    if (max !== undefined && v > max) return { problem: `must be at most ${max}, got ${v}` };
+    if (max !== undefined && v > max) return { problem: opts.open ? `must be at most ${max}, got ${v}` : `must be an integer from ${min} to ${max}, got ${v}` };
     return { value: v };
   }, opts);
 }
@@ -151,20 +154,20 @@ export function ringSize(opts: LeafOpts<number> = {}) {
   }, opts);
 }
 
-/** Levenshtein distance, for "did you mean". */
+/** Edit distance with adjacent transpositions (optimal string alignment), for "did you mean". */
 function distance(a: string, b: string): number {
-  const prev = new Array<number>(b.length + 1);
-  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  const d: number[][] = [];
+  for (let i = 0; i <= a.length; i++) d.push([i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 0; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
   }
-  return prev[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** The closest of `candidates` to `word` if it is close enough to be a likely typo. */
@@ -178,5 +181,8 @@ export function suggest(word: string, candidates: readonly string[]): string | u
     if (d < bestD) { bestD = d; best = c; }
   }
   const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
-  return bestD <= limit ? best : undefined;
+  if (bestD <= limit) return best;
+  // An unambiguous abbreviation: "sched" -> "scheduler".
+  const prefixed = word.length >= 3 ? candidates.filter((c) => c.toLowerCase().startsWith(word.toLowerCase())) : [];
+  return prefixed.length === 1 ? prefixed[0] : undefined;
 }

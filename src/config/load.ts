@@ -90,10 +90,10 @@ function fromZod(issues: readonly z.core.$ZodIssue[]): (Problem & { atKey?: bool
       case 'invalid_type':
         out.push({
           path,
-          message: input === undefined || iss.expected === 'nonoptional'
-            ? 'is required'
-            : iss.message && !iss.message.startsWith('Invalid input')
-              ? iss.message
+          message: iss.message && !iss.message.startsWith('Invalid input')
+            ? iss.message
+            : input === undefined || iss.expected === 'nonoptional'
+              ? 'is required'
               : `must be ${article(iss.expected === 'int' ? 'integer' : iss.expected)}, got ${show(input)}`,
         });
         break;
@@ -203,7 +203,8 @@ export function loadConfig(path: string): Config {
     const fix = e.code === 'ENOENT' ? ': check the path given with -c'
       : e.code === 'EACCES' || e.code === 'EPERM' ? ': run as root or make the file readable'
         : e.code === 'EISDIR' ? ': give the config file, not its directory' : '';
-    throw new XdError('XD_ERR_CONFIG_READ', `${path}: cannot read the config file: ${e.code ?? ''}${e.code ? ' ' : ''}${e.message.replace(/^[A-Z]+: /, '')}${fix}`, { cause: err, detail: { file: path, errno: e.errno, code: e.code } });
+    const what = e.message.replace(/^[A-Z]+: /, '').replace(/, \w+( '.*')?$/, '');
+    throw new XdError('XD_ERR_CONFIG_READ', `${path}: cannot read the config file: ${what}${e.code ? ` (${e.code})` : ''}${fix}`, { cause: err, detail: { file: path, errno: e.errno, code: e.code } });
   }
   return parseConfig(text, path);
 }

@@ -47,7 +47,7 @@ function section<S extends z.ZodRawShape>(shape: S) {
 export const backendSchema = z.strictObject({
   address: address(),
   port: int(1, 65535, { optional: true }),
-  weight: int(0, 65535, { default: 1 }),
+  weight: int(0, 65535, { default: 1, open: true }),
   mac: mac({ optional: true }),
   name: pattern(NAME_RE, NAME_WHAT, { optional: true }),
 });
@@ -70,9 +70,9 @@ export const xdpSchema = section({
   mode: oneOf(XDP_MODES, { default: 'native' }),
   ring_size: ringSize({ default: DEFAULT_RING_SIZE }),
   ipvs_mh_size: ipvsMhSize,
-  flow_table_size: int(1024, 1 << 27, { default: DEFAULT_FLOW_TABLE_SIZE }),
-  max_services: int(1, 65536, { default: DEFAULT_MAX_SERVICES }),
-  max_backends: int(2, 1 << 20, { default: DEFAULT_MAX_BACKENDS }),
+  flow_table_size: int(1024, 1 << 27, { default: DEFAULT_FLOW_TABLE_SIZE, open: true }),
+  max_services: int(1, 65536, { default: DEFAULT_MAX_SERVICES, open: true }),
+  max_backends: int(2, 1 << 20, { default: DEFAULT_MAX_BACKENDS, open: true }),
   pin_dir: absPath({ default: DEFAULT_PIN_DIR }),
 });
 
