@@ -283,3 +283,34 @@ test('the password is read from a file without its trailing newline, or from the
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('services from the parsed config feed the health monitor and computeBackends directly', async () => {
+  const { parseConfig } = await import('../../src/config');
+  const { HealthMonitor } = await import('../../src/health/monitor');
+  const { silentLogger } = await import('../../src/log');
+  const yaml = [
+    'instance: t',
+    'interface: eth0',
+    'monitor: { user: monitor, password_env: XDE_UNUSED_PW }',
+    'health: { interval: 2s, max_replication_lag: 5s }',
+    'services:',
+    '  - { name: rw, vip: 10.0.0.100, port: 3306, pool: writer, backends: [ { name: db1, address: 10.0.0.1 }, { name: db2, address: 10.0.0.2 } ] }',
+    '  - { name: ro, vip: 10.0.0.101, port: 3306, pool: readers, readers_include_writer: true, backends: [ { name: db1, address: 10.0.0.1 }, { name: db2, address: 10.0.0.2 } ] }',
+  ].join('\n');
+  const cfg = parseConfig(yaml, 'test.yaml');
+  const hm = new HealthMonitor({ services: cfg.services, monitor: cfg.monitor, health: cfg.health, log: silentLogger() });
+  assert.equal(hm.health.interval, 2000);
+  assert.deepEqual(Object.keys(hm.snapshot().writers), ['rw', 'ro']);
+  assert.deepEqual(hm.snapshot().backends.map((b) => [b.name, b.check]), [['db1', 'mysql'], ['db2', 'mysql']]);
+  const s = snap([hb('10.0.0.1:3306', { ...primary, name: 'db1' }), hb('10.0.0.2:3306', { name: 'db2' })]);
+  assert.deepEqual(computeBackends(cfg.services[1], s, new Set()).backends.map((b) => [b.name, b.state]), [['db1', 'active'], ['db2', 'active']]);
+});
+
+test('a mysql check without a monitor section is refused with the fix', async () => {
+  const { HealthMonitor } = await import('../../src/health/monitor');
+  const { silentLogger } = await import('../../src/log');
+  assert.throws(
+    () => new HealthMonitor({ services: [svc('writer')], log: silentLogger() }),
+    /monitor: missing: backends db1, db2, db3 use check mysql, which needs a monitor: section \(user and password_file or password_env\)/,
+  );
+});
