@@ -85,6 +85,8 @@ export interface LabState {
   pinDir: string;
   director: string;
   daemonPid?: number;
+  /** Left running with --keep: only --down removes it. */
+  kept?: boolean;
 }
 
 /** Where a lab with this prefix keeps its files, socket and pins. */
@@ -252,7 +254,16 @@ async function teardown(st: LabState, parts: { lab?: Lab; servers?: MariaDB[]; d
   };
   // 1. The daemon: SIGTERM by pid (it keeps program and pins for a hot restart) …
   const pid = parts.daemon?.pid ?? st.daemonPid;
-  if (pid !== undefined && pidAlive(pid)) {
+  // A pid from a state file is only ours if it still runs this lab's config.
+  const ours = (p: number): boolean => {
+    if (parts.daemon) return true;
+    try {
+      return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').includes(st.config);
+    } catch {
+      return false;
+    }
+  };
+  if (pid !== undefined && pidAlive(pid) && ours(pid)) {
     await attempt(`stop xdirector (pid ${pid})`, async () => {
       process.kill(pid, 'SIGTERM');
       const gone = parts.daemon ? await waitChildExit(parts.daemon, 15_000) : await waitPidExit(pid, 15_000);
@@ -281,6 +292,44 @@ async function teardown(st: LabState, parts: { lab?: Lab; servers?: MariaDB[]; d
     /* the daemon removes it itself */
   }
   return problems;
+}
+
+/**
+ * Remove what earlier lab runs left behind when they died without tearing down
+ * (killed, machine reset): every `xdlab<pid>` namespace, work dir, MariaDB dir
+ * and pin dir whose <pid> is no longer alive — except labs left with --keep.
+ */
+export async function cleanupDeadLabs(): Promise<string[]> {
+  const prefixes = new Set<string>();
+  const scan = (dir: string): void => {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const m = /^xdlab(\d+)/.exec(n);
+      if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) prefixes.add(`xdlab${m[1]}`);
+    }
+  };
+  scan('/run/netns');
+  scan(os.tmpdir());
+  scan('/sys/fs/bpf/xdirector');
+  const removed: string[] = [];
+  for (const prefix of prefixes) {
+    let st = labState(prefix);
+    try {
+      const saved = JSON.parse(fs.readFileSync(path.join(st.workdir, 'state.json'), 'utf8')) as LabState;
+      if (saved.kept) continue;
+      st = saved;
+    } catch {
+      /* no state file: the defaults name everything */
+    }
+    await teardown(st, {});
+    removed.push(prefix);
+  }
+  return removed;
 }
 
 async function down(prefix: string): Promise<number> {
@@ -344,8 +393,8 @@ export async function main(argv: string[]): Promise<number> {
   let code = 0;
   let kept = false;
   try {
-    const stale = await step(cleanupStale('xdlab', { onlyDeadOwners: true }));
-    if (stale.length) say(`removed leftovers of earlier runs: ${stale.join(', ')}`);
+    const stale = await step(cleanupDeadLabs());
+    if (stale.length) say(`removed leftovers of earlier runs that died: ${stale.join(', ')}`);
     fs.mkdirSync(workdir, { recursive: true, mode: 0o700 });
 
     say(`building namespaces ${prefix}{sw,cl,d1,r1,r2,r3} (${o.mode} XDP)`);
@@ -427,6 +476,8 @@ export async function main(argv: string[]): Promise<number> {
 
     if (o.keep) {
       kept = true;
+      st.kept = true;
+      fs.writeFileSync(path.join(workdir, 'state.json'), JSON.stringify(st, null, 2));
       for (const s of parts.servers) s.release();
       lab.release();
       const cl = lab.client.ns;
