@@ -1,0 +1,152 @@
+// Smoke test of the benchmark suite: one `--quick` run of every section, then
+// checks that results were produced, are internally consistent and that the
+// run cleaned up after itself. Never checks that a number beats a threshold.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { runBench, type BenchResult } from '../../src/bench';
+import { main, parseArgs } from '../../src/bench/cli';
+
+const prefix = `xdh${process.pid}`;
+let out: string;
+let r: BenchResult;
+
+function ok<T>(o: { status: string; data?: T } | undefined, name: string): T {
+  assert.ok(o, `${name} missing`);
+  assert.equal(o.status, 'ok', `${name}: ${JSON.stringify(o)}`);
+  return (o as { data: T }).data;
+}
+
+describe('xdirector bench --quick', { timeout: 240_000 }, () => {
+  before(async () => {
+    out = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-bench-`));
+    r = await runBench({ quick: true, outDir: out, prefix });
+  });
+
+  after(() => {
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  it('writes the JSON, the markdown and an SVG chart per measured section', () => {
+    const names = fs.readdirSync(out);
+    assert.ok(names.some((n) => n.endsWith('.json')));
+    assert.ok(names.some((n) => n.endsWith('.md')));
+    for (const chart of ['testrun', 'pktrate', 'mysqlConnects', 'mysqlQueries']) {
+      const f = names.find((n) => n.endsWith(`-${chart}.svg`));
+      assert.ok(f, `chart ${chart} missing in ${names.join(', ')}`);
+      const svg = fs.readFileSync(path.join(out, f), 'utf8');
+      assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+      assert.match(svg.trim(), /<\/svg>$/);
+    }
+  });
+
+  it('stores in the JSON file exactly the result it returned', () => {
+    const json = r.files.find((f) => f.endsWith('.json'))!;
+    assert.deepEqual(JSON.parse(fs.readFileSync(json, 'utf8')), JSON.parse(JSON.stringify(r)));
+  });
+
+  it('measures every packet class with the verdict the director must return', () => {
+    const d = ok(r.sections.testrun, 'testrun');
+    const want: Record<string, string> = {
+      'non-VIP pass': 'XDP_PASS',
+      'VIP SYN (new flow)': 'XDP_TX',
+      'VIP established (flow hit)': 'XDP_TX',
+      'IPv6 established (flow hit)': 'XDP_TX',
+      'UDP (flow hit)': 'XDP_TX',
+    };
+    assert.deepEqual(Object.fromEntries(d.cases.map((c) => [c.name, c.verdictName])), want);
+    for (const c of d.cases) {
+      assert.equal(c.rounds.length, d.rounds);
+      assert.ok(c.ns.min > 0 && c.ns.min <= c.ns.median && c.ns.median <= c.ns.max, `${c.name}: ${JSON.stringify(c.ns)}`);
+    }
+    assert.ok(d.calibration.ns.median > 0);
+  });
+
+  it('delivers generated packets on every runnable path and accounts for every offered packet', () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    for (const mode of ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward'] as const) {
+      const m = d.modes.find((x) => x.mode === mode);
+      assert.ok(m, `${mode} missing`);
+      assert.equal(m.status, 'ok', `${mode}: ${m.reason}`);
+      for (const round of m.rounds) {
+        assert.ok(round.delivered > 0);
+        assert.equal(round.offered, d.packetsPerRound);
+        assert.equal(round.drops, round.offered - round.delivered);
+        assert.equal(round.perReceiver.reduce((a, b) => a + b, 0), round.delivered);
+      }
+    }
+  });
+
+  it('spreads the director and the kernel path over both real servers', () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    for (const mode of ['xdp-native', 'xdp-generic', 'kernel-forward']) {
+      const round = d.modes.find((x) => x.mode === mode)!.rounds[0];
+      assert.ok(round.perReceiver.every((n) => n > 0), `${mode}: ${round.perReceiver.join('/')}`);
+    }
+  });
+
+  it('reports IPVS and pktgen as unavailable here with the reason found by trying', () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    const ipvs = d.modes.find((x) => x.mode === 'ipvs')!;
+    if (fs.existsSync('/proc/net/ip_vs')) return;
+    assert.equal(ipvs.status, 'skipped');
+    assert.match(ipvs.reason ?? '', /ipvsadm -Ln failed/);
+    if (!fs.existsSync('/proc/net/pktgen')) assert.match(d.generator.pktgen, /^not available: /);
+  });
+
+  it('measures MySQL through the XDP VIP, directly and through HAProxy for every client count', () => {
+    const d = ok(r.sections.mysql, 'mysql');
+    for (const t of d.targets) {
+      assert.equal(t.status, 'ok', `${t.target}: ${t.reason}`);
+      assert.deepEqual(t.points.map((p) => p.clients), d.clients);
+      for (const p of t.points) assert.ok(p.connectsPerSec > 0 && p.queriesPerSec > 0, `${t.target}: ${JSON.stringify(p)}`);
+    }
+    const direct = d.targets.find((t) => t.target === 'direct')!;
+    assert.deepEqual(Object.keys(Object.assign({}, ...direct.points.map((p) => p.backends))), ['1']);
+  });
+
+  it('reports Maglev build times, balance near the weights and disruption at or above the minimum', () => {
+    const d = ok(r.sections.maglev, 'maglev');
+    assert.ok(d.builds.length > 0 && d.builds.every((b) => b.ms.median > 0));
+    for (const b of d.balance) assert.ok(b.minOverExpected > 0.9 && b.maxOverExpected < 1.1, JSON.stringify(b));
+    for (const x of d.disruption) assert.ok(x.factor >= 1, JSON.stringify(x));
+  });
+
+  it('measures health detection and marks VRRP failover as not available with a reason', () => {
+    const d = ok(r.sections.failover, 'failover');
+    const det = d.items.filter((i) => i.name.startsWith('health detection'));
+    assert.equal(det.length, 2);
+    for (const i of det) assert.ok(i.status === 'ok' && i.ms && i.ms.median > 0, JSON.stringify(i));
+    const vrrp = d.items.find((i) => i.name.startsWith('VRRP'))!;
+    assert.equal(vrrp.status, 'not-available');
+    assert.ok((vrrp.reason ?? '').length > 0);
+  });
+
+  it('leaves no namespace, pin directory or temp directory of the run behind', () => {
+    const ns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    assert.ok(!ns.includes(`${prefix}`), ns);
+    assert.deepEqual(fs.readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(prefix)), []);
+    assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix) && !n.includes('-bench-')), []);
+  });
+});
+
+describe('xdirector bench command line', () => {
+  it('rejects an unknown section with the list of valid ones', () => {
+    assert.throws(() => parseArgs(['--only', 'pktrate,nope']), /unknown section "nope": use testrun, pktrate, mysql, maglev, failover/);
+  });
+
+  it('exits with 2 on a bad argument without running anything', async () => {
+    const write = process.stderr.write;
+    let err = '';
+    process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+    try {
+      assert.equal(await main(['--bogus']), 2);
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.match(err, /unknown argument "--bogus"/);
+  });
+});
