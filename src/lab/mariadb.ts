@@ -134,6 +134,7 @@ export class MariaDB {
   state: MariaDBState = 'new';
   private child: ChildProcess | undefined;
   private initialised = false;
+  private stderr = '';
 
   constructor(opts: MariaDBOptions) {
     if (!/^[A-Za-z0-9_-]+$/.test(opts.prefix) || !/^[A-Za-z0-9_-]+$/.test(opts.name)) {
@@ -238,8 +239,13 @@ export class MariaDB {
     ];
     // Own process group: a Ctrl-C in the terminal reaches only the lab's
     // controller, which then stops the servers in order.
-    const child = spawnIn(this.opts.netns, 'mariadbd', args, { stdio: 'ignore', detached: true });
+    const child = spawnIn(this.opts.netns, 'mariadbd', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     this.child = child;
+    // mariadbd logs to its error log; stderr only carries failures before that
+    // (e.g. `ip netns exec` not finding the namespace).
+    this.stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => (this.stderr = (this.stderr + d).slice(-2000)));
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (err) => reject(wrap('XD_ERR_MARIADB', `${this.label}: start mariadbd`, err)));
@@ -270,7 +276,8 @@ export class MariaDB {
     let last: unknown;
     for (;;) {
       if (this.state !== 'running') {
-        throw new XdError('XD_ERR_MARIADB', `${this.label}: mariadbd exited during start; error log ${this.errorLog}:\n${this.logTail()}`);
+        const early = this.stderr.trim();
+        throw new XdError('XD_ERR_MARIADB', `${this.label}: mariadbd exited during start${early ? `: ${early}` : ''}; error log ${this.errorLog}:\n${this.logTail()}`);
       }
       try {
         await this.query('SELECT 1');
@@ -381,6 +388,7 @@ export class MariaDB {
    * it is then stopped by pid (pid file) or by removing its namespace.
    */
   release(): void {
+    this.child?.stderr?.destroy();
     this.child?.unref();
   }
 
