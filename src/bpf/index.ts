@@ -11,3 +11,6 @@ export { testRun, testRunAsync, liveFramesFlag } from './testrun';
 export type { TestRunOptions, TestRunResult } from './testrun';
 export { u32, u64, raw, structCodec, sumPerCpu } from './codec';
 export type { Codec } from './codec';
+export { xdMap, openPinnedXdMap, pinPath } from './maps';
+export type { XdMap, XdMapKey, XdMapValue } from './maps';
+export * from './layouts.generated';

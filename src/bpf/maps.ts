@@ -1,0 +1,31 @@
+// maps.ts: xdirector's maps by role, typed with the generated codecs.
+//   const svc = xdMap(obj, 'svc');            // BpfMap<XdServiceKey, XdService>
+//   const st = openPinnedXdMap(dir, 'rsnst'); // per-CPU: st.lookupPerCpu(i)
+// Map names come from MAPS (layouts.generated.ts) only.
+import * as path from 'node:path';
+import { Codec } from './codec';
+import { MAP_CODECS, MAPS, MapRole } from './layouts.generated';
+import { BpfMap } from './map';
+import { BpfObject } from './object';
+
+type CodecsOf<R extends MapRole> = (typeof MAP_CODECS)[R];
+export type XdMapKey<R extends MapRole> = CodecsOf<R>['key'] extends Codec<infer K> ? K : never;
+export type XdMapValue<R extends MapRole> = CodecsOf<R>['value'] extends Codec<infer V> ? V : never;
+export type XdMap<R extends MapRole> = BpfMap<XdMapKey<R>, XdMapValue<R>>;
+
+/** The map of a loaded object by role, typed (borrows the object's fd). */
+export function xdMap<R extends MapRole>(obj: BpfObject, role: R): XdMap<R> {
+  const c = MAP_CODECS[role] as unknown as { key: Codec<XdMapKey<R>>; value: Codec<XdMapValue<R>> };
+  return obj.map(MAPS[role].name, c.key, c.value);
+}
+
+/** A map pinned as <dir>/<map name> by role, typed (owns its fd: close() it). */
+export function openPinnedXdMap<R extends MapRole>(dir: string, role: R): XdMap<R> {
+  const c = MAP_CODECS[role] as unknown as { key: Codec<XdMapKey<R>>; value: Codec<XdMapValue<R>> };
+  return BpfMap.openPinned(path.join(dir, MAPS[role].name), c.key, c.value);
+}
+
+/** The pin path of a map by role under an instance directory. */
+export function pinPath(dir: string, role: MapRole): string {
+  return path.join(dir, MAPS[role].name);
+}
