@@ -89,6 +89,13 @@ fi
 command -v node >/dev/null || die "node not found: install Node.js >= 20 (the package.json engines field)"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 20 ] || die "node $(node --version) is too old: xdirector needs Node.js >= 20"
+# node-gyp (our addon, and any dependency that compiles on install) would
+# download the Node headers, and only the package registries are reachable
+# here: point it at the headers installed with node itself.
+node_prefix="$(dirname "$(dirname "$(command -v node)")")"
+if [ -z "${npm_config_nodedir:-}" ] && [ -f "$node_prefix/include/node/node_api.h" ]; then
+  export npm_config_nodedir="$node_prefix"
+fi
 if [ -f package-lock.json ]; then
   if [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] 2>/dev/null; then
     step npm "node_modules up to date with package-lock.json"
