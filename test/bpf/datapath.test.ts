@@ -1,0 +1,1048 @@
+// Datapath fixtures: the compiled XDP program (dist/bpf/xdirector.bpf.o) run through
+// BPF_PROG_TEST_RUN on packets built with test/lib/packet.ts, with exact expected output bytes
+// (Katran lib/testing/fixtures style: {description, input, expectedVerdict, expectedOutput}),
+// plus flow-table and counter assertions.
+//
+// One object is loaded for this file with small map sizes and nothing pinned; every test starts
+// from empty services, backends, rings, flows and counters. Maps are filled through the typed
+// wrapper and the generated layouts (src/bpf/layouts.generated.ts), never by hand-encoding.
+//
+// BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header (EINVAL), as real NICs never
+// deliver them, so "truncated Ethernet" here means a frame whose EtherType promises a VLAN tag or
+// an IP header that is not there.
+
+import { test, before, after, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as pk from '../lib/packet';
+import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
+import {
+  MAPS,
+  XdBackendFlags,
+  XdFamily,
+  XdReason,
+  XdSched,
+  XdServiceFlags,
+  xdBackendCodec,
+  xdBackendStatsCodec,
+  xdFlowCodec,
+  xdFlowKeyCodec,
+  xdReasonStatsCodec,
+  xdServiceCodec,
+  xdServiceKeyCodec,
+  xdServiceStatsCodec,
+} from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
+import { ipvsMhHash } from '../../src/maglev/ipvs-mh';
+
+const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
+
+// Small instance: 8 services, 16 backend slots, rings of up to 4093 slots (the IPVS mh default
+// table size, so the kernel's own slot numbers can be checked), 4096 flows.
+const RING_MAX = 4093;
+const MAX_SERVICES = 8;
+const MAX_BACKENDS = 16;
+const MAX_FLOWS = 4096;
+
+// ---------------------------------------------------------------- topology
+
+const DIRECTOR_MAC = '02:00:00:00:00:02';
+const CLIENT_MAC = '02:00:00:00:00:10';
+const beMac = (i: number): string => `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`;
+const VIP4 = '10.200.0.100';
+const VIP6 = '2001:db8::100';
+const CLIENT4 = '10.200.0.10';
+const CLIENT6 = '2001:db8::10';
+const DIRECTOR4 = '10.200.0.2';
+const DIRECTOR6 = '2001:db8::2';
+const ROUTER4 = '10.200.0.1';
+const ROUTER6 = '2001:db8::1';
+const MYSQL = 3306;
+const TCP = pk.IPPROTO_TCP;
+const UDP = pk.IPPROTO_UDP;
+
+/** Kernel XDP verdicts (uapi enum xdp_action), from the addon. */
+const XDP = (() => {
+  const c = getNative().constants;
+  return { ABORTED: c.XDP_ABORTED, DROP: c.XDP_DROP, PASS: c.XDP_PASS, TX: c.XDP_TX, REDIRECT: c.XDP_REDIRECT };
+})();
+type VerdictName = keyof typeof XDP;
+type ReasonName = keyof typeof XdReason;
+const REASON_NAMES = (Object.keys(XdReason) as ReasonName[]).filter((r) => r !== 'XD_R_MAX');
+
+// ---------------------------------------------------------------- harness
+
+function addr16(a: string): Buffer {
+  const b = pk.ipBytes(a);
+  return b.length === 16 ? b : Buffer.concat([b, Buffer.alloc(12)]);
+}
+const family = (a: string): number => (pk.ipBytes(a).length === 4 ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6);
+
+function flowKey(client: string, cport: number, vip: string, vport: number, proto: number): XdFlowKey {
+  return { saddr: addr16(client), daddr: addr16(vip), sport: cport, dport: vport, proto, family: family(vip) };
+}
+
+const zeroSvcStats: XdServiceStats = { packets: 0n, bytes: 0n, new_flows: 0n, no_backend: 0n };
+const zeroBeStats: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n };
+const zeroReason: XdReasonStats = { packets: 0n, bytes: 0n };
+
+class Datapath {
+  private constructor(
+    readonly obj: BpfObject,
+    readonly prog: { fd: number },
+    readonly svc: BpfMap<XdServiceKey, XdService>,
+    readonly be: BpfMap<number, XdBackend>,
+    readonly ring: BpfMap<number, number>,
+    readonly flow: BpfMap<XdFlowKey, XdFlow>,
+    readonly svcst: BpfMap<number, XdServiceStats>,
+    readonly best: BpfMap<number, XdBackendStats>,
+    readonly rsnst: BpfMap<number, XdReasonStats>,
+    readonly rr: BpfMap<number, number>,
+  ) {}
+
+  static async load(): Promise<Datapath> {
+    const obj = await BpfObject.load(OBJ, {
+      maxEntries: {
+        [MAPS.svc.name]: MAX_SERVICES,
+        [MAPS.svcst.name]: MAX_SERVICES,
+        [MAPS.rr.name]: MAX_SERVICES,
+        [MAPS.be.name]: MAX_BACKENDS,
+        [MAPS.best.name]: MAX_BACKENDS,
+        [MAPS.ring.name]: MAX_SERVICES * 2 * RING_MAX,
+        [MAPS.flow.name]: MAX_FLOWS,
+      },
+      globals: { ring_max: RING_MAX },
+    });
+    return new Datapath(
+      obj,
+      obj.program('xdirector'),
+      obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec),
+      obj.map(MAPS.be.name, u32, xdBackendCodec),
+      obj.map(MAPS.ring.name, u32, u32),
+      obj.map(MAPS.flow.name, xdFlowKeyCodec, xdFlowCodec),
+      obj.map(MAPS.svcst.name, u32, xdServiceStatsCodec),
+      obj.map(MAPS.best.name, u32, xdBackendStatsCodec),
+      obj.map(MAPS.rsnst.name, u32, xdReasonStatsCodec),
+      obj.map(MAPS.rr.name, u32, u32),
+    );
+  }
+
+  /** Empty services, backends, rings and flows; zero counters. */
+  reset(): void {
+    this.svc.deleteBatch(this.svc.keys());
+    this.flow.deleteBatch(this.flow.keys());
+    const emptyBe: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
+    this.be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, emptyBe] as const));
+    this.ring.updateBatch(Array.from({ length: MAX_SERVICES * 2 * RING_MAX }, (_, i) => [i, 0] as const));
+    const n = this.svcst.ncpus;
+    for (let i = 0; i < MAX_SERVICES; i++) {
+      this.svcst.updatePerCpu(i, Array(n).fill(zeroSvcStats));
+      this.rr.updatePerCpu(i, Array(n).fill(0));
+    }
+    for (let i = 0; i < MAX_BACKENDS; i++) this.best.updatePerCpu(i, Array(n).fill(zeroBeStats));
+    for (let i = 0; i < XdReason.XD_R_MAX; i++) this.rsnst.updatePerCpu(i, Array(n).fill(zeroReason));
+  }
+
+  addService(o: { vip: string; port: number; proto: number; id: number; ringSize: number; sched?: number; flags?: number; activeGen?: number }): void {
+    this.svc.update(
+      { vip: addr16(o.vip), port: o.port, proto: o.proto, family: family(o.vip) },
+      { id: o.id, ring_size: o.ringSize, flags: o.flags ?? 0, sched: o.sched ?? XdSched.XD_SCHED_MAGLEV, active_gen: o.activeGen ?? 0 },
+    );
+  }
+
+  setActiveGen(vip: string, port: number, proto: number, gen: number): void {
+    const key = { vip: addr16(vip), port, proto, family: family(vip) };
+    const cur = this.svc.lookup(key);
+    assert.ok(cur, `service ${vip}:${port}/${proto} exists`);
+    this.svc.update(key, { ...cur, active_gen: gen });
+  }
+
+  setBackend(idx: number, o: { flags?: number; generation?: number; ifindex?: number; address?: string; mac?: string } = {}): void {
+    const address = o.address ?? `10.200.0.${10 + idx}`;
+    this.be.update(idx, {
+      mac: pk.macBytes(o.mac ?? beMac(idx)),
+      family: family(address),
+      flags: o.flags ?? XdBackendFlags.XD_BE_F_ACTIVE,
+      generation: o.generation ?? 1,
+      ifindex: o.ifindex ?? 0,
+      service: 0,
+      addr: addr16(address),
+    });
+  }
+
+  /** Writes one generation of a service's ring: slot i holds slots[i]. */
+  setRing(id: number, gen: number, slots: readonly number[]): void {
+    const base = (id * 2 + gen) * RING_MAX;
+    this.ring.updateBatch(slots.map((b, i) => [base + i, b] as const));
+  }
+
+  run(frame: Buffer): { verdict: VerdictName; out: Buffer } {
+    const r = testRun(this.prog, { data: frame });
+    const verdict = (Object.keys(XDP) as VerdictName[]).find((k) => XDP[k] === r.retval);
+    assert.ok(verdict, `unknown XDP verdict ${r.retval}`);
+    return { verdict, out: r.dataOut };
+  }
+
+  reasons(): Record<ReasonName, XdReasonStats> {
+    const out = {} as Record<ReasonName, XdReasonStats>;
+    for (const r of REASON_NAMES) out[r] = sumPerCpu(this.rsnst.lookupPerCpu(XdReason[r])!);
+    return out;
+  }
+  serviceStats(id: number): XdServiceStats {
+    return sumPerCpu(this.svcst.lookupPerCpu(id)!);
+  }
+  backendStats(idx: number): XdBackendStats {
+    const s = sumPerCpu(this.best.lookupPerCpu(idx)!);
+    return { packets: s.packets, bytes: s.bytes, new_flows: s.new_flows };
+  }
+  flowOf(key: XdFlowKey): XdFlow | undefined {
+    return this.flow.lookup(key);
+  }
+}
+
+let dp: Datapath;
+
+before(async () => {
+  dp = await Datapath.load();
+});
+after(() => {
+  dp?.obj.close();
+});
+beforeEach(() => {
+  dp.reset();
+});
+
+// ---------------------------------------------------------------- packets
+
+interface Conn {
+  client: string;
+  cport: number;
+  vip: string;
+  vport: number;
+}
+const c4 = (cport: number, vport = MYSQL): Conn => ({ client: CLIENT4, cport, vip: VIP4, vport });
+const c6 = (cport: number, vport = MYSQL): Conn => ({ client: CLIENT6, cport, vip: VIP6, vport });
+
+function ip(c: { src: string; dst: string }, l4: pk.L4, extra: Partial<pk.Ipv4Spec> = {}): Buffer {
+  return pk.ipBytes(c.src).length === 4 ? pk.ipv4({ ...c, ...extra }, l4) : pk.ipv6(c, l4);
+}
+
+/** A client frame as it reaches the director. */
+function clientFrame(c: Conn, l4: pk.L4, opts: { vlan?: number; ipExtra?: Partial<pk.Ipv4Spec> } = {}): Buffer {
+  return pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, vlan: opts.vlan === undefined ? undefined : { id: opts.vlan } }, ip({ src: c.client, dst: c.vip }, l4, opts.ipExtra));
+}
+/** The same frame after a DR forward to backend `be`: only the two MACs differ. */
+function forwardedFrame(c: Conn, l4: pk.L4, be: number, opts: { vlan?: number; ipExtra?: Partial<pk.Ipv4Spec> } = {}): Buffer {
+  return pk.ether({ src: DIRECTOR_MAC, dst: beMac(be), vlan: opts.vlan === undefined ? undefined : { id: opts.vlan } }, ip({ src: c.client, dst: c.vip }, l4, opts.ipExtra));
+}
+const syn = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'S', seq: 1000 });
+const ack = (c: Conn, payload = 'select 1'): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'PA', seq: 1001, ack: 5001, payload: Buffer.from(payload) });
+const rst = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'R', seq: 1001 });
+const dgram = (c: Conn): pk.L4 => pk.udp({ sport: c.cport, dport: c.vport, payload: Buffer.from('query') });
+
+/** What a router sends to the VIP when the real server's reply to `c` does not fit the next hop. */
+function fragNeeded(c: Conn, proto: number, mtu: number, opts: { quoteBytes?: number } = {}): Buffer {
+  const reply = proto === TCP
+    ? pk.tcp({ sport: c.vport, dport: c.cport, flags: 'PA', seq: 5001, ack: 1009, payload: Buffer.alloc(1400, 0x61) })
+    : pk.udp({ sport: c.vport, dport: c.cport, payload: Buffer.alloc(1400, 0x61) });
+  const v4 = pk.ipBytes(c.vip).length === 4;
+  const inner = v4 ? pk.ipv4({ src: c.vip, dst: c.client, df: true }, reply) : pk.ipv6({ src: c.vip, dst: c.client }, reply);
+  // RFC 792: the IP header + first 8 bytes; RFC 4443: as much as fits in the minimum MTU.
+  const quoted = inner.subarray(0, opts.quoteBytes ?? (v4 ? 28 : Math.min(inner.length, 1280 - 48)));
+  const l4 = v4 ? pk.icmp4({ type: 3, code: 4, mtu, quoted }) : pk.icmp6({ type: 2, code: 0, mtu, quoted });
+  return v4 ? pk.ipv4({ src: ROUTER4, dst: c.vip }, l4) : pk.ipv6({ src: ROUTER6, dst: c.vip }, l4);
+}
+
+// ---------------------------------------------------------------- standard services
+
+/** svc 0: VIP4:3306/tcp -> backend 1; svc 1: VIP4:3306/udp -> 2; svc 2: VIP6:3306/tcp -> 3; svc 3: VIP6:3306/udp -> 4. */
+function standardServices(): void {
+  const services = [
+    { vip: VIP4, proto: TCP, be: 1 },
+    { vip: VIP4, proto: UDP, be: 2 },
+    { vip: VIP6, proto: TCP, be: 3 },
+    { vip: VIP6, proto: UDP, be: 4 },
+  ];
+  services.forEach((s, id) => {
+    dp.setBackend(s.be, { address: pk.ipBytes(s.vip).length === 4 ? `10.200.0.${10 + s.be}` : `2001:db8::${10 + s.be}` });
+    dp.setRing(id, 0, Array(7).fill(s.be));
+    dp.addService({ vip: s.vip, port: MYSQL, proto: s.proto, id, ringSize: 7 });
+  });
+}
+
+// ---------------------------------------------------------------- the fixture table
+
+interface Fixture {
+  description: string;
+  input: Buffer;
+  expectedVerdict: VerdictName;
+  /** Exact output bytes (the input itself for anything that is not forwarded). */
+  expectedOutput: Buffer;
+  /** The one reason counter this packet must land in. */
+  expectedReason: ReasonName;
+  /** For forwarded packets: the service and backend whose counters must count it. */
+  forwardedTo?: { service: number; backend: number; newFlow: boolean };
+}
+
+function passFixture(description: string, input: Buffer, expectedReason: ReasonName): Fixture {
+  return { description, input, expectedVerdict: 'PASS', expectedOutput: input, expectedReason };
+}
+
+const RA_OPTION = Buffer.from([0x94, 0x04, 0x00, 0x00]); // Router Alert (RFC 2113)
+const TS_OPTION = Buffer.concat([Buffer.from([0x44, 12, 5, 0x00]), Buffer.alloc(8)]); // Timestamp, room for 2
+
+const fixtures: Fixture[] = [
+  // forwarded: only the two MACs change
+  {
+    description: 'IPv4 TCP SYN to a VIP goes to its backend with only the two MACs changed',
+    input: clientFrame(c4(40001), syn(c4(40001))),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c4(40001), syn(c4(40001)), 1),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 0, backend: 1, newFlow: true },
+  },
+  {
+    description: 'IPv4 UDP datagram to a VIP goes to its backend with only the two MACs changed',
+    input: clientFrame(c4(40002), dgram(c4(40002))),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c4(40002), dgram(c4(40002)), 2),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 1, backend: 2, newFlow: true },
+  },
+  {
+    description: 'IPv6 TCP SYN to a VIP goes to its backend with only the two MACs changed',
+    input: clientFrame(c6(40003), syn(c6(40003))),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c6(40003), syn(c6(40003)), 3),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 2, backend: 3, newFlow: true },
+  },
+  {
+    description: 'IPv6 UDP datagram to a VIP goes to its backend with only the two MACs changed',
+    input: clientFrame(c6(40004), dgram(c6(40004))),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c6(40004), dgram(c6(40004)), 4),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 3, backend: 4, newFlow: true },
+  },
+  {
+    description: 'a VLAN-tagged IPv4 SYN is forwarded with its 802.1Q tag kept',
+    input: clientFrame(c4(40005), syn(c4(40005)), { vlan: 100 }),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c4(40005), syn(c4(40005)), 1, { vlan: 100 }),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 0, backend: 1, newFlow: true },
+  },
+  {
+    description: 'a VLAN-tagged IPv6 UDP datagram is forwarded with its 802.1Q tag kept',
+    input: clientFrame(c6(40006), dgram(c6(40006)), { vlan: 4094 }),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c6(40006), dgram(c6(40006)), 4, { vlan: 4094 }),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 3, backend: 4, newFlow: true },
+  },
+  {
+    description: 'an IPv4 SYN with a Router Alert option is parsed past its options and forwarded unchanged',
+    input: clientFrame(c4(40007), syn(c4(40007)), { ipExtra: { options: RA_OPTION } }),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c4(40007), syn(c4(40007)), 1, { ipExtra: { options: RA_OPTION } }),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 0, backend: 1, newFlow: true },
+  },
+  {
+    description: 'an IPv4 UDP datagram with 12 bytes of timestamp option is forwarded unchanged',
+    input: clientFrame(c4(40008), dgram(c4(40008)), { ipExtra: { options: TS_OPTION } }),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c4(40008), dgram(c4(40008)), 2, { ipExtra: { options: TS_OPTION } }),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 1, backend: 2, newFlow: true },
+  },
+  {
+    description: 'an IPv4 packet with DF set is not a fragment and is forwarded',
+    input: clientFrame(c4(40009), syn(c4(40009)), { ipExtra: { df: true } }),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c4(40009), syn(c4(40009)), 1, { ipExtra: { df: true } }),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 0, backend: 1, newFlow: true },
+  },
+  {
+    description: 'a mid-stream TCP segment of an unknown flow is forwarded and remembered (VIP takeover)',
+    input: clientFrame(c4(40010), ack(c4(40010))),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c4(40010), ack(c4(40010)), 1),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: 0, backend: 1, newFlow: true },
+  },
+  {
+    description: 'a RST of an unknown flow is forwarded without creating state',
+    input: clientFrame(c4(40011), rst(c4(40011))),
+    expectedVerdict: 'TX',
+    expectedOutput: forwardedFrame(c4(40011), rst(c4(40011)), 1),
+    expectedReason: 'XD_R_TX_NO_TRACK',
+    forwardedTo: { service: 0, backend: 1, newFlow: false },
+  },
+
+  // passed untouched: not ours
+  passFixture('IPv4 to the director itself (SSH) is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: DIRECTOR4 }, pk.tcp({ sport: 50000, dport: 22, flags: 'S' }))), 'XD_R_PASS_NON_VIP'),
+  passFixture('IPv6 to the director itself is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: DIRECTOR6 }, pk.tcp({ sport: 50000, dport: 22, flags: 'S' }))), 'XD_R_PASS_NON_VIP'),
+  passFixture('TCP to the VIP on a port without a service is passed unchanged', clientFrame(c4(40012, 3307), syn(c4(40012, 3307))), 'XD_R_PASS_NON_VIP'),
+  passFixture('IPv6 TCP to the VIP on a port without a service is passed unchanged', clientFrame(c6(40013, 22), syn(c6(40013, 22))), 'XD_R_PASS_NON_VIP'),
+  passFixture('UDP to a TCP-only VIP port is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4 }, pk.udp({ sport: 40014, dport: 3307 }))), 'XD_R_PASS_NON_VIP'),
+  passFixture('VRRP (IP protocol 112) is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: '01:00:5e:00:00:12' }, pk.ipv4({ src: DIRECTOR4, dst: '224.0.0.18', ttl: 255 }, pk.raw(112, Buffer.from('2101640101000a0a0ac80064', 'hex')))), 'XD_R_PASS_NON_VIP'),
+  passFixture('ICMP echo to a VIP is passed to the kernel', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4 }, pk.raw(pk.IPPROTO_ICMP, Buffer.from('0800f7ff00000000', 'hex')))), 'XD_R_PASS_NON_VIP'),
+  passFixture('ICMP port unreachable (3/3) to a VIP is passed to the kernel', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: ROUTER4, dst: VIP4 }, pk.icmp4({ type: 3, code: 3, quoted: pk.ipv4({ src: VIP4, dst: CLIENT4 }, pk.udp({ sport: MYSQL, dport: 40015 })).subarray(0, 28) }))), 'XD_R_PASS_NON_VIP'),
+  passFixture('ICMP fragmentation needed about a flow the director does not know is passed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40016), TCP, 1400)), 'XD_R_PASS_ICMP'),
+  passFixture('ICMPv6 packet too big about a flow the director does not know is passed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c6(40017), TCP, 1280)), 'XD_R_PASS_ICMP'),
+  passFixture('ICMP fragmentation needed about a port without a service is passed as non-VIP', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40018, 3307), TCP, 1400)), 'XD_R_PASS_NON_VIP'),
+  passFixture('ARP is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: 'ff:ff:ff:ff:ff:ff', type: pk.ETH_P_ARP }, pk.arpRequest(CLIENT_MAC, CLIENT4, VIP4)), 'XD_R_PASS_NON_IP'),
+  passFixture(
+    'a double-tagged (QinQ) frame is passed as non-IP',
+    pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_8021Q, vlan: { id: 10 } }, Buffer.concat([Buffer.from([0x00, 0x14, 0x08, 0x00]), pk.ipv4({ src: CLIENT4, dst: VIP4 }, syn(c4(40019)))])),
+    'XD_R_PASS_NON_IP',
+  ),
+
+  // malformed: passed untouched, never forwarded
+  passFixture('an Ethernet header whose VLAN tag is cut off is passed as malformed', Buffer.concat([clientFrame(c4(40020), syn(c4(40020))).subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 0x64])]), 'XD_R_PASS_MALFORMED'),
+  passFixture('an IPv4 EtherType with no IP header is passed as malformed', clientFrame(c4(40021), syn(c4(40021))).subarray(0, 14), 'XD_R_PASS_MALFORMED'),
+  passFixture('a truncated IPv4 header (19 bytes) is passed as malformed', clientFrame(c4(40022), syn(c4(40022))).subarray(0, 14 + 19), 'XD_R_PASS_MALFORMED'),
+  passFixture('IPv4 options running past the end of the packet are passed as malformed', clientFrame(c4(40023), syn(c4(40023)), { ipExtra: { options: TS_OPTION } }).subarray(0, 14 + 28), 'XD_R_PASS_MALFORMED'),
+  passFixture('an IPv4 header with IHL 4 is passed as malformed', withByte(clientFrame(c4(40024), syn(c4(40024))), 14, 0x44), 'XD_R_PASS_MALFORMED'),
+  passFixture('an IPv4 EtherType carrying an IPv6 header is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_IP }, pk.ipv6({ src: CLIENT6, dst: VIP6 }, syn(c6(40025)))), 'XD_R_PASS_MALFORMED'),
+  passFixture('a truncated TCP header (19 bytes) to a VIP is passed as malformed', clientFrame(c4(40026), syn(c4(40026))).subarray(0, 14 + 20 + 19), 'XD_R_PASS_MALFORMED'),
+  passFixture('a TCP header with data offset 4 is passed as malformed', withByte(clientFrame(c4(40027), syn(c4(40027))), 14 + 20 + 12, 0x40), 'XD_R_PASS_MALFORMED'),
+  passFixture('a truncated UDP header (7 bytes) to a VIP is passed as malformed', clientFrame(c4(40028), dgram(c4(40028))).subarray(0, 14 + 20 + 7), 'XD_R_PASS_MALFORMED'),
+  passFixture('a truncated IPv6 header (39 bytes) is passed as malformed', clientFrame(c6(40029), syn(c6(40029))).subarray(0, 14 + 39), 'XD_R_PASS_MALFORMED'),
+  passFixture('a truncated IPv6 TCP header is passed as malformed', clientFrame(c6(40030), syn(c6(40030))).subarray(0, 14 + 40 + 12), 'XD_R_PASS_MALFORMED'),
+  passFixture('a truncated IPv6 fragment header is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } }, dgram(c6(40031)))).subarray(0, 14 + 40 + 6), 'XD_R_PASS_MALFORMED'),
+  passFixture('an ICMP error quoting less than the ports is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40032), TCP, 1400, { quoteBytes: 22 })), 'XD_R_PASS_MALFORMED'),
+
+  // fragments: defined behaviour
+  {
+    description: 'the first IPv4 fragment of a TCP segment to a VIP is dropped',
+    input: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, mf: true }, pk.raw(TCP, tcpBytes(CLIENT4, VIP4, ack(c4(40033), 'x'.repeat(64))).subarray(0, 48)))),
+    expectedVerdict: 'DROP',
+    expectedOutput: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, mf: true }, pk.raw(TCP, tcpBytes(CLIENT4, VIP4, ack(c4(40033), 'x'.repeat(64))).subarray(0, 48)))),
+    expectedReason: 'XD_R_DROP_FRAGMENT',
+  },
+  {
+    description: 'the first IPv4 fragment of a UDP datagram to a VIP is dropped',
+    input: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, mf: true, id: 99 }, pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(0, 1480)))),
+    expectedVerdict: 'DROP',
+    expectedOutput: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, mf: true, id: 99 }, pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(0, 1480)))),
+    expectedReason: 'XD_R_DROP_FRAGMENT',
+  },
+  passFixture('a later IPv4 fragment (no ports) is passed for the kernel to discard', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, fragOffset: 185, id: 99 }, pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(1480)))), 'XD_R_PASS_NON_VIP'),
+  passFixture('the first IPv4 fragment to a non-VIP address is passed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: DIRECTOR4, mf: true }, pk.raw(UDP, udpBytes(CLIENT4, DIRECTOR4, c4(40035), 3000).subarray(0, 1480)))), 'XD_R_PASS_NON_VIP'),
+  {
+    description: 'the first IPv6 fragment of a UDP datagram to a VIP is dropped',
+    input: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(0, 1448)))),
+    expectedVerdict: 'DROP',
+    expectedOutput: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(0, 1448)))),
+    expectedReason: 'XD_R_DROP_FRAGMENT',
+  },
+  passFixture('a later IPv6 fragment is passed for the kernel to discard', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 181, more: false, id: 7 } }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(1448)))), 'XD_R_PASS_NON_VIP'),
+];
+
+function withByte(b: Buffer, offset: number, value: number): Buffer {
+  const c = Buffer.from(b);
+  c[offset] = value;
+  return c;
+}
+function tcpBytes(src: string, dst: string, l4: pk.L4): Buffer {
+  return l4.bytes(pk.ipBytes(src), pk.ipBytes(dst));
+}
+function udpBytes(src: string, dst: string, c: Conn, size: number): Buffer {
+  return pk.udp({ sport: c.cport, dport: c.vport, payload: Buffer.alloc(size, 0x62) }).bytes(pk.ipBytes(src), pk.ipBytes(dst));
+}
+
+function assertOnlyReason(before: Record<ReasonName, XdReasonStats>, after: Record<ReasonName, XdReasonStats>, reason: ReasonName, packets: number, bytes: number): void {
+  for (const r of REASON_NAMES) {
+    const dp = after[r].packets - before[r].packets;
+    const db = after[r].bytes - before[r].bytes;
+    if (r === reason) {
+      assert.equal(dp, BigInt(packets), `${r}: packets`);
+      assert.equal(db, BigInt(bytes), `${r}: bytes`);
+    } else {
+      assert.equal(dp, 0n, `${r} must not count this packet (expected ${reason})`);
+    }
+  }
+}
+
+for (const f of fixtures) {
+  test(f.description, () => {
+    standardServices();
+    const before = dp.reasons();
+    const { verdict, out } = dp.run(f.input);
+    assert.equal(verdict, f.expectedVerdict, 'verdict');
+    assert.equal(out.toString('hex'), f.expectedOutput.toString('hex'), 'output bytes');
+    assertOnlyReason(before, dp.reasons(), f.expectedReason, 1, f.input.length);
+    if (f.forwardedTo) {
+      const { service, backend, newFlow } = f.forwardedTo;
+      assert.deepEqual(dp.serviceStats(service), { packets: 1n, bytes: BigInt(f.input.length), new_flows: newFlow ? 1n : 0n, no_backend: 0n });
+      assert.deepEqual(dp.backendStats(backend), { packets: 1n, bytes: BigInt(f.input.length), new_flows: newFlow ? 1n : 0n });
+    } else {
+      for (let s = 0; s < 4; s++) assert.deepEqual(dp.serviceStats(s), zeroSvcStats, `service ${s} counted nothing`);
+    }
+    // Only new flows leave an entry.
+    const flows = dp.flow.keys().length;
+    assert.equal(flows, f.forwardedTo?.newFlow ? 1 : 0, 'flow entries');
+  });
+}
+
+// ---------------------------------------------------------------- flows
+
+/** Runs one client packet and returns the backend index it was forwarded to (0 = not forwarded). */
+function sendTo(frame: Buffer): { verdict: VerdictName; backend: number; out: Buffer } {
+  const { verdict, out } = dp.run(frame);
+  if (verdict !== 'TX' && verdict !== 'REDIRECT') return { verdict, backend: 0, out };
+  const mac = out.subarray(0, 6).toString('hex');
+  for (let i = 1; i < MAX_BACKENDS; i++) if (pk.macBytes(beMac(i)).toString('hex') === mac) return { verdict, backend: i, out };
+  assert.fail(`forwarded to unknown MAC ${mac}`);
+}
+
+test('an established flow stays on its backend after the ring switches to another generation', () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7, activeGen: 0 });
+  const c = c4(41000);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  const before = dp.reasons();
+  const r = sendTo(clientFrame(c, ack(c)));
+  assert.equal(r.backend, 1, 'the established flow keeps backend 1');
+  assert.equal(r.out.toString('hex'), forwardedFrame(c, ack(c), 1).toString('hex'));
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, ack(c)).length);
+  assert.equal(sendTo(clientFrame(c4(41001), syn(c4(41001)))).backend, 2, 'a new connection follows the live ring');
+});
+
+test('an established UDP flow stays on its backend after the ring changes', () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(1, 0, Array(7).fill(1));
+  dp.setRing(1, 1, Array(7).fill(2));
+  dp.addService({ vip: VIP6, port: MYSQL, proto: UDP, id: 1, ringSize: 7 });
+  const c = c6(41010);
+  assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 1);
+  dp.setActiveGen(VIP6, MYSQL, UDP, 1);
+  assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 1);
+  assert.equal(sendTo(clientFrame(c6(41011), dgram(c6(41011)))).backend, 2);
+});
+
+test('a SYN re-hashes a known 5-tuple onto the live ring and overwrites its entry', () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41020);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 2);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_NEW_FLOW', 1, clientFrame(c, syn(c)).length);
+  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2, 'the rest of the new connection follows');
+});
+
+test("a removed backend's flow is re-hashed when its index gets a new generation", () => {
+  dp.setBackend(1, { generation: 7 });
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41030);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.deepEqual({ ...dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))!, last_seen_ns: 0n }, { backend: 1, generation: 7, last_seen_ns: 0n });
+  // The control plane removes backend 1 (new ring without it) and gives index 1 to another server.
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  dp.setBackend(1, { generation: 8, address: '10.200.0.99', mac: '02:00:00:00:01:63' });
+  const before = dp.reasons();
+  const r = sendTo(clientFrame(c, ack(c)));
+  assert.equal(r.backend, 2, 'the flow moved to the ring\'s backend, not to the new owner of index 1');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, clientFrame(c, ack(c)).length);
+  const f = dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))!;
+  assert.equal(f.backend, 2);
+  assert.equal(f.generation, 1);
+  assert.equal(dp.serviceStats(0).new_flows, 2n, 'the re-hash counts as a new flow');
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2);
+});
+
+test("a removed backend's flow is re-hashed when its slot is no longer active", () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41035);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  dp.setBackend(1, { flags: 0 });
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, clientFrame(c, ack(c)).length);
+});
+
+test("a DOWN backend's established flows are re-hashed onto the ring", () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41040);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DOWN });
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, clientFrame(c, ack(c)).length);
+  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
+});
+
+test('a DOWN backend still named by the ring is not picked: the packet finds no backend', () => {
+  dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DOWN });
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41045);
+  const frame = clientFrame(c, syn(c));
+  const before = dp.reasons();
+  const r = dp.run(frame);
+  assert.equal(r.verdict, 'PASS');
+  assert.equal(r.out.toString('hex'), frame.toString('hex'));
+  assertOnlyReason(before, dp.reasons(), 'XD_R_NO_BACKEND_PASS', 1, frame.length);
+  assert.equal(dp.flow.keys().length, 0);
+});
+
+test('a DRAINING backend keeps its established flows but a new SYN never picks it', () => {
+  dp.setBackend(1);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41050);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DRAINING });
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, 'established flow stays');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, ack(c)).length);
+  // A stale ring still naming the draining backend: a new connection finds no backend.
+  const n = c4(41051);
+  assert.equal(dp.run(clientFrame(n, syn(n))).verdict, 'PASS');
+  assert.equal(dp.flowOf(flowKey(n.client, n.cport, n.vip, n.vport, TCP)), undefined);
+  // With the ring the control plane writes for a drain (backend 1 left out), new flows go elsewhere.
+  dp.setBackend(2);
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  assert.equal(sendTo(clientFrame(n, syn(n))).backend, 2);
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, 'and the drained flow still stays');
+});
+
+test('a RST never creates a flow entry', () => {
+  standardServices();
+  const c = c4(41060);
+  const r = sendTo(clientFrame(c, rst(c)));
+  assert.equal(r.backend, 1);
+  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP)), undefined);
+  assert.equal(dp.flow.keys().length, 0);
+});
+
+test("a RST of a known flow goes to the flow's backend and leaves the entry alone", () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41065);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, rst(c))).backend, 1);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, rst(c)).length);
+  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 1);
+});
+
+test('a flow entry records backend, generation and a CLOCK_MONOTONIC last_seen', () => {
+  standardServices();
+  const c = c4(41070);
+  const t0 = process.hrtime.bigint();
+  sendTo(clientFrame(c, syn(c)));
+  const f = dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))!;
+  assert.equal(f.backend, 1);
+  assert.equal(f.generation, 1);
+  // bpf_ktime_get_coarse_ns: jiffy-grained CLOCK_MONOTONIC (hrtime.bigint() is CLOCK_MONOTONIC).
+  assert.ok(f.last_seen_ns > t0 - 100_000_000n && f.last_seen_ns <= process.hrtime.bigint(), `last_seen ${f.last_seen_ns} near ${t0}`);
+});
+
+test('last_seen is refreshed by a packet once it is more than a second old, and not before', () => {
+  standardServices();
+  const c = c4(41075);
+  sendTo(clientFrame(c, syn(c)));
+  const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
+  const created = dp.flowOf(key)!;
+  // Within the second: unchanged.
+  sendTo(clientFrame(c, ack(c)));
+  assert.equal(dp.flowOf(key)!.last_seen_ns, created.last_seen_ns);
+  // Pretend the last packet was 2 s ago: the next packet refreshes it.
+  const old = created.last_seen_ns - 2_000_000_000n;
+  dp.flow.update(key, { ...created, last_seen_ns: old });
+  sendTo(clientFrame(c, ack(c)));
+  const now = dp.flowOf(key)!.last_seen_ns;
+  assert.ok(now >= created.last_seen_ns, `refreshed: ${now} >= ${created.last_seen_ns}`);
+});
+
+// ---------------------------------------------------------------- ICMP
+
+test("ICMP fragmentation needed about a flow goes to the flow's backend, not the ring's", () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41100);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  const icmp = fragNeeded(c, TCP, 1400);
+  const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC }, icmp);
+  const before = dp.reasons();
+  const r = dp.run(input);
+  assert.equal(r.verdict, 'TX');
+  assert.equal(r.out.toString('hex'), pk.ether({ src: DIRECTOR_MAC, dst: beMac(1) }, icmp).toString('hex'));
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_ICMP', 1, input.length);
+  assert.equal(dp.backendStats(1).packets, 2n);
+});
+
+test("ICMPv6 packet too big about a flow goes to the flow's backend", () => {
+  dp.setBackend(3, { address: '2001:db8::13' });
+  dp.setBackend(4, { address: '2001:db8::14' });
+  dp.setRing(2, 0, Array(7).fill(3));
+  dp.setRing(2, 1, Array(7).fill(4));
+  dp.addService({ vip: VIP6, port: MYSQL, proto: TCP, id: 2, ringSize: 7 });
+  const c = c6(41110);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 3);
+  dp.setActiveGen(VIP6, MYSQL, TCP, 1);
+  const icmp = fragNeeded(c, TCP, 1280);
+  const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC, vlan: { id: 7 } }, icmp);
+  const before = dp.reasons();
+  const r = dp.run(input);
+  assert.equal(r.verdict, 'TX');
+  assert.equal(r.out.toString('hex'), pk.ether({ src: DIRECTOR_MAC, dst: beMac(3), vlan: { id: 7 } }, icmp).toString('hex'));
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_ICMP', 1, input.length);
+});
+
+test("ICMP about a UDP flow goes to the flow's backend", () => {
+  standardServices();
+  const c = c4(41115);
+  assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 2);
+  const icmp = fragNeeded(c, UDP, 1400);
+  const r = sendTo(pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC }, icmp));
+  assert.equal(r.backend, 2);
+});
+
+test('ICMP about a flow whose backend is DOWN is passed to the kernel', () => {
+  standardServices();
+  const c = c4(41120);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DOWN });
+  const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC }, fragNeeded(c, TCP, 1400));
+  const before = dp.reasons();
+  const r = dp.run(input);
+  assert.equal(r.verdict, 'PASS');
+  assert.equal(r.out.toString('hex'), input.toString('hex'));
+  assertOnlyReason(before, dp.reasons(), 'XD_R_PASS_ICMP', 1, input.length);
+});
+
+test('ICMP quoting a VIP flow but addressed elsewhere is not forwarded', () => {
+  standardServices();
+  const c = c4(41125);
+  sendTo(clientFrame(c, syn(c)));
+  const inner = fragNeeded(c, TCP, 1400).subarray(20 + 8); // the quoted bytes
+  const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC }, pk.ipv4({ src: ROUTER4, dst: DIRECTOR4 }, pk.icmp4({ type: 3, code: 4, mtu: 1400, quoted: inner })));
+  const before = dp.reasons();
+  assert.equal(dp.run(input).verdict, 'PASS');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_PASS_NON_VIP', 1, input.length);
+});
+
+// ---------------------------------------------------------------- no backend
+
+test('a service with an empty ring passes its packets to the kernel and counts them', () => {
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 0 });
+  const c = c4(41200);
+  const frame = clientFrame(c, syn(c));
+  const before = dp.reasons();
+  const r = dp.run(frame);
+  assert.equal(r.verdict, 'PASS');
+  assert.equal(r.out.toString('hex'), frame.toString('hex'));
+  assertOnlyReason(before, dp.reasons(), 'XD_R_NO_BACKEND_PASS', 1, frame.length);
+  assert.deepEqual(dp.serviceStats(0), { ...zeroSvcStats, no_backend: 1n });
+  assert.equal(dp.flow.keys().length, 0);
+});
+
+test('a service with EMPTY_DROP drops its packets when it has no backend', () => {
+  dp.addService({ vip: VIP6, port: MYSQL, proto: UDP, id: 3, ringSize: 0, flags: XdServiceFlags.XD_SVC_F_EMPTY_DROP });
+  const c = c6(41210);
+  const frame = clientFrame(c, dgram(c));
+  const before = dp.reasons();
+  assert.equal(dp.run(frame).verdict, 'DROP');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_NO_BACKEND_DROP', 1, frame.length);
+  assert.deepEqual(dp.serviceStats(3), { ...zeroSvcStats, no_backend: 1n });
+});
+
+test('a ring slot holding index 0 (a hole) means no backend', () => {
+  dp.setBackend(1);
+  dp.setRing(0, 0, [0, 0, 0, 0, 0, 0, 0]);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7, flags: XdServiceFlags.XD_SVC_F_EMPTY_DROP });
+  const before = dp.reasons();
+  const frame = clientFrame(c4(41220), syn(c4(41220)));
+  assert.equal(dp.run(frame).verdict, 'DROP');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_NO_BACKEND_DROP', 1, frame.length);
+});
+
+test('a ring slot naming an unused backend index means no backend', () => {
+  dp.setRing(0, 0, Array(7).fill(5)); // index 5 never set: flags 0
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const before = dp.reasons();
+  const frame = clientFrame(c4(41225), syn(c4(41225)));
+  assert.equal(dp.run(frame).verdict, 'PASS');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_NO_BACKEND_PASS', 1, frame.length);
+});
+
+test('a ring size above ring_max or a service id beyond the maps aborts instead of reading a wrong slot', () => {
+  dp.setBackend(1);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: RING_MAX + 1 });
+  const before = dp.reasons();
+  const frame = clientFrame(c4(41230), syn(c4(41230)));
+  assert.equal(dp.run(frame).verdict, 'ABORTED');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_ABORTED', 1, frame.length);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: MAX_SERVICES, ringSize: 7 });
+  assert.equal(dp.run(frame).verdict, 'ABORTED');
+});
+
+// ---------------------------------------------------------------- schedulers
+
+/** A ring whose slots name backends 1..n in turn. */
+function cyclingRing(size: number, n: number): number[] {
+  return Array.from({ length: size }, (_, i) => 1 + (i % n));
+}
+
+test('SEQ walks the ring one slot per new flow (counter % ring_size)', () => {
+  for (let b = 1; b <= 3; b++) dp.setBackend(b);
+  // Weighted ring 1:1:2 as the control plane writes it for wrr.
+  const ring = [1, 3, 2, 3];
+  dp.setRing(0, 0, ring);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: ring.length, sched: XdSched.XD_SCHED_SEQ });
+  const n = dp.rr.ncpus;
+  const got: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    // Per-CPU counters: start every CPU at i so the result does not depend on where the run lands.
+    dp.rr.updatePerCpu(0, Array(n).fill(i));
+    const c = c4(41300 + i);
+    got.push(sendTo(clientFrame(c, syn(c))).backend);
+    const after = dp.rr.lookupPerCpu(0)!;
+    assert.equal(after.filter((v) => v === i + 1).length, 1, 'exactly one CPU counted the new flow');
+  }
+  assert.deepEqual(got, [1, 3, 2, 3, 1, 3, 2, 3, 1, 3]);
+});
+
+test('SEQ keeps counting from where it is: consecutive SYNs on one CPU take consecutive slots', () => {
+  for (let b = 1; b <= 3; b++) dp.setBackend(b);
+  dp.setRing(0, 0, [1, 2, 3]);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 3, sched: XdSched.XD_SCHED_SEQ });
+  for (let i = 0; i < 6; i++) {
+    const before = dp.rr.lookupPerCpu(0)!;
+    const c = c4(41320 + i);
+    const be = sendTo(clientFrame(c, syn(c))).backend;
+    const after = dp.rr.lookupPerCpu(0)!;
+    const cpu = after.findIndex((v, k) => v !== before[k]);
+    assert.ok(cpu >= 0);
+    assert.equal(be, 1 + (before[cpu]! % 3), `CPU ${cpu} counter ${before[cpu]}`);
+  }
+});
+
+// jhash of the kernel (include/linux/jhash.h), reimplemented here to check the program's
+// Maglev/SH slot choice; inputs are host-order words.
+const rol32 = (w: number, s: number): number => ((w << s) | (w >>> (32 - s))) >>> 0;
+function jhashFinal(a: number, b: number, c: number): number {
+  c = ((c ^ b) - rol32(b, 14)) >>> 0;
+  a = ((a ^ c) - rol32(c, 11)) >>> 0;
+  b = ((b ^ a) - rol32(a, 25)) >>> 0;
+  c = ((c ^ b) - rol32(b, 16)) >>> 0;
+  a = ((a ^ c) - rol32(c, 4)) >>> 0;
+  b = ((b ^ a) - rol32(a, 14)) >>> 0;
+  c = ((c ^ b) - rol32(b, 24)) >>> 0;
+  return c;
+}
+function jhashMix(a: number, b: number, c: number): [number, number, number] {
+  a = (a - c) >>> 0; a = (a ^ rol32(c, 4)) >>> 0; c = (c + b) >>> 0;
+  b = (b - a) >>> 0; b = (b ^ rol32(a, 6)) >>> 0; a = (a + c) >>> 0;
+  c = (c - b) >>> 0; c = (c ^ rol32(b, 8)) >>> 0; b = (b + a) >>> 0;
+  a = (a - c) >>> 0; a = (a ^ rol32(c, 16)) >>> 0; c = (c + b) >>> 0;
+  b = (b - a) >>> 0; b = (b ^ rol32(a, 19)) >>> 0; a = (a + c) >>> 0;
+  c = (c - b) >>> 0; c = (c ^ rol32(b, 4)) >>> 0; b = (b + a) >>> 0;
+  return [a, b, c];
+}
+const JHASH_INITVAL = 0xdeadbeef;
+const FLOW_SEED = 0x6d7973;
+function maglevHash(client: string, port: number): number {
+  const b = pk.ipBytes(client);
+  if (b.length === 4) {
+    const init = (JHASH_INITVAL + (2 << 2) + FLOW_SEED) >>> 0;
+    return jhashFinal((b.readUInt32BE(0) + init) >>> 0, (port + init) >>> 0, init);
+  }
+  const init = (JHASH_INITVAL + (5 << 2) + FLOW_SEED) >>> 0;
+  let [a, bb, c] = jhashMix((b.readUInt32BE(0) + init) >>> 0, (b.readUInt32BE(4) + init) >>> 0, (b.readUInt32BE(8) + init) >>> 0);
+  a = (a + b.readUInt32BE(12)) >>> 0;
+  bb = (bb + port) >>> 0;
+  return jhashFinal(a, bb, c);
+}
+
+/** A ring of `size` holes except `slot`, which names backend 1: only the right slot forwards. */
+function oneSlotRing(size: number, slot: number): number[] {
+  const r = Array(size).fill(0);
+  r[slot] = 1;
+  return r;
+}
+
+test('MAGLEV picks slot jhash(client address, client port) % ring_size, for IPv4 and IPv6', () => {
+  dp.setBackend(1);
+  const size = 4093;
+  const cases: Conn[] = [c4(40000), c4(40001), { ...c4(52011), client: '192.0.2.77' }, c6(40000), { ...c6(33333), client: 'fe80::1234:5678:9abc:def0' }];
+  for (const c of cases) {
+    dp.reset();
+    dp.setBackend(1);
+    const slot = maglevHash(c.client, c.cport) % size;
+    const v4 = pk.ipBytes(c.vip).length === 4;
+    dp.setRing(0, 0, oneSlotRing(size, slot));
+    dp.addService({ vip: c.vip, port: MYSQL, proto: TCP, id: 0, ringSize: size, sched: XdSched.XD_SCHED_MAGLEV });
+    assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1, `${c.client}:${c.cport} -> slot ${slot} (v${v4 ? 4 : 6})`);
+    // Negative control: the neighbouring port lands elsewhere (a hole) unless it hashes to the same slot.
+    const other = { ...c, cport: c.cport + 1 };
+    const otherSlot = maglevHash(other.client, other.cport) % size;
+    assert.equal(sendTo(clientFrame(other, syn(other))).backend, otherSlot === slot ? 1 : 0);
+  }
+});
+
+test('SH picks slot jhash(client address, 0) % ring_size: every port of a client lands on one slot', () => {
+  const size = 4093;
+  for (const client of [CLIENT4, CLIENT6]) {
+    dp.reset();
+    dp.setBackend(1);
+    const vip = pk.ipBytes(client).length === 4 ? VIP4 : VIP6;
+    const slot = maglevHash(client, 0) % size;
+    dp.setRing(0, 0, oneSlotRing(size, slot));
+    dp.addService({ vip, port: MYSQL, proto: TCP, id: 0, ringSize: size, sched: XdSched.XD_SCHED_SH });
+    for (const cport of [1024, 40000, 65535]) {
+      const c: Conn = { client, cport, vip, vport: MYSQL };
+      assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1, `${client}:${cport}`);
+    }
+  }
+});
+
+test('Maglev spreads new flows over every backend of a cycling ring', () => {
+  for (let b = 1; b <= 3; b++) dp.setBackend(b);
+  dp.setRing(0, 0, cyclingRing(4093, 3));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093 });
+  const counts = [0, 0, 0, 0];
+  for (let i = 0; i < 300; i++) {
+    const c = c4(20000 + i);
+    counts[sendTo(clientFrame(c, syn(c))).backend]!++;
+  }
+  for (let b = 1; b <= 3; b++) assert.ok(counts[b]! > 60, `backend ${b} got ${counts[b]} of 300`);
+});
+
+// The kernel's ip_vs_mh lookup: hsiphash_1u32(ntohs(port) + ntohl(addr_fold)) with hash1 key,
+// % table size. The reference is src/maglev/ipvs-mh.ts; the first three cases are the vectors in
+// bpf/hash.h (slots 10, 2456, 2547 of 4093).
+const IPVS_CASES: { client: string; cport: number; withPort: boolean; slot?: number }[] = [
+  { client: '10.200.0.10', cport: 40000, withPort: true, slot: 10 },
+  { client: '192.168.1.1', cport: 40000, withPort: false, slot: 2456 },
+  { client: '2001:db8::1', cport: 3306, withPort: true, slot: 2547 },
+  { client: '2001:db8::1', cport: 3306, withPort: false },
+  { client: '172.16.254.3', cport: 61000, withPort: true },
+];
+
+for (const k of IPVS_CASES) {
+  test(`IPVS_MH${k.withPort ? '' : '_NOPORT'} sends ${k.client} port ${k.cport} to the slot the kernel's mh scheduler would pick`, () => {
+    const size = 4093; // CONFIG_IP_VS_MH_TAB_INDEX=12 (Debian)
+    const fam = pk.ipBytes(k.client).length === 4 ? 4 : 6;
+    const slot = ipvsMhHash(k.client, k.cport, fam, k.withPort) % size;
+    if (k.slot !== undefined) assert.equal(slot, k.slot, 'reference hash matches the vector in bpf/hash.h');
+    dp.setBackend(1);
+    dp.setRing(0, 0, oneSlotRing(size, slot));
+    const vip = fam === 4 ? VIP4 : VIP6;
+    dp.addService({ vip, port: MYSQL, proto: TCP, id: 0, ringSize: size, sched: k.withPort ? XdSched.XD_SCHED_IPVS_MH : XdSched.XD_SCHED_IPVS_MH_NOPORT });
+    const c: Conn = { client: k.client, cport: k.cport, vip, vport: MYSQL };
+    assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1, `slot ${slot}`);
+    const other: Conn = { ...c, cport: k.cport + 1 };
+    const otherSlot = ipvsMhHash(k.client, other.cport, fam, k.withPort) % size;
+    if (!k.withPort) assert.equal(otherSlot, slot, 'without mh-port the port does not matter');
+    assert.equal(sendTo(clientFrame(other, syn(other))).backend, otherSlot === slot ? 1 : 0);
+  });
+}
+
+// ---------------------------------------------------------------- counters and egress
+
+test('per-service and per-backend counters count packets, bytes and new flows', () => {
+  for (let b = 1; b <= 2; b++) dp.setBackend(b);
+  dp.setRing(0, 0, [1]);
+  dp.setRing(0, 1, [2]);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 1 });
+  const a = c4(41400);
+  const b = c4(41401);
+  const frames = [clientFrame(a, syn(a)), clientFrame(a, ack(a)), clientFrame(a, ack(a, 'select @@server_id'))];
+  for (const f of frames) sendTo(f);
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  const fb = clientFrame(b, syn(b));
+  sendTo(fb);
+  const bytesA = frames.reduce((s, f) => s + f.length, 0);
+  assert.deepEqual(dp.serviceStats(0), { packets: 4n, bytes: BigInt(bytesA + fb.length), new_flows: 2n, no_backend: 0n });
+  assert.deepEqual(dp.backendStats(1), { packets: 3n, bytes: BigInt(bytesA), new_flows: 1n });
+  assert.deepEqual(dp.backendStats(2), { packets: 1n, bytes: BigInt(fb.length), new_flows: 1n });
+  const r = dp.reasons();
+  assert.equal(r.XD_R_TX_NEW_FLOW.packets, 2n);
+  assert.equal(r.XD_R_TX_FLOW_HIT.packets, 2n);
+});
+
+test('every packet is counted under exactly one reason', () => {
+  standardServices();
+  let bytes = 0;
+  for (const f of fixtures) {
+    dp.run(f.input);
+    bytes += f.input.length;
+  }
+  const r = dp.reasons();
+  const total = REASON_NAMES.reduce((s, k) => s + r[k].packets, 0n);
+  const totalBytes = REASON_NAMES.reduce((s, k) => s + r[k].bytes, 0n);
+  assert.equal(total, BigInt(fixtures.length));
+  assert.equal(totalBytes, BigInt(bytes));
+  for (const name of REASON_NAMES) {
+    const expected = fixtures.filter((f) => f.expectedReason === name).length;
+    assert.equal(r[name].packets, BigInt(expected), name);
+  }
+});
+
+test('a backend behind another interface is reached with bpf_redirect, one on the receiving interface with XDP_TX', () => {
+  // BPF_PROG_TEST_RUN delivers the frame as received on the loopback device (ifindex 1).
+  dp.setBackend(1, { ifindex: 7 });
+  dp.setBackend(2, { ifindex: 1 });
+  dp.setRing(0, 0, [1]);
+  dp.setRing(1, 0, [2]);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 1 });
+  dp.addService({ vip: VIP4, port: MYSQL, proto: UDP, id: 1, ringSize: 1 });
+  const c = c4(41500);
+  const r1 = dp.run(clientFrame(c, syn(c)));
+  assert.equal(r1.verdict, 'REDIRECT');
+  assert.equal(r1.out.toString('hex'), forwardedFrame(c, syn(c), 1).toString('hex'));
+  const r2 = dp.run(clientFrame(c, dgram(c)));
+  assert.equal(r2.verdict, 'TX');
+  assert.equal(r2.out.toString('hex'), forwardedFrame(c, dgram(c), 2).toString('hex'));
+});
+
+test('services are told apart by protocol and family: TCP and UDP on one VIP port use their own rings', () => {
+  standardServices();
+  const c = c4(41600);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 2);
+  const d = c6(41600);
+  assert.equal(sendTo(clientFrame(d, syn(d))).backend, 3);
+  assert.equal(sendTo(clientFrame(d, dgram(d))).backend, 4);
+  assert.equal(dp.flow.keys().length, 4, 'one flow per 5-tuple');
+});
