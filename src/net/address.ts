@@ -52,9 +52,17 @@ function nlError(context: string, err: unknown, detail: Record<string, unknown>)
 export class Rtnl {
   private rt: RtNetlinkSocket;
   private closed = false;
+  /** The netlink package cannot run two dumps at once on one socket (EBUSY): requests go one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor() {
     this.rt = createRtNetlink();
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   close(): void {
@@ -66,7 +74,7 @@ export class Rtnl {
   async links(): Promise<LinkInfo[]> {
     let links;
     try {
-      links = await this.rt.getLinks();
+      links = await this.serial(() => this.rt.getLinks());
     } catch (err) {
       throw nlError('list links', err, {});
     }
@@ -97,7 +105,7 @@ export class Rtnl {
     const index = ifname === undefined ? undefined : await this.linkIndex(ifname);
     let msgs;
     try {
-      msgs = await this.rt.getAddresses();
+      msgs = await this.serial(() => this.rt.getAddresses());
     } catch (err) {
       throw nlError(`list addresses${ifname ? ` of ${ifname}` : ''}`, err, { interface: ifname });
     }
@@ -123,33 +131,34 @@ export class Rtnl {
   /**
    * Add `address/prefix` to `ifname`. Idempotent: an address already there is
    * not an error. IPv6 addresses skip duplicate address detection (nodad), as
-   * a VIP must work the moment VRRP takes it.
+   * a VIP must work the moment VRRP takes it. Pass `ifindex` when known to save
+   * a link dump (failover latency).
    */
-  async addAddress(ifname: string, address: string, prefix: number): Promise<void> {
+  async addAddress(ifname: string, address: string, prefix: number, ifindex?: number): Promise<void> {
     const fam = isIP(address);
     if (fam === 0) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
-    const index = await this.linkIndex(ifname);
+    const index = ifindex ?? (await this.linkIndex(ifname));
     const bytes = ipToBytes(address);
     try {
-      await this.rt.newAddress(
+      await this.serial(() => this.rt.newAddress(
         { family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index, scope: RT_SCOPE_UNIVERSE, flags: fam === 6 ? { nodad: true } : {} },
         fam === 4 ? { local: bytes, address: bytes } : { address: bytes, flags: { nodad: true } },
         { flags: NLM_F_CREATE | NLM_F_EXCL },
-      );
+      ));
     } catch (err) {
       if (netlinkErrno(err) === 'EEXIST') return;
       throw nlError(`add ${address}/${prefix} to ${ifname}`, err, { interface: ifname, address });
     }
   }
 
-  /** Remove `address/prefix` from `ifname`. Idempotent: an address not there is not an error. */
-  async removeAddress(ifname: string, address: string, prefix: number): Promise<void> {
+  /** Remove `address/prefix` from `ifname` (or `ifindex` when known). Idempotent: an address not there is not an error. */
+  async removeAddress(ifname: string, address: string, prefix: number, ifindex?: number): Promise<void> {
     const fam = isIP(address);
     if (fam === 0) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
-    const index = await this.linkIndex(ifname);
+    const index = ifindex ?? (await this.linkIndex(ifname));
     const bytes = ipToBytes(address);
     try {
-      await this.rt.delAddress({ family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index }, fam === 4 ? { local: bytes, address: bytes } : { address: bytes });
+      await this.serial(() => this.rt.delAddress({ family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index }, fam === 4 ? { local: bytes, address: bytes } : { address: bytes }));
     } catch (err) {
       const code = netlinkErrno(err);
       if (code === 'EADDRNOTAVAIL' || code === 'ENOENT' || code === 'ESRCH') return;

@@ -145,7 +145,9 @@ export class VrrpInstance {
     this.trackTimers.clear();
     this.machine?.stop();
     this.cancelAnnouncements();
-    await this.removeVips();
+    // After any queued add/remove, so a late add cannot leave a VIP behind.
+    this.queueAddr(() => this.removeVips());
+    await this.addrChain;
     this.sock?.close();
     await this.notify.drain();
     this.rt.close();
@@ -259,7 +261,7 @@ export class VrrpInstance {
     if (this.machine?.state !== 'MASTER') return; // left MASTER before this ran
     for (const v of this.cfg.vips) {
       try {
-        await this.rt.addAddress(this.cfg.interface, v.address, v.prefix);
+        await this.rt.addAddress(this.cfg.interface, v.address, v.prefix, this.ifindex || undefined);
       } catch (err) {
         this.vipErrors++;
         this.log.error({ err, vip: v.address }, 'could not add VIP');
@@ -270,7 +272,7 @@ export class VrrpInstance {
   private async removeVips(): Promise<void> {
     for (const v of this.cfg.vips) {
       try {
-        await this.rt.removeAddress(this.cfg.interface, v.address, v.prefix);
+        await this.rt.removeAddress(this.cfg.interface, v.address, v.prefix, this.ifindex || undefined);
       } catch (err) {
         this.vipErrors++;
         this.log.error({ err, vip: v.address }, 'could not remove VIP');
