@@ -232,3 +232,49 @@ test('lookup of an unavailable destination finds none, or the next one with mh-f
   }
   assert.ok(none > 50, `${none} of 200 flows hit the drained destination`);
 });
+
+// Recorded from the real kernel: Debian's linux-image 6.1.0-56-amd64 booted in the project's VM
+// (scripts/vm/run.sh), `ipvsadm -A -t 10.77.0.100:3306 -s mh -b mh-port`, DR dests added in the
+// order .11 (w1), .12 (w1), .13 (w2); local connections from 10.77.0.10:PORT; the destination
+// IPVS chose read from `ipvsadm -Lnc`. `ipvsadm -Ln --nosort` listed .13, .12, .11 (head insertion).
+// These 40 client ports land on the 6 slots where the head-inserted list order and the config order
+// give different tables, so they also prove the order.
+const KERNEL_PICKS: [number, number][] = [
+  [1226, 11], [1254, 13], [1331, 11], [1590, 13], [4484, 13], [4516, 13], [5545, 11], [6342, 13], [7195, 13], [7354, 11],
+  [7491, 11], [8206, 11], [8319, 13], [9107, 12], [9718, 11], [10209, 11], [12668, 11], [13899, 12], [15551, 13], [17102, 13],
+  [19744, 11], [19814, 11], [21192, 13], [23135, 11], [23227, 13], [23346, 12], [23354, 12], [23754, 12], [24340, 11], [24503, 13],
+  [26923, 11], [28766, 12], [29242, 13], [30245, 11], [30995, 11], [31046, 11], [32886, 11], [33733, 13], [33979, 11], [34985, 13],
+];
+// Then `ipvsadm -e ... -r 10.77.0.12:3306 -w 0` (no mh-fallback): new connections from ports 41000..41039;
+// 0 = IPVS found no destination (the flow hit .12's slots, which it keeps through last_weight).
+const KERNEL_PICKS_DRAINED: [number, number][] = [
+  [41000, 13], [41001, 13], [41002, 11], [41003, 0], [41004, 13], [41005, 0], [41006, 13], [41007, 13], [41008, 0], [41009, 13],
+  [41010, 13], [41011, 0], [41012, 0], [41013, 13], [41014, 11], [41015, 13], [41016, 13], [41017, 0], [41018, 13], [41019, 11],
+  [41020, 0], [41021, 0], [41022, 11], [41023, 13], [41024, 13], [41025, 0], [41026, 13], [41027, 13], [41028, 13], [41029, 13],
+  [41030, 13], [41031, 13], [41032, 11], [41033, 0], [41034, 11], [41035, 13], [41036, 11], [41037, 13], [41038, 13], [41039, 0],
+];
+
+test('the destinations match what the real kernel IPVS mh chose, given the head-inserted list order', () => {
+  const dests = lab(); // .13, .12, .11: reverse of creation
+  const t = buildIpvsMh(dests);
+  for (const [port, octet] of KERNEL_PICKS) {
+    const d = ipvsMhLookup(t, dests, { address: '10.77.0.10', port, family: 4 }, { withPort: true });
+    assert.equal(d?.address, `10.77.0.${octet}`, `client port ${port}`);
+  }
+  // In creation order the table differs exactly where these ports land.
+  const wrong = [...dests].reverse();
+  const tw = buildIpvsMh(wrong);
+  const agree = KERNEL_PICKS.filter(([port, octet]) => ipvsMhLookup(tw, wrong, { address: '10.77.0.10', port, family: 4 }, { withPort: true })?.address === `10.77.0.${octet}`);
+  assert.equal(agree.length, 0);
+});
+
+test('a destination edited to weight 0 keeps its slots and its flows find no destination, as in the kernel', () => {
+  const dests = lab();
+  dests[1]!.weight = 0; // .12
+  dests[1]!.lastWeight = 1;
+  const t = buildIpvsMh(dests);
+  for (const [port, octet] of KERNEL_PICKS_DRAINED) {
+    const d = ipvsMhLookup(t, dests, { address: '10.77.0.10', port, family: 4 }, { withPort: true });
+    assert.equal(d ? Number(d.address.split('.')[3]) : 0, octet, `client port ${port}`);
+  }
+});
