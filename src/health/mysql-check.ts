@@ -307,16 +307,7 @@ export class MysqlChecker {
       this.lastFreshAt = Date.now(); // a new login is as good as a fresh-connect check
     }
 
-    // 2. A fresh connect + login + quit, in parallel with the queries.
-    let freshP: Promise<string | null> | null = null;
-    if (this.fresh || this.freshFailing || Date.now() - this.lastFreshAt >= this.s.freshConnectIntervalMs) {
-      freshP = this.freshConnect().then((err) => {
-        this.freshFailing = err !== null;
-        return err;
-      });
-    }
-
-    // 3. The queries, sharing one budget.
+    // 2. The queries, sharing one budget.
     const conn = this.conn;
     const deadline = Date.now() + this.s.queryTimeoutMs;
     let queryError: string | null = null;
@@ -371,9 +362,15 @@ export class MysqlChecker {
       queryError = err instanceof Error ? err.message : String(err);
     }
 
-    const freshError = freshP ? await freshP : null;
     if (queryError) return fail(queryError);
-    if (freshError) return fail(freshError);
+
+    // 3. A fresh connect + login + quit, when due (or still failing), after the queries so that
+    //    it never shows up in this round's Threads_connected (lc weights).
+    if (this.fresh || this.freshFailing || Date.now() - this.lastFreshAt >= this.s.freshConnectIntervalMs) {
+      const freshError = await this.freshConnect();
+      this.freshFailing = freshError !== null;
+      if (freshError) return fail(freshError);
+    }
     probe.ok = true;
     probe.warnings = probe.warnings.map((w) => this.scrubbed(w));
     probe.replicationError = probe.replicationError && this.scrubbed(probe.replicationError);
