@@ -454,3 +454,10 @@ test('desiredServices drains by name or key and can leave out backends without a
   const byKey = desiredServices(sample(), { drained: ['10.77.0.11:3306'] });
   assert.deepEqual(byKey.services[1]!.backends.map((b) => b.state), ['draining', 'active', 'draining']);
 });
+
+test('the real-host example in scripts/config/example.yaml is valid', () => {
+  const c = loadConfig(path.join(__dirname, '..', '..', '..', 'scripts', 'config', 'example.yaml'));
+  assert.deepEqual(c.services.map((s) => [s.name, s.pool, s.ring, s.ringSize]), [['mysql-rw', 'writer', 'ipvs-mh', 4093], ['mysql-ro', 'readers', 'maglev', 65537]]);
+  assert.equal(c.vrrp[0]!.interface, 'eth0');
+  assert.equal(c.services[1]!.backends[2]!.mac, '52:54:00:12:34:13');
+});
