@@ -22,9 +22,9 @@ import {
 
 /** net.ipv4.vs sysctls set in IPVS mode (per network namespace). */
 export const IPVS_SYSCTLS: Record<string, string> = {
-  // Adopt mid-stream TCP/UDP packets of flows IPVS has not seen (after a switch from XDP).
+  // Adopt mid-stream TCP packets of flows IPVS has not seen (after a switch from XDP). There is
+  // no sloppy_udp: any UDP packet without a connection entry is scheduled anyway.
   sloppy_tcp: '1',
-  sloppy_udp: '1',
   // A connection whose dest was removed (backend down) is expired on its next packet and
   // rescheduled, as XDP re-hashes the flows of a down backend, instead of being dropped.
   expire_nodest_conn: '1',
