@@ -11,7 +11,6 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Dataplane, DataplaneStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
 import { BpfObject, openPinnedProgram, removePinDir } from '../../bpf/object';
-import { BpfMap } from '../../bpf/map';
 import { getNative } from '../../bpf/native';
 import * as xdp from '../../bpf/xdp';
 import { sumPerCpu } from '../../bpf/codec';
@@ -59,9 +58,6 @@ function ensureBpffs(pinDir: string): void {
   }
 }
 
-function addrWords(address: string, family: Family): number[] {
-  return L.addressToWords(address, family);
-}
 
 export class XdpDataplane implements Dataplane {
   readonly kind = 'xdp' as const;
@@ -95,20 +91,19 @@ export class XdpDataplane implements Dataplane {
     let adopt = false;
     if (fs.existsSync(dir)) {
       const metaPath = path.join(dir, L.MAP.meta);
-      let meta: L.Meta | undefined;
+      let meta: ReturnType<typeof L.readPinnedMeta>;
       if (fs.existsSync(metaPath)) {
         try {
-          const m = BpfMap.openPinned(metaPath, L.u32, L.metaCodec);
-          try { meta = m.lookup(0); } finally { m.close(); }
+          meta = L.readPinnedMeta(dir);
         } catch (err) {
           log.warn({ err }, `pinned meta map at ${metaPath} is unreadable: replacing the pinned instance`);
         }
       }
-      if (meta && meta.layoutVersion === wantMeta.layoutVersion && meta.layoutHash === wantMeta.layoutHash) {
+      if (meta && meta.layout_version === wantMeta.layoutVersion && meta.layout_hash === wantMeta.layoutHash) {
         const diff: string[] = [];
-        if (meta.ringMax !== o.ringMax) diff.push(`ring size ${meta.ringMax} (config says ${o.ringMax})`);
-        if (meta.maxServices !== o.maxServices) diff.push(`max_services ${meta.maxServices} (config says ${o.maxServices})`);
-        if (meta.maxBackends !== o.maxBackends) diff.push(`max_backends ${meta.maxBackends} (config says ${o.maxBackends})`);
+        if (meta.ring_max !== o.ringMax) diff.push(`ring size ${meta.ring_max} (config says ${o.ringMax})`);
+        if (meta.max_services !== o.maxServices) diff.push(`max_services ${meta.max_services} (config says ${o.maxServices})`);
+        if (meta.max_backends !== o.maxBackends) diff.push(`max_backends ${meta.max_backends} (config says ${o.maxBackends})`);
         if (diff.length) {
           throw new XdError('XD_ERR_LAYOUT_MISMATCH', `the pinned instance at ${dir} was loaded with ${diff.join(', ')}: these limits size the maps and cannot change under running flows; fix: run xdirector stop --detach -c <config> (established flows are then re-hashed) and start again, or restore the old values`, { detail: { dir } });
         }
@@ -135,8 +130,8 @@ export class XdpDataplane implements Dataplane {
     try {
       obj.pinMaps(dir);
       maps = L.openMaps(obj);
-      if (!adopt) maps.meta.update(0, { ...wantMeta, createdNs: BigInt(Date.now()) * 1000000n });
-      const prog = obj.program(L.PROGRAM);
+      if (!adopt) maps.meta.update(0, { layout_version: wantMeta.layoutVersion, ring_max: o.ringMax, max_services: o.maxServices, max_backends: o.maxBackends, layout_hash: wantMeta.layoutHash, created_ns: BigInt(Date.now()) * 1000000n });
+      const prog = obj.program();
       XdpDataplane.attachProgram(dir, ifc, prog, o.mode, log);
       const dp = new XdpDataplane(o, dir, obj, ifc.ifindex, prog.id, maps, adopt);
       if (adopt) dp.adoptModel();
@@ -200,13 +195,13 @@ export class XdpDataplane implements Dataplane {
   private adoptModel(): void {
     const m = emptyModel();
     for (const [k, v] of this.maps.svc.entries()) {
-      const key: SvcKey = { vip: L.wordsToAddress(k.vip, k.family as Family), port: k.port, proto: k.proto === 17 ? 'udp' : 'tcp', family: k.family as Family };
-      m.services.set(svcKeyString(key), { key, id: v.id, activeGen: (v.activeGen & 1) as 0 | 1, ringSize: v.ringSize, sched: v.sched, flags: v.flags });
+      const key: SvcKey = { vip: L.addrString(k.vip, k.family as Family), port: k.port, proto: k.proto === 17 ? 'udp' : 'tcp', family: k.family as Family };
+      m.services.set(svcKeyString(key), { key, id: v.id, activeGen: (v.active_gen & 1) as 0 | 1, ringSize: v.ring_size, sched: v.sched, flags: v.flags });
     }
     for (const [index, b] of this.maps.be.entries()) {
       if (b.generation) m.generations.set(index, b.generation);
       if (index === 0 || !(b.flags & L.BE_FLAG.ACTIVE)) continue;
-      m.backends.set(index, { index, serviceId: b.service, address: L.wordsToAddress(b.addr, b.family as Family), family: b.family as Family, mac: L.macString(b.mac), flags: b.flags, generation: b.generation });
+      m.backends.set(index, { index, serviceId: b.service, address: L.addrString(b.addr, b.family as Family), family: b.family as Family, mac: L.macString(b.mac), flags: b.flags, generation: b.generation });
     }
     this.model = m;
   }
@@ -219,7 +214,7 @@ export class XdpDataplane implements Dataplane {
       for (const r of p.resetServiceStats) this.maps.svcst.updatePerCpu(r, Array(this.maps.svcst.ncpus).fill(L.zeroServiceStats()));
       for (const r of p.resetBackendStats) this.maps.best.updatePerCpu(r, Array(this.maps.best.ncpus).fill(L.zeroBackendStats()));
       for (const b of p.backendWrites) {
-        this.maps.be.update(b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: addrWords(b.address, b.family) });
+        this.maps.be.update(b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) });
       }
       for (const r of p.ringWrites) {
         // The whole table goes into the inactive generation in one batch; the
@@ -231,15 +226,15 @@ export class XdpDataplane implements Dataplane {
       }
       for (const s of p.serviceWrites) {
         this.maps.svc.update(
-          { vip: addrWords(s.key.vip, s.key.family), port: s.key.port, proto: s.key.proto === 'udp' ? 17 : 6, family: s.key.family },
-          { id: s.id, ringSize: s.ringSize, flags: s.flags, sched: s.sched, activeGen: s.activeGen },
+          { vip: L.addr16(s.key.vip), port: s.key.port, proto: s.key.proto === 'udp' ? 17 : 6, family: s.key.family },
+          { id: s.id, ring_size: s.ringSize, flags: s.flags, sched: s.sched, active_gen: s.activeGen },
         );
       }
       for (const k of p.serviceDeletes) {
-        this.maps.svc.delete({ vip: addrWords(k.vip, k.family), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
+        this.maps.svc.delete({ vip: L.addr16(k.vip), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
       }
       for (const c of p.backendClears) {
-        this.maps.be.update(c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: [0, 0, 0, 0] });
+        this.maps.be.update(c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: Buffer.alloc(16) });
       }
     } catch (err) {
       // What was written is consistent per service (rings before the flip);
@@ -269,7 +264,7 @@ export class XdpDataplane implements Dataplane {
     if (!s) return undefined;
     const ms = this.model.services.get(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }));
     if (!ms) return undefined;
-    return this.maps.ringLookup((ms.id * 2 + ms.activeGen) * this.o.ringMax + slot);
+    return this.maps.ring.lookup((ms.id * 2 + ms.activeGen) * this.o.ringMax + slot);
   }
 
   backendIndex(serviceName: string, backendKey: string): number | undefined {
@@ -284,7 +279,7 @@ export class XdpDataplane implements Dataplane {
     for (const b of this.model.backends.values()) gens.set(b.index, b.generation);
     for (const [, f] of this.maps.flow.entries()) {
       if (gens.get(f.backend) !== f.generation) continue;
-      if (now - f.lastSeenNs > idleNs) continue;
+      if (now - f.last_seen_ns > idleNs) continue;
       flows.set(f.backend, (flows.get(f.backend) ?? 0) + 1);
     }
     const services: ServiceStatus[] = [];
@@ -294,14 +289,14 @@ export class XdpDataplane implements Dataplane {
       const idx = this.indexes.get(s.name) ?? new Map<string, number>();
       services.push({
         name: s.name, vip: s.vip, port: s.port, proto: s.proto, scheduler: s.scheduler,
-        packets: Number(st.packets), bytes: Number(st.bytes), newFlows: Number(st.newFlows), noBackend: Number(st.noBackend),
+        packets: Number(st.packets), bytes: Number(st.bytes), newFlows: Number(st.new_flows), noBackend: Number(st.no_backend),
         backends: s.backends.map((b) => {
           const i = idx.get(b.key);
           const bs = i !== undefined ? sumPerCpu(this.maps.best.lookupPerCpu(i) ?? [L.zeroBackendStats()]) : L.zeroBackendStats();
           return {
             key: b.key, name: b.name, address: b.address, port: b.port, ...(b.mac ? { mac: b.mac } : {}), weight: b.weight,
             state: i === undefined ? 'down' : b.state, activeFlows: i === undefined ? 0 : flows.get(i) ?? 0,
-            packets: Number(bs.packets), bytes: Number(bs.bytes), newFlows: Number(bs.newFlows),
+            packets: Number(bs.packets), bytes: Number(bs.bytes), newFlows: Number(bs.new_flows),
           };
         }),
       });

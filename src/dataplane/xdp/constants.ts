@@ -1,0 +1,1 @@
+export { SCHED, SVC_FLAG, BE_FLAG } from './layout';

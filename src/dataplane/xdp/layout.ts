@@ -1,0 +1,95 @@
+// The XDP dataplane's view of the generated layouts (src/bpf/layouts.generated.ts,
+// generated from the compiled object's BTF): typed maps by role, address and
+// MAC conversions, and zero values. No layout is restated here.
+import * as G from '../../bpf/layouts.generated';
+import { xdMap, XdMap, openPinnedXdMap } from '../../bpf/maps';
+import type { BpfObject } from '../../bpf/object';
+import { addressBytes, macFromString, macToString } from '../../net/neigh';
+import type { Family } from '../../state/types';
+
+export const LAYOUT_VERSION = G.LAYOUT_VERSION;
+export const LAYOUT_HASH = G.LAYOUT_HASH;
+export const MAP = Object.fromEntries(Object.entries(G.MAPS).map(([role, m]) => [role, m.name])) as { [R in G.MapRole]: string };
+
+export const SCHED = {
+  MAGLEV: G.XdSched.XD_SCHED_MAGLEV,
+  SH: G.XdSched.XD_SCHED_SH,
+  SEQ: G.XdSched.XD_SCHED_SEQ,
+  IPVS_MH: G.XdSched.XD_SCHED_IPVS_MH,
+  IPVS_MH_NOPORT: G.XdSched.XD_SCHED_IPVS_MH_NOPORT,
+} as const;
+export const SVC_FLAG = { EMPTY_DROP: G.XdServiceFlags.XD_SVC_F_EMPTY_DROP } as const;
+export const BE_FLAG = {
+  ACTIVE: G.XdBackendFlags.XD_BE_F_ACTIVE,
+  DRAINING: G.XdBackendFlags.XD_BE_F_DRAINING,
+  DOWN: G.XdBackendFlags.XD_BE_F_DOWN,
+} as const;
+
+/** Verdict reasons by readable name ("tx_new_flow" → 3), without the XD_R_MAX sentinel. */
+export const REASON: Record<string, number> = Object.fromEntries(
+  Object.entries(G.XdReason).filter(([k]) => k !== 'XD_R_MAX').map(([k, v]) => [k.replace(/^XD_R_/, '').toLowerCase(), v]),
+);
+
+export interface Maps {
+  svc: XdMap<'svc'>;
+  be: XdMap<'be'>;
+  flow: XdMap<'flow'>;
+  svcst: XdMap<'svcst'>;
+  best: XdMap<'best'>;
+  rsnst: XdMap<'rsnst'>;
+  meta: XdMap<'meta'>;
+  ring: XdMap<'ring'>;
+  ringFd: number;
+  close(): void;
+}
+
+export function openMaps(obj: BpfObject): Maps {
+  const ring = xdMap(obj, 'ring');
+  const m = {
+    svc: xdMap(obj, 'svc'), be: xdMap(obj, 'be'), flow: xdMap(obj, 'flow'), svcst: xdMap(obj, 'svcst'),
+    best: xdMap(obj, 'best'), rsnst: xdMap(obj, 'rsnst'), meta: xdMap(obj, 'meta'), ring, ringFd: ring.fd,
+    close: () => { /* maps borrow the object's fds */ },
+  };
+  return m;
+}
+
+export function readPinnedMeta(dir: string): G.XdMeta | undefined {
+  const m = openPinnedXdMap(dir, 'meta');
+  try { return m.lookup(0); } finally { m.close(); }
+}
+
+/** 16 bytes, network order; IPv4 in the first 4 (the layout's addr/vip fields). */
+export function addr16(address: string): Buffer {
+  const b = addressBytes(address);
+  if (b.length === 16) return b;
+  const out = Buffer.alloc(16);
+  b.copy(out, 0);
+  return out;
+}
+
+export function addrString(b: Buffer, family: Family): string {
+  if (family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const words: string[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(b.readUInt16BE(i).toString(16));
+  // Canonical compression of the longest run of zero words.
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== '0') { i++; continue; }
+    let j = i;
+    while (j < 8 && words[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (best < 0) return words.join(':');
+  return `${words.slice(0, best).join(':')}::${words.slice(best + bestLen).join(':')}`;
+}
+
+export const macBytes = macFromString;
+export const macString = macToString;
+
+export function zeroServiceStats(): G.XdServiceStats {
+  return { packets: 0n, bytes: 0n, new_flows: 0n, no_backend: 0n };
+}
+export function zeroBackendStats(): G.XdBackendStats {
+  return { packets: 0n, bytes: 0n, new_flows: 0n };
+}
