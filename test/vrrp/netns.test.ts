@@ -131,7 +131,8 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
 
   it('keeps the VIP on the Backup-turned-Master when the old Master returns with preempt off, and its stale VIP is released at startup', async () => {
     a = lab.startOurs('a', yamlA({ preempt: false }));
-    await wa.until(false, START_TIMEOUT); // the SIGKILLed run left it behind
+    await wa.until(false, START_TIMEOUT); // the SIGKILLed run left them behind
+    await wa6.until(false, START_TIMEOUT);
     excluded[excluded.length - 1]![1] = performance.now();
     await sleep(15 * INTERVAL);
     const sa = await lab.status(a);
