@@ -12,7 +12,7 @@ import { getNative, isNativeSystemError } from '../../src/bpf/native';
 import { BpfObject, removePinDir } from '../../src/bpf/object';
 import { BpfMap } from '../../src/bpf/map';
 import { raw, u32, u64, sumPerCpu } from '../../src/bpf/codec';
-import { testRun, testRunAsync } from '../../src/bpf/testrun';
+import { liveFramesFlag, testRun, testRunAsync } from '../../src/bpf/testrun';
 import { XdError } from '../../src/errors';
 
 const root = path.resolve(__dirname, '../../..');
@@ -192,6 +192,13 @@ test('test run returns the rewritten packet', async () => {
   assert.equal(r.retval, 3);
   assert.deepEqual(r.dataOut.subarray(0, 6), mac.subarray(0, 6));
   assert.deepEqual(r.dataOut.subarray(6), pkt.subarray(6));
+});
+
+test('a live-frames test run runs the program once per frame and returns no packet', async () => {
+  const o = await load({ globals: { fx_verdict: XDP_DROP } });
+  const r = await testRunAsync(o.program(), { data: Buffer.alloc(64, 1), repeat: 1000, flags: liveFramesFlag(), batchSize: 64 });
+  assert.equal(r.dataOut.length, 0);
+  assert.equal(sumPerCpu(o.map('fx_percpu', u32, u64).lookupPerCpu(0)!), 1000n);
 });
 
 test('pinned maps reopen by path as the same kernel map', async () => {
