@@ -39,11 +39,12 @@ export class E2e {
   tmp: string;
   prefix: string;
   instance: string;
-  private pinDir = '/sys/fs/bpf/xdirector-test';
+  private pinDir: string;
 
   constructor(readonly o: E2eOptions) {
     this.prefix = `xt${o.tag}${process.pid % 100000}`.slice(0, 12);
     this.instance = this.prefix;
+    this.pinDir = `/sys/fs/bpf/${this.prefix}`;
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${this.prefix}-`));
   }
 
@@ -139,6 +140,7 @@ export class E2e {
     await Promise.all(this.dbs.map((d) => d.destroy().catch(() => undefined)));
     await this.lab?.destroy();
     fs.rmSync(this.tmp, { recursive: true, force: true });
+    try { fs.rmdirSync(this.pinDir); } catch { /* absent, or not empty: left for inspection */ }
   }
 }
 
