@@ -100,6 +100,9 @@ class Datapath {
     readonly rr: BpfMap<number, number>,
   ) {}
 
+  /** Ring slots written since the last reset (so reset clears only those). */
+  private dirtyRing: [number, number][] = [];
+
   static async load(): Promise<Datapath> {
     const obj = await BpfObject.load(OBJ, {
       maxEntries: {
@@ -133,7 +136,8 @@ class Datapath {
     this.flow.deleteBatch(this.flow.keys());
     const emptyBe: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
     this.be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, emptyBe] as const));
-    this.ring.updateBatch(Array.from({ length: MAX_SERVICES * 2 * RING_MAX }, (_, i) => [i, 0] as const));
+    for (const [base, len] of this.dirtyRing) this.ring.updateBatch(Array.from({ length: len }, (_, i) => [base + i, 0] as const));
+    this.dirtyRing = [];
     const n = this.svcst.ncpus;
     for (let i = 0; i < MAX_SERVICES; i++) {
       this.svcst.updatePerCpu(i, Array(n).fill(zeroSvcStats));
@@ -173,6 +177,7 @@ class Datapath {
   /** Writes one generation of a service's ring: slot i holds slots[i]. */
   setRing(id: number, gen: number, slots: readonly number[]): void {
     const base = (id * 2 + gen) * RING_MAX;
+    this.dirtyRing.push([base, slots.length]);
     this.ring.updateBatch(slots.map((b, i) => [base + i, b] as const));
   }
 
@@ -204,6 +209,8 @@ let dp: Datapath;
 
 before(async () => {
   dp = await Datapath.load();
+  // A fresh array map is all zeroes; check once that the ring starts empty.
+  assert.ok(dp.ring.entries().every(([, v]) => v === 0), 'a new ring map holds only holes');
 });
 after(() => {
   dp?.obj.close();
