@@ -5,9 +5,20 @@
 #include <cmath>
 #include <cstring>
 
+#include <bpf/libbpf.h>
+
 namespace xd {
 
+// libbpf's own error numbers (enum libbpf_errno, 4000..4013).
+static const char* const kLibbpfErrnoNames[] = {
+    "LIBBPF_ERRNO__LIBELF", "LIBBPF_ERRNO__FORMAT", "LIBBPF_ERRNO__KVERSION", "LIBBPF_ERRNO__ENDIAN",
+    "LIBBPF_ERRNO__INTERNAL", "LIBBPF_ERRNO__RELOC", "LIBBPF_ERRNO__LOAD", "LIBBPF_ERRNO__VERIFY",
+    "LIBBPF_ERRNO__PROG2BIG", "LIBBPF_ERRNO__KVER", "LIBBPF_ERRNO__PROGTYPE", "LIBBPF_ERRNO__WRNGPID",
+    "LIBBPF_ERRNO__INVSEQ", "LIBBPF_ERRNO__NLPARSE",
+};
+
 std::string ErrnoName(int err) {
+  if (err >= __LIBBPF_ERRNO__START && err < __LIBBPF_ERRNO__START + 14) return kLibbpfErrnoNames[err - __LIBBPF_ERRNO__START];
   // strerrorname_np: glibc >= 2.32 (Debian 12 has 2.36).
   const char* name = strerrorname_np(err);
   if (name != nullptr) return name;
@@ -17,7 +28,13 @@ std::string ErrnoName(int err) {
 Napi::Error SystemError(Napi::Env env, int err, const std::string& syscall) {
   if (err < 0) err = -err;
   if (err == 0) err = EINVAL;  // a failure with no errno still needs a code
-  std::string msg = syscall + ": " + strerror(err);
+  char buf[256];
+  if (err >= __LIBBPF_ERRNO__START && err < __LIBBPF_ERRNO__END) {
+    libbpf_strerror(err, buf, sizeof(buf));  // "Invalid ELF format", ...
+  } else {
+    snprintf(buf, sizeof(buf), "%s", strerror(err));
+  }
+  std::string msg = syscall + ": " + buf;
   Napi::Error e = Napi::Error::New(env, msg);
   Napi::Object o = e.Value();
   o.Set("errno", Napi::Number::New(env, -err));

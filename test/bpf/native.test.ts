@@ -302,6 +302,16 @@ test('a missing object file names the fix', async () => {
   await assert.rejects(BpfObject.load(`/nonexistent/${tag}.o`), (e: unknown) => e instanceof XdError && e.code === 'XD_ERR_BPF_OBJECT' && /npm run build:bpf/.test(e.message));
 });
 
+test('a file that is not a BPF object is refused with libbpf\'s reason', async () => {
+  await assert.rejects(BpfObject.load('/etc/hostname'), (e: unknown) => {
+    assert.ok(e instanceof XdError);
+    assert.equal(e.code, 'XD_ERR_BPF_OBJECT');
+    assert.equal(e.message, 'open BPF object /etc/hostname: bpf_object__open_file: BPF object format invalid');
+    assert.equal(e.detail.code, 'LIBBPF_ERRNO__FORMAT');
+    return true;
+  });
+});
+
 test('xdp attaches natively on a veth, is reported as native, is replaced atomically and detaches', async () => {
   const a = await load();
   const b = await load({ globals: { fx_verdict: XDP_DROP } });
