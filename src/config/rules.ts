@@ -9,6 +9,11 @@ import { DEFAULT_SOCKET_DIR } from './schema';
 import { healthSchema } from './health';
 import { resolveVrrpInterfaces } from './vrrp';
 import type { Family } from '../state/types';
+import { isPrime, MAX_RING_SIZE, DEFAULT_RING_SIZE } from '../maglev/maglev';
+import { IPVS_MH_PRIMES, IPVS_MH_DEFAULT_SIZE } from '../maglev/ipvs-mh';
+import { MIN_CONFIG_RING_SIZE } from './fields';
+
+const validRingSize = (v: unknown): v is number => typeof v === 'number' && isPrime(v) && v >= MIN_CONFIG_RING_SIZE && v <= MAX_RING_SIZE;
 
 export type PathItem = string | number;
 export interface Problem {
@@ -86,7 +91,14 @@ export function crossCheck(raw: unknown): Problem[] {
     }
     if (!Array.isArray(s.backends)) return;
     const ringKind = s.ring ?? ((dataplane === 'xdp' || (scheduler !== 'maglev' && scheduler !== 'sh')) ? 'maglev' : 'ipvs-mh');
-    const ringSlots = ringKind === 'ipvs-mh' ? (typeof xdp.ipvs_mh_size === 'number' ? xdp.ipvs_mh_size : 4093) : (typeof xdp.ring_size === 'number' ? xdp.ring_size : 65537);
+    const ringSlots = ringKind === 'ipvs-mh'
+      ? (typeof xdp.ipvs_mh_size === 'number' && IPVS_MH_PRIMES.includes(xdp.ipvs_mh_size) ? xdp.ipvs_mh_size : IPVS_MH_DEFAULT_SIZE)
+      : (validRingSize(xdp.ring_size) ? xdp.ring_size : DEFAULT_RING_SIZE);
+    const ringMax = xdp.ring_size === undefined ? DEFAULT_RING_SIZE : validRingSize(xdp.ring_size) ? xdp.ring_size : undefined;
+    if (ringKind === 'ipvs-mh' && ringMax !== undefined && ringSlots > ringMax) {
+      // The rings map holds xdp.ring_size slots per service and generation.
+      out.push({ path: [...sp, s.ring === 'ipvs-mh' ? 'ring' : 'name'], message: `the ipvs-mh ring needs ${ringSlots} slots but xdp.ring_size (the slots per service in the rings map) is ${ringMax}: raise xdp.ring_size to a prime >= ${ringSlots}, or set ring: maglev` });
+    }
     if (s.backends.length > ringSlots) {
       out.push({ path: [...sp, 'backends'], message: `${s.backends.length} backends do not fit a ring of ${ringSlots} slots: raise xdp.ring_size` });
     }

@@ -461,3 +461,9 @@ test('the real-host example in scripts/config/example.yaml is valid', () => {
   assert.equal(c.vrrp[0]!.interface, 'eth0');
   assert.equal(c.services[1]!.backends[2]!.mac, '52:54:00:12:34:13');
 });
+
+test('an ipvs-mh ring larger than xdp.ring_size is an error', () => {
+  assert.deepEqual(problems(MINIMAL + 'xdp:\n  ring_size: 251\n'), [
+    'lab.yaml: services[0].name: the ipvs-mh ring needs 4093 slots but xdp.ring_size (the slots per service in the rings map) is 251: raise xdp.ring_size to a prime >= 4093, or set ring: maglev (line 7)',
+  ]);
+});
