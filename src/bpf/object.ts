@@ -28,6 +28,8 @@ export interface LoadOptions {
    * byte order at the variable's size (1, 2, 4 or 8 bytes).
    */
   globals?: Readonly<Record<string, GlobalValue>>;
+  /** The whole .rodata section, exact size (globals, if also given, are applied on top). */
+  rodata?: Buffer;
   /** Reuse maps pinned in this directory (by map name) instead of creating them. */
   reusePinnedDir?: string;
   /** Object name override (what bpftool shows as the map name prefix of .rodata). */
@@ -107,6 +109,7 @@ export class BpfObject {
           throw wrap('XD_ERR_BPF_OBJECT', `set max_entries of ${name} in ${objPath}`, e, nativeDetail(e));
         }
       }
+      if (opts.rodata !== undefined) n.objectSetSectionData(handle, '.rodata', opts.rodata);
       if (opts.globals && Object.keys(opts.globals).length > 0) {
         const known = n.objectGlobals(handle);
         for (const [name, v] of Object.entries(opts.globals)) {

@@ -104,6 +104,15 @@ test('a const volatile global set before load changes what the program returns',
   assert.equal(testRun(drop.program(), { data: pkt }).retval, XDP_DROP);
 });
 
+test('the whole .rodata section can be set before load', async () => {
+  const o = await load({ rodata: Buffer.from([XDP_DROP, 0, 0, 0, 0]) });
+  assert.equal(testRun(o.program(), { data: Buffer.alloc(64) }).retval, XDP_DROP);
+  await assert.rejects(BpfObject.load(FIXTURE, { rodata: Buffer.alloc(3) }), {
+    name: 'TypeError',
+    message: 'data for .rodata: expected a Buffer of exactly 5 bytes, received Buffer of 3 bytes',
+  });
+});
+
 test('a max_entries override is what the kernel creates', async () => {
   const o = await load({ maxEntries: { fx_hash: 1000 } });
   assert.equal(getNative().mapInfo(o.mapFd('fx_hash')).maxEntries, 1000);
