@@ -192,6 +192,7 @@ const XD = {
   best: 'xd_best_v1',
   ring: 'xd_ring_v1',
   flow: 'xd_flow_v1',
+  rsn: 'xd_rsnst_v1',
   svcKeySize: 20,
   svcSize: 16,
   beSize: 36,
@@ -212,9 +213,28 @@ export interface BenchService {
   backends: BenchBackend[];
 }
 
+/** enum xd_reason of bpf/include/xdirector.h, by value. */
+export const XD_REASONS = [
+  'pass_non_ip',
+  'pass_non_vip',
+  'pass_malformed',
+  'tx_new_flow',
+  'tx_flow_hit',
+  'tx_rehash',
+  'tx_no_track',
+  'tx_icmp',
+  'no_backend_pass',
+  'no_backend_drop',
+  'drop_fragment',
+  'pass_icmp',
+  'aborted',
+] as const;
+
 export interface BenchDirector extends PinnedProg {
   /** Add a service with its backends and a full Maglev ring (generation 0 live). */
   setService(s: BenchService): Promise<void>;
+  /** Packets counted per verdict reason so far (all CPUs), by reason name. */
+  reasons(): Record<string, number>;
 }
 
 export interface DirectorLimits {
@@ -264,6 +284,7 @@ export async function loadDirector(o: { pinDir: string; log: Logger; limits?: Di
     const svcMap = obj.map(XD.svc, raw(XD.svcKeySize), raw(XD.svcSize));
     const beMap = obj.map(XD.be, u32, raw(XD.beSize));
     const ringMap = obj.map(XD.ring, u32, u32);
+    const rsnMap = obj.map(XD.rsn, u32, raw(16));
     let nextService = 0;
     let nextBackend = 1;
     const log = o.log.child({ component: 'bench-director' });
@@ -306,6 +327,14 @@ export async function loadDirector(o: { pinDir: string; log: Logger; limits?: Di
         val[13] = 0; // active generation
         svcMap.update(key, val);
         log.debug({ service: `${s.proto}/${s.vip}:${s.port}`, id: sid, backends: members.length }, 'bench service configured');
+      },
+      reasons() {
+        const out: Record<string, number> = {};
+        XD_REASONS.forEach((name, i) => {
+          const n = (rsnMap.lookupPerCpu(i) ?? []).reduce((a, v) => a + Number(u64.decode(v, 0)), 0);
+          if (n > 0) out[name] = n;
+        });
+        return out;
       },
       close: async () => {
         unpin(pinPath);

@@ -40,6 +40,7 @@ export interface BenchOptions {
 export function machineInfo(): MachineInfo {
   const cpus = os.cpus();
   return {
+    loadAvg1: Math.round(os.loadavg()[0] * 100) / 100,
     kernel: os.release(),
     cpuModel: cpus[0]?.model.trim() ?? 'unknown CPU',
     cpus: cpus.length,

@@ -192,11 +192,13 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
           await settle(delivered);
           await gen.call({ op: 'template', frame: ack.bytes.toString('hex') });
           const before = rcv.map((c) => c.read().packets);
+          const reasonsBefore = director?.reasons() ?? {};
           const g = await gen.call({ op: 'run', packets: o.packets, batch: o.batch });
           await settle(delivered);
           const per = rcv.map((c, i) => Number(c.read().packets - before[i]));
           const got = per.reduce((a, b) => a + b, 0);
           const seconds = Number(g.seconds);
+          const cpuSeconds = Number(g.cpuSeconds);
           const sent = Number(g.sent);
           if (Number(g.aborted) > 0) throw new XdError('XD_ERR_BENCH', `generator aborted ${String(g.aborted)} frames (template/length mismatch)`);
           if (got === 0) {
@@ -209,10 +211,16 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
             seconds: round(seconds, 4),
             mppsOffered: round(sent / seconds / 1e6, 3),
             mppsDelivered: round(got / seconds / 1e6, 3),
+            cpuSeconds: round(cpuSeconds, 4),
+            mppsPerCpu: round(got / Math.max(cpuSeconds, 1e-6) / 1e6, 3),
             perReceiver: per,
           };
+          if (m.mode === 'xdp-native' || m.mode === 'xdp-generic') {
+            const after = director!.reasons();
+            round1.directorReasons = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (reasonsBefore[k] ?? 0)]).filter(([, v]) => Number(v) > 0));
+          }
           m.rounds.push(round1);
-          o.progress?.(`pktrate round ${r + 1}/${o.rounds} ${m.mode}: ${round1.mppsDelivered} Mpps delivered (${got}/${sent})`);
+          o.progress?.(`pktrate round ${r + 1}/${o.rounds} ${m.mode}: ${round1.mppsDelivered} Mpps delivered (${got}/${sent}), ${round1.mppsPerCpu} Mpps per CPU-second`);
         } catch (err) {
           m.status = 'error';
           m.reason = err instanceof Error ? err.message : String(err);
@@ -224,11 +232,13 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
     for (const m of results) {
       if (m.status !== 'ok' || m.rounds.length === 0) continue;
       m.mppsDelivered = roundSpread(spread(m.rounds.map((x) => x.mppsDelivered)), 3);
+      m.mppsPerCpu = roundSpread(spread(m.rounds.map((x) => x.mppsPerCpu)), 3);
       m.offeredTotal = m.rounds.reduce((s, x) => s + x.offered, 0);
       m.deliveredTotal = m.rounds.reduce((s, x) => s + x.delivered, 0);
       m.dropsTotal = m.offeredTotal - m.deliveredTotal;
     }
     const med = (mode: PktMode): number | undefined => results.find((x) => x.mode === mode && x.status === 'ok')?.mppsDelivered?.median;
+    const medCpu = (mode: PktMode): number | undefined => results.find((x) => x.mode === mode && x.status === 'ok')?.mppsPerCpu?.median;
     const ratio = (a?: number, b?: number): number | undefined => (a !== undefined && b !== undefined && b > 0 ? round(a / b, 3) : undefined);
     const pktgen = pktgenUnavailable();
     return {
@@ -248,6 +258,11 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
         nativeVsCeiling: ratio(med('xdp-native'), med('xdp-tx-noop')),
         nativeVsKernel: ratio(med('xdp-native'), med('kernel-forward')),
         genericVsKernel: ratio(med('xdp-generic'), med('kernel-forward')),
+      },
+      ratiosPerCpu: {
+        nativeVsCeiling: ratio(medCpu('xdp-native'), medCpu('xdp-tx-noop')),
+        nativeVsKernel: ratio(medCpu('xdp-native'), medCpu('kernel-forward')),
+        genericVsKernel: ratio(medCpu('xdp-generic'), medCpu('kernel-forward')),
       },
     };
   } finally {

@@ -13,7 +13,7 @@ export function runStem(startedAt: string): string {
 
 function machineLine(r: BenchResult): string {
   const m = r.machine;
-  return `${m.cpuModel}, ${m.cpus} vCPU, ${m.memoryMiB} MiB, Linux ${m.kernel}, Node ${m.node}`;
+  return `${m.cpuModel}, ${m.cpus} vCPU, ${m.memoryMiB} MiB, Linux ${m.kernel}, Node ${m.node}; load average ${m.loadAvg1} at the start`;
 }
 
 function outcomeLine<T>(o: SectionOutcome<T> | undefined): string | null {
@@ -71,21 +71,26 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
     );
     out.push(
       table(
-        ['path', 'Mpps delivered (median)', 'min–max', 'offered', 'delivered', 'drops'],
+        ['path', 'Mpps delivered (median)', 'min–max', 'Mpps per CPU-second (median)', 'offered', 'delivered', 'drops'],
         d.modes.map((m) =>
           m.status === 'ok'
-            ? [m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
-            : [m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', ''],
+            ? [m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, f(m.mppsPerCpu?.median), m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
+            : [m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', '', ''],
         ),
       ),
       '',
     );
-    const r2 = d.ratios;
-    out.push(
-      `Native XDP vs no-op XDP_TX ceiling: ${r2.nativeVsCeiling === undefined ? '–' : `${(r2.nativeVsCeiling * 100).toFixed(0)}%`}; native XDP vs kernel path: ${r2.nativeVsKernel === undefined ? '–' : `${r2.nativeVsKernel.toFixed(2)}×`}; generic XDP vs kernel path: ${r2.genericVsKernel === undefined ? '–' : `${r2.genericVsKernel.toFixed(2)}×`}.`,
-      '',
-    );
+    const pct = (x?: number): string => (x === undefined ? '–' : `${(x * 100).toFixed(0)}%`);
+    const times = (x?: number): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
+    for (const [label, r2] of [
+      ['wall clock', d.ratios],
+      ['per CPU-second', d.ratiosPerCpu],
+    ] as const) {
+      out.push(`Ratios (${label}): native XDP vs no-op XDP_TX ceiling ${pct(r2.nativeVsCeiling)}; native XDP vs kernel path ${times(r2.nativeVsKernel)}; generic XDP vs kernel path ${times(r2.genericVsKernel)}.`, '');
+    }
+    out.push('Mpps delivered is wall clock (shares the CPUs with whatever else runs); Mpps per CPU-second divides by the CPU time of the generator context, where the whole path runs inline.', '');
     if (charts.pktrate) out.push(`![packet rate](${charts.pktrate})`, '');
+    if (charts.pktrateCpu) out.push(`![packet rate per CPU-second](${charts.pktrateCpu})`, '');
   }
 
   out.push('## 3. MySQL through the VIP', '');
@@ -154,11 +159,13 @@ function testrunChart(d: TestRunData, sub: string): string {
   return barChartSvg({ title: 'XDP director: cost per packet (BPF_PROG_TEST_RUN)', subtitle: sub, unit: 'ns/packet', bars });
 }
 
-function pktChart(d: PktRateData, sub: string): string {
+function pktChart(d: PktRateData, key: 'mppsDelivered' | 'mppsPerCpu', sub: string): string {
   const bars: Bar[] = d.modes
-    .filter((m) => m.status === 'ok' && m.mppsDelivered)
-    .map((m) => ({ label: m.mode, value: m.mppsDelivered!.median, range: [m.mppsDelivered!.min, m.mppsDelivered!.max] as [number, number], group: m.mode.startsWith('xdp') ? 'xdp' : 'kernel' }));
-  return barChartSvg({ title: 'Packets delivered to the real servers (veth, 1 generator)', subtitle: sub, unit: 'Mpps', bars });
+    .filter((m) => m.status === 'ok' && m[key])
+    .map((m) => ({ label: m.mode, value: m[key]!.median, range: [m[key]!.min, m[key]!.max] as [number, number], group: m.mode.startsWith('xdp') ? 'xdp' : 'kernel' }));
+  return key === 'mppsDelivered'
+    ? barChartSvg({ title: 'Packets delivered to the real servers (veth, wall clock)', subtitle: sub, unit: 'Mpps', bars })
+    : barChartSvg({ title: 'Packets delivered per CPU-second of the packet path', subtitle: sub, unit: 'Mpps per CPU-second', bars });
 }
 
 function mysqlChart(d: MysqlData, key: 'connectsPerSec' | 'queriesPerSec', sub: string): string {
@@ -178,12 +185,15 @@ export async function writeReport(result: BenchResult, outDir: string): Promise<
   const dir = resolve(outDir);
   await mkdir(dir, { recursive: true });
   const stem = runStem(result.startedAt);
-  const sub = `${result.machine.cpus} vCPU, Linux ${result.machine.kernel}${result.quick ? ', --quick' : ''}`;
+  const sub = `${result.machine.cpus} vCPU, Linux ${result.machine.kernel}, load avg ${result.machine.loadAvg1}${result.quick ? ', --quick' : ''}`;
   const charts: Record<string, string> = {};
   const svgs: [string, string][] = [];
   const s = result.sections;
   if (s.testrun?.status === 'ok') svgs.push(['testrun', testrunChart(s.testrun.data, sub)]);
-  if (s.pktrate?.status === 'ok' && s.pktrate.data.modes.some((m) => m.status === 'ok')) svgs.push(['pktrate', pktChart(s.pktrate.data, sub)]);
+  if (s.pktrate?.status === 'ok' && s.pktrate.data.modes.some((m) => m.status === 'ok')) {
+    svgs.push(['pktrate', pktChart(s.pktrate.data, 'mppsDelivered', sub)]);
+    svgs.push(['pktrateCpu', pktChart(s.pktrate.data, 'mppsPerCpu', sub)]);
+  }
   if (s.mysql?.status === 'ok' && s.mysql.data.targets.some((t) => t.status === 'ok')) {
     svgs.push(['mysqlConnects', mysqlChart(s.mysql.data, 'connectsPerSec', sub)]);
     svgs.push(['mysqlQueries', mysqlChart(s.mysql.data, 'queriesPerSec', sub)]);

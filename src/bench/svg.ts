@@ -47,6 +47,7 @@ export function esc(s: string): string {
 /** Format a number compactly for axis ticks and labels. */
 export function fmt(x: number): string {
   if (x === 0) return '0';
+  if (Number.isInteger(x)) return String(x);
   const a = Math.abs(x);
   if (a >= 100) return x.toFixed(0);
   if (a >= 10) return x.toFixed(1);

@@ -72,7 +72,13 @@ export interface PktRound {
   seconds: number;
   mppsOffered: number;
   mppsDelivered: number;
+  /** CPU time of the generator's context during the run (the whole inline path, see genworker.ts). */
+  cpuSeconds: number;
+  /** delivered / cpuSeconds / 1e6: robust against other load on the machine. */
+  mppsPerCpu: number;
   perReceiver: number[];
+  /** xdirector modes: packets per verdict reason during the timed run (e.g. all tx_flow_hit). */
+  directorReasons?: Record<string, number>;
 }
 
 export interface PktModeResult {
@@ -83,6 +89,7 @@ export interface PktModeResult {
   install?: string;
   rounds: PktRound[];
   mppsDelivered?: Spread;
+  mppsPerCpu?: Spread;
   dropsTotal?: number;
   offeredTotal?: number;
   deliveredTotal?: number;
@@ -99,6 +106,8 @@ export interface PktRateData {
   modes: PktModeResult[];
   /** Ratios of medians, when both sides ran. */
   ratios: { nativeVsCeiling?: number; nativeVsKernel?: number; genericVsKernel?: number };
+  /** The same ratios on Mpps per CPU-second. */
+  ratiosPerCpu: { nativeVsCeiling?: number; nativeVsKernel?: number; genericVsKernel?: number };
 }
 
 // ---- 3. MySQL through the VIP ----
@@ -184,6 +193,8 @@ export interface FailoverData {
 // ---- whole run ----
 
 export interface MachineInfo {
+  /** 1-minute load average at the start of the run (other work on the machine makes rates noisy). */
+  loadAvg1: number;
   kernel: string;
   cpuModel: string;
   cpus: number;
