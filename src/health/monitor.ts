@@ -295,7 +295,7 @@ export class HealthMonitor extends EventEmitter {
         const role = roleOf(p);
         if (role !== e.knownRole) {
           if (e.knownRole !== 'unknown' || role !== 'unknown') {
-            e.log.info({ role, was: e.knownRole, readOnly: p.readOnly, replication: p.replication ?? 'unknown' }, `backend ${e.name} role ${e.knownRole} -> ${role}`);
+            e.log.info({ role, was: e.knownRole, readOnly: p.readOnly, replication: p.replication === undefined ? 'unknown' : (p.replication ?? 'none') }, `backend ${e.name} role ${e.knownRole} -> ${role}`);
           }
           e.knownRole = role;
           changed = true;

@@ -345,7 +345,7 @@ export class MysqlChecker {
         try {
           const hb = (await this.query(conn, sql, deadline)) as Record<string, unknown>[];
           const us = num(hb[0]?.us);
-          probe.heartbeatLagSeconds = us === null ? null : Math.max(0, us) / 1e6;
+          probe.heartbeatLagSeconds = us === null ? null : Math.round(Math.max(0, us) / 1000) / 1000; // ms precision
           if (us === null) probe.heartbeatError = `heartbeat table ${table} is empty`;
         } catch (err) {
           if (err instanceof QueryFailure && !err.fatal) {

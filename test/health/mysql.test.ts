@@ -75,6 +75,8 @@ before(async () => {
 });
 
 after(async () => {
+  // XDE_HEALTH_LOG=file keeps the monitor's log of the whole scenario run, for reading.
+  if (process.env.XDE_HEALTH_LOG && cap) fs.writeFileSync(process.env.XDE_HEALTH_LOG, cap.lines.join('\n') + '\n');
   if (beatTimer) clearInterval(beatTimer);
   await beat?.end().catch(() => undefined);
   for (const m of extraMonitors) await m.stop();
