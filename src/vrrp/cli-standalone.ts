@@ -50,29 +50,35 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = createLogger();
   let instances: VrrpInstance[] = [];
+  let stopping = false;
+  let done: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => (done = resolve));
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping vrrp instances');
+    await Promise.all(instances.map((i) => i.stop().catch((err) => log.error({ err }, 'stop failed'))));
+    done(0);
+  };
+  // Handlers first: a signal during startup must not kill the process with default actions.
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGUSR1', () => {
+    process.stdout.write(JSON.stringify({ status: instances.map((i) => i.status()) }) + '\n');
+  });
   try {
     instances = loadStandaloneConfig(path).map((c) => new VrrpInstance(c, { log }));
-    for (const i of instances) await i.start();
+    for (const i of instances) {
+      if (stopping) break;
+      await i.start();
+    }
   } catch (err) {
     log.error({ err }, err instanceof Error ? err.message : String(err));
     await Promise.all(instances.map((i) => i.stop().catch(() => undefined)));
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, 'stopping vrrp instances');
-      await Promise.all(instances.map((i) => i.stop().catch((err) => log.error({ err }, 'stop failed'))));
-      resolve(0);
-    };
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    process.on('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGUSR1', () => {
-      process.stdout.write(JSON.stringify({ status: instances.map((i) => i.status()) }) + '\n');
-    });
-  });
+  if (!stopping) log.info({ instances: instances.length }, 'all vrrp instances started');
+  return finished;
 }
 
 if (require.main === module) {

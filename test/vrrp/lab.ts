@@ -256,6 +256,11 @@ export class VrrpLab {
     return found;
   }
 
+  /** Wait until our runner has started every instance. */
+  async started(r: Running, timeoutMs = 25_000): Promise<void> {
+    await waitFor('the runner to start its instances', () => r.lines.some((l) => l.includes('"all vrrp instances started"')), timeoutMs, 20);
+  }
+
   /** Log lines (pino JSON) of our runner that match `re` in their msg. */
   logs(r: Running, re: RegExp): any[] {
     return r.lines

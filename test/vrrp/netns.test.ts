@@ -52,6 +52,8 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
   it('makes the higher-priority director Master holding the VIP (IPv4 and IPv6) and the other Backup', async () => {
     a = lab.startOurs('a', yamlA());
     b = lab.startOurs('b', oursYaml({ priority: 100, v6: true }));
+    await lab.started(a, START_TIMEOUT);
+    await lab.started(b, START_TIMEOUT);
     await wa.until(true, START_TIMEOUT);
     await wa6.until(true, START_TIMEOUT);
     await sleep(5 * INTERVAL);
@@ -133,6 +135,7 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
     a = lab.startOurs('a', yamlA({ preempt: false }));
     await wa.until(false, START_TIMEOUT); // the SIGKILLed run left them behind
     await wa6.until(false, START_TIMEOUT);
+    await lab.started(a, START_TIMEOUT);
     excluded[excluded.length - 1]![1] = performance.now();
     await sleep(15 * INTERVAL);
     const sa = await lab.status(a);

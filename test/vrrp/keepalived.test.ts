@@ -1,0 +1,127 @@
+// Interop with a real keepalived (Debian's package) in the same VRID on one L2
+// segment: xdirector Master with keepalived Backup and the reverse, VRRPv2
+// (with simple-password auth) and VRRPv3, multicast and unicast, failover both
+// ways (Master lost → the other side takes over; Master back → it preempts).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { ADDR, VrrpLab, keepalivedConf, oursYaml, sleep, type AddrWatch, type Running } from './lab';
+
+const START_TIMEOUT = 25_000;
+const SLACK = 300;
+
+function keepalivedAvailable(): string | undefined {
+  try {
+    execFileSync('keepalived', ['--version'], { stdio: 'ignore' });
+    return undefined;
+  } catch (err) {
+    return `requires keepalived (apt-get install keepalived): ${(err as Error).message}`;
+  }
+}
+
+interface Scenario {
+  title: string;
+  version: 2 | 3;
+  unicast: boolean;
+  /** Who is Master (priority 150); the other side has 100. */
+  master: 'ours' | 'keepalived';
+  /** How the Master is lost. */
+  loss: 'SIGKILL' | 'SIGTERM';
+}
+
+const scenarios: Scenario[] = [
+  { title: 'VRRPv2 multicast with a simple password, xdirector Master / keepalived Backup', version: 2, unicast: false, master: 'ours', loss: 'SIGTERM' },
+  { title: 'VRRPv3 multicast, keepalived Master / xdirector Backup', version: 3, unicast: false, master: 'keepalived', loss: 'SIGKILL' },
+  { title: 'VRRPv3 unicast, xdirector Master / keepalived Backup', version: 3, unicast: true, master: 'ours', loss: 'SIGKILL' },
+  { title: 'VRRPv2 unicast, keepalived Master / xdirector Backup', version: 2, unicast: true, master: 'keepalived', loss: 'SIGTERM' },
+];
+
+describe('VRRP interop with keepalived (namespaces, real kernel)', { timeout: 240_000, skip: keepalivedAvailable() }, () => {
+  const lab = new VrrpLab();
+  let wa: AddrWatch; // ours always runs in A
+  let wb: AddrWatch; // keepalived always runs in B
+
+  before(async () => {
+    lab.setup();
+    wa = lab.watch('a');
+    wb = lab.watch('b');
+    await sleep(100);
+  });
+
+  after(async () => {
+    await lab.close();
+  });
+
+  for (const sc of scenarios) {
+    it(`${sc.title}: elects the Master, fails over on ${sc.loss} and preempts back`, async () => {
+      const interval = sc.version === 2 ? 1000 : 100;
+      const password = sc.version === 2 ? 'xdsecret' : undefined;
+      const oursPrio = sc.master === 'ours' ? 150 : 100;
+      const kaPrio = sc.master === 'ours' ? 100 : 150;
+      const ours = () =>
+        lab.startOurs(
+          'a',
+          oursYaml({
+            priority: oursPrio,
+            version: sc.version,
+            interval: `${interval}ms`,
+            password,
+            ...(sc.unicast ? { unicastSrc: ADDR.a, peers: [ADDR.b] } : {}),
+          }),
+        );
+      const ka = () =>
+        lab.startKeepalived(
+          'b',
+          keepalivedConf({
+            id: `${lab.id}kb`,
+            priority: kaPrio,
+            version: sc.version,
+            interval: String(interval / 1000),
+            password,
+            ...(sc.unicast ? { unicastSrc: ADDR.b, peers: [ADDR.a] } : {}),
+          }),
+        );
+      // Backup side's Master_Down_Interval (priority 100).
+      const masterDown = 3 * interval + ((256 - 100) * interval) / 256;
+
+      let o: Running = ours();
+      let k: Running = ka();
+      const [mw, bw] = sc.master === 'ours' ? [wa, wb] : [wb, wa];
+      await lab.started(o, START_TIMEOUT);
+      await mw.until(true, START_TIMEOUT);
+      await bw.until(false, START_TIMEOUT);
+      await sleep(4 * interval);
+      assert.deepEqual(lab.holders(), [sc.master === 'ours' ? 'a' : 'b'], 'the priority-150 side holds the VIP alone');
+
+      const st = (await lab.status(o))[0];
+      assert.equal(st.state, sc.master === 'ours' ? 'MASTER' : 'BACKUP');
+      assert.ok(st.counters.accepted > 0, 'keepalived adverts were accepted');
+      assert.equal(st.counters.dropped.checksum + st.counters.dropped.auth + st.counters.dropped.ttl + st.counters.dropped.version, 0, JSON.stringify(st.counters));
+      assert.ok(!k.lines.some((l) => /ignoring received advert|bad checksum|invalid|authentication/i.test(l)), `keepalived rejected our adverts:\n${k.lines.join('\n')}`);
+
+      // Lose the Master.
+      const tLoss = performance.now();
+      const victim = sc.master === 'ours' ? o : k;
+      if (sc.loss === 'SIGKILL') await lab.kill(victim);
+      else victim.proc.kill('SIGTERM');
+      const tTake = await bw.until(true, 3 * masterDown + 5000);
+      const took = tTake - tLoss;
+      const limit = sc.loss === 'SIGKILL' ? masterDown : 3 * interval; // graceful: skew time only
+      assert.ok(took <= limit + SLACK, `takeover after ${sc.loss} took ${took.toFixed(0)} ms (limit ${limit.toFixed(0)} ms + ${SLACK})`);
+      await victim.exited;
+
+      // The Master comes back and preempts; the other side releases the VIP.
+      if (sc.master === 'ours') o = ours();
+      else k = ka();
+      await mw.until(true, START_TIMEOUT);
+      await bw.until(false, 5000);
+      await sleep(2 * interval);
+      assert.deepEqual(lab.holders(), [sc.master === 'ours' ? 'a' : 'b']);
+
+      await lab.stop(o);
+      await lab.stop(k);
+      await wa.until(false, 5000);
+      await wb.until(false, 5000);
+    });
+  }
+});
