@@ -87,6 +87,21 @@ test('the servers do block an address after three bare TCP probes (control)', as
   assert.equal(b.readUInt16LE(5), 1129);
 });
 
+test('failed logins (wrong password) do not count against max_connect_errors', async () => {
+  const port = servers[1].port;
+  for (let i = 0; i < 6; i++) {
+    try {
+      const c = await mysql.createConnection({ user: 'monitor', password: 'wrong', stream: () => net.connect({ host: DEST, port, localAddress: '127.0.0.5' }), connectTimeout: 5000 });
+      await c.end();
+      assert.fail('a wrong password was accepted');
+    } catch (err) {
+      assert.equal((err as { errno?: number }).errno, 1045, (err as Error).message);
+    }
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await loginFrom(port, '127.0.0.5'), null, 'six failed logins (> max_connect_errors=3) did not block the address');
+});
+
 test('hundreds of checks with restarts, hangs and a wrong password never block the checker', async () => {
   const [m1, m2] = servers;
   const both = (up: boolean) => (s: ReturnType<HealthMonitor['snapshot']>) => s.backends.every((b) => b.up === up);
