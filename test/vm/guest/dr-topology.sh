@@ -5,7 +5,7 @@
 #   xdg-client:   10.77.0.10/24, fd00:77::10/64
 #   xdg-dir:      10.77.0.2/24, fd00:77::2/64, VIP 10.77.0.100/32 + fd00:77::100/128 on eth0
 #   xdg-rs1..N:   10.77.0.11../24, fd00:77::11../64, VIPs on lo (arp_ignore/announce), a TCP
-#                 server on VIP:3306 answering "rsN" and closing (socat forks per connection and
+#                 server on :3306 (VIP and own address, for health checks) answering "rsN" and closing (socat forks per connection and
 #                 copies a file: no exec, which costs seconds per connection under a loaded TCG)
 # Process starts are expensive under TCG, so iproute2 runs in batch mode: one `ip` per namespace.
 # Usage: source this file, then xdg_topology_up [N_BACKENDS]
@@ -42,9 +42,10 @@ xdg_topology_up() {
     # arp_ignore/announce: only the director answers ARP for the VIP
     echo "rs$i" > /run/xdg-rs$i.id
     nsenter --net=/run/netns/xdg-rs$i bash -c "echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce;
-      exec socat TCP4-LISTEN:3306,bind=$XDG_VIP,fork,reuseaddr,backlog=256 OPEN:/run/xdg-rs$i.id,rdonly" &
+      exec socat TCP4-LISTEN:3306,fork,reuseaddr,backlog=256 OPEN:/run/xdg-rs$i.id,rdonly" &
     pids+=($!)
   done
+  XDG_RS_PIDS=("${pids[@]}")   # index i-1: rs$i's server on 3306 (for tests that stop one)
   # wait until every server listens (0CEA = 3306, state 0A = LISTEN), read from its own netns view
   for p in "${pids[@]}"; do
     for t in $(seq 1 100); do [[ "$(< /proc/$p/net/tcp)" == *":0CEA 00000000:0000 0A"* ]] && break; sleep 0.1; done

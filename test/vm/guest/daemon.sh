@@ -1,0 +1,158 @@
+#!/bin/bash
+# Guest entry for test/vm/daemon.test.ts: `xdirector run` in the director namespace of the DR
+# lab, in a kernel with IPVS and XDP. Phases (everything recorded under $XD_VM_OUT):
+#   A  dataplane: ipvs  -> ipvsadm agrees with the config, connections spread, drain, a backend
+#                          whose server stops is removed by the health checks and comes back
+#   B  dataplane: auto on an interface where native XDP cannot attach (lo) -> falls back to IPVS
+#   C  dataplane: auto with XDP (generic) -> a live session survives `xdirector dataplane ipvs`
+#      and back to `xdirector dataplane xdp`; connections opened during each switch succeed
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+OUT=${XD_VM_OUT:-/run/xd-out}
+source "$HERE/dr-topology.sh"
+now() { cut -d' ' -f1 /proc/uptime; }
+step() { echo "XD-VM: $(now) $*"; echo "$(now) $*" >> "$OUT/steps.txt"; }
+DIRNS="nsenter --net=/run/netns/xdg-dir"
+mkdir -p /run/xdg
+SOCK=/run/xdg/xd.sock
+xd() { node "$ROOT/bin/xdirector.js" "$@" --socket "$SOCK"; }
+
+step "topology"
+xdg_topology_up 3
+for i in 1 2 3; do   # echo service on 3307: id line, then echo
+  nsenter --net=/run/netns/xdg-rs$i socat TCP4-LISTEN:3307,fork,reuseaddr SYSTEM:"echo rs$i; exec cat" &
+done
+
+conns() { # NAME FIRST_PORT COUNT
+  echo "{\"seq\":1,\"host\":\"$XDG_VIP\",\"port\":3306,\"src\":\"10.77.0.10\",\"ports\":[$(seq -s, "$2" $(($2 + $3 - 1)))],\"concurrency\":16,\"timeoutMs\":20000}" |
+    nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/tcp-client.js" | tail -1 > "$OUT/$1.json"
+}
+
+config() { # FILE DATAPLANE INTERFACE XDP_MODE
+  cat > "$1" <<CFG
+instance: xdgvm
+interface: $3
+dataplane: $2
+xdp: { mode: $4, pin_dir: /sys/fs/bpf/xdg-vm, flow_table_size: 65536, max_backends: 64, max_services: 8 }
+admin: { socket: $SOCK }
+log: { level: debug }
+health: { interval: 2s, timeout: 2s, rise: 1, fall: 2 }
+services:
+  - name: mysql
+    vip: $XDG_VIP
+    port: 3306
+    check: tcp
+    backends:
+      - { address: 10.77.0.11, mac: "02:77:00:00:00:11", name: rs1 }
+      - { address: 10.77.0.12, mac: "02:77:00:00:00:12", name: rs2 }
+      - { address: 10.77.0.13, mac: "02:77:00:00:00:13", name: rs3 }
+  - name: echo
+    vip: $XDG_VIP
+    port: 3307
+    check: none
+    backends:
+      - { address: 10.77.0.11, port: 3307, mac: "02:77:00:00:00:11" }
+      - { address: 10.77.0.12, port: 3307, mac: "02:77:00:00:00:12" }
+      - { address: 10.77.0.13, port: 3307, mac: "02:77:00:00:00:13" }
+CFG
+}
+
+DPID=
+start_daemon() { # NAME CFG
+  rm -f "$SOCK"
+  $DIRNS node "$ROOT/bin/xdirector.js" run -c "$2" > "$OUT/$1.log" 2>&1 &
+  DPID=$!
+  for t in $(seq 1 900); do [ -S "$SOCK" ] && break; kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+  for t in $(seq 1 60); do xd status --json > "$OUT/$1-status0.json" 2>/dev/null && grep -q '"kind"' "$OUT/$1-status0.json" && break; sleep 0.5; done
+}
+stop_daemon() { # [--detach]
+  xd stop "$@" > /dev/null 2>&1 || kill -TERM "$DPID"
+  for t in $(seq 1 300); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$DPID" 2>/dev/null && { step "daemon $DPID did not stop: killing"; kill -KILL "$DPID"; }
+  wait "$DPID" 2>/dev/null
+}
+wait_ipvsadm() { # GREP_PATTERN present|absent TIMEOUT_S
+  local t
+  for t in $(seq 1 $(($3 * 5))); do
+    if $DIRNS ipvsadm -Ln | grep -q "$1"; then [ "$2" = present ] && return 0; else [ "$2" = absent ] && return 0; fi
+    sleep 0.2
+  done
+  return 1
+}
+
+# ---- A: dataplane ipvs
+config /run/xdg/a.yaml ipvs eth0 generic
+step "A start"
+start_daemon a /run/xdg/a.yaml
+wait_ipvsadm "10.77.0.13:3306" present 30
+step "A running"
+$DIRNS ipvsadm -Ln > "$OUT/a-ipvsadm.txt"
+cp /proc/sys/net/ipv4/vs/sloppy_tcp "$OUT/a-sloppy-host-ns.txt" 2>/dev/null
+$DIRNS cat /proc/sys/net/ipv4/vs/sloppy_tcp > "$OUT/a-sloppy.txt"
+conns a-conns 20000 45
+step "A conns"
+xd drain rs2 > "$OUT/a-drain.txt" 2>&1
+$DIRNS ipvsadm -Ln > "$OUT/a-drain-ipvsadm.txt"
+conns a-drain-conns 21000 30
+xd undrain rs2 > /dev/null 2>&1
+step "A drain"
+kill "${XDG_RS_PIDS[2]}"
+T=$(now)
+if wait_ipvsadm "10.77.0.13:3306 " absent 40; then echo "$(awk -v a="$T" -v b="$(now)" 'BEGIN{print b-a}')" > "$OUT/a-down-seconds.txt"; fi
+$DIRNS ipvsadm -Ln > "$OUT/a-down-ipvsadm.txt"
+conns a-down-conns 22000 30
+step "A down"
+nsenter --net=/run/netns/xdg-rs3 socat TCP4-LISTEN:3306,fork,reuseaddr,backlog=256 OPEN:/run/xdg-rs3.id,rdonly &
+T=$(now)
+if wait_ipvsadm "10.77.0.13:3306 " present 40; then echo "$(awk -v a="$T" -v b="$(now)" 'BEGIN{print b-a}')" > "$OUT/a-up-seconds.txt"; fi
+$DIRNS ipvsadm -Ln > "$OUT/a-up-ipvsadm.txt"
+xd status --json > "$OUT/a-status.json" 2>&1
+step "A up"
+stop_daemon
+$DIRNS ipvsadm -Ln > "$OUT/a-after-stop-ipvsadm.txt"
+$DIRNS ipvsadm -C
+
+# ---- B: auto, XDP cannot attach (native XDP on lo is refused by the kernel) -> IPVS
+config /run/xdg/b.yaml auto lo native
+step "B start"
+start_daemon b /run/xdg/b.yaml
+wait_ipvsadm "10.77.0.13:3306" present 30
+xd status --json > "$OUT/b-status.json" 2>&1
+conns b-conns 23000 30
+step "B conns"
+stop_daemon --detach
+$DIRNS ipvsadm -Ln > "$OUT/b-after-detach-ipvsadm.txt"
+
+# ---- C: auto with XDP, switch to IPVS and back under a live session
+config /run/xdg/c.yaml auto eth0 generic
+step "C start"
+start_daemon c /run/xdg/c.yaml
+cp "$OUT/c-status0.json" "$OUT/c-status-xdp.json"
+nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/session-client.js" "$XDG_VIP" 3307 10.77.0.10:40000 "$OUT/c-session.json" &
+SPID=$!
+sleep 4
+step "C switch to ipvs"
+conns c-during-ipvs 24000 30 &
+CP=$!
+T=$(now)
+xd dataplane ipvs > "$OUT/c-switch-ipvs.txt" 2>&1
+echo "$(awk -v a="$T" -v b="$(now)" 'BEGIN{print b-a}')" > "$OUT/c-switch-ipvs-seconds.txt"
+wait $CP
+$DIRNS ipvsadm -Ln > "$OUT/c-ipvsadm.txt"
+xd status --json > "$OUT/c-status-ipvs.json" 2>&1
+sleep 3
+step "C switch to xdp"
+conns c-during-xdp 25000 30 &
+CP=$!
+T=$(now)
+xd dataplane xdp > "$OUT/c-switch-xdp.txt" 2>&1
+echo "$(awk -v a="$T" -v b="$(now)" 'BEGIN{print b-a}')" > "$OUT/c-switch-xdp-seconds.txt"
+wait $CP
+$DIRNS ipvsadm -Ln > "$OUT/c-after-xdp-ipvsadm.txt"
+xd status --json > "$OUT/c-status-xdp2.json" 2>&1
+sleep 3
+kill -TERM $SPID; wait $SPID
+step "C done"
+stop_daemon --detach
+exit 0
