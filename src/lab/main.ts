@@ -438,12 +438,14 @@ export async function main(argv: string[]): Promise<number> {
     say('xdirector serves every backend');
 
     const names = new Map<string, string>();
+    const names6 = new Map<string, string>();
     const weights4 = new Map<string, number>();
     const weights6 = new Map<string, number>();
     const services = (doc.services ?? []) as { vip: string; backends: { address: string; name?: string; weight?: number }[] }[];
     for (const [i, r] of lab.realServers.entries()) {
       const id = String(i + 1);
       names.set(id, `${r.name} ${r.ipv4}`);
+      names6.set(id, `${r.name} ${r.ipv6}`);
       for (const s of services) {
         const b = s.backends.find((x) => x.address === r.ipv4 || x.address === r.ipv6);
         if (!b) continue;
@@ -458,7 +460,7 @@ export async function main(argv: string[]): Promise<number> {
     if (o.connections6 > 0 && services.some((s) => s.vip === lab.vip6)) {
       say(`client: ${o.connections6} new connections to [${lab.vip6}]:3306`);
       rep6 = await step(lab.runClient({ host: lab.vip6, connections: o.connections6, concurrency: o.concurrency }));
-      printCounts('IPv6', rep6, names, weights6);
+      printCounts('IPv6', rep6, names6, weights6);
     }
 
     const status = await step(xdirectorCli(st, ['status', '--socket', st.socket]));

@@ -165,7 +165,13 @@ export class Lab {
   async addVip(director: LabHost | string = this.directors[0]): Promise<void> {
     const d = typeof director === 'string' ? this.host(director) : director;
     await this.run(d, 'ip', ['addr', 'replace', `${this.vip}/32`, 'dev', 'eth0']);
-    if (this.ipv6) await this.run(d, 'ip', ['-6', 'addr', 'replace', `${this.vip6}/128`, 'dev', 'eth0', 'nodad']);
+    // preferred_lft 0 (deprecated): still answered and accepted, but never
+    // chosen as the source of the director's own connections. Otherwise Linux
+    // source selection (longest prefix, capped at each address's prefix
+    // length) prefers the /128 VIP over the /64 address, and health checks to
+    // the real servers go out from the VIP, whose replies the real servers
+    // deliver to their own lo.
+    if (this.ipv6) await this.run(d, 'ip', ['-6', 'addr', 'replace', `${this.vip6}/128`, 'dev', 'eth0', 'nodad', 'preferred_lft', '0']);
   }
 
   /** Remove the VIPs from a director's eth0 (no error if absent). */
@@ -487,7 +493,7 @@ async function build(lab: Lab, xdpPass: string): Promise<void> {
           'net.ipv4.conf.eth0.arp_announce=2',
         ]);
         await run('ip', ['-n', h.ns, 'addr', 'add', `${VIP4}/32`, 'dev', 'lo']);
-        if (lab.ipv6) await run('ip', ['-n', h.ns, '-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'lo', 'nodad']);
+        if (lab.ipv6) await run('ip', ['-n', h.ns, '-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'lo', 'nodad', 'preferred_lft', '0']);
       }
       await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
       if (lab.xdpMode === 'native' && (h.role === 'client' || h.role === 'real')) {

@@ -93,6 +93,21 @@ test('no host answers neighbour solicitation for VIP6 until a director holds it,
   }
 });
 
+test('a director holding the VIPs still reaches the real servers from its own addresses', async () => {
+  const d = lab.directors[0];
+  await lab.addVip(d);
+  try {
+    // A /128 VIP6 would win Linux source selection over the /64 address (longest
+    // prefix, capped at each address's prefix length) unless it is deprecated.
+    const r6 = (await lab.run(d, 'ip', ['-6', 'route', 'get', lab.realServers[0].ipv6])).stdout;
+    assert.match(r6, new RegExp(`src ${d.ipv6.replace(/:/g, ':')} `), r6);
+    const r4 = (await lab.run(d, 'ip', ['route', 'get', lab.realServers[0].ipv4])).stdout;
+    assert.match(r4, new RegExp(`src ${d.ipv4.replace(/\./g, '\\.')} `), r4);
+  } finally {
+    await lab.removeVip(d);
+  }
+});
+
 test('MariaDB on the real servers answers the client through the director and sees the client address', async () => {
   servers.push(
     ...lab.realServers.map((r, i) => new MariaDB({ prefix, name: r.name, serverId: i + 1, netns: r.ns, advertiseHost: r.ipv4 })),
