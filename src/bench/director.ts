@@ -12,6 +12,8 @@ import { BpfObject } from '../bpf/object';
 import { getNative, packageRoot } from '../bpf/native';
 import { liveFramesFlag, testRunAsync } from '../bpf/testrun';
 import type { BpfMap } from '../bpf/map';
+import { MAPS, XdBackendFlags, XdReason, XdSched } from '../bpf/layouts.generated';
+import { xdMap } from '../bpf/maps';
 import { isIPv4, isIPv6 } from 'node:net';
 import { buildMaglev, type MaglevBackend } from '../maglev';
 import type { Logger } from '../log';
@@ -177,28 +179,8 @@ export async function openGenerator(o: { frame: Buffer; sportOff: number; csumOf
 }
 
 // ---- xdirector: the director itself, one service per setService() ----
-
-/**
- * Map names and value layouts of bpf/xdirector.bpf.c used here. The layouts
- * follow bpf/include/xdirector.h; every encoder is checked against the key and
- * value sizes of the map the kernel really created, so a layout change fails
- * loudly here instead of writing garbage.
- */
-const XD = {
-  svc: 'xd_svc_v1',
-  svcst: 'xd_svcst_v1',
-  rr: 'xd_rr_v1',
-  be: 'xd_be_v1',
-  best: 'xd_best_v1',
-  ring: 'xd_ring_v1',
-  flow: 'xd_flow_v1',
-  rsn: 'xd_rsnst_v1',
-  svcKeySize: 20,
-  svcSize: 16,
-  beSize: 36,
-  beFlagActive: 1,
-  schedMaglev: 0,
-} as const;
+// Layouts, map names and enums come from the generated layouts
+// (src/bpf/layouts.generated.ts, from the object's BTF) via src/bpf/maps.ts.
 
 export interface BenchBackend {
   address: string;
@@ -213,22 +195,12 @@ export interface BenchService {
   backends: BenchBackend[];
 }
 
-/** enum xd_reason of bpf/include/xdirector.h, by value. */
-export const XD_REASONS = [
-  'pass_non_ip',
-  'pass_non_vip',
-  'pass_malformed',
-  'tx_new_flow',
-  'tx_flow_hit',
-  'tx_rehash',
-  'tx_no_track',
-  'tx_icmp',
-  'no_backend_pass',
-  'no_backend_drop',
-  'drop_fragment',
-  'pass_icmp',
-  'aborted',
-] as const;
+/** enum xd_reason names by value, from the generated enum (XD_R_TX_FLOW_HIT -> tx_flow_hit). */
+export const XD_REASONS: readonly string[] = (() => {
+  const out: string[] = [];
+  for (const [name, v] of Object.entries(XdReason)) if (name !== 'XD_R_MAX') out[v] = name.replace(/^XD_R_/, '').toLowerCase();
+  return out;
+})();
 
 export interface BenchDirector extends PinnedProg {
   /** Add a service with its backends and a full Maglev ring (generation 0 live). */
@@ -257,34 +229,24 @@ export async function loadDirector(o: { pinDir: string; log: Logger; limits?: Di
   const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
   const obj = await BpfObject.load(objectPath('xdirector'), {
     maxEntries: {
-      [XD.svc]: lim.maxServices,
-      [XD.svcst]: lim.maxServices,
-      [XD.rr]: lim.maxServices,
-      [XD.be]: lim.maxBackends,
-      [XD.best]: lim.maxBackends,
-      [XD.ring]: lim.maxServices * 2 * lim.ringMax,
-      [XD.flow]: lim.flows,
+      [MAPS.svc.name]: lim.maxServices,
+      [MAPS.svcst.name]: lim.maxServices,
+      [MAPS.rr.name]: lim.maxServices,
+      [MAPS.be.name]: lim.maxBackends,
+      [MAPS.best.name]: lim.maxBackends,
+      [MAPS.ring.name]: lim.maxServices * 2 * lim.ringMax,
+      [MAPS.flow.name]: lim.flows,
     },
     globals: { ring_max: lim.ringMax },
   });
   const pinPath = path.join(o.pinDir, 'director');
   try {
-    for (const [name, k, v] of [
-      [XD.svc, XD.svcKeySize, XD.svcSize],
-      [XD.be, 4, XD.beSize],
-      [XD.ring, 4, 4],
-    ] as const) {
-      const d = obj.maps().find((m) => m.name === name);
-      if (!d || d.keySize !== k || d.valueSize !== v) {
-        throw new XdError('XD_ERR_LAYOUT_MISMATCH', `bench director: map ${name} has key/value size ${d ? `${d.keySize}/${d.valueSize}` : 'missing'}, this code writes ${k}/${v}: update src/bench/director.ts to bpf/include/xdirector.h`);
-      }
-    }
     const prog = obj.program();
     obj.pinProgram(prog.name, pinPath);
-    const svcMap = obj.map(XD.svc, raw(XD.svcKeySize), raw(XD.svcSize));
-    const beMap = obj.map(XD.be, u32, raw(XD.beSize));
-    const ringMap = obj.map(XD.ring, u32, u32);
-    const rsnMap = obj.map(XD.rsn, u32, raw(16));
+    const svcMap = xdMap(obj, 'svc');
+    const beMap = xdMap(obj, 'be');
+    const ringMap = xdMap(obj, 'ring');
+    const rsnMap = xdMap(obj, 'rsnst');
     let nextService = 0;
     let nextBackend = 1;
     const log = o.log.child({ component: 'bench-director' });
@@ -300,38 +262,23 @@ export async function loadDirector(o: { pinDir: string; log: Logger; limits?: Di
           const idx = nextBackend++;
           if (idx >= lim.maxBackends) throw new XdError('XD_ERR_CAPACITY', `bench director: more than ${lim.maxBackends - 1} backends`);
           const a = addrBytes(b.address);
-          const v = Buffer.alloc(XD.beSize);
-          parseMac(b.mac).copy(v, 0);
-          v[6] = a.family;
-          v[7] = XD.beFlagActive;
-          v.writeUInt32LE(1, 8); // generation
-          v.writeUInt32LE(0, 12); // ifindex 0: XDP_TX out of the receiving interface
-          v.writeUInt32LE(sid, 16); // owning service
-          a.bytes.copy(v, 20);
-          beMap.update(idx, v);
+          // ifindex 0: XDP_TX out of the receiving interface (one-armed DR).
+          beMap.update(idx, { mac: parseMac(b.mac), family: a.family, flags: XdBackendFlags.XD_BE_F_ACTIVE, generation: 1, ifindex: 0, service: sid, addr: a.bytes });
           members.push({ id: idx, key: `${b.address}:${b.port}`, weight: 1 });
         }
         const ring = buildMaglev(members, lim.ringMax);
         const base = sid * 2 * lim.ringMax; // generation 0
         await ringMap.updateBatchAsync(Array.from(ring, (id, i) => [base + i, id] as const));
-        const key = Buffer.alloc(XD.svcKeySize);
-        vip.bytes.copy(key, 0);
-        key.writeUInt16BE(s.port, 16);
-        key[18] = s.proto === 'tcp' ? 6 : 17;
-        key[19] = vip.family;
-        const val = Buffer.alloc(XD.svcSize);
-        val.writeUInt32LE(sid, 0);
-        val.writeUInt32LE(lim.ringMax, 4);
-        val.writeUInt32LE(0, 8);
-        val[12] = XD.schedMaglev;
-        val[13] = 0; // active generation
-        svcMap.update(key, val);
+        svcMap.update(
+          { vip: vip.bytes, port: s.port, proto: s.proto === 'tcp' ? 6 : 17, family: vip.family },
+          { id: sid, ring_size: lim.ringMax, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 },
+        );
         log.debug({ service: `${s.proto}/${s.vip}:${s.port}`, id: sid, backends: members.length }, 'bench service configured');
       },
       reasons() {
         const out: Record<string, number> = {};
         XD_REASONS.forEach((name, i) => {
-          const n = (rsnMap.lookupPerCpu(i) ?? []).reduce((a, v) => a + Number(u64.decode(v, 0)), 0);
+          const n = (rsnMap.lookupPerCpu(i) ?? []).reduce((acc, v) => acc + Number(v.packets), 0);
           if (n > 0) out[name] = n;
         });
         return out;

@@ -52,8 +52,8 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
     out.push(`repeat ${d.repeat} × ${d.rounds} interleaved rounds; calibration \`${d.calibration.program}\`: ${f(d.calibration.ns.median, 1)} ns/packet (${f(d.calibration.ns.min, 1)}–${f(d.calibration.ns.max, 1)}).`, '');
     out.push(
       table(
-        ['case', 'verdict', 'ns/packet median', 'min–max', 'over no-op (median)'],
-        d.cases.map((c) => [c.name, c.verdictName, f(c.ns.median, 1), `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`, f(c.deltaOverNoop.median, 1)]),
+        ['case', 'verdict (reason)', 'ns/packet median', 'min–max', 'over no-op (median)'],
+        d.cases.map((c) => [c.name, `${c.verdictName} (${c.reason})`, f(c.ns.median, 1), `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`, f(c.deltaOverNoop.median, 1)]),
       ),
       '',
     );

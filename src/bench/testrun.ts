@@ -43,6 +43,8 @@ interface CaseDef {
   prime?: FrameSpec;
   packet: FrameSpec;
   expect: 'XDP_PASS' | 'XDP_TX';
+  /** The verdict reason every timed run must be counted under. */
+  reason: string;
 }
 
 function v4(proto: 'tcp' | 'udp', dst: string, dport: number, flags?: number): FrameSpec {
@@ -53,17 +55,18 @@ function v6(flags: number): FrameSpec {
 }
 
 const CASES: CaseDef[] = [
-  { name: 'non-VIP pass', description: 'IPv4 TCP to a port that is no service: XDP_PASS untouched', packet: v4('tcp', V4.other, 22, TCP_ACK), expect: 'XDP_PASS' },
-  { name: 'VIP SYN (new flow)', description: 'IPv4 TCP SYN to VIP:3306: Maglev hash, flow insert, MAC rewrite, XDP_TX', packet: v4('tcp', V4.vip, 3306, TCP_SYN), expect: 'XDP_TX' },
+  { name: 'non-VIP pass', description: 'IPv4 TCP to a port that is no service: XDP_PASS untouched', packet: v4('tcp', V4.other, 22, TCP_ACK), expect: 'XDP_PASS', reason: 'pass_non_vip' },
+  { name: 'VIP SYN (new flow)', description: 'IPv4 TCP SYN to VIP:3306: Maglev hash, flow insert, MAC rewrite, XDP_TX', packet: v4('tcp', V4.vip, 3306, TCP_SYN), expect: 'XDP_TX', reason: 'tx_new_flow' },
   {
     name: 'VIP established (flow hit)',
     description: 'IPv4 TCP ACK of a known flow: flow lookup, MAC rewrite, XDP_TX',
     prime: v4('tcp', V4.vip, 3306, TCP_SYN),
     packet: v4('tcp', V4.vip, 3306, TCP_ACK),
     expect: 'XDP_TX',
+    reason: 'tx_flow_hit',
   },
-  { name: 'IPv6 established (flow hit)', description: 'IPv6 TCP ACK of a known flow', prime: v6(TCP_SYN), packet: v6(TCP_ACK), expect: 'XDP_TX' },
-  { name: 'UDP (flow hit)', description: 'IPv4 UDP to VIP:3306/udp after its first packet created the flow', prime: v4('udp', V4.vip, 3306), packet: v4('udp', V4.vip, 3306), expect: 'XDP_TX' },
+  { name: 'IPv6 established (flow hit)', description: 'IPv6 TCP ACK of a known flow', prime: v6(TCP_SYN), packet: v6(TCP_ACK), expect: 'XDP_TX', reason: 'tx_flow_hit' },
+  { name: 'UDP (flow hit)', description: 'IPv4 UDP to VIP:3306/udp after its first packet created the flow', prime: v4('udp', V4.vip, 3306), packet: v4('udp', V4.vip, 3306), expect: 'XDP_TX', reason: 'tx_flow_hit' },
 ];
 
 export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunData> {
@@ -100,7 +103,13 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
         const f = frames[i];
         const n = await testRunAsync(noop, { data: f.data, repeat: o.repeat });
         if (f.prime) await testRunAsync(director, { data: f.prime, repeat: 1 });
+        const before = director.reasons();
         const d = await testRunAsync(director, { data: f.data, repeat: o.repeat });
+        const after = director.reasons();
+        const counted = (after[f.k.reason] ?? 0) - (before[f.k.reason] ?? 0);
+        if (counted !== o.repeat) {
+          throw new XdError('XD_ERR_BENCH', `test run "${f.k.name}": ${counted} of ${o.repeat} runs counted as ${f.k.reason} (reasons now ${JSON.stringify(after)}): the case does not measure what it says`);
+        }
         calib.push(n.duration);
         samples[i].ns.push(d.duration);
         samples[i].delta.push(d.duration - n.duration);
@@ -113,6 +122,7 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
       description: f.k.description,
       verdict: samples[i].verdict,
       verdictName: verdicts[samples[i].verdict] ?? String(samples[i].verdict),
+      reason: f.k.reason,
       rounds: samples[i].ns,
       ns: roundSpread(spread(samples[i].ns), 2),
       deltaOverNoop: roundSpread(spread(samples[i].delta), 2),

@@ -45,6 +45,8 @@ export interface TestRunCase {
   /** XDP verdict the director returned (2 = XDP_PASS, 3 = XDP_TX). */
   verdict: number;
   verdictName: string;
+  /** Verdict reason (enum xd_reason) every timed run was counted under, checked per round. */
+  reason: string;
   /** ns/packet per round (kernel-reported average over `repeat`). */
   rounds: number[];
   ns: Spread;
