@@ -1,7 +1,7 @@
 // Measures, with the default settings (interval 1 s, timeout 500 ms, connect_timeout 1 s,
 // rise 2, fall 3), the time from a backend's death (SIGKILL, or SIGSTOP: hung but still
 // accepting TCP) to the 'change' event in which it leaves its pool. The signal is sent at a
-// random phase of the check interval. XDE_DETECT_RUNS sets the runs per signal (default 3).
+// random phase of the check interval. XDE_DETECT_RUNS sets the runs per signal (default 2).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MariaDB } from '../../src/lab/mariadb';
@@ -11,7 +11,7 @@ import type { HealthServiceConfig, HealthSnapshot } from '../../src/health/types
 import { captureLog, until } from './cluster';
 
 const PREFIX = `xde${process.pid}dt`;
-const RUNS = Number(process.env.XDE_DETECT_RUNS ?? 3);
+const RUNS = Number(process.env.XDE_DETECT_RUNS ?? 2);
 let db: MariaDB;
 let hm: HealthMonitor;
 let svc: HealthServiceConfig;
