@@ -220,6 +220,49 @@ export class BpfMap<K, V> {
     return this.updateOneByOne(keys, values, entries.length, mode);
   }
 
+  /**
+   * Fast path for large batches built directly as Buffers (e.g. a Maglev ring
+   * from a Uint32Array): `keys` holds count * key_size bytes, `values` count *
+   * value size (per-CPU: round_up(value_size, 8) * ncpus) bytes, in map byte
+   * order. The addon checks both lengths against the kernel map. Returns the
+   * number of entries written.
+   */
+  updateBatchRaw(keys: Buffer, values: Buffer, mode: UpdateMode = 'any'): Promise<number> {
+    this.check();
+    const count = this.rawCount(keys, values);
+    if (count === 0) return Promise.resolve(0);
+    return getNative().mapUpdateBatchAsync(this.fd, keys, values, count, modeFlag(mode)).catch((e: unknown) => {
+      if (!isBatchUnsupported(e)) throw this.fail('batch update', e);
+      return this.updateOneByOne(keys, values, count, mode);
+    });
+  }
+
+  /** Synchronous updateBatchRaw. */
+  updateBatchRawSync(keys: Buffer, values: Buffer, mode: UpdateMode = 'any'): number {
+    this.check();
+    const count = this.rawCount(keys, values);
+    if (count === 0) return 0;
+    try {
+      return getNative().mapUpdateBatch(this.fd, keys, values, count, modeFlag(mode));
+    } catch (e) {
+      if (!isBatchUnsupported(e)) throw this.fail('batch update', e);
+    }
+    return this.updateOneByOne(keys, values, count, mode);
+  }
+
+  private rawCount(keys: Buffer, values: Buffer): number {
+    const ks = this.key.size;
+    const vs = this.slot * this.ncpus;
+    if (!Buffer.isBuffer(keys) || keys.length % ks !== 0) {
+      throw new TypeError(`keys for ${this.info.name}: expected a Buffer of a multiple of ${ks} bytes, received ${Buffer.isBuffer(keys) ? `a Buffer of ${keys.length} bytes` : typeof keys}`);
+    }
+    const count = keys.length / ks;
+    if (!Buffer.isBuffer(values) || values.length !== count * vs) {
+      throw new TypeError(`values for ${this.info.name}: expected a Buffer of ${count * vs} bytes (${count} values of ${vs}), received ${Buffer.isBuffer(values) ? `a Buffer of ${values.length} bytes` : typeof values}`);
+    }
+    return count;
+  }
+
   private updateOneByOne(keys: Buffer, values: Buffer, count: number, mode: UpdateMode): number {
     const n = getNative();
     const ks = this.key.size;

@@ -167,6 +167,20 @@ test('asynchronous batch update of a large array writes every slot', async () =>
   assert.equal(m.lookup(12345), 37035n);
 });
 
+test('a raw batch of Buffers fills an array map in one call', async () => {
+  const o = await load({ maxEntries: { fx_array: 4096 } });
+  const m = o.map('fx_array', u32, u64);
+  const keys = Buffer.from(Uint32Array.from({ length: 4096 }, (_, i) => i).buffer);
+  const values = Buffer.from(BigUint64Array.from({ length: 4096 }, (_, i) => BigInt(i) * 7n).buffer);
+  assert.equal(await m.updateBatchRaw(keys, values), 4096);
+  assert.equal(m.lookup(4095), 4095n * 7n);
+  assert.equal(m.updateBatchRawSync(keys.subarray(0, 8), values.subarray(0, 16)), 2);
+  assert.throws(() => m.updateBatchRawSync(keys.subarray(0, 8), values.subarray(0, 8)), {
+    name: 'TypeError',
+    message: 'values for fx_array: expected a Buffer of 16 bytes (2 values of 8), received a Buffer of 8 bytes',
+  });
+});
+
 test('batch delete removes the given keys and skips absent ones', async () => {
   const o = await load();
   const m = o.map('fx_lru', u32, u32);
