@@ -196,6 +196,13 @@ export class HealthMonitor extends EventEmitter {
       { backends: this.entries.length, interval: this.health.interval, timeout: this.health.timeout, rise: this.health.rise, fall: this.health.fall },
       'health checks started',
     );
+    if (this.monitor && this.monitor.connect_timeout > this.health.interval) {
+      // A round waits for its slowest check, so a hung backend would stretch every round.
+      this.log.warn(
+        { connectTimeout: this.monitor.connect_timeout, interval: this.health.interval },
+        `monitor.connect_timeout (${this.monitor.connect_timeout} ms) exceeds health.interval (${this.health.interval} ms): a hung backend slows the checks of all backends; keep connect_timeout <= interval`,
+      );
+    }
     this.loopDone = this.loop();
   }
 
