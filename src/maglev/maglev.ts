@@ -120,7 +120,6 @@ export function buildMaglev(backends: readonly MaglevBackend[], size: number = D
   const skip = new Uint32Array(n);
   const ids = new Uint32Array(n);
   const weight = new Float64Array(n);
-  const credit = new Float64Array(n);
   let maxWeight = 0;
   for (let i = 0; i < n; i++) {
     const b = active[i]!;
@@ -132,23 +131,93 @@ export function buildMaglev(backends: readonly MaglevBackend[], size: number = D
     if (b.weight > maxWeight) maxWeight = b.weight;
   }
 
-  let filled = 0;
-  for (;;) {
-    for (let i = 0; i < n; i++) {
-      credit[i] += weight[i]!;
-      if (credit[i]! < maxWeight) continue;
-      credit[i] -= maxWeight;
-      let c = next[i]!;
-      const s = skip[i]!;
-      while (table[c] !== 0) {
-        c += s;
-        if (c >= size) c -= size;
-      }
-      table[c] = ids[i]!;
-      c += s;
+  // Claim one slot: the backend's next preferred slot that is still free.
+  const claim = (i: number): void => {
+    let c = next[i]!;
+    const st = skip[i]!;
+    while (table[c] !== 0) {
+      c += st;
       if (c >= size) c -= size;
-      next[i] = c;
-      if (++filled === size) return table;
+    }
+    table[c] = ids[i]!;
+    c += st;
+    if (c >= size) c -= size;
+    next[i] = c;
+  };
+
+  let sumWeight = 0;
+  for (let i = 0; i < n; i++) sumWeight += weight[i]!;
+  if ((maxWeight * n) / sumWeight <= 4 + Math.log2(n)) {
+    // Round by round (cheap when weights are alike: ~M * maxWeight / meanWeight steps). In round r
+    // every backend adds its weight to a credit and takes a turn when the credit reaches the
+    // largest weight, then pays it back. Equal weights: one turn each per round (classic Maglev).
+    const credit = new Float64Array(n);
+    let filled = 0;
+    for (;;) {
+      for (let i = 0; i < n; i++) {
+        credit[i] += weight[i]!;
+        if (credit[i]! < maxWeight) continue;
+        credit[i] -= maxWeight;
+        claim(i);
+        if (++filled === size) return table;
+      }
     }
   }
+
+  // Skewed weights: the same turn sequence without walking every round. Backend i takes its k-th
+  // turn in round ceil(k * maxWeight / w_i), and turns happen in (round, key order) order, so a
+  // min-heap of (round, i) yields exactly the sequence above in O(M log N) (the round loop would
+  // visit every backend in up to ~M rounds: seconds for one heavy backend among many light ones).
+  // k * maxWeight = q * w + rem, kept incrementally so nothing overflows.
+  const q = new Float64Array(n);
+  const rem = new Float64Array(n);
+  const qStep = new Float64Array(n);
+  const remStep = new Float64Array(n);
+  const heapKey = new Float64Array(n); // round * n + i
+  let heapLen = 0;
+  const push = (key: number): void => {
+    let j = heapLen++;
+    while (j > 0) {
+      const parent = (j - 1) >> 1;
+      if (heapKey[parent]! <= key) break;
+      heapKey[j] = heapKey[parent]!;
+      j = parent;
+    }
+    heapKey[j] = key;
+  };
+  const pop = (): number => {
+    const top = heapKey[0]!;
+    const last = heapKey[--heapLen]!;
+    let j = 0;
+    for (;;) {
+      let child = 2 * j + 1;
+      if (child >= heapLen) break;
+      if (child + 1 < heapLen && heapKey[child + 1]! < heapKey[child]!) child++;
+      if (heapKey[child]! >= last) break;
+      heapKey[j] = heapKey[child]!;
+      j = child;
+    }
+    heapKey[j] = last;
+    return top;
+  };
+  for (let i = 0; i < n; i++) {
+    qStep[i] = Math.floor(maxWeight / weight[i]!);
+    remStep[i] = maxWeight % weight[i]!;
+    q[i] = qStep[i]!;
+    rem[i] = remStep[i]!;
+    push((q[i]! + (rem[i]! > 0 ? 1 : 0)) * n + i);
+  }
+  for (let filled = 0; filled < size; filled++) {
+    const key = pop();
+    const i = key % n;
+    claim(i);
+    q[i] += qStep[i]!;
+    rem[i] += remStep[i]!;
+    if (rem[i]! >= weight[i]!) {
+      q[i]++;
+      rem[i] -= weight[i]!;
+    }
+    push((q[i]! + (rem[i]! > 0 ? 1 : 0)) * n + i);
+  }
+  return table;
 }
