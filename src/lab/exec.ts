@@ -8,7 +8,7 @@
 // - `nsenter --net=/run/netns/NS cmd …` switches only the network namespace and
 //   keeps the mount namespace, so pinned BPF objects stay visible: use it for
 //   anything that touches /sys/fs/bpf (bpftool, xdirector).
-import { execFile, spawn, ChildProcess, SpawnOptions } from 'node:child_process';
+import { spawn, ChildProcess, SpawnOptions } from 'node:child_process';
 import { XdError } from '../errors';
 
 export interface RunOptions {
@@ -57,53 +57,75 @@ export function commandLine(cmd: string, args: readonly string[]): string {
   return [cmd, ...args].map(quote).join(' ');
 }
 
-/** Run a command (no shell) and collect its output; rejects with XD_ERR_EXEC on failure unless allowFail. */
+/**
+ * Run a command (no shell) and collect its output; rejects with XD_ERR_EXEC on
+ * failure unless allowFail. The command runs in its own process group, so a
+ * Ctrl-C in the terminal reaches only the Node process that decides how to
+ * stop (a half-done step then completes and is torn down in order).
+ */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const line = commandLine(cmd, args);
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    execFile(
-      cmd,
-      [...args],
-      {
-        timeout: opts.timeoutMs ?? 60_000,
-        killSignal: 'SIGKILL',
-        maxBuffer: 64 * 1024 * 1024,
+    let child: ChildProcess;
+    try {
+      child = spawn(cmd, [...args], {
         env: opts.env ? { ...process.env, ...opts.env } : process.env,
         cwd: opts.cwd,
-        encoding: 'utf8',
-      },
-      (err, stdout, stderr) => {
-        if (!err) {
-          resolve({ stdout, stderr, code: 0, signal: null });
-          return;
-        }
-        const e = err as NodeJS.ErrnoException & { code?: number | string; signal?: NodeJS.Signals | null; killed?: boolean };
-        if (typeof e.code === 'string') {
-          // The command could not be started at all (ENOENT, EACCES): never "allowed".
-          const hint = e.code === 'ENOENT' ? ` (is ${cmd} installed? run scripts/setup.sh)` : '';
-          reject(new XdError('XD_ERR_EXEC', `${line}: ${e.message}${hint}`, { cause: err, detail: { command: line, errno: e.code } }));
-          return;
-        }
-        const code = typeof e.code === 'number' ? e.code : null;
-        const signal = e.signal ?? null;
-        if (opts.allowFail) {
-          resolve({ stdout, stderr, code, signal });
-          return;
-        }
-        const how = signal
-          ? e.killed
-            ? `timed out after ${opts.timeoutMs ?? 60_000} ms (killed)`
-            : `killed by ${signal}`
-          : `exit code ${code}`;
-        const tail = stderr.trim().split('\n').slice(-10).join('\n');
-        reject(
-          new XdError('XD_ERR_EXEC', `${line}: ${how}${tail ? `: ${tail}` : ''}`, {
-            cause: err,
-            detail: { command: line, code, signal, stderr, stdout },
-          }),
-        );
-      },
-    );
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+    } catch (err) {
+      reject(new XdError('XD_ERR_EXEC', `${line}: ${(err as Error).message}`, { cause: err, detail: { command: line } }));
+      return;
+    }
+    const out: Buffer[] = [];
+    const errOut: Buffer[] = [];
+    let size = 0;
+    const limit = 64 * 1024 * 1024;
+    child.stdout?.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size <= limit) out.push(d);
+    });
+    child.stderr?.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size <= limit) errOut.push(d);
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, timeoutMs);
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      // The command could not be started at all (ENOENT, EACCES): never "allowed".
+      const hint = err.code === 'ENOENT' ? ` (is ${cmd} installed? run scripts/setup.sh)` : '';
+      reject(new XdError('XD_ERR_EXEC', `${line}: ${err.message}${hint}`, { cause: err, detail: { command: line, errno: err.code } }));
+    });
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      const stdout = Buffer.concat(out).toString('utf8');
+      const stderr = Buffer.concat(errOut).toString('utf8');
+      if (code === 0 && !timedOut) {
+        resolve({ stdout, stderr, code: 0, signal: null });
+        return;
+      }
+      if (opts.allowFail && !timedOut) {
+        resolve({ stdout, stderr, code, signal });
+        return;
+      }
+      const how = timedOut ? `timed out after ${timeoutMs} ms (killed)` : signal ? `killed by ${signal}` : `exit code ${code}`;
+      const tail = stderr.trim().split('\n').slice(-10).join('\n');
+      reject(
+        new XdError('XD_ERR_EXEC', `${line}: ${how}${tail ? `: ${tail}` : ''}`, {
+          detail: { command: line, code, signal, stderr, stdout },
+        }),
+      );
+    });
   });
 }
 
