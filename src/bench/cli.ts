@@ -70,6 +70,12 @@ export async function main(argv: string[]): Promise<number> {
   const progress = (m: string): void => {
     process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${m}\n`);
   };
+  // Ctrl-C: stop now; the namespaces, pins and servers of this run carry its pid
+  // and the next run removes them (cleanup.ts) once this process is gone.
+  process.once('SIGINT', () => {
+    process.stderr.write('\nxdirector bench: interrupted; the next run removes what this one left behind\n');
+    process.exit(130);
+  });
   const r = await runBench({ quick: args.quick, outDir: args.outDir, only: args.only, log, progress });
   process.stdout.write(markdown(r) + '\n');
   process.stdout.write(`\nwritten: ${r.files.join(', ')}\n`);

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { XdError } from '../errors';
 import { silentLogger, type Logger } from '../log';
+import { cleanupStaleRuns } from './cleanup';
 import { FAILOVER_FULL, FAILOVER_QUICK, runFailoverBench } from './failover';
 import { MAGLEV_FULL, MAGLEV_QUICK, runMaglevBench } from './maglev';
 import { MYSQL_FULL, MYSQL_QUICK, runMysqlBench, which } from './mysql';
@@ -100,6 +101,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     files: [],
   };
   const kernelSkip = rootProblem() ?? bpffsProblem();
+  if (process.getuid?.() === 0) await cleanupStaleRuns(log);
   const s = result.sections;
 
   if (only.includes('testrun')) {

@@ -40,7 +40,7 @@ export interface PktRateOptions {
   progress?: (msg: string) => void;
 }
 
-export const PKTRATE_FULL = { packets: 4_000_000, rounds: 3, flows: 4096, batch: 64, receivers: 2 };
+export const PKTRATE_FULL = { packets: 2_000_000, rounds: 3, flows: 4096, batch: 64, receivers: 2 };
 export const PKTRATE_QUICK = { packets: 200_000, rounds: 1, flows: 1024, batch: 64, receivers: 2 };
 
 const ALL_MODES: PktMode[] = ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward', 'ipvs'];
