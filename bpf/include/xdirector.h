@@ -105,7 +105,7 @@ struct xd_service {
 	__u8 pad[2];     /* must be zero */
 };
 
-/* backends map value (array, index 0 = none). 32 bytes. */
+/* backends map value (array, index 0 = none). 36 bytes. */
 struct xd_backend {
 	__u8 mac[6];      /* destination MAC for DR */
 	__u8 family;      /* enum xd_family */
