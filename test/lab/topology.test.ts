@@ -61,12 +61,12 @@ test('real servers hold the VIPs on lo with arp_ignore=1 and arp_announce=2', as
 });
 
 test('no host answers ARP for the VIP until a director holds it, and then only that director', async () => {
-  const arping = () => lab.run(lab.client, 'busybox', ['arping', '-b', '-c', '2', '-w', '2', '-I', 'eth0', lab.vip], { allowFail: true });
-  const before = await arping();
+  const arping = (n: number) => lab.run(lab.client, 'busybox', ['arping', '-b', '-c', String(n), '-w', String(n), '-I', 'eth0', lab.vip], { allowFail: true });
+  const before = await arping(1);
   assert.match(before.stdout, /Received 0 response/, before.stdout);
   await lab.addVip(lab.directors[0]);
   try {
-    const after = await arping();
+    const after = await arping(2);
     const macs = [...after.stdout.matchAll(/reply from 10\.77\.0\.100 \[([0-9a-f:]+)\]/gi)].map((m) => m[1].toLowerCase());
     assert.ok(macs.length >= 2, after.stdout);
     assert.deepEqual([...new Set(macs)], [lab.directors[0].mac]);
