@@ -30,10 +30,14 @@ export const IPVS_SYSCTLS: Record<string, string> = {
   expire_nodest_conn: '1',
 };
 
+/** What the dataplane needs of an IPVS client (IpvsClient; tests may pass a model of the kernel). */
+export type IpvsApi = Pick<IpvsClient, 'familyId' | 'info' | 'listServices' | 'listDests' | 'addService' | 'editService'
+  | 'deleteService' | 'addDest' | 'editDest' | 'deleteDest' | 'close'>;
+
 export interface IpvsDataplaneOptions {
   log?: Logger;
-  /** An open client (tests); otherwise one is opened in the caller's network namespace. */
-  client?: IpvsClient;
+  /** An open client; otherwise an IpvsClient is opened in the caller's network namespace. */
+  client?: IpvsApi;
   /** Delete kernel services that are not in the desired state even if this instance did not create them. */
   exclusive?: boolean;
   /** Set IPVS_SYSCTLS (default true). */
@@ -53,7 +57,7 @@ const ESRCH = 3;
 
 export class IpvsDataplane implements Dataplane {
   readonly kind = 'ipvs' as const;
-  private readonly client: IpvsClient;
+  private readonly client: IpvsApi;
   private readonly log: Logger;
   private readonly exclusive: boolean;
   private readonly version: string;
@@ -66,7 +70,7 @@ export class IpvsDataplane implements Dataplane {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  private constructor(client: IpvsClient, log: Logger, exclusive: boolean, info: { version: number; connTabSize: number }, sysctls: Record<string, string>) {
+  private constructor(client: IpvsApi, log: Logger, exclusive: boolean, info: { version: number; connTabSize: number }, sysctls: Record<string, string>) {
     this.client = client;
     this.log = log;
     this.exclusive = exclusive;
@@ -81,7 +85,7 @@ export class IpvsDataplane implements Dataplane {
    */
   static async open(opts: IpvsDataplaneOptions = {}): Promise<IpvsDataplane> {
     const log = (opts.log ?? silentLogger()).child({ component: 'ipvs' });
-    const client = opts.client ?? (await IpvsClient.open({ log }));
+    const client: IpvsApi = opts.client ?? (await IpvsClient.open({ log }));
     try {
       const info = await client.info();
       const set: Record<string, string> = {};
@@ -107,7 +111,7 @@ export class IpvsDataplane implements Dataplane {
   }
 
   /** The client (for status tools and tests that need the raw kernel view). */
-  get ipvs(): IpvsClient {
+  get ipvs(): IpvsApi {
     return this.client;
   }
 
