@@ -141,6 +141,7 @@ export class HealthMonitor extends EventEmitter {
           version: null,
           lastError: null,
           lastErrorAt: null,
+          previousError: null,
           lastChange: null,
           lastCheckAt: null,
           checks: 0,
@@ -267,7 +268,10 @@ export class HealthMonitor extends EventEmitter {
         h.failures++;
         this.counters.failures++;
         h.lastError = r.error;
+        h.previousError = r.error;
         h.lastErrorAt = now;
+      } else {
+        h.lastError = null;
       }
       const step = riseFallStep(e.rf, r.ok, hc.rise, hc.fall);
       e.rf = step.state;
@@ -292,6 +296,7 @@ export class HealthMonitor extends EventEmitter {
         const warning = p.warnings.length ? p.warnings.join('; ') : null;
         if (warning) {
           h.lastError = warning;
+          h.previousError = warning;
           h.lastErrorAt = now;
         }
         if (warning !== e.lastWarning) {

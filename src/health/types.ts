@@ -79,9 +79,15 @@ export interface BackendHealth {
   lcWeight: number;
   serverId: number | null;
   version: string | null;
-  /** The most recent problem seen (check failure, privilege, heartbeat); never contains the password. */
+  /**
+   * The problem found by the latest check (its failure, or a warning such as a missing privilege
+   * or an unreadable heartbeat); null when the latest check was clean. Never contains the password.
+   */
   lastError: string | null;
+  /** When lastError (or, once cleared, previousError) was last seen. */
   lastErrorAt: string | null;
+  /** The most recent non-null lastError, kept after the problem clears (history for status). */
+  previousError: string | null;
   /** When `up` last changed (ISO time), null before the first check. */
   lastChange: string | null;
   lastCheckAt: string | null;

@@ -45,7 +45,7 @@ function hb(key: string, over: Partial<BackendHealth> = {}): BackendHealth {
   return {
     key, name: key, address, port, check: 'mysql', up: true, role: 'replica', readOnly: true, superReadOnly: null,
     replication: { io: 'Yes', sql: 'Yes', secondsBehind: 0, columns: 'slave' }, lagSeconds: 0, lagUnknownReason: null,
-    readerEligible: true, threadsConnected: 1, lcWeight: 100, serverId: 1, version: '10.11', lastError: null, lastErrorAt: null,
+    readerEligible: true, threadsConnected: 1, lcWeight: 100, serverId: 1, version: '10.11', lastError: null, lastErrorAt: null, previousError: null,
     lastChange: null, lastCheckAt: null, checks: 1, failures: 0, consecutiveOk: 1, consecutiveFail: 0, ...over,
   };
 }
