@@ -414,6 +414,8 @@ const fixtures: Fixture[] = [
   passFixture('a truncated IPv4 header (19 bytes) is passed as malformed', clientFrame(c4(40022), syn(c4(40022))).subarray(0, 14 + 19), 'XD_R_PASS_MALFORMED'),
   passFixture('IPv4 options running past the end of the packet are passed as malformed', clientFrame(c4(40023), syn(c4(40023)), { ipExtra: { options: TS_OPTION } }).subarray(0, 14 + 28), 'XD_R_PASS_MALFORMED'),
   passFixture('an IPv4 header with IHL 4 is passed as malformed', withByte(clientFrame(c4(40024), syn(c4(40024))), 14, 0x44), 'XD_R_PASS_MALFORMED'),
+  passFixture('a UDP datagram with IHL 4 is passed as malformed', withByte(clientFrame(c4(40037), dgram(c4(40037))), 14, 0x44), 'XD_R_PASS_MALFORMED'),
+  passFixture('an IPv6 EtherType carrying an IPv4 header is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_IPV6 }, pk.ipv4({ src: CLIENT4, dst: VIP4 }, ack(c4(40038)))), 'XD_R_PASS_MALFORMED'),
   passFixture('an IPv4 EtherType carrying an IPv6 header is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_IP }, pk.ipv6({ src: CLIENT6, dst: VIP6 }, syn(c6(40025)))), 'XD_R_PASS_MALFORMED'),
   passFixture('a truncated TCP header (19 bytes) to a VIP is passed as malformed', clientFrame(c4(40026), syn(c4(40026))).subarray(0, 14 + 20 + 19), 'XD_R_PASS_MALFORMED'),
   passFixture('a TCP header with data offset 4 is passed as malformed', withByte(clientFrame(c4(40027), syn(c4(40027))), 14 + 20 + 12, 0x40), 'XD_R_PASS_MALFORMED'),
@@ -685,13 +687,14 @@ test('last_seen is refreshed by a packet once it is more than a second old, and 
   sendTo(clientFrame(c, syn(c)));
   const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
   const created = dp.flowOf(key)!;
-  // Within the second: unchanged.
-  sendTo(clientFrame(c, ack(c)));
-  assert.equal(dp.flowOf(key)!.last_seen_ns, created.last_seen_ns);
-  // Pretend the last packet was 2 s ago: the next packet refreshes it.
-  const old = created.last_seen_ns - 2_000_000_000n;
-  dp.flow.update(key, { ...created, last_seen_ns: old });
-  sendTo(clientFrame(c, ack(c)));
+  // Seen half a second ago: a packet leaves the entry alone (no write per packet).
+  const recent = created.last_seen_ns - 500_000_000n;
+  dp.flow.update(key, { ...created, last_seen_ns: recent });
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
+  assert.equal(dp.flowOf(key)!.last_seen_ns, recent);
+  // Seen two seconds ago: the next packet refreshes it.
+  dp.flow.update(key, { ...created, last_seen_ns: created.last_seen_ns - 2_000_000_000n });
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
   const now = dp.flowOf(key)!.last_seen_ns;
   assert.ok(now >= created.last_seen_ns, `refreshed: ${now} >= ${created.last_seen_ns}`);
 });
