@@ -67,6 +67,8 @@ function keysAt(path: readonly PathItem[]): string[] {
 }
 
 const article = (w: string) => (/^[aeiou]/.test(w) ? `an ${w}` : `a ${w}`);
+/** zod type names in YAML words. */
+const yamlType = (t: string) => ({ object: 'map', array: 'list', int: 'integer', boolean: 'true or false' } as Record<string, string>)[t] ?? t;
 
 /** zod issues (ours are already worded; health.ts/vrrp.ts use zod's own) -> problems. */
 function fromZod(issues: readonly z.core.$ZodIssue[]): (Problem & { atKey?: boolean })[] {
@@ -94,7 +96,7 @@ function fromZod(issues: readonly z.core.$ZodIssue[]): (Problem & { atKey?: bool
             ? iss.message
             : input === undefined || iss.expected === 'nonoptional'
               ? 'is required'
-              : `must be ${article(iss.expected === 'int' ? 'integer' : iss.expected)}, got ${show(input)}`,
+              : `must be ${iss.expected === 'boolean' ? 'true or false' : article(yamlType(iss.expected))}, got ${show(input)}`,
         });
         break;
       case 'too_small':
@@ -113,6 +115,15 @@ function fromZod(issues: readonly z.core.$ZodIssue[]): (Problem & { atKey?: bool
       case 'invalid_value':
         out.push({ path, message: `must be ${iss.values.length === 1 ? JSON.stringify(iss.values[0]) : `one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`}, got ${show(input)}` });
         break;
+      case 'invalid_union': {
+        if (iss.message && iss.message !== 'Invalid input') {
+          out.push({ path, message: iss.message });
+          break;
+        }
+        const expected = [...new Set(iss.errors.flat().filter((e) => e.code === 'invalid_type').map((e) => yamlType((e as { expected: string }).expected)))];
+        out.push({ path, message: expected.length ? `must be ${expected.map(article).join(' or ')}, got ${show(input)}` : `is not valid here, got ${show(input)}` });
+        break;
+      }
       default:
         out.push({ path, message: iss.message });
     }

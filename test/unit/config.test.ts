@@ -467,3 +467,12 @@ test('an ipvs-mh ring larger than xdp.ring_size is an error', () => {
     'lab.yaml: services[0].name: the ipvs-mh ring needs 4093 slots but xdp.ring_size (the slots per service in the rings map) is 251: raise xdp.ring_size to a prime >= 4093, or set ring: maglev (line 7)',
   ]);
 });
+
+test('problems from the VRRP and monitor sections are worded with their key path', () => {
+  const base = 'instance: lab\ninterface: eth0\nservices: []\n';
+  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    priorty: 100\n'), ['lab.yaml: vrrp[0].priorty: unknown key; did you mean "priority"? (line 8)']);
+  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 300\n    vips: [10.0.0.1]\n'), ['lab.yaml: vrrp[0].vrid: must be <= 255, got 300 (line 6)']);
+  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    advert_interval: true\n'), ['lab.yaml: vrrp[0].advert_interval: must be a string or a number, got true (line 8)']);
+  assert.deepEqual(problems(base + 'vrrp: {}\n'), ['lab.yaml: vrrp: must be a list, got a map (line 4)']);
+  assert.deepEqual(problems(base + 'monitor:\n  usr: x\n  password_env: P\n'), ['lab.yaml: monitor.user: is required (line 5)', 'lab.yaml: monitor.usr: unknown key; did you mean "user"? (line 5)']);
+});
