@@ -9,6 +9,7 @@ import type { Connection } from 'mysql2/promise';
 import { MariaDB, setupReplication, syncReplicas } from '../../src/lab/mariadb';
 import { HealthMonitor } from '../../src/health/monitor';
 import { computeBackends } from '../../src/health/pools';
+import { tcpCheck } from '../../src/health/tcp-check';
 import type { HealthServiceConfig, HealthSnapshot } from '../../src/health/types';
 import { backend, captureLog, fakeServer, summary, until, type LogCapture } from './cluster';
 
@@ -29,6 +30,8 @@ let services: HealthServiceConfig[];
 let beat: Connection | undefined;
 let beatTimer: NodeJS.Timeout | undefined;
 const extraMonitors: HealthMonitor[] = [];
+let changeEvents = 0;
+let rounds = 0;
 
 const key = (i: number): string => `127.0.0.1:${servers[i].port}`;
 const pool = (s: HealthSnapshot, svc: string): string[] => {
@@ -70,6 +73,8 @@ before(async () => {
     },
     log: cap.log,
   });
+  hm.on('change', () => changeEvents++);
+  hm.on('round', () => rounds++);
   hm.start();
   await until(hm, (s) => s.writers.rw !== null && s.backends.filter((b) => b.readerEligible).length === 2, 10_000, 'initial roles');
 });
@@ -174,6 +179,8 @@ test('a SIGSTOPped replica (still accepting TCP) is detected down and returns af
   try {
     await until(hm, (s) => !backend(s, 'db3').up, 4000, 'db3 down after SIGSTOP');
     const ms = Date.now() - t0;
+    // (From loopback, where the server tracks no connect errors.) TCP alone would call it healthy.
+    assert.equal((await tcpCheck('127.0.0.1', servers[2].port, 500)).ok, true, 'the hung server still accepts TCP');
     assert.ok(ms <= INTERVAL * (FALL + 1) + CONNECT_TIMEOUT + TIMEOUT + 400, `detected after ${ms} ms`);
     assert.ok(!pool(hm.snapshot(), 'ro').includes('db3'));
     assert.match(backend(hm.snapshot(), 'db3').lastError!, /timeout after/);
@@ -324,4 +331,10 @@ test('the monitor password never appears in a log line or the snapshot', () => {
   assert.ok(text.includes('Access denied'), 'the wrong-password scenario was logged');
   assert.equal(text.includes(PASSWORD), false);
   assert.equal(text.includes(WRONG), false);
+});
+
+test('change is emitted at most once per check round', () => {
+  assert.ok(rounds > 50, `${rounds} rounds`);
+  assert.ok(changeEvents > 10, `${changeEvents} change events over the scenarios`);
+  assert.ok(changeEvents <= rounds, `${changeEvents} change events in ${rounds} rounds`);
 });
