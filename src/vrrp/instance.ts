@@ -44,6 +44,8 @@ export interface VrrpInstanceOptions {
   log: Logger;
   /** Injected timers for the state machine (tests); real timers by default. */
   timers?: Timers;
+  /** Called after every state change, in order (for the daemon: metrics, status pushes). */
+  onTransition?: (t: TransitionInfo & { instance: string }) => void;
 }
 
 const MAX_TRANSITION_HISTORY = 20;
@@ -70,11 +72,13 @@ export class VrrpInstance {
   private history: (TransitionInfo & { at: string })[] = [];
   private stopped = false;
   private timers: Timers;
+  private onTransitionCb?: VrrpInstanceOptions['onTransition'];
 
   constructor(cfg: ResolvedVrrpInstanceConfig, opts: VrrpInstanceOptions) {
     this.cfg = cfg;
     this.log = opts.log.child({ component: 'vrrp', instance: cfg.name });
     this.timers = opts.timers ?? realTimers;
+    this.onTransitionCb = opts.onTransition;
     this.notify = new NotifyQueue(cfg.notify, this.log);
     for (const t of cfg.track.interfaces) this.trackers.push(new Tracker({ name: `interface:${t.name}`, weight: t.weight }));
     if (cfg.track.xdp) this.trackers.push((this.xdpTracker = new Tracker({ name: 'xdp', weight: cfg.track.xdp.weight })));
@@ -247,6 +251,11 @@ export class VrrpInstance {
       this.queueAddr(() => this.removeVips());
     }
     this.notify.push(this.cfg.name, t.to, t.priority);
+    try {
+      this.onTransitionCb?.({ ...t, instance: this.cfg.name });
+    } catch (err) {
+      this.log.error({ err }, 'transition listener failed');
+    }
   }
 
   /** Address changes run one after another in transition order. */

@@ -97,6 +97,8 @@ export class VrrpMachine {
   private lastTransition?: TransitionInfo & { at: number };
   private expect: Expect;
   private primary: string;
+  /** Last time a drop of each reason was logged (drops are counted always, logged at most once a minute per reason). */
+  private dropLoggedAt = new Map<DropReason, number>();
   readonly counters: MachineCounters;
 
   constructor(cfg: MachineConfig, hooks: MachineHooks, timers: Timers = realTimers, log?: Logger) {
@@ -232,7 +234,7 @@ export class VrrpMachine {
     }
     if (!r.ok) {
       this.counters.dropped[r.reason]++;
-      this.log?.debug({ reason: r.reason, src: meta.src }, r.message);
+      this.logDrop(r.reason, meta.src, r.message);
       return r.reason;
     }
     if (r.src === this.primary) {
@@ -243,6 +245,15 @@ export class VrrpMachine {
     this.counters.checksumVariants[r.checksum] = (this.counters.checksumVariants[r.checksum] ?? 0) + 1;
     this.onAdvert(r.advert, r.src);
     return 'accepted';
+  }
+
+  private logDrop(reason: DropReason, src: string, message: string): void {
+    if (!this.log || reason === 'vrid') return; // other VRIDs on the segment are normal
+    const now = this.timers.now();
+    const last = this.dropLoggedAt.get(reason);
+    if (last !== undefined && now - last < 60_000) return;
+    this.dropLoggedAt.set(reason, now);
+    this.log.warn({ reason, src, dropped: this.counters.dropped[reason] }, `dropping VRRP packets: ${message} (logged at most once a minute per reason; see counters)`);
   }
 
   private onAdvert(a: Advert, src: string): void {

@@ -45,17 +45,19 @@ export interface Running {
 }
 
 /**
- * Follows one address on eth0 of one namespace through `ip monitor address`,
- * stamping each change with this process's clock when it is read (no polling).
+ * Follows one address on eth0 of one namespace through `ip -ts monitor address`
+ * (no polling). Each change carries `t`, this process's clock when it was read,
+ * and `wall`, the wall-clock time `ip` stamped when the kernel told it: the
+ * latter does not suffer from this process being slow to read its pipe.
  */
 export class AddrWatch {
   held = false;
-  readonly events: { t: number; held: boolean }[] = [];
+  readonly events: { t: number; held: boolean; wall: number }[] = [];
   private proc: ChildProcess;
   private waiters: { want: boolean; resolve: (t: number) => void }[] = [];
 
   constructor(ns: string, readonly vip: string) {
-    this.proc = spawn('ip', ['-n', ns, 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    this.proc = spawn('ip', ['-ts', '-n', ns, 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TZ: 'UTC' } });
     let buf = '';
     this.proc.stdout!.on('data', (d: Buffer) => {
       const t = performance.now();
@@ -63,17 +65,17 @@ export class AddrWatch {
       const lines = buf.split('\n');
       buf = lines.pop()!;
       for (const l of lines) {
-        const m = /^(Deleted )?\d+: eth0\s+inet6? (\S+)\//.exec(l);
-        if (!m || m[2] !== vip) continue;
-        this.set(!m[1], t);
+        const m = /^\[([\d-]+T[\d:.]+)\] (Deleted )?\d+: eth0\s+inet6? (\S+)\//.exec(l);
+        if (!m || m[3] !== vip) continue;
+        this.set(!m[2], t, Date.parse(`${m[1]!.slice(0, 23)}Z`));
       }
     });
   }
 
-  set(held: boolean, t = performance.now()): void {
+  set(held: boolean, t = performance.now(), wall = Date.now()): void {
     if (held === this.held) return;
     this.held = held;
-    this.events.push({ t, held });
+    this.events.push({ t, held, wall });
     this.waiters = this.waiters.filter((w) => (w.want === held ? (w.resolve(t), false) : true));
   }
 

@@ -1,7 +1,11 @@
 // Failover time, xdirector↔xdirector against keepalived↔keepalived with the
 // same settings: time from the Master's death (SIGKILL, then its link down, as
-// a dead host would be) to (1) the VIP on the new Master and (2) the first ping
-// reply through the VIP from a client on the same segment (busybox ping every 10 ms).
+// a dead host would be) to (1) the VIP on the new Master (stamped by
+// `ip -ts monitor` in the new Master's namespace) and (2) the first new TCP
+// connection through the VIP from a client on the same segment (3 staggered
+// connect loops, 30 ms connect timeout, stamped by the client itself). All
+// stamps are wall-clock, so a busy test process reading pipes late cannot
+// distort them.
 //
 //   node dist/test/vrrp/measure-failover.js [runs per case, default 3] [--json file]
 //
@@ -18,8 +22,29 @@ interface Case {
 
 interface Sample {
   vipMs: number;
-  pingMs: number;
+  connectMs: number;
 }
+
+const PORT = 7777;
+const SERVER = `require('net').createServer((s) => s.destroy()).listen(${PORT})`;
+const PROBE = `
+  const net = require('net');
+  function loop() {
+    let done = false;
+    const s = net.connect({ host: '${VIP4}', port: ${PORT}, timeout: 30 });
+    const fin = (ok) => {
+      if (done) return;
+      done = true;
+      if (ok) process.stdout.write(Date.now() + '\\n');
+      s.destroy();
+      setTimeout(loop, 5);
+    };
+    s.on('connect', () => fin(true));
+    s.on('error', () => fin(false));
+    s.on('timeout', () => fin(false));
+  }
+  for (let i = 0; i < 3; i++) setTimeout(loop, i * 10);
+`;
 
 async function runOnce(lab: VrrpLab, c: Case): Promise<Sample> {
   const wa = lab.watch('a');
@@ -39,30 +64,29 @@ async function runOnce(lab: VrrpLab, c: Case): Promise<Sample> {
   await wb.until(false, 30_000);
   await sleep(Math.max(1500, 4 * c.intervalMs));
 
-  // Client pings the VIP every 10 ms (busybox ping flushes each reply line: stamped when read).
-  const ping = spawn('ip', ['netns', 'exec', lab.ns.c, 'busybox', 'ping', '-i', '0.01', VIP4], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const replies: number[] = [];
+  const probe = spawn('nsenter', [`--net=/run/netns/${lab.ns.c}`, process.execPath, '-e', PROBE], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const connects: number[] = [];
   let buf = '';
-  ping.stdout.on('data', (d: Buffer) => {
-    const t = performance.now();
+  probe.stdout.on('data', (d: Buffer) => {
     buf += d.toString();
     const lines = buf.split('\n');
     buf = lines.pop()!;
-    for (const l of lines) if (/^\d+ bytes from/.test(l)) replies.push(t);
+    for (const l of lines) if (/^\d+$/.test(l)) connects.push(Number(l));
   });
-  await sleep(500);
-  if (replies.length === 0) throw new Error('no ping replies through the VIP before the failover');
+  await sleep(1000);
+  if (connects.length === 0) throw new Error('no TCP connection through the VIP before the failover');
 
-  const tKill = performance.now();
+  const wallKill = Date.now();
   await lab.kill(a);
   sh('ip', ['-n', lab.ns.a, 'link', 'set', 'eth0', 'down']); // a dead host answers nothing
-  // Replies read before this point may come from A's kernel: count from the link-down on.
-  const tDown = performance.now();
-  const tVip = await wb.until(true, 10_000);
+  // Connections made before this point may have reached A's kernel: count from the link-down on.
+  const wallDown = Date.now();
+  await wb.until(true, 10_000);
+  const vipWall = wb.events.find((e) => e.held && e.wall >= wallKill - 5)?.wall;
   const deadline = Date.now() + 10_000;
-  while (!replies.some((t) => t > tDown) && Date.now() < deadline) await sleep(5);
-  const first = replies.find((t) => t > tDown);
-  ping.kill('SIGTERM');
+  while (!connects.some((t) => t > wallDown) && Date.now() < deadline) await sleep(5);
+  const first = connects.find((t) => t > wallDown);
+  probe.kill('SIGTERM');
   await lab.stop(b);
   wa.stop();
   wb.stop();
@@ -73,8 +97,9 @@ async function runOnce(lab: VrrpLab, c: Case): Promise<Sample> {
     /* not there */
   }
   sh('ip', ['-n', lab.ns.a, 'link', 'set', 'eth0', 'up']);
-  if (first === undefined) throw new Error('no ping reply through the VIP within 10 s of the failover');
-  return { vipMs: tVip - tKill, pingMs: first - tKill };
+  if (first === undefined) throw new Error('no TCP connection through the VIP within 10 s of the failover');
+  if (vipWall === undefined) throw new Error('the new Master never reported the VIP');
+  return { vipMs: vipWall - wallKill, connectMs: first - wallKill };
 }
 
 async function main(): Promise<void> {
@@ -88,19 +113,23 @@ async function main(): Promise<void> {
     { impl: 'keepalived', version: 2, intervalMs: 1000 },
   ];
   const lab = new VrrpLab();
+  const servers: ReturnType<typeof spawn>[] = [];
   const results: (Case & { masterDownMs: number; samples: Sample[] })[] = [];
   try {
     lab.setup();
+    for (const k of ['a', 'b'] as const) servers.push(spawn('nsenter', [`--net=/run/netns/${lab.ns[k]}`, process.execPath, '-e', SERVER], { stdio: 'ignore' }));
+    await sleep(1000);
     for (const c of cases) {
       const samples: Sample[] = [];
       for (let i = 0; i < runs; i++) {
         const s = await runOnce(lab, c);
         samples.push(s);
-        process.stderr.write(`${c.impl} v${c.version} ${c.intervalMs} ms run ${i + 1}: VIP ${s.vipMs.toFixed(0)} ms, ping ${s.pingMs.toFixed(0)} ms\n`);
+        process.stderr.write(`${c.impl} v${c.version} ${c.intervalMs} ms run ${i + 1}: VIP ${s.vipMs.toFixed(0)} ms, first connection ${s.connectMs.toFixed(0)} ms\n`);
       }
       results.push({ ...c, masterDownMs: 3 * c.intervalMs + ((256 - 100) * c.intervalMs) / 256, samples });
     }
   } finally {
+    for (const p of servers) p.kill('SIGKILL');
     await lab.close();
   }
   const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
@@ -109,12 +138,12 @@ async function main(): Promise<void> {
     masterDown: r.masterDownMs.toFixed(0),
     vip: r.samples.map((s) => s.vipMs.toFixed(0)).join(' / '),
     vipMedian: med(r.samples.map((s) => s.vipMs)).toFixed(0),
-    ping: r.samples.map((s) => s.pingMs.toFixed(0)).join(' / '),
-    pingMedian: med(r.samples.map((s) => s.pingMs)).toFixed(0),
+    conn: r.samples.map((s) => s.connectMs.toFixed(0)).join(' / '),
+    connMedian: med(r.samples.map((s) => s.connectMs)).toFixed(0),
   }));
-  process.stdout.write('case | Master_Down_Interval ms | VIP on new Master ms (runs) | median | first ping reply ms (runs) | median\n');
+  process.stdout.write('case | Master_Down_Interval ms | VIP on new Master ms (runs) | median | first TCP connection through the VIP ms (runs) | median\n');
   process.stdout.write('--- | --- | --- | --- | --- | ---\n');
-  for (const r of rows) process.stdout.write(`${r.case} | ${r.masterDown} | ${r.vip} | ${r.vipMedian} | ${r.ping} | ${r.pingMedian}\n`);
+  for (const r of rows) process.stdout.write(`${r.case} | ${r.masterDown} | ${r.vip} | ${r.vipMedian} | ${r.conn} | ${r.connMedian}\n`);
   if (jsonAt >= 0 && args[jsonAt + 1]) writeFileSync(args[jsonAt + 1]!, JSON.stringify(results, null, 2));
 }
 

@@ -27,12 +27,16 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
   /** Windows excluded from the "never both" check: a SIGKILLed director keeps its VIP until it restarts. */
   const excluded: [number, number][] = [];
   const failFile = `${lab.dir}/fail-a`;
+  const notifyLog = `${lab.dir}/notify-a.log`;
   const yamlA = (over: { preempt?: boolean } = {}) =>
     oursYaml({
       priority: 150,
       v6: true,
       preempt: over.preempt,
-      extra: `    track: { scripts: [{ command: "! test -e ${failFile}", interval: 100ms, weight: -100 }] }`,
+      extra: [
+        `    track: { scripts: [{ command: "! test -e ${failFile}", interval: 100ms, weight: -100 }] }`,
+        `    notify: "printf '%s %s %s\\n' >> ${notifyLog}"`,
+      ].join('\n'),
     });
 
   before(async () => {
@@ -109,6 +113,14 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
     const sb = await lab.status(b);
     assert.equal(sb[0].lastTransition.reason, 'master sent priority 0');
     assert.equal(wa.held, false, 'the stopped director released its VIP');
+  });
+
+  it('ran the notify hook for every state change of the stopped director, in order, with instance, state and priority', async () => {
+    const { readFileSync } = await import('node:fs');
+    const lines = readFileSync(notifyLog, 'utf8').trim().split('\n');
+    // It may have been Master from the start or have come up after B: either way the sequence ends MASTER, STOP.
+    assert.deepEqual(lines.slice(-2), ['vi4 MASTER 150', 'vi4 STOP 150']);
+    assert.equal(lines[0], 'vi4 BACKUP 150');
   });
 
   it('preempts back when the higher-priority director returns', async () => {
