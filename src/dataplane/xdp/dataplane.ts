@@ -15,7 +15,7 @@ import { getNative } from '../../bpf/native';
 import * as xdp from '../../bpf/xdp';
 import { sumPerCpu } from '../../bpf/codec';
 import { XdError, wrap } from '../../errors';
-import { emptyModel, Model, plan, svcKeyString, SvcKey } from './plan';
+import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey } from './plan';
 import * as L from './layout';
 
 export interface XdpOptions {
@@ -65,6 +65,8 @@ export class XdpDataplane implements Dataplane {
   private lastState: DesiredState = { services: [] };
   private indexes = new Map<string, Map<string, number>>();
   private closed = false;
+  /** Ring slots the last apply() wrote (all rings together), for measurements. */
+  lastApplySlots = 0;
 
   private constructor(
     private readonly o: XdpOptions,
@@ -209,21 +211,14 @@ export class XdpDataplane implements Dataplane {
   async apply(state: DesiredState): Promise<void> {
     if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
     const p = plan(this.model, state, { maxServices: this.o.maxServices, maxBackends: this.o.maxBackends, ringMax: this.o.ringMax });
-    const n = getNative();
     try {
       for (const r of p.resetServiceStats) this.maps.svcst.updatePerCpu(r, Array(this.maps.svcst.ncpus).fill(L.zeroServiceStats()));
       for (const r of p.resetBackendStats) this.maps.best.updatePerCpu(r, Array(this.maps.best.ncpus).fill(L.zeroBackendStats()));
       for (const b of p.backendWrites) {
         this.maps.be.update(b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) });
       }
-      for (const r of p.ringWrites) {
-        // The whole table goes into the inactive generation in one batch; the
-        // service update below is what makes it live.
-        const base = (r.serviceId * 2 + r.gen) * this.o.ringMax;
-        const keys = new Uint32Array(r.ring.length);
-        for (let i = 0; i < keys.length; i++) keys[i] = base + i;
-        await n.mapUpdateBatchAsync(this.maps.ringFd, Buffer.from(keys.buffer), Buffer.from(r.ring.buffer, r.ring.byteOffset, r.ring.byteLength), r.ring.length, 0);
-      }
+      this.lastApplySlots = 0;
+      for (const r of p.ringWrites) this.lastApplySlots += await this.writeRing(r);
       for (const s of p.serviceWrites) {
         this.maps.svc.update(
           { vip: L.addr16(s.key.vip), port: s.key.port, proto: s.key.proto === 'udp' ? 17 : 6, family: s.key.family },
@@ -246,6 +241,32 @@ export class XdpDataplane implements Dataplane {
     this.indexes = p.indexes;
     this.lastState = state;
     this.o.log.debug({ backends: p.backendWrites.length, rings: p.ringWrites.length, services: p.serviceWrites.length, deleted: p.serviceDeletes.length, cleared: p.backendClears.length }, 'XDP maps updated');
+  }
+
+  /**
+   * Writes a table into the inactive generation in one batch (only the slots
+   * that differ from what the generation holds when the plan knows it); the
+   * service update after it is what makes it live.
+   */
+  private async writeRing(r: Plan['ringWrites'][number]): Promise<number> {
+    const base = (r.serviceId * 2 + r.gen) * this.o.ringMax;
+    let keys: Uint32Array;
+    let values: Uint32Array;
+    if (r.slots) {
+      if (r.slots.length === 0) return 0;
+      keys = new Uint32Array(r.slots.length);
+      values = new Uint32Array(r.slots.length);
+      for (let i = 0; i < keys.length; i++) {
+        const slot = r.slots[i]!;
+        keys[i] = base + slot;
+        values[i] = r.ring[slot]!;
+      }
+    } else {
+      keys = new Uint32Array(r.ring.length);
+      for (let i = 0; i < keys.length; i++) keys[i] = base + i;
+      values = r.ring;
+    }
+    return this.maps.ring.updateBatchRaw(Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength), Buffer.from(values.buffer, values.byteOffset, values.byteLength));
   }
 
   /** Is our program still the one attached (for VRRP tracking)? */

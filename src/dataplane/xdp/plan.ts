@@ -2,7 +2,8 @@
 // and the desired state, work out the map writes, in an order that never lets
 // a packet see a half-written state:
 //   1. backend entries (new ones are referenced by nothing yet),
-//   2. rings, written whole into the inactive generation,
+//   2. rings, into the inactive generation (only the slots that differ from
+//      what that generation is known to hold; all of them when unknown),
 //   3. service values (one update flips the live generation),
 //   4. service deletions, then clearing backend entries nobody references.
 // Each service has its own backend entries (index per service × real server), so
@@ -25,6 +26,12 @@ export interface ModelService {
   flags: number;
   /** Digest of what the live ring was built from; undefined after adoption (unknown: rewrite once). */
   ringDigest?: string;
+  /**
+   * What each generation's slots [0, ring length) hold, as last written by
+   * this process; undefined = unknown (after adoption or a failed apply), so
+   * the next write to that generation is a full one.
+   */
+  rings?: [Uint32Array | undefined, Uint32Array | undefined];
 }
 
 export interface ModelBackend {
@@ -49,7 +56,11 @@ export interface Limits { maxServices: number; maxBackends: number; ringMax: num
 export interface BackendWrite { index: number; serviceId: number; address: string; family: Family; mac: string; flags: number; generation: number }
 export interface Plan {
   backendWrites: BackendWrite[];
-  ringWrites: { serviceId: number; gen: 0 | 1; ring: Uint32Array }[];
+  /**
+   * ring: the whole new table; slots: the slot numbers whose value differs from
+   * what generation `gen` holds (ascending), or undefined to write every slot.
+   */
+  ringWrites: { serviceId: number; gen: 0 | 1; ring: Uint32Array; slots?: Uint32Array }[];
   serviceWrites: { key: SvcKey; id: number; ringSize: number; flags: number; sched: number; activeGen: 0 | 1 }[];
   serviceDeletes: SvcKey[];
   backendClears: { index: number; generation: number }[];
@@ -91,17 +102,30 @@ function backendFlags(b: DesiredService['backends'][number]): number {
   return BE_FLAG.ACTIVE;
 }
 
-/** Build the ring a service should have. Values are backend indexes; 0 = none. */
-export function buildRing(s: DesiredService, idx: Map<string, number>, ringMax: number): { ring: Uint32Array; digest: string } {
+type LiveBackend = DesiredService['backends'][number];
+
+function ringInputs(s: DesiredService, idx: Map<string, number>, ringMax: number): { live: LiveBackend[]; digest: string } {
   const live = s.backends.filter((b) => b.mac && b.state === 'active' && b.weight > 0);
-  const weightOf = (w: number) => (s.scheduler === 'rr' ? 1 : w);
   const size = s.ring.size;
   if (size > ringMax) {
     throw new XdError('XD_ERR_CAPACITY', `service ${s.name}: ring size ${size} is larger than the loaded ring_max ${ringMax}: restart with xdp.ring_size >= ${size} (xdirector stop --detach, then run)`);
   }
-  const digest = createHash('sha256')
-    .update(JSON.stringify([s.ring, s.scheduler, live.map((b) => [b.key, weightOf(b.weight), idx.get(b.key)])]))
-    .digest('hex');
+  // Everything the table is a function of, in one string (cheaper than
+  // building the table to compare it: ~0.3 ms for 1000 backends vs ~10 ms).
+  let text = `${s.ring.kind}/${size}/${s.scheduler}`;
+  for (const b of live) text += `|${b.key},${s.scheduler === 'rr' ? 1 : b.weight},${idx.get(b.key)}`;
+  return { live, digest: createHash('sha256').update(text).digest('hex') };
+}
+
+/** Build the ring a service should have. Values are backend indexes; 0 = none. */
+export function buildRing(s: DesiredService, idx: Map<string, number>, ringMax: number): { ring: Uint32Array; digest: string } {
+  const { live, digest } = ringInputs(s, idx, ringMax);
+  return { ring: buildRingOf(s, live, idx), digest };
+}
+
+function buildRingOf(s: DesiredService, live: LiveBackend[], idx: Map<string, number>): Uint32Array {
+  const weightOf = (w: number) => (s.scheduler === 'rr' ? 1 : w);
+  const size = s.ring.size;
   let ring: Uint32Array;
   if (s.ring.kind === 'ipvs-mh') {
     // The kernel's mh walks its destination list, where each new destination is
@@ -112,7 +136,17 @@ export function buildRing(s: DesiredService, idx: Map<string, number>, ringMax: 
   } else {
     ring = buildMaglev(live.map((b) => ({ id: idx.get(b.key)!, key: b.key, weight: weightOf(b.weight) })), size);
   }
-  return { ring, digest };
+  return ring;
+}
+
+/** Slot numbers where `ring` differs from `held` (what a generation holds), or undefined when that is unknown. */
+export function diffSlots(ring: Uint32Array, held: Uint32Array | undefined): Uint32Array | undefined {
+  if (!held || held.length !== ring.length) return undefined;
+  let n = 0;
+  for (let i = 0; i < ring.length; i++) if (ring[i] !== held[i]) n++;
+  const out = new Uint32Array(n);
+  for (let i = 0, j = 0; i < ring.length; i++) if (ring[i] !== held[i]) out[j++] = i;
+  return out;
 }
 
 export function plan(model: Model, desired: DesiredState, limits: Limits): Plan {
@@ -190,21 +224,26 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
       idx.set(b.key, index);
     }
     p.indexes.set(s.name, idx);
-    const { ring, digest } = buildRing(s, idx, limits.ringMax);
+    const { live, digest } = ringInputs(s, idx, limits.ringMax);
     const old = model.services.get(k);
     const sched = schedFor(s.scheduler, s.ring.kind);
     const flags = s.onEmpty === 'drop' ? SVC_FLAG.EMPTY_DROP : 0;
     let activeGen: 0 | 1 = old?.activeGen ?? 0;
     const ringChanged = !old || old.ringDigest !== digest || old.ringSize !== s.ring.size;
+    const rings: [Uint32Array | undefined, Uint32Array | undefined] = old?.rings ? [old.rings[0], old.rings[1]] : [undefined, undefined];
     if (ringChanged) {
+      // The table is built only when what it is built from changed.
+      const ring = buildRingOf(s, live, idx);
       const gen: 0 | 1 = old ? (old.activeGen === 0 ? 1 : 0) : 0;
-      p.ringWrites.push({ serviceId: id, gen, ring });
+      const slots = diffSlots(ring, rings[gen]);
+      p.ringWrites.push(slots ? { serviceId: id, gen, ring, slots } : { serviceId: id, gen, ring });
+      rings[gen] = ring;
       activeGen = gen;
     }
     if (ringChanged || !old || old.sched !== sched || old.flags !== flags) {
       p.serviceWrites.push({ key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family }, id, ringSize: s.ring.size, flags, sched, activeGen });
     }
-    p.next.services.set(k, { key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family }, id, activeGen, ringSize: s.ring.size, sched, flags, ringDigest: digest });
+    p.next.services.set(k, { key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family }, id, activeGen, ringSize: s.ring.size, sched, flags, ringDigest: digest, rings });
   }
   for (const [k, ms] of model.services) if (!wanted.has(k)) p.serviceDeletes.push(ms.key);
   for (const b of model.backends.values()) {
