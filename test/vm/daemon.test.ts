@@ -21,7 +21,7 @@ before(async () => {
   out = mkdtempSync(`/tmp/xdg-vmd-${process.pid}-`);
   const t = Date.now();
   rc = await new Promise<number>((res, rej) => {
-    const p = spawn(join(ROOT, 'scripts/vm/run.sh'), ['-o', out, '-l', join(out, 'console.log'), '-t', '600', '--', 'bash', 'test/vm/guest/daemon.sh'],
+    const p = spawn(join(ROOT, 'scripts/vm/run.sh'), ['-o', out, '-l', join(out, 'console.log'), '-t', '900', '--', 'bash', 'test/vm/guest/daemon.sh'],
       { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
@@ -30,7 +30,7 @@ before(async () => {
   });
   wallMs = Date.now() - t;
   console_ = read('console.log');
-}, { timeout: 660_000 });
+}, { timeout: 960_000 });
 
 after(() => {
   if (out) rmSync(out, { recursive: true, force: true });

@@ -24,7 +24,7 @@ before(async () => {
   out = mkdtempSync(`/tmp/xdg-vmt-${process.pid}-`);
   const t = Date.now();
   rc = await new Promise<number>((res, rej) => {
-    const p = spawn(join(ROOT, 'scripts/vm/run.sh'), ['-o', out, '-l', join(out, 'console.log'), '-t', '420', '--', 'bash', 'test/vm/guest/ipvs-dr.sh'],
+    const p = spawn(join(ROOT, 'scripts/vm/run.sh'), ['-o', out, '-l', join(out, 'console.log'), '-t', '600', '--', 'bash', 'test/vm/guest/ipvs-dr.sh'],
       { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
@@ -34,7 +34,7 @@ before(async () => {
   wallMs = Date.now() - t;
   console_ = existsSync(join(out, 'console.log')) ? readFileSync(join(out, 'console.log'), 'utf8') : '';
   if (existsSync(join(out, 'result.json'))) r = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'));
-}, { timeout: 480_000 });
+}, { timeout: 660_000 });
 
 after(() => {
   if (out) rmSync(out, { recursive: true, force: true });
