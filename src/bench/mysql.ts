@@ -18,20 +18,23 @@ import type { Logger } from '../log';
 import { loadCounter, loadDirector, type BenchDirector, type CounterProg } from './director';
 import type { LoadOptions, LoadResult } from './mysqlload';
 import { createTopology, setDirectorVip, txChecksumOff, xdpAttachPinned, xdpDetach, type Topology } from './topology';
+import { spread } from './stats';
 import type { MysqlData, MysqlPoint, MysqlTarget, MysqlTargetResult } from './types';
 
 export interface MysqlBenchOptions {
   prefix: string;
   clients: number[];
-  /** Seconds per point (each of connect and query). */
+  /** Seconds per measurement (each of connect and query, per round). */
   seconds: number;
+  /** Rounds per point; the point is the median over rounds (targets interleaved in every round, order rotated). */
+  rounds: number;
   backends: number;
   log: Logger;
   progress?: (msg: string) => void;
 }
 
-export const MYSQL_FULL = { clients: [1, 8, 32], seconds: 5, backends: 2 };
-export const MYSQL_QUICK = { clients: [1, 8], seconds: 0.5, backends: 2 };
+export const MYSQL_FULL = { clients: [1, 8, 32], seconds: 2, rounds: 3, backends: 2 };
+export const MYSQL_QUICK = { clients: [1, 8], seconds: 0.5, rounds: 1, backends: 2 };
 
 const HAPROXY_PORT = 3307;
 
@@ -157,29 +160,44 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
       haproxy: { host: t.vip, port: HAPROXY_PORT },
     };
     for (const clients of o.clients) {
-      // One loader process per client count: every target, connect then query, interleaved.
       const live = targets.filter((x) => x.status === 'ok');
-      const jobs = live.flatMap((target) => {
-        const base = { ...endpoint[target.target], user: 'app', password: 'app', clients, seconds: o.seconds };
-        return [{ ...base, mode: 'connect' as const }, { ...base, mode: 'query' as const }];
-      });
-      const results = await load(t, jobs);
-      live.forEach((target, i) => {
-        const c = results[2 * i];
-        const q = results[2 * i + 1];
-        if (!c || !q || c.completed === 0 || q.completed === 0) {
-          throw new XdError('XD_ERR_BENCH', `mysql via ${target.target} with ${clients} clients completed nothing (connect ${c?.completed}, query ${q?.completed}): ${c?.firstError ?? q?.firstError ?? 'no error reported'}`);
-        }
+      const conn = new Map<MysqlTarget, number[]>(live.map((x) => [x.target, []]));
+      const qry = new Map<MysqlTarget, number[]>(live.map((x) => [x.target, []]));
+      const errors = new Map<MysqlTarget, number>(live.map((x) => [x.target, 0]));
+      const backends = new Map<MysqlTarget, Record<string, number>>(live.map((x) => [x.target, {}]));
+      for (let r = 0; r < o.rounds; r++) {
+        // One loader process per round: every target, connect then query; the order rotates by round.
+        const order = live.map((_, i) => live[(i + r) % live.length]);
+        const jobs = order.flatMap((target) => {
+          const base = { ...endpoint[target.target], user: 'app', password: 'app', clients, seconds: o.seconds };
+          return [{ ...base, mode: 'connect' as const }, { ...base, mode: 'query' as const }];
+        });
+        const results = await load(t, jobs);
+        order.forEach((target, i) => {
+          const c = results[2 * i];
+          const q = results[2 * i + 1];
+          if (!c || !q || c.completed === 0 || q.completed === 0) {
+            throw new XdError('XD_ERR_BENCH', `mysql via ${target.target} with ${clients} clients completed nothing (connect ${c?.completed}, query ${q?.completed}): ${c?.firstError ?? q?.firstError ?? 'no error reported'}`);
+          }
+          conn.get(target.target)!.push(c.perSec);
+          qry.get(target.target)!.push(q.perSec);
+          errors.set(target.target, errors.get(target.target)! + c.errors + q.errors);
+          const b = backends.get(target.target)!;
+          for (const [id, n] of Object.entries(c.backends)) b[id] = (b[id] ?? 0) + n;
+          if (c.errors + q.errors > 0) log.warn({ target: target.target, clients, error: c.firstError ?? q.firstError }, 'mysql load errors');
+        });
+      }
+      for (const target of live) {
         const point: MysqlPoint = {
           clients,
-          connectsPerSec: Math.round(c.perSec),
-          queriesPerSec: Math.round(q.perSec),
-          errors: c.errors + q.errors,
-          backends: c.backends,
+          connectsPerSec: Math.round(spread(conn.get(target.target)!).median),
+          queriesPerSec: Math.round(spread(qry.get(target.target)!).median),
+          errors: errors.get(target.target)!,
+          backends: backends.get(target.target)!,
         };
         target.points.push(point);
-        o.progress?.(`mysql ${target.target} clients=${clients}: ${point.connectsPerSec} conn/s, ${point.queriesPerSec} q/s${point.errors ? `, ${point.errors} errors (${c.firstError ?? q.firstError})` : ''}`);
-      });
+        o.progress?.(`mysql ${target.target} clients=${clients}: ${point.connectsPerSec} conn/s, ${point.queriesPerSec} q/s (median of ${o.rounds})${point.errors ? `, ${point.errors} errors` : ''}`);
+      }
     }
     // DR proof for the xdp target: more than one backend answered the connects.
     const xdp = tgt('xdp');
@@ -187,7 +205,7 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
     if (xdp.points.length && seen.size < Math.min(2, o.backends)) {
       throw new XdError('XD_ERR_BENCH', `mysql via xdp reached only server_id ${[...seen].join(',')}: the director is not spreading connections`);
     }
-    return { loader: 'mysql2 (Node.js) in the client namespace, one process', seconds: o.seconds, clients: o.clients, backends: o.backends, targets };
+    return { loader: 'mysql2 (Node.js) in the client namespace, one process', seconds: o.seconds, rounds: o.rounds, clients: o.clients, backends: o.backends, targets };
   } finally {
     if (haproxy?.pid) {
       haproxy.kill('SIGTERM');

@@ -98,7 +98,7 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
   if (q) out.push(q, '');
   else if (s.mysql?.status === 'ok') {
     const d = s.mysql.data;
-    out.push(`Loader: ${d.loader}; ${d.seconds} s per point; ${d.backends} MariaDB backends.`, '');
+    out.push(`Loader: ${d.loader}; ${d.seconds} s per measurement, median of ${d.rounds} interleaved rounds per point; ${d.backends} MariaDB backends.`, '');
     const rows: (string | number)[][] = [];
     for (const tg of d.targets) {
       if (tg.status !== 'ok') {

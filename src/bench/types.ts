@@ -118,7 +118,9 @@ export type MysqlTarget = 'xdp' | 'direct' | 'haproxy';
 
 export interface MysqlPoint {
   clients: number;
+  /** Median over rounds. */
   connectsPerSec: number;
+  /** Median over rounds. */
   queriesPerSec: number;
   /** Failed connects/queries during the timed windows (should be 0). */
   errors: number;
@@ -137,7 +139,10 @@ export interface MysqlTargetResult {
 
 export interface MysqlData {
   loader: string;
+  /** Seconds per measurement window. */
   seconds: number;
+  /** Rounds per point (median reported). */
+  rounds: number;
   clients: number[];
   backends: number;
   targets: MysqlTargetResult[];
