@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { ADDR, VrrpLab, keepalivedConf, oursYaml, sleep, type AddrWatch, type Running } from './lab';
+import { ADDR, VIP6, VrrpLab, keepalivedConf, oursYaml, sleep, type AddrWatch, type Running } from './lab';
 
 const START_TIMEOUT = 25_000;
 const SLACK = 300;
@@ -27,6 +27,7 @@ interface Scenario {
   master: 'ours' | 'keepalived';
   /** How the Master is lost. */
   loss: 'SIGKILL' | 'SIGTERM';
+  v6?: boolean;
 }
 
 const scenarios: Scenario[] = [
@@ -34,17 +35,22 @@ const scenarios: Scenario[] = [
   { title: 'VRRPv3 multicast, keepalived Master / xdirector Backup', version: 3, unicast: false, master: 'keepalived', loss: 'SIGKILL' },
   { title: 'VRRPv3 unicast, xdirector Master / keepalived Backup', version: 3, unicast: true, master: 'ours', loss: 'SIGKILL' },
   { title: 'VRRPv2 unicast, keepalived Master / xdirector Backup', version: 2, unicast: true, master: 'keepalived', loss: 'SIGTERM' },
+  { title: 'VRRPv3 IPv6 multicast, xdirector Master / keepalived Backup', version: 3, unicast: false, master: 'ours', loss: 'SIGKILL', v6: true },
 ];
 
 describe('VRRP interop with keepalived (namespaces, real kernel)', { timeout: 240_000, skip: keepalivedAvailable() }, () => {
   const lab = new VrrpLab();
   let wa: AddrWatch; // ours always runs in A
   let wb: AddrWatch; // keepalived always runs in B
+  let wa6: AddrWatch;
+  let wb6: AddrWatch;
 
   before(async () => {
     lab.setup();
     wa = lab.watch('a');
     wb = lab.watch('b');
+    wa6 = lab.watch('a', VIP6);
+    wb6 = lab.watch('b', VIP6);
     await sleep(100);
   });
 
@@ -66,6 +72,7 @@ describe('VRRP interop with keepalived (namespaces, real kernel)', { timeout: 24
             version: sc.version,
             interval: `${interval}ms`,
             password,
+            v6only: sc.v6,
             ...(sc.unicast ? { unicastSrc: ADDR.a, peers: [ADDR.b] } : {}),
           }),
         );
@@ -78,6 +85,7 @@ describe('VRRP interop with keepalived (namespaces, real kernel)', { timeout: 24
             version: sc.version,
             interval: String(interval / 1000),
             password,
+            v6: sc.v6,
             ...(sc.unicast ? { unicastSrc: ADDR.b, peers: [ADDR.a] } : {}),
           }),
         );
@@ -86,12 +94,14 @@ describe('VRRP interop with keepalived (namespaces, real kernel)', { timeout: 24
 
       let o: Running = ours();
       let k: Running = ka();
-      const [mw, bw] = sc.master === 'ours' ? [wa, wb] : [wb, wa];
+      const [oa, ob] = sc.v6 ? [wa6, wb6] : [wa, wb];
+      const vip = sc.v6 ? VIP6 : undefined;
+      const [mw, bw] = sc.master === 'ours' ? [oa, ob] : [ob, oa];
       await lab.started(o, START_TIMEOUT);
       await mw.until(true, START_TIMEOUT);
       await bw.until(false, START_TIMEOUT);
       await sleep(4 * interval);
-      assert.deepEqual(lab.holders(), [sc.master === 'ours' ? 'a' : 'b'], 'the priority-150 side holds the VIP alone');
+      assert.deepEqual(lab.holders(vip), [sc.master === 'ours' ? 'a' : 'b'], 'the priority-150 side holds the VIP alone');
 
       const st = (await lab.status(o))[0];
       assert.equal(st.state, sc.master === 'ours' ? 'MASTER' : 'BACKUP');
@@ -116,12 +126,12 @@ describe('VRRP interop with keepalived (namespaces, real kernel)', { timeout: 24
       await mw.until(true, START_TIMEOUT);
       await bw.until(false, 5000);
       await sleep(2 * interval);
-      assert.deepEqual(lab.holders(), [sc.master === 'ours' ? 'a' : 'b']);
+      assert.deepEqual(lab.holders(vip), [sc.master === 'ours' ? 'a' : 'b']);
 
       await lab.stop(o);
       await lab.stop(k);
-      await wa.until(false, 5000);
-      await wb.until(false, 5000);
+      await oa.until(false, 5000);
+      await ob.until(false, 5000);
     });
   }
 });

@@ -295,11 +295,15 @@ export function oursYaml(o: {
   peers?: string[];
   password?: string;
   v6?: boolean;
+  /** Only the IPv6 instance (VRID 52). */
+  v6only?: boolean;
   extra?: string;
 }): string {
   const lines = [
     'interface: eth0',
     'vrrp:',
+  ];
+  if (!o.v6only) lines.push(
     '  - name: vi4',
     '    vrid: 51',
     `    priority: ${o.priority}`,
@@ -308,11 +312,11 @@ export function oursYaml(o: {
     `    vips: ["${VIP4}/24"]`,
     `    preempt: ${o.preempt ?? true}`,
     '    garp: { repeat: 3, interval: 20ms, refresh: 0 }',
-  ];
-  if (o.peers) lines.push(`    unicast_src: ${o.unicastSrc}`, `    unicast_peers: [${o.peers.join(', ')}]`);
-  if (o.password) lines.push(`    auth: { type: pass, password: ${o.password} }`);
-  if (o.extra) lines.push(o.extra);
-  if (o.v6) {
+  );
+  if (o.peers && !o.v6only) lines.push(`    unicast_src: ${o.unicastSrc}`, `    unicast_peers: [${o.peers.join(', ')}]`);
+  if (o.password && !o.v6only) lines.push(`    auth: { type: pass, password: ${o.password} }`);
+  if (o.extra && !o.v6only) lines.push(o.extra);
+  if (o.v6 || o.v6only) {
     lines.push(
       '  - name: vi6',
       '    vrid: 52',
@@ -337,19 +341,21 @@ export function keepalivedConf(o: {
   unicastSrc?: string;
   peers?: string[];
   password?: string;
+  /** An IPv6 instance (VRID 52, VIP6) instead of the IPv4 one. */
+  v6?: boolean;
 }): string {
   const inst = [
-    'vrrp_instance VI4 {',
+    `vrrp_instance VI${o.v6 ? 6 : 4} {`,
     '  state BACKUP',
     '  interface eth0',
-    '  virtual_router_id 51',
+    `  virtual_router_id ${o.v6 ? 52 : 51}`,
     `  priority ${o.priority}`,
     `  version ${o.version ?? 3}`,
     `  advert_int ${o.interval ?? '0.1'}`,
     o.preempt === false ? '  nopreempt' : '',
     o.peers ? `  unicast_src_ip ${o.unicastSrc}\n  unicast_peer {\n${o.peers.map((p) => `    ${p}`).join('\n')}\n  }` : '',
     o.password ? `  authentication {\n    auth_type PASS\n    auth_pass ${o.password}\n  }` : '',
-    `  virtual_ipaddress {\n    ${VIP4}/24 dev eth0\n  }`,
+    `  virtual_ipaddress {\n    ${o.v6 ? `${VIP6}/64` : `${VIP4}/24`} dev eth0\n  }`,
     '}',
   ];
   return [

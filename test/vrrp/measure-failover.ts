@@ -73,7 +73,9 @@ async function runOnce(lab: VrrpLab, c: Case): Promise<Sample> {
     buf = lines.pop()!;
     for (const l of lines) if (/^\d+$/.test(l)) connects.push(Number(l));
   });
-  await sleep(1000);
+  // The probe is a fresh node process: on a busy machine it can take seconds to start.
+  const ready = Date.now() + 20_000;
+  while (connects.length < 10 && Date.now() < ready) await sleep(20);
   if (connects.length === 0) throw new Error('no TCP connection through the VIP before the failover');
 
   const wallKill = Date.now();
