@@ -18,6 +18,8 @@ import { XdError, wrap } from '../../errors';
 import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey } from './plan';
 import * as L from './layout';
 
+export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
+
 export interface XdpOptions {
   instance: string;
   ifname: string;
@@ -65,8 +67,8 @@ export class XdpDataplane implements Dataplane {
   private lastState: DesiredState = { services: [] };
   private indexes = new Map<string, Map<string, number>>();
   private closed = false;
-  /** Ring slots the last apply() wrote (all rings together), for measurements. */
-  lastApplySlots = 0;
+  /** What the last successful apply() wrote (entries per kind; ring slots of all rings together). */
+  lastApply: ApplyStats = { backends: 0, rings: 0, slots: 0, services: 0, deleted: 0, cleared: 0 };
 
   private constructor(
     private readonly o: XdpOptions,
@@ -142,6 +144,11 @@ export class XdpDataplane implements Dataplane {
     } catch (err) {
       maps?.close();
       obj.close();
+      // A fresh instance that never got attached leaves nothing behind (an
+      // adopted one keeps its pins: the old program is still attached to them).
+      if (!adopt) {
+        try { removePinDir(dir); } catch (e) { log.warn({ err: e }, `could not remove ${dir}`); }
+      }
       throw err;
     }
   }
@@ -211,14 +218,14 @@ export class XdpDataplane implements Dataplane {
   async apply(state: DesiredState): Promise<void> {
     if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
     const p = plan(this.model, state, { maxServices: this.o.maxServices, maxBackends: this.o.maxBackends, ringMax: this.o.ringMax });
+    let slots = 0;
     try {
       for (const r of p.resetServiceStats) this.maps.svcst.updatePerCpu(r, Array(this.maps.svcst.ncpus).fill(L.zeroServiceStats()));
       for (const r of p.resetBackendStats) this.maps.best.updatePerCpu(r, Array(this.maps.best.ncpus).fill(L.zeroBackendStats()));
       for (const b of p.backendWrites) {
         this.maps.be.update(b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) });
       }
-      this.lastApplySlots = 0;
-      for (const r of p.ringWrites) this.lastApplySlots += await this.writeRing(r);
+      for (const r of p.ringWrites) slots += await this.writeRing(r);
       for (const s of p.serviceWrites) {
         this.maps.svc.update(
           { vip: L.addr16(s.key.vip), port: s.key.port, proto: s.key.proto === 'udp' ? 17 : 6, family: s.key.family },
@@ -240,7 +247,8 @@ export class XdpDataplane implements Dataplane {
     this.model = p.next;
     this.indexes = p.indexes;
     this.lastState = state;
-    this.o.log.debug({ backends: p.backendWrites.length, rings: p.ringWrites.length, services: p.serviceWrites.length, deleted: p.serviceDeletes.length, cleared: p.backendClears.length }, 'XDP maps updated');
+    this.lastApply = { backends: p.backendWrites.length, rings: p.ringWrites.length, slots, services: p.serviceWrites.length, deleted: p.serviceDeletes.length, cleared: p.backendClears.length };
+    this.o.log.debug(this.lastApply, 'XDP maps updated');
   }
 
   /**

@@ -150,7 +150,7 @@ export async function measureApply(opts: MeasureApplyOptions = {}): Promise<Meas
       await dp.apply(next);
       applyMs.push(nowMs() - t0);
       applyCpuMs.push(cpuMs() - c0);
-      slotsWritten.push(dp.lastApplySlots);
+      slotsWritten.push(dp.lastApply.slots);
     }
   } finally {
     if (dp) await dp.close({ keepState: false });
