@@ -156,7 +156,9 @@ start_daemon c /run/xdg/c.yaml
 cp "$OUT/c-status0.json" "$OUT/c-status-xdp.json"
 nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/session-client.js" "$XDG_VIP" 3307 10.77.0.10:40000 "$OUT/c-session.json" &
 SPID=$!
-sleep 3
+for t in $(seq 1 600); do [ -s "$OUT/c-session.json.ready" ] && break; sleep 0.1; done
+sleep 2
+step "C session up on $(cat "$OUT/c-session.json.ready" 2>/dev/null)"
 step "C switch to ipvs"
 conns_send 24000 30
 CP=$CSEQ

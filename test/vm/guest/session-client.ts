@@ -1,6 +1,6 @@
 // Guest side: one long-lived TCP session through the VIP to an echo service (the server writes
 // its id line first, then echoes). Sends a numbered line every 200 ms and checks the echo; on
-// SIGTERM writes a summary JSON to argv[4] and exits. Used to prove that a live session survives
+// SIGTERM writes a summary JSON to argv[4] and exits. argv[4].ready appears once the session is up. Used to prove that a live session survives
 // switching the dataplane XDP -> IPVS -> XDP.
 //   node session-client.js VIP PORT SRC_ADDR:SRC_PORT OUT.json
 import { connect } from 'node:net';
@@ -24,6 +24,7 @@ s.on('data', (d: string) => {
     const line = buf.slice(0, i);
     buf = buf.slice(i + 1);
     if (/^rs\d+$/.test(line)) {
+      if (!sum.backend) writeFileSync(`${outFile}.ready`, `${line}\n`); // the session is up
       if (sum.backend && sum.backend !== line) sum.backendChanges++;
       sum.backend = line;
       continue;
