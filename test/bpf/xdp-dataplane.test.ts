@@ -14,7 +14,7 @@ import pino from 'pino';
 import * as pk from '../lib/packet';
 import { BpfObject, getNative, openPinnedProgram, openPinnedXdMap, testRun, xdp } from '../../src/bpf';
 import { XdpDataplane, instancePinDir, type XdpOptions } from '../../src/dataplane/xdp/dataplane';
-import { emptyModel, plan } from '../../src/dataplane/xdp/plan';
+import { buildRing, emptyModel, plan } from '../../src/dataplane/xdp/plan';
 import { LAYOUT_HASH, LAYOUT_VERSION, addr16, macString } from '../../src/dataplane/xdp/layout';
 import type { DesiredBackend, DesiredService, DesiredState } from '../../src/state/types';
 import { XdError } from '../../src/errors';
@@ -211,6 +211,18 @@ test('a flow created before the re-open keeps its backend after it, even once th
   await dp!.apply(drained);
   assert.equal(run(packet(flowPort, 'A')).dstMac, flowMac, 'the established flow stays');
   for (let sport = 41000; sport < 41040; sport++) assert.notEqual(run(packet(sport, 'S')).dstMac, flowMac, 'new flows avoid the draining backend');
+});
+
+test('a weight change writes only the slots that differ into the inactive generation, and the live ring is the whole new table', async () => {
+  // The generation about to be written holds S1's ring (written by the first apply after adoption).
+  const changed: DesiredState = { services: [{ ...RW, backends: [backend(1), backend(2, { weight: 3 }), backend(3, { weight: 2 })] }, V6] };
+  await dp!.apply(changed);
+  const want = buildRing(changed.services[0]!, new Map(RW.backends.map((b) => [b.key, dp!.backendIndex('rw', b.key)!])), LIMITS.ringMax).ring;
+  const before = buildRing(RW, new Map(RW.backends.map((b) => [b.key, dp!.backendIndex('rw', b.key)!])), LIMITS.ringMax).ring;
+  const differing = want.filter((v, i) => v !== before[i]).length;
+  assert.ok(differing > 0 && differing < want.length);
+  assert.deepEqual({ rings: dp!.lastApply.rings, slots: dp!.lastApply.slots }, { rings: 1, slots: differing });
+  assert.deepEqual(Array.from({ length: want.length }, (_, i) => dp!.ringSlot('rw', i)), [...want]);
 });
 
 test('changed ring_size or max_backends is refused with XD_ERR_LAYOUT_MISMATCH naming the limit and the fix', async () => {
