@@ -9,7 +9,7 @@ import { run, pidAlive } from '../lab/exec';
 import { cleanupStaleMariaDB } from '../lab/mariadb';
 import type { Logger } from '../log';
 
-const RE = /^xdh(\d+)[a-z]?(?:-|$)/;
+const RE = /^xdh(\d+)[a-z]*(?:-|$)/;
 
 function deadPid(name: string): number | null {
   const m = RE.exec(name);

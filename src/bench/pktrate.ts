@@ -36,6 +36,8 @@ export interface PktRateOptions {
   receivers: number;
   /** Modes to run (default all). */
   modes?: PktMode[];
+  /** Destination MAC the no-op XDP_TX program writes (default: the first real server's). */
+  ceilingMac?: string;
   log: Logger;
   progress?: (msg: string) => void;
 }
@@ -147,7 +149,7 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
       await director.setService({ vip: t.vip, port: 3306, proto: 'tcp', backends: t.receivers.map((r) => ({ address: r.ip, port: 3306, mac: r.mac })) });
     }
     if (modes.includes('xdp-tx-noop')) {
-      noop = await loadNoopTx({ pinDir, mac: t.receivers[0].mac });
+      noop = await loadNoopTx({ pinDir, mac: o.ceilingMac ?? t.receivers[0].mac });
       progs.push(noop);
     }
     if (modes.includes('ipvs')) {

@@ -150,3 +150,27 @@ describe('xdirector bench command line', () => {
     assert.match(err, /unknown argument "--bogus"/);
   });
 });
+
+describe('bench packet rate on a broken path', { timeout: 120_000 }, () => {
+  it('reports a path that delivered nothing as an error naming the cause, not as zero Mpps', async () => {
+    const { runPktRate } = await import('../../src/bench/pktrate');
+    const { silentLogger } = await import('../../src/log');
+    // The ceiling program sends every frame back to the director's own MAC: the bridge
+    // never forwards a frame out of the port it came in on, so nothing reaches a receiver.
+    const d = await runPktRate({
+      prefix: `xdh${process.pid}e`,
+      packets: 20_000,
+      rounds: 1,
+      flows: 16,
+      batch: 64,
+      receivers: 1,
+      modes: ['xdp-tx-noop'],
+      ceilingMac: '02:00:0a:c9:00:02',
+      log: silentLogger(),
+    });
+    const m = d.modes[0];
+    assert.equal(m.status, 'error');
+    assert.match(m.reason ?? '', /offered 20000 frames .* and the real servers received none/);
+    assert.equal(m.mppsDelivered, undefined);
+  });
+});
