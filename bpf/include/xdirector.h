@@ -25,8 +25,9 @@
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
 #ifndef XD_MAX_SERVICES
-/* Rings take max_services * 2 generations * ring_max * 4 bytes:
- * 64 * 2 * 65537 * 4 = 32 MiB at the default ring size. */
+/* Rings take max_services * 2 generations * ring_max slots, and array maps
+ * round each value up to 8 bytes: 64 * 2 * 65537 * 8 = 64 MiB at the default
+ * ring size. Size max_services to need, especially with larger rings. */
 #define XD_MAX_SERVICES 64
 #endif
 #ifndef XD_MAX_BACKENDS
@@ -132,7 +133,7 @@ struct xd_flow_key {
 struct xd_flow {
 	__u32 backend;      /* backend index */
 	__u32 generation;   /* backend generation when the flow was created */
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of a recent packet (refreshed at most once a second) */
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy-grained) of a recent packet, refreshed at most once a second */
 };
 
 /* rings map value: a backend index. The rings array holds, for service id s
