@@ -101,6 +101,23 @@ class GenClient {
   }
 }
 
+/** CPU seconds used so far by the ksoftirqd threads (softirq work deferred out of the generator's context). */
+export function ksoftirqdSeconds(): number {
+  let ticks = 0;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (!fs.readFileSync(`/proc/${d}/comm`, 'utf8').startsWith('ksoftirqd/')) continue;
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return ticks / 100; // USER_HZ: 100 on Linux/x86-64 and arm64
+}
+
 /** Wait until a counter stops moving (frames still in flight in veth/bridge queues when the generator returns). */
 async function settle(read: () => bigint): Promise<bigint> {
   let last = read();
@@ -195,9 +212,11 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
           await gen.call({ op: 'template', frame: ack.bytes.toString('hex') });
           const before = rcv.map((c) => c.read().packets);
           const reasonsBefore = director?.reasons() ?? {};
+          const softBefore = ksoftirqdSeconds();
           const g = await gen.call({ op: 'run', packets: o.packets, batch: o.batch });
           await settle(delivered);
           const per = rcv.map((c, i) => Number(c.read().packets - before[i]));
+          const softSeconds = ksoftirqdSeconds() - softBefore;
           const got = per.reduce((a, b) => a + b, 0);
           const seconds = Number(g.seconds);
           const cpuSeconds = Number(g.cpuSeconds);
@@ -215,6 +234,7 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
             mppsDelivered: round(got / seconds / 1e6, 3),
             cpuSeconds: round(cpuSeconds, 4),
             mppsPerCpu: round(got / Math.max(cpuSeconds, 1e-6) / 1e6, 3),
+            ksoftirqdSeconds: round(softSeconds, 2),
             perReceiver: per,
           };
           if (m.mode === 'xdp-native' || m.mode === 'xdp-generic') {

@@ -88,7 +88,13 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
     ] as const) {
       out.push(`Ratios (${label}): native XDP vs no-op XDP_TX ceiling ${pct(r2.nativeVsCeiling)}; native XDP vs kernel path ${times(r2.nativeVsKernel)}; generic XDP vs kernel path ${times(r2.genericVsKernel)}.`, '');
     }
-    out.push('Mpps delivered is wall clock (shares the CPUs with whatever else runs); Mpps per CPU-second divides by the CPU time of the generator context, where the whole path runs inline.', '');
+    const rounds = d.modes.flatMap((m) => m.rounds);
+    const genCpu = rounds.reduce((a, x) => a + x.cpuSeconds, 0);
+    const soft = rounds.reduce((a, x) => a + (x.ksoftirqdSeconds ?? 0), 0);
+    out.push(
+      `Mpps delivered is wall clock (shares the CPUs with whatever else runs); Mpps per CPU-second divides by the CPU time of the generator context, where the whole path runs inline (ksoftirqd, which would run deferred softirq work outside it, used ${soft.toFixed(2)} s against ${genCpu.toFixed(2)} s in the generator context, including unrelated work).`,
+      '',
+    );
     if (charts.pktrate) out.push(`![packet rate](${charts.pktrate})`, '');
     if (charts.pktrateCpu) out.push(`![packet rate per CPU-second](${charts.pktrateCpu})`, '');
   }

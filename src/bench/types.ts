@@ -78,6 +78,12 @@ export interface PktRound {
   cpuSeconds: number;
   /** delivered / cpuSeconds / 1e6: robust against other load on the machine. */
   mppsPerCpu: number;
+  /**
+   * CPU time of all ksoftirqd threads during the run: softirq work deferred out of the
+   * generator's context (not in cpuSeconds); it includes other work on the machine, so it
+   * is an upper bound that shows whether mppsPerCpu missed part of the path.
+   */
+  ksoftirqdSeconds: number;
   perReceiver: number[];
   /** xdirector modes: packets per verdict reason during the timed run (e.g. all tx_flow_hit). */
   directorReasons?: Record<string, number>;
