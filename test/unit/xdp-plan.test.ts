@@ -252,3 +252,31 @@ test('an ipvs-mh ring is the kernel mh table of the destinations in reverse conf
   assert.notDeepEqual(p!.ringWrites[0]!.ring, buildIpvsMh(dests, 251), 'the order matters, so the test can fail');
   assert.equal(p!.serviceWrites[0]!.sched, SCHED.IPVS_MH);
 });
+
+test('replacing a backend in one apply gives the new one a fresh index and clears only the old one', () => {
+  const [p1, p2] = applyAll([state(service([backend(1), backend(2)])), state(service([backend(1), backend(3)]))]);
+  const old = indexOf(p1!, service([]), backend(2));
+  const fresh = indexOf(p2!, service([]), backend(3));
+  assert.notEqual(fresh, old, 'an index still named by the live ring is not reused while a free one exists');
+  assert.deepEqual(p2!.backendClears.map((c) => c.index), [old]);
+  assert.ok(p2!.next.backends.has(fresh));
+});
+
+test('at max_backends a replaced backend index is reused with a newer generation and not cleared', () => {
+  const limits: Limits = { ...LIMITS, maxBackends: 3 };
+  const [p1, p2] = applyAll([state(service([backend(1), backend(2)])), state(service([backend(1), backend(3)]))], limits);
+  const old = indexOf(p1!, service([]), backend(2));
+  const w = p2!.backendWrites.find((x) => x.address === backend(3).address)!;
+  assert.equal(w.index, old);
+  assert.ok(w.generation > p1!.backendWrites.find((x) => x.index === old)!.generation);
+  assert.deepEqual(p2!.backendClears, []);
+  assert.equal(p2!.next.backends.get(old)!.address, backend(3).address);
+});
+
+test('a service replacing a removed one in one apply gets a fresh id while one is free', () => {
+  const a = service([backend(1)]);
+  const b = service([backend(2)], { name: 'ro', port: 3307 });
+  const [p1, p2] = applyAll([state(a), state(b)]);
+  assert.notEqual(svcOf(p2!, b).id, svcOf(p1!, a).id);
+  assert.deepEqual(p2!.serviceDeletes, [{ vip: a.vip, port: a.port, proto: a.proto, family: a.family }]);
+});

@@ -220,6 +220,10 @@ export class XdpDataplane implements Dataplane {
     const p = plan(this.model, state, { maxServices: this.o.maxServices, maxBackends: this.o.maxBackends, ringMax: this.o.ringMax });
     let slots = 0;
     try {
+      // Removed services first: their ids and backend indexes may be reused below.
+      for (const k of p.serviceDeletes) {
+        this.maps.svc.delete({ vip: L.addr16(k.vip), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
+      }
       for (const r of p.resetServiceStats) this.maps.svcst.updatePerCpu(r, Array(this.maps.svcst.ncpus).fill(L.zeroServiceStats()));
       for (const r of p.resetBackendStats) this.maps.best.updatePerCpu(r, Array(this.maps.best.ncpus).fill(L.zeroBackendStats()));
       for (const b of p.backendWrites) {
@@ -231,9 +235,6 @@ export class XdpDataplane implements Dataplane {
           { vip: L.addr16(s.key.vip), port: s.key.port, proto: s.key.proto === 'udp' ? 17 : 6, family: s.key.family },
           { id: s.id, ring_size: s.ringSize, flags: s.flags, sched: s.sched, active_gen: s.activeGen },
         );
-      }
-      for (const k of p.serviceDeletes) {
-        this.maps.svc.delete({ vip: L.addr16(k.vip), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
       }
       for (const c of p.backendClears) {
         this.maps.be.update(c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: Buffer.alloc(16) });

@@ -1,11 +1,17 @@
 // Pure planning for the XDP dataplane: from what the maps hold now (the model)
 // and the desired state, work out the map writes, in an order that never lets
 // a packet see a half-written state:
+//   0. deletions of removed services (their VIPs pass to the kernel from now),
 //   1. backend entries (new ones are referenced by nothing yet),
 //   2. rings, into the inactive generation (only the slots that differ from
 //      what that generation is known to hold; all of them when unknown),
 //   3. service values (one update flips the live generation),
-//   4. service deletions, then clearing backend entries nobody references.
+//   4. clearing backend entries nobody references any more.
+// Ids and indexes that the live maps still use (removed services, removed
+// backends: the live ring names them until the flip) are not handed to new
+// services or backends in the same apply while others are free; at the limit
+// they are, and a reused backend index then gets a newer generation instead of
+// a clear, so flows of the removed backend re-hash.
 // Each service has its own backend entries (index per service × real server), so
 // drain/down/pool state is per service and stats read like ipvsadm's.
 import { createHash } from 'node:crypto';
@@ -160,15 +166,21 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
   const wanted = new Map<string, DesiredService>();
   for (const s of desired.services) wanted.set(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }), s);
   const usedIds = new Set<number>();
-  for (const [k, ms] of model.services) if (wanted.has(k)) usedIds.add(ms.id);
+  const freeingIds = new Set<number>();
+  for (const [k, ms] of model.services) (wanted.has(k) ? usedIds : freeingIds).add(ms.id);
   let nextId = 0;
   const allocId = () => {
-    while (usedIds.has(nextId)) nextId++;
-    if (nextId >= limits.maxServices) {
-      throw new XdError('XD_ERR_CAPACITY', `${wanted.size} services do not fit xdp.max_services ${limits.maxServices}: raise it (restart with stop --detach)`);
+    while (usedIds.has(nextId) || freeingIds.has(nextId)) nextId++;
+    let id = nextId;
+    if (id >= limits.maxServices) {
+      // Full: take an id being freed (its service is deleted before any ring is written).
+      id = [...freeingIds].filter((x) => !usedIds.has(x)).sort((x, y) => x - y)[0] ?? limits.maxServices;
+      if (id >= limits.maxServices) {
+        throw new XdError('XD_ERR_CAPACITY', `${wanted.size} services do not fit xdp.max_services ${limits.maxServices}: raise it (restart with stop --detach)`);
+      }
     }
-    usedIds.add(nextId);
-    return nextId;
+    usedIds.add(id);
+    return id;
   };
   // Backend indexes: existing (serviceId, address) entries keep theirs.
   const byOwner = new Map<string, ModelBackend>();
@@ -186,14 +198,21 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
       if (old) { usedIdx.add(old.index); keepIdx.add(old.index); }
     }
   }
+  const freeingIdx = new Set<number>();
+  for (const b of model.backends.values()) if (!keepIdx.has(b.index)) freeingIdx.add(b.index);
   let nextIdx = 1;
   const allocIdx = () => {
-    while (usedIdx.has(nextIdx)) nextIdx++;
-    if (nextIdx >= limits.maxBackends) {
-      throw new XdError('XD_ERR_CAPACITY', `backends do not fit xdp.max_backends ${limits.maxBackends} (index 0 is reserved): raise it (restart with stop --detach)`);
+    while (usedIdx.has(nextIdx) || freeingIdx.has(nextIdx)) nextIdx++;
+    let index = nextIdx;
+    if (index >= limits.maxBackends) {
+      // Full: reuse an index being freed; its write below carries a newer generation.
+      index = [...freeingIdx].filter((x) => !usedIdx.has(x)).sort((x, y) => x - y)[0] ?? limits.maxBackends;
+      if (index >= limits.maxBackends) {
+        throw new XdError('XD_ERR_CAPACITY', `backends do not fit xdp.max_backends ${limits.maxBackends} (index 0 is reserved): raise it (restart with stop --detach)`);
+      }
     }
-    usedIdx.add(nextIdx);
-    return nextIdx;
+    usedIdx.add(index);
+    return index;
   };
 
   for (const [k, s] of wanted) {
@@ -247,7 +266,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
   }
   for (const [k, ms] of model.services) if (!wanted.has(k)) p.serviceDeletes.push(ms.key);
   for (const b of model.backends.values()) {
-    if (keepIdx.has(b.index)) continue;
+    if (usedIdx.has(b.index)) continue; // kept, or reused above with a newer generation
     const generation = (b.generation + 1) >>> 0;
     p.backendClears.push({ index: b.index, generation });
     p.next.generations.set(b.index, generation);
