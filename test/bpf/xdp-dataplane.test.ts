@@ -18,6 +18,7 @@ import { buildRing, emptyModel, plan } from '../../src/dataplane/xdp/plan';
 import { LAYOUT_HASH, LAYOUT_VERSION, addr16, macString } from '../../src/dataplane/xdp/layout';
 import type { DesiredBackend, DesiredService, DesiredState } from '../../src/state/types';
 import { XdError } from '../../src/errors';
+import { measureApply } from '../../src/dataplane/xdp/measure';
 
 const PREFIX = `xdb${process.pid}`;
 const NS = PREFIX;
@@ -300,4 +301,15 @@ test('detachInstance removes a kept instance without a running daemon', async ()
   assert.match(msg, /detached/);
   assert.deepEqual(attachedIds(), { native: 0, generic: 0 });
   assert.equal(fs.existsSync(DIR), false);
+});
+
+test('measureApply times ring builds and one-weight-change applies on its own veth and removes it', async () => {
+  const prefix = `xdbm${process.pid}`.slice(0, 12);
+  const r = await measureApply({ ringSize: 251, backends: 10, samples: 2, prefix, objectPath: OBJ, pinDir: PIN_ROOT });
+  assert.equal(r.ringBuildMs.length, 2);
+  assert.equal(r.applyMs.length, 2);
+  assert.ok(r.applyMs.every((x) => x > 0) && r.ringBuildMs.every((x) => x > 0));
+  assert.ok(r.slotsWritten.every((n) => n > 0 && n < 251), `slots ${r.slotsWritten}`);
+  assert.throws(() => xdp.resolveInterface(`${prefix}a`), /does not exist|No such device/);
+  assert.equal(fs.existsSync(path.join(PIN_ROOT, prefix)), false);
 });

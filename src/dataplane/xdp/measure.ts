@@ -52,6 +52,8 @@ export interface MeasureApplyResult {
   applyCpuMs: number[];
   /** Ring slots written per apply (only slots that differ from the inactive generation are written). */
   slotsWritten: number[];
+  /** The first apply of the whole state (every slot of the ring written, as for a new service or after adoption), ms wall clock. */
+  firstApplyMs: number;
   /** os.loadavg() before and after. */
   loadavgBefore: number[];
   loadavgAfter: number[];
@@ -128,6 +130,7 @@ export async function measureApply(opts: MeasureApplyOptions = {}): Promise<Meas
   const applyMs: number[] = [];
   const applyCpuMs: number[] = [];
   const slotsWritten: number[] = [];
+  let firstApplyMs = NaN;
   let dp: XdpDataplane | undefined;
   try {
     if (ownVeth) {
@@ -139,7 +142,9 @@ export async function measureApply(opts: MeasureApplyOptions = {}): Promise<Meas
       flowTableSize: 1024, ...(opts.objectPath ? { objectPath: opts.objectPath } : {}), log,
     });
     const cur = state();
+    const t0 = nowMs();
     await dp.apply(cur); // full state: every slot written once
+    firstApplyMs = nowMs() - t0;
     cur.services[0]!.backends[0]!.weight += 50;
     await dp.apply(cur); // warm-up of the one-change path (fills the other generation)
     for (let i = 0; i < samples; i++) {
@@ -159,7 +164,7 @@ export async function measureApply(opts: MeasureApplyOptions = {}): Promise<Meas
       try { ip(['link', 'del', ifname!]); } catch { /* already gone */ }
     }
   }
-  return { ringSize, backends: n, ringBuildMs, ringBuildCpuMs, applyMs, applyCpuMs, slotsWritten, loadavgBefore, loadavgAfter: os.loadavg() };
+  return { ringSize, backends: n, ringBuildMs, ringBuildCpuMs, applyMs, applyCpuMs, slotsWritten, firstApplyMs, loadavgBefore, loadavgAfter: os.loadavg() };
 }
 
 /** "median 12.3 ms (min 9.8, max 30.1)" for a sample list. */
@@ -175,6 +180,7 @@ if (require.main === module) {
     const f = (xs: number[]) => { const s = summarize(xs); return `median ${s.median.toFixed(1)} ms (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)})`; };
     console.log(`M=${r.ringSize} N=${r.backends}, load average ${r.loadavgBefore.map((x) => x.toFixed(2)).join(' ')} -> ${r.loadavgAfter.map((x) => x.toFixed(2)).join(' ')}`);
     console.log(`(a) ring build:  wall ${f(r.ringBuildMs)}; cpu ${f(r.ringBuildCpuMs)}`);
+    console.log(`first apply of the whole state (${r.ringSize} slots written): ${r.firstApplyMs.toFixed(1)} ms`);
     console.log(`(b) apply, one weight change: wall ${f(r.applyMs)}; cpu ${f(r.applyCpuMs)}; slots written ${f(r.slotsWritten).replace(/ ms/g, '')}`);
   })().catch((err) => { console.error(err); process.exitCode = 1; });
 }
