@@ -67,7 +67,7 @@ function servers(name: string): { counts: Record<string, number>; errors: unknow
 const all3 = (port: number, w2 = 1): Array<[string, number]> => [[`10.77.0.11:${port}`, 1], [`10.77.0.12:${port}`, w2], [`10.77.0.13:${port}`, 1]];
 
 test('the guest runs the daemon scenario to the end with exit status 0', { skip }, (t) => {
-  t.diagnostic(`VM wall ${(wallMs / 1000).toFixed(1)} s; guest userspace at ${/XD-VM-UPTIME ([\d.]+)/.exec(console_)?.[1]} s; steps:\n${read('steps.txt')}`);
+  t.diagnostic(`VM wall ${(wallMs / 1000).toFixed(1)} s; guest userspace at ${/XD-VM-UPTIME ([\d.]+)/.exec(console_)?.[1]} s; steps: ${read('steps.txt').trim().split('\n').join('; ')}`);
   assert.equal(rc, 0, `run.sh exit ${rc}; console tail:\n${console_.slice(-3000)}`);
 });
 
