@@ -17,10 +17,15 @@ export function runCommand(command: string, args: string[], timeoutMs: number): 
   return new Promise((resolve) => {
     let timedOut = false;
     let settled = false;
-    const child = spawn('/bin/sh', ['-c', `${command} "$@"`, 'xdirector-vrrp', ...args], { stdio: 'ignore' });
+    // Its own process group, so a timeout kills what the shell started too.
+    const child = spawn('/bin/sh', ['-c', `${command} "$@"`, 'xdirector-vrrp', ...args], { stdio: 'ignore', detached: true });
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
     }, timeoutMs);
     const done = (r: RunResult) => {
       if (settled) return;

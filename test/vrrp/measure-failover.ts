@@ -2,9 +2,9 @@
 // same settings: time from the Master's death (SIGKILL, then its link down, as
 // a dead host would be) to (1) the VIP on the new Master (stamped by
 // `ip -ts monitor` in the new Master's namespace) and (2) the first new TCP
-// connection through the VIP from a client on the same segment (3 staggered
-// connect loops, 30 ms connect timeout, stamped by the client itself, counted
-// only when the new Master's server answered). All
+// connection through the VIP from a client on the same segment (6 staggered
+// connect loops, 30 ms connect timeout, stamped by the client itself at
+// connect, counted only when the new Master's server answered). All
 // stamps are wall-clock, so a busy test process reading pipes late cannot
 // distort them.
 //
@@ -33,21 +33,29 @@ const PROBE = `
   const net = require('net');
   function loop() {
     let done = false;
-    const s = net.connect({ host: '${VIP4}', port: ${PORT}, timeout: 30 });
+    let tConnect = 0;
     let who = '';
+    const s = net.connect({ host: '${VIP4}', port: ${PORT} });
+    // 30 ms to connect (a dead or absent Master never answers the SYN); then up to 1 s for the name.
+    let timer = setTimeout(() => fin(false), 30);
     const fin = (ok) => {
       if (done) return;
       done = true;
-      if (ok) process.stdout.write(Date.now() + ' ' + who + '\\n');
+      clearTimeout(timer);
+      if (ok) process.stdout.write(tConnect + ' ' + who + '\\n');
       s.destroy();
       setTimeout(loop, 5);
     };
+    s.on('connect', () => {
+      tConnect = Date.now();
+      clearTimeout(timer);
+      timer = setTimeout(() => fin(false), 1000);
+    });
     s.on('data', (d) => { who += d; });
     s.on('end', () => fin(who.length > 0));
     s.on('error', () => fin(false));
-    s.on('timeout', () => fin(false));
   }
-  for (let i = 0; i < 3; i++) setTimeout(loop, i * 10);
+  for (let i = 0; i < 6; i++) setTimeout(loop, i * 6);
 `;
 
 async function runOnce(lab: VrrpLab, c: Case): Promise<Sample> {
