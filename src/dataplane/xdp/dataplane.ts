@@ -224,10 +224,11 @@ export class XdpDataplane implements Dataplane {
       for (const k of p.serviceDeletes) {
         this.maps.svc.delete({ vip: L.addr16(k.vip), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
       }
-      for (const r of p.resetServiceStats) this.maps.svcst.updatePerCpu(r, Array(this.maps.svcst.ncpus).fill(L.zeroServiceStats()));
-      for (const r of p.resetBackendStats) this.maps.best.updatePerCpu(r, Array(this.maps.best.ncpus).fill(L.zeroBackendStats()));
-      for (const b of p.backendWrites) {
-        this.maps.be.update(b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) });
+      // One batch per phase (a new service with 1000 backends: 3 syscalls, not 3000).
+      if (p.resetServiceStats.length) this.maps.svcst.updateBatch(p.resetServiceStats.map((r) => [r, L.zeroServiceStats()] as const));
+      if (p.resetBackendStats.length) this.maps.best.updateBatch(p.resetBackendStats.map((r) => [r, L.zeroBackendStats()] as const));
+      if (p.backendWrites.length) {
+        this.maps.be.updateBatch(p.backendWrites.map((b) => [b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) }] as const));
       }
       for (const r of p.ringWrites) slots += await this.writeRing(r);
       for (const s of p.serviceWrites) {
@@ -236,8 +237,8 @@ export class XdpDataplane implements Dataplane {
           { id: s.id, ring_size: s.ringSize, flags: s.flags, sched: s.sched, active_gen: s.activeGen },
         );
       }
-      for (const c of p.backendClears) {
-        this.maps.be.update(c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: Buffer.alloc(16) });
+      if (p.backendClears.length) {
+        this.maps.be.updateBatch(p.backendClears.map((c) => [c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: Buffer.alloc(16) }] as const));
       }
     } catch (err) {
       // What was written is consistent per service (rings before the flip);
