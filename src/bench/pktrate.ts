@@ -77,6 +77,7 @@ class GenClient {
   private constructor(readonly child: ChildProcess) {
     this.lines = readline.createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    child.on('error', (err) => (this.stderr += `${err.message}\n`));
   }
 
   static start(ns: string): GenClient {
@@ -86,9 +87,17 @@ class GenClient {
     return new GenClient(child);
   }
 
-  async call(msg: Record<string, unknown>): Promise<Record<string, unknown>> {
+  /** Send one request and wait for its answer (at most timeoutMs; then the worker is killed). */
+  async call(msg: Record<string, unknown>, timeoutMs = 60_000): Promise<Record<string, unknown>> {
     this.child.stdin!.write(JSON.stringify(msg) + '\n');
-    const r = await this.lines.next();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.child.kill('SIGKILL');
+        reject(new XdError('XD_ERR_BENCH', `generator ${String(msg.op)}: no answer within ${timeoutMs} ms (worker killed): ${this.stderr.trim()}`));
+      }, timeoutMs);
+    });
+    const r = await Promise.race([this.lines.next(), timeout]).finally(() => clearTimeout(timer));
     if (r.done) throw new XdError('XD_ERR_BENCH', `generator process exited (code ${this.child.exitCode}): ${this.stderr.trim()}`);
     const o = JSON.parse(r.value) as Record<string, unknown>;
     if (o.ok !== true) throw new XdError('XD_ERR_BENCH', `generator ${String(msg.op)}: ${String(o.error)}`);
@@ -99,6 +108,11 @@ class GenClient {
     this.child.stdin!.end();
     if (!(await waitChildExit(this.child, 5000))) this.child.kill('SIGKILL');
   }
+}
+
+/** Time allowed for a generator run: 60 s plus 100 µs per packet (a path slower than 10 kpps is broken). */
+function runBudget(packets: number): number {
+  return 60_000 + packets / 10;
 }
 
 /** CPU seconds used so far by the ksoftirqd threads (softirq work deferred out of the generator's context). */
@@ -207,13 +221,13 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
           await attach(m.mode);
           // Warm-up: one SYN per flow (the director creates its flow entries), then established ACKs are timed.
           await gen.call({ op: 'template', frame: syn.bytes.toString('hex') });
-          await gen.call({ op: 'run', packets: o.flows, batch: o.batch });
+          await gen.call({ op: 'run', packets: o.flows, batch: o.batch }, runBudget(o.flows));
           await settle(delivered);
           await gen.call({ op: 'template', frame: ack.bytes.toString('hex') });
           const before = rcv.map((c) => c.read().packets);
           const reasonsBefore = director?.reasons() ?? {};
           const softBefore = ksoftirqdSeconds();
-          const g = await gen.call({ op: 'run', packets: o.packets, batch: o.batch });
+          const g = await gen.call({ op: 'run', packets: o.packets, batch: o.batch }, runBudget(o.packets));
           await settle(delivered);
           const per = rcv.map((c, i) => Number(c.read().packets - before[i]));
           const softSeconds = ksoftirqdSeconds() - softBefore;
