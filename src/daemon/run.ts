@@ -194,7 +194,7 @@ export class Daemon {
     return buildDesired({
       services: serviceCfgs(this.cfg),
       ringSize: this.cfg.xdp.ringSize,
-      ipvsRingSize: 4093,
+      ipvsRingSize: this.cfg.xdp.ipvsMhSize,
       macs: this.macs,
       health: this.health ? this.health.snapshot() : null,
       drained: this.drained,
