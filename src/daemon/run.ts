@@ -50,7 +50,6 @@ export async function openDataplane(cfg: Config, log: Logger, want: 'xdp' | 'ipv
   if (want === 'ipvs') return openIpvs(cfg, log);
   let xdpErr: Error;
   try {
-    if (process.env.XDIRECTOR_FORCE_XDP_FAILURE) throw new XdError('XD_ERR_XDP_ATTACH', `XDP disabled by XDIRECTOR_FORCE_XDP_FAILURE=${process.env.XDIRECTOR_FORCE_XDP_FAILURE}`);
     return await openXdp(cfg, log);
   } catch (err) {
     xdpErr = err as Error;
