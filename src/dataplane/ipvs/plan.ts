@@ -33,10 +33,14 @@ export interface SchedulerMapping {
  *   onto it finds no server and is refused. With it, the kernel rehashes to the next available
  *   dest (ip_vs_mh_get_fallback), which is what drain means here: no new flows, nothing refused.
  *   Flows hashed onto active dests are unaffected, so the table still matches buildIpvsMh().
- * - sh -> sh with sh-fallback (0x08), for the same reason (client address only: affinity).
+ * - sh -> sh with sh-fallback (0x08), for the same reason (client address only: affinity);
+ *   with ring ipvs-mh: mh with mh-fallback and without mh-port, the table the XDP ring copies.
  * - wrr, rr, lc -> themselves (they skip weight-0 dests by construction).
  */
-export function mapScheduler(s: Scheduler | string, service = '?'): SchedulerMapping {
+export function mapScheduler(s: Scheduler | string, service = '?', ring: 'maglev' | 'ipvs-mh' = 'maglev'): SchedulerMapping {
+  // sh with an IPVS-compatible ring: the XDP side hashes client addresses onto the mh table
+  // (XD_SCHED_IPVS_MH_NOPORT), so IPVS must run mh without mh-port, not sh, for the two to agree.
+  if (s === 'sh' && ring === 'ipvs-mh') return { schedName: 'mh', flags: SvcFlag.MH_FALLBACK };
   switch (s) {
     case 'maglev': return { schedName: 'mh', flags: SvcFlag.MH_PORT | SvcFlag.MH_FALLBACK };
     case 'sh': return { schedName: 'sh', flags: SvcFlag.SH_FALLBACK };
@@ -106,7 +110,7 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
   if (addr.includes(':') !== (af === AF_INET6)) {
     throw new XdError('XD_ERR_IPVS', `IPVS: service ${ds.name}: VIP ${ds.vip} is not an IPv${ds.family} address`);
   }
-  const sched = mapScheduler(ds.scheduler, ds.name);
+  const sched = mapScheduler(ds.scheduler, ds.name, ds.ring?.kind);
   const service: IpvsService = {
     af, protocol, addr, port: ds.port,
     schedName: sched.schedName, flags: sched.flags, flagsMask: 0xffffffff,
