@@ -105,8 +105,7 @@ test('every operation has an inverse that restores the old state, including a de
   ]);
 });
 
-test('sh with an IPVS-compatible ring maps to mh with mh-fallback and without mh-port, as the XDP ring hashes it', async () => {
-  const { mapScheduler } = await import('../../src/dataplane/ipvs/plan');
+test('sh with an IPVS-compatible ring maps to mh with mh-fallback and without mh-port, as the XDP ring hashes it', () => {
   assert.deepEqual(mapScheduler('sh', 's', 'ipvs-mh'), { schedName: 'mh', flags: 0x08 });
   assert.deepEqual(mapScheduler('sh', 's', 'maglev'), { schedName: 'sh', flags: 0x08 });
   assert.deepEqual(mapScheduler('maglev', 's', 'ipvs-mh'), { schedName: 'mh', flags: 0x18 });
