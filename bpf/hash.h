@@ -131,11 +131,14 @@ static __always_inline __u32 xd_hsiphash_1u32(__u32 first, __u64 key0, __u64 key
 }
 
 /*
- * ip_vs_mh_hashkey(af, addr, port, &hash1, offset 0) of the kernel:
+ * ip_vs_mh_hashkey(af, addr, port, &hash1, offset) of the kernel:
  *   v = offset + ntohs(port) + ntohl(addr_fold)   (u32 arithmetic, wraps)
  *   addr_fold = IPv4 address, or ip6[0] ^ ip6[1] ^ ip6[2] ^ ip6[3]
  * port is 0 unless the service has the mh-port flag (XD_SCHED_IPVS_MH vs
  * XD_SCHED_IPVS_MH_NOPORT). The caller takes the result % table size.
+ * xd_ipvs_mh_key() gives v for offset 0; xd_ipvs_mh_hash_v(v + offset) is the
+ * hash at any offset (ip_vs_mh_get uses offset 0, ip_vs_mh_get_fallback the
+ * table positions from the first slot on).
  *
  * Test vectors (hash before the modulo; the same three are checked against
  * the loaded program in test/bpf/datapath.test.ts and can be checked against
@@ -145,11 +148,19 @@ static __always_inline __u32 xd_hsiphash_1u32(__u32 first, __u64 key0, __u64 key
  *   2001:db8::1 port 3306   fold = 0x20010db9, v = 0x20011aa3
  *                                           hash = 0x14ea9d3b  % 4093 = 2547
  */
+static __always_inline __u32 xd_ipvs_mh_key(__be32 addr_fold, __be16 port)
+{
+	return (__u32)bpf_ntohs(port) + bpf_ntohl(addr_fold);
+}
+
+static __always_inline __u32 xd_ipvs_mh_hash_v(__u32 v)
+{
+	return xd_hsiphash_1u32(v, XD_IPVS_MH_HASH1_KEY, XD_IPVS_MH_HASH1_KEY);
+}
+
 static __always_inline __u32 xd_ipvs_mh_hash(__be32 addr_fold, __be16 port)
 {
-	__u32 v = (__u32)bpf_ntohs(port) + bpf_ntohl(addr_fold);
-
-	return xd_hsiphash_1u32(v, XD_IPVS_MH_HASH1_KEY, XD_IPVS_MH_HASH1_KEY);
+	return xd_ipvs_mh_hash_v(xd_ipvs_mh_key(addr_fold, port));
 }
 
 #endif /* XD_HASH_H */

@@ -116,6 +116,19 @@ static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
 	return be;
 }
 
+/* ip_vs_mh_hashkey's v at offset 0 for the flow's client: ntohs(port) +
+ * ntohl(addr_fold), the port only with mh-port (XD_SCHED_IPVS_MH). */
+static __always_inline __u32 ipvs_mh_key(const struct xd_service *svc,
+					 const struct xd_flow_key *fk)
+{
+	__be16 port = svc->sched == XD_SCHED_IPVS_MH ? fk->sport : 0;
+
+	if (fk->family == XD_FAMILY_V4)
+		return xd_ipvs_mh_key(fk->saddr[0], port);
+	return xd_ipvs_mh_key(fk->saddr[0] ^ fk->saddr[1] ^ fk->saddr[2] ^
+			      fk->saddr[3], port);
+}
+
 /*
  * Slot of the service's ring for a new flow, by scheduler (enum xd_sched):
  *  MAGLEV          jhash of client address (IPv6: all 4 words) and port
@@ -142,12 +155,7 @@ static __always_inline __u32 ring_slot(const struct xd_service *svc,
 		break;
 	case XD_SCHED_IPVS_MH:
 	case XD_SCHED_IPVS_MH_NOPORT:
-		port = svc->sched == XD_SCHED_IPVS_MH ? fk->sport : 0;
-		if (fk->family == XD_FAMILY_V4)
-			h = xd_ipvs_mh_hash(fk->saddr[0], port);
-		else
-			h = xd_ipvs_mh_hash(fk->saddr[0] ^ fk->saddr[1] ^
-					    fk->saddr[2] ^ fk->saddr[3], port);
+		h = xd_ipvs_mh_hash_v(ipvs_mh_key(svc, fk));
 		break;
 	default: /* XD_SCHED_MAGLEV, XD_SCHED_SH */
 		port = svc->sched == XD_SCHED_SH ? 0 : bpf_ntohs(fk->sport);
@@ -165,12 +173,104 @@ static __always_inline __u32 ring_slot(const struct xd_service *svc,
 	return h % size;
 }
 
+/* A backend that may take new flows: ACTIVE, neither DRAINING nor DOWN (the
+ * kernel's is_unavailable() is weight <= 0, which is what DRAINING encodes). */
+static __always_inline int be_usable(const struct xd_backend *be)
+{
+	return (be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DRAINING | XD_BE_F_DOWN)) ==
+	       XD_BE_F_ACTIVE;
+}
+
+/* State of ip_vs_mh_get_fallback's walk, shared with the bpf_loop callback. */
+struct ipvs_mh_walk {
+	__u64 base;   /* xd_ring_v1 position of slot 0 of the live generation */
+	__u32 v;      /* ipvs_mh_key() of the client (offset 0) */
+	__u32 size;   /* ring_size, 1..ring_max */
+	__u32 ihash;  /* the first slot, the one that named an unusable backend */
+	__u32 idx;    /* result: backend index, 0 = none, or XD_PICK_ABORT */
+};
+
+/*
+ * One step of ip_vs_mh_get_fallback (net/netfilter/ipvs/ip_vs_mh.c):
+ *   roffset = (offset + ihash) % size
+ *   hash = ip_vs_mh_hashkey(addr, port, hash1, roffset) % size
+ *   empty slot: stop, no destination; available destination: take it.
+ * Returns 1 to stop the loop, 0 to go on.
+ */
+static long ipvs_mh_fallback_step(__u64 offset, void *ctx)
+{
+	struct ipvs_mh_walk *w = ctx;
+	struct xd_backend *be;
+	__u32 roffset, slot, key, idx, *idxp;
+	__u64 pos;
+
+	if (w->size == 0)
+		return 1;
+	/* offset < size and ihash < size: one subtraction is the modulo. */
+	roffset = (__u32)offset + w->ihash;
+	if (roffset >= w->size)
+		roffset -= w->size;
+	slot = xd_ipvs_mh_hash_v(w->v + roffset) % w->size;
+	pos = w->base + slot;
+	if (pos > 0xffffffffULL) {
+		w->idx = XD_PICK_ABORT;
+		return 1;
+	}
+	key = (__u32)pos;
+	idxp = bpf_map_lookup_elem(&xd_ring_v1, &key);
+	if (!idxp) {
+		w->idx = XD_PICK_ABORT;
+		return 1;
+	}
+	idx = *idxp;
+	if (idx == 0) {
+		w->idx = 0;
+		return 1;
+	}
+	be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+	if (!be) {
+		w->idx = XD_PICK_ABORT;
+		return 1;
+	}
+	if (!be_usable(be))
+		return 0;
+	w->idx = idx;
+	return 1;
+}
+
+/*
+ * IPVS mh with mh-fallback: the slot's backend cannot take new flows (drained
+ * or down; the ipvs-mh ring keeps drained backends in their slots, as the
+ * kernel's table built from last_weight does), so walk the table the way
+ * ip_vs_mh_get_fallback does: at most `size` steps with bpf_loop, whose
+ * callback the verifier checks once whatever the ring size. Only taken on
+ * this path, so a lookup that lands on a usable backend costs nothing more.
+ */
+static __noinline __u32 ipvs_mh_fallback(const struct xd_service *svc,
+					 const struct xd_flow_key *fk,
+					 __u64 base, __u32 ihash)
+{
+	struct ipvs_mh_walk w = {
+		.base = base,
+		.v = ipvs_mh_key(svc, fk),
+		.size = svc->ring_size,
+		.ihash = ihash,
+		.idx = 0,
+	};
+
+	if (bpf_loop(w.size, ipvs_mh_fallback_step, &w, 0) < 0)
+		return XD_PICK_ABORT;
+	return w.idx;
+}
+
 /*
  * A backend for a new flow from the live ring generation. Returns the backend
- * index (and *bep), 0 if the service has no usable backend (empty ring, hole,
- * or a slot naming a backend that is not purely ACTIVE: the control plane
- * leaves DRAINING and DOWN backends out of the ring, but a ring written before
- * the state change may still name one), or XD_PICK_ABORT.
+ * index (and *bep), 0 if the service has no usable backend, or XD_PICK_ABORT.
+ * No usable backend: an empty ring, a hole, or a slot naming a backend that is
+ * not purely ACTIVE (Maglev and SEQ rings leave DRAINING and DOWN backends
+ * out, but a ring written before the state change may still name one). For
+ * IPVS_MH(_NOPORT), whose ring keeps drained backends like the kernel's
+ * table, such a slot starts ip_vs_mh_get_fallback's walk instead.
  */
 static __always_inline __u32 pick_backend(const struct xd_service *svc,
 					  const struct xd_flow_key *fk,
@@ -200,9 +300,17 @@ static __always_inline __u32 pick_backend(const struct xd_service *svc,
 	be = bpf_map_lookup_elem(&xd_be_v1, &idx);
 	if (!be)
 		return XD_PICK_ABORT;
-	if ((be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DRAINING | XD_BE_F_DOWN)) !=
-	    XD_BE_F_ACTIVE)
-		return 0;
+	if (!be_usable(be)) {
+		if (svc->sched != XD_SCHED_IPVS_MH &&
+		    svc->sched != XD_SCHED_IPVS_MH_NOPORT)
+			return 0;
+		idx = ipvs_mh_fallback(svc, fk, pos - slot, slot);
+		if (idx == 0 || idx == XD_PICK_ABORT)
+			return idx;
+		be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+		if (!be)
+			return XD_PICK_ABORT;
+	}
 	*bep = be;
 	return idx;
 }

@@ -62,7 +62,7 @@ export function buildDesired(inp: DesiredInputs): DesiredOutput {
       const c = computed.get(b.key) ?? { weight: 0, state: 'down' as BackendState };
       const mac = b.mac ?? inp.macs.get(b.address);
       if (!mac) out.unresolved.push({ service: s.name, backend: b.name });
-      return { key: b.key, name: b.name, address: b.address, port: b.port, family: familyOf(b.address), weight: c.weight, state: c.state, ...(mac ? { mac } : {}) };
+      return { key: b.key, name: b.name, address: b.address, port: b.port, family: familyOf(b.address), weight: c.weight, configWeight: b.weight, state: c.state, ...(mac ? { mac } : {}) };
     });
     out.state.services.push({
       name: s.name,

@@ -29,6 +29,8 @@ export interface DesiredBackend {
   family: Family;
   /** Effective weight (>= 0) after health and drain; 0 means no new flows. */
   weight: number;
+  /** The weight the config gives it (before health and drain): what an `ipvs-mh` ring keeps a drained backend's slots with (the kernel's last_weight). */
+  configWeight?: number;
   state: BackendState;
   /** Destination MAC "aa:bb:cc:dd:ee:ff" (XDP needs it; IPVS ignores it). */
   mac?: string;

@@ -33,7 +33,8 @@ import {
   xdServiceStatsCodec,
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
-import { ipvsMhHash } from '../../src/maglev/ipvs-mh';
+import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
+import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 
@@ -987,6 +988,120 @@ for (const k of IPVS_CASES) {
     assert.equal(sendTo(clientFrame(other, syn(other))).backend, otherSlot === slot ? 1 : 0);
   });
 }
+
+// mh-fallback: the ipvs-mh ring keeps drained destinations in their slots (the kernel builds its
+// table from last_weight); a new flow hashed onto one walks on as ip_vs_mh_get_fallback does.
+// The reference is ipvsMhLookup(..., { fallback: true }) of src/maglev/ipvs-mh.ts.
+
+/** Four backends 1..4 (config order 1..4, so the kernel list is 4..1) and their mh table of 4093. */
+function ipvsMhSetup(v6: boolean): { dests: IpvsMhDest[]; table: Uint32Array } {
+  const addrOf = (i: number) => (v6 ? `2001:db8::${10 + i}` : `10.200.0.${10 + i}`);
+  const dests: IpvsMhDest[] = [4, 3, 2, 1].map((i) => ({ id: i, address: addrOf(i), port: MYSQL, family: v6 ? 6 : 4, weight: i === 3 ? 2 : 1 }));
+  const table = buildIpvsMh(dests, 4093);
+  for (const d of dests) dp.setBackend(d.id, { address: d.address });
+  dp.setRing(0, 0, Array.from(table));
+  return { dests, table };
+}
+
+/** Marks backends drained in the maps and in the reference (weight 0, last_weight kept). */
+function drainIpvs(dests: IpvsMhDest[], ids: number[], flag: number = XdBackendFlags.XD_BE_F_DRAINING): IpvsMhDest[] {
+  return dests.map((d) => {
+    if (!ids.includes(d.id)) return d;
+    dp.setBackend(d.id, { address: d.address, flags: XdBackendFlags.XD_BE_F_ACTIVE | flag });
+    return { ...d, weight: 0, lastWeight: d.weight };
+  });
+}
+
+/** Sends a SYN per client port and checks each lands where the kernel's mh-fallback would; returns how many walked on. */
+function checkFallback(table: Uint32Array, dests: IpvsMhDest[], drained: number[], conns: Conn[], withPort: boolean): number {
+  let walked = 0;
+  for (const c of conns) {
+    const fam = pk.ipBytes(c.client).length === 4 ? 4 : 6;
+    const want = ipvsMhLookup(table, dests, { address: c.client, port: c.cport, family: fam }, { withPort, fallback: true })?.id ?? 0;
+    const first = table[ipvsMhHash(c.client, c.cport, fam, withPort) % table.length]!;
+    if (drained.includes(first)) walked++;
+    assert.ok(!drained.includes(want), 'the reference never picks a drained destination');
+    assert.equal(sendTo(clientFrame(c, syn(c))).backend, want, `${c.client} port ${c.cport}: first slot names ${first}`);
+  }
+  return walked;
+}
+
+for (const drained of [[3], [3, 1]]) {
+  for (const v6 of [false, true]) {
+    test(`IPVS_MH with ${drained.length} drained backend${drained.length > 1 ? 's' : ''} sends every new ${v6 ? 'IPv6' : 'IPv4'} flow where the kernel's mh-fallback would`, () => {
+      const { dests, table } = ipvsMhSetup(v6);
+      const now = drainIpvs(dests, drained);
+      dp.addService({ vip: v6 ? VIP6 : VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH });
+      const conns = Array.from({ length: 400 }, (_, i) => (v6 ? c6(30000 + i * 7) : c4(30000 + i * 7)));
+      const walked = checkFallback(table, now, drained, conns, true);
+      // Drained backends own about 3/5 (weights 2+1 of 5) or 2/5 of the slots: many ports walk on.
+      assert.ok(walked > 100, `only ${walked} of 400 ports hashed onto a drained backend`);
+      assert.equal(dp.serviceStats(0).no_backend, 0n, 'drain refuses nothing');
+    });
+  }
+}
+
+test('IPVS_MH_NOPORT walks on from a drained backend by client address only, as the kernel does', () => {
+  const { dests, table } = ipvsMhSetup(false);
+  const now = drainIpvs(dests, [2, 4]);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH_NOPORT });
+  const conns = Array.from({ length: 200 }, (_, i): Conn => ({ client: `192.0.2.${1 + i}`, cport: 40000 + i, vip: VIP4, vport: MYSQL }));
+  assert.ok(checkFallback(table, now, [2, 4], conns, false) > 40);
+});
+
+test('IPVS_MH walks past a DOWN backend that a stale ring still names, as past a drained one', () => {
+  const { dests, table } = ipvsMhSetup(false);
+  const now = drainIpvs(dests, [3], XdBackendFlags.XD_BE_F_DOWN);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH });
+  assert.ok(checkFallback(table, now, [3], Array.from({ length: 150 }, (_, i) => c4(20000 + i)), true) > 30);
+});
+
+test('IPVS_MH with every backend drained walks the whole table and finds no backend, like the kernel', () => {
+  const { dests, table } = ipvsMhSetup(false);
+  const now = drainIpvs(dests, [1, 2, 3, 4]);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH, flags: XdServiceFlags.XD_SVC_F_EMPTY_DROP });
+  const c = c4(45000);
+  assert.equal(ipvsMhLookup(table, now, { address: c.client, port: c.cport, family: 4 }, { withPort: true, fallback: true }), undefined);
+  assert.equal(sendTo(clientFrame(c, syn(c))).verdict, 'DROP');
+  assert.equal(dp.serviceStats(0).no_backend, 1n);
+});
+
+test('IPVS_MH fallback stops at a hole, as the kernel stops at an empty slot', () => {
+  // Only the client's first slot names (drained) backend 1; everything else is a hole.
+  const c = c4(40000);
+  const slot = ipvsMhHash(c.client, c.cport, 4, true) % 4093;
+  dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DRAINING });
+  dp.setRing(0, 0, oneSlotRing(4093, slot));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH });
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 0);
+  assert.equal(dp.serviceStats(0).no_backend, 1n);
+});
+
+test("IPVS_MH keeps a drained backend's established flow on it while new flows on its slots walk on", () => {
+  const { dests, table } = ipvsMhSetup(false);
+  // A client port whose slot names backend 3, opened while 3 is active.
+  let port = 40000;
+  while (table[ipvsMhHash(CLIENT4, port, 4, true) % 4093] !== 3) port++;
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH });
+  const c = c4(port);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 3);
+  const now = drainIpvs(dests, [3]);
+  for (let i = 0; i < 3; i++) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 3, 'the established flow sticks');
+  assert.equal(dp.reasons().XD_R_TX_FLOW_HIT.packets, 3n);
+  // A new connection from the same port (SYN) follows the ring: it walks on, as in IPVS.
+  const want = ipvsMhLookup(table, now, { address: CLIENT4, port, family: 4 }, { withPort: true, fallback: true })!.id;
+  assert.notEqual(want, 3);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, want);
+});
+
+test('MAGLEV does not walk on from a drained backend that a stale ring names: no backend, as before', () => {
+  dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DRAINING });
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1)); // a ring written before backend 1 was drained
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7, sched: XdSched.XD_SCHED_MAGLEV });
+  const c = c4(40000);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 0);
+});
 
 // ---------------------------------------------------------------- counters and egress
 

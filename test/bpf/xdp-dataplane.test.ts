@@ -18,6 +18,7 @@ import { buildRing, emptyModel, plan } from '../../src/dataplane/xdp/plan';
 import { LAYOUT_HASH, LAYOUT_VERSION, addr16, macString } from '../../src/dataplane/xdp/layout';
 import type { DesiredBackend, DesiredService, DesiredState } from '../../src/state/types';
 import { XdError } from '../../src/errors';
+import { ipvsMhLookup, buildIpvsMh } from '../../src/maglev/ipvs-mh';
 import { measureApply } from '../../src/dataplane/xdp/measure';
 
 const PREFIX = `xdb${process.pid}`;
@@ -224,6 +225,36 @@ test('a weight change writes only the slots that differ into the inactive genera
   assert.ok(differing > 0 && differing < want.length);
   assert.deepEqual({ rings: dp!.lastApply.rings, slots: dp!.lastApply.slots }, { rings: 1, slots: differing });
   assert.deepEqual(Array.from({ length: want.length }, (_, i) => dp!.ringSlot('rw', i)), [...want]);
+});
+
+test('an ipvs-mh service keeps its table when a backend is drained, and new flows on its slots go where IPVS mh-fallback sends them', async () => {
+  const mhBackends = [backend(4, { weight: 2, configWeight: 2 }), backend(5, { configWeight: 1 }), backend(6, { configWeight: 1 })];
+  const MH: DesiredService = { ...RW, name: 'mh', port: 3308, ring: { kind: 'ipvs-mh', size: 251 }, backends: mhBackends };
+  const base: DesiredState = { services: [RW, V6] };
+  try {
+    await dp!.apply({ services: [...base.services, MH] });
+    const idOf = new Map(mhBackends.map((b) => [b.key, dp!.backendIndex('mh', b.key)!]));
+    const dests = mhBackends.map((b) => ({ id: idOf.get(b.key)!, address: b.address, port: b.port, family: b.family, weight: b.weight })).reverse();
+    const table = buildIpvsMh(dests, 251);
+    assert.deepEqual(Array.from({ length: 251 }, (_, i) => dp!.ringSlot('mh', i)), [...table], 'the live ring is the kernel table');
+    const drainedB = mhBackends[0]!;
+    await dp!.apply({ services: [...base.services, { ...MH, backends: [{ ...drainedB, weight: 0, state: 'draining' }, mhBackends[1]!, mhBackends[2]!] }] });
+    assert.equal(dp!.lastApply.rings, 0, 'a drain does not change the table (the kernel keeps last_weight)');
+    const now = dests.map((d) => (d.id === idOf.get(drainedB.key) ? { ...d, weight: 0, lastWeight: d.weight } : d));
+    const macOf = new Map(mhBackends.map((b) => [idOf.get(b.key)!, b.mac!]));
+    let walked = 0;
+    for (let sport = 42000; sport < 42100; sport++) {
+      const want = ipvsMhLookup(table, now, { address: CLIENT, port: sport, family: 4 }, { withPort: true, fallback: true })!;
+      if (ipvsMhLookup(table, now, { address: CLIENT, port: sport, family: 4 }, { withPort: true }) === undefined) walked++;
+      const frame = pk.ether({ src: CLIENT_MAC, dst: '02:00:00:00:00:01' }, pk.ipv4({ src: CLIENT, dst: MH.vip }, pk.tcp({ sport, dport: MH.port, flags: 'S' })));
+      const r = run(frame);
+      assert.equal(r.verdict, XDP_TX, `port ${sport}`);
+      assert.equal(r.dstMac, macOf.get(want.id), `port ${sport}`);
+    }
+    assert.ok(walked > 20, `only ${walked} of 100 ports hashed onto the drained backend`);
+  } finally {
+    await dp!.apply(base);
+  }
 });
 
 test('changed ring_size or max_backends is refused with XD_ERR_LAYOUT_MISMATCH naming the limit and the fix', async () => {

@@ -253,6 +253,48 @@ test('an ipvs-mh ring is the kernel mh table of the destinations in reverse conf
   assert.equal(p!.serviceWrites[0]!.sched, SCHED.IPVS_MH);
 });
 
+const ipvsMh = (bs: DesiredBackend[], over: Partial<DesiredService> = {}) => service(bs, { ring: { kind: 'ipvs-mh', size: 251 }, ...over });
+const drained = (n: number, weight: number, over: Partial<DesiredBackend> = {}) => backend(n, { weight: 0, state: 'draining', configWeight: weight, ...over });
+
+test('an ipvs-mh ring keeps a drained backend in its slots at its configured weight, as the kernel table built from last_weight does', () => {
+  for (const d of [drained(2, 3), backend(2, { weight: 0, configWeight: 3 })]) {
+    const [p1, p2] = applyAll([state(ipvsMh([backend(1), backend(2, { weight: 3, configWeight: 3 }), backend(3)])), state(ipvsMh([backend(1), d, backend(3)]))]);
+    const idx = p1!.indexes.get('rw')!;
+    const dests = [backend(1), backend(2, { weight: 3 }), backend(3)].map((b) => ({ id: idx.get(b.key)!, address: b.address, port: b.port, family: b.family, weight: b.weight }));
+    assert.deepEqual(p1!.ringWrites[0]!.ring, buildIpvsMh([...dests].reverse(), 251));
+    assert.deepEqual(p2!.ringWrites, [], `the table does not change on a drain (${d.state}, weight ${d.weight})`);
+    const w = p2!.backendWrites.find((x) => x.index === idx.get(d.key))!;
+    assert.equal(w.flags, BE_FLAG.ACTIVE | BE_FLAG.DRAINING, 'the drain is in the backend flags, where the program walks on');
+  }
+});
+
+test('an ipvs-mh ring built while backends are drained is the kernel table of their last non-zero weights', () => {
+  const bs = [backend(1), drained(2, 2), backend(3), drained(4, 1)];
+  const [p] = applyAll([state(ipvsMh(bs))]);
+  const idx = p!.indexes.get('rw')!;
+  const lw = [1, 2, 1, 1];
+  const dests = bs.map((b, i) => ({ id: idx.get(b.key)!, address: b.address, port: b.port, family: b.family, weight: b.weight, lastWeight: lw[i]! }));
+  const ring = p!.ringWrites[0]!.ring;
+  assert.deepEqual(ring, buildIpvsMh([...dests].reverse(), 251));
+  assert.ok(ring.includes(idx.get(bs[1]!.key)!) && ring.includes(idx.get(bs[3]!.key)!), 'drained backends hold slots');
+});
+
+test('an ipvs-mh ring leaves out down backends, drained ones configured at weight 0, and drained ones without a configured weight', () => {
+  const bs = [backend(1), backend(2, { state: 'down', weight: 0, configWeight: 1 }), drained(3, 0), backend(4, { state: 'draining', weight: 0 })];
+  const [p] = applyAll([state(ipvsMh(bs))]);
+  const idx = p!.indexes.get('rw')!;
+  const only1 = buildIpvsMh([{ id: idx.get(bs[0]!.key)!, address: bs[0]!.address, port: 3306, family: 4, weight: 1 }], 251);
+  assert.deepEqual(p!.ringWrites[0]!.ring, only1);
+});
+
+test('a drained backend stays out of Maglev rings and of ipvs-mh rings walked in sequence (rr, wrr)', () => {
+  for (const s of [service([backend(1), drained(2, 1)]), ipvsMh([backend(1), drained(2, 1)], { scheduler: 'wrr' })]) {
+    const [p] = applyAll([state(s)]);
+    const idx2 = p!.indexes.get('rw')!.get(backend(2).key)!;
+    assert.ok(!p!.ringWrites[0]!.ring.includes(idx2), `${s.ring.kind}/${s.scheduler}`);
+  }
+});
+
 test('replacing a backend in one apply gives the new one a fresh index and clears only the old one', () => {
   const [p1, p2] = applyAll([state(service([backend(1), backend(2)])), state(service([backend(1), backend(3)]))]);
   const old = indexOf(p1!, service([]), backend(2));

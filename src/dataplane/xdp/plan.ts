@@ -108,10 +108,36 @@ function backendFlags(b: DesiredService['backends'][number]): number {
   return BE_FLAG.ACTIVE;
 }
 
-type LiveBackend = DesiredService['backends'][number];
+type DesiredBackend = DesiredService['backends'][number];
+/** A backend the ring gives slots to, with the weight its slots are built from. */
+interface LiveBackend { b: DesiredBackend; weight: number }
+
+/**
+ * Which backends take slots, and with what weight.
+ * - Maglev / SEQ rings: active backends with weight > 0, at that weight (rr: 1).
+ * - ipvs-mh rings with an IPVS_MH scheduler: also drained backends (state
+ *   'draining', or active at weight 0), at their configured weight: the
+ *   kernel's mh builds its table from each destination's last non-zero weight
+ *   (last_weight), so a dest edited to weight 0 keeps its slots, and with
+ *   mh-fallback a new flow landing on it walks on (ip_vs_mh_get_fallback; the
+ *   XDP program does the same walk). Down backends are removed on the IPVS
+ *   side and stay out here. A drained backend without configWeight, or with
+ *   configured weight 0, has last_weight 0 and no slots.
+ */
+function ringBackends(s: DesiredService): LiveBackend[] {
+  const sched = schedFor(s.scheduler, s.ring.kind);
+  const keepDrained = s.ring.kind === 'ipvs-mh' && (sched === SCHED.IPVS_MH || sched === SCHED.IPVS_MH_NOPORT);
+  const out: LiveBackend[] = [];
+  for (const b of s.backends) {
+    if (!b.mac || b.state === 'down') continue;
+    if (b.state === 'active' && b.weight > 0) out.push({ b, weight: s.scheduler === 'rr' ? 1 : b.weight });
+    else if (keepDrained && (b.configWeight ?? 0) > 0) out.push({ b, weight: b.configWeight! });
+  }
+  return out;
+}
 
 function ringInputs(s: DesiredService, idx: Map<string, number>, ringMax: number): { live: LiveBackend[]; digest: string } {
-  const live = s.backends.filter((b) => b.mac && b.state === 'active' && b.weight > 0);
+  const live = ringBackends(s);
   const size = s.ring.size;
   if (size > ringMax) {
     throw new XdError('XD_ERR_CAPACITY', `service ${s.name}: ring size ${size} is larger than the loaded ring_max ${ringMax}: restart with xdp.ring_size >= ${size} (xdirector stop --detach, then run)`);
@@ -119,7 +145,7 @@ function ringInputs(s: DesiredService, idx: Map<string, number>, ringMax: number
   // Everything the table is a function of, in one string (cheaper than
   // building the table to compare it: ~0.3 ms for 1000 backends vs ~10 ms).
   let text = `${s.ring.kind}/${size}/${s.scheduler}`;
-  for (const b of live) text += `|${b.key},${s.scheduler === 'rr' ? 1 : b.weight},${idx.get(b.key)}`;
+  for (const { b, weight } of live) text += `|${b.key},${weight},${idx.get(b.key)}`;
   return { live, digest: createHash('sha256').update(text).digest('hex') };
 }
 
@@ -130,17 +156,16 @@ export function buildRing(s: DesiredService, idx: Map<string, number>, ringMax: 
 }
 
 function buildRingOf(s: DesiredService, live: LiveBackend[], idx: Map<string, number>): Uint32Array {
-  const weightOf = (w: number) => (s.scheduler === 'rr' ? 1 : w);
   const size = s.ring.size;
   let ring: Uint32Array;
   if (s.ring.kind === 'ipvs-mh') {
     // The kernel's mh walks its destination list, where each new destination is
     // inserted at the head: an IPVS service programmed in config order holds
     // them in reverse. Build the same table (see src/maglev/ipvs-mh.ts).
-    const dests = live.map((b) => ({ id: idx.get(b.key)!, address: b.address, port: b.port, family: b.family, weight: weightOf(b.weight) })).reverse();
+    const dests = live.map(({ b, weight }) => ({ id: idx.get(b.key)!, address: b.address, port: b.port, family: b.family, weight })).reverse();
     ring = buildIpvsMh(dests, size);
   } else {
-    ring = buildMaglev(live.map((b) => ({ id: idx.get(b.key)!, key: b.key, weight: weightOf(b.weight) })), size);
+    ring = buildMaglev(live.map(({ b, weight }) => ({ id: idx.get(b.key)!, key: b.key, weight })), size);
   }
   return ring;
 }
