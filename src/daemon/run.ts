@@ -334,10 +334,13 @@ export class Daemon {
     for (const v of this.vrrp) await v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp stop failed'));
     if (this.health) await this.health.stop().catch((err: unknown) => this.log.error({ err }, 'health stop failed'));
     await this.api?.close();
-    if (this.dataplane) await this.dataplane.close({ keepState: !opts.detach });
-    if (opts.detach) { try { fs.unlinkSync(this.drainFile); } catch { /* none */ } }
+    const dp = this.dataplane as Dataplane | undefined;
+    if (dp) await dp.close({ keepState: !opts.detach });
+    if (opts.detach && this.cfg) { try { fs.unlinkSync(this.drainFile); } catch { /* none */ } }
     this.neigh.close();
-    this.log.info({ detach: !!opts.detach }, opts.detach ? 'stopped; program detached and pins removed' : 'stopped; XDP program stays attached and maps stay pinned for the next run');
+    if (!dp) this.log.info('stopped before a dataplane was set up: nothing was applied');
+    else if (opts.detach) this.log.info(`stopped; the ${dp.kind} state was removed`);
+    else this.log.info(dp.kind === 'xdp' ? 'stopped; the XDP program stays attached and the maps stay pinned for the next run' : 'stopped; the IPVS services stay in the kernel for the next run');
   }
 }
 

@@ -281,6 +281,8 @@ async function teardown(st: LabState, parts: { lab?: Lab; servers?: MariaDB[]; d
     // Only this run's instance directory (its name is the unique prefix).
     await attempt(`remove leftover pins ${st.pinDir}`, async () => fs.rmSync(st.pinDir, { recursive: true, force: true }));
   }
+  // The parent is shared with other labs and real instances: removed only when empty.
+  try { fs.rmdirSync(path.dirname(st.pinDir)); } catch { /* in use, or already gone */ }
   // 3. MariaDB, namespaces (and anything still inside them), work dir.
   for (const s of parts.servers ?? []) await attempt(`stop ${s.label}`, () => s.destroy());
   if (parts.lab) await attempt('remove namespaces', () => parts.lab!.destroy());

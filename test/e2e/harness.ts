@@ -140,7 +140,8 @@ export class E2e {
     await Promise.all(this.dbs.map((d) => d.destroy().catch(() => undefined)));
     await this.lab?.destroy();
     fs.rmSync(this.tmp, { recursive: true, force: true });
-    try { fs.rmdirSync(this.pinDir); } catch { /* absent, or not empty: left for inspection */ }
+    // stop --detach removed the instances; this run's pin directory goes whatever is left in it.
+    fs.rmSync(this.pinDir, { recursive: true, force: true });
   }
 }
 
