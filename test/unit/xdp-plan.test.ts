@@ -287,6 +287,12 @@ test('an ipvs-mh ring leaves out down backends, drained ones configured at weigh
   assert.deepEqual(p!.ringWrites[0]!.ring, only1);
 });
 
+test('an ipvs-mh ring with every backend drained or down is empty, so no new flow walks the whole table for nothing', () => {
+  const [p1, p2] = applyAll([state(ipvsMh([backend(1), backend(2)])), state(ipvsMh([drained(1, 1), backend(2, { state: 'down', weight: 0, configWeight: 1 })]))]);
+  assert.ok(p1!.ringWrites[0]!.ring.some((v) => v !== 0));
+  assert.ok(p2!.ringWrites[0]!.ring.every((v) => v === 0), 'IPVS finds no destination either');
+});
+
 test('a drained backend stays out of Maglev rings and of ipvs-mh rings walked in sequence (rr, wrr)', () => {
   for (const s of [service([backend(1), drained(2, 1)]), ipvsMh([backend(1), drained(2, 1)], { scheduler: 'wrr' })]) {
     const [p] = applyAll([state(s)]);
