@@ -326,8 +326,23 @@ export class Daemon {
     };
   }
 
+  private stopped?: Promise<void>;
+
   async stop(opts: { detach?: boolean } = {}): Promise<void> {
-    if (this.stopping) return;
+    if (this.stopped) {
+      // A stop is under way (e.g. SIGTERM, then `stop --detach`): finish it, then detach too.
+      await this.stopped;
+      if (opts.detach && this.dataplane?.kind === 'xdp' && this.cfg) {
+        const { XdpDataplane } = await import('../dataplane/xdp/dataplane');
+        this.log.info(XdpDataplane.detachInstance(this.cfg.xdp.pinDir, this.cfg.instance, this.cfg.interface, this.log));
+      }
+      return;
+    }
+    this.stopped = this.doStop(opts);
+    return this.stopped;
+  }
+
+  private async doStop(opts: { detach?: boolean }): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     await this.chain.catch(() => undefined);

@@ -101,7 +101,7 @@ export class E2e {
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((r) => c.once('exit', () => r()));
     c.kill(signal);
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15000))]);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 30000))]);
     d.child = null;
   }
 
