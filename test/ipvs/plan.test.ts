@@ -110,3 +110,12 @@ test('sh with an IPVS-compatible ring maps to mh with mh-fallback and without mh
   assert.deepEqual(mapScheduler('sh', 's', 'maglev'), { schedName: 'sh', flags: 0x08 });
   assert.deepEqual(mapScheduler('maglev', 's', 'ipvs-mh'), { schedName: 'mh', flags: 0x18 });
 });
+
+test('a drained dest is added with its configured weight and then set to 0, so mh keeps its slots (last_weight)', () => {
+  const svc = service([backend(1), backend(2, { state: 'draining', weight: 0, configWeight: 3 })]);
+  const ops = planIpvs(toIpvsTargets({ services: [svc] }), new Map(), () => false);
+  const d2 = ops.filter((o) => (o.op === 'add-dest' || o.op === 'edit-dest') && o.dest.addr === '10.77.0.12');
+  assert.deepEqual(d2.map((o) => [o.op, (o as { dest: { weight: number } }).dest.weight]), [['add-dest', 3], ['edit-dest', 0]]);
+  // Already in the kernel at weight 0: nothing to do.
+  assert.deepEqual(planIpvs(toIpvsTargets({ services: [svc] }), kernelOf(svc, [[2, 0], [1, 1]]), () => true), []);
+});

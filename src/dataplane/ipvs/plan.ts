@@ -78,6 +78,12 @@ export interface IpvsTarget {
   dests: IpvsDest[];
   /** dest key -> backend key/name/state from the desired state (down ones included). */
   backends: Map<string, { key: string; name: string; state: string }>;
+  /**
+   * dest key -> the configured weight of a drained dest. mh builds its table from each dest's
+   * last non-zero weight, which stays 0 for a dest *added* with weight 0; such a dest is added
+   * with this weight and then set to 0, so it keeps its slots as the XDP ipvs-mh ring does.
+   */
+  addWeights?: Map<string, number>;
 }
 
 /** Desired state -> IPVS services and dests. Validates everything before any kernel call. */
@@ -119,6 +125,7 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
   };
   const dests: IpvsDest[] = [];
   const backends = new Map<string, { key: string; name: string; state: string }>();
+  const addWeights = new Map<string, number>();
   for (const b of ds.backends) {
     const where = `service ${ds.name} backend ${b.name}`;
     let baddr: string;
@@ -138,13 +145,15 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
     if (backends.has(dk)) throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${hostPort(baddr, b.port, af)} is listed twice`);
     backends.set(dk, { key: b.key, name: b.name, state: b.state });
     if (b.state === 'down') continue;
+    const drained = b.state === 'draining' || b.weight === 0;
+    if (drained && (b.configWeight ?? 0) > 0) addWeights.set(dk, Math.min(b.configWeight!, MAX_WEIGHT));
     dests.push({
       addr: baddr, port: b.port, addrFamily: af, fwdMethod: FwdMethod.DROUTE,
       weight: b.state === 'draining' ? 0 : b.weight,
       uThreshold: 0, lThreshold: 0,
     });
   }
-  return { name: ds.name, service, dests, backends };
+  return { name: ds.name, service, dests, backends, addWeights };
 }
 
 /** What the kernel has for one service. */
@@ -205,6 +214,17 @@ function destDiff(want: IpvsDest, have: IpvsDest): string | undefined {
   return why.length ? why.join(', ') : undefined;
 }
 
+/** Add a dest; a drained one goes in with its configured weight first (see IpvsTarget.addWeights). */
+function addDestOps(t: IpvsTarget, d: IpvsDest): IpvsOp[] {
+  const w = t.addWeights?.get(destKeyString(d));
+  if (!w || d.weight !== 0) return [{ op: 'add-dest', service: t.service, dest: d }];
+  const first = { ...d, weight: w };
+  return [
+    { op: 'add-dest', service: t.service, dest: first },
+    { op: 'edit-dest', service: t.service, dest: d, old: first, reason: `drained: added with weight ${w} so mh keeps its slots, then weight 0` },
+  ];
+}
+
 /**
  * Operations that turn `kernel` into `targets`. Order: services added/updated, then per service
  * dests added, updated, removed (new capacity first, so a service is never left without a dest it
@@ -220,7 +240,7 @@ export function planIpvs(targets: IpvsTarget[], kernel: Map<string, KernelServic
     const have = kernel.get(key);
     if (!have) {
       ops.push({ op: 'add-service', service: t.service, name: t.name });
-      for (const d of t.dests) ops.push({ op: 'add-dest', service: t.service, dest: d });
+      for (const d of t.dests) ops.push(...addDestOps(t, d));
       continue;
     }
     const why = serviceDiff(t.service, have.service);
@@ -233,7 +253,7 @@ export function planIpvs(targets: IpvsTarget[], kernel: Map<string, KernelServic
       const dk = destKeyString(d);
       wantDests.add(dk);
       const hd = haveDests.get(dk);
-      if (!hd) { adds.push({ op: 'add-dest', service: t.service, dest: d }); continue; }
+      if (!hd) { adds.push(...addDestOps(t, d)); continue; }
       const dwhy = destDiff(d, hd);
       if (dwhy) edits.push({ op: 'edit-dest', service: t.service, dest: d, old: hd, reason: dwhy });
     }
