@@ -119,7 +119,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
         : await section('mysql', () => runMysqlBench({ prefix, ...(quick ? MYSQL_QUICK : MYSQL_FULL), log, progress }), log, progress));
   }
   if (only.includes('maglev')) {
-    s.maglev = await section('maglev', () => runMaglevBench({ ...(quick ? MAGLEV_QUICK : MAGLEV_FULL), progress }), log, progress);
+    const applyUnavailable = kernelSkip ? `${kernelSkip.reason}${kernelSkip.install ? ` (${kernelSkip.install})` : ''}` : undefined;
+    s.maglev = await section('maglev', () => runMaglevBench({ ...(quick ? MAGLEV_QUICK : MAGLEV_FULL), applyUnavailable, applyPrefix: `xdh${process.pid}m`, progress }), log, progress);
   }
   if (only.includes('failover')) {
     const missing = (await which('mariadbd')) === null;

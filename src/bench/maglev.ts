@@ -1,8 +1,11 @@
-// Section 4: Maglev table build time, balance and disruption. Pure CPU work
-// on src/maglev (no kernel, no addon).
+// Section 4: Maglev table build time, balance and disruption (pure CPU work
+// on src/maglev), and "ring apply": building and applying a new ring through
+// the real XDP dataplane (measureApply of src/dataplane/xdp/measure.ts, which
+// needs root and bpffs; the caller passes why it cannot run otherwise).
+import { measureApply } from '../dataplane/xdp/measure';
 import { buildMaglev, type MaglevBackend } from '../maglev';
 import { spread, round, roundSpread } from './stats';
-import type { MaglevBalance, MaglevBuild, MaglevData, MaglevDisruption } from './types';
+import type { MaglevBalance, MaglevBuild, MaglevData, MaglevDisruption, RingApplyData } from './types';
 
 export interface MaglevBenchOptions {
   /** Backend counts for the build-time table. */
@@ -11,11 +14,45 @@ export interface MaglevBenchOptions {
   ringSizes: number[];
   /** Builds timed per (N, M) after one untimed warm-up build. */
   reps: number;
+  /** Ring apply through the dataplane: samples (0 = not measured). */
+  applySamples: number;
+  /** Why the ring apply cannot run here (no root, no bpffs), or undefined. */
+  applyUnavailable?: string;
+  /** measureApply's prefix (veth and pin dir names, ≤ 12 of a-z0-9). */
+  applyPrefix?: string;
   progress?: (msg: string) => void;
 }
 
-export const MAGLEV_FULL: MaglevBenchOptions = { backends: [10, 100, 1000], ringSizes: [65537, 655373], reps: 5 };
-export const MAGLEV_QUICK: MaglevBenchOptions = { backends: [10, 100, 1000], ringSizes: [65537], reps: 1 };
+export const MAGLEV_FULL = { backends: [10, 100, 1000], ringSizes: [65537, 655373], reps: 5, applySamples: 10 };
+export const MAGLEV_QUICK = { backends: [10, 100, 1000], ringSizes: [65537], reps: 1, applySamples: 3 };
+
+/** The issue-2 goal: a new ring for M=65537, N=1000 built and applied in under 50 ms. */
+export const APPLY_GOAL = { ringSize: 65537, backends: 1000, goalMs: 50 };
+
+/** Ring build + apply through the real dataplane at M=65537, N=1000. */
+export async function runRingApply(o: { samples: number; prefix: string; unavailable?: string; progress?: (msg: string) => void }): Promise<RingApplyData> {
+  const base = { ringSize: APPLY_GOAL.ringSize, backends: APPLY_GOAL.backends, samples: o.samples, goalMs: APPLY_GOAL.goalMs };
+  if (o.unavailable) return { status: 'skipped', reason: o.unavailable, ...base };
+  try {
+    const m = await measureApply({ ringSize: base.ringSize, backends: base.backends, samples: o.samples, prefix: o.prefix });
+    const d: RingApplyData = {
+      status: 'ok',
+      ...base,
+      ringBuildMs: roundSpread(spread(m.ringBuildMs), 2),
+      ringBuildCpuMs: roundSpread(spread(m.ringBuildCpuMs), 2),
+      applyMs: roundSpread(spread(m.applyMs), 2),
+      applyCpuMs: roundSpread(spread(m.applyCpuMs), 2),
+      slotsWritten: roundSpread(spread(m.slotsWritten), 0),
+      firstApplyMs: round(m.firstApplyMs, 2),
+      loadavgBefore: m.loadavgBefore.map((x) => round(x, 2)),
+      loadavgAfter: m.loadavgAfter.map((x) => round(x, 2)),
+    };
+    o.progress?.(`ring apply M=${base.ringSize} N=${base.backends}: apply ${d.applyMs!.median} ms wall, ${d.applyCpuMs!.median} ms CPU (median of ${o.samples})`);
+    return d;
+  } catch (err) {
+    return { status: 'error', reason: err instanceof Error ? err.message : String(err), ...base };
+  }
+}
 
 /** N backends with distinct "address:port" keys; weights from `weightOf(i)`. */
 export function makeBackends(n: number, weightOf: (i: number) => number = () => 1): MaglevBackend[] {
@@ -107,5 +144,6 @@ export async function runMaglevBench(o: MaglevBenchOptions): Promise<MaglevData>
       o.progress?.(`maglev balance/disruption N=${n} M=${m}`);
     }
   }
-  return { builds, balance, disruption };
+  const apply = o.applySamples > 0 ? await runRingApply({ samples: o.applySamples, prefix: o.applyPrefix ?? `xdh${process.pid}m`, unavailable: o.applyUnavailable, progress: o.progress }) : undefined;
+  return { builds, balance, disruption, apply };
 }

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { barChartSvg, lineChartSvg, type Bar } from './svg';
 import { fmt } from './svg';
-import type { BenchResult, MysqlData, PktRateData, SectionOutcome, TestRunData } from './types';
+import type { BenchResult, MysqlData, PktRateData, SectionOutcome, Spread, TestRunData } from './types';
 
 /** File-name stem for a run: 2026-11-25T15-04-05Z (colons are awkward in file names). */
 export function runStem(startedAt: string): string {
@@ -66,33 +66,36 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
   else if (s.pktrate?.status === 'ok') {
     const d = s.pktrate.data;
     out.push(
-      `Generator: ${d.generator.detail}. pktgen: ${d.generator.pktgen}. ${d.frameBytes}-byte TCP frames over ${d.flows} flows, ${d.packetsPerRound} packets × ${d.rounds} interleaved rounds per mode, batch ${d.batchSize}, ${d.receivers} real servers.`,
-      '',
-    );
-    out.push(
-      table(
-        ['path', 'Mpps delivered (median)', 'min–max', 'Mpps per CPU-second (median)', 'offered', 'delivered', 'drops'],
-        d.modes.map((m) =>
-          m.status === 'ok'
-            ? [m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, f(m.mppsPerCpu?.median), m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
-            : [m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', '', ''],
-        ),
-      ),
+      `Generator: ${d.generator.detail}. pktgen: ${d.generator.pktgen}. ${d.frameBytes}-byte TCP frames over ${d.flows} flows, ${d.packetsPerRound} packets × ${d.rounds} rounds per mode, rounds interleaved across both paths and all modes, batch ${d.batchSize}.`,
       '',
     );
     const pct = (x?: number): string => (x === undefined ? '–' : `${(x * 100).toFixed(0)}%`);
     const times = (x?: number): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
-    for (const [label, r2] of [
-      ['wall clock', d.ratios],
-      ['per CPU-second', d.ratiosPerCpu],
-    ] as const) {
-      out.push(`Ratios (${label}): native XDP vs no-op XDP_TX ceiling ${pct(r2.nativeVsCeiling)}; native XDP vs kernel path ${times(r2.nativeVsKernel)}; generic XDP vs kernel path ${times(r2.genericVsKernel)}.`, '');
+    for (const sc of d.scenarios) {
+      out.push(`### ${sc.name}: ${sc.description}`, '');
+      out.push(
+        table(
+          ['path', 'Mpps delivered (median)', 'min–max', 'Mpps per CPU-second (median)', 'offered', 'delivered', 'drops'],
+          sc.modes.map((m) =>
+            m.status === 'ok'
+              ? [m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, f(m.mppsPerCpu?.median), m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
+              : [m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', '', ''],
+          ),
+        ),
+        '',
+      );
+      for (const [label, r2] of [
+        ['wall clock', sc.ratios],
+        ['per CPU-second', sc.ratiosPerCpu],
+      ] as const) {
+        out.push(`Ratios, ${sc.name} (${label}): native XDP vs no-op XDP_TX ceiling ${pct(r2.nativeVsCeiling)}; native XDP vs kernel path ${times(r2.nativeVsKernel)}; generic XDP vs kernel path ${times(r2.genericVsKernel)}.`, '');
+      }
     }
-    const rounds = d.modes.flatMap((m) => m.rounds);
+    const rounds = d.scenarios.flatMap((sc) => sc.modes.flatMap((m) => m.rounds));
     const genCpu = rounds.reduce((a, x) => a + x.cpuSeconds, 0);
     const soft = rounds.reduce((a, x) => a + (x.ksoftirqdSeconds ?? 0), 0);
     out.push(
-      `Mpps delivered is wall clock (shares the CPUs with whatever else runs); Mpps per CPU-second divides by the CPU time of the generator context, where the whole path runs inline (ksoftirqd, which would run deferred softirq work outside it, used ${soft.toFixed(2)} s against ${genCpu.toFixed(2)} s in the generator context, including unrelated work).`,
+      `Mpps delivered is wall clock (shares the CPUs with whatever else runs); Mpps per CPU-second divides by the CPU time of the generator context, where the whole path runs inline (ksoftirqd, which would run deferred softirq work outside it, used ${soft.toFixed(2)} s against ${genCpu.toFixed(2)} s in the generator context, including unrelated work). The isolated path measures the director's own cost; on the DR path the bridge and veth hops dominate.`,
       '',
     );
     if (charts.pktrate) out.push(`![packet rate](${charts.pktrate})`, '');
@@ -138,6 +141,25 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
       ),
       '',
     );
+    const a = d.apply;
+    if (a) {
+      out.push(`### Ring apply through the XDP dataplane (M=${a.ringSize}, N=${a.backends}; goal: under ${a.goalMs} ms)`, '');
+      if (a.status !== 'ok') out.push(`${a.status === 'skipped' ? 'skipped' : 'error'}: ${a.reason ?? ''}`, '');
+      else {
+        const row = (name: string, wall?: Spread, cpu?: Spread): string[] => [name, f(wall?.median, 2), `${f(wall?.min, 2)}–${f(wall?.max, 2)}`, f(cpu?.median, 2), wall && cpu ? (Math.max(wall.median, 0) < a.goalMs ? 'met' : cpu.median < a.goalMs ? 'met on CPU time only' : 'missed') : '–'];
+        out.push(
+          table(
+            ['step', 'wall ms (median)', 'min–max', 'CPU ms (median)', `goal < ${a.goalMs} ms`],
+            [row('ring build (Maglev table)', a.ringBuildMs, a.ringBuildCpuMs), row('apply: one weight change (plan, changed slots, flip)', a.applyMs, a.applyCpuMs)],
+          ),
+          '',
+        );
+        out.push(
+          `${a.samples} samples after one warm-up (measureApply, generic XDP on its own veth); ring slots written per apply: median ${f(a.slotsWritten?.median, 0)}; first apply of the whole state (every slot written): ${f(a.firstApplyMs, 1)} ms; load average ${(a.loadavgBefore ?? []).join('/')} before, ${(a.loadavgAfter ?? []).join('/')} after.`,
+          '',
+        );
+      }
+    }
   }
 
   out.push('## 5. Failover and health detection', '');
@@ -166,12 +188,19 @@ function testrunChart(d: TestRunData, sub: string): string {
 }
 
 function pktChart(d: PktRateData, key: 'mppsDelivered' | 'mppsPerCpu', sub: string): string {
-  const bars: Bar[] = d.modes
-    .filter((m) => m.status === 'ok' && m[key])
-    .map((m) => ({ label: m.mode, value: m[key]!.median, range: [m[key]!.min, m[key]!.max] as [number, number], group: m.mode.startsWith('xdp') ? 'xdp' : 'kernel' }));
+  const bars: Bar[] = d.scenarios.flatMap((sc) =>
+    sc.modes
+      .filter((m) => m.status === 'ok' && m[key])
+      .map((m) => ({
+        label: `${sc.name}: ${m.mode}`,
+        value: m[key]!.median,
+        range: [m[key]!.min, m[key]!.max] as [number, number],
+        group: `${sc.name} ${m.mode.startsWith('xdp') ? 'xdp' : 'kernel'}`,
+      })),
+  );
   return key === 'mppsDelivered'
-    ? barChartSvg({ title: 'Packets delivered to the real servers (veth, wall clock)', subtitle: sub, unit: 'Mpps', bars })
-    : barChartSvg({ title: 'Packets delivered per CPU-second of the packet path', subtitle: sub, unit: 'Mpps per CPU-second', bars });
+    ? barChartSvg({ title: 'Packets delivered through veth (wall clock): DR path and isolated director', subtitle: sub, unit: 'Mpps', bars })
+    : barChartSvg({ title: 'Packets delivered per CPU-second of the packet path: DR path and isolated director', subtitle: sub, unit: 'Mpps per CPU-second', bars });
 }
 
 function mysqlChart(d: MysqlData, key: 'connectsPerSec' | 'queriesPerSec', sub: string): string {
@@ -196,7 +225,7 @@ export async function writeReport(result: BenchResult, outDir: string): Promise<
   const svgs: [string, string][] = [];
   const s = result.sections;
   if (s.testrun?.status === 'ok') svgs.push(['testrun', testrunChart(s.testrun.data, sub)]);
-  if (s.pktrate?.status === 'ok' && s.pktrate.data.modes.some((m) => m.status === 'ok')) {
+  if (s.pktrate?.status === 'ok' && s.pktrate.data.scenarios.some((sc) => sc.modes.some((m) => m.status === 'ok'))) {
     svgs.push(['pktrate', pktChart(s.pktrate.data, 'mppsDelivered', sub)]);
     svgs.push(['pktrateCpu', pktChart(s.pktrate.data, 'mppsPerCpu', sub)]);
   }

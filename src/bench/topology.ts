@@ -156,3 +156,56 @@ export async function xdpDetach(ns: string, ifname: string): Promise<void> {
 export async function txChecksumOff(ns: string, ifname = 'eth0'): Promise<void> {
   await runIn(ns, 'ethtool', ['-K', ifname, 'tx', 'off']);
 }
+
+/**
+ * The isolated director (research lab.md §3): one veth pair, generator eth0 ⇄
+ * director eth0, nothing else on the path. The director sends every frame
+ * straight back to the generator, whose eth0 counts and drops it. For the
+ * kernel path the director forwards (ip_forward=1) back out of eth0 via the
+ * generator (route for the VIP, static neighbour).
+ */
+export interface IsolatedTopology {
+  prefix: string;
+  gen: Host;
+  director: Host;
+  vip: string;
+  destroy(): Promise<void>;
+}
+
+const INET = '10.202.0';
+
+export async function createIsolated(prefix: string): Promise<IsolatedTopology> {
+  if (!/^[a-z0-9-]{1,40}$/.test(prefix)) throw new XdError('XD_ERR_BENCH', `topology prefix ${JSON.stringify(prefix)}: use 1–40 of a-z, 0-9, '-'`);
+  const gen: Host = { ns: `${prefix}-ig`, ip: `${INET}.10`, mac: '02:00:0a:ca:00:10', port: '' };
+  const director: Host = { ns: `${prefix}-id`, ip: `${INET}.2`, mac: '02:00:0a:ca:00:02', port: '' };
+  const all = [gen.ns, director.ns];
+  const topo: IsolatedTopology = { prefix, gen, director, vip: `${INET}.100`, destroy: () => deleteNamespaces(all) };
+  try {
+    for (const n of all) await run('ip', ['netns', 'add', n]);
+    await run('ip', ['link', 'add', 'name', 'eth0', 'netns', gen.ns, 'address', gen.mac, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', director.ns, 'address', director.mac]);
+    for (const [h, other] of [
+      [gen, director],
+      [director, gen],
+    ] as const) {
+      await sysctl(h.ns, 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
+      await run('ip', ['-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0']);
+      await run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
+      await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
+      await run('ip', ['-n', h.ns, 'neigh', 'replace', other.ip, 'lladdr', other.mac, 'dev', 'eth0', 'nud', 'permanent']);
+    }
+    // Kernel path: forward the VIP back out of eth0 to the generator, no redirects, no reverse-path check.
+    await sysctl(
+      director.ns,
+      'net.ipv4.ip_forward=1',
+      'net.ipv4.conf.all.send_redirects=0',
+      'net.ipv4.conf.eth0.send_redirects=0',
+      'net.ipv4.conf.all.rp_filter=0',
+      'net.ipv4.conf.eth0.rp_filter=0',
+    );
+    await run('ip', ['-n', director.ns, 'route', 'replace', `${topo.vip}/32`, 'via', gen.ip, 'dev', 'eth0']);
+  } catch (err) {
+    await deleteNamespaces(all).catch(() => undefined);
+    throw wrap('XD_ERR_BENCH', `create isolated benchmark topology ${prefix}`, err);
+  }
+  return topo;
+}

@@ -103,6 +103,33 @@ export interface PktModeResult {
   deliveredTotal?: number;
 }
 
+/** Ratios of medians, when both sides ran. */
+export interface PktRatios {
+  nativeVsCeiling?: number;
+  nativeVsKernel?: number;
+  genericVsKernel?: number;
+}
+
+/**
+ * One path the generator drives:
+ *   dr-bridge  gen ─ bridge ─ director ─ bridge ─ real servers (the full one-armed DR path;
+ *              bridge and veth hops dominate the cost)
+ *   isolated   gen eth0 ⇄ director eth0 on one veth pair, the director sends straight back
+ *              to the generator (where a counter drops): the director's own cost
+ */
+export type PktScenarioName = 'dr-bridge' | 'isolated';
+
+export interface PktScenario {
+  name: PktScenarioName;
+  description: string;
+  /** Interfaces counting delivered frames (real servers, or the generator's own eth0). */
+  receivers: number;
+  modes: PktModeResult[];
+  ratios: PktRatios;
+  /** The same ratios on Mpps per CPU-second. */
+  ratiosPerCpu: PktRatios;
+}
+
 export interface PktRateData {
   generator: { kind: 'pktgen' | 'live-frames'; detail: string; pktgen: string };
   frameBytes: number;
@@ -110,12 +137,8 @@ export interface PktRateData {
   packetsPerRound: number;
   batchSize: number;
   rounds: number;
-  receivers: number;
-  modes: PktModeResult[];
-  /** Ratios of medians, when both sides ran. */
-  ratios: { nativeVsCeiling?: number; nativeVsKernel?: number; genericVsKernel?: number };
-  /** The same ratios on Mpps per CPU-second. */
-  ratiosPerCpu: { nativeVsCeiling?: number; nativeVsKernel?: number; genericVsKernel?: number };
+  /** Scenarios measured in the same run, rounds interleaved across them. */
+  scenarios: PktScenario[];
 }
 
 // ---- 3. MySQL through the VIP ----
@@ -183,8 +206,32 @@ export interface MaglevDisruption {
   factor: number;
 }
 
+/** Ring apply through the real XDP dataplane (measureApply, src/dataplane/xdp/measure.ts). */
+export interface RingApplyData {
+  status: 'ok' | 'skipped' | 'error';
+  reason?: string;
+  ringSize: number;
+  backends: number;
+  samples: number;
+  /** The goal (issue 2): build and apply a new ring in under this many ms. */
+  goalMs: number;
+  /** Ring build only (Maglev table), wall clock and process CPU. */
+  ringBuildMs?: Spread;
+  ringBuildCpuMs?: Spread;
+  /** Whole XdpDataplane.apply() of one backend's weight change (plan, changed slots, flip). */
+  applyMs?: Spread;
+  applyCpuMs?: Spread;
+  slotsWritten?: Spread;
+  /** First apply of the whole state (every slot written). */
+  firstApplyMs?: number;
+  loadavgBefore?: number[];
+  loadavgAfter?: number[];
+}
+
 export interface MaglevData {
   builds: MaglevBuild[];
+  /** Absent when not selected; skipped without root/bpffs. */
+  apply?: RingApplyData;
   balance: MaglevBalance[];
   disruption: MaglevDisruption[];
 }

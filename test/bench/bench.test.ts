@@ -65,36 +65,65 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     assert.ok(d.calibration.ns.median > 0);
   });
 
-  it('delivers generated packets on every runnable path and accounts for every offered packet', () => {
+  it('delivers generated packets in every runnable mode of both paths and accounts for every offered packet', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
-    for (const mode of ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward'] as const) {
-      const m = d.modes.find((x) => x.mode === mode);
-      assert.ok(m, `${mode} missing`);
-      assert.equal(m.status, 'ok', `${mode}: ${m.reason}`);
-      for (const round of m.rounds) {
-        assert.ok(round.delivered > 0);
-        assert.equal(round.offered, d.packetsPerRound);
-        assert.equal(round.drops, round.offered - round.delivered);
-        assert.equal(round.perReceiver.reduce((a, b) => a + b, 0), round.delivered);
+    assert.deepEqual(d.scenarios.map((sc) => sc.name), ['dr-bridge', 'isolated']);
+    for (const sc of d.scenarios) {
+      for (const mode of ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward'] as const) {
+        const m = sc.modes.find((x) => x.mode === mode);
+        assert.ok(m, `${sc.name} ${mode} missing`);
+        assert.equal(m.status, 'ok', `${sc.name} ${mode}: ${m.reason}`);
+        assert.equal(m.rounds.length, d.rounds);
+        for (const round of m.rounds) {
+          assert.ok(round.delivered > 0);
+          assert.equal(round.offered, d.packetsPerRound);
+          assert.equal(round.drops, round.offered - round.delivered);
+          assert.equal(round.perReceiver.length, sc.receivers);
+          assert.equal(round.perReceiver.reduce((a, b) => a + b, 0), round.delivered);
+        }
       }
     }
   });
 
-  it('spreads the director and the kernel path over both real servers', () => {
+  it('spreads the director and the kernel path over both real servers on the DR path', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
+    const sc = d.scenarios.find((x) => x.name === 'dr-bridge')!;
     for (const mode of ['xdp-native', 'xdp-generic', 'kernel-forward']) {
-      const round = d.modes.find((x) => x.mode === mode)!.rounds[0];
+      const round = sc.modes.find((x) => x.mode === mode)!.rounds[0];
       assert.ok(round.perReceiver.every((n) => n > 0), `${mode}: ${round.perReceiver.join('/')}`);
+    }
+  });
+
+  it('runs the director on the isolated path through its flow table, not past it', () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    const sc = d.scenarios.find((x) => x.name === 'isolated')!;
+    for (const mode of ['xdp-native', 'xdp-generic']) {
+      const round = sc.modes.find((x) => x.mode === mode)!.rounds[0];
+      assert.equal(round.directorReasons?.tx_flow_hit, round.offered, `${mode}: ${JSON.stringify(round.directorReasons)}`);
     }
   });
 
   it('reports IPVS and pktgen as unavailable here with the reason found by trying', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
-    const ipvs = d.modes.find((x) => x.mode === 'ipvs')!;
     if (fs.existsSync('/proc/net/ip_vs')) return;
-    assert.equal(ipvs.status, 'skipped');
-    assert.match(ipvs.reason ?? '', /ipvsadm -Ln failed/);
+    for (const sc of d.scenarios) {
+      const ipvs = sc.modes.find((x) => x.mode === 'ipvs')!;
+      assert.equal(ipvs.status, 'skipped');
+      assert.match(ipvs.reason ?? '', /ipvsadm -Ln failed/);
+    }
     if (!fs.existsSync('/proc/net/pktgen')) assert.match(d.generator.pktgen, /^not available: /);
+  });
+
+  it('measures the ring apply of M=65537 N=1000 through the real dataplane', () => {
+    const d = ok(r.sections.maglev, 'maglev');
+    const a = d.apply;
+    assert.ok(a, 'ring apply missing');
+    assert.equal(a.status, 'ok', a.reason);
+    assert.equal(a.ringSize, 65537);
+    assert.equal(a.backends, 1000);
+    assert.equal(a.applyMs!.n, a.samples);
+    assert.ok(a.applyMs!.median > 0 && a.applyCpuMs!.median > 0 && a.ringBuildMs!.median > 0);
+    assert.ok(a.slotsWritten!.median > 0 && a.slotsWritten!.median < 65537, `slots ${JSON.stringify(a.slotsWritten)}`);
   });
 
   it('measures MySQL through the XDP VIP, directly and through HAProxy for every client count', () => {
@@ -165,10 +194,11 @@ describe('bench packet rate on a broken path', { timeout: 120_000 }, () => {
       batch: 64,
       receivers: 1,
       modes: ['xdp-tx-noop'],
+      scenarios: ['dr-bridge'],
       ceilingMac: '02:00:0a:c9:00:02',
       log: silentLogger(),
     });
-    const m = d.modes[0];
+    const m = d.scenarios[0].modes[0];
     assert.equal(m.status, 'error');
     assert.match(m.reason ?? '', /offered 20000 frames .* and the real servers received none/);
     assert.equal(m.mppsDelivered, undefined);
