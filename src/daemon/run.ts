@@ -115,13 +115,25 @@ export class Daemon {
     this.log.info({ instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length }, 'xdirector running');
   }
 
+  /** What the health monitor is built from: a reload that leaves it alone keeps the monitor (and its state). */
+  private healthKey(cfg: Config): string {
+    const services = serviceCfgs(cfg).map((s) => ({ n: s.name, c: s.check, p: s.pool, r: s.readersIncludeWriter, s: s.scheduler, port: s.port, b: s.backends.map((b) => [b.name, b.address, b.port, b.weight]) }));
+    return JSON.stringify({ m: (cfg as any).monitor, h: (cfg as any).health, services });
+  }
+
   private async startHealth(): Promise<void> {
     const services = serviceCfgs(this.cfg);
     if (!services.some((s) => s.check !== 'none')) return;
     const { HealthMonitor } = await import('../health/monitor');
-    this.health = new HealthMonitor({ services, monitor: (this.cfg as any).monitor, health: (this.cfg as any).health, log: this.log.child({ component: 'health' }) });
-    this.health.on('change', () => this.kick('health'));
-    this.health.start();
+    const hm = new HealthMonitor({ services, monitor: (this.cfg as any).monitor, health: (this.cfg as any).health, log: this.log.child({ component: 'health' }) });
+    hm.on('change', () => { if (this.health === hm) this.kick('health'); });
+    // The first round decides up/down; until it completes every backend would count as down.
+    const first = hm.nextRound();
+    hm.start();
+    const h = (this.cfg as any).health ?? {};
+    const limit = ((this.cfg as any).monitor?.connectTimeout ?? (this.cfg as any).monitor?.connect_timeout ?? 1000) + (h.timeout ?? 500) + 2000;
+    await Promise.race([first, new Promise((r) => setTimeout(r, limit))]);
+    this.health = hm;
   }
 
   private async startVrrp(): Promise<void> {
@@ -266,19 +278,28 @@ export class Daemon {
         throw err;
       }
       const prev = this.cfg;
+      const prevHealth = this.health;
+      const keepHealth = this.healthKey(next) === this.healthKey(prev);
       this.cfg = next;
       try {
-        if (this.health) { await this.health.stop(); this.health = null; }
-        await this.startHealth();
+        if (!keepHealth) {
+          // The new monitor runs its first round before it replaces the old one, so a
+          // reload never shows healthy backends as down in between.
+          this.health = null;
+          await this.startHealth();
+        }
         await this.refreshMacs(true);
         await this.reconcile('reload');
       } catch (err) {
+        const failed = this.health;
         this.cfg = prev;
+        this.health = prevHealth;
+        if (failed && failed !== prevHealth) await failed.stop().catch(() => undefined);
         this.log.error({ err }, `reload failed while applying; back to the previous config: ${(err as Error).message}`);
-        if (!this.health) await this.startHealth();
         await this.reconcile('reload rollback').catch(() => undefined);
         throw err;
       }
+      if (!keepHealth && prevHealth) await prevHealth.stop().catch((e: unknown) => this.log.error({ err: e }, 'stopping the previous health monitor failed'));
       this.log.info({ services: next.services.length }, 'config reloaded');
       return { message: `reloaded ${this.configFile}: ${next.services.length} service(s)` };
     });

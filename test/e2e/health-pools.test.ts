@@ -216,3 +216,18 @@ test('the monitor password appears in no log line and no status output', async (
   }
   assert.ok(d.log.length > 20, 'the daemon logged');
 });
+
+test('a reload that changes the health settings keeps healthy backends in service throughout', async () => {
+  const cfg = config();
+  (cfg.health as Record<string, unknown>).rise = 3;
+  e.writeConfig(d, cfg);
+  const before = { readers: await backendsOf('readers'), writer: await backendsOf('writer') };
+  assert.ok(Object.values(before.readers).includes('active') && Object.values(before.writer).includes('active'), JSON.stringify(before));
+  const during = e.lab.runClient({ host: VIP_R, connections: 60, concurrency: 2 });
+  await sleep(200);
+  await e.cli(d, ['reload']);
+  const right = { readers: await backendsOf('readers'), writer: await backendsOf('writer') };
+  assert.deepEqual(right, before, 'right after the reload every backend is where it was');
+  const r = await during;
+  assert.equal(r.failed, 0, JSON.stringify(r.failures));
+});
