@@ -1,6 +1,6 @@
 // Leftovers of an interrupted earlier run (Ctrl-C, kill): every kernel resource
 // and temp dir of a run carries the prefix xdh<pid>; when that pid no longer
-// runs, its namespaces, pin directories, MariaDB servers and temp dirs are
+// runs, its namespaces, the ring-apply veth, pin directories, MariaDB servers and temp dirs are
 // removed here, by exact name. Nothing of a live run is touched.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -39,6 +39,15 @@ export async function cleanupStaleRuns(log: Logger): Promise<string[]> {
     }
     await run('ip', ['netns', 'del', ns], { allowFail: true });
     removed.push(`netns ${ns}`);
+  }
+  // The ring-apply measurement's veth pair lives in this namespace: xdh<pid>ma / xdh<pid>mb.
+  const links = await run('ip', ['-o', 'link', 'show'], { allowFail: true });
+  for (const m of links.stdout.matchAll(/^\d+: (xdh\d+ma)[@:]/gm)) {
+    const pid = deadPid(m[1]);
+    if (pid === null) continue;
+    pids.add(pid);
+    await run('ip', ['link', 'del', m[1]], { allowFail: true });
+    removed.push(`veth ${m[1]}`);
   }
   if (fs.existsSync('/sys/fs/bpf')) {
     for (const d of fs.readdirSync('/sys/fs/bpf')) {

@@ -154,9 +154,11 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     assert.ok((vrrp.reason ?? '').length > 0);
   });
 
-  it('leaves no namespace, pin directory or temp directory of the run behind', () => {
+  it('leaves no namespace, interface, pin directory or temp directory of the run behind', () => {
     const ns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
     assert.ok(!ns.includes(`${prefix}`), ns);
+    const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
+    assert.ok(!links.includes(`${prefix}`), links);
     assert.deepEqual(fs.readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(prefix)), []);
     assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix) && !n.includes('-bench-')), []);
   });
