@@ -121,3 +121,20 @@ export function backendKey(address: string, port: number): string {
   const text = a ? a.text : address;
   return (a ? a.family === 6 : address.includes(':')) ? `[${text}]:${port}` : `${text}:${port}`;
 }
+
+/** The address in network byte order: 4 bytes (IPv4) or 16 (IPv6). Throws on a malformed one. */
+export function addressToBytes(s: string): Buffer {
+  const a = parseAddress(s);
+  if (!a) throw new TypeError(`not an IPv4 or IPv6 address: ${JSON.stringify(s)}`);
+  const out = Buffer.alloc(a.words.length * 4);
+  a.words.forEach((w, i) => out.writeUInt32BE(w, i * 4));
+  return out;
+}
+
+/** Canonical text of an address held in network byte order (IPv4: the first 4 bytes). */
+export function addressFromBytes(buf: Buffer, family: Family): string {
+  if (family === 4) return `${buf[0]}.${buf[1]}.${buf[2]}.${buf[3]}`;
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push(buf.readUInt16BE(i * 2));
+  return formatV6(g);
+}

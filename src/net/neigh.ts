@@ -7,6 +7,7 @@
 import { createRtNetlink, RtNetlinkSocket } from 'netlink';
 import { isIP } from 'node:net';
 import { XdError, wrap } from '../errors';
+import { addressToBytes } from '../config/address';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -29,26 +30,9 @@ export function macFromString(s: string): Buffer {
   return Buffer.from(s.split(':').map((x) => parseInt(x, 16)));
 }
 
+/** Network-order bytes of an address (4 or 16), as rtnetlink wants them. */
 export function addressBytes(address: string): Buffer {
-  const fam = isIP(address);
-  if (fam === 4) return Buffer.from(address.split('.').map(Number));
-  if (fam === 6) {
-    // Expand "::" and embedded IPv4.
-    let a = address;
-    const v4 = a.match(/(\d+\.\d+\.\d+\.\d+)$/);
-    if (v4) {
-      const b = v4[1].split('.').map(Number);
-      a = a.slice(0, -v4[1].length) + ((b[0] << 8) | b[1]).toString(16) + ':' + ((b[2] << 8) | b[3]).toString(16);
-    }
-    const [head, tail] = a.split('::');
-    const h = head ? head.split(':') : [];
-    const t = tail !== undefined ? (tail ? tail.split(':') : []) : [];
-    const words = tail !== undefined ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h;
-    const out = Buffer.alloc(16);
-    words.forEach((w, i) => out.writeUInt16BE(parseInt(w, 16), i * 2));
-    return out;
-  }
-  throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+  return addressToBytes(address);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

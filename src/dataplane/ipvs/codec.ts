@@ -4,6 +4,7 @@
 // package's job on the wire; encodeMessage() builds the whole message only so that tests can
 // compare bytes with what the kernel's layout says.
 
+import { addressFromBytes } from '../../config/address';
 import { isIP } from 'node:net';
 
 export const IPVS_GENL_NAME = 'IPVS';
@@ -215,22 +216,7 @@ function ipv6Bytes(addr: string): Buffer {
 
 /** Textual form of a 16-byte (or 4-byte) nf_inet_addr. IPv6 in the canonical compressed form (RFC 5952). */
 export function decodeInetAddr(buf: Buffer, af: AddressFamily): string {
-  if (af === AF_INET) return `${buf[0]}.${buf[1]}.${buf[2]}.${buf[3]}`;
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(buf.readUInt16BE(i * 2));
-  // Longest run of >= 2 zero groups is compressed.
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return addressFromBytes(buf, af === AF_INET ? 4 : 6);
 }
 
 /** Canonical text of an address (so "fd00:0::1" and "fd00::1" compare equal). */

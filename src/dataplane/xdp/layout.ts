@@ -6,6 +6,7 @@ import { xdMap, XdMap, openPinnedXdMap } from '../../bpf/maps';
 import type { BpfObject } from '../../bpf/object';
 import { addressBytes, macFromString, macToString } from '../../net/neigh';
 import type { Family } from '../../state/types';
+import { addressFromBytes } from '../../config/address';
 
 export const LAYOUT_VERSION = G.LAYOUT_VERSION;
 export const LAYOUT_HASH = G.LAYOUT_HASH;
@@ -68,20 +69,7 @@ export function addr16(address: string): Buffer {
 }
 
 export function addrString(b: Buffer, family: Family): string {
-  if (family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const words: string[] = [];
-  for (let i = 0; i < 16; i += 2) words.push(b.readUInt16BE(i).toString(16));
-  // Canonical compression of the longest run of zero words.
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && words[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return words.join(':');
-  return `${words.slice(0, best).join(':')}::${words.slice(best + bestLen).join(':')}`;
+  return addressFromBytes(b, family);
 }
 
 export const macBytes = macFromString;
