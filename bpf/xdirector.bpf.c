@@ -37,6 +37,17 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u32 ring_max = XD_RING_MAX;
 
 /*
+ * The MAC of the interface the program is attached to, set at load time with
+ * match_dst_mac = 1. A unicast frame addressed to another station (unknown
+ * unicast that a switch floods, e.g. to a VRRP Backup director) is passed
+ * untouched, for the kernel to drop as PACKET_OTHERHOST: only the director the
+ * client addressed forwards, as with IPVS, so a flooded packet is never sent
+ * to a real server twice. 0 (the default) forwards whatever arrives.
+ */
+const volatile __u32 match_dst_mac = 0;
+const volatile __u8 self_mac[ETH_ALEN] = {};
+
+/*
  * BTF anchor for the enums of xdirector.h, never read by the program: clang
  * only emits BTF for types that a global, a map or a function signature
  * references, and the map layouts store these enums in __u8/__u32 fields.
@@ -384,6 +395,14 @@ int xdirector(struct xdp_md *ctx)
 	l3 = parse_ethhdr(&nh, data_end, &eth);
 	if (l3 < 0)
 		goto out;
+
+	if (match_dst_mac && !(eth->h_dest[0] & 1) &&
+	    (eth->h_dest[0] != self_mac[0] || eth->h_dest[1] != self_mac[1] ||
+	     eth->h_dest[2] != self_mac[2] || eth->h_dest[3] != self_mac[3] ||
+	     eth->h_dest[4] != self_mac[4] || eth->h_dest[5] != self_mac[5])) {
+		reason = XD_R_PASS_OTHER_HOST;
+		goto out;
+	}
 
 	if (l3 == ETH_P_IP) {
 		struct iphdr *iph;

@@ -85,7 +85,8 @@ enum xd_reason {
 	XD_R_DROP_FRAGMENT = 10, /* IP fragment to a VIP: no ports to hash on */
 	XD_R_PASS_ICMP = 11,     /* ICMP for a VIP without a known flow */
 	XD_R_ABORTED = 12,       /* internal error (map lookup failed) */
-	XD_R_MAX = 13,
+	XD_R_PASS_OTHER_HOST = 13, /* unicast frame for another station (flooded): the kernel drops it */
+	XD_R_MAX = 14,
 };
 
 /* services map key: which traffic is ours. 20 bytes. */

@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 1;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xee29b27a3fca8dd6n;
+export const LAYOUT_HASH = 0x5426f2eb141f23cbn;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -96,7 +96,7 @@ export const MAPS = {
     valueType: 'xd_reason_stats',
     keySize: 4,
     valueSize: 16,
-    maxEntries: 13,
+    maxEntries: 14,
   },
   rr: {
     role: 'rr',
@@ -128,9 +128,19 @@ export const GLOBALS = {
     offset: 0,
     size: 4,
   },
-  xd_btf_enums: {
+  match_dst_mac: {
     section: '.rodata',
     offset: 4,
+    size: 4,
+  },
+  self_mac: {
+    section: '.rodata',
+    offset: 8,
+    size: 6,
+  },
+  xd_btf_enums: {
+    section: '.rodata',
+    offset: 16,
     size: 20,
   },
 } as const;
@@ -181,7 +191,8 @@ export const XdReason = {
   XD_R_DROP_FRAGMENT: 10,
   XD_R_PASS_ICMP: 11,
   XD_R_ABORTED: 12,
-  XD_R_MAX: 13,
+  XD_R_PASS_OTHER_HOST: 13,
+  XD_R_MAX: 14,
 } as const;
 export type XdReason = (typeof XdReason)[keyof typeof XdReason];
 
@@ -1004,7 +1015,8 @@ export const LAYOUT: LayoutModel = {
         XD_R_DROP_FRAGMENT: 10,
         XD_R_PASS_ICMP: 11,
         XD_R_ABORTED: 12,
-        XD_R_MAX: 13,
+        XD_R_PASS_OTHER_HOST: 13,
+        XD_R_MAX: 14,
       },
     },
   },
@@ -1077,7 +1089,7 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_reason_stats',
       keySize: 4,
       valueSize: 16,
-      maxEntries: 13,
+      maxEntries: 14,
     },
     rr: {
       role: 'rr',
@@ -1106,9 +1118,19 @@ export const LAYOUT: LayoutModel = {
       offset: 0,
       size: 4,
     },
-    xd_btf_enums: {
+    match_dst_mac: {
       section: '.rodata',
       offset: 4,
+      size: 4,
+    },
+    self_mac: {
+      section: '.rodata',
+      offset: 8,
+      size: 6,
+    },
+    xd_btf_enums: {
+      section: '.rodata',
+      offset: 16,
       size: 20,
     },
   },

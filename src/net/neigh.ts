@@ -61,6 +61,21 @@ export class Neighbours {
     return l.data.index;
   }
 
+  /** The interface's own MAC address. */
+  async linkMac(ifname: string): Promise<string> {
+    let links;
+    try {
+      links = await this.rt.getLinks();
+    } catch (err) {
+      throw wrap('XD_ERR_NETLINK', 'list links', err);
+    }
+    const l = links.find((x) => x.attrs.ifname === ifname);
+    if (!l) throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
+    const mac = l.attrs.address;
+    if (!mac || mac.length !== 6) throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} has no Ethernet address: XDP DR needs an Ethernet interface`, { detail: { interface: ifname } });
+    return macToString(mac);
+  }
+
   /** The current MAC of `address` on `ifindex`, if the kernel has a usable entry. */
   async lookup(ifindex: number, address: string): Promise<string | undefined> {
     const family = isIP(address) === 6 ? AF_INET6 : AF_INET;

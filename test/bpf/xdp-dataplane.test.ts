@@ -92,7 +92,7 @@ let foreign: BpfObject | undefined;
 before(() => {
   if (!fs.existsSync('/sys/fs/bpf')) sh('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
   sh('ip', ['netns', 'add', NS]);
-  sh('ip', ['link', 'add', IF, 'type', 'veth', 'peer', 'name', PEER, 'netns', NS]);
+  sh('ip', ['link', 'add', IF, 'address', '02:00:00:00:00:01', 'type', 'veth', 'peer', 'name', PEER, 'netns', NS]); // frames below are addressed to this MAC
   sh('ip', ['link', 'set', IF, 'up']);
   sh('ip', ['-n', NS, 'link', 'set', PEER, 'up']);
   fs.mkdirSync(PIN_ROOT);

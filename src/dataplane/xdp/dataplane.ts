@@ -17,6 +17,7 @@ import { sumPerCpu } from '../../bpf/codec';
 import { XdError, wrap } from '../../errors';
 import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey } from './plan';
 import * as L from './layout';
+import { Neighbours } from '../../net/neigh';
 
 export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
 
@@ -129,7 +130,12 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.ring]: o.maxServices * 2 * o.ringMax,
       [L.MAP.flow]: o.flowTableSize,
     };
-    const obj = await BpfObject.load(objectPath, { maxEntries, globals: { ring_max: o.ringMax }, ...(adopt ? { reusePinnedDir: dir } : {}) });
+    // Forward only frames addressed to this interface (a flooded frame is the kernel's to drop).
+    const nl = new Neighbours();
+    let selfMac: string;
+    try { selfMac = await nl.linkMac(o.ifname); } finally { nl.close(); }
+    const globals = { ring_max: o.ringMax, match_dst_mac: 1, self_mac: L.macBytes(selfMac) };
+    const obj = await BpfObject.load(objectPath, { maxEntries, globals, ...(adopt ? { reusePinnedDir: dir } : {}) });
     let maps: L.Maps | undefined;
     try {
       obj.pinMaps(dir);
