@@ -142,7 +142,11 @@ export class Rtnl {
     try {
       await this.serial(() => this.rt.newAddress(
         { family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index, scope: RT_SCOPE_UNIVERSE, flags: fam === 6 ? { nodad: true } : {} },
-        fam === 4 ? { local: bytes, address: bytes } : { address: bytes, flags: { nodad: true } },
+        // IPv6 VIPs are deprecated (preferred lifetime 0, valid forever): still answered and
+        // accepted, but never chosen as the source of the director's own connections. A /128
+        // VIP would otherwise win source selection over the /64 address, and the real servers,
+        // which hold the VIP on lo, would keep the replies to health checks for themselves.
+        fam === 4 ? { local: bytes, address: bytes } : { address: bytes, flags: { nodad: true }, cacheInfo: { ifaPrefered: 0, ifaValid: 0xffffffff, cstamp: 0, tstamp: 0 } },
         { flags: NLM_F_CREATE | NLM_F_EXCL },
       ));
     } catch (err) {
