@@ -362,8 +362,11 @@ async function measureRound(p: Path, m: PktModeResult, o: PktRateOptions): Promi
   const cpuSeconds = Number(g.cpuSeconds);
   const sent = Number(g.sent);
   if (Number(g.aborted) > 0) throw new XdError('XD_ERR_BENCH', `generator aborted ${String(g.aborted)} frames (template/length mismatch)`);
-  if (got === 0) {
-    const where = p.scenario.name === 'isolated' ? "the generator's eth0 received none back" : 'the real servers received none';
+  // Nothing (or a stray handful: under 0.1% of what was offered) arriving means a broken path,
+  // reported as an error rather than as a rate.
+  if (got * 1000 < sent || got === 0) {
+    const none = got === 0 ? 'none' : `only ${got}`;
+    const where = p.scenario.name === 'isolated' ? `the generator's eth0 received ${none} back` : `the real servers received ${none}`;
     throw new XdError('XD_ERR_BENCH_NO_TRAFFIC', `${m.mode}: the generator offered ${sent} frames in ${seconds.toFixed(3)} s and ${where}; the path is broken (check the director program and the veth XDP peers)`);
   }
   const r: PktRound = {
