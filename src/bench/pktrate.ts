@@ -221,6 +221,22 @@ interface Owned {
   teardown: (() => Promise<void>)[];
 }
 
+/** Attach the program a mode runs to the director's eth0 (pinned programs of this run). */
+function attachMode(ns: string, mode: PktMode, p: { director?: { pinPath: string }; noop?: { pinPath: string }; dirPass: { pinPath: string } }): Promise<void> {
+  switch (mode) {
+    case 'xdp-native':
+      return xdpAttachPinned(ns, 'eth0', 'native', p.director!.pinPath);
+    case 'xdp-generic':
+      return xdpAttachPinned(ns, 'eth0', 'generic', p.director!.pinPath);
+    case 'xdp-tx-noop':
+      return xdpAttachPinned(ns, 'eth0', 'native', p.noop!.pinPath);
+    case 'kernel-forward':
+      return xdpAttachPinned(ns, 'eth0', 'native', p.dirPass.pinPath);
+    default:
+      throw new XdError('XD_ERR_BENCH', `mode ${mode} cannot be attached`);
+  }
+}
+
 async function bridgePath(o: PktRateOptions, modes: PktMode[], pinDir: string, own: Owned, log: Logger): Promise<Path> {
   const scenario: PktScenario = { name: 'dr-bridge', description: SCENARIO_DESCRIPTIONS['dr-bridge'], receivers: o.receivers, modes: [], ratios: {}, ratiosPerCpu: {} };
   const t: Topology = await createTopology(`${o.prefix}p`, o.receivers);
@@ -266,18 +282,7 @@ async function bridgePath(o: PktRateOptions, modes: PktMode[], pinDir: string, o
     director,
     async attach(mode) {
       await xdpDetach(t.director.ns, 'eth0');
-      switch (mode) {
-        case 'xdp-native':
-          return xdpAttachPinned(t.director.ns, 'eth0', 'native', director!.pinPath);
-        case 'xdp-generic':
-          return xdpAttachPinned(t.director.ns, 'eth0', 'generic', director!.pinPath);
-        case 'xdp-tx-noop':
-          return xdpAttachPinned(t.director.ns, 'eth0', 'native', noop!.pinPath);
-        case 'kernel-forward':
-          return xdpAttachPinned(t.director.ns, 'eth0', 'native', dirPass.pinPath);
-        default:
-          throw new XdError('XD_ERR_BENCH', `mode ${mode} cannot be attached`);
-      }
+      return attachMode(t.director.ns, mode, { director, noop, dirPass });
     },
     detach: () => xdpDetach(t.director.ns, 'eth0'),
     counts: () => rcv.map((c) => c.read().packets),
@@ -324,18 +329,7 @@ async function isolatedPath(o: PktRateOptions, modes: PktMode[], pinDir: string,
       // Generic mode: no native program on the director's veth, so GRO on gives it the NAPI
       // the generator's ndo_xdp_xmit needs; off for the others (their native program does that).
       await gro(mode === 'xdp-generic');
-      switch (mode) {
-        case 'xdp-native':
-          return xdpAttachPinned(t.director.ns, 'eth0', 'native', director!.pinPath);
-        case 'xdp-generic':
-          return xdpAttachPinned(t.director.ns, 'eth0', 'generic', director!.pinPath);
-        case 'xdp-tx-noop':
-          return xdpAttachPinned(t.director.ns, 'eth0', 'native', noop!.pinPath);
-        case 'kernel-forward':
-          return xdpAttachPinned(t.director.ns, 'eth0', 'native', dirPass.pinPath);
-        default:
-          throw new XdError('XD_ERR_BENCH', `mode ${mode} cannot be attached`);
-      }
+      return attachMode(t.director.ns, mode, { director, noop, dirPass });
     },
     detach: () => xdpDetach(t.director.ns, 'eth0'),
     counts: () => [back.read().packets],
