@@ -3,13 +3,9 @@
 // director namespace, phases A/B/C described there) and asserts on what it recorded.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-
-const ROOT = resolve(__dirname, '../../..');
-const qemu = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
-const skip = qemu.error ? `requires qemu-system-x86_64: ${qemu.error.message} (apt-get install qemu-system-x86)` : false;
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { skip, bootGuest } from './harness';
 
 let out = '';
 let rc = -1;
@@ -18,17 +14,7 @@ let console_ = '';
 
 before(async () => {
   if (skip) return;
-  out = mkdtempSync(`/tmp/xdg-vmd-${process.pid}-`);
-  const t = Date.now();
-  rc = await new Promise<number>((res, rej) => {
-    const p = spawn(join(ROOT, 'scripts/vm/run.sh'), ['-o', out, '-l', join(out, 'console.log'), '-t', '900', '--', 'bash', 'test/vm/guest/daemon.sh'],
-      { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => (err += d));
-    p.on('error', rej);
-    p.on('exit', (code) => { if (code === null) rej(new Error(`run.sh killed: ${err}`)); else res(code); });
-  });
-  wallMs = Date.now() - t;
+  ({ rc, wallMs, out } = await bootGuest('test/vm/guest/daemon.sh', 900, 'vmd'));
   console_ = read('console.log');
 }, { timeout: 960_000 });
 
