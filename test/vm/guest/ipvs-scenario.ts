@@ -191,6 +191,9 @@ async function main(): Promise<void> {
   result.ipvsadmAfterRollback = ipvsadm();
   result.rollbackLogs = logs.filter((l) => typeof l.msg === 'string' && (l.msg as string).includes('rolling back')).map((l) => ({ msg: l.msg, failed: l.failed, done: l.done }));
 
+  // IPVS's dumped counters are the estimator's copy of the per-CPU stats, refreshed every 2 s:
+  // wait one refresh so the last phase's connections are counted.
+  await new Promise((r) => setTimeout(r, 2500));
   result.status = await dp.status();
 
   // close keeps the kernel state by default; a new instance adopts it; keepState:false removes it
