@@ -128,9 +128,10 @@ export type DropReason =
   | 'auth'
   | 'address-list'
   | 'interval'
-  | 'own';
+  | 'own'
+  | 'peer';
 
-export const DROP_REASONS: readonly DropReason[] = ['truncated', 'not-vrrp', 'ttl', 'version', 'type', 'address-count', 'checksum', 'vrid', 'auth', 'address-list', 'interval', 'own'];
+export const DROP_REASONS: readonly DropReason[] = ['truncated', 'not-vrrp', 'ttl', 'version', 'type', 'address-count', 'checksum', 'vrid', 'auth', 'address-list', 'interval', 'own', 'peer'];
 
 /** What the IP layer said about a received VRRP message. */
 export interface RxMeta {
@@ -153,6 +154,12 @@ export interface Expect {
   password?: string;
   /** Require TTL/hop limit 255 (RFC; keepalived skips it for unicast peers). Default true. */
   checkTtl?: boolean;
+  /**
+   * Unicast mode: the only senders accepted (canonical text, see ip.ts). Without the TTL check
+   * nothing else ties an advert to the segment, so any host that can reach us could send a
+   * priority-255 advert and demote the Master. Omit (multicast) to accept any source.
+   */
+  peers?: readonly string[];
 }
 
 export type DecodeResult =
@@ -161,12 +168,22 @@ export type DecodeResult =
 
 const drop = (reason: DropReason, message: string): DecodeResult => ({ ok: false, reason, message });
 
+/** Canonical text of a received source address; anything unparsable stays as it came (never throws). */
+function canonicalIpOrRaw(address: string): string {
+  try {
+    return canonicalIp(address);
+  } catch {
+    return address;
+  }
+}
+
 /**
  * Decode and validate one VRRP message (the IP payload). Never throws: any
  * input gives either an advert or a drop reason with a message.
  */
 export function decodeAdvert(msg: Uint8Array, meta: RxMeta, expect: Expect): DecodeResult {
   const buf = Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
+  if (expect.peers && !expect.peers.includes(canonicalIpOrRaw(meta.src))) return drop('peer', `sender ${meta.src} is not one of unicast_peers (${expect.peers.join(', ')})`);
   if (buf.length < VRRP_HEADER_LEN) return drop('truncated', `${buf.length} bytes is shorter than the 8-byte VRRP header`);
   if (expect.checkTtl !== false && meta.ttl !== 255) return drop('ttl', `${meta.family === 4 ? 'TTL' : 'hop limit'} ${meta.ttl} is not 255 (the packet was routed or forged)`);
   const version = buf[0]! >> 4;

@@ -118,7 +118,7 @@ export class VrrpInstance {
         primaryAddress: this.primary,
         vips,
         password: c.auth?.password,
-        unicast,
+        unicastPeers: c.unicast_peers,
       },
       { send: (p) => this.sendAdvert(p), transition: (t) => this.onTransition(t) },
       this.timers,

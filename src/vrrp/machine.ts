@@ -36,8 +36,11 @@ export interface MachineConfig {
   primaryAddress: string;
   vips: string[];
   password?: string;
-  /** Unicast peers skip the TTL check (keepalived). */
-  unicast: boolean;
+  /**
+   * Unicast peers (empty: multicast). In unicast mode the TTL check is skipped (keepalived) and
+   * only adverts from these addresses are accepted; in multicast mode TTL/hop limit 255 is required.
+   */
+  unicastPeers: readonly string[];
 }
 
 export interface TransitionInfo {
@@ -115,7 +118,8 @@ export class VrrpMachine {
       addresses: cfg.vips,
       intervalMs: cfg.version === 2 ? cfg.intervalMs : undefined,
       password: cfg.password,
-      checkTtl: !cfg.unicast,
+      checkTtl: cfg.unicastPeers.length === 0,
+      peers: cfg.unicastPeers.length > 0 ? cfg.unicastPeers.map(canonicalIp) : undefined,
     };
     this.counters = {
       received: 0,

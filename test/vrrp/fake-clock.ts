@@ -56,7 +56,7 @@ export function machineConfig(over: Partial<MachineConfig> = {}): MachineConfig 
     preemptDelayMs: 0,
     primaryAddress: ME,
     vips: [VIP],
-    unicast: false,
+    unicastPeers: [],
     ...over,
   };
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { VrrpMachine, type MachineConfig, type TransitionInfo } from '../../src/vrrp/machine';
 import { Tracker, effectivePriority } from '../../src/vrrp/track';
-import { FakeClock, advertFrom, machineConfig } from './fake-clock';
+import { FakeClock, ME, advertFrom, machineConfig } from './fake-clock';
 
 function setup(over: Partial<MachineConfig> = {}) {
   const clock = new FakeClock();
@@ -301,5 +301,41 @@ describe('VRRP state machine: bad packets', () => {
     const { m } = setup({ priority: 100 });
     m.start();
     assert.equal(m.handlePacket(...advertFrom('10.0.0.2', { priority: 100 })), 'own');
+  });
+});
+
+describe('VRRP state machine: unicast peers', () => {
+  const PEER = '10.0.0.3';
+  const STRANGER = '192.0.2.66'; // off-link: its advert arrives routed (TTL < 255), which unicast mode does not check
+
+  it('ignores a priority-255 advert from a sender that is not a configured unicast peer while Master', () => {
+    const { clock, m, transitions } = setup({ priority: 200, unicastPeers: [PEER] });
+    m.start();
+    clock.advance(m.masterDownMs() + 1);
+    assert.equal(m.state, 'MASTER');
+    const [msg, meta] = advertFrom(STRANGER, { priority: 255 });
+    assert.equal(m.handlePacket(msg, { ...meta, dst: ME, ttl: 61 }), 'peer');
+    assert.equal(m.state, 'MASTER', 'an unlisted sender must not demote the Master');
+    assert.equal(m.counters.dropped.peer, 1);
+    assert.equal(m.counters.accepted, 0);
+    assert.equal(transitions.filter((t) => t.to === 'BACKUP').length, 1, 'only the startup transition to Backup');
+  });
+
+  it('still steps down on a higher-priority advert from a configured unicast peer, whatever its TTL', () => {
+    const { clock, m } = setup({ priority: 200, unicastPeers: [PEER] });
+    m.start();
+    clock.advance(m.masterDownMs() + 1);
+    const [msg, meta] = advertFrom(PEER, { priority: 255 });
+    assert.equal(m.handlePacket(msg, { ...meta, dst: ME, ttl: 61 }), 'accepted');
+    assert.equal(m.state, 'BACKUP');
+  });
+
+  it('keeps requiring TTL 255 in multicast mode', () => {
+    const { clock, m } = setup({ priority: 200 });
+    m.start();
+    clock.advance(m.masterDownMs() + 1);
+    const [msg, meta] = advertFrom(STRANGER, { priority: 255 });
+    assert.equal(m.handlePacket(msg, { ...meta, ttl: 61 }), 'ttl');
+    assert.equal(m.state, 'MASTER');
   });
 });
