@@ -33,6 +33,17 @@
 #define XD_IP_OFFSET 0x1fff
 /* IPv6 fragment header frag_off (host order): offset in bits 15..3, M in bit 0. */
 #define XD_IP6_OFFSET 0xfff8
+#define XD_IP6_MF 0x0001
+
+/*
+ * Longest IPv6 extension header chain walked before the upper-layer header.
+ * RFC 8200 4.1 recommends at most one of each header (Destination Options
+ * twice): Hop-by-Hop, Destination, Routing, Fragment, AH, Destination is six;
+ * eight leaves room for a repeated one. A longer chain is passed untouched.
+ */
+#ifndef XD_IPV6_EXT_MAX
+#define XD_IPV6_EXT_MAX 8
+#endif
 
 struct hdr_cursor {
 	void *pos;
@@ -129,6 +140,66 @@ static __always_inline int parse_frag6hdr(struct hdr_cursor *nh, void *data_end,
 	nh->pos = fh + 1;
 	*frag_off = bpf_ntohs(fh->frag_off);
 	return fh->nexthdr;
+}
+
+/*
+ * The IPv6 extension header chain after the fixed header, walked the way the
+ * kernel's ipv6_skip_exthdr() (net/ipv6/exthdrs_core.c) does it: Hop-by-Hop,
+ * Routing and Destination Options are (hdrlen + 1) * 8 bytes, AH is
+ * (hdrlen + 2) * 4 bytes, a Fragment header is 8 bytes. At most
+ * XD_IPV6_EXT_MAX headers; a longer chain gives -1.
+ *
+ * A Fragment header with offset 0 and M = 0 is an atomic fragment (RFC 8021,
+ * RFC 6946): the whole packet, walked through like any other extension header.
+ * A first fragment (offset 0, M = 1) is walked through too, so its ports are
+ * known. A later fragment (offset != 0) stops the walk: what follows is not a
+ * header. *frag_off gets the Fragment header's offset|M (host order), 0 when
+ * there is none or it is atomic.
+ *
+ * Returns the upper-layer protocol (host order; IPPROTO_NONE and ESP come back
+ * as they are, for the caller to pass), or -1 when the chain is truncated or
+ * too long.
+ */
+static __always_inline int parse_ip6_exthdrs(struct hdr_cursor *nh, void *data_end,
+					     int nexthdr, __u16 *frag_off)
+{
+	struct ipv6_opt_hdr *oh;
+	__u16 fo;
+	int i;
+
+	*frag_off = 0;
+	for (i = 0; i < XD_IPV6_EXT_MAX; i++) {
+		switch (nexthdr) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+			oh = nh->pos;
+			if ((void *)(oh + 1) > data_end)
+				return -1;
+			nexthdr = oh->nexthdr;
+			nh->pos += ((__u32)oh->hdrlen + 1) * 8; /* 8..2048 */
+			break;
+		case IPPROTO_AH:
+			oh = nh->pos;
+			if ((void *)(oh + 1) > data_end)
+				return -1;
+			nexthdr = oh->nexthdr;
+			nh->pos += ((__u32)oh->hdrlen + 2) * 4; /* 8..1028 */
+			break;
+		case IPPROTO_FRAGMENT:
+			nexthdr = parse_frag6hdr(nh, data_end, &fo);
+			if (nexthdr < 0)
+				return -1;
+			if (fo & (XD_IP6_OFFSET | XD_IP6_MF))
+				*frag_off = fo;
+			if (fo & XD_IP6_OFFSET)
+				return nexthdr;
+			break;
+		default:
+			return nexthdr;
+		}
+	}
+	return -1;
 }
 
 /* Fixed 20-byte TCP header (ports and flags; options are not read).

@@ -436,16 +436,15 @@ int xdirector(struct xdp_md *ctx)
 		fk.family = XD_FAMILY_V6;
 		__builtin_memcpy(fk.saddr, &ip6h->saddr, sizeof(fk.saddr));
 		__builtin_memcpy(fk.daddr, &ip6h->daddr, sizeof(fk.daddr));
-		if (l4 == IPPROTO_FRAGMENT) {
-			l4 = parse_frag6hdr(&nh, data_end, &frag_off);
-			if (l4 < 0)
-				goto out;
-			if (frag_off & XD_IP6_OFFSET) { /* later fragment: see IPv4 */
-				reason = XD_R_PASS_NON_VIP;
-				goto out;
-			}
-			is_frag = 1;
+		l4 = parse_ip6_exthdrs(&nh, data_end, l4, &frag_off);
+		if (l4 < 0)
+			goto out;
+		if (frag_off & XD_IP6_OFFSET) { /* later fragment: see IPv4 */
+			reason = XD_R_PASS_NON_VIP;
+			goto out;
 		}
+		if (frag_off & XD_IP6_MF)
+			is_frag = 1;
 		if (l4 == IPPROTO_ICMPV6)
 			is_icmp = 1;
 	} else {
@@ -483,6 +482,7 @@ int xdirector(struct xdp_md *ctx)
 			fk.saddr[0] = in4->daddr;
 		} else {
 			struct ipv6hdr *in6;
+			__u16 in_frag;
 
 			if (type != 2 /* ICMPV6_PKT_TOOBIG */) {
 				reason = XD_R_PASS_NON_VIP;
@@ -491,6 +491,15 @@ int xdirector(struct xdp_md *ctx)
 			inner = parse_ip6hdr(&nh, data_end, &in6);
 			if (inner < 0)
 				goto out;
+			/* The quoted reply may carry extension headers too;
+			 * a quoted later fragment has no ports. */
+			inner = parse_ip6_exthdrs(&nh, data_end, inner, &in_frag);
+			if (inner < 0)
+				goto out;
+			if (in_frag & XD_IP6_OFFSET) {
+				reason = XD_R_PASS_NON_VIP;
+				goto out;
+			}
 			__builtin_memcpy(sk.vip, &in6->saddr, sizeof(sk.vip));
 			__builtin_memcpy(fk.saddr, &in6->daddr, sizeof(fk.saddr));
 		}

@@ -296,6 +296,22 @@ function passFixture(description: string, input: Buffer, expectedReason: ReasonN
   return { description, input, expectedVerdict: 'PASS', expectedOutput: input, expectedReason };
 }
 
+/** A client IPv6 frame with extension headers `ext` between the fixed header and `l4`. */
+function ext6Frame(c: Conn, l4: pk.L4, ext: pk.Ipv6Ext[], macs: { src: string; dst: string } = { src: CLIENT_MAC, dst: DIRECTOR_MAC }): Buffer {
+  return pk.ether(macs, pk.ipv6({ src: c.client, dst: c.vip, ext }, l4));
+}
+/** An IPv6 frame with extension headers that must be forwarded to backend `be` (service 2 for TCP, 3 for UDP) as a new flow. */
+function ext6Fixture(description: string, c: Conn, l4: pk.L4, ext: pk.Ipv6Ext[], be: 3 | 4): Fixture {
+  return {
+    description,
+    input: ext6Frame(c, l4, ext),
+    expectedVerdict: 'TX',
+    expectedOutput: ext6Frame(c, l4, ext, { src: DIRECTOR_MAC, dst: beMac(be) }),
+    expectedReason: 'XD_R_TX_NEW_FLOW',
+    forwardedTo: { service: be === 3 ? 2 : 3, backend: be, newFlow: true },
+  };
+}
+
 const RA_OPTION = Buffer.from([0x94, 0x04, 0x00, 0x00]); // Router Alert (RFC 2113)
 const TS_OPTION = Buffer.concat([Buffer.from([0x44, 12, 5, 0x00]), Buffer.alloc(8)]); // Timestamp, room for 2
 
@@ -451,6 +467,28 @@ const fixtures: Fixture[] = [
     expectedReason: 'XD_R_DROP_FRAGMENT',
   },
   passFixture('a later IPv6 fragment is passed for the kernel to discard', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 181, more: false, id: 7 } }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(1448)))), 'XD_R_PASS_NON_VIP'),
+
+  // IPv6 extension headers: walked like the kernel's ipv6_skip_exthdr(), up to 8 of them
+  ext6Fixture('an IPv6 TCP SYN after a Hop-by-Hop Options header is forwarded unchanged', c6(40100), syn(c6(40100)), [pk.hopByHop()], 3),
+  ext6Fixture('an IPv6 UDP datagram after a 16-byte Destination Options header is forwarded unchanged', c6(40101), dgram(c6(40101)), [pk.destOpts(16)], 4),
+  ext6Fixture('an IPv6 TCP SYN after a Routing header with no segments left is forwarded unchanged', c6(40102), syn(c6(40102)), [pk.routingExt()], 3),
+  ext6Fixture('an IPv6 TCP SYN after Hop-by-Hop, Destination Options, Routing and Destination Options is forwarded unchanged', c6(40103), syn(c6(40103)), [pk.hopByHop(), pk.destOpts(), pk.routingExt({ addresses: ['2001:db8::fe', '2001:db8::fd'] }), pk.destOpts(24)], 3),
+  ext6Fixture('an IPv6 TCP SYN after an Authentication Header is forwarded unchanged', c6(40104), syn(c6(40104)), [pk.ahExt()], 3),
+  ext6Fixture('an IPv6 atomic fragment (offset 0, M=0) is not a fragment: its SYN is forwarded', c6(40105), syn(c6(40105)), [pk.fragmentExt(0, false)], 3),
+  ext6Fixture('an IPv6 atomic fragment after a Hop-by-Hop header carrying UDP is forwarded', c6(40106), dgram(c6(40106)), [pk.hopByHop(), pk.fragmentExt(0, false), pk.destOpts()], 4),
+  {
+    description: 'the first IPv6 fragment after a Hop-by-Hop header to a VIP is dropped like any first fragment',
+    input: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.hopByHop(), pk.fragmentExt(0, true)] }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(0, 1440)))),
+    expectedVerdict: 'DROP',
+    expectedOutput: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.hopByHop(), pk.fragmentExt(0, true)] }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(0, 1440)))),
+    expectedReason: 'XD_R_DROP_FRAGMENT',
+  },
+  passFixture('a later IPv6 fragment after Destination Options is passed for the kernel to discard', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.destOpts(), pk.fragmentExt(180, false)] }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(1440)))), 'XD_R_PASS_NON_VIP'),
+  passFixture('an IPv6 chain of nine extension headers (more than the eight walked) is passed as malformed', ext6Frame(c6(40108), syn(c6(40108)), Array.from({ length: 9 }, () => pk.destOpts())), 'XD_R_PASS_MALFORMED'),
+  passFixture('an IPv6 Hop-by-Hop header whose length runs past the packet is passed as malformed', withByte(ext6Frame(c6(40109), syn(c6(40109)), [pk.hopByHop()]), 14 + 40 + 1, 200), 'XD_R_PASS_MALFORMED'),
+  passFixture('an IPv6 extension header cut after one byte is passed as malformed', ext6Frame(c6(40110), syn(c6(40110)), [pk.hopByHop()]).subarray(0, 14 + 40 + 1), 'XD_R_PASS_MALFORMED'),
+  passFixture('an IPv6 Destination Options header followed by No Next Header is passed as non-VIP', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.destOpts()] }, pk.raw(pk.IPPROTO_NONE, Buffer.alloc(0)))), 'XD_R_PASS_NON_VIP'),
+  passFixture('an IPv6 TCP SYN after extension headers to a port without a service is passed as non-VIP', ext6Frame(c6(40111, 22), syn(c6(40111, 22)), [pk.hopByHop(), pk.routingExt()]), 'XD_R_PASS_NON_VIP'),
 ];
 
 function withByte(b: Buffer, offset: number, value: number): Buffer {
@@ -736,6 +774,25 @@ test("ICMPv6 packet too big about a flow goes to the flow's backend", () => {
   const r = dp.run(input);
   assert.equal(r.verdict, 'TX');
   assert.equal(r.out.toString('hex'), pk.ether({ src: DIRECTOR_MAC, dst: beMac(3), vlan: { id: 7 } }, icmp).toString('hex'));
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_ICMP', 1, input.length);
+});
+
+test("ICMPv6 packet too big quoting a reply with extension headers goes to the flow's backend", () => {
+  dp.setBackend(3, { address: '2001:db8::13' });
+  dp.setBackend(4, { address: '2001:db8::14' });
+  dp.setRing(2, 0, Array(7).fill(3));
+  dp.setRing(2, 1, Array(7).fill(4));
+  dp.addService({ vip: VIP6, port: MYSQL, proto: TCP, id: 2, ringSize: 7 });
+  const c = c6(41111);
+  assert.equal(sendTo(ext6Frame(c, syn(c), [pk.hopByHop()])).backend, 3);
+  dp.setActiveGen(VIP6, MYSQL, TCP, 1);
+  const reply = pk.ipv6({ src: c.vip, dst: c.client, ext: [pk.destOpts(16), pk.fragmentExt(0, false)] }, pk.tcp({ sport: c.vport, dport: c.cport, flags: 'PA', seq: 5001, ack: 1009, payload: Buffer.alloc(1400, 0x61) }));
+  const icmp = pk.ipv6({ src: ROUTER6, dst: c.vip }, pk.icmp6({ type: 2, code: 0, mtu: 1280, quoted: reply.subarray(0, 1280 - 48) }));
+  const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC }, icmp);
+  const before = dp.reasons();
+  const r = dp.run(input);
+  assert.equal(r.verdict, 'TX');
+  assert.equal(r.out.toString('hex'), pk.ether({ src: DIRECTOR_MAC, dst: beMac(3) }, icmp).toString('hex'));
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_ICMP', 1, input.length);
 });
 

@@ -14,11 +14,16 @@ export const ETH_P_ARP = 0x0806;
 export const ETH_P_8021Q = 0x8100;
 export const ETH_P_IPV6 = 0x86dd;
 
+export const IPPROTO_HOPOPTS = 0;
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
+export const IPPROTO_ROUTING = 43;
 export const IPPROTO_FRAGMENT = 44;
+export const IPPROTO_AH = 51;
 export const IPPROTO_ICMPV6 = 58;
+export const IPPROTO_NONE = 59;
+export const IPPROTO_DSTOPTS = 60;
 
 /** "aa:bb:cc:dd:ee:ff" -> 6 bytes. */
 export function macBytes(mac: string): Buffer {
@@ -272,6 +277,76 @@ export function ipv4(spec: Ipv4Spec, l4: L4): Buffer {
   return Buffer.concat([h, payload]);
 }
 
+/** One IPv6 extension header; `bytes(next)` serialises it with `next` as its Next Header. */
+export interface Ipv6Ext {
+  proto: number;
+  bytes(next: number): Buffer;
+}
+
+/** Hop-by-Hop or Destination Options of `len` bytes (a multiple of 8, 8..2048), filled with one PadN option (RFC 8200 4.2). */
+function optionsExt(proto: number, len: number): Ipv6Ext {
+  if (len % 8 !== 0 || len < 8 || len > 2048) throw new TypeError(`an options header is 8..2048 bytes in steps of 8, received ${len}`);
+  return {
+    proto,
+    bytes(next) {
+      const b = Buffer.alloc(len);
+      b[0] = next;
+      b[1] = len / 8 - 1;
+      b[2] = 1; // PadN
+      b[3] = len - 4;
+      return b;
+    },
+  };
+}
+export const hopByHop = (len = 8): Ipv6Ext => optionsExt(IPPROTO_HOPOPTS, len);
+export const destOpts = (len = 8): Ipv6Ext => optionsExt(IPPROTO_DSTOPTS, len);
+
+/** A Routing header (RFC 8200 4.4) with `addresses` 16-byte addresses after 4 reserved bytes; segments left 0 = this is the final hop. */
+export function routingExt(opts: { type?: number; segmentsLeft?: number; addresses?: string[] } = {}): Ipv6Ext {
+  const addrs = (opts.addresses ?? ['2001:db8::fe']).map(ipBytes);
+  return {
+    proto: IPPROTO_ROUTING,
+    bytes(next) {
+      const b = Buffer.alloc(8 + 16 * addrs.length);
+      b[0] = next;
+      b[1] = (b.length - 8) / 8;
+      b[2] = opts.type ?? 4; // Segment Routing Header type; 0 is deprecated (RFC 5095)
+      b[3] = opts.segmentsLeft ?? 0;
+      addrs.forEach((a, i) => a.copy(b, 8 + 16 * i));
+      return b;
+    },
+  };
+}
+
+/** A Fragment header (RFC 8200 4.5); offset in 8-byte units. offset 0 and more=false is an atomic fragment. */
+export function fragmentExt(offset: number, more: boolean, id = 7): Ipv6Ext {
+  return {
+    proto: IPPROTO_FRAGMENT,
+    bytes(next) {
+      const b = Buffer.alloc(8);
+      b[0] = next;
+      b.writeUInt16BE(((offset & 0x1fff) << 3) | (more ? 1 : 0), 2);
+      b.writeUInt32BE(id >>> 0, 4);
+      return b;
+    },
+  };
+}
+
+/** An Authentication Header (RFC 4302) of `len` bytes (a multiple of 4, ≥ 12): Payload Len counts 4-byte words minus 2. */
+export function ahExt(len = 24): Ipv6Ext {
+  return {
+    proto: IPPROTO_AH,
+    bytes(next) {
+      const b = Buffer.alloc(len);
+      b[0] = next;
+      b[1] = len / 4 - 2;
+      b.writeUInt32BE(0x100, 4); // SPI
+      b.writeUInt32BE(1, 8); // sequence number
+      return b;
+    },
+  };
+}
+
 export interface Ipv6Spec {
   src: string;
   dst: string;
@@ -280,6 +355,10 @@ export interface Ipv6Spec {
   flowLabel?: number;
   /** Insert a fragment header (offset in 8-byte units). */
   fragment?: { offset: number; more: boolean; id: number };
+  /** Extension headers in order after the fixed header (before `fragment`, if both are given). */
+  ext?: Ipv6Ext[];
+  /** Override the fixed header's Next Header (default: the first extension header's or the L4's). */
+  nextHeader?: number;
 }
 
 export function ipv6(spec: Ipv6Spec, l4: L4): Buffer {
@@ -287,15 +366,15 @@ export function ipv6(spec: Ipv6Spec, l4: L4): Buffer {
   const dst = ipBytes(spec.dst);
   if (src.length !== 16 || dst.length !== 16) throw new TypeError(`ipv6() needs IPv6 addresses, received ${spec.src} -> ${spec.dst}`);
   const payload = l4.bytes(src, dst);
-  let ext = Buffer.alloc(0);
+  const chain = [...(spec.ext ?? []), ...(spec.fragment ? [fragmentExt(spec.fragment.offset, spec.fragment.more, spec.fragment.id)] : [])];
+  const parts: Buffer[] = [];
   let next = l4.proto;
-  if (spec.fragment) {
-    ext = Buffer.alloc(8);
-    ext[0] = l4.proto;
-    ext.writeUInt16BE(((spec.fragment.offset & 0x1fff) << 3) | (spec.fragment.more ? 1 : 0), 2);
-    ext.writeUInt32BE(spec.fragment.id >>> 0, 4);
-    next = IPPROTO_FRAGMENT;
+  for (let i = chain.length - 1; i >= 0; i--) {
+    parts.unshift(chain[i]!.bytes(next));
+    next = chain[i]!.proto;
   }
+  if (spec.nextHeader !== undefined) next = spec.nextHeader;
+  const ext = Buffer.concat(parts);
   const h = Buffer.alloc(40);
   const tc = spec.trafficClass ?? 0;
   h.writeUInt32BE(((6 << 28) | (tc << 20) | ((spec.flowLabel ?? 0) & 0xfffff)) >>> 0, 0);
