@@ -32,6 +32,8 @@ export const codes = {
   // vrrp
   XD_ERR_VRRP: 'a VRRP socket or packet operation failed',
   XD_ERR_VRRP_PACKET: 'a received VRRP packet was invalid and dropped',
+  // bgp
+  XD_ERR_BGP: 'the BGP daemon (BIRD) could not be started, reached or controlled',
   // admin api / cli
   XD_ERR_API: 'the admin API could not be reached or refused the request',
   XD_ERR_NOT_FOUND: 'the named object (backend, service, instance) does not exist',

@@ -2,12 +2,14 @@
 // crossCheck() runs on the raw parsed YAML even when some fields are invalid, looking only at
 // the values that are well formed, so one run reports every problem. Pure.
 
+import * as path from 'node:path';
 import { parseAddress, backendKey } from './address';
 import { PROTOCOLS } from './schema';
 import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
 import { DEFAULT_SOCKET_DIR } from './schema';
 import { healthSchema } from './health';
 import { resolveVrrpInterfaces } from './vrrp';
+import { bgpCrossCheck, finishBgp } from './bgp';
 import type { Family } from '../state/types';
 import { isPrime, MAX_RING_SIZE, DEFAULT_RING_SIZE } from '../maglev/maglev';
 import { IPVS_MH_PRIMES, IPVS_MH_DEFAULT_SIZE } from '../maglev/ipvs-mh';
@@ -149,6 +151,7 @@ export function crossCheck(raw: unknown): Problem[] {
   if (needsMonitor !== undefined && raw.monitor === undefined) {
     out.push({ path: [], message: `monitor is required: service ${needsMonitor} uses check: mysql (the default on port 3306); add a monitor section (user, password_file or password_env) or set check: tcp or none` });
   }
+  out.push(...bgpCrossCheck(raw));
   return out;
 }
 
@@ -204,6 +207,7 @@ export function finish(raw: RawConfig, source: string): Config {
     ...(raw.monitor ? { monitor: raw.monitor } : {}),
     health: raw.health ?? healthSchema.parse({}),
     vrrp: resolveVrrpInterfaces(raw.vrrp ?? [], raw.interface),
+    ...(raw.bgp ? { bgp: finishBgp(raw.bgp, raw.services.map((s) => s.vip), path.dirname(raw.admin.socket ?? `${DEFAULT_SOCKET_DIR}/${raw.instance}.sock`)) } : {}),
     services,
     source,
   };

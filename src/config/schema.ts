@@ -10,6 +10,7 @@ import type { Family, OnEmpty, Proto, RingKind, Scheduler } from '../state/types
 import { address, absPath, Address, bool, int, interfaceName, leaf, mac, oneOf, pattern, ringSize, show } from './fields';
 import { healthSchema, monitorSchema, HealthConfig, MonitorConfig } from './health';
 import { vrrpSchema, ResolvedVrrpInstanceConfig } from './vrrp';
+import { bgpSchema, BgpConfig } from './bgp';
 
 export const DATAPLANES = ['auto', 'xdp', 'ipvs'] as const;
 export const XDP_MODES = ['native', 'generic'] as const;
@@ -86,6 +87,7 @@ export const configSchema = z.strictObject({
   monitor: monitorSchema.optional(),
   health: healthSchema.optional(),
   vrrp: vrrpSchema.optional(),
+  bgp: bgpSchema.optional(),
   services: z.array(serviceSchema, { error: (iss) => (iss.input === undefined ? 'is required: list at least one service' : `must be a list of services, got ${show(iss.input)}`) }),
 });
 
@@ -151,6 +153,8 @@ export interface Config {
   health: HealthConfig;
   /** VRRP instances (vrrp.ts schema) with each interface resolved (default: the top-level interface). */
   vrrp: ResolvedVrrpInstanceConfig[];
+  /** BGP announcement of the service VIPs (bgp.ts); absent: no BGP. */
+  bgp?: BgpConfig;
   services: ServiceConfig[];
   /** Where this config came from (file name as given), for messages. */
   source: string;

@@ -1,0 +1,267 @@
+// The director's BGP speaker: a BIRD process started and supervised by the daemon, in the
+// daemon's own network namespace, driven over its control socket.
+//
+// - BIRD runs in the foreground as our child, under `setpriv --pdeathsig TERM`: if xdirector
+//   dies (even by SIGKILL) the kernel sends BIRD SIGTERM, BIRD closes its sessions with a Cease
+//   and the routers withdraw the VIPs at once. If the whole machine dies, BFD (or the hold
+//   timer) withdraws them.
+// - Each VIP is a static protocol in BIRD, disabled at start: announce = enable, withdraw =
+//   disable. sync() makes BIRD's set equal the wanted set; it runs on every change and every
+//   SYNC_MS (and after a BIRD restart, which starts with nothing announced).
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn, ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+import type { BgpConfig } from '../config/bgp';
+import { XdError } from '../errors';
+import { renderBirdConfig, vipProtocol, peerProtocol } from './bird-config';
+import { parseProtocols, BirdProtocol } from './birdc';
+import { birdCommand } from './control';
+
+const SYNC_MS = 1000;
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 10_000;
+
+export interface BgpNeighbourStatus {
+  name: string;
+  address: string;
+  as: number;
+  bfd: boolean;
+  /** BGP FSM state from BIRD (Established, Active, Connect, Idle, …) or "unknown" while BIRD is down. */
+  state: string;
+  established: boolean;
+  since: string;
+  /** Prefixes exported to this neighbour. */
+  exported: number;
+  lastError?: string;
+}
+
+export interface BgpStatus {
+  daemon: { running: boolean; pid: number | null; restarts: number; lastExit?: string; socket: string };
+  /** The director itself is drained: every VIP withdrawn. */
+  directorDrained: boolean;
+  neighbours: BgpNeighbourStatus[];
+  /** VIPs this director wants announced (it can serve them). */
+  wanted: string[];
+  /** VIPs BIRD currently has enabled (announced to every established neighbour). */
+  announced: string[];
+  /** Why each configured VIP is not wanted, if it is not. */
+  withdrawnBecause: Record<string, string>;
+}
+
+export interface BgpSpeakerOptions {
+  cfg: BgpConfig;
+  /** Instance name: names the files under cfg.runDir. */
+  instance: string;
+  log: Logger;
+}
+
+export class BgpSpeaker {
+  private child: ChildProcess | null = null;
+  private stopping = false;
+  private restarts = 0;
+  private lastExit?: string;
+  private wanted = new Set<string>();
+  private reasons: Record<string, string> = {};
+  private enabled = new Set<string>();
+  private syncing: Promise<void> = Promise.resolve();
+  private syncQueued = false;
+  private timer?: NodeJS.Timeout;
+  private restartTimer?: NodeJS.Timeout;
+  private lastProtocols: BirdProtocol[] = [];
+  private directorDrained = false;
+  readonly socket: string;
+  readonly configFile: string;
+
+  constructor(private readonly o: BgpSpeakerOptions) {
+    this.socket = path.join(o.cfg.runDir, `${o.instance}.bird.ctl`);
+    this.configFile = path.join(o.cfg.runDir, `${o.instance}.bird.conf`);
+  }
+
+  private get log(): Logger {
+    return this.o.log;
+  }
+
+  /** Write BIRD's config, start it and wait until its control socket answers. */
+  async start(): Promise<void> {
+    const passwords = new Map<string, string>();
+    for (const n of this.o.cfg.neighbours) {
+      if (n.password !== undefined) passwords.set(n.name, n.password);
+      else if (n.passwordFile !== undefined) {
+        try {
+          passwords.set(n.name, fs.readFileSync(n.passwordFile, 'utf8').replace(/\r?\n$/, ''));
+        } catch (err) {
+          throw new XdError('XD_ERR_BGP', `bgp neighbour ${n.name}: cannot read password_file ${n.passwordFile}: ${(err as Error).message}: make it readable by root`, { cause: err });
+        }
+      }
+    }
+    fs.mkdirSync(this.o.cfg.runDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(this.configFile, renderBirdConfig(this.o.cfg, { passwords }), { mode: 0o600 });
+    await this.spawnBird();
+    this.timer = setInterval(() => this.kick(), SYNC_MS);
+  }
+
+  private async spawnBird(): Promise<void> {
+    try { fs.unlinkSync(this.socket); } catch { /* none */ }
+    // setpriv --pdeathsig: BIRD gets SIGTERM when this process dies, however it dies.
+    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', this.o.cfg.bird, '-f', '-c', this.configFile, '-s', this.socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.enabled.clear();
+    const onLine = (b: Buffer) => {
+      for (const line of b.toString('utf8').split('\n')) if (line.trim()) this.log.info({ bird: line.replace(/^\S+ \S+ /, '') }, 'bird');
+    };
+    child.stdout?.on('data', onLine);
+    child.stderr?.on('data', onLine);
+    const exited = new Promise<string>((resolve) => {
+      child.once('error', (err) => resolve(`cannot run ${this.o.cfg.bird}: ${err.message}`));
+      child.once('exit', (code, sig) => resolve(sig ? `killed by ${sig}` : `exited with ${code}`));
+    });
+    void exited.then((why) => {
+      if (this.child !== child) return;
+      this.child = null;
+      this.enabled.clear();
+      this.lastExit = why;
+      if (this.stopping) return;
+      const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** Math.min(this.restarts, 5));
+      this.restarts++;
+      this.log.error({ why, restartInMs: delay }, `bird ${why}: every VIP is withdrawn with its sessions; restarting it`);
+      this.restartTimer = setTimeout(() => {
+        if (this.stopping) return;
+        this.spawnBird().then(() => this.kick(), (err) => this.log.error({ err }, 'bird restart failed'));
+      }, delay);
+    });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const why = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+      if (why !== null) throw new XdError('XD_ERR_BGP', `bird ${why} at start (config ${this.configFile}): see the bird lines in the log; is bird2 installed?`);
+      try {
+        await birdCommand(this.socket, 'show status', 1000);
+        this.log.info({ pid: child.pid, socket: this.socket }, 'bird running');
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) {
+          child.kill('SIGKILL');
+          throw new XdError('XD_ERR_BGP', `bird did not answer on ${this.socket} within 10 s: ${(err as Error).message}`, { cause: err });
+        }
+      }
+    }
+  }
+
+  /**
+   * The VIPs this director can serve now (`reasons`: why each other configured VIP cannot).
+   * A drained director announces nothing.
+   */
+  setServable(servable: Set<string>, reasons: Record<string, string> = {}): void {
+    const next = new Set<string>();
+    const why: Record<string, string> = {};
+    for (const a of this.o.cfg.announce) {
+      if (this.stopping) why[a.vip] = 'stopping';
+      else if (this.directorDrained) why[a.vip] = 'director drained';
+      else if (servable.has(a.vip)) next.add(a.vip);
+      else why[a.vip] = reasons[a.vip] ?? 'cannot serve it';
+    }
+    const changed = next.size !== this.wanted.size || [...next].some((v) => !this.wanted.has(v));
+    for (const v of next) if (!this.wanted.has(v)) this.log.info({ vip: v }, `announcing ${v}`);
+    for (const v of this.wanted) if (!next.has(v)) this.log.warn({ vip: v, reason: why[v] }, `withdrawing ${v}: ${why[v]}`);
+    this.wanted = next;
+    this.reasons = why;
+    if (changed) this.kick();
+  }
+
+  /** Drain (true) or undrain the whole director. Returns once BIRD has the new set. */
+  async setDirectorDrained(on: boolean, servable: Set<string>, reasons: Record<string, string> = {}): Promise<void> {
+    this.directorDrained = on;
+    this.setServable(servable, reasons);
+    await this.syncNow();
+  }
+
+  get drained(): boolean {
+    return this.directorDrained;
+  }
+
+  private kick(): void {
+    if (this.syncQueued) return;
+    this.syncQueued = true;
+    this.syncing = this.syncing.then(async () => {
+      this.syncQueued = false;
+      await this.sync().catch((err) => this.log.warn({ err }, `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`));
+    });
+  }
+
+  /** Run a sync now (after any queued one) and wait for it. */
+  async syncNow(): Promise<void> {
+    this.kick();
+    await this.syncing;
+  }
+
+  /** Make BIRD's enabled VIP protocols equal the wanted set; refresh the protocol table. */
+  private async sync(): Promise<void> {
+    if (!this.child) return;
+    let protos = parseProtocols(await birdCommand(this.socket, 'show protocols all'));
+    const byName = new Map(protos.map((p) => [p.name, p]));
+    let changed = false;
+    for (const a of this.o.cfg.announce) {
+      const name = vipProtocol(a.vip);
+      const p = byName.get(name);
+      const isUp = p !== undefined && p.state !== 'down';
+      const want = this.wanted.has(a.vip);
+      if (want && !isUp) { await birdCommand(this.socket, `enable ${name}`); changed = true; }
+      if (!want && isUp) { await birdCommand(this.socket, `disable ${name}`); changed = true; }
+    }
+    if (changed) protos = parseProtocols(await birdCommand(this.socket, 'show protocols all'));
+    this.lastProtocols = protos;
+    this.enabled = new Set(this.o.cfg.announce.filter((a) => protos.find((p) => p.name === vipProtocol(a.vip))?.state === 'up').map((a) => a.vip));
+  }
+
+  /** Neighbours and announcements (from the last sync, at most SYNC_MS old; fresh after a change). */
+  status(): BgpStatus {
+    const running = this.child !== null;
+    return {
+      daemon: { running, pid: this.child?.pid ?? null, restarts: this.restarts, ...(this.lastExit ? { lastExit: this.lastExit } : {}), socket: this.socket },
+      directorDrained: this.directorDrained,
+      neighbours: this.o.cfg.neighbours.map((n) => {
+        const p = running ? this.lastProtocols.find((x) => x.name === peerProtocol(n.name)) : undefined;
+        const state = p?.bgpState ?? (p ? p.info.split(' ')[0] || p.state : 'unknown');
+        return {
+          name: n.name,
+          address: n.address,
+          as: n.as,
+          bfd: n.bfd,
+          state,
+          established: state === 'Established',
+          since: p?.since ?? '',
+          exported: p?.exported ?? 0,
+          ...(p?.lastError ? { lastError: p.lastError } : {}),
+        };
+      }),
+      wanted: [...this.wanted],
+      announced: running ? [...this.enabled] : [],
+      withdrawnBecause: { ...this.reasons },
+    };
+  }
+
+  /**
+   * Graceful stop: withdraw every VIP first (the routers move new flows to the other
+   * directors while this one still forwards), wait `graceMs` for the UPDATEs to spread,
+   * then stop BIRD (its sessions close with a Cease).
+   */
+  async stop(graceMs = 500): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.timer);
+    clearTimeout(this.restartTimer);
+    this.wanted.clear();
+    if (this.child) {
+      await this.syncNow().catch(() => undefined);
+      if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs));
+    }
+    const c = this.child;
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise<void>((r) => c.once('exit', () => r()));
+      c.kill('SIGTERM');
+      const killed = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+      if (!killed) { c.kill('SIGKILL'); await exited; }
+    }
+    this.child = null;
+    try { fs.unlinkSync(this.socket); } catch { /* gone */ }
+  }
+}
