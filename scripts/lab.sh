@@ -16,4 +16,4 @@ case " $* " in
   *" --down "*) ;;                                  # teardown only: no setup needed
   *) bash scripts/setup.sh ;;
 esac
-exec node dist/src/lab/main.js "$@"
+exec node dist/scripts/lab/main.js "$@"

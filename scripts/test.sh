@@ -9,7 +9,11 @@ filter=("${@:-test}")
 files=()
 for f in "${filter[@]}"; do
   f=${f#dist/}; f=${f%.ts}; f=${f%.js}
-  while IFS= read -r x; do files+=("$x"); done < <(find "dist/$f" -name '*.test.js' 2>/dev/null | sort; [ -f "dist/$f.js" ] && echo "dist/$f.js")
+  while IFS= read -r x; do
+    # Only compiled tests whose source still exists: a moved or deleted test leaves a stale .js in dist/.
+    src=${x#dist/}; src=${src%.js}.ts
+    [ -f "$src" ] && files+=("$x")
+  done < <(find "dist/$f" -name '*.test.js' 2>/dev/null | sort; [ -f "dist/$f.js" ] && echo "dist/$f.js")
 done
 if [ ${#files[@]} -eq 0 ]; then echo "no test files found under: ${filter[*]}" >&2; exit 1; fi
 echo "running ${#files[@]} test files"

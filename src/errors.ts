@@ -38,13 +38,6 @@ export const codes = {
   XD_ERR_API: 'the admin API could not be reached or refused the request',
   XD_ERR_NOT_FOUND: 'the named object (backend, service, instance) does not exist',
   XD_ERR_USAGE: 'the command line is wrong',
-  // lab (namespaces, MariaDB test servers, external commands)
-  XD_ERR_EXEC: 'an external command failed (command line, exit code and stderr in the message)',
-  XD_ERR_LAB: 'the namespace lab could not be built, used or torn down',
-  XD_ERR_MARIADB: 'a MariaDB server started by the lab failed to start, stop, answer or replicate',
-  // bench
-  XD_ERR_BENCH: 'a benchmark could not be set up or run (the step and the cause in the message)',
-  XD_ERR_BENCH_NO_TRAFFIC: 'a packet-rate run delivered nothing to the receivers: the path is broken, the result would be a fake zero',
 } as const;
 
 export type XdErrorCode = keyof typeof codes;

@@ -2,6 +2,7 @@
 // admin API (or, for check-config and stop --detach, works without a daemon).
 import { parseArgs } from 'node:util';
 import fs from 'node:fs';
+import path from 'node:path';
 import { XdError } from '../errors';
 import { apiCall, apiRequest } from '../api/client';
 import { formatStatus } from './format';
@@ -44,16 +45,27 @@ async function socketFor(v: { config?: string; socket?: string; instance?: strin
     : `several xdirector instances run (${socks.join(', ')}): choose one with --instance NAME, -c FILE or --socket PATH`);
 }
 
+/**
+ * `xdirector bench` runs the benchmark tooling of a source checkout (dist/scripts/bench, built
+ * from scripts/bench). It is loaded only here, by path, so the product never imports it and the
+ * published package (which ships no tooling) says what is missing instead of failing to load.
+ */
+async function runBench(args: string[]): Promise<number> {
+  const entry = path.resolve(__dirname, '../../scripts/bench/cli.js');
+  if (!fs.existsSync(entry)) {
+    throw new XdError('XD_ERR_USAGE', `xdirector bench: the benchmark tooling is not installed (${entry} is missing); it ships with the source checkout: run \`npm run bench\` there`);
+  }
+  const bench = require(entry) as { main(argv: string[]): Promise<number | undefined> };
+  return (await bench.main(args)) ?? 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const cmd = argv[0];
   if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
     return cmd ? 0 : 2;
   }
-  if (cmd === 'bench') {
-    const bench = await import('../bench/cli');
-    return (await bench.main(argv.slice(1))) ?? 0;
-  }
+  if (cmd === 'bench') return runBench(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv.slice(1),
     allowPositionals: true,

@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { runBench, type BenchResult } from '../../src/bench';
-import { main, parseArgs } from '../../src/bench/cli';
+import { runBench, type BenchResult } from '../../scripts/bench';
+import { main, parseArgs } from '../../scripts/bench/cli';
 
 const prefix = `xdh${process.pid}`;
 let out: string;
@@ -184,7 +184,7 @@ describe('xdirector bench command line', () => {
 
 describe('bench packet rate on a broken path', { timeout: 120_000 }, () => {
   it('reports a path that delivered nothing as an error naming the cause, not as zero Mpps', async () => {
-    const { runPktRate } = await import('../../src/bench/pktrate');
+    const { runPktRate } = await import('../../scripts/bench/pktrate');
     const { silentLogger } = await import('../../src/log');
     // The ceiling program sends every frame back to the director's own MAC: the bridge
     // never forwards a frame out of the port it came in on, so nothing reaches a receiver.

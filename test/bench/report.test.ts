@@ -2,11 +2,11 @@
 // the markdown report. No kernel, no addon.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildFrame, inetChecksum, TCP_SYN } from '../../src/bench/packet';
-import { spread } from '../../src/bench/stats';
-import { barChartSvg, esc, lineChartSvg, niceAxis } from '../../src/bench/svg';
-import { markdown, runStem } from '../../src/bench/report';
-import type { BenchResult } from '../../src/bench/types';
+import { buildFrame, inetChecksum, TCP_SYN } from '../../scripts/bench/packet';
+import { spread } from '../../scripts/bench/stats';
+import { barChartSvg, esc, lineChartSvg, niceAxis } from '../../scripts/bench/svg';
+import { markdown, runStem } from '../../scripts/bench/report';
+import type { BenchResult } from '../../scripts/bench/types';
 
 /** Sum of the L4 segment plus pseudo-header: a correct checksum makes the folded sum 0xffff (checksum of it is 0). */
 function l4Verifies(frame: Buffer, family: 4 | 6, l4: number, end: number, proto: number): boolean {

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import mysql from 'mysql2/promise';
-import { MariaDB } from '../../src/lab/mariadb';
+import { MariaDB } from '../../scripts/lab/mariadb';
 import { HealthMonitor } from '../../src/health/monitor';
 import { backend, captureLog, until, type LogCapture } from './cluster';
 

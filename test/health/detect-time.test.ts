@@ -4,7 +4,7 @@
 // random phase of the check interval. XDE_DETECT_RUNS sets the runs per signal (default 2).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MariaDB } from '../../src/lab/mariadb';
+import { MariaDB } from '../../scripts/lab/mariadb';
 import { HealthMonitor } from '../../src/health/monitor';
 import { computeBackends } from '../../src/health/pools';
 import type { HealthServiceConfig, HealthSnapshot } from '../../src/health/types';

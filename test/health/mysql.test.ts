@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Connection } from 'mysql2/promise';
-import { MariaDB, setupReplication, syncReplicas } from '../../src/lab/mariadb';
+import { MariaDB, setupReplication, syncReplicas } from '../../scripts/lab/mariadb';
 import { HealthMonitor } from '../../src/health/monitor';
 import { computeBackends } from '../../src/health/pools';
 import { tcpCheck } from '../../src/health/tcp-check';

@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { Lab } from '../../src/lab/topology';
-import { buildConfig, generateConfig, labState, parseMainArgs } from '../../src/lab/main';
-import { parseArgs as parseClientArgs } from '../../src/lab/client';
+import { Lab } from '../../scripts/lab/topology';
+import { buildConfig, generateConfig, labState, parseMainArgs } from '../../scripts/lab/main';
+import { parseArgs as parseClientArgs } from '../../scripts/lab/client';
 import { loadConfig } from '../../src/config';
 import { XdError } from '../../src/errors';
 

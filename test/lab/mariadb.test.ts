@@ -3,8 +3,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import mysql from 'mysql2/promise';
-import { MariaDB, setupReplication, syncReplicas, cleanupStaleMariaDB } from '../../src/lab/mariadb';
-import { pidAlive } from '../../src/lab/exec';
+import { MariaDB, setupReplication, syncReplicas, cleanupStaleMariaDB } from '../../scripts/lab/mariadb';
+import { pidAlive } from '../../scripts/lab/exec';
 
 const prefix = `xdfm${process.pid}`;
 const servers: MariaDB[] = [];

@@ -4,9 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { createLab, cleanupStale, Lab } from '../../src/lab/topology';
-import { MariaDB } from '../../src/lab/mariadb';
-import { pidAlive, sleep } from '../../src/lab/exec';
+import { createLab, cleanupStale, Lab } from '../../scripts/lab/topology';
+import { MariaDB } from '../../scripts/lab/mariadb';
+import { pidAlive, sleep } from '../../scripts/lab/exec';
 
 const prefix = `xdft${process.pid}`;
 let lab: Lab;
@@ -188,7 +188,7 @@ test('destroy removes every namespace and process it made, and a second destroy 
 
 test('cleanupStale removes namespaces left behind by a dead run', async () => {
   const stale = `${prefix}9`;
-  const { run } = await import('../../src/lab/exec');
+  const { run } = await import('../../scripts/lab/exec');
   await run('ip', ['netns', 'add', `${stale}cl`]);
   await run('ip', ['netns', 'add', `${stale}sw`]);
   const r = await run('ip', ['netns', 'exec', `${stale}cl`, 'sh', '-c', 'sleep 300 >/dev/null 2>&1 & echo $!']);

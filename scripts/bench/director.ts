@@ -1,0 +1,297 @@
+// The BPF programs the benchmarks load, through src/bpf: the xdirector
+// program with one service configured in its maps, the calibration programs
+// (xdp_pass, xdp_tx_noop), the receive-side counter (xdp_count) and the
+// live-frames generator (xdp_gen). Each loader returns a handle that owns its
+// fds and its pin (bpffs path, for `ip link set … xdp pinned` inside a
+// namespace) and removes both on close().
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { XdError, wrap } from '../../src/errors';
+import { raw, u32, u64 } from '../../src/bpf/codec';
+import { BpfObject } from '../../src/bpf/object';
+import { getNative, packageRoot } from '../../src/bpf/native';
+import { liveFramesFlag, testRunAsync } from '../../src/bpf/testrun';
+import type { BpfMap } from '../../src/bpf/map';
+import { MAPS, XdBackendFlags, XdReason, XdSched } from '../../src/bpf/layouts.generated';
+import { xdMap } from '../../src/bpf/maps';
+import { isIPv4, isIPv6 } from 'node:net';
+import { buildMaglev, type MaglevBackend } from '../../src/maglev';
+import type { Logger } from '../../src/log';
+import { ipv4Bytes, ipv6Bytes, parseMac } from './packet';
+import { ToolError, toolWrap } from '../errors';
+
+/** Path of a compiled program: dist/bpf/tools/<name>.bpf.o under the package root. */
+export function objectPath(name: string): string {
+  return path.join(packageRoot(), 'dist', 'bpf', 'tools', `${name}.bpf.o`);
+}
+
+export interface PinnedProg {
+  /** Program fd (valid until close). */
+  fd: number;
+  /** bpffs path of the pinned program. */
+  pinPath: string;
+  close(): Promise<void>;
+}
+
+function unpin(p: string): void {
+  try {
+    fs.unlinkSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+async function loadPinned(objName: string, pinDir: string, pinName: string, globals?: Record<string, number>): Promise<{ obj: BpfObject; prog: PinnedProg }> {
+  const obj = await BpfObject.load(objectPath(objName), { globals });
+  const pinPath = path.join(pinDir, pinName);
+  try {
+    const ref = obj.program();
+    obj.pinProgram(ref.name, pinPath);
+    return {
+      obj,
+      prog: {
+        fd: ref.fd,
+        pinPath,
+        close: async () => {
+          unpin(pinPath);
+          obj.close();
+        },
+      },
+    };
+  } catch (err) {
+    obj.close();
+    throw err;
+  }
+}
+
+// ---- xdp_count: per-CPU receive counter ----
+
+/** Must match struct xc_stats in bpf/xdp_count.bpf.c (two __u64). */
+const XC_STATS_SIZE = 16;
+/** Map and verdict names of bpf/xdp_count.bpf.c. */
+const COUNT_MAP = 'count_stats';
+
+export interface CounterProg extends PinnedProg {
+  /** Frames and bytes counted so far (all CPUs). */
+  read(): { packets: bigint; bytes: bigint };
+}
+
+export async function loadCounter(o: { pinDir: string; name: string; verdict: 'drop' | 'pass' }): Promise<CounterProg> {
+  const c = getNative().constants;
+  const { obj, prog } = await loadPinned('xdp_count', o.pinDir, `count-${o.name}`, { verdict: o.verdict === 'drop' ? c.XDP_DROP : c.XDP_PASS });
+  const map: BpfMap<number, Buffer> = obj.map(COUNT_MAP, u32, raw(XC_STATS_SIZE));
+  return {
+    ...prog,
+    read() {
+      const per = map.lookupPerCpu(0) ?? [];
+      let packets = 0n;
+      let bytes = 0n;
+      for (const v of per) {
+        packets += u64.decode(v, 0);
+        bytes += u64.decode(v, 8);
+      }
+      return { packets, bytes };
+    },
+  };
+}
+
+// ---- calibration programs (bpf/xdp_pass.bpf.c, bpf/xdp_tx_noop.bpf.c) ----
+
+export async function loadPass(o: { pinDir: string }): Promise<PinnedProg> {
+  return (await loadPinned('xdp_pass', o.pinDir, 'pass')).prog;
+}
+
+/** Map of bpf/xdp_tx_noop.bpf.c: slot 0 holds the destination MAC (6 bytes + 2 zero). */
+const NOOP_MAC_MAP = 'xd_txmac';
+
+/** The no-op XDP_TX ceiling: swap in `mac` as destination, XDP_TX. */
+export async function loadNoopTx(o: { pinDir: string; mac: string }): Promise<PinnedProg> {
+  const { obj, prog } = await loadPinned('xdp_tx_noop', o.pinDir, 'tx-noop');
+  try {
+    const v = Buffer.alloc(8);
+    parseMac(o.mac).copy(v, 0);
+    obj.map(NOOP_MAC_MAP, u32, raw(8)).update(0, v);
+  } catch (err) {
+    await prog.close();
+    throw err;
+  }
+  return prog;
+}
+
+// ---- xdp_gen: live-frames generator ----
+
+/** bpf/xdp_gen.bpf.c: template map, per-CPU state map and their sizes. */
+const GEN_TMPL_MAP = 'gen_tmpl';
+const GEN_STATE_MAP = 'gen_state';
+const GEN_TMPL_MAX = 128;
+const GEN_STATE_SIZE = 16;
+
+export interface Generator {
+  /** Replace the frame (same length). */
+  setTemplate(frame: Buffer): void;
+  /** Transmit `packets` frames out of the ifindex (BPF_PROG_RUN live frames). */
+  run(packets: number, batch: number): Promise<void>;
+  /** Runs that could not build a frame so far (all CPUs). */
+  aborted(): number;
+  close(): void;
+}
+
+export async function openGenerator(o: { frame: Buffer; sportOff: number; csumOff: number; flows: number; basePort: number; ifindex: number }): Promise<Generator> {
+  const len = o.frame.length;
+  if (len % 8 !== 0 || len < 64 || len > GEN_TMPL_MAX) {
+    throw new ToolError('XD_ERR_BENCH', `generator frame of ${len} bytes: must be a multiple of 8 from 64 to ${GEN_TMPL_MAX} (the program restores whole 8-byte chunks)`);
+  }
+  if (o.flows < 1 || o.basePort + o.flows > 65536) throw new ToolError('XD_ERR_BENCH', `generator flows ${o.flows} from port ${o.basePort}: ports must stay within 1..65535`);
+  const obj = await BpfObject.load(objectPath('xdp_gen'), {
+    globals: { tmpl_chunks: len / 8, sport_off: o.sportOff, csum_off: o.csumOff, nflows: o.flows, base_port: o.basePort },
+  });
+  const tmpl = obj.map(GEN_TMPL_MAP, u32, raw(GEN_TMPL_MAX));
+  const state = obj.map(GEN_STATE_MAP, u32, raw(GEN_STATE_SIZE));
+  const fd = obj.program().fd;
+  let frame = o.frame;
+  const setTemplate = (f: Buffer): void => {
+    if (f.length !== len) throw new ToolError('XD_ERR_BENCH', `generator template of ${f.length} bytes: the program was loaded for ${len}`);
+    const v = Buffer.alloc(GEN_TMPL_MAX);
+    f.copy(v);
+    tmpl.update(0, v);
+    frame = f;
+  };
+  setTemplate(o.frame);
+  // struct xdp_md as ctx_in: only ingress_ifindex (offset 12) may be set; data/data_end describe the frame.
+  const ctx = Buffer.alloc(24);
+  ctx.writeUInt32LE(len, 4); // data_end
+  ctx.writeUInt32LE(o.ifindex, 12); // ingress_ifindex
+  return {
+    setTemplate,
+    async run(packets, batch) {
+      try {
+        await testRunAsync(fd, { data: frame, ctx, repeat: packets, flags: liveFramesFlag(), batchSize: batch });
+      } catch (err) {
+        throw toolWrap('XD_ERR_BENCH', `generator: BPF_PROG_RUN live frames (${packets} packets, batch ${batch}, ifindex ${o.ifindex})`, err);
+      }
+    },
+    aborted() {
+      return (state.lookupPerCpu(0) ?? []).reduce((s, v) => s + Number(u64.decode(v, 8)), 0);
+    },
+    close() {
+      obj.close();
+    },
+  };
+}
+
+// ---- xdirector: the director itself, one service per setService() ----
+// Layouts, map names and enums come from the generated layouts
+// (src/bpf/layouts.generated.ts, from the object's BTF) via src/bpf/maps.ts.
+
+export interface BenchBackend {
+  address: string;
+  port: number;
+  mac: string;
+}
+
+export interface BenchService {
+  vip: string;
+  port: number;
+  proto: 'tcp' | 'udp';
+  backends: BenchBackend[];
+}
+
+/** enum xd_reason names by value, from the generated enum (XD_R_TX_FLOW_HIT -> tx_flow_hit). */
+export const XD_REASONS: readonly string[] = (() => {
+  const out: string[] = [];
+  for (const [name, v] of Object.entries(XdReason)) if (name !== 'XD_R_MAX') out[v] = name.replace(/^XD_R_/, '').toLowerCase();
+  return out;
+})();
+
+export interface BenchDirector extends PinnedProg {
+  /** Add a service with its backends and a full Maglev ring (generation 0 live). */
+  setService(s: BenchService): Promise<void>;
+  /** Packets counted per verdict reason so far (all CPUs), by reason name. */
+  reasons(): Record<string, number>;
+}
+
+export interface DirectorLimits {
+  maxServices: number;
+  maxBackends: number;
+  ringMax: number;
+  flows: number;
+}
+
+/** Small maps: the benchmarks configure at most a few services. */
+export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 4, maxBackends: 64, ringMax: 65537, flows: 262144 };
+
+function addrBytes(address: string): { family: 4 | 6; bytes: Buffer } {
+  if (isIPv4(address)) return { family: 4, bytes: Buffer.concat([ipv4Bytes(address), Buffer.alloc(12)]) };
+  if (isIPv6(address)) return { family: 6, bytes: ipv6Bytes(address) };
+  throw new ToolError('XD_ERR_BENCH', `"${address}" is not an IP address`);
+}
+
+export async function loadDirector(o: { pinDir: string; log: Logger; limits?: DirectorLimits }): Promise<BenchDirector> {
+  const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
+  const obj = await BpfObject.load(objectPath('xdirector'), {
+    maxEntries: {
+      [MAPS.svc.name]: lim.maxServices,
+      [MAPS.svcst.name]: lim.maxServices,
+      [MAPS.rr.name]: lim.maxServices,
+      [MAPS.be.name]: lim.maxBackends,
+      [MAPS.best.name]: lim.maxBackends,
+      [MAPS.ring.name]: lim.maxServices * 2 * lim.ringMax,
+      [MAPS.flow.name]: lim.flows,
+    },
+    globals: { ring_max: lim.ringMax },
+  });
+  const pinPath = path.join(o.pinDir, 'director');
+  try {
+    const prog = obj.program();
+    obj.pinProgram(prog.name, pinPath);
+    const svcMap = xdMap(obj, 'svc');
+    const beMap = xdMap(obj, 'be');
+    const ringMap = xdMap(obj, 'ring');
+    const rsnMap = xdMap(obj, 'rsnst');
+    let nextService = 0;
+    let nextBackend = 1;
+    const log = o.log.child({ component: 'bench-director' });
+    return {
+      fd: prog.fd,
+      pinPath,
+      async setService(s) {
+        const sid = nextService++;
+        if (sid >= lim.maxServices) throw new XdError('XD_ERR_CAPACITY', `bench director: more than ${lim.maxServices} services`);
+        const vip = addrBytes(s.vip);
+        const members: MaglevBackend[] = [];
+        for (const b of s.backends) {
+          const idx = nextBackend++;
+          if (idx >= lim.maxBackends) throw new XdError('XD_ERR_CAPACITY', `bench director: more than ${lim.maxBackends - 1} backends`);
+          const a = addrBytes(b.address);
+          // ifindex 0: XDP_TX out of the receiving interface (one-armed DR).
+          beMap.update(idx, { mac: parseMac(b.mac), family: a.family, flags: XdBackendFlags.XD_BE_F_ACTIVE, generation: 1, ifindex: 0, service: sid, addr: a.bytes });
+          members.push({ id: idx, key: `${b.address}:${b.port}`, weight: 1 });
+        }
+        const ring = buildMaglev(members, lim.ringMax);
+        const base = sid * 2 * lim.ringMax; // generation 0
+        await ringMap.updateBatchAsync(Array.from(ring, (id, i) => [base + i, id] as const));
+        svcMap.update(
+          { vip: vip.bytes, port: s.port, proto: s.proto === 'tcp' ? 6 : 17, family: vip.family },
+          { id: sid, ring_size: lim.ringMax, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 },
+        );
+        log.debug({ service: `${s.proto}/${s.vip}:${s.port}`, id: sid, backends: members.length }, 'bench service configured');
+      },
+      reasons() {
+        const out: Record<string, number> = {};
+        XD_REASONS.forEach((name, i) => {
+          const n = (rsnMap.lookupPerCpu(i) ?? []).reduce((acc, v) => acc + Number(v.packets), 0);
+          if (n > 0) out[name] = n;
+        });
+        return out;
+      },
+      close: async () => {
+        unpin(pinPath);
+        obj.close();
+      },
+    };
+  } catch (err) {
+    unpin(pinPath);
+    obj.close();
+    throw err;
+  }
+}

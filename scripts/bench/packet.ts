@@ -1,0 +1,153 @@
+// A small frame builder for the benchmarks: Ethernet + IPv4/IPv6 + TCP/UDP with
+// valid checksums, padded to a length. Pure (no addon, no I/O).
+import { isIPv4, isIPv6 } from 'node:net';
+import { XdError } from '../../src/errors';
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+
+export interface FrameSpec {
+  srcMac: string;
+  dstMac: string;
+  family: 4 | 6;
+  src: string;
+  dst: string;
+  proto: 'tcp' | 'udp';
+  sport: number;
+  dport: number;
+  /** TCP flags (default ACK). */
+  flags?: number;
+  /** L4 payload bytes (default none). */
+  payload?: Buffer;
+  /** Pad the frame with zeros (Ethernet trailer, not counted in the IP length) to at least this many bytes. */
+  minLength?: number;
+  /** Round the frame length up to a multiple of this (the generator restores whole 8-byte chunks). */
+  multipleOf?: number;
+}
+
+export interface Frame {
+  bytes: Buffer;
+  /** Byte offset of the L4 source port. */
+  sportOff: number;
+  /** Byte offset of the L4 checksum. */
+  csumOff: number;
+  /** Length of the real headers + payload (without the Ethernet trailer). */
+  ipEnd: number;
+}
+
+export function parseMac(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) {
+    throw new XdError('XD_ERR_USAGE', `MAC address "${mac}" is not of the form aa:bb:cc:dd:ee:ff`);
+  }
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+export function ipv4Bytes(addr: string): Buffer {
+  if (!isIPv4(addr)) throw new XdError('XD_ERR_USAGE', `"${addr}" is not an IPv4 address`);
+  return Buffer.from(addr.split('.').map(Number));
+}
+
+export function ipv6Bytes(addr: string): Buffer {
+  if (!isIPv6(addr)) throw new XdError('XD_ERR_USAGE', `"${addr}" is not an IPv6 address`);
+  let [head, tail] = addr.includes('::') ? addr.split('::') : [addr, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+/** One's complement sum of 16-bit big-endian words (odd trailing byte padded). */
+function sum16(buf: Buffer, start = 0): number {
+  let s = start;
+  for (let i = 0; i + 1 < buf.length; i += 2) s += buf.readUInt16BE(i);
+  if (buf.length % 2) s += buf[buf.length - 1] << 8;
+  return s;
+}
+
+function fold(s: number): number {
+  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
+  return s;
+}
+
+/** Internet checksum of a buffer (RFC 1071). */
+export function inetChecksum(buf: Buffer, start = 0): number {
+  return ~fold(sum16(buf, start)) & 0xffff;
+}
+
+export function buildFrame(spec: FrameSpec): Frame {
+  const payload = spec.payload ?? Buffer.alloc(0);
+  const l4Len = (spec.proto === 'tcp' ? 20 : 8) + payload.length;
+  const ipHdrLen = spec.family === 4 ? 20 : 40;
+  const l3 = 14;
+  const l4 = l3 + ipHdrLen;
+  const ipEnd = l4 + l4Len;
+  let len = Math.max(ipEnd, spec.minLength ?? 0);
+  const mult = spec.multipleOf ?? 1;
+  len = Math.ceil(len / mult) * mult;
+  const b = Buffer.alloc(len);
+  parseMac(spec.dstMac).copy(b, 0);
+  parseMac(spec.srcMac).copy(b, 6);
+  b.writeUInt16BE(spec.family === 4 ? 0x0800 : 0x86dd, 12);
+  const protoNum = spec.proto === 'tcp' ? 6 : 17;
+  let src: Buffer;
+  let dst: Buffer;
+  if (spec.family === 4) {
+    src = ipv4Bytes(spec.src);
+    dst = ipv4Bytes(spec.dst);
+    b[l3] = 0x45;
+    b.writeUInt16BE(ipHdrLen + l4Len, l3 + 2);
+    b.writeUInt16BE(0x4000, l3 + 6); // DF, no fragment
+    b[l3 + 8] = 64;
+    b[l3 + 9] = protoNum;
+    src.copy(b, l3 + 12);
+    dst.copy(b, l3 + 16);
+    b.writeUInt16BE(inetChecksum(b.subarray(l3, l3 + 20)), l3 + 10);
+  } else {
+    src = ipv6Bytes(spec.src);
+    dst = ipv6Bytes(spec.dst);
+    b.writeUInt32BE(0x60000000, l3);
+    b.writeUInt16BE(l4Len, l3 + 4);
+    b[l3 + 6] = protoNum;
+    b[l3 + 7] = 64;
+    src.copy(b, l3 + 8);
+    dst.copy(b, l3 + 24);
+  }
+  b.writeUInt16BE(spec.sport, l4);
+  b.writeUInt16BE(spec.dport, l4 + 2);
+  let csumOff: number;
+  if (spec.proto === 'tcp') {
+    b.writeUInt32BE(1, l4 + 4); // seq
+    b.writeUInt32BE((spec.flags ?? TCP_ACK) & TCP_ACK ? 1 : 0, l4 + 8); // ack
+    b[l4 + 12] = 5 << 4;
+    b[l4 + 13] = spec.flags ?? TCP_ACK;
+    b.writeUInt16BE(65535, l4 + 14);
+    csumOff = l4 + 16;
+  } else {
+    b.writeUInt16BE(l4Len, l4 + 4);
+    csumOff = l4 + 6;
+  }
+  payload.copy(b, l4 + (spec.proto === 'tcp' ? 20 : 8));
+  // Pseudo-header sum + L4 header and payload.
+  const pseudo = Buffer.alloc(spec.family === 4 ? 12 : 40);
+  if (spec.family === 4) {
+    src.copy(pseudo, 0);
+    dst.copy(pseudo, 4);
+    pseudo[9] = protoNum;
+    pseudo.writeUInt16BE(l4Len, 10);
+  } else {
+    src.copy(pseudo, 0);
+    dst.copy(pseudo, 16);
+    pseudo.writeUInt32BE(l4Len, 32);
+    pseudo[39] = protoNum;
+  }
+  let c = inetChecksum(b.subarray(l4, ipEnd), sum16(pseudo));
+  if (spec.proto === 'udp' && c === 0) c = 0xffff; // RFC 768: 0 means "no checksum"
+  b.writeUInt16BE(c, csumOff);
+  return { bytes: b, sportOff: l4, csumOff, ipEnd };
+}

@@ -1,0 +1,81 @@
+// The CLI's refusals: a bad config or a missing interface is a clear error with
+// a non-zero exit, and nothing is applied (no pins, no program).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { BIN } from '../daemon/harness';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `xtcli${process.pid}-`));
+const pinDir = `/sys/fs/bpf/xtcli${process.pid}`;
+after(() => {
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.rmSync(pinDir, { recursive: true, force: true });
+});
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 30000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function write(name: string, text: string): string {
+  const f = path.join(tmp, name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+const good = (iface: string) => `instance: xtcli${process.pid}
+interface: ${iface}
+dataplane: xdp
+xdp: { mode: generic, pin_dir: ${pinDir}, max_services: 4, max_backends: 64, flow_table_size: 4096 }
+admin: { socket: ${tmp}/a.sock }
+services:
+  - name: mysql
+    vip: 10.99.0.100
+    port: 3306
+    check: none
+    backends:
+      - { address: 10.99.0.11, mac: "02:00:00:00:00:11" }
+`;
+
+test('check-config accepts a good file and lists its services', async () => {
+  const r = await cli(['check-config', '-c', write('good.yaml', good('lo'))]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /OK .*1 service/);
+  assert.match(r.stdout, /mysql: TCP 10\.99\.0\.100:3306 maglev, 1 backend/);
+});
+
+test('check-config refuses a bad file naming the file, the key path and the problem', async () => {
+  const f = write('bad.yaml', good('lo').replace('port: 3306', 'port: 70000').replace('check: none', 'chek: none'));
+  const r = await cli(['check-config', '-c', f]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`bad\\.yaml: services\\[0\\]\\.port: .*1.*65535.*70000`));
+  assert.match(r.stderr, /services\[0\]\.chek: .*check/);
+});
+
+test('run with a bad config exits non-zero and applies nothing', async () => {
+  const f = write('bad2.yaml', good('lo').replace('weight', 'x').replace('10.99.0.11', '10.99.0.300'));
+  const r = await cli(['run', '-c', f]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /services\[0\]\.backends\[0\]\.address/);
+  assert.equal(fs.existsSync(pinDir), false, 'nothing pinned');
+});
+
+test('run on a missing interface exits non-zero naming the interface and the fix, leaving no pins', async () => {
+  const r = await cli(['run', '-c', write('noif.yaml', good('xdnosuch0'))]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /xdnosuch0/);
+  assert.match(r.stderr, /fix:|ip link/);
+  assert.equal(fs.readdirSync('/sys/fs/bpf').includes(`xtcli${process.pid}`) && fs.readdirSync(pinDir).length > 0, false, 'nothing pinned');
+});
+
+test('status without a running daemon says how to reach one', async () => {
+  const r = await cli(['status', '--socket', path.join(tmp, 'none.sock')]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /cannot reach xdirector at .*none\.sock.*is `xdirector run` running/);
+});
