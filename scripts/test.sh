@@ -13,7 +13,7 @@ for f in "${filter[@]}"; do
     # Only compiled tests whose source still exists: a moved or deleted test leaves a stale .js in dist/.
     src=${x#dist/}; src=${src%.js}.ts
     [ -f "$src" ] && files+=("$x")
-  done < <(find "dist/$f" -name '*.test.js' 2>/dev/null | sort; [ -f "dist/$f.js" ] && echo "dist/$f.js")
+  done < <( { find "dist/$f" -name '*.test.js' 2>/dev/null || true; } | sort; if [ -f "dist/$f.js" ]; then echo "dist/$f.js"; fi)
 done
 if [ ${#files[@]} -eq 0 ]; then echo "no test files found under: ${filter[*]}" >&2; exit 1; fi
 echo "running ${#files[@]} test files"

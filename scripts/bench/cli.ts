@@ -1,5 +1,5 @@
 // `xdirector bench` / `npm run bench` entry point:
-//   node dist/src/bench/cli.js [--quick] [--out DIR] [--only testrun,pktrate,mysql,maglev,failover]
+//   node dist/scripts/bench/cli.js [--quick] [--out DIR] [--only testrun,pktrate,mysql,maglev,failover]
 // Progress lines go to stderr, the markdown summary to stdout, files to DIR.
 import { XdError } from '../../src/errors';
 import { createLogger } from '../../src/log';

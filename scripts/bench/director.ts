@@ -20,9 +20,11 @@ import type { Logger } from '../../src/log';
 import { ipv4Bytes, ipv6Bytes, parseMac } from './packet';
 import { ToolError, toolWrap } from '../errors';
 
-/** Path of a compiled program: dist/bpf/tools/<name>.bpf.o under the package root. */
+/** Path of a compiled program: the product's dist/bpf/xdirector.bpf.o, a tool's dist/bpf/tools/<name>.bpf.o. */
 export function objectPath(name: string): string {
-  return path.join(packageRoot(), 'dist', 'bpf', 'tools', `${name}.bpf.o`);
+  return name === 'xdirector'
+    ? path.join(packageRoot(), 'dist', 'bpf', `${name}.bpf.o`)
+    : path.join(packageRoot(), 'dist', 'bpf', 'tools', `${name}.bpf.o`);
 }
 
 export interface PinnedProg {

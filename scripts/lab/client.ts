@@ -1,6 +1,6 @@
 // The lab's MySQL client, run inside the client namespace:
 //
-//   ip netns exec ${prefix}cl node dist/src/lab/client.js --host 10.77.0.100 \
+//   ip netns exec ${prefix}cl node dist/scripts/lab/client.js --host 10.77.0.100 \
 //       --port 3306 --user app --password app --connections 300 --concurrency 8 --json
 //
 // Connection mode (default): opens N new connections (concurrency C), runs
@@ -89,9 +89,9 @@ export const DEFAULTS: ClientOptions = {
   durationMs: 0,
 };
 
-const USAGE = `usage: node dist/src/lab/client.js [--host H] [--port P] [--user U] [--password PW]
+const USAGE = `usage: node dist/scripts/lab/client.js [--host H] [--port P] [--user U] [--password PW]
          [--connections N] [--concurrency C] [--timeout MS] [--json]
-       node dist/src/lab/client.js --hold [--interval MS] [--duration MS] [--host H] ... [--json]`;
+       node dist/scripts/lab/client.js --hold [--interval MS] [--duration MS] [--host H] ... [--json]`;
 
 /** Parse argv (without node and script). Throws XD_ERR_USAGE naming the bad argument. */
 export function parseArgs(argv: string[]): ClientOptions {

@@ -63,7 +63,7 @@ export const LAB_NET6 = 'fd77:';
 export const VIP4 = '10.77.0.100';
 export const VIP6 = 'fd77::100';
 
-/** Repository root (dist/src/lab → ../../..; src/lab → ../..). */
+/** Repository root (dist/scripts/lab → ../../..; scripts/lab → ../..). */
 export function repoRoot(): string {
   let d = __dirname;
   for (let i = 0; i < 5; i++) {
@@ -246,7 +246,7 @@ export class Lab {
   }
 
   /**
-   * Run the lab client (dist/src/lab/client.js) in the client namespace in
+   * Run the lab client (dist/scripts/lab/client.js) in the client namespace in
    * connection mode and return its report (it reports failures; it does not throw for them).
    */
   async runClient(o: ClientRunOptions = {}): Promise<ConnectionsReport> {

@@ -26,7 +26,7 @@
 //   destination dump (IPVS_CMD_GET_DEST returns them in list order), not config order.
 //   (`ipvsadm -Ln` sorts by address; `ipvsadm -Ln --nosort` shows the list order.)
 // Checked against the real thing: Debian's 6.1.0-56-amd64 kernel in the project VM chose the
-// same destination for every recorded client port (test/unit/ipvs-mh.test.ts KERNEL_PICKS),
+// same destination for every recorded client port (test/maglev/ipvs-mh.test.ts KERNEL_PICKS),
 // including ports that only the head-inserted order predicts, and after a drain to weight 0.
 // - last_weight: __ip_vs_update_dest keeps the latest NON-ZERO weight in last_weight
 //   ("if (add || udest->weight != 0)"), and the table is built from last_weight. A

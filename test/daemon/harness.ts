@@ -1,4 +1,4 @@
-// End-to-end harness: a namespace lab (src/lab), real MariaDB on each real
+// End-to-end harness: a namespace lab (scripts/lab), real MariaDB on each real
 // server, and `xdirector run` started in the director namespace under nsenter
 // (so it sees bpffs). Everything is named with a per-run prefix and removed in
 // teardown(): daemon by pid, `stop --detach` for program and pins, MariaDB by

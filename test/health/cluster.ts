@@ -1,5 +1,5 @@
 // Test helpers for the health tests (not a test file): a log capture, waiting on monitor
-// rounds, and a plain TCP server that is not MySQL. MariaDB servers come from src/lab/mariadb.ts.
+// rounds, and a plain TCP server that is not MySQL. MariaDB servers come from scripts/lab/mariadb.ts.
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
