@@ -91,36 +91,48 @@ static bool OptFlags(Napi::Env env, Napi::Value v, const char* what, uint64_t* o
   return ArgU64(env, v, what, out);
 }
 
-static Napi::Value MapLookup(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd;
-  MapGeom g;
-  Napi::Buffer<uint8_t> key, val;
-  uint64_t flags;
-  if (!ArgFd(env, info[0], "map fd", &fd) || !GetGeom(env, fd, &g)) return env.Undefined();
-  if (!ArgBufferMin(env, info[1], "key", g.key_size, &key)) return env.Undefined();
-  if (!ArgBufferMin(env, info[2], "value output", g.user_value_size, &val)) return env.Undefined();
-  if (!OptFlags(env, info[3], "lookup flags", &flags)) return env.Undefined();
-  int err = bpf_map_lookup_elem_flags(fd, key.Data(), val.Data(), flags);
+// Reads the map fd (argument 0), its geometry and the key (argument 1, at least key_size bytes).
+static bool ArgMapKey(Napi::Env env, const Napi::CallbackInfo& info, int* fd, MapGeom* g, Napi::Buffer<uint8_t>* key) {
+  return ArgFd(env, info[0], "map fd", fd) && GetGeom(env, *fd, g) && ArgBufferMin(env, info[1], "key", g->key_size, key);
+}
+
+// An element operation's result: true, false for ENOENT (no such key), or a pending SystemError.
+static Napi::Value FoundOrThrow(Napi::Env env, int err, const char* syscall) {
   if (err == -ENOENT) return Napi::Boolean::New(env, false);
   if (err) {
-    ThrowSystemError(env, -err, "bpf_map_lookup_elem");
+    ThrowSystemError(env, -err, syscall);
     return env.Undefined();
   }
   return Napi::Boolean::New(env, true);
 }
 
-static Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// Arguments of a single-element lookup or update: map fd, key, value buffer, optional flags.
+struct ElemArgs {
   int fd;
   MapGeom g;
   Napi::Buffer<uint8_t> key, val;
   uint64_t flags;
-  if (!ArgFd(env, info[0], "map fd", &fd) || !GetGeom(env, fd, &g)) return env.Undefined();
-  if (!ArgBufferMin(env, info[1], "key", g.key_size, &key)) return env.Undefined();
-  if (!ArgBufferMin(env, info[2], "value", g.user_value_size, &val)) return env.Undefined();
-  if (!OptFlags(env, info[3], "update flags", &flags)) return env.Undefined();
-  int err = bpf_map_update_elem(fd, key.Data(), val.Data(), flags);
+};
+
+static bool ArgElem(Napi::Env env, const Napi::CallbackInfo& info, const char* value_what, const char* flags_what,
+                    ElemArgs* a) {
+  return ArgMapKey(env, info, &a->fd, &a->g, &a->key) &&
+         ArgBufferMin(env, info[2], value_what, a->g.user_value_size, &a->val) &&
+         OptFlags(env, info[3], flags_what, &a->flags);
+}
+
+static Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ElemArgs a;
+  if (!ArgElem(env, info, "value output", "lookup flags", &a)) return env.Undefined();
+  return FoundOrThrow(env, bpf_map_lookup_elem_flags(a.fd, a.key.Data(), a.val.Data(), a.flags), "bpf_map_lookup_elem");
+}
+
+static Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ElemArgs a;
+  if (!ArgElem(env, info, "value", "update flags", &a)) return env.Undefined();
+  int err = bpf_map_update_elem(a.fd, a.key.Data(), a.val.Data(), a.flags);
   if (err) ThrowSystemError(env, -err, "bpf_map_update_elem");
   return env.Undefined();
 }
@@ -130,15 +142,8 @@ static Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   int fd;
   MapGeom g;
   Napi::Buffer<uint8_t> key;
-  if (!ArgFd(env, info[0], "map fd", &fd) || !GetGeom(env, fd, &g)) return env.Undefined();
-  if (!ArgBufferMin(env, info[1], "key", g.key_size, &key)) return env.Undefined();
-  int err = bpf_map_delete_elem(fd, key.Data());
-  if (err == -ENOENT) return Napi::Boolean::New(env, false);
-  if (err) {
-    ThrowSystemError(env, -err, "bpf_map_delete_elem");
-    return env.Undefined();
-  }
-  return Napi::Boolean::New(env, true);
+  if (!ArgMapKey(env, info, &fd, &g, &key)) return env.Undefined();
+  return FoundOrThrow(env, bpf_map_delete_elem(fd, key.Data()), "bpf_map_delete_elem");
 }
 
 static Napi::Value MapGetNextKey(const Napi::CallbackInfo& info) {
@@ -287,9 +292,7 @@ static Napi::Value MapUpdateBatchAsync(const Napi::CallbackInfo& info) {
   if (!ReadUpdateBatchArgs(info, &a)) return env.Undefined();
   UpdateBatchWorker* w = new UpdateBatchWorker(env, a);
   w->Prepare();
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  return QueueForPromise(w);
 }
 
 static Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
@@ -315,16 +318,18 @@ static Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
 }
 
 static void Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("mapLookup", Napi::Function::New(env, MapLookup, "mapLookup"));
-  exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate, "mapUpdate"));
-  exports.Set("mapDelete", Napi::Function::New(env, MapDelete, "mapDelete"));
-  exports.Set("mapGetNextKey", Napi::Function::New(env, MapGetNextKey, "mapGetNextKey"));
-  exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch, "mapLookupBatch"));
-  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
-  exports.Set("mapUpdateBatchAsync", Napi::Function::New(env, MapUpdateBatchAsync, "mapUpdateBatchAsync"));
-  exports.Set("mapDeleteBatch", Napi::Function::New(env, MapDeleteBatch, "mapDeleteBatch"));
-  exports.Set("mapValueSize", Napi::Function::New(env, MapValueSize, "mapValueSize"));
-  exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus, "numPossibleCpus"));
+  ExportFunctions(env, exports, {
+      {"mapLookup", MapLookup},
+      {"mapUpdate", MapUpdate},
+      {"mapDelete", MapDelete},
+      {"mapGetNextKey", MapGetNextKey},
+      {"mapLookupBatch", MapLookupBatch},
+      {"mapUpdateBatch", MapUpdateBatch},
+      {"mapUpdateBatchAsync", MapUpdateBatchAsync},
+      {"mapDeleteBatch", MapDeleteBatch},
+      {"mapValueSize", MapValueSize},
+      {"numPossibleCpus", NumPossibleCpus},
+  });
 }
 
 XD_REGISTER_MODULE(Init);

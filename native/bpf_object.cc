@@ -379,22 +379,22 @@ static Napi::Value ObjectLoad(const Napi::CallbackInfo& info) {
   uint32_t handle = info[0].As<Napi::Number>().Uint32Value();
   e->busy = true;
   LoadWorker* w = new LoadWorker(env, handle, e->obj);
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  return QueueForPromise(w);
 }
 
 static void Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("objectOpen", Napi::Function::New(env, ObjectOpen, "objectOpen"));
-  exports.Set("objectClose", Napi::Function::New(env, ObjectClose, "objectClose"));
-  exports.Set("objectMaps", Napi::Function::New(env, ObjectMaps, "objectMaps"));
-  exports.Set("objectPrograms", Napi::Function::New(env, ObjectPrograms, "objectPrograms"));
-  exports.Set("objectGlobals", Napi::Function::New(env, ObjectGlobals, "objectGlobals"));
-  exports.Set("objectSetMaxEntries", Napi::Function::New(env, ObjectSetMaxEntries, "objectSetMaxEntries"));
-  exports.Set("objectSetGlobal", Napi::Function::New(env, ObjectSetGlobal, "objectSetGlobal"));
-  exports.Set("objectSetSectionData", Napi::Function::New(env, ObjectSetSectionData, "objectSetSectionData"));
-  exports.Set("objectReuseMap", Napi::Function::New(env, ObjectReuseMap, "objectReuseMap"));
-  exports.Set("objectLoad", Napi::Function::New(env, ObjectLoad, "objectLoad"));
+  ExportFunctions(env, exports, {
+      {"objectOpen", ObjectOpen},
+      {"objectClose", ObjectClose},
+      {"objectMaps", ObjectMaps},
+      {"objectPrograms", ObjectPrograms},
+      {"objectGlobals", ObjectGlobals},
+      {"objectSetMaxEntries", ObjectSetMaxEntries},
+      {"objectSetGlobal", ObjectSetGlobal},
+      {"objectSetSectionData", ObjectSetSectionData},
+      {"objectReuseMap", ObjectReuseMap},
+      {"objectLoad", ObjectLoad},
+  });
 }
 
 XD_REGISTER_MODULE(Init);

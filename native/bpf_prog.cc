@@ -336,25 +336,25 @@ static Napi::Value ProgTestRunAsync(const Napi::CallbackInfo& info) {
   TestRunArgs a;
   if (!ReadTestRunArgs(info, &a)) return env.Undefined();
   TestRunWorker* w = new TestRunWorker(env, std::move(a));
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
+  return QueueForPromise(w);
 }
 
 static void Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("objPin", Napi::Function::New(env, ObjPin, "objPin"));
-  exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
-  exports.Set("close", Napi::Function::New(env, CloseFd, "close"));
-  exports.Set("mapInfo", Napi::Function::New(env, MapInfo, "mapInfo"));
-  exports.Set("progInfo", Napi::Function::New(env, ProgInfo, "progInfo"));
-  exports.Set("mapFdById", Napi::Function::New(env, MapFdById, "mapFdById"));
-  exports.Set("progFdById", Napi::Function::New(env, ProgFdById, "progFdById"));
-  exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex, "ifNameToIndex"));
-  exports.Set("xdpAttach", Napi::Function::New(env, XdpAttach, "xdpAttach"));
-  exports.Set("xdpDetach", Napi::Function::New(env, XdpDetach, "xdpDetach"));
-  exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery, "xdpQuery"));
-  exports.Set("progTestRun", Napi::Function::New(env, ProgTestRun, "progTestRun"));
-  exports.Set("progTestRunAsync", Napi::Function::New(env, ProgTestRunAsync, "progTestRunAsync"));
+  ExportFunctions(env, exports, {
+      {"objPin", ObjPin},
+      {"objGet", ObjGet},
+      {"close", CloseFd},
+      {"mapInfo", MapInfo},
+      {"progInfo", ProgInfo},
+      {"mapFdById", MapFdById},
+      {"progFdById", ProgFdById},
+      {"ifNameToIndex", IfNameToIndex},
+      {"xdpAttach", XdpAttach},
+      {"xdpDetach", XdpDetach},
+      {"xdpQuery", XdpQuery},
+      {"progTestRun", ProgTestRun},
+      {"progTestRunAsync", ProgTestRunAsync},
+  });
 
   Napi::Object c = Napi::Object::New(env);
   c.Set("XDP_FLAGS_UPDATE_IF_NOEXIST", Napi::Number::New(env, XDP_FLAGS_UPDATE_IF_NOEXIST));

@@ -47,6 +47,19 @@ constexpr int kVrrpProto = 112;
 constexpr size_t kMaxDatagram = 65536;
 constexpr size_t kQueueLimit = 4096;
 
+// Puts one IP_PKTINFO / IPV6_PKTINFO control message (the source address and interface of a
+// sent packet) into `cbuf`, which must hold CMSG_SPACE(sizeof(pi)) bytes, and points `mh` at it.
+template <typename Pktinfo>
+void SetPktinfo(struct msghdr* mh, char* cbuf, int level, int type, const Pktinfo& pi) {
+  mh->msg_control = cbuf;
+  mh->msg_controllen = CMSG_SPACE(sizeof(pi));
+  struct cmsghdr* c = CMSG_FIRSTHDR(mh);
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(sizeof(pi));
+  memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+}
+
 struct RxPacket {
   std::vector<uint8_t> data;
   std::string src;
@@ -272,13 +285,7 @@ class VrrpSocket : public Napi::ObjectWrap<VrrpSocket> {
           ThrowArgError(env, "source address", "an IPv4 address", info[2]);
           return env.Undefined();
         }
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-        struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = IPPROTO_IP;
-        c->cmsg_type = IP_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(pi));
-        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        SetPktinfo(&mh, cbuf, IPPROTO_IP, IP_PKTINFO, pi);
       }
     } else {
       auto* s6 = reinterpret_cast<sockaddr_in6*>(&to);
@@ -297,13 +304,7 @@ class VrrpSocket : public Napi::ObjectWrap<VrrpSocket> {
           ThrowArgError(env, "source address", "an IPv6 address", info[2]);
           return env.Undefined();
         }
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(pi));
-        struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(pi));
-        memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+        SetPktinfo(&mh, cbuf, IPPROTO_IPV6, IPV6_PKTINFO, pi);
       }
     }
     mh.msg_name = &to;
@@ -385,7 +386,9 @@ Napi::Value SendFrame(const Napi::CallbackInfo& info) {
 
 void InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("VrrpSocket", VrrpSocket::Define(env));
-  exports.Set("sendFrame", Napi::Function::New(env, SendFrame, "sendFrame"));
+  ExportFunctions(env, exports, {
+      {"sendFrame", SendFrame},
+  });
 }
 
 }  // namespace

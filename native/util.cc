@@ -170,4 +170,8 @@ bool ArgObject(Napi::Env env, Napi::Value v, const std::string& what, Napi::Obje
   return true;
 }
 
+void ExportFunctions(Napi::Env env, Napi::Object exports, std::initializer_list<ExportedFunction> fns) {
+  for (const ExportedFunction& f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+}
+
 }  // namespace xd

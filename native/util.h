@@ -11,6 +11,7 @@
 
 #include <napi.h>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 namespace xd {
@@ -44,6 +45,23 @@ bool ArgBuffer(Napi::Env env, Napi::Value v, const std::string& what, Napi::Buff
 bool ArgBufferMin(Napi::Env env, Napi::Value v, const std::string& what, size_t min,
                   Napi::Buffer<uint8_t>* out);
 bool ArgObject(Napi::Env env, Napi::Value v, const std::string& what, Napi::Object* out);
+
+// One exported function of a module: its JS name and its callback.
+struct ExportedFunction {
+  const char* name;
+  Napi::Function::Callback fn;
+};
+
+// Sets every function on `exports` under its name (the module Init tables).
+void ExportFunctions(Napi::Env env, Napi::Object exports, std::initializer_list<ExportedFunction> fns);
+
+// Queues an AsyncWorker that settles its own Promise::Deferred and returns that promise.
+template <typename Worker>
+Napi::Value QueueForPromise(Worker* w) {
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
 
 // True if v is undefined or null (optional argument left out).
 inline bool IsAbsent(Napi::Value v) { return v.IsUndefined() || v.IsNull(); }
