@@ -21,6 +21,8 @@ commands:
   stop [--detach]                 stop the daemon; --detach also removes the XDP program and pinned maps
                                   (works without a running daemon when given -c FILE)
   bench [--quick] [--out DIR]     benchmarks (see README)
+  import-keepalived FILE [-o OUT] [--strict]
+                                  translate a keepalived.conf into an xdirector config
 
 options for client commands: -c FILE (read instance and admin.socket from it), --socket PATH,
   --instance NAME (socket /run/xdirector/NAME.sock)`;
@@ -64,6 +66,10 @@ export async function main(argv: string[]): Promise<number> {
   if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
     return cmd ? 0 : 2;
+  }
+  if (cmd === 'import-keepalived') {
+    const { importKeepalivedMain } = await import('../keepalived/cli');
+    return importKeepalivedMain(argv.slice(1));
   }
   if (cmd === 'bench') return runBench(argv.slice(1));
   const { values, positionals } = parseArgs({

@@ -1,0 +1,487 @@
+// keepalived statements → xdirector YAML text. Pure.
+//
+// Every value that maps one to one is written plainly; a value translated by judgement carries a
+// `# keepalived: …` comment on its line saying what it was and why it became this; what has no
+// equivalent is returned in `unsupported` (file:line, the statement, what is lost) and, where it
+// helps the reader, also left as a comment in the YAML.
+
+import { isIP } from 'node:net';
+import { serviceSchema } from '../config/schema';
+import type { Stmt } from './parse';
+
+export interface ImportResult {
+  yaml: string;
+  /** "file:line: statement: why it has no equivalent", in file order. */
+  unsupported: string[];
+  /** How many lines carry a judgement comment. */
+  judgements: number;
+}
+
+export interface ImportOptions {
+  /** Used when no vrrp_instance names an interface. */
+  interface?: string;
+  /** Overrides the instance name taken from global_defs router_id. */
+  instance?: string;
+}
+
+const where = (s: Stmt) => `${s.file}:${s.line}`;
+const text = (s: Stmt) => [s.keyword, ...s.args].join(' ');
+const q = (v: string) => JSON.stringify(v);
+
+/** keepalived seconds ("1", "0.1", "1.5") → a duration with a unit. */
+export function seconds(v: string): string | undefined {
+  if (!/^\d+(\.\d+)?$/.test(v)) return undefined;
+  const ms = Math.round(Number(v) * 1000);
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+const durMs = (d: string) => (d.endsWith('ms') ? Number(d.slice(0, -2)) : Number(d.slice(0, -1)) * 1000);
+
+function child(s: Stmt, kw: string): Stmt | undefined {
+  return s.children?.find((c) => c.keyword === kw);
+}
+
+/** A YAML writer that keeps a trailing comment per line and counts judgement comments. */
+class Out {
+  lines: string[] = [];
+  judgements = 0;
+  line(indent: number, body: string, judgement?: string): void {
+    const l = ' '.repeat(indent) + body;
+    if (judgement) {
+      this.judgements++;
+      this.lines.push(`${l}  # keepalived: ${judgement.replace(/\n/g, ' ')}`);
+    } else this.lines.push(l);
+  }
+  comment(indent: number, c: string): void {
+    this.lines.push(`${' '.repeat(indent)}# ${c}`);
+  }
+}
+
+interface Field {
+  key: string;
+  value: string;
+  why?: string;
+}
+
+const MYSQL_SCRIPT = /mysql|mariadb|3306/i;
+
+/** keepalived scheduler → xdirector scheduler (+ ring), or why not. */
+function scheduler(algo: string, persistent: boolean): { fields: Field[]; lost?: string } {
+  const a = algo.toLowerCase();
+  if (persistent && a !== 'sh') {
+    return { fields: [{ key: 'scheduler', value: 'sh', why: `lb_algo ${algo} with persistence_timeout: persistence sends a client to one real server, so sh (Maglev keyed on the client address: affinity for as long as the backend set is unchanged, with no timeout)` }] };
+  }
+  switch (a) {
+    case 'rr': return { fields: [{ key: 'scheduler', value: 'rr' }] };
+    case 'wrr': return { fields: [{ key: 'scheduler', value: 'wrr' }] };
+    case 'lc': return { fields: [{ key: 'scheduler', value: 'lc' }] };
+    case 'wlc': return { fields: [{ key: 'scheduler', value: 'lc', why: 'lb_algo wlc: xdirector lc weighs backends by the connection counts its MySQL checks read, so the configured weights are not used by lc' }] };
+    case 'sh': return { fields: [{ key: 'scheduler', value: 'sh' }] };
+    case 'mh': return { fields: [{ key: 'scheduler', value: 'maglev' }, { key: 'ring', value: 'ipvs-mh', why: 'lb_algo mh: the exact table IPVS mh builds, so flows map to the same real servers as under IPVS' }] };
+    default:
+      return { fields: [{ key: 'scheduler', value: 'maglev', why: `lb_algo ${algo} has no xdirector scheduler; maglev (consistent hashing) instead` }], lost: `lb_algo ${algo} has no equivalent (xdirector schedules with maglev, sh, wrr, rr, lc): maglev is used` };
+  }
+}
+
+interface ServiceOut {
+  name: string;
+  fields: Field[];
+  backends: { fields: Field[]; stmt: Stmt }[];
+  mysql: boolean;
+  delayLoop?: string;
+  connectTimeout?: string;
+  retry?: number;
+  monitorUser?: string;
+}
+
+class Translator {
+  unsupported: string[] = [];
+  private vsGroups = new Map<string, Stmt>();
+  private scripts = new Map<string, Stmt>();
+  private globals?: Stmt;
+
+  constructor(private readonly stmts: Stmt[], private readonly opts: ImportOptions) {}
+
+  lost(s: Stmt, why: string): void {
+    this.unsupported.push(`${where(s)}: ${text(s)}: ${why}`);
+  }
+
+  run(): ImportResult {
+    for (const s of this.stmts) {
+      if (s.keyword === 'virtual_server_group' && s.args[0]) this.vsGroups.set(s.args[0], s);
+      if (s.keyword === 'vrrp_script' && s.args[0]) this.scripts.set(s.args[0], s);
+      if (s.keyword === 'global_defs') this.globals = s;
+    }
+    const services: ServiceOut[] = [];
+    const instances: Stmt[] = [];
+    for (const s of this.stmts) {
+      switch (s.keyword) {
+        case 'global_defs': this.checkGlobals(s); break;
+        case 'virtual_server': services.push(...this.virtualServer(s)); break;
+        case 'vrrp_instance': instances.push(s); break;
+        case 'virtual_server_group': case 'vrrp_script': break;
+        case 'vrrp_sync_group': this.lost(s, 'sync groups have no equivalent: each vrrp_instance is translated alone and fails over on its own'); break;
+        default: this.lost(s, `no xdirector equivalent for the ${s.keyword} section (not translated)`);
+      }
+    }
+    const o = new Out();
+    o.comment(0, `Imported from ${this.stmts[0]?.file ?? 'keepalived.conf'} by xdirector import-keepalived.`);
+    o.comment(0, 'Lines marked "keepalived:" were translated by judgement: read them before going live.');
+    const routerId = this.globals && child(this.globals, 'router_id')?.args[0];
+    const inst = this.opts.instance ?? (routerId ? routerId.toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 32) : 'keepalived');
+    o.line(0, `instance: ${q(inst)}`, this.opts.instance ? undefined : routerId ? `router_id ${routerId}` : 'no router_id: a fixed name');
+    const ifaceStmt = instances.map((i) => child(i, 'interface')).find(Boolean);
+    if (ifaceStmt) o.line(0, `interface: ${q(ifaceStmt.args[0]!)}`);
+    else o.line(0, `interface: ${q(this.opts.interface ?? 'eth0')}`, this.opts.interface ? undefined : 'no vrrp_instance names an interface: the director interface is a guess, check it');
+    o.line(0, 'dataplane: auto', 'keepalived programs IPVS; xdirector uses XDP where it can and IPVS otherwise');
+
+    const mysql = services.filter((s) => s.mysql);
+    if (mysql.length) {
+      const user = mysql.find((s) => s.monitorUser)?.monitorUser;
+      o.line(0, 'monitor:');
+      o.line(2, `user: ${q(user ?? 'monitor')}`, user ? 'the user of the MISC_CHECK mysql script' : 'keepalived has no MySQL account: create this one (xdirector realserver grant prints the GRANT)');
+      o.line(2, 'password_file: "/etc/xdirector/monitor.pw"', 'put the monitor password in this file (mode 0600); passwords are never inline');
+    }
+    this.health(o, services);
+    o.line(0, services.length ? 'services:' : 'services: []');
+    for (const s of services) {
+      o.line(2, `- name: ${q(s.name)}`);
+      for (const f of s.fields) o.line(4, `${f.key}: ${f.value}`, f.why);
+      o.line(4, s.backends.length ? 'backends:' : 'backends: []');
+      for (const b of s.backends) {
+        b.fields.forEach((f, k) => o.line(k === 0 ? 6 : 8, `${k === 0 ? '- ' : ''}${f.key}: ${f.value}`, f.why));
+      }
+    }
+    if (instances.length) {
+      o.line(0, 'vrrp:');
+      for (const i of instances) this.vrrpInstance(o, i, ifaceStmt?.args[0]);
+    }
+    return { yaml: o.lines.join('\n') + '\n', unsupported: this.unsupported, judgements: o.judgements };
+  }
+
+  private checkGlobals(g: Stmt): void {
+    for (const c of g.children ?? []) {
+      switch (c.keyword) {
+        case 'router_id': case 'vrrp_garp_master_repeat': case 'vrrp_garp_master_refresh': case 'vrrp_garp_interval': case 'vrrp_version':
+        case 'enable_script_security': case 'script_user': case 'lvs_id':
+          break; // used below, or meaningless here (xdirector runs scripts as its own user)
+        case 'notification_email': case 'notification_email_from': case 'smtp_server': case 'smtp_connect_timeout': case 'smtp_helo_name':
+          this.lost(c, 'xdirector sends no mail: use a notify hook or the alerts in `xdirector status`'); break;
+        case 'vrrp_strict':
+          this.lost(c, 'strict RFC mode has no switch: xdirector always checks TTL 255 and never answers for the VIP on its own'); break;
+        case 'vrrp_skip_check_adv_addr':
+          break; // xdirector never drops an advert for its address list
+        case 'vrrp_garp_master_delay':
+          this.lost(c, 'no second gratuitous-ARP burst after a delay: xdirector repeats at garp.interval and refreshes every garp.refresh'); break;
+        default:
+          this.lost(c, 'no xdirector equivalent (ignored)');
+      }
+    }
+  }
+
+  /** virtual_server IP PORT | group NAME | fwmark N → one service per VIP. */
+  private virtualServer(vs: Stmt): ServiceOut[] {
+    let endpoints: { vip: string; port: number }[] = [];
+    if (vs.args[0] === 'fwmark') {
+      this.lost(vs, 'firewall-mark services have no equivalent: xdirector matches VIP, port and protocol');
+      return [];
+    }
+    if (vs.args[0] === 'group') {
+      const g = this.vsGroups.get(vs.args[1] ?? '');
+      if (!g) {
+        this.lost(vs, `virtual_server_group ${vs.args[1]} is not defined`);
+        return [];
+      }
+      for (const e of g.children ?? []) {
+        if (e.keyword === 'fwmark') { this.lost(e, 'firewall-mark group members have no equivalent'); continue; }
+        const range = /^(\d+\.\d+\.\d+\.)(\d+)-(\d+)$/.exec(e.keyword);
+        const port = Number(e.args[0]);
+        if (range) {
+          for (let k = Number(range[2]); k <= Number(range[3]); k++) endpoints.push({ vip: `${range[1]}${k}`, port });
+        } else if (isIP(e.keyword)) endpoints.push({ vip: e.keyword, port });
+        else this.lost(e, 'not an address (or IPv4 range) and port');
+      }
+    } else if (isIP(vs.args[0] ?? '') && /^\d+$/.test(vs.args[1] ?? '')) {
+      endpoints = [{ vip: vs.args[0]!, port: Number(vs.args[1]) }];
+    } else {
+      this.lost(vs, 'expected "virtual_server ADDRESS PORT", "group NAME" or "fwmark N"');
+      return [];
+    }
+    const get = (kw: string) => child(vs, kw)?.args[0];
+    const algo = get('lb_algo') ?? get('lvs_sched') ?? 'wlc';
+    const persistence = child(vs, 'persistence_timeout');
+    const kind = (get('lb_kind') ?? get('lvs_method') ?? 'NAT').toUpperCase();
+    const proto = (get('protocol') ?? 'TCP').toUpperCase();
+    const reals = (vs.children ?? []).filter((c) => c.keyword === 'real_server');
+    const fields: Field[] = [];
+    if (proto === 'UDP') fields.push({ key: 'protocol', value: 'udp' });
+    else if (proto !== 'TCP') this.lost(child(vs, 'protocol')!, `protocol ${proto} has no equivalent: tcp is used`);
+    const sched = scheduler(algo, !!persistence);
+    if (sched.lost) this.lost(child(vs, 'lb_algo') ?? vs, sched.lost);
+    fields.push(...sched.fields);
+    if (kind === 'TUN') {
+      if ('forwarding' in serviceSchema.shape) fields.push({ key: 'forwarding', value: 'tunnel' });
+      else this.lost(child(vs, 'lb_kind') ?? child(vs, 'lvs_method')!, 'tunnel forwarding is not in this xdirector build: DR is used, so real servers must share the L2 segment');
+    } else if (kind === 'NAT') {
+      this.lost(child(vs, 'lb_kind') ?? child(vs, 'lvs_method') ?? vs, `NAT${get('lb_kind') || get('lvs_method') ? '' : ' (keepalived\'s default)'} has no equivalent: xdirector forwards in DR mode, so each real server needs the VIP on lo and its own route to the clients (xdirector realserver setup)`);
+    }
+    // Checks: one kind per service (xdirector checks per service, keepalived per real server).
+    const checks = reals.flatMap((r) => (r.children ?? []).filter((c) => /_CHECK$|_GET$/.test(c.keyword)));
+    const port = endpoints[0]?.port ?? 0;
+    const misc = checks.find((c) => c.keyword === 'MISC_CHECK');
+    const miscPath = misc ? child(misc, 'misc_path')?.args.join(' ') ?? '' : '';
+    const mysqlScript = !!misc && MYSQL_SCRIPT.test(miscPath);
+    const mysql = port === 3306 || mysqlScript;
+    let monitorUser: string | undefined;
+    if (mysql) {
+      const why = mysqlScript ? `MISC_CHECK ${miscPath.split(' ')[0]} looks like a MySQL check: the MySQL-aware check (read_only, replication, lag) replaces it` : port === 3306 && checks[0] ? `${checks[0].keyword} on port 3306: a MySQL service gets the MySQL-aware check (a bare TCP connect counts against max_connect_errors)` : 'port 3306 with no check: a MySQL service gets the MySQL-aware check';
+      fields.push({ key: 'check', value: 'mysql', why });
+      fields.push({ key: 'pool', value: 'static', why: 'keepalived sends to every healthy server; pool: writer or readers would split by MySQL role' });
+      const u = /(?:^|\s)(?:-u\s*|--user[= ])(\S+)/.exec(miscPath);
+      if (u) monitorUser = u[1]!.replace(/^["']|["']$/g, '');
+      if (/(?:^|\s)(?:-p\S|--password)/.test(miscPath)) this.lost(child(misc!, 'misc_path')!, 'the script carries a password on its command line: move it to monitor.password_file (xdirector never keeps passwords inline)');
+    } else if (checks.length === 0) {
+      fields.push({ key: 'check', value: 'none' });
+    } else {
+      const c = checks[0]!;
+      if (c.keyword === 'TCP_CHECK') fields.push({ key: 'check', value: 'tcp' });
+      else {
+        fields.push({ key: 'check', value: 'tcp', why: `${c.keyword} has no xdirector equivalent: a TCP connect check instead` });
+        this.lost(c, `${c.keyword} has no equivalent (xdirector checks with mysql or tcp): check: tcp is used`);
+      }
+    }
+    for (const c of vs.children ?? []) {
+      switch (c.keyword) {
+        case 'delay_loop': case 'lb_algo': case 'lvs_sched': case 'lb_kind': case 'lvs_method': case 'protocol': case 'real_server': case 'persistence_timeout':
+          break;
+        case 'sorry_server':
+          this.lost(c, 'no sorry server: with no usable backend xdirector passes the packet to the director\'s kernel (on_empty: pass), which refuses fast'); break;
+        case 'quorum': case 'hysteresis': case 'quorum_up': case 'quorum_down':
+          this.lost(c, 'no quorum: track.pools in a vrrp instance lowers the priority when a pool is empty'); break;
+        case 'inhibit_on_failure':
+          break; // applied to every real server below
+        case 'alpha': case 'omega': case 'ha_suspend': case 'virtualhost': case 'persistence_granularity': case 'ops':
+          this.lost(c, 'no equivalent (ignored)'); break;
+        default:
+          this.lost(c, 'no equivalent (ignored)');
+      }
+    }
+    const backends = reals.map((r) => this.realServer(r, port, !!child(vs, 'inhibit_on_failure')));
+    const delayLoop = child(vs, 'delay_loop')?.args[0];
+    const ct = checks.map((c) => child(c, 'connect_timeout')?.args[0]).find(Boolean);
+    const retry = checks.map((c) => child(c, 'retry')?.args[0] ?? child(c, 'nb_get_retry')?.args[0]).find(Boolean);
+    return endpoints.map((e) => ({
+      name: isIP(e.vip) === 6 ? `${e.vip}-${e.port}` : `${e.vip}:${e.port}`,
+      fields: [{ key: 'vip', value: q(e.vip) }, { key: 'port', value: String(e.port) }, ...fields],
+      backends,
+      mysql,
+      delayLoop,
+      connectTimeout: ct,
+      retry: retry ? Number(retry) : undefined,
+      monitorUser,
+    }));
+  }
+
+  private realServer(r: Stmt, servicePort: number, inhibitAll: boolean): { fields: Field[]; stmt: Stmt } {
+    const fields: Field[] = [{ key: 'address', value: q(r.args[0] ?? '') }];
+    const port = Number(r.args[1]);
+    if (r.args[1] && port !== servicePort) {
+      fields.push({ key: 'port', value: String(port), why: 'DR does not rewrite the port: the real server must listen on the service port too' });
+      this.lost(r, `real server port ${port} differs from the service port ${servicePort}: DR forwarding keeps the destination port`);
+    }
+    if (inhibitAll || child(r, 'inhibit_on_failure')) {
+      // keepalived keeps a failed server at weight 0 so its established connections continue.
+      fields[0]!.why = 'inhibit_on_failure: a failed backend takes no new flows; unlike keepalived\'s weight 0, its established flows are re-hashed (drain it by hand to let them finish)';
+      this.lost(child(r, 'inhibit_on_failure') ?? r, 'established connections of a failed server are re-hashed, not kept at weight 0 (xdirector drain keeps them for a planned removal)');
+    }
+    const w = child(r, 'weight');
+    if (w) fields.push({ key: 'weight', value: String(Number(w.args[0])) });
+    for (const c of r.children ?? []) {
+      switch (c.keyword) {
+        case 'weight': case 'TCP_CHECK': case 'MISC_CHECK': case 'HTTP_GET': case 'SSL_GET':
+          break;
+        case 'inhibit_on_failure':
+          break;
+        case 'notify_up': case 'notify_down':
+          this.lost(c, 'no per-backend notify hook: follow backend state in `xdirector status --json` or the metrics'); break;
+        default:
+          this.lost(c, 'no equivalent (ignored)');
+      }
+    }
+    return { fields, stmt: r };
+  }
+
+  private health(o: Out, services: ServiceOut[]): void {
+    const loops = [...new Set(services.map((s) => s.delayLoop).filter((d): d is string => !!d))];
+    const cts = [...new Set(services.map((s) => s.connectTimeout).filter((d): d is string => !!d))];
+    const retries = [...new Set(services.map((s) => s.retry).filter((d): d is number => d !== undefined))];
+    if (!loops.length && !cts.length && !retries.length) return;
+    o.line(0, 'health:');
+    let interval: number | undefined;
+    if (loops.length) {
+      const min = loops.map((l) => seconds(l)).filter((d): d is string => !!d).sort((a, b) => durMs(a) - durMs(b))[0];
+      if (min) {
+        interval = durMs(min);
+        o.line(2, `interval: ${min}`, loops.length > 1 ? `delay_loop ${loops.join(', ')}: one interval for every service, the shortest` : `delay_loop ${loops[0]}`);
+      }
+    }
+    if (cts.length) {
+      let min = cts.map((l) => seconds(l)).filter((d): d is string => !!d).sort((a, b) => durMs(a) - durMs(b))[0];
+      if (min) {
+        const why = `connect_timeout ${cts.join(', ')}`;
+        if (interval !== undefined && durMs(min) > interval) {
+          min = interval % 1000 === 0 ? `${interval / 1000}s` : `${interval}ms`;
+          o.line(2, `timeout: ${min}`, `${why}, capped at the interval (a check must end before the next one starts)`);
+        } else o.line(2, `timeout: ${min}`, why);
+      }
+    }
+    o.line(2, 'rise: 1', 'keepalived brings a server back on its first good check');
+    if (retries.length) {
+      const fall = Math.max(...retries) + 1;
+      o.line(2, `fall: ${fall}`, `retry ${retries.join(', ')}: the first failure plus ${Math.max(...retries)} retries`);
+    }
+  }
+
+  private vrrpInstance(o: Out, i: Stmt, topIface: string | undefined): void {
+    const g = (kw: string) => child(i, kw);
+    const name = (i.args[0] ?? 'VI').replace(/[^A-Za-z0-9_.:-]/g, '_');
+    const state = g('state')?.args[0];
+    o.line(2, `- name: ${q(name)}`, state ? `state ${state}: keepalived's starting state only; xdirector starts as Backup and the highest priority becomes Master` : undefined);
+    const iface = g('interface')?.args[0];
+    if (iface && iface !== topIface) o.line(4, `interface: ${q(iface)}`);
+    o.line(4, `vrid: ${Number(g('virtual_router_id')?.args[0] ?? 0)}`);
+    const prio = g('priority')?.args[0];
+    if (prio) o.line(4, `priority: ${Number(prio)}`);
+    const vipsStmt = g('virtual_ipaddress');
+    const vips: string[] = [];
+    for (const v of vipsStmt?.children ?? []) {
+      const [addr, ...rest] = [v.keyword, ...v.args];
+      vips.push(addr!);
+      const dev = rest.indexOf('dev');
+      if (dev >= 0 && rest[dev + 1] && rest[dev + 1] !== (iface ?? topIface)) this.lost(v, `a VIP on another interface (${rest[dev + 1]}) than the instance's: xdirector adds every VIP on the instance interface`);
+      const extra = rest.filter((w, k) => !(w === 'dev' || rest[k - 1] === 'dev' || w === 'label' || rest[k - 1] === 'label'));
+      if (extra.length) this.lost(v, `address options ${extra.join(' ')} are not kept`);
+    }
+    const v6 = vips.some((v) => v.includes(':'));
+    const verStmt = g('version') ?? (this.globals && child(this.globals, 'vrrp_version'));
+    const version = verStmt ? Number(verStmt.args[0]) : v6 || g('native_ipv6') ? 3 : 2;
+    if (verStmt || v6) o.line(4, `version: ${version}`, verStmt ? undefined : 'IPv6 VIPs: keepalived uses VRRPv3');
+    const adv = g('advert_int')?.args[0];
+    if (adv) o.line(4, `advert_interval: ${seconds(adv) ?? adv}`);
+    o.line(4, `vips: [${vips.map(q).join(', ')}]`);
+    if (g('nopreempt')) o.line(4, 'preempt: false');
+    const pd = g('preempt_delay')?.args[0];
+    if (pd) o.line(4, `preempt_delay: ${seconds(pd) ?? pd}`);
+    const src = g('unicast_src_ip')?.args[0];
+    const peers = (g('unicast_peer')?.children ?? []).map((p) => {
+      if (p.args.length) this.lost(p, `peer options ${p.args.join(' ')} are not kept`);
+      return p.keyword;
+    });
+    if (src) o.line(4, `unicast_src: ${q(src)}`);
+    if (peers.length) o.line(4, `unicast_peers: [${peers.map(q).join(', ')}]`);
+    const auth = g('authentication');
+    if (auth) {
+      const type = child(auth, 'auth_type')?.args[0]?.toUpperCase();
+      const pass = child(auth, 'auth_pass')?.args[0] ?? '';
+      if (type !== 'PASS') this.lost(auth, `auth_type ${type} has no equivalent (xdirector has simple-password authentication only): left out`);
+      else if (version === 3) this.lost(auth, 'VRRPv3 has no authentication (keepalived ignores it too): left out');
+      else if (pass.length > 8) o.line(4, `auth: { type: pass, password: ${q(pass.slice(0, 8))} }`, 'auth_pass longer than 8 characters: keepalived sends only the first 8, so does this');
+      else o.line(4, `auth: { type: pass, password: ${q(pass)} }`);
+    }
+    this.garp(o, i);
+    this.track(o, i);
+    this.notify(o, i);
+    for (const c of i.children ?? []) {
+      switch (c.keyword) {
+        case 'state': case 'interface': case 'virtual_router_id': case 'priority': case 'virtual_ipaddress': case 'version': case 'native_ipv6':
+        case 'advert_int': case 'nopreempt': case 'preempt_delay': case 'unicast_src_ip': case 'unicast_peer': case 'authentication':
+        case 'garp_master_repeat': case 'garp_master_refresh': case 'garp_interval': case 'track_script': case 'track_interface':
+        case 'notify': case 'notify_master': case 'notify_backup': case 'notify_fault': case 'notify_stop':
+          break;
+        case 'smtp_alert': this.lost(c, 'xdirector sends no mail: use notify'); break;
+        case 'garp_master_delay': this.lost(c, 'no second gratuitous-ARP burst after a delay: xdirector refreshes every garp.refresh'); break;
+        case 'dont_track_primary': this.lost(c, 'the instance interface is always tracked'); break;
+        case 'virtual_ipaddress_excluded': this.lost(c, 'addresses outside the adverts have no equivalent: add them with the system or as VIPs of another instance'); break;
+        default: this.lost(c, 'no equivalent (ignored)');
+      }
+    }
+  }
+
+  private garp(o: Out, i: Stmt): void {
+    const pick = (local: string, global: string) => child(i, local)?.args[0] ?? (this.globals && child(this.globals, global)?.args[0]);
+    const repeat = pick('garp_master_repeat', 'vrrp_garp_master_repeat');
+    const interval = pick('garp_interval', 'vrrp_garp_interval');
+    const refresh = pick('garp_master_refresh', 'vrrp_garp_master_refresh');
+    if (!repeat && !interval && !refresh) return;
+    const parts: string[] = [];
+    if (repeat) parts.push(`repeat: ${Math.min(100, Math.max(1, Number(repeat)))}`);
+    // keepalived sends a burst with no gap by default; xdirector needs a gap, 10ms is the closest.
+    if (interval) parts.push(`interval: ${seconds(interval) === '0s' ? '10ms' : seconds(interval)}`);
+    if (refresh) parts.push(`refresh: ${seconds(refresh)}`);
+    o.line(4, `garp: { ${parts.join(', ')} }`, interval && seconds(interval) === '0s' ? 'garp interval 0: xdirector spaces repeats at least 10ms' : undefined);
+  }
+
+  private track(o: Out, i: Stmt): void {
+    const ifs = (child(i, 'track_interface')?.children ?? []).map((t) => ({ name: t.keyword, weight: t.args[0] === 'weight' ? Number(t.args[1]) : 0 }));
+    const scripts: { stmt: Stmt; weight?: number; name: string }[] = [];
+    for (const t of child(i, 'track_script')?.children ?? []) {
+      const s = this.scripts.get(t.keyword);
+      if (!s) { this.lost(t, `vrrp_script ${t.keyword} is not defined`); continue; }
+      scripts.push({ stmt: s, name: t.keyword, weight: t.args[0] === 'weight' ? Number(t.args[1]) : undefined });
+    }
+    if (!ifs.length && !scripts.length) return;
+    o.line(4, 'track:');
+    if (ifs.length) {
+      o.line(6, 'interfaces:');
+      for (const t of ifs) o.line(8, `- { name: ${q(t.name)}, weight: ${t.weight} }`);
+    }
+    if (scripts.length) {
+      o.line(6, 'scripts:');
+      for (const sc of scripts) {
+        const s = sc.stmt;
+        const cmd = child(s, 'script')?.args.join(' ') ?? '';
+        const parts = [`command: ${q(cmd)}`];
+        const iv = child(s, 'interval')?.args[0];
+        if (iv) parts.push(`interval: ${seconds(iv)}`);
+        const to = child(s, 'timeout')?.args[0];
+        if (to) parts.push(`timeout: ${seconds(to)}`);
+        const w = sc.weight ?? (child(s, 'weight') ? Number(child(s, 'weight')!.args[0]) : 0);
+        parts.push(`weight: ${Math.max(-253, Math.min(253, w))}`);
+        for (const k of ['rise', 'fall']) {
+          const v = child(s, k)?.args[0];
+          if (v) parts.push(`${k}: ${Number(v)}`);
+        }
+        for (const c of s.children ?? []) {
+          if (['script', 'interval', 'timeout', 'weight', 'rise', 'fall'].includes(c.keyword)) continue;
+          this.lost(c, c.keyword === 'user' ? 'scripts run as the xdirector user' : 'no equivalent (ignored)');
+        }
+        o.line(8, `- { ${parts.join(', ')} }`, `vrrp_script ${sc.name}`);
+      }
+    }
+  }
+
+  /** keepalived notify hooks → one xdirector notify command ($1 instance, $2 state, $3 priority). */
+  private notify(o: Out, i: Stmt): void {
+    const all = child(i, 'notify')?.args.join(' ');
+    const per: [string, string][] = [];
+    for (const [kw, state] of [['notify_master', 'MASTER'], ['notify_backup', 'BACKUP'], ['notify_fault', 'FAULT'], ['notify_stop', 'STOP']] as const) {
+      const c = child(i, kw);
+      if (c) per.push([state, c.args.join(' ')]);
+    }
+    if (!all && !per.length) return;
+    if (all && !per.length) {
+      // keepalived calls `notify` with: INSTANCE name state priority; xdirector appends name state priority.
+      o.line(4, `notify: ${q(`${all} INSTANCE`)}`, 'notify: the same arguments as keepalived ("INSTANCE" name state priority)');
+      return;
+    }
+    const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+    const cases = per.map(([st, cmd]) => `${st}) ${cmd} ;;`).join(' ');
+    const body = `case "$2" in ${cases} esac${all ? `; ${all} INSTANCE "$1" "$2" "$3"` : ''}`;
+    o.line(4, `notify: ${q(`/bin/sh -c ${sq(body)} notify`)}`, `${per.map(([st]) => `notify_${st.toLowerCase()}`).join(', ')}${all ? ', notify' : ''}: one hook that picks the script by the new state`);
+  }
+}
+
+/** Translate parsed keepalived statements into an xdirector config. */
+export function translateKeepalived(stmts: Stmt[], opts: ImportOptions = {}): ImportResult {
+  return new Translator(stmts, opts).run();
+}

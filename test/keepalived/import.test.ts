@@ -1,0 +1,152 @@
+// import-keepalived: the keepalived.conf parser (comments, quotes, includes, block shapes) and the
+// translation of three styles of real-world files into configs that check-config accepts.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import YAML from 'yaml';
+import { parseConfig } from '../../src/config/load';
+import { parseKeepalivedFile, parseKeepalivedText } from '../../src/keepalived/parse';
+import { translateKeepalived } from '../../src/keepalived/translate';
+import { runCommand } from '../../src/vrrp/exec';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const FIX = path.join(ROOT, 'test/fixtures/keepalived');
+const BIN = path.join(ROOT, 'bin/xdirector.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `xdka${process.pid}-`));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function imported(file: string) {
+  const r = translateKeepalived(parseKeepalivedFile(path.join(FIX, file)));
+  return { ...r, cfg: parseConfig(r.yaml, file), raw: YAML.parse(r.yaml) };
+}
+
+describe('keepalived.conf parser', () => {
+  it('reads comments starting with # or !, quoted arguments and braces on the next line', () => {
+    const t = parseKeepalivedText([
+      '! header', 'vrrp_script chk {  # trailing', '  script "/bin/check -x  y" ! more', '}', 'vrrp_instance VI', '{', '  priority 7', '}',
+    ].join('\n'));
+    assert.deepEqual(t.map((s) => s.keyword), ['vrrp_script', 'vrrp_instance']);
+    assert.deepEqual(t[0]!.children![0]!.args, ['/bin/check -x  y']);
+    assert.equal(t[1]!.children![0]!.keyword, 'priority');
+    assert.equal(t[1]!.children![0]!.line, 7);
+  });
+
+  it('reads a block written on one line', () => {
+    const t = parseKeepalivedText('vrrp_instance V { unicast_peer { 10.0.0.2 } }');
+    assert.equal(t[0]!.children![0]!.keyword, 'unicast_peer');
+    assert.equal(t[0]!.children![0]!.children![0]!.keyword, '10.0.0.2');
+  });
+
+  it('expands $NAME parameters', () => {
+    const t = parseKeepalivedText('$PRIO=150\nvrrp_instance V {\n priority $PRIO\n}');
+    assert.deepEqual(t[0]!.children![0]!.args, ['150']);
+  });
+
+  it('reads includes relative to the including file, in sorted order, with the file and line of each statement', () => {
+    const t = parseKeepalivedFile(path.join(FIX, 'split/keepalived.conf'));
+    assert.deepEqual(t.map((s) => `${s.keyword} ${s.args[0] ?? ''}`.trim()), ['global_defs', 'vrrp_script chk_mysqlchk', 'vrrp_instance VI_DB', 'vrrp_instance VI_DB6', 'virtual_server_group MYSQL_RO', 'virtual_server group', 'virtual_server fd77::100']);
+    assert.match(t[1]!.file, /conf\.d\/10-vrrp\.conf$/);
+  });
+
+  it('refuses an unclosed block and an include that matches nothing, naming the file and line', () => {
+    assert.throws(() => parseKeepalivedText('vrrp_instance V {\n priority 1\n', 'a.conf'), /a\.conf:1: "\{" is never closed/);
+    const f = path.join(tmp, 'inc.conf');
+    fs.writeFileSync(f, 'global_defs {\n}\ninclude nothing/*.conf\n');
+    assert.throws(() => parseKeepalivedFile(f), /inc\.conf:3: include nothing\/\*\.conf: no file matches/);
+  });
+});
+
+describe('keepalived.conf translation', () => {
+  it('translates an LVS-DR MySQL guide config: check mysql, weights, persistence as sh, VRRPv2 with auth, track script', () => {
+    const { cfg, raw } = imported('lvs-dr-mysql.conf');
+    const s = cfg.services[0]!;
+    assert.equal(s.vip, '10.77.0.100');
+    assert.equal(s.check, 'mysql');
+    assert.equal(s.scheduler, 'sh');
+    assert.deepEqual(s.backends.map((b) => [b.address, b.weight]), [['10.77.0.11', 3], ['10.77.0.12', 1]]);
+    assert.equal(cfg.health.interval, 2000);
+    const v = cfg.vrrp[0]!;
+    assert.deepEqual([v.name, v.vrid, v.priority, v.version, v.advert_interval, v.auth?.password], ['VI_1', 51, 150, 2, 1000, 'mysqlha1']);
+    assert.deepEqual(v.track.scripts[0], { command: '/usr/bin/killall -0 mysqld', interval: 2000, weight: -20, rise: 1, fall: 2 });
+    assert.equal(raw.monitor.user, 'monitor');
+  });
+
+  it('runs notify_master / notify_backup through one notify hook that picks the script by state', async () => {
+    const out = path.join(tmp, 'notify.out');
+    const conf = path.join(tmp, 'n.conf');
+    fs.writeFileSync(conf, `vrrp_instance VI_9 {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n 10.9.9.9\n }\n notify_master "sh -c 'echo master >> ${out}'"\n notify_backup "sh -c 'echo backup >> ${out}'"\n}\n`);
+    const cfg = parseConfig(translateKeepalived(parseKeepalivedFile(conf)).yaml, 'n');
+    const cmd = cfg.vrrp[0]!.notify!;
+    for (const st of ['MASTER', 'BACKUP', 'FAULT']) assert.equal((await runCommand(cmd, ['VI_9', st, '100'], 5000)).ok, true);
+    assert.equal(fs.readFileSync(out, 'utf8'), 'master\nbackup\n');
+  });
+
+  it('passes a plain notify script keepalived\'s arguments: INSTANCE, name, state, priority', async () => {
+    const { cfg } = imported('split/keepalived.conf');
+    assert.equal(cfg.vrrp[0]!.notify, '/usr/local/bin/keepalived-notify.sh INSTANCE');
+  });
+
+  it('translates a split config: group ranges become one service per VIP, MISC_CHECK mysql script gives check mysql and its user, VRRPv3 unicast', () => {
+    const { cfg, raw, unsupported } = imported('split/keepalived.conf');
+    assert.deepEqual(cfg.services.map((s) => `${s.vip}:${s.port}/${s.check}/${s.scheduler}`), ['10.77.0.101:3306/mysql/lc', '10.77.0.102:3306/mysql/lc', 'fd77::100:3306/mysql/sh']);
+    assert.equal(raw.monitor.user, 'haproxy_check');
+    const [v4, v6] = cfg.vrrp;
+    assert.deepEqual([v4!.version, v4!.advert_interval, v4!.preempt, v4!.unicast_src, v4!.unicast_peers], [3, 100, false, '10.77.0.1', ['10.77.0.2']]);
+    assert.deepEqual(v4!.track.interfaces, [{ name: 'eth1', weight: -30 }]);
+    assert.equal(v4!.track.scripts[0]!.weight, -50, 'the track_script weight overrides the vrrp_script one');
+    assert.deepEqual([v6!.family, v6!.preempt_delay, v6!.garp.repeat, v6!.garp.refresh], [6, 30_000, 3, 60_000]);
+    assert.ok(unsupported.some((u) => /20-services\.conf:10: sorry_server/.test(u)), unsupported.join('\n'));
+  });
+
+  it('lists what has no equivalent with file and line: mail, vrrp_strict, sync groups, NAT, HTTP/SSL checks', () => {
+    const { unsupported, cfg } = imported('docs-sample.conf');
+    for (const re of [/:4: notification_email/, /:13: vrrp_strict/, /:18: vrrp_sync_group VG1/, /:45: lb_kind NAT/, /:51: HTTP_GET/, /:70: SSL_GET/, /:39: smtp_alert/]) {
+      assert.ok(unsupported.some((u) => re.test(u)), `${re} missing from:\n${unsupported.join('\n')}`);
+    }
+    assert.equal(cfg.services[1]!.ring, 'ipvs-mh', 'lb_algo mh keeps the IPVS mh table');
+  });
+
+  it('puts a keepalived comment on every line translated by judgement', () => {
+    const r = imported('lvs-dr-mysql.conf');
+    const marked = r.yaml.split('\n').filter((l) => l.includes('# keepalived:'));
+    assert.equal(marked.length, r.judgements);
+    for (const re of [/^\s+scheduler: sh\s+# keepalived: lb_algo wrr with persistence_timeout/m, /^\s+check: mysql\s+# keepalived: TCP_CHECK on port 3306/m, /^\s+timeout: 2s\s+# keepalived: connect_timeout 3, capped/m]) {
+      assert.match(r.yaml, re);
+    }
+  });
+
+  it('writes durations with units only', () => {
+    for (const f of ['lvs-dr-mysql.conf', 'split/keepalived.conf', 'docs-sample.conf']) {
+      const bad = imported(f).yaml.split('\n').filter((l) => /(interval|timeout|refresh|delay):\s*\d+\s*(#|$|,|\})/.test(l));
+      assert.deepEqual(bad, [], f);
+    }
+  });
+});
+
+describe('xdirector import-keepalived (command)', () => {
+  it('writes a config check-config accepts, lists the unsupported on stderr and exits 0', () => {
+    const out = path.join(tmp, 'docs.yaml');
+    const r = spawnSync(process.execPath, [BIN, 'import-keepalived', path.join(FIX, 'docs-sample.conf'), '-o', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /11 statement\(s\) have no xdirector equivalent/);
+    assert.match(execFileSync(process.execPath, [BIN, 'check-config', '-c', out], { encoding: 'utf8' }), /OK \(instance lvs_devel, 2 service\(s\)\)/);
+  });
+
+  it('exits 3 with --strict when something has no equivalent, 0 when everything translates', () => {
+    const strict = spawnSync(process.execPath, [BIN, 'import-keepalived', '--strict', path.join(FIX, 'docs-sample.conf')], { encoding: 'utf8' });
+    assert.equal(strict.status, 3);
+    const clean = path.join(tmp, 'clean.conf');
+    fs.writeFileSync(clean, 'vrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 10.1.1.1/32\n }\n}\nvirtual_server 10.1.1.1 3306 {\n lb_algo rr\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n}\n');
+    const ok = spawnSync(process.execPath, [BIN, 'import-keepalived', '--strict', clean], { encoding: 'utf8' });
+    assert.equal(ok.status, 0, ok.stderr);
+  });
+
+  it('exits 2 on a usage error', () => {
+    const r = spawnSync(process.execPath, [BIN, 'import-keepalived'], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /needs one keepalived\.conf file/);
+  });
+});
