@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import YAML from 'yaml';
-import { BIN, E2e, type Director } from '../e2e/harness';
+import { BIN, E2e, type Director } from '../daemon/harness';
 
 function keepalivedMissing(): string | undefined {
   try {
