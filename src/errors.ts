@@ -16,6 +16,7 @@ export const codes = {
   XD_ERR_BPF_PIN: 'pinning or opening a pinned BPF object failed',
   XD_ERR_LAYOUT_MISMATCH: 'pinned maps were created with another layout than this build uses',
   XD_ERR_XDP_ATTACH: 'attaching or detaching the XDP program failed',
+  XD_ERR_XDP_VETH_PEER: 'native XDP on a veth whose peer runs no XDP program: every forwarded frame would be dropped by the driver',
   XD_ERR_BPF_TEST_RUN: 'BPF_PROG_TEST_RUN failed (bad packet, context, flags or program fd)',
   XD_ERR_INTERFACE: 'the network interface does not exist or cannot be used',
   // dataplane

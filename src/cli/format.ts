@@ -22,7 +22,7 @@ export function formatStatus(st: any): string {
   const out: string[] = [];
   const dp = st.dataplane ?? {};
   const d = dp.detail ?? {};
-  const detail = Object.entries(d).map(([k, v]) => `${k} ${v}`).join(', ');
+  const detail = Object.entries(d).filter(([, v]) => typeof v !== 'object').filter(([k]) => k !== 'txAlert').map(([k, v]) => `${k} ${v}`).join(', ');
   out.push(`xdirector ${st.instance} (pid ${st.pid}), dataplane ${dp.kind ?? 'none'}${detail ? ` (${detail})` : ''}`);
   const healthByKey = new Map<string, any>((st.health?.backends ?? []).map((b: any) => [b.key, b]));
   out.push(`${pad('Prot LocalAddress:Port', 30)} ${pad('Scheduler', 9)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)} ${pad('NoBackend', 9, true)}`);
@@ -40,6 +40,8 @@ export function formatStatus(st: any): string {
   for (const u of st.unresolved ?? []) out.push(`unresolved: ${u.service} ${u.backend}: ${u.error}`);
   if ((st.drained ?? []).length) out.push(`drained: ${st.drained.join(', ')}`);
   for (const a of st.health?.alerts ?? []) out.push(`ALERT: ${typeof a === 'string' ? a : a.message}`);
+  if (d.txAlert) out.push(`ALERT: ${d.txAlert}`);
+  if (d.driverTxErrors && typeof d.driverTxErrors.txErrors === 'number') out.push(`driver ${d.driverTxErrors.driver}: xdp tx errors ${d.driverTxErrors.txErrors}, xdp xmit errors ${d.driverTxErrors.xmitErrors}`);
   for (const v of st.vrrp ?? []) {
     out.push(`vrrp ${v.name}: ${v.state} vrid ${v.vrid} priority ${v.effectivePriority ?? v.priority}${v.vips ? ` vips ${v.vips.join(' ')}` : ''}`);
   }

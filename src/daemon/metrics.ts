@@ -23,6 +23,10 @@ export function renderMetrics(st: any): string {
   metric('xdirector_backend_active_flows', 'Flows seen recently per backend.', 'gauge', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name }, b.activeFlows]));
   metric('xdirector_backend_weight', 'Effective weight per backend (0: drained, down or out of the pool).', 'gauge', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name, state: b.state }, b.weight]));
   metric('xdirector_verdict_packets_total', 'Packets per XDP verdict reason.', 'counter', Object.entries(st.dataplane?.reasons ?? {}).map(([r, v]) => [{ reason: r }, v as number]));
+  const dd = st.dataplane?.kind === 'xdp' ? st.dataplane.detail ?? {} : {};
+  const drv = dd.driverTxErrors && typeof dd.driverTxErrors.txErrors === 'number' ? dd.driverTxErrors : undefined;
+  metric('xdirector_xdp_driver_tx_errors_total', 'Frames the network driver dropped on XDP transmit (ethtool -S XDP TX / xmit error counters).', 'counter', drv ? [[{ interface: dd.interface, kind: 'tx' }, drv.txErrors], [{ interface: dd.interface, kind: 'xmit' }, drv.xmitErrors]] : []);
+  metric('xdirector_xdp_tx_failing', 'Forwarded frames are turning into driver TX errors (1: alert raised).', 'gauge', st.dataplane?.kind === 'xdp' ? [[{ interface: dd.interface }, dd.txAlert ? 1 : 0]] : []);
   const hb = st.health?.backends ?? [];
   metric('xdirector_health_up', 'Backend passes its health checks (after rise/fall).', 'gauge', hb.map((b: any) => [{ backend: b.name }, b.up ? 1 : 0]));
   metric('xdirector_replication_lag_seconds', 'Replica lag (NaN: unknown).', 'gauge', hb.filter((b: any) => b.role === 'replica').map((b: any) => [{ backend: b.name }, b.lagSeconds ?? NaN]));

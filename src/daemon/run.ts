@@ -35,6 +35,7 @@ async function openXdp(cfg: Config, log: Logger): Promise<Dataplane> {
   return XdpDataplane.open({
     instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,
     maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize,
+    vethPeerWithoutXdp: cfg.dataplane === 'auto' ? 'generic' : 'refuse',
     log: log.child({ component: 'xdp' }),
   });
 }

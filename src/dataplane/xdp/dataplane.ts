@@ -18,6 +18,8 @@ import { XdError, wrap } from '../../errors';
 import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey } from './plan';
 import * as L from './layout';
 import { Neighbours } from '../../net/neigh';
+import { vethPeer } from '../../net/veth';
+import { driverStats, xdpTxErrors } from '../../net/ethtool';
 
 export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
 
@@ -34,7 +36,23 @@ export interface XdpOptions {
   objectPath?: string;
   /** A flow counts as active when it saw a packet within this many seconds (IPVS: TCP established 900 s). */
   flowIdleSeconds?: number;
+  /**
+   * Native mode on a veth whose peer runs no native XDP program (XDP_TX would be dropped by the
+   * driver): 'refuse' (default; `dataplane: xdp`) throws XD_ERR_XDP_VETH_PEER with the fix,
+   * 'generic' (`dataplane: auto`) attaches in generic mode with a warning.
+   */
+  vethPeerWithoutXdp?: 'refuse' | 'generic';
   log: Logger;
+}
+
+/** What pollTxErrors() found since the previous poll. */
+export interface TxErrorCheck {
+  /** Frames the program forwarded (XDP_TX or redirect verdicts) since the previous poll. */
+  forwarded: number;
+  /** XDP TX + xmit errors the driver counted since the previous poll. */
+  txErrors: number;
+  /** Set while forwarded frames turn into driver TX errors: the alert text. */
+  alert?: string;
 }
 
 const PROG_PIN = 'prog';
@@ -89,6 +107,7 @@ export class XdpDataplane implements Dataplane {
     ensureBpffs(o.pinDir);
     const dir = instancePinDir(o.pinDir, o.instance);
     const ifc = xdp.resolveInterface(o.ifname);
+    if (o.mode === 'native') o = { ...o, mode: await XdpDataplane.checkVethPeer(o) };
     const objectPath = o.objectPath ?? defaultObjectPath();
     const wantMeta = { layoutVersion: L.LAYOUT_VERSION, ringMax: o.ringMax, maxServices: o.maxServices, maxBackends: o.maxBackends, layoutHash: L.LAYOUT_HASH };
 
@@ -157,6 +176,22 @@ export class XdpDataplane implements Dataplane {
       }
       throw err;
     }
+  }
+
+  /**
+   * Native XDP on a veth forwards only if the peer runs a native XDP program (see net/veth.ts).
+   * Returns the mode to attach in, or throws XD_ERR_XDP_VETH_PEER with the fix.
+   */
+  private static async checkVethPeer(o: XdpOptions): Promise<'native' | 'generic'> {
+    const peer = await vethPeer(o.ifname);
+    if (!peer || peer.nativeProgId !== 0) return 'native';
+    const where = `${peer.name ?? `ifindex ${peer.ifindex}`}${peer.netnsid === undefined ? '' : ` (in the network namespace with id ${peer.netnsid})`}`;
+    const what = `${o.ifname} is a veth whose peer ${where} runs no native XDP program${peer.genericProgId ? ` (only a generic one, id ${peer.genericProgId})` : ''}: in native mode the veth driver drops every frame the director forwards (XDP_TX), counted as rx_queue_*_xdp_tx_errors in ethtool -S ${o.ifname}`;
+    if (o.vethPeerWithoutXdp === 'generic') {
+      o.log.warn({ interface: o.ifname, peer: peer.name, peerIfindex: peer.ifindex, peerNetnsid: peer.netnsid }, `${what}; attaching in generic mode instead (slower; to get native mode attach an XDP program such as xdp_pass to the peer)`);
+      return 'generic';
+    }
+    throw new XdError('XD_ERR_XDP_VETH_PEER', `attach xdp to ${o.ifname} in native mode: ${what}; fix: attach an XDP program to the peer in native mode (e.g. ip link set dev ${peer.name ?? 'PEER'} xdpdrv obj xdp_pass.bpf.o sec xdp, in its namespace), or set xdp.mode: generic`, { detail: { interface: o.ifname, peer: peer.name, peerIfindex: peer.ifindex, peerNetnsid: peer.netnsid } });
   }
 
   /** Attach `prog`, atomically replacing this instance's previous program if it is the one attached. */
@@ -295,6 +330,50 @@ export class XdpDataplane implements Dataplane {
     }
   }
 
+  private txPoll?: { forwarded: number; txErrors: number };
+  private txAlert?: string;
+
+  /** Frames forwarded so far (XDP_TX and redirect verdicts of every reason), from the per-CPU reason counters. */
+  private forwardedTotal(): number {
+    let n = 0;
+    for (const [name, value] of Object.entries(L.REASON)) {
+      if (!name.startsWith('tx_')) continue;
+      const r = this.maps.rsnst.lookupPerCpu(value);
+      if (r) n += Number(sumPerCpu(r).packets);
+    }
+    return n;
+  }
+
+  /** The driver's XDP TX error counters of the attached interface (undefined: the driver reports none). */
+  driverTxErrors(): ({ driver: string } & ReturnType<typeof xdpTxErrors>) | undefined {
+    const st = driverStats(this.o.ifname);
+    return st ? { driver: st.driver, ...xdpTxErrors(st) } : undefined;
+  }
+
+  /**
+   * Poll for a silent black hole at run time: did frames the program forwarded since the last
+   * poll turn into driver TX errors (a veth peer that lost its XDP program, a NIC out of TX
+   * ring)? The first poll sets the baseline. The alert is logged when it starts and when it
+   * clears, and shown in status().detail.txAlert while set. The daemon calls this periodically.
+   */
+  pollTxErrors(): TxErrorCheck {
+    const drv = this.driverTxErrors();
+    const now = { forwarded: this.forwardedTotal(), txErrors: drv ? drv.txErrors + drv.xmitErrors : 0 };
+    const prev = this.txPoll ?? now;
+    this.txPoll = now;
+    const r: TxErrorCheck = { forwarded: Math.max(0, now.forwarded - prev.forwarded), txErrors: Math.max(0, now.txErrors - prev.txErrors) };
+    if (r.txErrors > 0 && r.forwarded > 0) {
+      r.alert = `XDP forwarding on ${this.o.ifname} is failing: the program forwarded ${r.forwarded} frames since the last check and the ${drv?.driver ?? ''} driver counted ${r.txErrors} XDP TX errors (${drv?.counters.join(', ')}); on veth the peer needs a native XDP program (e.g. xdp_pass), or use xdp.mode: generic`;
+      if (!this.txAlert) this.o.log.error({ interface: this.o.ifname, forwarded: r.forwarded, txErrors: r.txErrors }, `ALERT ${r.alert}`);
+      this.txAlert = r.alert;
+    } else if (r.forwarded > 0 && this.txAlert) {
+      this.o.log.info({ interface: this.o.ifname, forwarded: r.forwarded }, `XDP forwarding on ${this.o.ifname} recovered: no driver TX errors since the last check`);
+      this.txAlert = undefined;
+    }
+    if (this.txAlert) r.alert = this.txAlert;
+    return r;
+  }
+
   /** Which backend index the live ring of a service holds at a slot (tests and debugging). */
   ringSlot(serviceName: string, slot: number): number | undefined {
     const s = this.lastState.services.find((x) => x.name === serviceName);
@@ -344,9 +423,19 @@ export class XdpDataplane implements Dataplane {
       reasons[name] = r ? Number(sumPerCpu(r).packets) : 0;
     }
     const q = xdp.query(this.ifindex);
+    let driver: ReturnType<XdpDataplane['driverTxErrors']> | { error: string };
+    try {
+      driver = this.driverTxErrors();
+    } catch (err) {
+      driver = { error: (err as Error).message };
+    }
     return {
       kind: 'xdp',
-      detail: { interface: this.o.ifname, mode: q.programs.native === this.programId ? 'native' : q.programs.generic === this.programId ? 'generic' : 'detached', programId: this.programId, pinDir: this.dir },
+      detail: {
+        interface: this.o.ifname, mode: q.programs.native === this.programId ? 'native' : q.programs.generic === this.programId ? 'generic' : 'detached', programId: this.programId, pinDir: this.dir,
+        ...(driver ? { driverTxErrors: driver } : {}),
+        ...(this.txAlert ? { txAlert: this.txAlert } : {}),
+      },
       services,
       reasons,
     };

@@ -1,8 +1,8 @@
 // XdpDataplane against the real kernel: open/apply/close, hot restart over the pinned maps
 // (adoption, atomic program swap, flows kept), layout checks, a foreign program, detach.
 //
-// Resources (prefix xdb<pid>): a network namespace xdb<pid> holding the veth peer xdb<pid>b,
-// the veth end xdb<pid>a in this namespace (the program is attached to it in native mode), and
+// Resources (prefix xdb<pid>): a network namespace xdb<pid> holding the veth peer xdb<pid>b
+// (with xdp_pass attached in native mode), the veth end xdb<pid>a in this namespace (the program is attached to it in native mode), and
 // pins under /sys/fs/bpf/xdb<pid>. All are removed in after(). Tests run in order and build on
 // each other (open -> close keeping state -> reopen -> ...), each checking one behaviour.
 import { test, before, after } from 'node:test';
@@ -95,6 +95,8 @@ before(() => {
   sh('ip', ['link', 'add', IF, 'address', '02:00:00:00:00:01', 'type', 'veth', 'peer', 'name', PEER, 'netns', NS]); // frames below are addressed to this MAC
   sh('ip', ['link', 'set', IF, 'up']);
   sh('ip', ['-n', NS, 'link', 'set', PEER, 'up']);
+  // Native XDP_TX on veth is delivered only through a peer running a native XDP program (open() refuses otherwise).
+  sh('ip', ['-n', NS, 'link', 'set', 'dev', PEER, 'xdpdrv', 'obj', PASS_OBJ, 'sec', 'xdp']);
   fs.mkdirSync(PIN_ROOT);
 });
 
