@@ -39,6 +39,7 @@ export const codes = {
   XD_ERR_API: 'the admin API could not be reached or refused the request',
   XD_ERR_NOT_FOUND: 'the named object (backend, service, instance) does not exist',
   XD_ERR_USAGE: 'the command line is wrong',
+  XD_ERR_REALSERVER: 'preparing or checking a real server failed (the ip command or sysctl and its error in the message)',
 } as const;
 
 export type XdErrorCode = keyof typeof codes;

@@ -23,6 +23,8 @@ commands:
   bench [--quick] [--out DIR]     benchmarks (see README)
   import-keepalived FILE [-o OUT] [--strict]
                                   translate a keepalived.conf into an xdirector config
+  realserver setup|check|teardown --vip ADDR [--vip ADDR] | realserver grant
+                                  prepare a real server for DR (VIPs on lo, ARP sysctls, monitor GRANT)
 
 options for client commands: -c FILE (read instance and admin.socket from it), --socket PATH,
   --instance NAME (socket /run/xdirector/NAME.sock)`;
@@ -70,6 +72,10 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd === 'import-keepalived') {
     const { importKeepalivedMain } = await import('../keepalived/cli');
     return importKeepalivedMain(argv.slice(1));
+  }
+  if (cmd === 'realserver') {
+    const { realserverMain } = await import('../realserver/cli');
+    return realserverMain(argv.slice(1));
   }
   if (cmd === 'bench') return runBench(argv.slice(1));
   const { values, positionals } = parseArgs({
