@@ -381,6 +381,89 @@ export class BpfMap<K, V> {
     }
   }
 
+  /**
+   * Walks every entry in slices of about `slice` entries (BPF_MAP_LOOKUP_BATCH;
+   * GET_NEXT_KEY + LOOKUP for map types without it), handing each slice's raw
+   * keys and values (map byte order, per-CPU values ncpus slots apart) to
+   * `onSlice`, and yields to the event loop between slices (`pause`, default
+   * setImmediate), so a walk of a million-entry map never holds the loop for
+   * more than one slice.
+   * The map may change between slices: an entry added or removed meanwhile
+   * may be seen or missed, never torn. Returns the number of entries seen.
+   */
+  async scanSliced(onSlice: (keys: Buffer, values: Buffer, count: number) => void, opts: { slice?: number; signal?: AbortSignal; pause?: () => Promise<void> } = {}): Promise<number> {
+    this.check();
+    const n = getNative();
+    const ks = this.key.size;
+    const vs = this.slot * this.ncpus;
+    const tok = Math.max(ks, 4);
+    const pause = opts.pause ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
+    let chunk = Math.max(1, Math.min(opts.slice ?? 4096, Math.max(this.info.maxEntries, 1)));
+    let inBatch: Buffer | null = null;
+    let outBatch: Buffer = Buffer.alloc(tok);
+    let keys: Buffer = Buffer.alloc(chunk * ks);
+    let values: Buffer = Buffer.alloc(chunk * vs);
+    let seen = 0;
+    for (;;) {
+      if (opts.signal?.aborted) throw new XdError('XD_ERR_BPF_MAP', `walk of map ${this.info.name} aborted`, { cause: opts.signal.reason });
+      this.check();
+      let r: { count: number; done: boolean };
+      try {
+        r = n.mapLookupBatch(this.fd, inBatch, outBatch, keys, values, chunk);
+      } catch (e) {
+        if (isNativeSystemError(e) && e.code === 'ENOSPC' && chunk < 1 << 20) {
+          // A hash bucket holds more entries than the slice: retry larger.
+          chunk *= 4;
+          keys = Buffer.alloc(chunk * ks);
+          values = Buffer.alloc(chunk * vs);
+          continue;
+        }
+        if (isBatchUnsupported(e) && seen === 0) return this.scanSlicedByKey(onSlice, chunk, pause, opts.signal);
+        throw this.fail('batch lookup in', e);
+      }
+      if (r.count > 0) onSlice(keys, values, r.count);
+      seen += r.count;
+      if (r.done) return seen;
+      // The kernel reads the in-cursor before it writes the out-cursor: swap them.
+      const t: Buffer = inBatch ?? Buffer.alloc(tok);
+      inBatch = outBatch;
+      outBatch = t;
+      await pause();
+    }
+  }
+
+  /** scanSliced for map types without batch lookup: GET_NEXT_KEY + LOOKUP, `slice` keys at a time. */
+  private async scanSlicedByKey(onSlice: (keys: Buffer, values: Buffer, count: number) => void, slice: number, pause: () => Promise<void>, signal?: AbortSignal): Promise<number> {
+    const n = getNative();
+    const ks = this.key.size;
+    const vs = this.slot * this.ncpus;
+    let cur: Buffer | null = null;
+    let seen = 0;
+    for (;;) {
+      if (signal?.aborted) throw new XdError('XD_ERR_BPF_MAP', `walk of map ${this.info.name} aborted`, { cause: signal.reason });
+      this.check();
+      const keys = Buffer.alloc(slice * ks);
+      const values = Buffer.alloc(slice * vs);
+      let count = 0;
+      let done = false;
+      try {
+        while (count < slice) {
+          const next = keys.subarray(count * ks, (count + 1) * ks);
+          if (!n.mapGetNextKey(this.fd, cur, next)) { done = true; break; }
+          cur = Buffer.from(next);
+          // A key deleted between get_next_key and lookup is simply skipped.
+          if (n.mapLookup(this.fd, next, values.subarray(count * vs, (count + 1) * vs))) count++;
+        }
+      } catch (e) {
+        throw this.fail('iterate', e);
+      }
+      if (count > 0) onSlice(keys, values, count);
+      seen += count;
+      if (done) return seen;
+      await pause();
+    }
+  }
+
   private rawEntriesByKey(): [K, Buffer, number][] {
     const n = getNative();
     const out: [K, Buffer, number][] = [];

@@ -20,6 +20,7 @@ import * as L from './layout';
 import { Neighbours } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
+import { FlowCounter } from './flow-counts';
 
 export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
 
@@ -42,6 +43,8 @@ export interface XdpOptions {
    * 'generic' (`dataplane: auto`) attaches in generic mode with a warning.
    */
   vethPeerWithoutXdp?: 'refuse' | 'generic';
+  /** status starts a new count of active flows when the last is older than this (ms); default 2000. */
+  flowCountsMaxAgeMs?: number;
   log: Logger;
 }
 
@@ -86,6 +89,7 @@ export class XdpDataplane implements Dataplane {
   private lastState: DesiredState = { services: [] };
   private indexes = new Map<string, Map<string, number>>();
   private closed = false;
+  private readonly flowCounter: FlowCounter;
   /** What the last successful apply() wrote (entries per kind; ring slots of all rings together). */
   lastApply: ApplyStats = { backends: 0, rings: 0, slots: 0, services: 0, deleted: 0, cleared: 0 };
 
@@ -99,6 +103,7 @@ export class XdpDataplane implements Dataplane {
     readonly adopted: boolean,
   ) {
     this.model = emptyModel();
+    this.flowCounter = new FlowCounter(maps.flow, { idleSeconds: o.flowIdleSeconds ?? 900, maxAgeMs: o.flowCountsMaxAgeMs ?? 2000 });
   }
 
   /** Load (adopting pinned state when compatible), pin, attach. */
@@ -374,6 +379,11 @@ export class XdpDataplane implements Dataplane {
     return r;
   }
 
+  /** Resolves when the count of active flows under way (if any) is done. */
+  flowCountsSettled(): Promise<unknown> {
+    return this.flowCounter.settled();
+  }
+
   /** Which backend index the live ring of a service holds at a slot (tests and debugging). */
   ringSlot(serviceName: string, slot: number): number | undefined {
     const s = this.lastState.services.find((x) => x.name === serviceName);
@@ -388,16 +398,12 @@ export class XdpDataplane implements Dataplane {
   }
 
   async status(): Promise<DataplaneStatus> {
-    const idleNs = BigInt(this.o.flowIdleSeconds ?? 900) * 1000000000n;
-    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, like bpf_ktime_get_ns()
+    // Counted by a paced, sliced walk of the flow map in the background
+    // (flow-counts.ts): never a synchronous decode of up to 1M entries here.
+    const counts = await this.flowCounter.get();
+    if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
     const flows = new Map<number, number>();
-    const gens = new Map<number, number>();
-    for (const b of this.model.backends.values()) gens.set(b.index, b.generation);
-    for (const [, f] of this.maps.flow.entries()) {
-      if (gens.get(f.backend) !== f.generation) continue;
-      if (now - f.last_seen_ns > idleNs) continue;
-      flows.set(f.backend, (flows.get(f.backend) ?? 0) + 1);
-    }
+    for (const b of this.model.backends.values()) flows.set(b.index, counts.active(b.index, b.generation));
     const services: ServiceStatus[] = [];
     for (const s of this.lastState.services) {
       const ms = this.model.services.get(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }));
@@ -435,6 +441,7 @@ export class XdpDataplane implements Dataplane {
         interface: this.o.ifname, mode: q.programs.native === this.programId ? 'native' : q.programs.generic === this.programId ? 'generic' : 'detached', programId: this.programId, pinDir: this.dir,
         ...(driver ? { driverTxErrors: driver } : {}),
         ...(this.txAlert ? { txAlert: this.txAlert } : {}),
+        flowCounts: { entries: counts.entries, countedAt: new Date(counts.at).toISOString(), walkMs: Math.round(counts.tookMs) },
       },
       services,
       reasons,
@@ -444,6 +451,7 @@ export class XdpDataplane implements Dataplane {
   async close(opts: { keepState?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.flowCounter.stop();
     if (opts.keepState === false) {
       XdpDataplane.detachPinned(this.dir, this.ifindex, this.o.log);
       this.maps.close();

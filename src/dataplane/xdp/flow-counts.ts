@@ -1,0 +1,143 @@
+// Active flows per backend, counted without holding the event loop.
+//
+// The flow map holds up to flow_table_size (default 1M) entries. Decoding it in
+// one go takes seconds of JavaScript on the thread that also runs the VRRP
+// timers: with 100 ms adverts one `status` or metrics scrape could make the peer
+// take over. So a walk reads the map in slices (BpfMap.scanSliced: one batch
+// lookup of `slice` entries, a few hundred microseconds), reads only the three
+// fields it needs straight from the raw values, and keeps the result.
+//
+// Pacing: after `busyMs` of work the walk rests `restMs` (the thread sleeps).
+// On a loaded machine a thread that keeps running uses up its share and then
+// waits behind every other runnable task when a timer falls due; one that
+// uses a fraction of the CPU is woken promptly. A 1M-entry walk takes a few
+// seconds of wall clock this way, so readers do not wait for it:
+// get() returns the last result at once and, when it is older than `maxAgeMs`,
+// starts a new walk in the background (one at a time). Only the very first
+// get() waits for a walk. status shows when the counts were taken.
+import type { XdMap } from '../../bpf/maps';
+import { LAYOUT } from '../../bpf/layouts.generated';
+
+/** Offsets of the fields read here, from the layout generated from the object's BTF. */
+function fieldOffset(name: string): number {
+  const f = LAYOUT.structs.xd_flow?.fields.find((x) => x.name === name);
+  if (!f) throw new Error(`xd_flow has no field ${name} in the generated layout`);
+  return f.offset;
+}
+const OFF_BACKEND = fieldOffset('backend');
+const OFF_GENERATION = fieldOffset('generation');
+const OFF_LAST_SEEN = fieldOffset('last_seen_ns');
+
+export interface FlowCountsOptions {
+  /** A flow counts as active when it saw a packet within this many seconds. */
+  idleSeconds: number;
+  /** Entries per slice (one batch lookup between two yields). */
+  slice?: number;
+  /** Work (ms) between two rests; default 2. */
+  busyMs?: number;
+  /** Rest (ms) after `busyMs` of work; default 6. */
+  restMs?: number;
+  /** A result older than this is refreshed by the next reader. */
+  maxAgeMs?: number;
+}
+
+/** Flows per backend index and generation, as of one walk. */
+export class FlowCountResult {
+  constructor(
+    private readonly byBackend: Map<number, Map<number, number>>,
+    /** Entries seen (active or not). */
+    readonly entries: number,
+    /** When the walk started (Date.now()). */
+    readonly at: number,
+    /** How long the walk took, wall clock, in ms. */
+    readonly tookMs: number,
+  ) {}
+
+  /** Active flows of a backend slot whose current generation is `generation`. */
+  active(index: number, generation: number): number {
+    return this.byBackend.get(index)?.get(generation) ?? 0;
+  }
+}
+
+export class FlowCounter {
+  private last?: FlowCountResult;
+  private walking?: Promise<FlowCountResult>;
+  private readonly abort = new AbortController();
+  private readonly slice: number;
+  private readonly maxAgeMs: number;
+
+  constructor(private readonly map: XdMap<'flow'>, private readonly o: FlowCountsOptions) {
+    this.slice = o.slice ?? 1024;
+    this.maxAgeMs = o.maxAgeMs ?? 2000;
+  }
+
+  /**
+   * The last result; when it is older than `maxAgeMs` a new walk starts in the
+   * background. Waits only when there is no result yet.
+   */
+  async get(): Promise<FlowCountResult> {
+    if (!this.last) return this.refresh();
+    if (Date.now() - this.last.at > this.maxAgeMs) this.refresh().catch(() => { /* kept: the next get() retries; a closed map ends the walk */ });
+    return this.last;
+  }
+
+  /** The walk under way, if any (tests: wait for the walk a get() started). */
+  settled(): Promise<unknown> {
+    return this.walking ?? Promise.resolve();
+  }
+
+  /** Starts a walk unless one is under way; resolves with its result. */
+  refresh(): Promise<FlowCountResult> {
+    if (!this.walking) {
+      this.walking = this.walk().then((r) => {
+        this.last = r;
+        return r;
+      }).finally(() => { this.walking = undefined; });
+    }
+    return this.walking;
+  }
+
+  /** Stops a walk under way (close of the dataplane). */
+  stop(): void {
+    this.abort.abort(new Error('dataplane closed'));
+  }
+
+  private async walk(): Promise<FlowCountResult> {
+    const started = Date.now();
+    const t0 = process.hrtime.bigint();
+    // CLOCK_MONOTONIC, like bpf_ktime_get_ns(). Flows are compared against the
+    // start of the walk; the idle window is seconds to minutes, a walk well under one.
+    const now = t0;
+    const idleNs = BigInt(this.o.idleSeconds) * 1000000000n;
+    const cutoff = now > idleNs ? now - idleNs : 0n;
+    const cutHi = Number(cutoff >> 32n);
+    const cutLo = Number(cutoff & 0xffffffffn);
+    const byBackend = new Map<number, Map<number, number>>();
+    const vs = this.map.info.valueSize;
+    const busyNs = BigInt(Math.round((this.o.busyMs ?? 2) * 1e6));
+    const restMs = this.o.restMs ?? 6;
+    let since = process.hrtime.bigint();
+    const pause = async (): Promise<void> => {
+      if (process.hrtime.bigint() - since < busyNs) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        return;
+      }
+      await new Promise<void>((resolve) => setTimeout(resolve, restMs));
+      since = process.hrtime.bigint();
+    };
+    const entries = await this.map.scanSliced((_keys, values, count) => {
+      for (let i = 0; i < count; i++) {
+        const o = i * vs;
+        // last_seen_ns >= cutoff, compared as two u32 halves (no BigInt per entry).
+        const hi = values.readUInt32LE(o + OFF_LAST_SEEN + 4);
+        if (hi < cutHi || (hi === cutHi && values.readUInt32LE(o + OFF_LAST_SEEN) < cutLo)) continue;
+        const backend = values.readUInt32LE(o + OFF_BACKEND);
+        const gen = values.readUInt32LE(o + OFF_GENERATION);
+        let g = byBackend.get(backend);
+        if (!g) { g = new Map(); byBackend.set(backend, g); }
+        g.set(gen, (g.get(gen) ?? 0) + 1);
+      }
+    }, { slice: this.slice, signal: this.abort.signal, pause });
+    return new FlowCountResult(byBackend, entries, started, Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+}
