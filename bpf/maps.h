@@ -36,6 +36,16 @@ struct {
 	__type(value, struct xd_backend);
 } xd_be_v1 SEC(".maps");
 
+/* Tunnel endpoints by backend index (same index as xd_be_v1): outer
+ * addresses, encapsulation, path MTU. Written before the backend entry that
+ * sets XD_BE_F_TUNNEL. Key: __u32 backend index, host order. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XD_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xd_tunnel);
+} xd_tun_v1 SEC(".maps");
+
 /* Lookup tables: two generations per service, ring_max slots each; slot i of
  * generation g of service s is at (s * 2 + g) * ring_max + i. A changed table
  * is written in full to the inactive generation, then made live by one update

@@ -26,6 +26,7 @@
 #include "parsing.h"
 #include "maps.h"
 #include "hash.h"
+#include "encap.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -59,6 +60,7 @@ const volatile struct {
 	enum xd_sched sched;
 	enum xd_service_flags service_flags;
 	enum xd_backend_flags backend_flags;
+	enum xd_encap encap;
 	enum xd_reason reason;
 } xd_btf_enums = {};
 
@@ -67,6 +69,7 @@ const volatile struct {
 _Static_assert(sizeof(struct xd_service_key) == 20, "xd_service_key layout");
 _Static_assert(sizeof(struct xd_service) == 16, "xd_service layout");
 _Static_assert(sizeof(struct xd_backend) == 36, "xd_backend layout");
+_Static_assert(sizeof(struct xd_tunnel) == 40, "xd_tunnel layout");
 _Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
 _Static_assert(sizeof(struct xd_flow) == 16, "xd_flow layout");
 _Static_assert(sizeof(struct xd_service_stats) == 32, "xd_service_stats layout");
@@ -354,12 +357,41 @@ static __always_inline void count_no_backend(__u32 svc_id)
 		ss->no_backend++;
 }
 
+/* Tunnel forward (encap.h): the backend's xd_tun_v1 entry gives the outer
+ * header, be->mac the next hop.
+ * *reason changes only when the packet is answered or dropped instead. */
+static __always_inline int tunnel_forward(struct xdp_md *ctx, const struct xd_backend *be,
+				     __u32 be_idx, const struct xd_flow_key *fk,
+				     __u32 l2len, __u32 *reason)
+{
+	struct xd_tunnel *t = bpf_map_lookup_elem(&xd_tun_v1, &be_idx);
+	__u32 why = *reason;
+	int action;
+
+	if (!t || (t->encap != XD_ENCAP_IPIP && t->encap != XD_ENCAP_GUE)) {
+		*reason = XD_R_ABORTED;
+		return XDP_ABORTED;
+	}
+	action = xd_encap(ctx, t, be->mac, l2len, fk->family, fk, &why);
+	if (action == XDP_ABORTED)
+		why = XD_R_ABORTED;
+	*reason = why;
+	if (action == XDP_TX && why != XD_R_TX_TOO_BIG && be->ifindex != 0 &&
+	    be->ifindex != ctx->ingress_ifindex)
+		return bpf_redirect(be->ifindex, 0);
+	return action;
+}
+
 /* DR forward: only the Ethernet addresses change. XDP_TX back out of the
  * receiving interface, or bpf_redirect when the backend sits behind another
- * interface. */
+ * interface. A tunnel backend (XD_BE_F_TUNNEL) is encapsulated instead. */
 static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
-				   const struct xd_backend *be)
+				   const struct xd_backend *be, __u32 be_idx,
+				   const struct xd_flow_key *fk, __u32 l2len,
+				   __u32 *reason)
 {
+	if (be->flags & XD_BE_F_TUNNEL)
+		return tunnel_forward(ctx, be, be_idx, fk, l2len, reason);
 	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
 	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
 	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
@@ -387,7 +419,7 @@ int xdirector(struct xdp_md *ctx)
 	struct tcphdr *th;
 	struct udphdr *uh;
 	__u32 reason = XD_R_PASS_MALFORMED;
-	__u32 be_idx;
+	__u32 be_idx, l2len;
 	int action = XDP_PASS;
 	int l3, l4, is_frag = 0, is_icmp = 0;
 	__u8 tcp_flags = 0;
@@ -395,6 +427,10 @@ int xdirector(struct xdp_md *ctx)
 	l3 = parse_ethhdr(&nh, data_end, &eth);
 	if (l3 < 0)
 		goto out;
+	/* From the EtherType rather than cursor arithmetic: the verifier then
+	 * knows it is exactly 14 or 18 (encap.h offsets packet pointers by it). */
+	l2len = (eth->h_proto == bpf_htons(ETH_P_8021Q) ||
+		 eth->h_proto == bpf_htons(ETH_P_8021AD)) ? 18 : 14;
 
 	if (match_dst_mac && !(eth->h_dest[0] & 1) &&
 	    (eth->h_dest[0] != self_mac[0] || eth->h_dest[1] != self_mac[1] ||
@@ -536,7 +572,7 @@ int xdirector(struct xdp_md *ctx)
 			goto out;
 		count_forward(svc->id, flow->backend, data_end - data, 0);
 		reason = XD_R_TX_ICMP;
-		action = forward(ctx, eth, be);
+		action = forward(ctx, eth, be, flow->backend, &fk, l2len, &reason);
 		goto out;
 	}
 
@@ -591,7 +627,7 @@ int xdirector(struct xdp_md *ctx)
 					flow->last_seen_ns = now;
 				count_forward(svc->id, be_idx, data_end - data, 0);
 				reason = XD_R_TX_FLOW_HIT;
-				action = forward(ctx, eth, be);
+				action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
 				goto out;
 			}
 		}
@@ -619,7 +655,7 @@ int xdirector(struct xdp_md *ctx)
 			 * known flow was forwarded as a flow hit above.) */
 			count_forward(svc->id, be_idx, data_end - data, 0);
 			reason = XD_R_TX_NO_TRACK;
-			action = forward(ctx, eth, be);
+			action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
 			goto out;
 		}
 
@@ -645,7 +681,7 @@ int xdirector(struct xdp_md *ctx)
 			bpf_map_update_elem(&xd_flow_v1, &fk, &nf, BPF_ANY);
 		}
 		count_forward(svc->id, be_idx, data_end - data, 1);
-		action = forward(ctx, eth, be);
+		action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
 	}
 
 out:

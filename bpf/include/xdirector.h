@@ -20,7 +20,7 @@
 
 /* Bumped on any change below; also stored in the meta map of a pinned
  * instance so that a restarted control plane can refuse a mismatch. */
-#define XD_LAYOUT_VERSION 1
+#define XD_LAYOUT_VERSION 2
 
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
@@ -68,6 +68,13 @@ enum xd_backend_flags {
 	XD_BE_F_ACTIVE = 1 << 0,   /* slot in use */
 	XD_BE_F_DRAINING = 1 << 1, /* existing flows stay, no new flow (it has no ring slots) */
 	XD_BE_F_DOWN = 1 << 2,     /* unhealthy: existing flows are re-hashed */
+	XD_BE_F_TUNNEL = 1 << 3,   /* forward encapsulated (xd_tun_v1 at the same index), not DR */
+};
+
+/* Tunnel encapsulation (struct xd_tunnel.encap). */
+enum xd_encap {
+	XD_ENCAP_IPIP = 1, /* IP in IP: 4in4 (proto 4), 6in6 / 6in4 (41), 4in6 (4) */
+	XD_ENCAP_GUE = 2,  /* outer IPv4 + UDP + 4-byte GUE header (version 0), RFC draft-ietf-intarea-gue */
 };
 
 /* Verdict reasons: each packet is counted under exactly one. */
@@ -86,7 +93,9 @@ enum xd_reason {
 	XD_R_PASS_ICMP = 11,     /* ICMP for a VIP without a known flow */
 	XD_R_ABORTED = 12,       /* internal error (map lookup failed) */
 	XD_R_PASS_OTHER_HOST = 13, /* unicast frame for another station (flooded): the kernel drops it */
-	XD_R_MAX = 14,
+	XD_R_TX_TOO_BIG = 14,    /* tunnel: too big once encapsulated: ICMP frag needed / PTB sent back to the client */
+	XD_R_DROP_TOO_BIG = 15,  /* tunnel: too big once encapsulated, IPv4 without DF (never fragmented here) */
+	XD_R_MAX = 16,
 };
 
 /* services map key: which traffic is ours. 20 bytes. */
@@ -117,6 +126,18 @@ struct xd_backend {
 	__u32 service;    /* id of the service this entry belongs to (each service has its own
 			   * backend entries); control-plane bookkeeping, the program ignores it */
 	__be32 addr[4];   /* real server address (IPv4 in addr[0]); network order */
+};
+
+/* tunnels map value (array indexed like backends; read only for a backend
+ * with XD_BE_F_TUNNEL). 40 bytes. */
+struct xd_tunnel {
+	__be32 saddr[4];  /* outer source: the director's tunnel address (IPv4 in saddr[0]); network order */
+	__be32 daddr[4];  /* outer destination: the real server (IPv4 in daddr[0]); network order */
+	__be16 gue_port;  /* GUE: outer UDP destination port; network order */
+	__u16 mtu;        /* MTU of the path to the real server, outer headers included; 0 = no check */
+	__u8 encap;       /* enum xd_encap */
+	__u8 family;      /* outer (underlay) family: enum xd_family */
+	__u8 pad[2];      /* must be zero */
 };
 
 /* flows map key: 5-tuple as seen on the wire from the client. 40 bytes. */

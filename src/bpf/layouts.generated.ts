@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x5426f2eb141f23cbn;
+export const LAYOUT_HASH = 0xd5d24630db20bc7bn;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -58,6 +58,16 @@ export const MAPS = {
     valueSize: 36,
     maxEntries: 4096,
   },
+  tun: {
+    role: 'tun',
+    name: 'xd_tun_v1',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_tunnel',
+    keySize: 4,
+    valueSize: 40,
+    maxEntries: 4096,
+  },
   ring: {
     role: 'ring',
     name: 'xd_ring_v1',
@@ -96,7 +106,7 @@ export const MAPS = {
     valueType: 'xd_reason_stats',
     keySize: 4,
     valueSize: 16,
-    maxEntries: 14,
+    maxEntries: 16,
   },
   rr: {
     role: 'rr',
@@ -141,7 +151,7 @@ export const GLOBALS = {
   xd_btf_enums: {
     section: '.rodata',
     offset: 16,
-    size: 20,
+    size: 24,
   },
 } as const;
 
@@ -173,8 +183,16 @@ export const XdBackendFlags = {
   XD_BE_F_ACTIVE: 1,
   XD_BE_F_DRAINING: 2,
   XD_BE_F_DOWN: 4,
+  XD_BE_F_TUNNEL: 8,
 } as const;
 export type XdBackendFlags = (typeof XdBackendFlags)[keyof typeof XdBackendFlags];
+
+/** enum xd_encap */
+export const XdEncap = {
+  XD_ENCAP_IPIP: 1,
+  XD_ENCAP_GUE: 2,
+} as const;
+export type XdEncap = (typeof XdEncap)[keyof typeof XdEncap];
 
 /** enum xd_reason */
 export const XdReason = {
@@ -192,7 +210,9 @@ export const XdReason = {
   XD_R_PASS_ICMP: 11,
   XD_R_ABORTED: 12,
   XD_R_PASS_OTHER_HOST: 13,
-  XD_R_MAX: 14,
+  XD_R_TX_TOO_BIG: 14,
+  XD_R_DROP_TOO_BIG: 15,
+  XD_R_MAX: 16,
 } as const;
 export type XdReason = (typeof XdReason)[keyof typeof XdReason];
 
@@ -420,6 +440,53 @@ export function decodeXdBackend(buf: Buffer, offset = 0): XdBackend {
 
 export const xdBackendCodec: Codec<XdBackend> = { size: 36, encode: encodeXdBackend, decode: decodeXdBackend };
 
+/** struct xd_tunnel: 40 bytes. */
+export interface XdTunnel {
+  /** be32[4] at 0, network order, 16-byte Buffer */
+  saddr: Buffer;
+  /** be32[4] at 16, network order, 16-byte Buffer */
+  daddr: Buffer;
+  /** be16 at 32, network order */
+  gue_port: number;
+  /** u16 at 34 */
+  mtu: number;
+  /** u8 at 36 */
+  encap: number;
+  /** u8 at 37 */
+  family: number;
+  /** u8[2] at 38, 2-byte Buffer, zero if omitted */
+  pad?: Buffer;
+}
+
+export const XD_TUNNEL_SIZE = 40;
+
+export function encodeXdTunnel(v: XdTunnel, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 40);
+  chkBuf(v.saddr, 16, 'xd_tunnel.saddr').copy(buf, offset + 0);
+  chkBuf(v.daddr, 16, 'xd_tunnel.daddr').copy(buf, offset + 16);
+  buf.writeUInt16BE(chkInt(v.gue_port, 0, 65535, 'xd_tunnel.gue_port'), offset + 32);
+  buf.writeUInt16LE(chkInt(v.mtu, 0, 65535, 'xd_tunnel.mtu'), offset + 34);
+  buf.writeUInt8(chkInt(v.encap, 0, 255, 'xd_tunnel.encap'), offset + 36);
+  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_tunnel.family'), offset + 37);
+  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_tunnel.pad').copy(buf, offset + 38);
+  return buf;
+}
+
+export function decodeXdTunnel(buf: Buffer, offset = 0): XdTunnel {
+  if (buf.length < offset + 40) throw new TypeError(`xd_tunnel: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    saddr: Buffer.from(buf.subarray(offset + 0, offset + 0 + 16)),
+    daddr: Buffer.from(buf.subarray(offset + 16, offset + 16 + 16)),
+    gue_port: buf.readUInt16BE(offset + 32),
+    mtu: buf.readUInt16LE(offset + 34),
+    encap: buf.readUInt8(offset + 36),
+    family: buf.readUInt8(offset + 37),
+    pad: Buffer.from(buf.subarray(offset + 38, offset + 38 + 2)),
+  };
+}
+
+export const xdTunnelCodec: Codec<XdTunnel> = { size: 40, encode: encodeXdTunnel, decode: decodeXdTunnel };
+
 /** struct xd_service_stats: 32 bytes. */
 export interface XdServiceStats {
   /** u64 at 0 */
@@ -565,6 +632,7 @@ export const MAP_CODECS = {
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
   flow: { key: xdFlowKeyCodec, value: xdFlowCodec },
   be: { key: u32, value: xdBackendCodec },
+  tun: { key: u32, value: xdTunnelCodec },
   ring: { key: u32, value: u32 },
   svcst: { key: u32, value: xdServiceStatsCodec },
   best: { key: u32, value: xdBackendStatsCodec },
@@ -575,7 +643,7 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 1,
+  layoutVersion: 2,
   structs: {
     xd_service_key: {
       name: 'xd_service_key',
@@ -818,6 +886,67 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'network',
       }],
     },
+    xd_tunnel: {
+      name: 'xd_tunnel',
+      size: 40,
+      fields: [{
+        name: 'saddr',
+        offset: 0,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'daddr',
+        offset: 16,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'gue_port',
+        offset: 32,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'mtu',
+        offset: 34,
+        size: 2,
+        kind: 'u16',
+        elem: 'u16',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'encap',
+        offset: 36,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'family',
+        offset: 37,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 38,
+        size: 2,
+        kind: 'u8[2]',
+        elem: 'u8',
+        count: 2,
+        byteOrder: 'host',
+      }],
+    },
     xd_service_stats: {
       name: 'xd_service_stats',
       size: 32,
@@ -997,6 +1126,14 @@ export const LAYOUT: LayoutModel = {
         XD_BE_F_ACTIVE: 1,
         XD_BE_F_DRAINING: 2,
         XD_BE_F_DOWN: 4,
+        XD_BE_F_TUNNEL: 8,
+      },
+    },
+    xd_encap: {
+      name: 'xd_encap',
+      values: {
+        XD_ENCAP_IPIP: 1,
+        XD_ENCAP_GUE: 2,
       },
     },
     xd_reason: {
@@ -1016,7 +1153,9 @@ export const LAYOUT: LayoutModel = {
         XD_R_PASS_ICMP: 11,
         XD_R_ABORTED: 12,
         XD_R_PASS_OTHER_HOST: 13,
-        XD_R_MAX: 14,
+        XD_R_TX_TOO_BIG: 14,
+        XD_R_DROP_TOO_BIG: 15,
+        XD_R_MAX: 16,
       },
     },
   },
@@ -1049,6 +1188,16 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_backend',
       keySize: 4,
       valueSize: 36,
+      maxEntries: 4096,
+    },
+    tun: {
+      role: 'tun',
+      name: 'xd_tun_v1',
+      type: 'array',
+      keyType: 'u32',
+      valueType: 'xd_tunnel',
+      keySize: 4,
+      valueSize: 40,
       maxEntries: 4096,
     },
     ring: {
@@ -1089,7 +1238,7 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_reason_stats',
       keySize: 4,
       valueSize: 16,
-      maxEntries: 14,
+      maxEntries: 16,
     },
     rr: {
       role: 'rr',
@@ -1131,7 +1280,7 @@ export const LAYOUT: LayoutModel = {
     xd_btf_enums: {
       section: '.rodata',
       offset: 16,
-      size: 20,
+      size: 24,
     },
   },
 };

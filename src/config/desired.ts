@@ -4,6 +4,7 @@
 
 import type { BackendState, DesiredBackend, DesiredService, DesiredState } from '../state/types';
 import type { Config } from './schema';
+import { backendForwarding } from './forwarding';
 
 export interface BackendOverride {
   /** Effective weight (>= 0) decided by health (e.g. lc) or pools. */
@@ -24,6 +25,8 @@ export interface DesiredOverrides {
   drained?: Iterable<string>;
   /** MACs from the neighbour table, by canonical backend address. A static `mac:` in the config wins. */
   macs?: ReadonlyMap<string, string> | Readonly<Record<string, string>>;
+  /** Path MTU per tunnel backend address (from the route towards it). */
+  mtus?: ReadonlyMap<string, number>;
   /** Leave backends without a MAC out of the services (XDP needs one); they are reported either way. */
   requireMac?: boolean;
 }
@@ -84,7 +87,7 @@ export function desiredServices(config: Config, overrides: DesiredOverrides = {}
       const mac = b.mac ?? get(overrides.macs, b.address);
       if (!mac) withoutMac.push({ service: s.name, key: b.key, name: b.name, address: b.address });
       if (!mac && overrides.requireMac) continue;
-      backends.push({ key: b.key, name: b.name, address: b.address, port: b.port, family: b.family, weight, state, ...(mac ? { mac } : {}) });
+      backends.push({ key: b.key, name: b.name, address: b.address, port: b.port, family: b.family, weight, state, ...(mac ? { mac } : {}), ...backendForwarding(b, s, config.tunnel, overrides.mtus?.get(b.address)) });
     }
     return {
       name: s.name,

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { parseAddress, backendKey } from './address';
 import { PROTOCOLS } from './schema';
 import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
-import { DEFAULT_SOCKET_DIR } from './schema';
+import { DEFAULT_GUE_PORT, DEFAULT_SOCKET_DIR } from './schema';
 import { healthSchema } from './health';
 import { resolveVrrpInterfaces } from './vrrp';
 import { bgpCrossCheck, finishBgp } from './bgp';
@@ -91,6 +91,7 @@ export function crossCheck(raw: unknown): Problem[] {
     if (s.readers_include_writer === true && s.pool !== 'readers') {
       out.push({ path: [...sp, 'readers_include_writer'], message: 'only applies to pool: readers' });
     }
+    out.push(...tunnelServiceProblems(s, sp));
     if (!Array.isArray(s.backends)) return;
     const ringKind = s.ring ?? ((dataplane === 'xdp' || (scheduler !== 'maglev' && scheduler !== 'sh')) ? 'maglev' : 'ipvs-mh');
     const ringSlots = ringKind === 'ipvs-mh'
@@ -110,9 +111,11 @@ export function crossCheck(raw: unknown): Problem[] {
       if (!isObj(b)) return;
       const bp: PathItem[] = [...sp, 'backends', k];
       const a = addr(b.address);
-      if (a && vip && a.family !== vip.family) {
-        out.push({ path: [...bp, 'address'], message: `is IPv${a.family} but the service VIP ${vip.text} is IPv${vip.family}: DR forwarding keeps the packet, so a backend has the VIP's family` });
+      const fwd = b.forwarding ?? s.forwarding ?? 'dr';
+      if (a && vip && a.family !== vip.family && fwd === 'dr') {
+        out.push({ path: [...bp, 'address'], message: `is IPv${a.family} but the service VIP ${vip.text} is IPv${vip.family}: DR forwarding keeps the packet, so a backend has the VIP's family (or use forwarding: tunnel, which carries IPv${vip.family} over IPv${a.family})` });
       }
+      out.push(...tunnelBackendProblems(raw, s, a, fwd, bp));
       const port = b.port === undefined ? s.port : b.port;
       if (!a || !isPort(port)) return;
       const key = backendKey(a.text, port);
@@ -155,6 +158,38 @@ export function crossCheck(raw: unknown): Problem[] {
   return out;
 }
 
+/** encap / gue_port belong to tunnel forwarding. */
+function tunnelServiceProblems(s: Record<string, unknown>, sp: PathItem[]): Problem[] {
+  const out: Problem[] = [];
+  const anyTunnel = s.forwarding === 'tunnel' || (Array.isArray(s.backends) && s.backends.some((b) => isObj(b) && b.forwarding === 'tunnel'));
+  if (!anyTunnel) {
+    for (const k of ['encap', 'gue_port'] as const) {
+      if (s[k] !== undefined) out.push({ path: [...sp, k], message: `only applies to tunnel forwarding: set forwarding: tunnel (on the service or a backend) or remove ${k}` });
+    }
+  } else if (s.gue_port !== undefined && s.encap !== 'gue') {
+    out.push({ path: [...sp, 'gue_port'], message: 'only applies to encap: gue' });
+  }
+  return out;
+}
+
+/** A tunnel backend needs the director's source address of its family; GUE runs over IPv4 only. */
+function tunnelBackendProblems(raw: Record<string, unknown>, s: Record<string, unknown>, a: { text: string; family: Family } | undefined, fwd: unknown, bp: PathItem[]): Problem[] {
+  if (fwd !== 'tunnel' || !a) return [];
+  const out: Problem[] = [];
+  const tunnel = isObj(raw.tunnel) ? raw.tunnel : {};
+  const key = a.family === 4 ? 'source_v4' : 'source_v6';
+  if (tunnel[key] === undefined) {
+    out.push({ path: [...bp, 'address'], message: `is an IPv${a.family} tunnel endpoint but tunnel.${key} is not set: add the director's IPv${a.family} address (the outer source the real server sees) as tunnel.${key}` });
+  } else {
+    const src = addr(tunnel[key]);
+    if (src && src.family !== a.family) out.push({ path: ['tunnel', key], message: `must be an IPv${a.family} address, got ${src.text}` });
+  }
+  if (s.encap === 'gue' && a.family === 6) {
+    out.push({ path: [...bp, 'address'], message: 'GUE is sent with a zero UDP checksum, which only IPv4 allows (RFC 768 vs RFC 8200 8.1): use an IPv4 real-server address or encap: ipip for IPv6' });
+  }
+  return out;
+}
+
 /** Cross-field defaults: the typed Config from a fully valid parse. */
 export function finish(raw: RawConfig, source: string): Config {
   const services: ServiceConfig[] = raw.services.map((s) => {
@@ -172,11 +207,14 @@ export function finish(raw: RawConfig, source: string): Config {
       check: s.check ?? (s.port === 3306 ? 'mysql' : 'tcp'),
       pool: s.pool,
       readersIncludeWriter: s.readers_include_writer,
+      forwarding: s.forwarding,
+      encap: s.encap ?? 'ipip',
+      guePort: s.gue_port ?? DEFAULT_GUE_PORT,
       backends: s.backends.map((b): BackendConfig => {
         const port = b.port ?? s.port;
         const key = backendKey(b.address.address, port);
         namesByKey.set(key, b.name ?? key);
-        return { key, name: b.name ?? key, address: b.address.address, family: b.address.family, port, weight: b.weight, ...(b.mac ? { mac: b.mac } : {}) };
+        return { key, name: b.name ?? key, address: b.address.address, family: b.address.family, port, weight: b.weight, ...(b.mac ? { mac: b.mac } : {}), forwarding: b.forwarding ?? s.forwarding };
       }),
     };
   });
@@ -208,6 +246,11 @@ export function finish(raw: RawConfig, source: string): Config {
     health: raw.health ?? healthSchema.parse({}),
     vrrp: resolveVrrpInterfaces(raw.vrrp ?? [], raw.interface),
     ...(raw.bgp ? { bgp: finishBgp(raw.bgp, raw.services.map((s) => s.vip), path.dirname(raw.admin.socket ?? `${DEFAULT_SOCKET_DIR}/${raw.instance}.sock`)) } : {}),
+    tunnel: {
+      ...(raw.tunnel.source_v4 ? { sourceV4: raw.tunnel.source_v4.address } : {}),
+      ...(raw.tunnel.source_v6 ? { sourceV6: raw.tunnel.source_v6.address } : {}),
+      ...(raw.tunnel.mtu ? { mtu: raw.tunnel.mtu } : {}),
+    },
     services,
     source,
   };

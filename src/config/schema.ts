@@ -20,12 +20,18 @@ export const RING_KINDS = ['maglev', 'ipvs-mh'] as const;
 export const ON_EMPTY = ['pass', 'drop'] as const;
 export const CHECKS = ['mysql', 'tcp', 'none'] as const;
 export const POOLS = ['static', 'writer', 'readers'] as const;
+export const FORWARDING = ['dr', 'tunnel'] as const;
+export const ENCAPS = ['ipip', 'gue'] as const;
+/** GUE's UDP port when the config gives none (what Linux examples use: ip fou add port 6080 gue). */
+export const DEFAULT_GUE_PORT = 6080;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export type DataplaneChoice = (typeof DATAPLANES)[number];
 export type XdpMode = (typeof XDP_MODES)[number];
 export type CheckKind = (typeof CHECKS)[number];
 export type PoolKind = (typeof POOLS)[number];
+export type Forwarding = (typeof FORWARDING)[number];
+export type Encap = (typeof ENCAPS)[number];
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdirector';
 export const DEFAULT_SOCKET_DIR = '/run/xdirector';
@@ -51,6 +57,8 @@ export const backendSchema = z.strictObject({
   weight: int(0, 65535, { default: 1, open: true }),
   mac: mac({ optional: true }),
   name: pattern(NAME_RE, NAME_WHAT, { optional: true }),
+  /** Overrides the service's forwarding for this real server. */
+  forwarding: oneOf(FORWARDING, { optional: true }),
 });
 
 export const serviceSchema = z.strictObject({
@@ -64,6 +72,9 @@ export const serviceSchema = z.strictObject({
   check: oneOf(CHECKS, { optional: true }),
   pool: oneOf(POOLS, { default: 'static' }),
   readers_include_writer: bool({ default: false }),
+  forwarding: oneOf(FORWARDING, { default: 'dr' }),
+  encap: oneOf(ENCAPS, { optional: true }),
+  gue_port: int(1, 65535, { optional: true }),
   backends: z.array(backendSchema, { error: (iss) => (iss.input === undefined ? 'is required: list the real servers (it may be an empty list)' : `must be a list of backends, got ${show(iss.input)}`) }),
 });
 
@@ -77,6 +88,13 @@ export const xdpSchema = section({
   pin_dir: absPath({ default: DEFAULT_PIN_DIR }),
 });
 
+/** The director's side of tunnel forwarding: outer source addresses, optional path MTU. */
+export const tunnelSchema = section({
+  source_v4: address({ optional: true }),
+  source_v6: address({ optional: true }),
+  mtu: int(1280, 65535, { optional: true }),
+});
+
 export const configSchema = z.strictObject({
   instance: pattern(/^[a-z0-9_-]{1,32}$/, 'an instance name of 1 to 32 characters a-z 0-9 _ -'),
   interface: interfaceName(),
@@ -88,6 +106,7 @@ export const configSchema = z.strictObject({
   health: healthSchema.optional(),
   vrrp: vrrpSchema.optional(),
   bgp: bgpSchema.optional(),
+  tunnel: tunnelSchema,
   services: z.array(serviceSchema, { error: (iss) => (iss.input === undefined ? 'is required: list at least one service' : `must be a list of services, got ${show(iss.input)}`) }),
 });
 
@@ -105,8 +124,10 @@ export interface BackendConfig {
   port: number;
   /** Configured weight (>= 0); 0 = drained from the start. */
   weight: number;
-  /** Static MAC (lower case), overriding the neighbour table. */
+  /** Static MAC (lower case), overriding the neighbour table. With tunnel forwarding: the next hop's MAC. */
   mac?: string;
+  /** Effective forwarding (the backend's own, else the service's). */
+  forwarding: Forwarding;
 }
 
 export interface ServiceConfig {
@@ -126,7 +147,22 @@ export interface ServiceConfig {
   check: CheckKind;
   pool: PoolKind;
   readersIncludeWriter: boolean;
+  /** Default forwarding of its backends: dr (default) or tunnel. */
+  forwarding: Forwarding;
+  /** Tunnel encapsulation (tunnel backends): ipip (default) or gue. */
+  encap: Encap;
+  /** GUE's UDP destination port (encap gue). */
+  guePort: number;
   backends: BackendConfig[];
+}
+
+export interface TunnelConfig {
+  /** Outer source address for IPv4 real servers (canonical text). */
+  sourceV4?: string;
+  /** Outer source address for IPv6 real servers. */
+  sourceV6?: string;
+  /** Path MTU override (outer packet); default: the route's MTU, else the interface's. */
+  mtu?: number;
 }
 
 export interface XdpConfig {
@@ -155,6 +191,7 @@ export interface Config {
   vrrp: ResolvedVrrpInstanceConfig[];
   /** BGP announcement of the service VIPs (bgp.ts); absent: no BGP. */
   bgp?: BgpConfig;
+  tunnel: TunnelConfig;
   services: ServiceConfig[];
   /** Where this config came from (file name as given), for messages. */
   source: string;

@@ -3,6 +3,8 @@
 import type { DesiredBackend, DesiredService, DesiredState, Family, BackendState } from '../state/types';
 import type { HealthSnapshot } from '../health/types';
 import { computeBackends } from '../health/pools';
+import { backendForwarding } from '../config/forwarding';
+import type { TunnelConfig } from '../config/schema';
 
 /** The subset of a config service this needs (structurally the config's service). */
 export interface ServiceCfg {
@@ -16,7 +18,9 @@ export interface ServiceCfg {
   check: 'mysql' | 'tcp' | 'none';
   pool: 'static' | 'writer' | 'readers';
   readersIncludeWriter: boolean;
-  backends: { address: string; port: number; weight: number; mac?: string; name: string; key: string }[];
+  encap?: 'ipip' | 'gue';
+  guePort?: number;
+  backends: { address: string; port: number; weight: number; mac?: string; name: string; key: string; forwarding?: 'dr' | 'tunnel' }[];
 }
 
 export interface DesiredInputs {
@@ -28,6 +32,10 @@ export interface DesiredInputs {
   /** null: no health monitor (every backend with check none, or health disabled). */
   health: HealthSnapshot | null;
   drained: ReadonlySet<string>;
+  /** The director's tunnel addresses (config tunnel section). */
+  tunnel?: TunnelConfig;
+  /** Path MTU per tunnel backend address, from the route towards it. */
+  mtus?: ReadonlyMap<string, number>;
 }
 
 export interface DesiredOutput {
@@ -62,7 +70,7 @@ export function buildDesired(inp: DesiredInputs): DesiredOutput {
       const c = computed.get(b.key) ?? { weight: 0, state: 'down' as BackendState };
       const mac = b.mac ?? inp.macs.get(b.address);
       if (!mac) out.unresolved.push({ service: s.name, backend: b.name });
-      return { key: b.key, name: b.name, address: b.address, port: b.port, family: familyOf(b.address), weight: c.weight, configWeight: b.weight, state: c.state, ...(mac ? { mac } : {}) };
+      return { key: b.key, name: b.name, address: b.address, port: b.port, family: familyOf(b.address), weight: c.weight, configWeight: b.weight, state: c.state, ...(mac ? { mac } : {}), ...backendForwarding(b, s, inp.tunnel, inp.mtus?.get(b.address)) };
     });
     out.state.services.push({
       name: s.name,

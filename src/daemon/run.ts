@@ -25,8 +25,8 @@ async function loadConfigFile(file: string): Promise<Config> {
 function serviceCfgs(cfg: Config): ServiceCfg[] {
   return cfg.services.map((s: any) => ({
     name: s.name, vip: s.vip, port: s.port, protocol: s.protocol, scheduler: s.scheduler, ring: s.ring, onEmpty: s.onEmpty,
-    check: s.check, pool: s.pool, readersIncludeWriter: s.readersIncludeWriter,
-    backends: s.backends.map((b: any) => ({ address: b.address, port: b.port, weight: b.weight, name: b.name, key: b.key, ...(b.mac ? { mac: b.mac } : {}) })),
+    check: s.check, pool: s.pool, readersIncludeWriter: s.readersIncludeWriter, encap: s.encap, guePort: s.guePort,
+    backends: s.backends.map((b: any) => ({ address: b.address, port: b.port, weight: b.weight, name: b.name, key: b.key, forwarding: b.forwarding, ...(b.mac ? { mac: b.mac } : {}) })),
   }));
 }
 
@@ -68,6 +68,8 @@ export class Daemon {
   private dataplane!: Dataplane;
   private neigh = new Neighbours();
   private macs = new Map<string, string>();
+  /** Path MTU per tunnel backend address (route metric or egress interface MTU). */
+  private mtus = new Map<string, number>();
   private macErrors = new Map<string, string>();
   private drained = new Set<string>();
   private health: any = null;
@@ -163,13 +165,20 @@ export class Daemon {
   private async refreshMacs(all = true): Promise<boolean> {
     if (this.stopping) return false;
     const need = new Set<string>();
-    for (const s of this.cfg.services as any[]) for (const b of s.backends) if (!b.mac) need.add(b.address);
+    const tunnelled = new Set<string>();
+    for (const s of this.cfg.services as any[]) for (const b of s.backends) if (!b.mac) (b.forwarding === 'tunnel' ? tunnelled : need).add(b.address);
     const addrs = [...need].filter((a) => all || !this.macs.has(a));
-    if (addrs.length === 0) return false;
+    const viaRoute = [...tunnelled].filter((a) => all || !this.macs.has(a));
+    if (addrs.length === 0 && viaRoute.length === 0) return false;
     let changed = false;
     try {
-      const res = await this.neigh.resolve(this.cfg.interface, addrs, all ? 1000 : 300);
+      // DR backends: their own MAC; tunnel backends: the next hop's towards them (resolveNextHops).
+      const res = [
+        ...(addrs.length ? await this.neigh.resolve(this.cfg.interface, addrs, all ? 1000 : 300) : []),
+        ...(viaRoute.length ? await this.neigh.resolveNextHops(this.cfg.interface, viaRoute, all ? 1000 : 300) : []),
+      ];
       for (const r of res) {
+        if (r.mtu && this.mtus.get(r.address) !== r.mtu) { this.mtus.set(r.address, r.mtu); changed = true; }
         if (r.mac) {
           if (this.macs.get(r.address) !== r.mac) {
             if (this.macs.has(r.address)) this.log.warn({ backend: r.address, from: this.macs.get(r.address), to: r.mac }, 'backend MAC changed');
@@ -208,6 +217,8 @@ export class Daemon {
       ringSize: this.cfg.xdp.ringSize,
       ipvsRingSize: this.cfg.xdp.ipvsMhSize,
       macs: this.macs,
+      tunnel: this.cfg.tunnel,
+      mtus: this.mtus,
       health: this.health ? this.health.snapshot() : null,
       drained: this.drained,
     });

@@ -7,7 +7,7 @@
 import { createRtNetlink, RtNetlinkSocket } from 'netlink';
 import { isIP } from 'node:net';
 import { XdError, wrap } from '../errors';
-import { addressToBytes } from '../config/address';
+import { addressToBytes, addressFromBytes } from '../config/address';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -17,6 +17,9 @@ const NLM_F_CREATE = 0x400;
 export interface NeighbourResult {
   address: string;
   mac?: string;
+  /** Tunnel backends (resolveNextHops): the next hop whose MAC this is, and the path MTU. */
+  via?: string;
+  mtu?: number;
   /** Why the MAC is missing ("no ARP reply from 10.0.0.11 on eth0 within 1000 ms"). */
   error?: string;
 }
@@ -109,6 +112,60 @@ export class Neighbours {
     } catch (err) {
       throw wrap('XD_ERR_NEIGHBOUR', `resolve ${address} (ifindex ${ifindex})`, err);
     }
+  }
+
+  /**
+   * The kernel's route to `address` (RTM_GETROUTE, what `ip route get` asks): the gateway, or
+   * the address itself when it is on-link; the egress interface; the path MTU (the route's
+   * mtu metric, else the egress interface's MTU).
+   */
+  async route(address: string): Promise<{ hop: string; ifindex: number; mtu?: number }> {
+    const v6 = isIP(address) === 6;
+    let msgs;
+    try {
+      msgs = await this.rt.getRoute({ family: v6 ? AF_INET6 : AF_INET, dstLen: v6 ? 128 : 32 }, { dst: addressBytes(address) });
+    } catch (err) {
+      throw wrap('XD_ERR_NETLINK', `route to ${address}`, err);
+    }
+    const r = msgs[0];
+    if (!r || !r.attrs.oif) throw new XdError('XD_ERR_NEIGHBOUR', `no route to ${address}: add one (ip route) towards the tunnel real server`, { detail: { address } });
+    const hop = r.attrs.gateway ? addressFromBytes(r.attrs.gateway, v6 ? 6 : 4) : address;
+    let mtu: number | undefined;
+    const m = r.attrs.metrics?.mtu;
+    if (m && m.length >= 4) mtu = m.readUInt32LE(0);
+    if (!mtu) {
+      const links = await this.rt.getLinks();
+      mtu = links.find((l) => l.data.index === r.attrs.oif)?.attrs.mtu;
+    }
+    return { hop, ifindex: r.attrs.oif, ...(mtu ? { mtu } : {}) };
+  }
+
+  /**
+   * For tunnel backends: each address's next hop (its router, or itself when on-link) and that
+   * hop's MAC on `ifname`, plus the path MTU. A route leaving by another interface is an error:
+   * the XDP program sends the encapsulated packet back out of the interface it came in on.
+   */
+  async resolveNextHops(ifname: string, addresses: string[], timeoutMs = 1000): Promise<NeighbourResult[]> {
+    const ifindex = await this.ifindex(ifname);
+    const routes = new Map<string, { hop: string; mtu?: number } | { error: string }>();
+    for (const a of new Set(addresses)) {
+      try {
+        const r = await this.route(a);
+        if (r.ifindex !== ifindex) routes.set(a, { error: `the route to ${a} leaves by ifindex ${r.ifindex}, not ${ifname}: tunnel packets go out of the director's interface, so route the real servers' subnets via ${ifname}` });
+        else routes.set(a, { hop: r.hop, ...(r.mtu ? { mtu: r.mtu } : {}) });
+      } catch (err) {
+        routes.set(a, { error: (err as Error).message });
+      }
+    }
+    const hops = [...new Set([...routes.values()].flatMap((r) => ('hop' in r ? [r.hop] : [])))];
+    const macs = new Map((hops.length ? await this.resolve(ifname, hops, timeoutMs) : []).map((r) => [r.address, r]));
+    return addresses.map((a): NeighbourResult => {
+      const r = routes.get(a)!;
+      if ('error' in r) return { address: a, error: r.error };
+      const n = macs.get(r.hop)!;
+      if (!n.mac) return { address: a, via: r.hop, error: `next hop ${r.hop} towards ${a}: ${n.error}` };
+      return { address: a, mac: n.mac, via: r.hop, ...(r.mtu ? { mtu: r.mtu } : {}) };
+    });
   }
 
   /** Resolve many addresses at once; each result has a MAC or an error. */

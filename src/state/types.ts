@@ -19,6 +19,20 @@ export type OnEmpty = 'pass' | 'drop';
  */
 export type BackendState = 'active' | 'draining' | 'down';
 
+/** dr: only the MACs change (same L2 segment); tunnel: the packet is encapsulated to the real server (routed). */
+export type Forwarding = 'dr' | 'tunnel';
+
+/** How a tunnel backend is reached. */
+export interface TunnelSpec {
+  encap: 'ipip' | 'gue';
+  /** GUE's UDP destination port (encap gue). */
+  guePort: number;
+  /** Outer source: the director's address of the real server's family. */
+  source: string;
+  /** Path MTU to the real server (outer packet); undefined = not known, no check. */
+  mtu?: number;
+}
+
 export interface DesiredBackend {
   /** Stable identity across reloads: "address:port" ("[v6]:port" for IPv6). */
   key: string;
@@ -32,8 +46,12 @@ export interface DesiredBackend {
   /** The weight the config gives it (before health and drain): what an `ipvs-mh` ring keeps a drained backend's slots with (the kernel's last_weight). */
   configWeight?: number;
   state: BackendState;
-  /** Destination MAC "aa:bb:cc:dd:ee:ff" (XDP needs it; IPVS ignores it). */
+  /** Destination MAC "aa:bb:cc:dd:ee:ff" (XDP needs it; IPVS ignores it): the real server's (DR) or the next hop's towards it (tunnel). */
   mac?: string;
+  /** Default dr. */
+  forwarding?: Forwarding;
+  /** Set when forwarding is tunnel. */
+  tunnel?: TunnelSpec;
 }
 
 export interface DesiredService {
@@ -60,6 +78,8 @@ export interface BackendStatus {
   mac?: string;
   weight: number;
   state: BackendState;
+  /** e.g. "dr", "tunnel/ipip", "tunnel/gue:6080". */
+  forwarding?: string;
   activeFlows: number;
   packets: number;
   bytes: number;
@@ -72,6 +92,8 @@ export interface ServiceStatus {
   port: number;
   proto: Proto;
   scheduler: Scheduler;
+  /** Forwarding method(s) of its backends: "dr", "tunnel/ipip", or several joined by "+". */
+  forwarding?: string;
   packets: number;
   bytes: number;
   newFlows: number;

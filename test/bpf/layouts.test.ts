@@ -56,11 +56,12 @@ test('size, type, enum and map changes are each reported on their own line', () 
   altered.structs.xd_flow.size = 24;
   altered.structs.xd_service_key.fields.find((x) => x.name === 'port')!.kind = 'u16';
   altered.structs.xd_service_key.fields.find((x) => x.name === 'port')!.byteOrder = 'host';
-  altered.enums.xd_reason.values.XD_R_MAX = 15;
+  const reasonMax = L.LAYOUT.enums.xd_reason.values.XD_R_MAX!;
+  altered.enums.xd_reason.values.XD_R_MAX = reasonMax + 1;
   altered.maps.svc.valueSize = 20;
   delete altered.structs.xd_meta;
   assert.deepEqual(compareLayouts(L.LAYOUT, altered).sort(), [
-    'enum xd_reason value XD_R_MAX: 14 changed to 15',
+    `enum xd_reason value XD_R_MAX: ${reasonMax} changed to ${reasonMax + 1}`,
     'map xd_svc_v1: valueSize 16 changed to 20',
     'struct xd_flow: size 16 changed to 24',
     'struct xd_meta: missing from the object',

@@ -125,9 +125,9 @@ test('a valid full config gives the typed Config with every value', () => {
   const [rw, ro, v6] = c.services;
   assert.deepEqual({ ...rw!, backends: undefined }, {
     name: 'mysql-rw', vip: '10.0.0.100', family: 4, port: 3306, protocol: 'tcp', scheduler: 'maglev', ring: 'ipvs-mh', ringSize: 8191,
-    onEmpty: 'drop', check: 'mysql', pool: 'writer', readersIncludeWriter: false, backends: undefined,
+    onEmpty: 'drop', check: 'mysql', pool: 'writer', readersIncludeWriter: false, forwarding: 'dr', encap: 'ipip', guePort: 6080, backends: undefined,
   });
-  assert.deepEqual(rw!.backends[1], { key: '10.0.0.12:3306', name: 'db2', address: '10.0.0.12', family: 4, port: 3306, weight: 3, mac: '02:00:00:00:00:12' });
+  assert.deepEqual(rw!.backends[1], { key: '10.0.0.12:3306', name: 'db2', address: '10.0.0.12', family: 4, port: 3306, weight: 3, mac: '02:00:00:00:00:12', forwarding: 'dr' });
   assert.equal(ro!.ring, 'maglev', 'lc uses the Maglev ring');
   assert.equal(ro!.ringSize, 655373);
   assert.equal(ro!.check, 'tcp', 'port 3307: tcp check by default');
@@ -158,7 +158,7 @@ test('defaults are applied to a minimal config', () => {
   assert.equal(s.check, 'mysql', 'port 3306: mysql check');
   assert.equal(s.pool, 'static');
   assert.equal(s.readersIncludeWriter, false);
-  assert.deepEqual(s.backends[0], { key: '10.77.0.11:3306', name: '10.77.0.11:3306', address: '10.77.0.11', family: 4, port: 3306, weight: 1 });
+  assert.deepEqual(s.backends[0], { key: '10.77.0.11:3306', name: '10.77.0.11:3306', address: '10.77.0.11', family: 4, port: 3306, weight: 1, forwarding: 'dr' });
 });
 
 test('with dataplane xdp the default ring is Maglev at xdp.ring_size', () => {
@@ -184,7 +184,7 @@ test('an unknown key is an error with a did-you-mean suggestion', () => {
 test('an unknown key with no close match lists the allowed keys', () => {
   const p = problems(MINIMAL + 'frobnicate: 1\n');
   assert.equal(p.length, 1);
-  assert.match(p[0]!, /^lab\.yaml: frobnicate: unknown key \(allowed here: instance, interface, dataplane, xdp, admin, log, monitor, health, vrrp, bgp, services\) \(line 13\)$/);
+  assert.match(p[0]!, /^lab\.yaml: frobnicate: unknown key \(allowed here: instance, interface, dataplane, xdp, admin, log, monitor, health, vrrp, bgp, tunnel, services\) \(line 13\)$/);
 });
 
 test('an unknown key inside the health section is reported with its path', () => {
@@ -245,7 +245,7 @@ test('a port out of range 1-65535 is an error for services and backends', () => 
 
 test('a backend of another address family than the VIP is an error', () => {
   assert.deepEqual(problems(service('', '      - address: "fd00::11"\n')), [
-    'lab.yaml: services[0].backends[0].address: is IPv6 but the service VIP 10.77.0.100 is IPv4: DR forwarding keeps the packet, so a backend has the VIP\'s family (line 8)',
+    'lab.yaml: services[0].backends[0].address: is IPv6 but the service VIP 10.77.0.100 is IPv4: DR forwarding keeps the packet, so a backend has the VIP\'s family (or use forwarding: tunnel, which carries IPv4 over IPv6) (line 8)',
   ]);
 });
 
@@ -427,8 +427,8 @@ test('desiredServices turns config and overrides into the desired state', () => 
   assert.deepEqual(d.services[0], {
     name: 'rw', vip: '10.77.0.100', port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'maglev', size: 65537 }, onEmpty: 'pass',
     backends: [
-      { key: '10.77.0.11:3306', name: 'db1', address: '10.77.0.11', port: 3306, family: 4, weight: 1, state: 'active', mac: '02:77:00:00:00:11' },
-      { key: '10.77.0.12:3306', name: 'db2', address: '10.77.0.12', port: 3306, family: 4, weight: 0, state: 'down', mac: '02:77:00:00:00:12' },
+      { key: '10.77.0.11:3306', name: 'db1', address: '10.77.0.11', port: 3306, family: 4, weight: 1, state: 'active', mac: '02:77:00:00:00:11', forwarding: 'dr' },
+      { key: '10.77.0.12:3306', name: 'db2', address: '10.77.0.12', port: 3306, family: 4, weight: 0, state: 'down', mac: '02:77:00:00:00:12', forwarding: 'dr' },
     ],
   });
   const all = d.services[1]!;

@@ -15,7 +15,7 @@ import { getNative } from '../../bpf/native';
 import * as xdp from '../../bpf/xdp';
 import { sumPerCpu } from '../../bpf/codec';
 import { XdError, wrap } from '../../errors';
-import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey } from './plan';
+import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey, tunnelText } from './plan';
 import * as L from './layout';
 import { Neighbours } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
@@ -82,6 +82,13 @@ function ensureBpffs(pinDir: string): void {
   }
 }
 
+
+/** tunnelText() of a pinned tunnel entry, so an adopted model compares with the desired one. */
+function tunnelEntryText(t: ReturnType<L.Maps['tun']['lookup']>): string {
+  if (!t) return '';
+  const encap = t.encap === L.ENCAP.gue ? 'gue' : 'ipip';
+  return tunnelText({ encap, source: L.addrString(t.saddr, t.family as Family), guePort: t.gue_port, ...(t.mtu ? { mtu: t.mtu } : {}) });
+}
 
 export class XdpDataplane implements Dataplane {
   readonly kind = 'xdp' as const;
@@ -151,6 +158,7 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.rr]: o.maxServices,
       [L.MAP.be]: o.maxBackends,
       [L.MAP.best]: o.maxBackends,
+      [L.MAP.tun]: o.maxBackends,
       [L.MAP.ring]: o.maxServices * 2 * o.ringMax,
       [L.MAP.flow]: o.flowTableSize,
     };
@@ -246,7 +254,7 @@ export class XdpDataplane implements Dataplane {
     }
   }
 
-  /** Rebuild the model (service ids, backend indexes, generations) from the pinned maps. */
+    /** Rebuild the model (service ids, backend indexes, generations) from the pinned maps. */
   private adoptModel(): void {
     const m = emptyModel();
     for (const [k, v] of this.maps.svc.entries()) {
@@ -256,7 +264,7 @@ export class XdpDataplane implements Dataplane {
     for (const [index, b] of this.maps.be.entries()) {
       if (b.generation) m.generations.set(index, b.generation);
       if (index === 0 || !(b.flags & L.BE_FLAG.ACTIVE)) continue;
-      m.backends.set(index, { index, serviceId: b.service, address: L.addrString(b.addr, b.family as Family), family: b.family as Family, mac: L.macString(b.mac), flags: b.flags, generation: b.generation });
+      m.backends.set(index, { index, serviceId: b.service, address: L.addrString(b.addr, b.family as Family), family: b.family as Family, mac: L.macString(b.mac), flags: b.flags, generation: b.generation, tunnel: b.flags & L.BE_FLAG.TUNNEL ? tunnelEntryText(this.maps.tun.lookup(index)) : '' });
     }
     this.model = m;
   }
@@ -273,6 +281,9 @@ export class XdpDataplane implements Dataplane {
       // One batch per phase (a new service with 1000 backends: 3 syscalls, not 3000).
       if (p.resetServiceStats.length) this.maps.svcst.updateBatch(p.resetServiceStats.map((r) => [r, L.zeroServiceStats()] as const));
       if (p.resetBackendStats.length) this.maps.best.updateBatch(p.resetBackendStats.map((r) => [r, L.zeroBackendStats()] as const));
+      // Tunnel entries before the backend entries that point packets at them.
+      const tunWrites = p.backendWrites.filter((b) => b.tunnel);
+      if (tunWrites.length) this.maps.tun.updateBatch(tunWrites.map((b) => [b.index, L.tunnelEntry(b.address, b.tunnel!)] as const));
       if (p.backendWrites.length) {
         this.maps.be.updateBatch(p.backendWrites.map((b) => [b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) }] as const));
       }

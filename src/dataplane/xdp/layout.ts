@@ -5,7 +5,7 @@ import * as G from '../../bpf/layouts.generated';
 import { xdMap, XdMap, openPinnedXdMap } from '../../bpf/maps';
 import type { BpfObject } from '../../bpf/object';
 import { addressBytes, macFromString, macToString } from '../../net/neigh';
-import type { Family } from '../../state/types';
+import type { Family, TunnelSpec } from '../../state/types';
 import { addressFromBytes } from '../../config/address';
 
 export const LAYOUT_VERSION = G.LAYOUT_VERSION;
@@ -24,7 +24,9 @@ export const BE_FLAG = {
   ACTIVE: G.XdBackendFlags.XD_BE_F_ACTIVE,
   DRAINING: G.XdBackendFlags.XD_BE_F_DRAINING,
   DOWN: G.XdBackendFlags.XD_BE_F_DOWN,
+  TUNNEL: G.XdBackendFlags.XD_BE_F_TUNNEL,
 } as const;
+export const ENCAP = { ipip: G.XdEncap.XD_ENCAP_IPIP, gue: G.XdEncap.XD_ENCAP_GUE } as const;
 
 /** Verdict reasons by readable name ("tx_new_flow" → 3), without the XD_R_MAX sentinel. */
 export const REASON: Record<string, number> = Object.fromEntries(
@@ -38,6 +40,7 @@ export interface Maps {
   svcst: XdMap<'svcst'>;
   best: XdMap<'best'>;
   rsnst: XdMap<'rsnst'>;
+  tun: XdMap<'tun'>;
   meta: XdMap<'meta'>;
   ring: XdMap<'ring'>;
   ringFd: number;
@@ -48,7 +51,7 @@ export function openMaps(obj: BpfObject): Maps {
   const ring = xdMap(obj, 'ring');
   const m = {
     svc: xdMap(obj, 'svc'), be: xdMap(obj, 'be'), flow: xdMap(obj, 'flow'), svcst: xdMap(obj, 'svcst'),
-    best: xdMap(obj, 'best'), rsnst: xdMap(obj, 'rsnst'), meta: xdMap(obj, 'meta'), ring, ringFd: ring.fd,
+    best: xdMap(obj, 'best'), rsnst: xdMap(obj, 'rsnst'), tun: xdMap(obj, 'tun'), meta: xdMap(obj, 'meta'), ring, ringFd: ring.fd,
     close: () => { /* maps borrow the object's fds */ },
   };
   return m;
@@ -80,4 +83,13 @@ export function zeroServiceStats(): G.XdServiceStats {
 }
 export function zeroBackendStats(): G.XdBackendStats {
   return { packets: 0n, bytes: 0n, new_flows: 0n };
+}
+
+/** The xd_tun_v1 entry of a tunnel backend: outer source/destination, encapsulation, path MTU. */
+export function tunnelEntry(address: string, t: TunnelSpec): G.XdTunnel {
+  const family = address.includes(':') ? 6 : 4;
+  return {
+    saddr: addr16(t.source), daddr: addr16(address), gue_port: t.encap === 'gue' ? t.guePort : 0,
+    mtu: Math.min(t.mtu ?? 0, 65535), encap: ENCAP[t.encap], family,
+  };
 }

@@ -15,7 +15,7 @@
 // Each service has its own backend entries (index per service × real server), so
 // drain/down/pool state is per service and stats read like ipvsadm's.
 import { createHash } from 'node:crypto';
-import type { DesiredService, DesiredState, Family, Scheduler, RingKind } from '../../state/types';
+import type { DesiredService, DesiredState, Family, Scheduler, RingKind, TunnelSpec } from '../../state/types';
 import { buildMaglev } from '../../maglev';
 import { buildIpvsMh } from '../../maglev/ipvs-mh';
 import { XdError } from '../../errors';
@@ -48,6 +48,8 @@ export interface ModelBackend {
   mac: string;
   flags: number;
   generation: number;
+  /** tunnelText() of its xd_tun_v1 entry ('' for DR). */
+  tunnel?: string;
 }
 
 export interface Model {
@@ -59,7 +61,12 @@ export interface Model {
 
 export interface Limits { maxServices: number; maxBackends: number; ringMax: number }
 
-export interface BackendWrite { index: number; serviceId: number; address: string; family: Family; mac: string; flags: number; generation: number }
+export interface BackendWrite { index: number; serviceId: number; address: string; family: Family; mac: string; flags: number; generation: number; tunnel?: TunnelSpec }
+
+/** What a tunnel entry holds, as one comparable string ('' = DR, no entry needed). */
+export function tunnelText(t: TunnelSpec | undefined): string {
+  return t ? `${t.encap}/${t.source}/${t.encap === 'gue' ? t.guePort : 0}/${t.mtu ?? 0}` : '';
+}
 export interface Plan {
   backendWrites: BackendWrite[];
   /**
@@ -103,9 +110,10 @@ export function schedFor(scheduler: Scheduler, ring: RingKind): number {
 }
 
 function backendFlags(b: DesiredService['backends'][number]): number {
-  if (b.state === 'down') return BE_FLAG.ACTIVE | BE_FLAG.DOWN;
-  if (b.state === 'draining' || b.weight === 0) return BE_FLAG.ACTIVE | BE_FLAG.DRAINING;
-  return BE_FLAG.ACTIVE;
+  const tunnel = b.forwarding === 'tunnel' && b.tunnel ? BE_FLAG.TUNNEL : 0;
+  if (b.state === 'down') return BE_FLAG.ACTIVE | BE_FLAG.DOWN | tunnel;
+  if (b.state === 'draining' || b.weight === 0) return BE_FLAG.ACTIVE | BE_FLAG.DRAINING | tunnel;
+  return BE_FLAG.ACTIVE | tunnel;
 }
 
 type DesiredBackend = DesiredService['backends'][number];
@@ -257,24 +265,27 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
       if (!b.mac) continue; // unresolved: left out (the daemon reports it)
       const old = byOwner.get(`${id}/${b.address}`);
       const flags = backendFlags(b);
+      const tun = flags & BE_FLAG.TUNNEL ? b.tunnel : undefined;
+      const tunText = tunnelText(tun);
       let index: number;
       let generation: number;
       if (old) {
         index = old.index;
         generation = old.generation;
         // A new MAC for the same address is a new real server behind it: flows re-hash.
-        if (old.mac !== b.mac) generation = (generation + 1) >>> 0;
-        if (old.flags !== flags || old.mac !== b.mac) {
-          p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation });
+        // (For a tunnel backend the MAC is the next hop's: a new router is the same real server.)
+        if (old.mac !== b.mac && !(flags & BE_FLAG.TUNNEL && old.flags & BE_FLAG.TUNNEL)) generation = (generation + 1) >>> 0;
+        if (old.flags !== flags || old.mac !== b.mac || (old.tunnel ?? '') !== tunText) {
+          p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation, ...(tun ? { tunnel: tun } : {}) });
         }
       } else {
         index = allocIdx();
         generation = ((p.next.generations.get(index) ?? 0) + 1) >>> 0;
-        p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation });
+        p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation, ...(tun ? { tunnel: tun } : {}) });
         p.resetBackendStats.push(index);
       }
       p.next.generations.set(index, generation);
-      p.next.backends.set(index, { index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation });
+      p.next.backends.set(index, { index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation, tunnel: tunText });
       idx.set(b.key, index);
     }
     p.indexes.set(s.name, idx);

@@ -1,0 +1,41 @@
+// Forwarding per backend for the desired state: DR, or a tunnel with its encapsulation, the
+// director's outer source address of the real server's family and the path MTU. Pure.
+import type { Forwarding, TunnelSpec } from '../state/types';
+import type { Encap, TunnelConfig } from './schema';
+
+export interface ForwardingInput {
+  /** The backend's effective forwarding (config: its own, else its service's). */
+  forwarding?: Forwarding;
+  address: string;
+}
+
+export interface ServiceTunnel {
+  encap?: Encap;
+  guePort?: number;
+}
+
+/**
+ * The forwarding fields of a DesiredBackend. A tunnel backend whose family has no source
+ * address cannot be encapsulated: check-config refuses that config, so this only throws on a
+ * config that skipped validation.
+ */
+export function backendForwarding(b: ForwardingInput, svc: ServiceTunnel, tunnel: TunnelConfig | undefined, pathMtu?: number): { forwarding: Forwarding; tunnel?: TunnelSpec } {
+  if (b.forwarding !== 'tunnel') return { forwarding: 'dr' };
+  const v6 = b.address.includes(':');
+  const source = v6 ? tunnel?.sourceV6 : tunnel?.sourceV4;
+  if (!source) throw new TypeError(`tunnel backend ${b.address} needs tunnel.${v6 ? 'source_v6' : 'source_v4'} (check-config reports this)`);
+  const mtu = tunnel?.mtu ?? pathMtu;
+  return { forwarding: 'tunnel', tunnel: { encap: svc.encap ?? 'ipip', guePort: svc.guePort ?? 6080, source, ...(mtu ? { mtu } : {}) } };
+}
+
+/** "dr", "tunnel/ipip", "tunnel/gue:6080": how status shows one backend's forwarding. */
+export function forwardingLabel(b: { forwarding?: Forwarding; tunnel?: TunnelSpec }): string {
+  if (b.forwarding !== 'tunnel' || !b.tunnel) return 'dr';
+  return b.tunnel.encap === 'gue' ? `tunnel/gue:${b.tunnel.guePort}` : 'tunnel/ipip';
+}
+
+/** A service's forwarding for status: its backends' labels, distinct, joined by "+" (default: the service's own). */
+export function serviceForwardingLabel(backends: readonly { forwarding?: Forwarding; tunnel?: TunnelSpec }[], fallback: string): string {
+  const labels = [...new Set(backends.map(forwardingLabel))];
+  return labels.length ? labels.join('+') : fallback;
+}
