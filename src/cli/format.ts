@@ -25,10 +25,10 @@ export function formatStatus(st: any): string {
   const detail = Object.entries(d).filter(([, v]) => typeof v !== 'object').filter(([k]) => k !== 'txAlert').map(([k, v]) => `${k} ${v}`).join(', ');
   out.push(`xdirector ${st.instance} (pid ${st.pid}), dataplane ${dp.kind ?? 'none'}${detail ? ` (${detail})` : ''}`);
   const healthByKey = new Map<string, any>((st.health?.backends ?? []).map((b: any) => [b.key, b]));
-  out.push(`${pad('Prot LocalAddress:Port', 30)} ${pad('Scheduler', 9)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)} ${pad('NoBackend', 9, true)}`);
+  out.push(`${pad('Prot LocalAddress:Port', 30)} ${pad('Scheduler', 9)} ${pad('Forward', 16)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)} ${pad('NoBackend', 9, true)}`);
   out.push(`  ${pad('-> RemoteAddress:Port', 26)} ${pad('MAC', 17)} ${pad('Weight', 6, true)} ${pad('State', 8)} ${pad('Health', 6)} ${pad('Role', 7)} ${pad('Lag', 5, true)} ${pad('Flows', 6, true)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)}`);
   for (const s of dp.services ?? []) {
-    out.push(`${pad(`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)}`, 30)} ${pad(s.scheduler, 9)} ${pad(human(s.newFlows), 9, true)} ${pad(human(s.packets), 9, true)} ${pad(human(s.bytes), 9, true)} ${pad(human(s.noBackend), 9, true)}   ${s.name}`);
+    out.push(`${pad(`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)}`, 30)} ${pad(s.scheduler, 9)} ${pad(s.forwarding ?? 'dr', 16)} ${pad(human(s.newFlows), 9, true)} ${pad(human(s.packets), 9, true)} ${pad(human(s.bytes), 9, true)} ${pad(human(s.noBackend), 9, true)}   ${s.name}`);
     for (const b of s.backends ?? []) {
       const h = healthByKey.get(b.key);
       const health = h ? (h.up ? 'up' : 'down') : '-';

@@ -75,8 +75,12 @@ export const StatsAttr = {
 
 export const InfoAttr = { VERSION: 1, CONN_TAB_SIZE: 2 } as const;
 
-/** Forwarding methods (IP_VS_CONN_F_*). xdirector only programs DROUTE (direct routing). */
+/** Forwarding methods (IP_VS_CONN_F_*). xdirector programs DROUTE (direct routing) and TUNNEL. */
 export const FwdMethod = { MASQ: 0, LOCALNODE: 1, TUNNEL: 2, DROUTE: 3, BYPASS: 4 } as const;
+/** Tunnel types (enum ip_vs_tunnel_type, linux/ip_vs.h, kernel >= 5.2 for GUE). */
+export const TunType = { IPIP: 0, GUE: 1, GRE: 2 } as const;
+/** IP_VS_TUNNEL_ENCAP_FLAG_*: NOCSUM (0) = no outer UDP checksum, as the XDP program sends GUE. */
+export const TunFlag = { NOCSUM: 0, CSUM: 1, REMCSUM: 2 } as const;
 export const IP_VS_CONN_F_FWD_MASK = 0x7;
 
 /** Service flags (IP_VS_SVC_F_*). */
@@ -165,6 +169,12 @@ export interface IpvsDest {
   weight: number;
   uThreshold: number;
   lThreshold: number;
+  /** TUNNEL only: TunType (absent = IPIP, what kernels before 5.2 do). */
+  tunType?: number;
+  /** TUNNEL with GUE: the UDP destination port. */
+  tunPort?: number;
+  /** TUNNEL with GUE: TunFlag bits. */
+  tunFlags?: number;
 }
 
 export interface IpvsDestEntry extends IpvsDest {
@@ -333,6 +343,13 @@ export function encodeDest(d: IpvsDest, serviceAf: AddressFamily, full = true): 
     attrs.push(nlaU32(DestAttr.WEIGHT, d.weight >>> 0));
     attrs.push(nlaU32(DestAttr.U_THRESH, d.uThreshold));
     attrs.push(nlaU32(DestAttr.L_THRESH, d.lThreshold));
+    if ((d.fwdMethod & IP_VS_CONN_F_FWD_MASK) === FwdMethod.TUNNEL && d.tunType !== undefined) {
+      attrs.push(nla(DestAttr.TUN_TYPE, Buffer.from([d.tunType])));
+      if (d.tunType === TunType.GUE) {
+        attrs.push(nlaBe16(DestAttr.TUN_PORT, d.tunPort ?? 0));
+        attrs.push(nlaU16(DestAttr.TUN_FLAGS, d.tunFlags ?? 0));
+      }
+    }
   }
   attrs.push(nlaU16(DestAttr.ADDR_FAMILY, af));
   return nlaNested(CmdAttr.DEST, attrs);
@@ -490,6 +507,14 @@ export function parseDestReply(payload: Buffer, serviceAf: AddressFamily): IpvsD
     inactConns: u32(DestAttr.INACT_CONNS),
     persistConns: u32(DestAttr.PERSIST_CONNS),
   };
+  const tunType = m.get(DestAttr.TUN_TYPE);
+  if (entry.fwdMethod === FwdMethod.TUNNEL && tunType && tunType.length >= 1) {
+    entry.tunType = tunType[0]!;
+    if (entry.tunType === TunType.GUE) {
+      entry.tunPort = m.get(DestAttr.TUN_PORT)?.readUInt16BE(0) ?? 0;
+      entry.tunFlags = m.get(DestAttr.TUN_FLAGS)?.readUInt16LE(0) ?? 0;
+    }
+  }
   const stats = pickStats(m, DestAttr.STATS64, DestAttr.STATS);
   if (stats) entry.stats = stats;
   return entry;

@@ -14,7 +14,7 @@ import { silentLogger } from '../../log';
 import { XdError } from '../../errors';
 import type { BackendStatus, Dataplane, DataplaneStatus, DesiredState, Scheduler, ServiceStatus } from '../../state/types';
 import { IpvsClient } from './client';
-import { IpvsServiceEntry, serviceLabel, versionString } from './codec';
+import { FwdMethod, IpvsDest, IpvsServiceEntry, TunType, serviceLabel, versionString } from './codec';
 import {
   IpvsOp, IpvsTarget, KernelService, describeOp, destKeyString, inverseOps, planIpvs, schedLabel,
   serviceKeyString, toIpvsTargets, unmapScheduler,
@@ -320,6 +320,13 @@ function n(x: bigint | undefined): number {
   return x === undefined ? 0 : Number(x);
 }
 
+/** The forwarding the kernel has for a dest, labelled like the XDP status ("dr", "tunnel/ipip", "tunnel/gue:6080"). */
+function destForwardingLabel(d: IpvsDest): string {
+  if (d.fwdMethod === FwdMethod.DROUTE) return 'dr';
+  if (d.fwdMethod === FwdMethod.TUNNEL) return d.tunType === TunType.GUE ? `tunnel/gue:${d.tunPort ?? 0}` : d.tunType === TunType.GRE ? 'tunnel/gre' : 'tunnel/ipip';
+  return `method ${d.fwdMethod}`;
+}
+
 function serviceStatus(t: IpvsTarget, ks: KernelService | undefined): ServiceStatus {
   const byDest = new Map((ks?.dests ?? []).map((d) => [destKeyString(d), d]));
   const backends: BackendStatus[] = [];
@@ -329,6 +336,7 @@ function serviceStatus(t: IpvsTarget, ks: KernelService | undefined): ServiceSta
     backends.push({
       key: b.key, name: b.name, address, port,
       weight: d?.weight ?? 0,
+      ...(d ? { forwarding: destForwardingLabel(d) } : {}),
       state: b.state as BackendStatus['state'],
       activeFlows: d ? d.activeConns + d.inactConns : 0,
       packets: n(d?.stats?.inpkts),
@@ -343,6 +351,7 @@ function serviceStatus(t: IpvsTarget, ks: KernelService | undefined): ServiceSta
     port: t.service.port,
     proto: t.service.protocol === 17 ? 'udp' : 'tcp',
     scheduler: (unmapScheduler(s?.schedName ?? t.service.schedName, s?.flags ?? t.service.flags) ?? 'maglev') as Scheduler,
+    forwarding: [...new Set((ks?.dests.length ? ks.dests : t.dests).map(destForwardingLabel))].join('+') || 'dr',
     packets: n(s?.stats?.inpkts),
     bytes: n(s?.stats?.inbytes),
     newFlows: n(s?.stats?.conns),

@@ -12,7 +12,7 @@
 import { XdError } from '../../errors';
 import type { DesiredService, DesiredState, Scheduler } from '../../state/types';
 import {
-  AF_INET, AF_INET6, FwdMethod, IPPROTO_TCP, IPPROTO_UDP, SvcFlag, canonicalAddr, hostPort, serviceLabel,
+  AF_INET, AF_INET6, FwdMethod, TunFlag, TunType, IPPROTO_TCP, IPPROTO_UDP, SvcFlag, canonicalAddr, hostPort, serviceLabel,
   AddressFamily, IpvsDest, IpvsDestEntry, IpvsService, IpvsServiceEntry, IpvsServiceKey,
 } from './codec';
 
@@ -134,8 +134,10 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
     } catch {
       throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: address ${JSON.stringify(b.address)} is not an IP address`);
     }
-    if (baddr.includes(':') !== (af === AF_INET6)) {
-      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${b.address} is not IPv${ds.family} like the VIP — direct routing needs one address family`);
+    const tunnel = b.forwarding === 'tunnel' && b.tunnel ? b.tunnel : undefined;
+    const baf: AddressFamily = baddr.includes(':') ? AF_INET6 : AF_INET;
+    if (baf !== af && !tunnel) {
+      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${b.address} is not IPv${ds.family} like the VIP — direct routing needs one address family (a tunnel may cross families)`);
     }
     if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535) throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: port ${b.port} is not 1..65535`);
     if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
@@ -148,9 +150,11 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
     const drained = b.state === 'draining' || b.weight === 0;
     if (drained && (b.configWeight ?? 0) > 0) addWeights.set(dk, Math.min(b.configWeight!, MAX_WEIGHT));
     dests.push({
-      addr: baddr, port: b.port, addrFamily: af, fwdMethod: FwdMethod.DROUTE,
+      addr: baddr, port: b.port, addrFamily: baf, fwdMethod: tunnel ? FwdMethod.TUNNEL : FwdMethod.DROUTE,
       weight: b.state === 'draining' ? 0 : b.weight,
       uThreshold: 0, lThreshold: 0,
+      // IPVS tunnels: IPIP (ipip / sit / ip6tnl by family), or GUE with no UDP checksum as XDP sends it.
+      ...(tunnel ? (tunnel.encap === 'gue' ? { tunType: TunType.GUE, tunPort: tunnel.guePort, tunFlags: TunFlag.NOCSUM } : { tunType: TunType.IPIP }) : {}),
     });
   }
   return { name: ds.name, service, dests, backends, addWeights };
@@ -205,10 +209,17 @@ function serviceDiff(want: IpvsService, have: IpvsService): string | undefined {
   return why.length ? why.join(', ') : undefined;
 }
 
+function tunLabel(d: IpvsDest): string {
+  return d.tunType === TunType.GUE ? `gue:${d.tunPort ?? 0}` : d.tunType === TunType.GRE ? 'gre' : 'ipip';
+}
+
 function destDiff(want: IpvsDest, have: IpvsDest): string | undefined {
   const why: string[] = [];
   if (want.weight !== have.weight) why.push(`weight ${have.weight} -> ${want.weight}`);
   if (want.fwdMethod !== have.fwdMethod) why.push(`forwarding method ${have.fwdMethod} -> ${want.fwdMethod}`);
+  if (want.fwdMethod === FwdMethod.TUNNEL && ((want.tunType ?? 0) !== (have.tunType ?? 0) || (want.tunPort ?? 0) !== (have.tunPort ?? 0) || (want.tunFlags ?? 0) !== (have.tunFlags ?? 0))) {
+    why.push(`tunnel ${tunLabel(have)} -> ${tunLabel(want)}`);
+  }
   if (want.uThreshold !== have.uThreshold) why.push(`upper threshold ${have.uThreshold} -> ${want.uThreshold}`);
   if (want.lThreshold !== have.lThreshold) why.push(`lower threshold ${have.lThreshold} -> ${want.lThreshold}`);
   return why.length ? why.join(', ') : undefined;

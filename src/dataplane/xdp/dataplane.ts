@@ -15,6 +15,7 @@ import { getNative } from '../../bpf/native';
 import * as xdp from '../../bpf/xdp';
 import { sumPerCpu } from '../../bpf/codec';
 import { XdError, wrap } from '../../errors';
+import { forwardingLabel, serviceForwardingLabel } from '../../config/forwarding';
 import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey, tunnelText } from './plan';
 import * as L from './layout';
 import { Neighbours } from '../../net/neigh';
@@ -421,13 +422,13 @@ export class XdpDataplane implements Dataplane {
       const st = ms ? sumPerCpu(this.maps.svcst.lookupPerCpu(ms.id) ?? [L.zeroServiceStats()]) : L.zeroServiceStats();
       const idx = this.indexes.get(s.name) ?? new Map<string, number>();
       services.push({
-        name: s.name, vip: s.vip, port: s.port, proto: s.proto, scheduler: s.scheduler,
+        name: s.name, vip: s.vip, port: s.port, proto: s.proto, scheduler: s.scheduler, forwarding: serviceForwardingLabel(s.backends, 'dr'),
         packets: Number(st.packets), bytes: Number(st.bytes), newFlows: Number(st.new_flows), noBackend: Number(st.no_backend),
         backends: s.backends.map((b) => {
           const i = idx.get(b.key);
           const bs = i !== undefined ? sumPerCpu(this.maps.best.lookupPerCpu(i) ?? [L.zeroBackendStats()]) : L.zeroBackendStats();
           return {
-            key: b.key, name: b.name, address: b.address, port: b.port, ...(b.mac ? { mac: b.mac } : {}), weight: b.weight,
+            key: b.key, name: b.name, address: b.address, port: b.port, ...(b.mac ? { mac: b.mac } : {}), weight: b.weight, forwarding: forwardingLabel(b),
             state: i === undefined ? 'down' : b.state, activeFlows: i === undefined ? 0 : flows.get(i) ?? 0,
             packets: Number(bs.packets), bytes: Number(bs.bytes), newFlows: Number(bs.new_flows),
           };
