@@ -39,6 +39,8 @@ export const codes = {
   XD_ERR_API: 'the admin API could not be reached or refused the request',
   XD_ERR_NOT_FOUND: 'the named object (backend, service, instance) does not exist',
   XD_ERR_USAGE: 'the command line is wrong',
+  // daemon state kept on disk
+  XD_ERR_STATE_FILE: 'a file the daemon keeps between runs (the drained backends) is unreadable, corrupt or unsafe (a symlink, not a regular file, another owner); the path and the fix are in the message',
   XD_ERR_REALSERVER: 'preparing or checking a real server failed (the ip command or sysctl and its error in the message)',
 } as const;
 

@@ -1,7 +1,6 @@
 // `xdirector run`: the daemon. Config and health produce a desired state; the
 // dataplane is told the whole state and works out the difference; VRRP decides
 // whether this director holds the VIPs. One reconcile at a time, coalesced.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../log';
@@ -11,6 +10,7 @@ import { Neighbours } from '../net/neigh';
 import { startApiServer } from '../api/server';
 import { buildDesired, DesiredOutput, ServiceCfg } from './desired';
 import { renderMetrics } from './metrics';
+import { DrainStore } from './drains';
 
 type Config = ReturnType<typeof import('../config').loadConfig>;
 
@@ -86,16 +86,15 @@ export class Daemon {
 
   constructor(private readonly configFile: string, private readonly log: Logger) {}
 
-  private get drainFile(): string {
-    return path.join(path.dirname(this.cfg.admin.socket), `${this.cfg.instance}.drained.json`);
+  private get drains(): DrainStore {
+    return DrainStore.forInstance(this.cfg.admin.socket, this.cfg.instance);
   }
 
   async start(): Promise<void> {
     this.cfg = await loadConfigFile(this.configFile);
-    try {
-      this.drained = new Set(JSON.parse(fs.readFileSync(this.drainFile, 'utf8')));
-      if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
-    } catch { /* none */ }
+    // A corrupt or unsafe drains file stops the start here (XD_ERR_STATE_FILE, path and fix), before anything is applied.
+    this.drained = this.drains.load();
+    if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
     this.dataplane = await openDataplane(this.cfg, this.log);
     await this.startHealth();
     await this.refreshMacs();
@@ -257,9 +256,10 @@ export class Daemon {
     if (!names.has(backend)) {
       throw new XdError('XD_ERR_NOT_FOUND', `no backend named ${backend}: use a backend name or address:port from the config (${[...new Set((this.cfg.services as any[]).flatMap((s) => s.backends.map((b: any) => b.name)))].join(', ')})`);
     }
-    if (on) this.drained.add(backend); else this.drained.delete(backend);
-    fs.mkdirSync(path.dirname(this.drainFile), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(this.drainFile, JSON.stringify([...this.drained]), { mode: 0o600 });
+    const next = new Set(this.drained);
+    if (on) next.add(backend); else next.delete(backend);
+    this.drains.save(next); // first on disk (atomically), then in effect: a failed write changes nothing
+    this.drained = next;
     this.log.info({ backend }, on ? `backend ${backend} drained: established flows finish, no new flows` : `backend ${backend} undrained`);
     await this.serial(() => this.reconcile(on ? 'drain' : 'undrain'));
     return { message: on ? `drained ${backend}: established flows finish, new flows go elsewhere` : `undrained ${backend}` };
@@ -384,7 +384,7 @@ export class Daemon {
     await this.api?.close();
     const dp = this.dataplane as Dataplane | undefined;
     if (dp) await dp.close({ keepState: !opts.detach });
-    if (opts.detach && this.cfg) { try { fs.unlinkSync(this.drainFile); } catch { /* none */ } }
+    if (opts.detach && this.cfg) { try { this.drains.remove(); } catch (err) { this.log.warn({ err }, (err as Error).message); } }
     this.neigh.close();
     if (!dp) this.log.info('stopped before a dataplane was set up: nothing was applied');
     else if (opts.detach) this.log.info(`stopped; the ${dp.kind} state was removed`);
