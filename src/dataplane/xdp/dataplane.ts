@@ -53,9 +53,9 @@ export interface XdpOptions {
 export interface TxErrorCheck {
   /** Frames the program forwarded (XDP_TX or redirect verdicts) since the previous poll. */
   forwarded: number;
-  /** XDP TX + xmit errors the driver counted since the previous poll. */
+  /** XDP_TX errors the driver counted since the previous poll (veth: rx_queue_*_xdp_tx_errors). */
   txErrors: number;
-  /** Set while forwarded frames turn into driver TX errors: the alert text. */
+  /** The alert text when this poll saw new XDP_TX errors. */
   alert?: string;
 }
 
@@ -368,26 +368,28 @@ export class XdpDataplane implements Dataplane {
   }
 
   /**
-   * Poll for a silent black hole at run time: did frames the program forwarded since the last
-   * poll turn into driver TX errors (a veth peer that lost its XDP program, a NIC out of TX
-   * ring)? The first poll sets the baseline. The alert is logged when it starts and when it
-   * clears, and shown in status().detail.txAlert while set. The daemon calls this periodically.
+   * Poll for a silent black hole at run time: did frames the program sent with XDP_TX since the
+   * last poll turn into driver TX errors (a veth peer that lost its XDP program, a NIC out of TX
+   * ring)? Only this interface's own XDP program produces XDP_TX errors on it, so any new one is
+   * ours; xmit errors (frames other programs redirect into the interface) are shown in status
+   * but raise nothing. The first poll sets the baseline. The alert is logged when it starts and
+   * when a poll sees no new errors, and is shown in status().detail.txAlert while set. The daemon
+   * calls this periodically.
    */
   pollTxErrors(): TxErrorCheck {
     const drv = this.driverTxErrors();
-    const now = { forwarded: this.forwardedTotal(), txErrors: drv ? drv.txErrors + drv.xmitErrors : 0 };
+    const now = { forwarded: this.forwardedTotal(), txErrors: drv ? drv.txErrors : 0 };
     const prev = this.txPoll ?? now;
     this.txPoll = now;
     const r: TxErrorCheck = { forwarded: Math.max(0, now.forwarded - prev.forwarded), txErrors: Math.max(0, now.txErrors - prev.txErrors) };
-    if (r.txErrors > 0 && r.forwarded > 0) {
+    if (r.txErrors > 0) {
       r.alert = `XDP forwarding on ${this.o.ifname} is failing: the program forwarded ${r.forwarded} frames since the last check and the ${drv?.driver ?? ''} driver counted ${r.txErrors} XDP TX errors (${drv?.counters.join(', ')}); on veth the peer needs a native XDP program (e.g. xdp_pass), or use xdp.mode: generic`;
       if (!this.txAlert) this.o.log.error({ interface: this.o.ifname, forwarded: r.forwarded, txErrors: r.txErrors }, `ALERT ${r.alert}`);
       this.txAlert = r.alert;
-    } else if (r.forwarded > 0 && this.txAlert) {
+    } else if (this.txAlert) {
       this.o.log.info({ interface: this.o.ifname, forwarded: r.forwarded }, `XDP forwarding on ${this.o.ifname} recovered: no driver TX errors since the last check`);
       this.txAlert = undefined;
     }
-    if (this.txAlert) r.alert = this.txAlert;
     return r;
   }
 
