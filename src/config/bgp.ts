@@ -21,7 +21,7 @@
 import { z } from 'zod';
 import { address, absPath, bool, int, leaf, show } from './fields';
 import type { Address } from './fields';
-import { parseAddress } from './address';
+import { parseAddress } from '../net/inet';
 
 /** Durations here are written with their unit ("3s", "300ms"); BGP timers are whole seconds. */
 function duration(what: string, minMs: number, maxMs: number, opts: { default?: number; optional?: boolean } = {}) {

@@ -5,7 +5,7 @@
 
 import { z } from 'zod';
 import { isPrime, nextPrime, MAX_RING_SIZE } from '../maglev/maglev';
-import { parseAddress, unusableReason } from './address';
+import { isMac, parseAddress, unusableReason } from '../net/inet';
 import type { Family } from '../state/types';
 
 /** How a value is shown in a message: strings quoted, lists and maps named. */
@@ -131,10 +131,8 @@ export function interfaceName(opts: LeafOpts<string> = {}) {
 /** A unicast MAC "aa:bb:cc:dd:ee:ff" (also accepts "-" separators and upper case); output lower case with colons. */
 export function mac(opts: LeafOpts<string> = {}) {
   return leaf<string>((v) => {
-    if (typeof v !== 'string' || !/^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/.test(v)) {
-      return { problem: `must be a MAC address like "02:00:00:00:00:11", got ${show(v)}` };
-    }
-    const m = v.toLowerCase().replace(/-/g, ':');
+    const m = typeof v === 'string' ? v.toLowerCase().replace(/-/g, ':') : '';
+    if (!isMac(m)) return { problem: `must be a MAC address like "02:00:00:00:00:11", got ${show(v)}` };
     if (m === '00:00:00:00:00:00') return { problem: `${show(v)} is the all-zero MAC: give the real server's interface MAC` };
     if (parseInt(m.slice(0, 2), 16) & 1) return { problem: `${show(v)} is a multicast/broadcast MAC: give the real server's unicast interface MAC` };
     return { value: m };

@@ -3,8 +3,8 @@ export { loadConfig, parseConfig } from './load';
 export type { LocatedProblem } from './load';
 export { desiredServices } from './desired';
 export type { DesiredOverrides, DesiredResult, BackendOverride, MissingMac } from './desired';
-export { backendKey, canonicalAddress, parseAddress } from './address';
-export type { ParsedAddress } from './address';
+export { backendKey, canonicalAddress, parseAddress } from '../net/inet';
+export type { ParsedAddress } from '../net/inet';
 export { validInterfaceName, suggest } from './fields';
 export {
   configSchema,

@@ -3,7 +3,7 @@
 // the values that are well formed, so one run reports every problem. Pure.
 
 import * as path from 'node:path';
-import { parseAddress, backendKey } from './address';
+import { parseAddress, backendKey } from '../net/inet';
 import { PROTOCOLS } from './schema';
 import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
 import { DEFAULT_GUE_PORT, DEFAULT_SOCKET_DIR } from './schema';

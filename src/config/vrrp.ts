@@ -6,7 +6,7 @@
 // The instance `interface` may be omitted: the top-level config's interface is
 // then used (resolveVrrpInterfaces() below, called by the config composer).
 
-import { isIP } from 'node:net';
+import { addressFamily } from '../net/inet';
 import { z } from 'zod';
 
 /** "1s", "100ms", "1.5s", "2m", or a number of milliseconds → milliseconds. */
@@ -30,7 +30,7 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
   return ms;
 });
 
-const ipAddress = z.string().refine((s) => isIP(s) !== 0, { message: 'not an IPv4 or IPv6 address (write e.g. "10.0.0.10" or "fd00::10")' });
+const ipAddress = z.string().refine((s) => addressFamily(s) !== undefined, { message: 'not an IPv4 or IPv6 address (write e.g. "10.0.0.10" or "fd00::10")' });
 
 export interface Vip {
   address: string;
@@ -40,8 +40,8 @@ export interface Vip {
 
 const vip = z.string().transform((s, ctx): Vip => {
   const [addr, pfx, extra] = s.split('/');
-  const fam = isIP(addr ?? '');
-  if (extra !== undefined || fam === 0) {
+  const fam = addressFamily(addr ?? '');
+  if (extra !== undefined || fam === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a VIP: write "addr" or "addr/prefix", e.g. "10.0.0.10/24" or "fd00::10/64"` });
     return z.NEVER;
   }
@@ -131,7 +131,7 @@ const instance = instanceInput
     }
     if (i.priority === 255 && !i.preempt) ctx.addIssue({ code: 'custom', path: ['preempt'], message: 'the address owner (priority 255) always preempts: remove preempt: false or lower the priority' });
     if (i.preempt_delay > 1_000_000) ctx.addIssue({ code: 'custom', path: ['preempt_delay'], message: 'preempt_delay is at most 1000s' });
-    const addrFam = (a: string) => (isIP(a) === 6 ? 6 : 4);
+    const addrFam = (a: string) => addressFamily(a);
     if (i.unicast_src && addrFam(i.unicast_src) !== fam) ctx.addIssue({ code: 'custom', path: ['unicast_src'], message: `unicast_src must be an IPv${fam} address like the VIPs` });
     i.unicast_peers.forEach((p, k) => {
       if (addrFam(p) !== fam) ctx.addIssue({ code: 'custom', path: ['unicast_peers', k], message: `unicast peer must be an IPv${fam} address like the VIPs` });

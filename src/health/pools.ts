@@ -15,6 +15,7 @@
 // (failed checks, or not the writer of a writer pool: established flows are re-hashed, so a
 // demoted primary keeps no sessions that would write to it).
 
+import { backendKey } from '../net/inet';
 import type { BackendState } from '../state/types';
 import type {
   BackendHealth,
@@ -27,10 +28,7 @@ import type {
   PoolKind,
 } from './types';
 
-/** "address:port", "[v6]:port" for IPv6. */
-export function backendKey(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
-}
+export { backendKey };
 
 export function keyOf(b: HealthBackendConfig): string {
   return b.key ?? backendKey(b.address, b.port);

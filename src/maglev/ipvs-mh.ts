@@ -37,7 +37,7 @@
 // Pure: no I/O.
 
 import { XdError } from '../errors';
-import { parseAddress } from '../config/address';
+import { parseAddress } from '../net/inet';
 import type { Family } from '../state/types';
 import { hsiphash1u32, sipKeyWords, SipKeyWords } from './siphash';
 

@@ -4,9 +4,8 @@
 // errno ("add 10.0.0.10/24 to eth0: EPERM").
 
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
-import { isIP } from 'node:net';
 import { XdError } from '../errors';
-import { bytesToIp, ipToBytes } from '../vrrp/ip';
+import { addressFamily, addressFromBytes, addressToBytes, canonicalAddress } from './inet';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -117,7 +116,7 @@ export class Rtnl {
       const flags = m.attrs.flags ?? m.data.flags ?? {};
       out.push({
         ifindex: m.data.index ?? 0,
-        address: bytesToIp(raw),
+        address: addressFromBytes(raw),
         prefix: m.data.prefixlen ?? 0,
         family: raw.length === 4 ? 4 : 6,
         scope: m.data.scope ?? 0,
@@ -135,10 +134,10 @@ export class Rtnl {
    * a link dump (failover latency).
    */
   async addAddress(ifname: string, address: string, prefix: number, ifindex?: number): Promise<void> {
-    const fam = isIP(address);
-    if (fam === 0) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    const fam = addressFamily(address);
+    if (fam === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
     const index = ifindex ?? (await this.linkIndex(ifname));
-    const bytes = ipToBytes(address);
+    const bytes = addressToBytes(address);
     try {
       await this.serial(() => this.rt.newAddress(
         { family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index, scope: RT_SCOPE_UNIVERSE, flags: fam === 6 ? { nodad: true } : {} },
@@ -157,10 +156,10 @@ export class Rtnl {
 
   /** Remove `address/prefix` from `ifname` (or `ifindex` when known). Idempotent: an address not there is not an error. */
   async removeAddress(ifname: string, address: string, prefix: number, ifindex?: number): Promise<void> {
-    const fam = isIP(address);
-    if (fam === 0) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    const fam = addressFamily(address);
+    if (fam === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
     const index = ifindex ?? (await this.linkIndex(ifname));
-    const bytes = ipToBytes(address);
+    const bytes = addressToBytes(address);
     try {
       await this.serial(() => this.rt.delAddress({ family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index }, fam === 4 ? { local: bytes, address: bytes } : { address: bytes }));
     } catch (err) {
@@ -172,7 +171,7 @@ export class Rtnl {
 
   /** Whether `address` is on `ifname` now. */
   async hasAddress(ifname: string, address: string): Promise<boolean> {
-    const want = bytesToIp(ipToBytes(address));
+    const want = canonicalAddress(address);
     return (await this.listAddresses(ifname)).some((a) => a.address === want);
   }
 }

@@ -5,9 +5,8 @@
 // is reachable or the timeout passes. A backend that cannot be resolved is
 // reported, never guessed.
 import { createRtNetlink, RtNetlinkSocket } from 'netlink';
-import { isIP } from 'node:net';
 import { XdError, wrap } from '../errors';
-import { addressToBytes, addressFromBytes } from '../config/address';
+import { addressFamily, addressFromBytes, addressToBytes, formatMac } from './inet';
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -22,20 +21,6 @@ export interface NeighbourResult {
   mtu?: number;
   /** Why the MAC is missing ("no ARP reply from 10.0.0.11 on eth0 within 1000 ms"). */
   error?: string;
-}
-
-export function macToString(b: Buffer): string {
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
-
-export function macFromString(s: string): Buffer {
-  if (!/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(s)) throw new TypeError(`MAC address must look like 02:00:00:00:00:11, got ${JSON.stringify(s)}`);
-  return Buffer.from(s.split(':').map((x) => parseInt(x, 16)));
-}
-
-/** Network-order bytes of an address (4 or 16), as rtnetlink wants them. */
-export function addressBytes(address: string): Buffer {
-  return addressToBytes(address);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -76,13 +61,13 @@ export class Neighbours {
     if (!l) throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
     const mac = l.attrs.address;
     if (!mac || mac.length !== 6) throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} has no Ethernet address: XDP DR needs an Ethernet interface`, { detail: { interface: ifname } });
-    return macToString(mac);
+    return formatMac(mac);
   }
 
   /** The current MAC of `address` on `ifindex`, if the kernel has a usable entry. */
   async lookup(ifindex: number, address: string): Promise<string | undefined> {
-    const family = isIP(address) === 6 ? AF_INET6 : AF_INET;
-    const dst = addressBytes(address);
+    const family = addressFamily(address) === 6 ? AF_INET6 : AF_INET;
+    const dst = addressToBytes(address);
     let entries;
     try {
       entries = await this.rt.getNeighbors({ family });
@@ -95,18 +80,18 @@ export class Neighbours {
       const st = e.data.state ?? {};
       if (st.failed || st.incomplete) return undefined;
       if (e.attrs.lladdr.length !== 6) return undefined;
-      return macToString(e.attrs.lladdr);
+      return formatMac(e.attrs.lladdr);
     }
     return undefined;
   }
 
   /** Ask the kernel to resolve `address` (NTF_USE kicks off ARP / neighbour solicitation). */
   async trigger(ifindex: number, address: string): Promise<void> {
-    const family = isIP(address) === 6 ? AF_INET6 : AF_INET;
+    const family = addressFamily(address) === 6 ? AF_INET6 : AF_INET;
     try {
       await this.rt.newNeighbor(
         { family, ifindex, state: {}, flags: { use: true } },
-        { dst: addressBytes(address) },
+        { dst: addressToBytes(address) },
         { flags: NLM_F_CREATE | NLM_F_REPLACE },
       );
     } catch (err) {
@@ -120,10 +105,10 @@ export class Neighbours {
    * mtu metric, else the egress interface's MTU).
    */
   async route(address: string): Promise<{ hop: string; ifindex: number; mtu?: number }> {
-    const v6 = isIP(address) === 6;
+    const v6 = addressFamily(address) === 6;
     let msgs;
     try {
-      msgs = await this.rt.getRoute({ family: v6 ? AF_INET6 : AF_INET, dstLen: v6 ? 128 : 32 }, { dst: addressBytes(address) });
+      msgs = await this.rt.getRoute({ family: v6 ? AF_INET6 : AF_INET, dstLen: v6 ? 128 : 32 }, { dst: addressToBytes(address) });
     } catch (err) {
       throw wrap('XD_ERR_NETLINK', `route to ${address}`, err);
     }
@@ -200,7 +185,7 @@ export class Neighbours {
     }
     for (const a of pending) {
       if (out.has(a)) continue;
-      const why = triggerErrors.get(a) ?? `no ${isIP(a) === 6 ? 'neighbour advertisement' : 'ARP reply'} from ${a} on ${ifname} within ${timeoutMs} ms (is the real server up and on this link?)`;
+      const why = triggerErrors.get(a) ?? `no ${addressFamily(a) === 6 ? 'neighbour advertisement' : 'ARP reply'} from ${a} on ${ifname} within ${timeoutMs} ms (is the real server up and on this link?)`;
       out.set(a, { address: a, error: why });
     }
     return addresses.map((a) => out.get(a)!);

@@ -13,7 +13,7 @@
 // unicast. We send one (configurable) and accept any of the three on receive,
 // reporting which matched.
 
-import { bytesToIp, canonicalIp, inetChecksum, ipToBytes } from './ip';
+import { addressFromBytes, addressToBytes, canonicalAddress, inetChecksum, pseudoHeader } from '../net/inet';
 
 export const VRRP_PROTO = 112;
 export const VRRP_MCAST4 = '224.0.0.18';
@@ -51,25 +51,9 @@ export interface EncodeOptions {
   password?: string;
 }
 
-function pseudoHeader(family: Family, src: string, dst: string, len: number): Buffer {
-  const s = ipToBytes(src);
-  const d = ipToBytes(dst);
-  if (family === 4) {
-    const p = Buffer.alloc(12);
-    s.copy(p, 0);
-    d.copy(p, 4);
-    p[8] = 0;
-    p[9] = VRRP_PROTO;
-    p.writeUInt16BE(len, 10);
-    return p;
-  }
-  // RFC 8200 §8.1: src, dst, upper-layer length (32), zero (24), next header.
-  const p = Buffer.alloc(40);
-  s.copy(p, 0);
-  d.copy(p, 16);
-  p.writeUInt32BE(len, 32);
-  p[39] = VRRP_PROTO;
-  return p;
+/** The v3 pseudo-header for an advert from `src` to `dst` (IPv4 or IPv6 text). */
+function vrrpPseudoHeader(src: string, dst: string, len: number): Buffer {
+  return pseudoHeader(addressToBytes(src), addressToBytes(dst), VRRP_PROTO, len);
 }
 
 /** The VRRP message (IP payload) for `a`, checksum filled in. */
@@ -95,7 +79,7 @@ export function encodeAdvert(a: Advert, opts: EncodeOptions): Buffer {
     buf.writeUInt16BE(cs & 0x0fff, 4);
   }
   a.addresses.forEach((addr, i) => {
-    const b = ipToBytes(addr);
+    const b = addressToBytes(addr);
     if (b.length !== alen) throw new TypeError(`address ${addr} is not IPv${opts.family}`);
     b.copy(buf, VRRP_HEADER_LEN + i * alen);
   });
@@ -109,7 +93,7 @@ export function encodeAdvert(a: Advert, opts: EncodeOptions): Buffer {
   else if (opts.family === 4 && opts.v4PseudoHeader === false) sum = inetChecksum(buf);
   else {
     if (!opts.src || !opts.dst) throw new TypeError('the VRRPv3 checksum needs the IP source and destination (pseudo-header)');
-    sum = inetChecksum(pseudoHeader(opts.family, opts.src, opts.dst, buf.length), buf);
+    sum = inetChecksum(vrrpPseudoHeader(opts.src, opts.dst, buf.length), buf);
   }
   buf.writeUInt16BE(sum, 6);
   return buf;
@@ -201,10 +185,10 @@ export function decodeAdvert(msg: Uint8Array, meta: RxMeta, expect: Expect): Dec
   if (version === 2) {
     if (inetChecksum(buf) === 0) checksum = 'v2';
   } else if (meta.family === 6) {
-    if (inetChecksum(pseudoHeader(6, meta.src, meta.dst, buf.length), buf) === 0) checksum = 'pseudo-header';
-  } else if (inetChecksum(pseudoHeader(4, meta.src, meta.dst, buf.length), buf) === 0) checksum = 'pseudo-header';
+    if (inetChecksum(vrrpPseudoHeader(meta.src, meta.dst, buf.length), buf) === 0) checksum = 'pseudo-header';
+  } else if (inetChecksum(vrrpPseudoHeader(meta.src, meta.dst, buf.length), buf) === 0) checksum = 'pseudo-header';
   else if (inetChecksum(buf) === 0) checksum = 'no-pseudo-header';
-  else if (inetChecksum(pseudoHeader(4, meta.src, VRRP_MCAST4, buf.length), buf) === 0) checksum = 'pseudo-header-mcast-dst';
+  else if (inetChecksum(vrrpPseudoHeader(meta.src, VRRP_MCAST4, buf.length), buf) === 0) checksum = 'pseudo-header-mcast-dst';
   if (!checksum) return drop('checksum', `checksum 0x${buf.readUInt16BE(6).toString(16).padStart(4, '0')} does not verify`);
 
   const vrid = buf[1]!;
@@ -231,12 +215,12 @@ export function decodeAdvert(msg: Uint8Array, meta: RxMeta, expect: Expect): Dec
   const addresses: string[] = [];
   for (let i = 0; i < count; i++) {
     const off = VRRP_HEADER_LEN + i * alen;
-    addresses.push(bytesToIp(buf.subarray(off, off + alen)));
+    addresses.push(addressFromBytes(buf.subarray(off, off + alen)));
   }
   const priority = buf[2]!;
   if (expect.addresses) {
     if (expect.addresses.length !== count) return drop('address-count', `advert carries ${count} addresses, ${expect.addresses.length} configured`);
-    const mine = new Set(expect.addresses.map(canonicalIp));
+    const mine = new Set(expect.addresses.map(canonicalAddress));
     const missing = addresses.find((a) => !mine.has(a));
     if (missing) return drop('address-list', `advert carries ${missing}, which is not one of our VIPs`);
   }
@@ -253,8 +237,8 @@ export function encodeIPv4(payload: Uint8Array, src: string, dst: string, ttl = 
   h.writeUInt16BE(20 + payload.length, 2);
   h[8] = ttl;
   h[9] = proto;
-  ipToBytes(src).copy(h, 12);
-  ipToBytes(dst).copy(h, 16);
+  addressToBytes(src).copy(h, 12);
+  addressToBytes(dst).copy(h, 16);
   h.writeUInt16BE(inetChecksum(h), 10);
   return Buffer.concat([h, payload]);
 }
@@ -273,7 +257,7 @@ export function splitIPv4(pkt: Uint8Array): { ok: true; meta: RxMeta; payload: B
   if (total > b.length) return { ok: false, reason: 'truncated', message: `IPv4 total length ${total} exceeds the ${b.length} bytes received` };
   return {
     ok: true,
-    meta: { family: 4, src: bytesToIp(b.subarray(12, 16)), dst: bytesToIp(b.subarray(16, 20)), ttl: b[8]! },
+    meta: { family: 4, src: addressFromBytes(b.subarray(12, 16)), dst: addressFromBytes(b.subarray(16, 20)), ttl: b[8]! },
     payload: b.subarray(ihl, end),
   };
 }

@@ -9,7 +9,7 @@
 // Override set, Solicited clear, Router set only when the host forwards IPv6
 // (keepalived vrrp_ndisc.c), target = VIP, with a target link-layer address option.
 
-import { inetChecksum, ipToBytes } from './ip';
+import { addressToBytes, inetChecksum, pseudoHeader } from '../net/inet';
 
 const BROADCAST = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 const ETH_MIN = 60; // minimum Ethernet frame without FCS
@@ -20,7 +20,7 @@ function checkMac(mac: Uint8Array): void {
 
 export function gratuitousArp(mac: Uint8Array, vip: string): Buffer {
   checkMac(mac);
-  const ip = ipToBytes(vip);
+  const ip = addressToBytes(vip);
   if (ip.length !== 4) throw new TypeError(`gratuitous ARP is for IPv4 addresses, got ${vip}`);
   const f = Buffer.alloc(ETH_MIN);
   BROADCAST.copy(f, 0);
@@ -40,9 +40,9 @@ export function gratuitousArp(mac: Uint8Array, vip: string): Buffer {
 
 export function unsolicitedNa(mac: Uint8Array, vip: string, router = false): Buffer {
   checkMac(mac);
-  const target = ipToBytes(vip);
+  const target = addressToBytes(vip);
   if (target.length !== 16) throw new TypeError(`neighbour advertisements are for IPv6 addresses, got ${vip}`);
-  const dst = ipToBytes('ff02::1');
+  const dst = addressToBytes('ff02::1');
   const icmp = Buffer.alloc(32);
   icmp[0] = 136; // neighbour advertisement
   icmp[1] = 0;
@@ -51,12 +51,7 @@ export function unsolicitedNa(mac: Uint8Array, vip: string, router = false): Buf
   icmp[24] = 2; // option: target link-layer address
   icmp[25] = 1; // length in 8-octet units
   Buffer.from(mac).copy(icmp, 26);
-  const pseudo = Buffer.alloc(40);
-  target.copy(pseudo, 0);
-  dst.copy(pseudo, 16);
-  pseudo.writeUInt32BE(icmp.length, 32);
-  pseudo[39] = 58;
-  icmp.writeUInt16BE(inetChecksum(pseudo, icmp), 2);
+  icmp.writeUInt16BE(inetChecksum(pseudoHeader(target, dst, 58, icmp.length), icmp), 2);
   const ip6 = Buffer.alloc(40);
   ip6.writeUInt32BE(0x60000000, 0);
   ip6.writeUInt16BE(icmp.length, 4);

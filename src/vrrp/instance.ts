@@ -17,7 +17,7 @@ import { Rtnl } from '../net/address';
 import { DROP_REASONS, VRRP_MCAST4, VRRP_MCAST6, encodeAdvert, type DropReason, type RxMeta } from './codec';
 import { NotifyQueue, runCommand } from './exec';
 import { gratuitousArp, unsolicitedNa } from './frames';
-import { canonicalIp } from './ip';
+import { canonicalAddress } from '../net/inet';
 import { VrrpMachine, realTimers, type MachineStatus, type Timers, type TransitionInfo, type VrrpState } from './machine';
 import { VrrpSocket, sendFrame } from './sockets';
 import { Tracker, effectivePriority } from './track';
@@ -104,7 +104,7 @@ export class VrrpInstance {
     const unicast = c.unicast_peers.length > 0;
     // A previous run killed while Master leaves its VIPs behind: we start as Backup, so they go.
     await this.removeVips();
-    const vips = c.vips.map((v) => canonicalIp(v.address));
+    const vips = c.vips.map((v) => canonicalAddress(v.address));
     this.machine = new VrrpMachine(
       {
         name: c.name,
@@ -203,8 +203,8 @@ export class VrrpInstance {
   /** The advert source: unicast_src, else the interface's first IPv4 address (not a VIP) / its IPv6 link-local address. */
   private async findPrimary(): Promise<string> {
     const c = this.cfg;
-    if (c.unicast_src) return canonicalIp(c.unicast_src);
-    const vips = new Set(c.vips.map((v) => canonicalIp(v.address)));
+    if (c.unicast_src) return canonicalAddress(c.unicast_src);
+    const vips = new Set(c.vips.map((v) => canonicalAddress(v.address)));
     const deadline = Date.now() + 3000;
     for (;;) {
       const addrs = (await this.rt.listAddresses(c.interface)).filter((a) => a.family === c.family && !vips.has(a.address));

@@ -5,7 +5,7 @@
 
 import type { Logger } from '../log';
 import { DROP_REASONS, decodeAdvert, type Advert, type ChecksumVariant, type DropReason, type Expect, type Family, type RxMeta } from './codec';
-import { canonicalIp, compareIp } from './ip';
+import { canonicalAddress, compareAddress } from '../net/inet';
 
 export type VrrpState = 'INIT' | 'BACKUP' | 'MASTER' | 'FAULT' | 'STOP';
 
@@ -111,7 +111,7 @@ export class VrrpMachine {
     this.log = log;
     this.effPriority = cfg.priority;
     this.masterAdverIntervalMs = cfg.intervalMs;
-    this.primary = canonicalIp(cfg.primaryAddress);
+    this.primary = canonicalAddress(cfg.primaryAddress);
     this.expect = {
       vrid: cfg.vrid,
       version: cfg.version,
@@ -299,7 +299,7 @@ export class VrrpMachine {
       this.armAdvertTimer();
       return;
     }
-    const higher = a.priority > this.effPriority || (a.priority === this.effPriority && compareIp(src, this.primary) > 0);
+    const higher = a.priority > this.effPriority || (a.priority === this.effPriority && compareAddress(src, this.primary) > 0);
     if (higher) {
       this.masterAddr = src;
       this.masterPrio = a.priority;

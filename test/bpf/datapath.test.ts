@@ -35,6 +35,7 @@ import {
 import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
+import { addressToBytes16 } from '../../src/net/inet';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 
@@ -73,10 +74,7 @@ const REASON_NAMES = (Object.keys(XdReason) as ReasonName[]).filter((r) => r !==
 
 // ---------------------------------------------------------------- harness
 
-function addr16(a: string): Buffer {
-  const b = pk.ipBytes(a);
-  return b.length === 16 ? b : Buffer.concat([b, Buffer.alloc(12)]);
-}
+const addr16 = addressToBytes16;
 const family = (a: string): number => (pk.ipBytes(a).length === 4 ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6);
 
 function flowKey(client: string, cport: number, vip: string, vport: number, proto: number): XdFlowKey {

@@ -9,6 +9,7 @@ import * as pk from '../lib/packet';
 import { BpfObject, testRun, sumPerCpu, getNative } from '../../src/bpf';
 import { MAPS, XdBackendFlags, XdFamily, XdReason, XdSched } from '../../src/bpf/layouts.generated';
 import { xdMap } from '../../src/bpf/maps';
+import { addressToBytes16 } from '../../src/net/inet';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const SELF = '02:00:00:00:00:02';
@@ -18,11 +19,7 @@ const BACKEND = '02:00:00:00:01:01';
 const VIP = '10.200.0.100';
 let obj: BpfObject;
 
-function addr16(a: string): Buffer {
-  const b = Buffer.alloc(16);
-  pk.ipBytes(a).copy(b);
-  return b;
-}
+const addr16 = addressToBytes16;
 
 before(async () => {
   obj = await BpfObject.load(OBJ, {

@@ -7,7 +7,7 @@
 //   const frame = ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC },
 //                       ipv4({ src: '10.0.0.1', dst: '10.0.0.100' }, tcp({ sport: 40000, dport: 3306, flags: 'S' })));
 
-import { isIP } from 'node:net';
+import { addressToBytes, inetChecksum, parseMac, pseudoHeader } from '../../src/net/inet';
 
 export const ETH_P_IP = 0x0800;
 export const ETH_P_ARP = 0x0806;
@@ -26,63 +26,12 @@ export const IPPROTO_NONE = 59;
 export const IPPROTO_DSTOPTS = 60;
 
 /** "aa:bb:cc:dd:ee:ff" -> 6 bytes. */
-export function macBytes(mac: string): Buffer {
-  const parts = mac.split(':');
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) {
-    throw new TypeError(`expected a MAC address like "02:00:00:00:00:01", received ${JSON.stringify(mac)}`);
-  }
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
-}
+export const macBytes = parseMac;
 
 /** IPv4 dotted quad -> 4 bytes, IPv6 text -> 16 bytes (network order). */
-export function ipBytes(addr: string): Buffer {
-  const v = isIP(addr);
-  if (v === 4) return Buffer.from(addr.split('.').map((o) => Number(o)));
-  if (v === 6) return ipv6Bytes(addr);
-  throw new TypeError(`expected an IPv4 or IPv6 address, received ${JSON.stringify(addr)}`);
-}
+export const ipBytes = addressToBytes;
 
-function ipv6Bytes(addr: string): Buffer {
-  let text = addr;
-  const out = Buffer.alloc(16);
-  // Embedded IPv4 tail (::ffff:1.2.3.4).
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  let tail: number[] = [];
-  if (v4) {
-    const b = v4[1]!.split('.').map(Number);
-    tail = [(b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!];
-    text = text.slice(0, -v4[1]!.length) + '0:0';
-  }
-  const [head, rest] = text.includes('::') ? text.split('::') : [text, undefined];
-  const h = head ? head.split(':').filter((x) => x !== '') : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const words = rest === undefined ? h : [...h, ...Array(8 - h.length - r.length).fill('0'), ...r];
-  if (words.length !== 8) throw new TypeError(`expected an IPv6 address, received ${JSON.stringify(addr)}`);
-  words.forEach((w, i) => out.writeUInt16BE(parseInt(w, 16), i * 2));
-  if (tail.length) {
-    out.writeUInt16BE(tail[0]!, 12);
-    out.writeUInt16BE(tail[1]!, 14);
-  }
-  return out;
-}
-
-/** Internet checksum (RFC 1071) of the concatenation of `parts`. */
-export function inetChecksum(...parts: Buffer[]): number {
-  let sum = 0;
-  let odd: number | undefined;
-  for (const p of parts) {
-    for (let i = 0; i < p.length; i++) {
-      if (odd === undefined) odd = p[i]!;
-      else {
-        sum += (odd << 8) | p[i]!;
-        odd = undefined;
-      }
-    }
-  }
-  if (odd !== undefined) sum += odd << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
+export { inetChecksum };
 
 // ---------------------------------------------------------------- L4
 
@@ -106,23 +55,6 @@ export interface TcpSpec {
   /** TCP options, padded to a multiple of 4 bytes with zeros (EOL). */
   options?: Buffer;
   payload?: Buffer;
-}
-
-function pseudoHeader(src: Buffer, dst: Buffer, proto: number, length: number): Buffer {
-  if (src.length === 4) {
-    const p = Buffer.alloc(12);
-    src.copy(p, 0);
-    dst.copy(p, 4);
-    p[9] = proto;
-    p.writeUInt16BE(length, 10);
-    return p;
-  }
-  const p = Buffer.alloc(40);
-  src.copy(p, 0);
-  dst.copy(p, 16);
-  p.writeUInt32BE(length, 32);
-  p[39] = proto;
-  return p;
 }
 
 function pad4(b: Buffer | undefined): Buffer {

@@ -4,8 +4,7 @@
 // package's job on the wire; encodeMessage() builds the whole message only so that tests can
 // compare bytes with what the kernel's layout says.
 
-import { addressFromBytes } from '../../config/address';
-import { isIP } from 'node:net';
+import { addressFamily, addressFromBytes, addressToBytes16 } from '../../net/inet';
 
 export const IPVS_GENL_NAME = 'IPVS';
 export const IPVS_GENL_VERSION = 1;
@@ -194,47 +193,14 @@ export interface IpvsInfo {
 
 /** The 16-byte union nf_inet_addr for an address: IPv4 in the first 4 bytes, the rest zero. */
 export function encodeInetAddr(addr: string, af: AddressFamily): Buffer {
-  const out = Buffer.alloc(16);
-  const kind = isIP(addr);
-  if (af === AF_INET) {
-    if (kind !== 4) throw new TypeError(`expected an IPv4 address, received ${JSON.stringify(addr)}`);
-    addr.split('.').forEach((o, i) => (out[i] = Number(o)));
-    return out;
-  }
-  if (kind !== 6) throw new TypeError(`expected an IPv6 address, received ${JSON.stringify(addr)}`);
-  return ipv6Bytes(addr);
-}
-
-function ipv6Bytes(addr: string): Buffer {
-  const out = Buffer.alloc(16);
-  let s = addr;
-  const pct = s.indexOf('%');
-  if (pct >= 0) s = s.slice(0, pct);
-  // An embedded IPv4 tail ("::ffff:1.2.3.4") becomes two groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  if (v4) {
-    const o = v4[1].split('.').map(Number);
-    s = s.slice(0, -v4[1].length) + `${((o[0] << 8) | o[1]).toString(16)}:${((o[2] << 8) | o[3]).toString(16)}`;
-  }
-  const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
+  const want = af === AF_INET ? 4 : 6;
+  if (addressFamily(addr) !== want) throw new TypeError(`expected an IPv${want} address, received ${JSON.stringify(addr)}`);
+  return addressToBytes16(addr);
 }
 
 /** Textual form of a 16-byte (or 4-byte) nf_inet_addr. IPv6 in the canonical compressed form (RFC 5952). */
 export function decodeInetAddr(buf: Buffer, af: AddressFamily): string {
   return addressFromBytes(buf, af === AF_INET ? 4 : 6);
-}
-
-/** Canonical text of an address (so "fd00:0::1" and "fd00::1" compare equal). */
-export function canonicalAddr(addr: string): string {
-  const kind = isIP(addr);
-  if (kind === 4) return addr.split('.').map((o) => String(Number(o))).join('.');
-  if (kind === 6) return decodeInetAddr(ipv6Bytes(addr), AF_INET6);
-  throw new TypeError(`expected an IP address, received ${JSON.stringify(addr)}`);
 }
 
 // ---- attribute writer --------------------------------------------------------------------------

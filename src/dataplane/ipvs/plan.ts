@@ -10,9 +10,10 @@
 //   scheduled afresh, which is what XDP does.
 
 import { XdError } from '../../errors';
+import { canonicalAddress } from '../../net/inet';
 import type { DesiredService, DesiredState, Scheduler } from '../../state/types';
 import {
-  AF_INET, AF_INET6, FwdMethod, TunFlag, TunType, IPPROTO_TCP, IPPROTO_UDP, SvcFlag, canonicalAddr, hostPort, serviceLabel,
+  AF_INET, AF_INET6, FwdMethod, TunFlag, TunType, IPPROTO_TCP, IPPROTO_UDP, SvcFlag, hostPort, serviceLabel,
   AddressFamily, IpvsDest, IpvsDestEntry, IpvsService, IpvsServiceEntry, IpvsServiceKey,
 } from './codec';
 
@@ -63,11 +64,11 @@ export function unmapScheduler(schedName: string, flags: number): Scheduler | un
 
 export function serviceKeyString(s: IpvsServiceKey): string {
   if (s.fwmark) return `fwm:${s.af}:${s.fwmark}`;
-  return `${s.protocol}:${s.af}:${canonicalAddr(s.addr)}:${s.port}`;
+  return `${s.protocol}:${s.af}:${canonicalAddress(s.addr)}:${s.port}`;
 }
 
 export function destKeyString(d: Pick<IpvsDest, 'addr' | 'port'>): string {
-  return `${canonicalAddr(d.addr)}:${d.port}`;
+  return `${canonicalAddress(d.addr)}:${d.port}`;
 }
 
 export interface IpvsTarget {
@@ -109,7 +110,7 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
   }
   let addr: string;
   try {
-    addr = canonicalAddr(ds.vip);
+    addr = canonicalAddress(ds.vip);
   } catch {
     throw new XdError('XD_ERR_IPVS', `IPVS: service ${ds.name}: VIP ${JSON.stringify(ds.vip)} is not an IP address`);
   }
@@ -130,7 +131,7 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
     const where = `service ${ds.name} backend ${b.name}`;
     let baddr: string;
     try {
-      baddr = canonicalAddr(b.address);
+      baddr = canonicalAddress(b.address);
     } catch {
       throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: address ${JSON.stringify(b.address)} is not an IP address`);
     }

@@ -4,9 +4,8 @@
 import * as G from '../../bpf/layouts.generated';
 import { xdMap, XdMap, openPinnedXdMap } from '../../bpf/maps';
 import type { BpfObject } from '../../bpf/object';
-import { addressBytes, macFromString, macToString } from '../../net/neigh';
 import type { Family, TunnelSpec } from '../../state/types';
-import { addressFromBytes } from '../../config/address';
+import { addressFromBytes, addressToBytes16, formatMac, parseMac } from '../../net/inet';
 
 export const LAYOUT_VERSION = G.LAYOUT_VERSION;
 export const LAYOUT_HASH = G.LAYOUT_HASH;
@@ -63,20 +62,11 @@ export function readPinnedMeta(dir: string): G.XdMeta | undefined {
 }
 
 /** 16 bytes, network order; IPv4 in the first 4 (the layout's addr/vip fields). */
-export function addr16(address: string): Buffer {
-  const b = addressBytes(address);
-  if (b.length === 16) return b;
-  const out = Buffer.alloc(16);
-  b.copy(out, 0);
-  return out;
-}
-
-export function addrString(b: Buffer, family: Family): string {
-  return addressFromBytes(b, family);
-}
-
-export const macBytes = macFromString;
-export const macString = macToString;
+export const addr16 = addressToBytes16;
+/** Text of a layout's addr/vip field. */
+export const addrString = (b: Buffer, family: Family): string => addressFromBytes(b, family);
+export const macBytes = parseMac;
+export const macString = formatMac;
 
 export function zeroServiceStats(): G.XdServiceStats {
   return { packets: 0n, bytes: 0n, new_flows: 0n, no_backend: 0n };
