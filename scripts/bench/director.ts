@@ -14,10 +14,9 @@ import { liveFramesFlag, testRunAsync } from '../../src/bpf/testrun';
 import type { BpfMap } from '../../src/bpf/map';
 import { MAPS, XdBackendFlags, XdReason, XdSched } from '../../src/bpf/layouts.generated';
 import { xdMap } from '../../src/bpf/maps';
-import { isIPv4, isIPv6 } from 'node:net';
 import { buildMaglev, type MaglevBackend } from '../../src/maglev';
 import type { Logger } from '../../src/log';
-import { ipv4Bytes, ipv6Bytes, parseMac } from './packet';
+import { addressFamily, addressToBytes16, parseMac } from '../../src/net/inet';
 import { ToolError, toolWrap } from '../errors';
 
 /** Path of a compiled program: the product's dist/bpf/xdirector.bpf.o, a tool's dist/bpf/tools/<name>.bpf.o. */
@@ -223,8 +222,8 @@ export interface DirectorLimits {
 export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 4, maxBackends: 64, ringMax: 65537, flows: 262144 };
 
 function addrBytes(address: string): { family: 4 | 6; bytes: Buffer } {
-  if (isIPv4(address)) return { family: 4, bytes: Buffer.concat([ipv4Bytes(address), Buffer.alloc(12)]) };
-  if (isIPv6(address)) return { family: 6, bytes: ipv6Bytes(address) };
+  const family = addressFamily(address);
+  if (family !== undefined) return { family, bytes: addressToBytes16(address) };
   throw new ToolError('XD_ERR_BENCH', `"${address}" is not an IP address`);
 }
 

@@ -1,6 +1,6 @@
 // A small frame builder for the benchmarks: Ethernet + IPv4/IPv6 + TCP/UDP with
 // valid checksums, padded to a length. Pure (no addon, no I/O).
-import { isIPv4, isIPv6 } from 'node:net';
+import { addressFamily, addressToBytes, inetChecksum, parseMac, pseudoHeader } from '../../src/net/inet';
 import { XdError } from '../../src/errors';
 
 export const TCP_FIN = 0x01;
@@ -38,46 +38,10 @@ export interface Frame {
   ipEnd: number;
 }
 
-export function parseMac(mac: string): Buffer {
-  const parts = mac.split(':');
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) {
-    throw new XdError('XD_ERR_USAGE', `MAC address "${mac}" is not of the form aa:bb:cc:dd:ee:ff`);
-  }
-  return Buffer.from(parts.map((p) => parseInt(p, 16)));
-}
-
-export function ipv4Bytes(addr: string): Buffer {
-  if (!isIPv4(addr)) throw new XdError('XD_ERR_USAGE', `"${addr}" is not an IPv4 address`);
-  return Buffer.from(addr.split('.').map(Number));
-}
-
-export function ipv6Bytes(addr: string): Buffer {
-  if (!isIPv6(addr)) throw new XdError('XD_ERR_USAGE', `"${addr}" is not an IPv6 address`);
-  let [head, tail] = addr.includes('::') ? addr.split('::') : [addr, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
-}
-
-/** One's complement sum of 16-bit big-endian words (odd trailing byte padded). */
-function sum16(buf: Buffer, start = 0): number {
-  let s = start;
-  for (let i = 0; i + 1 < buf.length; i += 2) s += buf.readUInt16BE(i);
-  if (buf.length % 2) s += buf[buf.length - 1] << 8;
-  return s;
-}
-
-function fold(s: number): number {
-  while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
-  return s;
-}
-
-/** Internet checksum of a buffer (RFC 1071). */
-export function inetChecksum(buf: Buffer, start = 0): number {
-  return ~fold(sum16(buf, start)) & 0xffff;
+/** Network-order bytes of `addr`, which must be an IPv`family` address. */
+function addrBytes(addr: string, family: 4 | 6): Buffer {
+  if (addressFamily(addr) !== family) throw new XdError('XD_ERR_USAGE', `"${addr}" is not an IPv${family} address`);
+  return addressToBytes(addr);
 }
 
 export function buildFrame(spec: FrameSpec): Frame {
@@ -98,8 +62,8 @@ export function buildFrame(spec: FrameSpec): Frame {
   let src: Buffer;
   let dst: Buffer;
   if (spec.family === 4) {
-    src = ipv4Bytes(spec.src);
-    dst = ipv4Bytes(spec.dst);
+    src = addrBytes(spec.src, 4);
+    dst = addrBytes(spec.dst, 4);
     b[l3] = 0x45;
     b.writeUInt16BE(ipHdrLen + l4Len, l3 + 2);
     b.writeUInt16BE(0x4000, l3 + 6); // DF, no fragment
@@ -109,8 +73,8 @@ export function buildFrame(spec: FrameSpec): Frame {
     dst.copy(b, l3 + 16);
     b.writeUInt16BE(inetChecksum(b.subarray(l3, l3 + 20)), l3 + 10);
   } else {
-    src = ipv6Bytes(spec.src);
-    dst = ipv6Bytes(spec.dst);
+    src = addrBytes(spec.src, 6);
+    dst = addrBytes(spec.dst, 6);
     b.writeUInt32BE(0x60000000, l3);
     b.writeUInt16BE(l4Len, l3 + 4);
     b[l3 + 6] = protoNum;
@@ -133,20 +97,7 @@ export function buildFrame(spec: FrameSpec): Frame {
     csumOff = l4 + 6;
   }
   payload.copy(b, l4 + (spec.proto === 'tcp' ? 20 : 8));
-  // Pseudo-header sum + L4 header and payload.
-  const pseudo = Buffer.alloc(spec.family === 4 ? 12 : 40);
-  if (spec.family === 4) {
-    src.copy(pseudo, 0);
-    dst.copy(pseudo, 4);
-    pseudo[9] = protoNum;
-    pseudo.writeUInt16BE(l4Len, 10);
-  } else {
-    src.copy(pseudo, 0);
-    dst.copy(pseudo, 16);
-    pseudo.writeUInt32BE(l4Len, 32);
-    pseudo[39] = protoNum;
-  }
-  let c = inetChecksum(b.subarray(l4, ipEnd), sum16(pseudo));
+  let c = inetChecksum(pseudoHeader(src, dst, protoNum, l4Len), b.subarray(l4, ipEnd));
   if (spec.proto === 'udp' && c === 0) c = 0xffff; // RFC 768: 0 means "no checksum"
   b.writeUInt16BE(c, csumOff);
   return { bytes: b, sportOff: l4, csumOff, ipEnd };

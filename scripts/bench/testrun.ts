@@ -16,6 +16,7 @@ import { XdError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 import { loadDirector, loadPass, type BenchDirector, type PinnedProg } from './director';
 import { buildFrame, TCP_ACK, TCP_SYN, type FrameSpec } from './packet';
+import { formatMac } from '../../src/net/inet';
 import { round, roundSpread, spread } from './stats';
 import type { TestRunCase, TestRunData } from './types';
 import { ToolError } from '../errors';
@@ -95,7 +96,7 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
       const got = verdicts[r.retval] ?? String(r.retval);
       if (got !== f.k.expect) throw new ToolError('XD_ERR_BENCH', `test run "${f.k.name}": the director returned ${got}, expected ${f.k.expect} (is the service configured?)`);
       if (f.k.expect === 'XDP_TX') {
-        const dst = [...r.dataOut.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+        const dst = formatMac(r.dataOut.subarray(0, 6));
         if (!RS_MACS.includes(dst)) throw new ToolError('XD_ERR_BENCH', `test run "${f.k.name}": XDP_TX with destination MAC ${dst}, not a backend's`);
       }
     }

@@ -13,7 +13,7 @@
 // unicast. We send one (configurable) and accept any of the three on receive,
 // reporting which matched.
 
-import { addressFromBytes, addressToBytes, canonicalAddress, inetChecksum, pseudoHeader } from '../net/inet';
+import { addressFromBytes, addressToBytes, canonicalAddress, inetChecksum, parseAddress, pseudoHeader } from '../net/inet';
 
 export const VRRP_PROTO = 112;
 export const VRRP_MCAST4 = '224.0.0.18';
@@ -154,11 +154,7 @@ const drop = (reason: DropReason, message: string): DecodeResult => ({ ok: false
 
 /** Canonical text of a received source address; anything unparsable stays as it came (never throws). */
 function canonicalIpOrRaw(address: string): string {
-  try {
-    return canonicalIp(address);
-  } catch {
-    return address;
-  }
+  return parseAddress(address)?.text ?? address;
 }
 
 /**

@@ -119,7 +119,7 @@ export class VrrpMachine {
       intervalMs: cfg.version === 2 ? cfg.intervalMs : undefined,
       password: cfg.password,
       checkTtl: cfg.unicastPeers.length === 0,
-      peers: cfg.unicastPeers.length > 0 ? cfg.unicastPeers.map(canonicalIp) : undefined,
+      peers: cfg.unicastPeers.length > 0 ? cfg.unicastPeers.map(canonicalAddress) : undefined,
     };
     this.counters = {
       received: 0,

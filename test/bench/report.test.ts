@@ -2,25 +2,17 @@
 // the markdown report. No kernel, no addon.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildFrame, inetChecksum, TCP_SYN } from '../../scripts/bench/packet';
+import { buildFrame, TCP_SYN } from '../../scripts/bench/packet';
+import { inetChecksum, pseudoHeader } from '../../src/net/inet';
 import { spread } from '../../scripts/bench/stats';
 import { barChartSvg, esc, lineChartSvg, niceAxis } from '../../scripts/bench/svg';
 import { markdown, runStem } from '../../scripts/bench/report';
 import type { BenchResult } from '../../scripts/bench/types';
 
-/** Sum of the L4 segment plus pseudo-header: a correct checksum makes the folded sum 0xffff (checksum of it is 0). */
+/** A correct L4 checksum makes the checksum over pseudo-header + segment 0. */
 function l4Verifies(frame: Buffer, family: 4 | 6, l4: number, end: number, proto: number): boolean {
-  const pseudo = family === 4 ? Buffer.alloc(12) : Buffer.alloc(40);
-  if (family === 4) {
-    frame.copy(pseudo, 0, 26, 34);
-    pseudo[9] = proto;
-    pseudo.writeUInt16BE(end - l4, 10);
-  } else {
-    frame.copy(pseudo, 0, 22, 54);
-    pseudo.writeUInt32BE(end - l4, 32);
-    pseudo[39] = proto;
-  }
-  return inetChecksum(Buffer.concat([pseudo, frame.subarray(l4, end)])) === 0;
+  const [src, dst] = family === 4 ? [frame.subarray(26, 30), frame.subarray(30, 34)] : [frame.subarray(22, 38), frame.subarray(38, 54)];
+  return inetChecksum(pseudoHeader(src, dst, proto, end - l4), frame.subarray(l4, end)) === 0;
 }
 
 const mac = { srcMac: '02:00:00:00:00:10', dstMac: '02:00:00:00:00:02' };
