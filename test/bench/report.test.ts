@@ -35,7 +35,7 @@ describe('bench frame builder', () => {
   });
 
   it('rejects a malformed MAC address with the expected form in the message', () => {
-    assert.throws(() => buildFrame({ ...mac, dstMac: '02:00:00', family: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 'tcp', sport: 1, dport: 2 }), /aa:bb:cc:dd:ee:ff/);
+    assert.throws(() => buildFrame({ ...mac, dstMac: '02:00:00', family: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 'tcp', sport: 1, dport: 2 }), /expected a MAC address like "02:00:00:00:00:11", received "02:00:00"/);
   });
 });
 
