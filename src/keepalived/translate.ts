@@ -5,7 +5,7 @@
 // equivalent is returned in `unsupported` (file:line, the statement, what is lost) and, where it
 // helps the reader, also left as a comment in the YAML.
 
-import { isIP } from 'node:net';
+import { addressFamily } from '../net/inet';
 import { serviceSchema } from '../config/schema';
 import type { Stmt } from './parse';
 
@@ -198,10 +198,10 @@ class Translator {
         const port = Number(e.args[0]);
         if (range) {
           for (let k = Number(range[2]); k <= Number(range[3]); k++) endpoints.push({ vip: `${range[1]}${k}`, port });
-        } else if (isIP(e.keyword)) endpoints.push({ vip: e.keyword, port });
+        } else if (addressFamily(e.keyword) !== undefined) endpoints.push({ vip: e.keyword, port });
         else this.lost(e, 'not an address (or IPv4 range) and port');
       }
-    } else if (isIP(vs.args[0] ?? '') && /^\d+$/.test(vs.args[1] ?? '')) {
+    } else if (addressFamily(vs.args[0] ?? '') !== undefined && /^\d+$/.test(vs.args[1] ?? '')) {
       endpoints = [{ vip: vs.args[0]!, port: Number(vs.args[1]) }];
     } else {
       this.lost(vs, 'expected "virtual_server ADDRESS PORT", "group NAME" or "fwmark N"');
@@ -271,7 +271,7 @@ class Translator {
     const ct = checks.map((c) => child(c, 'connect_timeout')?.args[0]).find(Boolean);
     const retry = checks.map((c) => child(c, 'retry')?.args[0] ?? child(c, 'nb_get_retry')?.args[0]).find(Boolean);
     return endpoints.map((e) => ({
-      name: isIP(e.vip) === 6 ? `${e.vip}-${e.port}` : `${e.vip}:${e.port}`,
+      name: addressFamily(e.vip) === 6 ? `${e.vip}-${e.port}` : `${e.vip}:${e.port}`,
       fields: [{ key: 'vip', value: q(e.vip) }, { key: 'port', value: String(e.port) }, ...fields],
       backends,
       mysql,

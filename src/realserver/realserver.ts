@@ -15,7 +15,7 @@
 
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import { isIP } from 'node:net';
+import { addressFamily, parseAddress } from '../net/inet';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { XdError } from '../errors';
@@ -38,11 +38,11 @@ export interface Vip {
 
 export function parseVip(text: string): Vip {
   const [addr, pfx] = text.split('/');
-  const fam = isIP(addr ?? '');
-  if (fam === 0) throw new XdError('XD_ERR_USAGE', `--vip ${text}: not an IPv4 or IPv6 address (write e.g. 10.0.0.100 or fd00::100)`);
+  const fam = addressFamily(addr ?? '');
+  if (fam === undefined) throw new XdError('XD_ERR_USAGE', `--vip ${text}: not an IPv4 or IPv6 address (write e.g. 10.0.0.100 or fd00::100)`);
   const max = fam === 4 ? 32 : 128;
   if (pfx !== undefined && Number(pfx) !== max) throw new XdError('XD_ERR_USAGE', `--vip ${text}: a VIP on lo is a host address: write it without a prefix or with /${max}`);
-  return { address: addr!, family: fam as 4 | 6, prefix: max };
+  return { address: addr!, family: fam, prefix: max };
 }
 
 function sysctlPath(key: string): string {
@@ -86,7 +86,7 @@ async function addresses(): Promise<Map<string, AddrInfo[]>> {
   return new Map(links.map((l) => [l.ifname, l.addr_info ?? []]));
 }
 
-const canon = (a: string) => (isIP(a) === 6 ? new URL(`http://[${a}]/`).hostname.slice(1, -1) : a);
+const canon = (a: string) => parseAddress(a)?.text ?? a;
 
 export interface SetupOptions {
   vips: Vip[];
