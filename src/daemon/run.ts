@@ -11,6 +11,7 @@ import { startApiServer } from '../api/server';
 import { buildDesired, DesiredOutput, ServiceCfg } from './desired';
 import { renderMetrics } from './metrics';
 import { DrainStore } from './drains';
+import { SystemdNotifier } from '../systemd/notify';
 
 type Config = ReturnType<typeof import('../config').loadConfig>;
 
@@ -399,8 +400,10 @@ export async function runDaemon(configFile: string, opts: { logLevel?: string } 
   }
   const log = createLogger({ level });
   const d = new Daemon(configFile, log);
+  const sd = new SystemdNotifier(log.child({ component: 'systemd' }));
   try {
     await d.start();
+    sd.ready(`serving (config ${configFile})`);
   } catch (err) {
     log.error({ err }, (err as Error).message);
     await d.stop().catch(() => undefined);
@@ -410,14 +413,18 @@ export async function runDaemon(configFile: string, opts: { logLevel?: string } 
   return new Promise<number>((resolve) => {
     let done = false;
     const finish = (code: number) => { if (!done) { done = true; resolve(code); } };
-    d.onStop = finish;
+    d.onStop = (code) => { sd.stopping(); finish(code); };
     const onSignal = (sig: string) => {
       log.info({ signal: sig }, 'stopping');
+      sd.stopping();
       void d.stop().then(() => finish(0), (err) => { log.error({ err }, 'stop failed'); finish(1); });
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGHUP', () => { void d.reload().catch(() => undefined); });
+    process.on('SIGHUP', () => {
+      sd.reloading();
+      void d.reload().then((r) => sd.reloaded(r.message), (err) => sd.reloaded(`reload failed, the previous config keeps serving: ${(err as Error).message}`));
+    });
   });
 }
 

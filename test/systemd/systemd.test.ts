@@ -1,0 +1,178 @@
+// systemd: the shipped unit passes `systemd-analyze verify`; the daemon, run with only the
+// unit's capabilities and a NOTIFY_SOCKET this test listens on, sends READY=1 once it serves,
+// WATCHDOG=1 at half WATCHDOG_USEC, RELOADING=1/READY=1 on SIGHUP and STOPPING=1 on SIGTERM;
+// logs carry level names and the hostname, with a syslog priority prefix for the journal.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { journalLine, prettyLine } from '../../src/log';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const BIN = path.join(ROOT, 'bin/xdirector.js');
+const UNIT = path.join(ROOT, 'systemd/xdirector.service');
+const P = `xtsd${process.pid % 100000}`;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${P}-`));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
+
+/** The unit with the binary path pointing at this checkout (verify checks that ExecStart exists). */
+function unitCopy(edit: (s: string) => string = (s) => s): string {
+  const dir = fs.mkdtempSync(path.join(tmp, 'unit-'));
+  const f = path.join(dir, 'xdirector.service');
+  fs.writeFileSync(f, edit(fs.readFileSync(UNIT, 'utf8').replaceAll('/usr/local/bin/xdirector', BIN)));
+  return f;
+}
+
+/** The unit's capability set, as setpriv wants it: "+net_admin,+net_raw,...". */
+function unitCaps(): string {
+  const line = /^CapabilityBoundingSet=(.*)$/m.exec(fs.readFileSync(UNIT, 'utf8'))![1]!;
+  return line.trim().split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
+}
+
+describe('the systemd unit', () => {
+  it('passes systemd-analyze verify', () => {
+    const r = sh('systemd-analyze', ['verify', unitCopy()]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.trim(), '');
+  });
+
+  it('is Type=notify with SIGHUP reload, restart on failure, a runtime directory and limited capabilities', () => {
+    const u = fs.readFileSync(UNIT, 'utf8');
+    for (const re of [/^Type=notify$/m, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m, /^Restart=on-failure$/m, /^RuntimeDirectory=xdirector$/m, /^WatchdogSec=/m, /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON$/m]) assert.match(u, re);
+    assert.doesNotMatch(u.replace(/^#.*$/gm, ''), /CAP_SYS_ADMIN/);
+  });
+
+  it('a broken unit fails verify (the check can fail)', () => {
+    const r = sh('systemd-analyze', ['verify', unitCopy((s) => s.replace(BIN, '/nonexistent/xdirector'))]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /nonexistent/);
+  });
+});
+
+describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabilities only)', () => {
+  const ns = `${P}n`;
+  const sock = path.join(tmp, 'notify.sock');
+  const msgs: { t: number; m: string }[] = [];
+  let listener: ChildProcess;
+  let daemon: ChildProcess;
+  let exited: Promise<number | null>;
+  const daemonLog: string[] = [];
+  const cfg = path.join(tmp, 'c.yaml');
+
+  async function waitMsg(re: RegExp, from: number, timeoutMs: number): Promise<{ t: number; m: string }> {
+    const t0 = Date.now();
+    for (;;) {
+      const m = msgs.slice(from).find((x) => re.test(x.m));
+      if (m) return m;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`no ${re} within ${timeoutMs} ms; got ${JSON.stringify(msgs.map((x) => x.m))}\n${daemonLog.slice(-10).join('\n')}`);
+      await sleep(20);
+    }
+  }
+
+  before(async () => {
+    for (const a of [['netns', 'add', ns], ['netns', 'add', `${ns}p`], ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `${ns}p`], ['-n', ns, 'link', 'set', 'lo', 'up'], ['-n', ns, 'addr', 'add', '10.66.0.1/24', 'dev', 'eth0'], ['-n', ns, 'link', 'set', 'eth0', 'up'], ['-n', `${ns}p`, 'link', 'set', 'eth0', 'up']]) {
+      const r = sh('ip', a);
+      assert.equal(r.status, 0, `ip ${a.join(' ')}: ${r.stderr}`);
+    }
+    fs.writeFileSync(cfg, [
+      `instance: ${P}`, 'interface: eth0', 'dataplane: xdp',
+      `xdp: { mode: generic, pin_dir: /sys/fs/bpf/${P}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
+      `admin: { socket: ${path.join(tmp, 'admin.sock')} }`,
+      'services:', '  - { name: s, vip: 10.66.0.100, port: 3306, check: none, backends: [ { address: 10.66.0.11, mac: "02:00:00:00:00:11" } ] }',
+      'vrrp:', '  - { name: V, vrid: 9, priority: 150, version: 3, advert_interval: 100ms, vips: [10.66.0.100/32] }', '',
+    ].join('\n'));
+    // A unix datagram listener (Python: Node has none), one JSON line per datagram.
+    listener = spawn('python3', ['-u', '-c', 'import socket,sys,time,json\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("{}",flush=True)\nwhile True:\n  d=s.recv(65536)\n  print(json.dumps({"t":time.monotonic()*1000,"m":d.decode()}),flush=True)', sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let buf = '';
+    let bound!: () => void;
+    const isBound = new Promise<void>((r) => (bound = r));
+    listener.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines) {
+        if (l === '{}') bound();
+        else msgs.push(JSON.parse(l));
+      }
+    });
+    await isBound;
+    const caps = unitCaps();
+    daemon = spawn('nsenter', [`--net=/run/netns/${ns}`, 'setpriv', '--bounding-set', `-all,${caps}`, '--inh-caps', `-all,${caps}`, '--ambient-caps', `-all,${caps}`, process.execPath, BIN, 'run', '-c', cfg], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '300000', XDIRECTOR_LOG_FORMAT: 'journal' },
+    });
+    exited = new Promise((r) => daemon.once('exit', (c) => r(c)));
+    for (const s of [daemon.stdout!, daemon.stderr!]) s.on('data', (d: Buffer) => daemonLog.push(...d.toString().split('\n').filter(Boolean)));
+  });
+
+  after(async () => {
+    if (daemon && daemon.exitCode === null && daemon.signalCode === null) {
+      daemon.kill('SIGKILL');
+      await exited;
+    }
+    listener?.kill('SIGTERM');
+    spawnSync('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, 'stop', '--detach', '-c', cfg]);
+    for (const n of [ns, `${ns}p`]) sh('ip', ['netns', 'del', n]);
+    fs.rmSync(`/sys/fs/bpf/${P}`, { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('sends READY=1 with its own pid once it serves', async () => {
+    const ready = await waitMsg(/^READY=1$/m, 0, 40_000);
+    assert.match(ready.m, new RegExp(`^MAINPID=${daemon.pid}$`, 'm'), 'nsenter and setpriv exec: the daemon is the spawned pid');
+    assert.match(ready.m, /^STATUS=serving/m);
+    const st = sh('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, 'status', '--json', '--socket', path.join(tmp, 'admin.sock')]);
+    assert.equal(st.status, 0, st.stderr);
+    assert.equal(JSON.parse(st.stdout).dataplane.kind, 'xdp', 'XDP loaded and attached with CAP_BPF CAP_PERFMON CAP_NET_ADMIN only');
+  });
+
+  it('sends WATCHDOG=1 at half WATCHDOG_USEC (300 ms → every 150 ms)', async () => {
+    const from = msgs.length;
+    await sleep(1200);
+    const w = msgs.slice(from).filter((x) => x.m === 'WATCHDOG=1');
+    assert.ok(w.length >= 5, `only ${w.length} WATCHDOG=1 in 1.2 s`);
+    const gaps = w.slice(1).map((x, i) => x.t - w[i]!.t);
+    assert.ok(Math.max(...gaps) < 300, `a watchdog gap reached the timeout: ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+  });
+
+  it('sends RELOADING=1 then READY=1 around a SIGHUP reload', async () => {
+    const from = msgs.length;
+    daemon.kill('SIGHUP');
+    const r = await waitMsg(/^RELOADING=1$/m, from, 10_000);
+    assert.match(r.m, /^MONOTONIC_USEC=\d+$/m);
+    const ready = await waitMsg(/^READY=1$/m, from, 20_000);
+    assert.ok(ready.t >= r.t);
+  });
+
+  it('logs level names and the hostname, each line prefixed with its syslog priority for journald', () => {
+    const line = daemonLog.find((l) => l.startsWith('<6>'));
+    assert.ok(line, daemonLog.slice(0, 3).join('\n'));
+    const o = JSON.parse(line!.slice(3));
+    assert.equal(o.level, 'info');
+    assert.equal(o.hostname, os.hostname());
+  });
+
+  it('sends STOPPING=1 on SIGTERM and exits 0', async () => {
+    const from = msgs.length;
+    daemon.kill('SIGTERM');
+    await waitMsg(/^STOPPING=1$/m, from, 10_000);
+    assert.equal(await exited, 0);
+  });
+});
+
+describe('log formats', () => {
+  const line = JSON.stringify({ level: 'warn', time: Date.UTC(2026, 0, 1, 12, 0, 1, 5), pid: 1, hostname: 'h', component: 'vrrp', instance: 'VI_1', msg: 'became MASTER' });
+
+  it('journal lines carry the syslog priority of their level', () => {
+    assert.equal(journalLine(line + '\n'), `<4>${line}\n`);
+    assert.match(journalLine('{"level":"error","msg":"x"}'), /^<3>/);
+  });
+
+  it('pretty lines read as time, level, component, message and fields', () => {
+    process.env.NO_COLOR = '1';
+    assert.match(prettyLine(line), /^\d\d:\d\d:01\.005 WARN  \[vrrp\] became MASTER  instance=VI_1\n$/);
+  });
+});
