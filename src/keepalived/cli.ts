@@ -8,13 +8,15 @@ import { parseConfig } from '../config/load';
 import { parseKeepalivedFile } from './parse';
 import { translateKeepalived } from './translate';
 
-export const IMPORT_USAGE = `usage: xdirector import-keepalived FILE [-o OUT] [--strict] [--interface IF] [--instance NAME]
+export const IMPORT_USAGE = `usage: xdirector import-keepalived FILE [-o OUT] [--strict] [--interface IF] [--instance NAME] [--tunnel-source ADDR]
 
 Translate a keepalived.conf (with its includes) into an xdirector config.
   -o, --output OUT   write the config to OUT (default: standard output)
   --strict           exit 3 when something has no equivalent (listed on standard error either way)
   --interface IF     the director interface when no vrrp_instance names one
   --instance NAME    instance name (default: global_defs router_id)
+  --tunnel-source ADDR  the director's address real servers see on tunnelled packets (lb_kind TUN;
+                     default: a vrrp_instance's unicast_src_ip of the same family)
 Lines translated by judgement carry a "# keepalived:" comment.`;
 
 /** Exit codes: 0 done, 1 the result does not load (a bug: reported), 2 usage, 3 --strict and something was left out. */
@@ -29,6 +31,7 @@ export async function importKeepalivedMain(argv: string[]): Promise<number> {
         strict: { type: 'boolean' },
         interface: { type: 'string' },
         instance: { type: 'string' },
+        'tunnel-source': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -42,7 +45,7 @@ export async function importKeepalivedMain(argv: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new XdError('XD_ERR_USAGE', `import-keepalived needs one keepalived.conf file\n${IMPORT_USAGE}`);
   const file = positionals[0]!;
-  const result = translateKeepalived(parseKeepalivedFile(file), { interface: values.interface, instance: values.instance });
+  const result = translateKeepalived(parseKeepalivedFile(file), { interface: values.interface, instance: values.instance, tunnelSource: values['tunnel-source'] });
   // The output must load: a translation check-config refuses is a bug, reported as such.
   try {
     parseConfig(result.yaml, values.output ?? `${file} (imported)`);

@@ -22,6 +22,8 @@ export interface ImportOptions {
   interface?: string;
   /** Overrides the instance name taken from global_defs router_id. */
   instance?: string;
+  /** The director's own addresses real servers see as the outer source of tunnelled packets (lb_kind TUN). */
+  tunnelSource?: string[];
 }
 
 const where = (s: Stmt) => `${s.file}:${s.line}`;
@@ -99,6 +101,9 @@ class Translator {
   private vsGroups = new Map<string, Stmt>();
   private scripts = new Map<string, Stmt>();
   private globals?: Stmt;
+  /** tunnel.source_v4 / source_v6: [address, judgement or undefined when given on the command line]. */
+  private tunnelSrc = new Map<4 | 6, [string, string | undefined]>();
+  private tunnelUsed = new Set<4 | 6>();
 
   constructor(private readonly stmts: Stmt[], private readonly opts: ImportOptions) {}
 
@@ -111,7 +116,10 @@ class Translator {
       if (s.keyword === 'virtual_server_group' && s.args[0]) this.vsGroups.set(s.args[0], s);
       if (s.keyword === 'vrrp_script' && s.args[0]) this.scripts.set(s.args[0], s);
       if (s.keyword === 'global_defs') this.globals = s;
+      const src = s.keyword === 'vrrp_instance' ? child(s, 'unicast_src_ip')?.args[0] : undefined;
+      if (src && isIP(src) && !this.tunnelSrc.has(isIP(src) as 4 | 6)) this.tunnelSrc.set(isIP(src) as 4 | 6, [src, `unicast_src_ip of vrrp_instance ${s.args[0]}: the director's own address, the outer source real servers see`]);
     }
+    for (const a of this.opts.tunnelSource ?? []) if (isIP(a)) this.tunnelSrc.set(isIP(a) as 4 | 6, [a, undefined]);
     const services: ServiceOut[] = [];
     const instances: Stmt[] = [];
     for (const s of this.stmts) {
@@ -143,6 +151,13 @@ class Translator {
       o.line(2, 'password_file: "/etc/xdirector/monitor.pw"', 'put the monitor password in this file (mode 0600); passwords are never inline');
     }
     this.health(o, services);
+    if (this.tunnelUsed.size) {
+      o.line(0, 'tunnel:');
+      for (const f of [4, 6] as const) {
+        const src = this.tunnelUsed.has(f) ? this.tunnelSrc.get(f) : undefined;
+        if (src) o.line(2, `source_v${f}: ${q(src[0])}`, src[1]);
+      }
+    }
     o.line(0, services.length ? 'services:' : 'services: []');
     for (const s of services) {
       o.line(2, `- name: ${q(s.name)}`);
@@ -220,8 +235,14 @@ class Translator {
     if (sched.lost) this.lost(child(vs, 'lb_algo') ?? vs, sched.lost);
     fields.push(...sched.fields);
     if (kind === 'TUN') {
-      if ('forwarding' in serviceSchema.shape) fields.push({ key: 'forwarding', value: 'tunnel' });
-      else this.lost(child(vs, 'lb_kind') ?? child(vs, 'lvs_method')!, 'tunnel forwarding is not in this xdirector build: DR is used, so real servers must share the L2 segment');
+      const fams = new Set(endpoints.map((e) => isIP(e.vip) as 4 | 6));
+      const kindStmt = child(vs, 'lb_kind') ?? child(vs, 'lvs_method')!;
+      if (!('forwarding' in serviceSchema.shape)) this.lost(kindStmt, 'tunnel forwarding is not in this xdirector build: DR is used, so real servers must share the L2 segment');
+      else if ([...fams].some((f) => !this.tunnelSrc.has(f))) this.lost(kindStmt, `tunnel forwarding needs the director's own IPv${[...fams].find((f) => !this.tunnelSrc.has(f))} address as the outer source and keepalived.conf does not say it: DR is used; rerun with --tunnel-source ADDR`);
+      else {
+        fields.push({ key: 'forwarding', value: 'tunnel', why: 'lb_kind TUN: IPIP encapsulation to each real server (xdirector realserver setup --tunnel on them)' });
+        for (const f of fams) this.tunnelUsed.add(f);
+      }
     } else if (kind === 'NAT') {
       this.lost(child(vs, 'lb_kind') ?? child(vs, 'lvs_method') ?? vs, `NAT${get('lb_kind') || get('lvs_method') ? '' : ' (keepalived\'s default)'} has no equivalent: xdirector forwards in DR mode, so each real server needs the VIP on lo and its own route to the clients (xdirector realserver setup)`);
     }

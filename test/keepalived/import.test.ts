@@ -101,6 +101,23 @@ describe('keepalived.conf translation', () => {
     assert.ok(unsupported.some((u) => /20-services\.conf:10: sorry_server/.test(u)), unsupported.join('\n'));
   });
 
+  it('turns lb_kind TUN into forwarding: tunnel, with the unicast_src_ip as the outer source', () => {
+    const { cfg } = imported('split/keepalived.conf');
+    assert.deepEqual(cfg.services.map((s) => s.forwarding), ['tunnel', 'tunnel', 'dr']);
+    assert.equal(cfg.tunnel.sourceV4, '10.77.0.1');
+  });
+
+  it('keeps DR for lb_kind TUN when no director address is known, and says to pass --tunnel-source', () => {
+    const conf = path.join(tmp, 'tun.conf');
+    fs.writeFileSync(conf, 'virtual_server 10.5.0.1 3306 {\n lb_kind TUN\n real_server 10.6.0.2 3306 {\n }\n}\n');
+    const r = translateKeepalived(parseKeepalivedFile(conf));
+    assert.equal(parseConfig(r.yaml, 'tun').services[0]!.forwarding, 'dr');
+    assert.ok(r.unsupported.some((u) => /tun\.conf:2: lb_kind TUN: .*rerun with --tunnel-source ADDR/.test(u)), r.unsupported.join('\n'));
+    const withSrc = translateKeepalived(parseKeepalivedFile(conf), { tunnelSource: ['10.5.0.9'] });
+    const c = parseConfig(withSrc.yaml, 'tun');
+    assert.deepEqual([c.services[0]!.forwarding, c.tunnel.sourceV4], ['tunnel', '10.5.0.9']);
+  });
+
   it('lists what has no equivalent with file and line: mail, vrrp_strict, sync groups, NAT, HTTP/SSL checks', () => {
     const { unsupported, cfg } = imported('docs-sample.conf');
     for (const re of [/:4: notification_email/, /:13: vrrp_strict/, /:18: vrrp_sync_group VG1/, /:45: lb_kind NAT/, /:51: HTTP_GET/, /:70: SSL_GET/, /:39: smtp_alert/]) {
