@@ -117,9 +117,13 @@ class Translator {
       if (s.keyword === 'vrrp_script' && s.args[0]) this.scripts.set(s.args[0], s);
       if (s.keyword === 'global_defs') this.globals = s;
       const src = s.keyword === 'vrrp_instance' ? child(s, 'unicast_src_ip')?.args[0] : undefined;
-      if (src && isIP(src) && !this.tunnelSrc.has(isIP(src) as 4 | 6)) this.tunnelSrc.set(isIP(src) as 4 | 6, [src, `unicast_src_ip of vrrp_instance ${s.args[0]}: the director's own address, the outer source real servers see`]);
+      const srcFam = src ? addressFamily(src) : undefined;
+      if (src && srcFam && !this.tunnelSrc.has(srcFam)) this.tunnelSrc.set(srcFam, [src, `unicast_src_ip of vrrp_instance ${s.args[0]}: the director's own address, the outer source real servers see`]);
     }
-    for (const a of this.opts.tunnelSource ?? []) if (isIP(a)) this.tunnelSrc.set(isIP(a) as 4 | 6, [a, undefined]);
+    for (const a of this.opts.tunnelSource ?? []) {
+      const f = addressFamily(a);
+      if (f) this.tunnelSrc.set(f, [a, undefined]);
+    }
     const services: ServiceOut[] = [];
     const instances: Stmt[] = [];
     for (const s of this.stmts) {
@@ -235,7 +239,7 @@ class Translator {
     if (sched.lost) this.lost(child(vs, 'lb_algo') ?? vs, sched.lost);
     fields.push(...sched.fields);
     if (kind === 'TUN') {
-      const fams = new Set(endpoints.map((e) => isIP(e.vip) as 4 | 6));
+      const fams = new Set(endpoints.map((e) => addressFamily(e.vip)!));
       const kindStmt = child(vs, 'lb_kind') ?? child(vs, 'lvs_method')!;
       if (!('forwarding' in serviceSchema.shape)) this.lost(kindStmt, 'tunnel forwarding is not in this xdirector build: DR is used, so real servers must share the L2 segment');
       else if ([...fams].some((f) => !this.tunnelSrc.has(f))) this.lost(kindStmt, `tunnel forwarding needs the director's own IPv${[...fams].find((f) => !this.tunnelSrc.has(f))} address as the outer source and keepalived.conf does not say it: DR is used; rerun with --tunnel-source ADDR`);
