@@ -5,7 +5,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../log';
 import { XdError } from '../errors';
-import type { Dataplane, DesiredState } from '../state/types';
+import type { Dataplane, DesiredState, PinnedBackend } from '../state/types';
+import type { InitialHealth } from '../health/types';
 import { Neighbours } from '../net/neigh';
 import { startApiServer } from '../api/server';
 import { buildDesired, DesiredOutput, ServiceCfg } from './desired';
@@ -97,7 +98,7 @@ export class Daemon {
     this.drained = this.drains.load();
     if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
     this.dataplane = await openDataplane(this.cfg, this.log);
-    await this.startHealth();
+    await this.startHealth(await this.adoptedHealth());
     await this.refreshMacs();
     await this.reconcile('start');
     await this.startVrrp();
@@ -124,13 +125,25 @@ export class Daemon {
     return JSON.stringify({ m: (cfg as any).monitor, h: (cfg as any).health, services });
   }
 
-  private async startHealth(): Promise<void> {
+  /**
+   * After a hot restart over adopted XDP maps: the states the backends were
+   * pinned in, for health to start from (issue: the first result alone must not
+   * decide, one slow first login would re-hash a healthy backend's flows).
+   */
+  private async adoptedHealth(): Promise<InitialHealth | undefined> {
+    const dp = this.dataplane as Dataplane & { adopted?: boolean; pinnedBackends?: () => PinnedBackend[] };
+    if (!dp.adopted || !dp.pinnedBackends) return undefined;
+    const { initialFromPinned } = await import('../health/adopt');
+    return initialFromPinned(serviceCfgs(this.cfg), dp.pinnedBackends());
+  }
+
+  private async startHealth(initial?: InitialHealth): Promise<void> {
     const services = serviceCfgs(this.cfg);
     if (!services.some((s) => s.check !== 'none')) return;
     const { HealthMonitor } = await import('../health/monitor');
-    const hm = new HealthMonitor({ services, monitor: (this.cfg as any).monitor, health: (this.cfg as any).health, log: this.log.child({ component: 'health' }) });
+    const hm = new HealthMonitor({ services, monitor: (this.cfg as any).monitor, health: (this.cfg as any).health, log: this.log.child({ component: 'health' }), ...(initial ? { initial } : {}) });
     hm.on('change', () => { if (this.health === hm) this.kick('health'); });
-    // The first round decides up/down; until it completes every backend would count as down.
+    // Without a seed the first round decides up/down; until it completes every backend would count as down.
     const first = hm.nextRound();
     hm.start();
     const h = (this.cfg as any).health ?? {};

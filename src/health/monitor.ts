@@ -36,6 +36,7 @@ import type {
   HealthBackendConfig,
   HealthServiceConfig,
   HealthSnapshot,
+  InitialHealth,
 } from './types';
 
 export interface HealthMonitorOptions {
@@ -45,6 +46,12 @@ export interface HealthMonitorOptions {
   /** Required when any backend uses check 'mysql'. */
   monitor?: MonitorConfig | MonitorConfigInput;
   health?: HealthConfig | HealthConfigInput;
+  /**
+   * Start from these states instead of "not checked yet" (a hot restart over an
+   * adopted dataplane: src/health/adopt.ts). A seeded backend needs `fall`
+   * failures to go down and `rise` successes to come up, from the first round on.
+   */
+  initial?: InitialHealth;
   log: Logger;
 }
 
@@ -186,6 +193,29 @@ export class HealthMonitor extends EventEmitter {
       if (e.check !== 'mysql') e.h.role = 'none';
     }
     for (const s of this.services) if (needsWriter(s)) this.writers.set(s.name, null);
+    if (opts.initial) this.seed(opts.initial);
+  }
+
+  /** Backends start as `initial` says (see HealthMonitorOptions.initial). */
+  private seed(initial: InitialHealth): void {
+    const seeded: string[] = [];
+    for (const e of this.entries) {
+      const i = initial.backends.get(e.key);
+      if (!i) continue;
+      e.rf = { up: i.up, okStreak: 0, failStreak: 0 };
+      e.h.up = i.up;
+      if (e.check === 'mysql') {
+        e.knownRole = i.up && i.role ? i.role : 'unknown';
+        e.h.role = i.up ? e.knownRole : 'unknown';
+        e.reader = { up: i.readerEligible === true, okStreak: 0, failStreak: 0 };
+        e.h.readerEligible = i.up && i.readerEligible === true;
+      }
+      seeded.push(`${e.name} ${i.up ? 'up' : 'down'}${e.check === 'mysql' && i.up && i.role ? ` (${i.role})` : ''}`);
+    }
+    for (const [service, key] of Object.entries(initial.writers ?? {})) {
+      if (this.writers.has(service) && this.byKey.get(key)?.h.up) this.writers.set(service, key);
+    }
+    if (seeded.length) this.log.info({ seeded }, `health starts from the adopted dataplane: ${seeded.join(', ')}; the first results count towards rise/fall`);
   }
 
   /** Start checking (first round at once). Throws XdError if the monitor password cannot be read. */

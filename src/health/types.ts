@@ -142,3 +142,23 @@ export interface ComputedService {
   writer?: string;
   alerts: string[];
 }
+
+/**
+ * Where a backend starts before its first check result (a hot restart over a
+ * dataplane that kept forwarding): the first results then count towards rise or
+ * fall like any later one, instead of deciding up/down on their own.
+ */
+export interface InitialBackendState {
+  up: boolean;
+  /** The role it was serving in (writer of a writer pool: 'primary'; reader: 'replica'). */
+  role?: BackendRole;
+  /** It was in a readers pool. */
+  readerEligible?: boolean;
+}
+
+export interface InitialHealth {
+  /** By backend key. */
+  backends: ReadonlyMap<string, InitialBackendState>;
+  /** The established writer per service (by service name: backend key). */
+  writers?: Readonly<Record<string, string>>;
+}

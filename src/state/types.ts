@@ -118,3 +118,12 @@ export interface Dataplane {
   /** Stop using the dataplane. keepState=true (default): leave the kernel state (program attached, maps pinned / IPVS services) for a hot restart. */
   close(opts?: { keepState?: boolean }): Promise<void>;
 }
+
+/** One backend of one service as an adopted dataplane held it (hot restart). */
+export interface PinnedBackend {
+  vip: string;
+  port: number;
+  proto: Proto;
+  address: string;
+  state: BackendState;
+}

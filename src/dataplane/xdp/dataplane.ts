@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Dataplane, DataplaneStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
+import type { PinnedBackend, Dataplane, DataplaneStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
 import { BpfObject, openPinnedProgram, removePinDir } from '../../bpf/object';
 import { getNative } from '../../bpf/native';
 import * as xdp from '../../bpf/xdp';
@@ -177,7 +177,10 @@ export class XdpDataplane implements Dataplane {
       const prog = obj.program();
       XdpDataplane.attachProgram(dir, ifc, prog, o.mode, log);
       const dp = new XdpDataplane(o, dir, obj, ifc.ifindex, prog.id, maps, adopt);
-      if (adopt) dp.adoptModel();
+      if (adopt) {
+        dp.adoptModel();
+        dp.pinned = dp.pinnedFromModel();
+      }
       log.info({ interface: o.ifname, mode: o.mode, programId: prog.id, pinDir: dir, adopted: adopt }, adopt ? 'XDP program reloaded over the pinned maps' : 'XDP program loaded and attached');
       return dp;
     } catch (err) {
@@ -255,7 +258,29 @@ export class XdpDataplane implements Dataplane {
     }
   }
 
-    /** Rebuild the model (service ids, backend indexes, generations) from the pinned maps. */
+    /**
+   * The backends of each service as the pinned maps held them when this
+   * instance adopted them (empty for a fresh load): what health starts from
+   * after a hot restart (src/health/adopt.ts).
+   */
+  pinnedBackends(): PinnedBackend[] {
+    return this.pinned.map((p) => ({ ...p }));
+  }
+  private pinned: PinnedBackend[] = [];
+
+  private pinnedFromModel(): PinnedBackend[] {
+    const byId = new Map([...this.model.services.values()].map((s) => [s.id, s.key]));
+    const out: PinnedBackend[] = [];
+    for (const b of this.model.backends.values()) {
+      const k = byId.get(b.serviceId);
+      if (!k) continue;
+      const state = b.flags & L.BE_FLAG.DOWN ? 'down' : b.flags & L.BE_FLAG.DRAINING ? 'draining' : 'active';
+      out.push({ vip: k.vip, port: k.port, proto: k.proto, address: b.address, state });
+    }
+    return out;
+  }
+
+  /** Rebuild the model (service ids, backend indexes, generations) from the pinned maps. */
   private adoptModel(): void {
     const m = emptyModel();
     for (const [k, v] of this.maps.svc.entries()) {

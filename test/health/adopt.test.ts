@@ -1,0 +1,164 @@
+// Hot restart: health starts from the states the adopted dataplane was pinned
+// with, and the first results count towards rise/fall instead of deciding alone
+// (one slow first login must not mark a healthy writer down and re-hash its flows).
+//
+// Resources: TCP listeners on 127.0.0.1 port 0 (closed in after()); for the last
+// test a namespace xad<pid> with the veth peer xad<pid>b, the veth xad<pid>a here
+// (program attached in generic mode) and pins under /sys/fs/bpf/xad<pid>, removed
+// in after().
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import pino from 'pino';
+import { HealthMonitor } from '../../src/health/monitor';
+import { computeBackends } from '../../src/health/pools';
+import { initialFromPinned, type AdoptableService } from '../../src/health/adopt';
+import type { HealthSnapshot } from '../../src/health/types';
+import { XdpDataplane } from '../../src/dataplane/xdp/dataplane';
+import type { DesiredBackend, DesiredState } from '../../src/state/types';
+import { captureLog } from './cluster';
+
+const PREFIX = `xad${process.pid}`;
+const servers: net.Server[] = [];
+let cleanupKernel = false;
+after(async () => {
+  for (const s of servers) await new Promise<void>((r) => s.close(() => r()));
+  if (cleanupKernel) {
+    try { XdpDataplane.detachInstance(`/sys/fs/bpf/${PREFIX}`, 'i1', `${PREFIX}a`, pino({ level: 'silent' })); } catch { /* gone */ }
+    try { execFileSync('ip', ['link', 'del', `${PREFIX}a`], { stdio: 'ignore' }); } catch { /* gone */ }
+    try { execFileSync('ip', ['netns', 'del', PREFIX], { stdio: 'ignore' }); } catch { /* gone */ }
+    fs.rmSync(`/sys/fs/bpf/${PREFIX}`, { recursive: true, force: true });
+  }
+});
+
+/** A port where nothing listens (a listener opened and closed). */
+async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** Runs `rounds` check rounds and returns the snapshot after each. */
+async function rounds(hm: HealthMonitor, n: number): Promise<HealthSnapshot[]> {
+  const out: HealthSnapshot[] = [];
+  hm.start();
+  try {
+    for (let i = 0; i < n; i++) {
+      await hm.nextRound();
+      out.push(hm.snapshot());
+    }
+  } finally {
+    await hm.stop();
+  }
+  return out;
+}
+
+const RW: AdoptableService = { name: 'rw', vip: '10.203.0.100', port: 3306, protocol: 'tcp', check: 'mysql', pool: 'writer', backends: [{ address: '10.203.0.11', port: 3306, name: 'db1' }, { address: '10.203.0.12', port: 3306, name: 'db2' }] };
+const RO: AdoptableService = { name: 'ro', vip: '10.203.0.101', port: 3306, protocol: 'tcp', check: 'mysql', pool: 'readers', backends: [{ address: '10.203.0.11', port: 3306, name: 'db1' }, { address: '10.203.0.12', port: 3306, name: 'db2' }, { address: '10.203.0.13', port: 3306, name: 'db3' }] };
+
+test('pinned states become initial health: the active writer-pool backend is the writer, active readers are eligible replicas, down everywhere is down', () => {
+  const init = initialFromPinned([RW, RO], [
+    { vip: RW.vip, port: 3306, proto: 'tcp', address: '10.203.0.11', state: 'active' },
+    { vip: RW.vip, port: 3306, proto: 'tcp', address: '10.203.0.12', state: 'down' },
+    { vip: RO.vip, port: 3306, proto: 'tcp', address: '10.203.0.11', state: 'down' },
+    { vip: RO.vip, port: 3306, proto: 'tcp', address: '10.203.0.12', state: 'active' },
+    { vip: RO.vip, port: 3306, proto: 'tcp', address: '10.203.0.13', state: 'down' },
+  ]);
+  assert.deepEqual(Object.fromEntries(init.backends), {
+    '10.203.0.11:3306': { up: true, role: 'primary' },
+    '10.203.0.12:3306': { up: true, role: 'replica', readerEligible: true },
+    '10.203.0.13:3306': { up: false },
+  });
+  assert.deepEqual(init.writers, { rw: '10.203.0.11:3306' });
+});
+
+test('a backend the pinned maps do not hold gets no initial state (its first result decides, as for a new backend)', () => {
+  const init = initialFromPinned([RW], [{ vip: '10.203.0.200', port: 3306, proto: 'tcp', address: '10.203.0.11', state: 'active' }]);
+  assert.equal(init.backends.size, 0);
+});
+
+test('a backend that starts up from the pinned state needs fall failures to go down', async () => {
+  const port = await deadPort();
+  const svc = { name: 'web', check: 'tcp' as const, backends: [{ address: '127.0.0.1', port, name: 'w1' }] };
+  const hm = new HealthMonitor({
+    services: [svc], health: { interval: 50, timeout: 40, fall: 3, rise: 2 }, log: captureLog().log,
+    initial: { backends: new Map([[`127.0.0.1:${port}`, { up: true }]]) },
+  });
+  const snaps = await rounds(hm, 3);
+  assert.deepEqual(snaps.map((s) => s.backends[0]!.up), [true, true, false]);
+  assert.deepEqual(snaps.map((s) => computeBackends(svc, s, new Set()).backends[0]!.state), ['active', 'active', 'down']);
+});
+
+test('the pinned writer stays the writer through a failed first login, until fall failures', async () => {
+  const port = await deadPort();
+  process.env.XD_ADOPT_TEST_PW = 'x';
+  const svc = { name: 'rw', check: 'mysql' as const, pool: 'writer' as const, backends: [{ address: '127.0.0.1', port, name: 'db1' }] };
+  const key = `127.0.0.1:${port}`;
+  const hm = new HealthMonitor({
+    services: [svc], monitor: { user: 'monitor', password_env: 'XD_ADOPT_TEST_PW', connect_timeout: 40 }, health: { interval: 60, timeout: 40, fall: 2, rise: 2 }, log: captureLog().log,
+    initial: { backends: new Map([[key, { up: true, role: 'primary' as const }]]), writers: { rw: key } },
+  });
+  const snaps = await rounds(hm, 2);
+  assert.equal(snaps[0]!.backends[0]!.consecutiveFail, 1, 'the first login failed');
+  assert.equal(snaps[0]!.writers.rw, key);
+  assert.equal(computeBackends(svc, snaps[0]!, new Set(), snaps[0]!.writers.rw ?? undefined).backends[0]!.state, 'active');
+  assert.equal(snaps[1]!.backends[0]!.up, false, 'down after fall (2) failures');
+  assert.equal(snaps[1]!.writers.rw, null);
+});
+
+test('a backend pinned down needs rise successes to come up', async () => {
+  const s = net.createServer((c) => c.destroy());
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  servers.push(s);
+  const port = (s.address() as net.AddressInfo).port;
+  const svc = { name: 'web', check: 'tcp' as const, backends: [{ address: '127.0.0.1', port, name: 'w1' }] };
+  const hm = new HealthMonitor({
+    services: [svc], health: { interval: 50, timeout: 40, fall: 3, rise: 2 }, log: captureLog().log,
+    initial: { backends: new Map([[`127.0.0.1:${port}`, { up: false }]]) },
+  });
+  const snaps = await rounds(hm, 2);
+  assert.deepEqual(snaps.map((x) => x.backends[0]!.up), [false, true]);
+});
+
+test('a re-opened XDP dataplane reports each backend in the state it was pinned in', async () => {
+  cleanupKernel = true;
+  const sh = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (!fs.existsSync('/sys/fs/bpf')) execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
+  sh(['netns', 'add', PREFIX]);
+  sh(['link', 'add', `${PREFIX}a`, 'type', 'veth', 'peer', 'name', `${PREFIX}b`, 'netns', PREFIX]);
+  sh(['link', 'set', `${PREFIX}a`, 'up']);
+  fs.mkdirSync(`/sys/fs/bpf/${PREFIX}`);
+  const log = pino({ level: 'silent' });
+  const opts = { instance: 'i1', ifname: `${PREFIX}a`, mode: 'generic' as const, pinDir: `/sys/fs/bpf/${PREFIX}`, ringMax: 251, maxServices: 4, maxBackends: 16, flowTableSize: 1024, objectPath: path.resolve(__dirname, '../../bpf/xdirector.bpf.o'), log };
+  const be = (n: number, state: DesiredBackend['state']): DesiredBackend => ({ key: `10.203.0.1${n}:3306`, name: `db${n}`, address: `10.203.0.1${n}`, port: 3306, family: 4, weight: state === 'active' ? 1 : 0, state, mac: `02:00:00:00:03:1${n}` });
+  const state: DesiredState = { services: [
+    { name: 'rw', vip: RW.vip, port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'maglev', size: 251 }, onEmpty: 'pass', backends: [be(1, 'active'), be(2, 'down')] },
+    { name: 'ro', vip: RO.vip, port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'maglev', size: 251 }, onEmpty: 'pass', backends: [be(1, 'down'), be(2, 'active'), be(3, 'draining')] },
+  ] };
+  const first = await XdpDataplane.open(opts);
+  try {
+    await first.apply(state);
+    assert.deepEqual(first.pinnedBackends(), [], 'a fresh load adopted nothing');
+  } finally {
+    await first.close({ keepState: true });
+  }
+  const second = await XdpDataplane.open(opts);
+  try {
+    assert.equal(second.adopted, true);
+    const pinned = second.pinnedBackends().map((p) => `${p.vip} ${p.address} ${p.state}`).sort();
+    assert.deepEqual(pinned, [
+      `${RW.vip} 10.203.0.11 active`, `${RW.vip} 10.203.0.12 down`,
+      `${RO.vip} 10.203.0.11 down`, `${RO.vip} 10.203.0.12 active`, `${RO.vip} 10.203.0.13 draining`,
+    ].sort());
+    const init = initialFromPinned([RW, RO], second.pinnedBackends());
+    assert.deepEqual(init.writers, { rw: '10.203.0.11:3306' });
+    assert.deepEqual([...init.backends.entries()].map(([k, v]) => `${k} ${v.up ? 'up' : 'down'}`).sort(), ['10.203.0.11:3306 up', '10.203.0.12:3306 up', '10.203.0.13:3306 up']);
+  } finally {
+    await second.close({ keepState: false });
+  }
+});
