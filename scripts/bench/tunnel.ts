@@ -14,8 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BpfObject, testRun, u32 } from '../../src/bpf';
 import * as G from '../../src/bpf/layouts.generated';
-import { addressToBytes } from '../../src/config/address';
-import { macFromString } from '../../src/net/neigh';
+import { addressToBytes, parseMac as macFromString } from '../../src/net/inet';
 
 const DIST = path.resolve(__dirname, '../..'); // dist/
 const DIRECTOR = path.join(DIST, 'bpf/xdirector.bpf.o');
