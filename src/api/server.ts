@@ -14,6 +14,8 @@ export interface ApiHandlers {
   metrics(): Promise<string>;
   drain(backend: string): Promise<unknown>;
   undrain(backend: string): Promise<unknown>;
+  /** Withdraw (true) or re-announce (false) every BGP VIP of this director. */
+  drainDirector(on: boolean): Promise<unknown>;
   dataplane(kind: string): Promise<unknown>;
   reload(): Promise<unknown>;
   stop(opts: { detach: boolean }): Promise<unknown>;
@@ -49,6 +51,7 @@ export async function startApiServer(socketPath: string, h: ApiHandlers, log: Lo
     'GET /metrics': async () => ({ text: await h.metrics() }),
     'POST /drain': async (b) => ({ json: await h.drain(str(b, 'backend')) }),
     'POST /undrain': async (b) => ({ json: await h.undrain(str(b, 'backend')) }),
+    'POST /drain-director': async (b) => ({ json: await h.drainDirector(b.on === true) }),
     'POST /dataplane': async (b) => ({ json: await h.dataplane(str(b, 'kind')) }),
     'POST /reload': async () => ({ json: await h.reload() }),
     'POST /stop': async (b) => ({ json: await h.stop({ detach: b.detach === true }) }),

@@ -6,3 +6,6 @@ export type { BirdReply, BirdLine, BirdProtocol } from './birdc';
 export { birdCommand } from './control';
 export { BgpSpeaker } from './speaker';
 export type { BgpStatus, BgpNeighbourStatus } from './speaker';
+export { servableVips } from './servable';
+export type { Servable, ServableInput } from './servable';
+export { assertVipsNotLocal } from './local';

@@ -45,6 +45,13 @@ export function formatStatus(st: any): string {
   for (const v of st.vrrp ?? []) {
     out.push(`vrrp ${v.name}: ${v.state} vrid ${v.vrid} priority ${v.effectivePriority ?? v.priority}${v.vips ? ` vips ${v.vips.join(' ')}` : ''}`);
   }
+  if (st.bgp) {
+    const b = st.bgp;
+    out.push(`bgp: bird ${b.daemon.running ? `pid ${b.daemon.pid}` : `not running${b.daemon.lastExit ? ` (${b.daemon.lastExit})` : ''}`}${b.daemon.restarts ? `, ${b.daemon.restarts} restart(s)` : ''}${b.directorDrained ? ', DIRECTOR DRAINED' : ''}`);
+    for (const n of b.neighbours ?? []) out.push(`  neighbour ${n.name} ${n.address} AS ${n.as}: ${n.state}${n.since ? ` since ${n.since}` : ''}${n.bfd ? ', bfd' : ''}, ${n.exported} prefix(es) announced${n.lastError ? `, last error: ${n.lastError}` : ''}`);
+    out.push(`  announced: ${(b.announced ?? []).join(' ') || 'none'}`);
+    for (const [vip, why] of Object.entries(b.withdrawnBecause ?? {})) out.push(`  withdrawn ${vip}: ${why}`);
+  }
   if (st.dataplane?.reasons) {
     const r = Object.entries(st.dataplane.reasons).filter(([, v]) => (v as number) > 0).map(([k, v]) => `${k}=${human(v as number)}`);
     if (r.length) out.push(`verdicts: ${r.join(' ')}`);

@@ -15,6 +15,9 @@ commands:
   check-config -c FILE            validate a config file and print the services it describes
   status [--json]                 services, backends, health, flows and counters (like ipvsadm -Ln --stats)
   drain BACKEND | undrain BACKEND no new flows to BACKEND (name or address:port); established flows finish
+  drain --director | undrain --director
+                                  withdraw (re-announce) this director's BGP VIPs: the routers send new
+                                  flows to the other directors; established flows finish
   dataplane xdp|ipvs              switch the live dataplane without moving a flow
   reload                          re-read the config file (same as SIGHUP)
   metrics                         Prometheus metrics
@@ -87,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
       instance: { type: 'string' },
       json: { type: 'boolean' },
       detach: { type: 'boolean' },
+      director: { type: 'boolean' },
       'log-level': { type: 'string' },
     },
   });
@@ -119,6 +123,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'drain':
     case 'undrain': {
+      if (values.director) {
+        if (positionals.length) throw new XdError('XD_ERR_USAGE', `${cmd} --director takes no BACKEND (it ${cmd === 'drain' ? 'withdraws' : 're-announces'} the whole director)`);
+        const r = await apiCall<any>(await socketFor(values), 'POST', '/drain-director', { on: cmd === 'drain' });
+        process.stdout.write(`${r.message}\n`);
+        return 0;
+      }
       const backend = positionals[0];
       if (!backend) throw new XdError('XD_ERR_USAGE', `${cmd} needs a BACKEND (its name or address:port)`);
       const r = await apiCall<any>(await socketFor(values), 'POST', `/${cmd}`, { backend });

@@ -33,5 +33,15 @@ export function renderMetrics(st: any): string {
   metric('xdirector_alerts', 'Active alerts (split brain, no writer, empty readers).', 'gauge', [[{}, (st.health?.alerts ?? []).length]]);
   metric('xdirector_health_split_brain_total', 'Times two writable servers were seen at once.', 'counter', [[{}, st.health?.counters?.splitBrain ?? 0]]);
   metric('xdirector_vrrp_master', 'VRRP instance is MASTER.', 'gauge', (st.vrrp ?? []).map((v: any) => [{ instance: v.name ?? v.instance }, v.state === 'MASTER' ? 1 : 0]));
+  const bgp = st.bgp;
+  if (bgp) {
+    metric('xdirector_bgp_session_established', 'BGP session with the neighbour is Established.', 'gauge', bgp.neighbours.map((n: any) => [{ neighbour: n.name, address: n.address, state: n.state }, n.established ? 1 : 0]));
+    metric('xdirector_bgp_prefixes_exported', 'Prefixes announced to the neighbour.', 'gauge', bgp.neighbours.map((n: any) => [{ neighbour: n.name, address: n.address }, n.exported]));
+    const announced = new Set<string>(bgp.announced);
+    const vips = [...new Set<string>([...bgp.announced, ...bgp.wanted, ...Object.keys(bgp.withdrawnBecause ?? {})])];
+    metric('xdirector_bgp_vip_announced', 'The VIP is announced by this director.', 'gauge', vips.map((v) => [{ vip: v }, announced.has(v) ? 1 : 0]));
+    metric('xdirector_bgp_daemon_restarts_total', 'Times the BGP daemon (bird) was restarted after exiting.', 'counter', [[{}, bgp.daemon.restarts]]);
+    metric('xdirector_director_drained', 'The whole director is drained (no VIP announced).', 'gauge', [[{}, bgp.directorDrained ? 1 : 0]]);
+  }
   return lines.join('\n') + '\n';
 }

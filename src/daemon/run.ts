@@ -13,6 +13,7 @@ import { buildDesired, DesiredOutput, ServiceCfg } from './desired';
 import { renderMetrics } from './metrics';
 import { DrainStore } from './drains';
 import { SystemdNotifier } from '../systemd/notify';
+import { servableVips } from '../bgp/servable';
 
 type Config = ReturnType<typeof import('../config').loadConfig>;
 
@@ -76,6 +77,10 @@ export class Daemon {
   private drained = new Set<string>();
   private health: any = null;
   private vrrp: any[] = [];
+  private bgp: import('../bgp/speaker').BgpSpeaker | null = null;
+  /** Last time a backend's state or weight changed (BGP start-up hold-down). */
+  private backendsChangedAt = Date.now();
+  private bgpAnnouncedOnce = false;
   private api?: { close(): Promise<void> };
   private last?: DesiredOutput;
   private lastApplyError: string | null = null;
@@ -102,11 +107,13 @@ export class Daemon {
     await this.refreshMacs();
     await this.reconcile('start');
     await this.startVrrp();
+    await this.startBgp();
     this.api = await startApiServer(this.cfg.admin.socket, {
       status: async () => this.status(),
       metrics: async () => renderMetrics(await this.status()),
       drain: async (b) => this.setDrain(b, true),
       undrain: async (b) => this.setDrain(b, false),
+      drainDirector: async (on) => this.drainDirector(on),
       dataplane: async (k) => this.switchDataplane(k),
       reload: async () => this.reload(),
       stop: async ({ detach }) => {
@@ -164,6 +171,69 @@ export class Daemon {
       await inst.start();
     }
     this.timers.push(setInterval(() => { for (const v of this.vrrp) this.updateTracking(v); }, 500));
+  }
+
+  /** The whole-director drain, kept like backend drains (atomic, refused if unsafe): ["director"] while drained. */
+  private get directorDrain(): DrainStore {
+    return new DrainStore(path.join(path.dirname(this.cfg.admin.socket), `${this.cfg.instance}.director-drained.json`));
+  }
+
+  /** BGP: announce the VIPs this director can serve (src/bgp), withdraw the others. */
+  private async startBgp(): Promise<void> {
+    if (!this.cfg.bgp) return;
+    const { BgpSpeaker, assertVipsNotLocal } = await import('../bgp');
+    assertVipsNotLocal(this.cfg.bgp.announce.map((a) => a.vip));
+    const sp = new BgpSpeaker({ cfg: this.cfg.bgp, instance: this.cfg.instance, log: this.log.child({ component: 'bgp' }) });
+    await sp.start();
+    this.bgp = sp;
+    if (this.directorDrain.load().has('director')) {
+      this.log.info('director drain restored from the previous run: no VIP is announced until undrain --director');
+      await sp.setDirectorDrained(true, new Set());
+    }
+    this.updateBgp();
+    this.timers.push(setInterval(() => this.updateBgp(), 500));
+  }
+
+  private updateBgp(): void {
+    if (!this.bgp || this.stopping) return;
+    const dp = this.dataplane as Dataplane & { attached?: () => boolean };
+    const attached = dp.kind !== 'xdp' || (dp.attached?.() ?? false);
+    const s = servableVips({
+      announce: this.cfg.bgp!.announce.map((a) => a.vip),
+      services: this.last?.state.services ?? [],
+      dataplaneReady: attached && this.lastApplyError === null,
+      dataplaneReason: attached ? `the last apply failed: ${this.lastApplyError}` : `the XDP program is not attached to ${this.cfg.interface}`,
+      healthReady: !this.cfg.services.some((x) => x.check !== 'none') || (this.health !== null && this.health.snapshot().round >= 1),
+      holdDown: this.bgpAnnouncedOnce ? undefined : this.bgpHoldDown(),
+    });
+    if (s.servable.size > 0) this.bgpAnnouncedOnce = true;
+    this.bgp.setServable(s.servable, s.reasons);
+  }
+
+  /**
+   * Before its first announcement a director waits until its backend states have been steady for
+   * fall x interval (at least 2 s): a health view still settling gives a ring that differs from
+   * the other directors', and flows ECMP moves here would be sent to another backend.
+   */
+  private bgpHoldDown(): string | undefined {
+    const h = this.cfg.health as { interval?: number; fall?: number };
+    const need = Math.max(2000, (h.fall ?? 3) * (h.interval ?? 1000));
+    const since = Date.now() - this.backendsChangedAt;
+    return since >= need ? undefined : `starting: backend states changed ${(since / 1000).toFixed(1)} s ago; the first announcement waits until they are steady for ${(need / 1000).toFixed(1)} s`;
+  }
+
+  /** Drain the whole director: withdraw every VIP (established flows keep coming through ECMP's other paths). */
+  async drainDirector(on: boolean): Promise<{ message: string }> {
+    if (!this.bgp) throw new XdError('XD_ERR_USAGE', `drain --director withdraws this director's BGP announcements, but ${this.configFile} has no bgp section: drain backends by name instead, or add bgp`);
+    // Written before it takes effect: a drain that could not be saved is not applied.
+    if (on) this.directorDrain.save(['director']);
+    else this.directorDrain.remove();
+    await this.bgp.setDirectorDrained(on, new Set());
+    if (!on) this.updateBgp();
+    await this.bgp.syncNow();
+    const st = this.bgp.status();
+    this.log.info({ announced: st.announced }, on ? 'director drained: every VIP withdrawn; established flows finish' : 'director undrained');
+    return { message: on ? `director drained: withdrew ${this.cfg.bgp!.announce.map((a) => a.vip).join(', ')}; established flows finish through the other directors` : `director undrained: announcing ${st.announced.join(', ') || 'nothing yet (no servable VIP)'}` };
   }
 
   private updateTracking(inst: any): void {
@@ -244,6 +314,7 @@ export class Daemon {
       for (const b of s.backends) {
         const k = `${s.name}/${b.key}`;
         const now = `${b.state}/${b.weight}`;
+        if (before.get(k) !== now) this.backendsChangedAt = Date.now();
         if (before.get(k) !== now) this.log.info({ service: s.name, backend: b.name, state: b.state, weight: b.weight, was: before.get(k) ?? 'new' }, `${s.name}: backend ${b.name} is ${b.state} (weight ${b.weight})`);
       }
     }
@@ -261,6 +332,7 @@ export class Daemon {
     this.describeChanges(this.last?.state, out.state);
     this.last = out;
     for (const v of this.vrrp) this.updateTracking(v);
+    this.updateBgp();
     this.log.debug({ reason }, 'dataplane reconciled');
   }
 
@@ -298,6 +370,7 @@ export class Daemon {
       if (JSON.stringify(next.xdp) !== JSON.stringify(this.cfg.xdp)) restartNeeded.push('xdp');
       if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin)) restartNeeded.push('admin');
       if (JSON.stringify((next as any).vrrp) !== JSON.stringify((this.cfg as any).vrrp)) restartNeeded.push('vrrp');
+      if (JSON.stringify(next.bgp) !== JSON.stringify(this.cfg.bgp)) restartNeeded.push('bgp');
       if (restartNeeded.length) {
         const err = new XdError('XD_ERR_CONFIG_INVALID', `${this.configFile}: ${restartNeeded.join(', ')} cannot change on reload; the running config stays; restart xdirector to apply them`);
         this.log.error({ err }, err.message);
@@ -370,6 +443,7 @@ export class Daemon {
       drained: [...this.drained],
       unresolved: (this.last?.unresolved ?? []).map((u) => ({ ...u, error: this.macErrors.get(u.backend) ?? this.macErrors.get(u.backend.split(':')[0]) ?? 'not resolved yet' })),
       vrrp: this.vrrp.map((v) => v.status()),
+      bgp: this.bgp ? this.bgp.status() : null,
     };
   }
 
@@ -392,6 +466,8 @@ export class Daemon {
   private async doStop(opts: { detach?: boolean }): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
+    // Withdraw first: the routers move new flows to the other directors while this one still forwards.
+    if (this.bgp) await this.bgp.stop().catch((err: unknown) => this.log.error({ err }, 'bgp stop failed'));
     await this.chain.catch(() => undefined);
     for (const v of this.vrrp) await v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp stop failed'));
     if (this.health) await this.health.stop().catch((err: unknown) => this.log.error({ err }, 'health stop failed'));
