@@ -5,8 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Fabric, Sessions, SessionRow, Director, VIP } from './fabric';
-import { clientScript } from '../../src/lab/client';
-import { runIn, sleep } from '../../src/lab/exec';
+import { clientScript } from '../../scripts/lab/client';
+import { runIn, sleep } from '../../scripts/lab/exec';
 
 const f = new Fabric('bg');
 let d1: Director, d2: Director, d3: Director, d4: Director;

@@ -16,9 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { ChildProcess } from 'node:child_process';
 import YAML from 'yaml';
-import { run, runIn, spawnIn, waitChildExit, sleep } from '../../src/lab/exec';
-import { MariaDB } from '../../src/lab/mariadb';
-import { defaultXdpPassObject } from '../../src/lab/topology';
+import { run, runIn, spawnIn, waitChildExit, sleep } from '../../scripts/lab/exec';
+import { MariaDB } from '../../scripts/lab/mariadb';
+import { defaultXdpPassObject } from '../../scripts/lab/topology';
 
 export const ROOT = path.resolve(__dirname, '../../..');
 export const BIN = path.join(ROOT, 'bin', 'xdirector.js');
