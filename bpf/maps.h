@@ -2,9 +2,11 @@
 /*
  * maps.h: the maps of the xdirector XDP program (kernel only).
  *
- * Names carry a layout version suffix (_v1): a layout change gets a new map
+ * Names carry a layout version suffix (_vN): a layout change gets a new map
  * name, never a silent reinterpretation of a pinned map (Cilium
- * LB4_SERVICES_MAP_V2). Keys and values are defined in include/xdirector.h.
+ * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
+ * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -59,17 +61,58 @@ struct {
 	__type(value, __u32);
 } xd_ring_v1 SEC(".maps");
 
-/* Flow table: client 5-tuple -> backend index + backend generation, so an
+/* Flow tables: client 5-tuple -> backend index + backend generation, so an
  * established flow keeps its backend when the ring changes (LRU: the kernel
- * evicts the least recently used flow when full). Key: struct xd_flow_key. */
+ * evicts the least recently used flow when full). Only flows whose client sent
+ * a packet after its opening one (TCP: the handshake's ACK; UDP: a second
+ * datagram), and flows taken over mid-stream, enter them, at most
+ * new_flow_rate a second per CPU: a spoofed SYN flood cannot evict them.
+ * One table per family, so IPv4 (nearly all traffic) hashes a 16-byte key.
+ * Shared by all CPUs (not per CPU as Katran's): a flow whose packets move to
+ * another CPU (RSS change, failover to a director with another queue layout)
+ * keeps its backend. Key: struct xd_flow4_key / xd_flow_key (family 6). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_FLOWS);
+	__type(key, struct xd_flow4_key);
+	__type(value, struct xd_flow);
+} xd_flow4_v2 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XD_MAX_FLOWS);
 	__type(key, struct xd_flow_key);
 	__type(value, struct xd_flow);
-} xd_flow_v1 SEC(".maps");
+} xd_flow6_v2 SEC(".maps");
 
-/* Per-service counters, per CPU. Key: __u32 service id. */
+/* Embryonic tables: flows that sent only their opening packet (TCP SYN, first
+ * UDP datagram), with the backend the ring gave them, until the client's next
+ * packet promotes them into the flow table. Small LRUs: a flood of spoofed
+ * SYNs churns these and nothing else. Keys as the flow tables'. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_EMBRYONIC);
+	__type(key, struct xd_flow4_key);
+	__type(value, struct xd_flow);
+} xd_emb4_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_EMBRYONIC);
+	__type(key, struct xd_flow_key);
+	__type(value, struct xd_flow);
+} xd_emb6_v1 SEC(".maps");
+
+/* New-flow rate guard window and embryonic counters, per CPU. Key: __u32 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xd_guard);
+} xd_guard_v1 SEC(".maps");
+
+/* Per-service counters, per CPU (see struct xd_service_stats: the program
+ * counts only no_backend here). Key: __u32 service id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XD_MAX_SERVICES);
@@ -77,16 +120,17 @@ struct {
 	__type(value, struct xd_service_stats);
 } xd_svcst_v1 SEC(".maps");
 
-/* Per-backend counters, per CPU. Key: __u32 backend index. */
+/* Per-backend counters, per CPU: the only counter a forwarded packet touches
+ * on the established path. Key: __u32 backend index. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XD_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct xd_backend_stats);
-} xd_best_v1 SEC(".maps");
+} xd_best_v2 SEC(".maps");
 
-/* Per-verdict-reason counters, per CPU: every packet lands in exactly one.
- * Key: __u32 enum xd_reason. */
+/* Per-verdict-reason counters, per CPU: every packet lands in exactly one
+ * (XD_R_TX_FLOW_HIT in xd_best_v2.flow_hits instead). Key: __u32 enum xd_reason. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XD_R_MAX);

@@ -49,6 +49,17 @@ const volatile __u32 match_dst_mac = 0;
 const volatile __u8 self_mac[ETH_ALEN] = {};
 
 /*
+ * New-flow rate guard: at most this many flows a second per CPU enter the flow
+ * tables (promotions from the embryonic tables and flows taken over
+ * mid-stream); above it a flow is forwarded by the ring without an entry
+ * (XD_R_TX_NO_TRACK, counted in xd_guard.limited) and tried again on its next
+ * packet. Like Katran's max_conn_rate, but behind the embryonic tables, so it
+ * only has to stop floods that complete a fake handshake or send bare ACKs.
+ * 0 = no limit.
+ */
+const volatile __u32 new_flow_rate = 0;
+
+/*
  * BTF anchor for the enums of xdirector.h, never read by the program: clang
  * only emits BTF for types that a global, a map or a function signature
  * references, and the map layouts store these enums in __u8/__u32 fields.
@@ -71,9 +82,11 @@ _Static_assert(sizeof(struct xd_service) == 16, "xd_service layout");
 _Static_assert(sizeof(struct xd_backend) == 36, "xd_backend layout");
 _Static_assert(sizeof(struct xd_tunnel) == 40, "xd_tunnel layout");
 _Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
+_Static_assert(sizeof(struct xd_flow4_key) == 16, "xd_flow4_key layout");
+_Static_assert(sizeof(struct xd_guard) == 32, "xd_guard layout");
 _Static_assert(sizeof(struct xd_flow) == 16, "xd_flow layout");
 _Static_assert(sizeof(struct xd_service_stats) == 32, "xd_service_stats layout");
-_Static_assert(sizeof(struct xd_backend_stats) == 32, "xd_backend_stats layout");
+_Static_assert(sizeof(struct xd_backend_stats) == 40, "xd_backend_stats layout");
 _Static_assert(sizeof(struct xd_reason_stats) == 16, "xd_reason_stats layout");
 _Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
 
@@ -85,6 +98,8 @@ _Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
 /* A flow's last_seen_ns is rewritten at most this often, so an established
  * flow does not dirty its map entry (a shared cache line) on every packet. */
 #define XD_LAST_SEEN_REFRESH_NS 1000000000ULL
+/* The rate guard's window. */
+#define XD_GUARD_WINDOW_NS 1000000000ULL
 
 /* pick_backend() result when a map lookup failed (control-plane bug: service
  * id or ring index beyond the loaded map sizes). */
@@ -329,26 +344,6 @@ static __always_inline __u32 pick_backend(const struct xd_service *svc,
 	return idx;
 }
 
-static __always_inline void count_forward(__u32 svc_id, __u32 be_idx,
-					  __u64 bytes, __u64 new_flow)
-{
-	struct xd_service_stats *ss;
-	struct xd_backend_stats *bs;
-
-	ss = bpf_map_lookup_elem(&xd_svcst_v1, &svc_id);
-	if (ss) {
-		ss->packets++;
-		ss->bytes += bytes;
-		ss->new_flows += new_flow;
-	}
-	bs = bpf_map_lookup_elem(&xd_best_v1, &be_idx);
-	if (bs) {
-		bs->packets++;
-		bs->bytes += bytes;
-		bs->new_flows += new_flow;
-	}
-}
-
 static __always_inline void count_no_backend(__u32 svc_id)
 {
 	struct xd_service_stats *ss = bpf_map_lookup_elem(&xd_svcst_v1, &svc_id);
@@ -382,6 +377,70 @@ static __always_inline int tunnel_forward(struct xdp_md *ctx, const struct xd_ba
 	return action;
 }
 
+/*
+ * The flow tables and the embryonic tables, by family. One call site per map
+ * (never a pointer chosen at run time), so the verifier inlines each lookup.
+ */
+static __always_inline struct xd_flow *flow_lookup(int v4, const struct xd_flow4_key *k4,
+						   const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_flow4_v2, k4);
+	return bpf_map_lookup_elem(&xd_flow6_v2, k6);
+}
+
+static __always_inline void flow_insert(int v4, const struct xd_flow4_key *k4,
+					const struct xd_flow_key *k6, const struct xd_flow *f)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_flow4_v2, k4, f, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_flow6_v2, k6, f, BPF_ANY);
+}
+
+static __always_inline struct xd_flow *emb_lookup(int v4, const struct xd_flow4_key *k4,
+						  const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_emb4_v1, k4);
+	return bpf_map_lookup_elem(&xd_emb6_v1, k6);
+}
+
+static __always_inline void emb_insert(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6, const struct xd_flow *f)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_emb4_v1, k4, f, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_emb6_v1, k6, f, BPF_ANY);
+}
+
+static __always_inline void emb_delete(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6)
+{
+	if (v4)
+		bpf_map_delete_elem(&xd_emb4_v1, k4);
+	else
+		bpf_map_delete_elem(&xd_emb6_v1, k6);
+}
+
+/* May one more flow enter the flow tables on this CPU now? (new_flow_rate) */
+static __always_inline int guard_admit(struct xd_guard *g, __u64 now)
+{
+	if (new_flow_rate == 0 || !g)
+		return 1;
+	if (now - g->window_ns >= XD_GUARD_WINDOW_NS) {
+		g->window_ns = now;
+		g->window_flows = 0;
+	}
+	if (g->window_flows >= new_flow_rate) {
+		g->limited++;
+		return 0;
+	}
+	g->window_flows++;
+	return 1;
+}
+
 /* DR forward: only the Ethernet addresses change. XDP_TX back out of the
  * receiving interface, or bpf_redirect when the backend sits behind another
  * interface. A tunnel backend (XD_BE_F_TUNNEL) is encapsulated instead. */
@@ -412,16 +471,20 @@ int xdirector(struct xdp_md *ctx)
 	struct hdr_cursor nh = { .pos = data };
 	struct xd_service_key sk = {};
 	struct xd_flow_key fk = {};
+	struct xd_flow4_key k4 = {};
 	struct xd_service *svc;
 	struct xd_backend *be = NULL;
-	struct xd_flow *flow;
+	struct xd_backend_stats *bs;
+	struct xd_flow *flow, *emb = NULL;
 	struct ethhdr *eth;
 	struct tcphdr *th;
 	struct udphdr *uh;
 	__u32 reason = XD_R_PASS_MALFORMED;
-	__u32 be_idx, l2len;
+	__u32 l2len;
+	__u32 be_idx = 0; /* the backend a forwarded packet is counted on */
+	__u64 new_flow = 0, bytes;
 	int action = XDP_PASS;
-	int l3, l4, is_frag = 0, is_icmp = 0;
+	int l3, l4, v4, syn, is_frag = 0, is_icmp = 0;
 	__u8 tcp_flags = 0;
 
 	l3 = parse_ethhdr(&nh, data_end, &eth);
@@ -487,6 +550,7 @@ int xdirector(struct xdp_md *ctx)
 		reason = XD_R_PASS_NON_IP;
 		goto out;
 	}
+	v4 = fk.family == XD_FAMILY_V4;
 
 	if (is_icmp && !is_frag) {
 		/*
@@ -503,7 +567,7 @@ int xdirector(struct xdp_md *ctx)
 		type = parse_icmphdr(&nh, data_end, &ich);
 		if (type < 0)
 			goto out;
-		if (fk.family == XD_FAMILY_V4) {
+		if (v4) {
 			struct iphdr *in4;
 
 			if (type != 3 /* ICMP_DEST_UNREACH */ ||
@@ -559,18 +623,26 @@ int xdirector(struct xdp_md *ctx)
 			reason = XD_R_PASS_NON_VIP;
 			goto out;
 		}
-		/* The flow as the client sent it: client:cport -> VIP:port. */
+		/* The flow as the client sent it: client:cport -> VIP:port.
+		 * Only established flows: an error never creates state. */
 		fk.sport = ports->dest;
 		fk.dport = ports->source;
 		fk.proto = inner;
+		k4.saddr = fk.saddr[0];
+		k4.daddr = fk.daddr[0];
+		k4.sport = fk.sport;
+		k4.dport = fk.dport;
+		k4.proto = inner;
 		reason = XD_R_PASS_ICMP;
-		flow = bpf_map_lookup_elem(&xd_flow_v1, &fk);
+		flow = flow_lookup(v4, &k4, &fk);
+		if (!flow) /* e.g. a UDP flow that sent one datagram so far */
+			flow = emb_lookup(v4, &k4, &fk);
 		if (!flow)
 			goto out;
 		be = flow_backend(flow);
 		if (!be)
 			goto out;
-		count_forward(svc->id, flow->backend, data_end - data, 0);
+		be_idx = flow->backend;
 		reason = XD_R_TX_ICMP;
 		action = forward(ctx, eth, be, flow->backend, &fk, l2len, &reason);
 		goto out;
@@ -592,6 +664,38 @@ int xdirector(struct xdp_md *ctx)
 		goto out;
 	}
 	fk.proto = l4;
+	k4.saddr = fk.saddr[0];
+	k4.daddr = fk.daddr[0];
+	k4.sport = fk.sport;
+	k4.dport = fk.dport;
+	k4.proto = l4;
+	/* SYN without ACK opens a new connection (maybe reusing a 5-tuple): it
+	 * always follows the current ring. */
+	syn = (tcp_flags & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN;
+
+	/*
+	 * Established flow: one hashed lookup, the backend's entry by index (its
+	 * generation and state), one per-CPU counter. The flow key names the
+	 * VIP, port and protocol, so no service lookup: a flow exists only for
+	 * a service, and a removed service's backends get new generations.
+	 */
+	flow = NULL;
+	if (!syn && !is_frag) {
+		flow = flow_lookup(v4, &k4, &fk);
+		if (flow) {
+			be = flow_backend(flow);
+			if (be) {
+				__u64 now = xd_now();
+
+				be_idx = flow->backend;
+				if (now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS)
+					flow->last_seen_ns = now;
+				reason = XD_R_TX_FLOW_HIT;
+				action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
+				goto out;
+			}
+		}
+	}
 
 	__builtin_memcpy(sk.vip, fk.daddr, sizeof(sk.vip));
 	sk.port = fk.dport;
@@ -611,34 +715,61 @@ int xdirector(struct xdp_md *ctx)
 	}
 
 	{
-		/* SYN without ACK opens a new connection (maybe reusing a
-		 * 5-tuple): it always follows the current ring. */
-		int syn = (tcp_flags & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN;
 		int rst = tcp_flags & XD_TCP_RST;
+		__u32 zero = 0, idx;
+		struct xd_guard *g;
 		__u64 now;
 
-		flow = bpf_map_lookup_elem(&xd_flow_v1, &fk);
-		if (flow && !syn) {
-			be = flow_backend(flow);
-			if (be) {
-				be_idx = flow->backend;
-				now = xd_now();
-				if (now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS)
-					flow->last_seen_ns = now;
-				count_forward(svc->id, be_idx, data_end - data, 0);
-				reason = XD_R_TX_FLOW_HIT;
-				action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
-				goto out;
+		/* A SYN reusing the 5-tuple of a flow in the flow table
+		 * replaces it in place (below), or the handshake's ACK would
+		 * find the old connection's backend. */
+		if (syn)
+			flow = flow_lookup(v4, &k4, &fk);
+		if (!flow) {
+			emb = emb_lookup(v4, &k4, &fk);
+			if (emb) {
+				be = flow_backend(emb);
+				if (be) {
+					idx = emb->backend;
+					if (syn || rst) {
+						/* SYN retransmit: the backend
+						 * that saw the first one. */
+						reason = syn ? XD_R_TX_EMBRYONIC : XD_R_TX_NO_TRACK;
+					} else {
+						/* The client's first packet after its
+						 * opening one: the flow is real. */
+						g = bpf_map_lookup_elem(&xd_guard_v1, &zero);
+						now = xd_now();
+						if (guard_admit(g, now)) {
+							struct xd_flow nf = {
+								.backend = idx,
+								.generation = emb->generation,
+								.last_seen_ns = now,
+							};
+
+							flow_insert(v4, &k4, &fk, &nf);
+							emb_delete(v4, &k4, &fk);
+							reason = XD_R_TX_PROMOTED;
+						} else {
+							reason = XD_R_TX_NO_TRACK;
+						}
+					}
+					be_idx = idx;
+					action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
+					goto out;
+				}
+				/* Its backend is gone: hashed anew below. */
+				be = NULL;
 			}
 		}
 
-		be_idx = pick_backend(svc, &fk, &be);
-		if (be_idx == XD_PICK_ABORT) {
+		idx = pick_backend(svc, &fk, &be);
+		if (idx == XD_PICK_ABORT) {
 			reason = XD_R_ABORTED;
 			action = XDP_ABORTED;
 			goto out;
 		}
-		if (be_idx == 0 || !be) {
+		if (idx == 0 || !be) {
 			count_no_backend(svc->id);
 			if (svc->flags & XD_SVC_F_EMPTY_DROP) {
 				reason = XD_R_NO_BACKEND_DROP;
@@ -648,12 +779,12 @@ int xdirector(struct xdp_md *ctx)
 			}
 			goto out;
 		}
+		be_idx = idx;
 
 		if (rst) {
 			/* A RST must not leave state behind (Katran does the
 			 * same): forward it, remember nothing. (A RST of a
 			 * known flow was forwarded as a flow hit above.) */
-			count_forward(svc->id, be_idx, data_end - data, 0);
 			reason = XD_R_TX_NO_TRACK;
 			action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
 			goto out;
@@ -664,27 +795,74 @@ int xdirector(struct xdp_md *ctx)
 			/* SYN reusing a 5-tuple, or the flow's backend is gone
 			 * (removed: generation bumped; DOWN): overwrite in place. */
 			reason = syn ? XD_R_TX_NEW_FLOW : XD_R_TX_REHASH;
-			flow->backend = be_idx;
+			flow->backend = idx;
 			flow->generation = be->generation;
 			flow->last_seen_ns = now;
-		} else {
-			/* New flow. A non-SYN TCP miss is also remembered: when
-			 * this director takes a VIP over mid-stream, the flow
-			 * stays where the ring puts it from now on. */
-			struct xd_flow nf = {
-				.backend = be_idx,
-				.generation = be->generation,
-				.last_seen_ns = now,
-			};
+			new_flow = 1;
+		} else if (syn || (l4 == IPPROTO_UDP && !emb)) {
+			/* An opening packet: into the embryonic table until the
+			 * client's next packet shows the flow is real. */
+			if (emb) {
+				emb->backend = idx;
+				emb->generation = be->generation;
+				emb->last_seen_ns = now;
+			} else {
+				struct xd_flow nf = {
+					.backend = idx,
+					.generation = be->generation,
+					.last_seen_ns = now,
+				};
 
+				emb_insert(v4, &k4, &fk, &nf);
+				g = bpf_map_lookup_elem(&xd_guard_v1, &zero);
+				if (g)
+					g->embryonic++;
+			}
 			reason = XD_R_TX_NEW_FLOW;
-			bpf_map_update_elem(&xd_flow_v1, &fk, &nf, BPF_ANY);
+			new_flow = 1;
+		} else {
+			/* A non-SYN TCP miss: this director took the VIP over
+			 * mid-stream (VRRP, ECMP change); or the second packet of
+			 * an embryonic flow whose backend is gone. Remembered, so
+			 * the flow stays where the ring puts it now, within the
+			 * guard. */
+			g = bpf_map_lookup_elem(&xd_guard_v1, &zero);
+			if (guard_admit(g, now)) {
+				struct xd_flow nf = {
+					.backend = idx,
+					.generation = be->generation,
+					.last_seen_ns = now,
+				};
+
+				flow_insert(v4, &k4, &fk, &nf);
+				if (emb)
+					emb_delete(v4, &k4, &fk);
+				reason = emb ? XD_R_TX_REHASH : XD_R_TX_NEW_FLOW;
+				new_flow = 1;
+			} else {
+				reason = XD_R_TX_NO_TRACK;
+			}
 		}
-		count_forward(svc->id, be_idx, data_end - data, 1);
 		action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
 	}
 
 out:
-	count_reason(reason, data_end - data);
+	/* A forwarded packet is counted once per CPU on its backend; a flow hit
+	 * there only (flow_hits), everything else also under its reason. */
+	bytes = data_end - data;
+	if (be_idx) {
+		bs = bpf_map_lookup_elem(&xd_best_v2, &be_idx);
+		if (bs) {
+			bs->packets++;
+			bs->bytes += bytes;
+			bs->new_flows += new_flow;
+			if (reason == XD_R_TX_FLOW_HIT) {
+				bs->flow_hits++;
+				bs->flow_hit_bytes += bytes;
+				return action;
+			}
+		}
+	}
+	count_reason(reason, bytes);
 	return action;
 }

@@ -237,7 +237,8 @@ export async function loadDirector(o: { pinDir: string; log: Logger; limits?: Di
       [MAPS.be.name]: lim.maxBackends,
       [MAPS.best.name]: lim.maxBackends,
       [MAPS.ring.name]: lim.maxServices * 2 * lim.ringMax,
-      [MAPS.flow.name]: lim.flows,
+      [MAPS.flow4.name]: lim.flows,
+      [MAPS.flow6.name]: lim.flows,
     },
     globals: { ring_max: lim.ringMax },
   });
@@ -249,6 +250,7 @@ export async function loadDirector(o: { pinDir: string; log: Logger; limits?: Di
     const beMap = xdMap(obj, 'be');
     const ringMap = xdMap(obj, 'ring');
     const rsnMap = xdMap(obj, 'rsnst');
+    const bestMap = xdMap(obj, 'best');
     let nextService = 0;
     let nextBackend = 1;
     const log = o.log.child({ component: 'bench-director' });
@@ -283,6 +285,10 @@ export async function loadDirector(o: { pinDir: string; log: Logger; limits?: Di
           const n = (rsnMap.lookupPerCpu(i) ?? []).reduce((acc, v) => acc + Number(v.packets), 0);
           if (n > 0) out[name] = n;
         });
+        // Flow hits are counted on the backends only.
+        let hits = 0;
+        for (let i = 1; i < nextBackend; i++) hits += (bestMap.lookupPerCpu(i) ?? []).reduce((acc, v) => acc + Number(v.flow_hits), 0);
+        if (hits > 0) out.tx_flow_hit = (out.tx_flow_hit ?? 0) + hits;
         return out;
       },
       close: async () => {

@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xd5d24630db20bc7bn;
+export const LAYOUT_HASH = 0x1d179fbba7e7a319n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -24,6 +24,7 @@ export const DEFINES = {
   XD_MAX_BACKENDS: 4096,
   XD_RING_MAX: 65537,
   XD_MAX_FLOWS: 1048576,
+  XD_MAX_EMBRYONIC: 65536,
 } as const;
 
 /** Maps by role (name minus xd_ and _vN): the only place map names appear in TypeScript. */
@@ -38,15 +39,25 @@ export const MAPS = {
     valueSize: 16,
     maxEntries: 64,
   },
-  flow: {
-    role: 'flow',
-    name: 'xd_flow_v1',
-    type: 'lru_hash',
-    keyType: 'xd_flow_key',
-    valueType: 'xd_flow',
-    keySize: 40,
-    valueSize: 16,
-    maxEntries: 1048576,
+  guard: {
+    role: 'guard',
+    name: 'xd_guard_v1',
+    type: 'percpu_array',
+    keyType: 'u32',
+    valueType: 'xd_guard',
+    keySize: 4,
+    valueSize: 32,
+    maxEntries: 1,
+  },
+  best: {
+    role: 'best',
+    name: 'xd_best_v2',
+    type: 'percpu_array',
+    keyType: 'u32',
+    valueType: 'xd_backend_stats',
+    keySize: 4,
+    valueSize: 40,
+    maxEntries: 4096,
   },
   be: {
     role: 'be',
@@ -78,6 +89,46 @@ export const MAPS = {
     valueSize: 4,
     maxEntries: 8388736,
   },
+  flow4: {
+    role: 'flow4',
+    name: 'xd_flow4_v2',
+    type: 'lru_hash',
+    keyType: 'xd_flow4_key',
+    valueType: 'xd_flow',
+    keySize: 16,
+    valueSize: 16,
+    maxEntries: 1048576,
+  },
+  flow6: {
+    role: 'flow6',
+    name: 'xd_flow6_v2',
+    type: 'lru_hash',
+    keyType: 'xd_flow_key',
+    valueType: 'xd_flow',
+    keySize: 40,
+    valueSize: 16,
+    maxEntries: 1048576,
+  },
+  emb4: {
+    role: 'emb4',
+    name: 'xd_emb4_v1',
+    type: 'lru_hash',
+    keyType: 'xd_flow4_key',
+    valueType: 'xd_flow',
+    keySize: 16,
+    valueSize: 16,
+    maxEntries: 65536,
+  },
+  emb6: {
+    role: 'emb6',
+    name: 'xd_emb6_v1',
+    type: 'lru_hash',
+    keyType: 'xd_flow_key',
+    valueType: 'xd_flow',
+    keySize: 40,
+    valueSize: 16,
+    maxEntries: 65536,
+  },
   svcst: {
     role: 'svcst',
     name: 'xd_svcst_v1',
@@ -88,16 +139,6 @@ export const MAPS = {
     valueSize: 32,
     maxEntries: 64,
   },
-  best: {
-    role: 'best',
-    name: 'xd_best_v1',
-    type: 'percpu_array',
-    keyType: 'u32',
-    valueType: 'xd_backend_stats',
-    keySize: 4,
-    valueSize: 32,
-    maxEntries: 4096,
-  },
   rsnst: {
     role: 'rsnst',
     name: 'xd_rsnst_v1',
@@ -106,7 +147,7 @@ export const MAPS = {
     valueType: 'xd_reason_stats',
     keySize: 4,
     valueSize: 16,
-    maxEntries: 16,
+    maxEntries: 18,
   },
   rr: {
     role: 'rr',
@@ -148,9 +189,14 @@ export const GLOBALS = {
     offset: 8,
     size: 6,
   },
-  xd_btf_enums: {
+  new_flow_rate: {
     section: '.rodata',
     offset: 16,
+    size: 4,
+  },
+  xd_btf_enums: {
+    section: '.rodata',
+    offset: 20,
     size: 24,
   },
 } as const;
@@ -212,7 +258,9 @@ export const XdReason = {
   XD_R_PASS_OTHER_HOST: 13,
   XD_R_TX_TOO_BIG: 14,
   XD_R_DROP_TOO_BIG: 15,
-  XD_R_MAX: 16,
+  XD_R_TX_EMBRYONIC: 16,
+  XD_R_TX_PROMOTED: 17,
+  XD_R_MAX: 18,
 } as const;
 export type XdReason = (typeof XdReason)[keyof typeof XdReason];
 
@@ -315,83 +363,83 @@ export function decodeXdService(buf: Buffer, offset = 0): XdService {
 
 export const xdServiceCodec: Codec<XdService> = { size: 16, encode: encodeXdService, decode: decodeXdService };
 
-/** struct xd_flow_key: 40 bytes. */
-export interface XdFlowKey {
-  /** be32[4] at 0, network order, 16-byte Buffer */
-  saddr: Buffer;
-  /** be32[4] at 16, network order, 16-byte Buffer */
-  daddr: Buffer;
-  /** be16 at 32, network order */
-  sport: number;
-  /** be16 at 34, network order */
-  dport: number;
-  /** u8 at 36 */
-  proto: number;
-  /** u8 at 37 */
-  family: number;
-  /** u8[2] at 38, 2-byte Buffer, zero if omitted */
-  pad?: Buffer;
+/** struct xd_guard: 32 bytes. */
+export interface XdGuard {
+  /** u64 at 0 */
+  window_ns: bigint;
+  /** u32 at 8 */
+  window_flows: number;
+  /** u32 at 12, zero if omitted */
+  pad?: number;
+  /** u64 at 16 */
+  embryonic: bigint;
+  /** u64 at 24 */
+  limited: bigint;
 }
 
-export const XD_FLOW_KEY_SIZE = 40;
+export const XD_GUARD_SIZE = 32;
 
-export function encodeXdFlowKey(v: XdFlowKey, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 40);
-  chkBuf(v.saddr, 16, 'xd_flow_key.saddr').copy(buf, offset + 0);
-  chkBuf(v.daddr, 16, 'xd_flow_key.daddr').copy(buf, offset + 16);
-  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow_key.sport'), offset + 32);
-  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow_key.dport'), offset + 34);
-  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow_key.proto'), offset + 36);
-  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_flow_key.family'), offset + 37);
-  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_flow_key.pad').copy(buf, offset + 38);
+export function encodeXdGuard(v: XdGuard, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 32);
+  buf.writeBigUInt64LE(chkU64(v.window_ns, 'xd_guard.window_ns'), offset + 0);
+  buf.writeUInt32LE(chkInt(v.window_flows, 0, 4294967295, 'xd_guard.window_flows'), offset + 8);
+  if (v.pad !== undefined) buf.writeUInt32LE(chkInt(v.pad, 0, 4294967295, 'xd_guard.pad'), offset + 12);
+  buf.writeBigUInt64LE(chkU64(v.embryonic, 'xd_guard.embryonic'), offset + 16);
+  buf.writeBigUInt64LE(chkU64(v.limited, 'xd_guard.limited'), offset + 24);
   return buf;
 }
 
-export function decodeXdFlowKey(buf: Buffer, offset = 0): XdFlowKey {
-  if (buf.length < offset + 40) throw new TypeError(`xd_flow_key: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+export function decodeXdGuard(buf: Buffer, offset = 0): XdGuard {
+  if (buf.length < offset + 32) throw new TypeError(`xd_guard: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
   return {
-    saddr: Buffer.from(buf.subarray(offset + 0, offset + 0 + 16)),
-    daddr: Buffer.from(buf.subarray(offset + 16, offset + 16 + 16)),
-    sport: buf.readUInt16BE(offset + 32),
-    dport: buf.readUInt16BE(offset + 34),
-    proto: buf.readUInt8(offset + 36),
-    family: buf.readUInt8(offset + 37),
-    pad: Buffer.from(buf.subarray(offset + 38, offset + 38 + 2)),
+    window_ns: buf.readBigUInt64LE(offset + 0),
+    window_flows: buf.readUInt32LE(offset + 8),
+    pad: buf.readUInt32LE(offset + 12),
+    embryonic: buf.readBigUInt64LE(offset + 16),
+    limited: buf.readBigUInt64LE(offset + 24),
   };
 }
 
-export const xdFlowKeyCodec: Codec<XdFlowKey> = { size: 40, encode: encodeXdFlowKey, decode: decodeXdFlowKey };
+export const xdGuardCodec: Codec<XdGuard> = { size: 32, encode: encodeXdGuard, decode: decodeXdGuard };
 
-/** struct xd_flow: 16 bytes. */
-export interface XdFlow {
-  /** u32 at 0 */
-  backend: number;
-  /** u32 at 4 */
-  generation: number;
+/** struct xd_backend_stats: 40 bytes. */
+export interface XdBackendStats {
+  /** u64 at 0 */
+  packets: bigint;
   /** u64 at 8 */
-  last_seen_ns: bigint;
+  bytes: bigint;
+  /** u64 at 16 */
+  new_flows: bigint;
+  /** u64 at 24 */
+  flow_hits: bigint;
+  /** u64 at 32 */
+  flow_hit_bytes: bigint;
 }
 
-export const XD_FLOW_SIZE = 16;
+export const XD_BACKEND_STATS_SIZE = 40;
 
-export function encodeXdFlow(v: XdFlow, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 16);
-  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow.backend'), offset + 0);
-  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow.generation'), offset + 4);
-  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_flow.last_seen_ns'), offset + 8);
+export function encodeXdBackendStats(v: XdBackendStats, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 40);
+  buf.writeBigUInt64LE(chkU64(v.packets, 'xd_backend_stats.packets'), offset + 0);
+  buf.writeBigUInt64LE(chkU64(v.bytes, 'xd_backend_stats.bytes'), offset + 8);
+  buf.writeBigUInt64LE(chkU64(v.new_flows, 'xd_backend_stats.new_flows'), offset + 16);
+  buf.writeBigUInt64LE(chkU64(v.flow_hits, 'xd_backend_stats.flow_hits'), offset + 24);
+  buf.writeBigUInt64LE(chkU64(v.flow_hit_bytes, 'xd_backend_stats.flow_hit_bytes'), offset + 32);
   return buf;
 }
 
-export function decodeXdFlow(buf: Buffer, offset = 0): XdFlow {
-  if (buf.length < offset + 16) throw new TypeError(`xd_flow: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+export function decodeXdBackendStats(buf: Buffer, offset = 0): XdBackendStats {
+  if (buf.length < offset + 40) throw new TypeError(`xd_backend_stats: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
   return {
-    backend: buf.readUInt32LE(offset + 0),
-    generation: buf.readUInt32LE(offset + 4),
-    last_seen_ns: buf.readBigUInt64LE(offset + 8),
+    packets: buf.readBigUInt64LE(offset + 0),
+    bytes: buf.readBigUInt64LE(offset + 8),
+    new_flows: buf.readBigUInt64LE(offset + 16),
+    flow_hits: buf.readBigUInt64LE(offset + 24),
+    flow_hit_bytes: buf.readBigUInt64LE(offset + 32),
   };
 }
 
-export const xdFlowCodec: Codec<XdFlow> = { size: 16, encode: encodeXdFlow, decode: decodeXdFlow };
+export const xdBackendStatsCodec: Codec<XdBackendStats> = { size: 40, encode: encodeXdBackendStats, decode: decodeXdBackendStats };
 
 /** struct xd_backend: 36 bytes. */
 export interface XdBackend {
@@ -487,6 +535,127 @@ export function decodeXdTunnel(buf: Buffer, offset = 0): XdTunnel {
 
 export const xdTunnelCodec: Codec<XdTunnel> = { size: 40, encode: encodeXdTunnel, decode: decodeXdTunnel };
 
+/** struct xd_flow4_key: 16 bytes. */
+export interface XdFlow4Key {
+  /** be32 at 0, network order */
+  saddr: number;
+  /** be32 at 4, network order */
+  daddr: number;
+  /** be16 at 8, network order */
+  sport: number;
+  /** be16 at 10, network order */
+  dport: number;
+  /** u8 at 12 */
+  proto: number;
+  /** u8[3] at 13, 3-byte Buffer, zero if omitted */
+  pad?: Buffer;
+}
+
+export const XD_FLOW4_KEY_SIZE = 16;
+
+export function encodeXdFlow4Key(v: XdFlow4Key, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 16);
+  buf.writeUInt32BE(chkInt(v.saddr, 0, 4294967295, 'xd_flow4_key.saddr'), offset + 0);
+  buf.writeUInt32BE(chkInt(v.daddr, 0, 4294967295, 'xd_flow4_key.daddr'), offset + 4);
+  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow4_key.sport'), offset + 8);
+  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow4_key.dport'), offset + 10);
+  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow4_key.proto'), offset + 12);
+  if (v.pad !== undefined) chkBuf(v.pad, 3, 'xd_flow4_key.pad').copy(buf, offset + 13);
+  return buf;
+}
+
+export function decodeXdFlow4Key(buf: Buffer, offset = 0): XdFlow4Key {
+  if (buf.length < offset + 16) throw new TypeError(`xd_flow4_key: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    saddr: buf.readUInt32BE(offset + 0),
+    daddr: buf.readUInt32BE(offset + 4),
+    sport: buf.readUInt16BE(offset + 8),
+    dport: buf.readUInt16BE(offset + 10),
+    proto: buf.readUInt8(offset + 12),
+    pad: Buffer.from(buf.subarray(offset + 13, offset + 13 + 3)),
+  };
+}
+
+export const xdFlow4KeyCodec: Codec<XdFlow4Key> = { size: 16, encode: encodeXdFlow4Key, decode: decodeXdFlow4Key };
+
+/** struct xd_flow: 16 bytes. */
+export interface XdFlow {
+  /** u32 at 0 */
+  backend: number;
+  /** u32 at 4 */
+  generation: number;
+  /** u64 at 8 */
+  last_seen_ns: bigint;
+}
+
+export const XD_FLOW_SIZE = 16;
+
+export function encodeXdFlow(v: XdFlow, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 16);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow.backend'), offset + 0);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow.generation'), offset + 4);
+  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_flow.last_seen_ns'), offset + 8);
+  return buf;
+}
+
+export function decodeXdFlow(buf: Buffer, offset = 0): XdFlow {
+  if (buf.length < offset + 16) throw new TypeError(`xd_flow: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    backend: buf.readUInt32LE(offset + 0),
+    generation: buf.readUInt32LE(offset + 4),
+    last_seen_ns: buf.readBigUInt64LE(offset + 8),
+  };
+}
+
+export const xdFlowCodec: Codec<XdFlow> = { size: 16, encode: encodeXdFlow, decode: decodeXdFlow };
+
+/** struct xd_flow_key: 40 bytes. */
+export interface XdFlowKey {
+  /** be32[4] at 0, network order, 16-byte Buffer */
+  saddr: Buffer;
+  /** be32[4] at 16, network order, 16-byte Buffer */
+  daddr: Buffer;
+  /** be16 at 32, network order */
+  sport: number;
+  /** be16 at 34, network order */
+  dport: number;
+  /** u8 at 36 */
+  proto: number;
+  /** u8 at 37 */
+  family: number;
+  /** u8[2] at 38, 2-byte Buffer, zero if omitted */
+  pad?: Buffer;
+}
+
+export const XD_FLOW_KEY_SIZE = 40;
+
+export function encodeXdFlowKey(v: XdFlowKey, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 40);
+  chkBuf(v.saddr, 16, 'xd_flow_key.saddr').copy(buf, offset + 0);
+  chkBuf(v.daddr, 16, 'xd_flow_key.daddr').copy(buf, offset + 16);
+  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow_key.sport'), offset + 32);
+  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow_key.dport'), offset + 34);
+  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow_key.proto'), offset + 36);
+  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_flow_key.family'), offset + 37);
+  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_flow_key.pad').copy(buf, offset + 38);
+  return buf;
+}
+
+export function decodeXdFlowKey(buf: Buffer, offset = 0): XdFlowKey {
+  if (buf.length < offset + 40) throw new TypeError(`xd_flow_key: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    saddr: Buffer.from(buf.subarray(offset + 0, offset + 0 + 16)),
+    daddr: Buffer.from(buf.subarray(offset + 16, offset + 16 + 16)),
+    sport: buf.readUInt16BE(offset + 32),
+    dport: buf.readUInt16BE(offset + 34),
+    proto: buf.readUInt8(offset + 36),
+    family: buf.readUInt8(offset + 37),
+    pad: Buffer.from(buf.subarray(offset + 38, offset + 38 + 2)),
+  };
+}
+
+export const xdFlowKeyCodec: Codec<XdFlowKey> = { size: 40, encode: encodeXdFlowKey, decode: decodeXdFlowKey };
+
 /** struct xd_service_stats: 32 bytes. */
 export interface XdServiceStats {
   /** u64 at 0 */
@@ -521,41 +690,6 @@ export function decodeXdServiceStats(buf: Buffer, offset = 0): XdServiceStats {
 }
 
 export const xdServiceStatsCodec: Codec<XdServiceStats> = { size: 32, encode: encodeXdServiceStats, decode: decodeXdServiceStats };
-
-/** struct xd_backend_stats: 32 bytes. */
-export interface XdBackendStats {
-  /** u64 at 0 */
-  packets: bigint;
-  /** u64 at 8 */
-  bytes: bigint;
-  /** u64 at 16 */
-  new_flows: bigint;
-  /** u64 at 24, zero if omitted */
-  pad?: bigint;
-}
-
-export const XD_BACKEND_STATS_SIZE = 32;
-
-export function encodeXdBackendStats(v: XdBackendStats, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 32);
-  buf.writeBigUInt64LE(chkU64(v.packets, 'xd_backend_stats.packets'), offset + 0);
-  buf.writeBigUInt64LE(chkU64(v.bytes, 'xd_backend_stats.bytes'), offset + 8);
-  buf.writeBigUInt64LE(chkU64(v.new_flows, 'xd_backend_stats.new_flows'), offset + 16);
-  if (v.pad !== undefined) buf.writeBigUInt64LE(chkU64(v.pad, 'xd_backend_stats.pad'), offset + 24);
-  return buf;
-}
-
-export function decodeXdBackendStats(buf: Buffer, offset = 0): XdBackendStats {
-  if (buf.length < offset + 32) throw new TypeError(`xd_backend_stats: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
-  return {
-    packets: buf.readBigUInt64LE(offset + 0),
-    bytes: buf.readBigUInt64LE(offset + 8),
-    new_flows: buf.readBigUInt64LE(offset + 16),
-    pad: buf.readBigUInt64LE(offset + 24),
-  };
-}
-
-export const xdBackendStatsCodec: Codec<XdBackendStats> = { size: 32, encode: encodeXdBackendStats, decode: decodeXdBackendStats };
 
 /** struct xd_reason_stats: 16 bytes. */
 export interface XdReasonStats {
@@ -630,12 +764,16 @@ export const xdMetaCodec: Codec<XdMeta> = { size: 32, encode: encodeXdMeta, deco
 /** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */
 export const MAP_CODECS = {
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
-  flow: { key: xdFlowKeyCodec, value: xdFlowCodec },
+  guard: { key: u32, value: xdGuardCodec },
+  best: { key: u32, value: xdBackendStatsCodec },
   be: { key: u32, value: xdBackendCodec },
   tun: { key: u32, value: xdTunnelCodec },
   ring: { key: u32, value: u32 },
+  flow4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
+  flow6: { key: xdFlowKeyCodec, value: xdFlowCodec },
+  emb4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
+  emb6: { key: xdFlowKeyCodec, value: xdFlowCodec },
   svcst: { key: u32, value: xdServiceStatsCodec },
-  best: { key: u32, value: xdBackendStatsCodec },
   rsnst: { key: u32, value: xdReasonStatsCodec },
   rr: { key: u32, value: u32 },
   meta: { key: u32, value: xdMetaCodec },
@@ -643,7 +781,7 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 2,
+  layoutVersion: 3,
   structs: {
     xd_service_key: {
       name: 'xd_service_key',
@@ -735,89 +873,89 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
-    xd_flow_key: {
-      name: 'xd_flow_key',
-      size: 40,
+    xd_guard: {
+      name: 'xd_guard',
+      size: 32,
       fields: [{
-        name: 'saddr',
+        name: 'window_ns',
         offset: 0,
-        size: 16,
-        kind: 'be32[4]',
-        elem: 'be32',
-        count: 4,
-        byteOrder: 'network',
-      }, {
-        name: 'daddr',
-        offset: 16,
-        size: 16,
-        kind: 'be32[4]',
-        elem: 'be32',
-        count: 4,
-        byteOrder: 'network',
-      }, {
-        name: 'sport',
-        offset: 32,
-        size: 2,
-        kind: 'be16',
-        elem: 'be16',
-        count: 1,
-        byteOrder: 'network',
-      }, {
-        name: 'dport',
-        offset: 34,
-        size: 2,
-        kind: 'be16',
-        elem: 'be16',
-        count: 1,
-        byteOrder: 'network',
-      }, {
-        name: 'proto',
-        offset: 36,
-        size: 1,
-        kind: 'u8',
-        elem: 'u8',
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
         count: 1,
         byteOrder: 'host',
       }, {
-        name: 'family',
-        offset: 37,
-        size: 1,
-        kind: 'u8',
-        elem: 'u8',
+        name: 'window_flows',
+        offset: 8,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
         count: 1,
         byteOrder: 'host',
       }, {
         name: 'pad',
-        offset: 38,
-        size: 2,
-        kind: 'u8[2]',
-        elem: 'u8',
-        count: 2,
+        offset: 12,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'embryonic',
+        offset: 16,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'limited',
+        offset: 24,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
         byteOrder: 'host',
       }],
     },
-    xd_flow: {
-      name: 'xd_flow',
-      size: 16,
+    xd_backend_stats: {
+      name: 'xd_backend_stats',
+      size: 40,
       fields: [{
-        name: 'backend',
+        name: 'packets',
         offset: 0,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
         count: 1,
         byteOrder: 'host',
       }, {
-        name: 'generation',
-        offset: 4,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'last_seen_ns',
+        name: 'bytes',
         offset: 8,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'new_flows',
+        offset: 16,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'flow_hits',
+        offset: 24,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'flow_hit_bytes',
+        offset: 32,
         size: 8,
         kind: 'u64',
         elem: 'u64',
@@ -947,6 +1085,149 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
+    xd_flow4_key: {
+      name: 'xd_flow4_key',
+      size: 16,
+      fields: [{
+        name: 'saddr',
+        offset: 0,
+        size: 4,
+        kind: 'be32',
+        elem: 'be32',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'daddr',
+        offset: 4,
+        size: 4,
+        kind: 'be32',
+        elem: 'be32',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'sport',
+        offset: 8,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'dport',
+        offset: 10,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'proto',
+        offset: 12,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 13,
+        size: 3,
+        kind: 'u8[3]',
+        elem: 'u8',
+        count: 3,
+        byteOrder: 'host',
+      }],
+    },
+    xd_flow: {
+      name: 'xd_flow',
+      size: 16,
+      fields: [{
+        name: 'backend',
+        offset: 0,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 4,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'last_seen_ns',
+        offset: 8,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
+    xd_flow_key: {
+      name: 'xd_flow_key',
+      size: 40,
+      fields: [{
+        name: 'saddr',
+        offset: 0,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'daddr',
+        offset: 16,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'sport',
+        offset: 32,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'dport',
+        offset: 34,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'proto',
+        offset: 36,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'family',
+        offset: 37,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 38,
+        size: 2,
+        kind: 'u8[2]',
+        elem: 'u8',
+        count: 2,
+        byteOrder: 'host',
+      }],
+    },
     xd_service_stats: {
       name: 'xd_service_stats',
       size: 32,
@@ -976,43 +1257,6 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }, {
         name: 'no_backend',
-        offset: 24,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }],
-    },
-    xd_backend_stats: {
-      name: 'xd_backend_stats',
-      size: 32,
-      fields: [{
-        name: 'packets',
-        offset: 0,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'bytes',
-        offset: 8,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'new_flows',
-        offset: 16,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'pad',
         offset: 24,
         size: 8,
         kind: 'u64',
@@ -1155,7 +1399,9 @@ export const LAYOUT: LayoutModel = {
         XD_R_PASS_OTHER_HOST: 13,
         XD_R_TX_TOO_BIG: 14,
         XD_R_DROP_TOO_BIG: 15,
-        XD_R_MAX: 16,
+        XD_R_TX_EMBRYONIC: 16,
+        XD_R_TX_PROMOTED: 17,
+        XD_R_MAX: 18,
       },
     },
   },
@@ -1170,15 +1416,25 @@ export const LAYOUT: LayoutModel = {
       valueSize: 16,
       maxEntries: 64,
     },
-    flow: {
-      role: 'flow',
-      name: 'xd_flow_v1',
-      type: 'lru_hash',
-      keyType: 'xd_flow_key',
-      valueType: 'xd_flow',
-      keySize: 40,
-      valueSize: 16,
-      maxEntries: 1048576,
+    guard: {
+      role: 'guard',
+      name: 'xd_guard_v1',
+      type: 'percpu_array',
+      keyType: 'u32',
+      valueType: 'xd_guard',
+      keySize: 4,
+      valueSize: 32,
+      maxEntries: 1,
+    },
+    best: {
+      role: 'best',
+      name: 'xd_best_v2',
+      type: 'percpu_array',
+      keyType: 'u32',
+      valueType: 'xd_backend_stats',
+      keySize: 4,
+      valueSize: 40,
+      maxEntries: 4096,
     },
     be: {
       role: 'be',
@@ -1210,6 +1466,46 @@ export const LAYOUT: LayoutModel = {
       valueSize: 4,
       maxEntries: 8388736,
     },
+    flow4: {
+      role: 'flow4',
+      name: 'xd_flow4_v2',
+      type: 'lru_hash',
+      keyType: 'xd_flow4_key',
+      valueType: 'xd_flow',
+      keySize: 16,
+      valueSize: 16,
+      maxEntries: 1048576,
+    },
+    flow6: {
+      role: 'flow6',
+      name: 'xd_flow6_v2',
+      type: 'lru_hash',
+      keyType: 'xd_flow_key',
+      valueType: 'xd_flow',
+      keySize: 40,
+      valueSize: 16,
+      maxEntries: 1048576,
+    },
+    emb4: {
+      role: 'emb4',
+      name: 'xd_emb4_v1',
+      type: 'lru_hash',
+      keyType: 'xd_flow4_key',
+      valueType: 'xd_flow',
+      keySize: 16,
+      valueSize: 16,
+      maxEntries: 65536,
+    },
+    emb6: {
+      role: 'emb6',
+      name: 'xd_emb6_v1',
+      type: 'lru_hash',
+      keyType: 'xd_flow_key',
+      valueType: 'xd_flow',
+      keySize: 40,
+      valueSize: 16,
+      maxEntries: 65536,
+    },
     svcst: {
       role: 'svcst',
       name: 'xd_svcst_v1',
@@ -1220,16 +1516,6 @@ export const LAYOUT: LayoutModel = {
       valueSize: 32,
       maxEntries: 64,
     },
-    best: {
-      role: 'best',
-      name: 'xd_best_v1',
-      type: 'percpu_array',
-      keyType: 'u32',
-      valueType: 'xd_backend_stats',
-      keySize: 4,
-      valueSize: 32,
-      maxEntries: 4096,
-    },
     rsnst: {
       role: 'rsnst',
       name: 'xd_rsnst_v1',
@@ -1238,7 +1524,7 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_reason_stats',
       keySize: 4,
       valueSize: 16,
-      maxEntries: 16,
+      maxEntries: 18,
     },
     rr: {
       role: 'rr',
@@ -1277,9 +1563,14 @@ export const LAYOUT: LayoutModel = {
       offset: 8,
       size: 6,
     },
-    xd_btf_enums: {
+    new_flow_rate: {
       section: '.rodata',
       offset: 16,
+      size: 4,
+    },
+    xd_btf_enums: {
+      section: '.rodata',
+      offset: 20,
       size: 24,
     },
   },

@@ -56,5 +56,6 @@ export function formatStatus(st: any): string {
     const r = Object.entries(st.dataplane.reasons).filter(([, v]) => (v as number) > 0).map(([k, v]) => `${k}=${human(v as number)}`);
     if (r.length) out.push(`verdicts: ${r.join(' ')}`);
   }
+  if (st.dataplane?.flood) out.push(`flood guard: embryonic=${human(st.dataplane.flood.embryonicCreated)} rate_limited=${human(st.dataplane.flood.rateLimited)}`);
   return out.join('\n') + '\n';
 }

@@ -236,6 +236,8 @@ export function finish(raw: RawConfig, source: string): Config {
       ringSize: raw.xdp.ring_size,
       ipvsMhSize: raw.xdp.ipvs_mh_size,
       flowTableSize: raw.xdp.flow_table_size,
+      embryonicTableSize: raw.xdp.embryonic_table_size,
+      newFlowRate: raw.xdp.new_flow_rate,
       maxServices: raw.xdp.max_services,
       maxBackends: raw.xdp.max_backends,
       pinDir: raw.xdp.pin_dir,

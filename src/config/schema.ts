@@ -36,6 +36,10 @@ export type Encap = (typeof ENCAPS)[number];
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdirector';
 export const DEFAULT_SOCKET_DIR = '/run/xdirector';
 export const DEFAULT_FLOW_TABLE_SIZE = 1_048_576;
+/** Flows whose handshake has not completed (per family): what a spoofed SYN flood churns instead of the flow table. */
+export const DEFAULT_EMBRYONIC_TABLE_SIZE = 65_536;
+/** Flows per second per CPU that may enter the flow table (0 = no limit): bounds a flood of fake handshakes or bare ACKs. */
+export const DEFAULT_NEW_FLOW_RATE = 200_000;
 export const DEFAULT_MAX_SERVICES = 64;
 export const DEFAULT_MAX_BACKENDS = 4096;
 
@@ -83,6 +87,8 @@ export const xdpSchema = section({
   ring_size: ringSize({ default: DEFAULT_RING_SIZE }),
   ipvs_mh_size: ipvsMhSize,
   flow_table_size: int(1024, 1 << 27, { default: DEFAULT_FLOW_TABLE_SIZE, open: true }),
+  embryonic_table_size: int(64, 1 << 24, { default: DEFAULT_EMBRYONIC_TABLE_SIZE, open: true }),
+  new_flow_rate: int(0, 100_000_000, { default: DEFAULT_NEW_FLOW_RATE }),
   max_services: int(1, 65536, { default: DEFAULT_MAX_SERVICES, open: true }),
   max_backends: int(2, 1 << 20, { default: DEFAULT_MAX_BACKENDS, open: true }),
   pin_dir: absPath({ default: DEFAULT_PIN_DIR }),
@@ -171,6 +177,10 @@ export interface XdpConfig {
   /** The kernel's IPVS mh table size (CONFIG_IP_VS_MH_TAB_INDEX), for services with ring: ipvs-mh. */
   ipvsMhSize: number;
   flowTableSize: number;
+  /** Entries of each embryonic table (IPv4, IPv6): flows until the client's second packet. */
+  embryonicTableSize: number;
+  /** Flows per second per CPU that may enter the flow table; 0 = no limit. */
+  newFlowRate: number;
   maxServices: number;
   maxBackends: number;
   pinDir: string;

@@ -27,6 +27,10 @@ export function renderMetrics(st: any): string {
   const drv = dd.driverTxErrors && typeof dd.driverTxErrors.txErrors === 'number' ? dd.driverTxErrors : undefined;
   metric('xdirector_xdp_driver_tx_errors_total', 'Frames the network driver dropped on XDP transmit (ethtool -S XDP TX / xmit error counters).', 'counter', drv ? [[{ interface: dd.interface, kind: 'tx' }, drv.txErrors], [{ interface: dd.interface, kind: 'xmit' }, drv.xmitErrors]] : []);
   metric('xdirector_xdp_tx_failing', 'Forwarded frames are turning into driver TX errors (1: alert raised).', 'gauge', st.dataplane?.kind === 'xdp' ? [[{ interface: dd.interface }, dd.txAlert ? 1 : 0]] : []);
+  if (st.dataplane?.flood) {
+    metric('xdirector_embryonic_flows_total', 'Flows entered into the embryonic tables (opening packet seen, not yet promoted).', 'counter', [[{}, st.dataplane.flood.embryonicCreated]]);
+    metric('xdirector_rate_limited_flows_total', 'Flows kept out of the flow table by the new-flow rate guard (forwarded untracked).', 'counter', [[{}, st.dataplane.flood.rateLimited]]);
+  }
   const hb = st.health?.backends ?? [];
   metric('xdirector_health_up', 'Backend passes its health checks (after rise/fall).', 'gauge', hb.map((b: any) => [{ backend: b.name }, b.up ? 1 : 0]));
   metric('xdirector_replication_lag_seconds', 'Replica lag (NaN: unknown).', 'gauge', hb.filter((b: any) => b.role === 'replica').map((b: any) => [{ backend: b.name }, b.lagSeconds ?? NaN]));

@@ -37,7 +37,7 @@ async function openXdp(cfg: Config, log: Logger): Promise<Dataplane> {
   const { XdpDataplane } = await import('../dataplane/xdp/dataplane');
   return XdpDataplane.open({
     instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,
-    maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize,
+    maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize, embryonicTableSize: cfg.xdp.embryonicTableSize, newFlowRate: cfg.xdp.newFlowRate,
     vethPeerWithoutXdp: cfg.dataplane === 'auto' ? 'generic' : 'refuse',
     log: log.child({ component: 'xdp' }),
   });

@@ -108,6 +108,8 @@ export interface DataplaneStatus {
   services: ServiceStatus[];
   /** Per verdict reason packet counters (XDP only). */
   reasons?: Record<string, number>;
+  /** Flood protection (XDP only): entries created in the embryonic tables; flows the new-flow rate guard kept out of the flow table. */
+  flood?: { embryonicCreated: number; rateLimited: number };
 }
 
 export interface Dataplane {

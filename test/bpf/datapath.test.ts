@@ -27,12 +27,14 @@ import {
   xdBackendStatsCodec,
   xdFlowCodec,
   xdFlowKeyCodec,
+  xdFlow4KeyCodec,
+  xdGuardCodec,
   xdReasonStatsCodec,
   xdServiceCodec,
   xdServiceKeyCodec,
   xdServiceStatsCodec,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdGuard, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 import { addressToBytes16 } from '../../src/net/inet';
@@ -45,6 +47,7 @@ const RING_MAX = 4093;
 const MAX_SERVICES = 8;
 const MAX_BACKENDS = 16;
 const MAX_FLOWS = 4096;
+const MAX_EMBRYONIC = 256;
 
 // ---------------------------------------------------------------- topology
 
@@ -82,7 +85,30 @@ function flowKey(client: string, cport: number, vip: string, vport: number, prot
 }
 
 const zeroSvcStats: XdServiceStats = { packets: 0n, bytes: 0n, new_flows: 0n, no_backend: 0n };
-const zeroBeStats: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n };
+const zeroBeStats: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n, flow_hits: 0n, flow_hit_bytes: 0n };
+
+/** A table split by family (flows or embryonic flows), looked at through the IPv6-shaped key. */
+class FamilyTables {
+  constructor(readonly v4: BpfMap<XdFlow4Key, XdFlow>, readonly v6: BpfMap<XdFlowKey, XdFlow>) {}
+  private static k4(k: XdFlowKey): XdFlow4Key {
+    return { saddr: k.saddr.readUInt32BE(0), daddr: k.daddr.readUInt32BE(0), sport: k.sport, dport: k.dport, proto: k.proto };
+  }
+  lookup(k: XdFlowKey): XdFlow | undefined {
+    return k.family === XdFamily.XD_FAMILY_V4 ? this.v4.lookup(FamilyTables.k4(k)) : this.v6.lookup(k);
+  }
+  update(k: XdFlowKey, v: XdFlow): void {
+    if (k.family === XdFamily.XD_FAMILY_V4) this.v4.update(FamilyTables.k4(k), v);
+    else this.v6.update(k, v);
+  }
+  /** Entries of both families. */
+  count(): number {
+    return this.v4.keys().length + this.v6.keys().length;
+  }
+  clear(): void {
+    this.v4.deleteBatch(this.v4.keys());
+    this.v6.deleteBatch(this.v6.keys());
+  }
+}
 const zeroReason: XdReasonStats = { packets: 0n, bytes: 0n };
 
 class Datapath {
@@ -92,7 +118,9 @@ class Datapath {
     readonly svc: BpfMap<XdServiceKey, XdService>,
     readonly be: BpfMap<number, XdBackend>,
     readonly ring: BpfMap<number, number>,
-    readonly flow: BpfMap<XdFlowKey, XdFlow>,
+    readonly flow: FamilyTables,
+    readonly emb: FamilyTables,
+    readonly guard: BpfMap<number, XdGuard>,
     readonly svcst: BpfMap<number, XdServiceStats>,
     readonly best: BpfMap<number, XdBackendStats>,
     readonly rsnst: BpfMap<number, XdReasonStats>,
@@ -111,7 +139,10 @@ class Datapath {
         [MAPS.be.name]: MAX_BACKENDS,
         [MAPS.best.name]: MAX_BACKENDS,
         [MAPS.ring.name]: MAX_SERVICES * 2 * RING_MAX,
-        [MAPS.flow.name]: MAX_FLOWS,
+        [MAPS.flow4.name]: MAX_FLOWS,
+        [MAPS.flow6.name]: MAX_FLOWS,
+        [MAPS.emb4.name]: MAX_EMBRYONIC,
+        [MAPS.emb6.name]: MAX_EMBRYONIC,
       },
       globals: { ring_max: RING_MAX },
     });
@@ -121,7 +152,9 @@ class Datapath {
       obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec),
       obj.map(MAPS.be.name, u32, xdBackendCodec),
       obj.map(MAPS.ring.name, u32, u32),
-      obj.map(MAPS.flow.name, xdFlowKeyCodec, xdFlowCodec),
+      new FamilyTables(obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec)),
+      new FamilyTables(obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec)),
+      obj.map(MAPS.guard.name, u32, xdGuardCodec),
       obj.map(MAPS.svcst.name, u32, xdServiceStatsCodec),
       obj.map(MAPS.best.name, u32, xdBackendStatsCodec),
       obj.map(MAPS.rsnst.name, u32, xdReasonStatsCodec),
@@ -132,7 +165,8 @@ class Datapath {
   /** Empty services, backends, rings and flows; zero counters. */
   reset(): void {
     this.svc.deleteBatch(this.svc.keys());
-    this.flow.deleteBatch(this.flow.keys());
+    this.flow.clear();
+    this.emb.clear();
     const emptyBe: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
     this.be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, emptyBe] as const));
     for (const [base, len] of this.dirtyRing) this.ring.updateBatch(Array.from({ length: len }, (_, i) => [base + i, 0] as const));
@@ -144,6 +178,7 @@ class Datapath {
     }
     for (let i = 0; i < MAX_BACKENDS; i++) this.best.updatePerCpu(i, Array(n).fill(zeroBeStats));
     for (let i = 0; i < XdReason.XD_R_MAX; i++) this.rsnst.updatePerCpu(i, Array(n).fill(zeroReason));
+    this.guard.updatePerCpu(0, Array(n).fill({ window_ns: 0n, window_flows: 0, embryonic: 0n, limited: 0n }));
   }
 
   addService(o: { vip: string; port: number; proto: number; id: number; ringSize: number; sched?: number; flags?: number; activeGen?: number }): void {
@@ -160,7 +195,7 @@ class Datapath {
     this.svc.update(key, { ...cur, active_gen: gen });
   }
 
-  setBackend(idx: number, o: { flags?: number; generation?: number; ifindex?: number; address?: string; mac?: string } = {}): void {
+  setBackend(idx: number, o: { flags?: number; generation?: number; ifindex?: number; address?: string; mac?: string; service?: number } = {}): void {
     const address = o.address ?? `10.200.0.${10 + idx}`;
     this.be.update(idx, {
       mac: pk.macBytes(o.mac ?? beMac(idx)),
@@ -168,7 +203,7 @@ class Datapath {
       flags: o.flags ?? XdBackendFlags.XD_BE_F_ACTIVE,
       generation: o.generation ?? 1,
       ifindex: o.ifindex ?? 0,
-      service: 0,
+      service: o.service ?? 0,
       addr: addr16(address),
     });
   }
@@ -187,20 +222,47 @@ class Datapath {
     return { verdict, out: r.dataOut };
   }
 
+  /**
+   * Packets (and bytes) per reason, as the control plane reads them: a flow hit is counted only on its
+   * backend (xd_backend_stats.flow_hits, flow_hit_bytes), so XD_R_TX_FLOW_HIT is the sum over backends.
+   */
   reasons(): Record<ReasonName, XdReasonStats> {
     const out = {} as Record<ReasonName, XdReasonStats>;
     for (const r of REASON_NAMES) out[r] = sumPerCpu(this.rsnst.lookupPerCpu(XdReason[r])!);
+    for (let i = 0; i < MAX_BACKENDS; i++) {
+      const b = sumPerCpu(this.best.lookupPerCpu(i)!);
+      out.XD_R_TX_FLOW_HIT.packets += b.flow_hits;
+      out.XD_R_TX_FLOW_HIT.bytes += b.flow_hit_bytes;
+    }
     return out;
   }
+  /** A service's totals as the control plane reads them: its own counters plus those of its backend entries. */
   serviceStats(id: number): XdServiceStats {
-    return sumPerCpu(this.svcst.lookupPerCpu(id)!);
+    const s = sumPerCpu(this.svcst.lookupPerCpu(id)!);
+    for (const [i, b] of this.be.entries()) {
+      if (!(b.flags & XdBackendFlags.XD_BE_F_ACTIVE) || b.service !== id) continue;
+      const bs = sumPerCpu(this.best.lookupPerCpu(i)!);
+      s.packets += bs.packets;
+      s.bytes += bs.bytes;
+      s.new_flows += bs.new_flows;
+    }
+    return s;
   }
-  backendStats(idx: number): XdBackendStats {
+  backendStats(idx: number): Pick<XdBackendStats, 'packets' | 'bytes' | 'new_flows'> {
     const s = sumPerCpu(this.best.lookupPerCpu(idx)!);
     return { packets: s.packets, bytes: s.bytes, new_flows: s.new_flows };
   }
+  /** The flow table's entry for a 5-tuple. */
   flowOf(key: XdFlowKey): XdFlow | undefined {
     return this.flow.lookup(key);
+  }
+  /** The embryonic table's entry for a 5-tuple. */
+  embryonicOf(key: XdFlowKey): XdFlow | undefined {
+    return this.emb.lookup(key);
+  }
+  guardStats(): { embryonic: bigint; limited: bigint } {
+    const g = sumPerCpu(this.guard.lookupPerCpu(0)!);
+    return { embryonic: g.embryonic, limited: g.limited };
   }
 }
 
@@ -270,7 +332,7 @@ function standardServices(): void {
     { vip: VIP6, proto: UDP, be: 4 },
   ];
   services.forEach((s, id) => {
-    dp.setBackend(s.be, { address: pk.ipBytes(s.vip).length === 4 ? `10.200.0.${10 + s.be}` : `2001:db8::${10 + s.be}` });
+    dp.setBackend(s.be, { address: pk.ipBytes(s.vip).length === 4 ? `10.200.0.${10 + s.be}` : `2001:db8::${10 + s.be}`, service: id });
     dp.setRing(id, 0, Array(7).fill(s.be));
     dp.addService({ vip: s.vip, port: MYSQL, proto: s.proto, id, ringSize: 7 });
   });
@@ -529,9 +591,9 @@ for (const f of fixtures) {
     } else {
       for (let s = 0; s < 4; s++) assert.deepEqual(dp.serviceStats(s), zeroSvcStats, `service ${s} counted nothing`);
     }
-    // Only new flows leave an entry.
-    const flows = dp.flow.keys().length;
-    assert.equal(flows, f.forwardedTo?.newFlow ? 1 : 0, 'flow entries');
+    // Only new flows leave an entry: an opening packet (SYN, first datagram) in the embryonic
+    // table, a flow taken over mid-stream in the flow table.
+    assert.equal(dp.flow.count() + dp.emb.count(), f.forwardedTo?.newFlow ? 1 : 0, 'flow and embryonic entries');
   });
 }
 
@@ -546,6 +608,18 @@ function sendTo(frame: Buffer): { verdict: VerdictName; backend: number; out: Bu
   assert.fail(`forwarded to unknown MAC ${mac}`);
 }
 
+/**
+ * Opens a TCP connection as a client does (SYN, then the handshake's ACK, which moves the flow from
+ * the embryonic table to the flow table); returns the backend both went to.
+ */
+function establish(c: Conn, frame: (c: Conn, l4: pk.L4) => Buffer = clientFrame): number {
+  const first = sendTo(frame(c, syn(c))).backend;
+  const second = sendTo(frame(c, pk.tcp({ sport: c.cport, dport: c.vport, flags: 'A', seq: 1001, ack: 5001 }))).backend;
+  assert.equal(second, first, 'the handshake ACK goes where the SYN went');
+  assert.ok(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP)), 'the ACK put the flow in the flow table');
+  return first;
+}
+
 test('an established flow stays on its backend after the ring switches to another generation', () => {
   dp.setBackend(1);
   dp.setBackend(2);
@@ -553,7 +627,7 @@ test('an established flow stays on its backend after the ring switches to anothe
   dp.setRing(0, 1, Array(7).fill(2));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7, activeGen: 0 });
   const c = c4(41000);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(establish(c), 1);
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
   const before = dp.reasons();
   const r = sendTo(clientFrame(c, ack(c)));
@@ -583,7 +657,7 @@ test('a SYN re-hashes a known 5-tuple onto the live ring and overwrites its entr
   dp.setRing(0, 1, Array(7).fill(2));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41020);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(establish(c), 1);
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, syn(c))).backend, 2);
@@ -598,7 +672,7 @@ test("a removed backend's flow is re-hashed when its index gets a new generation
   dp.setRing(0, 0, Array(7).fill(1));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41030);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(establish(c), 1);
   assert.deepEqual({ ...dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))!, last_seen_ns: 0n }, { backend: 1, generation: 7, last_seen_ns: 0n });
   // The control plane removes backend 1 (new ring without it) and gives index 1 to another server.
   dp.setRing(0, 1, Array(7).fill(2));
@@ -621,7 +695,7 @@ test("a removed backend's flow is re-hashed when its slot is no longer active", 
   dp.setRing(0, 0, Array(7).fill(1));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41035);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(establish(c), 1);
   dp.setRing(0, 1, Array(7).fill(2));
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
   dp.setBackend(1, { flags: 0 });
@@ -636,7 +710,7 @@ test("a DOWN backend's established flows are re-hashed onto the ring", () => {
   dp.setRing(0, 0, Array(7).fill(1));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41040);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(establish(c), 1);
   dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DOWN });
   dp.setRing(0, 1, Array(7).fill(2));
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
@@ -657,7 +731,7 @@ test('a DOWN backend still named by the ring is not picked: the packet finds no 
   assert.equal(r.verdict, 'PASS');
   assert.equal(r.out.toString('hex'), frame.toString('hex'));
   assertOnlyReason(before, dp.reasons(), 'XD_R_NO_BACKEND_PASS', 1, frame.length);
-  assert.equal(dp.flow.keys().length, 0);
+  assert.equal(dp.flow.count(), 0);
 });
 
 test('a DRAINING backend keeps its established flows but a new SYN never picks it', () => {
@@ -665,7 +739,7 @@ test('a DRAINING backend keeps its established flows but a new SYN never picks i
   dp.setRing(0, 0, Array(7).fill(1));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41050);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(establish(c), 1);
   dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DRAINING });
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, 'established flow stays');
@@ -688,7 +762,7 @@ test('a RST never creates a flow entry', () => {
   const r = sendTo(clientFrame(c, rst(c)));
   assert.equal(r.backend, 1);
   assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP)), undefined);
-  assert.equal(dp.flow.keys().length, 0);
+  assert.equal(dp.flow.count(), 0);
 });
 
 test("a RST of a known flow goes to the flow's backend and leaves the entry alone", () => {
@@ -698,7 +772,7 @@ test("a RST of a known flow goes to the flow's backend and leaves the entry alon
   dp.setRing(0, 1, Array(7).fill(2));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41065);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(establish(c), 1);
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, rst(c))).backend, 1);
@@ -710,7 +784,7 @@ test('a flow entry records backend, generation and a CLOCK_MONOTONIC last_seen',
   standardServices();
   const c = c4(41070);
   const t0 = process.hrtime.bigint();
-  sendTo(clientFrame(c, syn(c)));
+  establish(c);
   const f = dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))!;
   assert.equal(f.backend, 1);
   assert.equal(f.generation, 1);
@@ -721,7 +795,7 @@ test('a flow entry records backend, generation and a CLOCK_MONOTONIC last_seen',
 test('last_seen is refreshed by a packet once it is more than a second old, and not before', () => {
   standardServices();
   const c = c4(41075);
-  sendTo(clientFrame(c, syn(c)));
+  establish(c);
   const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
   const created = dp.flowOf(key)!;
   // Seen half a second ago: a packet leaves the entry alone (no write per packet).
@@ -736,6 +810,70 @@ test('last_seen is refreshed by a packet once it is more than a second old, and 
   assert.ok(now >= created.last_seen_ns, `refreshed: ${now} >= ${created.last_seen_ns}`);
 });
 
+// ---------------------------------------------------------------- embryonic flows
+
+test('a SYN enters the embryonic table only, and the handshake ACK moves it to the flow table', () => {
+  standardServices();
+  const c = c4(41300);
+  const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(dp.flowOf(key), undefined, 'no flow-table entry for a bare SYN');
+  assert.equal(dp.embryonicOf(key)?.backend, 1);
+  assert.deepEqual(dp.guardStats(), { embryonic: 1n, limited: 0n });
+  const a = clientFrame(c, ack(c));
+  const before = dp.reasons();
+  assert.equal(sendTo(a).backend, 1);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_PROMOTED', 1, a.length);
+  assert.equal(dp.flowOf(key)?.backend, 1);
+  assert.equal(dp.embryonicOf(key), undefined, 'promoted, so gone from the embryonic table');
+  assert.equal(dp.backendStats(1).new_flows, 1n, 'the promotion is not a second new flow');
+});
+
+test('a retransmitted SYN goes to the backend of the first one, whatever the ring says now', () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, [1, 2]);
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 2, sched: XdSched.XD_SCHED_SEQ });
+  const c = c4(41310);
+  const first = sendTo(clientFrame(c, syn(c))).backend;
+  const s = clientFrame(c, syn(c));
+  const before = dp.reasons();
+  assert.equal(sendTo(s).backend, first, 'round robin would have picked the other one');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_EMBRYONIC', 1, s.length);
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, first);
+});
+
+test("a UDP flow's second datagram moves it to the flow table and later ones are flow hits", () => {
+  standardServices();
+  const c = c6(41320);
+  const key = flowKey(c.client, c.cport, c.vip, c.vport, UDP);
+  assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
+  assert.equal(dp.embryonicOf(key)?.backend, 4);
+  assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
+  assert.equal(dp.flowOf(key)?.backend, 4);
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
+  assert.equal(dp.reasons().XD_R_TX_FLOW_HIT.packets - before.XD_R_TX_FLOW_HIT.packets, 1n);
+});
+
+test('the handshake ACK of a flow whose backend was removed meanwhile is re-hashed into the flow table', () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41330);
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  dp.setBackend(1, { generation: 2 });
+  const a = clientFrame(c, ack(c));
+  const before = dp.reasons();
+  assert.equal(sendTo(a).backend, 2);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, a.length);
+  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
+  assert.equal(dp.embryonicOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP)), undefined);
+});
+
 // ---------------------------------------------------------------- ICMP
 
 test("ICMP fragmentation needed about a flow goes to the flow's backend, not the ring's", () => {
@@ -745,7 +883,7 @@ test("ICMP fragmentation needed about a flow goes to the flow's backend, not the
   dp.setRing(0, 1, Array(7).fill(2));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41100);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
+  assert.equal(establish(c), 1);
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
   const icmp = fragNeeded(c, TCP, 1400);
   const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC }, icmp);
@@ -754,7 +892,7 @@ test("ICMP fragmentation needed about a flow goes to the flow's backend, not the
   assert.equal(r.verdict, 'TX');
   assert.equal(r.out.toString('hex'), pk.ether({ src: DIRECTOR_MAC, dst: beMac(1) }, icmp).toString('hex'));
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_ICMP', 1, input.length);
-  assert.equal(dp.backendStats(1).packets, 2n);
+  assert.equal(dp.backendStats(1).packets, 3n, 'SYN, ACK and the ICMP error');
 });
 
 test("ICMPv6 packet too big about a flow goes to the flow's backend", () => {
@@ -764,7 +902,7 @@ test("ICMPv6 packet too big about a flow goes to the flow's backend", () => {
   dp.setRing(2, 1, Array(7).fill(4));
   dp.addService({ vip: VIP6, port: MYSQL, proto: TCP, id: 2, ringSize: 7 });
   const c = c6(41110);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 3);
+  assert.equal(establish(c), 3);
   dp.setActiveGen(VIP6, MYSQL, TCP, 1);
   const icmp = fragNeeded(c, TCP, 1280);
   const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC, vlan: { id: 7 } }, icmp);
@@ -782,7 +920,7 @@ test("ICMPv6 packet too big quoting a reply with extension headers goes to the f
   dp.setRing(2, 1, Array(7).fill(4));
   dp.addService({ vip: VIP6, port: MYSQL, proto: TCP, id: 2, ringSize: 7 });
   const c = c6(41111);
-  assert.equal(sendTo(ext6Frame(c, syn(c), [pk.hopByHop()])).backend, 3);
+  assert.equal(establish(c, (x, l4) => ext6Frame(x, l4, [pk.hopByHop()])), 3);
   dp.setActiveGen(VIP6, MYSQL, TCP, 1);
   const reply = pk.ipv6({ src: c.vip, dst: c.client, ext: [pk.destOpts(16), pk.fragmentExt(0, false)] }, pk.tcp({ sport: c.vport, dport: c.cport, flags: 'PA', seq: 5001, ack: 1009, payload: Buffer.alloc(1400, 0x61) }));
   const icmp = pk.ipv6({ src: ROUTER6, dst: c.vip }, pk.icmp6({ type: 2, code: 0, mtu: 1280, quoted: reply.subarray(0, 1280 - 48) }));
@@ -839,7 +977,7 @@ test('a service with an empty ring passes its packets to the kernel and counts t
   assert.equal(r.out.toString('hex'), frame.toString('hex'));
   assertOnlyReason(before, dp.reasons(), 'XD_R_NO_BACKEND_PASS', 1, frame.length);
   assert.deepEqual(dp.serviceStats(0), { ...zeroSvcStats, no_backend: 1n });
-  assert.equal(dp.flow.keys().length, 0);
+  assert.equal(dp.flow.count(), 0);
 });
 
 test('a service with EMPTY_DROP drops its packets when it has no backend', () => {
@@ -1139,7 +1277,7 @@ test("IPVS_MH keeps a drained backend's established flow on it while new flows o
   while (table[ipvsMhHash(CLIENT4, port, 4, true) % 4093] !== 3) port++;
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH });
   const c = c4(port);
-  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 3);
+  assert.equal(establish(c), 3);
   const now = drainIpvs(dests, [3]);
   for (let i = 0; i < 3; i++) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 3, 'the established flow sticks');
   assert.equal(dp.reasons().XD_R_TX_FLOW_HIT.packets, 3n);
@@ -1178,7 +1316,8 @@ test('per-service and per-backend counters count packets, bytes and new flows', 
   assert.deepEqual(dp.backendStats(2), { packets: 1n, bytes: BigInt(fb.length), new_flows: 1n });
   const r = dp.reasons();
   assert.equal(r.XD_R_TX_NEW_FLOW.packets, 2n);
-  assert.equal(r.XD_R_TX_FLOW_HIT.packets, 2n);
+  assert.equal(r.XD_R_TX_PROMOTED.packets, 1n, 'the first ACK completes the handshake');
+  assert.equal(r.XD_R_TX_FLOW_HIT.packets, 1n);
 });
 
 test('every packet is counted under exactly one reason', () => {
@@ -1224,5 +1363,5 @@ test('services are told apart by protocol and family: TCP and UDP on one VIP por
   const d = c6(41600);
   assert.equal(sendTo(clientFrame(d, syn(d))).backend, 3);
   assert.equal(sendTo(clientFrame(d, dgram(d))).backend, 4);
-  assert.equal(dp.flow.keys().length, 4, 'one flow per 5-tuple');
+  assert.equal(dp.emb.count(), 4, 'one embryonic flow per 5-tuple');
 });

@@ -72,7 +72,7 @@ test('size, type, enum and map changes are each reported on their own line', () 
 
 test('the kernel creates every map with the generated type, key size and value size', async () => {
   // Small sizes: this test is about layouts, not capacity.
-  loaded = await BpfObject.load(OBJECT, { maxEntries: { [L.MAPS.flow.name]: 1024, [L.MAPS.ring.name]: 2 * 2 * 17 } });
+  loaded = await BpfObject.load(OBJECT, { maxEntries: { [L.MAPS.flow4.name]: 1024, [L.MAPS.flow6.name]: 1024, [L.MAPS.ring.name]: 2 * 2 * 17 } });
   const kernel = loaded.maps().filter((m) => !m.internal);
   assert.deepEqual(kernel.map((m) => m.name).sort(), Object.values(L.MAPS).map((m) => m.name).sort());
   for (const m of Object.values(L.MAPS)) {
@@ -82,7 +82,7 @@ test('the kernel creates every map with the generated type, key size and value s
 });
 
 test('libbpf places every generated global at the generated offset and size', async () => {
-  loaded ??= await BpfObject.load(OBJECT, { maxEntries: { [L.MAPS.flow.name]: 1024, [L.MAPS.ring.name]: 2 * 2 * 17 } });
+  loaded ??= await BpfObject.load(OBJECT, { maxEntries: { [L.MAPS.flow4.name]: 1024, [L.MAPS.flow6.name]: 1024, [L.MAPS.ring.name]: 2 * 2 * 17 } });
   const { getNative } = await import('../../src/bpf/native');
   const handle = Object.getOwnPropertySymbols(loaded).find((s) => s.description === 'xdirector.bpf.objectHandle')!;
   const globals = getNative().objectGlobals((loaded as unknown as Record<symbol, number>)[handle]);

@@ -24,11 +24,12 @@ import {
   XdSched,
   xdBackendCodec,
   xdReasonStatsCodec,
+  xdBackendStatsCodec,
   xdServiceCodec,
   xdServiceKeyCodec,
   xdTunnelCodec,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdReasonStats, XdService, XdServiceKey, XdTunnel } from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdBackendStats, XdReasonStats, XdService, XdServiceKey, XdTunnel } from '../../src/bpf/layouts.generated';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RING_MAX = 7;
@@ -74,6 +75,7 @@ let be: BpfMap<number, XdBackend>;
 let tun: BpfMap<number, XdTunnel>;
 let ring: BpfMap<number, number>;
 let rsnst: BpfMap<number, XdReasonStats>;
+let best: BpfMap<number, XdBackendStats>;
 let dir: string;
 const outputs: { description: string; frame: Buffer }[] = [];
 
@@ -87,7 +89,10 @@ before(async () => {
       [MAPS.best.name]: MAX_BACKENDS,
       [MAPS.tun.name]: MAX_BACKENDS,
       [MAPS.ring.name]: MAX_SERVICES * 2 * RING_MAX,
-      [MAPS.flow.name]: 1024,
+      [MAPS.flow4.name]: 1024,
+      [MAPS.flow6.name]: 1024,
+      [MAPS.emb4.name]: 1024,
+      [MAPS.emb6.name]: 1024,
     },
     globals: { ring_max: RING_MAX },
   });
@@ -97,6 +102,7 @@ before(async () => {
   tun = obj.map(MAPS.tun.name, u32, xdTunnelCodec);
   ring = obj.map(MAPS.ring.name, u32, u32);
   rsnst = obj.map(MAPS.rsnst.name, u32, xdReasonStatsCodec);
+  best = obj.map(MAPS.best.name, u32, xdBackendStatsCodec);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), `xdt-tunnel-${process.pid}-`));
 });
 after(() => {
@@ -105,13 +111,17 @@ after(() => {
 });
 beforeEach(() => {
   svc.deleteBatch(svc.keys());
-  const flow = obj.map(MAPS.flow.name, { size: 40, encode: (k: Buffer) => k, decode: (b: Buffer) => Buffer.from(b) }, { size: 16, encode: (v: Buffer) => v, decode: (b: Buffer) => Buffer.from(b) });
-  flow.deleteBatch(flow.keys());
+  for (const m of [MAPS.flow4, MAPS.flow6, MAPS.emb4, MAPS.emb6]) {
+    const flow = obj.map(m.name, { size: m.keySize, encode: (k: Buffer) => k, decode: (b: Buffer) => Buffer.from(b) }, { size: m.valueSize, encode: (v: Buffer) => v, decode: (b: Buffer) => Buffer.from(b) });
+    flow.deleteBatch(flow.keys());
+  }
   const empty: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
   be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, empty] as const));
   tun.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, { saddr: Buffer.alloc(16), daddr: Buffer.alloc(16), gue_port: 0, mtu: 0, encap: 0, family: 0 }] as const));
   const zero: XdReasonStats = { packets: 0n, bytes: 0n };
   for (let i = 0; i < XdReason.XD_R_MAX; i++) rsnst.updatePerCpu(i, Array(rsnst.ncpus).fill(zero));
+  const zeroBe: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n, flow_hits: 0n, flow_hit_bytes: 0n };
+  for (let i = 0; i < MAX_BACKENDS; i++) best.updatePerCpu(i, Array(best.ncpus).fill(zeroBe));
 });
 
 interface TunSpec { rs: string; encap: 'ipip' | 'gue'; mtu?: number; noEntry?: boolean }
@@ -148,6 +158,10 @@ function reasonCounts(): Partial<Record<ReasonName, number>> {
     const n = Number(sumPerCpu(rsnst.lookupPerCpu(v)!).packets);
     if (n) out[name as ReasonName] = n;
   }
+  // Flow hits are counted on their backend only (one per-CPU counter per established packet).
+  let hits = 0;
+  for (let i = 0; i < MAX_BACKENDS; i++) hits += Number(sumPerCpu(best.lookupPerCpu(i)!).flow_hits);
+  if (hits) out.XD_R_TX_FLOW_HIT = hits;
   return out;
 }
 
@@ -236,10 +250,11 @@ test('an established tunnel flow keeps its backend and its tunnel', () => {
   tunnelService(c.vip, { rs: RS4, encap: 'ipip' });
   run('syn', clientFrame(inner(c, syn(c))));
   const ip = inner(c, data(c, 100));
+  run('handshake ack', clientFrame(ip));
   const r = run('established', clientFrame(ip));
   assert.equal(r.verdict, 'TX');
   assert.deepEqual(r.out, encapsulated(c, ip, { rs: RS4, encap: 'ipip' }));
-  assert.deepEqual(reasonCounts(), { XD_R_TX_NEW_FLOW: 1, XD_R_TX_FLOW_HIT: 1 });
+  assert.deepEqual(reasonCounts(), { XD_R_TX_NEW_FLOW: 1, XD_R_TX_PROMOTED: 1, XD_R_TX_FLOW_HIT: 1 });
 });
 
 test('a router\'s "fragmentation needed" about a tunnel flow reaches the flow\'s real server inside the tunnel', () => {

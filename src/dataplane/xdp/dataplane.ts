@@ -18,10 +18,12 @@ import { XdError, wrap } from '../../errors';
 import { forwardingLabel, serviceForwardingLabel } from '../../config/forwarding';
 import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey, tunnelText } from './plan';
 import * as L from './layout';
+import type * as G from '../../bpf/layouts.generated';
 import { Neighbours } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
 import { FlowCounter } from './flow-counts';
+import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE } from '../../config/schema';
 
 export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
 
@@ -34,6 +36,10 @@ export interface XdpOptions {
   maxServices: number;
   maxBackends: number;
   flowTableSize: number;
+  /** Entries of each embryonic table (default DEFAULT_EMBRYONIC_TABLE_SIZE). */
+  embryonicTableSize?: number;
+  /** Flows per second per CPU that may enter the flow table, 0 = no limit (default DEFAULT_NEW_FLOW_RATE). */
+  newFlowRate?: number;
   /** Compiled program; default dist/bpf/xdirector.bpf.o of this package. */
   objectPath?: string;
   /** A flow counts as active when it saw a packet within this many seconds (IPVS: TCP established 900 s). */
@@ -111,7 +117,7 @@ export class XdpDataplane implements Dataplane {
     readonly adopted: boolean,
   ) {
     this.model = emptyModel();
-    this.flowCounter = new FlowCounter(maps.flow, { idleSeconds: o.flowIdleSeconds ?? 900, maxAgeMs: o.flowCountsMaxAgeMs ?? 2000 });
+    this.flowCounter = new FlowCounter([maps.flow4, maps.flow6], { idleSeconds: o.flowIdleSeconds ?? 900, maxAgeMs: o.flowCountsMaxAgeMs ?? 2000 });
   }
 
   /** Load (adopting pinned state when compatible), pin, attach. */
@@ -161,13 +167,16 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.best]: o.maxBackends,
       [L.MAP.tun]: o.maxBackends,
       [L.MAP.ring]: o.maxServices * 2 * o.ringMax,
-      [L.MAP.flow]: o.flowTableSize,
+      [L.MAP.flow4]: o.flowTableSize,
+      [L.MAP.flow6]: o.flowTableSize,
+      [L.MAP.emb4]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
+      [L.MAP.emb6]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
     };
     // Forward only frames addressed to this interface (a flooded frame is the kernel's to drop).
     const nl = new Neighbours();
     let selfMac: string;
     try { selfMac = await nl.linkMac(o.ifname); } finally { nl.close(); }
-    const globals = { ring_max: o.ringMax, match_dst_mac: 1, self_mac: L.macBytes(selfMac) };
+    const globals = { ring_max: o.ringMax, match_dst_mac: 1, self_mac: L.macBytes(selfMac), new_flow_rate: o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE };
     const obj = await BpfObject.load(objectPath, { maxEntries, globals, ...(adopt ? { reusePinnedDir: dir } : {}) });
     let maps: L.Maps | undefined;
     try {
@@ -304,6 +313,8 @@ export class XdpDataplane implements Dataplane {
       for (const k of p.serviceDeletes) {
         this.maps.svc.delete({ vip: L.addr16(k.vip), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
       }
+      // A backend entry given to another backend: its counters go to its old service first.
+      this.retireBackendStats(p.resetBackendStats);
       // One batch per phase (a new service with 1000 backends: 3 syscalls, not 3000).
       if (p.resetServiceStats.length) this.maps.svcst.updateBatch(p.resetServiceStats.map((r) => [r, L.zeroServiceStats()] as const));
       if (p.resetBackendStats.length) this.maps.best.updateBatch(p.resetBackendStats.map((r) => [r, L.zeroBackendStats()] as const));
@@ -322,6 +333,8 @@ export class XdpDataplane implements Dataplane {
       }
       if (p.backendClears.length) {
         this.maps.be.updateBatch(p.backendClears.map((c) => [c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: Buffer.alloc(16) }] as const));
+        // Cleared (new generation): no packet is counted on it any more.
+        this.retireBackendStats(p.backendClears.map((c) => c.index));
       }
     } catch (err) {
       // What was written is consistent per service (rings before the flip);
@@ -334,6 +347,49 @@ export class XdpDataplane implements Dataplane {
     this.lastState = state;
     this.lastApply = { backends: p.backendWrites.length, rings: p.ringWrites.length, slots, services: p.serviceWrites.length, deleted: p.serviceDeletes.length, cleared: p.backendClears.length };
     this.o.log.debug(this.lastApply, 'XDP maps updated');
+  }
+
+  /**
+   * The program counts a forwarded packet only on its backend entry (one
+   * per-CPU counter per packet), so a service's totals are its own counters
+   * plus its live backends'. When a backend entry leaves its service (cleared,
+   * or reused for another backend), its counters are added to the service's,
+   * and its flow hits to the tx_flow_hit reason, so neither total goes back.
+   * Indexes the model does not hold (never used, or retired already) are skipped.
+   */
+  private retireBackendStats(indexes: readonly number[]): void {
+    const bySvc = new Map<number, G.XdServiceStats>();
+    let hits = 0n;
+    let hitBytes = 0n;
+    for (const index of indexes) {
+      const owner = this.model.backends.get(index);
+      if (!owner) continue;
+      this.model.backends.delete(index);
+      const per = this.maps.best.lookupPerCpu(index);
+      if (!per) continue;
+      const b = sumPerCpu(per);
+      const acc = bySvc.get(owner.serviceId) ?? L.zeroServiceStats();
+      acc.packets += b.packets;
+      acc.bytes += b.bytes;
+      acc.new_flows += b.new_flows;
+      bySvc.set(owner.serviceId, acc);
+      hits += b.flow_hits;
+      hitBytes += b.flow_hit_bytes;
+    }
+    for (const [id, add] of bySvc) {
+      const cur = this.maps.svcst.lookupPerCpu(id);
+      if (!cur || cur.length === 0) continue;
+      const first = cur[0]!;
+      cur[0] = { packets: first.packets + add.packets, bytes: first.bytes + add.bytes, new_flows: first.new_flows + add.new_flows, no_backend: first.no_backend };
+      this.maps.svcst.updatePerCpu(id, cur);
+    }
+    if (hits > 0n) {
+      const cur = this.maps.rsnst.lookupPerCpu(L.REASON.tx_flow_hit!);
+      if (cur && cur.length > 0) {
+        cur[0] = { packets: cur[0]!.packets + hits, bytes: cur[0]!.bytes + hitBytes };
+        this.maps.rsnst.updatePerCpu(L.REASON.tx_flow_hit!, cur);
+      }
+    }
   }
 
   /**
@@ -446,27 +502,29 @@ export class XdpDataplane implements Dataplane {
     const services: ServiceStatus[] = [];
     for (const s of this.lastState.services) {
       const ms = this.model.services.get(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }));
+      // Its own counters (no_backend, and what backends that left it had counted) plus its live backends'.
       const st = ms ? sumPerCpu(this.maps.svcst.lookupPerCpu(ms.id) ?? [L.zeroServiceStats()]) : L.zeroServiceStats();
       const idx = this.indexes.get(s.name) ?? new Map<string, number>();
+      const backends = s.backends.map((b) => {
+        const i = idx.get(b.key);
+        const bs = i !== undefined ? sumPerCpu(this.maps.best.lookupPerCpu(i) ?? [L.zeroBackendStats()]) : L.zeroBackendStats();
+        st.packets += bs.packets;
+        st.bytes += bs.bytes;
+        st.new_flows += bs.new_flows;
+        return {
+          key: b.key, name: b.name, address: b.address, port: b.port, ...(b.mac ? { mac: b.mac } : {}), weight: b.weight, forwarding: forwardingLabel(b),
+          state: i === undefined ? 'down' as const : b.state, activeFlows: i === undefined ? 0 : flows.get(i) ?? 0,
+          packets: Number(bs.packets), bytes: Number(bs.bytes), newFlows: Number(bs.new_flows),
+        };
+      });
       services.push({
         name: s.name, vip: s.vip, port: s.port, proto: s.proto, scheduler: s.scheduler, forwarding: serviceForwardingLabel(s.backends, 'dr'),
         packets: Number(st.packets), bytes: Number(st.bytes), newFlows: Number(st.new_flows), noBackend: Number(st.no_backend),
-        backends: s.backends.map((b) => {
-          const i = idx.get(b.key);
-          const bs = i !== undefined ? sumPerCpu(this.maps.best.lookupPerCpu(i) ?? [L.zeroBackendStats()]) : L.zeroBackendStats();
-          return {
-            key: b.key, name: b.name, address: b.address, port: b.port, ...(b.mac ? { mac: b.mac } : {}), weight: b.weight, forwarding: forwardingLabel(b),
-            state: i === undefined ? 'down' : b.state, activeFlows: i === undefined ? 0 : flows.get(i) ?? 0,
-            packets: Number(bs.packets), bytes: Number(bs.bytes), newFlows: Number(bs.new_flows),
-          };
-        }),
+        backends,
       });
     }
-    const reasons: Record<string, number> = {};
-    for (const [name, value] of Object.entries(L.REASON)) {
-      const r = this.maps.rsnst.lookupPerCpu(value);
-      reasons[name] = r ? Number(sumPerCpu(r).packets) : 0;
-    }
+    const reasons = L.readReasons(this.maps, this.model.backends.keys());
+    const flood = L.readGuard(this.maps);
     const q = xdp.query(this.ifindex);
     let driver: ReturnType<XdpDataplane['driverTxErrors']> | { error: string };
     try {
@@ -484,6 +542,7 @@ export class XdpDataplane implements Dataplane {
       },
       services,
       reasons,
+      flood: { embryonicCreated: flood.embryonic, rateLimited: flood.limited },
     };
   }
 

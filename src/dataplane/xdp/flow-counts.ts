@@ -66,7 +66,8 @@ export class FlowCounter {
   private readonly slice: number;
   private readonly maxAgeMs: number;
 
-  constructor(private readonly map: XdMap<'flow'>, private readonly o: FlowCountsOptions) {
+  /** `maps`: the flow tables (IPv4, IPv6), walked one after the other. */
+  constructor(private readonly maps: ReadonlyArray<XdMap<'flow4'> | XdMap<'flow6'>>, private readonly o: FlowCountsOptions) {
     this.slice = o.slice ?? 1024;
     this.maxAgeMs = o.maxAgeMs ?? 2000;
   }
@@ -113,7 +114,6 @@ export class FlowCounter {
     const cutHi = Number(cutoff >> 32n);
     const cutLo = Number(cutoff & 0xffffffffn);
     const byBackend = new Map<number, Map<number, number>>();
-    const vs = this.map.info.valueSize;
     const busyNs = BigInt(Math.round((this.o.busyMs ?? 2) * 1e6));
     const restMs = this.o.restMs ?? 6;
     let since = process.hrtime.bigint();
@@ -125,19 +125,23 @@ export class FlowCounter {
       await new Promise<void>((resolve) => setTimeout(resolve, restMs));
       since = process.hrtime.bigint();
     };
-    const entries = await this.map.scanSliced((_keys, values, count) => {
-      for (let i = 0; i < count; i++) {
-        const o = i * vs;
-        // last_seen_ns >= cutoff, compared as two u32 halves (no BigInt per entry).
-        const hi = values.readUInt32LE(o + OFF_LAST_SEEN + 4);
-        if (hi < cutHi || (hi === cutHi && values.readUInt32LE(o + OFF_LAST_SEEN) < cutLo)) continue;
-        const backend = values.readUInt32LE(o + OFF_BACKEND);
-        const gen = values.readUInt32LE(o + OFF_GENERATION);
-        let g = byBackend.get(backend);
-        if (!g) { g = new Map(); byBackend.set(backend, g); }
-        g.set(gen, (g.get(gen) ?? 0) + 1);
-      }
-    }, { slice: this.slice, signal: this.abort.signal, pause });
+    let entries = 0;
+    for (const map of this.maps) {
+      const vs = map.info.valueSize;
+      entries += await map.scanSliced((_keys, values, count) => {
+        for (let i = 0; i < count; i++) {
+          const o = i * vs;
+          // last_seen_ns >= cutoff, compared as two u32 halves (no BigInt per entry).
+          const hi = values.readUInt32LE(o + OFF_LAST_SEEN + 4);
+          if (hi < cutHi || (hi === cutHi && values.readUInt32LE(o + OFF_LAST_SEEN) < cutLo)) continue;
+          const backend = values.readUInt32LE(o + OFF_BACKEND);
+          const gen = values.readUInt32LE(o + OFF_GENERATION);
+          let g = byBackend.get(backend);
+          if (!g) { g = new Map(); byBackend.set(backend, g); }
+          g.set(gen, (g.get(gen) ?? 0) + 1);
+        }
+      }, { slice: this.slice, signal: this.abort.signal, pause });
+    }
     return new FlowCountResult(byBackend, entries, started, Number(process.hrtime.bigint() - t0) / 1e6);
   }
 }

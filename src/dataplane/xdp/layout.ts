@@ -6,6 +6,7 @@ import { xdMap, XdMap, openPinnedXdMap } from '../../bpf/maps';
 import type { BpfObject } from '../../bpf/object';
 import type { Family, TunnelSpec } from '../../state/types';
 import { addressFromBytes, addressToBytes16, formatMac, parseMac } from '../../net/inet';
+import { sumPerCpu } from '../../bpf/codec';
 
 export const LAYOUT_VERSION = G.LAYOUT_VERSION;
 export const LAYOUT_HASH = G.LAYOUT_HASH;
@@ -35,7 +36,11 @@ export const REASON: Record<string, number> = Object.fromEntries(
 export interface Maps {
   svc: XdMap<'svc'>;
   be: XdMap<'be'>;
-  flow: XdMap<'flow'>;
+  flow4: XdMap<'flow4'>;
+  flow6: XdMap<'flow6'>;
+  emb4: XdMap<'emb4'>;
+  emb6: XdMap<'emb6'>;
+  guard: XdMap<'guard'>;
   svcst: XdMap<'svcst'>;
   best: XdMap<'best'>;
   rsnst: XdMap<'rsnst'>;
@@ -49,7 +54,8 @@ export interface Maps {
 export function openMaps(obj: BpfObject): Maps {
   const ring = xdMap(obj, 'ring');
   const m = {
-    svc: xdMap(obj, 'svc'), be: xdMap(obj, 'be'), flow: xdMap(obj, 'flow'), svcst: xdMap(obj, 'svcst'),
+    svc: xdMap(obj, 'svc'), be: xdMap(obj, 'be'), svcst: xdMap(obj, 'svcst'),
+    flow4: xdMap(obj, 'flow4'), flow6: xdMap(obj, 'flow6'), emb4: xdMap(obj, 'emb4'), emb6: xdMap(obj, 'emb6'), guard: xdMap(obj, 'guard'),
     best: xdMap(obj, 'best'), rsnst: xdMap(obj, 'rsnst'), tun: xdMap(obj, 'tun'), meta: xdMap(obj, 'meta'), ring, ringFd: ring.fd,
     close: () => { /* maps borrow the object's fds */ },
   };
@@ -72,7 +78,38 @@ export function zeroServiceStats(): G.XdServiceStats {
   return { packets: 0n, bytes: 0n, new_flows: 0n, no_backend: 0n };
 }
 export function zeroBackendStats(): G.XdBackendStats {
-  return { packets: 0n, bytes: 0n, new_flows: 0n };
+  return { packets: 0n, bytes: 0n, new_flows: 0n, flow_hits: 0n, flow_hit_bytes: 0n };
+}
+
+/**
+ * Every flow value of both flow tables (IPv4 and IPv6), one entry at a time.
+ * The program counts an established packet once, on its backend
+ * (xd_backend_stats.flow_hits), not under its reason in xd_rsnst.
+ */
+export function* flowValues(maps: Pick<Maps, 'flow4' | 'flow6'>): Generator<G.XdFlow> {
+  for (const [, f] of maps.flow4.entries()) yield f;
+  for (const [, f] of maps.flow6.entries()) yield f;
+}
+
+/** Packets per verdict reason: xd_rsnst plus the flow hits counted on the backends (`backendIndexes`: the live ones). */
+export function readReasons(maps: Pick<Maps, 'rsnst' | 'best'>, backendIndexes: Iterable<number>): Record<string, number> {
+  const reasons: Record<string, number> = {};
+  for (const [name, value] of Object.entries(REASON)) {
+    const r = maps.rsnst.lookupPerCpu(value);
+    reasons[name] = r ? Number(sumPerCpu(r).packets) : 0;
+  }
+  for (const i of backendIndexes) {
+    const b = maps.best.lookupPerCpu(i);
+    if (b) reasons.tx_flow_hit = (reasons.tx_flow_hit ?? 0) + Number(sumPerCpu(b).flow_hits);
+  }
+  return reasons;
+}
+
+/** The flood guard's counters, all CPUs: embryonic entries created, flows kept out of the flow table by the rate guard. */
+export function readGuard(maps: Pick<Maps, 'guard'>): { embryonic: number; limited: number } {
+  const g = maps.guard.lookupPerCpu(0);
+  if (!g) return { embryonic: 0, limited: 0 };
+  return { embryonic: g.reduce((n, v) => n + Number(v.embryonic), 0), limited: g.reduce((n, v) => n + Number(v.limited), 0) };
 }
 
 /** The xd_tun_v1 entry of a tunnel backend: outer source/destination, encapsulation, path MTU. */

@@ -158,7 +158,7 @@ test('apply writes exactly what the plan says into the pinned maps', async () =>
   }
 });
 
-test('a SYN to the VIP is sent to the backend its ring slot names and creates a flow', () => {
+test('a SYN to the VIP is sent to the backend its ring slot names, and its handshake ACK makes it a flow', () => {
   // Find a client port whose ring slot is backend 1 or 2 (so the drain below moves its new flows).
   for (let sport = 40000; sport < 40100; sport++) {
     const r = run(packet(sport, 'S'));
@@ -166,7 +166,9 @@ test('a SYN to the VIP is sent to the backend its ring slot names and creates a 
     if (r.dstMac !== backend(3).mac) { flowPort = sport; flowMac = r.dstMac; break; }
   }
   assert.ok(flowPort > 0, 'some client port hashes to backend 1 or 2');
-  const flows = openPinnedXdMap(DIR, 'flow');
+  const ack = run(packet(flowPort, 'A'));
+  assert.equal(ack.dstMac, flowMac, 'the ACK follows the SYN');
+  const flows = openPinnedXdMap(DIR, 'flow4');
   try {
     const f = flows.entries().find(([k]) => k.sport === flowPort)!;
     assert.ok(f, 'flow entry created');
@@ -180,7 +182,7 @@ test('close with keepState leaves the program attached and the maps pinned', asy
   await dp!.close({ keepState: true });
   dp = undefined;
   assert.equal(attachedIds().native, firstProgId);
-  const flows = openPinnedXdMap(DIR, 'flow');
+  const flows = openPinnedXdMap(DIR, 'flow4');
   try {
     assert.ok(flows.entries().some(([k]) => k.sport === flowPort));
   } finally {
@@ -287,7 +289,7 @@ test('a pinned meta with another layout hash is replaced cleanly with a warning'
   assert.deepEqual(attachedIds(), { native: dp.programId, generic: 0 });
   const warn = logLines.map((l) => JSON.parse(l)).find((l) => l.level === 40);
   assert.ok(warn && /another layout than this build: replacing it/.test(warn.msg), logLines.join(''));
-  const flows = openPinnedXdMap(DIR, 'flow');
+  const flows = openPinnedXdMap(DIR, 'flow4');
   try {
     assert.equal(flows.entries().length, 0, 'fresh maps');
   } finally {

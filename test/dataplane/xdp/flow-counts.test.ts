@@ -14,7 +14,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
 import { openPinnedXdMap } from '../../../src/bpf';
-import { encodeXdFlow, encodeXdFlowKey, XD_FLOW_KEY_SIZE, XD_FLOW_SIZE } from '../../../src/bpf/layouts.generated';
+import { encodeXdFlow, encodeXdFlow4Key, XD_FLOW4_KEY_SIZE, XD_FLOW_SIZE } from '../../../src/bpf/layouts.generated';
 import { XdpDataplane, instancePinDir, type XdpOptions } from '../../../src/dataplane/xdp/dataplane';
 import { addr16 } from '../../../src/dataplane/xdp/layout';
 import type { DesiredBackend, DesiredState } from '../../../src/state/types';
@@ -72,22 +72,21 @@ after(async () => {
  * carries a stale generation. Returns the expected active count per backend.
  */
 function fillFlows(count: number, backends: { index: number; generation: number }[]): number[] {
-  const flow = openPinnedXdMap(DIR, 'flow');
+  const flow = openPinnedXdMap(DIR, 'flow4');
   const expected = backends.map(() => 0);
   const now = process.hrtime.bigint();
   const idleSince = now - 120n * 1000000000n;
   const batch = 65536;
-  const daddr = addr16(STATE.services[0]!.vip);
+  const daddr = addr16(STATE.services[0]!.vip).readUInt32BE(0);
   try {
     for (let start = 0; start < count; start += batch) {
       const n = Math.min(batch, count - start);
-      const keys = Buffer.alloc(n * XD_FLOW_KEY_SIZE);
+      const keys = Buffer.alloc(n * XD_FLOW4_KEY_SIZE);
       const values = Buffer.alloc(n * XD_FLOW_SIZE);
       for (let j = 0; j < n; j++) {
         const i = start + j;
-        const saddr = Buffer.alloc(16);
-        saddr.writeUInt32BE(0x0a000000 + Math.floor(i / 50000));
-        encodeXdFlowKey({ saddr, daddr, sport: 10000 + (i % 50000), dport: 3306, proto: 6, family: 4 }, keys, j * XD_FLOW_KEY_SIZE);
+        const saddr = 0x0a000000 + Math.floor(i / 50000);
+        encodeXdFlow4Key({ saddr, daddr, sport: 10000 + (i % 50000), dport: 3306, proto: 6 }, keys, j * XD_FLOW4_KEY_SIZE);
         const b = i % backends.length;
         const idle = i % 10 === 0;
         const stale = i % 7 === 0;
