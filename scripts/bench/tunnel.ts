@@ -53,7 +53,7 @@ async function main(): Promise<void> {
   const rounds = opt('--rounds', 7);
   const outIdx = args.indexOf('--out');
   const obj = await BpfObject.load(DIRECTOR, {
-    maxEntries: { [G.MAPS.svc.name]: 4, [G.MAPS.svcst.name]: 4, [G.MAPS.rr.name]: 4, [G.MAPS.be.name]: 8, [G.MAPS.best.name]: 8, [G.MAPS.tun.name]: 8, [G.MAPS.ring.name]: 4 * 2 * 7, [G.MAPS.flow.name]: 4096 },
+    maxEntries: { [G.MAPS.svc.name]: 4, [G.MAPS.svcst.name]: 4, [G.MAPS.rr.name]: 4, [G.MAPS.be.name]: 8, [G.MAPS.best.name]: 8, [G.MAPS.tun.name]: 8, [G.MAPS.ring.name]: 4 * 2 * 7, [G.MAPS.flow4.name]: 4096, [G.MAPS.flow6.name]: 4096, [G.MAPS.emb4.name]: 4096, [G.MAPS.emb6.name]: 4096 },
     globals: { ring_max: 7 },
   });
   const pass = await BpfObject.load(PASS, {});
