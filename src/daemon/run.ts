@@ -12,6 +12,7 @@ import { startApiServer } from '../api/server';
 import { buildDesired, DesiredOutput, ServiceCfg } from './desired';
 import { renderMetrics } from './metrics';
 import { DrainStore } from './drains';
+import { installCrashHandlers } from './crash';
 import { SystemdNotifier } from '../systemd/notify';
 import { servableVips } from '../bgp/servable';
 
@@ -449,6 +450,12 @@ export class Daemon {
 
   private stopped?: Promise<void>;
 
+  /** After a fatal error: every VRRP instance sends priority 0 (if Master) and removes its VIPs. */
+  async resignVrrp(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.vrrp.map((v) => v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp resign failed'))));
+  }
+
   async stop(opts: { detach?: boolean } = {}): Promise<void> {
     if (this.stopped) {
       // A stop is under way (e.g. SIGTERM, then `stop --detach`): finish it, then detach too.
@@ -490,6 +497,8 @@ export async function runDaemon(configFile: string, opts: { logLevel?: string } 
   const log = createLogger({ level });
   const d = new Daemon(configFile, log);
   const sd = new SystemdNotifier(log.child({ component: 'systemd' }));
+  // Uncaught exception / unhandled rejection: resign VRRP, remove the VIPs, exit 70 (crash.ts).
+  installCrashHandlers({ log, resign: () => d.resignVrrp() });
   try {
     await d.start();
     sd.ready(`serving (config ${configFile})`);
