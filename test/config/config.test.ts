@@ -249,6 +249,13 @@ test('a backend of another address family than the VIP is an error', () => {
   ]);
 });
 
+test('an embryonic table under 64 entries or a negative new-flow rate is an error, a rate of 0 (no limit) is accepted', () => {
+  assert.deepEqual(problems(MINIMAL + 'xdp:\n  embryonic_table_size: 16\n'), ['lab.yaml: xdp.embryonic_table_size: must be an integer >= 64, got 16 (line 14)']);
+  assert.deepEqual(problems(MINIMAL + 'xdp:\n  new_flow_rate: -1\n'), ['lab.yaml: xdp.new_flow_rate: must be an integer from 0 to 100000000, got -1 (line 14)']);
+  const c = parseConfig(MINIMAL + 'xdp:\n  new_flow_rate: 0\n  embryonic_table_size: 4096\n', 'lab.yaml');
+  assert.deepEqual([c.xdp.newFlowRate, c.xdp.embryonicTableSize], [0, 4096]);
+});
+
 test('a ring size that is not prime or out of range is an error', () => {
   assert.deepEqual(problems(MINIMAL + 'xdp:\n  ring_size: 65536\n'), ['lab.yaml: xdp.ring_size: must be a prime (Maglev needs one), got 65536: the next prime is 65537 (line 14)']);
   assert.deepEqual(problems(MINIMAL + 'xdp:\n  ring_size: 13\n'), ['lab.yaml: xdp.ring_size: must be a prime from 251 to 16777213, got 13 (line 14)']);
