@@ -24,6 +24,7 @@ PACKAGES=(
   keepalived haproxy ipvsadm
   qemu-system-x86 busybox-static kmod cpio
   socat netcat-openbsd
+  chromium python3-prometheus-client curl systemd util-linux
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

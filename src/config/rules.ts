@@ -242,7 +242,11 @@ export function finish(raw: RawConfig, source: string): Config {
       maxBackends: raw.xdp.max_backends,
       pinDir: raw.xdp.pin_dir,
     },
-    admin: { socket: raw.admin.socket ?? `${DEFAULT_SOCKET_DIR}/${raw.instance}.sock` },
+    admin: {
+      socket: raw.admin.socket ?? `${DEFAULT_SOCKET_DIR}/${raw.instance}.sock`,
+      ...(raw.admin.http ? { http: splitHostPort(raw.admin.http) } : {}),
+      ...(raw.admin.http_token_file ? { httpTokenFile: raw.admin.http_token_file } : {}),
+    },
     log: { level: raw.log.level },
     ...(raw.monitor ? { monitor: raw.monitor } : {}),
     health: raw.health ?? healthSchema.parse({}),
@@ -256,4 +260,10 @@ export function finish(raw: RawConfig, source: string): Config {
     services,
     source,
   };
+}
+
+/** "127.0.0.1:9105" / "[::1]:9105" → host and port (the schema checked the shape). */
+function splitHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
 }

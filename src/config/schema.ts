@@ -106,7 +106,13 @@ export const configSchema = z.strictObject({
   interface: interfaceName(),
   dataplane: oneOf(DATAPLANES, { default: 'auto' }),
   xdp: xdpSchema,
-  admin: section({ socket: absPath({ optional: true, maxBytes: 107 }) }),
+  admin: section({
+    socket: absPath({ optional: true, maxBytes: 107 }),
+    /** Optional HTTP listener "host:port" for /metrics and the status page (off by default). */
+    http: pattern(/^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|localhost):\d{1,5}$/, 'an address and port such as "127.0.0.1:9105" or "[::1]:9105"', { optional: true }),
+    /** File holding the token that allows drain/undrain/weight over HTTP (without it the listener is read-only). */
+    http_token_file: absPath({ optional: true }),
+  }),
   log: section({ level: oneOf(LOG_LEVELS, { default: 'info' }) }),
   monitor: monitorSchema.optional(),
   health: healthSchema.optional(),
@@ -191,7 +197,7 @@ export interface Config {
   interface: string;
   dataplane: DataplaneChoice;
   xdp: XdpConfig;
-  admin: { socket: string };
+  admin: { socket: string; http?: { host: string; port: number }; httpTokenFile?: string };
   log: { level: (typeof LOG_LEVELS)[number] };
   /** MySQL monitor account (health.ts schema, snake_case fields); required when a service checks mysql. */
   monitor?: MonitorConfig;

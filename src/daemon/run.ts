@@ -50,7 +50,8 @@ async function openIpvs(_cfg: Config, log: Logger): Promise<Dataplane> {
 }
 
 /** dataplane: xdp | ipvs | auto (XDP, falling back to IPVS with the reason logged). */
-export async function openDataplane(cfg: Config, log: Logger, want: 'xdp' | 'ipvs' | 'auto' = cfg.dataplane): Promise<Dataplane> {
+export async function openDataplane(cfg: Config, log: Logger, want: 'xdp' | 'ipvs' | 'auto' = cfg.dataplane, why: { reason?: string } = {}): Promise<Dataplane> {
+  why.reason = want === 'auto' ? 'auto: XDP available' : `${want} requested`;
   if (want === 'xdp') return openXdp(cfg, log);
   if (want === 'ipvs') return openIpvs(cfg, log);
   let xdpErr: Error;
@@ -59,6 +60,7 @@ export async function openDataplane(cfg: Config, log: Logger, want: 'xdp' | 'ipv
   } catch (err) {
     xdpErr = err as Error;
     log.warn({ err }, `XDP unavailable, falling back to IPVS: ${xdpErr.message}`);
+    why.reason = `auto: XDP unavailable (${xdpErr.message})`;
   }
   try {
     return await openIpvs(cfg, log);
@@ -83,8 +85,11 @@ export class Daemon {
   private backendsChangedAt = Date.now();
   private bgpAnnouncedOnce = false;
   private api?: { close(): Promise<void> };
+  private httpListener?: { port: number; close(): Promise<void> };
   private last?: DesiredOutput;
   private lastApplyError: string | null = null;
+  private lastApplyAt: string | null = null;
+  private dataplaneWhy: { reason?: string } = {};
   private chain: Promise<void> = Promise.resolve();
   private pending = false;
   private timers: NodeJS.Timeout[] = [];
@@ -103,7 +108,7 @@ export class Daemon {
     // A corrupt or unsafe drains file stops the start here (XD_ERR_STATE_FILE, path and fix), before anything is applied.
     this.drained = this.drains.load();
     if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
-    this.dataplane = await openDataplane(this.cfg, this.log);
+    this.dataplane = await openDataplane(this.cfg, this.log, this.cfg.dataplane, this.dataplaneWhy);
     await this.startHealth(await this.adoptedHealth());
     await this.refreshMacs();
     await this.reconcile('start');
@@ -122,6 +127,15 @@ export class Daemon {
         return { message: detach ? 'stopping; the XDP program and pins will be removed' : 'stopping; the dataplane state is kept for a hot restart' };
       },
     }, this.log.child({ component: 'api' }));
+    if (this.cfg.admin.http) {
+      const { startHttpListener } = await import('../api/http');
+      this.httpListener = await startHttpListener({ ...this.cfg.admin.http, tokenFile: this.cfg.admin.httpTokenFile }, {
+        status: async () => this.status(),
+        metrics: async () => renderMetrics(await this.status()),
+        drain: async (b) => this.setDrain(b, true),
+        undrain: async (b) => this.setDrain(b, false),
+      }, this.log.child({ component: 'http' }));
+    }
     this.timers.push(setInterval(() => void this.refreshMacs(false).then((changed) => changed && this.kick('neighbour')), UNRESOLVED_RETRY_MS));
     this.timers.push(setInterval(() => void this.refreshMacs(true).then((changed) => changed && this.kick('neighbour refresh')), MAC_REFRESH_MS));
     this.log.info({ instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length }, 'xdirector running');
@@ -323,6 +337,7 @@ export class Daemon {
 
   async reconcile(reason: string): Promise<void> {
     const out = this.compute();
+    this.lastApplyAt = new Date().toISOString();
     try {
       await this.dataplane.apply(out.state);
       this.lastApplyError = null;
@@ -415,6 +430,7 @@ export class Daemon {
       // invisible while XDP still takes the packets; for XDP, attaching it is
       // what moves the traffic. Only then remove the old one.
       const next = await openDataplane(this.cfg, this.log, kind);
+      this.dataplaneWhy = { reason: `switched to ${kind} at run time (xdirector dataplane)` };
       try {
         await next.apply(state);
       } catch (err) {
@@ -438,6 +454,8 @@ export class Daemon {
       config: path.resolve(this.configFile),
       dataplane: dp,
       lastApplyError: this.lastApplyError,
+      lastApplyAt: this.lastApplyAt,
+      dataplaneReason: this.dataplaneWhy.reason ?? null,
       health: this.health ? this.health.snapshot() : null,
       writers: this.last?.writers ?? {},
       alerts: this.last?.alerts ?? [],
@@ -479,6 +497,7 @@ export class Daemon {
     for (const v of this.vrrp) await v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp stop failed'));
     if (this.health) await this.health.stop().catch((err: unknown) => this.log.error({ err }, 'health stop failed'));
     await this.api?.close();
+    await this.httpListener?.close();
     const dp = this.dataplane as Dataplane | undefined;
     if (dp) await dp.close({ keepState: !opts.detach });
     if (opts.detach && this.cfg) { try { this.drains.remove(); } catch (err) { this.log.warn({ err }, (err as Error).message); } }

@@ -22,7 +22,7 @@ import {
   type MonitorConfigInput,
 } from '../config/health';
 import { LcDamper, lcTargetWeights } from './lc';
-import { MysqlChecker, replicaLag, roleOf } from './mysql-check';
+import { MysqlChecker, replicaLag, roleOf, type MysqlProbe } from './mysql-check';
 import { readPassword } from './password';
 import { backendKey, electWriter, keyOf, nameOf, needsWriter, serviceCheck, servicePool, writerCandidates } from './pools';
 import { initialRiseFall, riseFallStep, type RiseFallState } from './rise-fall';
@@ -94,7 +94,7 @@ export class HealthMonitor extends EventEmitter {
   private readonly writers = new Map<string, string | null>();
   private readonly alerts = new Map<string, HealthAlert>();
   private readonly damper: LcDamper;
-  private readonly counters = { splitBrain: 0, noWriter: 0, alertsRaised: 0, checks: 0, failures: 0 };
+  private readonly counters = { splitBrain: 0, noWriter: 0, alertsRaised: 0, checks: 0, failures: 0, writerChanges: 0 };
   private round = 0;
   private running = false;
   private loopDone: Promise<void> | null = null;
@@ -270,17 +270,23 @@ export class HealthMonitor extends EventEmitter {
     }
   }
 
+  private async checkOne(e: Entry, hc: HealthConfig): Promise<{ ok: boolean; error: string | null; probe: MysqlProbe | null }> {
+    if (e.check === 'none') return { ok: true as const, error: null, probe: null };
+    if (e.check === 'tcp' || !e.checker) {
+      const r = await tcpCheck(e.address, e.port, hc.timeout, this.monitor?.source_address);
+      return { ok: r.ok, error: r.error, probe: null };
+    }
+    const p = await e.checker.check();
+    return { ok: p.ok, error: p.error, probe: p };
+  }
+
   private async runRound(): Promise<void> {
     const hc = this.health;
     const results = await Promise.all(
       this.entries.map(async (e) => {
-        if (e.check === 'none') return { ok: true as const, error: null, probe: null };
-        if (e.check === 'tcp' || !e.checker) {
-          const r = await tcpCheck(e.address, e.port, hc.timeout, this.monitor?.source_address);
-          return { ok: r.ok, error: r.error, probe: null };
-        }
-        const p = await e.checker.check();
-        return { ok: p.ok, error: p.error, probe: p };
+        const t0 = performance.now();
+        const r = await this.checkOne(e, hc);
+        return { ...r, ms: performance.now() - t0 };
       }),
     );
     if (!this.running) return;
@@ -294,6 +300,9 @@ export class HealthMonitor extends EventEmitter {
       h.checks++;
       this.counters.checks++;
       h.lastCheckAt = now;
+      // Latency of the whole check (connect or kept-open queries), for metrics.
+      h.lastCheckMs = Math.round(r.ms * 1000) / 1000;
+      h.checkSecondsTotal = (h.checkSecondsTotal ?? 0) + r.ms / 1000;
       if (!r.ok) {
         h.failures++;
         this.counters.failures++;
@@ -389,6 +398,7 @@ export class HealthMonitor extends EventEmitter {
         const next = el.writer ?? null;
         if (next !== (prev ?? null)) {
           this.writers.set(s.name, next);
+          this.counters.writerChanges++;
           changed = true;
           if (next) this.log.info({ service: s.name, writer: names(next), was: prev ? names(prev) : null }, `service ${s.name}: writer is now ${names(next)}${prev ? ` (was ${names(prev)})` : ''}`);
           else this.log.warn({ service: s.name, was: prev ? names(prev) : null }, `service ${s.name}: no writer${prev ? ` (was ${names(prev)})` : ''}`);

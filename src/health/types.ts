@@ -94,6 +94,9 @@ export interface BackendHealth {
   /** Total checks run, and how many failed. */
   checks: number;
   failures: number;
+  /** Duration of the latest check (ms) and the sum over all checks (s), for metrics. */
+  lastCheckMs?: number;
+  checkSecondsTotal?: number;
   /** Current streaks (rise/fall). */
   consecutiveOk: number;
   consecutiveFail: number;
