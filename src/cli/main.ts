@@ -66,11 +66,35 @@ async function runBench(args: string[]): Promise<number> {
   return (await bench.main(args)) ?? 0;
 }
 
+/** One usage line and what it does, per command (`xdirector COMMAND --help`). */
+const COMMAND_HELP: Record<string, string> = {
+  run: 'usage: xdirector run -c FILE [--log-level L]\nRun the director in the foreground. SIGTERM/SIGINT stop it (the XDP program and maps stay for a hot\nrestart), SIGHUP reloads the config (a bad config is refused, the running one keeps serving).\nUnder systemd it sends READY=1 and WATCHDOG=1 (systemd/xdirector.service).',
+  'check-config': 'usage: xdirector check-config -c FILE\nValidate a config file and print the services it describes; errors name the file, key path and problem (exit 1).',
+  status: 'usage: xdirector status [--json]\nServices, backends (MAC, weight, state, health, role, lag, flows, packets, bytes), alerts and VRRP state.',
+  drain: 'usage: xdirector drain BACKEND | drain --director\nNo new flows to BACKEND (name or address:port, in every service); established flows finish.\n--director withdraws this director\'s BGP VIPs.',
+  undrain: 'usage: xdirector undrain BACKEND | undrain --director\nUndo drain.',
+  dataplane: 'usage: xdirector dataplane xdp|ipvs\nSwitch the live dataplane without moving a flow.',
+  reload: 'usage: xdirector reload\nRe-read the config file (same as SIGHUP).',
+  metrics: 'usage: xdirector metrics\nPrometheus text format (also at /metrics when admin.http is set).',
+  stop: 'usage: xdirector stop [--detach] [-c FILE]\nStop the daemon; --detach also removes the XDP program and pinned maps (works without a daemon given -c FILE).',
+  bench: 'usage: xdirector bench [--quick] [--out DIR] [--only LIST]\nBenchmarks (see README).',
+};
+
 export async function main(argv: string[]): Promise<number> {
   const cmd = argv[0];
   if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
     return cmd ? 0 : 2;
+  }
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8')) as { version: string };
+    process.stdout.write(`xdirector ${pkg.version}\n`);
+    return 0;
+  }
+  const rest = argv.slice(1);
+  if ((rest.includes('--help') || rest.includes('-h')) && COMMAND_HELP[cmd]) {
+    process.stdout.write(`${COMMAND_HELP[cmd]}\n\noptions for client commands: -c FILE, --socket PATH, --instance NAME\n`);
+    return 0;
   }
   if (cmd === 'import-keepalived') {
     const { importKeepalivedMain } = await import('../keepalived/cli');
@@ -81,19 +105,26 @@ export async function main(argv: string[]): Promise<number> {
     return realserverMain(argv.slice(1));
   }
   if (cmd === 'bench') return runBench(argv.slice(1));
-  const { values, positionals } = parseArgs({
-    args: argv.slice(1),
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      socket: { type: 'string' },
-      instance: { type: 'string' },
-      json: { type: 'boolean' },
-      detach: { type: 'boolean' },
-      director: { type: 'boolean' },
-      'log-level': { type: 'string' },
-    },
-  });
+  if (!COMMAND_HELP[cmd]) throw new XdError('XD_ERR_USAGE', `unknown command "${cmd}"\n${USAGE}`);
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv.slice(1),
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        socket: { type: 'string' },
+        instance: { type: 'string' },
+        json: { type: 'boolean' },
+        detach: { type: 'boolean' },
+        director: { type: 'boolean' },
+        'log-level': { type: 'string' },
+      },
+    });
+  } catch (err) {
+    throw new XdError('XD_ERR_USAGE', `${cmd}: ${(err as Error).message}\n${COMMAND_HELP[cmd]}`);
+  }
+  const { values, positionals } = parsed;
   switch (cmd) {
     case 'run': {
       if (!values.config) throw new XdError('XD_ERR_USAGE', 'run needs -c FILE');

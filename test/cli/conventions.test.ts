@@ -1,0 +1,32 @@
+// CLI conventions: --version, --help for every command, exit 2 for usage errors.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const BIN = path.join(ROOT, 'bin/xdirector.js');
+const xd = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+
+test('--version prints the package version', () => {
+  const r = xd(['--version']);
+  assert.equal(r.status, 0);
+  assert.equal(r.stdout, `xdirector ${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}\n`);
+});
+
+test('every command answers --help with its usage and exit 0', () => {
+  for (const cmd of ['run', 'check-config', 'status', 'drain', 'undrain', 'dataplane', 'reload', 'metrics', 'stop', 'bench', 'import-keepalived', 'realserver']) {
+    const r = xd([cmd, '--help']);
+    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^usage: xdirector ${cmd}\\b`), cmd);
+  }
+});
+
+test('usage errors exit 2 and say what is wrong: unknown command, unknown option, missing argument', () => {
+  for (const [args, re] of [[['frob'], /unknown command "frob"/], [['status', '--bogus'], /status: Unknown option '--bogus'/], [['run'], /run needs -c FILE/]] as const) {
+    const r = xd([...args]);
+    assert.equal(r.status, 2, args.join(' '));
+    assert.match(r.stderr, re);
+  }
+});
