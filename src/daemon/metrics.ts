@@ -45,6 +45,8 @@ export function renderMetrics(st: any): string {
   metric('xdirector_replication_lag_seconds', 'Replica lag (NaN: unknown).', 'gauge', hb.filter((b: any) => b.role === 'replica').map((b: any) => [{ backend: b.name }, b.lagSeconds ?? NaN]));
   metric('xdirector_alerts', 'Active alerts (split brain, no writer, empty readers).', 'gauge', [[{}, (st.health?.alerts ?? []).length]]);
   metric('xdirector_health_split_brain_total', 'Times two writable servers were seen at once.', 'counter', [[{}, st.health?.counters?.splitBrain ?? 0]]);
+  metric('xdirector_dataplane_diverged', 'The dataplane differs from the desired state (the last apply failed; retried with backoff).', 'gauge', [[{}, st.apply?.diverged ? 1 : 0]]);
+  metric('xdirector_apply_failures_total', 'Failed applies of the desired state to the dataplane.', 'counter', [[{}, st.apply?.failuresTotal ?? 0]]);
   metric('xdirector_vrrp_master', 'VRRP instance is MASTER.', 'gauge', (st.vrrp ?? []).map((v: any) => [{ instance: v.name ?? v.instance }, v.state === 'MASTER' ? 1 : 0]));
   metric('xdirector_vrrp_transitions_total', 'VRRP state transitions per instance.', 'counter', (st.vrrp ?? []).map((v: any) => [{ instance: v.name ?? v.instance }, v.counters?.transitions ?? 0]));
   const d = st.dataplane ?? {};

@@ -13,6 +13,7 @@ import { buildDesired, DesiredOutput, ServiceCfg } from './desired';
 import { renderMetrics } from './metrics';
 import { DrainStore } from './drains';
 import { installCrashHandlers } from './crash';
+import { ApplyRetry } from './apply-retry';
 import { SystemdNotifier } from '../systemd/notify';
 import { servableVips } from '../bgp/servable';
 
@@ -90,6 +91,9 @@ export class Daemon {
   private lastApplyError: string | null = null;
   private lastApplyAt: string | null = null;
   private dataplaneWhy: { reason?: string } = {};
+  private readonly applyRetry: ApplyRetry;
+  /** Fault injection for tests: XDIRECTOR_TEST_FAULTS=apply makes SIGUSR2 fail the next 3 applies. */
+  private injectedApplyFailures = 0;
   private chain: Promise<void> = Promise.resolve();
   private pending = false;
   private timers: NodeJS.Timeout[] = [];
@@ -97,7 +101,16 @@ export class Daemon {
   private stopping = false;
   onStop?: (code: number) => void;
 
-  constructor(private readonly configFile: string, private readonly log: Logger) {}
+  constructor(private readonly configFile: string, private readonly log: Logger) {
+    this.applyRetry = new ApplyRetry({ log: this.log, retry: () => this.kick('retry after a failed apply') });
+    if (process.env.XDIRECTOR_TEST_FAULTS === 'apply') {
+      process.on('SIGUSR2', () => {
+        this.log.warn('fault injection (XDIRECTOR_TEST_FAULTS=apply): the next 3 applies fail');
+        this.injectedApplyFailures = 3;
+        this.kick('injected fault');
+      });
+    }
+  }
 
   private get drains(): DrainStore {
     return DrainStore.forInstance(this.cfg.admin.socket, this.cfg.instance);
@@ -339,10 +352,17 @@ export class Daemon {
     const out = this.compute();
     this.lastApplyAt = new Date().toISOString();
     try {
+      if (this.injectedApplyFailures > 0) {
+        this.injectedApplyFailures--;
+        throw new XdError('XD_ERR_BPF_MAP', 'apply desired state: injected fault (XDIRECTOR_TEST_FAULTS=apply, SIGUSR2)');
+      }
       await this.dataplane.apply(out.state);
       this.lastApplyError = null;
+      this.applyRetry.succeeded();
     } catch (err) {
       this.lastApplyError = (err as Error).message;
+      // Retried with backoff; alert and status/metrics while the dataplane differs (apply-retry.ts).
+      this.applyRetry.failed(err, reason);
       throw err;
     }
     this.describeChanges(this.last?.state, out.state);
@@ -456,9 +476,10 @@ export class Daemon {
       lastApplyError: this.lastApplyError,
       lastApplyAt: this.lastApplyAt,
       dataplaneReason: this.dataplaneWhy.reason ?? null,
+      apply: this.applyRetry.status(),
       health: this.health ? this.health.snapshot() : null,
       writers: this.last?.writers ?? {},
-      alerts: this.last?.alerts ?? [],
+      alerts: [...(this.last?.alerts ?? []), ...(this.applyRetry.alert() ? [this.applyRetry.alert()!] : [])],
       drained: [...this.drained],
       unresolved: (this.last?.unresolved ?? []).map((u) => ({ ...u, error: this.macErrors.get(u.backend) ?? this.macErrors.get(u.backend.split(':')[0]) ?? 'not resolved yet' })),
       vrrp: this.vrrp.map((v) => v.status()),
@@ -490,6 +511,7 @@ export class Daemon {
 
   private async doStop(opts: { detach?: boolean }): Promise<void> {
     this.stopping = true;
+    this.applyRetry.stop();
     for (const t of this.timers) clearInterval(t);
     // Withdraw first: the routers move new flows to the other directors while this one still forwards.
     if (this.bgp) await this.bgp.stop().catch((err: unknown) => this.log.error({ err }, 'bgp stop failed'));
