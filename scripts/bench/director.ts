@@ -12,11 +12,14 @@ import { BpfObject } from '../../src/bpf/object';
 import { getNative, packageRoot } from '../../src/bpf/native';
 import { liveFramesFlag, testRunAsync } from '../../src/bpf/testrun';
 import type { BpfMap } from '../../src/bpf/map';
-import { MAPS, XdBackendFlags, XdReason, XdSched } from '../../src/bpf/layouts.generated';
-import { xdMap } from '../../src/bpf/maps';
-import { buildMaglev, type MaglevBackend } from '../../src/maglev';
+import { openPinnedProgram } from '../../src/bpf/object';
+import { XdReason } from '../../src/bpf/layouts.generated';
 import type { Logger } from '../../src/log';
-import { addressFamily, addressToBytes16, parseMac } from '../../src/net/inet';
+import { addressFamily, parseMac } from '../../src/net/inet';
+import { backendKey } from '../../src/net/inet';
+import { XdpDataplane, instancePinDir } from '../../src/dataplane/xdp/dataplane';
+import type { DesiredState } from '../../src/state/types';
+import { execFileSync } from 'node:child_process';
 import { ToolError, toolWrap } from '../errors';
 
 /** Path of a compiled program: the product's dist/bpf/xdirector.bpf.o, a tool's dist/bpf/tools/<name>.bpf.o. */
@@ -205,9 +208,9 @@ export const XD_REASONS: readonly string[] = (() => {
 })();
 
 export interface BenchDirector extends PinnedProg {
-  /** Add a service with its backends and a full Maglev ring (generation 0 live). */
+  /** Add a service with its backends (maglev): the whole desired state so far goes through XdpDataplane.apply(). */
   setService(s: BenchService): Promise<void>;
-  /** Packets counted per verdict reason so far (all CPUs), by reason name. */
+  /** Packets counted per verdict reason so far (all CPUs), by reason name, as the product reads them. */
   reasons(): Record<string, number>;
 }
 
@@ -216,89 +219,77 @@ export interface DirectorLimits {
   maxBackends: number;
   ringMax: number;
   flows: number;
+  /** Flows per second per CPU that may enter the flow table (0: no limit; the bench measures the table, not the guard). */
+  newFlowRate: number;
 }
 
-/** Small maps: the benchmarks configure at most a few services. */
-export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 4, maxBackends: 64, ringMax: 65537, flows: 262144 };
+/** Small maps: the benchmarks configure at most a few services; room for 1M flows. */
+export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 4, maxBackends: 64, ringMax: 65537, flows: 1 << 20, newFlowRate: 0 };
 
-function addrBytes(address: string): { family: 4 | 6; bytes: Buffer } {
-  const family = addressFamily(address);
-  if (family !== undefined) return { family, bytes: addressToBytes16(address) };
-  throw new ToolError('XD_ERR_BENCH', `"${address}" is not an IP address`);
-}
+let placeholderSeq = 0;
 
-export async function loadDirector(o: { pinDir: string; log: Logger; limits?: DirectorLimits }): Promise<BenchDirector> {
-  const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
-  const obj = await BpfObject.load(objectPath('xdirector'), {
-    maxEntries: {
-      [MAPS.svc.name]: lim.maxServices,
-      [MAPS.svcst.name]: lim.maxServices,
-      [MAPS.rr.name]: lim.maxServices,
-      [MAPS.be.name]: lim.maxBackends,
-      [MAPS.best.name]: lim.maxBackends,
-      [MAPS.ring.name]: lim.maxServices * 2 * lim.ringMax,
-      [MAPS.flow4.name]: lim.flows,
-      [MAPS.flow6.name]: lim.flows,
-    },
-    globals: { ring_max: lim.ringMax },
-  });
-  const pinPath = path.join(o.pinDir, 'director');
+function ipLink(args: string[]): void {
   try {
-    const prog = obj.program();
-    obj.pinProgram(prog.name, pinPath);
-    const svcMap = xdMap(obj, 'svc');
-    const beMap = xdMap(obj, 'be');
-    const ringMap = xdMap(obj, 'ring');
-    const rsnMap = xdMap(obj, 'rsnst');
-    const bestMap = xdMap(obj, 'best');
-    let nextService = 0;
-    let nextBackend = 1;
-    const log = o.log.child({ component: 'bench-director' });
+    execFileSync('ip', ['link', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    throw toolWrap('XD_ERR_BENCH', `ip link ${args.join(' ')}`, err);
+  }
+}
+
+/**
+ * The product's director: XdpDataplane.open() loads, sizes and pins the program and its maps
+ * exactly as `xdirector run` does, and every setService() goes through apply() with the desired
+ * state so far. open() attaches the program (generic mode) to a placeholder veth in this
+ * namespace whose MAC is `mac`, the address the bench's frames are sent to (the program forwards
+ * only frames for its interface's MAC); the benchmarks then attach the same pinned program to the
+ * director's eth0 inside their namespaces.
+ */
+export async function loadDirector(o: { pinDir: string; log: Logger; mac: string; limits?: DirectorLimits }): Promise<BenchDirector> {
+  const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
+  const tag = `xdb${process.pid % 100000}${placeholderSeq++}`;
+  const ifname = `${tag}a`;
+  ipLink(['add', ifname, 'address', o.mac, 'type', 'veth', 'peer', 'name', `${tag}b`]);
+  let dp: XdpDataplane | undefined;
+  let prog: ReturnType<typeof openPinnedProgram> | undefined;
+  try {
+    ipLink(['set', ifname, 'up']);
+    ipLink(['set', `${tag}b`, 'up']);
+    dp = await XdpDataplane.open({
+      instance: 'director', ifname, mode: 'generic', pinDir: o.pinDir, ringMax: lim.ringMax,
+      maxServices: lim.maxServices, maxBackends: lim.maxBackends, flowTableSize: lim.flows, newFlowRate: lim.newFlowRate,
+      log: o.log.child({ component: 'bench-director' }),
+    });
+    const pinPath = path.join(instancePinDir(o.pinDir, 'director'), 'prog');
+    prog = openPinnedProgram(pinPath);
+    const state: DesiredState = { services: [] };
+    const d = dp;
+    const p = prog;
     return {
-      fd: prog.fd,
+      fd: p.fd,
       pinPath,
       async setService(s) {
-        const sid = nextService++;
-        if (sid >= lim.maxServices) throw new XdError('XD_ERR_CAPACITY', `bench director: more than ${lim.maxServices} services`);
-        const vip = addrBytes(s.vip);
-        const members: MaglevBackend[] = [];
-        for (const b of s.backends) {
-          const idx = nextBackend++;
-          if (idx >= lim.maxBackends) throw new XdError('XD_ERR_CAPACITY', `bench director: more than ${lim.maxBackends - 1} backends`);
-          const a = addrBytes(b.address);
-          // ifindex 0: XDP_TX out of the receiving interface (one-armed DR).
-          beMap.update(idx, { mac: parseMac(b.mac), family: a.family, flags: XdBackendFlags.XD_BE_F_ACTIVE, generation: 1, ifindex: 0, service: sid, addr: a.bytes });
-          members.push({ id: idx, key: `${b.address}:${b.port}`, weight: 1 });
-        }
-        const ring = buildMaglev(members, lim.ringMax);
-        const base = sid * 2 * lim.ringMax; // generation 0
-        await ringMap.updateBatchAsync(Array.from(ring, (id, i) => [base + i, id] as const));
-        svcMap.update(
-          { vip: vip.bytes, port: s.port, proto: s.proto === 'tcp' ? 6 : 17, family: vip.family },
-          { id: sid, ring_size: lim.ringMax, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 },
-        );
-        log.debug({ service: `${s.proto}/${s.vip}:${s.port}`, id: sid, backends: members.length }, 'bench service configured');
+        const family = addressFamily(s.vip);
+        if (family === undefined) throw new ToolError('XD_ERR_BENCH', `"${s.vip}" is not an IP address`);
+        state.services.push({
+          name: `bench${state.services.length}`, vip: s.vip, port: s.port, proto: s.proto, family, scheduler: 'maglev',
+          ring: { kind: 'maglev', size: lim.ringMax }, onEmpty: 'pass',
+          backends: s.backends.map((b) => ({ key: backendKey(b.address, b.port), name: `${b.address}:${b.port}`, address: b.address, port: b.port, family, weight: 1, state: 'active' as const, mac: b.mac })),
+        });
+        await d.apply(state);
       },
       reasons() {
-        const out: Record<string, number> = {};
-        XD_REASONS.forEach((name, i) => {
-          const n = (rsnMap.lookupPerCpu(i) ?? []).reduce((acc, v) => acc + Number(v.packets), 0);
-          if (n > 0) out[name] = n;
-        });
-        // Flow hits are counted on the backends only.
-        let hits = 0;
-        for (let i = 1; i < nextBackend; i++) hits += (bestMap.lookupPerCpu(i) ?? []).reduce((acc, v) => acc + Number(v.flow_hits), 0);
-        if (hits > 0) out.tx_flow_hit = (out.tx_flow_hit ?? 0) + hits;
-        return out;
+        return Object.fromEntries(Object.entries(d.reasons()).filter(([, n]) => n > 0));
       },
       close: async () => {
-        unpin(pinPath);
-        obj.close();
+        p.close();
+        await d.close({ keepState: false });
+        try { ipLink(['del', ifname]); } catch { /* already gone */ }
       },
     };
   } catch (err) {
-    unpin(pinPath);
-    obj.close();
+    prog?.close();
+    if (dp) await dp.close({ keepState: false }).catch(() => undefined);
+    try { ipLink(['del', ifname]); } catch { /* already gone */ }
     throw err;
   }
 }

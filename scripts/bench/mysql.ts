@@ -134,7 +134,7 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
 
     // The director: xdirector program on its eth0 (native), a pass program on the bridge-side peer (veth NAPI for XDP_TX).
     const pinDir = `/sys/fs/bpf/${o.prefix}m`;
-    director = await loadDirector({ pinDir, log });
+    director = await loadDirector({ pinDir, log, mac: t.director.mac });
     await director.setService({
       vip: t.vip,
       port: 3306,

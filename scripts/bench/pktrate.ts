@@ -262,7 +262,7 @@ async function bridgePath(o: PktRateOptions, modes: PktMode[], pinDir: string, o
   let director: BenchDirector | undefined;
   let noop: PinnedProg | undefined;
   if (modes.includes('xdp-native') || modes.includes('xdp-generic')) {
-    director = await loadDirector({ pinDir, log });
+    director = await loadDirector({ pinDir, log, mac: t.director.mac });
     own.progs.push(director);
     await director.setService({ vip: t.vip, port: 3306, proto: 'tcp', backends: t.receivers.map((r) => ({ address: r.ip, port: 3306, mac: r.mac })) });
   }
@@ -304,7 +304,7 @@ async function isolatedPath(o: PktRateOptions, modes: PktMode[], pinDir: string,
   let director: BenchDirector | undefined;
   let noop: PinnedProg | undefined;
   if (modes.includes('xdp-native') || modes.includes('xdp-generic')) {
-    director = await loadDirector({ pinDir, log });
+    director = await loadDirector({ pinDir, log, mac: t.director.mac });
     own.progs.push(director);
     // The same shape as the DR path (two backends), every backend at the generator's MAC.
     const backends = Array.from({ length: Math.max(1, o.receivers) }, (_, i) => ({ address: `10.202.0.${11 + i}`, port: 3306, mac: t.gen.mac }));

@@ -492,6 +492,11 @@ export class XdpDataplane implements Dataplane {
     return this.indexes.get(serviceName)?.get(backendKey);
   }
 
+  /** Packets per verdict reason (flow hits from the backend counters), without the rest of status(). */
+  reasons(): Record<string, number> {
+    return L.readReasons(this.maps, this.model.backends.keys());
+  }
+
   async status(): Promise<DataplaneStatus> {
     // Counted by a paced, sliced walk of the flow map in the background
     // (flow-counts.ts): never a synchronous decode of up to 1M entries here.
