@@ -340,11 +340,14 @@ async function isolatedPath(o: PktRateOptions, modes: PktMode[], pinDir: string,
 async function measureRound(p: Path, m: PktModeResult, o: PktRateOptions): Promise<PktRound> {
   const delivered = (): bigint => p.counts().reduce((a, b) => a + b, 0n);
   await p.attach(m.mode);
-  // Warm-up: one SYN per flow (the director creates its flow entries), then established ACKs are timed.
+  // Warm-up: one handshake per flow (a SYN enters the director's embryonic table, the first ACK
+  // moves it to the flow table), then established ACKs are timed.
   await p.gen.call({ op: 'template', frame: p.syn.toString('hex') });
   await p.gen.call({ op: 'run', packets: o.flows, batch: o.batch }, runBudget(o.flows));
   await settle(delivered);
   await p.gen.call({ op: 'template', frame: p.ack.toString('hex') });
+  await p.gen.call({ op: 'run', packets: o.flows, batch: o.batch }, runBudget(o.flows));
+  await settle(delivered);
   const before = p.counts();
   const reasonsBefore = p.director?.reasons() ?? {};
   const softBefore = ksoftirqdSeconds();
