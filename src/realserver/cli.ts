@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { XdError } from '../errors';
 import { check, DEFAULT_SYSCTL_FILE, grantText, parseVip, setup, teardown } from './realserver';
 
-export const REALSERVER_USAGE = `usage: xdirector realserver setup|check|teardown --vip ADDR [--vip ADDR ...] [--tunnel] [--sysctl-file PATH]
+export const REALSERVER_USAGE = `usage: xdirector realserver setup|check|teardown --vip ADDR [--vip ADDR ...] [--tunnel [--encap ipip|gue] [--gue-port N] [--underlay 4|6]] [--sysctl-file PATH]
        xdirector realserver grant [--user monitor] [--host DIRECTOR_HOST] [--heartbeat db.table]
 
 Prepare a MySQL server behind an xdirector in DR mode (run it on the real server, as root):
@@ -13,7 +13,9 @@ Prepare a MySQL server behind an xdirector in DR mode (run it on the real server
   check      report what is missing (exit 1 when anything is)
   teardown   remove the VIPs from lo, remove the sysctl file and restore the previous values
   grant      print the monitor account's CREATE USER / GRANT for MySQL 8 and MariaDB
-  --tunnel   the director forwards over IPIP/IP6IP6 (forwarding: tunnel) instead of DR`;
+  --tunnel   the director forwards over a tunnel (forwarding: tunnel): also create the decapsulating
+             devices and relax rp_filter; --encap ipip|gue (default ipip), --gue-port N (6080),
+             --underlay 4|6|4,6 (this server's address families the director sends to; default 4)`;
 
 export async function realserverMain(argv: string[]): Promise<number> {
   let parsed;
@@ -24,6 +26,9 @@ export async function realserverMain(argv: string[]): Promise<number> {
       options: {
         vip: { type: 'string', multiple: true },
         tunnel: { type: 'boolean' },
+        encap: { type: 'string' },
+        'gue-port': { type: 'string' },
+        underlay: { type: 'string' },
         'sysctl-file': { type: 'string' },
         user: { type: 'string' },
         host: { type: 'string' },
@@ -46,22 +51,34 @@ export async function realserverMain(argv: string[]): Promise<number> {
   }
   if (sub !== 'setup' && sub !== 'check' && sub !== 'teardown') throw new XdError('XD_ERR_USAGE', `realserver needs setup, check, teardown or grant\n${REALSERVER_USAGE}`);
   if (!values.vip?.length) throw new XdError('XD_ERR_USAGE', `realserver ${sub} needs at least one --vip ADDR`);
-  if (values.tunnel) throw new XdError('XD_ERR_USAGE', 'realserver --tunnel: tunnel forwarding is not in this build (lb_kind TUN / forwarding: tunnel)');
   const o = { vips: values.vip.map(parseVip), sysctlFile: values['sysctl-file'] };
+  let tun: import('./tunnel').TunnelOptions | undefined;
+  if (values.tunnel) {
+    const encap = values.encap ?? 'ipip';
+    if (encap !== 'ipip' && encap !== 'gue') throw new XdError('XD_ERR_USAGE', `--encap ${encap}: use ipip or gue (the service's encap)`);
+    const underlay = (values.underlay ?? '4').split(',').map(Number);
+    if (!underlay.length || underlay.some((f) => f !== 4 && f !== 6)) throw new XdError('XD_ERR_USAGE', `--underlay ${values.underlay}: use 4, 6 or 4,6 (the families of this server's own addresses the director tunnels to)`);
+    const guePort = values['gue-port'] === undefined ? undefined : Number(values['gue-port']);
+    if (guePort !== undefined && !(Number.isInteger(guePort) && guePort > 0 && guePort < 65536)) throw new XdError('XD_ERR_USAGE', `--gue-port ${values['gue-port']}: a port 1-65535`);
+    tun = { underlay: underlay as (4 | 6)[], inner: [...new Set(o.vips.map((v) => v.family))], encap, ...(guePort ? { guePort } : {}) };
+  }
+  const tunnel = tun ? await import('./tunnel') : undefined;
   if (sub === 'setup') {
-    const done = await setup(o);
+    // The tunnel devices first: a kernel without them fails here, before anything else changed.
+    const done = tun && tunnel ? await tunnel.setupTunnel(tun) : [];
+    done.push(...(await setup(o)));
     process.stdout.write(done.length ? done.map((d) => `${d}\n`).join('') : 'nothing to do: already set up\n');
     process.stdout.write(`\nThe MySQL monitor account the director logs in with:\n${grantText({ user: values.user, host: values.host })}\n`);
     return 0;
   }
   if (sub === 'check') {
-    const found = await check(o);
+    const found = [...(await check(o)), ...(tun && tunnel ? await tunnel.checkTunnel(tun) : [])];
     for (const f of found) process.stdout.write(`${f.ok ? 'ok     ' : 'MISSING'} ${f.what}${f.fix ? `\n        fix: ${f.fix}` : ''}\n`);
     const bad = found.filter((f) => !f.ok).length;
     process.stdout.write(bad ? `${bad} problem(s): run xdirector realserver setup --vip ... or apply the fixes above\n` : 'this server is ready for DR\n');
     return bad ? 1 : 0;
   }
-  const done = await teardown(o);
+  const done = [...(tun && tunnel ? await tunnel.teardownTunnel(tun) : []), ...(await teardown(o))];
   process.stdout.write(done.length ? done.map((d) => `${d}\n`).join('') : 'nothing to do\n');
   return 0;
 }

@@ -167,7 +167,8 @@ export async function check(o: SetupOptions): Promise<Finding[]> {
       const leaf = s.key.split('.').pop()!;
       // Effective value per interface = max(all, interface): a lower `all` is fine where every interface is high.
       const all = readSysctl(s.key);
-      const low = [...addrs.keys()].filter((i) => i !== 'lo').filter((i) => {
+      const ifs = [...addrs.keys()].filter((i) => i !== 'lo');
+      const low = ifs.length === 0 ? (all < s.value ? ['all'] : []) : ifs.filter((i) => {
         let mine = 0;
         try { mine = Number(fs.readFileSync(`/proc/sys/net/ipv4/conf/${i}/${leaf}`, 'utf8').trim()); } catch { /* interface gone */ }
         return Math.max(all, mine) < s.value;

@@ -131,6 +131,25 @@ describe('xdirector realserver (namespaces)', () => {
     assert.equal(fs.existsSync(sysctlFile), false);
   });
 
+  it('--tunnel adds the decapsulating device to check and setup; a kernel without ipip fails first, changing nothing', () => {
+    const c = xd(['check', '--vip', VIP4, '--tunnel']);
+    assert.equal(c.status, 1);
+    assert.match(c.stdout, /MISSING xdipip is missing.*\n\s+fix: ip link add xdipip type ipip external; ip link set xdipip up/);
+    const hasIpip = spawnSync('ip', ['-n', C, 'link', 'add', 'xdprobe', 'type', 'ipip', 'external']).status === 0;
+    spawnSync('ip', ['-n', C, 'link', 'del', 'xdprobe']);
+    const r = xd(['setup', '--vip', VIP4, '--tunnel']);
+    if (hasIpip) {
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /xdipip/);
+      assert.equal(xd(['teardown', '--vip', VIP4, '--tunnel']).status, 0);
+    } else {
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /this kernel has no ipip \(modprobe ipip\)/);
+      assert.ok(!inR(['ip', 'addr', 'show', 'dev', 'lo']).includes(VIP4), 'the VIP was not added');
+      assert.equal(fs.existsSync(sysctlFile), false, 'no sysctl file written');
+    }
+  });
+
   it('refuses a VIP with a network prefix, exit 2, naming the fix', () => {
     const r = xd(['setup', '--vip', '10.88.0.100/24']);
     assert.equal(r.status, 2);
