@@ -13,7 +13,8 @@
 // Checked: MySQL through the VIP (IPv4 and IPv6), a large result set, a large query from the
 // client (too big once encapsulated: the director's ICMP frag-needed / PTB lowers the client's
 // path MTU and the query goes through), the health check over the routed path, and status
-// showing the forwarding method.
+// showing the forwarding method, a hot restart that keeps a tunnelled session, a drained
+// backend whose session finishes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -134,6 +135,10 @@ before(async () => {
   db = new MariaDB({ prefix: P, name: 'b1', serverId: 41, netns: NS.b, baseDir: tmp });
   await db.start();
   fs.writeFileSync(`${tmp}/d.yaml`, config());
+  await startDaemon();
+});
+
+async function startDaemon(): Promise<void> {
   daemon = spawn('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'run', '-c', `${tmp}/d.yaml`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XD_MON_PW: 'monitor' } });
   daemon.stdout!.on('data', (d) => daemonLog.push(String(d)));
   daemon.stderr!.on('data', (d) => daemonLog.push(String(d)));
@@ -147,7 +152,21 @@ before(async () => {
     if (Date.now() > deadline) throw new Error(`daemon not ready in 30 s:\n${daemonLog.join('')}`);
     await new Promise((r) => setTimeout(r, 300));
   }
-});
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A session that runs `select sleep(s), @@server_id` through the VIP; resolves with its output. */
+function heldSession(vip: string, seconds: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ip', ['netns', 'exec', NS.c, 'mariadb', '--connect-timeout=5', '-h', vip, '-u', 'app', '-papp', '-N', '-B', '-e', `select sleep(${seconds}), @@server_id`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`session through ${vip} failed (${code}): ${err}`))));
+  });
+}
 
 after(async () => {
   if (daemon && daemon.exitCode === null) {
@@ -191,4 +210,26 @@ test('a large query from the client goes through: the director\'s frag-needed / 
   }
   const st = JSON.parse(sh('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'status', '--json', '--socket', `${tmp}/d.sock`]));
   assert.ok((st.dataplane.reasons.tx_too_big ?? 0) >= 2, `ICMP too-big answers sent: ${JSON.stringify(st.dataplane.reasons)}`);
+});
+
+test('hot restart: a session through the tunnel outlives a control-plane restart, and new ones follow', async () => {
+  const held = heldSession(VIP4, 4);
+  await sleep(1000);
+  daemon!.kill('SIGTERM');
+  await new Promise((r) => daemon!.once('exit', r));
+  await startDaemon();
+  assert.equal(await held, '0\t41');
+  assert.equal(mysql(VIP4, 'select @@server_id'), '41');
+});
+
+test('a drained tunnel backend finishes its session and takes no new one', async () => {
+  const held = heldSession(VIP6, 3);
+  await sleep(800);
+  const r = spawnSync('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'drain', '[fd92:1::11]:3306', '--socket', `${tmp}/d.sock`], { encoding: 'utf8', timeout: 20000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(await held, '0\t41');
+  const fresh = spawnSync('ip', ['netns', 'exec', NS.c, 'mariadb', '--connect-timeout=2', '-h', VIP6, '-u', 'app', '-papp', '-N', '-B', '-e', 'select 1'], { encoding: 'utf8', timeout: 20000 });
+  assert.notEqual(fresh.status, 0, 'a new connection to the drained service must not be served');
+  const st = await status();
+  assert.equal(st.dataplane.services.find((s: any) => s.name === 'mysql6').backends[0].state, 'draining');
 });
