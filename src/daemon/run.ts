@@ -1,6 +1,7 @@
 // `xdirector run`: the daemon. Config and health produce a desired state; the
 // dataplane is told the whole state and works out the difference; VRRP decides
 // whether this director holds the VIPs. One reconcile at a time, coalesced.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../log';
@@ -51,23 +52,54 @@ async function openIpvs(_cfg: Config, log: Logger): Promise<Dataplane> {
 }
 
 /** dataplane: xdp | ipvs | auto (XDP, falling back to IPVS with the reason logged). */
-export async function openDataplane(cfg: Config, log: Logger, want: 'xdp' | 'ipvs' | 'auto' = cfg.dataplane, why: { reason?: string } = {}): Promise<Dataplane> {
+export interface DataplaneOpeners {
+  xdp: (cfg: Config, log: Logger) => Promise<Dataplane>;
+  ipvs: (cfg: Config, log: Logger) => Promise<Dataplane>;
+}
+
+/**
+ * `dataplane: auto` fell back to IPVS: a program a previous run pinned for this
+ * instance may still be attached (e.g. the restart was refused adoption for a
+ * layout/limits mismatch). It would keep forwarding with frozen health ahead of
+ * IPVS (XDP runs first and XDP_TX never reaches it), so it is detached and its
+ * pins removed, and the log says so. Detach rather than refuse: in auto the
+ * operator asked for a dataplane that works, and IPVS is one; a foreign program
+ * (not pinned by this instance) is never touched.
+ */
+async function detachStaleXdp(cfg: Config, log: Logger): Promise<void> {
+  const { XdpDataplane, instancePinDir } = await import('../dataplane/xdp/dataplane');
+  const dir = instancePinDir(cfg.xdp.pinDir, cfg.instance);
+  if (!fs.existsSync(dir)) return;
+  const msg = XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
+  log.warn({ pinDir: dir, interface: cfg.interface }, `dataplane auto fell back to IPVS: ${msg} (it would keep forwarding with frozen health ahead of IPVS)`);
+}
+
+export async function openDataplane(cfg: Config, log: Logger, want: 'xdp' | 'ipvs' | 'auto' = cfg.dataplane, why: { reason?: string } = {}, openers: DataplaneOpeners = { xdp: openXdp, ipvs: openIpvs }): Promise<Dataplane> {
   why.reason = want === 'auto' ? 'auto: XDP available' : `${want} requested`;
-  if (want === 'xdp') return openXdp(cfg, log);
-  if (want === 'ipvs') return openIpvs(cfg, log);
+  if (want === 'xdp') return openers.xdp(cfg, log);
+  if (want === 'ipvs') return openers.ipvs(cfg, log);
   let xdpErr: Error;
   try {
-    return await openXdp(cfg, log);
+    return await openers.xdp(cfg, log);
   } catch (err) {
     xdpErr = err as Error;
     log.warn({ err }, `XDP unavailable, falling back to IPVS: ${xdpErr.message}`);
     why.reason = `auto: XDP unavailable (${xdpErr.message})`;
   }
+  let ipvs: Dataplane;
   try {
-    return await openIpvs(cfg, log);
+    ipvs = await openers.ipvs(cfg, log);
   } catch (err) {
+    // Neither runs: nothing is changed (a pinned program keeps what it had); the error names both causes.
     throw new XdError('XD_ERR_NO_DATAPLANE', `no dataplane can run: XDP: ${xdpErr.message}; IPVS: ${(err as Error).message}`, { cause: err });
   }
+  try {
+    await detachStaleXdp(cfg, log);
+  } catch (err) {
+    await ipvs.close({ keepState: true }).catch(() => undefined);
+    throw err;
+  }
+  return ipvs;
 }
 
 export class Daemon {
