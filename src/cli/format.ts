@@ -9,8 +9,11 @@ function hostPort(addr: string, port: number): string {
   return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
+/** --exact: print counters in full, like ipvsadm --exact. */
+let exact = false;
+
 function human(n: number): string {
-  if (n < 10000) return String(n);
+  if (exact || n < 10000) return String(n);
   const u = ['K', 'M', 'G', 'T'];
   let v = n;
   let i = -1;
@@ -18,7 +21,8 @@ function human(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)}${u[i]}`;
 }
 
-export function formatStatus(st: any): string {
+export function formatStatus(st: any, opts: { exact?: boolean } = {}): string {
+  exact = !!opts.exact;
   const out: string[] = [];
   const dp = st.dataplane ?? {};
   const d = dp.detail ?? {};

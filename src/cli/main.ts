@@ -70,7 +70,7 @@ async function runBench(args: string[]): Promise<number> {
 const COMMAND_HELP: Record<string, string> = {
   run: 'usage: xdirector run -c FILE [--log-level L]\nRun the director in the foreground. SIGTERM/SIGINT stop it (the XDP program and maps stay for a hot\nrestart), SIGHUP reloads the config (a bad config is refused, the running one keeps serving).\nUnder systemd it sends READY=1 and WATCHDOG=1 (systemd/xdirector.service).',
   'check-config': 'usage: xdirector check-config -c FILE\nValidate a config file and print the services it describes; errors name the file, key path and problem (exit 1).',
-  status: 'usage: xdirector status [--json]\nServices, backends (MAC, weight, state, health, role, lag, flows, packets, bytes), alerts and VRRP state.',
+  status: 'usage: xdirector status [--json] [--exact]\nServices, backends (MAC, weight, state, health, role, lag, flows, packets, bytes), alerts and VRRP state.\n--exact prints counters in full instead of 12.3K / 4.5M.',
   drain: 'usage: xdirector drain BACKEND | drain --director\nNo new flows to BACKEND (name or address:port, in every service); established flows finish.\n--director withdraws this director\'s BGP VIPs.',
   undrain: 'usage: xdirector undrain BACKEND | undrain --director\nUndo drain.',
   dataplane: 'usage: xdirector dataplane xdp|ipvs\nSwitch the live dataplane without moving a flow.',
@@ -116,6 +116,7 @@ export async function main(argv: string[]): Promise<number> {
         socket: { type: 'string' },
         instance: { type: 'string' },
         json: { type: 'boolean' },
+        exact: { type: 'boolean' },
         detach: { type: 'boolean' },
         director: { type: 'boolean' },
         'log-level': { type: 'string' },
@@ -149,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'status': {
       const sock = await socketFor(values);
       const st = await apiCall<any>(sock, 'GET', '/status');
-      process.stdout.write(values.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st));
+      process.stdout.write(values.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st, { exact: !!values.exact }));
       return 0;
     }
     case 'drain':
