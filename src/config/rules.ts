@@ -117,6 +117,11 @@ export function crossCheck(raw: unknown): Problem[] {
       }
       out.push(...tunnelBackendProblems(raw, s, a, fwd, bp));
       const port = b.port === undefined ? s.port : b.port;
+      if (isPort(b.port) && isPort(s.port) && b.port !== s.port) {
+        // Every forwarding mode (DR rewrites the MAC, a tunnel wraps the packet) delivers the
+        // client's packet unchanged: the real server sees the service port, never the backend's.
+        out.push({ path: [...bp, 'port'], message: `is ${b.port} but the service port is ${s.port}: the director forwards packets unchanged (${fwd === 'tunnel' ? 'a tunnel wraps them' : 'DR rewrites only the MAC'}) and cannot translate ports, so the real server receives connections on ${s.port}: make it listen on ${s.port} and remove port (or set port: ${s.port}), or give this backend a service of its own on port ${b.port}` });
+      }
       if (!a || !isPort(port)) return;
       const key = backendKey(a.text, port);
       const first = keys.get(key);

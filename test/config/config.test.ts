@@ -73,7 +73,7 @@ vrrp:
     vrid: 51
     priority: 150
     advert_interval: 1s
-    vips: [10.0.0.100/24]
+    vips: [10.0.0.100/24, 10.0.0.101/24]
 services:
   - name: mysql-rw
     vip: 10.0.0.100
@@ -88,15 +88,15 @@ services:
       - { address: 10.0.0.11, name: db1, mac: "02:00:00:00:00:11" }
       - { address: 10.0.0.12, name: db2, mac: "02-00-00-00-00-12", weight: 3 }
   - name: mysql-ro
-    vip: 10.0.0.100
-    port: 3307
+    vip: 10.0.0.101
+    port: 3306
     scheduler: lc
     pool: readers
     readers_include_writer: true
     backends:
-      - { address: 10.0.0.11, port: 3306 }
+      - { address: 10.0.0.11 }
       - { address: 10.0.0.12, port: 3306 }
-      - { address: 10.0.0.13, port: 3306, name: db3 }
+      - { address: 10.0.0.13, name: db3 }
   - name: mysql6
     vip: "FD00:0::100"
     port: 3306
@@ -130,7 +130,7 @@ test('a valid full config gives the typed Config with every value', () => {
   assert.deepEqual(rw!.backends[1], { key: '10.0.0.12:3306', name: 'db2', address: '10.0.0.12', family: 4, port: 3306, weight: 3, mac: '02:00:00:00:00:12', forwarding: 'dr' });
   assert.equal(ro!.ring, 'maglev', 'lc uses the Maglev ring');
   assert.equal(ro!.ringSize, 655373);
-  assert.equal(ro!.check, 'tcp', 'port 3307: tcp check by default');
+  assert.equal(ro!.check, 'mysql', 'port 3306: mysql check by default');
   assert.equal(ro!.readersIncludeWriter, true);
   assert.deepEqual(ro!.backends.map((b) => b.name), ['db1', 'db2', 'db3'], 'a real server named in one service has that name everywhere');
   assert.equal(v6!.vip, 'fd00::100', 'addresses in canonical form');
@@ -173,6 +173,20 @@ test('the lab config in scripts/config/lab.yaml is valid', () => {
   assert.equal(c.services.length, 2);
   assert.deepEqual(c.services[0]!.backends.map((b) => [b.address, b.weight]), [['10.77.0.11', 1], ['10.77.0.12', 1], ['10.77.0.13', 2]]);
   assert.equal(c.services[0]!.vip, '10.77.0.100');
+});
+
+test('the shipped example in scripts/config/example.yaml is valid: every backend listens on its service port', () => {
+  const file = path.join(__dirname, '..', '..', '..', 'scripts', 'config', 'example.yaml');
+  const c = parseConfig(fs.readFileSync(file, 'utf8'), 'example.yaml');
+  assert.deepEqual(c.services.map((s) => [s.name, s.vip, s.port, [...new Set(s.backends.map((b) => b.port))]]), [['mysql-rw', '192.0.2.100', 3306, [3306]], ['mysql-ro', '192.0.2.101', 3306, [3306]]]);
+});
+
+test('a backend port other than its service port is refused: DR and tunnels cannot translate ports', () => {
+  assert.deepEqual(problems(service('', '      - { address: 10.77.0.11, port: 8080 }\n')), [
+    'lab.yaml: services[0].backends[0].port: is 8080 but the service port is 80: the director forwards packets unchanged (DR rewrites only the MAC) and cannot translate ports, so the real server receives connections on 80: make it listen on 80 and remove port (or set port: 80), or give this backend a service of its own on port 8080 (line 8)',
+  ]);
+  assert.match(problems(service('    forwarding: tunnel\n', '      - { address: 10.77.0.11, port: 8080 }\n') + 'tunnel:\n  source_v4: 10.77.0.2\n').join('\n'), /backends\[0\]\.port: is 8080 but the service port is 80: the director forwards packets unchanged \(a tunnel wraps them\)/);
+  assert.equal(parseConfig(service('', '      - { address: 10.77.0.11, port: 80 }\n'), 'lab.yaml').services[0]!.backends[0]!.port, 80);
 });
 
 test('an unknown key is an error with a did-you-mean suggestion', () => {
@@ -415,13 +429,13 @@ services:
       - { address: 10.77.0.11, name: db1 }
       - { address: 10.77.0.12, name: db2 }
   - name: all
-    vip: 10.77.0.100
-    port: 3307
+    vip: 10.77.0.101
+    port: 3306
     scheduler: lc
     backends:
-      - { address: 10.77.0.11, port: 3306, mac: "02:77:00:00:00:aa" }
-      - { address: 10.77.0.12, port: 3306, weight: 2 }
-      - { address: 10.77.0.13, port: 3306, weight: 0 }
+      - { address: 10.77.0.11, mac: "02:77:00:00:00:aa" }
+      - { address: 10.77.0.12, weight: 2 }
+      - { address: 10.77.0.13, weight: 0 }
 `, 'lab.yaml');
 }
 
