@@ -141,6 +141,7 @@ export async function main(argv: string[]): Promise<number> {
         for (const s of cfg.services) {
           process.stdout.write(`  ${s.name}: ${s.protocol.toUpperCase()} ${s.vip.includes(':') ? `[${s.vip}]` : s.vip}:${s.port} ${s.scheduler}, ${s.backends.length} backend(s)\n`);
         }
+        for (const w of cfg.warnings) process.stderr.write(`${values.config}: warning: ${w}\n`);
         return 0;
       } catch (err) {
         process.stderr.write(`${(err as Error).message}\n`);

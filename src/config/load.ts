@@ -2,7 +2,7 @@
 // (field rules) + crossCheck (rules across fields) -> cross-field defaults. Every problem is
 // collected and reported in one XdError whose message has one line per problem:
 //   lab.yaml: services[1].backends[0].weight: must be an integer >= 0, got 1.5 (line 14)
-// Pure apart from loadConfig's one file read.
+// Pure apart from loadConfig's reads: the config file and the files it names (src/config/files.ts).
 
 import * as fs from 'node:fs';
 import { isMap, isSeq, LineCounter, parseDocument, Document, Node as YamlNode } from 'yaml';
@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import { XdError } from '../errors';
 import { configSchema, Config } from './schema';
 import { crossCheck, finish, pathText, PathItem, Problem } from './rules';
+import { fileProblems } from './files';
 import { show, suggest } from './fields';
 
 export interface LocatedProblem {
@@ -163,8 +164,9 @@ function fail(code: 'XD_ERR_CONFIG_PARSE' | 'XD_ERR_CONFIG_INVALID', fileName: s
 /**
  * Parse and validate config text. `fileName` names the file in messages.
  * Throws XdError XD_ERR_CONFIG_PARSE (not YAML) or XD_ERR_CONFIG_INVALID (rules), listing every problem.
+ * `checkFiles` also refuses files the config names that cannot be read (loadConfig sets it).
  */
-export function parseConfig(text: string, fileName: string): Config {
+export function parseConfig(text: string, fileName: string, opts: { checkFiles?: boolean } = {}): Config {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -185,6 +187,7 @@ export function parseConfig(text: string, fileName: string): Config {
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   const problems: (Problem & { atKey?: boolean })[] = parsed.success ? [] : fromZod(parsed.error.issues);
   problems.push(...crossCheck(raw));
+  if (opts.checkFiles) problems.push(...fileProblems(raw));
   if (problems.length > 0) {
     const located = problems.map((p) => ({ path: pathText(p.path), message: p.message, line: lineOf(doc, lc, p.path, p.atKey === true) }));
     // File order; problems without a line last; identical lines once.
@@ -217,5 +220,5 @@ export function loadConfig(path: string): Config {
     const what = e.message.replace(/^[A-Z]+: /, '').replace(/, \w+( '.*')?$/, '');
     throw new XdError('XD_ERR_CONFIG_READ', `${path}: cannot read the config file: ${what}${e.code ? ` (${e.code})` : ''}${fix}`, { cause: err, detail: { file: path, errno: e.errno, code: e.code } });
   }
-  return parseConfig(text, path);
+  return parseConfig(text, path, { checkFiles: true });
 }

@@ -8,6 +8,7 @@ import { PROTOCOLS } from './schema';
 import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
 import { DEFAULT_GUE_PORT, DEFAULT_SOCKET_DIR } from './schema';
 import { healthSchema } from './health';
+import { configWarnings } from './warnings';
 import { resolveVrrpInterfaces } from './vrrp';
 import { bgpCrossCheck, finishBgp } from './bgp';
 import type { Family } from '../state/types';
@@ -232,7 +233,7 @@ export function finish(raw: RawConfig, source: string): Config {
     s.ringSize = s.ring === 'ipvs-mh' ? raw.xdp.ipvs_mh_size : raw.xdp.ring_size;
     for (const b of s.backends) b.name = explicit.get(b.key) ?? b.name;
   }
-  return {
+  const cfg: Omit<Config, 'warnings'> = {
     instance: raw.instance,
     interface: raw.interface,
     dataplane: raw.dataplane,
@@ -265,6 +266,7 @@ export function finish(raw: RawConfig, source: string): Config {
     services,
     source,
   };
+  return { ...cfg, warnings: configWarnings(cfg) };
 }
 
 /** "127.0.0.1:9105" / "[::1]:9105" → host and port (the schema checked the shape). */

@@ -211,6 +211,8 @@ export interface Config {
   services: ServiceConfig[];
   /** Where this config came from (file name as given), for messages. */
   source: string;
+  /** Valid but probably unmeant (warnings.ts): printed by check-config, logged by the daemon. */
+  warnings: string[];
 }
 
 export type { Address };

@@ -150,6 +150,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     this.cfg = await loadConfigFile(this.configFile);
+    for (const w of this.cfg.warnings) this.log.warn(`config: ${w}`);
     // A corrupt or unsafe drains file stops the start here (XD_ERR_STATE_FILE, path and fix), before anything is applied.
     this.drained = this.drains.load();
     if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
@@ -444,6 +445,7 @@ export class Daemon {
         this.log.error({ err }, err.message);
         throw err;
       }
+      for (const w of next.warnings) this.log.warn(`config: ${w}`);
       const prev = this.cfg;
       const prevHealth = this.health;
       const keepHealth = this.healthKey(next) === this.healthKey(prev);

@@ -79,3 +79,19 @@ test('status without a running daemon says how to reach one', async () => {
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /cannot reach xdirector at .*none\.sock.*is `xdirector run` running/);
 });
+
+test('check-config refuses a monitor.password_file that cannot be read, naming the file and the fix', async () => {
+  const missing = path.join(tmp, 'absent.pw');
+  const f = write('pw.yaml', good('lo').replace('\nservices:', `\nmonitor: { user: m, password_file: ${missing} }\nservices:`));
+  const r = await cli(['check-config', '-c', f]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`pw\\.yaml: monitor\\.password_file: cannot read ${missing.replace(/[.]/g, '\\.')} \\(ENOENT\\): create it \\(mode 0600\\)`));
+});
+
+test('check-config prints a warning for each VRRP VIP that is no service VIP and each service VIP no instance holds', async () => {
+  const f = write('warn.yaml', `${good('lo')}vrrp:\n  - { name: vi1, vrid: 9, vips: [10.99.0.200/24] }\n`);
+  const r = await cli(['check-config', '-c', f]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warn\.yaml: warning: vrrp\[0\] \(vi1\): VIP 10\.99\.0\.200 is no service's VIP/);
+  assert.match(r.stderr, /warn\.yaml: warning: service mysql: VIP 10\.99\.0\.100 is held by no VRRP instance/);
+});

@@ -175,18 +175,46 @@ test('the lab config in scripts/config/lab.yaml is valid', () => {
   assert.equal(c.services[0]!.vip, '10.77.0.100');
 });
 
-test('the shipped example in scripts/config/example.yaml is valid: every backend listens on its service port', () => {
-  const file = path.join(__dirname, '..', '..', '..', 'scripts', 'config', 'example.yaml');
-  const c = parseConfig(fs.readFileSync(file, 'utf8'), 'example.yaml');
-  assert.deepEqual(c.services.map((s) => [s.name, s.vip, s.port, [...new Set(s.backends.map((b) => b.port))]]), [['mysql-rw', '192.0.2.100', 3306, [3306]], ['mysql-ro', '192.0.2.101', 3306, [3306]]]);
-});
-
 test('a backend port other than its service port is refused: DR and tunnels cannot translate ports', () => {
   assert.deepEqual(problems(service('', '      - { address: 10.77.0.11, port: 8080 }\n')), [
     'lab.yaml: services[0].backends[0].port: is 8080 but the service port is 80: the director forwards packets unchanged (DR rewrites only the MAC) and cannot translate ports, so the real server receives connections on 80: make it listen on 80 and remove port (or set port: 80), or give this backend a service of its own on port 8080 (line 8)',
   ]);
   assert.match(problems(service('    forwarding: tunnel\n', '      - { address: 10.77.0.11, port: 8080 }\n') + 'tunnel:\n  source_v4: 10.77.0.2\n').join('\n'), /backends\[0\]\.port: is 8080 but the service port is 80: the director forwards packets unchanged \(a tunnel wraps them\)/);
   assert.equal(parseConfig(service('', '      - { address: 10.77.0.11, port: 80 }\n'), 'lab.yaml').services[0]!.backends[0]!.port, 80);
+});
+
+test('a missing or unreadable monitor.password_file is refused when the config file is loaded, naming the file and the fix', () => {
+  const missing = path.join(TMP, 'no-such.pw');
+  const cfgFile = path.join(TMP, 'pwfile.yaml');
+  fs.writeFileSync(cfgFile, MINIMAL.replace('  password_env: PW\n', `  password_file: ${missing}\n`));
+  assert.throws(() => loadConfig(cfgFile), (e: XdError) => e.code === 'XD_ERR_CONFIG_INVALID'
+    && e.message === `${cfgFile}: monitor.password_file: cannot read ${missing} (ENOENT): create it (mode 0600) with the monitor password on one line, or point password_file at the file that holds it (line 5)`);
+  fs.writeFileSync(cfgFile, MINIMAL.replace('  password_env: PW\n', `  password_file: ${TMP}\n`));
+  assert.throws(() => loadConfig(cfgFile), /monitor\.password_file: cannot read .* \(EISDIR\): give the file that holds the password, not a directory/);
+  const pw = path.join(TMP, 'monitor.pw');
+  fs.writeFileSync(pw, 'secret\n', { mode: 0o600 });
+  fs.writeFileSync(cfgFile, MINIMAL.replace('  password_env: PW\n', `  password_file: ${pw}\n`));
+  assert.equal(loadConfig(cfgFile).monitor?.password_file, pw);
+});
+
+test('with VRRP configured, a VRRP VIP that is no service VIP and a service VIP no instance holds are warned about by name', () => {
+  const text = MINIMAL + 'vrrp:\n  - { name: vi1, vrid: 5, vips: [10.77.0.200/24] }\n';
+  assert.deepEqual(parseConfig(text, 'lab.yaml').warnings, [
+    'vrrp[0] (vi1): VIP 10.77.0.200 is no service\'s VIP: the director takes it on becoming Master but forwards nothing for it; add a service on 10.77.0.200 or remove it from vrrp[0].vips',
+    'service mysql: VIP 10.77.0.100 is held by no VRRP instance: no director adds it to its interface, so clients cannot reach it here; add 10.77.0.100 to a vrrp instance\'s vips (or hold the address some other way)',
+  ]);
+});
+
+test('no warnings when VRRP holds exactly the service VIPs (canonical forms compared), or without VRRP', () => {
+  assert.deepEqual(parseConfig(MINIMAL, 'lab.yaml').warnings, []);
+  const v6 = MINIMAL.replace('vip: 10.77.0.100', 'vip: "FD00:0::100"').replace(/10\.77\.0\.1(\d)/g, 'fd00::1$1') + 'vrrp:\n  - { name: vi6, vrid: 6, vips: ["fd00::100/64"] }\n';
+  assert.deepEqual(parseConfig(v6, 'lab.yaml').warnings, []);
+});
+
+test('a service VIP announced over BGP is not warned about as unheld', () => {
+  const text = MINIMAL.replace('services:\n  - name: mysql\n    vip: 10.77.0.100', 'services:\n  - name: other\n    vip: 10.77.0.50\n    port: 3306\n    backends: [ { address: 10.77.0.21 } ]\n  - name: mysql\n    vip: 10.77.0.100')
+    + 'vrrp:\n  - { name: vi1, vrid: 5, vips: [10.77.0.50/24] }\nbgp:\n  local_as: 65001\n  router_id: 10.77.0.2\n  neighbours: [ { address: 10.77.0.1, as: 65000 } ]\n  announce: [ { vip: 10.77.0.100 } ]\n';
+  assert.deepEqual(parseConfig(text, 'lab.yaml').warnings, []);
 });
 
 test('an unknown key is an error with a did-you-mean suggestion', () => {
@@ -476,9 +504,12 @@ test('desiredServices drains by name or key and can leave out backends without a
   assert.deepEqual(byKey.services[1]!.backends.map((b) => b.state), ['draining', 'active', 'draining']);
 });
 
-test('the real-host example in scripts/config/example.yaml is valid', () => {
-  const c = loadConfig(path.join(__dirname, '..', '..', '..', 'scripts', 'config', 'example.yaml'));
+test('the real-host example in scripts/config/example.yaml is valid and every backend listens on its service port', () => {
+  // Parsed without the file checks: its monitor.password_file lives on the real host.
+  const file = path.join(__dirname, '..', '..', '..', 'scripts', 'config', 'example.yaml');
+  const c = parseConfig(fs.readFileSync(file, 'utf8'), file);
   assert.deepEqual(c.services.map((s) => [s.name, s.pool, s.ring, s.ringSize]), [['mysql-rw', 'writer', 'ipvs-mh', 4093], ['mysql-ro', 'readers', 'maglev', 65537]]);
+  assert.deepEqual(c.services.map((s) => [s.vip, s.port, [...new Set(s.backends.map((b) => b.port))]]), [['192.0.2.100', 3306, [3306]], ['192.0.2.101', 3306, [3306]]]);
   assert.equal(c.vrrp[0]!.interface, 'eth0');
   assert.equal(c.services[1]!.backends[2]!.mac, '52:54:00:12:34:13');
 });
