@@ -12,6 +12,7 @@
 // function (it runs its main() when loaded) and is not part of the shipped
 // src/ tree, so the bench cannot call it: reported as not available with that
 // reason, never estimated.
+import { parseConfig } from '../../src/config';
 import { HealthMonitor } from '../../src/health';
 import type { HealthSnapshot } from '../../src/health';
 import { MariaDB } from '../lab/mariadb';
@@ -66,10 +67,18 @@ async function healthDetection(o: FailoverBenchOptions): Promise<FailoverItem[]>
   try {
     await Promise.all(servers.map((m) => m.start()));
     process.env[PW_ENV] = 'monitor';
-    hm = new HealthMonitor({
-      services: [{ name: 'bench', check: 'mysql', backends: servers.map((m) => ({ address: '127.0.0.1', port: m.port })) }],
+    // The monitor gets what the daemon gives it: services and sections parsed by src/config.
+    const h0 = o.health;
+    const cfg = parseConfig(JSON.stringify({
+      instance: 'bench', interface: 'lo', dataplane: 'xdp',
       monitor: { user: 'monitor', password_env: PW_ENV },
-      health: o.health,
+      ...(h0 ? { health: { interval: `${h0.interval}ms`, timeout: `${h0.timeout}ms`, rise: h0.rise, fall: h0.fall } } : {}),
+      services: [{ name: 'bench', vip: '10.255.0.1', port: 3306, check: 'mysql', backends: servers.map((m) => ({ address: '127.0.0.1', port: m.port })) }],
+    }), 'bench health config');
+    hm = new HealthMonitor({
+      services: cfg.services,
+      monitor: cfg.monitor,
+      health: cfg.health,
       // The monitor logs every state change at warn: expected here, so only errors reach the output.
       log: o.log.child({}, { level: 'error' }),
     });

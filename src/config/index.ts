@@ -1,8 +1,6 @@
-// Config: YAML file -> validated, typed Config -> desired state. Pure (one file read in loadConfig).
+// Config: YAML file -> validated, typed Config. Pure (one file read in loadConfig).
 export { loadConfig, parseConfig } from './load';
 export type { LocatedProblem } from './load';
-export { desiredServices } from './desired';
-export type { DesiredOverrides, DesiredResult, BackendOverride, MissingMac } from './desired';
 export { backendKey, canonicalAddress, parseAddress } from '../net/inet';
 export type { ParsedAddress } from '../net/inet';
 export { validInterfaceName, suggest } from './fields';

@@ -10,7 +10,7 @@ import type { Dataplane, DesiredState, PinnedBackend } from '../state/types';
 import type { InitialHealth } from '../health/types';
 import { Neighbours } from '../net/neigh';
 import { startApiServer } from '../api/server';
-import { buildDesired, DesiredOutput, ServiceCfg } from './desired';
+import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
 import { DrainStore } from './drains';
 import { installCrashHandlers } from './crash';
@@ -26,14 +26,6 @@ const UNRESOLVED_RETRY_MS = 2000;
 async function loadConfigFile(file: string): Promise<Config> {
   const { loadConfig } = await import('../config');
   return loadConfig(file);
-}
-
-function serviceCfgs(cfg: Config): ServiceCfg[] {
-  return cfg.services.map((s: any) => ({
-    name: s.name, vip: s.vip, port: s.port, protocol: s.protocol, scheduler: s.scheduler, ring: s.ring, onEmpty: s.onEmpty,
-    check: s.check, pool: s.pool, readersIncludeWriter: s.readersIncludeWriter, encap: s.encap, guePort: s.guePort,
-    backends: s.backends.map((b: any) => ({ address: b.address, port: b.port, weight: b.weight, name: b.name, key: b.key, forwarding: b.forwarding, ...(b.mac ? { mac: b.mac } : {}) })),
-  }));
 }
 
 async function openXdp(cfg: Config, log: Logger): Promise<Dataplane> {
@@ -189,7 +181,7 @@ export class Daemon {
 
   /** What the health monitor is built from: a reload that leaves it alone keeps the monitor (and its state). */
   private healthKey(cfg: Config): string {
-    const services = serviceCfgs(cfg).map((s) => ({ n: s.name, c: s.check, p: s.pool, r: s.readersIncludeWriter, s: s.scheduler, port: s.port, b: s.backends.map((b) => [b.name, b.address, b.port, b.weight]) }));
+    const services = cfg.services.map((s) => ({ n: s.name, c: s.check, p: s.pool, r: s.readersIncludeWriter, s: s.scheduler, port: s.port, b: s.backends.map((b) => [b.name, b.address, b.port, b.weight]) }));
     return JSON.stringify({ m: (cfg as any).monitor, h: (cfg as any).health, services });
   }
 
@@ -202,14 +194,14 @@ export class Daemon {
     const dp = this.dataplane as Dataplane & { adopted?: boolean; pinnedBackends?: () => PinnedBackend[] };
     if (!dp.adopted || !dp.pinnedBackends) return undefined;
     const { initialFromPinned } = await import('../health/adopt');
-    return initialFromPinned(serviceCfgs(this.cfg), dp.pinnedBackends());
+    return initialFromPinned(this.cfg.services, dp.pinnedBackends());
   }
 
   private async startHealth(initial?: InitialHealth): Promise<void> {
-    const services = serviceCfgs(this.cfg);
+    const services = this.cfg.services;
     if (!services.some((s) => s.check !== 'none')) return;
     const { HealthMonitor } = await import('../health/monitor');
-    const hm = new HealthMonitor({ services, monitor: (this.cfg as any).monitor, health: (this.cfg as any).health, log: this.log.child({ component: 'health' }), ...(initial ? { initial } : {}) });
+    const hm = new HealthMonitor({ services, monitor: this.cfg.monitor, health: this.cfg.health, log: this.log.child({ component: 'health' }), ...(initial ? { initial } : {}) });
     hm.on('change', () => { if (this.health === hm) this.kick('health'); });
     // Without a seed the first round decides up/down; until it completes every backend would count as down.
     const first = hm.nextRound();
@@ -356,10 +348,8 @@ export class Daemon {
   }
 
   private compute(): DesiredOutput {
-    return buildDesired({
-      services: serviceCfgs(this.cfg),
-      ringSize: this.cfg.xdp.ringSize,
-      ipvsRingSize: this.cfg.xdp.ipvsMhSize,
+    return desiredState({
+      services: this.cfg.services,
       macs: this.macs,
       tunnel: this.cfg.tunnel,
       mtus: this.mtus,
@@ -513,7 +503,7 @@ export class Daemon {
       apply: this.applyRetry.status(),
       health: this.health ? this.health.snapshot() : null,
       writers: this.last?.writers ?? {},
-      alerts: [...(this.last?.alerts ?? []), ...(this.applyRetry.alert() ? [this.applyRetry.alert()!] : [])],
+      alerts: [...(this.health ? this.health.snapshot().alerts.map((a: { message: string }) => a.message) : []), ...(this.applyRetry.alert() ? [this.applyRetry.alert()!] : [])],
       drained: [...this.drained],
       unresolved: (this.last?.unresolved ?? []).map((u) => ({ ...u, error: this.macErrors.get(u.backend) ?? this.macErrors.get(u.backend.split(':')[0]) ?? 'not resolved yet' })),
       vrrp: this.vrrp.map((v) => v.status()),

@@ -7,13 +7,12 @@
 // flows. So each backend starts as it was pinned, and needs `fall` failures to go
 // down (or `rise` successes to come up), as if the monitor had never stopped.
 // Pure.
-import { keyOf, needsWriter, servicePool } from './pools';
+import type { ServiceConfig } from '../config/schema';
 import type { BackendState, PinnedBackend } from '../state/types';
-import type { HealthServiceConfig, InitialBackendState, InitialHealth } from './types';
+import { needsWriter } from './election';
+import type { InitialBackendState, InitialHealth } from './types';
 
 export type { PinnedBackend };
-
-export type AdoptableService = HealthServiceConfig & { vip: string; port: number; protocol?: 'tcp' | 'udp' };
 
 /**
  * A backend is up if some service holds it active or draining (a drained backend
@@ -22,7 +21,7 @@ export type AdoptableService = HealthServiceConfig & { vip: string; port: number
  * The active backend of a writer pool was its writer; an active backend of a
  * readers pool was an eligible reader.
  */
-export function initialFromPinned(services: readonly AdoptableService[], pinned: readonly PinnedBackend[]): InitialHealth {
+export function initialFromPinned(services: readonly ServiceConfig[], pinned: readonly PinnedBackend[]): InitialHealth {
   const norm = (a: string) => a.toLowerCase();
   const bySvc = new Map<string, Map<string, BackendState>>();
   for (const p of pinned) {
@@ -34,15 +33,15 @@ export function initialFromPinned(services: readonly AdoptableService[], pinned:
   const backends = new Map<string, InitialBackendState>();
   const writers: Record<string, string> = {};
   for (const s of services) {
-    const held = bySvc.get(`${norm(s.vip)}|${s.port}|${s.protocol ?? 'tcp'}`);
+    const held = bySvc.get(`${norm(s.vip)}|${s.port}|${s.protocol}`);
     if (!held) continue;
-    const pool = servicePool(s);
-    const active = s.backends.filter((b) => held.get(norm(b.address)) === 'active').map(keyOf);
+    const pool = s.pool;
+    const active = s.backends.filter((b) => held.get(norm(b.address)) === 'active').map((b) => b.key);
     if (pool === 'writer' && needsWriter(s) && active.length === 1) writers[s.name] = active[0]!;
     for (const b of s.backends) {
       const state = held.get(norm(b.address));
       if (state === undefined) continue;
-      const key = keyOf(b);
+      const key = b.key;
       const cur = backends.get(key) ?? { up: false };
       const up = cur.up || state !== 'down';
       const next: InitialBackendState = { ...cur, up };

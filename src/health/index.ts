@@ -1,8 +1,8 @@
-// MySQL-aware health checks, roles and pools. See monitor.ts (the checker the daemon runs)
-// and pools.ts (the pure function that turns a snapshot into per-service backends).
+// MySQL-aware health checks, roles and the writer election. See monitor.ts (the checker the
+// daemon runs) and election.ts (the one writer election; src/desired reads its result).
 
 export { HealthMonitor, type HealthMonitorOptions } from './monitor';
-export { computeBackends, electWriter, backendKey, serviceCheck, servicePool } from './pools';
+export { electWriter, electWriters, needsWriter } from './election';
 export { lcTargetWeights, LcDamper } from './lc';
 export { riseFallStep, initialRiseFall } from './rise-fall';
 export { MysqlChecker, parseReplicaStatus, replicaLag, roleOf } from './mysql-check';

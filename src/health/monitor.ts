@@ -1,51 +1,37 @@
 // HealthMonitor: checks every backend of every service once per interval (all in parallel,
 // one checker per backend key however many services share it), applies rise/fall, derives
-// roles, lag eligibility, lc weights, writer elections and alerts, and emits 'change' (at most
+// roles, lag eligibility, lc weights, the writer election (election.ts) and alerts, and emits 'change' (at most
 // once per round) when anything that affects routing changed. Each state, role, eligibility,
 // writer and alert change is logged once, with the backend and the reason; nothing is logged
 // per interval. The monitor password never reaches a log line, an error or the snapshot.
 //
+// It takes the already-parsed config (services, monitor and health sections): no second
+// validation, no defaults of its own.
+//
 // Usage (daemon):
-//   const hm = new HealthMonitor({ services, monitor, health, log });
-//   hm.on('change', (snap) => { for (const s of services) computeBackends(s, snap, drained, snap.writers[s.name] ?? undefined) ... });
+//   const hm = new HealthMonitor({ services: cfg.services, monitor: cfg.monitor, health: cfg.health, log });
+//   hm.on('change', () => reconcile(desiredState({ services, health: hm.snapshot(), drained, macs })));
 //   hm.start(); ... await hm.stop();
 
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { XdError } from '../errors';
-import {
-  healthSchema,
-  monitorSchema,
-  type HealthConfig,
-  type HealthConfigInput,
-  type MonitorConfig,
-  type MonitorConfigInput,
-} from '../config/health';
+import type { HealthConfig, MonitorConfig } from '../config/health';
+import type { ServiceConfig } from '../config/schema';
+import { electWriters, needsWriter } from './election';
 import { LcDamper, lcTargetWeights } from './lc';
 import { MysqlChecker, replicaLag, roleOf, type MysqlProbe } from './mysql-check';
 import { readPassword } from './password';
-import { backendKey, electWriter, keyOf, nameOf, needsWriter, serviceCheck, servicePool, writerCandidates } from './pools';
 import { initialRiseFall, riseFallStep, type RiseFallState } from './rise-fall';
 import { tcpCheck } from './tcp-check';
-import type {
-  AlertKind,
-  BackendHealth,
-  BackendRole,
-  CheckKind,
-  HealthAlert,
-  HealthBackendConfig,
-  HealthServiceConfig,
-  HealthSnapshot,
-  InitialHealth,
-} from './types';
+import type { BackendHealth, BackendRole, CheckKind, HealthAlert, HealthSnapshot, InitialHealth } from './types';
 
+/** The already-parsed config sections (config/load.ts validated them and applied the defaults). */
 export interface HealthMonitorOptions {
-  services: HealthServiceConfig[];
-  /** Extra backends to check that are in no service (optional). */
-  backends?: HealthBackendConfig[];
+  services: readonly ServiceConfig[];
   /** Required when any backend uses check 'mysql'. */
-  monitor?: MonitorConfig | MonitorConfigInput;
-  health?: HealthConfig | HealthConfigInput;
+  monitor?: MonitorConfig;
+  health: HealthConfig;
   /**
    * Start from these states instead of "not checked yet" (a hot restart over an
    * adopted dataplane: src/health/adopt.ts). A seeded backend needs `fall`
@@ -74,20 +60,10 @@ interface Entry {
 
 const RANK: Record<CheckKind, number> = { none: 0, tcp: 1, mysql: 2 };
 
-function parseOr<T>(what: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    const issues = (err as { issues?: { path: PropertyKey[]; message: string }[] }).issues;
-    const text = issues ? issues.map((i) => `${what}.${i.path.map(String).join('.')}: ${i.message}`).join('; ') : String(err);
-    throw new XdError('XD_ERR_CONFIG_INVALID', text, { cause: err });
-  }
-}
-
 export class HealthMonitor extends EventEmitter {
   readonly health: HealthConfig;
   readonly monitor: MonitorConfig | undefined;
-  private readonly services: HealthServiceConfig[];
+  private readonly services: readonly ServiceConfig[];
   private readonly entries: Entry[] = [];
   private readonly byKey = new Map<string, Entry>();
   private readonly log: Logger;
@@ -102,20 +78,20 @@ export class HealthMonitor extends EventEmitter {
 
   constructor(opts: HealthMonitorOptions) {
     super();
-    this.health = parseOr('health', () => healthSchema.parse(opts.health ?? {}));
-    this.monitor = opts.monitor === undefined ? undefined : parseOr('monitor', () => monitorSchema.parse(opts.monitor));
+    this.health = opts.health;
+    this.monitor = opts.monitor;
     this.services = opts.services;
     this.log = opts.log.child({ component: 'health' });
     this.damper = new LcDamper(this.health.lc_damping);
 
-    const add = (b: HealthBackendConfig, check: CheckKind): void => {
-      const key = keyOf(b);
+    const add = (b: ServiceConfig['backends'][number], check: CheckKind): void => {
+      const key = b.key;
       const existing = this.byKey.get(key);
       if (existing) {
         if (RANK[check] > RANK[existing.check]) existing.check = check;
         return;
       }
-      const name = nameOf(b);
+      const name = b.name;
       const e: Entry = {
         key,
         name,
@@ -160,8 +136,7 @@ export class HealthMonitor extends EventEmitter {
       this.byKey.set(key, e);
       this.entries.push(e);
     };
-    for (const s of this.services) for (const b of s.backends) add(b, serviceCheck(s));
-    for (const b of opts.backends ?? []) add(b, b.check ?? (b.port === 3306 ? 'mysql' : 'tcp'));
+    for (const s of this.services) for (const b of s.backends) add(b, s.check);
 
     const mysqlEntries = this.entries.filter((e) => e.check === 'mysql');
     if (mysqlEntries.length > 0 && !this.monitor) {
@@ -378,7 +353,7 @@ export class HealthMonitor extends EventEmitter {
     const before = new Map(this.entries.map((e) => [e.key, e.h.lcWeight]));
     this.damper.update(lcTargetWeights(threads, hc.lc_damping.max_weight), this.round);
     const lcKeys = new Set<string>();
-    for (const s of this.services) if (s.scheduler === 'lc') for (const b of s.backends) lcKeys.add(keyOf(b));
+    for (const s of this.services) if (s.scheduler === 'lc') for (const b of s.backends) lcKeys.add(b.key);
     for (const e of this.entries) {
       e.h.lcWeight = this.damper.get(e.key) ?? e.h.lcWeight;
       if (lcKeys.has(e.key) && e.h.up && before.get(e.key) !== e.h.lcWeight) {
@@ -387,36 +362,20 @@ export class HealthMonitor extends EventEmitter {
       }
     }
 
-    // Writer elections and alerts.
+    // Writer elections and alerts: the one election, published in the snapshot.
     const snapBackends = new Map(this.entries.map((e) => [e.key, e.h]));
-    const raised = new Map<string, { kind: AlertKind; service: string; message: string }>();
-    for (const s of this.services) {
-      const names = (k: string): string => this.byKey.get(k)?.name ?? k;
-      if (needsWriter(s)) {
-        const prev = this.writers.get(s.name) ?? undefined;
-        const el = electWriter(s.name, writerCandidates(s, snapBackends), prev, names);
-        const next = el.writer ?? null;
-        if (next !== (prev ?? null)) {
-          this.writers.set(s.name, next);
-          this.counters.writerChanges++;
-          changed = true;
-          if (next) this.log.info({ service: s.name, writer: names(next), was: prev ? names(prev) : null }, `service ${s.name}: writer is now ${names(next)}${prev ? ` (was ${names(prev)})` : ''}`);
-          else this.log.warn({ service: s.name, was: prev ? names(prev) : null }, `service ${s.name}: no writer${prev ? ` (was ${names(prev)})` : ''}`);
-        }
-        for (const a of el.alerts) raised.set(`${a.kind}/${s.name}`, { ...a, service: s.name });
-      }
-      if (servicePool(s) === 'readers') {
-        const any = s.backends.some((b) => snapBackends.get(keyOf(b))?.readerEligible);
-        const w = this.writers.get(s.name);
-        if (!any && !(s.readersIncludeWriter && w)) {
-          raised.set(`readers-empty/${s.name}`, {
-            kind: 'readers-empty',
-            service: s.name,
-            message: `service ${s.name}: readers pool is empty (no healthy replica within ${hc.max_replication_lag / 1000} s of lag)`,
-          });
-        }
-      }
+    const names = (k: string): string => this.byKey.get(k)?.name ?? k;
+    const election = electWriters(this.services, snapBackends, this.writers, hc.max_replication_lag);
+    for (const [service, next] of election.writers) {
+      const prev = this.writers.get(service) ?? null;
+      if (next === prev) continue;
+      this.writers.set(service, next);
+      this.counters.writerChanges++;
+      changed = true;
+      if (next) this.log.info({ service, writer: names(next), was: prev ? names(prev) : null }, `service ${service}: writer is now ${names(next)}${prev ? ` (was ${names(prev)})` : ''}`);
+      else this.log.warn({ service, was: prev ? names(prev) : null }, `service ${service}: no writer${prev ? ` (was ${names(prev)})` : ''}`);
     }
+    const raised = election.alerts;
     for (const [id, a] of raised) {
       const cur = this.alerts.get(id);
       if (!cur) {
@@ -464,5 +423,3 @@ export class HealthMonitor extends EventEmitter {
     return this.entries.find((e) => e.name === nameOrKey)?.key;
   }
 }
-
-export { backendKey };

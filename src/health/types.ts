@@ -1,38 +1,9 @@
-// Types shared by the health checker, the pool computation and their callers.
+// Types shared by the health checker, the desired state and their callers.
 // Pure: imports only types.
 
-import type { BackendState, Scheduler } from '../state/types';
+import type { CheckKind } from '../config/schema';
 
-export type CheckKind = 'mysql' | 'tcp' | 'none';
-export type PoolKind = 'static' | 'writer' | 'readers';
-
-/** A backend as the health checker needs it (structurally compatible with the config's service backends). */
-export interface HealthBackendConfig {
-  address: string;
-  port: number;
-  /** Configured weight (default 1). */
-  weight?: number;
-  /** Operator-facing name (default: the key). */
-  name?: string;
-  /** "address:port" ("[v6]:port"); computed when absent. */
-  key?: string;
-  /** Check for a backend given outside any service (default: mysql on port 3306, else tcp). */
-  check?: CheckKind;
-}
-
-/** A service as the health checker needs it (structurally compatible with the config's services). */
-export interface HealthServiceConfig {
-  name: string;
-  scheduler?: Scheduler;
-  /** Default: mysql when the service port (or the first backend's port) is 3306, else tcp. */
-  check?: CheckKind;
-  /** Default static. */
-  pool?: PoolKind;
-  /** readers pool: also include the elected writer (default false). */
-  readersIncludeWriter?: boolean;
-  port?: number;
-  backends: HealthBackendConfig[];
-}
+export type { CheckKind };
 
 /**
  * primary: writable and not replicating (a writer candidate).
@@ -130,20 +101,6 @@ export interface HealthSnapshot {
     checks: number;
     failures: number;
   };
-}
-
-export interface ComputedBackend {
-  key: string;
-  name: string;
-  weight: number;
-  state: BackendState;
-}
-
-export interface ComputedService {
-  backends: ComputedBackend[];
-  /** Elected writer key (writer pool, or readers pool with readersIncludeWriter). */
-  writer?: string;
-  alerts: string[];
 }
 
 /**

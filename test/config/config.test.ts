@@ -1,11 +1,11 @@
 // Config: every rule's message names the file, the key path and the problem (with the line);
-// defaults; unknown keys with suggestions; all problems collected; desiredServices().
+// defaults; unknown keys with suggestions; all problems collected.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseConfig, loadConfig, desiredServices, backendKey, Config } from '../../src/config';
+import { parseConfig, loadConfig, backendKey } from '../../src/config';
 import { XdError } from '../../src/errors';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), `xdc-config-${process.pid}-`));
@@ -441,67 +441,6 @@ test('more services than xdp.max_services is an error', () => {
 test('backendKey brackets IPv6 and canonicalises the address', () => {
   assert.equal(backendKey('10.0.0.1', 3306), '10.0.0.1:3306');
   assert.equal(backendKey('FD00:0:0::1', 3306), '[fd00::1]:3306');
-});
-
-function sample(): Config {
-  return parseConfig(`instance: lab
-interface: eth0
-dataplane: xdp
-monitor: { user: m, password_env: PW }
-services:
-  - name: rw
-    vip: 10.77.0.100
-    port: 3306
-    pool: writer
-    backends:
-      - { address: 10.77.0.11, name: db1 }
-      - { address: 10.77.0.12, name: db2 }
-  - name: all
-    vip: 10.77.0.101
-    port: 3306
-    scheduler: lc
-    backends:
-      - { address: 10.77.0.11, mac: "02:77:00:00:00:aa" }
-      - { address: 10.77.0.12, weight: 2 }
-      - { address: 10.77.0.13, weight: 0 }
-`, 'lab.yaml');
-}
-
-test('desiredServices turns config and overrides into the desired state', () => {
-  const d = desiredServices(sample(), {
-    macs: new Map([['10.77.0.11', '02:77:00:00:00:11'], ['10.77.0.12', '02:77:00:00:00:12']]),
-    backends: { '10.77.0.12:3306': { weight: 7 } },
-    services: { rw: { '10.77.0.11:3306': { state: 'active' }, '10.77.0.12:3306': { state: 'down' } } },
-  });
-  assert.deepEqual(d.services[0], {
-    name: 'rw', vip: '10.77.0.100', port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'maglev', size: 65537 }, onEmpty: 'pass',
-    backends: [
-      { key: '10.77.0.11:3306', name: 'db1', address: '10.77.0.11', port: 3306, family: 4, weight: 1, state: 'active', mac: '02:77:00:00:00:11', forwarding: 'dr' },
-      { key: '10.77.0.12:3306', name: 'db2', address: '10.77.0.12', port: 3306, family: 4, weight: 0, state: 'down', mac: '02:77:00:00:00:12', forwarding: 'dr' },
-    ],
-  });
-  const all = d.services[1]!;
-  assert.deepEqual(all.backends.map((b) => [b.name, b.weight, b.state, b.mac]), [
-    ['db1', 1, 'active', '02:77:00:00:00:aa'], // static MAC wins over the neighbour table
-    ['db2', 7, 'active', '02:77:00:00:00:12'], // health weight override (lc)
-    ['10.77.0.13:3306', 0, 'draining', undefined], // config weight 0: draining
-  ]);
-  assert.deepEqual(d.withoutMac, [{ service: 'all', key: '10.77.0.13:3306', name: '10.77.0.13:3306', address: '10.77.0.13' }]);
-});
-
-test('desiredServices keeps writer/readers pool backends down until health decides', () => {
-  const d = desiredServices(sample(), {});
-  assert.deepEqual(d.services[0]!.backends.map((b) => b.state), ['down', 'down']);
-  assert.deepEqual(d.services[1]!.backends.map((b) => b.state), ['active', 'active', 'draining']);
-});
-
-test('desiredServices drains by name or key and can leave out backends without a MAC', () => {
-  const d = desiredServices(sample(), { drained: ['db2'], requireMac: true, services: { rw: { '10.77.0.11:3306': {}, '10.77.0.12:3306': {} } } });
-  assert.deepEqual(d.services[0]!.backends, [], 'no MACs known for the rw backends: left out');
-  assert.deepEqual(d.services[1]!.backends.map((b) => [b.name, b.weight, b.state]), [['db1', 1, 'active']]);
-  assert.equal(d.withoutMac.length, 4);
-  const byKey = desiredServices(sample(), { drained: ['10.77.0.11:3306'] });
-  assert.deepEqual(byKey.services[1]!.backends.map((b) => b.state), ['draining', 'active', 'draining']);
 });
 
 test('the real-host example in scripts/config/example.yaml is valid and every backend listens on its service port', () => {

@@ -2,7 +2,8 @@
 // fields they give the desired state. Pure: no kernel.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, desiredServices } from '../../src/config';
+import { parseConfig } from '../../src/config';
+import { desiredState } from '../../src/desired';
 import { XdError } from '../../src/errors';
 import { forwardingLabel, serviceForwardingLabel } from '../../src/config/forwarding';
 
@@ -89,7 +90,10 @@ test('check-config refuses an unknown forwarding or encapsulation with the choic
 
 test('the desired state carries each backend\'s forwarding, source address and path MTU', () => {
   const c = parseConfig(config('    forwarding: tunnel\n    encap: gue\n    backends:\n      - address: 10.88.1.11\n      - address: 10.77.0.12\n        forwarding: dr\n', TUNNEL_TOP), 'lab.yaml');
-  const d = desiredServices(c, { macs: { '10.88.1.11': '02:00:00:00:00:fe', '10.77.0.12': '02:00:00:00:00:12' }, mtus: new Map([['10.88.1.11', 1500]]) });
+  const d = desiredState({
+    services: c.services, health: null, drained: new Set(), tunnel: c.tunnel,
+    macs: new Map([['10.88.1.11', '02:00:00:00:00:fe'], ['10.77.0.12', '02:00:00:00:00:12']]), mtus: new Map([['10.88.1.11', 1500]]),
+  }).state;
   const [t, dr] = d.services[0]!.backends;
   assert.equal(t!.forwarding, 'tunnel');
   assert.deepEqual(t!.tunnel, { encap: 'gue', guePort: 6080, source: '10.77.0.2', mtu: 1500 });

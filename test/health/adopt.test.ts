@@ -14,8 +14,10 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import pino from 'pino';
 import { HealthMonitor } from '../../src/health/monitor';
-import { computeBackends } from '../../src/health/pools';
-import { initialFromPinned, type AdoptableService } from '../../src/health/adopt';
+import { initialFromPinned } from '../../src/health/adopt';
+import { desiredState } from '../../src/desired';
+import type { ServiceConfig } from '../../src/config';
+import { healthInputs, testConfig } from '../lib/config';
 import type { HealthSnapshot } from '../../src/health/types';
 import { XdpDataplane } from '../../src/dataplane/xdp/dataplane';
 import type { DesiredBackend, DesiredState } from '../../src/state/types';
@@ -58,8 +60,15 @@ async function rounds(hm: HealthMonitor, n: number): Promise<HealthSnapshot[]> {
   return out;
 }
 
-const RW: AdoptableService = { name: 'rw', vip: '10.203.0.100', port: 3306, protocol: 'tcp', check: 'mysql', pool: 'writer', backends: [{ address: '10.203.0.11', port: 3306, name: 'db1' }, { address: '10.203.0.12', port: 3306, name: 'db2' }] };
-const RO: AdoptableService = { name: 'ro', vip: '10.203.0.101', port: 3306, protocol: 'tcp', check: 'mysql', pool: 'readers', backends: [{ address: '10.203.0.11', port: 3306, name: 'db1' }, { address: '10.203.0.12', port: 3306, name: 'db2' }, { address: '10.203.0.13', port: 3306, name: 'db3' }] };
+const [RW, RO] = testConfig({
+  monitor: { user: 'monitor', password_env: 'XD_ADOPT_TEST_PW' },
+  services: [
+    { name: 'rw', port: 3306, check: 'mysql', pool: 'writer', backends: [{ address: '10.203.0.11', port: 3306, name: 'db1' }, { address: '10.203.0.12', port: 3306, name: 'db2' }] },
+    { name: 'ro', port: 3306, check: 'mysql', pool: 'readers', backends: [{ address: '10.203.0.11', port: 3306, name: 'db1' }, { address: '10.203.0.12', port: 3306, name: 'db2' }, { address: '10.203.0.13', port: 3306, name: 'db3' }] },
+  ],
+}).services as [ServiceConfig, ServiceConfig];
+/** The state desired from a snapshot for the one backend of `svc`. */
+const stateOf = (svc: ServiceConfig, s: HealthSnapshot): string => desiredState({ services: [svc], health: s, drained: new Set(), macs: new Map() }).state.services[0]!.backends[0]!.state;
 
 test('pinned states become initial health: the active writer-pool backend is the writer, active readers are eligible replicas, down everywhere is down', () => {
   const init = initialFromPinned([RW, RO], [
@@ -84,29 +93,34 @@ test('a backend the pinned maps do not hold gets no initial state (its first res
 
 test('a backend that starts up from the pinned state needs fall failures to go down', async () => {
   const port = await deadPort();
-  const svc = { name: 'web', check: 'tcp' as const, backends: [{ address: '127.0.0.1', port, name: 'w1' }] };
+  const inputs = healthInputs({ services: [{ name: 'web', check: 'tcp', backends: [{ address: '127.0.0.1', port, name: 'w1' }] }], health: { interval: 50, timeout: 40, fall: 3, rise: 2 } });
+  const svc = inputs.services[0]!;
   const hm = new HealthMonitor({
-    services: [svc], health: { interval: 50, timeout: 40, fall: 3, rise: 2 }, log: captureLog().log,
+    ...inputs, log: captureLog().log,
     initial: { backends: new Map([[`127.0.0.1:${port}`, { up: true }]]) },
   });
   const snaps = await rounds(hm, 3);
   assert.deepEqual(snaps.map((s) => s.backends[0]!.up), [true, true, false]);
-  assert.deepEqual(snaps.map((s) => computeBackends(svc, s, new Set()).backends[0]!.state), ['active', 'active', 'down']);
+  assert.deepEqual(snaps.map((s) => stateOf(svc, s)), ['active', 'active', 'down']);
 });
 
 test('the pinned writer stays the writer through a failed first login, until fall failures', async () => {
   const port = await deadPort();
   process.env.XD_ADOPT_TEST_PW = 'x';
-  const svc = { name: 'rw', check: 'mysql' as const, pool: 'writer' as const, backends: [{ address: '127.0.0.1', port, name: 'db1' }] };
+  const inputs = healthInputs({
+    services: [{ name: 'rw', check: 'mysql', pool: 'writer', backends: [{ address: '127.0.0.1', port, name: 'db1' }] }],
+    monitor: { user: 'monitor', password_env: 'XD_ADOPT_TEST_PW', connect_timeout: 40 }, health: { interval: 60, timeout: 40, fall: 2, rise: 2 },
+  });
+  const svc = inputs.services[0]!;
   const key = `127.0.0.1:${port}`;
   const hm = new HealthMonitor({
-    services: [svc], monitor: { user: 'monitor', password_env: 'XD_ADOPT_TEST_PW', connect_timeout: 40 }, health: { interval: 60, timeout: 40, fall: 2, rise: 2 }, log: captureLog().log,
+    ...inputs, log: captureLog().log,
     initial: { backends: new Map([[key, { up: true, role: 'primary' as const }]]), writers: { rw: key } },
   });
   const snaps = await rounds(hm, 2);
   assert.equal(snaps[0]!.backends[0]!.consecutiveFail, 1, 'the first login failed');
   assert.equal(snaps[0]!.writers.rw, key);
-  assert.equal(computeBackends(svc, snaps[0]!, new Set(), snaps[0]!.writers.rw ?? undefined).backends[0]!.state, 'active');
+  assert.equal(stateOf(svc, snaps[0]!), 'active');
   assert.equal(snaps[1]!.backends[0]!.up, false, 'down after fall (2) failures');
   assert.equal(snaps[1]!.writers.rw, null);
 });
@@ -116,9 +130,9 @@ test('a backend pinned down needs rise successes to come up', async () => {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   servers.push(s);
   const port = (s.address() as net.AddressInfo).port;
-  const svc = { name: 'web', check: 'tcp' as const, backends: [{ address: '127.0.0.1', port, name: 'w1' }] };
   const hm = new HealthMonitor({
-    services: [svc], health: { interval: 50, timeout: 40, fall: 3, rise: 2 }, log: captureLog().log,
+    ...healthInputs({ services: [{ name: 'web', check: 'tcp', backends: [{ address: '127.0.0.1', port, name: 'w1' }] }], health: { interval: 50, timeout: 40, fall: 3, rise: 2 } }),
+    log: captureLog().log,
     initial: { backends: new Map([[`127.0.0.1:${port}`, { up: false }]]) },
   });
   const snaps = await rounds(hm, 2);

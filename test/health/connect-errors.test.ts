@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import mysql from 'mysql2/promise';
 import { MariaDB } from '../../scripts/lab/mariadb';
 import { HealthMonitor } from '../../src/health/monitor';
+import { healthInputs } from '../lib/config';
 import { backend, captureLog, until, type LogCapture } from './cluster';
 
 const PREFIX = `xde${process.pid}ce`;
@@ -61,9 +62,11 @@ before(async () => {
   process.env.XDE_MCE_PW = PASSWORD;
   cap = captureLog();
   hm = new HealthMonitor({
-    services: [{ name: 's', check: 'mysql', backends: servers.map((s, i) => ({ address: DEST, port: s.port, name: `m${i + 1}` })) }],
-    monitor: { user: 'monitor', password_env: 'XDE_MCE_PW', connect_timeout: 100, source_address: SOURCE },
-    health: { interval: 100, timeout: 80, rise: 2, fall: 3, fresh_connect_interval: 200 },
+    ...healthInputs({
+      services: [{ name: 's', check: 'mysql', backends: servers.map((s, i) => ({ address: DEST, port: s.port, name: `m${i + 1}` })) }],
+      monitor: { user: 'monitor', password_env: 'XDE_MCE_PW', connect_timeout: 100, source_address: SOURCE },
+      health: { interval: 100, timeout: 80, rise: 2, fall: 3, fresh_connect_interval: 200 },
+    }),
     log: cap.log,
   });
 });

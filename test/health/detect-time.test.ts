@@ -6,17 +6,19 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { MariaDB } from '../../scripts/lab/mariadb';
 import { HealthMonitor } from '../../src/health/monitor';
-import { computeBackends } from '../../src/health/pools';
-import type { HealthServiceConfig, HealthSnapshot } from '../../src/health/types';
+import type { HealthSnapshot } from '../../src/health/types';
+import type { ServiceConfig } from '../../src/config';
+import { desiredState } from '../../src/desired';
+import { healthInputs } from '../lib/config';
 import { captureLog, until } from './cluster';
 
 const PREFIX = `xde${process.pid}dt`;
 const RUNS = Number(process.env.XDE_DETECT_RUNS ?? 2);
 let db: MariaDB;
 let hm: HealthMonitor;
-let svc: HealthServiceConfig;
+let svc: ServiceConfig;
 
-const active = (s: HealthSnapshot): boolean => computeBackends(svc, s, new Set()).backends[0].state === 'active';
+const active = (s: HealthSnapshot): boolean => desiredState({ services: [svc], health: s, drained: new Set(), macs: new Map() }).state.services[0].backends[0].state === 'active';
 
 /** Milliseconds from `signal` to the change event that takes the backend out of the pool. */
 async function measure(signal: 'SIGKILL' | 'SIGSTOP'): Promise<number> {
@@ -44,8 +46,9 @@ before(async () => {
   db = new MariaDB({ prefix: PREFIX, name: 'dt', serverId: 1, monitorPassword: 'monitor' });
   await db.start();
   process.env.XDE_DT_PW = 'monitor';
-  svc = { name: 'dt', check: 'mysql', pool: 'static', backends: [{ address: '127.0.0.1', port: db.port, name: 'dt' }] };
-  hm = new HealthMonitor({ services: [svc], monitor: { user: 'monitor', password_env: 'XDE_DT_PW' }, health: {}, log: captureLog().log });
+  const inputs = healthInputs({ services: [{ name: 'dt', check: 'mysql', pool: 'static', backends: [{ address: '127.0.0.1', port: db.port, name: 'dt' }] }], monitor: { user: 'monitor', password_env: 'XDE_DT_PW' }, health: {} });
+  svc = inputs.services[0];
+  hm = new HealthMonitor({ ...inputs, log: captureLog().log });
   hm.start();
 });
 

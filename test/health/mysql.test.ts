@@ -8,9 +8,11 @@ import * as path from 'node:path';
 import type { Connection } from 'mysql2/promise';
 import { MariaDB, setupReplication, syncReplicas } from '../../scripts/lab/mariadb';
 import { HealthMonitor } from '../../src/health/monitor';
-import { computeBackends } from '../../src/health/pools';
 import { tcpCheck } from '../../src/health/tcp-check';
-import type { HealthServiceConfig, HealthSnapshot } from '../../src/health/types';
+import type { HealthSnapshot } from '../../src/health/types';
+import type { ServiceConfig } from '../../src/config';
+import { desiredState } from '../../src/desired';
+import { healthInputs } from '../lib/config';
 import { backend, captureLog, fakeServer, summary, until, type LogCapture } from './cluster';
 
 const PREFIX = `xde${process.pid}`;
@@ -26,7 +28,7 @@ let pwFile: string;
 let servers: MariaDB[] = [];
 let hm: HealthMonitor;
 let cap: LogCapture;
-let services: HealthServiceConfig[];
+let services: readonly ServiceConfig[];
 let beat: Connection | undefined;
 let beatTimer: NodeJS.Timeout | undefined;
 const extraMonitors: HealthMonitor[] = [];
@@ -36,8 +38,8 @@ let rounds = 0;
 const key = (i: number): string => `127.0.0.1:${servers[i].port}`;
 const pool = (s: HealthSnapshot, svc: string): string[] => {
   const sv = services.find((x) => x.name === svc)!;
-  return computeBackends(sv, s, new Set(), s.writers[svc] ?? undefined)
-    .backends.filter((b) => b.state === 'active')
+  return desiredState({ services: [sv], health: s, drained: new Set(), macs: new Map() })
+    .state.services[0].backends.filter((b) => b.state === 'active')
     .map((b) => b.name);
 };
 
@@ -58,21 +60,21 @@ before(async () => {
     beat?.query('UPDATE hb.heartbeat SET ts = NOW(6) WHERE id = 1').catch(() => undefined);
   }, 200);
   const backends = servers.map((s, i) => ({ address: '127.0.0.1', port: s.port, name: `db${i + 1}` }));
-  services = [
-    { name: 'rw', pool: 'writer', check: 'mysql', backends },
-    { name: 'ro', pool: 'readers', check: 'mysql', backends },
-    { name: 'lc', pool: 'static', scheduler: 'lc', check: 'mysql', backends },
-  ];
-  cap = captureLog();
-  hm = new HealthMonitor({
-    services,
+  const inputs = healthInputs({
+    services: [
+      { name: 'rw', pool: 'writer', check: 'mysql', backends },
+      { name: 'ro', pool: 'readers', check: 'mysql', backends },
+      { name: 'lc', pool: 'static', scheduler: 'lc', check: 'mysql', backends },
+    ],
     monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
     health: {
       interval: INTERVAL, timeout: TIMEOUT, rise: 2, fall: FALL, fresh_connect_interval: '1s',
       max_replication_lag: '1s', heartbeat: { table: 'hb.heartbeat', column: 'ts' },
     },
-    log: cap.log,
   });
+  services = inputs.services;
+  cap = captureLog();
+  hm = new HealthMonitor({ ...inputs, log: cap.log });
   hm.on('change', () => changeEvents++);
   hm.on('round', () => rounds++);
   hm.start();
@@ -117,7 +119,7 @@ test('a quiet cluster emits no change events', async () => {
 test('lc weights follow Threads_connected, damped, and recover when connections close', async () => {
   const lcWeight = (s: HealthSnapshot, name: string): number => backend(s, name).lcWeight;
   const weightsOf = (s: HealthSnapshot): number[] =>
-    computeBackends(services.find((x) => x.name === 'lc')!, s, new Set()).backends.map((b) => b.weight);
+    desiredState({ services: [services.find((x) => x.name === 'lc')!], health: s, drained: new Set(), macs: new Map() }).state.services[0].backends.map((b) => b.weight);
   const logsBefore = cap.lines.filter((l) => l.includes('backend db3 lc weight')).length;
   assert.equal(lcWeight(hm.snapshot(), 'db3'), 100, 'an idle replica has the full weight');
   const conns = await Promise.all(Array.from({ length: 12 }, () => servers[2].connect()));
@@ -240,9 +242,11 @@ test('two writable servers keep the current writer and raise an alert', async ()
 test('two writable servers with no established writer fail closed', async () => {
   await servers[1].query('STOP SLAVE; SET GLOBAL read_only=0');
   const fresh = new HealthMonitor({
-    services,
-    monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
-    health: { interval: 500, timeout: 500 },
+    ...healthInputs({
+      services: services.map((s) => ({ name: s.name, pool: s.pool, check: s.check, scheduler: s.scheduler, backends: s.backends })),
+      monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
+      health: { interval: 500, timeout: 500 },
+    }),
     log: captureLog().log,
   });
   extraMonitors.push(fresh);
@@ -282,9 +286,11 @@ test('a monitor user without SLAVE MONITOR gives a clear per-backend error and u
   await db4.start();
   await db4.query('SET GLOBAL read_only=1');
   const m = new HealthMonitor({
-    services: [{ name: 'ro4', pool: 'readers', check: 'mysql', backends: [{ address: '127.0.0.1', port: db4.port, name: 'db4' }] }],
-    monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
-    health: { interval: INTERVAL, timeout: TIMEOUT },
+    ...healthInputs({
+      services: [{ name: 'ro4', pool: 'readers', check: 'mysql', backends: [{ address: '127.0.0.1', port: db4.port, name: 'db4' }] }],
+      monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
+      health: { interval: INTERVAL, timeout: TIMEOUT },
+    }),
     log: captureLog().log,
   });
   extraMonitors.push(m);
@@ -304,9 +310,11 @@ test('a server that is not MySQL on the port is down with a clear error', async 
   const garbage = await fakeServer('SSH-2.0-OpenSSH_9.2p1 Debian\r\n');
   const silent = await fakeServer(null);
   const m = new HealthMonitor({
-    services: [{ name: 'x', check: 'mysql', backends: [{ address: '127.0.0.1', port: garbage.port, name: 'ssh' }, { address: '127.0.0.1', port: silent.port, name: 'silent' }] }],
-    monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
-    health: { interval: INTERVAL, timeout: TIMEOUT },
+    ...healthInputs({
+      services: [{ name: 'x', check: 'mysql', backends: [{ address: '127.0.0.1', port: garbage.port, name: 'ssh' }, { address: '127.0.0.1', port: silent.port, name: 'silent' }] }],
+      monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
+      health: { interval: INTERVAL, timeout: TIMEOUT },
+    }),
     log: captureLog().log,
   });
   extraMonitors.push(m);

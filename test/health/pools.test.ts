@@ -1,18 +1,20 @@
-// Pure parts of the health checker: rise/fall, writer election, pools, drain, lc weights,
+// Pure parts of the health checker: rise/fall, the writer election and pool alerts, lc weights,
 // replica status parsing, lag, roles, error texts, config schemas and password sources.
+// (What the pools make of a snapshot, with drains and weights: test/desired.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { riseFallStep, initialRiseFall, type RiseFallState } from '../../src/health/rise-fall';
-import { computeBackends, electWriter, backendKey } from '../../src/health/pools';
+import { electWriter, electWriters } from '../../src/health/election';
 import { LcDamper, lcTargetWeights } from '../../src/health/lc';
 import { parseReplicaStatus, replicaLag, roleOf } from '../../src/health/mysql-check';
 import { describeConnectError, describeQueryError, looksLikeMysqlFirstPacket, scrub } from '../../src/health/describe';
 import { readPassword } from '../../src/health/password';
 import { healthSchema, monitorSchema } from '../../src/config/health';
-import type { BackendHealth, HealthServiceConfig, HealthSnapshot } from '../../src/health/types';
+import type { BackendHealth } from '../../src/health/types';
+import { testConfig, type TestService } from '../lib/config';
 
 function run(results: boolean[], rise = 2, fall = 3): { ups: (boolean | null)[]; changes: number } {
   let s: RiseFallState = initialRiseFall();
@@ -49,109 +51,73 @@ function hb(key: string, over: Partial<BackendHealth> = {}): BackendHealth {
     lastChange: null, lastCheckAt: null, checks: 1, failures: 0, consecutiveOk: 1, consecutiveFail: 0, ...over,
   };
 }
-function snap(backends: BackendHealth[]): HealthSnapshot {
-  return { at: '', round: 1, backends, writers: {}, alerts: [], counters: { splitBrain: 0, noWriter: 0, alertsRaised: 0, checks: 0, failures: 0 } };
-}
 const A = '10.0.0.1:3306', B = '10.0.0.2:3306', C = '10.0.0.3:3306';
 const primary = { role: 'primary' as const, readOnly: false, replication: null, readerEligible: false, lagSeconds: null };
-const svc = (pool: 'writer' | 'readers' | 'static', extra: Partial<HealthServiceConfig> = {}): HealthServiceConfig => ({
+const svc = (pool: 'writer' | 'readers', extra: Partial<TestService> = {}): TestService => ({
   name: `svc-${pool}`, pool, check: 'mysql',
   backends: [A, B, C].map((k, i) => ({ address: k.split(':')[0], port: 3306, name: `db${i + 1}` })), ...extra,
 });
+const MONITOR = { user: 'monitor', password_env: 'XDE_UNUSED_PW' };
+/** One round's election over these backends, with `prev` the writers of the round before. */
+function elect(s: TestService, backends: BackendHealth[], prev: Record<string, string | null> = {}) {
+  const services = testConfig({ services: [s], monitor: MONITOR }).services;
+  // The monitor names each backend as the config does.
+  const names = new Map(services[0].backends.map((b) => [b.key, b.name]));
+  const named = backends.map((b) => ({ ...b, name: names.get(b.key) ?? b.name }));
+  const r = electWriters(services, new Map(named.map((b) => [b.key, b])), new Map(Object.entries(prev)), 10_000);
+  return { writer: r.writers.get(s.name), alerts: [...r.alerts.values()] };
+}
 
-test('the writer pool holds exactly the one writable non-replicating server', () => {
-  const r = computeBackends(svc('writer'), snap([hb(A, primary), hb(B), hb(C)]), new Set());
+test('the writer is the one writable non-replicating server', () => {
+  const r = elect(svc('writer'), [hb(A, primary), hb(B), hb(C)]);
   assert.equal(r.writer, A);
-  assert.deepEqual(r.backends.map((b) => [b.name, b.state, b.weight]), [['db1', 'active', 1], ['db2', 'down', 0], ['db3', 'down', 0]]);
   assert.deepEqual(r.alerts, []);
 });
 
 test('two writable servers keep the established writer and raise a split-brain alert', () => {
-  const s = snap([hb(A, primary), hb(B, primary), hb(C)]);
-  const r1 = computeBackends(svc('writer'), s, new Set(), B);
+  const backends = [hb(A, primary), hb(B, primary), hb(C)];
+  const r1 = elect(svc('writer'), backends, { 'svc-writer': B });
   assert.equal(r1.writer, B);
-  assert.equal(r1.backends.find((b) => b.key === B)?.state, 'active');
-  assert.equal(r1.backends.find((b) => b.key === A)?.state, 'down');
-  assert.match(r1.alerts[0], /split brain: 2 writable servers \(db2 is the writer, also writable: db1\)/);
+  assert.equal(r1.alerts[0].kind, 'split-brain');
+  assert.match(r1.alerts[0].message, /split brain: 2 writable servers \(db2 is the writer, also writable: db1\)/);
   // Same input again: the same answer (no flip-flop).
-  assert.equal(computeBackends(svc('writer'), s, new Set(), r1.writer).writer, B);
+  assert.equal(elect(svc('writer'), backends, { 'svc-writer': r1.writer ?? null }).writer, B);
 });
 
 test('two writable servers without an established writer fail closed with an alert', () => {
-  const r = computeBackends(svc('writer'), snap([hb(A, primary), hb(B, primary), hb(C)]), new Set());
-  assert.equal(r.writer, undefined);
-  assert.ok(r.backends.every((b) => b.state !== 'active' && b.weight === 0));
-  assert.match(r.alerts[0], /no established writer: failing closed/);
+  const r = elect(svc('writer'), [hb(A, primary), hb(B, primary), hb(C)]);
+  assert.equal(r.writer, null);
+  assert.match(r.alerts[0].message, /no established writer: failing closed/);
 });
 
 test('no writable server fails closed with an alert', () => {
-  const r = computeBackends(svc('writer'), snap([hb(A), hb(B), hb(C)]), new Set(), A);
-  assert.equal(r.writer, undefined);
-  assert.ok(r.backends.every((b) => b.weight === 0));
-  assert.match(r.alerts[0], /no writable server/);
+  const r = elect(svc('writer'), [hb(A), hb(B), hb(C)], { 'svc-writer': A });
+  assert.equal(r.writer, null);
+  assert.equal(r.alerts[0].kind, 'no-writer');
+  assert.match(r.alerts[0].message, /no writable server/);
 });
 
 test('promotion moves the writer to the newly writable server', () => {
-  const r = computeBackends(svc('writer'), snap([hb(A), hb(B, primary), hb(C)]), new Set(), A);
-  assert.equal(r.writer, B);
+  assert.equal(elect(svc('writer'), [hb(A), hb(B, primary), hb(C)], { 'svc-writer': A }).writer, B);
 });
 
 test('a writer that is down is not kept', () => {
-  const r = computeBackends(svc('writer'), snap([hb(A, { ...primary, up: false }), hb(B, primary), hb(C)]), new Set(), A);
-  assert.equal(r.writer, B);
+  assert.equal(elect(svc('writer'), [hb(A, { ...primary, up: false }), hb(B, primary), hb(C)], { 'svc-writer': A }).writer, B);
 });
 
-test('the readers pool holds the eligible replicas and drains the others', () => {
-  const r = computeBackends(svc('readers'), snap([hb(A, primary), hb(B), hb(C, { readerEligible: false, lagSeconds: null })]), new Set());
-  assert.deepEqual(r.backends.map((b) => [b.name, b.state]), [['db1', 'draining'], ['db2', 'active'], ['db3', 'draining']]);
+test('a readers pool elects a writer only when it includes the writer', () => {
+  assert.equal(elect(svc('readers'), [hb(A, primary), hb(B), hb(C)]).writer, undefined);
+  assert.equal(elect(svc('readers', { readersIncludeWriter: true }), [hb(A, primary), hb(B), hb(C)]).writer, A);
 });
 
-test('readers_include_writer adds the elected writer to the readers pool', () => {
-  const r = computeBackends(svc('readers', { readersIncludeWriter: true }), snap([hb(A, primary), hb(B), hb(C)]), new Set(), A);
-  assert.equal(r.writer, A);
-  assert.deepEqual(r.backends.map((b) => b.state), ['active', 'active', 'active']);
+test('an empty readers pool raises one alert', () => {
+  const r = elect(svc('readers'), [hb(A, primary), hb(B, { up: false, readerEligible: false }), hb(C, { readerEligible: false })]);
+  assert.deepEqual(r.alerts.map((a) => [a.kind, a.message]), [['readers-empty', 'service svc-readers: readers pool is empty (no healthy replica within 10 s of lag)']]);
 });
 
-test('an empty readers pool raises an alert', () => {
-  const r = computeBackends(svc('readers'), snap([hb(A, primary), hb(B, { up: false }), hb(C, { readerEligible: false })]), new Set());
-  assert.ok(r.backends.every((b) => b.weight === 0));
-  assert.match(r.alerts[0], /readers pool is empty/);
-});
-
-test('a drained backend is draining with weight 0 whatever its role, by name or key', () => {
-  const r = computeBackends(svc('readers'), snap([hb(A, primary), hb(B), hb(C)]), new Set(['db2', C]));
-  assert.deepEqual(r.backends.map((b) => [b.state, b.weight]), [['draining', 0], ['draining', 0], ['draining', 0]]);
-  const w = computeBackends(svc('writer'), snap([hb(A, primary), hb(B), hb(C)]), new Set(['db1']));
-  assert.equal(w.writer, A, 'drain does not move the writer');
-  assert.deepEqual(w.backends[0], { key: A, name: 'db1', weight: 0, state: 'draining' });
-});
-
-test('a drained backend that goes down is down and drains again when it comes back', () => {
-  const s = svc('static');
-  assert.equal(computeBackends(s, snap([hb(A, { up: false }), hb(B), hb(C)]), new Set(['db1'])).backends[0].state, 'down');
-  assert.equal(computeBackends(s, snap([hb(A), hb(B), hb(C)]), new Set(['db1'])).backends[0].state, 'draining');
-});
-
-test('a static pool takes every up backend with its configured weight', () => {
-  const s: HealthServiceConfig = { name: 's', pool: 'static', check: 'tcp', backends: [{ address: '10.0.0.1', port: 3306, weight: 3 }, { address: '10.0.0.2', port: 3306 }] };
-  const r = computeBackends(s, snap([hb(A, { check: 'tcp', role: 'none' }), hb(B, { up: false })]), new Set());
-  assert.deepEqual(r.backends.map((b) => [b.state, b.weight]), [['active', 3], ['down', 0]]);
-});
-
-test('check none keeps backends up without a health entry', () => {
-  const s: HealthServiceConfig = { name: 's', check: 'none', backends: [{ address: '10.0.0.9', port: 80 }] };
-  assert.deepEqual(computeBackends(s, snap([]), new Set()).backends[0], { key: '10.0.0.9:80', name: '10.0.0.9:80', weight: 1, state: 'active' });
-});
-
-test('the lc scheduler multiplies configured weights by the damped lc weight', () => {
-  const s = svc('static', { scheduler: 'lc' });
-  const r = computeBackends(s, snap([hb(A, { lcWeight: 100 }), hb(B, { lcWeight: 50 }), hb(C, { lcWeight: 7 })]), new Set());
-  assert.deepEqual(r.backends.map((b) => b.weight), [100, 50, 7]);
-});
-
-test('backend keys bracket IPv6 addresses', () => {
-  assert.equal(backendKey('10.0.0.1', 3306), '10.0.0.1:3306');
-  assert.equal(backendKey('fd00::1', 3306), '[fd00::1]:3306');
+test('a readers pool that includes an elected writer is not empty', () => {
+  const r = elect(svc('readers', { readersIncludeWriter: true }), [hb(A, primary), hb(B, { readerEligible: false }), hb(C, { readerEligible: false })]);
+  assert.deepEqual(r.alerts, []);
 });
 
 test('electWriter keeps a still-eligible writer among several candidates', () => {
@@ -284,33 +250,29 @@ test('the password is read from a file without its trailing newline, or from the
   }
 });
 
-test('services from the parsed config feed the health monitor and computeBackends directly', async () => {
-  const { parseConfig } = await import('../../src/config');
+test('the parsed config feeds the health monitor directly', async () => {
   const { HealthMonitor } = await import('../../src/health/monitor');
   const { silentLogger } = await import('../../src/log');
-  const yaml = [
-    'instance: t',
-    'interface: eth0',
-    'monitor: { user: monitor, password_env: XDE_UNUSED_PW }',
-    'health: { interval: 2s, max_replication_lag: 5s }',
-    'services:',
-    '  - { name: rw, vip: 10.0.0.100, port: 3306, pool: writer, backends: [ { name: db1, address: 10.0.0.1 }, { name: db2, address: 10.0.0.2 } ] }',
-    '  - { name: ro, vip: 10.0.0.101, port: 3306, pool: readers, readers_include_writer: true, backends: [ { name: db1, address: 10.0.0.1 }, { name: db2, address: 10.0.0.2 } ] }',
-  ].join('\n');
-  const cfg = parseConfig(yaml, 'test.yaml');
+  const cfg = testConfig({
+    monitor: MONITOR,
+    health: { interval: '2s', max_replication_lag: '5s' },
+    services: [
+      { name: 'rw', port: 3306, pool: 'writer', backends: [{ name: 'db1', address: '10.0.0.1', port: 3306 }, { name: 'db2', address: '10.0.0.2', port: 3306 }] },
+      { name: 'ro', port: 3306, pool: 'readers', readersIncludeWriter: true, backends: [{ name: 'db1', address: '10.0.0.1', port: 3306 }, { name: 'db2', address: '10.0.0.2', port: 3306 }] },
+    ],
+  });
   const hm = new HealthMonitor({ services: cfg.services, monitor: cfg.monitor, health: cfg.health, log: silentLogger() });
+  assert.equal(hm.health, cfg.health, 'the parsed section itself, not a copy re-validated');
   assert.equal(hm.health.interval, 2000);
   assert.deepEqual(Object.keys(hm.snapshot().writers), ['rw', 'ro']);
   assert.deepEqual(hm.snapshot().backends.map((b) => [b.name, b.check]), [['db1', 'mysql'], ['db2', 'mysql']]);
-  const s = snap([hb('10.0.0.1:3306', { ...primary, name: 'db1' }), hb('10.0.0.2:3306', { name: 'db2' })]);
-  assert.deepEqual(computeBackends(cfg.services[1], s, new Set()).backends.map((b) => [b.name, b.state]), [['db1', 'active'], ['db2', 'active']]);
 });
 
 test('a mysql check without a monitor section is refused with the fix', async () => {
   const { HealthMonitor } = await import('../../src/health/monitor');
   const { silentLogger } = await import('../../src/log');
   assert.throws(
-    () => new HealthMonitor({ services: [svc('writer')], log: silentLogger() }),
+    () => new HealthMonitor({ services: testConfig({ services: [svc('writer')], monitor: MONITOR }).services, health: healthSchema.parse({}), log: silentLogger() }),
     /monitor: missing: backends db1, db2, db3 use check mysql, which needs a monitor: section \(user and password_file or password_env\)/,
   );
 });

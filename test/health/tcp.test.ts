@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { HealthMonitor } from '../../src/health/monitor';
 import { tcpCheck } from '../../src/health/tcp-check';
-import { computeBackends } from '../../src/health/pools';
+import { desiredState } from '../../src/desired';
+import { healthInputs } from '../lib/config';
 import { captureLog, until } from './cluster';
 
 const servers: net.Server[] = [];
@@ -32,18 +33,19 @@ test('a TCP check succeeds against a listener and says "connection refused" with
 test('a tcp service backend goes down when its listener closes and comes back after rise', async () => {
   let s = await listen();
   const port = (s.address() as net.AddressInfo).port;
-  const svc = { name: 'web', check: 'tcp' as const, backends: [{ address: '127.0.0.1', port, name: 'w1' }] };
-  const hm = new HealthMonitor({ services: [svc], health: { interval: 100, timeout: 80 }, log: captureLog().log });
+  const inputs = healthInputs({ services: [{ name: 'web', check: 'tcp', backends: [{ address: '127.0.0.1', port, name: 'w1' }] }], health: { interval: 100, timeout: 80 } });
+  const hm = new HealthMonitor({ ...inputs, log: captureLog().log });
+  const state = (): string => desiredState({ services: inputs.services, health: hm.snapshot(), drained: new Set(), macs: new Map() }).state.services[0].backends[0].state;
   hm.start();
   try {
     await until(hm, (x) => x.backends[0].up, 2000, 'up');
     assert.equal(hm.snapshot().backends[0].role, 'none');
     await new Promise<void>((r) => s.close(() => r()));
     await until(hm, (x) => !x.backends[0].up, 2000, 'down');
-    assert.equal(computeBackends(svc, hm.snapshot(), new Set()).backends[0].state, 'down');
+    assert.equal(state(), 'down');
     s = await listen(port);
     await until(hm, (x) => x.backends[0].up, 2000, 'up again');
-    assert.equal(computeBackends(svc, hm.snapshot(), new Set()).backends[0].state, 'active');
+    assert.equal(state(), 'active');
   } finally {
     await hm.stop();
   }
