@@ -14,7 +14,8 @@ import * as pk from '../lib/packet';
 import { openPinnedProgram, openPinnedXdMap, testRun, getNative } from '../../src/bpf';
 import { XdpDataplane, instancePinDir, type XdpOptions } from '../../src/dataplane/xdp/dataplane';
 import { macString } from '../../src/dataplane/xdp/layout';
-import { parseConfig, desiredServices } from '../../src/config';
+import { parseConfig } from '../../src/config';
+import { desiredState } from '../../src/desired';
 import type { DesiredState } from '../../src/state/types';
 
 const PREFIX = `xri${process.pid}`;
@@ -42,7 +43,7 @@ services:
       - { address: 10.77.0.13, name: r3, mac: "02:77:00:00:00:13", weight: 2 }
       - { address: 10.77.0.14, name: r4, mac: "02:77:00:00:00:14" }
 `, 'fabric.yaml');
-const STATE: DesiredState = { services: desiredServices(CONFIG).services };
+const STATE: DesiredState = desiredState({ services: CONFIG.services, health: null, drained: new Set(), macs: new Map() }).state;
 
 const directors = [1, 2].map((n) => ({ n, ifname: `${PREFIX}a${n}`, peer: `${PREFIX}b${n}`, mac: `02:77:00:00:00:0${n + 1}`, instance: `d${n}`, dp: undefined as XdpDataplane | undefined }));
 
