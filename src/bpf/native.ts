@@ -1,20 +1,12 @@
-// native.ts: loads the xdirector addon (native/, binding.gyp) and describes its
-// interface. The addon is thin and knows no layouts; everything here is raw:
+// native.ts: the BPF part of the xdirector addon (native/, binding.gyp), loaded by
+// src/addon.ts. The addon is thin and knows no layouts; everything here is raw:
 // fds, Buffers, numeric handles. Use the typed wrappers (object.ts, map.ts,
 // xdp.ts) instead of calling it directly: they validate, add context to errors
-// and keep handles private.
-//
-// Loading: node-gyp-build from the package root, so a compiled
-// build/Release/xdirector.node (building from source: npm run build:native)
-// is used when present, and otherwise prebuilds/linux-x64/*.node shipped in
-// the package (npm run prebuild). Set PREBUILDS_ONLY=1 to force the prebuild.
-//
-// Other native files (native/*.cc registered with XD_REGISTER_MODULE) add
-// functions to the same addon; declare them with module augmentation:
-//   declare module '../bpf/native' { interface NativeAddon { openVrrp(...): number } }
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { XdError } from '../errors';
+// and keep handles private. (The VRRP sockets of the same addon are declared by
+// src/vrrp/sockets.ts.)
+import { loadAddon, packageRoot } from '../addon';
+
+export { packageRoot };
 
 /** Errors thrown by the addon look like Node's SystemError. */
 export interface NativeSystemError extends Error {
@@ -187,34 +179,7 @@ export interface NativeAddon {
   constants: NativeConstants;
 }
 
-/** The package root: the nearest ancestor of this file holding binding.gyp. */
-export function packageRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'binding.gyp')) && fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new XdError('XD_ERR_NATIVE_MISSING', `cannot find the xdirector package root (binding.gyp) above ${__dirname}`);
-    dir = up;
-  }
-}
-
-let cached: NativeAddon | undefined;
-
-/** Loads the addon once per process; throws XD_ERR_NATIVE_MISSING with the fix. */
+/** The addon's BPF functions (loaded once per process); throws XD_ERR_NATIVE_MISSING with the fix. */
 export function getNative(): NativeAddon {
-  if (cached) return cached;
-  const root = packageRoot();
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const load = require('node-gyp-build') as (dir: string) => unknown;
-    cached = load(root) as NativeAddon;
-  } catch (err) {
-    const inner = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new XdError(
-      'XD_ERR_NATIVE_MISSING',
-      `load native addon from ${root}: ${inner}; fix: run npm run build:native (needs libbpf-dev, a C++ compiler), or install a package with prebuilds/`,
-      { cause: err },
-    );
-  }
-  return cached;
+  return loadAddon() as NativeAddon;
 }

@@ -1,6 +1,6 @@
 // Config schemas for the MySQL-aware health checker: the `monitor:` block (who the checker logs
 // in as) and the `health:` block (timers, thresholds, lag, lc damping). Pure: zod only.
-// Helper xdc composes these into the top-level config; per-service `check`, `pool` and
+// config/schema.ts composes these into the top-level config; per-service `check`, `pool` and
 // `readers_include_writer` live in the service schema.
 //
 // Durations are "500ms", "1s", "2m", "1h" or a number of milliseconds; parsed values are ms.

@@ -2,7 +2,7 @@
 // to errors and normalises what a received packet says about itself, so the
 // rest of src/vrrp sees (VRRP message, RxMeta) pairs.
 
-import { getNative } from '../bpf/native';
+import { loadAddon } from '../addon';
 import { wrap } from '../errors';
 import { splitIPv4, type DropReason, type Family, type RxMeta } from './codec';
 
@@ -17,11 +17,15 @@ interface NativeVrrpSocketCtor {
   new (opts: { family: number; ifname: string; multicast: boolean; onPacket: (data: Buffer, info: { src: string; dst?: string; ttl?: number }) => void }): NativeVrrpSocket;
 }
 
-declare module '../bpf/native' {
-  interface NativeAddon {
-    VrrpSocket: NativeVrrpSocketCtor;
-    sendFrame(ifindex: number, frame: Buffer): number;
-  }
+/** The addon's raw-socket part (native/sockets.cc). */
+export interface VrrpAddon {
+  VrrpSocket: NativeVrrpSocketCtor;
+  sendFrame(ifindex: number, frame: Buffer): number;
+}
+
+/** The addon's VRRP sockets (loaded once per process); throws XD_ERR_NATIVE_MISSING with the fix. */
+export function vrrpAddon(): VrrpAddon {
+  return loadAddon() as VrrpAddon;
 }
 
 export type PacketHandler = (payload: Buffer, meta: RxMeta) => void;
@@ -45,7 +49,7 @@ export class VrrpSocket {
   constructor(opts: VrrpSocketOptions) {
     this.family = opts.family;
     this.ifname = opts.ifname;
-    const native = getNative();
+    const native = vrrpAddon();
     const onRaw = (data: Buffer, info: { src: string; dst?: string; ttl?: number }) => {
       if (opts.family === 4) {
         const r = splitIPv4(data);
@@ -87,7 +91,7 @@ export class VrrpSocket {
 /** One Ethernet frame out of `ifindex` (gratuitous ARP, unsolicited NA). */
 export function sendFrame(ifindex: number, frame: Buffer, ifname = `ifindex ${ifindex}`): void {
   try {
-    getNative().sendFrame(ifindex, frame);
+    vrrpAddon().sendFrame(ifindex, frame);
   } catch (err) {
     throw wrap('XD_ERR_VRRP', `send announcement frame on ${ifname}`, err, { interface: ifname });
   }

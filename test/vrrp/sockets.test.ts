@@ -4,10 +4,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { getNative } from '../../src/bpf/native';
 import { XdError } from '../../src/errors';
 import { encodeAdvert } from '../../src/vrrp/codec';
-import { VrrpSocket } from '../../src/vrrp/sockets';
+import { VrrpSocket, vrrpAddon } from '../../src/vrrp/sockets';
 
 describe('VRRP sockets (native)', () => {
   it('names the interface and carries errno, code and syscall when the interface does not exist', () => {
@@ -27,7 +26,7 @@ describe('VRRP sockets (native)', () => {
   });
 
   it('rejects a bad family with a TypeError saying what was expected and received', () => {
-    const native = getNative();
+    const native = vrrpAddon();
     assert.throws(() => new native.VrrpSocket({ family: 5, ifname: 'lo', multicast: false, onPacket: () => {} }), {
       name: 'TypeError',
       message: /options\.family: expected 4 or 6, received number 5/,
@@ -35,7 +34,7 @@ describe('VRRP sockets (native)', () => {
   });
 
   it('rejects a frame shorter than an Ethernet header', () => {
-    assert.throws(() => getNative().sendFrame(1, Buffer.alloc(4)), { name: 'TypeError', message: /frame/ });
+    assert.throws(() => vrrpAddon().sendFrame(1, Buffer.alloc(4)), { name: 'TypeError', message: /frame/ });
   });
 
   describe('between two namespaces', () => {
