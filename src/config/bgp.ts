@@ -20,21 +20,10 @@
 
 import { z } from 'zod';
 import { address, absPath, bool, int, leaf, show } from './fields';
+import { duration, formatDuration, parseDuration } from './duration';
 import type { Address } from './fields';
 import { parseAddress } from '../net/inet';
 
-/** Durations here are written with their unit ("3s", "300ms"); BGP timers are whole seconds. */
-function duration(what: string, minMs: number, maxMs: number, opts: { default?: number; optional?: boolean } = {}) {
-  return leaf<number>((v) => {
-    const m = typeof v === 'string' ? /^\s*(\d+)\s*(ms|s)\s*$/.exec(v) : null;
-    if (!m) return { problem: `must be a duration with its unit, e.g. "3s" or "300ms", got ${show(v)}` };
-    const ms = Number(m[1]) * (m[2] === 's' ? 1000 : 1);
-    if (ms < minMs || ms > maxMs) return { problem: `${what} must be from ${fmt(minMs)} to ${fmt(maxMs)}, got ${show(v)}` };
-    return { value: ms };
-  }, opts);
-}
-
-const fmt = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
 
 /** AS numbers: 1..4294967294 (0 and 4294967295 are reserved, RFC 7607 / RFC 7300). */
 const asn = (opts: { optional?: boolean } = {}) => leaf<number>((v) => (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 4294967294
@@ -68,7 +57,7 @@ export const bgpNeighbourSchema = z.strictObject({
   password,
   password_file: absPath({ optional: true }),
   bfd: bool({ default: false }),
-  hold_time: duration('hold_time', 3000, 65_535_000, { optional: true }),
+  hold_time: duration({ optional: true, min: 3000, max: 65_535_000 }),
   /** Shown in status and used for the BGP daemon's protocol name; default peer<N>. */
   name: leaf<string>((v) => (typeof v === 'string' && /^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(v)
     ? { value: v }
@@ -84,11 +73,11 @@ export const bgpAnnounceSchema = z.strictObject({
 export const bgpSchema = z.strictObject({
   local_as: asn(),
   router_id: routerId,
-  hold_time: duration('hold_time', 3000, 65_535_000, { default: 9000 }),
-  keepalive: duration('keepalive', 1000, 21_845_000, { optional: true }),
+  hold_time: duration({ default: 9000, min: 3000, max: 65_535_000 }),
+  keepalive: duration({ optional: true, min: 1000, max: 21_845_000 }),
   bfd: z.preprocess((v) => (v === undefined ? {} : v), z.strictObject({
-    min_rx: duration('bfd.min_rx', 10, 10_000, { default: 100 }),
-    min_tx: duration('bfd.min_tx', 10, 10_000, { default: 100 }),
+    min_rx: duration({ default: 100, min: 10, max: 10_000 }),
+    min_tx: duration({ default: 100, min: 10, max: 10_000 }),
     multiplier: int(1, 255, { default: 3 }),
   })),
   neighbours: z.array(bgpNeighbourSchema).min(1, 'list at least one neighbour (the routers this director peers with)'),
@@ -173,21 +162,21 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
       });
     });
   }
+  const ms = (v: unknown) => {
+    const r = parseDuration(v);
+    return 'value' in r ? r.value : undefined;
+  };
   const timer = (v: unknown, p: (string | number)[]) => {
-    const m = typeof v === 'string' ? /^\s*(\d+)\s*(ms|s)\s*$/.exec(v) : null;
-    if (m && m[2] === 'ms' && Number(m[1]) % 1000 !== 0) out.push({ path: p, message: `BGP timers are whole seconds, got ${show(v)}: write e.g. "3s"` });
+    const t = ms(v);
+    if (t !== undefined && t % 1000 !== 0) out.push({ path: p, message: `BGP timers are whole seconds, got ${show(v)}: write e.g. "3s"` });
   };
   timer(bgp.hold_time, ['bgp', 'hold_time']);
   timer(bgp.keepalive, ['bgp', 'keepalive']);
-  const ms = (v: unknown) => {
-    const m = typeof v === 'string' ? /^\s*(\d+)\s*(ms|s)\s*$/.exec(v) : null;
-    return m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : undefined;
-  };
   const keep = ms(bgp.keepalive);
   if (keep !== undefined) {
     const holds = [ms(bgp.hold_time) ?? 9000, ...(Array.isArray(bgp.neighbours) ? bgp.neighbours.filter(isObj).map((n) => ms(n.hold_time)).filter((h): h is number => h !== undefined) : [])];
     const least = Math.min(...holds);
-    if (keep * 3 > least) out.push({ path: ['bgp', 'keepalive'], message: `keepalive ${show(bgp.keepalive)} is more than a third of the shortest hold time (${fmt(least)}): a session would expire between keepalives; lower keepalive or remove it (default: hold time / 3)` });
+    if (keep * 3 > least) out.push({ path: ['bgp', 'keepalive'], message: `keepalive ${show(bgp.keepalive)} is more than a third of the shortest hold time (${formatDuration(least)}): a session would expire between keepalives; lower keepalive or remove it (default: hold time / 3)` });
   }
   if (Array.isArray(bgp.neighbours)) {
     const addrs = new Map<string, number>();

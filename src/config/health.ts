@@ -3,39 +3,10 @@
 // config/schema.ts composes these into the top-level config; per-service `check`, `pool` and
 // `readers_include_writer` live in the service schema.
 //
-// Durations are "500ms", "1s", "2m", "1h" or a number of milliseconds; parsed values are ms.
+// Durations follow the one grammar of ./duration (units required); parsed values are ms.
 
 import { z } from 'zod';
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-
-/** A duration: "500ms" | "1s" | "2m" | "1h" or a non-negative number of milliseconds. Output: integer ms. */
-export const durationSchema = z
-  .union([z.number(), z.string()], {
-    error: 'expected a duration such as "500ms", "1s", "2m" or a number of milliseconds',
-  })
-  .transform((v, ctx) => {
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v) || v < 0) {
-        ctx.addIssue({ code: 'custom', message: `duration ${v} must be a non-negative number of milliseconds` });
-        return z.NEVER;
-      }
-      return Math.round(v);
-    }
-    const m = DURATION_RE.exec(v.trim());
-    if (!m) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `duration "${v}" is not understood: write a number with a unit (ms, s, m, h), e.g. "500ms" or "1s"`,
-      });
-      return z.NEVER;
-    }
-    return Math.round(Number(m[1]) * UNIT_MS[m[2]]);
-  });
-
-/** A duration that must be > 0 (timers). */
-const positiveDuration = durationSchema.refine((ms) => ms > 0, { message: 'duration must be greater than 0' });
+import { duration } from './duration';
 
 /** MySQL identifiers `db.table` / `column`: plain names only, since they are spliced into SQL. */
 const IDENT_RE = /^[A-Za-z0-9_$]+$/;
@@ -49,7 +20,7 @@ export const monitorSchema = z
     /** Name of an environment variable holding the password. */
     password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'monitor.password_env must be an environment variable name').optional(),
     /** Connect + handshake + login timeout for every check connection. */
-    connect_timeout: positiveDuration.default(1000),
+    connect_timeout: duration({ default: 1000, min: 1 }),
     /** Optional local address to bind check connections to (the director's address the servers see). */
     source_address: z.string().min(1).optional(),
   })
@@ -89,17 +60,17 @@ export const lcDampingSchema = z.strictObject({
 export const healthSchema = z
   .strictObject({
     /** Time between check rounds. */
-    interval: positiveDuration.default(1000),
+    interval: duration({ default: 1000, min: 1 }),
     /** Per-query timeout; a timed-out check is a failure. */
-    timeout: positiveDuration.default(500),
+    timeout: duration({ default: 500, min: 1 }),
     /** Consecutive successes to mark a backend up. */
     rise: z.number().int().min(1).default(2),
     /** Consecutive failures to mark a backend down. */
     fall: z.number().int().min(1).default(3),
     /** How often a fresh connect + login + quit runs beside the kept-open connection. */
-    fresh_connect_interval: positiveDuration.default(10_000),
+    fresh_connect_interval: duration({ default: 10_000, min: 1 }),
     /** Replicas further behind than this (or with unknown lag) leave the readers pool. */
-    max_replication_lag: durationSchema.default(10_000),
+    max_replication_lag: duration({ default: 10_000 }),
     /** Optional heartbeat table for lag measured on the server clock. */
     heartbeat: heartbeatSchema.optional(),
     /** Damping for the lc scheduler's Threads_connected-driven weights. */

@@ -8,27 +8,7 @@
 
 import { addressFamily } from '../net/inet';
 import { z } from 'zod';
-
-/** "1s", "100ms", "1.5s", "2m", or a number of milliseconds → milliseconds. */
-export function parseDurationMs(input: string | number): number | undefined {
-  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? input : undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(input);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  const unit = m[2] ?? 'ms';
-  const scale = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
-  const ms = n * scale;
-  return Number.isFinite(ms) ? Math.round(ms * 1000) / 1000 : undefined;
-}
-
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = parseDurationMs(v);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration: write e.g. "1s", "100ms" or a number of milliseconds` });
-    return z.NEVER;
-  }
-  return ms;
-});
+import { duration } from './duration';
 
 const ipAddress = z.string().refine((s) => addressFamily(s) !== undefined, { message: 'not an IPv4 or IPv6 address (write e.g. "10.0.0.10" or "fd00::10")' });
 
@@ -63,9 +43,9 @@ const trackWeight = z.number().int().min(-253).max(253);
 const trackScript = z.strictObject({
   /** Shell command (run with /bin/sh -c); exit status 0 = OK. */
   command: z.string().min(1),
-  interval: duration.default(1000),
+  interval: duration({ default: 1000, min: 1 }),
   /** Kill and count as failed after this long (default: the interval). */
-  timeout: duration.optional(),
+  timeout: duration({ optional: true, min: 1 }),
   /** >0 added while OK, <0 subtracted while failing, 0 = Fault while failing. */
   weight: trackWeight.default(0),
   rise: z.number().int().min(1).max(255).default(1),
@@ -86,9 +66,9 @@ const garp = z.strictObject({
   /** Gratuitous ARPs / unsolicited NAs sent per VIP on becoming Master. */
   repeat: z.number().int().min(1).max(100).default(5),
   /** Gap between the repeats. */
-  interval: duration.default(100),
+  interval: duration({ default: 100 }),
   /** Periodic re-announcement while Master (0 = off). Stale upstream ARP caches are the classic failover bug. */
-  refresh: duration.default(60_000),
+  refresh: duration({ default: 60_000 }),
 });
 
 const instanceInput = z.strictObject({
@@ -99,10 +79,10 @@ const instanceInput = z.strictObject({
   priority: z.number().int().min(1).max(255).default(100),
   /** Default 2 for IPv4 VIPs, 3 for IPv6 VIPs (v2 has no IPv6). */
   version: z.union([z.literal(2), z.literal(3)]).optional(),
-  advert_interval: duration.default(1000),
+  advert_interval: duration({ default: 1000, min: 1 }),
   vips: z.array(vip).min(1, 'at least one VIP is needed').max(255),
   preempt: z.boolean().default(true),
-  preempt_delay: duration.default(0),
+  preempt_delay: duration({ default: 0 }),
   unicast_src: ipAddress.optional(),
   unicast_peers: z.array(ipAddress).default([]),
   auth: z.strictObject({ type: z.literal('pass'), password: z.string().min(1).max(8, 'VRRPv2 simple passwords are at most 8 characters') }).optional(),

@@ -324,15 +324,24 @@ test('an invalid interface name is an error', () => {
   ]);
 });
 
-test('durations are accepted as "500ms", "1s", "2m" or numbers of milliseconds', () => {
-  const c = parseConfig(MINIMAL + 'health:\n  interval: 2m\n  timeout: 500ms\n  fresh_connect_interval: 1500\n  max_replication_lag: 1s\n', 'lab.yaml');
+test('durations are written with their unit, decimals allowed', () => {
+  const c = parseConfig(MINIMAL + 'health:\n  interval: 2m\n  timeout: 500ms\n  fresh_connect_interval: 1.5s\n  max_replication_lag: 1s\n', 'lab.yaml');
   assert.equal(c.health.interval, 120000);
   assert.equal(c.health.timeout, 500);
   assert.equal(c.health.fresh_connect_interval, 1500);
   assert.equal(c.health.max_replication_lag, 1000);
   const p = problems(MINIMAL + 'health:\n  interval: 5 parsecs\n');
   assert.equal(p.length, 1);
-  assert.match(p[0]!, /^lab\.yaml: health\.interval: duration "5 parsecs" is not understood.* \(line 14\)$/);
+  assert.match(p[0]!, /^lab\.yaml: health\.interval: must be a duration with its unit \(ms, s, m or h\), e\.g\. "500ms", "1\.5s" or "2m", got "5 parsecs" \(line 14\)$/);
+});
+
+test('a bare number as a duration is refused under health, monitor and vrrp alike, naming the key and both readings', () => {
+  const p = problems(MINIMAL.replace('  password_env: PW\n', '  password_env: PW\n  connect_timeout: 2\n') + 'health:\n  max_replication_lag: 10\nvrrp:\n  - name: a\n    vrid: 5\n    vips: [10.77.0.100]\n    advert_interval: "1000"\n');
+  assert.deepEqual(p, [
+    'lab.yaml: monitor.connect_timeout: is a bare number (2): durations need their unit, write 2s or 2ms (line 6)',
+    'lab.yaml: health.max_replication_lag: is a bare number (10): durations need their unit, write 10s or 10ms (line 15)',
+    'lab.yaml: vrrp[0].advert_interval: is a bare number ("1000"): durations need their unit, write 1000s or 1000ms (line 20)',
+  ]);
 });
 
 test('a missing required key is reported at its parent', () => {
@@ -463,7 +472,7 @@ test('problems from the VRRP and monitor sections are worded with their key path
   const base = 'instance: lab\ninterface: eth0\nservices: []\n';
   assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    priorty: 100\n'), ['lab.yaml: vrrp[0].priorty: unknown key; did you mean "priority"? (line 8)']);
   assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 300\n    vips: [10.0.0.1]\n'), ['lab.yaml: vrrp[0].vrid: must be <= 255, got 300 (line 6)']);
-  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    advert_interval: true\n'), ['lab.yaml: vrrp[0].advert_interval: must be a string or a number, got true (line 8)']);
+  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    advert_interval: true\n'), ['lab.yaml: vrrp[0].advert_interval: must be a duration with its unit (ms, s, m or h), e.g. "500ms", "1.5s" or "2m", got true (line 8)']);
   assert.deepEqual(problems(base + 'vrrp: {}\n'), ['lab.yaml: vrrp: must be a list, got a map (line 4)']);
   assert.deepEqual(problems(base + 'monitor:\n  usr: x\n  password_env: P\n'), ['lab.yaml: monitor.user: is required (line 5)', 'lab.yaml: monitor.usr: unknown key; did you mean "user"? (line 5)']);
 });

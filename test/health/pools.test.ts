@@ -204,15 +204,15 @@ test('the health schema applies the documented defaults', () => {
   });
 });
 
-test('durations accept units or milliseconds and reject anything else with a fix', () => {
-  const h = healthSchema.parse({ interval: '2s', timeout: 250, max_replication_lag: '1m', heartbeat: { table: 'hb.heartbeat' } });
+test('durations need their unit and anything else is refused with a fix', () => {
+  const h = healthSchema.parse({ interval: '2s', timeout: '250ms', max_replication_lag: '1m', heartbeat: { table: 'hb.heartbeat' } });
   assert.equal(h.interval, 2000);
   assert.equal(h.timeout, 250);
   assert.equal(h.max_replication_lag, 60000);
   assert.deepEqual(h.heartbeat, { table: 'hb.heartbeat', column: 'ts' });
   const bad = healthSchema.safeParse({ interval: '1 sec' });
   assert.equal(bad.success, false);
-  assert.match(bad.error!.issues[0].message, /duration "1 sec" is not understood: write a number with a unit/);
+  assert.match(bad.error!.issues[0].message, /must be a duration with its unit \(ms, s, m or h\)/);
 });
 
 test('a timeout longer than the interval is refused', () => {

@@ -1,7 +1,7 @@
 // The `vrrp:` config section: defaults, normalisation and the errors an operator sees.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDurationMs, resolveVrrpInterfaces, vrrpSchema } from '../../src/config/vrrp';
+import { resolveVrrpInterfaces, vrrpSchema } from '../../src/config/vrrp';
 
 const base = { name: 'vi1', vrid: 51, vips: ['10.0.0.10/24'] };
 
@@ -31,12 +31,8 @@ describe('vrrp config', () => {
     assert.equal(i!.advert_interval, 100);
   });
 
-  it('parses durations in ms, s, m and bare numbers', () => {
-    assert.equal(parseDurationMs('250ms'), 250);
-    assert.equal(parseDurationMs('1.5s'), 1500);
-    assert.equal(parseDurationMs('2m'), 120_000);
-    assert.equal(parseDurationMs(40), 40);
-    assert.equal(parseDurationMs('soon'), undefined);
+  it('refuses a bare number as advert_interval, naming both readings', () => {
+    assert.match(issues([{ ...base, advert_interval: 1 }]).join('\n'), /0\.advert_interval: is a bare number \(1\): durations need their unit, write 1s or 1ms/);
   });
 
   it('rejects sub-second adverts for VRRPv2, naming the fix', () => {
