@@ -73,7 +73,9 @@ async function healthDetection(o: FailoverBenchOptions): Promise<FailoverItem[]>
       instance: 'bench', interface: 'lo', dataplane: 'xdp',
       monitor: { user: 'monitor', password_env: PW_ENV },
       ...(h0 ? { health: { interval: `${h0.interval}ms`, timeout: `${h0.timeout}ms`, rise: h0.rise, fall: h0.fall } } : {}),
-      services: [{ name: 'bench', vip: '10.255.0.1', port: 3306, check: 'mysql', backends: servers.map((m) => ({ address: '127.0.0.1', port: m.port })) }],
+      // One service per server: the servers listen on loopback ports of their own, and a service's
+      // backends must listen on its port (the director cannot translate ports).
+      services: servers.map((m, i) => ({ name: `bench${i + 1}`, vip: '10.255.0.1', port: m.port, check: 'mysql', backends: [{ address: '127.0.0.1' }] })),
     }), 'bench health config');
     hm = new HealthMonitor({
       services: cfg.services,
