@@ -1,6 +1,6 @@
 // Admin API client used by the CLI.
 import http from 'node:http';
-import { XdError } from '../errors';
+import { codes, XdError, type XdErrorCode } from '../errors';
 
 export async function apiRequest(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 30000): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
@@ -23,18 +23,33 @@ export async function apiRequest(socketPath: string, method: 'GET' | 'POST', pat
   });
 }
 
-/** JSON call; a non-2xx answer becomes an XdError carrying the daemon's code and message. */
-export async function apiCall<T = unknown>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+function isXdErrorCode(c: unknown): c is XdErrorCode {
+  return typeof c === 'string' && Object.prototype.hasOwnProperty.call(codes, c);
+}
+
+/** The daemon's error answer: { error: { code, message } }. */
+function errorOf(body: unknown): { code?: unknown; message?: unknown } {
+  if (typeof body !== 'object' || body === null) return {};
+  const e = (body as { error?: unknown }).error;
+  return typeof e === 'object' && e !== null ? (e as { code?: unknown; message?: unknown }) : {};
+}
+
+/**
+ * JSON call; a non-2xx answer becomes an XdError carrying the daemon's code (XD_ERR_API when
+ * it is not one of ours) and message. `T` is what the endpoint answers (the daemon and this
+ * client are one build).
+ */
+export async function apiCall<T>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   const r = await apiRequest(socketPath, method, path, body);
-  let parsed: any;
+  let parsed: unknown;
   try {
     parsed = JSON.parse(r.text);
   } catch {
     throw new XdError('XD_ERR_API', `xdirector at ${socketPath} answered ${r.status} with non-JSON: ${r.text.slice(0, 200)}`);
   }
   if (r.status >= 300) {
-    const code = parsed?.error?.code in ({} as any) ? 'XD_ERR_API' : (parsed?.error?.code ?? 'XD_ERR_API');
-    throw new XdError(code, parsed?.error?.message ?? `HTTP ${r.status}`);
+    const e = errorOf(parsed);
+    throw new XdError(isXdErrorCode(e.code) ? e.code : 'XD_ERR_API', typeof e.message === 'string' ? e.message : `HTTP ${r.status}`);
   }
   return parsed as T;
 }

@@ -6,10 +6,11 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { Logger } from 'pino';
 import { XdError } from '../errors';
+import type { DaemonStatus } from '../daemon/status';
 import { RateTracker, renderStatusPage } from './statuspage';
 
 export interface HttpHandlers {
-  status(): Promise<any>;
+  status(): Promise<DaemonStatus>;
   metrics(): Promise<string>;
   drain(backend: string): Promise<unknown>;
   undrain(backend: string): Promise<unknown>;

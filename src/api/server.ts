@@ -8,17 +8,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { XdError } from '../errors';
+import type { DaemonStatus } from '../daemon/status';
+
+/** The answer of every command endpoint. */
+export interface ApiMessage {
+  message: string;
+}
 
 export interface ApiHandlers {
-  status(): Promise<unknown>;
+  status(): Promise<DaemonStatus>;
   metrics(): Promise<string>;
-  drain(backend: string): Promise<unknown>;
-  undrain(backend: string): Promise<unknown>;
+  drain(backend: string): Promise<ApiMessage>;
+  undrain(backend: string): Promise<ApiMessage>;
   /** Withdraw (true) or re-announce (false) every BGP VIP of this director. */
-  drainDirector(on: boolean): Promise<unknown>;
-  dataplane(kind: string): Promise<unknown>;
-  reload(): Promise<unknown>;
-  stop(opts: { detach: boolean }): Promise<unknown>;
+  drainDirector(on: boolean): Promise<ApiMessage>;
+  dataplane(kind: string): Promise<ApiMessage>;
+  reload(): Promise<ApiMessage>;
+  stop(opts: { detach: boolean }): Promise<ApiMessage>;
 }
 
 type Route = (body: Record<string, unknown>) => Promise<{ status?: number; json?: unknown; text?: string }>;
@@ -69,17 +75,23 @@ export async function startApiServer(socketPath: string, h: ApiHandlers, log: Lo
       if (!route) return reply(404, { error: { code: 'XD_ERR_USAGE', message: `no such admin endpoint: ${req.method} ${req.url}` } });
       let body: Record<string, unknown> = {};
       try {
-        if (chunks.length) body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (chunks.length) {
+          const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+          body = parsed as Record<string, unknown>;
+        }
       } catch {
-        return reply(400, { error: { code: 'XD_ERR_USAGE', message: 'request body is not JSON' } });
+        return reply(400, { error: { code: 'XD_ERR_USAGE', message: 'request body is not a JSON object' } });
       }
       route(body).then(
         (r) => (r.text !== undefined ? reply(r.status ?? 200, r.text, 'text/plain; version=0.0.4') : reply(r.status ?? 200, r.json)),
         (err: unknown) => {
-          const e = err as XdError;
-          const status = e.code === 'XD_ERR_NOT_FOUND' ? 404 : e.code === 'XD_ERR_USAGE' || e.code?.startsWith('XD_ERR_CONFIG') ? 400 : 500;
+          // XdError codes, or a system error's own code (EPERM, ...) from below.
+          const own = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+          const code = typeof own === 'string' ? own : 'XD_ERR_API';
+          const status = code === 'XD_ERR_NOT_FOUND' ? 404 : code === 'XD_ERR_USAGE' || code.startsWith('XD_ERR_CONFIG') ? 400 : 500;
           if (status === 500) log.error({ err }, `admin ${req.method} ${req.url} failed`);
-          reply(status, { error: { code: e.code ?? 'XD_ERR_API', message: e.message } });
+          reply(status, { error: { code, message: err instanceof Error ? err.message : String(err) } });
         },
       );
     });

@@ -1,6 +1,8 @@
 // The status page (HAProxy-stats style): one HTML document from a status snapshot, no script,
 // refreshed by the browser every few seconds. Pure: status in, HTML out. Rates come from the
 // difference with the previous snapshot (like `ipvsadm --rate`), computed by the caller.
+import type { DaemonStatus } from '../daemon/status';
+import type { BackendHealth } from '../health/types';
 
 export interface Rates {
   /** Per service name, then per backend key ("" = the service itself): per-second rates. */
@@ -18,19 +20,17 @@ function human(n: unknown): string {
   return String(Math.round(v * 10) / 10);
 }
 
-type Obj = Record<string, any>;
-
-export function renderStatusPage(st: Obj, rates: Rates | undefined, o: { refreshSeconds?: number; readOnly: boolean; now?: Date }): string {
+export function renderStatusPage(st: DaemonStatus, rates: Rates | undefined, o: { refreshSeconds?: number; readOnly: boolean; now?: Date }): string {
   const refresh = o.refreshSeconds ?? 5;
-  const dp: Obj = st.dataplane ?? {};
-  const detail = Object.entries(dp.detail ?? {}).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${esc(k)} ${esc(v)}`).join(', ');
-  const health = new Map<string, Obj>((st.health?.backends ?? []).map((b: Obj) => [b.key, b]));
+  const dp = st.dataplane;
+  const detail = Object.entries(dp.detail).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${esc(k)} ${esc(v)}`).join(', ');
+  const health = new Map<string, BackendHealth>((st.health?.backends ?? []).map((b) => [b.key, b]));
   const rows: string[] = [];
-  for (const s of dp.services ?? []) {
+  for (const s of dp.services) {
     const r = rates?.get(s.name, '');
     rows.push(`<tr class="service" data-service="${esc(s.name)}"><th colspan="2">${esc(s.name)}</th><td>${esc(s.proto?.toUpperCase())} ${esc(String(s.vip).includes(':') ? `[${s.vip}]` : s.vip)}:${esc(s.port)}</td><td>${esc(s.scheduler)}</td><td colspan="6"></td>`
       + `<td class="num">${human(s.newFlows)}</td><td class="num">${human(s.packets)}</td><td class="num">${human(s.bytes)}</td><td class="num rate">${r ? human(r.cps) : '-'}</td><td class="num rate">${r ? human(r.pps) : '-'}</td><td class="num rate">${r ? human(r.bps) : '-'}</td></tr>`);
-    for (const b of s.backends ?? []) {
+    for (const b of s.backends) {
       const h = health.get(b.key);
       const hs = h ? (h.up ? 'up' : 'down') : 'unchecked';
       const br = rates?.get(s.name, b.key);
@@ -41,9 +41,9 @@ export function renderStatusPage(st: Obj, rates: Rates | undefined, o: { refresh
       if (h?.lastError) rows.push(`<tr class="error"><td></td><td colspan="15">last error: ${esc(h.lastError)}</td></tr>`);
     }
   }
-  const vrrp = (st.vrrp ?? []).map((v: Obj) => `<tr class="vrrp" data-instance="${esc(v.name)}" data-state="${esc(v.state)}"><td>${esc(v.name)}</td><td>${esc(v.interface)}</td><td>${esc(v.vrid)}</td><td class="state">${esc(v.state)}</td><td class="num">${esc(v.priority)}</td><td class="num">${esc(v.effectivePriority)}</td><td class="num">${esc(v.counters?.transitions ?? '-')}</td></tr>`).join('');
+  const vrrp = st.vrrp.map((v) => `<tr class="vrrp" data-instance="${esc(v.name)}" data-state="${esc(v.state)}"><td>${esc(v.name)}</td><td>${esc(v.interface)}</td><td>${esc(v.vrid)}</td><td class="state">${esc(v.state)}</td><td class="num">${esc(v.priority)}</td><td class="num">${esc(v.effectivePriority)}</td><td class="num">${esc(v.counters.transitions)}</td></tr>`).join('');
   const bgp = st.bgp ? `<h2>BGP</h2><pre class="bgp">${esc(JSON.stringify(st.bgp, null, 1))}</pre>` : '';
-  const alerts = [...(st.alerts ?? []), ...(st.health?.alerts ?? [])].map((a: unknown) => `<li>${esc(typeof a === 'string' ? a : (a as Obj).message ?? JSON.stringify(a))}</li>`);
+  const alerts = [...st.alerts, ...(st.health?.alerts ?? []).map((a) => a.message)].map((a) => `<li>${esc(a)}</li>`);
   const applyErr = st.lastApplyError ? `<li>last apply failed: ${esc(st.lastApplyError)}</li>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="${refresh}">
@@ -56,7 +56,7 @@ tr.backend.st-drained,tr.backend.st-draining{background:#e8e3f3}tr.backend.st-ma
 tr.error td{color:#a00;font-size:12px}ul.alerts li{color:#a00;font-weight:bold}.meta{color:#666}
 </style></head><body>
 <h1>xdirector <span id="instance">${esc(st.instance)}</span></h1>
-<p class="meta">pid ${esc(st.pid)}, started ${esc(st.startedAt)}, dataplane <b id="dataplane">${esc(dp.kind ?? 'none')}</b>${detail ? ` (${detail})` : ''}; ${o.readOnly ? 'read-only' : 'changes need the token'}; page refreshes every ${refresh}s; ${esc((o.now ?? new Date()).toISOString())}</p>
+<p class="meta">pid ${esc(st.pid)}, started ${esc(st.startedAt)}, dataplane <b id="dataplane">${esc(dp.kind)}</b>${detail ? ` (${detail})` : ''}; ${o.readOnly ? 'read-only' : 'changes need the token'}; page refreshes every ${refresh}s; ${esc((o.now ?? new Date()).toISOString())}</p>
 <h2>Alerts</h2><ul class="alerts" id="alerts">${alerts.join('') + applyErr || '<li class="none" style="color:#080;font-weight:normal">none</li>'}</ul>
 <h2>Services</h2>
 <table id="services"><thead><tr><th colspan="2">Service / backend</th><th>Address</th><th>MAC / scheduler</th><th>Weight</th><th>State</th><th>Health</th><th>Role</th><th>Lag</th><th>Active flows</th><th>New flows</th><th>Packets</th><th>Bytes</th><th>Flows/s</th><th>Pkt/s</th><th>Bytes/s</th></tr></thead>
@@ -74,11 +74,11 @@ interface Snap { t: number; c: Map<string, [number, number, number]> }
 export class RateTracker {
   private prev?: Snap;
 
-  update(st: Obj, now = performance.now()): Rates | undefined {
+  update(st: DaemonStatus, now = performance.now()): Rates | undefined {
     const c = new Map<string, [number, number, number]>();
-    for (const s of st.dataplane?.services ?? []) {
+    for (const s of st.dataplane.services) {
       c.set(`${s.name}\n`, [Number(s.packets) || 0, Number(s.bytes) || 0, Number(s.newFlows) || 0]);
-      for (const b of s.backends ?? []) c.set(`${s.name}\n${b.key}`, [Number(b.packets) || 0, Number(b.bytes) || 0, Number(b.newFlows) || 0]);
+      for (const b of s.backends) c.set(`${s.name}\n${b.key}`, [Number(b.packets) || 0, Number(b.bytes) || 0, Number(b.newFlows) || 0]);
     }
     const prev = this.prev;
     this.prev = { t: now, c };

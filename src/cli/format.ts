@@ -1,6 +1,8 @@
 // Human-readable `xdirector status`, laid out like `ipvsadm -Ln --stats`.
+import type { DaemonStatus } from '../daemon/status';
+import type { BackendHealth } from '../health/types';
 
-function pad(s: unknown, n: number, right = false): string {
+function pad(s: string | number | undefined, n: number, right = false): string {
   const t = String(s ?? '-');
   return right ? t.padStart(n) : t.padEnd(n);
 }
@@ -21,45 +23,46 @@ function human(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)}${u[i]}`;
 }
 
-export function formatStatus(st: any, opts: { exact?: boolean } = {}): string {
+export function formatStatus(st: DaemonStatus, opts: { exact?: boolean } = {}): string {
   exact = !!opts.exact;
   const out: string[] = [];
-  const dp = st.dataplane ?? {};
-  const d = dp.detail ?? {};
-  const detail = Object.entries(d).filter(([, v]) => typeof v !== 'object').filter(([k]) => k !== 'txAlert').map(([k, v]) => `${k} ${v}`).join(', ');
-  out.push(`xdirector ${st.instance} (pid ${st.pid}), dataplane ${dp.kind ?? 'none'}${detail ? ` (${detail})` : ''}`);
-  const healthByKey = new Map<string, any>((st.health?.backends ?? []).map((b: any) => [b.key, b]));
+  const dp = st.dataplane;
+  // Plain values on the first line; the structured ones (and the alert) get lines of their own.
+  const detail = Object.entries(dp.detail).filter(([k, v]) => typeof v !== 'object' && k !== 'txAlert').map(([k, v]) => `${k} ${String(v)}`).join(', ');
+  out.push(`xdirector ${st.instance} (pid ${st.pid}), dataplane ${dp.kind}${detail ? ` (${detail})` : ''}`);
+  const healthByKey = new Map<string, BackendHealth>((st.health?.backends ?? []).map((b) => [b.key, b]));
   out.push(`${pad('Prot LocalAddress:Port', 30)} ${pad('Scheduler', 9)} ${pad('Forward', 16)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)} ${pad('NoBackend', 9, true)}`);
   out.push(`  ${pad('-> RemoteAddress:Port', 26)} ${pad('MAC', 17)} ${pad('Weight', 6, true)} ${pad('State', 8)} ${pad('Health', 6)} ${pad('Role', 7)} ${pad('Lag', 5, true)} ${pad('Flows', 6, true)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)}`);
-  for (const s of dp.services ?? []) {
+  for (const s of dp.services) {
     out.push(`${pad(`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)}`, 30)} ${pad(s.scheduler, 9)} ${pad(s.forwarding ?? 'dr', 16)} ${pad(human(s.newFlows), 9, true)} ${pad(human(s.packets), 9, true)} ${pad(human(s.bytes), 9, true)} ${pad(human(s.noBackend), 9, true)}   ${s.name}`);
-    for (const b of s.backends ?? []) {
+    for (const b of s.backends) {
       const h = healthByKey.get(b.key);
       const health = h ? (h.up ? 'up' : 'down') : '-';
-      const lag = h && h.lagSeconds !== null && h.lagSeconds !== undefined ? `${h.lagSeconds}s` : '-';
+      const lag = h && h.lagSeconds !== null ? `${h.lagSeconds}s` : '-';
       out.push(`  -> ${pad(hostPort(b.address, b.port), 23)} ${pad(b.mac ?? '-', 17)} ${pad(b.weight, 6, true)} ${pad(b.state, 8)} ${pad(health, 6)} ${pad(h?.role ?? '-', 7)} ${pad(lag, 5, true)} ${pad(b.activeFlows, 6, true)} ${pad(human(b.newFlows), 9, true)} ${pad(human(b.packets), 9, true)} ${pad(human(b.bytes), 9, true)}${b.name && b.name !== b.key ? `   ${b.name}` : ''}`);
       if (h?.lastError) out.push(`       last error: ${h.lastError}`);
     }
   }
-  for (const u of st.unresolved ?? []) out.push(`unresolved: ${u.service} ${u.backend}: ${u.error}`);
-  if ((st.drained ?? []).length) out.push(`drained: ${st.drained.join(', ')}`);
-  for (const a of st.health?.alerts ?? []) out.push(`ALERT: ${typeof a === 'string' ? a : a.message}`);
-  if (d.txAlert) out.push(`ALERT: ${d.txAlert}`);
-  if (d.driverTxErrors && typeof d.driverTxErrors.txErrors === 'number') out.push(`driver ${d.driverTxErrors.driver}: xdp tx errors ${d.driverTxErrors.txErrors}, xdp xmit errors ${d.driverTxErrors.xmitErrors}`);
-  for (const v of st.vrrp ?? []) {
-    out.push(`vrrp ${v.name}: ${v.state} vrid ${v.vrid} priority ${v.effectivePriority ?? v.priority}${v.vips ? ` vips ${v.vips.join(' ')}` : ''}`);
+  for (const u of st.unresolved) out.push(`unresolved: ${u.service} ${u.backend}: ${u.error}`);
+  if (st.drained.length) out.push(`drained: ${st.drained.join(', ')}`);
+  for (const a of st.health?.alerts ?? []) out.push(`ALERT: ${a.message}`);
+  if (dp.kind === 'xdp') {
+    if (dp.detail.txAlert) out.push(`ALERT: ${dp.detail.txAlert}`);
+    const drv = dp.detail.driverTxErrors;
+    if (drv && 'driver' in drv) out.push(`driver ${drv.driver}: xdp tx errors ${drv.txErrors}, xdp xmit errors ${drv.xmitErrors}`);
+  }
+  for (const v of st.vrrp) {
+    out.push(`vrrp ${v.name}: ${v.state} vrid ${v.vrid} priority ${v.effectivePriority}${v.vips.length ? ` vips ${v.vips.join(' ')}` : ''}`);
   }
   if (st.bgp) {
     const b = st.bgp;
     out.push(`bgp: bird ${b.daemon.running ? `pid ${b.daemon.pid}` : `not running${b.daemon.lastExit ? ` (${b.daemon.lastExit})` : ''}`}${b.daemon.restarts ? `, ${b.daemon.restarts} restart(s)` : ''}${b.directorDrained ? ', DIRECTOR DRAINED' : ''}`);
-    for (const n of b.neighbours ?? []) out.push(`  neighbour ${n.name} ${n.address} AS ${n.as}: ${n.state}${n.since ? ` since ${n.since}` : ''}${n.bfd ? ', bfd' : ''}, ${n.exported} prefix(es) announced${n.lastError ? `, last error: ${n.lastError}` : ''}`);
-    out.push(`  announced: ${(b.announced ?? []).join(' ') || 'none'}`);
-    for (const [vip, why] of Object.entries(b.withdrawnBecause ?? {})) out.push(`  withdrawn ${vip}: ${why}`);
+    for (const n of b.neighbours) out.push(`  neighbour ${n.name} ${n.address} AS ${n.as}: ${n.state}${n.since ? ` since ${n.since}` : ''}${n.bfd ? ', bfd' : ''}, ${n.exported} prefix(es) announced${n.lastError ? `, last error: ${n.lastError}` : ''}`);
+    out.push(`  announced: ${b.announced.join(' ') || 'none'}`);
+    for (const [vip, why] of Object.entries(b.withdrawnBecause)) out.push(`  withdrawn ${vip}: ${why}`);
   }
-  if (st.dataplane?.reasons) {
-    const r = Object.entries(st.dataplane.reasons).filter(([, v]) => (v as number) > 0).map(([k, v]) => `${k}=${human(v as number)}`);
-    if (r.length) out.push(`verdicts: ${r.join(' ')}`);
-  }
-  if (st.dataplane?.flood) out.push(`flood guard: embryonic=${human(st.dataplane.flood.embryonicCreated)} rate_limited=${human(st.dataplane.flood.rateLimited)}`);
+  const r = Object.entries(dp.reasons ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${human(v)}`);
+  if (r.length) out.push(`verdicts: ${r.join(' ')}`);
+  if (dp.flood) out.push(`flood guard: embryonic=${human(dp.flood.embryonicCreated)} rate_limited=${human(dp.flood.rateLimited)}`);
   return out.join('\n') + '\n';
 }

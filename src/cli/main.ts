@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { XdError } from '../errors';
 import { apiCall, apiRequest } from '../api/client';
+import type { ApiMessage } from '../api/server';
+import type { DaemonStatus } from '../daemon/status';
 import { formatStatus } from './format';
 
 const USAGE = `usage: xdirector <command> [options]
@@ -150,7 +152,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'status': {
       const sock = await socketFor(values);
-      const st = await apiCall<any>(sock, 'GET', '/status');
+      const st = await apiCall<DaemonStatus>(sock, 'GET', '/status');
       process.stdout.write(values.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st, { exact: !!values.exact }));
       return 0;
     }
@@ -158,25 +160,25 @@ export async function main(argv: string[]): Promise<number> {
     case 'undrain': {
       if (values.director) {
         if (positionals.length) throw new XdError('XD_ERR_USAGE', `${cmd} --director takes no BACKEND (it ${cmd === 'drain' ? 'withdraws' : 're-announces'} the whole director)`);
-        const r = await apiCall<any>(await socketFor(values), 'POST', '/drain-director', { on: cmd === 'drain' });
+        const r = await apiCall<ApiMessage>(await socketFor(values), 'POST', '/drain-director', { on: cmd === 'drain' });
         process.stdout.write(`${r.message}\n`);
         return 0;
       }
       const backend = positionals[0];
       if (!backend) throw new XdError('XD_ERR_USAGE', `${cmd} needs a BACKEND (its name or address:port)`);
-      const r = await apiCall<any>(await socketFor(values), 'POST', `/${cmd}`, { backend });
-      process.stdout.write(`${r.message ?? `${cmd}ed ${backend}`}\n`);
+      const r = await apiCall<ApiMessage>(await socketFor(values), 'POST', `/${cmd}`, { backend });
+      process.stdout.write(`${r.message}\n`);
       return 0;
     }
     case 'dataplane': {
       const kind = positionals[0];
       if (kind !== 'xdp' && kind !== 'ipvs') throw new XdError('XD_ERR_USAGE', 'dataplane needs xdp or ipvs');
-      const r = await apiCall<any>(await socketFor(values), 'POST', '/dataplane', { kind });
+      const r = await apiCall<ApiMessage>(await socketFor(values), 'POST', '/dataplane', { kind });
       process.stdout.write(`${r.message}\n`);
       return 0;
     }
     case 'reload': {
-      const r = await apiCall<any>(await socketFor(values), 'POST', '/reload');
+      const r = await apiCall<ApiMessage>(await socketFor(values), 'POST', '/reload');
       process.stdout.write(`${r.message}\n`);
       return 0;
     }
@@ -190,7 +192,7 @@ export async function main(argv: string[]): Promise<number> {
       try { sock = await socketFor(values); } catch { sock = undefined; }
       if (sock && fs.existsSync(sock)) {
         try {
-          const r = await apiCall<any>(sock, 'POST', '/stop', { detach: !!values.detach });
+          const r = await apiCall<ApiMessage>(sock, 'POST', '/stop', { detach: !!values.detach });
           process.stdout.write(`${r.message}\n`);
           return 0;
         } catch (err) {

@@ -1,64 +1,69 @@
 // Prometheus text exposition of `status`.
-function esc(v: unknown): string {
-  return String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
+import type { DaemonStatus } from './status';
+
+type Labels = Record<string, string | number>;
 
 const BACKEND_STATES = ['active', 'draining', 'down'] as const;
 
-export function renderMetrics(st: any): string {
+function esc(v: string | number): string {
+  return String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+export function renderMetrics(st: DaemonStatus): string {
   const lines: string[] = [];
-  const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, unknown>, number][]) => {
+  const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Labels, number][]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, v] of rows) {
       const l = Object.entries(labels).map(([k, x]) => `${k}="${esc(x)}"`).join(',');
       lines.push(`${name}${l ? `{${l}}` : ''} ${v}`);
     }
   };
-  const svcs = st.dataplane?.services ?? [];
-  metric('xdirector_service_packets_total', 'Packets forwarded per service.', 'counter', svcs.map((s: any) => [{ service: s.name }, s.packets]));
-  metric('xdirector_service_bytes_total', 'Bytes forwarded per service.', 'counter', svcs.map((s: any) => [{ service: s.name }, s.bytes]));
-  metric('xdirector_service_new_flows_total', 'Flows created per service.', 'counter', svcs.map((s: any) => [{ service: s.name }, s.newFlows]));
-  metric('xdirector_service_no_backend_packets_total', 'Packets that found no usable backend.', 'counter', svcs.map((s: any) => [{ service: s.name }, s.noBackend]));
-  const bes = svcs.flatMap((s: any) => s.backends.map((b: any) => [s, b]));
-  metric('xdirector_backend_packets_total', 'Packets forwarded per backend.', 'counter', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name }, b.packets]));
-  metric('xdirector_backend_bytes_total', 'Bytes forwarded per backend.', 'counter', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name }, b.bytes]));
-  metric('xdirector_backend_active_flows', 'Flows seen recently per backend.', 'gauge', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name }, b.activeFlows]));
-  metric('xdirector_backend_weight', 'Effective weight per backend (0: drained, down or out of the pool).', 'gauge', bes.map(([s, b]: any) => [{ service: s.name, backend: b.name }, b.weight]));
+  const svcs = st.dataplane.services;
+  metric('xdirector_service_packets_total', 'Packets forwarded per service.', 'counter', svcs.map((s) => [{ service: s.name }, s.packets]));
+  metric('xdirector_service_bytes_total', 'Bytes forwarded per service.', 'counter', svcs.map((s) => [{ service: s.name }, s.bytes]));
+  metric('xdirector_service_new_flows_total', 'Flows created per service.', 'counter', svcs.map((s) => [{ service: s.name }, s.newFlows]));
+  metric('xdirector_service_no_backend_packets_total', 'Packets that found no usable backend.', 'counter', svcs.map((s) => [{ service: s.name }, s.noBackend]));
+  const bes = svcs.flatMap((s) => s.backends.map((b) => ({ s, b })));
+  metric('xdirector_backend_packets_total', 'Packets forwarded per backend.', 'counter', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.packets]));
+  metric('xdirector_backend_bytes_total', 'Bytes forwarded per backend.', 'counter', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.bytes]));
+  metric('xdirector_backend_active_flows', 'Flows seen recently per backend.', 'gauge', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.activeFlows]));
+  metric('xdirector_backend_weight', 'Effective weight per backend (0: drained, down or out of the pool).', 'gauge', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.weight]));
   // One series per possible state (1 = current), so a state change starts no new series anywhere.
-  metric('xdirector_backend_state', 'Backend state in the dataplane (1 for the current state).', 'gauge', bes.flatMap(([s, b]: any) => BACKEND_STATES.map((state) => [{ service: s.name, backend: b.name, state }, b.state === state ? 1 : 0] as [Record<string, unknown>, number])));
-  metric('xdirector_verdict_packets_total', 'Packets per XDP verdict reason.', 'counter', Object.entries(st.dataplane?.reasons ?? {}).map(([r, v]) => [{ reason: r }, v as number]));
-  const dd = st.dataplane?.kind === 'xdp' ? st.dataplane.detail ?? {} : {};
-  const drv = dd.driverTxErrors && typeof dd.driverTxErrors.txErrors === 'number' ? dd.driverTxErrors : undefined;
-  metric('xdirector_xdp_driver_tx_errors_total', 'Frames the network driver dropped on XDP transmit (ethtool -S XDP TX / xmit error counters).', 'counter', drv ? [[{ interface: dd.interface, kind: 'tx' }, drv.txErrors], [{ interface: dd.interface, kind: 'xmit' }, drv.xmitErrors]] : []);
-  metric('xdirector_xdp_tx_failing', 'Forwarded frames are turning into driver TX errors (1: alert raised).', 'gauge', st.dataplane?.kind === 'xdp' ? [[{ interface: dd.interface }, dd.txAlert ? 1 : 0]] : []);
-  if (st.dataplane?.flood) {
-    metric('xdirector_embryonic_flows_total', 'Flows entered into the embryonic tables (opening packet seen, not yet promoted).', 'counter', [[{}, st.dataplane.flood.embryonicCreated]]);
-    metric('xdirector_rate_limited_flows_total', 'Flows kept out of the flow table by the new-flow rate guard (forwarded untracked).', 'counter', [[{}, st.dataplane.flood.rateLimited]]);
+  metric('xdirector_backend_state', 'Backend state in the dataplane (1 for the current state).', 'gauge', bes.flatMap(({ s, b }) => BACKEND_STATES.map((state): [Labels, number] => [{ service: s.name, backend: b.name, state }, b.state === state ? 1 : 0])));
+  metric('xdirector_verdict_packets_total', 'Packets per XDP verdict reason.', 'counter', Object.entries(st.dataplane.reasons ?? {}).map(([r, v]) => [{ reason: r }, v]));
+  const xd = st.dataplane.kind === 'xdp' ? st.dataplane.detail : undefined;
+  const drv = xd?.driverTxErrors && 'driver' in xd.driverTxErrors ? xd.driverTxErrors : undefined;
+  metric('xdirector_xdp_driver_tx_errors_total', 'Frames the network driver dropped on XDP transmit (ethtool -S XDP TX / xmit error counters).', 'counter', xd && drv ? [[{ interface: xd.interface, kind: 'tx' }, drv.txErrors], [{ interface: xd.interface, kind: 'xmit' }, drv.xmitErrors]] : []);
+  metric('xdirector_xdp_tx_failing', 'Forwarded frames are turning into driver TX errors (1: alert raised).', 'gauge', xd ? [[{ interface: xd.interface }, xd.txAlert ? 1 : 0]] : []);
+  const flood = st.dataplane.flood;
+  if (flood) {
+    metric('xdirector_embryonic_flows_total', 'Flows entered into the embryonic tables (opening packet seen, not yet promoted).', 'counter', [[{}, flood.embryonicCreated]]);
+    metric('xdirector_rate_limited_flows_total', 'Flows kept out of the flow table by the new-flow rate guard (forwarded untracked).', 'counter', [[{}, flood.rateLimited]]);
   }
   const hb = st.health?.backends ?? [];
-  metric('xdirector_health_checks_total', 'Health checks run per backend.', 'counter', hb.map((b: any) => [{ backend: b.name }, b.checks ?? 0]));
-  metric('xdirector_health_check_failures_total', 'Health checks that failed per backend.', 'counter', hb.map((b: any) => [{ backend: b.name }, b.failures ?? 0]));
-  metric('xdirector_health_check_seconds_total', 'Time spent in health checks per backend (divide by checks_total for the mean latency).', 'counter', hb.map((b: any) => [{ backend: b.name }, b.checkSecondsTotal ?? 0]));
-  metric('xdirector_health_check_last_seconds', 'Duration of the latest health check per backend.', 'gauge', hb.filter((b: any) => typeof b.lastCheckMs === 'number').map((b: any) => [{ backend: b.name }, b.lastCheckMs / 1000]));
-  metric('xdirector_health_writer_changes_total', 'Times a service\'s writer changed (including to none).', 'counter', [[{}, st.health?.counters?.writerChanges ?? 0]]);
-  metric('xdirector_health_up', 'Backend passes its health checks (after rise/fall).', 'gauge', hb.map((b: any) => [{ backend: b.name }, b.up ? 1 : 0]));
-  metric('xdirector_replication_lag_seconds', 'Replica lag (NaN: unknown).', 'gauge', hb.filter((b: any) => b.role === 'replica').map((b: any) => [{ backend: b.name }, b.lagSeconds ?? NaN]));
-  metric('xdirector_alerts', 'Active alerts (split brain, no writer, empty readers).', 'gauge', [[{}, (st.health?.alerts ?? []).length]]);
-  metric('xdirector_health_split_brain_total', 'Times two writable servers were seen at once.', 'counter', [[{}, st.health?.counters?.splitBrain ?? 0]]);
-  metric('xdirector_dataplane_diverged', 'The dataplane differs from the desired state (the last apply failed; retried with backoff).', 'gauge', [[{}, st.apply?.diverged ? 1 : 0]]);
-  metric('xdirector_apply_failures_total', 'Failed applies of the desired state to the dataplane.', 'counter', [[{}, st.apply?.failuresTotal ?? 0]]);
-  metric('xdirector_vrrp_master', 'VRRP instance is MASTER.', 'gauge', (st.vrrp ?? []).map((v: any) => [{ instance: v.name ?? v.instance }, v.state === 'MASTER' ? 1 : 0]));
-  metric('xdirector_vrrp_transitions_total', 'VRRP state transitions per instance.', 'counter', (st.vrrp ?? []).map((v: any) => [{ instance: v.name ?? v.instance }, v.counters?.transitions ?? 0]));
-  const d = st.dataplane ?? {};
-  metric('xdirector_dataplane_info', 'The dataplane in use (1), its mode and why it was chosen.', 'gauge', d.kind ? [[{ kind: d.kind, mode: d.detail?.mode ?? (d.kind === 'ipvs' ? 'kernel' : 'unknown'), reason: st.dataplaneReason ?? 'configured' }, 1]] : []);
+  metric('xdirector_health_checks_total', 'Health checks run per backend.', 'counter', hb.map((b) => [{ backend: b.name }, b.checks]));
+  metric('xdirector_health_check_failures_total', 'Health checks that failed per backend.', 'counter', hb.map((b) => [{ backend: b.name }, b.failures]));
+  metric('xdirector_health_check_seconds_total', 'Time spent in health checks per backend (divide by checks_total for the mean latency).', 'counter', hb.map((b) => [{ backend: b.name }, b.checkSecondsTotal ?? 0]));
+  metric('xdirector_health_check_last_seconds', 'Duration of the latest health check per backend.', 'gauge', hb.flatMap((b): [Labels, number][] => (b.lastCheckMs === undefined ? [] : [[{ backend: b.name }, b.lastCheckMs / 1000]])));
+  metric('xdirector_health_writer_changes_total', 'Times a service\'s writer changed (including to none).', 'counter', [[{}, st.health?.counters.writerChanges ?? 0]]);
+  metric('xdirector_health_up', 'Backend passes its health checks (after rise/fall).', 'gauge', hb.map((b) => [{ backend: b.name }, b.up ? 1 : 0]));
+  metric('xdirector_replication_lag_seconds', 'Replica lag (NaN: unknown).', 'gauge', hb.filter((b) => b.role === 'replica').map((b) => [{ backend: b.name }, b.lagSeconds ?? NaN]));
+  metric('xdirector_alerts', 'Active alerts (split brain, no writer, empty readers).', 'gauge', [[{}, st.health?.alerts.length ?? 0]]);
+  metric('xdirector_health_split_brain_total', 'Times two writable servers were seen at once.', 'counter', [[{}, st.health?.counters.splitBrain ?? 0]]);
+  metric('xdirector_dataplane_diverged', 'The dataplane differs from the desired state (the last apply failed; retried with backoff).', 'gauge', [[{}, st.apply.diverged ? 1 : 0]]);
+  metric('xdirector_apply_failures_total', 'Failed applies of the desired state to the dataplane.', 'counter', [[{}, st.apply.failuresTotal]]);
+  metric('xdirector_vrrp_master', 'VRRP instance is MASTER.', 'gauge', st.vrrp.map((v) => [{ instance: v.name }, v.state === 'MASTER' ? 1 : 0]));
+  metric('xdirector_vrrp_transitions_total', 'VRRP state transitions per instance.', 'counter', st.vrrp.map((v) => [{ instance: v.name }, v.counters.transitions]));
+  const d = st.dataplane;
+  metric('xdirector_dataplane_info', 'The dataplane in use (1), its mode and why it was chosen.', 'gauge', [[{ kind: d.kind, mode: d.kind === 'xdp' ? d.detail.mode : 'kernel', reason: st.dataplaneReason ?? 'configured' }, 1]]);
   metric('xdirector_last_apply_success', 'The last apply of the desired state to the dataplane succeeded (1) or failed (0).', 'gauge', [[{}, st.lastApplyError ? 0 : 1]]);
   metric('xdirector_last_apply_timestamp_seconds', 'When the desired state was last applied (successfully or not), Unix time.', 'gauge', st.lastApplyAt ? [[{}, Date.parse(st.lastApplyAt) / 1000]] : []);
   const bgp = st.bgp;
   if (bgp) {
-    metric('xdirector_bgp_session_established', 'BGP session with the neighbour is Established.', 'gauge', bgp.neighbours.map((n: any) => [{ neighbour: n.name, address: n.address, state: n.state }, n.established ? 1 : 0]));
-    metric('xdirector_bgp_prefixes_exported', 'Prefixes announced to the neighbour.', 'gauge', bgp.neighbours.map((n: any) => [{ neighbour: n.name, address: n.address }, n.exported]));
+    metric('xdirector_bgp_session_established', 'BGP session with the neighbour is Established.', 'gauge', bgp.neighbours.map((n) => [{ neighbour: n.name, address: n.address, state: n.state }, n.established ? 1 : 0]));
+    metric('xdirector_bgp_prefixes_exported', 'Prefixes announced to the neighbour.', 'gauge', bgp.neighbours.map((n) => [{ neighbour: n.name, address: n.address }, n.exported]));
     const announced = new Set<string>(bgp.announced);
-    const vips = [...new Set<string>([...bgp.announced, ...bgp.wanted, ...Object.keys(bgp.withdrawnBecause ?? {})])];
+    const vips = [...new Set<string>([...bgp.announced, ...bgp.wanted, ...Object.keys(bgp.withdrawnBecause)])];
     metric('xdirector_bgp_vip_announced', 'The VIP is announced by this director.', 'gauge', vips.map((v) => [{ vip: v }, announced.has(v) ? 1 : 0]));
     metric('xdirector_bgp_daemon_restarts_total', 'Times the BGP daemon (bird) was restarted after exiting.', 'counter', [[{}, bgp.daemon.restarts]]);
     metric('xdirector_director_drained', 'The whole director is drained (no VIP announced).', 'gauge', [[{}, bgp.directorDrained ? 1 : 0]]);

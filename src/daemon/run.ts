@@ -1,111 +1,51 @@
 // `xdirector run`: the daemon. Config and health produce a desired state; the
 // dataplane is told the whole state and works out the difference; VRRP decides
 // whether this director holds the VIPs. One reconcile at a time, coalesced.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../log';
 import { XdError } from '../errors';
+import type { Config } from '../config/schema';
 import type { Dataplane, DesiredState, PinnedBackend } from '../state/types';
+import type { HealthMonitor } from '../health/monitor';
 import type { InitialHealth } from '../health/types';
-import { Neighbours } from '../net/neigh';
+import type { BgpSpeaker } from '../bgp/speaker';
+import type { VrrpInstance } from '../vrrp/instance';
+import { dataplaneKind, detachXdp, openDataplane, switchDataplane } from '../dataplane/select';
 import { startApiServer } from '../api/server';
 import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
+import { BackendMacs } from './macs';
 import { DrainStore } from './drains';
 import { installCrashHandlers } from './crash';
 import { ApplyRetry } from './apply-retry';
+import { fixedSectionsChanged, healthInputsChanged } from './reload';
+import type { DaemonStatus } from './status';
 import { SystemdNotifier } from '../systemd/notify';
 import { servableVips } from '../bgp/servable';
 
-type Config = ReturnType<typeof import('../config').loadConfig>;
-
 const MAC_REFRESH_MS = 30000;
 const UNRESOLVED_RETRY_MS = 2000;
+const TRACKING_MS = 500;
+/** How often the XDP dataplane's driver TX error counters are polled (its alert and status). */
+const TX_ERRORS_POLL_MS = 10000;
+/** How long start waits, beyond one check's timeouts, for the health monitor's first round. */
+const FIRST_ROUND_SLACK_MS = 2000;
 
 async function loadConfigFile(file: string): Promise<Config> {
   const { loadConfig } = await import('../config');
   return loadConfig(file);
 }
 
-async function openXdp(cfg: Config, log: Logger): Promise<Dataplane> {
-  const { XdpDataplane } = await import('../dataplane/xdp/dataplane');
-  return XdpDataplane.open({
-    instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,
-    maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize, embryonicTableSize: cfg.xdp.embryonicTableSize, newFlowRate: cfg.xdp.newFlowRate,
-    vethPeerWithoutXdp: cfg.dataplane === 'auto' ? 'generic' : 'refuse',
-    log: log.child({ component: 'xdp' }),
-  });
-}
-
-async function openIpvs(_cfg: Config, log: Logger): Promise<Dataplane> {
-  const { IpvsDataplane } = await import('../dataplane/ipvs/dataplane');
-  return IpvsDataplane.open({ log: log.child({ component: 'ipvs' }) });
-}
-
-/** dataplane: xdp | ipvs | auto (XDP, falling back to IPVS with the reason logged). */
-export interface DataplaneOpeners {
-  xdp: (cfg: Config, log: Logger) => Promise<Dataplane>;
-  ipvs: (cfg: Config, log: Logger) => Promise<Dataplane>;
-}
-
-/**
- * `dataplane: auto` fell back to IPVS: a program a previous run pinned for this
- * instance may still be attached (e.g. the restart was refused adoption for a
- * layout/limits mismatch). It would keep forwarding with frozen health ahead of
- * IPVS (XDP runs first and XDP_TX never reaches it), so it is detached and its
- * pins removed, and the log says so. Detach rather than refuse: in auto the
- * operator asked for a dataplane that works, and IPVS is one; a foreign program
- * (not pinned by this instance) is never touched.
- */
-async function detachStaleXdp(cfg: Config, log: Logger): Promise<void> {
-  const { XdpDataplane, instancePinDir } = await import('../dataplane/xdp/dataplane');
-  const dir = instancePinDir(cfg.xdp.pinDir, cfg.instance);
-  if (!fs.existsSync(dir)) return;
-  const msg = XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
-  log.warn({ pinDir: dir, interface: cfg.interface }, `dataplane auto fell back to IPVS: ${msg} (it would keep forwarding with frozen health ahead of IPVS)`);
-}
-
-export async function openDataplane(cfg: Config, log: Logger, want: 'xdp' | 'ipvs' | 'auto' = cfg.dataplane, why: { reason?: string } = {}, openers: DataplaneOpeners = { xdp: openXdp, ipvs: openIpvs }): Promise<Dataplane> {
-  why.reason = want === 'auto' ? 'auto: XDP available' : `${want} requested`;
-  if (want === 'xdp') return openers.xdp(cfg, log);
-  if (want === 'ipvs') return openers.ipvs(cfg, log);
-  let xdpErr: Error;
-  try {
-    return await openers.xdp(cfg, log);
-  } catch (err) {
-    xdpErr = err as Error;
-    log.warn({ err }, `XDP unavailable, falling back to IPVS: ${xdpErr.message}`);
-    why.reason = `auto: XDP unavailable (${xdpErr.message})`;
-  }
-  let ipvs: Dataplane;
-  try {
-    ipvs = await openers.ipvs(cfg, log);
-  } catch (err) {
-    // Neither runs: nothing is changed (a pinned program keeps what it had); the error names both causes.
-    throw new XdError('XD_ERR_NO_DATAPLANE', `no dataplane can run: XDP: ${xdpErr.message}; IPVS: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    await detachStaleXdp(cfg, log);
-  } catch (err) {
-    await ipvs.close({ keepState: true }).catch(() => undefined);
-    throw err;
-  }
-  return ipvs;
-}
-
 export class Daemon {
   private cfg!: Config;
   private dataplane!: Dataplane;
-  private neigh = new Neighbours();
-  private macs = new Map<string, string>();
-  /** Path MTU per tunnel backend address (route metric or egress interface MTU). */
-  private mtus = new Map<string, number>();
-  private macErrors = new Map<string, string>();
+  private readonly macs: BackendMacs;
+  /** Operator drains, by backend name or key: what the drains file holds. */
   private drained = new Set<string>();
-  private health: any = null;
-  private vrrp: any[] = [];
-  private bgp: import('../bgp/speaker').BgpSpeaker | null = null;
+  private health: HealthMonitor | null = null;
+  private readonly vrrp: VrrpInstance[] = [];
+  private bgp: BgpSpeaker | null = null;
   /** Last time a backend's state or weight changed (BGP start-up hold-down). */
   private backendsChangedAt = Date.now();
   private bgpAnnouncedOnce = false;
@@ -120,12 +60,13 @@ export class Daemon {
   private injectedApplyFailures = 0;
   private chain: Promise<void> = Promise.resolve();
   private pending = false;
-  private timers: NodeJS.Timeout[] = [];
-  private startedAt = new Date().toISOString();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly startedAt = new Date().toISOString();
   private stopping = false;
   onStop?: (code: number) => void;
 
   constructor(private readonly configFile: string, private readonly log: Logger) {
+    this.macs = new BackendMacs(log);
     this.applyRetry = new ApplyRetry({ log: this.log, retry: () => this.kick('retry after a failed apply') });
     if (process.env.XDIRECTOR_TEST_FAULTS === 'apply') {
       process.on('SIGUSR2', () => {
@@ -176,13 +117,8 @@ export class Daemon {
     }
     this.timers.push(setInterval(() => void this.refreshMacs(false).then((changed) => changed && this.kick('neighbour')), UNRESOLVED_RETRY_MS));
     this.timers.push(setInterval(() => void this.refreshMacs(true).then((changed) => changed && this.kick('neighbour refresh')), MAC_REFRESH_MS));
+    this.timers.push(setInterval(() => this.pollTxErrors(), TX_ERRORS_POLL_MS));
     this.log.info({ instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length }, 'xdirector running');
-  }
-
-  /** What the health monitor is built from: a reload that leaves it alone keeps the monitor (and its state). */
-  private healthKey(cfg: Config): string {
-    const services = cfg.services.map((s) => ({ n: s.name, c: s.check, p: s.pool, r: s.readersIncludeWriter, s: s.scheduler, port: s.port, b: s.backends.map((b) => [b.name, b.address, b.port, b.weight]) }));
-    return JSON.stringify({ m: (cfg as any).monitor, h: (cfg as any).health, services });
   }
 
   /**
@@ -191,7 +127,7 @@ export class Daemon {
    * decide, one slow first login would re-hash a healthy backend's flows).
    */
   private async adoptedHealth(): Promise<InitialHealth | undefined> {
-    const dp = this.dataplane as Dataplane & { adopted?: boolean; pinnedBackends?: () => PinnedBackend[] };
+    const dp: Dataplane & { adopted?: boolean; pinnedBackends?: () => PinnedBackend[] } = this.dataplane;
     if (!dp.adopted || !dp.pinnedBackends) return undefined;
     const { initialFromPinned } = await import('../health/adopt');
     return initialFromPinned(this.cfg.services, dp.pinnedBackends());
@@ -206,24 +142,22 @@ export class Daemon {
     // Without a seed the first round decides up/down; until it completes every backend would count as down.
     const first = hm.nextRound();
     hm.start();
-    const h = (this.cfg as any).health ?? {};
-    const limit = ((this.cfg as any).monitor?.connectTimeout ?? (this.cfg as any).monitor?.connect_timeout ?? 1000) + (h.timeout ?? 500) + 2000;
+    const limit = (this.cfg.monitor?.connect_timeout ?? 1000) + this.cfg.health.timeout + FIRST_ROUND_SLACK_MS;
     await Promise.race([first, new Promise((r) => setTimeout(r, limit))]);
     this.health = hm;
   }
 
   private async startVrrp(): Promise<void> {
-    const list = (this.cfg as any).vrrp as any[] | undefined;
-    if (!list || list.length === 0) return;
-    const { resolveVrrpInterfaces } = await import('../config/vrrp');
+    // The config's list has each instance's interface resolved (default: the top-level interface).
+    if (this.cfg.vrrp.length === 0) return;
     const { VrrpInstance } = await import('../vrrp/instance');
-    for (const c of resolveVrrpInterfaces(list as any, this.cfg.interface)) {
+    for (const c of this.cfg.vrrp) {
       const inst = new VrrpInstance(c, { log: this.log });
       this.vrrp.push(inst);
       this.updateTracking(inst);
       await inst.start();
     }
-    this.timers.push(setInterval(() => { for (const v of this.vrrp) this.updateTracking(v); }, 500));
+    this.timers.push(setInterval(() => { for (const v of this.vrrp) this.updateTracking(v); }, TRACKING_MS));
   }
 
   /** The whole-director drain, kept like backend drains (atomic, refused if unsafe): ["director"] while drained. */
@@ -249,8 +183,7 @@ export class Daemon {
 
   private updateBgp(): void {
     if (!this.bgp || this.stopping) return;
-    const dp = this.dataplane as Dataplane & { attached?: () => boolean };
-    const attached = dp.kind !== 'xdp' || (dp.attached?.() ?? false);
+    const attached = this.dataplane.attached();
     const s = servableVips({
       announce: this.cfg.bgp!.announce.map((a) => a.vip),
       services: this.last?.state.services ?? [],
@@ -289,50 +222,27 @@ export class Daemon {
     return { message: on ? `director drained: withdrew ${this.cfg.bgp!.announce.map((a) => a.vip).join(', ')}; established flows finish through the other directors` : `director undrained: announcing ${st.announced.join(', ') || 'nothing yet (no servable VIP)'}` };
   }
 
-  private updateTracking(inst: any): void {
-    const dp: any = this.dataplane;
-    inst.setXdpAttached(dp.kind === 'xdp' ? dp.attached() : true);
+  private updateTracking(inst: VrrpInstance): void {
+    inst.setXdpAttached(this.dataplane.attached());
     for (const s of this.last?.state.services ?? []) {
-      inst.setPoolHealthy(s.name, s.backends.some((b) => b.state === 'active' && b.weight > 0 && b.mac));
+      inst.setPoolHealthy(s.name, s.backends.some((b) => b.state === 'active' && b.weight > 0 && b.mac !== undefined && b.mac !== ''));
     }
   }
 
-  /** Resolve backend MACs. all=false: only the unresolved ones. Returns whether anything changed. */
+  /** Resolve backend MACs (macs.ts). all=false: only the unresolved ones. Returns whether anything changed. */
   private async refreshMacs(all = true): Promise<boolean> {
     if (this.stopping) return false;
-    const need = new Set<string>();
-    const tunnelled = new Set<string>();
-    for (const s of this.cfg.services as any[]) for (const b of s.backends) if (!b.mac) (b.forwarding === 'tunnel' ? tunnelled : need).add(b.address);
-    const addrs = [...need].filter((a) => all || !this.macs.has(a));
-    const viaRoute = [...tunnelled].filter((a) => all || !this.macs.has(a));
-    if (addrs.length === 0 && viaRoute.length === 0) return false;
-    let changed = false;
+    return this.macs.refresh(this.cfg.interface, this.cfg.services, all);
+  }
+
+  /** XDP: read the driver's XDP TX error counters (raises / clears the TX alert, status shows them). */
+  private pollTxErrors(): void {
+    if (this.stopping || !this.dataplane.pollTxErrors) return;
     try {
-      // DR backends: their own MAC; tunnel backends: the next hop's towards them (resolveNextHops).
-      const res = [
-        ...(addrs.length ? await this.neigh.resolve(this.cfg.interface, addrs, all ? 1000 : 300) : []),
-        ...(viaRoute.length ? await this.neigh.resolveNextHops(this.cfg.interface, viaRoute, all ? 1000 : 300) : []),
-      ];
-      for (const r of res) {
-        if (r.mtu && this.mtus.get(r.address) !== r.mtu) { this.mtus.set(r.address, r.mtu); changed = true; }
-        if (r.mac) {
-          if (this.macs.get(r.address) !== r.mac) {
-            if (this.macs.has(r.address)) this.log.warn({ backend: r.address, from: this.macs.get(r.address), to: r.mac }, 'backend MAC changed');
-            else this.log.info({ backend: r.address, mac: r.mac }, 'backend MAC resolved');
-            this.macs.set(r.address, r.mac);
-            this.macErrors.delete(r.address);
-            changed = true;
-          }
-        } else if (r.error) {
-          if (this.macErrors.get(r.address) !== r.error) this.log.warn({ backend: r.address }, `backend left out: ${r.error}`);
-          this.macErrors.set(r.address, r.error);
-          // A backend that stopped answering keeps its last MAC: health decides whether it is usable.
-        }
-      }
+      this.dataplane.pollTxErrors();
     } catch (err) {
-      this.log.error({ err }, 'neighbour resolution failed');
+      this.log.warn({ err }, `polling the driver XDP TX error counters failed: ${(err as Error).message}`);
     }
-    return changed;
   }
 
   /** Ask for a reconcile; several asks while one runs collapse into one more. */
@@ -350,9 +260,9 @@ export class Daemon {
   private compute(): DesiredOutput {
     return desiredState({
       services: this.cfg.services,
-      macs: this.macs,
+      macs: this.macs.macs,
       tunnel: this.cfg.tunnel,
-      mtus: this.mtus,
+      mtus: this.macs.mtus,
       health: this.health ? this.health.snapshot() : null,
       drained: this.drained,
     });
@@ -397,9 +307,9 @@ export class Daemon {
 
   async setDrain(backend: string, on: boolean): Promise<{ message: string }> {
     const names = new Set<string>();
-    for (const s of this.cfg.services as any[]) for (const b of s.backends) { names.add(b.name); names.add(b.key); }
+    for (const s of this.cfg.services) for (const b of s.backends) { names.add(b.name); names.add(b.key); }
     if (!names.has(backend)) {
-      throw new XdError('XD_ERR_NOT_FOUND', `no backend named ${backend}: use a backend name or address:port from the config (${[...new Set((this.cfg.services as any[]).flatMap((s) => s.backends.map((b: any) => b.name)))].join(', ')})`);
+      throw new XdError('XD_ERR_NOT_FOUND', `no backend named ${backend}: use a backend name or address:port from the config (${[...new Set(this.cfg.services.flatMap((s) => s.backends.map((b) => b.name)))].join(', ')})`);
     }
     const next = new Set(this.drained);
     if (on) next.add(backend); else next.delete(backend);
@@ -425,11 +335,7 @@ export class Daemon {
         this.log.error({ err }, `reload refused, the running config stays: ${(err as Error).message}`);
         throw err;
       }
-      const restartNeeded = ['instance', 'interface'].filter((k) => (next as any)[k] !== (this.cfg as any)[k]);
-      if (JSON.stringify(next.xdp) !== JSON.stringify(this.cfg.xdp)) restartNeeded.push('xdp');
-      if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin)) restartNeeded.push('admin');
-      if (JSON.stringify((next as any).vrrp) !== JSON.stringify((this.cfg as any).vrrp)) restartNeeded.push('vrrp');
-      if (JSON.stringify(next.bgp) !== JSON.stringify(this.cfg.bgp)) restartNeeded.push('bgp');
+      const restartNeeded = fixedSectionsChanged(this.cfg, next);
       if (restartNeeded.length) {
         const err = new XdError('XD_ERR_CONFIG_INVALID', `${this.configFile}: ${restartNeeded.join(', ')} cannot change on reload; the running config stays; restart xdirector to apply them`);
         this.log.error({ err }, err.message);
@@ -438,7 +344,7 @@ export class Daemon {
       for (const w of next.warnings) this.log.warn(`config: ${w}`);
       const prev = this.cfg;
       const prevHealth = this.health;
-      const keepHealth = this.healthKey(next) === this.healthKey(prev);
+      const keepHealth = !healthInputsChanged(prev, next);
       this.cfg = next;
       try {
         if (!keepHealth) {
@@ -464,33 +370,24 @@ export class Daemon {
     });
   }
 
-  async switchDataplane(kind: string): Promise<{ message: string }> {
-    if (kind !== 'xdp' && kind !== 'ipvs') throw new XdError('XD_ERR_USAGE', `dataplane must be xdp or ipvs, got ${kind}`);
+  async switchDataplane(name: string): Promise<{ message: string }> {
+    const kind = dataplaneKind(name);
     return this.serial(async () => {
-      if (this.dataplane.kind === kind) return { message: `dataplane is already ${kind}` };
       const old = this.dataplane;
-      const state = this.compute().state;
-      // Program the new one with the live state first. For IPVS that is
-      // invisible while XDP still takes the packets; for XDP, attaching it is
-      // what moves the traffic. Only then remove the old one.
-      const next = await openDataplane(this.cfg, this.log, kind);
+      if (old.kind === kind) return { message: `dataplane is already ${kind}` };
+      // The new one is programmed with the live state before the old one is removed (select.ts).
+      this.dataplane = await switchDataplane(old, kind, this.compute().state, this.cfg, this.log);
       this.dataplaneWhy = { reason: `switched to ${kind} at run time (xdirector dataplane)` };
-      try {
-        await next.apply(state);
-      } catch (err) {
-        await next.close({ keepState: false }).catch(() => undefined);
-        throw err;
-      }
-      this.dataplane = next;
-      await old.close({ keepState: false });
       await this.reconcile('dataplane switch');
       this.log.info({ from: old.kind, to: kind }, `dataplane switched from ${old.kind} to ${kind}`);
       return { message: `dataplane switched from ${old.kind} to ${kind}` };
     });
   }
 
-  async status(): Promise<Record<string, unknown>> {
+  async status(): Promise<DaemonStatus> {
     const dp = await this.dataplane.status();
+    const snapshot = this.health ? this.health.snapshot() : null;
+    const applyAlert = this.applyRetry.alert();
     return {
       instance: this.cfg.instance,
       pid: process.pid,
@@ -501,11 +398,11 @@ export class Daemon {
       lastApplyAt: this.lastApplyAt,
       dataplaneReason: this.dataplaneWhy.reason ?? null,
       apply: this.applyRetry.status(),
-      health: this.health ? this.health.snapshot() : null,
+      health: snapshot,
       writers: this.last?.writers ?? {},
-      alerts: [...(this.health ? this.health.snapshot().alerts.map((a: { message: string }) => a.message) : []), ...(this.applyRetry.alert() ? [this.applyRetry.alert()!] : [])],
+      alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : [])],
       drained: [...this.drained],
-      unresolved: (this.last?.unresolved ?? []).map((u) => ({ ...u, error: this.macErrors.get(u.backend) ?? this.macErrors.get(u.backend.split(':')[0]) ?? 'not resolved yet' })),
+      unresolved: (this.last?.unresolved ?? []).map((u) => ({ service: u.service, backend: u.backend, error: this.macs.errorOf(u.address) })),
       vrrp: this.vrrp.map((v) => v.status()),
       bgp: this.bgp ? this.bgp.status() : null,
     };
@@ -524,8 +421,7 @@ export class Daemon {
       // A stop is under way (e.g. SIGTERM, then `stop --detach`): finish it, then detach too.
       await this.stopped;
       if (opts.detach && this.dataplane?.kind === 'xdp' && this.cfg) {
-        const { XdpDataplane } = await import('../dataplane/xdp/dataplane');
-        this.log.info(XdpDataplane.detachInstance(this.cfg.xdp.pinDir, this.cfg.instance, this.cfg.interface, this.log));
+        this.log.info(await detachXdp(this.cfg, this.log));
       }
       return;
     }
@@ -547,7 +443,7 @@ export class Daemon {
     const dp = this.dataplane as Dataplane | undefined;
     if (dp) await dp.close({ keepState: !opts.detach });
     if (opts.detach && this.cfg) { try { this.drains.remove(); } catch (err) { this.log.warn({ err }, (err as Error).message); } }
-    this.neigh.close();
+    this.macs.close();
     if (!dp) this.log.info('stopped before a dataplane was set up: nothing was applied');
     else if (opts.detach) this.log.info(`stopped; the ${dp.kind} state was removed`);
     else this.log.info(dp.kind === 'xdp' ? 'stopped; the XDP program stays attached and the maps stay pinned for the next run' : 'stopped; the IPVS services stay in the kernel for the next run');
@@ -594,7 +490,5 @@ export async function runDaemon(configFile: string, opts: { logLevel?: string } 
 /** stop --detach without a running daemon: remove the program and pins of the config's instance. */
 export async function detachInstance(configFile: string): Promise<string> {
   const cfg = await loadConfigFile(configFile);
-  const { XdpDataplane } = await import('../dataplane/xdp/dataplane');
-  const log = createLogger({ level: 'warn' });
-  return XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
+  return detachXdp(cfg, createLogger({ level: 'warn' }));
 }

@@ -43,6 +43,8 @@ export interface UnresolvedBackend {
   service: string;
   /** Backend name. */
   backend: string;
+  /** Canonical backend address (what the neighbour table is asked about). */
+  address: string;
 }
 
 export interface DesiredOutput {
@@ -80,7 +82,7 @@ export function desiredState(inp: DesiredInputs): DesiredOutput {
     const backends = s.backends.map((b): DesiredBackend => {
       const d = decide(s, b, byKey.get(b.key), checked, writer, inp.drained);
       const mac = b.mac ?? inp.macs.get(b.address);
-      if (!mac) out.unresolved.push({ service: s.name, backend: b.name });
+      if (!mac) out.unresolved.push({ service: s.name, backend: b.name, address: b.address });
       return {
         key: b.key, name: b.name, address: b.address, port: b.port, family: b.family, weight: d.weight, configWeight: b.weight, state: d.state,
         ...(mac ? { mac } : {}), ...backendForwarding(b, s, inp.tunnel, inp.mtus?.get(b.address)),

@@ -100,6 +100,8 @@ export interface HealthSnapshot {
     alertsRaised: number;
     checks: number;
     failures: number;
+    /** Times a service's writer changed (including to none). */
+    writerChanges: number;
   };
 }
 

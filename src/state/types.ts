@@ -101,10 +101,36 @@ export interface ServiceStatus {
   backends: BackendStatus[];
 }
 
-export interface DataplaneStatus {
-  kind: 'xdp' | 'ipvs';
-  /** e.g. { interface: 'eth0', mode: 'native', programId: 42 } for XDP. */
-  detail: Record<string, unknown>;
+export type DataplaneKind = 'xdp' | 'ipvs';
+
+/** The driver's XDP transmit error counters (`ethtool -S`), or why they could not be read. */
+export type DriverTxErrors = { driver: string; txErrors: number; xmitErrors: number; counters: string[] } | { error: string };
+
+export interface XdpDetail {
+  interface: string;
+  mode: 'native' | 'generic' | 'detached';
+  programId: number;
+  pinDir: string;
+  /** Absent when the driver reports no XDP TX error counters. */
+  driverTxErrors?: DriverTxErrors;
+  /** Set while forwarded frames turn into driver TX errors (the alert text). */
+  txAlert?: string;
+  /** The background walk of the flow map that counts active flows. */
+  flowCounts: { entries: number; countedAt: string; walkMs: number };
+}
+
+export interface IpvsDetail {
+  /** IPVS version, e.g. "1.2.1". */
+  version: string;
+  connTabSize: number;
+  /** The sysctls the dataplane set (name -> value). */
+  sysctls: Record<string, string>;
+  familyId: number;
+  /** Kernel IPVS services this director did not create (left alone). */
+  unmanagedServices: string[];
+}
+
+interface DataplaneStatusBase {
   services: ServiceStatus[];
   /** Per verdict reason packet counters (XDP only). */
   reasons?: Record<string, number>;
@@ -112,11 +138,29 @@ export interface DataplaneStatus {
   flood?: { embryonicCreated: number; rateLimited: number };
 }
 
+export interface XdpStatus extends DataplaneStatusBase {
+  kind: 'xdp';
+  detail: XdpDetail;
+}
+
+export interface IpvsStatus extends DataplaneStatusBase {
+  kind: 'ipvs';
+  detail: IpvsDetail;
+}
+
+export type DataplaneStatus = XdpStatus | IpvsStatus;
+
 export interface Dataplane {
-  readonly kind: 'xdp' | 'ipvs';
+  readonly kind: DataplaneKind;
   /** Make the kernel match `state`, changing only what differs. Throws XdError; on error nothing of this apply is left half done. */
   apply(state: DesiredState): Promise<void>;
   status(): Promise<DataplaneStatus>;
+  /** Does this dataplane take the traffic now (XDP: our program is still the one attached; IPVS: always)? For VRRP tracking. */
+  attached(): boolean;
+  /** XDP: read the driver's XDP TX error counters now (raises or clears the TX alert status shows); the daemon polls it every 10 s. */
+  pollTxErrors?(): void;
+  /** The backends as an adopted dataplane held them when it was opened (XDP hot restart over pinned maps); absent or empty otherwise. */
+  pinnedBackends?(): PinnedBackend[];
   /** Stop using the dataplane. keepState=true (default): leave the kernel state (program attached, maps pinned / IPVS services) for a hot restart. */
   close(opts?: { keepState?: boolean }): Promise<void>;
 }

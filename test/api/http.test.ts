@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/log';
 import { startHttpListener } from '../../src/api/http';
+import { daemonStatus } from '../lib/status';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, 'bin/xdirector.js');
@@ -154,7 +155,7 @@ describe('HTTP listener without a token', () => {
   it('is read-only: pages and metrics answer, changes get 403 naming the setting', async () => {
     let drained = 0;
     const l = await startHttpListener({ host: '127.0.0.1', port: 0 }, {
-      status: async () => ({ instance: 'x', dataplane: { kind: 'xdp', services: [] }, vrrp: [] }),
+      status: async () => daemonStatus({ kind: 'xdp', services: [], detail: { interface: 'eth0', mode: 'native', programId: 1, pinDir: '/sys/fs/bpf/x', flowCounts: { entries: 0, countedAt: new Date(0).toISOString(), walkMs: 0 } } }, { instance: 'x' }),
       metrics: async () => '# HELP a b\n# TYPE a gauge\na 1\n',
       drain: async () => { drained++; return {}; },
       undrain: async () => ({}),

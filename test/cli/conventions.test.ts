@@ -33,7 +33,11 @@ test('usage errors exit 2 and say what is wrong: unknown command, unknown option
 
 test('status --exact prints counters in full where the default abbreviates them', async () => {
   const { formatStatus } = await import('../../src/cli/format');
-  const st = { instance: 'x', pid: 1, dataplane: { kind: 'xdp', services: [{ name: 's', proto: 'tcp', vip: '10.0.0.1', port: 3306, scheduler: 'maglev', newFlows: 123456, packets: 98765432, bytes: 5, noBackend: 0, backends: [] }] }, vrrp: [] };
+  const { daemonStatus } = await import('../lib/status');
+  const st = daemonStatus({
+    kind: 'xdp', detail: { interface: 'eth0', mode: 'native', programId: 1, pinDir: '/sys/fs/bpf/x', flowCounts: { entries: 0, countedAt: new Date(0).toISOString(), walkMs: 0 } },
+    services: [{ name: 's', proto: 'tcp', vip: '10.0.0.1', port: 3306, scheduler: 'maglev', newFlows: 123456, packets: 98765432, bytes: 5, noBackend: 0, backends: [] }],
+  }, { instance: 'x', pid: 1 });
   const line = (o?: { exact: boolean }) => formatStatus(st, o).split('\n').find((l) => l.startsWith('TCP'))!;
   assert.match(line(), /123K\s+99M/);
   assert.match(line({ exact: true }), /123456\s+98765432/);

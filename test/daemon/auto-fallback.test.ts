@@ -14,7 +14,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { xdp } from '../../src/bpf';
 import { loadConfig } from '../../src/config';
-import { openDataplane } from '../../src/daemon/run';
+import { openDataplane } from '../../src/dataplane/select';
 import { XdpDataplane, instancePinDir } from '../../src/dataplane/xdp/dataplane';
 import type { Dataplane } from '../../src/state/types';
 

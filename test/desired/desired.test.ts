@@ -19,7 +19,7 @@ function hb(key: string, over: Partial<BackendHealth> = {}): BackendHealth {
   };
 }
 function snap(backends: BackendHealth[], writers: Record<string, string | null> = {}): HealthSnapshot {
-  return { at: '', round: 1, backends, writers, alerts: [], counters: { splitBrain: 0, noWriter: 0, alertsRaised: 0, checks: 0, failures: 0 } };
+  return { at: '', round: 1, backends, writers, alerts: [], counters: { splitBrain: 0, noWriter: 0, alertsRaised: 0, checks: 0, failures: 0, writerChanges: 0 } };
 }
 const svc = (pool: 'writer' | 'readers' | 'static', extra: Partial<TestService> = {}): TestService => ({
   name: `svc-${pool}`, pool, check: 'mysql',
@@ -102,7 +102,7 @@ test('a static config MAC wins over the neighbour table and a backend without ei
   const macs = new Map([['10.0.0.1', '02:00:00:00:00:99'], ['10.0.0.2', '02:00:00:00:00:0b']]);
   const { out, backends } = run(s, null, { macs });
   assert.deepEqual(backends.map((b) => b.mac), ['02:00:00:00:00:0a', '02:00:00:00:00:0b', undefined]);
-  assert.deepEqual(out.unresolved, [{ service: 's', backend: 'c' }]);
+  assert.deepEqual(out.unresolved, [{ service: 's', backend: 'c', address: '10.0.0.3' }]);
 });
 
 test('a service keeps its config identity, family and ring', () => {

@@ -243,7 +243,7 @@ test('two writable servers with no established writer fail closed', async () => 
   await servers[1].query('STOP SLAVE; SET GLOBAL read_only=0');
   const fresh = new HealthMonitor({
     ...healthInputs({
-      services: services.map((s) => ({ name: s.name, pool: s.pool, check: s.check, scheduler: s.scheduler, backends: s.backends })),
+      services: services.map((s) => ({ name: s.name, pool: s.pool, check: s.check, scheduler: s.scheduler, backends: s.backends.map((b) => ({ address: b.address, port: b.port, name: b.name })) })),
       monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
       health: { interval: 500, timeout: 500 },
     }),

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../log';
 import { silentLogger } from '../../log';
 import { XdError } from '../../errors';
-import type { BackendStatus, Dataplane, DataplaneStatus, DesiredState, Scheduler, ServiceStatus } from '../../state/types';
+import type { BackendStatus, Dataplane, IpvsStatus, DesiredState, Scheduler, ServiceStatus } from '../../state/types';
 import { IpvsClient } from './client';
 import { FwdMethod, IpvsDest, IpvsServiceEntry, TunType, serviceLabel, versionString } from './codec';
 import {
@@ -273,7 +273,7 @@ export class IpvsDataplane implements Dataplane {
     }
   }
 
-  status(): Promise<DataplaneStatus> {
+  status(): Promise<IpvsStatus> {
     return this.serialize(async () => {
       const kernel = await this.readKernel();
       const services: ServiceStatus[] = [];
@@ -288,6 +288,11 @@ export class IpvsDataplane implements Dataplane {
         services,
       };
     });
+  }
+
+  /** The kernel's IPVS takes the traffic as long as the services exist: nothing to lose track of. */
+  attached(): boolean {
+    return true;
   }
 
   close(opts: { keepState?: boolean } = {}): Promise<void> {

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PinnedBackend, Dataplane, DataplaneStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
+import type { PinnedBackend, Dataplane, XdpStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
 import { BpfObject, openPinnedProgram, removePinDir } from '../../bpf/object';
 import { getNative } from '../../bpf/native';
 import * as xdp from '../../bpf/xdp';
@@ -497,7 +497,7 @@ export class XdpDataplane implements Dataplane {
     return L.readReasons(this.maps, this.model.backends.keys());
   }
 
-  async status(): Promise<DataplaneStatus> {
+  async status(): Promise<XdpStatus> {
     // Counted by a paced, sliced walk of the flow map in the background
     // (flow-counts.ts): never a synchronous decode of up to 1M entries here.
     const counts = await this.flowCounter.get();

@@ -19,6 +19,7 @@ import { XdpDataplane, instancePinDir, type XdpOptions } from '../../../src/data
 import { addr16 } from '../../../src/dataplane/xdp/layout';
 import type { DesiredBackend, DesiredState } from '../../../src/state/types';
 import { renderMetrics } from '../../../src/daemon/metrics';
+import { daemonStatus } from '../../lib/status';
 
 const PREFIX = `xfc${process.pid}`;
 const NS = PREFIX;
@@ -147,7 +148,7 @@ test('a status and a metrics scrape over a million flows never delay the event l
     const scrapeMs = Date.now() - t0;
     await dp!.flowCountsSettled();
     const st = await dp!.status();
-    const text = renderMetrics({ dataplane: st });
+    const text = renderMetrics(daemonStatus(st));
     const took = Date.now() - t0;
     // Let the monitor's timer fire once more: a stall that ends with the scrape is recorded then.
     await new Promise((r) => setTimeout(r, 10));

@@ -24,6 +24,7 @@ import { driverStats, xdpTxErrors } from '../../../src/net/ethtool';
 import { vethPeer } from '../../../src/net/veth';
 import { renderMetrics } from '../../../src/daemon/metrics';
 import { formatStatus } from '../../../src/cli/format';
+import { daemonStatus } from '../../lib/status';
 
 const PREFIX = `xvp${process.pid}`;
 const NS = PREFIX;
@@ -171,15 +172,16 @@ test('status and metrics carry the driver XDP TX error counters, and an alert wh
   assert.ok(logLines.some((l) => l.includes('"level":50') && l.includes('ALERT XDP forwarding')), 'the alert is logged as an error');
 
   const st = await dp.status();
-  const drv = st.detail.driverTxErrors as { driver: string; txErrors: number; xmitErrors: number; counters: string[] };
+  const drv = st.detail.driverTxErrors;
+  assert.ok(drv && 'driver' in drv, 'the veth driver reports XDP TX error counters');
   assert.equal(drv.driver, 'veth');
   assert.equal(drv.txErrors, st0.txErrors + 30);
   assert.ok(drv.counters.includes('rx_queue_0_xdp_tx_errors') && drv.counters.includes('tx_queue_0_xdp_xmit_errors'));
   assert.equal(st.detail.txAlert, r.alert);
-  const metrics = renderMetrics({ dataplane: st });
+  const metrics = renderMetrics(daemonStatus(st));
   assert.match(metrics, new RegExp(`^xdirector_xdp_driver_tx_errors_total\\{interface="${IF}",kind="tx"\\} ${st0.txErrors + 30}$`, 'm'));
   assert.match(metrics, new RegExp(`^xdirector_xdp_tx_failing\\{interface="${IF}"\\} 1$`, 'm'));
-  assert.match(formatStatus({ instance: 'i1', pid: 1, dataplane: st }), /ALERT: XDP forwarding on .* is failing/);
+  assert.match(formatStatus(daemonStatus(st, { instance: 'i1', pid: 1 })), /ALERT: XDP forwarding on .* is failing/);
 
   // The peer gets its program back: the next poll with clean forwarding clears the alert.
   peerXdp(true);

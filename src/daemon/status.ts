@@ -1,0 +1,47 @@
+// The daemon's status: what `GET /status` answers, `xdirector status` prints and the metrics
+// are rendered from. One typed shape for the three (it travels as JSON; nothing in it is
+// optional by guesswork).
+import type { BgpStatus } from '../bgp/speaker';
+import type { ApplyDivergence } from './apply-retry';
+import type { HealthSnapshot } from '../health/types';
+import type { DataplaneStatus } from '../state/types';
+import type { VrrpInstanceStatus } from '../vrrp/instance';
+
+export interface UnresolvedStatus {
+  service: string;
+  /** Backend name. */
+  backend: string;
+  /** Why it has no MAC (the neighbour table's answer, or "not resolved yet"). */
+  error: string;
+}
+
+export interface DaemonStatus {
+  instance: string;
+  pid: number;
+  /** ISO time the daemon started. */
+  startedAt: string;
+  /** Absolute path of the config file. */
+  config: string;
+  dataplane: DataplaneStatus;
+  /** The last apply's error (the dataplane kept its previous state), null after a good apply. */
+  lastApplyError: string | null;
+  /** When the desired state was last applied (successfully or not), ISO time. */
+  lastApplyAt: string | null;
+  /** Whether the dataplane differs from the desired state (failed applies, retried with backoff). */
+  apply: ApplyDivergence;
+  /** Why this dataplane runs ("auto: XDP available", "ipvs requested", "switched to ipvs at run time ..."). */
+  dataplaneReason: string | null;
+  /** null: no service is health checked. */
+  health: HealthSnapshot | null;
+  /** Elected writer key per service that has one (null: none, failing closed). */
+  writers: Record<string, string | null>;
+  /** Messages of the raised alerts (health's alerts, also in health.alerts with their kind). */
+  alerts: string[];
+  /** Drained backend names or keys. */
+  drained: string[];
+  /** Backends left out of XDP for want of a MAC. */
+  unresolved: UnresolvedStatus[];
+  vrrp: VrrpInstanceStatus[];
+  /** null: no bgp section. */
+  bgp: BgpStatus | null;
+}

@@ -1,0 +1,109 @@
+// Which dataplane runs: open xdp | ipvs | auto (XDP, falling back to IPVS with the reason
+// logged), switch the live one without a gap, and remove an instance's XDP state. The
+// implementations are loaded lazily: a host without the addon can still run IPVS.
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+import type { Config, DataplaneChoice } from '../config/schema';
+import { XdError } from '../errors';
+import type { Dataplane, DataplaneKind, DesiredState } from '../state/types';
+
+/** What opening a dataplane needs from the config. */
+export type DataplaneConfig = Pick<Config, 'instance' | 'interface' | 'dataplane' | 'xdp'>;
+
+async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
+  const { XdpDataplane } = await import('./xdp/dataplane');
+  return XdpDataplane.open({
+    instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,
+    maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize,
+    embryonicTableSize: cfg.xdp.embryonicTableSize, newFlowRate: cfg.xdp.newFlowRate,
+    // A veth whose peer runs no native XDP program: auto falls back to generic mode, xdp refuses.
+    vethPeerWithoutXdp: cfg.dataplane === 'auto' ? 'generic' : 'refuse',
+    log: log.child({ component: 'xdp' }),
+  });
+}
+
+async function openIpvs(_cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
+  const { IpvsDataplane } = await import('./ipvs/dataplane');
+  return IpvsDataplane.open({ log: log.child({ component: 'ipvs' }) });
+}
+
+/** How each dataplane is opened (tests pass their own). */
+export interface DataplaneOpeners {
+  xdp: (cfg: DataplaneConfig, log: Logger) => Promise<Dataplane>;
+  ipvs: (cfg: DataplaneConfig, log: Logger) => Promise<Dataplane>;
+}
+
+/**
+ * `dataplane: auto` fell back to IPVS: a program a previous run pinned for this
+ * instance may still be attached (e.g. the restart was refused adoption for a
+ * layout/limits mismatch). It would keep forwarding with frozen health ahead of
+ * IPVS (XDP runs first and XDP_TX never reaches it), so it is detached and its
+ * pins removed, and the log says so. Detach rather than refuse: in auto the
+ * operator asked for a dataplane that works, and IPVS is one; a foreign program
+ * (not pinned by this instance) is never touched.
+ */
+async function detachStaleXdp(cfg: DataplaneConfig, log: Logger): Promise<void> {
+  const { XdpDataplane, instancePinDir } = await import('./xdp/dataplane');
+  const dir = instancePinDir(cfg.xdp.pinDir, cfg.instance);
+  if (!fs.existsSync(dir)) return;
+  const msg = XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
+  log.warn({ pinDir: dir, interface: cfg.interface }, `dataplane auto fell back to IPVS: ${msg} (it would keep forwarding with frozen health ahead of IPVS)`);
+}
+
+/** Open the dataplane `want` asks for; auto tries XDP, then IPVS (detaching a stale pinned XDP program), and names both reasons if neither runs. */
+export async function openDataplane(cfg: DataplaneConfig, log: Logger, want: DataplaneChoice = cfg.dataplane, why: { reason?: string } = {}, openers: DataplaneOpeners = { xdp: openXdp, ipvs: openIpvs }): Promise<Dataplane> {
+  why.reason = want === 'auto' ? 'auto: XDP available' : `${want} requested`;
+  if (want === 'xdp') return openers.xdp(cfg, log);
+  if (want === 'ipvs') return openers.ipvs(cfg, log);
+  let xdpErr: Error;
+  try {
+    return await openers.xdp(cfg, log);
+  } catch (err) {
+    xdpErr = err as Error;
+    log.warn({ err }, `XDP unavailable, falling back to IPVS: ${xdpErr.message}`);
+    why.reason = `auto: XDP unavailable (${xdpErr.message})`;
+  }
+  let ipvs: Dataplane;
+  try {
+    ipvs = await openers.ipvs(cfg, log);
+  } catch (err) {
+    // Neither runs: nothing is changed (a pinned program keeps what it had); the error names both causes.
+    throw new XdError('XD_ERR_NO_DATAPLANE', `no dataplane can run: XDP: ${xdpErr.message}; IPVS: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    await detachStaleXdp(cfg, log);
+  } catch (err) {
+    await ipvs.close({ keepState: true }).catch(() => undefined);
+    throw err;
+  }
+  return ipvs;
+}
+
+/** A dataplane kind named by an operator ("xdp" | "ipvs"), or XD_ERR_USAGE. */
+export function dataplaneKind(kind: string): DataplaneKind {
+  if (kind !== 'xdp' && kind !== 'ipvs') throw new XdError('XD_ERR_USAGE', `dataplane must be xdp or ipvs, got ${kind}`);
+  return kind;
+}
+
+/**
+ * Switch from `current` to a new dataplane of `kind`, programmed with `state` first. For IPVS
+ * that is invisible while XDP still takes the packets; for XDP, attaching it is what moves the
+ * traffic. Only then is the old one removed. On failure the old one stays as it was.
+ */
+export async function switchDataplane(current: Dataplane, kind: DataplaneKind, state: DesiredState, cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
+  const next = await openDataplane(cfg, log, kind);
+  try {
+    await next.apply(state);
+  } catch (err) {
+    await next.close({ keepState: false }).catch(() => undefined);
+    throw err;
+  }
+  await current.close({ keepState: false });
+  return next;
+}
+
+/** Remove the instance's XDP program and pins without a running dataplane (stop --detach). */
+export async function detachXdp(cfg: DataplaneConfig, log: Logger): Promise<string> {
+  const { XdpDataplane } = await import('./xdp/dataplane');
+  return XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
+}

@@ -1,0 +1,12 @@
+// A DaemonStatus around one dataplane's status, as the daemon would answer with nothing else
+// going on (no health, no VRRP): for metrics and CLI formatter tests.
+import type { DaemonStatus } from '../../src/daemon/status';
+import type { DataplaneStatus } from '../../src/state/types';
+
+export function daemonStatus(dataplane: DataplaneStatus, over: Partial<DaemonStatus> = {}): DaemonStatus {
+  return {
+    instance: 'test', pid: process.pid, startedAt: new Date(0).toISOString(), config: '/dev/null', dataplane,
+    lastApplyError: null, lastApplyAt: null,
+    apply: { diverged: false, since: null, failures: 0, failuresTotal: 0, lastError: null, nextRetryAt: null }, dataplaneReason: null, health: null, writers: {}, alerts: [], drained: [], unresolved: [], vrrp: [], bgp: null, ...over,
+  };
+}
