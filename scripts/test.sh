@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# No `any` in the daemon, the admin API and the CLI: their types are the contract (the compiler
+# checks implicit any through tsconfig's noImplicitAny; this catches the explicit ones).
+if anys=$(grep -rnE ': any\b|as any\b|<any>' src/daemon src/api src/cli); then
+  echo "test.sh: \`any\` is not allowed in src/daemon, src/api, src/cli (use the config, status and dataplane types):" >&2
+  echo "$anys" >&2
+  exit 1
+fi
 filter=("${@:-test}")
 files=()
 for f in "${filter[@]}"; do
