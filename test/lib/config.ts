@@ -1,6 +1,7 @@
 // Test configs built by the product's own parser (src/config): defaults and cross-field rules
 // come from there, so health and desired-state tests get exactly what the daemon hands them.
 import { parseConfig, type Config } from '../../src/config';
+import { addressFamily, backendKey, canonicalAddress } from '../../src/net/inet';
 
 type Duration = number | string;
 
@@ -36,8 +37,29 @@ function durations<T extends object>(o: T | undefined, keys: (keyof T)[]): Recor
   return out;
 }
 
-/** A parsed Config with these services (VIPs 10.255.0.1, .2, ... in order), monitor and health sections. */
+/**
+ * A parsed Config with these services (VIPs 10.255.0.1, .2, ... in order), monitor and health sections.
+ *
+ * The test servers (MariaDB, TCP) listen on loopback ports of their own, while the product refuses a
+ * backend port other than its service port (DR and tunnels cannot translate ports). So each real
+ * server is parsed under a stand-in address of its family on the service port, named by its real
+ * key, and its real address and port are put back on the parsed backend: every rule the parser
+ * applies still runs, and health checks reach the real servers.
+ */
 export function testConfig(o: { services: TestService[]; monitor?: TestMonitor; health?: TestHealth }): Config {
+  const standIns = new Map<string, string>();
+  const real = new Map<string, { address: string; port: number }>();
+  const standIn = (b: TestBackend): string => {
+    const key = backendKey(b.address, b.port);
+    let a = standIns.get(key);
+    if (!a) {
+      const n = standIns.size + 1;
+      a = addressFamily(b.address) === 6 ? `fd00:77::${n.toString(16)}` : `127.77.${n >> 8}.${n & 255}`;
+      standIns.set(key, a);
+      real.set(canonicalAddress(a), { address: canonicalAddress(b.address), port: b.port });
+    }
+    return a;
+  };
   const raw = {
     instance: 'test',
     interface: 'lo',
@@ -52,10 +74,19 @@ export function testConfig(o: { services: TestService[]; monitor?: TestMonitor; 
       ...(s.pool ? { pool: s.pool } : {}),
       ...(s.scheduler ? { scheduler: s.scheduler } : {}),
       ...(s.readersIncludeWriter !== undefined ? { readers_include_writer: s.readersIncludeWriter } : {}),
-      backends: s.backends,
+      backends: s.backends.map((b) => ({ ...b, address: standIn(b), port: undefined, name: b.name ?? backendKey(b.address, b.port) })),
     })),
   };
-  return parseConfig(JSON.stringify(raw), 'test.yaml');
+  const cfg = parseConfig(JSON.stringify(raw), 'test.yaml');
+  for (const s of cfg.services) {
+    for (const b of s.backends) {
+      const r = real.get(b.address)!;
+      b.address = r.address;
+      b.port = r.port;
+      b.key = backendKey(r.address, r.port);
+    }
+  }
+  return cfg;
 }
 
 /** What the daemon hands the health monitor, from testConfig(): services, monitor and health sections. */
