@@ -25,6 +25,9 @@ export interface NeighbourResult {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const interfaceNotFound = (ifname: string) =>
+  new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
+
 export class Neighbours {
   private rt: RtNetlinkSocket;
   constructor() {
@@ -35,30 +38,27 @@ export class Neighbours {
     this.rt.socket.close();
   }
 
-  async ifindex(ifname: string): Promise<number> {
+  /** The link named `ifname`, or undefined when this network namespace has none. */
+  private async findLink(ifname: string) {
     let links;
     try {
       links = await this.rt.getLinks();
     } catch (err) {
       throw wrap('XD_ERR_NETLINK', 'list links', err);
     }
-    const l = links.find((x) => x.attrs.ifname === ifname);
-    if (!l || !l.data.index) {
-      throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
-    }
+    return links.find((x) => x.attrs.ifname === ifname);
+  }
+
+  async ifindex(ifname: string): Promise<number> {
+    const l = await this.findLink(ifname);
+    if (!l || !l.data.index) throw interfaceNotFound(ifname);
     return l.data.index;
   }
 
   /** The interface's own MAC address. */
   async linkMac(ifname: string): Promise<string> {
-    let links;
-    try {
-      links = await this.rt.getLinks();
-    } catch (err) {
-      throw wrap('XD_ERR_NETLINK', 'list links', err);
-    }
-    const l = links.find((x) => x.attrs.ifname === ifname);
-    if (!l) throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
+    const l = await this.findLink(ifname);
+    if (!l) throw interfaceNotFound(ifname);
     const mac = l.attrs.address;
     if (!mac || mac.length !== 6) throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} has no Ethernet address: XDP DR needs an Ethernet interface`, { detail: { interface: ifname } });
     return formatMac(mac);
