@@ -13,14 +13,11 @@
 //
 // Side effects go through `ip` (iproute2) and /proc/sys, in the caller's network namespace.
 
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { addressFamily, parseAddress } from '../net/inet';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { XdError } from '../errors';
-
-const exec = promisify(execFile);
+import { ip, sysctlPath } from './system';
 
 export const DEFAULT_SYSCTL_FILE = '/etc/sysctl.d/90-xdirector-realserver.conf';
 
@@ -45,10 +42,6 @@ export function parseVip(text: string): Vip {
   return { address: addr!, family: fam, prefix: max };
 }
 
-function sysctlPath(key: string): string {
-  return path.join('/proc/sys', ...key.split('.'));
-}
-
 export function readSysctl(key: string): number {
   return Number(fs.readFileSync(sysctlPath(key), 'utf8').trim());
 }
@@ -58,15 +51,6 @@ function writeSysctl(key: string, value: number): void {
     fs.writeFileSync(sysctlPath(key), `${value}\n`);
   } catch (err) {
     throw new XdError('XD_ERR_REALSERVER', `set ${key}=${value}: ${(err as Error).message} (run as root)`, { cause: err });
-  }
-}
-
-async function ip(args: string[]): Promise<string> {
-  try {
-    return (await exec('ip', args, { encoding: 'utf8' })).stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new XdError('XD_ERR_REALSERVER', `ip ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`, { cause: err });
   }
 }
 

@@ -24,6 +24,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { XdError } from '../errors';
+import { ip, sysctlPath } from './system';
 
 const exec = promisify(execFile);
 
@@ -92,17 +93,6 @@ export function recipeCommands(r: TunnelRecipe): string[] {
   for (const s of r.sysctls) out.push(`sysctl -w ${s.key}=${s.value}`);
   return out;
 }
-
-async function ip(args: string[]): Promise<string> {
-  try {
-    return (await exec('ip', args, { encoding: 'utf8' })).stdout;
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    throw new XdError('XD_ERR_REALSERVER', `ip ${args.join(' ')}: ${(e.stderr ?? e.message).trim()}`, { cause: err });
-  }
-}
-
-const sysctlPath = (key: string) => `/proc/sys/${key.replace(/\./g, '/')}`;
 
 async function linkExists(name: string): Promise<boolean> {
   try {
