@@ -35,16 +35,20 @@ export function isNativeSystemError(e: unknown): e is NativeSystemError {
   return e instanceof Error && typeof (e as NativeSystemError).syscall === 'string' && typeof (e as NativeSystemError).code === 'string';
 }
 
-export interface NativeMapDesc {
+/** A map's definition as the kernel and libbpf both describe it. */
+export interface NativeMapShape {
   name: string;
-  /** -1 before load. */
-  fd: number;
   type: number;
   typeName: string;
   keySize: number;
   valueSize: number;
   maxEntries: number;
   flags: number;
+}
+
+export interface NativeMapDesc extends NativeMapShape {
+  /** -1 before load. */
+  fd: number;
   /** libbpf internal map (.rodata, .data, .bss). */
   internal: boolean;
 }
@@ -65,15 +69,8 @@ export interface NativeGlobalDesc {
   size: number;
 }
 
-export interface NativeMapInfo {
+export interface NativeMapInfo extends NativeMapShape {
   id: number;
-  name: string;
-  type: number;
-  typeName: string;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-  flags: number;
 }
 
 export interface NativeProgInfo {
