@@ -91,6 +91,26 @@ function readLines(file: string, out: Line[], params: Map<string, string>, depth
   } catch (err) {
     throw new XdError('XD_ERR_CONFIG_READ', `${seen.length ? `${seen[seen.length - 1]}: include ` : ''}${file}: ${(err as Error).message}`, { cause: err });
   }
+  eachStatement(text, params, (words, line) => {
+    if (words[0] === 'include') {
+      if (words.length < 2) throw new XdError('XD_ERR_CONFIG_PARSE', `${file}:${line}: include needs a file name or pattern`);
+      for (const pattern of words.slice(1)) {
+        const files = expandInclude(pattern, file);
+        if (files.length === 0) throw new XdError('XD_ERR_CONFIG_READ', `${file}:${line}: include ${pattern}: no file matches (relative patterns are read from ${path.dirname(file)})`);
+        for (const f of files) readLines(f, out, params, depth + 1, [...seen, `${file}:${line}`]);
+      }
+      return;
+    }
+    out.push({ words, file, line });
+  });
+}
+
+/**
+ * Walks keepalived text line by line: a `$NAME = value` line defines a parameter (into
+ * `params`), any other line is split into words with the parameters expanded, and each
+ * non-empty one goes to `onStatement` with its 1-based line number.
+ */
+function eachStatement(text: string, params: Map<string, string>, onStatement: (words: string[], line: number) => void): void {
   text.split('\n').forEach((raw, k) => {
     const def = /^\s*\$(\w+)\s*=\s*(.*?)\s*$/.exec(raw);
     if (def) {
@@ -99,16 +119,7 @@ function readLines(file: string, out: Line[], params: Map<string, string>, depth
     }
     const words = expandParams(splitWords(raw), params);
     if (words.length === 0) return;
-    if (words[0] === 'include') {
-      if (words.length < 2) throw new XdError('XD_ERR_CONFIG_PARSE', `${file}:${k + 1}: include needs a file name or pattern`);
-      for (const pattern of words.slice(1)) {
-        const files = expandInclude(pattern, file);
-        if (files.length === 0) throw new XdError('XD_ERR_CONFIG_READ', `${file}:${k + 1}: include ${pattern}: no file matches (relative patterns are read from ${path.dirname(file)})`);
-        for (const f of files) readLines(f, out, params, depth + 1, [...seen, `${file}:${k + 1}`]);
-      }
-      return;
-    }
-    out.push({ words, file, line: k + 1 });
+    onStatement(words, k + 1);
   });
 }
 
@@ -123,16 +134,9 @@ export function parseKeepalivedFile(file: string): Stmt[] {
 export function parseKeepalivedText(text: string, fileName = 'keepalived.conf'): Stmt[] {
   const lines: Line[] = [];
   const params = new Map<string, string>();
-  text.split('\n').forEach((raw, k) => {
-    const def = /^\s*\$(\w+)\s*=\s*(.*?)\s*$/.exec(raw);
-    if (def) {
-      params.set(def[1]!, def[2]!);
-      return;
-    }
-    const words = expandParams(splitWords(raw), params);
-    if (words.length === 0) return;
-    if (words[0] === 'include') throw new XdError('XD_ERR_CONFIG_PARSE', `${fileName}:${k + 1}: include needs a file on disk: parse the file instead`);
-    lines.push({ words, file: fileName, line: k + 1 });
+  eachStatement(text, params, (words, line) => {
+    if (words[0] === 'include') throw new XdError('XD_ERR_CONFIG_PARSE', `${fileName}:${line}: include needs a file on disk: parse the file instead`);
+    lines.push({ words, file: fileName, line });
   });
   return buildTree(lines);
 }
