@@ -2,8 +2,8 @@
 // translate a keepalived.conf into an xdirector config, prove it loads, report what has no
 // equivalent on stderr (exit 3 with --strict when anything does).
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
 import { XdError } from '../errors';
+import { parseSubcommandArgs } from '../subcommand';
 import { parseConfig } from '../config/load';
 import { parseKeepalivedFile } from './parse';
 import { translateKeepalived } from './translate';
@@ -21,28 +21,20 @@ Lines translated by judgement carry a "# keepalived:" comment.`;
 
 /** Exit codes: 0 done, 1 the result does not load (a bug: reported), 2 usage, 3 --strict and something was left out. */
 export async function importKeepalivedMain(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        output: { type: 'string', short: 'o' },
-        strict: { type: 'boolean' },
-        interface: { type: 'string' },
-        instance: { type: 'string' },
-        'tunnel-source': { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new XdError('XD_ERR_USAGE', `import-keepalived: ${(err as Error).message}\n${IMPORT_USAGE}`);
-  }
+  const parsed = parseSubcommandArgs('import-keepalived', IMPORT_USAGE, {
+    args: argv,
+    allowPositionals: true,
+    options: {
+      output: { type: 'string', short: 'o' },
+      strict: { type: 'boolean' },
+      interface: { type: 'string' },
+      instance: { type: 'string' },
+      'tunnel-source': { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (!parsed) return 0;
   const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(IMPORT_USAGE + '\n');
-    return 0;
-  }
   if (positionals.length !== 1) throw new XdError('XD_ERR_USAGE', `import-keepalived needs one keepalived.conf file\n${IMPORT_USAGE}`);
   const file = positionals[0]!;
   const result = translateKeepalived(parseKeepalivedFile(file), { interface: values.interface, instance: values.instance, tunnelSource: values['tunnel-source'] });

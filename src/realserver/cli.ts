@@ -1,7 +1,7 @@
 // `xdirector realserver setup|check|teardown --vip A [--vip B] [--sysctl-file PATH]` and
 // `xdirector realserver grant [--user U] [--host H] [--heartbeat db.table]`.
-import { parseArgs } from 'node:util';
 import { XdError } from '../errors';
+import { parseSubcommandArgs } from '../subcommand';
 import { check, DEFAULT_SYSCTL_FILE, grantText, parseVip, setup, teardown } from './realserver';
 
 export const REALSERVER_USAGE = `usage: xdirector realserver setup|check|teardown --vip ADDR [--vip ADDR ...] [--tunnel [--encap ipip|gue] [--gue-port N] [--underlay 4|6]] [--sysctl-file PATH]
@@ -18,33 +18,25 @@ Prepare a MySQL server behind an xdirector in DR mode (run it on the real server
              --underlay 4|6|4,6 (this server's address families the director sends to; default 4)`;
 
 export async function realserverMain(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        vip: { type: 'string', multiple: true },
-        tunnel: { type: 'boolean' },
-        encap: { type: 'string' },
-        'gue-port': { type: 'string' },
-        underlay: { type: 'string' },
-        'sysctl-file': { type: 'string' },
-        user: { type: 'string' },
-        host: { type: 'string' },
-        heartbeat: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new XdError('XD_ERR_USAGE', `realserver: ${(err as Error).message}\n${REALSERVER_USAGE}`);
-  }
+  const parsed = parseSubcommandArgs('realserver', REALSERVER_USAGE, {
+    args: argv,
+    allowPositionals: true,
+    options: {
+      vip: { type: 'string', multiple: true },
+      tunnel: { type: 'boolean' },
+      encap: { type: 'string' },
+      'gue-port': { type: 'string' },
+      underlay: { type: 'string' },
+      'sysctl-file': { type: 'string' },
+      user: { type: 'string' },
+      host: { type: 'string' },
+      heartbeat: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (!parsed) return 0;
   const { values, positionals } = parsed;
   const sub = positionals[0];
-  if (values.help) {
-    process.stdout.write(REALSERVER_USAGE + '\n');
-    return 0;
-  }
   if (sub === 'grant') {
     process.stdout.write(grantText({ user: values.user, host: values.host, heartbeat: values.heartbeat }) + '\n');
     return 0;
