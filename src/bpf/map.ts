@@ -350,9 +350,25 @@ export class BpfMap<K, V> {
     return this.rawEntries().map(([k, buf, off]) => [k, this.splitPerCpu(buf, off)]);
   }
 
+  /**
+   * One BPF_MAP_LOOKUP_BATCH of up to `chunk` entries into `keys`/`values`. Returns 'grow'
+   * when a hash bucket holds more entries than `chunk` (ENOSPC: the caller retries with a
+   * larger chunk, up to 1 << 20), 'unsupported' when the map type or kernel has no batch
+   * lookup and `canFallBack` (nothing read yet: the caller walks key by key instead);
+   * any other failure throws.
+   */
+  private lookupBatchStep(inBatch: Buffer | null, outBatch: Buffer, keys: Buffer, values: Buffer, chunk: number, canFallBack: boolean): { count: number; done: boolean } | 'grow' | 'unsupported' {
+    try {
+      return getNative().mapLookupBatch(this.fd, inBatch, outBatch, keys, values, chunk);
+    } catch (e) {
+      if (isNativeSystemError(e) && e.code === 'ENOSPC' && chunk < 1 << 20) return 'grow';
+      if (isBatchUnsupported(e) && canFallBack) return 'unsupported';
+      throw this.fail('batch lookup in', e);
+    }
+  }
+
   private rawEntries(): [K, Buffer, number][] {
     this.check();
-    const n = getNative();
     const ks = this.key.size;
     const vs = this.slot * this.ncpus;
     const out: [K, Buffer, number][] = [];
@@ -363,18 +379,12 @@ export class BpfMap<K, V> {
       const outBatch = Buffer.alloc(tok);
       const keys = Buffer.alloc(chunk * ks);
       const values = Buffer.alloc(chunk * vs);
-      let r: { count: number; done: boolean };
-      try {
-        r = n.mapLookupBatch(this.fd, inBatch, outBatch, keys, values, chunk);
-      } catch (e) {
-        if (isNativeSystemError(e) && e.code === 'ENOSPC' && chunk < 1 << 20) {
-          // A hash bucket holds more entries than the chunk: retry larger.
-          chunk *= 4;
-          continue;
-        }
-        if (isBatchUnsupported(e) && out.length === 0) return this.rawEntriesByKey();
-        throw this.fail('batch lookup in', e);
+      const r = this.lookupBatchStep(inBatch, outBatch, keys, values, chunk, out.length === 0);
+      if (r === 'grow') {
+        chunk *= 4;
+        continue;
       }
+      if (r === 'unsupported') return this.rawEntriesByKey();
       for (let i = 0; i < r.count; i++) out.push([this.key.decode(keys, i * ks), values, i * vs]);
       if (r.done) return out;
       inBatch = outBatch;
@@ -393,7 +403,6 @@ export class BpfMap<K, V> {
    */
   async scanSliced(onSlice: (keys: Buffer, values: Buffer, count: number) => void, opts: { slice?: number; signal?: AbortSignal; pause?: () => Promise<void> } = {}): Promise<number> {
     this.check();
-    const n = getNative();
     const ks = this.key.size;
     const vs = this.slot * this.ncpus;
     const tok = Math.max(ks, 4);
@@ -407,20 +416,14 @@ export class BpfMap<K, V> {
     for (;;) {
       if (opts.signal?.aborted) throw new XdError('XD_ERR_BPF_MAP', `walk of map ${this.info.name} aborted`, { cause: opts.signal.reason });
       this.check();
-      let r: { count: number; done: boolean };
-      try {
-        r = n.mapLookupBatch(this.fd, inBatch, outBatch, keys, values, chunk);
-      } catch (e) {
-        if (isNativeSystemError(e) && e.code === 'ENOSPC' && chunk < 1 << 20) {
-          // A hash bucket holds more entries than the slice: retry larger.
-          chunk *= 4;
-          keys = Buffer.alloc(chunk * ks);
-          values = Buffer.alloc(chunk * vs);
-          continue;
-        }
-        if (isBatchUnsupported(e) && seen === 0) return this.scanSlicedByKey(onSlice, chunk, pause, opts.signal);
-        throw this.fail('batch lookup in', e);
+      const r = this.lookupBatchStep(inBatch, outBatch, keys, values, chunk, seen === 0);
+      if (r === 'grow') {
+        chunk *= 4;
+        keys = Buffer.alloc(chunk * ks);
+        values = Buffer.alloc(chunk * vs);
+        continue;
       }
+      if (r === 'unsupported') return this.scanSlicedByKey(onSlice, chunk, pause, opts.signal);
       if (r.count > 0) onSlice(keys, values, r.count);
       seen += r.count;
       if (r.done) return seen;
