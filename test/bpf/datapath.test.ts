@@ -15,6 +15,7 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as pk from '../lib/packet';
+import { jhash2words, jhash5words } from '../lib/jhash';
 import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
 import {
   MAPS,
@@ -1061,41 +1062,13 @@ test('SEQ keeps counting from where it is: consecutive SYNs on one CPU take cons
   }
 });
 
-// jhash of the kernel (include/linux/jhash.h), reimplemented here to check the program's
-// Maglev/SH slot choice; inputs are host-order words.
-const rol32 = (w: number, s: number): number => ((w << s) | (w >>> (32 - s))) >>> 0;
-function jhashFinal(a: number, b: number, c: number): number {
-  c = ((c ^ b) - rol32(b, 14)) >>> 0;
-  a = ((a ^ c) - rol32(c, 11)) >>> 0;
-  b = ((b ^ a) - rol32(a, 25)) >>> 0;
-  c = ((c ^ b) - rol32(b, 16)) >>> 0;
-  a = ((a ^ c) - rol32(c, 4)) >>> 0;
-  b = ((b ^ a) - rol32(a, 14)) >>> 0;
-  c = ((c ^ b) - rol32(b, 24)) >>> 0;
-  return c;
-}
-function jhashMix(a: number, b: number, c: number): [number, number, number] {
-  a = (a - c) >>> 0; a = (a ^ rol32(c, 4)) >>> 0; c = (c + b) >>> 0;
-  b = (b - a) >>> 0; b = (b ^ rol32(a, 6)) >>> 0; a = (a + c) >>> 0;
-  c = (c - b) >>> 0; c = (c ^ rol32(b, 8)) >>> 0; b = (b + a) >>> 0;
-  a = (a - c) >>> 0; a = (a ^ rol32(c, 16)) >>> 0; c = (c + b) >>> 0;
-  b = (b - a) >>> 0; b = (b ^ rol32(a, 19)) >>> 0; a = (a + c) >>> 0;
-  c = (c - b) >>> 0; c = (c ^ rol32(b, 4)) >>> 0; b = (b + a) >>> 0;
-  return [a, b, c];
-}
-const JHASH_INITVAL = 0xdeadbeef;
+// The program's Maglev/SH slot: the kernel's jhash (test/lib/jhash.ts) of the client address
+// and port, seeded like bpf/hash.h.
 const FLOW_SEED = 0x6d7973;
 function maglevHash(client: string, port: number): number {
   const b = pk.ipBytes(client);
-  if (b.length === 4) {
-    const init = (JHASH_INITVAL + (2 << 2) + FLOW_SEED) >>> 0;
-    return jhashFinal((b.readUInt32BE(0) + init) >>> 0, (port + init) >>> 0, init);
-  }
-  const init = (JHASH_INITVAL + (5 << 2) + FLOW_SEED) >>> 0;
-  let [a, bb, c] = jhashMix((b.readUInt32BE(0) + init) >>> 0, (b.readUInt32BE(4) + init) >>> 0, (b.readUInt32BE(8) + init) >>> 0);
-  a = (a + b.readUInt32BE(12)) >>> 0;
-  bb = (bb + port) >>> 0;
-  return jhashFinal(a, bb, c);
+  if (b.length === 4) return jhash2words(b.readUInt32BE(0), port, FLOW_SEED);
+  return jhash5words([b.readUInt32BE(0), b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12), port], FLOW_SEED);
 }
 
 /** A ring of `size` holes except `slot`, which names backend 1: only the right slot forwards. */

@@ -15,6 +15,25 @@ function jhashFinal(a: number, b: number, c: number): number {
   return c;
 }
 
+function jhashMix(a: number, b: number, c: number): [number, number, number] {
+  a = (a - c) >>> 0; a = (a ^ rol32(c, 4)) >>> 0; c = (c + b) >>> 0;
+  b = (b - a) >>> 0; b = (b ^ rol32(a, 6)) >>> 0; a = (a + c) >>> 0;
+  c = (c - b) >>> 0; c = (c ^ rol32(b, 8)) >>> 0; b = (b + a) >>> 0;
+  a = (a - c) >>> 0; a = (a ^ rol32(c, 16)) >>> 0; c = (c + b) >>> 0;
+  b = (b - a) >>> 0; b = (b ^ rol32(a, 19)) >>> 0; a = (a + c) >>> 0;
+  c = (c - b) >>> 0; c = (c ^ rol32(b, 4)) >>> 0; b = (b + a) >>> 0;
+  return [a, b, c];
+}
+
+/** jhash2(w, 5, seed): the kernel's jhash over five 32-bit words (an IPv6 address and a port). */
+export function jhash5words(w: readonly [number, number, number, number, number], seed: number): number {
+  const init = (JHASH_INITVAL + (5 << 2) + seed) >>> 0;
+  let [a, b, c] = jhashMix((w[0] + init) >>> 0, (w[1] + init) >>> 0, (w[2] + init) >>> 0);
+  a = (a + w[3]) >>> 0;
+  b = (b + w[4]) >>> 0;
+  return jhashFinal(a, b, c);
+}
+
 /** jhash_2words(a, b, seed). */
 export function jhash2words(a: number, b: number, seed: number): number {
   const init = (JHASH_INITVAL + (2 << 2) + seed) >>> 0;
