@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as pk from '../lib/packet';
+import { pcap } from '../lib/pcap';
 
 let dir: string;
 before(() => {
@@ -17,23 +18,6 @@ before(() => {
 after(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function pcap(frames: Buffer[]): Buffer {
-  const g = Buffer.alloc(24);
-  g.writeUInt32LE(0xa1b2c3d4, 0);
-  g.writeUInt16LE(2, 4);
-  g.writeUInt16LE(4, 6);
-  g.writeUInt32LE(65535, 16);
-  g.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
-  const parts: Buffer[] = [g];
-  for (const f of frames) {
-    const h = Buffer.alloc(16);
-    h.writeUInt32LE(f.length, 8);
-    h.writeUInt32LE(f.length, 12);
-    parts.push(h, f);
-  }
-  return Buffer.concat(parts);
-}
 
 /** tcpdump -vvv lines, one block per frame. */
 function tcpdump(frames: Buffer[]): string {

@@ -30,6 +30,7 @@ import {
   xdTunnelCodec,
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdBackendStats, XdReasonStats, XdService, XdServiceKey, XdTunnel } from '../../src/bpf/layouts.generated';
+import { pcap } from '../lib/pcap';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RING_MAX = 7;
@@ -339,23 +340,6 @@ test('the GUE source port and the IPv6 flow label follow the inner flow: one flo
 });
 
 // ---------------------------------------------------------------- independent decoder
-
-function pcap(frames: Buffer[]): Buffer {
-  const g = Buffer.alloc(24);
-  g.writeUInt32LE(0xa1b2c3d4, 0);
-  g.writeUInt16LE(2, 4);
-  g.writeUInt16LE(4, 6);
-  g.writeUInt32LE(65535, 16);
-  g.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
-  const parts: Buffer[] = [g];
-  for (const f of frames) {
-    const h = Buffer.alloc(16);
-    h.writeUInt32LE(f.length, 8);
-    h.writeUInt32LE(f.length, 12);
-    parts.push(h, f);
-  }
-  return Buffer.concat(parts);
-}
 
 test('tshark verifies every outer and inner IPv4 checksum and every ICMP checksum the program wrote', () => {
   // Its own frames: every fixture, plus the ICMP answers of both families.
