@@ -326,7 +326,7 @@ function gueFlows(file: string): Map<number, Set<number>> {
   return flows;
 }
 
-test('GUE source ports carry the inner flow\'s hash: one port per client connection, different connections different ports (ECMP entropy)', async () => {
+test('GUE source ports carry the inner flow\'s hash: one port per client connection, different connections different ports (ECMP entropy)', async (t) => {
   const file = path.join(tmp, 'gue.pcap');
   // Captured on the router's side of the segment (tcpdump on the director's XDP interface sees
   // none of it). -Z root: write the file as root (tcpdump drops to its own user otherwise);
@@ -358,6 +358,7 @@ test('GUE source ports carry the inner flow\'s hash: one port per client connect
   }
   // 14 bits of hash: two of 12 flows share a port with probability ~0.4 %; allow one such pair.
   assert.ok(ports.size >= N - 1, `distinct GUE source ports: ${ports.size} of ${N} flows (${[...ports]})`);
+  t.diagnostic(`${N} flows, ${ports.size} distinct GUE source ports: ${[...ports].sort((a, b) => a - b).join(' ')}`);
 });
 
 test('pools over the tunnel: a write through the writer VIP lands on the primary, reads spread over both replicas', async () => {
@@ -399,9 +400,10 @@ test('a drained replica finishes its session while new reader connections go to 
   await waitFor(`${drained.name} back in readers`, async () => (await statesOf('readers'))[drained.name] === 'active', 5000);
 });
 
-test('a killed replica leaves the readers pool and takes no new connection', async () => {
+test('a killed replica leaves the readers pool and takes no new connection', async (t) => {
   await dbs[2]!.kill('SIGKILL');
-  const t = await waitFor('r3 down', async () => (await statesOf('readers')).r3 === 'down', 10000);
-  assert.ok(t <= INTERVAL * (FALL + 1) + 1500, `detected after ${t} ms`);
+  const ms = await waitFor('r3 down', async () => (await statesOf('readers')).r3 === 'down', 10000);
+  assert.ok(ms <= INTERVAL * (FALL + 1) + 1500, `detected after ${ms} ms`);
+  t.diagnostic(`killed replica out of the readers pool after ${ms} ms`);
   assert.deepEqual(connections(VIP_R, 20), { 42: 20 });
 });
