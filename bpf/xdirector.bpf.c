@@ -84,6 +84,12 @@ _Static_assert(sizeof(struct xd_tunnel) == 40, "xd_tunnel layout");
 _Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
 _Static_assert(sizeof(struct xd_flow4_key) == 16, "xd_flow4_key layout");
 _Static_assert(sizeof(struct xd_guard) == 32, "xd_guard layout");
+_Static_assert(sizeof(struct xd_flow4_cache) == 32, "xd_flow4_cache layout");
+_Static_assert(sizeof(struct xd_flow6_cache) == 56, "xd_flow6_cache layout");
+_Static_assert(sizeof(((struct xd_flow4_cache *)0)->key) == sizeof(struct xd_flow4_key), "xd_flow4_cache key");
+_Static_assert(sizeof(((struct xd_flow6_cache *)0)->key) == sizeof(struct xd_flow_key), "xd_flow6_cache key");
+_Static_assert((XD_FLOW_CACHE4 & (XD_FLOW_CACHE4 - 1)) == 0, "XD_FLOW_CACHE4 is a power of two");
+_Static_assert((XD_FLOW_CACHE6 & (XD_FLOW_CACHE6 - 1)) == 0, "XD_FLOW_CACHE6 is a power of two");
 _Static_assert(sizeof(struct xd_flow) == 16, "xd_flow layout");
 _Static_assert(sizeof(struct xd_service_stats) == 32, "xd_service_stats layout");
 _Static_assert(sizeof(struct xd_backend_stats) == 40, "xd_backend_stats layout");
@@ -98,6 +104,13 @@ _Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
 /* A flow's last_seen_ns is rewritten at most this often, so an established
  * flow does not dirty its map entry (a shared cache line) on every packet. */
 #define XD_LAST_SEEN_REFRESH_NS 1000000000ULL
+/* A per-CPU flow cache slot is trusted this many jiffies (32 ms at HZ=1000,
+ * 128 ms at 250, 320 ms at 100), then the flow table is looked up again: that
+ * keeps a cached flow recent in the LRU, refreshes its last_seen_ns within the
+ * second, and bounds how long another CPU's copy of a flow rewritten in place
+ * (a SYN reusing the 5-tuple) can be used. bpf_jiffies64() is inlined by the
+ * verifier (a load), unlike a clock helper call. */
+#define XD_FLOW_CACHE_JIFFIES 32
 /* The rate guard's window. */
 #define XD_GUARD_WINDOW_NS 1000000000ULL
 
@@ -125,12 +138,11 @@ static __always_inline void count_reason(__u32 reason, __u64 bytes)
 	}
 }
 
-/* An established flow may stay on its backend if the backend slot still holds
- * the same backend (generation), is in use and is not DOWN. DRAINING is fine:
- * draining backends keep their flows. */
-static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
+/* An established flow (backend index, generation) may stay on its backend if
+ * the backend slot still holds the same backend, is in use and is not DOWN.
+ * DRAINING is fine: draining backends keep their flows. */
+static __always_inline struct xd_backend *live_backend(__u32 idx, __u32 generation)
 {
-	__u32 idx = f->backend;
 	struct xd_backend *be;
 
 	if (idx == 0)
@@ -140,9 +152,41 @@ static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
 		return NULL;
 	if ((be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DOWN)) != XD_BE_F_ACTIVE)
 		return NULL;
-	if (be->generation != f->generation)
+	if (be->generation != generation)
 		return NULL;
 	return be;
+}
+
+/* Flow cache slot of a key: the key's words folded by XOR, then a Fibonacci
+ * (multiplicative) hash; the top bits pick the slot. */
+static __always_inline __u32 fc_hash(__u32 folded, __u32 size)
+{
+	__u32 h = folded * 0x9e3779b1U;
+
+	return (h >> 16) & (size - 1);
+}
+
+static __always_inline int key4_eq(const __u64 *x, const struct xd_flow4_key *b)
+{
+	const __u64 *y = (const __u64 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
+static __always_inline int key6_eq(const __u64 *x, const struct xd_flow_key *b)
+{
+	const __u64 *y = (const __u64 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) |
+		(x[4] ^ y[4])) == 0;
+}
+
+/* An established flow may stay on its backend if the backend slot still holds
+ * the same backend (generation), is in use and is not DOWN. DRAINING is fine:
+ * draining backends keep their flows. */
+static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
+{
+	return live_backend(f->backend, f->generation);
 }
 
 /* ip_vs_mh_hashkey's v at offset 0 for the flow's client: ntohs(port) +
@@ -476,6 +520,9 @@ int xdirector(struct xdp_md *ctx)
 	struct xd_backend *be = NULL;
 	struct xd_backend_stats *bs;
 	struct xd_flow *flow, *emb = NULL;
+	struct xd_flow4_cache *c4 = NULL;
+	struct xd_flow6_cache *c6 = NULL;
+	int cached = 0;
 	struct ethhdr *eth;
 	struct tcphdr *th;
 	struct udphdr *uh;
@@ -674,29 +721,55 @@ int xdirector(struct xdp_md *ctx)
 	syn = (tcp_flags & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN;
 
 	/*
-	 * Established flow: one hashed lookup, the backend's entry by index (its
-	 * generation and state), one per-CPU counter. The flow key names the
-	 * VIP, port and protocol, so no service lookup: a flow exists only for
-	 * a service, and a removed service's backends get new generations.
+	 * Established flow, per-CPU cache hit: an array lookup, a key compare,
+	 * the backend's entry by index (its generation and state), one per-CPU
+	 * counter. The flow key names the VIP, port and protocol, so no service
+	 * lookup: a flow exists only for a service, and a removed service's
+	 * backends get new generations. The slot is looked up for every TCP/UDP
+	 * packet: a packet of this key that does not take this path (a SYN, a
+	 * stale slot, a gone backend) empties it below, once it is known to be
+	 * for a service.
 	 */
-	flow = NULL;
-	if (!syn && !is_frag) {
-		flow = flow_lookup(v4, &k4, &fk);
-		if (flow) {
-			be = flow_backend(flow);
-			if (be) {
-				__u64 now = xd_now();
+	if (v4) {
+		__u32 slot = fc_hash(k4.saddr ^ k4.daddr ^ ((__u32)k4.sport << 16 | k4.dport),
+				     XD_FLOW_CACHE4);
 
-				be_idx = flow->backend;
-				if (now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS)
-					flow->last_seen_ns = now;
-				reason = XD_R_TX_FLOW_HIT;
-				action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
-				goto out;
+		c4 = bpf_map_lookup_elem(&xd_fc4_v1, &slot);
+		if (c4 && c4->backend && key4_eq(c4->key, &k4)) {
+			cached = 1;
+			if (!syn && !is_frag && bpf_jiffies64() < c4->expires) {
+				be = live_backend(c4->backend, c4->generation);
+				if (be) {
+					be_idx = c4->backend;
+					reason = XD_R_TX_FLOW_HIT;
+					action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
+					goto out;
+				}
+			}
+		}
+	} else {
+		__u32 slot = fc_hash(fk.saddr[0] ^ fk.saddr[1] ^ fk.saddr[2] ^ fk.saddr[3] ^
+				     fk.daddr[3] ^ ((__u32)fk.sport << 16 | fk.dport),
+				     XD_FLOW_CACHE6);
+
+		c6 = bpf_map_lookup_elem(&xd_fc6_v1, &slot);
+		if (c6 && c6->backend && key6_eq(c6->key, &fk)) {
+			cached = 1;
+			if (!syn && !is_frag && bpf_jiffies64() < c6->expires) {
+				be = live_backend(c6->backend, c6->generation);
+				if (be) {
+					be_idx = c6->backend;
+					reason = XD_R_TX_FLOW_HIT;
+					action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
+					goto out;
+				}
 			}
 		}
 	}
+	be = NULL;
 
+	/* Not a cache hit: the service first, so traffic for no service
+	 * (the director's own, other hosts') pays one hashed lookup. */
 	__builtin_memcpy(sk.vip, fk.daddr, sizeof(sk.vip));
 	sk.port = fk.dport;
 	sk.proto = l4;
@@ -712,6 +785,51 @@ int xdirector(struct xdp_md *ctx)
 		reason = XD_R_DROP_FRAGMENT;
 		action = XDP_DROP;
 		goto out;
+	}
+
+	/* This CPU's cached copy of the flow is not to be used again: the flow
+	 * table says what happens now (and is rewritten below if the flow
+	 * changes backend). */
+	if (cached) {
+		if (c4)
+			c4->backend = 0;
+		if (c6)
+			c6->backend = 0;
+	}
+
+	/*
+	 * Established flow, the shared flow table: one hashed lookup. A hit
+	 * refills this CPU's cache slot for the next packets.
+	 */
+	flow = NULL;
+	if (!syn) {
+		flow = flow_lookup(v4, &k4, &fk);
+		if (flow) {
+			be = flow_backend(flow);
+			if (be) {
+				__u64 now = xd_now();
+				__u64 expires = bpf_jiffies64() + XD_FLOW_CACHE_JIFFIES;
+
+				be_idx = flow->backend;
+				if (now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS)
+					flow->last_seen_ns = now;
+				if (c4) {
+					__builtin_memcpy(c4->key, &k4, sizeof(c4->key));
+					c4->backend = be_idx;
+					c4->generation = flow->generation;
+					c4->expires = expires;
+				}
+				if (c6) {
+					__builtin_memcpy(c6->key, &fk, sizeof(c6->key));
+					c6->backend = be_idx;
+					c6->generation = flow->generation;
+					c6->expires = expires;
+				}
+				reason = XD_R_TX_FLOW_HIT;
+				action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
+				goto out;
+			}
+		}
 	}
 
 	{

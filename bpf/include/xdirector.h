@@ -20,7 +20,7 @@
 
 /* Bumped on any change below; also stored in the meta map of a pinned
  * instance so that a restarted control plane can refuse a mismatch. */
-#define XD_LAYOUT_VERSION 3
+#define XD_LAYOUT_VERSION 4
 
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
@@ -47,6 +47,14 @@
 /* Each embryonic table (IPv4, IPv6): flows whose handshake has not completed.
  * A spoofed SYN flood churns only these, never the flow tables. */
 #define XD_MAX_EMBRYONIC 65536
+#endif
+
+#ifndef XD_FLOW_CACHE4
+/* Per-CPU flow cache slots (power of two): IPv4 32 bytes each, IPv6 56. */
+#define XD_FLOW_CACHE4 4096
+#endif
+#ifndef XD_FLOW_CACHE6
+#define XD_FLOW_CACHE6 1024
 #endif
 
 /* Address families as stored in keys (not AF_* values). */
@@ -180,6 +188,29 @@ struct xd_flow {
 	__u32 backend;      /* backend index */
 	__u32 generation;   /* backend generation when the flow was created */
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy-grained) of a recent packet, refreshed at most once a second */
+};
+
+/* Per-CPU flow cache slots (xd_fc4_v1 / xd_fc6_v1, per-CPU arrays of
+ * XD_FLOW_CACHE4 / XD_FLOW_CACHE6 slots, direct-mapped by a hash of the key):
+ * copies of recently hit flow-table entries, so an established packet costs an
+ * array lookup and a key compare instead of a hashed LRU lookup. The flow
+ * tables stay the source of truth: a slot is used only until `expires`, then
+ * the flow table is looked up again (which also keeps the flow recent in its
+ * LRU and refreshes last_seen_ns); a slot whose backend entry no longer
+ * matches (generation, state) is never used. Written by the program only.
+ * 32 and 56 bytes. */
+struct xd_flow4_cache {
+	__u64 key[2];     /* the struct xd_flow4_key, as is */
+	__u32 backend;    /* backend index; 0 = empty slot */
+	__u32 generation; /* backend generation, as in the flow entry */
+	__u64 expires;    /* bpf_jiffies64() after which the slot is stale */
+};
+
+struct xd_flow6_cache {
+	__u64 key[5];     /* the struct xd_flow_key, as is */
+	__u32 backend;
+	__u32 generation;
+	__u64 expires;
 };
 
 /* rings map value: a backend index. The rings array holds, for service id s

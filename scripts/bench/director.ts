@@ -244,7 +244,7 @@ function ipLink(args: string[]): void {
  * only frames for its interface's MAC); the benchmarks then attach the same pinned program to the
  * director's eth0 inside their namespaces.
  */
-export async function loadDirector(o: { pinDir: string; log: Logger; mac: string; limits?: DirectorLimits }): Promise<BenchDirector> {
+export async function loadDirector(o: { pinDir: string; log: Logger; mac: string; limits?: DirectorLimits; objectPath?: string }): Promise<BenchDirector> {
   const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
   const tag = `xdb${process.pid % 100000}${placeholderSeq++}`;
   const ifname = `${tag}a`;
@@ -255,7 +255,7 @@ export async function loadDirector(o: { pinDir: string; log: Logger; mac: string
     ipLink(['set', ifname, 'up']);
     ipLink(['set', `${tag}b`, 'up']);
     dp = await XdpDataplane.open({
-      instance: 'director', ifname, mode: 'generic', pinDir: o.pinDir, ringMax: lim.ringMax,
+      instance: 'director', ifname, mode: 'generic', pinDir: o.pinDir, ringMax: lim.ringMax, objectPath: o.objectPath,
       maxServices: lim.maxServices, maxBackends: lim.maxBackends, flowTableSize: lim.flows, newFlowRate: lim.newFlowRate,
       log: o.log.child({ component: 'bench-director' }),
     });

@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x1d179fbba7e7a319n;
+export const LAYOUT_HASH = 0xde782ec2a54a5325n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -25,6 +25,8 @@ export const DEFINES = {
   XD_RING_MAX: 65537,
   XD_MAX_FLOWS: 1048576,
   XD_MAX_EMBRYONIC: 65536,
+  XD_FLOW_CACHE4: 4096,
+  XD_FLOW_CACHE6: 1024,
 } as const;
 
 /** Maps by role (name minus xd_ and _vN): the only place map names appear in TypeScript. */
@@ -38,6 +40,26 @@ export const MAPS = {
     keySize: 20,
     valueSize: 16,
     maxEntries: 64,
+  },
+  fc4: {
+    role: 'fc4',
+    name: 'xd_fc4_v1',
+    type: 'percpu_array',
+    keyType: 'u32',
+    valueType: 'xd_flow4_cache',
+    keySize: 4,
+    valueSize: 32,
+    maxEntries: 4096,
+  },
+  fc6: {
+    role: 'fc6',
+    name: 'xd_fc6_v1',
+    type: 'percpu_array',
+    keyType: 'u32',
+    valueType: 'xd_flow6_cache',
+    keySize: 4,
+    valueSize: 56,
+    maxEntries: 1024,
   },
   guard: {
     role: 'guard',
@@ -362,6 +384,76 @@ export function decodeXdService(buf: Buffer, offset = 0): XdService {
 }
 
 export const xdServiceCodec: Codec<XdService> = { size: 16, encode: encodeXdService, decode: decodeXdService };
+
+/** struct xd_flow4_cache: 32 bytes. */
+export interface XdFlow4Cache {
+  /** u64[2] at 0 */
+  key: bigint[];
+  /** u32 at 16 */
+  backend: number;
+  /** u32 at 20 */
+  generation: number;
+  /** u64 at 24 */
+  expires: bigint;
+}
+
+export const XD_FLOW4_CACHE_SIZE = 32;
+
+export function encodeXdFlow4Cache(v: XdFlow4Cache, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 32);
+  chkArr(v.key, 2, 'xd_flow4_cache.key').forEach((x, i) => buf.writeBigUInt64LE(chkU64(x, 'xd_flow4_cache.key'), offset + 0 + i * 8));
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow4_cache.backend'), offset + 16);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow4_cache.generation'), offset + 20);
+  buf.writeBigUInt64LE(chkU64(v.expires, 'xd_flow4_cache.expires'), offset + 24);
+  return buf;
+}
+
+export function decodeXdFlow4Cache(buf: Buffer, offset = 0): XdFlow4Cache {
+  if (buf.length < offset + 32) throw new TypeError(`xd_flow4_cache: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    key: Array.from({ length: 2 }, (_, i) => buf.readBigUInt64LE(offset + 0 + i * 8)),
+    backend: buf.readUInt32LE(offset + 16),
+    generation: buf.readUInt32LE(offset + 20),
+    expires: buf.readBigUInt64LE(offset + 24),
+  };
+}
+
+export const xdFlow4CacheCodec: Codec<XdFlow4Cache> = { size: 32, encode: encodeXdFlow4Cache, decode: decodeXdFlow4Cache };
+
+/** struct xd_flow6_cache: 56 bytes. */
+export interface XdFlow6Cache {
+  /** u64[5] at 0 */
+  key: bigint[];
+  /** u32 at 40 */
+  backend: number;
+  /** u32 at 44 */
+  generation: number;
+  /** u64 at 48 */
+  expires: bigint;
+}
+
+export const XD_FLOW6_CACHE_SIZE = 56;
+
+export function encodeXdFlow6Cache(v: XdFlow6Cache, buf: Buffer = Buffer.alloc(56), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 56);
+  chkArr(v.key, 5, 'xd_flow6_cache.key').forEach((x, i) => buf.writeBigUInt64LE(chkU64(x, 'xd_flow6_cache.key'), offset + 0 + i * 8));
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow6_cache.backend'), offset + 40);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow6_cache.generation'), offset + 44);
+  buf.writeBigUInt64LE(chkU64(v.expires, 'xd_flow6_cache.expires'), offset + 48);
+  return buf;
+}
+
+export function decodeXdFlow6Cache(buf: Buffer, offset = 0): XdFlow6Cache {
+  if (buf.length < offset + 56) throw new TypeError(`xd_flow6_cache: expected 56 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    key: Array.from({ length: 5 }, (_, i) => buf.readBigUInt64LE(offset + 0 + i * 8)),
+    backend: buf.readUInt32LE(offset + 40),
+    generation: buf.readUInt32LE(offset + 44),
+    expires: buf.readBigUInt64LE(offset + 48),
+  };
+}
+
+export const xdFlow6CacheCodec: Codec<XdFlow6Cache> = { size: 56, encode: encodeXdFlow6Cache, decode: decodeXdFlow6Cache };
 
 /** struct xd_guard: 32 bytes. */
 export interface XdGuard {
@@ -764,6 +856,8 @@ export const xdMetaCodec: Codec<XdMeta> = { size: 32, encode: encodeXdMeta, deco
 /** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */
 export const MAP_CODECS = {
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
+  fc4: { key: u32, value: xdFlow4CacheCodec },
+  fc6: { key: u32, value: xdFlow6CacheCodec },
   guard: { key: u32, value: xdGuardCodec },
   best: { key: u32, value: xdBackendStatsCodec },
   be: { key: u32, value: xdBackendCodec },
@@ -781,7 +875,7 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 3,
+  layoutVersion: 4,
   structs: {
     xd_service_key: {
       name: 'xd_service_key',
@@ -870,6 +964,80 @@ export const LAYOUT: LayoutModel = {
         kind: 'u8[2]',
         elem: 'u8',
         count: 2,
+        byteOrder: 'host',
+      }],
+    },
+    xd_flow4_cache: {
+      name: 'xd_flow4_cache',
+      size: 32,
+      fields: [{
+        name: 'key',
+        offset: 0,
+        size: 16,
+        kind: 'u64[2]',
+        elem: 'u64',
+        count: 2,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 16,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 20,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'expires',
+        offset: 24,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
+    xd_flow6_cache: {
+      name: 'xd_flow6_cache',
+      size: 56,
+      fields: [{
+        name: 'key',
+        offset: 0,
+        size: 40,
+        kind: 'u64[5]',
+        elem: 'u64',
+        count: 5,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 40,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 44,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'expires',
+        offset: 48,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
         byteOrder: 'host',
       }],
     },
@@ -1415,6 +1583,26 @@ export const LAYOUT: LayoutModel = {
       keySize: 20,
       valueSize: 16,
       maxEntries: 64,
+    },
+    fc4: {
+      role: 'fc4',
+      name: 'xd_fc4_v1',
+      type: 'percpu_array',
+      keyType: 'u32',
+      valueType: 'xd_flow4_cache',
+      keySize: 4,
+      valueSize: 32,
+      maxEntries: 4096,
+    },
+    fc6: {
+      role: 'fc6',
+      name: 'xd_fc6_v1',
+      type: 'percpu_array',
+      keyType: 'u32',
+      valueType: 'xd_flow6_cache',
+      keySize: 4,
+      valueSize: 56,
+      maxEntries: 1024,
     },
     guard: {
       role: 'guard',

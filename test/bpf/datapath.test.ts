@@ -39,6 +39,7 @@ import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdGuard,
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 import { addressToBytes16 } from '../../src/net/inet';
+import { clearFlowCaches } from '../lib/flowcache';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 
@@ -168,6 +169,7 @@ class Datapath {
     this.svc.deleteBatch(this.svc.keys());
     this.flow.clear();
     this.emb.clear();
+    clearFlowCaches(this.obj);
     const emptyBe: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
     this.be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, emptyBe] as const));
     for (const [base, len] of this.dirtyRing) this.ring.updateBatch(Array.from({ length: len }, (_, i) => [base + i, 0] as const));
@@ -801,11 +803,15 @@ test('last_seen is refreshed by a packet once it is more than a second old, and 
   const created = dp.flowOf(key)!;
   // Seen half a second ago: a packet leaves the entry alone (no write per packet).
   const recent = created.last_seen_ns - 500_000_000n;
+  // (Each rewrite also empties the per-CPU flow caches, as if their slots had expired: a cached
+  // flow reaches the flow table again within XD_FLOW_CACHE_JIFFIES.)
   dp.flow.update(key, { ...created, last_seen_ns: recent });
+  clearFlowCaches(dp.obj);
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
   assert.equal(dp.flowOf(key)!.last_seen_ns, recent);
   // Seen two seconds ago: the next packet refreshes it.
   dp.flow.update(key, { ...created, last_seen_ns: created.last_seen_ns - 2_000_000_000n });
+  clearFlowCaches(dp.obj);
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
   const now = dp.flowOf(key)!.last_seen_ns;
   assert.ok(now >= created.last_seen_ns, `refreshed: ${now} >= ${created.last_seen_ns}`);

@@ -31,6 +31,7 @@ import {
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdBackendStats, XdReasonStats, XdService, XdServiceKey, XdTunnel } from '../../src/bpf/layouts.generated';
 import { pcap } from '../lib/pcap';
+import { clearFlowCaches } from '../lib/flowcache';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RING_MAX = 7;
@@ -116,6 +117,7 @@ beforeEach(() => {
     const flow = obj.map(m.name, { size: m.keySize, encode: (k: Buffer) => k, decode: (b: Buffer) => Buffer.from(b) }, { size: m.valueSize, encode: (v: Buffer) => v, decode: (b: Buffer) => Buffer.from(b) });
     flow.deleteBatch(flow.keys());
   }
+  clearFlowCaches(obj);
   const empty: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
   be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, empty] as const));
   tun.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, { saddr: Buffer.alloc(16), daddr: Buffer.alloc(16), gue_port: 0, mtu: 0, encap: 0, family: 0 }] as const));
