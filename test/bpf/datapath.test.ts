@@ -28,6 +28,7 @@ import {
   xdBackendStatsCodec,
   xdFlowCodec,
   xdFlowKeyCodec,
+  xdFlow4CacheCodec,
   xdFlow4KeyCodec,
   xdGuardCodec,
   xdReasonStatsCodec,
@@ -35,7 +36,7 @@ import {
   xdServiceKeyCodec,
   xdServiceStatsCodec,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdGuard, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow4Key, XdGuard, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 import { addressToBytes16 } from '../../src/net/inet';
@@ -258,6 +259,10 @@ class Datapath {
   /** The flow table's entry for a 5-tuple. */
   flowOf(key: XdFlowKey): XdFlow | undefined {
     return this.flow.lookup(key);
+  }
+  /** The per-CPU IPv4 flow cache (xd_fc4_v1). */
+  fc4(): BpfMap<number, XdFlow4Cache> {
+    return this.obj.map(MAPS.fc4.name, u32, xdFlow4CacheCodec);
   }
   /** The embryonic table's entry for a 5-tuple. */
   embryonicOf(key: XdFlowKey): XdFlow | undefined {
@@ -714,6 +719,81 @@ test("a DOWN backend's established flows are re-hashed onto the ring", () => {
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41040);
   assert.equal(establish(c), 1);
+  dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DOWN });
+  dp.setRing(0, 1, Array(7).fill(2));
+  dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, clientFrame(c, ack(c)).length);
+  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
+});
+
+// ---------------------------------------------------------------- per-CPU flow cache
+
+/** An IPv4 5-tuple as the xd_flow4_cache key words (the xd_flow4_key bytes, host-order u64s). */
+function cacheKey4(c: Conn): bigint[] {
+  const b = xdFlow4KeyCodec.encode({ saddr: addressToBytes16(c.client).readUInt32BE(0), daddr: addressToBytes16(c.vip).readUInt32BE(0), sport: c.cport, dport: c.vport, proto: TCP });
+  return [b.readBigUInt64LE(0), b.readBigUInt64LE(8)];
+}
+
+/** The cache slot (and its per-CPU values) holding this flow on some CPU. */
+function cachedSlot(c: Conn): { slot: number; cpus: XdFlow4Cache[] } | undefined {
+  const want = cacheKey4(c).join(',');
+  for (const [slot, cpus] of dp.fc4().entriesPerCpu()) {
+    if (cpus.some((v) => v.backend !== 0 && v.key.join(',') === want)) return { slot, cpus };
+  }
+  return undefined;
+}
+
+/** Writes the flow's slot on every CPU (so the result does not depend on which CPU runs the packet). */
+function setCachedSlot(slot: number, v: Omit<XdFlow4Cache, 'key'>, c: Conn): void {
+  dp.fc4().updatePerCpu(slot, Array(dp.fc4().ncpus).fill({ key: cacheKey4(c), ...v }));
+}
+
+test('a flow-table hit fills a slot of the per-CPU flow cache with the key, backend and generation', () => {
+  dp.setBackend(1, { generation: 5 });
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41042);
+  assert.equal(establish(c), 1);
+  assert.equal(cachedSlot(c), undefined, 'the promotion itself caches nothing');
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
+  const found = cachedSlot(c);
+  assert.ok(found, 'one CPU cached the flow');
+  const v = found.cpus.find((x) => x.backend !== 0)!;
+  assert.deepEqual([v.backend, v.generation], [1, 5]);
+  assert.ok(v.expires > 0n);
+});
+
+test('a cached flow is forwarded from its slot until the slot expires, then from the flow table', () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41043);
+  assert.equal(establish(c), 1);
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
+  const { slot } = cachedSlot(c)!;
+  // The flow table now says backend 2 (written behind the program's back); every CPU's slot says 1.
+  dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
+  setCachedSlot(slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, 'served from the slot');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, ack(c)).length);
+  setCachedSlot(slot, { backend: 1, generation: 1, expires: 0n }, c);
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2, 'an expired slot is not trusted: the flow table decides');
+  assert.ok(cachedSlot(c)!.cpus.some((v) => v.backend === 2), 'and the slot is refilled from it');
+});
+
+test('a cached flow whose backend goes DOWN is re-hashed at once, not served from its slot', () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const c = c4(41044);
+  assert.equal(establish(c), 1);
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
+  setCachedSlot(cachedSlot(c)!.slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
   dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DOWN });
   dp.setRing(0, 1, Array(7).fill(2));
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
