@@ -158,12 +158,10 @@ static __always_inline struct xd_backend *live_backend(__u32 idx, __u32 generati
 }
 
 /* Flow cache slot of a key: the key's words folded by XOR, then a Fibonacci
- * (multiplicative) hash; the top bits pick the slot. */
+ * (multiplicative) hash; its top log2(size) bits pick the slot. */
 static __always_inline __u32 fc_hash(__u32 folded, __u32 size)
 {
-	__u32 h = folded * 0x9e3779b1U;
-
-	return (h >> 16) & (size - 1);
+	return (folded * 0x9e3779b1U) >> (32 - __builtin_ctz(size));
 }
 
 static __always_inline int key4_eq(const __u64 *x, const struct xd_flow4_key *b)

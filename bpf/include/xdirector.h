@@ -50,11 +50,13 @@
 #endif
 
 #ifndef XD_FLOW_CACHE4
-/* Per-CPU flow cache slots (power of two): IPv4 32 bytes each, IPv6 56. */
-#define XD_FLOW_CACHE4 4096
+/* Per-CPU flow cache slots (power of two): IPv4 32 bytes each, IPv6 56, so
+ * 736 KiB per CPU. Direct-mapped: 4096 flows on one CPU find ~78% of them
+ * alone in their IPv4 slot (e^-(4096/16384)); flows sharing a slot take turns. */
+#define XD_FLOW_CACHE4 16384
 #endif
 #ifndef XD_FLOW_CACHE6
-#define XD_FLOW_CACHE6 1024
+#define XD_FLOW_CACHE6 4096
 #endif
 
 /* Address families as stored in keys (not AF_* values). */

@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 4;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xde782ec2a54a5325n;
+export const LAYOUT_HASH = 0x627247907bb77a3en;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -25,8 +25,8 @@ export const DEFINES = {
   XD_RING_MAX: 65537,
   XD_MAX_FLOWS: 1048576,
   XD_MAX_EMBRYONIC: 65536,
-  XD_FLOW_CACHE4: 4096,
-  XD_FLOW_CACHE6: 1024,
+  XD_FLOW_CACHE4: 16384,
+  XD_FLOW_CACHE6: 4096,
 } as const;
 
 /** Maps by role (name minus xd_ and _vN): the only place map names appear in TypeScript. */
@@ -49,7 +49,7 @@ export const MAPS = {
     valueType: 'xd_flow4_cache',
     keySize: 4,
     valueSize: 32,
-    maxEntries: 4096,
+    maxEntries: 16384,
   },
   fc6: {
     role: 'fc6',
@@ -59,7 +59,7 @@ export const MAPS = {
     valueType: 'xd_flow6_cache',
     keySize: 4,
     valueSize: 56,
-    maxEntries: 1024,
+    maxEntries: 4096,
   },
   guard: {
     role: 'guard',
@@ -1592,7 +1592,7 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_flow4_cache',
       keySize: 4,
       valueSize: 32,
-      maxEntries: 4096,
+      maxEntries: 16384,
     },
     fc6: {
       role: 'fc6',
@@ -1602,7 +1602,7 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_flow6_cache',
       keySize: 4,
       valueSize: 56,
-      maxEntries: 1024,
+      maxEntries: 4096,
     },
     guard: {
       role: 'guard',
