@@ -7,14 +7,15 @@ import http from 'node:http';
 import type { Logger } from 'pino';
 import { XdError } from '../errors';
 import type { DaemonStatus } from '../daemon/status';
-import { RateTracker, renderStatusPage } from './statuspage';
+import { ratesOf, renderStatusPage } from './statuspage';
 
 export interface HttpHandlers {
   status(): Promise<DaemonStatus>;
   metrics(): Promise<string>;
   drain(backend: string): Promise<unknown>;
   undrain(backend: string): Promise<unknown>;
-  weight?(backend: string, weight: number): Promise<unknown>;
+  /** Run-time weight; null returns to the config's. */
+  weight(backend: string, weight: number | null): Promise<unknown>;
 }
 
 export interface HttpListener {
@@ -35,7 +36,6 @@ function readToken(file: string): string {
 
 export async function startHttpListener(o: { host: string; port: number; tokenFile?: string }, h: HttpHandlers, log: Logger): Promise<HttpListener> {
   const token = o.tokenFile ? readToken(o.tokenFile) : undefined;
-  const rates = new RateTracker();
   const authorized = (req: http.IncomingMessage) => {
     if (!token) return false;
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
@@ -61,7 +61,7 @@ export async function startHttpListener(o: { host: string; port: number; tokenFi
       if (url === '/metrics') return void h.metrics().then((t) => send(200, 'text/plain; version=0.0.4; charset=utf-8', t), fail);
       if (url === '/status') return void h.status().then((st) => json(200, st), fail);
       if (url === '/') {
-        return void h.status().then((st) => send(200, 'text/html; charset=utf-8', renderStatusPage(st, rates.update(st), { readOnly: !token })), fail);
+        return void h.status().then((st) => send(200, 'text/html; charset=utf-8', renderStatusPage(st, ratesOf(st), { readOnly: !token })), fail);
       }
       return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such page: ${url} (/, /status, /metrics)` } });
     }
@@ -86,8 +86,8 @@ export async function startHttpListener(o: { host: string; port: number; tokenFi
       let p: Promise<unknown>;
       if (url === '/weight') {
         const w = body.weight;
-        if (!h.weight) return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: 'run-time weights are not available in this build' } });
-        if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 65535) return json(400, { error: { code: 'XD_ERR_USAGE', message: '"weight" must be an integer 0-65535' } });
+        // The range is the daemon's to check (the config's weight rule, one message for every way in).
+        if (w !== null && typeof w !== 'number') return json(400, { error: { code: 'XD_ERR_USAGE', message: '"weight" must be an integer (or null to return to the config\'s weight)' } });
         p = h.weight(backend, w);
       } else p = url === '/drain' ? h.drain(backend) : h.undrain(backend);
       log.info({ endpoint: url, backend, remote: req.socket.remoteAddress }, 'change over HTTP');

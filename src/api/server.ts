@@ -1,6 +1,6 @@
 // Admin API: HTTP/1.1 with JSON bodies over a unix socket (root-only: the
 // socket is 0600 in a 0700 directory). Served by `xdirector run`; the CLI
-// (`status`, `drain`, `undrain`, `dataplane`, `reload`) and Prometheus (via a
+// (`status`, `drain`, `undrain`, `maint`, `unmaint`, `weight`, `dataplane`, `reload`) and Prometheus (via a
 // local scraper or `xdirector metrics`) talk to it.
 import http from 'node:http';
 import net from 'node:net';
@@ -18,8 +18,14 @@ export interface ApiMessage {
 export interface ApiHandlers {
   status(): Promise<DaemonStatus>;
   metrics(): Promise<string>;
-  drain(backend: string): Promise<ApiMessage>;
-  undrain(backend: string): Promise<ApiMessage>;
+  /** BACKEND (every service) or SERVICE/BACKEND. */
+  drain(target: string): Promise<ApiMessage>;
+  undrain(target: string): Promise<ApiMessage>;
+  /** Maintenance: no new flows and established flows end. */
+  maint(target: string): Promise<ApiMessage>;
+  unmaint(target: string): Promise<ApiMessage>;
+  /** Run-time weight; null returns to the config's. */
+  weight(target: string, weight: number | null): Promise<ApiMessage>;
   /** Withdraw (true) or re-announce (false) every BGP VIP of this director. */
   drainDirector(on: boolean): Promise<ApiMessage>;
   dataplane(kind: string): Promise<ApiMessage>;
@@ -32,6 +38,14 @@ type Route = (body: Record<string, unknown>) => Promise<{ status?: number; json?
 function str(body: Record<string, unknown>, key: string): string {
   const v = body[key];
   if (typeof v !== 'string' || v === '') throw new XdError('XD_ERR_USAGE', `request body needs "${key}" (a non-empty string)`);
+  return v;
+}
+
+/** "weight": an integer (range-checked by the daemon, with the config's rule) or null (reset). */
+function weightOf(body: Record<string, unknown>): number | null {
+  const v = body.weight;
+  if (v === null) return null;
+  if (typeof v !== 'number') throw new XdError('XD_ERR_USAGE', 'request body needs "weight" (an integer, or null to return to the config\'s weight)');
   return v;
 }
 
@@ -57,6 +71,9 @@ export async function startApiServer(socketPath: string, h: ApiHandlers, log: Lo
     'GET /metrics': async () => ({ text: await h.metrics() }),
     'POST /drain': async (b) => ({ json: await h.drain(str(b, 'backend')) }),
     'POST /undrain': async (b) => ({ json: await h.undrain(str(b, 'backend')) }),
+    'POST /maint': async (b) => ({ json: await h.maint(str(b, 'backend')) }),
+    'POST /unmaint': async (b) => ({ json: await h.unmaint(str(b, 'backend')) }),
+    'POST /weight': async (b) => ({ json: await h.weight(str(b, 'backend'), weightOf(b)) }),
     'POST /drain-director': async (b) => ({ json: await h.drainDirector(b.on === true) }),
     'POST /dataplane': async (b) => ({ json: await h.dataplane(str(b, 'kind')) }),
     'POST /reload': async () => ({ json: await h.reload() }),

@@ -1,6 +1,6 @@
 // The status page (HAProxy-stats style): one HTML document from a status snapshot, no script,
-// refreshed by the browser every few seconds. Pure: status in, HTML out. Rates come from the
-// difference with the previous snapshot (like `ipvsadm --rate`), computed by the caller.
+// refreshed by the browser every few seconds. Pure: status in, HTML out. Rates are the daemon's
+// (its estimator's last window, like `ipvsadm --rate`), read from the status by ratesOf().
 import type { DaemonStatus } from '../daemon/status';
 import type { BackendHealth } from '../health/types';
 
@@ -68,30 +68,13 @@ ${bgp}
 `;
 }
 
-interface Snap { t: number; c: Map<string, [number, number, number]> }
-
-/** Keeps the previous snapshot's counters to turn totals into per-second rates. */
-export class RateTracker {
-  private prev?: Snap;
-
-  update(st: DaemonStatus, now = performance.now()): Rates | undefined {
-    const c = new Map<string, [number, number, number]>();
-    for (const s of st.dataplane.services) {
-      c.set(`${s.name}\n`, [Number(s.packets) || 0, Number(s.bytes) || 0, Number(s.newFlows) || 0]);
-      for (const b of s.backends) c.set(`${s.name}\n${b.key}`, [Number(b.packets) || 0, Number(b.bytes) || 0, Number(b.newFlows) || 0]);
-    }
-    const prev = this.prev;
-    this.prev = { t: now, c };
-    if (!prev || now - prev.t < 1) return undefined;
-    const dt = (now - prev.t) / 1000;
-    return {
-      get: (service, backend) => {
-        const a = prev.c.get(`${service}\n${backend}`);
-        const b = c.get(`${service}\n${backend}`);
-        if (!a || !b) return undefined;
-        const d = (i: number) => Math.max(0, b[i]! - a[i]!) / dt;
-        return { pps: d(0), bps: d(1), cps: d(2) };
-      },
-    };
+/** The daemon's rates (its estimator, src/daemon/rates.ts: the same numbers as `status --rate` and the metrics); undefined until it has two samples. */
+export function ratesOf(st: DaemonStatus): Rates | undefined {
+  if (!st.rates) return undefined;
+  const by = new Map<string, { pps: number; bps: number; cps: number }>();
+  for (const s of st.rates.services) {
+    by.set(`${s.name}\n`, { pps: s.inPps, bps: s.inBps, cps: s.cps });
+    for (const b of s.backends) by.set(`${s.name}\n${b.key}`, { pps: b.inPps, bps: b.inBps, cps: b.cps });
   }
+  return { get: (service, backend) => by.get(`${service}\n${backend}`) };
 }

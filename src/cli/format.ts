@@ -45,6 +45,11 @@ export function formatStatus(st: DaemonStatus, opts: { exact?: boolean } = {}): 
   }
   for (const u of st.unresolved) out.push(`unresolved: ${u.service} ${u.backend}: ${u.error}`);
   if (st.drained.length) out.push(`drained: ${st.drained.join(', ')}`);
+  if (st.maint.length) out.push(`maint: ${st.maint.join(', ')} (no new flows, established flows end; unmaint TARGET ends it)`);
+  for (const w of st.weights) {
+    const cfg = Object.entries(w.config).map(([svc, cw]) => `${svc} ${cw}`).join(', ');
+    out.push(`runtime weight ${w.target} ${w.weight}: overrides the config's (${cfg || 'no such backend in the config now'}); kept across reload until weight ${w.target} --reset`);
+  }
   for (const a of st.health?.alerts ?? []) out.push(`ALERT: ${a.message}`);
   if (dp.kind === 'xdp') {
     if (dp.detail.txAlert) out.push(`ALERT: ${dp.detail.txAlert}`);
@@ -64,5 +69,34 @@ export function formatStatus(st: DaemonStatus, opts: { exact?: boolean } = {}): 
   const r = Object.entries(dp.reasons ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${human(v)}`);
   if (r.length) out.push(`verdicts: ${r.join(' ')}`);
   if (dp.flood) out.push(`flood guard: embryonic=${human(dp.flood.embryonicCreated)} rate_limited=${human(dp.flood.rateLimited)}`);
+  return out.join('\n') + '\n';
+}
+
+/** A rate as ipvsadm prints it: whole numbers, K/M/G above 10000 unless --exact; one decimal below 10 so a slow trickle is not 0. */
+function rate(n: number): string {
+  if (n < 10) return n === 0 ? '0' : n.toFixed(1);
+  return human(Math.round(n));
+}
+
+/** `xdirector status --rate`, laid out like `ipvsadm -Ln --rate` (no OutPPS/OutBPS: replies bypass the director). */
+export function formatRates(st: DaemonStatus, opts: { exact?: boolean } = {}): string {
+  exact = !!opts.exact;
+  const r = st.rates;
+  if (!r) return `xdirector ${st.instance}: no rates yet (the daemon samples its counters every 2 s and needs two samples)\n`;
+  const out: string[] = [`xdirector ${st.instance}, rates over ${r.intervalSeconds.toFixed(1)} s to ${r.at}`];
+  out.push(`${pad('Prot LocalAddress:Port', 30)} ${pad('CPS', 9, true)} ${pad('InPPS', 9, true)} ${pad('InBPS', 9, true)}`);
+  out.push(`  ${pad('-> RemoteAddress:Port', 28)}`);
+  const byName = new Map(r.services.map((s) => [s.name, s]));
+  for (const s of st.dataplane.services) {
+    const sr = byName.get(s.name);
+    if (!sr) continue;
+    out.push(`${pad(`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)}`, 30)} ${pad(rate(sr.cps), 9, true)} ${pad(rate(sr.inPps), 9, true)} ${pad(rate(sr.inBps), 9, true)}   ${s.name}`);
+    const brs = new Map(sr.backends.map((b) => [b.key, b]));
+    for (const b of s.backends) {
+      const br = brs.get(b.key);
+      if (!br) continue;
+      out.push(`  -> ${pad(hostPort(b.address, b.port), 25)} ${pad(rate(br.cps), 9, true)} ${pad(rate(br.inPps), 9, true)} ${pad(rate(br.inBps), 9, true)}${b.name && b.name !== b.key ? `   ${b.name}` : ''}`);
+    }
+  }
   return out.join('\n') + '\n';
 }

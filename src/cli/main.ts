@@ -1,13 +1,13 @@
 // `xdirector` command line. Every command but `run` is a thin client of the
 // admin API (or, for check-config and stop --detach, works without a daemon).
-import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { XdError } from '../errors';
 import { apiCall, apiRequest } from '../api/client';
 import type { ApiMessage } from '../api/server';
 import type { DaemonStatus } from '../daemon/status';
-import { formatStatus } from './format';
+import { formatRates, formatStatus } from './format';
+import { parseSubcommandArgs } from '../subcommand';
 
 const USAGE = `usage: xdirector <command> [options]
 
@@ -15,8 +15,15 @@ commands:
   run -c FILE [--log-level L]     run the director in the foreground (SIGTERM/SIGINT stop it and keep
                                   the XDP program and maps for a hot restart; SIGHUP reloads the config)
   check-config -c FILE            validate a config file and print the services it describes
-  status [--json]                 services, backends, health, flows and counters (like ipvsadm -Ln --stats)
-  drain BACKEND | undrain BACKEND no new flows to BACKEND (name or address:port); established flows finish
+  status [--json] [--exact] [--rate]
+                                  services, backends, health, flows and counters (like ipvsadm -Ln --stats);
+                                  --rate: connections, packets and bytes per second (like ipvsadm -Ln --rate)
+  drain TARGET | undrain TARGET   no new flows to a backend; established flows finish. TARGET is BACKEND
+                                  (name or address:port, in every service) or SERVICE/BACKEND (one service)
+  maint TARGET | unmaint TARGET   maintenance (HAProxy's MAINT): no new flows and established flows end
+  weight TARGET N | weight TARGET --reset
+                                  set a backend's weight at run time (overrides the config's, kept across
+                                  reload and restart) or return to the config's
   drain --director | undrain --director
                                   withdraw (re-announce) this director's BGP VIPs: the routers send new
                                   flows to the other directors; established flows finish
@@ -72,15 +79,56 @@ async function runBench(args: string[]): Promise<number> {
 const COMMAND_HELP: Record<string, string> = {
   run: 'usage: xdirector run -c FILE [--log-level L]\nRun the director in the foreground. SIGTERM/SIGINT stop it (the XDP program and maps stay for a hot\nrestart), SIGHUP reloads the config (a bad config is refused, the running one keeps serving).\nUnder systemd it sends READY=1 and WATCHDOG=1 (systemd/xdirector.service).',
   'check-config': 'usage: xdirector check-config -c FILE\nValidate a config file and print the services it describes; errors name the file, key path and problem (exit 1).',
-  status: 'usage: xdirector status [--json] [--exact]\nServices, backends (MAC, weight, state, health, role, lag, flows, packets, bytes), alerts and VRRP state.\n--exact prints counters in full instead of 12.3K / 4.5M.',
-  drain: 'usage: xdirector drain BACKEND | drain --director\nNo new flows to BACKEND (name or address:port, in every service); established flows finish.\n--director withdraws this director\'s BGP VIPs.',
-  undrain: 'usage: xdirector undrain BACKEND | undrain --director\nUndo drain.',
+  status: 'usage: xdirector status [--json] [--exact] [--rate]\nServices, backends (MAC, weight, state, health, role, lag, flows, packets, bytes), alerts and VRRP state.\n--exact prints counters in full instead of 12.3K / 4.5M.\n--rate prints per-second rates instead (CPS, InPPS, InBPS per service and backend, like ipvsadm -Ln --rate),\nfrom the daemon\'s counter samples 2 s apart; with --json, the rates as JSON. There is no OutPPS/OutBPS:\nreplies go from the real servers to the clients without passing the director.',
+  drain: 'usage: xdirector drain SERVICE/BACKEND | drain BACKEND | drain --director\nNo new flows to the backend (name or address:port) in that service, or in every service; established\nflows finish. Kept across restarts. --director withdraws this director\'s BGP VIPs.',
+  undrain: 'usage: xdirector undrain SERVICE/BACKEND | undrain BACKEND | undrain --director\nUndo drain (the same TARGET as the drain).',
+  maint: 'usage: xdirector maint SERVICE/BACKEND | maint BACKEND\nMaintenance (HAProxy\'s MAINT): no new flows AND established flows end (XDP re-hashes them to another\nbackend, which resets them; IPVS removes the destination). Health checks do not bring it back. Kept\nacross restarts; status shows state maint.',
+  unmaint: 'usage: xdirector unmaint SERVICE/BACKEND | unmaint BACKEND\nEnd maintenance (the same TARGET as the maint); health decides again.',
+  weight: 'usage: xdirector weight SERVICE/BACKEND N | weight BACKEND N | weight TARGET --reset\nSet the backend\'s weight at run time (an integer from 0 to 65535, the config\'s rule): the XDP Maglev ring\nis rebuilt or the IPVS destination weight edited, without a reload. It overrides the config\'s weight,\nis kept across reload and restart, and status shows it, until --reset returns to the config\'s.',
   dataplane: 'usage: xdirector dataplane xdp|ipvs\nSwitch the live dataplane without moving a flow.',
   reload: 'usage: xdirector reload\nRe-read the config file (same as SIGHUP).',
   metrics: 'usage: xdirector metrics\nPrometheus text format (also at /metrics when admin.http is set).',
   stop: 'usage: xdirector stop [--detach] [-c FILE]\nStop the daemon; --detach also removes the XDP program and pinned maps (works without a daemon given -c FILE).',
   bench: 'usage: xdirector bench [--quick] [--out DIR] [--only LIST]\nBenchmarks (see README).',
 };
+
+const CLIENT_OPTIONS = 'options for client commands: -c FILE, --socket PATH, --instance NAME';
+
+type Options = Record<string, { type: 'boolean' | 'string'; short?: string }>;
+
+/** Each command's own options (beside --help, -c, --socket and --instance, which every command takes). */
+const COMMAND_OPTIONS: Record<string, Options> = {
+  run: { 'log-level': { type: 'string' } },
+  'check-config': {},
+  status: { json: { type: 'boolean' }, exact: { type: 'boolean' }, rate: { type: 'boolean' } },
+  drain: { director: { type: 'boolean' } },
+  undrain: { director: { type: 'boolean' } },
+  maint: {},
+  unmaint: {},
+  weight: { reset: { type: 'boolean' } },
+  dataplane: {},
+  reload: {},
+  metrics: {},
+  stop: { detach: { type: 'boolean' } },
+};
+
+/** XD_ERR_USAGE "COMMAND: problem" followed by the command's usage. */
+function usage(cmd: string, problem: string): XdError {
+  return new XdError('XD_ERR_USAGE', `${cmd}: ${problem}\n${COMMAND_HELP[cmd]}`);
+}
+
+/** Exactly `n` positionals (named by `what`, e.g. "TARGET N"), or a usage error. */
+function positionalsOf(cmd: string, positionals: string[], n: number, what: string): string[] {
+  if (positionals.length < n) throw usage(cmd, `needs ${what}`);
+  if (positionals.length > n) throw usage(cmd, `unexpected argument "${positionals[n]}" (takes ${what || 'no argument'})`);
+  return positionals;
+}
+
+/** The weight argument: an integer (its range is the daemon's to check, with the config's rule). */
+function weightArg(text: string): number {
+  if (!/^-?\d+$/.test(text)) throw usage('weight', `the weight must be an integer from 0 to 65535, got "${text}"`);
+  return Number(text);
+}
 
 export async function main(argv: string[]): Promise<number> {
   const cmd = argv[0];
@@ -94,10 +142,6 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const rest = argv.slice(1);
-  if ((rest.includes('--help') || rest.includes('-h')) && COMMAND_HELP[cmd]) {
-    process.stdout.write(`${COMMAND_HELP[cmd]}\n\noptions for client commands: -c FILE, --socket PATH, --instance NAME\n`);
-    return 0;
-  }
   if (cmd === 'import-keepalived') {
     const { importKeepalivedMain } = await import('../keepalived/cli');
     return importKeepalivedMain(argv.slice(1));
@@ -106,44 +150,47 @@ export async function main(argv: string[]): Promise<number> {
     const { realserverMain } = await import('../realserver/cli');
     return realserverMain(argv.slice(1));
   }
-  if (cmd === 'bench') return runBench(argv.slice(1));
-  if (!COMMAND_HELP[cmd]) throw new XdError('XD_ERR_USAGE', `unknown command "${cmd}"\n${USAGE}`);
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv.slice(1),
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        socket: { type: 'string' },
-        instance: { type: 'string' },
-        json: { type: 'boolean' },
-        exact: { type: 'boolean' },
-        detach: { type: 'boolean' },
-        director: { type: 'boolean' },
-        'log-level': { type: 'string' },
-      },
-    });
-  } catch (err) {
-    throw new XdError('XD_ERR_USAGE', `${cmd}: ${(err as Error).message}\n${COMMAND_HELP[cmd]}`);
+  if (cmd === 'bench') {
+    // Its options are the tooling's own (scripts/bench); only --help is read here.
+    if (!parseSubcommandArgs(cmd, COMMAND_HELP.bench!, { args: rest, strict: false, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })) return 0;
+    return runBench(rest);
   }
+  if (!COMMAND_HELP[cmd]) throw new XdError('XD_ERR_USAGE', `unknown command "${cmd}"\n${USAGE}`);
+  // `weight db1 -1` is a weight the daemon refuses with the range, not an unknown option "-1".
+  const negative = (a: string) => /^-\d+$/.test(a);
+  const args = cmd === 'weight' && rest.some(negative) ? [...rest.filter((a) => !negative(a)), '--', ...rest.filter(negative)] : rest;
+  const parsed = parseSubcommandArgs(cmd, `${COMMAND_HELP[cmd]}\n\n${CLIENT_OPTIONS}`, {
+    args,
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      config: { type: 'string', short: 'c' },
+      socket: { type: 'string' },
+      instance: { type: 'string' },
+      ...COMMAND_OPTIONS[cmd],
+    },
+  });
+  if (!parsed) return 0;
   const { values, positionals } = parsed;
+  const v = values as { config?: string; socket?: string; instance?: string; json?: boolean; exact?: boolean; rate?: boolean; director?: boolean; reset?: boolean; detach?: boolean; 'log-level'?: string };
   switch (cmd) {
     case 'run': {
-      if (!values.config) throw new XdError('XD_ERR_USAGE', 'run needs -c FILE');
+      positionalsOf(cmd, positionals, 0, '');
+      if (!v.config) throw new XdError('XD_ERR_USAGE', 'run needs -c FILE');
       const { runDaemon } = await import('../daemon/run');
-      return runDaemon(values.config, { logLevel: values['log-level'] });
+      return runDaemon(v.config, { logLevel: v['log-level'] });
     }
     case 'check-config': {
-      if (!values.config) throw new XdError('XD_ERR_USAGE', 'check-config needs -c FILE');
+      positionalsOf(cmd, positionals, 0, '');
+      if (!v.config) throw new XdError('XD_ERR_USAGE', 'check-config needs -c FILE');
       const { loadConfig } = await import('../config');
       try {
-        const cfg = loadConfig(values.config);
-        process.stdout.write(`${values.config}: OK (instance ${cfg.instance}, ${cfg.services.length} service(s))\n`);
+        const cfg = loadConfig(v.config);
+        process.stdout.write(`${v.config}: OK (instance ${cfg.instance}, ${cfg.services.length} service(s))\n`);
         for (const s of cfg.services) {
           process.stdout.write(`  ${s.name}: ${s.protocol.toUpperCase()} ${s.vip.includes(':') ? `[${s.vip}]` : s.vip}:${s.port} ${s.scheduler}, ${s.backends.length} backend(s)\n`);
         }
-        for (const w of cfg.warnings) process.stderr.write(`${values.config}: warning: ${w}\n`);
+        for (const w of cfg.warnings) process.stderr.write(`${v.config}: warning: ${w}\n`);
         return 0;
       } catch (err) {
         process.stderr.write(`${(err as Error).message}\n`);
@@ -151,58 +198,85 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     case 'status': {
-      const sock = await socketFor(values);
-      const st = await apiCall<DaemonStatus>(sock, 'GET', '/status');
-      process.stdout.write(values.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st, { exact: !!values.exact }));
+      positionalsOf(cmd, positionals, 0, '');
+      const st = await apiCall<DaemonStatus>(await socketFor(v), 'GET', '/status');
+      if (v.rate) {
+        if (v.json) process.stdout.write(JSON.stringify(st.rates, null, 2) + '\n');
+        else process.stdout.write(formatRates(st, { exact: !!v.exact }));
+        return 0;
+      }
+      process.stdout.write(v.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st, { exact: !!v.exact }));
       return 0;
     }
     case 'drain':
     case 'undrain': {
-      if (values.director) {
-        if (positionals.length) throw new XdError('XD_ERR_USAGE', `${cmd} --director takes no BACKEND (it ${cmd === 'drain' ? 'withdraws' : 're-announces'} the whole director)`);
-        const r = await apiCall<ApiMessage>(await socketFor(values), 'POST', '/drain-director', { on: cmd === 'drain' });
+      if (v.director) {
+        if (positionals.length) throw usage(cmd, `--director takes no TARGET (it ${cmd === 'drain' ? 'withdraws' : 're-announces'} the whole director)`);
+        const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', '/drain-director', { on: cmd === 'drain' });
         process.stdout.write(`${r.message}\n`);
         return 0;
       }
-      const backend = positionals[0];
-      if (!backend) throw new XdError('XD_ERR_USAGE', `${cmd} needs a BACKEND (its name or address:port)`);
-      const r = await apiCall<ApiMessage>(await socketFor(values), 'POST', `/${cmd}`, { backend });
+      const [target] = positionalsOf(cmd, positionals, 1, 'a TARGET: BACKEND (name or address:port, every service) or SERVICE/BACKEND');
+      const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', `/${cmd}`, { backend: target });
+      process.stdout.write(`${r.message}\n`);
+      return 0;
+    }
+    case 'maint':
+    case 'unmaint': {
+      const [target] = positionalsOf(cmd, positionals, 1, 'a TARGET: BACKEND (name or address:port, every service) or SERVICE/BACKEND');
+      const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', `/${cmd}`, { backend: target });
+      process.stdout.write(`${r.message}\n`);
+      return 0;
+    }
+    case 'weight': {
+      let body: { backend: string; weight: number | null };
+      if (v.reset) {
+        const [target] = positionalsOf(cmd, positionals, 1, 'a TARGET (with --reset, no weight)');
+        body = { backend: target!, weight: null };
+      } else {
+        const [target, n] = positionalsOf(cmd, positionals, 2, 'a TARGET and a weight N (or TARGET --reset)');
+        body = { backend: target!, weight: weightArg(n!) };
+      }
+      const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', '/weight', body);
       process.stdout.write(`${r.message}\n`);
       return 0;
     }
     case 'dataplane': {
-      const kind = positionals[0];
-      if (kind !== 'xdp' && kind !== 'ipvs') throw new XdError('XD_ERR_USAGE', 'dataplane needs xdp or ipvs');
-      const r = await apiCall<ApiMessage>(await socketFor(values), 'POST', '/dataplane', { kind });
+      const [kind] = positionalsOf(cmd, positionals, 1, 'xdp or ipvs');
+      if (kind !== 'xdp' && kind !== 'ipvs') throw usage(cmd, `needs xdp or ipvs, got "${kind}"`);
+      const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', '/dataplane', { kind });
       process.stdout.write(`${r.message}\n`);
       return 0;
     }
     case 'reload': {
-      const r = await apiCall<ApiMessage>(await socketFor(values), 'POST', '/reload');
+      positionalsOf(cmd, positionals, 0, '');
+      const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', '/reload');
       process.stdout.write(`${r.message}\n`);
       return 0;
     }
     case 'metrics': {
-      const r = await apiRequest(await socketFor(values), 'GET', '/metrics');
+      positionalsOf(cmd, positionals, 0, '');
+      const r = await apiRequest(await socketFor(v), 'GET', '/metrics');
       process.stdout.write(r.text);
       return r.status === 200 ? 0 : 1;
     }
     case 'stop': {
+      positionalsOf(cmd, positionals, 0, '');
       let sock: string | undefined;
-      try { sock = await socketFor(values); } catch { sock = undefined; }
+      try { sock = await socketFor(v); } catch { sock = undefined; }
       if (sock && fs.existsSync(sock)) {
         try {
-          const r = await apiCall<ApiMessage>(sock, 'POST', '/stop', { detach: !!values.detach });
+          const r = await apiCall<ApiMessage>(sock, 'POST', '/stop', { detach: !!v.detach });
           process.stdout.write(`${r.message}\n`);
           return 0;
         } catch (err) {
-          if (!(err instanceof XdError) || err.code !== 'XD_ERR_API' || !values.config) throw err;
+          if (!(err instanceof XdError) || err.code !== 'XD_ERR_API' || !v.config) throw err;
         }
       }
-      if (!values.detach) throw new XdError('XD_ERR_USAGE', 'no running daemon to stop (use stop --detach -c FILE to remove the program and pins)');
-      if (!values.config) throw new XdError('XD_ERR_USAGE', 'stop --detach without a running daemon needs -c FILE');
+      if (!v.detach) throw new XdError('XD_ERR_USAGE', 'no running daemon to stop (use stop --detach -c FILE to remove the program and pins)');
+      if (!v.config) throw new XdError('XD_ERR_USAGE', 'stop --detach without a running daemon needs -c FILE');
       const { detachInstance } = await import('../daemon/run');
-      process.stdout.write(`${await detachInstance(values.config)}\n`);
+      process.stdout.write(`${await detachInstance(v.config)}\n`);
       return 0;
     }
     default:

@@ -55,10 +55,13 @@ function section<S extends z.ZodRawShape>(shape: S) {
   return z.preprocess((v) => (v === undefined ? {} : v), z.strictObject(shape));
 }
 
+/** The largest backend weight: the one rule for the config's `weight:` and `xdirector weight` at run time. */
+export const WEIGHT_MAX = 65535;
+
 export const backendSchema = z.strictObject({
   address: address(),
   port: int(1, 65535, { optional: true }),
-  weight: int(0, 65535, { default: 1, open: true }),
+  weight: int(0, WEIGHT_MAX, { default: 1, open: true }),
   mac: mac({ optional: true }),
   name: pattern(NAME_RE, NAME_WHAT, { optional: true }),
   /** Overrides the service's forwarding for this real server. */

@@ -3,7 +3,7 @@ import type { DaemonStatus } from './status';
 
 type Labels = Record<string, string | number>;
 
-const BACKEND_STATES = ['active', 'draining', 'down'] as const;
+const BACKEND_STATES = ['active', 'draining', 'down', 'maint'] as const;
 
 function esc(v: string | number): string {
   return String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -30,6 +30,15 @@ export function renderMetrics(st: DaemonStatus): string {
   metric('xdirector_backend_weight', 'Effective weight per backend (0: drained, down or out of the pool).', 'gauge', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.weight]));
   // One series per possible state (1 = current), so a state change starts no new series anywhere.
   metric('xdirector_backend_state', 'Backend state in the dataplane (1 for the current state).', 'gauge', bes.flatMap(({ s, b }) => BACKEND_STATES.map((state): [Labels, number] => [{ service: s.name, backend: b.name, state }, b.state === state ? 1 : 0])));
+  // The daemon's rate estimator (rates.ts): the numbers `status --rate` and the status page show.
+  const rs = st.rates?.services ?? [];
+  const rbs = rs.flatMap((s) => s.backends.map((b) => ({ s, b })));
+  metric('xdirector_service_new_flows_per_second', 'New flows per second per service over the daemon\'s last rate window (like ipvsadm --rate CPS).', 'gauge', rs.map((s) => [{ service: s.name }, s.cps]));
+  metric('xdirector_service_packets_per_second', 'Packets per second per service over the last rate window (InPPS).', 'gauge', rs.map((s) => [{ service: s.name }, s.inPps]));
+  metric('xdirector_service_bytes_per_second', 'Bytes per second per service over the last rate window (InBPS).', 'gauge', rs.map((s) => [{ service: s.name }, s.inBps]));
+  metric('xdirector_backend_new_flows_per_second', 'New flows per second per backend over the last rate window (CPS).', 'gauge', rbs.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.cps]));
+  metric('xdirector_backend_packets_per_second', 'Packets per second per backend over the last rate window (InPPS).', 'gauge', rbs.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.inPps]));
+  metric('xdirector_backend_bytes_per_second', 'Bytes per second per backend over the last rate window (InBPS).', 'gauge', rbs.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.inBps]));
   metric('xdirector_verdict_packets_total', 'Packets per XDP verdict reason.', 'counter', Object.entries(st.dataplane.reasons ?? {}).map(([r, v]) => [{ reason: r }, v]));
   const xd = st.dataplane.kind === 'xdp' ? st.dataplane.detail : undefined;
   const drv = xd?.driverTxErrors && 'driver' in xd.driverTxErrors ? xd.driverTxErrors : undefined;

@@ -16,7 +16,10 @@ import { startApiServer } from '../api/server';
 import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
 import { BackendMacs } from './macs';
-import { DrainStore } from './drains';
+import { DrainStore, WeightStore } from './drains';
+import { resolveTarget } from '../desired/targets';
+import { WEIGHT_MAX } from '../config/schema';
+import { RateEstimator } from './rates';
 import { installCrashHandlers } from './crash';
 import { ApplyRetry } from './apply-retry';
 import { fixedSectionsChanged, healthInputsChanged } from './reload';
@@ -31,6 +34,8 @@ const TRACKING_MS = 500;
 const TX_ERRORS_POLL_MS = 10000;
 /** How long start waits, beyond one check's timeouts, for the health monitor's first round. */
 const FIRST_ROUND_SLACK_MS = 2000;
+/** The rate estimator's window: counters are sampled this often and rates are the last two samples' difference (IPVS's estimator also ticks every 2 s). */
+const RATE_INTERVAL_MS = 2000;
 
 async function loadConfigFile(file: string): Promise<Config> {
   const { loadConfig } = await import('../config');
@@ -41,8 +46,14 @@ export class Daemon {
   private cfg!: Config;
   private dataplane!: Dataplane;
   private readonly macs: BackendMacs;
-  /** Operator drains, by backend name or key: what the drains file holds. */
+  /** Operator drains, BACKEND or SERVICE/BACKEND (desired/targets.ts): what the drains file holds. */
   private drained = new Set<string>();
+  /** Backends in maintenance (`xdirector maint`), targets like drains: what the maint file holds. */
+  private maint = new Set<string>();
+  /** Run-time weights (`xdirector weight`) by target: what the weights file holds. They outlive reloads. */
+  private weights = new Map<string, number>();
+  /** Per-second rates from two counter samples RATE_INTERVAL_MS apart (status, metrics, the HTTP page). */
+  private readonly rates = new RateEstimator();
   private health: HealthMonitor | null = null;
   private readonly vrrp: VrrpInstance[] = [];
   private bgp: BgpSpeaker | null = null;
@@ -81,12 +92,24 @@ export class Daemon {
     return DrainStore.forInstance(this.cfg.admin.socket, this.cfg.instance);
   }
 
+  private get maintStore(): DrainStore {
+    return DrainStore.forInstance(this.cfg.admin.socket, this.cfg.instance, 'maint');
+  }
+
+  private get weightStore(): WeightStore {
+    return WeightStore.forInstance(this.cfg.admin.socket, this.cfg.instance);
+  }
+
   async start(): Promise<void> {
     this.cfg = await loadConfigFile(this.configFile);
     for (const w of this.cfg.warnings) this.log.warn(`config: ${w}`);
     // A corrupt or unsafe drains file stops the start here (XD_ERR_STATE_FILE, path and fix), before anything is applied.
     this.drained = this.drains.load();
     if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
+    this.maint = this.maintStore.load();
+    if (this.maint.size) this.log.info({ maint: [...this.maint] }, 'maintenance restored from the previous run');
+    this.weights = this.weightStore.load();
+    if (this.weights.size) this.log.info({ weights: Object.fromEntries(this.weights) }, 'run-time weights restored from the previous run (they override the config\'s)');
     this.dataplane = await openDataplane(this.cfg, this.log, this.cfg.dataplane, this.dataplaneWhy);
     await this.startHealth(await this.adoptedHealth());
     await this.refreshMacs();
@@ -98,6 +121,9 @@ export class Daemon {
       metrics: async () => renderMetrics(await this.status()),
       drain: async (b) => this.setDrain(b, true),
       undrain: async (b) => this.setDrain(b, false),
+      maint: async (b) => this.setMaint(b, true),
+      unmaint: async (b) => this.setMaint(b, false),
+      weight: async (b, w) => this.setWeight(b, w),
       drainDirector: async (on) => this.drainDirector(on),
       dataplane: async (k) => this.switchDataplane(k),
       reload: async () => this.reload(),
@@ -113,11 +139,14 @@ export class Daemon {
         metrics: async () => renderMetrics(await this.status()),
         drain: async (b) => this.setDrain(b, true),
         undrain: async (b) => this.setDrain(b, false),
+        weight: async (b, w) => this.setWeight(b, w),
       }, this.log.child({ component: 'http' }));
     }
     this.timers.push(setInterval(() => void this.refreshMacs(false).then((changed) => changed && this.kick('neighbour')), UNRESOLVED_RETRY_MS));
     this.timers.push(setInterval(() => void this.refreshMacs(true).then((changed) => changed && this.kick('neighbour refresh')), MAC_REFRESH_MS));
     this.timers.push(setInterval(() => this.pollTxErrors(), TX_ERRORS_POLL_MS));
+    this.timers.push(setInterval(() => void this.sampleRates(), RATE_INTERVAL_MS));
+    await this.sampleRates();
     this.log.info({ instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length }, 'xdirector running');
   }
 
@@ -265,7 +294,19 @@ export class Daemon {
       mtus: this.macs.mtus,
       health: this.health ? this.health.snapshot() : null,
       drained: this.drained,
+      maint: this.maint,
+      weights: this.weights,
     });
+  }
+
+  /** One counter sample for the rate estimator (rates.ts). */
+  private async sampleRates(): Promise<void> {
+    if (this.stopping) return;
+    try {
+      this.rates.sample((await this.dataplane.status()).services, Date.now());
+    } catch (err) {
+      this.log.warn({ err }, `sampling counters for the rates failed: ${(err as Error).message}`);
+    }
   }
 
   private describeChanges(prev: DesiredState | undefined, next: DesiredState): void {
@@ -305,19 +346,58 @@ export class Daemon {
     this.log.debug({ reason }, 'dataplane reconciled');
   }
 
-  async setDrain(backend: string, on: boolean): Promise<{ message: string }> {
-    const names = new Set<string>();
-    for (const s of this.cfg.services) for (const b of s.backends) { names.add(b.name); names.add(b.key); }
-    if (!names.has(backend)) {
-      throw new XdError('XD_ERR_NOT_FOUND', `no backend named ${backend}: use a backend name or address:port from the config (${[...new Set(this.cfg.services.flatMap((s) => s.backends.map((b) => b.name)))].join(', ')})`);
-    }
+  async setDrain(target: string, on: boolean): Promise<{ message: string }> {
+    const t = resolveTarget(this.cfg.services, target); // unknown service or backend: refused, nothing changes
     const next = new Set(this.drained);
-    if (on) next.add(backend); else next.delete(backend);
+    if (on) next.add(t.text); else next.delete(t.text);
     this.drains.save(next); // first on disk (atomically), then in effect: a failed write changes nothing
     this.drained = next;
-    this.log.info({ backend }, on ? `backend ${backend} drained: established flows finish, no new flows` : `backend ${backend} undrained`);
+    const where = t.service ? `in service ${t.service}` : 'in every service';
+    this.log.info({ backend: t.backend, service: t.service }, on ? `backend ${t.backend} drained ${where}: established flows finish, no new flows` : `backend ${t.backend} undrained ${where}`);
     await this.serial(() => this.reconcile(on ? 'drain' : 'undrain'));
-    return { message: on ? `drained ${backend}: established flows finish, new flows go elsewhere` : `undrained ${backend}` };
+    const also = !on && this.otherForms(this.drained, t.backend, t.text);
+    return { message: on ? `drained ${t.text} (${where}): established flows finish, new flows go elsewhere` : `undrained ${t.text} (${where})${also ? `; still drained by ${also}` : ''}` };
+  }
+
+  /** Maintenance (HAProxy's MAINT): no new flows and established flows end; health does not bring the backend back until unmaint. */
+  async setMaint(target: string, on: boolean): Promise<{ message: string }> {
+    const t = resolveTarget(this.cfg.services, target);
+    const next = new Set(this.maint);
+    if (on) next.add(t.text); else next.delete(t.text);
+    this.maintStore.save(next);
+    this.maint = next;
+    const where = t.service ? `in service ${t.service}` : 'in every service';
+    this.log.info({ backend: t.backend, service: t.service }, on ? `backend ${t.backend} in maintenance ${where}: no new flows, established flows end` : `backend ${t.backend} out of maintenance ${where}`);
+    await this.serial(() => this.reconcile(on ? 'maint' : 'unmaint'));
+    const also = !on && this.otherForms(this.maint, t.backend, t.text);
+    return { message: on ? `maint ${t.text} (${where}): no new flows, established flows end (re-hashed to another backend, which resets them)` : `${t.text} out of maintenance (${where})${also ? `; still in maintenance by ${also}` : ''}` };
+  }
+
+  /** Run-time weight: overrides the config's (kept across reloads and restarts); null resets to the config's. */
+  async setWeight(target: string, weight: number | null): Promise<{ message: string }> {
+    if (weight !== null && (!Number.isInteger(weight) || weight < 0 || weight > WEIGHT_MAX)) {
+      throw new XdError('XD_ERR_USAGE', `weight ${target} ${weight}: a weight must be an integer from 0 to ${WEIGHT_MAX} (the config's weight rule)`);
+    }
+    const t = resolveTarget(this.cfg.services, target);
+    const next = new Map(this.weights);
+    if (weight === null) next.delete(t.text); else next.set(t.text, weight);
+    this.weightStore.save(next);
+    this.weights = next;
+    const where = t.service ? `in service ${t.service}` : 'in every service';
+    const config = [...new Set(this.cfg.services.filter((s) => !t.service || s.name === t.service).flatMap((s) => s.backends.filter((b) => b.name === t.backend || b.key === t.backend).map((b) => b.weight)))].join('/');
+    this.log.info({ backend: t.backend, service: t.service, weight, configWeight: config }, weight === null ? `backend ${t.backend} back to the config's weight ${where}` : `backend ${t.backend} weight ${weight} ${where} (run-time, overrides the config's ${config})`);
+    await this.serial(() => this.reconcile('weight'));
+    return {
+      message: weight === null
+        ? `weight ${t.text} (${where}): back to the config's weight ${config}`
+        : `weight ${t.text} (${where}): ${weight}, overriding the config's ${config}; kept across reload and restart until \`xdirector weight ${t.text} --reset\``,
+    };
+  }
+
+  /** Another target form in `set` that still names `backend` (e.g. undrain mysql/db1 while db1 is drained everywhere), for the message. */
+  private otherForms(set: ReadonlySet<string>, backend: string, except: string): string | false {
+    const others = [...set].filter((x) => x !== except && (x === backend || x.endsWith(`/${backend}`)));
+    return others.length ? others.join(', ') : false;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -366,7 +446,8 @@ export class Daemon {
       }
       if (!keepHealth && prevHealth) await prevHealth.stop().catch((e: unknown) => this.log.error({ err: e }, 'stopping the previous health monitor failed'));
       this.log.info({ services: next.services.length }, 'config reloaded');
-      return { message: `reloaded ${this.configFile}: ${next.services.length} service(s)` };
+      const kept = [...this.weights].map(([k, w]) => `${k}=${w}`).join(', ');
+      return { message: `reloaded ${this.configFile}: ${next.services.length} service(s)${kept ? `; run-time weights kept, overriding the config's: ${kept} (xdirector weight TARGET --reset returns to the config's)` : ''}` };
     });
   }
 
@@ -402,10 +483,28 @@ export class Daemon {
       writers: this.last?.writers ?? {},
       alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : [])],
       drained: [...this.drained],
+      maint: [...this.maint],
+      weights: this.weightOverrides(),
+      rates: this.rates.current(),
       unresolved: (this.last?.unresolved ?? []).map((u) => ({ service: u.service, backend: u.backend, error: this.macs.errorOf(u.address) })),
       vrrp: this.vrrp.map((v) => v.status()),
       bgp: this.bgp ? this.bgp.status() : null,
     };
+  }
+
+  /** Each run-time weight with the config weights it overrides (per service it applies to). */
+  private weightOverrides(): DaemonStatus['weights'] {
+    return [...this.weights].map(([target, weight]) => {
+      const slash = target.indexOf('/');
+      const service = slash < 0 ? undefined : target.slice(0, slash);
+      const backend = slash < 0 ? target : target.slice(slash + 1);
+      const config: Record<string, number> = {};
+      for (const s of this.cfg.services) {
+        if (service && s.name !== service) continue;
+        for (const b of s.backends) if (b.name === backend || b.key === backend) config[s.name] = b.weight;
+      }
+      return { target, weight, config };
+    });
   }
 
   private stopped?: Promise<void>;
@@ -442,7 +541,9 @@ export class Daemon {
     await this.httpListener?.close();
     const dp = this.dataplane as Dataplane | undefined;
     if (dp) await dp.close({ keepState: !opts.detach });
-    if (opts.detach && this.cfg) { try { this.drains.remove(); } catch (err) { this.log.warn({ err }, (err as Error).message); } }
+    if (opts.detach && this.cfg) {
+      for (const f of [this.drains, this.maintStore, this.weightStore]) { try { f.remove(); } catch (err) { this.log.warn({ err }, (err as Error).message); } }
+    }
     this.macs.close();
     if (!dp) this.log.info('stopped before a dataplane was set up: nothing was applied');
     else if (opts.detach) this.log.info(`stopped; the ${dp.kind} state was removed`);

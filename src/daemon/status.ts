@@ -6,6 +6,7 @@ import type { ApplyDivergence } from './apply-retry';
 import type { HealthSnapshot } from '../health/types';
 import type { DataplaneStatus } from '../state/types';
 import type { VrrpInstanceStatus } from '../vrrp/instance';
+import type { RateStatus } from './rates';
 
 export interface UnresolvedStatus {
   service: string;
@@ -37,8 +38,14 @@ export interface DaemonStatus {
   writers: Record<string, string | null>;
   /** Messages of the raised alerts (health's alerts, also in health.alerts with their kind). */
   alerts: string[];
-  /** Drained backend names or keys. */
+  /** Drain targets: BACKEND (every service) or SERVICE/BACKEND. */
   drained: string[];
+  /** Maintenance targets (`xdirector maint`), like drained. */
+  maint: string[];
+  /** Run-time weights (`xdirector weight`): each overrides the config weight of the backend in the services of `config` (service -> config weight) until `weight TARGET --reset`. */
+  weights: { target: string; weight: number; config: Record<string, number> }[];
+  /** Per-second rates over the daemon's last sampling window (rates.ts); null until two samples were taken. */
+  rates: RateStatus | null;
   /** Backends left out of XDP for want of a MAC. */
   unresolved: UnresolvedStatus[];
   vrrp: VrrpInstanceStatus[];

@@ -9,14 +9,18 @@
 // health too, never here.
 //
 // Per backend, in this order:
+//   in maintenance (operator, `xdirector maint`) -> maint, weight 0 (its established flows end,
+//                                                  like down; health does not bring it back)
 //   not up (checks failed, or not checked yet)  -> down, weight 0
 //   drained by the operator (name or key)       -> draining, weight 0
 //   pool writer, not the elected writer         -> down, weight 0 (its sessions are re-hashed,
 //                                                  so a demoted primary keeps no writes)
 //   pool readers, neither an eligible replica
 //     nor the elected writer it includes        -> draining, weight 0
-//   otherwise                                   -> weight = config weight x lc weight (lc
+//   otherwise                                   -> weight = weight x lc weight (lc
 //                                                  scheduler), active; weight 0 -> draining
+// where weight is the run-time weight (`xdirector weight`) when one is set, else the config's.
+// Drains, maint and run-time weights name BACKEND (every service) or SERVICE/BACKEND (targets.ts).
 // A service that is not checked (check none, or no health monitor) treats every backend as up
 // and in the pool: only drains and configured weights apply.
 
@@ -24,13 +28,18 @@ import { backendForwarding } from '../config/forwarding';
 import type { ServiceConfig, TunnelConfig } from '../config/schema';
 import type { BackendHealth, HealthSnapshot } from '../health/types';
 import type { BackendState, DesiredBackend, DesiredService, DesiredState } from '../state/types';
+import { targeted, targetValue } from './targets';
 
 export interface DesiredInputs {
   services: readonly ServiceConfig[];
   /** null: no health monitor (no service is checked). */
   health: HealthSnapshot | null;
-  /** Operator drains, by backend name or key. */
+  /** Operator drains: BACKEND or SERVICE/BACKEND (name or key; targets.ts). */
   drained: ReadonlySet<string>;
+  /** Backends in maintenance (`xdirector maint`), targets like drained. */
+  maint?: ReadonlySet<string>;
+  /** Run-time weights (`xdirector weight`) by target; they override the config's weight. */
+  weights?: ReadonlyMap<string, number>;
   /** Canonical backend address -> MAC from the neighbour table (a static config `mac:` wins); for a tunnel backend, the next hop's MAC. */
   macs: ReadonlyMap<string, string>;
   /** The director's tunnel addresses (config tunnel section); needed when a backend is tunnelled. */
@@ -60,14 +69,15 @@ interface Decision {
   state: BackendState;
 }
 
-function decide(s: ServiceConfig, b: ServiceConfig['backends'][number], h: BackendHealth | undefined, checked: boolean, writer: string | undefined, drained: ReadonlySet<string>): Decision {
+function decide(s: ServiceConfig, b: ServiceConfig['backends'][number], h: BackendHealth | undefined, checked: boolean, writer: string | undefined, inp: DesiredInputs, base: number): Decision {
+  if (inp.maint && targeted(inp.maint, s, b)) return { weight: 0, state: 'maint' };
   const up = checked ? (h?.up ?? false) : true;
   if (!up) return { weight: 0, state: 'down' };
-  if (drained.has(b.name) || drained.has(b.key)) return { weight: 0, state: 'draining' };
+  if (targeted(inp.drained, s, b)) return { weight: 0, state: 'draining' };
   if (checked && s.pool === 'writer' && b.key !== writer) return { weight: 0, state: 'down' };
   if (checked && s.pool === 'readers' && b.key !== writer && !(h?.readerEligible ?? false)) return { weight: 0, state: 'draining' };
   const lc = checked && s.scheduler === 'lc' && h ? h.lcWeight : 1;
-  const weight = b.weight * lc;
+  const weight = base * lc;
   return weight > 0 ? { weight, state: 'active' } : { weight: 0, state: 'draining' };
 }
 
@@ -80,11 +90,14 @@ export function desiredState(inp: DesiredInputs): DesiredOutput {
     const writer = (checked ? inp.health?.writers[s.name] : undefined) ?? undefined;
     if (checked && (writer !== undefined || s.pool === 'writer')) out.writers[s.name] = writer ?? null;
     const backends = s.backends.map((b): DesiredBackend => {
-      const d = decide(s, b, byKey.get(b.key), checked, writer, inp.drained);
+      const runtime = inp.weights ? targetValue(inp.weights, s, b) : undefined;
+      const base = runtime ?? b.weight;
+      const d = decide(s, b, byKey.get(b.key), checked, writer, inp, base);
       const mac = b.mac ?? inp.macs.get(b.address);
       if (!mac) out.unresolved.push({ service: s.name, backend: b.name, address: b.address });
       return {
-        key: b.key, name: b.name, address: b.address, port: b.port, family: b.family, weight: d.weight, configWeight: b.weight, state: d.state,
+        key: b.key, name: b.name, address: b.address, port: b.port, family: b.family, weight: d.weight, configWeight: base, state: d.state,
+        ...(runtime !== undefined ? { runtimeWeight: runtime } : {}),
         ...(mac ? { mac } : {}), ...backendForwarding(b, s, inp.tunnel, inp.mtus?.get(b.address)),
       };
     });

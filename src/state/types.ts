@@ -16,8 +16,10 @@ export type OnEmpty = 'pass' | 'drop';
  * active: takes new flows in proportion to weight.
  * draining: established flows stay, no new flows (operator drain, or weight 0).
  * down: failed health checks: no new flows, established flows are re-hashed.
+ * maint: the operator's maintenance (HAProxy's MAINT): like down whatever health says, no new
+ *   flows and established flows end (XDP re-hashes them, IPVS removes the dest).
  */
-export type BackendState = 'active' | 'draining' | 'down';
+export type BackendState = 'active' | 'draining' | 'down' | 'maint';
 
 /** dr: only the MACs change (same L2 segment); tunnel: the packet is encapsulated to the real server (routed). */
 export type Forwarding = 'dr' | 'tunnel';
@@ -43,8 +45,10 @@ export interface DesiredBackend {
   family: Family;
   /** Effective weight (>= 0) after health and drain; 0 means no new flows. */
   weight: number;
-  /** The weight the config gives it (before health and drain): what an `ipvs-mh` ring keeps a drained backend's slots with (the kernel's last_weight). */
+  /** The weight before health and drain (the run-time weight when one is set, else the config's): what an `ipvs-mh` ring keeps a drained backend's slots with (the kernel's last_weight). */
   configWeight?: number;
+  /** Set when `xdirector weight` overrides the config's weight. */
+  runtimeWeight?: number;
   state: BackendState;
   /** Destination MAC "aa:bb:cc:dd:ee:ff" (XDP needs it; IPVS ignores it): the real server's (DR) or the next hop's towards it (tunnel). */
   mac?: string;

@@ -95,8 +95,11 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
   });
 
   it('serves a status page Chromium renders with services, backends, state, health, VRRP role and auto-refresh', async () => {
-    curl([`${URL0}/`]); // a first snapshot, so the page Chromium gets has rates
-    await sleep(1100);
+    // The rates are the daemon's estimator's: there once it has two counter samples (2 s apart).
+    for (let i = 0; JSON.parse(curl([`${URL0}/status`]).body).rates === null; i++) {
+      assert.ok(i < 50, 'the daemon reports rates within 5 s');
+      await sleep(100);
+    }
     const dom = chromium(['--dump-dom', `${URL0}/`]);
     assert.match(dom, /<meta http-equiv="refresh" content="5">/);
     assert.match(dom, /<b id="dataplane">xdp<\/b> \(interface eth0, mode generic/);
@@ -104,7 +107,7 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     assert.match(dom, /<tr class="backend st-active h-up" data-service="web" data-backend="alive" data-state="active" data-health="up">/);
     assert.match(dom, /<tr class="backend st-down h-down" data-service="web" data-backend="dead" data-state="down" data-health="down">/);
     assert.match(dom, /<tr class="vrrp" data-instance="V" data-state="MASTER">/);
-    assert.match(dom, /class="num rate">\d/, 'rates are computed from the previous snapshot');
+    assert.match(dom, /class="num rate">\d/, 'the page shows the daemon\'s rates');
     const shot = path.join(os.tmpdir(), `${P}-status.png`);
     chromium(['--window-size=1400,700', `--screenshot=${shot}`, `${URL0}/`]);
     assert.ok(fs.statSync(shot).size > 5000);
@@ -118,7 +121,7 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     assert.deepEqual(m.xdirector_backend_weight!.map((s) => Object.keys(s.labels).sort()), [['backend', 'service'], ['backend', 'service']], 'no state label on the weight series');
     const state = (b: string) => m.xdirector_backend_state!.filter((s) => s.labels.backend === b && s.value === 1).map((s) => s.labels.state);
     assert.deepEqual([state('alive'), state('dead')], [['active'], ['down']]);
-    assert.equal(m.xdirector_backend_state!.length, 6, 'one series per backend and possible state');
+    assert.equal(m.xdirector_backend_state!.length, 8, 'one series per backend and possible state (active, draining, down, maint)');
     const info = m.xdirector_dataplane_info![0]!;
     assert.deepEqual([info.labels.kind, info.labels.mode, info.labels.reason, info.value], ['xdp', 'generic', 'xdp requested', 1]);
     assert.equal(m.xdirector_last_apply_success![0]!.value, 1);
@@ -149,6 +152,22 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     const undo = curl(['-X', 'POST', '-H', `Authorization: Bearer ${TOKEN}`, '-d', '{"backend":"alive"}', `${URL0}/undrain`]);
     assert.equal(undo.code, 200, undo.body);
   });
+
+  it('POST /weight with the token sets the run-time weight through the daemon, refuses an out-of-range one and resets', async () => {
+    const post = (body: string) => curl(['-X', 'POST', '-H', `Authorization: Bearer ${TOKEN}`, '-d', body, `${URL0}/weight`]);
+    const bad = post('{"backend":"web/alive","weight":70000}');
+    assert.equal(bad.code, 400, bad.body);
+    assert.equal(JSON.parse(bad.body).error.message, 'weight web/alive 70000: a weight must be an integer from 0 to 65535 (the config\'s weight rule)');
+    const ok = post('{"backend":"web/alive","weight":7}');
+    assert.equal(ok.code, 200, ok.body);
+    assert.match(JSON.parse(ok.body).message, /web\/alive .*7, overriding the config's 1/);
+    const st = JSON.parse(curl([`${URL0}/status`]).body);
+    assert.deepEqual(st.weights, [{ target: 'web/alive', weight: 7, config: { web: 1 } }]);
+    assert.equal(st.dataplane.services[0].backends.find((b: { name: string }) => b.name === 'alive').weight, 7);
+    const reset = post('{"backend":"web/alive","weight":null}');
+    assert.equal(reset.code, 200, reset.body);
+    assert.deepEqual(JSON.parse(curl([`${URL0}/status`]).body).weights, []);
+  });
 });
 
 describe('HTTP listener without a token', () => {
@@ -159,6 +178,7 @@ describe('HTTP listener without a token', () => {
       metrics: async () => '# HELP a b\n# TYPE a gauge\na 1\n',
       drain: async () => { drained++; return {}; },
       undrain: async () => ({}),
+      weight: async () => ({}),
     }, silentLogger());
     try {
       const base = `http://127.0.0.1:${l.port}`;

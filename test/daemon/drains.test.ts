@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
-import { DrainStore } from '../../src/daemon/drains';
+import { DrainStore, WeightStore } from '../../src/daemon/drains';
 import { XdError } from '../../src/errors';
 import { BIN } from './harness';
 
@@ -128,4 +128,28 @@ services:
   assert.match(r.stderr, /fix: .*rm /);
   assert.equal(fs.readFileSync(file, 'utf8'), corrupt, 'the file is kept as it was');
   assert.equal(fs.existsSync(pinDir) && fs.readdirSync(pinDir).length > 0, false, 'nothing pinned');
+});
+
+test('the maint file keeps SERVICE/BACKEND targets and its refusal names what it holds', () => {
+  const dir = path.join(tmp, `m${n++}`);
+  fs.mkdirSync(dir);
+  const s = DrainStore.forInstance(path.join(dir, 'a.sock'), 'lab', 'maint');
+  assert.equal(s.file, path.join(dir, 'lab.maint.json'));
+  s.save(['rw/db1', 'db2']);
+  assert.deepEqual([...s.load()], ['db2', 'rw/db1']);
+  fs.writeFileSync(s.file, '[1]', { mode: 0o600 });
+  const err = refused(() => s.load(), s.file, /not a list of backend names/);
+  assert.match(err.message, /^backends in maintenance file /);
+});
+
+test('run-time weights round-trip through their file and an out-of-range weight in it is refused', () => {
+  const dir = path.join(tmp, `w${n++}`);
+  fs.mkdirSync(dir);
+  const s = WeightStore.forInstance(path.join(dir, 'a.sock'), 'lab');
+  assert.deepEqual([...s.load()], []);
+  s.save(new Map([['rw/db1', 3], ['db2', 0]]));
+  assert.equal(fs.statSync(s.file).mode & 0o777, 0o600);
+  assert.deepEqual([...s.load()], [['db2', 0], ['rw/db1', 3]]);
+  fs.writeFileSync(s.file, '{"db1": 70000}', { mode: 0o600 });
+  refused(() => s.load(), s.file, /not an object of backend name -> weight \(an integer from 0 to 65535\)/);
 });

@@ -111,3 +111,36 @@ test('a service keeps its config identity, family and ring', () => {
   assert.deepEqual(service, { name: 's', vip: '10.255.0.1', port: 5432, proto: 'tcp', family: 4, scheduler: 'sh', ring: { kind: 'maglev', size: 65537 }, onEmpty: 'pass' });
   assert.equal(backends[0].family, 4);
 });
+
+/** Two static services sharing db1..db3 (check none: only operator inputs decide). */
+function twoServices(over: Partial<DesiredInputs>) {
+  const mk = (name: string): TestService => ({ name, check: 'none', backends: [A, B, C].map((k, i) => ({ address: k.split(':')[0], port: 3306, name: `db${i + 1}`, weight: i + 1 })) });
+  const services = testConfig({ services: [mk('rw'), mk('ro')] }).services;
+  const out = desiredState({ services, health: null, drained: new Set(), macs: new Map(), ...over });
+  return Object.fromEntries(out.state.services.map((s) => [s.name, states(s.backends)]));
+}
+
+test('drain SERVICE/BACKEND drains the backend in that service only, by name or key', () => {
+  assert.deepEqual(twoServices({ drained: new Set(['rw/db1', `ro/${C}`]) }), {
+    rw: [['db1', 'draining', 0], ['db2', 'active', 2], ['db3', 'active', 3]],
+    ro: [['db1', 'active', 1], ['db2', 'active', 2], ['db3', 'draining', 0]],
+  });
+});
+
+test('maint wins over health and drains: state maint at weight 0, in the service named or in all', () => {
+  assert.deepEqual(twoServices({ maint: new Set(['rw/db2', 'db3']), drained: new Set(['db3']) }), {
+    rw: [['db1', 'active', 1], ['db2', 'maint', 0], ['db3', 'maint', 0]],
+    ro: [['db1', 'active', 1], ['db2', 'active', 2], ['db3', 'maint', 0]],
+  });
+  const r = run(svc('static'), snap([hb(A, { up: false }), hb(B), hb(C)]), { maint: new Set(['db1']) });
+  assert.equal(r.backends[0].state, 'maint', 'a down backend in maintenance shows maint');
+});
+
+test('a run-time weight overrides the config weight, SERVICE/BACKEND over BACKEND, and is kept as the drained slots\' weight', () => {
+  const out = twoServices({ weights: new Map([['db1', 5], ['ro/db1', 7]]) });
+  assert.deepEqual(out.rw![0], ['db1', 'active', 5]);
+  assert.deepEqual(out.ro![0], ['db1', 'active', 7]);
+  const services = testConfig({ services: [{ name: 'rw', check: 'none', backends: [{ address: '10.0.0.1', port: 3306, name: 'db1' }] }] }).services;
+  const b = desiredState({ services, health: null, drained: new Set(['db1']), weights: new Map([['db1', 4]]), macs: new Map() }).state.services[0]!.backends[0]!;
+  assert.deepEqual([b.state, b.weight, b.configWeight, b.runtimeWeight], ['draining', 0, 4, 4]);
+});

@@ -8,6 +8,11 @@
 //   re-route a connection, so the dest goes away; with net.ipv4.vs.expire_nodest_conn=1 (set by the
 //   dataplane) the next packet of such a connection expires it and, with sloppy_tcp, the flow is
 //   scheduled afresh, which is what XDP does.
+// - maint (the operator's maintenance): dest removed, as down, never weight 0 (that would be a
+//   drain: IPVS keeps sending a weight-0 dest's established connections to it). With
+//   expire_nodest_conn=1 the next packet of a connection to the removed dest expires it, and
+//   with sloppy_tcp the mid-stream packet is scheduled to another real server, which has no
+//   socket for it and answers RST: the client's connection ends, as with XDP's re-hash.
 
 import { XdError } from '../../errors';
 import { canonicalAddress } from '../../net/inet';
@@ -147,7 +152,7 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
     const dk = destKeyString({ addr: baddr, port: b.port });
     if (backends.has(dk)) throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${hostPort(baddr, b.port, af)} is listed twice`);
     backends.set(dk, { key: b.key, name: b.name, state: b.state });
-    if (b.state === 'down') continue;
+    if (b.state === 'down' || b.state === 'maint') continue;
     const drained = b.state === 'draining' || b.weight === 0;
     if (drained && (b.configWeight ?? 0) > 0) addWeights.set(dk, Math.min(b.configWeight!, MAX_WEIGHT));
     dests.push({

@@ -111,7 +111,8 @@ export function schedFor(scheduler: Scheduler, ring: RingKind): number {
 
 function backendFlags(b: DesiredService['backends'][number]): number {
   const tunnel = b.forwarding === 'tunnel' && b.tunnel ? BE_FLAG.TUNNEL : 0;
-  if (b.state === 'down') return BE_FLAG.ACTIVE | BE_FLAG.DOWN | tunnel;
+  // maint is down to the program: no new flows, and established flows re-hash away from it.
+  if (b.state === 'down' || b.state === 'maint') return BE_FLAG.ACTIVE | BE_FLAG.DOWN | tunnel;
   if (b.state === 'draining' || b.weight === 0) return BE_FLAG.ACTIVE | BE_FLAG.DRAINING | tunnel;
   return BE_FLAG.ACTIVE | tunnel;
 }
@@ -139,7 +140,7 @@ function ringBackends(s: DesiredService): LiveBackend[] {
   const out: LiveBackend[] = [];
   let usable = 0;
   for (const b of s.backends) {
-    if (!b.mac || b.state === 'down') continue;
+    if (!b.mac || b.state === 'down' || b.state === 'maint') continue;
     if (b.state === 'active' && b.weight > 0) {
       out.push({ b, weight: s.scheduler === 'rr' ? 1 : b.weight });
       usable++;

@@ -119,3 +119,12 @@ test('a drained dest is added with its configured weight and then set to 0, so m
   // Already in the kernel at weight 0: nothing to do.
   assert.deepEqual(planIpvs(toIpvsTargets({ services: [svc] }), kernelOf(svc, [[2, 0], [1, 1]]), () => true), []);
 });
+
+test('maint removes the dest (expire_nodest_conn then ends its connections) while a drain keeps it at weight 0', () => {
+  const svc = service([backend(1), backend(2, { state: 'maint', weight: 0 }), backend(3, { state: 'draining', weight: 0 })]);
+  const ops = planIpvs(toIpvsTargets({ services: [svc] }), kernelOf(svc, [[1, 1], [2, 1], [3, 1]]), () => true);
+  assert.deepEqual(ops.map(describeOp), [
+    'update dest 10.77.0.13:3306 of TCP 10.77.0.100:3306: weight 1 -> 0',
+    'delete dest 10.77.0.12:3306 from TCP 10.77.0.100:3306 (backend rs2 is maint)',
+  ]);
+});

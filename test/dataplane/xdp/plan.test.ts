@@ -328,3 +328,11 @@ test('a service replacing a removed one in one apply gets a fresh id while one i
   assert.notEqual(svcOf(p2!, b).id, svcOf(p1!, a).id);
   assert.deepEqual(p2!.serviceDeletes, [{ vip: a.vip, port: a.port, proto: a.proto, family: a.family }]);
 });
+
+test('maint is down to the program: the down flag (established flows re-hash) and no ring slots', () => {
+  const [p1, p2] = applyAll([state(service([backend(1), backend(2)])), state(service([backend(1), backend(2, { state: 'maint', weight: 0 })]))]);
+  const idx2 = p1!.indexes.get('rw')!.get(backend(2).key)!;
+  const w = p2!.backendWrites.find((x) => x.index === idx2)!;
+  assert.equal(w.flags, BE_FLAG.ACTIVE | BE_FLAG.DOWN);
+  assert.ok(!p2!.ringWrites[0]!.ring.includes(idx2));
+});
