@@ -16,9 +16,15 @@
  * generator that only patched the port would, after the first recycle, send
  * frames that the director no longer recognises.
  *
- * Flows: the L4 source port cycles over nflows values starting at base_port,
- * one step per packet, and the L4 checksum is fixed incrementally (RFC 1624),
- * so the receiver sees valid checksums and the director sees nflows flows.
+ * Flows: packet n belongs to flow i = n % nflows. The L4 source port is
+ * base_port + i % nports and, when saddr_off is set, the low 16 bits of the
+ * source address (the 16-bit word at saddr_off, network order) are the
+ * template's plus i / nports, so nflows may exceed the 65,535 ports: every i
+ * below nflows is a distinct (source address, source port) pair as long as
+ * nflows / nports stays below 65,536. The L4 checksum (its pseudo-header
+ * holds the source address) and, when ipcsum_off is set, the IPv4 header
+ * checksum are fixed incrementally (RFC 1624), so the receiver sees valid
+ * checksums and the director sees nflows flows.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -36,8 +42,11 @@
 const volatile __u32 tmpl_chunks = 8;       /* 8-byte chunks restored per run (frame length / 8) */
 const volatile __u32 sport_off = 34;        /* byte offset of the L4 source port (Eth 14 + IPv4 20) */
 const volatile __u32 csum_off = 50;         /* byte offset of the L4 checksum (TCP: +16, UDP: +6) */
-const volatile __u32 nflows = 4096;         /* distinct source ports cycled through (>= 1) */
+const volatile __u32 nflows = 4096;         /* distinct flows cycled through (>= 1) */
+const volatile __u32 nports = 4096;         /* source ports per source address (1..nflows) */
 const volatile __u32 base_port = 10000;     /* first source port, host order */
+const volatile __u32 saddr_off = 0;         /* byte offset of the varied source-address word; 0: address fixed */
+const volatile __u32 ipcsum_off = 0;        /* byte offset of the IPv4 header checksum; 0: none (IPv6) */
 const volatile __u32 udp_nocsum = 0;        /* 1: UDP with checksum 0 (RFC 768 "none"), leave it 0 */
 
 /* The frame every run starts from. Value: raw frame bytes as on the wire. */
@@ -120,21 +129,48 @@ int xdp_gen(struct xdp_md *ctx)
 		*(__u64 *)(data + i * XG_CHUNK) = *(__u64 *)&t->b[i * XG_CHUNK];
 	}
 
-	/* Vary the flow: source port and its checksum (both network order). */
+	/* Vary the flow: source port, source-address word and the checksums
+	 * over them (all network order). */
 	{
 		__u16 *sport = data + (sport_off & 0xff);
 		__u16 *check = data + (csum_off & 0xff);
+		__u32 flow = (__u32)(st->seq % nflows);
 		__u16 oldp, newp;
+		int l4csum;
 
 		if ((void *)(sport + 1) > data_end || (void *)(check + 1) > data_end) {
 			verdict = XDP_ABORTED;
 			goto out;
 		}
+		l4csum = !(udp_nocsum && *check == 0);
 		oldp = *sport;
-		newp = bpf_htons((__u16)(base_port + (__u32)(st->seq % nflows)));
+		newp = bpf_htons((__u16)(base_port + flow % nports));
 		*sport = newp;
-		if (!(udp_nocsum && *check == 0))
+		if (l4csum)
 			*check = csum_replace16(*check, oldp, newp);
+		if (saddr_off) {
+			__u16 *sa = data + (saddr_off & 0xff);
+			__u16 olda, newa;
+
+			if ((void *)(sa + 1) > data_end) {
+				verdict = XDP_ABORTED;
+				goto out;
+			}
+			olda = *sa;
+			newa = bpf_htons((__u16)(bpf_ntohs(olda) + flow / nports));
+			*sa = newa;
+			if (l4csum)
+				*check = csum_replace16(*check, olda, newa);
+			if (ipcsum_off) {
+				__u16 *ic = data + (ipcsum_off & 0xff);
+
+				if ((void *)(ic + 1) > data_end) {
+					verdict = XDP_ABORTED;
+					goto out;
+				}
+				*ic = csum_replace16(*ic, olda, newa);
+			}
+		}
 	}
 	st->seq++;
 out:

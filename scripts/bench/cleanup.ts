@@ -1,7 +1,8 @@
 // Leftovers of an interrupted earlier run (Ctrl-C, kill): every kernel resource
 // and temp dir of a run carries the prefix xdh<pid>; when that pid no longer
 // runs, its namespaces, the ring-apply veth, pin directories, MariaDB servers and temp dirs are
-// removed here, by exact name. Nothing of a live run is touched.
+// removed here, by exact name. The bench director's placeholder veth in this namespace
+// (xdb<pid>-<n>a, director.ts) goes the same way. Nothing of a live run is touched.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,11 +12,13 @@ import type { Logger } from '../../src/log';
 
 const RE = /^xdh(\d+)[a-z]*(?:-|$)/;
 
+function deadPidOf(pid: number): number | null {
+  return pid !== process.pid && !pidAlive(pid) ? pid : null;
+}
+
 function deadPid(name: string): number | null {
   const m = RE.exec(name);
-  if (!m) return null;
-  const pid = Number(m[1]);
-  return pid !== process.pid && !pidAlive(pid) ? pid : null;
+  return m ? deadPidOf(Number(m[1])) : null;
 }
 
 /** Remove what dead earlier runs left behind; returns what was removed. */
@@ -40,10 +43,12 @@ export async function cleanupStaleRuns(log: Logger): Promise<string[]> {
     await run('ip', ['netns', 'del', ns], { allowFail: true });
     removed.push(`netns ${ns}`);
   }
-  // The ring-apply measurement's veth pair lives in this namespace: xdh<pid>ma / xdh<pid>mb.
+  // Veth pairs in this namespace: the ring-apply measurement's xdh<pid>ma / xdh<pid>mb, and the
+  // director's placeholder (director.ts placeholderName) xdb<pid>-<n>a / xdb<pid>-<n>b. Deleting
+  // the a end removes its peer.
   const links = await run('ip', ['-o', 'link', 'show'], { allowFail: true });
-  for (const m of links.stdout.matchAll(/^\d+: (xdh\d+ma)[@:]/gm)) {
-    const pid = deadPid(m[1]);
+  for (const m of links.stdout.matchAll(/^\d+: (xdh\d+ma|xdb(\d+)-\d+a)[@:]/gm)) {
+    const pid = m[2] !== undefined ? deadPidOf(Number(m[2])) : deadPid(m[1]);
     if (pid === null) continue;
     pids.add(pid);
     await run('ip', ['link', 'del', m[1]], { allowFail: true });

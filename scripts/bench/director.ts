@@ -140,14 +140,46 @@ export interface Generator {
   close(): void;
 }
 
-export async function openGenerator(o: { frame: Buffer; sportOff: number; csumOff: number; flows: number; basePort: number; ifindex: number }): Promise<Generator> {
+export interface GeneratorOptions {
+  frame: Buffer;
+  sportOff: number;
+  csumOff: number;
+  /** Distinct flows: flow i has source port basePort + i % ports and source-address word + ⌊i / ports⌋. */
+  flows: number;
+  basePort: number;
+  /** Source ports per source address (default: flows, i.e. only the port varies). */
+  ports?: number;
+  /** Offset of the source address's low 16-bit word (needed when flows > ports). */
+  saddrOff?: number;
+  /** Offset of the IPv4 header checksum (IPv4 frames whose source address varies). */
+  ipCsumOff?: number;
+  ifindex: number;
+}
+
+/** Why the generator cannot make `flows` distinct flows with these settings, or null. */
+export function generatorProblem(o: Pick<GeneratorOptions, 'flows' | 'basePort' | 'ports' | 'saddrOff'>): string | null {
+  const ports = o.ports ?? o.flows;
+  if (!Number.isInteger(o.flows) || o.flows < 1) return `flows must be a positive integer, got ${o.flows}`;
+  if (!Number.isInteger(ports) || ports < 1 || ports > o.flows) return `ports per address must be 1..flows (${o.flows}), got ${ports}`;
+  if (o.basePort < 1 || o.basePort + ports > 65536) return `${ports} ports from ${o.basePort} leave 1..65535`;
+  if (ports < o.flows && !o.saddrOff) return `${o.flows} flows over ${ports} ports need a varying source address (saddrOff)`;
+  if (Math.ceil(o.flows / ports) > 65536) return `${o.flows} flows over ${ports} ports need more than the 65536 values of a 16-bit address word`;
+  return null;
+}
+
+export async function openGenerator(o: GeneratorOptions): Promise<Generator> {
   const len = o.frame.length;
   if (len % 8 !== 0 || len < 64 || len > GEN_TMPL_MAX) {
     throw new ToolError('XD_ERR_BENCH', `generator frame of ${len} bytes: must be a multiple of 8 from 64 to ${GEN_TMPL_MAX} (the program restores whole 8-byte chunks)`);
   }
-  if (o.flows < 1 || o.basePort + o.flows > 65536) throw new ToolError('XD_ERR_BENCH', `generator flows ${o.flows} from port ${o.basePort}: ports must stay within 1..65535`);
+  const why = generatorProblem(o);
+  if (why) throw new ToolError('XD_ERR_BENCH', `generator: ${why}`);
+  const ports = o.ports ?? o.flows;
   const obj = await BpfObject.load(objectPath('xdp_gen'), {
-    globals: { tmpl_chunks: len / 8, sport_off: o.sportOff, csum_off: o.csumOff, nflows: o.flows, base_port: o.basePort },
+    globals: {
+      tmpl_chunks: len / 8, sport_off: o.sportOff, csum_off: o.csumOff, nflows: o.flows, nports: ports, base_port: o.basePort,
+      saddr_off: ports < o.flows ? o.saddrOff! : 0, ipcsum_off: ports < o.flows ? o.ipCsumOff ?? 0 : 0,
+    },
   });
   const tmpl = obj.map(GEN_TMPL_MAP, u32, raw(GEN_TMPL_MAX));
   const state = obj.map(GEN_STATE_MAP, u32, raw(GEN_STATE_SIZE));
@@ -198,6 +230,8 @@ export interface BenchService {
   port: number;
   proto: 'tcp' | 'udp';
   backends: BenchBackend[];
+  /** Default DR. Tunnel: every backend is reached through `encap` from `source` (the director's address); its mac is the next hop's. */
+  tunnel?: { encap: 'ipip' | 'gue'; source: string; guePort?: number };
 }
 
 /** enum xd_reason names by value, from the generated enum (XD_R_TX_FLOW_HIT -> tx_flow_hit). */
@@ -212,6 +246,8 @@ export interface BenchDirector extends PinnedProg {
   setService(s: BenchService): Promise<void>;
   /** Packets counted per verdict reason so far (all CPUs), by reason name, as the product reads them. */
   reasons(): Record<string, number>;
+  /** Entries in the flow tables now (IPv4 + IPv6), counted by the product's status() walk. */
+  flowEntries(): Promise<number>;
 }
 
 export interface DirectorLimits {
@@ -223,10 +259,19 @@ export interface DirectorLimits {
   newFlowRate: number;
 }
 
-/** Small maps: the benchmarks configure at most a few services; room for 1M flows. */
-export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 4, maxBackends: 64, ringMax: 65537, flows: 1 << 20, newFlowRate: 0 };
+/** Small maps: the benchmarks configure at most a few services; room for 1M flows (2^20 entries, above the 1,000,000 flows of the largest cell). */
+export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 8, maxBackends: 64, ringMax: 65537, flows: 1 << 20, newFlowRate: 0 };
 
 let placeholderSeq = 0;
+
+/**
+ * Name of the n-th placeholder veth of process `pid`: xdb<pid>-<n>a (its peer ends in b). The pid
+ * is whole so that cleanup.ts can tell a dead run's leftover from a live one's; n stays below
+ * 1000 so the name fits IFNAMSIZ (15 characters with a 7-digit pid).
+ */
+export function placeholderName(pid: number, n: number): string {
+  return `xdb${pid}-${n % 1000}a`;
+}
 
 function ipLink(args: string[]): void {
   try {
@@ -246,14 +291,14 @@ function ipLink(args: string[]): void {
  */
 export async function loadDirector(o: { pinDir: string; log: Logger; mac: string; limits?: DirectorLimits; objectPath?: string }): Promise<BenchDirector> {
   const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
-  const tag = `xdb${process.pid % 100000}${placeholderSeq++}`;
-  const ifname = `${tag}a`;
-  ipLink(['add', ifname, 'address', o.mac, 'type', 'veth', 'peer', 'name', `${tag}b`]);
+  const ifname = placeholderName(process.pid, placeholderSeq++);
+  const peer = `${ifname.slice(0, -1)}b`;
+  ipLink(['add', ifname, 'address', o.mac, 'type', 'veth', 'peer', 'name', peer]);
   let dp: XdpDataplane | undefined;
   let prog: ReturnType<typeof openPinnedProgram> | undefined;
   try {
     ipLink(['set', ifname, 'up']);
-    ipLink(['set', `${tag}b`, 'up']);
+    ipLink(['set', peer, 'up']);
     dp = await XdpDataplane.open({
       instance: 'director', ifname, mode: 'generic', pinDir: o.pinDir, ringMax: lim.ringMax, objectPath: o.objectPath,
       maxServices: lim.maxServices, maxBackends: lim.maxBackends, flowTableSize: lim.flows, newFlowRate: lim.newFlowRate,
@@ -273,9 +318,19 @@ export async function loadDirector(o: { pinDir: string; log: Logger; mac: string
         state.services.push({
           name: `bench${state.services.length}`, vip: s.vip, port: s.port, proto: s.proto, family, scheduler: 'maglev',
           ring: { kind: 'maglev', size: lim.ringMax }, onEmpty: 'pass',
-          backends: s.backends.map((b) => ({ key: backendKey(b.address, b.port), name: `${b.address}:${b.port}`, address: b.address, port: b.port, family, weight: 1, state: 'active' as const, mac: b.mac })),
+          backends: s.backends.map((b) => ({
+            key: backendKey(b.address, b.port), name: `${b.address}:${b.port}`, address: b.address, port: b.port, family, weight: 1, state: 'active' as const, mac: b.mac,
+            ...(s.tunnel ? { forwarding: 'tunnel' as const, tunnel: { encap: s.tunnel.encap, guePort: s.tunnel.guePort ?? 6080, source: s.tunnel.source } } : {}),
+          })),
         });
         await d.apply(state);
+      },
+      async flowEntries() {
+        // The first status() waits for a walk; a later one returns the last count and, when that is
+        // older than 2 s, starts a new walk: wait for it and ask again.
+        await d.status();
+        await d.flowCountsSettled();
+        return (await d.status()).detail.flowCounts.entries;
       },
       reasons() {
         return Object.fromEntries(Object.entries(d.reasons()).filter(([, n]) => n > 0));

@@ -5,6 +5,7 @@
 // the mount namespace, hence bpffs and the addon's files) and talks to it in
 // JSON lines over stdin/stdout:
 //   → {"op":"init","ifname":"eth0","frame":"<hex>","sportOff":34,"csumOff":50,"flows":4096,"basePort":10000}
+//     (optional "ports", "saddrOff", "ipCsumOff": more flows than ports, see GeneratorOptions)
 //   ← {"ok":true,"ifindex":2}
 //   → {"op":"template","frame":"<hex>"}            (same length and offsets)
 //   ← {"ok":true}
@@ -27,6 +28,10 @@ interface InitMsg {
   csumOff: number;
   flows: number;
   basePort: number;
+  /** Optional (default flows: only the port varies); see GeneratorOptions. */
+  ports?: number;
+  saddrOff?: number;
+  ipCsumOff?: number;
 }
 interface TemplateMsg {
   op: 'template';
@@ -54,7 +59,7 @@ async function main(): Promise<void> {
       const m = JSON.parse(line) as Msg;
       if (m.op === 'init') {
         const ifindex = getNative().ifNameToIndex(m.ifname);
-        gen = await openGenerator({ frame: Buffer.from(m.frame, 'hex'), sportOff: m.sportOff, csumOff: m.csumOff, flows: m.flows, basePort: m.basePort, ifindex });
+        gen = await openGenerator({ frame: Buffer.from(m.frame, 'hex'), sportOff: m.sportOff, csumOff: m.csumOff, flows: m.flows, basePort: m.basePort, ports: m.ports, saddrOff: m.saddrOff, ipCsumOff: m.ipCsumOff, ifindex });
         reply({ ok: true, ifindex });
       } else if (m.op === 'template') {
         if (!gen) throw new Error('template before init');

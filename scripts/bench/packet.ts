@@ -34,6 +34,10 @@ export interface Frame {
   sportOff: number;
   /** Byte offset of the L4 checksum. */
   csumOff: number;
+  /** Byte offset of the source address's last 16-bit word. */
+  saddrOff: number;
+  /** Byte offset of the IPv4 header checksum (undefined for IPv6, which has none). */
+  ipCsumOff?: number;
   /** Length of the real headers + payload (without the Ethernet trailer). */
   ipEnd: number;
 }
@@ -100,5 +104,7 @@ export function buildFrame(spec: FrameSpec): Frame {
   let c = inetChecksum(pseudoHeader(src, dst, protoNum, l4Len), b.subarray(l4, ipEnd));
   if (spec.proto === 'udp' && c === 0) c = 0xffff; // RFC 768: 0 means "no checksum"
   b.writeUInt16BE(c, csumOff);
-  return { bytes: b, sportOff: l4, csumOff, ipEnd };
+  return spec.family === 4
+    ? { bytes: b, sportOff: l4, csumOff, saddrOff: l3 + 12 + 2, ipCsumOff: l3 + 10, ipEnd }
+    : { bytes: b, sportOff: l4, csumOff, saddrOff: l3 + 8 + 14, ipEnd };
 }

@@ -1,5 +1,5 @@
 // Section 2: packet rate through veth, measured on the receive side, on two
-// paths (scenarios), rounds interleaved across both:
+// paths (scenarios), in one run whose rounds cycle through every cell of both:
 //
 // dr-bridge (the full one-armed DR path; bridge and veth hops dominate):
 //   gen ns ──veth── bridge ns (br0) ──veth── director ns ──(XDP_TX / forward)── br0 ── rN ns
@@ -8,44 +8,53 @@
 //   gen ns eth0 ⇄ director ns eth0 (one veth pair); the director sends every
 //   frame straight back to the generator, whose eth0 counts and drops it
 //   (xdp_count). The director program's backends all carry the generator's
-//   MAC; the kernel path forwards back out of eth0 via the generator.
+//   MAC (a tunnel service's next hop is the generator too); the kernel path
+//   forwards back out of eth0 via the generator.
 //
 // The generator (xdp_gen on BPF_PROG_RUN live frames, in its own process inside
-// the client namespace) sends TCP frames to VIP:3306 via the director's MAC,
-// over many source ports. Each real server counts what reaches its eth0 with
-// xdp_count (per-CPU counter, XDP_DROP). The director's eth0 runs, in turn,
-// interleaved round by round on the same path:
-//   xdp-native      xdirector, native (driver) mode
-//   xdp-generic     xdirector, generic (skb) mode
-//   xdp-tx-noop     xdp_tx_noop: MAC rewrite + XDP_TX only (the ceiling)
-//   kernel-forward  XDP_PASS (xdp_count pass) + kernel forwarding, ECMP route to the real servers
-//   ipvs            where the kernel has IPVS (skipped here with the reason)
+// the client namespace, one per flow count) sends TCP frames to VIP:3306 via the
+// director's MAC over N distinct flows: the source port cycles, and past the port
+// range the source address's low 16 bits too, so 1M flows are 1M 5-tuples.
+// Each real server counts what reaches its eth0 with xdp_count (per-CPU counter,
+// XDP_DROP). A cell is (path, flows, mode); the modes at the director's eth0:
+//   xdp-native / xdp-generic    xdirector (a DR service) in native / generic mode
+//   xdp-tx-noop[-generic]       xdp_tx_noop: MAC rewrite + XDP_TX only, the ceiling of that mode
+//   tunnel-ipip / tunnel-gue    xdirector, native, the same service with forwarding: tunnel
+//   kernel-forward              XDP_PASS (xdp_count pass) + kernel forwarding
+//   ipvs                        where the kernel has IPVS (skipped here with the reason)
+// On the isolated path the ceiling matrix is flows (e.g. 16, 4096, 1M) × {native,
+// generic} × {director, no-op}, each flow count with its own director (same table
+// size), so a small-flow cell never walks a table a large one filled. The DR path,
+// the kernel path and the tunnels run at the base flow count; the tunnels against
+// the DR director of that count. Every round visits every cell in the same order,
+// so machine noise hits all alike; reported: per-cell median over rounds, ratios.
 // Bridge-side peers of the generator and the director carry xdp_count in pass
 // mode: native XDP_TX / ndo_xdp_xmit on veth needs an XDP program on the peer
 // (on the isolated path the generator's counter is that peer; for generic mode
 // the director's eth0 gets GRO on, which gives its veth the NAPI the
-// generator's ndo_xdp_xmit needs). One generator worker per path (the same
-// program, frame shape and flows), since live frames leave from the caller's
-// namespace.
+// generator's ndo_xdp_xmit needs).
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import * as path from 'node:path';
-import { XdError, wrap } from '../../src/errors';
+import { wrap } from '../../src/errors';
 import { runIn, waitChildExit, sleep } from '../lab/exec';
 import type { Logger } from '../../src/log';
-import { loadCounter, loadDirector, loadNoopTx, type BenchDirector, type CounterProg, type PinnedProg } from './director';
-import { buildFrame, TCP_ACK, TCP_SYN } from './packet';
+import { BENCH_DIRECTOR_LIMITS, generatorProblem, loadCounter, loadDirector, loadNoopTx, type BenchDirector, type BenchService, type CounterProg, type PinnedProg } from './director';
+import { buildFrame, TCP_ACK, TCP_SYN, type Frame } from './packet';
 import { spread, round, roundSpread } from './stats';
 import { createIsolated, createTopology, setKernelEcmp, xdpAttachPinned, xdpDetach, type IsolatedTopology, type Topology } from './topology';
-import type { PktMode, PktModeResult, PktRateData, PktRatios, PktRound, PktScenario, PktScenarioName } from './types';
+import type { CeilingRatio, ForwardingRatio, PktCell, PktMode, PktRateData, PktRatios, PktRound, PktScenario, PktScenarioName } from './types';
 import { ToolError } from '../errors';
 
 export interface PktRateOptions {
   prefix: string;
   packets: number;
   rounds: number;
-  flows: number;
+  /** Flow counts of the ceiling matrix on the isolated path. */
+  flows: number[];
+  /** Flow count of the DR path, the kernel path and the tunnel comparison. */
+  baseFlows: number;
   batch: number;
   receivers: number;
   /** Modes to run (default all). */
@@ -58,16 +67,27 @@ export interface PktRateOptions {
   progress?: (msg: string) => void;
 }
 
-export const PKTRATE_FULL = { packets: 2_000_000, rounds: 3, flows: 4096, batch: 64, receivers: 2 };
-export const PKTRATE_QUICK = { packets: 200_000, rounds: 1, flows: 1024, batch: 64, receivers: 2 };
+const FLOW_MATRIX = [16, 4096, 1_000_000];
+export const PKTRATE_FULL = { packets: 2_000_000, rounds: 5, flows: FLOW_MATRIX, baseFlows: 4096, batch: 64, receivers: 2 };
+export const PKTRATE_QUICK = { packets: 200_000, rounds: 1, flows: FLOW_MATRIX, baseFlows: 4096, batch: 64, receivers: 2 };
 
-const ALL_MODES: PktMode[] = ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward', 'ipvs'];
+const ALL_MODES: PktMode[] = ['xdp-native', 'xdp-tx-noop', 'xdp-generic', 'xdp-tx-noop-generic', 'tunnel-ipip', 'tunnel-gue', 'kernel-forward', 'ipvs'];
 const ALL_SCENARIOS: PktScenarioName[] = ['dr-bridge', 'isolated'];
+/** Director modes: the ones whose verdict reasons and flow table are read. */
+const DIRECTOR_MODES: ReadonlySet<PktMode> = new Set(['xdp-native', 'xdp-generic', 'tunnel-ipip', 'tunnel-gue']);
+/** Modes each path runs, and at which flow counts ('matrix': every flow count; 'base': the base count only). */
+const PATH_MODES: Record<PktScenarioName, [PktMode, 'matrix' | 'base'][]> = {
+  'dr-bridge': [['xdp-native', 'base'], ['xdp-generic', 'base'], ['xdp-tx-noop', 'base'], ['kernel-forward', 'base'], ['ipvs', 'base']],
+  isolated: [
+    ['xdp-native', 'matrix'], ['xdp-tx-noop', 'matrix'], ['xdp-generic', 'matrix'], ['xdp-tx-noop-generic', 'matrix'],
+    ['tunnel-ipip', 'base'], ['tunnel-gue', 'base'], ['kernel-forward', 'base'], ['ipvs', 'base'],
+  ],
+};
 const SCENARIO_DESCRIPTIONS: Record<PktScenarioName, string> = {
   'dr-bridge': 'full one-armed DR path: generator → bridge → director → bridge → real servers (counted on the real servers)',
   isolated: 'isolated director: generator eth0 ⇄ director eth0 on one veth pair, sent straight back to the generator (counted on its eth0)',
 };
-const DESCRIPTIONS: Record<PktScenarioName, Record<PktMode, string>> = {
+const DESCRIPTIONS: Record<PktScenarioName, Partial<Record<PktMode, string>>> = {
   'dr-bridge': {
     'xdp-native': 'xdirector in native (driver) XDP mode, DR via XDP_TX',
     'xdp-generic': 'xdirector in generic (skb) XDP mode, DR via XDP_TX',
@@ -76,14 +96,21 @@ const DESCRIPTIONS: Record<PktScenarioName, Record<PktMode, string>> = {
     ipvs: 'IPVS direct routing (mh scheduler)',
   },
   isolated: {
-    'xdp-native': 'xdirector in native (driver) XDP mode, XDP_TX back to the generator (every backend has its MAC)',
-    'xdp-generic': 'xdirector in generic (skb) XDP mode, XDP_TX back to the generator',
-    'xdp-tx-noop': 'no-op XDP_TX (MAC rewrite only) back to the generator: the ceiling',
+    'xdp-native': 'xdirector in native (driver) XDP mode, DR service, XDP_TX back to the generator (every backend has its MAC)',
+    'xdp-generic': 'xdirector in generic (skb) XDP mode, DR service, XDP_TX back to the generator',
+    'xdp-tx-noop': 'no-op XDP_TX (MAC rewrite only), native, back to the generator: the native ceiling',
+    'xdp-tx-noop-generic': 'no-op XDP_TX (MAC rewrite only), generic, back to the generator: the generic ceiling',
+    'tunnel-ipip': 'xdirector, native, the same service with forwarding: tunnel, encap ipip (next hop: the generator)',
+    'tunnel-gue': 'xdirector, native, the same service with forwarding: tunnel, encap gue (UDP 6080; next hop: the generator)',
     'kernel-forward': 'XDP_PASS + kernel IPv4 forwarding back out of eth0 (route for the VIP via the generator, static neighbour)',
     ipvs: 'IPVS direct routing (mh scheduler)',
   },
 };
 const BASE_PORT = 10000;
+/** Source ports per source address: all of BASE_PORT..65535; more flows vary the address as well. */
+const MAX_PORTS = 65536 - BASE_PORT;
+/** The isolated path's tunnel backends: on another subnet, reached through the generator as next hop. */
+const TUNNEL_BACKENDS = ['10.203.1.11', '10.203.1.12', '10.203.1.13', '10.203.1.14', '10.203.1.15', '10.203.1.16', '10.203.1.17', '10.203.1.18'];
 
 /** Why kernel pktgen cannot be used, or null if /proc/net/pktgen exists. */
 export function pktgenUnavailable(): string | null {
@@ -174,46 +201,20 @@ async function settle(read: () => bigint): Promise<bigint> {
   return last;
 }
 
-/** One path the generator drives, set up and ready for attach(mode). */
+/** One path the generator drives, set up and ready for attach(cell). */
 interface Path {
   scenario: PktScenario;
-  gen: GenClient;
+  frameBytes: number;
   syn: Buffer;
   ack: Buffer;
-  frameBytes: number;
-  director?: BenchDirector;
-  attach(mode: PktMode): Promise<void>;
+  /** The generator of each flow count the path's cells use. */
+  gens: Map<number, GenClient>;
+  /** The xdirector a cell runs (undefined for the no-op and kernel cells). */
+  director(cell: PktCell): BenchDirector | undefined;
+  attach(cell: PktCell): Promise<void>;
   detach(): Promise<void>;
-  /** Frames counted so far per receiving interface. */
-  counts(): bigint[];
-}
-
-const ratio = (a?: number, b?: number): number | undefined => (a !== undefined && b !== undefined && b > 0 ? round(a / b, 3) : undefined);
-
-function scenarioRatios(modes: PktModeResult[], key: 'mppsDelivered' | 'mppsPerCpu'): PktRatios {
-  const med = (mode: PktMode): number | undefined => modes.find((x) => x.mode === mode && x.status === 'ok')?.[key]?.median;
-  return {
-    nativeVsCeiling: ratio(med('xdp-native'), med('xdp-tx-noop')),
-    nativeVsKernel: ratio(med('xdp-native'), med('kernel-forward')),
-    genericVsKernel: ratio(med('xdp-generic'), med('kernel-forward')),
-  };
-}
-
-function frames(srcMac: string, dstMac: string, src: string, dst: string): { syn: ReturnType<typeof buildFrame>; ack: ReturnType<typeof buildFrame> } {
-  const frameOf = (flags: number): ReturnType<typeof buildFrame> =>
-    buildFrame({ srcMac, dstMac, family: 4, src, dst, proto: 'tcp', sport: BASE_PORT, dport: 3306, flags, minLength: 60, multipleOf: 8 });
-  return { syn: frameOf(TCP_SYN), ack: frameOf(TCP_ACK) };
-}
-
-async function startGen(ns: string, syn: ReturnType<typeof buildFrame>, o: PktRateOptions): Promise<GenClient> {
-  const gen = GenClient.start(ns);
-  try {
-    await gen.call({ op: 'init', ifname: 'eth0', frame: syn.bytes.toString('hex'), sportOff: syn.sportOff, csumOff: syn.csumOff, flows: o.flows, basePort: BASE_PORT });
-  } catch (err) {
-    await gen.stop().catch(() => undefined);
-    throw err;
-  }
-  return gen;
+  /** Frames and bytes counted so far per receiving interface. */
+  counts(): { packets: bigint; bytes: bigint }[];
 }
 
 interface Owned {
@@ -222,24 +223,134 @@ interface Owned {
   teardown: (() => Promise<void>)[];
 }
 
-/** Attach the program a mode runs to the director's eth0 (pinned programs of this run). */
-function attachMode(ns: string, mode: PktMode, p: { director?: { pinPath: string }; noop?: { pinPath: string }; dirPass: { pinPath: string } }): Promise<void> {
-  switch (mode) {
+/** The programs a path attaches to its director's eth0, loaded once per run. */
+interface PathProgs {
+  /** xdirector per key: `dr:<flows>`, `ipip`, `gue`. */
+  directors: Map<string, BenchDirector>;
+  noop?: PinnedProg;
+  dirPass: PinnedProg;
+}
+
+function directorKey(cell: Pick<PktCell, 'mode' | 'flows'>): string | undefined {
+  if (cell.mode === 'xdp-native' || cell.mode === 'xdp-generic') return `dr:${cell.flows}`;
+  if (cell.mode === 'tunnel-ipip') return 'ipip';
+  if (cell.mode === 'tunnel-gue') return 'gue';
+  return undefined;
+}
+
+/** Attach the program a cell runs to the director's eth0 (pinned programs of this run). */
+function attachCell(ns: string, cell: PktCell, p: PathProgs): Promise<void> {
+  const key = directorKey(cell);
+  switch (cell.mode) {
     case 'xdp-native':
-      return xdpAttachPinned(ns, 'eth0', 'native', p.director!.pinPath);
+    case 'tunnel-ipip':
+    case 'tunnel-gue':
+      return xdpAttachPinned(ns, 'eth0', 'native', p.directors.get(key!)!.pinPath);
     case 'xdp-generic':
-      return xdpAttachPinned(ns, 'eth0', 'generic', p.director!.pinPath);
+      return xdpAttachPinned(ns, 'eth0', 'generic', p.directors.get(key!)!.pinPath);
     case 'xdp-tx-noop':
       return xdpAttachPinned(ns, 'eth0', 'native', p.noop!.pinPath);
+    case 'xdp-tx-noop-generic':
+      return xdpAttachPinned(ns, 'eth0', 'generic', p.noop!.pinPath);
     case 'kernel-forward':
       return xdpAttachPinned(ns, 'eth0', 'native', p.dirPass.pinPath);
     default:
-      throw new ToolError('XD_ERR_BENCH', `mode ${mode} cannot be attached`);
+      throw new ToolError('XD_ERR_BENCH', `mode ${cell.mode} cannot be attached`);
   }
 }
 
-async function bridgePath(o: PktRateOptions, modes: PktMode[], pinDir: string, own: Owned, log: Logger): Promise<Path> {
-  const scenario: PktScenario = { name: 'dr-bridge', description: SCENARIO_DESCRIPTIONS['dr-bridge'], receivers: o.receivers, modes: [], ratios: {}, ratiosPerCpu: {} };
+/** The cells of a path in round order: the matrix flow by flow (director, then its no-op, native then generic), then the base-count cells. */
+function pathCells(name: PktScenarioName, o: PktRateOptions, modes: PktMode[]): PktCell[] {
+  const want = PATH_MODES[name].filter(([m]) => modes.includes(m));
+  const cell = (mode: PktMode, flows: number): PktCell => ({ mode, flows, description: DESCRIPTIONS[name][mode] ?? mode, status: 'ok', rounds: [] });
+  const matrix = [...new Set([...o.flows, o.baseFlows])].sort((a, b) => a - b);
+  const cells: PktCell[] = [];
+  for (const f of matrix) for (const [m, scope] of want) if (scope === 'matrix') cells.push(cell(m, f));
+  for (const [m, scope] of want) if (scope === 'base') cells.push(cell(m, o.baseFlows));
+  return cells;
+}
+
+/** Load the programs a path's cells need: one xdirector per flow count (DR) and per tunnel encapsulation, the no-op, the pass program. */
+async function loadPathProgs(
+  cells: PktCell[],
+  pinDir: string,
+  own: Owned,
+  log: Logger,
+  d: { mac: string; noopMac: string; service: (tunnel?: BenchService['tunnel']) => BenchService; tunnelSource: string },
+): Promise<PathProgs> {
+  fs.mkdirSync(pinDir, { recursive: true });
+  const dirPass = await loadCounter({ pinDir, name: 'dir-pass', verdict: 'pass' });
+  own.progs.push(dirPass);
+  const p: PathProgs = { directors: new Map(), dirPass };
+  for (const c of cells) {
+    const key = directorKey(c);
+    if (key === undefined || p.directors.has(key)) continue;
+    const director = await loadDirector({ pinDir: path.join(pinDir, key.replace(':', '-')), log, mac: d.mac });
+    own.progs.push(director);
+    const encap = c.mode === 'tunnel-ipip' ? 'ipip' : c.mode === 'tunnel-gue' ? 'gue' : undefined;
+    await director.setService(d.service(encap ? { encap, source: d.tunnelSource } : undefined));
+    p.directors.set(key, director);
+  }
+  if (cells.some((c) => c.mode === 'xdp-tx-noop' || c.mode === 'xdp-tx-noop-generic')) {
+    p.noop = await loadNoopTx({ pinDir, mac: d.noopMac });
+    own.progs.push(p.noop);
+  }
+  return p;
+}
+
+/**
+ * The end both paths share: SYN and ACK frames from the generator to the VIP via the director's
+ * MAC, one generator process per flow count the cells use, and the Path handle.
+ */
+async function finishPath(
+  o: PktRateOptions,
+  own: Owned,
+  scenario: PktScenario,
+  progs: PathProgs,
+  g: { ns: string; mac: string; ip: string; directorMac: string; vip: string },
+  ops: Pick<Path, 'attach' | 'detach' | 'counts'>,
+): Promise<Path> {
+  const frameOf = (flags: number): Frame =>
+    buildFrame({ srcMac: g.mac, dstMac: g.directorMac, family: 4, src: g.ip, dst: g.vip, proto: 'tcp', sport: BASE_PORT, dport: 3306, flags, minLength: 60, multipleOf: 8 });
+  const syn = frameOf(TCP_SYN);
+  const ack = frameOf(TCP_ACK);
+  const gens = new Map<number, GenClient>();
+  for (const flows of new Set(scenario.cells.map((c) => c.flows))) {
+    const gen = await startGen(g.ns, syn, flows);
+    own.gens.push(gen);
+    gens.set(flows, gen);
+  }
+  return {
+    scenario,
+    frameBytes: ack.bytes.length,
+    syn: syn.bytes,
+    ack: ack.bytes,
+    gens,
+    director: (cell) => {
+      const key = directorKey(cell);
+      return key === undefined ? undefined : progs.directors.get(key);
+    },
+    ...ops,
+  };
+}
+
+async function startGen(ns: string, syn: Frame, flows: number): Promise<GenClient> {
+  const ports = Math.min(flows, MAX_PORTS);
+  const spec = { flows, basePort: BASE_PORT, ports, saddrOff: syn.saddrOff, ipCsumOff: syn.ipCsumOff };
+  const why = generatorProblem(spec);
+  if (why) throw new ToolError('XD_ERR_BENCH', `generator for ${flows} flows: ${why}`);
+  const gen = GenClient.start(ns);
+  try {
+    await gen.call({ op: 'init', ifname: 'eth0', frame: syn.bytes.toString('hex'), sportOff: syn.sportOff, csumOff: syn.csumOff, ...spec });
+  } catch (err) {
+    await gen.stop().catch(() => undefined);
+    throw err;
+  }
+  return gen;
+}
+
+async function bridgePath(o: PktRateOptions, cells: PktCell[], pinDir: string, own: Owned, log: Logger): Promise<Path> {
+  const scenario = newScenario('dr-bridge', o.receivers, cells);
   const t: Topology = await createTopology(`${o.prefix}p`, o.receivers);
   own.teardown.push(() => t.destroy());
   fs.mkdirSync(pinDir, { recursive: true });
@@ -255,43 +366,27 @@ async function bridgePath(o: PktRateOptions, modes: PktMode[], pinDir: string, o
   own.progs.push(peerGen);
   const peerDir = await loadCounter({ pinDir, name: 'peer-dir', verdict: 'pass' });
   own.progs.push(peerDir);
-  const dirPass = await loadCounter({ pinDir, name: 'dir-pass', verdict: 'pass' });
-  own.progs.push(dirPass);
   await xdpAttachPinned(t.bridgeNs, t.client.port, 'native', peerGen.pinPath);
   await xdpAttachPinned(t.bridgeNs, t.director.port, 'native', peerDir.pinPath);
-  let director: BenchDirector | undefined;
-  let noop: PinnedProg | undefined;
-  if (modes.includes('xdp-native') || modes.includes('xdp-generic')) {
-    director = await loadDirector({ pinDir, log, mac: t.director.mac });
-    own.progs.push(director);
-    await director.setService({ vip: t.vip, port: 3306, proto: 'tcp', backends: t.receivers.map((r) => ({ address: r.ip, port: 3306, mac: r.mac })) });
-  }
-  if (modes.includes('xdp-tx-noop')) {
-    noop = await loadNoopTx({ pinDir, mac: o.ceilingMac ?? t.receivers[0].mac });
-    own.progs.push(noop);
-  }
+  const progs = await loadPathProgs(cells, pinDir, own, log, {
+    mac: t.director.mac,
+    noopMac: o.ceilingMac ?? t.receivers[0].mac,
+    tunnelSource: t.director.ip,
+    service: () => ({ vip: t.vip, port: 3306, proto: 'tcp', backends: t.receivers.map((r) => ({ address: r.ip, port: 3306, mac: r.mac })) }),
+  });
   await setKernelEcmp(t, true);
-  const f = frames(t.client.mac, t.director.mac, t.client.ip, t.vip);
-  const gen = await startGen(t.client.ns, f.syn, o);
-  own.gens.push(gen);
-  return {
-    scenario,
-    gen,
-    syn: f.syn.bytes,
-    ack: f.ack.bytes,
-    frameBytes: f.ack.bytes.length,
-    director,
-    async attach(mode) {
+  return finishPath(o, own, scenario, progs, { ns: t.client.ns, mac: t.client.mac, ip: t.client.ip, directorMac: t.director.mac, vip: t.vip }, {
+    async attach(cell) {
       await xdpDetach(t.director.ns, 'eth0');
-      return attachMode(t.director.ns, mode, { director, noop, dirPass });
+      return attachCell(t.director.ns, cell, progs);
     },
     detach: () => xdpDetach(t.director.ns, 'eth0'),
-    counts: () => rcv.map((c) => c.read().packets),
-  };
+    counts: () => rcv.map((c) => c.read()),
+  });
 }
 
-async function isolatedPath(o: PktRateOptions, modes: PktMode[], pinDir: string, own: Owned, log: Logger): Promise<Path> {
-  const scenario: PktScenario = { name: 'isolated', description: SCENARIO_DESCRIPTIONS.isolated, receivers: 1, modes: [], ratios: {}, ratiosPerCpu: {} };
+async function isolatedPath(o: PktRateOptions, cells: PktCell[], pinDir: string, own: Owned, log: Logger): Promise<Path> {
+  const scenario = newScenario('isolated', 1, cells);
   const t: IsolatedTopology = await createIsolated(`${o.prefix}p`);
   own.teardown.push(() => t.destroy());
   fs.mkdirSync(pinDir, { recursive: true });
@@ -299,61 +394,64 @@ async function isolatedPath(o: PktRateOptions, modes: PktMode[], pinDir: string,
   const back = await loadCounter({ pinDir, name: 'gen-back', verdict: 'drop' });
   own.progs.push(back);
   await xdpAttachPinned(t.gen.ns, 'eth0', 'native', back.pinPath);
-  const dirPass = await loadCounter({ pinDir, name: 'dir-pass', verdict: 'pass' });
-  own.progs.push(dirPass);
-  let director: BenchDirector | undefined;
-  let noop: PinnedProg | undefined;
-  if (modes.includes('xdp-native') || modes.includes('xdp-generic')) {
-    director = await loadDirector({ pinDir, log, mac: t.director.mac });
-    own.progs.push(director);
-    // The same shape as the DR path (two backends), every backend at the generator's MAC.
-    const backends = Array.from({ length: Math.max(1, o.receivers) }, (_, i) => ({ address: `10.202.0.${11 + i}`, port: 3306, mac: t.gen.mac }));
-    await director.setService({ vip: t.vip, port: 3306, proto: 'tcp', backends });
-  }
-  if (modes.includes('xdp-tx-noop')) {
-    noop = await loadNoopTx({ pinDir, mac: t.gen.mac });
-    own.progs.push(noop);
-  }
+  const n = Math.max(1, Math.min(o.receivers, TUNNEL_BACKENDS.length));
+  const progs = await loadPathProgs(cells, pinDir, own, log, {
+    mac: t.director.mac,
+    noopMac: t.gen.mac,
+    tunnelSource: t.director.ip,
+    // The same shape as the DR path (two backends), every backend (or tunnel next hop) at the generator's MAC;
+    // a tunnel service's backends are on another subnet.
+    service: (tunnel) => ({
+      vip: t.vip, port: 3306, proto: 'tcp', tunnel,
+      backends: Array.from({ length: n }, (_, i) => ({ address: tunnel ? TUNNEL_BACKENDS[i] : `10.202.0.${11 + i}`, port: 3306, mac: t.gen.mac })),
+    }),
+  });
   const gro = (on: boolean): Promise<unknown> => runIn(t.director.ns, 'ethtool', ['-K', 'eth0', 'gro', on ? 'on' : 'off']);
-  const f = frames(t.gen.mac, t.director.mac, t.gen.ip, t.vip);
-  const gen = await startGen(t.gen.ns, f.syn, o);
-  own.gens.push(gen);
-  return {
-    scenario,
-    gen,
-    syn: f.syn.bytes,
-    ack: f.ack.bytes,
-    frameBytes: f.ack.bytes.length,
-    director,
-    async attach(mode) {
+  return finishPath(o, own, scenario, progs, { ns: t.gen.ns, mac: t.gen.mac, ip: t.gen.ip, directorMac: t.director.mac, vip: t.vip }, {
+    async attach(cell) {
       await xdpDetach(t.director.ns, 'eth0');
       // Generic mode: no native program on the director's veth, so GRO on gives it the NAPI
       // the generator's ndo_xdp_xmit needs; off for the others (their native program does that).
-      await gro(mode === 'xdp-generic');
-      return attachMode(t.director.ns, mode, { director, noop, dirPass });
+      await gro(cell.mode === 'xdp-generic' || cell.mode === 'xdp-tx-noop-generic');
+      return attachCell(t.director.ns, cell, progs);
     },
     detach: () => xdpDetach(t.director.ns, 'eth0'),
-    counts: () => [back.read().packets],
-  };
+    counts: () => [back.read()],
+  });
 }
 
-async function measureRound(p: Path, m: PktModeResult, o: PktRateOptions): Promise<PktRound> {
-  const delivered = (): bigint => p.counts().reduce((a, b) => a + b, 0n);
-  await p.attach(m.mode);
-  // Warm-up: one handshake per flow (a SYN enters the director's embryonic table, the first ACK
-  // moves it to the flow table), then established ACKs are timed.
-  await p.gen.call({ op: 'template', frame: p.syn.toString('hex') });
-  await p.gen.call({ op: 'run', packets: o.flows, batch: o.batch }, runBudget(o.flows));
-  await settle(delivered);
-  await p.gen.call({ op: 'template', frame: p.ack.toString('hex') });
-  await p.gen.call({ op: 'run', packets: o.flows, batch: o.batch }, runBudget(o.flows));
-  await settle(delivered);
+function newScenario(name: PktScenarioName, receivers: number, cells: PktCell[]): PktScenario {
+  return { name, description: SCENARIO_DESCRIPTIONS[name], receivers, cells, ratios: {}, ratiosPerCpu: {}, ceiling: [], forwarding: [] };
+}
+
+async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<BenchDirector>): Promise<PktRound> {
+  const delivered = (): bigint => p.counts().reduce((a, b) => a + b.packets, 0n);
+  const gen = p.gens.get(m.flows)!;
+  const director = p.director(m);
+  await p.attach(m);
+  // Warm-up, once per director (its flows stay in the table for the later rounds): one handshake
+  // per flow (a SYN enters the embryonic table, the first ACK moves it to the flow table; past the
+  // embryonic table's size the ACK of an evicted SYN enters the flow table as a mid-stream flow),
+  // then established ACKs are timed. The ACK template stays for the no-op and kernel cells too.
+  if (director && !warmed.has(director)) {
+    await gen.call({ op: 'template', frame: p.syn.toString('hex') });
+    await gen.call({ op: 'run', packets: m.flows, batch: o.batch }, runBudget(m.flows));
+    await settle(delivered);
+    await gen.call({ op: 'template', frame: p.ack.toString('hex') });
+    await gen.call({ op: 'run', packets: m.flows, batch: o.batch }, runBudget(m.flows));
+    await settle(delivered);
+    warmed.add(director);
+  } else {
+    await gen.call({ op: 'template', frame: p.ack.toString('hex') });
+  }
   const before = p.counts();
-  const reasonsBefore = p.director?.reasons() ?? {};
+  const reasonsBefore = director?.reasons() ?? {};
   const softBefore = ksoftirqdSeconds();
-  const g = await p.gen.call({ op: 'run', packets: o.packets, batch: o.batch }, runBudget(o.packets));
+  const g = await gen.call({ op: 'run', packets: o.packets, batch: o.batch }, runBudget(o.packets));
   await settle(delivered);
-  const per = p.counts().map((c, i) => Number(c - before[i]));
+  const now = p.counts();
+  const per = now.map((c, i) => Number(c.packets - before[i].packets));
+  const bytes = now.reduce((a, c, i) => a + Number(c.bytes - before[i].bytes), 0);
   const softSeconds = ksoftirqdSeconds() - softBefore;
   const got = per.reduce((a, b) => a + b, 0);
   const seconds = Number(g.seconds);
@@ -378,12 +476,74 @@ async function measureRound(p: Path, m: PktModeResult, o: PktRateOptions): Promi
     mppsPerCpu: round(got / Math.max(cpuSeconds, 1e-6) / 1e6, 3),
     ksoftirqdSeconds: round(softSeconds, 2),
     perReceiver: per,
+    bytesPerFrame: round(bytes / got, 2),
   };
-  if ((m.mode === 'xdp-native' || m.mode === 'xdp-generic') && p.director) {
-    const after = p.director.reasons();
+  if (director) {
+    const after = director.reasons();
     r.directorReasons = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (reasonsBefore[k] ?? 0)]).filter(([, v]) => Number(v) > 0));
   }
   return r;
+}
+
+const ratio = (a?: number, b?: number): number | undefined => (a !== undefined && b !== undefined && b > 0 ? round(a / b, 3) : undefined);
+
+/** Median over rounds of a / b measured in the same round. */
+function pairedRatio(a: PktCell | undefined, b: PktCell | undefined): number | undefined {
+  if (a?.status !== 'ok' || b?.status !== 'ok') return undefined;
+  const n = Math.min(a.rounds.length, b.rounds.length);
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) if (b.rounds[i].mppsDelivered > 0) xs.push(a.rounds[i].mppsDelivered / b.rounds[i].mppsDelivered);
+  return xs.length ? round(spread(xs).median, 3) : undefined;
+}
+
+function summarise(sc: PktScenario, o: PktRateOptions): void {
+  const cell = (mode: PktMode, flows: number): PktCell | undefined => sc.cells.find((c) => c.mode === mode && c.flows === flows);
+  const med = (c: PktCell | undefined, key: 'mppsDelivered' | 'mppsPerCpu'): number | undefined => (c?.status === 'ok' ? c[key]?.median : undefined);
+  for (const key of ['mppsDelivered', 'mppsPerCpu'] as const) {
+    const at = (mode: PktMode): number | undefined => med(cell(mode, o.baseFlows), key);
+    const r: PktRatios = {
+      nativeVsCeiling: ratio(at('xdp-native'), at('xdp-tx-noop')),
+      nativeVsKernel: ratio(at('xdp-native'), at('kernel-forward')),
+      genericVsKernel: ratio(at('xdp-generic'), at('kernel-forward')),
+    };
+    if (key === 'mppsDelivered') sc.ratios = r;
+    else sc.ratiosPerCpu = r;
+  }
+  const flows = [...new Set(sc.cells.map((c) => c.flows))].sort((a, b) => a - b);
+  for (const f of flows) {
+    for (const [xdp, dm, nm] of [['native', 'xdp-native', 'xdp-tx-noop'], ['generic', 'xdp-generic', 'xdp-tx-noop-generic']] as const) {
+      const d = cell(dm, f);
+      const n = cell(nm, f);
+      if (!d || !n) continue;
+      const row: CeilingRatio = {
+        flows: f,
+        xdp,
+        director: med(d, 'mppsDelivered'),
+        ceiling: med(n, 'mppsDelivered'),
+        ratio: ratio(med(d, 'mppsDelivered'), med(n, 'mppsDelivered')),
+        ratioPerCpu: ratio(med(d, 'mppsPerCpu'), med(n, 'mppsPerCpu')),
+        pairedRatio: pairedRatio(d, n),
+      };
+      if (d.flowHitRate !== undefined) row.flowHitRate = d.flowHitRate;
+      if (d.flowTableEntries !== undefined) row.flowTableEntries = d.flowTableEntries;
+      sc.ceiling.push(row);
+    }
+  }
+  const dr = cell('xdp-native', o.baseFlows);
+  const tunnels = (['tunnel-ipip', 'tunnel-gue'] as const).map((m) => cell(m, o.baseFlows)).filter((c): c is PktCell => c !== undefined);
+  if (dr && tunnels.length) {
+    for (const c of [dr, ...tunnels]) {
+      sc.forwarding.push({
+        forwarding: c.mode === 'tunnel-ipip' ? 'tunnel/ipip' : c.mode === 'tunnel-gue' ? 'tunnel/gue' : 'dr',
+        mode: c.mode,
+        flows: c.flows,
+        mpps: med(c, 'mppsDelivered'),
+        ratioToDr: ratio(med(c, 'mppsDelivered'), med(dr, 'mppsDelivered')),
+        ratioToDrPerCpu: ratio(med(c, 'mppsPerCpu'), med(dr, 'mppsPerCpu')),
+        pairedRatioToDr: pairedRatio(c, dr),
+      });
+    }
+  }
 }
 
 export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
@@ -395,58 +555,68 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
   try {
     const paths: Path[] = [];
     for (const name of names) {
-      const p = name === 'dr-bridge' ? await bridgePath(o, modes, path.join(pinRoot, 'bridge'), own, log) : await isolatedPath(o, modes, path.join(pinRoot, 'isolated'), own, log);
-      p.scenario.modes = modes.map((mode) => ({ mode, description: DESCRIPTIONS[name][mode], status: 'ok', rounds: [] }));
+      const cells = pathCells(name, o, modes);
+      const p = name === 'dr-bridge' ? await bridgePath(o, cells, path.join(pinRoot, 'bridge'), own, log) : await isolatedPath(o, cells, path.join(pinRoot, 'isolated'), own, log);
       paths.push(p);
     }
     if (modes.includes('ipvs')) {
       const why = await ipvsUnavailable(`${o.prefix}p-${names[0] === 'dr-bridge' ? 'dir' : 'id'}`);
       for (const p of paths) {
-        const r = p.scenario.modes.find((m) => m.mode === 'ipvs')!;
-        if (why) Object.assign(r, { status: 'skipped', reason: `kernel has no IPVS: ${why}`, install: 'boot a kernel with CONFIG_IP_VS (e.g. Debian linux-image-amd64) and modprobe ip_vs ip_vs_mh' });
-        else Object.assign(r, { status: 'skipped', reason: 'IPVS is present, but this suite does not drive IPVS for the packet-rate comparison yet' });
+        for (const r of p.scenario.cells.filter((c) => c.mode === 'ipvs')) {
+          if (why) Object.assign(r, { status: 'skipped', reason: `kernel has no IPVS: ${why}`, install: 'boot a kernel with CONFIG_IP_VS (e.g. Debian linux-image-amd64) and modprobe ip_vs ip_vs_mh' });
+          else Object.assign(r, { status: 'skipped', reason: 'IPVS is present, but this suite does not drive IPVS for the packet-rate comparison yet' });
+        }
       }
     }
 
-    // Interleaved: every round visits every path and every mode, so slow drifts of the machine hit all alike.
+    // Interleaved: every round visits every cell of every path in the same order, so slow drifts of the machine hit all alike.
+    const warmed = new Set<BenchDirector>();
     for (let r = 0; r < o.rounds; r++) {
       for (const p of paths) {
-        for (const m of p.scenario.modes) {
+        for (const m of p.scenario.cells) {
           if (m.status !== 'ok') continue;
           try {
-            const x = await measureRound(p, m, o);
+            const x = await measureRound(p, m, o, warmed);
             m.rounds.push(x);
-            o.progress?.(`pktrate round ${r + 1}/${o.rounds} ${p.scenario.name} ${m.mode}: ${x.mppsDelivered} Mpps delivered (${x.delivered}/${x.offered}), ${x.mppsPerCpu} Mpps per CPU-second`);
+            o.progress?.(`pktrate round ${r + 1}/${o.rounds} ${p.scenario.name} ${m.flows} flows ${m.mode}: ${x.mppsDelivered} Mpps delivered (${x.delivered}/${x.offered}), ${x.mppsPerCpu} Mpps per CPU-second`);
           } catch (err) {
             m.status = 'error';
             m.reason = err instanceof Error ? err.message : String(err);
-            log.error({ err, scenario: p.scenario.name }, `pktrate ${m.mode}`);
+            log.error({ err, scenario: p.scenario.name, flows: m.flows }, `pktrate ${m.mode}`);
           }
         }
       }
     }
     for (const p of paths) {
       await p.detach();
-      for (const m of p.scenario.modes) {
+      const entries = new Map<BenchDirector, number>();
+      for (const m of p.scenario.cells) {
         if (m.status !== 'ok' || m.rounds.length === 0) continue;
         m.mppsDelivered = roundSpread(spread(m.rounds.map((x) => x.mppsDelivered)), 3);
         m.mppsPerCpu = roundSpread(spread(m.rounds.map((x) => x.mppsPerCpu)), 3);
         m.offeredTotal = m.rounds.reduce((s, x) => s + x.offered, 0);
         m.deliveredTotal = m.rounds.reduce((s, x) => s + x.delivered, 0);
         m.dropsTotal = m.offeredTotal - m.deliveredTotal;
+        const director = p.director(m);
+        if (director && DIRECTOR_MODES.has(m.mode)) {
+          m.flowHitRate = round(m.rounds.reduce((s, x) => s + (x.directorReasons?.tx_flow_hit ?? 0), 0) / m.offeredTotal, 4);
+          if (!entries.has(director)) entries.set(director, await director.flowEntries());
+          m.flowTableEntries = entries.get(director);
+        }
       }
-      p.scenario.ratios = scenarioRatios(p.scenario.modes, 'mppsDelivered');
-      p.scenario.ratiosPerCpu = scenarioRatios(p.scenario.modes, 'mppsPerCpu');
+      summarise(p.scenario, o);
     }
     const pktgen = pktgenUnavailable();
     return {
       generator: {
         kind: 'live-frames',
-        detail: `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run, source port over ${o.flows} flows, incremental checksum), in the generator's namespace of each path`,
+        detail: `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run; flow i of N: source port ${BASE_PORT} + i mod ${MAX_PORTS}, past ${MAX_PORTS} flows the source address's low 16 bits + ⌊i / ${MAX_PORTS}⌋; incremental checksums), one generator process per flow count in the generator's namespace of each path`,
         pktgen: pktgen === null ? 'present, not used: every mode is driven by the same live-frames generator for a like-for-like comparison' : `not available: ${pktgen}`,
       },
       frameBytes: paths[0]?.frameBytes ?? 0,
-      flows: o.flows,
+      flows: [...o.flows],
+      baseFlows: o.baseFlows,
+      flowTableSize: BENCH_DIRECTOR_LIMITS.flows,
       packetsPerRound: o.packets,
       batchSize: o.batch,
       rounds: o.rounds,

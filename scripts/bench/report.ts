@@ -28,6 +28,11 @@ function table(head: string[], rows: (string | number)[][]): string {
   return [line(head), `|${head.map(() => ' --- ').join('|')}|`, ...rows.map(line)].join('\n');
 }
 
+/** 1000000 -> 1M, 4096 -> 4096. */
+export function flowsLabel(n: number): string {
+  return n >= 1_000_000 && n % 1_000_000 === 0 ? `${n / 1_000_000}M` : String(n);
+}
+
 function f(x: number | undefined, digits = 2): string {
   return x === undefined || !Number.isFinite(x) ? '–' : x.toFixed(digits);
 }
@@ -57,6 +62,16 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
       ),
       '',
     );
+    const w = d.forwarding;
+    out.push(`### DR vs tunnel (${w.method}; ${w.calls} calls × ${w.rounds} rounds)`, '');
+    out.push(`No-op \`${w.noop.program}\`: ${f(w.noop.ns.median, 1)} ns per call (${f(w.noop.ns.min, 1)}–${f(w.noop.ns.max, 1)}).`, '');
+    out.push(
+      table(
+        ['case', 'verdict (reason)', 'ns/call median', 'min–max', 'over no-op (median)', 'over no-op vs DR'],
+        w.cases.map((c) => [c.name, `${c.verdictName} (${c.reason})`, f(c.ns.median, 1), `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`, f(c.overNoop.median, 1), c.vsDr === undefined ? '–' : `${c.vsDr.toFixed(2)}×`]),
+      ),
+      '',
+    );
     if (charts.testrun) out.push(`![ns/packet](${charts.testrun})`, '');
   }
 
@@ -66,20 +81,40 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
   else if (s.pktrate?.status === 'ok') {
     const d = s.pktrate.data;
     out.push(
-      `Generator: ${d.generator.detail}. pktgen: ${d.generator.pktgen}. ${d.frameBytes}-byte TCP frames over ${d.flows} flows, ${d.packetsPerRound} packets × ${d.rounds} rounds per mode, rounds interleaved across both paths and all modes, batch ${d.batchSize}.`,
+      `Generator: ${d.generator.detail}. pktgen: ${d.generator.pktgen}. ${d.frameBytes}-byte TCP frames; ceiling matrix over ${d.flows.map(flowsLabel).join(', ')} flows, the DR path, the kernel path and the tunnels at ${flowsLabel(d.baseFlows)} flows; ${d.packetsPerRound} packets per cell × ${d.rounds} rounds, every round cycling through every cell of both paths, batch ${d.batchSize}. Each flow count has its own director, programmed through XdpDataplane.open() + apply(), flow tables of ${d.flowTableSize} entries.`,
       '',
     );
     const pct = (x?: number): string => (x === undefined ? '–' : `${(x * 100).toFixed(0)}%`);
     const times = (x?: number): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
     for (const sc of d.scenarios) {
       out.push(`### ${sc.name}: ${sc.description}`, '');
+      if (sc.ceiling.length) {
+        out.push(`Director against the no-op XDP_TX ceiling in the same XDP mode (medians over rounds; flow hits: timed packets that hit the flow table; table: entries after the run):`, '');
+        out.push(
+          table(
+            ['flows', 'XDP mode', 'director Mpps', 'no-op Mpps', 'director / ceiling', 'same-round ratio (median)', 'per CPU-second', 'flow hits', 'flow table entries'],
+            sc.ceiling.map((c) => [flowsLabel(c.flows), c.xdp, f(c.director), f(c.ceiling), pct(c.ratio), pct(c.pairedRatio), pct(c.ratioPerCpu), c.flowHitRate === undefined ? '–' : `${(c.flowHitRate * 100).toFixed(1)}%`, c.flowTableEntries ?? '–']),
+          ),
+          '',
+        );
+      }
+      if (sc.forwarding.length) {
+        out.push(`Tunnel against DR, the same service on the same path (native XDP, ${flowsLabel(sc.forwarding[0].flows)} flows):`, '');
+        out.push(
+          table(
+            ['forwarding', 'Mpps (median)', 'vs DR', 'same-round vs DR (median)', 'vs DR per CPU-second'],
+            sc.forwarding.map((x) => [x.forwarding, f(x.mpps), times(x.ratioToDr), times(x.pairedRatioToDr), times(x.ratioToDrPerCpu)]),
+          ),
+          '',
+        );
+      }
       out.push(
         table(
-          ['path', 'Mpps delivered (median)', 'min–max', 'Mpps per CPU-second (median)', 'offered', 'delivered', 'drops'],
-          sc.modes.map((m) =>
+          ['flows', 'mode', 'Mpps delivered (median)', 'min–max', 'Mpps per CPU-second (median)', 'offered', 'delivered', 'drops'],
+          sc.cells.map((m) =>
             m.status === 'ok'
-              ? [m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, f(m.mppsPerCpu?.median), m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
-              : [m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', '', ''],
+              ? [flowsLabel(m.flows), m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, f(m.mppsPerCpu?.median), m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
+              : [flowsLabel(m.flows), m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', '', ''],
           ),
         ),
         '',
@@ -88,10 +123,10 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
         ['wall clock', sc.ratios],
         ['per CPU-second', sc.ratiosPerCpu],
       ] as const) {
-        out.push(`Ratios, ${sc.name} (${label}): native XDP vs no-op XDP_TX ceiling ${pct(r2.nativeVsCeiling)}; native XDP vs kernel path ${times(r2.nativeVsKernel)}; generic XDP vs kernel path ${times(r2.genericVsKernel)}.`, '');
+        out.push(`Ratios, ${sc.name} at ${flowsLabel(d.baseFlows)} flows (${label}): native XDP vs no-op XDP_TX ceiling ${pct(r2.nativeVsCeiling)}; native XDP vs kernel path ${times(r2.nativeVsKernel)}; generic XDP vs kernel path ${times(r2.genericVsKernel)}.`, '');
       }
     }
-    const rounds = d.scenarios.flatMap((sc) => sc.modes.flatMap((m) => m.rounds));
+    const rounds = d.scenarios.flatMap((sc) => sc.cells.flatMap((m) => m.rounds));
     const genCpu = rounds.reduce((a, x) => a + x.cpuSeconds, 0);
     const soft = rounds.reduce((a, x) => a + (x.ksoftirqdSeconds ?? 0), 0);
     out.push(
@@ -180,22 +215,25 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
 }
 
 function testrunChart(d: TestRunData, sub: string): string {
+  const w = d.forwarding;
   const bars: Bar[] = [
     { label: `no-op (${d.calibration.program})`, value: d.calibration.ns.median, range: [d.calibration.ns.min, d.calibration.ns.max], group: 'calibration' },
     ...d.cases.map((c) => ({ label: c.name, value: c.ns.median, range: [c.ns.min, c.ns.max] as [number, number], group: 'director' })),
+    { label: 'no-op, repeat=1 per call', value: w.noop.ns.median, range: [w.noop.ns.min, w.noop.ns.max], group: 'calibration, repeat=1' },
+    ...w.cases.map((c) => ({ label: `${c.name}, repeat=1`, value: c.ns.median, range: [c.ns.min, c.ns.max] as [number, number], group: 'DR vs tunnel, repeat=1' })),
   ];
   return barChartSvg({ title: 'XDP director: cost per packet (BPF_PROG_TEST_RUN)', subtitle: sub, unit: 'ns/packet', bars });
 }
 
 function pktChart(d: PktRateData, key: 'mppsDelivered' | 'mppsPerCpu', sub: string): string {
   const bars: Bar[] = d.scenarios.flatMap((sc) =>
-    sc.modes
+    sc.cells
       .filter((m) => m.status === 'ok' && m[key])
       .map((m) => ({
-        label: `${sc.name}: ${m.mode}`,
+        label: `${sc.name} ${flowsLabel(m.flows)}: ${m.mode}`,
         value: m[key]!.median,
         range: [m[key]!.min, m[key]!.max] as [number, number],
-        group: `${sc.name} ${m.mode.startsWith('xdp') ? 'xdp' : 'kernel'}`,
+        group: `${sc.name} ${m.mode.startsWith('xdp-tx-noop') ? 'ceiling' : m.mode.startsWith('xdp') || m.mode.startsWith('tunnel') ? 'xdirector' : 'kernel'}`,
       })),
   );
   return key === 'mppsDelivered'
@@ -225,7 +263,7 @@ export async function writeReport(result: BenchResult, outDir: string): Promise<
   const svgs: [string, string][] = [];
   const s = result.sections;
   if (s.testrun?.status === 'ok') svgs.push(['testrun', testrunChart(s.testrun.data, sub)]);
-  if (s.pktrate?.status === 'ok' && s.pktrate.data.scenarios.some((sc) => sc.modes.some((m) => m.status === 'ok'))) {
+  if (s.pktrate?.status === 'ok' && s.pktrate.data.scenarios.some((sc) => sc.cells.some((m) => m.status === 'ok'))) {
     svgs.push(['pktrate', pktChart(s.pktrate.data, 'mppsDelivered', sub)]);
     svgs.push(['pktrateCpu', pktChart(s.pktrate.data, 'mppsPerCpu', sub)]);
   }

@@ -54,17 +54,57 @@ export interface TestRunCase {
   deltaOverNoop: Spread;
 }
 
+/** One packet class of the forwarding comparison (DR vs tunnel), timed one run per call. */
+export interface ForwardingCostCase {
+  name: string;
+  forwarding: 'dr' | 'tunnel/ipip' | 'tunnel/gue';
+  packet: 'new flow' | 'established';
+  verdictName: string;
+  /** Verdict reason every timed call was counted under, checked per round. */
+  reason: string;
+  /** Mean kernel-reported ns per call, per round. */
+  rounds: number[];
+  ns: Spread;
+  /** Median over rounds of (this − the no-op timed the same way in the same round). */
+  overNoop: Spread;
+  /** overNoop median / DR's overNoop median for the same packet class (1 for DR). */
+  vsDr?: number;
+}
+
+/**
+ * DR and tunnel services side by side, every class timed the same way: BPF_PROG_TEST_RUN with
+ * repeat=1 per call (a tunnel packet cannot be repeated on one buffer: bpf_xdp_adjust_head
+ * moves its start for good), the kernel's ns of each call averaged over `calls` calls.
+ */
+export interface ForwardingCostData {
+  method: string;
+  calls: number;
+  rounds: number;
+  noop: { program: string; rounds: number[]; ns: Spread };
+  cases: ForwardingCostCase[];
+}
+
 export interface TestRunData {
   repeat: number;
   rounds: number;
   object: string;
   calibration: { program: string; rounds: number[]; ns: Spread };
   cases: TestRunCase[];
+  /** DR vs tunnel, repeat=1 per call for both (see ForwardingCostData). */
+  forwarding: ForwardingCostData;
 }
 
 // ---- 2. packet rate through veth ----
 
-export type PktMode = 'xdp-native' | 'xdp-generic' | 'xdp-tx-noop' | 'kernel-forward' | 'ipvs';
+/**
+ * What runs at the director's eth0 in one cell:
+ *   xdp-native / xdp-generic     xdirector (DR service) in that XDP mode
+ *   xdp-tx-noop / xdp-tx-noop-generic   the no-op XDP_TX program (MAC rewrite only) in that mode: the ceiling
+ *   tunnel-ipip / tunnel-gue     xdirector, native, the same service with `forwarding: tunnel`
+ *   kernel-forward               XDP_PASS + kernel IPv4 forwarding
+ *   ipvs                         IPVS direct routing (where the kernel has it)
+ */
+export type PktMode = 'xdp-native' | 'xdp-generic' | 'xdp-tx-noop' | 'xdp-tx-noop-generic' | 'tunnel-ipip' | 'tunnel-gue' | 'kernel-forward' | 'ipvs';
 
 export interface PktRound {
   offered: number;
@@ -85,12 +125,17 @@ export interface PktRound {
    */
   ksoftirqdSeconds: number;
   perReceiver: number[];
+  /** Mean length of the delivered frames (a tunnel's are longer by its outer headers). */
+  bytesPerFrame: number;
   /** xdirector modes: packets per verdict reason during the timed run (e.g. all tx_flow_hit). */
   directorReasons?: Record<string, number>;
 }
 
-export interface PktModeResult {
+/** One cell of the run: a path, a flow count and what runs at the director's eth0. */
+export interface PktCell {
   mode: PktMode;
+  /** Distinct flows the generator cycles through (source port, and source address past the port range). */
+  flows: number;
   description: string;
   status: 'ok' | 'skipped' | 'error';
   reason?: string;
@@ -101,13 +146,49 @@ export interface PktModeResult {
   dropsTotal?: number;
   offeredTotal?: number;
   deliveredTotal?: number;
+  /** xdirector cells: timed packets counted as flow-table hits / timed packets offered, all rounds. */
+  flowHitRate?: number;
+  /** xdirector cells: entries in the director's flow tables after the run, counted by the product's status(). */
+  flowTableEntries?: number;
 }
 
-/** Ratios of medians, when both sides ran. */
+/** Ratios of medians at the path's base flow count, when both sides ran. */
 export interface PktRatios {
   nativeVsCeiling?: number;
   nativeVsKernel?: number;
   genericVsKernel?: number;
+}
+
+/** Director against the no-op XDP_TX ceiling in the same XDP mode, at one flow count. */
+export interface CeilingRatio {
+  flows: number;
+  xdp: 'native' | 'generic';
+  /** Medians over rounds (Mpps delivered). */
+  director?: number;
+  ceiling?: number;
+  /** director / ceiling, medians (wall clock). */
+  ratio?: number;
+  /** The same on Mpps per CPU-second. */
+  ratioPerCpu?: number;
+  /** Median over rounds of director / ceiling measured in the same round. */
+  pairedRatio?: number;
+  /** The director cell's flow-table hit rate and table entries (see PktCell). */
+  flowHitRate?: number;
+  flowTableEntries?: number;
+}
+
+/** A forwarding method against DR, the same service on the same path (native XDP). */
+export interface ForwardingRatio {
+  forwarding: 'dr' | 'tunnel/ipip' | 'tunnel/gue';
+  mode: PktMode;
+  flows: number;
+  /** Median Mpps delivered. */
+  mpps?: number;
+  /** mpps / DR's mpps (medians, wall clock). */
+  ratioToDr?: number;
+  ratioToDrPerCpu?: number;
+  /** Median over rounds of this / DR in the same round. */
+  pairedRatioToDr?: number;
 }
 
 /**
@@ -124,20 +205,30 @@ export interface PktScenario {
   description: string;
   /** Interfaces counting delivered frames (real servers, or the generator's own eth0). */
   receivers: number;
-  modes: PktModeResult[];
+  cells: PktCell[];
+  /** At the base flow count. */
   ratios: PktRatios;
   /** The same ratios on Mpps per CPU-second. */
   ratiosPerCpu: PktRatios;
+  /** Per flow count and XDP mode where both the director and the no-op ran. */
+  ceiling: CeilingRatio[];
+  /** DR and the tunnel encapsulations, where they ran (isolated path). */
+  forwarding: ForwardingRatio[];
 }
 
 export interface PktRateData {
   generator: { kind: 'pktgen' | 'live-frames'; detail: string; pktgen: string };
   frameBytes: number;
-  flows: number;
+  /** Flow counts of the ceiling matrix (isolated path). */
+  flows: number[];
+  /** Flow count of the DR path, the kernel path and the forwarding comparison. */
+  baseFlows: number;
+  /** Entries of each director's flow table (IPv4 and IPv6 each), as configured through XdpDataplane.open(). */
+  flowTableSize: number;
   packetsPerRound: number;
   batchSize: number;
   rounds: number;
-  /** Scenarios measured in the same run, rounds interleaved across them. */
+  /** Scenarios measured in the same run, rounds interleaved across every cell of every scenario. */
   scenarios: PktScenario[];
 }
 

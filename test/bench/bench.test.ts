@@ -65,14 +65,34 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     assert.ok(d.calibration.ns.median > 0);
   });
 
-  it('delivers generated packets in every runnable mode of both paths and accounts for every offered packet', () => {
+  it('times DR and tunnel packets the same way (repeat=1 per call) and relates each tunnel class to DR', () => {
+    const d = ok(r.sections.testrun, 'testrun');
+    const w = d.forwarding;
+    assert.deepEqual(
+      w.cases.map((c) => `${c.name}: ${c.verdictName} (${c.reason})`),
+      ['DR new flow (SYN): XDP_TX (tx_new_flow)', 'DR established: XDP_TX (tx_flow_hit)', 'IPIP new flow (SYN): XDP_TX (tx_new_flow)', 'IPIP established: XDP_TX (tx_flow_hit)', 'GUE new flow (SYN): XDP_TX (tx_new_flow)', 'GUE established: XDP_TX (tx_flow_hit)'],
+    );
+    assert.ok(w.noop.ns.median > 0 && w.noop.rounds.length === w.rounds);
+    for (const c of w.cases) {
+      assert.equal(c.rounds.length, w.rounds);
+      assert.ok(c.ns.median > 0, `${c.name}: ${JSON.stringify(c.ns)}`);
+      if (c.forwarding === 'dr') assert.equal(c.vsDr, 1);
+      else assert.ok(c.vsDr! > 0, `${c.name}: ${c.vsDr}`);
+    }
+  });
+
+  it('delivers generated packets in every runnable cell of both paths and accounts for every offered packet', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     assert.deepEqual(d.scenarios.map((sc) => sc.name), ['dr-bridge', 'isolated']);
+    const want: Record<string, string[]> = {
+      'dr-bridge': ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward'],
+      isolated: ['xdp-native', 'xdp-tx-noop', 'xdp-generic', 'xdp-tx-noop-generic', 'tunnel-ipip', 'tunnel-gue', 'kernel-forward'],
+    };
     for (const sc of d.scenarios) {
-      for (const mode of ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward'] as const) {
-        const m = sc.modes.find((x) => x.mode === mode);
-        assert.ok(m, `${sc.name} ${mode} missing`);
-        assert.equal(m.status, 'ok', `${sc.name} ${mode}: ${m.reason}`);
+      const runnable = sc.cells.filter((c) => c.mode !== 'ipvs');
+      assert.deepEqual([...new Set(runnable.map((c) => c.mode))], want[sc.name], sc.name);
+      for (const m of runnable) {
+        assert.equal(m.status, 'ok', `${sc.name} ${m.flows} ${m.mode}: ${m.reason}`);
         assert.equal(m.rounds.length, d.rounds);
         for (const round of m.rounds) {
           assert.ok(round.delivered > 0);
@@ -89,25 +109,63 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     const sc = d.scenarios.find((x) => x.name === 'dr-bridge')!;
     for (const mode of ['xdp-native', 'xdp-generic', 'kernel-forward']) {
-      const round = sc.modes.find((x) => x.mode === mode)!.rounds[0];
+      const round = sc.cells.find((x) => x.mode === mode)!.rounds[0];
       assert.ok(round.perReceiver.every((n) => n > 0), `${mode}: ${round.perReceiver.join('/')}`);
     }
   });
 
-  it('runs the director on the isolated path through its flow table, not past it', () => {
+  it('runs every director cell on the isolated path through its flow table, not past it', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     const sc = d.scenarios.find((x) => x.name === 'isolated')!;
-    for (const mode of ['xdp-native', 'xdp-generic']) {
-      const round = sc.modes.find((x) => x.mode === mode)!.rounds[0];
-      assert.equal(round.directorReasons?.tx_flow_hit, round.offered, `${mode}: ${JSON.stringify(round.directorReasons)}`);
+    const directors = sc.cells.filter((c) => ['xdp-native', 'xdp-generic', 'tunnel-ipip', 'tunnel-gue'].includes(c.mode));
+    assert.equal(directors.length, 2 * 3 + 2);
+    for (const c of directors) {
+      for (const round of c.rounds) assert.equal(round.directorReasons?.tx_flow_hit, round.offered, `${c.flows} ${c.mode}: ${JSON.stringify(round.directorReasons)}`);
+      assert.equal(c.flowHitRate, 1);
     }
+  });
+
+  it('reports the director against the no-op ceiling for 16, 4096 and 1M flows, native and generic, in one run', () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    assert.deepEqual(d.flows, [16, 4096, 1_000_000]);
+    const sc = d.scenarios.find((x) => x.name === 'isolated')!;
+    assert.deepEqual(sc.ceiling.map((c) => `${c.flows} ${c.xdp}`), ['16 native', '16 generic', '4096 native', '4096 generic', '1000000 native', '1000000 generic']);
+    for (const c of sc.ceiling) {
+      assert.ok(c.director! > 0 && c.ceiling! > 0, JSON.stringify(c));
+      assert.ok(c.ratio! > 0 && c.pairedRatio! > 0 && c.ratioPerCpu! > 0, JSON.stringify(c));
+      assert.equal(c.ratio, Math.round((c.director! / c.ceiling!) * 1000) / 1000);
+    }
+  });
+
+  it('drives as many distinct flows as each cell says: the director of the 1M cell holds at least 1M flow-table entries', () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    assert.ok(d.flowTableSize >= 1_000_000, `flow table of ${d.flowTableSize} entries`);
+    const sc = d.scenarios.find((x) => x.name === 'isolated')!;
+    const entries = (flows: number): number | undefined => sc.cells.find((c) => c.mode === 'xdp-native' && c.flows === flows)?.flowTableEntries;
+    assert.equal(entries(16), 16);
+    assert.equal(entries(4096), 4096);
+    assert.ok(entries(1_000_000)! >= 1_000_000, `1M cell: ${entries(1_000_000)} entries`);
+  });
+
+  it('compares IPIP and GUE tunnels with DR on the same path and sends them encapsulated', () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    const sc = d.scenarios.find((x) => x.name === 'isolated')!;
+    assert.deepEqual(sc.forwarding.map((x) => x.forwarding), ['dr', 'tunnel/ipip', 'tunnel/gue']);
+    for (const x of sc.forwarding) assert.ok(x.mpps! > 0 && x.ratioToDr! > 0 && x.pairedRatioToDr! > 0, JSON.stringify(x));
+    assert.equal(sc.forwarding[0].ratioToDr, 1);
+    const size = (mode: string): number => sc.cells.find((c) => c.mode === mode && c.flows === d.baseFlows)!.rounds[0].bytesPerFrame;
+    // The generator's 64-byte frame comes back as is (DR), behind a 20-byte outer IPv4 header
+    // (IPIP), or behind outer IPv4 + UDP + the 4-byte GUE header (GUE).
+    assert.equal(size('xdp-native'), d.frameBytes);
+    assert.equal(size('tunnel-ipip'), d.frameBytes + 20);
+    assert.equal(size('tunnel-gue'), d.frameBytes + 20 + 8 + 4);
   });
 
   it('reports IPVS and pktgen as unavailable here with the reason found by trying', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     if (fs.existsSync('/proc/net/ip_vs')) return;
     for (const sc of d.scenarios) {
-      const ipvs = sc.modes.find((x) => x.mode === 'ipvs')!;
+      const ipvs = sc.cells.find((x) => x.mode === 'ipvs')!;
       assert.equal(ipvs.status, 'skipped');
       assert.match(ipvs.reason ?? '', /ipvsadm -Ln failed/);
     }
@@ -159,6 +217,7 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     assert.ok(!ns.includes(`${prefix}`), ns);
     const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
     assert.ok(!links.includes(`${prefix}`), links);
+    assert.ok(!links.includes(`xdb${process.pid}-`), links);
     assert.deepEqual(fs.readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(prefix)), []);
     assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix) && !n.includes('-bench-')), []);
   });
@@ -192,7 +251,8 @@ describe('bench packet rate on a broken path', { timeout: 120_000 }, () => {
       prefix: `xdh${process.pid}e`,
       packets: 20_000,
       rounds: 1,
-      flows: 16,
+      flows: [16],
+      baseFlows: 16,
       batch: 64,
       receivers: 1,
       modes: ['xdp-tx-noop'],
@@ -200,7 +260,7 @@ describe('bench packet rate on a broken path', { timeout: 120_000 }, () => {
       ceilingMac: '02:00:0a:c9:00:02',
       log: silentLogger(),
     });
-    const m = d.scenarios[0].modes[0];
+    const m = d.scenarios[0].cells[0];
     assert.equal(m.status, 'error');
     assert.match(m.reason ?? '', /offered 20000 frames .* and the real servers received (none|only \d+);/);
     assert.equal(m.mppsDelivered, undefined);

@@ -6,8 +6,8 @@ import { buildFrame, TCP_SYN } from '../../scripts/bench/packet';
 import { inetChecksum, pseudoHeader } from '../../src/net/inet';
 import { spread } from '../../scripts/bench/stats';
 import { barChartSvg, esc, lineChartSvg, niceAxis } from '../../scripts/bench/svg';
-import { markdown, runStem } from '../../scripts/bench/report';
-import type { BenchResult } from '../../scripts/bench/types';
+import { flowsLabel, markdown, runStem } from '../../scripts/bench/report';
+import type { BenchResult, PktRateData } from '../../scripts/bench/types';
 
 /** A correct L4 checksum makes the checksum over pseudo-header + segment 0. */
 function l4Verifies(frame: Buffer, family: 4 | 6, l4: number, end: number, proto: number): boolean {
@@ -25,6 +25,15 @@ describe('bench frame builder', () => {
     assert.ok(l4Verifies(f.bytes, 4, 34, f.ipEnd, 6));
     assert.equal(f.sportOff, 34);
     assert.equal(f.csumOff, 50);
+  });
+
+  it('gives the offsets of the source address word and the IPv4 header checksum the generator varies', () => {
+    const f4 = buildFrame({ ...mac, family: 4, src: '10.0.0.1', dst: '10.0.0.100', proto: 'tcp', sport: 40000, dport: 3306 });
+    assert.equal(f4.bytes.readUInt16BE(f4.saddrOff), 0x0001);
+    assert.equal(f4.ipCsumOff, 24);
+    const f6 = buildFrame({ ...mac, family: 6, src: 'fd00::1:2', dst: 'fd00::100', proto: 'tcp', sport: 40000, dport: 3306 });
+    assert.equal(f6.bytes.readUInt16BE(f6.saddrOff), 0x0002);
+    assert.equal(f6.ipCsumOff, undefined);
   });
 
   it('builds an IPv6 UDP frame whose checksum verifies', () => {
@@ -90,6 +99,27 @@ describe('bench markdown report', () => {
 
   it('shows a failed section as an error with its code, never as a zero', () => {
     assert.match(markdown(base), /error XD_ERR_BENCH_NO_TRAFFIC: nothing delivered/);
+  });
+
+  it('shows the director against the ceiling per flow count and mode, and the tunnels against DR', () => {
+    const spreadOf = (x: number) => ({ n: 1, median: x, min: x, max: x, p25: x, p75: x });
+    const data: PktRateData = {
+      generator: { kind: 'live-frames', detail: 'g', pktgen: 'p' },
+      frameBytes: 64, flows: [16, 1_000_000], baseFlows: 16, flowTableSize: 1 << 20, packetsPerRound: 10, batchSize: 64, rounds: 1,
+      scenarios: [{
+        name: 'isolated', description: 'd', receivers: 1, ratios: {}, ratiosPerCpu: {},
+        cells: [{ mode: 'xdp-native', flows: 1_000_000, description: 'x', status: 'ok', rounds: [], mppsDelivered: spreadOf(2), mppsPerCpu: spreadOf(3) }],
+        ceiling: [{ flows: 1_000_000, xdp: 'native', director: 2, ceiling: 4, ratio: 0.5, pairedRatio: 0.52, ratioPerCpu: 0.6, flowHitRate: 0.9991, flowTableEntries: 1_000_000 }],
+        forwarding: [{ forwarding: 'dr', mode: 'xdp-native', flows: 16, mpps: 2, ratioToDr: 1, pairedRatioToDr: 1, ratioToDrPerCpu: 1 }, { forwarding: 'tunnel/gue', mode: 'tunnel-gue', flows: 16, mpps: 1.5, ratioToDr: 0.75, pairedRatioToDr: 0.7, ratioToDrPerCpu: 0.8 }],
+      }],
+    };
+    const md = markdown({ ...base, sections: { pktrate: { status: 'ok', durationMs: 1, data } } });
+    assert.match(md, /\| 1M \| native \| 2\.00 \| 4\.00 \| 50% \| 52% \| 60% \| 99\.9% \| 1000000 \|/);
+    assert.match(md, /\| tunnel\/gue \| 1\.50 \| 0\.75× \| 0\.70× \| 0\.80× \|/);
+  });
+
+  it('writes flow counts of whole millions as M', () => {
+    assert.deepEqual([16, 4096, 1_000_000, 1_048_576].map(flowsLabel), ['16', '4096', '1M', '1048576']);
   });
 
   it('names the files of a run after its start time without colons', () => {
