@@ -63,17 +63,21 @@ struct {
 	__type(value, struct xg_tmpl);
 } gen_tmpl SEC(".maps");
 
-/* Per-CPU generator state and counters. 16 bytes. */
+/* Generator state and counters. 16 bytes. */
 struct xg_state {
-	__u64 seq;     /* packets generated on this CPU: picks the next source port */
+	__u64 seq;     /* packets generated so far: picks the next flow */
 	__u64 aborted; /* runs that could not build a frame (short frame, missing template) */
 };
 _Static_assert(sizeof(struct xg_state) == 16, "xg_state is 16 bytes");
 
-/* gen_state: per-CPU generator state. Key: __u32 0 (host order). Live-frames
- * runs stay on the caller's CPU (migration is disabled for the whole run). */
+/* gen_state: the generator's state, one for all CPUs. Key: __u32 0 (host
+ * order). Not per CPU: a long live-frames run re-enables migration around
+ * cond_resched() (bpf_test_timer_continue), so one run can move to another
+ * CPU half way; a per-CPU sequence would then repeat some flows and skip
+ * others. A plain increment is safe: one thread (the generator process)
+ * runs this object's test runs, one at a time. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct xg_state);

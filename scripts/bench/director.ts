@@ -135,7 +135,7 @@ export interface Generator {
   setTemplate(frame: Buffer): void;
   /** Transmit `packets` frames out of the ifindex (BPF_PROG_RUN live frames). */
   run(packets: number, batch: number): Promise<void>;
-  /** Runs that could not build a frame so far (all CPUs). */
+  /** Runs that could not build a frame so far. */
   aborted(): number;
   close(): void;
 }
@@ -207,7 +207,8 @@ export async function openGenerator(o: GeneratorOptions): Promise<Generator> {
       }
     },
     aborted() {
-      return (state.lookupPerCpu(0) ?? []).reduce((s, v) => s + Number(u64.decode(v, 8)), 0);
+      const v = state.lookup(0);
+      return v ? Number(u64.decode(v, 8)) : 0;
     },
     close() {
       obj.close();
