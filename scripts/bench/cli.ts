@@ -10,8 +10,9 @@ import type { SectionName } from './types';
 export const USAGE = `usage: xdirector bench [--quick] [--out DIR] [--only SECTIONS]
 
 Benchmarks the director against the alternatives on this machine, in one run:
-  testrun   ns/packet under BPF_PROG_TEST_RUN, against a no-op program
-  pktrate   Mpps through veth: native/generic XDP, no-op XDP_TX ceiling, kernel forwarding
+  testrun   ns/packet under BPF_PROG_TEST_RUN, against a no-op program; DR vs tunnel (repeat=1)
+  pktrate   Mpps through veth: director vs the no-op XDP_TX ceiling at 16, 4096 and 1M flows
+            (native and generic), tunnel (IPIP, GUE) vs DR, kernel forwarding
   mysql     MySQL connections/s and queries/s: XDP VIP, direct, HAProxy TCP mode
   maglev    table build time, balance, disruption
   failover  health-detection times (VRRP failover: not available in this suite)

@@ -9,6 +9,10 @@
 // Repeat runs reuse one buffer: the director rewrites only the MAC addresses,
 // which it never reads back, so every iteration takes the same path (a SYN
 // hashes anew on every run, an established packet hits its flow every run).
+//
+// A tunnel packet cannot be repeated that way (bpf_xdp_adjust_head moves the
+// reused buffer's start for good), so the forwarding comparison (forwardingCost)
+// times DR, IPIP and GUE services of the same director alike, one run per call.
 import * as fs from 'node:fs';
 import { testRun, testRunAsync } from '../../src/bpf/testrun';
 import { getNative } from '../../src/bpf/native';
