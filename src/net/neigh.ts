@@ -12,6 +12,14 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const NLM_F_REPLACE = 0x100;
 const NLM_F_CREATE = 0x400;
+const RTM_NEWROUTE = 24;
+const RTM_GETROUTE = 26;
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_METRICS = 8;
+const RTA_VIA = 18;
+const RTAX_MTU = 2;
 
 export interface NeighbourResult {
   address: string;
@@ -102,27 +110,37 @@ export class Neighbours {
   /**
    * The kernel's route to `address` (RTM_GETROUTE, what `ip route get` asks): the gateway, or
    * the address itself when it is on-link; the egress interface; the path MTU (the route's
-   * mtu metric, else the egress interface's MTU).
+   * mtu metric, else the egress interface's MTU). The gateway may be of the other family: an
+   * IPv4 route via an IPv6 next hop (RFC 5549, `ip route add … via inet6 fe80::1`, what BGP
+   * unnumbered fabrics install) comes as RTA_VIA, which the netlink package cannot parse, so
+   * the reply is read here.
    */
   async route(address: string): Promise<{ hop: string; ifindex: number; mtu?: number }> {
     const v6 = addressFamily(address) === 6;
-    let msgs;
+    const dst = addressToBytes(address);
+    // struct rtmsg (12 bytes: family, dst_len, …) + RTA_DST.
+    const req = Buffer.alloc(12 + 4 + dst.length);
+    req[0] = v6 ? AF_INET6 : AF_INET;
+    req[1] = dst.length * 8;
+    req.writeUInt16LE(4 + dst.length, 12);
+    req.writeUInt16LE(RTA_DST, 14);
+    dst.copy(req, 16);
+    let reply;
     try {
-      msgs = await this.rt.getRoute({ family: v6 ? AF_INET6 : AF_INET, dstLen: v6 ? 128 : 32 }, { dst: addressToBytes(address) });
+      [reply] = await this.rt.socket.request(RTM_GETROUTE, [req]);
     } catch (err) {
       throw wrap('XD_ERR_NETLINK', `route to ${address}`, err);
     }
-    const r = msgs[0];
-    if (!r || !r.attrs.oif) throw new XdError('XD_ERR_NEIGHBOUR', `no route to ${address}: add one (ip route) towards the tunnel real server`, { detail: { address } });
-    const hop = r.attrs.gateway ? addressFromBytes(r.attrs.gateway, v6 ? 6 : 4) : address;
-    let mtu: number | undefined;
-    const m = r.attrs.metrics?.mtu;
-    if (m && m.length >= 4) mtu = m.readUInt32LE(0);
+    const msg = reply.find((m) => m.type === RTM_NEWROUTE);
+    const r = msg ? parseRouteReply(msg.data) : undefined;
+    if (!r || !r.oif) throw new XdError('XD_ERR_NEIGHBOUR', `no route to ${address}: add one (ip route) towards the tunnel real server`, { detail: { address } });
+    const hop = r.gateway ?? address;
+    let mtu = r.mtu;
     if (!mtu) {
       const links = await this.rt.getLinks();
-      mtu = links.find((l) => l.data.index === r.attrs.oif)?.attrs.mtu;
+      mtu = links.find((l) => l.data.index === r.oif)?.attrs.mtu;
     }
-    return { hop, ifindex: r.attrs.oif, ...(mtu ? { mtu } : {}) };
+    return { hop, ifindex: r.oif, ...(mtu ? { mtu } : {}) };
   }
 
   /**
@@ -190,4 +208,37 @@ export class Neighbours {
     }
     return addresses.map((a) => out.get(a)!);
   }
+}
+
+/**
+ * The attributes of an RTM_NEWROUTE reply that name the next hop (linux/rtnetlink.h): RTA_OIF,
+ * RTA_GATEWAY (same family as the route) or RTA_VIA (struct rtvia: a 16-bit family, then the
+ * address), and RTAX_MTU inside RTA_METRICS. Undefined when the message is cut short.
+ */
+export function parseRouteReply(data: Buffer): { oif?: number; gateway?: string; mtu?: number } | undefined {
+  if (data.length < 12) return undefined;
+  const family = data[0] === AF_INET6 ? 6 : 4;
+  const out: { oif?: number; gateway?: string; mtu?: number } = {};
+  const attrs = (buf: Buffer, from: number, each: (type: number, v: Buffer) => void): void => {
+    for (let off = from; off + 4 <= buf.length;) {
+      const len = buf.readUInt16LE(off);
+      if (len < 4 || off + len > buf.length) return;
+      each(buf.readUInt16LE(off + 2) & 0x3fff, buf.subarray(off + 4, off + len));
+      off += (len + 3) & ~3;
+    }
+  };
+  attrs(data, 12, (type, v) => {
+    if (type === RTA_OIF && v.length >= 4) out.oif = v.readUInt32LE(0);
+    else if (type === RTA_GATEWAY && v.length === (family === 6 ? 16 : 4)) out.gateway = addressFromBytes(v, family);
+    else if (type === RTA_VIA && v.length >= 2) {
+      const f = v.readUInt16LE(0) === AF_INET6 ? 6 : 4;
+      const a = v.subarray(2);
+      if (a.length === (f === 6 ? 16 : 4)) out.gateway = addressFromBytes(a, f);
+    } else if (type === RTA_METRICS) {
+      attrs(v, 0, (t, m) => {
+        if (t === RTAX_MTU && m.length >= 4 && m.readUInt32LE(0)) out.mtu = m.readUInt32LE(0);
+      });
+    }
+  });
+  return out;
 }
