@@ -349,7 +349,7 @@ export class Daemon {
   async setDrain(target: string, on: boolean): Promise<{ message: string }> {
     const t = resolveTarget(this.cfg.services, target); // unknown service or backend: refused, nothing changes
     const next = new Set(this.drained);
-    if (on) next.add(t.text); else next.delete(t.text);
+    if (on) next.add(t.text); else { next.delete(t.text); next.delete(t.given); }
     this.drains.save(next); // first on disk (atomically), then in effect: a failed write changes nothing
     this.drained = next;
     const where = t.service ? `in service ${t.service}` : 'in every service';
@@ -363,7 +363,7 @@ export class Daemon {
   async setMaint(target: string, on: boolean): Promise<{ message: string }> {
     const t = resolveTarget(this.cfg.services, target);
     const next = new Set(this.maint);
-    if (on) next.add(t.text); else next.delete(t.text);
+    if (on) next.add(t.text); else { next.delete(t.text); next.delete(t.given); }
     this.maintStore.save(next);
     this.maint = next;
     const where = t.service ? `in service ${t.service}` : 'in every service';
@@ -380,6 +380,7 @@ export class Daemon {
     }
     const t = resolveTarget(this.cfg.services, target);
     const next = new Map(this.weights);
+    next.delete(t.given);
     if (weight === null) next.delete(t.text); else next.set(t.text, weight);
     this.weightStore.save(next);
     this.weights = next;

@@ -10,8 +10,10 @@ import { XdError } from '../errors';
 import type { ServiceConfig } from '../config/schema';
 
 export interface Target {
-  /** As stored and matched: "BACKEND" or "SERVICE/BACKEND" (BACKEND as the operator gave it). */
+  /** As stored: "BACKEND" or "SERVICE/BACKEND", BACKEND by its name (a key the operator gave becomes the name it has in the config, so `undrain db2` undoes `drain 10.0.0.2:3306`). */
   text: string;
+  /** As the operator wrote it (an older drains file may hold this form). */
+  given: string;
   /** undefined: every service. */
   service?: string;
   backend: string;
@@ -27,15 +29,19 @@ export function resolveTarget(services: readonly ServiceConfig[], text: string):
   if (service !== undefined) {
     const s = services.find((x) => x.name === service);
     if (!s) throw new XdError('XD_ERR_NOT_FOUND', `no service named ${service}: use one of the config's services (${list(services.map((x) => x.name))})`);
-    if (!s.backends.some((b) => b.name === backend || b.key === backend)) {
-      throw new XdError('XD_ERR_NOT_FOUND', `service ${service} has no backend named ${backend}: use one of its backends (${list(s.backends.map((b) => b.name))}), by name or address:port`);
+    const b = s.backends.find((x) => x.name === backend || x.key === backend);
+    if (!b) {
+      throw new XdError('XD_ERR_NOT_FOUND', `service ${service} has no backend named ${backend}: use one of its backends (${list(s.backends.map((x) => x.name))}), by name or address:port`);
     }
-    return { text, service, backend };
+    return { text: `${service}/${b.name}`, given: text, service, backend: b.name };
   }
-  if (!services.some((s) => s.backends.some((b) => b.name === backend || b.key === backend))) {
+  const names = new Set(services.flatMap((s) => s.backends.filter((b) => b.name === backend || b.key === backend).map((b) => b.name)));
+  if (names.size === 0) {
     throw new XdError('XD_ERR_NOT_FOUND', `no backend named ${backend}: use a backend name or address:port from the config (${list(services.flatMap((s) => s.backends.map((b) => b.name)))}), or SERVICE/BACKEND for one service`);
   }
-  return { text, backend };
+  // A key named differently in different services (a name in one, none in another) stays a key.
+  const name = names.size === 1 ? [...names][0]! : backend;
+  return { text: name, given: text, backend: name };
 }
 
 /** The targets that name backend `b` of service `s`: the one-service forms first. */

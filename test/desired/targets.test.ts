@@ -12,10 +12,11 @@ const services = testConfig({
   ],
 }).services;
 
-test('BACKEND and SERVICE/BACKEND resolve by name or address:port', () => {
-  assert.deepEqual(resolveTarget(services, 'db1'), { text: 'db1', backend: 'db1' });
-  assert.deepEqual(resolveTarget(services, 'ro/db3'), { text: 'ro/db3', service: 'ro', backend: 'db3' });
-  assert.deepEqual(resolveTarget(services, 'rw/10.0.0.2:3306'), { text: 'rw/10.0.0.2:3306', service: 'rw', backend: '10.0.0.2:3306' });
+test('BACKEND and SERVICE/BACKEND resolve by name or address:port, stored by name', () => {
+  assert.deepEqual(resolveTarget(services, 'db1'), { text: 'db1', given: 'db1', backend: 'db1' });
+  assert.deepEqual(resolveTarget(services, 'ro/db3'), { text: 'ro/db3', given: 'ro/db3', service: 'ro', backend: 'db3' });
+  assert.deepEqual(resolveTarget(services, 'rw/10.0.0.2:3306'), { text: 'rw/db2', given: 'rw/10.0.0.2:3306', service: 'rw', backend: 'db2' });
+  assert.deepEqual(resolveTarget(services, '10.0.0.3:3306'), { text: 'db3', given: '10.0.0.3:3306', backend: 'db3' });
 });
 
 test('an unknown service is refused naming it and listing the services', () => {
