@@ -6,7 +6,7 @@
  * name, never a silent reinterpretation of a pinned map (Cilium
  * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
  * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
- * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1). Keys and values are defined in include/xdirector.h.
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1). Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -28,6 +28,19 @@ struct {
 	__type(key, struct xd_service_key);
 	__type(value, struct xd_service);
 } xd_svc_v1 SEC(".maps");
+
+/* Ports and protocols that some service has (see XD_VPORT_WORDS): checked
+ * before any hashed lookup, so traffic for no service (the director's own,
+ * other hosts') costs one array read. Written by the control plane: a bit is
+ * set before its first service is added and cleared after its last one is
+ * removed, so a set bit may name no service but a service's bit is never
+ * clear. Key: __u32 word index, value: __u64 bits. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * XD_VPORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} xd_vport_v1 SEC(".maps");
 
 /* Backends by index (0 = none, never used): MAC, flags, generation.
  * Key: __u32 backend index, host order. */

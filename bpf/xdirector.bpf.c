@@ -766,28 +766,23 @@ int xdirector(struct xdp_md *ctx)
 	}
 	be = NULL;
 
-	/* Not a cache hit: the service first, so traffic for no service
-	 * (the director's own, other hosts') pays one hashed lookup. */
-	__builtin_memcpy(sk.vip, fk.daddr, sizeof(sk.vip));
-	sk.port = fk.dport;
-	sk.proto = l4;
-	sk.family = fk.family;
-	svc = bpf_map_lookup_elem(&xd_svc_v1, &sk);
-	if (!svc) {
-		reason = XD_R_PASS_NON_VIP;
-		goto out;
-	}
-	if (is_frag) {
-		/* No ports in the later fragments: they cannot follow the
-		 * first one to the same backend. DR directors don't reassemble. */
-		reason = XD_R_DROP_FRAGMENT;
-		action = XDP_DROP;
-		goto out;
+	/* Not a cache hit. A port and protocol no service has: done, with one
+	 * array read (the director's own traffic, other hosts'). */
+	{
+		__u16 port = bpf_ntohs(fk.dport);
+		__u32 word = (l4 == IPPROTO_UDP ? XD_VPORT_WORDS : 0) + (port >> 6);
+		__u64 *bits = bpf_map_lookup_elem(&xd_vport_v1, &word);
+
+		if (!bits || !(*bits & (1ULL << (port & 63)))) {
+			reason = XD_R_PASS_NON_VIP;
+			goto out;
+		}
 	}
 
 	/* This CPU's cached copy of the flow is not to be used again: the flow
 	 * table says what happens now (and is rewritten below if the flow
-	 * changes backend). */
+	 * changes backend). A packet for no service never had a slot that
+	 * passed the backend check, so a slot of it is left to be overwritten. */
 	if (cached) {
 		if (c4)
 			c4->backend = 0;
@@ -797,10 +792,11 @@ int xdirector(struct xdp_md *ctx)
 
 	/*
 	 * Established flow, the shared flow table: one hashed lookup. A hit
-	 * refills this CPU's cache slot for the next packets.
+	 * refills this CPU's cache slot for the next packets. Only a miss looks
+	 * the service up.
 	 */
 	flow = NULL;
-	if (!syn) {
+	if (!syn && !is_frag) {
 		flow = flow_lookup(v4, &k4, &fk);
 		if (flow) {
 			be = flow_backend(flow);
@@ -828,6 +824,23 @@ int xdirector(struct xdp_md *ctx)
 				goto out;
 			}
 		}
+	}
+
+	__builtin_memcpy(sk.vip, fk.daddr, sizeof(sk.vip));
+	sk.port = fk.dport;
+	sk.proto = l4;
+	sk.family = fk.family;
+	svc = bpf_map_lookup_elem(&xd_svc_v1, &sk);
+	if (!svc) {
+		reason = XD_R_PASS_NON_VIP;
+		goto out;
+	}
+	if (is_frag) {
+		/* No ports in the later fragments: they cannot follow the
+		 * first one to the same backend. DR directors don't reassemble. */
+		reason = XD_R_DROP_FRAGMENT;
+		action = XDP_DROP;
+		goto out;
 	}
 
 	{

@@ -59,6 +59,12 @@
 #define XD_FLOW_CACHE6 4096
 #endif
 
+/* VIP ports map (array of __u64 words): bit (port & 63) of word
+ * proto_index * XD_VPORT_WORDS + (port >> 6), proto_index 0 for TCP and 1 for
+ * UDP, is set when a service of any VIP and family has that port and
+ * protocol. A packet whose bit is clear is for no service. */
+#define XD_VPORT_WORDS 1024
+
 /* Address families as stored in keys (not AF_* values). */
 enum xd_family {
 	XD_FAMILY_V4 = 4,

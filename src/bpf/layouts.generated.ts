@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 4;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x627247907bb77a3en;
+export const LAYOUT_HASH = 0xdd620c79d59292c3n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -27,6 +27,7 @@ export const DEFINES = {
   XD_MAX_EMBRYONIC: 65536,
   XD_FLOW_CACHE4: 16384,
   XD_FLOW_CACHE6: 4096,
+  XD_VPORT_WORDS: 1024,
 } as const;
 
 /** Maps by role (name minus xd_ and _vN): the only place map names appear in TypeScript. */
@@ -60,6 +61,16 @@ export const MAPS = {
     keySize: 4,
     valueSize: 56,
     maxEntries: 4096,
+  },
+  vport: {
+    role: 'vport',
+    name: 'xd_vport_v1',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'u64',
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 2048,
   },
   guard: {
     role: 'guard',
@@ -858,6 +869,7 @@ export const MAP_CODECS = {
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
   fc4: { key: u32, value: xdFlow4CacheCodec },
   fc6: { key: u32, value: xdFlow6CacheCodec },
+  vport: { key: u32, value: u64 },
   guard: { key: u32, value: xdGuardCodec },
   best: { key: u32, value: xdBackendStatsCodec },
   be: { key: u32, value: xdBackendCodec },
@@ -1603,6 +1615,16 @@ export const LAYOUT: LayoutModel = {
       keySize: 4,
       valueSize: 56,
       maxEntries: 4096,
+    },
+    vport: {
+      role: 'vport',
+      name: 'xd_vport_v1',
+      type: 'array',
+      keyType: 'u32',
+      valueType: 'u64',
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 2048,
     },
     guard: {
       role: 'guard',

@@ -41,6 +41,7 @@ import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh'
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 import { addressToBytes16 } from '../../src/net/inet';
 import { clearFlowCaches } from '../lib/flowcache';
+import { clearVipPorts, markVipPort } from '../lib/vipports';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 
@@ -168,6 +169,7 @@ class Datapath {
   /** Empty services, backends, rings and flows; zero counters. */
   reset(): void {
     this.svc.deleteBatch(this.svc.keys());
+    clearVipPorts(this.obj);
     this.flow.clear();
     this.emb.clear();
     clearFlowCaches(this.obj);
@@ -186,6 +188,7 @@ class Datapath {
   }
 
   addService(o: { vip: string; port: number; proto: number; id: number; ringSize: number; sched?: number; flags?: number; activeGen?: number }): void {
+    markVipPort(this.obj, o.port, o.proto);
     this.svc.update(
       { vip: addr16(o.vip), port: o.port, proto: o.proto, family: family(o.vip) },
       { id: o.id, ring_size: o.ringSize, flags: o.flags ?? 0, sched: o.sched ?? XdSched.XD_SCHED_MAGLEV, active_gen: o.activeGen ?? 0 },
@@ -604,6 +607,17 @@ for (const f of fixtures) {
     assert.equal(dp.flow.count() + dp.emb.count(), f.forwardedTo?.newFlow ? 1 : 0, 'flow and embryonic entries');
   });
 }
+
+test('a service whose port bit is clear in the VIP ports map is not served: the bit is checked first', () => {
+  standardServices();
+  clearVipPorts(dp.obj);
+  const c = c4(41060);
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, syn(c))).verdict, 'PASS');
+  assertOnlyReason(before, dp.reasons(), 'XD_R_PASS_NON_VIP', 1, clientFrame(c, syn(c)).length);
+  markVipPort(dp.obj, c.vport, TCP);
+  assert.equal(sendTo(clientFrame(c, syn(c))).verdict, 'TX');
+});
 
 // ---------------------------------------------------------------- flows
 

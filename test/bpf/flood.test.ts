@@ -36,6 +36,7 @@ import {
   xdServiceKeyCodec,
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdBackendStats, XdFlow, XdFlow4Key, XdGuard, XdReasonStats, XdService, XdServiceKey } from '../../src/bpf/layouts.generated';
+import { markVipPort } from '../lib/vipports';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RING = 7;
@@ -93,6 +94,9 @@ class Director {
     d.setRing(1, 0, [3, 4]);
     d.svc.update({ vip: addr16(VIP), port: RR_PORT, proto: pk.IPPROTO_TCP, family: XdFamily.XD_FAMILY_V4 }, { id: 1, ring_size: 2, flags: 0, sched: XdSched.XD_SCHED_SEQ, active_gen: 0 });
     d.svc.update({ vip: addr16(VIP), port: RR_PORT, proto: pk.IPPROTO_UDP, family: XdFamily.XD_FAMILY_V4 }, { id: 1, ring_size: 2, flags: 0, sched: XdSched.XD_SCHED_SEQ, active_gen: 0 });
+    markVipPort(obj, MAGLEV_PORT, pk.IPPROTO_TCP);
+    markVipPort(obj, RR_PORT, pk.IPPROTO_TCP);
+    markVipPort(obj, RR_PORT, pk.IPPROTO_UDP);
     return d;
   }
 

@@ -44,6 +44,7 @@ import {
   xdServiceKeyCodec,
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdReasonStats, XdService, XdServiceKey } from '../../src/bpf/layouts.generated';
+import { markVipPort } from '../lib/vipports';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RANDOM_FRAMES = Number(process.env.XD_FUZZ_FRAMES ?? 95000);
@@ -397,6 +398,7 @@ before(async () => {
       { vip: addr16(s.vip), port: s.port, proto: s.proto, family: v4 ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6 },
       { id: s.id, ring_size: ringSize, flags: s.flags ?? 0, sched: s.sched ?? XdSched.XD_SCHED_MAGLEV, active_gen: 0 },
     );
+    markVipPort(obj, s.port, s.proto);
   }
 });
 

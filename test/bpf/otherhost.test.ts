@@ -10,6 +10,7 @@ import { BpfObject, testRun, sumPerCpu, getNative } from '../../src/bpf';
 import { MAPS, XdBackendFlags, XdFamily, XdReason, XdSched } from '../../src/bpf/layouts.generated';
 import { xdMap } from '../../src/bpf/maps';
 import { addressToBytes16 } from '../../src/net/inet';
+import { markVipPort } from '../lib/vipports';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const SELF = '02:00:00:00:00:02';
@@ -30,6 +31,7 @@ before(async () => {
   const ring = xdMap(obj, 'ring');
   for (let i = 0; i < 7; i++) ring.update(i, 1);
   xdMap(obj, 'svc').update({ vip: addr16(VIP), port: 3306, proto: 6, family: XdFamily.XD_FAMILY_V4 }, { id: 0, ring_size: 7, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 });
+  markVipPort(obj, 3306, 6);
 });
 
 after(() => obj?.close());

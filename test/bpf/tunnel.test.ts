@@ -32,6 +32,7 @@ import {
 import type { XdBackend, XdBackendStats, XdReasonStats, XdService, XdServiceKey, XdTunnel } from '../../src/bpf/layouts.generated';
 import { pcap } from '../lib/pcap';
 import { clearFlowCaches } from '../lib/flowcache';
+import { clearVipPorts, markVipPort } from '../lib/vipports';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RING_MAX = 7;
@@ -113,6 +114,7 @@ after(() => {
 });
 beforeEach(() => {
   svc.deleteBatch(svc.keys());
+  clearVipPorts(obj);
   for (const m of [MAPS.flow4, MAPS.flow6, MAPS.emb4, MAPS.emb6]) {
     const flow = obj.map(m.name, { size: m.keySize, encode: (k: Buffer) => k, decode: (b: Buffer) => Buffer.from(b) }, { size: m.valueSize, encode: (v: Buffer) => v, decode: (b: Buffer) => Buffer.from(b) });
     flow.deleteBatch(flow.keys());
@@ -144,6 +146,7 @@ function tunnelService(vip: string, t: TunSpec): void {
   });
   ring.updateBatch(Array.from({ length: RING_MAX }, (_, i) => [i, 1] as const));
   svc.update({ vip: addr16(vip), port: MYSQL, proto: TCP, family: fam(vip) }, { id: 0, ring_size: RING_MAX, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 });
+  markVipPort(obj, MYSQL, TCP);
 }
 
 function run(description: string, frame: Buffer): { verdict: VerdictName; out: Buffer } {

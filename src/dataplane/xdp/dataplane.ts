@@ -102,6 +102,8 @@ export class XdpDataplane implements Dataplane {
   private model: Model;
   private lastState: DesiredState = { services: [] };
   private indexes = new Map<string, Map<string, number>>();
+  /** The nonzero words of xd_vport_v1 as written (read back on adoption). */
+  private vport = new Map<number, bigint>();
   private closed = false;
   private readonly flowCounter: FlowCounter;
   /** What the last successful apply() wrote (entries per kind; ring slots of all rings together). */
@@ -289,8 +291,19 @@ export class XdpDataplane implements Dataplane {
     return out;
   }
 
+  /** Writes xd_vport_v1 words and remembers what the map now holds. */
+  private writeVport(words: Map<number, bigint>): void {
+    this.maps.vport.updateBatch([...words]);
+    for (const [w, bits] of words) {
+      if (bits) this.vport.set(w, bits);
+      else this.vport.delete(w);
+    }
+  }
+
   /** Rebuild the model (service ids, backend indexes, generations) from the pinned maps. */
   private adoptModel(): void {
+    this.vport = new Map();
+    for (const [w, bits] of this.maps.vport.entries()) if (bits) this.vport.set(w, bits);
     const m = emptyModel();
     for (const [k, v] of this.maps.svc.entries()) {
       const key: SvcKey = { vip: L.addrString(k.vip, k.family as Family), port: k.port, proto: k.proto === 17 ? 'udp' : 'tcp', family: k.family as Family };
@@ -309,6 +322,15 @@ export class XdpDataplane implements Dataplane {
     const p = plan(this.model, state, { maxServices: this.o.maxServices, maxBackends: this.o.maxBackends, ringMax: this.o.ringMax });
     let slots = 0;
     try {
+      // Ports of the new services on before any service names them (the
+      // program passes a packet whose port bit is clear without a lookup).
+      const wantPorts = L.vportWords([...p.next.services.values()].map((s) => s.key));
+      const onPorts = new Map<number, bigint>();
+      for (const [w, bits] of wantPorts) {
+        const cur = this.vport.get(w) ?? 0n;
+        if ((cur | bits) !== cur) onPorts.set(w, cur | bits);
+      }
+      if (onPorts.size) this.writeVport(onPorts);
       // Removed services first: their ids and backend indexes may be reused below.
       for (const k of p.serviceDeletes) {
         this.maps.svc.delete({ vip: L.addr16(k.vip), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
@@ -336,6 +358,10 @@ export class XdpDataplane implements Dataplane {
         // Cleared (new generation): no packet is counted on it any more.
         this.retireBackendStats(p.backendClears.map((c) => c.index));
       }
+      // Ports no service has any more off, now that their services are gone.
+      const offPorts = new Map<number, bigint>();
+      for (const [w, cur] of this.vport) if ((wantPorts.get(w) ?? 0n) !== cur) offPorts.set(w, wantPorts.get(w) ?? 0n);
+      if (offPorts.size) this.writeVport(offPorts);
     } catch (err) {
       // What was written is consistent per service (rings before the flip);
       // forget the model so the next apply rewrites everything from the maps.

@@ -35,6 +35,7 @@ export const REASON: Record<string, number> = Object.fromEntries(
 
 export interface Maps {
   svc: XdMap<'svc'>;
+  vport: XdMap<'vport'>;
   be: XdMap<'be'>;
   flow4: XdMap<'flow4'>;
   flow6: XdMap<'flow6'>;
@@ -54,7 +55,7 @@ export interface Maps {
 export function openMaps(obj: BpfObject): Maps {
   const ring = xdMap(obj, 'ring');
   const m = {
-    svc: xdMap(obj, 'svc'), be: xdMap(obj, 'be'), svcst: xdMap(obj, 'svcst'),
+    svc: xdMap(obj, 'svc'), vport: xdMap(obj, 'vport'), be: xdMap(obj, 'be'), svcst: xdMap(obj, 'svcst'),
     flow4: xdMap(obj, 'flow4'), flow6: xdMap(obj, 'flow6'), emb4: xdMap(obj, 'emb4'), emb6: xdMap(obj, 'emb6'), guard: xdMap(obj, 'guard'),
     best: xdMap(obj, 'best'), rsnst: xdMap(obj, 'rsnst'), tun: xdMap(obj, 'tun'), meta: xdMap(obj, 'meta'), ring, ringFd: ring.fd,
     close: () => { /* maps borrow the object's fds */ },
@@ -65,6 +66,21 @@ export function openMaps(obj: BpfObject): Maps {
 export function readPinnedMeta(dir: string): G.XdMeta | undefined {
   const m = openPinnedXdMap(dir, 'meta');
   try { return m.lookup(0); } finally { m.close(); }
+}
+
+/** The xd_vport_v1 word and bit of a port and protocol (see XD_VPORT_WORDS in the header). */
+export function vportBit(port: number, proto: 'tcp' | 'udp'): { word: number; bit: bigint } {
+  return { word: (proto === 'udp' ? G.DEFINES.XD_VPORT_WORDS : 0) + (port >> 6), bit: 1n << BigInt(port & 63) };
+}
+
+/** The nonzero xd_vport_v1 words for a set of services' ports and protocols. */
+export function vportWords(keys: Iterable<{ port: number; proto: 'tcp' | 'udp' }>): Map<number, bigint> {
+  const words = new Map<number, bigint>();
+  for (const k of keys) {
+    const { word, bit } = vportBit(k.port, k.proto);
+    words.set(word, (words.get(word) ?? 0n) | bit);
+  }
+  return words;
 }
 
 /** 16 bytes, network order; IPv4 in the first 4 (the layout's addr/vip fields). */

@@ -15,7 +15,7 @@ import * as pk from '../../lib/packet';
 import { BpfObject, getNative, openPinnedProgram, openPinnedXdMap, testRun, xdp } from '../../../src/bpf';
 import { XdpDataplane, instancePinDir, type XdpOptions } from '../../../src/dataplane/xdp/dataplane';
 import { buildRing, emptyModel, plan } from '../../../src/dataplane/xdp/plan';
-import { LAYOUT_HASH, LAYOUT_VERSION, addr16, macString } from '../../../src/dataplane/xdp/layout';
+import { LAYOUT_HASH, LAYOUT_VERSION, addr16, macString, vportWords } from '../../../src/dataplane/xdp/layout';
 import type { DesiredBackend, DesiredService, DesiredState } from '../../../src/state/types';
 import { XdError } from '../../../src/errors';
 import { ipvsMhLookup, buildIpvsMh } from '../../../src/maglev/ipvs-mh';
@@ -155,6 +155,23 @@ test('apply writes exactly what the plan says into the pinned maps', async () =>
     }
   } finally {
     svc.close(); be.close(); ring.close();
+  }
+});
+
+test("apply marks every service's port and protocol in the VIP ports map, and clears a port once no service has it", async () => {
+  const vport = openPinnedXdMap(DIR, 'vport');
+  const bits = (): [number, bigint][] => vport.entries().filter(([, v]) => v !== 0n);
+  try {
+    const both = vportWords(S1.services);
+    // TCP 3306: word 3306 >> 6, bit 3306 & 63; UDP 3307: the same in the UDP half (1024 words on).
+    assert.deepEqual([...both], [[51, 1n << 42n], [1024 + 51, 1n << 43n]]);
+    assert.deepEqual(bits(), [...both]);
+    await dp!.apply({ services: [RW] });
+    assert.deepEqual(bits(), [...vportWords([RW])], "V6's port is off once its service is gone");
+    await dp!.apply(S1);
+    assert.deepEqual(bits(), [...both]);
+  } finally {
+    vport.close();
   }
 });
 
