@@ -303,7 +303,7 @@ export class Daemon {
   private async sampleRates(): Promise<void> {
     if (this.stopping) return;
     try {
-      this.rates.sample((await this.dataplane.status()).services, Date.now());
+      this.rates.sample((await this.dataplane.status({ countFlows: false })).services, Date.now());
     } catch (err) {
       this.log.warn({ err }, `sampling counters for the rates failed: ${(err as Error).message}`);
     }

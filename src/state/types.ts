@@ -158,7 +158,8 @@ export interface Dataplane {
   readonly kind: DataplaneKind;
   /** Make the kernel match `state`, changing only what differs. Throws XdError; on error nothing of this apply is left half done. */
   apply(state: DesiredState): Promise<void>;
-  status(): Promise<DataplaneStatus>;
+  /** countFlows false: for the counters only (the daemon's rate sampling): XDP starts no flow-map walk and reports the last walk's active flows. */
+  status(opts?: { countFlows?: boolean }): Promise<DataplaneStatus>;
   /** Does this dataplane take the traffic now (XDP: our program is still the one attached; IPVS: always)? For VRRP tracking. */
   attached(): boolean;
   /** XDP: read the driver's XDP TX error counters now (raises or clears the TX alert status shows); the daemon polls it every 10 s. */

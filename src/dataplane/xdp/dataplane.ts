@@ -22,7 +22,7 @@ import type * as G from '../../bpf/layouts.generated';
 import { Neighbours } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
-import { FlowCounter } from './flow-counts';
+import { FlowCounter, FlowCountResult } from './flow-counts';
 import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE } from '../../config/schema';
 
 export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
@@ -523,10 +523,11 @@ export class XdpDataplane implements Dataplane {
     return L.readReasons(this.maps, this.model.backends.keys());
   }
 
-  async status(): Promise<XdpStatus> {
+  async status(opts: { countFlows?: boolean } = {}): Promise<XdpStatus> {
     // Counted by a paced, sliced walk of the flow map in the background
     // (flow-counts.ts): never a synchronous decode of up to 1M entries here.
-    const counts = await this.flowCounter.get();
+    // countFlows false (the rate sampling every 2 s) starts no walk: the last one's counts.
+    const counts = opts.countFlows === false ? this.flowCounter.peek() ?? new FlowCountResult(new Map(), 0, 0, 0) : await this.flowCounter.get();
     if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
     const flows = new Map<number, number>();
     for (const b of this.model.backends.values()) flows.set(b.index, counts.active(b.index, b.generation));

@@ -82,6 +82,11 @@ export class FlowCounter {
     return this.last;
   }
 
+  /** The last result without starting a walk (undefined before the first): for readers that need only the counters. */
+  peek(): FlowCountResult | undefined {
+    return this.last;
+  }
+
   /** The walk under way, if any (tests: wait for the walk a get() started). */
   settled(): Promise<unknown> {
     return this.walking ?? Promise.resolve();

@@ -168,3 +168,13 @@ test('a status and a metrics scrape over a million flows never delay the event l
   await dp!.flowCountsSettled();
   assert.ok(passed, `event-loop delay max during the scrape: ${runs.join(', ')} (limit 20 ms, or within 5 ms of an idle window of the same length)`);
 });
+
+test('a counters-only status (the daemon\'s rate sampling every 2 s) starts no walk of the flow map and reports the last counts', async () => {
+  await dp!.flowCountsSettled();
+  // flowCountsMaxAgeMs is 0 here: a full status would start a new walk every time.
+  const a = await dp!.status({ countFlows: false });
+  await dp!.flowCountsSettled();
+  const b = await dp!.status({ countFlows: false });
+  assert.equal(b.detail.flowCounts.countedAt, a.detail.flowCounts.countedAt, 'no walk ran in between');
+  assert.deepEqual(b.services[0]!.backends.map((x) => x.activeFlows), expected);
+});
