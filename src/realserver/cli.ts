@@ -67,7 +67,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
     const found = [...(await check(o)), ...(tun && tunnel ? await tunnel.checkTunnel(tun) : [])];
     for (const f of found) process.stdout.write(`${f.ok ? 'ok     ' : 'MISSING'} ${f.what}${f.fix ? `\n        fix: ${f.fix}` : ''}\n`);
     const bad = found.filter((f) => !f.ok).length;
-    process.stdout.write(bad ? `${bad} problem(s): run xdirector realserver setup --vip ... or apply the fixes above\n` : 'this server is ready for DR\n');
+    process.stdout.write(bad ? `${bad} problem(s): run xdirector realserver setup --vip ...${tun ? ' --tunnel' : ''} or apply the fixes above\n` : `this server is ready for ${tun ? `tunnel mode (${tun.encap})` : 'DR'}\n`);
     return bad ? 1 : 0;
   }
   const done = [...(tun && tunnel ? await tunnel.teardownTunnel(tun) : []), ...(await teardown(o))];

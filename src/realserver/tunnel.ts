@@ -138,13 +138,23 @@ export async function setupTunnel(o: TunnelOptions): Promise<string[]> {
     }
     done.push(`receiving GUE on UDP ${r.fouPort} (ip fou)`);
   }
-  for (const s of r.sysctls) {
-    const p = sysctlPath(s.key);
-    if (Number(fs.readFileSync(p, 'utf8').trim()) === s.value) continue;
-    fs.writeFileSync(p, `${s.value}\n`);
+  for (const s of sysctlWrites(r, (key) => Number(fs.readFileSync(sysctlPath(key), 'utf8').trim()))) {
+    fs.writeFileSync(sysctlPath(s.key), `${s.value}\n`);
     done.push(`set ${s.key}=${s.value} (${s.why})`);
   }
   return done;
+}
+
+/**
+ * The recipe's sysctls that setup must write, given the current values (pure). Only a strict
+ * rp_filter (1) drops decapsulated packets: loose (2, systemd's default) lets them in as check
+ * says, so it is left alone rather than switching reverse-path filtering off host-wide.
+ */
+export function sysctlWrites(r: TunnelRecipe, read: (key: string) => number): TunnelRecipe['sysctls'] {
+  return r.sysctls.filter((s) => {
+    const now = read(s.key);
+    return now !== s.value && !(/\.rp_filter$/.test(s.key) && now === 2);
+  });
 }
 
 export interface TunnelFinding { ok: boolean; what: string; fix?: string }

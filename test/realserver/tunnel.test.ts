@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { recipeCommands, tunnelRecipe } from '../../src/realserver/tunnel';
+import { recipeCommands, sysctlWrites, tunnelRecipe } from '../../src/realserver/tunnel';
 import { XdError } from '../../src/errors';
 
 test('IPv4 underlay with IPv4 VIPs needs one collect_md ipip device and rp_filter off on it', () => {
@@ -36,6 +36,15 @@ test('the recipe reads as the commands an operator would type', () => {
     'ip fou add port 6080 gue',
     'sysctl -w net.ipv4.conf.all.rp_filter=0', 'sysctl -w net.ipv4.conf.xdipip.rp_filter=0', 'sysctl -w net.ipv4.conf.sit0.rp_filter=0',
   ]);
+});
+
+test('setup turns off only a strict rp_filter and leaves a loose one (systemd\'s default) in place', () => {
+  const r = tunnelRecipe({ underlay: [4], inner: [4], encap: 'ipip' });
+  const writes = (vals: Record<string, number>) => sysctlWrites(r, (k) => vals[k]!).map((s) => `${s.key}=${s.value}`);
+  assert.deepEqual(writes({ 'net.ipv4.conf.all.rp_filter': 2, 'net.ipv4.conf.xdipip.rp_filter': 2 }), []);
+  assert.deepEqual(writes({ 'net.ipv4.conf.all.rp_filter': 1, 'net.ipv4.conf.xdipip.rp_filter': 0 }), ['net.ipv4.conf.all.rp_filter=0']);
+  assert.deepEqual(writes({ 'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.xdipip.rp_filter': 1 }), ['net.ipv4.conf.xdipip.rp_filter=0']);
+  assert.deepEqual(writes({ 'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.xdipip.rp_filter': 0 }), []);
 });
 
 // ---- in a namespace
