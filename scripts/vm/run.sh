@@ -9,7 +9,8 @@
 # printed) is shared read-write as /run/xd-out in the guest and as $XD_VM_OUT. Console output
 # goes to stdout and LOGFILE. Exit status: COMMAND's; 124 on the hard timeout (default 240 s,
 # qemu killed); 125 if the guest did not report a status (boot failure: see the log).
-# Guest kernel modules loaded: ip_vs ip_vs_mh ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_lc veth bridge.
+# Guest kernel modules loaded: ip_vs ip_vs_mh ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_lc veth bridge,
+# and for tunnel-mode real servers tunnel4 tunnel6 ipip ip6_tunnel fou fou6.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${XD_VM_CACHE:-/var/cache/xdirector-vm}
