@@ -1,6 +1,7 @@
 // `xdirector run` against real IPVS and XDP: boots Debian's kernel under qemu
-// (scripts/vm/run.sh), runs test/vm/guest/daemon.sh in the guest (DR lab, the daemon in the
-// director namespace, phases A/B/C described there) and asserts on what it recorded.
+// (scripts/vm/run.sh), runs test/vm/guest/daemon.sh in the guest (DR lab plus a tunnel-mode real
+// server behind a router, the daemon in the director namespace, phases A/B/C/T described there)
+// and asserts on what it recorded.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -31,18 +32,56 @@ function json(name: string): any {
   assert.ok(s, `${name} was not written by the guest; console tail:\n${console_.slice(-2500)}`);
   return JSON.parse(s);
 }
-/** `ipvsadm -Ln` -> { "TCP 10.77.0.100:3306 mh (...)": [["10.77.0.11:3306", weight], ...] } */
-function ipvsadm(name: string): Record<string, Array<[string, number]>> {
+/** `ipvsadm -Ln` -> { "TCP 10.77.0.100:3306 mh (...)": [["10.77.0.11:3306", weight], ...] }; `fwd` ("Route", "Tunnel") keeps only those dests. */
+function ipvsadm(name: string, fwd = 'Route'): Record<string, Array<[string, number]>> {
   const res: Record<string, Array<[string, number]>> = {};
   let cur: Array<[string, number]> | undefined;
   for (const l of read(name).split('\n')) {
     const s = /^(TCP|UDP)\s+(.*?)\s*$/.exec(l);
     if (s) { res[`${s[1]} ${s[2]}`] = cur = []; continue; }
-    const d = /^\s+->\s+(\d\S+)\s+Route\s+(\d+)/.exec(l);
-    if (d && cur) cur.push([d[1]!, Number(d[2])]);
+    const d = DEST.exec(l);
+    if (d && cur && d[2] === fwd) cur.push([d[1]!, Number(d[4])]);
   }
   for (const k of Object.keys(res)) res[k]!.sort();
   return res;
+}
+/** A dest line of `ipvsadm -Ln [--tun-info]`: address, forward, tunnel info ("ipip", "gue:6080:-c", "n/a"), weight. */
+const DEST = /^\s+->\s+(\S+)\s+(Route|Tunnel)\s+(?:([a-z]\S*)\s+)?(\d+)\s/;
+/** `ipvsadm -Ln --tun-info` -> { "10.78.1.11:3310": "gue:6080:-c", ... } for the Tunnel dests. */
+function tunInfo(name: string): Record<string, string> {
+  const res: Record<string, string> = {};
+  for (const l of read(name).split('\n')) {
+    const d = DEST.exec(l);
+    if (d && d[2] === 'Tunnel') res[d[1]!] = d[3] ?? '';
+  }
+  return res;
+}
+/** Packet counters of one real-server link from `ip -s -j link show`. */
+function linkStats(name: string, ifname: string): { rx: number; tx: number } {
+  const l = (json(name) as Array<{ ifname: string; stats64?: { rx: { packets: number }; tx: { packets: number } } }>).find((x) => x.ifname === ifname);
+  assert.ok(l?.stats64, `${ifname} not in ${name}`);
+  return { rx: l.stats64.rx.packets, tx: l.stats64.tx.packets };
+}
+/** The change of a link's counters between two `tun_stats` snapshots. */
+function linkDelta(before: string, after: string, ifname: string): { rx: number; tx: number } {
+  const a = linkStats(`${before}-links.json`, ifname);
+  const b = linkStats(`${after}-links.json`, ifname);
+  return { rx: b.rx - a.rx, tx: b.tx - a.tx };
+}
+/** UDP datagrams received by the real server between two snapshots (/proc/net/snmp Udp InDatagrams). */
+function udpInDelta(before: string, after: string): number {
+  const get = (n: string): number => {
+    const lines = read(`${n}-snmp.txt`).split('\n').filter((l) => l.startsWith('Udp:'));
+    const [head, vals] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
+    return Number(vals[head.indexOf('InDatagrams')]);
+  };
+  return get(after) - get(before);
+}
+/** Every connection of a tcp-client run answered by the tunnel real server. */
+function allTun1(name: string, n = 12): void {
+  const { counts, errors } = servers(name);
+  assert.deepEqual(errors, [], name);
+  assert.deepEqual(counts, { tun1: n }, name);
 }
 function servers(name: string): { counts: Record<string, number>; errors: unknown[] } {
   const r = json(name).results as Array<{ server?: string; error?: string }>;
@@ -107,7 +146,7 @@ test('xdirector dataplane ipvs and back to xdp switches the live dataplane and s
   assert.equal(json('c-status-xdp.json').dataplane.kind, 'xdp');
   assert.match(read('c-switch-ipvs.txt'), /switched from xdp to ipvs/);
   assert.equal(json('c-status-ipvs.json').dataplane.kind, 'ipvs');
-  assert.equal(Object.keys(ipvsadm('c-ipvsadm.txt')).length, 2);
+  assert.equal(Object.keys(ipvsadm('c-ipvsadm.txt')).length, 6);
   assert.match(read('c-switch-xdp.txt'), /switched from ipvs to xdp/);
   assert.equal(json('c-status-xdp2.json').dataplane.kind, 'xdp');
   assert.deepEqual(ipvsadm('c-after-xdp-ipvsadm.txt'), {}, 'the IPVS services are removed once XDP carries the traffic');
@@ -125,4 +164,101 @@ test('a live session survives xdp -> ipvs -> xdp on the same backend', { skip },
 
 test('connections opened during each switch succeed', { skip }, () => {
   for (const f of ['c-during-ipvs.json', 'c-during-xdp.json']) assert.deepEqual(servers(f).errors, [], f);
+});
+
+// ---- tunnel mode: a real server on another subnet, behind a router (tunnel-topology.sh)
+
+test('xdirector realserver setup --tunnel creates an ipip and an ip6tnl device in external mode and a GUE port', { skip }, () => {
+  for (const f of ['t-setup4.txt', 't-setup6.txt']) assert.match(read(f), /\n0\n$/, `${f}: ${read(f)}`);
+  assert.match(read('t-setup4.txt'), /created xdipip/);
+  assert.match(read('t-setup6.txt'), /created xdip6tnl/);
+  const links = json('t-setup-links.json') as Array<{ ifname: string; flags: string[]; linkinfo?: { info_kind: string; info_data?: { external?: boolean } } }>;
+  for (const [dev, kind] of [['xdipip', 'ipip'], ['xdip6tnl', 'ip6tnl']] as const) {
+    const l = links.find((x) => x.ifname === dev);
+    assert.equal(l?.linkinfo?.info_kind, kind, `${dev}: ${JSON.stringify(l)}`);
+    assert.equal(l.linkinfo.info_data?.external, true, `${dev} in external (collect_md) mode: ${JSON.stringify(l)}`);
+    assert.ok(l.flags.includes('UP'), `${dev} up`);
+  }
+  assert.match(read('t-setup-fou.txt'), /port 6080 gue/);
+});
+
+test('IPVS programs the tunnel services as Tunnel destinations with the service\'s encapsulation', { skip }, () => {
+  const t = read('c-tun-ipvsadm.txt');
+  const tunnels = Object.fromEntries(Object.entries(ipvsadm('c-tun-ipvsadm.txt', 'Tunnel')).filter(([, d]) => d.length));
+  assert.deepEqual(tunnels, {
+    'TCP 10.77.0.100:3308 mh (mh-fallback,mh-port)': [['10.78.1.11:3308', 1]],
+    'TCP 10.77.0.100:3309 mh (mh-fallback,mh-port)': [['10.78.1.11:3309', 1]],
+    'TCP 10.77.0.100:3310 mh (mh-fallback,mh-port)': [['10.78.1.11:3310', 1]],
+    'TCP [fd00:77::100]:3308 mh (mh-fallback,mh-port)': [['[fd00:78:1::11]:3308', 1]],
+  }, t);
+  // -c: no outer UDP checksum (IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM), as the XDP program sends GUE
+  assert.deepEqual(tunInfo('c-tun-ipvsadm.txt'), { '10.78.1.11:3308': 'ipip', '10.78.1.11:3309': 'ipip', '10.78.1.11:3310': 'gue:6080:-c', '[fd00:78:1::11]:3308': 'ipip' }, t);
+  const st = json('c-status-ipvs.json') as { dataplane: { services: Array<{ port: number; vip: string; forwarding: string }> } };
+  const fwd = Object.fromEntries(st.dataplane.services.map((s) => [`${s.vip}:${s.port}`, s.forwarding]));
+  assert.equal(fwd['10.77.0.100:3308'], 'tunnel/ipip');
+  assert.equal(fwd['10.77.0.100:3310'], 'tunnel/gue:6080');
+  assert.equal(fwd['fd00:77::100:3308'], 'tunnel/ipip');
+  assert.equal(fwd['10.77.0.100:3306'], 'dr');
+});
+
+test('IPVS forwards tunnel services to the real server behind the router, which decapsulates and answers the client directly', { skip }, (t) => {
+  allTun1('c-tun-ipvs.json');
+  allTun1('c-gue-ipvs.json');
+  allTun1('c-tun6-ipvs.json');
+  const v4 = linkDelta('c-tun-ipvs-before', 'c-tun-ipvs-after', 'xdipip');
+  const v6 = linkDelta('c-tun-ipvs-before', 'c-tun-ipvs-after', 'xdip6tnl');
+  const udp = udpInDelta('c-tun-ipvs-before', 'c-tun-ipvs-after');
+  t.diagnostic(`decapsulated: xdipip ${v4.rx} (IPIP + GUE), xdip6tnl ${v6.rx}; UDP datagrams in ${udp}`);
+  // each connection: SYN, ACK, FIN/ACK at least, client to server; replies never enter a tunnel
+  assert.ok(v4.rx >= 2 * 12 * 3, JSON.stringify(v4));
+  assert.ok(v6.rx >= 12 * 3, JSON.stringify(v6));
+  assert.ok(udp >= 12 * 3, `GUE arrives as UDP: ${udp}`);
+  assert.deepEqual([v4.tx, v6.tx], [0, 0], 'replies go straight to the client, not back through a tunnel');
+});
+
+test('a live tunnelled session survives xdp -> ipvs -> xdp', { skip }, () => {
+  const s = json('c-tun-session.json');
+  assert.equal(s.backend, 'tun1');
+  assert.equal(s.error, '');
+  assert.equal(s.closed, false);
+  assert.equal(s.backendChanges, 0);
+  assert.ok(s.sent >= 20, `sent ${s.sent}`);
+  assert.equal(s.unanswered, 0, JSON.stringify(s));
+  assert.equal(s.echoed, s.sent);
+});
+
+test('after the switch back to XDP, new tunnelled connections go through XDP encapsulating IPIP, GUE and 6in6', { skip }, (t) => {
+  allTun1('c-tun-xdp.json');
+  allTun1('c-gue-xdp.json');
+  allTun1('c-tun6-xdp.json');
+  assert.deepEqual(ipvsadm('c-after-xdp-ipvsadm.txt'), {}, 'no IPVS service: XDP carries the tunnel services');
+  const v4 = linkDelta('c-tun-xdp-before', 'c-tun-xdp-after', 'xdipip');
+  const v6 = linkDelta('c-tun-xdp-before', 'c-tun-xdp-after', 'xdip6tnl');
+  const udp = udpInDelta('c-tun-xdp-before', 'c-tun-xdp-after');
+  t.diagnostic(`XDP: decapsulated xdipip ${v4.rx}, xdip6tnl ${v6.rx}; UDP datagrams in ${udp}`);
+  assert.ok(v4.rx >= 2 * 12 * 3, JSON.stringify(v4));
+  assert.ok(v6.rx >= 12 * 3, JSON.stringify(v6));
+  assert.ok(udp >= 12 * 3, `GUE arrives as UDP: ${udp}`);
+  assert.deepEqual([v4.tx, v6.tx], [0, 0]);
+});
+
+test('xdirector realserver check --tunnel passes on the set-up server and names strict rp_filter once it is back', { skip }, () => {
+  const ok = read('t-check-ok.txt');
+  assert.match(ok, /exit 0\n$/, ok);
+  assert.doesNotMatch(ok, /MISSING/, ok);
+  assert.match(ok, /this server is ready for tunnel mode \(gue\)/);
+  const bad = read('t-check-rpf.txt');
+  assert.match(bad, /exit 1\n$/, bad);
+  assert.match(bad, /MISSING rp_filter on xdipip is strict/, bad);
+  assert.match(bad, /fix: sysctl -w net\.ipv4\.conf\.all\.rp_filter=/, bad);
+});
+
+test('xdirector realserver teardown --tunnel leaves no tunnel device, fou port, VIP or sysctl file', { skip }, () => {
+  for (const f of ['t-teardown4.txt', 't-teardown6.txt']) assert.match(read(f), /exit 0\n$/, `${f}: ${read(f)}`);
+  const links = (json('t-after-links.json') as Array<{ ifname: string }>).map((l) => l.ifname);
+  assert.ok(!links.includes('xdipip') && !links.includes('xdip6tnl'), links.join(' '));
+  assert.equal(read('t-after-fou.txt').trim(), '');
+  const lo = json('t-after-lo.json') as Array<{ addr_info: Array<{ local: string }> }>;
+  assert.deepEqual(lo[0]!.addr_info.map((a) => a.local).sort(), ['127.0.0.1', '::1']);
+  assert.equal(read('t-after-sysctl-file.txt'), '', 'the sysctl file is removed');
 });

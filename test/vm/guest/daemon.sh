@@ -6,13 +6,20 @@
 #   B  dataplane: auto on an interface where native XDP cannot attach (lo) -> falls back to IPVS
 #   C  dataplane: auto with XDP (generic) -> a live session survives `xdirector dataplane ipvs`
 #      and back to `xdirector dataplane xdp`; connections opened during each switch succeed
-# XDG_PHASES="A B C" (default) selects phases, for debugging one.
+# Phase C also carries tunnel services (forwarding: tunnel) to a real server behind a router
+# (tunnel-topology.sh), set up by `xdirector realserver setup --tunnel` for real (in the
+# background during A and B): IPIP (4in4), GUE (4 in UDP 6080) and 6in6 through IPVS, then
+# through XDP after the switch back; a live tunnelled session survives both switches.
+#   T  the recipe: `realserver check --tunnel` passes, names rp_filter once it is strict again,
+#      and `realserver teardown --tunnel` leaves no device, fou port, VIP or sysctl file
+# XDG_PHASES="A B C T" (default) selects phases, for debugging one.
 set -u
-PHASES=" ${XDG_PHASES:-A B C} "
+PHASES=" ${XDG_PHASES:-A B C T} "
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 OUT=${XD_VM_OUT:-/run/xd-out}
 source "$HERE/dr-topology.sh"
+source "$HERE/tunnel-topology.sh"
 now() { cut -d' ' -f1 /proc/uptime; }
 step() { echo "XD-VM: $(now) $*"; echo "$(now) $*" >> "$OUT/steps.txt"; }
 DIRNS="nsenter --net=/run/netns/xdg-dir"
@@ -32,24 +39,42 @@ xdg_topology_up 3
 for i in 1 2 3; do   # echo service on 3307: id line, then echo
   nsenter --net=/run/netns/xdg-rs$i socat TCP4-LISTEN:3307,fork,reuseaddr SYSTEM:"echo rs$i; exec cat" &
 done
+xdg_tunnel_up
+
+# the tunnel real server, prepared by the CLI under test (in the background: it overlaps phases
+# A and B; waited for before the first tunnelled connection)
+RSF=/run/xdg/rs-sysctl.conf
+T4="--tunnel --encap gue --vip $XDG_VIP --sysctl-file $RSF"        # IPv4 underlay: ipip device + GUE port 6080
+T6="--tunnel --underlay 6 --vip $XDG_VIP6 --sysctl-file $RSF"      # IPv6 underlay: ip6tnl device
+rs() { nsenter --net=/run/netns/xdg-tun node "$ROOT/bin/xdirector.js" realserver "$@"; }
+( rs setup $T4 > "$OUT/t-setup4.txt" 2>&1; echo $? >> "$OUT/t-setup4.txt"
+  rs setup $T6 > "$OUT/t-setup6.txt" 2>&1; echo $? >> "$OUT/t-setup6.txt"
+  ip -n xdg-tun -d -j link show > "$OUT/t-setup-links.json"
+  ip -n xdg-tun fou show > "$OUT/t-setup-fou.txt" ) &
+RSPID=$!
+rs_ready() { [ -z "$RSPID" ] || { wait "$RSPID"; RSPID=; step "tunnel real server set up"; }; }
+tun_stats() { # NAME: the real server's link counters and UDP counters
+  ip -n xdg-tun -s -j link show > "$OUT/$1-links.json"
+  nsenter --net=/run/netns/xdg-tun cat /proc/net/snmp > "$OUT/$1-snmp.txt"
+}
 
 # one TCP client process for the whole run, fed requests through a FIFO
 mkfifo /run/xdg/client.in
 nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/tcp-client.js" < /run/xdg/client.in > /run/xdg/client.out &
 exec 7> /run/xdg/client.in
 CSEQ=0
-conns_send() { # FIRST_PORT COUNT -> sets CSEQ
+conns_send() { # FIRST_PORT COUNT [PORT [VIP SRC]] -> sets CSEQ
   CSEQ=$((CSEQ + 1))
-  echo "{\"seq\":$CSEQ,\"host\":\"$XDG_VIP\",\"port\":3306,\"src\":\"10.77.0.10\",\"ports\":[$(seq -s, "$1" $(($1 + $2 - 1)))],\"concurrency\":16,\"timeoutMs\":20000}" >&7
+  echo "{\"seq\":$CSEQ,\"host\":\"${4:-$XDG_VIP}\",\"port\":${3:-3306},\"src\":\"${5:-10.77.0.10}\",\"ports\":[$(seq -s, "$1" $(($1 + $2 - 1)))],\"concurrency\":16,\"timeoutMs\":20000}" >&7
 }
 conns_wait() { # SEQ NAME
   local t
   for t in $(seq 1 1200); do grep -q "^{\"seq\":$1," /run/xdg/client.out && break; sleep 0.1; done
   grep "^{\"seq\":$1," /run/xdg/client.out > "$OUT/$2.json"
 }
-conns() { conns_send "$2" "$3"; conns_wait "$CSEQ" "$1"; }
+conns() { conns_send "${@:2}"; conns_wait "$CSEQ" "$1"; }   # NAME FIRST_PORT COUNT [PORT [VIP SRC]]
 
-config() { # FILE DATAPLANE INTERFACE XDP_MODE
+config() { # FILE DATAPLANE INTERFACE XDP_MODE [tun]
   cat > "$1" <<CFG
 instance: xdgvm
 interface: $3
@@ -76,6 +101,36 @@ services:
       - { address: 10.77.0.12, port: 3307, mac: "02:77:00:00:00:12" }
       - { address: 10.77.0.13, port: 3307, mac: "02:77:00:00:00:13" }
 CFG
+  [ "${5:-}" = tun ] || return 0
+  cat >> "$1" <<CFG
+  - name: tun
+    vip: $XDG_VIP
+    port: 3308
+    forwarding: tunnel
+    check: tcp
+    backends: [ { address: $XDG_TUN_RS, name: tun1 } ]
+  - name: tunecho
+    vip: $XDG_VIP
+    port: 3309
+    forwarding: tunnel
+    check: none
+    backends: [ { address: $XDG_TUN_RS } ]
+  - name: tungue
+    vip: $XDG_VIP
+    port: 3310
+    forwarding: tunnel
+    encap: gue
+    gue_port: 6080
+    check: tcp
+    backends: [ { address: $XDG_TUN_RS } ]
+  - name: tun6
+    vip: "$XDG_VIP6"
+    port: 3308
+    forwarding: tunnel
+    check: tcp
+    backends: [ { address: "$XDG_TUN_RS6" } ]
+tunnel: { source_v4: 10.77.0.2, source_v6: "fd00:77::2" }
+CFG
 }
 
 DPID=
@@ -93,8 +148,8 @@ stop_daemon() { # [--detach]
   wait "$DPID" 2>/dev/null
 }
 wait_ipvsadm() { # GREP_PATTERN present|absent TIMEOUT_S
-  local t
-  for t in $(seq 1 $(($3 * 5))); do
+  local end=$(($(cut -d. -f1 /proc/uptime) + $3))   # by the clock: one poll costs up to a second under a loaded TCG
+  while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
     if $DIRNS ipvsadm -Ln | grep -q "$1"; then [ "$2" = present ] && return 0; else [ "$2" = absent ] && return 0; fi
     sleep 0.2
   done
@@ -149,15 +204,18 @@ fi
 
 # ---- C: auto with XDP, switch to IPVS and back under a live session
 if [[ $PHASES == *" C "* ]]; then
-config /run/xdg/c.yaml auto eth0 generic
+config /run/xdg/c.yaml auto eth0 generic tun
 step "C start"
 start_daemon c /run/xdg/c.yaml
 cp "$OUT/c-status0.json" "$OUT/c-status-xdp.json"
 nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/session-client.js" "$XDG_VIP" 3307 10.77.0.10:40000 "$OUT/c-session.json" &
 SPID=$!
-for t in $(seq 1 600); do [ -s "$OUT/c-session.json.ready" ] && break; sleep 0.1; done
+rs_ready
+nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/session-client.js" "$XDG_VIP" 3309 10.77.0.10:40001 "$OUT/c-tun-session.json" &
+TPID=$!
+for t in $(seq 1 600); do [ -s "$OUT/c-session.json.ready" ] && [ -s "$OUT/c-tun-session.json.ready" ] && break; sleep 0.1; done
 sleep 2
-step "C session up on $(cat "$OUT/c-session.json.ready" 2>/dev/null)"
+step "C sessions up on $(cat "$OUT/c-session.json.ready" "$OUT/c-tun-session.json.ready" 2>/dev/null | tr '\n' ' ')"
 step "C switch to ipvs"
 conns_send 24000 30
 CP=$CSEQ
@@ -167,7 +225,14 @@ echo "$(awk -v a="$T" -v b="$(now)" 'BEGIN{print b-a}')" > "$OUT/c-switch-ipvs-s
 conns_wait $CP c-during-ipvs
 $DIRNS ipvsadm -Ln > "$OUT/c-ipvsadm.txt"
 api GET /status > "$OUT/c-status-ipvs.json"
-sleep 3
+wait_ipvsadm "\[$XDG_TUN_RS6\]:3308" present 30
+$DIRNS ipvsadm -Ln --tun-info > "$OUT/c-tun-ipvsadm.txt"
+tun_stats c-tun-ipvs-before
+conns c-tun-ipvs 27000 12 3308
+conns c-gue-ipvs 27100 12 3310
+conns c-tun6-ipvs 27200 12 3308 "$XDG_VIP6" fd00:77::10
+tun_stats c-tun-ipvs-after
+step "C tunnel conns through ipvs"
 step "C switch to xdp"
 conns_send 25000 30
 CP=$CSEQ
@@ -177,9 +242,31 @@ echo "$(awk -v a="$T" -v b="$(now)" 'BEGIN{print b-a}')" > "$OUT/c-switch-xdp-se
 conns_wait $CP c-during-xdp
 $DIRNS ipvsadm -Ln > "$OUT/c-after-xdp-ipvsadm.txt"
 api GET /status > "$OUT/c-status-xdp2.json"
-sleep 3
-kill -TERM $SPID; wait $SPID
+tun_stats c-tun-xdp-before
+conns c-tun-xdp 27300 12 3308
+conns c-gue-xdp 27400 12 3310
+conns c-tun6-xdp 27500 12 3308 "$XDG_VIP6" fd00:77::10
+tun_stats c-tun-xdp-after
+sleep 1
+kill -TERM $SPID $TPID; wait $SPID $TPID
 step "C done"
 stop_daemon --detach
+fi
+
+# ---- T: the real-server recipe's check and teardown
+if [[ $PHASES == *" T "* ]]; then
+rs_ready
+step "T check"
+rs check $T4 > "$OUT/t-check-ok.txt" 2>&1; echo "exit $?" >> "$OUT/t-check-ok.txt"
+nsenter --net=/run/netns/xdg-tun sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter'
+rs check $T4 > "$OUT/t-check-rpf.txt" 2>&1; echo "exit $?" >> "$OUT/t-check-rpf.txt"
+step "T teardown"
+rs teardown $T4 > "$OUT/t-teardown4.txt" 2>&1; echo "exit $?" >> "$OUT/t-teardown4.txt"
+rs teardown $T6 > "$OUT/t-teardown6.txt" 2>&1; echo "exit $?" >> "$OUT/t-teardown6.txt"
+ip -n xdg-tun -j link show > "$OUT/t-after-links.json"
+ip -n xdg-tun -j addr show dev lo > "$OUT/t-after-lo.json"
+ip -n xdg-tun fou show > "$OUT/t-after-fou.txt" 2>&1
+[ -e "$RSF" ] && echo present > "$OUT/t-after-sysctl-file.txt"
+step "T done"
 fi
 exit 0

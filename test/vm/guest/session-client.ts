@@ -23,7 +23,7 @@ s.on('data', (d: string) => {
   while ((i = buf.indexOf('\n')) >= 0) {
     const line = buf.slice(0, i);
     buf = buf.slice(i + 1);
-    if (/^rs\d+$/.test(line)) {
+    if (/^(rs|tun)\d+$/.test(line)) {
       if (!sum.backend) writeFileSync(`${outFile}.ready`, `${line}\n`); // the session is up
       if (sum.backend && sum.backend !== line) sum.backendChanges++;
       sum.backend = line;
