@@ -23,7 +23,7 @@ PACKAGES=(
   mariadb-server mariadb-client
   keepalived haproxy ipvsadm
   qemu-system-x86 busybox-static kmod cpio
-  socat netcat-openbsd
+  socat netcat-openbsd bird2 tshark
   chromium python3-prometheus-client curl systemd util-linux
 )
 missing=()
