@@ -22,8 +22,15 @@ export interface ServableInput {
   dataplaneReason?: string;
   /** Health checks have finished their first round (or there are none): backend states are real, not start-up defaults. */
   healthReady?: boolean;
-  /** A start-up hold-down in force (its reason): nothing is announced yet. */
+  /**
+   * A hold-down in force (its reason): backend states changed too recently for this ring to
+   * match the other directors'. It keeps back every VIP not in `announced` (a starting
+   * director, or one whose pool emptied and is refilling one backend at a time); a VIP
+   * announced now stays announced.
+   */
   holdDown?: string;
+  /** VIPs this director announces now. */
+  announced?: ReadonlySet<string>;
 }
 
 export interface Servable {
@@ -40,7 +47,7 @@ export function servableVips(i: ServableInput): Servable {
       reasons[vip] = i.dataplaneReason ?? 'the dataplane is not forwarding';
       continue;
     }
-    if (i.holdDown !== undefined) {
+    if (i.holdDown !== undefined && !i.announced?.has(vip)) {
       reasons[vip] = i.holdDown;
       continue;
     }

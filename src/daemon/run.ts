@@ -59,7 +59,6 @@ export class Daemon {
   private bgp: BgpSpeaker | null = null;
   /** Last time a backend's state or weight changed (BGP start-up hold-down). */
   private backendsChangedAt = Date.now();
-  private bgpAnnouncedOnce = false;
   private api?: { close(): Promise<void> };
   private httpListener?: { port: number; close(): Promise<void> };
   private last?: DesiredOutput;
@@ -219,22 +218,24 @@ export class Daemon {
       dataplaneReady: attached && this.lastApplyError === null,
       dataplaneReason: attached ? `the last apply failed: ${this.lastApplyError}` : `the XDP program is not attached to ${this.cfg.interface}`,
       healthReady: !this.cfg.services.some((x) => x.check !== 'none') || (this.health !== null && this.health.snapshot().round >= 1),
-      holdDown: this.bgpAnnouncedOnce ? undefined : this.bgpHoldDown(),
+      holdDown: this.bgpHoldDown(),
+      announced: new Set(this.bgp.status().wanted),
     });
-    if (s.servable.size > 0) this.bgpAnnouncedOnce = true;
     this.bgp.setServable(s.servable, s.reasons);
   }
 
   /**
-   * Before its first announcement a director waits until its backend states have been steady for
-   * fall x interval (at least 2 s): a health view still settling gives a ring that differs from
-   * the other directors', and flows ECMP moves here would be sent to another backend.
+   * Before it announces a VIP it does not announce now (at start, and after a withdrawal, e.g.
+   * its pool emptied and is coming back one backend at a time) a director waits until its
+   * backend states have been steady for fall x interval (at least 2 s): a health view still
+   * settling gives a ring that differs from the other directors', and the flows ECMP moves here
+   * would be sent to another backend and reset.
    */
   private bgpHoldDown(): string | undefined {
     const h = this.cfg.health as { interval?: number; fall?: number };
     const need = Math.max(2000, (h.fall ?? 3) * (h.interval ?? 1000));
     const since = Date.now() - this.backendsChangedAt;
-    return since >= need ? undefined : `starting: backend states changed ${(since / 1000).toFixed(1)} s ago; the first announcement waits until they are steady for ${(need / 1000).toFixed(1)} s`;
+    return since >= need ? undefined : `backend states changed ${(since / 1000).toFixed(1)} s ago: announcing waits until they are steady for ${(need / 1000).toFixed(1)} s, so that this ring matches the other directors'`;
   }
 
   /** Drain the whole director: withdraw every VIP (established flows keep coming through ECMP's other paths). */

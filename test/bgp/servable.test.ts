@@ -48,8 +48,18 @@ test('nothing is announced before the health checks finish their first round', (
   assert.match(r.reasons['10.0.0.100']!, /^health checks have not finished their first round/);
 });
 
-test('a start-up hold-down withholds every VIP with its reason', () => {
-  const r = servableVips({ announce: ['10.0.0.100'], dataplaneReady: true, holdDown: 'starting: steady for 1.0 s of 2.0 s', services: [{ name: 'rw', vip: '10.0.0.100', backends: [be('active', 1, M)] }] });
+test('a hold-down withholds every VIP not announced now, with its reason', () => {
+  const r = servableVips({ announce: ['10.0.0.100'], dataplaneReady: true, holdDown: 'steady for 1.0 s of 2.0 s', services: [{ name: 'rw', vip: '10.0.0.100', backends: [be('active', 1, M)] }] });
   assert.equal(r.servable.size, 0);
-  assert.equal(r.reasons['10.0.0.100'], 'starting: steady for 1.0 s of 2.0 s');
+  assert.equal(r.reasons['10.0.0.100'], 'steady for 1.0 s of 2.0 s');
+});
+
+test('a hold-down keeps an announced VIP announced and holds back one that comes back (its pool refilling)', () => {
+  const svc = (vip: string) => ({ name: `s${vip}`, vip, backends: [be('active', 1, M)] });
+  const r = servableVips({
+    announce: ['10.0.0.100', '10.0.0.101'], dataplaneReady: true, holdDown: 'steady for 0.5 s of 2.0 s',
+    announced: new Set(['10.0.0.100']), services: [svc('10.0.0.100'), svc('10.0.0.101')],
+  });
+  assert.deepEqual([...r.servable], ['10.0.0.100']);
+  assert.equal(r.reasons['10.0.0.101'], 'steady for 0.5 s of 2.0 s');
 });
