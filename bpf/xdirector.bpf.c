@@ -157,11 +157,38 @@ static __always_inline struct xd_backend *live_backend(__u32 idx, __u32 generati
 	return be;
 }
 
-/* Flow cache slot of a key: the key's words folded by XOR, then a Fibonacci
- * (multiplicative) hash; its top log2(size) bits pick the slot. */
-static __always_inline __u32 fc_hash(__u32 folded, __u32 size)
+/* Flow cache slot of a key: the key's 64-bit words folded by XOR into 32 bits,
+ * then a Fibonacci (multiplicative) hash; its top log2(size) bits pick the slot.
+ * The fast path and the full path compute it from the same words. */
+static __always_inline __u32 fc_hash(__u64 folded, __u32 size)
 {
-	return (folded * 0x9e3779b1U) >> (32 - __builtin_ctz(size));
+	return ((__u32)folded ^ (__u32)(folded >> 32)) * 0x9e3779b1U >> (32 - __builtin_ctz(size));
+}
+
+static __always_inline __u32 fc4_slot(__u64 k0, __u64 k1)
+{
+	return fc_hash(k0 ^ k1, XD_FLOW_CACHE4);
+}
+
+/* IPv6: the client address, the VIP's low 64 bits and the ports word. */
+static __always_inline __u32 fc6_slot(const __u64 *k)
+{
+	return fc_hash(k[0] ^ k[1] ^ k[3] ^ k[4], XD_FLOW_CACHE6);
+}
+
+/*
+ * The last 64-bit word of a flow key (xd_flow4_key bytes 8..15, xd_flow_key
+ * bytes 32..39) from a packet: the two ports as they are in the L4 header,
+ * the protocol, the family (0 in xd_flow4_key, whose byte 13 is padding), zero
+ * padding. The key structs are memory images, so this is byte order work.
+ */
+static __always_inline __u64 key_tail(__u32 ports, __u8 proto, __u8 family)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (__u64)ports | (__u64)proto << 32 | (__u64)family << 40;
+#else
+	return (__u64)ports << 32 | (__u64)proto << 24 | (__u64)family << 16;
+#endif
 }
 
 static __always_inline int key4_eq(const __u64 *x, const struct xd_flow4_key *b)
@@ -396,16 +423,19 @@ static __always_inline void count_no_backend(__u32 svc_id)
 
 /* Tunnel forward (encap.h): the backend's xd_tun_v1 entry gives the outer
  * header, be->mac the next hop.
- * *reason changes only when the packet is answered or dropped instead. */
-static __always_inline int tunnel_forward(struct xdp_md *ctx, const struct xd_backend *be,
-				     __u32 be_idx, const struct xd_flow_key *fk,
-				     __u32 l2len, __u32 *reason)
+ * *reason changes only when the packet is answered or dropped instead.
+ * A subprogram (five arguments at most: the backend is looked up again by
+ * index): inlined into both the fast and the full path, its header building
+ * stack would count twice against the 512-byte stack limit. */
+static __noinline int tunnel_forward(struct xdp_md *ctx, __u32 be_idx,
+				     const struct xd_flow_key *fk, __u32 l2len, __u32 *reason)
 {
 	struct xd_tunnel *t = bpf_map_lookup_elem(&xd_tun_v1, &be_idx);
+	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v1, &be_idx);
 	__u32 why = *reason;
 	int action;
 
-	if (!t || (t->encap != XD_ENCAP_IPIP && t->encap != XD_ENCAP_GUE)) {
+	if (!t || !be || (t->encap != XD_ENCAP_IPIP && t->encap != XD_ENCAP_GUE)) {
 		*reason = XD_R_ABORTED;
 		return XDP_ABORTED;
 	}
@@ -492,7 +522,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
 				   __u32 *reason)
 {
 	if (be->flags & XD_BE_F_TUNNEL)
-		return tunnel_forward(ctx, be, be_idx, fk, l2len, reason);
+		return tunnel_forward(ctx, be_idx, fk, l2len, reason);
 	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
 	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
 	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
@@ -505,8 +535,205 @@ static __always_inline int addr_eq(const __be32 *a, const __be32 *b)
 	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
 }
 
-SEC("xdp")
-int xdirector(struct xdp_md *ctx)
+/* fast_hit() results. A constant rather than the action itself: the verifier
+ * then knows a forwarded packet (bpf_redirect's result is any long to it) never
+ * reaches the full path, whose packet pointers a tunnel's adjust_head voids. */
+#define XD_FAST_DONE 0 /* forwarded and counted: *actp is the action */
+#define XD_FAST_NONE 1 /* not a cache hit: the full path decides */
+
+/* Has any service this TCP/UDP destination port (xd_vport_v1)? */
+static __always_inline int vip_port(__u8 proto, __be16 dport)
+{
+	__u16 port = bpf_ntohs(dport);
+	__u32 word = (proto == IPPROTO_UDP ? XD_VPORT_WORDS : 0) + (port >> 6);
+	__u64 *bits = bpf_map_lookup_elem(&xd_vport_v1, &word);
+
+	return bits && (*bits & (1ULL << (port & 63)));
+}
+
+/* Not a flow hit, to a port no service has: passed, counted as the full path
+ * would (the director's own traffic, other hosts'). */
+static __always_inline int fast_pass_non_vip(__u64 bytes, int *actp)
+{
+	count_reason(XD_R_PASS_NON_VIP, bytes);
+	*actp = XDP_PASS;
+	return XD_FAST_DONE;
+}
+
+/*
+ * A packet's accounting, at the program's one exit: a forwarded packet is
+ * counted once per CPU on its backend; a flow hit there only (flow_hits),
+ * everything else also under its reason.
+ */
+static __always_inline void count_packet(__u32 be_idx, __u32 reason, __u64 bytes, __u64 new_flow)
+{
+	struct xd_backend_stats *bs;
+
+	if (be_idx) {
+		bs = bpf_map_lookup_elem(&xd_best_v2, &be_idx);
+		if (bs) {
+			bs->packets++;
+			bs->bytes += bytes;
+			bs->new_flows += new_flow;
+			if (reason == XD_R_TX_FLOW_HIT) {
+				bs->flow_hits++;
+				bs->flow_hit_bytes += bytes;
+				return;
+			}
+		}
+	}
+	count_reason(reason, bytes);
+}
+
+/*
+ * The established-flow fast path: a frame addressed to this director, untagged
+ * IPv4 without options or IPv6 without extension headers, TCP (not an opening
+ * SYN) or UDP, not a fragment, whose per-CPU cache slot holds its flow, fresh,
+ * with its backend live. One bounds check, the key read from the packet as
+ * 64-bit words, one inlined array lookup, the backend's entry by index, the
+ * MAC rewrite, one per-CPU counter. Every other packet takes the full path in
+ * xdirector(), which decides exactly as this does for the packets it would
+ * take here (a miss reports the probed slot so it is not probed twice).
+ */
+static __always_inline int fast_hit_tail(struct xdp_md *ctx, struct ethhdr *eth,
+					 const struct xd_backend *be, __u32 idx, __u64 bytes,
+					 int *actp)
+{
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
+	*actp = XDP_TX;
+	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
+		*actp = bpf_redirect(be->ifindex, 0);
+	count_packet(idx, XD_R_TX_FLOW_HIT, bytes, 0);
+	return XD_FAST_DONE;
+}
+
+/* A tunnel backend's flow hit: encap.h hashes the flow key (GUE source port,
+ * flow label). */
+static __always_inline int fast_hit_tunnel(struct xdp_md *ctx, const struct xd_backend *be,
+					   __u32 idx, const struct xd_flow_key *fk, __u64 bytes,
+					   int *actp)
+{
+	__u32 why = XD_R_TX_FLOW_HIT;
+
+	*actp = tunnel_forward(ctx, idx, fk, 14, &why);
+	count_packet(idx, why, bytes, 0);
+	return XD_FAST_DONE;
+}
+
+/* IPv4 part of fast_hit(): the frame holds 14 + 20 + 20 bytes. */
+static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes,
+				     __u64 *k, int *actp)
+{
+	struct iphdr *iph = (void *)(eth + 1);
+	__u8 *l4 = (__u8 *)(iph + 1);
+	struct xd_flow4_cache *c4;
+	struct xd_backend *be;
+	__u64 k0, k1;
+	__u32 slot;
+	__u8 proto;
+
+	if (*(__u8 *)iph != 0x45 || (iph->frag_off & bpf_htons(XD_IP_MF | XD_IP_OFFSET)))
+		return XD_FAST_NONE;
+	proto = iph->protocol;
+	if (proto == IPPROTO_TCP) {
+		/* doff < 5 is malformed; SYN without ACK opens a connection. */
+		if ((l4[12] >> 4) < 5 || (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN)
+			return XD_FAST_NONE;
+	} else if (proto != IPPROTO_UDP) {
+		return XD_FAST_NONE;
+	}
+	k0 = *(__u64 *)&iph->saddr; /* saddr, daddr: xd_flow4_key bytes 0..7 */
+	k1 = key_tail(*(__u32 *)l4, proto, 0);
+	slot = fc4_slot(k0, k1);
+	c4 = bpf_map_lookup_elem(&xd_fc4_v1, &slot);
+	if (!c4)
+		return XD_FAST_NONE;
+	if (c4->key[0] != k0 || c4->key[1] != k1 || bpf_jiffies64() >= c4->expires)
+		return vip_port(proto, ((__be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
+	be = live_backend(c4->backend, c4->generation);
+	if (!be)
+		return XD_FAST_NONE;
+	if (be->flags & XD_BE_F_TUNNEL) {
+		/* k as the struct xd_flow_key image, IPv4: addresses in word 0 of each. */
+		struct xd_flow_key *fk = (struct xd_flow_key *)k;
+
+		__builtin_memset(fk, 0, sizeof(*fk));
+		fk->saddr[0] = iph->saddr;
+		fk->daddr[0] = iph->daddr;
+		k[4] = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V4);
+		return fast_hit_tunnel(ctx, be, c4->backend, fk, bytes, actp);
+	}
+	return fast_hit_tail(ctx, eth, be, c4->backend, bytes, actp);
+}
+
+/* IPv6 part of fast_hit(): the frame holds 14 + 40 + 20 bytes. */
+static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes,
+				     __u64 *k, int *actp)
+{
+	struct ipv6hdr *ip6h = (void *)(eth + 1);
+	__u8 *l4 = (__u8 *)(ip6h + 1);
+	struct xd_flow6_cache *c6;
+	struct xd_backend *be;
+	__u32 slot;
+	__u8 proto;
+
+	if ((*(__u8 *)ip6h & 0xf0) != 0x60)
+		return XD_FAST_NONE;
+	proto = ip6h->nexthdr;
+	if (proto == IPPROTO_TCP) {
+		if ((l4[12] >> 4) < 5 || (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN)
+			return XD_FAST_NONE;
+	} else if (proto != IPPROTO_UDP) {
+		return XD_FAST_NONE;
+	}
+	/* The struct xd_flow_key image: saddr, daddr, then the tail word. */
+	__builtin_memcpy(k, &ip6h->saddr, 32);
+	k[4] = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V6);
+	slot = fc6_slot(k);
+	c6 = bpf_map_lookup_elem(&xd_fc6_v1, &slot);
+	if (!c6)
+		return XD_FAST_NONE;
+	if (((c6->key[0] ^ k[0]) | (c6->key[1] ^ k[1]) | (c6->key[2] ^ k[2]) |
+	     (c6->key[3] ^ k[3]) | (c6->key[4] ^ k[4])) || bpf_jiffies64() >= c6->expires)
+		return vip_port(proto, ((__be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
+	be = live_backend(c6->backend, c6->generation);
+	if (!be)
+		return XD_FAST_NONE;
+	if (be->flags & XD_BE_F_TUNNEL)
+		return fast_hit_tunnel(ctx, be, c6->backend, (const struct xd_flow_key *)k, bytes, actp);
+	return fast_hit_tail(ctx, eth, be, c6->backend, bytes, actp);
+}
+
+static __always_inline int fast_hit(struct xdp_md *ctx, int *actp)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u64 k[5]; /* a struct xd_flow_key image */
+
+	/* Ethernet + IPv4 + a TCP header's 20 bytes; a UDP datagram in a
+	 * minimum-size (60-byte) frame has them too. */
+	if (data + 14 + 20 + 20 > data_end)
+		return XD_FAST_NONE;
+	if (match_dst_mac &&
+	    (*(__u32 *)eth->h_dest != *(const volatile __u32 *)&self_mac[0] ||
+	     *(__u16 *)(eth->h_dest + 4) != *(const volatile __u16 *)&self_mac[4]))
+		return XD_FAST_NONE;
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return fast_hit4(ctx, eth, data_end - data, k, actp);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6) && data + 14 + 40 + 20 <= data_end)
+		return fast_hit6(ctx, eth, data_end - data, k, actp);
+	return XD_FAST_NONE;
+}
+
+/*
+ * The full path: every packet fast_hit() does not forward. A global function,
+ * so the verifier checks it once on its own instead of once per way out of
+ * the fast path (which multiplied its states past the 1M-instruction limit);
+ * the call costs a packet that gets here a few ns.
+ */
+__noinline int xdirector_full(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -516,7 +743,6 @@ int xdirector(struct xdp_md *ctx)
 	struct xd_flow4_key k4 = {};
 	struct xd_service *svc;
 	struct xd_backend *be = NULL;
-	struct xd_backend_stats *bs;
 	struct xd_flow *flow, *emb = NULL;
 	struct xd_flow4_cache *c4 = NULL;
 	struct xd_flow6_cache *c6 = NULL;
@@ -527,10 +753,11 @@ int xdirector(struct xdp_md *ctx)
 	__u32 reason = XD_R_PASS_MALFORMED;
 	__u32 l2len;
 	__u32 be_idx = 0; /* the backend a forwarded packet is counted on */
-	__u64 new_flow = 0, bytes;
+	__u64 new_flow = 0;
 	int action = XDP_PASS;
 	int l3, l4, v4, syn, is_frag = 0, is_icmp = 0;
 	__u8 tcp_flags = 0;
+
 
 	l3 = parse_ethhdr(&nh, data_end, &eth);
 	if (l3 < 0)
@@ -729,8 +956,8 @@ int xdirector(struct xdp_md *ctx)
 	 * for a service.
 	 */
 	if (v4) {
-		__u32 slot = fc_hash(k4.saddr ^ k4.daddr ^ ((__u32)k4.sport << 16 | k4.dport),
-				     XD_FLOW_CACHE4);
+		__u64 *kw = (__u64 *)&k4;
+		__u32 slot = fc4_slot(kw[0], kw[1]);
 
 		c4 = bpf_map_lookup_elem(&xd_fc4_v1, &slot);
 		if (c4 && c4->backend && key4_eq(c4->key, &k4)) {
@@ -746,9 +973,7 @@ int xdirector(struct xdp_md *ctx)
 			}
 		}
 	} else {
-		__u32 slot = fc_hash(fk.saddr[0] ^ fk.saddr[1] ^ fk.saddr[2] ^ fk.saddr[3] ^
-				     fk.daddr[3] ^ ((__u32)fk.sport << 16 | fk.dport),
-				     XD_FLOW_CACHE6);
+		__u32 slot = fc6_slot((const __u64 *)&fk);
 
 		c6 = bpf_map_lookup_elem(&xd_fc6_v1, &slot);
 		if (c6 && c6->backend && key6_eq(c6->key, &fk)) {
@@ -768,15 +993,9 @@ int xdirector(struct xdp_md *ctx)
 
 	/* Not a cache hit. A port and protocol no service has: done, with one
 	 * array read (the director's own traffic, other hosts'). */
-	{
-		__u16 port = bpf_ntohs(fk.dport);
-		__u32 word = (l4 == IPPROTO_UDP ? XD_VPORT_WORDS : 0) + (port >> 6);
-		__u64 *bits = bpf_map_lookup_elem(&xd_vport_v1, &word);
-
-		if (!bits || !(*bits & (1ULL << (port & 63)))) {
-			reason = XD_R_PASS_NON_VIP;
-			goto out;
-		}
+	if (!vip_port(l4, fk.dport)) {
+		reason = XD_R_PASS_NON_VIP;
+		goto out;
 	}
 
 	/* This CPU's cached copy of the flow is not to be used again: the flow
@@ -976,22 +1195,16 @@ int xdirector(struct xdp_md *ctx)
 	}
 
 out:
-	/* A forwarded packet is counted once per CPU on its backend; a flow hit
-	 * there only (flow_hits), everything else also under its reason. */
-	bytes = data_end - data;
-	if (be_idx) {
-		bs = bpf_map_lookup_elem(&xd_best_v2, &be_idx);
-		if (bs) {
-			bs->packets++;
-			bs->bytes += bytes;
-			bs->new_flows += new_flow;
-			if (reason == XD_R_TX_FLOW_HIT) {
-				bs->flow_hits++;
-				bs->flow_hit_bytes += bytes;
-				return action;
-			}
-		}
-	}
-	count_reason(reason, bytes);
+	count_packet(be_idx, reason, data_end - data, new_flow);
 	return action;
+}
+
+SEC("xdp")
+int xdirector(struct xdp_md *ctx)
+{
+	int action;
+
+	if (fast_hit(ctx, &action) == XD_FAST_DONE)
+		return action;
+	return xdirector_full(ctx);
 }
