@@ -165,9 +165,11 @@ static __always_inline __u32 fc_hash(__u64 folded, __u32 size)
 	return ((__u32)folded ^ (__u32)(folded >> 32)) * 0x9e3779b1U >> (32 - __builtin_ctz(size));
 }
 
-static __always_inline __u32 fc4_slot(__u64 k0, __u64 k1)
+/* IPv4: the first slot of the key's set on this CPU in xd_fc4_v2 (maps.h). */
+static __always_inline __u32 fc4_set(__u64 k0, __u64 k1)
 {
-	return fc_hash(k0 ^ k1, XD_FLOW_CACHE4);
+	return bpf_get_smp_processor_id() * XD_FLOW_CACHE4 +
+	       fc_hash(k0 ^ k1, XD_FLOW_CACHE4 / XD_FLOW_CACHE4_WAYS) * XD_FLOW_CACHE4_WAYS;
 }
 
 /* IPv6: the client address, the VIP's low 64 bits and the ports word. */
@@ -196,6 +198,38 @@ static __always_inline int key4_eq(const __u64 *x, const struct xd_flow4_key *b)
 	const __u64 *y = (const __u64 *)b;
 
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
+/*
+ * The full path's probe of the IPv4 cache: the slot of the set that holds
+ * this flow (*cached = 1), else the one a refill from the flow table takes:
+ * an empty way, else the way refilled longer ago. NULL only if this CPU is
+ * beyond the array (user space sized it for fewer CPUs): nothing is cached.
+ */
+static __always_inline struct xd_flow4_cache *fc4_probe(const struct xd_flow4_key *k4, int *cached)
+{
+	const __u64 *kw = (const __u64 *)k4;
+	struct xd_flow4_cache *w0, *w1;
+	__u32 slot = fc4_set(kw[0], kw[1]);
+
+	w0 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
+	slot++;
+	w1 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
+	if (!w0 || !w1)
+		return NULL;
+	if (w0->backend && key4_eq(w0->key, k4)) {
+		*cached = 1;
+		return w0;
+	}
+	if (w1->backend && key4_eq(w1->key, k4)) {
+		*cached = 1;
+		return w1;
+	}
+	if (!w0->backend)
+		return w0;
+	if (!w1->backend)
+		return w1;
+	return w0->expires <= w1->expires ? w0 : w1;
 }
 
 static __always_inline int key6_eq(const __u64 *x, const struct xd_flow_key *b)
@@ -645,12 +679,18 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 	}
 	k0 = *(__u64 *)&iph->saddr; /* saddr, daddr: xd_flow4_key bytes 0..7 */
 	k1 = key_tail(*(__u32 *)l4, proto, 0);
-	slot = fc4_slot(k0, k1);
-	c4 = bpf_map_lookup_elem(&xd_fc4_v1, &slot);
+	slot = fc4_set(k0, k1);
+	c4 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
 	if (!c4)
 		return XD_FAST_NONE;
-	if (c4->key[0] != k0 || c4->key[1] != k1 || bpf_jiffies64() >= c4->expires)
-		return vip_port(proto, ((__be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
+	if (c4->key[0] != k0 || c4->key[1] != k1) {
+		slot++; /* the set's other way, in the same line */
+		c4 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
+		if (!c4 || c4->key[0] != k0 || c4->key[1] != k1)
+			goto miss;
+	}
+	if (bpf_jiffies64() >= c4->expires)
+		goto miss;
 	be = live_backend(c4->backend, c4->generation);
 	if (!be)
 		return XD_FAST_NONE;
@@ -665,6 +705,8 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 		return fast_hit_tunnel(ctx, be, c4->backend, fk, bytes, actp);
 	}
 	return fast_hit_tail(ctx, eth, be, c4->backend, bytes, actp);
+miss:
+	return vip_port(proto, ((__be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
 }
 
 /* IPv6 part of fast_hit(): the frame holds 14 + 40 + 20 bytes. */
@@ -956,12 +998,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	 * for a service.
 	 */
 	if (v4) {
-		__u64 *kw = (__u64 *)&k4;
-		__u32 slot = fc4_slot(kw[0], kw[1]);
-
-		c4 = bpf_map_lookup_elem(&xd_fc4_v1, &slot);
-		if (c4 && c4->backend && key4_eq(c4->key, &k4)) {
-			cached = 1;
+		c4 = fc4_probe(&k4, &cached);
+		if (cached) {
 			if (!syn && !is_frag && bpf_jiffies64() < c4->expires) {
 				be = live_backend(c4->backend, c4->generation);
 				if (be) {

@@ -11,6 +11,6 @@ export { testRun, testRunAsync, liveFramesFlag } from './testrun';
 export type { TestRunOptions, TestRunResult } from './testrun';
 export { u32, u64, raw, structCodec, sumPerCpu } from './codec';
 export type { Codec } from './codec';
-export { xdMap, openPinnedXdMap, pinPath } from './maps';
+export { xdMap, openPinnedXdMap, pinPath, cpuSizedMaxEntries } from './maps';
 export type { XdMap, XdMapKey, XdMapValue } from './maps';
 export * from './layouts.generated';

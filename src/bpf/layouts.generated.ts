@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xdd620c79d59292c3n;
+export const LAYOUT_HASH = 0xf2250a29a739891cn;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -26,6 +26,7 @@ export const DEFINES = {
   XD_MAX_FLOWS: 1048576,
   XD_MAX_EMBRYONIC: 65536,
   XD_FLOW_CACHE4: 16384,
+  XD_FLOW_CACHE4_WAYS: 2,
   XD_FLOW_CACHE6: 4096,
   XD_VPORT_WORDS: 1024,
 } as const;
@@ -42,16 +43,6 @@ export const MAPS = {
     valueSize: 16,
     maxEntries: 64,
   },
-  fc4: {
-    role: 'fc4',
-    name: 'xd_fc4_v1',
-    type: 'percpu_array',
-    keyType: 'u32',
-    valueType: 'xd_flow4_cache',
-    keySize: 4,
-    valueSize: 32,
-    maxEntries: 16384,
-  },
   fc6: {
     role: 'fc6',
     name: 'xd_fc6_v1',
@@ -61,16 +52,6 @@ export const MAPS = {
     keySize: 4,
     valueSize: 56,
     maxEntries: 4096,
-  },
-  vport: {
-    role: 'vport',
-    name: 'xd_vport_v1',
-    type: 'array',
-    keyType: 'u32',
-    valueType: 'u64',
-    keySize: 4,
-    valueSize: 8,
-    maxEntries: 2048,
   },
   guard: {
     role: 'guard',
@@ -82,15 +63,15 @@ export const MAPS = {
     valueSize: 32,
     maxEntries: 1,
   },
-  best: {
-    role: 'best',
-    name: 'xd_best_v2',
-    type: 'percpu_array',
+  vport: {
+    role: 'vport',
+    name: 'xd_vport_v1',
+    type: 'array',
     keyType: 'u32',
-    valueType: 'xd_backend_stats',
+    valueType: 'u64',
     keySize: 4,
-    valueSize: 40,
-    maxEntries: 4096,
+    valueSize: 8,
+    maxEntries: 2048,
   },
   be: {
     role: 'be',
@@ -142,6 +123,16 @@ export const MAPS = {
     valueSize: 16,
     maxEntries: 1048576,
   },
+  fc4: {
+    role: 'fc4',
+    name: 'xd_fc4_v2',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_flow4_cache',
+    keySize: 4,
+    valueSize: 32,
+    maxEntries: 16384,
+  },
   emb4: {
     role: 'emb4',
     name: 'xd_emb4_v1',
@@ -171,6 +162,16 @@ export const MAPS = {
     keySize: 4,
     valueSize: 32,
     maxEntries: 64,
+  },
+  best: {
+    role: 'best',
+    name: 'xd_best_v2',
+    type: 'percpu_array',
+    keyType: 'u32',
+    valueType: 'xd_backend_stats',
+    keySize: 4,
+    valueSize: 40,
+    maxEntries: 4096,
   },
   rsnst: {
     role: 'rsnst',
@@ -396,41 +397,6 @@ export function decodeXdService(buf: Buffer, offset = 0): XdService {
 
 export const xdServiceCodec: Codec<XdService> = { size: 16, encode: encodeXdService, decode: decodeXdService };
 
-/** struct xd_flow4_cache: 32 bytes. */
-export interface XdFlow4Cache {
-  /** u64[2] at 0 */
-  key: bigint[];
-  /** u32 at 16 */
-  backend: number;
-  /** u32 at 20 */
-  generation: number;
-  /** u64 at 24 */
-  expires: bigint;
-}
-
-export const XD_FLOW4_CACHE_SIZE = 32;
-
-export function encodeXdFlow4Cache(v: XdFlow4Cache, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 32);
-  chkArr(v.key, 2, 'xd_flow4_cache.key').forEach((x, i) => buf.writeBigUInt64LE(chkU64(x, 'xd_flow4_cache.key'), offset + 0 + i * 8));
-  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow4_cache.backend'), offset + 16);
-  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow4_cache.generation'), offset + 20);
-  buf.writeBigUInt64LE(chkU64(v.expires, 'xd_flow4_cache.expires'), offset + 24);
-  return buf;
-}
-
-export function decodeXdFlow4Cache(buf: Buffer, offset = 0): XdFlow4Cache {
-  if (buf.length < offset + 32) throw new TypeError(`xd_flow4_cache: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
-  return {
-    key: Array.from({ length: 2 }, (_, i) => buf.readBigUInt64LE(offset + 0 + i * 8)),
-    backend: buf.readUInt32LE(offset + 16),
-    generation: buf.readUInt32LE(offset + 20),
-    expires: buf.readBigUInt64LE(offset + 24),
-  };
-}
-
-export const xdFlow4CacheCodec: Codec<XdFlow4Cache> = { size: 32, encode: encodeXdFlow4Cache, decode: decodeXdFlow4Cache };
-
 /** struct xd_flow6_cache: 56 bytes. */
 export interface XdFlow6Cache {
   /** u64[5] at 0 */
@@ -504,45 +470,6 @@ export function decodeXdGuard(buf: Buffer, offset = 0): XdGuard {
 }
 
 export const xdGuardCodec: Codec<XdGuard> = { size: 32, encode: encodeXdGuard, decode: decodeXdGuard };
-
-/** struct xd_backend_stats: 40 bytes. */
-export interface XdBackendStats {
-  /** u64 at 0 */
-  packets: bigint;
-  /** u64 at 8 */
-  bytes: bigint;
-  /** u64 at 16 */
-  new_flows: bigint;
-  /** u64 at 24 */
-  flow_hits: bigint;
-  /** u64 at 32 */
-  flow_hit_bytes: bigint;
-}
-
-export const XD_BACKEND_STATS_SIZE = 40;
-
-export function encodeXdBackendStats(v: XdBackendStats, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 40);
-  buf.writeBigUInt64LE(chkU64(v.packets, 'xd_backend_stats.packets'), offset + 0);
-  buf.writeBigUInt64LE(chkU64(v.bytes, 'xd_backend_stats.bytes'), offset + 8);
-  buf.writeBigUInt64LE(chkU64(v.new_flows, 'xd_backend_stats.new_flows'), offset + 16);
-  buf.writeBigUInt64LE(chkU64(v.flow_hits, 'xd_backend_stats.flow_hits'), offset + 24);
-  buf.writeBigUInt64LE(chkU64(v.flow_hit_bytes, 'xd_backend_stats.flow_hit_bytes'), offset + 32);
-  return buf;
-}
-
-export function decodeXdBackendStats(buf: Buffer, offset = 0): XdBackendStats {
-  if (buf.length < offset + 40) throw new TypeError(`xd_backend_stats: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
-  return {
-    packets: buf.readBigUInt64LE(offset + 0),
-    bytes: buf.readBigUInt64LE(offset + 8),
-    new_flows: buf.readBigUInt64LE(offset + 16),
-    flow_hits: buf.readBigUInt64LE(offset + 24),
-    flow_hit_bytes: buf.readBigUInt64LE(offset + 32),
-  };
-}
-
-export const xdBackendStatsCodec: Codec<XdBackendStats> = { size: 40, encode: encodeXdBackendStats, decode: decodeXdBackendStats };
 
 /** struct xd_backend: 36 bytes. */
 export interface XdBackend {
@@ -759,6 +686,41 @@ export function decodeXdFlowKey(buf: Buffer, offset = 0): XdFlowKey {
 
 export const xdFlowKeyCodec: Codec<XdFlowKey> = { size: 40, encode: encodeXdFlowKey, decode: decodeXdFlowKey };
 
+/** struct xd_flow4_cache: 32 bytes. */
+export interface XdFlow4Cache {
+  /** u64[2] at 0 */
+  key: bigint[];
+  /** u32 at 16 */
+  backend: number;
+  /** u32 at 20 */
+  generation: number;
+  /** u64 at 24 */
+  expires: bigint;
+}
+
+export const XD_FLOW4_CACHE_SIZE = 32;
+
+export function encodeXdFlow4Cache(v: XdFlow4Cache, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 32);
+  chkArr(v.key, 2, 'xd_flow4_cache.key').forEach((x, i) => buf.writeBigUInt64LE(chkU64(x, 'xd_flow4_cache.key'), offset + 0 + i * 8));
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow4_cache.backend'), offset + 16);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow4_cache.generation'), offset + 20);
+  buf.writeBigUInt64LE(chkU64(v.expires, 'xd_flow4_cache.expires'), offset + 24);
+  return buf;
+}
+
+export function decodeXdFlow4Cache(buf: Buffer, offset = 0): XdFlow4Cache {
+  if (buf.length < offset + 32) throw new TypeError(`xd_flow4_cache: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    key: Array.from({ length: 2 }, (_, i) => buf.readBigUInt64LE(offset + 0 + i * 8)),
+    backend: buf.readUInt32LE(offset + 16),
+    generation: buf.readUInt32LE(offset + 20),
+    expires: buf.readBigUInt64LE(offset + 24),
+  };
+}
+
+export const xdFlow4CacheCodec: Codec<XdFlow4Cache> = { size: 32, encode: encodeXdFlow4Cache, decode: decodeXdFlow4Cache };
+
 /** struct xd_service_stats: 32 bytes. */
 export interface XdServiceStats {
   /** u64 at 0 */
@@ -793,6 +755,45 @@ export function decodeXdServiceStats(buf: Buffer, offset = 0): XdServiceStats {
 }
 
 export const xdServiceStatsCodec: Codec<XdServiceStats> = { size: 32, encode: encodeXdServiceStats, decode: decodeXdServiceStats };
+
+/** struct xd_backend_stats: 40 bytes. */
+export interface XdBackendStats {
+  /** u64 at 0 */
+  packets: bigint;
+  /** u64 at 8 */
+  bytes: bigint;
+  /** u64 at 16 */
+  new_flows: bigint;
+  /** u64 at 24 */
+  flow_hits: bigint;
+  /** u64 at 32 */
+  flow_hit_bytes: bigint;
+}
+
+export const XD_BACKEND_STATS_SIZE = 40;
+
+export function encodeXdBackendStats(v: XdBackendStats, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 40);
+  buf.writeBigUInt64LE(chkU64(v.packets, 'xd_backend_stats.packets'), offset + 0);
+  buf.writeBigUInt64LE(chkU64(v.bytes, 'xd_backend_stats.bytes'), offset + 8);
+  buf.writeBigUInt64LE(chkU64(v.new_flows, 'xd_backend_stats.new_flows'), offset + 16);
+  buf.writeBigUInt64LE(chkU64(v.flow_hits, 'xd_backend_stats.flow_hits'), offset + 24);
+  buf.writeBigUInt64LE(chkU64(v.flow_hit_bytes, 'xd_backend_stats.flow_hit_bytes'), offset + 32);
+  return buf;
+}
+
+export function decodeXdBackendStats(buf: Buffer, offset = 0): XdBackendStats {
+  if (buf.length < offset + 40) throw new TypeError(`xd_backend_stats: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    packets: buf.readBigUInt64LE(offset + 0),
+    bytes: buf.readBigUInt64LE(offset + 8),
+    new_flows: buf.readBigUInt64LE(offset + 16),
+    flow_hits: buf.readBigUInt64LE(offset + 24),
+    flow_hit_bytes: buf.readBigUInt64LE(offset + 32),
+  };
+}
+
+export const xdBackendStatsCodec: Codec<XdBackendStats> = { size: 40, encode: encodeXdBackendStats, decode: decodeXdBackendStats };
 
 /** struct xd_reason_stats: 16 bytes. */
 export interface XdReasonStats {
@@ -867,19 +868,19 @@ export const xdMetaCodec: Codec<XdMeta> = { size: 32, encode: encodeXdMeta, deco
 /** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */
 export const MAP_CODECS = {
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
-  fc4: { key: u32, value: xdFlow4CacheCodec },
   fc6: { key: u32, value: xdFlow6CacheCodec },
-  vport: { key: u32, value: u64 },
   guard: { key: u32, value: xdGuardCodec },
-  best: { key: u32, value: xdBackendStatsCodec },
+  vport: { key: u32, value: u64 },
   be: { key: u32, value: xdBackendCodec },
   tun: { key: u32, value: xdTunnelCodec },
   ring: { key: u32, value: u32 },
   flow4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
   flow6: { key: xdFlowKeyCodec, value: xdFlowCodec },
+  fc4: { key: u32, value: xdFlow4CacheCodec },
   emb4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
   emb6: { key: xdFlowKeyCodec, value: xdFlowCodec },
   svcst: { key: u32, value: xdServiceStatsCodec },
+  best: { key: u32, value: xdBackendStatsCodec },
   rsnst: { key: u32, value: xdReasonStatsCodec },
   rr: { key: u32, value: u32 },
   meta: { key: u32, value: xdMetaCodec },
@@ -887,7 +888,7 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 4,
+  layoutVersion: 5,
   structs: {
     xd_service_key: {
       name: 'xd_service_key',
@@ -979,43 +980,6 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
-    xd_flow4_cache: {
-      name: 'xd_flow4_cache',
-      size: 32,
-      fields: [{
-        name: 'key',
-        offset: 0,
-        size: 16,
-        kind: 'u64[2]',
-        elem: 'u64',
-        count: 2,
-        byteOrder: 'host',
-      }, {
-        name: 'backend',
-        offset: 16,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'generation',
-        offset: 20,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'expires',
-        offset: 24,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }],
-    },
     xd_flow6_cache: {
       name: 'xd_flow6_cache',
       size: 56,
@@ -1091,51 +1055,6 @@ export const LAYOUT: LayoutModel = {
       }, {
         name: 'limited',
         offset: 24,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }],
-    },
-    xd_backend_stats: {
-      name: 'xd_backend_stats',
-      size: 40,
-      fields: [{
-        name: 'packets',
-        offset: 0,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'bytes',
-        offset: 8,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'new_flows',
-        offset: 16,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'flow_hits',
-        offset: 24,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'flow_hit_bytes',
-        offset: 32,
         size: 8,
         kind: 'u64',
         elem: 'u64',
@@ -1408,6 +1327,43 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
+    xd_flow4_cache: {
+      name: 'xd_flow4_cache',
+      size: 32,
+      fields: [{
+        name: 'key',
+        offset: 0,
+        size: 16,
+        kind: 'u64[2]',
+        elem: 'u64',
+        count: 2,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 16,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 20,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'expires',
+        offset: 24,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
     xd_service_stats: {
       name: 'xd_service_stats',
       size: 32,
@@ -1438,6 +1394,51 @@ export const LAYOUT: LayoutModel = {
       }, {
         name: 'no_backend',
         offset: 24,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
+    xd_backend_stats: {
+      name: 'xd_backend_stats',
+      size: 40,
+      fields: [{
+        name: 'packets',
+        offset: 0,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'bytes',
+        offset: 8,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'new_flows',
+        offset: 16,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'flow_hits',
+        offset: 24,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'flow_hit_bytes',
+        offset: 32,
         size: 8,
         kind: 'u64',
         elem: 'u64',
@@ -1596,16 +1597,6 @@ export const LAYOUT: LayoutModel = {
       valueSize: 16,
       maxEntries: 64,
     },
-    fc4: {
-      role: 'fc4',
-      name: 'xd_fc4_v1',
-      type: 'percpu_array',
-      keyType: 'u32',
-      valueType: 'xd_flow4_cache',
-      keySize: 4,
-      valueSize: 32,
-      maxEntries: 16384,
-    },
     fc6: {
       role: 'fc6',
       name: 'xd_fc6_v1',
@@ -1615,16 +1606,6 @@ export const LAYOUT: LayoutModel = {
       keySize: 4,
       valueSize: 56,
       maxEntries: 4096,
-    },
-    vport: {
-      role: 'vport',
-      name: 'xd_vport_v1',
-      type: 'array',
-      keyType: 'u32',
-      valueType: 'u64',
-      keySize: 4,
-      valueSize: 8,
-      maxEntries: 2048,
     },
     guard: {
       role: 'guard',
@@ -1636,15 +1617,15 @@ export const LAYOUT: LayoutModel = {
       valueSize: 32,
       maxEntries: 1,
     },
-    best: {
-      role: 'best',
-      name: 'xd_best_v2',
-      type: 'percpu_array',
+    vport: {
+      role: 'vport',
+      name: 'xd_vport_v1',
+      type: 'array',
       keyType: 'u32',
-      valueType: 'xd_backend_stats',
+      valueType: 'u64',
       keySize: 4,
-      valueSize: 40,
-      maxEntries: 4096,
+      valueSize: 8,
+      maxEntries: 2048,
     },
     be: {
       role: 'be',
@@ -1696,6 +1677,16 @@ export const LAYOUT: LayoutModel = {
       valueSize: 16,
       maxEntries: 1048576,
     },
+    fc4: {
+      role: 'fc4',
+      name: 'xd_fc4_v2',
+      type: 'array',
+      keyType: 'u32',
+      valueType: 'xd_flow4_cache',
+      keySize: 4,
+      valueSize: 32,
+      maxEntries: 16384,
+    },
     emb4: {
       role: 'emb4',
       name: 'xd_emb4_v1',
@@ -1725,6 +1716,16 @@ export const LAYOUT: LayoutModel = {
       keySize: 4,
       valueSize: 32,
       maxEntries: 64,
+    },
+    best: {
+      role: 'best',
+      name: 'xd_best_v2',
+      type: 'percpu_array',
+      keyType: 'u32',
+      valueType: 'xd_backend_stats',
+      keySize: 4,
+      valueSize: 40,
+      maxEntries: 4096,
     },
     rsnst: {
       role: 'rsnst',

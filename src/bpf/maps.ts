@@ -4,7 +4,8 @@
 // Map names come from MAPS (layouts.generated.ts) only.
 import * as path from 'node:path';
 import { Codec } from './codec';
-import { MAP_CODECS, MAPS, MapRole } from './layouts.generated';
+import { DEFINES, MAP_CODECS, MAPS, MapRole } from './layouts.generated';
+import { getNative } from './native';
 import { BpfMap } from './map';
 import { BpfObject } from './object';
 
@@ -28,4 +29,13 @@ export function openPinnedXdMap<R extends MapRole>(dir: string, role: R): XdMap<
 /** The pin path of a map by role under an instance directory. */
 export function pinPath(dir: string, role: MapRole): string {
   return path.join(dir, MAPS[role].name);
+}
+
+/**
+ * max_entries of the maps sized by the number of CPUs, for BpfObject.load(): the IPv4 flow cache is
+ * one CPU-major array of XD_FLOW_CACHE4 slots per possible CPU (bpf/maps.h). Without it the map
+ * keeps its one-CPU default and the other CPUs cache nothing.
+ */
+export function cpuSizedMaxEntries(): Record<string, number> {
+  return { [MAPS.fc4.name]: DEFINES.XD_FLOW_CACHE4 * getNative().numPossibleCpus() };
 }

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as pk from '../lib/packet';
 import { jhash2words, jhash5words } from '../lib/jhash';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
+import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative, cpuSizedMaxEntries } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -35,6 +35,7 @@ import {
   xdServiceCodec,
   xdServiceKeyCodec,
   xdServiceStatsCodec,
+  DEFINES,
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow4Key, XdGuard, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
@@ -137,6 +138,7 @@ class Datapath {
   static async load(): Promise<Datapath> {
     const obj = await BpfObject.load(OBJ, {
       maxEntries: {
+      ...cpuSizedMaxEntries(),
         [MAPS.svc.name]: MAX_SERVICES,
         [MAPS.svcst.name]: MAX_SERVICES,
         [MAPS.rr.name]: MAX_SERVICES,
@@ -750,18 +752,33 @@ function cacheKey4(c: Conn): bigint[] {
   return [b.readBigUInt64LE(0), b.readBigUInt64LE(8)];
 }
 
-/** The cache slot (and its per-CPU values) holding this flow on some CPU. */
+const FC4 = DEFINES.XD_FLOW_CACHE4;
+
+/** The slot (within a CPU's part of xd_fc4_v2) holding this flow on some CPU, with every CPU's value of it. */
 function cachedSlot(c: Conn): { slot: number; cpus: XdFlow4Cache[] } | undefined {
   const want = cacheKey4(c).join(',');
-  for (const [slot, cpus] of dp.fc4().entriesPerCpu()) {
-    if (cpus.some((v) => v.backend !== 0 && v.key.join(',') === want)) return { slot, cpus };
+  const m = dp.fc4();
+  for (const [i, v] of m.entries()) {
+    if (v.backend === 0 || v.key.join(',') !== want) continue;
+    const slot = i % FC4;
+    return { slot, cpus: Array.from({ length: m.maxEntries / FC4 }, (_, cpu) => m.lookup(cpu * FC4 + slot)!) };
   }
   return undefined;
 }
 
 /** Writes the flow's slot on every CPU (so the result does not depend on which CPU runs the packet). */
 function setCachedSlot(slot: number, v: Omit<XdFlow4Cache, 'key'>, c: Conn): void {
-  dp.fc4().updatePerCpu(slot, Array(dp.fc4().ncpus).fill({ key: cacheKey4(c), ...v }));
+  const m = dp.fc4();
+  for (let cpu = 0; cpu < m.maxEntries / FC4; cpu++) m.update(cpu * FC4 + slot, { key: cacheKey4(c), ...v });
+}
+
+/** The first slot of the flow's 2-way set, as fc4_set() in the program computes it (without the CPU part). */
+function cacheSet4(c: Conn): number {
+  const [k0, k1] = cacheKey4(c);
+  const x = k0! ^ k1!;
+  const folded = Number((x & 0xffffffffn) ^ (x >> 32n));
+  const sets = FC4 / DEFINES.XD_FLOW_CACHE4_WAYS;
+  return (Math.imul(folded, 0x9e3779b1) >>> 0) >>> (32 - Math.log2(sets)) << 1;
 }
 
 test('a flow-table hit fills a slot of the per-CPU flow cache with the key, backend and generation', () => {
@@ -797,6 +814,33 @@ test('a cached flow is forwarded from its slot until the slot expires, then from
   setCachedSlot(slot, { backend: 1, generation: 1, expires: 0n }, c);
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2, 'an expired slot is not trusted: the flow table decides');
   assert.ok(cachedSlot(c)!.cpus.some((v) => v.backend === 2), 'and the slot is refilled from it');
+});
+
+test('the IPv4 cache is 2-way: two flows of one set are both served from it; a third takes the way refilled longer ago', () => {
+  dp.setBackend(1);
+  dp.setBackend(2);
+  dp.setRing(0, 0, Array(7).fill(1));
+  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  // Three client ports whose flows hash to one set.
+  const first = c4(42000);
+  const same: Conn[] = [first];
+  for (let p = 42001; same.length < 3; p++) if (cacheSet4(c4(p)) === cacheSet4(first)) same.push(c4(p));
+  const [a, b, third] = same as [Conn, Conn, Conn];
+  for (const c of [a, b]) {
+    assert.equal(establish(c), 1);
+    assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
+  }
+  const set = cacheSet4(a);
+  assert.deepEqual([cachedSlot(a)?.slot, cachedSlot(b)?.slot].sort(), [set, set + 1], 'each flow holds one way of the set');
+  // The flow table now says backend 2 for both (behind the program's back): both are still served from their ways.
+  for (const c of [a, b]) dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
+  for (const c of [a, b]) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, `flow ${c.cport} served from the cache`);
+  // A third flow of the set replaces one of them; the other stays cached.
+  assert.equal(establish(third), 1);
+  assert.equal(sendTo(clientFrame(third, ack(third))).backend, 1);
+  const left = [a, b].filter((c) => cachedSlot(c) !== undefined);
+  assert.equal(left.length, 1, 'one of the first two keeps its way');
+  assert.ok(cachedSlot(third), 'the third flow is cached');
 });
 
 test('a cached flow whose backend goes DOWN is re-hashed at once, not served from its slot', () => {

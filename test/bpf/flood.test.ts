@@ -19,7 +19,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as pk from '../lib/packet';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
+import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative, cpuSizedMaxEntries } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -70,6 +70,7 @@ class Director {
   static async load(newFlowRate: number): Promise<Director> {
     const obj = await BpfObject.load(OBJ, {
       maxEntries: {
+      ...cpuSizedMaxEntries(),
         [MAPS.svc.name]: 4, [MAPS.svcst.name]: 4, [MAPS.rr.name]: 4, [MAPS.be.name]: 8, [MAPS.best.name]: 8, [MAPS.tun.name]: 8,
         [MAPS.ring.name]: 4 * 2 * RING,
         [MAPS.flow4.name]: FLOW_TABLE, [MAPS.flow6.name]: FLOW_TABLE,

@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as pk from '../lib/packet';
 import { jhash2words } from '../lib/jhash';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
+import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative, cpuSizedMaxEntries } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -85,6 +85,7 @@ const outputs: { description: string; frame: Buffer }[] = [];
 before(async () => {
   obj = await BpfObject.load(OBJ, {
     maxEntries: {
+      ...cpuSizedMaxEntries(),
       [MAPS.svc.name]: MAX_SERVICES,
       [MAPS.svcst.name]: MAX_SERVICES,
       [MAPS.rr.name]: MAX_SERVICES,

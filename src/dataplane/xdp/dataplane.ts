@@ -14,6 +14,7 @@ import { BpfObject, openPinnedProgram, removePinDir } from '../../bpf/object';
 import { getNative } from '../../bpf/native';
 import * as xdp from '../../bpf/xdp';
 import { sumPerCpu } from '../../bpf/codec';
+import { cpuSizedMaxEntries } from '../../bpf/maps';
 import { XdError, wrap } from '../../errors';
 import { forwardingLabel, serviceForwardingLabel } from '../../config/forwarding';
 import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey, tunnelText } from './plan';
@@ -173,6 +174,7 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.flow6]: o.flowTableSize,
       [L.MAP.emb4]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
       [L.MAP.emb6]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
+      ...cpuSizedMaxEntries(),
     };
     // Forward only frames addressed to this interface (a flooded frame is the kernel's to drop).
     const nl = new Neighbours();
