@@ -816,6 +816,12 @@ test('a cached flow is forwarded from its slot until the slot expires, then from
   assert.ok(cachedSlot(c)!.cpus.some((v) => v.backend === 2), 'and the slot is refilled from it');
 });
 
+/** The CPUs whose part of xd_fc4_v2 holds this flow. */
+function cpusCaching(c: Conn): number[] {
+  const want = cacheKey4(c).join(',');
+  return dp.fc4().entries().filter(([, v]) => v.backend !== 0 && v.key.join(',') === want).map(([i]) => Math.floor(i / FC4));
+}
+
 test('the IPv4 cache is 2-way: two flows of one set are both served from it; a third takes the way refilled longer ago', () => {
   dp.setBackend(1);
   dp.setBackend(2);
@@ -831,16 +837,22 @@ test('the IPv4 cache is 2-way: two flows of one set are both served from it; a t
     assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
   }
   const set = cacheSet4(a);
-  assert.deepEqual([cachedSlot(a)?.slot, cachedSlot(b)?.slot].sort(), [set, set + 1], 'each flow holds one way of the set');
-  // The flow table now says backend 2 for both (behind the program's back): both are still served from their ways.
+  const slots = [cachedSlot(a)!.slot, cachedSlot(b)!.slot].sort((x, y) => x - y);
+  assert.deepEqual(slots, [set, set + 1], 'each flow holds one way of the set');
+  // Every CPU's set gets both (the test may run on any CPU), fresh for good; then the flow table
+  // says backend 2 for both (behind the program's back): both are still served from their ways.
+  for (const c of [a, b]) setCachedSlot(cachedSlot(c)!.slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
   for (const c of [a, b]) dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
   for (const c of [a, b]) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, `flow ${c.cport} served from the cache`);
-  // A third flow of the set replaces one of them; the other stays cached.
+  // A third flow of the set replaces one of them on the CPU that runs it; the other stays.
+  dp.flow.update(flowKey(a.client, a.cport, a.vip, a.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
+  dp.flow.update(flowKey(b.client, b.cport, b.vip, b.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
   assert.equal(establish(third), 1);
   assert.equal(sendTo(clientFrame(third, ack(third))).backend, 1);
-  const left = [a, b].filter((c) => cachedSlot(c) !== undefined);
-  assert.equal(left.length, 1, 'one of the first two keeps its way');
-  assert.ok(cachedSlot(third), 'the third flow is cached');
+  const cpus = cpusCaching(third);
+  assert.equal(cpus.length, 1, 'the third flow is cached on the CPU that forwarded it');
+  const kept = [a, b].filter((c) => cpusCaching(c).includes(cpus[0]!));
+  assert.equal(kept.length, 1, 'on that CPU one of the first two keeps its way');
 });
 
 test('a cached flow whose backend goes DOWN is re-hashed at once, not served from its slot', () => {
