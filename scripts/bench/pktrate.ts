@@ -35,6 +35,7 @@
 // generator's ndo_xdp_xmit needs).
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as readline from 'node:readline';
 import * as path from 'node:path';
 import { wrap } from '../../src/errors';
@@ -127,6 +128,14 @@ export async function ipvsUnavailable(ns: string): Promise<string | null> {
   return `ipvsadm -Ln failed: ${why}${proc}`;
 }
 
+/** The CPU every generator runs on: the last one this process may use (none on a one-CPU machine). */
+const GEN_CPU: number | undefined = (() => {
+  // Cpus_allowed_list: "0-1", "0,2-3": the highest CPU of the last range.
+  const m = /^Cpus_allowed_list:\s*(.+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  const last = m ? Number(m[1]!.trim().split(',').pop()!.split('-').pop()) : NaN;
+  return os.availableParallelism() > 1 && Number.isInteger(last) ? last : undefined;
+})();
+
 /** Client side of genworker.js running inside the client namespace. */
 class GenClient {
   private lines: AsyncIterator<string>;
@@ -139,8 +148,11 @@ class GenClient {
 
   static start(ns: string): GenClient {
     const script = path.join(__dirname, 'genworker.js');
-    // nsenter --net keeps the mount namespace: bpffs and the addon stay visible.
-    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // nsenter --net keeps the mount namespace: bpffs and the addon stay visible. Pinned to one CPU
+    // (GEN_CPU): the whole packet path runs in the sending CPU's softirq, and a generator the
+    // scheduler moved between CPUs made rounds bimodal (~12 vs ~8 Mpps in one run).
+    const cmd = ['nsenter', `--net=/run/netns/${ns}`, '--', process.execPath, script];
+    const child = GEN_CPU === undefined ? spawn(cmd[0]!, cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] }) : spawn('taskset', ['-c', String(GEN_CPU), ...cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
     return new GenClient(child);
   }
 
@@ -615,7 +627,7 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
     return {
       generator: {
         kind: 'live-frames',
-        detail: `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run; flow i of N: source port ${BASE_PORT} + i mod ${MAX_PORTS}, past ${MAX_PORTS} flows the source address's low 16 bits + ⌊i / ${MAX_PORTS}⌋; incremental checksums), one generator process per flow count in the generator's namespace of each path`,
+        detail: `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run; flow i of N: source port ${BASE_PORT} + i mod ${MAX_PORTS}, past ${MAX_PORTS} flows the source address's low 16 bits + ⌊i / ${MAX_PORTS}⌋; incremental checksums), one generator process per flow count in the generator's namespace of each path${GEN_CPU === undefined ? '' : `, pinned to CPU ${GEN_CPU} (taskset; the packet path runs in its softirq)`}`,
         pktgen: pktgen === null ? 'present, not used: every mode is driven by the same live-frames generator for a like-for-like comparison' : `not available: ${pktgen}`,
       },
       frameBytes: paths[0]?.frameBytes ?? 0,
