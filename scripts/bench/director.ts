@@ -298,6 +298,10 @@ export async function loadDirector(o: { pinDir: string; log: Logger; mac: string
   let dp: XdpDataplane | undefined;
   let prog: ReturnType<typeof openPinnedProgram> | undefined;
   try {
+    // Silent: without IPv6 on it the kernel sends nothing through the pair (router solicitations,
+    // MLD reports, DAD), which the program would count beside the test-run packets and the
+    // test-run section's exact reason counts would fail on.
+    for (const i of [ifname, peer]) fs.writeFileSync(`/proc/sys/net/ipv6/conf/${i}/disable_ipv6`, '1');
     ipLink(['set', ifname, 'up']);
     ipLink(['set', peer, 'up']);
     dp = await XdpDataplane.open({

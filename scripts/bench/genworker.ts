@@ -18,21 +18,10 @@
 // Errors answer {"ok":false,"error":"..."}; the process exits when stdin closes.
 import * as readline from 'node:readline';
 import { getNative } from '../../src/bpf/native';
-import { openGenerator, type Generator } from './director';
+import { openGenerator, type Generator, type GeneratorOptions } from './director';
 
-interface InitMsg {
-  op: 'init';
-  ifname: string;
-  frame: string;
-  sportOff: number;
-  csumOff: number;
-  flows: number;
-  basePort: number;
-  /** Optional (default flows: only the port varies); see GeneratorOptions. */
-  ports?: number;
-  saddrOff?: number;
-  ipCsumOff?: number;
-}
+/** The generator's options as JSON: the frame in hex, the interface by name (ifindex is this namespace's). */
+type InitMsg = { op: 'init'; ifname: string; frame: string } & Omit<GeneratorOptions, 'frame' | 'ifindex'>;
 interface TemplateMsg {
   op: 'template';
   frame: string;
@@ -59,7 +48,8 @@ async function main(): Promise<void> {
       const m = JSON.parse(line) as Msg;
       if (m.op === 'init') {
         const ifindex = getNative().ifNameToIndex(m.ifname);
-        gen = await openGenerator({ frame: Buffer.from(m.frame, 'hex'), sportOff: m.sportOff, csumOff: m.csumOff, flows: m.flows, basePort: m.basePort, ports: m.ports, saddrOff: m.saddrOff, ipCsumOff: m.ipCsumOff, ifindex });
+        const { op: _op, ifname: _ifname, frame, ...opts } = m;
+        gen = await openGenerator({ ...opts, frame: Buffer.from(frame, 'hex'), ifindex });
         reply({ ok: true, ifindex });
       } else if (m.op === 'template') {
         if (!gen) throw new Error('template before init');
