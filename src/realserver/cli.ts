@@ -3,8 +3,9 @@
 import { XdError } from '../errors';
 import { parseSubcommandArgs } from '../subcommand';
 import { check, DEFAULT_SYSCTL_FILE, grantText, parseVip, setup, teardown } from './realserver';
+import { DEFAULT_TUNNEL_STATE_FILE } from './tunnel';
 
-export const REALSERVER_USAGE = `usage: xdirector realserver setup|check|teardown --vip ADDR [--vip ADDR ...] [--tunnel [--encap ipip|gue] [--gue-port N] [--underlay 4|6]] [--sysctl-file PATH]
+export const REALSERVER_USAGE = `usage: xdirector realserver setup|check|teardown --vip ADDR [--vip ADDR ...] [--tunnel [--encap ipip|gue] [--gue-port N] [--underlay 4|6] [--tunnel-state PATH]] [--sysctl-file PATH]
        xdirector realserver grant [--user monitor] [--host DIRECTOR_HOST] [--heartbeat db.table]
 
 Prepare a MySQL server behind an xdirector in DR mode (run it on the real server, as root):
@@ -14,8 +15,10 @@ Prepare a MySQL server behind an xdirector in DR mode (run it on the real server
   teardown   remove the VIPs from lo, remove the sysctl file and restore the previous values
   grant      print the monitor account's CREATE USER / GRANT for MySQL 8 and MariaDB
   --tunnel   the director forwards over a tunnel (forwarding: tunnel): also create the decapsulating
-             devices and relax rp_filter; --encap ipip|gue (default ipip), --gue-port N (6080),
-             --underlay 4|6|4,6 (this server's address families the director sends to; default 4)`;
+             devices and relax a strict rp_filter (recorded in --tunnel-state, default
+             ${DEFAULT_TUNNEL_STATE_FILE}; teardown puts it back); --encap ipip|gue (default ipip),
+             --gue-port N (6080), --underlay 4|6|4,6 (this server's address families the director
+             sends to; default 4)`;
 
 export async function realserverMain(argv: string[]): Promise<number> {
   const parsed = parseSubcommandArgs('realserver', REALSERVER_USAGE, {
@@ -28,6 +31,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
       'gue-port': { type: 'string' },
       underlay: { type: 'string' },
       'sysctl-file': { type: 'string' },
+      'tunnel-state': { type: 'string' },
       user: { type: 'string' },
       host: { type: 'string' },
       heartbeat: { type: 'string' },
@@ -44,6 +48,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
   if (sub !== 'setup' && sub !== 'check' && sub !== 'teardown') throw new XdError('XD_ERR_USAGE', `realserver needs setup, check, teardown or grant\n${REALSERVER_USAGE}`);
   if (!values.vip?.length) throw new XdError('XD_ERR_USAGE', `realserver ${sub} needs at least one --vip ADDR`);
   const o = { vips: values.vip.map(parseVip), sysctlFile: values['sysctl-file'] };
+  if (values['tunnel-state'] && !values.tunnel) throw new XdError('XD_ERR_USAGE', `--tunnel-state is where --tunnel records the sysctls it changed: add --tunnel, or leave --tunnel-state out\n${REALSERVER_USAGE}`);
   let tun: import('./tunnel').TunnelOptions | undefined;
   if (values.tunnel) {
     const encap = values.encap ?? 'ipip';
@@ -52,7 +57,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
     if (!underlay.length || underlay.some((f) => f !== 4 && f !== 6)) throw new XdError('XD_ERR_USAGE', `--underlay ${values.underlay}: use 4, 6 or 4,6 (the families of this server's own addresses the director tunnels to)`);
     const guePort = values['gue-port'] === undefined ? undefined : Number(values['gue-port']);
     if (guePort !== undefined && !(Number.isInteger(guePort) && guePort > 0 && guePort < 65536)) throw new XdError('XD_ERR_USAGE', `--gue-port ${values['gue-port']}: a port 1-65535`);
-    tun = { underlay: underlay as (4 | 6)[], inner: [...new Set(o.vips.map((v) => v.family))], encap, ...(guePort ? { guePort } : {}) };
+    tun = { underlay: underlay as (4 | 6)[], inner: [...new Set(o.vips.map((v) => v.family))], encap, ...(guePort ? { guePort } : {}), ...(values['tunnel-state'] ? { stateFile: values['tunnel-state'] } : {}) };
   }
   const tunnel = tun ? await import('./tunnel') : undefined;
   if (sub === 'setup') {

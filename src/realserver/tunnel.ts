@@ -24,6 +24,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { XdError } from '../errors';
+import { StateFile } from '../state/file';
 import { ip, sysctlPath } from './system';
 
 const exec = promisify(execFile);
@@ -36,7 +37,15 @@ export interface TunnelOptions {
   encap: 'ipip' | 'gue';
   /** GUE's UDP port (default 6080, the director's default). */
   guePort?: number;
+  /** Where setup records the sysctl values it changed, for teardown to put back (default DEFAULT_TUNNEL_STATE_FILE). */
+  stateFile?: string;
 }
+
+/**
+ * The sysctls setup changed, with the values they had. Under /run: the changes are made in
+ * /proc/sys only, so a reboot undoes them and this record with them.
+ */
+export const DEFAULT_TUNNEL_STATE_FILE = '/run/xdirector/realserver-tunnel.json';
 
 export interface TunnelDevice {
   name: string;
@@ -138,10 +147,84 @@ export async function setupTunnel(o: TunnelOptions): Promise<string[]> {
     }
     done.push(`receiving GUE on UDP ${r.fouPort} (ip fou)`);
   }
-  for (const s of sysctlWrites(r, (key) => Number(fs.readFileSync(sysctlPath(key), 'utf8').trim()))) {
-    fs.writeFileSync(sysctlPath(s.key), `${s.value}\n`);
-    done.push(`set ${s.key}=${s.value} (${s.why})`);
+  done.push(...lowerSysctls(r.sysctls, o.stateFile));
+  return done;
+}
+
+/** A sysctl setup changed: the value it had and the value setup wrote. */
+export interface ChangedSysctl { was: number; set: number }
+
+/** The record of the sysctls setup changed (TunnelOptions.stateFile). */
+export class TunnelSysctlRecord extends StateFile {
+  constructor(file = DEFAULT_TUNNEL_STATE_FILE) {
+    super(file, {
+      what: 'tunnel sysctls changed by realserver setup',
+      example: 'a JSON object of sysctl -> {"was": N, "set": N}, e.g. {"net.ipv4.conf.all.rp_filter": {"was": 1, "set": 0}}',
+      refused: 'realserver setup and teardown --tunnel do not guess what to put back',
+      none: 'to forget them (teardown then leaves the sysctls as they are)',
+    });
   }
+
+  load(): Map<string, ChangedSysctl> {
+    const parsed = this.readJson();
+    if (parsed === undefined) return new Map();
+    const ok = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      && Object.entries(parsed).every(([k, v]) => /^net\.[a-z0-9_.-]+$/i.test(k) && typeof v === 'object' && v !== null
+        && Number.isInteger((v as ChangedSysctl).was) && Number.isInteger((v as ChangedSysctl).set));
+    if (!ok) throw this.refuse(`is valid JSON but not an object of sysctl -> {"was": N, "set": N}: ${JSON.stringify(parsed).slice(0, 80)}`);
+    return new Map(Object.entries(parsed as Record<string, ChangedSysctl>));
+  }
+
+  save(m: ReadonlyMap<string, ChangedSysctl>): void {
+    this.writeJson(Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b))));
+  }
+}
+
+function readSysctl(key: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(sysctlPath(key), 'utf8').trim());
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // e.g. a device teardown removed
+    throw err;
+  }
+}
+
+/**
+ * Writes the recipe's sysctls that need it (sysctlWrites), recording first each one's old value
+ * (a value recorded by an earlier setup is kept: it is the one from before xdirector). Returns
+ * what it did.
+ */
+export function lowerSysctls(sysctls: TunnelRecipe['sysctls'], stateFile?: string): string[] {
+  const writes = sysctlWrites({ devices: [], sysctls }, (key) => readSysctl(key) ?? NaN);
+  if (!writes.length) return [];
+  const record = new TunnelSysctlRecord(stateFile);
+  const changed = record.load();
+  for (const w of writes) if (!changed.has(w.key)) changed.set(w.key, { was: readSysctl(w.key)!, set: w.value });
+  record.save(changed); // before the writes: a crash between them still knows what to put back
+  return writes.map((w) => {
+    fs.writeFileSync(sysctlPath(w.key), `${w.value}\n`);
+    return `set ${w.key}=${w.value} (${w.why}; was ${changed.get(w.key)!.was}, teardown puts it back)`;
+  });
+}
+
+/**
+ * Puts back the sysctls setup recorded, each only if it still holds the value setup wrote (one
+ * someone changed since is theirs), then forgets the record. Returns what it did.
+ */
+export function restoreSysctls(stateFile?: string): string[] {
+  const record = new TunnelSysctlRecord(stateFile);
+  const done: string[] = [];
+  for (const [key, c] of record.load()) {
+    const now = readSysctl(key);
+    if (now === undefined) continue;
+    if (now !== c.set) {
+      done.push(`left ${key}=${now} (changed since setup set it to ${c.set})`);
+      continue;
+    }
+    fs.writeFileSync(sysctlPath(key), `${c.was}\n`);
+    done.push(`restored ${key}=${c.was}`);
+  }
+  record.remove();
   return done;
 }
 
@@ -190,10 +273,11 @@ export async function checkTunnel(o: TunnelOptions): Promise<TunnelFinding[]> {
   return out;
 }
 
-/** Remove the devices xdirector created and the GUE port (sit0 belongs to the kernel: only set down). */
+/** Put back the sysctls setup changed, remove the devices xdirector created and the GUE port (sit0 belongs to the kernel: only set down). */
 export async function teardownTunnel(o: TunnelOptions): Promise<string[]> {
   const r = tunnelRecipe(o);
-  const done: string[] = [];
+  // The sysctls first, while the devices whose keys setup recorded still exist.
+  const done: string[] = restoreSysctls(o.stateFile);
   if (r.fouPort && (await fouPorts()).includes(r.fouPort)) {
     await ip(['fou', 'del', 'port', String(r.fouPort)]);
     done.push(`removed GUE port ${r.fouPort}`);

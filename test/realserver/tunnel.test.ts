@@ -5,6 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { recipeCommands, sysctlWrites, tunnelRecipe } from '../../src/realserver/tunnel';
 import { XdError } from '../../src/errors';
@@ -84,4 +86,51 @@ test('setup on a kernel without ipip fails naming the module, and leaves nothing
   assert.equal(spawnSync('ip', ['-n', NS, 'link', 'show', 'xdipip']).status, 1, 'no device left behind');
   const all = execFileSync('ip', ['netns', 'exec', NS, 'cat', '/proc/sys/net/ipv4/conf/all/rp_filter'], { encoding: 'utf8' }).trim();
   assert.ok(all === '0' || all === '1' || all === '2');
+});
+
+// ------------------------------------------------------------- rp_filter: recorded, then put back
+// In the test namespace (its own /proc/sys/net), with the record in a per-run temp directory.
+const STATE_DIR = fs.mkdtempSync(path.join(os.tmpdir(), `xtrs${process.pid}-`));
+after(() => fs.rmSync(STATE_DIR, { recursive: true, force: true }));
+const sysctl = (key: string): string => execFileSync('ip', ['netns', 'exec', NS, 'cat', `/proc/sys/${key.replace(/\./g, '/')}`], { encoding: 'utf8' }).trim();
+const setSysctl = (key: string, v: number): void => { execFileSync('ip', ['netns', 'exec', NS, 'sh', '-c', `echo ${v} > /proc/sys/${key.replace(/\./g, '/')}`]); };
+const ALL = 'net.ipv4.conf.all.rp_filter';
+const LO = 'net.ipv4.conf.lo.rp_filter';
+const LIST = JSON.stringify([{ key: ALL, value: 0, why: 'test' }, { key: LO, value: 0, why: 'test' }]);
+
+test('setup records the strict rp_filter it lowers and teardown puts it back; a loose one is left alone', () => {
+  const file = path.join(STATE_DIR, 'a.json');
+  setSysctl(ALL, 1);
+  setSysctl(LO, 2);
+  let r = inNs(`return t.lowerSysctls(${LIST}, ${JSON.stringify(file)});`);
+  assert.ok(r.ok, r.out);
+  assert.deepEqual(JSON.parse(r.out), [`set ${ALL}=0 (test; was 1, teardown puts it back)`]);
+  assert.deepEqual([sysctl(ALL), sysctl(LO)], ['0', '2']);
+  assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), { [ALL]: { was: 1, set: 0 } });
+  // A second setup has nothing to do and keeps the value from before xdirector.
+  r = inNs(`return t.lowerSysctls(${LIST}, ${JSON.stringify(file)});`);
+  assert.deepEqual(JSON.parse(r.out), []);
+  r = inNs(`return t.restoreSysctls(${JSON.stringify(file)});`);
+  assert.ok(r.ok, r.out);
+  assert.deepEqual(JSON.parse(r.out), [`restored ${ALL}=1`]);
+  assert.deepEqual([sysctl(ALL), sysctl(LO)], ['1', '2']);
+  assert.equal(fs.existsSync(file), false, 'the record is gone');
+});
+
+test('teardown leaves a sysctl someone changed after setup, and refuses a record it cannot trust', () => {
+  const file = path.join(STATE_DIR, 'b.json');
+  setSysctl(ALL, 1);
+  assert.ok(inNs(`return t.lowerSysctls(${LIST}, ${JSON.stringify(file)});`).ok);
+  setSysctl(ALL, 2);
+  const r = inNs(`return t.restoreSysctls(${JSON.stringify(file)});`);
+  assert.deepEqual(JSON.parse(r.out), [`left ${ALL}=2 (changed since setup set it to 0)`]);
+  assert.equal(sysctl(ALL), '2');
+  fs.writeFileSync(file, '{"net.ipv4.conf.all.rp_filter": "one"}');
+  const bad = inNs(`return t.restoreSysctls(${JSON.stringify(file)});`);
+  assert.equal(bad.ok, false);
+  const e = JSON.parse(bad.out) as { error: string; code: string };
+  assert.equal(e.code, 'XD_ERR_STATE_FILE');
+  assert.ok(e.error.includes(file) && /fix: look at it/.test(e.error), e.error);
+  assert.equal(sysctl(ALL), '2', 'nothing changed');
+  assert.ok(fs.existsSync(file), 'the file is kept');
 });

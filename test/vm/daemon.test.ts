@@ -262,3 +262,12 @@ test('xdirector realserver teardown --tunnel leaves no tunnel device, fou port, 
   assert.deepEqual(lo[0]!.addr_info.map((a) => a.local).sort(), ['127.0.0.1', '::1']);
   assert.equal(read('t-after-sysctl-file.txt'), '', 'the sysctl file is removed');
 });
+
+test('xdirector realserver setup --tunnel records the strict rp_filter it lowers and teardown puts it back', { skip }, () => {
+  const again = read('t-resetup4.txt');
+  assert.match(again, /exit 0\n$/, again);
+  assert.match(again, /set net\.ipv4\.conf\.all\.rp_filter=0 \(.*; was 1, teardown puts it back\)/, again);
+  assert.match(read('t-teardown4.txt'), /restored net\.ipv4\.conf\.all\.rp_filter=1/);
+  assert.equal(read('t-after-rpf.txt').trim(), '1', 'strict again, as before setup');
+  assert.equal(read('t-after-tunnel-state.txt'), '', 'the record is removed');
+});

@@ -44,8 +44,9 @@ xdg_tunnel_up
 # the tunnel real server, prepared by the CLI under test (in the background: it overlaps phases
 # A and B; waited for before the first tunnelled connection)
 RSF=/run/xdg/rs-sysctl.conf
-T4="--tunnel --encap gue --vip $XDG_VIP --sysctl-file $RSF"        # IPv4 underlay: ipip device + GUE port 6080
-T6="--tunnel --underlay 6 --vip $XDG_VIP6 --sysctl-file $RSF"      # IPv6 underlay: ip6tnl device
+RTS=/run/xdg/rs-tunnel.json   # the sysctls realserver setup --tunnel changed, for teardown
+T4="--tunnel --encap gue --vip $XDG_VIP --sysctl-file $RSF --tunnel-state $RTS"        # IPv4 underlay: ipip device + GUE port 6080
+T6="--tunnel --underlay 6 --vip $XDG_VIP6 --sysctl-file $RSF --tunnel-state $RTS"      # IPv6 underlay: ip6tnl device
 rs() { nsenter --net=/run/netns/xdg-tun node "$ROOT/bin/xdirector.js" realserver "$@"; }
 ( rs setup $T4 > "$OUT/t-setup4.txt" 2>&1; echo $? >> "$OUT/t-setup4.txt"
   rs setup $T6 > "$OUT/t-setup6.txt" 2>&1; echo $? >> "$OUT/t-setup6.txt"
@@ -260,6 +261,8 @@ step "T check"
 rs check $T4 > "$OUT/t-check-ok.txt" 2>&1; echo "exit $?" >> "$OUT/t-check-ok.txt"
 nsenter --net=/run/netns/xdg-tun sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter'
 rs check $T4 > "$OUT/t-check-rpf.txt" 2>&1; echo "exit $?" >> "$OUT/t-check-rpf.txt"
+# setup again over the strict rp_filter: it lowers it and records 1; teardown puts 1 back
+rs setup $T4 > "$OUT/t-resetup4.txt" 2>&1; echo "exit $?" >> "$OUT/t-resetup4.txt"
 step "T teardown"
 rs teardown $T4 > "$OUT/t-teardown4.txt" 2>&1; echo "exit $?" >> "$OUT/t-teardown4.txt"
 rs teardown $T6 > "$OUT/t-teardown6.txt" 2>&1; echo "exit $?" >> "$OUT/t-teardown6.txt"
@@ -267,6 +270,8 @@ ip -n xdg-tun -j link show > "$OUT/t-after-links.json"
 ip -n xdg-tun -j addr show dev lo > "$OUT/t-after-lo.json"
 ip -n xdg-tun fou show > "$OUT/t-after-fou.txt" 2>&1
 [ -e "$RSF" ] && echo present > "$OUT/t-after-sysctl-file.txt"
+nsenter --net=/run/netns/xdg-tun cat /proc/sys/net/ipv4/conf/all/rp_filter > "$OUT/t-after-rpf.txt"
+[ -e "$RTS" ] && echo present > "$OUT/t-after-tunnel-state.txt"
 step "T done"
 fi
 exit 0
