@@ -47,10 +47,6 @@ export function servableVips(i: ServableInput): Servable {
       reasons[vip] = i.dataplaneReason ?? 'the dataplane is not forwarding';
       continue;
     }
-    if (i.holdDown !== undefined && !i.announced?.has(vip)) {
-      reasons[vip] = i.holdDown;
-      continue;
-    }
     if (i.healthReady === false) {
       reasons[vip] = 'health checks have not finished their first round: the ring would differ from the other directors\'';
       continue;
@@ -68,6 +64,12 @@ export function servableVips(i: ServableInput): Servable {
     const noMac = svcs.flatMap((s) => s.backends.filter((b) => b.state === 'active' && b.weight > 0 && !b.mac).map((b) => `${s.name}/${b.name}`));
     if (noMac.length > 0) {
       reasons[vip] = `MAC of ${noMac.join(', ')} not resolved yet: the ring would differ from the other directors'`;
+      continue;
+    }
+    // Last: the hold-down only holds back a VIP that could otherwise be announced, so a
+    // withdrawn VIP keeps its real reason (no usable backend, ...) until that one is gone.
+    if (i.holdDown !== undefined && !i.announced?.has(vip)) {
+      reasons[vip] = i.holdDown;
       continue;
     }
     servable.add(vip);

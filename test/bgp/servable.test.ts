@@ -63,3 +63,12 @@ test('a hold-down keeps an announced VIP announced and holds back one that comes
   assert.deepEqual([...r.servable], ['10.0.0.100']);
   assert.equal(r.reasons['10.0.0.101'], 'steady for 0.5 s of 2.0 s');
 });
+
+test('a hold-down never hides the real reason: an empty pool is named while backend states are still changing', () => {
+  const r = servableVips({
+    announce: ['10.0.0.100'], dataplaneReady: true, holdDown: 'steady for 0.0 s of 3.0 s',
+    services: [{ name: 'mysql', vip: '10.0.0.100', backends: [be('down', 1, M)] }],
+  });
+  assert.equal(r.servable.size, 0);
+  assert.match(r.reasons['10.0.0.100']!, /^no usable backend in mysql/);
+});
