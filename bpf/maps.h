@@ -6,7 +6,7 @@
  * name, never a silent reinterpretation of a pinned map (Cilium
  * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
  * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
- * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2). Keys and values are defined in include/xdirector.h.
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2). Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -104,12 +104,12 @@ struct {
  * table. Fixed sizes per CPU (the program masks with XD_FLOW_CACHE4/6). Key:
  * __u32 slot.
  *
- * IPv4: a plain array, CPU-major: CPU c's slots are c * XD_FLOW_CACHE4 ..
- * + XD_FLOW_CACHE4 - 1, and set s is slots 2s and 2s + 1 of those, one 64-byte
- * line (mmapable, so the values start page-aligned). User space sizes it to
- * XD_FLOW_CACHE4 x possible CPUs; a CPU beyond the size caches nothing. One
- * inlined lookup, where a per-CPU array loads a per-entry pointer first.
- * IPv6: a per-CPU array, slot = hash & (XD_FLOW_CACHE6 - 1). */
+ * Plain arrays, CPU-major: CPU c's slots are c * N .. c * N + N - 1 (N =
+ * XD_FLOW_CACHE4 / XD_FLOW_CACHE6), and set s is slots 2s and 2s + 1 of those:
+ * one 64-byte line for IPv4, one line a way for IPv6 (mmapable, so the values
+ * start page-aligned). User space sizes each to N x possible CPUs; a CPU
+ * beyond the size caches nothing. One inlined lookup, where a per-CPU array
+ * loads a per-entry pointer first. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
@@ -119,11 +119,12 @@ struct {
 } xd_fc4_v2 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, XD_FLOW_CACHE6);
 	__type(key, __u32);
 	__type(value, struct xd_flow6_cache);
-} xd_fc6_v1 SEC(".maps");
+} xd_fc6_v2 SEC(".maps");
 
 /* Embryonic tables: flows that sent only their opening packet (TCP SYN, first
  * UDP datagram), with the backend the ring gave them, until the client's next

@@ -85,7 +85,7 @@ _Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
 _Static_assert(sizeof(struct xd_flow4_key) == 16, "xd_flow4_key layout");
 _Static_assert(sizeof(struct xd_guard) == 32, "xd_guard layout");
 _Static_assert(sizeof(struct xd_flow4_cache) == 32, "xd_flow4_cache layout");
-_Static_assert(sizeof(struct xd_flow6_cache) == 56, "xd_flow6_cache layout");
+_Static_assert(sizeof(struct xd_flow6_cache) == 64, "xd_flow6_cache layout");
 _Static_assert(sizeof(((struct xd_flow4_cache *)0)->key) == sizeof(struct xd_flow4_key), "xd_flow4_cache key");
 _Static_assert(sizeof(((struct xd_flow6_cache *)0)->key) == sizeof(struct xd_flow_key), "xd_flow6_cache key");
 _Static_assert((XD_FLOW_CACHE4 & (XD_FLOW_CACHE4 - 1)) == 0, "XD_FLOW_CACHE4 is a power of two");
@@ -169,13 +169,20 @@ static __always_inline __u32 fc_hash(__u64 folded, __u32 size)
 static __always_inline __u32 fc4_set(__u64 k0, __u64 k1)
 {
 	return bpf_get_smp_processor_id() * XD_FLOW_CACHE4 +
-	       fc_hash(k0 ^ k1, XD_FLOW_CACHE4 / XD_FLOW_CACHE4_WAYS) * XD_FLOW_CACHE4_WAYS;
+	       fc_hash(k0 ^ k1, XD_FLOW_CACHE4 / XD_FLOW_CACHE_WAYS) * XD_FLOW_CACHE_WAYS;
 }
 
-/* IPv6: the client address, the VIP's low 64 bits and the ports word. */
-static __always_inline __u32 fc6_slot(const __u64 *k)
+/* IPv6: the first slot of the key's set on this CPU in xd_fc6_v2, hashed on the
+ * client address, the VIP's low 64 bits and the ports word. */
+static __always_inline __u32 fc6_set_of(__u64 folded)
 {
-	return fc_hash(k[0] ^ k[1] ^ k[3] ^ k[4], XD_FLOW_CACHE6);
+	return bpf_get_smp_processor_id() * XD_FLOW_CACHE6 +
+	       fc_hash(folded, XD_FLOW_CACHE6 / XD_FLOW_CACHE_WAYS) * XD_FLOW_CACHE_WAYS;
+}
+
+static __always_inline __u32 fc6_set(const __u64 *k)
+{
+	return fc6_set_of(k[0] ^ k[1] ^ k[3] ^ k[4]);
 }
 
 /*
@@ -238,6 +245,32 @@ static __always_inline int key6_eq(const __u64 *x, const struct xd_flow_key *b)
 
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) |
 		(x[4] ^ y[4])) == 0;
+}
+
+/* fc4_probe() for IPv6 (xd_fc6_v2). */
+static __always_inline struct xd_flow6_cache *fc6_probe(const struct xd_flow_key *fk, int *cached)
+{
+	struct xd_flow6_cache *w0, *w1;
+	__u32 slot = fc6_set((const __u64 *)fk);
+
+	w0 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
+	slot++;
+	w1 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
+	if (!w0 || !w1)
+		return NULL;
+	if (w0->backend && key6_eq(w0->key, fk)) {
+		*cached = 1;
+		return w0;
+	}
+	if (w1->backend && key6_eq(w1->key, fk)) {
+		*cached = 1;
+		return w1;
+	}
+	if (!w0->backend)
+		return w0;
+	if (!w1->backend)
+		return w1;
+	return w0->expires <= w1->expires ? w0 : w1;
 }
 
 /* An established flow may stay on its backend if the backend slot still holds
@@ -642,22 +675,55 @@ static __always_inline int fast_hit_tail(struct xdp_md *ctx, struct ethhdr *eth,
 	return XD_FAST_DONE;
 }
 
-/* A tunnel backend's flow hit: encap.h hashes the flow key (GUE source port,
- * flow label). */
-static __always_inline int fast_hit_tunnel(struct xdp_md *ctx, const struct xd_backend *be,
-					   __u32 idx, const struct xd_flow_key *fk, __u64 bytes,
-					   int *actp)
+/*
+ * A tunnel backend's flow hit. encap.h hashes the flow key (GUE source port,
+ * flow label), so it is built here from the frame fast_hit() checked
+ * (untagged; IPv4 with IHL 5 or IPv6; TCP or UDP; 20 L4 bytes present). A
+ * subprogram: the key's stack stays out of the fast path's frame, which the
+ * stack limit counts under the full path's and tunnel_forward's.
+ */
+static __noinline int fast_tunnel(struct xdp_md *ctx, __u32 idx)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct xd_flow_key fk = {};
 	__u32 why = XD_R_TX_FLOW_HIT;
+	__u64 bytes = data_end - data;
+	__u8 *l4;
+	int action;
 
-	*actp = tunnel_forward(ctx, idx, fk, 14, &why);
+	if (data + 14 + 20 + 20 > data_end)
+		return XDP_ABORTED;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = data + 14;
+
+		fk.family = XD_FAMILY_V4;
+		fk.saddr[0] = iph->saddr;
+		fk.daddr[0] = iph->daddr;
+		fk.proto = iph->protocol;
+		l4 = (__u8 *)(iph + 1);
+	} else {
+		struct ipv6hdr *ip6h = data + 14;
+
+		if (data + 14 + 40 + 20 > data_end)
+			return XDP_ABORTED;
+		fk.family = XD_FAMILY_V6;
+		__builtin_memcpy(fk.saddr, &ip6h->saddr, sizeof(fk.saddr));
+		__builtin_memcpy(fk.daddr, &ip6h->daddr, sizeof(fk.daddr));
+		fk.proto = ip6h->nexthdr;
+		l4 = (__u8 *)(ip6h + 1);
+	}
+	fk.sport = ((__be16 *)l4)[0];
+	fk.dport = ((__be16 *)l4)[1];
+	action = tunnel_forward(ctx, idx, &fk, 14, &why);
 	count_packet(idx, why, bytes, 0);
-	return XD_FAST_DONE;
+	return action;
 }
 
 /* IPv4 part of fast_hit(): the frame holds 14 + 20 + 20 bytes. */
 static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes,
-				     __u64 *k, int *actp)
+				     int *actp)
 {
 	struct iphdr *iph = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(iph + 1);
@@ -695,14 +761,8 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 	if (!be)
 		return XD_FAST_NONE;
 	if (be->flags & XD_BE_F_TUNNEL) {
-		/* k as the struct xd_flow_key image, IPv4: addresses in word 0 of each. */
-		struct xd_flow_key *fk = (struct xd_flow_key *)k;
-
-		__builtin_memset(fk, 0, sizeof(*fk));
-		fk->saddr[0] = iph->saddr;
-		fk->daddr[0] = iph->daddr;
-		k[4] = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V4);
-		return fast_hit_tunnel(ctx, be, c4->backend, fk, bytes, actp);
+		*actp = fast_tunnel(ctx, c4->backend);
+		return XD_FAST_DONE;
 	}
 	return fast_hit_tail(ctx, eth, be, c4->backend, bytes, actp);
 miss:
@@ -711,12 +771,14 @@ miss:
 
 /* IPv6 part of fast_hit(): the frame holds 14 + 40 + 20 bytes. */
 static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes,
-				     __u64 *k, int *actp)
+				     int *actp)
 {
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(ip6h + 1);
+	const __u64 *a = (const __u64 *)&ip6h->saddr; /* saddr, daddr: the key's words 0..3 */
 	struct xd_flow6_cache *c6;
 	struct xd_backend *be;
+	__u64 tail;
 	__u32 slot;
 	__u8 proto;
 
@@ -729,22 +791,33 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 	} else if (proto != IPPROTO_UDP) {
 		return XD_FAST_NONE;
 	}
-	/* The struct xd_flow_key image: saddr, daddr, then the tail word. */
-	__builtin_memcpy(k, &ip6h->saddr, 32);
-	k[4] = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V6);
-	slot = fc6_slot(k);
-	c6 = bpf_map_lookup_elem(&xd_fc6_v1, &slot);
+	/* The struct xd_flow_key image is the packet's addresses and this tail
+	 * word: compared in place, never copied. */
+	tail = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V6);
+	slot = fc6_set_of(a[0] ^ a[1] ^ a[3] ^ tail);
+	c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
 	if (!c6)
 		return XD_FAST_NONE;
-	if (((c6->key[0] ^ k[0]) | (c6->key[1] ^ k[1]) | (c6->key[2] ^ k[2]) |
-	     (c6->key[3] ^ k[3]) | (c6->key[4] ^ k[4])) || bpf_jiffies64() >= c6->expires)
-		return vip_port(proto, ((__be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
+	if ((c6->key[0] ^ a[0]) | (c6->key[1] ^ a[1]) | (c6->key[2] ^ a[2]) | (c6->key[3] ^ a[3]) |
+	    (c6->key[4] ^ tail)) {
+		slot++; /* the set's other way */
+		c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
+		if (!c6 || ((c6->key[0] ^ a[0]) | (c6->key[1] ^ a[1]) | (c6->key[2] ^ a[2]) |
+			    (c6->key[3] ^ a[3]) | (c6->key[4] ^ tail)))
+			goto miss;
+	}
+	if (bpf_jiffies64() >= c6->expires)
+		goto miss;
 	be = live_backend(c6->backend, c6->generation);
 	if (!be)
 		return XD_FAST_NONE;
-	if (be->flags & XD_BE_F_TUNNEL)
-		return fast_hit_tunnel(ctx, be, c6->backend, (const struct xd_flow_key *)k, bytes, actp);
+	if (be->flags & XD_BE_F_TUNNEL) {
+		*actp = fast_tunnel(ctx, c6->backend);
+		return XD_FAST_DONE;
+	}
 	return fast_hit_tail(ctx, eth, be, c6->backend, bytes, actp);
+miss:
+	return vip_port(proto, ((__be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
 }
 
 static __always_inline int fast_hit(struct xdp_md *ctx, int *actp)
@@ -752,7 +825,6 @@ static __always_inline int fast_hit(struct xdp_md *ctx, int *actp)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	__u64 k[5]; /* a struct xd_flow_key image */
 
 	/* Ethernet + IPv4 + a TCP header's 20 bytes; a UDP datagram in a
 	 * minimum-size (60-byte) frame has them too. */
@@ -763,9 +835,9 @@ static __always_inline int fast_hit(struct xdp_md *ctx, int *actp)
 	     *(__u16 *)(eth->h_dest + 4) != *(const volatile __u16 *)&self_mac[4]))
 		return XD_FAST_NONE;
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		return fast_hit4(ctx, eth, data_end - data, k, actp);
+		return fast_hit4(ctx, eth, data_end - data, actp);
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6) && data + 14 + 40 + 20 <= data_end)
-		return fast_hit6(ctx, eth, data_end - data, k, actp);
+		return fast_hit6(ctx, eth, data_end - data, actp);
 	return XD_FAST_NONE;
 }
 
@@ -1011,11 +1083,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 			}
 		}
 	} else {
-		__u32 slot = fc6_slot((const __u64 *)&fk);
-
-		c6 = bpf_map_lookup_elem(&xd_fc6_v1, &slot);
-		if (c6 && c6->backend && key6_eq(c6->key, &fk)) {
-			cached = 1;
+		c6 = fc6_probe(&fk, &cached);
+		if (cached) {
 			if (!syn && !is_frag && bpf_jiffies64() < c6->expires) {
 				be = live_backend(c6->backend, c6->generation);
 				if (be) {

@@ -20,7 +20,7 @@
 
 /* Bumped on any change below; also stored in the meta map of a pinned
  * instance so that a restarted control plane can refuse a mismatch. */
-#define XD_LAYOUT_VERSION 5
+#define XD_LAYOUT_VERSION 6
 
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
@@ -50,17 +50,17 @@
 #endif
 
 #ifndef XD_FLOW_CACHE4
-/* Flow cache slots per CPU (power of two): IPv4 32 bytes each, IPv6 56, so
- * 736 KiB per CPU. IPv4 is 2-way set-associative (XD_FLOW_CACHE4_WAYS slots of
- * a set share one 64-byte line): 4096 random flows on one CPU find ~93% of
- * them in a set they fit in, against ~78% direct-mapped (e^-(4096/16384)).
- * IPv6 is direct-mapped. Flows that do not fit take turns. */
+/* Flow cache slots per CPU (power of two): IPv4 32 bytes each, IPv6 64, so
+ * 768 KiB per CPU. Both are 2-way set-associative (XD_FLOW_CACHE_WAYS slots a
+ * set; an IPv4 set is one 64-byte line, an IPv6 way is one): 4096 random flows
+ * on one CPU find ~93% of them in a set they fit in, against ~78%
+ * direct-mapped (e^-(4096/16384)). Flows that do not fit take turns. */
 #define XD_FLOW_CACHE4 16384
 #endif
-#define XD_FLOW_CACHE4_WAYS 2
 #ifndef XD_FLOW_CACHE6
 #define XD_FLOW_CACHE6 4096
 #endif
+#define XD_FLOW_CACHE_WAYS 2
 
 /* VIP ports map (array of __u64 words): bit (port & 63) of word
  * proto_index * XD_VPORT_WORDS + (port >> 6), proto_index 0 for TCP and 1 for
@@ -201,16 +201,16 @@ struct xd_flow {
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy-grained) of a recent packet, refreshed at most once a second */
 };
 
-/* Per-CPU flow cache slots (xd_fc4_v2: one array, CPU-major, XD_FLOW_CACHE4
- * slots per CPU in 2-way sets; xd_fc6_v1: a per-CPU array of XD_FLOW_CACHE6
- * slots, direct-mapped; both by a hash of the key):
+/* Per-CPU flow cache slots (xd_fc4_v2 / xd_fc6_v2: one array each, CPU-major,
+ * XD_FLOW_CACHE4 / XD_FLOW_CACHE6 slots per CPU in 2-way sets chosen by a hash
+ * of the key):
  * copies of recently hit flow-table entries, so an established packet costs an
  * array lookup and a key compare instead of a hashed LRU lookup. The flow
  * tables stay the source of truth: a slot is used only until `expires`, then
  * the flow table is looked up again (which also keeps the flow recent in its
  * LRU and refreshes last_seen_ns); a slot whose backend entry no longer
  * matches (generation, state) is never used. Written by the program only.
- * 32 and 56 bytes. */
+ * 32 and 64 bytes. */
 struct xd_flow4_cache {
 	__u64 key[2];     /* the struct xd_flow4_key, as is */
 	__u32 backend;    /* backend index; 0 = empty slot */
@@ -223,6 +223,7 @@ struct xd_flow6_cache {
 	__u32 backend;
 	__u32 generation;
 	__u64 expires;
+	__u64 pad;        /* always zero: a slot is one 64-byte line */
 };
 
 /* rings map value: a backend index. The rings array holds, for service id s

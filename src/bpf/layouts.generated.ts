@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xf2250a29a739891cn;
+export const LAYOUT_HASH = 0xa9bdc9b16080b399n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -26,8 +26,8 @@ export const DEFINES = {
   XD_MAX_FLOWS: 1048576,
   XD_MAX_EMBRYONIC: 65536,
   XD_FLOW_CACHE4: 16384,
-  XD_FLOW_CACHE4_WAYS: 2,
   XD_FLOW_CACHE6: 4096,
+  XD_FLOW_CACHE_WAYS: 2,
   XD_VPORT_WORDS: 1024,
 } as const;
 
@@ -42,16 +42,6 @@ export const MAPS = {
     keySize: 20,
     valueSize: 16,
     maxEntries: 64,
-  },
-  fc6: {
-    role: 'fc6',
-    name: 'xd_fc6_v1',
-    type: 'percpu_array',
-    keyType: 'u32',
-    valueType: 'xd_flow6_cache',
-    keySize: 4,
-    valueSize: 56,
-    maxEntries: 4096,
   },
   guard: {
     role: 'guard',
@@ -132,6 +122,16 @@ export const MAPS = {
     keySize: 4,
     valueSize: 32,
     maxEntries: 16384,
+  },
+  fc6: {
+    role: 'fc6',
+    name: 'xd_fc6_v2',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_flow6_cache',
+    keySize: 4,
+    valueSize: 64,
+    maxEntries: 4096,
   },
   emb4: {
     role: 'emb4',
@@ -396,41 +396,6 @@ export function decodeXdService(buf: Buffer, offset = 0): XdService {
 }
 
 export const xdServiceCodec: Codec<XdService> = { size: 16, encode: encodeXdService, decode: decodeXdService };
-
-/** struct xd_flow6_cache: 56 bytes. */
-export interface XdFlow6Cache {
-  /** u64[5] at 0 */
-  key: bigint[];
-  /** u32 at 40 */
-  backend: number;
-  /** u32 at 44 */
-  generation: number;
-  /** u64 at 48 */
-  expires: bigint;
-}
-
-export const XD_FLOW6_CACHE_SIZE = 56;
-
-export function encodeXdFlow6Cache(v: XdFlow6Cache, buf: Buffer = Buffer.alloc(56), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 56);
-  chkArr(v.key, 5, 'xd_flow6_cache.key').forEach((x, i) => buf.writeBigUInt64LE(chkU64(x, 'xd_flow6_cache.key'), offset + 0 + i * 8));
-  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow6_cache.backend'), offset + 40);
-  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow6_cache.generation'), offset + 44);
-  buf.writeBigUInt64LE(chkU64(v.expires, 'xd_flow6_cache.expires'), offset + 48);
-  return buf;
-}
-
-export function decodeXdFlow6Cache(buf: Buffer, offset = 0): XdFlow6Cache {
-  if (buf.length < offset + 56) throw new TypeError(`xd_flow6_cache: expected 56 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
-  return {
-    key: Array.from({ length: 5 }, (_, i) => buf.readBigUInt64LE(offset + 0 + i * 8)),
-    backend: buf.readUInt32LE(offset + 40),
-    generation: buf.readUInt32LE(offset + 44),
-    expires: buf.readBigUInt64LE(offset + 48),
-  };
-}
-
-export const xdFlow6CacheCodec: Codec<XdFlow6Cache> = { size: 56, encode: encodeXdFlow6Cache, decode: decodeXdFlow6Cache };
 
 /** struct xd_guard: 32 bytes. */
 export interface XdGuard {
@@ -721,6 +686,45 @@ export function decodeXdFlow4Cache(buf: Buffer, offset = 0): XdFlow4Cache {
 
 export const xdFlow4CacheCodec: Codec<XdFlow4Cache> = { size: 32, encode: encodeXdFlow4Cache, decode: decodeXdFlow4Cache };
 
+/** struct xd_flow6_cache: 64 bytes. */
+export interface XdFlow6Cache {
+  /** u64[5] at 0 */
+  key: bigint[];
+  /** u32 at 40 */
+  backend: number;
+  /** u32 at 44 */
+  generation: number;
+  /** u64 at 48 */
+  expires: bigint;
+  /** u64 at 56, zero if omitted */
+  pad?: bigint;
+}
+
+export const XD_FLOW6_CACHE_SIZE = 64;
+
+export function encodeXdFlow6Cache(v: XdFlow6Cache, buf: Buffer = Buffer.alloc(64), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 64);
+  chkArr(v.key, 5, 'xd_flow6_cache.key').forEach((x, i) => buf.writeBigUInt64LE(chkU64(x, 'xd_flow6_cache.key'), offset + 0 + i * 8));
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow6_cache.backend'), offset + 40);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow6_cache.generation'), offset + 44);
+  buf.writeBigUInt64LE(chkU64(v.expires, 'xd_flow6_cache.expires'), offset + 48);
+  if (v.pad !== undefined) buf.writeBigUInt64LE(chkU64(v.pad, 'xd_flow6_cache.pad'), offset + 56);
+  return buf;
+}
+
+export function decodeXdFlow6Cache(buf: Buffer, offset = 0): XdFlow6Cache {
+  if (buf.length < offset + 64) throw new TypeError(`xd_flow6_cache: expected 64 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    key: Array.from({ length: 5 }, (_, i) => buf.readBigUInt64LE(offset + 0 + i * 8)),
+    backend: buf.readUInt32LE(offset + 40),
+    generation: buf.readUInt32LE(offset + 44),
+    expires: buf.readBigUInt64LE(offset + 48),
+    pad: buf.readBigUInt64LE(offset + 56),
+  };
+}
+
+export const xdFlow6CacheCodec: Codec<XdFlow6Cache> = { size: 64, encode: encodeXdFlow6Cache, decode: decodeXdFlow6Cache };
+
 /** struct xd_service_stats: 32 bytes. */
 export interface XdServiceStats {
   /** u64 at 0 */
@@ -868,7 +872,6 @@ export const xdMetaCodec: Codec<XdMeta> = { size: 32, encode: encodeXdMeta, deco
 /** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */
 export const MAP_CODECS = {
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
-  fc6: { key: u32, value: xdFlow6CacheCodec },
   guard: { key: u32, value: xdGuardCodec },
   vport: { key: u32, value: u64 },
   be: { key: u32, value: xdBackendCodec },
@@ -877,6 +880,7 @@ export const MAP_CODECS = {
   flow4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
   flow6: { key: xdFlowKeyCodec, value: xdFlowCodec },
   fc4: { key: u32, value: xdFlow4CacheCodec },
+  fc6: { key: u32, value: xdFlow6CacheCodec },
   emb4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
   emb6: { key: xdFlowKeyCodec, value: xdFlowCodec },
   svcst: { key: u32, value: xdServiceStatsCodec },
@@ -888,7 +892,7 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 5,
+  layoutVersion: 6,
   structs: {
     xd_service_key: {
       name: 'xd_service_key',
@@ -977,43 +981,6 @@ export const LAYOUT: LayoutModel = {
         kind: 'u8[2]',
         elem: 'u8',
         count: 2,
-        byteOrder: 'host',
-      }],
-    },
-    xd_flow6_cache: {
-      name: 'xd_flow6_cache',
-      size: 56,
-      fields: [{
-        name: 'key',
-        offset: 0,
-        size: 40,
-        kind: 'u64[5]',
-        elem: 'u64',
-        count: 5,
-        byteOrder: 'host',
-      }, {
-        name: 'backend',
-        offset: 40,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'generation',
-        offset: 44,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'expires',
-        offset: 48,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
         byteOrder: 'host',
       }],
     },
@@ -1364,6 +1331,51 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
+    xd_flow6_cache: {
+      name: 'xd_flow6_cache',
+      size: 64,
+      fields: [{
+        name: 'key',
+        offset: 0,
+        size: 40,
+        kind: 'u64[5]',
+        elem: 'u64',
+        count: 5,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 40,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 44,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'expires',
+        offset: 48,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 56,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
     xd_service_stats: {
       name: 'xd_service_stats',
       size: 32,
@@ -1597,16 +1609,6 @@ export const LAYOUT: LayoutModel = {
       valueSize: 16,
       maxEntries: 64,
     },
-    fc6: {
-      role: 'fc6',
-      name: 'xd_fc6_v1',
-      type: 'percpu_array',
-      keyType: 'u32',
-      valueType: 'xd_flow6_cache',
-      keySize: 4,
-      valueSize: 56,
-      maxEntries: 4096,
-    },
     guard: {
       role: 'guard',
       name: 'xd_guard_v1',
@@ -1686,6 +1688,16 @@ export const LAYOUT: LayoutModel = {
       keySize: 4,
       valueSize: 32,
       maxEntries: 16384,
+    },
+    fc6: {
+      role: 'fc6',
+      name: 'xd_fc6_v2',
+      type: 'array',
+      keyType: 'u32',
+      valueType: 'xd_flow6_cache',
+      keySize: 4,
+      valueSize: 64,
+      maxEntries: 4096,
     },
     emb4: {
       role: 'emb4',

@@ -32,10 +32,11 @@ export function pinPath(dir: string, role: MapRole): string {
 }
 
 /**
- * max_entries of the maps sized by the number of CPUs, for BpfObject.load(): the IPv4 flow cache is
- * one CPU-major array of XD_FLOW_CACHE4 slots per possible CPU (bpf/maps.h). Without it the map
- * keeps its one-CPU default and the other CPUs cache nothing.
+ * max_entries of the maps sized by the number of CPUs, for BpfObject.load(): each flow cache is one
+ * CPU-major array of XD_FLOW_CACHE4 / XD_FLOW_CACHE6 slots per possible CPU (bpf/maps.h). Without
+ * it a map keeps its one-CPU default and the other CPUs cache nothing.
  */
 export function cpuSizedMaxEntries(): Record<string, number> {
-  return { [MAPS.fc4.name]: DEFINES.XD_FLOW_CACHE4 * getNative().numPossibleCpus() };
+  const cpus = getNative().numPossibleCpus();
+  return { [MAPS.fc4.name]: DEFINES.XD_FLOW_CACHE4 * cpus, [MAPS.fc6.name]: DEFINES.XD_FLOW_CACHE6 * cpus };
 }

@@ -777,7 +777,7 @@ function cacheSet4(c: Conn): number {
   const [k0, k1] = cacheKey4(c);
   const x = k0! ^ k1!;
   const folded = Number((x & 0xffffffffn) ^ (x >> 32n));
-  const sets = FC4 / DEFINES.XD_FLOW_CACHE4_WAYS;
+  const sets = FC4 / DEFINES.XD_FLOW_CACHE_WAYS;
   return (Math.imul(folded, 0x9e3779b1) >>> 0) >>> (32 - Math.log2(sets)) << 1;
 }
 
