@@ -29,6 +29,7 @@ import {
   xdFlowCodec,
   xdFlowKeyCodec,
   xdFlow4CacheCodec,
+  xdFlow6CacheCodec,
   xdFlow4KeyCodec,
   xdGuardCodec,
   xdReasonStatsCodec,
@@ -37,7 +38,7 @@ import {
   xdServiceStatsCodec,
   DEFINES,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow4Key, XdGuard, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow6Cache, XdFlow4Key, XdGuard, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 import { addressToBytes16 } from '../../src/net/inet';
@@ -265,9 +266,13 @@ class Datapath {
   flowOf(key: XdFlowKey): XdFlow | undefined {
     return this.flow.lookup(key);
   }
-  /** The per-CPU IPv4 flow cache (xd_fc4_v1). */
+  /** The IPv4 flow cache (xd_fc4_v2, CPU-major). */
   fc4(): BpfMap<number, XdFlow4Cache> {
     return this.obj.map(MAPS.fc4.name, u32, xdFlow4CacheCodec);
+  }
+  /** The IPv6 flow cache (xd_fc6_v2, CPU-major). */
+  fc6(): BpfMap<number, XdFlow6Cache> {
+    return this.obj.map(MAPS.fc6.name, u32, xdFlow6CacheCodec);
   }
   /** The embryonic table's entry for a 5-tuple. */
   embryonicOf(key: XdFlowKey): XdFlow | undefined {
@@ -746,38 +751,45 @@ test("a DOWN backend's established flows are re-hashed onto the ring", () => {
 
 // ---------------------------------------------------------------- per-CPU flow cache
 
-/** An IPv4 5-tuple as the xd_flow4_cache key words (the xd_flow4_key bytes, host-order u64s). */
-function cacheKey4(c: Conn): bigint[] {
-  const b = xdFlow4KeyCodec.encode({ saddr: addressToBytes16(c.client).readUInt32BE(0), daddr: addressToBytes16(c.vip).readUInt32BE(0), sport: c.cport, dport: c.vport, proto: TCP });
-  return [b.readBigUInt64LE(0), b.readBigUInt64LE(8)];
+/** A 5-tuple as its cache slot's key words: the xd_flow4_key (IPv4) or xd_flow_key (IPv6) bytes as host-order u64s. */
+function cacheKey(c: Conn): bigint[] {
+  const b = family(c.vip) === XdFamily.XD_FAMILY_V4
+    ? xdFlow4KeyCodec.encode({ saddr: addressToBytes16(c.client).readUInt32BE(0), daddr: addressToBytes16(c.vip).readUInt32BE(0), sport: c.cport, dport: c.vport, proto: TCP })
+    : xdFlowKeyCodec.encode(flowKey(c.client, c.cport, c.vip, c.vport, TCP));
+  return Array.from({ length: b.length / 8 }, (_, i) => b.readBigUInt64LE(i * 8));
 }
 
-const FC4 = DEFINES.XD_FLOW_CACHE4;
+/** The flow's cache (xd_fc4_v2 or xd_fc6_v2: CPU-major, `per` slots a CPU) as slots of key, backend, generation, expires. */
+function cacheOf(c: Conn): { per: number; map: BpfMap<number, XdFlow4Cache> } {
+  return family(c.vip) === XdFamily.XD_FAMILY_V4
+    ? { per: DEFINES.XD_FLOW_CACHE4, map: dp.fc4() }
+    : { per: DEFINES.XD_FLOW_CACHE6, map: dp.fc6() as unknown as BpfMap<number, XdFlow4Cache> };
+}
 
-/** The slot (within a CPU's part of xd_fc4_v2) holding this flow on some CPU, with every CPU's value of it. */
+/** The slot (within a CPU's part of the flow's cache) holding this flow on some CPU, with every CPU's value of it. */
 function cachedSlot(c: Conn): { slot: number; cpus: XdFlow4Cache[] } | undefined {
-  const want = cacheKey4(c).join(',');
-  const m = dp.fc4();
+  const want = cacheKey(c).join(',');
+  const { per, map: m } = cacheOf(c);
   for (const [i, v] of m.entries()) {
     if (v.backend === 0 || v.key.join(',') !== want) continue;
-    const slot = i % FC4;
-    return { slot, cpus: Array.from({ length: m.maxEntries / FC4 }, (_, cpu) => m.lookup(cpu * FC4 + slot)!) };
+    const slot = i % per;
+    return { slot, cpus: Array.from({ length: m.maxEntries / per }, (_, cpu) => m.lookup(cpu * per + slot)!) };
   }
   return undefined;
 }
 
 /** Writes the flow's slot on every CPU (so the result does not depend on which CPU runs the packet). */
 function setCachedSlot(slot: number, v: Omit<XdFlow4Cache, 'key'>, c: Conn): void {
-  const m = dp.fc4();
-  for (let cpu = 0; cpu < m.maxEntries / FC4; cpu++) m.update(cpu * FC4 + slot, { key: cacheKey4(c), ...v });
+  const { per, map: m } = cacheOf(c);
+  for (let cpu = 0; cpu < m.maxEntries / per; cpu++) m.update(cpu * per + slot, { key: cacheKey(c), ...v });
 }
 
-/** The first slot of the flow's 2-way set, as fc4_set() in the program computes it (without the CPU part). */
-function cacheSet4(c: Conn): number {
-  const [k0, k1] = cacheKey4(c);
-  const x = k0! ^ k1!;
+/** The first slot of the flow's 2-way set, as fc4_set() / fc6_set() in the program compute it (without the CPU part). */
+function cacheSet(c: Conn): number {
+  const k = cacheKey(c);
+  const x = k.length === 2 ? k[0]! ^ k[1]! : k[0]! ^ k[1]! ^ k[3]! ^ k[4]!;
   const folded = Number((x & 0xffffffffn) ^ (x >> 32n));
-  const sets = FC4 / DEFINES.XD_FLOW_CACHE_WAYS;
+  const sets = cacheOf(c).per / DEFINES.XD_FLOW_CACHE_WAYS;
   return (Math.imul(folded, 0x9e3779b1) >>> 0) >>> (32 - Math.log2(sets)) << 1;
 }
 
@@ -816,44 +828,46 @@ test('a cached flow is forwarded from its slot until the slot expires, then from
   assert.ok(cachedSlot(c)!.cpus.some((v) => v.backend === 2), 'and the slot is refilled from it');
 });
 
-/** The CPUs whose part of xd_fc4_v2 holds this flow. */
+/** The CPUs whose part of the flow's cache holds it. */
 function cpusCaching(c: Conn): number[] {
-  const want = cacheKey4(c).join(',');
-  return dp.fc4().entries().filter(([, v]) => v.backend !== 0 && v.key.join(',') === want).map(([i]) => Math.floor(i / FC4));
+  const want = cacheKey(c).join(',');
+  const { per, map } = cacheOf(c);
+  return map.entries().filter(([, v]) => v.backend !== 0 && v.key.join(',') === want).map(([i]) => Math.floor(i / per));
 }
 
-test('the IPv4 cache is 2-way: two flows of one set are both served from it; a third takes the way refilled longer ago', () => {
-  dp.setBackend(1);
-  dp.setBackend(2);
-  dp.setRing(0, 0, Array(7).fill(1));
-  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
-  // Three client ports whose flows hash to one set.
-  const first = c4(42000);
-  const same: Conn[] = [first];
-  for (let p = 42001; same.length < 3; p++) if (cacheSet4(c4(p)) === cacheSet4(first)) same.push(c4(p));
-  const [a, b, third] = same as [Conn, Conn, Conn];
-  for (const c of [a, b]) {
-    assert.equal(establish(c), 1);
-    assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
-  }
-  const set = cacheSet4(a);
-  const slots = [cachedSlot(a)!.slot, cachedSlot(b)!.slot].sort((x, y) => x - y);
-  assert.deepEqual(slots, [set, set + 1], 'each flow holds one way of the set');
-  // Every CPU's set gets both (the test may run on any CPU), fresh for good; then the flow table
-  // says backend 2 for both (behind the program's back): both are still served from their ways.
-  for (const c of [a, b]) setCachedSlot(cachedSlot(c)!.slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
-  for (const c of [a, b]) dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
-  for (const c of [a, b]) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, `flow ${c.cport} served from the cache`);
-  // A third flow of the set replaces one of them on the CPU that runs it; the other stays.
-  dp.flow.update(flowKey(a.client, a.cport, a.vip, a.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
-  dp.flow.update(flowKey(b.client, b.cport, b.vip, b.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
-  assert.equal(establish(third), 1);
-  assert.equal(sendTo(clientFrame(third, ack(third))).backend, 1);
-  const cpus = cpusCaching(third);
-  assert.equal(cpus.length, 1, 'the third flow is cached on the CPU that forwarded it');
-  const kept = [a, b].filter((c) => cpusCaching(c).includes(cpus[0]!));
-  assert.equal(kept.length, 1, 'on that CPU one of the first two keeps its way');
-});
+for (const [fam, vip, conn] of [['IPv4', VIP4, c4], ['IPv6', VIP6, c6]] as const) {
+  test(`the ${fam} cache is 2-way: two flows of one set are both served from it; a third takes the way refilled longer ago`, () => {
+    dp.setBackend(1);
+    dp.setBackend(2);
+    dp.setRing(0, 0, Array(7).fill(1));
+    dp.addService({ vip, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+    // Three client ports whose flows hash to one set.
+    const first = conn(42000);
+    const same: Conn[] = [first];
+    for (let p = 42001; same.length < 3; p++) if (cacheSet(conn(p)) === cacheSet(first)) same.push(conn(p));
+    const [a, b, third] = same as [Conn, Conn, Conn];
+    for (const c of [a, b]) {
+      assert.equal(establish(c), 1);
+      assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
+    }
+    const set = cacheSet(a);
+    const slots = [cachedSlot(a)!.slot, cachedSlot(b)!.slot].sort((x, y) => x - y);
+    assert.deepEqual(slots, [set, set + 1], 'each flow holds one way of the set');
+    // Every CPU's set gets both (the test may run on any CPU), fresh for good; then the flow table
+    // says backend 2 for both (behind the program's back): both are still served from their ways.
+    for (const c of [a, b]) setCachedSlot(cachedSlot(c)!.slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
+    for (const c of [a, b]) dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
+    for (const c of [a, b]) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, `flow ${c.cport} served from the cache`);
+    // A third flow of the set replaces one of them on the CPU that runs it; the other stays.
+    for (const c of [a, b]) dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
+    assert.equal(establish(third), 1);
+    assert.equal(sendTo(clientFrame(third, ack(third))).backend, 1);
+    const cpus = cpusCaching(third);
+    assert.equal(cpus.length, 1, 'the third flow is cached on the CPU that forwarded it');
+    const kept = [a, b].filter((c) => cpusCaching(c).includes(cpus[0]!));
+    assert.equal(kept.length, 1, 'on that CPU one of the first two keeps its way');
+  });
+}
 
 test('a cached flow whose backend goes DOWN is re-hashed at once, not served from its slot', () => {
   dp.setBackend(1);
