@@ -721,6 +721,39 @@ static __noinline int fast_tunnel(struct xdp_md *ctx, __u32 idx)
 	return action;
 }
 
+/* What the fast path takes at L4: TCP that is not an opening SYN (SYN without
+ * ACK) and has a sane data offset (doff >= 5), or UDP. */
+static __always_inline int fast_l4_ok(__u8 proto, const __u8 *l4)
+{
+	if (proto == IPPROTO_UDP)
+		return 1;
+	return proto == IPPROTO_TCP && (l4[12] >> 4) >= 5 &&
+	       (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) != XD_TCP_SYN;
+}
+
+/* A fresh cache slot's flow: forwarded if its backend is live (else the full
+ * path decides), by MAC rewrite or, for a tunnel backend, by fast_tunnel(). */
+static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, __u32 idx,
+					__u32 generation, __u64 bytes, int *actp)
+{
+	struct xd_backend *be = live_backend(idx, generation);
+
+	if (!be)
+		return XD_FAST_NONE;
+	if (be->flags & XD_BE_F_TUNNEL) {
+		*actp = fast_tunnel(ctx, idx);
+		return XD_FAST_DONE;
+	}
+	return fast_hit_tail(ctx, eth, be, idx, bytes, actp);
+}
+
+/* No fresh slot holds the flow: the full path decides, unless no service has
+ * its port (then passed here). */
+static __always_inline int fast_miss(__u8 proto, const __u8 *l4, __u64 bytes, int *actp)
+{
+	return vip_port(proto, ((const __be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
+}
+
 /* IPv4 part of fast_hit(): the frame holds 14 + 20 + 20 bytes. */
 static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes,
 				     int *actp)
@@ -728,7 +761,6 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 	struct iphdr *iph = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(iph + 1);
 	struct xd_flow4_cache *c4;
-	struct xd_backend *be;
 	__u64 k0, k1;
 	__u32 slot;
 	__u8 proto;
@@ -736,13 +768,8 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 	if (*(__u8 *)iph != 0x45 || (iph->frag_off & bpf_htons(XD_IP_MF | XD_IP_OFFSET)))
 		return XD_FAST_NONE;
 	proto = iph->protocol;
-	if (proto == IPPROTO_TCP) {
-		/* doff < 5 is malformed; SYN without ACK opens a connection. */
-		if ((l4[12] >> 4) < 5 || (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN)
-			return XD_FAST_NONE;
-	} else if (proto != IPPROTO_UDP) {
+	if (!fast_l4_ok(proto, l4))
 		return XD_FAST_NONE;
-	}
 	k0 = *(__u64 *)&iph->saddr; /* saddr, daddr: xd_flow4_key bytes 0..7 */
 	k1 = key_tail(*(__u32 *)l4, proto, 0);
 	slot = fc4_set(k0, k1);
@@ -757,16 +784,17 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 	}
 	if (bpf_jiffies64() >= c4->expires)
 		goto miss;
-	be = live_backend(c4->backend, c4->generation);
-	if (!be)
-		return XD_FAST_NONE;
-	if (be->flags & XD_BE_F_TUNNEL) {
-		*actp = fast_tunnel(ctx, c4->backend);
-		return XD_FAST_DONE;
-	}
-	return fast_hit_tail(ctx, eth, be, c4->backend, bytes, actp);
+	return fast_forward(ctx, eth, c4->backend, c4->generation, bytes, actp);
 miss:
-	return vip_port(proto, ((__be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
+	return fast_miss(proto, l4, bytes, actp);
+}
+
+/* Does this IPv6 slot hold the flow whose key is the packet's addresses `a`
+ * (the key's words 0..3, compared in place) and `tail` (word 4)? */
+static __always_inline int slot6_is(const struct xd_flow6_cache *c6, const __u64 *a, __u64 tail)
+{
+	return ((c6->key[0] ^ a[0]) | (c6->key[1] ^ a[1]) | (c6->key[2] ^ a[2]) |
+		(c6->key[3] ^ a[3]) | (c6->key[4] ^ tail)) == 0;
 }
 
 /* IPv6 part of fast_hit(): the frame holds 14 + 40 + 20 bytes. */
@@ -777,7 +805,6 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 	__u8 *l4 = (__u8 *)(ip6h + 1);
 	const __u64 *a = (const __u64 *)&ip6h->saddr; /* saddr, daddr: the key's words 0..3 */
 	struct xd_flow6_cache *c6;
-	struct xd_backend *be;
 	__u64 tail;
 	__u32 slot;
 	__u8 proto;
@@ -785,39 +812,24 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 	if ((*(__u8 *)ip6h & 0xf0) != 0x60)
 		return XD_FAST_NONE;
 	proto = ip6h->nexthdr;
-	if (proto == IPPROTO_TCP) {
-		if ((l4[12] >> 4) < 5 || (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN)
-			return XD_FAST_NONE;
-	} else if (proto != IPPROTO_UDP) {
+	if (!fast_l4_ok(proto, l4))
 		return XD_FAST_NONE;
-	}
-	/* The struct xd_flow_key image is the packet's addresses and this tail
-	 * word: compared in place, never copied. */
 	tail = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V6);
 	slot = fc6_set_of(a[0] ^ a[1] ^ a[3] ^ tail);
 	c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
 	if (!c6)
 		return XD_FAST_NONE;
-	if ((c6->key[0] ^ a[0]) | (c6->key[1] ^ a[1]) | (c6->key[2] ^ a[2]) | (c6->key[3] ^ a[3]) |
-	    (c6->key[4] ^ tail)) {
+	if (!slot6_is(c6, a, tail)) {
 		slot++; /* the set's other way */
 		c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
-		if (!c6 || ((c6->key[0] ^ a[0]) | (c6->key[1] ^ a[1]) | (c6->key[2] ^ a[2]) |
-			    (c6->key[3] ^ a[3]) | (c6->key[4] ^ tail)))
+		if (!c6 || !slot6_is(c6, a, tail))
 			goto miss;
 	}
 	if (bpf_jiffies64() >= c6->expires)
 		goto miss;
-	be = live_backend(c6->backend, c6->generation);
-	if (!be)
-		return XD_FAST_NONE;
-	if (be->flags & XD_BE_F_TUNNEL) {
-		*actp = fast_tunnel(ctx, c6->backend);
-		return XD_FAST_DONE;
-	}
-	return fast_hit_tail(ctx, eth, be, c6->backend, bytes, actp);
+	return fast_forward(ctx, eth, c6->backend, c6->generation, bytes, actp);
 miss:
-	return vip_port(proto, ((__be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
+	return fast_miss(proto, l4, bytes, actp);
 }
 
 static __always_inline int fast_hit(struct xdp_md *ctx, int *actp)
