@@ -207,11 +207,23 @@ static __always_inline int key4_eq(const __u64 *x, const struct xd_flow4_key *b)
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
 }
 
+/* The way of a 2-way set that a refill takes when neither holds the flow: an
+ * empty one (backend 0), else the one refilled longer ago. 0 or 1. */
+static __always_inline int fc_refill_way(__u32 backend0, __u64 expires0,
+					 __u32 backend1, __u64 expires1)
+{
+	if (!backend0)
+		return 0;
+	if (!backend1)
+		return 1;
+	return expires0 <= expires1 ? 0 : 1;
+}
+
 /*
  * The full path's probe of the IPv4 cache: the slot of the set that holds
- * this flow (*cached = 1), else the one a refill from the flow table takes:
- * an empty way, else the way refilled longer ago. NULL only if this CPU is
- * beyond the array (user space sized it for fewer CPUs): nothing is cached.
+ * this flow (*cached = 1), else the one a refill from the flow table takes
+ * (fc_refill_way). NULL only if this CPU is beyond the array (user space
+ * sized it for fewer CPUs): nothing is cached.
  */
 static __always_inline struct xd_flow4_cache *fc4_probe(const struct xd_flow4_key *k4, int *cached)
 {
@@ -232,11 +244,7 @@ static __always_inline struct xd_flow4_cache *fc4_probe(const struct xd_flow4_ke
 		*cached = 1;
 		return w1;
 	}
-	if (!w0->backend)
-		return w0;
-	if (!w1->backend)
-		return w1;
-	return w0->expires <= w1->expires ? w0 : w1;
+	return fc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires) ? w1 : w0;
 }
 
 static __always_inline int key6_eq(const __u64 *x, const struct xd_flow_key *b)
@@ -266,11 +274,7 @@ static __always_inline struct xd_flow6_cache *fc6_probe(const struct xd_flow_key
 		*cached = 1;
 		return w1;
 	}
-	if (!w0->backend)
-		return w0;
-	if (!w1->backend)
-		return w1;
-	return w0->expires <= w1->expires ? w0 : w1;
+	return fc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires) ? w1 : w0;
 }
 
 /* An established flow may stay on its backend if the backend slot still holds
@@ -582,7 +586,18 @@ static __always_inline int guard_admit(struct xd_guard *g, __u64 now)
 
 /* DR forward: only the Ethernet addresses change. XDP_TX back out of the
  * receiving interface, or bpf_redirect when the backend sits behind another
- * interface. A tunnel backend (XD_BE_F_TUNNEL) is encapsulated instead. */
+ * interface. */
+static __always_inline int dr_forward(struct xdp_md *ctx, struct ethhdr *eth,
+				      const struct xd_backend *be)
+{
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
+	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
+		return bpf_redirect(be->ifindex, 0);
+	return XDP_TX;
+}
+
+/* A backend's forward: DR, or encapsulated for a tunnel backend (XD_BE_F_TUNNEL). */
 static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
 				   const struct xd_backend *be, __u32 be_idx,
 				   const struct xd_flow_key *fk, __u32 l2len,
@@ -590,11 +605,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
 {
 	if (be->flags & XD_BE_F_TUNNEL)
 		return tunnel_forward(ctx, be_idx, fk, l2len, reason);
-	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
-	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
-		return bpf_redirect(be->ifindex, 0);
-	return XDP_TX;
+	return dr_forward(ctx, eth, be);
 }
 
 static __always_inline int addr_eq(const __be32 *a, const __be32 *b)
@@ -652,28 +663,6 @@ static __always_inline void count_packet(__u32 be_idx, __u32 reason, __u64 bytes
 	count_reason(reason, bytes);
 }
 
-/*
- * The established-flow fast path: a frame addressed to this director, untagged
- * IPv4 without options or IPv6 without extension headers, TCP (not an opening
- * SYN) or UDP, not a fragment, whose per-CPU cache slot holds its flow, fresh,
- * with its backend live. One bounds check, the key read from the packet as
- * 64-bit words, one inlined array lookup, the backend's entry by index, the
- * MAC rewrite, one per-CPU counter. Every other packet takes the full path in
- * xdirector(), which decides exactly as this does for the packets it would
- * take here (a miss reports the probed slot so it is not probed twice).
- */
-static __always_inline int fast_hit_tail(struct xdp_md *ctx, struct ethhdr *eth,
-					 const struct xd_backend *be, __u32 idx, __u64 bytes,
-					 int *actp)
-{
-	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
-	*actp = XDP_TX;
-	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
-		*actp = bpf_redirect(be->ifindex, 0);
-	count_packet(idx, XD_R_TX_FLOW_HIT, bytes, 0);
-	return XD_FAST_DONE;
-}
 
 /*
  * A tunnel backend's flow hit. encap.h hashes the flow key (GUE source port,
@@ -744,7 +733,9 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
 		*actp = fast_tunnel(ctx, idx);
 		return XD_FAST_DONE;
 	}
-	return fast_hit_tail(ctx, eth, be, idx, bytes, actp);
+	*actp = dr_forward(ctx, eth, be);
+	count_packet(idx, XD_R_TX_FLOW_HIT, bytes, 0);
+	return XD_FAST_DONE;
 }
 
 /* No fresh slot holds the flow: the full path decides, unless no service has
@@ -832,6 +823,17 @@ miss:
 	return fast_miss(proto, l4, bytes, actp);
 }
 
+/*
+ * The established-flow fast path: a frame addressed to this director, untagged
+ * IPv4 without options or IPv6 without extension headers, TCP (not an opening
+ * SYN) or UDP, not a fragment, whose cache set on this CPU holds its flow,
+ * fresh, with its backend live. One bounds check, the key read from the
+ * packet, one or two inlined array lookups in one set, the backend's entry by
+ * index, the MAC rewrite, one per-CPU counter; a miss to a port no service has
+ * is passed here too. Every other packet takes the full path
+ * (xdirector_full()), which decides exactly as this does for the packets this
+ * takes, probing the set again on a miss.
+ */
 static __always_inline int fast_hit(struct xdp_md *ctx, int *actp)
 {
 	void *data = (void *)(long)ctx->data;
@@ -883,7 +885,6 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	int action = XDP_PASS;
 	int l3, l4, v4, syn, is_frag = 0, is_icmp = 0;
 	__u8 tcp_flags = 0;
-
 
 	l3 = parse_ethhdr(&nh, data_end, &eth);
 	if (l3 < 0)
