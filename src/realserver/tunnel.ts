@@ -195,11 +195,12 @@ function readSysctl(key: string): number | undefined {
  * what it did.
  */
 export function lowerSysctls(sysctls: TunnelRecipe['sysctls'], stateFile?: string): string[] {
-  const writes = sysctlWrites({ devices: [], sysctls }, (key) => readSysctl(key) ?? NaN);
+  const now = new Map(sysctls.map((x) => [x.key, readSysctl(x.key) ?? NaN]));
+  const writes = sysctlWrites({ devices: [], sysctls }, (key) => now.get(key)!);
   if (!writes.length) return [];
   const record = new TunnelSysctlRecord(stateFile);
   const changed = record.load();
-  for (const w of writes) if (!changed.has(w.key)) changed.set(w.key, { was: readSysctl(w.key)!, set: w.value });
+  for (const w of writes) if (!changed.has(w.key)) changed.set(w.key, { was: now.get(w.key)!, set: w.value });
   record.save(changed); // before the writes: a crash between them still knows what to put back
   return writes.map((w) => {
     fs.writeFileSync(sysctlPath(w.key), `${w.value}\n`);

@@ -1,4 +1,4 @@
-// The per-CPU flow caches (MAPS.fc4: one CPU-major array; MAPS.fc6: a per-CPU array) of a loaded xdirector object:
+// The per-CPU flow caches (MAPS.fc4, MAPS.fc6: plain arrays, CPU-major) of a loaded xdirector object:
 // a test that rewrites or empties the flow tables from user space empties
 // these too, as the caches would otherwise serve their copies until the slots
 // expire (XD_FLOW_CACHE_JIFFIES).
@@ -9,9 +9,9 @@ export function clearFlowCaches(obj: BpfObject): void {
   for (const m of [MAPS.fc4, MAPS.fc6]) {
     const raw = { size: 0, encode: (b: Buffer) => b, decode: (b: Buffer) => Buffer.from(b) };
     const map = obj.map(m.name, { ...raw, size: m.keySize }, { ...raw, size: m.valueSize });
-    const n = map.maxEntries; // as loaded: the IPv4 cache is sized by the CPU count
+    const n = map.maxEntries; // as loaded: sized by the CPU count (cpuSizedMaxEntries)
     const keys = Buffer.alloc(n * 4);
     for (let i = 0; i < n; i++) keys.writeUInt32LE(i, i * 4);
-    map.updateBatchRawSync(keys, Buffer.alloc(n * (map.ncpus > 1 ? Math.ceil(m.valueSize / 8) * 8 : m.valueSize) * map.ncpus));
+    map.updateBatchRawSync(keys, Buffer.alloc(n * m.valueSize));
   }
 }
