@@ -7,6 +7,7 @@
 // routes by what it learns); the routes never reach the kernel (there is no kernel protocol),
 // so the VIP is not a local address nor a route on the director.
 import type { BgpConfig } from '../config/bgp';
+import { XdError } from '../errors';
 
 /** BIRD protocol name for a VIP: "vip4_10_77_0_100", "vip6_fd77__100". */
 export function vipProtocol(vip: string): string {
@@ -20,7 +21,14 @@ export function peerProtocol(name: string): string {
 }
 
 const sec = (ms: number) => Math.max(1, Math.round(ms / 1000));
-const quote = (s: string) => `"${s.replace(/["\\]/g, '')}"`;
+/**
+ * A BIRD config string. BIRD 2 reads no escapes in strings, so what cannot be written as itself
+ * is refused, never stripped (a stripped MD5 key silently stops matching the router's).
+ */
+function quote(s: string, what: string): string {
+  if (/["\\\n\r\0]/.test(s)) throw new XdError('XD_ERR_BGP', `${what} contains a double quote, backslash, NUL or line break, which BIRD's config cannot carry: change it (xdirector check-config names the key)`);
+  return `"${s}"`;
+}
 
 export interface RenderOptions {
   /** Neighbour name → TCP MD5 key (inline passwords and the contents of password files). */
@@ -73,7 +81,7 @@ export function renderBirdConfig(cfg: BgpConfig, opts: RenderOptions = {}): stri
       `  connect retry time 1;`,
       `  error wait time 1, 10;`,
       ...(n.bfd ? ['  bfd on;'] : []),
-      ...(pw !== undefined ? [`  password ${quote(pw)};`] : []),
+      ...(pw !== undefined ? [`  password ${quote(pw, `bgp neighbour ${n.name}: the TCP MD5 password`)};`] : []),
       ...(fams.length ? fams : [n.family]).map((f) => `  ipv${f} { import none; export ${vips.length ? 'where source = RTS_STATIC' : 'none'}; };`),
       '}',
       '',

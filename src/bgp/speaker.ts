@@ -13,6 +13,7 @@ import path from 'node:path';
 import { spawn, ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import type { BgpConfig } from '../config/bgp';
+import { md5KeyOfFile } from '../config/bgp';
 import { XdError } from '../errors';
 import { renderBirdConfig, vipProtocol, peerProtocol } from './bird-config';
 import { parseProtocols, BirdProtocol } from './birdc';
@@ -89,7 +90,7 @@ export class BgpSpeaker {
       if (n.password !== undefined) passwords.set(n.name, n.password);
       else if (n.passwordFile !== undefined) {
         try {
-          passwords.set(n.name, fs.readFileSync(n.passwordFile, 'utf8').replace(/\r?\n$/, ''));
+          passwords.set(n.name, md5KeyOfFile(fs.readFileSync(n.passwordFile, 'utf8')));
         } catch (err) {
           throw new XdError('XD_ERR_BGP', `bgp neighbour ${n.name}: cannot read password_file ${n.passwordFile}: ${(err as Error).message}: make it readable by root`, { cause: err });
         }

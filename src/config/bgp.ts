@@ -44,11 +44,33 @@ const community = leaf<[number, number]>((v) => {
   return { value: [Number(m[1]), Number(m[2])] };
 });
 
+/** TCP_MD5SIG_MAXKEYLEN (include/uapi/linux/tcp.h): the kernel refuses a longer key. */
+export const MAX_MD5_KEY_BYTES = 80;
+
+/**
+ * What is wrong with a TCP MD5 key for BIRD, or undefined. BIRD 2's config strings have no
+ * escapes (`"a\"b"` is a syntax error, `\` stays a backslash in 2.0 but newer releases read
+ * escapes), so a quote, backslash, NUL or line break cannot be written into bird.conf as the
+ * same key: refused, never stripped (a stripped key silently stops matching the router's).
+ * The length is in bytes, as the kernel counts it.
+ */
+export function md5KeyProblem(v: string): string | undefined {
+  const bytes = Buffer.byteLength(v, 'utf8');
+  if (bytes === 0 || bytes > MAX_MD5_KEY_BYTES) return `must be 1 to ${MAX_MD5_KEY_BYTES} bytes (the kernel's TCP MD5 key limit), got ${bytes}`;
+  if (/["\\\n\r\0]/.test(v)) return `must not contain ${v.includes('"') ? 'a double quote' : v.includes('\\') ? 'a backslash' : 'NUL or a line break'}: BIRD's config strings cannot carry it, so the key would not match the router's (pick a key of letters, digits and punctuation other than " and \\)`;
+  return undefined;
+}
+
 const password = leaf<string>((v) => {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 80) return { problem: 'must be a string of 1 to 80 characters (TCP MD5 keys are at most 80 bytes)' };
-  if (/["\\\n\r\0]/.test(v)) return { problem: 'must not contain quotes, backslashes, NUL or line breaks' };
-  return { value: v };
+  if (typeof v !== 'string') return { problem: `must be a string of 1 to ${MAX_MD5_KEY_BYTES} bytes (TCP MD5 key), got ${show(v)}` };
+  const problem = md5KeyProblem(v);
+  return problem ? { problem } : { value: v };
 }, { optional: true });
+
+/** A password_file's key: its content without one trailing line break (echo / an editor adds it). */
+export function md5KeyOfFile(text: string): string {
+  return text.replace(/\r?\n$/, '');
+}
 
 export const bgpNeighbourSchema = z.strictObject({
   address: address(),

@@ -4,8 +4,9 @@
 
 import * as fs from 'node:fs';
 import type { Problem } from './rules';
+import { md5KeyOfFile, md5KeyProblem } from './bgp';
 
-/** Problems with the files `raw` (the parsed YAML) names: monitor.password_file. */
+/** Problems with the files `raw` (the parsed YAML) names: monitor.password_file, bgp.neighbours[].password_file. */
 export function fileProblems(raw: unknown): Problem[] {
   const out: Problem[] = [];
   const monitor = isObj(raw) && isObj(raw.monitor) ? raw.monitor : undefined;
@@ -21,6 +22,27 @@ export function fileProblems(raw: unknown): Problem[] {
       out.push({ path: ['monitor', 'password_file'], message: `cannot read ${file} (${code}): ${fix}` });
     }
   }
+  const bgp = isObj(raw) && isObj(raw.bgp) ? raw.bgp : undefined;
+  const neighbours = Array.isArray(bgp?.neighbours) ? bgp.neighbours : [];
+  neighbours.forEach((n, i) => {
+    const pwFile = isObj(n) ? n.password_file : undefined;
+    if (typeof pwFile !== 'string' || pwFile === '') return;
+    const path = ['bgp', 'neighbours', i, 'password_file'];
+    let text: string;
+    try {
+      text = fs.readFileSync(pwFile, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      const fix = code === 'ENOENT' ? 'create it (mode 0600) with the TCP MD5 key on one line, or point password_file at the file that holds it'
+        : code === 'EISDIR' ? 'give the file that holds the key, not a directory'
+          : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
+      out.push({ path, message: `cannot read ${pwFile} (${code}): ${fix}` });
+      return;
+    }
+    // The key itself is never shown, only what is wrong with it.
+    const problem = md5KeyProblem(md5KeyOfFile(text));
+    if (problem) out.push({ path, message: `the key in ${pwFile} ${problem}` });
+  });
   return out;
 }
 

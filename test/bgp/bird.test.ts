@@ -58,6 +58,12 @@ test('a TCP MD5 password goes into its neighbour only', () => {
   assert.match(/protocol bgp peer_tor1 \{[^}]*\}/.exec(text)![0], /password "k3y";/);
 });
 
+test('a password BIRD cannot carry is refused when rendering, not stripped (a stripped key would stop matching the router\'s)', () => {
+  for (const pw of ['se"cret', 'se\\cret']) {
+    assert.throws(() => renderBirdConfig(CFG, { passwords: new Map([['tor1', pw]]) }), (e: Error & { code?: string }) => e.code === 'XD_ERR_BGP' && /bgp neighbour tor1: the TCP MD5 password contains a double quote/.test(e.message));
+  }
+});
+
 test('BIRD 2 parses the rendered config', () => {
   const file = path.join(TMP, 'bird.conf');
   fs.writeFileSync(file, renderBirdConfig(CFG, { passwords: new Map([['tor1', 'k3y']]) }));

@@ -2,7 +2,11 @@
 // (key path, problem and fix), including BGP and VRRP claiming the same VIP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig } from '../../src/config';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
+import { loadConfig, parseConfig } from '../../src/config';
 import { XdError } from '../../src/errors';
 
 const BASE = `instance: lab
@@ -131,4 +135,25 @@ test('an IPv6 VIP without an IPv6 neighbour is refused', () => {
 
 test('an unknown key in bgp gets a suggestion', () => {
   assert.match(problems(`${BASE}${BGP}  holdtime: 3s\n`).join('\n'), /bgp\.holdtime: unknown key; did you mean "hold_time"\?/);
+});
+
+test('check-config refuses a password_file whose key has a double quote or is over 80 bytes, naming the key path and never showing the key', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `xdbgp-pw-${process.pid}-`));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const pw = (name: string, text: string) => { const f = path.join(dir, name); fs.writeFileSync(f, text, { mode: 0o600 }); return f; };
+  const files = [pw('quote.pw', 'se"cret\n'), pw('long.pw', `${'k'.repeat(81)}\n`), pw('ok80.pw', `${'k'.repeat(80)}\n`)];
+  const neighbours = files.map((f, i) => `    - { address: 10.77.0.${i + 1}, as: 65000, password_file: ${f} }`).join('\n');
+  const cfgFile = path.join(dir, 'c.yaml');
+  fs.writeFileSync(cfgFile, `${BASE}bgp:\n  local_as: 65001\n  router_id: 10.77.0.9\n  neighbours:\n${neighbours}\n`);
+  let msg = '';
+  try { loadConfig(cfgFile); } catch (e) { assert.ok(e instanceof XdError); assert.equal(e.code, 'XD_ERR_CONFIG_INVALID'); msg = e.message; }
+  const lines = msg.split('\n');
+  assert.equal(lines.length, 2, msg);
+  assert.match(lines[0]!, new RegExp(`^${cfgFile}: bgp\\.neighbours\\[0\\]\\.password_file: the key in ${files[0]} must not contain a double quote: BIRD's config strings cannot carry it`));
+  assert.match(lines[1]!, new RegExp(`^${cfgFile}: bgp\\.neighbours\\[1\\]\\.password_file: the key in ${files[1]} must be 1 to 80 bytes \\(the kernel's TCP MD5 key limit\\), got 81`));
+  assert.ok(!msg.includes('se"cret') && !msg.includes('k'.repeat(81)), 'the key is not shown');
+});
+
+test('an inline password over 80 bytes (counted as the kernel does, in bytes) is refused', () => {
+  assert.match(problems(`${BASE}bgp:\n  local_as: 65001\n  router_id: 10.77.0.2\n  neighbours:\n    - { address: 10.77.0.1, as: 65000, password: "${'é'.repeat(41)}" }\n`).join('\n'), /bgp\.neighbours\[0\]\.password: must be 1 to 80 bytes \(the kernel's TCP MD5 key limit\), got 82/);
 });
