@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { createLogger } from '../log';
 import { XdError } from '../errors';
 import type { Config } from '../config/schema';
-import type { Dataplane, DesiredState, PinnedBackend } from '../state/types';
+import type { Dataplane, DesiredState } from '../state/types';
 import type { HealthMonitor } from '../health/monitor';
 import type { InitialHealth } from '../health/types';
 import type { BgpSpeaker } from '../bgp/speaker';
@@ -150,15 +150,16 @@ export class Daemon {
   }
 
   /**
-   * After a hot restart over adopted XDP maps: the states the backends were
-   * pinned in, for health to start from (issue: the first result alone must not
-   * decide, one slow first login would re-hash a healthy backend's flows).
+   * After a hot restart over an adopted dataplane (XDP: the pinned maps; IPVS: the kernel's
+   * services and dests): the states the backends were in, for health to start from (issue: the
+   * first result alone must not decide, one slow first login would re-hash a healthy backend's
+   * flows). Both dataplanes answer through pinnedBackends(); empty after a fresh start.
    */
   private async adoptedHealth(): Promise<InitialHealth | undefined> {
-    const dp: Dataplane & { adopted?: boolean; pinnedBackends?: () => PinnedBackend[] } = this.dataplane;
-    if (!dp.adopted || !dp.pinnedBackends) return undefined;
+    const pinned = this.dataplane.pinnedBackends?.() ?? [];
+    if (pinned.length === 0) return undefined;
     const { initialFromPinned } = await import('../health/adopt');
-    return initialFromPinned(this.cfg.services, dp.pinnedBackends());
+    return initialFromPinned(this.cfg.services, pinned);
   }
 
   private async startHealth(initial?: InitialHealth): Promise<void> {

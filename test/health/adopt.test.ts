@@ -20,7 +20,10 @@ import type { ServiceConfig } from '../../src/config';
 import { healthInputs, testConfig } from '../lib/config';
 import type { HealthSnapshot } from '../../src/health/types';
 import { XdpDataplane } from '../../src/dataplane/xdp/dataplane';
-import type { DesiredBackend, DesiredState } from '../../src/state/types';
+import { IpvsApi, IpvsDataplane } from '../../src/dataplane/ipvs/dataplane';
+import type { IpvsDest, IpvsDestEntry, IpvsService, IpvsServiceEntry, IpvsServiceKey } from '../../src/dataplane/ipvs/codec';
+import { destKeyString, serviceKeyString } from '../../src/dataplane/ipvs/plan';
+import type { Dataplane, DesiredBackend, DesiredState } from '../../src/state/types';
 import { captureLog } from './cluster';
 
 const PREFIX = `xad${process.pid}`;
@@ -175,4 +178,43 @@ test('a re-opened XDP dataplane reports each backend in the state it was pinned 
   } finally {
     await second.close({ keepState: false });
   }
+});
+
+/** The kernel's IPVS table, kept across two dataplanes as the kernel keeps it across a restart (this kernel has no IPVS; test/vm runs the real one). */
+class KernelIpvs implements IpvsApi {
+  readonly familyId = 0x20;
+  readonly services = new Map<string, { svc: IpvsServiceEntry; dests: IpvsDestEntry[] }>();
+  private svc(k: IpvsServiceKey) { const e = this.services.get(serviceKeyString(k)); if (!e) throw new Error(`no service ${serviceKeyString(k)}`); return e; }
+  async info() { return { version: 0x010201, connTabSize: 4096 }; }
+  async listServices() { return [...this.services.values()].map((e) => ({ ...e.svc })); }
+  async listDests(k: IpvsServiceKey) { return this.svc(k).dests.map((d) => ({ ...d })); }
+  async addService(s: IpvsService) { this.services.set(serviceKeyString(s), { svc: { ...s }, dests: [] }); }
+  async editService(s: IpvsService) { this.svc(s).svc = { ...s }; }
+  async deleteService(s: IpvsServiceKey) { this.services.delete(serviceKeyString(s)); }
+  async addDest(k: IpvsServiceKey, d: IpvsDest) { this.svc(k).dests.push({ ...d, activeConns: 0, inactConns: 0, persistConns: 0 }); }
+  async editDest(k: IpvsServiceKey, d: IpvsDest) { const e = this.svc(k); e.dests = e.dests.map((x) => (destKeyString(x) === destKeyString(d) ? { ...x, ...d } : x)); }
+  async deleteDest(k: IpvsServiceKey, d: Pick<IpvsDest, 'addr' | 'port'>) { const e = this.svc(k); e.dests = e.dests.filter((x) => destKeyString(x) !== destKeyString(d)); }
+  close() { /* the kernel's table outlives the process */ }
+}
+
+test('after a restart on IPVS, adopted backends start from the kernel\'s dests and need fall failures to go down, as on XDP', async () => {
+  const port = await deadPort();
+  const inputs = healthInputs({ services: [{ name: 'web', check: 'tcp', backends: [{ address: '127.0.0.1', port, name: 'w1' }, { address: '127.0.0.2', port, name: 'w2' }] }], health: { interval: 50, timeout: 40, fall: 3, rise: 2 } });
+  const svc = inputs.services[0]!;
+  const be = (n: number, state: DesiredBackend['state']): DesiredBackend => ({ key: `127.0.0.${n}:${port}`, name: `w${n}`, address: `127.0.0.${n}`, port, family: 4, weight: state === 'active' ? 1 : 0, configWeight: 1, state });
+  const kernel = new KernelIpvs();
+  const log = pino({ level: 'silent' });
+  // The run before the restart: w1 active, w2 draining.
+  const before: Dataplane = await IpvsDataplane.open({ client: kernel, sysctls: false, log });
+  assert.deepEqual(before.pinnedBackends?.() ?? [], [], 'an empty kernel adopts nothing');
+  await before.apply({ services: [{ name: 'web', vip: svc.vip, port, proto: 'tcp', family: 4, scheduler: 'wrr', ring: { kind: 'maglev', size: 251 }, onEmpty: 'pass', backends: [be(1, 'active'), be(2, 'draining')] }] });
+  await before.close({ keepState: true });
+  // The restart: what the daemon does (src/daemon/run.ts adoptedHealth), for whichever dataplane it opened.
+  const dp: Dataplane = await IpvsDataplane.open({ client: kernel, sysctls: false, log });
+  const pinned = dp.pinnedBackends?.() ?? [];
+  assert.deepEqual(pinned.map((p) => `${p.vip}:${p.port}/${p.proto} ${p.address} ${p.state}`), [`${svc.vip}:${port}/tcp 127.0.0.1 active`, `${svc.vip}:${port}/tcp 127.0.0.2 draining`]);
+  const hm = new HealthMonitor({ ...inputs, log: captureLog().log, initial: initialFromPinned([svc], pinned) });
+  const snaps = await rounds(hm, 3);
+  assert.deepEqual(snaps.map((x) => x.backends.map((b) => b.up)), [[true, true], [true, true], [false, false]], 'up through two failed checks, down at fall (3)');
+  assert.equal(stateOf(svc, snaps[0]!), 'active', 'the first failed result does not take w1 out of IPVS');
 });

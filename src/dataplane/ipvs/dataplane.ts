@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import type { Logger } from '../../log';
 import { silentLogger } from '../../log';
 import { XdError } from '../../errors';
-import type { BackendStatus, Dataplane, IpvsStatus, DesiredState, Scheduler, ServiceStatus } from '../../state/types';
+import type { BackendStatus, Dataplane, IpvsStatus, DesiredState, PinnedBackend, Scheduler, ServiceStatus } from '../../state/types';
 import { IpvsClient } from './client';
-import { FwdMethod, IpvsDest, IpvsServiceEntry, TunType, serviceLabel, versionString } from './codec';
+import { FwdMethod, IPPROTO_TCP, IPPROTO_UDP, IpvsDest, IpvsServiceEntry, TunType, serviceLabel, versionString } from './codec';
 import {
   IpvsOp, IpvsTarget, KernelService, describeOp, destKeyString, inverseOps, planIpvs, schedLabel,
   serviceKeyString, toIpvsTargets, unmapScheduler,
@@ -103,12 +103,25 @@ export class IpvsDataplane implements Dataplane {
         }
       }
       log.info({ version: versionString(info.version), connTabSize: info.connTabSize, sysctls: set }, 'IPVS dataplane opened');
-      return new IpvsDataplane(client, log, opts.exclusive ?? false, info, set);
+      const dp = new IpvsDataplane(client, log, opts.exclusive ?? false, info, set);
+      dp.pinned = pinnedFromKernel(await dp.readKernel());
+      if (dp.pinned.length) log.info({ dests: dp.pinned.length }, 'IPVS already holds services and dests: health starts from them (adopted)');
+      return dp;
     } catch (err) {
       if (!opts.client) client.close();
       throw err;
     }
   }
+
+  /**
+   * The dests the kernel held when this dataplane was opened (a restart over an earlier run's
+   * IPVS services, as XDP adopts its pinned maps): what health starts from, through the same
+   * initialFromPinned() as XDP (src/health/adopt.ts). Empty on a fresh start.
+   */
+  pinnedBackends(): PinnedBackend[] {
+    return this.pinned.map((p) => ({ ...p }));
+  }
+  private pinned: PinnedBackend[] = [];
 
   /** The client (for status tools and tests that need the raw kernel view). */
   get ipvs(): IpvsApi {
@@ -368,4 +381,20 @@ function serviceStatus(t: IpvsTarget, ks: KernelService | undefined): ServiceSta
 function splitDestKey(dk: string): [string, number] {
   const i = dk.lastIndexOf(':');
   return [dk.slice(0, i), Number(dk.slice(i + 1))];
+}
+
+/**
+ * The kernel's IPVS table as the backend states the last run left (pure). IPVS holds an active
+ * backend as a dest with its weight and a draining one with weight 0 (src/dataplane/ipvs/plan.ts);
+ * a down or maint backend has no dest, so it is not reported: like a backend new to the config,
+ * its first result decides. fwmark services are never xdirector's.
+ */
+export function pinnedFromKernel(kernel: ReadonlyMap<string, KernelService>): PinnedBackend[] {
+  const out: PinnedBackend[] = [];
+  for (const { service: s, dests } of kernel.values()) {
+    const proto = s.protocol === IPPROTO_TCP ? 'tcp' : s.protocol === IPPROTO_UDP ? 'udp' : undefined;
+    if (s.fwmark || !proto) continue;
+    for (const d of dests) out.push({ vip: s.addr, port: s.port, proto, address: d.addr, state: d.weight === 0 ? 'draining' : 'active' });
+  }
+  return out;
 }
