@@ -1,6 +1,14 @@
 // Optional HTTP listener (admin.http, off by default): GET /metrics (Prometheus text), GET / (the
 // status page), GET /status (JSON). Read-only unless admin.http_token_file is set; then
 // POST /drain, /undrain, /weight need "Authorization: Bearer <token>" (compared in constant time).
+//
+// Reads (/, /status, /metrics: the whole topology) follow one rule: open on a loopback bind unless
+// admin.http_read_token_file is set; otherwise they need the read token or the write token (Bearer,
+// or HTTP Basic with the token as the password, so a browser can open the status page). On a
+// loopback bind the Host header must name the listener (its address, localhost or one of
+// admin.http_host_names), else 421: a page on another site cannot reach it by DNS rebinding.
+// Bodies are limited to 4 KiB (413 without reading on), and slow or idle clients are cut off
+// (HTTP_LIMITS).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -8,6 +16,8 @@ import type { Logger } from 'pino';
 import { XdError } from '../errors';
 import type { DaemonStatus } from '../daemon/status';
 import { ratesOf, renderStatusPage } from './statuspage';
+import { isLoopbackHost } from '../config/admin';
+import { MIN_TOKEN_LENGTH } from '../config/files';
 
 export interface HttpHandlers {
   status(): Promise<DaemonStatus>;
@@ -23,58 +33,149 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-function readToken(file: string): string {
+/** How long a client may take and how many may be connected at once (a status listener needs few). */
+export const HTTP_LIMITS = {
+  /** The request's headers must arrive within this (slowloris). */
+  headersTimeoutMs: 10_000,
+  /** The whole request must arrive within this. */
+  requestTimeoutMs: 30_000,
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: 5_000,
+  /** Connections past this are refused (closed at once). */
+  maxConnections: 64,
+  /** Request bodies (POST) past this are answered 413 and not read. */
+  maxBodyBytes: 4096,
+};
+export type HttpLimits = typeof HTTP_LIMITS;
+
+function readToken(file: string, key: string): string {
   let t: string;
   try {
     t = fs.readFileSync(file, 'utf8').trim();
   } catch (err) {
-    throw new XdError('XD_ERR_API', `admin.http_token_file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new XdError('XD_ERR_API', `admin.${key} ${file}: ${(err as Error).message}`, { cause: err });
   }
-  if (t.length < 16) throw new XdError('XD_ERR_API', `admin.http_token_file ${file}: the token must be at least 16 characters (e.g. openssl rand -hex 24 > ${file})`);
+  if (t.length < MIN_TOKEN_LENGTH) throw new XdError('XD_ERR_API', `admin.${key} ${file}: the token must be at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24 > ${file})`);
   return t;
 }
 
-export async function startHttpListener(o: { host: string; port: number; tokenFile?: string }, h: HttpHandlers, log: Logger): Promise<HttpListener> {
-  const token = o.tokenFile ? readToken(o.tokenFile) : undefined;
-  const authorized = (req: http.IncomingMessage) => {
-    if (!token) return false;
-    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-    if (!m) return false;
-    const a = crypto.createHash('sha256').update(m[1]!).digest();
-    const b = crypto.createHash('sha256').update(token).digest();
-    return crypto.timingSafeEqual(a, b);
+const digest = (s: string) => crypto.createHash('sha256').update(s).digest();
+
+/** The token a request presents: "Bearer <token>", or HTTP Basic with the token as the password. */
+function presented(req: http.IncomingMessage): string | undefined {
+  const h = req.headers.authorization ?? '';
+  const bearer = /^Bearer (.+)$/.exec(h);
+  if (bearer) return bearer[1]!;
+  const basic = /^Basic ([A-Za-z0-9+/=]+)$/.exec(h);
+  if (!basic) return undefined;
+  const text = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  const i = text.indexOf(':');
+  return i < 0 ? undefined : text.slice(i + 1);
+}
+
+/** The Host header's name without its port ("[::1]:9105" → "::1"), lower case. */
+function hostOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::\d+)?$/.exec(header.trim());
+  return m ? (m[1] ?? m[2])!.toLowerCase() : undefined;
+}
+
+export interface HttpListenerOptions {
+  host: string;
+  port: number;
+  /** Write token (changes); it also reads. */
+  tokenFile?: string;
+  /** Read token (/, /status, /metrics). */
+  readTokenFile?: string;
+  /** Host names a loopback listener answers to besides its address and localhost. */
+  hostNames?: string[];
+  /** Tests shorten these; the daemon uses HTTP_LIMITS. */
+  limits?: Partial<HttpLimits>;
+}
+
+export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers, log: Logger): Promise<HttpListener> {
+  const token = o.tokenFile ? readToken(o.tokenFile, 'http_token_file') : undefined;
+  const readToken_ = o.readTokenFile ? readToken(o.readTokenFile, 'http_read_token_file') : undefined;
+  const limits: HttpLimits = { ...HTTP_LIMITS, ...o.limits };
+  const loopback = isLoopbackHost(o.host);
+  // A non-loopback bind with no token is refused by check-config; refuse it here too (a config
+  // built some other way must not open the topology to the network).
+  if (!loopback && !token && !readToken_) {
+    throw new XdError('XD_ERR_API', `admin.http ${o.host}:${o.port}: a listener other hosts can reach needs a token: set admin.http_read_token_file or admin.http_token_file, or bind 127.0.0.1`);
+  }
+  const readsOpen = loopback && !readToken_;
+  const allowedHosts = new Set(['localhost', o.host.toLowerCase(), ...(o.hostNames ?? []).map((n) => n.toLowerCase())]);
+  const matches = (req: http.IncomingMessage, ...tokens: (string | undefined)[]) => {
+    const t = presented(req);
+    if (t === undefined) return false;
+    const a = digest(t);
+    // Every configured token is compared (constant time each), whichever matches.
+    return tokens.filter((x): x is string => x !== undefined).map((x) => crypto.timingSafeEqual(a, digest(x))).includes(true);
   };
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Node checks the two timeouts above on this interval (default 30 s): a slow client is cut off within a second of them.
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+  }, (req, res) => {
     const url = (req.url ?? '/').split('?')[0];
-    const send = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
-    const json = (status: number, v: unknown) => send(status, 'application/json', JSON.stringify(v));
+    const json = (status: number, v: unknown, extra: Record<string, string> = {}) => send(status, 'application/json', JSON.stringify(v), extra);
     const fail = (err: unknown) => {
       const e = err as XdError;
       const status = e.code === 'XD_ERR_NOT_FOUND' ? 404 : e.code === 'XD_ERR_USAGE' ? 400 : 500;
       if (status === 500) log.error({ err }, `http ${req.method} ${url} failed`);
       json(status, { error: { code: e.code ?? 'XD_ERR_API', message: e.message } });
     };
+    if (loopback && !allowedHosts.has(hostOf(req.headers.host) ?? '')) {
+      // DNS rebinding: a browser sends the attacker's name as Host.
+      return json(421, { error: { code: 'XD_ERR_API', message: `Host ${JSON.stringify(req.headers.host ?? '')} is not this listener: use ${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port} or localhost, or add the name to admin.http_host_names` } }, { connection: 'close' });
+    }
     if (req.method === 'GET' || req.method === 'HEAD') {
+      if (!['/metrics', '/status', '/'].includes(url!)) return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such page: ${url} (/, /status, /metrics)` } });
+      if (!readsOpen && !matches(req, readToken_, token)) {
+        return json(401, { error: { code: 'XD_ERR_API', message: 'reading needs a token: Authorization: Bearer <token> (admin.http_read_token_file or admin.http_token_file), or HTTP Basic with the token as the password' } }, { 'www-authenticate': 'Bearer, Basic realm="xdirector"' });
+      }
       if (url === '/metrics') return void h.metrics().then((t) => send(200, 'text/plain; version=0.0.4; charset=utf-8', t), fail);
       if (url === '/status') return void h.status().then((st) => json(200, st), fail);
-      if (url === '/') {
-        return void h.status().then((st) => send(200, 'text/html; charset=utf-8', renderStatusPage(st, ratesOf(st), { readOnly: !token })), fail);
-      }
-      return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such page: ${url} (/, /status, /metrics)` } });
+      return void h.status().then((st) => send(200, 'text/html; charset=utf-8', renderStatusPage(st, ratesOf(st), { readOnly: !token })), fail);
     }
-    if (req.method !== 'POST' || !['/drain', '/undrain', '/weight'].includes(url)) return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such endpoint: ${req.method} ${url}` } });
+    if (req.method !== 'POST' || !['/drain', '/undrain', '/weight'].includes(url!)) return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such endpoint: ${req.method} ${url}` } });
     if (!token) return json(403, { error: { code: 'XD_ERR_API', message: 'this listener is read-only: set admin.http_token_file to allow changes' } });
-    if (!authorized(req)) {
-      res.setHeader('www-authenticate', 'Bearer');
-      return json(401, { error: { code: 'XD_ERR_API', message: 'missing or wrong token (Authorization: Bearer <token>)' } });
+    if (!matches(req, token)) {
+      return json(401, { error: { code: 'XD_ERR_API', message: 'missing or wrong token (Authorization: Bearer <token>)' } }, { 'www-authenticate': 'Bearer' });
     }
+    const tooLarge = () => {
+      // Answer and close: the rest of the body is not read.
+      // Node would otherwise read (and discard) the rest after the response: stop reading the
+      // socket once the answer is out, and close it after a grace for the client to read the 413.
+      res.once('finish', () => {
+        req.socket.pause();
+        req.socket.end();
+        setTimeout(() => req.socket.destroy(), 1000).unref();
+      });
+      json(413, { error: { code: 'XD_ERR_USAGE', message: `request body over ${limits.maxBodyBytes} bytes: send at most ${limits.maxBodyBytes}` } }, { connection: 'close' });
+    };
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limits.maxBodyBytes) return tooLarge();
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => { size += c.length; if (size <= 4096) chunks.push(c); });
+    let refused = false;
+    req.on('data', (c: Buffer) => {
+      if (refused) return;
+      size += c.length;
+      if (size > limits.maxBodyBytes) {
+        refused = true;
+        return tooLarge();
+      }
+      chunks.push(c);
+    });
     req.on('end', () => {
+      if (refused) return;
       let body: Record<string, unknown>;
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
@@ -94,12 +195,15 @@ export async function startHttpListener(o: { host: string; port: number; tokenFi
       p.then((r) => json(200, r), fail);
     });
   });
+  server.maxConnections = limits.maxConnections;
+  // An idle socket (no request in progress) is closed after the request timeout as well.
+  server.timeout = limits.requestTimeoutMs;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new XdError('XD_ERR_API', `admin.http ${o.host}:${o.port}: ${(err as Error).message}`, { cause: err })));
     server.listen(o.port, o.host, () => resolve());
   });
   const port = (server.address() as { port: number }).port;
-  log.info({ host: o.host, port, readOnly: !token }, 'HTTP status page and metrics listening');
+  log.info({ host: o.host, port, readOnly: !token, readsNeedToken: !readsOpen }, 'HTTP status page and metrics listening');
   return {
     port,
     close: () => new Promise<void>((resolve) => {

@@ -6,7 +6,27 @@ import * as fs from 'node:fs';
 import type { Problem } from './rules';
 import { md5KeyOfFile, md5KeyProblem } from './bgp';
 
-/** Problems with the files `raw` (the parsed YAML) names: monitor.password_file, bgp.neighbours[].password_file. */
+/** The HTTP tokens' minimum length (src/api/http.ts refuses shorter ones too). */
+export const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * Warnings about the files the config names (they do not refuse the config): a token file other
+ * users can read (group or world permission bits) hands them the HTTP listener.
+ */
+export function fileWarnings(raw: unknown): string[] {
+  const admin = isObj(raw) && isObj(raw.admin) ? raw.admin : undefined;
+  const out: string[] = [];
+  for (const key of ['http_token_file', 'http_read_token_file'] as const) {
+    const f = admin?.[key];
+    if (typeof f !== 'string' || f === '') continue;
+    let mode: number;
+    try { mode = fs.statSync(f).mode & 0o777; } catch { continue; /* fileProblems reports it */ }
+    if (mode & 0o077) out.push(`admin.${key}: ${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can use the HTTP listener as xdirector; chmod 600 ${f}`);
+  }
+  return out;
+}
+
+/** Problems with the files `raw` (the parsed YAML) names: monitor.password_file, admin.http_(read_)token_file, bgp.neighbours[].password_file. */
 export function fileProblems(raw: unknown): Problem[] {
   const out: Problem[] = [];
   const monitor = isObj(raw) && isObj(raw.monitor) ? raw.monitor : undefined;
@@ -21,6 +41,21 @@ export function fileProblems(raw: unknown): Problem[] {
           : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
       out.push({ path: ['monitor', 'password_file'], message: `cannot read ${file} (${code}): ${fix}` });
     }
+  }
+  const admin = isObj(raw) && isObj(raw.admin) ? raw.admin : undefined;
+  for (const key of ['http_token_file', 'http_read_token_file'] as const) {
+    const f = admin?.[key];
+    if (typeof f !== 'string' || f === '') continue;
+    let token: string;
+    try {
+      token = fs.readFileSync(f, 'utf8').trim();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      const fix = code === 'ENOENT' ? `create it with a random token (openssl rand -hex 24 > ${f}; chmod 600 ${f})` : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
+      out.push({ path: ['admin', key], message: `cannot read ${f} (${code}): ${fix}` });
+      continue;
+    }
+    if (token.length < MIN_TOKEN_LENGTH) out.push({ path: ['admin', key], message: `the token in ${f} is shorter than ${MIN_TOKEN_LENGTH} characters: use a random one (openssl rand -hex 24 > ${f})` });
   }
   const bgp = isObj(raw) && isObj(raw.bgp) ? raw.bgp : undefined;
   const neighbours = Array.isArray(bgp?.neighbours) ? bgp.neighbours : [];

@@ -10,7 +10,7 @@ import type { z } from 'zod';
 import { XdError } from '../errors';
 import { configSchema, Config } from './schema';
 import { crossCheck, finish, pathText, PathItem, Problem } from './rules';
-import { fileProblems } from './files';
+import { fileProblems, fileWarnings } from './files';
 import { show, suggest } from './fields';
 
 export interface LocatedProblem {
@@ -201,7 +201,9 @@ export function parseConfig(text: string, fileName: string, opts: { checkFiles?:
     }));
   }
   try {
-    return finish(parsed.data!, fileName);
+    const cfg = finish(parsed.data!, fileName);
+    if (opts.checkFiles) cfg.warnings.push(...fileWarnings(raw));
+    return cfg;
   } catch (err) {
     throw new XdError('XD_ERR_CONFIG_INVALID', `${fileName}: ${(err as Error).message}`, { cause: err, detail: { file: fileName } });
   }

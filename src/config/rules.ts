@@ -11,6 +11,7 @@ import { healthSchema } from './health';
 import { configWarnings } from './warnings';
 import { resolveVrrpInterfaces } from './vrrp';
 import { bgpCrossCheck, finishBgp } from './bgp';
+import { adminHttpProblems, splitHostPort } from './admin';
 import type { Family } from '../state/types';
 import { isPrime, MAX_RING_SIZE, DEFAULT_RING_SIZE } from '../maglev/maglev';
 import { IPVS_MH_PRIMES, IPVS_MH_DEFAULT_SIZE } from '../maglev/ipvs-mh';
@@ -161,6 +162,7 @@ export function crossCheck(raw: unknown): Problem[] {
     out.push({ path: [], message: `monitor is required: service ${needsMonitor} uses check: mysql (the default on port 3306); add a monitor section (user, password_file or password_env) or set check: tcp or none` });
   }
   out.push(...bgpCrossCheck(raw));
+  if (isObj(raw.admin)) out.push(...adminHttpProblems(raw.admin));
   return out;
 }
 
@@ -252,6 +254,8 @@ export function finish(raw: RawConfig, source: string): Config {
       socket: raw.admin.socket ?? `${DEFAULT_SOCKET_DIR}/${raw.instance}.sock`,
       ...(raw.admin.http ? { http: splitHostPort(raw.admin.http) } : {}),
       ...(raw.admin.http_token_file ? { httpTokenFile: raw.admin.http_token_file } : {}),
+      ...(raw.admin.http_read_token_file ? { httpReadTokenFile: raw.admin.http_read_token_file } : {}),
+      ...(raw.admin.http_host_names?.length ? { httpHostNames: raw.admin.http_host_names } : {}),
     },
     log: { level: raw.log.level },
     ...(raw.monitor ? { monitor: raw.monitor } : {}),
@@ -267,10 +271,4 @@ export function finish(raw: RawConfig, source: string): Config {
     source,
   };
   return { ...cfg, warnings: configWarnings(cfg) };
-}
-
-/** "127.0.0.1:9105" / "[::1]:9105" → host and port (the schema checked the shape). */
-function splitHostPort(s: string): { host: string; port: number } {
-  const i = s.lastIndexOf(':');
-  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
 }

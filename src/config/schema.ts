@@ -11,6 +11,7 @@ import { address, absPath, Address, bool, int, interfaceName, leaf, mac, oneOf, 
 import { healthSchema, monitorSchema, HealthConfig, MonitorConfig } from './health';
 import { vrrpSchema, ResolvedVrrpInstanceConfig } from './vrrp';
 import { bgpSchema, BgpConfig } from './bgp';
+import { httpAddress, httpHostNames } from './admin';
 
 export const DATAPLANES = ['auto', 'xdp', 'ipvs'] as const;
 export const XDP_MODES = ['native', 'generic'] as const;
@@ -111,10 +112,14 @@ export const configSchema = z.strictObject({
   xdp: xdpSchema,
   admin: section({
     socket: absPath({ optional: true, maxBytes: 107 }),
-    /** Optional HTTP listener "host:port" for /metrics and the status page (off by default). */
-    http: pattern(/^(\[[0-9A-Fa-f:.]+\]|[0-9.]+|localhost):\d{1,5}$/, 'an address and port such as "127.0.0.1:9105" or "[::1]:9105"', { optional: true }),
-    /** File holding the token that allows drain/undrain/weight over HTTP (without it the listener is read-only). */
+    /** Optional HTTP listener "host:port" for /metrics and the status page (off by default; src/config/admin.ts). */
+    http: httpAddress,
+    /** File holding the token that allows drain/undrain/weight over HTTP (without it the listener is read-only); it also reads. */
     http_token_file: absPath({ optional: true }),
+    /** File holding the token that reads /, /status and /metrics (required on a non-loopback bind unless http_token_file is set). */
+    http_read_token_file: absPath({ optional: true }),
+    /** Host names a loopback listener answers to besides its address and localhost (DNS rebinding). */
+    http_host_names: httpHostNames,
   }),
   log: section({ level: oneOf(LOG_LEVELS, { default: 'info' }) }),
   monitor: monitorSchema.optional(),
@@ -200,7 +205,16 @@ export interface Config {
   interface: string;
   dataplane: DataplaneChoice;
   xdp: XdpConfig;
-  admin: { socket: string; http?: { host: string; port: number }; httpTokenFile?: string };
+  admin: {
+    socket: string;
+    http?: { host: string; port: number };
+    /** Write token (POST /drain, /undrain, /weight); it also reads. */
+    httpTokenFile?: string;
+    /** Read token for /, /status, /metrics. */
+    httpReadTokenFile?: string;
+    /** Extra Host names a loopback listener accepts (lower case). */
+    httpHostNames?: string[];
+  };
   log: { level: (typeof LOG_LEVELS)[number] };
   /** MySQL monitor account (health.ts schema, snake_case fields); required when a service checks mysql. */
   monitor?: MonitorConfig;

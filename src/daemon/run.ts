@@ -131,9 +131,10 @@ export class Daemon {
         return { message: detach ? 'stopping; the XDP program and pins will be removed' : 'stopping; the dataplane state is kept for a hot restart' };
       },
     }, this.log.child({ component: 'api' }));
-    if (this.cfg.admin.http) {
+    const a = this.cfg.admin;
+    if (a.http) {
       const { startHttpListener } = await import('../api/http');
-      this.httpListener = await startHttpListener({ ...this.cfg.admin.http, tokenFile: this.cfg.admin.httpTokenFile }, {
+      this.httpListener = await startHttpListener({ ...a.http, tokenFile: a.httpTokenFile, readTokenFile: a.httpReadTokenFile, hostNames: a.httpHostNames }, {
         status: async () => this.status(),
         metrics: async () => renderMetrics(await this.status()),
         drain: async (b) => this.setDrain(b, true),
