@@ -19,7 +19,7 @@ die() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }
 # Debian 12 package names. Every helper that needs a package adds it here.
 PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config make g++ python3
-  iproute2 ethtool tcpdump
+  iproute2 ethtool tcpdump nftables
   mariadb-server mariadb-client
   keepalived haproxy ipvsadm
   qemu-system-x86 busybox-static kmod cpio

@@ -4,8 +4,9 @@ import { XdError } from '../errors';
 import { parseSubcommandArgs } from '../subcommand';
 import { check, DEFAULT_SYSCTL_FILE, grantText, parseVip, setup, teardown } from './realserver';
 import { DEFAULT_TUNNEL_STATE_FILE } from './tunnel';
+import { NFT_TABLE_REF } from './filter';
 
-export const REALSERVER_USAGE = `usage: xdirector realserver setup|check|teardown --vip ADDR [--vip ADDR ...] [--tunnel [--encap ipip|gue] [--gue-port N] [--underlay 4|6] [--tunnel-state PATH]] [--sysctl-file PATH]
+export const REALSERVER_USAGE = `usage: xdirector realserver setup|check|teardown --vip ADDR [--vip ADDR ...] [--tunnel [--director ADDR ...] [--encap ipip|gue] [--gue-port N] [--underlay 4|6] [--tunnel-state PATH]] [--sysctl-file PATH]
        xdirector realserver grant [--user monitor] [--host DIRECTOR_HOST] [--heartbeat db.table]
 
 Prepare a MySQL server behind an xdirector in DR mode (run it on the real server, as root):
@@ -18,7 +19,11 @@ Prepare a MySQL server behind an xdirector in DR mode (run it on the real server
              devices and relax a strict rp_filter (recorded in --tunnel-state, default
              ${DEFAULT_TUNNEL_STATE_FILE}; teardown puts it back); --encap ipip|gue (default ipip),
              --gue-port N (6080), --underlay 4|6|4,6 (this server's address families the director
-             sends to; default 4)`;
+             sends to; default 4)
+  --director ADDR  (with --tunnel, repeatable) each director's tunnel source address: setup loads
+             the nftables table ${NFT_TABLE_REF} accepting IP protocols 4/41 and the GUE port only
+             from them (printed instead when nft is not installed); check flags a missing filter;
+             teardown removes only what setup recorded creating (devices, GUE port, table)`;
 
 export async function realserverMain(argv: string[]): Promise<number> {
   const parsed = parseSubcommandArgs('realserver', REALSERVER_USAGE, {
@@ -26,6 +31,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       vip: { type: 'string', multiple: true },
+      director: { type: 'string', multiple: true },
       tunnel: { type: 'boolean' },
       encap: { type: 'string' },
       'gue-port': { type: 'string' },
@@ -49,6 +55,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
   if (!values.vip?.length) throw new XdError('XD_ERR_USAGE', `realserver ${sub} needs at least one --vip ADDR`);
   const o = { vips: values.vip.map(parseVip), sysctlFile: values['sysctl-file'] };
   if (values['tunnel-state'] && !values.tunnel) throw new XdError('XD_ERR_USAGE', `--tunnel-state is where --tunnel records the sysctls it changed: add --tunnel, or leave --tunnel-state out\n${REALSERVER_USAGE}`);
+  if (values.director?.length && !values.tunnel) throw new XdError('XD_ERR_USAGE', `--director filters the tunnels of tunnel mode: add --tunnel, or leave --director out\n${REALSERVER_USAGE}`);
   let tun: import('./tunnel').TunnelOptions | undefined;
   if (values.tunnel) {
     const encap = values.encap ?? 'ipip';
@@ -57,7 +64,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
     if (!underlay.length || underlay.some((f) => f !== 4 && f !== 6)) throw new XdError('XD_ERR_USAGE', `--underlay ${values.underlay}: use 4, 6 or 4,6 (the families of this server's own addresses the director tunnels to)`);
     const guePort = values['gue-port'] === undefined ? undefined : Number(values['gue-port']);
     if (guePort !== undefined && !(Number.isInteger(guePort) && guePort > 0 && guePort < 65536)) throw new XdError('XD_ERR_USAGE', `--gue-port ${values['gue-port']}: a port 1-65535`);
-    tun = { underlay: underlay as (4 | 6)[], inner: [...new Set(o.vips.map((v) => v.family))], encap, ...(guePort ? { guePort } : {}), ...(values['tunnel-state'] ? { stateFile: values['tunnel-state'] } : {}) };
+    tun = { underlay: underlay as (4 | 6)[], inner: [...new Set(o.vips.map((v) => v.family))], encap, ...(guePort ? { guePort } : {}), ...(values['tunnel-state'] ? { stateFile: values['tunnel-state'] } : {}), ...(values.director?.length ? { directors: values.director } : {}) };
   }
   const tunnel = tun ? await import('./tunnel') : undefined;
   if (sub === 'setup') {

@@ -74,7 +74,7 @@ test('check reports the missing device with the command that creates it', () => 
   const r = inNs('return t.checkTunnel({underlay:[4],inner:[4],encap:"gue"});');
   assert.ok(r.ok, r.out);
   const found = JSON.parse(r.out) as { ok: boolean; what: string; fix?: string }[];
-  assert.deepEqual(found.filter((f) => !f.ok).map((f) => f.fix), ['ip link add xdipip type ipip external; ip link set xdipip up', 'ip fou add port 6080 gue']);
+  assert.deepEqual(found.filter((f) => !f.ok).map((f) => f.fix), ['ip link add xdipip type ipip external; ip link set xdipip up', 'ip fou add port 6080 gue', 'xdirector realserver setup --vip ... --tunnel --director ADDR (each director\'s tunnel source address)']);
 });
 
 test('setup on a kernel without ipip fails naming the module, and leaves nothing half done', { skip: kernelHasIpip ? 'this kernel has ipip: the failure path cannot be provoked' : false }, () => {
