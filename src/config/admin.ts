@@ -15,7 +15,6 @@
 import { z } from 'zod';
 import { leaf, show } from './fields';
 import { parseAddress } from '../net/inet';
-import type { Problem } from './rules';
 
 /** "127.0.0.1:9105" / "[::1]:9105" / "localhost:9105" → host and port; a problem otherwise. */
 export const httpAddress = leaf<string>((v) => {
@@ -49,8 +48,8 @@ export function isLoopbackHost(host: string): boolean {
   return a !== undefined && (a.family === 4 ? a.text.startsWith('127.') : a.text === '::1');
 }
 
-/** admin.http over a non-loopback bind needs a token (raw YAML; only well-formed values are looked at). */
-export function adminHttpProblems(admin: Record<string, unknown>): Problem[] {
+/** admin.http over a non-loopback bind needs a token (raw YAML; only well-formed values are looked at). Problems as rules.ts's. */
+export function adminHttpProblems(admin: Record<string, unknown>): { path: (string | number)[]; message: string }[] {
   const http = admin.http;
   if (typeof http !== 'string' || !/:\d+$/.test(http)) return [];
   const { host } = splitHostPort(http);
