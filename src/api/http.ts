@@ -104,7 +104,8 @@ export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers,
     throw new XdError('XD_ERR_API', `admin.http ${o.host}:${o.port}: a listener other hosts can reach needs a token: set admin.http_read_token_file or admin.http_token_file, or bind 127.0.0.1`);
   }
   const readsOpen = loopback && !readToken_;
-  const allowedHosts = new Set(['localhost', o.host.toLowerCase(), ...(o.hostNames ?? []).map((n) => n.toLowerCase())]);
+  // The bind address, localhost (and, on a localhost bind, what it resolves to) and the configured names.
+  const allowedHosts = new Set(['localhost', o.host.toLowerCase(), ...(o.host === 'localhost' ? ['127.0.0.1', '::1'] : []), ...(o.hostNames ?? []).map((n) => n.toLowerCase())]);
   const matches = (req: http.IncomingMessage, ...tokens: (string | undefined)[]) => {
     const t = presented(req);
     if (t === undefined) return false;
