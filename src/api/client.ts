@@ -13,7 +13,8 @@ export async function apiRequest(socketPath: string, method: 'GET' | 'POST', pat
         res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    // A POST the daemon received may still be carried out after we stop waiting: say so.
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms${method === 'POST' ? ' (the daemon may still be carrying out the request: see `xdirector status`)' : ''}`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ': is `xdirector run` running for this instance?' : '';
       reject(new XdError('XD_ERR_API', `cannot reach xdirector at ${socketPath}: ${err.message}${hint}`, { cause: err }));
@@ -39,8 +40,8 @@ function errorOf(body: unknown): { code?: unknown; message?: unknown } {
  * it is not one of ours) and message. `T` is what the endpoint answers (the daemon and this
  * client are one build).
  */
-export async function apiCall<T>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  const r = await apiRequest(socketPath, method, path, body);
+export async function apiCall<T>(socketPath: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+  const r = await apiRequest(socketPath, method, path, body, timeoutMs);
   let parsed: unknown;
   try {
     parsed = JSON.parse(r.text);

@@ -9,6 +9,9 @@ import type { DaemonStatus } from '../daemon/status';
 import { formatRates, formatStatus } from './format';
 import { parseSubcommandArgs } from '../subcommand';
 
+/** How long `xdirector dataplane` waits for the switch's answer. */
+const DATAPLANE_SWITCH_TIMEOUT_MS = 180_000;
+
 const USAGE = `usage: xdirector <command> [options]
 
 commands:
@@ -244,7 +247,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'dataplane': {
       const [kind] = positionalsOf(cmd, positionals, 1, 'xdp or ipvs');
       if (kind !== 'xdp' && kind !== 'ipvs') throw usage(cmd, `needs xdp or ipvs, got "${kind}"`);
-      const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', '/dataplane', { kind });
+      // A switch programs the other dataplane in full, moves traffic, then empties the old one: on a
+      // slow or loaded host (or an emulated one) that can outlast the usual 30 s answer timeout.
+      const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', '/dataplane', { kind }, DATAPLANE_SWITCH_TIMEOUT_MS);
       process.stdout.write(`${r.message}\n`);
       return 0;
     }
