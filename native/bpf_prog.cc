@@ -4,7 +4,9 @@
 // JS API:
 //   objPin(fd, path)                 objGet(path) -> fd          close(fd)
 //   mapInfo(fd) -> {id, name, type, typeName, keySize, valueSize, maxEntries, flags}
-//   progInfo(fd) -> {id, name, type, typeName, tag}
+//   progInfo(fd) -> {id, name, type, typeName, tag, runTimeNs, runCnt, recursionMisses}
+//                                    (the last three: bigint, the kernel's bpf_stats; they only
+//                                    grow while kernel.bpf_stats_enabled is 1)
 //   mapFdById(id) -> fd              progFdById(id) -> fd
 //   ifNameToIndex(name) -> ifindex   (in the calling thread's network namespace)
 //   xdpAttach(ifindex, progFd, flags, expectedFd?)   (expectedFd: XDP_FLAGS_REPLACE semantics)
@@ -12,6 +14,8 @@
 //   xdpQuery(ifindex, flags = 0) -> {attachMode, progId, drvProgId, skbProgId, hwProgId}
 //   progTestRun(fd, opts) -> {retval, duration, dataOut?, ctxOut?}
 //   progTestRunAsync(fd, opts) -> Promise<same>
+//   enableRunTimeStats() -> fd      (BPF_ENABLE_STATS, BPF_STATS_RUN_TIME: the kernel counts
+//                                    run_time_ns/run_cnt of every program while the fd is open)
 //   constants: {XDP_FLAGS_*, BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK,
 //               BPF_F_TEST_XDP_LIVE_FRAMES, BPF_F_TEST_RUN_ON_CPU, XDP_* verdicts}
 #include <bpf/bpf.h>
@@ -108,6 +112,9 @@ static Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   const char* tn = libbpf_bpf_prog_type_str(static_cast<enum bpf_prog_type>(pi.type));
   o.Set("typeName", tn ? tn : "unknown");
   o.Set("tag", Napi::String::New(env, tag));
+  o.Set("runTimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(pi.run_time_ns)));
+  o.Set("runCnt", Napi::BigInt::New(env, static_cast<uint64_t>(pi.run_cnt)));
+  o.Set("recursionMisses", Napi::BigInt::New(env, static_cast<uint64_t>(pi.recursion_misses)));
   return o;
 }
 
@@ -339,6 +346,16 @@ static Napi::Value ProgTestRunAsync(const Napi::CallbackInfo& info) {
   return QueueForPromise(w);
 }
 
+static Napi::Value EnableRunTimeStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) {
+    ThrowSystemError(env, errno, "bpf_enable_stats(BPF_STATS_RUN_TIME)");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd);
+}
+
 static void Init(Napi::Env env, Napi::Object exports) {
   ExportFunctions(env, exports, {
       {"objPin", ObjPin},
@@ -354,6 +371,7 @@ static void Init(Napi::Env env, Napi::Object exports) {
       {"xdpQuery", XdpQuery},
       {"progTestRun", ProgTestRun},
       {"progTestRunAsync", ProgTestRunAsync},
+      {"enableRunTimeStats", EnableRunTimeStats},
   });
 
   Napi::Object c = Napi::Object::New(env);

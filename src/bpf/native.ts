@@ -80,6 +80,11 @@ export interface NativeProgInfo {
   typeName: string;
   /** 16 hex digits, as bpftool shows it. */
   tag: string;
+  /** bpf_stats: total run time and runs of the program; they only grow while kernel.bpf_stats_enabled is 1. */
+  runTimeNs: bigint;
+  runCnt: bigint;
+  /** Runs skipped because the program was already running on that CPU. */
+  recursionMisses: bigint;
 }
 
 export type NativeAttachMode = 'none' | 'native' | 'generic' | 'offload' | 'multi';
@@ -173,6 +178,8 @@ export interface NativeAddon {
   // test run
   progTestRun(fd: number, opts: NativeTestRunOptions): NativeTestRunResult;
   progTestRunAsync(fd: number, opts: NativeTestRunOptions): Promise<NativeTestRunResult>;
+  /** BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): run_time_ns/run_cnt are counted while the returned fd is open (close it with close()). */
+  enableRunTimeStats(): number;
   constants: NativeConstants;
 }
 
