@@ -217,9 +217,21 @@ test('test run returns the rewritten packet', async () => {
   assert.deepEqual(r.dataOut.subarray(6), pkt.subarray(6));
 });
 
-test('a live-frames test run runs the program once per frame and returns no packet', async () => {
+test('a live-frames test run runs the program once per frame and returns no packet', async (t) => {
   const o = await load({ globals: { fx_verdict: XDP_DROP } });
-  const r = await testRunAsync(o.program(), { data: Buffer.alloc(64, 1), repeat: 1000, flags: liveFramesFlag(), batchSize: 64 });
+  let r;
+  try {
+    r = await testRunAsync(o.program(), { data: Buffer.alloc(64, 1), repeat: 1000, flags: liveFramesFlag(), batchSize: 64 });
+  } catch (err) {
+    // Some builds refuse live frames even to root (6.18 build v1300: EPERM; DESIGN "Kernel and lab
+    // facts"); a kernel without the flag answers EOPNOTSUPP. Those skip saying so; anything else fails.
+    const code = (err as { detail?: { code?: string } }).detail?.code;
+    if (code === 'EPERM' || code === 'EOPNOTSUPP') {
+      t.skip(`BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${code} (${(err as Error).message})`);
+      return;
+    }
+    throw err;
+  }
   assert.equal(r.dataOut.length, 0);
   assert.equal(sumPerCpu(o.map('fx_percpu', u32, u64).lookupPerCpu(0)!), 1000n);
 });
