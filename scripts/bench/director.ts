@@ -154,6 +154,8 @@ export interface GeneratorOptions {
   /** Offset of the IPv4 header checksum (IPv4 frames whose source address varies). */
   ipCsumOff?: number;
   ifindex: number;
+  /** AF_PACKET generator: the flow it sends first (default 0), then on in order, wrapping. */
+  firstFlow?: number;
 }
 
 /** Why the generator cannot make `flows` distinct flows with these settings, or null. */
@@ -165,6 +167,151 @@ export function generatorProblem(o: Pick<GeneratorOptions, 'flows' | 'basePort' 
   if (ports < o.flows && !o.saddrOff) return `${o.flows} flows over ${ports} ports need a varying source address (saddrOff)`;
   if (Math.ceil(o.flows / ports) > 65536) return `${o.flows} flows over ${ports} ports need more than the 65536 values of a 16-bit address word`;
   return null;
+}
+
+/** How the generator sends: BPF_PROG_RUN live frames (preferred), or an AF_PACKET TX ring where the kernel refuses those. */
+export type GeneratorKind = 'live-frames' | 'af-packet';
+
+/** Why this kernel refuses live frames, found by trying once: errno, code and the kernel's message. */
+export interface LiveFramesRefusal {
+  errno: number;
+  code: string;
+  message: string;
+}
+
+/** Errors that mean "this kernel will not do live frames" (refused by policy, or a kernel without the flag); any other is a failure. */
+const LIVE_FRAMES_REFUSED = new Set(['EPERM', 'EOPNOTSUPP', 'ENOTSUPP']);
+
+let liveFramesProbe: Promise<LiveFramesRefusal | null> | undefined;
+
+/**
+ * Whether BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES works here: one live-frames run of a counting
+ * XDP_DROP program (nothing leaves the host), once per process, cached. Null if it ran (and the
+ * program counted the frame); the refusal if the kernel answered EPERM/EOPNOTSUPP (this kernel:
+ * EPERM as root; DESIGN "Kernel and lab facts"). Any other error is thrown, not cached as a refusal.
+ */
+export function liveFramesRefusal(): Promise<LiveFramesRefusal | null> {
+  liveFramesProbe ??= (async () => {
+    const dir = fs.mkdtempSync(path.join('/sys/fs/bpf', `xdlf${process.pid}-`));
+    let c: CounterProg | undefined;
+    try {
+      c = await loadCounter({ pinDir: dir, name: 'probe', verdict: 'drop' });
+      try {
+        await testRunAsync(c.fd, { data: Buffer.alloc(64), repeat: 1, flags: liveFramesFlag(), batchSize: 1 });
+      } catch (err) {
+        const d = (err as { detail?: { errno?: number; code?: string } }).detail;
+        if (d?.code && LIVE_FRAMES_REFUSED.has(d.code)) return { errno: d.errno ?? 0, code: d.code, message: err instanceof Error ? err.message : String(err) };
+        throw err;
+      }
+      const n = c.read().packets;
+      if (n !== 1n) throw new ToolError('XD_ERR_BENCH', `live-frames probe: the program ran ${n} times for 1 frame`);
+      return null;
+    } finally {
+      await c?.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+  // A failed probe (not a refusal) is not cached: the next caller tries again.
+  liveFramesProbe.catch(() => (liveFramesProbe = undefined));
+  return liveFramesProbe;
+}
+
+/** The generator this kernel allows: live frames where it runs them, else the AF_PACKET ring; with the refusal that decided it. */
+export async function pickGenerator(): Promise<{ kind: GeneratorKind; refusal?: LiveFramesRefusal }> {
+  const refusal = await liveFramesRefusal();
+  return refusal ? { kind: 'af-packet', refusal } : { kind: 'live-frames' };
+}
+
+/**
+ * The frames of flows 0..flows-1 back to back, as xdp_gen makes them (bpf/tools/xdp_gen.bpf.c): flow i
+ * has source port basePort + i % ports and, past the ports, the source-address word at saddrOff plus
+ * ⌊i / ports⌋; the L4 checksum and the IPv4 header checksum fixed incrementally (RFC 1624).
+ */
+export function buildFlowFrames(frame: Buffer, o: Pick<GeneratorOptions, 'sportOff' | 'csumOff' | 'flows' | 'basePort' | 'ports' | 'saddrOff' | 'ipCsumOff'>): Buffer {
+  const len = frame.length;
+  const ports = o.ports ?? o.flows;
+  const out = Buffer.allocUnsafe(len * o.flows);
+  const fold = (s: number): number => {
+    s = (s & 0xffff) + (s >>> 16);
+    return (s & 0xffff) + (s >>> 16);
+  };
+  // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), 16-bit values as read from the wire.
+  const replace = (check: number, old: number, now: number): number => ~fold((~check & 0xffff) + (~old & 0xffff) + now) & 0xffff;
+  const port0 = frame.readUInt16BE(o.sportOff);
+  const csum0 = frame.readUInt16BE(o.csumOff);
+  const varyAddr = ports < o.flows && o.saddrOff !== undefined;
+  const addr0 = varyAddr ? frame.readUInt16BE(o.saddrOff!) : 0;
+  const ipc0 = varyAddr && o.ipCsumOff ? frame.readUInt16BE(o.ipCsumOff) : 0;
+  for (let i = 0; i < o.flows; i++) {
+    const at = i * len;
+    frame.copy(out, at);
+    const port = (o.basePort + (i % ports)) & 0xffff;
+    let csum = replace(csum0, port0, port);
+    out.writeUInt16BE(port, at + o.sportOff);
+    if (varyAddr) {
+      const addr = (addr0 + Math.floor(i / ports)) & 0xffff;
+      out.writeUInt16BE(addr, at + o.saddrOff!);
+      csum = replace(csum, addr0, addr);
+      if (o.ipCsumOff) out.writeUInt16BE(replace(ipc0, addr0, addr), at + o.ipCsumOff);
+    }
+    out.writeUInt16BE(csum, at + o.csumOff);
+  }
+  return out;
+}
+
+/** The addon's AF_PACKET TX ring (native/packet_tx.cc). */
+interface NativePacketTx {
+  setFrames(frames: Buffer, frameLen: number): void;
+  send(count: number, batch: number): Promise<{ sent: number; seconds: number }>;
+  close(): void;
+  readonly ringFrames: number;
+}
+type NativePacketTxCtor = new (o: { ifindex: number; frames: Buffer; frameLen: number; ringFrames?: number; qdiscBypass?: boolean }) => NativePacketTx;
+
+/**
+ * The generator on an AF_PACKET TX ring (TPACKET_V2, PACKET_QDISC_BYPASS) out of `ifindex` of this
+ * process's network namespace: the frames of every flow built here once per template, the send loop
+ * in the addon. Each frame goes through the kernel's transmit path as an skb (veth_xmit), where a
+ * live frame is handed to ndo_xdp_xmit: slower per packet, the same frames and flows.
+ */
+export function openPacketGenerator(o: GeneratorOptions): Generator {
+  const why = generatorProblem(o);
+  if (why) throw new ToolError('XD_ERR_BENCH', `generator: ${why}`);
+  const first = o.firstFlow ?? 0;
+  if (!Number.isInteger(first) || first < 0 || first >= o.flows) throw new ToolError('XD_ERR_BENCH', `generator: firstFlow must be 0..${o.flows - 1}, got ${first}`);
+  // The frames from flow `first` on, wrapping: the ring sends them in this order.
+  const frames = (f: Buffer): Buffer => {
+    const all = buildFlowFrames(f, o);
+    return first === 0 ? all : Buffer.concat([all.subarray(first * f.length), all.subarray(0, first * f.length)]);
+  };
+  const Ctor = (getNative() as unknown as { PacketTx: NativePacketTxCtor }).PacketTx;
+  let frame = o.frame;
+  let tx: NativePacketTx;
+  try {
+    tx = new Ctor({ ifindex: o.ifindex, frames: frames(frame), frameLen: frame.length, qdiscBypass: true });
+  } catch (err) {
+    throw toolWrap('XD_ERR_BENCH', `generator: AF_PACKET TX ring on ifindex ${o.ifindex}`, err);
+  }
+  return {
+    setTemplate(f) {
+      if (f.length !== o.frame.length) throw new ToolError('XD_ERR_BENCH', `generator template of ${f.length} bytes: the generator was opened for ${o.frame.length}`);
+      if (f.equals(frame)) return;
+      tx.setFrames(frames(f), f.length);
+      frame = f;
+    },
+    async run(packets, batch) {
+      try {
+        await tx.send(packets, batch);
+      } catch (err) {
+        throw toolWrap('XD_ERR_BENCH', `generator: AF_PACKET TX ring (${packets} packets, batch ${batch}, ifindex ${o.ifindex})`, err);
+      }
+    },
+    // Every frame is built whole in user space: none can fail to build.
+    aborted: () => 0,
+    close() {
+      tx.close();
+    },
+  };
 }
 
 export async function openGenerator(o: GeneratorOptions): Promise<Generator> {

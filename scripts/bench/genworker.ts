@@ -1,27 +1,31 @@
-// The packet generator process. BPF_PROG_RUN live frames transmit out of
-// ctx.ingress_ifindex, an ifindex of the caller's network namespace, so the
-// generator must run inside the client namespace: the bench starts this file
+// The packet generator process. It sends with BPF_PROG_RUN live frames, or,
+// where the kernel refuses those, on an AF_PACKET TX ring ("kind", chosen by
+// the parent: director.ts pickGenerator()). Both transmit out of an ifindex of
+// the caller's network namespace (live frames: ctx.ingress_ifindex; the ring:
+// the socket's namespace), so the generator must run inside the client namespace: the bench starts this file
 // with `nsenter --net=/run/netns/<client> node genworker.js` (nsenter keeps
 // the mount namespace, hence bpffs and the addon's files) and talks to it in
 // JSON lines over stdin/stdout:
-//   → {"op":"init","ifname":"eth0","frame":"<hex>","sportOff":34,"csumOff":50,"flows":4096,"basePort":10000}
-//     (optional "ports", "saddrOff", "ipCsumOff": more flows than ports, see GeneratorOptions)
+//   → {"op":"init","kind":"live-frames"|"af-packet","ifname":"eth0","frame":"<hex>","sportOff":34,"csumOff":50,"flows":4096,"basePort":10000}
+//     (optional "ports", "saddrOff", "ipCsumOff": more flows than ports, see GeneratorOptions;
+//     "firstFlow" (af-packet): the flow this process sends first, so that several processes
+//     splitting a run between them cover every flow)
 //   ← {"ok":true,"ifindex":2}
 //   → {"op":"template","frame":"<hex>"}            (same length and offsets)
 //   ← {"ok":true}
 //   → {"op":"run","packets":1000000,"batch":64}
 //   ← {"ok":true,"sent":1000000,"seconds":0.61,"cpuSeconds":0.6,"aborted":0}
 // cpuSeconds is this process's CPU time during the run: the live-frames syscall
-// and the softirq processing it triggers inline (veth NAPI of the peers, bridge,
+// (or the ring's send calls) and the softirq processing it triggers inline (veth NAPI of the peers, bridge,
 // director, receivers all run in this context on one CPU; with tick-based
 // accounting and no IRQ time accounting that time is charged to this task).
 // Errors answer {"ok":false,"error":"..."}; the process exits when stdin closes.
 import * as readline from 'node:readline';
 import { getNative } from '../../src/bpf/native';
-import { openGenerator, type Generator, type GeneratorOptions } from './director';
+import { openGenerator, openPacketGenerator, type Generator, type GeneratorKind, type GeneratorOptions } from './director';
 
 /** The generator's options as JSON: the frame in hex, the interface by name (ifindex is this namespace's). */
-type InitMsg = { op: 'init'; ifname: string; frame: string } & Omit<GeneratorOptions, 'frame' | 'ifindex'>;
+type InitMsg = { op: 'init'; kind: GeneratorKind; ifname: string; frame: string } & Omit<GeneratorOptions, 'frame' | 'ifindex'>;
 interface TemplateMsg {
   op: 'template';
   frame: string;
@@ -33,7 +37,7 @@ interface RunMsg {
 }
 type Msg = InitMsg | TemplateMsg | RunMsg;
 
-/** Live-frames repeat per syscall: keeps each call well under a second so the worker stays responsive. */
+/** Frames per call (live frames: repeat per syscall): keeps each call well under a second so the worker stays responsive. */
 const CHUNK = 1_000_000;
 
 async function main(): Promise<void> {
@@ -48,8 +52,11 @@ async function main(): Promise<void> {
       const m = JSON.parse(line) as Msg;
       if (m.op === 'init') {
         const ifindex = getNative().ifNameToIndex(m.ifname);
-        const { op: _op, ifname: _ifname, frame, ...opts } = m;
-        gen = await openGenerator({ ...opts, frame: Buffer.from(frame, 'hex'), ifindex });
+        const { op: _op, kind, ifname: _ifname, frame, ...opts } = m;
+        const go = { ...opts, frame: Buffer.from(frame, 'hex'), ifindex };
+        if (kind === 'live-frames') gen = await openGenerator(go);
+        else if (kind === 'af-packet') gen = openPacketGenerator(go);
+        else throw new Error(`unknown generator kind ${JSON.stringify(kind)}`);
         reply({ ok: true, ifindex });
       } else if (m.op === 'template') {
         if (!gen) throw new Error('template before init');

@@ -11,8 +11,9 @@
 //   MAC (a tunnel service's next hop is the generator too); the kernel path
 //   forwards back out of eth0 via the generator.
 //
-// The generator (xdp_gen on BPF_PROG_RUN live frames, in its own process inside
-// the client namespace, one per flow count) sends TCP frames to VIP:3306 via the
+// The generator (xdp_gen on BPF_PROG_RUN live frames where the kernel allows them,
+// else an AF_PACKET TX ring from the addon: director.ts pickGenerator(); in its own
+// process(es) inside the client namespace, per flow count) sends TCP frames to VIP:3306 via the
 // director's MAC over N distinct flows: the source port cycles, and past the port
 // range the source address's low 16 bits too, so 1M flows are 1M 5-tuples.
 // Each real server counts what reaches its eth0 with xdp_count (per-CPU counter,
@@ -27,7 +28,11 @@
 // size), so a small-flow cell never walks a table a large one filled. The DR path,
 // the kernel path and the tunnels run at the base flow count; the tunnels against
 // the DR director of that count. Every round visits every cell in the same order,
-// so machine noise hits all alike; reported: per-cell median over rounds, ratios.
+// so machine noise hits all alike; reported: per-cell median over rounds, ratios,
+// and the kernel's own accounting of the program at the director's eth0 (bpf_stats
+// run_time_ns / run_cnt, kernel.bpf_stats_enabled=1 for the section): ns per packet
+// of the director and of the no-op, which stays honest when the generator, not
+// the director, is what limits the packet rate.
 // Bridge-side peers of the generator and the director carry xdp_count in pass
 // mode: native XDP_TX / ndo_xdp_xmit on veth needs an XDP program on the peer
 // (on the isolated path the generator's counter is that peer; for generic mode
@@ -41,7 +46,8 @@ import * as path from 'node:path';
 import { wrap } from '../../src/errors';
 import { runIn, waitChildExit, sleep } from '../lab/exec';
 import type { Logger } from '../../src/log';
-import { BENCH_DIRECTOR_LIMITS, generatorProblem, loadCounter, loadDirector, loadNoopTx, type BenchDirector, type BenchService, type CounterProg, type PinnedProg } from './director';
+import { BENCH_DIRECTOR_LIMITS, generatorProblem, loadCounter, loadDirector, loadNoopTx, pickGenerator, type BenchDirector, type BenchService, type CounterProg, type GeneratorKind, type PinnedProg } from './director';
+import { getNative } from '../../src/bpf/native';
 import { buildFrame, TCP_ACK, TCP_SYN, type Frame } from './packet';
 import { spread, round, roundSpread } from './stats';
 import { createIsolated, createTopology, setKernelEcmp, xdpAttachPinned, xdpDetach, type IsolatedTopology, type Topology } from './topology';
@@ -64,6 +70,10 @@ export interface PktRateOptions {
   scenarios?: PktScenarioName[];
   /** dr-bridge: destination MAC the no-op XDP_TX program writes (default: the first real server's). */
   ceilingMac?: string;
+  /** Generator to use (default: live frames where the kernel runs them, else af-packet; see pickGenerator). */
+  generator?: GeneratorKind;
+  /** AF_PACKET generator: processes per flow count, each pinned to its own CPU (default GEN_PROCS; live frames: always 1). */
+  genProcs?: number;
   log: Logger;
   progress?: (msg: string) => void;
 }
@@ -128,13 +138,28 @@ export async function ipvsUnavailable(ns: string): Promise<string | null> {
   return `ipvsadm -Ln failed: ${why}${proc}`;
 }
 
-/** The CPU every generator runs on: the last one this process may use (none on a one-CPU machine). */
-const GEN_CPU: number | undefined = (() => {
-  // Cpus_allowed_list: "0-1", "0,2-3": the highest CPU of the last range.
+/** The CPUs this process may use, highest first: generators are pinned from the top (none on a one-CPU machine). */
+const GEN_CPUS: number[] = (() => {
+  // Cpus_allowed_list: "0-1", "0,2-3".
   const m = /^Cpus_allowed_list:\s*(.+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  const last = m ? Number(m[1]!.trim().split(',').pop()!.split('-').pop()) : NaN;
-  return os.availableParallelism() > 1 && Number.isInteger(last) ? last : undefined;
+  const cpus: number[] = [];
+  for (const r of m ? m[1]!.trim().split(',') : []) {
+    const [a, b] = r.split('-').map(Number);
+    for (let c = a!; c <= (b ?? a!); c++) if (Number.isInteger(c)) cpus.push(c);
+  }
+  return os.availableParallelism() > 1 ? cpus.reverse() : [];
 })();
+
+/**
+ * AF_PACKET generator processes per flow count. Measured on this 2-vCPU VM (2026-12-07, load
+ * average 4–5 from other runs): into an XDP_DROP sink (4096 flows, 1M frames, 2 rounds) one pinned
+ * process sent 0.57 Mpps, two (one per CPU) 0.63–0.79, netsniff-ng's trafgen --cpus 1 0.53–0.55
+ * and --cpus 2 0.61–0.75; through the isolated path (director and no-op, 400k frames, 2 runs
+ * each) two processes were no faster (0.32–0.48 against 0.28–0.48 Mpps), used more CPU per
+ * packet (0.35–0.43 against 0.38–0.49 Mpps per CPU-second) and once lost frames at the veth
+ * (398786 of 400000). One process: the fastest where it counts, and the second CPU stays free.
+ */
+export const GEN_PROCS = 1;
 
 /** Client side of genworker.js running inside the client namespace. */
 class GenClient {
@@ -146,13 +171,13 @@ class GenClient {
     child.on('error', (err) => (this.stderr += `${err.message}\n`));
   }
 
-  static start(ns: string): GenClient {
+  static start(ns: string, cpu: number | undefined): GenClient {
     const script = path.join(__dirname, 'genworker.js');
-    // nsenter --net keeps the mount namespace: bpffs and the addon stay visible. Pinned to one CPU
-    // (GEN_CPU): the whole packet path runs in the sending CPU's softirq, and a generator the
-    // scheduler moved between CPUs made rounds bimodal (~12 vs ~8 Mpps in one run).
+    // nsenter --net keeps the mount namespace: bpffs and the addon stay visible. Pinned to one CPU:
+    // the whole packet path runs in the sending CPU's softirq, and a generator the scheduler
+    // moved between CPUs made rounds bimodal (~12 vs ~8 Mpps in one run).
     const cmd = ['nsenter', `--net=/run/netns/${ns}`, '--', process.execPath, script];
-    const child = GEN_CPU === undefined ? spawn(cmd[0]!, cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] }) : spawn('taskset', ['-c', String(GEN_CPU), ...cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = cpu === undefined ? spawn(cmd[0]!, cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] }) : spawn('taskset', ['-c', String(cpu), ...cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
     return new GenClient(child);
   }
 
@@ -176,6 +201,29 @@ class GenClient {
   async stop(): Promise<void> {
     this.child.stdin!.end();
     if (!(await waitChildExit(this.child, 5000))) this.child.kill('SIGKILL');
+  }
+}
+
+/** The generator processes of one flow count: a run is split between them and its results summed (wall time: the longest). */
+class GenGroup {
+  constructor(readonly procs: GenClient[]) {}
+
+  async template(frame: Buffer): Promise<void> {
+    await Promise.all(this.procs.map((g) => g.call({ op: 'template', frame: frame.toString('hex') })));
+  }
+
+  async run(packets: number, batch: number): Promise<{ sent: number; seconds: number; cpuSeconds: number; aborted: number }> {
+    const n = this.procs.length;
+    const rs = await Promise.all(this.procs.map((g, i) => {
+      const share = Math.floor(packets / n) + (i < packets % n ? 1 : 0);
+      return g.call({ op: 'run', packets: share, batch }, runBudget(share));
+    }));
+    const sum = (k: string): number => rs.reduce((a, r) => a + Number(r[k]), 0);
+    return { sent: sum('sent'), seconds: Math.max(...rs.map((r) => Number(r.seconds))), cpuSeconds: sum('cpuSeconds'), aborted: sum('aborted') };
+  }
+
+  async stop(): Promise<void> {
+    for (const g of this.procs) await g.stop().catch(() => undefined);
   }
 }
 
@@ -220,7 +268,9 @@ interface Path {
   syn: Buffer;
   ack: Buffer;
   /** The generator of each flow count the path's cells use. */
-  gens: Map<number, GenClient>;
+  gens: Map<number, GenGroup>;
+  /** The program a cell attaches to the director's eth0 (its bpf_stats are read around each run). */
+  progFd(cell: PktCell): number | undefined;
   /** The xdirector a cell runs (undefined for the no-op and kernel cells). */
   director(cell: PktCell): BenchDirector | undefined;
   attach(cell: PktCell): Promise<void>;
@@ -231,7 +281,7 @@ interface Path {
 
 interface Owned {
   progs: { close(): Promise<void> }[];
-  gens: GenClient[];
+  gens: GenGroup[];
   teardown: (() => Promise<void>)[];
 }
 
@@ -321,14 +371,15 @@ async function finishPath(
   progs: PathProgs,
   g: { ns: string; mac: string; ip: string; directorMac: string; vip: string },
   ops: Pick<Path, 'attach' | 'detach' | 'counts'>,
+  gk: GenChoice,
 ): Promise<Path> {
   const frameOf = (flags: number): Frame =>
     buildFrame({ srcMac: g.mac, dstMac: g.directorMac, family: 4, src: g.ip, dst: g.vip, proto: 'tcp', sport: BASE_PORT, dport: 3306, flags, minLength: 60, multipleOf: 8 });
   const syn = frameOf(TCP_SYN);
   const ack = frameOf(TCP_ACK);
-  const gens = new Map<number, GenClient>();
+  const gens = new Map<number, GenGroup>();
   for (const flows of new Set(scenario.cells.map((c) => c.flows))) {
-    const gen = await startGen(g.ns, syn, flows);
+    const gen = await startGen(g.ns, syn, flows, gk);
     own.gens.push(gen);
     gens.set(flows, gen);
   }
@@ -342,26 +393,42 @@ async function finishPath(
       const key = directorKey(cell);
       return key === undefined ? undefined : progs.directors.get(key);
     },
+    progFd: (cell) => {
+      const key = directorKey(cell);
+      if (key !== undefined) return progs.directors.get(key)?.fd;
+      if (cell.mode === 'xdp-tx-noop' || cell.mode === 'xdp-tx-noop-generic') return progs.noop?.fd;
+      if (cell.mode === 'kernel-forward') return progs.dirPass.fd;
+      return undefined;
+    },
     ...ops,
   };
 }
 
-async function startGen(ns: string, syn: Frame, flows: number): Promise<GenClient> {
+/** The generator a run uses: its kind and processes per flow count. */
+interface GenChoice {
+  kind: GeneratorKind;
+  procs: number;
+}
+
+async function startGen(ns: string, syn: Frame, flows: number, gk: GenChoice): Promise<GenGroup> {
   const ports = Math.min(flows, MAX_PORTS);
   const spec = { flows, basePort: BASE_PORT, ports, saddrOff: syn.saddrOff, ipCsumOff: syn.ipCsumOff };
   const why = generatorProblem(spec);
   if (why) throw new ToolError('XD_ERR_BENCH', `generator for ${flows} flows: ${why}`);
-  const gen = GenClient.start(ns);
+  // Process i starts at flow i·flows/procs: a run of `flows` frames split between them covers every flow once.
+  const group = new GenGroup(Array.from({ length: gk.procs }, (_, i) => GenClient.start(ns, GEN_CPUS[i])));
   try {
-    await gen.call({ op: 'init', ifname: 'eth0', frame: syn.bytes.toString('hex'), sportOff: syn.sportOff, csumOff: syn.csumOff, ...spec });
+    await Promise.all(group.procs.map((g, i) =>
+      g.call({ op: 'init', kind: gk.kind, ifname: 'eth0', frame: syn.bytes.toString('hex'), sportOff: syn.sportOff, csumOff: syn.csumOff, ...spec, ...(gk.kind === 'af-packet' ? { firstFlow: Math.floor((i * flows) / gk.procs) } : {}) }),
+    ));
   } catch (err) {
-    await gen.stop().catch(() => undefined);
+    await group.stop();
     throw err;
   }
-  return gen;
+  return group;
 }
 
-async function bridgePath(o: PktRateOptions, cells: PktCell[], pinDir: string, own: Owned, log: Logger): Promise<Path> {
+async function bridgePath(o: PktRateOptions, cells: PktCell[], pinDir: string, own: Owned, log: Logger, gk: GenChoice): Promise<Path> {
   const scenario = newScenario('dr-bridge', o.receivers, cells);
   const t: Topology = await createTopology(`${o.prefix}p`, o.receivers);
   own.teardown.push(() => t.destroy());
@@ -394,10 +461,10 @@ async function bridgePath(o: PktRateOptions, cells: PktCell[], pinDir: string, o
     },
     detach: () => xdpDetach(t.director.ns, 'eth0'),
     counts: () => rcv.map((c) => c.read()),
-  });
+  }, gk);
 }
 
-async function isolatedPath(o: PktRateOptions, cells: PktCell[], pinDir: string, own: Owned, log: Logger): Promise<Path> {
+async function isolatedPath(o: PktRateOptions, cells: PktCell[], pinDir: string, own: Owned, log: Logger, gk: GenChoice): Promise<Path> {
   const scenario = newScenario('isolated', 1, cells);
   const t: IsolatedTopology = await createIsolated(`${o.prefix}p`);
   own.teardown.push(() => t.destroy());
@@ -429,7 +496,7 @@ async function isolatedPath(o: PktRateOptions, cells: PktCell[], pinDir: string,
     },
     detach: () => xdpDetach(t.director.ns, 'eth0'),
     counts: () => [back.read()],
-  });
+  }, gk);
 }
 
 function newScenario(name: PktScenarioName, receivers: number, cells: PktCell[]): PktScenario {
@@ -448,24 +515,27 @@ async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<
   // machine) leaves its flow out, so the ACK pass repeats until one arrives whole (at most 3).
   // The ACK template stays for the no-op and kernel cells too.
   if (director && !warmed.has(director)) {
-    await gen.call({ op: 'template', frame: p.syn.toString('hex') });
-    await gen.call({ op: 'run', packets: m.flows, batch: o.batch }, runBudget(m.flows));
+    await gen.template(p.syn);
+    await gen.run(m.flows, o.batch);
     await settle(delivered);
-    await gen.call({ op: 'template', frame: p.ack.toString('hex') });
+    await gen.template(p.ack);
     for (let pass = 0; pass < 3; pass++) {
       const start = await settle(delivered);
-      await gen.call({ op: 'run', packets: m.flows, batch: o.batch }, runBudget(m.flows));
+      await gen.run(m.flows, o.batch);
       if ((await settle(delivered)) - start >= BigInt(m.flows)) break;
     }
     warmed.add(director);
   } else {
-    await gen.call({ op: 'template', frame: p.ack.toString('hex') });
+    await gen.template(p.ack);
   }
+  const progFd = p.progFd(m);
   const before = p.counts();
   const reasonsBefore = director?.reasons() ?? {};
   const softBefore = ksoftirqdSeconds();
-  const g = await gen.call({ op: 'run', packets: o.packets, batch: o.batch }, runBudget(o.packets));
+  const statsBefore = progFd === undefined ? undefined : getNative().progInfo(progFd);
+  const g = await gen.run(o.packets, o.batch);
   await settle(delivered);
+  const statsAfter = progFd === undefined ? undefined : getNative().progInfo(progFd);
   const now = p.counts();
   const per = now.map((c, i) => Number(c.packets - before[i].packets));
   const bytes = now.reduce((a, c, i) => a + Number(c.bytes - before[i].bytes), 0);
@@ -499,6 +569,11 @@ async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<
     const after = director.reasons();
     r.directorReasons = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (reasonsBefore[k] ?? 0)]).filter(([, v]) => Number(v) > 0));
   }
+  if (statsBefore && statsAfter) {
+    const runs = Number(statsAfter.runCnt - statsBefore.runCnt);
+    const ns = Number(statsAfter.runTimeNs - statsBefore.runTimeNs);
+    if (runs > 0) r.bpfStats = { runs, runTimeNs: ns, nsPerRun: round(ns / runs, 2) };
+  }
   return r;
 }
 
@@ -511,6 +586,18 @@ function pairedRatio(a: PktCell | undefined, b: PktCell | undefined): number | u
   const xs: number[] = [];
   for (let i = 0; i < n; i++) if (b.rounds[i].mppsDelivered > 0) xs.push(a.rounds[i].mppsDelivered / b.rounds[i].mppsDelivered);
   return xs.length ? round(spread(xs).median, 3) : undefined;
+}
+
+/** Median over rounds of a's bpf_stats ns per packet − b's, measured in the same round. */
+function pairedNsDiff(a: PktCell, b: PktCell): number | undefined {
+  if (a.status !== 'ok' || b.status !== 'ok') return undefined;
+  const xs: number[] = [];
+  for (let i = 0; i < Math.min(a.rounds.length, b.rounds.length); i++) {
+    const x = a.rounds[i].bpfStats?.nsPerRun;
+    const y = b.rounds[i].bpfStats?.nsPerRun;
+    if (x !== undefined && y !== undefined) xs.push(x - y);
+  }
+  return xs.length ? round(spread(xs).median, 2) : undefined;
 }
 
 function summarise(sc: PktScenario, o: PktRateOptions): void {
@@ -543,6 +630,13 @@ function summarise(sc: PktScenario, o: PktRateOptions): void {
       };
       if (d.flowHitRate !== undefined) row.flowHitRate = d.flowHitRate;
       if (d.flowTableEntries !== undefined) row.flowTableEntries = d.flowTableEntries;
+      const dn = d.status === 'ok' ? d.nsPerPacket?.median : undefined;
+      const nn = n.status === 'ok' ? n.nsPerPacket?.median : undefined;
+      if (dn !== undefined) row.directorNs = dn;
+      if (nn !== undefined) row.ceilingNs = nn;
+      if (dn !== undefined && nn !== undefined) row.nsOverCeiling = round(dn - nn, 2);
+      const paired = pairedNsDiff(d, n);
+      if (paired !== undefined) row.pairedNsOverCeiling = paired;
       sc.ceiling.push(row);
     }
   }
@@ -563,17 +657,75 @@ function summarise(sc: PktScenario, o: PktRateOptions): void {
   }
 }
 
+const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
+
+/**
+ * kernel.bpf_stats_enabled=1 for the section (the kernel then counts run_time_ns and run_cnt of
+ * every program), the value before restored by restore(). The sysctl is one global switch that
+ * another run on the machine may set and restore meanwhile, so the section also holds a
+ * BPF_ENABLE_STATS fd: a reference of its own on the same kernel switch, which keeps the counting
+ * on until it is closed whatever the sysctl is set to.
+ */
+function enableBpfStats(log: Logger): { enabled: boolean; detail: string; restore(): void } {
+  let before: string;
+  let fd: number;
+  try {
+    before = fs.readFileSync(BPF_STATS_SYSCTL, 'utf8').trim();
+    fs.writeFileSync(BPF_STATS_SYSCTL, '1');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    log.warn({ err }, 'bpf_stats');
+    return { enabled: false, detail: `kernel.bpf_stats_enabled could not be set: ${e.code ?? ''} ${e.message}`, restore: () => undefined };
+  }
+  const restoreSysctl = (): void => {
+    try {
+      fs.writeFileSync(BPF_STATS_SYSCTL, before);
+    } catch (err) {
+      log.warn({ err }, `restore kernel.bpf_stats_enabled=${before}`);
+    }
+  };
+  try {
+    fd = getNative().enableRunTimeStats();
+  } catch (err) {
+    restoreSysctl();
+    const e = err as NodeJS.ErrnoException;
+    log.warn({ err }, 'bpf_stats');
+    return { enabled: false, detail: `bpf_enable_stats(BPF_STATS_RUN_TIME) failed: ${e.code ?? ''} ${e.message}`, restore: () => undefined };
+  }
+  return {
+    enabled: true,
+    detail: `kernel.bpf_stats_enabled set to 1 for the section (was ${before}, restored after; a BPF_ENABLE_STATS fd held as well, so another run resetting the sysctl does not stop the counting); ns per packet = Δrun_time_ns / Δrun_cnt of the program attached to the director's eth0 (bpf_prog_info) over each timed run, including the kernel's two clock reads around every run (the same for every program, so the director − no-op difference is the director's own)`,
+    restore() {
+      try {
+        getNative().close(fd);
+      } catch (err) {
+        log.warn({ err }, 'close BPF_ENABLE_STATS fd');
+      }
+      restoreSysctl();
+    },
+  };
+}
+
 export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
   const log = o.log.child({ component: 'bench-pktrate' });
   const modes = o.modes ?? ALL_MODES;
   const names = o.scenarios ?? ALL_SCENARIOS;
   const pinRoot = `/sys/fs/bpf/${o.prefix}p`;
   const own: Owned = { progs: [], gens: [], teardown: [] };
+  // Live frames where this kernel runs them (found by trying once), else the AF_PACKET ring.
+  const picked = await pickGenerator();
+  const kind = o.generator ?? picked.kind;
+  if (kind === 'live-frames' && picked.refusal) throw new ToolError('XD_ERR_BENCH', `live-frames generator asked for, but BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${picked.refusal.code} (${picked.refusal.message})`);
+  const procs = kind === 'live-frames' ? 1 : Math.max(1, Math.min(o.genProcs ?? GEN_PROCS, Math.max(1, GEN_CPUS.length)));
+  const gk: GenChoice = { kind, procs };
+  const liveFrames = picked.refusal ? `BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${picked.refusal.code} (${picked.refusal.message})` : 'BPF_F_TEST_XDP_LIVE_FRAMES runs on this kernel';
+  // bpf_stats for the section: the kernel's run time and count of the programs at the director's eth0.
+  const stats = enableBpfStats(log);
   try {
     const paths: Path[] = [];
     for (const name of names) {
       const cells = pathCells(name, o, modes);
-      const p = name === 'dr-bridge' ? await bridgePath(o, cells, path.join(pinRoot, 'bridge'), own, log) : await isolatedPath(o, cells, path.join(pinRoot, 'isolated'), own, log);
+      const p = name === 'dr-bridge' ? await bridgePath(o, cells, path.join(pinRoot, 'bridge'), own, log, gk) : await isolatedPath(o, cells, path.join(pinRoot, 'isolated'), own, log, gk);
       paths.push(p);
     }
     if (modes.includes('ipvs')) {
@@ -611,6 +763,8 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
         if (m.status !== 'ok' || m.rounds.length === 0) continue;
         m.mppsDelivered = roundSpread(spread(m.rounds.map((x) => x.mppsDelivered)), 3);
         m.mppsPerCpu = roundSpread(spread(m.rounds.map((x) => x.mppsPerCpu)), 3);
+        const ns = m.rounds.flatMap((x) => (x.bpfStats ? [x.bpfStats.nsPerRun] : []));
+        if (ns.length) m.nsPerPacket = roundSpread(spread(ns), 2);
         m.offeredTotal = m.rounds.reduce((s, x) => s + x.offered, 0);
         m.deliveredTotal = m.rounds.reduce((s, x) => s + x.delivered, 0);
         m.dropsTotal = m.offeredTotal - m.deliveredTotal;
@@ -624,12 +778,20 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
       summarise(p.scenario, o);
     }
     const pktgen = pktgenUnavailable();
+    const flowsText = `flow i of N: source port ${BASE_PORT} + i mod ${MAX_PORTS}, past ${MAX_PORTS} flows the source address's low 16 bits + ⌊i / ${MAX_PORTS}⌋; incremental checksums`;
+    const cpus = GEN_CPUS.slice(0, procs);
+    const where = `${procs === 1 ? 'one generator process' : `${procs} generator processes`} per flow count in the generator's namespace of each path${cpus.length ? `, pinned to CPU ${cpus.join(' and ')} (taskset; the packet path runs in the sender's softirq)` : ''}`;
     return {
       generator: {
-        kind: 'live-frames',
-        detail: `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run; flow i of N: source port ${BASE_PORT} + i mod ${MAX_PORTS}, past ${MAX_PORTS} flows the source address's low 16 bits + ⌊i / ${MAX_PORTS}⌋; incremental checksums), one generator process per flow count in the generator's namespace of each path${GEN_CPU === undefined ? '' : `, pinned to CPU ${GEN_CPU} (taskset; the packet path runs in its softirq)`}`,
-        pktgen: pktgen === null ? 'present, not used: every mode is driven by the same live-frames generator for a like-for-like comparison' : `not available: ${pktgen}`,
+        kind,
+        detail: kind === 'live-frames'
+          ? `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run; ${flowsText}), ${where}`
+          : `AF_PACKET TX ring (TPACKET_V2, PACKET_QDISC_BYPASS, native/packet_tx.cc) cycling through one pre-built frame per flow (${flowsText}), ${where}; ${liveFrames}`,
+        pktgen: pktgen === null ? `present, not used: every mode is driven by the same ${kind} generator for a like-for-like comparison` : `not available: ${pktgen}`,
+        liveFrames,
+        processes: procs,
       },
+      bpfStats: { enabled: stats.enabled, detail: stats.detail },
       frameBytes: paths[0]?.frameBytes ?? 0,
       flows: [...o.flows],
       baseFlows: o.baseFlows,
@@ -640,6 +802,7 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
       scenarios: paths.map((p) => p.scenario),
     };
   } finally {
+    stats.restore();
     for (const g of own.gens) await g.stop().catch(() => undefined);
     for (const t of own.teardown) await t().catch((err: unknown) => log.warn({ err }, 'remove topology'));
     for (const p of own.progs) await p.close().catch(() => undefined);

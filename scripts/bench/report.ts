@@ -81,10 +81,12 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
   else if (s.pktrate?.status === 'ok') {
     const d = s.pktrate.data;
     out.push(
-      `Generator: ${d.generator.detail}. pktgen: ${d.generator.pktgen}. ${d.frameBytes}-byte TCP frames; ceiling matrix over ${d.flows.map(flowsLabel).join(', ')} flows, the DR path, the kernel path and the tunnels at ${flowsLabel(d.baseFlows)} flows; ${d.packetsPerRound} packets per cell × ${d.rounds} rounds, every round cycling through every cell of both paths, batch ${d.batchSize}. Each flow count has its own director, programmed through XdpDataplane.open() + apply(), flow tables of ${d.flowTableSize} entries.`,
+      `Generator: **${d.generator.kind}**: ${d.generator.detail}. Live frames: ${d.generator.liveFrames}. pktgen: ${d.generator.pktgen}. ${d.frameBytes}-byte TCP frames; ceiling matrix over ${d.flows.map(flowsLabel).join(', ')} flows, the DR path, the kernel path and the tunnels at ${flowsLabel(d.baseFlows)} flows; ${d.packetsPerRound} packets per cell × ${d.rounds} rounds, every round cycling through every cell of both paths, batch ${d.batchSize}. Each flow count has its own director, programmed through XdpDataplane.open() + apply(), flow tables of ${d.flowTableSize} entries.`,
       '',
     );
+    out.push(`Per-packet cost (ns columns): ${d.bpfStats.enabled ? d.bpfStats.detail : `not measured: ${d.bpfStats.detail}`}. It does not depend on the generator's speed; the Mpps columns do (generator: ${d.generator.kind}).`, '');
     const pct = (x?: number): string => (x === undefined ? '–' : `${(x * 100).toFixed(0)}%`);
+    const ns = (x?: number): string => (x === undefined ? '–' : x.toFixed(1));
     const times = (x?: number): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
     for (const sc of d.scenarios) {
       out.push(`### ${sc.name}: ${sc.description}`, '');
@@ -92,8 +94,8 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
         out.push(`Director against the no-op XDP_TX ceiling in the same XDP mode (medians over rounds; flow hits: timed packets that hit the flow table; table: entries after the run):`, '');
         out.push(
           table(
-            ['flows', 'XDP mode', 'director Mpps', 'no-op Mpps', 'director / ceiling', 'same-round ratio (median)', 'per CPU-second', 'flow hits', 'flow table entries'],
-            sc.ceiling.map((c) => [flowsLabel(c.flows), c.xdp, f(c.director), f(c.ceiling), pct(c.ratio), pct(c.pairedRatio), pct(c.ratioPerCpu), c.flowHitRate === undefined ? '–' : `${(c.flowHitRate * 100).toFixed(1)}%`, c.flowTableEntries ?? '–']),
+            ['flows', 'XDP mode', 'director Mpps', 'no-op Mpps', 'director / ceiling', 'same-round ratio (median)', 'per CPU-second', 'director ns/pkt (bpf_stats)', 'no-op ns/pkt (bpf_stats)', 'director − no-op ns', 'flow hits', 'flow table entries'],
+            sc.ceiling.map((c) => [flowsLabel(c.flows), c.xdp, f(c.director), f(c.ceiling), pct(c.ratio), pct(c.pairedRatio), pct(c.ratioPerCpu), ns(c.directorNs), ns(c.ceilingNs), ns(c.nsOverCeiling), c.flowHitRate === undefined ? '–' : `${(c.flowHitRate * 100).toFixed(1)}%`, c.flowTableEntries ?? '–']),
           ),
           '',
         );
@@ -110,11 +112,11 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
       }
       out.push(
         table(
-          ['flows', 'mode', 'Mpps delivered (median)', 'min–max', 'Mpps per CPU-second (median)', 'offered', 'delivered', 'drops'],
+          ['flows', 'mode', 'Mpps delivered (median)', 'min–max', 'Mpps per CPU-second (median)', 'ns/pkt at eth0 (bpf_stats, median)', 'offered', 'delivered', 'drops'],
           sc.cells.map((m) =>
             m.status === 'ok'
-              ? [flowsLabel(m.flows), m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, f(m.mppsPerCpu?.median), m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
-              : [flowsLabel(m.flows), m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', '', ''],
+              ? [flowsLabel(m.flows), m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, f(m.mppsPerCpu?.median), ns(m.nsPerPacket?.median), m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
+              : [flowsLabel(m.flows), m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', '', '', ''],
           ),
         ),
         '',

@@ -129,6 +129,12 @@ export interface PktRound {
   bytesPerFrame: number;
   /** xdirector modes: packets per verdict reason during the timed run (e.g. all tx_flow_hit). */
   directorReasons?: Record<string, number>;
+  /**
+   * The kernel's own accounting of the program at the director's eth0 during the timed run
+   * (bpf_stats: run_cnt and run_time_ns of bpf_prog_info, kernel.bpf_stats_enabled=1 for the
+   * section): independent of how fast the generator is. Absent if the kernel counted no run.
+   */
+  bpfStats?: { runs: number; runTimeNs: number; nsPerRun: number };
 }
 
 /** One cell of the run: a path, a flow count and what runs at the director's eth0. */
@@ -150,6 +156,8 @@ export interface PktCell {
   flowHitRate?: number;
   /** xdirector cells: entries in the director's flow tables after the run, counted by the product's status(). */
   flowTableEntries?: number;
+  /** bpf_stats ns per run of the program at the director's eth0, over rounds (see PktRound.bpfStats). */
+  nsPerPacket?: Spread;
 }
 
 /** Ratios of medians at the path's base flow count, when both sides ran. */
@@ -175,6 +183,12 @@ export interface CeilingRatio {
   /** The director cell's flow-table hit rate and table entries (see PktCell). */
   flowHitRate?: number;
   flowTableEntries?: number;
+  /** bpf_stats, medians over rounds: ns per packet of the director program and of the no-op program, and director − no-op. */
+  directorNs?: number;
+  ceilingNs?: number;
+  nsOverCeiling?: number;
+  /** Median over rounds of director ns − no-op ns measured in the same round. */
+  pairedNsOverCeiling?: number;
 }
 
 /** A forwarding method against DR, the same service on the same path (native XDP). */
@@ -217,7 +231,18 @@ export interface PktScenario {
 }
 
 export interface PktRateData {
-  generator: { kind: 'pktgen' | 'live-frames'; detail: string; pktgen: string };
+  generator: {
+    /** What sent the frames: BPF_PROG_RUN live frames where the kernel allows it, else an AF_PACKET TX ring. */
+    kind: 'pktgen' | 'live-frames' | 'af-packet';
+    detail: string;
+    pktgen: string;
+    /** Whether live frames ran here, or the kernel's refusal found by trying ("refused by this kernel: EPERM …"). */
+    liveFrames: string;
+    /** Generator processes per flow count, each pinned to its own CPU. */
+    processes: number;
+  };
+  /** How the ns-per-packet figures were taken: kernel.bpf_stats_enabled during the section and its value before. */
+  bpfStats: { enabled: boolean; detail: string };
   frameBytes: number;
   /** Flow counts of the ceiling matrix (isolated path). */
   flows: number[];

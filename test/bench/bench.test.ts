@@ -9,10 +9,12 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { runBench, type BenchResult } from '../../scripts/bench';
 import { main, parseArgs } from '../../scripts/bench/cli';
+import { liveFramesRefusal } from '../../scripts/bench/director';
 
 const prefix = `xdh${process.pid}`;
 let out: string;
 let r: BenchResult;
+let statsSysctlBefore: string;
 
 function ok<T>(o: { status: string; data?: T } | undefined, name: string): T {
   assert.ok(o, `${name} missing`);
@@ -23,6 +25,7 @@ function ok<T>(o: { status: string; data?: T } | undefined, name: string): T {
 describe('xdirector bench --quick', { timeout: 240_000 }, () => {
   before(async () => {
     out = fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-bench-`));
+    statsSysctlBefore = fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8');
     r = await runBench({ quick: true, outDir: out, prefix });
   });
 
@@ -135,6 +138,35 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
       assert.ok(c.ratio! > 0 && c.pairedRatio! > 0 && c.ratioPerCpu! > 0, JSON.stringify(c));
       assert.equal(c.ratio, Math.round((c.director! / c.ceiling!) * 1000) / 1000);
     }
+  });
+
+  it('sends with live frames where the kernel runs them, else with the AF_PACKET ring, and says which and why', async () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    const refusal = await liveFramesRefusal();
+    assert.equal(d.generator.kind, refusal ? 'af-packet' : 'live-frames');
+    if (refusal) assert.ok(d.generator.liveFrames.startsWith(`BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${refusal.code}`), d.generator.liveFrames);
+    const md = fs.readFileSync(r.files.find((f) => f.endsWith('.md'))!, 'utf8');
+    assert.ok(md.includes(`Generator: **${d.generator.kind}**`), 'markdown does not name the generator');
+  });
+
+  it('reports the kernel\'s ns per packet (bpf_stats) of the director and of the no-op beside each ratio, and restores the sysctl', () => {
+    const d = ok(r.sections.pktrate, 'pktrate');
+    assert.equal(d.bpfStats.enabled, true, d.bpfStats.detail);
+    assert.equal(fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8'), statsSysctlBefore);
+    const sc = d.scenarios.find((x) => x.name === 'isolated')!;
+    for (const c of sc.cells.filter((x) => x.mode !== 'ipvs')) {
+      // The program at the director's eth0 ran at least once per offered frame (every one reaches it on this path).
+      for (const round of c.rounds) assert.ok(round.bpfStats && round.bpfStats.runs >= round.offered && round.bpfStats.nsPerRun > 0, `${c.flows} ${c.mode}: ${JSON.stringify(round.bpfStats)} for ${round.offered} offered`);
+      assert.ok(c.nsPerPacket!.median > 0);
+    }
+    assert.equal(sc.ceiling.length, 6);
+    for (const c of sc.ceiling) {
+      assert.ok(c.directorNs! > 0 && c.ceilingNs! > 0, JSON.stringify(c));
+      assert.equal(c.nsOverCeiling, Math.round((c.directorNs! - c.ceilingNs!) * 100) / 100);
+      assert.equal(typeof c.pairedNsOverCeiling, 'number');
+    }
+    const md = fs.readFileSync(r.files.find((f) => f.endsWith('.md'))!, 'utf8');
+    assert.match(md, /\| director ns\/pkt \(bpf_stats\) \| no-op ns\/pkt \(bpf_stats\) \| director − no-op ns \|/);
   });
 
   it('drives as many distinct flows as each cell says: the director of the 1M cell holds at least 1M flow-table entries', () => {

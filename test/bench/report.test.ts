@@ -104,17 +104,19 @@ describe('bench markdown report', () => {
   it('shows the director against the ceiling per flow count and mode, and the tunnels against DR', () => {
     const spreadOf = (x: number) => ({ n: 1, median: x, min: x, max: x, p25: x, p75: x });
     const data: PktRateData = {
-      generator: { kind: 'live-frames', detail: 'g', pktgen: 'p' },
+      generator: { kind: 'af-packet', detail: 'g', pktgen: 'p', liveFrames: 'BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: EPERM (x)', processes: 1 },
+      bpfStats: { enabled: true, detail: 'kernel.bpf_stats_enabled set to 1' },
       frameBytes: 64, flows: [16, 1_000_000], baseFlows: 16, flowTableSize: 1 << 20, packetsPerRound: 10, batchSize: 64, rounds: 1,
       scenarios: [{
         name: 'isolated', description: 'd', receivers: 1, ratios: {}, ratiosPerCpu: {},
         cells: [{ mode: 'xdp-native', flows: 1_000_000, description: 'x', status: 'ok', rounds: [], mppsDelivered: spreadOf(2), mppsPerCpu: spreadOf(3) }],
-        ceiling: [{ flows: 1_000_000, xdp: 'native', director: 2, ceiling: 4, ratio: 0.5, pairedRatio: 0.52, ratioPerCpu: 0.6, flowHitRate: 0.9991, flowTableEntries: 1_000_000 }],
+        ceiling: [{ flows: 1_000_000, xdp: 'native', director: 2, ceiling: 4, ratio: 0.5, pairedRatio: 0.52, ratioPerCpu: 0.6, directorNs: 61.25, ceilingNs: 9.5, nsOverCeiling: 51.75, flowHitRate: 0.9991, flowTableEntries: 1_000_000 }],
         forwarding: [{ forwarding: 'dr', mode: 'xdp-native', flows: 16, mpps: 2, ratioToDr: 1, pairedRatioToDr: 1, ratioToDrPerCpu: 1 }, { forwarding: 'tunnel/gue', mode: 'tunnel-gue', flows: 16, mpps: 1.5, ratioToDr: 0.75, pairedRatioToDr: 0.7, ratioToDrPerCpu: 0.8 }],
       }],
     };
     const md = markdown({ ...base, sections: { pktrate: { status: 'ok', durationMs: 1, data } } });
-    assert.match(md, /\| 1M \| native \| 2\.00 \| 4\.00 \| 50% \| 52% \| 60% \| 99\.9% \| 1000000 \|/);
+    assert.match(md, /\| 1M \| native \| 2\.00 \| 4\.00 \| 50% \| 52% \| 60% \| 61\.3 \| 9\.5 \| 51\.8 \| 99\.9% \| 1000000 \|/);
+    assert.match(md, /Generator: \*\*af-packet\*\*: g\. Live frames: BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: EPERM/);
     assert.match(md, /\| tunnel\/gue \| 1\.50 \| 0\.75× \| 0\.70× \| 0\.80× \|/);
   });
 
