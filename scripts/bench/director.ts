@@ -192,7 +192,8 @@ let liveFramesProbe: Promise<LiveFramesRefusal | null> | undefined;
  */
 export function liveFramesRefusal(): Promise<LiveFramesRefusal | null> {
   liveFramesProbe ??= (async () => {
-    const dir = fs.mkdtempSync(path.join('/sys/fs/bpf', `xdlf${process.pid}-`));
+    // xdh<pid>…: the bench's per-run prefix, so cleanup.ts removes it if this process dies meanwhile.
+    const dir = fs.mkdtempSync(path.join('/sys/fs/bpf', `xdh${process.pid}lf-`));
     let c: CounterProg | undefined;
     try {
       c = await loadCounter({ pinDir: dir, name: 'probe', verdict: 'drop' });

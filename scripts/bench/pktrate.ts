@@ -747,7 +747,7 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
           try {
             const x = await measureRound(p, m, o, warmed);
             m.rounds.push(x);
-            o.progress?.(`pktrate round ${r + 1}/${o.rounds} ${p.scenario.name} ${m.flows} flows ${m.mode}: ${x.mppsDelivered} Mpps delivered (${x.delivered}/${x.offered}), ${x.mppsPerCpu} Mpps per CPU-second`);
+            o.progress?.(`pktrate round ${r + 1}/${o.rounds} ${p.scenario.name} ${m.flows} flows ${m.mode}: ${x.mppsDelivered} Mpps delivered (${x.delivered}/${x.offered}), ${x.mppsPerCpu} Mpps per CPU-second${x.bpfStats ? `, ${x.bpfStats.nsPerRun} ns per packet at eth0 (bpf_stats)` : ''}`);
           } catch (err) {
             m.status = 'error';
             m.reason = err instanceof Error ? err.message : String(err);
