@@ -26,11 +26,20 @@ function unitCopy(edit: (s: string) => string = (s) => s): string {
   return f;
 }
 
+/** The value of the unit's `n`th (0-based) line setting `key`. */
+function unitValue(key: string, n = 0): string {
+  const all = [...fs.readFileSync(UNIT, 'utf8').matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))];
+  assert.ok(all[n], `the unit has no ${n + 1}. ${key}=`);
+  return all[n][1]!.trim();
+}
+
 /** The unit's capability set, as setpriv wants it: "+net_admin,+net_raw,...". */
 function unitCaps(): string {
-  const line = /^CapabilityBoundingSet=(.*)$/m.exec(fs.readFileSync(UNIT, 'utf8'))![1]!;
-  return line.trim().split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
+  return unitValue('CapabilityBoundingSet').split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
 }
+
+/** setpriv's arguments that give a command exactly the capability set `caps` (bounding, inheritable, ambient), as systemd does. */
+const withCaps = (caps: string) => ['setpriv', '--bounding-set', `-all,${caps}`, '--inh-caps', `-all,${caps}`, '--ambient-caps', `-all,${caps}`];
 
 describe('the systemd unit', () => {
   it('passes systemd-analyze verify', () => {
@@ -39,10 +48,26 @@ describe('the systemd unit', () => {
     assert.equal(r.stderr.trim(), '');
   });
 
-  it('is Type=notify with SIGHUP reload, restart on failure, a runtime directory and limited capabilities', () => {
+  it('is Type=notify with an answered reload, restart on failure, runtime and state directories and limited capabilities', () => {
     const u = fs.readFileSync(UNIT, 'utf8');
-    for (const re of [/^Type=notify$/m, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m, /^Restart=on-failure$/m, /^RuntimeDirectory=xdirector$/m, /^WatchdogSec=/m, /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON$/m]) assert.match(u, re);
-    assert.doesNotMatch(u.replace(/^#.*$/gm, ''), /CAP_SYS_ADMIN/);
+    for (const re of [/^Type=notify$/m, /^ExecReload=\/usr\/local\/bin\/xdirector reload -c \/etc\/xdirector\/xdirector\.yaml$/m, /^Restart=on-failure$/m, /^RuntimeDirectory=xdirector$/m, /^StateDirectory=xdirector$/m, /^WatchdogSec=/m, /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_NET_BIND_SERVICE$/m]) assert.match(u, re);
+    assert.equal(unitValue('AmbientCapabilities'), unitValue('CapabilityBoundingSet'), 'the ambient set is the bounding set');
+    assert.doesNotMatch(u.replace(/^#.*$/gm, ''), /CAP_SYS_ADMIN|kill -HUP/);
+  });
+
+  it('mounts bpffs with mode=0700 and removes the VRRP VIPs after every stop (ExecStopPost)', () => {
+    assert.match(unitValue('ExecStartPre', 1), /mount -t bpf -o mode=0700 bpf \/sys\/fs\/bpf'$/);
+    assert.equal(unitValue('ExecStopPost'), '/usr/local/bin/xdirector resign -c /etc/xdirector/xdirector.yaml');
+  });
+
+  it('is sandboxed: systemd-analyze security --offline rates its exposure at most 3.0 (6.8 with no sandbox)', () => {
+    for (const [k, v] of Object.entries({ ProtectSystem: 'strict', ReadWritePaths: '/sys/fs/bpf', UMask: '0077', ProtectKernelModules: 'yes', RestrictNamespaces: 'yes', RestrictAddressFamilies: 'AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET', SystemCallFilter: '@system-service bpf', SystemCallArchitectures: 'native' })) {
+      assert.equal(unitValue(k), v, k);
+    }
+    const r = sh('systemd-analyze', ['security', '--offline=yes', unitCopy()]);
+    const m = /Overall exposure level for \S+: (\d+\.\d)/.exec(r.stdout);
+    assert.ok(m, `no exposure level in: ${r.stdout.slice(-300)} ${r.stderr}`);
+    assert.ok(Number(m[1]) <= 3.0, `exposure ${m[1]}:\n${r.stdout.split('\n').filter((l) => l.includes('✗')).join('\n')}`);
   });
 
   it('a broken unit fails verify (the check can fail)', () => {
@@ -100,7 +125,7 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
     });
     await isBound;
     const caps = unitCaps();
-    daemon = spawn('nsenter', [`--net=/run/netns/${ns}`, 'setpriv', '--bounding-set', `-all,${caps}`, '--inh-caps', `-all,${caps}`, '--ambient-caps', `-all,${caps}`, process.execPath, BIN, 'run', '-c', cfg], {
+    daemon = spawn('nsenter', [`--net=/run/netns/${ns}`, ...withCaps(caps), process.execPath, BIN, 'run', '-c', cfg], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '300000', XDIRECTOR_LOG_FORMAT: 'journal' },
     });
@@ -147,6 +172,23 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
     assert.ok(ready.t >= r.t);
   });
 
+  it('the unit\'s ExecReload exits 1 and says why when the daemon refuses the config, 0 once it is good', () => {
+    const cmd = unitValue('ExecReload').replace('/usr/local/bin/xdirector', BIN).replace('/etc/xdirector/xdirector.yaml', cfg).split(' ');
+    const good = fs.readFileSync(cfg, 'utf8');
+    const reload = () => sh('nsenter', [`--net=/run/netns/${ns}`, process.execPath, ...cmd]);
+    try {
+      fs.writeFileSync(cfg, good.replace('priority: 150', 'priority: 140'));
+      const r = reload();
+      assert.equal(r.status, 1, `${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /vrrp cannot change on reload; the running config stays/);
+    } finally {
+      fs.writeFileSync(cfg, good);
+    }
+    const ok = reload();
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /^reloaded /);
+  });
+
   it('logs level names and the hostname, each line prefixed with its syslog priority for journald', () => {
     const line = daemonLog.find((l) => l.startsWith('<6>'));
     assert.ok(line, daemonLog.slice(0, 3).join('\n'));
@@ -160,6 +202,83 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
     daemon.kill('SIGTERM');
     await waitMsg(/^STOPPING=1$/m, from, 10_000);
     assert.equal(await exited, 0);
+  });
+});
+
+// BIRD is the daemon's child: it has the unit's capabilities and nothing else. Two namespaces joined
+// by a veth; BIRD in the first runs under exactly the unit's set (the same setpriv the daemon test
+// uses), BIRD in the second is its peer (unrestricted root). Both listen on port 179 and connect.
+describe('BIRD under the unit\'s capabilities', () => {
+  const ns = [`${P}b1`, `${P}b2`];
+  const addr = ['10.66.1.1', '10.66.1.2'];
+  const birds: ChildProcess[] = [];
+  const birdLog: string[] = [];
+  let dir = '';
+  const ctl = (i: number, tag: string) => path.join(dir, `bird${i}${tag}.ctl`);
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), `${P}b-`));
+    for (const a of [['netns', 'add', ns[0]!], ['netns', 'add', ns[1]!], ['-n', ns[0]!, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns[1]!]]) {
+      const r = sh('ip', a);
+      assert.equal(r.status, 0, `ip ${a.join(' ')}: ${r.stderr}`);
+    }
+    for (const i of [0, 1]) {
+      for (const a of [['link', 'set', 'lo', 'up'], ['addr', 'add', `${addr[i]}/24`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up']]) assert.equal(sh('ip', ['-n', ns[i]!, ...a]).status, 0);
+    }
+  });
+
+  after(async () => {
+    for (const b of birds) if (b.exitCode === null && b.signalCode === null) { b.kill('SIGTERM'); await new Promise((r) => b.once('exit', r)); }
+    for (const n of ns) sh('ip', ['netns', 'del', n]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** BIRD number i (0 or 1) in its namespace, peering with the other; `prefix` runs before it (e.g. setpriv). */
+  function bird(i: number, tag: string, prefix: string[]): void {
+    const conf = path.join(dir, `bird${i}${tag}.conf`);
+    fs.writeFileSync(conf, [
+      `router id ${addr[i]};`, 'protocol device {}',
+      `protocol bgp peer { local ${addr[i]} as ${65001 + i}; neighbor ${addr[1 - i]} as ${65002 - i}; hold time 3; keepalive time 1; connect delay time 1; connect retry time 1; error wait time 1, 2; ipv4 { import none; export none; }; }`, '',
+    ].join('\n'));
+    const b = spawn('nsenter', [`--net=/run/netns/${ns[i]}`, ...prefix, 'bird', '-f', '-c', conf, '-s', ctl(i, tag)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const s of [b.stdout!, b.stderr!]) s.on('data', (d: Buffer) => birdLog.push(`bird${i}${tag}: ${d.toString().trim()}`));
+    birds.push(b);
+  }
+
+  /** BIRD's `show protocols all peer` once `done` accepts it, or the last answer after `ms`. */
+  async function peerState(i: number, tag: string, done: (s: string) => boolean, ms: number): Promise<string> {
+    const t0 = Date.now();
+    let out = '';
+    while (Date.now() - t0 < ms) {
+      const r = sh('birdc', ['-s', ctl(i, tag), 'show protocols all peer']);
+      out = r.stdout + r.stderr;
+      if (r.status === 0 && done(out)) return out;
+      await sleep(200);
+    }
+    return out;
+  }
+
+  const stopAll = async () => {
+    for (const b of birds.splice(0)) if (b.exitCode === null && b.signalCode === null) { b.kill('SIGTERM'); await new Promise((r) => b.once('exit', r)); }
+  };
+
+  it('establishes its BGP session (CAP_NET_BIND_SERVICE lets it listen on port 179)', async () => {
+    const caps = unitCaps();
+    bird(0, 'u', withCaps(caps));
+    bird(1, 'u', []);
+    const st = await peerState(0, 'u', (s) => /BGP state:\s+Established/.test(s), 15_000);
+    await stopAll();
+    assert.match(st, /BGP state:\s+Established/, `with ${caps}:\n${st}\n${birdLog.join('\n')}`);
+  });
+
+  it('without CAP_NET_BIND_SERVICE it cannot listen and no session comes up (the check can fail)', async () => {
+    const caps = unitCaps().split(',').filter((c) => c !== '+net_bind_service').join(',');
+    bird(0, 'n', withCaps(caps));
+    bird(1, 'n', []);
+    const st = await peerState(0, 'n', (s) => /No listening socket|Cannot open listening socket/i.test(s), 5_000);
+    await stopAll();
+    assert.match(st, /No listening socket/i, st);
+    assert.doesNotMatch(st, /Established/);
   });
 });
 
