@@ -35,6 +35,8 @@ commands:
   metrics                         Prometheus metrics
   stop [--detach]                 stop the daemon; --detach also removes the XDP program and pinned maps
                                   (works without a running daemon when given -c FILE)
+  resign -c FILE                  after the daemon stopped (systemd ExecStopPost): remove the config's
+                                  VRRP VIPs still on the interface; the XDP program and pins stay
   bench [--quick] [--out DIR]     benchmarks (see README)
   import-keepalived FILE [-o OUT] [--strict]
                                   translate a keepalived.conf into an xdirector config
@@ -92,6 +94,7 @@ const COMMAND_HELP: Record<string, string> = {
   reload: 'usage: xdirector reload\nRe-read the config file (same as SIGHUP).',
   metrics: 'usage: xdirector metrics\nPrometheus text format (also at /metrics when admin.http is set).',
   stop: 'usage: xdirector stop [--detach] [-c FILE]\nStop the daemon; --detach also removes the XDP program and pinned maps (works without a daemon given -c FILE).',
+  resign: 'usage: xdirector resign -c FILE\nAfter the daemon has stopped, however it stopped (the unit\'s ExecStopPost): remove the VRRP VIPs of the\nconfig that are still on their interfaces, so that only the other director answers for them. The XDP\nprogram and pins stay for the next start to adopt. Run it only while the daemon is not running.',
   bench: 'usage: xdirector bench [--quick] [--out DIR] [--only LIST]\nBenchmarks (see README).',
 };
 
@@ -113,6 +116,7 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   reload: {},
   metrics: {},
   stop: { detach: { type: 'boolean' } },
+  resign: {},
 };
 
 /** XD_ERR_USAGE "COMMAND: problem" followed by the command's usage. */
@@ -282,6 +286,21 @@ export async function main(argv: string[]): Promise<number> {
       if (!v.config) throw new XdError('XD_ERR_USAGE', 'stop --detach without a running daemon needs -c FILE');
       const { detachInstance } = await import('../daemon/run');
       process.stdout.write(`${await detachInstance(v.config)}\n`);
+      return 0;
+    }
+    case 'resign': {
+      positionalsOf(cmd, positionals, 0, '');
+      if (!v.config) throw usage(cmd, 'needs -c FILE (the VIPs to remove are the config\'s)');
+      const { loadConfig } = await import('../config');
+      const cfg = loadConfig(v.config);
+      // A running daemon owns its VIPs: taking them away under it would split the VRRP pair's view.
+      const sock = cfg.admin.socket;
+      if (fs.existsSync(sock)) {
+        const alive = await apiRequest(sock, 'GET', '/status').then(() => true, () => false);
+        if (alive) throw new XdError('XD_ERR_USAGE', `resign: the daemon of ${cfg.instance} is running (it answers on ${sock}); stop it first (xdirector stop), its VIPs go with it`);
+      }
+      const { resignVips } = await import('../vrrp/resign');
+      for (const line of await resignVips(cfg.vrrp)) process.stdout.write(`${line}\n`);
       return 0;
     }
     default:

@@ -205,6 +205,71 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
   });
 });
 
+// ExecStopPost after a dead daemon: the daemon (the unit's capabilities) holds its VRRP VIP as the
+// only director, is killed with SIGKILL (nothing of its own stop runs), then the unit's ExecStopPost
+// command runs with the same capabilities: the VIP is gone, the program stays attached and pinned.
+describe('ExecStopPost after the daemon died (namespace)', () => {
+  const ns = `${P}r`;
+  const pins = `/sys/fs/bpf/${P}r`;
+  let dir = '';
+  let cfg = '';
+  let daemon: ChildProcess | undefined;
+  const inNs = (args: string[]) => sh('nsenter', [`--net=/run/netns/${ns}`, ...args]);
+  const vipThere = () => /inet 10\.66\.2\.100\/32/.test(inNs(['ip', 'addr', 'show', 'dev', 'eth0']).stdout);
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), `${P}r-`));
+    cfg = path.join(dir, 'c.yaml');
+    for (const a of [['netns', 'add', ns], ['netns', 'add', `${ns}p`], ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `${ns}p`], ['-n', ns, 'link', 'set', 'lo', 'up'], ['-n', ns, 'addr', 'add', '10.66.2.1/24', 'dev', 'eth0'], ['-n', ns, 'link', 'set', 'eth0', 'up'], ['-n', `${ns}p`, 'link', 'set', 'eth0', 'up']]) {
+      const r = sh('ip', a);
+      assert.equal(r.status, 0, `ip ${a.join(' ')}: ${r.stderr}`);
+    }
+    fs.writeFileSync(cfg, [
+      `instance: ${P}r`, 'interface: eth0', 'dataplane: xdp',
+      `xdp: { mode: generic, pin_dir: ${pins}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
+      `admin: { socket: ${path.join(dir, 'admin.sock')} }`,
+      'services:', '  - { name: s, vip: 10.66.2.100, port: 3306, check: none, backends: [ { address: 10.66.2.11, mac: "02:00:00:00:00:11" } ] }',
+      'vrrp:', '  - { name: V, vrid: 10, priority: 150, version: 3, advert_interval: 100ms, vips: [10.66.2.100/32] }', '',
+    ].join('\n'));
+  });
+
+  after(() => {
+    if (daemon && daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
+    inNs([process.execPath, BIN, 'stop', '--detach', '-c', cfg]);
+    for (const n of [ns, `${ns}p`]) sh('ip', ['netns', 'del', n]);
+    fs.rmSync(pins, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('removes the VRRP VIP the killed daemon left and keeps the attached program and its pins', async () => {
+    const caps = unitCaps();
+    const log: string[] = [];
+    daemon = spawn('nsenter', [`--net=/run/netns/${ns}`, ...withCaps(caps), process.execPath, BIN, 'run', '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const s of [daemon.stdout!, daemon.stderr!]) s.on('data', (d: Buffer) => log.push(d.toString()));
+    const exited = new Promise((r) => daemon!.once('exit', r));
+    const t0 = Date.now();
+    while (!vipThere()) {
+      assert.ok(Date.now() - t0 < 30_000 && daemon.exitCode === null, `the daemon never took the VIP:\n${log.join('').slice(-2000)}`);
+      await sleep(100);
+    }
+    daemon.kill('SIGKILL');
+    await exited;
+    assert.ok(vipThere(), 'SIGKILL left the VIP on the interface');
+    const pinned = fs.readdirSync(path.join(pins, `${P}r`)).sort();
+    assert.ok(pinned.length > 3, pinned.join(' '));
+    const cmd = unitValue('ExecStopPost').replace('/usr/local/bin/xdirector', BIN).replace('/etc/xdirector/xdirector.yaml', cfg).split(' ');
+    const r = inNs([...withCaps(caps), process.execPath, ...cmd]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /V: removed 10\.66\.2\.100\/32 from eth0/);
+    assert.ok(!vipThere(), 'the VIP is still on eth0');
+    assert.deepEqual(fs.readdirSync(path.join(pins, `${P}r`)).sort(), pinned, 'the pins are kept');
+    assert.match(inNs(['ip', 'link', 'show', 'dev', 'eth0']).stdout, /xdpgeneric/, 'the program stays attached');
+    const again = inNs([process.execPath, ...cmd]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /V: 10\.66\.2\.100\/32 is not on eth0/);
+  });
+});
+
 // BIRD is the daemon's child: it has the unit's capabilities and nothing else. Two namespaces joined
 // by a veth; BIRD in the first runs under exactly the unit's set (the same setpriv the daemon test
 // uses), BIRD in the second is its peer (unrestricted root). Both listen on port 179 and connect.
