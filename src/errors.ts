@@ -14,6 +14,7 @@ export const codes = {
   XD_ERR_BPF_LOAD: 'the kernel refused to load the XDP program (verifier log attached)',
   XD_ERR_BPF_MAP: 'a BPF map operation failed',
   XD_ERR_BPF_PIN: 'pinning or opening a pinned BPF object failed',
+  XD_ERR_PIN_DIR_UNSAFE: 'a pin directory, or one between it and the bpffs mount, is a symlink, not a directory, not on bpffs, owned by another user or writable by group or other, or holds something that is not a bpffs object: nothing is pinned or removed there',
   XD_ERR_LAYOUT_MISMATCH: 'pinned maps were created with another layout than this build uses',
   XD_ERR_XDP_ATTACH: 'attaching or detaching the XDP program failed',
   XD_ERR_XDP_VETH_PEER: 'native XDP on a veth whose peer runs no XDP program: every forwarded frame would be dropped by the driver',

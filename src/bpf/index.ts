@@ -2,7 +2,8 @@
 // Pure parts (codec.ts, btf.ts, layouts.generated.ts) never load the addon.
 export { getNative, isNativeSystemError } from './native';
 export type { NativeSystemError, NativeAddon } from './native';
-export { BpfObject, openPinnedProgram, removePinDir } from './object';
+export { BpfObject, openPinnedProgram } from './object';
+export { removePinDir, securePinDir, BPF_FS_MAGIC } from './pins';
 export type { LoadOptions, ProgramRef, GlobalValue } from './object';
 export { BpfMap } from './map';
 export type { UpdateMode } from './map';

@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { XdError, wrap } from '../errors';
 import { Codec } from './codec';
+import { securePinDir } from './pins';
 import { BpfMap } from './map';
 import { getNative, isNativeSystemError, NativeGlobalDesc, NativeMapDesc, NativeProgDesc } from './native';
 
@@ -220,7 +221,7 @@ export class BpfObject {
   pinMaps(dir: string): void {
     this.handle();
     const n = getNative();
-    fs.mkdirSync(dir, { recursive: true });
+    securePinDir(dir, { create: true });
     for (const m of this.mapDescs) {
       if (m.internal) continue;
       const p = path.join(dir, m.name);
@@ -250,7 +251,7 @@ export class BpfObject {
   /** Pins a program at a bpffs path (creating the parent directory). */
   pinProgram(name: string, pinPath: string): void {
     const p = this.program(name);
-    fs.mkdirSync(path.dirname(pinPath), { recursive: true });
+    securePinDir(path.dirname(pinPath), { create: true });
     try {
       getNative().objPin(p.fd, pinPath);
     } catch (e) {
@@ -285,13 +286,3 @@ export function openPinnedProgram(pinPath: string): ProgramRef & { close(): void
   }
 }
 
-/** Removes a pin directory made by pinMaps/pinProgram (files first, then the directory). Missing is fine. */
-export function removePinDir(dir: string): void {
-  if (!fs.existsSync(dir)) return;
-  for (const f of fs.readdirSync(dir)) {
-    const p = path.join(dir, f);
-    if (fs.statSync(p).isDirectory()) removePinDir(p);
-    else fs.unlinkSync(p);
-  }
-  fs.rmdirSync(dir);
-}

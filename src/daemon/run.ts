@@ -544,13 +544,24 @@ export class Daemon {
     await this.api?.close();
     await this.httpListener?.close();
     const dp = this.dataplane as Dataplane | undefined;
-    if (dp) await dp.close({ keepState: !opts.detach });
+    let detachRefused = false;
+    if (dp) {
+      try {
+        await dp.close({ keepState: !opts.detach });
+      } catch (err) {
+        if (!opts.detach) throw err;
+        // e.g. XD_ERR_PIN_DIR_UNSAFE: the pins cannot be removed safely; stop as a plain stop does.
+        this.log.error({ err }, `stop --detach: ${(err as Error).message}; the XDP program stays attached and the maps pinned`);
+        detachRefused = true;
+        await dp.close({ keepState: true });
+      }
+    }
     if (opts.detach && this.cfg) {
       for (const f of [this.drains, this.maintStore, this.weightStore]) { try { f.remove(); } catch (err) { this.log.warn({ err }, (err as Error).message); } }
     }
     this.macs.close();
     if (!dp) this.log.info('stopped before a dataplane was set up: nothing was applied');
-    else if (opts.detach) this.log.info(`stopped; the ${dp.kind} state was removed`);
+    else if (opts.detach && !detachRefused) this.log.info(`stopped; the ${dp.kind} state was removed`);
     else this.log.info(dp.kind === 'xdp' ? 'stopped; the XDP program stays attached and the maps stay pinned for the next run' : 'stopped; the IPVS services stay in the kernel for the next run');
   }
 }

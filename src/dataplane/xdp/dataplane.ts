@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PinnedBackend, Dataplane, XdpStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
-import { BpfObject, openPinnedProgram, removePinDir } from '../../bpf/object';
+import { BpfObject, openPinnedProgram } from '../../bpf/object';
+import { checkRemovable, removePinDir, securePinDir } from '../../bpf/pins';
 import { getNative } from '../../bpf/native';
 import * as xdp from '../../bpf/xdp';
 import { sumPerCpu } from '../../bpf/codec';
@@ -135,7 +136,8 @@ export class XdpDataplane implements Dataplane {
 
     // 1. Decide: adopt the pinned instance, replace it cleanly, or refuse.
     let adopt = false;
-    if (fs.existsSync(dir)) {
+    // Every directory of the pin path below the bpffs mount: real, ours, not writable by others (src/bpf/pins.ts).
+    if (securePinDir(dir, { create: false })) {
       const metaPath = path.join(dir, L.MAP.meta);
       let meta: ReturnType<typeof L.readPinnedMeta>;
       if (fs.existsSync(metaPath)) {
@@ -155,6 +157,7 @@ export class XdpDataplane implements Dataplane {
         }
         adopt = true;
       } else {
+        checkRemovable(dir); // a pin directory that cannot be removed safely is refused before anything is detached
         log.warn({ dir, pinned: meta ?? null, want: wantMeta }, `pinned state at ${dir} has another layout than this build: replacing it (established flows will be re-hashed)`);
         XdpDataplane.detachPinned(dir, ifc.ifindex, log);
         removePinDir(dir);
@@ -582,6 +585,8 @@ export class XdpDataplane implements Dataplane {
 
   async close(opts: { keepState?: boolean } = {}): Promise<void> {
     if (this.closed) return;
+    // A pin directory that cannot be removed safely is refused while everything is still open and attached.
+    if (opts.keepState === false) checkRemovable(this.dir);
     this.closed = true;
     this.flowCounter.stop();
     if (opts.keepState === false) {
@@ -599,9 +604,10 @@ export class XdpDataplane implements Dataplane {
   /** Remove a pinned instance without loading anything (stop --detach with no daemon running). */
   static detachInstance(pinDir: string, instance: string, ifname: string, log: Logger): string {
     const dir = instancePinDir(pinDir, instance);
-    if (!fs.existsSync(dir)) return `nothing pinned at ${dir}`;
+    if (!securePinDir(dir, { create: false })) return `nothing pinned at ${dir}`;
     let ifindex: number | undefined;
     try { ifindex = xdp.resolveInterface(ifname).ifindex; } catch { ifindex = undefined; }
+    checkRemovable(dir);
     if (ifindex !== undefined) XdpDataplane.detachPinned(dir, ifindex, log);
     removePinDir(dir);
     return `detached the XDP program of ${instance} from ${ifname} and removed ${dir}`;
