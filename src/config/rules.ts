@@ -257,6 +257,7 @@ export function finish(raw: RawConfig, source: string): Config {
       ...(raw.admin.http_read_token_file ? { httpReadTokenFile: raw.admin.http_read_token_file } : {}),
       ...(raw.admin.http_host_names?.length ? { httpHostNames: raw.admin.http_host_names } : {}),
     },
+    stateDir: raw.state_dir,
     log: { level: raw.log.level },
     ...(raw.monitor ? { monitor: raw.monitor } : {}),
     health: raw.health ?? healthSchema.parse({}),

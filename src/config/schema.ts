@@ -36,6 +36,8 @@ export type Encap = (typeof ENCAPS)[number];
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdirector';
 export const DEFAULT_SOCKET_DIR = '/run/xdirector';
+/** Drains, maintenance, run-time weights and the director drain: kept across stop, start and reboot (the unit's StateDirectory). */
+export const DEFAULT_STATE_DIR = '/var/lib/xdirector';
 export const DEFAULT_FLOW_TABLE_SIZE = 1_048_576;
 /** Flows whose handshake has not completed (per family): what a spoofed SYN flood churns instead of the flow table. */
 export const DEFAULT_EMBRYONIC_TABLE_SIZE = 65_536;
@@ -110,6 +112,8 @@ export const configSchema = z.strictObject({
   interface: interfaceName(),
   dataplane: oneOf(DATAPLANES, { default: 'auto' }),
   xdp: xdpSchema,
+  /** Where the operator's decisions are kept (drains, maint, run-time weights, director drain). */
+  state_dir: absPath({ default: DEFAULT_STATE_DIR }),
   admin: section({
     socket: absPath({ optional: true, maxBytes: 107 }),
     /** Optional HTTP listener "host:port" for /metrics and the status page (off by default; src/config/admin.ts). */
@@ -215,6 +219,8 @@ export interface Config {
     /** Extra Host names a loopback listener accepts (lower case). */
     httpHostNames?: string[];
   };
+  /** Drains, maint, run-time weights and the director drain live here (state_dir). */
+  stateDir: string;
   log: { level: (typeof LOG_LEVELS)[number] };
   /** MySQL monitor account (health.ts schema, snake_case fields); required when a service checks mysql. */
   monitor?: MonitorConfig;

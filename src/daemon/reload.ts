@@ -9,6 +9,7 @@ export function fixedSectionsChanged(prev: Config, next: Config): string[] {
   if (next.interface !== prev.interface) out.push('interface');
   if (!isDeepStrictEqual(next.xdp, prev.xdp)) out.push('xdp');
   if (!isDeepStrictEqual(next.admin, prev.admin)) out.push('admin');
+  if (next.stateDir !== prev.stateDir) out.push('state_dir');
   if (!isDeepStrictEqual(next.vrrp, prev.vrrp)) out.push('vrrp');
   if (!isDeepStrictEqual(next.bgp, prev.bgp)) out.push('bgp');
   return out;

@@ -16,7 +16,8 @@ import { startApiServer } from '../api/server';
 import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
 import { BackendMacs } from './macs';
-import { DrainStore, WeightStore } from './drains';
+import { DrainStore, WeightStore, migrateStateFiles } from './drains';
+import type { StateFile } from '../state/file';
 import { resolveTarget } from '../desired/targets';
 import { WEIGHT_MAX } from '../config/schema';
 import { RateEstimator } from './rates';
@@ -52,6 +53,8 @@ export class Daemon {
   private maint = new Set<string>();
   /** Run-time weights (`xdirector weight`) by target: what the weights file holds. They outlive reloads. */
   private weights = new Map<string, number>();
+  /** State files whose last write failed (state file -> alert): the decision is in effect, not on disk. */
+  private readonly notPersisted = new Map<string, string>();
   /** Per-second rates from two counter samples RATE_INTERVAL_MS apart (status, metrics, the HTTP page). */
   private readonly rates = new RateEstimator();
   private health: HealthMonitor | null = null;
@@ -88,20 +91,43 @@ export class Daemon {
   }
 
   private get drains(): DrainStore {
-    return DrainStore.forInstance(this.cfg.admin.socket, this.cfg.instance);
+    return DrainStore.forInstance(this.cfg.stateDir, this.cfg.instance);
   }
 
   private get maintStore(): DrainStore {
-    return DrainStore.forInstance(this.cfg.admin.socket, this.cfg.instance, 'maint');
+    return DrainStore.forInstance(this.cfg.stateDir, this.cfg.instance, 'maint');
   }
 
   private get weightStore(): WeightStore {
-    return WeightStore.forInstance(this.cfg.admin.socket, this.cfg.instance);
+    return WeightStore.forInstance(this.cfg.stateDir, this.cfg.instance);
+  }
+
+  /**
+   * Writes an operator decision (drain, maint, weight, director drain) to its state file. A failed
+   * write, e.g. a full disk, does not refuse it: an emergency drain must take effect. It is applied
+   * anyway and an alert (status, log) says it is not kept: a restart would lose it. The next
+   * successful write of that file clears the alert. Returns what to add to the command's answer.
+   */
+  private persist(store: StateFile, save: () => void, what: string): string {
+    try {
+      save();
+    } catch (err) {
+      const msg = `${what} is in effect but NOT persisted: ${(err as Error).message}; a restart would lose it; fix: free space in ${path.dirname(store.file)} (state_dir), then repeat the command to write it`;
+      this.notPersisted.set(store.file, `ALERT ${msg}`);
+      this.log.error({ err, alert: 'state-not-persisted', file: store.file }, `ALERT ${msg}`);
+      return `; WARNING: ${msg}`;
+    }
+    if (this.notPersisted.delete(store.file)) this.log.info({ alert: 'state-not-persisted', file: store.file }, `alert cleared: ${store.file} is written`);
+    return '';
   }
 
   async start(): Promise<void> {
     this.cfg = await loadConfigFile(this.configFile);
     for (const w of this.cfg.warnings) this.log.warn(`config: ${w}`);
+    // State files an older version kept beside the admin socket (in /run, emptied by a reboot) move to state_dir.
+    const mig = migrateStateFiles(path.dirname(this.cfg.admin.socket), this.cfg.stateDir, this.cfg.instance);
+    for (const m of mig.moved) this.log.info(`state file moved to state_dir: ${m}`);
+    for (const m of mig.ignored) this.log.warn(`state file of an older version ignored: ${m}; remove it`);
     // A corrupt or unsafe drains file stops the start here (XD_ERR_STATE_FILE, path and fix), before anything is applied.
     this.drained = this.drains.load();
     if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
@@ -192,7 +218,7 @@ export class Daemon {
 
   /** The whole-director drain, kept like backend drains (atomic, refused if unsafe): ["director"] while drained. */
   private get directorDrain(): DrainStore {
-    return new DrainStore(path.join(path.dirname(this.cfg.admin.socket), `${this.cfg.instance}.director-drained.json`));
+    return DrainStore.forInstance(this.cfg.stateDir, this.cfg.instance, 'director-drained');
   }
 
   /** BGP: announce the VIPs this director can serve (src/bgp), withdraw the others. */
@@ -243,15 +269,15 @@ export class Daemon {
   /** Drain the whole director: withdraw every VIP (established flows keep coming through ECMP's other paths). */
   async drainDirector(on: boolean): Promise<{ message: string }> {
     if (!this.bgp) throw new XdError('XD_ERR_USAGE', `drain --director withdraws this director's BGP announcements, but ${this.configFile} has no bgp section: drain backends by name instead, or add bgp`);
-    // Written before it takes effect: a drain that could not be saved is not applied.
-    if (on) this.directorDrain.save(['director']);
-    else this.directorDrain.remove();
+    // Written before it takes effect; a write that fails (a full disk) does not stop it: alert instead.
+    const store = this.directorDrain;
+    const warn = this.persist(store, () => (on ? store.save(['director']) : store.remove()), on ? 'the director drain' : 'the director undrain');
     await this.bgp.setDirectorDrained(on, new Set());
     if (!on) this.updateBgp();
     await this.bgp.syncNow();
     const st = this.bgp.status();
     this.log.info({ announced: st.announced }, on ? 'director drained: every VIP withdrawn; established flows finish' : 'director undrained');
-    return { message: on ? `director drained: withdrew ${this.cfg.bgp!.announce.map((a) => a.vip).join(', ')}; established flows finish through the other directors` : `director undrained: announcing ${st.announced.join(', ') || 'nothing yet (no servable VIP)'}` };
+    return { message: (on ? `director drained: withdrew ${this.cfg.bgp!.announce.map((a) => a.vip).join(', ')}; established flows finish through the other directors` : `director undrained: announcing ${st.announced.join(', ') || 'nothing yet (no servable VIP)'}`) + warn };
   }
 
   private updateTracking(inst: VrrpInstance): void {
@@ -353,13 +379,14 @@ export class Daemon {
     const t = resolveTarget(this.cfg.services, target); // unknown service or backend: refused, nothing changes
     const next = new Set(this.drained);
     if (on) next.add(t.text); else { next.delete(t.text); next.delete(t.given); }
-    this.drains.save(next); // first on disk (atomically), then in effect: a failed write changes nothing
+    // First on disk (atomically), then in effect; a failed write (a full disk) is applied anyway, with an alert.
+    const warn = this.persist(this.drains, () => this.drains.save(next), `${on ? 'drain' : 'undrain'} of ${t.text}`);
     this.drained = next;
     const where = t.service ? `in service ${t.service}` : 'in every service';
     this.log.info({ backend: t.backend, service: t.service }, on ? `backend ${t.backend} drained ${where}: established flows finish, no new flows` : `backend ${t.backend} undrained ${where}`);
     await this.serial(() => this.reconcile(on ? 'drain' : 'undrain'));
     const also = !on && this.otherForms(this.drained, t.backend, t.text);
-    return { message: on ? `drained ${t.text} (${where}): established flows finish, new flows go elsewhere` : `undrained ${t.text} (${where})${also ? `; still drained by ${also}` : ''}` };
+    return { message: (on ? `drained ${t.text} (${where}): established flows finish, new flows go elsewhere` : `undrained ${t.text} (${where})${also ? `; still drained by ${also}` : ''}`) + warn };
   }
 
   /** Maintenance (HAProxy's MAINT): no new flows and established flows end; health does not bring the backend back until unmaint. */
@@ -367,13 +394,13 @@ export class Daemon {
     const t = resolveTarget(this.cfg.services, target);
     const next = new Set(this.maint);
     if (on) next.add(t.text); else { next.delete(t.text); next.delete(t.given); }
-    this.maintStore.save(next);
+    const warn = this.persist(this.maintStore, () => this.maintStore.save(next), `${on ? 'maint' : 'unmaint'} of ${t.text}`);
     this.maint = next;
     const where = t.service ? `in service ${t.service}` : 'in every service';
     this.log.info({ backend: t.backend, service: t.service }, on ? `backend ${t.backend} in maintenance ${where}: no new flows, established flows end` : `backend ${t.backend} out of maintenance ${where}`);
     await this.serial(() => this.reconcile(on ? 'maint' : 'unmaint'));
     const also = !on && this.otherForms(this.maint, t.backend, t.text);
-    return { message: on ? `maint ${t.text} (${where}): no new flows, established flows end (re-hashed to another backend, which resets them)` : `${t.text} out of maintenance (${where})${also ? `; still in maintenance by ${also}` : ''}` };
+    return { message: (on ? `maint ${t.text} (${where}): no new flows, established flows end (re-hashed to another backend, which resets them)` : `${t.text} out of maintenance (${where})${also ? `; still in maintenance by ${also}` : ''}`) + warn };
   }
 
   /** Run-time weight: overrides the config's (kept across reloads and restarts); null resets to the config's. */
@@ -385,16 +412,16 @@ export class Daemon {
     const next = new Map(this.weights);
     next.delete(t.given);
     if (weight === null) next.delete(t.text); else next.set(t.text, weight);
-    this.weightStore.save(next);
+    const warn = this.persist(this.weightStore, () => this.weightStore.save(next), `weight ${weight === null ? 'reset' : weight} of ${t.text}`);
     this.weights = next;
     const where = t.service ? `in service ${t.service}` : 'in every service';
     const config = [...new Set(this.cfg.services.filter((s) => !t.service || s.name === t.service).flatMap((s) => s.backends.filter((b) => b.name === t.backend || b.key === t.backend).map((b) => b.weight)))].join('/');
     this.log.info({ backend: t.backend, service: t.service, weight, configWeight: config }, weight === null ? `backend ${t.backend} back to the config's weight ${where}` : `backend ${t.backend} weight ${weight} ${where} (run-time, overrides the config's ${config})`);
     await this.serial(() => this.reconcile('weight'));
     return {
-      message: weight === null
+      message: (weight === null
         ? `weight ${t.text} (${where}): back to the config's weight ${config}`
-        : `weight ${t.text} (${where}): ${weight}, overriding the config's ${config}; kept across reload and restart until \`xdirector weight ${t.text} --reset\``,
+        : `weight ${t.text} (${where}): ${weight}, overriding the config's ${config}; kept across reload and restart until \`xdirector weight ${t.text} --reset\``) + warn,
     };
   }
 
@@ -485,7 +512,7 @@ export class Daemon {
       apply: this.applyRetry.status(),
       health: snapshot,
       writers: this.last?.writers ?? {},
-      alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : [])],
+      alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : []), ...this.notPersisted.values()],
       drained: [...this.drained],
       maint: [...this.maint],
       weights: this.weightOverrides(),
@@ -556,7 +583,7 @@ export class Daemon {
         await dp.close({ keepState: true });
       }
     }
-    if (opts.detach && this.cfg) {
+    if (opts.detach && this.cfg && !detachRefused) {
       for (const f of [this.drains, this.maintStore, this.weightStore]) { try { f.remove(); } catch (err) { this.log.warn({ err }, (err as Error).message); } }
     }
     this.macs.close();

@@ -85,6 +85,17 @@ export abstract class StateFile {
     } catch { /* the rename is done; a directory that cannot be fsync'd (some filesystems) only weakens crash safety */ }
   }
 
+  /** Whether something is at the path (not following a symlink: a link counts, and reading it is refused). */
+  exists(): boolean {
+    try {
+      fs.lstatSync(this.file);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw this.refuse(`cannot be examined: ${(err as Error).message}`, err);
+    }
+  }
+
   /** Removes the file (stop --detach); absent is fine. */
   remove(): void {
     try { fs.unlinkSync(this.file); } catch (err) {
