@@ -112,8 +112,6 @@ export const configSchema = z.strictObject({
   interface: interfaceName(),
   dataplane: oneOf(DATAPLANES, { default: 'auto' }),
   xdp: xdpSchema,
-  /** Where the operator's decisions are kept (drains, maint, run-time weights, director drain). */
-  state_dir: absPath({ default: DEFAULT_STATE_DIR }),
   admin: section({
     socket: absPath({ optional: true, maxBytes: 107 }),
     /** Optional HTTP listener "host:port" for /metrics and the status page (off by default; src/config/admin.ts). */
@@ -125,6 +123,8 @@ export const configSchema = z.strictObject({
     /** Host names a loopback listener answers to besides its address and localhost (DNS rebinding). */
     http_host_names: httpHostNames,
   }),
+  /** Where the operator's decisions are kept (drains, maint, run-time weights, director drain). */
+  state_dir: absPath({ default: DEFAULT_STATE_DIR }),
   log: section({ level: oneOf(LOG_LEVELS, { default: 'info' }) }),
   monitor: monitorSchema.optional(),
   health: healthSchema.optional(),

@@ -153,6 +153,7 @@ export class Fabric {
       dataplane: 'xdp',
       xdp: { mode: 'native', pin_dir: this.pinDir, flow_table_size: 65536, max_services: 8, max_backends: 256 },
       admin: { socket: d.socket },
+      state_dir: this.tmp,
       log: { level: 'info' },
       monitor: { user: 'monitor', password_file: path.join(this.tmp, 'monitor.pw'), connect_timeout: '900ms' },
       health: { interval: '1s', timeout: '900ms', rise: 1, fall: 3 },

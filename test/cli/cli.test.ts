@@ -34,6 +34,7 @@ interface: ${iface}
 dataplane: xdp
 xdp: { mode: generic, pin_dir: ${pinDir}, max_services: 4, max_backends: 64, flow_table_size: 4096 }
 admin: { socket: ${tmp}/a.sock }
+state_dir: ${tmp}
 services:
   - name: mysql
     vip: 10.99.0.100

@@ -47,6 +47,7 @@ interface: ${IF}
 dataplane: auto
 xdp: { mode: generic, pin_dir: ${PIN}, ring_size: 251, max_services: 4, max_backends: ${maxBackends}, flow_table_size: 1024 }
 admin: { socket: ${tmp}/a.sock }
+state_dir: ${tmp}
 services:
   - name: mysql
     vip: 10.204.0.100

@@ -65,6 +65,7 @@ export class E2e {
       dataplane: 'xdp',
       xdp: { mode: this.o.xdpMode ?? 'native', pin_dir: this.pinDir, ring_size: 65537, flow_table_size: 65536, max_services: 8, max_backends: 256 },
       admin: { socket: d.socket },
+      state_dir: this.tmp,
       log: { level: 'debug' },
       services,
       ...extra,

@@ -134,6 +134,7 @@ xdp:
   flow_table_size: 4096
 admin:
   socket: ${tmp}/d.sock
+state_dir: ${tmp}
 monitor:
   user: monitor
   password_env: XD_MON_PW

@@ -61,7 +61,7 @@ describe('the systemd unit', () => {
   });
 
   it('is sandboxed: systemd-analyze security --offline rates its exposure at most 3.0 (6.8 with no sandbox)', () => {
-    for (const [k, v] of Object.entries({ ProtectSystem: 'strict', ReadWritePaths: '/sys/fs/bpf', UMask: '0077', ProtectKernelModules: 'yes', RestrictNamespaces: 'yes', RestrictAddressFamilies: 'AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET', SystemCallFilter: '@system-service bpf', SystemCallArchitectures: 'native' })) {
+    for (const [k, v] of Object.entries({ ProtectSystem: 'strict', ReadWritePaths: '/sys/fs/bpf', UMask: '0077', ProtectKernelModules: 'yes', RestrictNamespaces: 'yes', RestrictAddressFamilies: 'AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET', SystemCallFilter: '@system-service @pkey bpf', SystemCallArchitectures: 'native' })) {
       assert.equal(unitValue(k), v, k);
     }
     const r = sh('systemd-analyze', ['security', '--offline=yes', unitCopy()]);
@@ -105,7 +105,7 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
     fs.writeFileSync(cfg, [
       `instance: ${P}`, 'interface: eth0', 'dataplane: xdp',
       `xdp: { mode: generic, pin_dir: /sys/fs/bpf/${P}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
-      `admin: { socket: ${path.join(tmp, 'admin.sock')} }`,
+      `admin: { socket: ${path.join(tmp, 'admin.sock')} }`, `state_dir: ${tmp}`,
       'services:', '  - { name: s, vip: 10.66.0.100, port: 3306, check: none, backends: [ { address: 10.66.0.11, mac: "02:00:00:00:00:11" } ] }',
       'vrrp:', '  - { name: V, vrid: 9, priority: 150, version: 3, advert_interval: 100ms, vips: [10.66.0.100/32] }', '',
     ].join('\n'));
@@ -227,7 +227,7 @@ describe('ExecStopPost after the daemon died (namespace)', () => {
     fs.writeFileSync(cfg, [
       `instance: ${P}r`, 'interface: eth0', 'dataplane: xdp',
       `xdp: { mode: generic, pin_dir: ${pins}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
-      `admin: { socket: ${path.join(dir, 'admin.sock')} }`,
+      `admin: { socket: ${path.join(dir, 'admin.sock')} }`, `state_dir: ${dir}`,
       'services:', '  - { name: s, vip: 10.66.2.100, port: 3306, check: none, backends: [ { address: 10.66.2.11, mac: "02:00:00:00:00:11" } ] }',
       'vrrp:', '  - { name: V, vrid: 10, priority: 150, version: 3, advert_interval: 100ms, vips: [10.66.2.100/32] }', '',
     ].join('\n'));
