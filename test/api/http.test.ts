@@ -55,7 +55,7 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     }
     fs.writeFileSync(path.join(tmp, 'token'), TOKEN + '\n', { mode: 0o600 });
     fs.writeFileSync(cfg, [
-      `instance: ${P}`, 'interface: eth0', 'dataplane: xdp',
+      `instance: ${P}`, 'interface: eth0', 'dataplane: xdp', `state_dir: ${tmp}`,
       `xdp: { mode: generic, pin_dir: /sys/fs/bpf/${P}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
       `admin: { socket: ${path.join(tmp, 'admin.sock')}, http: "127.0.0.1:9105", http_token_file: ${path.join(tmp, 'token')} }`,
       'health: { interval: 200ms, timeout: 100ms, rise: 1, fall: 1 }',

@@ -96,7 +96,7 @@ before(async () => {
   const imported = YAML.parse(fs.readFileSync(path.join(e.tmp, 'imported.yaml'), 'utf8'));
   fs.writeFileSync(path.join(e.tmp, 'monitor.pw'), 'monitor\n', { mode: 0o600 });
   const local = e.config(d1, []);
-  e.writeConfig(d1, { ...imported, instance: local.instance, dataplane: 'xdp', xdp: local.xdp, admin: local.admin, log: local.log, monitor: { ...imported.monitor, password_file: path.join(e.tmp, 'monitor.pw') } });
+  e.writeConfig(d1, { ...imported, instance: local.instance, dataplane: 'xdp', xdp: local.xdp, admin: local.admin, log: local.log, state_dir: local.state_dir, monitor: { ...imported.monitor, password_file: path.join(e.tmp, 'monitor.pw') } });
 
   const kaFile = path.join(e.tmp, 'keepalived-b.conf');
   fs.writeFileSync(kaFile, pairConf({ routerId: 'DB_LB_B', state: 'BACKUP', priority: 100, notifyOut: path.join(e.tmp, 'notify-b.out') }));
