@@ -186,7 +186,7 @@ export class Daemon {
     const pinned = this.dataplane.pinnedBackends?.() ?? [];
     if (pinned.length === 0) return undefined;
     const { initialFromPinned } = await import('../health/adopt');
-    return initialFromPinned(this.cfg.services, pinned);
+    return initialFromPinned(this.cfg.services, pinned, { absentIsDown: this.dataplane.omitsDownBackends === true });
   }
 
   private async startHealth(initial?: InitialHealth): Promise<void> {

@@ -17,11 +17,13 @@ export type { PinnedBackend };
 /**
  * A backend is up if some service holds it active or draining (a drained backend
  * that failed its checks is pinned down); down if every service that holds it has
- * it down; absent (first result decides, as for a new backend) if none holds it.
+ * it down; absent (first result decides, as for a new backend) if none holds it. With
+ * `absentIsDown` (a dataplane that removes down backends, as IPVS removes the dest), a configured
+ * backend missing from a service the dataplane holds was down: it needs `rise` successes.
  * The active backend of a writer pool was its writer; an active backend of a
  * readers pool was an eligible reader.
  */
-export function initialFromPinned(services: readonly ServiceConfig[], pinned: readonly PinnedBackend[]): InitialHealth {
+export function initialFromPinned(services: readonly ServiceConfig[], pinned: readonly PinnedBackend[], opts: { absentIsDown?: boolean } = {}): InitialHealth {
   const norm = (a: string) => a.toLowerCase();
   const bySvc = new Map<string, Map<string, BackendState>>();
   for (const p of pinned) {
@@ -39,7 +41,7 @@ export function initialFromPinned(services: readonly ServiceConfig[], pinned: re
     const active = s.backends.filter((b) => held.get(norm(b.address)) === 'active').map((b) => b.key);
     if (pool === 'writer' && needsWriter(s) && active.length === 1) writers[s.name] = active[0]!;
     for (const b of s.backends) {
-      const state = held.get(norm(b.address));
+      const state = held.get(norm(b.address)) ?? (opts.absentIsDown ? 'down' : undefined);
       if (state === undefined) continue;
       const key = b.key;
       const cur = backends.get(key) ?? { up: false };

@@ -166,6 +166,11 @@ export interface Dataplane {
   pollTxErrors?(): void;
   /** The backends as an adopted dataplane held them when it was opened (XDP hot restart over pinned maps); absent or empty otherwise. */
   pinnedBackends?(): PinnedBackend[];
+  /**
+   * True when a down backend is not in the dataplane at all (IPVS removes its dest): a configured
+   * backend missing from an adopted service was then down, not new (src/health/adopt.ts).
+   */
+  readonly omitsDownBackends?: boolean;
   /** Stop using the dataplane. keepState=true (default): leave the kernel state (program attached, maps pinned / IPVS services) for a hot restart. */
   close(opts?: { keepState?: boolean }): Promise<void>;
 }

@@ -218,3 +218,30 @@ test('after a restart on IPVS, adopted backends start from the kernel\'s dests a
   assert.deepEqual(snaps.map((x) => x.backends.map((b) => b.up)), [[true, true], [true, true], [false, false]], 'up through two failed checks, down at fall (3)');
   assert.equal(stateOf(svc, snaps[0]!), 'active', 'the first failed result does not take w1 out of IPVS');
 });
+
+test('after a restart on IPVS, a backend that was down (no dest in the kernel) needs rise successes to come back, as on XDP', async () => {
+  // A live port: w3 answers from its first check, so only the adopted state keeps it out.
+  const srv = net.createServer((c) => c.destroy());
+  await new Promise<void>((r) => srv.listen(0, '0.0.0.0', r));
+  servers.push(srv);
+  const port = (srv.address() as net.AddressInfo).port;
+  const inputs = healthInputs({ services: [{ name: 'web', check: 'tcp', backends: [{ address: '127.0.0.1', port, name: 'w1' }, { address: '127.0.0.3', port, name: 'w3' }] }], health: { interval: 50, timeout: 40, fall: 3, rise: 2 } });
+  const svc = inputs.services[0]!;
+  const be = (n: number, state: DesiredBackend['state']): DesiredBackend => ({ key: `127.0.0.${n}:${port}`, name: `w${n}`, address: `127.0.0.${n}`, port, family: 4, weight: state === 'active' ? 1 : 0, configWeight: 1, state });
+  const kernel = new KernelIpvs();
+  const log = pino({ level: 'silent' });
+  // The run before the restart: w1 active, w3 down (IPVS holds no dest for it).
+  const before: Dataplane = await IpvsDataplane.open({ client: kernel, sysctls: false, log });
+  await before.apply({ services: [{ name: 'web', vip: svc.vip, port, proto: 'tcp', family: 4, scheduler: 'wrr', ring: { kind: 'maglev', size: 251 }, onEmpty: 'pass', backends: [be(1, 'active'), be(3, 'down')] }] });
+  await before.close({ keepState: true });
+  const dp: Dataplane = await IpvsDataplane.open({ client: kernel, sysctls: false, log });
+  const pinned = dp.pinnedBackends?.() ?? [];
+  assert.deepEqual(pinned.map((p) => p.address), ['127.0.0.1'], 'the kernel holds w1 only');
+  const init = initialFromPinned([svc], pinned, { absentIsDown: dp.omitsDownBackends === true });
+  assert.deepEqual([...init.backends.entries()].map(([k, v]) => `${k} ${v.up ? 'up' : 'down'}`), [`127.0.0.1:${port} up`, `127.0.0.3:${port} down`]);
+  const hm = new HealthMonitor({ ...inputs, log: captureLog().log, initial: init });
+  const snaps = await rounds(hm, 2);
+  assert.deepEqual(snaps.map((x) => x.backends.map((b) => b.up)), [[true, false], [true, true]], 'w3 comes back at rise (2), not on its first good check');
+  // XDP keeps down backends in its maps (flag DOWN), so there a missing backend is a new one.
+  assert.equal(initialFromPinned([svc], pinned).backends.has(`127.0.0.3:${port}`), false);
+});

@@ -57,6 +57,8 @@ const ESRCH = 3;
 
 export class IpvsDataplane implements Dataplane {
   readonly kind = 'ipvs' as const;
+  /** A down (or maint) backend has no dest here (plan.ts): health treats one missing from an adopted service as down. */
+  readonly omitsDownBackends = true;
   private readonly client: IpvsApi;
   private readonly log: Logger;
   private readonly exclusive: boolean;
