@@ -60,6 +60,22 @@ const volatile __u8 self_mac[ETH_ALEN] = {};
 const volatile __u32 new_flow_rate = 0;
 
 /*
+ * A SYN that reuses the 5-tuple of a flow in a flow table starts a new
+ * connection on the live ring only if the flow saw no packet for this long
+ * (IPVS conn_reuse_mode reschedules only a connection that is over); a flow
+ * that did stays on its backend (XD_R_TX_SYN_KEPT), so one spoofed SYN cannot
+ * move a live connection off a draining backend. The entry does not track
+ * FIN/RST (the fast path would have to look at them), so idleness is the test.
+ * last_seen_ns lags a flow's real last packet by up to
+ * XD_LAST_SEEN_REFRESH_NS plus a cache slot's life (XD_FLOW_CACHE_JIFFIES),
+ * so the threshold has to exceed ~1.3 s to mean anything; the default 2 s
+ * keeps every flow that sent a packet within the last ~0.7 s, and is far
+ * below the 60 s a Linux client holds a closed connection's port in
+ * TIME_WAIT before it reuses it. 0 = always reschedule (the old behaviour).
+ */
+const volatile __u64 syn_reuse_idle_ns = 2000000000ULL;
+
+/*
  * BTF anchor for the enums of xdirector.h, never read by the program: clang
  * only emits BTF for types that a global, a map or a function signature
  * references, and the map layouts store these enums in __u8/__u32 fields.
@@ -130,7 +146,7 @@ static __always_inline __u64 xd_now(void)
 
 static __always_inline void count_reason(__u32 reason, __u64 bytes)
 {
-	struct xd_reason_stats *rs = bpf_map_lookup_elem(&xd_rsnst_v1, &reason);
+	struct xd_reason_stats *rs = bpf_map_lookup_elem(&xd_rsnst_v2, &reason);
 
 	if (rs) {
 		rs->packets++;
@@ -1188,11 +1204,25 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 		struct xd_guard *g;
 		__u64 now;
 
-		/* A SYN reusing the 5-tuple of a flow in the flow table
-		 * replaces it in place (below), or the handshake's ACK would
-		 * find the old connection's backend. */
-		if (syn)
+		now = xd_now();
+		/* A SYN reusing the 5-tuple of a flow in the flow table: a
+		 * flow that saw a packet within syn_reuse_idle_ns keeps its
+		 * backend (a spoofed or stray SYN must not move it); an idle
+		 * one is replaced in place (below), or the handshake's ACK
+		 * would find the old connection's backend. */
+		if (syn) {
 			flow = flow_lookup(v4, &k4, &fk);
+			if (flow && now - flow->last_seen_ns < syn_reuse_idle_ns) {
+				be = flow_backend(flow);
+				if (be) {
+					be_idx = flow->backend;
+					reason = XD_R_TX_SYN_KEPT;
+					action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
+					goto out;
+				}
+				/* Its backend is gone: re-hashed below. */
+			}
+		}
 		if (!flow) {
 			emb = emb_lookup(v4, &k4, &fk);
 			if (emb) {
@@ -1207,7 +1237,6 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						/* The client's first packet after its
 						 * opening one: the flow is real. */
 						g = bpf_map_lookup_elem(&xd_guard_v1, &zero);
-						now = xd_now();
 						if (guard_admit(g, now)) {
 							struct xd_flow nf = {
 								.backend = idx,
@@ -1258,9 +1287,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 			goto out;
 		}
 
-		now = xd_now();
 		if (flow) {
-			/* SYN reusing a 5-tuple, or the flow's backend is gone
+			/* SYN reusing an idle 5-tuple, or the flow's backend is gone
 			 * (removed: generation bumped; DOWN): overwrite in place. */
 			reason = syn ? XD_R_TX_NEW_FLOW : XD_R_TX_REHASH;
 			flow->backend = idx;

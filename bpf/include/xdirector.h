@@ -20,7 +20,7 @@
 
 /* Bumped on any change below; also stored in the meta map of a pinned
  * instance so that a restarted control plane can refuse a mismatch. */
-#define XD_LAYOUT_VERSION 6
+#define XD_LAYOUT_VERSION 7
 
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
@@ -125,7 +125,9 @@ enum xd_reason {
 	XD_R_DROP_TOO_BIG = 15,  /* tunnel: too big once encapsulated, IPv4 without DF (never fragmented here) */
 	XD_R_TX_EMBRYONIC = 16,  /* packet of a flow still in its handshake (SYN retransmit): its embryonic entry's backend */
 	XD_R_TX_PROMOTED = 17,   /* client's first non-SYN of the handshake (UDP: second datagram): moved to the flow table */
-	XD_R_MAX = 18,
+	XD_R_TX_SYN_KEPT = 18,   /* SYN reusing the 5-tuple of a flow that saw a packet within syn_reuse_idle_ns:
+				  * kept on the flow's backend, the entry untouched */
+	XD_R_MAX = 19,
 };
 
 /* services map key: which traffic is ours. 20 bytes. */

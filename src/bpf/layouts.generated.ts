@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xa9bdc9b16080b399n;
+export const LAYOUT_HASH = 0x13dbaf61d33f03adn;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -175,13 +175,13 @@ export const MAPS = {
   },
   rsnst: {
     role: 'rsnst',
-    name: 'xd_rsnst_v1',
+    name: 'xd_rsnst_v2',
     type: 'percpu_array',
     keyType: 'u32',
     valueType: 'xd_reason_stats',
     keySize: 4,
     valueSize: 16,
-    maxEntries: 18,
+    maxEntries: 19,
   },
   rr: {
     role: 'rr',
@@ -228,9 +228,14 @@ export const GLOBALS = {
     offset: 16,
     size: 4,
   },
+  syn_reuse_idle_ns: {
+    section: '.rodata',
+    offset: 24,
+    size: 8,
+  },
   xd_btf_enums: {
     section: '.rodata',
-    offset: 20,
+    offset: 32,
     size: 24,
   },
 } as const;
@@ -294,7 +299,8 @@ export const XdReason = {
   XD_R_DROP_TOO_BIG: 15,
   XD_R_TX_EMBRYONIC: 16,
   XD_R_TX_PROMOTED: 17,
-  XD_R_MAX: 18,
+  XD_R_TX_SYN_KEPT: 18,
+  XD_R_MAX: 19,
 } as const;
 export type XdReason = (typeof XdReason)[keyof typeof XdReason];
 
@@ -892,7 +898,7 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 6,
+  layoutVersion: 7,
   structs: {
     xd_service_key: {
       name: 'xd_service_key',
@@ -1594,7 +1600,8 @@ export const LAYOUT: LayoutModel = {
         XD_R_DROP_TOO_BIG: 15,
         XD_R_TX_EMBRYONIC: 16,
         XD_R_TX_PROMOTED: 17,
-        XD_R_MAX: 18,
+        XD_R_TX_SYN_KEPT: 18,
+        XD_R_MAX: 19,
       },
     },
   },
@@ -1741,13 +1748,13 @@ export const LAYOUT: LayoutModel = {
     },
     rsnst: {
       role: 'rsnst',
-      name: 'xd_rsnst_v1',
+      name: 'xd_rsnst_v2',
       type: 'percpu_array',
       keyType: 'u32',
       valueType: 'xd_reason_stats',
       keySize: 4,
       valueSize: 16,
-      maxEntries: 18,
+      maxEntries: 19,
     },
     rr: {
       role: 'rr',
@@ -1791,9 +1798,14 @@ export const LAYOUT: LayoutModel = {
       offset: 16,
       size: 4,
     },
+    syn_reuse_idle_ns: {
+      section: '.rodata',
+      offset: 24,
+      size: 8,
+    },
     xd_btf_enums: {
       section: '.rodata',
-      offset: 20,
+      offset: 32,
       size: 24,
     },
   },

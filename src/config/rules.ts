@@ -246,6 +246,7 @@ export function finish(raw: RawConfig, source: string): Config {
       flowTableSize: raw.xdp.flow_table_size,
       embryonicTableSize: raw.xdp.embryonic_table_size,
       newFlowRate: raw.xdp.new_flow_rate,
+      synReuseIdleMs: raw.xdp.syn_reuse_idle_ms,
       maxServices: raw.xdp.max_services,
       maxBackends: raw.xdp.max_backends,
       pinDir: raw.xdp.pin_dir,

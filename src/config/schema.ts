@@ -43,6 +43,13 @@ export const DEFAULT_FLOW_TABLE_SIZE = 1_048_576;
 export const DEFAULT_EMBRYONIC_TABLE_SIZE = 65_536;
 /** Flows per second per CPU that may enter the flow table (0 = no limit): bounds a flood of fake handshakes or bare ACKs. */
 export const DEFAULT_NEW_FLOW_RATE = 200_000;
+/**
+ * A SYN reusing the 5-tuple of a tracked flow starts a new connection (rescheduled on the live
+ * ring) only if the flow saw no packet for this long (ms); a flow with recent traffic keeps its
+ * backend, as IPVS conn_reuse_mode reschedules only a connection that is over. Above the ~1.3 s
+ * granularity of the flow entry's last-seen time, far below a client's 60 s TIME_WAIT.
+ */
+export const DEFAULT_SYN_REUSE_IDLE_MS = 2000;
 export const DEFAULT_MAX_SERVICES = 64;
 export const DEFAULT_MAX_BACKENDS = 4096;
 
@@ -95,6 +102,7 @@ export const xdpSchema = section({
   flow_table_size: int(1024, 1 << 27, { default: DEFAULT_FLOW_TABLE_SIZE, open: true }),
   embryonic_table_size: int(64, 1 << 24, { default: DEFAULT_EMBRYONIC_TABLE_SIZE, open: true }),
   new_flow_rate: int(0, 100_000_000, { default: DEFAULT_NEW_FLOW_RATE }),
+  syn_reuse_idle_ms: int(0, 3_600_000, { default: DEFAULT_SYN_REUSE_IDLE_MS }),
   max_services: int(1, 65536, { default: DEFAULT_MAX_SERVICES, open: true }),
   max_backends: int(2, 1 << 20, { default: DEFAULT_MAX_BACKENDS, open: true }),
   pin_dir: absPath({ default: DEFAULT_PIN_DIR }),
@@ -199,6 +207,8 @@ export interface XdpConfig {
   embryonicTableSize: number;
   /** Flows per second per CPU that may enter the flow table; 0 = no limit. */
   newFlowRate: number;
+  /** A SYN reusing a tracked flow's 5-tuple reschedules it only after this many ms without a packet (0: always). */
+  synReuseIdleMs: number;
   maxServices: number;
   maxBackends: number;
   pinDir: string;

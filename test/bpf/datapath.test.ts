@@ -679,7 +679,14 @@ test('an established UDP flow stays on its backend after the ring changes', () =
   assert.equal(sendTo(clientFrame(c6(41011), dgram(c6(41011)))).backend, 2);
 });
 
-test('a SYN re-hashes a known 5-tuple onto the live ring and overwrites its entry', () => {
+/** Makes a flow entry look idle: its last packet `ms` ago (the per-CPU caches emptied, as if expired). */
+function ageFlow(key: XdFlowKey, ms: number): void {
+  const f = dp.flowOf(key)!;
+  dp.flow.update(key, { ...f, last_seen_ns: process.hrtime.bigint() - BigInt(ms) * 1_000_000n });
+  clearFlowCaches(dp.obj);
+}
+
+test('a SYN re-hashes a known 5-tuple idle for longer than syn_reuse_idle onto the live ring and overwrites its entry', () => {
   dp.setBackend(1);
   dp.setBackend(2);
   dp.setRing(0, 0, Array(7).fill(1));
@@ -688,12 +695,44 @@ test('a SYN re-hashes a known 5-tuple onto the live ring and overwrites its entr
   const c = c4(41020);
   assert.equal(establish(c), 1);
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
+  ageFlow(flowKey(c.client, c.cport, c.vip, c.vport, TCP), 2500); // default syn_reuse_idle: 2 s
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, syn(c))).backend, 2);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_NEW_FLOW', 1, clientFrame(c, syn(c)).length);
   assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2, 'the rest of the new connection follows');
 });
+
+for (const fam of ['IPv4', 'IPv6'] as const) {
+  test(`an ${fam} SYN reusing the 5-tuple of a flow with recent traffic keeps it on its draining backend (IPVS conn_reuse_mode)`, () => {
+    dp.setBackend(1);
+    dp.setBackend(2);
+    const v4 = fam === 'IPv4';
+    dp.setRing(v4 ? 0 : 1, 0, Array(7).fill(1));
+    dp.addService({ vip: v4 ? VIP4 : VIP6, port: MYSQL, proto: TCP, id: v4 ? 0 : 1, ringSize: 7 });
+    const c = v4 ? c4(41025) : c6(41025);
+    const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
+    assert.equal(establish(c), 1);
+    // Backend 1 drains: the live ring names only backend 2.
+    dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DRAINING });
+    dp.setRing(v4 ? 0 : 1, 1, Array(7).fill(2));
+    dp.setActiveGen(v4 ? VIP4 : VIP6, MYSQL, TCP, 1);
+    // Its last packet 1.5 s ago (within the default 2 s): a spoofed SYN on its 5-tuple moves nothing.
+    ageFlow(key, 1500);
+    const entry = dp.flowOf(key)!;
+    const before = dp.reasons();
+    const s = sendTo(clientFrame(c, syn(c)));
+    assert.equal(s.backend, 1, 'the SYN goes to the flow\'s backend');
+    assertOnlyReason(before, dp.reasons(), 'XD_R_TX_SYN_KEPT', 1, clientFrame(c, syn(c)).length);
+    assert.deepEqual(dp.flowOf(key), entry, 'the entry is untouched');
+    assert.equal(dp.embryonicOf(key), undefined, 'and no embryonic entry shadows it');
+    assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, 'the connection stays on its draining backend');
+    // Idle for 2.5 s: the SYN opens a new connection on the live ring.
+    ageFlow(key, 2500);
+    assert.equal(sendTo(clientFrame(c, syn(c))).backend, 2);
+    assert.equal(dp.flowOf(key)?.backend, 2);
+  });
+}
 
 test("a removed backend's flow is re-hashed when its index gets a new generation", () => {
   dp.setBackend(1, { generation: 7 });
@@ -1424,7 +1463,9 @@ test("IPVS_MH keeps a drained backend's established flow on it while new flows o
   const now = drainIpvs(dests, [3]);
   for (let i = 0; i < 3; i++) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 3, 'the established flow sticks');
   assert.equal(dp.reasons().XD_R_TX_FLOW_HIT.packets, 3n);
-  // A new connection from the same port (SYN) follows the ring: it walks on, as in IPVS.
+  // A new connection from the same port (SYN), once the old one is idle (syn_reuse_idle), follows
+  // the ring: it walks on, as in IPVS.
+  ageFlow(flowKey(c.client, c.cport, c.vip, c.vport, TCP), 2500);
   const want = ipvsMhLookup(table, now, { address: CLIENT4, port, family: 4 }, { withPort: true, fallback: true })!.id;
   assert.notEqual(want, 3);
   assert.equal(sendTo(clientFrame(c, syn(c))).backend, want);
