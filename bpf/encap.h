@@ -45,6 +45,8 @@
 #include "xdirector.h"
 #include "parsing.h"
 #include "hash.h"
+#include "maps.h"
+#include "rate.h"
 
 /* GUE header, version 0 without optional fields (4 bytes). */
 struct xd_guehdr {
@@ -266,11 +268,31 @@ static __always_inline int xd_send_too_big(struct xdp_md *ctx, __u32 l2len,
 }
 
 /*
+ * A packet too big for the tunnel: answered (XD_R_TX_TOO_BIG) within the
+ * global too_big_rate, else dropped unanswered (XD_R_DROP_TOO_BIG_LIMITED),
+ * as the kernel limits its own ICMP errors (icmp_msgs_per_sec): a flood of
+ * full-size packets must not turn the director into a reflector at line rate.
+ * too_big_rate: a const volatile global of xdirector.bpf.c, which includes
+ * this header after defining it.
+ */
+static __always_inline int xd_too_big(struct xdp_md *ctx, __u32 l2len, __u8 family,
+				      __u32 inner_mtu, __u32 *reason)
+{
+	if (!xd_rate_admit(XD_RATE_TOO_BIG, too_big_rate, bpf_ktime_get_coarse_ns())) {
+		*reason = XD_R_DROP_TOO_BIG_LIMITED;
+		return XDP_DROP;
+	}
+	*reason = XD_R_TX_TOO_BIG;
+	return xd_send_too_big(ctx, l2len, family, inner_mtu);
+}
+
+/*
  * Encapsulate the IP packet that starts l2len bytes into the frame for tunnel
  * `t` and send it to the next hop `mac`. The inner packet is not touched.
  * inner_family: the client packet's family (enum xd_family); fk: its flow.
  * *reason is changed only when the packet is answered (XD_R_TX_TOO_BIG) or
- * dropped (XD_R_DROP_TOO_BIG) instead. Returns the XDP action; on XDP_TX the
+ * dropped (XD_R_DROP_TOO_BIG; XD_R_DROP_TOO_BIG_LIMITED when the answers are
+ * over too_big_rate a second, all CPUs together) instead. Returns the XDP action; on XDP_TX the
  * caller may still redirect.
  */
 static __always_inline int xd_encap(struct xdp_md *ctx, const struct xd_tunnel *t,
@@ -309,8 +331,7 @@ static __always_inline int xd_encap(struct xdp_md *ctx, const struct xd_tunnel *
 				*reason = XD_R_DROP_TOO_BIG;
 				return XDP_DROP;
 			}
-			*reason = XD_R_TX_TOO_BIG;
-			return xd_send_too_big(ctx, l2len, inner_family, t->mtu - olen);
+			return xd_too_big(ctx, l2len, inner_family, t->mtu - olen, reason);
 		}
 	} else {
 		struct ipv6hdr *in6 = data + l2len;
@@ -320,8 +341,7 @@ static __always_inline int xd_encap(struct xdp_md *ctx, const struct xd_tunnel *
 		tos = (bpf_ntohs(*(__be16 *)in6) >> 4) & 0xff;
 		if (t->mtu && ilen + olen > t->mtu) {
 			/* IPv6 routers never fragment (RFC 8200 5). */
-			*reason = XD_R_TX_TOO_BIG;
-			return xd_send_too_big(ctx, l2len, inner_family, t->mtu - olen);
+			return xd_too_big(ctx, l2len, inner_family, t->mtu - olen, reason);
 		}
 	}
 	hash = xd_tunnel_hash(fk);

@@ -6,7 +6,7 @@
  * name, never a silent reinterpretation of a pinned map (Cilium
  * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
  * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
- * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2, one more entry). Keys and values are defined in include/xdirector.h.
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2) and the global rate limits (xd_rate_v1). Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -151,6 +151,17 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xd_guard);
 } xd_guard_v1 SEC(".maps");
+
+/* Global rate limits (struct xd_rate, one word each), shared by all CPUs on
+ * purpose: a per-CPU budget would multiply the limit by the CPUs a flood is
+ * spread over. Touched only by the events they limit, never by an established
+ * packet. Key: __u32 enum xd_rate_idx. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XD_RATE_MAX);
+	__type(key, __u32);
+	__type(value, struct xd_rate);
+} xd_rate_v1 SEC(".maps");
 
 /* Per-service counters, per CPU (see struct xd_service_stats: the program
  * counts only no_backend here). Key: __u32 service id. */

@@ -26,7 +26,7 @@
 #include "parsing.h"
 #include "maps.h"
 #include "hash.h"
-#include "encap.h"
+#include "rate.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -76,6 +76,17 @@ const volatile __u32 new_flow_rate = 0;
 const volatile __u64 syn_reuse_idle_ns = 2000000000ULL;
 
 /*
+ * The director's own ICMP frag needed / PTB answers (a tunnel backend's packet
+ * too big once encapsulated) at most this many a second, all CPUs together
+ * (rate.h); above it the packet is dropped unanswered (XD_R_DROP_TOO_BIG_LIMITED)
+ * and the client's retransmission is answered later. 0 = no limit.
+ */
+const volatile __u32 too_big_rate = 0;
+
+/* After the globals it reads (too_big_rate). */
+#include "encap.h"
+
+/*
  * BTF anchor for the enums of xdirector.h, never read by the program: clang
  * only emits BTF for types that a global, a map or a function signature
  * references, and the map layouts store these enums in __u8/__u32 fields.
@@ -89,6 +100,7 @@ const volatile struct {
 	enum xd_backend_flags backend_flags;
 	enum xd_encap encap;
 	enum xd_reason reason;
+	enum xd_rate_idx rate;
 } xd_btf_enums = {};
 
 /* The layouts user space encodes (sizes as the compiler lays them out; the
@@ -110,6 +122,7 @@ _Static_assert(sizeof(struct xd_flow) == 16, "xd_flow layout");
 _Static_assert(sizeof(struct xd_service_stats) == 32, "xd_service_stats layout");
 _Static_assert(sizeof(struct xd_backend_stats) == 40, "xd_backend_stats layout");
 _Static_assert(sizeof(struct xd_reason_stats) == 16, "xd_reason_stats layout");
+_Static_assert(sizeof(struct xd_rate) == 8, "xd_rate layout");
 _Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
 
 /* TCP flags byte (offset 13 of the TCP header). */

@@ -127,7 +127,15 @@ enum xd_reason {
 	XD_R_TX_PROMOTED = 17,   /* client's first non-SYN of the handshake (UDP: second datagram): moved to the flow table */
 	XD_R_TX_SYN_KEPT = 18,   /* SYN reusing the 5-tuple of a flow that saw a packet within syn_reuse_idle_ns:
 				  * kept on the flow's backend, the entry untouched */
-	XD_R_MAX = 19,
+	XD_R_DROP_TOO_BIG_LIMITED = 19, /* tunnel: too big once encapsulated, but the director's frag needed /
+				  * PTB answers are over too_big_rate: dropped unanswered */
+	XD_R_MAX = 20,
+};
+
+/* Global rate limits (xd_rate_v1 index). */
+enum xd_rate_idx {
+	XD_RATE_TOO_BIG = 0,  /* the director's own ICMP frag needed / PTB answers (too_big_rate) */
+	XD_RATE_MAX = 1,
 };
 
 /* services map key: which traffic is ours. 20 bytes. */
@@ -261,6 +269,12 @@ struct xd_guard {
 	__u32 pad;          /* always zero */
 	__u64 embryonic;    /* entries created in the embryonic tables */
 	__u64 limited;      /* flows not entered into the flow table: above new_flow_rate */
+};
+
+/* Global rate limit (array indexed by enum xd_rate_idx, shared by all CPUs):
+ * one GCRA state word, updated with compare-and-swap (rate.h). 8 bytes. */
+struct xd_rate {
+	__u64 tat_ns; /* theoretical arrival time: bpf_ktime_get_coarse_ns() after which one more event is due */
 };
 
 /* Per-reason counters (per-CPU array indexed by enum xd_reason). 16 bytes. */

@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 7;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x13dbaf61d33f03adn;
+export const LAYOUT_HASH = 0x8978067824019c44n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -153,6 +153,16 @@ export const MAPS = {
     valueSize: 16,
     maxEntries: 65536,
   },
+  rate: {
+    role: 'rate',
+    name: 'xd_rate_v1',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_rate',
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 1,
+  },
   svcst: {
     role: 'svcst',
     name: 'xd_svcst_v1',
@@ -181,7 +191,7 @@ export const MAPS = {
     valueType: 'xd_reason_stats',
     keySize: 4,
     valueSize: 16,
-    maxEntries: 19,
+    maxEntries: 20,
   },
   rr: {
     role: 'rr',
@@ -233,10 +243,15 @@ export const GLOBALS = {
     offset: 24,
     size: 8,
   },
-  xd_btf_enums: {
+  too_big_rate: {
     section: '.rodata',
     offset: 32,
-    size: 24,
+    size: 4,
+  },
+  xd_btf_enums: {
+    section: '.rodata',
+    offset: 36,
+    size: 28,
   },
 } as const;
 
@@ -300,9 +315,17 @@ export const XdReason = {
   XD_R_TX_EMBRYONIC: 16,
   XD_R_TX_PROMOTED: 17,
   XD_R_TX_SYN_KEPT: 18,
-  XD_R_MAX: 19,
+  XD_R_DROP_TOO_BIG_LIMITED: 19,
+  XD_R_MAX: 20,
 } as const;
 export type XdReason = (typeof XdReason)[keyof typeof XdReason];
+
+/** enum xd_rate_idx */
+export const XdRateIdx = {
+  XD_RATE_TOO_BIG: 0,
+  XD_RATE_MAX: 1,
+} as const;
+export type XdRateIdx = (typeof XdRateIdx)[keyof typeof XdRateIdx];
 
 function chkInt(v: number, min: number, max: number, name: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new TypeError(`${name}: expected an integer from ${min} to ${max}, received ${typeof v} ${String(v)}`);
@@ -731,6 +754,29 @@ export function decodeXdFlow6Cache(buf: Buffer, offset = 0): XdFlow6Cache {
 
 export const xdFlow6CacheCodec: Codec<XdFlow6Cache> = { size: 64, encode: encodeXdFlow6Cache, decode: decodeXdFlow6Cache };
 
+/** struct xd_rate: 8 bytes. */
+export interface XdRate {
+  /** u64 at 0 */
+  tat_ns: bigint;
+}
+
+export const XD_RATE_SIZE = 8;
+
+export function encodeXdRate(v: XdRate, buf: Buffer = Buffer.alloc(8), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 8);
+  buf.writeBigUInt64LE(chkU64(v.tat_ns, 'xd_rate.tat_ns'), offset + 0);
+  return buf;
+}
+
+export function decodeXdRate(buf: Buffer, offset = 0): XdRate {
+  if (buf.length < offset + 8) throw new TypeError(`xd_rate: expected 8 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    tat_ns: buf.readBigUInt64LE(offset + 0),
+  };
+}
+
+export const xdRateCodec: Codec<XdRate> = { size: 8, encode: encodeXdRate, decode: decodeXdRate };
+
 /** struct xd_service_stats: 32 bytes. */
 export interface XdServiceStats {
   /** u64 at 0 */
@@ -889,6 +935,7 @@ export const MAP_CODECS = {
   fc6: { key: u32, value: xdFlow6CacheCodec },
   emb4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
   emb6: { key: xdFlowKeyCodec, value: xdFlowCodec },
+  rate: { key: u32, value: xdRateCodec },
   svcst: { key: u32, value: xdServiceStatsCodec },
   best: { key: u32, value: xdBackendStatsCodec },
   rsnst: { key: u32, value: xdReasonStatsCodec },
@@ -1382,6 +1429,19 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
+    xd_rate: {
+      name: 'xd_rate',
+      size: 8,
+      fields: [{
+        name: 'tat_ns',
+        offset: 0,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
     xd_service_stats: {
       name: 'xd_service_stats',
       size: 32,
@@ -1601,7 +1661,15 @@ export const LAYOUT: LayoutModel = {
         XD_R_TX_EMBRYONIC: 16,
         XD_R_TX_PROMOTED: 17,
         XD_R_TX_SYN_KEPT: 18,
-        XD_R_MAX: 19,
+        XD_R_DROP_TOO_BIG_LIMITED: 19,
+        XD_R_MAX: 20,
+      },
+    },
+    xd_rate_idx: {
+      name: 'xd_rate_idx',
+      values: {
+        XD_RATE_TOO_BIG: 0,
+        XD_RATE_MAX: 1,
       },
     },
   },
@@ -1726,6 +1794,16 @@ export const LAYOUT: LayoutModel = {
       valueSize: 16,
       maxEntries: 65536,
     },
+    rate: {
+      role: 'rate',
+      name: 'xd_rate_v1',
+      type: 'array',
+      keyType: 'u32',
+      valueType: 'xd_rate',
+      keySize: 4,
+      valueSize: 8,
+      maxEntries: 1,
+    },
     svcst: {
       role: 'svcst',
       name: 'xd_svcst_v1',
@@ -1754,7 +1832,7 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_reason_stats',
       keySize: 4,
       valueSize: 16,
-      maxEntries: 19,
+      maxEntries: 20,
     },
     rr: {
       role: 'rr',
@@ -1803,10 +1881,15 @@ export const LAYOUT: LayoutModel = {
       offset: 24,
       size: 8,
     },
-    xd_btf_enums: {
+    too_big_rate: {
       section: '.rodata',
       offset: 32,
-      size: 24,
+      size: 4,
+    },
+    xd_btf_enums: {
+      section: '.rodata',
+      offset: 36,
+      size: 28,
     },
   },
 };

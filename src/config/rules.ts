@@ -118,6 +118,7 @@ export function crossCheck(raw: unknown): Problem[] {
         out.push({ path: [...bp, 'address'], message: `is IPv${a.family} but the service VIP ${vip.text} is IPv${vip.family}: DR forwarding keeps the packet, so a backend has the VIP's family (or use forwarding: tunnel, which carries IPv${vip.family} over IPv${a.family})` });
       }
       out.push(...tunnelBackendProblems(raw, s, a, fwd, bp));
+      for (const p of tunnelMtuProblems(raw, s, vip, a, fwd)) if (!out.some((o) => o.message === p.message)) out.push(p);
       const port = b.port === undefined ? s.port : b.port;
       if (isPort(b.port) && isPort(s.port) && b.port !== s.port) {
         // Every forwarding mode (DR rewrites the MAC, a tunnel wraps the packet) delivers the
@@ -198,6 +199,26 @@ function tunnelBackendProblems(raw: Record<string, unknown>, s: Record<string, u
   return out;
 }
 
+/** IPv6's minimum link MTU (RFC 8200 5): a host never lowers its path MTU below it. */
+const IPV6_MIN_MTU = 1280;
+
+/**
+ * An IPv6 service over a tunnel needs tunnel.mtu >= 1280 + the outer headers: below that the
+ * director answers a full-size packet with "packet too big" naming an MTU under 1280, which the
+ * client clamps to 1280 (RFC 8201 4), so it keeps sending packets that never fit: black-holed.
+ */
+function tunnelMtuProblems(raw: Record<string, unknown>, s: Record<string, unknown>, vip: { family: Family } | undefined, a: { text: string; family: Family } | undefined, fwd: unknown): Problem[] {
+  if (fwd !== 'tunnel' || !a || vip?.family !== 6) return [];
+  const tunnel = isObj(raw.tunnel) ? raw.tunnel : {};
+  const mtu = tunnel.mtu;
+  if (typeof mtu !== 'number') return [];
+  const gue = s.encap === 'gue';
+  const outer = (a.family === 4 ? 20 : 40) + (gue ? 8 + 4 : 0);
+  if (mtu - outer >= IPV6_MIN_MTU) return [];
+  const how = `${gue ? 'GUE' : 'IPIP'} over IPv${a.family} (${outer} bytes of outer headers)`;
+  return [{ path: ['tunnel', 'mtu'], message: `is ${mtu}, which leaves ${mtu - outer} bytes for the IPv6 packets of service ${String(s.name)} carried by ${how} to ${a.text}: IPv6 needs ${IPV6_MIN_MTU} (RFC 8200 5), and a client clamps a smaller "packet too big" MTU to ${IPV6_MIN_MTU}, so its full-size packets would be black-holed: raise tunnel.mtu to at least ${IPV6_MIN_MTU + outer} (the underlay path must carry it), or forward this IPv6 service with forwarding: dr` }];
+}
+
 /** Cross-field defaults: the typed Config from a fully valid parse. */
 export function finish(raw: RawConfig, source: string): Config {
   const services: ServiceConfig[] = raw.services.map((s) => {
@@ -247,6 +268,7 @@ export function finish(raw: RawConfig, source: string): Config {
       embryonicTableSize: raw.xdp.embryonic_table_size,
       newFlowRate: raw.xdp.new_flow_rate,
       synReuseIdleMs: raw.xdp.syn_reuse_idle_ms,
+      tooBigRate: raw.xdp.too_big_rate,
       maxServices: raw.xdp.max_services,
       maxBackends: raw.xdp.max_backends,
       pinDir: raw.xdp.pin_dir,

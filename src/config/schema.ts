@@ -50,6 +50,8 @@ export const DEFAULT_NEW_FLOW_RATE = 200_000;
  * granularity of the flow entry's last-seen time, far below a client's 60 s TIME_WAIT.
  */
 export const DEFAULT_SYN_REUSE_IDLE_MS = 2000;
+/** The director's own ICMP frag needed / PTB answers per second, all CPUs (0 = no limit); the kernel's icmp_msgs_per_sec is 1000 too. */
+export const DEFAULT_TOO_BIG_RATE = 1000;
 export const DEFAULT_MAX_SERVICES = 64;
 export const DEFAULT_MAX_BACKENDS = 4096;
 
@@ -103,6 +105,7 @@ export const xdpSchema = section({
   embryonic_table_size: int(64, 1 << 24, { default: DEFAULT_EMBRYONIC_TABLE_SIZE, open: true }),
   new_flow_rate: int(0, 100_000_000, { default: DEFAULT_NEW_FLOW_RATE }),
   syn_reuse_idle_ms: int(0, 3_600_000, { default: DEFAULT_SYN_REUSE_IDLE_MS }),
+  too_big_rate: int(0, 100_000_000, { default: DEFAULT_TOO_BIG_RATE }),
   max_services: int(1, 65536, { default: DEFAULT_MAX_SERVICES, open: true }),
   max_backends: int(2, 1 << 20, { default: DEFAULT_MAX_BACKENDS, open: true }),
   pin_dir: absPath({ default: DEFAULT_PIN_DIR }),
@@ -209,6 +212,8 @@ export interface XdpConfig {
   newFlowRate: number;
   /** A SYN reusing a tracked flow's 5-tuple reschedules it only after this many ms without a packet (0: always). */
   synReuseIdleMs: number;
+  /** The director's own frag needed / PTB answers per second, all CPUs together; 0 = no limit. */
+  tooBigRate: number;
   maxServices: number;
   maxBackends: number;
   pinDir: string;

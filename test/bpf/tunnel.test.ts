@@ -28,6 +28,8 @@ import {
   xdServiceCodec,
   xdServiceKeyCodec,
   xdTunnelCodec,
+  xdRateCodec,
+  XdRateIdx,
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdBackendStats, XdReasonStats, XdService, XdServiceKey, XdTunnel } from '../../src/bpf/layouts.generated';
 import { pcap } from '../lib/pcap';
@@ -54,6 +56,8 @@ const MYSQL = 3306;
 const GUE_PORT = 6080;
 const TCP = pk.IPPROTO_TCP;
 const MTU = 1500;
+/** The director's own too-big answers per second (a test sends at most 5 per test otherwise). */
+const TOO_BIG_RATE = 8;
 
 const XDP = (() => {
   const c = getNative().constants;
@@ -98,7 +102,7 @@ before(async () => {
       [MAPS.emb4.name]: 1024,
       [MAPS.emb6.name]: 1024,
     },
-    globals: { ring_max: RING_MAX },
+    globals: { ring_max: RING_MAX, too_big_rate: TOO_BIG_RATE },
   });
   prog = obj.program('xdirector');
   svc = obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec);
@@ -128,6 +132,8 @@ beforeEach(() => {
   for (let i = 0; i < XdReason.XD_R_MAX; i++) rsnst.updatePerCpu(i, Array(rsnst.ncpus).fill(zero));
   const zeroBe: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n, flow_hits: 0n, flow_hit_bytes: 0n };
   for (let i = 0; i < MAX_BACKENDS; i++) best.updatePerCpu(i, Array(best.ncpus).fill(zeroBe));
+  // A full too-big answer bucket for each test.
+  obj.map(MAPS.rate.name, u32, xdRateCodec).update(XdRateIdx.XD_RATE_TOO_BIG, { tat_ns: 0n });
 });
 
 interface TunSpec { rs: string; encap: 'ipip' | 'gue'; mtu?: number; noEntry?: boolean }
@@ -301,6 +307,23 @@ test('an IPv6 packet too big once encapsulated gets ICMPv6 packet too big back, 
     pk.ipv6({ src: c.vip, dst: c.client, hopLimit: 64 }, pk.icmp6({ type: 2, code: 0, mtu: MTU - 40, quoted: ip.subarray(0, 128) })));
   assert.deepEqual(r.out, want);
   assert.deepEqual(reasonCounts(), { XD_R_TX_TOO_BIG: 1 });
+});
+
+test('the director answers at most too_big_rate packets too big a second, all CPUs together; the rest are dropped and counted', async () => {
+  // One GCRA word in a plain (not per-CPU) array: every CPU draws on the same budget.
+  assert.equal(MAPS.rate.type, 'array');
+  for (const [c, rs] of [[c4(42010), RS4], [c6(42011), RS6]] as const) {
+    tunnelService(c.vip, { rs, encap: 'ipip', mtu: MTU });
+    obj.map(MAPS.rate.name, u32, xdRateCodec).update(XdRateIdx.XD_RATE_TOO_BIG, { tat_ns: 0n });
+    const big = clientFrame(inner(c, data(c, MTU)));
+    // A burst of 3x the rate: a second's worth is answered, the rest dropped unanswered.
+    const verdicts = Array.from({ length: 3 * TOO_BIG_RATE }, () => run('too big burst', big).verdict);
+    assert.deepEqual(verdicts, [...Array(TOO_BIG_RATE).fill('TX'), ...Array(2 * TOO_BIG_RATE).fill('DROP')], c.vip);
+    // The bucket refills at the rate: 1/8 s per answer.
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(run('too big after a pause', big).verdict, 'TX', 'answered again after a pause');
+  }
+  assert.deepEqual(reasonCounts(), { XD_R_TX_TOO_BIG: 2 * (TOO_BIG_RATE + 1), XD_R_DROP_TOO_BIG_LIMITED: 2 * 2 * TOO_BIG_RATE });
 });
 
 test('an IPv4 packet without DF too big once encapsulated is dropped and counted, never fragmented', () => {

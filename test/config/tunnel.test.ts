@@ -103,3 +103,18 @@ test('the desired state carries each backend\'s forwarding, source address and p
   assert.equal(forwardingLabel(dr!), 'dr');
 });
 
+
+test('check-config refuses a tunnel.mtu that leaves an IPv6 service under 1280 bytes inside the tunnel, naming the key and the fix', () => {
+  const v6 = (mtu: number, encap = 'ipip', rs = 'fd00:88::11'): string => config(`    forwarding: tunnel\n    encap: ${encap}\n    backends:\n      - address: ${rs}\n`, `${TUNNEL_TOP}  mtu: ${mtu}\n`).replace('vip: 10.77.0.100', 'vip: fd00:77::100');
+  // 6in6: 40 bytes of outer header, so 1319 leaves 1279.
+  const p = problems(v6(1319));
+  assert.ok(p.some((l) => l.includes('tunnel.mtu') && l.includes('leaves 1279 bytes') && l.includes('at least 1320')), p.join('\n'));
+  assert.equal(p.filter((l) => l.includes('tunnel.mtu')).length, 1, 'said once');
+  // 6in4 (IPIP over IPv4: 20 bytes) and GUE over IPv4 (32 bytes).
+  assert.ok(problems(v6(1299, 'ipip', '10.88.1.11')).some((l) => l.includes('tunnel.mtu') && l.includes('at least 1300')));
+  assert.ok(problems(v6(1311, 'gue', '10.88.1.11')).some((l) => l.includes('tunnel.mtu') && l.includes('at least 1312')));
+  // Exactly 1280 inside is fine, and an IPv4 service may have any MTU from 1280.
+  parseConfig(v6(1320), 'lab.yaml');
+  parseConfig(v6(1300, 'ipip', '10.88.1.11'), 'lab.yaml');
+  parseConfig(config('    forwarding: tunnel\n    backends:\n      - address: fd00:88::11\n', `${TUNNEL_TOP}  mtu: 1280\n`), 'lab.yaml');
+});

@@ -25,7 +25,7 @@ import { Neighbours } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
 import { FlowCounter, FlowCountResult } from './flow-counts';
-import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE, DEFAULT_SYN_REUSE_IDLE_MS } from '../../config/schema';
+import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE, DEFAULT_SYN_REUSE_IDLE_MS, DEFAULT_TOO_BIG_RATE } from '../../config/schema';
 
 export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
 
@@ -44,6 +44,8 @@ export interface XdpOptions {
   newFlowRate?: number;
   /** A SYN reusing a tracked flow's 5-tuple reschedules it only after this many ms idle (default DEFAULT_SYN_REUSE_IDLE_MS). */
   synReuseIdleMs?: number;
+  /** The director's own frag needed / PTB answers per second, all CPUs together (default DEFAULT_TOO_BIG_RATE). */
+  tooBigRate?: number;
   /** Compiled program; default dist/bpf/xdirector.bpf.o of this package. */
   objectPath?: string;
   /** A flow counts as active when it saw a packet within this many seconds (IPVS: TCP established 900 s). */
@@ -186,7 +188,8 @@ export class XdpDataplane implements Dataplane {
     let selfMac: string;
     try { selfMac = await nl.linkMac(o.ifname); } finally { nl.close(); }
     const globals = { ring_max: o.ringMax, match_dst_mac: 1, self_mac: L.macBytes(selfMac), new_flow_rate: o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE,
-      syn_reuse_idle_ns: BigInt(o.synReuseIdleMs ?? DEFAULT_SYN_REUSE_IDLE_MS) * 1_000_000n };
+      syn_reuse_idle_ns: BigInt(o.synReuseIdleMs ?? DEFAULT_SYN_REUSE_IDLE_MS) * 1_000_000n,
+      too_big_rate: o.tooBigRate ?? DEFAULT_TOO_BIG_RATE };
     const obj = await BpfObject.load(objectPath, { maxEntries, globals, ...(adopt ? { reusePinnedDir: dir } : {}) });
     let maps: L.Maps | undefined;
     try {
