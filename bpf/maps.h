@@ -6,7 +6,7 @@
  * name, never a silent reinterpretation of a pinned map (Cilium
  * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
  * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
- * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2) and the global rate limits (xd_rate_v1). Keys and values are defined in include/xdirector.h.
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover tables (xd_tko4_v1, xd_tko6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -76,10 +76,14 @@ struct {
 
 /* Flow tables: client 5-tuple -> backend index + backend generation, so an
  * established flow keeps its backend when the ring changes (LRU: the kernel
- * evicts the least recently used flow when full). Only flows whose client sent
- * a packet after its opening one (TCP: the handshake's ACK; UDP: a second
- * datagram), and flows taken over mid-stream, enter them, at most
- * new_flow_rate a second per CPU: a spoofed SYN flood cannot evict them.
+ * evicts the least recently used flow when full). Only flows that completed a
+ * handshake here (TCP: SYN, then the client's ACK; UDP: a second datagram)
+ * and then proved themselves (a packet XD_PROVE_NS later) enter them, at most
+ * new_flow_rate a second over all CPUs: a flood of spoofed SYNs, bare ACKs or
+ * SYN + ACK pairs churns the embryonic and takeover tables, never these; only
+ * an attacker who keeps each spoofed flow going for XD_PROVE_NS gets in, at
+ * new_flow_rate, so an established flow idle for less than
+ * flow_table_size / new_flow_rate seconds is never evicted.
  * One table per family, so IPv4 (nearly all traffic) hashes a 16-byte key.
  * Shared by all CPUs (not per CPU as Katran's): a flow whose packets move to
  * another CPU (RSS change, failover to a director with another queue layout)
@@ -144,13 +148,34 @@ struct {
 	__type(value, struct xd_flow);
 } xd_emb6_v1 SEC(".maps");
 
-/* New-flow rate guard window and embryonic counters, per CPU. Key: __u32 0. */
+/* Takeover tables: flows this director did not see open (a non-opening
+ * packet of an unknown flow: taken over mid-stream after a VRRP failover or an
+ * ECMP change, or spoofed), which stay here, and handshake-completed flows
+ * until they prove themselves (struct xd_tflow.handshake_ns). Served like the
+ * flow tables (the flow caches are filled from them too), but their own LRUs:
+ * a flood of packets that skip the handshake, or that fake one, evicts only
+ * these. Keys as the flow tables'. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_TAKEOVER);
+	__type(key, struct xd_flow4_key);
+	__type(value, struct xd_tflow);
+} xd_tko4_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_TAKEOVER);
+	__type(key, struct xd_flow_key);
+	__type(value, struct xd_tflow);
+} xd_tko6_v1 SEC(".maps");
+
+/* Flood guard counters, per CPU (struct xd_guard). Key: __u32 0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct xd_guard);
-} xd_guard_v1 SEC(".maps");
+} xd_guard_v2 SEC(".maps");
 
 /* Global rate limits (struct xd_rate, one word each), shared by all CPUs on
  * purpose: a per-CPU budget would multiply the limit by the CPUs a flood is

@@ -49,13 +49,16 @@ const volatile __u32 match_dst_mac = 0;
 const volatile __u8 self_mac[ETH_ALEN] = {};
 
 /*
- * New-flow rate guard: at most this many flows a second per CPU enter the flow
- * tables (promotions from the embryonic tables and flows taken over
- * mid-stream); above it a flow is forwarded by the ring without an entry
- * (XD_R_TX_NO_TRACK, counted in xd_guard.limited) and tried again on its next
- * packet. Like Katran's max_conn_rate, but behind the embryonic tables, so it
- * only has to stop floods that complete a fake handshake or send bare ACKs.
- * 0 = no limit.
+ * New-flow rate guard: at most this many proven flows a second enter the flow
+ * tables, over all CPUs (rate.h: one shared GCRA word, touched only by a flow
+ * that is proving itself, never by an established packet; a per-CPU budget
+ * would multiply the limit by the CPUs a flood's RSS hash spreads it over).
+ * Above it a flow stays in its takeover table, still tracked and served
+ * (xd_guard.limited), and tries again on a later packet. Like Katran's
+ * max_conn_rate, but behind the embryonic and takeover tables, so it only
+ * bounds a flood that keeps each spoofed flow going for XD_PROVE_NS: an
+ * established flow idle for less than flow_table_size / new_flow_rate seconds
+ * is never evicted. 0 = no limit.
  */
 const volatile __u32 new_flow_rate = 0;
 
@@ -112,6 +115,8 @@ _Static_assert(sizeof(struct xd_tunnel) == 40, "xd_tunnel layout");
 _Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
 _Static_assert(sizeof(struct xd_flow4_key) == 16, "xd_flow4_key layout");
 _Static_assert(sizeof(struct xd_guard) == 32, "xd_guard layout");
+_Static_assert(sizeof(struct xd_tflow) == 24, "xd_tflow layout");
+_Static_assert(__builtin_offsetof(struct xd_tflow, last_seen_ns) == __builtin_offsetof(struct xd_flow, last_seen_ns), "xd_tflow starts as xd_flow");
 _Static_assert(sizeof(struct xd_flow4_cache) == 32, "xd_flow4_cache layout");
 _Static_assert(sizeof(struct xd_flow6_cache) == 64, "xd_flow6_cache layout");
 _Static_assert(sizeof(((struct xd_flow4_cache *)0)->key) == sizeof(struct xd_flow4_key), "xd_flow4_cache key");
@@ -140,8 +145,20 @@ _Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
  * (a SYN reusing the 5-tuple) can be used. bpf_jiffies64() is inlined by the
  * verifier (a load), unlike a clock helper call. */
 #define XD_FLOW_CACHE_JIFFIES 32
-/* The rate guard's window. */
-#define XD_GUARD_WINDOW_NS 1000000000ULL
+/*
+ * A handshake-completed flow moves from its takeover table to the flow table
+ * on a packet at least this long after its handshake. The director sees one
+ * direction only (DR: the real server answers the client directly), so it
+ * cannot check that the client's ACK answers the server's SYN-ACK: a blind
+ * spoofer sends SYN + ACK pairs as easily as SYNs, and the embryonic table
+ * alone bounds only the flows that never send a second packet. What a spoofer
+ * without state does not do is come back: a real connection sends again (its
+ * query, its next query) while a pair-per-source flood does not. One second
+ * keeps short connections (one query) out of the flow table altogether, and a
+ * flow cache slot's expiry (XD_FLOW_CACHE_JIFFIES) brings a cached flow back
+ * to the full path within it to be moved.
+ */
+#define XD_PROVE_NS 1000000000ULL
 
 /* pick_backend() result when a map lookup failed (control-plane bug: service
  * id or ring index beyond the loaded map sizes). */
@@ -596,21 +613,48 @@ static __always_inline void emb_delete(int v4, const struct xd_flow4_key *k4,
 		bpf_map_delete_elem(&xd_emb6_v1, k6);
 }
 
-/* May one more flow enter the flow tables on this CPU now? (new_flow_rate) */
-static __always_inline int guard_admit(struct xd_guard *g, __u64 now)
+/* xd_guard counters, by their index as __u64 words. */
+#define XD_GUARD_EMBRYONIC 0
+#define XD_GUARD_TAKEOVERS 1
+#define XD_GUARD_HANDSHAKES 2
+#define XD_GUARD_LIMITED 3
+_Static_assert(__builtin_offsetof(struct xd_guard, limited) == XD_GUARD_LIMITED * 8, "xd_guard words");
+_Static_assert(__builtin_offsetof(struct xd_guard, handshakes) == XD_GUARD_HANDSHAKES * 8, "xd_guard words");
+_Static_assert(__builtin_offsetof(struct xd_guard, takeovers) == XD_GUARD_TAKEOVERS * 8, "xd_guard words");
+
+static __always_inline void guard_count(__u32 which)
 {
-	if (new_flow_rate == 0 || !g)
-		return 1;
-	if (now - g->window_ns >= XD_GUARD_WINDOW_NS) {
-		g->window_ns = now;
-		g->window_flows = 0;
-	}
-	if (g->window_flows >= new_flow_rate) {
-		g->limited++;
-		return 0;
-	}
-	g->window_flows++;
-	return 1;
+	__u32 zero = 0;
+	__u64 *g = bpf_map_lookup_elem(&xd_guard_v2, &zero);
+
+	if (g && which <= XD_GUARD_LIMITED)
+		g[which]++;
+}
+
+static __always_inline struct xd_tflow *tko_lookup(int v4, const struct xd_flow4_key *k4,
+						    const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_tko4_v1, k4);
+	return bpf_map_lookup_elem(&xd_tko6_v1, k6);
+}
+
+static __always_inline void tko_insert(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6, const struct xd_tflow *f)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_tko4_v1, k4, f, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_tko6_v1, k6, f, BPF_ANY);
+}
+
+static __always_inline void tko_delete(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6)
+{
+	if (v4)
+		bpf_map_delete_elem(&xd_tko4_v1, k4);
+	else
+		bpf_map_delete_elem(&xd_tko6_v1, k6);
 }
 
 /* DR forward: only the Ethernet addresses change. XDP_TX back out of the
@@ -901,6 +945,7 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	struct xd_service *svc;
 	struct xd_backend *be = NULL;
 	struct xd_flow *flow, *emb = NULL;
+	struct xd_tflow *tf = NULL;
 	struct xd_flow4_cache *c4 = NULL;
 	struct xd_flow6_cache *c6 = NULL;
 	int cached = 0;
@@ -1063,6 +1108,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 		k4.proto = inner;
 		reason = XD_R_PASS_ICMP;
 		flow = flow_lookup(v4, &k4, &fk);
+		if (!flow)
+			flow = (struct xd_flow *)tko_lookup(v4, &k4, &fk);
 		if (!flow) /* e.g. a UDP flow that sent one datagram so far */
 			flow = emb_lookup(v4, &k4, &fk);
 		if (!flow)
@@ -1159,35 +1206,61 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	}
 
 	/*
-	 * Established flow, the shared flow table: one hashed lookup. A hit
-	 * refills this CPU's cache slot for the next packets. Only a miss looks
-	 * the service up.
+	 * Established flow, the shared flow table: one hashed lookup; else the
+	 * takeover table. A hit refills this CPU's cache slot for the next
+	 * packets. Only a miss looks the service up.
 	 */
 	flow = NULL;
 	if (!syn && !is_frag) {
 		flow = flow_lookup(v4, &k4, &fk);
+		if (!flow) {
+			tf = tko_lookup(v4, &k4, &fk);
+			flow = (struct xd_flow *)tf;
+		}
 		if (flow) {
 			be = flow_backend(flow);
 			if (be) {
 				__u64 now = xd_now();
 				__u64 expires = bpf_jiffies64() + XD_FLOW_CACHE_JIFFIES;
 
+				__u32 gen = flow->generation;
+
 				be_idx = flow->backend;
-				if (now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS)
+				reason = XD_R_TX_FLOW_HIT;
+				if (tf && tf->handshake_ns && now - tf->handshake_ns >= XD_PROVE_NS) {
+					/* A handshake-completed flow came back: it
+					 * is real, into the flow table (within the
+					 * global rate), out of the takeover table. */
+					if (xd_rate_admit(XD_RATE_NEW_FLOW, new_flow_rate, now)) {
+						struct xd_flow nf = {
+							.backend = be_idx,
+							.generation = gen,
+							.last_seen_ns = now,
+						};
+
+						flow_insert(v4, &k4, &fk, &nf);
+						tko_delete(v4, &k4, &fk);
+						reason = XD_R_TX_PROVEN;
+						tf = NULL;
+						flow = NULL;
+					} else {
+						guard_count(XD_GUARD_LIMITED);
+					}
+				}
+				if (flow && now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS)
 					flow->last_seen_ns = now;
 				if (c4) {
 					__builtin_memcpy(c4->key, &k4, sizeof(c4->key));
 					c4->backend = be_idx;
-					c4->generation = flow->generation;
+					c4->generation = gen;
 					c4->expires = expires;
 				}
 				if (c6) {
 					__builtin_memcpy(c6->key, &fk, sizeof(c6->key));
 					c6->backend = be_idx;
-					c6->generation = flow->generation;
+					c6->generation = gen;
 					c6->expires = expires;
 				}
-				reason = XD_R_TX_FLOW_HIT;
 				action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
 				goto out;
 			}
@@ -1213,18 +1286,23 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 
 	{
 		int rst = tcp_flags & XD_TCP_RST;
-		__u32 zero = 0, idx;
-		struct xd_guard *g;
+		__u32 idx;
 		__u64 now;
 
 		now = xd_now();
-		/* A SYN reusing the 5-tuple of a flow in the flow table: a
-		 * flow that saw a packet within syn_reuse_idle_ns keeps its
-		 * backend (a spoofed or stray SYN must not move it); an idle
-		 * one is replaced in place (below), or the handshake's ACK
-		 * would find the old connection's backend. */
+		/* A SYN reusing the 5-tuple of a tracked flow: a flow that saw
+		 * a packet within syn_reuse_idle_ns keeps its backend (a
+		 * spoofed or stray SYN must not move it). An idle one in the
+		 * flow table is replaced in place (below), or the handshake's
+		 * ACK would find the old connection's backend; an idle one in
+		 * the takeover table is dropped, and the new connection opens
+		 * like any other. */
 		if (syn) {
 			flow = flow_lookup(v4, &k4, &fk);
+			if (!flow) {
+				tf = tko_lookup(v4, &k4, &fk);
+				flow = (struct xd_flow *)tf;
+			}
 			if (flow && now - flow->last_seen_ns < syn_reuse_idle_ns) {
 				be = flow_backend(flow);
 				if (be) {
@@ -1234,6 +1312,11 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 					goto out;
 				}
 				/* Its backend is gone: re-hashed below. */
+			}
+			if (tf) {
+				tko_delete(v4, &k4, &fk);
+				tf = NULL;
+				flow = NULL;
 			}
 		}
 		if (!flow) {
@@ -1248,21 +1331,21 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						reason = syn ? XD_R_TX_EMBRYONIC : XD_R_TX_NO_TRACK;
 					} else {
 						/* The client's first packet after its
-						 * opening one: the flow is real. */
-						g = bpf_map_lookup_elem(&xd_guard_v1, &zero);
-						if (guard_admit(g, now)) {
-							struct xd_flow nf = {
-								.backend = idx,
-								.generation = emb->generation,
-								.last_seen_ns = now,
-							};
+						 * opening one: the handshake completed,
+						 * but a spoofer can send that packet as
+						 * easily as the SYN. Into the takeover
+						 * table until it proves itself. */
+						struct xd_tflow nt = {
+							.backend = idx,
+							.generation = emb->generation,
+							.last_seen_ns = now,
+							.handshake_ns = now,
+						};
 
-							flow_insert(v4, &k4, &fk, &nf);
-							emb_delete(v4, &k4, &fk);
-							reason = XD_R_TX_PROMOTED;
-						} else {
-							reason = XD_R_TX_NO_TRACK;
-						}
+						tko_insert(v4, &k4, &fk, &nt);
+						emb_delete(v4, &k4, &fk);
+						guard_count(XD_GUARD_HANDSHAKES);
+						reason = XD_R_TX_PROMOTED;
 					}
 					be_idx = idx;
 					action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
@@ -1301,8 +1384,9 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 		}
 
 		if (flow) {
-			/* SYN reusing an idle 5-tuple, or the flow's backend is gone
-			 * (removed: generation bumped; DOWN): overwrite in place. */
+			/* SYN reusing an idle 5-tuple of the flow table, or the
+			 * flow's backend is gone (removed: generation bumped;
+			 * DOWN): overwrite in place, in whichever table. */
 			reason = syn ? XD_R_TX_NEW_FLOW : XD_R_TX_REHASH;
 			flow->backend = idx;
 			flow->generation = be->generation;
@@ -1310,7 +1394,7 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 			new_flow = 1;
 		} else if (syn || (l4 == IPPROTO_UDP && !emb)) {
 			/* An opening packet: into the embryonic table until the
-			 * client's next packet shows the flow is real. */
+			 * client's next packet completes the handshake. */
 			if (emb) {
 				emb->backend = idx;
 				emb->generation = be->generation;
@@ -1323,34 +1407,32 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 				};
 
 				emb_insert(v4, &k4, &fk, &nf);
-				g = bpf_map_lookup_elem(&xd_guard_v1, &zero);
-				if (g)
-					g->embryonic++;
+				guard_count(XD_GUARD_EMBRYONIC);
 			}
 			reason = XD_R_TX_NEW_FLOW;
 			new_flow = 1;
 		} else {
 			/* A non-SYN TCP miss: this director took the VIP over
-			 * mid-stream (VRRP, ECMP change); or the second packet of
-			 * an embryonic flow whose backend is gone. Remembered, so
-			 * the flow stays where the ring puts it now, within the
-			 * guard. */
-			g = bpf_map_lookup_elem(&xd_guard_v1, &zero);
-			if (guard_admit(g, now)) {
-				struct xd_flow nf = {
-					.backend = idx,
-					.generation = be->generation,
-					.last_seen_ns = now,
-				};
+			 * mid-stream (VRRP, ECMP change), or a spoofed bare ACK;
+			 * or the second packet of an embryonic flow whose backend
+			 * is gone. Remembered in the takeover table, so the flow
+			 * stays where the ring puts it now; it never enters the
+			 * flow table (a flood of these must not evict a flow
+			 * that completed its handshake here), unless its
+			 * handshake did complete here (embryonic). */
+			struct xd_tflow nt = {
+				.backend = idx,
+				.generation = be->generation,
+				.last_seen_ns = now,
+				.handshake_ns = emb ? now : 0,
+			};
 
-				flow_insert(v4, &k4, &fk, &nf);
-				if (emb)
-					emb_delete(v4, &k4, &fk);
-				reason = emb ? XD_R_TX_REHASH : XD_R_TX_NEW_FLOW;
-				new_flow = 1;
-			} else {
-				reason = XD_R_TX_NO_TRACK;
-			}
+			tko_insert(v4, &k4, &fk, &nt);
+			if (emb)
+				emb_delete(v4, &k4, &fk);
+			guard_count(emb ? XD_GUARD_HANDSHAKES : XD_GUARD_TAKEOVERS);
+			reason = emb ? XD_R_TX_REHASH : XD_R_TX_NEW_FLOW;
+			new_flow = 1;
 		}
 		action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);
 	}

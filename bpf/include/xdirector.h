@@ -49,6 +49,15 @@
 #define XD_MAX_EMBRYONIC 65536
 #endif
 
+#ifndef XD_MAX_TAKEOVER
+/* Each takeover table (IPv4, IPv6): flows that did not complete a handshake
+ * here (taken over mid-stream after a failover or an ECMP change), and
+ * handshake-completed flows until they prove themselves (XD_PROVE_NS). A
+ * flood of bare ACKs or of fake handshakes churns only these. 256K flows *
+ * (16 or 40 + 24) bytes. */
+#define XD_MAX_TAKEOVER 262144
+#endif
+
 #ifndef XD_FLOW_CACHE4
 /* Flow cache slots per CPU (power of two): IPv4 32 bytes each, IPv6 64, so
  * 768 KiB per CPU. Both are 2-way set-associative (XD_FLOW_CACHE_WAYS slots a
@@ -108,12 +117,11 @@ enum xd_reason {
 	XD_R_PASS_NON_VIP = 1,   /* IP but not for a configured VIP:port/proto */
 	XD_R_PASS_MALFORMED = 2, /* truncated/invalid headers: left to the kernel to drop */
 	XD_R_TX_NEW_FLOW = 3,    /* hashed onto the ring, entry created (SYN, first UDP datagram: embryonic table;
-				  * non-SYN miss, i.e. taken over mid-stream: flow table) */
+				  * non-SYN miss, i.e. taken over mid-stream: takeover table) */
 	XD_R_TX_FLOW_HIT = 4,    /* established flow, kept its backend. Counted in the backend's
 				  * xd_backend_stats.flow_hits, not in xd_rsnst (one counter per hit) */
 	XD_R_TX_REHASH = 5,      /* flow's backend gone/down: re-hashed */
-	XD_R_TX_NO_TRACK = 6,    /* forwarded without a flow entry (RST; non-SYN miss or promotion
-				  * above the new-flow rate guard) */
+	XD_R_TX_NO_TRACK = 6,    /* forwarded without a flow entry (a RST that is not of a known flow) */
 	XD_R_TX_ICMP = 7,        /* ICMP PTB / frag needed sent to the flow's backend */
 	XD_R_NO_BACKEND_PASS = 8,/* service has no usable backend: passed to the kernel */
 	XD_R_NO_BACKEND_DROP = 9,/* service has no usable backend: dropped (XD_SVC_F_EMPTY_DROP) */
@@ -124,18 +132,22 @@ enum xd_reason {
 	XD_R_TX_TOO_BIG = 14,    /* tunnel: too big once encapsulated: ICMP frag needed / PTB sent back to the client */
 	XD_R_DROP_TOO_BIG = 15,  /* tunnel: too big once encapsulated, IPv4 without DF (never fragmented here) */
 	XD_R_TX_EMBRYONIC = 16,  /* packet of a flow still in its handshake (SYN retransmit): its embryonic entry's backend */
-	XD_R_TX_PROMOTED = 17,   /* client's first non-SYN of the handshake (UDP: second datagram): moved to the flow table */
+	XD_R_TX_PROMOTED = 17,   /* client's first non-SYN of the handshake (UDP: second datagram): moved from the
+				  * embryonic table to the takeover table, until it proves itself (XD_R_TX_PROVEN) */
 	XD_R_TX_SYN_KEPT = 18,   /* SYN reusing the 5-tuple of a flow that saw a packet within syn_reuse_idle_ns:
 				  * kept on the flow's backend, the entry untouched */
 	XD_R_DROP_TOO_BIG_LIMITED = 19, /* tunnel: too big once encapsulated, but the director's frag needed /
 				  * PTB answers are over too_big_rate: dropped unanswered */
-	XD_R_MAX = 20,
+	XD_R_TX_PROVEN = 20,     /* a handshake-completed flow's packet XD_PROVE_NS or more after its handshake,
+				  * within new_flow_rate: moved from the takeover table to the flow table */
+	XD_R_MAX = 21,
 };
 
 /* Global rate limits (xd_rate_v1 index). */
 enum xd_rate_idx {
 	XD_RATE_TOO_BIG = 0,  /* the director's own ICMP frag needed / PTB answers (too_big_rate) */
-	XD_RATE_MAX = 1,
+	XD_RATE_NEW_FLOW = 1, /* proven flows entering the flow tables (new_flow_rate) */
+	XD_RATE_MAX = 2,
 };
 
 /* services map key: which traffic is ours. 20 bytes. */
@@ -211,6 +223,17 @@ struct xd_flow {
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy-grained) of a recent packet, refreshed at most once a second */
 };
 
+/* takeover tables value: the first three fields are struct xd_flow's (a
+ * pointer to one serves as one). 24 bytes. */
+struct xd_tflow {
+	__u32 backend;      /* backend index */
+	__u32 generation;   /* backend generation when the flow was created */
+	__u64 last_seen_ns; /* as struct xd_flow's */
+	__u64 handshake_ns; /* bpf_ktime_get_coarse_ns() when its handshake completed here (the client's
+			     * packet after its opening one); 0 = taken over mid-stream: never moved to the
+			     * flow table */
+};
+
 /* Per-CPU flow cache slots (xd_fc4_v2 / xd_fc6_v2: one array each, CPU-major,
  * XD_FLOW_CACHE4 / XD_FLOW_CACHE6 slots per CPU in 2-way sets chosen by a hash
  * of the key):
@@ -261,14 +284,14 @@ struct xd_backend_stats {
 	__u64 flow_hit_bytes; /* their bytes */
 };
 
-/* Flood guard (per-CPU array of one): the new-flow rate guard's window and
- * the embryonic table's counters. 32 bytes. */
+/* Flood guard counters (per-CPU array of one): entries created in the tables
+ * that stand in front of the flow tables. 32 bytes. */
 struct xd_guard {
-	__u64 window_ns;    /* bpf_ktime_get_coarse_ns() when this CPU's one-second window began */
-	__u32 window_flows; /* flows entered into the flow table in this window */
-	__u32 pad;          /* always zero */
-	__u64 embryonic;    /* entries created in the embryonic tables */
-	__u64 limited;      /* flows not entered into the flow table: above new_flow_rate */
+	__u64 embryonic;  /* entries created in the embryonic tables (opening packets) */
+	__u64 takeovers;  /* entries created in the takeover tables by a packet of an unknown flow
+			   * that is not an opening one (mid-stream takeover, or a spoofed bare ACK) */
+	__u64 handshakes; /* flows moved from the embryonic to the takeover tables (handshake completed) */
+	__u64 limited;    /* proven flows kept in the takeover tables: above new_flow_rate */
 };
 
 /* Global rate limit (array indexed by enum xd_rate_idx, shared by all CPUs):

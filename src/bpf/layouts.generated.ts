@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 7;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x8978067824019c44n;
+export const LAYOUT_HASH = 0xc634beda6aae596cn;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -25,6 +25,7 @@ export const DEFINES = {
   XD_RING_MAX: 65537,
   XD_MAX_FLOWS: 1048576,
   XD_MAX_EMBRYONIC: 65536,
+  XD_MAX_TAKEOVER: 262144,
   XD_FLOW_CACHE4: 16384,
   XD_FLOW_CACHE6: 4096,
   XD_FLOW_CACHE_WAYS: 2,
@@ -42,16 +43,6 @@ export const MAPS = {
     keySize: 20,
     valueSize: 16,
     maxEntries: 64,
-  },
-  guard: {
-    role: 'guard',
-    name: 'xd_guard_v1',
-    type: 'percpu_array',
-    keyType: 'u32',
-    valueType: 'xd_guard',
-    keySize: 4,
-    valueSize: 32,
-    maxEntries: 1,
   },
   vport: {
     role: 'vport',
@@ -153,6 +144,36 @@ export const MAPS = {
     valueSize: 16,
     maxEntries: 65536,
   },
+  tko4: {
+    role: 'tko4',
+    name: 'xd_tko4_v1',
+    type: 'lru_hash',
+    keyType: 'xd_flow4_key',
+    valueType: 'xd_tflow',
+    keySize: 16,
+    valueSize: 24,
+    maxEntries: 262144,
+  },
+  tko6: {
+    role: 'tko6',
+    name: 'xd_tko6_v1',
+    type: 'lru_hash',
+    keyType: 'xd_flow_key',
+    valueType: 'xd_tflow',
+    keySize: 40,
+    valueSize: 24,
+    maxEntries: 262144,
+  },
+  guard: {
+    role: 'guard',
+    name: 'xd_guard_v2',
+    type: 'percpu_array',
+    keyType: 'u32',
+    valueType: 'xd_guard',
+    keySize: 4,
+    valueSize: 32,
+    maxEntries: 1,
+  },
   rate: {
     role: 'rate',
     name: 'xd_rate_v1',
@@ -161,7 +182,7 @@ export const MAPS = {
     valueType: 'xd_rate',
     keySize: 4,
     valueSize: 8,
-    maxEntries: 1,
+    maxEntries: 2,
   },
   svcst: {
     role: 'svcst',
@@ -191,7 +212,7 @@ export const MAPS = {
     valueType: 'xd_reason_stats',
     keySize: 4,
     valueSize: 16,
-    maxEntries: 20,
+    maxEntries: 21,
   },
   rr: {
     role: 'rr',
@@ -316,14 +337,16 @@ export const XdReason = {
   XD_R_TX_PROMOTED: 17,
   XD_R_TX_SYN_KEPT: 18,
   XD_R_DROP_TOO_BIG_LIMITED: 19,
-  XD_R_MAX: 20,
+  XD_R_TX_PROVEN: 20,
+  XD_R_MAX: 21,
 } as const;
 export type XdReason = (typeof XdReason)[keyof typeof XdReason];
 
 /** enum xd_rate_idx */
 export const XdRateIdx = {
   XD_RATE_TOO_BIG: 0,
-  XD_RATE_MAX: 1,
+  XD_RATE_NEW_FLOW: 1,
+  XD_RATE_MAX: 2,
 } as const;
 export type XdRateIdx = (typeof XdRateIdx)[keyof typeof XdRateIdx];
 
@@ -425,45 +448,6 @@ export function decodeXdService(buf: Buffer, offset = 0): XdService {
 }
 
 export const xdServiceCodec: Codec<XdService> = { size: 16, encode: encodeXdService, decode: decodeXdService };
-
-/** struct xd_guard: 32 bytes. */
-export interface XdGuard {
-  /** u64 at 0 */
-  window_ns: bigint;
-  /** u32 at 8 */
-  window_flows: number;
-  /** u32 at 12, zero if omitted */
-  pad?: number;
-  /** u64 at 16 */
-  embryonic: bigint;
-  /** u64 at 24 */
-  limited: bigint;
-}
-
-export const XD_GUARD_SIZE = 32;
-
-export function encodeXdGuard(v: XdGuard, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 32);
-  buf.writeBigUInt64LE(chkU64(v.window_ns, 'xd_guard.window_ns'), offset + 0);
-  buf.writeUInt32LE(chkInt(v.window_flows, 0, 4294967295, 'xd_guard.window_flows'), offset + 8);
-  if (v.pad !== undefined) buf.writeUInt32LE(chkInt(v.pad, 0, 4294967295, 'xd_guard.pad'), offset + 12);
-  buf.writeBigUInt64LE(chkU64(v.embryonic, 'xd_guard.embryonic'), offset + 16);
-  buf.writeBigUInt64LE(chkU64(v.limited, 'xd_guard.limited'), offset + 24);
-  return buf;
-}
-
-export function decodeXdGuard(buf: Buffer, offset = 0): XdGuard {
-  if (buf.length < offset + 32) throw new TypeError(`xd_guard: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
-  return {
-    window_ns: buf.readBigUInt64LE(offset + 0),
-    window_flows: buf.readUInt32LE(offset + 8),
-    pad: buf.readUInt32LE(offset + 12),
-    embryonic: buf.readBigUInt64LE(offset + 16),
-    limited: buf.readBigUInt64LE(offset + 24),
-  };
-}
-
-export const xdGuardCodec: Codec<XdGuard> = { size: 32, encode: encodeXdGuard, decode: decodeXdGuard };
 
 /** struct xd_backend: 36 bytes. */
 export interface XdBackend {
@@ -754,6 +738,76 @@ export function decodeXdFlow6Cache(buf: Buffer, offset = 0): XdFlow6Cache {
 
 export const xdFlow6CacheCodec: Codec<XdFlow6Cache> = { size: 64, encode: encodeXdFlow6Cache, decode: decodeXdFlow6Cache };
 
+/** struct xd_tflow: 24 bytes. */
+export interface XdTflow {
+  /** u32 at 0 */
+  backend: number;
+  /** u32 at 4 */
+  generation: number;
+  /** u64 at 8 */
+  last_seen_ns: bigint;
+  /** u64 at 16 */
+  handshake_ns: bigint;
+}
+
+export const XD_TFLOW_SIZE = 24;
+
+export function encodeXdTflow(v: XdTflow, buf: Buffer = Buffer.alloc(24), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 24);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_tflow.backend'), offset + 0);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_tflow.generation'), offset + 4);
+  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_tflow.last_seen_ns'), offset + 8);
+  buf.writeBigUInt64LE(chkU64(v.handshake_ns, 'xd_tflow.handshake_ns'), offset + 16);
+  return buf;
+}
+
+export function decodeXdTflow(buf: Buffer, offset = 0): XdTflow {
+  if (buf.length < offset + 24) throw new TypeError(`xd_tflow: expected 24 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    backend: buf.readUInt32LE(offset + 0),
+    generation: buf.readUInt32LE(offset + 4),
+    last_seen_ns: buf.readBigUInt64LE(offset + 8),
+    handshake_ns: buf.readBigUInt64LE(offset + 16),
+  };
+}
+
+export const xdTflowCodec: Codec<XdTflow> = { size: 24, encode: encodeXdTflow, decode: decodeXdTflow };
+
+/** struct xd_guard: 32 bytes. */
+export interface XdGuard {
+  /** u64 at 0 */
+  embryonic: bigint;
+  /** u64 at 8 */
+  takeovers: bigint;
+  /** u64 at 16 */
+  handshakes: bigint;
+  /** u64 at 24 */
+  limited: bigint;
+}
+
+export const XD_GUARD_SIZE = 32;
+
+export function encodeXdGuard(v: XdGuard, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 32);
+  buf.writeBigUInt64LE(chkU64(v.embryonic, 'xd_guard.embryonic'), offset + 0);
+  buf.writeBigUInt64LE(chkU64(v.takeovers, 'xd_guard.takeovers'), offset + 8);
+  buf.writeBigUInt64LE(chkU64(v.handshakes, 'xd_guard.handshakes'), offset + 16);
+  buf.writeBigUInt64LE(chkU64(v.limited, 'xd_guard.limited'), offset + 24);
+  return buf;
+}
+
+export function decodeXdGuard(buf: Buffer, offset = 0): XdGuard {
+  if (buf.length < offset + 32) throw new TypeError(`xd_guard: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    embryonic: buf.readBigUInt64LE(offset + 0),
+    takeovers: buf.readBigUInt64LE(offset + 8),
+    handshakes: buf.readBigUInt64LE(offset + 16),
+    limited: buf.readBigUInt64LE(offset + 24),
+  };
+}
+
+export const xdGuardCodec: Codec<XdGuard> = { size: 32, encode: encodeXdGuard, decode: decodeXdGuard };
+
 /** struct xd_rate: 8 bytes. */
 export interface XdRate {
   /** u64 at 0 */
@@ -924,7 +978,6 @@ export const xdMetaCodec: Codec<XdMeta> = { size: 32, encode: encodeXdMeta, deco
 /** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */
 export const MAP_CODECS = {
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
-  guard: { key: u32, value: xdGuardCodec },
   vport: { key: u32, value: u64 },
   be: { key: u32, value: xdBackendCodec },
   tun: { key: u32, value: xdTunnelCodec },
@@ -935,6 +988,9 @@ export const MAP_CODECS = {
   fc6: { key: u32, value: xdFlow6CacheCodec },
   emb4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
   emb6: { key: xdFlowKeyCodec, value: xdFlowCodec },
+  tko4: { key: xdFlow4KeyCodec, value: xdTflowCodec },
+  tko6: { key: xdFlowKeyCodec, value: xdTflowCodec },
+  guard: { key: u32, value: xdGuardCodec },
   rate: { key: u32, value: xdRateCodec },
   svcst: { key: u32, value: xdServiceStatsCodec },
   best: { key: u32, value: xdBackendStatsCodec },
@@ -1034,51 +1090,6 @@ export const LAYOUT: LayoutModel = {
         kind: 'u8[2]',
         elem: 'u8',
         count: 2,
-        byteOrder: 'host',
-      }],
-    },
-    xd_guard: {
-      name: 'xd_guard',
-      size: 32,
-      fields: [{
-        name: 'window_ns',
-        offset: 0,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'window_flows',
-        offset: 8,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'pad',
-        offset: 12,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'embryonic',
-        offset: 16,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'limited',
-        offset: 24,
-        size: 8,
-        kind: 'u64',
-        elem: 'u64',
-        count: 1,
         byteOrder: 'host',
       }],
     },
@@ -1429,6 +1440,80 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
+    xd_tflow: {
+      name: 'xd_tflow',
+      size: 24,
+      fields: [{
+        name: 'backend',
+        offset: 0,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 4,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'last_seen_ns',
+        offset: 8,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'handshake_ns',
+        offset: 16,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
+    xd_guard: {
+      name: 'xd_guard',
+      size: 32,
+      fields: [{
+        name: 'embryonic',
+        offset: 0,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'takeovers',
+        offset: 8,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'handshakes',
+        offset: 16,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'limited',
+        offset: 24,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
     xd_rate: {
       name: 'xd_rate',
       size: 8,
@@ -1662,14 +1747,16 @@ export const LAYOUT: LayoutModel = {
         XD_R_TX_PROMOTED: 17,
         XD_R_TX_SYN_KEPT: 18,
         XD_R_DROP_TOO_BIG_LIMITED: 19,
-        XD_R_MAX: 20,
+        XD_R_TX_PROVEN: 20,
+        XD_R_MAX: 21,
       },
     },
     xd_rate_idx: {
       name: 'xd_rate_idx',
       values: {
         XD_RATE_TOO_BIG: 0,
-        XD_RATE_MAX: 1,
+        XD_RATE_NEW_FLOW: 1,
+        XD_RATE_MAX: 2,
       },
     },
   },
@@ -1683,16 +1770,6 @@ export const LAYOUT: LayoutModel = {
       keySize: 20,
       valueSize: 16,
       maxEntries: 64,
-    },
-    guard: {
-      role: 'guard',
-      name: 'xd_guard_v1',
-      type: 'percpu_array',
-      keyType: 'u32',
-      valueType: 'xd_guard',
-      keySize: 4,
-      valueSize: 32,
-      maxEntries: 1,
     },
     vport: {
       role: 'vport',
@@ -1794,6 +1871,36 @@ export const LAYOUT: LayoutModel = {
       valueSize: 16,
       maxEntries: 65536,
     },
+    tko4: {
+      role: 'tko4',
+      name: 'xd_tko4_v1',
+      type: 'lru_hash',
+      keyType: 'xd_flow4_key',
+      valueType: 'xd_tflow',
+      keySize: 16,
+      valueSize: 24,
+      maxEntries: 262144,
+    },
+    tko6: {
+      role: 'tko6',
+      name: 'xd_tko6_v1',
+      type: 'lru_hash',
+      keyType: 'xd_flow_key',
+      valueType: 'xd_tflow',
+      keySize: 40,
+      valueSize: 24,
+      maxEntries: 262144,
+    },
+    guard: {
+      role: 'guard',
+      name: 'xd_guard_v2',
+      type: 'percpu_array',
+      keyType: 'u32',
+      valueType: 'xd_guard',
+      keySize: 4,
+      valueSize: 32,
+      maxEntries: 1,
+    },
     rate: {
       role: 'rate',
       name: 'xd_rate_v1',
@@ -1802,7 +1909,7 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_rate',
       keySize: 4,
       valueSize: 8,
-      maxEntries: 1,
+      maxEntries: 2,
     },
     svcst: {
       role: 'svcst',
@@ -1832,7 +1939,7 @@ export const LAYOUT: LayoutModel = {
       valueType: 'xd_reason_stats',
       keySize: 4,
       valueSize: 16,
-      maxEntries: 20,
+      maxEntries: 21,
     },
     rr: {
       role: 'rr',

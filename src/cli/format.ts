@@ -28,7 +28,7 @@ export function formatStatus(st: DaemonStatus, opts: { exact?: boolean } = {}): 
   const out: string[] = [];
   const dp = st.dataplane;
   // Plain values on the first line; the structured ones (and the alert) get lines of their own.
-  const detail = Object.entries(dp.detail).filter(([k, v]) => typeof v !== 'object' && k !== 'txAlert').map(([k, v]) => `${k} ${String(v)}`).join(', ');
+  const detail = Object.entries(dp.detail).filter(([k, v]) => typeof v !== 'object' && k !== 'txAlert' && k !== 'floodAlert').map(([k, v]) => `${k} ${String(v)}`).join(', ');
   out.push(`xdirector ${st.instance} (pid ${st.pid}), dataplane ${dp.kind}${detail ? ` (${detail})` : ''}`);
   const healthByKey = new Map<string, BackendHealth>((st.health?.backends ?? []).map((b) => [b.key, b]));
   out.push(`${pad('Prot LocalAddress:Port', 30)} ${pad('Scheduler', 9)} ${pad('Forward', 16)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)} ${pad('NoBackend', 9, true)}`);
@@ -53,6 +53,7 @@ export function formatStatus(st: DaemonStatus, opts: { exact?: boolean } = {}): 
   for (const a of st.health?.alerts ?? []) out.push(`ALERT: ${a.message}`);
   if (dp.kind === 'xdp') {
     if (dp.detail.txAlert) out.push(`ALERT: ${dp.detail.txAlert}`);
+    if (dp.detail.floodAlert) out.push(`ALERT: ${dp.detail.floodAlert}`);
     const drv = dp.detail.driverTxErrors;
     if (drv && 'driver' in drv) out.push(`driver ${drv.driver}: xdp tx errors ${drv.txErrors}, xdp xmit errors ${drv.xmitErrors}`);
   }
@@ -68,7 +69,7 @@ export function formatStatus(st: DaemonStatus, opts: { exact?: boolean } = {}): 
   }
   const r = Object.entries(dp.reasons ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${human(v)}`);
   if (r.length) out.push(`verdicts: ${r.join(' ')}`);
-  if (dp.flood) out.push(`flood guard: embryonic=${human(dp.flood.embryonicCreated)} rate_limited=${human(dp.flood.rateLimited)}`);
+  if (dp.flood) out.push(`flood guard: embryonic=${human(dp.flood.embryonicCreated)} handshakes=${human(dp.flood.handshakes)} takeovers=${human(dp.flood.takeoversCreated)} rate_limited=${human(dp.flood.rateLimited)}`);
   return out.join('\n') + '\n';
 }
 

@@ -266,6 +266,7 @@ export function finish(raw: RawConfig, source: string): Config {
       ipvsMhSize: raw.xdp.ipvs_mh_size,
       flowTableSize: raw.xdp.flow_table_size,
       embryonicTableSize: raw.xdp.embryonic_table_size,
+      takeoverTableSize: raw.xdp.takeover_table_size,
       newFlowRate: raw.xdp.new_flow_rate,
       synReuseIdleMs: raw.xdp.syn_reuse_idle_ms,
       tooBigRate: raw.xdp.too_big_rate,

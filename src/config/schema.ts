@@ -41,8 +41,15 @@ export const DEFAULT_STATE_DIR = '/var/lib/xdirector';
 export const DEFAULT_FLOW_TABLE_SIZE = 1_048_576;
 /** Flows whose handshake has not completed (per family): what a spoofed SYN flood churns instead of the flow table. */
 export const DEFAULT_EMBRYONIC_TABLE_SIZE = 65_536;
-/** Flows per second per CPU that may enter the flow table (0 = no limit): bounds a flood of fake handshakes or bare ACKs. */
-export const DEFAULT_NEW_FLOW_RATE = 200_000;
+/**
+ * Proven flows per second, all CPUs together, that may enter the flow table (0 = no limit). A
+ * spoofer needs to keep each fake flow going for a second to get that far; an established flow
+ * idle for less than flow_table_size / new_flow_rate seconds (100 s at the defaults) is never
+ * evicted. Flows above it stay in the takeover table, still served.
+ */
+export const DEFAULT_NEW_FLOW_RATE = 10_000;
+/** Flows that did not complete a handshake here, and new ones until proven (per family): what a flood of bare ACKs or fake handshakes churns. */
+export const DEFAULT_TAKEOVER_TABLE_SIZE = 262_144;
 /**
  * A SYN reusing the 5-tuple of a tracked flow starts a new connection (rescheduled on the live
  * ring) only if the flow saw no packet for this long (ms); a flow with recent traffic keeps its
@@ -103,6 +110,7 @@ export const xdpSchema = section({
   ipvs_mh_size: ipvsMhSize,
   flow_table_size: int(1024, 1 << 27, { default: DEFAULT_FLOW_TABLE_SIZE, open: true }),
   embryonic_table_size: int(64, 1 << 24, { default: DEFAULT_EMBRYONIC_TABLE_SIZE, open: true }),
+  takeover_table_size: int(64, 1 << 24, { default: DEFAULT_TAKEOVER_TABLE_SIZE, open: true }),
   new_flow_rate: int(0, 100_000_000, { default: DEFAULT_NEW_FLOW_RATE }),
   syn_reuse_idle_ms: int(0, 3_600_000, { default: DEFAULT_SYN_REUSE_IDLE_MS }),
   too_big_rate: int(0, 100_000_000, { default: DEFAULT_TOO_BIG_RATE }),
@@ -208,7 +216,9 @@ export interface XdpConfig {
   flowTableSize: number;
   /** Entries of each embryonic table (IPv4, IPv6): flows until the client's second packet. */
   embryonicTableSize: number;
-  /** Flows per second per CPU that may enter the flow table; 0 = no limit. */
+  /** Entries of each takeover table (IPv4, IPv6). */
+  takeoverTableSize: number;
+  /** Proven flows per second, all CPUs together, that may enter the flow table; 0 = no limit. */
   newFlowRate: number;
   /** A SYN reusing a tracked flow's 5-tuple reschedules it only after this many ms without a packet (0: always). */
   synReuseIdleMs: number;

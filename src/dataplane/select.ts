@@ -15,7 +15,7 @@ async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
   return XdpDataplane.open({
     instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,
     maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize,
-    embryonicTableSize: cfg.xdp.embryonicTableSize, newFlowRate: cfg.xdp.newFlowRate, synReuseIdleMs: cfg.xdp.synReuseIdleMs, tooBigRate: cfg.xdp.tooBigRate,
+    embryonicTableSize: cfg.xdp.embryonicTableSize, takeoverTableSize: cfg.xdp.takeoverTableSize, newFlowRate: cfg.xdp.newFlowRate, synReuseIdleMs: cfg.xdp.synReuseIdleMs, tooBigRate: cfg.xdp.tooBigRate,
     // A veth whose peer runs no native XDP program: auto falls back to generic mode, xdp refuses.
     vethPeerWithoutXdp: cfg.dataplane === 'auto' ? 'generic' : 'refuse',
     log: log.child({ component: 'xdp' }),

@@ -119,6 +119,8 @@ export interface XdpDetail {
   driverTxErrors?: DriverTxErrors;
   /** Set while forwarded frames turn into driver TX errors (the alert text). */
   txAlert?: string;
+  /** Set while the flood guard is under pressure (takeover tables churning, new_flow_rate reached). */
+  floodAlert?: string;
   /** The background walk of the flow map that counts active flows. */
   flowCounts: { entries: number; countedAt: string; walkMs: number };
 }
@@ -139,7 +141,8 @@ interface DataplaneStatusBase {
   /** Per verdict reason packet counters (XDP only). */
   reasons?: Record<string, number>;
   /** Flood protection (XDP only): entries created in the embryonic tables; flows the new-flow rate guard kept out of the flow table. */
-  flood?: { embryonicCreated: number; rateLimited: number };
+  /** Flood guard counters: embryonic entries, proven flows held back by new_flow_rate, takeover-table entries created by unknown flows, handshakes completed. */
+  flood?: { embryonicCreated: number; rateLimited: number; takeoversCreated: number; handshakes: number };
 }
 
 export interface XdpStatus extends DataplaneStatusBase {

@@ -32,13 +32,16 @@ import {
   xdFlow6CacheCodec,
   xdFlow4KeyCodec,
   xdGuardCodec,
+  xdRateCodec,
+  xdTflowCodec,
+  XdRateIdx,
   xdReasonStatsCodec,
   xdServiceCodec,
   xdServiceKeyCodec,
   xdServiceStatsCodec,
   DEFINES,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow6Cache, XdFlow4Key, XdGuard, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow6Cache, XdFlow4Key, XdGuard, XdRate, XdTflow, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 import { addressToBytes16 } from '../../src/net/inet';
@@ -94,15 +97,15 @@ const zeroSvcStats: XdServiceStats = { packets: 0n, bytes: 0n, new_flows: 0n, no
 const zeroBeStats: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n, flow_hits: 0n, flow_hit_bytes: 0n };
 
 /** A table split by family (flows or embryonic flows), looked at through the IPv6-shaped key. */
-class FamilyTables {
-  constructor(readonly v4: BpfMap<XdFlow4Key, XdFlow>, readonly v6: BpfMap<XdFlowKey, XdFlow>) {}
+class FamilyTables<V = XdFlow> {
+  constructor(readonly v4: BpfMap<XdFlow4Key, V>, readonly v6: BpfMap<XdFlowKey, V>) {}
   private static k4(k: XdFlowKey): XdFlow4Key {
     return { saddr: k.saddr.readUInt32BE(0), daddr: k.daddr.readUInt32BE(0), sport: k.sport, dport: k.dport, proto: k.proto };
   }
-  lookup(k: XdFlowKey): XdFlow | undefined {
+  lookup(k: XdFlowKey): V | undefined {
     return k.family === XdFamily.XD_FAMILY_V4 ? this.v4.lookup(FamilyTables.k4(k)) : this.v6.lookup(k);
   }
-  update(k: XdFlowKey, v: XdFlow): void {
+  update(k: XdFlowKey, v: V): void {
     if (k.family === XdFamily.XD_FAMILY_V4) this.v4.update(FamilyTables.k4(k), v);
     else this.v6.update(k, v);
   }
@@ -126,11 +129,13 @@ class Datapath {
     readonly ring: BpfMap<number, number>,
     readonly flow: FamilyTables,
     readonly emb: FamilyTables,
+    readonly tko: FamilyTables<XdTflow>,
     readonly guard: BpfMap<number, XdGuard>,
     readonly svcst: BpfMap<number, XdServiceStats>,
     readonly best: BpfMap<number, XdBackendStats>,
     readonly rsnst: BpfMap<number, XdReasonStats>,
     readonly rr: BpfMap<number, number>,
+    readonly rate: BpfMap<number, XdRate>,
   ) {}
 
   /** Ring slots written since the last reset (so reset clears only those). */
@@ -150,6 +155,8 @@ class Datapath {
         [MAPS.flow6.name]: MAX_FLOWS,
         [MAPS.emb4.name]: MAX_EMBRYONIC,
         [MAPS.emb6.name]: MAX_EMBRYONIC,
+        [MAPS.tko4.name]: MAX_EMBRYONIC,
+        [MAPS.tko6.name]: MAX_EMBRYONIC,
       },
       globals: { ring_max: RING_MAX },
     });
@@ -161,11 +168,13 @@ class Datapath {
       obj.map(MAPS.ring.name, u32, u32),
       new FamilyTables(obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec)),
       new FamilyTables(obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec)),
+      new FamilyTables(obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdTflowCodec), obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdTflowCodec)),
       obj.map(MAPS.guard.name, u32, xdGuardCodec),
       obj.map(MAPS.svcst.name, u32, xdServiceStatsCodec),
       obj.map(MAPS.best.name, u32, xdBackendStatsCodec),
       obj.map(MAPS.rsnst.name, u32, xdReasonStatsCodec),
       obj.map(MAPS.rr.name, u32, u32),
+      obj.map(MAPS.rate.name, u32, xdRateCodec),
     );
   }
 
@@ -175,6 +184,7 @@ class Datapath {
     clearVipPorts(this.obj);
     this.flow.clear();
     this.emb.clear();
+    this.tko.clear();
     clearFlowCaches(this.obj);
     const emptyBe: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
     this.be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, emptyBe] as const));
@@ -187,7 +197,8 @@ class Datapath {
     }
     for (let i = 0; i < MAX_BACKENDS; i++) this.best.updatePerCpu(i, Array(n).fill(zeroBeStats));
     for (let i = 0; i < XdReason.XD_R_MAX; i++) this.rsnst.updatePerCpu(i, Array(n).fill(zeroReason));
-    this.guard.updatePerCpu(0, Array(n).fill({ window_ns: 0n, window_flows: 0, embryonic: 0n, limited: 0n }));
+    this.guard.updatePerCpu(0, Array(n).fill({ embryonic: 0n, takeovers: 0n, handshakes: 0n, limited: 0n }));
+    this.rate.updateBatch(Array.from({ length: XdRateIdx.XD_RATE_MAX }, (_, i) => [i, { tat_ns: 0n }] as const));
   }
 
   addService(o: { vip: string; port: number; proto: number; id: number; ringSize: number; sched?: number; flags?: number; activeGen?: number }): void {
@@ -278,9 +289,18 @@ class Datapath {
   embryonicOf(key: XdFlowKey): XdFlow | undefined {
     return this.emb.lookup(key);
   }
-  guardStats(): { embryonic: bigint; limited: bigint } {
-    const g = sumPerCpu(this.guard.lookupPerCpu(0)!);
-    return { embryonic: g.embryonic, limited: g.limited };
+  guardStats(): { embryonic: bigint; takeovers: bigint; handshakes: bigint; limited: bigint } {
+    return sumPerCpu(this.guard.lookupPerCpu(0)!);
+  }
+  /** The takeover table's entry for a 5-tuple. */
+  takeoverOf(key: XdFlowKey): XdTflow | undefined {
+    return this.tko.lookup(key);
+  }
+  /** Makes a takeover-table flow's handshake `ms` older, caches emptied unless told (as if that long had passed). */
+  ageHandshake(key: XdFlowKey, ms: number, clearCaches = true): void {
+    const t = this.tko.lookup(key)!;
+    this.tko.update(key, { ...t, handshake_ns: t.handshake_ns - BigInt(ms) * 1_000_000n });
+    if (clearCaches) clearFlowCaches(this.obj);
   }
 }
 
@@ -610,8 +630,9 @@ for (const f of fixtures) {
       for (let s = 0; s < 4; s++) assert.deepEqual(dp.serviceStats(s), zeroSvcStats, `service ${s} counted nothing`);
     }
     // Only new flows leave an entry: an opening packet (SYN, first datagram) in the embryonic
-    // table, a flow taken over mid-stream in the flow table.
-    assert.equal(dp.flow.count() + dp.emb.count(), f.forwardedTo?.newFlow ? 1 : 0, 'flow and embryonic entries');
+    // table, a flow taken over mid-stream in the takeover table; none in the flow table.
+    assert.equal(dp.flow.count(), 0, 'no flow-table entry from one packet');
+    assert.equal(dp.emb.count() + dp.tko.count(), f.forwardedTo?.newFlow ? 1 : 0, 'embryonic and takeover entries');
   });
 }
 
@@ -639,13 +660,21 @@ function sendTo(frame: Buffer): { verdict: VerdictName; backend: number; out: Bu
 
 /**
  * Opens a TCP connection as a client does (SYN, then the handshake's ACK, which moves the flow from
- * the embryonic table to the flow table); returns the backend both went to.
+ * the embryonic table to the takeover table) and uses it a second later (which proves it: into
+ * the flow table); returns the backend all three went to.
  */
-function establish(c: Conn, frame: (c: Conn, l4: pk.L4) => Buffer = clientFrame): number {
+function establish(c: Conn, frame: (c: Conn, l4: pk.L4) => Buffer = clientFrame, clearCaches = true): number {
+  const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
   const first = sendTo(frame(c, syn(c))).backend;
   const second = sendTo(frame(c, pk.tcp({ sport: c.cport, dport: c.vport, flags: 'A', seq: 1001, ack: 5001 }))).backend;
   assert.equal(second, first, 'the handshake ACK goes where the SYN went');
-  assert.ok(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP)), 'the ACK put the flow in the flow table');
+  assert.ok(dp.takeoverOf(key)?.handshake_ns, 'the ACK completed the handshake: in the takeover table');
+  dp.ageHandshake(key, 1500, clearCaches);
+  assert.equal(sendTo(frame(c, pk.tcp({ sport: c.cport, dport: c.vport, flags: 'PA', seq: 1001, ack: 5001 }))).backend, first, 'proven');
+  assert.ok(dp.flowOf(key), 'a packet a second later put the flow in the flow table');
+  // That packet filled this CPU's cache slot; emptied, as its slot would be XD_FLOW_CACHE_JIFFIES
+  // later, so the flow is where every test of an established flow starts: in the flow table only.
+  if (clearCaches) clearFlowCaches(dp.obj);
   return first;
 }
 
@@ -838,7 +867,7 @@ test('a flow-table hit fills a slot of the per-CPU flow cache with the key, back
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41042);
   assert.equal(establish(c), 1);
-  assert.equal(cachedSlot(c), undefined, 'the promotion itself caches nothing');
+  assert.equal(cachedSlot(c), undefined, 'nothing cached (establish() empties the caches)');
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
   const found = cachedSlot(c);
   assert.ok(found, 'one CPU cached the flow');
@@ -885,10 +914,8 @@ for (const [fam, vip, conn] of [['IPv4', VIP4, c4], ['IPv6', VIP6, c6]] as const
     const same: Conn[] = [first];
     for (let p = 42001; same.length < 3; p++) if (cacheSet(conn(p)) === cacheSet(first)) same.push(conn(p));
     const [a, b, third] = same as [Conn, Conn, Conn];
-    for (const c of [a, b]) {
-      assert.equal(establish(c), 1);
-      assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
-    }
+    for (const c of [a, b]) assert.equal(establish(c), 1);
+    for (const c of [a, b]) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
     const set = cacheSet(a);
     const slots = [cachedSlot(a)!.slot, cachedSlot(b)!.slot].sort((x, y) => x - y);
     assert.deepEqual(slots, [set, set + 1], 'each flow holds one way of the set');
@@ -899,7 +926,7 @@ for (const [fam, vip, conn] of [['IPv4', VIP4, c4], ['IPv6', VIP6, c6]] as const
     for (const c of [a, b]) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, `flow ${c.cport} served from the cache`);
     // A third flow of the set replaces one of them on the CPU that runs it; the other stays.
     for (const c of [a, b]) dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
-    assert.equal(establish(third), 1);
+    assert.equal(establish(third, clientFrame, false), 1);
     assert.equal(sendTo(clientFrame(third, ack(third))).backend, 1);
     const cpus = cpusCaching(third);
     assert.equal(cpus.length, 1, 'the third flow is cached on the CPU that forwarded it');
@@ -1022,21 +1049,35 @@ test('last_seen is refreshed by a packet once it is more than a second old, and 
 
 // ---------------------------------------------------------------- embryonic flows
 
-test('a SYN enters the embryonic table only, and the handshake ACK moves it to the flow table', () => {
+test('a SYN enters the embryonic table only, the handshake ACK moves it to the takeover table, a packet a second later to the flow table', () => {
   standardServices();
   const c = c4(41300);
   const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
   assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1);
   assert.equal(dp.flowOf(key), undefined, 'no flow-table entry for a bare SYN');
   assert.equal(dp.embryonicOf(key)?.backend, 1);
-  assert.deepEqual(dp.guardStats(), { embryonic: 1n, limited: 0n });
+  assert.deepEqual(dp.guardStats(), { embryonic: 1n, takeovers: 0n, handshakes: 0n, limited: 0n });
   const a = clientFrame(c, ack(c));
-  const before = dp.reasons();
+  let before = dp.reasons();
   assert.equal(sendTo(a).backend, 1);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_PROMOTED', 1, a.length);
-  assert.equal(dp.flowOf(key)?.backend, 1);
+  assert.equal(dp.flowOf(key), undefined, 'not in the flow table yet: a spoofer can send this ACK too');
+  assert.equal(dp.takeoverOf(key)?.backend, 1);
   assert.equal(dp.embryonicOf(key), undefined, 'promoted, so gone from the embryonic table');
-  assert.equal(dp.backendStats(1).new_flows, 1n, 'the promotion is not a second new flow');
+  assert.deepEqual(dp.guardStats(), { embryonic: 1n, takeovers: 0n, handshakes: 1n, limited: 0n });
+  // Within the second: a flow hit from the takeover table.
+  before = dp.reasons();
+  assert.equal(sendTo(a).backend, 1);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, a.length);
+  assert.equal(dp.flowOf(key), undefined);
+  // A second later: proven.
+  dp.ageHandshake(key, 1000);
+  before = dp.reasons();
+  assert.equal(sendTo(a).backend, 1);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_PROVEN', 1, a.length);
+  assert.equal(dp.flowOf(key)?.backend, 1);
+  assert.equal(dp.takeoverOf(key), undefined, 'moved, so gone from the takeover table');
+  assert.equal(dp.backendStats(1).new_flows, 1n, 'the promotions are not new flows');
 });
 
 test('a retransmitted SYN goes to the backend of the first one, whatever the ring says now', () => {
@@ -1053,20 +1094,20 @@ test('a retransmitted SYN goes to the backend of the first one, whatever the rin
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, first);
 });
 
-test("a UDP flow's second datagram moves it to the flow table and later ones are flow hits", () => {
+test("a UDP flow's second datagram moves it to the takeover table and later ones are flow hits", () => {
   standardServices();
   const c = c6(41320);
   const key = flowKey(c.client, c.cport, c.vip, c.vport, UDP);
   assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
   assert.equal(dp.embryonicOf(key)?.backend, 4);
   assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
-  assert.equal(dp.flowOf(key)?.backend, 4);
+  assert.equal(dp.takeoverOf(key)?.backend, 4);
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
   assert.equal(dp.reasons().XD_R_TX_FLOW_HIT.packets - before.XD_R_TX_FLOW_HIT.packets, 1n);
 });
 
-test('the handshake ACK of a flow whose backend was removed meanwhile is re-hashed into the flow table', () => {
+test('the handshake ACK of a flow whose backend was removed meanwhile is re-hashed into the takeover table', () => {
   dp.setBackend(1);
   dp.setBackend(2);
   dp.setRing(0, 0, Array(7).fill(1));
@@ -1080,7 +1121,8 @@ test('the handshake ACK of a flow whose backend was removed meanwhile is re-hash
   const before = dp.reasons();
   assert.equal(sendTo(a).backend, 2);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, a.length);
-  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
+  assert.equal(dp.takeoverOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
+  assert.ok(dp.takeoverOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.handshake_ns, 'its handshake completed here: it may prove itself');
   assert.equal(dp.embryonicOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP)), undefined);
 });
 
@@ -1102,7 +1144,7 @@ test("ICMP fragmentation needed about a flow goes to the flow's backend, not the
   assert.equal(r.verdict, 'TX');
   assert.equal(r.out.toString('hex'), pk.ether({ src: DIRECTOR_MAC, dst: beMac(1) }, icmp).toString('hex'));
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_ICMP', 1, input.length);
-  assert.equal(dp.backendStats(1).packets, 3n, 'SYN, ACK and the ICMP error');
+  assert.equal(dp.backendStats(1).packets, 4n, 'SYN, ACK, the packet that proved the flow and the ICMP error');
 });
 
 test("ICMPv6 packet too big about a flow goes to the flow's backend", () => {

@@ -112,7 +112,7 @@ test('a valid full config gives the typed Config with every value', () => {
   assert.equal(c.instance, 'prod-1');
   assert.equal(c.interface, 'ens3');
   assert.equal(c.dataplane, 'auto');
-  assert.deepEqual(c.xdp, { mode: 'generic', ringSize: 655373, ipvsMhSize: 8191, flowTableSize: 2097152, embryonicTableSize: 65536, newFlowRate: 200000, synReuseIdleMs: 2000, tooBigRate: 1000, maxServices: 16, maxBackends: 1024, pinDir: '/sys/fs/bpf/xd' });
+  assert.deepEqual(c.xdp, { mode: 'generic', ringSize: 655373, ipvsMhSize: 8191, flowTableSize: 2097152, embryonicTableSize: 65536, takeoverTableSize: 262144, newFlowRate: 10000, synReuseIdleMs: 2000, tooBigRate: 1000, maxServices: 16, maxBackends: 1024, pinDir: '/sys/fs/bpf/xd' });
   assert.equal(c.admin.socket, '/run/xd/prod.sock');
   assert.equal(c.log.level, 'debug');
   assert.equal(c.monitor?.user, 'monitor');
@@ -143,7 +143,7 @@ test('a valid full config gives the typed Config with every value', () => {
 test('defaults are applied to a minimal config', () => {
   const c = parseConfig(MINIMAL, 'lab.yaml');
   assert.equal(c.dataplane, 'auto');
-  assert.deepEqual(c.xdp, { mode: 'native', ringSize: 65537, ipvsMhSize: 4093, flowTableSize: 1048576, embryonicTableSize: 65536, newFlowRate: 200000, synReuseIdleMs: 2000, tooBigRate: 1000, maxServices: 64, maxBackends: 4096, pinDir: '/sys/fs/bpf/xdirector' });
+  assert.deepEqual(c.xdp, { mode: 'native', ringSize: 65537, ipvsMhSize: 4093, flowTableSize: 1048576, embryonicTableSize: 65536, takeoverTableSize: 262144, newFlowRate: 10000, synReuseIdleMs: 2000, tooBigRate: 1000, maxServices: 64, maxBackends: 4096, pinDir: '/sys/fs/bpf/xdirector' });
   assert.equal(c.admin.socket, '/run/xdirector/lab.sock');
   assert.equal(c.log.level, 'info');
   assert.equal(c.health.interval, 1000);

@@ -25,7 +25,7 @@ import { Neighbours } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
 import { FlowCounter, FlowCountResult } from './flow-counts';
-import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE, DEFAULT_SYN_REUSE_IDLE_MS, DEFAULT_TOO_BIG_RATE } from '../../config/schema';
+import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE, DEFAULT_SYN_REUSE_IDLE_MS, DEFAULT_TAKEOVER_TABLE_SIZE, DEFAULT_TOO_BIG_RATE } from '../../config/schema';
 
 export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
 
@@ -40,7 +40,9 @@ export interface XdpOptions {
   flowTableSize: number;
   /** Entries of each embryonic table (default DEFAULT_EMBRYONIC_TABLE_SIZE). */
   embryonicTableSize?: number;
-  /** Flows per second per CPU that may enter the flow table, 0 = no limit (default DEFAULT_NEW_FLOW_RATE). */
+  /** Entries of each takeover table (default DEFAULT_TAKEOVER_TABLE_SIZE). */
+  takeoverTableSize?: number;
+  /** Proven flows per second, all CPUs together, that may enter the flow table, 0 = no limit (default DEFAULT_NEW_FLOW_RATE). */
   newFlowRate?: number;
   /** A SYN reusing a tracked flow's 5-tuple reschedules it only after this many ms idle (default DEFAULT_SYN_REUSE_IDLE_MS). */
   synReuseIdleMs?: number;
@@ -125,7 +127,7 @@ export class XdpDataplane implements Dataplane {
     readonly adopted: boolean,
   ) {
     this.model = emptyModel();
-    this.flowCounter = new FlowCounter([maps.flow4, maps.flow6], { idleSeconds: o.flowIdleSeconds ?? 900, maxAgeMs: o.flowCountsMaxAgeMs ?? 2000 });
+    this.flowCounter = new FlowCounter([maps.flow4, maps.flow6, maps.tko4, maps.tko6], { idleSeconds: o.flowIdleSeconds ?? 900, maxAgeMs: o.flowCountsMaxAgeMs ?? 2000 });
   }
 
   /** Load (adopting pinned state when compatible), pin, attach. */
@@ -181,6 +183,8 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.flow6]: o.flowTableSize,
       [L.MAP.emb4]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
       [L.MAP.emb6]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
+      [L.MAP.tko4]: o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE,
+      [L.MAP.tko6]: o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE,
       ...cpuSizedMaxEntries(),
     };
     // Forward only frames addressed to this interface (a flooded frame is the kernel's to drop).
@@ -511,6 +515,28 @@ export class XdpDataplane implements Dataplane {
     return r;
   }
 
+  private floodSample?: { at: number; counts: L.GuardCounts };
+  private floodAlert?: string;
+
+  /**
+   * The flood alert (status().detail.floodAlert), from the guard counters' change since the
+   * sample at least 2 s older (status() runs every 2 s for the rates); logged when it starts
+   * and when it clears.
+   */
+  private checkFlood(now: L.GuardCounts): void {
+    const at = Date.now();
+    const prev = this.floodSample;
+    if (!prev) { this.floodSample = { at, counts: now }; return; }
+    const seconds = (at - prev.at) / 1000;
+    if (seconds < 2) return;
+    this.floodSample = { at, counts: now };
+    const d = { embryonic: now.embryonic - prev.counts.embryonic, takeovers: now.takeovers - prev.counts.takeovers, handshakes: now.handshakes - prev.counts.handshakes, limited: now.limited - prev.counts.limited };
+    const alert = L.floodAlert(d, seconds, this.o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE, this.o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE);
+    if (alert && !this.floodAlert) this.o.log.warn({ interface: this.o.ifname, alert: 'flood', ...d, seconds }, `ALERT ${alert}`);
+    else if (!alert && this.floodAlert) this.o.log.info({ interface: this.o.ifname, alert: 'flood' }, 'flood guard: pressure over');
+    this.floodAlert = alert;
+  }
+
   /** Resolves when the count of active flows under way (if any) is done. */
   flowCountsSettled(): Promise<unknown> {
     return this.flowCounter.settled();
@@ -568,6 +594,7 @@ export class XdpDataplane implements Dataplane {
     }
     const reasons = L.readReasons(this.maps, this.model.backends.keys());
     const flood = L.readGuard(this.maps);
+    this.checkFlood(flood);
     const q = xdp.query(this.ifindex);
     let driver: ReturnType<XdpDataplane['driverTxErrors']> | { error: string };
     try {
@@ -581,11 +608,12 @@ export class XdpDataplane implements Dataplane {
         interface: this.o.ifname, mode: q.programs.native === this.programId ? 'native' : q.programs.generic === this.programId ? 'generic' : 'detached', programId: this.programId, pinDir: this.dir,
         ...(driver ? { driverTxErrors: driver } : {}),
         ...(this.txAlert ? { txAlert: this.txAlert } : {}),
+        ...(this.floodAlert ? { floodAlert: this.floodAlert } : {}),
         flowCounts: { entries: counts.entries, countedAt: new Date(counts.at).toISOString(), walkMs: Math.round(counts.tookMs) },
       },
       services,
       reasons,
-      flood: { embryonicCreated: flood.embryonic, rateLimited: flood.limited },
+      flood: { embryonicCreated: flood.embryonic, rateLimited: flood.limited, takeoversCreated: flood.takeovers, handshakes: flood.handshakes },
     };
   }
 

@@ -41,6 +41,8 @@ export interface Maps {
   flow6: XdMap<'flow6'>;
   emb4: XdMap<'emb4'>;
   emb6: XdMap<'emb6'>;
+  tko4: XdMap<'tko4'>;
+  tko6: XdMap<'tko6'>;
   guard: XdMap<'guard'>;
   svcst: XdMap<'svcst'>;
   best: XdMap<'best'>;
@@ -56,7 +58,7 @@ export function openMaps(obj: BpfObject): Maps {
   const ring = xdMap(obj, 'ring');
   const m = {
     svc: xdMap(obj, 'svc'), vport: xdMap(obj, 'vport'), be: xdMap(obj, 'be'), svcst: xdMap(obj, 'svcst'),
-    flow4: xdMap(obj, 'flow4'), flow6: xdMap(obj, 'flow6'), emb4: xdMap(obj, 'emb4'), emb6: xdMap(obj, 'emb6'), guard: xdMap(obj, 'guard'),
+    flow4: xdMap(obj, 'flow4'), flow6: xdMap(obj, 'flow6'), emb4: xdMap(obj, 'emb4'), emb6: xdMap(obj, 'emb6'), tko4: xdMap(obj, 'tko4'), tko6: xdMap(obj, 'tko6'), guard: xdMap(obj, 'guard'),
     best: xdMap(obj, 'best'), rsnst: xdMap(obj, 'rsnst'), tun: xdMap(obj, 'tun'), meta: xdMap(obj, 'meta'), ring, ringFd: ring.fd,
     close: () => { /* maps borrow the object's fds */ },
   };
@@ -121,11 +123,43 @@ export function readReasons(maps: Pick<Maps, 'rsnst' | 'best'>, backendIndexes: 
   return reasons;
 }
 
-/** The flood guard's counters, all CPUs: embryonic entries created, flows kept out of the flow table by the rate guard. */
-export function readGuard(maps: Pick<Maps, 'guard'>): { embryonic: number; limited: number } {
-  const g = maps.guard.lookupPerCpu(0);
-  if (!g) return { embryonic: 0, limited: 0 };
-  return { embryonic: g.reduce((n, v) => n + Number(v.embryonic), 0), limited: g.reduce((n, v) => n + Number(v.limited), 0) };
+export interface GuardCounts {
+  /** Entries created in the embryonic tables (opening packets). */
+  embryonic: number;
+  /** Entries created in the takeover tables by a non-opening packet of an unknown flow (takeover or spoofed). */
+  takeovers: number;
+  /** Flows moved from the embryonic to the takeover tables (handshake completed, not yet proven). */
+  handshakes: number;
+  /** Proven flows kept in the takeover tables: above new_flow_rate. */
+  limited: number;
+}
+
+/** The flood guard's counters (struct xd_guard), all CPUs. */
+export function readGuard(maps: Pick<Maps, 'guard'>): GuardCounts {
+  const g = maps.guard.lookupPerCpu(0) ?? [];
+  const sum = (k: 'embryonic' | 'takeovers' | 'handshakes' | 'limited'): number => g.reduce((n, v) => n + Number(v[k]), 0);
+  return { embryonic: sum('embryonic'), takeovers: sum('takeovers'), handshakes: sum('handshakes'), limited: sum('limited') };
+}
+
+/**
+ * The flood alert, from the guard counters' change over `seconds`: the takeover tables (what a
+ * flood that skips or fakes the handshake churns) turning over within a minute, so a taken-over
+ * flow idle for a minute may lose its entry; or proven flows held back by new_flow_rate, so the
+ * flow tables take new flows at the guard's limit and their least recently used flows go.
+ * Undefined when neither.
+ */
+export function floodAlert(d: GuardCounts, seconds: number, takeoverTableSize: number, newFlowRate: number): string | undefined {
+  if (seconds <= 0) return undefined;
+  const perSec = (n: number): number => Math.round(n / seconds);
+  const churn = perSec(d.takeovers + d.handshakes);
+  const parts: string[] = [];
+  if (churn * 60 > takeoverTableSize) {
+    parts.push(`${churn} new takeover-table entries/s (bare ACKs or handshakes of unknown flows) turn the ${takeoverTableSize}-entry takeover tables over in ${Math.max(1, Math.round(takeoverTableSize / Math.max(churn, 1)))} s: flows taken over mid-stream lose their backend after that long idle`);
+  }
+  if (d.limited > 0) {
+    parts.push(`${perSec(d.limited)} flows/s held back by xdp.new_flow_rate (${newFlowRate}/s): the flow tables are taking new flows at the guard's limit and evicting their least recently used flows`);
+  }
+  return parts.length ? `flood guard under pressure: ${parts.join('; ')}` : undefined;
 }
 
 /** The xd_tun_v1 entry of a tunnel backend: outer source/destination, encapsulation, path MTU. */
