@@ -6,7 +6,7 @@
  * name, never a silent reinterpretation of a pinned map (Cilium
  * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
  * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
- * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover tables (xd_tko4_v1, xd_tko6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Keys and values are defined in include/xdirector.h.
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover and probation tables (xd_tko4_v1, xd_tko6_v1, xd_prb4_v1, xd_prb6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -80,7 +80,8 @@ struct {
  * handshake here (TCP: SYN, then the client's ACK; UDP: a second datagram)
  * and then proved themselves (a packet XD_PROVE_NS later) enter them, at most
  * new_flow_rate a second over all CPUs: a flood of spoofed SYNs, bare ACKs or
- * SYN + ACK pairs churns the embryonic and takeover tables, never these; only
+ * SYN + ACK pairs churns the embryonic, takeover and probation tables, never
+ * these; only
  * an attacker who keeps each spoofed flow going for XD_PROVE_NS gets in, at
  * new_flow_rate, so an established flow idle for less than
  * flow_table_size / new_flow_rate seconds is never evicted.
@@ -132,7 +133,7 @@ struct {
 
 /* Embryonic tables: flows that sent only their opening packet (TCP SYN, first
  * UDP datagram), with the backend the ring gave them, until the client's next
- * packet promotes them into the flow table. Small LRUs: a flood of spoofed
+ * packet moves them to the probation table. Small LRUs: a flood of spoofed
  * SYNs churns these and nothing else. Keys as the flow tables'. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -150,24 +151,43 @@ struct {
 
 /* Takeover tables: flows this director did not see open (a non-opening
  * packet of an unknown flow: taken over mid-stream after a VRRP failover or an
- * ECMP change, or spoofed), which stay here, and handshake-completed flows
- * until they prove themselves (struct xd_tflow.handshake_ns). Served like the
- * flow tables (the flow caches are filled from them too), but their own LRUs:
- * a flood of packets that skip the handshake, or that fake one, evicts only
- * these. Keys as the flow tables'. */
+ * ECMP change, or spoofed). They stay here, served like the flow tables (the
+ * flow caches are filled from them too), but in their own LRUs: a flood of
+ * packets that skip the handshake evicts only these, never a flow that
+ * completed its handshake here. Keys and values as the flow tables'. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XD_MAX_TAKEOVER);
 	__type(key, struct xd_flow4_key);
-	__type(value, struct xd_tflow);
+	__type(value, struct xd_flow);
 } xd_tko4_v1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, XD_MAX_TAKEOVER);
 	__type(key, struct xd_flow_key);
-	__type(value, struct xd_tflow);
+	__type(value, struct xd_flow);
 } xd_tko6_v1 SEC(".maps");
+
+/* Probation tables: flows whose handshake completed here, until they prove
+ * themselves (a packet XD_PROVE_NS after it, struct xd_pflow.handshake_ns)
+ * and move to the flow tables; served like them meanwhile. Their own LRUs: a
+ * flood of fake handshakes (SYN + ACK pairs) evicts only flows younger than
+ * XD_PROVE_NS, never a proven one; a flood of bare ACKs none. Sized like the
+ * takeover tables. Keys as the flow tables'. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_TAKEOVER);
+	__type(key, struct xd_flow4_key);
+	__type(value, struct xd_pflow);
+} xd_prb4_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_TAKEOVER);
+	__type(key, struct xd_flow_key);
+	__type(value, struct xd_pflow);
+} xd_prb6_v1 SEC(".maps");
 
 /* Flood guard counters, per CPU (struct xd_guard). Key: __u32 0. */
 struct {

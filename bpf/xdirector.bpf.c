@@ -115,8 +115,8 @@ _Static_assert(sizeof(struct xd_tunnel) == 40, "xd_tunnel layout");
 _Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
 _Static_assert(sizeof(struct xd_flow4_key) == 16, "xd_flow4_key layout");
 _Static_assert(sizeof(struct xd_guard) == 32, "xd_guard layout");
-_Static_assert(sizeof(struct xd_tflow) == 24, "xd_tflow layout");
-_Static_assert(__builtin_offsetof(struct xd_tflow, last_seen_ns) == __builtin_offsetof(struct xd_flow, last_seen_ns), "xd_tflow starts as xd_flow");
+_Static_assert(sizeof(struct xd_pflow) == 24, "xd_pflow layout");
+_Static_assert(__builtin_offsetof(struct xd_pflow, last_seen_ns) == __builtin_offsetof(struct xd_flow, last_seen_ns), "xd_pflow starts as xd_flow");
 _Static_assert(sizeof(struct xd_flow4_cache) == 32, "xd_flow4_cache layout");
 _Static_assert(sizeof(struct xd_flow6_cache) == 64, "xd_flow6_cache layout");
 _Static_assert(sizeof(((struct xd_flow4_cache *)0)->key) == sizeof(struct xd_flow4_key), "xd_flow4_cache key");
@@ -631,8 +631,8 @@ static __always_inline void guard_count(__u32 which)
 		g[which]++;
 }
 
-static __always_inline struct xd_tflow *tko_lookup(int v4, const struct xd_flow4_key *k4,
-						    const struct xd_flow_key *k6)
+static __always_inline struct xd_flow *tko_lookup(int v4, const struct xd_flow4_key *k4,
+						   const struct xd_flow_key *k6)
 {
 	if (v4)
 		return bpf_map_lookup_elem(&xd_tko4_v1, k4);
@@ -640,7 +640,7 @@ static __always_inline struct xd_tflow *tko_lookup(int v4, const struct xd_flow4
 }
 
 static __always_inline void tko_insert(int v4, const struct xd_flow4_key *k4,
-				       const struct xd_flow_key *k6, const struct xd_tflow *f)
+				       const struct xd_flow_key *k6, const struct xd_flow *f)
 {
 	if (v4)
 		bpf_map_update_elem(&xd_tko4_v1, k4, f, BPF_ANY);
@@ -655,6 +655,32 @@ static __always_inline void tko_delete(int v4, const struct xd_flow4_key *k4,
 		bpf_map_delete_elem(&xd_tko4_v1, k4);
 	else
 		bpf_map_delete_elem(&xd_tko6_v1, k6);
+}
+
+static __always_inline struct xd_pflow *prb_lookup(int v4, const struct xd_flow4_key *k4,
+						   const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_prb4_v1, k4);
+	return bpf_map_lookup_elem(&xd_prb6_v1, k6);
+}
+
+static __always_inline void prb_insert(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6, const struct xd_pflow *f)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_prb4_v1, k4, f, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_prb6_v1, k6, f, BPF_ANY);
+}
+
+static __always_inline void prb_delete(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6)
+{
+	if (v4)
+		bpf_map_delete_elem(&xd_prb4_v1, k4);
+	else
+		bpf_map_delete_elem(&xd_prb6_v1, k6);
 }
 
 /* DR forward: only the Ethernet addresses change. XDP_TX back out of the
@@ -945,7 +971,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	struct xd_service *svc;
 	struct xd_backend *be = NULL;
 	struct xd_flow *flow, *emb = NULL;
-	struct xd_tflow *tf = NULL;
+	struct xd_pflow *pf = NULL; /* the flow's probation-table entry, if that is where it is */
+	struct xd_flow *tk = NULL;  /* the flow's takeover-table entry, if that is where it is */
 	struct xd_flow4_cache *c4 = NULL;
 	struct xd_flow6_cache *c6 = NULL;
 	int cached = 0;
@@ -1109,7 +1136,9 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 		reason = XD_R_PASS_ICMP;
 		flow = flow_lookup(v4, &k4, &fk);
 		if (!flow)
-			flow = (struct xd_flow *)tko_lookup(v4, &k4, &fk);
+			flow = (struct xd_flow *)prb_lookup(v4, &k4, &fk);
+		if (!flow)
+			flow = tko_lookup(v4, &k4, &fk);
 		if (!flow) /* e.g. a UDP flow that sent one datagram so far */
 			flow = emb_lookup(v4, &k4, &fk);
 		if (!flow)
@@ -1207,15 +1236,19 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 
 	/*
 	 * Established flow, the shared flow table: one hashed lookup; else the
-	 * takeover table. A hit refills this CPU's cache slot for the next
-	 * packets. Only a miss looks the service up.
+	 * probation table, else the takeover table. A hit refills this CPU's
+	 * cache slot for the next packets. Only a miss looks the service up.
 	 */
 	flow = NULL;
 	if (!syn && !is_frag) {
 		flow = flow_lookup(v4, &k4, &fk);
 		if (!flow) {
-			tf = tko_lookup(v4, &k4, &fk);
-			flow = (struct xd_flow *)tf;
+			pf = prb_lookup(v4, &k4, &fk);
+			flow = (struct xd_flow *)pf;
+		}
+		if (!flow) {
+			tk = tko_lookup(v4, &k4, &fk);
+			flow = tk;
 		}
 		if (flow) {
 			be = flow_backend(flow);
@@ -1227,10 +1260,10 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 
 				be_idx = flow->backend;
 				reason = XD_R_TX_FLOW_HIT;
-				if (tf && tf->handshake_ns && now - tf->handshake_ns >= XD_PROVE_NS) {
+				if (pf && now - pf->handshake_ns >= XD_PROVE_NS) {
 					/* A handshake-completed flow came back: it
 					 * is real, into the flow table (within the
-					 * global rate), out of the takeover table. */
+					 * global rate), out of the probation table. */
 					if (xd_rate_admit(XD_RATE_NEW_FLOW, new_flow_rate, now)) {
 						struct xd_flow nf = {
 							.backend = be_idx,
@@ -1239,9 +1272,9 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						};
 
 						flow_insert(v4, &k4, &fk, &nf);
-						tko_delete(v4, &k4, &fk);
+						prb_delete(v4, &k4, &fk);
 						reason = XD_R_TX_PROVEN;
-						tf = NULL;
+						pf = NULL;
 						flow = NULL;
 					} else {
 						guard_count(XD_GUARD_LIMITED);
@@ -1295,13 +1328,17 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 		 * spoofed or stray SYN must not move it). An idle one in the
 		 * flow table is replaced in place (below), or the handshake's
 		 * ACK would find the old connection's backend; an idle one in
-		 * the takeover table is dropped, and the new connection opens
-		 * like any other. */
+		 * the probation or takeover table is dropped, and the new
+		 * connection opens like any other. */
 		if (syn) {
 			flow = flow_lookup(v4, &k4, &fk);
 			if (!flow) {
-				tf = tko_lookup(v4, &k4, &fk);
-				flow = (struct xd_flow *)tf;
+				pf = prb_lookup(v4, &k4, &fk);
+				flow = (struct xd_flow *)pf;
+			}
+			if (!flow) {
+				tk = tko_lookup(v4, &k4, &fk);
+				flow = tk;
 			}
 			if (flow && now - flow->last_seen_ns < syn_reuse_idle_ns) {
 				be = flow_backend(flow);
@@ -1313,9 +1350,13 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 				}
 				/* Its backend is gone: re-hashed below. */
 			}
-			if (tf) {
+			if (pf)
+				prb_delete(v4, &k4, &fk);
+			if (tk)
 				tko_delete(v4, &k4, &fk);
-				tf = NULL;
+			if (pf || tk) {
+				pf = NULL;
+				tk = NULL;
 				flow = NULL;
 			}
 		}
@@ -1333,16 +1374,16 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						/* The client's first packet after its
 						 * opening one: the handshake completed,
 						 * but a spoofer can send that packet as
-						 * easily as the SYN. Into the takeover
+						 * easily as the SYN. Into the probation
 						 * table until it proves itself. */
-						struct xd_tflow nt = {
+						struct xd_pflow np = {
 							.backend = idx,
 							.generation = emb->generation,
 							.last_seen_ns = now,
 							.handshake_ns = now,
 						};
 
-						tko_insert(v4, &k4, &fk, &nt);
+						prb_insert(v4, &k4, &fk, &np);
 						emb_delete(v4, &k4, &fk);
 						guard_count(XD_GUARD_HANDSHAKES);
 						reason = XD_R_TX_PROMOTED;
@@ -1413,25 +1454,36 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 			new_flow = 1;
 		} else {
 			/* A non-SYN TCP miss: this director took the VIP over
-			 * mid-stream (VRRP, ECMP change), or a spoofed bare ACK;
-			 * or the second packet of an embryonic flow whose backend
-			 * is gone. Remembered in the takeover table, so the flow
-			 * stays where the ring puts it now; it never enters the
-			 * flow table (a flood of these must not evict a flow
-			 * that completed its handshake here), unless its
-			 * handshake did complete here (embryonic). */
-			struct xd_tflow nt = {
+			 * mid-stream (VRRP, ECMP change), or a spoofed bare ACK:
+			 * remembered in the takeover table, so the flow stays
+			 * where the ring puts it now; it never enters the flow
+			 * table (a flood of these must not evict a flow that
+			 * completed its handshake here). Or the second packet of
+			 * an embryonic flow whose backend is gone: its handshake
+			 * did complete here, so on probation. */
+			struct xd_flow nf = {
 				.backend = idx,
 				.generation = be->generation,
 				.last_seen_ns = now,
-				.handshake_ns = emb ? now : 0,
 			};
 
-			tko_insert(v4, &k4, &fk, &nt);
-			if (emb)
+			if (emb) {
+				struct xd_pflow np = {
+					.backend = idx,
+					.generation = be->generation,
+					.last_seen_ns = now,
+					.handshake_ns = now,
+				};
+
+				prb_insert(v4, &k4, &fk, &np);
 				emb_delete(v4, &k4, &fk);
-			guard_count(emb ? XD_GUARD_HANDSHAKES : XD_GUARD_TAKEOVERS);
-			reason = emb ? XD_R_TX_REHASH : XD_R_TX_NEW_FLOW;
+				guard_count(XD_GUARD_HANDSHAKES);
+				reason = XD_R_TX_REHASH;
+			} else {
+				tko_insert(v4, &k4, &fk, &nf);
+				guard_count(XD_GUARD_TAKEOVERS);
+				reason = XD_R_TX_NEW_FLOW;
+			}
 			new_flow = 1;
 		}
 		action = forward(ctx, eth, be, be_idx, &fk, l2len, &reason);

@@ -51,10 +51,11 @@
 
 #ifndef XD_MAX_TAKEOVER
 /* Each takeover table (IPv4, IPv6): flows that did not complete a handshake
- * here (taken over mid-stream after a failover or an ECMP change), and
- * handshake-completed flows until they prove themselves (XD_PROVE_NS). A
- * flood of bare ACKs or of fake handshakes churns only these. 256K flows *
- * (16 or 40 + 24) bytes. */
+ * here (taken over mid-stream after a failover or an ECMP change, or spoofed
+ * bare ACKs); a flood of those churns only these. And each probation table:
+ * handshake-completed flows until they prove themselves (XD_PROVE_NS); a
+ * flood of fake handshakes churns only these. 256K flows * (16 or 40 + 16 or
+ * 24) bytes each. */
 #define XD_MAX_TAKEOVER 262144
 #endif
 
@@ -133,13 +134,13 @@ enum xd_reason {
 	XD_R_DROP_TOO_BIG = 15,  /* tunnel: too big once encapsulated, IPv4 without DF (never fragmented here) */
 	XD_R_TX_EMBRYONIC = 16,  /* packet of a flow still in its handshake (SYN retransmit): its embryonic entry's backend */
 	XD_R_TX_PROMOTED = 17,   /* client's first non-SYN of the handshake (UDP: second datagram): moved from the
-				  * embryonic table to the takeover table, until it proves itself (XD_R_TX_PROVEN) */
+				  * embryonic table to the probation table, until it proves itself (XD_R_TX_PROVEN) */
 	XD_R_TX_SYN_KEPT = 18,   /* SYN reusing the 5-tuple of a flow that saw a packet within syn_reuse_idle_ns:
 				  * kept on the flow's backend, the entry untouched */
 	XD_R_DROP_TOO_BIG_LIMITED = 19, /* tunnel: too big once encapsulated, but the director's frag needed /
 				  * PTB answers are over too_big_rate: dropped unanswered */
 	XD_R_TX_PROVEN = 20,     /* a handshake-completed flow's packet XD_PROVE_NS or more after its handshake,
-				  * within new_flow_rate: moved from the takeover table to the flow table */
+				  * within new_flow_rate: moved from the probation table to the flow table */
 	XD_R_MAX = 21,
 };
 
@@ -223,15 +224,14 @@ struct xd_flow {
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy-grained) of a recent packet, refreshed at most once a second */
 };
 
-/* takeover tables value: the first three fields are struct xd_flow's (a
+/* probation tables value: the first three fields are struct xd_flow's (a
  * pointer to one serves as one). 24 bytes. */
-struct xd_tflow {
+struct xd_pflow {
 	__u32 backend;      /* backend index */
 	__u32 generation;   /* backend generation when the flow was created */
 	__u64 last_seen_ns; /* as struct xd_flow's */
 	__u64 handshake_ns; /* bpf_ktime_get_coarse_ns() when its handshake completed here (the client's
-			     * packet after its opening one); 0 = taken over mid-stream: never moved to the
-			     * flow table */
+			     * packet after its opening one) */
 };
 
 /* Per-CPU flow cache slots (xd_fc4_v2 / xd_fc6_v2: one array each, CPU-major,
@@ -290,8 +290,8 @@ struct xd_guard {
 	__u64 embryonic;  /* entries created in the embryonic tables (opening packets) */
 	__u64 takeovers;  /* entries created in the takeover tables by a packet of an unknown flow
 			   * that is not an opening one (mid-stream takeover, or a spoofed bare ACK) */
-	__u64 handshakes; /* flows moved from the embryonic to the takeover tables (handshake completed) */
-	__u64 limited;    /* proven flows kept in the takeover tables: above new_flow_rate */
+	__u64 handshakes; /* flows moved from the embryonic to the probation tables (handshake completed) */
+	__u64 limited;    /* proven flows kept in the probation tables: above new_flow_rate */
 };
 
 /* Global rate limit (array indexed by enum xd_rate_idx, shared by all CPUs):

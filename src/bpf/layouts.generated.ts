@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 7;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xc634beda6aae596cn;
+export const LAYOUT_HASH = 0x4240e5ce87dcc556n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -149,9 +149,9 @@ export const MAPS = {
     name: 'xd_tko4_v1',
     type: 'lru_hash',
     keyType: 'xd_flow4_key',
-    valueType: 'xd_tflow',
+    valueType: 'xd_flow',
     keySize: 16,
-    valueSize: 24,
+    valueSize: 16,
     maxEntries: 262144,
   },
   tko6: {
@@ -159,7 +159,27 @@ export const MAPS = {
     name: 'xd_tko6_v1',
     type: 'lru_hash',
     keyType: 'xd_flow_key',
-    valueType: 'xd_tflow',
+    valueType: 'xd_flow',
+    keySize: 40,
+    valueSize: 16,
+    maxEntries: 262144,
+  },
+  prb4: {
+    role: 'prb4',
+    name: 'xd_prb4_v1',
+    type: 'lru_hash',
+    keyType: 'xd_flow4_key',
+    valueType: 'xd_pflow',
+    keySize: 16,
+    valueSize: 24,
+    maxEntries: 262144,
+  },
+  prb6: {
+    role: 'prb6',
+    name: 'xd_prb6_v1',
+    type: 'lru_hash',
+    keyType: 'xd_flow_key',
+    valueType: 'xd_pflow',
     keySize: 40,
     valueSize: 24,
     maxEntries: 262144,
@@ -738,8 +758,8 @@ export function decodeXdFlow6Cache(buf: Buffer, offset = 0): XdFlow6Cache {
 
 export const xdFlow6CacheCodec: Codec<XdFlow6Cache> = { size: 64, encode: encodeXdFlow6Cache, decode: decodeXdFlow6Cache };
 
-/** struct xd_tflow: 24 bytes. */
-export interface XdTflow {
+/** struct xd_pflow: 24 bytes. */
+export interface XdPflow {
   /** u32 at 0 */
   backend: number;
   /** u32 at 4 */
@@ -750,19 +770,19 @@ export interface XdTflow {
   handshake_ns: bigint;
 }
 
-export const XD_TFLOW_SIZE = 24;
+export const XD_PFLOW_SIZE = 24;
 
-export function encodeXdTflow(v: XdTflow, buf: Buffer = Buffer.alloc(24), offset = 0): Buffer {
+export function encodeXdPflow(v: XdPflow, buf: Buffer = Buffer.alloc(24), offset = 0): Buffer {
   buf.fill(0, offset, offset + 24);
-  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_tflow.backend'), offset + 0);
-  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_tflow.generation'), offset + 4);
-  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_tflow.last_seen_ns'), offset + 8);
-  buf.writeBigUInt64LE(chkU64(v.handshake_ns, 'xd_tflow.handshake_ns'), offset + 16);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_pflow.backend'), offset + 0);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_pflow.generation'), offset + 4);
+  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_pflow.last_seen_ns'), offset + 8);
+  buf.writeBigUInt64LE(chkU64(v.handshake_ns, 'xd_pflow.handshake_ns'), offset + 16);
   return buf;
 }
 
-export function decodeXdTflow(buf: Buffer, offset = 0): XdTflow {
-  if (buf.length < offset + 24) throw new TypeError(`xd_tflow: expected 24 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+export function decodeXdPflow(buf: Buffer, offset = 0): XdPflow {
+  if (buf.length < offset + 24) throw new TypeError(`xd_pflow: expected 24 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
   return {
     backend: buf.readUInt32LE(offset + 0),
     generation: buf.readUInt32LE(offset + 4),
@@ -771,7 +791,7 @@ export function decodeXdTflow(buf: Buffer, offset = 0): XdTflow {
   };
 }
 
-export const xdTflowCodec: Codec<XdTflow> = { size: 24, encode: encodeXdTflow, decode: decodeXdTflow };
+export const xdPflowCodec: Codec<XdPflow> = { size: 24, encode: encodeXdPflow, decode: decodeXdPflow };
 
 /** struct xd_guard: 32 bytes. */
 export interface XdGuard {
@@ -988,8 +1008,10 @@ export const MAP_CODECS = {
   fc6: { key: u32, value: xdFlow6CacheCodec },
   emb4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
   emb6: { key: xdFlowKeyCodec, value: xdFlowCodec },
-  tko4: { key: xdFlow4KeyCodec, value: xdTflowCodec },
-  tko6: { key: xdFlowKeyCodec, value: xdTflowCodec },
+  tko4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
+  tko6: { key: xdFlowKeyCodec, value: xdFlowCodec },
+  prb4: { key: xdFlow4KeyCodec, value: xdPflowCodec },
+  prb6: { key: xdFlowKeyCodec, value: xdPflowCodec },
   guard: { key: u32, value: xdGuardCodec },
   rate: { key: u32, value: xdRateCodec },
   svcst: { key: u32, value: xdServiceStatsCodec },
@@ -1440,8 +1462,8 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
-    xd_tflow: {
-      name: 'xd_tflow',
+    xd_pflow: {
+      name: 'xd_pflow',
       size: 24,
       fields: [{
         name: 'backend',
@@ -1876,9 +1898,9 @@ export const LAYOUT: LayoutModel = {
       name: 'xd_tko4_v1',
       type: 'lru_hash',
       keyType: 'xd_flow4_key',
-      valueType: 'xd_tflow',
+      valueType: 'xd_flow',
       keySize: 16,
-      valueSize: 24,
+      valueSize: 16,
       maxEntries: 262144,
     },
     tko6: {
@@ -1886,7 +1908,27 @@ export const LAYOUT: LayoutModel = {
       name: 'xd_tko6_v1',
       type: 'lru_hash',
       keyType: 'xd_flow_key',
-      valueType: 'xd_tflow',
+      valueType: 'xd_flow',
+      keySize: 40,
+      valueSize: 16,
+      maxEntries: 262144,
+    },
+    prb4: {
+      role: 'prb4',
+      name: 'xd_prb4_v1',
+      type: 'lru_hash',
+      keyType: 'xd_flow4_key',
+      valueType: 'xd_pflow',
+      keySize: 16,
+      valueSize: 24,
+      maxEntries: 262144,
+    },
+    prb6: {
+      role: 'prb6',
+      name: 'xd_prb6_v1',
+      type: 'lru_hash',
+      keyType: 'xd_flow_key',
+      valueType: 'xd_pflow',
       keySize: 40,
       valueSize: 24,
       maxEntries: 262144,

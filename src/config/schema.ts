@@ -45,10 +45,10 @@ export const DEFAULT_EMBRYONIC_TABLE_SIZE = 65_536;
  * Proven flows per second, all CPUs together, that may enter the flow table (0 = no limit). A
  * spoofer needs to keep each fake flow going for a second to get that far; an established flow
  * idle for less than flow_table_size / new_flow_rate seconds (100 s at the defaults) is never
- * evicted. Flows above it stay in the takeover table, still served.
+ * evicted. Flows above it stay in the probation table, still served.
  */
 export const DEFAULT_NEW_FLOW_RATE = 10_000;
-/** Flows that did not complete a handshake here, and new ones until proven (per family): what a flood of bare ACKs or fake handshakes churns. */
+/** Each takeover table (flows that did not complete a handshake here: what a bare-ACK flood churns) and each probation table (new flows until proven: what a flood of fake handshakes churns), per family. */
 export const DEFAULT_TAKEOVER_TABLE_SIZE = 262_144;
 /**
  * A SYN reusing the 5-tuple of a tracked flow starts a new connection (rescheduled on the live
@@ -216,7 +216,7 @@ export interface XdpConfig {
   flowTableSize: number;
   /** Entries of each embryonic table (IPv4, IPv6): flows until the client's second packet. */
   embryonicTableSize: number;
-  /** Entries of each takeover table (IPv4, IPv6). */
+  /** Entries of each takeover and each probation table (IPv4, IPv6). */
   takeoverTableSize: number;
   /** Proven flows per second, all CPUs together, that may enter the flow table; 0 = no limit. */
   newFlowRate: number;

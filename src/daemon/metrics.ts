@@ -44,13 +44,13 @@ export function renderMetrics(st: DaemonStatus): string {
   const drv = xd?.driverTxErrors && 'driver' in xd.driverTxErrors ? xd.driverTxErrors : undefined;
   metric('xdirector_xdp_driver_tx_errors_total', 'Frames the network driver dropped on XDP transmit (ethtool -S XDP TX / xmit error counters).', 'counter', xd && drv ? [[{ interface: xd.interface, kind: 'tx' }, drv.txErrors], [{ interface: xd.interface, kind: 'xmit' }, drv.xmitErrors]] : []);
   metric('xdirector_xdp_tx_failing', 'Forwarded frames are turning into driver TX errors (1: alert raised).', 'gauge', xd ? [[{ interface: xd.interface }, xd.txAlert ? 1 : 0]] : []);
-  metric('xdirector_flood_pressure', 'The flood guard is under pressure: takeover tables churning or new_flow_rate reached (1: alert raised).', 'gauge', xd ? [[{ interface: xd.interface }, xd.floodAlert ? 1 : 0]] : []);
+  metric('xdirector_flood_pressure', 'The flood guard is under pressure: takeover or probation tables churning, or new_flow_rate reached (1: alert raised).', 'gauge', xd ? [[{ interface: xd.interface }, xd.floodAlert ? 1 : 0]] : []);
   const flood = st.dataplane.flood;
   if (flood) {
     metric('xdirector_embryonic_flows_total', 'Flows entered into the embryonic tables (opening packet seen, not yet promoted).', 'counter', [[{}, flood.embryonicCreated]]);
-    metric('xdirector_rate_limited_flows_total', 'Proven flows kept in the takeover table by the new-flow rate guard (still tracked and served).', 'counter', [[{}, flood.rateLimited]]);
+    metric('xdirector_rate_limited_flows_total', 'Proven flows kept in the probation table by the new-flow rate guard (still tracked and served).', 'counter', [[{}, flood.rateLimited]]);
     metric('xdirector_takeover_flows_total', 'Flows entered into the takeover tables by a non-opening packet of an unknown flow (mid-stream takeover, or a spoofed ACK).', 'counter', [[{}, flood.takeoversCreated]]);
-    metric('xdirector_handshake_flows_total', 'Flows whose handshake completed here (moved from the embryonic to the takeover tables until proven).', 'counter', [[{}, flood.handshakes]]);
+    metric('xdirector_handshake_flows_total', 'Flows whose handshake completed here (moved from the embryonic to the probation tables until proven).', 'counter', [[{}, flood.handshakes]]);
   }
   const hb = st.health?.backends ?? [];
   metric('xdirector_health_checks_total', 'Health checks run per backend.', 'counter', hb.map((b) => [{ backend: b.name }, b.checks]));

@@ -119,7 +119,7 @@ export interface XdpDetail {
   driverTxErrors?: DriverTxErrors;
   /** Set while forwarded frames turn into driver TX errors (the alert text). */
   txAlert?: string;
-  /** Set while the flood guard is under pressure (takeover tables churning, new_flow_rate reached). */
+  /** Set while the flood guard is under pressure (takeover or probation tables churning, new_flow_rate reached). */
   floodAlert?: string;
   /** The background walk of the flow map that counts active flows. */
   flowCounts: { entries: number; countedAt: string; walkMs: number };

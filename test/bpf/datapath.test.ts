@@ -33,7 +33,7 @@ import {
   xdFlow4KeyCodec,
   xdGuardCodec,
   xdRateCodec,
-  xdTflowCodec,
+  xdPflowCodec,
   XdRateIdx,
   xdReasonStatsCodec,
   xdServiceCodec,
@@ -41,7 +41,7 @@ import {
   xdServiceStatsCodec,
   DEFINES,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow6Cache, XdFlow4Key, XdGuard, XdRate, XdTflow, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow6Cache, XdFlow4Key, XdGuard, XdRate, XdPflow, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 import { addressToBytes16 } from '../../src/net/inet';
@@ -129,7 +129,8 @@ class Datapath {
     readonly ring: BpfMap<number, number>,
     readonly flow: FamilyTables,
     readonly emb: FamilyTables,
-    readonly tko: FamilyTables<XdTflow>,
+    readonly tko: FamilyTables,
+    readonly prb: FamilyTables<XdPflow>,
     readonly guard: BpfMap<number, XdGuard>,
     readonly svcst: BpfMap<number, XdServiceStats>,
     readonly best: BpfMap<number, XdBackendStats>,
@@ -157,6 +158,8 @@ class Datapath {
         [MAPS.emb6.name]: MAX_EMBRYONIC,
         [MAPS.tko4.name]: MAX_EMBRYONIC,
         [MAPS.tko6.name]: MAX_EMBRYONIC,
+        [MAPS.prb4.name]: MAX_EMBRYONIC,
+        [MAPS.prb6.name]: MAX_EMBRYONIC,
       },
       globals: { ring_max: RING_MAX },
     });
@@ -168,7 +171,8 @@ class Datapath {
       obj.map(MAPS.ring.name, u32, u32),
       new FamilyTables(obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec)),
       new FamilyTables(obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec)),
-      new FamilyTables(obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdTflowCodec), obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdTflowCodec)),
+      new FamilyTables(obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdFlowCodec)),
+      new FamilyTables(obj.map(MAPS.prb4.name, xdFlow4KeyCodec, xdPflowCodec), obj.map(MAPS.prb6.name, xdFlowKeyCodec, xdPflowCodec)),
       obj.map(MAPS.guard.name, u32, xdGuardCodec),
       obj.map(MAPS.svcst.name, u32, xdServiceStatsCodec),
       obj.map(MAPS.best.name, u32, xdBackendStatsCodec),
@@ -185,6 +189,7 @@ class Datapath {
     this.flow.clear();
     this.emb.clear();
     this.tko.clear();
+    this.prb.clear();
     clearFlowCaches(this.obj);
     const emptyBe: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
     this.be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, emptyBe] as const));
@@ -293,13 +298,17 @@ class Datapath {
     return sumPerCpu(this.guard.lookupPerCpu(0)!);
   }
   /** The takeover table's entry for a 5-tuple. */
-  takeoverOf(key: XdFlowKey): XdTflow | undefined {
+  takeoverOf(key: XdFlowKey): XdFlow | undefined {
     return this.tko.lookup(key);
   }
-  /** Makes a takeover-table flow's handshake `ms` older, caches emptied unless told (as if that long had passed). */
+  /** The probation table's entry for a 5-tuple. */
+  probationOf(key: XdFlowKey): XdPflow | undefined {
+    return this.prb.lookup(key);
+  }
+  /** Makes a probation-table flow's handshake `ms` older, caches emptied unless told (as if that long had passed). */
   ageHandshake(key: XdFlowKey, ms: number, clearCaches = true): void {
-    const t = this.tko.lookup(key)!;
-    this.tko.update(key, { ...t, handshake_ns: t.handshake_ns - BigInt(ms) * 1_000_000n });
+    const t = this.prb.lookup(key)!;
+    this.prb.update(key, { ...t, handshake_ns: t.handshake_ns - BigInt(ms) * 1_000_000n });
     if (clearCaches) clearFlowCaches(this.obj);
   }
 }
@@ -631,7 +640,7 @@ for (const f of fixtures) {
     }
     // Only new flows leave an entry: an opening packet (SYN, first datagram) in the embryonic
     // table, a flow taken over mid-stream in the takeover table; none in the flow table.
-    assert.equal(dp.flow.count(), 0, 'no flow-table entry from one packet');
+    assert.equal(dp.flow.count() + dp.prb.count(), 0, 'no flow-table or probation entry from one packet');
     assert.equal(dp.emb.count() + dp.tko.count(), f.forwardedTo?.newFlow ? 1 : 0, 'embryonic and takeover entries');
   });
 }
@@ -660,7 +669,7 @@ function sendTo(frame: Buffer): { verdict: VerdictName; backend: number; out: Bu
 
 /**
  * Opens a TCP connection as a client does (SYN, then the handshake's ACK, which moves the flow from
- * the embryonic table to the takeover table) and uses it a second later (which proves it: into
+ * the embryonic table to the probation table) and uses it a second later (which proves it: into
  * the flow table); returns the backend all three went to.
  */
 function establish(c: Conn, frame: (c: Conn, l4: pk.L4) => Buffer = clientFrame, clearCaches = true): number {
@@ -668,7 +677,7 @@ function establish(c: Conn, frame: (c: Conn, l4: pk.L4) => Buffer = clientFrame,
   const first = sendTo(frame(c, syn(c))).backend;
   const second = sendTo(frame(c, pk.tcp({ sport: c.cport, dport: c.vport, flags: 'A', seq: 1001, ack: 5001 }))).backend;
   assert.equal(second, first, 'the handshake ACK goes where the SYN went');
-  assert.ok(dp.takeoverOf(key)?.handshake_ns, 'the ACK completed the handshake: in the takeover table');
+  assert.ok(dp.probationOf(key)?.handshake_ns, 'the ACK completed the handshake: in the probation table');
   dp.ageHandshake(key, 1500, clearCaches);
   assert.equal(sendTo(frame(c, pk.tcp({ sport: c.cport, dport: c.vport, flags: 'PA', seq: 1001, ack: 5001 }))).backend, first, 'proven');
   assert.ok(dp.flowOf(key), 'a packet a second later put the flow in the flow table');
@@ -1049,7 +1058,7 @@ test('last_seen is refreshed by a packet once it is more than a second old, and 
 
 // ---------------------------------------------------------------- embryonic flows
 
-test('a SYN enters the embryonic table only, the handshake ACK moves it to the takeover table, a packet a second later to the flow table', () => {
+test('a SYN enters the embryonic table only, the handshake ACK moves it to the probation table, a packet a second later to the flow table', () => {
   standardServices();
   const c = c4(41300);
   const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
@@ -1062,10 +1071,11 @@ test('a SYN enters the embryonic table only, the handshake ACK moves it to the t
   assert.equal(sendTo(a).backend, 1);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_PROMOTED', 1, a.length);
   assert.equal(dp.flowOf(key), undefined, 'not in the flow table yet: a spoofer can send this ACK too');
-  assert.equal(dp.takeoverOf(key)?.backend, 1);
+  assert.equal(dp.probationOf(key)?.backend, 1);
+  assert.equal(dp.takeoverOf(key), undefined, 'not a takeover');
   assert.equal(dp.embryonicOf(key), undefined, 'promoted, so gone from the embryonic table');
   assert.deepEqual(dp.guardStats(), { embryonic: 1n, takeovers: 0n, handshakes: 1n, limited: 0n });
-  // Within the second: a flow hit from the takeover table.
+  // Within the second: a flow hit from the probation table.
   before = dp.reasons();
   assert.equal(sendTo(a).backend, 1);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, a.length);
@@ -1076,7 +1086,7 @@ test('a SYN enters the embryonic table only, the handshake ACK moves it to the t
   assert.equal(sendTo(a).backend, 1);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_PROVEN', 1, a.length);
   assert.equal(dp.flowOf(key)?.backend, 1);
-  assert.equal(dp.takeoverOf(key), undefined, 'moved, so gone from the takeover table');
+  assert.equal(dp.probationOf(key), undefined, 'moved, so gone from the probation table');
   assert.equal(dp.backendStats(1).new_flows, 1n, 'the promotions are not new flows');
 });
 
@@ -1094,20 +1104,20 @@ test('a retransmitted SYN goes to the backend of the first one, whatever the rin
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, first);
 });
 
-test("a UDP flow's second datagram moves it to the takeover table and later ones are flow hits", () => {
+test("a UDP flow's second datagram moves it to the probation table and later ones are flow hits", () => {
   standardServices();
   const c = c6(41320);
   const key = flowKey(c.client, c.cport, c.vip, c.vport, UDP);
   assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
   assert.equal(dp.embryonicOf(key)?.backend, 4);
   assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
-  assert.equal(dp.takeoverOf(key)?.backend, 4);
+  assert.equal(dp.probationOf(key)?.backend, 4);
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, dgram(c))).backend, 4);
   assert.equal(dp.reasons().XD_R_TX_FLOW_HIT.packets - before.XD_R_TX_FLOW_HIT.packets, 1n);
 });
 
-test('the handshake ACK of a flow whose backend was removed meanwhile is re-hashed into the takeover table', () => {
+test('the handshake ACK of a flow whose backend was removed meanwhile is re-hashed into the probation table', () => {
   dp.setBackend(1);
   dp.setBackend(2);
   dp.setRing(0, 0, Array(7).fill(1));
@@ -1121,8 +1131,7 @@ test('the handshake ACK of a flow whose backend was removed meanwhile is re-hash
   const before = dp.reasons();
   assert.equal(sendTo(a).backend, 2);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, a.length);
-  assert.equal(dp.takeoverOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
-  assert.ok(dp.takeoverOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.handshake_ns, 'its handshake completed here: it may prove itself');
+  assert.equal(dp.probationOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2, 'its handshake completed here: on probation');
   assert.equal(dp.embryonicOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP)), undefined);
 });
 

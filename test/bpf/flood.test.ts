@@ -1,18 +1,18 @@
 // Flow-table flood protection (issue 10 item 1, issue 20 item 1), through BPF_PROG_TEST_RUN with
 // small tables.
 //
-// Three tables stand between a packet of an unknown flow and the flow table. An opening packet
-// (SYN, first datagram) enters the embryonic table; the client's next packet completes the
-// handshake and moves the flow to the takeover table; a packet of an unknown flow that is not an
-// opening one (a takeover after a failover, or a spoofed bare ACK) enters the takeover table at
-// once and stays there. A handshake-completed flow enters the flow table only when it comes back
-// a second later (XD_PROVE_NS), at most new_flow_rate a second over all CPUs. The director sees
+// Three tables, each its own LRU, stand between a packet of an unknown flow and the flow table. An
+// opening packet (SYN, first datagram) enters the embryonic table; the client's next packet
+// completes the handshake and moves the flow to the probation table; a packet of an unknown flow
+// that is not an opening one (a takeover after a failover, or a spoofed bare ACK) enters the
+// takeover table and stays there. A handshake-completed flow enters the flow table only when it
+// comes back a second later (XD_PROVE_NS), at most new_flow_rate a second over all CPUs. The director sees
 // one direction only (DR), so it cannot tell a real handshake ACK from a spoofed one: a SYN + ACK
 // pair per spoofed source is as cheap as a SYN, and without the proving step it would promote
 // at wire rate.
 //
 // So a flood of spoofed SYNs, bare ACKs, SYN + ACK pairs, RSTs or datagrams from distinct
-// sources churns the embryonic and takeover tables and never evicts an established flow, whose
+// sources churns the embryonic, probation and takeover tables and never evicts an established flow, whose
 // next packet would otherwise be re-hashed: onto another backend when its own is draining, or by
 // round robin. Each flood is 10x the table size, with the product's default new_flow_rate. On
 // main (cdd279d, where a non-SYN miss and a handshake ACK went straight into the flow table,
@@ -48,9 +48,9 @@ import {
   xdReasonStatsCodec,
   xdServiceCodec,
   xdServiceKeyCodec,
-  xdTflowCodec,
+  xdPflowCodec,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdGuard, XdRate, XdReasonStats, XdService, XdServiceKey, XdTflow } from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdGuard, XdRate, XdReasonStats, XdService, XdServiceKey, XdPflow } from '../../src/bpf/layouts.generated';
 import { DEFAULT_NEW_FLOW_RATE } from '../../src/config/schema';
 import { markVipPort } from '../lib/vipports';
 import { clearFlowCaches } from '../lib/flowcache';
@@ -83,8 +83,10 @@ class Director {
     readonly flow4: BpfMap<XdFlow4Key, XdFlow>,
     readonly flow6: BpfMap<XdFlowKey, XdFlow>,
     readonly emb4: BpfMap<XdFlow4Key, XdFlow>,
-    readonly tko4: BpfMap<XdFlow4Key, XdTflow>,
-    readonly tko6: BpfMap<XdFlowKey, XdTflow>,
+    readonly tko4: BpfMap<XdFlow4Key, XdFlow>,
+    readonly tko6: BpfMap<XdFlowKey, XdFlow>,
+    readonly prb4: BpfMap<XdFlow4Key, XdPflow>,
+    readonly prb6: BpfMap<XdFlowKey, XdPflow>,
     readonly guard: BpfMap<number, XdGuard>,
     readonly rate: BpfMap<number, XdRate>,
     readonly rsnst: BpfMap<number, XdReasonStats>,
@@ -100,6 +102,7 @@ class Director {
         [MAPS.flow4.name]: FLOW_TABLE, [MAPS.flow6.name]: FLOW_TABLE,
         [MAPS.emb4.name]: EMBRYONIC_TABLE, [MAPS.emb6.name]: EMBRYONIC_TABLE,
         [MAPS.tko4.name]: TAKEOVER_TABLE, [MAPS.tko6.name]: TAKEOVER_TABLE,
+        [MAPS.prb4.name]: TAKEOVER_TABLE, [MAPS.prb6.name]: TAKEOVER_TABLE,
       },
       globals: { ring_max: RING, new_flow_rate: newFlowRate },
     });
@@ -111,8 +114,10 @@ class Director {
       obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec),
       obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec),
       obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec),
-      obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdTflowCodec),
-      obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdTflowCodec),
+      obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdFlowCodec),
+      obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdFlowCodec),
+      obj.map(MAPS.prb4.name, xdFlow4KeyCodec, xdPflowCodec),
+      obj.map(MAPS.prb6.name, xdFlowKeyCodec, xdPflowCodec),
       obj.map(MAPS.guard.name, u32, xdGuardCodec),
       obj.map(MAPS.rate.name, u32, xdRateCodec),
       obj.map(MAPS.rsnst.name, u32, xdReasonStatsCodec),
@@ -177,10 +182,13 @@ class Director {
   takeovers(f: Fam): number {
     return f === 4 ? this.tko4.keys().length : this.tko6.keys().length;
   }
-  /** Makes every takeover-table entry's handshake `ms` older (as if that long had passed), caches emptied. */
+  probation(f: Fam): number {
+    return f === 4 ? this.prb4.keys().length : this.prb6.keys().length;
+  }
+  /** Makes every probation-table entry's handshake `ms` older (as if that long had passed), caches emptied. */
   ageHandshakes(ms: number): void {
-    for (const [k, v] of this.tko4.entries()) if (v.handshake_ns) this.tko4.update(k, { ...v, handshake_ns: v.handshake_ns - BigInt(ms) * 1_000_000n });
-    for (const [k, v] of this.tko6.entries()) if (v.handshake_ns) this.tko6.update(k, { ...v, handshake_ns: v.handshake_ns - BigInt(ms) * 1_000_000n });
+    for (const [k, v] of this.prb4.entries()) this.prb4.update(k, { ...v, handshake_ns: v.handshake_ns - BigInt(ms) * 1_000_000n });
+    for (const [k, v] of this.prb6.entries()) this.prb6.update(k, { ...v, handshake_ns: v.handshake_ns - BigInt(ms) * 1_000_000n });
     clearFlowCaches(this.obj);
   }
 }
@@ -247,32 +255,38 @@ for (const f of [4, 6] as const) {
       const afterA = d.send(tcpFrame(f, CLIENT[f], 40000, MAGLEV_PORT, 'PA'));
       const afterB = d.send(tcpFrame(f, CLIENT[f], 40001, RR_PORT, 'PA'));
       const kept = Number(afterA === beA) + Number(afterB === beB);
-      console.log(`IPv${f} ${kind} flood: ${floodSize} sources, tables ${FLOW_TABLE}/${EMBRYONIC_TABLE}/${TAKEOVER_TABLE}: embryonic created ${g.embryonic}, takeovers ${g.takeovers}, handshakes ${g.handshakes}; flow-table entries ${d.flows(f)}, takeover-table entries ${d.takeovers(f)}; flows kept ${kept}/2 (a: backend ${beA} (drained) -> ${afterA}, b: backend ${beB} (rr) -> ${afterB})`);
+      console.log(`IPv${f} ${kind} flood: ${floodSize} sources, tables ${FLOW_TABLE}/${EMBRYONIC_TABLE}/${TAKEOVER_TABLE}: embryonic created ${g.embryonic}, takeovers ${g.takeovers}, handshakes ${g.handshakes}; flow-table entries ${d.flows(f)}, probation ${d.probation(f)}, takeover ${d.takeovers(f)}; flows kept ${kept}/2 (a: backend ${beA} (drained) -> ${afterA}, b: backend ${beB} (rr) -> ${afterB})`);
       assert.equal(afterA, beA, 'the drained backend keeps its flow');
       assert.equal(afterB, beB, 'the round-robin flow keeps its backend');
       assert.equal(d.flows(f), 2, 'no flood packet entered the flow table');
       if (kind === 'bare ACK') assert.equal(g.takeovers, floodSize, 'each bare ACK made a takeover-table entry');
-      if (kind === 'SYN+ACK pair') assert.equal(g.handshakes, floodSize + 2, 'each pair (and the two real flows) completed a handshake into the takeover table');
+      if (kind === 'SYN+ACK pair') assert.equal(g.handshakes, floodSize + 2, 'each pair (and the two real flows) completed a handshake into the probation table');
     });
   }
 }
 
-test('a flow taken over mid-stream stays in the takeover table, drained or not; a UDP flow goes through it', async () => {
+test('a flow taken over mid-stream stays in the takeover table, drained or not; a bare-ACK flood leaves a flow on probation alone', async () => {
   const d = await Director.load(DEFAULT_NEW_FLOW_RATE);
   loaded.push(d);
+  // A connection that just completed its handshake (on probation), on a backend that then drains.
+  const young = establish(d, 4, 40500, MAGLEV_PORT);
+  d.drain(4, young);
   for (let i = 0; i < 10 * TAKEOVER_TABLE; i++) d.send(tcpFrame(4, spoofed(4, i), 2000 + i, MAGLEV_PORT, 'A'));
+  assert.equal(d.send(tcpFrame(4, CLIENT[4], 40500, MAGLEV_PORT, 'PA')), young, 'the bare ACKs churned only the takeover table');
+  assert.equal(d.probation(4), 1);
+  d.setBackend(young, XdBackendFlags.XD_BE_F_ACTIVE);
   // A mid-stream segment of a flow this director never saw (VRRP/ECMP takeover): hashed and remembered.
   const m = { src: '10.200.0.20', sport: 41000 };
   const first = d.send(tcpFrame(4, m.src, m.sport, MAGLEV_PORT, 'PA'));
   assert.ok(first > 0);
   const tk = d.tko4.lookup({ saddr: pk.ipBytes(m.src).readUInt32BE(0), daddr: pk.ipBytes(VIP[4]).readUInt32BE(0), sport: m.sport, dport: MAGLEV_PORT, proto: pk.IPPROTO_TCP });
   assert.equal(tk?.backend, first, 'taken over into the takeover table at once');
-  assert.equal(tk?.handshake_ns, 0n, 'marked as taken over: it never moves to the flow table');
   d.drain(4, first);
-  d.ageHandshakes(5000);
+  d.tko4.update({ saddr: pk.ipBytes(m.src).readUInt32BE(0), daddr: pk.ipBytes(VIP[4]).readUInt32BE(0), sport: m.sport, dport: MAGLEV_PORT, proto: pk.IPPROTO_TCP }, { ...tk!, last_seen_ns: tk!.last_seen_ns - 5_000_000_000n });
+  clearFlowCaches(d.obj);
   assert.equal(d.send(tcpFrame(4, m.src, m.sport, MAGLEV_PORT, 'PA')), first, 'and kept there, drained or not');
   assert.equal(d.flows(4), 0, 'a takeover never enters the flow table');
-  // UDP: the first datagram is embryonic, the second moves it to the takeover table, the third is a flow hit.
+  // UDP: the first datagram is embryonic, the second moves it to the probation table, the third is a flow hit.
   const u = { src: '10.200.0.21', sport: 41001 };
   const ub = d.send(udpFrame(4, u.src, u.sport, RR_PORT));
   assert.equal(d.send(udpFrame(4, u.src, u.sport, RR_PORT)), ub);
@@ -292,16 +306,16 @@ test('a handshake-completed flow moves to the flow table only on a packet a seco
   // The guard is one GCRA word in a plain array: all CPUs share the budget.
   assert.equal(MAPS.rate.type, 'array');
   const bes = Array.from({ length: 5 }, (_, i) => establish(d, 4, 42000 + i, RR_PORT));
-  assert.equal(d.takeovers(4), 5);
+  assert.equal(d.probation(4), 5);
   assert.equal(d.guardStats().handshakes, 5);
-  // Within the second: flow hits from the takeover table, nothing moves.
+  // Within the second: flow hits from the probation table, nothing moves.
   for (let i = 0; i < 5; i++) assert.equal(d.send(tcpFrame(4, CLIENT[4], 42000 + i, RR_PORT, 'PA')), bes[i]);
   assert.equal(d.flows(4), 0, 'not proven yet');
   // A second later: `rate` of them move (the bucket holds one second's worth), the rest stay, served.
   d.ageHandshakes(1500);
   for (let i = 0; i < 5; i++) assert.equal(d.send(tcpFrame(4, CLIENT[4], 42000 + i, RR_PORT, 'PA')), bes[i], 'every packet still goes to its backend');
   assert.equal(d.flows(4), rate);
-  assert.equal(d.takeovers(4), 5 - rate);
+  assert.equal(d.probation(4), 5 - rate);
   assert.equal(d.reason('XD_R_TX_PROVEN'), rate);
   assert.equal(d.guardStats().limited, 5 - rate);
   // A full bucket again (as after a quiet second): the others move on their next packet.
@@ -309,5 +323,5 @@ test('a handshake-completed flow moves to the flow table only on a packet a seco
   clearFlowCaches(d.obj);
   for (let i = 0; i < 5; i++) assert.equal(d.send(tcpFrame(4, CLIENT[4], 42000 + i, RR_PORT, 'PA')), bes[i]);
   assert.equal(d.flows(4), 4, 'two more moved, within the rate');
-  assert.equal(d.takeovers(4), 1);
+  assert.equal(d.probation(4), 1);
 });

@@ -40,7 +40,7 @@ export interface XdpOptions {
   flowTableSize: number;
   /** Entries of each embryonic table (default DEFAULT_EMBRYONIC_TABLE_SIZE). */
   embryonicTableSize?: number;
-  /** Entries of each takeover table (default DEFAULT_TAKEOVER_TABLE_SIZE). */
+  /** Entries of each takeover and probation table (default DEFAULT_TAKEOVER_TABLE_SIZE). */
   takeoverTableSize?: number;
   /** Proven flows per second, all CPUs together, that may enter the flow table, 0 = no limit (default DEFAULT_NEW_FLOW_RATE). */
   newFlowRate?: number;
@@ -127,7 +127,7 @@ export class XdpDataplane implements Dataplane {
     readonly adopted: boolean,
   ) {
     this.model = emptyModel();
-    this.flowCounter = new FlowCounter([maps.flow4, maps.flow6, maps.tko4, maps.tko6], { idleSeconds: o.flowIdleSeconds ?? 900, maxAgeMs: o.flowCountsMaxAgeMs ?? 2000 });
+    this.flowCounter = new FlowCounter([maps.flow4, maps.flow6, maps.prb4, maps.prb6, maps.tko4, maps.tko6], { idleSeconds: o.flowIdleSeconds ?? 900, maxAgeMs: o.flowCountsMaxAgeMs ?? 2000 });
   }
 
   /** Load (adopting pinned state when compatible), pin, attach. */
@@ -185,6 +185,8 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.emb6]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
       [L.MAP.tko4]: o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE,
       [L.MAP.tko6]: o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE,
+      [L.MAP.prb4]: o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE,
+      [L.MAP.prb6]: o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE,
       ...cpuSizedMaxEntries(),
     };
     // Forward only frames addressed to this interface (a flooded frame is the kernel's to drop).

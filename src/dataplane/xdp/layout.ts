@@ -43,6 +43,8 @@ export interface Maps {
   emb6: XdMap<'emb6'>;
   tko4: XdMap<'tko4'>;
   tko6: XdMap<'tko6'>;
+  prb4: XdMap<'prb4'>;
+  prb6: XdMap<'prb6'>;
   guard: XdMap<'guard'>;
   svcst: XdMap<'svcst'>;
   best: XdMap<'best'>;
@@ -58,7 +60,7 @@ export function openMaps(obj: BpfObject): Maps {
   const ring = xdMap(obj, 'ring');
   const m = {
     svc: xdMap(obj, 'svc'), vport: xdMap(obj, 'vport'), be: xdMap(obj, 'be'), svcst: xdMap(obj, 'svcst'),
-    flow4: xdMap(obj, 'flow4'), flow6: xdMap(obj, 'flow6'), emb4: xdMap(obj, 'emb4'), emb6: xdMap(obj, 'emb6'), tko4: xdMap(obj, 'tko4'), tko6: xdMap(obj, 'tko6'), guard: xdMap(obj, 'guard'),
+    flow4: xdMap(obj, 'flow4'), flow6: xdMap(obj, 'flow6'), emb4: xdMap(obj, 'emb4'), emb6: xdMap(obj, 'emb6'), tko4: xdMap(obj, 'tko4'), tko6: xdMap(obj, 'tko6'), prb4: xdMap(obj, 'prb4'), prb6: xdMap(obj, 'prb6'), guard: xdMap(obj, 'guard'),
     best: xdMap(obj, 'best'), rsnst: xdMap(obj, 'rsnst'), tun: xdMap(obj, 'tun'), meta: xdMap(obj, 'meta'), ring, ringFd: ring.fd,
     close: () => { /* maps borrow the object's fds */ },
   };
@@ -128,9 +130,9 @@ export interface GuardCounts {
   embryonic: number;
   /** Entries created in the takeover tables by a non-opening packet of an unknown flow (takeover or spoofed). */
   takeovers: number;
-  /** Flows moved from the embryonic to the takeover tables (handshake completed, not yet proven). */
+  /** Flows moved from the embryonic to the probation tables (handshake completed, not yet proven). */
   handshakes: number;
-  /** Proven flows kept in the takeover tables: above new_flow_rate. */
+  /** Proven flows kept in the probation tables: above new_flow_rate. */
   limited: number;
 }
 
@@ -143,18 +145,24 @@ export function readGuard(maps: Pick<Maps, 'guard'>): GuardCounts {
 
 /**
  * The flood alert, from the guard counters' change over `seconds`: the takeover tables (what a
- * flood that skips or fakes the handshake churns) turning over within a minute, so a taken-over
- * flow idle for a minute may lose its entry; or proven flows held back by new_flow_rate, so the
- * flow tables take new flows at the guard's limit and their least recently used flows go.
- * Undefined when neither.
+ * flood of bare ACKs churns) turning over within a minute, so a flow taken over mid-stream and
+ * idle that long may lose its entry; the probation tables (what a flood of fake handshakes
+ * churns) turning over within XD_PROVE_NS's ten times, so a real new flow may lose its entry
+ * before it proves itself; or proven flows held back by new_flow_rate, so the flow tables take
+ * new flows at the guard's limit and their least recently used flows go. Undefined when none.
  */
 export function floodAlert(d: GuardCounts, seconds: number, takeoverTableSize: number, newFlowRate: number): string | undefined {
   if (seconds <= 0) return undefined;
   const perSec = (n: number): number => Math.round(n / seconds);
-  const churn = perSec(d.takeovers + d.handshakes);
+  const turnover = (rate: number): number => Math.max(1, Math.round(takeoverTableSize / Math.max(rate, 1)));
   const parts: string[] = [];
-  if (churn * 60 > takeoverTableSize) {
-    parts.push(`${churn} new takeover-table entries/s (bare ACKs or handshakes of unknown flows) turn the ${takeoverTableSize}-entry takeover tables over in ${Math.max(1, Math.round(takeoverTableSize / Math.max(churn, 1)))} s: flows taken over mid-stream lose their backend after that long idle`);
+  const takeovers = perSec(d.takeovers);
+  if (takeovers * 60 > takeoverTableSize) {
+    parts.push(`${takeovers} new takeover-table entries/s (non-opening packets of unknown flows: bare ACKs) turn the ${takeoverTableSize}-entry takeover tables over in ${turnover(takeovers)} s: flows taken over mid-stream lose their backend after that long idle`);
+  }
+  const handshakes = perSec(d.handshakes);
+  if (handshakes * 10 > takeoverTableSize) {
+    parts.push(`${handshakes} handshakes/s turn the ${takeoverTableSize}-entry probation tables over in ${turnover(handshakes)} s: new flows may lose their backend before they prove themselves`);
   }
   if (d.limited > 0) {
     parts.push(`${perSec(d.limited)} flows/s held back by xdp.new_flow_rate (${newFlowRate}/s): the flow tables are taking new flows at the guard's limit and evicting their least recently used flows`);

@@ -175,7 +175,7 @@ test("apply marks every service's port and protocol in the VIP ports map, and cl
   }
 });
 
-test('a SYN to the VIP is sent to the backend its ring slot names, and its handshake ACK makes it a flow (in the takeover table until proven)', () => {
+test('a SYN to the VIP is sent to the backend its ring slot names, and its handshake ACK makes it a flow (in the probation table until proven)', () => {
   // Find a client port whose ring slot is backend 1 or 2 (so the drain below moves its new flows).
   for (let sport = 40000; sport < 40100; sport++) {
     const r = run(packet(sport, 'S'));
@@ -185,7 +185,7 @@ test('a SYN to the VIP is sent to the backend its ring slot names, and its hands
   assert.ok(flowPort > 0, 'some client port hashes to backend 1 or 2');
   const ack = run(packet(flowPort, 'A'));
   assert.equal(ack.dstMac, flowMac, 'the ACK follows the SYN');
-  const flows = openPinnedXdMap(DIR, 'tko4');
+  const flows = openPinnedXdMap(DIR, 'prb4');
   try {
     const f = flows.entries().find(([k]) => k.sport === flowPort)!;
     assert.ok(f, 'flow entry created');
@@ -199,7 +199,7 @@ test('close with keepState leaves the program attached and the maps pinned', asy
   await dp!.close({ keepState: true });
   dp = undefined;
   assert.equal(attachedIds().native, firstProgId);
-  const flows = openPinnedXdMap(DIR, 'tko4');
+  const flows = openPinnedXdMap(DIR, 'prb4');
   try {
     assert.ok(flows.entries().some(([k]) => k.sport === flowPort));
   } finally {
