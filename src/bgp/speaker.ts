@@ -189,15 +189,23 @@ export class BgpSpeaker {
     });
   }
 
-  /** Run a sync now (after any queued one) and wait for it. */
+  /**
+   * Run a sync now (after any queued one) and wait for it. Its failure is thrown (the
+   * periodic sync retries it anyway): a caller that reports what BIRD does must not report
+   * it unless BIRD confirmed it. BIRD not running is a failure too (nothing was confirmed).
+   */
   async syncNow(): Promise<void> {
-    this.kick();
-    await this.syncing;
+    const mine = this.syncing.then(() => this.sync(true));
+    this.syncing = mine.catch((err) => this.log.warn({ err }, `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`));
+    await mine;
   }
 
   /** Make BIRD's enabled VIP protocols equal the wanted set; refresh the protocol table. */
-  private async sync(): Promise<void> {
-    if (!this.child) return;
+  private async sync(strict = false): Promise<void> {
+    if (!this.child) {
+      if (strict) throw new XdError('XD_ERR_BGP', `bird is not running${this.lastExit ? ` (${this.lastExit})` : ''}: nothing was confirmed; it is restarted with every VIP disabled, then given the wanted set`);
+      return;
+    }
     let protos = parseProtocols(await birdCommand(this.socket, 'show protocols all'));
     const byName = new Map(protos.map((p) => [p.name, p]));
     let changed = false;

@@ -27,6 +27,7 @@ import { fixedSectionsChanged, healthInputsChanged } from './reload';
 import type { DaemonStatus } from './status';
 import { SystemdNotifier } from '../systemd/notify';
 import { servableVips } from '../bgp/servable';
+import { InstanceLock } from './lock';
 
 const MAC_REFRESH_MS = 30000;
 const UNRESOLVED_RETRY_MS = 2000;
@@ -76,6 +77,8 @@ export class Daemon {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAt = new Date().toISOString();
   private stopping = false;
+  /** This instance's lock (lock.ts), taken before anything is touched, released last. */
+  private lock?: InstanceLock;
   onStop?: (code: number) => void;
 
   constructor(private readonly configFile: string, private readonly log: Logger) {
@@ -123,6 +126,9 @@ export class Daemon {
 
   async start(): Promise<void> {
     this.cfg = await loadConfigFile(this.configFile);
+    // First, before pins, XDP, VRRP, BIRD or any socket: a second run of a running instance
+    // is refused here with nothing changed.
+    this.lock = await InstanceLock.acquire(this.cfg.instance, { config: path.resolve(this.configFile) });
     for (const w of this.cfg.warnings) this.log.warn(`config: ${w}`);
     // State files an older version kept beside the admin socket (in /run, emptied by a reboot) move to state_dir.
     const mig = migrateStateFiles(path.dirname(this.cfg.admin.socket), this.cfg.stateDir, this.cfg.instance);
@@ -272,10 +278,20 @@ export class Daemon {
     // Written before it takes effect; a write that fails (a full disk) does not stop it: alert instead.
     const store = this.directorDrain;
     const warn = this.persist(store, () => (on ? store.save(['director']) : store.remove()), on ? 'the director drain' : 'the director undrain');
-    await this.bgp.setDirectorDrained(on, new Set());
-    if (!on) this.updateBgp();
-    await this.bgp.syncNow();
+    const saved = `${on ? 'the drain' : 'the undrain'} ${warn ? 'is kept by this daemon (NOT saved: see the alert)' : `is saved (${store.file})`} and applied by the next sync that reaches bird`;
+    try {
+      await this.bgp.setDirectorDrained(on, new Set());
+      if (!on) this.updateBgp();
+      await this.bgp.syncNow();
+    } catch (err) {
+      // Never report a withdrawal BIRD did not confirm: the routers may still send new flows here.
+      const st = this.bgp.status();
+      throw new XdError('XD_ERR_BGP', `${on ? 'drain' : 'undrain'} --director: bird did not confirm it: ${(err as Error).message}; ${saved}; ${on ? 'until then the routers may still send new flows here: ' : ''}check bird (pid ${st.daemon.pid ?? 'none'}, control socket ${st.daemon.socket}) and the log, or restart xdirector`, { cause: err });
+    }
     const st = this.bgp.status();
+    if (on && st.announced.length) {
+      throw new XdError('XD_ERR_BGP', `drain --director: bird still has ${st.announced.join(', ')} enabled after the withdrawal; ${saved}; check bird (pid ${st.daemon.pid ?? 'none'}, control socket ${st.daemon.socket})`);
+    }
     this.log.info({ announced: st.announced }, on ? 'director drained: every VIP withdrawn; established flows finish' : 'director undrained');
     return { message: (on ? `director drained: withdrew ${this.cfg.bgp!.announce.map((a) => a.vip).join(', ')}; established flows finish through the other directors` : `director undrained: announcing ${st.announced.join(', ') || 'nothing yet (no servable VIP)'}`) + warn };
   }
@@ -590,6 +606,8 @@ export class Daemon {
     if (!dp) this.log.info('stopped before a dataplane was set up: nothing was applied');
     else if (opts.detach && !detachRefused) this.log.info(`stopped; the ${dp.kind} state was removed`);
     else this.log.info(dp.kind === 'xdp' ? 'stopped; the XDP program stays attached and the maps stay pinned for the next run' : 'stopped; the IPVS services stay in the kernel for the next run');
+    // Last: until everything above is done, a new run of this instance is refused.
+    await this.lock?.release();
   }
 }
 
