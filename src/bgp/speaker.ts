@@ -131,7 +131,7 @@ export class BgpSpeaker {
         this.spawnBird().then(() => this.kick(), (err) => this.log.error({ err }, 'bird restart failed'));
       }, delay);
     });
-    const deadline = Date.now() + 10_000;
+    const deadline = performance.now() + 10_000;
     for (;;) {
       const why = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
       if (why !== null) throw new XdError('XD_ERR_BGP', `bird ${why} at start (config ${this.configFile}): see the bird lines in the log; is bird2 installed?`);
@@ -140,7 +140,7 @@ export class BgpSpeaker {
         this.log.info({ pid: child.pid, socket: this.socket }, 'bird running');
         return;
       } catch (err) {
-        if (Date.now() > deadline) {
+        if (performance.now() > deadline) {
           child.kill('SIGKILL');
           throw new XdError('XD_ERR_BGP', `bird did not answer on ${this.socket} within 10 s: ${(err as Error).message}`, { cause: err });
         }

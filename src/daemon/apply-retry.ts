@@ -39,6 +39,8 @@ export class ApplyRetry {
   private nextAt: number | null = null;
   private timer?: NodeJS.Timeout;
   private stopped = false;
+  /** When the divergence began on the monotonic clock (for its length; `since` is shown). */
+  private sinceMono = 0;
 
   constructor(private readonly o: ApplyRetryOptions) {}
 
@@ -54,7 +56,7 @@ export class ApplyRetry {
     this.failuresTotal++;
     this.lastError = err instanceof Error ? err.message : String(err);
     const first = this.since === null;
-    if (first) this.since = Date.now();
+    if (first) { this.since = Date.now(); this.sinceMono = performance.now(); }
     if (this.stopped) return;
     const wait = this.delay(this.failures);
     this.nextAt = Date.now() + wait;
@@ -67,7 +69,7 @@ export class ApplyRetry {
 
   succeeded(): void {
     if (this.since !== null) {
-      this.o.log.info({ alert: 'dataplane-diverged', failures: this.failures, seconds: (Date.now() - this.since) / 1000 }, `alert cleared: the dataplane matches the desired state again after ${this.failures} failed apply(s)`);
+      this.o.log.info({ alert: 'dataplane-diverged', failures: this.failures, seconds: (performance.now() - this.sinceMono) / 1000 }, `alert cleared: the dataplane matches the desired state again after ${this.failures} failed apply(s)`);
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;

@@ -27,7 +27,7 @@ export interface RateStatus {
 }
 
 interface Counters { newFlows: number; packets: number; bytes: number }
-interface Sample { at: number; counters: Map<string, Counters> }
+interface Sample { at: number; wall: number; counters: Map<string, Counters> }
 
 /** A counter that went backwards (a service or backend re-created) counts as 0 for that window, not as a negative rate. */
 const per = (now: number, before: number | undefined, seconds: number) => (before === undefined || now < before ? 0 : (now - before) / seconds);
@@ -37,15 +37,18 @@ export class RateEstimator {
   private last?: Sample;
   private services: ServiceStatus[] = [];
 
-  /** Records the counters of `services` at time `at` (ms). */
-  sample(services: readonly ServiceStatus[], at: number): void {
+  /**
+   * Records the counters of `services` at time `at` (ms on a monotonic clock: the window is the
+   * difference of two, which a wall-clock step must not change); `wall` (Date.now()) is only shown.
+   */
+  sample(services: readonly ServiceStatus[], at: number, wall: number = at): void {
     const counters = new Map<string, Counters>();
     for (const s of services) {
       counters.set(s.name, { newFlows: s.newFlows, packets: s.packets, bytes: s.bytes });
       for (const b of s.backends) counters.set(`${s.name}\0${b.key}`, { newFlows: b.newFlows, packets: b.packets, bytes: b.bytes });
     }
     this.prev = this.last;
-    this.last = { at, counters };
+    this.last = { at, wall, counters };
     this.services = [...services];
   }
 
@@ -62,7 +65,7 @@ export class RateEstimator {
     };
     return {
       intervalSeconds: seconds,
-      at: new Date(b.at).toISOString(),
+      at: new Date(b.wall).toISOString(),
       services: this.services.map((s) => ({ name: s.name, ...rate(s.name), backends: s.backends.map((x) => ({ key: x.key, name: x.name, ...rate(`${s.name}\0${x.key}`) })) })),
     };
   }

@@ -28,6 +28,8 @@ import type { DaemonStatus } from './status';
 import { SystemdNotifier } from '../systemd/notify';
 import { servableVips } from '../bgp/servable';
 import { InstanceLock } from './lock';
+import { SteadySince } from './hold-down';
+import { monotonicMs } from '../clock';
 
 const MAC_REFRESH_MS = 30000;
 const UNRESOLVED_RETRY_MS = 2000;
@@ -61,8 +63,8 @@ export class Daemon {
   private health: HealthMonitor | null = null;
   private readonly vrrp: VrrpInstance[] = [];
   private bgp: BgpSpeaker | null = null;
-  /** Last time a backend's state or weight changed (BGP start-up hold-down). */
-  private backendsChangedAt = Date.now();
+  /** Since when no backend's state or weight changed (BGP hold-down; monotonic, hold-down.ts). */
+  private readonly backendsSteady = new SteadySince();
   private api?: { close(): Promise<void> };
   private httpListener?: { port: number; close(): Promise<void> };
   private last?: DesiredOutput;
@@ -268,8 +270,7 @@ export class Daemon {
   private bgpHoldDown(): string | undefined {
     const h = this.cfg.health as { interval?: number; fall?: number };
     const need = Math.max(2000, (h.fall ?? 3) * (h.interval ?? 1000));
-    const since = Date.now() - this.backendsChangedAt;
-    return since >= need ? undefined : `backend states changed ${(since / 1000).toFixed(1)} s ago: announcing waits until they are steady for ${(need / 1000).toFixed(1)} s, so that this ring matches the other directors'`;
+    return this.backendsSteady.holdDown(need);
   }
 
   /** Drain the whole director: withdraw every VIP (established flows keep coming through ECMP's other paths). */
@@ -348,7 +349,7 @@ export class Daemon {
   private async sampleRates(): Promise<void> {
     if (this.stopping) return;
     try {
-      this.rates.sample((await this.dataplane.status({ countFlows: false })).services, Date.now());
+      this.rates.sample((await this.dataplane.status({ countFlows: false })).services, monotonicMs(), Date.now());
     } catch (err) {
       this.log.warn({ err }, `sampling counters for the rates failed: ${(err as Error).message}`);
     }
@@ -361,7 +362,7 @@ export class Daemon {
       for (const b of s.backends) {
         const k = `${s.name}/${b.key}`;
         const now = `${b.state}/${b.weight}`;
-        if (before.get(k) !== now) this.backendsChangedAt = Date.now();
+        if (before.get(k) !== now) this.backendsSteady.changed();
         if (before.get(k) !== now) this.log.info({ service: s.name, backend: b.name, state: b.state, weight: b.weight, was: before.get(k) ?? 'new' }, `${s.name}: backend ${b.name} is ${b.state} (weight ${b.weight})`);
       }
     }

@@ -224,13 +224,13 @@ export class HealthMonitor extends EventEmitter {
 
   private async loop(): Promise<void> {
     while (this.running) {
-      const t0 = Date.now();
+      const t0 = performance.now();
       try {
         await this.runRound();
       } catch (err) {
         this.log.error({ err }, 'health check round failed');
       }
-      const wait = this.health.interval - (Date.now() - t0);
+      const wait = this.health.interval - (performance.now() - t0);
       if (!this.running) break;
       if (wait > 0) {
         await new Promise<void>((resolve) => {

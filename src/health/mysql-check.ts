@@ -21,12 +21,14 @@
 //   - closes connections only after login (an aborted authenticated session is not a
 //     handshake error).
 // A lost connection is re-opened with exponential backoff (interval, 2×, 4× ... capped at
-// 5 × interval); while waiting the check fails with the last error.
+// 5 × interval); while waiting the check fails with the last error. Every interval, timeout and
+// backoff here is measured on the monotonic clock (src/clock.ts): a wall-clock step changes none.
 
 import * as net from 'node:net';
 import mysql from 'mysql2';
 import type { Connection } from 'mysql2';
 import type { BackendRole, ReplicationInfo } from './types';
+import { monotonicMs } from '../clock';
 import {
   describeConnectError,
   describeQueryError,
@@ -162,7 +164,7 @@ export class MysqlChecker {
   private opening: Attempt | null = null;
   /** In-flight fresh-connect check. */
   private fresh: Attempt | null = null;
-  private lastFreshAt = 0;
+  private lastFreshAt = -Infinity;
   private freshFailing = false;
   private reconnectFailures = 0;
   private nextReconnectAt = 0;
@@ -199,7 +201,7 @@ export class MysqlChecker {
       dateStrings: true,
       multipleStatements: false,
     });
-    const a: Attempt = { conn, socket, startedAt: Date.now(), settled: false, err: null, firstBytes: null, done: Promise.resolve() };
+    const a: Attempt = { conn, socket, startedAt: monotonicMs(), settled: false, err: null, firstBytes: null, done: Promise.resolve() };
     socket.once('data', (b: Buffer) => {
       a.firstBytes = b;
     });
@@ -226,14 +228,14 @@ export class MysqlChecker {
    * abandoned safely), or a 'pending' text (failed this round, attempt kept open).
    */
   private async awaitAttempt(a: Attempt, what: string): Promise<{ status: 'ok' } | { status: 'failed' | 'pending'; error: string }> {
-    const left = this.s.connectTimeoutMs - (Date.now() - a.startedAt);
+    const left = this.s.connectTimeoutMs - (monotonicMs() - a.startedAt);
     if (!a.settled && left > 0) await sleepOrDone(left, a.done);
     if (a.settled) {
       if (!a.err) return { status: 'ok' };
       destroyQuietly(a);
       return { status: 'failed', error: this.scrubbed(describeConnectError(a.err, this.target)) };
     }
-    const waited = Date.now() - a.startedAt;
+    const waited = Math.round(monotonicMs() - a.startedAt);
     if (a.socket.connecting) {
       // TCP not established: the server never saw this attempt; abandoning it is harmless.
       destroyQuietly(a);
@@ -252,7 +254,7 @@ export class MysqlChecker {
 
   /** Run one check round. Never throws. */
   async check(): Promise<MysqlProbe> {
-    const t0 = Date.now();
+    const t0 = monotonicMs();
     const probe: MysqlProbe = {
       ok: false,
       error: null,
@@ -271,7 +273,7 @@ export class MysqlChecker {
     const fail = (error: string): MysqlProbe => {
       probe.ok = false;
       probe.error = this.scrubbed(error);
-      probe.durationMs = Date.now() - t0;
+      probe.durationMs = Math.round(monotonicMs() - t0);
       return probe;
     };
     if (this.closed) return fail('checker stopped');
@@ -279,9 +281,9 @@ export class MysqlChecker {
     // 1. The kept-open connection.
     if (!this.conn) {
       if (!this.opening) {
-        if (Date.now() < this.nextReconnectAt) {
+        if (monotonicMs() < this.nextReconnectAt) {
           const base = this.lastConnectError ?? this.lostError ?? 'not connected';
-          return fail(`${base} (next reconnect in ${this.nextReconnectAt - Date.now()} ms)`);
+          return fail(`${base} (next reconnect in ${Math.ceil(this.nextReconnectAt - monotonicMs())} ms)`);
         }
         try {
           this.opening = this.startAttempt();
@@ -304,12 +306,12 @@ export class MysqlChecker {
       this.lastConnectError = null;
       this.reconnectFailures = 0;
       this.nextReconnectAt = 0;
-      this.lastFreshAt = Date.now(); // a new login is as good as a fresh-connect check
+      this.lastFreshAt = monotonicMs(); // a new login is as good as a fresh-connect check
     }
 
     // 2. The queries, sharing one budget.
     const conn = this.conn;
-    const deadline = Date.now() + this.s.queryTimeoutMs;
+    const deadline = monotonicMs() + this.s.queryTimeoutMs;
     let queryError: string | null = null;
     try {
       if (!this.info) this.info = await this.serverInfo(conn, deadline);
@@ -366,7 +368,7 @@ export class MysqlChecker {
 
     // 3. A fresh connect + login + quit, when due (or still failing), after the queries so that
     //    it never shows up in this round's Threads_connected (lc weights).
-    if (this.fresh || this.freshFailing || Date.now() - this.lastFreshAt >= this.s.freshConnectIntervalMs) {
+    if (this.fresh || this.freshFailing || monotonicMs() - this.lastFreshAt >= this.s.freshConnectIntervalMs) {
       const freshError = await this.freshConnect();
       this.freshFailing = freshError !== null;
       if (freshError) return fail(freshError);
@@ -375,7 +377,7 @@ export class MysqlChecker {
     probe.warnings = probe.warnings.map((w) => this.scrubbed(w));
     probe.replicationError = probe.replicationError && this.scrubbed(probe.replicationError);
     probe.heartbeatError = probe.heartbeatError && this.scrubbed(probe.heartbeatError);
-    probe.durationMs = Date.now() - t0;
+    probe.durationMs = Math.round(monotonicMs() - t0);
     return probe;
   }
 
@@ -384,7 +386,7 @@ export class MysqlChecker {
     this.reconnectFailures++;
     const delay = Math.min(this.s.intervalMs * 2 ** (this.reconnectFailures - 1), 5 * this.s.intervalMs);
     // The next round may start the attempt once the delay (minus a little slack for round timing) has passed.
-    this.nextReconnectAt = Date.now() + delay - Math.min(delay, this.s.intervalMs);
+    this.nextReconnectAt = monotonicMs() + delay - Math.min(delay, this.s.intervalMs);
   }
 
   /** Fresh connect + login + COM_QUIT. Returns an error text or null. */
@@ -403,7 +405,7 @@ export class MysqlChecker {
     // A failed fresh connect is retried every round (not every fresh_connect_interval), so an
     // auth or max_connections problem fails `fall` checks in a row and marks the backend down.
     if (r.status === 'failed') return `fresh connect: ${r.error}`;
-    this.lastFreshAt = Date.now();
+    this.lastFreshAt = monotonicMs();
     await endQuietly(a.conn, this.s.queryTimeoutMs);
     return null;
   }
@@ -423,7 +425,7 @@ export class MysqlChecker {
 
   /** Run `sql` with the time left until `deadline`; on timeout or a fatal error the connection is dropped. */
   private query(conn: Connection, sql: string, deadline: number): Promise<unknown> {
-    const timeout = Math.max(1, deadline - Date.now());
+    const timeout = Math.max(1, Math.round(deadline - monotonicMs()));
     return new Promise((resolve, reject) => {
       conn.query({ sql, timeout }, (err, rows) => {
         if (!err) return resolve(rows);

@@ -11,7 +11,7 @@ export interface TcpProbe {
 
 export function tcpCheck(host: string, port: number, timeoutMs: number, sourceAddress?: string): Promise<TcpProbe> {
   const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-  const t0 = Date.now();
+  const t0 = performance.now();
   return new Promise((resolve) => {
     let done = false;
     const sock = net.connect({ host, port, localAddress: sourceAddress });
@@ -20,7 +20,7 @@ export function tcpCheck(host: string, port: number, timeoutMs: number, sourceAd
       done = true;
       clearTimeout(timer);
       sock.destroy();
-      resolve({ ok: error === null, error, durationMs: Date.now() - t0 });
+      resolve({ ok: error === null, error, durationMs: Math.round(performance.now() - t0) });
     };
     const timer = setTimeout(() => finish(`timeout after ${timeoutMs} ms: TCP connect to ${target} not answered`), timeoutMs);
     sock.once('connect', () => finish(null));

@@ -189,9 +189,9 @@ export class Neighbours {
         triggerErrors.set(a, (err as Error).message);
       }
     }
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     let left = pending.filter((a) => !triggerErrors.has(a));
-    while (left.length > 0 && Date.now() < deadline) {
+    while (left.length > 0 && performance.now() < deadline) {
       await sleep(20);
       const still: string[] = [];
       for (const a of left) {

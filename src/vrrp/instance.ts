@@ -205,13 +205,13 @@ export class VrrpInstance {
     const c = this.cfg;
     if (c.unicast_src) return canonicalAddress(c.unicast_src);
     const vips = new Set(c.vips.map((v) => canonicalAddress(v.address)));
-    const deadline = Date.now() + 3000;
+    const deadline = performance.now() + 3000;
     for (;;) {
       const addrs = (await this.rt.listAddresses(c.interface)).filter((a) => a.family === c.family && !vips.has(a.address));
       const pick = c.family === 4 ? addrs.find((a) => !a.secondary) ?? addrs[0] : addrs.find((a) => a.scope === 253);
       // An IPv6 link-local address still doing duplicate address detection cannot send yet.
       if (pick && !pick.tentative) return pick.address;
-      if (!pick || Date.now() > deadline) {
+      if (!pick || performance.now() > deadline) {
         const what = c.family === 4 ? 'an IPv4 address' : 'an IPv6 link-local address';
         throw new XdError('XD_ERR_VRRP', `vrrp instance ${c.name}: ${c.interface} has no usable ${what} to send adverts from: add one, or set unicast_src`, { detail: { interface: c.interface } });
       }

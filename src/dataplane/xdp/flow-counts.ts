@@ -47,10 +47,12 @@ export class FlowCountResult {
     private readonly byBackend: Map<number, Map<number, number>>,
     /** Entries seen (active or not). */
     readonly entries: number,
-    /** When the walk started (Date.now()). */
+    /** When the walk started (Date.now(): shown as countedAt). */
     readonly at: number,
-    /** How long the walk took, wall clock, in ms. */
+    /** How long the walk took, in ms. */
     readonly tookMs: number,
+    /** When the walk started on the monotonic clock (performance.now(): its age). */
+    readonly mono: number = performance.now(),
   ) {}
 
   /** Active flows of a backend slot whose current generation is `generation`. */
@@ -78,7 +80,7 @@ export class FlowCounter {
    */
   async get(): Promise<FlowCountResult> {
     if (!this.last) return this.refresh();
-    if (Date.now() - this.last.at > this.maxAgeMs) this.refresh().catch(() => { /* kept: the next get() retries; a closed map ends the walk */ });
+    if (performance.now() - this.last.mono > this.maxAgeMs) this.refresh().catch(() => { /* kept: the next get() retries; a closed map ends the walk */ });
     return this.last;
   }
 
@@ -110,6 +112,7 @@ export class FlowCounter {
 
   private async walk(): Promise<FlowCountResult> {
     const started = Date.now();
+    const startedMono = performance.now();
     const t0 = process.hrtime.bigint();
     // CLOCK_MONOTONIC, like bpf_ktime_get_ns(). Flows are compared against the
     // start of the walk; the idle window is seconds to minutes, a walk well under one.
@@ -147,6 +150,6 @@ export class FlowCounter {
         }
       }, { slice: this.slice, signal: this.abort.signal, pause });
     }
-    return new FlowCountResult(byBackend, entries, started, Number(process.hrtime.bigint() - t0) / 1e6);
+    return new FlowCountResult(byBackend, entries, started, Number(process.hrtime.bigint() - t0) / 1e6, startedMono);
   }
 }
