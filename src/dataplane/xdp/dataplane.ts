@@ -360,9 +360,12 @@ export class XdpDataplane implements Dataplane {
       // Tunnel entries before the backend entries that point packets at them.
       const tunWrites = p.backendWrites.filter((b) => b.tunnel);
       if (tunWrites.length) this.maps.tun.updateBatch(tunWrites.map((b) => [b.index, L.tunnelEntry(b.address, b.tunnel!)] as const));
-      if (p.backendWrites.length) {
-        this.maps.be.updateBatch(p.backendWrites.map((b) => [b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) }] as const));
-      }
+      // Backends that may take new flows before the rings that name them; backends that stop
+      // taking new flows after the flip, when no live ring names them (plan.ts, steps 1 and 4).
+      const writeBackends = (ws: Plan['backendWrites']) => {
+        if (ws.length) this.maps.be.updateBatch(ws.map((b) => [b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) }] as const));
+      };
+      writeBackends(p.backendWrites.filter((b) => !b.afterFlip));
       for (const r of p.ringWrites) slots += await this.writeRing(r);
       for (const s of p.serviceWrites) {
         this.maps.svc.update(
@@ -370,6 +373,7 @@ export class XdpDataplane implements Dataplane {
           { id: s.id, ring_size: s.ringSize, flags: s.flags, sched: s.sched, active_gen: s.activeGen },
         );
       }
+      writeBackends(p.backendWrites.filter((b) => b.afterFlip));
       if (p.backendClears.length) {
         this.maps.be.updateBatch(p.backendClears.map((c) => [c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: Buffer.alloc(16) }] as const));
         // Cleared (new generation): no packet is counted on it any more.

@@ -2,11 +2,18 @@
 // and the desired state, work out the map writes, in an order that never lets
 // a packet see a half-written state:
 //   0. deletions of removed services (their VIPs pass to the kernel from now),
-//   1. backend entries (new ones are referenced by nothing yet),
+//   1. backend entries that may take new flows after this apply (new ones are
+//      referenced by nothing yet; an undrained or recovered one is named by
+//      the new ring only),
 //   2. rings, into the inactive generation (only the slots that differ from
 //      what that generation is known to hold; all of them when unknown),
 //   3. service values (one update flips the live generation),
-//   4. clearing backend entries nobody references any more.
+//   4. backend entries that stop taking new flows (drained, weight 0, down,
+//      maint: `afterFlip`): until the flip the live ring still names them,
+//      and a SYN whose slot names a backend already flagged would find no
+//      usable backend and be passed to the kernel, which answers RST where the
+//      VIP is local (issue 20 item 4); after the flip no ring names them,
+//   5. clearing backend entries nobody references any more.
 // Ids and indexes that the live maps still use (removed services, removed
 // backends: the live ring names them until the flip) are not handed to new
 // services or backends in the same apply while others are free; at the limit
@@ -61,7 +68,16 @@ export interface Model {
 
 export interface Limits { maxServices: number; maxBackends: number; ringMax: number }
 
-export interface BackendWrite { index: number; serviceId: number; address: string; family: Family; mac: string; flags: number; generation: number; tunnel?: TunnelSpec }
+export interface BackendWrite {
+  index: number; serviceId: number; address: string; family: Family; mac: string; flags: number; generation: number; tunnel?: TunnelSpec;
+  /** Written after the service flip (step 4 above): the backend stops taking new flows. */
+  afterFlip?: true;
+}
+
+/** Flags of a backend that may take new flows (the program's be_usable()). */
+export function usableFlags(flags: number): boolean {
+  return (flags & (BE_FLAG.ACTIVE | BE_FLAG.DRAINING | BE_FLAG.DOWN)) === BE_FLAG.ACTIVE;
+}
 
 /** What a tunnel entry holds, as one comparable string ('' = DR, no entry needed). */
 export function tunnelText(t: TunnelSpec | undefined): string {
@@ -277,7 +293,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
         // (For a tunnel backend the MAC is the next hop's: a new router is the same real server.)
         if (old.mac !== b.mac && !(flags & BE_FLAG.TUNNEL && old.flags & BE_FLAG.TUNNEL)) generation = (generation + 1) >>> 0;
         if (old.flags !== flags || old.mac !== b.mac || (old.tunnel ?? '') !== tunText) {
-          p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation, ...(tun ? { tunnel: tun } : {}) });
+          p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation, ...(tun ? { tunnel: tun } : {}), ...(usableFlags(flags) ? {} : { afterFlip: true as const }) });
         }
       } else {
         index = allocIdx();
