@@ -7,6 +7,10 @@
 // `SELECT @@server_id` on each, closes it (COM_QUIT), and reports how many each
 // server_id served, the failures with their reasons, and timings.
 //
+// Stream mode (--stream): connection mode without a count, new connections until SIGTERM/SIGINT
+// (the connections under way finish), then the same report; with --json a line
+// {"event":"ready"} first, once a connection has worked.
+//
 // Hold mode (--hold): keeps one session open and runs the query every
 // --interval ms (default 100), recording every failure (and reconnecting, so
 // an outage has a measured length) until SIGTERM/SIGINT, then prints a summary.
@@ -33,6 +37,8 @@ export interface ClientOptions {
   json: boolean;
   /** Hold mode: stop by itself after this many ms (0 = until a signal). */
   durationMs: number;
+  /** Connection mode until a signal instead of `connections`. */
+  stream: boolean;
 }
 
 export interface Timing {
@@ -87,10 +93,11 @@ export const DEFAULTS: ClientOptions = {
   intervalMs: 100,
   json: false,
   durationMs: 0,
+  stream: false,
 };
 
 const USAGE = `usage: node dist/scripts/lab/client.js [--host H] [--port P] [--user U] [--password PW]
-         [--connections N] [--concurrency C] [--timeout MS] [--json]
+         [--connections N | --stream] [--concurrency C] [--timeout MS] [--json]
        node dist/scripts/lab/client.js --hold [--interval MS] [--duration MS] [--host H] ... [--json]`;
 
 /** Parse argv (without node and script). Throws XD_ERR_USAGE naming the bad argument. */
@@ -118,6 +125,7 @@ export function parseArgs(argv: string[]): ClientOptions {
       case '--interval': o.intervalMs = num(a, argv[++i], 1); break;
       case '--duration': o.durationMs = num(a, argv[++i], 0); break;
       case '--hold': o.hold = true; break;
+      case '--stream': o.stream = true; break;
       case '--json': o.json = true; break;
       case '-h': case '--help': throw new XdError('XD_ERR_USAGE', USAGE);
       default: throw new XdError('XD_ERR_USAGE', `unknown argument ${JSON.stringify(a)}\n${USAGE}`);
@@ -145,8 +153,13 @@ function connect(o: ClientOptions): Promise<mysql.Connection> {
   return mysql.createConnection({ host: o.host, port: o.port, user: o.user, password: o.password, connectTimeout: o.timeoutMs });
 }
 
-/** Open o.connections new connections, each runs SELECT @@server_id and quits. */
-export async function runConnections(o: ClientOptions): Promise<ConnectionsReport> {
+/**
+ * Open o.connections new connections (o.stream: until `stop` resolves), each runs
+ * SELECT @@server_id and quits. `onReady` is called after the first one that worked.
+ */
+export async function runConnections(o: ClientOptions, stop?: Promise<void>, onReady?: () => void): Promise<ConnectionsReport> {
+  let stopped = false;
+  void stop?.then(() => { stopped = true; });
   const byServerId: Record<string, number> = {};
   const failures: Record<string, number> = {};
   const connectMs: number[] = [];
@@ -155,7 +168,7 @@ export async function runConnections(o: ClientOptions): Promise<ConnectionsRepor
   let failed = 0;
   const t0 = performance.now();
   const worker = async (): Promise<void> => {
-    while (next < o.connections) {
+    while (o.stream ? !stopped : next < o.connections) {
       next++;
       const t = performance.now();
       let conn: mysql.Connection | undefined;
@@ -165,7 +178,7 @@ export async function runConnections(o: ClientOptions): Promise<ConnectionsRepor
         const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@server_id AS id');
         const id = String(rows[0].id);
         byServerId[id] = (byServerId[id] ?? 0) + 1;
-        ok++;
+        if (ok++ === 0) onReady?.();
       } catch (err) {
         const r = reason(err);
         failures[r] = (failures[r] ?? 0) + 1;
@@ -175,12 +188,12 @@ export async function runConnections(o: ClientOptions): Promise<ConnectionsRepor
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(o.concurrency, o.connections) }, worker));
+  await Promise.all(Array.from({ length: o.stream ? o.concurrency : Math.min(o.concurrency, o.connections) }, worker));
   return {
     mode: 'connections',
     host: o.host,
     port: o.port,
-    attempted: o.connections,
+    attempted: next,
     ok,
     failed,
     byServerId,
@@ -301,7 +314,13 @@ async function main(): Promise<number> {
     return 2;
   }
   if (!o.hold) {
-    const r = await runConnections(o);
+    let endStream!: () => void;
+    const stop = new Promise<void>((r) => (endStream = r));
+    if (o.stream) {
+      process.once('SIGTERM', () => endStream());
+      process.once('SIGINT', () => endStream());
+    }
+    const r = await runConnections(o, stop, () => { if (o.stream && o.json) process.stdout.write(`${JSON.stringify({ event: 'ready' })}\n`); });
     process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : `${formatReport(r)}\n`);
     return r.failed === 0 ? 0 : 1;
   }

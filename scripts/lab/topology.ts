@@ -263,6 +263,42 @@ export class Lab {
   }
 
   /**
+   * Start the lab client in stream mode (new connections, concurrency C, until stopped).
+   * Resolves once a connection has worked; `stop()` sends SIGTERM and resolves with the report.
+   */
+  async startStream(o: ClientRunOptions = {}): Promise<{ stop(): Promise<ConnectionsReport> }> {
+    const child = this.spawn(this.client, process.execPath, [clientScript(), '--stream', '--json', ...clientArgs(this, o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    let report: ConnectionsReport | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new ToolError('XD_ERR_LAB', `lab stream client: no connection within 10 s: ${stderr.trim()}`)), 10_000);
+      jsonLines(child, (obj) => {
+        if (obj.event === 'ready') { clearTimeout(t); resolve(); } else if (obj.mode === 'connections') report = obj as unknown as ConnectionsReport;
+      });
+      child.once('exit', (code, sig) => { clearTimeout(t); reject(new ToolError('XD_ERR_LAB', `lab stream client exited (${code ?? sig}) before a connection worked: ${stderr.trim()}`)); });
+    });
+    try {
+      await ready;
+    } catch (err) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      throw err;
+    }
+    return {
+      stop: async (): Promise<ConnectionsReport> => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        if (!(await waitChildExit(child, 15_000))) {
+          child.kill('SIGKILL');
+          throw new ToolError('XD_ERR_LAB', 'lab stream client did not stop within 15 s of SIGTERM');
+        }
+        if (!report) throw new ToolError('XD_ERR_LAB', `lab stream client exited without a report: ${stderr.trim()}`);
+        return report;
+      },
+    };
+  }
+
+  /**
    * Start the lab client in hold mode (one session, a query every interval).
    * Resolves once the session has answered its first query; `stop()` sends
    * SIGTERM and resolves with the summary.
