@@ -239,7 +239,8 @@ export class Daemon {
     this.bgp = sp;
     if (this.directorDrain.load().has('director')) {
       this.log.info('director drain restored from the previous run: no VIP is announced until undrain --director');
-      await sp.setDirectorDrained(true, new Set());
+      // BIRD starts with every VIP disabled: unconfirmed, the drain still holds (the sync retries).
+      await sp.setDirectorDrained(true, new Set()).catch((err: unknown) => this.log.warn({ err }, `director drain: ${(err as Error).message}`));
     }
     this.updateBgp();
     this.timers.push(setInterval(() => this.updateBgp(), 500));
