@@ -19,7 +19,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The tunnel modules are what a tunnel-mode real server decapsulates with (src/realserver/tunnel.ts):
 # ipip (4in4) and ip6_tunnel (4in6/6in6) devices, fou/fou6 for GUE; tunnel4/tunnel6 are their
 # protocol demultiplexers (modules.dep pulls in ip_tunnel, udp_tunnel, ip6_udp_tunnel).
-MODULES="virtio_pci 9pnet_virtio 9p crc32c_generic ip_vs ip_vs_mh ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_lc veth bridge tunnel4 tunnel6 ipip ip6_tunnel fou fou6"
+# nf_tables (with nfnetlink, libcrc32c from modules.dep) carries `realserver setup --tunnel
+# --director`'s filter; the expressions it uses (payload, meta, lookup, counter) are built in.
+MODULES="virtio_pci 9pnet_virtio 9p crc32c_generic ip_vs ip_vs_mh ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_lc veth bridge tunnel4 tunnel6 ipip ip6_tunnel fou fou6 nf_tables"
 BUILD_ID="initrd-v3 $MODULES $(sha256sum "$HERE/build.sh" | cut -c1-16)"
 
 mkdir -p "$CACHE"

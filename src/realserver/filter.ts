@@ -110,7 +110,12 @@ export async function readFilter(): Promise<{ v4: string[]; v6: string[]; hooked
   try {
     text = await nft(bin, ['-j', 'list', 'table', NFT_FAMILY, NFT_TABLE]);
   } catch (err) {
-    if (/No such file or directory|does not exist/i.test((err as Error).message)) return undefined;
+    const msg = (err as Error).message;
+    if (/No such file or directory|does not exist/i.test(msg)) return undefined;
+    // nft is installed but the kernel has no nf_tables (built without it, module not loaded).
+    if (/Protocol not supported|Unable to initialize Netlink socket/i.test(msg)) {
+      throw new XdError('XD_ERR_REALSERVER', `nftables is not available in this kernel (${msg})`, { cause: err, detail: { nfTablesMissing: true } });
+    }
     throw err;
   }
   const items = (JSON.parse(text) as { nftables: Record<string, Record<string, unknown>>[] }).nftables;

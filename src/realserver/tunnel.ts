@@ -414,7 +414,13 @@ export async function checkTunnel(o: TunnelOptions): Promise<TunnelFinding[]> {
 async function checkFilter(o: TunnelOptions, guePort: number | undefined): Promise<TunnelFinding> {
   const fix = `xdirector realserver setup --vip ... --tunnel --director ADDR${o.directors?.length ? '' : ' (each director\'s tunnel source address)'}`;
   if (!findNft()) return { ok: false, what: `nft is not installed: no ${NFT_TABLE_REF} filter can be seen, so tunnels may be accepted from any source`, fix: `apt-get install nftables, then ${fix}` };
-  const f = await readFilter();
+  let f;
+  try {
+    f = await readFilter();
+  } catch (err) {
+    if ((err as XdError).detail?.nfTablesMissing) return { ok: false, what: `${(err as Error).message}: no ${NFT_TABLE_REF} filter can be loaded, so tunnels may be accepted from any source`, fix: 'modprobe nf_tables (or filter IP protocols 4/41 and the GUE port in front of this server), then ' + fix };
+    throw err;
+  }
   if (!f || !f.hooked) return { ok: false, what: `no nftables table ${NFT_TABLE_REF}: the tunnel devices${guePort ? ' and the GUE port' : ''} accept packets from any source (anyone who reaches this server can inject traffic from any client address)`, fix };
   if (o.directors?.length) {
     const want = directorSets(o.directors);
@@ -472,7 +478,8 @@ export async function teardownTunnel(o: TunnelOptions): Promise<string[]> {
   if (created.nftTable) {
     if (await removeFilter()) done.push(`removed nftables table ${created.nftTable}`);
     delete created.nftTable;
-  } else if (findNft() && (await readFilter())) {
+  } else if (findNft() && (await readFilter().catch(() => undefined))) {
+    // Only informative: a kernel without nf_tables has no table to leave.
     done.push(`left nftables table ${NFT_TABLE_REF} (setup did not load it)`);
   }
   record.save(st);

@@ -247,6 +247,8 @@ test('xdirector realserver check --tunnel passes on the set-up server and names 
   assert.match(ok, /exit 0\n$/, ok);
   assert.doesNotMatch(ok, /MISSING/, ok);
   assert.match(ok, /this server is ready for tunnel mode \(gue\)/);
+  // The tunnelled connections above passed the real server's nftables filter (--director).
+  assert.match(ok, /accepts tunnels only from 10\.77\.0\.2/, ok);
   const bad = read('t-check-rpf.txt');
   assert.match(bad, /exit 1\n$/, bad);
   assert.match(bad, /MISSING rp_filter on xdipip is strict/, bad);

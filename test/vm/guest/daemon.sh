@@ -45,8 +45,11 @@ xdg_tunnel_up
 # A and B; waited for before the first tunnelled connection)
 RSF=/run/xdg/rs-sysctl.conf
 RTS=/run/xdg/rs-tunnel.json   # the sysctls realserver setup --tunnel changed, for teardown
-T4="--tunnel --encap gue --vip $XDG_VIP --sysctl-file $RSF --tunnel-state $RTS"        # IPv4 underlay: ipip device + GUE port 6080
-T6="--tunnel --underlay 6 --vip $XDG_VIP6 --sysctl-file $RSF --tunnel-state $RTS"      # IPv6 underlay: ip6tnl device
+# --director: the nftables filter accepts tunnels (and GUE) only from the director's tunnel sources
+# (tunnel.source_v4/v6 below; IPVS picks the same addresses by source selection).
+TD="--director 10.77.0.2 --director fd00:77::2"
+T4="--tunnel --encap gue --vip $XDG_VIP --sysctl-file $RSF --tunnel-state $RTS $TD"        # IPv4 underlay: ipip device + GUE port 6080
+T6="--tunnel --underlay 6 --vip $XDG_VIP6 --sysctl-file $RSF --tunnel-state $RTS $TD"      # IPv6 underlay: ip6tnl device
 rs() { nsenter --net=/run/netns/xdg-tun node "$ROOT/bin/xdirector.js" realserver "$@"; }
 ( rs setup $T4 > "$OUT/t-setup4.txt" 2>&1; echo $? >> "$OUT/t-setup4.txt"
   rs setup $T6 > "$OUT/t-setup6.txt" 2>&1; echo $? >> "$OUT/t-setup6.txt"
