@@ -120,6 +120,22 @@ test('without nft, loading reports nothing done and check says the filter cannot
   assert.ok(f && !f.ok && /apt-get install nftables/.test(f.fix!), JSON.stringify(found));
 });
 
+test('nft installed on a kernel without nf_tables: check names it as a finding with the fix, teardown still works', () => {
+  // What Debian's nft prints on a kernel that has no nf_tables (seen in the VM before it loaded the module).
+  const bin = path.join(DIR, 'bin-nonft');
+  fs.mkdirSync(bin, { recursive: true });
+  const ipPath = execFileSync('sh', ['-c', 'command -v ip'], { encoding: 'utf8' }).trim();
+  fs.symlinkSync(ipPath, path.join(bin, 'ip'));
+  fs.writeFileSync(path.join(bin, 'nft'), '#!/bin/sh\necho "mnl.c:60: Unable to initialize Netlink socket: Protocol not supported" >&2\nexit 1\n', { mode: 0o755 });
+  const env = { ...process.env, PATH: bin };
+  const found = JSON.parse(inNs('return t.checkTunnel({underlay:[4],inner:[4],encap:"ipip"});', env).out) as { ok: boolean; what: string; fix?: string }[];
+  const f = found.find((x) => /nftables is not available in this kernel/.test(x.what));
+  assert.ok(f && !f.ok && /modprobe nf_tables/.test(f.fix!), JSON.stringify(found));
+  const state = path.join(DIR, 'nonft-state.json');
+  const r = inNs(`return t.teardownTunnel({underlay:[4],inner:[4],encap:"ipip",stateFile:${JSON.stringify(state)}});`, env);
+  assert.ok(r.ok, r.out);
+});
+
 test('--director without --tunnel is a usage error naming the fix', () => {
   const r = spawnSync(process.execPath, [BIN, 'realserver', 'check', '--vip', '10.0.0.100', '--director', '10.0.0.1'], { encoding: 'utf8' });
   assert.equal(r.status, 2, r.stderr);
