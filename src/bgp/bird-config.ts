@@ -4,8 +4,8 @@
 // `disabled`: announcing is `enable vip…`, withdrawing is `disable vip…` over the control
 // socket, so the daemon never rewrites the config to move a route. Each neighbour is one BGP
 // protocol that exports static routes only and imports nothing (the director never
-// routes by what it learns); the routes never reach the kernel (there is no kernel protocol),
-// so the VIP is not a local address nor a route on the director.
+// routes by what it learns); the routes never reach the kernel (there is no kernel protocol).
+// The kernel's only view of a VIP is the daemon's `local VIP dev lo` route (vip-routes.ts).
 import type { BgpConfig } from '../config/bgp';
 import { XdError } from '../errors';
 

@@ -18,8 +18,18 @@ import { XdError } from '../errors';
 import { renderBirdConfig, vipProtocol, peerProtocol } from './bird-config';
 import { parseProtocols, BirdProtocol } from './birdc';
 import { birdCommand } from './control';
+import { VipRoutes } from './vip-routes';
 
 const SYNC_MS = 1000;
+/** How long one sync waits for BIRD's answer: BIRD answers its socket in milliseconds when it runs. */
+const SYNC_TIMEOUT_MS = 1500;
+/**
+ * A BIRD that has not answered its control socket for this long, over at least HUNG_SYNCS syncs
+ * in a row, is hung (stopped, deadlocked, spinning): its sessions may even stay up while it
+ * announces a stale set. It is killed (SIGKILL, its own pid) and restarted like one that exited.
+ */
+export const HUNG_MS = 3 * SYNC_MS;
+const HUNG_SYNCS = 3;
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 10_000;
 
@@ -38,7 +48,19 @@ export interface BgpNeighbourStatus {
 }
 
 export interface BgpStatus {
-  daemon: { running: boolean; pid: number | null; restarts: number; lastExit?: string; socket: string };
+  daemon: {
+    /** BIRD is running and answering its control socket. */
+    running: boolean;
+    pid: number | null;
+    /** BIRD runs but has not answered its control socket for hungAfterMs (it is about to be killed and restarted). */
+    hung: boolean;
+    /** Control-socket syncs that failed in a row (0 while BIRD answers). */
+    failedSyncs: number;
+    restarts: number;
+    /** Why BIRD last stopped: "exited with 1", "killed by SIGTERM", "hung: no answer on the control socket for 3 s". */
+    lastExit?: string;
+    socket: string;
+  };
   /** The director itself is drained: every VIP withdrawn. */
   directorDrained: boolean;
   neighbours: BgpNeighbourStatus[];
@@ -71,12 +93,24 @@ export class BgpSpeaker {
   private restartTimer?: NodeJS.Timeout;
   private lastProtocols: BirdProtocol[] = [];
   private directorDrained = false;
+  /** Syncs in a row that got no answer from BIRD, and when BIRD last answered (monotonic ms). */
+  private failedSyncs = 0;
+  private lastAnswerAt = performance.now();
+  /** Set when the supervisor kills a hung BIRD: the exit reason shown instead of "killed by SIGKILL". */
+  private hungReason?: string;
   readonly socket: string;
   readonly configFile: string;
+  private readonly routes: VipRoutes;
 
   constructor(private readonly o: BgpSpeakerOptions) {
     this.socket = path.join(o.cfg.runDir, `${o.instance}.bird.ctl`);
     this.configFile = path.join(o.cfg.runDir, `${o.instance}.bird.conf`);
+    this.routes = new VipRoutes(o.cfg.announce.map((a) => a.vip), o.log);
+  }
+
+  /** Put back a VIP's local route that is missing (vip-routes.ts); start does it before BIRD runs. */
+  async reconcileRoutes(): Promise<void> {
+    await this.routes.reconcile();
   }
 
   private get log(): Logger {
@@ -96,9 +130,16 @@ export class BgpSpeaker {
         }
       }
     }
+    // Before the first announcement: a VIP routed here must never be routed back (vip-routes.ts).
+    await this.routes.reconcile();
     fs.mkdirSync(this.o.cfg.runDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(this.configFile, renderBirdConfig(this.o.cfg, { passwords }), { mode: 0o600 });
-    await this.spawnBird();
+    try {
+      await this.spawnBird();
+    } catch (err) {
+      await this.routes.remove().catch(() => undefined);
+      throw err;
+    }
     this.timer = setInterval(() => this.kick(), SYNC_MS);
   }
 
@@ -108,6 +149,9 @@ export class BgpSpeaker {
     const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', this.o.cfg.bird, '-f', '-c', this.configFile, '-s', this.socket], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     this.enabled.clear();
+    this.failedSyncs = 0;
+    this.lastAnswerAt = performance.now();
+    this.hungReason = undefined;
     const onLine = (b: Buffer) => {
       for (const line of b.toString('utf8').split('\n')) if (line.trim()) this.log.info({ bird: line.replace(/^\S+ \S+ /, '') }, 'bird');
     };
@@ -115,7 +159,7 @@ export class BgpSpeaker {
     child.stderr?.on('data', onLine);
     const exited = new Promise<string>((resolve) => {
       child.once('error', (err) => resolve(`cannot run ${this.o.cfg.bird}: ${err.message}`));
-      child.once('exit', (code, sig) => resolve(sig ? `killed by ${sig}` : `exited with ${code}`));
+      child.once('exit', (code, sig) => resolve(this.child === child && this.hungReason ? this.hungReason : sig ? `killed by ${sig}` : `exited with ${code}`));
     });
     void exited.then((why) => {
       if (this.child !== child) return;
@@ -185,8 +229,28 @@ export class BgpSpeaker {
     this.syncQueued = true;
     this.syncing = this.syncing.then(async () => {
       this.syncQueued = false;
-      await this.sync().catch((err) => this.log.warn({ err }, `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`));
+      await this.sync().then(() => {
+        this.failedSyncs = 0;
+        this.lastAnswerAt = performance.now();
+      }, (err: unknown) => {
+        // An error reply (8xxx/9xxx) is an answer: BIRD runs. No answer at all counts towards hung.
+        if (err instanceof XdError && typeof err.detail.code === 'number') this.lastAnswerAt = performance.now();
+        else this.failedSyncs++;
+        this.log.warn({ err, failedSyncs: this.failedSyncs }, `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`);
+        this.checkHung();
+      });
     });
+  }
+
+  /** Kill a BIRD that stopped answering (HUNG_MS, HUNG_SYNCS): the exit handler restarts it. */
+  private checkHung(): void {
+    const c = this.child;
+    const silentMs = performance.now() - this.lastAnswerAt;
+    if (!c || this.stopping || this.hungReason || this.failedSyncs < HUNG_SYNCS || silentMs < HUNG_MS) return;
+    this.hungReason = `hung: no answer on the control socket for ${Math.round(silentMs / 1000)} s (${this.failedSyncs} syncs in a row)`;
+    this.log.error({ pid: c.pid, failedSyncs: this.failedSyncs, silentMs: Math.round(silentMs) }, `bird ${this.hungReason}: killing it (SIGKILL, pid ${c.pid}) to restart it; its sessions drop and the routers withdraw the VIPs until it is back`);
+    // Its own pid: setpriv exec()s bird, so the child's pid is BIRD's.
+    c.kill('SIGKILL');
   }
 
   /**
@@ -206,7 +270,7 @@ export class BgpSpeaker {
       if (strict) throw new XdError('XD_ERR_BGP', `bird is not running${this.lastExit ? ` (${this.lastExit})` : ''}: nothing was confirmed; it is restarted with every VIP disabled, then given the wanted set`);
       return;
     }
-    let protos = parseProtocols(await birdCommand(this.socket, 'show protocols all'));
+    let protos = parseProtocols(await birdCommand(this.socket, 'show protocols all', SYNC_TIMEOUT_MS));
     const byName = new Map(protos.map((p) => [p.name, p]));
     let changed = false;
     for (const a of this.o.cfg.announce) {
@@ -214,19 +278,20 @@ export class BgpSpeaker {
       const p = byName.get(name);
       const isUp = p !== undefined && p.state !== 'down';
       const want = this.wanted.has(a.vip);
-      if (want && !isUp) { await birdCommand(this.socket, `enable ${name}`); changed = true; }
-      if (!want && isUp) { await birdCommand(this.socket, `disable ${name}`); changed = true; }
+      if (want && !isUp) { await birdCommand(this.socket, `enable ${name}`, SYNC_TIMEOUT_MS); changed = true; }
+      if (!want && isUp) { await birdCommand(this.socket, `disable ${name}`, SYNC_TIMEOUT_MS); changed = true; }
     }
-    if (changed) protos = parseProtocols(await birdCommand(this.socket, 'show protocols all'));
+    if (changed) protos = parseProtocols(await birdCommand(this.socket, 'show protocols all', SYNC_TIMEOUT_MS));
     this.lastProtocols = protos;
     this.enabled = new Set(this.o.cfg.announce.filter((a) => protos.find((p) => p.name === vipProtocol(a.vip))?.state === 'up').map((a) => a.vip));
   }
 
   /** Neighbours and announcements (from the last sync, at most SYNC_MS old; fresh after a change). */
   status(): BgpStatus {
-    const running = this.child !== null;
+    const hung = this.child !== null && this.failedSyncs > 0 && (this.hungReason !== undefined || performance.now() - this.lastAnswerAt >= HUNG_MS);
+    const running = this.child !== null && !hung;
     return {
-      daemon: { running, pid: this.child?.pid ?? null, restarts: this.restarts, ...(this.lastExit ? { lastExit: this.lastExit } : {}), socket: this.socket },
+      daemon: { running, pid: this.child?.pid ?? null, hung, failedSyncs: this.failedSyncs, restarts: this.restarts, ...(this.lastExit ? { lastExit: this.lastExit } : {}), socket: this.socket },
       directorDrained: this.directorDrained,
       neighbours: this.o.cfg.neighbours.map((n) => {
         const p = running ? this.lastProtocols.find((x) => x.name === peerProtocol(n.name)) : undefined;
@@ -272,5 +337,7 @@ export class BgpSpeaker {
     }
     this.child = null;
     try { fs.unlinkSync(this.socket); } catch { /* gone */ }
+    // Withdrawn everywhere now: the VIP's packets no longer come here, and its route goes.
+    await this.routes.remove().catch((err: unknown) => this.log.error({ err }, `removing the VIPs' local routes failed: ${(err as Error).message}`));
   }
 }

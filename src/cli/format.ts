@@ -62,7 +62,7 @@ export function formatStatus(st: DaemonStatus, opts: { exact?: boolean } = {}): 
   }
   if (st.bgp) {
     const b = st.bgp;
-    out.push(`bgp: bird ${b.daemon.running ? `pid ${b.daemon.pid}` : `not running${b.daemon.lastExit ? ` (${b.daemon.lastExit})` : ''}`}${b.daemon.restarts ? `, ${b.daemon.restarts} restart(s)` : ''}${b.directorDrained ? ', DIRECTOR DRAINED' : ''}`);
+    out.push(`bgp: bird ${b.daemon.running ? `pid ${b.daemon.pid}` : b.daemon.hung ? `pid ${b.daemon.pid} HUNG (no answer on its control socket, ${b.daemon.failedSyncs} syncs failed): being restarted` : `not running${b.daemon.lastExit ? ` (${b.daemon.lastExit})` : ''}`}${b.daemon.restarts ? `, ${b.daemon.restarts} restart(s)` : ''}${b.directorDrained ? ', DIRECTOR DRAINED' : ''}`);
     for (const n of b.neighbours) out.push(`  neighbour ${n.name} ${n.address} AS ${n.as}: ${n.state}${n.since ? ` since ${n.since}` : ''}${n.bfd ? ', bfd' : ''}, ${n.exported} prefix(es) announced${n.lastError ? `, last error: ${n.lastError}` : ''}`);
     out.push(`  announced: ${b.announced.join(' ') || 'none'}`);
     for (const [vip, why] of Object.entries(b.withdrawnBecause)) out.push(`  withdrawn ${vip}: ${why}`);

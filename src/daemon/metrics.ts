@@ -77,7 +77,9 @@ export function renderMetrics(st: DaemonStatus): string {
     const announced = new Set<string>(bgp.announced);
     const vips = [...new Set<string>([...bgp.announced, ...bgp.wanted, ...Object.keys(bgp.withdrawnBecause)])];
     metric('xdirector_bgp_vip_announced', 'The VIP is announced by this director.', 'gauge', vips.map((v) => [{ vip: v }, announced.has(v) ? 1 : 0]));
-    metric('xdirector_bgp_daemon_restarts_total', 'Times the BGP daemon (bird) was restarted after exiting.', 'counter', [[{}, bgp.daemon.restarts]]);
+    metric('xdirector_bgp_daemon_restarts_total', 'Times the BGP daemon (bird) was restarted after exiting or being killed as hung.', 'counter', [[{}, bgp.daemon.restarts]]);
+    metric('xdirector_bgp_daemon_up', 'The BGP daemon (bird) runs and answers its control socket.', 'gauge', [[{}, bgp.daemon.running ? 1 : 0]]);
+    metric('xdirector_bgp_daemon_hung', 'The BGP daemon (bird) runs but has stopped answering its control socket (it is killed and restarted).', 'gauge', [[{}, bgp.daemon.hung ? 1 : 0]]);
     metric('xdirector_director_drained', 'The whole director is drained (no VIP announced).', 'gauge', [[{}, bgp.directorDrained ? 1 : 0]]);
   }
   return lines.join('\n') + '\n';

@@ -483,6 +483,7 @@ export class Daemon {
           await this.startHealth();
         }
         await this.refreshMacs(true);
+        await this.bgp?.reconcileRoutes();
         await this.reconcile('reload');
       } catch (err) {
         const failed = this.health;

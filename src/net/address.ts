@@ -12,6 +12,14 @@ const AF_INET6 = 10;
 const NLM_F_CREATE = 0x400;
 const NLM_F_EXCL = 0x200;
 const RT_SCOPE_UNIVERSE = 0;
+const RT_SCOPE_HOST = 254;
+const RT_TABLE_LOCAL = 255;
+const RTN_LOCAL = 2;
+/**
+ * Routing protocol number on the routes xdirector installs (`ip route show table local proto 88`):
+ * unassigned in iproute2's rt_protos, so a removal never touches a route someone else made.
+ */
+export const RTPROT_XDIRECTOR = 88;
 const IF_OPER_UP = 6;
 
 export interface InterfaceAddress {
@@ -167,6 +175,62 @@ export class Rtnl {
       if (code === 'EADDRNOTAVAIL' || code === 'ENOENT' || code === 'ESRCH') return;
       throw nlError(`remove ${address}/${prefix} from ${ifname}`, err, { interface: ifname, address });
     }
+  }
+
+  /**
+   * `local ADDRESS/32 (/128) dev lo table local proto 88`: the kernel accepts packets to ADDRESS as
+   * its own (answers ICMP echo, resets a closed TCP port) without ADDRESS being an interface
+   * address (nothing to pick as a source, no `ip addr` entry). Idempotent: a route already
+   * there is not an error.
+   */
+  async addLocalRoute(address: string): Promise<void> {
+    const fam = addressFamily(address);
+    if (fam === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    const lo = await this.linkIndex('lo');
+    try {
+      await this.serial(() => this.rt.newRoute(
+        { family: fam === 4 ? AF_INET : AF_INET6, dstLen: fam === 4 ? 32 : 128, table: RT_TABLE_LOCAL, protocol: RTPROT_XDIRECTOR as never, scope: RT_SCOPE_HOST as never, type: RTN_LOCAL as never },
+        { dst: addressToBytes(address), oif: lo, table: RT_TABLE_LOCAL },
+        { flags: NLM_F_CREATE | NLM_F_EXCL },
+      ));
+    } catch (err) {
+      if (netlinkErrno(err) === 'EEXIST') return;
+      throw nlError(`add local route ${address} dev lo table local`, err, { address });
+    }
+  }
+
+  /** Remove a route addLocalRoute() made (proto 88 only: a kernel or operator route for ADDRESS stays). Idempotent. */
+  async removeLocalRoute(address: string): Promise<void> {
+    const fam = addressFamily(address);
+    if (fam === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    try {
+      await this.serial(() => this.rt.delRoute(
+        { family: fam === 4 ? AF_INET : AF_INET6, dstLen: fam === 4 ? 32 : 128, table: RT_TABLE_LOCAL, protocol: RTPROT_XDIRECTOR as never, type: RTN_LOCAL as never },
+        { dst: addressToBytes(address), table: RT_TABLE_LOCAL },
+      ));
+    } catch (err) {
+      const code = netlinkErrno(err);
+      if (code === 'ESRCH' || code === 'ENOENT') return;
+      throw nlError(`remove local route ${address} table local`, err, { address });
+    }
+  }
+
+  /** Destinations of the local-table routes addLocalRoute() made (proto 88), canonical text. */
+  async localRoutes(): Promise<string[]> {
+    let msgs;
+    try {
+      msgs = await this.serial(() => this.rt.getRoutes());
+    } catch (err) {
+      throw nlError('list routes', err, {});
+    }
+    const out: string[] = [];
+    for (const m of msgs) {
+      const table = m.attrs.table ?? m.data.table;
+      const proto = m.data.protocol as unknown;
+      if (table !== RT_TABLE_LOCAL || (proto !== RTPROT_XDIRECTOR && proto !== String(RTPROT_XDIRECTOR))) continue;
+      if (m.attrs.dst) out.push(addressFromBytes(m.attrs.dst));
+    }
+    return out;
   }
 
   /** Whether `address` is on `ifname` now. */
