@@ -15,6 +15,8 @@ import type { DesiredService } from '../state/types';
 export interface ServableInput {
   /** VIPs configured for announcement (canonical text). */
   announce: readonly string[];
+  /** This director cannot serve at all (stale health snapshot, stalled reconcile, XDP TX errors rising): why. Withdraws every VIP. */
+  cannotServe?: string;
   services: readonly Pick<DesiredService, 'name' | 'vip' | 'backends'>[];
   /** The dataplane forwards: our XDP program is attached (always true for IPVS). */
   dataplaneReady: boolean;
@@ -43,6 +45,10 @@ export function servableVips(i: ServableInput): Servable {
   const servable = new Set<string>();
   const reasons: Record<string, string> = {};
   for (const vip of i.announce) {
+    if (i.cannotServe !== undefined) {
+      reasons[vip] = `this director cannot serve: ${i.cannotServe}`;
+      continue;
+    }
     if (!i.dataplaneReady) {
       reasons[vip] = i.dataplaneReason ?? 'the dataplane is not forwarding';
       continue;

@@ -77,6 +77,8 @@ export interface BgpSpeakerOptions {
   /** Instance name: names the files under cfg.runDir. */
   instance: string;
   log: Logger;
+  /** Called after every sync attempt, answered or not (the daemon's liveness: the sync loop turns). */
+  onSyncTurn?: () => void;
 }
 
 export class BgpSpeaker {
@@ -239,6 +241,7 @@ export class BgpSpeaker {
         this.log.warn({ err, failedSyncs: this.failedSyncs }, `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`);
         this.checkHung();
       });
+      this.o.onSyncTurn?.();
     });
   }
 

@@ -30,12 +30,13 @@ import { servableVips } from '../bgp/servable';
 import { InstanceLock } from './lock';
 import { SteadySince } from './hold-down';
 import { monotonicMs } from '../clock';
+import { Liveness } from './liveness';
 
 const MAC_REFRESH_MS = 30000;
 const UNRESOLVED_RETRY_MS = 2000;
 const TRACKING_MS = 500;
-/** How often the XDP dataplane's driver TX error counters are polled (its alert and status). */
-const TX_ERRORS_POLL_MS = 10000;
+/** How often the XDP dataplane's driver TX error counters are polled (its alert, status, and liveness.ts: rising errors withdraw). */
+const TX_ERRORS_POLL_MS = 2000;
 /** How long start waits, beyond one check's timeouts, for the health monitor's first round. */
 const FIRST_ROUND_SLACK_MS = 2000;
 /** The rate estimator's window: counters are sampled this often and rates are the last two samples' difference (IPVS's estimator also ticks every 2 s). */
@@ -81,6 +82,9 @@ export class Daemon {
   private stopping = false;
   /** This instance's lock (lock.ts), taken before anything is touched, released last. */
   private lock?: InstanceLock;
+  /** Progress and "can serve" (liveness.ts): withdraws BGP, fails VRRP's director tracker, withholds the watchdog. */
+  private liveness: Liveness | null = null;
+  private livenessAlert?: string;
   onStop?: (code: number) => void;
 
   constructor(private readonly configFile: string, private readonly log: Logger) {
@@ -144,6 +148,7 @@ export class Daemon {
     this.weights = this.weightStore.load();
     if (this.weights.size) this.log.info({ weights: Object.fromEntries(this.weights) }, 'run-time weights restored from the previous run (they override the config\'s)');
     this.dataplane = await openDataplane(this.cfg, this.log, this.cfg.dataplane, this.dataplaneWhy);
+    this.liveness = this.newLiveness();
     await this.startHealth(await this.adoptedHealth());
     await this.refreshMacs();
     await this.reconcile('start');
@@ -180,6 +185,7 @@ export class Daemon {
     this.timers.push(setInterval(() => void this.refreshMacs(true).then((changed) => changed && this.kick('neighbour refresh')), MAC_REFRESH_MS));
     this.timers.push(setInterval(() => this.pollTxErrors(), TX_ERRORS_POLL_MS));
     this.timers.push(setInterval(() => void this.sampleRates(), RATE_INTERVAL_MS));
+    this.timers.push(setInterval(() => this.checkLiveness(), TRACKING_MS));
     await this.sampleRates();
     this.log.info({ instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length }, 'xdirector running');
   }
@@ -203,6 +209,7 @@ export class Daemon {
     const { HealthMonitor } = await import('../health/monitor');
     const hm = new HealthMonitor({ services, monitor: this.cfg.monitor, health: this.cfg.health, log: this.log.child({ component: 'health' }), ...(initial ? { initial } : {}) });
     hm.on('change', () => { if (this.health === hm) this.kick('health'); });
+    hm.on('round', () => this.liveness?.healthRound());
     // Without a seed the first round decides up/down; until it completes every backend would count as down.
     const first = hm.nextRound();
     hm.start();
@@ -234,7 +241,7 @@ export class Daemon {
     if (!this.cfg.bgp) return;
     const { BgpSpeaker, assertVipsNotLocal } = await import('../bgp');
     assertVipsNotLocal(this.cfg.bgp.announce.map((a) => a.vip));
-    const sp = new BgpSpeaker({ cfg: this.cfg.bgp, instance: this.cfg.instance, log: this.log.child({ component: 'bgp' }) });
+    const sp = new BgpSpeaker({ cfg: this.cfg.bgp, instance: this.cfg.instance, log: this.log.child({ component: 'bgp' }), onSyncTurn: () => this.liveness?.bgpTurned() });
     await sp.start();
     this.bgp = sp;
     if (this.directorDrain.load().has('director')) {
@@ -251,6 +258,7 @@ export class Daemon {
     const attached = this.dataplane.attached();
     const s = servableVips({
       announce: this.cfg.bgp!.announce.map((a) => a.vip),
+      cannotServe: this.liveness?.cannotServe(),
       services: this.last?.state.services ?? [],
       dataplaneReady: attached && this.lastApplyError === null,
       dataplaneReason: attached ? `the last apply failed: ${this.lastApplyError}` : `the XDP program is not attached to ${this.cfg.interface}`,
@@ -300,6 +308,7 @@ export class Daemon {
 
   private updateTracking(inst: VrrpInstance): void {
     inst.setXdpAttached(this.dataplane.attached());
+    inst.setDirectorServing(this.liveness?.cannotServe() === undefined);
     for (const s of this.last?.state.services ?? []) {
       inst.setPoolHealthy(s.name, s.backends.some((b) => b.state === 'active' && b.weight > 0 && b.mac !== undefined && b.mac !== ''));
     }
@@ -315,10 +324,36 @@ export class Daemon {
   private pollTxErrors(): void {
     if (this.stopping || !this.dataplane.pollTxErrors) return;
     try {
-      this.dataplane.pollTxErrors();
+      this.liveness?.txErrors(this.dataplane.pollTxErrors().txErrors);
     } catch (err) {
       this.log.warn({ err }, `polling the driver XDP TX error counters failed: ${(err as Error).message}`);
     }
+  }
+
+  private newLiveness(): Liveness {
+    const checked = this.cfg.services.some((s) => s.check !== 'none');
+    return new Liveness({
+      healthIntervalMs: checked ? this.cfg.health.interval : null,
+      healthRoundMs: (this.cfg.monitor?.connect_timeout ?? 1000) + this.cfg.health.timeout,
+      bgp: !!this.cfg.bgp,
+    });
+  }
+
+  /** Why the daemon makes no progress (the systemd watchdog is withheld), or undefined. */
+  stalled(): string | undefined {
+    return this.stopping ? undefined : this.liveness?.stalled();
+  }
+
+  /** The daemon's own liveness check (with or without systemd): alert, BGP withdrawal, VRRP tracker. */
+  private checkLiveness(): void {
+    if (this.stopping || !this.liveness) return;
+    const why = this.liveness.cannotServe() ?? this.liveness.stalled();
+    const alert = why === undefined ? undefined : `this director cannot serve: ${why}`;
+    if (alert !== undefined && this.livenessAlert === undefined) this.log.error({ reason: why }, `ALERT ${alert}; BGP VIPs withdrawn, VRRP director tracker failing`);
+    if (alert === undefined && this.livenessAlert !== undefined) this.log.info('this director can serve again: announcing and VRRP tracking resume');
+    this.livenessAlert = alert;
+    for (const v of this.vrrp) this.updateTracking(v);
+    this.updateBgp();
   }
 
   /** Ask for a reconcile; several asks while one runs collapse into one more. */
@@ -370,6 +405,15 @@ export class Daemon {
   }
 
   async reconcile(reason: string): Promise<void> {
+    this.liveness?.reconcileStarted();
+    try {
+      await this.reconcileOnce(reason);
+    } finally {
+      this.liveness?.reconcileEnded();
+    }
+  }
+
+  private async reconcileOnce(reason: string): Promise<void> {
     const out = this.compute();
     this.lastApplyAt = new Date().toISOString();
     try {
@@ -531,7 +575,7 @@ export class Daemon {
       apply: this.applyRetry.status(),
       health: snapshot,
       writers: this.last?.writers ?? {},
-      alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : []), ...this.notPersisted.values()],
+      alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : []), ...this.notPersisted.values(), ...(this.livenessAlert ? [this.livenessAlert] : [])],
       drained: [...this.drained],
       maint: [...this.maint],
       weights: this.weightOverrides(),
@@ -539,6 +583,7 @@ export class Daemon {
       unresolved: (this.last?.unresolved ?? []).map((u) => ({ service: u.service, backend: u.backend, error: this.macs.errorOf(u.address) })),
       vrrp: this.vrrp.map((v) => v.status()),
       bgp: this.bgp ? this.bgp.status() : null,
+      liveness: this.liveness?.status() ?? { cannotServe: null, stalled: null, healthAgeMs: null, limitMs: 0, txErrorsRising: false },
     };
   }
 
@@ -626,7 +671,7 @@ export async function runDaemon(configFile: string, opts: { logLevel?: string } 
   installCrashHandlers({ log, resign: () => d.resignVrrp() });
   try {
     await d.start();
-    sd.ready(`serving (config ${configFile})`);
+    sd.ready(`serving (config ${configFile})`, () => d.stalled());
   } catch (err) {
     log.error({ err }, (err as Error).message);
     await d.stop().catch(() => undefined);

@@ -1,6 +1,7 @@
 // The daemon's status: what `GET /status` answers, `xdirector status` prints and the metrics
 // are rendered from. One typed shape for the three (it travels as JSON; nothing in it is
 // optional by guesswork).
+import type { LivenessStatus } from './liveness';
 import type { BgpStatus } from '../bgp/speaker';
 import type { ApplyDivergence } from './apply-retry';
 import type { HealthSnapshot } from '../health/types';
@@ -51,4 +52,6 @@ export interface DaemonStatus {
   vrrp: VrrpInstanceStatus[];
   /** null: no bgp section. */
   bgp: BgpStatus | null;
+  /** Whether this director makes progress and can serve (liveness.ts). */
+  liveness: LivenessStatus;
 }

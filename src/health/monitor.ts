@@ -60,6 +60,27 @@ interface Entry {
 
 const RANK: Record<CheckKind, number> = { none: 0, tcp: 1, mysql: 2 };
 
+/** Beyond every check's own timeouts, how long a round may take before it is reported stuck. */
+const ROUND_SLACK_MS = 2000;
+
+/**
+ * Fault injection for tests: with XDIRECTOR_TEST_FAULTS=stall-health, SIGUSR2 makes the health
+ * rounds hang (none completes) until the next SIGUSR2.
+ */
+let testStall: { p: Promise<void>; release: () => void } | null = null;
+if (process.env.XDIRECTOR_TEST_FAULTS === 'stall-health') {
+  process.on('SIGUSR2', () => {
+    if (testStall) {
+      testStall.release();
+      testStall = null;
+      return;
+    }
+    let release!: () => void;
+    const p = new Promise<void>((r) => { release = r; });
+    testStall = { p, release };
+  });
+}
+
 export class HealthMonitor extends EventEmitter {
   readonly health: HealthConfig;
   readonly monitor: MonitorConfig | undefined;
@@ -217,6 +238,8 @@ export class HealthMonitor extends EventEmitter {
     if (!this.running) return;
     this.running = false;
     this.wake?.();
+    testStall?.release();
+    testStall = null;
     await this.loopDone;
     await Promise.all(this.entries.map((e) => e.checker?.close()));
     this.log.info('health checks stopped');
@@ -225,10 +248,18 @@ export class HealthMonitor extends EventEmitter {
   private async loop(): Promise<void> {
     while (this.running) {
       const t0 = performance.now();
+      // A round's deadline: every check has its own timeouts, so a round that outlives them all
+      // is stuck. It is reported here; the daemon (daemon/liveness.ts) withdraws the director
+      // while no round completes, since its snapshot grows stale.
+      const deadlineMs = (this.monitor?.connect_timeout ?? 1000) + this.health.timeout + ROUND_SLACK_MS;
+      const overdue = setTimeout(() => this.log.error({ deadlineMs }, `health check round not finished within ${deadlineMs} ms: the health snapshot is going stale`), deadlineMs);
       try {
+        if (testStall) await testStall.p;
         await this.runRound();
       } catch (err) {
         this.log.error({ err }, 'health check round failed');
+      } finally {
+        clearTimeout(overdue);
       }
       const wait = this.health.interval - (performance.now() - t0);
       if (!this.running) break;

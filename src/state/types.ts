@@ -165,8 +165,8 @@ export interface Dataplane {
   status(opts?: { countFlows?: boolean }): Promise<DataplaneStatus>;
   /** Does this dataplane take the traffic now (XDP: our program is still the one attached; IPVS: always)? For VRRP tracking. */
   attached(): boolean;
-  /** XDP: read the driver's XDP TX error counters now (raises or clears the TX alert status shows); the daemon polls it every 10 s. */
-  pollTxErrors?(): void;
+  /** XDP: read the driver's XDP TX error counters now (raises or clears the TX alert status shows); txErrors: how many since the previous poll. The daemon polls it every 2 s. */
+  pollTxErrors?(): { txErrors: number };
   /** The backends as an adopted dataplane held them when it was opened (XDP hot restart over pinned maps); absent or empty otherwise. */
   pinnedBackends?(): PinnedBackend[];
   /**

@@ -1,6 +1,8 @@
 // systemd service notifications (sd_notify(3)): READY=1 once the daemon serves, RELOADING=1 /
 // READY=1 around a reload, STOPPING=1 on the way out, and WATCHDOG=1 every half WATCHDOG_USEC
-// while the event loop runs (a stuck loop sends nothing and systemd restarts the service).
+// while the daemon makes progress: the event loop runs and the `stalled` check (health rounds,
+// reconciles, BGP syncs recent: daemon/liveness.ts) finds nothing; a stalled daemon sends
+// nothing and systemd restarts the service.
 // Without $NOTIFY_SOCKET (not started by systemd with Type=notify) everything is a no-op.
 //
 // The datagram goes through the addon (native/notify.cc): Node's dgram has no AF_UNIX.
@@ -16,6 +18,7 @@ declare module '../bpf/native' {
 export class SystemdNotifier {
   private timer?: NodeJS.Timeout;
   private warned = false;
+  private withheld?: string;
 
   constructor(
     private readonly log: Logger,
@@ -50,16 +53,29 @@ export class SystemdNotifier {
     return usec / 1000;
   }
 
-  ready(status: string): void {
+  /** `stalled`: why the daemon makes no progress (the watchdog ping is withheld), or undefined. */
+  ready(status: string, stalled: () => string | undefined = () => undefined): void {
     this.notify('READY=1', `STATUS=${status}`, `MAINPID=${process.pid}`);
     const ms = this.watchdogMs();
     if (ms !== undefined && !this.timer) {
       // Half the period, as sd_watchdog_enabled(3) recommends.
-      this.timer = setInterval(() => this.notify('WATCHDOG=1'), Math.max(1, Math.floor(ms / 2)));
+      this.timer = setInterval(() => this.watchdog(stalled()), Math.max(1, Math.floor(ms / 2)));
       this.timer.unref();
       this.notify('WATCHDOG=1');
       this.log.info({ watchdogMs: ms }, 'systemd watchdog enabled');
     }
+  }
+
+  /** One watchdog tick: ping, or withhold it (logged once per stall) so that systemd restarts us. */
+  watchdog(stalled: string | undefined): boolean {
+    if (stalled === undefined) {
+      if (this.withheld !== undefined) this.log.info('progress again: systemd watchdog pings resume');
+      this.withheld = undefined;
+      return this.notify('WATCHDOG=1');
+    }
+    if (this.withheld === undefined) this.log.error({ stalled }, `ALERT no progress: ${stalled}; withholding the systemd watchdog ping (systemd restarts the service when WatchdogSec passes)`);
+    this.withheld = stalled;
+    return false;
   }
 
   reloading(): void {

@@ -58,6 +58,8 @@ export class VrrpInstance {
   private machine?: VrrpMachine;
   private trackers: Tracker[] = [];
   private xdpTracker?: Tracker;
+  /** Always there: "this director can serve" from the daemon (fresh health, TX errors not rising); track.xdp's weight, else 0 (Fault). */
+  private directorTracker: Tracker;
   private poolTrackers = new Map<string, Tracker>();
   private ifindex = 0;
   private mac: Buffer = Buffer.alloc(6);
@@ -82,6 +84,7 @@ export class VrrpInstance {
     this.notify = new NotifyQueue(cfg.notify, this.log);
     for (const t of cfg.track.interfaces) this.trackers.push(new Tracker({ name: `interface:${t.name}`, weight: t.weight }));
     if (cfg.track.xdp) this.trackers.push((this.xdpTracker = new Tracker({ name: 'xdp', weight: cfg.track.xdp.weight })));
+    this.trackers.push((this.directorTracker = new Tracker({ name: 'director', weight: cfg.track.xdp?.weight ?? 0 })));
     for (const p of cfg.track.pools) {
       const t = new Tracker({ name: `pool:${p.service}`, weight: p.weight });
       this.poolTrackers.set(p.service, t);
@@ -160,6 +163,11 @@ export class VrrpInstance {
   /** Tracking input from the daemon: the XDP program is attached on this director. */
   setXdpAttached(ok: boolean): void {
     if (this.xdpTracker?.set(ok)) this.trackerChanged(this.xdpTracker);
+  }
+
+  /** Tracking input from the daemon: this director can serve (daemon/liveness.ts). */
+  setDirectorServing(ok: boolean): void {
+    if (this.directorTracker.set(ok)) this.trackerChanged(this.directorTracker);
   }
 
   /** Tracking input from the daemon: `service` has at least one healthy backend. */

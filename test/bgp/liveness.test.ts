@@ -3,11 +3,14 @@
 //   on lo), not routed back to the router until their TTL runs out;
 // - a BIRD that stops answering its control socket (SIGSTOP) is killed and restarted, and its
 //   session comes back;
+// - a health round that never completes (injected: XDIRECTOR_TEST_FAULTS=stall-health, SIGUSR2)
+//   makes the snapshot stale: the VIPs are withdrawn and an alert raised, until rounds resume;
 // - driver XDP TX errors that keep rising withdraw the VIPs, and they come back when they stop.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Fabric, Director, VIP } from './fabric';
 import { run, runIn, sleep } from '../../scripts/lab/exec';
+import { defaultXdpPassObject } from '../../scripts/lab/topology';
 
 /** A second VIP outside every connected subnet: a packet the kernel does not take is routed by the default route, back to the router. */
 const FAR_VIP = '10.79.0.100';
@@ -26,7 +29,10 @@ before(async () => {
   const cfg = f.config(d1);
   const svc = (cfg.services as Record<string, unknown>[])[0]!;
   cfg.services = [svc, { ...svc, name: 'far', vip: FAR_VIP }];
+  // The director inherits it: SIGUSR2 stalls its health rounds (src/health/monitor.ts).
+  process.env.XDIRECTOR_TEST_FAULTS = 'stall-health';
   await f.startDirector(d1, cfg);
+  delete process.env.XDIRECTOR_TEST_FAULTS;
   await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing');
 });
 
@@ -118,3 +124,62 @@ test('a BIRD that stops answering (SIGSTOP) is killed and restarted, its session
   measured.hungBird = { restartedMs: Math.round(restartedMs), announcedAgainMs: Math.round(backMs) };
 });
 
+
+test('a health round that never completes withdraws the VIPs once the snapshot is stale, with an alert, and they return when rounds resume', async () => {
+  await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing');
+  const pid = d1.child!.pid!;
+  const t0 = performance.now();
+  process.kill(pid, 'SIGUSR2');
+  let stalledFor: number;
+  try {
+    await f.waitNexthops((h) => !h.includes(d1.ip), 20_000, 'd1 withdrawn while its health rounds are stalled');
+    stalledFor = performance.now() - t0;
+    const st = await f.status(d1);
+    assert.match(st.liveness.cannotServe, /^the health snapshot is [\d.]+ s old/);
+    assert.match(st.liveness.stalled, /^the health snapshot is/, 'the watchdog is withheld too');
+    assert.ok(st.alerts.some((a: string) => /this director cannot serve: the health snapshot/.test(a)), JSON.stringify(st.alerts));
+    assert.match(st.bgp.withdrawnBecause[VIP], /this director cannot serve: the health snapshot/);
+    assert.ok(d1.log.some((l) => /health check round not finished within \d+ ms/.test(l)), 'the overdue round is logged');
+  } finally {
+    process.kill(pid, 'SIGUSR2');
+  }
+  const t1 = performance.now();
+  await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing again after rounds resume');
+  const st = await f.status(d1);
+  assert.equal(st.liveness.cannotServe, null);
+  measured.stalledHealth = { withdrawnAfterMs: Math.round(stalledFor), limitMs: st.liveness.limitMs, announcedAgainMs: Math.round(performance.now() - t1) };
+  // The limit runs from the last completed round, up to one interval (1 s) before SIGUSR2: max(3 x 1 s, 0.9 + 0.9 s + 5 s floor).
+  assert.ok(stalledFor >= st.liveness.limitMs - 1500, `withdrawn after ${stalledFor} ms, before the limit ${st.liveness.limitMs} ms`);
+});
+
+test('XDP TX errors that keep rising withdraw the VIPs; when they stop for a while the VIPs are announced again', async () => {
+  await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing');
+  // Native XDP_TX on veth is delivered only while the peer has an XDP program: without it every
+  // forwarded frame becomes rx_queue_*_xdp_tx_errors on d1's eth0.
+  await run('ip', ['-n', f.sw, 'link', 'set', 'dev', `p-${d1.name}`, 'xdpdrv', 'off']);
+  const t0 = performance.now();
+  let attempts = 0;
+  try {
+    for (;;) {
+      const hops = await f.nexthops();
+      if (!hops.includes(d1.ip)) break;
+      if (performance.now() - t0 > 15_000) assert.fail('d1 still announced 15 s after its forwarded frames turned into TX errors');
+      await connectFromClient(VIP, 3306, 300);
+      attempts++;
+    }
+    const withdrawnMs = performance.now() - t0;
+    const st = await f.status(d1);
+    assert.equal(st.liveness.txErrorsRising, true);
+    assert.match(st.bgp.withdrawnBecause[VIP], /this director cannot serve: the driver is dropping forwarded frames/);
+    assert.ok(st.dataplane.detail.driverTxErrors.txErrors > 0, JSON.stringify(st.dataplane.detail.driverTxErrors));
+    assert.match((await f.cli(d1, ['metrics'])).stdout, /xdirector_bgp_vip_announced\{vip="10\.77\.0\.100"\} 0/);
+    measured.txErrors = { withdrawnMs: Math.round(withdrawnMs), connectAttempts: attempts, driverTxErrors: st.dataplane.detail.driverTxErrors.txErrors };
+  } finally {
+    await run('ip', ['-n', f.sw, 'link', 'set', 'dev', `p-${d1.name}`, 'xdpdrv', 'obj', defaultXdpPassObject(), 'sec', 'xdp']);
+  }
+  const t1 = performance.now();
+  await f.waitNexthops((h) => h.includes(d1.ip), 25_000, 'd1 announcing again once TX errors stopped');
+  const back = await connectFromClient(VIP, 3306, 3000);
+  assert.equal(back.result, 'connected', JSON.stringify(back));
+  (measured.txErrors as Record<string, unknown>).announcedAgainMs = Math.round(performance.now() - t1);
+});
