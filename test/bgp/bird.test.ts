@@ -48,7 +48,7 @@ test('a neighbour session exports only the static VIP routes of its family, impo
   assert.match(text, /protocol bfd xd_bfd \{\n  interface "\*" \{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; \};/);
 });
 
-test('no kernel protocol is rendered: the VIP never becomes a route or address on the director', () => {
+test('no kernel protocol is rendered: BIRD puts nothing in the director\'s kernel (the VIP\'s only route there is the daemon\'s local one, vip-routes.ts)', () => {
   assert.doesNotMatch(renderBirdConfig(CFG), /protocol kernel/);
 });
 
