@@ -404,12 +404,25 @@ export interface DirectorLimits {
   maxBackends: number;
   ringMax: number;
   flows: number;
-  /** Flows per second per CPU that may enter the flow table (0: no limit; the bench measures the table, not the guard). */
+  /** Flows per second (all CPUs) that may enter the flow table (0: no limit; the bench measures the table, not the guard). */
   newFlowRate: number;
+  /**
+   * A SYN reusing a tracked 5-tuple reschedules it only after this long idle (the product's
+   * default is 2 s): 0 makes every such SYN reschedule in place, so a repeated test-run SYN is a
+   * new flow every time (the bench measures the new-flow path, not the flood protection).
+   */
+  synReuseIdleMs: number;
 }
 
 /** Small maps: the benchmarks configure at most a few services; room for 1M flows (2^20 entries, above the 1,000,000 flows of the largest cell). */
-export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 8, maxBackends: 64, ringMax: 65537, flows: 1 << 20, newFlowRate: 0 };
+export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 8, maxBackends: 64, ringMax: 65537, flows: 1 << 20, newFlowRate: 0, synReuseIdleMs: 0 };
+
+/**
+ * How long after its handshake a flow must send again to leave the probation table for the flow
+ * table (XD_PROVE_NS in bpf/xdirector.bpf.c), with a margin: warm-ups wait this long before the
+ * pass that proves their flows.
+ */
+export const PROVE_WAIT_MS = 1050;
 
 let placeholderSeq = 0;
 
@@ -455,6 +468,9 @@ export async function loadDirector(o: { pinDir: string; log: Logger; mac: string
     dp = await XdpDataplane.open({
       instance: 'director', ifname, mode: 'generic', pinDir: o.pinDir, ringMax: lim.ringMax, objectPath: o.objectPath,
       maxServices: lim.maxServices, maxBackends: lim.maxBackends, flowTableSize: lim.flows, newFlowRate: lim.newFlowRate,
+      // Every warm-up flow must get through the embryonic and probation tables to the flow table:
+      // they are as large as the flow table here (the product sizes them for floods, not for this).
+      embryonicTableSize: lim.flows, takeoverTableSize: lim.flows, synReuseIdleMs: lim.synReuseIdleMs,
       log: o.log.child({ component: 'bench-director' }),
     });
     const pinPath = path.join(instancePinDir(o.pinDir, 'director'), 'prog');

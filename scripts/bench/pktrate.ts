@@ -46,7 +46,7 @@ import * as path from 'node:path';
 import { wrap } from '../../src/errors';
 import { runIn, waitChildExit, sleep } from '../lab/exec';
 import type { Logger } from '../../src/log';
-import { BENCH_DIRECTOR_LIMITS, generatorProblem, loadCounter, loadDirector, loadNoopTx, pickGenerator, type BenchDirector, type BenchService, type CounterProg, type GeneratorKind, type PinnedProg } from './director';
+import { BENCH_DIRECTOR_LIMITS, PROVE_WAIT_MS, generatorProblem, loadCounter, loadDirector, loadNoopTx, pickGenerator, type BenchDirector, type BenchService, type CounterProg, type GeneratorKind, type PinnedProg } from './director';
 import { getNative } from '../../src/bpf/native';
 import { buildFrame, TCP_ACK, TCP_SYN, type Frame } from './packet';
 import { spread, round, roundSpread } from './stats';
@@ -509,20 +509,24 @@ async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<
   const director = p.director(m);
   await p.attach(m);
   // Warm-up, once per director (its flows stay in the table for the later rounds): one handshake
-  // per flow (a SYN enters the embryonic table, the first ACK moves it to the flow table; past the
-  // embryonic table's size the ACK of an evicted SYN enters the flow table as a mid-stream flow),
-  // then established ACKs are timed. A frame lost on the way (a full veth ring on a loaded
-  // machine) leaves its flow out, so the ACK pass repeats until one arrives whole (at most 3).
-  // The ACK template stays for the no-op and kernel cells too.
+  // per flow (a SYN enters the embryonic table, the first ACK moves it to the probation table),
+  // then, PROVE_WAIT_MS later, an ACK pass that proves each flow into the flow table; then
+  // established ACKs are timed. The bench director's embryonic and probation tables are as large
+  // as its flow table, so no warm-up flow is pushed out on the way. A frame lost on the way (a
+  // full veth ring on a loaded machine) leaves its flow out, so each ACK pass repeats until one
+  // arrives whole (at most 3). The ACK template stays for the no-op and kernel cells too.
   if (director && !warmed.has(director)) {
     await gen.template(p.syn);
     await gen.run(m.flows, o.batch);
     await settle(delivered);
     await gen.template(p.ack);
-    for (let pass = 0; pass < 3; pass++) {
-      const start = await settle(delivered);
-      await gen.run(m.flows, o.batch);
-      if ((await settle(delivered)) - start >= BigInt(m.flows)) break;
+    for (const wait of [0, PROVE_WAIT_MS]) {
+      await sleep(wait);
+      for (let pass = 0; pass < 3; pass++) {
+        const start = await settle(delivered);
+        await gen.run(m.flows, o.batch);
+        if ((await settle(delivered)) - start >= BigInt(m.flows)) break;
+      }
     }
     warmed.add(director);
   } else {
