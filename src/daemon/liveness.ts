@@ -54,7 +54,7 @@ export class Liveness {
     this.healthAt = t;
     this.bgpTurnAt = t;
     const iv = o.healthIntervalMs ?? 1000;
-    this.limitMs = Math.max(3 * iv, (o.healthRoundMs ?? 0) + STALE_FLOOR_MS, STALE_FLOOR_MS);
+    this.limitMs = Math.max(3 * iv, (o.healthRoundMs ?? 0) + STALE_FLOOR_MS);
   }
 
   /** A health round completed. */

@@ -344,7 +344,11 @@ export class Daemon {
     return this.stopping ? undefined : this.liveness?.stalled();
   }
 
-  /** The daemon's own liveness check (with or without systemd): alert, BGP withdrawal, VRRP tracker. */
+  /**
+   * The daemon's own liveness check (with or without systemd): the alert in status and the log.
+   * The BGP withdrawal and the VRRP director tracker read liveness on their own 500 ms ticks
+   * (updateBgp, updateTracking).
+   */
   private checkLiveness(): void {
     if (this.stopping || !this.liveness) return;
     const why = this.liveness.cannotServe() ?? this.liveness.stalled();
@@ -352,8 +356,6 @@ export class Daemon {
     if (alert !== undefined && this.livenessAlert === undefined) this.log.error({ reason: why }, `ALERT ${alert}; BGP VIPs withdrawn, VRRP director tracker failing`);
     if (alert === undefined && this.livenessAlert !== undefined) this.log.info('this director can serve again: announcing and VRRP tracking resume');
     this.livenessAlert = alert;
-    for (const v of this.vrrp) this.updateTracking(v);
-    this.updateBgp();
   }
 
   /** Ask for a reconcile; several asks while one runs collapse into one more. */
