@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseConfig, loadConfig } from '../../src/config';
 import { XdError } from '../../src/errors';
+import { configProblems as problems } from '../lib/config';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), `xdc-http-${process.pid}-`));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
@@ -20,17 +21,6 @@ admin: { socket: /run/xd/lab.sock, ${admin} }
 services:
   - { name: web, vip: 10.77.0.100, port: 80, check: none, backends: [{ address: 10.77.0.11 }] }
 `;
-
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, 'lab.yaml');
-  } catch (e) {
-    assert.ok(e instanceof XdError, String(e));
-    assert.equal(e.code, 'XD_ERR_CONFIG_INVALID', e.message);
-    return e.message.split('\n');
-  }
-  assert.fail('the config was accepted');
-}
 
 test('a bind other hosts can reach is refused without a token, naming the settings that fix it', () => {
   for (const bind of ['0.0.0.0:9105', '10.77.0.2:9105', '"[::]:9105"']) {

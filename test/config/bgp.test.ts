@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after } from 'node:test';
 import { loadConfig, parseConfig } from '../../src/config';
 import { XdError } from '../../src/errors';
+import { configProblems as problems } from '../lib/config';
 
 const BASE = `instance: lab
 interface: eth0
@@ -35,17 +36,6 @@ const BGP = `bgp:
     - address: 10.77.0.1
       as: 65000
 `;
-
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, 'lab.yaml');
-  } catch (e) {
-    assert.ok(e instanceof XdError, String(e));
-    assert.equal(e.code, 'XD_ERR_CONFIG_INVALID', e.message);
-    return e.message.split('\n');
-  }
-  assert.fail('the config was accepted');
-}
 
 test('a minimal bgp section announces every service VIP with 9 s hold and 3 s keepalive', () => {
   const cfg = parseConfig(BASE + BGP, 'lab.yaml');

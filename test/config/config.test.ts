@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseConfig, loadConfig, backendKey } from '../../src/config';
 import { XdError } from '../../src/errors';
+import { configProblems as problems } from '../lib/config';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), `xdc-config-${process.pid}-`));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
@@ -24,18 +25,6 @@ services:
       - address: 10.77.0.11
       - address: 10.77.0.12
 `;
-
-/** The problem lines of a config that must fail with `code`. */
-function problems(text: string, code = 'XD_ERR_CONFIG_INVALID'): string[] {
-  try {
-    parseConfig(text, 'lab.yaml');
-  } catch (e) {
-    assert.ok(e instanceof XdError, `not an XdError: ${e}`);
-    assert.equal(e.code, code, e.message);
-    return e.message.split('\n');
-  }
-  assert.fail('the config was accepted');
-}
 
 /** A single service config text with the given backends block and service extras. */
 function service(extra: string, backends = '      - address: 10.77.0.11\n'): string {

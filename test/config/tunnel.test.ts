@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../../src/config';
 import { desiredState } from '../../src/desired';
-import { XdError } from '../../src/errors';
 import { forwardingLabel, serviceForwardingLabel } from '../../src/config/forwarding';
+import { configProblems as problems } from '../lib/config';
 
 function config(service: string, top = ''): string {
   return `instance: lab
@@ -22,17 +22,6 @@ const TUNNEL_TOP = `tunnel:
   source_v4: 10.77.0.2
   source_v6: fd00:77::2
 `;
-
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, 'lab.yaml');
-  } catch (e) {
-    assert.ok(e instanceof XdError, `not an XdError: ${e}`);
-    assert.equal(e.code, 'XD_ERR_CONFIG_INVALID', e.message);
-    return e.message.split('\n');
-  }
-  assert.fail('the config was accepted');
-}
 
 test('forwarding defaults to dr with ipip and GUE port 6080 as the tunnel defaults', () => {
   const c = parseConfig(config('    backends:\n      - address: 10.77.0.11\n'), 'lab.yaml');

@@ -1,6 +1,8 @@
 // Test configs built by the product's own parser (src/config): defaults and cross-field rules
 // come from there, so health and desired-state tests get exactly what the daemon hands them.
+import assert from 'node:assert/strict';
 import { parseConfig, type Config } from '../../src/config';
+import { XdError } from '../../src/errors';
 import { addressFamily, backendKey, canonicalAddress } from '../../src/net/inet';
 
 type Duration = number | string;
@@ -93,4 +95,16 @@ export function testConfig(o: { services: TestService[]; monitor?: TestMonitor; 
 export function healthInputs(o: { services: TestService[]; monitor?: TestMonitor; health?: TestHealth }): Pick<Config, 'services' | 'monitor' | 'health'> {
   const c = testConfig(o);
   return { services: c.services, monitor: c.monitor, health: c.health };
+}
+
+/** The problem lines of a config text that must fail with `code` (file name lab.yaml). */
+export function configProblems(text: string, code = 'XD_ERR_CONFIG_INVALID'): string[] {
+  try {
+    parseConfig(text, 'lab.yaml');
+  } catch (e) {
+    assert.ok(e instanceof XdError, `not an XdError: ${e}`);
+    assert.equal(e.code, code, e.message);
+    return e.message.split('\n');
+  }
+  assert.fail('the config was accepted');
 }
