@@ -184,13 +184,12 @@ export class Rtnl {
    * there is not an error.
    */
   async addLocalRoute(address: string): Promise<void> {
-    const fam = addressFamily(address);
-    if (fam === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    const r = localRoute(address);
     const lo = await this.linkIndex('lo');
     try {
       await this.serial(() => this.rt.newRoute(
-        { family: fam === 4 ? AF_INET : AF_INET6, dstLen: fam === 4 ? 32 : 128, table: RT_TABLE_LOCAL, protocol: RTPROT_XDIRECTOR as never, scope: RT_SCOPE_HOST as never, type: RTN_LOCAL as never },
-        { dst: addressToBytes(address), oif: lo, table: RT_TABLE_LOCAL },
+        { ...r.data, scope: RT_SCOPE_HOST as never },
+        { ...r.attrs, oif: lo },
         { flags: NLM_F_CREATE | NLM_F_EXCL },
       ));
     } catch (err) {
@@ -201,13 +200,9 @@ export class Rtnl {
 
   /** Remove a route addLocalRoute() made (proto 88 only: a kernel or operator route for ADDRESS stays). Idempotent. */
   async removeLocalRoute(address: string): Promise<void> {
-    const fam = addressFamily(address);
-    if (fam === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+    const r = localRoute(address);
     try {
-      await this.serial(() => this.rt.delRoute(
-        { family: fam === 4 ? AF_INET : AF_INET6, dstLen: fam === 4 ? 32 : 128, table: RT_TABLE_LOCAL, protocol: RTPROT_XDIRECTOR as never, type: RTN_LOCAL as never },
-        { dst: addressToBytes(address), table: RT_TABLE_LOCAL },
-      ));
+      await this.serial(() => this.rt.delRoute(r.data, r.attrs));
     } catch (err) {
       const code = netlinkErrno(err);
       if (code === 'ESRCH' || code === 'ENOENT') return;
@@ -238,6 +233,16 @@ export class Rtnl {
     const want = canonicalAddress(address);
     return (await this.listAddresses(ifname)).some((a) => a.address === want);
   }
+}
+
+/** The RTM_NEWROUTE / RTM_DELROUTE header and attributes of `local ADDRESS/32 (/128) table local proto 88`. */
+function localRoute(address: string) {
+  const fam = addressFamily(address);
+  if (fam === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
+  return {
+    data: { family: fam === 4 ? AF_INET : AF_INET6, dstLen: fam === 4 ? 32 : 128, table: RT_TABLE_LOCAL, protocol: RTPROT_XDIRECTOR as never, type: RTN_LOCAL as never },
+    attrs: { dst: addressToBytes(address), table: RT_TABLE_LOCAL },
+  };
 }
 
 /** One-shot helpers for callers that do not keep a socket. */
