@@ -17,6 +17,7 @@ import * as xdp from '../../bpf/xdp';
 import { sumPerCpu } from '../../bpf/codec';
 import { cpuSizedMaxEntries } from '../../bpf/maps';
 import { XdError, wrap } from '../../errors';
+import { monotonicMs } from '../../clock';
 import { forwardingLabel, serviceForwardingLabel } from '../../config/forwarding';
 import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey, tunnelText } from './plan';
 import * as L from './layout';
@@ -527,10 +528,11 @@ export class XdpDataplane implements Dataplane {
   /**
    * The flood alert (status().detail.floodAlert), from the guard counters' change since the
    * sample at least 2 s older (status() runs every 2 s for the rates); logged when it starts
-   * and when it clears.
+   * and when it clears. Timed on the monotonic clock: a wall-clock step back would otherwise
+   * stop the sampling (a negative interval) until the clock caught up.
    */
   private checkFlood(now: L.GuardCounts): void {
-    const at = Date.now();
+    const at = monotonicMs();
     const prev = this.floodSample;
     if (!prev) { this.floodSample = { at, counts: now }; return; }
     const seconds = (at - prev.at) / 1000;
