@@ -6,7 +6,6 @@
 // namespace) and removes both on close().
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { XdError, wrap } from '../../src/errors';
 import { raw, u32, u64 } from '../../src/bpf/codec';
 import { BpfObject } from '../../src/bpf/object';
 import { getNative, packageRoot } from '../../src/bpf/native';

@@ -17,7 +17,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { DesiredService, DesiredState } from '../../src/state/types';
-import { XdError } from '../../src/errors';
 import { buildRing } from '../../src/dataplane/xdp/plan';
 import { XdpDataplane, instancePinDir } from '../../src/dataplane/xdp/dataplane';
 import { ToolError } from '../errors';

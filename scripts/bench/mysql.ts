@@ -11,7 +11,7 @@ import { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { XdError, wrap } from '../../src/errors';
+import { wrap } from '../../src/errors';
 import { run, runIn, spawnIn, waitChildExit, sleep } from '../lab/exec';
 import { MariaDB } from '../lab/mariadb';
 import type { Logger } from '../../src/log';

@@ -51,7 +51,7 @@ import { getNative } from '../../src/bpf/native';
 import { buildFrame, TCP_ACK, TCP_SYN, type Frame } from './packet';
 import { spread, round, roundSpread } from './stats';
 import { createIsolated, createTopology, setKernelEcmp, xdpAttachPinned, xdpDetach, type IsolatedTopology, type Topology } from './topology';
-import type { CeilingRatio, ForwardingRatio, PktCell, PktMode, PktRateData, PktRatios, PktRound, PktScenario, PktScenarioName } from './types';
+import type { CeilingRatio, PktCell, PktMode, PktRateData, PktRatios, PktRound, PktScenario, PktScenarioName } from './types';
 import { ToolError } from '../errors';
 
 export interface PktRateOptions {

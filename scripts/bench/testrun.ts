@@ -16,7 +16,6 @@
 import * as fs from 'node:fs';
 import { testRun, testRunAsync } from '../../src/bpf/testrun';
 import { getNative } from '../../src/bpf/native';
-import { XdError } from '../../src/errors';
 import type { Logger } from '../../src/log';
 import { loadDirector, loadPass, PROVE_WAIT_MS, type BenchDirector, type PinnedProg } from './director';
 import { buildFrame, TCP_ACK, TCP_SYN, type FrameSpec } from './packet';

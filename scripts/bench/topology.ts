@@ -9,7 +9,7 @@
 // p-*), never in the root namespace. MACs and bridge FDB entries are static:
 // receivers that XDP_DROP everything never teach the bridge their MAC, and a
 // flooded frame would be counted twice.
-import { XdError, wrap } from '../../src/errors';
+import { wrap } from '../../src/errors';
 import { run, runIn } from '../lab/exec';
 import { ToolError, toolWrap } from '../errors';
 

@@ -9,7 +9,6 @@
 //   keeps the mount namespace, so pinned BPF objects stay visible: use it for
 //   anything that touches /sys/fs/bpf (bpftool, xdirector).
 import { spawn, ChildProcess, SpawnOptions } from 'node:child_process';
-import { XdError } from '../../src/errors';
 import { ToolError } from '../errors';
 
 export interface RunOptions {

@@ -13,8 +13,8 @@ import YAML from 'yaml';
 import { XdError } from '../../src/errors';
 import { createLab, cleanupStale, repoRoot, Lab, XdpMode } from './topology';
 import { MariaDB } from './mariadb';
-import { run, runIn, pidAlive, waitChildExit, waitPidExit, sleep } from './exec';
-import { formatReport, ConnectionsReport } from './client';
+import { runIn, pidAlive, waitChildExit, waitPidExit, sleep } from './exec';
+import { ConnectionsReport } from './client';
 import { ToolError } from '../errors';
 
 export interface LabMainOptions {

@@ -16,7 +16,6 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import mysql, { Connection, RowDataPacket } from 'mysql2/promise';
-import { XdError, wrap } from '../../src/errors';
 import { run, spawnIn, pidAlive, waitChildExit, waitPidExit, sleep } from './exec';
 import { ToolError, toolWrap } from '../errors';
 

@@ -15,11 +15,8 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { XdError } from '../errors';
 import { parseAddress } from '../net/inet';
-
-const exec = promisify(execFile);
 
 /** family and name of the table (its own: the host's other tables are never touched). */
 export const NFT_FAMILY = 'inet';

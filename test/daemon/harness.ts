@@ -90,7 +90,7 @@ export class E2e {
         await this.cli(d, ['status', '--json']);
         return;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`xdirector run did not answer within 30 s: ${(err as Error).message}\n${d.log.slice(-30).join('\n')}`);
+        if (Date.now() > deadline) throw new Error(`xdirector run did not answer within 30 s: ${(err as Error).message}\n${d.log.slice(-30).join('\n')}`, { cause: err });
         await new Promise((r) => setTimeout(r, 200));
       }
     }
