@@ -34,6 +34,7 @@ static __always_inline __u32 xd_rol32(__u32 w, unsigned int s)
 	return (w << s) | (w >> (32 - s));
 }
 
+/* clang-format off: one round per line, as in the kernel's <linux/jhash.h> */
 #define __xd_jhash_mix(a, b, c)                       \
 	do {                                          \
 		a -= c; a ^= xd_rol32(c, 4);  c += b; \
@@ -54,6 +55,7 @@ static __always_inline __u32 xd_rol32(__u32 w, unsigned int s)
 		b ^= a; b -= xd_rol32(a, 14);      \
 		c ^= b; c -= xd_rol32(b, 24);      \
 	} while (0)
+/* clang-format on */
 
 /* jhash_2words(a, b, seed) of the kernel: IPv4 client (host order) + port. */
 static __always_inline __u32 xd_jhash_2words(__u32 a, __u32 b, __u32 seed)

@@ -18,7 +18,7 @@ die() { printf 'setup: FAILED: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------- packages
 # Debian 12 package names. Every helper that needs a package adds it here.
 PACKAGES=(
-  clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config make g++ python3
+  clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool pkg-config make g++ python3 clang-format
   iproute2 ethtool tcpdump nftables
   mariadb-server mariadb-client
   keepalived haproxy ipvsadm
