@@ -48,21 +48,32 @@ export const codes = {
 
 export type XdErrorCode = keyof typeof codes;
 
-export class XdError extends Error {
-  readonly code: XdErrorCode;
+/**
+ * An error with a stable code from a catalogue, machine-readable detail and the inner error as
+ * `cause`: the product's XdError below, and the tooling's ToolError (scripts/errors.ts), whose
+ * codes stay out of this catalogue.
+ */
+export class CodedError<C extends string> extends Error {
+  readonly code: C;
   /** Extra machine-readable detail (errno, interface, key path, verifier log, ...). */
   readonly detail: Record<string, unknown>;
 
-  constructor(code: XdErrorCode, message: string, opts: { cause?: unknown; detail?: Record<string, unknown> } = {}) {
+  constructor(code: C, message: string, opts: { cause?: unknown; detail?: Record<string, unknown> } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
-    this.name = 'XdError';
+    this.name = new.target.name;
     this.code = code;
     this.detail = opts.detail ?? {};
   }
 }
 
+export class XdError extends CodedError<XdErrorCode> {}
+
+/** "context: inner message", the outer-to-inner chain every wrapped error's message follows. */
+export function chainMessage(context: string, err: unknown): string {
+  return `${context}: ${err instanceof Error ? err.message : String(err)}`;
+}
+
 /** "outer: inner" chaining helper: wraps any error with context, keeping it as cause. */
 export function wrap(code: XdErrorCode, context: string, err: unknown, detail?: Record<string, unknown>): XdError {
-  const inner = err instanceof Error ? err.message : String(err);
-  return new XdError(code, `${context}: ${inner}`, { cause: err, detail });
+  return new XdError(code, chainMessage(context, err), { cause: err, detail });
 }

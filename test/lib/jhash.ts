@@ -28,10 +28,8 @@ function jhashMix(a: number, b: number, c: number): [number, number, number] {
 /** jhash2(w, 5, seed): the kernel's jhash over five 32-bit words (an IPv6 address and a port). */
 export function jhash5words(w: readonly [number, number, number, number, number], seed: number): number {
   const init = (JHASH_INITVAL + (5 << 2) + seed) >>> 0;
-  let [a, b, c] = jhashMix((w[0] + init) >>> 0, (w[1] + init) >>> 0, (w[2] + init) >>> 0);
-  a = (a + w[3]) >>> 0;
-  b = (b + w[4]) >>> 0;
-  return jhashFinal(a, b, c);
+  const [a, b, c] = jhashMix((w[0] + init) >>> 0, (w[1] + init) >>> 0, (w[2] + init) >>> 0);
+  return jhashFinal((a + w[3]) >>> 0, (b + w[4]) >>> 0, c);
 }
 
 /** jhash_2words(a, b, seed). */
