@@ -16,5 +16,8 @@ if [ "${1:-}" = --check ]; then
 fi
 # eslint --fix first: prettier then lays out whatever the fixes wrote.
 npx eslint --fix --cache --cache-location node_modules/.cache/eslint/ . || true
+# Twice: prettier's first pass over a long member chain is not always its last word (it gave
+# src/config/vrrp.ts's `z.string().refine(...)` one layout, then another); the second settles it.
+npx prettier --write --cache --log-level warn "${js[@]}"
 npx prettier --write --cache --log-level warn "${js[@]}"
 clang-format -i "${cfiles[@]}"

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { Logger } from 'pino';
 import { XdError } from '../errors';
+import { hostPort } from '../net/inet';
 import type { DaemonStatus } from '../daemon/status';
 import { ratesOf, renderStatusPage } from './statuspage';
 import { isLoopbackHost } from '../config/admin';
@@ -134,7 +135,7 @@ export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers,
     };
     if (loopback && !allowedHosts.has(hostOf(req.headers.host) ?? '')) {
       // DNS rebinding: a browser sends the attacker's name as Host.
-      return json(421, { error: { code: 'XD_ERR_API', message: `Host ${JSON.stringify(req.headers.host ?? '')} is not this listener: use ${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port} or localhost, or add the name to admin.http_host_names` } }, { connection: 'close' });
+      return json(421, { error: { code: 'XD_ERR_API', message: `Host ${JSON.stringify(req.headers.host ?? '')} is not this listener: use ${hostPort(o.host, o.port)} or localhost, or add the name to admin.http_host_names` } }, { connection: 'close' });
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (!['/metrics', '/status', '/'].includes(url!)) return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such page: ${url} (/, /status, /metrics)` } });

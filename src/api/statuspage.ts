@@ -3,6 +3,7 @@
 // (its estimator's last window, like `ipvsadm --rate`), read from the status by ratesOf().
 import type { DaemonStatus } from '../daemon/status';
 import type { BackendHealth } from '../health/types';
+import { hostPort } from '../net/inet';
 
 export interface Rates {
   /** Per service name, then per backend key ("" = the service itself): per-second rates. */
@@ -28,7 +29,7 @@ export function renderStatusPage(st: DaemonStatus, rates: Rates | undefined, o: 
   const rows: string[] = [];
   for (const s of dp.services) {
     const r = rates?.get(s.name, '');
-    rows.push(`<tr class="service" data-service="${esc(s.name)}"><th colspan="2">${esc(s.name)}</th><td>${esc(s.proto?.toUpperCase())} ${esc(String(s.vip).includes(':') ? `[${s.vip}]` : s.vip)}:${esc(s.port)}</td><td>${esc(s.scheduler)}</td><td colspan="6"></td>`
+    rows.push(`<tr class="service" data-service="${esc(s.name)}"><th colspan="2">${esc(s.name)}</th><td>${esc(s.proto?.toUpperCase())} ${esc(hostPort(String(s.vip), s.port))}</td><td>${esc(s.scheduler)}</td><td colspan="6"></td>`
       + `<td class="num">${human(s.newFlows)}</td><td class="num">${human(s.packets)}</td><td class="num">${human(s.bytes)}</td><td class="num rate">${r ? human(r.cps) : '-'}</td><td class="num rate">${r ? human(r.pps) : '-'}</td><td class="num rate">${r ? human(r.bps) : '-'}</td></tr>`);
     for (const b of s.backends) {
       const h = health.get(b.key);
@@ -36,7 +37,7 @@ export function renderStatusPage(st: DaemonStatus, rates: Rates | undefined, o: 
       const br = rates?.get(s.name, b.key);
       const lag = h && h.lagSeconds !== null && h.lagSeconds !== undefined ? `${h.lagSeconds}s` : '-';
       rows.push(`<tr class="backend st-${esc(b.state)} h-${hs}" data-service="${esc(s.name)}" data-backend="${esc(b.name)}" data-state="${esc(b.state)}" data-health="${hs}">`
-        + `<td></td><td>${esc(b.name)}</td><td>${esc(String(b.address).includes(':') ? `[${b.address}]` : b.address)}:${esc(b.port)}</td><td>${esc(b.mac ?? '-')}</td><td class="num">${esc(b.weight)}</td><td class="state">${esc(b.state)}</td><td class="health">${hs}</td><td>${esc(h?.role ?? '-')}</td><td class="num">${esc(lag)}</td><td class="num">${human(b.activeFlows)}</td>`
+        + `<td></td><td>${esc(b.name)}</td><td>${esc(hostPort(String(b.address), b.port))}</td><td>${esc(b.mac ?? '-')}</td><td class="num">${esc(b.weight)}</td><td class="state">${esc(b.state)}</td><td class="health">${hs}</td><td>${esc(h?.role ?? '-')}</td><td class="num">${esc(lag)}</td><td class="num">${human(b.activeFlows)}</td>`
         + `<td class="num">${human(b.newFlows)}</td><td class="num">${human(b.packets)}</td><td class="num">${human(b.bytes)}</td><td class="num rate">${br ? human(br.cps) : '-'}</td><td class="num rate">${br ? human(br.pps) : '-'}</td><td class="num rate">${br ? human(br.bps) : '-'}</td></tr>`);
       if (h?.lastError) rows.push(`<tr class="error"><td></td><td colspan="15">last error: ${esc(h.lastError)}</td></tr>`);
     }

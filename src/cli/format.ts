@@ -1,14 +1,11 @@
 // Human-readable `xdirector status`, laid out like `ipvsadm -Ln --stats`.
 import type { DaemonStatus } from '../daemon/status';
+import { hostPort } from '../net/inet';
 import type { BackendHealth } from '../health/types';
 
 function pad(s: string | number | undefined, n: number, right = false): string {
   const t = String(s ?? '-');
   return right ? t.padStart(n) : t.padEnd(n);
-}
-
-function hostPort(addr: string, port: number): string {
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
 }
 
 /** --exact: print counters in full, like ipvsadm --exact. */

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { XdError } from '../errors';
+import { hostPort } from '../net/inet';
 import { apiCall, apiRequest } from '../api/client';
 import type { ApiMessage } from '../api/server';
 import type { DaemonStatus } from '../daemon/status';
@@ -195,7 +196,7 @@ export async function main(argv: string[]): Promise<number> {
         const cfg = loadConfig(v.config);
         process.stdout.write(`${v.config}: OK (instance ${cfg.instance}, ${cfg.services.length} service(s))\n`);
         for (const s of cfg.services) {
-          process.stdout.write(`  ${s.name}: ${s.protocol.toUpperCase()} ${s.vip.includes(':') ? `[${s.vip}]` : s.vip}:${s.port} ${s.scheduler}, ${s.backends.length} backend(s)\n`);
+          process.stdout.write(`  ${s.name}: ${s.protocol.toUpperCase()} ${hostPort(s.vip, s.port)} ${s.scheduler}, ${s.backends.length} backend(s)\n`);
         }
         for (const w of cfg.warnings) process.stderr.write(`${v.config}: warning: ${w}\n`);
         return 0;

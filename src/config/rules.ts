@@ -3,7 +3,7 @@
 // the values that are well formed, so one run reports every problem. Pure.
 
 import * as path from 'node:path';
-import { parseAddress, backendKey } from '../net/inet';
+import { parseAddress, backendKey, hostPort } from '../net/inet';
 import { PROTOCOLS } from './schema';
 import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
 import { DEFAULT_GUE_PORT, DEFAULT_SOCKET_DIR } from './schema';
@@ -40,10 +40,6 @@ function addr(v: unknown): { text: string; family: Family } | undefined {
   return a ? { text: a.text, family: a.family } : undefined;
 }
 
-function endpoint(a: { text: string; family: Family }, port: number): string {
-  return a.family === 6 ? `[${a.text}]:${port}` : `${a.text}:${port}`;
-}
-
 /** Rules that involve more than one field. */
 export function crossCheck(raw: unknown): Problem[] {
   const out: Problem[] = [];
@@ -72,7 +68,7 @@ export function crossCheck(raw: unknown): Problem[] {
     const vip = addr(s.vip);
     const proto = s.protocol === undefined ? 'tcp' : s.protocol;
     if (vip && isPort(s.port) && typeof proto === 'string' && (PROTOCOLS as readonly string[]).includes(proto)) {
-      const id = `${endpoint(vip, s.port)}/${proto}`;
+      const id = `${hostPort(vip.text, s.port)}/${proto}`;
       const first = serviceEndpoints.get(id);
       if (first !== undefined) {
         out.push({ path: sp, message: `duplicate service: ${id} is already services[${first}]${typeof (services[first] as Record<string, unknown>)?.name === 'string' ? ` (${(services[first] as Record<string, unknown>).name})` : ''}: one service per VIP, port and protocol` });

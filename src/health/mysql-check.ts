@@ -29,6 +29,7 @@ import mysql from 'mysql2';
 import type { Connection } from 'mysql2';
 import type { BackendRole, ReplicationInfo } from './types';
 import { monotonicMs } from '../clock';
+import { hostPort } from '../net/inet';
 import {
   describeConnectError,
   describeQueryError,
@@ -175,7 +176,7 @@ export class MysqlChecker {
   readonly target: string;
 
   constructor(private readonly s: MysqlCheckSettings) {
-    this.target = s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`;
+    this.target = hostPort(s.host, s.port);
   }
 
   private scrubbed(text: string): string {

@@ -2,6 +2,7 @@
 // there a bare connect/close counts against max_connect_errors (see mysql-check.ts).
 
 import * as net from 'node:net';
+import { hostPort } from '../net/inet';
 
 export interface TcpProbe {
   ok: boolean;
@@ -10,7 +11,7 @@ export interface TcpProbe {
 }
 
 export function tcpCheck(host: string, port: number, timeoutMs: number, sourceAddress?: string): Promise<TcpProbe> {
-  const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const target = hostPort(host, port);
   const t0 = performance.now();
   return new Promise((resolve) => {
     let done = false;

@@ -181,16 +181,23 @@ export function addressFromBytes(buf: Uint8Array, family?: Family): string {
 // ---- backend identity -------------------------------------------------------------------------------
 
 /**
- * The one backend identity key: "address:port", or "[address]:port" for IPv6, the address in
- * canonical text, so "FD00:0::1" and "fd00::1" name the same backend everywhere (config, health,
- * dataplanes). An address that does not parse is kept as written (bracketed if it has a colon):
- * config refuses those before any key is made, so this only keeps a key function total.
+ * The one text of an endpoint: "address:port", or "[address]:port" for IPv6, the address in
+ * canonical text. An address that does not parse is kept as written (bracketed if it has a
+ * colon): config refuses those before any endpoint is shown, so this only keeps the function total.
  */
-export function backendKey(address: string, port: number): string {
+export function hostPort(address: string, port: number | string): string {
   const a = parseAddress(address);
   const text = a ? a.text : address;
   const v6 = a ? a.family === 6 : address.includes(':');
   return v6 ? `[${text}]:${port}` : `${text}:${port}`;
+}
+
+/**
+ * The one backend identity key: its endpoint text (hostPort), so "FD00:0::1" and "fd00::1" name
+ * the same backend everywhere (config, health, dataplanes).
+ */
+export function backendKey(address: string, port: number): string {
+  return hostPort(address, port);
 }
 
 // ---- Internet checksum ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  addressFamily, addressFromBytes, addressToBytes, addressToBytes16, backendKey, canonicalAddress, compareAddress,
+  addressFamily, addressFromBytes, addressToBytes, addressToBytes16, backendKey, hostPort, canonicalAddress, compareAddress,
   formatMac, inetChecksum, isMac, parseAddress, parseMac, pseudoHeader, unusableReason,
 } from '../../src/net/inet';
 
@@ -85,6 +85,13 @@ test('backend keys use the canonical address, IPv6 in brackets', () => {
   assert.equal(backendKey('10.0.0.1', 3306), '10.0.0.1:3306');
   assert.equal(backendKey('FD00:0:0::1', 3306), '[fd00::1]:3306');
   assert.equal(backendKey('fd00::1', 3306), backendKey('fd00:0000::0001', 3306));
+});
+
+test('an endpoint is shown one way: canonical address, IPv6 in brackets, a name as written', () => {
+  assert.equal(hostPort('10.0.0.1', '8080'), '10.0.0.1:8080');
+  assert.equal(hostPort('FD00::10', 3306), '[fd00::10]:3306');
+  assert.equal(hostPort('localhost', 9090), 'localhost:9090');
+  assert.equal(hostPort('not:an:address', 1), '[not:an:address]:1');
 });
 
 test('unspecified, broadcast and multicast addresses are named as unusable', () => {

@@ -26,6 +26,7 @@ import type { DesiredService, DesiredState, Family, Scheduler, RingKind, TunnelS
 import { buildMaglev } from '../../maglev';
 import { buildIpvsMh } from '../../maglev/ipvs-mh';
 import { XdError } from '../../errors';
+import { hostPort } from '../../net/inet';
 import { SCHED, SVC_FLAG, BE_FLAG } from './constants';
 
 export interface SvcKey { vip: string; port: number; proto: 'tcp' | 'udp'; family: Family }
@@ -105,7 +106,7 @@ export function emptyModel(): Model {
 }
 
 export function svcKeyString(k: SvcKey): string {
-  return `${k.proto}/${k.family === 6 ? `[${k.vip}]` : k.vip}:${k.port}`;
+  return `${k.proto}/${hostPort(k.vip, k.port)}`;
 }
 
 export function schedFor(scheduler: Scheduler, ring: RingKind): number {
