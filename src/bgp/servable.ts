@@ -11,6 +11,7 @@
 // another backend and be reset. This is what holds a starting director back until its ring
 // is the same as everyone else's.
 import type { DesiredService } from '../state/types';
+import { servableBackend, takesNewFlows } from '../state/backend';
 
 export interface ServableInput {
   /** VIPs configured for announcement (canonical text). */
@@ -62,12 +63,12 @@ export function servableVips(i: ServableInput): Servable {
       reasons[vip] = 'no service with this VIP is programmed yet';
       continue;
     }
-    const empty = svcs.filter((s) => !s.backends.some((b) => b.state === 'active' && b.weight > 0 && !!b.mac));
+    const empty = svcs.filter((s) => !s.backends.some(servableBackend));
     if (empty.length > 0) {
       reasons[vip] = `no usable backend in ${empty.map((s) => s.name).join(', ')}`;
       continue;
     }
-    const noMac = svcs.flatMap((s) => s.backends.filter((b) => b.state === 'active' && b.weight > 0 && !b.mac).map((b) => `${s.name}/${b.name}`));
+    const noMac = svcs.flatMap((s) => s.backends.filter((b) => takesNewFlows(b) && !servableBackend(b)).map((b) => `${s.name}/${b.name}`));
     if (noMac.length > 0) {
       reasons[vip] = `MAC of ${noMac.join(', ')} not resolved yet: the ring would differ from the other directors'`;
       continue;

@@ -18,6 +18,7 @@ import { renderMetrics } from './metrics';
 import { BackendMacs } from './macs';
 import { DrainStore, WeightStore, migrateStateFiles } from './drains';
 import type { StateFile } from '../state/file';
+import { servableBackend } from '../state/backend';
 import { resolveTarget } from '../desired/targets';
 import { WEIGHT_MAX } from '../config/schema';
 import { RateEstimator } from './rates';
@@ -310,7 +311,7 @@ export class Daemon {
     inst.setXdpAttached(this.dataplane.attached());
     inst.setDirectorServing(this.liveness?.cannotServe() === undefined);
     for (const s of this.last?.state.services ?? []) {
-      inst.setPoolHealthy(s.name, s.backends.some((b) => b.state === 'active' && b.weight > 0 && b.mac !== undefined && b.mac !== ''));
+      inst.setPoolHealthy(s.name, s.backends.some(servableBackend));
     }
   }
 

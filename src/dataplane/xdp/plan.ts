@@ -27,6 +27,7 @@ import { buildMaglev } from '../../maglev';
 import { buildIpvsMh } from '../../maglev/ipvs-mh';
 import { XdError } from '../../errors';
 import { hostPort } from '../../net/inet';
+import { takesNewFlows } from '../../state/backend';
 import { SCHED, SVC_FLAG, BE_FLAG } from './constants';
 
 export interface SvcKey { vip: string; port: number; proto: 'tcp' | 'udp'; family: Family }
@@ -158,7 +159,7 @@ function ringBackends(s: DesiredService): LiveBackend[] {
   let usable = 0;
   for (const b of s.backends) {
     if (!b.mac || b.state === 'down' || b.state === 'maint') continue;
-    if (b.state === 'active' && b.weight > 0) {
+    if (takesNewFlows(b)) {
       out.push({ b, weight: s.scheduler === 'rr' ? 1 : b.weight });
       usable++;
     } else if (keepDrained && (b.configWeight ?? 0) > 0) {
