@@ -13,7 +13,7 @@ const SRC = path.join(ROOT, 'src');
 /** Layer of each part of src/, lowest first; the longest matching prefix wins. Keep in step with src/README.md. */
 const LAYERS: [prefix: string, layer: number][] = [
   // ground floor: errors, logging, shared types, internet addresses, the native addon loader, subcommand arguments
-  ['errors.ts', 0], ['clock.ts', 0], ['log.ts', 0], ['state/', 0], ['net/inet.ts', 0], ['addon.ts', 0], ['subcommand.ts', 0],
+  ['errors.ts', 0], ['clock.ts', 0], ['log.ts', 0], ['defaults.ts', 0], ['state/', 0], ['net/inet.ts', 0], ['addon.ts', 0], ['subcommand.ts', 0],
   // pure building blocks and the BPF wrapper
   ['maglev/', 1], ['bpf/', 1],
   // the config (uses Maglev's table sizes)

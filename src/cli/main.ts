@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { XdError } from '../errors';
+import { DEFAULT_SOCKET_DIR, defaultSocketPath } from '../defaults';
 import { hostPort } from '../net/inet';
 import { apiCall, apiRequest } from '../api/client';
 import type { ApiMessage } from '../api/server';
@@ -45,9 +46,7 @@ commands:
                                   prepare a real server for DR (VIPs on lo, ARP sysctls, monitor GRANT)
 
 options for client commands: -c FILE (read instance and admin.socket from it), --socket PATH,
-  --instance NAME (socket /run/xdirector/NAME.sock)`;
-
-const DEFAULT_SOCKET_DIR = '/run/xdirector';
+  --instance NAME (socket ${defaultSocketPath('NAME')})`;
 
 async function socketFor(v: { config?: string; socket?: string; instance?: string }): Promise<string> {
   if (v.socket) return v.socket;
@@ -56,7 +55,7 @@ async function socketFor(v: { config?: string; socket?: string; instance?: strin
     const cfg = loadConfig(v.config);
     return cfg.admin.socket;
   }
-  if (v.instance) return `${DEFAULT_SOCKET_DIR}/${v.instance}.sock`;
+  if (v.instance) return defaultSocketPath(v.instance);
   let socks: string[] = [];
   try {
     socks = fs.readdirSync(DEFAULT_SOCKET_DIR).filter((f) => f.endsWith('.sock'));

@@ -2,6 +2,7 @@
 // director's outer source address of the real server's family and the path MTU. Pure.
 import type { Forwarding, TunnelSpec } from '../state/types';
 import type { Encap, TunnelConfig } from './schema';
+import { DEFAULT_GUE_PORT } from '../defaults';
 
 export interface ForwardingInput {
   /** The backend's effective forwarding (config: its own, else its service's). */
@@ -25,7 +26,7 @@ export function backendForwarding(b: ForwardingInput, svc: ServiceTunnel, tunnel
   const source = v6 ? tunnel?.sourceV6 : tunnel?.sourceV4;
   if (!source) throw new TypeError(`tunnel backend ${b.address} needs tunnel.${v6 ? 'source_v6' : 'source_v4'} (check-config reports this)`);
   const mtu = tunnel?.mtu ?? pathMtu;
-  return { forwarding: 'tunnel', tunnel: { encap: svc.encap ?? 'ipip', guePort: svc.guePort ?? 6080, source, ...(mtu ? { mtu } : {}) } };
+  return { forwarding: 'tunnel', tunnel: { encap: svc.encap ?? 'ipip', guePort: svc.guePort ?? DEFAULT_GUE_PORT, source, ...(mtu ? { mtu } : {}) } };
 }
 
 /** "dr", "tunnel/ipip", "tunnel/gue:6080": how status shows one backend's forwarding. */

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { parseAddress, backendKey, hostPort } from '../net/inet';
 import { PROTOCOLS } from './schema';
 import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
-import { DEFAULT_GUE_PORT, DEFAULT_SOCKET_DIR } from './schema';
+import { DEFAULT_GUE_PORT, defaultSocketPath } from '../defaults';
 import { healthSchema } from './health';
 import { configWarnings } from './warnings';
 import { resolveVrrpInterfaces } from './vrrp';
@@ -271,7 +271,7 @@ export function finish(raw: RawConfig, source: string): Config {
       pinDir: raw.xdp.pin_dir,
     },
     admin: {
-      socket: raw.admin.socket ?? `${DEFAULT_SOCKET_DIR}/${raw.instance}.sock`,
+      socket: raw.admin.socket ?? defaultSocketPath(raw.instance),
       ...(raw.admin.http ? { http: splitHostPort(raw.admin.http) } : {}),
       ...(raw.admin.http_token_file ? { httpTokenFile: raw.admin.http_token_file } : {}),
       ...(raw.admin.http_read_token_file ? { httpReadTokenFile: raw.admin.http_read_token_file } : {}),
@@ -282,7 +282,7 @@ export function finish(raw: RawConfig, source: string): Config {
     ...(raw.monitor ? { monitor: raw.monitor } : {}),
     health: raw.health ?? healthSchema.parse({}),
     vrrp: resolveVrrpInterfaces(raw.vrrp ?? [], raw.interface),
-    ...(raw.bgp ? { bgp: finishBgp(raw.bgp, raw.services.map((s) => s.vip), path.dirname(raw.admin.socket ?? `${DEFAULT_SOCKET_DIR}/${raw.instance}.sock`)) } : {}),
+    ...(raw.bgp ? { bgp: finishBgp(raw.bgp, raw.services.map((s) => s.vip), path.dirname(raw.admin.socket ?? defaultSocketPath(raw.instance))) } : {}),
     tunnel: {
       ...(raw.tunnel.source_v4 ? { sourceV4: raw.tunnel.source_v4.address } : {}),
       ...(raw.tunnel.source_v6 ? { sourceV6: raw.tunnel.source_v6.address } : {}),

@@ -23,8 +23,7 @@ export const CHECKS = ['mysql', 'tcp', 'none'] as const;
 export const POOLS = ['static', 'writer', 'readers'] as const;
 export const FORWARDING = ['dr', 'tunnel'] as const;
 export const ENCAPS = ['ipip', 'gue'] as const;
-/** GUE's UDP port when the config gives none (what Linux examples use: ip fou add port 6080 gue). */
-export const DEFAULT_GUE_PORT = 6080;
+export { DEFAULT_GUE_PORT } from '../defaults';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export type DataplaneChoice = (typeof DATAPLANES)[number];
@@ -35,7 +34,7 @@ export type Forwarding = (typeof FORWARDING)[number];
 export type Encap = (typeof ENCAPS)[number];
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdirector';
-export const DEFAULT_SOCKET_DIR = '/run/xdirector';
+export { DEFAULT_SOCKET_DIR } from '../defaults';
 /** Drains, maintenance, run-time weights and the director drain: kept across stop, start and reboot (the unit's StateDirectory). */
 export const DEFAULT_STATE_DIR = '/var/lib/xdirector';
 export const DEFAULT_FLOW_TABLE_SIZE = 1_048_576;

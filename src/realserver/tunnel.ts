@@ -24,6 +24,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { XdError } from '../errors';
+import { DEFAULT_GUE_PORT, DEFAULT_RUN_DIR } from '../defaults';
 import { StateFile } from '../state/file';
 import { ip, sysctlPath } from './system';
 import { directorSets, filterRuleset, findNft, loadFilter, NFT_TABLE_REF, readFilter, removeFilter } from './filter';
@@ -48,7 +49,7 @@ export interface TunnelOptions {
  * The sysctls setup changed, with the values they had. Under /run: the changes are made in
  * /proc/sys only, so a reboot undoes them and this record with them.
  */
-export const DEFAULT_TUNNEL_STATE_FILE = '/run/xdirector/realserver-tunnel.json';
+export const DEFAULT_TUNNEL_STATE_FILE = `${DEFAULT_RUN_DIR}/realserver-tunnel.json`;
 
 export interface TunnelDevice {
   name: string;
@@ -94,7 +95,7 @@ export function tunnelRecipe(o: TunnelOptions): TunnelRecipe {
     { key: 'net.ipv4.conf.all.rp_filter', value: 0, why: 'the decapsulated packet arrives on the tunnel with the client\'s address: strict reverse-path filtering drops it' },
     ...devices.map((d) => ({ key: `net.ipv4.conf.${d.name}.rp_filter`, value: 0, why: `effective rp_filter on ${d.name} is max(all, ${d.name})` })),
   ];
-  return { devices, ...(o.encap === 'gue' ? { fouPort: o.guePort ?? 6080 } : {}), sysctls };
+  return { devices, ...(o.encap === 'gue' ? { fouPort: o.guePort ?? DEFAULT_GUE_PORT } : {}), sysctls };
 }
 
 /** The recipe as shell commands (for the README and `check` fixes). */
