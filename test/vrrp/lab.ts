@@ -16,7 +16,7 @@ export const ADDR = { a: `${SUBNET}.1`, b: `${SUBNET}.2`, c: `${SUBNET}.50` } as
 export const ADDR6 = { a: 'fd77::1', b: 'fd77::2', c: 'fd77::50' } as const;
 export type Dir = 'a' | 'b';
 
-const CLI = resolve(__dirname, '../../src/vrrp/cli-standalone.js');
+const CLI = resolve(__dirname, 'standalone.js');
 
 export function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,4 +1,4 @@
-// Standalone VRRP runner: `node dist/src/vrrp/cli-standalone.js <config.yaml>`.
+// Standalone VRRP runner for the VRRP tests (test/vrrp/lab.ts): `node dist/test/vrrp/standalone.js <config.yaml>`.
 // Reads a YAML file with just `interface:` and `vrrp:` and runs those instances
 // with pino logging (stderr), as `xdirector run` will inside the daemon.
 // SIGTERM / SIGINT: graceful stop (priority 0, VIPs released), exit 0.
@@ -7,10 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { resolveVrrpInterfaces, vrrpSchema } from '../config/vrrp';
-import { XdError, wrap } from '../errors';
-import { createLogger } from '../log';
-import { VrrpInstance } from './instance';
+import { resolveVrrpInterfaces, vrrpSchema } from '../../src/config';
+import { XdError, wrap } from '../../src/errors';
+import { createLogger } from '../../src/log';
+import { VrrpInstance } from '../../src/vrrp/instance';
 
 const fileSchema = z.strictObject({
   interface: z.string().min(1).max(15).optional(),
@@ -45,7 +45,7 @@ export function loadStandaloneConfig(path: string) {
 async function main(argv: string[]): Promise<number> {
   const path = argv[0];
   if (!path || argv.length > 1) {
-    process.stderr.write('usage: cli-standalone <config.yaml>   (a file with interface: and vrrp:)\n');
+    process.stderr.write('usage: standalone <config.yaml>   (a file with interface: and vrrp:)\n');
     return 2;
   }
   const log = createLogger();
