@@ -29,14 +29,6 @@ export function backendForwarding(b: ForwardingInput, svc: ServiceTunnel, tunnel
   return { forwarding: 'tunnel', tunnel: { encap: svc.encap ?? 'ipip', guePort: svc.guePort ?? DEFAULT_GUE_PORT, source, ...(mtu ? { mtu } : {}) } };
 }
 
-/** "dr", "tunnel/ipip", "tunnel/gue:6080": how status shows one backend's forwarding. */
-export function forwardingLabel(b: { forwarding?: Forwarding; tunnel?: TunnelSpec }): string {
-  if (b.forwarding !== 'tunnel' || !b.tunnel) return 'dr';
-  return b.tunnel.encap === 'gue' ? `tunnel/gue:${b.tunnel.guePort}` : 'tunnel/ipip';
-}
-
-/** A service's forwarding for status: its backends' labels, distinct, joined by "+" (default: the service's own). */
-export function serviceForwardingLabel(backends: readonly { forwarding?: Forwarding; tunnel?: TunnelSpec }[], fallback: string): string {
-  const labels = [...new Set(backends.map(forwardingLabel))];
-  return labels.length ? labels.join('+') : fallback;
-}
+// The status labels (forwardingLabel, serviceForwardingLabel) live in state/forwarding.ts: the
+// dataplanes show them and do not import the config.
+export { forwardingLabel, serviceForwardingLabel } from '../state/forwarding';

@@ -4,8 +4,8 @@
 // the health and VRRP helpers) and keep their own (snake_case) output types. Pure.
 
 import { z } from 'zod';
-import { DEFAULT_RING_SIZE } from '../maglev/maglev';
-import { IPVS_MH_DEFAULT_SIZE, IPVS_MH_PRIMES } from '../maglev/ipvs-mh';
+import { DEFAULT_RING_SIZE } from '../maglev';
+import { IPVS_MH_DEFAULT_SIZE, IPVS_MH_PRIMES } from '../maglev';
 import type { Family, OnEmpty, Proto, RingKind, Scheduler } from '../state/types';
 import { address, absPath, Address, bool, int, interfaceName, leaf, mac, oneOf, pattern, ringSize, show } from './fields';
 import { healthSchema, monitorSchema, HealthConfig, MonitorConfig } from './health';
@@ -37,29 +37,28 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdirector';
 export { DEFAULT_SOCKET_DIR } from '../defaults';
 /** Drains, maintenance, run-time weights and the director drain: kept across stop, start and reboot (the unit's StateDirectory). */
 export const DEFAULT_STATE_DIR = '/var/lib/xdirector';
-export const DEFAULT_FLOW_TABLE_SIZE = 1_048_576;
-/** Flows whose handshake has not completed (per family): what a spoofed SYN flood churns instead of the flow table. */
-export const DEFAULT_EMBRYONIC_TABLE_SIZE = 65_536;
-/**
- * Proven flows per second, all CPUs together, that may enter the flow table (0 = no limit). A
- * spoofer needs to keep each fake flow going for a second to get that far; an established flow
- * idle for less than flow_table_size / new_flow_rate seconds (100 s at the defaults) is never
- * evicted. Flows above it stay in the probation table, still served.
- */
-export const DEFAULT_NEW_FLOW_RATE = 10_000;
-/** Each takeover table (flows that did not complete a handshake here: what a bare-ACK flood churns) and each probation table (new flows until proven: what a flood of fake handshakes churns), per family. */
-export const DEFAULT_TAKEOVER_TABLE_SIZE = 262_144;
-/**
- * A SYN reusing the 5-tuple of a tracked flow starts a new connection (rescheduled on the live
- * ring) only if the flow saw no packet for this long (ms); a flow with recent traffic keeps its
- * backend, as IPVS conn_reuse_mode reschedules only a connection that is over. Above the ~1.3 s
- * granularity of the flow entry's last-seen time, far below a client's 60 s TIME_WAIT.
- */
-export const DEFAULT_SYN_REUSE_IDLE_MS = 2000;
-/** The director's own ICMP frag needed / PTB answers per second, all CPUs (0 = no limit); the kernel's icmp_msgs_per_sec is 1000 too. */
-export const DEFAULT_TOO_BIG_RATE = 1000;
-export const DEFAULT_MAX_SERVICES = 64;
-export const DEFAULT_MAX_BACKENDS = 4096;
+// The XDP program's table sizes and rates: defined in src/defaults.ts, which the dataplane reads
+// too (it does not import the config).
+import {
+  DEFAULT_FLOW_TABLE_SIZE,
+  DEFAULT_EMBRYONIC_TABLE_SIZE,
+  DEFAULT_NEW_FLOW_RATE,
+  DEFAULT_TAKEOVER_TABLE_SIZE,
+  DEFAULT_SYN_REUSE_IDLE_MS,
+  DEFAULT_TOO_BIG_RATE,
+  DEFAULT_MAX_SERVICES,
+  DEFAULT_MAX_BACKENDS,
+} from '../defaults';
+export {
+  DEFAULT_FLOW_TABLE_SIZE,
+  DEFAULT_EMBRYONIC_TABLE_SIZE,
+  DEFAULT_NEW_FLOW_RATE,
+  DEFAULT_TAKEOVER_TABLE_SIZE,
+  DEFAULT_SYN_REUSE_IDLE_MS,
+  DEFAULT_TOO_BIG_RATE,
+  DEFAULT_MAX_SERVICES,
+  DEFAULT_MAX_BACKENDS,
+};
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
 const NAME_WHAT = 'a name of 1 to 64 letters, digits and _ . : @ - (starting with a letter or digit)';

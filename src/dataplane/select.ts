@@ -3,12 +3,35 @@
 // implementations are loaded lazily: a host without the addon can still run IPVS.
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import type { Config, DataplaneChoice } from '../config/schema';
 import { XdError } from '../errors';
 import type { Dataplane, DataplaneKind, DesiredState } from '../state/types';
 
-/** What opening a dataplane needs from the config. */
-export type DataplaneConfig = Pick<Config, 'instance' | 'interface' | 'dataplane' | 'xdp'>;
+/** `dataplane:` in the config: XDP, IPVS, or XDP falling back to IPVS. */
+export type DataplaneChoice = 'auto' | 'xdp' | 'ipvs';
+
+/**
+ * What opening a dataplane needs: the config's instance, interface, dataplane choice and xdp
+ * section, declared here so the dataplane does not import the config (the daemon passes its
+ * Config, which the compiler checks against this).
+ */
+export interface DataplaneConfig {
+  instance: string;
+  interface: string;
+  dataplane: DataplaneChoice;
+  xdp: {
+    mode: 'native' | 'generic';
+    pinDir: string;
+    ringSize: number;
+    maxServices: number;
+    maxBackends: number;
+    flowTableSize: number;
+    embryonicTableSize: number;
+    takeoverTableSize: number;
+    newFlowRate: number;
+    synReuseIdleMs: number;
+    tooBigRate: number;
+  };
+}
 
 async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
   const { XdpDataplane } = await import('./xdp/dataplane');
