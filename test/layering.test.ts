@@ -10,23 +10,19 @@ import * as path from 'node:path';
 const ROOT = path.join(__dirname, '..', '..');
 const SRC = path.join(ROOT, 'src');
 
-/** Layer of each part of src/, lowest first; the longest matching prefix wins. Keep in step with src/README.md. */
-const LAYERS: [prefix: string, layer: number][] = [
-  // ground floor: errors, logging, shared types, internet addresses, the native addon loader, subcommand arguments
-  ['errors.ts', 0], ['clock.ts', 0], ['log.ts', 0], ['defaults.ts', 0], ['state/', 0], ['net/inet.ts', 0], ['addon.ts', 0], ['subcommand.ts', 0],
-  // pure building blocks and the BPF wrapper
-  ['maglev/', 1], ['bpf/', 1],
-  // the config (uses Maglev's table sizes)
-  ['config/', 2],
-  // the parts that touch the kernel or the servers, and the config importer / real-server setup
-  ['dataplane/', 3], ['health/', 3], ['vrrp/', 3], ['net/', 3], ['bgp/', 3], ['keepalived/', 3], ['realserver/', 3], ['systemd/', 3],
-  // config + health + MACs -> desired state
-  ['desired/', 4],
-  // the daemon and its admin API
-  ['daemon/', 5], ['api/', 5],
-  // the command line
-  ['cli/', 6],
-];
+/**
+ * Layer of each part of src/, read from the table in src/README.md (its first column the layer,
+ * its second the parts in backticks), so the table the reader sees is the one enforced here.
+ */
+function readLayers(): [prefix: string, layer: number][] {
+  const out: [string, number][] = [];
+  for (const line of fs.readFileSync(path.join(SRC, 'README.md'), 'utf8').split('\n')) {
+    const m = /^\|\s*(\d+)\s*\|([^|]*)\|/.exec(line);
+    if (m) for (const part of m[2].matchAll(/`([^`]+)`/g)) out.push([part[1], Number(m[1])]);
+  }
+  return out;
+}
+const LAYERS = readLayers();
 
 function layerOf(rel: string): number | undefined {
   let best: [string, number] | undefined;
@@ -78,7 +74,7 @@ const files = sources(SRC);
 const graph = new Map(files.map((f) => [f, importsOf(f)]));
 
 test('every file of src/ has a layer', () => {
-  assert.deepEqual(files.map(rel).filter((f) => layerOf(f) === undefined), [], 'add the new folder to LAYERS here and to src/README.md');
+  assert.deepEqual(files.map(rel).filter((f) => layerOf(f) === undefined), [], 'add the new folder or file to the layer table in src/README.md');
 });
 
 test('no file of src/ imports from a higher layer', () => {
@@ -91,6 +87,37 @@ test('no file of src/ imports from a higher layer', () => {
     }
   }
   assert.deepEqual(up, []);
+});
+
+test('the layer table in src/README.md is read: every layer 0 to 6 has parts', () => {
+  assert.deepEqual([...new Set(LAYERS.map(([, l]) => l))].sort(), [0, 1, 2, 3, 4, 5, 6]);
+  assert.ok(LAYERS.some(([p, l]) => p === 'config/' && l === 2) && LAYERS.some(([p, l]) => p === 'net/inet.ts' && l === 0));
+});
+
+/** The top folder of a src/ file ('' for a file at the top). */
+const folderOf = (r: string): string => (r.includes('/') ? r.slice(0, r.indexOf('/')) : '');
+
+test("a folder with an index.ts is entered only through it: no deep import from another folder", () => {
+  const deep: string[] = [];
+  for (const [f, deps] of graph) {
+    for (const d of deps) {
+      const rf = rel(f);
+      const rd = rel(d);
+      const folder = folderOf(rd);
+      if (folder === '' || folder === folderOf(rf) || rd === `${folder}/index.ts`) continue;
+      if (fs.existsSync(path.join(SRC, folder, 'index.ts'))) deep.push(`${rf} imports ${rd}: import from '${folder}' (add the name to ${folder}/index.ts)`);
+    }
+  }
+  assert.deepEqual(deep, []);
+});
+
+test('the dataplane does not import the config: what it needs comes in as state/ types or arguments', () => {
+  const bad: string[] = [];
+  for (const [f, deps] of graph) {
+    if (!rel(f).startsWith('dataplane/')) continue;
+    for (const d of deps) if (rel(d).startsWith('config/')) bad.push(`${rel(f)} imports ${rel(d)}`);
+  }
+  assert.deepEqual(bad, []);
 });
 
 test('no file of src/ reaches itself through its imports', () => {
@@ -115,7 +142,7 @@ test('the import scanner sees every kind of import', () => {
   // A check on the checker: these src/ files are known to use each form.
   const has = (from: string, to: string): boolean => (graph.get(path.join(SRC, from)) ?? []).includes(path.join(SRC, to));
   assert.ok(has('daemon/run.ts', 'desired/index.ts'), 'import { x } from');
-  assert.ok(has('daemon/run.ts', 'health/monitor.ts'), 'import type');
+  assert.ok(has('daemon/run.ts', 'state/file.ts'), 'import type');
   assert.ok(has('cli/main.ts', 'daemon/run.ts'), "dynamic import('...')");
   assert.ok(has('config/index.ts', 'config/load.ts'), 'export { x } from');
 });

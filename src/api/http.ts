@@ -17,8 +17,8 @@ import { XdError } from '../errors';
 import { hostPort } from '../net/inet';
 import type { DaemonStatus } from '../daemon/status';
 import { ratesOf, renderStatusPage } from './statuspage';
-import { isLoopbackHost } from '../config/admin';
-import { MIN_TOKEN_LENGTH } from '../config/files';
+import { isLoopbackHost } from '../config';
+import { MIN_TOKEN_LENGTH } from '../config';
 
 export interface HttpHandlers {
   status(): Promise<DaemonStatus>;

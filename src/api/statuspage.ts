@@ -2,7 +2,7 @@
 // refreshed by the browser every few seconds. Pure: status in, HTML out. Rates are the daemon's
 // (its estimator's last window, like `ipvsadm --rate`), read from the status by ratesOf().
 import type { DaemonStatus } from '../daemon/status';
-import type { BackendHealth } from '../health/types';
+import type { BackendHealth } from '../health';
 import { hostPort } from '../net/inet';
 
 export interface Rates {

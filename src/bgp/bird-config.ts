@@ -6,7 +6,7 @@
 // protocol that exports static routes only and imports nothing (the director never
 // routes by what it learns); the routes never reach the kernel (there is no kernel protocol).
 // The kernel's only view of a VIP is the daemon's `local VIP dev lo` route (vip-routes.ts).
-import type { BgpConfig } from '../config/bgp';
+import type { BgpConfig } from '../config';
 import { XdError } from '../errors';
 
 /** BIRD protocol name for a VIP: "vip4_10_77_0_100", "vip6_fd77__100". */

@@ -3,7 +3,7 @@
 export { getNative, isNativeSystemError } from './native';
 export type { NativeSystemError, NativeAddon } from './native';
 export { BpfObject, openPinnedProgram } from './object';
-export { removePinDir, securePinDir, BPF_FS_MAGIC } from './pins';
+export { checkRemovable, removePinDir, securePinDir, BPF_FS_MAGIC } from './pins';
 export type { LoadOptions, ProgramRef, GlobalValue } from './object';
 export { BpfMap } from './map';
 export type { UpdateMode } from './map';

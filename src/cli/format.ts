@@ -1,7 +1,7 @@
 // Human-readable `xdirector status`, laid out like `ipvsadm -Ln --stats`.
 import type { DaemonStatus } from '../daemon/status';
 import { hostPort } from '../net/inet';
-import type { BackendHealth } from '../health/types';
+import type { BackendHealth } from '../health';
 
 function pad(s: string | number | undefined, n: number, right = false): string {
   const t = String(s ?? '-');

@@ -4,7 +4,7 @@
 // key too (and can say "is required"). Pure.
 
 import { z } from 'zod';
-import { isPrime, nextPrime, MAX_RING_SIZE } from '../maglev/maglev';
+import { isPrime, nextPrime, MAX_RING_SIZE } from '../maglev';
 import { isMac, parseAddress, unusableReason } from '../net/inet';
 import type { Family } from '../state/types';
 

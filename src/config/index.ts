@@ -19,3 +19,13 @@ export {
   DEFAULT_MAX_BACKENDS,
 } from './schema';
 export type { Config, ServiceConfig, BackendConfig, XdpConfig, DataplaneChoice, XdpMode, CheckKind, PoolKind } from './schema';
+export { WEIGHT_MAX, serviceSchema } from './schema';
+export type { TunnelConfig } from './schema';
+export { backendForwarding } from './forwarding';
+export { isLoopbackHost } from './admin';
+export { MIN_TOKEN_LENGTH } from './files';
+export { md5KeyOfFile } from './bgp';
+export type { BgpConfig } from './bgp';
+export type { HealthConfig, MonitorConfig } from './health';
+export { resolveVrrpInterfaces, vrrpSchema } from './vrrp';
+export type { ResolvedVrrpInstanceConfig } from './vrrp';

@@ -13,8 +13,8 @@ import { resolveVrrpInterfaces } from './vrrp';
 import { bgpCrossCheck, finishBgp } from './bgp';
 import { adminHttpProblems, splitHostPort } from './admin';
 import type { Family } from '../state/types';
-import { isPrime, MAX_RING_SIZE, DEFAULT_RING_SIZE } from '../maglev/maglev';
-import { IPVS_MH_PRIMES, IPVS_MH_DEFAULT_SIZE } from '../maglev/ipvs-mh';
+import { isPrime, MAX_RING_SIZE, DEFAULT_RING_SIZE } from '../maglev';
+import { IPVS_MH_PRIMES, IPVS_MH_DEFAULT_SIZE } from '../maglev';
 import { MIN_CONFIG_RING_SIZE } from './fields';
 
 const validRingSize = (v: unknown): v is number => typeof v === 'number' && isPrime(v) && v >= MIN_CONFIG_RING_SIZE && v <= MAX_RING_SIZE;

@@ -13,7 +13,7 @@
 // refused with the path and the fix: the daemon does not start on a guess. Files an older version
 // kept beside the admin socket are moved here at start (migrateStateFiles).
 import path from 'node:path';
-import { WEIGHT_MAX } from '../config/schema';
+import { WEIGHT_MAX } from '../config';
 import { StateFile, type StateFileKind } from '../state/file';
 
 /** What each file holds: its name's suffix, what it is called in messages, an example of its form, and what an absent file means. */

@@ -3,7 +3,7 @@
 // answering keeps its last MAC: health decides whether it is usable; the error is kept for
 // `status` (why a backend is left out).
 import type { Logger } from 'pino';
-import type { ServiceConfig } from '../config/schema';
+import type { ServiceConfig } from '../config';
 import { Neighbours } from '../net/neigh';
 
 export class BackendMacs {

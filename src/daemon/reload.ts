@@ -1,6 +1,6 @@
 // What a config reload changes, by typed comparison of the parts that matter.
 import { isDeepStrictEqual } from 'node:util';
-import type { Config, ServiceConfig } from '../config/schema';
+import type { Config, ServiceConfig } from '../config';
 
 /** Sections a running daemon cannot change: a reload that changes one is refused. */
 export function fixedSectionsChanged(prev: Config, next: Config): string[] {

@@ -5,11 +5,11 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../log';
 import { XdError } from '../errors';
-import type { Config } from '../config/schema';
+import type { Config } from '../config';
 import type { Dataplane, DesiredState } from '../state/types';
-import type { HealthMonitor } from '../health/monitor';
-import type { InitialHealth } from '../health/types';
-import type { BgpSpeaker } from '../bgp/speaker';
+import type { HealthMonitor } from '../health';
+import type { InitialHealth } from '../health';
+import type { BgpSpeaker } from '../bgp';
 import type { VrrpInstance } from '../vrrp/instance';
 import { dataplaneKind, detachXdp, openDataplane, switchDataplane } from '../dataplane/select';
 import { startApiServer } from '../api/server';
@@ -19,15 +19,15 @@ import { BackendMacs } from './macs';
 import { DrainStore, WeightStore, migrateStateFiles } from './drains';
 import type { StateFile } from '../state/file';
 import { servableBackend } from '../state/backend';
-import { resolveTarget } from '../desired/targets';
-import { WEIGHT_MAX } from '../config/schema';
+import { resolveTarget } from '../desired';
+import { WEIGHT_MAX } from '../config';
 import { RateEstimator } from './rates';
 import { installCrashHandlers } from './crash';
 import { ApplyRetry } from './apply-retry';
 import { fixedSectionsChanged, healthInputsChanged } from './reload';
 import type { DaemonStatus } from './status';
 import { SystemdNotifier } from '../systemd/notify';
-import { servableVips } from '../bgp/servable';
+import { servableVips } from '../bgp';
 import { InstanceLock } from './lock';
 import { SteadySince } from './hold-down';
 import { monotonicMs } from '../clock';
@@ -200,14 +200,14 @@ export class Daemon {
   private async adoptedHealth(): Promise<InitialHealth | undefined> {
     const pinned = this.dataplane.pinnedBackends?.() ?? [];
     if (pinned.length === 0) return undefined;
-    const { initialFromPinned } = await import('../health/adopt');
+    const { initialFromPinned } = await import('../health');
     return initialFromPinned(this.cfg.services, pinned, { absentIsDown: this.dataplane.omitsDownBackends === true });
   }
 
   private async startHealth(initial?: InitialHealth): Promise<void> {
     const services = this.cfg.services;
     if (!services.some((s) => s.check !== 'none')) return;
-    const { HealthMonitor } = await import('../health/monitor');
+    const { HealthMonitor } = await import('../health');
     const hm = new HealthMonitor({ services, monitor: this.cfg.monitor, health: this.cfg.health, log: this.log.child({ component: 'health' }), ...(initial ? { initial } : {}) });
     hm.on('change', () => { if (this.health === hm) this.kick('health'); });
     hm.on('round', () => this.liveness?.healthRound());

@@ -2,9 +2,9 @@
 // are rendered from. One typed shape for the three (it travels as JSON; nothing in it is
 // optional by guesswork).
 import type { LivenessStatus } from './liveness';
-import type { BgpStatus } from '../bgp/speaker';
+import type { BgpStatus } from '../bgp';
 import type { ApplyDivergence } from './apply-retry';
-import type { HealthSnapshot } from '../health/types';
+import type { HealthSnapshot } from '../health';
 import type { DataplaneStatus } from '../state/types';
 import type { VrrpInstanceStatus } from '../vrrp/instance';
 import type { RateStatus } from './rates';

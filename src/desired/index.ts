@@ -24,11 +24,13 @@
 // A service that is not checked (check none, or no health monitor) treats every backend as up
 // and in the pool: only drains and configured weights apply.
 
-import { backendForwarding } from '../config/forwarding';
-import type { ServiceConfig, TunnelConfig } from '../config/schema';
-import type { BackendHealth, HealthSnapshot } from '../health/types';
+import { backendForwarding } from '../config';
+import type { ServiceConfig, TunnelConfig } from '../config';
+import type { BackendHealth, HealthSnapshot } from '../health';
 import type { BackendState, DesiredBackend, DesiredService, DesiredState } from '../state/types';
 import { targeted, targetValue } from './targets';
+export { resolveTarget } from './targets';
+export type { Target } from './targets';
 
 export interface DesiredInputs {
   services: readonly ServiceConfig[];

@@ -7,7 +7,7 @@
 // ("10.0.0.1:3306", "[fd00::1]:3306"), so the first "/" splits the two. Pure: the config's
 // services in, the target (or an XdError naming what is unknown and what is valid) out.
 import { XdError } from '../errors';
-import type { ServiceConfig } from '../config/schema';
+import type { ServiceConfig } from '../config';
 
 export interface Target {
   /** As stored: "BACKEND" or "SERVICE/BACKEND", BACKEND by its name (a key the operator gave becomes the name it has in the config, so `undrain db2` undoes `drain 10.0.0.2:3306`). */

@@ -7,7 +7,7 @@
 // flows. So each backend starts as it was pinned, and needs `fall` failures to go
 // down (or `rise` successes to come up), as if the monitor had never stopped.
 // Pure.
-import type { ServiceConfig } from '../config/schema';
+import type { ServiceConfig } from '../config';
 import type { BackendState, PinnedBackend } from '../state/types';
 import { needsWriter } from './election';
 import type { InitialBackendState, InitialHealth } from './types';

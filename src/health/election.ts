@@ -8,7 +8,7 @@
 //            fails closed (no writer) and an alert is raised.
 //   readers: an alert when no replica is eligible (and the writer is not included).
 
-import type { ServiceConfig } from '../config/schema';
+import type { ServiceConfig } from '../config';
 import type { AlertKind, BackendHealth } from './types';
 
 /** Does this service need a writer election (and so an entry in snapshot.writers)? */

@@ -9,3 +9,4 @@ export { MysqlChecker, parseReplicaStatus, replicaLag, roleOf } from './mysql-ch
 export { tcpCheck } from './tcp-check';
 export { readPassword } from './password';
 export * from './types';
+export { initialFromPinned } from './adopt';

@@ -16,8 +16,8 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { XdError } from '../errors';
-import type { HealthConfig, MonitorConfig } from '../config/health';
-import type { ServiceConfig } from '../config/schema';
+import type { HealthConfig, MonitorConfig } from '../config';
+import type { ServiceConfig } from '../config';
 import { electWriters, needsWriter } from './election';
 import { LcDamper, lcTargetWeights } from './lc';
 import { MysqlChecker, replicaLag, roleOf, type MysqlProbe } from './mysql-check';

@@ -1,7 +1,7 @@
 // Types shared by the health checker, the desired state and their callers.
 // Pure: imports only types.
 
-import type { CheckKind } from '../config/schema';
+import type { CheckKind } from '../config';
 
 export type { CheckKind };
 

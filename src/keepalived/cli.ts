@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { XdError } from '../errors';
 import { parseSubcommandArgs } from '../subcommand';
-import { parseConfig } from '../config/load';
+import { parseConfig } from '../config';
 import { parseKeepalivedFile } from './parse';
 import { translateKeepalived } from './translate';
 

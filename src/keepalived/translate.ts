@@ -6,7 +6,7 @@
 // helps the reader, also left as a comment in the YAML.
 
 import { addressFamily } from '../net/inet';
-import { serviceSchema } from '../config/schema';
+import { serviceSchema } from '../config';
 import type { Stmt } from './parse';
 
 export interface ImportResult {

@@ -8,7 +8,7 @@
 // redirected into it); mlx5 has rx_xdp_tx_err and tx_xdp_err; virtio_net has
 // rx_queue_<n>_xdp_tx / xdp_tx_drops. Any counter whose name mentions xdp and
 // tx/xmit and err/drop is summed.
-import { getNative, isNativeSystemError } from '../bpf/native';
+import { getNative, isNativeSystemError } from '../bpf';
 import { wrap } from '../errors';
 
 declare module '../bpf/native' {

@@ -6,7 +6,7 @@
 // Without $NOTIFY_SOCKET (not started by systemd with Type=notify) everything is a no-op.
 //
 // The datagram goes through the addon (native/notify.cc): Node's dgram has no AF_UNIX.
-import { getNative } from '../bpf/native';
+import { getNative } from '../bpf';
 import type { Logger } from '../log';
 
 declare module '../bpf/native' {

@@ -10,7 +10,7 @@
 // come in through setXdpAttached() / setPoolHealthy().
 
 import { readFileSync } from 'node:fs';
-import type { ResolvedVrrpInstanceConfig } from '../config/vrrp';
+import type { ResolvedVrrpInstanceConfig } from '../config';
 import { XdError } from '../errors';
 import type { Logger } from '../log';
 import { Rtnl } from '../net/address';

@@ -6,7 +6,7 @@
 // the next start adopts them. Idempotent: an address or an interface that is gone is not an error.
 import { Rtnl } from '../net/address';
 import { canonicalAddress } from '../net/inet';
-import type { ResolvedVrrpInstanceConfig } from '../config/vrrp';
+import type { ResolvedVrrpInstanceConfig } from '../config';
 
 /** One line per VIP: what was removed, or why nothing was done. */
 export async function resignVips(instances: readonly ResolvedVrrpInstanceConfig[]): Promise<string[]> {

@@ -10,23 +10,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PinnedBackend, Dataplane, XdpStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
-import { BpfObject, openPinnedProgram } from '../../bpf/object';
-import { checkRemovable, removePinDir, securePinDir } from '../../bpf/pins';
-import { getNative } from '../../bpf/native';
-import * as xdp from '../../bpf/xdp';
-import { sumPerCpu } from '../../bpf/codec';
-import { cpuSizedMaxEntries } from '../../bpf/maps';
+import { BpfObject, openPinnedProgram } from '../../bpf';
+import { checkRemovable, removePinDir, securePinDir } from '../../bpf';
+import { getNative } from '../../bpf';
+import { xdp } from '../../bpf';
+import { sumPerCpu } from '../../bpf';
+import { cpuSizedMaxEntries } from '../../bpf';
 import { XdError, wrap } from '../../errors';
 import { monotonicMs } from '../../clock';
-import { forwardingLabel, serviceForwardingLabel } from '../../config/forwarding';
+import { forwardingLabel, serviceForwardingLabel } from '../../state/forwarding';
 import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey, tunnelText } from './plan';
 import * as L from './layout';
-import type * as G from '../../bpf/layouts.generated';
+import type * as G from '../../bpf';
 import { Neighbours } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
 import { FlowCounter, FlowCountResult } from './flow-counts';
-import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE, DEFAULT_SYN_REUSE_IDLE_MS, DEFAULT_TAKEOVER_TABLE_SIZE, DEFAULT_TOO_BIG_RATE } from '../../config/schema';
+import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE, DEFAULT_SYN_REUSE_IDLE_MS, DEFAULT_TAKEOVER_TABLE_SIZE, DEFAULT_TOO_BIG_RATE } from '../../defaults';
 
 export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
 

@@ -15,8 +15,8 @@
 // get() returns the last result at once and, when it is older than `maxAgeMs`,
 // starts a new walk in the background (one at a time). Only the very first
 // get() waits for a walk. status shows when the counts were taken.
-import type { XdMap } from '../../bpf/maps';
-import { LAYOUT } from '../../bpf/layouts.generated';
+import type { XdMap } from '../../bpf';
+import { LAYOUT } from '../../bpf';
 
 /** Offsets of the fields read here, from the layout generated from the object's BTF. */
 function fieldOffset(name: string): number {

@@ -1,12 +1,12 @@
 // The XDP dataplane's view of the generated layouts (src/bpf/layouts.generated.ts,
 // generated from the compiled object's BTF): typed maps by role, address and
 // MAC conversions, and zero values. No layout is restated here.
-import * as G from '../../bpf/layouts.generated';
-import { xdMap, XdMap, openPinnedXdMap } from '../../bpf/maps';
-import type { BpfObject } from '../../bpf/object';
+import * as G from '../../bpf';
+import { xdMap, XdMap, openPinnedXdMap } from '../../bpf';
+import type { BpfObject } from '../../bpf';
 import type { Family, TunnelSpec } from '../../state/types';
 import { addressFromBytes, addressToBytes16, formatMac, parseMac } from '../../net/inet';
-import { sumPerCpu } from '../../bpf/codec';
+import { sumPerCpu } from '../../bpf';
 
 export const LAYOUT_VERSION = G.LAYOUT_VERSION;
 export const LAYOUT_HASH = G.LAYOUT_HASH;

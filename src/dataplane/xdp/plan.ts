@@ -24,7 +24,7 @@
 import { createHash } from 'node:crypto';
 import type { DesiredService, DesiredState, Family, Scheduler, RingKind, TunnelSpec } from '../../state/types';
 import { buildMaglev } from '../../maglev';
-import { buildIpvsMh } from '../../maglev/ipvs-mh';
+import { buildIpvsMh } from '../../maglev';
 import { XdError } from '../../errors';
 import { hostPort } from '../../net/inet';
 import { takesNewFlows } from '../../state/backend';
