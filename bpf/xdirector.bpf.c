@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * xdirector.bpf.c: the XDP director (DR mode).
+ * xdirector.bpf.c: the XDP director (DR, and IPIP/GUE tunnels through encap.h).
  *
  * For a packet to a configured service {VIP, port, proto, family}: find the
  * client's flow or hash it onto the service's live ring, then forward it to
@@ -8,14 +8,15 @@
  * eth.dst, eth.dst := backend MAC) and returning XDP_TX, or redirecting to the
  * backend's interface. Nothing else changes: in direct routing the real server
  * holds the VIP itself and answers the client directly, so the IP header,
- * TTL and checksums stay as the client sent them.
+ * TTL and checksums stay as the client sent them. A tunnel backend gets the
+ * packet encapsulated towards its own address instead (encap.h).
  *
  * Everything else (ARP, the director's own SSH/VRRP/health checks, non-VIP
  * ports, malformed packets) is XDP_PASSed untouched. Each packet is counted
  * under exactly one enum xd_reason at the single `out:` exit.
  *
- * DESIGN.md "Dataplane" is the spec; maps are described in maps.h, layouts in
- * include/xdirector.h.
+ * bpf/README.md describes the stages a packet goes through; maps are described
+ * in maps.h, layouts in include/xdirector.h.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>

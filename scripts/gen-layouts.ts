@@ -1,6 +1,7 @@
 // gen-layouts.ts: generates src/bpf/layouts.generated.ts from the BTF of the
 // compiled XDP object (bpf2go style), so TypeScript never copies a C layout
-// by hand (STYLE.md item 7).
+// by hand: the C header is the single source of truth, like Cilium's alignchecker
+// and cilium/ebpf's generated types.
 //
 //   node dist/scripts/gen-layouts.js [--object dist/bpf/xdirector.bpf.o]
 //        [--header bpf/include/xdirector.h] [--out src/bpf/layouts.generated.ts] [--check]

@@ -6,7 +6,7 @@
  *  - on the peer of a veth that runs xdirector in native mode: on 6.18 a native
  *    XDP_TX frame is only delivered when the peer has an XDP program (else
  *    veth_xdp_xmit fails, or with GRO alone the frames sit in the peer's
- *    ring and are never delivered; see DESIGN.md "Kernel and lab facts");
+ *    ring and are never delivered; bpf/README.md "Kernel and lab facts");
  *  - the no-op calibration program of the BPF_PROG_TEST_RUN benchmarks.
  */
 #include <linux/bpf.h>

@@ -122,7 +122,7 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
   try {
     topo = await createTopology(`${o.prefix}m`, o.backends);
     const t = topo;
-    // Native XDP_TX of locally sent frames carries partial checksums: sender TX offload off (DESIGN.md).
+    // Native XDP_TX of locally sent frames carries partial checksums: sender TX offload off (bpf/README.md, kernel and lab facts).
     await txChecksumOff(t.client.ns);
     await setDirectorVip(t, true);
     for (let i = 0; i < t.receivers.length; i++) {

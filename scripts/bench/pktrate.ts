@@ -4,7 +4,7 @@
 // dr-bridge (the full one-armed DR path; bridge and veth hops dominate):
 //   gen ns ──veth── bridge ns (br0) ──veth── director ns ──(XDP_TX / forward)── br0 ── rN ns
 //
-// isolated (the director's own cost, research lab.md §3):
+// isolated (the director's own cost, without the bridge and veth hops that dominate dr-bridge):
 //   gen ns eth0 ⇄ director ns eth0 (one veth pair); the director sends every
 //   frame straight back to the generator, whose eth0 counts and drops it
 //   (xdp_count). The director program's backends all carry the generator's

@@ -153,13 +153,13 @@ export async function xdpDetach(ns: string, ifname: string): Promise<void> {
   for (const kind of ['xdpdrv', 'xdpgeneric']) await runIn(ns, 'ip', ['link', 'set', 'dev', ifname, kind, 'off'], { allowFail: true });
 }
 
-/** Turn TX checksum offload off (native XDP_TX of locally sent frames carries partial checksums, see DESIGN.md). */
+/** Turn TX checksum offload off (native XDP_TX of locally sent frames carries partial checksums, see bpf/README.md). */
 export async function txChecksumOff(ns: string, ifname = 'eth0'): Promise<void> {
   await runIn(ns, 'ethtool', ['-K', ifname, 'tx', 'off']);
 }
 
 /**
- * The isolated director (research lab.md §3): one veth pair, generator eth0 ⇄
+ * The isolated director (its own cost, without the bridge hops): one veth pair, generator eth0 ⇄
  * director eth0, nothing else on the path. The director sends every frame
  * straight back to the generator, whose eth0 counts and drops it. For the
  * kernel path the director forwards (ip_forward=1) back out of eth0 via the

@@ -12,7 +12,7 @@
 // (arp_ignore=1, arp_announce=2; IPv6 answers NS only for addresses on the
 // receiving interface), so only a director can draw VIP traffic.
 //
-// Native XDP on veth (measured on 6.18, see DESIGN.md): XDP_TX frames are only
+// Native XDP on veth (measured on 6.18, see bpf/README.md): XDP_TX frames are only
 // delivered when the peer has an XDP program, so a director's bridge-side peer
 // gets dist/bpf/tools/xdp_pass.bpf.o; and frames from a local stack carry partial
 // checksums that XDP_TX does not complete, so the client and real servers send

@@ -8,7 +8,7 @@
 //
 // `xdirector run` in the director namespace, native XDP on its one interface (its bridge-side
 // veth peer carries xdp_pass, without which native XDP_TX frames are never delivered on 6.18:
-// DESIGN.md, lab facts), with forwarding: tunnel services: a writer and a readers pool (4in4)
+// bpf/README.md, kernel and lab facts), with forwarding: tunnel services: a writer and a readers pool (4in4)
 // with health checks as in DR, 6in6 to the primary, and GUE (4in4 and 6in4, the GUE underlay is
 // IPv4 only) to the primary. It resolves the real servers' next hop (the router) from the
 // routing + neighbour tables, encapsulates and sends back out of the same interface; the real
