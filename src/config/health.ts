@@ -8,6 +8,9 @@
 import { z } from 'zod';
 import { duration } from './duration';
 
+/** Connect + handshake + login timeout of a check connection when the config gives none (also with no monitor section: TCP checks). */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 1000;
+
 /** MySQL identifiers `db.table` / `column`: plain names only, since they are spliced into SQL. */
 const IDENT_RE = /^[A-Za-z0-9_$]+$/;
 
@@ -20,7 +23,7 @@ export const monitorSchema = z
     /** Name of an environment variable holding the password. */
     password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'monitor.password_env must be an environment variable name').optional(),
     /** Connect + handshake + login timeout for every check connection. */
-    connect_timeout: duration({ default: 1000, min: 1 }),
+    connect_timeout: duration({ default: DEFAULT_CONNECT_TIMEOUT_MS, min: 1 }),
     /** Optional local address to bind check connections to (the director's address the servers see). */
     source_address: z.string().min(1).optional(),
   })
@@ -92,3 +95,8 @@ export type HealthConfig = z.output<typeof healthSchema>;
 export type HealthConfigInput = z.input<typeof healthSchema>;
 export type HeartbeatConfig = z.output<typeof heartbeatSchema>;
 export type LcDampingConfig = z.output<typeof lcDampingSchema>;
+
+/** The longest one check can take: the connection's timeout, then the query's (what a health round waits for at most, before slack). */
+export function healthRoundMs(monitor: MonitorConfig | undefined, health: HealthConfig): number {
+  return (monitor?.connect_timeout ?? DEFAULT_CONNECT_TIMEOUT_MS) + health.timeout;
+}

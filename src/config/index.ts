@@ -27,5 +27,6 @@ export { MIN_TOKEN_LENGTH } from './files';
 export { md5KeyOfFile } from './bgp';
 export type { BgpConfig } from './bgp';
 export type { HealthConfig, MonitorConfig } from './health';
+export { healthRoundMs } from './health';
 export { resolveVrrpInterfaces, vrrpSchema } from './vrrp';
 export type { ResolvedVrrpInstanceConfig } from './vrrp';

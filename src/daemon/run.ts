@@ -20,7 +20,7 @@ import { DrainStore, WeightStore, migrateStateFiles } from './drains';
 import type { StateFile } from '../state/file';
 import { servableBackend } from '../state/backend';
 import { resolveTarget } from '../desired';
-import { WEIGHT_MAX } from '../config';
+import { healthRoundMs, WEIGHT_MAX } from '../config';
 import { RateEstimator } from './rates';
 import { installCrashHandlers } from './crash';
 import { ApplyRetry } from './apply-retry';
@@ -214,7 +214,7 @@ export class Daemon {
     // Without a seed the first round decides up/down; until it completes every backend would count as down.
     const first = hm.nextRound();
     hm.start();
-    const limit = (this.cfg.monitor?.connect_timeout ?? 1000) + this.cfg.health.timeout + FIRST_ROUND_SLACK_MS;
+    const limit = healthRoundMs(this.cfg.monitor, this.cfg.health) + FIRST_ROUND_SLACK_MS;
     await Promise.race([first, new Promise((r) => setTimeout(r, limit))]);
     this.health = hm;
   }
@@ -278,8 +278,7 @@ export class Daemon {
    * would be sent to another backend and reset.
    */
   private bgpHoldDown(): string | undefined {
-    const h = this.cfg.health as { interval?: number; fall?: number };
-    const need = Math.max(2000, (h.fall ?? 3) * (h.interval ?? 1000));
+    const need = Math.max(2000, this.cfg.health.fall * this.cfg.health.interval);
     return this.backendsSteady.holdDown(need);
   }
 
@@ -335,7 +334,7 @@ export class Daemon {
     const checked = this.cfg.services.some((s) => s.check !== 'none');
     return new Liveness({
       healthIntervalMs: checked ? this.cfg.health.interval : null,
-      healthRoundMs: (this.cfg.monitor?.connect_timeout ?? 1000) + this.cfg.health.timeout,
+      healthRoundMs: healthRoundMs(this.cfg.monitor, this.cfg.health),
       bgp: !!this.cfg.bgp,
     });
   }

@@ -17,6 +17,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { XdError } from '../errors';
 import type { HealthConfig, MonitorConfig } from '../config';
+import { healthRoundMs } from '../config';
 import type { ServiceConfig } from '../config';
 import { electWriters, needsWriter } from './election';
 import { LcDamper, lcTargetWeights } from './lc';
@@ -251,7 +252,7 @@ export class HealthMonitor extends EventEmitter {
       // A round's deadline: every check has its own timeouts, so a round that outlives them all
       // is stuck. It is reported here; the daemon (daemon/liveness.ts) withdraws the director
       // while no round completes, since its snapshot grows stale.
-      const deadlineMs = (this.monitor?.connect_timeout ?? 1000) + this.health.timeout + ROUND_SLACK_MS;
+      const deadlineMs = healthRoundMs(this.monitor, this.health) + ROUND_SLACK_MS;
       const overdue = setTimeout(() => this.log.error({ deadlineMs }, `health check round not finished within ${deadlineMs} ms: the health snapshot is going stale`), deadlineMs);
       try {
         if (testStall) await testStall.p;
