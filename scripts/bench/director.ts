@@ -11,6 +11,7 @@ import { BpfObject } from '../../src/bpf/object';
 import { getNative, packageRoot } from '../../src/bpf/native';
 import { liveFramesFlag, testRunAsync } from '../../src/bpf/testrun';
 import type { BpfMap } from '../../src/bpf/map';
+import type { NativePacketTx } from '../../src/addon';
 import { openPinnedProgram } from '../../src/bpf/object';
 import { XdReason } from '../../src/bpf/layouts.generated';
 import type { Logger } from '../../src/log';
@@ -259,15 +260,6 @@ export function buildFlowFrames(frame: Buffer, o: Pick<GeneratorOptions, 'sportO
   return out;
 }
 
-/** The addon's AF_PACKET TX ring (native/packet_tx.cc). */
-interface NativePacketTx {
-  setFrames(frames: Buffer, frameLen: number): void;
-  send(count: number, batch: number): Promise<{ sent: number; seconds: number }>;
-  close(): void;
-  readonly ringFrames: number;
-}
-type NativePacketTxCtor = new (o: { ifindex: number; frames: Buffer; frameLen: number; ringFrames?: number; qdiscBypass?: boolean }) => NativePacketTx;
-
 /**
  * The generator on an AF_PACKET TX ring (TPACKET_V2, PACKET_QDISC_BYPASS) out of `ifindex` of this
  * process's network namespace: the frames of every flow built here once per template, the send loop
@@ -284,7 +276,7 @@ export function openPacketGenerator(o: GeneratorOptions): Generator {
     const all = buildFlowFrames(f, o);
     return first === 0 ? all : Buffer.concat([all.subarray(first * f.length), all.subarray(0, first * f.length)]);
   };
-  const Ctor = (getNative() as unknown as { PacketTx: NativePacketTxCtor }).PacketTx;
+  const Ctor = getNative().PacketTx;
   let frame = o.frame;
   let tx: NativePacketTx;
   try {

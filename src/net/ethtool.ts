@@ -11,12 +11,6 @@
 import { getNative, isNativeSystemError } from '../bpf';
 import { wrap } from '../errors';
 
-declare module '../bpf/native' {
-  interface NativeAddon {
-    ethtoolStats(ifname: string): { driver: string; names: string[]; values: bigint[] };
-  }
-}
-
 export interface DriverStats {
   /** Driver name (ETHTOOL_GDRVINFO), e.g. "veth", "mlx5_core". */
   driver: string;

@@ -9,12 +9,6 @@
 import { getNative } from '../bpf';
 import type { Logger } from '../log';
 
-declare module '../bpf/native' {
-  interface NativeAddon {
-    unixDatagramSend(path: string, message: Buffer): number;
-  }
-}
-
 export class SystemdNotifier {
   private timer?: NodeJS.Timeout;
   private warned = false;

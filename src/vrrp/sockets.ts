@@ -2,30 +2,16 @@
 // to errors and normalises what a received packet says about itself, so the
 // rest of src/vrrp sees (VRRP message, RxMeta) pairs.
 
-import { loadAddon } from '../addon';
+import { loadAddon, type NativeAddon, type NativeVrrpSocket } from '../addon';
 import { wrap } from '../errors';
 import { splitIPv4, type DropReason, type Family, type RxMeta } from './codec';
 
-interface NativeVrrpSocket {
-  send(data: Buffer, dst: string, src?: string): number;
-  close(): void;
-  readonly ifindex: number;
-  readonly queueDrops: number;
-}
-
-interface NativeVrrpSocketCtor {
-  new (opts: { family: number; ifname: string; multicast: boolean; onPacket: (data: Buffer, info: { src: string; dst?: string; ttl?: number }) => void }): NativeVrrpSocket;
-}
-
-/** The addon's raw-socket part (native/sockets.cc). */
-export interface VrrpAddon {
-  VrrpSocket: NativeVrrpSocketCtor;
-  sendFrame(ifindex: number, frame: Buffer): number;
-}
+/** The addon's raw-socket part (native/sockets.cc; declared in src/addon.ts). */
+export type VrrpAddon = Pick<NativeAddon, 'VrrpSocket' | 'sendFrame'>;
 
 /** The addon's VRRP sockets (loaded once per process); throws XD_ERR_NATIVE_MISSING with the fix. */
 export function vrrpAddon(): VrrpAddon {
-  return loadAddon() as VrrpAddon;
+  return loadAddon();
 }
 
 export type PacketHandler = (payload: Buffer, meta: RxMeta) => void;
