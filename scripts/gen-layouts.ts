@@ -233,7 +233,9 @@ export function generate(model: LayoutModel, header: HeaderFacts, objectLabel: s
   out.push('} as const;');
   out.push('');
   out.push('/** Everything above as data: what test/bpf/layouts.test.ts compares with the object\'s BTF. */');
-  out.push(`export const LAYOUT: LayoutModel = ${lit(model)};`);
+  // The maps and globals are written once, above (MAPS, GLOBALS); the model refers to them.
+  const { maps: _maps, globals: _globals, ...rest } = model;
+  out.push(`export const LAYOUT: LayoutModel = ${lit(rest).replace(/\n\}$/, '\n  maps: MAPS,\n  globals: GLOBALS,\n}')};`);
   out.push('');
   return out.join('\n');
 }
