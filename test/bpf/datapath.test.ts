@@ -13,10 +13,10 @@
 
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import * as pk from '../lib/packet';
+import { loadSmallDirector } from '../lib/director';
 import { jhash2words, jhash5words } from '../lib/jhash';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative, cpuSizedMaxEntries } from '../../src/bpf';
+import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -48,7 +48,6 @@ import { addressToBytes16 } from '../../src/net/inet';
 import { clearFlowCaches } from '../lib/flowcache';
 import { clearVipPorts, markVipPort } from '../lib/vipports';
 
-const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 
 // Small instance: 8 services, 16 backend slots, rings of up to 4093 slots (the IPVS mh default
 // table size, so the kernel's own slot numbers can be checked), 4096 flows.
@@ -143,25 +142,9 @@ class Datapath {
   private dirtyRing: [number, number][] = [];
 
   static async load(): Promise<Datapath> {
-    const obj = await BpfObject.load(OBJ, {
-      maxEntries: {
-      ...cpuSizedMaxEntries(),
-        [MAPS.svc.name]: MAX_SERVICES,
-        [MAPS.svcst.name]: MAX_SERVICES,
-        [MAPS.rr.name]: MAX_SERVICES,
-        [MAPS.be.name]: MAX_BACKENDS,
-        [MAPS.best.name]: MAX_BACKENDS,
-        [MAPS.ring.name]: MAX_SERVICES * 2 * RING_MAX,
-        [MAPS.flow4.name]: MAX_FLOWS,
-        [MAPS.flow6.name]: MAX_FLOWS,
-        [MAPS.emb4.name]: MAX_EMBRYONIC,
-        [MAPS.emb6.name]: MAX_EMBRYONIC,
-        [MAPS.tko4.name]: MAX_EMBRYONIC,
-        [MAPS.tko6.name]: MAX_EMBRYONIC,
-        [MAPS.prb4.name]: MAX_EMBRYONIC,
-        [MAPS.prb6.name]: MAX_EMBRYONIC,
-      },
-      globals: { ring_max: RING_MAX },
+    const obj = await loadSmallDirector({
+      services: MAX_SERVICES, backends: MAX_BACKENDS, ringMax: RING_MAX, flows: MAX_FLOWS,
+      embryonic: MAX_EMBRYONIC, takeover: MAX_EMBRYONIC, perCpuCaches: true,
     });
     return new Datapath(
       obj,

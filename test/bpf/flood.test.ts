@@ -28,9 +28,9 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import * as pk from '../lib/packet';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative, cpuSizedMaxEntries } from '../../src/bpf';
+import { loadSmallDirector } from '../lib/director';
+import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -55,7 +55,6 @@ import { DEFAULT_NEW_FLOW_RATE } from '../../src/config/schema';
 import { markVipPort } from '../lib/vipports';
 import { clearFlowCaches } from '../lib/flowcache';
 
-const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RING = 7;
 const FLOW_TABLE = 64;
 const EMBRYONIC_TABLE = 64;
@@ -94,17 +93,9 @@ class Director {
   ) {}
 
   static async load(newFlowRate: number): Promise<Director> {
-    const obj = await BpfObject.load(OBJ, {
-      maxEntries: {
-        ...cpuSizedMaxEntries(),
-        [MAPS.svc.name]: 8, [MAPS.svcst.name]: 8, [MAPS.rr.name]: 8, [MAPS.be.name]: 8, [MAPS.best.name]: 8, [MAPS.tun.name]: 8,
-        [MAPS.ring.name]: 8 * 2 * RING,
-        [MAPS.flow4.name]: FLOW_TABLE, [MAPS.flow6.name]: FLOW_TABLE,
-        [MAPS.emb4.name]: EMBRYONIC_TABLE, [MAPS.emb6.name]: EMBRYONIC_TABLE,
-        [MAPS.tko4.name]: TAKEOVER_TABLE, [MAPS.tko6.name]: TAKEOVER_TABLE,
-        [MAPS.prb4.name]: TAKEOVER_TABLE, [MAPS.prb6.name]: TAKEOVER_TABLE,
-      },
-      globals: { ring_max: RING, new_flow_rate: newFlowRate },
+    const obj = await loadSmallDirector({
+      services: 8, backends: 8, tunnels: true, ringMax: RING, flows: FLOW_TABLE, embryonic: EMBRYONIC_TABLE, takeover: TAKEOVER_TABLE,
+      perCpuCaches: true, globals: { new_flow_rate: newFlowRate },
     });
     const d = new Director(
       obj, obj.program('xdirector'),

@@ -24,8 +24,8 @@
 // XD_FUZZ_SEED=<n> picks another seed. The frame count and the verdict histogram are printed.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import * as pk from '../lib/packet';
+import { loadSmallDirector } from '../lib/director';
 import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
 import {
   MAPS,
@@ -46,7 +46,6 @@ import {
 import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdReasonStats, XdService, XdServiceKey } from '../../src/bpf/layouts.generated';
 import { markVipPort } from '../lib/vipports';
 
-const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RANDOM_FRAMES = Number(process.env.XD_FUZZ_FRAMES ?? 95000);
 const SEED = Number(process.env.XD_FUZZ_SEED ?? 20261204);
 const RING_MAX = 13;
@@ -358,20 +357,9 @@ function addr16(a: string): Buffer {
 }
 
 before(async () => {
-  obj = await BpfObject.load(OBJ, {
-    maxEntries: {
-      [MAPS.svc.name]: MAX_SERVICES,
-      [MAPS.svcst.name]: MAX_SERVICES,
-      [MAPS.rr.name]: MAX_SERVICES,
-      [MAPS.be.name]: MAX_BACKENDS,
-      [MAPS.best.name]: MAX_BACKENDS,
-      [MAPS.ring.name]: MAX_SERVICES * 2 * RING_MAX,
-      [MAPS.flow4.name]: MAX_FLOWS,
-      [MAPS.flow6.name]: MAX_FLOWS,
-      [MAPS.emb4.name]: MAX_FLOWS,
-      [MAPS.emb6.name]: MAX_FLOWS,
-    },
-    globals: { ring_max: RING_MAX, match_dst_mac: 1, self_mac: selfMac },
+  obj = await loadSmallDirector({
+    services: MAX_SERVICES, backends: MAX_BACKENDS, ringMax: RING_MAX, flows: MAX_FLOWS,
+    globals: { match_dst_mac: 1, self_mac: selfMac },
   });
   prog = obj.program('xdirector');
   const svc: BpfMap<XdServiceKey, XdService> = obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec);

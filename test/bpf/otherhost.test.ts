@@ -4,15 +4,14 @@
 // gets a flooded packet twice. Broadcast/multicast destinations are processed as before.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import * as pk from '../lib/packet';
-import { BpfObject, testRun, sumPerCpu, getNative, cpuSizedMaxEntries } from '../../src/bpf';
-import { MAPS, XdBackendFlags, XdFamily, XdReason, XdSched } from '../../src/bpf/layouts.generated';
+import { loadSmallDirector } from '../lib/director';
+import { BpfObject, testRun, sumPerCpu, getNative } from '../../src/bpf';
+import { XdBackendFlags, XdFamily, XdReason, XdSched } from '../../src/bpf/layouts.generated';
 import { xdMap } from '../../src/bpf/maps';
 import { addressToBytes16 } from '../../src/net/inet';
 import { markVipPort } from '../lib/vipports';
 
-const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const SELF = '02:00:00:00:00:02';
 const OTHER = '02:00:00:00:00:03';
 const CLIENT = '02:00:00:00:00:10';
@@ -23,9 +22,9 @@ let obj: BpfObject;
 const addr16 = addressToBytes16;
 
 before(async () => {
-  obj = await BpfObject.load(OBJ, {
-    maxEntries: { ...cpuSizedMaxEntries(), [MAPS.svc.name]: 4, [MAPS.svcst.name]: 4, [MAPS.rr.name]: 4, [MAPS.be.name]: 4, [MAPS.best.name]: 4, [MAPS.ring.name]: 4 * 2 * 7, [MAPS.flow4.name]: 64, [MAPS.flow6.name]: 64, [MAPS.emb4.name]: 64, [MAPS.emb6.name]: 64 },
-    globals: { ring_max: 7, match_dst_mac: 1, self_mac: pk.macBytes(SELF) },
+  obj = await loadSmallDirector({
+    services: 4, backends: 4, ringMax: 7, flows: 64, perCpuCaches: true,
+    globals: { match_dst_mac: 1, self_mac: pk.macBytes(SELF) },
   });
   xdMap(obj, 'be').update(1, { mac: pk.macBytes(BACKEND), family: XdFamily.XD_FAMILY_V4, flags: XdBackendFlags.XD_BE_F_ACTIVE, generation: 1, ifindex: 0, service: 0, addr: addr16('10.200.0.11') });
   const ring = xdMap(obj, 'ring');

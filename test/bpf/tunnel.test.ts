@@ -13,8 +13,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as pk from '../lib/packet';
+import { loadSmallDirector } from '../lib/director';
 import { jhash2words } from '../lib/jhash';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative, cpuSizedMaxEntries } from '../../src/bpf';
+import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -36,7 +37,6 @@ import { pcap } from '../lib/pcap';
 import { clearFlowCaches } from '../lib/flowcache';
 import { clearVipPorts, markVipPort } from '../lib/vipports';
 
-const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
 const RING_MAX = 7;
 const MAX_SERVICES = 4;
 const MAX_BACKENDS = 8;
@@ -87,22 +87,9 @@ let dir: string;
 const outputs: { description: string; frame: Buffer }[] = [];
 
 before(async () => {
-  obj = await BpfObject.load(OBJ, {
-    maxEntries: {
-      ...cpuSizedMaxEntries(),
-      [MAPS.svc.name]: MAX_SERVICES,
-      [MAPS.svcst.name]: MAX_SERVICES,
-      [MAPS.rr.name]: MAX_SERVICES,
-      [MAPS.be.name]: MAX_BACKENDS,
-      [MAPS.best.name]: MAX_BACKENDS,
-      [MAPS.tun.name]: MAX_BACKENDS,
-      [MAPS.ring.name]: MAX_SERVICES * 2 * RING_MAX,
-      [MAPS.flow4.name]: 1024,
-      [MAPS.flow6.name]: 1024,
-      [MAPS.emb4.name]: 1024,
-      [MAPS.emb6.name]: 1024,
-    },
-    globals: { ring_max: RING_MAX, too_big_rate: TOO_BIG_RATE },
+  obj = await loadSmallDirector({
+    services: MAX_SERVICES, backends: MAX_BACKENDS, tunnels: true, ringMax: RING_MAX, flows: 1024,
+    perCpuCaches: true, globals: { too_big_rate: TOO_BIG_RATE },
   });
   prog = obj.program('xdirector');
   svc = obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec);
