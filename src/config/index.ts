@@ -9,6 +9,8 @@ export {
   DEFAULT_PIN_DIR,
   DEFAULT_SOCKET_DIR,
   DEFAULT_STATE_DIR,
+} from './schema';
+export {
   DEFAULT_FLOW_TABLE_SIZE,
   DEFAULT_EMBRYONIC_TABLE_SIZE,
   DEFAULT_NEW_FLOW_RATE,
@@ -17,7 +19,7 @@ export {
   DEFAULT_TOO_BIG_RATE,
   DEFAULT_MAX_SERVICES,
   DEFAULT_MAX_BACKENDS,
-} from './schema';
+} from '../defaults';
 export type { Config, ServiceConfig, BackendConfig, XdpConfig, DataplaneChoice, XdpMode, CheckKind, PoolKind } from './schema';
 export { WEIGHT_MAX, serviceSchema } from './schema';
 export type { TunnelConfig } from './schema';

@@ -38,7 +38,7 @@ export { DEFAULT_SOCKET_DIR } from '../defaults';
 /** Drains, maintenance, run-time weights and the director drain: kept across stop, start and reboot (the unit's StateDirectory). */
 export const DEFAULT_STATE_DIR = '/var/lib/xdirector';
 // The XDP program's table sizes and rates: defined in src/defaults.ts, which the dataplane reads
-// too (it does not import the config).
+// too (it does not import the config); config/index.ts exports them.
 import {
   DEFAULT_FLOW_TABLE_SIZE,
   DEFAULT_EMBRYONIC_TABLE_SIZE,
@@ -49,16 +49,6 @@ import {
   DEFAULT_MAX_SERVICES,
   DEFAULT_MAX_BACKENDS,
 } from '../defaults';
-export {
-  DEFAULT_FLOW_TABLE_SIZE,
-  DEFAULT_EMBRYONIC_TABLE_SIZE,
-  DEFAULT_NEW_FLOW_RATE,
-  DEFAULT_TAKEOVER_TABLE_SIZE,
-  DEFAULT_SYN_REUSE_IDLE_MS,
-  DEFAULT_TOO_BIG_RATE,
-  DEFAULT_MAX_SERVICES,
-  DEFAULT_MAX_BACKENDS,
-};
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
 const NAME_WHAT = 'a name of 1 to 64 letters, digits and _ . : @ - (starting with a letter or digit)';

@@ -51,7 +51,7 @@ import {
   xdPflowCodec,
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdGuard, XdRate, XdReasonStats, XdService, XdServiceKey, XdPflow } from '../../src/bpf/layouts.generated';
-import { DEFAULT_NEW_FLOW_RATE } from '../../src/config/schema';
+import { DEFAULT_NEW_FLOW_RATE } from '../../src/defaults';
 import { markVipPort } from '../lib/vipports';
 import { clearFlowCaches } from '../lib/flowcache';
 
