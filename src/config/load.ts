@@ -11,6 +11,7 @@ import { XdError } from '../errors';
 import { configSchema, Config } from './schema';
 import { crossCheck, finish, pathText, PathItem, Problem } from './rules';
 import { fileProblems, fileWarnings } from './files';
+import { scriptProblems } from './script';
 import { show, suggest } from './fields';
 
 export interface LocatedProblem {
@@ -187,7 +188,7 @@ export function parseConfig(text: string, fileName: string, opts: { checkFiles?:
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   const problems: (Problem & { atKey?: boolean })[] = parsed.success ? [] : fromZod(parsed.error.issues);
   problems.push(...crossCheck(raw));
-  if (opts.checkFiles) problems.push(...fileProblems(raw));
+  if (opts.checkFiles) problems.push(...fileProblems(raw), ...scriptProblems(raw));
   if (problems.length > 0) {
     const located = problems.map((p) => ({ path: pathText(p.path), message: p.message, line: lineOf(doc, lc, p.path, p.atKey === true) }));
     // File order; problems without a line last; identical lines once.

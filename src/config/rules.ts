@@ -16,6 +16,7 @@ import type { Family } from '../state/types';
 import { isPrime, MAX_RING_SIZE, DEFAULT_RING_SIZE } from '../maglev';
 import { IPVS_MH_PRIMES, IPVS_MH_DEFAULT_SIZE } from '../maglev';
 import { MIN_CONFIG_RING_SIZE } from './fields';
+import { finishCheckScript, scriptServiceProblems } from './script';
 
 const validRingSize = (v: unknown): v is number => typeof v === 'number' && isPrime(v) && v >= MIN_CONFIG_RING_SIZE && v <= MAX_RING_SIZE;
 
@@ -83,6 +84,7 @@ export function crossCheck(raw: unknown): Problem[] {
     if ((s.pool === 'writer' || s.pool === 'readers') && s.check === 'none') {
       out.push({ path: [...sp, 'pool'], message: `pool ${s.pool} is chosen by MySQL role from health checks, but check is none: use check: mysql or pool: static` });
     }
+    out.push(...scriptServiceProblems(raw, s, sp));
     if ((s.pool === 'writer' || s.pool === 'readers') && s.check === 'tcp') {
       out.push({ path: [...sp, 'pool'], message: `pool ${s.pool} is chosen by MySQL role, which a tcp check cannot see: use check: mysql or pool: static` });
     }
@@ -230,6 +232,7 @@ export function finish(raw: RawConfig, source: string): Config {
       ringSize: 0, // set below
       onEmpty: s.on_empty,
       check: s.check ?? (s.port === 3306 ? 'mysql' : 'tcp'),
+      ...(s.check === 'script' && s.check_script ? { checkScript: finishCheckScript(s.check_script, raw) } : {}),
       pool: s.pool,
       readersIncludeWriter: s.readers_include_writer,
       forwarding: s.forwarding,
@@ -279,6 +282,7 @@ export function finish(raw: RawConfig, source: string): Config {
     },
     stateDir: raw.state_dir,
     log: { level: raw.log.level },
+    ...(raw.script_user ? { scriptUser: raw.script_user } : {}),
     ...(raw.monitor ? { monitor: raw.monitor } : {}),
     health: raw.health ?? healthSchema.parse({}),
     vrrp: resolveVrrpInterfaces(raw.vrrp ?? [], raw.interface),

@@ -12,6 +12,7 @@ import { healthSchema, monitorSchema, HealthConfig, MonitorConfig } from './heal
 import { vrrpSchema, ResolvedVrrpInstanceConfig } from './vrrp';
 import { bgpSchema, BgpConfig } from './bgp';
 import { httpAddress, httpHostNames } from './admin';
+import { checkScriptSchema, scriptUserSchema, type CheckScriptConfig } from './script';
 
 export const DATAPLANES = ['auto', 'xdp', 'ipvs'] as const;
 export const XDP_MODES = ['native', 'generic'] as const;
@@ -19,7 +20,7 @@ export const PROTOCOLS = ['tcp', 'udp'] as const;
 export const SCHEDULERS = ['maglev', 'sh', 'wrr', 'rr', 'lc'] as const;
 export const RING_KINDS = ['maglev', 'ipvs-mh'] as const;
 export const ON_EMPTY = ['pass', 'drop'] as const;
-export const CHECKS = ['mysql', 'tcp', 'none'] as const;
+export const CHECKS = ['mysql', 'tcp', 'script', 'none'] as const;
 export const POOLS = ['static', 'writer', 'readers'] as const;
 export const FORWARDING = ['dr', 'tunnel'] as const;
 export const ENCAPS = ['ipip', 'gue'] as const;
@@ -84,6 +85,8 @@ export const serviceSchema = z.strictObject({
   ring: oneOf(RING_KINDS, { optional: true }),
   on_empty: oneOf(ON_EMPTY, { default: 'pass' }),
   check: oneOf(CHECKS, { optional: true }),
+  /** check: script: the command, its timeout and user, misc_dynamic weights (script.ts). */
+  check_script: checkScriptSchema.optional(),
   pool: oneOf(POOLS, { default: 'static' }),
   readers_include_writer: bool({ default: false }),
   forwarding: oneOf(FORWARDING, { default: 'dr' }),
@@ -133,6 +136,8 @@ export const configSchema = z.strictObject({
   /** Where the operator's decisions are kept (drains, maint, run-time weights, director drain). */
   state_dir: absPath({ default: DEFAULT_STATE_DIR }),
   log: section({ level: oneOf(LOG_LEVELS, { default: 'info' }) }),
+  /** The unprivileged user operator scripts run as (check scripts; VRRP track and notify scripts). */
+  script_user: scriptUserSchema,
   monitor: monitorSchema.optional(),
   health: healthSchema.optional(),
   vrrp: vrrpSchema.optional(),
@@ -176,6 +181,8 @@ export interface ServiceConfig {
   onEmpty: OnEmpty;
   /** Health check kind: explicit, else mysql when the port is 3306, else tcp. */
   check: CheckKind;
+  /** check: script only: what runs, as whom, for how long. */
+  checkScript?: CheckScriptConfig;
   pool: PoolKind;
   readersIncludeWriter: boolean;
   /** Default forwarding of its backends: dr (default) or tunnel. */
@@ -235,6 +242,8 @@ export interface Config {
   /** Drains, maint, run-time weights and the director drain live here (state_dir). */
   stateDir: string;
   log: { level: (typeof LOG_LEVELS)[number] };
+  /** The unprivileged user operator scripts run as (script_user); absent: VRRP scripts run as the daemon's user. */
+  scriptUser?: string;
   /** MySQL monitor account (health.ts schema, snake_case fields); required when a service checks mysql. */
   monitor?: MonitorConfig;
   /** Health check settings (health.ts schema, snake_case fields), defaults applied when absent. */

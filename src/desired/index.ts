@@ -93,7 +93,9 @@ export function desiredState(inp: DesiredInputs): DesiredOutput {
     if (checked && (writer !== undefined || s.pool === 'writer')) out.writers[s.name] = writer ?? null;
     const backends = s.backends.map((b): DesiredBackend => {
       const runtime = inp.weights ? targetValue(inp.weights, s, b) : undefined;
-      const base = runtime ?? b.weight;
+      // A dynamic check script's weight (keepalived misc_dynamic) replaces the configured one; the operator's run-time weight still wins.
+      const scripted = checked && s.check === 'script' && s.checkScript?.dynamic ? byKey.get(b.key)?.scriptWeight ?? undefined : undefined;
+      const base = runtime ?? scripted ?? b.weight;
       const d = decide(s, b, byKey.get(b.key), checked, writer, inp, base);
       const mac = b.mac ?? inp.macs.get(b.address);
       if (!mac) out.unresolved.push({ service: s.name, backend: b.name, address: b.address });

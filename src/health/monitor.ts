@@ -25,6 +25,8 @@ import { MysqlChecker, replicaLag, roleOf, type MysqlProbe } from './mysql-check
 import { readPassword } from './password';
 import { initialRiseFall, riseFallStep, type RiseFallState } from './rise-fall';
 import { tcpCheck } from './tcp-check';
+import { scriptCheck } from './script-check';
+import { lookupUser, type CheckScriptConfig, type UserIds } from '../config/script';
 import type { BackendHealth, BackendRole, CheckKind, HealthAlert, HealthSnapshot, InitialHealth } from './types';
 
 /** The already-parsed config sections (config/load.ts validated them and applied the defaults). */
@@ -49,6 +51,8 @@ interface Entry {
   port: number;
   check: CheckKind;
   checker: MysqlChecker | null;
+  /** check: script: the service's script and the ids of the user it runs as. */
+  script?: { cfg: CheckScriptConfig; ids: UserIds };
   rf: RiseFallState;
   /** Reader eligibility: leaves at once (fall 1), returns after `rise` good readings. */
   reader: RiseFallState;
@@ -59,7 +63,8 @@ interface Entry {
   log: Logger;
 }
 
-const RANK: Record<CheckKind, number> = { none: 0, tcp: 1, mysql: 2 };
+// A backend shared by services with different checks is checked once, by the strongest check.
+const RANK: Record<CheckKind, number> = { none: 0, tcp: 1, script: 2, mysql: 3 };
 
 /** Beyond every check's own timeouts, how long a round may take before it is reported stuck. */
 const ROUND_SLACK_MS = 2000;
@@ -106,11 +111,26 @@ export class HealthMonitor extends EventEmitter {
     this.log = opts.log.child({ component: 'health' });
     this.damper = new LcDamper(this.health.lc_damping);
 
-    const add = (b: ServiceConfig['backends'][number], check: CheckKind): void => {
+    const users = new Map<string, UserIds>();
+    const scriptOf = (s: ServiceConfig): Entry['script'] => {
+      const cs = s.checkScript;
+      if (s.check !== 'script' || !cs) return undefined;
+      let ids = users.get(cs.user);
+      if (!ids) {
+        ids = lookupUser(cs.user);
+        if (!ids) throw new XdError('XD_ERR_CONFIG_INVALID', `service ${s.name}: check script user ${cs.user} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${cs.user}) or name an existing unprivileged user`);
+        users.set(cs.user, ids);
+      }
+      return { cfg: cs, ids };
+    };
+    const add = (b: ServiceConfig['backends'][number], check: CheckKind, s: ServiceConfig): void => {
       const key = b.key;
       const existing = this.byKey.get(key);
       if (existing) {
-        if (RANK[check] > RANK[existing.check]) existing.check = check;
+        if (RANK[check] > RANK[existing.check]) {
+          existing.check = check;
+          existing.script = scriptOf(s);
+        }
         return;
       }
       const name = b.name;
@@ -121,6 +141,7 @@ export class HealthMonitor extends EventEmitter {
         port: b.port,
         check,
         checker: null,
+        script: scriptOf(s),
         rf: initialRiseFall(),
         reader: initialRiseFall(),
         knownRole: 'unknown',
@@ -158,7 +179,7 @@ export class HealthMonitor extends EventEmitter {
       this.byKey.set(key, e);
       this.entries.push(e);
     };
-    for (const s of this.services) for (const b of s.backends) add(b, s.check);
+    for (const s of this.services) for (const b of s.backends) add(b, s.check, s);
 
     const mysqlEntries = this.entries.filter((e) => e.check === 'mysql');
     if (mysqlEntries.length > 0 && !this.monitor) {
@@ -252,7 +273,9 @@ export class HealthMonitor extends EventEmitter {
       // A round's deadline: every check has its own timeouts, so a round that outlives them all
       // is stuck. It is reported here; the daemon (daemon/liveness.ts) withdraws the director
       // while no round completes, since its snapshot grows stale.
-      const deadlineMs = healthRoundMs(this.monitor, this.health) + ROUND_SLACK_MS;
+      // Check scripts have timeouts of their own (at most health.interval, config/script.ts).
+      const scriptMs = Math.max(0, ...this.entries.map((e) => e.script?.cfg.timeout ?? 0));
+      const deadlineMs = Math.max(healthRoundMs(this.monitor, this.health), scriptMs) + ROUND_SLACK_MS;
       const overdue = setTimeout(() => this.log.error({ deadlineMs }, `health check round not finished within ${deadlineMs} ms: the health snapshot is going stale`), deadlineMs);
       try {
         if (testStall) await testStall.p;
@@ -277,8 +300,12 @@ export class HealthMonitor extends EventEmitter {
     }
   }
 
-  private async checkOne(e: Entry, hc: HealthConfig): Promise<{ ok: boolean; error: string | null; probe: MysqlProbe | null }> {
+  private async checkOne(e: Entry, hc: HealthConfig): Promise<{ ok: boolean; error: string | null; probe: MysqlProbe | null; weight?: number | null }> {
     if (e.check === 'none') return { ok: true as const, error: null, probe: null };
+    if (e.check === 'script' && e.script) {
+      const r = await scriptCheck(e.script.cfg, e.script.ids, e.address, e.port);
+      return { ok: r.ok, error: r.error, probe: null, weight: r.weight };
+    }
     if (e.check === 'tcp' || !e.checker) {
       const r = await tcpCheck(e.address, e.port, hc.timeout, this.monitor?.source_address);
       return { ok: r.ok, error: r.error, probe: null };
@@ -318,6 +345,12 @@ export class HealthMonitor extends EventEmitter {
         h.lastErrorAt = now;
       } else {
         h.lastError = null;
+      }
+      if (r.weight !== undefined && r.weight !== null && r.weight !== h.scriptWeight) {
+        // keepalived's misc_dynamic: the script sets the weight, which stays until it sets another.
+        e.log.info({ scriptWeight: r.weight, was: h.scriptWeight ?? null }, `backend ${e.name} weight set by its check script: ${h.scriptWeight ?? 'configured'} -> ${r.weight}`);
+        h.scriptWeight = r.weight;
+        changed = true;
       }
       const step = riseFallStep(e.rf, r.ok, hc.rise, hc.fall);
       e.rf = step.state;

@@ -46,6 +46,8 @@ export interface BackendHealth {
   /** Replica with known lag <= max_replication_lag, debounced by rise on the way back. */
   readerEligible: boolean;
   threadsConnected: number | null;
+  /** check: script with dynamic: the weight the script last set (exit 2+N: N); null: none set, the configured weight applies. */
+  scriptWeight?: number | null;
   /** Weight factor from Threads_connected (lc scheduler), damped; 1..lc_damping.max_weight. */
   lcWeight: number;
   serverId: number | null;

@@ -10,7 +10,9 @@ type Duration = number | string;
 export interface TestBackend { address: string; port: number; name?: string; weight?: number; mac?: string }
 export interface TestService {
   name: string;
-  check?: 'mysql' | 'tcp' | 'none';
+  check?: 'mysql' | 'tcp' | 'script' | 'none';
+  /** check: script (snake_case keys as in the config file). */
+  check_script?: { command: string; timeout?: Duration; user?: string; dynamic?: boolean };
   pool?: 'static' | 'writer' | 'readers';
   scheduler?: 'maglev' | 'sh' | 'wrr' | 'rr' | 'lc';
   readersIncludeWriter?: boolean;
@@ -73,6 +75,7 @@ export function testConfig(o: { services: TestService[]; monitor?: TestMonitor; 
       vip: `10.255.0.${i + 1}`,
       port: s.port ?? s.backends[0]?.port ?? 3306,
       ...(s.check ? { check: s.check } : {}),
+      ...(s.check_script ? { check_script: { ...s.check_script, timeout: dur(s.check_script.timeout) } } : {}),
       ...(s.pool ? { pool: s.pool } : {}),
       ...(s.scheduler ? { scheduler: s.scheduler } : {}),
       ...(s.readersIncludeWriter !== undefined ? { readers_include_writer: s.readersIncludeWriter } : {}),
