@@ -19,7 +19,8 @@
 //     nor the elected writer it includes        -> draining, weight 0
 //   otherwise                                   -> weight = weight x lc weight (lc
 //                                                  scheduler), active; weight 0 -> draining
-// where weight is the run-time weight (`xdirector weight`) when one is set, else the config's.
+// where weight is the run-time weight (`xdirector weight`) when one is set, else the weight a
+// dynamic check script last set (check: script, dynamic: true), else the config's.
 // Drains, maint and run-time weights name BACKEND (every service) or SERVICE/BACKEND (targets.ts).
 // A service that is not checked (check none, or no health monitor) treats every backend as up
 // and in the pool: only drains and configured weights apply.

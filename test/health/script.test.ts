@@ -128,9 +128,14 @@ test('a script still running at its timeout is killed with the processes it star
     assert.ok(m, hm.snapshot().backends[0]!.lastError!);
     const pid = Number(m[1]);
     // The grandchild (sleep) was in the script's process group: gone too.
-    let alive = true;
+    // Gone, or a zombie until PID 1 reaps the orphan.
+    const running = (): boolean => {
+      try { return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+    };
+    let alive = running();
     for (let i = 0; i < 50 && alive; i++) {
-      try { process.kill(pid, 0); await new Promise((r) => setTimeout(r, 20)); } catch { alive = false; }
+      await new Promise((r) => setTimeout(r, 20));
+      alive = running();
     }
     assert.equal(alive, false, `sleep ${pid} outlived the killed check script`);
   } finally {
