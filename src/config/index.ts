@@ -21,7 +21,7 @@ export {
   DEFAULT_MAX_BACKENDS,
 } from '../defaults';
 export type { Config, ServiceConfig, BackendConfig, XdpConfig, DataplaneChoice, XdpMode, CheckKind, PoolKind } from './schema';
-export { WEIGHT_MAX, serviceSchema } from './schema';
+export { WEIGHT_MAX, serviceSchema, FORWARDING } from './schema';
 export type { TunnelConfig } from './schema';
 export { backendForwarding } from './forwarding';
 export { isLoopbackHost } from './admin';

@@ -1,6 +1,7 @@
 // `xdirector import-keepalived FILE [-o OUT] [--strict] [--interface IF] [--instance NAME]`:
 // translate a keepalived.conf into an xdirector config, prove it loads, report what has no
-// equivalent on stderr (exit 3 with --strict when anything does).
+// equivalent on stderr (always, whatever else happens), and write the config only when it loads,
+// has a service to run, and (with --strict) nothing was left out.
 import fs from 'node:fs';
 import { XdError } from '../errors';
 import { parseSubcommandArgs } from '../subcommand';
@@ -12,14 +13,17 @@ export const IMPORT_USAGE = `usage: xdirector import-keepalived FILE [-o OUT] [-
 
 Translate a keepalived.conf (with its includes) into an xdirector config.
   -o, --output OUT   write the config to OUT (default: standard output)
-  --strict           exit 3 when something has no equivalent (listed on standard error either way)
+  --strict           exit 3 and write nothing when something has no equivalent (listed on standard error either way)
   --interface IF     the director interface when no vrrp_instance names one
   --instance NAME    instance name (default: global_defs router_id)
   --tunnel-source ADDR  the director's address real servers see on tunnelled packets (lb_kind TUN;
                      default: a vrrp_instance's unicast_src_ip of the same family)
-Lines translated by judgement carry a "# keepalived:" comment.`;
+Lines translated by judgement carry a "# keepalived:" comment; parts that cannot be translated are
+left in as comments saying why.
+Exit status: 0 written; 1 the translation does not load (a bug: please report it); 2 usage;
+3 --strict and something has no equivalent; 4 no virtual_server could be translated.`;
 
-/** Exit codes: 0 done, 1 the result does not load (a bug: reported), 2 usage, 3 --strict and something was left out. */
+/** Exit codes: 0 done, 1 the result does not load (a bug: reported), 2 usage, 3 --strict and something was left out, 4 nothing to run. */
 export async function importKeepalivedMain(argv: string[]): Promise<number> {
   const parsed = parseSubcommandArgs('import-keepalived', IMPORT_USAGE, {
     args: argv,
@@ -37,21 +41,31 @@ export async function importKeepalivedMain(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new XdError('XD_ERR_USAGE', `import-keepalived needs one keepalived.conf file\n${IMPORT_USAGE}`);
   const file = positionals[0]!;
-  const result = translateKeepalived(parseKeepalivedFile(file), { interface: values.interface, instance: values.instance, tunnelSource: values['tunnel-source'] });
-  // The output must load: a translation check-config refuses is a bug, reported as such.
+  const warnings: string[] = [];
+  const result = translateKeepalived(parseKeepalivedFile(file, warnings), { interface: values.interface, instance: values.instance, tunnelSource: values['tunnel-source'] });
+  const err = (s: string) => process.stderr.write(`import-keepalived: ${s}\n`);
+  for (const w of warnings) err(`warning: ${w}`);
+  if (result.unsupported.length) {
+    err(`${result.unsupported.length} statement(s) have no xdirector equivalent:`);
+    for (const u of result.unsupported) process.stderr.write(`  ${u}\n`);
+  }
+  // The output must load: a translation check-config refuses is a bug, reported as such and never written.
   try {
     parseConfig(result.yaml, values.output ?? `${file} (imported)`);
-  } catch (err) {
-    process.stderr.write(`import-keepalived: the translation does not load; please report this with the input:\n${(err as Error).message}\n`);
-    process.stdout.write(result.yaml);
+  } catch (e) {
+    err(`the translation does not load, so nothing was written; please report this with the input:\n${(e as Error).message}`);
     return 1;
+  }
+  if (result.services === 0) {
+    err(`no virtual_server of ${file} could be translated (listed above), so there is nothing to run and nothing was written: xdirector needs at least one service (a VIP, a port and real servers)`);
+    return 4;
+  }
+  if (values.strict && result.unsupported.length) {
+    err(`--strict: ${result.unsupported.length} statement(s) have no equivalent (listed above): nothing was written`);
+    return 3;
   }
   if (values.output) fs.writeFileSync(values.output, result.yaml);
   else process.stdout.write(result.yaml);
-  if (result.unsupported.length) {
-    process.stderr.write(`import-keepalived: ${result.unsupported.length} statement(s) have no xdirector equivalent:\n`);
-    for (const u of result.unsupported) process.stderr.write(`  ${u}\n`);
-  }
-  process.stderr.write(`import-keepalived: ${result.judgements} line(s) translated by judgement (marked "# keepalived:")${values.output ? `; written to ${values.output}` : ''}\n`);
-  return values.strict && result.unsupported.length ? 3 : 0;
+  err(`${result.judgements} line(s) translated by judgement (marked "# keepalived:")${values.output ? `; written to ${values.output}` : ''}`);
+  return 0;
 }

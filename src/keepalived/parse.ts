@@ -123,25 +123,28 @@ function eachStatement(text: string, params: Map<string, string>, onStatement: (
   });
 }
 
-/** Parse a keepalived.conf (and everything it includes) into statements. */
-export function parseKeepalivedFile(file: string): Stmt[] {
+/**
+ * Parse a keepalived.conf (and everything it includes) into statements. What keepalived itself
+ * only warns about (a stray "}") is added to `warnings` and skipped, as keepalived does.
+ */
+export function parseKeepalivedFile(file: string, warnings: string[] = []): Stmt[] {
   const lines: Line[] = [];
   readLines(path.resolve(file), lines, new Map(), 0, []);
-  return buildTree(lines);
+  return buildTree(lines, warnings);
 }
 
 /** Parse keepalived.conf text (no includes allowed: they need a file to be relative to). */
-export function parseKeepalivedText(text: string, fileName = 'keepalived.conf'): Stmt[] {
+export function parseKeepalivedText(text: string, fileName = 'keepalived.conf', warnings: string[] = []): Stmt[] {
   const lines: Line[] = [];
   const params = new Map<string, string>();
   eachStatement(text, params, (words, line) => {
     if (words[0] === 'include') throw new XdError('XD_ERR_CONFIG_PARSE', `${fileName}:${line}: include needs a file on disk: parse the file instead`);
     lines.push({ words, file: fileName, line });
   });
-  return buildTree(lines);
+  return buildTree(lines, warnings);
 }
 
-function buildTree(lines: Line[]): Stmt[] {
+function buildTree(lines: Line[], warnings: string[]): Stmt[] {
   // Flatten to a token stream that remembers line boundaries, then read statements recursively.
   type Tok = { w: string; file: string; line: number; eol: boolean };
   const toks: Tok[] = [];
@@ -153,7 +156,11 @@ function buildTree(lines: Line[]): Stmt[] {
       const t = toks[i]!;
       if (t.w === '}') {
         i++;
-        if (!open) throw new XdError('XD_ERR_CONFIG_PARSE', `${t.file}:${t.line}: "}" closes no block`);
+        // keepalived (2.2.7 -t) reports an unexpected "}" and reads on; so does this.
+        if (!open) {
+          warnings.push(`${t.file}:${t.line}: "}" closes no block: ignored (keepalived ignores it too); remove it`);
+          continue;
+        }
         return out;
       }
       if (t.w === '{') {

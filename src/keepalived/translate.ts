@@ -6,7 +6,7 @@
 // helps the reader, also left as a comment in the YAML.
 
 import { addressFamily } from '../net/inet';
-import { serviceSchema } from '../config';
+import { FORWARDING, serviceSchema } from '../config';
 import type { Stmt } from './parse';
 
 export interface ImportResult {
@@ -15,6 +15,8 @@ export interface ImportResult {
   unsupported: string[];
   /** How many lines carry a judgement comment. */
   judgements: number;
+  /** Services written uncommented: 0 means there is nothing to run (the command refuses it). */
+  services: number;
 }
 
 export interface ImportOptions {
@@ -47,8 +49,10 @@ function child(s: Stmt, kw: string): Stmt | undefined {
 class Out {
   lines: string[] = [];
   judgements = 0;
+  /** Set while writing a part left out (a service or backend that would not be valid): its lines become comments. */
+  commented = false;
   line(indent: number, body: string, judgement?: string): void {
-    const l = ' '.repeat(indent) + body;
+    const l = this.commented ? `${' '.repeat(indent)}# ${body}` : ' '.repeat(indent) + body;
     if (judgement) {
       this.judgements++;
       this.lines.push(`${l}  # keepalived: ${judgement.replace(/\n/g, ' ')}`);
@@ -85,16 +89,40 @@ function scheduler(algo: string, persistent: boolean): { fields: Field[]; lost?:
   }
 }
 
+interface BackendOut {
+  fields: Field[];
+  stmt: Stmt;
+  /** Why this real server is left out (written as comments): it would make the config invalid. */
+  disabled?: string;
+}
+
+/** A MISC_CHECK as check: script (written once the health interval is known, which caps the timeout). */
+interface ScriptOut {
+  command: string;
+  /** misc_timeout in keepalived seconds. */
+  timeout?: string;
+  dynamic: boolean;
+}
+
 interface ServiceOut {
   name: string;
   fields: Field[];
-  backends: { fields: Field[]; stmt: Stmt }[];
+  backends: BackendOut[];
   mysql: boolean;
+  script?: ScriptOut;
+  /** Why the whole service is left out (written as comments). */
+  disabled?: string;
   delayLoop?: string;
   connectTimeout?: string;
   retry?: number;
   monitorUser?: string;
 }
+
+/** How a service forwards: its fields and whether backends may listen on other ports, or why it cannot be translated. */
+type ForwardingOut = { fields: Field[]; rewritesPorts: boolean } | { disabled: string };
+
+/** The check settings keepalived keeps inside a check block, and what becomes of each. */
+const CHECK_COMMON = new Set(['connect_timeout', 'retry', 'nb_get_retry', 'delay_before_retry', 'connect_port']);
 
 class Translator {
   unsupported: string[] = [];
@@ -104,6 +132,8 @@ class Translator {
   /** tunnel.source_v4 / source_v6: [address, judgement or undefined when given on the command line]. */
   private tunnelSrc = new Map<4 | 6, [string, string | undefined]>();
   private tunnelUsed = new Set<4 | 6>();
+  /** A MISC_CHECK became check: script (so the config needs script_user). */
+  private scriptChecks = false;
 
   constructor(private readonly stmts: Stmt[], private readonly opts: ImportOptions) {}
 
@@ -147,14 +177,16 @@ class Translator {
     else o.line(0, `interface: ${q(this.opts.interface ?? 'eth0')}`, this.opts.interface ? undefined : 'no vrrp_instance names an interface: the director interface is a guess, check it');
     o.line(0, 'dataplane: auto', 'keepalived programs IPVS; xdirector uses XDP where it can and IPVS otherwise');
 
-    const mysql = services.filter((s) => s.mysql);
+    const live = services.filter((s) => !s.disabled);
+    this.scriptUser(o);
+    const mysql = live.filter((s) => s.mysql);
     if (mysql.length) {
       const user = mysql.find((s) => s.monitorUser)?.monitorUser;
       o.line(0, 'monitor:');
       o.line(2, `user: ${q(user ?? 'monitor')}`, user ? 'the user of the MISC_CHECK mysql script' : 'keepalived has no MySQL account: create this one (xdirector realserver grant prints the GRANT)');
       o.line(2, 'password_file: "/etc/xdirector/monitor.pw"', 'put the monitor password in this file (mode 0600); passwords are never inline');
     }
-    this.health(o, services);
+    const intervalMs = this.health(o, live);
     if (this.tunnelUsed.size) {
       o.line(0, 'tunnel:');
       for (const f of [4, 6] as const) {
@@ -162,20 +194,71 @@ class Translator {
         if (src) o.line(2, `source_v${f}: ${q(src[0])}`, src[1]);
       }
     }
-    o.line(0, services.length ? 'services:' : 'services: []');
+    o.line(0, live.length ? 'services:' : 'services: []');
     for (const s of services) {
+      if (s.disabled) {
+        o.comment(2, `Left out: ${s.disabled.replace(/\n/g, ' ')}`);
+        o.commented = true;
+      }
       o.line(2, `- name: ${q(s.name)}`);
       for (const f of s.fields) o.line(4, `${f.key}: ${f.value}`, f.why);
-      o.line(4, s.backends.length ? 'backends:' : 'backends: []');
+      if (s.script) this.checkScript(o, s.script, intervalMs);
+      const kept = s.backends.filter((b) => !b.disabled);
+      o.line(4, kept.length ? 'backends:' : 'backends: []');
       for (const b of s.backends) {
+        const off = !o.commented && !!b.disabled;
+        if (off) {
+          o.comment(6, `Left out: ${b.disabled}`);
+          o.commented = true;
+        }
         b.fields.forEach((f, k) => o.line(k === 0 ? 6 : 8, `${k === 0 ? '- ' : ''}${f.key}: ${f.value}`, f.why));
+        if (off) o.commented = false;
       }
+      o.commented = false;
     }
     if (instances.length) {
       o.line(0, 'vrrp:');
       for (const i of instances) this.vrrpInstance(o, i, ifaceStmt?.args[0]);
     }
-    return { yaml: o.lines.join('\n') + '\n', unsupported: this.unsupported, judgements: o.judgements };
+    return { yaml: o.lines.join('\n') + '\n', unsupported: this.unsupported, judgements: o.judgements, services: live.length };
+  }
+
+  /**
+   * global_defs script_user → script_user (check scripts, and VRRP track and notify scripts, run
+   * as it). Without one keepalived runs scripts as keepalived_script when that user exists, else
+   * as root; a check script here never runs as root, so it gets keepalived's default name.
+   */
+  private scriptUser(o: Out): void {
+    const su = this.globals && child(this.globals, 'script_user');
+    if (su?.args[0] === 'root') {
+      // Explicitly root: VRRP scripts keep running as the daemon's user (root), as without script_user.
+      o.comment(0, 'keepalived: script_user root: VRRP track and notify scripts run as the daemon\'s user (root) when script_user is not set');
+      if (this.scriptChecks) o.line(0, 'script_user: "keepalived_script"', 'script_user root: check scripts never run as root here, so keepalived\'s default script user (create it: useradd --system --no-create-home --shell /usr/sbin/nologin keepalived_script); note VRRP scripts then run as it too');
+    } else if (su?.args[0]) {
+      o.line(0, `script_user: ${q(su.args[0])}`, su.args[1] ? `script_user ${su.args.join(' ')}: scripts run with the user's own group, not ${su.args[1]}` : undefined);
+      if (su.args[1]) this.lost(su, `the group ${su.args[1]}: scripts run with ${su.args[0]}'s primary group`);
+    } else if (this.scriptChecks) {
+      o.line(0, 'script_user: "keepalived_script"', 'no script_user: keepalived\'s default script user; check scripts never run as root here (create it: useradd --system --no-create-home --shell /usr/sbin/nologin keepalived_script)');
+    }
+    const sec = this.globals && child(this.globals, 'enable_script_security');
+    if (sec) o.comment(0, 'keepalived: enable_script_security: check-config always refuses a check script that is missing, not executable, or writable by other users (or in a directory they can write)');
+  }
+
+  /** A MISC_CHECK's command, timeout and misc_dynamic under the service. */
+  private checkScript(o: Out, sc: ScriptOut, intervalMs: number): void {
+    o.line(4, 'check_script:');
+    o.line(6, `command: ${q(sc.command)}`, /\{address\}|\{port\}/.test(sc.command) ? 'misc_path with the real server\'s address and port as {address} and {port}' : 'misc_path; the backend\'s address and port are appended as its last two arguments');
+    const t = sc.timeout ? seconds(sc.timeout) : undefined;
+    if (t && durMs(t) > intervalMs) {
+      const capped = intervalMs % 1000 === 0 ? `${intervalMs / 1000}s` : `${intervalMs}ms`;
+      o.line(6, `timeout: ${capped}`, `misc_timeout ${sc.timeout}, capped at the interval (a check must end before the next one starts)`);
+    } else if (t) o.line(6, `timeout: ${t}`, `misc_timeout ${sc.timeout}`);
+    else {
+      // keepalived's misc_timeout defaults to delay_loop; health.timeout is usually far shorter.
+      const d = intervalMs % 1000 === 0 ? `${intervalMs / 1000}s` : `${intervalMs}ms`;
+      o.line(6, `timeout: ${d}`, 'no misc_timeout: keepalived lets a script run for delay_loop, so the interval');
+    }
+    if (sc.dynamic) o.line(6, 'dynamic: true', 'misc_dynamic: exit 2+N sets the weight to N');
   }
 
   private checkGlobals(g: Stmt): void {
@@ -202,7 +285,7 @@ class Translator {
   private virtualServer(vs: Stmt): ServiceOut[] {
     let endpoints: { vip: string; port: number }[] = [];
     if (vs.args[0] === 'fwmark') {
-      this.lost(vs, 'firewall-mark services have no equivalent: xdirector matches VIP, port and protocol');
+      this.lost(vs, 'firewall-mark services have no equivalent (xdirector matches VIP, port and protocol): give each marked VIP and port a virtual_server of its own');
       return [];
     }
     if (vs.args[0] === 'group') {
@@ -212,24 +295,31 @@ class Translator {
         return [];
       }
       for (const e of g.children ?? []) {
-        if (e.keyword === 'fwmark') { this.lost(e, 'firewall-mark group members have no equivalent'); continue; }
+        if (e.keyword === 'fwmark') { this.lost(e, 'firewall-mark group members have no equivalent: list the VIP and port instead'); continue; }
         const range = /^(\d+\.\d+\.\d+\.)(\d+)-(\d+)$/.exec(e.keyword);
         const port = Number(e.args[0]);
+        if (!/^\d+$/.test(e.args[0] ?? '') || port < 1 || port > 65535) {
+          this.lost(e, e.args[0] === undefined || e.args[0] === '0' ? 'a group member with no port (all ports) has no equivalent: xdirector services have one port' : 'not an address and port');
+          continue;
+        }
         if (range) {
           for (let k = Number(range[2]); k <= Number(range[3]); k++) endpoints.push({ vip: `${range[1]}${k}`, port });
         } else if (addressFamily(e.keyword) !== undefined) endpoints.push({ vip: e.keyword, port });
         else this.lost(e, 'not an address (or IPv4 range) and port');
       }
-    } else if (addressFamily(vs.args[0] ?? '') !== undefined && /^\d+$/.test(vs.args[1] ?? '')) {
+    } else if (addressFamily(vs.args[0] ?? '') !== undefined && /^\d+$/.test(vs.args[1] ?? '') && Number(vs.args[1]) >= 1) {
       endpoints = [{ vip: vs.args[0]!, port: Number(vs.args[1]) }];
     } else {
-      this.lost(vs, 'expected "virtual_server ADDRESS PORT", "group NAME" or "fwmark N"');
+      this.lost(vs, addressFamily(vs.args[0] ?? '') !== undefined ? 'a virtual server with no port (or port 0: all ports) has no equivalent: xdirector services have one port' : 'expected "virtual_server ADDRESS PORT", "group NAME" or "fwmark N"');
+      return [];
+    }
+    if (endpoints.length === 0) {
+      this.lost(vs, `virtual_server_group ${vs.args[1]} has no VIP and port xdirector can serve: nothing to translate`);
       return [];
     }
     const get = (kw: string) => child(vs, kw)?.args[0];
     const algo = get('lb_algo') ?? get('lvs_sched') ?? 'wlc';
     const persistence = child(vs, 'persistence_timeout');
-    const kind = (get('lb_kind') ?? get('lvs_method') ?? 'NAT').toUpperCase();
     const proto = (get('protocol') ?? 'TCP').toUpperCase();
     const reals = (vs.children ?? []).filter((c) => c.keyword === 'real_server');
     const fields: Field[] = [];
@@ -238,43 +328,11 @@ class Translator {
     const sched = scheduler(algo, !!persistence);
     if (sched.lost) this.lost(child(vs, 'lb_algo') ?? vs, sched.lost);
     fields.push(...sched.fields);
-    if (kind === 'TUN') {
-      const fams = new Set(endpoints.map((e) => addressFamily(e.vip)!));
-      const kindStmt = child(vs, 'lb_kind') ?? child(vs, 'lvs_method')!;
-      if (!('forwarding' in serviceSchema.shape)) this.lost(kindStmt, 'tunnel forwarding is not in this xdirector build: DR is used, so real servers must share the L2 segment');
-      else if ([...fams].some((f) => !this.tunnelSrc.has(f))) this.lost(kindStmt, `tunnel forwarding needs the director's own IPv${[...fams].find((f) => !this.tunnelSrc.has(f))} address as the outer source and keepalived.conf does not say it: DR is used; rerun with --tunnel-source ADDR`);
-      else {
-        fields.push({ key: 'forwarding', value: 'tunnel', why: 'lb_kind TUN: IPIP encapsulation to each real server (xdirector realserver setup --tunnel on them)' });
-        for (const f of fams) this.tunnelUsed.add(f);
-      }
-    } else if (kind === 'NAT') {
-      this.lost(child(vs, 'lb_kind') ?? child(vs, 'lvs_method') ?? vs, `NAT${get('lb_kind') || get('lvs_method') ? '' : ' (keepalived\'s default)'} has no equivalent: xdirector forwards in DR mode, so each real server needs the VIP on lo and its own route to the clients (xdirector realserver setup)`);
-    }
-    // Checks: one kind per service (xdirector checks per service, keepalived per real server).
-    const checks = reals.flatMap((r) => (r.children ?? []).filter((c) => /_CHECK$|_GET$/.test(c.keyword)));
-    const port = endpoints[0]?.port ?? 0;
-    const misc = checks.find((c) => c.keyword === 'MISC_CHECK');
-    const miscPath = misc ? child(misc, 'misc_path')?.args.join(' ') ?? '' : '';
-    const mysqlScript = !!misc && MYSQL_SCRIPT.test(miscPath);
-    const mysql = port === 3306 || mysqlScript;
-    let monitorUser: string | undefined;
-    if (mysql) {
-      const why = mysqlScript ? `MISC_CHECK ${miscPath.split(' ')[0]} looks like a MySQL check: the MySQL-aware check (read_only, replication, lag) replaces it` : port === 3306 && checks[0] ? `${checks[0].keyword} on port 3306: a MySQL service gets the MySQL-aware check (a bare TCP connect counts against max_connect_errors)` : 'port 3306 with no check: a MySQL service gets the MySQL-aware check';
-      fields.push({ key: 'check', value: 'mysql', why });
-      fields.push({ key: 'pool', value: 'static', why: 'keepalived sends to every healthy server; pool: writer or readers would split by MySQL role' });
-      const u = /(?:^|\s)(?:-u\s*|--user[= ])(\S+)/.exec(miscPath);
-      if (u) monitorUser = u[1]!.replace(/^["']|["']$/g, '');
-      if (/(?:^|\s)(?:-p\S|--password)/.test(miscPath)) this.lost(child(misc!, 'misc_path')!, 'the script carries a password on its command line: move it to monitor.password_file (xdirector never keeps passwords inline)');
-    } else if (checks.length === 0) {
-      fields.push({ key: 'check', value: 'none' });
-    } else {
-      const c = checks[0]!;
-      if (c.keyword === 'TCP_CHECK') fields.push({ key: 'check', value: 'tcp' });
-      else {
-        fields.push({ key: 'check', value: 'tcp', why: `${c.keyword} has no xdirector equivalent: a TCP connect check instead` });
-        this.lost(c, `${c.keyword} has no equivalent (xdirector checks with mysql or tcp): check: tcp is used`);
-      }
-    }
+    const fwd = this.forwarding(vs, endpoints);
+    if ('fields' in fwd) fields.push(...fwd.fields);
+    const port = endpoints[0]!.port;
+    const check = this.checks(vs, reals, port);
+    fields.push(...check.fields);
     for (const c of vs.children ?? []) {
       switch (c.keyword) {
         case 'delay_loop': case 'lb_algo': case 'lvs_sched': case 'lb_kind': case 'lvs_method': case 'protocol': case 'real_server': case 'persistence_timeout':
@@ -285,34 +343,159 @@ class Translator {
           this.lost(c, 'no quorum: track.pools in a vrrp instance lowers the priority when a pool is empty'); break;
         case 'inhibit_on_failure':
           break; // applied to every real server below
-        case 'alpha': case 'omega': case 'ha_suspend': case 'virtualhost': case 'persistence_granularity': case 'ops':
-          this.lost(c, 'no equivalent (ignored)'); break;
         default:
           this.lost(c, 'no equivalent (ignored)');
       }
     }
-    const backends = reals.map((r) => this.realServer(r, port, !!child(vs, 'inhibit_on_failure')));
-    const delayLoop = child(vs, 'delay_loop')?.args[0];
-    const ct = checks.map((c) => child(c, 'connect_timeout')?.args[0]).find(Boolean);
-    const retry = checks.map((c) => child(c, 'retry')?.args[0] ?? child(c, 'nb_get_retry')?.args[0]).find(Boolean);
+    const backends = reals.map((r) => this.realServer(r, port, !!child(vs, 'inhibit_on_failure'), 'fields' in fwd && fwd.rewritesPorts));
     return endpoints.map((e) => ({
       name: addressFamily(e.vip) === 6 ? `${e.vip}-${e.port}` : `${e.vip}:${e.port}`,
       fields: [{ key: 'vip', value: q(e.vip) }, { key: 'port', value: String(e.port) }, ...fields],
       backends,
-      mysql,
-      delayLoop,
-      connectTimeout: ct,
-      retry: retry ? Number(retry) : undefined,
-      monitorUser,
+      mysql: check.mysql,
+      ...(check.script ? { script: check.script } : {}),
+      ...('disabled' in fwd ? { disabled: fwd.disabled } : {}),
+      delayLoop: child(vs, 'delay_loop')?.args[0],
+      connectTimeout: check.connectTimeout,
+      retry: check.retry,
+      monitorUser: check.monitorUser,
     }));
   }
 
-  private realServer(r: Stmt, servicePort: number, inhibitAll: boolean): { fields: Field[]; stmt: Stmt } {
+  /** lb_kind / lvs_method → forwarding (DR when absent from the output). */
+  private forwarding(vs: Stmt, endpoints: { vip: string }[]): ForwardingOut {
+    const kindStmt = child(vs, 'lb_kind') ?? child(vs, 'lvs_method');
+    const kind = (kindStmt?.args[0] ?? 'NAT').toUpperCase();
+    if (kind === 'DR') return { fields: [], rewritesPorts: false };
+    if (kind === 'TUN') {
+      const fams = new Set(endpoints.map((e) => addressFamily(e.vip)!));
+      if (!('forwarding' in serviceSchema.shape)) this.lost(kindStmt!, 'tunnel forwarding is not in this xdirector build: DR is used, so real servers must share the L2 segment');
+      else if ([...fams].some((f) => !this.tunnelSrc.has(f))) this.lost(kindStmt!, `tunnel forwarding needs the director's own IPv${[...fams].find((f) => !this.tunnelSrc.has(f))} address as the outer source and keepalived.conf does not say it: DR is used; rerun with --tunnel-source ADDR`);
+      else {
+        for (const f of fams) this.tunnelUsed.add(f);
+        return { fields: [{ key: 'forwarding', value: 'tunnel', why: 'lb_kind TUN: IPIP encapsulation to each real server (xdirector realserver setup --tunnel on them)' }], rewritesPorts: false };
+      }
+      return { fields: [], rewritesPorts: false };
+    }
+    if (kind === 'NAT') return this.natForwarding(vs, kindStmt);
+    this.lost(kindStmt!, `lb_kind ${kind} is not a keepalived forwarding method (DR, TUN, NAT): DR is used`);
+    return { fields: [], rewritesPorts: false };
+  }
+
+  /**
+   * lb_kind NAT (keepalived's default). Translated as forwarding: nat where this build has it;
+   * otherwise the service is left out as comments: forwarding it in DR mode instead would send
+   * the clients' packets to real servers set up for NAT, which answer from their own address.
+   */
+  private natForwarding(vs: Stmt, kindStmt: Stmt | undefined): ForwardingOut {
+    const what = `lb_kind NAT${kindStmt ? '' : ' (keepalived\'s default: the virtual_server names no lb_kind)'}`;
+    if ((FORWARDING as readonly string[]).includes('nat')) {
+      return { fields: [{ key: 'forwarding', value: 'nat', why: `${what}: the director rewrites the destination (and port) and the replies come back through it, as under IPVS masquerading` }], rewritesPorts: true };
+    }
+    const why = `${what}: this xdirector build forwards in DR and tunnel modes only, so the service is left out (commented); to run it here set the real servers up for DR (xdirector realserver setup: the VIP on lo) and change it to forwarding: dr`;
+    this.lost(kindStmt ?? vs, kindStmt ? why.slice('lb_kind NAT: '.length) : why);
+    return { disabled: why };
+  }
+
+  /**
+   * The real servers' check blocks → the service's check (xdirector checks per service,
+   * keepalived per real server) and the settings inside them.
+   */
+  private checks(vs: Stmt, reals: Stmt[], servicePort: number): { fields: Field[]; mysql: boolean; script?: ScriptOut; connectTimeout?: string; retry?: number; monitorUser?: string } {
+    const perReal = reals.map((r) => ({ r, checks: (r.children ?? []).filter((c) => /_CHECK$|_GET$/.test(c.keyword)) }));
+    for (const { checks } of perReal) for (const extra of checks.slice(1)) this.lost(extra, `a second check on one real server has no equivalent (xdirector runs one check per service): only ${checks[0]!.keyword} is used`);
+    const firsts = perReal.map((p) => p.checks[0]).filter((c): c is Stmt => !!c);
+    const c0 = firsts[0];
+    for (const c of firsts.slice(1)) if (c.keyword !== c0!.keyword) this.lost(c, `${c.keyword} differs from the ${c0!.keyword} of the other real servers: xdirector checks every backend of a service the same way, with ${c0!.keyword}`);
+    const same = firsts.filter((c) => c.keyword === c0?.keyword);
+    const setting = (kw: string) => same.map((c) => child(c, kw)?.args[0]).find((v) => v !== undefined);
+    const fields: Field[] = [];
+    let mysql = false;
+    let script: ScriptOut | undefined;
+    let monitorUser: string | undefined;
+    // The settings every check kind shares, checked once per check block so each lost one is listed where it is.
+    for (const c of same) {
+      for (const s of c.children ?? []) {
+        if (s.keyword === 'connect_port') {
+          const rs = reals.find((r) => r.children?.includes(c));
+          const rsPort = Number(rs?.args[1] ?? servicePort);
+          if (Number(s.args[0]) !== rsPort) this.lost(s, `the check port ${s.args[0]} differs from the real server's port ${rsPort}: xdirector checks the port it forwards to`);
+        } else if (s.keyword === 'delay_before_retry') {
+          this.lost(s, 'no separate retry delay: xdirector retries at the next health.interval (a failure counts towards health.fall)');
+        } else if (!CHECK_COMMON.has(s.keyword) && !(c.keyword === 'MISC_CHECK' && ['misc_path', 'misc_timeout', 'misc_dynamic', 'user'].includes(s.keyword)) && c.keyword === 'TCP_CHECK') {
+          this.lost(s, `TCP_CHECK ${s.keyword} has no equivalent (ignored)`);
+        }
+      }
+    }
+    const ct = setting('connect_timeout');
+    const retry = setting('retry') ?? setting('nb_get_retry');
+    const checkPort = Number(setting('connect_port') ?? servicePort);
+    if (!c0) {
+      if (servicePort === 3306) {
+        fields.push({ key: 'check', value: 'mysql', why: 'port 3306 with no check: a MySQL service gets the MySQL-aware check' });
+        mysql = true;
+      } else fields.push({ key: 'check', value: 'none' });
+    } else if (c0.keyword === 'TCP_CHECK') {
+      if (checkPort === 3306) {
+        fields.push({ key: 'check', value: 'mysql', why: `TCP_CHECK on port ${checkPort}: a MySQL service gets the MySQL-aware check (a bare TCP connect counts against max_connect_errors)` });
+        mysql = true;
+      } else fields.push({ key: 'check', value: 'tcp' });
+    } else if (c0.keyword === 'MISC_CHECK') {
+      script = this.miscCheck(same, reals);
+      if (script) fields.push({ key: 'check', value: 'script', why: 'MISC_CHECK: the same script, run as script_user with the backend\'s address and port' });
+      else fields.push({ key: 'check', value: 'tcp', why: 'MISC_CHECK that could not be carried over (listed): a TCP connect check meanwhile' });
+    } else {
+      fields.push({ key: 'check', value: 'tcp', why: `${c0.keyword} has no xdirector equivalent: a TCP connect check instead` });
+      this.lost(c0, `${c0.keyword} has no equivalent (xdirector checks with mysql, tcp or a script): check: tcp is used`);
+    }
+    if (mysql) {
+      fields.push({ key: 'pool', value: 'static', why: 'keepalived sends to every healthy server; pool: writer or readers would split by MySQL role' });
+    }
+    return { fields, mysql, ...(script ? { script } : {}), connectTimeout: ct, retry: retry ? Number(retry) : undefined, monitorUser };
+  }
+
+  /** MISC_CHECK blocks → one check script: the same command for every real server once its address and port are placeholders. */
+  private miscCheck(checks: Stmt[], reals: Stmt[]): ScriptOut | undefined {
+    const templates = new Set<string>();
+    for (const c of checks) {
+      const path = child(c, 'misc_path');
+      const rs = reals.find((r) => r.children?.includes(c))!;
+      if (!path || !path.args[0]) { this.lost(c, 'MISC_CHECK without misc_path: nothing to run'); return undefined; }
+      let cmd = path.args.join(' ');
+      const addr = rs.args[0] ?? '';
+      const esc = (v: string) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      if (addr) cmd = cmd.replace(new RegExp(`(?<![\\w.:])${esc(addr)}(?![\\w.:])`, 'g'), '{address}');
+      if (rs.args[1]) cmd = cmd.replace(new RegExp(`(?<![\\w.])${esc(rs.args[1])}(?![\\w.])`, 'g'), '{port}');
+      templates.add(cmd);
+      const u = child(c, 'user');
+      if (u) this.lost(u, `MISC_CHECK user ${u.args.join(' ')}: xdirector runs every check script as script_user (set it to this user if that is the one meant)`);
+      if (/(?:^|\s)(?:-p\S|--password[= ]\S)/.test(cmd)) this.lost(path, 'the script carries a password on its command line (visible in ps): move it to a client defaults file the script user reads (--defaults-extra-file)');
+    }
+    if (templates.size > 1) {
+      this.lost(checks[1]!, `the real servers' misc_path commands differ by more than their address and port (${[...templates].join(' | ')}): xdirector runs one command per service`);
+      return undefined;
+    }
+    const command = [...templates][0]!;
+    if (!command.startsWith('/')) {
+      this.lost(child(checks[0]!, 'misc_path')!, `misc_path ${command.split(' ')[0]} is not an absolute path: check scripts run without a shell and without PATH; give the script's full path`);
+      return undefined;
+    }
+    const timeout = checks.map((c) => child(c, 'misc_timeout')?.args[0]).find(Boolean);
+    this.scriptChecks = true;
+    // A command with neither placeholder gets the address and port appended (config/script.ts): keepalived scripts ignore or expect them.
+    return { command, ...(timeout ? { timeout } : {}), dynamic: checks.some((c) => !!child(c, 'misc_dynamic')) };
+  }
+
+  private realServer(r: Stmt, servicePort: number, inhibitAll: boolean, rewritesPorts: boolean): BackendOut {
     const fields: Field[] = [{ key: 'address', value: q(r.args[0] ?? '') }];
     const port = Number(r.args[1]);
+    let disabled: string | undefined;
     if (r.args[1] && port !== servicePort) {
-      fields.push({ key: 'port', value: String(port), why: 'DR does not rewrite the port: the real server must listen on the service port too' });
-      this.lost(r, `real server port ${port} differs from the service port ${servicePort}: DR forwarding keeps the destination port`);
+      if (rewritesPorts) fields.push({ key: 'port', value: String(port) });
+      else {
+        disabled = `real server port ${port} differs from the service port ${servicePort}: DR and tunnel forwarding keep the destination port, so this real server is left out (commented); make it listen on ${servicePort}, or forward the service with NAT`;
+        this.lost(r, disabled);
+      }
     }
     if (inhibitAll || child(r, 'inhibit_on_failure')) {
       // keepalived keeps a failed server at weight 0 so its established connections continue.
@@ -323,26 +506,26 @@ class Translator {
     if (w) fields.push({ key: 'weight', value: String(Number(w.args[0])) });
     for (const c of r.children ?? []) {
       switch (c.keyword) {
-        case 'weight': case 'TCP_CHECK': case 'MISC_CHECK': case 'HTTP_GET': case 'SSL_GET':
-          break;
-        case 'inhibit_on_failure':
+        case 'weight': case 'inhibit_on_failure':
           break;
         case 'notify_up': case 'notify_down':
           this.lost(c, 'no per-backend notify hook: follow backend state in `xdirector status --json` or the metrics'); break;
         default:
-          this.lost(c, 'no equivalent (ignored)');
+          if (!/_CHECK$|_GET$/.test(c.keyword)) this.lost(c, 'no equivalent (ignored)');
       }
     }
-    return { fields, stmt: r };
+    return { fields, stmt: r, ...(disabled ? { disabled } : {}) };
   }
 
-  private health(o: Out, services: ServiceOut[]): void {
+  /** The health section from the services' checks; returns the check interval in ms. */
+  private health(o: Out, services: ServiceOut[]): number {
     const loops = [...new Set(services.map((s) => s.delayLoop).filter((d): d is string => !!d))];
     const cts = [...new Set(services.map((s) => s.connectTimeout).filter((d): d is string => !!d))];
     const retries = [...new Set(services.map((s) => s.retry).filter((d): d is number => d !== undefined))];
-    if (!loops.length && !cts.length && !retries.length) return;
+    if (!loops.length && !cts.length && !retries.length) return 1000;
     o.line(0, 'health:');
-    let interval: number | undefined;
+    // health.interval's default (1s) when no delay_loop says otherwise: timeouts are capped at it.
+    let interval = 1000;
     if (loops.length) {
       const min = loops.map((l) => seconds(l)).filter((d): d is string => !!d).sort((a, b) => durMs(a) - durMs(b))[0];
       if (min) {
@@ -354,7 +537,7 @@ class Translator {
       let min = cts.map((l) => seconds(l)).filter((d): d is string => !!d).sort((a, b) => durMs(a) - durMs(b))[0];
       if (min) {
         const why = `connect_timeout ${cts.join(', ')}`;
-        if (interval !== undefined && durMs(min) > interval) {
+        if (durMs(min) > interval) {
           min = interval % 1000 === 0 ? `${interval / 1000}s` : `${interval}ms`;
           o.line(2, `timeout: ${min}`, `${why}, capped at the interval (a check must end before the next one starts)`);
         } else o.line(2, `timeout: ${min}`, why);
@@ -365,6 +548,7 @@ class Translator {
       const fall = Math.max(...retries) + 1;
       o.line(2, `fall: ${fall}`, `retry ${retries.join(', ')}: the first failure plus ${Math.max(...retries)} retries`);
     }
+    return interval;
   }
 
   private vrrpInstance(o: Out, i: Stmt, topIface: string | undefined): void {

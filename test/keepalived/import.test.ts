@@ -89,10 +89,11 @@ describe('keepalived.conf translation', () => {
     assert.equal(cfg.vrrp[0]!.notify, '/usr/local/bin/keepalived-notify.sh INSTANCE');
   });
 
-  it('translates a split config: group ranges become one service per VIP, MISC_CHECK mysql script gives check mysql and its user, VRRPv3 unicast', () => {
+  it('translates a split config: group ranges become one service per VIP, MISC_CHECK keeps its script with the address as {address}, VRRPv3 unicast', () => {
     const { cfg, raw, unsupported } = imported('split/keepalived.conf');
-    assert.deepEqual(cfg.services.map((s) => `${s.vip}:${s.port}/${s.check}/${s.scheduler}`), ['10.77.0.101:3306/mysql/lc', '10.77.0.102:3306/mysql/lc', 'fd77::100:3306/mysql/sh']);
-    assert.equal(raw.monitor.user, 'haproxy_check');
+    assert.deepEqual(cfg.services.map((s) => `${s.vip}:${s.port}/${s.check}/${s.scheduler}`), ['10.77.0.101:3306/script/lc', '10.77.0.102:3306/script/lc', 'fd77::100:3306/mysql/sh']);
+    assert.deepEqual(cfg.services[0]!.checkScript, { command: '/usr/local/bin/mysqlchk.sh -u haproxy_check -h {address}', timeout: 5000, user: 'keepalived_script', dynamic: false });
+    assert.equal(raw.monitor.user, 'monitor');
     const [v4, v6] = cfg.vrrp;
     assert.deepEqual([v4!.version, v4!.advert_interval, v4!.preempt, v4!.unicast_src, v4!.unicast_peers], [3, 100, false, '10.77.0.1', ['10.77.0.2']]);
     assert.deepEqual(v4!.track.interfaces, [{ name: 'eth1', weight: -30 }]);
@@ -120,10 +121,11 @@ describe('keepalived.conf translation', () => {
 
   it('lists what has no equivalent with file and line: mail, vrrp_strict, sync groups, NAT, HTTP/SSL checks', () => {
     const { unsupported, cfg } = imported('docs-sample.conf');
-    for (const re of [/:4: notification_email/, /:13: vrrp_strict/, /:18: vrrp_sync_group VG1/, /:45: lb_kind NAT/, /:51: HTTP_GET/, /:70: SSL_GET/, /:39: smtp_alert/]) {
+    for (const re of [/:4: notification_email/, /:13: vrrp_strict/, /:18: vrrp_sync_group VG1/, /:45: lb_kind NAT/, /:51: HTTP_GET/, /:70: SSL_GET/, /:39: smtp_alert/, /:58: delay_before_retry 3: no separate retry delay/]) {
       assert.ok(unsupported.some((u) => re.test(u)), `${re} missing from:\n${unsupported.join('\n')}`);
     }
-    assert.equal(cfg.services[1]!.ring, 'ipvs-mh', 'lb_algo mh keeps the IPVS mh table');
+    assert.deepEqual(cfg.services.map((s) => s.name), ['192.168.200.17:443'], 'the NAT service is left out');
+    assert.equal(cfg.services[0]!.ring, 'ipvs-mh', 'lb_algo mh keeps the IPVS mh table');
   });
 
   it('puts a keepalived comment on every line translated by judgement', () => {
@@ -148,17 +150,71 @@ describe('xdirector import-keepalived (command)', () => {
     const out = path.join(tmp, 'docs.yaml');
     const r = spawnSync(process.execPath, [BIN, 'import-keepalived', path.join(FIX, 'docs-sample.conf'), '-o', out], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /11 statement\(s\) have no xdirector equivalent/);
-    assert.match(execFileSync(process.execPath, [BIN, 'check-config', '-c', out], { encoding: 'utf8' }), /OK \(instance lvs_devel, 2 service\(s\)\)/);
+    assert.match(r.stderr, /12 statement\(s\) have no xdirector equivalent/);
+    assert.match(execFileSync(process.execPath, [BIN, 'check-config', '-c', out], { encoding: 'utf8' }), /OK \(instance lvs_devel, 1 service\(s\)\)/);
   });
 
-  it('exits 3 with --strict when something has no equivalent, 0 when everything translates', () => {
-    const strict = spawnSync(process.execPath, [BIN, 'import-keepalived', '--strict', path.join(FIX, 'docs-sample.conf')], { encoding: 'utf8' });
+  it('exits 3 with --strict when something has no equivalent, writing nothing but the list; 0 when everything translates', () => {
+    const out = path.join(tmp, 'strict.yaml');
+    const strict = spawnSync(process.execPath, [BIN, 'import-keepalived', '--strict', path.join(FIX, 'docs-sample.conf'), '-o', out], { encoding: 'utf8' });
     assert.equal(strict.status, 3);
+    assert.equal(strict.stdout, '');
+    assert.equal(fs.existsSync(out), false, '--strict wrote the output file');
+    assert.match(strict.stderr, /docs-sample\.conf:45: lb_kind NAT[^]*--strict: 12 statement\(s\) have no equivalent \(listed above\): nothing was written/);
     const clean = path.join(tmp, 'clean.conf');
     fs.writeFileSync(clean, 'vrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 10.1.1.1/32\n }\n}\nvirtual_server 10.1.1.1 3306 {\n lb_algo rr\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n}\n');
     const ok = spawnSync(process.execPath, [BIN, 'import-keepalived', '--strict', clean], { encoding: 'utf8' });
     assert.equal(ok.status, 0, ok.stderr);
+  });
+
+  it('leaves out a real server on another port with the reason, honours -o and prints the list (the config loads)', () => {
+    const conf = path.join(tmp, 'ports.conf');
+    fs.writeFileSync(conf, 'virtual_server 10.1.1.1 3306 {\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n real_server 10.1.1.3 3307 {\n  TCP_CHECK {\n   connect_port 3307\n  }\n }\n}\n');
+    const out = path.join(tmp, 'ports.yaml');
+    const r = spawnSync(process.execPath, [BIN, 'import-keepalived', conf, '-o', out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /ports\.conf:5: real_server 10\.1\.1\.3 3307: real server port 3307 differs from the service port 3306: DR and tunnel forwarding keep the destination port/);
+    const yaml = fs.readFileSync(out, 'utf8');
+    assert.match(yaml, /^\s+# Left out: real server port 3307[^\n]*\n\s+# - address: "10\.1\.1\.3"/m);
+    assert.deepEqual(parseConfig(yaml, 'ports').services[0]!.backends.map((b) => b.address), ['10.1.1.2']);
+  });
+
+  it('warns about a stray "}" as keepalived does and reads on', () => {
+    const conf = path.join(tmp, 'stray.conf');
+    fs.writeFileSync(conf, 'virtual_server 10.1.1.1 3306 {\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n}\n}\n');
+    const r = spawnSync(process.execPath, [BIN, 'import-keepalived', conf], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /warning: .*stray\.conf:6: "}" closes no block: ignored/);
+    assert.match(r.stdout, /vip: "10\.1\.1\.1"/);
+  });
+
+  it('refuses a config with no service it can translate (fwmark only): exit 4, the list, nothing written', () => {
+    const conf = path.join(tmp, 'fwmark.conf');
+    fs.writeFileSync(conf, 'virtual_server fwmark 1 {\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n}\n');
+    const out = path.join(tmp, 'fwmark.yaml');
+    const r = spawnSync(process.execPath, [BIN, 'import-keepalived', conf, '-o', out], { encoding: 'utf8' });
+    assert.equal(r.status, 4, r.stderr);
+    assert.match(r.stderr, /fwmark\.conf:1: virtual_server fwmark 1: firewall-mark services have no equivalent[^]*no virtual_server of .* could be translated/);
+    assert.equal(fs.existsSync(out), false);
+  });
+
+  it('carries a replica-lag MISC_CHECK over as check: script with misc_dynamic, misc_timeout and script_user, and names the real check port', () => {
+    const conf = path.join(tmp, 'lag.conf');
+    fs.writeFileSync(conf, [
+      'global_defs {\n script_user xdcheck\n enable_script_security\n}',
+      'virtual_server 10.1.1.1 3306 {\n delay_loop 10\n lb_kind DR\n real_server 10.1.1.2 3306 {\n  MISC_CHECK {\n   misc_path "/usr/local/bin/check_slave.pl 10.1.1.2 3306 30"\n   misc_timeout 8\n   misc_dynamic\n  }\n }',
+      ' real_server 10.1.1.3 3306 {\n  MISC_CHECK {\n   misc_path "/usr/local/bin/check_slave.pl 10.1.1.3 3306 30"\n   misc_timeout 8\n   misc_dynamic\n  }\n }\n}',
+      'virtual_server 10.1.1.1 22 {\n lb_kind DR\n real_server 10.1.1.2 22 {\n  TCP_CHECK {\n   connect_timeout 3\n   nb_get_retry 2\n   delay_before_retry 2\n  }\n }\n}',
+    ].join('\n'));
+    const r = translateKeepalived(parseKeepalivedFile(conf));
+    const cfg = parseConfig(r.yaml, 'lag');
+    assert.deepEqual(cfg.services[0]!.checkScript, { command: '/usr/local/bin/check_slave.pl {address} {port} 30', timeout: 8000, user: 'xdcheck', dynamic: true });
+    assert.equal(cfg.services[0]!.pool, 'static');
+    assert.equal(cfg.scriptUser, 'xdcheck');
+    assert.deepEqual([cfg.services[1]!.check, cfg.health.timeout, cfg.health.fall], ['tcp', 3000, 3]);
+    assert.doesNotMatch(r.yaml, /TCP_CHECK on port 3306/);
+    assert.ok(r.unsupported.some((u) => /delay_before_retry 2: no separate retry delay/.test(u)), r.unsupported.join('\n'));
   });
 
   it('exits 2 on a usage error', () => {
