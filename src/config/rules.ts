@@ -285,7 +285,7 @@ export function finish(raw: RawConfig, source: string): Config {
     ...(raw.script_user ? { scriptUser: raw.script_user } : {}),
     ...(raw.monitor ? { monitor: raw.monitor } : {}),
     health: raw.health ?? healthSchema.parse({}),
-    vrrp: resolveVrrpInterfaces(raw.vrrp ?? [], raw.interface),
+    vrrp: resolveVrrpInterfaces(raw.vrrp ?? [], raw.interface).map((v) => (raw.script_user ? { ...v, scriptUser: raw.script_user } : v)),
     ...(raw.bgp ? { bgp: finishBgp(raw.bgp, raw.services.map((s) => s.vip), path.dirname(raw.admin.socket ?? defaultSocketPath(raw.instance))) } : {}),
     tunnel: {
       ...(raw.tunnel.source_v4 ? { sourceV4: raw.tunnel.source_v4.address } : {}),

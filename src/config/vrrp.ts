@@ -140,7 +140,8 @@ export type VrrpConfigInput = z.input<typeof vrrpSchema>;
 export type VrrpConfig = z.output<typeof vrrpSchema>;
 export type VrrpInstanceConfig = VrrpConfig[number];
 /** An instance with its interface resolved. */
-export type ResolvedVrrpInstanceConfig = VrrpInstanceConfig & { interface: string };
+/** With the interface resolved, and the top-level script_user its track and notify scripts run as. */
+export type ResolvedVrrpInstanceConfig = VrrpInstanceConfig & { interface: string; scriptUser?: string };
 
 /**
  * Fill in each instance's interface from the top-level one. Throws a plain

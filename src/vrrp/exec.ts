@@ -3,6 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import type { Logger } from '../log';
+import type { UserIds } from '../config/script';
 
 export interface RunResult {
   ok: boolean;
@@ -12,13 +13,13 @@ export interface RunResult {
   error?: Error;
 }
 
-/** Run `/bin/sh -c command` with extra positional arguments ($1, $2, ...); never rejects. */
-export function runCommand(command: string, args: string[], timeoutMs: number): Promise<RunResult> {
+/** Run `/bin/sh -c command` with extra positional arguments ($1, $2, ...), as `as` when given (script_user); never rejects. */
+export function runCommand(command: string, args: string[], timeoutMs: number, as?: UserIds): Promise<RunResult> {
   return new Promise((resolve) => {
     let timedOut = false;
     let settled = false;
     // Its own process group, so a timeout kills what the shell started too.
-    const child = spawn('/bin/sh', ['-c', `${command} "$@"`, 'xdirector-vrrp', ...args], { stdio: 'ignore', detached: true });
+    const child = spawn('/bin/sh', ['-c', `${command} "$@"`, 'xdirector-vrrp', ...args], { stdio: 'ignore', detached: true, ...(as ? { uid: as.uid, gid: as.gid, cwd: '/' } : {}) });
     const timer = setTimeout(() => {
       timedOut = true;
       try {
@@ -52,6 +53,7 @@ export class NotifyQueue {
     private readonly command: string | undefined,
     private readonly log: Logger,
     private readonly timeoutMs = 30_000,
+    private readonly as?: UserIds,
   ) {}
 
   push(instance: string, state: string, priority: number): void {
@@ -59,7 +61,7 @@ export class NotifyQueue {
     const cmd = this.command;
     this.pending++;
     this.chain = this.chain.then(async () => {
-      const r = await runCommand(cmd, [instance, state, String(priority)], this.timeoutMs);
+      const r = await runCommand(cmd, [instance, state, String(priority)], this.timeoutMs, this.as);
       this.pending--;
       this.runs++;
       if (!r.ok) {

@@ -16,6 +16,7 @@ import type { Logger } from '../log';
 import { Rtnl } from '../net/address';
 import { DROP_REASONS, VRRP_MCAST4, VRRP_MCAST6, encodeAdvert, type DropReason, type RxMeta } from './codec';
 import { NotifyQueue, runCommand } from './exec';
+import { lookupUser, type UserIds } from '../config/script';
 import { gratuitousArp, unsolicitedNa } from './frames';
 import { canonicalAddress } from '../net/inet';
 import { VrrpMachine, realTimers, type MachineStatus, type Timers, type TransitionInfo, type VrrpState } from './machine';
@@ -75,13 +76,19 @@ export class VrrpInstance {
   private stopped = false;
   private timers: Timers;
   private onTransitionCb?: VrrpInstanceOptions['onTransition'];
+  private scriptIds?: UserIds;
 
   constructor(cfg: ResolvedVrrpInstanceConfig, opts: VrrpInstanceOptions) {
     this.cfg = cfg;
     this.log = opts.log.child({ component: 'vrrp', instance: cfg.name });
     this.timers = opts.timers ?? realTimers;
     this.onTransitionCb = opts.onTransition;
-    this.notify = new NotifyQueue(cfg.notify, this.log);
+    // script_user: track and notify scripts run as it (keepalived's script_user); absent: as the daemon's user.
+    if (cfg.scriptUser) {
+      this.scriptIds = lookupUser(cfg.scriptUser);
+      if (!this.scriptIds) throw new XdError('XD_ERR_CONFIG_INVALID', `vrrp instance ${cfg.name}: script_user ${cfg.scriptUser} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${cfg.scriptUser}) or remove script_user`);
+    }
+    this.notify = new NotifyQueue(cfg.notify, this.log, undefined, this.scriptIds);
     for (const t of cfg.track.interfaces) this.trackers.push(new Tracker({ name: `interface:${t.name}`, weight: t.weight }));
     if (cfg.track.xdp) this.trackers.push((this.xdpTracker = new Tracker({ name: 'xdp', weight: cfg.track.xdp.weight })));
     this.trackers.push((this.directorTracker = new Tracker({ name: 'director', weight: cfg.track.xdp?.weight ?? 0 })));
@@ -369,7 +376,7 @@ export class VrrpInstance {
       const t = this.trackers.find((x) => x.name === `script:${s.command}`) ?? this.trackers[k];
       const run = async () => {
         if (this.stopped) return;
-        const r = await runCommand(s.command, [], s.timeout ?? s.interval);
+        const r = await runCommand(s.command, [], s.timeout ?? s.interval, this.scriptIds);
         if (this.stopped) return;
         if (t && t.report(r.ok)) this.trackerChanged(t);
         this.later(run, s.interval);

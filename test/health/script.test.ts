@@ -10,6 +10,7 @@ import { MariaDB } from '../../scripts/lab/mariadb';
 import { parseConfig } from '../../src/config/load';
 import { lookupUser } from '../../src/config/script';
 import { HealthMonitor } from '../../src/health/monitor';
+import { runCommand } from '../../src/vrrp/exec';
 import { desiredState } from '../../src/desired';
 import { XdError } from '../../src/errors';
 import { healthInputs, type TestService } from '../lib/config';
@@ -171,4 +172,12 @@ test('check-config refuses a missing, non-executable or writable-by-others scrip
   assert.equal(problems({ command: ok }, { script_user: USER }), '');
   assert.match(problems({ command: 'check.sh {address}', user: USER }), /must start with the script's absolute path/);
   assert.match(problems({ command: ok, user: USER, timeout: '5s' }), /timeout: \(5000 ms\) must not exceed health\.interval \(1000 ms\)/);
+});
+
+test('script_user: VRRP track and notify commands run as it, and every VRRP instance carries it', async () => {
+  const ids = lookupUser(USER)!;
+  assert.equal((await runCommand(`test "$(id -u):$(id -g)" = "${ids.uid}:${ids.gid}"`, [], 2000, ids)).ok, true);
+  assert.equal((await runCommand(`test "$(id -u)" = "${ids.uid}"`, [], 2000)).ok, ids.uid === process.getuid!(), 'without script_user the command runs as the daemon');
+  const cfg = parseConfig(JSON.stringify({ instance: 't', interface: 'lo', script_user: USER, vrrp: [{ name: 'V', vrid: 9, vips: ['10.9.0.1'] }], services: [{ name: 's', vip: '10.9.0.1', port: 80, check: 'none', backends: [] }] }), 'v.yaml');
+  assert.equal(cfg.vrrp[0]!.scriptUser, USER);
 });
