@@ -16,7 +16,7 @@ import type { Family } from '../state/types';
 import { isPrime, MAX_RING_SIZE, DEFAULT_RING_SIZE } from '../maglev';
 import { IPVS_MH_PRIMES, IPVS_MH_DEFAULT_SIZE } from '../maglev';
 import { MIN_CONFIG_RING_SIZE } from './fields';
-import { finishCheckScript, scriptServiceProblems } from './script';
+import { finishCheckScript, scriptCheckWarnings, scriptServiceProblems } from './script';
 
 const validRingSize = (v: unknown): v is number => typeof v === 'number' && isPrime(v) && v >= MIN_CONFIG_RING_SIZE && v <= MAX_RING_SIZE;
 
@@ -295,5 +295,5 @@ export function finish(raw: RawConfig, source: string): Config {
     services,
     source,
   };
-  return { ...cfg, warnings: configWarnings(cfg) };
+  return { ...cfg, warnings: [...configWarnings(cfg), ...scriptCheckWarnings(cfg.services)] };
 }

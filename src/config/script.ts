@@ -210,3 +210,22 @@ function parseDurationMs(v: unknown): number | undefined {
 export function finishCheckScript(cs: CheckScriptInput, raw: { script_user?: string; health?: { timeout: number } }): CheckScriptConfig {
   return { command: cs.command, timeout: cs.timeout ?? raw.health?.timeout ?? 500, user: (cs.user ?? raw.script_user)!, dynamic: cs.dynamic };
 }
+
+/**
+ * A real server is checked once however many services list it (health/monitor.ts), by the
+ * strongest check. Two services checking one real server with different scripts (a primary check
+ * on the writer VIP, a lag check on the reader VIP) would have one of the scripts never run.
+ */
+export function scriptCheckWarnings(services: readonly { name: string; check: string; checkScript?: CheckScriptConfig; backends: readonly { key: string; name: string }[] }[]): string[] {
+  const first = new Map<string, { service: string; command: string }>();
+  const out: string[] = [];
+  for (const s of services) {
+    if (s.check !== 'script' || !s.checkScript) continue;
+    for (const b of s.backends) {
+      const f = first.get(b.key);
+      if (!f) first.set(b.key, { service: s.name, command: s.checkScript.command });
+      else if (f.command !== s.checkScript.command) out.push(`services ${f.service} and ${s.name} check real server ${b.name} with different scripts, but a real server is checked once: only the script of ${f.service} runs, and its result counts for both; give each service its own real servers (another address or port) or one script for both`);
+    }
+  }
+  return out;
+}

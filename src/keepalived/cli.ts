@@ -23,8 +23,16 @@ left in as comments saying why.
 Exit status: 0 written; 1 the translation does not load (a bug: please report it); 2 usage;
 3 --strict and something has no equivalent; 4 no virtual_server could be translated.`;
 
+/** Where the command writes: the config (without -o) and the report. */
+export interface ImportIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+const processIo: ImportIo = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) };
+
 /** Exit codes: 0 done, 1 the result does not load (a bug: reported), 2 usage, 3 --strict and something was left out, 4 nothing to run. */
-export async function importKeepalivedMain(argv: string[]): Promise<number> {
+export async function importKeepalivedMain(argv: string[], io: ImportIo = processIo): Promise<number> {
   const parsed = parseSubcommandArgs('import-keepalived', IMPORT_USAGE, {
     args: argv,
     allowPositionals: true,
@@ -43,15 +51,15 @@ export async function importKeepalivedMain(argv: string[]): Promise<number> {
   const file = positionals[0]!;
   const warnings: string[] = [];
   const result = translateKeepalived(parseKeepalivedFile(file, warnings), { interface: values.interface, instance: values.instance, tunnelSource: values['tunnel-source'] });
-  const err = (s: string) => process.stderr.write(`import-keepalived: ${s}\n`);
+  const err = (s: string) => io.stderr(`import-keepalived: ${s}\n`);
   for (const w of warnings) err(`warning: ${w}`);
   if (result.unsupported.length) {
     err(`${result.unsupported.length} statement(s) have no xdirector equivalent:`);
-    for (const u of result.unsupported) process.stderr.write(`  ${u}\n`);
+    for (const u of result.unsupported) io.stderr(`  ${u}\n`);
   }
   // The output must load: a translation check-config refuses is a bug, reported as such and never written.
   try {
-    parseConfig(result.yaml, values.output ?? `${file} (imported)`);
+    for (const w of parseConfig(result.yaml, values.output ?? `${file} (imported)`).warnings) err(`warning: ${w}`);
   } catch (e) {
     err(`the translation does not load, so nothing was written; please report this with the input:\n${(e as Error).message}`);
     return 1;
@@ -65,7 +73,7 @@ export async function importKeepalivedMain(argv: string[]): Promise<number> {
     return 3;
   }
   if (values.output) fs.writeFileSync(values.output, result.yaml);
-  else process.stdout.write(result.yaml);
+  else io.stdout(result.yaml);
   err(`${result.judgements} line(s) translated by judgement (marked "# keepalived:")${values.output ? `; written to ${values.output}` : ''}`);
   return 0;
 }

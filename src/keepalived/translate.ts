@@ -146,7 +146,7 @@ class Translator {
       if (s.keyword === 'virtual_server_group' && s.args[0]) this.vsGroups.set(s.args[0], s);
       if (s.keyword === 'vrrp_script' && s.args[0]) this.scripts.set(s.args[0], s);
       if (s.keyword === 'global_defs') this.globals = s;
-      const src = s.keyword === 'vrrp_instance' ? child(s, 'unicast_src_ip')?.args[0] : undefined;
+      const src = s.keyword === 'vrrp_instance' ? child(s, 'unicast_src_ip')?.args[0]?.replace(/\/\d+$/, '') : undefined;
       const srcFam = src ? addressFamily(src) : undefined;
       if (src && srcFam && !this.tunnelSrc.has(srcFam)) this.tunnelSrc.set(srcFam, [src, `unicast_src_ip of vrrp_instance ${s.args[0]}: the director's own address, the outer source real servers see`]);
     }
@@ -319,7 +319,8 @@ class Translator {
     }
     const get = (kw: string) => child(vs, kw)?.args[0];
     const algo = get('lb_algo') ?? get('lvs_sched') ?? 'wlc';
-    const persistence = child(vs, 'persistence_timeout');
+    // persistence_timeout 0 is keepalived's "no persistence".
+    const persistence = child(vs, 'persistence_timeout') && Number(child(vs, 'persistence_timeout')!.args[0] ?? 0) > 0;
     const proto = (get('protocol') ?? 'TCP').toUpperCase();
     const reals = (vs.children ?? []).filter((c) => c.keyword === 'real_server');
     const fields: Field[] = [];
@@ -581,13 +582,18 @@ class Translator {
     if (g('nopreempt')) o.line(4, 'preempt: false');
     const pd = g('preempt_delay')?.args[0];
     if (pd) o.line(4, `preempt_delay: ${seconds(pd) ?? pd}`);
-    const src = g('unicast_src_ip')?.args[0];
-    const peers = (g('unicast_peer')?.children ?? []).map((p) => {
+    // Public configs write a prefix length on these (10.0.0.1/24); it means nothing for a peer.
+    const bare = (a: string) => a.replace(/\/\d+$/, '');
+    const rawSrc = g('unicast_src_ip')?.args[0];
+    const src = rawSrc && bare(rawSrc);
+    const rawPeers = (g('unicast_peer')?.children ?? []).map((p) => {
       if (p.args.length) this.lost(p, `peer options ${p.args.join(' ')} are not kept`);
       return p.keyword;
     });
-    if (src) o.line(4, `unicast_src: ${q(src)}`);
-    if (peers.length) o.line(4, `unicast_peers: [${peers.map(q).join(', ')}]`);
+    const peers = rawPeers.map(bare);
+    const prefixed = [rawSrc, ...rawPeers].some((a) => a && a !== bare(a));
+    if (src) o.line(4, `unicast_src: ${q(src)}`, rawSrc !== src ? `unicast_src_ip ${rawSrc}: the address without its prefix length` : undefined);
+    if (peers.length) o.line(4, `unicast_peers: [${peers.map(q).join(', ')}]`, prefixed && rawSrc === src ? 'unicast_peer addresses without their prefix length' : undefined);
     const auth = g('authentication');
     if (auth) {
       const type = child(auth, 'auth_type')?.args[0]?.toUpperCase();
