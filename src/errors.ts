@@ -40,6 +40,7 @@ export const codes = {
   XD_ERR_API: 'the admin API could not be reached or refused the request',
   XD_ERR_NOT_FOUND: 'the named object (backend, service, instance) does not exist',
   XD_ERR_USAGE: 'the command line is wrong',
+  XD_ERR_PERMISSION: 'the command needs privileges this process lacks (root: CAP_NET_ADMIN, CAP_BPF); which ones in the message',
   XD_ERR_INSTANCE_RUNNING: 'another daemon of the same instance is running (its pid in the message); the second start changed nothing',
   // daemon state kept on disk
   XD_ERR_STATE_FILE: 'a file the daemon keeps between runs (the drained backends) is unreadable, corrupt or unsafe (a symlink, not a regular file, another owner); the path and the fix are in the message',

@@ -16,7 +16,8 @@ export async function apiRequest(socketPath: string, method: 'GET' | 'POST', pat
     // A POST the daemon received may still be carried out after we stop waiting: say so.
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms${method === 'POST' ? ' (the daemon may still be carrying out the request: see `xdirector status`)' : ''}`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
-      const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ': is `xdirector run` running for this instance?' : '';
+      const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ': is `xdirector run` running for this instance?'
+        : err.code === 'EACCES' || err.code === 'EPERM' ? ': the admin socket is root\'s: run as root (CAP_NET_ADMIN, CAP_BPF)' : '';
       reject(new XdError('XD_ERR_API', `cannot reach xdirector at ${socketPath}: ${err.message}${hint}`, { cause: err }));
     });
     if (data) req.write(data);

@@ -1,4 +1,5 @@
 // Human-readable `xdirector status`, laid out like `ipvsadm -Ln --stats`.
+import { xdirectorVersion } from '../version';
 import type { DaemonStatus } from '../daemon/status';
 import { hostPort } from '../net/inet';
 import type { BackendHealth } from '../health';
@@ -97,4 +98,18 @@ export function formatRates(st: DaemonStatus, opts: { exact?: boolean } = {}): s
     }
   }
   return out.join('\n') + '\n';
+}
+
+/**
+ * `status --json` (with its version) and `status --rate --json`: before the daemon has two
+ * counter samples (its first 2 to 4 s) the rates are null, printed as a "warming up" object
+ * rather than a bare null a script would have to guess about.
+ */
+export function statusJson(st: DaemonStatus, o: { rate: boolean }): string {
+  if (o.rate) {
+    const body = st.rates ?? { state: 'warming up', message: 'no rates yet: the daemon samples its counters every 2 s and needs two samples' };
+    return JSON.stringify(body, null, 2) + '\n';
+  }
+  // The daemon's version; a daemon older than the field sends none: the installed one, which it runs after a restart.
+  return JSON.stringify({ ...st, version: st.version ?? xdirectorVersion() }, null, 2) + '\n';
 }

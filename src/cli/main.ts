@@ -8,8 +8,11 @@ import { hostPort } from '../net/inet';
 import { apiCall, apiRequest } from '../api/client';
 import type { ApiMessage } from '../api/server';
 import type { DaemonStatus } from '../daemon/status';
-import { formatRates, formatStatus } from './format';
+import { formatRates, formatStatus, statusJson } from './format';
 import { parseSubcommandArgs } from '../subcommand';
+import { suggest } from '../config/fields';
+import { xdirectorVersion } from '../version';
+import { missingRunCapabilities, RUN_AS_ROOT } from './privileges';
 
 /** How long `xdirector dataplane` waits for the switch's answer. */
 const DATAPLANE_SWITCH_TIMEOUT_MS = 180_000;
@@ -59,7 +62,10 @@ async function socketFor(v: { config?: string; socket?: string; instance?: strin
   let socks: string[] = [];
   try {
     socks = fs.readdirSync(DEFAULT_SOCKET_DIR).filter((f) => f.endsWith('.sock'));
-  } catch { /* none */ }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new XdError('XD_ERR_PERMISSION', `cannot list the running instances in ${DEFAULT_SOCKET_DIR} (${code}): ${RUN_AS_ROOT}`, { cause: err });
+  }
   if (socks.length === 1) return `${DEFAULT_SOCKET_DIR}/${socks[0]}`;
   throw new XdError('XD_ERR_USAGE', socks.length === 0
     ? `no running xdirector found in ${DEFAULT_SOCKET_DIR}: give -c FILE or --socket PATH`
@@ -139,13 +145,14 @@ function weightArg(text: string): number {
 
 export async function main(argv: string[]): Promise<number> {
   const cmd = argv[0];
-  if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+  // Asked for: the usage on standard output. Not given a command: a usage error like any other (stderr, exit 2).
+  if (cmd === '-h' || cmd === '--help' || cmd === 'help') {
     process.stdout.write(USAGE + '\n');
-    return cmd ? 0 : 2;
+    return 0;
   }
+  if (!cmd) throw new XdError('XD_ERR_USAGE', `a command is needed\n${USAGE}`);
   if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
-    const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8')) as { version: string };
-    process.stdout.write(`xdirector ${pkg.version}\n`);
+    process.stdout.write(`xdirector ${xdirectorVersion()}\n`);
     return 0;
   }
   const rest = argv.slice(1);
@@ -162,7 +169,10 @@ export async function main(argv: string[]): Promise<number> {
     if (!parseSubcommandArgs(cmd, COMMAND_HELP.bench!, { args: rest, strict: false, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })) return 0;
     return runBench(rest);
   }
-  if (!COMMAND_HELP[cmd]) throw new XdError('XD_ERR_USAGE', `unknown command "${cmd}"\n${USAGE}`);
+  if (!COMMAND_HELP[cmd]) {
+    const near = suggest(cmd, [...Object.keys(COMMAND_HELP), 'import-keepalived', 'realserver', 'help', 'version']);
+    throw new XdError('XD_ERR_USAGE', `unknown command "${cmd}"${near ? `; did you mean "${near}"?` : ''}\n${USAGE}`);
+  }
   // `weight db1 -1` is a weight the daemon refuses with the range, not an unknown option "-1".
   const negative = (a: string) => /^-\d+$/.test(a);
   const args = cmd === 'weight' && rest.some(negative) ? [...rest.filter((a) => !negative(a)), '--', ...rest.filter(negative)] : rest;
@@ -184,6 +194,8 @@ export async function main(argv: string[]): Promise<number> {
     case 'run': {
       positionalsOf(cmd, positionals, 0, '');
       if (!v.config) throw new XdError('XD_ERR_USAGE', 'run needs -c FILE');
+      const missing = missingRunCapabilities();
+      if (missing.length) throw new XdError('XD_ERR_PERMISSION', `run: this process lacks ${missing.join(' and ')} (XDP, BPF maps, addresses and IPVS need them): ${RUN_AS_ROOT}`);
       const { runDaemon } = await import('../daemon/run');
       return runDaemon(v.config, { logLevel: v['log-level'] });
     }
@@ -208,11 +220,11 @@ export async function main(argv: string[]): Promise<number> {
       positionalsOf(cmd, positionals, 0, '');
       const st = await apiCall<DaemonStatus>(await socketFor(v), 'GET', '/status');
       if (v.rate) {
-        if (v.json) process.stdout.write(JSON.stringify(st.rates, null, 2) + '\n');
+        if (v.json) process.stdout.write(statusJson(st, { rate: true }));
         else process.stdout.write(formatRates(st, { exact: !!v.exact }));
         return 0;
       }
-      process.stdout.write(v.json ? JSON.stringify(st, null, 2) + '\n' : formatStatus(st, { exact: !!v.exact }));
+      process.stdout.write(v.json ? statusJson(st, { rate: false }) : formatStatus(st, { exact: !!v.exact }));
       return 0;
     }
     case 'drain':

@@ -11,11 +11,22 @@ export const MIN_TOKEN_LENGTH = 16;
 
 /**
  * Warnings about the files the config names (they do not refuse the config): a token file other
- * users can read (group or world permission bits) hands them the HTTP listener.
+ * users can read (group or world permission bits) hands them the HTTP listener; a password file
+ * they can read hands them the monitor account (or the BGP session key).
  */
 export function fileWarnings(raw: unknown): string[] {
   const admin = isObj(raw) && isObj(raw.admin) ? raw.admin : undefined;
   const out: string[] = [];
+  const monitor = isObj(raw) && isObj(raw.monitor) ? raw.monitor : undefined;
+  const bgp = isObj(raw) && isObj(raw.bgp) ? raw.bgp : undefined;
+  const secrets: [string, unknown, string][] = [['monitor.password_file', monitor?.password_file, 'the monitor account\'s password']];
+  (Array.isArray(bgp?.neighbours) ? bgp.neighbours : []).forEach((n, i) => secrets.push([`bgp.neighbours[${i}].password_file`, isObj(n) ? n.password_file : undefined, 'the BGP session key']));
+  for (const [key, f, what] of secrets) {
+    if (typeof f !== 'string' || f === '') continue;
+    let mode: number;
+    try { mode = fs.statSync(f).mode & 0o777; } catch { continue; /* fileProblems reports it */ }
+    if (mode & 0o077) out.push(`${key}: ${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it has ${what}; chmod 600 ${f}`);
+  }
   for (const key of ['http_token_file', 'http_read_token_file'] as const) {
     const f = admin?.[key];
     if (typeof f !== 'string' || f === '') continue;

@@ -1,6 +1,7 @@
 // `xdirector run`: the daemon. Config and health produce a desired state; the
 // dataplane is told the whole state and works out the difference; VRRP decides
 // whether this director holds the VIPs. One reconcile at a time, coalesced.
+import { xdirectorVersion } from '../version';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger } from '../log';
@@ -567,6 +568,7 @@ export class Daemon {
     const applyAlert = this.applyRetry.alert();
     return {
       instance: this.cfg.instance,
+      version: xdirectorVersion(),
       pid: process.pid,
       startedAt: this.startedAt,
       config: path.resolve(this.configFile),

@@ -19,6 +19,8 @@ export interface UnresolvedStatus {
 
 export interface DaemonStatus {
   instance: string;
+  /** The running daemon's xdirector version (absent from daemons older than this field). */
+  version?: string;
   pid: number;
   /** ISO time the daemon started. */
   startedAt: string;

@@ -6,7 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { BIN } from '../daemon/harness';
+import { statusJson } from '../../src/cli/format';
+import { loadConfig } from '../../src/config/load';
+import type { DaemonStatus } from '../../src/daemon/status';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `xtcli${process.pid}-`));
 const pinDir = `/sys/fs/bpf/xtcli${process.pid}`;
@@ -95,4 +99,61 @@ test('check-config prints a warning for each VRRP VIP that is no service VIP and
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /warn\.yaml: warning: vrrp\[0\] \(vi1\): VIP 10\.99\.0\.200 is no service's VIP/);
   assert.match(r.stderr, /warn\.yaml: warning: service mysql: VIP 10\.99\.0\.100 is held by no VRRP instance/);
+});
+
+test('a bare xdirector is a usage error: the usage on stderr, exit 2; a mistyped command gets a "did you mean"', async () => {
+  const r = await cli([]);
+  assert.deepEqual([r.code, r.stdout], [2, '']);
+  assert.match(r.stderr, /^xdirector: a command is needed\nusage: xdirector <command>/);
+  const typo = await cli(['stauts']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^xdirector: unknown command "stauts"; did you mean "status"\?/);
+});
+
+/** The CLI as an unprivileged user (nobody), with no capabilities. */
+function cliAsNobody(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, BIN, ...args], { timeout: 30000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('as a user without the capabilities, run and status say to run as root (CAP_NET_ADMIN, CAP_BPF)', async () => {
+  const f = write('nobody.yaml', good('lo'));
+  fs.chmodSync(f, 0o644);
+  const run = await cliAsNobody(['run', '-c', f]);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /^xdirector: run: this process lacks CAP_NET_ADMIN and CAP_BPF .*: run as root \(CAP_NET_ADMIN, CAP_BPF\)\n$/);
+  // A listening admin socket in a directory only root can enter (as /run/xdirector is).
+  const sock = path.join(tmp, 'root.sock');
+  const server = net.createServer((c) => c.destroy());
+  await new Promise<void>((r) => server.listen(sock, r));
+  try {
+    const st = await cliAsNobody(['status', '--socket', sock]);
+    assert.equal(st.code, 1);
+    assert.match(st.stderr, /cannot reach xdirector at .*root\.sock: .*EACCES.*: the admin socket is root's: run as root \(CAP_NET_ADMIN, CAP_BPF\)/);
+  } finally {
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
+test('status --json carries the version, and status --rate --json says "warming up" before the first rates', () => {
+  const st = { instance: 'x', pid: 1, rates: null } as unknown as DaemonStatus;
+  const version = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8')).version;
+  assert.equal(JSON.parse(statusJson(st, { rate: false })).version, version);
+  assert.equal(JSON.parse(statusJson({ ...st, version: '0.0.1-old' }, { rate: false })).version, '0.0.1-old', 'the daemon\'s own version first');
+  assert.deepEqual(JSON.parse(statusJson(st, { rate: true })).state, 'warming up');
+});
+
+test('check-config warns about a password file other users can read', async () => {
+  const pw = path.join(tmp, 'monitor.pw');
+  fs.writeFileSync(pw, 'secret\n', { mode: 0o644 });
+  fs.chmodSync(pw, 0o644);
+  const f = write('pwmode.yaml', good('lo').replace('\nservices:', `\nmonitor: { user: m, password_file: ${pw} }\nservices:`));
+  const r = await cli(['check-config', '-c', f]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /pwmode\.yaml: warning: monitor\.password_file: .*monitor\.pw is readable by every user \(mode 0644\): anyone who reads it has the monitor account's password; chmod 600 /);
+  fs.chmodSync(pw, 0o600);
+  assert.deepEqual(loadConfig(f).warnings.filter((w) => /password_file/.test(w)), [], 'mode 0600: no warning');
 });
