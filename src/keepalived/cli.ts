@@ -3,6 +3,7 @@
 // equivalent on stderr (always, whatever else happens), and write the config only when it loads,
 // has a service to run, and (with --strict) nothing was left out.
 import fs from 'node:fs';
+import path from 'node:path';
 import { XdError } from '../errors';
 import { parseSubcommandArgs } from '../subcommand';
 import { parseConfig } from '../config';
@@ -12,7 +13,7 @@ import { translateKeepalived } from './translate';
 export const IMPORT_USAGE = `usage: xdirector import-keepalived FILE [-o OUT] [--strict] [--interface IF] [--instance NAME] [--tunnel-source ADDR]
 
 Translate a keepalived.conf (with its includes) into an xdirector config.
-  -o, --output OUT   write the config to OUT (default: standard output)
+  -o, --output OUT   write the config to OUT, making its directory if needed (default: standard output)
   --strict           exit 3 and write nothing when something has no equivalent (listed on standard error either way)
   --interface IF     the director interface when no vrrp_instance names one
   --instance NAME    instance name (default: global_defs router_id)
@@ -72,7 +73,11 @@ export async function importKeepalivedMain(argv: string[], io: ImportIo = proces
     err(`--strict: ${result.unsupported.length} statement(s) have no equivalent (listed above): nothing was written`);
     return 3;
   }
-  if (values.output) fs.writeFileSync(values.output, result.yaml);
+  if (values.output) {
+    // A first migration has no /etc/xdirector yet: make it (as mkdir -p would), so -o works as the README writes it.
+    fs.mkdirSync(path.dirname(path.resolve(values.output)), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(values.output, result.yaml);
+  }
   else io.stdout(result.yaml);
   err(`${result.judgements} line(s) translated by judgement (marked "# keepalived:")${values.output ? `; written to ${values.output}` : ''}`);
   return 0;
