@@ -423,8 +423,9 @@ class Translator {
           if (Number(s.args[0]) !== rsPort) this.lost(s, `the check port ${s.args[0]} differs from the real server's port ${rsPort}: xdirector checks the port it forwards to`);
         } else if (s.keyword === 'delay_before_retry') {
           this.lost(s, 'no separate retry delay: xdirector retries at the next health.interval (a failure counts towards health.fall)');
-        } else if (!CHECK_COMMON.has(s.keyword) && !(c.keyword === 'MISC_CHECK' && ['misc_path', 'misc_timeout', 'misc_dynamic', 'user'].includes(s.keyword)) && c.keyword === 'TCP_CHECK') {
-          this.lost(s, `TCP_CHECK ${s.keyword} has no equivalent (ignored)`);
+        } else if ((c.keyword === 'TCP_CHECK' || c.keyword === 'MISC_CHECK') && !CHECK_COMMON.has(s.keyword) && !(c.keyword === 'MISC_CHECK' && ['misc_path', 'misc_timeout', 'misc_dynamic', 'user'].includes(s.keyword))) {
+          // (The other check kinds are listed whole: their settings went with them.)
+          this.lost(s, `${c.keyword} ${s.keyword} has no equivalent (ignored)`);
         }
       }
     }
@@ -668,7 +669,7 @@ class Translator {
         }
         for (const c of s.children ?? []) {
           if (['script', 'interval', 'timeout', 'weight', 'rise', 'fall'].includes(c.keyword)) continue;
-          this.lost(c, c.keyword === 'user' ? 'scripts run as the xdirector user' : 'no equivalent (ignored)');
+          this.lost(c, c.keyword === 'user' ? 'a per-script user has no equivalent: every script runs as script_user (or the daemon\'s user without it)' : 'no equivalent (ignored)');
         }
         o.line(8, `- { ${parts.join(', ')} }`, `vrrp_script ${sc.name}`);
       }

@@ -11,12 +11,30 @@ import { parseConfig } from '../../src/config/load';
 import { parseKeepalivedFile, parseKeepalivedText } from '../../src/keepalived/parse';
 import { translateKeepalived } from '../../src/keepalived/translate';
 import { runCommand } from '../../src/vrrp/exec';
+import { importKeepalivedMain } from '../../src/keepalived/cli';
+import { XdError } from '../../src/errors';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const FIX = path.join(ROOT, 'test/fixtures/keepalived');
 const BIN = path.join(ROOT, 'bin/xdirector.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `xdka${process.pid}-`));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/**
+ * The command in process (its own code, output captured; a usage error thrown as bin/xdirector.js
+ * would report it, exit 2): a process per case costs a second or more on a loaded machine.
+ */
+async function importCmd(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  const r = { status: 0, stdout: '', stderr: '' };
+  try {
+    r.status = await importKeepalivedMain(args, { stdout: (t) => { r.stdout += t; }, stderr: (t) => { r.stderr += t; } });
+  } catch (e) {
+    assert.ok(e instanceof XdError, String(e));
+    r.stderr += `xdirector: ${e.message}\n`;
+    r.status = e.code === 'XD_ERR_USAGE' ? 2 : 1;
+  }
+  return r;
+}
 
 function imported(file: string) {
   const r = translateKeepalived(parseKeepalivedFile(path.join(FIX, file)));
@@ -154,24 +172,24 @@ describe('xdirector import-keepalived (command)', () => {
     assert.match(execFileSync(process.execPath, [BIN, 'check-config', '-c', out], { encoding: 'utf8' }), /OK \(instance lvs_devel, 1 service\(s\)\)/);
   });
 
-  it('exits 3 with --strict when something has no equivalent, writing nothing but the list; 0 when everything translates', () => {
+  it('exits 3 with --strict when something has no equivalent, writing nothing but the list; 0 when everything translates', async () => {
     const out = path.join(tmp, 'strict.yaml');
-    const strict = spawnSync(process.execPath, [BIN, 'import-keepalived', '--strict', path.join(FIX, 'docs-sample.conf'), '-o', out], { encoding: 'utf8' });
+    const strict = await importCmd(['--strict', path.join(FIX, 'docs-sample.conf'), '-o', out]);
     assert.equal(strict.status, 3);
     assert.equal(strict.stdout, '');
     assert.equal(fs.existsSync(out), false, '--strict wrote the output file');
     assert.match(strict.stderr, /docs-sample\.conf:45: lb_kind NAT[^]*--strict: 12 statement\(s\) have no equivalent \(listed above\): nothing was written/);
     const clean = path.join(tmp, 'clean.conf');
     fs.writeFileSync(clean, 'vrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 10.1.1.1/32\n }\n}\nvirtual_server 10.1.1.1 3306 {\n lb_algo rr\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n}\n');
-    const ok = spawnSync(process.execPath, [BIN, 'import-keepalived', '--strict', clean], { encoding: 'utf8' });
+    const ok = await importCmd(['--strict', clean]);
     assert.equal(ok.status, 0, ok.stderr);
   });
 
-  it('leaves out a real server on another port with the reason, honours -o and prints the list (the config loads)', () => {
+  it('leaves out a real server on another port with the reason, honours -o and prints the list (the config loads)', async () => {
     const conf = path.join(tmp, 'ports.conf');
     fs.writeFileSync(conf, 'virtual_server 10.1.1.1 3306 {\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n real_server 10.1.1.3 3307 {\n  TCP_CHECK {\n   connect_port 3307\n  }\n }\n}\n');
     const out = path.join(tmp, 'ports.yaml');
-    const r = spawnSync(process.execPath, [BIN, 'import-keepalived', conf, '-o', out], { encoding: 'utf8' });
+    const r = await importCmd([conf, '-o', out]);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /ports\.conf:5: real_server 10\.1\.1\.3 3307: real server port 3307 differs from the service port 3306: DR and tunnel forwarding keep the destination port/);
@@ -180,20 +198,20 @@ describe('xdirector import-keepalived (command)', () => {
     assert.deepEqual(parseConfig(yaml, 'ports').services[0]!.backends.map((b) => b.address), ['10.1.1.2']);
   });
 
-  it('warns about a stray "}" as keepalived does and reads on', () => {
+  it('warns about a stray "}" as keepalived does and reads on', async () => {
     const conf = path.join(tmp, 'stray.conf');
     fs.writeFileSync(conf, 'virtual_server 10.1.1.1 3306 {\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n}\n}\n');
-    const r = spawnSync(process.execPath, [BIN, 'import-keepalived', conf], { encoding: 'utf8' });
+    const r = await importCmd([conf]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /warning: .*stray\.conf:6: "}" closes no block: ignored/);
     assert.match(r.stdout, /vip: "10\.1\.1\.1"/);
   });
 
-  it('refuses a config with no service it can translate (fwmark only): exit 4, the list, nothing written', () => {
+  it('refuses a config with no service it can translate (fwmark only): exit 4, the list, nothing written', async () => {
     const conf = path.join(tmp, 'fwmark.conf');
     fs.writeFileSync(conf, 'virtual_server fwmark 1 {\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n}\n');
     const out = path.join(tmp, 'fwmark.yaml');
-    const r = spawnSync(process.execPath, [BIN, 'import-keepalived', conf, '-o', out], { encoding: 'utf8' });
+    const r = await importCmd([conf, '-o', out]);
     assert.equal(r.status, 4, r.stderr);
     assert.match(r.stderr, /fwmark\.conf:1: virtual_server fwmark 1: firewall-mark services have no equivalent[^]*no virtual_server of .* could be translated/);
     assert.equal(fs.existsSync(out), false);
@@ -203,7 +221,7 @@ describe('xdirector import-keepalived (command)', () => {
     const conf = path.join(tmp, 'lag.conf');
     fs.writeFileSync(conf, [
       'global_defs {\n script_user xdcheck\n enable_script_security\n}',
-      'virtual_server 10.1.1.1 3306 {\n delay_loop 10\n lb_kind DR\n real_server 10.1.1.2 3306 {\n  MISC_CHECK {\n   misc_path "/usr/local/bin/check_slave.pl 10.1.1.2 3306 30"\n   misc_timeout 8\n   misc_dynamic\n  }\n }',
+      'virtual_server 10.1.1.1 3306 {\n delay_loop 10\n lb_kind DR\n real_server 10.1.1.2 3306 {\n  MISC_CHECK {\n   misc_path "/usr/local/bin/check_slave.pl 10.1.1.2 3306 30"\n   misc_timeout 8\n   misc_dynamic\n   warmup 5\n  }\n }',
       ' real_server 10.1.1.3 3306 {\n  MISC_CHECK {\n   misc_path "/usr/local/bin/check_slave.pl 10.1.1.3 3306 30"\n   misc_timeout 8\n   misc_dynamic\n  }\n }\n}',
       'virtual_server 10.1.1.1 22 {\n lb_kind DR\n real_server 10.1.1.2 22 {\n  TCP_CHECK {\n   connect_timeout 3\n   nb_get_retry 2\n   delay_before_retry 2\n  }\n }\n}',
     ].join('\n'));
@@ -215,10 +233,11 @@ describe('xdirector import-keepalived (command)', () => {
     assert.deepEqual([cfg.services[1]!.check, cfg.health.timeout, cfg.health.fall], ['tcp', 3000, 3]);
     assert.doesNotMatch(r.yaml, /TCP_CHECK on port 3306/);
     assert.ok(r.unsupported.some((u) => /delay_before_retry 2: no separate retry delay/.test(u)), r.unsupported.join('\n'));
+    assert.ok(r.unsupported.some((u) => /lag\.conf:\d+: warmup 5: MISC_CHECK warmup has no equivalent/.test(u)), r.unsupported.join('\n'));
   });
 
-  it('exits 2 on a usage error', () => {
-    const r = spawnSync(process.execPath, [BIN, 'import-keepalived'], { encoding: 'utf8' });
+  it('exits 2 on a usage error', async () => {
+    const r = await importCmd([]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /needs one keepalived\.conf file/);
   });
