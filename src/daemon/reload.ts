@@ -20,6 +20,8 @@ function healthView(s: ServiceConfig) {
   return {
     name: s.name,
     check: s.check,
+    // A new script, timeout, user or dynamic setting needs a new monitor (it resolves the user at start).
+    checkScript: s.checkScript,
     pool: s.pool,
     readersIncludeWriter: s.readersIncludeWriter,
     scheduler: s.scheduler,

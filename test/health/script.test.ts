@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/config/load';
 import { lookupUser } from '../../src/config/script';
 import { HealthMonitor } from '../../src/health/monitor';
 import { runCommand } from '../../src/vrrp/exec';
+import { healthInputsChanged } from '../../src/daemon/reload';
 import { desiredState } from '../../src/desired';
 import { XdError } from '../../src/errors';
 import { healthInputs, type TestService } from '../lib/config';
@@ -180,4 +181,13 @@ test('script_user: VRRP track and notify commands run as it, and every VRRP inst
   assert.equal((await runCommand(`test "$(id -u)" = "${ids.uid}"`, [], 2000)).ok, ids.uid === process.getuid!(), 'without script_user the command runs as the daemon');
   const cfg = parseConfig(JSON.stringify({ instance: 't', interface: 'lo', script_user: USER, vrrp: [{ name: 'V', vrid: 9, vips: ['10.9.0.1'] }], services: [{ name: 's', vip: '10.9.0.1', port: 80, check: 'none', backends: [] }] }), 'v.yaml');
   assert.equal(cfg.vrrp[0]!.scriptUser, USER);
+});
+
+test('a reload that changes a check script, its timeout, user or dynamic setting rebuilds the health monitor', () => {
+  const cfg = (cs: Record<string, unknown>) => parseConfig(JSON.stringify({ instance: 't', interface: 'lo', script_user: USER, services: [{ name: 's', vip: '10.9.0.1', port: 80, check: 'script', check_script: cs, backends: [{ address: '10.9.0.2' }] }] }), 'r.yaml');
+  const base = cfg({ command: '/bin/true' });
+  assert.equal(healthInputsChanged(base, cfg({ command: '/bin/true' })), false);
+  for (const cs of [{ command: '/bin/false' }, { command: '/bin/true', timeout: '200ms' }, { command: '/bin/true', dynamic: true }, { command: '/bin/true', user: 'root' }]) {
+    assert.equal(healthInputsChanged(base, cfg(cs)), true, JSON.stringify(cs));
+  }
 });
