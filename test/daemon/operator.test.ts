@@ -6,7 +6,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { E2e, svc } from './harness';
+import fs from 'node:fs';
+import path from 'node:path';
+import { E2e, ROOT, svc } from './harness';
 
 const VIP_RO = '10.77.0.101';
 const e = new E2e({ tag: 'op', realServers: 2 });
@@ -45,6 +47,11 @@ before(async () => {
 
 after(async () => {
   await e.teardown();
+});
+
+test('status --json names the running daemon\'s version', async () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(JSON.parse((await e.cli(d, ['status', '--json'])).stdout).version, pkg.version);
 });
 
 test('drain SERVICE/BACKEND stops new connections to the backend in that service only', async () => {
