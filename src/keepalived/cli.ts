@@ -10,13 +10,15 @@ import { parseConfig } from '../config';
 import { parseKeepalivedFile } from './parse';
 import { translateKeepalived } from './translate';
 
-export const IMPORT_USAGE = `usage: xdirector import-keepalived FILE [-o OUT] [--strict] [--interface IF] [--instance NAME] [--tunnel-source ADDR]
+export const IMPORT_USAGE = `usage: xdirector import-keepalived FILE [-o OUT] [--strict] [--interface IF] [--instance NAME] [--config-id ID] [--tunnel-source ADDR]
 
 Translate a keepalived.conf (with its includes) into an xdirector config.
   -o, --output OUT   write the config to OUT, making its directory if needed (default: standard output)
   --strict           exit 3 and write nothing when something has no equivalent (listed on standard error either way)
   --interface IF     the director interface when no vrrp_instance names one
   --instance NAME    instance name (default: global_defs router_id)
+  --config-id ID     read the lines a keepalived started with -i ID reads (@ID conditional lines;
+                     default: this host's name, as keepalived)
   --tunnel-source ADDR  the director's address real servers see on tunnelled packets (lb_kind TUN;
                      default: a vrrp_instance's unicast_src_ip of the same family)
 Lines translated by judgement carry a "# keepalived:" comment; parts that cannot be translated are
@@ -43,6 +45,7 @@ export async function importKeepalivedMain(argv: string[], io: ImportIo = proces
       interface: { type: 'string' },
       instance: { type: 'string' },
       'tunnel-source': { type: 'string', multiple: true },
+      'config-id': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -51,7 +54,7 @@ export async function importKeepalivedMain(argv: string[], io: ImportIo = proces
   if (positionals.length !== 1) throw new XdError('XD_ERR_USAGE', `import-keepalived needs one keepalived.conf file\n${IMPORT_USAGE}`);
   const file = positionals[0]!;
   const warnings: string[] = [];
-  const result = translateKeepalived(parseKeepalivedFile(file, warnings), { interface: values.interface, instance: values.instance, tunnelSource: values['tunnel-source'] });
+  const result = translateKeepalived(parseKeepalivedFile(file, { warnings, configId: values['config-id'] }), { interface: values.interface, instance: values.instance, tunnelSource: values['tunnel-source'] });
   const err = (s: string) => io.stderr(`import-keepalived: ${s}\n`);
   for (const w of warnings) err(`warning: ${w}`);
   if (result.unsupported.length) {

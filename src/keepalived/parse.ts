@@ -8,11 +8,33 @@
 //   short block may sit on one line (`unicast_peer { 10.0.0.2 }`);
 // - `include GLOB` reads files in place (a relative pattern is relative to the including file's
 //   directory), in sorted order; a pattern that matches nothing is an error here;
-// - `$NAME=value` defines a parameter that `$NAME` / `${NAME}` later expand to.
+// - `$NAME=value` defines a parameter that `$NAME` / `${NAME}` later expand to;
+// - a line starting `@ID` is read only by the keepalived started with `-i ID` (its config id,
+//   the host name by default), one starting `@^ID` by every other.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { XdError } from '../errors';
+
+/** What parsing needs besides the text: keepalived's config id (conditional lines) and where warnings go. */
+export interface ParseOptions {
+  /** The `-i` config id of the keepalived whose view to read; default: this host's name, as keepalived. */
+  configId?: string;
+  /** Warnings (a stray "}", conditional lines read by the default id) are added here. */
+  warnings?: string[];
+}
+
+interface Ctx {
+  configId: string;
+  explicitId: boolean;
+  warnings: string[];
+  conditional: boolean;
+}
+
+function ctxOf(o: ParseOptions): Ctx {
+  return { configId: o.configId ?? os.hostname().split('.')[0]!, explicitId: o.configId !== undefined, warnings: o.warnings ?? [], conditional: false };
+}
 
 export interface Stmt {
   keyword: string;
@@ -83,7 +105,7 @@ function expandParams(words: string[], params: Map<string, string>): string[] {
   return words.map((w) => w.replace(/\$\{(\w+)\}|\$(\w+)/g, (all, a?: string, b?: string) => params.get((a ?? b)!) ?? all));
 }
 
-function readLines(file: string, out: Line[], params: Map<string, string>, depth: number, seen: string[]): void {
+function readLines(file: string, out: Line[], params: Map<string, string>, depth: number, seen: string[], ctx: Ctx): void {
   if (depth > 16) throw new XdError('XD_ERR_CONFIG_PARSE', `${file}: includes nested more than 16 deep (${seen.join(' → ')}): an include loop?`);
   let text: string;
   try {
@@ -91,13 +113,13 @@ function readLines(file: string, out: Line[], params: Map<string, string>, depth
   } catch (err) {
     throw new XdError('XD_ERR_CONFIG_READ', `${seen.length ? `${seen[seen.length - 1]}: include ` : ''}${file}: ${(err as Error).message}`, { cause: err });
   }
-  eachStatement(text, params, (words, line) => {
+  eachStatement(text, params, ctx, (words, line) => {
     if (words[0] === 'include') {
       if (words.length < 2) throw new XdError('XD_ERR_CONFIG_PARSE', `${file}:${line}: include needs a file name or pattern`);
       for (const pattern of words.slice(1)) {
         const files = expandInclude(pattern, file);
         if (files.length === 0) throw new XdError('XD_ERR_CONFIG_READ', `${file}:${line}: include ${pattern}: no file matches (relative patterns are read from ${path.dirname(file)})`);
-        for (const f of files) readLines(f, out, params, depth + 1, [...seen, `${file}:${line}`]);
+        for (const f of files) readLines(f, out, params, depth + 1, [...seen, `${file}:${line}`], ctx);
       }
       return;
     }
@@ -110,8 +132,16 @@ function readLines(file: string, out: Line[], params: Map<string, string>, depth
  * `params`), any other line is split into words with the parameters expanded, and each
  * non-empty one goes to `onStatement` with its 1-based line number.
  */
-function eachStatement(text: string, params: Map<string, string>, onStatement: (words: string[], line: number) => void): void {
-  text.split('\n').forEach((raw, k) => {
+function eachStatement(text: string, params: Map<string, string>, ctx: Ctx, onStatement: (words: string[], line: number) => void): void {
+  text.split('\n').forEach((whole, k) => {
+    let raw = whole;
+    const cond = /^\s*@(\^?)(\S+)\s+(.*)$/.exec(raw);
+    if (cond) {
+      ctx.conditional = true;
+      const match = cond[2] === ctx.configId;
+      if (cond[1] === '^' ? match : !match) return;
+      raw = cond[3]!;
+    }
     const def = /^\s*\$(\w+)\s*=\s*(.*?)\s*$/.exec(raw);
     if (def) {
       params.set(def[1]!, def[2]!);
@@ -127,21 +157,29 @@ function eachStatement(text: string, params: Map<string, string>, onStatement: (
  * Parse a keepalived.conf (and everything it includes) into statements. What keepalived itself
  * only warns about (a stray "}") is added to `warnings` and skipped, as keepalived does.
  */
-export function parseKeepalivedFile(file: string, warnings: string[] = []): Stmt[] {
+export function parseKeepalivedFile(file: string, opts: ParseOptions = {}): Stmt[] {
   const lines: Line[] = [];
-  readLines(path.resolve(file), lines, new Map(), 0, []);
-  return buildTree(lines, warnings);
+  const ctx = ctxOf(opts);
+  readLines(path.resolve(file), lines, new Map(), 0, [], ctx);
+  conditionalWarning(ctx);
+  return buildTree(lines, ctx.warnings);
+}
+
+function conditionalWarning(ctx: Ctx): void {
+  if (ctx.conditional && !ctx.explicitId) ctx.warnings.push(`the file has conditional lines (@ID): read as the keepalived of this host (${ctx.configId}) would; give --config-id ID for another keepalived's view`);
 }
 
 /** Parse keepalived.conf text (no includes allowed: they need a file to be relative to). */
-export function parseKeepalivedText(text: string, fileName = 'keepalived.conf', warnings: string[] = []): Stmt[] {
+export function parseKeepalivedText(text: string, fileName = 'keepalived.conf', opts: ParseOptions = {}): Stmt[] {
   const lines: Line[] = [];
   const params = new Map<string, string>();
-  eachStatement(text, params, (words, line) => {
+  const ctx = ctxOf(opts);
+  eachStatement(text, params, ctx, (words, line) => {
     if (words[0] === 'include') throw new XdError('XD_ERR_CONFIG_PARSE', `${fileName}:${line}: include needs a file on disk: parse the file instead`);
     lines.push({ words, file: fileName, line });
   });
-  return buildTree(lines, warnings);
+  conditionalWarning(ctx);
+  return buildTree(lines, ctx.warnings);
 }
 
 function buildTree(lines: Line[], warnings: string[]): Stmt[] {

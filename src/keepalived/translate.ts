@@ -643,6 +643,7 @@ class Translator {
     for (const t of child(i, 'track_script')?.children ?? []) {
       const s = this.scripts.get(t.keyword);
       if (!s) { this.lost(t, `vrrp_script ${t.keyword} is not defined`); continue; }
+      if (!child(s, 'script')?.args.length) { this.lost(t, `vrrp_script ${t.keyword} has no script to run (not tracked)`); continue; }
       scripts.push({ stmt: s, name: t.keyword, weight: t.args[0] === 'weight' ? Number(t.args[1]) : undefined });
     }
     if (!ifs.length && !scripts.length) return;

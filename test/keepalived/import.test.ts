@@ -69,6 +69,16 @@ describe('keepalived.conf parser', () => {
     assert.match(t[1]!.file, /conf\.d\/10-vrrp\.conf$/);
   });
 
+  it('reads @ID lines only for that config id and @^ID lines for every other, as keepalived -i ID does', () => {
+    const text = 'vrrp_instance V {\n@high priority 170\n@low priority 85\n@^high advert_int 2\n}';
+    const prio = (id: string) => parseKeepalivedText(text, 'c.conf', { configId: id })[0]!.children!.map((c) => `${c.keyword} ${c.args[0]}`);
+    assert.deepEqual(prio('high'), ['priority 170']);
+    assert.deepEqual(prio('low'), ['priority 85', 'advert_int 2']);
+    const warnings: string[] = [];
+    parseKeepalivedText(text, 'c.conf', { warnings });
+    assert.match(warnings.join('\n'), /conditional lines \(@ID\): read as the keepalived of this host .* give --config-id ID/);
+  });
+
   it('refuses an unclosed block and an include that matches nothing, naming the file and line', () => {
     assert.throws(() => parseKeepalivedText('vrrp_instance V {\n priority 1\n', 'a.conf'), /a\.conf:1: "\{" is never closed/);
     const f = path.join(tmp, 'inc.conf');
