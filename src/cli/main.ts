@@ -10,7 +10,7 @@ import type { ApiMessage } from '../api/server';
 import type { DaemonStatus } from '../daemon/status';
 import { formatRates, formatStatus, statusJson } from './format';
 import { parseSubcommandArgs } from '../subcommand';
-import { suggest } from '../config/fields';
+import { suggest } from '../config';
 import { xdirectorVersion } from '../version';
 import { missingRunCapabilities, RUN_AS_ROOT } from './privileges';
 

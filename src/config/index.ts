@@ -32,3 +32,5 @@ export type { HealthConfig, MonitorConfig } from './health';
 export { healthRoundMs } from './health';
 export { resolveVrrpInterfaces, vrrpSchema } from './vrrp';
 export type { ResolvedVrrpInstanceConfig } from './vrrp';
+export { lookupUser, scriptArgv } from './script';
+export type { CheckScriptConfig, UserIds } from './script';

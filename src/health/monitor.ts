@@ -26,7 +26,7 @@ import { readPassword } from './password';
 import { initialRiseFall, riseFallStep, type RiseFallState } from './rise-fall';
 import { tcpCheck } from './tcp-check';
 import { scriptCheck } from './script-check';
-import { lookupUser, type CheckScriptConfig, type UserIds } from '../config/script';
+import { lookupUser, type CheckScriptConfig, type UserIds } from '../config';
 import type { BackendHealth, BackendRole, CheckKind, HealthAlert, HealthSnapshot, InitialHealth } from './types';
 
 /** The already-parsed config sections (config/load.ts validated them and applied the defaults). */

@@ -11,7 +11,7 @@
 // environment (PATH, HOME=/, LANG=C): nothing of the daemon's (no monitor password) leaks to it.
 
 import { spawn } from 'node:child_process';
-import { scriptArgv, type CheckScriptConfig, type UserIds } from '../config/script';
+import { scriptArgv, type CheckScriptConfig, type UserIds } from '../config';
 
 export interface ScriptProbe {
   ok: boolean;

@@ -3,7 +3,7 @@
 
 import { spawn } from 'node:child_process';
 import type { Logger } from '../log';
-import type { UserIds } from '../config/script';
+import type { UserIds } from '../config';
 
 export interface RunResult {
   ok: boolean;

@@ -16,7 +16,7 @@ import type { Logger } from '../log';
 import { Rtnl } from '../net/address';
 import { DROP_REASONS, VRRP_MCAST4, VRRP_MCAST6, encodeAdvert, type DropReason, type RxMeta } from './codec';
 import { NotifyQueue, runCommand } from './exec';
-import { lookupUser, type UserIds } from '../config/script';
+import { lookupUser, type UserIds } from '../config';
 import { gratuitousArp, unsolicitedNa } from './frames';
 import { canonicalAddress } from '../net/inet';
 import { VrrpMachine, realTimers, type MachineStatus, type Timers, type TransitionInfo, type VrrpState } from './machine';
