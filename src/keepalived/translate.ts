@@ -69,7 +69,6 @@ interface Field {
   why?: string;
 }
 
-const MYSQL_SCRIPT = /mysql|mariadb|3306/i;
 
 /** keepalived scheduler → xdirector scheduler (+ ring), or why not. */
 function scheduler(algo: string, persistent: boolean): { fields: Field[]; lost?: string } {
@@ -115,7 +114,6 @@ interface ServiceOut {
   delayLoop?: string;
   connectTimeout?: string;
   retry?: number;
-  monitorUser?: string;
 }
 
 /** How a service forwards: its fields and whether backends may listen on other ports, or why it cannot be translated. */
@@ -181,9 +179,8 @@ class Translator {
     this.scriptUser(o);
     const mysql = live.filter((s) => s.mysql);
     if (mysql.length) {
-      const user = mysql.find((s) => s.monitorUser)?.monitorUser;
       o.line(0, 'monitor:');
-      o.line(2, `user: ${q(user ?? 'monitor')}`, user ? 'the user of the MISC_CHECK mysql script' : 'keepalived has no MySQL account: create this one (xdirector realserver grant prints the GRANT)');
+      o.line(2, 'user: "monitor"', 'keepalived has no MySQL account: create this one (xdirector realserver grant prints the GRANT)');
       o.line(2, 'password_file: "/etc/xdirector/monitor.pw"', 'put the monitor password in this file (mode 0600); passwords are never inline');
     }
     const intervalMs = this.health(o, live);
@@ -359,7 +356,6 @@ class Translator {
       delayLoop: child(vs, 'delay_loop')?.args[0],
       connectTimeout: check.connectTimeout,
       retry: check.retry,
-      monitorUser: check.monitorUser,
     }));
   }
 
@@ -402,7 +398,7 @@ class Translator {
    * The real servers' check blocks → the service's check (xdirector checks per service,
    * keepalived per real server) and the settings inside them.
    */
-  private checks(vs: Stmt, reals: Stmt[], servicePort: number): { fields: Field[]; mysql: boolean; script?: ScriptOut; connectTimeout?: string; retry?: number; monitorUser?: string } {
+  private checks(vs: Stmt, reals: Stmt[], servicePort: number): { fields: Field[]; mysql: boolean; script?: ScriptOut; connectTimeout?: string; retry?: number } {
     const perReal = reals.map((r) => ({ r, checks: (r.children ?? []).filter((c) => /_CHECK$|_GET$/.test(c.keyword)) }));
     for (const { checks } of perReal) for (const extra of checks.slice(1)) this.lost(extra, `a second check on one real server has no equivalent (xdirector runs one check per service): only ${checks[0]!.keyword} is used`);
     const firsts = perReal.map((p) => p.checks[0]).filter((c): c is Stmt => !!c);
@@ -413,7 +409,6 @@ class Translator {
     const fields: Field[] = [];
     let mysql = false;
     let script: ScriptOut | undefined;
-    let monitorUser: string | undefined;
     // The settings every check kind shares, checked once per check block so each lost one is listed where it is.
     for (const c of same) {
       for (const s of c.children ?? []) {
@@ -453,7 +448,7 @@ class Translator {
     if (mysql) {
       fields.push({ key: 'pool', value: 'static', why: 'keepalived sends to every healthy server; pool: writer or readers would split by MySQL role' });
     }
-    return { fields, mysql, ...(script ? { script } : {}), connectTimeout: ct, retry: retry ? Number(retry) : undefined, monitorUser };
+    return { fields, mysql, ...(script ? { script } : {}), connectTimeout: ct, retry: retry ? Number(retry) : undefined };
   }
 
   /** MISC_CHECK blocks → one check script: the same command for every real server once its address and port are placeholders. */
