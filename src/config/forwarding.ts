@@ -1,5 +1,6 @@
-// Forwarding per backend for the desired state: DR, or a tunnel with its encapsulation, the
-// director's outer source address of the real server's family and the path MTU. Pure.
+// Forwarding per backend for the desired state: DR, NAT (the backend's port is the desired
+// backend's port), or a tunnel with its encapsulation, the director's outer source address of the
+// real server's family and the path MTU. Pure.
 import type { Forwarding, TunnelSpec } from '../state/types';
 import type { Encap, TunnelConfig } from './schema';
 import { DEFAULT_GUE_PORT } from '../defaults';
@@ -21,6 +22,7 @@ export interface ServiceTunnel {
  * config that skipped validation.
  */
 export function backendForwarding(b: ForwardingInput, svc: ServiceTunnel, tunnel: TunnelConfig | undefined, pathMtu?: number): { forwarding: Forwarding; tunnel?: TunnelSpec } {
+  if (b.forwarding === 'nat') return { forwarding: 'nat' };
   if (b.forwarding !== 'tunnel') return { forwarding: 'dr' };
   const v6 = b.address.includes(':');
   const source = v6 ? tunnel?.sourceV6 : tunnel?.sourceV4;

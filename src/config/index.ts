@@ -20,7 +20,7 @@ export {
   DEFAULT_MAX_SERVICES,
   DEFAULT_MAX_BACKENDS,
 } from '../defaults';
-export type { Config, ServiceConfig, BackendConfig, XdpConfig, DataplaneChoice, XdpMode, CheckKind, PoolKind } from './schema';
+export type { Config, ServiceConfig, BackendConfig, NatConfig, XdpConfig, DataplaneChoice, XdpMode, CheckKind, PoolKind } from './schema';
 export { WEIGHT_MAX, serviceSchema, FORWARDING } from './schema';
 export type { TunnelConfig } from './schema';
 export { backendForwarding } from './forwarding';

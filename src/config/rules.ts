@@ -9,6 +9,7 @@ import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
 import { DEFAULT_GUE_PORT, defaultSocketPath } from '../defaults';
 import { healthSchema } from './health';
 import { configWarnings } from './warnings';
+import { defaultCheck, natFamilyProblem, natOverrideProblem, natWarnings } from './nat';
 import { resolveVrrpInterfaces } from './vrrp';
 import { bgpCrossCheck, finishBgp } from './bgp';
 import { adminHttpProblems, splitHostPort } from './admin';
@@ -79,7 +80,7 @@ export function crossCheck(raw: unknown): Problem[] {
     if (s.ring === 'ipvs-mh' && typeof scheduler === 'string' && scheduler !== 'maglev' && scheduler !== 'sh') {
       out.push({ path: [...sp, 'ring'], message: `ipvs-mh is the ring of the kernel's mh scheduler, used for scheduler maglev (mh with mh-port) or sh (mh without port), not ${scheduler}: remove ring or change the scheduler` });
     }
-    const check = s.check ?? (s.port === 3306 ? 'mysql' : 'tcp');
+    const check = s.check ?? defaultCheck(s);
     if (check === 'mysql' && needsMonitor === undefined && typeof s.name === 'string') needsMonitor = s.name;
     if ((s.pool === 'writer' || s.pool === 'readers') && s.check === 'none') {
       out.push({ path: [...sp, 'pool'], message: `pool ${s.pool} is chosen by MySQL role from health checks, but check is none: use check: mysql or pool: static` });
@@ -112,16 +113,19 @@ export function crossCheck(raw: unknown): Problem[] {
       const bp: PathItem[] = [...sp, 'backends', k];
       const a = addr(b.address);
       const fwd = b.forwarding ?? s.forwarding ?? 'dr';
+      const natOverride = natOverrideProblem(s, b, bp);
+      if (natOverride) out.push(natOverride);
+      if (a && vip && a.family !== vip.family && fwd === 'nat') out.push(natFamilyProblem(vip, a, bp));
       if (a && vip && a.family !== vip.family && fwd === 'dr') {
         out.push({ path: [...bp, 'address'], message: `is IPv${a.family} but the service VIP ${vip.text} is IPv${vip.family}: DR forwarding keeps the packet, so a backend has the VIP's family (or use forwarding: tunnel, which carries IPv${vip.family} over IPv${a.family})` });
       }
       out.push(...tunnelBackendProblems(raw, s, a, fwd, bp));
       for (const p of tunnelMtuProblems(raw, s, vip, a, fwd)) if (!out.some((o) => o.message === p.message)) out.push(p);
       const port = b.port === undefined ? s.port : b.port;
-      if (isPort(b.port) && isPort(s.port) && b.port !== s.port) {
-        // Every forwarding mode (DR rewrites the MAC, a tunnel wraps the packet) delivers the
-        // client's packet unchanged: the real server sees the service port, never the backend's.
-        out.push({ path: [...bp, 'port'], message: `is ${b.port} but the service port is ${s.port}: the director forwards packets unchanged (${fwd === 'tunnel' ? 'a tunnel wraps them' : 'DR rewrites only the MAC'}) and cannot translate ports, so the real server receives connections on ${s.port}: make it listen on ${s.port} and remove port (or set port: ${s.port}), or give this backend a service of its own on port ${b.port}` });
+      if (isPort(b.port) && isPort(s.port) && b.port !== s.port && fwd !== 'nat' && !natOverride) {
+        // DR rewrites the MAC and a tunnel wraps the packet: both deliver the client's packet
+        // unchanged, so the real server sees the service port. Only NAT rewrites it.
+        out.push({ path: [...bp, 'port'], message: `is ${b.port} but the service port is ${s.port}: the director forwards packets unchanged (${fwd === 'tunnel' ? 'a tunnel wraps them' : 'DR rewrites only the MAC'}) and cannot translate ports, so the real server receives connections on ${s.port}: make it listen on ${s.port} and remove port (or set port: ${s.port}), forward the service with forwarding: nat (which translates ${s.port} to ${b.port}), or give this backend a service of its own on port ${b.port}` });
       }
       if (!a || !isPort(port)) return;
       const key = backendKey(a.text, port);
@@ -231,7 +235,7 @@ export function finish(raw: RawConfig, source: string): Config {
       ring: s.ring ?? (raw.dataplane === 'xdp' || (s.scheduler !== 'maglev' && s.scheduler !== 'sh') ? 'maglev' : 'ipvs-mh'),
       ringSize: 0, // set below
       onEmpty: s.on_empty,
-      check: s.check ?? (s.port === 3306 ? 'mysql' : 'tcp'),
+      check: s.check ?? defaultCheck({ port: s.port, forwarding: s.forwarding, backends: s.backends }),
       ...(s.check === 'script' && s.check_script ? { checkScript: finishCheckScript(s.check_script, raw) } : {}),
       pool: s.pool,
       readersIncludeWriter: s.readers_include_writer,
@@ -292,8 +296,9 @@ export function finish(raw: RawConfig, source: string): Config {
       ...(raw.tunnel.source_v6 ? { sourceV6: raw.tunnel.source_v6.address } : {}),
       ...(raw.tunnel.mtu ? { mtu: raw.tunnel.mtu } : {}),
     },
+    nat: { interface: raw.nat.interface ?? raw.interface, twoArmed: raw.nat.interface !== undefined && raw.nat.interface !== raw.interface },
     services,
     source,
   };
-  return { ...cfg, warnings: [...configWarnings(cfg), ...scriptCheckWarnings(cfg.services)] };
+  return { ...cfg, warnings: [...configWarnings(cfg), ...scriptCheckWarnings(cfg.services), ...natWarnings(cfg)] };
 }

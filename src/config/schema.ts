@@ -22,7 +22,7 @@ export const RING_KINDS = ['maglev', 'ipvs-mh'] as const;
 export const ON_EMPTY = ['pass', 'drop'] as const;
 export const CHECKS = ['mysql', 'tcp', 'script', 'none'] as const;
 export const POOLS = ['static', 'writer', 'readers'] as const;
-export const FORWARDING = ['dr', 'tunnel'] as const;
+export const FORWARDING = ['dr', 'tunnel', 'nat'] as const;
 export const ENCAPS = ['ipip', 'gue'] as const;
 export { DEFAULT_GUE_PORT } from '../defaults';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -72,7 +72,7 @@ export const backendSchema = z.strictObject({
   weight: int(0, WEIGHT_MAX, { default: 1, open: true }),
   mac: mac({ optional: true }),
   name: pattern(NAME_RE, NAME_WHAT, { optional: true }),
-  /** Overrides the service's forwarding for this real server. */
+  /** Overrides the service's forwarding for this real server (dr or tunnel; nat is the service's choice). */
   forwarding: oneOf(FORWARDING, { optional: true }),
 });
 
@@ -117,6 +117,11 @@ export const tunnelSchema = section({
   mtu: int(1280, 65535, { optional: true }),
 });
 
+/** The director's side of NAT forwarding: its server-side (inner) interface; absent = the top-level interface (one-armed). */
+export const natSchema = section({
+  interface: interfaceName({ optional: true }),
+});
+
 export const configSchema = z.strictObject({
   instance: pattern(/^[a-z0-9_-]{1,32}$/, 'an instance name of 1 to 32 characters a-z 0-9 _ -'),
   interface: interfaceName(),
@@ -143,6 +148,7 @@ export const configSchema = z.strictObject({
   vrrp: vrrpSchema.optional(),
   bgp: bgpSchema.optional(),
   tunnel: tunnelSchema,
+  nat: natSchema,
   services: z.array(serviceSchema, { error: (iss) => (iss.input === undefined ? 'is required: list at least one service' : `must be a list of services, got ${show(iss.input)}`) }),
 });
 
@@ -179,13 +185,13 @@ export interface ServiceConfig {
   /** Slots: xdp.ring_size for maglev, xdp.ipvs_mh_size (4093) for ipvs-mh. */
   ringSize: number;
   onEmpty: OnEmpty;
-  /** Health check kind: explicit, else mysql when the port is 3306, else tcp. */
+  /** Health check kind: explicit, else mysql when the real servers listen on 3306 (the service port, or with nat every backend's port), else tcp. */
   check: CheckKind;
   /** check: script only: what runs, as whom, for how long. */
   checkScript?: CheckScriptConfig;
   pool: PoolKind;
   readersIncludeWriter: boolean;
-  /** Default forwarding of its backends: dr (default) or tunnel. */
+  /** Default forwarding of its backends: dr (default) or tunnel; nat applies to every backend. */
   forwarding: Forwarding;
   /** Tunnel encapsulation (tunnel backends): ipip (default) or gue. */
   encap: Encap;
@@ -201,6 +207,13 @@ export interface TunnelConfig {
   sourceV6?: string;
   /** Path MTU override (outer packet); default: the route's MTU, else the interface's. */
   mtu?: number;
+}
+
+export interface NatConfig {
+  /** The director's server-side interface: where NAT backends are reached and their replies arrive. The top-level interface when the config has no nat.interface (one-armed NAT). */
+  interface: string;
+  /** nat.interface names another interface than the top-level one (client and server sides apart). */
+  twoArmed: boolean;
 }
 
 export interface XdpConfig {
@@ -253,6 +266,7 @@ export interface Config {
   /** BGP announcement of the service VIPs (bgp.ts); absent: no BGP. */
   bgp?: BgpConfig;
   tunnel: TunnelConfig;
+  nat: NatConfig;
   services: ServiceConfig[];
   /** Where this config came from (file name as given), for messages. */
   source: string;

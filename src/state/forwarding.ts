@@ -2,8 +2,9 @@
 // config share it. Pure.
 import type { Forwarding, TunnelSpec } from './types';
 
-/** "dr", "tunnel/ipip", "tunnel/gue:6080": how status shows one backend's forwarding. */
+/** "dr", "tunnel/ipip", "tunnel/gue:6080", "nat": how status shows one backend's forwarding. */
 export function forwardingLabel(b: { forwarding?: Forwarding; tunnel?: TunnelSpec }): string {
+  if (b.forwarding === 'nat') return 'nat';
   if (b.forwarding !== 'tunnel' || !b.tunnel) return 'dr';
   return b.tunnel.encap === 'gue' ? `tunnel/gue:${b.tunnel.guePort}` : 'tunnel/ipip';
 }

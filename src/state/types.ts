@@ -21,8 +21,12 @@ export type OnEmpty = 'pass' | 'drop';
  */
 export type BackendState = 'active' | 'draining' | 'down' | 'maint';
 
-/** dr: only the MACs change (same L2 segment); tunnel: the packet is encapsulated to the real server (routed). */
-export type Forwarding = 'dr' | 'tunnel';
+/**
+ * dr: only the MACs change (same L2 segment); tunnel: the packet is encapsulated to the real
+ * server (routed); nat: the destination VIP:port becomes the backend's address and port, and the
+ * replies, which come back through the director as the real servers' gateway, get VIP:port back.
+ */
+export type Forwarding = 'dr' | 'tunnel' | 'nat';
 
 /** How a tunnel backend is reached. */
 export interface TunnelSpec {
@@ -50,7 +54,7 @@ export interface DesiredBackend {
   /** Set when `xdirector weight` overrides the config's weight. */
   runtimeWeight?: number;
   state: BackendState;
-  /** Destination MAC "aa:bb:cc:dd:ee:ff" (XDP needs it; IPVS ignores it): the real server's (DR) or the next hop's towards it (tunnel). */
+  /** Destination MAC "aa:bb:cc:dd:ee:ff" (XDP needs it; IPVS ignores it): the real server's (DR) or the next hop's towards it (tunnel, nat). */
   mac?: string;
   /** Default dr. */
   forwarding?: Forwarding;
@@ -82,7 +86,7 @@ export interface BackendStatus {
   mac?: string;
   weight: number;
   state: BackendState;
-  /** e.g. "dr", "tunnel/ipip", "tunnel/gue:6080". */
+  /** e.g. "dr", "tunnel/ipip", "tunnel/gue:6080", "nat". */
   forwarding?: string;
   activeFlows: number;
   packets: number;
@@ -96,7 +100,7 @@ export interface ServiceStatus {
   port: number;
   proto: Proto;
   scheduler: Scheduler;
-  /** Forwarding method(s) of its backends: "dr", "tunnel/ipip", or several joined by "+". */
+  /** Forwarding method(s) of its backends: "dr", "tunnel/ipip", "nat", or several joined by "+". */
   forwarding?: string;
   packets: number;
   bytes: number;

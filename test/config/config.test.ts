@@ -164,9 +164,9 @@ test('the lab config in scripts/config/lab.yaml is valid', () => {
   assert.equal(c.services[0]!.vip, '10.77.0.100');
 });
 
-test('a backend port other than its service port is refused: DR and tunnels cannot translate ports', () => {
+test('a backend port other than its service port is refused with DR and tunnels, which cannot translate ports', () => {
   assert.deepEqual(problems(service('', '      - { address: 10.77.0.11, port: 8080 }\n')), [
-    'lab.yaml: services[0].backends[0].port: is 8080 but the service port is 80: the director forwards packets unchanged (DR rewrites only the MAC) and cannot translate ports, so the real server receives connections on 80: make it listen on 80 and remove port (or set port: 80), or give this backend a service of its own on port 8080 (line 8)',
+    'lab.yaml: services[0].backends[0].port: is 8080 but the service port is 80: the director forwards packets unchanged (DR rewrites only the MAC) and cannot translate ports, so the real server receives connections on 80: make it listen on 80 and remove port (or set port: 80), forward the service with forwarding: nat (which translates 80 to 8080), or give this backend a service of its own on port 8080 (line 8)',
   ]);
   assert.match(problems(service('    forwarding: tunnel\n', '      - { address: 10.77.0.11, port: 8080 }\n') + 'tunnel:\n  source_v4: 10.77.0.2\n').join('\n'), /backends\[0\]\.port: is 8080 but the service port is 80: the director forwards packets unchanged \(a tunnel wraps them\)/);
   assert.equal(parseConfig(service('', '      - { address: 10.77.0.11, port: 80 }\n'), 'lab.yaml').services[0]!.backends[0]!.port, 80);
@@ -215,7 +215,7 @@ test('an unknown key is an error with a did-you-mean suggestion', () => {
 test('an unknown key with no close match lists the allowed keys', () => {
   const p = problems(MINIMAL + 'frobnicate: 1\n');
   assert.equal(p.length, 1);
-  assert.match(p[0]!, /^lab\.yaml: frobnicate: unknown key \(allowed here: instance, interface, dataplane, xdp, admin, state_dir, log, script_user, monitor, health, vrrp, bgp, tunnel, services\) \(line 13\)$/);
+  assert.match(p[0]!, /^lab\.yaml: frobnicate: unknown key \(allowed here: instance, interface, dataplane, xdp, admin, state_dir, log, script_user, monitor, health, vrrp, bgp, tunnel, nat, services\) \(line 13\)$/);
 });
 
 test('an unknown key inside the health section is reported with its path', () => {

@@ -72,8 +72,8 @@ test('check-config refuses encap and gue_port on a DR-only service, and gue_port
 });
 
 test('check-config refuses an unknown forwarding or encapsulation with the choices', () => {
-  const p = problems(config('    forwarding: nat\n    encap: gre\n    backends:\n      - address: 10.77.0.11\n', TUNNEL_TOP));
-  assert.ok(p.some((l) => /services\[0\]\.forwarding: .*dr.*tunnel/.test(l)), p.join('\n'));
+  const p = problems(config('    forwarding: masq\n    encap: gre\n    backends:\n      - address: 10.77.0.11\n', TUNNEL_TOP));
+  assert.ok(p.some((l) => /services\[0\]\.forwarding: .*dr.*tunnel.*nat/.test(l)), p.join('\n'));
   assert.ok(p.some((l) => /services\[0\]\.encap: .*ipip.*gue/.test(l)), p.join('\n'));
 });
 
