@@ -28,6 +28,7 @@ export const codes = {
   XD_ERR_IPVS_MISSING: 'the kernel has no IPVS (generic netlink family IPVS not found)',
   XD_ERR_NO_DATAPLANE: 'neither XDP nor IPVS could be used',
   XD_ERR_NETLINK: 'an rtnetlink operation failed',
+  XD_ERR_SYSCTL: 'a kernel setting the dataplane needs (NAT: forwarding, ICMP redirects) could not be read or set; the key, the reason and the fix are in the message',
   // health
   XD_ERR_HEALTH: 'a health check failed',
   XD_ERR_HEALTH_PASSWORD: 'the monitor password could not be read (monitor.password_file or monitor.password_env)',

@@ -31,6 +31,8 @@ export interface DataplaneConfig {
     synReuseIdleMs: number;
     tooBigRate: number;
   };
+  /** NAT's server-side interface (nat.interface; the top-level interface when one-armed): the IPVS NAT sysctls depend on it. */
+  nat?: { interface: string };
 }
 
 async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
@@ -45,9 +47,9 @@ async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
   });
 }
 
-async function openIpvs(_cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
+async function openIpvs(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
   const { IpvsDataplane } = await import('./ipvs/dataplane');
-  return IpvsDataplane.open({ log: log.child({ component: 'ipvs' }) });
+  return IpvsDataplane.open({ log: log.child({ component: 'ipvs' }), nat: { outer: cfg.interface, inner: cfg.nat?.interface } });
 }
 
 /** How each dataplane is opened (tests pass their own). */

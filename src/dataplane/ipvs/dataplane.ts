@@ -14,6 +14,7 @@ import { silentLogger } from '../../log';
 import { XdError } from '../../errors';
 import type { BackendStatus, Dataplane, IpvsStatus, DesiredState, PinnedBackend, Scheduler, ServiceStatus } from '../../state/types';
 import { IpvsClient } from './client';
+import { ensureSysctls, natSysctls, type NatInterfaces } from '../nat-sysctls';
 import { FwdMethod, IPPROTO_TCP, IPPROTO_UDP, IpvsDest, IpvsServiceEntry, TunType, serviceLabel, versionString } from './codec';
 import {
   IpvsOp, IpvsTarget, KernelService, describeOp, destKeyString, inverseOps, planIpvs, schedLabel,
@@ -44,6 +45,10 @@ export interface IpvsDataplaneOptions {
   sysctls?: boolean;
   /** Where the net.ipv4.vs sysctls live (default /proc/sys/net/ipv4/vs). */
   sysctlDir?: string;
+  /** The client- and server-side interfaces, for the sysctls NAT services need (src/dataplane/nat-sysctls.ts). */
+  nat?: NatInterfaces;
+  /** Root of the NAT sysctls (default /proc/sys). */
+  procSys?: string;
 }
 
 function errnoOf(err: unknown): number | undefined {
@@ -65,6 +70,9 @@ export class IpvsDataplane implements Dataplane {
   private readonly version: string;
   private readonly connTabSize: number;
   private readonly sysctlsSet: Record<string, string>;
+  private readonly natItf: NatInterfaces;
+  private readonly setSysctls: boolean;
+  private readonly procSys?: string;
   /** Services applied by this instance: service key -> last applied target. */
   private readonly applied = new Map<string, IpvsTarget>();
   /** Keys of services this instance created or adopted (removable when no longer desired). */
@@ -72,8 +80,11 @@ export class IpvsDataplane implements Dataplane {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  private constructor(client: IpvsApi, log: Logger, exclusive: boolean, info: { version: number; connTabSize: number }, sysctls: Record<string, string>) {
+  private constructor(client: IpvsApi, log: Logger, exclusive: boolean, info: { version: number; connTabSize: number }, sysctls: Record<string, string>, opts: IpvsDataplaneOptions = {}) {
     this.client = client;
+    this.natItf = opts.nat ?? { outer: '' };
+    this.setSysctls = opts.sysctls !== false;
+    this.procSys = opts.procSys;
     this.log = log;
     this.exclusive = exclusive;
     this.version = versionString(info.version);
@@ -105,7 +116,7 @@ export class IpvsDataplane implements Dataplane {
         }
       }
       log.info({ version: versionString(info.version), connTabSize: info.connTabSize, sysctls: set }, 'IPVS dataplane opened');
-      const dp = new IpvsDataplane(client, log, opts.exclusive ?? false, info, set);
+      const dp = new IpvsDataplane(client, log, opts.exclusive ?? false, info, set, opts);
       dp.pinned = pinnedFromKernel(await dp.readKernel());
       if (dp.pinned.length) log.info({ dests: dp.pinned.length }, 'IPVS already holds services and dests: health starts from them (adopted)');
       return dp;
@@ -153,6 +164,7 @@ export class IpvsDataplane implements Dataplane {
   private async doApply(state: DesiredState): Promise<void> {
     if (this.closed) throw new XdError('XD_ERR_IPVS', 'IPVS: apply after close');
     const targets = toIpvsTargets(state); // validates everything before any kernel call
+    await this.natSysctls(state);
     const kernel = await this.readKernel();
     this.logDrift(kernel);
     for (const t of targets) {
@@ -193,6 +205,20 @@ export class IpvsDataplane implements Dataplane {
       }
     }
     if (ops.length) this.log.debug({ changes: ops.length }, 'IPVS apply done');
+  }
+
+  /**
+   * Masquerading dests need the director to forward their replies (src/dataplane/nat-sysctls.ts):
+   * set before the first dest is added, so the first connection's replies already pass. A
+   * failure throws before any IPVS change.
+   */
+  private async natSysctls(state: DesiredState): Promise<void> {
+    if (!this.setSysctls) return;
+    const want = natSysctls(state, this.natItf);
+    for (const c of await ensureSysctls(want, this.procSys)) {
+      this.log.info({ sysctl: c.key, from: c.was, to: c.value, why: c.why }, `set ${c.key}=${c.value} for NAT`);
+    }
+    for (const w of want) this.sysctlsSet[w.key] = w.value;
   }
 
   /** Compare the kernel with what this instance applied last time; log what changed behind its back. */
@@ -343,6 +369,7 @@ function n(x: bigint | undefined): number {
 /** The forwarding the kernel has for a dest, labelled like the XDP status ("dr", "tunnel/ipip", "tunnel/gue:6080"). */
 function destForwardingLabel(d: IpvsDest): string {
   if (d.fwdMethod === FwdMethod.DROUTE) return 'dr';
+  if (d.fwdMethod === FwdMethod.MASQ) return 'nat';
   if (d.fwdMethod === FwdMethod.TUNNEL) return d.tunType === TunType.GUE ? `tunnel/gue:${d.tunPort ?? 0}` : d.tunType === TunType.GRE ? 'tunnel/gre' : 'tunnel/ipip';
   return `method ${d.fwdMethod}`;
 }

@@ -141,9 +141,10 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
       throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: address ${JSON.stringify(b.address)} is not an IP address`);
     }
     const tunnel = b.forwarding === 'tunnel' && b.tunnel ? b.tunnel : undefined;
+    const nat = b.forwarding === 'nat';
     const baf: AddressFamily = baddr.includes(':') ? AF_INET6 : AF_INET;
     if (baf !== af && !tunnel) {
-      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${b.address} is not IPv${ds.family} like the VIP — direct routing needs one address family (a tunnel may cross families)`);
+      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${b.address} is not IPv${ds.family} like the VIP — ${nat ? 'NAT rewrites addresses within one family' : 'direct routing needs one address family'} (a tunnel may cross families)`);
     }
     if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535) throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: port ${b.port} is not 1..65535`);
     if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
@@ -156,7 +157,9 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
     const drained = b.state === 'draining' || b.weight === 0;
     if (drained && (b.configWeight ?? 0) > 0) addWeights.set(dk, Math.min(b.configWeight!, MAX_WEIGHT));
     dests.push({
-      addr: baddr, port: b.port, addrFamily: baf, fwdMethod: tunnel ? FwdMethod.TUNNEL : FwdMethod.DROUTE,
+      // NAT: masquerading (IP_VS_CONN_F_MASQ), the one IPVS method that rewrites the destination
+      // to the dest's address *and port*, so b.port may differ from the service's.
+      addr: baddr, port: b.port, addrFamily: baf, fwdMethod: tunnel ? FwdMethod.TUNNEL : nat ? FwdMethod.MASQ : FwdMethod.DROUTE,
       weight: b.state === 'draining' ? 0 : b.weight,
       uThreshold: 0, lThreshold: 0,
       // IPVS tunnels: IPIP (ipip / sit / ip6tnl by family), or GUE with no UDP checksum as XDP sends it.

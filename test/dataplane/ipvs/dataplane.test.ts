@@ -4,7 +4,7 @@
 // this covers the races and failures that are hard to provoke there.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -206,6 +206,28 @@ test('open sets sloppy_tcp and expire_nodest_conn and names the sysctl when it c
     assert.deepEqual((await dp.status()).detail.sysctls, { 'net.ipv4.vs.sloppy_tcp': '1', 'net.ipv4.vs.expire_nodest_conn': '1' });
     await assert.rejects(IpvsDataplane.open({ client: new ModelIpvs(), sysctlDir: join(dir, 'missing') }),
       { code: 'XD_ERR_IPVS', message: new RegExp(`^IPVS: set net.ipv4.vs.sloppy_tcp=1 \\(${dir}/missing/sloppy_tcp\\): ENOENT`) });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a NAT service gets its forwarding sysctls before any dest, and a sysctl failure leaves IPVS untouched', async () => {
+  const dir = mkdtempSync(`/tmp/xdg-natsys-${process.pid}-`);
+  try {
+    for (const f of ['sloppy_tcp', 'expire_nodest_conn']) writeFileSync(join(dir, f), '0\n');
+    const nat = st([{ ...be(1), forwarding: 'nat' }]);
+    const m = new ModelIpvs();
+    // No /proc/sys tree yet: the apply is refused before the service is added.
+    const dp = await IpvsDataplane.open({ client: m, sysctlDir: dir, procSys: join(dir, 'proc'), nat: { outer: 'eth0', inner: 'eth1' } });
+    await assert.rejects(dp.apply(nat), { code: 'XD_ERR_SYSCTL', message: /net\.ipv4\.ip_forward=1/ });
+    assert.deepEqual(m.view(), {});
+    mkdirSync(join(dir, 'proc/net/ipv4'), { recursive: true });
+    writeFileSync(join(dir, 'proc/net/ipv4/ip_forward'), '0\n');
+    await dp.apply(nat);
+    assert.equal(readFileSync(join(dir, 'proc/net/ipv4/ip_forward'), 'utf8'), '1\n');
+    assert.deepEqual(m.view(), { [MYSQL]: ['10.77.0.11:3306 1'] });
+    assert.equal((await dp.status()).detail.sysctls['net.ipv4.ip_forward'], '1');
+    assert.equal((await dp.status()).services[0]!.forwarding, 'nat');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

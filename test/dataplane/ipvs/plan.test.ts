@@ -128,3 +128,21 @@ test('maint removes the dest (expire_nodest_conn then ends its connections) whil
     'delete dest 10.77.0.12:3306 from TCP 10.77.0.100:3306 (backend rs2 is maint)',
   ]);
 });
+
+test('a nat backend becomes a masquerading dest on its own port, so VIP:3307 reaches backend:3306', () => {
+  const [t] = toIpvsTargets({ services: [service([backend(1, { forwarding: 'nat' }), backend(2, { forwarding: 'nat', port: 3310, key: '10.77.0.12:3310' })], { port: 3307 })] });
+  assert.deepEqual(t!.dests.map((d) => [d.addr, d.port, d.fwdMethod]), [['10.77.0.11', 3306, 0], ['10.77.0.12', 3310, 0]]);
+  assert.equal(t!.service.port, 3307);
+  const ops = planIpvs([t!], new Map(), () => false);
+  assert.deepEqual(ops.map(describeOp).slice(1), ['add dest 10.77.0.11:3306 weight 1 to TCP 10.77.0.100:3307', 'add dest 10.77.0.12:3310 weight 1 to TCP 10.77.0.100:3307']);
+});
+
+test('a kernel dest of the same address and port but another forwarding method is changed in place, not re-added', () => {
+  const svc = service([backend(1, { forwarding: 'nat' })]);
+  const ops = planIpvs(toIpvsTargets({ services: [svc] }), kernelOf(svc, [[1, 1]]), () => true);
+  assert.deepEqual(ops.map(describeOp), ['update dest 10.77.0.11:3306 of TCP 10.77.0.100:3306: forwarding method 3 -> 0']);
+});
+
+test('a nat backend of another family than the VIP is refused: NAT stays within one family', () => {
+  assert.throws(() => toIpvsTargets({ services: [service([backend(1, { address: 'fd00::11', family: 6, forwarding: 'nat' })])] }), /NAT rewrites addresses within one family/);
+});
