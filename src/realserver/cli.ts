@@ -5,8 +5,10 @@ import { parseSubcommandArgs } from '../subcommand';
 import { check, DEFAULT_SYSCTL_FILE, grantText, parseVip, setup, teardown } from './realserver';
 import { DEFAULT_TUNNEL_STATE_FILE } from './tunnel';
 import { NFT_TABLE_REF } from './filter';
+import { DEFAULT_NAT_STATE_FILE, checkNat, parseGateways, setupNat, teardownNat } from './nat';
 
 export const REALSERVER_USAGE = `usage: xdirector realserver setup|check|teardown --vip ADDR [--vip ADDR ...] [--tunnel [--director ADDR ...] [--encap ipip|gue] [--gue-port N] [--underlay 4|6] [--tunnel-state PATH]] [--sysctl-file PATH]
+       xdirector realserver setup|check|teardown --nat --gateway ADDR [--gateway ADDR6] [--nat-state PATH]
        xdirector realserver grant [--user monitor] [--host DIRECTOR_HOST] [--heartbeat db.table]
 
 Prepare a MySQL server behind an xdirector in DR mode (run it on the real server, as root):
@@ -23,7 +25,13 @@ Prepare a MySQL server behind an xdirector in DR mode (run it on the real server
   --director ADDR  (with --tunnel, repeatable) each director's tunnel source address: setup loads
              the nftables table ${NFT_TABLE_REF} accepting IP protocols 4/41 and the GUE port only
              from them (printed instead when nft is not installed); check flags a missing filter;
-             teardown removes only what setup recorded creating (devices, GUE port, table)`;
+             teardown removes only what setup recorded creating (devices, GUE port, table)
+  --nat      the director forwards with NAT (forwarding: nat): the server needs no VIP and no ARP
+             sysctls, only its replies routed back through the director: setup makes --gateway
+             (the director's inner address, one per family; with VRRP the address that moves with
+             the VIP) the default route and records the default routes it replaced in --nat-state
+             (default ${DEFAULT_NAT_STATE_FILE}); check reports where replies to clients go;
+             teardown puts the recorded routes back`;
 
 export async function realserverMain(argv: string[]): Promise<number> {
   const parsed = parseSubcommandArgs('realserver', REALSERVER_USAGE, {
@@ -38,6 +46,9 @@ export async function realserverMain(argv: string[]): Promise<number> {
       underlay: { type: 'string' },
       'sysctl-file': { type: 'string' },
       'tunnel-state': { type: 'string' },
+      nat: { type: 'boolean' },
+      gateway: { type: 'string', multiple: true },
+      'nat-state': { type: 'string' },
       user: { type: 'string' },
       host: { type: 'string' },
       heartbeat: { type: 'string' },
@@ -52,6 +63,7 @@ export async function realserverMain(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub !== 'setup' && sub !== 'check' && sub !== 'teardown') throw new XdError('XD_ERR_USAGE', `realserver needs setup, check, teardown or grant\n${REALSERVER_USAGE}`);
+  if (values.nat || values.gateway?.length || values['nat-state']) return natMain(sub, values);
   if (!values.vip?.length) throw new XdError('XD_ERR_USAGE', `realserver ${sub} needs at least one --vip ADDR`);
   const o = { vips: values.vip.map(parseVip), sysctlFile: values['sysctl-file'] };
   if (values['tunnel-state'] && !values.tunnel) throw new XdError('XD_ERR_USAGE', `--tunnel-state is where --tunnel records the sysctls it changed: add --tunnel, or leave --tunnel-state out\n${REALSERVER_USAGE}`);
@@ -83,6 +95,32 @@ export async function realserverMain(argv: string[]): Promise<number> {
     return bad ? 1 : 0;
   }
   const done = [...(tun && tunnel ? await tunnel.teardownTunnel(tun) : []), ...(await teardown(o))];
+  process.stdout.write(done.length ? done.map((d) => `${d}\n`).join('') : 'nothing to do\n');
+  return 0;
+}
+
+/** realserver setup|check|teardown --nat: the default route via the director's inner address, nothing else. */
+async function natMain(sub: 'setup' | 'check' | 'teardown', values: { nat?: boolean; gateway?: string[]; 'nat-state'?: string; vip?: string[]; tunnel?: boolean; director?: string[]; 'sysctl-file'?: string; user?: string; host?: string }): Promise<number> {
+  if (!values.nat) throw new XdError('XD_ERR_USAGE', `--gateway and --nat-state belong to NAT mode: add --nat\n${REALSERVER_USAGE}`);
+  if (values.tunnel) throw new XdError('XD_ERR_USAGE', '--nat and --tunnel are two forwarding modes: a service forwards with one; run realserver once per mode');
+  if (values.vip?.length) throw new XdError('XD_ERR_USAGE', `--nat needs no VIP on this server (the director rewrites the VIP to this server's address): leave --vip out${sub === 'teardown' ? ', and run realserver teardown --vip ... separately to remove a DR setup' : ''}`);
+  if (values.director?.length || values['sysctl-file']) throw new XdError('XD_ERR_USAGE', `--nat uses neither --director nor --sysctl-file (it changes no sysctl): leave them out`);
+  if (!values.gateway?.length) throw new XdError('XD_ERR_USAGE', `realserver ${sub} --nat needs --gateway ADDR: the director's inner address on this server's network (with VRRP, the address that moves with the VIP)`);
+  const o = { gateways: parseGateways(values.gateway), ...(values['nat-state'] ? { stateFile: values['nat-state'] } : {}) };
+  if (sub === 'setup') {
+    const done = await setupNat(o);
+    process.stdout.write(done.length ? done.map((d) => `${d}\n`).join('') : 'nothing to do: already set up\n');
+    process.stdout.write(`\nThe MySQL monitor account the director logs in with:\n${grantText({ user: values.user, host: values.host })}\n`);
+    return 0;
+  }
+  if (sub === 'check') {
+    const found = await checkNat(o);
+    for (const f of found) process.stdout.write(`${f.ok ? 'ok     ' : 'MISSING'} ${f.what}${f.fix ? `\n        fix: ${f.fix}` : ''}\n`);
+    const bad = found.filter((f) => !f.ok).length;
+    process.stdout.write(bad ? `${bad} problem(s): run xdirector realserver setup --nat --gateway ... or apply the fixes above\n` : 'this server is ready for NAT\n');
+    return bad ? 1 : 0;
+  }
+  const done = await teardownNat(o);
   process.stdout.write(done.length ? done.map((d) => `${d}\n`).join('') : 'nothing to do\n');
   return 0;
 }
