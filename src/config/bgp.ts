@@ -176,7 +176,7 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
     raw.vrrp.forEach((inst, k) => {
       if (!isObj(inst) || !Array.isArray(inst.vips)) return;
       inst.vips.forEach((v, j) => {
-        const vip = canon(typeof v === 'string' ? v.split('/')[0] : undefined);
+        const vip = canon(typeof v === 'string' ? v.trim().split(/[/\s]/)[0] : undefined);
         const hit = announced.find((a) => a.vip === vip);
         if (hit) {
           out.push({ path: ['vrrp', k, 'vips', j], message: `${vip} is announced over BGP (bgp${hit.path.length > 1 ? `.announce[${hit.path[2]}]` : ': every service VIP by default'}) and held by VRRP instance ${typeof inst.name === 'string' ? inst.name : `vrrp[${k}]`}: a VIP is either routed to every director (BGP, ECMP) or held by one (VRRP), not both; remove it from vrrp[${k}].vips or from bgp.announce` });

@@ -16,10 +16,25 @@ export interface Vip {
   address: string;
   prefix: number;
   family: 4 | 6;
+  /**
+   * Another interface than the instance's (keepalived's `virtual_ipaddress { ADDR dev IFACE }`):
+   * the address moves with the instance's state, as LVS-NAT's inner gateway moves with the VIP.
+   */
+  dev?: string;
 }
 
+const IFNAME_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
 const vip = z.string().transform((s, ctx): Vip => {
-  const [addr, pfx, extra] = s.split('/');
+  // "addr[/prefix] [dev IFACE]", as keepalived writes a virtual_ipaddress line.
+  const words = s.trim().split(/\s+/);
+  let dev: string | undefined;
+  if (words.length === 3 && words[1] === 'dev' && IFNAME_RE.test(words[2]!)) dev = words[2];
+  else if (words.length !== 1) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a VIP: write "addr", "addr/prefix" or "addr/prefix dev IFACE" (an address that moves with the instance on another interface, e.g. "10.0.1.1/24 dev eth1")` });
+    return z.NEVER;
+  }
+  const [addr, pfx, extra] = words[0]!.split('/');
   const fam = addressFamily(addr ?? '');
   if (extra !== undefined || fam === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a VIP: write "addr" or "addr/prefix", e.g. "10.0.0.10/24" or "fd00::10/64"` });
@@ -34,7 +49,7 @@ const vip = z.string().transform((s, ctx): Vip => {
     }
     prefix = Number(pfx);
   }
-  return { address: addr!, prefix, family: fam as 4 | 6 };
+  return { address: addr!, prefix, family: fam as 4 | 6, ...(dev ? { dev } : {}) };
 });
 
 /** keepalived's weight range for scripts/interfaces (±254 is rewritten to ±253 there). */
@@ -151,6 +166,7 @@ export function resolveVrrpInterfaces(list: VrrpConfig, topInterface: string | u
   return list.map((i) => {
     const itf = i.interface ?? topInterface;
     if (!itf) throw new Error(`vrrp instance ${i.name}: no interface: set vrrp[].interface or the top-level interface`);
-    return { ...i, interface: itf };
+    // "dev" naming the instance's own interface is the plain form.
+    return { ...i, interface: itf, vips: i.vips.map((v) => (v.dev === itf ? { address: v.address, prefix: v.prefix, family: v.family } : v)) };
   });
 }

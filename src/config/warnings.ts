@@ -18,7 +18,8 @@ export function configWarnings(c: Pick<Config, 'services' | 'vrrp' | 'bgp'>): st
   c.vrrp.forEach((inst, i) => {
     for (const v of inst.vips) {
       held.add(v.address);
-      if (!serviceVips.has(v.address)) {
+      // An address on another interface (dev) is a gateway that moves with the VIP (NAT), not a service VIP.
+      if (!serviceVips.has(v.address) && !v.dev) {
         out.push(`vrrp[${i}] (${inst.name}): VIP ${v.address} is no service's VIP: the director takes it on becoming Master but forwards nothing for it; add a service on ${v.address} or remove it from vrrp[${i}].vips`);
       }
     }

@@ -5,7 +5,10 @@
 //
 // On MASTER: add the VIPs, announce them (repeat × interval, then a periodic
 // refresh). On leaving MASTER (BACKUP, FAULT, STOP): stop announcing, remove
-// them. stop() sends priority 0 first so the Backup takes over after its skew time.
+// them. A VIP with `dev` lives on that other interface and moves with the rest
+// (keepalived's `ADDR dev IFACE`: LVS-NAT's inner gateway next to the VIP); its
+// interface is tracked (weight 0: down = Fault) unless track.interfaces names it,
+// since a Master that cannot hold its gateway cannot serve. stop() sends priority 0 first so the Backup takes over after its skew time.
 // Tracking inputs the daemon owns ("XDP attached", "pool has a healthy backend")
 // come in through setXdpAttached() / setPoolHealthy().
 
@@ -64,6 +67,10 @@ export class VrrpInstance {
   private poolTrackers = new Map<string, Tracker>();
   private ifindex = 0;
   private mac: Buffer = Buffer.alloc(6);
+  /** Index and MAC of every interface a VIP lives on (the instance's and each dev). */
+  private links = new Map<string, { index: number; mac: Buffer }>();
+  /** track.interfaces plus each VIP dev interface not listed there (weight 0). */
+  private readonly trackedInterfaces: { name: string; weight: number }[];
   private primary?: string;
   private notify: NotifyQueue;
   private addrChain: Promise<void> = Promise.resolve();
@@ -89,7 +96,11 @@ export class VrrpInstance {
       if (!this.scriptIds) throw new XdError('XD_ERR_CONFIG_INVALID', `vrrp instance ${cfg.name}: script_user ${cfg.scriptUser} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${cfg.scriptUser}) or remove script_user`);
     }
     this.notify = new NotifyQueue(cfg.notify, this.log, undefined, this.scriptIds);
-    for (const t of cfg.track.interfaces) this.trackers.push(new Tracker({ name: `interface:${t.name}`, weight: t.weight }));
+    this.trackedInterfaces = [...cfg.track.interfaces];
+    for (const v of cfg.vips) {
+      if (v.dev && v.dev !== cfg.interface && !this.trackedInterfaces.some((t) => t.name === v.dev)) this.trackedInterfaces.push({ name: v.dev, weight: 0 });
+    }
+    for (const t of this.trackedInterfaces) this.trackers.push(new Tracker({ name: `interface:${t.name}`, weight: t.weight }));
     if (cfg.track.xdp) this.trackers.push((this.xdpTracker = new Tracker({ name: 'xdp', weight: cfg.track.xdp.weight })));
     this.trackers.push((this.directorTracker = new Tracker({ name: 'director', weight: cfg.track.xdp?.weight ?? 0 })));
     for (const p of cfg.track.pools) {
@@ -110,6 +121,16 @@ export class VrrpInstance {
     const link = await this.rt.link(c.interface);
     this.ifindex = link.index;
     if (link.mac.length === 6) this.mac = link.mac;
+    this.links.set(c.interface, { index: link.index, mac: this.mac });
+    for (const dev of new Set(c.vips.map((v) => v.dev).filter((d): d is string => !!d && d !== c.interface))) {
+      let l: Awaited<ReturnType<Rtnl['link']>>;
+      try {
+        l = await this.rt.link(dev);
+      } catch (err) {
+        throw new XdError('XD_ERR_VRRP', `vrrp instance ${c.name}: a VIP lives on ${dev} (dev ${dev}), which cannot be found: ${(err as Error).message}; create the interface or fix the VIP's dev`, { cause: err, detail: { interface: dev } });
+      }
+      this.links.set(dev, { index: l.index, mac: l.mac.length === 6 ? l.mac : Buffer.alloc(6) });
+    }
     this.primary = await this.findPrimary();
     const unicast = c.unicast_peers.length > 0;
     // A previous run killed while Master leaves its VIPs behind: we start as Backup, so they go.
@@ -200,7 +221,7 @@ export class VrrpInstance {
       vrid: c.vrid,
       version: c.version,
       family: c.family,
-      vips: c.vips.map((v) => `${v.address}/${v.prefix}`),
+      vips: c.vips.map((v) => `${v.address}/${v.prefix}${v.dev ? ` dev ${v.dev}` : ''}`),
       primaryAddress: this.primary,
       mode: c.unicast_peers.length > 0 ? 'unicast' : 'multicast',
       trackers: this.trackers.map((t) => ({ name: t.name, weight: t.weight, ok: t.isOk })),
@@ -284,8 +305,9 @@ export class VrrpInstance {
   private async addVips(): Promise<void> {
     if (this.machine?.state !== 'MASTER') return; // left MASTER before this ran
     for (const v of this.cfg.vips) {
+      const itf = v.dev ?? this.cfg.interface;
       try {
-        await this.rt.addAddress(this.cfg.interface, v.address, v.prefix, this.ifindex || undefined);
+        await this.rt.addAddress(itf, v.address, v.prefix, this.links.get(itf)?.index || undefined);
       } catch (err) {
         this.vipErrors++;
         this.log.error({ err, vip: v.address }, 'could not add VIP');
@@ -295,8 +317,9 @@ export class VrrpInstance {
 
   private async removeVips(): Promise<void> {
     for (const v of this.cfg.vips) {
+      const itf = v.dev ?? this.cfg.interface;
       try {
-        await this.rt.removeAddress(this.cfg.interface, v.address, v.prefix, this.ifindex || undefined);
+        await this.rt.removeAddress(itf, v.address, v.prefix, this.links.get(itf)?.index || undefined);
       } catch (err) {
         this.vipErrors++;
         this.log.error({ err, vip: v.address }, 'could not remove VIP');
@@ -325,11 +348,13 @@ export class VrrpInstance {
   }
 
   private sendAnnouncements(): void {
-    const router = this.cfg.family === 6 && this.ipv6Forwarding();
     for (const v of this.cfg.vips) {
-      const frame = v.family === 4 ? gratuitousArp(this.mac, v.address) : unsolicitedNa(this.mac, v.address, router);
+      // Each address is announced on its own interface, from that interface's MAC.
+      const itf = v.dev ?? this.cfg.interface;
+      const link = this.links.get(itf) ?? { index: this.ifindex, mac: this.mac };
+      const frame = v.family === 4 ? gratuitousArp(link.mac, v.address) : unsolicitedNa(link.mac, v.address, this.ipv6Forwarding(itf));
       try {
-        sendFrame(this.ifindex, frame, this.cfg.interface);
+        sendFrame(link.index, frame, itf);
         this.announcementsSent++;
       } catch (err) {
         this.log.warn({ err, vip: v.address }, 'announcement not sent');
@@ -337,9 +362,9 @@ export class VrrpInstance {
     }
   }
 
-  private ipv6Forwarding(): boolean {
+  private ipv6Forwarding(itf: string): boolean {
     try {
-      return readFileSync(`/proc/sys/net/ipv6/conf/${this.cfg.interface}/forwarding`, 'utf8').trim() === '1';
+      return readFileSync(`/proc/sys/net/ipv6/conf/${itf}/forwarding`, 'utf8').trim() === '1';
     } catch {
       return false;
     }
@@ -355,12 +380,12 @@ export class VrrpInstance {
   private startTracking(): void {
     const c = this.cfg;
     // Interfaces: poll the operational state (cheap: one rtnetlink dump).
-    if (c.track.interfaces.length > 0) {
+    if (this.trackedInterfaces.length > 0) {
       const poll = async () => {
         if (this.stopped) return;
         try {
           const links = await this.rt.links();
-          for (const spec of c.track.interfaces) {
+          for (const spec of this.trackedInterfaces) {
             const t = this.trackers.find((x) => x.name === `interface:${spec.name}`)!;
             const l = links.find((x) => x.name === spec.name);
             if (t.report(!!l && l.operUp)) this.trackerChanged(t);

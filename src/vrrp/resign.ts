@@ -16,19 +16,21 @@ export async function resignVips(instances: readonly ResolvedVrrpInstanceConfig[
   try {
     const links = new Set((await rt.links()).map((l) => l.name));
     for (const inst of instances) {
-      if (!links.has(inst.interface)) {
-        out.push(`${inst.name}: interface ${inst.interface} does not exist: no VIP to remove`);
-        continue;
-      }
-      const present = new Set((await rt.listAddresses(inst.interface)).map((a) => `${a.address}/${a.prefix}`));
+      // Each VIP on its own interface: the instance's, or its dev (a NAT gateway that moves with the VIP).
       for (const v of inst.vips) {
-        const key = `${canonicalAddress(v.address)}/${v.prefix}`;
-        if (!present.has(key)) {
-          out.push(`${inst.name}: ${key} is not on ${inst.interface}`);
+        const itf = v.dev ?? inst.interface;
+        if (!links.has(itf)) {
+          out.push(`${inst.name}: interface ${itf} does not exist: ${v.address} not removed`);
           continue;
         }
-        await rt.removeAddress(inst.interface, v.address, v.prefix);
-        out.push(`${inst.name}: removed ${key} from ${inst.interface}`);
+        const present = new Set((await rt.listAddresses(itf)).map((a) => `${a.address}/${a.prefix}`));
+        const key = `${canonicalAddress(v.address)}/${v.prefix}`;
+        if (!present.has(key)) {
+          out.push(`${inst.name}: ${key} is not on ${itf}`);
+          continue;
+        }
+        await rt.removeAddress(itf, v.address, v.prefix);
+        out.push(`${inst.name}: removed ${key} from ${itf}`);
       }
     }
   } finally {

@@ -23,6 +23,16 @@ describe('vrrp config', () => {
     assert.deepEqual(i!.garp, { repeat: 5, interval: 100, refresh: 60_000 });
   });
 
+  it('takes a VIP on another interface as keepalived writes it ("addr/prefix dev IFACE"); dev naming the instance interface is the plain form', () => {
+    const [i] = resolveVrrpInterfaces(vrrpSchema.parse([{ ...base, vips: ['10.0.0.10/24', '10.0.1.1/24 dev eth1', '10.0.0.11 dev eth0'] }]), 'eth0');
+    assert.deepEqual(i!.vips, [
+      { address: '10.0.0.10', prefix: 24, family: 4 },
+      { address: '10.0.1.1', prefix: 24, family: 4, dev: 'eth1' },
+      { address: '10.0.0.11', prefix: 32, family: 4 },
+    ]);
+    assert.match(issues([{ ...base, vips: ['10.0.1.1/24 label eth1:0'] }]).join('\n'), /0\.vips\.0: "10\.0\.1\.1\/24 label eth1:0" is not a VIP: write "addr", "addr\/prefix" or "addr\/prefix dev IFACE"/);
+  });
+
   it('defaults IPv6 instances to version 3 and full-length prefixes', () => {
     const [i] = vrrpSchema.parse([{ ...base, vips: ['fd00::10'], advert_interval: '100ms' }]);
     assert.equal(i!.version, 3);
