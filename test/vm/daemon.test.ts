@@ -46,7 +46,7 @@ function ipvsadm(name: string, fwd = 'Route'): Record<string, Array<[string, num
   return res;
 }
 /** A dest line of `ipvsadm -Ln [--tun-info]`: address, forward, tunnel info ("ipip", "gue:6080:-c", "n/a"), weight. */
-const DEST = /^\s+->\s+(\S+)\s+(Route|Tunnel)\s+(?:([a-z]\S*)\s+)?(\d+)\s/;
+const DEST = /^\s+->\s+(\S+)\s+(Route|Tunnel|Masq)\s+(?:([a-z]\S*)\s+)?(\d+)\s/;
 /** `ipvsadm -Ln --tun-info` -> { "10.78.1.11:3310": "gue:6080:-c", ... } for the Tunnel dests. */
 function tunInfo(name: string): Record<string, string> {
   const res: Record<string, string> = {};
@@ -97,10 +97,8 @@ test('the guest runs the daemon scenario to the end with exit status 0', { skip 
 });
 
 test('xdirector run with dataplane ipvs programs what the config says and ipvsadm -Ln agrees', { skip }, () => {
-  assert.deepEqual(ipvsadm('a-ipvsadm.txt'), {
-    'TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)': all3(3306),
-    'TCP 10.77.0.100:3307 mh (mh-fallback,mh-port)': all3(3307),
-  });
+  const a = ipvsadm('a-ipvsadm.txt');
+  assert.deepEqual({ mysql: a['TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)'], echo: a['TCP 10.77.0.100:3307 mh (mh-fallback,mh-port)'] }, { mysql: all3(3306), echo: all3(3307) });
   assert.equal(read('a-sloppy.txt').trim(), '1', 'net.ipv4.vs.sloppy_tcp in the director namespace');
 });
 
@@ -129,7 +127,41 @@ test('a backend whose server stops is removed from IPVS by the health checks and
 });
 
 test('stopping the daemon leaves the IPVS services in place for a restart', { skip }, () => {
-  assert.equal(Object.keys(ipvsadm('a-after-stop-ipvsadm.txt')).length, 2);
+  assert.equal(Object.keys(ipvsadm('a-after-stop-ipvsadm.txt')).length, 4, 'mysql, echo, nat, nat6');
+});
+
+test('xdirector realserver setup --nat makes the director\'s inner address the NAT real server\'s default route, and check agrees', { skip }, () => {
+  assert.match(read('n-check-before.txt'), /MISSING IPv4 replies to clients beyond this network go nowhere \(no default route\)[^\n]*\n\s+fix: ip -4 route replace default via 10\.79\.0\.1/);
+  assert.match(read('n-check-before.txt'), /exit 1\s*$/);
+  assert.match(read('n-setup.txt'), /IPv4 default route via 10\.79\.0\.1 .*\n.*IPv6 default route via fd00:79::1 /);
+  assert.match(read('n-setup.txt'), /exit 0\s*$/);
+  assert.match(read('n-check-after.txt'), /this server is ready for NAT\nexit 0\s*$/);
+});
+
+test('IPVS programs forwarding: nat as masquerading dests on the backend\'s own port, and sets the forwarding sysctls', { skip }, () => {
+  const nat = ipvsadm('a-nat-ipvsadm.txt', 'Masq');
+  assert.deepEqual(nat['TCP 10.77.0.100:3311 mh (mh-fallback,mh-port)'], [['10.79.0.11:3306', 1]]);
+  assert.deepEqual(nat['TCP [fd00:77::100]:3311 mh (mh-fallback,mh-port)'], [['[fd00:79::11]:3306', 1]]);
+  // ip_forward and IPv6 forwarding on; all.send_redirects untouched (1): this NAT is two-armed.
+  assert.deepEqual(read('a-nat-sysctls.txt').trim().split('\n'), ['1', '1', '1']);
+  const st = json('a-status.json');
+  const byName = new Map((st.dataplane.services as Array<{ name: string; forwarding: string }>).map((x) => [x.name, x.forwarding]));
+  assert.equal(byName.get('nat'), 'nat');
+  assert.equal(byName.get('nat6'), 'nat');
+  assert.equal(st.dataplane.detail.sysctls['net.ipv4.ip_forward'], '1');
+});
+
+test('connections to VIP:3311 reach the NAT real server on 3306 over IPv4 and IPv6, its replies translated back by IPVS', { skip }, () => {
+  for (const name of ['a-nat-conns.json', 'a-nat6-conns.json']) {
+    const { counts, errors } = servers(name);
+    assert.deepEqual(errors, [], name);
+    assert.deepEqual(counts, { nat1: 12 }, name);
+  }
+  // `ipvsadm -Ln --stats`: Conns InPkts OutPkts InBytes OutBytes; OutPkts are the replies IPVS un-NATed.
+  const line = read('a-nat-stats.txt').split('\n').find((l) => /^TCP\s+10\.77\.0\.100:3311\s/.test(l));
+  assert.ok(line, read('a-nat-stats.txt'));
+  const [conns, inPkts, outPkts] = line.trim().split(/\s+/).slice(2).map(Number) as [number, number, number];
+  assert.ok(conns >= 12 && inPkts > 0 && outPkts >= 12 * 2, line);
 });
 
 test('dataplane auto falls back to IPVS when XDP cannot attach, logging why', { skip }, () => {

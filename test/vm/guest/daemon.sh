@@ -2,7 +2,11 @@
 # Guest entry for test/vm/daemon.test.ts: `xdirector run` in the director namespace of the DR
 # lab, in a kernel with IPVS and XDP. Phases (everything recorded under $XD_VM_OUT):
 #   A  dataplane: ipvs  -> ipvsadm agrees with the config, connections spread, drain, a backend
-#                          whose server stops is removed by the health checks and comes back
+#                          whose server stops is removed by the health checks and comes back;
+#                          NAT services (forwarding: nat, VIP:3311 -> 10.79.0.11:3306 and IPv6)
+#                          to a real server on the director's inner interface (nat-topology.sh),
+#                          prepared by `xdirector realserver setup --nat`: Masq dests, the
+#                          forwarding sysctls, port translation and the replies translated back
 #   B  dataplane: auto on an interface where native XDP cannot attach (lo) -> falls back to IPVS
 #   C  dataplane: auto with XDP (generic) -> a live session survives `xdirector dataplane ipvs`
 #      and back to `xdirector dataplane xdp`; connections opened during each switch succeed
@@ -20,6 +24,7 @@ ROOT=$(cd "$HERE/../../.." && pwd)
 OUT=${XD_VM_OUT:-/run/xd-out}
 source "$HERE/dr-topology.sh"
 source "$HERE/tunnel-topology.sh"
+source "$HERE/nat-topology.sh"
 now() { cut -d' ' -f1 /proc/uptime; }
 step() { echo "XD-VM: $(now) $*"; echo "$(now) $*" >> "$OUT/steps.txt"; }
 DIRNS="nsenter --net=/run/netns/xdg-dir"
@@ -40,6 +45,7 @@ for i in 1 2 3; do   # echo service on 3307: id line, then echo
   nsenter --net=/run/netns/xdg-rs$i socat TCP4-LISTEN:3307,fork,reuseaddr SYSTEM:"echo rs$i; exec cat" &
 done
 xdg_tunnel_up
+xdg_nat_up
 
 # the tunnel real server, prepared by the CLI under test (in the background: it overlaps phases
 # A and B; waited for before the first tunnelled connection)
@@ -57,6 +63,13 @@ rs() { nsenter --net=/run/netns/xdg-tun node "$ROOT/bin/xdirector.js" realserver
   ip -n xdg-tun fou show > "$OUT/t-setup-fou.txt" ) &
 RSPID=$!
 rs_ready() { [ -z "$RSPID" ] || { wait "$RSPID"; RSPID=; step "tunnel real server set up"; }; }
+# the NAT real server, by the CLI under test: check before (fails), setup, check after
+NATGW="--nat --gateway 10.79.0.1 --gateway fd00:79::1 --nat-state /run/xdg/rs-nat.json"
+nrs() { nsenter --net=/run/netns/xdg-nat1 node "$ROOT/bin/xdirector.js" realserver "$@"; }
+( nrs check $NATGW > "$OUT/n-check-before.txt" 2>&1; echo "exit $?" >> "$OUT/n-check-before.txt"
+  nrs setup $NATGW > "$OUT/n-setup.txt" 2>&1; echo "exit $?" >> "$OUT/n-setup.txt"
+  nrs check $NATGW > "$OUT/n-check-after.txt" 2>&1; echo "exit $?" >> "$OUT/n-check-after.txt" ) &
+NRSPID=$!
 tun_stats() { # NAME: the real server's link counters and UDP counters
   ip -n xdg-tun -s -j link show > "$OUT/$1-links.json"
   nsenter --net=/run/netns/xdg-tun cat /proc/net/snmp > "$OUT/$1-snmp.txt"
@@ -78,7 +91,7 @@ conns_wait() { # SEQ NAME
 }
 conns() { conns_send "${@:2}"; conns_wait "$CSEQ" "$1"; }   # NAME FIRST_PORT COUNT [PORT [VIP SRC]]
 
-config() { # FILE DATAPLANE INTERFACE XDP_MODE [tun]
+config() { # FILE DATAPLANE INTERFACE XDP_MODE [tun|nat]
   cat > "$1" <<CFG
 instance: xdgvm
 interface: $3
@@ -105,6 +118,23 @@ services:
       - { address: 10.77.0.12, port: 3307, mac: "02:77:00:00:00:12" }
       - { address: 10.77.0.13, port: 3307, mac: "02:77:00:00:00:13" }
 CFG
+  if [ "${5:-}" = nat ]; then
+    cat >> "$1" <<CFG
+  - name: nat
+    vip: $XDG_VIP
+    port: 3311
+    forwarding: nat
+    check: tcp
+    backends: [ { address: $XDG_NAT_RS, port: 3306, name: nat1 } ]
+  - name: nat6
+    vip: "$XDG_VIP6"
+    port: 3311
+    forwarding: nat
+    check: tcp
+    backends: [ { address: "$XDG_NAT_RS6", port: 3306 } ]
+nat: { interface: eth1 }
+CFG
+  fi
   [ "${5:-}" = tun ] || return 0
   cat >> "$1" <<CFG
   - name: tun
@@ -162,13 +192,21 @@ wait_ipvsadm() { # GREP_PATTERN present|absent TIMEOUT_S
 
 # ---- A: dataplane ipvs
 if [[ $PHASES == *" A "* ]]; then
-config /run/xdg/a.yaml ipvs eth0 generic
+config /run/xdg/a.yaml ipvs eth0 generic nat
 step "A start"
 start_daemon a /run/xdg/a.yaml
 wait_ipvsadm "10.77.0.13:3306" present 30
 step "A running"
 $DIRNS ipvsadm -Ln > "$OUT/a-ipvsadm.txt"
 $DIRNS cat /proc/sys/net/ipv4/vs/sloppy_tcp > "$OUT/a-sloppy.txt"
+$DIRNS sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding net.ipv4.conf.all.send_redirects > "$OUT/a-nat-sysctls.txt"
+wait "$NRSPID"; step "NAT real server set up"
+wait_ipvsadm "\[$XDG_NAT_RS6\]:3306" present 30
+conns a-nat-conns 26000 12 3311
+conns a-nat6-conns 26100 12 3311 "$XDG_VIP6" fd00:77::10
+$DIRNS ipvsadm -Ln > "$OUT/a-nat-ipvsadm.txt"
+$DIRNS ipvsadm -Ln --stats > "$OUT/a-nat-stats.txt"
+step "A nat"
 conns a-conns 20000 36
 step "A conns"
 xd drain rs2 > "$OUT/a-drain.txt" 2>&1
