@@ -8,6 +8,7 @@
 import { addressFamily } from '../net/inet';
 import { FORWARDING, serviceSchema } from '../config';
 import type { Stmt } from './parse';
+import { SYNC_GROUP_MARK, mergeSyncGroups } from './sync-group';
 
 export interface ImportResult {
   yaml: string;
@@ -132,6 +133,8 @@ class Translator {
   private tunnelUsed = new Set<4 | 6>();
   /** A MISC_CHECK became check: script (so the config needs script_user). */
   private scriptChecks = false;
+  /** A service forwards with NAT (lb_kind NAT): the nat section may name the server-side interface. */
+  private natUsed = false;
 
   constructor(private readonly stmts: Stmt[], private readonly opts: ImportOptions) {}
 
@@ -160,7 +163,6 @@ class Translator {
         case 'virtual_server': services.push(...this.virtualServer(s)); break;
         case 'vrrp_instance': instances.push(s); break;
         case 'virtual_server_group': case 'vrrp_script': break;
-        case 'vrrp_sync_group': this.lost(s, 'sync groups have no equivalent: each vrrp_instance is translated alone and fails over on its own'); break;
         default: this.lost(s, `no xdirector equivalent for the ${s.keyword} section (not translated)`);
       }
     }
@@ -191,6 +193,7 @@ class Translator {
         if (src) o.line(2, `source_v${f}: ${q(src[0])}`, src[1]);
       }
     }
+    this.natSection(o, instances, ifaceStmt?.args[0]);
     o.line(0, live.length ? 'services:' : 'services: []');
     for (const s of services) {
       if (s.disabled) {
@@ -256,6 +259,26 @@ class Translator {
       o.line(6, `timeout: ${d}`, 'no misc_timeout: keepalived lets a script run for delay_loop, so the interval');
     }
     if (sc.dynamic) o.line(6, 'dynamic: true', 'misc_dynamic: exit 2+N sets the weight to N');
+  }
+
+  /**
+   * nat.interface: the real servers' side. keepalived does not name it; its LVS-NAT recipe puts
+   * the real servers' gateway in VRRP on that interface, so a VIP on another interface than the
+   * instance's (dev, or a sync group member's) is taken as it.
+   */
+  private natSection(o: Out, instances: Stmt[], topIface: string | undefined): void {
+    if (!this.natUsed) return;
+    for (const i of instances) {
+      const iface = child(i, 'interface')?.args[0] ?? topIface;
+      for (const v of child(i, 'virtual_ipaddress')?.children ?? []) {
+        const k = v.args.indexOf('dev');
+        const dev = k >= 0 ? v.args[k + 1] : undefined;
+        if (dev && dev !== iface) {
+          o.line(0, `nat: { interface: ${q(dev)} }`, `the real servers' side: ${v.keyword} (vrrp_instance ${i.args[0]}) is on ${dev}, the gateway keepalived's LVS-NAT recipe moves with the VIP`);
+          return;
+        }
+      }
+    }
   }
 
   private checkGlobals(g: Stmt): void {
@@ -329,7 +352,10 @@ class Translator {
     const fwd = this.forwarding(vs, endpoints);
     if ('fields' in fwd) fields.push(...fwd.fields);
     const port = endpoints[0]!.port;
-    const check = this.checks(vs, reals, port);
+    // NAT may translate the port: the checks default to the real servers' own port when they share one.
+    const realPorts = new Set(reals.map((r) => Number(r.args[1] ?? port)));
+    const checkBase = 'fields' in fwd && fwd.rewritesPorts && realPorts.size === 1 ? [...realPorts][0]! : port;
+    const check = this.checks(vs, reals, checkBase);
     fields.push(...check.fields);
     for (const c of vs.children ?? []) {
       switch (c.keyword) {
@@ -387,6 +413,7 @@ class Translator {
   private natForwarding(vs: Stmt, kindStmt: Stmt | undefined): ForwardingOut {
     const what = `lb_kind NAT${kindStmt ? '' : ' (keepalived\'s default: the virtual_server names no lb_kind)'}`;
     if ((FORWARDING as readonly string[]).includes('nat')) {
+      this.natUsed = true;
       return { fields: [{ key: 'forwarding', value: 'nat', why: `${what}: the director rewrites the destination (and port) and the replies come back through it, as under IPVS masquerading` }], rewritesPorts: true };
     }
     const why = `${what}: this xdirector build forwards in DR and tunnel modes only, so the service is left out (commented); to run it here set the real servers up for DR (xdirector realserver setup: the VIP on lo) and change it to forwarding: dr`;
@@ -562,9 +589,9 @@ class Translator {
     const vips: string[] = [];
     for (const v of vipsStmt?.children ?? []) {
       const [addr, ...rest] = [v.keyword, ...v.args];
-      vips.push(addr!);
       const dev = rest.indexOf('dev');
-      if (dev >= 0 && rest[dev + 1] && rest[dev + 1] !== (iface ?? topIface)) this.lost(v, `a VIP on another interface (${rest[dev + 1]}) than the instance's: xdirector adds every VIP on the instance interface`);
+      // A VIP on another interface moves with the instance there (the LVS-NAT gateway).
+      vips.push(dev >= 0 && rest[dev + 1] && rest[dev + 1] !== (iface ?? topIface) ? `${addr} dev ${rest[dev + 1]}` : addr!);
       const extra = rest.filter((w, k) => !(w === 'dev' || rest[k - 1] === 'dev' || w === 'label' || rest[k - 1] === 'label'));
       if (extra.length) this.lost(v, `address options ${extra.join(' ')} are not kept`);
     }
@@ -574,7 +601,8 @@ class Translator {
     if (verStmt || v6) o.line(4, `version: ${version}`, verStmt ? undefined : 'IPv6 VIPs: keepalived uses VRRPv3');
     const adv = g('advert_int')?.args[0];
     if (adv) o.line(4, `advert_interval: ${seconds(adv) ?? adv}`);
-    o.line(4, `vips: [${vips.map(q).join(', ')}]`);
+    const merged = g(SYNC_GROUP_MARK);
+    o.line(4, `vips: [${vips.map(q).join(', ')}]`, merged ? `vrrp_sync_group ${merged.args[0]}: ${merged.args.slice(1).join(', ')} merged in, their VIPs on their own interfaces, so the group fails over as one` : undefined);
     if (g('nopreempt')) o.line(4, 'preempt: false');
     const pd = g('preempt_delay')?.args[0];
     if (pd) o.line(4, `preempt_delay: ${seconds(pd) ?? pd}`);
@@ -607,7 +635,7 @@ class Translator {
         case 'state': case 'interface': case 'virtual_router_id': case 'priority': case 'virtual_ipaddress': case 'version': case 'native_ipv6':
         case 'advert_int': case 'nopreempt': case 'preempt_delay': case 'unicast_src_ip': case 'unicast_peer': case 'authentication':
         case 'garp_master_repeat': case 'garp_master_refresh': case 'garp_interval': case 'track_script': case 'track_interface':
-        case 'notify': case 'notify_master': case 'notify_backup': case 'notify_fault': case 'notify_stop':
+        case 'notify': case 'notify_master': case 'notify_backup': case 'notify_fault': case 'notify_stop': case SYNC_GROUP_MARK:
           break;
         case 'smtp_alert': this.lost(c, 'xdirector sends no mail: use notify'); break;
         case 'garp_master_delay': this.lost(c, 'no second gratuitous-ARP burst after a delay: xdirector refreshes every garp.refresh'); break;
@@ -695,5 +723,9 @@ class Translator {
 
 /** Translate parsed keepalived statements into an xdirector config. */
 export function translateKeepalived(stmts: Stmt[], opts: ImportOptions = {}): ImportResult {
-  return new Translator(stmts, opts).run();
+  // Sync groups first: each becomes one instance (sync-group.ts).
+  const top = opts.interface ?? stmts.filter((s) => s.keyword === 'vrrp_instance').map((s) => child(s, 'interface')?.args[0]).find(Boolean);
+  const m = mergeSyncGroups(stmts, top);
+  const r = new Translator(m.stmts, opts).run();
+  return { ...r, unsupported: [...m.lost, ...r.unsupported] };
 }

@@ -147,13 +147,13 @@ describe('keepalived.conf translation', () => {
     assert.deepEqual([c.services[0]!.forwarding, c.tunnel.sourceV4], ['tunnel', '10.5.0.9']);
   });
 
-  it('lists what has no equivalent with file and line: mail, vrrp_strict, sync groups, NAT, HTTP/SSL checks', () => {
+  it('lists what has no equivalent with file and line: mail, vrrp_strict, a one-member sync group, HTTP/SSL checks', () => {
     const { unsupported, cfg } = imported('docs-sample.conf');
-    for (const re of [/:4: notification_email/, /:13: vrrp_strict/, /:18: vrrp_sync_group VG1/, /:45: lb_kind NAT/, /:51: HTTP_GET/, /:70: SSL_GET/, /:39: smtp_alert/, /:58: delay_before_retry 3: no separate retry delay/]) {
+    for (const re of [/:4: notification_email/, /:13: vrrp_strict/, /:18: vrrp_sync_group VG1: fewer than two members/, /:51: HTTP_GET/, /:70: SSL_GET/, /:39: smtp_alert/, /:58: delay_before_retry 3: no separate retry delay/]) {
       assert.ok(unsupported.some((u) => re.test(u)), `${re} missing from:\n${unsupported.join('\n')}`);
     }
-    assert.deepEqual(cfg.services.map((s) => s.name), ['192.168.200.17:443'], 'the NAT service is left out');
-    assert.equal(cfg.services[0]!.ring, 'ipvs-mh', 'lb_algo mh keeps the IPVS mh table');
+    assert.equal(cfg.services[1]!.ring, 'ipvs-mh', 'lb_algo mh keeps the IPVS mh table');
+    assert.equal(cfg.services[0]!.forwarding, 'nat', 'lb_kind NAT is translated');
   });
 
   it('puts a keepalived comment on every line translated by judgement', () => {
@@ -178,8 +178,8 @@ describe('xdirector import-keepalived (command)', () => {
     const out = path.join(tmp, 'docs.yaml');
     const r = spawnSync(process.execPath, [BIN, 'import-keepalived', path.join(FIX, 'docs-sample.conf'), '-o', out], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /12 statement\(s\) have no xdirector equivalent/);
-    assert.match(execFileSync(process.execPath, [BIN, 'check-config', '-c', out], { encoding: 'utf8' }), /OK \(instance lvs_devel, 1 service\(s\)\)/);
+    assert.match(r.stderr, /10 statement\(s\) have no xdirector equivalent/);
+    assert.match(execFileSync(process.execPath, [BIN, 'check-config', '-c', out], { encoding: 'utf8' }), /OK \(instance lvs_devel, 2 service\(s\)\)/);
   });
 
   it('exits 3 with --strict when something has no equivalent, writing nothing but the list; 0 when everything translates', async () => {
@@ -250,5 +250,43 @@ describe('xdirector import-keepalived (command)', () => {
     const r = await importCmd([]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /needs one keepalived\.conf file/);
+  });
+});
+
+describe('import-keepalived: LVS-NAT and sync groups', () => {
+  it('translates lb_kind NAT with real servers on another port, and the sync group of VIP and gateway into one instance', () => {
+    const { cfg, raw, unsupported, yaml } = imported('lvs-nat.conf');
+    const s = cfg.services[0]!;
+    assert.equal(s.forwarding, 'nat');
+    assert.equal(s.port, 3307);
+    assert.deepEqual(s.backends.map((b) => [b.address, b.port, b.weight]), [['10.20.0.11', 3306, 2], ['10.20.0.12', 3306, 1]]);
+    assert.equal(s.check, 'mysql', 'real servers on 3306 behind a translated port');
+    assert.deepEqual(cfg.nat, { interface: 'eth1', twoArmed: true });
+    assert.equal(cfg.vrrp.length, 1);
+    assert.deepEqual(cfg.vrrp[0]!.vips, [{ address: '192.168.10.100', prefix: 24, family: 4 }, { address: '10.20.0.1', prefix: 24, family: 4, dev: 'eth1' }]);
+    assert.deepEqual(raw.vrrp[0].track.interfaces, [{ name: 'eth1', weight: 0 }]);
+    assert.match(yaml, /vips: .*# keepalived: vrrp_sync_group VG1: GATEWAY merged in/);
+    assert.match(unsupported.join('\n'), /lvs-nat\.conf:30: vrrp_instance GATEWAY: merged into VI_1 \(vrrp_sync_group VG1\): .*virtual_router_id 52, priority and adverts on eth1 are not kept/);
+    assert.match(unsupported.join('\n'), /lvs-nat\.conf:12: notify_master .*: the sync group's notify_master is not kept/);
+    assert.doesNotMatch(unsupported.join('\n'), /NAT has no equivalent|differs from the service port/);
+  });
+
+  it('a VIP with dev on another interface in one instance is kept on that interface', () => {
+    const r = translateKeepalived(parseKeepalivedText([
+      'vrrp_instance V {', ' interface eth0', ' virtual_router_id 7', ' virtual_ipaddress {', '  10.0.0.100/24', '  10.20.0.1/24 dev eth1', '  10.0.0.101/24 dev eth0', ' }', '}',
+    ].join('\n')));
+    assert.deepEqual(YAML.parse(r.yaml).vrrp[0].vips, ['10.0.0.100/24', '10.20.0.1/24 dev eth1', '10.0.0.101/24']);
+    assert.deepEqual(r.unsupported, []);
+  });
+
+  it('a sync group whose members mix IPv4 and IPv6 or name a missing instance is not merged, and says so', () => {
+    const r = translateKeepalived(parseKeepalivedText([
+      'vrrp_sync_group G { group { A B } }', 'vrrp_sync_group H { group { A C } }',
+      'vrrp_instance A { interface eth0\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1/24 } }',
+      'vrrp_instance B { interface eth1\n virtual_router_id 2\n virtual_ipaddress { fd00::1/64 } }',
+    ].join('\n'), 'mix.conf'));
+    assert.equal(YAML.parse(r.yaml).vrrp.length, 2);
+    assert.match(r.unsupported.join('\n'), /mix\.conf:1: vrrp_sync_group G: its members carry IPv4 and IPv6 VIPs.*not merged/);
+    assert.match(r.unsupported.join('\n'), /mix\.conf:2: vrrp_sync_group H: member C is no vrrp_instance: not merged/);
   });
 });
