@@ -107,6 +107,8 @@ const instanceInput = z.strictObject({
   track: track.default({ interfaces: [], pools: [], scripts: [] }),
   /** Run on every state change with arguments: instance name, state (MASTER|BACKUP|FAULT|STOP), priority. */
   notify: z.string().min(1).optional(),
+  /** keepalived's vrrp_sync_group: instances naming the same group fail over as one (src/vrrp/sync.ts). */
+  sync_group: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only').optional(),
 });
 
 const instance = instanceInput
@@ -149,6 +151,11 @@ export const vrrpSchema = z.array(instance).superRefine((list, ctx) => {
     if (vrids.has(key) && i.unicast_peers.length === 0) ctx.addIssue({ code: 'custom', path: [k, 'vrid'], message: `VRID ${i.vrid} is already used by instance ${list[vrids.get(key)!]!.name} on this interface` });
     vrids.set(key, k);
   });
+  const groups = new Map<string, number[]>();
+  list.forEach((i, k) => { if (i.sync_group) groups.set(i.sync_group, [...(groups.get(i.sync_group) ?? []), k]); });
+  for (const [g, ks] of groups) {
+    if (ks.length < 2) ctx.addIssue({ code: 'custom', path: [ks[0]!, 'sync_group'], message: `sync group "${g}" has only this instance: a group makes several instances fail over as one; name it on another instance too, or remove sync_group` });
+  }
 });
 
 export type VrrpConfigInput = z.input<typeof vrrpSchema>;

@@ -224,8 +224,10 @@ export class Daemon {
     // The config's list has each instance's interface resolved (default: the top-level interface).
     if (this.cfg.vrrp.length === 0) return;
     const { VrrpInstance } = await import('../vrrp/instance');
-    for (const c of this.cfg.vrrp) {
-      const inst = new VrrpInstance(c, { log: this.log });
+    const { wireSyncGroups } = await import('../vrrp/sync');
+    const instances = this.cfg.vrrp.map((c) => new VrrpInstance(c, { log: this.log }));
+    wireSyncGroups(instances); // sync_group members fail over as one (before any starts)
+    for (const inst of instances) {
       this.vrrp.push(inst);
       this.updateTracking(inst);
       await inst.start();

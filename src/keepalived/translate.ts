@@ -8,7 +8,7 @@
 import { addressFamily } from '../net/inet';
 import { FORWARDING, serviceSchema } from '../config';
 import type { Stmt } from './parse';
-import { SYNC_GROUP_MARK, mergeSyncGroups } from './sync-group';
+import { syncGroups } from './sync-group';
 
 export interface ImportResult {
   yaml: string;
@@ -135,8 +135,11 @@ class Translator {
   private scriptChecks = false;
   /** A service forwards with NAT (lb_kind NAT): the nat section may name the server-side interface. */
   private natUsed = false;
+  private readonly sync: ReturnType<typeof syncGroups>;
 
-  constructor(private readonly stmts: Stmt[], private readonly opts: ImportOptions) {}
+  constructor(private readonly stmts: Stmt[], private readonly opts: ImportOptions) {
+    this.sync = syncGroups(stmts);
+  }
 
   lost(s: Stmt, why: string): void {
     this.unsupported.push(`${where(s)}: ${text(s)}: ${why}`);
@@ -163,6 +166,7 @@ class Translator {
         case 'virtual_server': services.push(...this.virtualServer(s)); break;
         case 'vrrp_instance': instances.push(s); break;
         case 'virtual_server_group': case 'vrrp_script': break;
+        case 'vrrp_sync_group': this.unsupported.push(...this.sync.lost.filter((l) => l.startsWith(`${where(s)}:`) || (s.children ?? []).some((c) => l.startsWith(`${where(c)}:`)))); break;
         default: this.lost(s, `no xdirector equivalent for the ${s.keyword} section (not translated)`);
       }
     }
@@ -263,13 +267,18 @@ class Translator {
 
   /**
    * nat.interface: the real servers' side. keepalived does not name it; its LVS-NAT recipe puts
-   * the real servers' gateway in VRRP on that interface, so a VIP on another interface than the
-   * instance's (dev, or a sync group member's) is taken as it.
+   * the real servers' gateway in VRRP on that interface, so the interface of a sync group member
+   * other than the main one, or of a VIP with dev on another interface, is taken as it.
    */
   private natSection(o: Out, instances: Stmt[], topIface: string | undefined): void {
     if (!this.natUsed) return;
     for (const i of instances) {
       const iface = child(i, 'interface')?.args[0] ?? topIface;
+      const group = this.sync.groupOf.get(i.args[0] ?? '');
+      if (group && iface && iface !== topIface) {
+        o.line(0, `nat: { interface: ${q(iface)} }`, `the real servers' side: vrrp_instance ${i.args[0]} of sync group ${group} is on ${iface}, the gateway keepalived's LVS-NAT recipe moves with the VIP`);
+        return;
+      }
       for (const v of child(i, 'virtual_ipaddress')?.children ?? []) {
         const k = v.args.indexOf('dev');
         const dev = k >= 0 ? v.args[k + 1] : undefined;
@@ -601,8 +610,9 @@ class Translator {
     if (verStmt || v6) o.line(4, `version: ${version}`, verStmt ? undefined : 'IPv6 VIPs: keepalived uses VRRPv3');
     const adv = g('advert_int')?.args[0];
     if (adv) o.line(4, `advert_interval: ${seconds(adv) ?? adv}`);
-    const merged = g(SYNC_GROUP_MARK);
-    o.line(4, `vips: [${vips.map(q).join(', ')}]`, merged ? `vrrp_sync_group ${merged.args[0]}: ${merged.args.slice(1).join(', ')} merged in, their VIPs on their own interfaces, so the group fails over as one` : undefined);
+    o.line(4, `vips: [${vips.map(q).join(', ')}]`);
+    const group = this.sync.groupOf.get(i.args[0] ?? '');
+    if (group) o.line(4, `sync_group: ${q(group)}`);
     if (g('nopreempt')) o.line(4, 'preempt: false');
     const pd = g('preempt_delay')?.args[0];
     if (pd) o.line(4, `preempt_delay: ${seconds(pd) ?? pd}`);
@@ -635,7 +645,7 @@ class Translator {
         case 'state': case 'interface': case 'virtual_router_id': case 'priority': case 'virtual_ipaddress': case 'version': case 'native_ipv6':
         case 'advert_int': case 'nopreempt': case 'preempt_delay': case 'unicast_src_ip': case 'unicast_peer': case 'authentication':
         case 'garp_master_repeat': case 'garp_master_refresh': case 'garp_interval': case 'track_script': case 'track_interface':
-        case 'notify': case 'notify_master': case 'notify_backup': case 'notify_fault': case 'notify_stop': case SYNC_GROUP_MARK:
+        case 'notify': case 'notify_master': case 'notify_backup': case 'notify_fault': case 'notify_stop':
           break;
         case 'smtp_alert': this.lost(c, 'xdirector sends no mail: use notify'); break;
         case 'garp_master_delay': this.lost(c, 'no second gratuitous-ARP burst after a delay: xdirector refreshes every garp.refresh'); break;
@@ -723,9 +733,5 @@ class Translator {
 
 /** Translate parsed keepalived statements into an xdirector config. */
 export function translateKeepalived(stmts: Stmt[], opts: ImportOptions = {}): ImportResult {
-  // Sync groups first: each becomes one instance (sync-group.ts).
-  const top = opts.interface ?? stmts.filter((s) => s.keyword === 'vrrp_instance').map((s) => child(s, 'interface')?.args[0]).find(Boolean);
-  const m = mergeSyncGroups(stmts, top);
-  const r = new Translator(m.stmts, opts).run();
-  return { ...r, unsupported: [...m.lost, ...r.unsupported] };
+  return new Translator(stmts, opts).run();
 }

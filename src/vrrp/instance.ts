@@ -25,9 +25,12 @@ import { canonicalAddress } from '../net/inet';
 import { VrrpMachine, realTimers, type MachineStatus, type Timers, type TransitionInfo, type VrrpState } from './machine';
 import { VrrpSocket, sendFrame } from './sockets';
 import { Tracker, effectivePriority } from './track';
+import type { SyncGroup } from './sync';
 
 export interface VrrpInstanceStatus extends MachineStatus {
   interface: string;
+  /** The sync group it fails over with (sync.ts). */
+  syncGroup?: string;
   vrid: number;
   version: 2 | 3;
   family: 4 | 6;
@@ -84,6 +87,7 @@ export class VrrpInstance {
   private timers: Timers;
   private onTransitionCb?: VrrpInstanceOptions['onTransition'];
   private scriptIds?: UserIds;
+  private group?: SyncGroup;
 
   constructor(cfg: ResolvedVrrpInstanceConfig, opts: VrrpInstanceOptions) {
     this.cfg = cfg;
@@ -151,7 +155,12 @@ export class VrrpInstance {
         password: c.auth?.password,
         unicastPeers: c.unicast_peers,
       },
-      { send: (p) => this.sendAdvert(p), transition: (t) => this.onTransition(t) },
+      {
+        send: (p) => this.sendAdvert(p),
+        transition: (t) => this.onTransition(t),
+        mayBecomeMaster: () => this.group?.mayBecomeMaster(this) ?? true,
+        mayLeaveFault: () => this.group?.mayLeaveFault(this) ?? true,
+      },
       this.timers,
       this.log,
     );
@@ -188,6 +197,37 @@ export class VrrpInstance {
     this.rt.close();
   }
 
+  /** Fail over with the other members of a sync group (sync.ts); before start(). */
+  joinSyncGroup(g: SyncGroup): void {
+    this.group = g;
+  }
+
+  /** Sync group: this member wants (or holds) Master. */
+  get wantsMaster(): boolean {
+    return this.machine?.wantsMaster ?? false;
+  }
+
+  /** Sync group: in Fault by its own tracking. */
+  get ownFault(): boolean {
+    return this.machine?.ownFault ?? false;
+  }
+
+  syncMaster(reason: string): void {
+    this.machine?.syncMaster(reason);
+  }
+
+  syncBackup(reason: string): void {
+    this.machine?.syncBackup(reason);
+  }
+
+  syncFault(reason: string): void {
+    this.machine?.syncFault(reason);
+  }
+
+  syncFaultCleared(reason: string): void {
+    this.machine?.syncFaultCleared(reason);
+  }
+
   /** Tracking input from the daemon: the XDP program is attached on this director. */
   setXdpAttached(ok: boolean): void {
     if (this.xdpTracker?.set(ok)) this.trackerChanged(this.xdpTracker);
@@ -218,6 +258,7 @@ export class VrrpInstance {
     return {
       ...base,
       interface: c.interface,
+      ...(c.sync_group ? { syncGroup: c.sync_group } : {}),
       vrid: c.vrid,
       version: c.version,
       family: c.family,
@@ -287,6 +328,7 @@ export class VrrpInstance {
       this.queueAddr(() => this.removeVips());
     }
     this.notify.push(this.cfg.name, t.to, t.priority);
+    if (!this.stopped) this.group?.transition(this, t);
     try {
       this.onTransitionCb?.({ ...t, instance: this.cfg.name });
     } catch (err) {

@@ -55,6 +55,14 @@ export interface MachineHooks {
   send(priority: number): void;
   /** Called after every state change, in order. The instance takes the VIPs on MASTER and releases them on leaving it. */
   transition(info: TransitionInfo): void;
+  /**
+   * Sync group (keepalived's vrrp_sync_group, sync.ts): may this instance become Master now?
+   * Only when every member wants to (keepalived's vrrp_sync_can_goto_master); otherwise it waits
+   * another Master_Down_Interval and asks again. Absent: always.
+   */
+  mayBecomeMaster?(): boolean;
+  /** Sync group: may this instance leave Fault now that its own tracking is fine (no other member faulted)? Absent: always. */
+  mayLeaveFault?(): boolean;
 }
 
 export interface MachineCounters {
@@ -91,6 +99,10 @@ export class VrrpMachine {
   private st: VrrpState = 'INIT';
   private effPriority: number;
   private fault = false;
+  /** In FAULT because another member of the sync group is (not by its own tracking). */
+  private syncFaulted = false;
+  /** The election says Master (its Master_Down timer ran out, or a priority 0 came) but the sync group holds it back. */
+  private wantMaster = false;
   private masterAdverIntervalMs: number;
   private timer: unknown;
   private timerDeadline?: number;
@@ -210,7 +222,12 @@ export class VrrpMachine {
       if (wasMaster) this.sendAdvert(0);
       return this.go('FAULT', 'a weight-0 tracker is failing');
     }
+    if (fault) this.syncFaulted = false; // its own fault keeps it in Fault now
     if (!fault && wasFault && this.st === 'FAULT') {
+      if (this.hooks.mayLeaveFault && !this.hooks.mayLeaveFault()) {
+        this.syncFaulted = true; // another member is still faulted: stay, the group clears it
+        return;
+      }
       if (this.effPriority === 255) return this.becomeMaster('fault cleared; address owner');
       return this.becomeBackup('fault cleared');
     }
@@ -274,7 +291,7 @@ export class VrrpMachine {
   private backupRx(a: Advert, src: string): void {
     if (a.priority === 0) {
       // The master is leaving: take over after the skew time only.
-      this.armTimer(this.skewMs(), () => this.becomeMaster('master sent priority 0'));
+      this.armTimer(this.skewMs(), () => this.tryMaster('master sent priority 0'));
       return;
     }
     const now = this.timers.now();
@@ -286,10 +303,11 @@ export class VrrpMachine {
     }
     if (a.priority > this.effPriority && this.cfg.preemptDelayMs > 0) this.preemptAt = undefined;
     if (!accept) return; // A lower-priority master: let Master_Down_Timer run out and preempt.
+    this.wantMaster = false;
     this.masterAddr = src;
     this.masterPrio = a.priority;
     if (this.cfg.version === 3) this.masterAdverIntervalMs = a.intervalMs;
-    this.armTimer(this.masterDownMs(), () => this.becomeMaster('master down timer expired'));
+    this.armTimer(this.masterDownMs(), () => this.tryMaster('master down timer expired'));
   }
 
   private masterRx(a: Advert, src: string): void {
@@ -315,6 +333,7 @@ export class VrrpMachine {
   }
 
   private becomeMaster(reason: string): void {
+    this.wantMaster = false;
     this.sendAdvert(this.effPriority);
     this.masterAddr = undefined;
     this.masterPrio = undefined;
@@ -324,8 +343,61 @@ export class VrrpMachine {
   }
 
   private becomeBackup(reason: string): void {
-    this.armTimer(this.masterDownMs(), () => this.becomeMaster('master down timer expired'));
+    this.wantMaster = false;
+    this.armTimer(this.masterDownMs(), () => this.tryMaster('master down timer expired'));
     this.go('BACKUP', reason);
+  }
+
+  /** The election says Master; a sync group may hold it back until every member agrees. */
+  private tryMaster(reason: string): void {
+    this.wantMaster = true;
+    if (this.hooks.mayBecomeMaster && !this.hooks.mayBecomeMaster()) {
+      this.armTimer(this.masterDownMs(), () => this.tryMaster(reason));
+      return;
+    }
+    this.becomeMaster(reason);
+  }
+
+  // --- sync group (sync.ts): another member's transition moves this one --------------------
+
+  /** Wants (or holds) Master: what the other members of a sync group wait for. */
+  get wantsMaster(): boolean {
+    return this.st === 'MASTER' || (this.st === 'BACKUP' && this.wantMaster);
+  }
+
+  /** A fault of its own tracking (not the sync group's). */
+  get ownFault(): boolean {
+    return this.fault;
+  }
+
+  /** Another member became Master (every member wanted it): a Backup follows. */
+  syncMaster(reason: string): void {
+    if (this.st === 'BACKUP') this.becomeMaster(reason);
+  }
+
+  /** Another member left Master for Backup: a Master follows (priority 0, so the peer's member takes over at once). */
+  syncBackup(reason: string): void {
+    if (this.st !== 'MASTER') return;
+    this.sendAdvert(0);
+    this.becomeBackup(reason);
+  }
+
+  /** Another member went to Fault: this one follows (a Master sends priority 0 first). */
+  syncFault(reason: string): void {
+    if (this.st !== 'MASTER' && this.st !== 'BACKUP') return;
+    const wasMaster = this.st === 'MASTER';
+    this.clearTimer();
+    if (wasMaster) this.sendAdvert(0);
+    this.syncFaulted = true;
+    this.go('FAULT', reason);
+  }
+
+  /** No member is faulted any more: an instance in Fault only for the group's sake becomes Backup. */
+  syncFaultCleared(reason: string): void {
+    if (this.st !== 'FAULT' || this.fault || !this.syncFaulted) return;
+    this.syncFaulted = false;
+    if (this.effPriority === 255) return this.becomeMaster(reason);
+    this.becomeBackup(reason);
   }
 
   private armAdvertTimer(): void {

@@ -254,7 +254,7 @@ describe('xdirector import-keepalived (command)', () => {
 });
 
 describe('import-keepalived: LVS-NAT and sync groups', () => {
-  it('translates lb_kind NAT with real servers on another port, and the sync group of VIP and gateway into one instance', () => {
+  it('translates lb_kind NAT with real servers on another port, and the sync group of VIP and gateway into sync_group on both instances', () => {
     const { cfg, raw, unsupported, yaml } = imported('lvs-nat.conf');
     const s = cfg.services[0]!;
     assert.equal(s.forwarding, 'nat');
@@ -262,12 +262,10 @@ describe('import-keepalived: LVS-NAT and sync groups', () => {
     assert.deepEqual(s.backends.map((b) => [b.address, b.port, b.weight]), [['10.20.0.11', 3306, 2], ['10.20.0.12', 3306, 1]]);
     assert.equal(s.check, 'mysql', 'real servers on 3306 behind a translated port');
     assert.deepEqual(cfg.nat, { interface: 'eth1', twoArmed: true });
-    assert.equal(cfg.vrrp.length, 1);
-    assert.deepEqual(cfg.vrrp[0]!.vips, [{ address: '192.168.10.100', prefix: 24, family: 4 }, { address: '10.20.0.1', prefix: 24, family: 4, dev: 'eth1' }]);
-    assert.deepEqual(raw.vrrp[0].track.interfaces, [{ name: 'eth1', weight: 0 }]);
-    assert.match(yaml, /vips: .*# keepalived: vrrp_sync_group VG1: GATEWAY merged in/);
-    assert.match(unsupported.join('\n'), /lvs-nat\.conf:30: vrrp_instance GATEWAY: merged into VI_1 \(vrrp_sync_group VG1\): .*virtual_router_id 52, priority and adverts on eth1 are not kept/);
-    assert.match(unsupported.join('\n'), /lvs-nat\.conf:12: notify_master .*: the sync group's notify_master is not kept/);
+    assert.deepEqual(cfg.vrrp.map((v) => [v.name, v.interface, v.vrid, v.sync_group, v.vips.map((x) => x.address)]), [['VI_1', 'eth0', 51, 'VG1', ['192.168.10.100']], ['GATEWAY', 'eth1', 52, 'VG1', ['10.20.0.1']]]);
+    assert.deepEqual(raw.vrrp[1].track.interfaces, [{ name: 'eth1', weight: 0 }]);
+    assert.match(yaml, /# keepalived: the real servers' side: vrrp_instance GATEWAY of sync group VG1 is on eth1/);
+    assert.deepEqual(unsupported, [`${path.join(FIX, 'lvs-nat.conf')}:12: notify_master /usr/local/bin/lvs-master.sh: the sync group's own notify_master is not kept (each member's notify and tracking apply, and a member's fault faults the group)`]);
     assert.doesNotMatch(unsupported.join('\n'), /NAT has no equivalent|differs from the service port/);
   });
 
@@ -279,14 +277,15 @@ describe('import-keepalived: LVS-NAT and sync groups', () => {
     assert.deepEqual(r.unsupported, []);
   });
 
-  it('a sync group whose members mix IPv4 and IPv6 or name a missing instance is not merged, and says so', () => {
+  it('a sync group member that is no instance, or already in another group, is listed; a group left with one member is none', () => {
     const r = translateKeepalived(parseKeepalivedText([
       'vrrp_sync_group G { group { A B } }', 'vrrp_sync_group H { group { A C } }',
       'vrrp_instance A { interface eth0\n virtual_router_id 1\n virtual_ipaddress { 10.0.0.1/24 } }',
-      'vrrp_instance B { interface eth1\n virtual_router_id 2\n virtual_ipaddress { fd00::1/64 } }',
+      'vrrp_instance B { interface eth1\n virtual_router_id 2\n virtual_ipaddress { 10.1.0.1/24 } }',
     ].join('\n'), 'mix.conf'));
-    assert.equal(YAML.parse(r.yaml).vrrp.length, 2);
-    assert.match(r.unsupported.join('\n'), /mix\.conf:1: vrrp_sync_group G: its members carry IPv4 and IPv6 VIPs.*not merged/);
-    assert.match(r.unsupported.join('\n'), /mix\.conf:2: vrrp_sync_group H: member C is no vrrp_instance: not merged/);
+    assert.deepEqual(YAML.parse(r.yaml).vrrp.map((v: { sync_group?: string }) => v.sync_group), ['G', 'G']);
+    assert.match(r.unsupported.join('\n'), /mix\.conf:2: vrrp_sync_group H: member C is no vrrp_instance/);
+    assert.match(r.unsupported.join('\n'), /mix\.conf:2: vrrp_sync_group H: A is already in sync group G/);
+    assert.match(r.unsupported.join('\n'), /mix\.conf:2: vrrp_sync_group H: fewer than two members/);
   });
 });

@@ -33,6 +33,11 @@ describe('vrrp config', () => {
     assert.match(issues([{ ...base, vips: ['10.0.1.1/24 label eth1:0'] }]).join('\n'), /0\.vips\.0: "10\.0\.1\.1\/24 label eth1:0" is not a VIP: write "addr", "addr\/prefix" or "addr\/prefix dev IFACE"/);
   });
 
+  it('refuses a sync group with one instance, naming the fix', () => {
+    assert.match(issues([{ ...base, sync_group: 'VG1' }, { ...base, name: 'vi2', vrid: 52 }]).join('\n'), /0\.sync_group: sync group "VG1" has only this instance: .*name it on another instance too, or remove sync_group/);
+    assert.equal(vrrpSchema.parse([{ ...base, sync_group: 'VG1' }, { ...base, name: 'vi2', vrid: 52, sync_group: 'VG1' }])[1]!.sync_group, 'VG1');
+  });
+
   it('defaults IPv6 instances to version 3 and full-length prefixes', () => {
     const [i] = vrrpSchema.parse([{ ...base, vips: ['fd00::10'], advert_interval: '100ms' }]);
     assert.equal(i!.version, 3);

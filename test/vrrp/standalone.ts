@@ -11,6 +11,7 @@ import { resolveVrrpInterfaces, vrrpSchema } from '../../src/config';
 import { XdError, wrap } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { VrrpInstance } from '../../src/vrrp/instance';
+import { wireSyncGroups } from '../../src/vrrp/sync';
 
 const fileSchema = z.strictObject({
   interface: z.string().min(1).max(15).optional(),
@@ -68,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
   });
   try {
     instances = loadStandaloneConfig(path).map((c) => new VrrpInstance(c, { log }));
+    wireSyncGroups(instances);
     for (const i of instances) {
       if (stopping) break;
       await i.start();
