@@ -339,3 +339,72 @@ describe('VRRP state machine: unicast peers', () => {
     assert.equal(m.state, 'MASTER');
   });
 });
+
+describe('VRRP state machine: sync group hooks (src/vrrp/sync.ts)', () => {
+  /** Two machines on one fake clock, wired through a SyncGroup the way VrrpInstance wires them. */
+  async function pair() {
+    const { SyncGroup } = await import('../../src/vrrp/sync');
+    const clock = new FakeClock();
+    const g = new SyncGroup('VG1');
+    const ms: VrrpMachine[] = [];
+    const sent: Array<{ m: number; priority: number }> = [];
+    const members = [0, 1].map((k) => {
+      const member = {
+        cfg: { name: `vi${k}`, sync_group: 'VG1' },
+        get wantsMaster() { return ms[k]!.wantsMaster; },
+        get ownFault() { return ms[k]!.ownFault; },
+        syncMaster: (r: string) => ms[k]!.syncMaster(r),
+        syncBackup: (r: string) => ms[k]!.syncBackup(r),
+        syncFault: (r: string) => ms[k]!.syncFault(r),
+        syncFaultCleared: (r: string) => ms[k]!.syncFaultCleared(r),
+        joinSyncGroup: () => undefined,
+      };
+      g.add(member);
+      return member;
+    });
+    for (const k of [0, 1]) {
+      ms.push(new VrrpMachine(machineConfig({ name: `vi${k}`, vrid: 51 + k, intervalMs: 100 * (k + 1) }), {
+        send: (priority) => sent.push({ m: k, priority }),
+        transition: (t) => g.transition(members[k]!, t),
+        mayBecomeMaster: () => g.mayBecomeMaster(members[k]!),
+        mayLeaveFault: () => g.mayLeaveFault(members[k]!),
+      }, clock));
+    }
+    return { clock, ms, sent };
+  }
+
+  it('a member whose Master_Down timer runs out first waits for the other; then both become Master together', async () => {
+    const { clock, ms } = await pair();
+    for (const m of ms) m.start();
+    // vi0 (100 ms adverts) times out after ~361 ms, vi1 (200 ms) after ~722 ms.
+    clock.advance(500);
+    assert.deepEqual(ms.map((m) => m.state), ['BACKUP', 'BACKUP']);
+    assert.equal(ms[0]!.wantsMaster, true);
+    clock.advance(300);
+    assert.deepEqual(ms.map((m) => m.state), ['MASTER', 'MASTER']);
+  });
+
+  it('a member leaving Master for Backup takes the other with it, which says so with priority 0', async () => {
+    const { clock, ms, sent } = await pair();
+    for (const m of ms) m.start();
+    clock.advance(800);
+    assert.deepEqual(ms.map((m) => m.state), ['MASTER', 'MASTER']);
+    sent.length = 0;
+    ms[0]!.handlePacket(...advertFrom('10.0.0.9', { priority: 200, intervalMs: 100 }, 3));
+    assert.deepEqual(ms.map((m) => m.state), ['BACKUP', 'BACKUP']);
+    assert.deepEqual(sent, [{ m: 1, priority: 0 }]);
+  });
+
+  it('a member in Fault faults the other, and both leave Fault only when no member is faulted', async () => {
+    const { clock, ms } = await pair();
+    for (const m of ms) m.start();
+    clock.advance(800);
+    ms[1]!.setPriority(100, true);
+    assert.deepEqual(ms.map((m) => m.state), ['FAULT', 'FAULT']);
+    assert.deepEqual(ms.map((m) => m.ownFault), [false, true]);
+    ms[1]!.setPriority(100, false);
+    assert.deepEqual(ms.map((m) => m.state), ['BACKUP', 'BACKUP']);
+    clock.advance(800);
+    assert.deepEqual(ms.map((m) => m.state), ['MASTER', 'MASTER']);
+  });
+});
