@@ -194,25 +194,6 @@ test('a live session survives xdp -> ipvs -> xdp on the same backend', { skip },
   assert.equal(s.echoed, s.sent);
 });
 
-test('a live NAT session (VIP:3313 -> 10.79.0.11:3312, two-armed) survives xdp -> ipvs -> xdp', { skip }, () => {
-  const s = json('c-nat-session.json');
-  assert.equal(s.error, '');
-  assert.equal(s.closed, false);
-  assert.equal(s.backend, 'nat1');
-  assert.equal(s.backendChanges, 0);
-  assert.ok(s.sent >= 20, `sent ${s.sent}`);
-  assert.equal(s.unanswered, 0, JSON.stringify(s));
-  assert.equal(s.echoed, s.sent);
-});
-
-test('NAT connections to VIP:3311 reach 10.79.0.11:3306 through XDP, then IPVS, then XDP again', { skip }, () => {
-  for (const name of ['c-nat-xdp.json', 'c-nat-ipvs.json', 'c-nat-xdp2.json']) {
-    const { counts, errors } = servers(name);
-    assert.deepEqual(errors, [], name);
-    assert.deepEqual(counts, { nat1: 8 }, name);
-  }
-});
-
 test('connections opened during each switch succeed', { skip }, () => {
   for (const f of ['c-during-ipvs.json', 'c-during-xdp.json']) assert.deepEqual(servers(f).errors, [], f);
 });
