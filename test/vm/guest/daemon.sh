@@ -229,6 +229,9 @@ step "A up"
 stop_daemon
 $DIRNS ipvsadm -Ln > "$OUT/a-after-stop-ipvsadm.txt"
 $DIRNS ipvsadm -C
+# the forwarding the NAT services needed is left set by design (a hot restart keeps NAT working);
+# the next phases start from the lab's own values
+$DIRNS sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
 fi
 
 # ---- B: auto, XDP cannot attach (native XDP on lo is refused by the kernel) -> IPVS
