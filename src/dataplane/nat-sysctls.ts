@@ -40,9 +40,18 @@ export function natSysctls(state: DesiredState, itf: NatInterfaces): SysctlSetti
   const fams = new Set<number>();
   for (const s of state.services) for (const b of s.backends) if (b.forwarding === 'nat') fams.add(s.family);
   const out: SysctlSetting[] = [];
-  if (fams.has(4)) out.push({ key: 'net.ipv4.ip_forward', value: '1', why: 'NAT replies from the real servers are routed through the director' });
+  if (fams.has(4))
+    out.push({
+      key: 'net.ipv4.ip_forward',
+      value: '1',
+      why: 'NAT replies from the real servers are routed through the director',
+    });
   if (fams.has(6)) {
-    out.push({ key: 'net.ipv6.conf.all.forwarding', value: '1', why: 'IPv6 NAT replies from the real servers are routed through the director (this also stops router advertisements being accepted unless accept_ra=2)' });
+    out.push({
+      key: 'net.ipv6.conf.all.forwarding',
+      value: '1',
+      why: 'IPv6 NAT replies from the real servers are routed through the director (this also stops router advertisements being accepted unless accept_ra=2)',
+    });
   }
   const oneArmed = !itf.inner || itf.inner === itf.outer;
   if (fams.has(4) && oneArmed) {
@@ -63,15 +72,23 @@ export function sysctlFile(key: string, procSys = '/proc/sys'): string {
  * XD_ERR_SYSCTL naming the first that cannot be read (before writing any) or written (the ones
  * already written are put back), so a failure leaves every value as it was.
  */
-export async function ensureSysctls(want: SysctlSetting[], procSys = '/proc/sys'): Promise<Array<SysctlSetting & { was: string }>> {
+export async function ensureSysctls(
+  want: SysctlSetting[],
+  procSys = '/proc/sys',
+): Promise<Array<SysctlSetting & { was: string }>> {
   const found: string[] = [];
   for (const w of want) {
     try {
       found.push((await fs.readFile(sysctlFile(w.key, procSys), 'utf8')).trim());
     } catch (err) {
-      throw new XdError('XD_ERR_SYSCTL', `NAT needs ${w.key}=${w.value} (${w.why}), but ${sysctlFile(w.key, procSys)} cannot be read: ${(err as Error).message}`, {
-        cause: err, detail: { errno: (err as NodeJS.ErrnoException).errno, code: (err as NodeJS.ErrnoException).code },
-      });
+      throw new XdError(
+        'XD_ERR_SYSCTL',
+        `NAT needs ${w.key}=${w.value} (${w.why}), but ${sysctlFile(w.key, procSys)} cannot be read: ${(err as Error).message}`,
+        {
+          cause: err,
+          detail: { errno: (err as NodeJS.ErrnoException).errno, code: (err as NodeJS.ErrnoException).code },
+        },
+      );
     }
   }
   const changed: Array<SysctlSetting & { was: string }> = [];
@@ -80,10 +97,16 @@ export async function ensureSysctls(want: SysctlSetting[], procSys = '/proc/sys'
     try {
       await fs.writeFile(sysctlFile(w.key, procSys), `${w.value}\n`);
     } catch (err) {
-      for (const c of changed.reverse()) await fs.writeFile(sysctlFile(c.key, procSys), `${c.was}\n`).catch(() => undefined);
-      throw new XdError('XD_ERR_SYSCTL', `NAT needs ${w.key}=${w.value} (${w.why}): writing ${sysctlFile(w.key, procSys)} failed: ${(err as Error).message} (run as root, in a network namespace that is not read-only)`, {
-        cause: err, detail: { errno: (err as NodeJS.ErrnoException).errno, code: (err as NodeJS.ErrnoException).code },
-      });
+      for (const c of changed.reverse())
+        await fs.writeFile(sysctlFile(c.key, procSys), `${c.was}\n`).catch(() => undefined);
+      throw new XdError(
+        'XD_ERR_SYSCTL',
+        `NAT needs ${w.key}=${w.value} (${w.why}): writing ${sysctlFile(w.key, procSys)} failed: ${(err as Error).message} (run as root, in a network namespace that is not read-only)`,
+        {
+          cause: err,
+          detail: { errno: (err as NodeJS.ErrnoException).errno, code: (err as NodeJS.ErrnoException).code },
+        },
+      );
     }
     changed.push({ ...w, was: found[i]! });
   }

@@ -26,15 +26,23 @@ export function syncGroups(stmts: Stmt[]): SyncGroups {
   for (const g of stmts.filter((s) => s.keyword === 'vrrp_sync_group')) {
     const name = (g.args[0] ?? 'VG').replace(/[^A-Za-z0-9_.:-]/g, '_');
     for (const c of g.children ?? []) {
-      if (c.keyword !== 'group') lost.push(`${where(c)}: ${text(c)}: the sync group's own ${c.keyword} is not kept (each member's notify and tracking apply, and a member's fault faults the group)`);
+      if (c.keyword !== 'group')
+        lost.push(
+          `${where(c)}: ${text(c)}: the sync group's own ${c.keyword} is not kept (each member's notify and tracking apply, and a member's fault faults the group)`,
+        );
     }
     const names = (child(g, 'group')?.children ?? []).flatMap((c) => [c.keyword, ...c.args]);
     const missing = names.filter((n) => !instances.has(n));
     const members = names.filter((n) => instances.has(n) && !groupOf.has(n));
     for (const n of missing) lost.push(`${where(g)}: ${text(g)}: member ${n} is no vrrp_instance`);
-    for (const n of names.filter((x) => groupOf.has(x))) lost.push(`${where(g)}: ${text(g)}: ${n} is already in sync group ${groupOf.get(n)}: an instance belongs to one group`);
+    for (const n of names.filter((x) => groupOf.has(x)))
+      lost.push(
+        `${where(g)}: ${text(g)}: ${n} is already in sync group ${groupOf.get(n)}: an instance belongs to one group`,
+      );
     if (members.length < 2) {
-      lost.push(`${where(g)}: ${text(g)}: fewer than two members: no group (a lone instance fails over on its own anyway)`);
+      lost.push(
+        `${where(g)}: ${text(g)}: fewer than two members: no group (a lone instance fails over on its own anyway)`,
+      );
       continue;
     }
     for (const n of members) groupOf.set(n, name);

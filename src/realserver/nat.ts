@@ -42,8 +42,16 @@ export function parseGateways(texts: string[]): Gateway[] {
   const out: Gateway[] = [];
   for (const t of texts) {
     const a = parseAddress(t.trim());
-    if (!a) throw new XdError('XD_ERR_USAGE', `--gateway ${t}: not an IPv4 or IPv6 address: give the director's inner address (its address on this server's network), e.g. --gateway 10.0.1.1`);
-    if (out.some((g) => g.family === a.family)) throw new XdError('XD_ERR_USAGE', `--gateway ${t}: a second IPv${a.family} gateway: a server has one default route per family; give one IPv4 and at most one IPv6 --gateway`);
+    if (!a)
+      throw new XdError(
+        'XD_ERR_USAGE',
+        `--gateway ${t}: not an IPv4 or IPv6 address: give the director's inner address (its address on this server's network), e.g. --gateway 10.0.1.1`,
+      );
+    if (out.some((g) => g.family === a.family))
+      throw new XdError(
+        'XD_ERR_USAGE',
+        `--gateway ${t}: a second IPv${a.family} gateway: a server has one default route per family; give one IPv4 and at most one IPv6 --gateway`,
+      );
     out.push({ address: a.text, family: a.family });
   }
   return out;
@@ -72,10 +80,17 @@ async function routeGet(family: 4 | 6, dst: string): Promise<RouteJson | undefin
 
 /** The metric `ip route replace default via G` gets: 0 for IPv4, IP6_RT_PRIO_USER (1024) for IPv6. */
 const DEFAULT_METRIC = { 4: 0, 6: 1024 } as const;
-const canon = (a: string | undefined) => (a === undefined ? undefined : parseAddress(a)?.text ?? a);
-const via = (r: RouteJson) => `${r.gateway ? `via ${r.gateway} ` : ''}dev ${r.dev ?? '?'}${r.metric && r.metric !== DEFAULT_METRIC[r.gateway?.includes(':') ? 6 : 4] ? ` metric ${r.metric}` : ''}`;
+const canon = (a: string | undefined) => (a === undefined ? undefined : (parseAddress(a)?.text ?? a));
+const via = (r: RouteJson) =>
+  `${r.gateway ? `via ${r.gateway} ` : ''}dev ${r.dev ?? '?'}${r.metric && r.metric !== DEFAULT_METRIC[r.gateway?.includes(':') ? 6 : 4] ? ` metric ${r.metric}` : ''}`;
 /** The `ip route` arguments that re-create a recorded default route. */
-const routeArgs = (r: RouteJson) => ['default', ...(r.gateway ? ['via', r.gateway] : []), ...(r.dev ? ['dev', r.dev] : []), ...(r.metric ? ['metric', String(r.metric)] : []), ...(r.flags?.includes('onlink') ? ['onlink'] : [])];
+const routeArgs = (r: RouteJson) => [
+  'default',
+  ...(r.gateway ? ['via', r.gateway] : []),
+  ...(r.dev ? ['dev', r.dev] : []),
+  ...(r.metric ? ['metric', String(r.metric)] : []),
+  ...(r.flags?.includes('onlink') ? ['onlink'] : []),
+];
 
 type State = Partial<Record<'4' | '6', RouteJson[]>>;
 
@@ -84,7 +99,11 @@ function readState(file: string): State {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8')) as State;
   } catch (err) {
-    throw new XdError('XD_ERR_REALSERVER', `${file} is not the JSON realserver setup --nat writes: ${(err as Error).message}; remove it if nothing was set up`, { cause: err });
+    throw new XdError(
+      'XD_ERR_REALSERVER',
+      `${file} is not the JSON realserver setup --nat writes: ${(err as Error).message}; remove it if nothing was set up`,
+      { cause: err },
+    );
   }
 }
 
@@ -101,7 +120,8 @@ function writeState(file: string, s: State): void {
 async function onLinkProblem(g: Gateway): Promise<string | undefined> {
   const r = await routeGet(g.family, g.address);
   if (!r) return `the gateway ${g.address} is unreachable from this server (no route)`;
-  if (r.gateway) return `the gateway ${g.address} is not on this server's network (reached via ${r.gateway}): give the director's address on the network this server is on`;
+  if (r.gateway)
+    return `the gateway ${g.address} is not on this server's network (reached via ${r.gateway}): give the director's address on the network this server is on`;
   return undefined;
 }
 
@@ -134,9 +154,14 @@ export async function setupNat(o: NatOptions): Promise<string[]> {
       await ip([`-${g.family}`, 'route', 'del', ...routeArgs(r)]);
     }
     const was = have.filter((r) => !setByUs(r));
-    done.push(`IPv${g.family} default route via ${g.address} (the director's inner address: replies to clients go back through it)${was.length ? `, replacing ${was.map(via).join(', ')} (recorded in ${file} for teardown)` : ''}`);
+    done.push(
+      `IPv${g.family} default route via ${g.address} (the director's inner address: replies to clients go back through it)${was.length ? `, replacing ${was.map(via).join(', ')} (recorded in ${file} for teardown)` : ''}`,
+    );
   }
-  if (done.length) done.push('not persisted: make the same gateway the default in this host\'s network configuration, or the next boot routes replies around the director');
+  if (done.length)
+    done.push(
+      "not persisted: make the same gateway the default in this host's network configuration, or the next boot routes replies around the director",
+    );
   return done;
 }
 
@@ -146,7 +171,11 @@ export async function checkNat(o: NatOptions): Promise<Finding[]> {
   for (const g of o.gateways) {
     const p = await onLinkProblem(g);
     if (p) {
-      out.push({ ok: false, what: p, fix: `use --gateway with the director's address on this server's network (ip -${g.family} addr on the director's inner interface)` });
+      out.push({
+        ok: false,
+        what: p,
+        fix: `use --gateway with the director's address on this server's network (ip -${g.family} addr on the director's inner interface)`,
+      });
       continue;
     }
     const r = await routeGet(g.family, PROBE[g.family]);

@@ -54,7 +54,8 @@ export class SyncGroup {
       if (t.to === 'MASTER') m.syncMaster(why);
       else if (t.from === 'MASTER' && t.to === 'BACKUP') m.syncBackup(why);
       else if (t.to === 'FAULT') m.syncFault(why);
-      else if (t.from === 'FAULT' && t.to === 'BACKUP' && this.members.every((x) => !x.ownFault)) m.syncFaultCleared(why);
+      else if (t.from === 'FAULT' && t.to === 'BACKUP' && this.members.every((x) => !x.ownFault))
+        m.syncFaultCleared(why);
     }
   }
 }

@@ -20,9 +20,14 @@ const GW = ['--gateway', '10.89.1.1', '--gateway', 'fd89:1::1'];
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 function xd(args: string[]) {
-  return spawnSync('ip', ['netns', 'exec', R, process.execPath, BIN, 'realserver', ...args, '--nat-state', stateFile], { encoding: 'utf8' });
+  return spawnSync('ip', ['netns', 'exec', R, process.execPath, BIN, 'realserver', ...args, '--nat-state', stateFile], {
+    encoding: 'utf8',
+  });
 }
-const defaults = (fam: 4 | 6) => (JSON.parse(sh('ip', ['-n', R, '-j', `-${fam}`, 'route', 'show', 'default'])) as { gateway?: string }[]).map((r) => r.gateway);
+const defaults = (fam: 4 | 6) =>
+  (JSON.parse(sh('ip', ['-n', R, '-j', `-${fam}`, 'route', 'show', 'default'])) as { gateway?: string }[]).map(
+    (r) => r.gateway,
+  );
 
 /** Does a TCP connection from C to R's port 3306 get R's answer within 1.5 s? */
 function connects(host: string): boolean {
@@ -38,9 +43,12 @@ before(async () => {
   sh('ip', ['-n', R, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', O]);
   sh('ip', ['-n', D, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', C]);
   const addrs: Array<[string, string, string, string]> = [
-    [R, 'eth0', '10.89.1.2/24', 'fd89:1::2/64'], [R, 'eth1', '10.89.2.2/24', 'fd89:2::2/64'],
-    [D, 'eth0', '10.89.1.1/24', 'fd89:1::1/64'], [D, 'eth1', '10.89.3.1/24', 'fd89:3::1/64'],
-    [O, 'eth0', '10.89.2.1/24', 'fd89:2::1/64'], [C, 'eth0', '10.89.3.2/24', 'fd89:3::2/64'],
+    [R, 'eth0', '10.89.1.2/24', 'fd89:1::2/64'],
+    [R, 'eth1', '10.89.2.2/24', 'fd89:2::2/64'],
+    [D, 'eth0', '10.89.1.1/24', 'fd89:1::1/64'],
+    [D, 'eth1', '10.89.3.1/24', 'fd89:3::1/64'],
+    [O, 'eth0', '10.89.2.1/24', 'fd89:2::1/64'],
+    [C, 'eth0', '10.89.3.2/24', 'fd89:3::2/64'],
   ];
   for (const [ns, dev, a4, a6] of addrs) {
     sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -54,7 +62,18 @@ before(async () => {
   // R's network configuration: the default via the other router, which does not forward.
   sh('ip', ['-n', R, 'route', 'add', 'default', 'via', '10.89.2.1']);
   sh('ip', ['-n', R, '-6', 'route', 'add', 'default', 'via', 'fd89:2::1']);
-  server = spawn('ip', ['netns', 'exec', R, process.execPath, '-e', "require('net').createServer((s)=>s.end('rs')).listen(3306,'::',()=>console.log('up'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  server = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      R,
+      process.execPath,
+      '-e',
+      "require('net').createServer((s)=>s.end('rs')).listen(3306,'::',()=>console.log('up'))",
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((res) => server!.stdout!.once('data', () => res()));
 });
 
@@ -68,8 +87,14 @@ describe('xdirector realserver --nat (namespaces)', () => {
   it('check on an unprepared server names where replies go and the fix, per family, and exits 1', () => {
     const r = xd(['check', '--nat', ...GW]);
     assert.equal(r.status, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /MISSING IPv4 replies to clients beyond this network go via 10\.89\.2\.1 dev eth1, not via the director's inner address 10\.89\.1\.1.*\n\s+fix: ip -4 route replace default via 10\.89\.1\.1/);
-    assert.match(r.stdout, /MISSING IPv6 replies to clients beyond this network go via fd89:2::1 dev eth1, not via the director's inner address fd89:1::1.*\n\s+fix: ip -6 route replace default via fd89:1::1/);
+    assert.match(
+      r.stdout,
+      /MISSING IPv4 replies to clients beyond this network go via 10\.89\.2\.1 dev eth1, not via the director's inner address 10\.89\.1\.1.*\n\s+fix: ip -4 route replace default via 10\.89\.1\.1/,
+    );
+    assert.match(
+      r.stdout,
+      /MISSING IPv6 replies to clients beyond this network go via fd89:2::1 dev eth1, not via the director's inner address fd89:1::1.*\n\s+fix: ip -6 route replace default via fd89:1::1/,
+    );
   });
 
   it('before setup a client beyond the director gets no answer: the replies leave by the other router', () => {
@@ -79,7 +104,15 @@ describe('xdirector realserver --nat (namespaces)', () => {
 
   it('setup makes the director the default route of both families, records the old ones, and changes nothing else', () => {
     const lo = sh('ip', ['-n', R, '-j', 'addr', 'show', 'dev', 'lo']);
-    const arp = sh('ip', ['netns', 'exec', R, 'sysctl', '-n', 'net.ipv4.conf.all.arp_ignore', 'net.ipv4.conf.all.arp_announce']);
+    const arp = sh('ip', [
+      'netns',
+      'exec',
+      R,
+      'sysctl',
+      '-n',
+      'net.ipv4.conf.all.arp_ignore',
+      'net.ipv4.conf.all.arp_announce',
+    ]);
     const r = xd(['setup', '--nat', ...GW]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /IPv4 default route via 10\.89\.1\.1 .*replacing via 10\.89\.2\.1 dev eth1/);
@@ -88,7 +121,11 @@ describe('xdirector realserver --nat (namespaces)', () => {
     assert.deepEqual(defaults(4), ['10.89.1.1']);
     assert.deepEqual(defaults(6), ['fd89:1::1']);
     assert.equal(sh('ip', ['-n', R, '-j', 'addr', 'show', 'dev', 'lo']), lo, 'no VIP on lo');
-    assert.equal(sh('ip', ['netns', 'exec', R, 'sysctl', '-n', 'net.ipv4.conf.all.arp_ignore', 'net.ipv4.conf.all.arp_announce']), arp, 'no ARP sysctl');
+    assert.equal(
+      sh('ip', ['netns', 'exec', R, 'sysctl', '-n', 'net.ipv4.conf.all.arp_ignore', 'net.ipv4.conf.all.arp_announce']),
+      arp,
+      'no ARP sysctl',
+    );
     assert.deepEqual(Object.keys(JSON.parse(fs.readFileSync(stateFile, 'utf8'))).sort(), ['4', '6']);
   });
 
@@ -103,7 +140,7 @@ describe('xdirector realserver --nat (namespaces)', () => {
   it('check passes on the prepared server', () => {
     const r = xd(['check', '--nat', ...GW]);
     assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /ok      IPv4 replies to clients go via 10\.89\.1\.1 \(dev eth0\)/);
+    assert.match(r.stdout, /ok {6}IPv4 replies to clients go via 10\.89\.1\.1 \(dev eth0\)/);
     assert.match(r.stdout, /this server is ready for NAT/);
   });
 
@@ -118,7 +155,7 @@ describe('xdirector realserver --nat (namespaces)', () => {
     assert.equal(xd(['check', '--nat', ...GW]).status, 1);
   });
 
-  it('a gateway off this server\'s network is refused before anything changes', () => {
+  it("a gateway off this server's network is refused before anything changes", () => {
     const r = xd(['setup', '--nat', '--gateway', '10.89.1.1', '--gateway', 'fd89:3::1']);
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /the gateway fd89:3::1 is not on this server's network \(reached via fd89:2::1\)/);
@@ -129,6 +166,9 @@ describe('xdirector realserver --nat (namespaces)', () => {
     assert.match(xd(['setup', '--nat', '--vip', '10.89.0.100', ...GW]).stderr, /--nat needs no VIP on this server/);
     assert.match(xd(['setup', '--nat']).stderr, /needs --gateway ADDR: the director's inner address/);
     assert.match(xd(['setup', '--gateway', '10.89.1.1']).stderr, /add --nat/);
-    assert.match(xd(['setup', '--nat', '--gateway', '10.89.1.1', '--gateway', '10.89.1.3']).stderr, /a second IPv4 gateway/);
+    assert.match(
+      xd(['setup', '--nat', '--gateway', '10.89.1.1', '--gateway', '10.89.1.3']).stderr,
+      /a second IPv4 gateway/,
+    );
   });
 });

@@ -13,8 +13,15 @@ const SESSIONS = 30;
 
 function yaml(priority: number): string {
   const inst = (name: string, vrid: number, itf: string, vip: string) => [
-    `  - name: ${name}`, `    interface: ${itf}`, `    vrid: ${vrid}`, `    priority: ${priority}`, '    version: 3', '    advert_interval: 100ms',
-    `    vips: ["${vip}"]`, '    sync_group: VG1', '    garp: { repeat: 3, interval: 20ms, refresh: 0 }',
+    `  - name: ${name}`,
+    `    interface: ${itf}`,
+    `    vrid: ${vrid}`,
+    `    priority: ${priority}`,
+    '    version: 3',
+    '    advert_interval: 100ms',
+    `    vips: ["${vip}"]`,
+    '    sync_group: VG1',
+    '    garp: { repeat: 3, interval: 20ms, refresh: 0 }',
     `    track: { interfaces: [{ name: ${itf} }] }`,
   ];
   return ['vrrp:', ...inst('vi1', 51, 'eth0', `${VIP4}/24`), ...inst('vi2', 52, 'eth1', `${GW}/24`), ''].join('\n');
@@ -25,7 +32,8 @@ describe('a VRRP sync group moves the VIP (eth0) and the gateway (eth1) as one',
   const lab = t.lab;
   let a: Running;
   let b: Running;
-  const states = async (r: Running) => (await lab.status(r)).map((x: { name: string; state: string }) => `${x.name} ${x.state}`);
+  const states = async (r: Running) =>
+    (await lab.status(r)).map((x: { name: string; state: string }) => `${x.name} ${x.state}`);
 
   before(async () => {
     await t.setup();
@@ -54,7 +62,9 @@ describe('a VRRP sync group moves the VIP (eth0) and the gateway (eth1) as one',
     const took = await waitFor('B to hold the VIP and the gateway', () => t.holdsBoth('b'), 5_000);
     await sleep(2000);
     const sum = await s.stop();
-    process.stdout.write(`# gateway failover (sync group): SIGKILL to both addresses on B ${Math.round(took)} ms (${Math.round(performance.now() - t0)} ms to the end); ${sum.sessions} sessions, ${sum.sent} writes, ${sum.acked} echoed, longest gap between echoes ${sum.maxGapMs} ms\n`);
+    process.stdout.write(
+      `# gateway failover (sync group): SIGKILL to both addresses on B ${Math.round(took)} ms (${Math.round(performance.now() - t0)} ms to the end); ${sum.sessions} sessions, ${sum.sent} writes, ${sum.acked} echoed, longest gap between echoes ${sum.maxGapMs} ms\n`,
+    );
     assert.deepEqual(sum.errors, []);
     assert.equal(sum.lost, 0);
     assert.equal(sum.unacked, 0, 'every write was echoed');
@@ -67,11 +77,15 @@ describe('a VRRP sync group moves the VIP (eth0) and the gateway (eth1) as one',
     sh('ip', ['-n', lab.ns.a, 'link', 'set', 'eth1', 'up']);
     a = lab.startOurs('a', yaml(150));
     await lab.started(a, 20_000);
-    await waitFor('A holds both, B neither', () => t.holdsBoth('a') && !t.has('b', 'eth0', VIP4) && !t.has('b', 'eth1', GW), 10_000);
+    await waitFor(
+      'A holds both, B neither',
+      () => t.holdsBoth('a') && !t.has('b', 'eth0', VIP4) && !t.has('b', 'eth1', GW),
+      10_000,
+    );
     assert.deepEqual(await states(b), ['vi1 BACKUP', 'vi2 BACKUP']);
   });
 
-  it('one member\'s Fault (its link down) faults the other: both addresses move, and come back with the link', async () => {
+  it("one member's Fault (its link down) faults the other: both addresses move, and come back with the link", async () => {
     sh('ip', ['-n', lab.ns.a, 'link', 'set', 'eth1', 'down']);
     await waitFor('B holds both', () => t.holdsBoth('b'), 5_000);
     assert.equal(t.has('a', 'eth0', VIP4), false, 'A released the VIP although eth0 is up');

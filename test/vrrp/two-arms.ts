@@ -21,7 +21,11 @@ export class TwoArms {
     sh('ip', ['netns', 'add', this.R]);
     sh('ip', ['-n', s, 'link', 'add', 'br1', 'type', 'bridge']);
     sh('ip', ['-n', s, 'link', 'set', 'br1', 'up']);
-    for (const [ns, port, addr] of [[lab.ns.a, 'qa', INNER.a], [lab.ns.b, 'qb', INNER.b], [this.R, 'qr', RS]] as const) {
+    for (const [ns, port, addr] of [
+      [lab.ns.a, 'qa', INNER.a],
+      [lab.ns.b, 'qb', INNER.b],
+      [this.R, 'qr', RS],
+    ] as const) {
       const dev = ns === this.R ? 'eth0' : 'eth1';
       sh('ip', ['-n', s, 'link', 'add', port, 'type', 'veth', 'peer', 'name', dev, 'netns', ns]);
       sh('ip', ['-n', s, 'link', 'set', port, 'master', 'br1', 'up']);
@@ -32,7 +36,18 @@ export class TwoArms {
     sh('ip', ['-n', this.R, 'route', 'add', 'default', 'via', GW]);
     sh('ip', ['-n', lab.ns.c, 'route', 'add', '10.99.0.0/24', 'via', VIP4]);
     for (const d of [lab.ns.a, lab.ns.b]) sh('ip', ['netns', 'exec', d, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    this.echo = spawn('ip', ['netns', 'exec', this.R, process.execPath, '-e', "require('net').createServer((s)=>s.pipe(s)).listen(7777,()=>console.log('up'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.echo = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        this.R,
+        process.execPath,
+        '-e',
+        "require('net').createServer((s)=>s.pipe(s)).listen(7777,()=>console.log('up'))",
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((res) => this.echo!.stdout!.once('data', () => res()));
   }
 
@@ -52,8 +67,20 @@ export class TwoArms {
   }
 
   /** `n` TCP sessions C -> R:7777 writing a numbered line every 100 ms, each echoed; stop() -> the summary. */
-  async sessions(n: number): Promise<{ stop: () => Promise<{ sessions: number; sent: number; acked: number; lost: number; unacked: number; errors: string[]; maxGapMs: number }> }> {
-    const client = spawn('ip', ['netns', 'exec', this.lab.ns.c, process.execPath, '-e', clientJs(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  async sessions(n: number): Promise<{
+    stop: () => Promise<{
+      sessions: number;
+      sent: number;
+      acked: number;
+      lost: number;
+      unacked: number;
+      errors: string[];
+      maxGapMs: number;
+    }>;
+  }> {
+    const client = spawn('ip', ['netns', 'exec', this.lab.ns.c, process.execPath, '-e', clientJs(n)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     client.stdout!.on('data', (d) => (out += d));
     await waitFor('the sessions to be up', () => out.includes('ready'), 10_000);
