@@ -107,7 +107,9 @@ for (let i = 0; i < n; i++) {
   s.on('error', (e) => sum.errors.push(i + ': ' + e.code));
 }
 let up = 0; for (const st of socks) st.s.on('connect', () => { if (++up === n) process.stdout.write('ready\\n'); });
-setInterval(() => { for (const st of socks) if (!st.s.destroyed && st.s.readyState === 'open') { st.s.write(st.next++ + '\\n'); sum.sent++; } }, 100);
-process.on('SIGTERM', () => { setTimeout(() => { sum.unacked = sum.sent - sum.acked; process.stdout.write(JSON.stringify(sum) + '\\n'); process.exit(0); }, 1500); });
+const tick = setInterval(() => { for (const st of socks) if (!st.s.destroyed && st.s.readyState === 'open') { st.s.write(st.next++ + '\\n'); sum.sent++; } }, 100);
+// SIGTERM: stop writing, wait (up to 5 s) for the echoes still on their way, then report.
+process.on('SIGTERM', () => { clearInterval(tick); const t0 = Date.now(); const done = () => { if (sum.acked < sum.sent && Date.now() - t0 < 5000) return setTimeout(done, 50);
+  sum.unacked = sum.sent - sum.acked; process.stdout.write(JSON.stringify(sum) + '\\n'); process.exit(0); }; done(); });
 `;
 }
