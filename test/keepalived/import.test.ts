@@ -178,7 +178,7 @@ describe('xdirector import-keepalived (command)', () => {
     const out = path.join(tmp, 'docs.yaml');
     const r = spawnSync(process.execPath, [BIN, 'import-keepalived', path.join(FIX, 'docs-sample.conf'), '-o', out], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /10 statement\(s\) have no xdirector equivalent/);
+    assert.match(r.stderr, /11 statement\(s\) have no xdirector equivalent/);
     assert.match(execFileSync(process.execPath, [BIN, 'check-config', '-c', out], { encoding: 'utf8' }), /OK \(instance lvs_devel, 2 service\(s\)\)/);
   });
 
@@ -188,7 +188,7 @@ describe('xdirector import-keepalived (command)', () => {
     assert.equal(strict.status, 3);
     assert.equal(strict.stdout, '');
     assert.equal(fs.existsSync(out), false, '--strict wrote the output file');
-    assert.match(strict.stderr, /docs-sample\.conf:45: lb_kind NAT[^]*--strict: 12 statement\(s\) have no equivalent \(listed above\): nothing was written/);
+    assert.match(strict.stderr, /docs-sample\.conf:18: vrrp_sync_group VG1[^]*--strict: 11 statement\(s\) have no equivalent \(listed above\): nothing was written/);
     const clean = path.join(tmp, 'clean.conf');
     fs.writeFileSync(clean, 'vrrp_instance V {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n 10.1.1.1/32\n }\n}\nvirtual_server 10.1.1.1 3306 {\n lb_algo rr\n lb_kind DR\n real_server 10.1.1.2 3306 {\n }\n}\n');
     const ok = await importCmd(['--strict', clean]);
