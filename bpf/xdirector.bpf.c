@@ -28,6 +28,7 @@
 #include "maps.h"
 #include "hash.h"
 #include "rate.h"
+#include "sync.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -105,6 +106,7 @@ const volatile struct {
 	enum xd_encap encap;
 	enum xd_reason reason;
 	enum xd_rate_idx rate;
+	enum xd_sync_kind sync_kind;
 } xd_btf_enums = {};
 
 /* The layouts user space encodes (sizes as the compiler lays them out; the
@@ -130,6 +132,8 @@ _Static_assert(sizeof(struct xd_backend_stats) == 40, "xd_backend_stats layout")
 _Static_assert(sizeof(struct xd_reason_stats) == 16, "xd_reason_stats layout");
 _Static_assert(sizeof(struct xd_rate) == 8, "xd_rate layout");
 _Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
+_Static_assert(sizeof(struct xd_sync_event) == 56, "xd_sync_event layout");
+_Static_assert(sizeof(struct xd_sync_stats) == 16, "xd_sync_stats layout");
 
 /* TCP flags byte (offset 13 of the TCP header). */
 #define XD_TCP_SYN 0x02
@@ -1281,8 +1285,10 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						guard_count(XD_GUARD_LIMITED);
 					}
 				}
-				if (flow && now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS)
+				if (flow && now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS) {
+					sync_refresh(&fk, flow, now);
 					flow->last_seen_ns = now;
+				}
 				if (c4) {
 					__builtin_memcpy(c4->key, &k4, sizeof(c4->key));
 					c4->backend = be_idx;
@@ -1387,6 +1393,7 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						prb_insert(v4, &k4, &fk, &np);
 						emb_delete(v4, &k4, &fk);
 						guard_count(XD_GUARD_HANDSHAKES);
+						sync_report(&fk, idx, np.generation, now, XD_SYNC_HANDSHAKE);
 						reason = XD_R_TX_PROMOTED;
 					}
 					be_idx = idx;
@@ -1433,6 +1440,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 			flow->backend = idx;
 			flow->generation = be->generation;
 			flow->last_seen_ns = now;
+			if (!syn)
+				sync_report(&fk, idx, be->generation, now, XD_SYNC_TAKEOVER);
 			new_flow = 1;
 		} else if (syn || (l4 == IPPROTO_UDP && !emb)) {
 			/* An opening packet: into the embryonic table until the
@@ -1479,10 +1488,12 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 				prb_insert(v4, &k4, &fk, &np);
 				emb_delete(v4, &k4, &fk);
 				guard_count(XD_GUARD_HANDSHAKES);
+				sync_report(&fk, idx, np.generation, now, XD_SYNC_HANDSHAKE);
 				reason = XD_R_TX_REHASH;
 			} else {
 				tko_insert(v4, &k4, &fk, &nf);
 				guard_count(XD_GUARD_TAKEOVERS);
+				sync_report(&fk, idx, nf.generation, now, XD_SYNC_TAKEOVER);
 				reason = XD_R_TX_NEW_FLOW;
 			}
 			new_flow = 1;

@@ -115,6 +115,8 @@ static Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   o.Set("runTimeNs", Napi::BigInt::New(env, static_cast<uint64_t>(pi.run_time_ns)));
   o.Set("runCnt", Napi::BigInt::New(env, static_cast<uint64_t>(pi.run_cnt)));
   o.Set("recursionMisses", Napi::BigInt::New(env, static_cast<uint64_t>(pi.recursion_misses)));
+  // The verifier's processed-instruction count (kernel >= 5.16; 0 before).
+  o.Set("verifiedInsns", Napi::Number::New(env, pi.verified_insns));
   return o;
 }
 

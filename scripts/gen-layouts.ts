@@ -166,7 +166,7 @@ export function generate(model: LayoutModel, header: HeaderFacts, objectLabel: s
   out.push('// Buffers of the raw bytes; u64 is a bigint. Fields named pad* are optional (zero).');
   out.push('/* eslint-disable */');
   out.push("import { endianness } from 'node:os';");
-  out.push("import { u32, u64, type Codec } from './codec';");
+  out.push("import { none, u32, u64, type Codec } from './codec';");
   out.push("import type { LayoutModel } from './layout';");
   out.push('');
   out.push("if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');");
@@ -220,7 +220,7 @@ export function generate(model: LayoutModel, header: HeaderFacts, objectLabel: s
     out.push('');
   }
   const codecOf = (t: string): string => {
-    if (t === 'u32' || t === 'u64') return t;
+    if (t === 'u32' || t === 'u64' || t === 'none') return t;
     if (model.structs[t]) {
       const T = pascal(t);
       return T[0].toLowerCase() + T.slice(1) + 'Codec';

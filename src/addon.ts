@@ -102,6 +102,8 @@ export interface NativeProgInfo {
   runCnt: bigint;
   /** Runs skipped because the program was already running on that CPU. */
   recursionMisses: bigint;
+  /** The verifier's processed-instruction count (kernel >= 5.16; 0 before). */
+  verifiedInsns: number;
 }
 
 export type NativeAttachMode = 'none' | 'native' | 'generic' | 'offload' | 'multi';
@@ -198,6 +200,10 @@ export interface NativeAddon {
   /** BPF_ENABLE_STATS(BPF_STATS_RUN_TIME): run_time_ns/run_cnt are counted while the returned fd is open (close it with close()). */
   enableRunTimeStats(): number;
   constants: NativeConstants;
+  // BPF ring buffer reader (native/ringbuf.cc): the handle is an opaque external, freed by ringbufClose or GC
+  ringbufOpen(mapFd: number): object;
+  ringbufRead(handle: object, maxBytes: number): Buffer;
+  ringbufClose(handle: object): void;
   // ethtool (native/ethtool.cc): the driver's statistics, ETHTOOL_GSTATS
   ethtoolStats(ifname: string): { driver: string; names: string[]; values: bigint[] };
   // systemd notify (native/notify.cc): Node's dgram has no AF_UNIX

@@ -37,6 +37,8 @@ export const codes = {
   XD_ERR_VRRP_PACKET: 'a received VRRP packet was invalid and dropped',
   // bgp
   XD_ERR_BGP: 'the BGP daemon (BIRD) could not be started, reached or controlled',
+  // connection sync
+  XD_ERR_SYNC: 'connection sync between directors failed (its socket, key file or maps; the cause in the message)',
   // admin api / cli
   XD_ERR_API: 'the admin API could not be reached or refused the request',
   XD_ERR_NOT_FOUND: 'the named object (backend, service, instance) does not exist',

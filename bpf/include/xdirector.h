@@ -20,7 +20,7 @@
 
 /* Bumped on any change below; also stored in the meta map of a pinned
  * instance so that a restarted control plane can refuse a mismatch. */
-#define XD_LAYOUT_VERSION 7
+#define XD_LAYOUT_VERSION 8
 
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
@@ -71,6 +71,13 @@
 #define XD_FLOW_CACHE6 4096
 #endif
 #define XD_FLOW_CACHE_WAYS 2
+
+#ifndef XD_SYNC_RING_BYTES
+/* Connection sync ring buffer (power of two, a multiple of the page size):
+ * 4 MiB holds ~65k records (64 bytes each with the ring's header), over a
+ * second of new flows at 50k/s between two reads by user space. */
+#define XD_SYNC_RING_BYTES 4194304
+#endif
 
 /* VIP ports map (array of __u64 words): bit (port & 63) of word
  * proto_index * XD_VPORT_WORDS + (port >> 6), proto_index 0 for TCP and 1 for
@@ -315,6 +322,35 @@ struct xd_meta {
 	__u32 max_backends;   /* max_entries of backends / per-backend maps */
 	__u64 created_ns;     /* CLOCK_REALTIME ns when the instance was created */
 	__u64 layout_hash;    /* hash of the generated layouts, checked on adoption */
+};
+
+/* Connection sync (bpf/sync.h): why a flow was reported. */
+enum xd_sync_kind {
+	XD_SYNC_HANDSHAKE = 1, /* its handshake completed here (it entered the probation table) */
+	XD_SYNC_TAKEOVER = 2,  /* taken over mid-stream, or re-placed because its backend went (takeover table) */
+	XD_SYNC_REFRESH = 3,   /* a long-lived flow still in use (at most once per 2^sync_refresh_shift ns) */
+};
+
+/* One record of the sync ring buffer (xd_sync_v1), read by src/sync. The
+ * key fields are struct xd_flow_key's (IPv4 in the first word). 56 bytes. */
+struct xd_sync_event {
+	__be32 saddr[4];    /* client address; network order */
+	__be32 daddr[4];    /* VIP; network order */
+	__be16 sport;       /* client port; network order */
+	__be16 dport;       /* VIP port; network order */
+	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;        /* enum xd_family */
+	__u8 kind;          /* enum xd_sync_kind */
+	__u8 pad;           /* zero */
+	__u32 backend;      /* backend index (user space turns it into the backend's address) */
+	__u32 generation;   /* that backend's generation */
+	__u64 seen_ns;      /* bpf_ktime_get_coarse_ns() of the packet that caused the report */
+};
+
+/* Sync export counters (per-CPU array, key 0). 16 bytes. */
+struct xd_sync_stats {
+	__u64 events;  /* records written to the ring buffer */
+	__u64 dropped; /* records lost: the ring buffer was full (user space fell behind) */
 };
 
 #endif /* XDIRECTOR_H */

@@ -25,6 +25,13 @@ function checkInt(name: string, v: number, max: number): void {
   }
 }
 
+/** A ring buffer map's key and value: it has none (records are read with the addon's ring buffer reader, not looked up). */
+export const none: Codec<never> = {
+  size: 0,
+  encode() { throw new TypeError('a ring buffer map has no keys or values to encode: read its records instead'); },
+  decode() { throw new TypeError('a ring buffer map has no keys or values to decode: read its records instead'); },
+};
+
 export const u32: Codec<number> = {
   size: 4,
   encode(v, buf = Buffer.alloc(4), offset = 0) {

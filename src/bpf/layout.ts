@@ -176,8 +176,10 @@ export function extractLayouts(btf: Btf, layoutVersion: number, prefix = 'xd_'):
     const def = btf.resolve(v.sizeOrType);
     const type = mapUint(btf, v.name, def, 'type');
     if (type === undefined) throw new LayoutError(`map ${v.name}: no type`);
-    const key = mapTypeOf(btf, v.name, def, 'key');
-    const value = mapTypeOf(btf, v.name, def, 'value');
+    // A ring buffer has neither: its records are a struct of the header (bpf/sync.h anchors it).
+    const ring = mapTypeName(type) === 'ringbuf' || mapTypeName(type) === 'user_ringbuf';
+    const key = ring ? { label: 'none', size: 0 } : mapTypeOf(btf, v.name, def, 'key');
+    const value = ring ? { label: 'none', size: 0 } : mapTypeOf(btf, v.name, def, 'value');
     if (model.maps[role]) throw new LayoutError(`maps ${model.maps[role].name} and ${v.name} have the same role ${role}`);
     model.maps[role] = {
       role, name: v.name, type: mapTypeName(type), keyType: key.label, valueType: value.label,

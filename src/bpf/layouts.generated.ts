@@ -7,16 +7,16 @@
 // Buffers of the raw bytes; u64 is a bigint. Fields named pad* are optional (zero).
 /* eslint-disable */
 import { endianness } from 'node:os';
-import { u32, u64, type Codec } from './codec';
+import { none, u32, u64, type Codec } from './codec';
 import type { LayoutModel } from './layout';
 
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 7;
+export const LAYOUT_VERSION = 8;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x4240e5ce87dcc556n;
+export const LAYOUT_HASH = 0x450707e8acf4ccban;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -29,6 +29,7 @@ export const DEFINES = {
   XD_FLOW_CACHE4: 16384,
   XD_FLOW_CACHE6: 4096,
   XD_FLOW_CACHE_WAYS: 2,
+  XD_SYNC_RING_BYTES: 4194304,
   XD_VPORT_WORDS: 1024,
 } as const;
 
@@ -254,45 +255,80 @@ export const MAPS = {
     valueSize: 32,
     maxEntries: 1,
   },
+  sync: {
+    role: 'sync',
+    name: 'xd_sync_v1',
+    type: 'ringbuf',
+    keyType: 'none',
+    valueType: 'none',
+    keySize: 0,
+    valueSize: 0,
+    maxEntries: 4194304,
+  },
+  syncst: {
+    role: 'syncst',
+    name: 'xd_syncst_v1',
+    type: 'percpu_array',
+    keyType: 'u32',
+    valueType: 'xd_sync_stats',
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 1,
+  },
 } as const;
 export type MapRole = keyof typeof MAPS;
 
 /** Load-time globals (const volatile, .rodata) by name: offset and size in their section. */
 export const GLOBALS = {
-  ring_max: {
+  sync_export: {
     section: '.rodata',
     offset: 0,
     size: 4,
   },
-  match_dst_mac: {
+  sync_refresh_shift: {
     section: '.rodata',
     offset: 4,
     size: 4,
   },
-  self_mac: {
+  xd_btf_sync_event: {
     section: '.rodata',
     offset: 8,
+    size: 56,
+  },
+  ring_max: {
+    section: '.rodata',
+    offset: 64,
+    size: 4,
+  },
+  match_dst_mac: {
+    section: '.rodata',
+    offset: 68,
+    size: 4,
+  },
+  self_mac: {
+    section: '.rodata',
+    offset: 72,
     size: 6,
   },
   new_flow_rate: {
     section: '.rodata',
-    offset: 16,
+    offset: 80,
     size: 4,
   },
   syn_reuse_idle_ns: {
     section: '.rodata',
-    offset: 24,
+    offset: 88,
     size: 8,
   },
   too_big_rate: {
     section: '.rodata',
-    offset: 32,
+    offset: 96,
     size: 4,
   },
   xd_btf_enums: {
     section: '.rodata',
-    offset: 36,
-    size: 28,
+    offset: 100,
+    size: 32,
   },
 } as const;
 
@@ -369,6 +405,14 @@ export const XdRateIdx = {
   XD_RATE_MAX: 2,
 } as const;
 export type XdRateIdx = (typeof XdRateIdx)[keyof typeof XdRateIdx];
+
+/** enum xd_sync_kind */
+export const XdSyncKind = {
+  XD_SYNC_HANDSHAKE: 1,
+  XD_SYNC_TAKEOVER: 2,
+  XD_SYNC_REFRESH: 3,
+} as const;
+export type XdSyncKind = (typeof XdSyncKind)[keyof typeof XdSyncKind];
 
 function chkInt(v: number, min: number, max: number, name: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new TypeError(`${name}: expected an integer from ${min} to ${max}, received ${typeof v} ${String(v)}`);
@@ -995,6 +1039,96 @@ export function decodeXdMeta(buf: Buffer, offset = 0): XdMeta {
 
 export const xdMetaCodec: Codec<XdMeta> = { size: 32, encode: encodeXdMeta, decode: decodeXdMeta };
 
+/** struct xd_sync_stats: 16 bytes. */
+export interface XdSyncStats {
+  /** u64 at 0 */
+  events: bigint;
+  /** u64 at 8 */
+  dropped: bigint;
+}
+
+export const XD_SYNC_STATS_SIZE = 16;
+
+export function encodeXdSyncStats(v: XdSyncStats, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 16);
+  buf.writeBigUInt64LE(chkU64(v.events, 'xd_sync_stats.events'), offset + 0);
+  buf.writeBigUInt64LE(chkU64(v.dropped, 'xd_sync_stats.dropped'), offset + 8);
+  return buf;
+}
+
+export function decodeXdSyncStats(buf: Buffer, offset = 0): XdSyncStats {
+  if (buf.length < offset + 16) throw new TypeError(`xd_sync_stats: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    events: buf.readBigUInt64LE(offset + 0),
+    dropped: buf.readBigUInt64LE(offset + 8),
+  };
+}
+
+export const xdSyncStatsCodec: Codec<XdSyncStats> = { size: 16, encode: encodeXdSyncStats, decode: decodeXdSyncStats };
+
+/** struct xd_sync_event: 56 bytes. */
+export interface XdSyncEvent {
+  /** be32[4] at 0, network order, 16-byte Buffer */
+  saddr: Buffer;
+  /** be32[4] at 16, network order, 16-byte Buffer */
+  daddr: Buffer;
+  /** be16 at 32, network order */
+  sport: number;
+  /** be16 at 34, network order */
+  dport: number;
+  /** u8 at 36 */
+  proto: number;
+  /** u8 at 37 */
+  family: number;
+  /** u8 at 38 */
+  kind: number;
+  /** u8 at 39, zero if omitted */
+  pad?: number;
+  /** u32 at 40 */
+  backend: number;
+  /** u32 at 44 */
+  generation: number;
+  /** u64 at 48 */
+  seen_ns: bigint;
+}
+
+export const XD_SYNC_EVENT_SIZE = 56;
+
+export function encodeXdSyncEvent(v: XdSyncEvent, buf: Buffer = Buffer.alloc(56), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 56);
+  chkBuf(v.saddr, 16, 'xd_sync_event.saddr').copy(buf, offset + 0);
+  chkBuf(v.daddr, 16, 'xd_sync_event.daddr').copy(buf, offset + 16);
+  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_sync_event.sport'), offset + 32);
+  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_sync_event.dport'), offset + 34);
+  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_sync_event.proto'), offset + 36);
+  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_sync_event.family'), offset + 37);
+  buf.writeUInt8(chkInt(v.kind, 0, 255, 'xd_sync_event.kind'), offset + 38);
+  if (v.pad !== undefined) buf.writeUInt8(chkInt(v.pad, 0, 255, 'xd_sync_event.pad'), offset + 39);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_sync_event.backend'), offset + 40);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_sync_event.generation'), offset + 44);
+  buf.writeBigUInt64LE(chkU64(v.seen_ns, 'xd_sync_event.seen_ns'), offset + 48);
+  return buf;
+}
+
+export function decodeXdSyncEvent(buf: Buffer, offset = 0): XdSyncEvent {
+  if (buf.length < offset + 56) throw new TypeError(`xd_sync_event: expected 56 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    saddr: Buffer.from(buf.subarray(offset + 0, offset + 0 + 16)),
+    daddr: Buffer.from(buf.subarray(offset + 16, offset + 16 + 16)),
+    sport: buf.readUInt16BE(offset + 32),
+    dport: buf.readUInt16BE(offset + 34),
+    proto: buf.readUInt8(offset + 36),
+    family: buf.readUInt8(offset + 37),
+    kind: buf.readUInt8(offset + 38),
+    pad: buf.readUInt8(offset + 39),
+    backend: buf.readUInt32LE(offset + 40),
+    generation: buf.readUInt32LE(offset + 44),
+    seen_ns: buf.readBigUInt64LE(offset + 48),
+  };
+}
+
+export const xdSyncEventCodec: Codec<XdSyncEvent> = { size: 56, encode: encodeXdSyncEvent, decode: decodeXdSyncEvent };
+
 /** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */
 export const MAP_CODECS = {
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
@@ -1019,11 +1153,13 @@ export const MAP_CODECS = {
   rsnst: { key: u32, value: xdReasonStatsCodec },
   rr: { key: u32, value: u32 },
   meta: { key: u32, value: xdMetaCodec },
+  sync: { key: none, value: none },
+  syncst: { key: u32, value: xdSyncStatsCodec },
 } as const;
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 7,
+  layoutVersion: 8,
   structs: {
     xd_service_key: {
       name: 'xd_service_key',
@@ -1705,6 +1841,120 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
+    xd_sync_stats: {
+      name: 'xd_sync_stats',
+      size: 16,
+      fields: [{
+        name: 'events',
+        offset: 0,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'dropped',
+        offset: 8,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
+    xd_sync_event: {
+      name: 'xd_sync_event',
+      size: 56,
+      fields: [{
+        name: 'saddr',
+        offset: 0,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'daddr',
+        offset: 16,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'sport',
+        offset: 32,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'dport',
+        offset: 34,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'proto',
+        offset: 36,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'family',
+        offset: 37,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'kind',
+        offset: 38,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 39,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 40,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 44,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'seen_ns',
+        offset: 48,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
   },
   enums: {
     xd_family: {
@@ -1779,6 +2029,14 @@ export const LAYOUT: LayoutModel = {
         XD_RATE_TOO_BIG: 0,
         XD_RATE_NEW_FLOW: 1,
         XD_RATE_MAX: 2,
+      },
+    },
+    xd_sync_kind: {
+      name: 'xd_sync_kind',
+      values: {
+        XD_SYNC_HANDSHAKE: 1,
+        XD_SYNC_TAKEOVER: 2,
+        XD_SYNC_REFRESH: 3,
       },
     },
   },

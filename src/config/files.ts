@@ -34,10 +34,16 @@ export function fileWarnings(raw: unknown): string[] {
     try { mode = fs.statSync(f).mode & 0o777; } catch { continue; /* fileProblems reports it */ }
     if (mode & 0o077) out.push(`admin.${key}: ${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can use the HTTP listener as xdirector; chmod 600 ${f}`);
   }
+  const sf = isObj(raw) && isObj(raw.sync) ? raw.sync.key_file : undefined;
+  if (typeof sf === 'string' && sf !== '') {
+    let mode: number;
+    try { mode = fs.statSync(sf).mode & 0o777; } catch { mode = 0; }
+    if (mode & 0o077) out.push(`sync.key_file: ${sf} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can forge sync messages (install flows on every director); chmod 600 ${sf}`);
+  }
   return out;
 }
 
-/** Problems with the files `raw` (the parsed YAML) names: monitor.password_file, admin.http_(read_)token_file, bgp.neighbours[].password_file. */
+/** Problems with the files `raw` (the parsed YAML) names: monitor.password_file, sync.key_file, admin.http_(read_)token_file, bgp.neighbours[].password_file. */
 export function fileProblems(raw: unknown): Problem[] {
   const out: Problem[] = [];
   const monitor = isObj(raw) && isObj(raw.monitor) ? raw.monitor : undefined;
@@ -68,6 +74,7 @@ export function fileProblems(raw: unknown): Problem[] {
     }
     if (token.length < MIN_TOKEN_LENGTH) out.push({ path: ['admin', key], message: `the token in ${f} is shorter than ${MIN_TOKEN_LENGTH} characters: use a random one (openssl rand -hex 24 > ${f})` });
   }
+  out.push(...syncKeyProblems(raw));
   const bgp = isObj(raw) && isObj(raw.bgp) ? raw.bgp : undefined;
   const neighbours = Array.isArray(bgp?.neighbours) ? bgp.neighbours : [];
   neighbours.forEach((n, i) => {
@@ -94,4 +101,33 @@ export function fileProblems(raw: unknown): Problem[] {
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** sync.key_file: readable, and a key of at least MIN_SYNC_KEY_BYTES (the HMAC key of src/sync). */
+function syncKeyProblems(raw: unknown): Problem[] {
+  const file = isObj(raw) && isObj(raw.sync) ? raw.sync.key_file : undefined;
+  if (typeof file !== 'string' || file === '') return [];
+  const path = ['sync', 'key_file'];
+  let key: Buffer;
+  try {
+    key = syncKeyOfFile(fs.readFileSync(file));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const fix = code === 'ENOENT' ? `create it with a random key, the same file on every director (openssl rand -hex 32 > ${file}; chmod 600 ${file})`
+      : code === 'EISDIR' ? 'give the file that holds the key, not a directory'
+        : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
+    return [{ path, message: `cannot read ${file} (${code}): ${fix}` }];
+  }
+  if (key.length < MIN_SYNC_KEY_BYTES) return [{ path, message: `the key in ${file} is ${key.length} bytes, shorter than ${MIN_SYNC_KEY_BYTES}: use a random one (openssl rand -hex 32 > ${file})` }];
+  return [];
+}
+
+export const MIN_SYNC_KEY_BYTES = 16;
+
+/** The sync key of a key file's content: without one trailing line break (echo / an editor adds it). */
+export function syncKeyOfFile(content: Buffer): Buffer {
+  let end = content.length;
+  if (end > 0 && content[end - 1] === 0x0a) end--;
+  if (end > 0 && content[end - 1] === 0x0d) end--;
+  return content.subarray(0, end);
 }

@@ -12,6 +12,7 @@ import { configWarnings } from './warnings';
 import { defaultCheck, natFamilyProblem, natOverrideProblem, natWarnings } from './nat';
 import { resolveVrrpInterfaces } from './vrrp';
 import { bgpCrossCheck, finishBgp } from './bgp';
+import { finishSync } from './sync';
 import { adminHttpProblems, splitHostPort } from './admin';
 import type { Family } from '../state/types';
 import { isPrime, MAX_RING_SIZE, DEFAULT_RING_SIZE } from '../maglev';
@@ -291,6 +292,7 @@ export function finish(raw: RawConfig, source: string): Config {
     health: raw.health ?? healthSchema.parse({}),
     vrrp: resolveVrrpInterfaces(raw.vrrp ?? [], raw.interface).map((v) => (raw.script_user ? { ...v, scriptUser: raw.script_user } : v)),
     ...(raw.bgp ? { bgp: finishBgp(raw.bgp, raw.services.map((s) => s.vip), path.dirname(raw.admin.socket ?? defaultSocketPath(raw.instance))) } : {}),
+    ...(raw.sync ? { sync: finishSync(raw.sync) } : {}),
     tunnel: {
       ...(raw.tunnel.source_v4 ? { sourceV4: raw.tunnel.source_v4.address } : {}),
       ...(raw.tunnel.source_v6 ? { sourceV6: raw.tunnel.source_v6.address } : {}),

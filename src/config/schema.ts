@@ -11,6 +11,7 @@ import { address, absPath, Address, bool, int, interfaceName, leaf, mac, oneOf, 
 import { healthSchema, monitorSchema, HealthConfig, MonitorConfig } from './health';
 import { vrrpSchema, ResolvedVrrpInstanceConfig } from './vrrp';
 import { bgpSchema, BgpConfig } from './bgp';
+import { syncSchema, SyncConfig } from './sync';
 import { httpAddress, httpHostNames } from './admin';
 import { checkScriptSchema, scriptUserSchema, type CheckScriptConfig } from './script';
 
@@ -147,6 +148,8 @@ export const configSchema = z.strictObject({
   health: healthSchema.optional(),
   vrrp: vrrpSchema.optional(),
   bgp: bgpSchema.optional(),
+  /** Connection sync between directors (sync.ts). */
+  sync: syncSchema.optional(),
   tunnel: tunnelSchema,
   nat: natSchema,
   services: z.array(serviceSchema, { error: (iss) => (iss.input === undefined ? 'is required: list at least one service' : `must be a list of services, got ${show(iss.input)}`) }),
@@ -265,6 +268,8 @@ export interface Config {
   vrrp: ResolvedVrrpInstanceConfig[];
   /** BGP announcement of the service VIPs (bgp.ts); absent: no BGP. */
   bgp?: BgpConfig;
+  /** Connection sync between directors (sync.ts); absent: none. */
+  sync?: SyncConfig;
   tunnel: TunnelConfig;
   nat: NatConfig;
   services: ServiceConfig[];

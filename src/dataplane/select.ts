@@ -10,8 +10,8 @@ import type { Dataplane, DataplaneKind, DesiredState } from '../state/types';
 export type DataplaneChoice = 'auto' | 'xdp' | 'ipvs';
 
 /**
- * What opening a dataplane needs: the config's instance, interface, dataplane choice and xdp
- * section, declared here so the dataplane does not import the config (the daemon passes its
+ * What opening a dataplane needs: the config's instance, interface, dataplane choice, xdp
+ * section and whether sync is on, declared here so the dataplane does not import the config (the daemon passes its
  * Config, which the compiler checks against this).
  */
 export interface DataplaneConfig {
@@ -33,6 +33,8 @@ export interface DataplaneConfig {
   };
   /** NAT's server-side interface (nat.interface; the top-level interface when one-armed): the IPVS NAT sysctls depend on it. */
   nat?: { interface: string };
+  /** `sync:` in the config; present: connection sync is on, so the program reports flows to its ring buffer (src/sync reads it). */
+  sync?: object;
 }
 
 async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
@@ -41,6 +43,7 @@ async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
     instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,
     maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize,
     embryonicTableSize: cfg.xdp.embryonicTableSize, takeoverTableSize: cfg.xdp.takeoverTableSize, newFlowRate: cfg.xdp.newFlowRate, synReuseIdleMs: cfg.xdp.synReuseIdleMs, tooBigRate: cfg.xdp.tooBigRate,
+    syncExport: cfg.sync !== undefined,
     // A veth whose peer runs no native XDP program: auto falls back to generic mode, xdp refuses.
     vethPeerWithoutXdp: cfg.dataplane === 'auto' ? 'generic' : 'refuse',
     log: log.child({ component: 'xdp' }),

@@ -49,6 +49,8 @@ export interface XdpOptions {
   synReuseIdleMs?: number;
   /** The director's own frag needed / PTB answers per second, all CPUs together (default DEFAULT_TOO_BIG_RATE). */
   tooBigRate?: number;
+  /** Report flows to the sync ring buffer (config `sync:`; src/sync reads it). */
+  syncExport?: boolean;
   /** Compiled program; default dist/bpf/xdirector.bpf.o of this package. */
   objectPath?: string;
   /** A flow counts as active when it saw a packet within this many seconds (IPVS: TCP established 900 s). */
@@ -196,7 +198,9 @@ export class XdpDataplane implements Dataplane {
     try { selfMac = await nl.linkMac(o.ifname); } finally { nl.close(); }
     const globals = { ring_max: o.ringMax, match_dst_mac: 1, self_mac: L.macBytes(selfMac), new_flow_rate: o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE,
       syn_reuse_idle_ns: BigInt(o.synReuseIdleMs ?? DEFAULT_SYN_REUSE_IDLE_MS) * 1_000_000n,
-      too_big_rate: o.tooBigRate ?? DEFAULT_TOO_BIG_RATE };
+      too_big_rate: o.tooBigRate ?? DEFAULT_TOO_BIG_RATE,
+      // Connection sync (bpf/sync.h): report flows to the ring buffer only when src/sync reads it.
+      sync_export: o.syncExport ? 1 : 0 };
     const obj = await BpfObject.load(objectPath, { maxEntries, globals, ...(adopt ? { reusePinnedDir: dir } : {}) });
     let maps: L.Maps | undefined;
     try {

@@ -1,0 +1,384 @@
+// Connection sync between directors: export this director's flows (read from the XDP program's
+// ring buffer, bpf/sync.h), send them to the peers (transport.ts, codec.ts), and install the
+// peers' flows (plan.ts) into this director's takeover tables. Works on the instance's pinned
+// maps, beside the XDP dataplane (which sets the program's sync_export when `sync:` is there).
+//
+// Export: the ring is read every EXPORT_POLL_MS; each record's backend index becomes its
+// service and backend address (the backend and service maps, re-read when an index is
+// unknown and every VIEW_REFRESH_MS), records of one read go out together, deduplicated by
+// flow. Every HEARTBEAT_MS without data an empty message goes out, so a peer can tell silence
+// from idleness.
+// Import: a datagram is authenticated (HMAC), checked against its sender's replay window,
+// held to max_import_rate (token bucket over all peers), planned and written.
+import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { Logger } from '../log';
+import type { SyncConfig } from '../config/sync';
+import { syncKeyOfFile, MIN_SYNC_KEY_BYTES } from '../config/files';
+import { XdError, wrap } from '../errors';
+import { openPinnedXdMap, type XdMap } from '../bpf/maps';
+import { BpfMap } from '../bpf/map';
+import { none, sumPerCpu } from '../bpf/codec';
+import { RingbufReader } from '../bpf/ringbuf';
+import { decodeXdSyncEvent, MAPS, XdBackendFlags, XdSyncKind } from '../bpf/layouts.generated';
+import { addressToBytes } from '../net/inet';
+import * as path from 'node:path';
+import { decodeMessage, encodeMessages, ReplayWindow, sequenceFrom, SyncDecodeError, type DecodeProblem, type Kind, type SyncEntry, type SyncForwarding } from './codec';
+import { addrKey, planImport, serviceKey, type Existing, type LocalBackend, type LocalView, type RejectReason } from './plan';
+import { openSyncSocket, type SyncSocket } from './transport';
+
+const EXPORT_POLL_MS = 10;
+const HEARTBEAT_MS = 1000;
+const VIEW_REFRESH_MS = 1000;
+const LAG_SAMPLES = 4096;
+
+export interface SyncPeerStatus {
+  address: string;
+  sender: number | null;
+  messages: number;
+  entries: number;
+  lastHeardMsAgo: number | null;
+  silent: boolean;
+}
+
+export interface SyncStatus {
+  source: string;
+  transport: string;
+  peers: SyncPeerStatus[];
+  sent: { messages: number; entries: number; bytes: number };
+  received: { messages: number; entries: number; installed: number };
+  /** Datagrams dropped before their entries were read, by why. */
+  dropped: Record<DecodeProblem | 'replay' | 'own' | 'rate', number>;
+  /** Entries refused by the import rules, by why. */
+  rejected: Record<RejectReason, number>;
+  /** The program's export counters: records written, records lost to a full ring. */
+  exported: { events: number; lost: number };
+  /** Lag (ms) from a flow's report on the sending director to its install here: recent samples. */
+  lagMs: { p50: number; p99: number; max: number; samples: number } | null;
+  alerts: string[];
+}
+
+const KIND_OF_EVENT: Record<number, Kind> = { [XdSyncKind.XD_SYNC_HANDSHAKE]: 'handshake', [XdSyncKind.XD_SYNC_TAKEOVER]: 'takeover', [XdSyncKind.XD_SYNC_REFRESH]: 'refresh' };
+
+/** The sender id of a source address: the IPv4 address as a number, else a hash of the IPv6 one. */
+export function senderId(source: string): number {
+  const b = addressToBytes(source);
+  return b.length === 4 ? b.readUInt32BE(0) : createHash('sha256').update(b).digest().readUInt32BE(0);
+}
+
+/** The sync key from its file (check-config checks it too; this is the run-time read). */
+export function readSyncKey(file: string): Buffer {
+  let key: Buffer;
+  try {
+    key = syncKeyOfFile(fs.readFileSync(file));
+  } catch (e) {
+    throw wrap('XD_ERR_SYNC', `sync.key_file ${file}: cannot read it: create it with a random key, the same on every director (openssl rand -hex 32 > ${file}; chmod 600 ${file})`, e);
+  }
+  if (key.length < MIN_SYNC_KEY_BYTES) throw new XdError('XD_ERR_SYNC', `sync.key_file ${file}: the key is ${key.length} bytes, shorter than ${MIN_SYNC_KEY_BYTES}: use a random one (openssl rand -hex 32 > ${file})`);
+  return key;
+}
+
+interface ExportTarget { entryBase: Omit<SyncEntry, 'kind' | 'client' | 'clientPort' | 'ageMs'>; generation: number }
+
+type FlowMaps = {
+  flow4: XdMap<'flow4'>; flow6: XdMap<'flow6'>; prb4: XdMap<'prb4'>; prb6: XdMap<'prb6'>;
+  emb4: XdMap<'emb4'>; emb6: XdMap<'emb6'>; tko4: XdMap<'tko4'>; tko6: XdMap<'tko6'>;
+  svc: XdMap<'svc'>; be: XdMap<'be'>; syncst: XdMap<'syncst'>;
+};
+
+export class SyncDaemon {
+  private readonly maps: FlowMaps;
+  private readonly ringMap: BpfMap<never, never>;
+  private readonly ring: RingbufReader;
+  private sock?: SyncSocket;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly sender: number;
+  private readonly nextSeq = sequenceFrom(Date.now());
+  private view: LocalView = { services: new Map() };
+  private byIndex = new Map<number, ExportTarget>();
+  private viewAt = 0;
+  private lastSentAt = 0;
+  private readonly windows = new Map<number, ReplayWindow>();
+  private readonly peers = new Map<string, SyncPeerStatus & { heardAt: number | null }>();
+  private readonly lags: number[] = [];
+  private lagAt = 0;
+  private tokens: number;
+  private tokensAt = Date.now();
+  private readonly st = {
+    sent: { messages: 0, entries: 0, bytes: 0 },
+    received: { messages: 0, entries: 0, installed: 0 },
+    dropped: { short: 0, magic: 0, version: 0, length: 0, hmac: 0, entry: 0, replay: 0, own: 0, rate: 0 },
+    rejected: { no_service: 0, no_backend: 0, forwarding: 0, local_flow: 0, local_newer: 0 },
+  };
+  private readonly startedAt = Date.now();
+  private lastRejectLog = 0;
+
+  private constructor(private readonly cfg: SyncConfig, private readonly key: Buffer, pinDir: string, private readonly log: Logger) {
+    this.sender = senderId(cfg.source);
+    this.tokens = cfg.maxImportRate;
+    const open = <R extends keyof FlowMaps>(r: R) => openPinnedXdMap(pinDir, r) as FlowMaps[R];
+    const opened: Partial<FlowMaps> = {};
+    try {
+      for (const r of ['flow4', 'flow6', 'prb4', 'prb6', 'emb4', 'emb6', 'tko4', 'tko6', 'svc', 'be', 'syncst'] as const) (opened as Record<string, unknown>)[r] = open(r);
+      this.ringMap = BpfMap.openPinned(path.join(pinDir, MAPS.sync.name), none, none);
+    } catch (e) {
+      for (const m of Object.values(opened)) m.close();
+      throw wrap('XD_ERR_SYNC', `connection sync needs the XDP dataplane's pinned maps in ${pinDir}`, e);
+    }
+    this.maps = opened as FlowMaps;
+    this.ring = new RingbufReader(this.ringMap.fd, MAPS.sync.name);
+    const peerList = cfg.multicast ? [] : cfg.peers;
+    for (const p of peerList) this.peers.set(p, { address: p, sender: senderId(p), messages: 0, entries: 0, lastHeardMsAgo: null, silent: false, heardAt: null });
+  }
+
+  /** Opens the maps and the socket and starts exporting and importing. */
+  static async start(cfg: SyncConfig, pinDir: string, interfaceName: string, log: Logger): Promise<SyncDaemon> {
+    const key = readSyncKey(cfg.keyFile);
+    const d = new SyncDaemon(cfg, key, pinDir, log);
+    try {
+      d.sock = await openSyncSocket(cfg, interfaceName, (m, from) => d.receive(m, from), (err) => log.error({ err }, `sync socket: ${err.message}`));
+    } catch (e) {
+      d.closeMaps();
+      throw e;
+    }
+    d.refreshView();
+    d.timers.push(setInterval(() => d.exportTick(), EXPORT_POLL_MS));
+    log.info({ source: cfg.source, port: cfg.port, peers: cfg.peers, multicast: cfg.multicast }, 'connection sync running');
+    return d;
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.sock?.close();
+    this.closeMaps();
+  }
+
+  private closeMaps(): void {
+    this.ring.close();
+    this.ringMap.close();
+    for (const m of Object.values(this.maps)) m.close();
+  }
+
+  /** Backends and services as the maps hold them now: the import view and the export index. */
+  refreshView(): void {
+    const services = new Map<number, { family: number; vip: Buffer; port: number; proto: 'tcp' | 'udp' }>();
+    for (const [k, v] of this.maps.svc.entries()) {
+      if (k.proto !== 6 && k.proto !== 17) continue;
+      services.set(v.id, { family: k.family, vip: Buffer.from(k.vip.subarray(0, k.family === 4 ? 4 : 16)), port: k.port, proto: k.proto === 6 ? 'tcp' : 'udp' });
+    }
+    const view: LocalView = { services: new Map() };
+    const byIndex = new Map<number, ExportTarget>();
+    for (const [index, b] of this.maps.be.entries()) {
+      if (index === 0 || !(b.flags & XdBackendFlags.XD_BE_F_ACTIVE)) continue;
+      const s = services.get(b.service);
+      if (!s) continue;
+      const addr = Buffer.from(b.addr.subarray(0, s.family === 4 ? 4 : 16));
+      const forwarding: SyncForwarding = b.flags & XdBackendFlags.XD_BE_F_TUNNEL ? 'tunnel' : 'dr';
+      byIndex.set(index, { generation: b.generation, entryBase: { family: s.family as 4 | 6, proto: s.proto, forwarding, vip: s.vip, vipPort: s.port, backend: addr, backendPort: s.port } });
+      if (b.flags & XdBackendFlags.XD_BE_F_DOWN) continue; // not a backend to install flows on
+      const sk = serviceKey(s.family, s.vip, s.port, s.proto);
+      let ls = view.services.get(sk);
+      if (!ls) view.services.set(sk, (ls = { backends: new Map<string, LocalBackend>() }));
+      ls.backends.set(addrKey(addr), { index, generation: b.generation, forwarding });
+    }
+    this.view = view;
+    this.byIndex = byIndex;
+    this.viewAt = Date.now();
+  }
+
+  // ---- export -------------------------------------------------------------------------------
+
+  private exportTick(): void {
+    try {
+      const now = Date.now();
+      if (now - this.viewAt >= VIEW_REFRESH_MS) this.refreshView();
+      const records = this.ring.read();
+      const entries = this.entriesOf(records, now);
+      if (entries.length || now - this.lastSentAt >= HEARTBEAT_MS) this.send(entries, now);
+      this.checkSilence(now);
+    } catch (err) {
+      this.log.error({ err }, `sync export: ${(err as Error).message}`);
+    }
+  }
+
+  /** Ring records as entries, the newest report of each flow once. */
+  entriesOf(records: readonly Buffer[], nowMs: number): SyncEntry[] {
+    const nowNs = process.hrtime.bigint();
+    const byFlow = new Map<string, SyncEntry>();
+    let refreshed = false;
+    for (const r of records) {
+      if (r.length < 56) continue;
+      const ev = decodeXdSyncEvent(r);
+      let t = this.byIndex.get(ev.backend);
+      if ((!t || t.generation !== ev.generation) && !refreshed) {
+        this.refreshView();
+        refreshed = true;
+        t = this.byIndex.get(ev.backend);
+      }
+      if (!t || t.generation !== ev.generation) continue; // the backend went since
+      const kind = KIND_OF_EVENT[ev.kind];
+      if (!kind) continue;
+      const alen = ev.family === 4 ? 4 : 16;
+      const ageNs = nowNs > ev.seen_ns ? nowNs - ev.seen_ns : 0n;
+      const e: SyncEntry = { ...t.entryBase, kind, client: Buffer.from(ev.saddr.subarray(0, alen)), clientPort: ev.sport, ageMs: Number(ageNs / 1_000_000n) };
+      byFlow.set(`${e.proto}|${addrKey(e.client)}|${e.clientPort}|${addrKey(e.vip)}|${e.vipPort}`, e);
+    }
+    void nowMs;
+    return [...byFlow.values()];
+  }
+
+  private send(entries: readonly SyncEntry[], now: number): void {
+    if (!this.sock) return;
+    const msgs = encodeMessages(this.key, this.sender, this.nextSeq, now, entries);
+    this.sock.send(msgs);
+    this.lastSentAt = now;
+    this.st.sent.messages += msgs.length;
+    this.st.sent.entries += entries.length;
+    for (const m of msgs) this.st.sent.bytes += m.length;
+  }
+
+  // ---- import -------------------------------------------------------------------------------
+
+  /** One datagram from the socket (public for tests that feed datagrams directly). */
+  receive(buf: Buffer, from: string): void {
+    let msg;
+    try {
+      msg = decodeMessage(this.key, buf);
+    } catch (e) {
+      if (!(e instanceof SyncDecodeError)) throw e;
+      this.st.dropped[e.problem]++;
+      this.logReject(`sync: dropped a datagram from ${from}: ${e.message}`);
+      return;
+    }
+    if (msg.sender === this.sender) { this.st.dropped.own++; return; }
+    let w = this.windows.get(msg.sender);
+    if (!w) this.windows.set(msg.sender, (w = new ReplayWindow()));
+    if (!w.accept(msg.seq)) {
+      this.st.dropped.replay++;
+      this.logReject(`sync: dropped a replayed or stale message from ${from} (sender ${msg.sender}, sequence ${msg.seq})`);
+      return;
+    }
+    const now = Date.now();
+    this.st.received.messages++;
+    this.st.received.entries += msg.entries.length;
+    const peer = this.peerOf(from, msg.sender);
+    peer.messages++;
+    peer.entries += msg.entries.length;
+    peer.heardAt = now;
+    if (!msg.entries.length) return;
+    // Rate: a token bucket of max_import_rate entries a second, a second's worth deep.
+    this.tokens = Math.min(this.cfg.maxImportRate, this.tokens + ((now - this.tokensAt) / 1000) * this.cfg.maxImportRate);
+    this.tokensAt = now;
+    let entries = msg.entries;
+    if (entries.length > this.tokens) {
+      const keep = Math.max(0, Math.floor(this.tokens));
+      this.st.dropped.rate += entries.length - keep;
+      entries = entries.slice(0, keep);
+    }
+    this.tokens -= entries.length;
+    if (!entries.length) return;
+    this.install(entries, now - msg.sentAtMs, msg.sentAtMs, now);
+  }
+
+  private install(entries: readonly SyncEntry[], transitMs: number, sentAtMs: number, now: number): void {
+    if (now - this.viewAt >= VIEW_REFRESH_MS) this.refreshView();
+    const plan = planImport(entries, this.view, process.hrtime.bigint(), transitMs, (e) => this.existing(e));
+    const v4: [Parameters<XdMap<'tko4'>['update']>[0], Parameters<XdMap<'tko4'>['update']>[1]][] = [];
+    const v6: [Parameters<XdMap<'tko6'>['update']>[0], Parameters<XdMap<'tko6'>['update']>[1]][] = [];
+    for (const i of plan.installs) {
+      const value = { backend: i.backend.index, generation: i.backend.generation, last_seen_ns: i.lastSeenNs };
+      const e = i.entry;
+      if (e.family === 4) v4.push([{ saddr: e.client.readUInt32BE(0), daddr: e.vip.readUInt32BE(0), sport: e.clientPort, dport: e.vipPort, proto: e.proto === 'tcp' ? 6 : 17 }, value]);
+      else v6.push([{ saddr: e.client, daddr: e.vip, sport: e.clientPort, dport: e.vipPort, proto: e.proto === 'tcp' ? 6 : 17, family: 6 }, value]);
+      if (e.kind !== 'refresh') this.addLag(now - (sentAtMs - e.ageMs));
+    }
+    if (v4.length) this.maps.tko4.updateBatch(v4);
+    if (v6.length) this.maps.tko6.updateBatch(v6);
+    this.st.received.installed += plan.installs.length;
+    for (const [why, n] of Object.entries(plan.rejected) as [RejectReason, number][]) this.st.rejected[why] += n;
+    for (const why of ['no_service', 'no_backend', 'forwarding'] as const) {
+      const ex = plan.examples[why];
+      if (ex) this.logReject(`sync: refused ${plan.rejected[why]} entries (${why.replace('_', ' ')}): e.g. VIP port ${ex.vipPort} backend ${ex.backend.toString('hex')} is not a ${why === 'forwarding' ? `${ex.forwarding} backend` : why === 'no_service' ? 'service' : 'usable backend of that service'} here`);
+    }
+  }
+
+  /** Where this director has the entry's flow, if anywhere. */
+  private existing(e: SyncEntry): Existing | undefined {
+    const proto = e.proto === 'tcp' ? 6 : 17;
+    if (e.family === 4) {
+      const k = { saddr: e.client.readUInt32BE(0), daddr: e.vip.readUInt32BE(0), sport: e.clientPort, dport: e.vipPort, proto };
+      let f = this.maps.flow4.lookup(k);
+      if (f) return { table: 'flow', lastSeenNs: f.last_seen_ns };
+      const p = this.maps.prb4.lookup(k);
+      if (p) return { table: 'probation', lastSeenNs: p.last_seen_ns };
+      f = this.maps.emb4.lookup(k);
+      if (f) return { table: 'embryonic', lastSeenNs: f.last_seen_ns };
+      f = this.maps.tko4.lookup(k);
+      return f ? { table: 'takeover', lastSeenNs: f.last_seen_ns } : undefined;
+    }
+    const k = { saddr: Buffer.concat([e.client]), daddr: Buffer.concat([e.vip]), sport: e.clientPort, dport: e.vipPort, proto, family: 6 };
+    let f = this.maps.flow6.lookup(k);
+    if (f) return { table: 'flow', lastSeenNs: f.last_seen_ns };
+    const p = this.maps.prb6.lookup(k);
+    if (p) return { table: 'probation', lastSeenNs: p.last_seen_ns };
+    f = this.maps.emb6.lookup(k);
+    if (f) return { table: 'embryonic', lastSeenNs: f.last_seen_ns };
+    f = this.maps.tko6.lookup(k);
+    return f ? { table: 'takeover', lastSeenNs: f.last_seen_ns } : undefined;
+  }
+
+  private addLag(ms: number): void {
+    if (this.lags.length < LAG_SAMPLES) this.lags.push(Math.max(0, ms));
+    else this.lags[this.lagAt++ % LAG_SAMPLES] = Math.max(0, ms);
+  }
+
+  private peerOf(from: string, sender: number): SyncPeerStatus & { heardAt: number | null } {
+    let p = this.peers.get(from);
+    if (!p) this.peers.set(from, (p = { address: from, sender, messages: 0, entries: 0, lastHeardMsAgo: null, silent: false, heardAt: null }));
+    p.sender = sender;
+    return p;
+  }
+
+  private logReject(msg: string): void {
+    const now = Date.now();
+    if (now - this.lastRejectLog < 10_000) return;
+    this.lastRejectLog = now;
+    this.log.warn(msg);
+  }
+
+  private silentAlerts: string[] = [];
+  private checkSilence(now: number): void {
+    const alerts: string[] = [];
+    for (const p of this.peers.values()) {
+      const since = p.heardAt ?? this.startedAt;
+      const silent = now - since >= this.cfg.silentAfterMs;
+      if (silent && !p.silent) this.log.warn({ peer: p.address }, `sync peer ${p.address} silent for ${now - since} ms`);
+      if (!silent && p.silent) this.log.info({ peer: p.address }, `sync peer ${p.address} heard again`);
+      p.silent = silent;
+      if (silent) alerts.push(`sync peer ${p.address} has sent nothing for ${Math.round((now - since) / 1000)} s (sync.silent_after ${this.cfg.silentAfterMs} ms): its flows are not synced here; check that it runs and that UDP port ${this.cfg.port} passes`);
+    }
+    this.silentAlerts = alerts;
+  }
+
+  status(): SyncStatus {
+    const now = Date.now();
+    const per = this.maps.syncst.lookupPerCpu(0);
+    const ex = per ? sumPerCpu(per) : { events: 0n, dropped: 0n };
+    const sorted = [...this.lags].sort((a, b) => a - b);
+    const q = (f: number): number => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))]!;
+    const alerts = [...this.silentAlerts];
+    if (ex.dropped > 0n) alerts.push(`sync: ${ex.dropped} flow reports lost to a full ring buffer (the daemon fell behind): those flows reach the peers only at their next refresh`);
+    return {
+      source: this.cfg.source,
+      transport: this.cfg.multicast ? `multicast ${this.cfg.multicast}:${this.cfg.port}` : `unicast :${this.cfg.port}`,
+      peers: [...this.peers.values()].map(({ heardAt, ...p }) => ({ ...p, lastHeardMsAgo: heardAt === null ? null : now - heardAt })),
+      sent: { ...this.st.sent },
+      received: { ...this.st.received },
+      dropped: { ...this.st.dropped },
+      rejected: { ...this.st.rejected },
+      exported: { events: Number(ex.events), lost: Number(ex.dropped) },
+      lagMs: sorted.length ? { p50: q(0.5), p99: q(0.99), max: sorted[sorted.length - 1]!, samples: sorted.length } : null,
+      alerts,
+    };
+  }
+}
