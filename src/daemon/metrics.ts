@@ -1,4 +1,5 @@
 // Prometheus text exposition of `status`.
+import { syncMetrics } from '../sync/metrics';
 import type { DaemonStatus } from './status';
 
 type Labels = Record<string, string | number>;
@@ -82,5 +83,7 @@ export function renderMetrics(st: DaemonStatus): string {
     metric('xdirector_bgp_daemon_hung', 'The BGP daemon (bird) runs but has stopped answering its control socket (it is killed and restarted).', 'gauge', [[{}, bgp.daemon.hung ? 1 : 0]]);
     metric('xdirector_director_drained', 'The whole director is drained (no VIP announced).', 'gauge', [[{}, bgp.directorDrained ? 1 : 0]]);
   }
+  // Connection sync (src/sync/metrics.ts).
+  if (st.sync) syncMetrics(st.sync, metric);
   return lines.join('\n') + '\n';
 }

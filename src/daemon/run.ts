@@ -11,6 +11,7 @@ import type { Dataplane, DesiredState } from '../state/types';
 import type { HealthMonitor } from '../health';
 import type { InitialHealth } from '../health';
 import type { BgpSpeaker } from '../bgp';
+import type { SyncDaemon } from '../sync';
 import type { VrrpInstance } from '../vrrp/instance';
 import { dataplaneKind, detachXdp, openDataplane, switchDataplane } from '../dataplane/select';
 import { startApiServer } from '../api/server';
@@ -66,6 +67,8 @@ export class Daemon {
   private health: HealthMonitor | null = null;
   private readonly vrrp: VrrpInstance[] = [];
   private bgp: BgpSpeaker | null = null;
+  /** Connection sync (src/sync); undefined: no sync section, or not the XDP dataplane. */
+  private sync?: SyncDaemon;
   /** Since when no backend's state or weight changed (BGP hold-down; monotonic, hold-down.ts). */
   private readonly backendsSteady = new SteadySince();
   private api?: { close(): Promise<void> };
@@ -156,6 +159,7 @@ export class Daemon {
     await this.reconcile('start');
     await this.startVrrp();
     await this.startBgp();
+    await this.startSync();
     this.api = await startApiServer(this.cfg.admin.socket, {
       status: async () => this.status(),
       metrics: async () => renderMetrics(await this.status()),
@@ -238,6 +242,18 @@ export class Daemon {
   /** The whole-director drain, kept like backend drains (atomic, refused if unsafe): ["director"] while drained. */
   private get directorDrain(): DrainStore {
     return DrainStore.forInstance(this.cfg.stateDir, this.cfg.instance, 'director-drained');
+  }
+
+  /** Connection sync: exports and imports flows through the XDP dataplane's pinned maps (src/sync). */
+  private async startSync(): Promise<void> {
+    if (!this.cfg.sync) return;
+    if (this.dataplane.kind !== 'xdp') {
+      this.log.warn('sync: connection sync works with the XDP dataplane only; the IPVS dataplane runs without it');
+      return;
+    }
+    const { SyncDaemon } = await import('../sync');
+    const { instancePinDir } = await import('../dataplane/xdp/dataplane');
+    this.sync = await SyncDaemon.start(this.cfg.sync, instancePinDir(this.cfg.xdp.pinDir, this.cfg.instance), this.cfg.interface, this.log.child({ component: 'sync' }));
   }
 
   /** BGP: announce the VIPs this director can serve (src/bgp), withdraw the others. */
@@ -581,7 +597,7 @@ export class Daemon {
       apply: this.applyRetry.status(),
       health: snapshot,
       writers: this.last?.writers ?? {},
-      alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : []), ...this.notPersisted.values(), ...(this.livenessAlert ? [this.livenessAlert] : [])],
+      alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : []), ...this.notPersisted.values(), ...(this.livenessAlert ? [this.livenessAlert] : []), ...(this.sync?.alerts() ?? [])],
       drained: [...this.drained],
       maint: [...this.maint],
       weights: this.weightOverrides(),
@@ -590,7 +606,13 @@ export class Daemon {
       vrrp: this.vrrp.map((v) => v.status()),
       bgp: this.bgp ? this.bgp.status() : null,
       liveness: this.liveness?.status() ?? { cannotServe: null, stalled: null, healthAgeMs: null, limitMs: 0, txErrorsRising: false },
+      ...this.syncStatus(),
     };
+  }
+
+  /** Connection sync's status block, its alerts added to the others by the caller's spread. */
+  private syncStatus(): { sync: DaemonStatus['sync'] } {
+    return { sync: this.sync?.status() ?? null };
   }
 
   /** Each run-time weight with the config weights it overrides (per service it applies to). */
@@ -640,6 +662,7 @@ export class Daemon {
     if (this.health) await this.health.stop().catch((err: unknown) => this.log.error({ err }, 'health stop failed'));
     await this.api?.close();
     await this.httpListener?.close();
+    await this.sync?.stop().catch((err: unknown) => this.log.error({ err }, 'sync stop failed'));
     const dp = this.dataplane as Dataplane | undefined;
     let detachRefused = false;
     if (dp) {

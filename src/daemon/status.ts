@@ -1,6 +1,7 @@
 // The daemon's status: what `GET /status` answers, `xdirector status` prints and the metrics
 // are rendered from. One typed shape for the three (it travels as JSON; nothing in it is
 // optional by guesswork).
+import type { SyncStatus } from '../sync';
 import type { LivenessStatus } from './liveness';
 import type { BgpStatus } from '../bgp';
 import type { ApplyDivergence } from './apply-retry';
@@ -56,4 +57,6 @@ export interface DaemonStatus {
   bgp: BgpStatus | null;
   /** Whether this director makes progress and can serve (liveness.ts). */
   liveness: LivenessStatus;
+  /** Connection sync between directors (src/sync); null: no sync section. Optional: older daemons lack it. */
+  sync?: SyncStatus | null;
 }

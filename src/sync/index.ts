@@ -360,6 +360,11 @@ export class SyncDaemon {
     this.silentAlerts = alerts;
   }
 
+  /** The alerts of status(), alone (for the daemon's list). */
+  alerts(): string[] {
+    return this.status().alerts;
+  }
+
   status(): SyncStatus {
     const now = Date.now();
     const per = this.maps.syncst.lookupPerCpu(0);
