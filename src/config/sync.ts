@@ -13,7 +13,6 @@ import { z } from 'zod';
 import { address, absPath, int, leaf, show } from './fields';
 import { duration } from './duration';
 import { parseAddress } from '../net/inet';
-import type { Problem } from './rules';
 
 export const DEFAULT_SYNC_PORT = 8850;
 
@@ -54,8 +53,8 @@ export interface SyncConfig {
 }
 
 /** Cross-field problems of a parsed sync section (paths relative to `sync`). */
-export function syncProblems(raw: RawSyncConfig): Problem[] {
-  const out: Problem[] = [];
+export function syncProblems(raw: RawSyncConfig): { path: (string | number)[]; message: string }[] {
+  const out: { path: (string | number)[]; message: string }[] = [];
   const peers = raw.peers ?? [];
   if (peers.length === 0 && !raw.multicast) out.push({ path: [], message: 'list the peers (the other directors\' sync source addresses) or give a multicast group' });
   if (peers.length > 0 && raw.multicast) out.push({ path: ['multicast'], message: 'give peers or multicast, not both' });
