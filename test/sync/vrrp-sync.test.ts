@@ -1,0 +1,113 @@
+// Connection sync end to end: two xdirectors in VRRP in front of three real MariaDB servers,
+// an `rr` service (the scheduler whose sessions break on takeover without sync: the new Master's
+// counter picks another backend), SESSIONS long-lived sessions writing every 100 ms through the
+// VIP. The Master is SIGKILLed and its link goes down: with sync, every session keeps its
+// backend on the new Master (0 broken, 0 failed queries). Then a host on the segment sends
+// well-formed but unauthenticated sync messages naming a live client's flow: nothing changes.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { E2e, svc, Director } from '../daemon/harness';
+import { encodeMessages, sequenceFrom, type SyncEntry } from '../../src/sync/codec';
+import { senderId } from '../../src/sync';
+
+const SESSIONS = 24;
+const e = new E2e({ tag: 'sy', directors: 2 });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let keyFile = '';
+
+function config(d: Director, other: Director, priority: number) {
+  const backends = e.lab.realServers.map((h) => ({ address: h.ipv4, name: h.name }));
+  return e.config(d, [svc('mysql', e.lab.vip, backends, { scheduler: 'rr' })], {
+    vrrp: [{
+      name: 'VI_1', vrid: 52, priority, version: 3, advert_interval: '100ms', vips: [`${e.lab.vip}/32`],
+      garp: { repeat: 3, interval: '50ms', refresh: '10s' },
+    }],
+    sync: { source: d.host.ipv4, peers: [other.host.ipv4], key_file: keyFile },
+  });
+}
+
+async function holdsVip(d: Director): Promise<boolean> {
+  const r = await e.lab.run(d.host, 'ip', ['-4', 'addr', 'show', 'dev', 'eth0']);
+  return r.stdout.includes(`${e.lab.vip}/32`);
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await cond()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+before(async () => {
+  await e.setup();
+  keyFile = path.join(e.tmp, 'sync.key');
+  fs.writeFileSync(keyFile, 'k'.repeat(48), { mode: 0o600 });
+  const [d1, d2] = e.directors;
+  e.writeConfig(d1!, config(d1!, d2!, 150));
+  e.writeConfig(d2!, config(d2!, d1!, 100));
+  await e.startDirector(d1!);
+  await e.startDirector(d2!);
+  await waitFor('d1 holds the VIP', () => holdsVip(d1!), 10000);
+  await e.waitResolved(d1!);
+  await e.waitResolved(d2!);
+});
+
+after(async () => {
+  await e.teardown();
+});
+
+test(`rr service: ${SESSIONS} sessions writing every 100 ms survive SIGKILL + link down of the Master (sync)`, async () => {
+  const [d1, d2] = e.directors;
+  // Started a few at a time: each is a Node process, and the machine has two cores.
+  const holds: Awaited<ReturnType<typeof e.lab.startHold>>[] = [];
+  for (let i = 0; i < SESSIONS; i += 4) holds.push(...await Promise.all(Array.from({ length: Math.min(4, SESSIONS - i) }, () => e.lab.startHold({ intervalMs: 100, timeoutMs: 10000 }))));
+  const servers = new Set(holds.map((h) => h.serverId));
+  assert.ok(servers.size >= 2, 'rr spread the sessions over the backends');
+  await waitFor('d2 installed every session', async () => (await e.status(d2!)).sync.received.installed >= SESSIONS, 5000);
+  const before2 = (await e.status(d2!)).sync;
+  await e.stopDirector(d1!, 'SIGKILL');
+  await e.lab.run(d1!.host, 'ip', ['link', 'set', 'eth0', 'down']);
+  const takeoverMs = await waitFor('d2 holds the VIP', () => holdsVip(d2!), 5000);
+  await sleep(1500);
+  const reports = await Promise.all(holds.map((h) => h.stop()));
+  const broken = reports.filter((r) => r.sessions !== 1 || r.failed > 0);
+  const maxGap = Math.max(...reports.map((r) => r.maxGapMs));
+  const st = await e.status(d2!);
+  assert.equal(broken.length, 0, `broken sessions: ${JSON.stringify(broken.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`);
+  assert.ok(reports.every((r) => r.queries > 10));
+  assert.ok(st.dataplane.reasons.tx_flow_hit > 0);
+  assert.equal(st.sync.dropped.hmac, 0);
+  process.stdout.write(`# sync failover (rr, ${SESSIONS} sessions): takeover ${takeoverMs} ms, 0 broken, longest gap between answered queries ${maxGap} ms; sync lag p50 ${before2.lagMs?.p50} ms p99 ${before2.lagMs?.p99} ms max ${before2.lagMs?.max} ms over ${before2.lagMs?.samples} flows\n`);
+});
+
+test('forged sync: unauthenticated messages naming a live client\'s flow change nothing', async () => {
+  const [, d2] = e.directors;
+  const hold = await e.lab.startHold({ intervalMs: 100, timeoutMs: 5000 });
+  await sleep(500);
+  const st0 = (await e.status(d2!)).sync;
+  // The live session's flow is on d2's backend; the forged entries name every other backend
+  // and an address outside the config, for every client port of the client host.
+  const wrongKey = Buffer.from('not-the-key-'.repeat(4));
+  const entries: SyncEntry[] = [];
+  const ip4 = (s: string) => Buffer.from(s.split('.').map(Number));
+  for (let port = 32768; port < 61000; port += 7) {
+    entries.push({ kind: 'takeover', family: 4, proto: 'tcp', forwarding: 'dr', client: ip4(e.lab.client.ipv4), clientPort: port, vip: ip4(e.lab.vip), vipPort: 3306, backend: ip4(e.lab.realServers[(port % 3)]!.ipv4), backendPort: 3306, ageMs: 0 });
+  }
+  // From the client host (a host on the segment), claiming d1's sender id.
+  const msgs = encodeMessages(wrongKey, senderId(e.directors[0]!.host.ipv4), sequenceFrom(Date.now() + 1e6), Date.now(), entries);
+  const file = path.join(e.tmp, 'forged.bin');
+  fs.writeFileSync(file, Buffer.concat(msgs.map((m) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]))));
+  const sender = `const fs=require('fs'),d=require('dgram');const b=fs.readFileSync(${JSON.stringify(file)});const s=d.createSocket('udp4');let at=0,n=0;const next=()=>{if(at>=b.length){s.close();return;}const len=b.readUInt16BE(at);const m=b.subarray(at+2,at+2+len);at+=2+len;n++;s.send(m,8850,${JSON.stringify(e.directors[1]!.host.ipv4)},next);};next();`;
+  await e.lab.run(e.lab.client, process.execPath, ['-e', sender]);
+  await sleep(500);
+  const st1 = (await e.status(d2!)).sync;
+  const h = await hold.stop();
+  assert.equal(h.failed, 0, JSON.stringify(h.failures));
+  assert.equal(h.sessions, 1);
+  assert.equal(st1.dropped.hmac - st0.dropped.hmac, msgs.length, 'every forged datagram dropped as hmac');
+  assert.equal(st1.received.entries - st0.received.entries <= 2, true, 'no forged entry was read (at most the live session\'s own report)');
+});
