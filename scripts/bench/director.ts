@@ -442,7 +442,7 @@ function ipLink(args: string[]): void {
  * only frames for its interface's MAC); the benchmarks then attach the same pinned program to the
  * director's eth0 inside their namespaces.
  */
-export async function loadDirector(o: { pinDir: string; log: Logger; mac: string; limits?: DirectorLimits; objectPath?: string }): Promise<BenchDirector> {
+export async function loadDirector(o: { pinDir: string; log: Logger; mac: string; limits?: DirectorLimits; objectPath?: string; instance?: string; syncExport?: boolean }): Promise<BenchDirector> {
   const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
   const ifname = placeholderName(process.pid, placeholderSeq++);
   const peer = `${ifname.slice(0, -1)}b`;
@@ -457,14 +457,14 @@ export async function loadDirector(o: { pinDir: string; log: Logger; mac: string
     ipLink(['set', ifname, 'up']);
     ipLink(['set', peer, 'up']);
     dp = await XdpDataplane.open({
-      instance: 'director', ifname, mode: 'generic', pinDir: o.pinDir, ringMax: lim.ringMax, objectPath: o.objectPath,
+      instance: o.instance ?? 'director', ifname, mode: 'generic', pinDir: o.pinDir, ringMax: lim.ringMax, objectPath: o.objectPath, syncExport: o.syncExport,
       maxServices: lim.maxServices, maxBackends: lim.maxBackends, flowTableSize: lim.flows, newFlowRate: lim.newFlowRate,
       // Every warm-up flow must get through the embryonic and probation tables to the flow table:
       // they are as large as the flow table here (the product sizes them for floods, not for this).
       embryonicTableSize: lim.flows, takeoverTableSize: lim.flows, synReuseIdleMs: lim.synReuseIdleMs,
       log: o.log.child({ component: 'bench-director' }),
     });
-    const pinPath = path.join(instancePinDir(o.pinDir, 'director'), 'prog');
+    const pinPath = path.join(instancePinDir(o.pinDir, o.instance ?? 'director'), 'prog');
     prog = openPinnedProgram(pinPath);
     const state: DesiredState = { services: [] };
     const d = dp;

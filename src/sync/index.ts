@@ -132,11 +132,11 @@ export class SyncDaemon {
   }
 
   /** Opens the maps and the socket and starts exporting and importing. */
-  static async start(cfg: SyncConfig, pinDir: string, interfaceName: string, log: Logger): Promise<SyncDaemon> {
+  static async start(cfg: SyncConfig, pinDir: string, interfaceName: string, log: Logger, o: { peersMayBeLocal?: boolean } = {}): Promise<SyncDaemon> {
     const key = readSyncKey(cfg.keyFile);
     const d = new SyncDaemon(cfg, key, pinDir, log);
     try {
-      d.sock = await openSyncSocket(cfg, interfaceName, (m, from) => d.receive(m, from), (err) => log.error({ err }, `sync socket: ${err.message}`));
+      d.sock = await openSyncSocket(cfg, interfaceName, (m, from) => d.receive(m, from), (err) => log.error({ err }, `sync socket: ${err.message}`), o.peersMayBeLocal);
     } catch (e) {
       d.closeMaps();
       throw e;

@@ -18,12 +18,15 @@ function localAddresses(): Set<string> {
   return out;
 }
 
-export async function openSyncSocket(cfg: SyncConfig, interfaceName: string, onMessage: (msg: Buffer, from: string) => void, onError: (err: Error) => void): Promise<SyncSocket> {
+/** `peersMayBeLocal`: two directors in one namespace (the sync benchmark), never the daemon. */
+export async function openSyncSocket(cfg: SyncConfig, interfaceName: string, onMessage: (msg: Buffer, from: string) => void, onError: (err: Error) => void, peersMayBeLocal = false): Promise<SyncSocket> {
   const local = localAddresses();
-  const self = cfg.peers.find((p) => local.has(p));
+  const self = peersMayBeLocal ? undefined : cfg.peers.find((p) => local.has(p));
   if (self) throw new XdError('XD_ERR_CONFIG_INVALID', `sync.peers lists ${self}, an address of this host: list only the other directors' sync addresses`);
   if (!local.has(cfg.source)) throw new XdError('XD_ERR_CONFIG_INVALID', `sync.source ${cfg.source} is not an address of this host: give this director's own address on the sync network`);
-  const sock = dgram.createSocket({ type: cfg.family === 4 ? 'udp4' : 'udp6', reuseAddr: true });
+  // A receive buffer for a burst of a few thousand datagrams (a peer's export after a stall):
+  // the kernel caps it at net.core.rmem_max.
+  const sock = dgram.createSocket({ type: cfg.family === 4 ? 'udp4' : 'udp6', reuseAddr: true, recvBufferSize: 8 << 20, sendBufferSize: 4 << 20 });
   sock.on('message', (msg, rinfo) => onMessage(msg, rinfo.address));
   sock.on('error', onError);
   // Multicast: bound to the port on any address (the group's datagrams are addressed to the
