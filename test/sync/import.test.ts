@@ -119,3 +119,17 @@ test(`a burst of ${3 * TABLE} imported flows (three takeover tables) evicts none
     prb.close();
   }
 });
+
+test('IPv6: an imported flow goes to the backend the entry named', async () => {
+  const vip6 = 'fd01::100';
+  const rs6 = [{ address: 'fd01::11', mac: '02:00:00:00:0d:11' }, { address: 'fd01::12', mac: '02:00:00:00:0d:12' }];
+  await d.setService({ vip: vip6, port: 3306, proto: 'tcp', backends: rs6.map((r) => ({ ...r, port: 3306 })) });
+  sync.refreshView();
+  const a16 = (s: string) => Buffer.from(s === vip6 ? 'fd010000000000000000000000000100' : s === 'fd01::11' ? 'fd010000000000000000000000000011' : s === 'fd01::12' ? 'fd010000000000000000000000000012' : 'fd090000000000000000000000000001', 'hex');
+  for (let i = 0; i < 6; i++) feed([{ ...entry('10.0.0.1', 5000 + i, '10.0.0.1'), family: 6, client: a16('fd09::1'), vip: a16(vip6), backend: a16(rs6[i % 2]!.address) }]);
+  for (let i = 0; i < 6; i++) {
+    const r = testRun(d.fd, { data: buildFrame({ srcMac: '02:00:00:00:0c:10', dstMac: MAC, family: 6, src: 'fd09::1', dst: vip6, proto: 'tcp', sport: 5000 + i, dport: 3306, flags: TCP_ACK }).bytes, repeat: 1 });
+    assert.equal(r.retval, 3);
+    assert.equal([...r.dataOut.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':'), rs6[i % 2]!.mac, `flow ${i}`);
+  }
+});
