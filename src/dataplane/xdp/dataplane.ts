@@ -199,8 +199,9 @@ export class XdpDataplane implements Dataplane {
     const globals = { ring_max: o.ringMax, match_dst_mac: 1, self_mac: L.macBytes(selfMac), new_flow_rate: o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE,
       syn_reuse_idle_ns: BigInt(o.synReuseIdleMs ?? DEFAULT_SYN_REUSE_IDLE_MS) * 1_000_000n,
       too_big_rate: o.tooBigRate ?? DEFAULT_TOO_BIG_RATE,
-      // Connection sync (bpf/sync.h): report flows to the ring buffer only when src/sync reads it.
-      sync_export: o.syncExport ? 1 : 0 };
+      // Connection sync (bpf/sync.h): report flows to the ring buffer only when src/sync reads it
+      // (the object's default is off).
+      ...(o.syncExport ? { sync_export: 1 } : {}) };
     const obj = await BpfObject.load(objectPath, { maxEntries, globals, ...(adopt ? { reusePinnedDir: dir } : {}) });
     let maps: L.Maps | undefined;
     try {
