@@ -102,6 +102,7 @@ test('every shared struct declares all its bytes (no implicit padding)', () => {
 test('every generated codec decodes and re-encodes every byte of its struct unchanged', () => {
   for (const [role, c] of Object.entries(L.MAP_CODECS)) {
     for (const codec of [c.key, c.value] as Codec<unknown>[]) {
+      if (codec.size === 0) continue; // a ring buffer map (xd_sync_v1) has no key or value: its record is xd_sync_event
       const bytes = Buffer.alloc(codec.size);
       for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 37 + 11) & 0xff;
       assert.deepEqual(codec.encode(codec.decode(bytes)), bytes, `map ${role} codec of ${codec.size} bytes`);

@@ -215,7 +215,7 @@ test('an unknown key is an error with a did-you-mean suggestion', () => {
 test('an unknown key with no close match lists the allowed keys', () => {
   const p = problems(MINIMAL + 'frobnicate: 1\n');
   assert.equal(p.length, 1);
-  assert.match(p[0]!, /^lab\.yaml: frobnicate: unknown key \(allowed here: instance, interface, dataplane, xdp, admin, state_dir, log, script_user, monitor, health, vrrp, bgp, tunnel, nat, services\) \(line 13\)$/);
+  assert.match(p[0]!, /^lab\.yaml: frobnicate: unknown key \(allowed here: instance, interface, dataplane, xdp, admin, state_dir, log, script_user, monitor, health, vrrp, bgp, sync, tunnel, nat, services\) \(line 13\)$/);
 });
 
 test('an unknown key inside the health section is reported with its path', () => {
