@@ -13,16 +13,21 @@ import { encodeMessages, sequenceFrom, type SyncEntry } from '../../src/sync/cod
 import { senderId } from '../../src/sync';
 
 const SESSIONS = 24;
+/** Sessions on the IPv6 Maglev service, whose weights change before the failover. */
+const SESSIONS6 = 12;
 const e = new E2e({ tag: 'sy', directors: 2 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let keyFile = '';
 
 function config(d: Director, other: Director, priority: number) {
   const backends = e.lab.realServers.map((h) => ({ address: h.ipv4, name: h.name }));
-  return e.config(d, [svc('mysql', e.lab.vip, backends, { scheduler: 'rr' })], {
+  const backends6 = e.lab.realServers.map((h) => ({ address: h.ipv6, name: `${h.name}v6` }));
+  return e.config(d, [svc('mysql', e.lab.vip, backends, { scheduler: 'rr' }), svc('mysql6', e.lab.vip6, backends6, { scheduler: 'maglev' })], {
     vrrp: [{
       name: 'VI_1', vrid: 52, priority, version: 3, advert_interval: '100ms', vips: [`${e.lab.vip}/32`],
       garp: { repeat: 3, interval: '50ms', refresh: '10s' },
+    }, {
+      name: 'VI_6', vrid: 53, priority, version: 3, advert_interval: '100ms', vips: [`${e.lab.vip6}/128`],
     }],
     // XD_TEST_SYNC_OFF=1: the control run without sync (the rr sessions then break).
     ...(process.env.XD_TEST_SYNC_OFF ? {} : { sync: { source: d.host.ipv4, peers: [other.host.ipv4], key_file: keyFile } }),
@@ -61,29 +66,39 @@ after(async () => {
   await e.teardown();
 });
 
-test(`rr service: ${SESSIONS} sessions writing every 100 ms survive SIGKILL + link down of the Master (sync)`, async () => {
+test(`rr service (${SESSIONS} sessions) and Maglev service after a weight change (${SESSIONS6}): sessions writing every 100 ms survive SIGKILL + link down of the Master (sync)`, async () => {
   const [d1, d2] = e.directors;
+  await waitFor('d1 holds the IPv6 VIP', async () => (await e.lab.run(d1!.host, 'ip', ['-6', 'addr', 'show', 'dev', 'eth0'])).stdout.includes(e.lab.vip6), 10000);
   // Started a few at a time: each is a Node process, and the machine has two cores.
   const holds: Awaited<ReturnType<typeof e.lab.startHold>>[] = [];
   for (let i = 0; i < SESSIONS; i += 4) holds.push(...await Promise.all(Array.from({ length: Math.min(4, SESSIONS - i) }, () => e.lab.startHold({ intervalMs: 100, timeoutMs: 10000 }))));
   const servers = new Set(holds.map((h) => h.serverId));
   assert.ok(servers.size >= 2, 'rr spread the sessions over the backends');
-  if (!process.env.XD_TEST_SYNC_OFF) await waitFor('d2 installed every session', async () => (await e.status(d2!)).sync.received.installed >= SESSIONS, 5000);
+  const holds6: Awaited<ReturnType<typeof e.lab.startHold>>[] = [];
+  for (let i = 0; i < SESSIONS6; i += 4) holds6.push(...await Promise.all(Array.from({ length: Math.min(4, SESSIONS6 - i) }, () => e.lab.startHold({ host: e.lab.vip6, intervalMs: 100, timeoutMs: 10000 }))));
+  // The same weight change on both directors: the Maglev ring moves slots, so flows placed
+  // before it are where neither ring now puts them; the Master keeps them in its flow table.
+  for (const d of [d1!, d2!]) await e.cli(d, ['weight', 'mysql6/r1v6', '5']);
+  await sleep(300);
+  if (!process.env.XD_TEST_SYNC_OFF) await waitFor('d2 installed every session', async () => (await e.status(d2!)).sync.received.installed >= SESSIONS + SESSIONS6, 5000);
   const before2 = (await e.status(d2!)).sync ?? {};
   await e.stopDirector(d1!, 'SIGKILL');
   await e.lab.run(d1!.host, 'ip', ['link', 'set', 'eth0', 'down']);
   const takeoverMs = await waitFor('d2 holds the VIP', () => holdsVip(d2!), 5000);
   await sleep(1500);
   const reports = await Promise.all(holds.map((h) => h.stop()));
+  const reports6 = await Promise.all(holds6.map((h) => h.stop()));
+  const broken6 = reports6.filter((r) => r.sessions !== 1 || r.failed > 0);
   const broken = reports.filter((r) => r.sessions !== 1 || r.failed > 0);
-  process.stdout.write(`# ${broken.length} of ${SESSIONS} sessions broken${process.env.XD_TEST_SYNC_OFF ? ' (control run without sync)' : ''}\n`);
-  const maxGap = Math.max(...reports.map((r) => r.maxGapMs));
+  process.stdout.write(`# ${broken.length} of ${SESSIONS} rr sessions, ${broken6.length} of ${SESSIONS6} Maglev sessions after a weight change broken${process.env.XD_TEST_SYNC_OFF ? ' (control run without sync)' : ''}\n`);
+  const maxGap = Math.max(...reports.map((r) => r.maxGapMs), ...reports6.map((r) => r.maxGapMs));
   const st = await e.status(d2!);
+  assert.equal(broken6.length, 0, `broken Maglev sessions: ${JSON.stringify(broken6.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`);
   assert.equal(broken.length, 0, `broken sessions: ${JSON.stringify(broken.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`);
   assert.ok(reports.every((r) => r.queries > 10));
   assert.ok(st.dataplane.reasons.tx_flow_hit > 0);
   assert.equal(st.sync?.dropped.hmac ?? 0, 0);
-  process.stdout.write(`# sync failover (rr, ${SESSIONS} sessions): takeover ${takeoverMs} ms, 0 broken, longest gap between answered queries ${maxGap} ms; sync lag p50 ${before2.lagMs?.p50} ms p99 ${before2.lagMs?.p99} ms max ${before2.lagMs?.max} ms over ${before2.lagMs?.samples} flows\n`);
+  process.stdout.write(`# sync failover (rr ${SESSIONS} sessions, Maglev after a weight change ${SESSIONS6}): takeover ${takeoverMs} ms, 0 broken, longest gap between answered queries ${maxGap} ms; sync lag p50 ${before2.lagMs?.p50} ms p99 ${before2.lagMs?.p99} ms max ${before2.lagMs?.max} ms over ${before2.lagMs?.samples} flows\n`);
 });
 
 test('forged sync: unauthenticated messages naming a live client\'s flow change nothing', async () => {
