@@ -157,9 +157,11 @@ export class Daemon {
     await this.startHealth(await this.adoptedHealth());
     await this.refreshMacs();
     await this.reconcile('start');
+    // Sync before VRRP and BGP: its first heartbeat makes the peers send every flow they have
+    // before this director can be given a VIP or an ECMP share.
+    await this.startSync();
     await this.startVrrp();
     await this.startBgp();
-    await this.startSync();
     this.api = await startApiServer(this.cfg.admin.socket, {
       status: async () => this.status(),
       metrics: async () => renderMetrics(await this.status()),

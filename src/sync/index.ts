@@ -237,6 +237,34 @@ export class SyncDaemon {
     for (const m of msgs) this.st.sent.bytes += m.length;
   }
 
+  /** Every flow of the flow, probation and takeover tables, as refresh entries (to every peer). */
+  sendAll(): void {
+    try {
+      this.refreshView();
+      const nowNs = process.hrtime.bigint();
+      const entries: SyncEntry[] = [];
+      const add = (client: Buffer, clientPort: number, f: { backend: number; generation: number; last_seen_ns: bigint }): void => {
+        const t = this.byIndex.get(f.backend);
+        if (!t || t.generation !== f.generation) return;
+        const ageNs = nowNs > f.last_seen_ns ? nowNs - f.last_seen_ns : 0n;
+        entries.push({ ...t.entryBase, kind: 'refresh', client, clientPort, ageMs: Number(ageNs / 1_000_000n) });
+      };
+      const v4 = (k: { saddr: number; sport: number }, f: { backend: number; generation: number; last_seen_ns: bigint }): void => {
+        const c = Buffer.alloc(4);
+        c.writeUInt32BE(k.saddr >>> 0);
+        add(c, k.sport, f);
+      };
+      for (const m of [this.maps.flow4, this.maps.tko4] as const) for (const [k, f] of m.entries()) v4(k, f);
+      for (const [k, f] of this.maps.prb4.entries()) v4(k, f);
+      for (const m of [this.maps.flow6, this.maps.tko6] as const) for (const [k, f] of m.entries()) add(Buffer.from(k.saddr), k.sport, f);
+      for (const [k, f] of this.maps.prb6.entries()) add(Buffer.from(k.saddr), k.sport, f);
+      if (entries.length) this.send(entries, Date.now());
+      this.log.info({ flows: entries.length }, `sync: sent all ${entries.length} flows to the peers (a peer was heard for the first time)`);
+    } catch (err) {
+      this.log.error({ err }, `sync: sending every flow failed: ${(err as Error).message}`);
+    }
+  }
+
   // ---- import -------------------------------------------------------------------------------
 
   /** One datagram from the socket (public for tests that feed datagrams directly). */
@@ -252,6 +280,7 @@ export class SyncDaemon {
     }
     if (msg.sender === this.sender) { this.st.dropped.own++; return; }
     let w = this.windows.get(msg.sender);
+    const newPeer = !w;
     if (!w) this.windows.set(msg.sender, (w = new ReplayWindow()));
     if (!w.accept(msg.seq)) {
       this.st.dropped.replay++;
@@ -265,6 +294,9 @@ export class SyncDaemon {
     peer.messages++;
     peer.entries += msg.entries.length;
     peer.heardAt = now;
+    // A director heard for the first time (it started, or this one did) gets every flow this
+    // one has, at once: ECMP may move flows to it as soon as it announces, before any refresh.
+    if (newPeer) setImmediate(() => this.sendAll());
     if (!msg.entries.length) return;
     // Rate: a token bucket of max_import_rate entries a second, a second's worth deep.
     this.tokens = Math.min(this.cfg.maxImportRate, this.tokens + ((now - this.tokensAt) / 1000) * this.cfg.maxImportRate);
