@@ -55,7 +55,7 @@ test(`rr behind ECMP with sync: ${SESSIONS} sessions survive a fourth director j
   const now = await sessions.stop();
   sessions = undefined;
   const broken = now.filter((s) => s.error || s.serverId !== atStart.find((x) => x.id === s.id)!.serverId);
-  process.stdout.write(`# ECMP with sync: ${broken.length} of ${SESSIONS} rr sessions broken after a join and a death; d4 installed ${st4.sync?.received.installed ?? 0} flows at its start; longest gap ${Math.max(...now.map((s) => s.maxGapMs))} ms\n`);
+  process.stdout.write(`# ECMP${process.env.XD_TEST_SYNC_OFF ? " without sync (control)" : " with sync"}: ${broken.length} of ${SESSIONS} rr sessions broken after a join and a death; d4 installed ${st4.sync?.received.installed ?? 0} flows at its start; longest gap ${Math.max(...now.map((s) => s.maxGapMs))} ms\n`);
   assert.deepEqual(broken.map((s) => `${s.id}: ${s.error ?? 'moved'}`), []);
   const rows = await f.ackedRows();
   for (const s of now) {
