@@ -13,6 +13,9 @@
  * ring buffer, submitted without a wakeup (user space polls it).
  * With sync_export = 0 (no `sync:` in the config) the verifier prunes every
  * hook as dead code.
+ * BPF_MAP_TYPE_RINGBUF needs kernel 5.8; the program already needs 5.11
+ * (bpf_ktime_get_coarse_ns), so a kernel that loads it has ring buffers, and
+ * one that does not refuses the whole object with the verifier's reason.
  */
 #ifndef XD_SYNC_H
 #define XD_SYNC_H
