@@ -1,5 +1,5 @@
 // Prometheus text exposition of `status`.
-import { syncMetrics } from '../sync/metrics';
+import { syncMetrics } from '../sync';
 import type { DaemonStatus } from './status';
 
 type Labels = Record<string, string | number>;

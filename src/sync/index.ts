@@ -13,50 +13,24 @@
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Logger } from '../log';
-import type { SyncConfig } from '../config/sync';
-import { syncKeyOfFile, MIN_SYNC_KEY_BYTES } from '../config/files';
+import { syncKeyOfFile, MIN_SYNC_KEY_BYTES, type SyncConfig } from '../config';
 import { XdError, wrap } from '../errors';
-import { openPinnedXdMap, type XdMap } from '../bpf/maps';
-import { BpfMap } from '../bpf/map';
-import { none, sumPerCpu } from '../bpf/codec';
-import { RingbufReader } from '../bpf/ringbuf';
-import { decodeXdSyncEvent, MAPS, XdBackendFlags, XdSyncKind } from '../bpf/layouts.generated';
+import { openPinnedXdMap, type XdMap, BpfMap, none, sumPerCpu, RingbufReader, decodeXdSyncEvent, MAPS, XdBackendFlags, XdSyncKind } from '../bpf';
 import { addressToBytes } from '../net/inet';
 import * as path from 'node:path';
-import { decodeMessage, encodeMessages, ReplayWindow, sequenceFrom, SyncDecodeError, type DecodeProblem, type Kind, type SyncEntry, type SyncForwarding } from './codec';
+import { decodeMessage, encodeMessages, ReplayWindow, sequenceFrom, SyncDecodeError, type Kind, type SyncEntry, type SyncForwarding } from './codec';
 import { addrKey, planImport, serviceKey, type Existing, type LocalBackend, type LocalView, type RejectReason } from './plan';
 import { openSyncSocket, type SyncSocket } from './transport';
+
+import type { SyncStatus, SyncPeerStatus } from './status';
+
+export { syncMetrics } from './metrics';
+export type { SyncStatus, SyncPeerStatus } from './status';
 
 const EXPORT_POLL_MS = 10;
 const HEARTBEAT_MS = 1000;
 const VIEW_REFRESH_MS = 1000;
 const LAG_SAMPLES = 4096;
-
-export interface SyncPeerStatus {
-  address: string;
-  sender: number | null;
-  messages: number;
-  entries: number;
-  lastHeardMsAgo: number | null;
-  silent: boolean;
-}
-
-export interface SyncStatus {
-  source: string;
-  transport: string;
-  peers: SyncPeerStatus[];
-  sent: { messages: number; entries: number; bytes: number };
-  received: { messages: number; entries: number; installed: number };
-  /** Datagrams dropped before their entries were read, by why. */
-  dropped: Record<DecodeProblem | 'replay' | 'own' | 'rate', number>;
-  /** Entries refused by the import rules, by why. */
-  rejected: Record<RejectReason, number>;
-  /** The program's export counters: records written, records lost to a full ring. */
-  exported: { events: number; lost: number };
-  /** Lag (ms) from a flow's report on the sending director to its install here: recent samples. */
-  lagMs: { p50: number; p99: number; max: number; samples: number } | null;
-  alerts: string[];
-}
 
 const KIND_OF_EVENT: Record<number, Kind> = { [XdSyncKind.XD_SYNC_HANDSHAKE]: 'handshake', [XdSyncKind.XD_SYNC_TAKEOVER]: 'takeover', [XdSyncKind.XD_SYNC_REFRESH]: 'refresh' };
 

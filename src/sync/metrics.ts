@@ -1,5 +1,5 @@
 // Connection sync's Prometheus series (called by src/daemon/metrics.ts with its writer).
-import type { SyncStatus } from './index';
+import type { SyncStatus } from './status';
 
 type Labels = Record<string, string>;
 type Metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Labels, number][]) => void;

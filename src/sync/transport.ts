@@ -3,7 +3,7 @@
 // the codec's (codec.ts) and the daemon's (index.ts).
 import * as dgram from 'node:dgram';
 import * as os from 'node:os';
-import type { SyncConfig } from '../config/sync';
+import type { SyncConfig } from '../config';
 import { XdError, wrap } from '../errors';
 
 export interface SyncSocket {
