@@ -16,7 +16,7 @@ import type { Logger } from '../log';
 import { syncKeyOfFile, MIN_SYNC_KEY_BYTES, type SyncConfig } from '../config';
 import { XdError, wrap } from '../errors';
 import { openPinnedXdMap, type XdMap, BpfMap, none, sumPerCpu, RingbufReader, decodeXdSyncEvent, MAPS, XdBackendFlags, XdSyncKind } from '../bpf';
-import { addressToBytes } from '../net/inet';
+import { addressToBytes, hostPort } from '../net/inet';
 import * as path from 'node:path';
 import { decodeMessage, encodeMessages, ReplayWindow, sequenceFrom, SyncDecodeError, type Kind, type SyncEntry, type SyncForwarding } from './codec';
 import { addrKey, planImport, serviceKey, type Existing, type LocalBackend, type LocalView, type RejectReason } from './plan';
@@ -381,7 +381,7 @@ export class SyncDaemon {
     if (ex.dropped > 0n) alerts.push(`sync: ${ex.dropped} flow reports lost to a full ring buffer (the daemon fell behind): those flows reach the peers only at their next refresh`);
     return {
       source: this.cfg.source,
-      transport: this.cfg.multicast ? `multicast ${this.cfg.multicast}:${this.cfg.port}` : `unicast :${this.cfg.port}`,
+      transport: this.cfg.multicast ? `multicast ${hostPort(this.cfg.multicast, this.cfg.port)}` : `unicast :${this.cfg.port}`,
       peers: [...this.peers.values()].map(({ heardAt, ...p }) => ({ ...p, lastHeardMsAgo: heardAt === null ? null : now - heardAt })),
       sent: { ...this.st.sent },
       received: { ...this.st.received },

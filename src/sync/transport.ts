@@ -5,6 +5,7 @@ import * as dgram from 'node:dgram';
 import * as os from 'node:os';
 import type { SyncConfig } from '../config';
 import { XdError, wrap } from '../errors';
+import { hostPort } from '../net/inet';
 
 export interface SyncSocket {
   send(msgs: readonly Buffer[]): void;
@@ -45,7 +46,7 @@ export async function openSyncSocket(cfg: SyncConfig, interfaceName: string, onM
     }
   } catch (e) {
     sock.close();
-    throw wrap('XD_ERR_SYNC', `open the sync socket on ${bindAddress}:${cfg.port}${cfg.multicast ? ` (group ${cfg.multicast})` : ''}`, e);
+    throw wrap('XD_ERR_SYNC', `open the sync socket on ${hostPort(bindAddress, cfg.port)}${cfg.multicast ? ` (group ${cfg.multicast})` : ''}`, e);
   }
   const targets = cfg.multicast ? [cfg.multicast] : cfg.peers;
   return {
