@@ -82,12 +82,13 @@ static __always_inline void sync_report(const struct xd_flow_key *fk, __u32 back
 		st->events++;
 }
 
-/* At a flow's last_seen_ns refresh (from `last` to `now`): report it again if
- * the refresh crossed a multiple of 2^sync_refresh_shift ns. */
+/* At a flow's last_seen_ns refresh (from `last`, the time without the closed
+ * mark XD_FLOW_CLOSED, to `now`): report it again if the refresh crossed a
+ * multiple of 2^sync_refresh_shift ns. */
 static __always_inline void sync_refresh(const struct xd_flow_key *fk, const struct xd_flow *f,
-					 __u64 now)
+					 __u64 last, __u64 now)
 {
-	if (sync_export && (now >> sync_refresh_shift) != (f->last_seen_ns >> sync_refresh_shift))
+	if (sync_export && (now >> sync_refresh_shift) != (last >> sync_refresh_shift))
 		sync_report(fk, f->backend, f->generation, now, XD_SYNC_REFRESH);
 }
 

@@ -69,8 +69,9 @@ const volatile __u32 new_flow_rate = 0;
  * connection on the live ring only if the flow saw no packet for this long
  * (IPVS conn_reuse_mode reschedules only a connection that is over); a flow
  * that did stays on its backend (XD_R_TX_SYN_KEPT), so one spoofed SYN cannot
- * move a live connection off a draining backend. The entry does not track
- * FIN/RST (the fast path would have to look at them), so idleness is the test.
+ * move a live connection off a draining backend. The entry's closed mark
+ * (the client's FIN or RST, flow_seen()) is not the test: one spoofed RST
+ * would then be enough to move a live connection; idleness is.
  * last_seen_ns lags a flow's real last packet by up to
  * XD_LAST_SEEN_REFRESH_NS plus a cache slot's life (XD_FLOW_CACHE_JIFFIES),
  * so the threshold has to exceed ~1.3 s to mean anything; the default 2 s
@@ -107,6 +108,7 @@ const volatile struct {
 	enum xd_reason reason;
 	enum xd_rate_idx rate;
 	enum xd_sync_kind sync_kind;
+	enum xd_flow_bits flow_bits;
 } xd_btf_enums = {};
 
 /* The layouts user space encodes (sizes as the compiler lays them out; the
@@ -136,9 +138,14 @@ _Static_assert(sizeof(struct xd_sync_event) == 56, "xd_sync_event layout");
 _Static_assert(sizeof(struct xd_sync_stats) == 16, "xd_sync_stats layout");
 
 /* TCP flags byte (offset 13 of the TCP header). */
+#define XD_TCP_FIN 0x01
 #define XD_TCP_SYN 0x02
 #define XD_TCP_RST 0x04
 #define XD_TCP_ACK 0x10
+/* The client ends its side: the flow leaves IPVS's ActiveConn. */
+#define XD_TCP_CLOSING (XD_TCP_FIN | XD_TCP_RST)
+/* last_seen_ns's closed mark (enum xd_flow_bits). */
+#define XD_FLOW_CLOSED (1ULL << XD_FLOW_BIT_CLOSED)
 
 /* A flow's last_seen_ns is rewritten at most this often, so an established
  * flow does not dirty its map entry (a shared cache line) on every packet. */
@@ -331,6 +338,29 @@ static __always_inline struct xd_flow6_cache *fc6_probe(const struct xd_flow_key
 /* An established flow may stay on its backend if the backend slot still holds
  * the same backend (generation), is in use and is not DOWN. DRAINING is fine:
  * draining backends keep their flows. */
+/*
+ * A tracked flow's packet on the full path: refresh last_seen_ns at most once
+ * a second (keeping the closed mark), and mark the flow closed on the client's
+ * first FIN or RST. Writes only when one of the two changes, so an established
+ * flow does not dirty its entry (a shared cache line) on every packet. The
+ * fast path sends FIN and RST here (fast_l4_ok()).
+ */
+static __always_inline void flow_seen(const struct xd_flow_key *fk, struct xd_flow *flow,
+				      __u8 tcp_flags, __u64 now)
+{
+	__u64 seen = flow->last_seen_ns;
+	__u64 closed = seen & XD_FLOW_CLOSED;
+
+	if ((tcp_flags & XD_TCP_CLOSING) && !closed) {
+		flow->last_seen_ns = now | XD_FLOW_CLOSED;
+		return;
+	}
+	if (now - (seen & ~XD_FLOW_CLOSED) > XD_LAST_SEEN_REFRESH_NS) {
+		sync_refresh(fk, flow, seen & ~XD_FLOW_CLOSED, now);
+		flow->last_seen_ns = now | closed;
+	}
+}
+
 static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
 {
 	return live_backend(f->backend, f->generation);
@@ -820,8 +850,10 @@ static __always_inline int fast_l4_ok(__u8 proto, const __u8 *l4)
 {
 	if (proto == IPPROTO_UDP)
 		return 1;
+	/* FIN and RST take the full path, which marks the flow closed. */
 	return proto == IPPROTO_TCP && (l4[12] >> 4) >= 5 &&
-	       (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) != XD_TCP_SYN;
+	       (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) != XD_TCP_SYN &&
+	       !(l4[13] & XD_TCP_CLOSING);
 }
 
 /* A fresh cache slot's flow: forwarded if its backend is live (else the full
@@ -1195,7 +1227,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	if (v4) {
 		c4 = fc4_probe(&k4, &cached);
 		if (cached) {
-			if (!syn && !is_frag && bpf_jiffies64() < c4->expires) {
+			if (!syn && !is_frag && !(tcp_flags & XD_TCP_CLOSING) &&
+			    bpf_jiffies64() < c4->expires) {
 				be = live_backend(c4->backend, c4->generation);
 				if (be) {
 					be_idx = c4->backend;
@@ -1208,7 +1241,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	} else {
 		c6 = fc6_probe(&fk, &cached);
 		if (cached) {
-			if (!syn && !is_frag && bpf_jiffies64() < c6->expires) {
+			if (!syn && !is_frag && !(tcp_flags & XD_TCP_CLOSING) &&
+			    bpf_jiffies64() < c6->expires) {
 				be = live_backend(c6->backend, c6->generation);
 				if (be) {
 					be_idx = c6->backend;
@@ -1273,7 +1307,7 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						struct xd_flow nf = {
 							.backend = be_idx,
 							.generation = gen,
-							.last_seen_ns = now,
+							.last_seen_ns = now | ((tcp_flags & XD_TCP_CLOSING) ? XD_FLOW_CLOSED : 0),
 						};
 
 						flow_insert(v4, &k4, &fk, &nf);
@@ -1285,10 +1319,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						guard_count(XD_GUARD_LIMITED);
 					}
 				}
-				if (flow && now - flow->last_seen_ns > XD_LAST_SEEN_REFRESH_NS) {
-					sync_refresh(&fk, flow, now);
-					flow->last_seen_ns = now;
-				}
+				if (flow)
+					flow_seen(&fk, flow, tcp_flags, now);
 				if (c4) {
 					__builtin_memcpy(c4->key, &k4, sizeof(c4->key));
 					c4->backend = be_idx;
@@ -1347,7 +1379,7 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 				tk = tko_lookup(v4, &k4, &fk);
 				flow = tk;
 			}
-			if (flow && now - flow->last_seen_ns < syn_reuse_idle_ns) {
+			if (flow && now - (flow->last_seen_ns & ~XD_FLOW_CLOSED) < syn_reuse_idle_ns) {
 				be = flow_backend(flow);
 				if (be) {
 					be_idx = flow->backend;

@@ -228,7 +228,16 @@ struct xd_flow4_key {
 struct xd_flow {
 	__u32 backend;      /* backend index */
 	__u32 generation;   /* backend generation when the flow was created */
-	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy-grained) of a recent packet, refreshed at most once a second */
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy-grained) of a recent packet, refreshed at most once a second;
+			     * its bit XD_FLOW_BIT_CLOSED is set once the client sent a FIN or RST */
+};
+
+/* Bits of struct xd_flow's last_seen_ns that are not time. CLOCK_MONOTONIC
+ * counts from boot and needs 292 years to reach bit 63, so the top bit is
+ * free: it marks a flow whose client sent FIN or RST (IPVS moves such a
+ * connection from ActiveConn to InActConn). Readers of the time mask it. */
+enum xd_flow_bits {
+	XD_FLOW_BIT_CLOSED = 63,
 };
 
 /* probation tables value: the first three fields are struct xd_flow's (a

@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 8;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x450707e8acf4ccban;
+export const LAYOUT_HASH = 0xb13c8fbded201df8n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -328,7 +328,7 @@ export const GLOBALS = {
   xd_btf_enums: {
     section: '.rodata',
     offset: 100,
-    size: 32,
+    size: 36,
   },
 } as const;
 
@@ -413,6 +413,12 @@ export const XdSyncKind = {
   XD_SYNC_REFRESH: 3,
 } as const;
 export type XdSyncKind = (typeof XdSyncKind)[keyof typeof XdSyncKind];
+
+/** enum xd_flow_bits */
+export const XdFlowBits = {
+  XD_FLOW_BIT_CLOSED: 63,
+} as const;
+export type XdFlowBits = (typeof XdFlowBits)[keyof typeof XdFlowBits];
 
 function chkInt(v: number, min: number, max: number, name: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new TypeError(`${name}: expected an integer from ${min} to ${max}, received ${typeof v} ${String(v)}`);
@@ -2037,6 +2043,12 @@ export const LAYOUT: LayoutModel = {
         XD_SYNC_HANDSHAKE: 1,
         XD_SYNC_TAKEOVER: 2,
         XD_SYNC_REFRESH: 3,
+      },
+    },
+    xd_flow_bits: {
+      name: 'xd_flow_bits',
+      values: {
+        XD_FLOW_BIT_CLOSED: 63,
       },
     },
   },

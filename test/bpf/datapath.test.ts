@@ -34,6 +34,7 @@ import {
   xdGuardCodec,
   xdRateCodec,
   xdPflowCodec,
+  XdFlowBits,
   XdRateIdx,
   xdReasonStatsCodec,
   xdServiceCodec,
@@ -336,6 +337,7 @@ function forwardedFrame(c: Conn, l4: pk.L4, be: number, opts: { vlan?: number; i
 const syn = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'S', seq: 1000 });
 const ack = (c: Conn, payload = 'select 1'): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'PA', seq: 1001, ack: 5001, payload: Buffer.from(payload) });
 const rst = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'R', seq: 1001 });
+const fin = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'FA', seq: 1009, ack: 5001 });
 const dgram = (c: Conn): pk.L4 => pk.udp({ sport: c.cport, dport: c.vport, payload: Buffer.from('query') });
 
 /** What a router sends to the VIP when the real server's reply to `c` does not fit the next hop. */
@@ -1002,7 +1004,49 @@ test("a RST of a known flow goes to the flow's backend and leaves the entry alon
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, rst(c))).backend, 1);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, rst(c)).length);
-  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 1);
+  const f = dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP));
+  assert.equal(f?.backend, 1);
+  assert.equal(f!.last_seen_ns >> BigInt(XdFlowBits.XD_FLOW_BIT_CLOSED), 1n, 'the entry is marked closed (IPVS InActConn)');
+});
+
+const CLOSED = 1n << BigInt(XdFlowBits.XD_FLOW_BIT_CLOSED);
+for (const [fam, conn, be] of [['IPv4', c4, 1], ['IPv6', c6, 3]] as const) {
+  test(`an ${fam} client's FIN marks its flow closed even while a fresh cache slot holds it, and later packets keep the mark`, () => {
+    standardServices();
+    const c = conn(41080);
+    assert.equal(establish(c), be);
+    const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
+    assert.equal(sendTo(clientFrame(c, ack(c))).backend, be);
+    assert.ok(cachedSlot(c), 'the flow is cached: the FIN must leave the fast path to be seen');
+    const open = dp.flowOf(key)!.last_seen_ns;
+    assert.equal(open & CLOSED, 0n, 'an established flow is not marked');
+    const before = dp.reasons();
+    assert.equal(sendTo(clientFrame(c, fin(c))).backend, be);
+    assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, fin(c)).length);
+    const closed = dp.flowOf(key)!.last_seen_ns;
+    assert.equal(closed & CLOSED, CLOSED, 'the FIN set the closed mark');
+    assert.ok((closed & ~CLOSED) >= open, 'with the time of the FIN');
+    // The client's last ACK, and a refresh two seconds on, keep the mark; the backend stays.
+    dp.flow.update(key, { ...dp.flowOf(key)!, last_seen_ns: ((closed & ~CLOSED) - 2_000_000_000n) | CLOSED });
+    clearFlowCaches(dp.obj);
+    assert.equal(sendTo(clientFrame(c, ack(c))).backend, be);
+    const later = dp.flowOf(key)!.last_seen_ns;
+    assert.equal(later & CLOSED, CLOSED, 'the refresh kept the mark');
+    assert.ok((later & ~CLOSED) >= (closed & ~CLOSED), 'and refreshed the time');
+  });
+}
+
+test('a SYN reusing the 5-tuple of a closed flow with recent traffic keeps its backend: the mark is not trusted for rescheduling', () => {
+  standardServices();
+  const c = c4(41085);
+  assert.equal(establish(c), 1);
+  const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
+  assert.equal(sendTo(clientFrame(c, rst(c))).backend, 1);
+  dp.flow.update(key, { ...dp.flowOf(key)!, backend: 2 });
+  clearFlowCaches(dp.obj);
+  const before = dp.reasons();
+  assert.equal(sendTo(clientFrame(c, syn(c))).backend, 2);
+  assertOnlyReason(before, dp.reasons(), 'XD_R_TX_SYN_KEPT', 1, clientFrame(c, syn(c)).length);
 });
 
 test('a flow entry records backend, generation and a CLOCK_MONOTONIC last_seen', () => {
