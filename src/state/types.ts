@@ -88,7 +88,10 @@ export interface BackendStatus {
   state: BackendState;
   /** e.g. "dr", "tunnel/ipip", "tunnel/gue:6080", "nat". */
   forwarding?: string;
+  /** IPVS's ActiveConn: TCP flows whose client sent no FIN or RST and that saw a packet within flow idle (XDP), or the kernel's count (IPVS). */
   activeFlows: number;
+  /** IPVS's InActConn: TCP flows the client closed, for 120 s after their last packet, and every UDP flow (XDP); the kernel's count (IPVS). */
+  inactiveFlows: number;
   packets: number;
   bytes: number;
   newFlows: number;
@@ -126,7 +129,7 @@ export interface XdpDetail {
   /** Set while the flood guard is under pressure (takeover or probation tables churning, new_flow_rate reached). */
   floodAlert?: string;
   /** The background walk of the flow map that counts active flows. */
-  flowCounts: { entries: number; countedAt: string; walkMs: number };
+  flowCounts: { entries: number; countedAt: string; walkMs: number; tables?: Record<string, { entries: number; capacity: number }> };
 }
 
 export interface IpvsDetail {

@@ -76,7 +76,7 @@ test('a negative weight reaches the daemon to be refused by its range rule inste
 test('status --rate prints CPS, InPPS and InBPS per service and backend like ipvsadm --rate, in full with --exact', async () => {
   const { formatRates } = await import('../../src/cli/format');
   const { daemonStatus } = await import('../lib/status');
-  const b = { key: '10.0.0.2:3306', name: 'db2', address: '10.0.0.2', port: 3306, weight: 1, state: 'active' as const, activeFlows: 0, packets: 0, bytes: 0, newFlows: 0 };
+  const b = { key: '10.0.0.2:3306', name: 'db2', address: '10.0.0.2', port: 3306, weight: 1, state: 'active' as const, activeFlows: 0, inactiveFlows: 0, packets: 0, bytes: 0, newFlows: 0 };
   const st = daemonStatus({
     kind: 'xdp', detail: { interface: 'eth0', mode: 'native', programId: 1, pinDir: '/sys/fs/bpf/x', flowCounts: { entries: 0, countedAt: new Date(0).toISOString(), walkMs: 0 } },
     services: [{ name: 's', proto: 'tcp', vip: '10.0.0.1', port: 3306, scheduler: 'maglev', newFlows: 0, packets: 0, bytes: 0, noBackend: 0, backends: [b] }],

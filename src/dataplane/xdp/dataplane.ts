@@ -577,10 +577,14 @@ export class XdpDataplane implements Dataplane {
     // Counted by a paced, sliced walk of the flow map in the background
     // (flow-counts.ts): never a synchronous decode of up to 1M entries here.
     // countFlows false (the rate sampling every 2 s) starts no walk: the last one's counts.
-    const counts = opts.countFlows === false ? this.flowCounter.peek() ?? new FlowCountResult(new Map(), 0, 0, 0) : await this.flowCounter.get();
+    const counts = opts.countFlows === false ? this.flowCounter.peek() ?? new FlowCountResult(new Map(), new Map(), 0, 0, 0) : await this.flowCounter.get();
     if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
     const flows = new Map<number, number>();
-    for (const b of this.model.backends.values()) flows.set(b.index, counts.active(b.index, b.generation));
+    const closed = new Map<number, number>();
+    for (const b of this.model.backends.values()) {
+      flows.set(b.index, counts.active(b.index, b.generation));
+      closed.set(b.index, counts.inactive(b.index, b.generation));
+    }
     const services: ServiceStatus[] = [];
     for (const s of this.lastState.services) {
       const ms = this.model.services.get(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }));
@@ -595,7 +599,7 @@ export class XdpDataplane implements Dataplane {
         st.new_flows += bs.new_flows;
         return {
           key: b.key, name: b.name, address: b.address, port: b.port, ...(b.mac ? { mac: b.mac } : {}), weight: b.weight, forwarding: forwardingLabel(b),
-          state: i === undefined ? 'down' as const : b.state, activeFlows: i === undefined ? 0 : flows.get(i) ?? 0,
+          state: i === undefined ? 'down' as const : b.state, ...activeInactive(s.proto, i === undefined ? 0 : flows.get(i) ?? 0, i === undefined ? 0 : closed.get(i) ?? 0),
           packets: Number(bs.packets), bytes: Number(bs.bytes), newFlows: Number(bs.new_flows),
         };
       });
@@ -622,7 +626,7 @@ export class XdpDataplane implements Dataplane {
         ...(driver ? { driverTxErrors: driver } : {}),
         ...(this.txAlert ? { txAlert: this.txAlert } : {}),
         ...(this.floodAlert ? { floodAlert: this.floodAlert } : {}),
-        flowCounts: { entries: counts.entries, countedAt: new Date(counts.at).toISOString(), walkMs: Math.round(counts.tookMs) },
+        flowCounts: { entries: counts.entries, countedAt: new Date(counts.at).toISOString(), walkMs: Math.round(counts.tookMs), tables: counts.tables },
       },
       services,
       reasons,
@@ -659,4 +663,13 @@ export class XdpDataplane implements Dataplane {
     removePinDir(dir);
     return `detached the XDP program of ${instance} from ${ifname} and removed ${dir}`;
   }
+}
+
+/**
+ * A backend's ActiveConn / InActConn as IPVS shows them: a UDP "connection" is never
+ * ESTABLISHED in IPVS, so all of a UDP service's flows are inactive; a TCP flow is active until
+ * its client's FIN or RST (flow-counts.ts).
+ */
+function activeInactive(proto: 'tcp' | 'udp', open: number, closed: number): { activeFlows: number; inactiveFlows: number } {
+  return proto === 'udp' ? { activeFlows: 0, inactiveFlows: open + closed } : { activeFlows: open, inactiveFlows: closed };
 }

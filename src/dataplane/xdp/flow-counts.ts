@@ -1,4 +1,14 @@
-// Active flows per backend, counted without holding the event loop.
+// Active and inactive flows per backend (IPVS's ActiveConn and InActConn), counted without
+// holding the event loop.
+//
+// Meaning, as close to IPVS as a director that sees only the client's side can get: a flow is
+// active while its client has sent neither FIN nor RST (the program marks the flow on the first
+// one, enum xd_flow_bits) and it saw a packet within `idleSeconds` (IPVS keeps an idle
+// ESTABLISHED connection 900 s); a closed flow is inactive for `closedSeconds` after its last
+// packet (IPVS's FIN_WAIT and TIME_WAIT timeouts, 120 s each), then counted nowhere. IPVS also
+// counts a connection the server closed first, and one still in SYN_RECV, as inactive: the
+// director never sees the server's packets (DR, tunnel), and a flow still in the embryonic
+// table is counted nowhere. Flows are read from the flow, probation and takeover tables.
 //
 // The flow map holds up to flow_table_size (default 1M) entries. Decoding it in
 // one go takes seconds of JavaScript on the thread that also runs the VRRP
@@ -16,7 +26,7 @@
 // starts a new walk in the background (one at a time). Only the very first
 // get() waits for a walk. status shows when the counts were taken.
 import type { XdMap } from '../../bpf';
-import { LAYOUT } from '../../bpf';
+import { LAYOUT, XdFlowBits } from '../../bpf';
 
 /** Offsets of the fields read here, from the layout generated from the object's BTF. */
 function fieldOffset(name: string): number {
@@ -27,10 +37,14 @@ function fieldOffset(name: string): number {
 const OFF_BACKEND = fieldOffset('backend');
 const OFF_GENERATION = fieldOffset('generation');
 const OFF_LAST_SEEN = fieldOffset('last_seen_ns');
+/** The closed mark in last_seen_ns's high word (enum xd_flow_bits, from the object's BTF). */
+const CLOSED_HI = 2 ** (XdFlowBits.XD_FLOW_BIT_CLOSED - 32);
 
 export interface FlowCountsOptions {
-  /** A flow counts as active when it saw a packet within this many seconds. */
+  /** A flow its client has not closed counts as active when it saw a packet within this many seconds. */
   idleSeconds: number;
+  /** A flow its client closed (FIN/RST) counts as inactive when it saw a packet within this many seconds; default 120. */
+  closedSeconds?: number;
   /** Entries per slice (one batch lookup between two yields). */
   slice?: number;
   /** Work (ms) between two rests; default 2. */
@@ -45,6 +59,8 @@ export interface FlowCountsOptions {
 export class FlowCountResult {
   constructor(
     private readonly byBackend: Map<number, Map<number, number>>,
+    /** Closed flows (FIN/RST) per backend index and generation. */
+    private readonly closedByBackend: Map<number, Map<number, number>>,
     /** Entries seen (active or not). */
     readonly entries: number,
     /** When the walk started (Date.now(): shown as countedAt). */
@@ -53,11 +69,18 @@ export class FlowCountResult {
     readonly tookMs: number,
     /** When the walk started on the monotonic clock (performance.now(): its age). */
     readonly mono: number = performance.now(),
+    /** Entries and max_entries per map walked (the fill against capacity: read by this walk, no walk of its own). */
+    readonly tables: Record<string, { entries: number; capacity: number }> = {},
   ) {}
 
   /** Active flows of a backend slot whose current generation is `generation`. */
   active(index: number, generation: number): number {
     return this.byBackend.get(index)?.get(generation) ?? 0;
+  }
+
+  /** Inactive flows (closed by the client, within closedSeconds) of a backend slot whose current generation is `generation`. */
+  inactive(index: number, generation: number): number {
+    return this.closedByBackend.get(index)?.get(generation) ?? 0;
   }
 }
 
@@ -121,7 +144,12 @@ export class FlowCounter {
     const cutoff = now > idleNs ? now - idleNs : 0n;
     const cutHi = Number(cutoff >> 32n);
     const cutLo = Number(cutoff & 0xffffffffn);
+    const closedNs = BigInt(this.o.closedSeconds ?? 120) * 1000000000n;
+    const closedCut = now > closedNs ? now - closedNs : 0n;
+    const ccutHi = Number(closedCut >> 32n);
+    const ccutLo = Number(closedCut & 0xffffffffn);
     const byBackend = new Map<number, Map<number, number>>();
+    const closedByBackend = new Map<number, Map<number, number>>();
     const busyNs = BigInt(Math.round((this.o.busyMs ?? 2) * 1e6));
     const restMs = this.o.restMs ?? 6;
     let since = process.hrtime.bigint();
@@ -134,22 +162,29 @@ export class FlowCounter {
       since = process.hrtime.bigint();
     };
     let entries = 0;
+    const tables: Record<string, { entries: number; capacity: number }> = {};
     for (const map of this.maps) {
       const vs = map.info.valueSize;
+      const before = entries;
       entries += await map.scanSliced((_keys, values, count) => {
         for (let i = 0; i < count; i++) {
           const o = i * vs;
-          // last_seen_ns >= cutoff, compared as two u32 halves (no BigInt per entry).
-          const hi = values.readUInt32LE(o + OFF_LAST_SEEN + 4);
-          if (hi < cutHi || (hi === cutHi && values.readUInt32LE(o + OFF_LAST_SEEN) < cutLo)) continue;
+          // last_seen_ns >= cutoff, compared as two u32 halves (no BigInt per entry), the closed mark masked.
+          let hi = values.readUInt32LE(o + OFF_LAST_SEEN + 4);
+          const closed = hi >= CLOSED_HI;
+          if (closed) hi -= CLOSED_HI;
+          const lo = values.readUInt32LE(o + OFF_LAST_SEEN);
+          if (closed ? hi < ccutHi || (hi === ccutHi && lo < ccutLo) : hi < cutHi || (hi === cutHi && lo < cutLo)) continue;
           const backend = values.readUInt32LE(o + OFF_BACKEND);
           const gen = values.readUInt32LE(o + OFF_GENERATION);
-          let g = byBackend.get(backend);
-          if (!g) { g = new Map(); byBackend.set(backend, g); }
+          const into = closed ? closedByBackend : byBackend;
+          let g = into.get(backend);
+          if (!g) { g = new Map(); into.set(backend, g); }
           g.set(gen, (g.get(gen) ?? 0) + 1);
         }
       }, { slice: this.slice, signal: this.abort.signal, pause });
+      tables[map.info.name] = { entries: entries - before, capacity: map.info.maxEntries };
     }
-    return new FlowCountResult(byBackend, entries, started, Number(process.hrtime.bigint() - t0) / 1e6, startedMono);
+    return new FlowCountResult(byBackend, closedByBackend, entries, started, Number(process.hrtime.bigint() - t0) / 1e6, startedMono, tables);
   }
 }
