@@ -30,14 +30,14 @@ export function formatStatus(st: DaemonStatus, opts: { exact?: boolean } = {}): 
   out.push(`xdirector ${st.instance} (pid ${st.pid}), dataplane ${dp.kind}${detail ? ` (${detail})` : ''}`);
   const healthByKey = new Map<string, BackendHealth>((st.health?.backends ?? []).map((b) => [b.key, b]));
   out.push(`${pad('Prot LocalAddress:Port', 30)} ${pad('Scheduler', 9)} ${pad('Forward', 16)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)} ${pad('NoBackend', 9, true)}`);
-  out.push(`  ${pad('-> RemoteAddress:Port', 26)} ${pad('MAC', 17)} ${pad('Weight', 6, true)} ${pad('State', 8)} ${pad('Health', 6)} ${pad('Role', 7)} ${pad('Lag', 5, true)} ${pad('Flows', 6, true)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)}`);
+  out.push(`  ${pad('-> RemoteAddress:Port', 26)} ${pad('MAC', 17)} ${pad('Weight', 6, true)} ${pad('State', 8)} ${pad('Health', 6)} ${pad('Role', 7)} ${pad('Lag', 5, true)} ${pad('ActiveConn', 10, true)} ${pad('InActConn', 9, true)} ${pad('NewFlows', 9, true)} ${pad('Packets', 9, true)} ${pad('Bytes', 9, true)}`);
   for (const s of dp.services) {
     out.push(`${pad(`${s.proto.toUpperCase()}  ${hostPort(s.vip, s.port)}`, 30)} ${pad(s.scheduler, 9)} ${pad(s.forwarding ?? 'dr', 16)} ${pad(human(s.newFlows), 9, true)} ${pad(human(s.packets), 9, true)} ${pad(human(s.bytes), 9, true)} ${pad(human(s.noBackend), 9, true)}   ${s.name}`);
     for (const b of s.backends) {
       const h = healthByKey.get(b.key);
       const health = h ? (h.up ? 'up' : 'down') : '-';
       const lag = h && h.lagSeconds !== null ? `${h.lagSeconds}s` : '-';
-      out.push(`  -> ${pad(hostPort(b.address, b.port), 23)} ${pad(b.mac ?? '-', 17)} ${pad(b.weight, 6, true)} ${pad(b.state, 8)} ${pad(health, 6)} ${pad(h?.role ?? '-', 7)} ${pad(lag, 5, true)} ${pad(b.activeFlows, 6, true)} ${pad(human(b.newFlows), 9, true)} ${pad(human(b.packets), 9, true)} ${pad(human(b.bytes), 9, true)}${b.name && b.name !== b.key ? `   ${b.name}` : ''}`);
+      out.push(`  -> ${pad(hostPort(b.address, b.port), 23)} ${pad(b.mac ?? '-', 17)} ${pad(b.weight, 6, true)} ${pad(b.state, 8)} ${pad(health, 6)} ${pad(h?.role ?? '-', 7)} ${pad(lag, 5, true)} ${pad(b.activeFlows, 10, true)} ${pad(b.inactiveFlows, 9, true)} ${pad(human(b.newFlows), 9, true)} ${pad(human(b.packets), 9, true)} ${pad(human(b.bytes), 9, true)}${b.name && b.name !== b.key ? `   ${b.name}` : ''}`);
       if (h?.lastError) out.push(`       last error: ${h.lastError}`);
     }
   }

@@ -38,6 +38,7 @@ commands:
   dataplane xdp|ipvs              switch the live dataplane without moving a flow
   reload                          re-read the config file (same as SIGHUP)
   metrics                         Prometheus metrics
+  check [-w N] [--critical N]     monitoring-plugin check (Nagios, Zabbix): one line, perfdata, exit 0-3
   stop [--detach]                 stop the daemon; --detach also removes the XDP program and pinned maps
                                   (works without a running daemon when given -c FILE)
   resign -c FILE                  after the daemon stopped (systemd ExecStopPost): remove the config's
@@ -163,6 +164,11 @@ export async function main(argv: string[]): Promise<number> {
   if (cmd === 'realserver') {
     const { realserverMain } = await import('../realserver/cli');
     return realserverMain(argv.slice(1));
+  }
+  if (cmd === 'check') {
+    // Its own parsing and exit codes (0-3, the monitoring-plugin contract): src/cli/check.ts.
+    const { checkMain } = await import('./check');
+    return checkMain(rest, socketFor);
   }
   if (cmd === 'bench') {
     // Its options are the tooling's own (scripts/bench); only --help is read here.

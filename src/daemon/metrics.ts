@@ -1,8 +1,11 @@
 // Prometheus text exposition of `status`.
 import { syncMetrics } from '../sync';
 import type { DaemonStatus } from './status';
+import { monitoringMetrics } from './metrics-monitoring';
+import { nodeIpvsMetrics } from './metrics-ipvs';
+import { sampleProcess, type ProcessSample } from './process-metrics';
 
-type Labels = Record<string, string | number>;
+import type { Labels, MetricWriter } from './metric-types';
 
 const BACKEND_STATES = ['active', 'draining', 'down', 'maint'] as const;
 
@@ -10,9 +13,10 @@ function esc(v: string | number): string {
   return String(v).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-export function renderMetrics(st: DaemonStatus): string {
+/** `proc`: the process series (prom-client's names); sampled now unless given. */
+export function renderMetrics(st: DaemonStatus, proc: ProcessSample = sampleProcess()): string {
   const lines: string[] = [];
-  const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Labels, number][]) => {
+  const metric: MetricWriter = (name, help, type, rows) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, v] of rows) {
       const l = Object.entries(labels).map(([k, x]) => `${k}="${esc(x)}"`).join(',');
@@ -27,7 +31,7 @@ export function renderMetrics(st: DaemonStatus): string {
   const bes = svcs.flatMap((s) => s.backends.map((b) => ({ s, b })));
   metric('xdirector_backend_packets_total', 'Packets forwarded per backend.', 'counter', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.packets]));
   metric('xdirector_backend_bytes_total', 'Bytes forwarded per backend.', 'counter', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.bytes]));
-  metric('xdirector_backend_active_flows', 'Flows seen recently per backend.', 'gauge', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.activeFlows]));
+  metric('xdirector_backend_active_flows', 'Connections per backend as IPVS counts ActiveConn: TCP flows whose client sent no FIN or RST and that saw a packet within the flow idle time (XDP), or the kernel\'s ActiveConn (IPVS).', 'gauge', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.activeFlows]));
   metric('xdirector_backend_weight', 'Effective weight per backend (0: drained, down or out of the pool).', 'gauge', bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.weight]));
   // One series per possible state (1 = current), so a state change starts no new series anywhere.
   metric('xdirector_backend_state', 'Backend state in the dataplane (1 for the current state).', 'gauge', bes.flatMap(({ s, b }) => BACKEND_STATES.map((state): [Labels, number] => [{ service: s.name, backend: b.name, state }, b.state === state ? 1 : 0])));
@@ -73,7 +77,8 @@ export function renderMetrics(st: DaemonStatus): string {
   metric('xdirector_last_apply_timestamp_seconds', 'When the desired state was last applied (successfully or not), Unix time.', 'gauge', st.lastApplyAt ? [[{}, Date.parse(st.lastApplyAt) / 1000]] : []);
   const bgp = st.bgp;
   if (bgp) {
-    metric('xdirector_bgp_session_established', 'BGP session with the neighbour is Established.', 'gauge', bgp.neighbours.map((n) => [{ neighbour: n.name, address: n.address, state: n.state }, n.established ? 1 : 0]));
+    // No state label: a label that changes with the session starts a new series each time (xdirector_bgp_session_state has the state as a number).
+    metric('xdirector_bgp_session_established', 'BGP session with the neighbour is Established.', 'gauge', bgp.neighbours.map((n) => [{ neighbour: n.name, address: n.address }, n.established ? 1 : 0]));
     metric('xdirector_bgp_prefixes_exported', 'Prefixes announced to the neighbour.', 'gauge', bgp.neighbours.map((n) => [{ neighbour: n.name, address: n.address }, n.exported]));
     const announced = new Set<string>(bgp.announced);
     const vips = [...new Set<string>([...bgp.announced, ...bgp.wanted, ...Object.keys(bgp.withdrawnBecause)])];
@@ -85,5 +90,7 @@ export function renderMetrics(st: DaemonStatus): string {
   }
   // Connection sync (src/sync/metrics.ts).
   if (st.sync) syncMetrics(st.sync, metric);
+  monitoringMetrics(st, proc, metric);
+  nodeIpvsMetrics(st, metric);
   return lines.join('\n') + '\n';
 }

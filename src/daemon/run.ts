@@ -17,6 +17,8 @@ import { dataplaneKind, detachXdp, openDataplane, switchDataplane } from '../dat
 import { startApiServer } from '../api/server';
 import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
+import { BackendStateTimes, ReloadHistory } from './history';
+import { xdirectorVersion } from './version';
 import { BackendMacs } from './macs';
 import { DrainStore, WeightStore, migrateStateFiles } from './drains';
 import type { StateFile } from '../state/file';
@@ -84,6 +86,9 @@ export class Daemon {
   private pending = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly startedAt = new Date().toISOString();
+  /** Backend state times and reload outcomes (status, metrics, the status page). */
+  private readonly stateTimes = new BackendStateTimes();
+  private readonly reloads = new ReloadHistory();
   private stopping = false;
   /** This instance's lock (lock.ts), taken before anything is touched, released last. */
   private lock?: InstanceLock;
@@ -454,6 +459,7 @@ export class Daemon {
       throw err;
     }
     this.describeChanges(this.last?.state, out.state);
+    this.stateTimes.observe(out.state);
     this.last = out;
     for (const v of this.vrrp) this.updateTracking(v);
     this.updateBgp();
@@ -523,6 +529,17 @@ export class Daemon {
   }
 
   async reload(): Promise<{ message: string }> {
+    try {
+      const r = await this.reloadOnce();
+      this.reloads.record(null);
+      return r;
+    } catch (err) {
+      this.reloads.record(err);
+      throw err;
+    }
+  }
+
+  private async reloadOnce(): Promise<{ message: string }> {
     return this.serial(async () => {
       let next: Config;
       try {
@@ -609,6 +626,9 @@ export class Daemon {
       bgp: this.bgp ? this.bgp.status() : null,
       liveness: this.liveness?.status() ?? { cannotServe: null, stalled: null, healthAgeMs: null, limitMs: 0, txErrorsRising: false },
       ...this.syncStatus(),
+      version: xdirectorVersion(),
+      backendStates: this.stateTimes.snapshot(),
+      reloads: this.reloads.status(),
     };
   }
 

@@ -9,6 +9,7 @@ import type { HealthSnapshot } from '../health';
 import type { DataplaneStatus } from '../state/types';
 import type { VrrpInstanceStatus } from '../vrrp/instance';
 import type { RateStatus } from './rates';
+import type { BackendStateTime, ReloadRecord } from './history';
 
 export interface UnresolvedStatus {
   service: string;
@@ -59,4 +60,11 @@ export interface DaemonStatus {
   liveness: LivenessStatus;
   /** Connection sync between directors (src/sync); null: no sync section. Optional: older daemons lack it. */
   sync?: SyncStatus | null;
+  // Monitoring (metrics, the status page, `xdirector check`).
+  /** The package version the daemon runs. */
+  version: string;
+  /** Per backend of the applied state: its dataplane state, since when, how many changes. */
+  backendStates: BackendStateTime[];
+  /** Config reloads since the start and the latest one's outcome. */
+  reloads: ReloadRecord;
 }

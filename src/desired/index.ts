@@ -30,7 +30,7 @@ import type { ServiceConfig, TunnelConfig } from '../config';
 import type { BackendHealth, HealthSnapshot } from '../health';
 import type { BackendState, DesiredBackend, DesiredService, DesiredState } from '../state/types';
 import { targeted, targetValue } from './targets';
-export { resolveTarget } from './targets';
+export { resolveTarget, targetValue } from './targets';
 export type { Target } from './targets';
 
 export interface DesiredInputs {
