@@ -77,7 +77,7 @@ table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 6px;white
 span.rtw{font-weight:bold;color:#7a3e00;cursor:help}pre.bgp{white-space:pre-wrap;overflow-wrap:anywhere}ul.targets{margin:0;padding-left:1.2em}
 /* 800 px (a laptop split screen, a phone turned): no horizontal scrolling. The MAC, the cumulative
    counters and the scheduler go (xdirector status has them), cells may wrap. */
-@media (max-width:1100px){.wide{display:none}body{margin:.4em;font-size:12px}th,td{white-space:normal;padding:1px 3px;overflow-wrap:anywhere}table{width:100%}}
+@media (max-width:1100px){.wide{display:none}body{margin:.4em;font-size:12px}th,td{white-space:normal;padding:1px 3px}th{font-size:11px}table{width:100%}}
 tr.service{background:#dde6f3}tr.backend.h-up{background:#e3f5e1}tr.backend.h-down{background:#f9d6d3}
 tr.backend.st-drained,tr.backend.st-draining{background:#e8e3f3}tr.backend.st-maint{background:#c9c1dd}
 tr.error td{color:#a00;font-size:12px}ul.alerts li{color:#a00;font-weight:bold}.meta{color:#666}

@@ -57,7 +57,7 @@ export function monitoringMetrics(st: DaemonStatus, proc: ProcessSample, metric:
   // Fill against capacity, from the background walk that counts the flows (flow-counts.ts):
   // a scrape reads its last result and never walks the table itself.
   const tables = st.dataplane.kind === 'xdp' ? st.dataplane.detail.flowCounts.tables ?? {} : {};
-  metric('xdirector_flow_table_entries', 'Entries in each flow table (flow, probation, takeover; IPv4 and IPv6) as of the last flow count.', 'gauge', Object.entries(tables).map(([table, t]) => [{ table }, t.entries]));
+  metric('xdirector_flow_table_entries', 'Entries in each flow table (flow4/flow6: flows, prb4/prb6: probation, tko4/tko6: takeover) as of the last flow count.', 'gauge', Object.entries(tables).map(([table, t]) => [{ table }, t.entries]));
   metric('xdirector_flow_table_capacity', 'Capacity (max entries) of each flow table; entries / capacity is its fill (an LRU table evicts its oldest flows when full).', 'gauge', Object.entries(tables).map(([table, t]) => [{ table }, t.capacity]));
 
   if (st.bgp) {

@@ -1,6 +1,8 @@
 // admin.http: the daemon's HTTP listener in a namespace. The status page is loaded in headless
-// Chromium (DOM assertions on --dump-dom, a screenshot whose path is printed), /metrics is read
-// with the Prometheus client's own text parser, and changes need the token.
+// Chromium (DOM assertions on --dump-dom, its width measured at 800 px, a screenshot whose path is
+// printed), /metrics is read with the Prometheus client's own text parser (node_ipvs_* included),
+// the shipped alert rules are checked against it, `xdirector check` is run against the daemon, and
+// changes need the token.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,6 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/log';
 import { startHttpListener } from '../../src/api/http';
 import { daemonStatus } from '../lib/status';
+import YAML from 'yaml';
+import { renderMetrics } from '../../src/daemon/metrics';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, 'bin/xdirector.js');
@@ -108,10 +112,35 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     assert.match(dom, /<tr class="backend st-down h-down" data-service="web" data-backend="dead" data-state="down" data-health="down">/);
     assert.match(dom, /<tr class="vrrp" data-instance="V" data-state="MASTER">/);
     assert.match(dom, /class="num rate">\d/, 'the page shows the daemon\'s rates');
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.match(dom, new RegExp(`<span id="version">${pkg.version.replace(/\./g, '\\.')}</span>`));
+    // Time in state and the last check's duration per backend; the drained and maintenance lists.
+    assert.match(dom, /data-backend="dead"[^\n]*<td class="num since">\d+(s|m\d\ds)<\/td><td class="health">down<\/td><td class="num check">\d+ ms<\/td>/);
+    assert.match(dom, /<ul class="targets" id="drained"><li class="none">none<\/li><\/ul>/);
+    assert.match(dom, /<ul class="targets" id="maint"><li class="none">none<\/li><\/ul>/);
     const shot = path.join(os.tmpdir(), `${P}-status.png`);
     chromium(['--window-size=1400,700', `--screenshot=${shot}`, `${URL0}/`]);
     assert.ok(fs.statSync(shot).size > 5000);
     console.log(`status page screenshot: ${shot}`);
+  });
+
+  it('fits an 800 px wide window without horizontal scrolling (measured by Chromium\'s layout)', () => {
+    // The page has no script; a copy of it with one that records the document's scroll width is
+    // laid out by Chromium at 800 px and the number read back from the dumped DOM.
+    const page = curl([`${URL0}/`]).body;
+    const probe = path.join(tmp, 'probe.html');
+    fs.writeFileSync(probe, page.replace('<meta http-equiv="refresh"', '<meta name="x"').replace('</body>', '<script>document.body.dataset.scroll = document.documentElement.scrollWidth + "/" + document.documentElement.clientWidth</script></body>'));
+    const widths = (size: string) => {
+      const m = /data-scroll="(\d+)\/(\d+)"/.exec(chromium([`--window-size=${size}`, '--dump-dom', `file://${probe}`]));
+      assert.ok(m, 'the probe ran');
+      return [Number(m[1]), Number(m[2])];
+    };
+    const [scroll, client] = widths('800,600');
+    assert.ok(client <= 800 && client > 700, `viewport ${client} px`);
+    assert.ok(scroll <= client, `the page is ${scroll} px wide in an ${client} px viewport`);
+    const shot = path.join(os.tmpdir(), `${P}-status-800.png`);
+    chromium(['--window-size=800,700', `--screenshot=${shot}`, `${URL0}/`]);
+    console.log(`status page at 800 px: ${scroll}/${client} px; screenshot ${shot}`);
   });
 
   it('exposes metrics the Prometheus text parser accepts, with state as its own gauge and the dataplane, apply, health and VRRP series', () => {
@@ -133,6 +162,116 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     assert.ok(byB('xdirector_health_check_seconds_total', 'alive') > 0);
     assert.ok(m.xdirector_vrrp_transitions_total![0]!.value >= 1);
     assert.ok('xdirector_health_writer_changes_total' in m);
+  });
+
+  it('exposes the monitoring series: build info, process, connections, state history, reloads, VRRP, flow-table fill', () => {
+    const r = inNs([process.execPath, BIN, 'reload', '--socket', path.join(tmp, 'admin.sock')]);
+    assert.equal(r.status, 0, r.stderr);
+    const m = parseMetrics(curl([`${URL0}/metrics`]).body);
+    const one = (name: string, labels: Record<string, string> = {}) => {
+      const s = m[name]?.filter((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+      assert.equal(s?.length, 1, `${name} ${JSON.stringify(labels)}: ${JSON.stringify(m[name])}`);
+      return s![0]!;
+    };
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.deepEqual(one('xdirector_build_info').labels, { version: pkg.version, node_version: process.version });
+    assert.ok(Math.abs(one('process_start_time_seconds').value - Date.now() / 1000) < 600);
+    assert.ok(one('process_resident_memory_bytes').value > 10e6);
+    assert.ok(one('process_open_fds').value > 5);
+    assert.ok(one('nodejs_heap_size_used_bytes').value > 1e6);
+    assert.equal(one('xdirector_backend_new_flows_total', { backend: 'alive' }).value, 0);
+    assert.equal(one('xdirector_backend_inactive_flows', { backend: 'alive' }).value, 0);
+    // "dead" went down once (its first state was active before its first failed check, or down from the start).
+    const since = one('xdirector_backend_state_since_timestamp_seconds', { backend: 'dead' }).value;
+    assert.ok(since <= Date.now() / 1000 && since > Date.now() / 1000 - 600, `dead down since ${since}`);
+    assert.ok(one('xdirector_backend_state_changes_total', { backend: 'dead' }).value <= 1);
+    assert.ok(one('xdirector_health_last_change_timestamp_seconds', { backend: 'dead' }).value > 0);
+    assert.equal(one('xdirector_config_reloads_total').value, 1);
+    assert.equal(one('xdirector_config_reload_failures_total').value, 0);
+    assert.equal(one('xdirector_config_last_reload_successful').value, 1);
+    assert.ok(Math.abs(one('xdirector_config_last_reload_timestamp_seconds').value - Date.now() / 1000) < 60);
+    assert.equal(one('xdirector_vrrp_state', { instance: 'V', state: 'MASTER' }).value, 1);
+    assert.equal(m.xdirector_vrrp_state!.filter((s) => s.value === 1).length, 1, 'one state at a time');
+    assert.equal(one('xdirector_vrrp_priority', { instance: 'V' }).value, 150);
+    assert.ok(one('xdirector_vrrp_adverts_sent_total', { instance: 'V' }).value > 3);
+    // The fill of each flow table against its capacity (flow_table_size 4096 in this config).
+    assert.equal(one('xdirector_flow_table_capacity', { table: 'flow4' }).value, 4096);
+    assert.equal(one('xdirector_flow_table_entries', { table: 'flow4' }).value, 0);
+  });
+
+  it('exposes node_exporter\'s IPVS series with its names and labels, from the XDP counters', () => {
+    const m = parseMetrics(curl([`${URL0}/metrics`]).body);
+    const labels = (b: string) => ({ local_address: '10.66.0.100', local_port: '8080', remote_address: b, remote_port: '8080', proto: 'TCP', local_mark: '' });
+    for (const name of ['node_ipvs_backend_connections_active', 'node_ipvs_backend_connections_inactive', 'node_ipvs_backend_weight']) {
+      assert.deepEqual(m[name]!.map((s) => s.labels), [labels('10.66.0.1'), labels('10.66.0.11')], name);
+    }
+    assert.deepEqual(m.node_ipvs_backend_weight!.map((s) => s.value), [1, 0], 'the effective weight (0: down)');
+    for (const name of ['node_ipvs_connections_total', 'node_ipvs_incoming_packets_total', 'node_ipvs_outgoing_packets_total', 'node_ipvs_incoming_bytes_total', 'node_ipvs_outgoing_bytes_total']) {
+      assert.equal(m[name]?.length, 1, name);
+      assert.deepEqual(m[name]![0]!.labels, {}, name);
+    }
+    const types = curl([`${URL0}/metrics`]).body.split('\n').filter((l) => l.startsWith('# TYPE node_ipvs_'));
+    assert.deepEqual(types.sort(), [
+      '# TYPE node_ipvs_backend_connections_active gauge', '# TYPE node_ipvs_backend_connections_inactive gauge', '# TYPE node_ipvs_backend_weight gauge',
+      '# TYPE node_ipvs_connections_total counter', '# TYPE node_ipvs_incoming_bytes_total counter', '# TYPE node_ipvs_incoming_packets_total counter',
+      '# TYPE node_ipvs_outgoing_bytes_total counter', '# TYPE node_ipvs_outgoing_packets_total counter',
+    ]);
+  });
+
+  it('ships alert rules that parse and name only series /metrics exposes (and pass promtool when it is installed)', () => {
+    const file = path.join(ROOT, 'scripts/monitoring/xdirector.rules.yml');
+    const doc = YAML.parse(fs.readFileSync(file, 'utf8')) as { groups: { name: string; rules: { alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> }[] }[] };
+    const rules = doc.groups.flatMap((g) => g.rules);
+    const names = rules.map((r) => r.alert);
+    for (const want of ['XdirectorBackendDown', 'XdirectorPoolEmpty', 'XdirectorDataplaneDiverged', 'XdirectorXdpTxErrors', 'XdirectorBgpSessionDown', 'XdirectorVrrpStateChange']) assert.ok(names.includes(want), `a rule for ${want}`);
+    assert.equal(new Set(names).size, names.length, 'alert names are unique');
+    // What the daemon exposes: this daemon's families, plus the BGP ones (this lab has no bgp
+    // section; they come from the same renderer with a BGP status).
+    const families = (text: string) => new Set(text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]!));
+    const live = families(curl([`${URL0}/metrics`]).body);
+    const bgp = families(renderMetrics(daemonStatus({ kind: 'xdp', services: [], detail: { interface: 'eth0', mode: 'native', programId: 1, pinDir: '/x', flowCounts: { entries: 0, countedAt: new Date(0).toISOString(), walkMs: 0 } } }, {
+      bgp: { neighbours: [{ name: 'r', address: '10.0.0.1', state: 'Established', established: true, exported: 1 }], announced: [], wanted: [], withdrawnBecause: {}, daemon: { running: true, hung: false, restarts: 0 }, directorDrained: false } as never,
+    })));
+    for (const r of rules) {
+      assert.ok(r.expr && r.labels?.severity && r.annotations?.summary, `${r.alert}: expr, labels.severity and annotations.summary`);
+      assert.ok(r.for === undefined || /^\d+[smh]$/.test(r.for), `${r.alert}: for ${r.for}`);
+      const series = seriesNames(r.expr);
+      assert.ok(series.length > 0, `${r.alert}: names a series`);
+      for (const s of series) assert.ok(live.has(s) || (s.startsWith('xdirector_bgp_') && bgp.has(s)), `${r.alert}: ${s} is not exposed by /metrics`);
+    }
+    const promtool = sh('sh', ['-c', 'command -v promtool']).stdout.trim();
+    if (promtool) {
+      const r = sh(promtool, ['check', 'rules', file]);
+      assert.equal(r.status, 0, `promtool check rules: ${r.stdout}${r.stderr}`);
+      console.log(`promtool (${promtool}): ${r.stdout.trim().split('\n').pop()}`);
+    } else {
+      console.log('promtool is not installed (Debian package prometheus): the rules were checked by the YAML parse and the series names only');
+    }
+  });
+
+  it('xdirector check answers like a monitoring plugin: one line, perfdata, exit 0-3', () => {
+    const check = (args: string[]) => {
+      const r = inNs([process.execPath, BIN, 'check', ...args]);
+      assert.equal(r.stderr, '', 'nothing on stderr');
+      const lines = r.stdout.split('\n');
+      assert.equal(lines.length, 2, `one line: ${JSON.stringify(r.stdout)}`);
+      return { code: r.status, line: lines[0]! };
+    };
+    const sock = ['--socket', path.join(tmp, 'admin.sock')];
+    // "dead" fails its checks: WARNING from one backend down (the default), with the plugin's perfdata.
+    const w = check(sock);
+    assert.deepEqual(w, { code: 1, line: 'XDIRECTOR WARNING - 1 backend(s) down: web/dead; 1/1 services up; 1/2 backends active; VRRP V MASTER | services_up=1;;;0;1 backends_up=1;;;0;2 backends_down=1;1;;0;2 alerts=0;;1;0;' });
+    // Perfdata as the monitoring-plugins guidelines define it: 'label'=value[UOM];[warn];[crit];[min];[max].
+    for (const p of w.line.split(' | ')[1]!.split(' ')) assert.match(p, /^[a-z_]+=\d+(\.\d+)?[a-zA-Z%]*(;[\d.]*){0,4}$/);
+    assert.equal(check([...sock, '--critical', '1']).code, 2);
+    assert.match(check([...sock, '-w', '2']).line, /^XDIRECTOR OK - 1 backend\(s\) down: web\/dead; /);
+    assert.equal(check(['-c', cfg]).code, 1, 'the socket from the config');
+    const gone = check(['--socket', path.join(tmp, 'no-such.sock')]);
+    assert.equal(gone.code, 2);
+    assert.match(gone.line, /^XDIRECTOR CRITICAL - xdirector does not answer on .*no-such\.sock: /);
+    const bad = check([...sock, '-w', 'lots']);
+    assert.deepEqual(bad, { code: 3, line: 'XDIRECTOR UNKNOWN - --warning must be a whole number, got "lots" (xdirector check --help)' });
+    assert.equal(check([...sock, '--bogus']).code, 3);
   });
 
   it('refuses drain without the right token and drains with it; the weight series keeps its labels', async () => {
@@ -163,12 +302,29 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     assert.match(JSON.parse(ok.body).message, /web\/alive .*7, overriding the config's 1/);
     const st = JSON.parse(curl([`${URL0}/status`]).body);
     assert.deepEqual(st.weights, [{ target: 'web/alive', weight: 7, config: { web: 1 } }]);
+    // The page marks the run-time weight (and names the config's in its title).
+    assert.match(chromium(['--dump-dom', `${URL0}/`]), /data-backend="alive"[^\n]*<td class="num weight"><span class="rtw" title="run-time weight 7 \(xdirector weight web\/alive\), config weight 1">7\*<\/span><\/td>/);
     assert.equal(st.dataplane.services[0].backends.find((b: { name: string }) => b.name === 'alive').weight, 7);
     const reset = post('{"backend":"web/alive","weight":null}');
     assert.equal(reset.code, 200, reset.body);
     assert.deepEqual(JSON.parse(curl([`${URL0}/status`]).body).weights, []);
   });
 });
+
+/**
+ * The series names a PromQL expression reads: label matchers, strings, ranges, grouping clauses
+ * and function names removed, then every identifier left that is not a keyword.
+ */
+function seriesNames(expr: string): string[] {
+  const e = expr
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\b[a-zA-Z_]+\s*\(/g, '(');
+  const keywords = new Set(['and', 'or', 'unless', 'bool', 'offset', 'by', 'without', 'on', 'ignoring']);
+  return [...new Set((e.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? []).filter((w) => !keywords.has(w) && !/^(e|inf|nan)$/i.test(w)))];
+}
 
 describe('HTTP listener without a token', () => {
   it('is read-only: pages and metrics answer, changes get 403 naming the setting', async () => {

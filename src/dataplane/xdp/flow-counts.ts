@@ -26,7 +26,12 @@
 // starts a new walk in the background (one at a time). Only the very first
 // get() waits for a walk. status shows when the counts were taken.
 import type { XdMap } from '../../bpf';
-import { LAYOUT, XdFlowBits } from '../../bpf';
+import { LAYOUT, MAPS, XdFlowBits } from '../../bpf';
+
+/** A map's role (flow4, prb6, ...): a name that stays when a layout change renames the map (metrics labels). */
+function roleOf(mapName: string): string {
+  return Object.entries(MAPS).find(([, m]) => m.name === mapName)?.[0] ?? mapName;
+}
 
 /** Offsets of the fields read here, from the layout generated from the object's BTF. */
 function fieldOffset(name: string): number {
@@ -69,7 +74,7 @@ export class FlowCountResult {
     readonly tookMs: number,
     /** When the walk started on the monotonic clock (performance.now(): its age). */
     readonly mono: number = performance.now(),
-    /** Entries and max_entries per map walked (the fill against capacity: read by this walk, no walk of its own). */
+    /** Entries and max_entries per map walked, by role (flow4, flow6, prb4, prb6, tko4, tko6): the fill against capacity, read by this walk, no walk of its own. */
     readonly tables: Record<string, { entries: number; capacity: number }> = {},
   ) {}
 
@@ -183,7 +188,7 @@ export class FlowCounter {
           g.set(gen, (g.get(gen) ?? 0) + 1);
         }
       }, { slice: this.slice, signal: this.abort.signal, pause });
-      tables[map.info.name] = { entries: entries - before, capacity: map.info.maxEntries };
+      tables[roleOf(map.info.name)] = { entries: entries - before, capacity: map.info.maxEntries };
     }
     return new FlowCountResult(byBackend, closedByBackend, entries, started, Number(process.hrtime.bigint() - t0) / 1e6, startedMono, tables);
   }
