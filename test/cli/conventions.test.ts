@@ -16,7 +16,7 @@ test('--version prints the package version', () => {
 });
 
 test('every command answers --help with its usage and exit 0', () => {
-  for (const cmd of ['run', 'check-config', 'status', 'drain', 'undrain', 'maint', 'unmaint', 'weight', 'dataplane', 'reload', 'metrics', 'stop', 'resign', 'bench', 'import-keepalived', 'realserver']) {
+  for (const cmd of ['run', 'check-config', 'status', 'drain', 'undrain', 'maint', 'unmaint', 'weight', 'dataplane', 'reload', 'metrics', 'stop', 'resign', 'bench', 'import-keepalived', 'realserver', 'check']) {
     const r = xd([cmd, '--help']);
     assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`^usage: xdirector ${cmd}\\b`), cmd);

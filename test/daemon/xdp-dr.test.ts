@@ -79,7 +79,30 @@ test('status from another process shows services, backends with MAC, weight, flo
   const st = await e.status(d);
   const b = st.dataplane.services[0].backends;
   assert.deepEqual(b.map((x: any) => x.weight), [1, 1, 2]);
-  assert.ok(b.every((x: any) => x.packets > 0 && x.activeFlows > 0), JSON.stringify(b));
+  assert.ok(b.every((x: any) => x.packets > 0 && x.activeFlows + x.inactiveFlows > 0), JSON.stringify(b));
+});
+
+test('status counts connections as IPVS does: closed ones inactive, an open session active until its client closes it', async () => {
+  const sum = async (k: 'activeFlows' | 'inactiveFlows') => {
+    const st = await e.status(d);
+    return st.dataplane.services[0].backends.reduce((a: number, x: any) => a + x[k], 0);
+  };
+  // The flow count is a background walk refreshed at most every 2 s: wait for it to settle.
+  const until = async (what: string, ok: () => Promise<boolean>) => {
+    for (let i = 0; !(await ok()); i++) {
+      assert.ok(i < 40, what);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  // Every connection the tests above opened is closed by its client (COM_QUIT, then FIN).
+  await until('no connection is active once the clients closed theirs', async () => (await sum('activeFlows')) === 0);
+  assert.ok((await sum('inactiveFlows')) > 0, 'the closed ones are inactive (InActConn)');
+  const hold = await e.lab.startHold({ intervalMs: 100 });
+  await new Promise((r) => setTimeout(r, 1500)); // past XD_PROVE_NS: the session is in the flow table
+  await until('the held session is the one active connection', async () => (await sum('activeFlows')) === 1);
+  const h = await hold.stop();
+  assert.equal(h.failed, 0);
+  await until('the session ends its active time when its client closes it, not 900 s later', async () => (await sum('activeFlows')) === 0);
 });
 
 test('a session opened before a control-plane restart keeps working, and no connection fails during the restart', async () => {

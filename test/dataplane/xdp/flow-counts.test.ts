@@ -14,7 +14,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
 import { openPinnedXdMap } from '../../../src/bpf';
-import { encodeXdFlow, encodeXdFlow4Key, XD_FLOW4_KEY_SIZE, XD_FLOW_SIZE } from '../../../src/bpf/layouts.generated';
+import { encodeXdFlow, encodeXdFlow4Key, XD_FLOW4_KEY_SIZE, XD_FLOW_SIZE, XdFlowBits } from '../../../src/bpf/layouts.generated';
 import { XdpDataplane, instancePinDir, type XdpOptions } from '../../../src/dataplane/xdp/dataplane';
 import { addr16 } from '../../../src/dataplane/xdp/layout';
 import type { DesiredBackend, DesiredState } from '../../../src/state/types';
@@ -69,14 +69,17 @@ after(async () => {
 
 /**
  * Writes `count` flows (client 10.<i> ports) in batches: flow i goes to
- * backends[i % 3]; every 10th is idle (last seen two minutes ago; idle after 60 s) and every 7th
- * carries a stale generation. Returns the expected active count per backend.
+ * backends[i % 3]; every 10th is idle (last seen 200 s ago; idle after 60 s), every 7th
+ * carries a stale generation, and every 4th (i % 4 == 1) and every 20th of the idle ones
+ * carry the closed mark (the client's FIN/RST). Returns the expected active and inactive
+ * (closed within 120 s) counts per backend.
  */
-function fillFlows(count: number, backends: { index: number; generation: number }[]): number[] {
+function fillFlows(count: number, backends: { index: number; generation: number }[]): { active: number[]; inactive: number[] } {
   const flow = openPinnedXdMap(DIR, 'flow4');
-  const expected = backends.map(() => 0);
+  const expected = { active: backends.map(() => 0), inactive: backends.map(() => 0) };
   const now = process.hrtime.bigint();
-  const idleSince = now - 120n * 1000000000n;
+  const idleSince = now - 200n * 1000000000n;
+  const CLOSED = 1n << BigInt(XdFlowBits.XD_FLOW_BIT_CLOSED);
   const batch = 65536;
   const daddr = addr16(STATE.services[0]!.vip).readUInt32BE(0);
   try {
@@ -91,8 +94,9 @@ function fillFlows(count: number, backends: { index: number; generation: number 
         const b = i % backends.length;
         const idle = i % 10 === 0;
         const stale = i % 7 === 0;
-        encodeXdFlow({ backend: backends[b]!.index, generation: stale ? backends[b]!.generation + 1 : backends[b]!.generation, last_seen_ns: idle ? idleSince : now }, values, j * XD_FLOW_SIZE);
-        if (!idle && !stale) expected[b]! += 1;
+        const closed = i % 4 === 1 || i % 20 === 0;
+        encodeXdFlow({ backend: backends[b]!.index, generation: stale ? backends[b]!.generation + 1 : backends[b]!.generation, last_seen_ns: (idle ? idleSince : now) | (closed ? CLOSED : 0n) }, values, j * XD_FLOW_SIZE);
+        if (!idle && !stale) expected[closed ? 'inactive' : 'active'][b]! += 1;
       }
       assert.equal(flow.updateBatchRawSync(keys, values), n);
     }
@@ -102,7 +106,7 @@ function fillFlows(count: number, backends: { index: number; generation: number 
   return expected;
 }
 
-let expected: number[] = [];
+let expected: { active: number[]; inactive: number[] } = { active: [], inactive: [] };
 
 test('with a million flows in the table, status counts per backend only recent flows of its current generation', async () => {
   dp = await XdpDataplane.open(opts({ flowCountsMaxAgeMs: 0 }));
@@ -122,8 +126,11 @@ test('with a million flows in the table, status counts per backend only recent f
   process.stdout.write(`# wrote ${FLOWS} flows in ${Date.now() - t0} ms (batches of 65536)\n`);
   // The first status waits for the first count; later ones read the last count.
   const st = await dp.status();
-  assert.deepEqual(st.services[0]!.backends.map((b) => b.activeFlows), expected);
+  assert.deepEqual(st.services[0]!.backends.map((b) => b.activeFlows), expected.active);
+  assert.deepEqual(st.services[0]!.backends.map((b) => b.inactiveFlows), expected.inactive, 'flows closed by the client (FIN/RST) within 120 s are inactive, as IPVS counts InActConn');
+  assert.ok(expected.inactive.every((n) => n > 0) && expected.active.every((n) => n > 0));
   assert.equal((st.detail.flowCounts as { entries: number }).entries, FLOWS);
+  assert.deepEqual(st.detail.flowCounts.tables?.flow4, { entries: FLOWS, capacity: FLOWS + 65536 });
 });
 
 test('a status and a metrics scrape over a million flows never delay the event loop by 20 ms or more', async () => {
@@ -161,8 +168,12 @@ test('a status and a metrics scrape over a million flows never delay the event l
     const idleMs = idle.max / 1e6;
     runs.push(`${maxMs.toFixed(1)} ms (idle ${idleMs.toFixed(1)} ms)`);
     process.stdout.write(`# status + metrics over ${FLOWS} flows: answered in ${scrapeMs} ms, ${took} ms wall with the walk (walk ${String((st.detail.flowCounts as { walkMs?: number } | undefined)?.walkMs)} ms), event-loop delay max ${maxMs.toFixed(1)} ms, p99 ${(h.percentile(99) / 1e6).toFixed(1)} ms; idle window of the same length: max ${idleMs.toFixed(1)} ms; load average ${os.loadavg()[0]!.toFixed(1)}\n`);
-    assert.deepEqual(st.services[0]!.backends.map((b) => b.activeFlows), expected);
-    assert.match(text, new RegExp(`xdirector_backend_active_flows\\{service="rw",backend="rs1"\\} ${expected[0]}\\n`));
+    assert.deepEqual(st.services[0]!.backends.map((b) => b.activeFlows), expected.active);
+    assert.match(text, new RegExp(`xdirector_backend_active_flows\\{service="rw",backend="rs1"\\} ${expected.active[0]}\\n`));
+    assert.match(text, new RegExp(`node_ipvs_backend_connections_inactive\\{local_address="10\\.202\\.0\\.100",local_port="3306",remote_address="10\\.202\\.0\\.11",remote_port="3306",proto="TCP",local_mark=""\\} ${expected.inactive[0]}\\n`));
+    // The fill against capacity comes from the same walk: the scrape measured here includes it.
+    assert.match(text, new RegExp(`xdirector_flow_table_entries\\{table="flow4"\\} ${FLOWS}\\n`));
+    assert.match(text, new RegExp(`xdirector_flow_table_capacity\\{table="flow4"\\} ${FLOWS + 65536}\\n`));
     passed = maxMs < 20 || maxMs <= idleMs + 5;
   }
   await dp!.flowCountsSettled();
@@ -176,5 +187,5 @@ test('a counters-only status (the daemon\'s rate sampling every 2 s) starts no w
   await dp!.flowCountsSettled();
   const b = await dp!.status({ countFlows: false });
   assert.equal(b.detail.flowCounts.countedAt, a.detail.flowCounts.countedAt, 'no walk ran in between');
-  assert.deepEqual(b.services[0]!.backends.map((x) => x.activeFlows), expected);
+  assert.deepEqual(b.services[0]!.backends.map((x) => x.activeFlows), expected.active);
 });
