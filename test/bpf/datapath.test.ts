@@ -992,7 +992,7 @@ test('a RST never creates a flow entry', () => {
   assert.equal(dp.flow.count(), 0);
 });
 
-test("a RST of a known flow goes to the flow's backend and leaves the entry alone", () => {
+test("a RST of a known flow goes to the flow's backend, keeps the entry and marks it closed", () => {
   dp.setBackend(1);
   dp.setBackend(2);
   dp.setRing(0, 0, Array(7).fill(1));
