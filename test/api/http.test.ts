@@ -138,9 +138,7 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     const [scroll, client] = widths('800,600');
     assert.ok(client <= 800 && client > 700, `viewport ${client} px`);
     assert.ok(scroll <= client, `the page is ${scroll} px wide in an ${client} px viewport`);
-    const shot = path.join(os.tmpdir(), `${P}-status-800.png`);
-    chromium(['--window-size=800,700', `--screenshot=${shot}`, `${URL0}/`]);
-    console.log(`status page at 800 px: ${scroll}/${client} px; screenshot ${shot}`);
+    console.log(`status page at 800 px: ${scroll} px wide in a ${client} px viewport`);
   });
 
   it('exposes metrics the Prometheus text parser accepts, with state as its own gauge and the dataplane, apply, health and VRRP series', () => {
@@ -263,15 +261,12 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     assert.deepEqual(w, { code: 1, line: 'XDIRECTOR WARNING - 1 backend(s) down: web/dead; 1/1 services up; 1/2 backends active; VRRP V MASTER | services_up=1;;;0;1 backends_up=1;;;0;2 backends_down=1;1;;0;2 alerts=0;;1;0;' });
     // Perfdata as the monitoring-plugins guidelines define it: 'label'=value[UOM];[warn];[crit];[min];[max].
     for (const p of w.line.split(' | ')[1]!.split(' ')) assert.match(p, /^[a-z_]+=\d+(\.\d+)?[a-zA-Z%]*(;[\d.]*){0,4}$/);
-    assert.equal(check([...sock, '--critical', '1']).code, 2);
-    assert.match(check([...sock, '-w', '2']).line, /^XDIRECTOR OK - 1 backend\(s\) down: web\/dead; /);
-    assert.equal(check(['-c', cfg]).code, 1, 'the socket from the config');
+    // (Thresholds and the other verdicts: test/cli/check.test.ts, without a process per case.)
     const gone = check(['--socket', path.join(tmp, 'no-such.sock')]);
     assert.equal(gone.code, 2);
     assert.match(gone.line, /^XDIRECTOR CRITICAL - xdirector does not answer on .*no-such\.sock: /);
     const bad = check([...sock, '-w', 'lots']);
     assert.deepEqual(bad, { code: 3, line: 'XDIRECTOR UNKNOWN - --warning must be a whole number, got "lots" (xdirector check --help)' });
-    assert.equal(check([...sock, '--bogus']).code, 3);
   });
 
   it('refuses drain without the right token and drains with it; the weight series keeps its labels', async () => {

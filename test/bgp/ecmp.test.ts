@@ -60,6 +60,7 @@ test('status shows the router session Established and the VIP announced on every
     assert.deepEqual(st.bgp.announced, [VIP]);
     const metrics = (await f.cli(d, ['metrics'])).stdout;
     assert.match(metrics, /xdirector_bgp_session_established\{neighbour="rt",address="10\.77\.0\.1"\} 1/);
+    assert.match(metrics, /xdirector_bgp_session_state\{neighbour="rt",address="10\.77\.0\.1"\} 6\n/, 'the state as a number (6: Established), no state label');
     assert.match(metrics, /xdirector_bgp_vip_announced\{vip="10\.77\.0\.100"\} 1/);
   }
   assert.deepEqual(await f.nexthops(), [d1.ip, d2.ip, d3.ip]);
