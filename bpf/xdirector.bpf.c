@@ -335,9 +335,6 @@ static __always_inline struct xd_flow6_cache *fc6_probe(const struct xd_flow_key
 	return fc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires) ? w1 : w0;
 }
 
-/* An established flow may stay on its backend if the backend slot still holds
- * the same backend (generation), is in use and is not DOWN. DRAINING is fine:
- * draining backends keep their flows. */
 /*
  * A tracked flow's packet on the full path: refresh last_seen_ns at most once
  * a second (keeping the closed mark), and mark the flow closed on the client's
@@ -361,6 +358,9 @@ static __always_inline void flow_seen(const struct xd_flow_key *fk, struct xd_fl
 	}
 }
 
+/* An established flow may stay on its backend if the backend slot still holds
+ * the same backend (generation), is in use and is not DOWN. DRAINING is fine:
+ * draining backends keep their flows. */
 static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
 {
 	return live_backend(f->backend, f->generation);
