@@ -35,17 +35,24 @@ const worse = (a: CheckState, b: CheckState): CheckState => (CHECK_EXIT[b] > CHE
 export function checkStatus(st: DaemonStatus, t: CheckThresholds): { state: CheckState; line: string; code: number } {
   let state: CheckState = 'OK';
   const problems: string[] = [];
-  const flag = (s: CheckState, text: string) => { state = worse(state, s); problems.push(text); };
+  const flag = (s: CheckState, text: string) => {
+    state = worse(state, s);
+    problems.push(text);
+  };
   const svcs = st.dataplane.services;
   const bes = svcs.flatMap((s) => s.backends.map((b) => ({ s, b })));
   const down = bes.filter(({ b }) => b.state === 'down');
   const up = bes.filter(({ b }) => b.state === 'active');
   const servicesUp = svcs.filter((s) => s.backends.some((b) => b.state === 'active'));
   const alerts = st.alerts.length;
-  for (const s of svcs) if (!s.backends.some((b) => b.state === 'active')) flag('CRITICAL', `service ${s.name} has no active backend`);
+  for (const s of svcs)
+    if (!s.backends.some((b) => b.state === 'active')) flag('CRITICAL', `service ${s.name} has no active backend`);
   if (down.length) {
     const names = down.map(({ s, b }) => `${s.name}/${b.name}`).join(', ');
-    flag(down.length >= t.criticalDown ? 'CRITICAL' : down.length >= t.warningDown ? 'WARNING' : 'OK', `${down.length} backend(s) down: ${names}`);
+    flag(
+      down.length >= t.criticalDown ? 'CRITICAL' : down.length >= t.warningDown ? 'WARNING' : 'OK',
+      `${down.length} backend(s) down: ${names}`,
+    );
   }
   for (const a of st.alerts) flag('CRITICAL', a);
   if (st.apply.diverged) flag('CRITICAL', 'the dataplane differs from the desired state');
@@ -85,7 +92,10 @@ function count(name: string, text: string | undefined, dflt: number): number {
 }
 
 /** `socketFor`: the CLI's choice of admin socket from -c/--socket/--instance. Returns the exit code. */
-export async function checkMain(args: string[], socketFor: (v: { config?: string; socket?: string; instance?: string }) => Promise<string>): Promise<number> {
+export async function checkMain(
+  args: string[],
+  socketFor: (v: { config?: string; socket?: string; instance?: string }) => Promise<string>,
+): Promise<number> {
   const say = (state: CheckState, text: string) => {
     process.stdout.write(`XDIRECTOR ${state} - ${text.replace(/[\r\n|]+/g, ' ')}\n`);
     return CHECK_EXIT[state];
@@ -109,7 +119,10 @@ export async function checkMain(args: string[], socketFor: (v: { config?: string
     });
     if (!parsed) return CHECK_EXIT.OK;
     v = parsed.values;
-    t = { warningDown: count('--warning', v.warning, 1), criticalDown: v.critical === undefined ? Infinity : count('--critical', v.critical, 0) };
+    t = {
+      warningDown: count('--warning', v.warning, 1),
+      criticalDown: v.critical === undefined ? Infinity : count('--critical', v.critical, 0),
+    };
     timeoutMs = count('--timeout', v.timeout, 10) * 1000;
     if (timeoutMs === 0) throw new Error('--timeout must be at least 1');
   } catch (err) {

@@ -45,7 +45,13 @@ export class BackendStateTimes {
   snapshot(): BackendStateTime[] {
     return [...this.by].map(([k, v]) => {
       const i = k.indexOf('\n');
-      return { service: k.slice(0, i), backend: k.slice(i + 1), state: v.state, since: new Date(v.since).toISOString(), changes: v.changes };
+      return {
+        service: k.slice(0, i),
+        backend: k.slice(i + 1),
+        state: v.state,
+        since: new Date(v.since).toISOString(),
+        changes: v.changes,
+      };
     });
   }
 }
@@ -59,7 +65,7 @@ export class ReloadHistory {
       failures: this.r.failures + (err ? 1 : 0),
       lastAt: now.toISOString(),
       lastOk: !err,
-      lastError: err ? (err as Error).message ?? String(err) : null,
+      lastError: err ? ((err as Error).message ?? String(err)) : null,
     };
   }
 

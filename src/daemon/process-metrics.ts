@@ -19,7 +19,11 @@ export function sampleProcess(): ProcessSample {
   const cpu = process.cpuUsage();
   const mem = process.memoryUsage();
   let openFds: number | null = null;
-  try { openFds = fs.readdirSync('/proc/self/fd').length; } catch { /* no procfs: left out */ }
+  try {
+    openFds = fs.readdirSync('/proc/self/fd').length;
+  } catch {
+    /* no procfs: left out */
+  }
   return {
     startTimeSeconds: Math.round(performance.timeOrigin) / 1000,
     cpuUserSeconds: cpu.user / 1e6,

@@ -18,7 +18,6 @@ import { startApiServer } from '../api/server';
 import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
 import { BackendStateTimes, ReloadHistory } from './history';
-import { xdirectorVersion } from './version';
 import { BackendMacs } from './macs';
 import { DrainStore, WeightStore, migrateStateFiles } from './drains';
 import type { StateFile } from '../state/file';
@@ -626,7 +625,6 @@ export class Daemon {
       bgp: this.bgp ? this.bgp.status() : null,
       liveness: this.liveness?.status() ?? { cannotServe: null, stalled: null, healthAgeMs: null, limitMs: 0, txErrorsRising: false },
       ...this.syncStatus(),
-      version: xdirectorVersion(),
       backendStates: this.stateTimes.snapshot(),
       reloads: this.reloads.status(),
     };

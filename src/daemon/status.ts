@@ -61,8 +61,6 @@ export interface DaemonStatus {
   /** Connection sync between directors (src/sync); null: no sync section. Optional: older daemons lack it. */
   sync?: SyncStatus | null;
   // Monitoring (metrics, the status page, `xdirector check`).
-  /** The package version the daemon runs. */
-  version: string;
   /** Per backend of the applied state: its dataplane state, since when, how many changes. */
   backendStates: BackendStateTime[];
   /** Config reloads since the start and the latest one's outcome. */

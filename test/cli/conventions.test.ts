@@ -83,8 +83,8 @@ test('status --rate prints CPS, InPPS and InBPS per service and backend like ipv
   }, { rates: { intervalSeconds: 2, at: new Date(0).toISOString(), services: [{ name: 's', cps: 12.5, inPps: 123456.4, inBps: 2.25, backends: [{ key: b.key, name: 'db2', cps: 0, inPps: 50, inBps: 4000 }] }] } });
   const out = formatRates(st);
   assert.match(out, /^Prot LocalAddress:Port\s+CPS\s+InPPS\s+InBPS$/m);
-  assert.match(out, /^TCP  10\.0\.0\.1:3306\s+13\s+123K\s+2\.3\s+s$/m);
-  assert.match(out, /^  -> 10\.0\.0\.2:3306\s+0\s+50\s+4000\s+db2$/m);
-  assert.match(formatRates(st, { exact: true }), /^TCP  10\.0\.0\.1:3306\s+13\s+123456\s+2\.3/m);
+  assert.match(out, /^TCP {2}10\.0\.0\.1:3306\s+13\s+123K\s+2\.3\s+s$/m);
+  assert.match(out, /^ {2}-> 10\.0\.0\.2:3306\s+0\s+50\s+4000\s+db2$/m);
+  assert.match(formatRates(st, { exact: true }), /^TCP {2}10\.0\.0\.1:3306\s+13\s+123456\s+2\.3/m);
   assert.match(formatRates(daemonStatus(st.dataplane)), /no rates yet/);
 });

@@ -74,7 +74,7 @@ test('replies go straight from the real servers to the client, never back throug
 
 test('status from another process shows services, backends with MAC, weight, flows and counters', async () => {
   const r = await e.cli(d, ['status']);
-  assert.match(r.stdout, /TCP  10\.77\.0\.100:3306\s+maglev/);
+  assert.match(r.stdout, /TCP {2}10\.77\.0\.100:3306\s+maglev/);
   for (const h of e.lab.realServers) assert.ok(r.stdout.includes(h.mac), `status lists ${h.name}'s MAC ${h.mac}`);
   const st = await e.status(d);
   const b = st.dataplane.services[0].backends;
