@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../log';
 import { syncKeyOfFile, MIN_SYNC_KEY_BYTES, type SyncConfig } from '../config';
 import { XdError, wrap } from '../errors';
-import { openPinnedXdMap, type XdMap, BpfMap, none, sumPerCpu, RingbufReader, decodeXdSyncEvent, MAPS, XdBackendFlags, XdSyncKind } from '../bpf';
+import { openPinnedXdMap, type XdMap, BpfMap, none, sumPerCpu, RingbufReader, decodeXdSyncEvent, MAPS, XdBackendFlags, XdSyncKind, XdFlowBits } from '../bpf';
 import { addressToBytes, hostPort } from '../net/inet';
 import * as path from 'node:path';
 import { decodeMessage, encodeMessages, ReplayWindow, sequenceFrom, SyncDecodeError, type Kind, type SyncEntry, type SyncForwarding } from './codec';
@@ -23,6 +23,10 @@ import { addrKey, planImport, serviceKey, type Existing, type LocalBackend, type
 import { openSyncSocket, type SyncSocket } from './transport';
 
 import type { SyncStatus, SyncPeerStatus } from './status';
+
+/** A flow entry's last_seen_ns without the client's closed mark (bit XD_FLOW_BIT_CLOSED, set on its FIN or RST): the time alone. */
+const SEEN_MASK = ~(1n << BigInt(XdFlowBits.XD_FLOW_BIT_CLOSED)) & 0xffff_ffff_ffff_ffffn;
+const seenNs = (f: { last_seen_ns: bigint }): bigint => f.last_seen_ns & SEEN_MASK;
 
 export { syncMetrics } from './metrics';
 export type { SyncStatus, SyncPeerStatus } from './status';
@@ -220,7 +224,7 @@ export class SyncDaemon {
       const add = (client: Buffer, clientPort: number, f: { backend: number; generation: number; last_seen_ns: bigint }): void => {
         const t = this.byIndex.get(f.backend);
         if (!t || t.generation !== f.generation) return;
-        const ageNs = nowNs > f.last_seen_ns ? nowNs - f.last_seen_ns : 0n;
+        const ageNs = nowNs > seenNs(f) ? nowNs - seenNs(f) : 0n;
         entries.push({ ...t.entryBase, kind: 'refresh', client, clientPort, ageMs: Number(ageNs / 1_000_000n) });
       };
       const v4 = (k: { saddr: number; sport: number }, f: { backend: number; generation: number; last_seen_ns: bigint }): void => {
@@ -314,23 +318,23 @@ export class SyncDaemon {
     if (e.family === 4) {
       const k = { saddr: e.client.readUInt32BE(0), daddr: e.vip.readUInt32BE(0), sport: e.clientPort, dport: e.vipPort, proto };
       let f = this.maps.flow4.lookup(k);
-      if (f) return { table: 'flow', lastSeenNs: f.last_seen_ns };
+      if (f) return { table: 'flow', lastSeenNs: seenNs(f) };
       const p = this.maps.prb4.lookup(k);
-      if (p) return { table: 'probation', lastSeenNs: p.last_seen_ns };
+      if (p) return { table: 'probation', lastSeenNs: seenNs(p) };
       f = this.maps.emb4.lookup(k);
-      if (f) return { table: 'embryonic', lastSeenNs: f.last_seen_ns };
+      if (f) return { table: 'embryonic', lastSeenNs: seenNs(f) };
       f = this.maps.tko4.lookup(k);
-      return f ? { table: 'takeover', lastSeenNs: f.last_seen_ns } : undefined;
+      return f ? { table: 'takeover', lastSeenNs: seenNs(f) } : undefined;
     }
     const k = { saddr: Buffer.concat([e.client]), daddr: Buffer.concat([e.vip]), sport: e.clientPort, dport: e.vipPort, proto, family: 6 };
     let f = this.maps.flow6.lookup(k);
-    if (f) return { table: 'flow', lastSeenNs: f.last_seen_ns };
+    if (f) return { table: 'flow', lastSeenNs: seenNs(f) };
     const p = this.maps.prb6.lookup(k);
-    if (p) return { table: 'probation', lastSeenNs: p.last_seen_ns };
+    if (p) return { table: 'probation', lastSeenNs: seenNs(p) };
     f = this.maps.emb6.lookup(k);
-    if (f) return { table: 'embryonic', lastSeenNs: f.last_seen_ns };
+    if (f) return { table: 'embryonic', lastSeenNs: seenNs(f) };
     f = this.maps.tko6.lookup(k);
-    return f ? { table: 'takeover', lastSeenNs: f.last_seen_ns } : undefined;
+    return f ? { table: 'takeover', lastSeenNs: seenNs(f) } : undefined;
   }
 
   private addLag(ms: number): void {
