@@ -30,6 +30,15 @@ export function natOverrideProblem(s: Record<string, unknown>, b: Record<string,
   return undefined;
 }
 
+/**
+ * NAT runs on the IPVS dataplane in this build: the XDP program rewrites MACs and encapsulates,
+ * it does not translate addresses and ports (and forwarding a NAT service as DR would send
+ * VIP:port packets to real servers that listen on their own address and port).
+ */
+export function natOnXdpProblem(sp: PathItem[]): Problem {
+  return { path: [...sp, 'forwarding'], message: 'is nat, which this build forwards with IPVS only, but dataplane is xdp: set dataplane: ipvs (or auto, which picks IPVS for a config with NAT services), or forward this service with dr or tunnel' };
+}
+
 /** NAT rewrites addresses within one family (no NAT64): a backend has the VIP's family. */
 export function natFamilyProblem(vip: { text: string; family: Family }, a: { family: Family }, bp: PathItem[]): Problem {
   return { path: [...bp, 'address'], message: `is IPv${a.family} but the service VIP ${vip.text} is IPv${vip.family}: NAT rewrites the addresses within one family (no NAT64): use an IPv${vip.family} address of this real server` };

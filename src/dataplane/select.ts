@@ -35,9 +35,24 @@ export interface DataplaneConfig {
   nat?: { interface: string };
   /** `sync:` in the config; present: connection sync is on, so the program reports flows to its ring buffer (src/sync reads it). */
   sync?: object;
+  /** The services' names and forwarding: XDP does not forward `nat` ones in this build. */
+  services?: readonly { name: string; forwarding: string }[];
+}
+
+/**
+ * The services XDP cannot forward: NAT runs on IPVS only in this build (the XDP program rewrites
+ * MACs and encapsulates; it does not translate addresses and ports, and forwarding a NAT service
+ * as DR would send VIP:port packets to a real server that listens on its own address and port).
+ */
+export function xdpUnsupported(cfg: Pick<DataplaneConfig, 'services'>): string | undefined {
+  const nat = (cfg.services ?? []).filter((s) => s.forwarding === 'nat').map((s) => s.name);
+  if (nat.length === 0) return undefined;
+  return `service${nat.length > 1 ? 's' : ''} ${nat.join(', ')} forward${nat.length > 1 ? '' : 's'} with nat, which this build runs on IPVS only: set dataplane: ipvs (or auto, which picks IPVS), or forward with dr or tunnel`;
 }
 
 async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
+  const unsupported = xdpUnsupported(cfg);
+  if (unsupported) throw new XdError('XD_ERR_CONFIG_INVALID', unsupported);
   const { XdpDataplane } = await import('./xdp/dataplane');
   return XdpDataplane.open({
     instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,

@@ -128,6 +128,8 @@ export function schedFor(scheduler: Scheduler, ring: RingKind): number {
 }
 
 function backendFlags(b: DesiredService['backends'][number]): number {
+  // NAT is IPVS-only in this build: as DR it would reach a real server on the VIP's port, not its own.
+  if (b.forwarding === 'nat') throw new XdError('XD_ERR_CONFIG_INVALID', `backend ${hostPort(b.address, b.port)} forwards with nat, which this build runs on IPVS only: switch to the IPVS dataplane (xdirector dataplane ipvs, or dataplane: ipvs) or forward with dr or tunnel`);
   const tunnel = b.forwarding === 'tunnel' && b.tunnel ? BE_FLAG.TUNNEL : 0;
   // maint is down to the program: no new flows, and established flows re-hash away from it.
   if (b.state === 'down' || b.state === 'maint') return BE_FLAG.ACTIVE | BE_FLAG.DOWN | tunnel;
