@@ -57,10 +57,10 @@ struct xd_guehdr {
 
 #define XD_IPPROTO_IPIP 4
 #define XD_IPPROTO_IPV6 41
-#define XD_IP_DF 0x4000       /* host order, IPv4 frag_off */
-#define XD_TUN_TTL 64         /* outer TTL / hop limit */
+#define XD_IP_DF 0x4000            /* host order, IPv4 frag_off */
+#define XD_TUN_TTL 64              /* outer TTL / hop limit */
 #define XD_TUN_HASH_SEED 0x74756eu /* "tun" */
-#define XD_GUE_SPORT_MIN 49152 /* GUE source ports: the IANA dynamic range 49152..65535 */
+#define XD_GUE_SPORT_MIN 49152     /* GUE source ports: the IANA dynamic range 49152..65535 */
 /*
  * Bytes of the offending packet quoted in the ICMP "too big" answer. Fixed
  * sizes keep the checksum one bpf_csum_diff call (multiples of 4, at most 512
@@ -128,9 +128,8 @@ static __always_inline __u32 xd_ip_len(void *ip, void *data_end, __u8 family)
 /* Copy the L2 header (14 bytes, or 18 with a VLAN tag) from `from` to `to`
  * with the MACs swapped as given. `to` lies before `from` by at least 20
  * bytes (an IPv4 header), so the two never overlap. */
-static __always_inline int xd_l2_move(void *data, void *data_end, __u32 from,
-				      __u32 l2len, const __u8 *dst_mac,
-				      __be16 ethertype)
+static __always_inline int xd_l2_move(void *data, void *data_end, __u32 from, __u32 l2len,
+				      const __u8 *dst_mac, __be16 ethertype)
 {
 	struct ethhdr *neth = data;
 	struct ethhdr *oeth = data + from;
@@ -163,8 +162,8 @@ static __always_inline int xd_l2_move(void *data, void *data_end, __u32 from,
  * back out of the receiving interface to whoever sent it (XDP_TX).
  * Returns the XDP action.
  */
-static __always_inline int xd_send_too_big(struct xdp_md *ctx, __u32 l2len,
-					   __u8 family, __u32 inner_mtu)
+static __always_inline int xd_send_too_big(struct xdp_md *ctx, __u32 l2len, __u8 family,
+					   __u32 inner_mtu)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -204,7 +203,8 @@ static __always_inline int xd_send_too_big(struct xdp_md *ctx, __u32 l2len,
 			return XDP_ABORTED;
 		__builtin_memcpy(back, oeth->h_source, ETH_ALEN);
 		if (xd_l2_move(data, data_end, hdrs, l2len, back,
-			       family == XD_FAMILY_V4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6)))
+			       family == XD_FAMILY_V4 ? bpf_htons(ETH_P_IP) :
+							bpf_htons(ETH_P_IPV6)))
 			return XDP_ABORTED;
 	}
 	if (family == XD_FAMILY_V4) {
@@ -275,8 +275,8 @@ static __always_inline int xd_send_too_big(struct xdp_md *ctx, __u32 l2len,
  * too_big_rate: a const volatile global of xdirector.bpf.c, which includes
  * this header after defining it.
  */
-static __always_inline int xd_too_big(struct xdp_md *ctx, __u32 l2len, __u8 family,
-				      __u32 inner_mtu, __u32 *reason)
+static __always_inline int xd_too_big(struct xdp_md *ctx, __u32 l2len, __u8 family, __u32 inner_mtu,
+				      __u32 *reason)
 {
 	if (!xd_rate_admit(XD_RATE_TOO_BIG, too_big_rate, bpf_ktime_get_coarse_ns())) {
 		*reason = XD_R_DROP_TOO_BIG_LIMITED;
@@ -295,9 +295,9 @@ static __always_inline int xd_too_big(struct xdp_md *ctx, __u32 l2len, __u8 fami
  * over too_big_rate a second, all CPUs together) instead. Returns the XDP action; on XDP_TX the
  * caller may still redirect.
  */
-static __always_inline int xd_encap(struct xdp_md *ctx, const struct xd_tunnel *t,
-				    const __u8 *mac, __u32 l2len, __u8 inner_family,
-				    const struct xd_flow_key *fk, __u32 *reason)
+static __always_inline int xd_encap(struct xdp_md *ctx, const struct xd_tunnel *t, const __u8 *mac,
+				    __u32 l2len, __u8 inner_family, const struct xd_flow_key *fk,
+				    __u32 *reason)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;

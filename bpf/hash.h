@@ -35,25 +35,44 @@ static __always_inline __u32 xd_rol32(__u32 w, unsigned int s)
 }
 
 /* clang-format off: one round per line, as in the kernel's <linux/jhash.h> */
-#define __xd_jhash_mix(a, b, c)                       \
-	do {                                          \
-		a -= c; a ^= xd_rol32(c, 4);  c += b; \
-		b -= a; b ^= xd_rol32(a, 6);  a += c; \
-		c -= b; c ^= xd_rol32(b, 8);  b += a; \
-		a -= c; a ^= xd_rol32(c, 16); c += b; \
-		b -= a; b ^= xd_rol32(a, 19); a += c; \
-		c -= b; c ^= xd_rol32(b, 4);  b += a; \
+#define __xd_jhash_mix(a, b, c)       \
+	do {                          \
+		a -= c;               \
+		a ^= xd_rol32(c, 4);  \
+		c += b;               \
+		b -= a;               \
+		b ^= xd_rol32(a, 6);  \
+		a += c;               \
+		c -= b;               \
+		c ^= xd_rol32(b, 8);  \
+		b += a;               \
+		a -= c;               \
+		a ^= xd_rol32(c, 16); \
+		c += b;               \
+		b -= a;               \
+		b ^= xd_rol32(a, 19); \
+		a += c;               \
+		c -= b;               \
+		c ^= xd_rol32(b, 4);  \
+		b += a;               \
 	} while (0)
 
-#define __xd_jhash_final(a, b, c)                  \
-	do {                                       \
-		c ^= b; c -= xd_rol32(b, 14);      \
-		a ^= c; a -= xd_rol32(c, 11);      \
-		b ^= a; b -= xd_rol32(a, 25);      \
-		c ^= b; c -= xd_rol32(b, 16);      \
-		a ^= c; a -= xd_rol32(c, 4);       \
-		b ^= a; b -= xd_rol32(a, 14);      \
-		c ^= b; c -= xd_rol32(b, 24);      \
+#define __xd_jhash_final(a, b, c)     \
+	do {                          \
+		c ^= b;               \
+		c -= xd_rol32(b, 14); \
+		a ^= c;               \
+		a -= xd_rol32(c, 11); \
+		b ^= a;               \
+		b -= xd_rol32(a, 25); \
+		c ^= b;               \
+		c -= xd_rol32(b, 16); \
+		a ^= c;               \
+		a -= xd_rol32(c, 4);  \
+		b ^= a;               \
+		b -= xd_rol32(a, 14); \
+		c ^= b;               \
+		c -= xd_rol32(b, 24); \
 	} while (0)
 /* clang-format on */
 
@@ -71,8 +90,8 @@ static __always_inline __u32 xd_jhash_2words(__u32 a, __u32 b, __u32 seed)
 
 /* jhash2(k, 5, seed) of the kernel over {w0, w1, w2, w3, port}: IPv6 client
  * (four host-order words) + port. */
-static __always_inline __u32 xd_jhash_5words(__u32 w0, __u32 w1, __u32 w2,
-					     __u32 w3, __u32 w4, __u32 seed)
+static __always_inline __u32 xd_jhash_5words(__u32 w0, __u32 w1, __u32 w2, __u32 w3, __u32 w4,
+					     __u32 seed)
 {
 	__u32 a, b, c;
 
@@ -94,12 +113,22 @@ static __always_inline __u64 xd_rol64(__u64 w, unsigned int s)
 	return (w << s) | (w >> (64 - s));
 }
 
-#define XD_SIPROUND                                                             \
-	do {                                                                    \
-		v0 += v1; v1 = xd_rol64(v1, 13); v1 ^= v0; v0 = xd_rol64(v0, 32); \
-		v2 += v3; v3 = xd_rol64(v3, 16); v3 ^= v2;                      \
-		v0 += v3; v3 = xd_rol64(v3, 21); v3 ^= v0;                      \
-		v2 += v1; v1 = xd_rol64(v1, 17); v1 ^= v2; v2 = xd_rol64(v2, 32); \
+#define XD_SIPROUND                    \
+	do {                           \
+		v0 += v1;              \
+		v1 = xd_rol64(v1, 13); \
+		v1 ^= v0;              \
+		v0 = xd_rol64(v0, 32); \
+		v2 += v3;              \
+		v3 = xd_rol64(v3, 16); \
+		v3 ^= v2;              \
+		v0 += v3;              \
+		v3 = xd_rol64(v3, 21); \
+		v3 ^= v0;              \
+		v2 += v1;              \
+		v1 = xd_rol64(v1, 17); \
+		v1 ^= v2;              \
+		v2 = xd_rol64(v2, 32); \
 	} while (0)
 
 /* ip_vs_mh.c generate_hash_secret(): hash1->key[0] = hash1->key[1] =

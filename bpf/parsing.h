@@ -50,7 +50,7 @@ struct hdr_cursor {
 };
 
 struct xd_vlan_hdr {
-	__be16 tci;      /* PCP, DEI, VLAN id; network order */
+	__be16 tci;         /* PCP, DEI, VLAN id; network order */
 	__be16 encap_proto; /* EtherType of what follows; network order */
 };
 
@@ -94,8 +94,7 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end,
  * IPv4 header including options (IHL honoured). Invalid version or IHL < 5,
  * or options running past the packet, give -1. Returns the IP protocol.
  */
-static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end,
-				       struct iphdr **iphdr)
+static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end, struct iphdr **iphdr)
 {
 	struct iphdr *iph = nh->pos;
 	__u32 hdrsize;
@@ -130,8 +129,7 @@ static __always_inline int parse_ip6hdr(struct hdr_cursor *nh, void *data_end,
 
 /* IPv6 fragment header. Returns the next header; *frag_off gets offset|M,
  * host order. */
-static __always_inline int parse_frag6hdr(struct hdr_cursor *nh, void *data_end,
-					  __u16 *frag_off)
+static __always_inline int parse_frag6hdr(struct hdr_cursor *nh, void *data_end, __u16 *frag_off)
 {
 	struct xd_frag_hdr *fh = nh->pos;
 
@@ -160,8 +158,8 @@ static __always_inline int parse_frag6hdr(struct hdr_cursor *nh, void *data_end,
  * as they are, for the caller to pass), or -1 when the chain is truncated or
  * too long.
  */
-static __always_inline int parse_ip6_exthdrs(struct hdr_cursor *nh, void *data_end,
-					     int nexthdr, __u16 *frag_off)
+static __always_inline int parse_ip6_exthdrs(struct hdr_cursor *nh, void *data_end, int nexthdr,
+					     __u16 *frag_off)
 {
 	struct ipv6_opt_hdr *oh;
 	__u16 fo;
@@ -257,8 +255,8 @@ static __always_inline int parse_ports(struct hdr_cursor *nh, void *data_end,
 struct xd_icmp_hdr {
 	__u8 type;
 	__u8 code;
-	__sum16 checksum;  /* network order */
-	__be32 rest;       /* network order */
+	__sum16 checksum; /* network order */
+	__be32 rest;      /* network order */
 };
 
 /* Returns the ICMP type; the quoted packet of an error follows. */

@@ -121,11 +121,15 @@ _Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
 _Static_assert(sizeof(struct xd_flow4_key) == 16, "xd_flow4_key layout");
 _Static_assert(sizeof(struct xd_guard) == 32, "xd_guard layout");
 _Static_assert(sizeof(struct xd_pflow) == 24, "xd_pflow layout");
-_Static_assert(__builtin_offsetof(struct xd_pflow, last_seen_ns) == __builtin_offsetof(struct xd_flow, last_seen_ns), "xd_pflow starts as xd_flow");
+_Static_assert(__builtin_offsetof(struct xd_pflow, last_seen_ns) ==
+		       __builtin_offsetof(struct xd_flow, last_seen_ns),
+	       "xd_pflow starts as xd_flow");
 _Static_assert(sizeof(struct xd_flow4_cache) == 32, "xd_flow4_cache layout");
 _Static_assert(sizeof(struct xd_flow6_cache) == 64, "xd_flow6_cache layout");
-_Static_assert(sizeof(((struct xd_flow4_cache *)0)->key) == sizeof(struct xd_flow4_key), "xd_flow4_cache key");
-_Static_assert(sizeof(((struct xd_flow6_cache *)0)->key) == sizeof(struct xd_flow_key), "xd_flow6_cache key");
+_Static_assert(sizeof(((struct xd_flow4_cache *)0)->key) == sizeof(struct xd_flow4_key),
+	       "xd_flow4_cache key");
+_Static_assert(sizeof(((struct xd_flow6_cache *)0)->key) == sizeof(struct xd_flow_key),
+	       "xd_flow6_cache key");
 _Static_assert((XD_FLOW_CACHE4 & (XD_FLOW_CACHE4 - 1)) == 0, "XD_FLOW_CACHE4 is a power of two");
 _Static_assert((XD_FLOW_CACHE6 & (XD_FLOW_CACHE6 - 1)) == 0, "XD_FLOW_CACHE6 is a power of two");
 _Static_assert(sizeof(struct xd_flow) == 16, "xd_flow layout");
@@ -267,8 +271,8 @@ static __always_inline int key4_eq(const __u64 *x, const struct xd_flow4_key *b)
 
 /* The way of a 2-way set that a refill takes when neither holds the flow: an
  * empty one (backend 0), else the one refilled longer ago. 0 or 1. */
-static __always_inline int fc_refill_way(__u32 backend0, __u64 expires0,
-					 __u32 backend1, __u64 expires1)
+static __always_inline int fc_refill_way(__u32 backend0, __u64 expires0, __u32 backend1,
+					 __u64 expires1)
 {
 	if (!backend0)
 		return 0;
@@ -309,8 +313,7 @@ static __always_inline int key6_eq(const __u64 *x, const struct xd_flow_key *b)
 {
 	const __u64 *y = (const __u64 *)b;
 
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) |
-		(x[4] ^ y[4])) == 0;
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
 
 /* fc4_probe() for IPv6 (xd_fc6_v2). */
@@ -368,15 +371,13 @@ static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
 
 /* ip_vs_mh_hashkey's v at offset 0 for the flow's client: ntohs(port) +
  * ntohl(addr_fold), the port only with mh-port (XD_SCHED_IPVS_MH). */
-static __always_inline __u32 ipvs_mh_key(const struct xd_service *svc,
-					 const struct xd_flow_key *fk)
+static __always_inline __u32 ipvs_mh_key(const struct xd_service *svc, const struct xd_flow_key *fk)
 {
 	__be16 port = svc->sched == XD_SCHED_IPVS_MH ? fk->sport : 0;
 
 	if (fk->family == XD_FAMILY_V4)
 		return xd_ipvs_mh_key(fk->saddr[0], port);
-	return xd_ipvs_mh_key(fk->saddr[0] ^ fk->saddr[1] ^ fk->saddr[2] ^
-			      fk->saddr[3], port);
+	return xd_ipvs_mh_key(fk->saddr[0] ^ fk->saddr[1] ^ fk->saddr[2] ^ fk->saddr[3], port);
 }
 
 /*
@@ -389,8 +390,7 @@ static __always_inline __u32 ipvs_mh_key(const struct xd_service *svc,
  *  IPVS_MH_NOPORT  the same without the port (mh without mh-port)
  * Unknown values hash like MAGLEV. Returns XD_PICK_ABORT on a failed lookup.
  */
-static __always_inline __u32 ring_slot(const struct xd_service *svc,
-				       const struct xd_flow_key *fk)
+static __always_inline __u32 ring_slot(const struct xd_service *svc, const struct xd_flow_key *fk)
 {
 	__u32 size = svc->ring_size;
 	__u32 h, port;
@@ -410,13 +410,10 @@ static __always_inline __u32 ring_slot(const struct xd_service *svc,
 	default: /* XD_SCHED_MAGLEV, XD_SCHED_SH */
 		port = svc->sched == XD_SCHED_SH ? 0 : bpf_ntohs(fk->sport);
 		if (fk->family == XD_FAMILY_V4)
-			h = xd_jhash_2words(bpf_ntohl(fk->saddr[0]), port,
-					    XD_FLOW_HASH_SEED);
+			h = xd_jhash_2words(bpf_ntohl(fk->saddr[0]), port, XD_FLOW_HASH_SEED);
 		else
-			h = xd_jhash_5words(bpf_ntohl(fk->saddr[0]),
-					    bpf_ntohl(fk->saddr[1]),
-					    bpf_ntohl(fk->saddr[2]),
-					    bpf_ntohl(fk->saddr[3]), port,
+			h = xd_jhash_5words(bpf_ntohl(fk->saddr[0]), bpf_ntohl(fk->saddr[1]),
+					    bpf_ntohl(fk->saddr[2]), bpf_ntohl(fk->saddr[3]), port,
 					    XD_FLOW_HASH_SEED);
 		break;
 	}
@@ -427,17 +424,16 @@ static __always_inline __u32 ring_slot(const struct xd_service *svc,
  * kernel's is_unavailable() is weight <= 0, which is what DRAINING encodes). */
 static __always_inline int be_usable(const struct xd_backend *be)
 {
-	return (be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DRAINING | XD_BE_F_DOWN)) ==
-	       XD_BE_F_ACTIVE;
+	return (be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DRAINING | XD_BE_F_DOWN)) == XD_BE_F_ACTIVE;
 }
 
 /* State of ip_vs_mh_get_fallback's walk, shared with the bpf_loop callback. */
 struct ipvs_mh_walk {
-	__u64 base;   /* xd_ring_v1 position of slot 0 of the live generation */
-	__u32 v;      /* ipvs_mh_key() of the client (offset 0) */
-	__u32 size;   /* ring_size, 1..ring_max */
-	__u32 ihash;  /* the first slot, the one that named an unusable backend */
-	__u32 idx;    /* result: backend index, 0 = none, or XD_PICK_ABORT */
+	__u64 base;  /* xd_ring_v1 position of slot 0 of the live generation */
+	__u32 v;     /* ipvs_mh_key() of the client (offset 0) */
+	__u32 size;  /* ring_size, 1..ring_max */
+	__u32 ihash; /* the first slot, the one that named an unusable backend */
+	__u32 idx;   /* result: backend index, 0 = none, or XD_PICK_ABORT */
 };
 
 /*
@@ -496,8 +492,7 @@ static long ipvs_mh_fallback_step(__u64 offset, void *ctx)
  * callback the verifier checks once whatever the ring size. Only taken on
  * this path, so a lookup that lands on a usable backend costs nothing more.
  */
-static __noinline __u32 ipvs_mh_fallback(const struct xd_service *svc,
-					 const struct xd_flow_key *fk,
+static __noinline __u32 ipvs_mh_fallback(const struct xd_service *svc, const struct xd_flow_key *fk,
 					 __u64 base, __u32 ihash)
 {
 	struct ipvs_mh_walk w = {
@@ -523,8 +518,7 @@ static __noinline __u32 ipvs_mh_fallback(const struct xd_service *svc,
  * table, such a slot starts ip_vs_mh_get_fallback's walk instead.
  */
 static __always_inline __u32 pick_backend(const struct xd_service *svc,
-					  const struct xd_flow_key *fk,
-					  struct xd_backend **bep)
+					  const struct xd_flow_key *fk, struct xd_backend **bep)
 {
 	struct xd_backend *be;
 	__u32 slot, key, *idxp, idx;
@@ -551,8 +545,7 @@ static __always_inline __u32 pick_backend(const struct xd_service *svc,
 	if (!be)
 		return XD_PICK_ABORT;
 	if (!be_usable(be)) {
-		if (svc->sched != XD_SCHED_IPVS_MH &&
-		    svc->sched != XD_SCHED_IPVS_MH_NOPORT)
+		if (svc->sched != XD_SCHED_IPVS_MH && svc->sched != XD_SCHED_IPVS_MH_NOPORT)
 			return 0;
 		idx = ipvs_mh_fallback(svc, fk, pos - slot, slot);
 		if (idx == 0 || idx == XD_PICK_ABORT)
@@ -579,8 +572,8 @@ static __always_inline void count_no_backend(__u32 svc_id)
  * A subprogram (five arguments at most: the backend is looked up again by
  * index): inlined into both the fast and the full path, its header building
  * stack would count twice against the 512-byte stack limit. */
-static __noinline int tunnel_forward(struct xdp_md *ctx, __u32 be_idx,
-				     const struct xd_flow_key *fk, __u32 l2len, __u32 *reason)
+static __noinline int tunnel_forward(struct xdp_md *ctx, __u32 be_idx, const struct xd_flow_key *fk,
+				     __u32 l2len, __u32 *reason)
 {
 	struct xd_tunnel *t = bpf_map_lookup_elem(&xd_tun_v1, &be_idx);
 	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v1, &be_idx);
@@ -653,9 +646,12 @@ static __always_inline void emb_delete(int v4, const struct xd_flow4_key *k4,
 #define XD_GUARD_TAKEOVERS 1
 #define XD_GUARD_HANDSHAKES 2
 #define XD_GUARD_LIMITED 3
-_Static_assert(__builtin_offsetof(struct xd_guard, limited) == XD_GUARD_LIMITED * 8, "xd_guard words");
-_Static_assert(__builtin_offsetof(struct xd_guard, handshakes) == XD_GUARD_HANDSHAKES * 8, "xd_guard words");
-_Static_assert(__builtin_offsetof(struct xd_guard, takeovers) == XD_GUARD_TAKEOVERS * 8, "xd_guard words");
+_Static_assert(__builtin_offsetof(struct xd_guard, limited) == XD_GUARD_LIMITED * 8,
+	       "xd_guard words");
+_Static_assert(__builtin_offsetof(struct xd_guard, handshakes) == XD_GUARD_HANDSHAKES * 8,
+	       "xd_guard words");
+_Static_assert(__builtin_offsetof(struct xd_guard, takeovers) == XD_GUARD_TAKEOVERS * 8,
+	       "xd_guard words");
 
 static __always_inline void guard_count(__u32 which)
 {
@@ -667,7 +663,7 @@ static __always_inline void guard_count(__u32 which)
 }
 
 static __always_inline struct xd_flow *tko_lookup(int v4, const struct xd_flow4_key *k4,
-						   const struct xd_flow_key *k6)
+						  const struct xd_flow_key *k6)
 {
 	if (v4)
 		return bpf_map_lookup_elem(&xd_tko4_v1, k4);
@@ -734,8 +730,7 @@ static __always_inline int dr_forward(struct xdp_md *ctx, struct ethhdr *eth,
 /* A backend's forward: DR, or encapsulated for a tunnel backend (XD_BE_F_TUNNEL). */
 static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
 				   const struct xd_backend *be, __u32 be_idx,
-				   const struct xd_flow_key *fk, __u32 l2len,
-				   __u32 *reason)
+				   const struct xd_flow_key *fk, __u32 l2len, __u32 *reason)
 {
 	if (be->flags & XD_BE_F_TUNNEL)
 		return tunnel_forward(ctx, be_idx, fk, l2len, reason);
@@ -797,7 +792,6 @@ static __always_inline void count_packet(__u32 be_idx, __u32 reason, __u64 bytes
 	count_reason(reason, bytes);
 }
 
-
 /*
  * A tunnel backend's flow hit. encap.h hashes the flow key (GUE source port,
  * flow label), so it is built here from the frame fast_hit() checked
@@ -852,8 +846,7 @@ static __always_inline int fast_l4_ok(__u8 proto, const __u8 *l4)
 		return 1;
 	/* FIN and RST take the full path, which marks the flow closed. */
 	return proto == IPPROTO_TCP && (l4[12] >> 4) >= 5 &&
-	       (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) != XD_TCP_SYN &&
-	       !(l4[13] & XD_TCP_CLOSING);
+	       (l4[13] & (XD_TCP_SYN | XD_TCP_ACK)) != XD_TCP_SYN && !(l4[13] & XD_TCP_CLOSING);
 }
 
 /* A fresh cache slot's flow: forwarded if its backend is live (else the full
@@ -878,12 +871,12 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
  * its port (then passed here). */
 static __always_inline int fast_miss(__u8 proto, const __u8 *l4, __u64 bytes, int *actp)
 {
-	return vip_port(proto, ((const __be16 *)l4)[1]) ? XD_FAST_NONE : fast_pass_non_vip(bytes, actp);
+	return vip_port(proto, ((const __be16 *)l4)[1]) ? XD_FAST_NONE :
+							  fast_pass_non_vip(bytes, actp);
 }
 
 /* IPv4 part of fast_hit(): the frame holds 14 + 20 + 20 bytes. */
-static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes,
-				     int *actp)
+static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
 {
 	struct iphdr *iph = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(iph + 1);
@@ -925,8 +918,7 @@ static __always_inline int slot6_is(const struct xd_flow6_cache *c6, const __u64
 }
 
 /* IPv6 part of fast_hit(): the frame holds 14 + 40 + 20 bytes. */
-static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes,
-				     int *actp)
+static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
 {
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(ip6h + 1);
@@ -980,9 +972,8 @@ static __always_inline int fast_hit(struct xdp_md *ctx, int *actp)
 	 * minimum-size (60-byte) frame has them too. */
 	if (data + 14 + 20 + 20 > data_end)
 		return XD_FAST_NONE;
-	if (match_dst_mac &&
-	    (*(__u32 *)eth->h_dest != *(const volatile __u32 *)&self_mac[0] ||
-	     *(__u16 *)(eth->h_dest + 4) != *(const volatile __u16 *)&self_mac[4]))
+	if (match_dst_mac && (*(__u32 *)eth->h_dest != *(const volatile __u32 *)&self_mac[0] ||
+			      *(__u16 *)(eth->h_dest + 4) != *(const volatile __u16 *)&self_mac[4]))
 		return XD_FAST_NONE;
 	if (eth->h_proto == bpf_htons(ETH_P_IP))
 		return fast_hit4(ctx, eth, data_end - data, actp);
@@ -1030,7 +1021,9 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	/* From the EtherType rather than cursor arithmetic: the verifier then
 	 * knows it is exactly 14 or 18 (encap.h offsets packet pointers by it). */
 	l2len = (eth->h_proto == bpf_htons(ETH_P_8021Q) ||
-		 eth->h_proto == bpf_htons(ETH_P_8021AD)) ? 18 : 14;
+		 eth->h_proto == bpf_htons(ETH_P_8021AD)) ?
+			18 :
+			14;
 
 	if (match_dst_mac && !(eth->h_dest[0] & 1) &&
 	    (eth->h_dest[0] != self_mac[0] || eth->h_dest[1] != self_mac[1] ||
@@ -1307,7 +1300,11 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						struct xd_flow nf = {
 							.backend = be_idx,
 							.generation = gen,
-							.last_seen_ns = now | ((tcp_flags & XD_TCP_CLOSING) ? XD_FLOW_CLOSED : 0),
+							.last_seen_ns =
+								now |
+								((tcp_flags & XD_TCP_CLOSING) ?
+									 XD_FLOW_CLOSED :
+									 0),
 						};
 
 						flow_insert(v4, &k4, &fk, &nf);
@@ -1379,7 +1376,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 				tk = tko_lookup(v4, &k4, &fk);
 				flow = tk;
 			}
-			if (flow && now - (flow->last_seen_ns & ~XD_FLOW_CLOSED) < syn_reuse_idle_ns) {
+			if (flow &&
+			    now - (flow->last_seen_ns & ~XD_FLOW_CLOSED) < syn_reuse_idle_ns) {
 				be = flow_backend(flow);
 				if (be) {
 					be_idx = flow->backend;
@@ -1425,7 +1423,8 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 						prb_insert(v4, &k4, &fk, &np);
 						emb_delete(v4, &k4, &fk);
 						guard_count(XD_GUARD_HANDSHAKES);
-						sync_report(&fk, idx, np.generation, now, XD_SYNC_HANDSHAKE);
+						sync_report(&fk, idx, np.generation, now,
+							    XD_SYNC_HANDSHAKE);
 						reason = XD_R_TX_PROMOTED;
 					}
 					be_idx = idx;

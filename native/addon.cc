@@ -56,8 +56,7 @@ std::string LibbpfLogCapture::VerifierLog() const {
   return text_.substr(b, e - b);
 }
 
-void AttachLibbpfLog(Napi::Env env, Napi::Error& err, const std::string& log,
-                     const std::string& verifier_log) {
+void AttachLibbpfLog(Napi::Env env, Napi::Error& err, const std::string& log, const std::string& verifier_log) {
   Napi::Object o = err.Value();
   o.Set("libbpfLog", Napi::String::New(env, log));
   if (!verifier_log.empty()) o.Set("verifierLog", Napi::String::New(env, verifier_log));

@@ -67,8 +67,7 @@ class LibbpfLogCapture {
 };
 
 // Attaches `libbpfLog` (and `verifierLog` when present) to an error object.
-void AttachLibbpfLog(Napi::Env env, Napi::Error& err, const std::string& log,
-                     const std::string& verifier_log);
+void AttachLibbpfLog(Napi::Env env, Napi::Error& err, const std::string& log, const std::string& verifier_log);
 
 }  // namespace xd
 

@@ -93,7 +93,8 @@ static bool OptFlags(Napi::Env env, Napi::Value v, const char* what, uint64_t* o
 
 // Reads the map fd (argument 0), its geometry and the key (argument 1, at least key_size bytes).
 static bool ArgMapKey(Napi::Env env, const Napi::CallbackInfo& info, int* fd, MapGeom* g, Napi::Buffer<uint8_t>* key) {
-  return ArgFd(env, info[0], "map fd", fd) && GetGeom(env, *fd, g) && ArgBufferMin(env, info[1], "key", g->key_size, key);
+  return ArgFd(env, info[0], "map fd", fd) && GetGeom(env, *fd, g) &&
+         ArgBufferMin(env, info[1], "key", g->key_size, key);
 }
 
 // An element operation's result: true, false for ENOENT (no such key), or a pending SystemError.
@@ -190,7 +191,8 @@ static Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
     ThrowArgError(env, "batch count", "an integer >= 1", info[5]);
     return env.Undefined();
   }
-  if (!ArgBufferMin(env, info[3], "keys output", static_cast<size_t>(count) * g.key_size, &keys)) return env.Undefined();
+  if (!ArgBufferMin(env, info[3], "keys output", static_cast<size_t>(count) * g.key_size, &keys))
+    return env.Undefined();
   if (!ArgBufferMin(env, info[4], "values output", static_cast<size_t>(count) * g.user_value_size, &vals))
     return env.Undefined();
   uint32_t n = count;
@@ -248,8 +250,7 @@ static Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
 class UpdateBatchWorker : public Napi::AsyncWorker {
  public:
   UpdateBatchWorker(Napi::Env env, const UpdateBatchArgs& a)
-      : Napi::AsyncWorker(env, "xdirector:bpf_map_update_batch"),
-        a_(a), deferred_(Napi::Promise::Deferred::New(env)) {
+      : Napi::AsyncWorker(env, "xdirector:bpf_map_update_batch"), a_(a), deferred_(Napi::Promise::Deferred::New(env)) {
     keys_ref_ = Napi::Persistent(a.keys);
     vals_ref_ = Napi::Persistent(a.vals);
   }
@@ -318,18 +319,19 @@ static Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
 }
 
 static void Init(Napi::Env env, Napi::Object exports) {
-  ExportFunctions(env, exports, {
-      {"mapLookup", MapLookup},
-      {"mapUpdate", MapUpdate},
-      {"mapDelete", MapDelete},
-      {"mapGetNextKey", MapGetNextKey},
-      {"mapLookupBatch", MapLookupBatch},
-      {"mapUpdateBatch", MapUpdateBatch},
-      {"mapUpdateBatchAsync", MapUpdateBatchAsync},
-      {"mapDeleteBatch", MapDeleteBatch},
-      {"mapValueSize", MapValueSize},
-      {"numPossibleCpus", NumPossibleCpus},
-  });
+  ExportFunctions(env, exports,
+                  {
+                      {"mapLookup", MapLookup},
+                      {"mapUpdate", MapUpdate},
+                      {"mapDelete", MapDelete},
+                      {"mapGetNextKey", MapGetNextKey},
+                      {"mapLookupBatch", MapLookupBatch},
+                      {"mapUpdateBatch", MapUpdateBatch},
+                      {"mapUpdateBatchAsync", MapUpdateBatchAsync},
+                      {"mapDeleteBatch", MapDeleteBatch},
+                      {"mapValueSize", MapValueSize},
+                      {"numPossibleCpus", NumPossibleCpus},
+                  });
 }
 
 XD_REGISTER_MODULE(Init);

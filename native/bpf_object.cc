@@ -31,7 +31,7 @@ static XdAddon* Addon(Napi::Env env) { return env.GetInstanceData<XdAddon>(); }
 static std::string MapNames(struct bpf_object* obj) {
   std::string names;
   struct bpf_map* m;
-  bpf_object__for_each_map(m, obj) {
+  bpf_object__for_each_map (m, obj) {
     if (!names.empty()) names += ", ";
     names += bpf_map__name(m);
   }
@@ -44,7 +44,7 @@ static struct bpf_map* FindMap(Napi::Env env, ObjectEntry* e, Napi::Value nameV,
   if (m == nullptr) {
     Napi::Error err = SystemError(env, ENOENT, "bpf_object__find_map_by_name");
     err.Value().Set("message", Napi::String::New(env, "no map named " + *nameOut + " in " + e->path +
-                                                     " (maps: " + MapNames(e->obj) + ")"));
+                                                          " (maps: " + MapNames(e->obj) + ")"));
     err.ThrowAsJavaScriptException();
     return nullptr;
   }
@@ -53,7 +53,8 @@ static struct bpf_map* FindMap(Napi::Env env, ObjectEntry* e, Napi::Value nameV,
 
 static bool RequireNotLoaded(Napi::Env env, ObjectEntry* e, const char* what) {
   if (e->loaded) {
-    Napi::Error::New(env, std::string(what) + ": " + e->path + " was already loaded (or a load was attempted); configure it before load()")
+    Napi::Error::New(env, std::string(what) + ": " + e->path +
+                              " was already loaded (or a load was attempted); configure it before load()")
         .ThrowAsJavaScriptException();
     return false;
   }
@@ -106,7 +107,7 @@ static Napi::Value ObjectMaps(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env);
   uint32_t i = 0;
   struct bpf_map* m;
-  bpf_object__for_each_map(m, e->obj) {
+  bpf_object__for_each_map (m, e->obj) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("name", bpf_map__name(m));
     o.Set("fd", Napi::Number::New(env, bpf_map__fd(m)));
@@ -130,7 +131,7 @@ static Napi::Value ObjectPrograms(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env);
   uint32_t i = 0;
   struct bpf_program* p;
-  bpf_object__for_each_program(p, e->obj) {
+  bpf_object__for_each_program (p, e->obj) {
     Napi::Object o = Napi::Object::New(env);
     o.Set("name", bpf_program__name(p));
     o.Set("section", bpf_program__section_name(p));
@@ -217,7 +218,8 @@ static bool SectionPatch(Napi::Env env, ObjectEntry* e, const std::string& secti
   size_t size = 0;
   const void* cur = bpf_map__initial_value(m, &size);
   if (cur == nullptr) {
-    Napi::Error::New(env, "section " + section + " of " + e->path + " has no initial data (.bss/.kconfig cannot be set)")
+    Napi::Error::New(env,
+                     "section " + section + " of " + e->path + " has no initial data (.bss/.kconfig cannot be set)")
         .ThrowAsJavaScriptException();
     return false;
   }
@@ -260,7 +262,7 @@ static Napi::Value ObjectSetGlobal(const Napi::CallbackInfo& info) {
   }
   Napi::Error err = SystemError(env, ENOENT, "btf__find_by_name");
   err.Value().Set("message", Napi::String::New(env, "no global variable named " + name + " in " + e->path +
-                                                   " (globals: " + (names.empty() ? "(none)" : names) + ")"));
+                                                        " (globals: " + (names.empty() ? "(none)" : names) + ")"));
   err.ThrowAsJavaScriptException();
   return env.Undefined();
 }
@@ -306,9 +308,8 @@ static Napi::Value ObjectReuseMap(const Napi::CallbackInfo& info) {
   for (const auto& c : checks) {
     if (c.pinned == c.object) continue;
     Napi::Error err = SystemError(env, EINVAL, "bpf_map__reuse_fd");
-    std::string msg = "map " + name + ": cannot reuse the existing map: " + c.prop + " is " +
-                      std::to_string(c.pinned) + " in the existing map but " + std::to_string(c.object) +
-                      " in " + e->path;
+    std::string msg = "map " + name + ": cannot reuse the existing map: " + c.prop + " is " + std::to_string(c.pinned) +
+                      " in the existing map but " + std::to_string(c.object) + " in " + e->path;
     Napi::Object o = err.Value();
     o.Set("message", Napi::String::New(env, msg));
     o.Set("map", Napi::String::New(env, name));
@@ -327,7 +328,9 @@ class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, uint32_t handle, struct bpf_object* obj)
       : Napi::AsyncWorker(env, "xdirector:bpf_object__load"),
-        handle_(handle), obj_(obj), deferred_(Napi::Promise::Deferred::New(env)) {}
+        handle_(handle),
+        obj_(obj),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -357,7 +360,8 @@ class LoadWorker : public Napi::AsyncWorker {
       syscall = "bpf_prog_load";
     else if (log_.find("failed to create map") != std::string::npos)
       syscall = "bpf_map_create";
-    else if (log_.find("failed to pin map") != std::string::npos || log_.find("couldn't reuse pinned map") != std::string::npos)
+    else if (log_.find("failed to pin map") != std::string::npos ||
+             log_.find("couldn't reuse pinned map") != std::string::npos)
       syscall = "bpf_map__pin";
     Napi::Error err = SystemError(env, -err_, syscall);
     AttachLibbpfLog(env, err, log_, verifier_log_);
@@ -383,18 +387,19 @@ static Napi::Value ObjectLoad(const Napi::CallbackInfo& info) {
 }
 
 static void Init(Napi::Env env, Napi::Object exports) {
-  ExportFunctions(env, exports, {
-      {"objectOpen", ObjectOpen},
-      {"objectClose", ObjectClose},
-      {"objectMaps", ObjectMaps},
-      {"objectPrograms", ObjectPrograms},
-      {"objectGlobals", ObjectGlobals},
-      {"objectSetMaxEntries", ObjectSetMaxEntries},
-      {"objectSetGlobal", ObjectSetGlobal},
-      {"objectSetSectionData", ObjectSetSectionData},
-      {"objectReuseMap", ObjectReuseMap},
-      {"objectLoad", ObjectLoad},
-  });
+  ExportFunctions(env, exports,
+                  {
+                      {"objectOpen", ObjectOpen},
+                      {"objectClose", ObjectClose},
+                      {"objectMaps", ObjectMaps},
+                      {"objectPrograms", ObjectPrograms},
+                      {"objectGlobals", ObjectGlobals},
+                      {"objectSetMaxEntries", ObjectSetMaxEntries},
+                      {"objectSetGlobal", ObjectSetGlobal},
+                      {"objectSetSectionData", ObjectSetSectionData},
+                      {"objectReuseMap", ObjectReuseMap},
+                      {"objectLoad", ObjectLoad},
+                  });
 }
 
 XD_REGISTER_MODULE(Init);

@@ -205,11 +205,20 @@ static Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   }
   const char* mode = "none";
   switch (opts.attach_mode) {
-    case XDP_ATTACHED_DRV: mode = "native"; break;
-    case XDP_ATTACHED_SKB: mode = "generic"; break;
-    case XDP_ATTACHED_HW: mode = "offload"; break;
-    case XDP_ATTACHED_MULTI: mode = "multi"; break;
-    default: break;
+    case XDP_ATTACHED_DRV:
+      mode = "native";
+      break;
+    case XDP_ATTACHED_SKB:
+      mode = "generic";
+      break;
+    case XDP_ATTACHED_HW:
+      mode = "offload";
+      break;
+    case XDP_ATTACHED_MULTI:
+      mode = "multi";
+      break;
+    default:
+      break;
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("attachMode", mode);
@@ -258,8 +267,8 @@ static bool ReadTestRunArgs(const Napi::CallbackInfo& info, TestRunArgs* a) {
   }
   a->data_size_out = static_cast<uint32_t>(a->data_in.size()) + 256;  // XDP may grow the head/tail
   if (!OptU32(env, o, "dataSizeOut", &a->data_size_out) || !OptU32(env, o, "ctxSizeOut", &a->ctx_size_out) ||
-      !OptU32(env, o, "repeat", &a->repeat) || !OptU32(env, o, "flags", &a->flags) ||
-      !OptU32(env, o, "cpu", &a->cpu) || !OptU32(env, o, "batchSize", &a->batch_size))
+      !OptU32(env, o, "repeat", &a->repeat) || !OptU32(env, o, "flags", &a->flags) || !OptU32(env, o, "cpu", &a->cpu) ||
+      !OptU32(env, o, "batchSize", &a->batch_size))
     return false;
   if (a->has_ctx && a->ctx_size_out == 0) a->ctx_size_out = static_cast<uint32_t>(a->ctx_in.size());
   return true;
@@ -322,7 +331,8 @@ static Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
 class TestRunWorker : public Napi::AsyncWorker {
  public:
   TestRunWorker(Napi::Env env, TestRunArgs&& a)
-      : Napi::AsyncWorker(env, "xdirector:bpf_prog_test_run"), a_(std::move(a)),
+      : Napi::AsyncWorker(env, "xdirector:bpf_prog_test_run"),
+        a_(std::move(a)),
         deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override { DoTestRun(&a_); }
@@ -359,22 +369,23 @@ static Napi::Value EnableRunTimeStats(const Napi::CallbackInfo& info) {
 }
 
 static void Init(Napi::Env env, Napi::Object exports) {
-  ExportFunctions(env, exports, {
-      {"objPin", ObjPin},
-      {"objGet", ObjGet},
-      {"close", CloseFd},
-      {"mapInfo", MapInfo},
-      {"progInfo", ProgInfo},
-      {"mapFdById", MapFdById},
-      {"progFdById", ProgFdById},
-      {"ifNameToIndex", IfNameToIndex},
-      {"xdpAttach", XdpAttach},
-      {"xdpDetach", XdpDetach},
-      {"xdpQuery", XdpQuery},
-      {"progTestRun", ProgTestRun},
-      {"progTestRunAsync", ProgTestRunAsync},
-      {"enableRunTimeStats", EnableRunTimeStats},
-  });
+  ExportFunctions(env, exports,
+                  {
+                      {"objPin", ObjPin},
+                      {"objGet", ObjGet},
+                      {"close", CloseFd},
+                      {"mapInfo", MapInfo},
+                      {"progInfo", ProgInfo},
+                      {"mapFdById", MapFdById},
+                      {"progFdById", ProgFdById},
+                      {"ifNameToIndex", IfNameToIndex},
+                      {"xdpAttach", XdpAttach},
+                      {"xdpDetach", XdpDetach},
+                      {"xdpQuery", XdpQuery},
+                      {"progTestRun", ProgTestRun},
+                      {"progTestRunAsync", ProgTestRunAsync},
+                      {"enableRunTimeStats", EnableRunTimeStats},
+                  });
 
   Napi::Object c = Napi::Object::New(env);
   c.Set("XDP_FLAGS_UPDATE_IF_NOEXIST", Napi::Number::New(env, XDP_FLAGS_UPDATE_IF_NOEXIST));

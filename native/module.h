@@ -38,8 +38,7 @@ struct ModuleRegistrar {
 
 #define XD_REGISTER_MODULE_CONCAT2(a, b) a##b
 #define XD_REGISTER_MODULE_CONCAT(a, b) XD_REGISTER_MODULE_CONCAT2(a, b)
-#define XD_REGISTER_MODULE(fn)                                                    \
-  static ::xd::ModuleRegistrar XD_REGISTER_MODULE_CONCAT(xd_module_registrar_, \
-                                                         __LINE__)(fn)
+#define XD_REGISTER_MODULE(fn) \
+  static ::xd::ModuleRegistrar XD_REGISTER_MODULE_CONCAT(xd_module_registrar_, __LINE__)(fn)
 
 #endif  // XD_NATIVE_MODULE_H

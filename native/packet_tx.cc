@@ -54,11 +54,11 @@ struct Ring {
   uint8_t* map = nullptr;
   size_t map_len = 0;
   unsigned slots = 0;
-  unsigned cur = 0;                 // next ring slot to fill
-  std::vector<uint8_t> frames;      // frame_len-byte frames back to back
+  unsigned cur = 0;             // next ring slot to fill
+  std::vector<uint8_t> frames;  // frame_len-byte frames back to back
   size_t frame_len = 0;
-  size_t next_frame = 0;            // next frame to send
-  struct sockaddr_ll dst;           // interface, EtherType and destination MAC of the frames
+  size_t next_frame = 0;   // next frame to send
+  struct sockaddr_ll dst;  // interface, EtherType and destination MAC of the frames
   std::atomic<bool> busy{false};
 
   ~Ring() {
@@ -66,7 +66,9 @@ struct Ring {
     if (fd >= 0) close(fd);
   }
 
-  struct tpacket2_hdr* Slot(unsigned i) { return reinterpret_cast<struct tpacket2_hdr*>(map + static_cast<size_t>(i) * kSlotSize); }
+  struct tpacket2_hdr* Slot(unsigned i) {
+    return reinterpret_cast<struct tpacket2_hdr*>(map + static_cast<size_t>(i) * kSlotSize);
+  }
 
   // Asks the kernel to send every slot marked SEND_REQUEST; blocking: returns when they are sent.
   // 0 or a positive errno.
@@ -134,7 +136,10 @@ struct Ring {
 class SendWorker : public Napi::AsyncWorker {
  public:
   SendWorker(Napi::Env env, std::shared_ptr<Ring> ring, uint64_t count, unsigned batch)
-      : Napi::AsyncWorker(env, "xdirector:packet_tx_send"), ring_(std::move(ring)), count_(count), batch_(batch),
+      : Napi::AsyncWorker(env, "xdirector:packet_tx_send"),
+        ring_(std::move(ring)),
+        count_(count),
+        batch_(batch),
         deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -175,9 +180,10 @@ class SendWorker : public Napi::AsyncWorker {
 class PacketTx : public Napi::ObjectWrap<PacketTx> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "PacketTx",
-                       {InstanceMethod<&PacketTx::SetFrames>("setFrames"), InstanceMethod<&PacketTx::Send>("send"),
-                        InstanceMethod<&PacketTx::Close>("close"), InstanceAccessor<&PacketTx::GetSlots>("ringFrames")});
+    return DefineClass(
+        env, "PacketTx",
+        {InstanceMethod<&PacketTx::SetFrames>("setFrames"), InstanceMethod<&PacketTx::Send>("send"),
+         InstanceMethod<&PacketTx::Close>("close"), InstanceAccessor<&PacketTx::GetSlots>("ringFrames")});
   }
 
   explicit PacketTx(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PacketTx>(info) {
@@ -186,10 +192,12 @@ class PacketTx : public Napi::ObjectWrap<PacketTx> {
     if (!ArgObject(env, info[0], "PacketTx options", &opts)) return;
     uint32_t ifindex, ring_frames = 4096;
     if (!ArgU32(env, opts.Get("ifindex"), "options.ifindex", &ifindex)) return;
-    if (!IsAbsent(opts.Get("ringFrames")) && !ArgU32(env, opts.Get("ringFrames"), "options.ringFrames", &ring_frames)) return;
+    if (!IsAbsent(opts.Get("ringFrames")) && !ArgU32(env, opts.Get("ringFrames"), "options.ringFrames", &ring_frames))
+      return;
     const unsigned per_block = kBlockSize / kSlotSize;
     if (ring_frames < per_block || ring_frames % per_block != 0 || ring_frames > (1u << 20)) {
-      ThrowArgError(env, "options.ringFrames", "a multiple of " + std::to_string(per_block) + " up to 1048576", opts.Get("ringFrames"));
+      ThrowArgError(env, "options.ringFrames", "a multiple of " + std::to_string(per_block) + " up to 1048576",
+                    opts.Get("ringFrames"));
       return;
     }
     bool bypass = IsAbsent(opts.Get("qdiscBypass")) ? true : opts.Get("qdiscBypass").ToBoolean().Value();
@@ -250,7 +258,8 @@ class PacketTx : public Napi::ObjectWrap<PacketTx> {
       return false;
     }
     if (b.Length() == 0 || b.Length() % len != 0) {
-      ThrowArgError(env, "frames", "one or more frames of frameLen (" + std::to_string(len) + ") bytes back to back", frames);
+      ThrowArgError(env, "frames", "one or more frames of frameLen (" + std::to_string(len) + ") bytes back to back",
+                    frames);
       return false;
     }
     r->frames.assign(b.Data(), b.Data() + b.Length());

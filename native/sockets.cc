@@ -71,8 +71,7 @@ class VrrpSocket : public Napi::ObjectWrap<VrrpSocket> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "VrrpSocket",
-                       {InstanceMethod<&VrrpSocket::Send>("send"),
-                        InstanceMethod<&VrrpSocket::Close>("close"),
+                       {InstanceMethod<&VrrpSocket::Send>("send"), InstanceMethod<&VrrpSocket::Close>("close"),
                         InstanceAccessor<&VrrpSocket::GetIfindex>("ifindex"),
                         InstanceAccessor<&VrrpSocket::GetQueueDrops>("queueDrops")});
   }
@@ -166,7 +165,8 @@ class VrrpSocket : public Napi::ObjectWrap<VrrpSocket> {
         memset(&mr, 0, sizeof(mr));
         inet_pton(AF_INET6, "ff02::12", &mr.ipv6mr_multiaddr);
         mr.ipv6mr_interface = ifindex_;
-        if (!SetOpt(env, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof(mr), "IPV6_ADD_MEMBERSHIP ff02::12")) return false;
+        if (!SetOpt(env, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof(mr), "IPV6_ADD_MEMBERSHIP ff02::12"))
+          return false;
       }
     }
     return true;
@@ -386,9 +386,10 @@ Napi::Value SendFrame(const Napi::CallbackInfo& info) {
 
 void InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("VrrpSocket", VrrpSocket::Define(env));
-  ExportFunctions(env, exports, {
-      {"sendFrame", SendFrame},
-  });
+  ExportFunctions(env, exports,
+                  {
+                      {"sendFrame", SendFrame},
+                  });
 }
 
 }  // namespace

@@ -11,14 +11,15 @@ namespace xd {
 
 // libbpf's own error numbers (enum libbpf_errno, 4000..4013).
 static const char* const kLibbpfErrnoNames[] = {
-    "LIBBPF_ERRNO__LIBELF", "LIBBPF_ERRNO__FORMAT", "LIBBPF_ERRNO__KVERSION", "LIBBPF_ERRNO__ENDIAN",
-    "LIBBPF_ERRNO__INTERNAL", "LIBBPF_ERRNO__RELOC", "LIBBPF_ERRNO__LOAD", "LIBBPF_ERRNO__VERIFY",
-    "LIBBPF_ERRNO__PROG2BIG", "LIBBPF_ERRNO__KVER", "LIBBPF_ERRNO__PROGTYPE", "LIBBPF_ERRNO__WRNGPID",
-    "LIBBPF_ERRNO__INVSEQ", "LIBBPF_ERRNO__NLPARSE",
+    "LIBBPF_ERRNO__LIBELF",   "LIBBPF_ERRNO__FORMAT",  "LIBBPF_ERRNO__KVERSION", "LIBBPF_ERRNO__ENDIAN",
+    "LIBBPF_ERRNO__INTERNAL", "LIBBPF_ERRNO__RELOC",   "LIBBPF_ERRNO__LOAD",     "LIBBPF_ERRNO__VERIFY",
+    "LIBBPF_ERRNO__PROG2BIG", "LIBBPF_ERRNO__KVER",    "LIBBPF_ERRNO__PROGTYPE", "LIBBPF_ERRNO__WRNGPID",
+    "LIBBPF_ERRNO__INVSEQ",   "LIBBPF_ERRNO__NLPARSE",
 };
 
 std::string ErrnoName(int err) {
-  if (err >= __LIBBPF_ERRNO__START && err < __LIBBPF_ERRNO__START + 14) return kLibbpfErrnoNames[err - __LIBBPF_ERRNO__START];
+  if (err >= __LIBBPF_ERRNO__START && err < __LIBBPF_ERRNO__START + 14)
+    return kLibbpfErrnoNames[err - __LIBBPF_ERRNO__START];
   // strerrorname_np: glibc >= 2.32 (Debian 12 has 2.36).
   const char* name = strerrorname_np(err);
   if (name != nullptr) return name;
@@ -49,9 +50,12 @@ void ThrowSystemError(Napi::Env env, int err, const std::string& syscall) {
 
 std::string Describe(Napi::Value v) {
   switch (v.Type()) {
-    case napi_undefined: return "undefined";
-    case napi_null: return "null";
-    case napi_boolean: return std::string("boolean ") + (v.As<Napi::Boolean>().Value() ? "true" : "false");
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return std::string("boolean ") + (v.As<Napi::Boolean>().Value() ? "true" : "false");
     case napi_number: {
       double d = v.As<Napi::Number>().DoubleValue();
       char buf[64];
@@ -63,20 +67,23 @@ std::string Describe(Napi::Value v) {
       if (s.size() > 40) s = s.substr(0, 40) + "...";
       return "string \"" + s + "\"";
     }
-    case napi_bigint: return "bigint";
-    case napi_symbol: return "symbol";
-    case napi_function: return "function";
+    case napi_bigint:
+      return "bigint";
+    case napi_symbol:
+      return "symbol";
+    case napi_function:
+      return "function";
     case napi_object:
       if (v.IsBuffer()) return "Buffer of " + std::to_string(v.As<Napi::Buffer<uint8_t>>().Length()) + " bytes";
       if (v.IsTypedArray()) return "TypedArray";
       if (v.IsArray()) return "array";
       return "object";
-    default: return "unknown value";
+    default:
+      return "unknown value";
   }
 }
 
-void ThrowArgError(Napi::Env env, const std::string& what, const std::string& expected,
-                   Napi::Value received) {
+void ThrowArgError(Napi::Env env, const std::string& what, const std::string& expected, Napi::Value received) {
   Napi::TypeError::New(env, what + ": expected " + expected + ", received " + Describe(received))
       .ThrowAsJavaScriptException();
 }
@@ -151,8 +158,7 @@ bool ArgBuffer(Napi::Env env, Napi::Value v, const std::string& what, Napi::Buff
   return true;
 }
 
-bool ArgBufferMin(Napi::Env env, Napi::Value v, const std::string& what, size_t min,
-                  Napi::Buffer<uint8_t>* out) {
+bool ArgBufferMin(Napi::Env env, Napi::Value v, const std::string& what, size_t min, Napi::Buffer<uint8_t>* out) {
   if (!v.IsBuffer() || v.As<Napi::Buffer<uint8_t>>().Length() < min) {
     ThrowArgError(env, what, "a Buffer of at least " + std::to_string(min) + " bytes", v);
     return false;

@@ -27,8 +27,7 @@ Napi::Error SystemError(Napi::Env env, int err, const std::string& syscall);
 void ThrowSystemError(Napi::Env env, int err, const std::string& syscall);
 
 // Throws a TypeError "<what>: expected <expected>, received <Describe(v)>".
-void ThrowArgError(Napi::Env env, const std::string& what, const std::string& expected,
-                   Napi::Value received);
+void ThrowArgError(Napi::Env env, const std::string& what, const std::string& expected, Napi::Value received);
 
 // Short description of a JS value for error messages: 'string "abc"',
 // 'number 1.5', 'undefined', 'Buffer of 3 bytes', 'object'.
@@ -42,8 +41,7 @@ bool ArgFd(Napi::Env env, Napi::Value v, const std::string& what, int* out);
 bool ArgString(Napi::Env env, Napi::Value v, const std::string& what, std::string* out);
 bool ArgBuffer(Napi::Env env, Napi::Value v, const std::string& what, Napi::Buffer<uint8_t>* out);
 // As ArgBuffer, but also requires at least `min` bytes.
-bool ArgBufferMin(Napi::Env env, Napi::Value v, const std::string& what, size_t min,
-                  Napi::Buffer<uint8_t>* out);
+bool ArgBufferMin(Napi::Env env, Napi::Value v, const std::string& what, size_t min, Napi::Buffer<uint8_t>* out);
 bool ArgObject(Napi::Env env, Napi::Value v, const std::string& what, Napi::Object* out);
 
 // One exported function of a module: its JS name and its callback.

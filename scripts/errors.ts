@@ -9,7 +9,8 @@ export const toolCodes = {
   XD_ERR_LAB: 'the namespace lab could not be built, used or torn down',
   XD_ERR_MARIADB: 'a MariaDB server started by the lab failed to start, stop, answer or replicate',
   XD_ERR_BENCH: 'a benchmark could not be set up or run (the step and the cause in the message)',
-  XD_ERR_BENCH_NO_TRAFFIC: 'a packet-rate run delivered nothing to the receivers: the path is broken, the result would be a fake zero',
+  XD_ERR_BENCH_NO_TRAFFIC:
+    'a packet-rate run delivered nothing to the receivers: the path is broken, the result would be a fake zero',
 } as const;
 
 export type ToolErrorCode = keyof typeof toolCodes;
@@ -17,6 +18,11 @@ export type ToolErrorCode = keyof typeof toolCodes;
 export class ToolError extends CodedError<ToolErrorCode> {}
 
 /** "outer: inner" chaining, as src/errors.ts wrap() does for the product's codes. */
-export function toolWrap(code: ToolErrorCode, context: string, err: unknown, detail?: Record<string, unknown>): ToolError {
+export function toolWrap(
+  code: ToolErrorCode,
+  context: string,
+  err: unknown,
+  detail?: Record<string, unknown>,
+): ToolError {
   return new ToolError(code, chainMessage(context, err), { cause: err, detail });
 }

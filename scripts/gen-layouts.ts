@@ -27,7 +27,10 @@ export interface HeaderFacts {
 
 /** What the C header declares (names only; layouts come from BTF). */
 export function readHeader(headerPath: string): HeaderFacts {
-  const text = fs.readFileSync(headerPath, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+  const text = fs
+    .readFileSync(headerPath, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/\/\/.*$/gm, '');
   const defines: Record<string, number> = {};
   for (const m of text.matchAll(/^\s*#\s*define\s+(XD_[A-Z0-9_]+)\s+\(?(\d+)\)?\s*$/gm)) defines[m[1]] = Number(m[2]);
   const version = defines.XD_LAYOUT_VERSION;
@@ -46,7 +49,9 @@ export function modelFromObject(objectPath: string, header: HeaderFacts): Layout
     ...header.enums.filter((e) => !model.enums[e]).map((e) => `enum ${e}`),
   ];
   if (missing.length > 0) {
-    throw new Error(`${objectPath}: ${missing.join(', ')} declared in the header but absent from the object's BTF; reference them in bpf/xdirector.bpf.c (the BTF anchors)`);
+    throw new Error(
+      `${objectPath}: ${missing.join(', ')} declared in the header but absent from the object's BTF; reference them in bpf/xdirector.bpf.c (the BTF anchors)`,
+    );
   }
   return model;
 }
@@ -55,7 +60,11 @@ export function modelFromObject(objectPath: string, header: HeaderFacts): Layout
 
 /** xd_service_key -> XdServiceKey */
 export function pascal(cName: string): string {
-  return cName.split('_').filter(Boolean).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+  return cName
+    .split('_')
+    .filter(Boolean)
+    .map((w) => w[0].toUpperCase() + w.slice(1))
+    .join('');
 }
 
 function isBufferField(f: FieldLayout): boolean {
@@ -69,23 +78,53 @@ function tsType(f: FieldLayout): string {
 }
 
 const WRITE: Record<string, string> = {
-  u8: 'writeUInt8', u16: 'writeUInt16LE', u32: 'writeUInt32LE', u64: 'writeBigUInt64LE',
-  s8: 'writeInt8', s16: 'writeInt16LE', s32: 'writeInt32LE', s64: 'writeBigInt64LE',
-  be16: 'writeUInt16BE', be32: 'writeUInt32BE', be64: 'writeBigUInt64BE',
+  u8: 'writeUInt8',
+  u16: 'writeUInt16LE',
+  u32: 'writeUInt32LE',
+  u64: 'writeBigUInt64LE',
+  s8: 'writeInt8',
+  s16: 'writeInt16LE',
+  s32: 'writeInt32LE',
+  s64: 'writeBigInt64LE',
+  be16: 'writeUInt16BE',
+  be32: 'writeUInt32BE',
+  be64: 'writeBigUInt64BE',
 };
 const READ: Record<string, string> = {
-  u8: 'readUInt8', u16: 'readUInt16LE', u32: 'readUInt32LE', u64: 'readBigUInt64LE',
-  s8: 'readInt8', s16: 'readInt16LE', s32: 'readInt32LE', s64: 'readBigInt64LE',
-  be16: 'readUInt16BE', be32: 'readUInt32BE', be64: 'readBigUInt64BE',
+  u8: 'readUInt8',
+  u16: 'readUInt16LE',
+  u32: 'readUInt32LE',
+  u64: 'readBigUInt64LE',
+  s8: 'readInt8',
+  s16: 'readInt16LE',
+  s32: 'readInt32LE',
+  s64: 'readBigInt64LE',
+  be16: 'readUInt16BE',
+  be32: 'readUInt32BE',
+  be64: 'readBigUInt64BE',
 };
-const ELEM_SIZE: Record<string, number> = { u8: 1, u16: 2, u32: 4, u64: 8, s8: 1, s16: 2, s32: 4, s64: 8, be16: 2, be32: 4, be64: 8 };
+const ELEM_SIZE: Record<string, number> = {
+  u8: 1,
+  u16: 2,
+  u32: 4,
+  u64: 8,
+  s8: 1,
+  s16: 2,
+  s32: 4,
+  s64: 8,
+  be16: 2,
+  be32: 4,
+  be64: 8,
+};
 
 function checkCall(f: FieldLayout, expr: string, label: string): string {
   const e = f.elem;
   if (e === 'u64' || e === 'be64') return `chkU64(${expr}, '${label}')`;
   if (e === 's64') return `chkS64(${expr}, '${label}')`;
   const bits = ELEM_SIZE[e] * 8;
-  return e.startsWith('s') ? `chkInt(${expr}, ${-(2 ** (bits - 1))}, ${2 ** (bits - 1) - 1}, '${label}')` : `chkInt(${expr}, 0, ${2 ** bits - 1}, '${label}')`;
+  return e.startsWith('s')
+    ? `chkInt(${expr}, ${-(2 ** (bits - 1))}, ${2 ** (bits - 1) - 1}, '${label}')`
+    : `chkInt(${expr}, 0, ${2 ** bits - 1}, '${label}')`;
 }
 
 function isPad(f: FieldLayout): boolean {
@@ -117,7 +156,9 @@ function genStruct(s: StructLayout): string {
     if (isBufferField(f)) {
       lines.push(`  ${guard}chkBuf(${acc}, ${f.size}, '${label}').copy(buf, ${at});`);
     } else if (f.count > 1) {
-      lines.push(`  ${guard}chkArr(${acc}, ${f.count}, '${label}').forEach((x, i) => buf.${WRITE[f.elem]}(${checkCall(f, 'x', label)}, ${at} + i * ${ELEM_SIZE[f.elem]}));`);
+      lines.push(
+        `  ${guard}chkArr(${acc}, ${f.count}, '${label}').forEach((x, i) => buf.${WRITE[f.elem]}(${checkCall(f, 'x', label)}, ${at} + i * ${ELEM_SIZE[f.elem]}));`,
+      );
     } else {
       lines.push(`  ${guard}buf.${WRITE[f.elem]}(${checkCall(f, acc, label)}, ${at});`);
     }
@@ -126,12 +167,17 @@ function genStruct(s: StructLayout): string {
   lines.push('}');
   lines.push('');
   lines.push(`export function decode${T}(buf: Buffer, offset = 0): ${T} {`);
-  lines.push(`  if (buf.length < offset + ${s.size}) throw new TypeError(\`${s.name}: expected ${s.size} bytes at offset \${offset}, received a Buffer of \${buf.length} bytes\`);`);
+  lines.push(
+    `  if (buf.length < offset + ${s.size}) throw new TypeError(\`${s.name}: expected ${s.size} bytes at offset \${offset}, received a Buffer of \${buf.length} bytes\`);`,
+  );
   lines.push('  return {');
   for (const f of s.fields) {
     const at = `offset + ${f.offset}`;
     if (isBufferField(f)) lines.push(`    ${f.name}: Buffer.from(buf.subarray(${at}, ${at} + ${f.size})),`);
-    else if (f.count > 1) lines.push(`    ${f.name}: Array.from({ length: ${f.count} }, (_, i) => buf.${READ[f.elem]}(${at} + i * ${ELEM_SIZE[f.elem]})),`);
+    else if (f.count > 1)
+      lines.push(
+        `    ${f.name}: Array.from({ length: ${f.count} }, (_, i) => buf.${READ[f.elem]}(${at} + i * ${ELEM_SIZE[f.elem]})),`,
+      );
     else lines.push(`    ${f.name}: buf.${READ[f.elem]}(${at}),`);
   }
   lines.push('  };');
@@ -158,7 +204,9 @@ export function generate(model: LayoutModel, header: HeaderFacts, objectLabel: s
   const hash = layoutHash(model);
   const out: string[] = [];
   out.push(`// Code generated by scripts/gen-layouts.ts from ${objectLabel} BTF. DO NOT EDIT.`);
-  out.push('// Regenerate after changing bpf/include/xdirector.h or the maps: make -C bpf && npx tsc -p tsconfig.json && node dist/scripts/gen-layouts.js');
+  out.push(
+    '// Regenerate after changing bpf/include/xdirector.h or the maps: make -C bpf && npx tsc -p tsconfig.json && node dist/scripts/gen-layouts.js',
+  );
   out.push('//');
   out.push('// Conventions: host-order fields use little-endian (x86-64, arm64; checked at load);');
   out.push('// __be16/__be32 scalars are plain numbers written in network order; arrays of __u8');
@@ -169,7 +217,9 @@ export function generate(model: LayoutModel, header: HeaderFacts, objectLabel: s
   out.push("import { none, u32, u64, type Codec } from './codec';");
   out.push("import type { LayoutModel } from './layout';");
   out.push('');
-  out.push("if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');");
+  out.push(
+    "if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');",
+  );
   out.push('');
   out.push(`/** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */`);
   out.push(`export const LAYOUT_VERSION = ${model.layoutVersion};`);
@@ -195,23 +245,33 @@ export function generate(model: LayoutModel, header: HeaderFacts, objectLabel: s
     out.push('');
   }
   out.push('function chkInt(v: number, min: number, max: number, name: string): number {');
-  out.push("  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new TypeError(`${name}: expected an integer from ${min} to ${max}, received ${typeof v} ${String(v)}`);");
+  out.push(
+    "  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new TypeError(`${name}: expected an integer from ${min} to ${max}, received ${typeof v} ${String(v)}`);",
+  );
   out.push('  return v;');
   out.push('}');
   out.push('function chkU64(v: bigint, name: string): bigint {');
-  out.push("  if (typeof v !== 'bigint' || v < 0n || v > 0xffffffffffffffffn) throw new TypeError(`${name}: expected a bigint from 0n to 2n**64n-1n, received ${typeof v} ${String(v)}`);");
+  out.push(
+    "  if (typeof v !== 'bigint' || v < 0n || v > 0xffffffffffffffffn) throw new TypeError(`${name}: expected a bigint from 0n to 2n**64n-1n, received ${typeof v} ${String(v)}`);",
+  );
   out.push('  return v;');
   out.push('}');
   out.push('function chkS64(v: bigint, name: string): bigint {');
-  out.push("  if (typeof v !== 'bigint' || v < -(2n ** 63n) || v >= 2n ** 63n) throw new TypeError(`${name}: expected a signed 64-bit bigint, received ${typeof v} ${String(v)}`);");
+  out.push(
+    "  if (typeof v !== 'bigint' || v < -(2n ** 63n) || v >= 2n ** 63n) throw new TypeError(`${name}: expected a signed 64-bit bigint, received ${typeof v} ${String(v)}`);",
+  );
   out.push('  return v;');
   out.push('}');
   out.push('function chkBuf(v: Buffer, size: number, name: string): Buffer {');
-  out.push("  if (!Buffer.isBuffer(v) || v.length !== size) throw new TypeError(`${name}: expected a Buffer of ${size} bytes, received ${Buffer.isBuffer(v) ? `a Buffer of ${v.length} bytes` : typeof v}`);");
+  out.push(
+    '  if (!Buffer.isBuffer(v) || v.length !== size) throw new TypeError(`${name}: expected a Buffer of ${size} bytes, received ${Buffer.isBuffer(v) ? `a Buffer of ${v.length} bytes` : typeof v}`);',
+  );
   out.push('  return v;');
   out.push('}');
   out.push('function chkArr<T>(v: T[], n: number, name: string): T[] {');
-  out.push("  if (!Array.isArray(v) || v.length !== n) throw new TypeError(`${name}: expected an array of ${n} elements, received ${Array.isArray(v) ? `${v.length} elements` : typeof v}`);");
+  out.push(
+    '  if (!Array.isArray(v) || v.length !== n) throw new TypeError(`${name}: expected an array of ${n} elements, received ${Array.isArray(v) ? `${v.length} elements` : typeof v}`);',
+  );
   out.push('  return v;');
   out.push('}');
   out.push('');
@@ -227,15 +287,18 @@ export function generate(model: LayoutModel, header: HeaderFacts, objectLabel: s
     }
     throw new Error(`map key/value type ${t} has no codec (only u32, u64 and xd_* structs)`);
   };
-  out.push('/** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU\'s value. */');
+  out.push("/** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */");
   out.push('export const MAP_CODECS = {');
-  for (const m of Object.values(model.maps)) out.push(`  ${m.role}: { key: ${codecOf(m.keyType)}, value: ${codecOf(m.valueType)} },`);
+  for (const m of Object.values(model.maps))
+    out.push(`  ${m.role}: { key: ${codecOf(m.keyType)}, value: ${codecOf(m.valueType)} },`);
   out.push('} as const;');
   out.push('');
-  out.push('/** Everything above as data: what test/bpf/layouts.test.ts compares with the object\'s BTF. */');
+  out.push("/** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */");
   // The maps and globals are written once, above (MAPS, GLOBALS); the model refers to them.
   const { maps: _maps, globals: _globals, ...rest } = model;
-  out.push(`export const LAYOUT: LayoutModel = ${lit(rest).replace(/\n\}$/, '\n  maps: MAPS,\n  globals: GLOBALS,\n}')};`);
+  out.push(
+    `export const LAYOUT: LayoutModel = ${lit(rest).replace(/\n\}$/, '\n  maps: MAPS,\n  globals: GLOBALS,\n}')};`,
+  );
   out.push('');
   return out.join('\n');
 }
@@ -263,11 +326,15 @@ export function main(argv: string[]): number {
       process.stdout.write(`gen-layouts: ${path.relative(root, outPath)} is up to date\n`);
       return 0;
     }
-    process.stderr.write(`gen-layouts: ${path.relative(root, outPath)} is stale; run node dist/scripts/gen-layouts.js\n`);
+    process.stderr.write(
+      `gen-layouts: ${path.relative(root, outPath)} is stale; run node dist/scripts/gen-layouts.js\n`,
+    );
     return 1;
   }
   fs.writeFileSync(outPath, text);
-  process.stdout.write(`gen-layouts: wrote ${path.relative(root, outPath)} (${Object.keys(model.structs).length} structs, ${Object.keys(model.enums).length} enums, ${Object.keys(model.maps).length} maps, hash 0x${layoutHash(model).toString(16)})\n`);
+  process.stdout.write(
+    `gen-layouts: wrote ${path.relative(root, outPath)} (${Object.keys(model.structs).length} structs, ${Object.keys(model.enums).length} enums, ${Object.keys(model.maps).length} maps, hash 0x${layoutHash(model).toString(16)})\n`,
+  );
   return 0;
 }
 

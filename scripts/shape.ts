@@ -29,8 +29,9 @@ export interface FunctionSpan {
 
 /** Per line (1-based) of text: does it hold code? Comments and blank lines do not. */
 function codeLines(text: string): boolean[] {
-  const clean = text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`/g, (m) =>
-    m.startsWith('/') ? m.replace(/[^\n]/g, ' ') : m.replace(/[^\n]/g, 'x'),
+  const clean = text.replace(
+    /\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`/g,
+    (m) => (m.startsWith('/') ? m.replace(/[^\n]/g, ' ') : m.replace(/[^\n]/g, 'x')),
   );
   return [false, ...clean.split('\n').map((l) => l.trim() !== '')];
 }
@@ -56,8 +57,10 @@ export function tsFunctions(file: string, text: string): Omit<FunctionSpan, 'cod
   const out: Omit<FunctionSpan, 'code'>[] = [];
   const lineOf = (pos: number): number => sf.getLineAndCharacterOfPosition(pos).line + 1;
   const nameOf = (n: ts.Node): string => {
-    if ((ts.isFunctionDeclaration(n) || ts.isMethodDeclaration(n) || ts.isFunctionExpression(n)) && n.name) return n.name.getText(sf);
-    if (ts.isConstructorDeclaration(n)) return `${(n.parent as ts.ClassLikeDeclaration).name?.getText(sf) ?? 'class'}.constructor`;
+    if ((ts.isFunctionDeclaration(n) || ts.isMethodDeclaration(n) || ts.isFunctionExpression(n)) && n.name)
+      return n.name.getText(sf);
+    if (ts.isConstructorDeclaration(n))
+      return `${(n.parent as ts.ClassLikeDeclaration).name?.getText(sf) ?? 'class'}.constructor`;
     if (ts.isGetAccessor(n) || ts.isSetAccessor(n)) return n.name.getText(sf);
     const p = n.parent;
     if (p && ts.isVariableDeclaration(p)) return p.name.getText(sf);
@@ -139,11 +142,16 @@ function verifier(object: string): void {
   // object loads with its .rodata defaults (the daemon may set them otherwise at run time).
   const pin = `/sys/fs/bpf/xd-shape-${process.pid}`;
   try {
-    const r = spawnSync('bpftool', ['-d', 'prog', 'loadall', object, pin, 'type', 'xdp'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    const r = spawnSync('bpftool', ['-d', 'prog', 'loadall', object, pin, 'type', 'xdp'], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 30,
+    });
     const log = `${r.stdout}\n${r.stderr}`;
     const counts = [...log.matchAll(/^processed (\d+) insns .*$/gm)].map((m) => m[0]);
     if (r.status !== 0 || counts.length === 0) {
-      throw new Error(`bpftool -d prog loadall ${object} failed (exit ${r.status}): ${log.trim().split('\n').slice(-5).join(' | ')}`);
+      throw new Error(
+        `bpftool -d prog loadall ${object} failed (exit ${r.status}): ${log.trim().split('\n').slice(-5).join(' | ')}`,
+      );
     }
     for (const c of counts) console.log(c);
   } finally {

@@ -18,7 +18,11 @@ export function packageRoot(): string {
   for (;;) {
     if (fs.existsSync(path.join(dir, 'binding.gyp')) && fs.existsSync(path.join(dir, 'package.json'))) return dir;
     const up = path.dirname(dir);
-    if (up === dir) throw new XdError('XD_ERR_NATIVE_MISSING', `cannot find the xdirector package root (binding.gyp) above ${__dirname}`);
+    if (up === dir)
+      throw new XdError(
+        'XD_ERR_NATIVE_MISSING',
+        `cannot find the xdirector package root (binding.gyp) above ${__dirname}`,
+      );
     dir = up;
   }
 }
@@ -49,7 +53,11 @@ export interface NativeSystemError extends Error {
 }
 
 export function isNativeSystemError(e: unknown): e is NativeSystemError {
-  return e instanceof Error && typeof (e as NativeSystemError).syscall === 'string' && typeof (e as NativeSystemError).code === 'string';
+  return (
+    e instanceof Error &&
+    typeof (e as NativeSystemError).syscall === 'string' &&
+    typeof (e as NativeSystemError).code === 'string'
+  );
 }
 
 /** A map's definition as the kernel and libbpf both describe it. */
@@ -183,7 +191,14 @@ export interface NativeAddon {
   mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
   mapDelete(fd: number, key: Buffer): boolean;
   mapGetNextKey(fd: number, key: Buffer | null, nextKeyOut: Buffer): boolean;
-  mapLookupBatch(fd: number, inBatch: Buffer | null, outBatch: Buffer, keysOut: Buffer, valuesOut: Buffer, count: number): { count: number; done: boolean };
+  mapLookupBatch(
+    fd: number,
+    inBatch: Buffer | null,
+    outBatch: Buffer,
+    keysOut: Buffer,
+    valuesOut: Buffer,
+    count: number,
+  ): { count: number; done: boolean };
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, elemFlags?: number): number;
   mapUpdateBatchAsync(fd: number, keys: Buffer, values: Buffer, count: number, elemFlags?: number): Promise<number>;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): number;
@@ -215,7 +230,6 @@ export interface NativeAddon {
   PacketTx: NativePacketTxCtor;
 }
 
-
 // ---- VRRP raw sockets (native/sockets.cc) -----------------------------------------------------
 
 export interface NativeVrrpSocket {
@@ -226,7 +240,12 @@ export interface NativeVrrpSocket {
 }
 
 export interface NativeVrrpSocketCtor {
-  new (opts: { family: number; ifname: string; multicast: boolean; onPacket: (data: Buffer, info: { src: string; dst?: string; ttl?: number }) => void }): NativeVrrpSocket;
+  new (opts: {
+    family: number;
+    ifname: string;
+    multicast: boolean;
+    onPacket: (data: Buffer, info: { src: string; dst?: string; ttl?: number }) => void;
+  }): NativeVrrpSocket;
 }
 
 // ---- AF_PACKET TX ring (native/packet_tx.cc) --------------------------------------------------
@@ -238,7 +257,13 @@ export interface NativePacketTx {
   readonly ringFrames: number;
 }
 
-export type NativePacketTxCtor = new (o: { ifindex: number; frames: Buffer; frameLen: number; ringFrames?: number; qdiscBypass?: boolean }) => NativePacketTx;
+export type NativePacketTxCtor = new (o: {
+  ifindex: number;
+  frames: Buffer;
+  frameLen: number;
+  ringFrames?: number;
+  qdiscBypass?: boolean;
+}) => NativePacketTx;
 
 let cached: NativeAddon | undefined;
 

@@ -14,10 +14,12 @@ export const codes = {
   XD_ERR_BPF_LOAD: 'the kernel refused to load the XDP program (verifier log attached)',
   XD_ERR_BPF_MAP: 'a BPF map operation failed',
   XD_ERR_BPF_PIN: 'pinning or opening a pinned BPF object failed',
-  XD_ERR_PIN_DIR_UNSAFE: 'a pin directory, or one between it and the bpffs mount, is a symlink, not a directory, not on bpffs, owned by another user or writable by group or other, or holds something that is not a bpffs object: nothing is pinned or removed there',
+  XD_ERR_PIN_DIR_UNSAFE:
+    'a pin directory, or one between it and the bpffs mount, is a symlink, not a directory, not on bpffs, owned by another user or writable by group or other, or holds something that is not a bpffs object: nothing is pinned or removed there',
   XD_ERR_LAYOUT_MISMATCH: 'pinned maps were created with another layout than this build uses',
   XD_ERR_XDP_ATTACH: 'attaching or detaching the XDP program failed',
-  XD_ERR_XDP_VETH_PEER: 'native XDP on a veth whose peer runs no XDP program: every forwarded frame would be dropped by the driver',
+  XD_ERR_XDP_VETH_PEER:
+    'native XDP on a veth whose peer runs no XDP program: every forwarded frame would be dropped by the driver',
   XD_ERR_BPF_TEST_RUN: 'BPF_PROG_TEST_RUN failed (bad packet, context, flags or program fd)',
   XD_ERR_INTERFACE: 'the network interface does not exist or cannot be used',
   // dataplane
@@ -28,7 +30,8 @@ export const codes = {
   XD_ERR_IPVS_MISSING: 'the kernel has no IPVS (generic netlink family IPVS not found)',
   XD_ERR_NO_DATAPLANE: 'neither XDP nor IPVS could be used',
   XD_ERR_NETLINK: 'an rtnetlink operation failed',
-  XD_ERR_SYSCTL: 'a kernel setting the dataplane needs (NAT: forwarding, ICMP redirects) could not be read or set; the key, the reason and the fix are in the message',
+  XD_ERR_SYSCTL:
+    'a kernel setting the dataplane needs (NAT: forwarding, ICMP redirects) could not be read or set; the key, the reason and the fix are in the message',
   // health
   XD_ERR_HEALTH: 'a health check failed',
   XD_ERR_HEALTH_PASSWORD: 'the monitor password could not be read (monitor.password_file or monitor.password_env)',
@@ -43,11 +46,15 @@ export const codes = {
   XD_ERR_API: 'the admin API could not be reached or refused the request',
   XD_ERR_NOT_FOUND: 'the named object (backend, service, instance) does not exist',
   XD_ERR_USAGE: 'the command line is wrong',
-  XD_ERR_PERMISSION: 'the command needs privileges this process lacks (root: CAP_NET_ADMIN, CAP_BPF); which ones in the message',
-  XD_ERR_INSTANCE_RUNNING: 'another daemon of the same instance is running (its pid in the message); the second start changed nothing',
+  XD_ERR_PERMISSION:
+    'the command needs privileges this process lacks (root: CAP_NET_ADMIN, CAP_BPF); which ones in the message',
+  XD_ERR_INSTANCE_RUNNING:
+    'another daemon of the same instance is running (its pid in the message); the second start changed nothing',
   // daemon state kept on disk
-  XD_ERR_STATE_FILE: 'a file the daemon keeps between runs (the drained backends) is unreadable, corrupt or unsafe (a symlink, not a regular file, another owner); the path and the fix are in the message',
-  XD_ERR_REALSERVER: 'preparing or checking a real server failed (the ip command or sysctl and its error in the message)',
+  XD_ERR_STATE_FILE:
+    'a file the daemon keeps between runs (the drained backends) is unreadable, corrupt or unsafe (a symlink, not a regular file, another owner); the path and the fix are in the message',
+  XD_ERR_REALSERVER:
+    'preparing or checking a real server failed (the ip command or sysctl and its error in the message)',
 } as const;
 
 export type XdErrorCode = keyof typeof codes;

@@ -48,16 +48,26 @@ export function prettyLine(json: string): string {
   }
   const t = new Date(typeof o.time === 'number' ? o.time : Date.now());
   const time = `${String(t.getHours()).padStart(2, '0')}:${String(t.getMinutes()).padStart(2, '0')}:${String(t.getSeconds()).padStart(2, '0')}.${String(t.getMilliseconds()).padStart(3, '0')}`;
-  const level = String(o.level ?? '').toUpperCase().padEnd(5);
+  const level = String(o.level ?? '')
+    .toUpperCase()
+    .padEnd(5);
   const comp = o.component ? `[${o.component}] ` : '';
   const rest = Object.entries(o)
     .filter(([k]) => !SKIP.has(k))
     .map(([k, v]) => {
-      if (k === 'err' && v && typeof v === 'object') return `err=${JSON.stringify((v as { message?: string }).message ?? v)}`;
+      if (k === 'err' && v && typeof v === 'object')
+        return `err=${JSON.stringify((v as { message?: string }).message ?? v)}`;
       return `${k}=${typeof v === 'string' ? (/\s/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v)}`;
     })
     .join(' ');
-  const color = process.env.NO_COLOR ? '' : ({ FATAL: '\x1b[35m', ERROR: '\x1b[31m', WARN: '\x1b[33m', DEBUG: '\x1b[2m', TRACE: '\x1b[2m' } as Record<string, string>)[level.trim()] ?? '';
+  const color = process.env.NO_COLOR
+    ? ''
+    : ((
+        { FATAL: '\x1b[35m', ERROR: '\x1b[31m', WARN: '\x1b[33m', DEBUG: '\x1b[2m', TRACE: '\x1b[2m' } as Record<
+          string,
+          string
+        >
+      )[level.trim()] ?? '');
   return `${time} ${color}${level}${color ? '\x1b[0m' : ''} ${comp}${o.msg ?? ''}${rest ? `  ${rest}` : ''}\n`;
 }
 
@@ -70,7 +80,10 @@ export function journalLine(json: string): string {
 export function createLogger(opts: { level?: string; destination?: number | string; format?: LogFormat } = {}): Logger {
   const format = opts.format ?? (opts.destination === undefined || opts.destination === 2 ? chooseLogFormat() : 'json');
   const dest = pino.destination(opts.destination ?? 2);
-  const stream = format === 'json' ? dest : { write: (s: string) => dest.write(format === 'pretty' ? prettyLine(s) : journalLine(s)) };
+  const stream =
+    format === 'json'
+      ? dest
+      : { write: (s: string) => dest.write(format === 'pretty' ? prettyLine(s) : journalLine(s)) };
   return pino(
     {
       level: opts.level ?? process.env.XDIRECTOR_LOG_LEVEL ?? 'info',

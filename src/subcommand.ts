@@ -9,7 +9,11 @@ import { XdError } from './errors';
  * `--help` (the options must declare it) prints the usage and returns undefined, and the
  * caller exits 0.
  */
-export function parseSubcommandArgs<T extends ParseArgsConfig>(command: string, usage: string, config: T): ReturnType<typeof parseArgs<T>> | undefined {
+export function parseSubcommandArgs<T extends ParseArgsConfig>(
+  command: string,
+  usage: string,
+  config: T,
+): ReturnType<typeof parseArgs<T>> | undefined {
   let parsed: ReturnType<typeof parseArgs<T>>;
   try {
     parsed = parseArgs(config);

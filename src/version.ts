@@ -8,7 +8,9 @@ let cached: string | undefined;
 export function xdirectorVersion(): string {
   if (cached === undefined) {
     try {
-      cached = (JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+      cached = (
+        JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../package.json'), 'utf8')) as { version: string }
+      ).version;
     } catch {
       cached = 'unknown';
     }

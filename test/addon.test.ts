@@ -30,7 +30,8 @@ test('no file of src/ declares part of the addon elsewhere (module augmentation)
       if (e.isDirectory()) walk(p);
       else if (e.name.endsWith('.ts')) {
         const t = fs.readFileSync(p, 'utf8');
-        if (/declare module ['"][^'"]*native['"]|loadAddon\(\)\s+as\b|getNative\(\)\s+as\b/.test(t)) offenders.push(path.relative(ROOT, p));
+        if (/declare module ['"][^'"]*native['"]|loadAddon\(\)\s+as\b|getNative\(\)\s+as\b/.test(t))
+          offenders.push(path.relative(ROOT, p));
       }
     }
   };

@@ -18,5 +18,8 @@ test('XdError and ToolError carry their code, detail and cause, and name themsel
 });
 
 test('the tooling codes stay out of the product catalogue', () => {
-  assert.deepEqual(Object.keys(toolCodes).filter((c) => c in codes), []);
+  assert.deepEqual(
+    Object.keys(toolCodes).filter((c) => c in codes),
+    [],
+  );
 });

@@ -26,7 +26,8 @@ const LAYERS = readLayers();
 
 function layerOf(rel: string): number | undefined {
   let best: [string, number] | undefined;
-  for (const [p, l] of LAYERS) if ((rel === p || (p.endsWith('/') && rel.startsWith(p))) && (!best || p.length > best[0].length)) best = [p, l];
+  for (const [p, l] of LAYERS)
+    if ((rel === p || (p.endsWith('/') && rel.startsWith(p))) && (!best || p.length > best[0].length)) best = [p, l];
   return best?.[1];
 }
 
@@ -62,7 +63,9 @@ function importsOf(file: string): string[] {
       const spec = m[1];
       if (!spec.startsWith('.')) continue;
       const base = path.resolve(path.dirname(file), spec);
-      const target = [`${base}.ts`, path.join(base, 'index.ts'), base].find((f) => f.endsWith('.ts') && fs.existsSync(f));
+      const target = [`${base}.ts`, path.join(base, 'index.ts'), base].find(
+        (f) => f.endsWith('.ts') && fs.existsSync(f),
+      );
       if (target && target.startsWith(SRC + path.sep)) out.add(target);
     }
   }
@@ -74,7 +77,11 @@ const files = sources(SRC);
 const graph = new Map(files.map((f) => [f, importsOf(f)]));
 
 test('every file of src/ has a layer', () => {
-  assert.deepEqual(files.map(rel).filter((f) => layerOf(f) === undefined), [], 'add the new folder or file to the layer table in src/README.md');
+  assert.deepEqual(
+    files.map(rel).filter((f) => layerOf(f) === undefined),
+    [],
+    'add the new folder or file to the layer table in src/README.md',
+  );
 });
 
 test('no file of src/ imports from a higher layer', () => {
@@ -83,7 +90,8 @@ test('no file of src/ imports from a higher layer', () => {
     const lf = layerOf(rel(f));
     for (const d of deps) {
       const ld = layerOf(rel(d));
-      if (lf !== undefined && ld !== undefined && ld > lf) up.push(`${rel(f)} (layer ${lf}) imports ${rel(d)} (layer ${ld})`);
+      if (lf !== undefined && ld !== undefined && ld > lf)
+        up.push(`${rel(f)} (layer ${lf}) imports ${rel(d)} (layer ${ld})`);
     }
   }
   assert.deepEqual(up, []);
@@ -91,13 +99,15 @@ test('no file of src/ imports from a higher layer', () => {
 
 test('the layer table in src/README.md is read: every layer 0 to 6 has parts', () => {
   assert.deepEqual([...new Set(LAYERS.map(([, l]) => l))].sort(), [0, 1, 2, 3, 4, 5, 6]);
-  assert.ok(LAYERS.some(([p, l]) => p === 'config/' && l === 2) && LAYERS.some(([p, l]) => p === 'net/inet.ts' && l === 0));
+  assert.ok(
+    LAYERS.some(([p, l]) => p === 'config/' && l === 2) && LAYERS.some(([p, l]) => p === 'net/inet.ts' && l === 0),
+  );
 });
 
 /** The top folder of a src/ file ('' for a file at the top). */
 const folderOf = (r: string): string => (r.includes('/') ? r.slice(0, r.indexOf('/')) : '');
 
-test("a folder with an index.ts is entered only through it: no deep import from another folder", () => {
+test('a folder with an index.ts is entered only through it: no deep import from another folder', () => {
   const deep: string[] = [];
   for (const [f, deps] of graph) {
     for (const d of deps) {
@@ -105,7 +115,8 @@ test("a folder with an index.ts is entered only through it: no deep import from 
       const rd = rel(d);
       const folder = folderOf(rd);
       if (folder === '' || folder === folderOf(rf) || rd === `${folder}/index.ts`) continue;
-      if (fs.existsSync(path.join(SRC, folder, 'index.ts'))) deep.push(`${rf} imports ${rd}: import from '${folder}' (add the name to ${folder}/index.ts)`);
+      if (fs.existsSync(path.join(SRC, folder, 'index.ts')))
+        deep.push(`${rf} imports ${rd}: import from '${folder}' (add the name to ${folder}/index.ts)`);
     }
   }
   assert.deepEqual(deep, []);
@@ -140,7 +151,8 @@ test('no file of src/ reaches itself through its imports', () => {
 
 test('the import scanner sees every kind of import', () => {
   // A check on the checker: these src/ files are known to use each form.
-  const has = (from: string, to: string): boolean => (graph.get(path.join(SRC, from)) ?? []).includes(path.join(SRC, to));
+  const has = (from: string, to: string): boolean =>
+    (graph.get(path.join(SRC, from)) ?? []).includes(path.join(SRC, to));
   assert.ok(has('daemon/run.ts', 'desired/index.ts'), 'import { x } from');
   assert.ok(has('daemon/run.ts', 'state/file.ts'), 'import type');
   assert.ok(has('cli/main.ts', 'daemon/run.ts'), "dynamic import('...')");

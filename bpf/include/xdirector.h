@@ -95,8 +95,8 @@ enum xd_family {
 enum xd_sched {
 	XD_SCHED_MAGLEV = 0, /* slot = hash(client addr, client port) % ring_size */
 	XD_SCHED_SH = 1,     /* slot = hash(client addr) % ring_size: client affinity */
-	XD_SCHED_SEQ = 2,    /* slot = per-CPU counter++ % ring_size: wrr/rr over the weighted ring */
-	XD_SCHED_IPVS_MH = 3,/* slot = IPVS mh hash (hsiphash of client addr + port) % ring_size */
+	XD_SCHED_SEQ = 2, /* slot = per-CPU counter++ % ring_size: wrr/rr over the weighted ring */
+	XD_SCHED_IPVS_MH = 3, /* slot = IPVS mh hash (hsiphash of client addr + port) % ring_size */
 	XD_SCHED_IPVS_MH_NOPORT = 4, /* as IPVS mh without mh-port: client addr only */
 };
 
@@ -116,7 +116,8 @@ enum xd_backend_flags {
 /* Tunnel encapsulation (struct xd_tunnel.encap). */
 enum xd_encap {
 	XD_ENCAP_IPIP = 1, /* IP in IP: 4in4 (proto 4), 6in6 / 6in4 (41), 4in6 (4) */
-	XD_ENCAP_GUE = 2,  /* outer IPv4 + UDP + 4-byte GUE header (version 0), RFC draft-ietf-intarea-gue */
+	XD_ENCAP_GUE =
+		2, /* outer IPv4 + UDP + 4-byte GUE header (version 0), RFC draft-ietf-intarea-gue */
 };
 
 /* Verdict reasons: each packet is counted under exactly one. */
@@ -124,29 +125,39 @@ enum xd_reason {
 	XD_R_PASS_NON_IP = 0,    /* not IPv4/IPv6 (ARP, LLDP, ...) */
 	XD_R_PASS_NON_VIP = 1,   /* IP but not for a configured VIP:port/proto */
 	XD_R_PASS_MALFORMED = 2, /* truncated/invalid headers: left to the kernel to drop */
-	XD_R_TX_NEW_FLOW = 3,    /* hashed onto the ring, entry created (SYN, first UDP datagram: embryonic table;
+	XD_R_TX_NEW_FLOW =
+		3, /* hashed onto the ring, entry created (SYN, first UDP datagram: embryonic table;
 				  * non-SYN miss, i.e. taken over mid-stream: takeover table) */
-	XD_R_TX_FLOW_HIT = 4,    /* established flow, kept its backend. Counted in the backend's
+	XD_R_TX_FLOW_HIT = 4, /* established flow, kept its backend. Counted in the backend's
 				  * xd_backend_stats.flow_hits, not in xd_rsnst (one counter per hit) */
-	XD_R_TX_REHASH = 5,      /* flow's backend gone/down: re-hashed */
-	XD_R_TX_NO_TRACK = 6,    /* forwarded without a flow entry (a RST that is not of a known flow) */
-	XD_R_TX_ICMP = 7,        /* ICMP PTB / frag needed sent to the flow's backend */
-	XD_R_NO_BACKEND_PASS = 8,/* service has no usable backend: passed to the kernel */
-	XD_R_NO_BACKEND_DROP = 9,/* service has no usable backend: dropped (XD_SVC_F_EMPTY_DROP) */
-	XD_R_DROP_FRAGMENT = 10, /* IP fragment to a VIP: no ports to hash on */
-	XD_R_PASS_ICMP = 11,     /* ICMP for a VIP without a known flow */
-	XD_R_ABORTED = 12,       /* internal error (map lookup failed) */
-	XD_R_PASS_OTHER_HOST = 13, /* unicast frame for another station (flooded): the kernel drops it */
-	XD_R_TX_TOO_BIG = 14,    /* tunnel: too big once encapsulated: ICMP frag needed / PTB sent back to the client */
-	XD_R_DROP_TOO_BIG = 15,  /* tunnel: too big once encapsulated, IPv4 without DF (never fragmented here) */
-	XD_R_TX_EMBRYONIC = 16,  /* packet of a flow still in its handshake (SYN retransmit): its embryonic entry's backend */
-	XD_R_TX_PROMOTED = 17,   /* client's first non-SYN of the handshake (UDP: second datagram): moved from the
+	XD_R_TX_REHASH = 5,   /* flow's backend gone/down: re-hashed */
+	XD_R_TX_NO_TRACK =
+		6,        /* forwarded without a flow entry (a RST that is not of a known flow) */
+	XD_R_TX_ICMP = 7, /* ICMP PTB / frag needed sent to the flow's backend */
+	XD_R_NO_BACKEND_PASS = 8, /* service has no usable backend: passed to the kernel */
+	XD_R_NO_BACKEND_DROP = 9, /* service has no usable backend: dropped (XD_SVC_F_EMPTY_DROP) */
+	XD_R_DROP_FRAGMENT = 10,  /* IP fragment to a VIP: no ports to hash on */
+	XD_R_PASS_ICMP = 11,      /* ICMP for a VIP without a known flow */
+	XD_R_ABORTED = 12,        /* internal error (map lookup failed) */
+	XD_R_PASS_OTHER_HOST =
+		13, /* unicast frame for another station (flooded): the kernel drops it */
+	XD_R_TX_TOO_BIG =
+		14, /* tunnel: too big once encapsulated: ICMP frag needed / PTB sent back to the client */
+	XD_R_DROP_TOO_BIG =
+		15, /* tunnel: too big once encapsulated, IPv4 without DF (never fragmented here) */
+	XD_R_TX_EMBRYONIC =
+		16, /* packet of a flow still in its handshake (SYN retransmit): its embryonic entry's backend */
+	XD_R_TX_PROMOTED =
+		17, /* client's first non-SYN of the handshake (UDP: second datagram): moved from the
 				  * embryonic table to the probation table, until it proves itself (XD_R_TX_PROVEN) */
-	XD_R_TX_SYN_KEPT = 18,   /* SYN reusing the 5-tuple of a flow that saw a packet within syn_reuse_idle_ns:
+	XD_R_TX_SYN_KEPT =
+		18, /* SYN reusing the 5-tuple of a flow that saw a packet within syn_reuse_idle_ns:
 				  * kept on the flow's backend, the entry untouched */
-	XD_R_DROP_TOO_BIG_LIMITED = 19, /* tunnel: too big once encapsulated, but the director's frag needed /
+	XD_R_DROP_TOO_BIG_LIMITED =
+		19, /* tunnel: too big once encapsulated, but the director's frag needed /
 				  * PTB answers are over too_big_rate: dropped unanswered */
-	XD_R_TX_PROVEN = 20,     /* a handshake-completed flow's packet XD_PROVE_NS or more after its handshake,
+	XD_R_TX_PROVEN =
+		20, /* a handshake-completed flow's packet XD_PROVE_NS or more after its handshake,
 				  * within new_flow_rate: moved from the probation table to the flow table */
 	XD_R_MAX = 21,
 };
@@ -191,13 +202,14 @@ struct xd_backend {
 /* tunnels map value (array indexed like backends; read only for a backend
  * with XD_BE_F_TUNNEL). 40 bytes. */
 struct xd_tunnel {
-	__be32 saddr[4];  /* outer source: the director's tunnel address (IPv4 in saddr[0]); network order */
-	__be32 daddr[4];  /* outer destination: the real server (IPv4 in daddr[0]); network order */
-	__be16 gue_port;  /* GUE: outer UDP destination port; network order */
-	__u16 mtu;        /* MTU of the path to the real server, outer headers included; 0 = no check */
-	__u8 encap;       /* enum xd_encap */
-	__u8 family;      /* outer (underlay) family: enum xd_family */
-	__u8 pad[2];      /* must be zero */
+	__be32 saddr
+		[4]; /* outer source: the director's tunnel address (IPv4 in saddr[0]); network order */
+	__be32 daddr[4]; /* outer destination: the real server (IPv4 in daddr[0]); network order */
+	__be16 gue_port; /* GUE: outer UDP destination port; network order */
+	__u16 mtu;   /* MTU of the path to the real server, outer headers included; 0 = no check */
+	__u8 encap;  /* enum xd_encap */
+	__u8 family; /* outer (underlay) family: enum xd_family */
+	__u8 pad[2]; /* must be zero */
 };
 
 /* IPv6 flows (and embryonic IPv6 flows) map key: 5-tuple as seen on the wire
@@ -216,12 +228,12 @@ struct xd_flow_key {
  * hashed on every established packet, and jhash plus the compare of a 16-byte
  * key cost about half of a 40-byte one (~11 vs ~22 ns measured). */
 struct xd_flow4_key {
-	__be32 saddr;    /* client address; network order */
-	__be32 daddr;    /* VIP; network order */
-	__be16 sport;    /* client port; network order */
-	__be16 dport;    /* VIP port; network order */
-	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad[3];     /* must be zero */
+	__be32 saddr; /* client address; network order */
+	__be32 daddr; /* VIP; network order */
+	__be16 sport; /* client port; network order */
+	__be16 dport; /* VIP port; network order */
+	__u8 proto;   /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[3];  /* must be zero */
 };
 
 /* flows and embryonic flows map value. 16 bytes. */
@@ -268,11 +280,11 @@ struct xd_flow4_cache {
 };
 
 struct xd_flow6_cache {
-	__u64 key[5];     /* the struct xd_flow_key, as is */
+	__u64 key[5]; /* the struct xd_flow_key, as is */
 	__u32 backend;
 	__u32 generation;
 	__u64 expires;
-	__u64 pad;        /* always zero: a slot is one 64-byte line */
+	__u64 pad; /* always zero: a slot is one 64-byte line */
 };
 
 /* rings map value: a backend index. The rings array holds, for service id s
@@ -293,21 +305,21 @@ struct xd_service_stats {
 /* Per-backend counters (per-CPU array indexed by backend index): the one
  * counter an established packet touches. 40 bytes. */
 struct xd_backend_stats {
-	__u64 packets;        /* packets forwarded to this backend */
-	__u64 bytes;          /* bytes forwarded to this backend */
-	__u64 new_flows;      /* flows created on this backend */
-	__u64 flow_hits;      /* of packets, those of XD_R_TX_FLOW_HIT (counted here, not in xd_rsnst) */
+	__u64 packets;   /* packets forwarded to this backend */
+	__u64 bytes;     /* bytes forwarded to this backend */
+	__u64 new_flows; /* flows created on this backend */
+	__u64 flow_hits; /* of packets, those of XD_R_TX_FLOW_HIT (counted here, not in xd_rsnst) */
 	__u64 flow_hit_bytes; /* their bytes */
 };
 
 /* Flood guard counters (per-CPU array of one): entries created in the tables
  * that stand in front of the flow tables. 32 bytes. */
 struct xd_guard {
-	__u64 embryonic;  /* entries created in the embryonic tables (opening packets) */
-	__u64 takeovers;  /* entries created in the takeover tables by a packet of an unknown flow
+	__u64 embryonic; /* entries created in the embryonic tables (opening packets) */
+	__u64 takeovers; /* entries created in the takeover tables by a packet of an unknown flow
 			   * that is not an opening one (mid-stream takeover, or a spoofed bare ACK) */
 	__u64 handshakes; /* flows moved from the embryonic to the probation tables (handshake completed) */
-	__u64 limited;    /* proven flows kept in the probation tables: above new_flow_rate */
+	__u64 limited; /* proven flows kept in the probation tables: above new_flow_rate */
 };
 
 /* Global rate limit (array indexed by enum xd_rate_idx, shared by all CPUs):
@@ -336,24 +348,26 @@ struct xd_meta {
 /* Connection sync (bpf/sync.h): why a flow was reported. */
 enum xd_sync_kind {
 	XD_SYNC_HANDSHAKE = 1, /* its handshake completed here (it entered the probation table) */
-	XD_SYNC_TAKEOVER = 2,  /* taken over mid-stream, or re-placed because its backend went (takeover table) */
-	XD_SYNC_REFRESH = 3,   /* a long-lived flow still in use (at most once per 2^sync_refresh_shift ns) */
+	XD_SYNC_TAKEOVER =
+		2, /* taken over mid-stream, or re-placed because its backend went (takeover table) */
+	XD_SYNC_REFRESH =
+		3, /* a long-lived flow still in use (at most once per 2^sync_refresh_shift ns) */
 };
 
 /* One record of the sync ring buffer (xd_sync_v1), read by src/sync. The
  * key fields are struct xd_flow_key's (IPv4 in the first word). 56 bytes. */
 struct xd_sync_event {
-	__be32 saddr[4];    /* client address; network order */
-	__be32 daddr[4];    /* VIP; network order */
-	__be16 sport;       /* client port; network order */
-	__be16 dport;       /* VIP port; network order */
-	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 family;        /* enum xd_family */
-	__u8 kind;          /* enum xd_sync_kind */
-	__u8 pad;           /* zero */
-	__u32 backend;      /* backend index (user space turns it into the backend's address) */
-	__u32 generation;   /* that backend's generation */
-	__u64 seen_ns;      /* bpf_ktime_get_coarse_ns() of the packet that caused the report */
+	__be32 saddr[4];  /* client address; network order */
+	__be32 daddr[4];  /* VIP; network order */
+	__be16 sport;     /* client port; network order */
+	__be16 dport;     /* VIP port; network order */
+	__u8 proto;       /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;      /* enum xd_family */
+	__u8 kind;        /* enum xd_sync_kind */
+	__u8 pad;         /* zero */
+	__u32 backend;    /* backend index (user space turns it into the backend's address) */
+	__u32 generation; /* that backend's generation */
+	__u64 seen_ns;    /* bpf_ktime_get_coarse_ns() of the packet that caused the report */
 };
 
 /* Sync export counters (per-CPU array, key 0). 16 bytes. */

@@ -39,15 +39,16 @@
 #define XG_CHUNK 8
 
 /* Load-time settings (user space writes .rodata before load). */
-const volatile __u32 tmpl_chunks = 8;       /* 8-byte chunks restored per run (frame length / 8) */
-const volatile __u32 sport_off = 34;        /* byte offset of the L4 source port (Eth 14 + IPv4 20) */
-const volatile __u32 csum_off = 50;         /* byte offset of the L4 checksum (TCP: +16, UDP: +6) */
-const volatile __u32 nflows = 4096;         /* distinct flows cycled through (>= 1) */
-const volatile __u32 nports = 4096;         /* source ports per source address (1..nflows) */
-const volatile __u32 base_port = 10000;     /* first source port, host order */
-const volatile __u32 saddr_off = 0;         /* byte offset of the varied source-address word; 0: address fixed */
-const volatile __u32 ipcsum_off = 0;        /* byte offset of the IPv4 header checksum; 0: none (IPv6) */
-const volatile __u32 udp_nocsum = 0;        /* 1: UDP with checksum 0 (RFC 768 "none"), leave it 0 */
+const volatile __u32 tmpl_chunks = 8;   /* 8-byte chunks restored per run (frame length / 8) */
+const volatile __u32 sport_off = 34;    /* byte offset of the L4 source port (Eth 14 + IPv4 20) */
+const volatile __u32 csum_off = 50;     /* byte offset of the L4 checksum (TCP: +16, UDP: +6) */
+const volatile __u32 nflows = 4096;     /* distinct flows cycled through (>= 1) */
+const volatile __u32 nports = 4096;     /* source ports per source address (1..nflows) */
+const volatile __u32 base_port = 10000; /* first source port, host order */
+const volatile __u32 saddr_off =
+	0; /* byte offset of the varied source-address word; 0: address fixed */
+const volatile __u32 ipcsum_off = 0; /* byte offset of the IPv4 header checksum; 0: none (IPv6) */
+const volatile __u32 udp_nocsum = 0; /* 1: UDP with checksum 0 (RFC 768 "none"), leave it 0 */
 
 /* The frame every run starts from. Value: raw frame bytes as on the wire. */
 struct xg_tmpl {

@@ -26,14 +26,20 @@ export async function cleanupStaleRuns(log: Logger): Promise<string[]> {
   const removed: string[] = [];
   const pids = new Set<number>();
   const { stdout } = await run('ip', ['netns', 'list']);
-  for (const ns of stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean)) {
+  for (const ns of stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter(Boolean)) {
     const pid = deadPid(ns);
     if (pid === null) continue;
     pids.add(pid);
     // Processes still inside (a leaked haproxy, generator) go with the namespace's last reference only
     // when they exit; list and kill them by pid first.
     const pidsIn = await run('ip', ['netns', 'pids', ns], { allowFail: true });
-    for (const p of pidsIn.stdout.split('\n').map(Number).filter((n) => n > 1)) {
+    for (const p of pidsIn.stdout
+      .split('\n')
+      .map(Number)
+      .filter((n) => n > 1)) {
       try {
         process.kill(p, 'SIGKILL');
       } catch {

@@ -42,9 +42,13 @@ export function parseArgs(argv: string[]): CliArgs {
     else if (x === '--out') a.outDir = value();
     else if (x.startsWith('--out=')) a.outDir = x.slice(6);
     else if (x === '--only' || x.startsWith('--only=')) {
-      const list = (x === '--only' ? value() : x.slice(7)).split(',').map((s) => s.trim()).filter(Boolean);
+      const list = (x === '--only' ? value() : x.slice(7))
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       for (const s of list) {
-        if (!SECTION_NAMES.includes(s as SectionName)) throw new XdError('XD_ERR_USAGE', `--only: unknown section "${s}": use ${SECTION_NAMES.join(', ')}`);
+        if (!SECTION_NAMES.includes(s as SectionName))
+          throw new XdError('XD_ERR_USAGE', `--only: unknown section "${s}": use ${SECTION_NAMES.join(', ')}`);
       }
       a.only = list as SectionName[];
     } else if (x === '-h' || x === '--help') a.help = true;

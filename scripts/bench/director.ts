@@ -45,7 +45,12 @@ function unpin(p: string): void {
   }
 }
 
-async function loadPinned(objName: string, pinDir: string, pinName: string, globals?: Record<string, number>): Promise<{ obj: BpfObject; prog: PinnedProg }> {
+async function loadPinned(
+  objName: string,
+  pinDir: string,
+  pinName: string,
+  globals?: Record<string, number>,
+): Promise<{ obj: BpfObject; prog: PinnedProg }> {
   const obj = await BpfObject.load(objectPath(objName), { globals });
   const pinPath = path.join(pinDir, pinName);
   try {
@@ -82,7 +87,9 @@ export interface CounterProg extends PinnedProg {
 
 export async function loadCounter(o: { pinDir: string; name: string; verdict: 'drop' | 'pass' }): Promise<CounterProg> {
   const c = getNative().constants;
-  const { obj, prog } = await loadPinned('xdp_count', o.pinDir, `count-${o.name}`, { verdict: o.verdict === 'drop' ? c.XDP_DROP : c.XDP_PASS });
+  const { obj, prog } = await loadPinned('xdp_count', o.pinDir, `count-${o.name}`, {
+    verdict: o.verdict === 'drop' ? c.XDP_DROP : c.XDP_PASS,
+  });
   const map: BpfMap<number, Buffer> = obj.map(COUNT_MAP, u32, raw(XC_STATS_SIZE));
   return {
     ...prog,
@@ -159,13 +166,18 @@ export interface GeneratorOptions {
 }
 
 /** Why the generator cannot make `flows` distinct flows with these settings, or null. */
-export function generatorProblem(o: Pick<GeneratorOptions, 'flows' | 'basePort' | 'ports' | 'saddrOff'>): string | null {
+export function generatorProblem(
+  o: Pick<GeneratorOptions, 'flows' | 'basePort' | 'ports' | 'saddrOff'>,
+): string | null {
   const ports = o.ports ?? o.flows;
   if (!Number.isInteger(o.flows) || o.flows < 1) return `flows must be a positive integer, got ${o.flows}`;
-  if (!Number.isInteger(ports) || ports < 1 || ports > o.flows) return `ports per address must be 1..flows (${o.flows}), got ${ports}`;
+  if (!Number.isInteger(ports) || ports < 1 || ports > o.flows)
+    return `ports per address must be 1..flows (${o.flows}), got ${ports}`;
   if (o.basePort < 1 || o.basePort + ports > 65536) return `${ports} ports from ${o.basePort} leave 1..65535`;
-  if (ports < o.flows && !o.saddrOff) return `${o.flows} flows over ${ports} ports need a varying source address (saddrOff)`;
-  if (Math.ceil(o.flows / ports) > 65536) return `${o.flows} flows over ${ports} ports need more than the 65536 values of a 16-bit address word`;
+  if (ports < o.flows && !o.saddrOff)
+    return `${o.flows} flows over ${ports} ports need a varying source address (saddrOff)`;
+  if (Math.ceil(o.flows / ports) > 65536)
+    return `${o.flows} flows over ${ports} ports need more than the 65536 values of a 16-bit address word`;
   return null;
 }
 
@@ -201,7 +213,8 @@ export function liveFramesRefusal(): Promise<LiveFramesRefusal | null> {
         await testRunAsync(c.fd, { data: Buffer.alloc(64), repeat: 1, flags: liveFramesFlag(), batchSize: 1 });
       } catch (err) {
         const d = (err as { detail?: { errno?: number; code?: string } }).detail;
-        if (d?.code && LIVE_FRAMES_REFUSED.has(d.code)) return { errno: d.errno ?? 0, code: d.code, message: err instanceof Error ? err.message : String(err) };
+        if (d?.code && LIVE_FRAMES_REFUSED.has(d.code))
+          return { errno: d.errno ?? 0, code: d.code, message: err instanceof Error ? err.message : String(err) };
         throw err;
       }
       const n = c.read().packets;
@@ -228,7 +241,10 @@ export async function pickGenerator(): Promise<{ kind: GeneratorKind; refusal?: 
  * has source port basePort + i % ports and, past the ports, the source-address word at saddrOff plus
  * ⌊i / ports⌋; the L4 checksum and the IPv4 header checksum fixed incrementally (RFC 1624).
  */
-export function buildFlowFrames(frame: Buffer, o: Pick<GeneratorOptions, 'sportOff' | 'csumOff' | 'flows' | 'basePort' | 'ports' | 'saddrOff' | 'ipCsumOff'>): Buffer {
+export function buildFlowFrames(
+  frame: Buffer,
+  o: Pick<GeneratorOptions, 'sportOff' | 'csumOff' | 'flows' | 'basePort' | 'ports' | 'saddrOff' | 'ipCsumOff'>,
+): Buffer {
   const len = frame.length;
   const ports = o.ports ?? o.flows;
   const out = Buffer.allocUnsafe(len * o.flows);
@@ -237,7 +253,8 @@ export function buildFlowFrames(frame: Buffer, o: Pick<GeneratorOptions, 'sportO
     return (s & 0xffff) + (s >>> 16);
   };
   // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), 16-bit values as read from the wire.
-  const replace = (check: number, old: number, now: number): number => ~fold((~check & 0xffff) + (~old & 0xffff) + now) & 0xffff;
+  const replace = (check: number, old: number, now: number): number =>
+    ~fold((~check & 0xffff) + (~old & 0xffff) + now) & 0xffff;
   const port0 = frame.readUInt16BE(o.sportOff);
   const csum0 = frame.readUInt16BE(o.csumOff);
   const varyAddr = ports < o.flows && o.saddrOff !== undefined;
@@ -270,7 +287,8 @@ export function openPacketGenerator(o: GeneratorOptions): Generator {
   const why = generatorProblem(o);
   if (why) throw new ToolError('XD_ERR_BENCH', `generator: ${why}`);
   const first = o.firstFlow ?? 0;
-  if (!Number.isInteger(first) || first < 0 || first >= o.flows) throw new ToolError('XD_ERR_BENCH', `generator: firstFlow must be 0..${o.flows - 1}, got ${first}`);
+  if (!Number.isInteger(first) || first < 0 || first >= o.flows)
+    throw new ToolError('XD_ERR_BENCH', `generator: firstFlow must be 0..${o.flows - 1}, got ${first}`);
   // The frames from flow `first` on, wrapping: the ring sends them in this order.
   const frames = (f: Buffer): Buffer => {
     const all = buildFlowFrames(f, o);
@@ -286,7 +304,11 @@ export function openPacketGenerator(o: GeneratorOptions): Generator {
   }
   return {
     setTemplate(f) {
-      if (f.length !== o.frame.length) throw new ToolError('XD_ERR_BENCH', `generator template of ${f.length} bytes: the generator was opened for ${o.frame.length}`);
+      if (f.length !== o.frame.length)
+        throw new ToolError(
+          'XD_ERR_BENCH',
+          `generator template of ${f.length} bytes: the generator was opened for ${o.frame.length}`,
+        );
       if (f.equals(frame)) return;
       tx.setFrames(frames(f), f.length);
       frame = f;
@@ -295,7 +317,11 @@ export function openPacketGenerator(o: GeneratorOptions): Generator {
       try {
         await tx.send(packets, batch);
       } catch (err) {
-        throw toolWrap('XD_ERR_BENCH', `generator: AF_PACKET TX ring (${packets} packets, batch ${batch}, ifindex ${o.ifindex})`, err);
+        throw toolWrap(
+          'XD_ERR_BENCH',
+          `generator: AF_PACKET TX ring (${packets} packets, batch ${batch}, ifindex ${o.ifindex})`,
+          err,
+        );
       }
     },
     // Every frame is built whole in user space: none can fail to build.
@@ -309,15 +335,24 @@ export function openPacketGenerator(o: GeneratorOptions): Generator {
 export async function openGenerator(o: GeneratorOptions): Promise<Generator> {
   const len = o.frame.length;
   if (len % 8 !== 0 || len < 64 || len > GEN_TMPL_MAX) {
-    throw new ToolError('XD_ERR_BENCH', `generator frame of ${len} bytes: must be a multiple of 8 from 64 to ${GEN_TMPL_MAX} (the program restores whole 8-byte chunks)`);
+    throw new ToolError(
+      'XD_ERR_BENCH',
+      `generator frame of ${len} bytes: must be a multiple of 8 from 64 to ${GEN_TMPL_MAX} (the program restores whole 8-byte chunks)`,
+    );
   }
   const why = generatorProblem(o);
   if (why) throw new ToolError('XD_ERR_BENCH', `generator: ${why}`);
   const ports = o.ports ?? o.flows;
   const obj = await BpfObject.load(objectPath('xdp_gen'), {
     globals: {
-      tmpl_chunks: len / 8, sport_off: o.sportOff, csum_off: o.csumOff, nflows: o.flows, nports: ports, base_port: o.basePort,
-      saddr_off: ports < o.flows ? o.saddrOff! : 0, ipcsum_off: ports < o.flows ? o.ipCsumOff ?? 0 : 0,
+      tmpl_chunks: len / 8,
+      sport_off: o.sportOff,
+      csum_off: o.csumOff,
+      nflows: o.flows,
+      nports: ports,
+      base_port: o.basePort,
+      saddr_off: ports < o.flows ? o.saddrOff! : 0,
+      ipcsum_off: ports < o.flows ? (o.ipCsumOff ?? 0) : 0,
     },
   });
   const tmpl = obj.map(GEN_TMPL_MAP, u32, raw(GEN_TMPL_MAX));
@@ -325,7 +360,8 @@ export async function openGenerator(o: GeneratorOptions): Promise<Generator> {
   const fd = obj.program().fd;
   let frame = o.frame;
   const setTemplate = (f: Buffer): void => {
-    if (f.length !== len) throw new ToolError('XD_ERR_BENCH', `generator template of ${f.length} bytes: the program was loaded for ${len}`);
+    if (f.length !== len)
+      throw new ToolError('XD_ERR_BENCH', `generator template of ${f.length} bytes: the program was loaded for ${len}`);
     const v = Buffer.alloc(GEN_TMPL_MAX);
     f.copy(v);
     tmpl.update(0, v);
@@ -342,7 +378,11 @@ export async function openGenerator(o: GeneratorOptions): Promise<Generator> {
       try {
         await testRunAsync(fd, { data: frame, ctx, repeat: packets, flags: liveFramesFlag(), batchSize: batch });
       } catch (err) {
-        throw toolWrap('XD_ERR_BENCH', `generator: BPF_PROG_RUN live frames (${packets} packets, batch ${batch}, ifindex ${o.ifindex})`, err);
+        throw toolWrap(
+          'XD_ERR_BENCH',
+          `generator: BPF_PROG_RUN live frames (${packets} packets, batch ${batch}, ifindex ${o.ifindex})`,
+          err,
+        );
       }
     },
     aborted() {
@@ -377,7 +417,8 @@ export interface BenchService {
 /** enum xd_reason names by value, from the generated enum (XD_R_TX_FLOW_HIT -> tx_flow_hit). */
 export const XD_REASONS: readonly string[] = (() => {
   const out: string[] = [];
-  for (const [name, v] of Object.entries(XdReason)) if (name !== 'XD_R_MAX') out[v] = name.replace(/^XD_R_/, '').toLowerCase();
+  for (const [name, v] of Object.entries(XdReason))
+    if (name !== 'XD_R_MAX') out[v] = name.replace(/^XD_R_/, '').toLowerCase();
   return out;
 })();
 
@@ -406,7 +447,14 @@ export interface DirectorLimits {
 }
 
 /** Small maps: the benchmarks configure at most a few services; room for 1M flows (2^20 entries, above the 1,000,000 flows of the largest cell). */
-export const BENCH_DIRECTOR_LIMITS: DirectorLimits = { maxServices: 8, maxBackends: 64, ringMax: 65537, flows: 1 << 20, newFlowRate: 0, synReuseIdleMs: 0 };
+export const BENCH_DIRECTOR_LIMITS: DirectorLimits = {
+  maxServices: 8,
+  maxBackends: 64,
+  ringMax: 65537,
+  flows: 1 << 20,
+  newFlowRate: 0,
+  synReuseIdleMs: 0,
+};
 
 /**
  * How long after its handshake a flow must send again to leave the probation table for the flow
@@ -442,7 +490,15 @@ function ipLink(args: string[]): void {
  * only frames for its interface's MAC); the benchmarks then attach the same pinned program to the
  * director's eth0 inside their namespaces.
  */
-export async function loadDirector(o: { pinDir: string; log: Logger; mac: string; limits?: DirectorLimits; objectPath?: string; instance?: string; syncExport?: boolean }): Promise<BenchDirector> {
+export async function loadDirector(o: {
+  pinDir: string;
+  log: Logger;
+  mac: string;
+  limits?: DirectorLimits;
+  objectPath?: string;
+  instance?: string;
+  syncExport?: boolean;
+}): Promise<BenchDirector> {
   const lim = o.limits ?? BENCH_DIRECTOR_LIMITS;
   const ifname = placeholderName(process.pid, placeholderSeq++);
   const peer = `${ifname.slice(0, -1)}b`;
@@ -457,11 +513,22 @@ export async function loadDirector(o: { pinDir: string; log: Logger; mac: string
     ipLink(['set', ifname, 'up']);
     ipLink(['set', peer, 'up']);
     dp = await XdpDataplane.open({
-      instance: o.instance ?? 'director', ifname, mode: 'generic', pinDir: o.pinDir, ringMax: lim.ringMax, objectPath: o.objectPath, syncExport: o.syncExport,
-      maxServices: lim.maxServices, maxBackends: lim.maxBackends, flowTableSize: lim.flows, newFlowRate: lim.newFlowRate,
+      instance: o.instance ?? 'director',
+      ifname,
+      mode: 'generic',
+      pinDir: o.pinDir,
+      ringMax: lim.ringMax,
+      objectPath: o.objectPath,
+      syncExport: o.syncExport,
+      maxServices: lim.maxServices,
+      maxBackends: lim.maxBackends,
+      flowTableSize: lim.flows,
+      newFlowRate: lim.newFlowRate,
       // Every warm-up flow must get through the embryonic and probation tables to the flow table:
       // they are as large as the flow table here (the product sizes them for floods, not for this).
-      embryonicTableSize: lim.flows, takeoverTableSize: lim.flows, synReuseIdleMs: lim.synReuseIdleMs,
+      embryonicTableSize: lim.flows,
+      takeoverTableSize: lim.flows,
+      synReuseIdleMs: lim.synReuseIdleMs,
       log: o.log.child({ component: 'bench-director' }),
     });
     const pinPath = path.join(instancePinDir(o.pinDir, o.instance ?? 'director'), 'prog');
@@ -476,11 +543,29 @@ export async function loadDirector(o: { pinDir: string; log: Logger; mac: string
         const family = addressFamily(s.vip);
         if (family === undefined) throw new ToolError('XD_ERR_BENCH', `"${s.vip}" is not an IP address`);
         state.services.push({
-          name: `bench${state.services.length}`, vip: s.vip, port: s.port, proto: s.proto, family, scheduler: 'maglev',
-          ring: { kind: 'maglev', size: lim.ringMax }, onEmpty: 'pass',
+          name: `bench${state.services.length}`,
+          vip: s.vip,
+          port: s.port,
+          proto: s.proto,
+          family,
+          scheduler: 'maglev',
+          ring: { kind: 'maglev', size: lim.ringMax },
+          onEmpty: 'pass',
           backends: s.backends.map((b) => ({
-            key: backendKey(b.address, b.port), name: `${b.address}:${b.port}`, address: b.address, port: b.port, family, weight: 1, state: 'active' as const, mac: b.mac,
-            ...(s.tunnel ? { forwarding: 'tunnel' as const, tunnel: { encap: s.tunnel.encap, guePort: s.tunnel.guePort ?? 6080, source: s.tunnel.source } } : {}),
+            key: backendKey(b.address, b.port),
+            name: `${b.address}:${b.port}`,
+            address: b.address,
+            port: b.port,
+            family,
+            weight: 1,
+            state: 'active' as const,
+            mac: b.mac,
+            ...(s.tunnel
+              ? {
+                  forwarding: 'tunnel' as const,
+                  tunnel: { encap: s.tunnel.encap, guePort: s.tunnel.guePort ?? 6080, source: s.tunnel.source },
+                }
+              : {}),
           })),
         });
         await d.apply(state);
@@ -498,13 +583,21 @@ export async function loadDirector(o: { pinDir: string; log: Logger; mac: string
       close: async () => {
         p.close();
         await d.close({ keepState: false });
-        try { ipLink(['del', ifname]); } catch { /* already gone */ }
+        try {
+          ipLink(['del', ifname]);
+        } catch {
+          /* already gone */
+        }
       },
     };
   } catch (err) {
     prog?.close();
     if (dp) await dp.close({ keepState: false }).catch(() => undefined);
-    try { ipLink(['del', ifname]); } catch { /* already gone */ }
+    try {
+      ipLink(['del', ifname]);
+    } catch {
+      /* already gone */
+    }
     throw err;
   }
 }

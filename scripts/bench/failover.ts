@@ -36,7 +36,12 @@ export const FAILOVER_QUICK = { runs: 1, health: { interval: 200, timeout: 150, 
 
 const PW_ENV = 'XDH_BENCH_MONITOR_PASSWORD';
 
-function waitFor(hm: HealthMonitor, pred: (s: HealthSnapshot) => boolean, timeoutMs: number, what: string): Promise<number> {
+function waitFor(
+  hm: HealthMonitor,
+  pred: (s: HealthSnapshot) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     const done = (): void => {
       clearTimeout(timer);
@@ -69,14 +74,27 @@ async function healthDetection(o: FailoverBenchOptions): Promise<FailoverItem[]>
     process.env[PW_ENV] = 'monitor';
     // The monitor gets what the daemon gives it: services and sections parsed by src/config.
     const h0 = o.health;
-    const cfg = parseConfig(JSON.stringify({
-      instance: 'bench', interface: 'lo', dataplane: 'xdp',
-      monitor: { user: 'monitor', password_env: PW_ENV },
-      ...(h0 ? { health: { interval: `${h0.interval}ms`, timeout: `${h0.timeout}ms`, rise: h0.rise, fall: h0.fall } } : {}),
-      // One service per server: the servers listen on loopback ports of their own, and a service's
-      // backends must listen on its port (the director cannot translate ports).
-      services: servers.map((m, i) => ({ name: `bench${i + 1}`, vip: '10.255.0.1', port: m.port, check: 'mysql', backends: [{ address: '127.0.0.1' }] })),
-    }), 'bench health config');
+    const cfg = parseConfig(
+      JSON.stringify({
+        instance: 'bench',
+        interface: 'lo',
+        dataplane: 'xdp',
+        monitor: { user: 'monitor', password_env: PW_ENV },
+        ...(h0
+          ? { health: { interval: `${h0.interval}ms`, timeout: `${h0.timeout}ms`, rise: h0.rise, fall: h0.fall } }
+          : {}),
+        // One service per server: the servers listen on loopback ports of their own, and a service's
+        // backends must listen on its port (the director cannot translate ports).
+        services: servers.map((m, i) => ({
+          name: `bench${i + 1}`,
+          vip: '10.255.0.1',
+          port: m.port,
+          check: 'mysql',
+          backends: [{ address: '127.0.0.1' }],
+        })),
+      }),
+      'bench health config',
+    );
     hm = new HealthMonitor({
       services: cfg.services,
       monitor: cfg.monitor,
@@ -85,7 +103,12 @@ async function healthDetection(o: FailoverBenchOptions): Promise<FailoverItem[]>
       log: o.log.child({}, { level: 'error' }),
     });
     const h = hm;
-    const settings = { interval: h.health.interval, timeout: h.health.timeout, rise: h.health.rise, fall: h.health.fall };
+    const settings = {
+      interval: h.health.interval,
+      timeout: h.health.timeout,
+      rise: h.health.rise,
+      fall: h.health.fall,
+    };
     h.start();
     const victim = servers[1];
     const isUp = (up: boolean) => (s: HealthSnapshot) => s.backends.find((b) => b.port === victim.port)?.up === up;
@@ -108,7 +131,11 @@ async function healthDetection(o: FailoverBenchOptions): Promise<FailoverItem[]>
         name: `health detection, ${signal === 'SIGKILL' ? 'dead backend (SIGKILL)' : 'hung backend (SIGSTOP)'}`,
         status: 'ok',
         ms: roundSpread(spread(samples), 0),
-        detail: { ...settings, defaults: o.health === undefined, measuredUntil: 'HealthMonitor snapshot marks the backend down' },
+        detail: {
+          ...settings,
+          defaults: o.health === undefined,
+          measuredUntil: 'HealthMonitor snapshot marks the backend down',
+        },
       });
     }
     return items;
@@ -125,7 +152,11 @@ export async function runFailoverBench(o: FailoverBenchOptions): Promise<Failove
   try {
     items.push(...(await healthDetection(o)));
   } catch (err) {
-    items.push({ name: 'health detection', status: 'not-available', reason: `the measurement failed: ${err instanceof Error ? err.message : String(err)}` });
+    items.push({
+      name: 'health detection',
+      status: 'not-available',
+      reason: `the measurement failed: ${err instanceof Error ? err.message : String(err)}`,
+    });
   }
   items.push({
     name: 'VRRP failover (master SIGKILL → first new MySQL connection via the new master)',

@@ -22,10 +22,19 @@
 // Errors answer {"ok":false,"error":"..."}; the process exits when stdin closes.
 import * as readline from 'node:readline';
 import { getNative } from '../../src/bpf/native';
-import { openGenerator, openPacketGenerator, type Generator, type GeneratorKind, type GeneratorOptions } from './director';
+import {
+  openGenerator,
+  openPacketGenerator,
+  type Generator,
+  type GeneratorKind,
+  type GeneratorOptions,
+} from './director';
 
 /** The generator's options as JSON: the frame in hex, the interface by name (ifindex is this namespace's). */
-type InitMsg = { op: 'init'; kind: GeneratorKind; ifname: string; frame: string } & Omit<GeneratorOptions, 'frame' | 'ifindex'>;
+type InitMsg = { op: 'init'; kind: GeneratorKind; ifname: string; frame: string } & Omit<
+  GeneratorOptions,
+  'frame' | 'ifindex'
+>;
 interface TemplateMsg {
   op: 'template';
   frame: string;
@@ -75,7 +84,13 @@ async function main(): Promise<void> {
         }
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         const cpu = process.cpuUsage(cpu0);
-        reply({ ok: true, sent, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, aborted: gen.aborted() - abortedBefore });
+        reply({
+          ok: true,
+          sent,
+          seconds,
+          cpuSeconds: (cpu.user + cpu.system) / 1e6,
+          aborted: gen.aborted() - abortedBefore,
+        });
       } else {
         throw new Error(`unknown op ${JSON.stringify((m as { op: unknown }).op)}`);
       }

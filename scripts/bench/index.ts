@@ -17,7 +17,14 @@ import { MYSQL_FULL, MYSQL_QUICK, runMysqlBench, which } from './mysql';
 import { PKTRATE_FULL, PKTRATE_QUICK, runPktRate } from './pktrate';
 import { writeReport } from './report';
 import { TESTRUN_FULL, TESTRUN_QUICK, runTestRunBench } from './testrun';
-import { SECTION_NAMES, type BenchResult, type MachineInfo, type SectionName, type SectionOutcome, type Skipped } from './types';
+import {
+  SECTION_NAMES,
+  type BenchResult,
+  type MachineInfo,
+  type SectionName,
+  type SectionOutcome,
+  type Skipped,
+} from './types';
 
 export type { BenchResult } from './types';
 export { SECTION_NAMES } from './types';
@@ -53,7 +60,11 @@ export function machineInfo(): MachineInfo {
 
 /** Why packet-level sections cannot run in this process, or null. */
 function rootProblem(): Skipped | null {
-  if (process.getuid?.() !== 0) return { status: 'skipped', reason: 'needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for namespaces): run as root' };
+  if (process.getuid?.() !== 0)
+    return {
+      status: 'skipped',
+      reason: 'needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for namespaces): run as root',
+    };
   return null;
 }
 
@@ -61,12 +72,21 @@ function rootProblem(): Skipped | null {
 function bpffsProblem(): Skipped | null {
   const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
   if (!mounts.split('\n').some((l) => l.split(' ')[1] === '/sys/fs/bpf' && l.split(' ')[2] === 'bpf')) {
-    return { status: 'skipped', reason: '/sys/fs/bpf is not a bpffs mount in this mount namespace', install: 'mount -t bpf bpf /sys/fs/bpf' };
+    return {
+      status: 'skipped',
+      reason: '/sys/fs/bpf is not a bpffs mount in this mount namespace',
+      install: 'mount -t bpf bpf /sys/fs/bpf',
+    };
   }
   return null;
 }
 
-async function section<T>(name: SectionName, fn: () => Promise<T>, log: Logger, progress?: (m: string) => void): Promise<SectionOutcome<T>> {
+async function section<T>(
+  name: SectionName,
+  fn: () => Promise<T>,
+  log: Logger,
+  progress?: (m: string) => void,
+): Promise<SectionOutcome<T>> {
   const t0 = Date.now();
   progress?.(`${name}: start`);
   try {
@@ -77,7 +97,11 @@ async function section<T>(name: SectionName, fn: () => Promise<T>, log: Logger, 
   } catch (err) {
     log.error({ err, section: name }, 'benchmark section failed');
     progress?.(`${name}: error: ${err instanceof Error ? err.message : String(err)}`);
-    return { status: 'error', code: err instanceof XdError ? err.code : undefined, error: err instanceof Error ? err.message : String(err) };
+    return {
+      status: 'error',
+      code: err instanceof XdError ? err.code : undefined,
+      error: err instanceof Error ? err.message : String(err),
+    };
   }
 }
 
@@ -87,7 +111,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   const prefix = opts.prefix ?? `xdh${process.pid}`;
   const only = opts.only ?? [...SECTION_NAMES];
   for (const s of only) {
-    if (!SECTION_NAMES.includes(s)) throw new XdError('XD_ERR_USAGE', `unknown bench section "${s}": use one of ${SECTION_NAMES.join(', ')}`);
+    if (!SECTION_NAMES.includes(s))
+      throw new XdError('XD_ERR_USAGE', `unknown bench section "${s}": use one of ${SECTION_NAMES.join(', ')}`);
   }
   const progress = opts.progress;
   const result: BenchResult = {
@@ -105,28 +130,73 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
   const s = result.sections;
 
   if (only.includes('testrun')) {
-    s.testrun = kernelSkip ?? (await section('testrun', () => runTestRunBench({ prefix, ...(quick ? TESTRUN_QUICK : TESTRUN_FULL), log, progress }), log, progress));
+    s.testrun =
+      kernelSkip ??
+      (await section(
+        'testrun',
+        () => runTestRunBench({ prefix, ...(quick ? TESTRUN_QUICK : TESTRUN_FULL), log, progress }),
+        log,
+        progress,
+      ));
   }
   if (only.includes('pktrate')) {
-    s.pktrate = kernelSkip ?? (await section('pktrate', () => runPktRate({ prefix, ...(quick ? PKTRATE_QUICK : PKTRATE_FULL), log, progress }), log, progress));
+    s.pktrate =
+      kernelSkip ??
+      (await section(
+        'pktrate',
+        () => runPktRate({ prefix, ...(quick ? PKTRATE_QUICK : PKTRATE_FULL), log, progress }),
+        log,
+        progress,
+      ));
   }
   if (only.includes('mysql')) {
     const missing = (await which('mariadbd')) === null;
     s.mysql =
       kernelSkip ??
       (missing
-        ? { status: 'skipped', reason: 'mariadbd is not installed (not found on PATH)', install: 'apt-get install -y mariadb-server' }
-        : await section('mysql', () => runMysqlBench({ prefix, ...(quick ? MYSQL_QUICK : MYSQL_FULL), log, progress }), log, progress));
+        ? {
+            status: 'skipped',
+            reason: 'mariadbd is not installed (not found on PATH)',
+            install: 'apt-get install -y mariadb-server',
+          }
+        : await section(
+            'mysql',
+            () => runMysqlBench({ prefix, ...(quick ? MYSQL_QUICK : MYSQL_FULL), log, progress }),
+            log,
+            progress,
+          ));
   }
   if (only.includes('maglev')) {
-    const applyUnavailable = kernelSkip ? `${kernelSkip.reason}${kernelSkip.install ? ` (${kernelSkip.install})` : ''}` : undefined;
-    s.maglev = await section('maglev', () => runMaglevBench({ ...(quick ? MAGLEV_QUICK : MAGLEV_FULL), applyUnavailable, applyPrefix: `xdh${process.pid}m`, progress }), log, progress);
+    const applyUnavailable = kernelSkip
+      ? `${kernelSkip.reason}${kernelSkip.install ? ` (${kernelSkip.install})` : ''}`
+      : undefined;
+    s.maglev = await section(
+      'maglev',
+      () =>
+        runMaglevBench({
+          ...(quick ? MAGLEV_QUICK : MAGLEV_FULL),
+          applyUnavailable,
+          applyPrefix: `xdh${process.pid}m`,
+          progress,
+        }),
+      log,
+      progress,
+    );
   }
   if (only.includes('failover')) {
     const missing = (await which('mariadbd')) === null;
     s.failover = missing
-      ? { status: 'skipped', reason: 'mariadbd is not installed (not found on PATH): health detection needs MariaDB backends', install: 'apt-get install -y mariadb-server' }
-      : await section('failover', () => runFailoverBench({ prefix, ...(quick ? FAILOVER_QUICK : FAILOVER_FULL), log, progress }), log, progress);
+      ? {
+          status: 'skipped',
+          reason: 'mariadbd is not installed (not found on PATH): health detection needs MariaDB backends',
+          install: 'apt-get install -y mariadb-server',
+        }
+      : await section(
+          'failover',
+          () => runFailoverBench({ prefix, ...(quick ? FAILOVER_QUICK : FAILOVER_FULL), log, progress }),
+          log,
+          progress,
+        );
   }
   result.finishedAt = new Date().toISOString();
   if (!opts.noWrite) await writeReport(result, opts.outDir ?? 'bench-results');

@@ -30,11 +30,26 @@ export const MAGLEV_QUICK = { backends: [10, 100, 1000], ringSizes: [65537], rep
 export const APPLY_GOAL = { ringSize: 65537, backends: 1000, goalMs: 50 };
 
 /** Ring build + apply through the real dataplane at M=65537, N=1000. */
-export async function runRingApply(o: { samples: number; prefix: string; unavailable?: string; progress?: (msg: string) => void }): Promise<RingApplyData> {
-  const base = { ringSize: APPLY_GOAL.ringSize, backends: APPLY_GOAL.backends, samples: o.samples, goalMs: APPLY_GOAL.goalMs };
+export async function runRingApply(o: {
+  samples: number;
+  prefix: string;
+  unavailable?: string;
+  progress?: (msg: string) => void;
+}): Promise<RingApplyData> {
+  const base = {
+    ringSize: APPLY_GOAL.ringSize,
+    backends: APPLY_GOAL.backends,
+    samples: o.samples,
+    goalMs: APPLY_GOAL.goalMs,
+  };
   if (o.unavailable) return { status: 'skipped', reason: o.unavailable, ...base };
   try {
-    const m = await measureApply({ ringSize: base.ringSize, backends: base.backends, samples: o.samples, prefix: o.prefix });
+    const m = await measureApply({
+      ringSize: base.ringSize,
+      backends: base.backends,
+      samples: o.samples,
+      prefix: o.prefix,
+    });
     const d: RingApplyData = {
       status: 'ok',
       ...base,
@@ -47,7 +62,9 @@ export async function runRingApply(o: { samples: number; prefix: string; unavail
       loadavgBefore: m.loadavgBefore.map((x) => round(x, 2)),
       loadavgAfter: m.loadavgAfter.map((x) => round(x, 2)),
     };
-    o.progress?.(`ring apply M=${base.ringSize} N=${base.backends}: apply ${d.applyMs!.median} ms wall, ${d.applyCpuMs!.median} ms CPU (median of ${o.samples})`);
+    o.progress?.(
+      `ring apply M=${base.ringSize} N=${base.backends}: apply ${d.applyMs!.median} ms wall, ${d.applyCpuMs!.median} ms CPU (median of ${o.samples})`,
+    );
     return d;
   } catch (err) {
     return { status: 'error', reason: err instanceof Error ? err.message : String(err), ...base };
@@ -56,7 +73,11 @@ export async function runRingApply(o: { samples: number; prefix: string; unavail
 
 /** N backends with distinct "address:port" keys; weights from `weightOf(i)`. */
 export function makeBackends(n: number, weightOf: (i: number) => number = () => 1): MaglevBackend[] {
-  return Array.from({ length: n }, (_, i) => ({ id: i + 1, key: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:3306`, weight: weightOf(i) }));
+  return Array.from({ length: n }, (_, i) => ({
+    id: i + 1,
+    key: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:3306`,
+    weight: weightOf(i),
+  }));
 }
 
 function slotCounts(table: Uint32Array, maxId: number): number[] {
@@ -123,7 +144,14 @@ export async function runMaglevBench(o: MaglevBenchOptions): Promise<MaglevData>
         const bs = makeBackends(n, wf);
         const t = buildMaglev(bs, m);
         const b = balanceOf(bs, t);
-        balance.push({ backends: n, ringSize: m, weights: label, maxOverExpected: round(b.max, 4), minOverExpected: round(b.min, 4), maxMinRatio: round(b.max / b.min, 4) });
+        balance.push({
+          backends: n,
+          ringSize: m,
+          weights: label,
+          maxOverExpected: round(b.max, 4),
+          minOverExpected: round(b.min, 4),
+          maxMinRatio: round(b.max / b.min, 4),
+        });
       }
       // Disruption, equal weights: remove the middle backend; add one new backend.
       const bs = makeBackends(n);
@@ -135,15 +163,37 @@ export async function runMaglevBench(o: MaglevBenchOptions): Promise<MaglevData>
       );
       const owned = slotCounts(before, n + 1)[victim.id];
       const movedR = movedSlots(before, afterRemove);
-      disruption.push({ backends: n, ringSize: m, change: 'remove-one', movedSlots: movedR, minimumSlots: owned, factor: round(movedR / owned, 4) });
+      disruption.push({
+        backends: n,
+        ringSize: m,
+        change: 'remove-one',
+        movedSlots: movedR,
+        minimumSlots: owned,
+        factor: round(movedR / owned, 4),
+      });
       const added = [...bs, ...makeBackends(n + 1).slice(n)];
       const afterAdd = buildMaglev(added, m);
       const gained = slotCounts(afterAdd, n + 1)[n + 1];
       const movedA = movedSlots(before, afterAdd);
-      disruption.push({ backends: n, ringSize: m, change: 'add-one', movedSlots: movedA, minimumSlots: gained, factor: round(movedA / gained, 4) });
+      disruption.push({
+        backends: n,
+        ringSize: m,
+        change: 'add-one',
+        movedSlots: movedA,
+        minimumSlots: gained,
+        factor: round(movedA / gained, 4),
+      });
       o.progress?.(`maglev balance/disruption N=${n} M=${m}`);
     }
   }
-  const apply = o.applySamples > 0 ? await runRingApply({ samples: o.applySamples, prefix: o.applyPrefix ?? `xdh${process.pid}m`, unavailable: o.applyUnavailable, progress: o.progress }) : undefined;
+  const apply =
+    o.applySamples > 0
+      ? await runRingApply({
+          samples: o.applySamples,
+          prefix: o.applyPrefix ?? `xdh${process.pid}m`,
+          unavailable: o.applyUnavailable,
+          progress: o.progress,
+        })
+      : undefined;
   return { builds, balance, disruption, apply };
 }

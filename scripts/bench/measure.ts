@@ -73,11 +73,27 @@ function makeService(n: number, ringSize: number): DesiredService {
   const backends = Array.from({ length: n }, (_, i) => {
     const address = `10.${100 + ((i >> 16) & 63)}.${(i >> 8) & 255}.${i & 255}`;
     return {
-      key: `${address}:3306`, name: `rs${i}`, address, port: 3306, family: 4 as const, weight: 100, state: 'active' as const,
+      key: `${address}:3306`,
+      name: `rs${i}`,
+      address,
+      port: 3306,
+      family: 4 as const,
+      weight: 100,
+      state: 'active' as const,
       mac: `02:00:${((i >> 24) & 255).toString(16).padStart(2, '0')}:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
     };
   });
-  return { name: 'measure', vip: '10.99.0.1', port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'maglev', size: ringSize }, onEmpty: 'pass', backends };
+  return {
+    name: 'measure',
+    vip: '10.99.0.1',
+    port: 3306,
+    proto: 'tcp',
+    family: 4,
+    scheduler: 'maglev',
+    ring: { kind: 'maglev', size: ringSize },
+    onEmpty: 'pass',
+    backends,
+  };
 }
 
 function ip(args: string[]): void {
@@ -95,7 +111,9 @@ export async function measureApply(opts: MeasureApplyOptions = {}): Promise<Meas
   const samples = opts.samples ?? 10;
   const prefix = opts.prefix ?? `xdm${process.pid}`;
   if (!/^[a-z][a-z0-9]{0,11}$/.test(prefix)) {
-    throw new TypeError(`measureApply prefix: expected 1-12 lowercase letters and digits starting with a letter, received ${JSON.stringify(prefix)}`);
+    throw new TypeError(
+      `measureApply prefix: expected 1-12 lowercase letters and digits starting with a letter, received ${JSON.stringify(prefix)}`,
+    );
   }
   const pinDir = opts.pinDir ?? '/sys/fs/bpf';
   const log = opts.log ?? pino({ level: 'warn' });
@@ -138,8 +156,16 @@ export async function measureApply(opts: MeasureApplyOptions = {}): Promise<Meas
       ip(['link', 'set', `${prefix}b`, 'up']);
     }
     dp = await XdpDataplane.open({
-      instance: prefix, ifname: ifname!, mode: opts.mode ?? 'generic', pinDir, ringMax: ringSize, maxServices: 4, maxBackends: n + 2,
-      flowTableSize: 1024, ...(opts.objectPath ? { objectPath: opts.objectPath } : {}), log,
+      instance: prefix,
+      ifname: ifname!,
+      mode: opts.mode ?? 'generic',
+      pinDir,
+      ringMax: ringSize,
+      maxServices: 4,
+      maxBackends: n + 2,
+      flowTableSize: 1024,
+      ...(opts.objectPath ? { objectPath: opts.objectPath } : {}),
+      log,
     });
     const cur = state();
     const t0 = nowMs();
@@ -149,7 +175,9 @@ export async function measureApply(opts: MeasureApplyOptions = {}): Promise<Meas
     await dp.apply(cur); // warm-up of the one-change path (fills the other generation)
     for (let i = 0; i < samples; i++) {
       cur.services[0]!.backends[(i + 1) % n]!.weight += 50;
-      const next: DesiredState = { services: [{ ...cur.services[0]!, backends: cur.services[0]!.backends.map((b) => ({ ...b })) }] };
+      const next: DesiredState = {
+        services: [{ ...cur.services[0]!, backends: cur.services[0]!.backends.map((b) => ({ ...b })) }],
+      };
       const c0 = cpuMs();
       const t0 = nowMs();
       await dp.apply(next);
@@ -161,10 +189,25 @@ export async function measureApply(opts: MeasureApplyOptions = {}): Promise<Meas
     if (dp) await dp.close({ keepState: false });
     else if (fs.existsSync(instancePinDir(pinDir, prefix))) XdpDataplane.detachInstance(pinDir, prefix, ifname!, log);
     if (ownVeth) {
-      try { ip(['link', 'del', ifname!]); } catch { /* already gone */ }
+      try {
+        ip(['link', 'del', ifname!]);
+      } catch {
+        /* already gone */
+      }
     }
   }
-  return { ringSize, backends: n, ringBuildMs, ringBuildCpuMs, applyMs, applyCpuMs, slotsWritten, firstApplyMs, loadavgBefore, loadavgAfter: os.loadavg() };
+  return {
+    ringSize,
+    backends: n,
+    ringBuildMs,
+    ringBuildCpuMs,
+    applyMs,
+    applyCpuMs,
+    slotsWritten,
+    firstApplyMs,
+    loadavgBefore,
+    loadavgAfter: os.loadavg(),
+  };
 }
 
 /** "median 12.3 ms (min 9.8, max 30.1)" for a sample list. */
@@ -177,10 +220,20 @@ export function summarize(ms: number[]): { median: number; min: number; max: num
 if (require.main === module) {
   void (async () => {
     const r = await measureApply({ samples: Number(process.argv[2] ?? 10) });
-    const f = (xs: number[]) => { const s = summarize(xs); return `median ${s.median.toFixed(1)} ms (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)})`; };
-    console.log(`M=${r.ringSize} N=${r.backends}, load average ${r.loadavgBefore.map((x) => x.toFixed(2)).join(' ')} -> ${r.loadavgAfter.map((x) => x.toFixed(2)).join(' ')}`);
+    const f = (xs: number[]) => {
+      const s = summarize(xs);
+      return `median ${s.median.toFixed(1)} ms (min ${s.min.toFixed(1)}, max ${s.max.toFixed(1)})`;
+    };
+    console.log(
+      `M=${r.ringSize} N=${r.backends}, load average ${r.loadavgBefore.map((x) => x.toFixed(2)).join(' ')} -> ${r.loadavgAfter.map((x) => x.toFixed(2)).join(' ')}`,
+    );
     console.log(`(a) ring build:  wall ${f(r.ringBuildMs)}; cpu ${f(r.ringBuildCpuMs)}`);
     console.log(`first apply of the whole state (${r.ringSize} slots written): ${r.firstApplyMs.toFixed(1)} ms`);
-    console.log(`(b) apply, one weight change: wall ${f(r.applyMs)}; cpu ${f(r.applyCpuMs)}; slots written ${f(r.slotsWritten).replace(/ ms/g, '')}`);
-  })().catch((err) => { console.error(err); process.exitCode = 1; });
+    console.log(
+      `(b) apply, one weight change: wall ${f(r.applyMs)}; cpu ${f(r.applyCpuMs)}; slots written ${f(r.slotsWritten).replace(/ ms/g, '')}`,
+    );
+  })().catch((err) => {
+    console.error(err);
+    process.exitCode = 1;
+  });
 }

@@ -54,7 +54,11 @@ export async function which(cmd: string): Promise<string | null> {
 }
 
 /** HAProxy configuration: TCP mode, round robin over the backends, no health checks (a TCP check counts against max_connect_errors). */
-export function haproxyConfig(bind: string, port: number, backends: { name: string; ip: string; port: number }[]): string {
+export function haproxyConfig(
+  bind: string,
+  port: number,
+  backends: { name: string; ip: string; port: number }[],
+): string {
   return [
     'global',
     '    maxconn 4000',
@@ -74,7 +78,14 @@ export function haproxyConfig(bind: string, port: number, backends: { name: stri
 
 async function startHaproxy(t: Topology, dir: string, log: Logger): Promise<ChildProcess> {
   const cfg = path.join(dir, 'haproxy.cfg');
-  await fs.writeFile(cfg, haproxyConfig(t.vip, HAPROXY_PORT, t.receivers.map((r, i) => ({ name: `r${i + 1}`, ip: r.ip, port: 3306 }))));
+  await fs.writeFile(
+    cfg,
+    haproxyConfig(
+      t.vip,
+      HAPROXY_PORT,
+      t.receivers.map((r, i) => ({ name: `r${i + 1}`, ip: r.ip, port: 3306 })),
+    ),
+  );
   await run('haproxy', ['-c', '-q', '-f', cfg]);
   const child = spawnIn(t.director.ns, 'haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -84,7 +95,8 @@ async function startHaproxy(t: Topology, dir: string, log: Logger): Promise<Chil
     child.once('error', reject);
   });
   for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new ToolError('XD_ERR_BENCH', `haproxy exited with code ${child.exitCode}: ${stderr.trim()}`);
+    if (child.exitCode !== null)
+      throw new ToolError('XD_ERR_BENCH', `haproxy exited with code ${child.exitCode}: ${stderr.trim()}`);
     const { stdout } = await runIn(t.director.ns, 'ss', ['-Hltn', `sport = :${HAPROXY_PORT}`]);
     if (stdout.trim()) {
       log.debug({ pid: child.pid }, 'haproxy listening');
@@ -93,14 +105,19 @@ async function startHaproxy(t: Topology, dir: string, log: Logger): Promise<Chil
     await sleep(50);
   }
   child.kill('SIGKILL');
-  throw new ToolError('XD_ERR_BENCH', `haproxy did not listen on ${t.vip}:${HAPROXY_PORT} within 5 s: ${stderr.trim()}`);
+  throw new ToolError(
+    'XD_ERR_BENCH',
+    `haproxy did not listen on ${t.vip}:${HAPROXY_PORT} within 5 s: ${stderr.trim()}`,
+  );
 }
 
 /** Run the mysql2 loader as a child process inside the client namespace: the jobs in order, in one process. */
 async function load(t: Topology, jobs: LoadOptions[]): Promise<LoadResult[]> {
   const script = path.join(__dirname, 'mysqlload.js');
   const budget = jobs.reduce((s, j) => s + j.seconds + 20, 30);
-  const { stdout } = await runIn(t.client.ns, process.execPath, [script, JSON.stringify(jobs)], { timeoutMs: budget * 1000 });
+  const { stdout } = await runIn(t.client.ns, process.execPath, [script, JSON.stringify(jobs)], {
+    timeoutMs: budget * 1000,
+  });
   return JSON.parse(stdout.trim().split('\n').pop() ?? '[]') as LoadResult[];
 }
 
@@ -114,9 +131,19 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
   let peer: CounterProg | undefined;
   let haproxy: ChildProcess | undefined;
   const targets: MysqlTargetResult[] = [
-    { target: 'xdp', description: 'client → VIP:3306 → xdirector (native XDP, DR) → 2 backends', status: 'ok', points: [] },
+    {
+      target: 'xdp',
+      description: 'client → VIP:3306 → xdirector (native XDP, DR) → 2 backends',
+      status: 'ok',
+      points: [],
+    },
     { target: 'direct', description: 'client → backend r1:3306 directly', status: 'ok', points: [] },
-    { target: 'haproxy', description: `client → VIP:${HAPROXY_PORT} → HAProxy TCP mode on the director → 2 backends`, status: 'ok', points: [] },
+    {
+      target: 'haproxy',
+      description: `client → VIP:${HAPROXY_PORT} → HAProxy TCP mode on the director → 2 backends`,
+      status: 'ok',
+      points: [],
+    },
   ];
   const tgt = (t: MysqlTarget): MysqlTargetResult => targets.find((x) => x.target === t)!;
   try {
@@ -146,7 +173,11 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
     await xdpAttachPinned(t.director.ns, 'eth0', 'native', director.pinPath);
 
     if (!haproxyPath) {
-      Object.assign(tgt('haproxy'), { status: 'skipped', reason: 'haproxy is not installed (not found on PATH)', install: 'apt-get install -y haproxy' });
+      Object.assign(tgt('haproxy'), {
+        status: 'skipped',
+        reason: 'haproxy is not installed (not found on PATH)',
+        install: 'apt-get install -y haproxy',
+      });
     } else {
       try {
         haproxy = await startHaproxy(t, tmp, log);
@@ -171,21 +202,28 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
         const order = live.map((_, i) => live[(i + r) % live.length]);
         const jobs = order.flatMap((target) => {
           const base = { ...endpoint[target.target], user: 'app', password: 'app', clients, seconds: o.seconds };
-          return [{ ...base, mode: 'connect' as const }, { ...base, mode: 'query' as const }];
+          return [
+            { ...base, mode: 'connect' as const },
+            { ...base, mode: 'query' as const },
+          ];
         });
         const results = await load(t, jobs);
         order.forEach((target, i) => {
           const c = results[2 * i];
           const q = results[2 * i + 1];
           if (!c || !q || c.completed === 0 || q.completed === 0) {
-            throw new ToolError('XD_ERR_BENCH', `mysql via ${target.target} with ${clients} clients completed nothing (connect ${c?.completed}, query ${q?.completed}): ${c?.firstError ?? q?.firstError ?? 'no error reported'}`);
+            throw new ToolError(
+              'XD_ERR_BENCH',
+              `mysql via ${target.target} with ${clients} clients completed nothing (connect ${c?.completed}, query ${q?.completed}): ${c?.firstError ?? q?.firstError ?? 'no error reported'}`,
+            );
           }
           conn.get(target.target)!.push(c.perSec);
           qry.get(target.target)!.push(q.perSec);
           errors.set(target.target, errors.get(target.target)! + c.errors + q.errors);
           const b = backends.get(target.target)!;
           for (const [id, n] of Object.entries(c.backends)) b[id] = (b[id] ?? 0) + n;
-          if (c.errors + q.errors > 0) log.warn({ target: target.target, clients, error: c.firstError ?? q.firstError }, 'mysql load errors');
+          if (c.errors + q.errors > 0)
+            log.warn({ target: target.target, clients, error: c.firstError ?? q.firstError }, 'mysql load errors');
         });
       }
       for (const target of live) {
@@ -197,16 +235,28 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
           backends: backends.get(target.target)!,
         };
         target.points.push(point);
-        o.progress?.(`mysql ${target.target} clients=${clients}: ${point.connectsPerSec} conn/s, ${point.queriesPerSec} q/s (median of ${o.rounds})${point.errors ? `, ${point.errors} errors` : ''}`);
+        o.progress?.(
+          `mysql ${target.target} clients=${clients}: ${point.connectsPerSec} conn/s, ${point.queriesPerSec} q/s (median of ${o.rounds})${point.errors ? `, ${point.errors} errors` : ''}`,
+        );
       }
     }
     // DR proof for the xdp target: more than one backend answered the connects.
     const xdp = tgt('xdp');
     const seen = new Set(xdp.points.flatMap((p) => Object.keys(p.backends)));
     if (xdp.points.length && seen.size < Math.min(2, o.backends)) {
-      throw new ToolError('XD_ERR_BENCH', `mysql via xdp reached only server_id ${[...seen].join(',')}: the director is not spreading connections`);
+      throw new ToolError(
+        'XD_ERR_BENCH',
+        `mysql via xdp reached only server_id ${[...seen].join(',')}: the director is not spreading connections`,
+      );
     }
-    return { loader: 'mysql2 (Node.js) in the client namespace, one process', seconds: o.seconds, rounds: o.rounds, clients: o.clients, backends: o.backends, targets };
+    return {
+      loader: 'mysql2 (Node.js) in the client namespace, one process',
+      seconds: o.seconds,
+      rounds: o.rounds,
+      clients: o.clients,
+      backends: o.backends,
+      targets,
+    };
   } finally {
     if (haproxy?.pid) {
       haproxy.kill('SIGTERM');
@@ -220,6 +270,8 @@ export async function runMysqlBench(o: MysqlBenchOptions): Promise<MysqlData> {
     await director?.close().catch(() => undefined);
     await peer?.close().catch(() => undefined);
     await fs.rm(tmp, { recursive: true, force: true });
-    await fs.rm(`/sys/fs/bpf/${o.prefix}m`, { recursive: true, force: true }).catch((err: unknown) => log.warn({ err: wrap('XD_ERR_BPF_PIN', 'remove pin dir', err) }, 'cleanup'));
+    await fs
+      .rm(`/sys/fs/bpf/${o.prefix}m`, { recursive: true, force: true })
+      .catch((err: unknown) => log.warn({ err: wrap('XD_ERR_BPF_PIN', 'remove pin dir', err) }, 'cleanup'));
   }
 }

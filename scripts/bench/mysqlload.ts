@@ -35,7 +35,13 @@ type Conn = mysql.Connection;
 
 function connect(o: LoadOptions): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const c = mysql.createConnection({ host: o.host, port: o.port, user: o.user, password: o.password, connectTimeout: 5000 });
+    const c = mysql.createConnection({
+      host: o.host,
+      port: o.port,
+      user: o.user,
+      password: o.password,
+      connectTimeout: 5000,
+    });
     c.connect((err) => (err ? (c.destroy(), reject(err)) : resolve(c)));
     // An error after connect (server gone) must not crash the loader.
     c.on('error', () => undefined);
@@ -44,7 +50,9 @@ function connect(o: LoadOptions): Promise<Conn> {
 
 function serverId(c: Conn): Promise<string> {
   return new Promise((resolve, reject) => {
-    c.query('SELECT @@server_id AS id', (err, rows) => (err ? reject(err) : resolve(String((rows as { id: number }[])[0].id))));
+    c.query('SELECT @@server_id AS id', (err, rows) =>
+      err ? reject(err) : resolve(String((rows as { id: number }[])[0].id)),
+    );
   });
 }
 
@@ -103,7 +111,16 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   // Only operations that finished inside the window count, so the window is the time base.
   const seconds = o.seconds;
   await Promise.all(conns.map((c) => quit(c)));
-  return { mode: o.mode, clients: o.clients, completed, errors, firstError, seconds, perSec: completed / Math.max(seconds, 1e-9), backends };
+  return {
+    mode: o.mode,
+    clients: o.clients,
+    completed,
+    errors,
+    firstError,
+    seconds,
+    perSec: completed / Math.max(seconds, 1e-9),
+    backends,
+  };
 }
 
 /** Run jobs one after another (the argument is one job or an array of jobs; the output mirrors it). */

@@ -46,12 +46,42 @@ import * as path from 'node:path';
 import { wrap } from '../../src/errors';
 import { runIn, waitChildExit, sleep } from '../lab/exec';
 import type { Logger } from '../../src/log';
-import { BENCH_DIRECTOR_LIMITS, PROVE_WAIT_MS, generatorProblem, loadCounter, loadDirector, loadNoopTx, pickGenerator, type BenchDirector, type BenchService, type CounterProg, type GeneratorKind, type PinnedProg } from './director';
+import {
+  BENCH_DIRECTOR_LIMITS,
+  PROVE_WAIT_MS,
+  generatorProblem,
+  loadCounter,
+  loadDirector,
+  loadNoopTx,
+  pickGenerator,
+  type BenchDirector,
+  type BenchService,
+  type CounterProg,
+  type GeneratorKind,
+  type PinnedProg,
+} from './director';
 import { getNative } from '../../src/bpf/native';
 import { buildFrame, TCP_ACK, TCP_SYN, type Frame } from './packet';
 import { spread, round, roundSpread } from './stats';
-import { createIsolated, createTopology, setKernelEcmp, xdpAttachPinned, xdpDetach, type IsolatedTopology, type Topology } from './topology';
-import type { CeilingRatio, PktCell, PktMode, PktRateData, PktRatios, PktRound, PktScenario, PktScenarioName } from './types';
+import {
+  createIsolated,
+  createTopology,
+  setKernelEcmp,
+  xdpAttachPinned,
+  xdpDetach,
+  type IsolatedTopology,
+  type Topology,
+} from './topology';
+import type {
+  CeilingRatio,
+  PktCell,
+  PktMode,
+  PktRateData,
+  PktRatios,
+  PktRound,
+  PktScenario,
+  PktScenarioName,
+} from './types';
 import { ToolError } from '../errors';
 
 export interface PktRateOptions {
@@ -79,24 +109,61 @@ export interface PktRateOptions {
 }
 
 const FLOW_MATRIX = [16, 4096, 1_000_000];
-export const PKTRATE_FULL = { packets: 2_000_000, rounds: 5, flows: FLOW_MATRIX, baseFlows: 4096, batch: 64, receivers: 2 };
-export const PKTRATE_QUICK = { packets: 200_000, rounds: 1, flows: FLOW_MATRIX, baseFlows: 4096, batch: 64, receivers: 2 };
+export const PKTRATE_FULL = {
+  packets: 2_000_000,
+  rounds: 5,
+  flows: FLOW_MATRIX,
+  baseFlows: 4096,
+  batch: 64,
+  receivers: 2,
+};
+export const PKTRATE_QUICK = {
+  packets: 200_000,
+  rounds: 1,
+  flows: FLOW_MATRIX,
+  baseFlows: 4096,
+  batch: 64,
+  receivers: 2,
+};
 
-const ALL_MODES: PktMode[] = ['xdp-native', 'xdp-tx-noop', 'xdp-generic', 'xdp-tx-noop-generic', 'tunnel-ipip', 'tunnel-gue', 'kernel-forward', 'ipvs'];
+const ALL_MODES: PktMode[] = [
+  'xdp-native',
+  'xdp-tx-noop',
+  'xdp-generic',
+  'xdp-tx-noop-generic',
+  'tunnel-ipip',
+  'tunnel-gue',
+  'kernel-forward',
+  'ipvs',
+];
 const ALL_SCENARIOS: PktScenarioName[] = ['dr-bridge', 'isolated'];
 /** Director modes: the ones whose verdict reasons and flow table are read. */
 const DIRECTOR_MODES: ReadonlySet<PktMode> = new Set(['xdp-native', 'xdp-generic', 'tunnel-ipip', 'tunnel-gue']);
 /** Modes each path runs, and at which flow counts ('matrix': every flow count; 'base': the base count only). */
 const PATH_MODES: Record<PktScenarioName, [PktMode, 'matrix' | 'base'][]> = {
-  'dr-bridge': [['xdp-native', 'base'], ['xdp-generic', 'base'], ['xdp-tx-noop', 'base'], ['kernel-forward', 'base'], ['ipvs', 'base']],
+  'dr-bridge': [
+    ['xdp-native', 'base'],
+    ['xdp-generic', 'base'],
+    ['xdp-tx-noop', 'base'],
+    ['kernel-forward', 'base'],
+    ['ipvs', 'base'],
+  ],
   isolated: [
-    ['xdp-native', 'matrix'], ['xdp-tx-noop', 'matrix'], ['xdp-generic', 'matrix'], ['xdp-tx-noop-generic', 'matrix'],
-    ['tunnel-ipip', 'base'], ['tunnel-gue', 'base'], ['kernel-forward', 'base'], ['ipvs', 'base'],
+    ['xdp-native', 'matrix'],
+    ['xdp-tx-noop', 'matrix'],
+    ['xdp-generic', 'matrix'],
+    ['xdp-tx-noop-generic', 'matrix'],
+    ['tunnel-ipip', 'base'],
+    ['tunnel-gue', 'base'],
+    ['kernel-forward', 'base'],
+    ['ipvs', 'base'],
   ],
 };
 const SCENARIO_DESCRIPTIONS: Record<PktScenarioName, string> = {
-  'dr-bridge': 'full one-armed DR path: generator → bridge → director → bridge → real servers (counted on the real servers)',
-  isolated: 'isolated director: generator eth0 ⇄ director eth0 on one veth pair, sent straight back to the generator (counted on its eth0)',
+  'dr-bridge':
+    'full one-armed DR path: generator → bridge → director → bridge → real servers (counted on the real servers)',
+  isolated:
+    'isolated director: generator eth0 ⇄ director eth0 on one veth pair, sent straight back to the generator (counted on its eth0)',
 };
 const DESCRIPTIONS: Record<PktScenarioName, Partial<Record<PktMode, string>>> = {
   'dr-bridge': {
@@ -107,13 +174,16 @@ const DESCRIPTIONS: Record<PktScenarioName, Partial<Record<PktMode, string>>> = 
     ipvs: 'IPVS direct routing (mh scheduler)',
   },
   isolated: {
-    'xdp-native': 'xdirector in native (driver) XDP mode, DR service, XDP_TX back to the generator (every backend has its MAC)',
+    'xdp-native':
+      'xdirector in native (driver) XDP mode, DR service, XDP_TX back to the generator (every backend has its MAC)',
     'xdp-generic': 'xdirector in generic (skb) XDP mode, DR service, XDP_TX back to the generator',
     'xdp-tx-noop': 'no-op XDP_TX (MAC rewrite only), native, back to the generator: the native ceiling',
     'xdp-tx-noop-generic': 'no-op XDP_TX (MAC rewrite only), generic, back to the generator: the generic ceiling',
     'tunnel-ipip': 'xdirector, native, the same service with forwarding: tunnel, encap ipip (next hop: the generator)',
-    'tunnel-gue': 'xdirector, native, the same service with forwarding: tunnel, encap gue (UDP 6080; next hop: the generator)',
-    'kernel-forward': 'XDP_PASS + kernel IPv4 forwarding back out of eth0 (route for the VIP via the generator, static neighbour)',
+    'tunnel-gue':
+      'xdirector, native, the same service with forwarding: tunnel, encap gue (UDP 6080; next hop: the generator)',
+    'kernel-forward':
+      'XDP_PASS + kernel IPv4 forwarding back out of eth0 (route for the VIP via the generator, static neighbour)',
     ipvs: 'IPVS direct routing (mh scheduler)',
   },
 };
@@ -121,7 +191,16 @@ const BASE_PORT = 10000;
 /** Source ports per source address: all of BASE_PORT..65535; more flows vary the address as well. */
 const MAX_PORTS = 65536 - BASE_PORT;
 /** The isolated path's tunnel backends: on another subnet, reached through the generator as next hop. */
-const TUNNEL_BACKENDS = ['10.203.1.11', '10.203.1.12', '10.203.1.13', '10.203.1.14', '10.203.1.15', '10.203.1.16', '10.203.1.17', '10.203.1.18'];
+const TUNNEL_BACKENDS = [
+  '10.203.1.11',
+  '10.203.1.12',
+  '10.203.1.13',
+  '10.203.1.14',
+  '10.203.1.15',
+  '10.203.1.16',
+  '10.203.1.17',
+  '10.203.1.18',
+];
 
 /** Why kernel pktgen cannot be used, or null if /proc/net/pktgen exists. */
 export function pktgenUnavailable(): string | null {
@@ -131,10 +210,16 @@ export function pktgenUnavailable(): string | null {
 
 /** Why IPVS cannot be used in namespace ns, found by asking the kernel, or null if it can. */
 export async function ipvsUnavailable(ns: string): Promise<string | null> {
-  const r = await runIn(ns, 'ipvsadm', ['-Ln'], { allowFail: true }).catch((e: unknown) => ({ code: -1, stdout: '', stderr: e instanceof Error ? e.message : String(e) }));
+  const r = await runIn(ns, 'ipvsadm', ['-Ln'], { allowFail: true }).catch((e: unknown) => ({
+    code: -1,
+    stdout: '',
+    stderr: e instanceof Error ? e.message : String(e),
+  }));
   if (r.code === 0) return null;
   const why = (r.stderr || r.stdout).trim().split('\n')[0];
-  const proc = fs.existsSync('/proc/net/ip_vs') ? '' : '; /proc/net/ip_vs does not exist (CONFIG_IP_VS not built in, no loadable modules)';
+  const proc = fs.existsSync('/proc/net/ip_vs')
+    ? ''
+    : '; /proc/net/ip_vs does not exist (CONFIG_IP_VS not built in, no loadable modules)';
   return `ipvsadm -Ln failed: ${why}${proc}`;
 }
 
@@ -177,7 +262,10 @@ class GenClient {
     // the whole packet path runs in the sending CPU's softirq, and a generator the scheduler
     // moved between CPUs made rounds bimodal (~12 vs ~8 Mpps in one run).
     const cmd = ['nsenter', `--net=/run/netns/${ns}`, '--', process.execPath, script];
-    const child = cpu === undefined ? spawn(cmd[0]!, cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] }) : spawn('taskset', ['-c', String(cpu), ...cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child =
+      cpu === undefined
+        ? spawn(cmd[0]!, cmd.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
+        : spawn('taskset', ['-c', String(cpu), ...cmd], { stdio: ['pipe', 'pipe', 'pipe'] });
     return new GenClient(child);
   }
 
@@ -188,11 +276,20 @@ class GenClient {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.child.kill('SIGKILL');
-        reject(new ToolError('XD_ERR_BENCH', `generator ${String(msg.op)}: no answer within ${timeoutMs} ms (worker killed): ${this.stderr.trim()}`));
+        reject(
+          new ToolError(
+            'XD_ERR_BENCH',
+            `generator ${String(msg.op)}: no answer within ${timeoutMs} ms (worker killed): ${this.stderr.trim()}`,
+          ),
+        );
       }, timeoutMs);
     });
     const r = await Promise.race([this.lines.next(), timeout]).finally(() => clearTimeout(timer));
-    if (r.done) throw new ToolError('XD_ERR_BENCH', `generator process exited (code ${this.child.exitCode}): ${this.stderr.trim()}`);
+    if (r.done)
+      throw new ToolError(
+        'XD_ERR_BENCH',
+        `generator process exited (code ${this.child.exitCode}): ${this.stderr.trim()}`,
+      );
     const o = JSON.parse(r.value) as Record<string, unknown>;
     if (o.ok !== true) throw new ToolError('XD_ERR_BENCH', `generator ${String(msg.op)}: ${String(o.error)}`);
     return o;
@@ -212,14 +309,24 @@ class GenGroup {
     await Promise.all(this.procs.map((g) => g.call({ op: 'template', frame: frame.toString('hex') })));
   }
 
-  async run(packets: number, batch: number): Promise<{ sent: number; seconds: number; cpuSeconds: number; aborted: number }> {
+  async run(
+    packets: number,
+    batch: number,
+  ): Promise<{ sent: number; seconds: number; cpuSeconds: number; aborted: number }> {
     const n = this.procs.length;
-    const rs = await Promise.all(this.procs.map((g, i) => {
-      const share = Math.floor(packets / n) + (i < packets % n ? 1 : 0);
-      return g.call({ op: 'run', packets: share, batch }, runBudget(share));
-    }));
+    const rs = await Promise.all(
+      this.procs.map((g, i) => {
+        const share = Math.floor(packets / n) + (i < packets % n ? 1 : 0);
+        return g.call({ op: 'run', packets: share, batch }, runBudget(share));
+      }),
+    );
     const sum = (k: string): number => rs.reduce((a, r) => a + Number(r[k]), 0);
-    return { sent: sum('sent'), seconds: Math.max(...rs.map((r) => Number(r.seconds))), cpuSeconds: sum('cpuSeconds'), aborted: sum('aborted') };
+    return {
+      sent: sum('sent'),
+      seconds: Math.max(...rs.map((r) => Number(r.seconds))),
+      cpuSeconds: sum('cpuSeconds'),
+      aborted: sum('aborted'),
+    };
   }
 
   async stop(): Promise<void> {
@@ -324,7 +431,13 @@ function attachCell(ns: string, cell: PktCell, p: PathProgs): Promise<void> {
 /** The cells of a path in round order: the matrix flow by flow (director, then its no-op, native then generic), then the base-count cells. */
 function pathCells(name: PktScenarioName, o: PktRateOptions, modes: PktMode[]): PktCell[] {
   const want = PATH_MODES[name].filter(([m]) => modes.includes(m));
-  const cell = (mode: PktMode, flows: number): PktCell => ({ mode, flows, description: DESCRIPTIONS[name][mode] ?? mode, status: 'ok', rounds: [] });
+  const cell = (mode: PktMode, flows: number): PktCell => ({
+    mode,
+    flows,
+    description: DESCRIPTIONS[name][mode] ?? mode,
+    status: 'ok',
+    rounds: [],
+  });
   const matrix = [...new Set([...o.flows, o.baseFlows])].sort((a, b) => a - b);
   const cells: PktCell[] = [];
   for (const f of matrix) for (const [m, scope] of want) if (scope === 'matrix') cells.push(cell(m, f));
@@ -374,7 +487,19 @@ async function finishPath(
   gk: GenChoice,
 ): Promise<Path> {
   const frameOf = (flags: number): Frame =>
-    buildFrame({ srcMac: g.mac, dstMac: g.directorMac, family: 4, src: g.ip, dst: g.vip, proto: 'tcp', sport: BASE_PORT, dport: 3306, flags, minLength: 60, multipleOf: 8 });
+    buildFrame({
+      srcMac: g.mac,
+      dstMac: g.directorMac,
+      family: 4,
+      src: g.ip,
+      dst: g.vip,
+      proto: 'tcp',
+      sport: BASE_PORT,
+      dport: 3306,
+      flags,
+      minLength: 60,
+      multipleOf: 8,
+    });
   const syn = frameOf(TCP_SYN);
   const ack = frameOf(TCP_ACK);
   const gens = new Map<number, GenGroup>();
@@ -418,9 +543,20 @@ async function startGen(ns: string, syn: Frame, flows: number, gk: GenChoice): P
   // Process i starts at flow i·flows/procs: a run of `flows` frames split between them covers every flow once.
   const group = new GenGroup(Array.from({ length: gk.procs }, (_, i) => GenClient.start(ns, GEN_CPUS[i])));
   try {
-    await Promise.all(group.procs.map((g, i) =>
-      g.call({ op: 'init', kind: gk.kind, ifname: 'eth0', frame: syn.bytes.toString('hex'), sportOff: syn.sportOff, csumOff: syn.csumOff, ...spec, ...(gk.kind === 'af-packet' ? { firstFlow: Math.floor((i * flows) / gk.procs) } : {}) }),
-    ));
+    await Promise.all(
+      group.procs.map((g, i) =>
+        g.call({
+          op: 'init',
+          kind: gk.kind,
+          ifname: 'eth0',
+          frame: syn.bytes.toString('hex'),
+          sportOff: syn.sportOff,
+          csumOff: syn.csumOff,
+          ...spec,
+          ...(gk.kind === 'af-packet' ? { firstFlow: Math.floor((i * flows) / gk.procs) } : {}),
+        }),
+      ),
+    );
   } catch (err) {
     await group.stop();
     throw err;
@@ -428,7 +564,14 @@ async function startGen(ns: string, syn: Frame, flows: number, gk: GenChoice): P
   return group;
 }
 
-async function bridgePath(o: PktRateOptions, cells: PktCell[], pinDir: string, own: Owned, log: Logger, gk: GenChoice): Promise<Path> {
+async function bridgePath(
+  o: PktRateOptions,
+  cells: PktCell[],
+  pinDir: string,
+  own: Owned,
+  log: Logger,
+  gk: GenChoice,
+): Promise<Path> {
   const scenario = newScenario('dr-bridge', o.receivers, cells);
   const t: Topology = await createTopology(`${o.prefix}p`, o.receivers);
   own.teardown.push(() => t.destroy());
@@ -451,20 +594,40 @@ async function bridgePath(o: PktRateOptions, cells: PktCell[], pinDir: string, o
     mac: t.director.mac,
     noopMac: o.ceilingMac ?? t.receivers[0].mac,
     tunnelSource: t.director.ip,
-    service: () => ({ vip: t.vip, port: 3306, proto: 'tcp', backends: t.receivers.map((r) => ({ address: r.ip, port: 3306, mac: r.mac })) }),
+    service: () => ({
+      vip: t.vip,
+      port: 3306,
+      proto: 'tcp',
+      backends: t.receivers.map((r) => ({ address: r.ip, port: 3306, mac: r.mac })),
+    }),
   });
   await setKernelEcmp(t, true);
-  return finishPath(o, own, scenario, progs, { ns: t.client.ns, mac: t.client.mac, ip: t.client.ip, directorMac: t.director.mac, vip: t.vip }, {
-    async attach(cell) {
-      await xdpDetach(t.director.ns, 'eth0');
-      return attachCell(t.director.ns, cell, progs);
+  return finishPath(
+    o,
+    own,
+    scenario,
+    progs,
+    { ns: t.client.ns, mac: t.client.mac, ip: t.client.ip, directorMac: t.director.mac, vip: t.vip },
+    {
+      async attach(cell) {
+        await xdpDetach(t.director.ns, 'eth0');
+        return attachCell(t.director.ns, cell, progs);
+      },
+      detach: () => xdpDetach(t.director.ns, 'eth0'),
+      counts: () => rcv.map((c) => c.read()),
     },
-    detach: () => xdpDetach(t.director.ns, 'eth0'),
-    counts: () => rcv.map((c) => c.read()),
-  }, gk);
+    gk,
+  );
 }
 
-async function isolatedPath(o: PktRateOptions, cells: PktCell[], pinDir: string, own: Owned, log: Logger, gk: GenChoice): Promise<Path> {
+async function isolatedPath(
+  o: PktRateOptions,
+  cells: PktCell[],
+  pinDir: string,
+  own: Owned,
+  log: Logger,
+  gk: GenChoice,
+): Promise<Path> {
   const scenario = newScenario('isolated', 1, cells);
   const t: IsolatedTopology = await createIsolated(`${o.prefix}p`);
   own.teardown.push(() => t.destroy());
@@ -481,26 +644,51 @@ async function isolatedPath(o: PktRateOptions, cells: PktCell[], pinDir: string,
     // The same shape as the DR path (two backends), every backend (or tunnel next hop) at the generator's MAC;
     // a tunnel service's backends are on another subnet.
     service: (tunnel) => ({
-      vip: t.vip, port: 3306, proto: 'tcp', tunnel,
-      backends: Array.from({ length: n }, (_, i) => ({ address: tunnel ? TUNNEL_BACKENDS[i] : `10.202.0.${11 + i}`, port: 3306, mac: t.gen.mac })),
+      vip: t.vip,
+      port: 3306,
+      proto: 'tcp',
+      tunnel,
+      backends: Array.from({ length: n }, (_, i) => ({
+        address: tunnel ? TUNNEL_BACKENDS[i] : `10.202.0.${11 + i}`,
+        port: 3306,
+        mac: t.gen.mac,
+      })),
     }),
   });
-  const gro = (on: boolean): Promise<unknown> => runIn(t.director.ns, 'ethtool', ['-K', 'eth0', 'gro', on ? 'on' : 'off']);
-  return finishPath(o, own, scenario, progs, { ns: t.gen.ns, mac: t.gen.mac, ip: t.gen.ip, directorMac: t.director.mac, vip: t.vip }, {
-    async attach(cell) {
-      await xdpDetach(t.director.ns, 'eth0');
-      // Generic mode: no native program on the director's veth, so GRO on gives it the NAPI
-      // the generator's ndo_xdp_xmit needs; off for the others (their native program does that).
-      await gro(cell.mode === 'xdp-generic' || cell.mode === 'xdp-tx-noop-generic');
-      return attachCell(t.director.ns, cell, progs);
+  const gro = (on: boolean): Promise<unknown> =>
+    runIn(t.director.ns, 'ethtool', ['-K', 'eth0', 'gro', on ? 'on' : 'off']);
+  return finishPath(
+    o,
+    own,
+    scenario,
+    progs,
+    { ns: t.gen.ns, mac: t.gen.mac, ip: t.gen.ip, directorMac: t.director.mac, vip: t.vip },
+    {
+      async attach(cell) {
+        await xdpDetach(t.director.ns, 'eth0');
+        // Generic mode: no native program on the director's veth, so GRO on gives it the NAPI
+        // the generator's ndo_xdp_xmit needs; off for the others (their native program does that).
+        await gro(cell.mode === 'xdp-generic' || cell.mode === 'xdp-tx-noop-generic');
+        return attachCell(t.director.ns, cell, progs);
+      },
+      detach: () => xdpDetach(t.director.ns, 'eth0'),
+      counts: () => [back.read()],
     },
-    detach: () => xdpDetach(t.director.ns, 'eth0'),
-    counts: () => [back.read()],
-  }, gk);
+    gk,
+  );
 }
 
 function newScenario(name: PktScenarioName, receivers: number, cells: PktCell[]): PktScenario {
-  return { name, description: SCENARIO_DESCRIPTIONS[name], receivers, cells, ratios: {}, ratiosPerCpu: {}, ceiling: [], forwarding: [] };
+  return {
+    name,
+    description: SCENARIO_DESCRIPTIONS[name],
+    receivers,
+    cells,
+    ratios: {},
+    ratiosPerCpu: {},
+    ceiling: [],
+    forwarding: [],
+  };
 }
 
 async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<BenchDirector>): Promise<PktRound> {
@@ -548,13 +736,20 @@ async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<
   const seconds = Number(g.seconds);
   const cpuSeconds = Number(g.cpuSeconds);
   const sent = Number(g.sent);
-  if (Number(g.aborted) > 0) throw new ToolError('XD_ERR_BENCH', `generator aborted ${String(g.aborted)} frames (template/length mismatch)`);
+  if (Number(g.aborted) > 0)
+    throw new ToolError('XD_ERR_BENCH', `generator aborted ${String(g.aborted)} frames (template/length mismatch)`);
   // Nothing (or a stray handful: under 0.1% of what was offered) arriving means a broken path,
   // reported as an error rather than as a rate.
   if (got * 1000 < sent || got === 0) {
     const none = got === 0 ? 'none' : `only ${got}`;
-    const where = p.scenario.name === 'isolated' ? `the generator's eth0 received ${none} back` : `the real servers received ${none}`;
-    throw new ToolError('XD_ERR_BENCH_NO_TRAFFIC', `${m.mode}: the generator offered ${sent} frames in ${seconds.toFixed(3)} s and ${where}; the path is broken (check the director program and the veth XDP peers)`);
+    const where =
+      p.scenario.name === 'isolated'
+        ? `the generator's eth0 received ${none} back`
+        : `the real servers received ${none}`;
+    throw new ToolError(
+      'XD_ERR_BENCH_NO_TRAFFIC',
+      `${m.mode}: the generator offered ${sent} frames in ${seconds.toFixed(3)} s and ${where}; the path is broken (check the director program and the veth XDP peers)`,
+    );
   }
   const r: PktRound = {
     offered: sent,
@@ -571,7 +766,11 @@ async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<
   };
   if (director) {
     const after = director.reasons();
-    r.directorReasons = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (reasonsBefore[k] ?? 0)]).filter(([, v]) => Number(v) > 0));
+    r.directorReasons = Object.fromEntries(
+      Object.entries(after)
+        .map(([k, v]) => [k, v - (reasonsBefore[k] ?? 0)])
+        .filter(([, v]) => Number(v) > 0),
+    );
   }
   if (statsBefore && statsAfter) {
     const runs = Number(statsAfter.runCnt - statsBefore.runCnt);
@@ -581,14 +780,16 @@ async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<
   return r;
 }
 
-const ratio = (a?: number, b?: number): number | undefined => (a !== undefined && b !== undefined && b > 0 ? round(a / b, 3) : undefined);
+const ratio = (a?: number, b?: number): number | undefined =>
+  a !== undefined && b !== undefined && b > 0 ? round(a / b, 3) : undefined;
 
 /** Median over rounds of a / b measured in the same round. */
 function pairedRatio(a: PktCell | undefined, b: PktCell | undefined): number | undefined {
   if (a?.status !== 'ok' || b?.status !== 'ok') return undefined;
   const n = Math.min(a.rounds.length, b.rounds.length);
   const xs: number[] = [];
-  for (let i = 0; i < n; i++) if (b.rounds[i].mppsDelivered > 0) xs.push(a.rounds[i].mppsDelivered / b.rounds[i].mppsDelivered);
+  for (let i = 0; i < n; i++)
+    if (b.rounds[i].mppsDelivered > 0) xs.push(a.rounds[i].mppsDelivered / b.rounds[i].mppsDelivered);
   return xs.length ? round(spread(xs).median, 3) : undefined;
 }
 
@@ -605,8 +806,10 @@ function pairedNsDiff(a: PktCell, b: PktCell): number | undefined {
 }
 
 function summarise(sc: PktScenario, o: PktRateOptions): void {
-  const cell = (mode: PktMode, flows: number): PktCell | undefined => sc.cells.find((c) => c.mode === mode && c.flows === flows);
-  const med = (c: PktCell | undefined, key: 'mppsDelivered' | 'mppsPerCpu'): number | undefined => (c?.status === 'ok' ? c[key]?.median : undefined);
+  const cell = (mode: PktMode, flows: number): PktCell | undefined =>
+    sc.cells.find((c) => c.mode === mode && c.flows === flows);
+  const med = (c: PktCell | undefined, key: 'mppsDelivered' | 'mppsPerCpu'): number | undefined =>
+    c?.status === 'ok' ? c[key]?.median : undefined;
   for (const key of ['mppsDelivered', 'mppsPerCpu'] as const) {
     const at = (mode: PktMode): number | undefined => med(cell(mode, o.baseFlows), key);
     const r: PktRatios = {
@@ -619,7 +822,10 @@ function summarise(sc: PktScenario, o: PktRateOptions): void {
   }
   const flows = [...new Set(sc.cells.map((c) => c.flows))].sort((a, b) => a - b);
   for (const f of flows) {
-    for (const [xdp, dm, nm] of [['native', 'xdp-native', 'xdp-tx-noop'], ['generic', 'xdp-generic', 'xdp-tx-noop-generic']] as const) {
+    for (const [xdp, dm, nm] of [
+      ['native', 'xdp-native', 'xdp-tx-noop'],
+      ['generic', 'xdp-generic', 'xdp-tx-noop-generic'],
+    ] as const) {
       const d = cell(dm, f);
       const n = cell(nm, f);
       if (!d || !n) continue;
@@ -645,7 +851,9 @@ function summarise(sc: PktScenario, o: PktRateOptions): void {
     }
   }
   const dr = cell('xdp-native', o.baseFlows);
-  const tunnels = (['tunnel-ipip', 'tunnel-gue'] as const).map((m) => cell(m, o.baseFlows)).filter((c): c is PktCell => c !== undefined);
+  const tunnels = (['tunnel-ipip', 'tunnel-gue'] as const)
+    .map((m) => cell(m, o.baseFlows))
+    .filter((c): c is PktCell => c !== undefined);
   if (dr && tunnels.length) {
     for (const c of [dr, ...tunnels]) {
       sc.forwarding.push({
@@ -679,7 +887,11 @@ function enableBpfStats(log: Logger): { enabled: boolean; detail: string; restor
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     log.warn({ err }, 'bpf_stats');
-    return { enabled: false, detail: `kernel.bpf_stats_enabled could not be set: ${e.code ?? ''} ${e.message}`, restore: () => undefined };
+    return {
+      enabled: false,
+      detail: `kernel.bpf_stats_enabled could not be set: ${e.code ?? ''} ${e.message}`,
+      restore: () => undefined,
+    };
   }
   const restoreSysctl = (): void => {
     try {
@@ -694,7 +906,11 @@ function enableBpfStats(log: Logger): { enabled: boolean; detail: string; restor
     restoreSysctl();
     const e = err as NodeJS.ErrnoException;
     log.warn({ err }, 'bpf_stats');
-    return { enabled: false, detail: `bpf_enable_stats(BPF_STATS_RUN_TIME) failed: ${e.code ?? ''} ${e.message}`, restore: () => undefined };
+    return {
+      enabled: false,
+      detail: `bpf_enable_stats(BPF_STATS_RUN_TIME) failed: ${e.code ?? ''} ${e.message}`,
+      restore: () => undefined,
+    };
   }
   return {
     enabled: true,
@@ -719,25 +935,44 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
   // Live frames where this kernel runs them (found by trying once), else the AF_PACKET ring.
   const picked = await pickGenerator();
   const kind = o.generator ?? picked.kind;
-  if (kind === 'live-frames' && picked.refusal) throw new ToolError('XD_ERR_BENCH', `live-frames generator asked for, but BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${picked.refusal.code} (${picked.refusal.message})`);
-  const procs = kind === 'live-frames' ? 1 : Math.max(1, Math.min(o.genProcs ?? GEN_PROCS, Math.max(1, GEN_CPUS.length)));
+  if (kind === 'live-frames' && picked.refusal)
+    throw new ToolError(
+      'XD_ERR_BENCH',
+      `live-frames generator asked for, but BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${picked.refusal.code} (${picked.refusal.message})`,
+    );
+  const procs =
+    kind === 'live-frames' ? 1 : Math.max(1, Math.min(o.genProcs ?? GEN_PROCS, Math.max(1, GEN_CPUS.length)));
   const gk: GenChoice = { kind, procs };
-  const liveFrames = picked.refusal ? `BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${picked.refusal.code} (${picked.refusal.message})` : 'BPF_F_TEST_XDP_LIVE_FRAMES runs on this kernel';
+  const liveFrames = picked.refusal
+    ? `BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${picked.refusal.code} (${picked.refusal.message})`
+    : 'BPF_F_TEST_XDP_LIVE_FRAMES runs on this kernel';
   // bpf_stats for the section: the kernel's run time and count of the programs at the director's eth0.
   const stats = enableBpfStats(log);
   try {
     const paths: Path[] = [];
     for (const name of names) {
       const cells = pathCells(name, o, modes);
-      const p = name === 'dr-bridge' ? await bridgePath(o, cells, path.join(pinRoot, 'bridge'), own, log, gk) : await isolatedPath(o, cells, path.join(pinRoot, 'isolated'), own, log, gk);
+      const p =
+        name === 'dr-bridge'
+          ? await bridgePath(o, cells, path.join(pinRoot, 'bridge'), own, log, gk)
+          : await isolatedPath(o, cells, path.join(pinRoot, 'isolated'), own, log, gk);
       paths.push(p);
     }
     if (modes.includes('ipvs')) {
       const why = await ipvsUnavailable(`${o.prefix}p-${names[0] === 'dr-bridge' ? 'dir' : 'id'}`);
       for (const p of paths) {
         for (const r of p.scenario.cells.filter((c) => c.mode === 'ipvs')) {
-          if (why) Object.assign(r, { status: 'skipped', reason: `kernel has no IPVS: ${why}`, install: 'boot a kernel with CONFIG_IP_VS (e.g. Debian linux-image-amd64) and modprobe ip_vs ip_vs_mh' });
-          else Object.assign(r, { status: 'skipped', reason: 'IPVS is present, but this suite does not drive IPVS for the packet-rate comparison yet' });
+          if (why)
+            Object.assign(r, {
+              status: 'skipped',
+              reason: `kernel has no IPVS: ${why}`,
+              install: 'boot a kernel with CONFIG_IP_VS (e.g. Debian linux-image-amd64) and modprobe ip_vs ip_vs_mh',
+            });
+          else
+            Object.assign(r, {
+              status: 'skipped',
+              reason: 'IPVS is present, but this suite does not drive IPVS for the packet-rate comparison yet',
+            });
         }
       }
     }
@@ -751,7 +986,9 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
           try {
             const x = await measureRound(p, m, o, warmed);
             m.rounds.push(x);
-            o.progress?.(`pktrate round ${r + 1}/${o.rounds} ${p.scenario.name} ${m.flows} flows ${m.mode}: ${x.mppsDelivered} Mpps delivered (${x.delivered}/${x.offered}), ${x.mppsPerCpu} Mpps per CPU-second${x.bpfStats ? `, ${x.bpfStats.nsPerRun} ns per packet at eth0 (bpf_stats)` : ''}`);
+            o.progress?.(
+              `pktrate round ${r + 1}/${o.rounds} ${p.scenario.name} ${m.flows} flows ${m.mode}: ${x.mppsDelivered} Mpps delivered (${x.delivered}/${x.offered}), ${x.mppsPerCpu} Mpps per CPU-second${x.bpfStats ? `, ${x.bpfStats.nsPerRun} ns per packet at eth0 (bpf_stats)` : ''}`,
+            );
           } catch (err) {
             m.status = 'error';
             m.reason = err instanceof Error ? err.message : String(err);
@@ -774,7 +1011,10 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
         m.dropsTotal = m.offeredTotal - m.deliveredTotal;
         const director = p.director(m);
         if (director && DIRECTOR_MODES.has(m.mode)) {
-          m.flowHitRate = round(m.rounds.reduce((s, x) => s + (x.directorReasons?.tx_flow_hit ?? 0), 0) / m.offeredTotal, 4);
+          m.flowHitRate = round(
+            m.rounds.reduce((s, x) => s + (x.directorReasons?.tx_flow_hit ?? 0), 0) / m.offeredTotal,
+            4,
+          );
           if (!entries.has(director)) entries.set(director, await director.flowEntries());
           m.flowTableEntries = entries.get(director);
         }
@@ -788,10 +1028,14 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
     return {
       generator: {
         kind,
-        detail: kind === 'live-frames'
-          ? `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run; ${flowsText}), ${where}`
-          : `AF_PACKET TX ring (TPACKET_V2, PACKET_QDISC_BYPASS, native/packet_tx.cc) cycling through one pre-built frame per flow (${flowsText}), ${where}; ${liveFrames}`,
-        pktgen: pktgen === null ? `present, not used: every mode is driven by the same ${kind} generator for a like-for-like comparison` : `not available: ${pktgen}`,
+        detail:
+          kind === 'live-frames'
+            ? `xdp_gen on BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (template restored every run; ${flowsText}), ${where}`
+            : `AF_PACKET TX ring (TPACKET_V2, PACKET_QDISC_BYPASS, native/packet_tx.cc) cycling through one pre-built frame per flow (${flowsText}), ${where}; ${liveFrames}`,
+        pktgen:
+          pktgen === null
+            ? `present, not used: every mode is driven by the same ${kind} generator for a like-for-like comparison`
+            : `not available: ${pktgen}`,
         liveFrames,
         processes: procs,
       },

@@ -24,7 +24,8 @@ function outcomeLine<T>(o: SectionOutcome<T> | undefined): string | null {
 }
 
 function table(head: string[], rows: (string | number)[][]): string {
-  const line = (cells: (string | number)[]): string => `| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`;
+  const line = (cells: (string | number)[]): string =>
+    `| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`;
   return [line(head), `|${head.map(() => ' --- ').join('|')}|`, ...rows.map(line)].join('\n');
 }
 
@@ -54,21 +55,40 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
   if (t) out.push(t, '');
   else if (s.testrun?.status === 'ok') {
     const d = s.testrun.data;
-    out.push(`repeat ${d.repeat} × ${d.rounds} interleaved rounds; calibration \`${d.calibration.program}\`: ${f(d.calibration.ns.median, 1)} ns/packet (${f(d.calibration.ns.min, 1)}–${f(d.calibration.ns.max, 1)}).`, '');
+    out.push(
+      `repeat ${d.repeat} × ${d.rounds} interleaved rounds; calibration \`${d.calibration.program}\`: ${f(d.calibration.ns.median, 1)} ns/packet (${f(d.calibration.ns.min, 1)}–${f(d.calibration.ns.max, 1)}).`,
+      '',
+    );
     out.push(
       table(
         ['case', 'verdict (reason)', 'ns/packet median', 'min–max', 'over no-op (median)'],
-        d.cases.map((c) => [c.name, `${c.verdictName} (${c.reason})`, f(c.ns.median, 1), `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`, f(c.deltaOverNoop.median, 1)]),
+        d.cases.map((c) => [
+          c.name,
+          `${c.verdictName} (${c.reason})`,
+          f(c.ns.median, 1),
+          `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`,
+          f(c.deltaOverNoop.median, 1),
+        ]),
       ),
       '',
     );
     const w = d.forwarding;
     out.push(`### DR vs tunnel (${w.method}; ${w.calls} calls × ${w.rounds} rounds)`, '');
-    out.push(`No-op \`${w.noop.program}\`: ${f(w.noop.ns.median, 1)} ns per call (${f(w.noop.ns.min, 1)}–${f(w.noop.ns.max, 1)}).`, '');
+    out.push(
+      `No-op \`${w.noop.program}\`: ${f(w.noop.ns.median, 1)} ns per call (${f(w.noop.ns.min, 1)}–${f(w.noop.ns.max, 1)}).`,
+      '',
+    );
     out.push(
       table(
         ['case', 'verdict (reason)', 'ns/call median', 'min–max', 'over no-op (median)', 'over no-op vs DR'],
-        w.cases.map((c) => [c.name, `${c.verdictName} (${c.reason})`, f(c.ns.median, 1), `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`, f(c.overNoop.median, 1), c.vsDr === undefined ? '–' : `${c.vsDr.toFixed(2)}×`]),
+        w.cases.map((c) => [
+          c.name,
+          `${c.verdictName} (${c.reason})`,
+          f(c.ns.median, 1),
+          `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`,
+          f(c.overNoop.median, 1),
+          c.vsDr === undefined ? '–' : `${c.vsDr.toFixed(2)}×`,
+        ]),
       ),
       '',
     );
@@ -84,39 +104,110 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
       `Generator: **${d.generator.kind}**: ${d.generator.detail}. Live frames: ${d.generator.liveFrames}. pktgen: ${d.generator.pktgen}. ${d.frameBytes}-byte TCP frames; ceiling matrix over ${d.flows.map(flowsLabel).join(', ')} flows, the DR path, the kernel path and the tunnels at ${flowsLabel(d.baseFlows)} flows; ${d.packetsPerRound} packets per cell × ${d.rounds} rounds, every round cycling through every cell of both paths, batch ${d.batchSize}. Each flow count has its own director, programmed through XdpDataplane.open() + apply(), flow tables of ${d.flowTableSize} entries.`,
       '',
     );
-    out.push(`Per-packet cost (ns columns): ${d.bpfStats.enabled ? d.bpfStats.detail : `not measured: ${d.bpfStats.detail}`}. It does not depend on the generator's speed; the Mpps columns do (generator: ${d.generator.kind}).`, '');
+    out.push(
+      `Per-packet cost (ns columns): ${d.bpfStats.enabled ? d.bpfStats.detail : `not measured: ${d.bpfStats.detail}`}. It does not depend on the generator's speed; the Mpps columns do (generator: ${d.generator.kind}).`,
+      '',
+    );
     const pct = (x?: number): string => (x === undefined ? '–' : `${(x * 100).toFixed(0)}%`);
     const ns = (x?: number): string => (x === undefined ? '–' : x.toFixed(1));
     const times = (x?: number): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
     for (const sc of d.scenarios) {
       out.push(`### ${sc.name}: ${sc.description}`, '');
       if (sc.ceiling.length) {
-        out.push(`Director against the no-op XDP_TX ceiling in the same XDP mode (medians over rounds; flow hits: timed packets that hit the flow table; table: entries after the run):`, '');
+        out.push(
+          `Director against the no-op XDP_TX ceiling in the same XDP mode (medians over rounds; flow hits: timed packets that hit the flow table; table: entries after the run):`,
+          '',
+        );
         out.push(
           table(
-            ['flows', 'XDP mode', 'director Mpps', 'no-op Mpps', 'director / ceiling', 'same-round ratio (median)', 'per CPU-second', 'director ns/pkt (bpf_stats)', 'no-op ns/pkt (bpf_stats)', 'director − no-op ns', 'flow hits', 'flow table entries'],
-            sc.ceiling.map((c) => [flowsLabel(c.flows), c.xdp, f(c.director), f(c.ceiling), pct(c.ratio), pct(c.pairedRatio), pct(c.ratioPerCpu), ns(c.directorNs), ns(c.ceilingNs), ns(c.nsOverCeiling), c.flowHitRate === undefined ? '–' : `${(c.flowHitRate * 100).toFixed(1)}%`, c.flowTableEntries ?? '–']),
+            [
+              'flows',
+              'XDP mode',
+              'director Mpps',
+              'no-op Mpps',
+              'director / ceiling',
+              'same-round ratio (median)',
+              'per CPU-second',
+              'director ns/pkt (bpf_stats)',
+              'no-op ns/pkt (bpf_stats)',
+              'director − no-op ns',
+              'flow hits',
+              'flow table entries',
+            ],
+            sc.ceiling.map((c) => [
+              flowsLabel(c.flows),
+              c.xdp,
+              f(c.director),
+              f(c.ceiling),
+              pct(c.ratio),
+              pct(c.pairedRatio),
+              pct(c.ratioPerCpu),
+              ns(c.directorNs),
+              ns(c.ceilingNs),
+              ns(c.nsOverCeiling),
+              c.flowHitRate === undefined ? '–' : `${(c.flowHitRate * 100).toFixed(1)}%`,
+              c.flowTableEntries ?? '–',
+            ]),
           ),
           '',
         );
       }
       if (sc.forwarding.length) {
-        out.push(`Tunnel against DR, the same service on the same path (native XDP, ${flowsLabel(sc.forwarding[0].flows)} flows):`, '');
+        out.push(
+          `Tunnel against DR, the same service on the same path (native XDP, ${flowsLabel(sc.forwarding[0].flows)} flows):`,
+          '',
+        );
         out.push(
           table(
             ['forwarding', 'Mpps (median)', 'vs DR', 'same-round vs DR (median)', 'vs DR per CPU-second'],
-            sc.forwarding.map((x) => [x.forwarding, f(x.mpps), times(x.ratioToDr), times(x.pairedRatioToDr), times(x.ratioToDrPerCpu)]),
+            sc.forwarding.map((x) => [
+              x.forwarding,
+              f(x.mpps),
+              times(x.ratioToDr),
+              times(x.pairedRatioToDr),
+              times(x.ratioToDrPerCpu),
+            ]),
           ),
           '',
         );
       }
       out.push(
         table(
-          ['flows', 'mode', 'Mpps delivered (median)', 'min–max', 'Mpps per CPU-second (median)', 'ns/pkt at eth0 (bpf_stats, median)', 'offered', 'delivered', 'drops'],
+          [
+            'flows',
+            'mode',
+            'Mpps delivered (median)',
+            'min–max',
+            'Mpps per CPU-second (median)',
+            'ns/pkt at eth0 (bpf_stats, median)',
+            'offered',
+            'delivered',
+            'drops',
+          ],
           sc.cells.map((m) =>
             m.status === 'ok'
-              ? [flowsLabel(m.flows), m.mode, f(m.mppsDelivered?.median), `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`, f(m.mppsPerCpu?.median), ns(m.nsPerPacket?.median), m.offeredTotal ?? '–', m.deliveredTotal ?? '–', m.dropsTotal ?? '–']
-              : [flowsLabel(m.flows), m.mode, `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`, '', '', '', '', '', ''],
+              ? [
+                  flowsLabel(m.flows),
+                  m.mode,
+                  f(m.mppsDelivered?.median),
+                  `${f(m.mppsDelivered?.min)}–${f(m.mppsDelivered?.max)}`,
+                  f(m.mppsPerCpu?.median),
+                  ns(m.nsPerPacket?.median),
+                  m.offeredTotal ?? '–',
+                  m.deliveredTotal ?? '–',
+                  m.dropsTotal ?? '–',
+                ]
+              : [
+                  flowsLabel(m.flows),
+                  m.mode,
+                  `${m.status}: ${m.reason ?? ''}${m.install ? ` (\`${m.install}\`)` : ''}`,
+                  '',
+                  '',
+                  '',
+                  '',
+                  '',
+                  '',
+                ],
           ),
         ),
         '',
@@ -125,7 +216,10 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
         ['wall clock', sc.ratios],
         ['per CPU-second', sc.ratiosPerCpu],
       ] as const) {
-        out.push(`Ratios, ${sc.name} at ${flowsLabel(d.baseFlows)} flows (${label}): native XDP vs no-op XDP_TX ceiling ${pct(r2.nativeVsCeiling)}; native XDP vs kernel path ${times(r2.nativeVsKernel)}; generic XDP vs kernel path ${times(r2.genericVsKernel)}.`, '');
+        out.push(
+          `Ratios, ${sc.name} at ${flowsLabel(d.baseFlows)} flows (${label}): native XDP vs no-op XDP_TX ceiling ${pct(r2.nativeVsCeiling)}; native XDP vs kernel path ${times(r2.nativeVsKernel)}; generic XDP vs kernel path ${times(r2.genericVsKernel)}.`,
+          '',
+        );
       }
     }
     const rounds = d.scenarios.flatMap((sc) => sc.cells.flatMap((m) => m.rounds));
@@ -144,14 +238,24 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
   if (q) out.push(q, '');
   else if (s.mysql?.status === 'ok') {
     const d = s.mysql.data;
-    out.push(`Loader: ${d.loader}; ${d.seconds} s per measurement, median of ${d.rounds} interleaved rounds per point; ${d.backends} MariaDB backends.`, '');
+    out.push(
+      `Loader: ${d.loader}; ${d.seconds} s per measurement, median of ${d.rounds} interleaved rounds per point; ${d.backends} MariaDB backends.`,
+      '',
+    );
     const rows: (string | number)[][] = [];
     for (const tg of d.targets) {
       if (tg.status !== 'ok') {
-        rows.push([tg.target, '–', `${tg.status}: ${tg.reason ?? ''}${tg.install ? ` (\`${tg.install}\`)` : ''}`, '', '']);
+        rows.push([
+          tg.target,
+          '–',
+          `${tg.status}: ${tg.reason ?? ''}${tg.install ? ` (\`${tg.install}\`)` : ''}`,
+          '',
+          '',
+        ]);
         continue;
       }
-      for (const pt of tg.points) rows.push([tg.target, pt.clients, fmt(pt.connectsPerSec), fmt(pt.queriesPerSec), pt.errors]);
+      for (const pt of tg.points)
+        rows.push([tg.target, pt.clients, fmt(pt.connectsPerSec), fmt(pt.queriesPerSec), pt.errors]);
     }
     out.push(table(['path', 'clients', 'new connections/s', 'queries/s', 'errors'], rows), '');
     if (charts.mysqlConnects) out.push(`![connections/s](${charts.mysqlConnects})`, '');
@@ -163,11 +267,24 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
   if (g) out.push(g, '');
   else if (s.maglev?.status === 'ok') {
     const d = s.maglev.data;
-    out.push(table(['backends N', 'table size M', 'build ms (median)', 'min–max'], d.builds.map((b) => [b.backends, b.ringSize, f(b.ms.median, 2), `${f(b.ms.min, 2)}–${f(b.ms.max, 2)}`])), '');
+    out.push(
+      table(
+        ['backends N', 'table size M', 'build ms (median)', 'min–max'],
+        d.builds.map((b) => [b.backends, b.ringSize, f(b.ms.median, 2), `${f(b.ms.min, 2)}–${f(b.ms.max, 2)}`]),
+      ),
+      '',
+    );
     out.push(
       table(
         ['N', 'M', 'weights', 'max share / expected', 'min share / expected', 'max/min'],
-        d.balance.map((b) => [b.backends, b.ringSize, b.weights, f(b.maxOverExpected, 4), f(b.minOverExpected, 4), f(b.maxMinRatio, 4)]),
+        d.balance.map((b) => [
+          b.backends,
+          b.ringSize,
+          b.weights,
+          f(b.maxOverExpected, 4),
+          f(b.minOverExpected, 4),
+          f(b.maxMinRatio, 4),
+        ]),
       ),
       '',
     );
@@ -180,14 +297,32 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
     );
     const a = d.apply;
     if (a) {
-      out.push(`### Ring apply through the XDP dataplane (M=${a.ringSize}, N=${a.backends}; goal: under ${a.goalMs} ms)`, '');
+      out.push(
+        `### Ring apply through the XDP dataplane (M=${a.ringSize}, N=${a.backends}; goal: under ${a.goalMs} ms)`,
+        '',
+      );
       if (a.status !== 'ok') out.push(`${a.status === 'skipped' ? 'skipped' : 'error'}: ${a.reason ?? ''}`, '');
       else {
-        const row = (name: string, wall?: Spread, cpu?: Spread): string[] => [name, f(wall?.median, 2), `${f(wall?.min, 2)}–${f(wall?.max, 2)}`, f(cpu?.median, 2), wall && cpu ? (wall.median < a.goalMs ? 'met' : cpu.median < a.goalMs ? 'met on CPU time only' : 'missed') : '–'];
+        const row = (name: string, wall?: Spread, cpu?: Spread): string[] => [
+          name,
+          f(wall?.median, 2),
+          `${f(wall?.min, 2)}–${f(wall?.max, 2)}`,
+          f(cpu?.median, 2),
+          wall && cpu
+            ? wall.median < a.goalMs
+              ? 'met'
+              : cpu.median < a.goalMs
+                ? 'met on CPU time only'
+                : 'missed'
+            : '–',
+        ];
         out.push(
           table(
             ['step', 'wall ms (median)', 'min–max', 'CPU ms (median)', `goal < ${a.goalMs} ms`],
-            [row('ring build (Maglev table)', a.ringBuildMs, a.ringBuildCpuMs), row('apply: one weight change (plan, changed slots, flip)', a.applyMs, a.applyCpuMs)],
+            [
+              row('ring build (Maglev table)', a.ringBuildMs, a.ringBuildCpuMs),
+              row('apply: one weight change (plan, changed slots, flip)', a.applyMs, a.applyCpuMs),
+            ],
           ),
           '',
         );
@@ -207,7 +342,12 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
       table(
         ['measurement', 'result'],
         s.failover.data.items.map((i) =>
-          i.status === 'ok' && i.ms ? [i.name, `${f(i.ms.median, 0)} ms median (${f(i.ms.min, 0)}–${f(i.ms.max, 0)}, n=${i.ms.n})${settingsNote(i.detail)}`] : [i.name, `not available: ${i.reason ?? ''}`],
+          i.status === 'ok' && i.ms
+            ? [
+                i.name,
+                `${f(i.ms.median, 0)} ms median (${f(i.ms.min, 0)}–${f(i.ms.max, 0)}, n=${i.ms.n})${settingsNote(i.detail)}`,
+              ]
+            : [i.name, `not available: ${i.reason ?? ''}`],
         ),
       ),
       '',
@@ -219,12 +359,37 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
 function testrunChart(d: TestRunData, sub: string): string {
   const w = d.forwarding;
   const bars: Bar[] = [
-    { label: `no-op (${d.calibration.program})`, value: d.calibration.ns.median, range: [d.calibration.ns.min, d.calibration.ns.max], group: 'calibration' },
-    ...d.cases.map((c) => ({ label: c.name, value: c.ns.median, range: [c.ns.min, c.ns.max] as [number, number], group: 'director' })),
-    { label: 'no-op, repeat=1 per call', value: w.noop.ns.median, range: [w.noop.ns.min, w.noop.ns.max], group: 'calibration, repeat=1' },
-    ...w.cases.map((c) => ({ label: `${c.name}, repeat=1`, value: c.ns.median, range: [c.ns.min, c.ns.max] as [number, number], group: 'DR vs tunnel, repeat=1' })),
+    {
+      label: `no-op (${d.calibration.program})`,
+      value: d.calibration.ns.median,
+      range: [d.calibration.ns.min, d.calibration.ns.max],
+      group: 'calibration',
+    },
+    ...d.cases.map((c) => ({
+      label: c.name,
+      value: c.ns.median,
+      range: [c.ns.min, c.ns.max] as [number, number],
+      group: 'director',
+    })),
+    {
+      label: 'no-op, repeat=1 per call',
+      value: w.noop.ns.median,
+      range: [w.noop.ns.min, w.noop.ns.max],
+      group: 'calibration, repeat=1',
+    },
+    ...w.cases.map((c) => ({
+      label: `${c.name}, repeat=1`,
+      value: c.ns.median,
+      range: [c.ns.min, c.ns.max] as [number, number],
+      group: 'DR vs tunnel, repeat=1',
+    })),
   ];
-  return barChartSvg({ title: 'XDP director: cost per packet (BPF_PROG_TEST_RUN)', subtitle: sub, unit: 'ns/packet', bars });
+  return barChartSvg({
+    title: 'XDP director: cost per packet (BPF_PROG_TEST_RUN)',
+    subtitle: sub,
+    unit: 'ns/packet',
+    bars,
+  });
 }
 
 function pktChart(d: PktRateData, key: 'mppsDelivered' | 'mppsPerCpu', sub: string): string {
@@ -239,8 +404,18 @@ function pktChart(d: PktRateData, key: 'mppsDelivered' | 'mppsPerCpu', sub: stri
       })),
   );
   return key === 'mppsDelivered'
-    ? barChartSvg({ title: 'Packets delivered through veth (wall clock): DR path and isolated director', subtitle: sub, unit: 'Mpps', bars })
-    : barChartSvg({ title: 'Packets delivered per CPU-second of the packet path: DR path and isolated director', subtitle: sub, unit: 'Mpps per CPU-second', bars });
+    ? barChartSvg({
+        title: 'Packets delivered through veth (wall clock): DR path and isolated director',
+        subtitle: sub,
+        unit: 'Mpps',
+        bars,
+      })
+    : barChartSvg({
+        title: 'Packets delivered per CPU-second of the packet path: DR path and isolated director',
+        subtitle: sub,
+        unit: 'Mpps per CPU-second',
+        bars,
+      });
 }
 
 function mysqlChart(d: MysqlData, key: 'connectsPerSec' | 'queriesPerSec', sub: string): string {
@@ -251,7 +426,10 @@ function mysqlChart(d: MysqlData, key: 'connectsPerSec' | 'queriesPerSec', sub: 
     xLabel: 'concurrent clients',
     yLabel: key === 'connectsPerSec' ? 'connections/s' : 'queries/s',
     x: d.clients.map(String),
-    series: ok.map((t) => ({ name: t.target, values: d.clients.map((c) => t.points.find((p) => p.clients === c)?.[key] ?? null) })),
+    series: ok.map((t) => ({
+      name: t.target,
+      values: d.clients.map((c) => t.points.find((p) => p.clients === c)?.[key] ?? null),
+    })),
   });
 }
 

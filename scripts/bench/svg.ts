@@ -70,7 +70,10 @@ function header(width: number, height: number, title: string, subtitle?: string)
     `<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`,
     `<text x="${width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold" ${FONT}>${esc(title)}</text>`,
   ];
-  if (subtitle) out.push(`<text x="${width / 2}" y="42" text-anchor="middle" font-size="11" fill="#555" ${FONT}>${esc(subtitle)}</text>`);
+  if (subtitle)
+    out.push(
+      `<text x="${width / 2}" y="42" text-anchor="middle" font-size="11" fill="#555" ${FONT}>${esc(subtitle)}</text>`,
+    );
   return out;
 }
 
@@ -93,23 +96,36 @@ export function barChartSvg(chart: BarChart): string {
   for (let t = 0; t <= axis.max + axis.step / 2; t += axis.step) {
     const x = xOf(t);
     out.push(`<line x1="${x.toFixed(1)}" y1="${top}" x2="${x.toFixed(1)}" y2="${top + plotH}" stroke="#e0e0e0"/>`);
-    out.push(`<text x="${x.toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle" font-size="11" ${FONT}>${esc(fmt(t))}</text>`);
+    out.push(
+      `<text x="${x.toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle" font-size="11" ${FONT}>${esc(fmt(t))}</text>`,
+    );
   }
-  out.push(`<text x="${labelW + plotW / 2}" y="${top + plotH + 36}" text-anchor="middle" font-size="12" ${FONT}>${esc(chart.unit)}</text>`);
+  out.push(
+    `<text x="${labelW + plotW / 2}" y="${top + plotH + 36}" text-anchor="middle" font-size="12" ${FONT}>${esc(chart.unit)}</text>`,
+  );
   chart.bars.forEach((b, i) => {
     const y = top + i * rowH;
     const colour = PALETTE[groups.indexOf(b.group ?? '') % PALETTE.length];
     const w = Math.max(0, xOf(b.value) - labelW);
-    out.push(`<text x="${labelW - 8}" y="${y + rowH / 2 + 4}" text-anchor="end" font-size="12" ${FONT}>${esc(b.label)}</text>`);
+    out.push(
+      `<text x="${labelW - 8}" y="${y + rowH / 2 + 4}" text-anchor="end" font-size="12" ${FONT}>${esc(b.label)}</text>`,
+    );
     out.push(`<rect x="${labelW}" y="${y + 4}" width="${w.toFixed(1)}" height="${rowH - 8}" fill="${colour}"/>`);
     if (b.range) {
       const [lo, hi] = b.range;
       const cy = y + rowH / 2;
-      out.push(`<line x1="${xOf(lo).toFixed(1)}" y1="${cy}" x2="${xOf(hi).toFixed(1)}" y2="${cy}" stroke="#222" stroke-width="1.2"/>`);
-      for (const v of [lo, hi]) out.push(`<line x1="${xOf(v).toFixed(1)}" y1="${cy - 5}" x2="${xOf(v).toFixed(1)}" y2="${cy + 5}" stroke="#222" stroke-width="1.2"/>`);
+      out.push(
+        `<line x1="${xOf(lo).toFixed(1)}" y1="${cy}" x2="${xOf(hi).toFixed(1)}" y2="${cy}" stroke="#222" stroke-width="1.2"/>`,
+      );
+      for (const v of [lo, hi])
+        out.push(
+          `<line x1="${xOf(v).toFixed(1)}" y1="${cy - 5}" x2="${xOf(v).toFixed(1)}" y2="${cy + 5}" stroke="#222" stroke-width="1.2"/>`,
+        );
     }
     const noteX = Math.max(xOf(b.value), b.range ? xOf(b.range[1]) : 0) + 6;
-    out.push(`<text x="${noteX.toFixed(1)}" y="${y + rowH / 2 + 4}" font-size="11" ${FONT}>${esc(b.note ?? `${fmt(b.value)} ${chart.unit}`)}</text>`);
+    out.push(
+      `<text x="${noteX.toFixed(1)}" y="${y + rowH / 2 + 4}" font-size="11" ${FONT}>${esc(b.note ?? `${fmt(b.value)} ${chart.unit}`)}</text>`,
+    );
   });
   out.push(`<line x1="${labelW}" y1="${top}" x2="${labelW}" y2="${top + plotH}" stroke="#222"/>`);
   out.push('</svg>');
@@ -135,12 +151,18 @@ export function lineChartSvg(chart: LineChart): string {
   for (let t = 0; t <= axis.max + axis.step / 2; t += axis.step) {
     const y = yOf(t);
     out.push(`<line x1="${left}" y1="${y.toFixed(1)}" x2="${left + plotW}" y2="${y.toFixed(1)}" stroke="#e0e0e0"/>`);
-    out.push(`<text x="${left - 6}" y="${(y + 4).toFixed(1)}" text-anchor="end" font-size="11" ${FONT}>${esc(fmt(t))}</text>`);
+    out.push(
+      `<text x="${left - 6}" y="${(y + 4).toFixed(1)}" text-anchor="end" font-size="11" ${FONT}>${esc(fmt(t))}</text>`,
+    );
   }
   chart.x.forEach((label, i) => {
-    out.push(`<text x="${xOf(i).toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle" font-size="11" ${FONT}>${esc(label)}</text>`);
+    out.push(
+      `<text x="${xOf(i).toFixed(1)}" y="${top + plotH + 16}" text-anchor="middle" font-size="11" ${FONT}>${esc(label)}</text>`,
+    );
   });
-  out.push(`<text x="${left + plotW / 2}" y="${top + plotH + 36}" text-anchor="middle" font-size="12" ${FONT}>${esc(chart.xLabel)}</text>`);
+  out.push(
+    `<text x="${left + plotW / 2}" y="${top + plotH + 36}" text-anchor="middle" font-size="12" ${FONT}>${esc(chart.xLabel)}</text>`,
+  );
   out.push(
     `<text x="16" y="${top + plotH / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 16 ${top + plotH / 2})" ${FONT}>${esc(chart.yLabel)}</text>`,
   );
@@ -148,14 +170,19 @@ export function lineChartSvg(chart: LineChart): string {
   out.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#222"/>`);
   chart.series.forEach((s, si) => {
     const colour = PALETTE[si % PALETTE.length];
-    const pts = s.values.map((v, i) => (v === null ? null : `${xOf(i).toFixed(1)},${yOf(v).toFixed(1)}`)).filter((p): p is string => p !== null);
-    if (pts.length > 1) out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${colour}" stroke-width="2"/>`);
+    const pts = s.values
+      .map((v, i) => (v === null ? null : `${xOf(i).toFixed(1)},${yOf(v).toFixed(1)}`))
+      .filter((p): p is string => p !== null);
+    if (pts.length > 1)
+      out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${colour}" stroke-width="2"/>`);
     for (const p of pts) {
       const [cx, cy] = p.split(',');
       out.push(`<circle cx="${cx}" cy="${cy}" r="3.5" fill="${colour}"/>`);
     }
     const ly = top + 10 + si * 20;
-    out.push(`<line x1="${left + plotW + 16}" y1="${ly}" x2="${left + plotW + 36}" y2="${ly}" stroke="${colour}" stroke-width="3"/>`);
+    out.push(
+      `<line x1="${left + plotW + 16}" y1="${ly}" x2="${left + plotW + 36}" y2="${ly}" stroke="${colour}" stroke-width="3"/>`,
+    );
     out.push(`<text x="${left + plotW + 42}" y="${ly + 4}" font-size="12" ${FONT}>${esc(s.name)}</text>`);
   });
   out.push('</svg>');

@@ -22,7 +22,10 @@ import { encodeMessages, sequenceFrom, entrySize, HEADER_SIZE, MAC_SIZE, MAX_MES
 const MAC_A = '02:00:00:00:0a:02';
 const MAC_B = '02:00:00:00:0b:02';
 const VIP = '10.200.0.100';
-const RS = [{ address: '10.200.0.11', mac: '02:00:00:00:00:11' }, { address: '10.200.0.12', mac: '02:00:00:00:00:12' }];
+const RS = [
+  { address: '10.200.0.11', mac: '02:00:00:00:00:11' },
+  { address: '10.200.0.12', mac: '02:00:00:00:00:12' },
+];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function arg(name: string, dflt: string): string {
@@ -39,7 +42,16 @@ function arg(name: string, dflt: string): string {
  */
 function flowMaker(): void {
   const { fd, rate, seconds, first } = workerData as { fd: number; rate: number; seconds: number; first: number };
-  const spec = { srcMac: '02:00:00:00:00:10', dstMac: MAC_A, family: 4 as const, src: '10.100.0.1', dst: VIP, proto: 'tcp' as const, sport: 40000, dport: 3306 };
+  const spec = {
+    srcMac: '02:00:00:00:00:10',
+    dstMac: MAC_A,
+    family: 4 as const,
+    src: '10.100.0.1',
+    dst: VIP,
+    proto: 'tcp' as const,
+    sport: 40000,
+    dport: 3306,
+  };
   const syn = buildFrame({ ...spec, flags: TCP_SYN }).bytes;
   const ack = buildFrame({ ...spec, flags: TCP_ACK }).bytes;
   const t0 = performance.now();
@@ -48,7 +60,7 @@ function flowMaker(): void {
     const want = rate === 0 ? made + 256 : Math.floor(((performance.now() - t0) / 1000) * rate);
     while (made < want) {
       const n = first + made++;
-      const src = (10 << 24 | (100 + ((n >> 16) & 63)) << 16 | (n & 0xffff)) >>> 0;
+      const src = ((10 << 24) | ((100 + ((n >> 16) & 63)) << 16) | (n & 0xffff)) >>> 0;
       syn.writeUInt32BE(src, 26);
       ack.writeUInt32BE(src, 26);
       testRun(fd, { data: syn, repeat: 1 });
@@ -77,20 +89,39 @@ async function main(): Promise<void> {
     dirs.push(a);
     const b = await loadDirector({ pinDir, log, mac: MAC_B, instance: 'b' });
     dirs.push(b);
-    for (const d of [a, b]) await d.setService({ vip: VIP, port: 3306, proto: 'tcp', backends: RS.map((r) => ({ ...r, port: 3306 })) });
-    const cfg = (source: string, peer: string) => ({ source, family: 4 as const, peers: [peer], port: 18850, keyFile, maxImportRate: 10_000_000, silentAfterMs: 3000 });
-    const sa = await SyncDaemon.start(cfg('127.0.0.1', '127.0.0.2'), path.join(pinDir, 'a'), 'lo', log, { peersMayBeLocal: true });
+    for (const d of [a, b])
+      await d.setService({ vip: VIP, port: 3306, proto: 'tcp', backends: RS.map((r) => ({ ...r, port: 3306 })) });
+    const cfg = (source: string, peer: string) => ({
+      source,
+      family: 4 as const,
+      peers: [peer],
+      port: 18850,
+      keyFile,
+      maxImportRate: 10_000_000,
+      silentAfterMs: 3000,
+    });
+    const sa = await SyncDaemon.start(cfg('127.0.0.1', '127.0.0.2'), path.join(pinDir, 'a'), 'lo', log, {
+      peersMayBeLocal: true,
+    });
     syncs.push(sa);
-    const sb = await SyncDaemon.start(cfg('127.0.0.2', '127.0.0.1'), path.join(pinDir, 'b'), 'lo', log, { peersMayBeLocal: true });
+    const sb = await SyncDaemon.start(cfg('127.0.0.2', '127.0.0.1'), path.join(pinDir, 'b'), 'lo', log, {
+      peersMayBeLocal: true,
+    });
     syncs.push(sb);
-    const v4 = (HEADER_SIZE + MAC_SIZE) / Math.floor((MAX_MESSAGE - HEADER_SIZE - MAC_SIZE) / entrySize(4)) + entrySize(4);
-    process.stdout.write(`bytes per flow on the wire (UDP payload, full messages): IPv4 ${v4.toFixed(1)}, IPv6 ${((HEADER_SIZE + MAC_SIZE) / Math.floor((MAX_MESSAGE - HEADER_SIZE - MAC_SIZE) / entrySize(6)) + entrySize(6)).toFixed(1)}\n`);
+    const v4 =
+      (HEADER_SIZE + MAC_SIZE) / Math.floor((MAX_MESSAGE - HEADER_SIZE - MAC_SIZE) / entrySize(4)) + entrySize(4);
+    process.stdout.write(
+      `bytes per flow on the wire (UDP payload, full messages): IPv4 ${v4.toFixed(1)}, IPv6 ${((HEADER_SIZE + MAC_SIZE) / Math.floor((MAX_MESSAGE - HEADER_SIZE - MAC_SIZE) / entrySize(6)) + entrySize(6)).toFixed(1)}\n`,
+    );
     let flowBase = 0;
     const run = async (rate: number | undefined): Promise<void> => {
       const a0 = sa.status();
       const b0 = sb.status();
       const w = new Worker(__filename, { workerData: { fd: a.fd, rate: rate ?? 0, seconds, first: flowBase } });
-      const done = await new Promise<{ made: number; seconds: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+      const done = await new Promise<{ made: number; seconds: number }>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
       await w.terminate();
       const made = done.made;
       flowBase += made;
@@ -101,24 +132,46 @@ async function main(): Promise<void> {
       const exported = a1.exported.events - a0.exported.events;
       const installed = b1.received.installed - b0.received.installed;
       const lag = b1.lagMs;
-      process.stdout.write(`${rate === undefined ? 'unpaced' : `${rate}/s`}: ${made} flows in ${genS.toFixed(2)} s (${Math.round(made / genS)}/s made), exported ${exported} (lost ${a1.exported.lost - a0.exported.lost}), sent ${a1.sent.entries - a0.sent.entries} entries in ${a1.sent.messages - a0.sent.messages} messages (${((a1.sent.bytes - a0.sent.bytes) / Math.max(1, a1.sent.entries - a0.sent.entries)).toFixed(1)} bytes/flow), installed on B ${installed} (${Math.round(installed / genS)}/s), rejected ${JSON.stringify(b1.rejected)}, dropped ${JSON.stringify(b1.dropped)}; lag p50 ${lag?.p50} ms p99 ${lag?.p99} ms max ${lag?.max} ms\n`);
+      process.stdout.write(
+        `${rate === undefined ? 'unpaced' : `${rate}/s`}: ${made} flows in ${genS.toFixed(2)} s (${Math.round(made / genS)}/s made), exported ${exported} (lost ${a1.exported.lost - a0.exported.lost}), sent ${a1.sent.entries - a0.sent.entries} entries in ${a1.sent.messages - a0.sent.messages} messages (${((a1.sent.bytes - a0.sent.bytes) / Math.max(1, a1.sent.entries - a0.sent.entries)).toFixed(1)} bytes/flow), installed on B ${installed} (${Math.round(installed / genS)}/s), rejected ${JSON.stringify(b1.rejected)}, dropped ${JSON.stringify(b1.dropped)}; lag p50 ${lag?.p50} ms p99 ${lag?.p99} ms max ${lag?.max} ms\n`,
+      );
     };
     for (const r of rates) await run(r);
     await run(undefined);
     // Codec alone: encode + HMAC, decode + verify.
-    const entries = Array.from({ length: 52 }, (_, i) => ({ kind: 'handshake' as const, family: 4 as const, proto: 'tcp' as const, forwarding: 'dr' as const, client: Buffer.from([10, 1, 0, i]), clientPort: 1000 + i, vip: Buffer.from([10, 0, 0, 1]), vipPort: 3306, backend: Buffer.from([10, 0, 0, 2]), backendPort: 3306, ageMs: 0 }));
+    const entries = Array.from({ length: 52 }, (_, i) => ({
+      kind: 'handshake' as const,
+      family: 4 as const,
+      proto: 'tcp' as const,
+      forwarding: 'dr' as const,
+      client: Buffer.from([10, 1, 0, i]),
+      clientPort: 1000 + i,
+      vip: Buffer.from([10, 0, 0, 1]),
+      vipPort: 3306,
+      backend: Buffer.from([10, 0, 0, 2]),
+      backendPort: 3306,
+      ageMs: 0,
+    }));
     const key = Buffer.alloc(32, 1);
     const seq = sequenceFrom(Date.now());
     let t = performance.now();
     let n = 0;
     let msgs: Buffer[] = [];
-    while (performance.now() - t < 1000) { msgs = encodeMessages(key, 1, seq, Date.now(), entries); n += entries.length; }
+    while (performance.now() - t < 1000) {
+      msgs = encodeMessages(key, 1, seq, Date.now(), entries);
+      n += entries.length;
+    }
     const encRate = n / ((performance.now() - t) / 1000);
     const { decodeMessage } = await import('../../src/sync/codec');
     t = performance.now();
     n = 0;
-    while (performance.now() - t < 1000) { decodeMessage(key, msgs[0]!); n += entries.length; }
-    process.stdout.write(`codec alone: encode+HMAC ${Math.round(encRate)} entries/s, decode+verify ${Math.round(n / ((performance.now() - t) / 1000))} entries/s\n`);
+    while (performance.now() - t < 1000) {
+      decodeMessage(key, msgs[0]!);
+      n += entries.length;
+    }
+    process.stdout.write(
+      `codec alone: encode+HMAC ${Math.round(encRate)} entries/s, decode+verify ${Math.round(n / ((performance.now() - t) / 1000))} entries/s\n`,
+    );
   } finally {
     for (const s of syncs) await s.stop().catch(() => undefined);
     for (const d of dirs) await d.close().catch(() => undefined);
@@ -127,5 +180,9 @@ async function main(): Promise<void> {
   }
 }
 
-if (isMainThread) main().catch((e) => { process.stderr.write(`${(e as Error).stack ?? e}\n`); process.exitCode = 1; });
+if (isMainThread)
+  main().catch((e) => {
+    process.stderr.write(`${(e as Error).stack ?? e}\n`);
+    process.exitCode = 1;
+  });
 if (!isMainThread) flowMaker();

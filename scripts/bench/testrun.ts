@@ -39,9 +39,20 @@ export const TESTRUN_QUICK = { repeat: 100_000, rounds: 3, calls: 2_000 };
 
 const CLIENT_MAC = '02:00:00:00:00:10';
 const DIRECTOR_MAC = '02:00:00:00:00:02';
-const V4 = { client: '10.200.0.10', vip: '10.200.0.100', other: '10.200.0.200', rs: ['10.200.0.11', '10.200.0.12'], director: '10.200.0.2' };
+const V4 = {
+  client: '10.200.0.10',
+  vip: '10.200.0.100',
+  other: '10.200.0.200',
+  rs: ['10.200.0.11', '10.200.0.12'],
+  director: '10.200.0.2',
+};
 /** Forwarding comparison: the DR service above and the same service, tunnelled, on its own VIP per encapsulation. */
-const TUNNEL = { ipip: '10.200.0.101', gue: '10.200.0.102', rs: ['10.210.1.11', '10.210.1.12'], nextHop: '02:00:00:00:00:fe' };
+const TUNNEL = {
+  ipip: '10.200.0.101',
+  gue: '10.200.0.102',
+  rs: ['10.210.1.11', '10.210.1.12'],
+  nextHop: '02:00:00:00:00:fe',
+};
 const V6 = { client: 'fd00:200::10', vip: 'fd00:200::100', rs: ['fd00:200::11', 'fd00:200::12'] };
 // The backends carry the director's own MAC: a repeat run reuses one buffer, and the director
 // forwards only frames addressed to its interface (match_dst_mac), so a rewrite to another MAC
@@ -61,15 +72,50 @@ interface CaseDef {
 }
 
 function v4(proto: 'tcp' | 'udp', dst: string, dport: number, flags?: number): FrameSpec {
-  return { srcMac: CLIENT_MAC, dstMac: DIRECTOR_MAC, family: 4, src: V4.client, dst, proto, sport: 40000, dport, flags, minLength: 60 };
+  return {
+    srcMac: CLIENT_MAC,
+    dstMac: DIRECTOR_MAC,
+    family: 4,
+    src: V4.client,
+    dst,
+    proto,
+    sport: 40000,
+    dport,
+    flags,
+    minLength: 60,
+  };
 }
 function v6(flags: number): FrameSpec {
-  return { srcMac: CLIENT_MAC, dstMac: DIRECTOR_MAC, family: 6, src: V6.client, dst: V6.vip, proto: 'tcp', sport: 40000, dport: 3306, flags };
+  return {
+    srcMac: CLIENT_MAC,
+    dstMac: DIRECTOR_MAC,
+    family: 6,
+    src: V6.client,
+    dst: V6.vip,
+    proto: 'tcp',
+    sport: 40000,
+    dport: 3306,
+    flags,
+  };
 }
 
 const CASES: CaseDef[] = [
-  { name: 'non-VIP pass', description: 'IPv4 TCP to a port that is no service: XDP_PASS untouched', packet: v4('tcp', V4.other, 22, TCP_ACK), expect: 'XDP_PASS', reason: 'pass_non_vip' },
-  { name: 'VIP SYN (new flow)', prime: [v4('tcp', V4.vip, 3306, TCP_SYN), v4('tcp', V4.vip, 3306, TCP_ACK)], description: 'IPv4 TCP SYN to VIP:3306 reusing a 5-tuple of the flow table (one buffer is repeated, so the same 5-tuple; the bench director reschedules a reused 5-tuple at once, syn_reuse_idle 0): flow lookup, service lookup, Maglev hash, ring and backend lookups, entry rewritten, MAC rewrite, XDP_TX', packet: v4('tcp', V4.vip, 3306, TCP_SYN), expect: 'XDP_TX', reason: 'tx_new_flow' },
+  {
+    name: 'non-VIP pass',
+    description: 'IPv4 TCP to a port that is no service: XDP_PASS untouched',
+    packet: v4('tcp', V4.other, 22, TCP_ACK),
+    expect: 'XDP_PASS',
+    reason: 'pass_non_vip',
+  },
+  {
+    name: 'VIP SYN (new flow)',
+    prime: [v4('tcp', V4.vip, 3306, TCP_SYN), v4('tcp', V4.vip, 3306, TCP_ACK)],
+    description:
+      'IPv4 TCP SYN to VIP:3306 reusing a 5-tuple of the flow table (one buffer is repeated, so the same 5-tuple; the bench director reschedules a reused 5-tuple at once, syn_reuse_idle 0): flow lookup, service lookup, Maglev hash, ring and backend lookups, entry rewritten, MAC rewrite, XDP_TX',
+    packet: v4('tcp', V4.vip, 3306, TCP_SYN),
+    expect: 'XDP_TX',
+    reason: 'tx_new_flow',
+  },
   {
     name: 'VIP established (flow hit)',
     description: 'IPv4 TCP ACK of a known flow: flow lookup, MAC rewrite, XDP_TX',
@@ -78,14 +124,34 @@ const CASES: CaseDef[] = [
     expect: 'XDP_TX',
     reason: 'tx_flow_hit',
   },
-  { name: 'IPv6 established (flow hit)', description: 'IPv6 TCP ACK of a known flow', prime: [v6(TCP_SYN), v6(TCP_ACK)], packet: v6(TCP_ACK), expect: 'XDP_TX', reason: 'tx_flow_hit' },
-  { name: 'UDP (flow hit)', description: 'IPv4 UDP to VIP:3306/udp after its first two datagrams made it a flow', prime: [v4('udp', V4.vip, 3306), v4('udp', V4.vip, 3306)], packet: v4('udp', V4.vip, 3306), expect: 'XDP_TX', reason: 'tx_flow_hit' },
+  {
+    name: 'IPv6 established (flow hit)',
+    description: 'IPv6 TCP ACK of a known flow',
+    prime: [v6(TCP_SYN), v6(TCP_ACK)],
+    packet: v6(TCP_ACK),
+    expect: 'XDP_TX',
+    reason: 'tx_flow_hit',
+  },
+  {
+    name: 'UDP (flow hit)',
+    description: 'IPv4 UDP to VIP:3306/udp after its first two datagrams made it a flow',
+    prime: [v4('udp', V4.vip, 3306), v4('udp', V4.vip, 3306)],
+    packet: v4('udp', V4.vip, 3306),
+    expect: 'XDP_TX',
+    reason: 'tx_flow_hit',
+  },
 ];
 
 export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunData> {
   const log = o.log.child({ component: 'bench-testrun' });
   const c = getNative().constants;
-  const verdicts: Record<number, string> = { [c.XDP_ABORTED]: 'XDP_ABORTED', [c.XDP_DROP]: 'XDP_DROP', [c.XDP_PASS]: 'XDP_PASS', [c.XDP_TX]: 'XDP_TX', [c.XDP_REDIRECT]: 'XDP_REDIRECT' };
+  const verdicts: Record<number, string> = {
+    [c.XDP_ABORTED]: 'XDP_ABORTED',
+    [c.XDP_DROP]: 'XDP_DROP',
+    [c.XDP_PASS]: 'XDP_PASS',
+    [c.XDP_TX]: 'XDP_TX',
+    [c.XDP_REDIRECT]: 'XDP_REDIRECT',
+  };
   const pinDir = `/sys/fs/bpf/${o.prefix}t`;
   let director: BenchDirector | undefined;
   let noop: PinnedProg | undefined;
@@ -96,11 +162,21 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
     await director.setService({ vip: V4.vip, port: 3306, proto: 'udp', backends: backends(V4.rs) });
     await director.setService({ vip: V6.vip, port: 3306, proto: 'tcp', backends: backends(V6.rs) });
     for (const encap of ['ipip', 'gue'] as const) {
-      await director.setService({ vip: TUNNEL[encap], port: 3306, proto: 'tcp', tunnel: { encap, source: V4.director }, backends: TUNNEL.rs.map((address) => ({ address, port: 3306, mac: TUNNEL.nextHop })) });
+      await director.setService({
+        vip: TUNNEL[encap],
+        port: 3306,
+        proto: 'tcp',
+        tunnel: { encap, source: V4.director },
+        backends: TUNNEL.rs.map((address) => ({ address, port: 3306, mac: TUNNEL.nextHop })),
+      });
     }
     noop = await loadPass({ pinDir });
 
-    const frames = CASES.map((k) => ({ k, data: buildFrame(k.packet).bytes, prime: (k.prime ?? []).map((p) => buildFrame(p).bytes) }));
+    const frames = CASES.map((k) => ({
+      k,
+      data: buildFrame(k.packet).bytes,
+      prime: (k.prime ?? []).map((p) => buildFrame(p).bytes),
+    }));
     const samples = CASES.map(() => ({ ns: [] as number[], delta: [] as number[], verdict: -1 }));
     const calib: number[] = [];
     // Warm-up and checks: each case once, with the expected verdict and a rewritten MAC on XDP_TX.
@@ -108,15 +184,26 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
       for (const p of f.prime) await testRunAsync(director, { data: p, repeat: 1 });
       const r = await testRunAsync(director, { data: f.data, repeat: 1 });
       const got = verdicts[r.retval] ?? String(r.retval);
-      if (got !== f.k.expect) throw new ToolError('XD_ERR_BENCH', `test run "${f.k.name}": the director returned ${got}, expected ${f.k.expect} (is the service configured?)`);
+      if (got !== f.k.expect)
+        throw new ToolError(
+          'XD_ERR_BENCH',
+          `test run "${f.k.name}": the director returned ${got}, expected ${f.k.expect} (is the service configured?)`,
+        );
       if (f.k.expect === 'XDP_TX') {
         const dst = formatMac(r.dataOut.subarray(0, 6));
-        if (!RS_MACS.includes(dst)) throw new ToolError('XD_ERR_BENCH', `test run "${f.k.name}": XDP_TX with destination MAC ${dst}, not a backend's`);
+        if (!RS_MACS.includes(dst))
+          throw new ToolError(
+            'XD_ERR_BENCH',
+            `test run "${f.k.name}": XDP_TX with destination MAC ${dst}, not a backend's`,
+          );
       }
     }
     // The handshakes above left their flows on probation: a packet PROVE_WAIT_MS later moves each to
     // the flow table, where the timed packets find it (and a repeated SYN reschedules it in place).
-    await proveFlows(director, frames.map((f) => f.prime));
+    await proveFlows(
+      director,
+      frames.map((f) => f.prime),
+    );
     for (let r = 0; r < o.rounds; r++) {
       for (let i = 0; i < frames.length; i++) {
         const f = frames[i];
@@ -127,14 +214,19 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
         const after = director.reasons();
         const counted = (after[f.k.reason] ?? 0) - (before[f.k.reason] ?? 0);
         if (counted !== o.repeat) {
-          throw new ToolError('XD_ERR_BENCH', `test run "${f.k.name}": ${counted} of ${o.repeat} runs counted as ${f.k.reason} (reasons now ${JSON.stringify(after)}): the case does not measure what it says`);
+          throw new ToolError(
+            'XD_ERR_BENCH',
+            `test run "${f.k.name}": ${counted} of ${o.repeat} runs counted as ${f.k.reason} (reasons now ${JSON.stringify(after)}): the case does not measure what it says`,
+          );
         }
         calib.push(n.duration);
         samples[i].ns.push(d.duration);
         samples[i].delta.push(d.duration - n.duration);
         samples[i].verdict = d.retval;
       }
-      o.progress?.(`testrun round ${r + 1}/${o.rounds}: ${frames.map((f, i) => `${f.k.name} ${samples[i].ns[r]} ns`).join(', ')}`);
+      o.progress?.(
+        `testrun round ${r + 1}/${o.rounds}: ${frames.map((f, i) => `${f.k.name} ${samples[i].ns[r]} ns`).join(', ')}`,
+      );
     }
     const forwarding = await forwardingCost(director, noop, o, verdicts);
     const cases: TestRunCase[] = frames.map((f, i) => ({
@@ -151,7 +243,11 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
       repeat: o.repeat,
       rounds: o.rounds,
       object: 'dist/bpf/xdirector.bpf.o',
-      calibration: { program: 'xdp_pass (return XDP_PASS)', rounds: calib.map((x) => round(x, 2)), ns: roundSpread(spread(calib), 2) },
+      calibration: {
+        program: 'xdp_pass (return XDP_PASS)',
+        rounds: calib.map((x) => round(x, 2)),
+        ns: roundSpread(spread(calib), 2),
+      },
       cases,
       forwarding,
     };
@@ -177,7 +273,9 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
  * three times; the timed runs' reason check reports any flow still not in the flow table.
  */
 async function proveFlows(director: BenchDirector, primes: Buffer[][]): Promise<void> {
-  let todo = [...new Map(primes.filter((p) => p.length > 0).map((p) => [p[p.length - 1]!.toString('hex'), p])).values()];
+  let todo = [
+    ...new Map(primes.filter((p) => p.length > 0).map((p) => [p[p.length - 1]!.toString('hex'), p])).values(),
+  ];
   for (let attempt = 0; attempt < 3 && todo.length > 0; attempt++) {
     for (const p of todo) for (const pkt of p) await testRunAsync(director, { data: pkt, repeat: 1 });
     await new Promise((r) => setTimeout(r, PROVE_WAIT_MS));
@@ -191,9 +289,15 @@ async function proveFlows(director: BenchDirector, primes: Buffer[][]): Promise<
   }
 }
 
-async function forwardingCost(director: BenchDirector, noop: PinnedProg, o: TestRunBenchOptions, verdicts: Record<number, string>): Promise<ForwardingCostData> {
+async function forwardingCost(
+  director: BenchDirector,
+  noop: PinnedProg,
+  o: TestRunBenchOptions,
+  verdicts: Record<number, string>,
+): Promise<ForwardingCostData> {
   const tx = getNative().constants.XDP_TX;
-  const ack = (vip: string, sport: number, flags: number): Buffer => buildFrame({ ...v4('tcp', vip, 3306, flags), sport }).bytes;
+  const ack = (vip: string, sport: number, flags: number): Buffer =>
+    buildFrame({ ...v4('tcp', vip, 3306, flags), sport }).bytes;
   const classes = (
     [
       ['dr', V4.vip],
@@ -227,10 +331,17 @@ async function forwardingCost(director: BenchDirector, noop: PinnedProg, o: Test
   for (const c of classes) {
     for (const p of c.prime) testRun(director, { data: p, repeat: 1 });
     const r = testRun(director, { data: c.data, repeat: 1 });
-    if (r.retval !== tx) throw new ToolError('XD_ERR_BENCH', `test run "${c.name}": the director returned ${verdicts[r.retval] ?? r.retval}, expected XDP_TX (is the service configured?)`);
+    if (r.retval !== tx)
+      throw new ToolError(
+        'XD_ERR_BENCH',
+        `test run "${c.name}": the director returned ${verdicts[r.retval] ?? r.retval}, expected XDP_TX (is the service configured?)`,
+      );
     c.verdict = r.retval;
   }
-  await proveFlows(director, classes.map((c) => c.prime));
+  await proveFlows(
+    director,
+    classes.map((c) => c.prime),
+  );
   const noopRounds: number[] = [];
   for (let round = 0; round < o.rounds; round++) {
     const n = mean(noop, noopFrame);
@@ -240,12 +351,17 @@ async function forwardingCost(director: BenchDirector, noop: PinnedProg, o: Test
       const ns = mean(director, c.data);
       const counted = (director.reasons()[c.reason] ?? 0) - (before[c.reason] ?? 0);
       if (counted !== o.calls) {
-        throw new ToolError('XD_ERR_BENCH', `test run "${c.name}": ${counted} of ${o.calls} calls counted as ${c.reason}: the case does not measure what it says`);
+        throw new ToolError(
+          'XD_ERR_BENCH',
+          `test run "${c.name}": ${counted} of ${o.calls} calls counted as ${c.reason}: the case does not measure what it says`,
+        );
       }
       c.ns.push(ns);
       c.delta.push(ns - n);
     }
-    o.progress?.(`testrun forwarding round ${round + 1}/${o.rounds}: no-op ${n.toFixed(1)} ns, ${classes.map((c) => `${c.name} ${c.ns[round].toFixed(1)} ns`).join(', ')}`);
+    o.progress?.(
+      `testrun forwarding round ${round + 1}/${o.rounds}: no-op ${n.toFixed(1)} ns, ${classes.map((c) => `${c.name} ${c.ns[round].toFixed(1)} ns`).join(', ')}`,
+    );
   }
   const cases: ForwardingCostCase[] = classes.map((c) => ({
     name: c.name,
@@ -265,10 +381,15 @@ async function forwardingCost(director: BenchDirector, noop: PinnedProg, o: Test
     else if (dr.overNoop.median > 0) c.vsDr = round(c.overNoop.median / dr.overNoop.median, 3);
   }
   return {
-    method: 'BPF_PROG_TEST_RUN repeat=1 per call for every class (DR and tunnel alike), kernel-timed, mean over the calls of a round, median over interleaved rounds',
+    method:
+      'BPF_PROG_TEST_RUN repeat=1 per call for every class (DR and tunnel alike), kernel-timed, mean over the calls of a round, median over interleaved rounds',
     calls: o.calls,
     rounds: o.rounds,
-    noop: { program: 'xdp_pass (return XDP_PASS), timed the same way', rounds: noopRounds.map((x) => round(x, 2)), ns: roundSpread(spread(noopRounds), 2) },
+    noop: {
+      program: 'xdp_pass (return XDP_PASS), timed the same way',
+      rounds: noopRounds.map((x) => round(x, 2)),
+      ns: roundSpread(spread(noopRounds), 2),
+    },
     cases,
   };
 }

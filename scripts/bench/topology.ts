@@ -46,7 +46,12 @@ async function sysctl(ns: string, ...kv: string[]): Promise<void> {
 /** Remove namespaces by exact name (ignores ones that do not exist). */
 export async function deleteNamespaces(names: string[]): Promise<void> {
   const { stdout } = await run('ip', ['netns', 'list']);
-  const present = new Set(stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean));
+  const present = new Set(
+    stdout
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter(Boolean),
+  );
   for (const n of names) if (present.has(n)) await run('ip', ['netns', 'del', n], { allowFail: true });
 }
 
@@ -55,12 +60,19 @@ export async function deleteNamespaces(names: string[]): Promise<void> {
  * namespaces made so far are removed before the error is thrown.
  */
 export async function createTopology(prefix: string, receivers: number): Promise<Topology> {
-  if (!/^[a-z0-9-]{1,40}$/.test(prefix)) throw new ToolError('XD_ERR_BENCH', `topology prefix ${JSON.stringify(prefix)}: use 1–40 of a-z, 0-9, '-'`);
-  if (!Number.isInteger(receivers) || receivers < 1 || receivers > 8) throw new ToolError('XD_ERR_BENCH', `topology: receivers must be 1..8, got ${receivers}`);
+  if (!/^[a-z0-9-]{1,40}$/.test(prefix))
+    throw new ToolError('XD_ERR_BENCH', `topology prefix ${JSON.stringify(prefix)}: use 1–40 of a-z, 0-9, '-'`);
+  if (!Number.isInteger(receivers) || receivers < 1 || receivers > 8)
+    throw new ToolError('XD_ERR_BENCH', `topology: receivers must be 1..8, got ${receivers}`);
   const bridgeNs = `${prefix}-sw`;
   const client: Host = { ns: `${prefix}-cl`, ip: `${NET}.10`, mac: mac(0x10), port: 'p-cl' };
   const director: Host = { ns: `${prefix}-dir`, ip: `${NET}.2`, mac: mac(0x02), port: 'p-dir' };
-  const rs: Host[] = Array.from({ length: receivers }, (_, i) => ({ ns: `${prefix}-r${i + 1}`, ip: `${NET}.${11 + i}`, mac: mac(0x11 + i), port: `p-r${i + 1}` }));
+  const rs: Host[] = Array.from({ length: receivers }, (_, i) => ({
+    ns: `${prefix}-r${i + 1}`,
+    ip: `${NET}.${11 + i}`,
+    mac: mac(0x11 + i),
+    port: `p-r${i + 1}`,
+  }));
   const all = [bridgeNs, client.ns, director.ns, ...rs.map((h) => h.ns)];
   const topo: Topology = {
     prefix,
@@ -79,7 +91,23 @@ export async function createTopology(prefix: string, receivers: number): Promise
     // The bridge here must not hand frames to iptables (br_netfilter default is 1 where loaded).
     await runIn(bridgeNs, 'sysctl', ['-qw', 'net.bridge.bridge-nf-call-iptables=0'], { allowFail: true });
     for (const h of [client, director, ...rs]) {
-      await run('ip', ['link', 'add', 'name', 'eth0', 'netns', h.ns, 'address', h.mac, 'type', 'veth', 'peer', 'name', h.port, 'netns', bridgeNs]);
+      await run('ip', [
+        'link',
+        'add',
+        'name',
+        'eth0',
+        'netns',
+        h.ns,
+        'address',
+        h.mac,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        h.port,
+        'netns',
+        bridgeNs,
+      ]);
       await sysctl(h.ns, 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
       await run('ip', ['-n', bridgeNs, 'link', 'set', h.port, 'master', 'br0', 'up']);
       await run('ip', ['-n', bridgeNs, 'link', 'set', h.port, 'type', 'bridge_slave', 'learning', 'off']);
@@ -93,13 +121,20 @@ export async function createTopology(prefix: string, receivers: number): Promise
     const hosts = [client, director, ...rs];
     for (const a of hosts) {
       for (const b of hosts) {
-        if (a !== b) await run('ip', ['-n', a.ns, 'neigh', 'replace', b.ip, 'lladdr', b.mac, 'dev', 'eth0', 'nud', 'permanent']);
+        if (a !== b)
+          await run('ip', ['-n', a.ns, 'neigh', 'replace', b.ip, 'lladdr', b.mac, 'dev', 'eth0', 'nud', 'permanent']);
       }
     }
     // Real servers: the VIP on lo, never answering ARP for it (LVS-DR practice).
     for (const h of rs) {
       await run('ip', ['-n', h.ns, 'addr', 'add', `${topo.vip}/32`, 'dev', 'lo']);
-      await sysctl(h.ns, 'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.eth0.rp_filter=0');
+      await sysctl(
+        h.ns,
+        'net.ipv4.conf.all.arp_ignore=1',
+        'net.ipv4.conf.all.arp_announce=2',
+        'net.ipv4.conf.all.rp_filter=0',
+        'net.ipv4.conf.eth0.rp_filter=0',
+      );
     }
     // Director: can forward (kernel path), never sends redirects for the one-armed hairpin.
     await sysctl(
@@ -112,7 +147,8 @@ export async function createTopology(prefix: string, receivers: number): Promise
       'net.ipv4.fib_multipath_hash_policy=1',
     );
     // Many short connections in the MySQL section: reuse TIME_WAIT ports.
-    for (const h of [client, director]) await sysctl(h.ns, 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 65000');
+    for (const h of [client, director])
+      await sysctl(h.ns, 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 65000');
   } catch (err) {
     await deleteNamespaces(all).catch(() => undefined);
     throw toolWrap('XD_ERR_BENCH', `create benchmark topology ${prefix}`, err);
@@ -125,7 +161,20 @@ export async function setDirectorVip(t: Topology, present: boolean): Promise<voi
   const args = ['-n', t.director.ns, 'addr', present ? 'replace' : 'del', `${t.vip}/32`, 'dev', 'eth0'];
   await run('ip', args, { allowFail: !present });
   for (const h of [t.client]) {
-    if (present) await run('ip', ['-n', h.ns, 'neigh', 'replace', t.vip, 'lladdr', t.director.mac, 'dev', 'eth0', 'nud', 'permanent']);
+    if (present)
+      await run('ip', [
+        '-n',
+        h.ns,
+        'neigh',
+        'replace',
+        t.vip,
+        'lladdr',
+        t.director.mac,
+        'dev',
+        'eth0',
+        'nud',
+        'permanent',
+      ]);
   }
 }
 
@@ -140,7 +189,12 @@ export async function setKernelEcmp(t: Topology, on: boolean): Promise<void> {
 }
 
 /** XDP attach/detach by pinned program path, from inside the namespace (nsenter keeps bpffs visible). */
-export async function xdpAttachPinned(ns: string, ifname: string, mode: 'native' | 'generic', pinPath: string): Promise<void> {
+export async function xdpAttachPinned(
+  ns: string,
+  ifname: string,
+  mode: 'native' | 'generic',
+  pinPath: string,
+): Promise<void> {
   const kind = mode === 'native' ? 'xdpdrv' : 'xdpgeneric';
   try {
     await runIn(ns, 'ip', ['link', 'set', 'dev', ifname, kind, 'pinned', pinPath], { mode: 'nsenter' });
@@ -150,7 +204,8 @@ export async function xdpAttachPinned(ns: string, ifname: string, mode: 'native'
 }
 
 export async function xdpDetach(ns: string, ifname: string): Promise<void> {
-  for (const kind of ['xdpdrv', 'xdpgeneric']) await runIn(ns, 'ip', ['link', 'set', 'dev', ifname, kind, 'off'], { allowFail: true });
+  for (const kind of ['xdpdrv', 'xdpgeneric'])
+    await runIn(ns, 'ip', ['link', 'set', 'dev', ifname, kind, 'off'], { allowFail: true });
 }
 
 /** Turn TX checksum offload off (native XDP_TX of locally sent frames carries partial checksums, see bpf/README.md). */
@@ -176,14 +231,33 @@ export interface IsolatedTopology {
 const INET = '10.202.0';
 
 export async function createIsolated(prefix: string): Promise<IsolatedTopology> {
-  if (!/^[a-z0-9-]{1,40}$/.test(prefix)) throw new ToolError('XD_ERR_BENCH', `topology prefix ${JSON.stringify(prefix)}: use 1–40 of a-z, 0-9, '-'`);
+  if (!/^[a-z0-9-]{1,40}$/.test(prefix))
+    throw new ToolError('XD_ERR_BENCH', `topology prefix ${JSON.stringify(prefix)}: use 1–40 of a-z, 0-9, '-'`);
   const gen: Host = { ns: `${prefix}-ig`, ip: `${INET}.10`, mac: '02:00:0a:ca:00:10', port: '' };
   const director: Host = { ns: `${prefix}-id`, ip: `${INET}.2`, mac: '02:00:0a:ca:00:02', port: '' };
   const all = [gen.ns, director.ns];
   const topo: IsolatedTopology = { prefix, gen, director, vip: `${INET}.100`, destroy: () => deleteNamespaces(all) };
   try {
     for (const n of all) await run('ip', ['netns', 'add', n]);
-    await run('ip', ['link', 'add', 'name', 'eth0', 'netns', gen.ns, 'address', gen.mac, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', director.ns, 'address', director.mac]);
+    await run('ip', [
+      'link',
+      'add',
+      'name',
+      'eth0',
+      'netns',
+      gen.ns,
+      'address',
+      gen.mac,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      director.ns,
+      'address',
+      director.mac,
+    ]);
     for (const [h, other] of [
       [gen, director],
       [director, gen],
@@ -192,7 +266,19 @@ export async function createIsolated(prefix: string): Promise<IsolatedTopology> 
       await run('ip', ['-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0']);
       await run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
       await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
-      await run('ip', ['-n', h.ns, 'neigh', 'replace', other.ip, 'lladdr', other.mac, 'dev', 'eth0', 'nud', 'permanent']);
+      await run('ip', [
+        '-n',
+        h.ns,
+        'neigh',
+        'replace',
+        other.ip,
+        'lladdr',
+        other.mac,
+        'dev',
+        'eth0',
+        'nud',
+        'permanent',
+      ]);
     }
     // Kernel path: forward the VIP back out of eth0 to the generator, no redirects, no reverse-path check.
     await sysctl(

@@ -104,7 +104,15 @@ export interface TestRunData {
  *   kernel-forward               XDP_PASS + kernel IPv4 forwarding
  *   ipvs                         IPVS direct routing (where the kernel has it)
  */
-export type PktMode = 'xdp-native' | 'xdp-generic' | 'xdp-tx-noop' | 'xdp-tx-noop-generic' | 'tunnel-ipip' | 'tunnel-gue' | 'kernel-forward' | 'ipvs';
+export type PktMode =
+  | 'xdp-native'
+  | 'xdp-generic'
+  | 'xdp-tx-noop'
+  | 'xdp-tx-noop-generic'
+  | 'tunnel-ipip'
+  | 'tunnel-gue'
+  | 'kernel-forward'
+  | 'ipvs';
 
 export interface PktRound {
   offered: number;

@@ -105,7 +105,8 @@ export function parseArgs(argv: string[]): ClientOptions {
   const o: ClientOptions = { ...DEFAULTS };
   const num = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < min) throw new XdError('XD_ERR_USAGE', `${name} ${v ?? '(missing)'}: expected an integer >= ${min}\n${USAGE}`);
+    if (v === undefined || !Number.isInteger(n) || n < min)
+      throw new XdError('XD_ERR_USAGE', `${name} ${v ?? '(missing)'}: expected an integer >= ${min}\n${USAGE}`);
     return n;
   };
   const str = (name: string, v: string | undefined): string => {
@@ -115,20 +116,47 @@ export function parseArgs(argv: string[]): ClientOptions {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {
-      case '--host': o.host = str(a, argv[++i]); break;
-      case '--port': o.port = num(a, argv[++i], 1); break;
-      case '--user': o.user = str(a, argv[++i]); break;
-      case '--password': o.password = str(a, argv[++i]); break;
-      case '--connections': o.connections = num(a, argv[++i], 1); break;
-      case '--concurrency': o.concurrency = num(a, argv[++i], 1); break;
-      case '--timeout': o.timeoutMs = num(a, argv[++i], 1); break;
-      case '--interval': o.intervalMs = num(a, argv[++i], 1); break;
-      case '--duration': o.durationMs = num(a, argv[++i], 0); break;
-      case '--hold': o.hold = true; break;
-      case '--stream': o.stream = true; break;
-      case '--json': o.json = true; break;
-      case '-h': case '--help': throw new XdError('XD_ERR_USAGE', USAGE);
-      default: throw new XdError('XD_ERR_USAGE', `unknown argument ${JSON.stringify(a)}\n${USAGE}`);
+      case '--host':
+        o.host = str(a, argv[++i]);
+        break;
+      case '--port':
+        o.port = num(a, argv[++i], 1);
+        break;
+      case '--user':
+        o.user = str(a, argv[++i]);
+        break;
+      case '--password':
+        o.password = str(a, argv[++i]);
+        break;
+      case '--connections':
+        o.connections = num(a, argv[++i], 1);
+        break;
+      case '--concurrency':
+        o.concurrency = num(a, argv[++i], 1);
+        break;
+      case '--timeout':
+        o.timeoutMs = num(a, argv[++i], 1);
+        break;
+      case '--interval':
+        o.intervalMs = num(a, argv[++i], 1);
+        break;
+      case '--duration':
+        o.durationMs = num(a, argv[++i], 0);
+        break;
+      case '--hold':
+        o.hold = true;
+        break;
+      case '--stream':
+        o.stream = true;
+        break;
+      case '--json':
+        o.json = true;
+        break;
+      case '-h':
+      case '--help':
+        throw new XdError('XD_ERR_USAGE', USAGE);
+      default:
+        throw new XdError('XD_ERR_USAGE', `unknown argument ${JSON.stringify(a)}\n${USAGE}`);
     }
   }
   if (o.port > 65535) throw new XdError('XD_ERR_USAGE', `--port ${o.port}: expected 1..65535`);
@@ -146,20 +174,39 @@ function timing(samples: number[]): Timing {
   const s = [...samples].sort((a, b) => a - b);
   const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))];
   const r = (x: number): number => Math.round(x * 100) / 100;
-  return { count: s.length, min: r(s[0]), avg: r(s.reduce((a, b) => a + b, 0) / s.length), p50: r(q(0.5)), p99: r(q(0.99)), max: r(s[s.length - 1]) };
+  return {
+    count: s.length,
+    min: r(s[0]),
+    avg: r(s.reduce((a, b) => a + b, 0) / s.length),
+    p50: r(q(0.5)),
+    p99: r(q(0.99)),
+    max: r(s[s.length - 1]),
+  };
 }
 
 function connect(o: ClientOptions): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: o.host, port: o.port, user: o.user, password: o.password, connectTimeout: o.timeoutMs });
+  return mysql.createConnection({
+    host: o.host,
+    port: o.port,
+    user: o.user,
+    password: o.password,
+    connectTimeout: o.timeoutMs,
+  });
 }
 
 /**
  * Open o.connections new connections (o.stream: until `stop` resolves), each runs
  * SELECT @@server_id and quits. `onReady` is called after the first one that worked.
  */
-export async function runConnections(o: ClientOptions, stop?: Promise<void>, onReady?: () => void): Promise<ConnectionsReport> {
+export async function runConnections(
+  o: ClientOptions,
+  stop?: Promise<void>,
+  onReady?: () => void,
+): Promise<ConnectionsReport> {
   let stopped = false;
-  void stop?.then(() => { stopped = true; });
+  void stop?.then(() => {
+    stopped = true;
+  });
   const byServerId: Record<string, number> = {};
   const failures: Record<string, number> = {};
   const connectMs: number[] = [];
@@ -207,8 +254,24 @@ export async function runConnections(o: ClientOptions, stop?: Promise<void>, onR
  * Keep one session and query it every o.intervalMs until `stop` resolves (or
  * o.durationMs passes). On failure, record it and reconnect for the next tick.
  */
-export async function runHold(o: ClientOptions, stop: Promise<void>, onReady?: (serverId: number) => void): Promise<HoldReport> {
-  const rep: HoldReport = { mode: 'hold', host: o.host, port: o.port, queries: 0, ok: 0, failed: 0, sessions: 0, byServerId: {}, failures: [], maxGapMs: 0, elapsedMs: 0 };
+export async function runHold(
+  o: ClientOptions,
+  stop: Promise<void>,
+  onReady?: (serverId: number) => void,
+): Promise<HoldReport> {
+  const rep: HoldReport = {
+    mode: 'hold',
+    host: o.host,
+    port: o.port,
+    queries: 0,
+    ok: 0,
+    failed: 0,
+    sessions: 0,
+    byServerId: {},
+    failures: [],
+    maxGapMs: 0,
+    elapsedMs: 0,
+  };
   const t0 = performance.now();
   let stopped = false;
   void stop.then(() => {
@@ -263,16 +326,22 @@ export function formatReport(r: ConnectionsReport | HoldReport): string {
   const lines: string[] = [];
   const ids = Object.keys(r.byServerId).sort((a, b) => Number(a) - Number(b));
   if (r.mode === 'connections') {
-    lines.push(`${r.attempted} new connections to ${r.host}:${r.port}: ${r.ok} ok, ${r.failed} failed, ${r.elapsedMs} ms`);
+    lines.push(
+      `${r.attempted} new connections to ${r.host}:${r.port}: ${r.ok} ok, ${r.failed} failed, ${r.elapsedMs} ms`,
+    );
     for (const id of ids) {
       const n = r.byServerId[id];
-      lines.push(`  server_id ${id.padStart(3)}: ${String(n).padStart(5)}  (${((100 * n) / Math.max(1, r.ok)).toFixed(1)}%)`);
+      lines.push(
+        `  server_id ${id.padStart(3)}: ${String(n).padStart(5)}  (${((100 * n) / Math.max(1, r.ok)).toFixed(1)}%)`,
+      );
     }
     for (const [why, n] of Object.entries(r.failures)) lines.push(`  failed ${n}x: ${why}`);
     const t = r.connectMs;
     lines.push(`  connect ms: min ${t.min} avg ${t.avg} p50 ${t.p50} p99 ${t.p99} max ${t.max}`);
   } else {
-    lines.push(`held a session to ${r.host}:${r.port} for ${r.elapsedMs} ms: ${r.queries} queries, ${r.ok} ok, ${r.failed} failed, ${r.sessions} session(s), longest gap ${r.maxGapMs} ms`);
+    lines.push(
+      `held a session to ${r.host}:${r.port} for ${r.elapsedMs} ms: ${r.queries} queries, ${r.ok} ok, ${r.failed} failed, ${r.sessions} session(s), longest gap ${r.maxGapMs} ms`,
+    );
     for (const id of ids) lines.push(`  server_id ${id.padStart(3)}: ${r.byServerId[id]} queries`);
     for (const f of r.failures.slice(0, 20)) lines.push(`  failed at ${f.atMs} ms: ${f.reason}`);
     if (r.failures.length > 20) lines.push(`  … ${r.failures.length - 20} more failures`);
@@ -320,7 +389,9 @@ async function main(): Promise<number> {
       process.once('SIGTERM', () => endStream());
       process.once('SIGINT', () => endStream());
     }
-    const r = await runConnections(o, stop, () => { if (o.stream && o.json) process.stdout.write(`${JSON.stringify({ event: 'ready' })}\n`); });
+    const r = await runConnections(o, stop, () => {
+      if (o.stream && o.json) process.stdout.write(`${JSON.stringify({ event: 'ready' })}\n`);
+    });
     process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : `${formatReport(r)}\n`);
     return r.failed === 0 ? 0 : 1;
   }

@@ -34,7 +34,12 @@ export interface RunResult {
 export type NsMode = 'ip' | 'nsenter';
 
 /** The argv that runs `cmd args` inside network namespace `ns` (no namespace when ns is null). */
-export function nsArgv(ns: string | null, cmd: string, args: readonly string[], mode: NsMode = 'ip'): [string, string[]] {
+export function nsArgv(
+  ns: string | null,
+  cmd: string,
+  args: readonly string[],
+  mode: NsMode = 'ip',
+): [string, string[]] {
   if (ns === null) return [cmd, [...args]];
   checkNsName(ns);
   if (mode === 'nsenter') return ['nsenter', [`--net=/run/netns/${ns}`, '--', cmd, ...args]];
@@ -44,7 +49,10 @@ export function nsArgv(ns: string | null, cmd: string, args: readonly string[], 
 /** A namespace name as `ip netns` accepts it: no slashes, no leading dot, at most 255 bytes. */
 export function checkNsName(ns: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/.test(ns)) {
-    throw new ToolError('XD_ERR_LAB', `invalid network namespace name ${JSON.stringify(ns)}: use letters, digits, '_', '-', '.'`);
+    throw new ToolError(
+      'XD_ERR_LAB',
+      `invalid network namespace name ${JSON.stringify(ns)}: use letters, digits, '_', '-', '.'`,
+    );
   }
 }
 
@@ -76,7 +84,9 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         detached: true,
       });
     } catch (err) {
-      reject(new ToolError('XD_ERR_EXEC', `${line}: ${(err as Error).message}`, { cause: err, detail: { command: line } }));
+      reject(
+        new ToolError('XD_ERR_EXEC', `${line}: ${(err as Error).message}`, { cause: err, detail: { command: line } }),
+      );
       return;
     }
     const out: Buffer[] = [];
@@ -104,7 +114,12 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       clearTimeout(timer);
       // The command could not be started at all (ENOENT, EACCES): never "allowed".
       const hint = err.code === 'ENOENT' ? ` (is ${cmd} installed? run scripts/setup.sh)` : '';
-      reject(new ToolError('XD_ERR_EXEC', `${line}: ${err.message}${hint}`, { cause: err, detail: { command: line, errno: err.code } }));
+      reject(
+        new ToolError('XD_ERR_EXEC', `${line}: ${err.message}${hint}`, {
+          cause: err,
+          detail: { command: line, errno: err.code },
+        }),
+      );
     });
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
@@ -118,7 +133,11 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         resolve({ stdout, stderr, code, signal });
         return;
       }
-      const how = timedOut ? `timed out after ${timeoutMs} ms (killed)` : signal ? `killed by ${signal}` : `exit code ${code}`;
+      const how = timedOut
+        ? `timed out after ${timeoutMs} ms (killed)`
+        : signal
+          ? `killed by ${signal}`
+          : `exit code ${code}`;
       const tail = stderr.trim().split('\n').slice(-10).join('\n');
       reject(
         new ToolError('XD_ERR_EXEC', `${line}: ${how}${tail ? `: ${tail}` : ''}`, {
@@ -130,7 +149,12 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 }
 
 /** Run `cmd args` inside network namespace `ns` (`ip netns exec`, or `nsenter --net` with mode 'nsenter'). */
-export function runIn(ns: string, cmd: string, args: readonly string[], opts: RunOptions & { mode?: NsMode } = {}): Promise<RunResult> {
+export function runIn(
+  ns: string,
+  cmd: string,
+  args: readonly string[],
+  opts: RunOptions & { mode?: NsMode } = {},
+): Promise<RunResult> {
   const [c, a] = nsArgv(ns, cmd, args, opts.mode);
   return run(c, a, opts);
 }

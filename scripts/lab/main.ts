@@ -37,22 +37,32 @@ export function parseMainArgs(argv: string[]): LabMainOptions {
   const o: LabMainOptions = { keep: false, mode: 'native', connections: 300, connections6: 60, concurrency: 8 };
   const int = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < min) throw new XdError('XD_ERR_USAGE', `${name} ${v ?? '(missing)'}: expected an integer >= ${min}\n${USAGE}`);
+    if (v === undefined || !Number.isInteger(n) || n < min)
+      throw new XdError('XD_ERR_USAGE', `${name} ${v ?? '(missing)'}: expected an integer >= ${min}\n${USAGE}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     switch (a) {
-      case '--keep': o.keep = true; break;
+      case '--keep':
+        o.keep = true;
+        break;
       case '--mode': {
         const m = argv[++i];
-        if (m !== 'native' && m !== 'generic') throw new XdError('XD_ERR_USAGE', `--mode ${m ?? '(missing)'}: use native or generic\n${USAGE}`);
+        if (m !== 'native' && m !== 'generic')
+          throw new XdError('XD_ERR_USAGE', `--mode ${m ?? '(missing)'}: use native or generic\n${USAGE}`);
         o.mode = m;
         break;
       }
-      case '--connections': o.connections = int(a, argv[++i], 1); break;
-      case '--connections6': o.connections6 = int(a, argv[++i], 0); break;
-      case '--concurrency': o.concurrency = int(a, argv[++i], 1); break;
+      case '--connections':
+        o.connections = int(a, argv[++i], 1);
+        break;
+      case '--connections6':
+        o.connections6 = int(a, argv[++i], 0);
+        break;
+      case '--concurrency':
+        o.concurrency = int(a, argv[++i], 1);
+        break;
       case '--config': {
         const f = argv[++i];
         if (!f) throw new XdError('XD_ERR_USAGE', `--config: missing file name\n${USAGE}`);
@@ -61,12 +71,19 @@ export function parseMainArgs(argv: string[]): LabMainOptions {
       }
       case '--down': {
         const p = argv[++i];
-        if (!p || !/^xdlab\d+$/.test(p)) throw new XdError('XD_ERR_USAGE', `--down ${p ?? '(missing)'}: give the lab prefix printed by --keep (xdlab<pid>)\n${USAGE}`);
+        if (!p || !/^xdlab\d+$/.test(p))
+          throw new XdError(
+            'XD_ERR_USAGE',
+            `--down ${p ?? '(missing)'}: give the lab prefix printed by --keep (xdlab<pid>)\n${USAGE}`,
+          );
         o.down = p;
         break;
       }
-      case '-h': case '--help': throw new XdError('XD_ERR_USAGE', USAGE);
-      default: throw new XdError('XD_ERR_USAGE', `unknown argument ${JSON.stringify(a)}\n${USAGE}`);
+      case '-h':
+      case '--help':
+        throw new XdError('XD_ERR_USAGE', USAGE);
+      default:
+        throw new XdError('XD_ERR_USAGE', `unknown argument ${JSON.stringify(a)}\n${USAGE}`);
     }
   }
   return o;
@@ -138,7 +155,11 @@ export function generateConfig(lab: Lab, st: LabState, mode: XdpMode, monitorPwF
               protocol: 'tcp',
               scheduler: 'maglev',
               check: 'mysql',
-              backends: lab.realServers.map((r, i) => ({ name: `${r.name}-6`, address: r.ipv6, weight: weights[i] ?? 1 })),
+              backends: lab.realServers.map((r, i) => ({
+                name: `${r.name}-6`,
+                address: r.ipv6,
+                weight: weights[i] ?? 1,
+              })),
             },
           ]
         : []),
@@ -151,7 +172,12 @@ export function generateConfig(lab: Lab, st: LabState, mode: XdpMode, monitorPwF
  * present, with the per-run keys (instance, interface, mode, socket, pin dir,
  * monitor password file) set for this lab; else the generated one.
  */
-export function buildConfig(lab: Lab, st: LabState, o: LabMainOptions, monitorPwFile: string): { doc: Record<string, unknown>; source: string } {
+export function buildConfig(
+  lab: Lab,
+  st: LabState,
+  o: LabMainOptions,
+  monitorPwFile: string,
+): { doc: Record<string, unknown>; source: string } {
   const template = o.config ?? path.join(repoRoot(), 'scripts', 'config', 'lab.yaml');
   if (!fs.existsSync(template)) {
     if (o.config) throw new XdError('XD_ERR_CONFIG_READ', `--config ${o.config}: no such file`);
@@ -163,7 +189,8 @@ export function buildConfig(lab: Lab, st: LabState, o: LabMainOptions, monitorPw
   } catch (err) {
     throw new XdError('XD_ERR_CONFIG_PARSE', `${template}: ${(err as Error).message}`, { cause: err });
   }
-  if (!doc || typeof doc !== 'object') throw new XdError('XD_ERR_CONFIG_INVALID', `${template}: expected a YAML mapping at the top`);
+  if (!doc || typeof doc !== 'object')
+    throw new XdError('XD_ERR_CONFIG_INVALID', `${template}: expected a YAML mapping at the top`);
   doc.instance = st.prefix;
   doc.interface = 'eth0';
   doc.xdp = { ...((doc.xdp as Record<string, unknown>) ?? {}), mode: o.mode, pin_dir: path.dirname(st.pinDir) };
@@ -180,19 +207,40 @@ export function buildConfig(lab: Lab, st: LabState, o: LabMainOptions, monitorPw
 }
 
 async function xdirectorCli(st: LabState, args: string[], opts: { allowFail?: boolean } = {}) {
-  return runIn(st.director, process.execPath, [xdirectorBin(), ...args], { mode: 'nsenter', timeoutMs: 30_000, allowFail: opts.allowFail });
+  return runIn(st.director, process.execPath, [xdirectorBin(), ...args], {
+    mode: 'nsenter',
+    timeoutMs: 30_000,
+    allowFail: opts.allowFail,
+  });
 }
 
-interface StatusBackend { key: string; name?: string; mac?: string; weight: number; state: string }
-interface StatusService { name: string; backends: StatusBackend[] }
+interface StatusBackend {
+  key: string;
+  name?: string;
+  mac?: string;
+  weight: number;
+  state: string;
+}
+interface StatusService {
+  name: string;
+  backends: StatusBackend[];
+}
 
 /** Wait until `xdirector status --json` lists every service with all its backends active (MAC known, weight > 0). */
-async function waitServing(st: LabState, daemon: ChildProcess, logFile: string, timeoutMs: number): Promise<Record<string, unknown>> {
+async function waitServing(
+  st: LabState,
+  daemon: ChildProcess,
+  logFile: string,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
   for (;;) {
     if (daemon.exitCode !== null || daemon.signalCode !== null) {
-      throw new ToolError('XD_ERR_LAB', `xdirector run exited (${daemon.exitCode ?? daemon.signalCode}) before serving; log ${logFile}:\n${tail(logFile, 25)}`);
+      throw new ToolError(
+        'XD_ERR_LAB',
+        `xdirector run exited (${daemon.exitCode ?? daemon.signalCode}) before serving; log ${logFile}:\n${tail(logFile, 25)}`,
+      );
     }
     if (fs.existsSync(st.socket)) {
       const r = await xdirectorCli(st, ['status', '--json', '--socket', st.socket], { allowFail: true });
@@ -200,8 +248,13 @@ async function waitServing(st: LabState, daemon: ChildProcess, logFile: string, 
         try {
           const status = JSON.parse(r.stdout) as Record<string, unknown>;
           const services = ((status.dataplane as Record<string, unknown>)?.services ?? []) as StatusService[];
-          const notReady = services.flatMap((s) => s.backends.filter((b) => b.state !== 'active' || !b.mac || b.weight <= 0).map((b) => `${s.name}/${b.name ?? b.key}: ${b.state}${b.mac ? '' : ', no MAC'}`));
-          if (services.length > 0 && services.every((s) => s.backends.length > 0) && notReady.length === 0) return status;
+          const notReady = services.flatMap((s) =>
+            s.backends
+              .filter((b) => b.state !== 'active' || !b.mac || b.weight <= 0)
+              .map((b) => `${s.name}/${b.name ?? b.key}: ${b.state}${b.mac ? '' : ', no MAC'}`),
+          );
+          if (services.length > 0 && services.every((s) => s.backends.length > 0) && notReady.length === 0)
+            return status;
           last = services.length === 0 ? 'no services yet' : `waiting for ${notReady.join('; ')}`;
         } catch (err) {
           last = `unreadable status: ${(err as Error).message}`;
@@ -211,7 +264,10 @@ async function waitServing(st: LabState, daemon: ChildProcess, logFile: string, 
       }
     }
     if (Date.now() >= deadline) {
-      throw new ToolError('XD_ERR_LAB', `xdirector did not serve every backend within ${timeoutMs / 1000} s (${last}); log ${logFile}:\n${tail(logFile, 25)}`);
+      throw new ToolError(
+        'XD_ERR_LAB',
+        `xdirector did not serve every backend within ${timeoutMs / 1000} s (${last}); log ${logFile}:\n${tail(logFile, 25)}`,
+      );
     }
     await sleep(500);
   }
@@ -225,11 +281,20 @@ function tail(file: string, lines: number): string {
   }
 }
 
-function printCounts(title: string, rep: ConnectionsReport, names: Map<string, string>, weights: Map<string, number>): void {
+function printCounts(
+  title: string,
+  rep: ConnectionsReport,
+  names: Map<string, string>,
+  weights: Map<string, number>,
+): void {
   const total = Math.max(1, rep.ok);
   const wsum = [...weights.values()].reduce((a, b) => a + b, 0) || 1;
-  process.stdout.write(`\n${title}: ${rep.attempted} new connections to ${rep.host.includes(':') ? `[${rep.host}]` : rep.host}:${rep.port}, ${rep.ok} ok, ${rep.failed} failed, ${rep.elapsedMs} ms\n`);
-  process.stdout.write(`  ${'server_id'.padEnd(10)} ${'backend'.padEnd(14)} ${'connections'.padStart(11)} ${'share'.padStart(7)} ${'weight share'.padStart(12)}\n`);
+  process.stdout.write(
+    `\n${title}: ${rep.attempted} new connections to ${rep.host.includes(':') ? `[${rep.host}]` : rep.host}:${rep.port}, ${rep.ok} ok, ${rep.failed} failed, ${rep.elapsedMs} ms\n`,
+  );
+  process.stdout.write(
+    `  ${'server_id'.padEnd(10)} ${'backend'.padEnd(14)} ${'connections'.padStart(11)} ${'share'.padStart(7)} ${'weight share'.padStart(12)}\n`,
+  );
   const ids = [...new Set([...names.keys(), ...Object.keys(rep.byServerId)])].sort((a, b) => Number(a) - Number(b));
   for (const id of ids) {
     const n = rep.byServerId[id] ?? 0;
@@ -244,7 +309,10 @@ function printCounts(title: string, rep: ConnectionsReport, names: Map<string, s
 }
 
 /** Orderly teardown of a lab described by `st` (also used by --down). Never throws; reports what failed. */
-async function teardown(st: LabState, parts: { lab?: Lab; servers?: MariaDB[]; daemon?: ChildProcess }): Promise<string[]> {
+async function teardown(
+  st: LabState,
+  parts: { lab?: Lab; servers?: MariaDB[]; daemon?: ChildProcess },
+): Promise<string[]> {
   const problems: string[] = [];
   const attempt = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
     try {
@@ -280,10 +348,16 @@ async function teardown(st: LabState, parts: { lab?: Lab; servers?: MariaDB[]; d
   }
   if (fs.existsSync(st.pinDir)) {
     // Only this run's instance directory (its name is the unique prefix).
-    await attempt(`remove leftover pins ${st.pinDir}`, async () => fs.rmSync(st.pinDir, { recursive: true, force: true }));
+    await attempt(`remove leftover pins ${st.pinDir}`, async () =>
+      fs.rmSync(st.pinDir, { recursive: true, force: true }),
+    );
   }
   // The parent is shared with other labs and real instances: removed only when empty.
-  try { fs.rmdirSync(path.dirname(st.pinDir)); } catch { /* in use, or already gone */ }
+  try {
+    fs.rmdirSync(path.dirname(st.pinDir));
+  } catch {
+    /* in use, or already gone */
+  }
   // 3. MariaDB, namespaces (and anything still inside them), work dir.
   for (const s of parts.servers ?? []) await attempt(`stop ${s.label}`, () => s.destroy());
   if (parts.lab) await attempt('remove namespaces', () => parts.lab!.destroy());
@@ -401,14 +475,24 @@ export async function main(argv: string[]): Promise<number> {
     fs.mkdirSync(workdir, { recursive: true, mode: 0o700 });
 
     say(`building namespaces ${prefix}{sw,cl,d1,r1,r2,r3} (${o.mode} XDP)`);
-    const lab = await step(createLab({ prefix, directors: 1, realServers: 3, ipv6: true, xdpMode: o.mode }).then((l) => (parts.lab = l)));
+    const lab = await step(
+      createLab({ prefix, directors: 1, realServers: 3, ipv6: true, xdpMode: o.mode }).then((l) => (parts.lab = l)),
+    );
 
     const monitorPw = crypto.randomBytes(12).toString('base64url');
     const monitorPwFile = path.join(workdir, 'monitor.pw');
     fs.writeFileSync(monitorPwFile, `${monitorPw}\n`, { mode: 0o600 });
     say('starting MariaDB on r1, r2, r3 (server_id 1, 2, 3)');
     parts.servers = lab.realServers.map(
-      (r, i) => new MariaDB({ prefix, name: r.name, serverId: i + 1, netns: r.ns, advertiseHost: r.ipv4, monitorPassword: monitorPw }),
+      (r, i) =>
+        new MariaDB({
+          prefix,
+          name: r.name,
+          serverId: i + 1,
+          netns: r.ns,
+          advertiseHost: r.ipv4,
+          monitorPassword: monitorPw,
+        }),
     );
     await step(Promise.all(parts.servers.map((s) => s.start())));
 
@@ -430,10 +514,12 @@ export async function main(argv: string[]): Promise<number> {
     });
     fs.closeSync(logFd);
     parts.daemon = daemon;
-    await step(new Promise<void>((resolve, reject) => {
-      daemon.once('spawn', resolve);
-      daemon.once('error', reject);
-    }));
+    await step(
+      new Promise<void>((resolve, reject) => {
+        daemon.once('spawn', resolve);
+        daemon.once('error', reject);
+      }),
+    );
     st.daemonPid = daemon.pid;
     fs.writeFileSync(path.join(workdir, 'state.json'), JSON.stringify(st, null, 2));
 
@@ -444,7 +530,10 @@ export async function main(argv: string[]): Promise<number> {
     const names6 = new Map<string, string>();
     const weights4 = new Map<string, number>();
     const weights6 = new Map<string, number>();
-    const services = (doc.services ?? []) as { vip: string; backends: { address: string; name?: string; weight?: number }[] }[];
+    const services = (doc.services ?? []) as {
+      vip: string;
+      backends: { address: string; name?: string; weight?: number }[];
+    }[];
     for (const [i, r] of lab.realServers.entries()) {
       const id = String(i + 1);
       names.set(id, `${r.name} ${r.ipv4}`);

@@ -62,7 +62,11 @@ export async function mariadbVersion(): Promise<string> {
   if (versionCache) return versionCache;
   const { stdout } = await run('mariadbd', ['--version']);
   const m = /Ver\s+(\d+\.\d+\.\d+)/.exec(stdout);
-  if (!m) throw new ToolError('XD_ERR_MARIADB', `mariadbd --version: cannot find a version in ${JSON.stringify(stdout.trim())}`);
+  if (!m)
+    throw new ToolError(
+      'XD_ERR_MARIADB',
+      `mariadbd --version: cannot find a version in ${JSON.stringify(stdout.trim())}`,
+    );
   versionCache = m[1];
   return versionCache;
 }
@@ -138,10 +142,16 @@ export class MariaDB {
 
   constructor(opts: MariaDBOptions) {
     if (!/^[A-Za-z0-9_-]+$/.test(opts.prefix) || !/^[A-Za-z0-9_-]+$/.test(opts.name)) {
-      throw new ToolError('XD_ERR_MARIADB', `MariaDB prefix ${JSON.stringify(opts.prefix)} / name ${JSON.stringify(opts.name)}: use letters, digits, '_' and '-'`);
+      throw new ToolError(
+        'XD_ERR_MARIADB',
+        `MariaDB prefix ${JSON.stringify(opts.prefix)} / name ${JSON.stringify(opts.name)}: use letters, digits, '_' and '-'`,
+      );
     }
     if (!Number.isInteger(opts.serverId) || opts.serverId < 1 || opts.serverId > 0xffffffff) {
-      throw new ToolError('XD_ERR_MARIADB', `MariaDB ${opts.name}: serverId ${opts.serverId} must be an integer 1..4294967295`);
+      throw new ToolError(
+        'XD_ERR_MARIADB',
+        `MariaDB ${opts.name}: serverId ${opts.serverId} must be an integer 1..4294967295`,
+      );
     }
     const inNs = opts.netns != null;
     this.opts = {
@@ -161,7 +171,8 @@ export class MariaDB {
     };
     if (opts.port !== undefined) this.port = opts.port;
     else if (inNs) this.port = 3306;
-    this.advertiseHost = opts.advertiseHost ?? (inNs ? undefined : this.opts.bindAddress === '*' ? '127.0.0.1' : this.opts.bindAddress);
+    this.advertiseHost =
+      opts.advertiseHost ?? (inNs ? undefined : this.opts.bindAddress === '*' ? '127.0.0.1' : this.opts.bindAddress);
   }
 
   get label(): string {
@@ -196,7 +207,8 @@ export class MariaDB {
    * template datadir and creates the users; later starts reuse the datadir.
    */
   async start(): Promise<void> {
-    if (this.state === 'running') throw new ToolError('XD_ERR_MARIADB', `${this.label}: already running (pid ${this.pid})`);
+    if (this.state === 'running')
+      throw new ToolError('XD_ERR_MARIADB', `${this.label}: already running (pid ${this.pid})`);
     if (!this.dir) {
       const template = await ensureTemplate();
       this.dir = await fsp.mkdtemp(path.join(this.opts.baseDir, `${this.opts.prefix}-mariadb-${this.opts.name}-`));
@@ -277,7 +289,10 @@ export class MariaDB {
     for (;;) {
       if (this.state !== 'running') {
         const early = this.stderr.trim();
-        throw new ToolError('XD_ERR_MARIADB', `${this.label}: mariadbd exited during start${early ? `: ${early}` : ''}; error log ${this.errorLog}:\n${this.logTail()}`);
+        throw new ToolError(
+          'XD_ERR_MARIADB',
+          `${this.label}: mariadbd exited during start${early ? `: ${early}` : ''}; error log ${this.errorLog}:\n${this.logTail()}`,
+        );
       }
       try {
         await this.query('SELECT 1');
@@ -327,7 +342,9 @@ export class MariaDB {
    * CREATE USER that would fail and stop replication).
    */
   private async initUsers(): Promise<void> {
-    const grants = ['PROCESS', 'REPLICATION CLIENT', ...(this.opts.monitorSlaveMonitor ? ['SLAVE MONITOR'] : [])].join(', ');
+    const grants = ['PROCESS', 'REPLICATION CLIENT', ...(this.opts.monitorSlaveMonitor ? ['SLAVE MONITOR'] : [])].join(
+      ', ',
+    );
     await this.query(
       [
         'SET SESSION sql_log_bin=0',
@@ -341,7 +358,7 @@ export class MariaDB {
         `GRANT ${grants} ON *.* TO 'monitor'@'%'`,
         "CREATE USER 'repl'@'%' IDENTIFIED BY ?",
         "GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'",
-        "CREATE DATABASE IF NOT EXISTS lab",
+        'CREATE DATABASE IF NOT EXISTS lab',
       ].join(';\n'),
       [this.opts.appPassword, this.opts.monitorPassword, this.opts.replPassword],
     );
@@ -350,7 +367,8 @@ export class MariaDB {
   /** Send a signal to mariadbd. SIGKILL waits until it is gone (state 'stopped'); SIGSTOP/SIGCONT freeze and thaw it. */
   async kill(signal: 'SIGKILL' | 'SIGSTOP' | 'SIGCONT' | 'SIGTERM'): Promise<void> {
     const pid = this.pid;
-    if (pid === undefined || this.state !== 'running') throw new ToolError('XD_ERR_MARIADB', `${this.label}: not running, cannot send ${signal}`);
+    if (pid === undefined || this.state !== 'running')
+      throw new ToolError('XD_ERR_MARIADB', `${this.label}: not running, cannot send ${signal}`);
     process.kill(pid, signal);
     if (signal === 'SIGKILL' || signal === 'SIGTERM') {
       const gone = this.child ? await waitChildExit(this.child, 30_000) : await waitPidExit(pid, 30_000);
@@ -425,9 +443,16 @@ export interface ReplicationOptions {
  * Make `replicas` replicate from `primary` with GTID (`MASTER_USE_GTID=slave_pos`)
  * and wait until both replication threads run on every replica.
  */
-export async function setupReplication(primary: MariaDB, replicas: MariaDB[], opts: ReplicationOptions = {}): Promise<void> {
+export async function setupReplication(
+  primary: MariaDB,
+  replicas: MariaDB[],
+  opts: ReplicationOptions = {},
+): Promise<void> {
   if (!primary.advertiseHost) {
-    throw new ToolError('XD_ERR_MARIADB', `${primary.label}: no advertiseHost: give the address replicas use to reach it (MariaDBOptions.advertiseHost)`);
+    throw new ToolError(
+      'XD_ERR_MARIADB',
+      `${primary.label}: no advertiseHost: give the address replicas use to reach it (MariaDBOptions.advertiseHost)`,
+    );
   }
   for (const r of replicas) {
     await r.query(
@@ -468,7 +493,10 @@ export async function syncReplicas(primary: MariaDB, replicas: MariaDB[], timeou
   for (const r of replicas) {
     const res = await r.query('SELECT MASTER_GTID_WAIT(?, ?) AS w', [pos, timeoutMs / 1000]);
     if (Number(res[0].w) !== 0) {
-      throw new ToolError('XD_ERR_MARIADB', `${r.label}: did not reach the primary's GTID position ${pos} within ${timeoutMs} ms`);
+      throw new ToolError(
+        'XD_ERR_MARIADB',
+        `${r.label}: did not reach the primary's GTID position ${pos} within ${timeoutMs} ms`,
+      );
     }
   }
 }
@@ -479,7 +507,8 @@ export async function syncReplicas(primary: MariaDB, replicas: MariaDB[], timeou
  * and only if the process really is mariadbd), then remove those dirs.
  */
 export async function cleanupStaleMariaDB(prefix: string, baseDir = os.tmpdir()): Promise<string[]> {
-  if (!/^[A-Za-z0-9_-]+$/.test(prefix)) throw new ToolError('XD_ERR_MARIADB', `cleanup prefix ${JSON.stringify(prefix)}: use letters, digits, '_' and '-'`);
+  if (!/^[A-Za-z0-9_-]+$/.test(prefix))
+    throw new ToolError('XD_ERR_MARIADB', `cleanup prefix ${JSON.stringify(prefix)}: use letters, digits, '_' and '-'`);
   const removed: string[] = [];
   let entries: string[] = [];
   try {

@@ -22,7 +22,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { XdError, wrap } from '../../src/errors';
-import { run, runIn, spawnIn, RunOptions, RunResult, NsMode, pidAlive, waitPidExit, waitChildExit, checkNsName } from './exec';
+import {
+  run,
+  runIn,
+  spawnIn,
+  RunOptions,
+  RunResult,
+  NsMode,
+  pidAlive,
+  waitPidExit,
+  waitChildExit,
+  checkNsName,
+} from './exec';
 import { cleanupStaleMariaDB } from './mariadb';
 import { clientScript, jsonLines, ConnectionsReport, HoldReport } from './client';
 import { ToolError, toolWrap } from '../errors';
@@ -110,8 +121,12 @@ export class Lab {
     this.ipv6 = opts.ipv6;
     this.xdpMode = opts.xdpMode;
     this.client = host(opts.prefix, 'client', 'cl', 10);
-    this.directors = Array.from({ length: opts.directors }, (_, i) => host(opts.prefix, 'director', `d${i + 1}`, 2 + i));
-    this.realServers = Array.from({ length: opts.realServers }, (_, i) => host(opts.prefix, 'real', `r${i + 1}`, 11 + i));
+    this.directors = Array.from({ length: opts.directors }, (_, i) =>
+      host(opts.prefix, 'director', `d${i + 1}`, 2 + i),
+    );
+    this.realServers = Array.from({ length: opts.realServers }, (_, i) =>
+      host(opts.prefix, 'real', `r${i + 1}`, 11 + i),
+    );
   }
 
   /** Every host (client, directors, real servers). */
@@ -122,7 +137,13 @@ export class Lab {
   /** Look a host up by name ('cl', 'd1', 'r2', …). */
   host(name: string): LabHost {
     const h = this.hosts().find((x) => x.name === name);
-    if (!h) throw new XdError('XD_ERR_NOT_FOUND', `lab ${this.prefix}: no host ${JSON.stringify(name)} (have ${this.hosts().map((x) => x.name).join(', ')})`);
+    if (!h)
+      throw new XdError(
+        'XD_ERR_NOT_FOUND',
+        `lab ${this.prefix}: no host ${JSON.stringify(name)} (have ${this.hosts()
+          .map((x) => x.name)
+          .join(', ')})`,
+      );
     return h;
   }
 
@@ -131,7 +152,12 @@ export class Lab {
   }
 
   /** Run a command in a lab namespace (`ip netns exec`; mode 'nsenter' keeps bpffs visible). */
-  run(ns: LabHost | string, cmd: string, args: readonly string[], opts: RunOptions & { mode?: NsMode } = {}): Promise<RunResult> {
+  run(
+    ns: LabHost | string,
+    cmd: string,
+    args: readonly string[],
+    opts: RunOptions & { mode?: NsMode } = {},
+  ): Promise<RunResult> {
     // `ip -n NS …` is `ip netns exec NS ip …` without the /sys remount: cheaper.
     if (cmd === 'ip' && opts.mode !== 'nsenter') return run('ip', ['-n', this.nsOf(ns), ...args], opts);
     return runIn(this.nsOf(ns), cmd, args, opts);
@@ -146,7 +172,12 @@ export class Lab {
    * Start a long-running process in a lab namespace. The lab remembers it and
    * destroy() ends it by pid (SIGTERM, then SIGKILL after 5 s).
    */
-  spawn(ns: LabHost | string, cmd: string, args: readonly string[], opts: SpawnOptions & { mode?: NsMode } = {}): ChildProcess {
+  spawn(
+    ns: LabHost | string,
+    cmd: string,
+    args: readonly string[],
+    opts: SpawnOptions & { mode?: NsMode } = {},
+  ): ChildProcess {
     const child = spawnIn(this.nsOf(ns), cmd, args, opts);
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
@@ -172,14 +203,26 @@ export class Lab {
     // length) prefers the /128 VIP over the /64 address, and health checks to
     // the real servers go out from the VIP, whose replies the real servers
     // deliver to their own lo.
-    if (this.ipv6) await this.run(d, 'ip', ['-6', 'addr', 'replace', `${this.vip6}/128`, 'dev', 'eth0', 'nodad', 'preferred_lft', '0']);
+    if (this.ipv6)
+      await this.run(d, 'ip', [
+        '-6',
+        'addr',
+        'replace',
+        `${this.vip6}/128`,
+        'dev',
+        'eth0',
+        'nodad',
+        'preferred_lft',
+        '0',
+      ]);
   }
 
   /** Remove the VIPs from a director's eth0 (no error if absent). */
   async removeVip(director: LabHost | string = this.directors[0]): Promise<void> {
     const d = typeof director === 'string' ? this.host(director) : director;
     await this.run(d, 'ip', ['addr', 'del', `${this.vip}/32`, 'dev', 'eth0'], { allowFail: true });
-    if (this.ipv6) await this.run(d, 'ip', ['-6', 'addr', 'del', `${this.vip6}/128`, 'dev', 'eth0'], { allowFail: true });
+    if (this.ipv6)
+      await this.run(d, 'ip', ['-6', 'addr', 'del', `${this.vip6}/128`, 'dev', 'eth0'], { allowFail: true });
   }
 
   /**
@@ -201,13 +244,45 @@ export class Lab {
       'net.ipv4.conf.eth0.send_redirects=0',
     ]);
     const hops4 = reals.flatMap((r) => ['nexthop', 'via', r.ipv4, 'dev', 'eth0']);
-    await this.run(d, 'ip', ['route', 'replace', `${this.vip}/32`, ...(reals.length === 1 ? ['via', reals[0].ipv4, 'dev', 'eth0'] : hops4)]);
-    await this.run(this.client, 'ip', ['neigh', 'replace', this.vip, 'lladdr', d.mac, 'dev', 'eth0', 'nud', 'permanent']);
+    await this.run(d, 'ip', [
+      'route',
+      'replace',
+      `${this.vip}/32`,
+      ...(reals.length === 1 ? ['via', reals[0].ipv4, 'dev', 'eth0'] : hops4),
+    ]);
+    await this.run(this.client, 'ip', [
+      'neigh',
+      'replace',
+      this.vip,
+      'lladdr',
+      d.mac,
+      'dev',
+      'eth0',
+      'nud',
+      'permanent',
+    ]);
     if (this.ipv6) {
       await this.run(d, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1', 'net.ipv6.fib_multipath_hash_policy=1']);
       const hops6 = reals.flatMap((r) => ['nexthop', 'via', r.ipv6, 'dev', 'eth0']);
-      await this.run(d, 'ip', ['-6', 'route', 'replace', `${this.vip6}/128`, ...(reals.length === 1 ? ['via', reals[0].ipv6, 'dev', 'eth0'] : hops6)]);
-      await this.run(this.client, 'ip', ['-6', 'neigh', 'replace', this.vip6, 'lladdr', d.mac, 'dev', 'eth0', 'nud', 'permanent']);
+      await this.run(d, 'ip', [
+        '-6',
+        'route',
+        'replace',
+        `${this.vip6}/128`,
+        ...(reals.length === 1 ? ['via', reals[0].ipv6, 'dev', 'eth0'] : hops6),
+      ]);
+      await this.run(this.client, 'ip', [
+        '-6',
+        'neigh',
+        'replace',
+        this.vip6,
+        'lladdr',
+        d.mac,
+        'dev',
+        'eth0',
+        'nud',
+        'permanent',
+      ]);
     }
   }
 
@@ -241,7 +316,10 @@ export class Lab {
     try {
       await run('ip', ['-n', this.sw, 'link', 'set', 'dev', hh.peer, 'xdpdrv', 'obj', object, 'sec', 'xdp']);
     } catch (err) {
-      throw wrap('XD_ERR_XDP_ATTACH', `attach xdp_pass (native) to ${hh.peer} in ${this.sw}`, err, { interface: hh.peer, mode: 'native' });
+      throw wrap('XD_ERR_XDP_ATTACH', `attach xdp_pass (native) to ${hh.peer} in ${this.sw}`, err, {
+        interface: hh.peer,
+        mode: 'native',
+      });
     }
   }
 
@@ -258,7 +336,10 @@ export class Lab {
     try {
       return JSON.parse(line) as ConnectionsReport;
     } catch {
-      throw new ToolError('XD_ERR_LAB', `lab client exited with ${r.code ?? r.signal} and no report: ${r.stderr.trim().slice(-500)}`);
+      throw new ToolError(
+        'XD_ERR_LAB',
+        `lab client exited with ${r.code ?? r.signal} and no report: ${r.stderr.trim().slice(-500)}`,
+      );
     }
   }
 
@@ -267,17 +348,36 @@ export class Lab {
    * Resolves once a connection has worked; `stop()` sends SIGTERM and resolves with the report.
    */
   async startStream(o: ClientRunOptions = {}): Promise<{ stop(): Promise<ConnectionsReport> }> {
-    const child = this.spawn(this.client, process.execPath, [clientScript(), '--stream', '--json', ...clientArgs(this, o)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = this.spawn(
+      this.client,
+      process.execPath,
+      [clientScript(), '--stream', '--json', ...clientArgs(this, o)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     let report: ConnectionsReport | undefined;
     const ready = new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new ToolError('XD_ERR_LAB', `lab stream client: no connection within 10 s: ${stderr.trim()}`)), 10_000);
+      const t = setTimeout(
+        () => reject(new ToolError('XD_ERR_LAB', `lab stream client: no connection within 10 s: ${stderr.trim()}`)),
+        10_000,
+      );
       jsonLines(child, (obj) => {
-        if (obj.event === 'ready') { clearTimeout(t); resolve(); } else if (obj.mode === 'connections') report = obj as unknown as ConnectionsReport;
+        if (obj.event === 'ready') {
+          clearTimeout(t);
+          resolve();
+        } else if (obj.mode === 'connections') report = obj as unknown as ConnectionsReport;
       });
-      child.once('exit', (code, sig) => { clearTimeout(t); reject(new ToolError('XD_ERR_LAB', `lab stream client exited (${code ?? sig}) before a connection worked: ${stderr.trim()}`)); });
+      child.once('exit', (code, sig) => {
+        clearTimeout(t);
+        reject(
+          new ToolError(
+            'XD_ERR_LAB',
+            `lab stream client exited (${code ?? sig}) before a connection worked: ${stderr.trim()}`,
+          ),
+        );
+      });
     });
     try {
       await ready;
@@ -304,14 +404,29 @@ export class Lab {
    * SIGTERM and resolves with the summary.
    */
   async startHold(o: ClientRunOptions & { intervalMs?: number } = {}): Promise<HoldSession> {
-    const args = [clientScript(), '--hold', '--json', ...clientArgs(this, o), ...(o.intervalMs ? ['--interval', String(o.intervalMs)] : [])];
+    const args = [
+      clientScript(),
+      '--hold',
+      '--json',
+      ...clientArgs(this, o),
+      ...(o.intervalMs ? ['--interval', String(o.intervalMs)] : []),
+    ];
     const child = this.spawn(this.client, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
     let summary: HoldReport | undefined;
     const ready = new Promise<number>((resolve, reject) => {
-      const t = setTimeout(() => reject(new ToolError('XD_ERR_LAB', `lab hold client: no session within ${o.timeoutMs ?? 5000} ms + 5 s: ${stderr.trim()}`)), (o.timeoutMs ?? 5000) + 5000);
+      const t = setTimeout(
+        () =>
+          reject(
+            new ToolError(
+              'XD_ERR_LAB',
+              `lab hold client: no session within ${o.timeoutMs ?? 5000} ms + 5 s: ${stderr.trim()}`,
+            ),
+          ),
+        (o.timeoutMs ?? 5000) + 5000,
+      );
       jsonLines(child, (obj) => {
         if (obj.event === 'ready') {
           clearTimeout(t);
@@ -322,7 +437,12 @@ export class Lab {
       });
       child.once('exit', (code, sig) => {
         clearTimeout(t);
-        reject(new ToolError('XD_ERR_LAB', `lab hold client exited (${code ?? sig}) before its session was ready: ${stderr.trim()}`));
+        reject(
+          new ToolError(
+            'XD_ERR_LAB',
+            `lab hold client exited (${code ?? sig}) before its session was ready: ${stderr.trim()}`,
+          ),
+        );
       });
     });
     let serverId: number;
@@ -381,7 +501,8 @@ export class Lab {
     }
     this.namespaces.length = 0;
     this.destroyed = true;
-    if (errors.length) throw new ToolError('XD_ERR_LAB', `lab ${this.prefix}: teardown incomplete: ${errors.join('; ')}`);
+    if (errors.length)
+      throw new ToolError('XD_ERR_LAB', `lab ${this.prefix}: teardown incomplete: ${errors.join('; ')}`);
   }
 }
 
@@ -427,7 +548,11 @@ export function defaultXdpPassObject(): string {
 async function killNamespacePids(ns: string): Promise<void> {
   const r = await run('ip', ['netns', 'pids', ns], { allowFail: true });
   if (r.code !== 0) return;
-  const pids = r.stdout.split(/\s+/).filter(Boolean).map(Number).filter((p) => Number.isInteger(p) && p > 1 && p !== process.pid);
+  const pids = r.stdout
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((p) => Number.isInteger(p) && p > 1 && p !== process.pid);
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGCONT');
@@ -450,7 +575,10 @@ async function sysctlIn(ns: string, settings: string[], ignoreMissing = false): 
 export async function createLab(opts: LabOptions): Promise<Lab> {
   const prefix = opts.prefix;
   if (!/^[a-z][a-z0-9]{0,11}$/.test(prefix)) {
-    throw new ToolError('XD_ERR_LAB', `lab prefix ${JSON.stringify(prefix)}: use 1–12 lowercase letters/digits starting with a letter (e.g. 'xdf' + pid)`);
+    throw new ToolError(
+      'XD_ERR_LAB',
+      `lab prefix ${JSON.stringify(prefix)}: use 1–12 lowercase letters/digits starting with a letter (e.g. 'xdf' + pid)`,
+    );
   }
   const directors = opts.directors ?? 1;
   const realServers = opts.realServers ?? 3;
@@ -459,7 +587,8 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
     throw new ToolError('XD_ERR_LAB', `lab realServers: ${realServers}: use 1..9 (host numbers 11..19)`);
   }
   const xdpMode = opts.xdpMode ?? 'native';
-  if (xdpMode !== 'native' && xdpMode !== 'generic') throw new ToolError('XD_ERR_LAB', `lab xdpMode: ${String(xdpMode)}: use 'native' or 'generic'`);
+  if (xdpMode !== 'native' && xdpMode !== 'generic')
+    throw new ToolError('XD_ERR_LAB', `lab xdpMode: ${String(xdpMode)}: use 'native' or 'generic'`);
   const xdpPass = opts.xdpPassObject ?? defaultXdpPassObject();
   if (xdpMode === 'native' && !fs.existsSync(xdpPass)) {
     throw new XdError(
@@ -471,7 +600,10 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
   for (const ns of [lab.sw, ...lab.hosts().map((h) => h.ns)]) {
     checkNsName(ns);
     if (fs.existsSync(`/run/netns/${ns}`)) {
-      throw new ToolError('XD_ERR_LAB', `network namespace ${ns} already exists: another run uses prefix ${prefix}, or a stale one is left (remove it with cleanupStale('${prefix}'))`);
+      throw new ToolError(
+        'XD_ERR_LAB',
+        `network namespace ${ns} already exists: another run uses prefix ${prefix}, or a stale one is left (remove it with cleanupStale('${prefix}'))`,
+      );
     }
   }
   try {
@@ -500,7 +632,11 @@ async function build(lab: Lab, xdpPass: string): Promise<void> {
   if (fs.existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables')) {
     await sysctlIn(
       lab.sw,
-      ['net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0'],
+      [
+        'net.bridge.bridge-nf-call-iptables=0',
+        'net.bridge.bridge-nf-call-ip6tables=0',
+        'net.bridge.bridge-nf-call-arptables=0',
+      ],
       true,
     );
   }
@@ -513,7 +649,23 @@ async function build(lab: Lab, xdpPass: string): Promise<void> {
         'net.ipv6.conf.default.accept_dad=0',
         ...(lab.ipv6 ? [] : ['net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']),
       ]);
-      await run('ip', ['link', 'add', 'name', 'eth0', 'netns', h.ns, 'address', h.mac, 'type', 'veth', 'peer', 'name', h.peer, 'netns', lab.sw]);
+      await run('ip', [
+        'link',
+        'add',
+        'name',
+        'eth0',
+        'netns',
+        h.ns,
+        'address',
+        h.mac,
+        'type',
+        'veth',
+        'peer',
+        'name',
+        h.peer,
+        'netns',
+        lab.sw,
+      ]);
       await run('ip', ['-n', lab.sw, 'link', 'set', h.peer, 'master', 'br0', 'up']);
       await run('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
       await run('ip', ['-n', h.ns, 'addr', 'add', `${h.ipv4}/24`, 'dev', 'eth0']);
@@ -530,7 +682,8 @@ async function build(lab: Lab, xdpPass: string): Promise<void> {
           'net.ipv4.conf.eth0.arp_announce=2',
         ]);
         await run('ip', ['-n', h.ns, 'addr', 'add', `${VIP4}/32`, 'dev', 'lo']);
-        if (lab.ipv6) await run('ip', ['-n', h.ns, '-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'lo', 'nodad', 'preferred_lft', '0']);
+        if (lab.ipv6)
+          await run('ip', ['-n', h.ns, '-6', 'addr', 'add', `${VIP6}/128`, 'dev', 'lo', 'nodad', 'preferred_lft', '0']);
       }
       await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
       if (lab.xdpMode === 'native' && (h.role === 'client' || h.role === 'real')) {
@@ -551,7 +704,8 @@ async function build(lab: Lab, xdpPass: string): Promise<void> {
  * lab named `<prefix><pid>` whose pid is no longer alive is removed.
  */
 export async function cleanupStale(prefix: string, opts: { onlyDeadOwners?: boolean } = {}): Promise<string[]> {
-  if (!/^[a-z][a-z0-9]*$/.test(prefix)) throw new ToolError('XD_ERR_LAB', `cleanup prefix ${JSON.stringify(prefix)}: use lowercase letters/digits`);
+  if (!/^[a-z][a-z0-9]*$/.test(prefix))
+    throw new ToolError('XD_ERR_LAB', `cleanup prefix ${JSON.stringify(prefix)}: use lowercase letters/digits`);
   const removed: string[] = [];
   let names: string[] = [];
   try {

@@ -56,7 +56,11 @@ function readToken(file: string, key: string): string {
   } catch (err) {
     throw new XdError('XD_ERR_API', `admin.${key} ${file}: ${(err as Error).message}`, { cause: err });
   }
-  if (t.length < MIN_TOKEN_LENGTH) throw new XdError('XD_ERR_API', `admin.${key} ${file}: the token must be at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24 > ${file})`);
+  if (t.length < MIN_TOKEN_LENGTH)
+    throw new XdError(
+      'XD_ERR_API',
+      `admin.${key} ${file}: the token must be at least ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 24 > ${file})`,
+    );
   return t;
 }
 
@@ -102,115 +106,202 @@ export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers,
   // A non-loopback bind with no token is refused by check-config; refuse it here too (a config
   // built some other way must not open the topology to the network).
   if (!loopback && !token && !readToken_) {
-    throw new XdError('XD_ERR_API', `admin.http ${o.host}:${o.port}: a listener other hosts can reach needs a token: set admin.http_read_token_file or admin.http_token_file, or bind 127.0.0.1`);
+    throw new XdError(
+      'XD_ERR_API',
+      `admin.http ${o.host}:${o.port}: a listener other hosts can reach needs a token: set admin.http_read_token_file or admin.http_token_file, or bind 127.0.0.1`,
+    );
   }
   const readsOpen = loopback && !readToken_;
   // The bind address, localhost (and, on a localhost bind, what it resolves to) and the configured names.
-  const allowedHosts = new Set(['localhost', o.host.toLowerCase(), ...(o.host === 'localhost' ? ['127.0.0.1', '::1'] : []), ...(o.hostNames ?? []).map((n) => n.toLowerCase())]);
+  const allowedHosts = new Set([
+    'localhost',
+    o.host.toLowerCase(),
+    ...(o.host === 'localhost' ? ['127.0.0.1', '::1'] : []),
+    ...(o.hostNames ?? []).map((n) => n.toLowerCase()),
+  ]);
   const matches = (req: http.IncomingMessage, ...tokens: (string | undefined)[]) => {
     const t = presented(req);
     if (t === undefined) return false;
     const a = digest(t);
     // Every configured token is compared (constant time each), whichever matches.
-    return tokens.filter((x): x is string => x !== undefined).map((x) => crypto.timingSafeEqual(a, digest(x))).includes(true);
+    return tokens
+      .filter((x): x is string => x !== undefined)
+      .map((x) => crypto.timingSafeEqual(a, digest(x)))
+      .includes(true);
   };
-  const server = http.createServer({
-    headersTimeout: limits.headersTimeoutMs,
-    requestTimeout: limits.requestTimeoutMs,
-    keepAliveTimeout: limits.keepAliveTimeoutMs,
-    // Node checks the two timeouts above on this interval (default 30 s): a slow client is cut off within a second of them.
-    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-  }, (req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
-    const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
-      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...extra });
-      res.end(req.method === 'HEAD' ? undefined : body);
-    };
-    const json = (status: number, v: unknown, extra: Record<string, string> = {}) => send(status, 'application/json', JSON.stringify(v), extra);
-    const fail = (err: unknown) => {
-      const e = err as XdError;
-      const status = e.code === 'XD_ERR_NOT_FOUND' ? 404 : e.code === 'XD_ERR_USAGE' ? 400 : 500;
-      if (status === 500) log.error({ err }, `http ${req.method} ${url} failed`);
-      json(status, { error: { code: e.code ?? 'XD_ERR_API', message: e.message } });
-    };
-    if (loopback && !allowedHosts.has(hostOf(req.headers.host) ?? '')) {
-      // DNS rebinding: a browser sends the attacker's name as Host.
-      return json(421, { error: { code: 'XD_ERR_API', message: `Host ${JSON.stringify(req.headers.host ?? '')} is not this listener: use ${hostPort(o.host, o.port)} or localhost, or add the name to admin.http_host_names` } }, { connection: 'close' });
-    }
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      if (!['/metrics', '/status', '/'].includes(url!)) return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such page: ${url} (/, /status, /metrics)` } });
-      if (!readsOpen && !matches(req, readToken_, token)) {
-        return json(401, { error: { code: 'XD_ERR_API', message: 'reading needs a token: Authorization: Bearer <token> (admin.http_read_token_file or admin.http_token_file), or HTTP Basic with the token as the password' } }, { 'www-authenticate': 'Bearer, Basic realm="xdirector"' });
+  const server = http.createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the two timeouts above on this interval (default 30 s): a slow client is cut off within a second of them.
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
+    (req, res) => {
+      const url = (req.url ?? '/').split('?')[0];
+      const send = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
+        res.writeHead(status, {
+          'content-type': type,
+          'content-length': Buffer.byteLength(body),
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+          ...extra,
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      };
+      const json = (status: number, v: unknown, extra: Record<string, string> = {}) =>
+        send(status, 'application/json', JSON.stringify(v), extra);
+      const fail = (err: unknown) => {
+        const e = err as XdError;
+        const status = e.code === 'XD_ERR_NOT_FOUND' ? 404 : e.code === 'XD_ERR_USAGE' ? 400 : 500;
+        if (status === 500) log.error({ err }, `http ${req.method} ${url} failed`);
+        json(status, { error: { code: e.code ?? 'XD_ERR_API', message: e.message } });
+      };
+      if (loopback && !allowedHosts.has(hostOf(req.headers.host) ?? '')) {
+        // DNS rebinding: a browser sends the attacker's name as Host.
+        return json(
+          421,
+          {
+            error: {
+              code: 'XD_ERR_API',
+              message: `Host ${JSON.stringify(req.headers.host ?? '')} is not this listener: use ${hostPort(o.host, o.port)} or localhost, or add the name to admin.http_host_names`,
+            },
+          },
+          { connection: 'close' },
+        );
       }
-      if (url === '/metrics') return void h.metrics().then((t) => send(200, 'text/plain; version=0.0.4; charset=utf-8', t), fail);
-      if (url === '/status') return void h.status().then((st) => json(200, st), fail);
-      return void h.status().then((st) => send(200, 'text/html; charset=utf-8', renderStatusPage(st, ratesOf(st), { readOnly: !token })), fail);
-    }
-    if (req.method !== 'POST' || !['/drain', '/undrain', '/weight'].includes(url!)) return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such endpoint: ${req.method} ${url}` } });
-    if (!token) return json(403, { error: { code: 'XD_ERR_API', message: 'this listener is read-only: set admin.http_token_file to allow changes' } });
-    if (!matches(req, token)) {
-      return json(401, { error: { code: 'XD_ERR_API', message: 'missing or wrong token (Authorization: Bearer <token>)' } }, { 'www-authenticate': 'Bearer' });
-    }
-    const tooLarge = () => {
-      // Answer and close: the rest of the body is not read.
-      // Node would otherwise read (and discard) the rest after the response: stop reading the
-      // socket once the answer is out, and close it after a grace for the client to read the 413.
-      res.once('finish', () => {
-        req.socket.pause();
-        req.socket.end();
-        setTimeout(() => req.socket.destroy(), 1000).unref();
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        if (!['/metrics', '/status', '/'].includes(url!))
+          return json(404, {
+            error: { code: 'XD_ERR_NOT_FOUND', message: `no such page: ${url} (/, /status, /metrics)` },
+          });
+        if (!readsOpen && !matches(req, readToken_, token)) {
+          return json(
+            401,
+            {
+              error: {
+                code: 'XD_ERR_API',
+                message:
+                  'reading needs a token: Authorization: Bearer <token> (admin.http_read_token_file or admin.http_token_file), or HTTP Basic with the token as the password',
+              },
+            },
+            { 'www-authenticate': 'Bearer, Basic realm="xdirector"' },
+          );
+        }
+        if (url === '/metrics')
+          return void h.metrics().then((t) => send(200, 'text/plain; version=0.0.4; charset=utf-8', t), fail);
+        if (url === '/status') return void h.status().then((st) => json(200, st), fail);
+        return void h
+          .status()
+          .then(
+            (st) => send(200, 'text/html; charset=utf-8', renderStatusPage(st, ratesOf(st), { readOnly: !token })),
+            fail,
+          );
+      }
+      if (req.method !== 'POST' || !['/drain', '/undrain', '/weight'].includes(url!))
+        return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such endpoint: ${req.method} ${url}` } });
+      if (!token)
+        return json(403, {
+          error: {
+            code: 'XD_ERR_API',
+            message: 'this listener is read-only: set admin.http_token_file to allow changes',
+          },
+        });
+      if (!matches(req, token)) {
+        return json(
+          401,
+          { error: { code: 'XD_ERR_API', message: 'missing or wrong token (Authorization: Bearer <token>)' } },
+          { 'www-authenticate': 'Bearer' },
+        );
+      }
+      const tooLarge = () => {
+        // Answer and close: the rest of the body is not read.
+        // Node would otherwise read (and discard) the rest after the response: stop reading the
+        // socket once the answer is out, and close it after a grace for the client to read the 413.
+        res.once('finish', () => {
+          req.socket.pause();
+          req.socket.end();
+          setTimeout(() => req.socket.destroy(), 1000).unref();
+        });
+        json(
+          413,
+          {
+            error: {
+              code: 'XD_ERR_USAGE',
+              message: `request body over ${limits.maxBodyBytes} bytes: send at most ${limits.maxBodyBytes}`,
+            },
+          },
+          { connection: 'close' },
+        );
+      };
+      const declared = Number(req.headers['content-length'] ?? 0);
+      if (declared > limits.maxBodyBytes) return tooLarge();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let refused = false;
+      req.on('data', (c: Buffer) => {
+        if (refused) return;
+        size += c.length;
+        if (size > limits.maxBodyBytes) {
+          refused = true;
+          return tooLarge();
+        }
+        chunks.push(c);
       });
-      json(413, { error: { code: 'XD_ERR_USAGE', message: `request body over ${limits.maxBodyBytes} bytes: send at most ${limits.maxBodyBytes}` } }, { connection: 'close' });
-    };
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limits.maxBodyBytes) return tooLarge();
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    req.on('data', (c: Buffer) => {
-      if (refused) return;
-      size += c.length;
-      if (size > limits.maxBodyBytes) {
-        refused = true;
-        return tooLarge();
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (refused) return;
-      let body: Record<string, unknown>;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-      } catch {
-        return json(400, { error: { code: 'XD_ERR_USAGE', message: 'request body is not JSON' } });
-      }
-      const backend = body.backend;
-      if (typeof backend !== 'string' || !backend) return json(400, { error: { code: 'XD_ERR_USAGE', message: 'request body needs "backend" (NAME, address:port or SERVICE/BACKEND)' } });
-      let p: Promise<unknown>;
-      if (url === '/weight') {
-        const w = body.weight;
-        // The range is the daemon's to check (the config's weight rule, one message for every way in).
-        if (w !== null && typeof w !== 'number') return json(400, { error: { code: 'XD_ERR_USAGE', message: '"weight" must be an integer (or null to return to the config\'s weight)' } });
-        p = h.weight(backend, w);
-      } else p = url === '/drain' ? h.drain(backend) : h.undrain(backend);
-      log.info({ endpoint: url, backend, remote: req.socket.remoteAddress }, 'change over HTTP');
-      p.then((r) => json(200, r), fail);
-    });
-  });
+      req.on('end', () => {
+        if (refused) return;
+        let body: Record<string, unknown>;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+        } catch {
+          return json(400, { error: { code: 'XD_ERR_USAGE', message: 'request body is not JSON' } });
+        }
+        const backend = body.backend;
+        if (typeof backend !== 'string' || !backend)
+          return json(400, {
+            error: {
+              code: 'XD_ERR_USAGE',
+              message: 'request body needs "backend" (NAME, address:port or SERVICE/BACKEND)',
+            },
+          });
+        let p: Promise<unknown>;
+        if (url === '/weight') {
+          const w = body.weight;
+          // The range is the daemon's to check (the config's weight rule, one message for every way in).
+          if (w !== null && typeof w !== 'number')
+            return json(400, {
+              error: {
+                code: 'XD_ERR_USAGE',
+                message: '"weight" must be an integer (or null to return to the config\'s weight)',
+              },
+            });
+          p = h.weight(backend, w);
+        } else p = url === '/drain' ? h.drain(backend) : h.undrain(backend);
+        log.info({ endpoint: url, backend, remote: req.socket.remoteAddress }, 'change over HTTP');
+        p.then((r) => json(200, r), fail);
+      });
+    },
+  );
   server.maxConnections = limits.maxConnections;
   // An idle socket (no request in progress) is closed after the request timeout as well.
   server.timeout = limits.requestTimeoutMs;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new XdError('XD_ERR_API', `admin.http ${o.host}:${o.port}: ${(err as Error).message}`, { cause: err })));
+    server.once('error', (err) =>
+      reject(new XdError('XD_ERR_API', `admin.http ${o.host}:${o.port}: ${(err as Error).message}`, { cause: err })),
+    );
     server.listen(o.port, o.host, () => resolve());
   });
   const port = (server.address() as { port: number }).port;
-  log.info({ host: o.host, port, readOnly: !token, readsNeedToken: !readsOpen }, 'HTTP status page and metrics listening');
+  log.info(
+    { host: o.host, port, readOnly: !token, readsNeedToken: !readsOpen },
+    'HTTP status page and metrics listening',
+  );
   return {
     port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections?.();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections?.();
+      }),
   };
 }

@@ -37,7 +37,8 @@ type Route = (body: Record<string, unknown>) => Promise<{ status?: number; json?
 
 function str(body: Record<string, unknown>, key: string): string {
   const v = body[key];
-  if (typeof v !== 'string' || v === '') throw new XdError('XD_ERR_USAGE', `request body needs "${key}" (a non-empty string)`);
+  if (typeof v !== 'string' || v === '')
+    throw new XdError('XD_ERR_USAGE', `request body needs "${key}" (a non-empty string)`);
   return v;
 }
 
@@ -45,7 +46,11 @@ function str(body: Record<string, unknown>, key: string): string {
 function weightOf(body: Record<string, unknown>): number | null {
   const v = body.weight;
   if (v === null) return null;
-  if (typeof v !== 'number') throw new XdError('XD_ERR_USAGE', 'request body needs "weight" (an integer, or null to return to the config\'s weight)');
+  if (typeof v !== 'number')
+    throw new XdError(
+      'XD_ERR_USAGE',
+      'request body needs "weight" (an integer, or null to return to the config\'s weight)',
+    );
   return v;
 }
 
@@ -54,16 +59,26 @@ async function claimSocket(socketPath: string): Promise<void> {
   if (!fs.existsSync(socketPath)) return;
   const alive = await new Promise<boolean>((resolve) => {
     const c = net.connect(socketPath);
-    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
     c.once('error', () => resolve(false));
   });
   if (alive) {
-    throw new XdError('XD_ERR_API', `another xdirector is already serving ${socketPath}: stop it first, or give this instance another admin.socket`);
+    throw new XdError(
+      'XD_ERR_API',
+      `another xdirector is already serving ${socketPath}: stop it first, or give this instance another admin.socket`,
+    );
   }
   fs.unlinkSync(socketPath);
 }
 
-export async function startApiServer(socketPath: string, h: ApiHandlers, log: Logger): Promise<{ close(): Promise<void> }> {
+export async function startApiServer(
+  socketPath: string,
+  h: ApiHandlers,
+  log: Logger,
+): Promise<{ close(): Promise<void> }> {
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
   await claimSocket(socketPath);
   const routes: Record<string, Route> = {
@@ -89,7 +104,10 @@ export async function startApiServer(socketPath: string, h: ApiHandlers, log: Lo
         res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
         res.end(text);
       };
-      if (!route) return reply(404, { error: { code: 'XD_ERR_USAGE', message: `no such admin endpoint: ${req.method} ${req.url}` } });
+      if (!route)
+        return reply(404, {
+          error: { code: 'XD_ERR_USAGE', message: `no such admin endpoint: ${req.method} ${req.url}` },
+        });
       let body: Record<string, unknown> = {};
       try {
         if (chunks.length) {
@@ -101,12 +119,16 @@ export async function startApiServer(socketPath: string, h: ApiHandlers, log: Lo
         return reply(400, { error: { code: 'XD_ERR_USAGE', message: 'request body is not a JSON object' } });
       }
       route(body).then(
-        (r) => (r.text !== undefined ? reply(r.status ?? 200, r.text, 'text/plain; version=0.0.4') : reply(r.status ?? 200, r.json)),
+        (r) =>
+          r.text !== undefined
+            ? reply(r.status ?? 200, r.text, 'text/plain; version=0.0.4')
+            : reply(r.status ?? 200, r.json),
         (err: unknown) => {
           // XdError codes, or a system error's own code (EPERM, ...) from below.
           const own = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
           const code = typeof own === 'string' ? own : 'XD_ERR_API';
-          const status = code === 'XD_ERR_NOT_FOUND' ? 404 : code === 'XD_ERR_USAGE' || code.startsWith('XD_ERR_CONFIG') ? 400 : 500;
+          const status =
+            code === 'XD_ERR_NOT_FOUND' ? 404 : code === 'XD_ERR_USAGE' || code.startsWith('XD_ERR_CONFIG') ? 400 : 500;
           if (status === 500) log.error({ err }, `admin ${req.method} ${req.url} failed`);
           reply(status, { error: { code, message: err instanceof Error ? err.message : String(err) } });
         },
@@ -129,7 +151,11 @@ export async function startApiServer(socketPath: string, h: ApiHandlers, log: Lo
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections?.();
-        try { fs.unlinkSync(socketPath); } catch { /* already gone */ }
+        try {
+          fs.unlinkSync(socketPath);
+        } catch {
+          /* already gone */
+        }
       }),
   };
 }

@@ -33,10 +33,17 @@ export function since(ms: number): string {
   return `${Math.floor(s / 86400)}d${p2(Math.floor(s / 3600) % 24)}h`;
 }
 
-export function renderStatusPage(st: DaemonStatus, rates: Rates | undefined, o: { refreshSeconds?: number; readOnly: boolean; now?: Date }): string {
+export function renderStatusPage(
+  st: DaemonStatus,
+  rates: Rates | undefined,
+  o: { refreshSeconds?: number; readOnly: boolean; now?: Date },
+): string {
   const refresh = o.refreshSeconds ?? 5;
   const dp = st.dataplane;
-  const detail = Object.entries(dp.detail).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${esc(k)} ${esc(v)}`).join(', ');
+  const detail = Object.entries(dp.detail)
+    .filter(([, v]) => typeof v !== 'object')
+    .map(([k, v]) => `${esc(k)} ${esc(v)}`)
+    .join(', ');
   const health = new Map<string, BackendHealth>((st.health?.backends ?? []).map((b) => [b.key, b]));
   const nowMs = (o.now ?? new Date()).getTime();
   const stateSince = new Map<string, string>(st.backendStates.map((t) => [`${t.service}\n${t.backend}`, t.since]));
@@ -44,8 +51,10 @@ export function renderStatusPage(st: DaemonStatus, rates: Rates | undefined, o: 
   const rows: string[] = [];
   for (const s of dp.services) {
     const r = rates?.get(s.name, '');
-    rows.push(`<tr class="service" data-service="${esc(s.name)}"><th colspan="2">${esc(s.name)}</th><td>${esc(s.proto?.toUpperCase())} ${esc(hostPort(String(s.vip), s.port))}</td><td class="wide">${esc(s.scheduler)}</td><td colspan="8"></td><td></td>`
-      + `<td class="num wide">${human(s.newFlows)}</td><td class="num wide">${human(s.packets)}</td><td class="num wide">${human(s.bytes)}</td><td class="num rate">${r ? human(r.cps) : '-'}</td><td class="num rate">${r ? human(r.pps) : '-'}</td><td class="num rate">${r ? human(r.bps) : '-'}</td></tr>`);
+    rows.push(
+      `<tr class="service" data-service="${esc(s.name)}"><th colspan="2">${esc(s.name)}</th><td>${esc(s.proto?.toUpperCase())} ${esc(hostPort(String(s.vip), s.port))}</td><td class="wide">${esc(s.scheduler)}</td><td colspan="8"></td><td></td>` +
+        `<td class="num wide">${human(s.newFlows)}</td><td class="num wide">${human(s.packets)}</td><td class="num wide">${human(s.bytes)}</td><td class="num rate">${r ? human(r.cps) : '-'}</td><td class="num rate">${r ? human(r.pps) : '-'}</td><td class="num rate">${r ? human(r.bps) : '-'}</td></tr>`,
+    );
     for (const b of s.backends) {
       const h = health.get(b.key);
       const hs = h ? (h.up ? 'up' : 'down') : 'unchecked';
@@ -56,15 +65,26 @@ export function renderStatusPage(st: DaemonStatus, rates: Rates | undefined, o: 
       const check = h?.lastCheckMs !== undefined ? `${Math.round(h.lastCheckMs)} ms` : '-';
       const rw = targetValue(weights, s, b);
       // A run-time weight (xdirector weight) overrides the config's until --reset: marked, with the config's in the title.
-      const weight = rw ? `<span class="rtw" title="run-time weight ${esc(rw.weight)} (xdirector weight ${esc(rw.target)}), config weight ${esc(rw.config[s.name] ?? '-')}">${esc(b.weight)}*</span>` : esc(b.weight);
-      rows.push(`<tr class="backend st-${esc(b.state)} h-${hs}" data-service="${esc(s.name)}" data-backend="${esc(b.name)}" data-state="${esc(b.state)}" data-health="${hs}">`
-        + `<td></td><td>${esc(b.name)}</td><td>${esc(hostPort(String(b.address), b.port))}</td><td class="wide">${esc(b.mac ?? '-')}</td><td class="num weight">${weight}</td><td class="state">${esc(b.state)}</td><td class="num since">${inState}</td><td class="health">${hs}</td><td class="num check">${check}</td><td>${esc(h?.role ?? '-')}</td><td class="num">${esc(lag)}</td><td class="num">${human(b.activeFlows)}</td><td class="num">${human(b.inactiveFlows)}</td>`
-        + `<td class="num wide">${human(b.newFlows)}</td><td class="num wide">${human(b.packets)}</td><td class="num wide">${human(b.bytes)}</td><td class="num rate">${br ? human(br.cps) : '-'}</td><td class="num rate">${br ? human(br.pps) : '-'}</td><td class="num rate">${br ? human(br.bps) : '-'}</td></tr>`);
-      if (h?.lastError) rows.push(`<tr class="error"><td></td><td colspan="18">last error: ${esc(h.lastError)}</td></tr>`);
+      const weight = rw
+        ? `<span class="rtw" title="run-time weight ${esc(rw.weight)} (xdirector weight ${esc(rw.target)}), config weight ${esc(rw.config[s.name] ?? '-')}">${esc(b.weight)}*</span>`
+        : esc(b.weight);
+      rows.push(
+        `<tr class="backend st-${esc(b.state)} h-${hs}" data-service="${esc(s.name)}" data-backend="${esc(b.name)}" data-state="${esc(b.state)}" data-health="${hs}">` +
+          `<td></td><td>${esc(b.name)}</td><td>${esc(hostPort(String(b.address), b.port))}</td><td class="wide">${esc(b.mac ?? '-')}</td><td class="num weight">${weight}</td><td class="state">${esc(b.state)}</td><td class="num since">${inState}</td><td class="health">${hs}</td><td class="num check">${check}</td><td>${esc(h?.role ?? '-')}</td><td class="num">${esc(lag)}</td><td class="num">${human(b.activeFlows)}</td><td class="num">${human(b.inactiveFlows)}</td>` +
+          `<td class="num wide">${human(b.newFlows)}</td><td class="num wide">${human(b.packets)}</td><td class="num wide">${human(b.bytes)}</td><td class="num rate">${br ? human(br.cps) : '-'}</td><td class="num rate">${br ? human(br.pps) : '-'}</td><td class="num rate">${br ? human(br.bps) : '-'}</td></tr>`,
+      );
+      if (h?.lastError)
+        rows.push(`<tr class="error"><td></td><td colspan="18">last error: ${esc(h.lastError)}</td></tr>`);
     }
   }
-  const vrrp = st.vrrp.map((v) => `<tr class="vrrp" data-instance="${esc(v.name)}" data-state="${esc(v.state)}"><td>${esc(v.name)}</td><td>${esc(v.interface)}</td><td>${esc(v.vrid)}</td><td class="state">${esc(v.state)}</td><td class="num">${esc(v.priority)}</td><td class="num">${esc(v.effectivePriority)}</td><td class="num">${esc(v.counters.transitions)}</td></tr>`).join('');
-  const list = (xs: string[]) => (xs.length ? xs.map((x) => `<li>${esc(x)}</li>`).join('') : '<li class="none">none</li>');
+  const vrrp = st.vrrp
+    .map(
+      (v) =>
+        `<tr class="vrrp" data-instance="${esc(v.name)}" data-state="${esc(v.state)}"><td>${esc(v.name)}</td><td>${esc(v.interface)}</td><td>${esc(v.vrid)}</td><td class="state">${esc(v.state)}</td><td class="num">${esc(v.priority)}</td><td class="num">${esc(v.effectivePriority)}</td><td class="num">${esc(v.counters.transitions)}</td></tr>`,
+    )
+    .join('');
+  const list = (xs: string[]) =>
+    xs.length ? xs.map((x) => `<li>${esc(x)}</li>`).join('') : '<li class="none">none</li>';
   const bgp = st.bgp ? `<h2>BGP</h2><pre class="bgp">${esc(JSON.stringify(st.bgp, null, 1))}</pre>` : '';
   const alerts = [...st.alerts, ...(st.health?.alerts ?? []).map((a) => a.message)].map((a) => `<li>${esc(a)}</li>`);
   const applyErr = st.lastApplyError ? `<li>last apply failed: ${esc(st.lastApplyError)}</li>` : '';

@@ -26,7 +26,11 @@ const sec = (ms: number) => Math.max(1, Math.round(ms / 1000));
  * is refused, never stripped (a stripped MD5 key silently stops matching the router's).
  */
 function quote(s: string, what: string): string {
-  if (/["\\\n\r\0]/.test(s)) throw new XdError('XD_ERR_BGP', `${what} contains a double quote, backslash, NUL or line break, which BIRD's config cannot carry: change it (xdirector check-config names the key)`);
+  if (/["\\\n\r\0]/.test(s))
+    throw new XdError(
+      'XD_ERR_BGP',
+      `${what} contains a double quote, backslash, NUL or line break, which BIRD's config cannot carry: change it (xdirector check-config names the key)`,
+    );
   return `"${s}"`;
 }
 
@@ -82,7 +86,9 @@ export function renderBirdConfig(cfg: BgpConfig, opts: RenderOptions = {}): stri
       `  error wait time 1, 10;`,
       ...(n.bfd ? ['  bfd on;'] : []),
       ...(pw !== undefined ? [`  password ${quote(pw, `bgp neighbour ${n.name}: the TCP MD5 password`)};`] : []),
-      ...(fams.length ? fams : [n.family]).map((f) => `  ipv${f} { import none; export ${vips.length ? 'where source = RTS_STATIC' : 'none'}; };`),
+      ...(fams.length ? fams : [n.family]).map(
+        (f) => `  ipv${f} { import none; export ${vips.length ? 'where source = RTS_STATIC' : 'none'}; };`,
+      ),
       '}',
       '',
     );

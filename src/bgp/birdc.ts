@@ -23,7 +23,10 @@ export interface BirdReply {
  * Feed received text; returns the complete replies found and the unconsumed rest.
  * `pending` carries the lines of a reply that has not ended yet.
  */
-export function parseReplies(buffered: string, pending: BirdLine[] = []): { replies: BirdReply[]; rest: string; pending: BirdLine[] } {
+export function parseReplies(
+  buffered: string,
+  pending: BirdLine[] = [],
+): { replies: BirdReply[]; rest: string; pending: BirdLine[] } {
   const replies: BirdReply[] = [];
   let lines = pending;
   let rest = buffered;
@@ -90,10 +93,18 @@ export function parseProtocols(reply: BirdReply): BirdProtocol[] {
     if (!kv) continue;
     const [, key, value] = kv as unknown as [string, string, string];
     switch (key) {
-      case 'BGP state': cur.bgpState = value; break;
-      case 'Neighbor address': cur.neighborAddress = value.split('%')[0]; break;
-      case 'Neighbor AS': cur.neighborAs = Number(value); break;
-      case 'Last error': cur.lastError = value; break;
+      case 'BGP state':
+        cur.bgpState = value;
+        break;
+      case 'Neighbor address':
+        cur.neighborAddress = value.split('%')[0];
+        break;
+      case 'Neighbor AS':
+        cur.neighborAs = Number(value);
+        break;
+      case 'Last error':
+        cur.lastError = value;
+        break;
       case 'Routes': {
         const m = /(\d+) imported, (?:(\d+) filtered, )?(\d+) exported/.exec(value);
         if (m) {
@@ -110,5 +121,8 @@ export function parseProtocols(reply: BirdReply): BirdProtocol[] {
 
 /** The text of a reply's lines (for messages). */
 export function replyText(reply: BirdReply): string {
-  return reply.lines.map((l) => l.text.trim()).filter(Boolean).join('; ');
+  return reply.lines
+    .map((l) => l.text.trim())
+    .filter(Boolean)
+    .join('; ');
 }

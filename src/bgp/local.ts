@@ -8,7 +8,10 @@ export function assertVipsNotLocal(vips: readonly string[]): void {
   for (const [name, addrs] of Object.entries(ifs)) {
     for (const a of addrs ?? []) {
       if (vips.includes(a.address)) {
-        throw new XdError('XD_ERR_BGP', `VIP ${a.address} is an address on ${name}: a VIP announced over BGP is routed to the director and must not be local (it would answer ARP/NS and take the VIP's packets); remove it (ip addr del ${a.address}/${a.family === 'IPv4' ? 32 : 128} dev ${name})`);
+        throw new XdError(
+          'XD_ERR_BGP',
+          `VIP ${a.address} is an address on ${name}: a VIP announced over BGP is routed to the director and must not be local (it would answer ARP/NS and take the VIP's packets); remove it (ip addr del ${a.address}/${a.family === 'IPv4' ? 32 : 128} dev ${name})`,
+        );
       }
     }
   }

@@ -55,7 +55,8 @@ export function servableVips(i: ServableInput): Servable {
       continue;
     }
     if (i.healthReady === false) {
-      reasons[vip] = 'health checks have not finished their first round: the ring would differ from the other directors\'';
+      reasons[vip] =
+        "health checks have not finished their first round: the ring would differ from the other directors'";
       continue;
     }
     const svcs = i.services.filter((s) => s.vip === vip);
@@ -68,7 +69,9 @@ export function servableVips(i: ServableInput): Servable {
       reasons[vip] = `no usable backend in ${empty.map((s) => s.name).join(', ')}`;
       continue;
     }
-    const noMac = svcs.flatMap((s) => s.backends.filter((b) => takesNewFlows(b) && !servableBackend(b)).map((b) => `${s.name}/${b.name}`));
+    const noMac = svcs.flatMap((s) =>
+      s.backends.filter((b) => takesNewFlows(b) && !servableBackend(b)).map((b) => `${s.name}/${b.name}`),
+    );
     if (noMac.length > 0) {
       reasons[vip] = `MAC of ${noMac.join(', ')} not resolved yet: the ring would differ from the other directors'`;
       continue;

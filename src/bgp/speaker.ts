@@ -107,7 +107,10 @@ export class BgpSpeaker {
   constructor(private readonly o: BgpSpeakerOptions) {
     this.socket = path.join(o.cfg.runDir, `${o.instance}.bird.ctl`);
     this.configFile = path.join(o.cfg.runDir, `${o.instance}.bird.conf`);
-    this.routes = new VipRoutes(o.cfg.announce.map((a) => a.vip), o.log);
+    this.routes = new VipRoutes(
+      o.cfg.announce.map((a) => a.vip),
+      o.log,
+    );
   }
 
   /** Put back a VIP's local route that is missing (vip-routes.ts); start does it before BIRD runs. */
@@ -128,7 +131,11 @@ export class BgpSpeaker {
         try {
           passwords.set(n.name, md5KeyOfFile(fs.readFileSync(n.passwordFile, 'utf8')));
         } catch (err) {
-          throw new XdError('XD_ERR_BGP', `bgp neighbour ${n.name}: cannot read password_file ${n.passwordFile}: ${(err as Error).message}: make it readable by root`, { cause: err });
+          throw new XdError(
+            'XD_ERR_BGP',
+            `bgp neighbour ${n.name}: cannot read password_file ${n.passwordFile}: ${(err as Error).message}: make it readable by root`,
+            { cause: err },
+          );
         }
       }
     }
@@ -146,22 +153,35 @@ export class BgpSpeaker {
   }
 
   private async spawnBird(): Promise<void> {
-    try { fs.unlinkSync(this.socket); } catch { /* none */ }
+    try {
+      fs.unlinkSync(this.socket);
+    } catch {
+      /* none */
+    }
     // setpriv --pdeathsig: BIRD gets SIGTERM when this process dies, however it dies.
-    const child = spawn('setpriv', ['--pdeathsig', 'TERM', '--', this.o.cfg.bird, '-f', '-c', this.configFile, '-s', this.socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'setpriv',
+      ['--pdeathsig', 'TERM', '--', this.o.cfg.bird, '-f', '-c', this.configFile, '-s', this.socket],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.child = child;
     this.enabled.clear();
     this.failedSyncs = 0;
     this.lastAnswerAt = performance.now();
     this.hungReason = undefined;
     const onLine = (b: Buffer) => {
-      for (const line of b.toString('utf8').split('\n')) if (line.trim()) this.log.info({ bird: line.replace(/^\S+ \S+ /, '') }, 'bird');
+      for (const line of b.toString('utf8').split('\n'))
+        if (line.trim()) this.log.info({ bird: line.replace(/^\S+ \S+ /, '') }, 'bird');
     };
     child.stdout?.on('data', onLine);
     child.stderr?.on('data', onLine);
     const exited = new Promise<string>((resolve) => {
       child.once('error', (err) => resolve(`cannot run ${this.o.cfg.bird}: ${err.message}`));
-      child.once('exit', (code, sig) => resolve(this.child === child && this.hungReason ? this.hungReason : sig ? `killed by ${sig}` : `exited with ${code}`));
+      child.once('exit', (code, sig) =>
+        resolve(
+          this.child === child && this.hungReason ? this.hungReason : sig ? `killed by ${sig}` : `exited with ${code}`,
+        ),
+      );
     });
     void exited.then((why) => {
       if (this.child !== child) return;
@@ -171,16 +191,26 @@ export class BgpSpeaker {
       if (this.stopping) return;
       const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** Math.min(this.restarts, 5));
       this.restarts++;
-      this.log.error({ why, restartInMs: delay }, `bird ${why}: every VIP is withdrawn with its sessions; restarting it`);
+      this.log.error(
+        { why, restartInMs: delay },
+        `bird ${why}: every VIP is withdrawn with its sessions; restarting it`,
+      );
       this.restartTimer = setTimeout(() => {
         if (this.stopping) return;
-        this.spawnBird().then(() => this.kick(), (err) => this.log.error({ err }, 'bird restart failed'));
+        this.spawnBird().then(
+          () => this.kick(),
+          (err) => this.log.error({ err }, 'bird restart failed'),
+        );
       }, delay);
     });
     const deadline = performance.now() + 10_000;
     for (;;) {
       const why = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
-      if (why !== null) throw new XdError('XD_ERR_BGP', `bird ${why} at start (config ${this.configFile}): see the bird lines in the log; is bird2 installed?`);
+      if (why !== null)
+        throw new XdError(
+          'XD_ERR_BGP',
+          `bird ${why} at start (config ${this.configFile}): see the bird lines in the log; is bird2 installed?`,
+        );
       try {
         await birdCommand(this.socket, 'show status', 1000);
         this.log.info({ pid: child.pid, socket: this.socket }, 'bird running');
@@ -188,7 +218,11 @@ export class BgpSpeaker {
       } catch (err) {
         if (performance.now() > deadline) {
           child.kill('SIGKILL');
-          throw new XdError('XD_ERR_BGP', `bird did not answer on ${this.socket} within 10 s: ${(err as Error).message}`, { cause: err });
+          throw new XdError(
+            'XD_ERR_BGP',
+            `bird did not answer on ${this.socket} within 10 s: ${(err as Error).message}`,
+            { cause: err },
+          );
         }
       }
     }
@@ -209,7 +243,8 @@ export class BgpSpeaker {
     }
     const changed = next.size !== this.wanted.size || [...next].some((v) => !this.wanted.has(v));
     for (const v of next) if (!this.wanted.has(v)) this.log.info({ vip: v }, `announcing ${v}`);
-    for (const v of this.wanted) if (!next.has(v)) this.log.warn({ vip: v, reason: why[v] }, `withdrawing ${v}: ${why[v]}`);
+    for (const v of this.wanted)
+      if (!next.has(v)) this.log.warn({ vip: v, reason: why[v] }, `withdrawing ${v}: ${why[v]}`);
     this.wanted = next;
     this.reasons = why;
     if (changed) this.kick();
@@ -231,16 +266,22 @@ export class BgpSpeaker {
     this.syncQueued = true;
     this.syncing = this.syncing.then(async () => {
       this.syncQueued = false;
-      await this.sync().then(() => {
-        this.failedSyncs = 0;
-        this.lastAnswerAt = performance.now();
-      }, (err: unknown) => {
-        // An error reply (8xxx/9xxx) is an answer: BIRD runs. No answer at all counts towards hung.
-        if (err instanceof XdError && typeof err.detail.code === 'number') this.lastAnswerAt = performance.now();
-        else this.failedSyncs++;
-        this.log.warn({ err, failedSyncs: this.failedSyncs }, `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`);
-        this.checkHung();
-      });
+      await this.sync().then(
+        () => {
+          this.failedSyncs = 0;
+          this.lastAnswerAt = performance.now();
+        },
+        (err: unknown) => {
+          // An error reply (8xxx/9xxx) is an answer: BIRD runs. No answer at all counts towards hung.
+          if (err instanceof XdError && typeof err.detail.code === 'number') this.lastAnswerAt = performance.now();
+          else this.failedSyncs++;
+          this.log.warn(
+            { err, failedSyncs: this.failedSyncs },
+            `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`,
+          );
+          this.checkHung();
+        },
+      );
       this.o.onSyncTurn?.();
     });
   }
@@ -251,7 +292,10 @@ export class BgpSpeaker {
     const silentMs = performance.now() - this.lastAnswerAt;
     if (!c || this.stopping || this.hungReason || this.failedSyncs < HUNG_SYNCS || silentMs < HUNG_MS) return;
     this.hungReason = `hung: no answer on the control socket for ${Math.round(silentMs / 1000)} s (${this.failedSyncs} syncs in a row)`;
-    this.log.error({ pid: c.pid, failedSyncs: this.failedSyncs, silentMs: Math.round(silentMs) }, `bird ${this.hungReason}: killing it (SIGKILL, pid ${c.pid}) to restart it; its sessions drop and the routers withdraw the VIPs until it is back`);
+    this.log.error(
+      { pid: c.pid, failedSyncs: this.failedSyncs, silentMs: Math.round(silentMs) },
+      `bird ${this.hungReason}: killing it (SIGKILL, pid ${c.pid}) to restart it; its sessions drop and the routers withdraw the VIPs until it is back`,
+    );
     // Its own pid: setpriv exec()s bird, so the child's pid is BIRD's.
     c.kill('SIGKILL');
   }
@@ -263,14 +307,20 @@ export class BgpSpeaker {
    */
   async syncNow(): Promise<void> {
     const mine = this.syncing.then(() => this.sync(true));
-    this.syncing = mine.catch((err) => this.log.warn({ err }, `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`));
+    this.syncing = mine.catch((err) =>
+      this.log.warn({ err }, `bgp sync failed (retried in ${SYNC_MS} ms): ${(err as Error).message}`),
+    );
     await mine;
   }
 
   /** Make BIRD's enabled VIP protocols equal the wanted set; refresh the protocol table. */
   private async sync(strict = false): Promise<void> {
     if (!this.child) {
-      if (strict) throw new XdError('XD_ERR_BGP', `bird is not running${this.lastExit ? ` (${this.lastExit})` : ''}: nothing was confirmed; it is restarted with every VIP disabled, then given the wanted set`);
+      if (strict)
+        throw new XdError(
+          'XD_ERR_BGP',
+          `bird is not running${this.lastExit ? ` (${this.lastExit})` : ''}: nothing was confirmed; it is restarted with every VIP disabled, then given the wanted set`,
+        );
       return;
     }
     let protos = parseProtocols(await birdCommand(this.socket, 'show protocols all', SYNC_TIMEOUT_MS));
@@ -281,20 +331,41 @@ export class BgpSpeaker {
       const p = byName.get(name);
       const isUp = p !== undefined && p.state !== 'down';
       const want = this.wanted.has(a.vip);
-      if (want && !isUp) { await birdCommand(this.socket, `enable ${name}`, SYNC_TIMEOUT_MS); changed = true; }
-      if (!want && isUp) { await birdCommand(this.socket, `disable ${name}`, SYNC_TIMEOUT_MS); changed = true; }
+      if (want && !isUp) {
+        await birdCommand(this.socket, `enable ${name}`, SYNC_TIMEOUT_MS);
+        changed = true;
+      }
+      if (!want && isUp) {
+        await birdCommand(this.socket, `disable ${name}`, SYNC_TIMEOUT_MS);
+        changed = true;
+      }
     }
     if (changed) protos = parseProtocols(await birdCommand(this.socket, 'show protocols all', SYNC_TIMEOUT_MS));
     this.lastProtocols = protos;
-    this.enabled = new Set(this.o.cfg.announce.filter((a) => protos.find((p) => p.name === vipProtocol(a.vip))?.state === 'up').map((a) => a.vip));
+    this.enabled = new Set(
+      this.o.cfg.announce
+        .filter((a) => protos.find((p) => p.name === vipProtocol(a.vip))?.state === 'up')
+        .map((a) => a.vip),
+    );
   }
 
   /** Neighbours and announcements (from the last sync, at most SYNC_MS old; fresh after a change). */
   status(): BgpStatus {
-    const hung = this.child !== null && this.failedSyncs > 0 && (this.hungReason !== undefined || performance.now() - this.lastAnswerAt >= HUNG_MS);
+    const hung =
+      this.child !== null &&
+      this.failedSyncs > 0 &&
+      (this.hungReason !== undefined || performance.now() - this.lastAnswerAt >= HUNG_MS);
     const running = this.child !== null && !hung;
     return {
-      daemon: { running, pid: this.child?.pid ?? null, hung, failedSyncs: this.failedSyncs, restarts: this.restarts, ...(this.lastExit ? { lastExit: this.lastExit } : {}), socket: this.socket },
+      daemon: {
+        running,
+        pid: this.child?.pid ?? null,
+        hung,
+        failedSyncs: this.failedSyncs,
+        restarts: this.restarts,
+        ...(this.lastExit ? { lastExit: this.lastExit } : {}),
+        socket: this.socket,
+      },
       directorDrained: this.directorDrained,
       neighbours: this.o.cfg.neighbours.map((n) => {
         const p = running ? this.lastProtocols.find((x) => x.name === peerProtocol(n.name)) : undefined;
@@ -335,12 +406,26 @@ export class BgpSpeaker {
     if (c && c.exitCode === null && c.signalCode === null) {
       const exited = new Promise<void>((r) => c.once('exit', () => r()));
       c.kill('SIGTERM');
-      const killed = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
-      if (!killed) { c.kill('SIGKILL'); await exited; }
+      const killed = await Promise.race([
+        exited.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+      ]);
+      if (!killed) {
+        c.kill('SIGKILL');
+        await exited;
+      }
     }
     this.child = null;
-    try { fs.unlinkSync(this.socket); } catch { /* gone */ }
+    try {
+      fs.unlinkSync(this.socket);
+    } catch {
+      /* gone */
+    }
     // Withdrawn everywhere now: the VIP's packets no longer come here, and its route goes.
-    await this.routes.remove().catch((err: unknown) => this.log.error({ err }, `removing the VIPs' local routes failed: ${(err as Error).message}`));
+    await this.routes
+      .remove()
+      .catch((err: unknown) =>
+        this.log.error({ err }, `removing the VIPs' local routes failed: ${(err as Error).message}`),
+      );
   }
 }

@@ -12,7 +12,10 @@ import type { Logger } from 'pino';
 import { Rtnl } from '../net/address';
 
 export class VipRoutes {
-  constructor(private readonly vips: readonly string[], private readonly log: Logger) {}
+  constructor(
+    private readonly vips: readonly string[],
+    private readonly log: Logger,
+  ) {}
 
   /**
    * Install the route of every VIP that lacks one (idempotent: at start, and on reload to put
@@ -26,7 +29,10 @@ export class VipRoutes {
       for (const v of this.vips) {
         if (have.has(v)) continue;
         await rt.addLocalRoute(v);
-        this.log.info({ vip: v }, `local route for ${v} on lo (table local): packets XDP passes to the kernel are answered here, not routed back to the router`);
+        this.log.info(
+          { vip: v },
+          `local route for ${v} on lo (table local): packets XDP passes to the kernel are answered here, not routed back to the router`,
+        );
       }
     } finally {
       rt.close();

@@ -9,12 +9,48 @@
 import * as fs from 'node:fs';
 
 export type BtfKind =
-  | 'void' | 'int' | 'ptr' | 'array' | 'struct' | 'union' | 'enum' | 'fwd' | 'typedef' | 'volatile' | 'const'
-  | 'restrict' | 'func' | 'func_proto' | 'var' | 'datasec' | 'float' | 'decl_tag' | 'type_tag' | 'enum64';
+  | 'void'
+  | 'int'
+  | 'ptr'
+  | 'array'
+  | 'struct'
+  | 'union'
+  | 'enum'
+  | 'fwd'
+  | 'typedef'
+  | 'volatile'
+  | 'const'
+  | 'restrict'
+  | 'func'
+  | 'func_proto'
+  | 'var'
+  | 'datasec'
+  | 'float'
+  | 'decl_tag'
+  | 'type_tag'
+  | 'enum64';
 
 const KINDS: BtfKind[] = [
-  'void', 'int', 'ptr', 'array', 'struct', 'union', 'enum', 'fwd', 'typedef', 'volatile', 'const',
-  'restrict', 'func', 'func_proto', 'var', 'datasec', 'float', 'decl_tag', 'type_tag', 'enum64',
+  'void',
+  'int',
+  'ptr',
+  'array',
+  'struct',
+  'union',
+  'enum',
+  'fwd',
+  'typedef',
+  'volatile',
+  'const',
+  'restrict',
+  'func',
+  'func_proto',
+  'var',
+  'datasec',
+  'float',
+  'decl_tag',
+  'type_tag',
+  'enum64',
 ];
 
 export interface BtfMember {
@@ -151,7 +187,13 @@ export class Btf {
   resolve(id: number): BtfType {
     let t = this.get(id);
     for (let guard = 0; guard < 64; guard++) {
-      if (t.kind === 'typedef' || t.kind === 'volatile' || t.kind === 'const' || t.kind === 'restrict' || t.kind === 'type_tag') {
+      if (
+        t.kind === 'typedef' ||
+        t.kind === 'volatile' ||
+        t.kind === 'const' ||
+        t.kind === 'restrict' ||
+        t.kind === 'type_tag'
+      ) {
         t = this.get(t.sizeOrType);
       } else {
         return t;
@@ -164,7 +206,13 @@ export class Btf {
   sizeOf(id: number): number {
     const t = this.resolve(id);
     switch (t.kind) {
-      case 'int': case 'struct': case 'union': case 'enum': case 'enum64': case 'float': case 'datasec':
+      case 'int':
+      case 'struct':
+      case 'union':
+      case 'enum':
+      case 'enum64':
+      case 'float':
+      case 'datasec':
         return t.sizeOrType;
       case 'ptr':
         return 8;
@@ -207,7 +255,7 @@ export function parseBtf(sec: Buffer): Btf {
     p += 12;
     const vlen = info & 0xffff;
     const kindNum = (info >>> 24) & 0x1f;
-    const kindFlag = (info >>> 31) === 1;
+    const kindFlag = info >>> 31 === 1;
     const kind = KINDS[kindNum];
     if (!kind || kindNum === 0) throw new BtfError(`BTF type id ${id}: unknown kind ${kindNum}`);
     const t: BtfType = { id, kind, name: str(nameOff), sizeOrType, kindFlag };

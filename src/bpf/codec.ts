@@ -28,8 +28,12 @@ function checkInt(name: string, v: number, max: number): void {
 /** A ring buffer map's key and value: it has none (records are read with the addon's ring buffer reader, not looked up). */
 export const none: Codec<never> = {
   size: 0,
-  encode() { throw new TypeError('a ring buffer map has no keys or values to encode: read its records instead'); },
-  decode() { throw new TypeError('a ring buffer map has no keys or values to decode: read its records instead'); },
+  encode() {
+    throw new TypeError('a ring buffer map has no keys or values to encode: read its records instead');
+  },
+  decode() {
+    throw new TypeError('a ring buffer map has no keys or values to decode: read its records instead');
+  },
 };
 
 export const u32: Codec<number> = {
@@ -60,7 +64,9 @@ export function raw(size: number): Codec<Buffer> {
     size,
     encode(v, buf = Buffer.alloc(size), offset = 0) {
       if (!Buffer.isBuffer(v) || v.length !== size) {
-        throw new TypeError(`raw(${size}): expected a Buffer of ${size} bytes, received ${Buffer.isBuffer(v) ? `Buffer of ${v.length} bytes` : typeof v}`);
+        throw new TypeError(
+          `raw(${size}): expected a Buffer of ${size} bytes, received ${Buffer.isBuffer(v) ? `Buffer of ${v.length} bytes` : typeof v}`,
+        );
       }
       v.copy(buf, offset);
       return buf;
@@ -79,7 +85,8 @@ export function structCodec<T>(size: number, encode: (v: T) => Buffer, decode: (
       b.copy(buf, offset);
       return buf;
     },
-    decode: (buf, offset = 0) => decode(offset === 0 && buf.length === size ? buf : buf.subarray(offset, offset + size)),
+    decode: (buf, offset = 0) =>
+      decode(offset === 0 && buf.length === size ? buf : buf.subarray(offset, offset + size)),
   };
 }
 
@@ -88,13 +95,15 @@ export function structCodec<T>(size: number, encode: (v: T) => Buffer, decode: (
  * plain objects too); other fields are taken from the first CPU.
  */
 export function sumPerCpu<T>(values: readonly T[]): T {
-  if (values.length === 0) throw new TypeError('sumPerCpu: expected at least one per-CPU value, received an empty array');
+  if (values.length === 0)
+    throw new TypeError('sumPerCpu: expected at least one per-CPU value, received an empty array');
   const add = (a: unknown, b: unknown): unknown => {
     if (typeof a === 'bigint' && typeof b === 'bigint') return a + b;
     if (typeof a === 'number' && typeof b === 'number') return a + b;
     if (a && b && typeof a === 'object' && typeof b === 'object' && !Buffer.isBuffer(a) && !Array.isArray(a)) {
       const out: Record<string, unknown> = {};
-      for (const k of Object.keys(a)) out[k] = add((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]);
+      for (const k of Object.keys(a))
+        out[k] = add((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]);
       return out;
     }
     return a;

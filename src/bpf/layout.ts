@@ -64,11 +64,40 @@ export interface LayoutModel {
 
 // enum bpf_map_type order (include/uapi/linux/bpf.h), named as libbpf names them.
 const MAP_TYPES = [
-  'unspec', 'hash', 'array', 'prog_array', 'perf_event_array', 'percpu_hash', 'percpu_array', 'stack_trace',
-  'cgroup_array', 'lru_hash', 'lru_percpu_hash', 'lpm_trie', 'array_of_maps', 'hash_of_maps', 'devmap', 'sockmap',
-  'cpumap', 'xskmap', 'sockhash', 'cgroup_storage', 'reuseport_sockarray', 'percpu_cgroup_storage', 'queue', 'stack',
-  'sk_storage', 'devmap_hash', 'struct_ops', 'ringbuf', 'inode_storage', 'task_storage', 'bloom_filter', 'user_ringbuf',
-  'cgrp_storage', 'arena',
+  'unspec',
+  'hash',
+  'array',
+  'prog_array',
+  'perf_event_array',
+  'percpu_hash',
+  'percpu_array',
+  'stack_trace',
+  'cgroup_array',
+  'lru_hash',
+  'lru_percpu_hash',
+  'lpm_trie',
+  'array_of_maps',
+  'hash_of_maps',
+  'devmap',
+  'sockmap',
+  'cpumap',
+  'xskmap',
+  'sockhash',
+  'cgroup_storage',
+  'reuseport_sockarray',
+  'percpu_cgroup_storage',
+  'queue',
+  'stack',
+  'sk_storage',
+  'devmap_hash',
+  'struct_ops',
+  'ringbuf',
+  'inode_storage',
+  'task_storage',
+  'bloom_filter',
+  'user_ringbuf',
+  'cgrp_storage',
+  'arena',
 ];
 
 export function mapTypeName(n: number): string {
@@ -81,13 +110,19 @@ function scalarKind(btf: Btf, id: number): ScalarKind | undefined {
   let be: ScalarKind | undefined;
   for (let guard = 0; guard < 64; guard++) {
     if (t.kind === 'typedef' && /^__be(16|32|64)$/.test(t.name) && !be) be = t.name.slice(2) as ScalarKind;
-    if (t.kind === 'typedef' || t.kind === 'volatile' || t.kind === 'const' || t.kind === 'restrict' || t.kind === 'type_tag') {
+    if (
+      t.kind === 'typedef' ||
+      t.kind === 'volatile' ||
+      t.kind === 'const' ||
+      t.kind === 'restrict' ||
+      t.kind === 'type_tag'
+    ) {
       t = btf.get(t.sizeOrType);
       continue;
     }
     break;
   }
-  if (t.kind === 'enum' || t.kind === 'enum64') return (`u${t.sizeOrType * 8}`) as ScalarKind;
+  if (t.kind === 'enum' || t.kind === 'enum64') return `u${t.sizeOrType * 8}` as ScalarKind;
   if (t.kind !== 'int' || !t.int) return undefined;
   if (be) return be;
   const signed = (t.int.encoding & 1) !== 0;
@@ -98,19 +133,46 @@ function scalarKind(btf: Btf, id: number): ScalarKind | undefined {
 
 export class LayoutError extends Error {}
 
-function fieldOf(btf: Btf, struct: string, m: { name: string; type: number; bitOffset: number; bitfieldSize: number }): FieldLayout {
-  if (m.bitfieldSize !== 0 || m.bitOffset % 8 !== 0) throw new LayoutError(`struct ${struct} field ${m.name}: bitfields are not allowed in shared layouts`);
+function fieldOf(
+  btf: Btf,
+  struct: string,
+  m: { name: string; type: number; bitOffset: number; bitfieldSize: number },
+): FieldLayout {
+  if (m.bitfieldSize !== 0 || m.bitOffset % 8 !== 0)
+    throw new LayoutError(`struct ${struct} field ${m.name}: bitfields are not allowed in shared layouts`);
   const offset = m.bitOffset / 8;
   const size = btf.sizeOf(m.type);
   const r = btf.resolve(m.type);
   if (r.kind === 'array') {
     const elem = scalarKind(btf, r.array!.type);
-    if (!elem) throw new LayoutError(`struct ${struct} field ${m.name}: arrays of ${btf.resolve(r.array!.type).kind} are not supported in shared layouts`);
-    return { name: m.name, offset, size, kind: `${elem}[${r.array!.nelems}]`, elem, count: r.array!.nelems, byteOrder: elem.startsWith('be') ? 'network' : 'host' };
+    if (!elem)
+      throw new LayoutError(
+        `struct ${struct} field ${m.name}: arrays of ${btf.resolve(r.array!.type).kind} are not supported in shared layouts`,
+      );
+    return {
+      name: m.name,
+      offset,
+      size,
+      kind: `${elem}[${r.array!.nelems}]`,
+      elem,
+      count: r.array!.nelems,
+      byteOrder: elem.startsWith('be') ? 'network' : 'host',
+    };
   }
   const elem = scalarKind(btf, m.type);
-  if (!elem) throw new LayoutError(`struct ${struct} field ${m.name}: ${r.kind} ${r.name} is not supported in shared layouts (use fixed-width scalars and arrays)`);
-  return { name: m.name, offset, size, kind: elem, elem, count: 1, byteOrder: elem.startsWith('be') ? 'network' : 'host' };
+  if (!elem)
+    throw new LayoutError(
+      `struct ${struct} field ${m.name}: ${r.kind} ${r.name} is not supported in shared layouts (use fixed-width scalars and arrays)`,
+    );
+  return {
+    name: m.name,
+    offset,
+    size,
+    kind: elem,
+    elem,
+    count: 1,
+    byteOrder: elem.startsWith('be') ? 'network' : 'host',
+  };
 }
 
 /** The named struct's layout. */
@@ -180,15 +242,23 @@ export function extractLayouts(btf: Btf, layoutVersion: number, prefix = 'xd_'):
     const ring = mapTypeName(type) === 'ringbuf' || mapTypeName(type) === 'user_ringbuf';
     const key = ring ? { label: 'none', size: 0 } : mapTypeOf(btf, v.name, def, 'key');
     const value = ring ? { label: 'none', size: 0 } : mapTypeOf(btf, v.name, def, 'value');
-    if (model.maps[role]) throw new LayoutError(`maps ${model.maps[role].name} and ${v.name} have the same role ${role}`);
+    if (model.maps[role])
+      throw new LayoutError(`maps ${model.maps[role].name} and ${v.name} have the same role ${role}`);
     model.maps[role] = {
-      role, name: v.name, type: mapTypeName(type), keyType: key.label, valueType: value.label,
-      keySize: key.size, valueSize: value.size, maxEntries: mapUint(btf, v.name, def, 'max_entries') ?? 0,
+      role,
+      name: v.name,
+      type: mapTypeName(type),
+      keyType: key.label,
+      valueType: value.label,
+      keySize: key.size,
+      valueSize: value.size,
+      maxEntries: mapUint(btf, v.name, def, 'max_entries') ?? 0,
     };
   }
   for (const sec of ['.rodata', '.data', '.bss']) {
     const ds = btf.find('datasec', sec);
-    for (const vsi of ds?.secinfos ?? []) model.globals[btf.get(vsi.type).name] = { section: sec, offset: vsi.offset, size: vsi.size };
+    for (const vsi of ds?.secinfos ?? [])
+      model.globals[btf.get(vsi.type).name] = { section: sec, offset: vsi.offset, size: vsi.size };
   }
   return model;
 }
@@ -197,7 +267,10 @@ export function extractLayouts(btf: Btf, layoutVersion: number, prefix = 'xd_'):
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -211,7 +284,13 @@ export function layoutHash(model: LayoutModel): bigint {
   return createHash('sha256').update(canonical(model)).digest().readBigUInt64BE(0);
 }
 
-function diffFields(out: string[], label: string, a: Record<string, unknown>, b: Record<string, unknown>, keys: string[]): void {
+function diffFields(
+  out: string[],
+  label: string,
+  a: Record<string, unknown>,
+  b: Record<string, unknown>,
+  keys: string[],
+): void {
   for (const k of keys) {
     if (a[k] !== b[k]) out.push(`${label}: ${k} ${String(a[k])} changed to ${String(b[k])}`);
   }
@@ -224,44 +303,95 @@ function diffFields(out: string[], label: string, a: Record<string, unknown>, b:
  */
 export function compareLayouts(expected: LayoutModel, actual: LayoutModel): string[] {
   const out: string[] = [];
-  if (expected.layoutVersion !== actual.layoutVersion) out.push(`layout version ${expected.layoutVersion} changed to ${actual.layoutVersion}`);
+  if (expected.layoutVersion !== actual.layoutVersion)
+    out.push(`layout version ${expected.layoutVersion} changed to ${actual.layoutVersion}`);
   for (const name of new Set([...Object.keys(expected.structs), ...Object.keys(actual.structs)])) {
     const a = expected.structs[name];
     const b = actual.structs[name];
-    if (!b) { out.push(`struct ${name}: missing from the object`); continue; }
-    if (!a) { out.push(`struct ${name}: new in the object`); continue; }
+    if (!b) {
+      out.push(`struct ${name}: missing from the object`);
+      continue;
+    }
+    if (!a) {
+      out.push(`struct ${name}: new in the object`);
+      continue;
+    }
     if (a.size !== b.size) out.push(`struct ${name}: size ${a.size} changed to ${b.size}`);
     for (const f of a.fields) {
       const g = b.fields.find((x) => x.name === f.name);
-      if (!g) { out.push(`struct ${name} field ${f.name}: missing from the object`); continue; }
-      diffFields(out, `struct ${name} field ${f.name}`, f as unknown as Record<string, unknown>, g as unknown as Record<string, unknown>, ['offset', 'size', 'kind', 'byteOrder']);
+      if (!g) {
+        out.push(`struct ${name} field ${f.name}: missing from the object`);
+        continue;
+      }
+      diffFields(
+        out,
+        `struct ${name} field ${f.name}`,
+        f as unknown as Record<string, unknown>,
+        g as unknown as Record<string, unknown>,
+        ['offset', 'size', 'kind', 'byteOrder'],
+      );
     }
-    for (const g of b.fields) if (!a.fields.some((f) => f.name === g.name)) out.push(`struct ${name} field ${g.name}: new in the object (offset ${g.offset}, size ${g.size})`);
+    for (const g of b.fields)
+      if (!a.fields.some((f) => f.name === g.name))
+        out.push(`struct ${name} field ${g.name}: new in the object (offset ${g.offset}, size ${g.size})`);
   }
   for (const name of new Set([...Object.keys(expected.enums), ...Object.keys(actual.enums)])) {
     const a = expected.enums[name];
     const b = actual.enums[name];
-    if (!b) { out.push(`enum ${name}: missing from the object`); continue; }
-    if (!a) { out.push(`enum ${name}: new in the object`); continue; }
+    if (!b) {
+      out.push(`enum ${name}: missing from the object`);
+      continue;
+    }
+    if (!a) {
+      out.push(`enum ${name}: new in the object`);
+      continue;
+    }
     for (const k of new Set([...Object.keys(a.values), ...Object.keys(b.values)])) {
       if (!(k in b.values)) out.push(`enum ${name} value ${k}: missing from the object`);
       else if (!(k in a.values)) out.push(`enum ${name} value ${k}: new in the object (${b.values[k]})`);
-      else if (a.values[k] !== b.values[k]) out.push(`enum ${name} value ${k}: ${a.values[k]} changed to ${b.values[k]}`);
+      else if (a.values[k] !== b.values[k])
+        out.push(`enum ${name} value ${k}: ${a.values[k]} changed to ${b.values[k]}`);
     }
   }
   for (const role of new Set([...Object.keys(expected.maps), ...Object.keys(actual.maps)])) {
     const a = expected.maps[role];
     const b = actual.maps[role];
-    if (!b) { out.push(`map ${a.name}: missing from the object`); continue; }
-    if (!a) { out.push(`map ${b.name}: new in the object`); continue; }
-    diffFields(out, `map ${a.name}`, a as unknown as Record<string, unknown>, b as unknown as Record<string, unknown>, ['name', 'type', 'keyType', 'valueType', 'keySize', 'valueSize', 'maxEntries']);
+    if (!b) {
+      out.push(`map ${a.name}: missing from the object`);
+      continue;
+    }
+    if (!a) {
+      out.push(`map ${b.name}: new in the object`);
+      continue;
+    }
+    diffFields(out, `map ${a.name}`, a as unknown as Record<string, unknown>, b as unknown as Record<string, unknown>, [
+      'name',
+      'type',
+      'keyType',
+      'valueType',
+      'keySize',
+      'valueSize',
+      'maxEntries',
+    ]);
   }
   for (const name of new Set([...Object.keys(expected.globals), ...Object.keys(actual.globals)])) {
     const a = expected.globals[name];
     const b = actual.globals[name];
-    if (!b) { out.push(`global ${name}: missing from the object`); continue; }
-    if (!a) { out.push(`global ${name}: new in the object`); continue; }
-    diffFields(out, `global ${name}`, a as unknown as Record<string, unknown>, b as unknown as Record<string, unknown>, ['section', 'offset', 'size']);
+    if (!b) {
+      out.push(`global ${name}: missing from the object`);
+      continue;
+    }
+    if (!a) {
+      out.push(`global ${name}: new in the object`);
+      continue;
+    }
+    diffFields(
+      out,
+      `global ${name}`,
+      a as unknown as Record<string, unknown>,
+      b as unknown as Record<string, unknown>,
+      ['section', 'offset', 'size'],
+    );
   }
   return out;
 }

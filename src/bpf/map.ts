@@ -13,7 +13,9 @@ import { getNative, isNativeSystemError, NativeMapInfo } from './native';
 
 export type UpdateMode = 'any' | 'noexist' | 'exist';
 
-const PERCPU_TYPES = new Set([5 /* percpu_hash */, 6 /* percpu_array */, 10 /* lru_percpu_hash */, 21 /* percpu_cgroup_storage */]);
+const PERCPU_TYPES = new Set([
+  5 /* percpu_hash */, 6 /* percpu_array */, 10 /* lru_percpu_hash */, 21 /* percpu_cgroup_storage */,
+]);
 
 /** Errnos that mean "this map type has no batch operations". */
 function isBatchUnsupported(e: unknown): boolean {
@@ -23,10 +25,14 @@ function isBatchUnsupported(e: unknown): boolean {
 function modeFlag(mode: UpdateMode): number {
   const c = getNative().constants;
   switch (mode) {
-    case 'any': return c.BPF_ANY;
-    case 'noexist': return c.BPF_NOEXIST;
-    case 'exist': return c.BPF_EXIST;
-    default: throw new TypeError(`update mode: expected 'any', 'noexist' or 'exist', received ${String(mode)}`);
+    case 'any':
+      return c.BPF_ANY;
+    case 'noexist':
+      return c.BPF_NOEXIST;
+    case 'exist':
+      return c.BPF_EXIST;
+    default:
+      throw new TypeError(`update mode: expected 'any', 'noexist' or 'exist', received ${String(mode)}`);
   }
 }
 
@@ -47,7 +53,12 @@ export class BpfMap<K, V> {
    * Wraps an fd. `owned`: close() closes the fd (maps opened from a pin);
    * maps of a BpfObject borrow the object's fd and die with it.
    */
-  constructor(fd: number, readonly key: Codec<K>, readonly value: Codec<V>, opts: { owned: boolean; origin: string }) {
+  constructor(
+    fd: number,
+    readonly key: Codec<K>,
+    readonly value: Codec<V>,
+    opts: { owned: boolean; origin: string },
+  ) {
     const n = getNative();
     this.fd = fd;
     this.owned = opts.owned;
@@ -61,10 +72,17 @@ export class BpfMap<K, V> {
     this.ncpus = this.perCpu ? n.numPossibleCpus() : 1;
     this.slot = this.perCpu ? Math.ceil(this.info.valueSize / 8) * 8 : this.info.valueSize;
     if (key.size !== this.info.keySize || value.size !== this.info.valueSize) {
-      const what = key.size !== this.info.keySize ? `key size ${this.info.keySize} but the codec encodes ${key.size}` : `value size ${this.info.valueSize} but the codec encodes ${value.size}`;
-      throw new XdError('XD_ERR_LAYOUT_MISMATCH', `map ${this.info.name} (${opts.origin}) has ${what}; the pinned map and this build disagree: rebuild, or remove the pinned map`, {
-        detail: { map: this.info.name, origin: opts.origin },
-      });
+      const what =
+        key.size !== this.info.keySize
+          ? `key size ${this.info.keySize} but the codec encodes ${key.size}`
+          : `value size ${this.info.valueSize} but the codec encodes ${value.size}`;
+      throw new XdError(
+        'XD_ERR_LAYOUT_MISMATCH',
+        `map ${this.info.name} (${opts.origin}) has ${what}; the pinned map and this build disagree: rebuild, or remove the pinned map`,
+        {
+          detail: { map: this.info.name, origin: opts.origin },
+        },
+      );
     }
   }
 
@@ -98,11 +116,19 @@ export class BpfMap<K, V> {
 
   private fail(op: string, e: unknown): XdError {
     if (e instanceof TypeError) throw e;
-    return wrap('XD_ERR_BPF_MAP', `${op} map ${this.info.name}`, e, isNativeSystemError(e) ? { errno: e.errno, code: e.code, syscall: e.syscall } : undefined);
+    return wrap(
+      'XD_ERR_BPF_MAP',
+      `${op} map ${this.info.name}`,
+      e,
+      isNativeSystemError(e) ? { errno: e.errno, code: e.code, syscall: e.syscall } : undefined,
+    );
   }
 
   private notPerCpu(op: string): void {
-    if (this.perCpu) throw new TypeError(`${op} on per-CPU map ${this.info.name}: expected a map that is not per-CPU; use ${op}PerCpu()`);
+    if (this.perCpu)
+      throw new TypeError(
+        `${op} on per-CPU map ${this.info.name}: expected a map that is not per-CPU; use ${op}PerCpu()`,
+      );
   }
 
   /** The value for key, or undefined if absent. */
@@ -155,7 +181,10 @@ export class BpfMap<K, V> {
   /** Sets every CPU's value (values.length must equal ncpus), e.g. to reset counters. */
   updatePerCpu(key: K, values: readonly V[], mode: UpdateMode = 'any'): void {
     this.check();
-    if (values.length !== this.ncpus) throw new TypeError(`updatePerCpu on ${this.info.name}: expected ${this.ncpus} values (one per possible CPU), received ${values.length}`);
+    if (values.length !== this.ncpus)
+      throw new TypeError(
+        `updatePerCpu on ${this.info.name}: expected ${this.ncpus} values (one per possible CPU), received ${values.length}`,
+      );
     const buf = Buffer.alloc(this.slot * this.ncpus);
     values.forEach((v, c) => this.encodeValue(v, buf, c * this.slot));
     try {
@@ -231,10 +260,12 @@ export class BpfMap<K, V> {
     this.check();
     const count = this.rawCount(keys, values);
     if (count === 0) return Promise.resolve(0);
-    return getNative().mapUpdateBatchAsync(this.fd, keys, values, count, modeFlag(mode)).catch((e: unknown) => {
-      if (!isBatchUnsupported(e)) throw this.fail('batch update', e);
-      return this.updateOneByOne(keys, values, count, mode);
-    });
+    return getNative()
+      .mapUpdateBatchAsync(this.fd, keys, values, count, modeFlag(mode))
+      .catch((e: unknown) => {
+        if (!isBatchUnsupported(e)) throw this.fail('batch update', e);
+        return this.updateOneByOne(keys, values, count, mode);
+      });
   }
 
   /** Synchronous updateBatchRaw. */
@@ -254,11 +285,15 @@ export class BpfMap<K, V> {
     const ks = this.key.size;
     const vs = this.slot * this.ncpus;
     if (!Buffer.isBuffer(keys) || keys.length % ks !== 0) {
-      throw new TypeError(`keys for ${this.info.name}: expected a Buffer of a multiple of ${ks} bytes, received ${Buffer.isBuffer(keys) ? `a Buffer of ${keys.length} bytes` : typeof keys}`);
+      throw new TypeError(
+        `keys for ${this.info.name}: expected a Buffer of a multiple of ${ks} bytes, received ${Buffer.isBuffer(keys) ? `a Buffer of ${keys.length} bytes` : typeof keys}`,
+      );
     }
     const count = keys.length / ks;
     if (!Buffer.isBuffer(values) || values.length !== count * vs) {
-      throw new TypeError(`values for ${this.info.name}: expected a Buffer of ${count * vs} bytes (${count} values of ${vs}), received ${Buffer.isBuffer(values) ? `a Buffer of ${values.length} bytes` : typeof values}`);
+      throw new TypeError(
+        `values for ${this.info.name}: expected a Buffer of ${count * vs} bytes (${count} values of ${vs}), received ${Buffer.isBuffer(values) ? `a Buffer of ${values.length} bytes` : typeof values}`,
+      );
     }
     return count;
   }
@@ -269,7 +304,12 @@ export class BpfMap<K, V> {
     const vs = this.slot * this.ncpus;
     for (let i = 0; i < count; i++) {
       try {
-        n.mapUpdate(this.fd, keys.subarray(i * ks, (i + 1) * ks), values.subarray(i * vs, (i + 1) * vs), modeFlag(mode));
+        n.mapUpdate(
+          this.fd,
+          keys.subarray(i * ks, (i + 1) * ks),
+          values.subarray(i * vs, (i + 1) * vs),
+          modeFlag(mode),
+        );
       } catch (e) {
         throw this.fail(`update (entry ${i} of ${count})`, e);
       }
@@ -357,7 +397,14 @@ export class BpfMap<K, V> {
    * lookup and `canFallBack` (nothing read yet: the caller walks key by key instead);
    * any other failure throws.
    */
-  private lookupBatchStep(inBatch: Buffer | null, outBatch: Buffer, keys: Buffer, values: Buffer, chunk: number, canFallBack: boolean): { count: number; done: boolean } | 'grow' | 'unsupported' {
+  private lookupBatchStep(
+    inBatch: Buffer | null,
+    outBatch: Buffer,
+    keys: Buffer,
+    values: Buffer,
+    chunk: number,
+    canFallBack: boolean,
+  ): { count: number; done: boolean } | 'grow' | 'unsupported' {
     try {
       return getNative().mapLookupBatch(this.fd, inBatch, outBatch, keys, values, chunk);
     } catch (e) {
@@ -401,7 +448,10 @@ export class BpfMap<K, V> {
    * The map may change between slices: an entry added or removed meanwhile
    * may be seen or missed, never torn. Returns the number of entries seen.
    */
-  async scanSliced(onSlice: (keys: Buffer, values: Buffer, count: number) => void, opts: { slice?: number; signal?: AbortSignal; pause?: () => Promise<void> } = {}): Promise<number> {
+  async scanSliced(
+    onSlice: (keys: Buffer, values: Buffer, count: number) => void,
+    opts: { slice?: number; signal?: AbortSignal; pause?: () => Promise<void> } = {},
+  ): Promise<number> {
     this.check();
     const ks = this.key.size;
     const vs = this.slot * this.ncpus;
@@ -414,7 +464,8 @@ export class BpfMap<K, V> {
     let values: Buffer = Buffer.alloc(chunk * vs);
     let seen = 0;
     for (;;) {
-      if (opts.signal?.aborted) throw new XdError('XD_ERR_BPF_MAP', `walk of map ${this.info.name} aborted`, { cause: opts.signal.reason });
+      if (opts.signal?.aborted)
+        throw new XdError('XD_ERR_BPF_MAP', `walk of map ${this.info.name} aborted`, { cause: opts.signal.reason });
       this.check();
       const r = this.lookupBatchStep(inBatch, outBatch, keys, values, chunk, seen === 0);
       if (r === 'grow') {
@@ -436,14 +487,20 @@ export class BpfMap<K, V> {
   }
 
   /** scanSliced for map types without batch lookup: GET_NEXT_KEY + LOOKUP, `slice` keys at a time. */
-  private async scanSlicedByKey(onSlice: (keys: Buffer, values: Buffer, count: number) => void, slice: number, pause: () => Promise<void>, signal?: AbortSignal): Promise<number> {
+  private async scanSlicedByKey(
+    onSlice: (keys: Buffer, values: Buffer, count: number) => void,
+    slice: number,
+    pause: () => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<number> {
     const n = getNative();
     const ks = this.key.size;
     const vs = this.slot * this.ncpus;
     let cur: Buffer | null = null;
     let seen = 0;
     for (;;) {
-      if (signal?.aborted) throw new XdError('XD_ERR_BPF_MAP', `walk of map ${this.info.name} aborted`, { cause: signal.reason });
+      if (signal?.aborted)
+        throw new XdError('XD_ERR_BPF_MAP', `walk of map ${this.info.name} aborted`, { cause: signal.reason });
       this.check();
       const keys = Buffer.alloc(slice * ks);
       const values = Buffer.alloc(slice * vs);
@@ -452,7 +509,10 @@ export class BpfMap<K, V> {
       try {
         while (count < slice) {
           const next = keys.subarray(count * ks, (count + 1) * ks);
-          if (!n.mapGetNextKey(this.fd, cur, next)) { done = true; break; }
+          if (!n.mapGetNextKey(this.fd, cur, next)) {
+            done = true;
+            break;
+          }
           cur = Buffer.from(next);
           // A key deleted between get_next_key and lookup is simply skipped.
           if (n.mapLookup(this.fd, next, values.subarray(count * vs, (count + 1) * vs))) count++;

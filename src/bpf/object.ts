@@ -51,7 +51,10 @@ function encodeGlobal(g: NativeGlobalDesc, v: GlobalValue): Buffer {
   const buf = Buffer.alloc(g.size);
   const le = os.endianness() === 'LE';
   const num = typeof v === 'boolean' ? (v ? 1 : 0) : v;
-  const bad = () => new TypeError(`global ${g.name}: expected a Buffer of ${g.size} bytes or an unsigned integer that fits in ${g.size} bytes, received ${typeof v} ${String(v)}`);
+  const bad = () =>
+    new TypeError(
+      `global ${g.name}: expected a Buffer of ${g.size} bytes or an unsigned integer that fits in ${g.size} bytes, received ${typeof v} ${String(v)}`,
+    );
   if (typeof num === 'bigint') {
     if (g.size !== 8 || num < 0n || num > 0xffffffffffffffffn) throw bad();
     le ? buf.writeBigUInt64LE(num) : buf.writeBigUInt64BE(num);
@@ -59,11 +62,24 @@ function encodeGlobal(g: NativeGlobalDesc, v: GlobalValue): Buffer {
   }
   if (!Number.isInteger(num) || num < 0) throw bad();
   switch (g.size) {
-    case 1: if (num > 0xff) throw bad(); buf.writeUInt8(num); break;
-    case 2: if (num > 0xffff) throw bad(); le ? buf.writeUInt16LE(num) : buf.writeUInt16BE(num); break;
-    case 4: if (num > 0xffffffff) throw bad(); le ? buf.writeUInt32LE(num) : buf.writeUInt32BE(num); break;
-    case 8: if (!Number.isSafeInteger(num)) throw bad(); le ? buf.writeBigUInt64LE(BigInt(num)) : buf.writeBigUInt64BE(BigInt(num)); break;
-    default: throw bad();
+    case 1:
+      if (num > 0xff) throw bad();
+      buf.writeUInt8(num);
+      break;
+    case 2:
+      if (num > 0xffff) throw bad();
+      le ? buf.writeUInt16LE(num) : buf.writeUInt16BE(num);
+      break;
+    case 4:
+      if (num > 0xffffffff) throw bad();
+      le ? buf.writeUInt32LE(num) : buf.writeUInt32BE(num);
+      break;
+    case 8:
+      if (!Number.isSafeInteger(num)) throw bad();
+      le ? buf.writeBigUInt64LE(BigInt(num)) : buf.writeBigUInt64BE(BigInt(num));
+      break;
+    default:
+      throw bad();
   }
   return buf;
 }
@@ -80,7 +96,11 @@ export class BpfObject {
   /** Names of maps that were reused from reusePinnedDir rather than created. */
   readonly reusedMaps: readonly string[];
 
-  private constructor(readonly path: string, handle: number, reused: string[]) {
+  private constructor(
+    readonly path: string,
+    handle: number,
+    reused: string[],
+  ) {
     this[kHandle] = handle;
     const n = getNative();
     this.mapDescs = n.objectMaps(handle);
@@ -92,7 +112,11 @@ export class BpfObject {
   static async load(objPath: string, opts: LoadOptions = {}): Promise<BpfObject> {
     const n = getNative();
     if (!fs.existsSync(objPath)) {
-      throw new XdError('XD_ERR_BPF_OBJECT', `open BPF object ${objPath}: file not found; fix: run npm run build:bpf (or reinstall the package, which ships dist/bpf/*.o)`, { detail: { path: objPath } });
+      throw new XdError(
+        'XD_ERR_BPF_OBJECT',
+        `open BPF object ${objPath}: file not found; fix: run npm run build:bpf (or reinstall the package, which ships dist/bpf/*.o)`,
+        { detail: { path: objPath } },
+      );
     }
     let handle: number;
     try {
@@ -116,7 +140,10 @@ export class BpfObject {
         for (const [name, v] of Object.entries(opts.globals)) {
           const g = known.find((x) => x.name === name);
           if (!g) {
-            throw new XdError('XD_ERR_BPF_OBJECT', `set global ${name} in ${objPath}: no such global (globals: ${known.map((x) => x.name).join(', ') || 'none'})`);
+            throw new XdError(
+              'XD_ERR_BPF_OBJECT',
+              `set global ${name} in ${objPath}: no such global (globals: ${known.map((x) => x.name).join(', ') || 'none'})`,
+            );
           }
           n.objectSetGlobal(handle, name, encodeGlobal(g, v));
         }
@@ -137,10 +164,20 @@ export class BpfObject {
             reused.push(m.name);
           } catch (e) {
             if (isNativeSystemError(e) && e.property !== undefined) {
-              throw new XdError('XD_ERR_LAYOUT_MISMATCH', `reuse pinned map ${pinned}: ${e.message}; fix: remove the stale pin (rm ${pinned}) or give the changed map a new name (_vN suffix)`, {
-                cause: e,
-                detail: { map: e.map, property: e.property, existing: e.existing, expected: e.expected, path: pinned },
-              });
+              throw new XdError(
+                'XD_ERR_LAYOUT_MISMATCH',
+                `reuse pinned map ${pinned}: ${e.message}; fix: remove the stale pin (rm ${pinned}) or give the changed map a new name (_vN suffix)`,
+                {
+                  cause: e,
+                  detail: {
+                    map: e.map,
+                    property: e.property,
+                    existing: e.existing,
+                    expected: e.expected,
+                    path: pinned,
+                  },
+                },
+              );
             }
             throw wrap('XD_ERR_BPF_PIN', `reuse pinned map ${pinned}`, e, nativeDetail(e));
           } finally {
@@ -155,10 +192,18 @@ export class BpfObject {
         const vlog = isNativeSystemError(e) ? e.verifierLog : undefined;
         // The verifier's reason is the last line before its statistics.
         const last = vlog
-          ? vlog.trim().split('\n').filter((l) => l.trim() !== '' && !/^(processed \d+ insns|verification time)/.test(l)).pop()
+          ? vlog
+              .trim()
+              .split('\n')
+              .filter((l) => l.trim() !== '' && !/^(processed \d+ insns|verification time)/.test(l))
+              .pop()
           : undefined;
         if (!last) throw wrap('XD_ERR_BPF_LOAD', `load BPF object ${objPath}`, e, detail);
-        throw new XdError('XD_ERR_BPF_LOAD', `load BPF object ${objPath}: ${(e as Error).message} (verifier: ${last}; full log in detail.verifierLog)`, { cause: e, detail });
+        throw new XdError(
+          'XD_ERR_BPF_LOAD',
+          `load BPF object ${objPath}: ${(e as Error).message} (verifier: ${last}; full log in detail.verifierLog)`,
+          { cause: e, detail },
+        );
       }
     } catch (e) {
       n.objectClose(handle);
@@ -187,14 +232,20 @@ export class BpfObject {
   /** A program by name (the only one if name is omitted and there is exactly one). */
   program(name?: string): ProgramRef {
     this.handle();
-    const p = name === undefined
-      ? (this.progDescs.length === 1 ? this.progDescs[0] : undefined)
-      : this.progDescs.find((x) => x.name === name);
+    const p =
+      name === undefined
+        ? this.progDescs.length === 1
+          ? this.progDescs[0]
+          : undefined
+        : this.progDescs.find((x) => x.name === name);
     if (!p) {
       const names = this.progDescs.map((x) => x.name).join(', ');
-      throw new XdError('XD_ERR_NOT_FOUND', name === undefined
-        ? `BPF object ${this.path} has ${this.progDescs.length} programs (${names}): name one`
-        : `BPF object ${this.path} has no program ${name} (programs: ${names})`);
+      throw new XdError(
+        'XD_ERR_NOT_FOUND',
+        name === undefined
+          ? `BPF object ${this.path} has ${this.progDescs.length} programs (${names}): name one`
+          : `BPF object ${this.path} has no program ${name} (programs: ${names})`,
+      );
     }
     const info = getNative().progInfo(p.fd);
     return { name: p.name, fd: p.fd, id: info.id, tag: info.tag };
@@ -204,7 +255,11 @@ export class BpfObject {
   mapFd(name: string): number {
     this.handle();
     const m = this.mapDescs.find((x) => x.name === name);
-    if (!m) throw new XdError('XD_ERR_NOT_FOUND', `BPF object ${this.path} has no map ${name} (maps: ${this.mapDescs.map((x) => x.name).join(', ')})`);
+    if (!m)
+      throw new XdError(
+        'XD_ERR_NOT_FOUND',
+        `BPF object ${this.path} has no map ${name} (maps: ${this.mapDescs.map((x) => x.name).join(', ')})`,
+      );
     return m.fd;
   }
 
@@ -238,7 +293,11 @@ export class BpfObject {
           same = false;
         }
         if (same) continue;
-        throw new XdError('XD_ERR_BPF_PIN', `pin map ${m.name} at ${p}: another object is pinned there; fix: remove it (rm ${p}) or pin under another directory`, { detail: { path: p } });
+        throw new XdError(
+          'XD_ERR_BPF_PIN',
+          `pin map ${m.name} at ${p}: another object is pinned there; fix: remove it (rm ${p}) or pin under another directory`,
+          { detail: { path: p } },
+        );
       }
       try {
         n.objPin(m.fd, p);
@@ -285,4 +344,3 @@ export function openPinnedProgram(pinPath: string): ProgramRef & { close(): void
     throw wrap('XD_ERR_BPF_PIN', `open pinned program ${pinPath}`, e, nativeDetail(e));
   }
 }
-

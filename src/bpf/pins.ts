@@ -26,7 +26,11 @@ function onBpffs(p: string): boolean {
 }
 
 function unsafe(p: string, problem: string, fix: string): XdError {
-  return new XdError('XD_ERR_PIN_DIR_UNSAFE', `pin directory ${p} ${problem}; nothing is pinned or removed there; fix: ${fix}`, { detail: { path: p } });
+  return new XdError(
+    'XD_ERR_PIN_DIR_UNSAFE',
+    `pin directory ${p} ${problem}; nothing is pinned or removed there; fix: ${fix}`,
+    { detail: { path: p } },
+  );
 }
 
 function lstatOrUndefined(p: string): fs.Stats | undefined {
@@ -40,16 +44,40 @@ function lstatOrUndefined(p: string): fs.Stats | undefined {
 
 /** A directory on bpffs that only root (or this user) can change. `st` is its lstat. */
 function checkDir(p: string, st: fs.Stats): void {
-  if (st.isSymbolicLink()) throw unsafe(p, `is a symlink (to ${readlinkOr(p)}); pins are made and removed only in real directories (a link could point anywhere)`, `remove the link (rm ${p}); xdirector creates the directory itself`);
+  if (st.isSymbolicLink())
+    throw unsafe(
+      p,
+      `is a symlink (to ${readlinkOr(p)}); pins are made and removed only in real directories (a link could point anywhere)`,
+      `remove the link (rm ${p}); xdirector creates the directory itself`,
+    );
   if (!st.isDirectory()) throw unsafe(p, 'is not a directory', `remove it (rm ${p}) or choose another xdp.pin_dir`);
-  if (!onBpffs(p)) throw unsafe(p, 'is not on bpffs (a mount of another filesystem?)', `unmount what is mounted there or choose an xdp.pin_dir on bpffs`);
+  if (!onBpffs(p))
+    throw unsafe(
+      p,
+      'is not on bpffs (a mount of another filesystem?)',
+      `unmount what is mounted there or choose an xdp.pin_dir on bpffs`,
+    );
   const uid = process.geteuid?.() ?? 0;
-  if (st.uid !== 0 && st.uid !== uid) throw unsafe(p, `is owned by uid ${st.uid}, not by root or this user (uid ${uid}): that user could swap what the daemon removes`, `remove it (rm -r ${p}) after checking what is in it, or chown root ${p}`);
-  if ((st.mode & 0o022) !== 0) throw unsafe(p, `is writable by ${(st.mode & 0o020) ? 'group' : 'other'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): another user could put a symlink in it`, `chmod go-w ${p} (xdirector creates its directories 0700)`);
+  if (st.uid !== 0 && st.uid !== uid)
+    throw unsafe(
+      p,
+      `is owned by uid ${st.uid}, not by root or this user (uid ${uid}): that user could swap what the daemon removes`,
+      `remove it (rm -r ${p}) after checking what is in it, or chown root ${p}`,
+    );
+  if ((st.mode & 0o022) !== 0)
+    throw unsafe(
+      p,
+      `is writable by ${st.mode & 0o020 ? 'group' : 'other'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): another user could put a symlink in it`,
+      `chmod go-w ${p} (xdirector creates its directories 0700)`,
+    );
 }
 
 function readlinkOr(p: string): string {
-  try { return fs.readlinkSync(p); } catch { return '?'; }
+  try {
+    return fs.readlinkSync(p);
+  } catch {
+    return '?';
+  }
 }
 
 /**
@@ -69,9 +97,16 @@ export function securePinDir(dir: string, opts: { create: boolean }): boolean {
     if (!inBpffs) {
       // Above bpffs: system directories (/sys, /sys/fs), not ours to judge. The first directory on
       // bpffs is the mount; only what is below it is checked.
-      if (st && !st.isSymbolicLink() && st.isDirectory() && onBpffs(cur)) { inBpffs = true; continue; }
+      if (st && !st.isSymbolicLink() && st.isDirectory() && onBpffs(cur)) {
+        inBpffs = true;
+        continue;
+      }
       if (st) continue;
-      throw unsafe(abs, `is not on bpffs (${cur} does not exist)`, 'mount bpffs (mount -t bpf -o mode=0700 bpf /sys/fs/bpf) or choose an xdp.pin_dir on it');
+      throw unsafe(
+        abs,
+        `is not on bpffs (${cur} does not exist)`,
+        'mount bpffs (mount -t bpf -o mode=0700 bpf /sys/fs/bpf) or choose an xdp.pin_dir on it',
+      );
     }
     if (!st) {
       if (!opts.create) return false;
@@ -79,13 +114,19 @@ export function securePinDir(dir: string, opts: { create: boolean }): boolean {
       try {
         fs.mkdirSync(cur, { mode: 0o700 });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw unsafe(cur, `cannot be created: ${(err as Error).message}`, 'look at its parent directory');
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw unsafe(cur, `cannot be created: ${(err as Error).message}`, 'look at its parent directory');
       }
       st = fs.lstatSync(cur); // checked again below: someone may have made it first
     }
     checkDir(cur, st);
   }
-  if (!inBpffs) throw unsafe(abs, 'is not on bpffs', 'mount bpffs (mount -t bpf -o mode=0700 bpf /sys/fs/bpf) or choose an xdp.pin_dir on it');
+  if (!inBpffs)
+    throw unsafe(
+      abs,
+      'is not on bpffs',
+      'mount bpffs (mount -t bpf -o mode=0700 bpf /sys/fs/bpf) or choose an xdp.pin_dir on it',
+    );
   return true;
 }
 
@@ -95,10 +136,23 @@ function removalPlan(dir: string, st: fs.Stats, out: { path: string; dir: boolea
   for (const name of fs.readdirSync(dir)) {
     const p = path.join(dir, name);
     const est = fs.lstatSync(p);
-    if (est.isSymbolicLink()) throw unsafe(dir, `holds a symlink ${p} -> ${readlinkOr(p)}; pin directories hold only bpffs objects and xdirector never deletes through a link`, `look at it and remove the link yourself (rm ${p}), then run the command again`);
-    if (est.isDirectory()) { removalPlan(p, est, out); continue; }
+    if (est.isSymbolicLink())
+      throw unsafe(
+        dir,
+        `holds a symlink ${p} -> ${readlinkOr(p)}; pin directories hold only bpffs objects and xdirector never deletes through a link`,
+        `look at it and remove the link yourself (rm ${p}), then run the command again`,
+      );
+    if (est.isDirectory()) {
+      removalPlan(p, est, out);
+      continue;
+    }
     // A pinned map or program is a regular-looking inode of bpffs itself.
-    if (!est.isFile() || !onBpffs(p)) throw unsafe(dir, `holds ${p}, which is not a bpffs object`, `look at it and remove it yourself, then run the command again`);
+    if (!est.isFile() || !onBpffs(p))
+      throw unsafe(
+        dir,
+        `holds ${p}, which is not a bpffs object`,
+        `look at it and remove it yourself, then run the command again`,
+      );
     out.push({ path: p, dir: false });
   }
   out.push({ path: dir, dir: true });
@@ -123,9 +177,14 @@ export function checkRemovable(dir: string): { path: string; dir: boolean }[] {
 export function removePinDir(dir: string): void {
   for (const e of checkRemovable(dir)) {
     try {
-      if (e.dir) fs.rmdirSync(e.path); else fs.unlinkSync(e.path);
+      if (e.dir) fs.rmdirSync(e.path);
+      else fs.unlinkSync(e.path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new XdError('XD_ERR_BPF_PIN', `remove ${e.path}: ${(err as Error).message}`, { cause: err, detail: { path: e.path } });
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new XdError('XD_ERR_BPF_PIN', `remove ${e.path}: ${(err as Error).message}`, {
+          cause: err,
+          detail: { path: e.path },
+        });
     }
   }
 }

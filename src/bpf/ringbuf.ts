@@ -8,7 +8,10 @@ export class RingbufReader {
   private handle: object | undefined;
 
   /** `mapFd`: the ring buffer map's fd (the caller keeps it open while reading). */
-  constructor(mapFd: number, private readonly name: string) {
+  constructor(
+    mapFd: number,
+    private readonly name: string,
+  ) {
     try {
       this.handle = getNative().ringbufOpen(mapFd);
     } catch (e) {

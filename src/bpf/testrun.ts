@@ -12,7 +12,12 @@ export function testRun(prog: number | { fd: number }, opts: TestRunOptions): Te
     return getNative().progTestRun(fd, opts);
   } catch (e) {
     if (e instanceof TypeError) throw e;
-    throw wrap('XD_ERR_BPF_TEST_RUN', `test run of program fd ${fd}`, e, isNativeSystemError(e) ? { errno: e.errno, code: e.code, syscall: e.syscall } : undefined);
+    throw wrap(
+      'XD_ERR_BPF_TEST_RUN',
+      `test run of program fd ${fd}`,
+      e,
+      isNativeSystemError(e) ? { errno: e.errno, code: e.code, syscall: e.syscall } : undefined,
+    );
   }
 }
 
@@ -23,7 +28,12 @@ export async function testRunAsync(prog: number | { fd: number }, opts: TestRunO
     return await getNative().progTestRunAsync(fd, opts);
   } catch (e) {
     if (e instanceof TypeError) throw e;
-    throw wrap('XD_ERR_BPF_TEST_RUN', `test run of program fd ${fd}`, e, isNativeSystemError(e) ? { errno: e.errno, code: e.code, syscall: e.syscall } : undefined);
+    throw wrap(
+      'XD_ERR_BPF_TEST_RUN',
+      `test run of program fd ${fd}`,
+      e,
+      isNativeSystemError(e) ? { errno: e.errno, code: e.code, syscall: e.syscall } : undefined,
+    );
   }
 }
 

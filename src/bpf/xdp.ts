@@ -34,19 +34,26 @@ export interface Interface {
 /** Resolves an interface name or index (an index is taken as is). */
 export function resolveInterface(iface: string | number): Interface {
   if (typeof iface === 'number') {
-    if (!Number.isInteger(iface) || iface <= 0) throw new TypeError(`interface: expected a name or a positive ifindex, received number ${iface}`);
+    if (!Number.isInteger(iface) || iface <= 0)
+      throw new TypeError(`interface: expected a name or a positive ifindex, received number ${iface}`);
     return { ifindex: iface, ifname: `ifindex ${iface}` };
   }
   if (typeof iface !== 'string' || iface.length === 0 || iface.length > 15) {
-    throw new TypeError(`interface: expected an interface name (1-15 characters) or ifindex, received ${typeof iface} ${String(iface)}`);
+    throw new TypeError(
+      `interface: expected an interface name (1-15 characters) or ifindex, received ${typeof iface} ${String(iface)}`,
+    );
   }
   try {
     return { ifindex: getNative().ifNameToIndex(iface), ifname: iface };
   } catch (e) {
-    throw new XdError('XD_ERR_INTERFACE', `interface ${iface}: ${(e as Error).message}; fix: check the interface name (ip link) and the network namespace`, {
-      cause: e,
-      detail: { interface: iface, ...(isNativeSystemError(e) ? { errno: e.errno, code: e.code } : {}) },
-    });
+    throw new XdError(
+      'XD_ERR_INTERFACE',
+      `interface ${iface}: ${(e as Error).message}; fix: check the interface name (ip link) and the network namespace`,
+      {
+        cause: e,
+        detail: { interface: iface, ...(isNativeSystemError(e) ? { errno: e.errno, code: e.code } : {}) },
+      },
+    );
   }
 }
 
@@ -61,7 +68,9 @@ function fixFor(code: string, ifname: string, mode: XdpMode, attached?: XdpQuery
   switch (code) {
     case 'EOPNOTSUPP':
     case 'ENOTSUP':
-      return mode === 'native' ? `native XDP not supported by ${ifname}: use xdp.mode generic` : `XDP not supported by ${ifname}: use the IPVS dataplane`;
+      return mode === 'native'
+        ? `native XDP not supported by ${ifname}: use xdp.mode generic`
+        : `XDP not supported by ${ifname}: use the IPVS dataplane`;
     case 'EBUSY':
     case 'EEXIST':
       return attached && attached.mode !== 'none'
@@ -74,14 +83,19 @@ function fixFor(code: string, ifname: string, mode: XdpMode, attached?: XdpQuery
       return `interface ${ifname} does not exist in this network namespace`;
     case 'ERANGE':
     case 'EINVAL':
-      return mode === 'native' ? `the MTU of ${ifname} may be too large for native XDP: lower it or use xdp.mode generic` : 'check the program type (must be XDP)';
+      return mode === 'native'
+        ? `the MTU of ${ifname} may be too large for native XDP: lower it or use xdp.mode generic`
+        : 'check the program type (must be XDP)';
     default:
       return 'see the errno';
   }
 }
 
 function attachError(op: string, ifc: Interface, mode: XdpMode, e: unknown): XdError {
-  if (!isNativeSystemError(e)) return new XdError('XD_ERR_XDP_ATTACH', `${op} xdp ${ifc.ifname} (${mode} mode): ${(e as Error).message}`, { cause: e });
+  if (!isNativeSystemError(e))
+    return new XdError('XD_ERR_XDP_ATTACH', `${op} xdp ${ifc.ifname} (${mode} mode): ${(e as Error).message}`, {
+      cause: e,
+    });
   let attached: XdpQueryResult | undefined;
   try {
     attached = query(ifc.ifindex);
@@ -89,14 +103,23 @@ function attachError(op: string, ifc: Interface, mode: XdpMode, e: unknown): XdE
     attached = undefined;
   }
   const code = e.code === 'ENODEV' ? 'XD_ERR_INTERFACE' : 'XD_ERR_XDP_ATTACH';
-  return new XdError(code, `${op} xdp ${op === 'attach' ? 'to' : 'from'} ${ifc.ifname} (${mode} mode): ${e.message} (${e.code}); fix: ${fixFor(e.code, ifc.ifname, mode, attached)}`, {
-    cause: e,
-    detail: { interface: ifc.ifname, ifindex: ifc.ifindex, mode, errno: e.errno, code: e.code, syscall: e.syscall },
-  });
+  return new XdError(
+    code,
+    `${op} xdp ${op === 'attach' ? 'to' : 'from'} ${ifc.ifname} (${mode} mode): ${e.message} (${e.code}); fix: ${fixFor(e.code, ifc.ifname, mode, attached)}`,
+    {
+      cause: e,
+      detail: { interface: ifc.ifname, ifindex: ifc.ifindex, mode, errno: e.errno, code: e.code, syscall: e.syscall },
+    },
+  );
 }
 
 /** Attaches an XDP program (fd or {fd}) to an interface in the given mode. */
-export function attach(iface: string | number, prog: number | { fd: number }, mode: XdpMode, opts: AttachOptions = {}): void {
+export function attach(
+  iface: string | number,
+  prog: number | { fd: number },
+  mode: XdpMode,
+  opts: AttachOptions = {},
+): void {
   const ifc = resolveInterface(iface);
   const fd = typeof prog === 'number' ? prog : prog.fd;
   const c = getNative().constants;
@@ -131,10 +154,17 @@ export function query(iface: string | number): XdpQueryResult {
   const ifc = resolveInterface(iface);
   try {
     const q = getNative().xdpQuery(ifc.ifindex);
-    return { mode: q.attachMode, programId: q.progId, programs: { native: q.drvProgId, generic: q.skbProgId, offload: q.hwProgId } };
+    return {
+      mode: q.attachMode,
+      programId: q.progId,
+      programs: { native: q.drvProgId, generic: q.skbProgId, offload: q.hwProgId },
+    };
   } catch (e) {
     if (e instanceof TypeError) throw e;
     const code = isNativeSystemError(e) && e.code === 'ENODEV' ? 'XD_ERR_INTERFACE' : 'XD_ERR_XDP_ATTACH';
-    throw new XdError(code, `query xdp on ${ifc.ifname}: ${(e as Error).message}`, { cause: e, detail: { interface: ifc.ifname, ifindex: ifc.ifindex } });
+    throw new XdError(code, `query xdp on ${ifc.ifname}: ${(e as Error).message}`, {
+      cause: e,
+      detail: { interface: ifc.ifname, ifindex: ifc.ifindex },
+    });
   }
 }

@@ -65,12 +65,20 @@ async function socketFor(v: { config?: string; socket?: string; instance?: strin
     socks = fs.readdirSync(DEFAULT_SOCKET_DIR).filter((f) => f.endsWith('.sock'));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') throw new XdError('XD_ERR_PERMISSION', `cannot list the running instances in ${DEFAULT_SOCKET_DIR} (${code}): ${RUN_AS_ROOT}`, { cause: err });
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new XdError(
+        'XD_ERR_PERMISSION',
+        `cannot list the running instances in ${DEFAULT_SOCKET_DIR} (${code}): ${RUN_AS_ROOT}`,
+        { cause: err },
+      );
   }
   if (socks.length === 1) return `${DEFAULT_SOCKET_DIR}/${socks[0]}`;
-  throw new XdError('XD_ERR_USAGE', socks.length === 0
-    ? `no running xdirector found in ${DEFAULT_SOCKET_DIR}: give -c FILE or --socket PATH`
-    : `several xdirector instances run (${socks.join(', ')}): choose one with --instance NAME, -c FILE or --socket PATH`);
+  throw new XdError(
+    'XD_ERR_USAGE',
+    socks.length === 0
+      ? `no running xdirector found in ${DEFAULT_SOCKET_DIR}: give -c FILE or --socket PATH`
+      : `several xdirector instances run (${socks.join(', ')}): choose one with --instance NAME, -c FILE or --socket PATH`,
+  );
 }
 
 /**
@@ -81,7 +89,10 @@ async function socketFor(v: { config?: string; socket?: string; instance?: strin
 async function runBench(args: string[]): Promise<number> {
   const entry = path.resolve(__dirname, '../../scripts/bench/cli.js');
   if (!fs.existsSync(entry)) {
-    throw new XdError('XD_ERR_USAGE', `xdirector bench: the benchmark tooling is not installed (${entry} is missing); it ships with the source checkout: run \`npm run bench\` there`);
+    throw new XdError(
+      'XD_ERR_USAGE',
+      `xdirector bench: the benchmark tooling is not installed (${entry} is missing); it ships with the source checkout: run \`npm run bench\` there`,
+    );
   }
   const bench = require(entry) as { main(argv: string[]): Promise<number | undefined> };
   return (await bench.main(args)) ?? 0;
@@ -90,18 +101,26 @@ async function runBench(args: string[]): Promise<number> {
 /** One usage line and what it does, per command (`xdirector COMMAND --help`). */
 const COMMAND_HELP: Record<string, string> = {
   run: 'usage: xdirector run -c FILE [--log-level L]\nRun the director in the foreground. SIGTERM/SIGINT stop it (the XDP program and maps stay for a hot\nrestart), SIGHUP reloads the config (a bad config is refused, the running one keeps serving).\nUnder systemd it sends READY=1 and WATCHDOG=1 (systemd/xdirector.service).',
-  'check-config': 'usage: xdirector check-config -c FILE\nValidate a config file and print the services it describes; errors name the file, key path and problem (exit 1).',
-  status: 'usage: xdirector status [--json] [--exact] [--rate]\nServices, backends (MAC, weight, state, health, role, lag, flows, packets, bytes), alerts and VRRP state.\n--exact prints counters in full instead of 12.3K / 4.5M.\n--rate prints per-second rates instead (CPS, InPPS, InBPS per service and backend, like ipvsadm -Ln --rate),\nfrom the daemon\'s counter samples 2 s apart; with --json, the rates as JSON. There is no OutPPS/OutBPS:\nreplies go from the real servers to the clients without passing the director.',
-  drain: 'usage: xdirector drain SERVICE/BACKEND | drain BACKEND | drain --director\nNo new flows to the backend (name or address:port) in that service, or in every service; established\nflows finish. Kept across restarts. --director withdraws this director\'s BGP VIPs.',
-  undrain: 'usage: xdirector undrain SERVICE/BACKEND | undrain BACKEND | undrain --director\nUndo drain (the same TARGET as the drain).',
-  maint: 'usage: xdirector maint SERVICE/BACKEND | maint BACKEND\nMaintenance (HAProxy\'s MAINT): no new flows AND established flows end (XDP re-hashes them to another\nbackend, which resets them; IPVS removes the destination). Health checks do not bring it back. Kept\nacross restarts; status shows state maint.',
-  unmaint: 'usage: xdirector unmaint SERVICE/BACKEND | unmaint BACKEND\nEnd maintenance (the same TARGET as the maint); health decides again.',
-  weight: 'usage: xdirector weight SERVICE/BACKEND N | weight BACKEND N | weight TARGET --reset\nSet the backend\'s weight at run time (an integer from 0 to 65535, the config\'s rule): the XDP Maglev ring\nis rebuilt or the IPVS destination weight edited, without a reload. It overrides the config\'s weight,\nis kept across reload and restart, and status shows it, until --reset returns to the config\'s.',
+  'check-config':
+    'usage: xdirector check-config -c FILE\nValidate a config file and print the services it describes; errors name the file, key path and problem (exit 1).',
+  status:
+    "usage: xdirector status [--json] [--exact] [--rate]\nServices, backends (MAC, weight, state, health, role, lag, flows, packets, bytes), alerts and VRRP state.\n--exact prints counters in full instead of 12.3K / 4.5M.\n--rate prints per-second rates instead (CPS, InPPS, InBPS per service and backend, like ipvsadm -Ln --rate),\nfrom the daemon's counter samples 2 s apart; with --json, the rates as JSON. There is no OutPPS/OutBPS:\nreplies go from the real servers to the clients without passing the director.",
+  drain:
+    "usage: xdirector drain SERVICE/BACKEND | drain BACKEND | drain --director\nNo new flows to the backend (name or address:port) in that service, or in every service; established\nflows finish. Kept across restarts. --director withdraws this director's BGP VIPs.",
+  undrain:
+    'usage: xdirector undrain SERVICE/BACKEND | undrain BACKEND | undrain --director\nUndo drain (the same TARGET as the drain).',
+  maint:
+    "usage: xdirector maint SERVICE/BACKEND | maint BACKEND\nMaintenance (HAProxy's MAINT): no new flows AND established flows end (XDP re-hashes them to another\nbackend, which resets them; IPVS removes the destination). Health checks do not bring it back. Kept\nacross restarts; status shows state maint.",
+  unmaint:
+    'usage: xdirector unmaint SERVICE/BACKEND | unmaint BACKEND\nEnd maintenance (the same TARGET as the maint); health decides again.',
+  weight:
+    "usage: xdirector weight SERVICE/BACKEND N | weight BACKEND N | weight TARGET --reset\nSet the backend's weight at run time (an integer from 0 to 65535, the config's rule): the XDP Maglev ring\nis rebuilt or the IPVS destination weight edited, without a reload. It overrides the config's weight,\nis kept across reload and restart, and status shows it, until --reset returns to the config's.",
   dataplane: 'usage: xdirector dataplane xdp|ipvs\nSwitch the live dataplane without moving a flow.',
   reload: 'usage: xdirector reload\nRe-read the config file (same as SIGHUP).',
   metrics: 'usage: xdirector metrics\nPrometheus text format (also at /metrics when admin.http is set).',
   stop: 'usage: xdirector stop [--detach] [-c FILE]\nStop the daemon; --detach also removes the XDP program and pinned maps (works without a daemon given -c FILE).',
-  resign: 'usage: xdirector resign -c FILE\nAfter the daemon has stopped, however it stopped (the unit\'s ExecStopPost): remove the VRRP VIPs of the\nconfig that are still on their interfaces, so that only the other director answers for them. The XDP\nprogram and pins stay for the next start to adopt. Run it only while the daemon is not running.',
+  resign:
+    "usage: xdirector resign -c FILE\nAfter the daemon has stopped, however it stopped (the unit's ExecStopPost): remove the VRRP VIPs of the\nconfig that are still on their interfaces, so that only the other director answers for them. The XDP\nprogram and pins stay for the next start to adopt. Run it only while the daemon is not running.",
   bench: 'usage: xdirector bench [--quick] [--out DIR] [--only LIST]\nBenchmarks (see README).',
 };
 
@@ -134,7 +153,8 @@ function usage(cmd: string, problem: string): XdError {
 /** Exactly `n` positionals (named by `what`, e.g. "TARGET N"), or a usage error. */
 function positionalsOf(cmd: string, positionals: string[], n: number, what: string): string[] {
   if (positionals.length < n) throw usage(cmd, `needs ${what}`);
-  if (positionals.length > n) throw usage(cmd, `unexpected argument "${positionals[n]}" (takes ${what || 'no argument'})`);
+  if (positionals.length > n)
+    throw usage(cmd, `unexpected argument "${positionals[n]}" (takes ${what || 'no argument'})`);
   return positionals;
 }
 
@@ -172,7 +192,15 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'bench') {
     // Its options are the tooling's own (scripts/bench); only --help is read here.
-    if (!parseSubcommandArgs(cmd, COMMAND_HELP.bench!, { args: rest, strict: false, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })) return 0;
+    if (
+      !parseSubcommandArgs(cmd, COMMAND_HELP.bench!, {
+        args: rest,
+        strict: false,
+        allowPositionals: true,
+        options: { help: { type: 'boolean', short: 'h' } },
+      })
+    )
+      return 0;
     return runBench(rest);
   }
   if (!COMMAND_HELP[cmd]) {
@@ -181,7 +209,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   // `weight db1 -1` is a weight the daemon refuses with the range, not an unknown option "-1".
   const negative = (a: string) => /^-\d+$/.test(a);
-  const args = cmd === 'weight' && rest.some(negative) ? [...rest.filter((a) => !negative(a)), '--', ...rest.filter(negative)] : rest;
+  const args =
+    cmd === 'weight' && rest.some(negative)
+      ? [...rest.filter((a) => !negative(a)), '--', ...rest.filter(negative)]
+      : rest;
   const parsed = parseSubcommandArgs(cmd, `${COMMAND_HELP[cmd]}\n\n${CLIENT_OPTIONS}`, {
     args,
     allowPositionals: true,
@@ -195,13 +226,28 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (!parsed) return 0;
   const { values, positionals } = parsed;
-  const v = values as { config?: string; socket?: string; instance?: string; json?: boolean; exact?: boolean; rate?: boolean; director?: boolean; reset?: boolean; detach?: boolean; 'log-level'?: string };
+  const v = values as {
+    config?: string;
+    socket?: string;
+    instance?: string;
+    json?: boolean;
+    exact?: boolean;
+    rate?: boolean;
+    director?: boolean;
+    reset?: boolean;
+    detach?: boolean;
+    'log-level'?: string;
+  };
   switch (cmd) {
     case 'run': {
       positionalsOf(cmd, positionals, 0, '');
       if (!v.config) throw new XdError('XD_ERR_USAGE', 'run needs -c FILE');
       const missing = missingRunCapabilities();
-      if (missing.length) throw new XdError('XD_ERR_PERMISSION', `run: this process lacks ${missing.join(' and ')} (XDP, BPF maps, addresses and IPVS need them): ${RUN_AS_ROOT}`);
+      if (missing.length)
+        throw new XdError(
+          'XD_ERR_PERMISSION',
+          `run: this process lacks ${missing.join(' and ')} (XDP, BPF maps, addresses and IPVS need them): ${RUN_AS_ROOT}`,
+        );
       const { runDaemon } = await import('../daemon/run');
       return runDaemon(v.config, { logLevel: v['log-level'] });
     }
@@ -213,7 +259,9 @@ export async function main(argv: string[]): Promise<number> {
         const cfg = loadConfig(v.config);
         process.stdout.write(`${v.config}: OK (instance ${cfg.instance}, ${cfg.services.length} service(s))\n`);
         for (const s of cfg.services) {
-          process.stdout.write(`  ${s.name}: ${s.protocol.toUpperCase()} ${hostPort(s.vip, s.port)} ${s.scheduler}, ${s.backends.length} backend(s)\n`);
+          process.stdout.write(
+            `  ${s.name}: ${s.protocol.toUpperCase()} ${hostPort(s.vip, s.port)} ${s.scheduler}, ${s.backends.length} backend(s)\n`,
+          );
         }
         for (const w of cfg.warnings) process.stderr.write(`${v.config}: warning: ${w}\n`);
         return 0;
@@ -236,19 +284,33 @@ export async function main(argv: string[]): Promise<number> {
     case 'drain':
     case 'undrain': {
       if (v.director) {
-        if (positionals.length) throw usage(cmd, `--director takes no TARGET (it ${cmd === 'drain' ? 'withdraws' : 're-announces'} the whole director)`);
+        if (positionals.length)
+          throw usage(
+            cmd,
+            `--director takes no TARGET (it ${cmd === 'drain' ? 'withdraws' : 're-announces'} the whole director)`,
+          );
         const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', '/drain-director', { on: cmd === 'drain' });
         process.stdout.write(`${r.message}\n`);
         return 0;
       }
-      const [target] = positionalsOf(cmd, positionals, 1, 'a TARGET: BACKEND (name or address:port, every service) or SERVICE/BACKEND');
+      const [target] = positionalsOf(
+        cmd,
+        positionals,
+        1,
+        'a TARGET: BACKEND (name or address:port, every service) or SERVICE/BACKEND',
+      );
       const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', `/${cmd}`, { backend: target });
       process.stdout.write(`${r.message}\n`);
       return 0;
     }
     case 'maint':
     case 'unmaint': {
-      const [target] = positionalsOf(cmd, positionals, 1, 'a TARGET: BACKEND (name or address:port, every service) or SERVICE/BACKEND');
+      const [target] = positionalsOf(
+        cmd,
+        positionals,
+        1,
+        'a TARGET: BACKEND (name or address:port, every service) or SERVICE/BACKEND',
+      );
       const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', `/${cmd}`, { backend: target });
       process.stdout.write(`${r.message}\n`);
       return 0;
@@ -271,7 +333,13 @@ export async function main(argv: string[]): Promise<number> {
       if (kind !== 'xdp' && kind !== 'ipvs') throw usage(cmd, `needs xdp or ipvs, got "${kind}"`);
       // A switch programs the other dataplane in full, moves traffic, then empties the old one: on a
       // slow or loaded host (or an emulated one) that can outlast the usual 30 s answer timeout.
-      const r = await apiCall<ApiMessage>(await socketFor(v), 'POST', '/dataplane', { kind }, DATAPLANE_SWITCH_TIMEOUT_MS);
+      const r = await apiCall<ApiMessage>(
+        await socketFor(v),
+        'POST',
+        '/dataplane',
+        { kind },
+        DATAPLANE_SWITCH_TIMEOUT_MS,
+      );
       process.stdout.write(`${r.message}\n`);
       return 0;
     }
@@ -290,7 +358,11 @@ export async function main(argv: string[]): Promise<number> {
     case 'stop': {
       positionalsOf(cmd, positionals, 0, '');
       let sock: string | undefined;
-      try { sock = await socketFor(v); } catch { sock = undefined; }
+      try {
+        sock = await socketFor(v);
+      } catch {
+        sock = undefined;
+      }
       if (sock && fs.existsSync(sock)) {
         try {
           const r = await apiCall<ApiMessage>(sock, 'POST', '/stop', { detach: !!v.detach });
@@ -300,7 +372,11 @@ export async function main(argv: string[]): Promise<number> {
           if (!(err instanceof XdError) || err.code !== 'XD_ERR_API' || !v.config) throw err;
         }
       }
-      if (!v.detach) throw new XdError('XD_ERR_USAGE', 'no running daemon to stop (use stop --detach -c FILE to remove the program and pins)');
+      if (!v.detach)
+        throw new XdError(
+          'XD_ERR_USAGE',
+          'no running daemon to stop (use stop --detach -c FILE to remove the program and pins)',
+        );
       if (!v.config) throw new XdError('XD_ERR_USAGE', 'stop --detach without a running daemon needs -c FILE');
       const { detachInstance } = await import('../daemon/run');
       process.stdout.write(`${await detachInstance(v.config)}\n`);
@@ -308,14 +384,21 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'resign': {
       positionalsOf(cmd, positionals, 0, '');
-      if (!v.config) throw usage(cmd, 'needs -c FILE (the VIPs to remove are the config\'s)');
+      if (!v.config) throw usage(cmd, "needs -c FILE (the VIPs to remove are the config's)");
       const { loadConfig } = await import('../config');
       const cfg = loadConfig(v.config);
       // A running daemon owns its VIPs: taking them away under it would split the VRRP pair's view.
       const sock = cfg.admin.socket;
       if (fs.existsSync(sock)) {
-        const alive = await apiRequest(sock, 'GET', '/status').then(() => true, () => false);
-        if (alive) throw new XdError('XD_ERR_USAGE', `resign: the daemon of ${cfg.instance} is running (it answers on ${sock}); stop it first (xdirector stop), its VIPs go with it`);
+        const alive = await apiRequest(sock, 'GET', '/status').then(
+          () => true,
+          () => false,
+        );
+        if (alive)
+          throw new XdError(
+            'XD_ERR_USAGE',
+            `resign: the daemon of ${cfg.instance} is running (it answers on ${sock}); stop it first (xdirector stop), its VIPs go with it`,
+          );
       }
       const { resignVips } = await import('../vrrp/resign');
       for (const line of await resignVips(cfg.vrrp)) process.stdout.write(`${line}\n`);

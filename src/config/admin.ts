@@ -17,21 +17,28 @@ import { leaf, show } from './fields';
 import { parseAddress } from '../net/inet';
 
 /** "127.0.0.1:9105" / "[::1]:9105" / "localhost:9105" → host and port; a problem otherwise. */
-export const httpAddress = leaf<string>((v) => {
-  const m = typeof v === 'string' ? /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+|localhost)):(\d+)$/.exec(v) : null;
-  const host = m ? m[1] ?? m[2]! : '';
-  if (!m || (host !== 'localhost' && (!parseAddress(host) || (m[1] !== undefined) !== host.includes(':')))) {
-    return { problem: `must be an address and port such as "127.0.0.1:9105" or "[::1]:9105", got ${show(v)}` };
-  }
-  const port = Number(m[3]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return { problem: `port ${m[3]} is not 1-65535: give a port such as 9105, got ${show(v)}` };
-  return { value: v as string };
-}, { optional: true });
+export const httpAddress = leaf<string>(
+  (v) => {
+    const m = typeof v === 'string' ? /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9.]+|localhost)):(\d+)$/.exec(v) : null;
+    const host = m ? (m[1] ?? m[2]!) : '';
+    if (!m || (host !== 'localhost' && (!parseAddress(host) || (m[1] !== undefined) !== host.includes(':')))) {
+      return { problem: `must be an address and port such as "127.0.0.1:9105" or "[::1]:9105", got ${show(v)}` };
+    }
+    const port = Number(m[3]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      return { problem: `port ${m[3]} is not 1-65535: give a port such as 9105, got ${show(v)}` };
+    return { value: v as string };
+  },
+  { optional: true },
+);
 
 /** A DNS name the Host header may carry (RFC 1123 labels). */
-const hostName = leaf<string>((v) => (typeof v === 'string' && /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(v)
-  ? { value: v.toLowerCase() }
-  : { problem: `must be a host name such as director1.example.net, got ${show(v)}` }));
+const hostName = leaf<string>((v) =>
+  typeof v === 'string' &&
+  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(v)
+    ? { value: v.toLowerCase() }
+    : { problem: `must be a host name such as director1.example.net, got ${show(v)}` },
+);
 
 export const httpHostNames = z.array(hostName).max(32, 'at most 32 names').optional();
 
@@ -53,9 +60,12 @@ export function adminHttpProblems(admin: Record<string, unknown>): { path: (stri
   const http = admin.http;
   if (typeof http !== 'string' || !/:\d+$/.test(http)) return [];
   const { host } = splitHostPort(http);
-  if (isLoopbackHost(host) || admin.http_token_file !== undefined || admin.http_read_token_file !== undefined) return [];
-  return [{
-    path: ['admin', 'http'],
-    message: `binds ${host}, which other hosts can reach, with no token: anyone who reaches it would read the whole topology (/, /status, /metrics); set admin.http_read_token_file (readers such as Prometheus send "Authorization: Bearer <token>") or admin.http_token_file, or bind 127.0.0.1`,
-  }];
+  if (isLoopbackHost(host) || admin.http_token_file !== undefined || admin.http_read_token_file !== undefined)
+    return [];
+  return [
+    {
+      path: ['admin', 'http'],
+      message: `binds ${host}, which other hosts can reach, with no token: anyone who reaches it would read the whole topology (/, /status, /metrics); set admin.http_read_token_file (readers such as Prometheus send "Authorization: Bearer <token>") or admin.http_token_file, or bind 127.0.0.1`,
+    },
+  ];
 }

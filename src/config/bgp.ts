@@ -24,23 +24,29 @@ import { duration, formatDuration, parseDuration } from './duration';
 import type { Address } from './fields';
 import { parseAddress } from '../net/inet';
 
-
 /** AS numbers: 1..4294967294 (0 and 4294967295 are reserved, RFC 7607 / RFC 7300). */
-const asn = (opts: { optional?: boolean } = {}) => leaf<number>((v) => (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 4294967294
-  ? { value: v }
-  : { problem: `must be an AS number from 1 to 4294967294, got ${show(v)}` }), opts);
+const asn = (opts: { optional?: boolean } = {}) =>
+  leaf<number>(
+    (v) =>
+      typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 4294967294
+        ? { value: v }
+        : { problem: `must be an AS number from 1 to 4294967294, got ${show(v)}` },
+    opts,
+  );
 
 const routerId = leaf<string>((v) => {
   const a = typeof v === 'string' ? parseAddress(v.trim()) : undefined;
-  if (!a || a.family !== 4) return { problem: `must be an IPv4 address (BGP router ids are 32-bit, written as IPv4), got ${show(v)}` };
-  if (a.text === '0.0.0.0') return { problem: 'must not be 0.0.0.0: use this director\'s own IPv4 address' };
+  if (!a || a.family !== 4)
+    return { problem: `must be an IPv4 address (BGP router ids are 32-bit, written as IPv4), got ${show(v)}` };
+  if (a.text === '0.0.0.0') return { problem: "must not be 0.0.0.0: use this director's own IPv4 address" };
   return { value: a.text };
 });
 
 /** "65000:100" standard community (two 16-bit halves). */
 const community = leaf<[number, number]>((v) => {
   const m = typeof v === 'string' ? /^(\d{1,5}):(\d{1,5})$/.exec(v) : null;
-  if (!m || Number(m[1]) > 65535 || Number(m[2]) > 65535) return { problem: `must be a community "ASN:VALUE" with two numbers 0..65535, got ${show(v)}` };
+  if (!m || Number(m[1]) > 65535 || Number(m[2]) > 65535)
+    return { problem: `must be a community "ASN:VALUE" with two numbers 0..65535, got ${show(v)}` };
   return { value: [Number(m[1]), Number(m[2])] };
 });
 
@@ -56,16 +62,22 @@ export const MAX_MD5_KEY_BYTES = 80;
  */
 export function md5KeyProblem(v: string): string | undefined {
   const bytes = Buffer.byteLength(v, 'utf8');
-  if (bytes === 0 || bytes > MAX_MD5_KEY_BYTES) return `must be 1 to ${MAX_MD5_KEY_BYTES} bytes (the kernel's TCP MD5 key limit), got ${bytes}`;
-  if (/["\\\n\r\0]/.test(v)) return `must not contain ${v.includes('"') ? 'a double quote' : v.includes('\\') ? 'a backslash' : 'NUL or a line break'}: BIRD's config strings cannot carry it, so the key would not match the router's (pick a key of letters, digits and punctuation other than " and \\)`;
+  if (bytes === 0 || bytes > MAX_MD5_KEY_BYTES)
+    return `must be 1 to ${MAX_MD5_KEY_BYTES} bytes (the kernel's TCP MD5 key limit), got ${bytes}`;
+  if (/["\\\n\r\0]/.test(v))
+    return `must not contain ${v.includes('"') ? 'a double quote' : v.includes('\\') ? 'a backslash' : 'NUL or a line break'}: BIRD's config strings cannot carry it, so the key would not match the router's (pick a key of letters, digits and punctuation other than " and \\)`;
   return undefined;
 }
 
-const password = leaf<string>((v) => {
-  if (typeof v !== 'string') return { problem: `must be a string of 1 to ${MAX_MD5_KEY_BYTES} bytes (TCP MD5 key), got ${show(v)}` };
-  const problem = md5KeyProblem(v);
-  return problem ? { problem } : { value: v };
-}, { optional: true });
+const password = leaf<string>(
+  (v) => {
+    if (typeof v !== 'string')
+      return { problem: `must be a string of 1 to ${MAX_MD5_KEY_BYTES} bytes (TCP MD5 key), got ${show(v)}` };
+    const problem = md5KeyProblem(v);
+    return problem ? { problem } : { value: v };
+  },
+  { optional: true },
+);
 
 /** A password_file's key: its content without one trailing line break (echo / an editor adds it). */
 export function md5KeyOfFile(text: string): string {
@@ -81,9 +93,13 @@ export const bgpNeighbourSchema = z.strictObject({
   bfd: bool({ default: false }),
   hold_time: duration({ optional: true, min: 3000, max: 65_535_000 }),
   /** Shown in status and used for the BGP daemon's protocol name; default peer<N>. */
-  name: leaf<string>((v) => (typeof v === 'string' && /^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(v)
-    ? { value: v }
-    : { problem: `must be a name of 1 to 32 letters, digits and _ starting with a letter, got ${show(v)}` }), { optional: true }),
+  name: leaf<string>(
+    (v) =>
+      typeof v === 'string' && /^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(v)
+        ? { value: v }
+        : { problem: `must be a name of 1 to 32 letters, digits and _ starting with a letter, got ${show(v)}` },
+    { optional: true },
+  ),
 });
 
 export const bgpAnnounceSchema = z.strictObject({
@@ -97,11 +113,14 @@ export const bgpSchema = z.strictObject({
   router_id: routerId,
   hold_time: duration({ default: 9000, min: 3000, max: 65_535_000 }),
   keepalive: duration({ optional: true, min: 1000, max: 21_845_000 }),
-  bfd: z.preprocess((v) => (v === undefined ? {} : v), z.strictObject({
-    min_rx: duration({ default: 100, min: 10, max: 10_000 }),
-    min_tx: duration({ default: 100, min: 10, max: 10_000 }),
-    multiplier: int(1, 255, { default: 3 }),
-  })),
+  bfd: z.preprocess(
+    (v) => (v === undefined ? {} : v),
+    z.strictObject({
+      min_rx: duration({ default: 100, min: 10, max: 10_000 }),
+      min_tx: duration({ default: 100, min: 10, max: 10_000 }),
+      multiplier: int(1, 255, { default: 3 }),
+    }),
+  ),
   neighbours: z.array(bgpNeighbourSchema).min(1, 'list at least one neighbour (the routers this director peers with)'),
   announce: z.array(bgpAnnounceSchema).optional(),
   /** Where the BGP daemon's config, control socket and pid file go (default: the admin socket's directory). */
@@ -163,8 +182,16 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
       if (!isObj(a)) return;
       const vip = canon(a.vip);
       if (!vip) return;
-      if (!serviceVips.has(vip)) out.push({ path: ['bgp', 'announce', i, 'vip'], message: `${vip} is not the VIP of any service: announce only service VIPs (${[...serviceVips].join(', ') || 'none configured'})` });
-      if (seen.has(vip)) out.push({ path: ['bgp', 'announce', i, 'vip'], message: `${vip} is already announced at bgp.announce[${seen.get(vip)}]: list each VIP once` });
+      if (!serviceVips.has(vip))
+        out.push({
+          path: ['bgp', 'announce', i, 'vip'],
+          message: `${vip} is not the VIP of any service: announce only service VIPs (${[...serviceVips].join(', ') || 'none configured'})`,
+        });
+      if (seen.has(vip))
+        out.push({
+          path: ['bgp', 'announce', i, 'vip'],
+          message: `${vip} is already announced at bgp.announce[${seen.get(vip)}]: list each VIP once`,
+        });
       seen.set(vip, i);
       announced.push({ vip, path: ['bgp', 'announce', i, 'vip'] });
     });
@@ -179,7 +206,10 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
         const vip = canon(typeof v === 'string' ? v.trim().split(/[/\s]/)[0] : undefined);
         const hit = announced.find((a) => a.vip === vip);
         if (hit) {
-          out.push({ path: ['vrrp', k, 'vips', j], message: `${vip} is announced over BGP (bgp${hit.path.length > 1 ? `.announce[${hit.path[2]}]` : ': every service VIP by default'}) and held by VRRP instance ${typeof inst.name === 'string' ? inst.name : `vrrp[${k}]`}: a VIP is either routed to every director (BGP, ECMP) or held by one (VRRP), not both; remove it from vrrp[${k}].vips or from bgp.announce` });
+          out.push({
+            path: ['vrrp', k, 'vips', j],
+            message: `${vip} is announced over BGP (bgp${hit.path.length > 1 ? `.announce[${hit.path[2]}]` : ': every service VIP by default'}) and held by VRRP instance ${typeof inst.name === 'string' ? inst.name : `vrrp[${k}]`}: a VIP is either routed to every director (BGP, ECMP) or held by one (VRRP), not both; remove it from vrrp[${k}].vips or from bgp.announce`,
+          });
         }
       });
     });
@@ -190,15 +220,28 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
   };
   const timer = (v: unknown, p: (string | number)[]) => {
     const t = ms(v);
-    if (t !== undefined && t % 1000 !== 0) out.push({ path: p, message: `BGP timers are whole seconds, got ${show(v)}: write e.g. "3s"` });
+    if (t !== undefined && t % 1000 !== 0)
+      out.push({ path: p, message: `BGP timers are whole seconds, got ${show(v)}: write e.g. "3s"` });
   };
   timer(bgp.hold_time, ['bgp', 'hold_time']);
   timer(bgp.keepalive, ['bgp', 'keepalive']);
   const keep = ms(bgp.keepalive);
   if (keep !== undefined) {
-    const holds = [ms(bgp.hold_time) ?? 9000, ...(Array.isArray(bgp.neighbours) ? bgp.neighbours.filter(isObj).map((n) => ms(n.hold_time)).filter((h): h is number => h !== undefined) : [])];
+    const holds = [
+      ms(bgp.hold_time) ?? 9000,
+      ...(Array.isArray(bgp.neighbours)
+        ? bgp.neighbours
+            .filter(isObj)
+            .map((n) => ms(n.hold_time))
+            .filter((h): h is number => h !== undefined)
+        : []),
+    ];
     const least = Math.min(...holds);
-    if (keep * 3 > least) out.push({ path: ['bgp', 'keepalive'], message: `keepalive ${show(bgp.keepalive)} is more than a third of the shortest hold time (${formatDuration(least)}): a session would expire between keepalives; lower keepalive or remove it (default: hold time / 3)` });
+    if (keep * 3 > least)
+      out.push({
+        path: ['bgp', 'keepalive'],
+        message: `keepalive ${show(bgp.keepalive)} is more than a third of the shortest hold time (${formatDuration(least)}): a session would expire between keepalives; lower keepalive or remove it (default: hold time / 3)`,
+      });
   }
   if (Array.isArray(bgp.neighbours)) {
     const addrs = new Map<string, number>();
@@ -208,21 +251,39 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
       const p = ['bgp', 'neighbours', i];
       const a = canon(n.address);
       if (a !== undefined) {
-        if (addrs.has(a)) out.push({ path: [...p, 'address'], message: `neighbour ${a} is listed twice (also bgp.neighbours[${addrs.get(a)}]): one session per neighbour` });
+        if (addrs.has(a))
+          out.push({
+            path: [...p, 'address'],
+            message: `neighbour ${a} is listed twice (also bgp.neighbours[${addrs.get(a)}]): one session per neighbour`,
+          });
         addrs.set(a, i);
       }
       if (typeof n.name === 'string') {
-        if (names.has(n.name)) out.push({ path: [...p, 'name'], message: `neighbour name "${n.name}" is used twice (also bgp.neighbours[${names.get(n.name)}])` });
+        if (names.has(n.name))
+          out.push({
+            path: [...p, 'name'],
+            message: `neighbour name "${n.name}" is used twice (also bgp.neighbours[${names.get(n.name)}])`,
+          });
         names.set(n.name, i);
       }
-      if (n.password !== undefined && n.password_file !== undefined) out.push({ path: [...p, 'password'], message: 'give password or password_file, not both' });
+      if (n.password !== undefined && n.password_file !== undefined)
+        out.push({ path: [...p, 'password'], message: 'give password or password_file, not both' });
       timer(n.hold_time, [...p, 'hold_time']);
     });
     // An announced VIP of one family needs a neighbour of that family (the session carries its own family).
-    const fams = new Set(bgp.neighbours.filter(isObj).map((n) => parseAddress(String(n.address ?? '').trim())?.family).filter((f) => f !== undefined));
+    const fams = new Set(
+      bgp.neighbours
+        .filter(isObj)
+        .map((n) => parseAddress(String(n.address ?? '').trim())?.family)
+        .filter((f) => f !== undefined),
+    );
     for (const a of announced) {
       const fam = parseAddress(a.vip)?.family;
-      if (fam !== undefined && fams.size > 0 && !fams.has(fam)) out.push({ path: a.path, message: `${a.vip} is IPv${fam} but no neighbour is IPv${fam}: add an IPv${fam} neighbour (each session carries its own family)` });
+      if (fam !== undefined && fams.size > 0 && !fams.has(fam))
+        out.push({
+          path: a.path,
+          message: `${a.vip} is IPv${fam} but no neighbour is IPv${fam}: add an IPv${fam} neighbour (each session carries its own family)`,
+        });
     }
   }
   return out;
@@ -232,8 +293,17 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
 export function finishBgp(raw: RawBgpConfig, serviceVips: Address[], adminSocketDir: string): BgpConfig {
   const keepalive = (hold: number) => Math.max(1000, Math.floor(hold / 3000) * 1000);
   const announce: BgpAnnounceConfig[] = raw.announce
-    ? raw.announce.map((a) => ({ vip: a.vip.address, family: a.vip.family, ...(a.med !== undefined ? { med: a.med } : {}), communities: a.communities ?? [] }))
-    : [...new Map(serviceVips.map((v) => [v.address, v])).values()].map((v) => ({ vip: v.address, family: v.family, communities: [] }));
+    ? raw.announce.map((a) => ({
+        vip: a.vip.address,
+        family: a.vip.family,
+        ...(a.med !== undefined ? { med: a.med } : {}),
+        communities: a.communities ?? [],
+      }))
+    : [...new Map(serviceVips.map((v) => [v.address, v])).values()].map((v) => ({
+        vip: v.address,
+        family: v.family,
+        communities: [],
+      }));
   return {
     localAs: raw.local_as,
     routerId: raw.router_id,

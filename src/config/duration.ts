@@ -28,11 +28,15 @@ export function parseDuration(v: unknown): Result {
     return { problem: `is a bare number (${show(v)}): durations need their unit, write ${text}s or ${text}ms` };
   }
   const m = text === undefined ? null : DURATION_RE.exec(text);
-  if (!m) return { problem: `must be a duration with its unit (ms, s, m or h), e.g. "500ms", "1.5s" or "2m", got ${show(v)}` };
+  if (!m)
+    return {
+      problem: `must be a duration with its unit (ms, s, m or h), e.g. "500ms", "1.5s" or "2m", got ${show(v)}`,
+    };
   const ms = Number(m[1]) * UNIT_MS[m[2]!]!;
   // Multiplying a decimal by the unit can land a hair off an integer (0.07 * 1000): round to a microsecond first.
   const rounded = Math.round(ms * 1000) / 1000;
-  if (!Number.isInteger(rounded)) return { problem: `must be a whole number of milliseconds, got ${show(v)} (${rounded} ms)` };
+  if (!Number.isInteger(rounded))
+    return { problem: `must be a whole number of milliseconds, got ${show(v)} (${rounded} ms)` };
   if (!Number.isSafeInteger(rounded)) return { problem: `is too long, got ${show(v)}` };
   return { value: rounded };
 }
@@ -49,17 +53,26 @@ export interface DurationOpts {
 
 /** A config leaf holding a duration (output: ms). `min: 1` for timers that must be greater than 0. */
 export function duration(opts: DurationOpts = {}) {
-  return leaf<number>((v) => {
-    const r = parseDuration(v);
-    if ('problem' in r) return r;
-    const { min, max } = opts;
-    if (min !== undefined && max !== undefined && (r.value < min || r.value > max)) {
-      return { problem: `must be from ${formatDuration(min)} to ${formatDuration(max)}, got ${show(v)}` };
-    }
-    if (min !== undefined && r.value < min) {
-      return { problem: min === 1 ? `must be greater than 0, got ${show(v)}` : `must be at least ${formatDuration(min)}, got ${show(v)}` };
-    }
-    if (max !== undefined && r.value > max) return { problem: `must be at most ${formatDuration(max)}, got ${show(v)}` };
-    return r;
-  }, { default: opts.default, optional: opts.optional });
+  return leaf<number>(
+    (v) => {
+      const r = parseDuration(v);
+      if ('problem' in r) return r;
+      const { min, max } = opts;
+      if (min !== undefined && max !== undefined && (r.value < min || r.value > max)) {
+        return { problem: `must be from ${formatDuration(min)} to ${formatDuration(max)}, got ${show(v)}` };
+      }
+      if (min !== undefined && r.value < min) {
+        return {
+          problem:
+            min === 1
+              ? `must be greater than 0, got ${show(v)}`
+              : `must be at least ${formatDuration(min)}, got ${show(v)}`,
+        };
+      }
+      if (max !== undefined && r.value > max)
+        return { problem: `must be at most ${formatDuration(max)}, got ${show(v)}` };
+      return r;
+    },
+    { default: opts.default, optional: opts.optional },
+  );
 }

@@ -38,7 +38,8 @@ export function leaf<T>(check: (v: unknown) => Result<T>, opts: LeafOpts<T> = {}
     .optional()
     .transform((v, ctx): T => {
       if (v === undefined) {
-        if (opts.default !== undefined) return typeof opts.default === 'function' ? (opts.default as () => T)() : opts.default;
+        if (opts.default !== undefined)
+          return typeof opts.default === 'function' ? (opts.default as () => T)() : opts.default;
         if (opts.optional) return undefined as T;
         ctx.issues.push({ code: 'custom', message: 'is required', input: v });
         return z.NEVER;
@@ -63,15 +64,22 @@ export function leaf<T>(check: (v: unknown) => Result<T>, opts: LeafOpts<T> = {}
 export function int(min: number, max: number | undefined, opts: LeafOpts<number> & { open?: boolean } = {}) {
   return leaf<number>((v) => {
     const range = max === undefined || opts.open ? `>= ${min}` : `from ${min} to ${max}`;
-    if (typeof v !== 'number' || !Number.isInteger(v)) return { problem: `must be an integer ${range}, got ${show(v)}` };
+    if (typeof v !== 'number' || !Number.isInteger(v))
+      return { problem: `must be an integer ${range}, got ${show(v)}` };
     if (v < min) return { problem: `must be an integer ${range}, got ${v}` };
-    if (max !== undefined && v > max) return { problem: opts.open ? `must be at most ${max}, got ${v}` : `must be an integer from ${min} to ${max}, got ${v}` };
+    if (max !== undefined && v > max)
+      return {
+        problem: opts.open ? `must be at most ${max}, got ${v}` : `must be an integer from ${min} to ${max}, got ${v}`,
+      };
     return { value: v };
   }, opts);
 }
 
 export function bool(opts: LeafOpts<boolean> = {}) {
-  return leaf<boolean>((v) => (typeof v === 'boolean' ? { value: v } : { problem: `must be true or false, got ${show(v)}` }), opts);
+  return leaf<boolean>(
+    (v) => (typeof v === 'boolean' ? { value: v } : { problem: `must be true or false, got ${show(v)}` }),
+    opts,
+  );
 }
 
 /** One of a fixed set of strings. */
@@ -79,20 +87,29 @@ export function oneOf<T extends string>(values: readonly T[], opts: LeafOpts<NoI
   return leaf<T>((v) => {
     if (typeof v === 'string' && (values as readonly string[]).includes(v)) return { value: v as T };
     const hint = typeof v === 'string' ? suggest(v, values) : undefined;
-    return { problem: `must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}, got ${show(v)}${hint ? `; did you mean "${hint}"?` : ''}` };
+    return {
+      problem: `must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}, got ${show(v)}${hint ? `; did you mean "${hint}"?` : ''}`,
+    };
   }, opts);
 }
 
 /** A string matching `re`; `what` describes the expected form. */
 export function pattern(re: RegExp, what: string, opts: LeafOpts<string> = {}) {
-  return leaf<string>((v) => (typeof v === 'string' && re.test(v) ? { value: v } : { problem: `must be ${what}, got ${show(v)}` }), opts);
+  return leaf<string>(
+    (v) => (typeof v === 'string' && re.test(v) ? { value: v } : { problem: `must be ${what}, got ${show(v)}` }),
+    opts,
+  );
 }
 
 /** An absolute path (no NUL). */
 export function absPath(opts: LeafOpts<string> & { maxBytes?: number } = {}) {
   return leaf<string>((v) => {
-    if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) return { problem: `must be an absolute path, got ${show(v)}` };
-    if (opts.maxBytes !== undefined && Buffer.byteLength(v) > opts.maxBytes) return { problem: `must be at most ${opts.maxBytes} bytes long (a unix socket path limit), got ${Buffer.byteLength(v)}` };
+    if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0'))
+      return { problem: `must be an absolute path, got ${show(v)}` };
+    if (opts.maxBytes !== undefined && Buffer.byteLength(v) > opts.maxBytes)
+      return {
+        problem: `must be at most ${opts.maxBytes} bytes long (a unix socket path limit), got ${Buffer.byteLength(v)}`,
+      };
     return { value: v.length > 1 ? v.replace(/\/+$/, '') : v };
   }, opts);
 }
@@ -108,7 +125,8 @@ export function address(opts: LeafOpts<Address> = {}) {
   return leaf<Address>((v) => {
     if (typeof v !== 'string') return { problem: `must be an IPv4 or IPv6 address, got ${show(v)}` };
     if (v.includes('/')) return { problem: `must be a single address without a prefix length, got ${show(v)}` };
-    if (v.includes('%')) return { problem: `must not carry a zone index (${show(v)}): use a global or unique-local address` };
+    if (v.includes('%'))
+      return { problem: `must not carry a zone index (${show(v)}): use a global or unique-local address` };
     const a = parseAddress(v.trim());
     if (!a) return { problem: `is not an IPv4 or IPv6 address: ${show(v)} (write e.g. "10.77.0.11" or "fd00::11")` };
     const why = unusableReason(a);
@@ -123,9 +141,13 @@ export function validInterfaceName(v: unknown): v is string {
 }
 
 export function interfaceName(opts: LeafOpts<string> = {}) {
-  return leaf<string>((v) => (validInterfaceName(v)
-    ? { value: v }
-    : { problem: `is not a valid interface name: ${show(v)} (1 to 15 characters, no "/", ":" or spaces)` }), opts);
+  return leaf<string>(
+    (v) =>
+      validInterfaceName(v)
+        ? { value: v }
+        : { problem: `is not a valid interface name: ${show(v)} (1 to 15 characters, no "/", ":" or spaces)` },
+    opts,
+  );
 }
 
 /** A unicast MAC "aa:bb:cc:dd:ee:ff" (also accepts "-" separators and upper case); output lower case with colons. */
@@ -133,8 +155,10 @@ export function mac(opts: LeafOpts<string> = {}) {
   return leaf<string>((v) => {
     const m = typeof v === 'string' ? v.toLowerCase().replace(/-/g, ':') : '';
     if (!isMac(m)) return { problem: `must be a MAC address like "02:00:00:00:00:11", got ${show(v)}` };
-    if (m === '00:00:00:00:00:00') return { problem: `${show(v)} is the all-zero MAC: give the real server's interface MAC` };
-    if (parseInt(m.slice(0, 2), 16) & 1) return { problem: `${show(v)} is a multicast/broadcast MAC: give the real server's unicast interface MAC` };
+    if (m === '00:00:00:00:00:00')
+      return { problem: `${show(v)} is the all-zero MAC: give the real server's interface MAC` };
+    if (parseInt(m.slice(0, 2), 16) & 1)
+      return { problem: `${show(v)} is a multicast/broadcast MAC: give the real server's unicast interface MAC` };
     return { value: m };
   }, opts);
 }
@@ -147,7 +171,8 @@ export function ringSize(opts: LeafOpts<number> = {}) {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < MIN_CONFIG_RING_SIZE || v > MAX_RING_SIZE) {
       return { problem: `must be a prime from ${MIN_CONFIG_RING_SIZE} to ${MAX_RING_SIZE}, got ${show(v)}` };
     }
-    if (!isPrime(v)) return { problem: `must be a prime (Maglev needs one), got ${v}: the next prime is ${nextPrime(v)}` };
+    if (!isPrime(v))
+      return { problem: `must be a prime (Maglev needs one), got ${v}: the next prime is ${nextPrime(v)}` };
     return { value: v };
   }, opts);
 }
@@ -176,7 +201,10 @@ export function suggest(word: string, candidates: readonly string[]): string | u
   for (const c of candidates) {
     if (norm(c) === norm(word)) return c; // ringSize / ring-size / RING_SIZE -> ring_size
     const d = distance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestD) { bestD = d; best = c; }
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
   }
   const limit = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
   if (bestD <= limit) return best;

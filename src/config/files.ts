@@ -19,26 +19,51 @@ export function fileWarnings(raw: unknown): string[] {
   const out: string[] = [];
   const monitor = isObj(raw) && isObj(raw.monitor) ? raw.monitor : undefined;
   const bgp = isObj(raw) && isObj(raw.bgp) ? raw.bgp : undefined;
-  const secrets: [string, unknown, string][] = [['monitor.password_file', monitor?.password_file, 'the monitor account\'s password']];
-  (Array.isArray(bgp?.neighbours) ? bgp.neighbours : []).forEach((n, i) => secrets.push([`bgp.neighbours[${i}].password_file`, isObj(n) ? n.password_file : undefined, 'the BGP session key']));
+  const secrets: [string, unknown, string][] = [
+    ['monitor.password_file', monitor?.password_file, "the monitor account's password"],
+  ];
+  (Array.isArray(bgp?.neighbours) ? bgp.neighbours : []).forEach((n, i) =>
+    secrets.push([`bgp.neighbours[${i}].password_file`, isObj(n) ? n.password_file : undefined, 'the BGP session key']),
+  );
   for (const [key, f, what] of secrets) {
     if (typeof f !== 'string' || f === '') continue;
     let mode: number;
-    try { mode = fs.statSync(f).mode & 0o777; } catch { continue; /* fileProblems reports it */ }
-    if (mode & 0o077) out.push(`${key}: ${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it has ${what}; chmod 600 ${f}`);
+    try {
+      mode = fs.statSync(f).mode & 0o777;
+    } catch {
+      continue; /* fileProblems reports it */
+    }
+    if (mode & 0o077)
+      out.push(
+        `${key}: ${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it has ${what}; chmod 600 ${f}`,
+      );
   }
   for (const key of ['http_token_file', 'http_read_token_file'] as const) {
     const f = admin?.[key];
     if (typeof f !== 'string' || f === '') continue;
     let mode: number;
-    try { mode = fs.statSync(f).mode & 0o777; } catch { continue; /* fileProblems reports it */ }
-    if (mode & 0o077) out.push(`admin.${key}: ${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can use the HTTP listener as xdirector; chmod 600 ${f}`);
+    try {
+      mode = fs.statSync(f).mode & 0o777;
+    } catch {
+      continue; /* fileProblems reports it */
+    }
+    if (mode & 0o077)
+      out.push(
+        `admin.${key}: ${f} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can use the HTTP listener as xdirector; chmod 600 ${f}`,
+      );
   }
   const sf = isObj(raw) && isObj(raw.sync) ? raw.sync.key_file : undefined;
   if (typeof sf === 'string' && sf !== '') {
     let mode: number;
-    try { mode = fs.statSync(sf).mode & 0o777; } catch { mode = 0; }
-    if (mode & 0o077) out.push(`sync.key_file: ${sf} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can forge sync messages (install flows on every director); chmod 600 ${sf}`);
+    try {
+      mode = fs.statSync(sf).mode & 0o777;
+    } catch {
+      mode = 0;
+    }
+    if (mode & 0o077)
+      out.push(
+        `sync.key_file: ${sf} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): anyone who reads it can forge sync messages (install flows on every director); chmod 600 ${sf}`,
+      );
   }
   return out;
 }
@@ -53,9 +78,12 @@ export function fileProblems(raw: unknown): Problem[] {
       fs.readFileSync(file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      const fix = code === 'ENOENT' ? 'create it (mode 0600) with the monitor password on one line, or point password_file at the file that holds it'
-        : code === 'EISDIR' ? 'give the file that holds the password, not a directory'
-          : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
+      const fix =
+        code === 'ENOENT'
+          ? 'create it (mode 0600) with the monitor password on one line, or point password_file at the file that holds it'
+          : code === 'EISDIR'
+            ? 'give the file that holds the password, not a directory'
+            : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
       out.push({ path: ['monitor', 'password_file'], message: `cannot read ${file} (${code}): ${fix}` });
     }
   }
@@ -68,11 +96,18 @@ export function fileProblems(raw: unknown): Problem[] {
       token = fs.readFileSync(f, 'utf8').trim();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      const fix = code === 'ENOENT' ? `create it with a random token (openssl rand -hex 24 > ${f}; chmod 600 ${f})` : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
+      const fix =
+        code === 'ENOENT'
+          ? `create it with a random token (openssl rand -hex 24 > ${f}; chmod 600 ${f})`
+          : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
       out.push({ path: ['admin', key], message: `cannot read ${f} (${code}): ${fix}` });
       continue;
     }
-    if (token.length < MIN_TOKEN_LENGTH) out.push({ path: ['admin', key], message: `the token in ${f} is shorter than ${MIN_TOKEN_LENGTH} characters: use a random one (openssl rand -hex 24 > ${f})` });
+    if (token.length < MIN_TOKEN_LENGTH)
+      out.push({
+        path: ['admin', key],
+        message: `the token in ${f} is shorter than ${MIN_TOKEN_LENGTH} characters: use a random one (openssl rand -hex 24 > ${f})`,
+      });
   }
   out.push(...syncKeyProblems(raw));
   const bgp = isObj(raw) && isObj(raw.bgp) ? raw.bgp : undefined;
@@ -86,9 +121,12 @@ export function fileProblems(raw: unknown): Problem[] {
       text = fs.readFileSync(pwFile, 'utf8');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      const fix = code === 'ENOENT' ? 'create it (mode 0600) with the TCP MD5 key on one line, or point password_file at the file that holds it'
-        : code === 'EISDIR' ? 'give the file that holds the key, not a directory'
-          : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
+      const fix =
+        code === 'ENOENT'
+          ? 'create it (mode 0600) with the TCP MD5 key on one line, or point password_file at the file that holds it'
+          : code === 'EISDIR'
+            ? 'give the file that holds the key, not a directory'
+            : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
       out.push({ path, message: `cannot read ${pwFile} (${code}): ${fix}` });
       return;
     }
@@ -113,12 +151,21 @@ function syncKeyProblems(raw: unknown): Problem[] {
     key = syncKeyOfFile(fs.readFileSync(file));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    const fix = code === 'ENOENT' ? `create it with a random key, the same file on every director (openssl rand -hex 32 > ${file}; chmod 600 ${file})`
-      : code === 'EISDIR' ? 'give the file that holds the key, not a directory'
-        : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
+    const fix =
+      code === 'ENOENT'
+        ? `create it with a random key, the same file on every director (openssl rand -hex 32 > ${file}; chmod 600 ${file})`
+        : code === 'EISDIR'
+          ? 'give the file that holds the key, not a directory'
+          : 'make it readable by the user xdirector runs as (mode 0600, owned by that user)';
     return [{ path, message: `cannot read ${file} (${code}): ${fix}` }];
   }
-  if (key.length < MIN_SYNC_KEY_BYTES) return [{ path, message: `the key in ${file} is ${key.length} bytes, shorter than ${MIN_SYNC_KEY_BYTES}: use a random one (openssl rand -hex 32 > ${file})` }];
+  if (key.length < MIN_SYNC_KEY_BYTES)
+    return [
+      {
+        path,
+        message: `the key in ${file} is ${key.length} bytes, shorter than ${MIN_SYNC_KEY_BYTES}: use a random one (openssl rand -hex 32 > ${file})`,
+      },
+    ];
   return [];
 }
 

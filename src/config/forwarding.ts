@@ -21,14 +21,25 @@ export interface ServiceTunnel {
  * address cannot be encapsulated: check-config refuses that config, so this only throws on a
  * config that skipped validation.
  */
-export function backendForwarding(b: ForwardingInput, svc: ServiceTunnel, tunnel: TunnelConfig | undefined, pathMtu?: number): { forwarding: Forwarding; tunnel?: TunnelSpec } {
+export function backendForwarding(
+  b: ForwardingInput,
+  svc: ServiceTunnel,
+  tunnel: TunnelConfig | undefined,
+  pathMtu?: number,
+): { forwarding: Forwarding; tunnel?: TunnelSpec } {
   if (b.forwarding === 'nat') return { forwarding: 'nat' };
   if (b.forwarding !== 'tunnel') return { forwarding: 'dr' };
   const v6 = b.address.includes(':');
   const source = v6 ? tunnel?.sourceV6 : tunnel?.sourceV4;
-  if (!source) throw new TypeError(`tunnel backend ${b.address} needs tunnel.${v6 ? 'source_v6' : 'source_v4'} (check-config reports this)`);
+  if (!source)
+    throw new TypeError(
+      `tunnel backend ${b.address} needs tunnel.${v6 ? 'source_v6' : 'source_v4'} (check-config reports this)`,
+    );
   const mtu = tunnel?.mtu ?? pathMtu;
-  return { forwarding: 'tunnel', tunnel: { encap: svc.encap ?? 'ipip', guePort: svc.guePort ?? DEFAULT_GUE_PORT, source, ...(mtu ? { mtu } : {}) } };
+  return {
+    forwarding: 'tunnel',
+    tunnel: { encap: svc.encap ?? 'ipip', guePort: svc.guePort ?? DEFAULT_GUE_PORT, source, ...(mtu ? { mtu } : {}) },
+  };
 }
 
 // The status labels (forwardingLabel, serviceForwardingLabel) live in state/forwarding.ts: the

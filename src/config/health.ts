@@ -21,7 +21,10 @@ export const monitorSchema = z
     /** Path of a file whose content (trailing newline stripped) is the password. */
     password_file: z.string().min(1).optional(),
     /** Name of an environment variable holding the password. */
-    password_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'monitor.password_env must be an environment variable name').optional(),
+    password_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'monitor.password_env must be an environment variable name')
+      .optional(),
     /** Connect + handshake + login timeout for every check connection. */
     connect_timeout: duration({ default: DEFAULT_CONNECT_TIMEOUT_MS, min: 1 }),
     /** Optional local address to bind check connections to (the director's address the servers see). */

@@ -4,12 +4,7 @@ export type { LocatedProblem } from './load';
 export { backendKey, canonicalAddress, parseAddress } from '../net/inet';
 export type { ParsedAddress } from '../net/inet';
 export { validInterfaceName, suggest } from './fields';
-export {
-  configSchema,
-  DEFAULT_PIN_DIR,
-  DEFAULT_SOCKET_DIR,
-  DEFAULT_STATE_DIR,
-} from './schema';
+export { configSchema, DEFAULT_PIN_DIR, DEFAULT_SOCKET_DIR, DEFAULT_STATE_DIR } from './schema';
 export {
   DEFAULT_FLOW_TABLE_SIZE,
   DEFAULT_EMBRYONIC_TABLE_SIZE,
@@ -20,7 +15,17 @@ export {
   DEFAULT_MAX_SERVICES,
   DEFAULT_MAX_BACKENDS,
 } from '../defaults';
-export type { Config, ServiceConfig, BackendConfig, NatConfig, XdpConfig, DataplaneChoice, XdpMode, CheckKind, PoolKind } from './schema';
+export type {
+  Config,
+  ServiceConfig,
+  BackendConfig,
+  NatConfig,
+  XdpConfig,
+  DataplaneChoice,
+  XdpMode,
+  CheckKind,
+  PoolKind,
+} from './schema';
 export { WEIGHT_MAX, serviceSchema, FORWARDING } from './schema';
 export type { TunnelConfig } from './schema';
 export { backendForwarding } from './forwarding';

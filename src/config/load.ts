@@ -70,7 +70,8 @@ function keysAt(path: readonly PathItem[]): string[] {
 
 const article = (w: string) => (/^[aeiou]/.test(w) ? `an ${w}` : `a ${w}`);
 /** zod type names in YAML words. */
-const yamlType = (t: string) => ({ object: 'map', array: 'list', int: 'integer', boolean: 'true or false' } as Record<string, string>)[t] ?? t;
+const yamlType = (t: string) =>
+  (({ object: 'map', array: 'list', int: 'integer', boolean: 'true or false' }) as Record<string, string>)[t] ?? t;
 
 /** zod issues (ours are already worded; health.ts/vrrp.ts use zod's own) -> problems. */
 function fromZod(issues: readonly z.core.$ZodIssue[]): (Problem & { atKey?: boolean })[] {
@@ -94,36 +95,63 @@ function fromZod(issues: readonly z.core.$ZodIssue[]): (Problem & { atKey?: bool
       case 'invalid_type':
         out.push({
           path,
-          message: iss.message && !iss.message.startsWith('Invalid input')
-            ? iss.message
-            : input === undefined || iss.expected === 'nonoptional'
-              ? 'is required'
-              : `must be ${iss.expected === 'boolean' ? 'true or false' : article(yamlType(iss.expected))}, got ${show(input)}`,
+          message:
+            iss.message && !iss.message.startsWith('Invalid input')
+              ? iss.message
+              : input === undefined || iss.expected === 'nonoptional'
+                ? 'is required'
+                : `must be ${iss.expected === 'boolean' ? 'true or false' : article(yamlType(iss.expected))}, got ${show(input)}`,
         });
         break;
       case 'too_small':
       case 'too_big': {
         const custom = iss.message && !/^(Too small|Too big)/.test(iss.message);
         const bound = iss.code === 'too_small' ? iss.minimum : iss.maximum;
-        const cmp = iss.code === 'too_small' ? (iss.inclusive === false ? '>' : '>=') : (iss.inclusive === false ? '<' : '<=');
+        const cmp =
+          iss.code === 'too_small' ? (iss.inclusive === false ? '>' : '>=') : iss.inclusive === false ? '<' : '<=';
         let m: string;
         if (custom) m = iss.message;
-        else if (iss.origin === 'string') m = iss.code === 'too_small' ? (Number(bound) <= 1 ? 'must not be empty' : `must be at least ${bound} characters`) : `must be at most ${bound} characters`;
-        else if (iss.origin === 'array') m = iss.code === 'too_small' ? `needs at least ${bound} entr${Number(bound) === 1 ? 'y' : 'ies'}` : `has more than ${bound} entries`;
+        else if (iss.origin === 'string')
+          m =
+            iss.code === 'too_small'
+              ? Number(bound) <= 1
+                ? 'must not be empty'
+                : `must be at least ${bound} characters`
+              : `must be at most ${bound} characters`;
+        else if (iss.origin === 'array')
+          m =
+            iss.code === 'too_small'
+              ? `needs at least ${bound} entr${Number(bound) === 1 ? 'y' : 'ies'}`
+              : `has more than ${bound} entries`;
         else m = `must be ${cmp} ${bound}`;
         out.push({ path, message: input !== undefined && typeof input !== 'object' ? `${m}, got ${show(input)}` : m });
         break;
       }
       case 'invalid_value':
-        out.push({ path, message: `must be ${iss.values.length === 1 ? JSON.stringify(iss.values[0]) : `one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`}, got ${show(input)}` });
+        out.push({
+          path,
+          message: `must be ${iss.values.length === 1 ? JSON.stringify(iss.values[0]) : `one of ${iss.values.map((v) => JSON.stringify(v)).join(', ')}`}, got ${show(input)}`,
+        });
         break;
       case 'invalid_union': {
         if (iss.message && iss.message !== 'Invalid input') {
           out.push({ path, message: iss.message });
           break;
         }
-        const expected = [...new Set(iss.errors.flat().filter((e) => e.code === 'invalid_type').map((e) => yamlType((e as { expected: string }).expected)))];
-        out.push({ path, message: expected.length ? `must be ${expected.map(article).join(' or ')}, got ${show(input)}` : `is not valid here, got ${show(input)}` });
+        const expected = [
+          ...new Set(
+            iss.errors
+              .flat()
+              .filter((e) => e.code === 'invalid_type')
+              .map((e) => yamlType((e as { expected: string }).expected)),
+          ),
+        ];
+        out.push({
+          path,
+          message: expected.length
+            ? `must be ${expected.map(article).join(' or ')}, got ${show(input)}`
+            : `is not valid here, got ${show(input)}`,
+        });
         break;
       }
       default:
@@ -157,8 +185,14 @@ function lineOf(doc: Document, lc: LineCounter, path: readonly PathItem[], atKey
   return undefined;
 }
 
-function fail(code: 'XD_ERR_CONFIG_PARSE' | 'XD_ERR_CONFIG_INVALID', fileName: string, problems: LocatedProblem[]): XdError {
-  const lines = problems.map((p) => `${fileName}: ${p.path ? `${p.path}: ` : ''}${p.message}${p.line !== undefined ? ` (line ${p.line})` : ''}`);
+function fail(
+  code: 'XD_ERR_CONFIG_PARSE' | 'XD_ERR_CONFIG_INVALID',
+  fileName: string,
+  problems: LocatedProblem[],
+): XdError {
+  const lines = problems.map(
+    (p) => `${fileName}: ${p.path ? `${p.path}: ` : ''}${p.message}${p.line !== undefined ? ` (line ${p.line})` : ''}`,
+  );
   return new XdError(code, lines.join('\n'), { detail: { file: fileName, problems } });
 }
 
@@ -171,42 +205,69 @@ export function parseConfig(text: string, fileName: string, opts: { checkFiles?:
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw fail('XD_ERR_CONFIG_PARSE', fileName, doc.errors.map((e) => {
-      const line = e.linePos?.[0]?.line;
-      // yaml's message ends with a caret excerpt; keep its first line (the line number is added by fail()).
-      const first = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      return { path: '', message: `not valid YAML: ${first}${e.linePos ? `, column ${e.linePos[0].col}` : ''}`, line };
-    }));
+    throw fail(
+      'XD_ERR_CONFIG_PARSE',
+      fileName,
+      doc.errors.map((e) => {
+        const line = e.linePos?.[0]?.line;
+        // yaml's message ends with a caret excerpt; keep its first line (the line number is added by fail()).
+        const first = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+        return {
+          path: '',
+          message: `not valid YAML: ${first}${e.linePos ? `, column ${e.linePos[0].col}` : ''}`,
+          line,
+        };
+      }),
+    );
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 1000 });
   if (raw === null || raw === undefined) {
-    throw fail('XD_ERR_CONFIG_INVALID', fileName, [{ path: '', message: 'the file is empty: it needs at least instance, interface and services' }]);
+    throw fail('XD_ERR_CONFIG_INVALID', fileName, [
+      { path: '', message: 'the file is empty: it needs at least instance, interface and services' },
+    ]);
   }
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw fail('XD_ERR_CONFIG_INVALID', fileName, [{ path: '', message: `must be a map of settings (instance, interface, services, ...), got ${show(raw)}`, line: 1 }]);
+    throw fail('XD_ERR_CONFIG_INVALID', fileName, [
+      {
+        path: '',
+        message: `must be a map of settings (instance, interface, services, ...), got ${show(raw)}`,
+        line: 1,
+      },
+    ]);
   }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   const problems: (Problem & { atKey?: boolean })[] = parsed.success ? [] : fromZod(parsed.error.issues);
   problems.push(...crossCheck(raw));
   if (opts.checkFiles) problems.push(...fileProblems(raw), ...scriptProblems(raw));
   if (problems.length > 0) {
-    const located = problems.map((p) => ({ path: pathText(p.path), message: p.message, line: lineOf(doc, lc, p.path, p.atKey === true) }));
+    const located = problems.map((p) => ({
+      path: pathText(p.path),
+      message: p.message,
+      line: lineOf(doc, lc, p.path, p.atKey === true),
+    }));
     // File order; problems without a line last; identical lines once.
     located.sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity));
     const seen = new Set<string>();
-    throw fail('XD_ERR_CONFIG_INVALID', fileName, located.filter((p) => {
-      const k = `${p.path}\0${p.message}`;
-      if (seen.has(k)) return false;
-      seen.add(k);
-      return true;
-    }));
+    throw fail(
+      'XD_ERR_CONFIG_INVALID',
+      fileName,
+      located.filter((p) => {
+        const k = `${p.path}\0${p.message}`;
+        if (seen.has(k)) return false;
+        seen.add(k);
+        return true;
+      }),
+    );
   }
   try {
     const cfg = finish(parsed.data!, fileName);
     if (opts.checkFiles) cfg.warnings.push(...fileWarnings(raw));
     return cfg;
   } catch (err) {
-    throw new XdError('XD_ERR_CONFIG_INVALID', `${fileName}: ${(err as Error).message}`, { cause: err, detail: { file: fileName } });
+    throw new XdError('XD_ERR_CONFIG_INVALID', `${fileName}: ${(err as Error).message}`, {
+      cause: err,
+      detail: { file: fileName },
+    });
   }
 }
 
@@ -217,11 +278,20 @@ export function loadConfig(path: string): Config {
     text = fs.readFileSync(path, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const fix = e.code === 'ENOENT' ? ': check the path given with -c'
-      : e.code === 'EACCES' || e.code === 'EPERM' ? ': run as root or make the file readable'
-        : e.code === 'EISDIR' ? ': give the config file, not its directory' : '';
+    const fix =
+      e.code === 'ENOENT'
+        ? ': check the path given with -c'
+        : e.code === 'EACCES' || e.code === 'EPERM'
+          ? ': run as root or make the file readable'
+          : e.code === 'EISDIR'
+            ? ': give the config file, not its directory'
+            : '';
     const what = e.message.replace(/^[A-Z]+: /, '').replace(/, \w+( '.*')?$/, '');
-    throw new XdError('XD_ERR_CONFIG_READ', `${path}: cannot read the config file: ${what}${e.code ? ` (${e.code})` : ''}${fix}`, { cause: err, detail: { file: path, errno: e.errno, code: e.code } });
+    throw new XdError(
+      'XD_ERR_CONFIG_READ',
+      `${path}: cannot read the config file: ${what}${e.code ? ` (${e.code})` : ''}${fix}`,
+      { cause: err, detail: { file: path, errno: e.errno, code: e.code } },
+    );
   }
   return parseConfig(text, path, { checkFiles: true });
 }

@@ -17,15 +17,25 @@ interface Problem {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A backend's own forwarding that differs from its service's across the nat line (to or from nat). */
-export function natOverrideProblem(s: Record<string, unknown>, b: Record<string, unknown>, bp: PathItem[]): Problem | undefined {
+export function natOverrideProblem(
+  s: Record<string, unknown>,
+  b: Record<string, unknown>,
+  bp: PathItem[],
+): Problem | undefined {
   if (typeof b.forwarding !== 'string') return undefined;
   const svc = typeof s.forwarding === 'string' ? s.forwarding : 'dr';
   const name = typeof s.name === 'string' ? `service ${s.name}` : 'the service';
   if (b.forwarding === 'nat' && svc !== 'nat') {
-    return { path: [...bp, 'forwarding'], message: `is nat but ${name} forwards with ${svc}: NAT is chosen per service (as keepalived's lb_kind is per virtual_server), because every backend's replies must come back through the director: set forwarding: nat on the service, or remove forwarding from this backend` };
+    return {
+      path: [...bp, 'forwarding'],
+      message: `is nat but ${name} forwards with ${svc}: NAT is chosen per service (as keepalived's lb_kind is per virtual_server), because every backend's replies must come back through the director: set forwarding: nat on the service, or remove forwarding from this backend`,
+    };
   }
   if (svc === 'nat' && b.forwarding !== 'nat') {
-    return { path: [...bp, 'forwarding'], message: `is ${b.forwarding} but ${name} forwards with nat: NAT is chosen per service, so a backend cannot leave it: remove forwarding from this backend, or give it a service of its own with forwarding: ${b.forwarding}` };
+    return {
+      path: [...bp, 'forwarding'],
+      message: `is ${b.forwarding} but ${name} forwards with nat: NAT is chosen per service, so a backend cannot leave it: remove forwarding from this backend, or give it a service of its own with forwarding: ${b.forwarding}`,
+    };
   }
   return undefined;
 }
@@ -36,12 +46,23 @@ export function natOverrideProblem(s: Record<string, unknown>, b: Record<string,
  * VIP:port packets to real servers that listen on their own address and port).
  */
 export function natOnXdpProblem(sp: PathItem[]): Problem {
-  return { path: [...sp, 'forwarding'], message: 'is nat, which this build forwards with IPVS only, but dataplane is xdp: set dataplane: ipvs (or auto, which picks IPVS for a config with NAT services), or forward this service with dr or tunnel' };
+  return {
+    path: [...sp, 'forwarding'],
+    message:
+      'is nat, which this build forwards with IPVS only, but dataplane is xdp: set dataplane: ipvs (or auto, which picks IPVS for a config with NAT services), or forward this service with dr or tunnel',
+  };
 }
 
 /** NAT rewrites addresses within one family (no NAT64): a backend has the VIP's family. */
-export function natFamilyProblem(vip: { text: string; family: Family }, a: { family: Family }, bp: PathItem[]): Problem {
-  return { path: [...bp, 'address'], message: `is IPv${a.family} but the service VIP ${vip.text} is IPv${vip.family}: NAT rewrites the addresses within one family (no NAT64): use an IPv${vip.family} address of this real server` };
+export function natFamilyProblem(
+  vip: { text: string; family: Family },
+  a: { family: Family },
+  bp: PathItem[],
+): Problem {
+  return {
+    path: [...bp, 'address'],
+    message: `is IPv${a.family} but the service VIP ${vip.text} is IPv${vip.family}: NAT rewrites the addresses within one family (no NAT64): use an IPv${vip.family} address of this real server`,
+  };
 }
 
 /**
@@ -57,5 +78,7 @@ export function defaultCheck(s: Record<string, unknown>): 'mysql' | 'tcp' {
 /** nat.interface set while no service forwards with nat: probably a forgotten forwarding: nat. */
 export function natWarnings(c: Pick<Config, 'services' | 'nat'>): string[] {
   if (!c.nat.twoArmed || c.services.some((s) => s.forwarding === 'nat')) return [];
-  return [`nat.interface ${c.nat.interface} is set but no service forwards with nat: it is not used; set forwarding: nat on the services behind it, or remove the nat section`];
+  return [
+    `nat.interface ${c.nat.interface} is set but no service forwards with nat: it is not used; set forwarding: nat on the services behind it, or remove the nat section`,
+  ];
 }

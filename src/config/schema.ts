@@ -7,7 +7,20 @@ import { z } from 'zod';
 import { DEFAULT_RING_SIZE } from '../maglev';
 import { IPVS_MH_DEFAULT_SIZE, IPVS_MH_PRIMES } from '../maglev';
 import type { Family, OnEmpty, Proto, RingKind, Scheduler } from '../state/types';
-import { address, absPath, Address, bool, int, interfaceName, leaf, mac, oneOf, pattern, ringSize, show } from './fields';
+import {
+  address,
+  absPath,
+  Address,
+  bool,
+  int,
+  interfaceName,
+  leaf,
+  mac,
+  oneOf,
+  pattern,
+  ringSize,
+  show,
+} from './fields';
 import { healthSchema, monitorSchema, HealthConfig, MonitorConfig } from './health';
 import { vrrpSchema, ResolvedVrrpInstanceConfig } from './vrrp';
 import { bgpSchema, BgpConfig } from './bgp';
@@ -55,9 +68,15 @@ import {
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,63}$/;
 const NAME_WHAT = 'a name of 1 to 64 letters, digits and _ . : @ - (starting with a letter or digit)';
 
-const ipvsMhSize = leaf<number>((v) => (typeof v === 'number' && IPVS_MH_PRIMES.includes(v)
-  ? { value: v }
-  : { problem: `must be the kernel's IP_VS_MH_TAB_SIZE, one of ${IPVS_MH_PRIMES.join(', ')} (Debian: ${IPVS_MH_DEFAULT_SIZE}), got ${show(v)}` }), { default: IPVS_MH_DEFAULT_SIZE });
+const ipvsMhSize = leaf<number>(
+  (v) =>
+    typeof v === 'number' && IPVS_MH_PRIMES.includes(v)
+      ? { value: v }
+      : {
+          problem: `must be the kernel's IP_VS_MH_TAB_SIZE, one of ${IPVS_MH_PRIMES.join(', ')} (Debian: ${IPVS_MH_DEFAULT_SIZE}), got ${show(v)}`,
+        },
+  { default: IPVS_MH_DEFAULT_SIZE },
+);
 
 /** A section that may be absent: absent = {} so its fields take their defaults. */
 function section<S extends z.ZodRawShape>(shape: S) {
@@ -93,7 +112,12 @@ export const serviceSchema = z.strictObject({
   forwarding: oneOf(FORWARDING, { default: 'dr' }),
   encap: oneOf(ENCAPS, { optional: true }),
   gue_port: int(1, 65535, { optional: true }),
-  backends: z.array(backendSchema, { error: (iss) => (iss.input === undefined ? 'is required: list the real servers (it may be an empty list)' : `must be a list of backends, got ${show(iss.input)}`) }),
+  backends: z.array(backendSchema, {
+    error: (iss) =>
+      iss.input === undefined
+        ? 'is required: list the real servers (it may be an empty list)'
+        : `must be a list of backends, got ${show(iss.input)}`,
+  }),
 });
 
 export const xdpSchema = section({
@@ -152,7 +176,12 @@ export const configSchema = z.strictObject({
   sync: syncSchema.optional(),
   tunnel: tunnelSchema,
   nat: natSchema,
-  services: z.array(serviceSchema, { error: (iss) => (iss.input === undefined ? 'is required: list at least one service' : `must be a list of services, got ${show(iss.input)}`) }),
+  services: z.array(serviceSchema, {
+    error: (iss) =>
+      iss.input === undefined
+        ? 'is required: list at least one service'
+        : `must be a list of services, got ${show(iss.input)}`,
+  }),
 });
 
 /** Raw zod output (snake_case, before cross-field defaults). */

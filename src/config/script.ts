@@ -36,9 +36,13 @@ export const scriptUserSchema = pattern(USER_RE, USER_WHAT, { optional: true });
 
 /** A command line: an absolute executable path and its arguments. */
 const command = leaf<string>((v) => {
-  if (typeof v !== 'string' || v.trim() === '') return { problem: `must be a command line starting with the script's absolute path, got ${show(v)}` };
+  if (typeof v !== 'string' || v.trim() === '')
+    return { problem: `must be a command line starting with the script's absolute path, got ${show(v)}` };
   const argv0 = splitCommand(v)[0] ?? '';
-  if (!argv0.startsWith('/')) return { problem: `must start with the script's absolute path (it runs without a shell and without PATH), got ${show(argv0)}` };
+  if (!argv0.startsWith('/'))
+    return {
+      problem: `must start with the script's absolute path (it runs without a shell and without PATH), got ${show(argv0)}`,
+    };
   return { value: v.trim() };
 });
 
@@ -113,8 +117,10 @@ export function scriptUserProblem(name: string): string | undefined {
   } catch (err) {
     return `cannot look the user up: ${(err as Error).message}`;
   }
-  if (!ids) return `user ${name} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${name}) or name an existing unprivileged user`;
-  if (ids.uid === 0) return `user ${name} is root (uid 0): scripts run as an unprivileged user; create one (useradd --system --no-create-home --shell /usr/sbin/nologin xdscript)`;
+  if (!ids)
+    return `user ${name} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${name}) or name an existing unprivileged user`;
+  if (ids.uid === 0)
+    return `user ${name} is root (uid 0): scripts run as an unprivileged user; create one (useradd --system --no-create-home --shell /usr/sbin/nologin xdscript)`;
   return undefined;
 }
 
@@ -129,12 +135,17 @@ export function scriptFileProblem(file: string): string | undefined {
     st = fs.statSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    return code === 'ENOENT' ? `${file} does not exist: install the script there or fix the path` : `cannot read ${file} (${code}): make it readable by root`;
+    return code === 'ENOENT'
+      ? `${file} does not exist: install the script there or fix the path`
+      : `cannot read ${file} (${code}): make it readable by root`;
   }
   if (!st.isFile()) return `${file} is not a regular file: give the script itself`;
-  if ((st.mode & 0o111) === 0) return `${file} is not executable (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 755 ${file}`;
-  if (st.mode & 0o002) return `${file} is writable by every user (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): anyone could replace the check; chmod o-w ${file}`;
-  if ((st.mode & 0o020) && st.gid !== 0) return `${file} is writable by its group (gid ${st.gid}): its members could replace the check; chmod g-w ${file} or chgrp root ${file}`;
+  if ((st.mode & 0o111) === 0)
+    return `${file} is not executable (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 755 ${file}`;
+  if (st.mode & 0o002)
+    return `${file} is writable by every user (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): anyone could replace the check; chmod o-w ${file}`;
+  if (st.mode & 0o020 && st.gid !== 0)
+    return `${file} is writable by its group (gid ${st.gid}): its members could replace the check; chmod g-w ${file} or chgrp root ${file}`;
   // Every directory up to / : a writable one lets its users rename the script away and put their own.
   for (let dir = path.dirname(path.resolve(file)); ; dir = path.dirname(dir)) {
     let ds: fs.Stats;
@@ -144,7 +155,8 @@ export function scriptFileProblem(file: string): string | undefined {
       break;
     }
     const sticky = (ds.mode & 0o1000) !== 0 && ds.uid === 0 && st.uid === 0;
-    if ((ds.mode & 0o002) && !sticky) return `${file} is in ${dir}, which every user can write (mode ${(ds.mode & 0o7777).toString(8).padStart(4, '0')}): anyone could replace the check; move the script to a root-owned directory such as /usr/local/libexec/xdirector, or chmod o-w ${dir}`;
+    if (ds.mode & 0o002 && !sticky)
+      return `${file} is in ${dir}, which every user can write (mode ${(ds.mode & 0o7777).toString(8).padStart(4, '0')}): anyone could replace the check; move the script to a root-owned directory such as /usr/local/libexec/xdirector, or chmod o-w ${dir}`;
     if (dir === '/') break;
   }
   return undefined;
@@ -175,27 +187,48 @@ export function scriptProblems(raw: unknown): ScriptProblem[] {
 }
 
 /** Rules across fields for one service's check: script (rules.ts crossCheck). */
-export function scriptServiceProblems(raw: Record<string, unknown>, s: Record<string, unknown>, sp: (string | number)[]): ScriptProblem[] {
+export function scriptServiceProblems(
+  raw: Record<string, unknown>,
+  s: Record<string, unknown>,
+  sp: (string | number)[],
+): ScriptProblem[] {
   const out: ScriptProblem[] = [];
   if (s.check !== 'script') {
-    if (s.check_script !== undefined) out.push({ path: [...sp, 'check_script'], message: `is only read with check: script (check is ${s.check === undefined ? 'not set' : show(s.check)}): set check: script or remove check_script` });
+    if (s.check_script !== undefined)
+      out.push({
+        path: [...sp, 'check_script'],
+        message: `is only read with check: script (check is ${s.check === undefined ? 'not set' : show(s.check)}): set check: script or remove check_script`,
+      });
     return out;
   }
   if (!isObj(s.check_script)) {
-    out.push({ path: [...sp, 'check_script'], message: 'check: script needs check_script: { command: "/path/to/script {address} {port}", user: NAME } (the script, and the unprivileged user it runs as)' });
+    out.push({
+      path: [...sp, 'check_script'],
+      message:
+        'check: script needs check_script: { command: "/path/to/script {address} {port}", user: NAME } (the script, and the unprivileged user it runs as)',
+    });
     return out;
   }
   if (s.check_script.user === undefined && raw.script_user === undefined) {
-    out.push({ path: [...sp, 'check_script', 'user'], message: 'is required (or set script_user): check scripts run as an unprivileged user, never as root' });
+    out.push({
+      path: [...sp, 'check_script', 'user'],
+      message: 'is required (or set script_user): check scripts run as an unprivileged user, never as root',
+    });
   }
   if (s.pool === 'writer' || s.pool === 'readers') {
-    out.push({ path: [...sp, 'pool'], message: `pool ${s.pool} is chosen by MySQL role, which a script check cannot see: use check: mysql or pool: static` });
+    out.push({
+      path: [...sp, 'pool'],
+      message: `pool ${s.pool} is chosen by MySQL role, which a script check cannot see: use check: mysql or pool: static`,
+    });
   }
   const health = isObj(raw.health) ? raw.health : {};
   const interval = parseDurationMs(health.interval) ?? 1000;
   const timeout = parseDurationMs(s.check_script.timeout);
   if (timeout !== undefined && timeout > interval) {
-    out.push({ path: [...sp, 'check_script', 'timeout'], message: `(${timeout} ms) must not exceed health.interval (${interval} ms): a check must end before the next round starts; raise health.interval or lower the timeout` });
+    out.push({
+      path: [...sp, 'check_script', 'timeout'],
+      message: `(${timeout} ms) must not exceed health.interval (${interval} ms): a check must end before the next round starts; raise health.interval or lower the timeout`,
+    });
   }
   return out;
 }
@@ -207,8 +240,16 @@ function parseDurationMs(v: unknown): number | undefined {
 }
 
 /** The resolved check script (rules.ts finish()): the defaults filled in. */
-export function finishCheckScript(cs: CheckScriptInput, raw: { script_user?: string; health?: { timeout: number } }): CheckScriptConfig {
-  return { command: cs.command, timeout: cs.timeout ?? raw.health?.timeout ?? 500, user: (cs.user ?? raw.script_user)!, dynamic: cs.dynamic };
+export function finishCheckScript(
+  cs: CheckScriptInput,
+  raw: { script_user?: string; health?: { timeout: number } },
+): CheckScriptConfig {
+  return {
+    command: cs.command,
+    timeout: cs.timeout ?? raw.health?.timeout ?? 500,
+    user: (cs.user ?? raw.script_user)!,
+    dynamic: cs.dynamic,
+  };
 }
 
 /**
@@ -216,7 +257,14 @@ export function finishCheckScript(cs: CheckScriptInput, raw: { script_user?: str
  * strongest check. Two services checking one real server with different scripts (a primary check
  * on the writer VIP, a lag check on the reader VIP) would have one of the scripts never run.
  */
-export function scriptCheckWarnings(services: readonly { name: string; check: string; checkScript?: CheckScriptConfig; backends: readonly { key: string; name: string }[] }[]): string[] {
+export function scriptCheckWarnings(
+  services: readonly {
+    name: string;
+    check: string;
+    checkScript?: CheckScriptConfig;
+    backends: readonly { key: string; name: string }[];
+  }[],
+): string[] {
   const first = new Map<string, { service: string; command: string }>();
   const out: string[] = [];
   for (const s of services) {
@@ -224,7 +272,10 @@ export function scriptCheckWarnings(services: readonly { name: string; check: st
     for (const b of s.backends) {
       const f = first.get(b.key);
       if (!f) first.set(b.key, { service: s.name, command: s.checkScript.command });
-      else if (f.command !== s.checkScript.command) out.push(`services ${f.service} and ${s.name} check real server ${b.name} with different scripts, but a real server is checked once: only the script of ${f.service} runs, and its result counts for both; give each service its own real servers (another address or port) or one script for both`);
+      else if (f.command !== s.checkScript.command)
+        out.push(
+          `services ${f.service} and ${s.name} check real server ${b.name} with different scripts, but a real server is checked once: only the script of ${f.service} runs, and its result counts for both; give each service its own real servers (another address or port) or one script for both`,
+        );
     }
   }
   return out;

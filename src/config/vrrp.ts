@@ -10,7 +10,11 @@ import { addressFamily } from '../net/inet';
 import { z } from 'zod';
 import { duration } from './duration';
 
-const ipAddress = z.string().refine((s) => addressFamily(s) !== undefined, { message: 'not an IPv4 or IPv6 address (write e.g. "10.0.0.10" or "fd00::10")' });
+const ipAddress = z
+  .string()
+  .refine((s) => addressFamily(s) !== undefined, {
+    message: 'not an IPv4 or IPv6 address (write e.g. "10.0.0.10" or "fd00::10")',
+  });
 
 export interface Vip {
   address: string;
@@ -31,13 +35,19 @@ const vip = z.string().transform((s, ctx): Vip => {
   let dev: string | undefined;
   if (words.length === 3 && words[1] === 'dev' && IFNAME_RE.test(words[2]!)) dev = words[2];
   else if (words.length !== 1) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not a VIP: write "addr", "addr/prefix" or "addr/prefix dev IFACE" (an address that moves with the instance on another interface, e.g. "10.0.1.1/24 dev eth1")` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${s}" is not a VIP: write "addr", "addr/prefix" or "addr/prefix dev IFACE" (an address that moves with the instance on another interface, e.g. "10.0.1.1/24 dev eth1")`,
+    });
     return z.NEVER;
   }
   const [addr, pfx, extra] = words[0]!.split('/');
   const fam = addressFamily(addr ?? '');
   if (extra !== undefined || fam === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${s}" is not a VIP: write "addr" or "addr/prefix", e.g. "10.0.0.10/24" or "fd00::10/64"` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${s}" is not a VIP: write "addr" or "addr/prefix", e.g. "10.0.0.10/24" or "fd00::10/64"`,
+    });
     return z.NEVER;
   }
   const max = fam === 4 ? 32 : 128;
@@ -87,7 +97,10 @@ const garp = z.strictObject({
 });
 
 const instanceInput = z.strictObject({
-  name: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only'),
+  name: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only'),
   interface: z.string().min(1).max(15).optional(),
   vrid: z.number().int().min(1).max(255),
   /** 255 = address owner (never adjusted by tracking); 100 is keepalived's default. */
@@ -100,7 +113,12 @@ const instanceInput = z.strictObject({
   preempt_delay: duration({ default: 0 }),
   unicast_src: ipAddress.optional(),
   unicast_peers: z.array(ipAddress).default([]),
-  auth: z.strictObject({ type: z.literal('pass'), password: z.string().min(1).max(8, 'VRRPv2 simple passwords are at most 8 characters') }).optional(),
+  auth: z
+    .strictObject({
+      type: z.literal('pass'),
+      password: z.string().min(1).max(8, 'VRRPv2 simple passwords are at most 8 characters'),
+    })
+    .optional(),
   /** VRRPv3 over IPv4: leave the IPv4 pseudo-header out of the checksum (RFC 9568, Cisco/Juniper); default includes it like keepalived. */
   v3_checksum_as_v2: z.boolean().default(false),
   garp: garp.default({ repeat: 5, interval: 100, refresh: 60_000 }),
@@ -108,32 +126,76 @@ const instanceInput = z.strictObject({
   /** Run on every state change with arguments: instance name, state (MASTER|BACKUP|FAULT|STOP), priority. */
   notify: z.string().min(1).optional(),
   /** keepalived's vrrp_sync_group: instances naming the same group fail over as one (src/vrrp/sync.ts). */
-  sync_group: z.string().min(1).regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only').optional(),
+  sync_group: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9_.:-]+$/, 'use letters, digits and _ . : - only')
+    .optional(),
 });
 
 const instance = instanceInput
   .superRefine((i, ctx) => {
     const fams = new Set(i.vips.map((v) => v.family));
-    if (fams.size > 1) ctx.addIssue({ code: 'custom', path: ['vips'], message: 'an instance carries one address family: split IPv4 and IPv6 VIPs into two instances' });
+    if (fams.size > 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vips'],
+        message: 'an instance carries one address family: split IPv4 and IPv6 VIPs into two instances',
+      });
     const fam = i.vips[0]?.family ?? 4;
-    if (fam === 6 && i.version === 2) ctx.addIssue({ code: 'custom', path: ['version'], message: 'VRRPv2 has no IPv6: use version 3 for IPv6 VIPs' });
+    if (fam === 6 && i.version === 2)
+      ctx.addIssue({ code: 'custom', path: ['version'], message: 'VRRPv2 has no IPv6: use version 3 for IPv6 VIPs' });
     const version = i.version ?? (fam === 6 ? 3 : 2);
     if (version === 2) {
       if (i.advert_interval % 1000 !== 0 || i.advert_interval < 1000 || i.advert_interval > 255_000)
-        ctx.addIssue({ code: 'custom', path: ['advert_interval'], message: `VRRPv2 adverts are whole seconds 1s–255s (got ${i.advert_interval} ms): use e.g. "1s", or version 3 for sub-second adverts` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['advert_interval'],
+          message: `VRRPv2 adverts are whole seconds 1s–255s (got ${i.advert_interval} ms): use e.g. "1s", or version 3 for sub-second adverts`,
+        });
     } else {
       if (i.advert_interval % 10 !== 0 || i.advert_interval < 10 || i.advert_interval > 40_950)
-        ctx.addIssue({ code: 'custom', path: ['advert_interval'], message: `VRRPv3 adverts are centiseconds 10ms–40.95s (got ${i.advert_interval} ms): use a multiple of 10ms` });
-      if (i.auth) ctx.addIssue({ code: 'custom', path: ['auth'], message: 'VRRPv3 has no authentication: remove auth or use version 2' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['advert_interval'],
+          message: `VRRPv3 adverts are centiseconds 10ms–40.95s (got ${i.advert_interval} ms): use a multiple of 10ms`,
+        });
+      if (i.auth)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth'],
+          message: 'VRRPv3 has no authentication: remove auth or use version 2',
+        });
     }
-    if (i.priority === 255 && !i.preempt) ctx.addIssue({ code: 'custom', path: ['preempt'], message: 'the address owner (priority 255) always preempts: remove preempt: false or lower the priority' });
-    if (i.preempt_delay > 1_000_000) ctx.addIssue({ code: 'custom', path: ['preempt_delay'], message: 'preempt_delay is at most 1000s' });
+    if (i.priority === 255 && !i.preempt)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preempt'],
+        message: 'the address owner (priority 255) always preempts: remove preempt: false or lower the priority',
+      });
+    if (i.preempt_delay > 1_000_000)
+      ctx.addIssue({ code: 'custom', path: ['preempt_delay'], message: 'preempt_delay is at most 1000s' });
     const addrFam = (a: string) => addressFamily(a);
-    if (i.unicast_src && addrFam(i.unicast_src) !== fam) ctx.addIssue({ code: 'custom', path: ['unicast_src'], message: `unicast_src must be an IPv${fam} address like the VIPs` });
+    if (i.unicast_src && addrFam(i.unicast_src) !== fam)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['unicast_src'],
+        message: `unicast_src must be an IPv${fam} address like the VIPs`,
+      });
     i.unicast_peers.forEach((p, k) => {
-      if (addrFam(p) !== fam) ctx.addIssue({ code: 'custom', path: ['unicast_peers', k], message: `unicast peer must be an IPv${fam} address like the VIPs` });
+      if (addrFam(p) !== fam)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['unicast_peers', k],
+          message: `unicast peer must be an IPv${fam} address like the VIPs`,
+        });
     });
-    if (i.unicast_src && i.unicast_peers.length === 0) ctx.addIssue({ code: 'custom', path: ['unicast_peers'], message: 'unicast_src is set but unicast_peers is empty: list the peers or remove unicast_src' });
+    if (i.unicast_src && i.unicast_peers.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['unicast_peers'],
+        message: 'unicast_src is set but unicast_peers is empty: list the peers or remove unicast_src',
+      });
   })
   .transform((i) => {
     const family = i.vips[0]!.family;
@@ -144,17 +206,30 @@ export const vrrpSchema = z.array(instance).superRefine((list, ctx) => {
   const names = new Set<string>();
   const vrids = new Map<string, number>();
   list.forEach((i, k) => {
-    if (names.has(i.name)) ctx.addIssue({ code: 'custom', path: [k, 'name'], message: `instance name "${i.name}" is used twice` });
+    if (names.has(i.name))
+      ctx.addIssue({ code: 'custom', path: [k, 'name'], message: `instance name "${i.name}" is used twice` });
     names.add(i.name);
     // Same VRID on the same interface and family is only valid with disjoint unicast peer sets.
     const key = `${i.interface ?? ''}/${i.family}/${i.vrid}`;
-    if (vrids.has(key) && i.unicast_peers.length === 0) ctx.addIssue({ code: 'custom', path: [k, 'vrid'], message: `VRID ${i.vrid} is already used by instance ${list[vrids.get(key)!]!.name} on this interface` });
+    if (vrids.has(key) && i.unicast_peers.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: [k, 'vrid'],
+        message: `VRID ${i.vrid} is already used by instance ${list[vrids.get(key)!]!.name} on this interface`,
+      });
     vrids.set(key, k);
   });
   const groups = new Map<string, number[]>();
-  list.forEach((i, k) => { if (i.sync_group) groups.set(i.sync_group, [...(groups.get(i.sync_group) ?? []), k]); });
+  list.forEach((i, k) => {
+    if (i.sync_group) groups.set(i.sync_group, [...(groups.get(i.sync_group) ?? []), k]);
+  });
   for (const [g, ks] of groups) {
-    if (ks.length < 2) ctx.addIssue({ code: 'custom', path: [ks[0]!, 'sync_group'], message: `sync group "${g}" has only this instance: a group makes several instances fail over as one; name it on another instance too, or remove sync_group` });
+    if (ks.length < 2)
+      ctx.addIssue({
+        code: 'custom',
+        path: [ks[0]!, 'sync_group'],
+        message: `sync group "${g}" has only this instance: a group makes several instances fail over as one; name it on another instance too, or remove sync_group`,
+      });
   }
 });
 
@@ -169,11 +244,18 @@ export type ResolvedVrrpInstanceConfig = VrrpInstanceConfig & { interface: strin
  * Fill in each instance's interface from the top-level one. Throws a plain
  * Error naming the instance when neither is set (the config composer wraps it).
  */
-export function resolveVrrpInterfaces(list: VrrpConfig, topInterface: string | undefined): ResolvedVrrpInstanceConfig[] {
+export function resolveVrrpInterfaces(
+  list: VrrpConfig,
+  topInterface: string | undefined,
+): ResolvedVrrpInstanceConfig[] {
   return list.map((i) => {
     const itf = i.interface ?? topInterface;
     if (!itf) throw new Error(`vrrp instance ${i.name}: no interface: set vrrp[].interface or the top-level interface`);
     // "dev" naming the instance's own interface is the plain form.
-    return { ...i, interface: itf, vips: i.vips.map((v) => (v.dev === itf ? { address: v.address, prefix: v.prefix, family: v.family } : v)) };
+    return {
+      ...i,
+      interface: itf,
+      vips: i.vips.map((v) => (v.dev === itf ? { address: v.address, prefix: v.prefix, family: v.family } : v)),
+    };
   });
 }

@@ -20,7 +20,9 @@ export function configWarnings(c: Pick<Config, 'services' | 'vrrp' | 'bgp'>): st
       held.add(v.address);
       // An address on another interface (dev) is a gateway that moves with the VIP (NAT), not a service VIP.
       if (!serviceVips.has(v.address) && !v.dev) {
-        out.push(`vrrp[${i}] (${inst.name}): VIP ${v.address} is no service's VIP: the director takes it on becoming Master but forwards nothing for it; add a service on ${v.address} or remove it from vrrp[${i}].vips`);
+        out.push(
+          `vrrp[${i}] (${inst.name}): VIP ${v.address} is no service's VIP: the director takes it on becoming Master but forwards nothing for it; add a service on ${v.address} or remove it from vrrp[${i}].vips`,
+        );
       }
     }
   });
@@ -29,7 +31,9 @@ export function configWarnings(c: Pick<Config, 'services' | 'vrrp' | 'bgp'>): st
   for (const [vip, names] of serviceVips) {
     if (held.has(vip) || announced.has(vip)) continue;
     const which = names.length === 1 ? `service ${names[0]}` : `services ${names.join(', ')}`;
-    out.push(`${which}: VIP ${vip} is held by no VRRP instance${c.bgp ? ' and not announced over BGP' : ''}: no director adds it to its interface, so clients cannot reach ${names.length === 1 ? 'it' : 'them'} here; add ${vip} to a vrrp instance's vips${c.bgp ? ' or to bgp.announce' : ''} (or hold the address some other way)`);
+    out.push(
+      `${which}: VIP ${vip} is held by no VRRP instance${c.bgp ? ' and not announced over BGP' : ''}: no director adds it to its interface, so clients cannot reach ${names.length === 1 ? 'it' : 'them'} here; add ${vip} to a vrrp instance's vips${c.bgp ? ' or to bgp.announce' : ''} (or hold the address some other way)`,
+    );
   }
   return out;
 }

@@ -56,20 +56,38 @@ export class ApplyRetry {
     this.failuresTotal++;
     this.lastError = err instanceof Error ? err.message : String(err);
     const first = this.since === null;
-    if (first) { this.since = Date.now(); this.sinceMono = performance.now(); }
+    if (first) {
+      this.since = Date.now();
+      this.sinceMono = performance.now();
+    }
     if (this.stopped) return;
     const wait = this.delay(this.failures);
     this.nextAt = Date.now() + wait;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => { this.timer = undefined; this.nextAt = null; this.o.retry(); }, wait);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.nextAt = null;
+      this.o.retry();
+    }, wait);
     this.timer.unref?.();
-    if (first) this.o.log.warn({ err, alert: 'dataplane-diverged', reason }, `ALERT the dataplane differs from the desired state: apply (${reason}) failed: ${this.lastError}; retrying in ${wait} ms, backing off to ${this.o.maxMs ?? 30000} ms`);
-    else this.o.log.error({ err, reason, failures: this.failures }, `apply (${reason}) failed again (${this.failures} in a row): ${this.lastError}; next retry in ${wait} ms`);
+    if (first)
+      this.o.log.warn(
+        { err, alert: 'dataplane-diverged', reason },
+        `ALERT the dataplane differs from the desired state: apply (${reason}) failed: ${this.lastError}; retrying in ${wait} ms, backing off to ${this.o.maxMs ?? 30000} ms`,
+      );
+    else
+      this.o.log.error(
+        { err, reason, failures: this.failures },
+        `apply (${reason}) failed again (${this.failures} in a row): ${this.lastError}; next retry in ${wait} ms`,
+      );
   }
 
   succeeded(): void {
     if (this.since !== null) {
-      this.o.log.info({ alert: 'dataplane-diverged', failures: this.failures, seconds: (performance.now() - this.sinceMono) / 1000 }, `alert cleared: the dataplane matches the desired state again after ${this.failures} failed apply(s)`);
+      this.o.log.info(
+        { alert: 'dataplane-diverged', failures: this.failures, seconds: (performance.now() - this.sinceMono) / 1000 },
+        `alert cleared: the dataplane matches the desired state again after ${this.failures} failed apply(s)`,
+      );
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -92,7 +110,9 @@ export class ApplyRetry {
 
   /** The alert line while diverged (for status alerts). */
   alert(): string | null {
-    return this.since === null ? null : `the dataplane differs from the desired state since ${new Date(this.since).toISOString()}: ${this.failures} failed apply(s), last: ${this.lastError}`;
+    return this.since === null
+      ? null
+      : `the dataplane differs from the desired state since ${new Date(this.since).toISOString()}: ${this.failures} failed apply(s), last: ${this.lastError}`;
   }
 
   stop(): void {

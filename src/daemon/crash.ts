@@ -35,26 +35,44 @@ export function installCrashHandlers(o: CrashOptions): () => void {
       return;
     }
     fatal = true;
-    o.log.fatal({ err, origin }, `fatal ${origin}: ${describe(err)}; resigning VRRP (priority 0), removing the VIPs and exiting with ${EXIT_FATAL}; the XDP program and maps stay pinned for the restarted daemon to adopt`);
+    o.log.fatal(
+      { err, origin },
+      `fatal ${origin}: ${describe(err)}; resigning VRRP (priority 0), removing the VIPs and exiting with ${EXIT_FATAL}; the XDP program and maps stay pinned for the restarted daemon to adopt`,
+    );
     const timer = setTimeout(() => {
       o.log.error(`resigning VRRP did not finish within ${o.graceMs ?? 2000} ms: exiting anyway`);
       exit(EXIT_FATAL);
     }, o.graceMs ?? 2000);
     o.resign().then(
-      () => { clearTimeout(timer); o.log.info('VRRP resigned and VIPs removed; exiting'); exit(EXIT_FATAL); },
-      (e: unknown) => { clearTimeout(timer); o.log.error({ err: e }, `resigning VRRP failed: ${describe(e)}; exiting`); exit(EXIT_FATAL); },
+      () => {
+        clearTimeout(timer);
+        o.log.info('VRRP resigned and VIPs removed; exiting');
+        exit(EXIT_FATAL);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        o.log.error({ err: e }, `resigning VRRP failed: ${describe(e)}; exiting`);
+        exit(EXIT_FATAL);
+      },
     );
   };
-  const onException = (err: Error, origin: string) => onFatal(err, origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception');
+  const onException = (err: Error, origin: string) =>
+    onFatal(err, origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception');
   const onRejection = (reason: unknown) => onFatal(reason, 'unhandled rejection');
   process.on('uncaughtException', onException);
   process.on('unhandledRejection', onRejection);
 
   const mode = process.env.XDIRECTOR_TEST_FAULTS;
   const onUsr2 = (): void => {
-    o.log.warn(`fault injection (XDIRECTOR_TEST_FAULTS=${mode}): ${mode === 'reject' ? 'an unhandled rejection' : 'an exception in the event loop'}`);
-    if (mode === 'reject') void Promise.reject(new Error('injected fault: unhandled rejection (XDIRECTOR_TEST_FAULTS=reject, SIGUSR2)'));
-    else setImmediate(() => { throw new Error('injected fault: exception in the event loop (XDIRECTOR_TEST_FAULTS=throw, SIGUSR2)'); });
+    o.log.warn(
+      `fault injection (XDIRECTOR_TEST_FAULTS=${mode}): ${mode === 'reject' ? 'an unhandled rejection' : 'an exception in the event loop'}`,
+    );
+    if (mode === 'reject')
+      void Promise.reject(new Error('injected fault: unhandled rejection (XDIRECTOR_TEST_FAULTS=reject, SIGUSR2)'));
+    else
+      setImmediate(() => {
+        throw new Error('injected fault: exception in the event loop (XDIRECTOR_TEST_FAULTS=throw, SIGUSR2)');
+      });
   };
   if (mode === 'throw' || mode === 'reject') process.on('SIGUSR2', onUsr2);
 

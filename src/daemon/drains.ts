@@ -18,9 +18,21 @@ import { StateFile, type StateFileKind } from '../state/file';
 
 /** What each file holds: its name's suffix, what it is called in messages, an example of its form, and what an absent file means. */
 const KINDS = {
-  drained: kind('drained backends', 'a JSON array of backend names from the config, e.g. ["db2"] or ["mysql/db2"]', 'with no backend drained'),
-  maint: kind('backends in maintenance', 'a JSON array of backend names from the config, e.g. ["db2"] or ["mysql/db2"]', 'with no backend in maintenance'),
-  weights: kind('run-time weights', 'a JSON object of backend name -> weight, e.g. {"mysql/db2": 3}', 'with the config\'s weights'),
+  drained: kind(
+    'drained backends',
+    'a JSON array of backend names from the config, e.g. ["db2"] or ["mysql/db2"]',
+    'with no backend drained',
+  ),
+  maint: kind(
+    'backends in maintenance',
+    'a JSON array of backend names from the config, e.g. ["db2"] or ["mysql/db2"]',
+    'with no backend in maintenance',
+  ),
+  weights: kind(
+    'run-time weights',
+    'a JSON object of backend name -> weight, e.g. {"mysql/db2": 3}',
+    "with the config's weights",
+  ),
   'director-drained': kind('director drain', '["director"]', 'with the director not drained'),
 };
 type DaemonFile = keyof typeof KINDS;
@@ -38,7 +50,9 @@ type SetKind = 'drained' | 'maint' | 'director-drained';
 
 /** A set of targets: drained backends (`drained`), backends in maintenance (`maint`), or ["director"] (`director-drained`). */
 export class DrainStore extends StateFile {
-  constructor(file: string, kind: SetKind = 'drained') { super(file, KINDS[kind]); }
+  constructor(file: string, kind: SetKind = 'drained') {
+    super(file, KINDS[kind]);
+  }
 
   /** The file of an instance in the state directory `dir`. */
   static forInstance(dir: string, instance: string, kind: SetKind = 'drained'): DrainStore {
@@ -63,7 +77,9 @@ export class DrainStore extends StateFile {
 
 /** Run-time weights: target -> weight (0..WEIGHT_MAX, the config's rule). */
 export class WeightStore extends StateFile {
-  constructor(file: string) { super(file, KINDS.weights); }
+  constructor(file: string) {
+    super(file, KINDS.weights);
+  }
 
   static forInstance(dir: string, instance: string): WeightStore {
     return new WeightStore(pathFor(dir, instance, 'weights'));
@@ -73,9 +89,17 @@ export class WeightStore extends StateFile {
   load(): Map<string, number> {
     const parsed = this.readJson();
     if (parsed === undefined) return new Map();
-    const ok = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
-      && Object.entries(parsed).every(([k, v]) => k.length > 0 && Number.isInteger(v) && (v as number) >= 0 && (v as number) <= WEIGHT_MAX);
-    if (!ok) throw this.refuse(`is valid JSON but not an object of backend name -> weight (an integer from 0 to ${WEIGHT_MAX}): ${JSON.stringify(parsed).slice(0, 80)}`);
+    const ok =
+      typeof parsed === 'object' &&
+      parsed !== null &&
+      !Array.isArray(parsed) &&
+      Object.entries(parsed).every(
+        ([k, v]) => k.length > 0 && Number.isInteger(v) && (v as number) >= 0 && (v as number) <= WEIGHT_MAX,
+      );
+    if (!ok)
+      throw this.refuse(
+        `is valid JSON but not an object of backend name -> weight (an integer from 0 to ${WEIGHT_MAX}): ${JSON.stringify(parsed).slice(0, 80)}`,
+      );
     return new Map(Object.entries(parsed as Record<string, number>));
   }
 
@@ -102,7 +126,11 @@ export function stateFiles(dir: string, instance: string): (DrainStore | WeightS
  * written atomically in `toDir`, then removed from `fromDir`. A file in both places: the state
  * directory's wins and the old one is left (reported). Returns one line per file it acted on.
  */
-export function migrateStateFiles(fromDir: string, toDir: string, instance: string): { moved: string[]; ignored: string[] } {
+export function migrateStateFiles(
+  fromDir: string,
+  toDir: string,
+  instance: string,
+): { moved: string[]; ignored: string[] } {
   const out = { moved: [] as string[], ignored: [] as string[] };
   if (path.resolve(fromDir) === path.resolve(toDir)) return out;
   const from = stateFiles(fromDir, instance);

@@ -23,6 +23,8 @@ export class SteadySince {
   /** undefined once steady for `needMs`; otherwise why announcing waits. */
   holdDown(needMs: number): string | undefined {
     const since = this.ms();
-    return since >= needMs ? undefined : `backend states changed ${(since / 1000).toFixed(1)} s ago: announcing waits until they are steady for ${(needMs / 1000).toFixed(1)} s, so that this ring matches the other directors'`;
+    return since >= needMs
+      ? undefined
+      : `backend states changed ${(since / 1000).toFixed(1)} s ago: announcing waits until they are steady for ${(needMs / 1000).toFixed(1)} s, so that this ring matches the other directors'`;
   }
 }

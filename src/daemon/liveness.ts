@@ -89,19 +89,24 @@ export class Liveness {
   private healthStale(): string | undefined {
     if (this.o.healthIntervalMs === null) return undefined;
     const age = this.now() - this.healthAt;
-    return age > this.limitMs ? `the health snapshot is ${(age / 1000).toFixed(1)} s old (no completed check round within ${(this.limitMs / 1000).toFixed(1)} s): backend states are unknown` : undefined;
+    return age > this.limitMs
+      ? `the health snapshot is ${(age / 1000).toFixed(1)} s old (no completed check round within ${(this.limitMs / 1000).toFixed(1)} s): backend states are unknown`
+      : undefined;
   }
 
   private reconcileStalled(): string | undefined {
     if (this.reconcileSince === null) return undefined;
     const age = this.now() - this.reconcileSince;
-    return age > this.limitMs ? `a reconcile has been running for ${(age / 1000).toFixed(1)} s: the dataplane may not match the current state` : undefined;
+    return age > this.limitMs
+      ? `a reconcile has been running for ${(age / 1000).toFixed(1)} s: the dataplane may not match the current state`
+      : undefined;
   }
 
   cannotServe(): string | undefined {
     const h = this.healthStale() ?? this.reconcileStalled();
     if (h) return h;
-    if (this.txRising()) return `the driver is dropping forwarded frames (XDP TX errors rose ${(((this.now() - this.txRiseAt!) / 1000)).toFixed(1)} s ago, last poll +${this.txLast}): serving again after ${TX_QUIET_MS / 1000} s without new errors`;
+    if (this.txRising())
+      return `the driver is dropping forwarded frames (XDP TX errors rose ${((this.now() - this.txRiseAt!) / 1000).toFixed(1)} s ago, last poll +${this.txLast}): serving again after ${TX_QUIET_MS / 1000} s without new errors`;
     return undefined;
   }
 

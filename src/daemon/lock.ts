@@ -31,10 +31,16 @@ export async function lockHolder(instance: string, timeoutMs = 1000): Promise<Lo
   return new Promise((resolve) => {
     const c = net.connect({ path: lockName(instance) });
     let buf = '';
-    const done = (h: LockHolder | undefined) => { clearTimeout(t); c.destroy(); resolve(h); };
+    const done = (h: LockHolder | undefined) => {
+      clearTimeout(t);
+      c.destroy();
+      resolve(h);
+    };
     const t = setTimeout(() => done(undefined), timeoutMs);
     c.setEncoding('utf8');
-    c.on('data', (d: string) => { buf += d; });
+    c.on('data', (d: string) => {
+      buf += d;
+    });
     c.on('end', () => {
       try {
         const h = JSON.parse(buf) as LockHolder;
@@ -48,7 +54,10 @@ export async function lockHolder(instance: string, timeoutMs = 1000): Promise<Lo
 }
 
 export class InstanceLock {
-  private constructor(private readonly server: net.Server, readonly instance: string) {}
+  private constructor(
+    private readonly server: net.Server,
+    readonly instance: string,
+  ) {}
 
   /**
    * Take the lock of `instance`, or throw XD_ERR_INSTANCE_RUNNING naming the running daemon's
@@ -56,7 +65,9 @@ export class InstanceLock {
    */
   static async acquire(instance: string, me: { config: string }): Promise<InstanceLock> {
     const info: LockHolder = { pid: process.pid, config: me.config, startedAt: new Date().toISOString() };
-    const server = net.createServer((c) => { c.end(`${JSON.stringify(info)}\n`); });
+    const server = net.createServer((c) => {
+      c.end(`${JSON.stringify(info)}\n`);
+    });
     const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
       server.once('error', (e: NodeJS.ErrnoException) => resolve(e));
       server.listen({ path: lockName(instance) }, () => resolve(null));
@@ -68,12 +79,20 @@ export class InstanceLock {
     }
     server.close();
     if (err.code !== 'EADDRINUSE') {
-      throw new XdError('XD_ERR_INSTANCE_RUNNING', `take the lock of instance ${instance} (abstract unix socket @xdirector/${instance}): ${err.message}`, { cause: err });
+      throw new XdError(
+        'XD_ERR_INSTANCE_RUNNING',
+        `take the lock of instance ${instance} (abstract unix socket @xdirector/${instance}): ${err.message}`,
+        { cause: err },
+      );
     }
     const h = await lockHolder(instance);
     const who = h ? `pid ${h.pid}, config ${h.config}, running since ${h.startedAt}` : 'its pid did not answer';
     const stop = h ? `xdirector stop -c ${h.config}` : 'xdirector stop -c <its config>';
-    throw new XdError('XD_ERR_INSTANCE_RUNNING', `instance ${instance} is already running (${who}); nothing was changed: stop it first (${stop}, or systemctl stop xdirector), use xdirector reload to apply a new config, or give this config another instance name`, { detail: { instance, ...(h ? { pid: h.pid, config: h.config } : {}) } });
+    throw new XdError(
+      'XD_ERR_INSTANCE_RUNNING',
+      `instance ${instance} is already running (${who}); nothing was changed: stop it first (${stop}, or systemctl stop xdirector), use xdirector reload to apply a new config, or give this config another instance name`,
+      { detail: { instance, ...(h ? { pid: h.pid, config: h.config } : {}) } },
+    );
   }
 
   /** Release the lock (the kernel would at exit anyway). */

@@ -24,7 +24,8 @@ export class BackendMacs {
   async refresh(ifname: string, services: readonly ServiceConfig[], all: boolean): Promise<boolean> {
     const need = new Set<string>();
     const tunnelled = new Set<string>();
-    for (const s of services) for (const b of s.backends) if (!b.mac) (b.forwarding === 'tunnel' ? tunnelled : need).add(b.address);
+    for (const s of services)
+      for (const b of s.backends) if (!b.mac) (b.forwarding === 'tunnel' ? tunnelled : need).add(b.address);
     const addrs = [...need].filter((a) => all || !this.macs.has(a));
     const viaRoute = [...tunnelled].filter((a) => all || !this.macs.has(a));
     if (addrs.length === 0 && viaRoute.length === 0) return false;
@@ -49,7 +50,8 @@ export class BackendMacs {
           this.errors.delete(r.address);
           changed = true;
         } else if (r.error) {
-          if (this.errors.get(r.address) !== r.error) this.log.warn({ backend: r.address }, `backend left out: ${r.error}`);
+          if (this.errors.get(r.address) !== r.error)
+            this.log.warn({ backend: r.address }, `backend left out: ${r.error}`);
           this.errors.set(r.address, r.error);
         }
       }

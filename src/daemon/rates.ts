@@ -26,11 +26,20 @@ export interface RateStatus {
   services: (Rate & { name: string; backends: (Rate & { key: string; name: string })[] })[];
 }
 
-interface Counters { newFlows: number; packets: number; bytes: number }
-interface Sample { at: number; wall: number; counters: Map<string, Counters> }
+interface Counters {
+  newFlows: number;
+  packets: number;
+  bytes: number;
+}
+interface Sample {
+  at: number;
+  wall: number;
+  counters: Map<string, Counters>;
+}
 
 /** A counter that went backwards (a service or backend re-created) counts as 0 for that window, not as a negative rate. */
-const per = (now: number, before: number | undefined, seconds: number) => (before === undefined || now < before ? 0 : (now - before) / seconds);
+const per = (now: number, before: number | undefined, seconds: number) =>
+  before === undefined || now < before ? 0 : (now - before) / seconds;
 
 export class RateEstimator {
   private prev?: Sample;
@@ -45,7 +54,8 @@ export class RateEstimator {
     const counters = new Map<string, Counters>();
     for (const s of services) {
       counters.set(s.name, { newFlows: s.newFlows, packets: s.packets, bytes: s.bytes });
-      for (const b of s.backends) counters.set(`${s.name}\0${b.key}`, { newFlows: b.newFlows, packets: b.packets, bytes: b.bytes });
+      for (const b of s.backends)
+        counters.set(`${s.name}\0${b.key}`, { newFlows: b.newFlows, packets: b.packets, bytes: b.bytes });
     }
     this.prev = this.last;
     this.last = { at, wall, counters };
@@ -61,12 +71,20 @@ export class RateEstimator {
     const rate = (key: string): Rate => {
       const n = b.counters.get(key)!;
       const o = a.counters.get(key);
-      return { cps: per(n.newFlows, o?.newFlows, seconds), inPps: per(n.packets, o?.packets, seconds), inBps: per(n.bytes, o?.bytes, seconds) };
+      return {
+        cps: per(n.newFlows, o?.newFlows, seconds),
+        inPps: per(n.packets, o?.packets, seconds),
+        inBps: per(n.bytes, o?.bytes, seconds),
+      };
     };
     return {
       intervalSeconds: seconds,
       at: new Date(b.wall).toISOString(),
-      services: this.services.map((s) => ({ name: s.name, ...rate(s.name), backends: s.backends.map((x) => ({ key: x.key, name: x.name, ...rate(`${s.name}\0${x.key}`) })) })),
+      services: this.services.map((s) => ({
+        name: s.name,
+        ...rate(s.name),
+        backends: s.backends.map((x) => ({ key: x.key, name: x.name, ...rate(`${s.name}\0${x.key}`) })),
+      })),
     };
   }
 }

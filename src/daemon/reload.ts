@@ -32,7 +32,9 @@ function healthView(s: ServiceConfig) {
 
 /** Does the reload change what the health monitor checks or how? If not, the running monitor (and its state) stays. */
 export function healthInputsChanged(prev: Config, next: Config): boolean {
-  return !isDeepStrictEqual(next.monitor, prev.monitor)
-    || !isDeepStrictEqual(next.health, prev.health)
-    || !isDeepStrictEqual(next.services.map(healthView), prev.services.map(healthView));
+  return (
+    !isDeepStrictEqual(next.monitor, prev.monitor) ||
+    !isDeepStrictEqual(next.health, prev.health) ||
+    !isDeepStrictEqual(next.services.map(healthView), prev.services.map(healthView))
+  );
 }

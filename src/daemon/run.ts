@@ -96,7 +96,10 @@ export class Daemon {
   private livenessAlert?: string;
   onStop?: (code: number) => void;
 
-  constructor(private readonly configFile: string, private readonly log: Logger) {
+  constructor(
+    private readonly configFile: string,
+    private readonly log: Logger,
+  ) {
     this.macs = new BackendMacs(log);
     this.applyRetry = new ApplyRetry({ log: this.log, retry: () => this.kick('retry after a failed apply') });
     if (process.env.XDIRECTOR_TEST_FAULTS === 'apply') {
@@ -135,7 +138,8 @@ export class Daemon {
       this.log.error({ err, alert: 'state-not-persisted', file: store.file }, `ALERT ${msg}`);
       return `; WARNING: ${msg}`;
     }
-    if (this.notPersisted.delete(store.file)) this.log.info({ alert: 'state-not-persisted', file: store.file }, `alert cleared: ${store.file} is written`);
+    if (this.notPersisted.delete(store.file))
+      this.log.info({ alert: 'state-not-persisted', file: store.file }, `alert cleared: ${store.file} is written`);
     return '';
   }
 
@@ -155,7 +159,11 @@ export class Daemon {
     this.maint = this.maintStore.load();
     if (this.maint.size) this.log.info({ maint: [...this.maint] }, 'maintenance restored from the previous run');
     this.weights = this.weightStore.load();
-    if (this.weights.size) this.log.info({ weights: Object.fromEntries(this.weights) }, 'run-time weights restored from the previous run (they override the config\'s)');
+    if (this.weights.size)
+      this.log.info(
+        { weights: Object.fromEntries(this.weights) },
+        "run-time weights restored from the previous run (they override the config's)",
+      );
     this.dataplane = await openDataplane(this.cfg, this.log, this.cfg.dataplane, this.dataplaneWhy);
     this.liveness = this.newLiveness();
     await this.startHealth(await this.adoptedHealth());
@@ -166,40 +174,65 @@ export class Daemon {
     await this.startSync();
     await this.startVrrp();
     await this.startBgp();
-    this.api = await startApiServer(this.cfg.admin.socket, {
-      status: async () => this.status(),
-      metrics: async () => renderMetrics(await this.status()),
-      drain: async (b) => this.setDrain(b, true),
-      undrain: async (b) => this.setDrain(b, false),
-      maint: async (b) => this.setMaint(b, true),
-      unmaint: async (b) => this.setMaint(b, false),
-      weight: async (b, w) => this.setWeight(b, w),
-      drainDirector: async (on) => this.drainDirector(on),
-      dataplane: async (k) => this.switchDataplane(k),
-      reload: async () => this.reload(),
-      stop: async ({ detach }) => {
-        setImmediate(() => void this.stop({ detach }).then(() => this.onStop?.(0)));
-        return { message: detach ? 'stopping; the XDP program and pins will be removed' : 'stopping; the dataplane state is kept for a hot restart' };
-      },
-    }, this.log.child({ component: 'api' }));
-    const a = this.cfg.admin;
-    if (a.http) {
-      const { startHttpListener } = await import('../api/http');
-      this.httpListener = await startHttpListener({ ...a.http, tokenFile: a.httpTokenFile, readTokenFile: a.httpReadTokenFile, hostNames: a.httpHostNames }, {
+    this.api = await startApiServer(
+      this.cfg.admin.socket,
+      {
         status: async () => this.status(),
         metrics: async () => renderMetrics(await this.status()),
         drain: async (b) => this.setDrain(b, true),
         undrain: async (b) => this.setDrain(b, false),
+        maint: async (b) => this.setMaint(b, true),
+        unmaint: async (b) => this.setMaint(b, false),
         weight: async (b, w) => this.setWeight(b, w),
-      }, this.log.child({ component: 'http' }));
+        drainDirector: async (on) => this.drainDirector(on),
+        dataplane: async (k) => this.switchDataplane(k),
+        reload: async () => this.reload(),
+        stop: async ({ detach }) => {
+          setImmediate(() => void this.stop({ detach }).then(() => this.onStop?.(0)));
+          return {
+            message: detach
+              ? 'stopping; the XDP program and pins will be removed'
+              : 'stopping; the dataplane state is kept for a hot restart',
+          };
+        },
+      },
+      this.log.child({ component: 'api' }),
+    );
+    const a = this.cfg.admin;
+    if (a.http) {
+      const { startHttpListener } = await import('../api/http');
+      this.httpListener = await startHttpListener(
+        { ...a.http, tokenFile: a.httpTokenFile, readTokenFile: a.httpReadTokenFile, hostNames: a.httpHostNames },
+        {
+          status: async () => this.status(),
+          metrics: async () => renderMetrics(await this.status()),
+          drain: async (b) => this.setDrain(b, true),
+          undrain: async (b) => this.setDrain(b, false),
+          weight: async (b, w) => this.setWeight(b, w),
+        },
+        this.log.child({ component: 'http' }),
+      );
     }
-    this.timers.push(setInterval(() => void this.refreshMacs(false).then((changed) => changed && this.kick('neighbour')), UNRESOLVED_RETRY_MS));
-    this.timers.push(setInterval(() => void this.refreshMacs(true).then((changed) => changed && this.kick('neighbour refresh')), MAC_REFRESH_MS));
+    this.timers.push(
+      setInterval(
+        () => void this.refreshMacs(false).then((changed) => changed && this.kick('neighbour')),
+        UNRESOLVED_RETRY_MS,
+      ),
+    );
+    this.timers.push(
+      setInterval(
+        () => void this.refreshMacs(true).then((changed) => changed && this.kick('neighbour refresh')),
+        MAC_REFRESH_MS,
+      ),
+    );
     this.timers.push(setInterval(() => this.pollTxErrors(), TX_ERRORS_POLL_MS));
     this.timers.push(setInterval(() => void this.sampleRates(), RATE_INTERVAL_MS));
     this.timers.push(setInterval(() => this.checkLiveness(), TRACKING_MS));
     await this.sampleRates();
-    this.log.info({ instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length }, 'xdirector running');
+    this.log.info(
+      { instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length },
+      'xdirector running',
+    );
   }
 
   /**
@@ -219,8 +252,16 @@ export class Daemon {
     const services = this.cfg.services;
     if (!services.some((s) => s.check !== 'none')) return;
     const { HealthMonitor } = await import('../health');
-    const hm = new HealthMonitor({ services, monitor: this.cfg.monitor, health: this.cfg.health, log: this.log.child({ component: 'health' }), ...(initial ? { initial } : {}) });
-    hm.on('change', () => { if (this.health === hm) this.kick('health'); });
+    const hm = new HealthMonitor({
+      services,
+      monitor: this.cfg.monitor,
+      health: this.cfg.health,
+      log: this.log.child({ component: 'health' }),
+      ...(initial ? { initial } : {}),
+    });
+    hm.on('change', () => {
+      if (this.health === hm) this.kick('health');
+    });
     hm.on('round', () => this.liveness?.healthRound());
     // Without a seed the first round decides up/down; until it completes every backend would count as down.
     const first = hm.nextRound();
@@ -242,7 +283,11 @@ export class Daemon {
       this.updateTracking(inst);
       await inst.start();
     }
-    this.timers.push(setInterval(() => { for (const v of this.vrrp) this.updateTracking(v); }, TRACKING_MS));
+    this.timers.push(
+      setInterval(() => {
+        for (const v of this.vrrp) this.updateTracking(v);
+      }, TRACKING_MS),
+    );
   }
 
   /** The whole-director drain, kept like backend drains (atomic, refused if unsafe): ["director"] while drained. */
@@ -259,7 +304,12 @@ export class Daemon {
     }
     const { SyncDaemon } = await import('../sync');
     const { instancePinDir } = await import('../dataplane/xdp/dataplane');
-    this.sync = await SyncDaemon.start(this.cfg.sync, instancePinDir(this.cfg.xdp.pinDir, this.cfg.instance), this.cfg.interface, this.log.child({ component: 'sync' }));
+    this.sync = await SyncDaemon.start(
+      this.cfg.sync,
+      instancePinDir(this.cfg.xdp.pinDir, this.cfg.instance),
+      this.cfg.interface,
+      this.log.child({ component: 'sync' }),
+    );
   }
 
   /** BGP: announce the VIPs this director can serve (src/bgp), withdraw the others. */
@@ -267,13 +317,20 @@ export class Daemon {
     if (!this.cfg.bgp) return;
     const { BgpSpeaker, assertVipsNotLocal } = await import('../bgp');
     assertVipsNotLocal(this.cfg.bgp.announce.map((a) => a.vip));
-    const sp = new BgpSpeaker({ cfg: this.cfg.bgp, instance: this.cfg.instance, log: this.log.child({ component: 'bgp' }), onSyncTurn: () => this.liveness?.bgpTurned() });
+    const sp = new BgpSpeaker({
+      cfg: this.cfg.bgp,
+      instance: this.cfg.instance,
+      log: this.log.child({ component: 'bgp' }),
+      onSyncTurn: () => this.liveness?.bgpTurned(),
+    });
     await sp.start();
     this.bgp = sp;
     if (this.directorDrain.load().has('director')) {
       this.log.info('director drain restored from the previous run: no VIP is announced until undrain --director');
       // BIRD starts with every VIP disabled: unconfirmed, the drain still holds (the sync retries).
-      await sp.setDirectorDrained(true, new Set()).catch((err: unknown) => this.log.warn({ err }, `director drain: ${(err as Error).message}`));
+      await sp
+        .setDirectorDrained(true, new Set())
+        .catch((err: unknown) => this.log.warn({ err }, `director drain: ${(err as Error).message}`));
     }
     this.updateBgp();
     this.timers.push(setInterval(() => this.updateBgp(), 500));
@@ -287,8 +344,12 @@ export class Daemon {
       cannotServe: this.liveness?.cannotServe(),
       services: this.last?.state.services ?? [],
       dataplaneReady: attached && this.lastApplyError === null,
-      dataplaneReason: attached ? `the last apply failed: ${this.lastApplyError}` : `the XDP program is not attached to ${this.cfg.interface}`,
-      healthReady: !this.cfg.services.some((x) => x.check !== 'none') || (this.health !== null && this.health.snapshot().round >= 1),
+      dataplaneReason: attached
+        ? `the last apply failed: ${this.lastApplyError}`
+        : `the XDP program is not attached to ${this.cfg.interface}`,
+      healthReady:
+        !this.cfg.services.some((x) => x.check !== 'none') ||
+        (this.health !== null && this.health.snapshot().round >= 1),
       holdDown: this.bgpHoldDown(),
       announced: new Set(this.bgp.status().wanted),
     });
@@ -309,10 +370,18 @@ export class Daemon {
 
   /** Drain the whole director: withdraw every VIP (established flows keep coming through ECMP's other paths). */
   async drainDirector(on: boolean): Promise<{ message: string }> {
-    if (!this.bgp) throw new XdError('XD_ERR_USAGE', `drain --director withdraws this director's BGP announcements, but ${this.configFile} has no bgp section: drain backends by name instead, or add bgp`);
+    if (!this.bgp)
+      throw new XdError(
+        'XD_ERR_USAGE',
+        `drain --director withdraws this director's BGP announcements, but ${this.configFile} has no bgp section: drain backends by name instead, or add bgp`,
+      );
     // Written before it takes effect; a write that fails (a full disk) does not stop it: alert instead.
     const store = this.directorDrain;
-    const warn = this.persist(store, () => (on ? store.save(['director']) : store.remove()), on ? 'the director drain' : 'the director undrain');
+    const warn = this.persist(
+      store,
+      () => (on ? store.save(['director']) : store.remove()),
+      on ? 'the director drain' : 'the director undrain',
+    );
     const saved = `${on ? 'the drain' : 'the undrain'} ${warn ? 'is kept by this daemon (NOT saved: see the alert)' : `is saved (${store.file})`} and applied by the next sync that reaches bird`;
     try {
       await this.bgp.setDirectorDrained(on, new Set());
@@ -321,14 +390,29 @@ export class Daemon {
     } catch (err) {
       // Never report a withdrawal BIRD did not confirm: the routers may still send new flows here.
       const st = this.bgp.status();
-      throw new XdError('XD_ERR_BGP', `${on ? 'drain' : 'undrain'} --director: bird did not confirm it: ${(err as Error).message}; ${saved}; ${on ? 'until then the routers may still send new flows here: ' : ''}check bird (pid ${st.daemon.pid ?? 'none'}, control socket ${st.daemon.socket}) and the log, or restart xdirector`, { cause: err });
+      throw new XdError(
+        'XD_ERR_BGP',
+        `${on ? 'drain' : 'undrain'} --director: bird did not confirm it: ${(err as Error).message}; ${saved}; ${on ? 'until then the routers may still send new flows here: ' : ''}check bird (pid ${st.daemon.pid ?? 'none'}, control socket ${st.daemon.socket}) and the log, or restart xdirector`,
+        { cause: err },
+      );
     }
     const st = this.bgp.status();
     if (on && st.announced.length) {
-      throw new XdError('XD_ERR_BGP', `drain --director: bird still has ${st.announced.join(', ')} enabled after the withdrawal; ${saved}; check bird (pid ${st.daemon.pid ?? 'none'}, control socket ${st.daemon.socket})`);
+      throw new XdError(
+        'XD_ERR_BGP',
+        `drain --director: bird still has ${st.announced.join(', ')} enabled after the withdrawal; ${saved}; check bird (pid ${st.daemon.pid ?? 'none'}, control socket ${st.daemon.socket})`,
+      );
     }
-    this.log.info({ announced: st.announced }, on ? 'director drained: every VIP withdrawn; established flows finish' : 'director undrained');
-    return { message: (on ? `director drained: withdrew ${this.cfg.bgp!.announce.map((a) => a.vip).join(', ')}; established flows finish through the other directors` : `director undrained: announcing ${st.announced.join(', ') || 'nothing yet (no servable VIP)'}`) + warn };
+    this.log.info(
+      { announced: st.announced },
+      on ? 'director drained: every VIP withdrawn; established flows finish' : 'director undrained',
+    );
+    return {
+      message:
+        (on
+          ? `director drained: withdrew ${this.cfg.bgp!.announce.map((a) => a.vip).join(', ')}; established flows finish through the other directors`
+          : `director undrained: announcing ${st.announced.join(', ') || 'nothing yet (no servable VIP)'}`) + warn,
+    };
   }
 
   private updateTracking(inst: VrrpInstance): void {
@@ -378,8 +462,10 @@ export class Daemon {
     if (this.stopping || !this.liveness) return;
     const why = this.liveness.cannotServe() ?? this.liveness.stalled();
     const alert = why === undefined ? undefined : `this director cannot serve: ${why}`;
-    if (alert !== undefined && this.livenessAlert === undefined) this.log.error({ reason: why }, `ALERT ${alert}; BGP VIPs withdrawn, VRRP director tracker failing`);
-    if (alert === undefined && this.livenessAlert !== undefined) this.log.info('this director can serve again: announcing and VRRP tracking resume');
+    if (alert !== undefined && this.livenessAlert === undefined)
+      this.log.error({ reason: why }, `ALERT ${alert}; BGP VIPs withdrawn, VRRP director tracker failing`);
+    if (alert === undefined && this.livenessAlert !== undefined)
+      this.log.info('this director can serve again: announcing and VRRP tracking resume');
     this.livenessAlert = alert;
   }
 
@@ -390,7 +476,10 @@ export class Daemon {
     this.chain = this.chain.then(() => {
       this.pending = false;
       return this.reconcile(reason).catch((err) => {
-        this.log.error({ err }, `reconcile (${reason}) failed; the dataplane keeps its previous state and the next change retries`);
+        this.log.error(
+          { err },
+          `reconcile (${reason}) failed; the dataplane keeps its previous state and the next change retries`,
+        );
       });
     });
   }
@@ -420,13 +509,18 @@ export class Daemon {
 
   private describeChanges(prev: DesiredState | undefined, next: DesiredState): void {
     const before = new Map<string, string>();
-    for (const s of prev?.services ?? []) for (const b of s.backends) before.set(`${s.name}/${b.key}`, `${b.state}/${b.weight}`);
+    for (const s of prev?.services ?? [])
+      for (const b of s.backends) before.set(`${s.name}/${b.key}`, `${b.state}/${b.weight}`);
     for (const s of next.services) {
       for (const b of s.backends) {
         const k = `${s.name}/${b.key}`;
         const now = `${b.state}/${b.weight}`;
         if (before.get(k) !== now) this.backendsSteady.changed();
-        if (before.get(k) !== now) this.log.info({ service: s.name, backend: b.name, state: b.state, weight: b.weight, was: before.get(k) ?? 'new' }, `${s.name}: backend ${b.name} is ${b.state} (weight ${b.weight})`);
+        if (before.get(k) !== now)
+          this.log.info(
+            { service: s.name, backend: b.name, state: b.state, weight: b.weight, was: before.get(k) ?? 'new' },
+            `${s.name}: backend ${b.name} is ${b.state} (weight ${b.weight})`,
+          );
       }
     }
   }
@@ -446,7 +540,10 @@ export class Daemon {
     try {
       if (this.injectedApplyFailures > 0) {
         this.injectedApplyFailures--;
-        throw new XdError('XD_ERR_BPF_MAP', 'apply desired state: injected fault (XDIRECTOR_TEST_FAULTS=apply, SIGUSR2)');
+        throw new XdError(
+          'XD_ERR_BPF_MAP',
+          'apply desired state: injected fault (XDIRECTOR_TEST_FAULTS=apply, SIGUSR2)',
+        );
       }
       await this.dataplane.apply(out.state);
       this.lastApplyError = null;
@@ -468,50 +565,103 @@ export class Daemon {
   async setDrain(target: string, on: boolean): Promise<{ message: string }> {
     const t = resolveTarget(this.cfg.services, target); // unknown service or backend: refused, nothing changes
     const next = new Set(this.drained);
-    if (on) next.add(t.text); else { next.delete(t.text); next.delete(t.given); }
+    if (on) next.add(t.text);
+    else {
+      next.delete(t.text);
+      next.delete(t.given);
+    }
     // First on disk (atomically), then in effect; a failed write (a full disk) is applied anyway, with an alert.
     const warn = this.persist(this.drains, () => this.drains.save(next), `${on ? 'drain' : 'undrain'} of ${t.text}`);
     this.drained = next;
     const where = t.service ? `in service ${t.service}` : 'in every service';
-    this.log.info({ backend: t.backend, service: t.service }, on ? `backend ${t.backend} drained ${where}: established flows finish, no new flows` : `backend ${t.backend} undrained ${where}`);
+    this.log.info(
+      { backend: t.backend, service: t.service },
+      on
+        ? `backend ${t.backend} drained ${where}: established flows finish, no new flows`
+        : `backend ${t.backend} undrained ${where}`,
+    );
     await this.serial(() => this.reconcile(on ? 'drain' : 'undrain'));
     const also = !on && this.otherForms(this.drained, t.backend, t.text);
-    return { message: (on ? `drained ${t.text} (${where}): established flows finish, new flows go elsewhere` : `undrained ${t.text} (${where})${also ? `; still drained by ${also}` : ''}`) + warn };
+    return {
+      message:
+        (on
+          ? `drained ${t.text} (${where}): established flows finish, new flows go elsewhere`
+          : `undrained ${t.text} (${where})${also ? `; still drained by ${also}` : ''}`) + warn,
+    };
   }
 
   /** Maintenance (HAProxy's MAINT): no new flows and established flows end; health does not bring the backend back until unmaint. */
   async setMaint(target: string, on: boolean): Promise<{ message: string }> {
     const t = resolveTarget(this.cfg.services, target);
     const next = new Set(this.maint);
-    if (on) next.add(t.text); else { next.delete(t.text); next.delete(t.given); }
-    const warn = this.persist(this.maintStore, () => this.maintStore.save(next), `${on ? 'maint' : 'unmaint'} of ${t.text}`);
+    if (on) next.add(t.text);
+    else {
+      next.delete(t.text);
+      next.delete(t.given);
+    }
+    const warn = this.persist(
+      this.maintStore,
+      () => this.maintStore.save(next),
+      `${on ? 'maint' : 'unmaint'} of ${t.text}`,
+    );
     this.maint = next;
     const where = t.service ? `in service ${t.service}` : 'in every service';
-    this.log.info({ backend: t.backend, service: t.service }, on ? `backend ${t.backend} in maintenance ${where}: no new flows, established flows end` : `backend ${t.backend} out of maintenance ${where}`);
+    this.log.info(
+      { backend: t.backend, service: t.service },
+      on
+        ? `backend ${t.backend} in maintenance ${where}: no new flows, established flows end`
+        : `backend ${t.backend} out of maintenance ${where}`,
+    );
     await this.serial(() => this.reconcile(on ? 'maint' : 'unmaint'));
     const also = !on && this.otherForms(this.maint, t.backend, t.text);
-    return { message: (on ? `maint ${t.text} (${where}): no new flows, established flows end (re-hashed to another backend, which resets them)` : `${t.text} out of maintenance (${where})${also ? `; still in maintenance by ${also}` : ''}`) + warn };
+    return {
+      message:
+        (on
+          ? `maint ${t.text} (${where}): no new flows, established flows end (re-hashed to another backend, which resets them)`
+          : `${t.text} out of maintenance (${where})${also ? `; still in maintenance by ${also}` : ''}`) + warn,
+    };
   }
 
   /** Run-time weight: overrides the config's (kept across reloads and restarts); null resets to the config's. */
   async setWeight(target: string, weight: number | null): Promise<{ message: string }> {
     if (weight !== null && (!Number.isInteger(weight) || weight < 0 || weight > WEIGHT_MAX)) {
-      throw new XdError('XD_ERR_USAGE', `weight ${target} ${weight}: a weight must be an integer from 0 to ${WEIGHT_MAX} (the config's weight rule)`);
+      throw new XdError(
+        'XD_ERR_USAGE',
+        `weight ${target} ${weight}: a weight must be an integer from 0 to ${WEIGHT_MAX} (the config's weight rule)`,
+      );
     }
     const t = resolveTarget(this.cfg.services, target);
     const next = new Map(this.weights);
     next.delete(t.given);
-    if (weight === null) next.delete(t.text); else next.set(t.text, weight);
-    const warn = this.persist(this.weightStore, () => this.weightStore.save(next), `weight ${weight === null ? 'reset' : weight} of ${t.text}`);
+    if (weight === null) next.delete(t.text);
+    else next.set(t.text, weight);
+    const warn = this.persist(
+      this.weightStore,
+      () => this.weightStore.save(next),
+      `weight ${weight === null ? 'reset' : weight} of ${t.text}`,
+    );
     this.weights = next;
     const where = t.service ? `in service ${t.service}` : 'in every service';
-    const config = [...new Set(this.cfg.services.filter((s) => !t.service || s.name === t.service).flatMap((s) => s.backends.filter((b) => b.name === t.backend || b.key === t.backend).map((b) => b.weight)))].join('/');
-    this.log.info({ backend: t.backend, service: t.service, weight, configWeight: config }, weight === null ? `backend ${t.backend} back to the config's weight ${where}` : `backend ${t.backend} weight ${weight} ${where} (run-time, overrides the config's ${config})`);
+    const config = [
+      ...new Set(
+        this.cfg.services
+          .filter((s) => !t.service || s.name === t.service)
+          .flatMap((s) => s.backends.filter((b) => b.name === t.backend || b.key === t.backend).map((b) => b.weight)),
+      ),
+    ].join('/');
+    this.log.info(
+      { backend: t.backend, service: t.service, weight, configWeight: config },
+      weight === null
+        ? `backend ${t.backend} back to the config's weight ${where}`
+        : `backend ${t.backend} weight ${weight} ${where} (run-time, overrides the config's ${config})`,
+    );
     await this.serial(() => this.reconcile('weight'));
     return {
-      message: (weight === null
-        ? `weight ${t.text} (${where}): back to the config's weight ${config}`
-        : `weight ${t.text} (${where}): ${weight}, overriding the config's ${config}; kept across reload and restart until \`xdirector weight ${t.text} --reset\``) + warn,
+      message:
+        (weight === null
+          ? `weight ${t.text} (${where}): back to the config's weight ${config}`
+          : `weight ${t.text} (${where}): ${weight}, overriding the config's ${config}; kept across reload and restart until \`xdirector weight ${t.text} --reset\``) +
+        warn,
     };
   }
 
@@ -523,7 +673,10 @@ export class Daemon {
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.chain.then(fn);
-    this.chain = p.then(() => undefined, () => undefined);
+    this.chain = p.then(
+      () => undefined,
+      () => undefined,
+    );
     return p;
   }
 
@@ -549,7 +702,10 @@ export class Daemon {
       }
       const restartNeeded = fixedSectionsChanged(this.cfg, next);
       if (restartNeeded.length) {
-        const err = new XdError('XD_ERR_CONFIG_INVALID', `${this.configFile}: ${restartNeeded.join(', ')} cannot change on reload; the running config stays; restart xdirector to apply them`);
+        const err = new XdError(
+          'XD_ERR_CONFIG_INVALID',
+          `${this.configFile}: ${restartNeeded.join(', ')} cannot change on reload; the running config stays; restart xdirector to apply them`,
+        );
         this.log.error({ err }, err.message);
         throw err;
       }
@@ -577,10 +733,15 @@ export class Daemon {
         await this.reconcile('reload rollback').catch(() => undefined);
         throw err;
       }
-      if (!keepHealth && prevHealth) await prevHealth.stop().catch((e: unknown) => this.log.error({ err: e }, 'stopping the previous health monitor failed'));
+      if (!keepHealth && prevHealth)
+        await prevHealth
+          .stop()
+          .catch((e: unknown) => this.log.error({ err: e }, 'stopping the previous health monitor failed'));
       this.log.info({ services: next.services.length }, 'config reloaded');
       const kept = [...this.weights].map(([k, w]) => `${k}=${w}`).join(', ');
-      return { message: `reloaded ${this.configFile}: ${next.services.length} service(s)${kept ? `; run-time weights kept, overriding the config's: ${kept} (xdirector weight TARGET --reset returns to the config's)` : ''}` };
+      return {
+        message: `reloaded ${this.configFile}: ${next.services.length} service(s)${kept ? `; run-time weights kept, overriding the config's: ${kept} (xdirector weight TARGET --reset returns to the config's)` : ''}`,
+      };
     });
   }
 
@@ -615,15 +776,31 @@ export class Daemon {
       apply: this.applyRetry.status(),
       health: snapshot,
       writers: this.last?.writers ?? {},
-      alerts: [...(snapshot ? snapshot.alerts.map((a) => a.message) : []), ...(applyAlert ? [applyAlert] : []), ...this.notPersisted.values(), ...(this.livenessAlert ? [this.livenessAlert] : []), ...(this.sync?.alerts() ?? [])],
+      alerts: [
+        ...(snapshot ? snapshot.alerts.map((a) => a.message) : []),
+        ...(applyAlert ? [applyAlert] : []),
+        ...this.notPersisted.values(),
+        ...(this.livenessAlert ? [this.livenessAlert] : []),
+        ...(this.sync?.alerts() ?? []),
+      ],
       drained: [...this.drained],
       maint: [...this.maint],
       weights: this.weightOverrides(),
       rates: this.rates.current(),
-      unresolved: (this.last?.unresolved ?? []).map((u) => ({ service: u.service, backend: u.backend, error: this.macs.errorOf(u.address) })),
+      unresolved: (this.last?.unresolved ?? []).map((u) => ({
+        service: u.service,
+        backend: u.backend,
+        error: this.macs.errorOf(u.address),
+      })),
       vrrp: this.vrrp.map((v) => v.status()),
       bgp: this.bgp ? this.bgp.status() : null,
-      liveness: this.liveness?.status() ?? { cannotServe: null, stalled: null, healthAgeMs: null, limitMs: 0, txErrorsRising: false },
+      liveness: this.liveness?.status() ?? {
+        cannotServe: null,
+        stalled: null,
+        healthAgeMs: null,
+        limitMs: 0,
+        txErrorsRising: false,
+      },
       ...this.syncStatus(),
       backendStates: this.stateTimes.snapshot(),
       reloads: this.reloads.status(),
@@ -655,7 +832,9 @@ export class Daemon {
   /** After a fatal error: every VRRP instance sends priority 0 (if Master) and removes its VIPs. */
   async resignVrrp(): Promise<void> {
     this.stopping = true;
-    await Promise.all(this.vrrp.map((v) => v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp resign failed'))));
+    await Promise.all(
+      this.vrrp.map((v) => v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp resign failed'))),
+    );
   }
 
   async stop(opts: { detach?: boolean } = {}): Promise<void> {
@@ -691,18 +870,32 @@ export class Daemon {
       } catch (err) {
         if (!opts.detach) throw err;
         // e.g. XD_ERR_PIN_DIR_UNSAFE: the pins cannot be removed safely; stop as a plain stop does.
-        this.log.error({ err }, `stop --detach: ${(err as Error).message}; the XDP program stays attached and the maps pinned`);
+        this.log.error(
+          { err },
+          `stop --detach: ${(err as Error).message}; the XDP program stays attached and the maps pinned`,
+        );
         detachRefused = true;
         await dp.close({ keepState: true });
       }
     }
     if (opts.detach && this.cfg && !detachRefused) {
-      for (const f of [this.drains, this.maintStore, this.weightStore]) { try { f.remove(); } catch (err) { this.log.warn({ err }, (err as Error).message); } }
+      for (const f of [this.drains, this.maintStore, this.weightStore]) {
+        try {
+          f.remove();
+        } catch (err) {
+          this.log.warn({ err }, (err as Error).message);
+        }
+      }
     }
     this.macs.close();
     if (!dp) this.log.info('stopped before a dataplane was set up: nothing was applied');
     else if (opts.detach && !detachRefused) this.log.info(`stopped; the ${dp.kind} state was removed`);
-    else this.log.info(dp.kind === 'xdp' ? 'stopped; the XDP program stays attached and the maps stay pinned for the next run' : 'stopped; the IPVS services stay in the kernel for the next run');
+    else
+      this.log.info(
+        dp.kind === 'xdp'
+          ? 'stopped; the XDP program stays attached and the maps stay pinned for the next run'
+          : 'stopped; the IPVS services stay in the kernel for the next run',
+      );
     // Last: until everything above is done, a new run of this instance is refused.
     await this.lock?.release();
   }
@@ -711,7 +904,11 @@ export class Daemon {
 export async function runDaemon(configFile: string, opts: { logLevel?: string } = {}): Promise<number> {
   let level = opts.logLevel;
   if (!level) {
-    try { level = (await loadConfigFile(configFile)).log?.level; } catch { /* reported below */ }
+    try {
+      level = (await loadConfigFile(configFile)).log?.level;
+    } catch {
+      /* reported below */
+    }
   }
   const log = createLogger({ level });
   const d = new Daemon(configFile, log);
@@ -729,18 +926,35 @@ export async function runDaemon(configFile: string, opts: { logLevel?: string } 
   }
   return new Promise<number>((resolve) => {
     let done = false;
-    const finish = (code: number) => { if (!done) { done = true; resolve(code); } };
-    d.onStop = (code) => { sd.stopping(); finish(code); };
+    const finish = (code: number) => {
+      if (!done) {
+        done = true;
+        resolve(code);
+      }
+    };
+    d.onStop = (code) => {
+      sd.stopping();
+      finish(code);
+    };
     const onSignal = (sig: string) => {
       log.info({ signal: sig }, 'stopping');
       sd.stopping();
-      void d.stop().then(() => finish(0), (err) => { log.error({ err }, 'stop failed'); finish(1); });
+      void d.stop().then(
+        () => finish(0),
+        (err) => {
+          log.error({ err }, 'stop failed');
+          finish(1);
+        },
+      );
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGHUP', () => {
       sd.reloading();
-      void d.reload().then((r) => sd.reloaded(r.message), (err) => sd.reloaded(`reload failed, the previous config keeps serving: ${(err as Error).message}`));
+      void d.reload().then(
+        (r) => sd.reloaded(r.message),
+        (err) => sd.reloaded(`reload failed, the previous config keeps serving: ${(err as Error).message}`),
+      );
     });
   });
 }

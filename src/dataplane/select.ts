@@ -55,9 +55,19 @@ async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
   if (unsupported) throw new XdError('XD_ERR_CONFIG_INVALID', unsupported);
   const { XdpDataplane } = await import('./xdp/dataplane');
   return XdpDataplane.open({
-    instance: cfg.instance, ifname: cfg.interface, mode: cfg.xdp.mode, pinDir: cfg.xdp.pinDir, ringMax: cfg.xdp.ringSize,
-    maxServices: cfg.xdp.maxServices, maxBackends: cfg.xdp.maxBackends, flowTableSize: cfg.xdp.flowTableSize,
-    embryonicTableSize: cfg.xdp.embryonicTableSize, takeoverTableSize: cfg.xdp.takeoverTableSize, newFlowRate: cfg.xdp.newFlowRate, synReuseIdleMs: cfg.xdp.synReuseIdleMs, tooBigRate: cfg.xdp.tooBigRate,
+    instance: cfg.instance,
+    ifname: cfg.interface,
+    mode: cfg.xdp.mode,
+    pinDir: cfg.xdp.pinDir,
+    ringMax: cfg.xdp.ringSize,
+    maxServices: cfg.xdp.maxServices,
+    maxBackends: cfg.xdp.maxBackends,
+    flowTableSize: cfg.xdp.flowTableSize,
+    embryonicTableSize: cfg.xdp.embryonicTableSize,
+    takeoverTableSize: cfg.xdp.takeoverTableSize,
+    newFlowRate: cfg.xdp.newFlowRate,
+    synReuseIdleMs: cfg.xdp.synReuseIdleMs,
+    tooBigRate: cfg.xdp.tooBigRate,
     syncExport: cfg.sync !== undefined,
     // A veth whose peer runs no native XDP program: auto falls back to generic mode, xdp refuses.
     vethPeerWithoutXdp: cfg.dataplane === 'auto' ? 'generic' : 'refuse',
@@ -67,7 +77,10 @@ async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
 
 async function openIpvs(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
   const { IpvsDataplane } = await import('./ipvs/dataplane');
-  return IpvsDataplane.open({ log: log.child({ component: 'ipvs' }), nat: { outer: cfg.interface, inner: cfg.nat?.interface } });
+  return IpvsDataplane.open({
+    log: log.child({ component: 'ipvs' }),
+    nat: { outer: cfg.interface, inner: cfg.nat?.interface },
+  });
 }
 
 /** How each dataplane is opened (tests pass their own). */
@@ -90,11 +103,20 @@ async function detachStaleXdp(cfg: DataplaneConfig, log: Logger): Promise<void> 
   const dir = instancePinDir(cfg.xdp.pinDir, cfg.instance);
   if (!fs.existsSync(dir)) return;
   const msg = XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
-  log.warn({ pinDir: dir, interface: cfg.interface }, `dataplane auto fell back to IPVS: ${msg} (it would keep forwarding with frozen health ahead of IPVS)`);
+  log.warn(
+    { pinDir: dir, interface: cfg.interface },
+    `dataplane auto fell back to IPVS: ${msg} (it would keep forwarding with frozen health ahead of IPVS)`,
+  );
 }
 
 /** Open the dataplane `want` asks for; auto tries XDP, then IPVS (detaching a stale pinned XDP program), and names both reasons if neither runs. */
-export async function openDataplane(cfg: DataplaneConfig, log: Logger, want: DataplaneChoice = cfg.dataplane, why: { reason?: string } = {}, openers: DataplaneOpeners = { xdp: openXdp, ipvs: openIpvs }): Promise<Dataplane> {
+export async function openDataplane(
+  cfg: DataplaneConfig,
+  log: Logger,
+  want: DataplaneChoice = cfg.dataplane,
+  why: { reason?: string } = {},
+  openers: DataplaneOpeners = { xdp: openXdp, ipvs: openIpvs },
+): Promise<Dataplane> {
   why.reason = want === 'auto' ? 'auto: XDP available' : `${want} requested`;
   if (want === 'xdp') return openers.xdp(cfg, log);
   if (want === 'ipvs') return openers.ipvs(cfg, log);
@@ -111,7 +133,11 @@ export async function openDataplane(cfg: DataplaneConfig, log: Logger, want: Dat
     ipvs = await openers.ipvs(cfg, log);
   } catch (err) {
     // Neither runs: nothing is changed (a pinned program keeps what it had); the error names both causes.
-    throw new XdError('XD_ERR_NO_DATAPLANE', `no dataplane can run: XDP: ${xdpErr.message}; IPVS: ${(err as Error).message}`, { cause: err });
+    throw new XdError(
+      'XD_ERR_NO_DATAPLANE',
+      `no dataplane can run: XDP: ${xdpErr.message}; IPVS: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   try {
     await detachStaleXdp(cfg, log);
@@ -124,7 +150,8 @@ export async function openDataplane(cfg: DataplaneConfig, log: Logger, want: Dat
 
 /** A dataplane kind named by an operator ("xdp" | "ipvs"), or XD_ERR_USAGE. */
 export function dataplaneKind(kind: string): DataplaneKind {
-  if (kind !== 'xdp' && kind !== 'ipvs') throw new XdError('XD_ERR_USAGE', `dataplane must be xdp or ipvs, got ${kind}`);
+  if (kind !== 'xdp' && kind !== 'ipvs')
+    throw new XdError('XD_ERR_USAGE', `dataplane must be xdp or ipvs, got ${kind}`);
   return kind;
 }
 
@@ -133,7 +160,13 @@ export function dataplaneKind(kind: string): DataplaneKind {
  * that is invisible while XDP still takes the packets; for XDP, attaching it is what moves the
  * traffic. Only then is the old one removed. On failure the old one stays as it was.
  */
-export async function switchDataplane(current: Dataplane, kind: DataplaneKind, state: DesiredState, cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
+export async function switchDataplane(
+  current: Dataplane,
+  kind: DataplaneKind,
+  state: DesiredState,
+  cfg: DataplaneConfig,
+  log: Logger,
+): Promise<Dataplane> {
   const next = await openDataplane(cfg, log, kind);
   try {
     await next.apply(state);

@@ -72,13 +72,22 @@ interface Decision {
   state: BackendState;
 }
 
-function decide(s: ServiceConfig, b: ServiceConfig['backends'][number], h: BackendHealth | undefined, checked: boolean, writer: string | undefined, inp: DesiredInputs, base: number): Decision {
+function decide(
+  s: ServiceConfig,
+  b: ServiceConfig['backends'][number],
+  h: BackendHealth | undefined,
+  checked: boolean,
+  writer: string | undefined,
+  inp: DesiredInputs,
+  base: number,
+): Decision {
   if (inp.maint && targeted(inp.maint, s, b)) return { weight: 0, state: 'maint' };
   const up = checked ? (h?.up ?? false) : true;
   if (!up) return { weight: 0, state: 'down' };
   if (targeted(inp.drained, s, b)) return { weight: 0, state: 'draining' };
   if (checked && s.pool === 'writer' && b.key !== writer) return { weight: 0, state: 'down' };
-  if (checked && s.pool === 'readers' && b.key !== writer && !(h?.readerEligible ?? false)) return { weight: 0, state: 'draining' };
+  if (checked && s.pool === 'readers' && b.key !== writer && !(h?.readerEligible ?? false))
+    return { weight: 0, state: 'draining' };
   const lc = checked && s.scheduler === 'lc' && h ? h.lcWeight : 1;
   const weight = base * lc;
   return weight > 0 ? { weight, state: 'active' } : { weight: 0, state: 'draining' };
@@ -95,15 +104,26 @@ export function desiredState(inp: DesiredInputs): DesiredOutput {
     const backends = s.backends.map((b): DesiredBackend => {
       const runtime = inp.weights ? targetValue(inp.weights, s, b) : undefined;
       // A dynamic check script's weight (keepalived misc_dynamic) replaces the configured one; the operator's run-time weight still wins.
-      const scripted = checked && s.check === 'script' && s.checkScript?.dynamic ? byKey.get(b.key)?.scriptWeight ?? undefined : undefined;
+      const scripted =
+        checked && s.check === 'script' && s.checkScript?.dynamic
+          ? (byKey.get(b.key)?.scriptWeight ?? undefined)
+          : undefined;
       const base = runtime ?? scripted ?? b.weight;
       const d = decide(s, b, byKey.get(b.key), checked, writer, inp, base);
       const mac = b.mac ?? inp.macs.get(b.address);
       if (!mac) out.unresolved.push({ service: s.name, backend: b.name, address: b.address });
       return {
-        key: b.key, name: b.name, address: b.address, port: b.port, family: b.family, weight: d.weight, configWeight: base, state: d.state,
+        key: b.key,
+        name: b.name,
+        address: b.address,
+        port: b.port,
+        family: b.family,
+        weight: d.weight,
+        configWeight: base,
+        state: d.state,
         ...(runtime !== undefined ? { runtimeWeight: runtime } : {}),
-        ...(mac ? { mac } : {}), ...backendForwarding(b, s, inp.tunnel, inp.mtus?.get(b.address)),
+        ...(mac ? { mac } : {}),
+        ...backendForwarding(b, s, inp.tunnel, inp.mtus?.get(b.address)),
       };
     });
     const svc: DesiredService = {

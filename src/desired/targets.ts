@@ -28,16 +28,28 @@ export function resolveTarget(services: readonly ServiceConfig[], text: string):
   const backend = slash < 0 ? text : text.slice(slash + 1);
   if (service !== undefined) {
     const s = services.find((x) => x.name === service);
-    if (!s) throw new XdError('XD_ERR_NOT_FOUND', `no service named ${service}: use one of the config's services (${list(services.map((x) => x.name))})`);
+    if (!s)
+      throw new XdError(
+        'XD_ERR_NOT_FOUND',
+        `no service named ${service}: use one of the config's services (${list(services.map((x) => x.name))})`,
+      );
     const b = s.backends.find((x) => x.name === backend || x.key === backend);
     if (!b) {
-      throw new XdError('XD_ERR_NOT_FOUND', `service ${service} has no backend named ${backend}: use one of its backends (${list(s.backends.map((x) => x.name))}), by name or address:port`);
+      throw new XdError(
+        'XD_ERR_NOT_FOUND',
+        `service ${service} has no backend named ${backend}: use one of its backends (${list(s.backends.map((x) => x.name))}), by name or address:port`,
+      );
     }
     return { text: `${service}/${b.name}`, given: text, service, backend: b.name };
   }
-  const names = new Set(services.flatMap((s) => s.backends.filter((b) => b.name === backend || b.key === backend).map((b) => b.name)));
+  const names = new Set(
+    services.flatMap((s) => s.backends.filter((b) => b.name === backend || b.key === backend).map((b) => b.name)),
+  );
   if (names.size === 0) {
-    throw new XdError('XD_ERR_NOT_FOUND', `no backend named ${backend}: use a backend name or address:port from the config (${list(services.flatMap((s) => s.backends.map((b) => b.name)))}), or SERVICE/BACKEND for one service`);
+    throw new XdError(
+      'XD_ERR_NOT_FOUND',
+      `no backend named ${backend}: use a backend name or address:port from the config (${list(services.flatMap((s) => s.backends.map((b) => b.name)))}), or SERVICE/BACKEND for one service`,
+    );
   }
   // A key named differently in different services (a name in one, none in another) stays a key.
   const name = names.size === 1 ? [...names][0]! : backend;
@@ -55,7 +67,11 @@ export function targeted(set: ReadonlySet<string>, s: { name: string }, b: { nam
 }
 
 /** The run-time weight of backend `b` of service `s`, if one is set: SERVICE/BACKEND wins over BACKEND. */
-export function targetValue<T>(map: ReadonlyMap<string, T>, s: { name: string }, b: { name: string; key: string }): T | undefined {
+export function targetValue<T>(
+  map: ReadonlyMap<string, T>,
+  s: { name: string },
+  b: { name: string; key: string },
+): T | undefined {
   for (const t of targetsOf(s, b)) if (map.has(t)) return map.get(t);
   return undefined;
 }

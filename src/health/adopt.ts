@@ -23,13 +23,20 @@ export type { PinnedBackend };
  * The active backend of a writer pool was its writer; an active backend of a
  * readers pool was an eligible reader.
  */
-export function initialFromPinned(services: readonly ServiceConfig[], pinned: readonly PinnedBackend[], opts: { absentIsDown?: boolean } = {}): InitialHealth {
+export function initialFromPinned(
+  services: readonly ServiceConfig[],
+  pinned: readonly PinnedBackend[],
+  opts: { absentIsDown?: boolean } = {},
+): InitialHealth {
   const norm = (a: string) => a.toLowerCase();
   const bySvc = new Map<string, Map<string, BackendState>>();
   for (const p of pinned) {
     const k = `${norm(p.vip)}|${p.port}|${p.proto}`;
     let m = bySvc.get(k);
-    if (!m) { m = new Map(); bySvc.set(k, m); }
+    if (!m) {
+      m = new Map();
+      bySvc.set(k, m);
+    }
     m.set(norm(p.address), p.state);
   }
   const backends = new Map<string, InitialBackendState>();
@@ -48,7 +55,10 @@ export function initialFromPinned(services: readonly ServiceConfig[], pinned: re
       const up = cur.up || state !== 'down';
       const next: InitialBackendState = { ...cur, up };
       if (state === 'active' && pool === 'writer') next.role = 'primary';
-      if (state === 'active' && pool === 'readers' && next.role !== 'primary') { next.role = 'replica'; next.readerEligible = true; }
+      if (state === 'active' && pool === 'readers' && next.role !== 'primary') {
+        next.role = 'replica';
+        next.readerEligible = true;
+      }
       backends.set(key, next);
     }
   }

@@ -65,8 +65,10 @@ export function describeConnectError(err: unknown, target: string): string {
     default:
       break;
   }
-  if (e.code && /^(PROTOCOL_|HANDSHAKE_)/.test(e.code)) return `not a MySQL server at ${target}? protocol error during login: ${msg}`;
-  if (err instanceof RangeError || err instanceof TypeError) return `not a MySQL server at ${target}? could not parse its greeting: ${msg}`;
+  if (e.code && /^(PROTOCOL_|HANDSHAKE_)/.test(e.code))
+    return `not a MySQL server at ${target}? protocol error during login: ${msg}`;
+  if (err instanceof RangeError || err instanceof TypeError)
+    return `not a MySQL server at ${target}? could not parse its greeting: ${msg}`;
   return `connect to ${target} failed: ${msg}`;
 }
 
@@ -76,8 +78,10 @@ export function describeQueryError(err: unknown, sql: string, timeoutMs: number,
   const msg = e.sqlMessage ?? e.message ?? String(err);
   if (e.code === 'PROTOCOL_SEQUENCE_TIMEOUT') return `timeout after ${timeoutMs} ms running ${sql}`;
   if (e.errno === 1227 && /REPLICA|SLAVE/i.test(sql)) return `missing privilege ${replicaPrivilege(isMariaDB)}: ${msg}`;
-  if (e.errno === 1227 || e.errno === 1142 || e.errno === 1143 || e.errno === 1044) return `missing privilege for ${sql}: ${msg}`;
-  if (e.code === 'PROTOCOL_CONNECTION_LOST' || e.code === 'ECONNRESET' || e.code === 'EPIPE') return `connection lost running ${sql}: ${msg}`;
+  if (e.errno === 1227 || e.errno === 1142 || e.errno === 1143 || e.errno === 1044)
+    return `missing privilege for ${sql}: ${msg}`;
+  if (e.code === 'PROTOCOL_CONNECTION_LOST' || e.code === 'ECONNRESET' || e.code === 'EPIPE')
+    return `connection lost running ${sql}: ${msg}`;
   if (typeof e.errno === 'number') return `${sql} failed: ERROR ${e.errno}: ${msg}`;
   return `${sql} failed: ${msg}`;
 }
@@ -98,6 +102,9 @@ export function looksLikeMysqlFirstPacket(b: Buffer): boolean | undefined {
 
 /** A short printable preview of unexpected bytes. */
 export function previewBytes(b: Buffer, max = 24): string {
-  const s = b.subarray(0, max).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  const s = b
+    .subarray(0, max)
+    .toString('latin1')
+    .replace(/[^\x20-\x7e]/g, '.');
   return JSON.stringify(s) + (b.length > max ? '…' : '');
 }

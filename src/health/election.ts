@@ -43,29 +43,39 @@ export function electWriter(
     const others = candidates.filter((c) => c !== prevWriter).map(names);
     return {
       writer: prevWriter,
-      alerts: [{
-        kind: 'split-brain',
-        service,
-        message:
-          `service ${service}: split brain: ${candidates.length} writable servers (${names(prevWriter)} is the writer, ` +
-          `also writable: ${others.join(', ')}); keeping ${names(prevWriter)}: set read_only=1 on the others`,
-      }],
+      alerts: [
+        {
+          kind: 'split-brain',
+          service,
+          message:
+            `service ${service}: split brain: ${candidates.length} writable servers (${names(prevWriter)} is the writer, ` +
+            `also writable: ${others.join(', ')}); keeping ${names(prevWriter)}: set read_only=1 on the others`,
+        },
+      ],
     };
   }
   if (candidates.length === 1) return { writer: candidates[0], alerts: [] };
   if (candidates.length === 0) {
     return {
-      alerts: [{ kind: 'no-writer', service, message: `service ${service}: no writable server (read_only=0, not replicating, up): writer service has no backend` }],
+      alerts: [
+        {
+          kind: 'no-writer',
+          service,
+          message: `service ${service}: no writable server (read_only=0, not replicating, up): writer service has no backend`,
+        },
+      ],
     };
   }
   return {
-    alerts: [{
-      kind: 'ambiguous-writer',
-      service,
-      message:
-        `service ${service}: ${candidates.length} writable servers (${candidates.map(names).join(', ')}) and no established writer: ` +
-        `failing closed (writer service has no backend) until exactly one is writable`,
-    }],
+    alerts: [
+      {
+        kind: 'ambiguous-writer',
+        service,
+        message:
+          `service ${service}: ${candidates.length} writable servers (${candidates.map(names).join(', ')}) and no established writer: ` +
+          `failing closed (writer service has no backend) until exactly one is writable`,
+      },
+    ],
   };
 }
 

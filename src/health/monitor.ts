@@ -82,7 +82,9 @@ if (process.env.XDIRECTOR_TEST_FAULTS === 'stall-health') {
       return;
     }
     let release!: () => void;
-    const p = new Promise<void>((r) => { release = r; });
+    const p = new Promise<void>((r) => {
+      release = r;
+    });
     testStall = { p, release };
   });
 }
@@ -118,7 +120,11 @@ export class HealthMonitor extends EventEmitter {
       let ids = users.get(cs.user);
       if (!ids) {
         ids = lookupUser(cs.user);
-        if (!ids) throw new XdError('XD_ERR_CONFIG_INVALID', `service ${s.name}: check script user ${cs.user} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${cs.user}) or name an existing unprivileged user`);
+        if (!ids)
+          throw new XdError(
+            'XD_ERR_CONFIG_INVALID',
+            `service ${s.name}: check script user ${cs.user} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${cs.user}) or name an existing unprivileged user`,
+          );
         users.set(cs.user, ids);
       }
       return { cfg: cs, ids };
@@ -233,7 +239,11 @@ export class HealthMonitor extends EventEmitter {
     for (const [service, key] of Object.entries(initial.writers ?? {})) {
       if (this.writers.has(service) && this.byKey.get(key)?.h.up) this.writers.set(service, key);
     }
-    if (seeded.length) this.log.info({ seeded }, `health starts from the adopted dataplane: ${seeded.join(', ')}; the first results count towards rise/fall`);
+    if (seeded.length)
+      this.log.info(
+        { seeded },
+        `health starts from the adopted dataplane: ${seeded.join(', ')}; the first results count towards rise/fall`,
+      );
   }
 
   /** Start checking (first round at once). Throws XdError if the monitor password cannot be read. */
@@ -242,7 +252,13 @@ export class HealthMonitor extends EventEmitter {
     if (this.monitor && this.entries.some((e) => e.check === 'mysql')) readPassword(this.monitor);
     this.running = true;
     this.log.info(
-      { backends: this.entries.length, interval: this.health.interval, timeout: this.health.timeout, rise: this.health.rise, fall: this.health.fall },
+      {
+        backends: this.entries.length,
+        interval: this.health.interval,
+        timeout: this.health.timeout,
+        rise: this.health.rise,
+        fall: this.health.fall,
+      },
       'health checks started',
     );
     if (this.monitor && this.monitor.connect_timeout > this.health.interval) {
@@ -276,7 +292,14 @@ export class HealthMonitor extends EventEmitter {
       // Check scripts have timeouts of their own (at most health.interval, config/script.ts).
       const scriptMs = Math.max(0, ...this.entries.map((e) => e.script?.cfg.timeout ?? 0));
       const deadlineMs = Math.max(healthRoundMs(this.monitor, this.health), scriptMs) + ROUND_SLACK_MS;
-      const overdue = setTimeout(() => this.log.error({ deadlineMs }, `health check round not finished within ${deadlineMs} ms: the health snapshot is going stale`), deadlineMs);
+      const overdue = setTimeout(
+        () =>
+          this.log.error(
+            { deadlineMs },
+            `health check round not finished within ${deadlineMs} ms: the health snapshot is going stale`,
+          ),
+        deadlineMs,
+      );
       try {
         if (testStall) await testStall.p;
         await this.runRound();
@@ -300,7 +323,10 @@ export class HealthMonitor extends EventEmitter {
     }
   }
 
-  private async checkOne(e: Entry, hc: HealthConfig): Promise<{ ok: boolean; error: string | null; probe: MysqlProbe | null; weight?: number | null }> {
+  private async checkOne(
+    e: Entry,
+    hc: HealthConfig,
+  ): Promise<{ ok: boolean; error: string | null; probe: MysqlProbe | null; weight?: number | null }> {
     if (e.check === 'none') return { ok: true as const, error: null, probe: null };
     if (e.check === 'script' && e.script) {
       const r = await scriptCheck(e.script.cfg, e.script.ids, e.address, e.port);
@@ -348,7 +374,10 @@ export class HealthMonitor extends EventEmitter {
       }
       if (r.weight !== undefined && r.weight !== null && r.weight !== h.scriptWeight) {
         // keepalived's misc_dynamic: the script sets the weight, which stays until it sets another.
-        e.log.info({ scriptWeight: r.weight, was: h.scriptWeight ?? null }, `backend ${e.name} weight set by its check script: ${h.scriptWeight ?? 'configured'} -> ${r.weight}`);
+        e.log.info(
+          { scriptWeight: r.weight, was: h.scriptWeight ?? null },
+          `backend ${e.name} weight set by its check script: ${h.scriptWeight ?? 'configured'} -> ${r.weight}`,
+        );
         h.scriptWeight = r.weight;
         changed = true;
       }
@@ -386,7 +415,15 @@ export class HealthMonitor extends EventEmitter {
         const role = roleOf(p);
         if (role !== e.knownRole) {
           if (e.knownRole !== 'unknown' || role !== 'unknown') {
-            e.log.info({ role, was: e.knownRole, readOnly: p.readOnly, replication: p.replication === undefined ? 'unknown' : (p.replication ?? 'none') }, `backend ${e.name} role ${e.knownRole} -> ${role}`);
+            e.log.info(
+              {
+                role,
+                was: e.knownRole,
+                readOnly: p.readOnly,
+                replication: p.replication === undefined ? 'unknown' : (p.replication ?? 'none'),
+              },
+              `backend ${e.name} role ${e.knownRole} -> ${role}`,
+            );
           }
           e.knownRole = role;
           changed = true;
@@ -400,7 +437,11 @@ export class HealthMonitor extends EventEmitter {
         e.reader = rs.state;
         if (rs.changed) {
           if (e.reader.up) {
-            if (e.rf.up) e.log.info({ lag: lag.lag }, `backend ${e.name} joins the readers pool (lag ${lag.lag} s <= ${limitS} s)`);
+            if (e.rf.up)
+              e.log.info(
+                { lag: lag.lag },
+                `backend ${e.name} joins the readers pool (lag ${lag.lag} s <= ${limitS} s)`,
+              );
           } else if (role === 'replica') {
             const why = lag.lag === null ? `lag unknown: ${lag.reason}` : `lag ${lag.lag} s > ${limitS} s`;
             e.log.warn({ lag: lag.lag, reason: why }, `backend ${e.name} leaves the readers pool: ${why}`);
@@ -422,7 +463,10 @@ export class HealthMonitor extends EventEmitter {
     for (const e of this.entries) {
       e.h.lcWeight = this.damper.get(e.key) ?? e.h.lcWeight;
       if (lcKeys.has(e.key) && e.h.up && before.get(e.key) !== e.h.lcWeight) {
-        e.log.info({ lcWeight: e.h.lcWeight, threadsConnected: e.h.threadsConnected }, `backend ${e.name} lc weight ${before.get(e.key)} -> ${e.h.lcWeight}`);
+        e.log.info(
+          { lcWeight: e.h.lcWeight, threadsConnected: e.h.threadsConnected },
+          `backend ${e.name} lc weight ${before.get(e.key)} -> ${e.h.lcWeight}`,
+        );
         changed = true;
       }
     }
@@ -437,8 +481,16 @@ export class HealthMonitor extends EventEmitter {
       this.writers.set(service, next);
       this.counters.writerChanges++;
       changed = true;
-      if (next) this.log.info({ service, writer: names(next), was: prev ? names(prev) : null }, `service ${service}: writer is now ${names(next)}${prev ? ` (was ${names(prev)})` : ''}`);
-      else this.log.warn({ service, was: prev ? names(prev) : null }, `service ${service}: no writer${prev ? ` (was ${names(prev)})` : ''}`);
+      if (next)
+        this.log.info(
+          { service, writer: names(next), was: prev ? names(prev) : null },
+          `service ${service}: writer is now ${names(next)}${prev ? ` (was ${names(prev)})` : ''}`,
+        );
+      else
+        this.log.warn(
+          { service, was: prev ? names(prev) : null },
+          `service ${service}: no writer${prev ? ` (was ${names(prev)})` : ''}`,
+        );
     }
     const raised = election.alerts;
     for (const [id, a] of raised) {

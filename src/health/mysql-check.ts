@@ -141,13 +141,20 @@ export function roleOf(p: Pick<MysqlProbe, 'readOnly' | 'superReadOnly' | 'repli
  * replication is unknown, a thread is not running, the server reports NULL, or the configured
  * heartbeat cannot be read. Not a replica: lag null with no reason.
  */
-export function replicaLag(p: Pick<MysqlProbe, 'replication' | 'replicationError' | 'heartbeatLagSeconds' | 'heartbeatError'>, heartbeatConfigured: boolean): { lag: number | null; reason: string | null } {
+export function replicaLag(
+  p: Pick<MysqlProbe, 'replication' | 'replicationError' | 'heartbeatLagSeconds' | 'heartbeatError'>,
+  heartbeatConfigured: boolean,
+): { lag: number | null; reason: string | null } {
   const r = p.replication;
   if (r === undefined) return { lag: null, reason: p.replicationError ?? 'replica status unknown' };
   if (r === null) return { lag: null, reason: null };
   if (r.io !== 'Yes') return { lag: null, reason: `replication IO thread ${r.io === 'No' ? 'not running' : r.io}` };
   if (r.sql !== 'Yes') return { lag: null, reason: 'replication SQL thread not running' };
-  if (r.secondsBehind === null) return { lag: null, reason: `${r.columns === 'replica' ? 'Seconds_Behind_Source' : 'Seconds_Behind_Master'} is NULL` };
+  if (r.secondsBehind === null)
+    return {
+      lag: null,
+      reason: `${r.columns === 'replica' ? 'Seconds_Behind_Source' : 'Seconds_Behind_Master'} is NULL`,
+    };
   let lag = r.secondsBehind;
   if (heartbeatConfigured) {
     if (p.heartbeatLagSeconds === null || p.heartbeatLagSeconds === undefined) {
@@ -202,7 +209,15 @@ export class MysqlChecker {
       dateStrings: true,
       multipleStatements: false,
     });
-    const a: Attempt = { conn, socket, startedAt: monotonicMs(), settled: false, err: null, firstBytes: null, done: Promise.resolve() };
+    const a: Attempt = {
+      conn,
+      socket,
+      startedAt: monotonicMs(),
+      settled: false,
+      err: null,
+      firstBytes: null,
+      done: Promise.resolve(),
+    };
     socket.once('data', (b: Buffer) => {
       a.firstBytes = b;
     });
@@ -228,7 +243,10 @@ export class MysqlChecker {
    * Wait up to connect_timeout for `a`. Returns 'ok', an error text (failed: attempt finished or
    * abandoned safely), or a 'pending' text (failed this round, attempt kept open).
    */
-  private async awaitAttempt(a: Attempt, what: string): Promise<{ status: 'ok' } | { status: 'failed' | 'pending'; error: string }> {
+  private async awaitAttempt(
+    a: Attempt,
+    what: string,
+  ): Promise<{ status: 'ok' } | { status: 'failed' | 'pending'; error: string }> {
     const left = this.s.connectTimeoutMs - (monotonicMs() - a.startedAt);
     if (!a.settled && left > 0) await sleepOrDone(left, a.done);
     if (a.settled) {
@@ -240,13 +258,21 @@ export class MysqlChecker {
     if (a.socket.connecting) {
       // TCP not established: the server never saw this attempt; abandoning it is harmless.
       destroyQuietly(a);
-      return { status: 'failed', error: `timeout after ${waited} ms: TCP connect to ${this.target} not answered (host down or filtered)` };
+      return {
+        status: 'failed',
+        error: `timeout after ${waited} ms: TCP connect to ${this.target} not answered (host down or filtered)`,
+      };
     }
     if (a.firstBytes && looksLikeMysqlFirstPacket(a.firstBytes) === false) {
       destroyQuietly(a);
-      return { status: 'failed', error: `not a MySQL server at ${this.target}: its first bytes ${previewBytes(a.firstBytes)} are not a MySQL greeting` };
+      return {
+        status: 'failed',
+        error: `not a MySQL server at ${this.target}: its first bytes ${previewBytes(a.firstBytes)} are not a MySQL greeting`,
+      };
     }
-    const phase = a.firstBytes ? 'waiting for the login result' : 'waiting for the MySQL greeting (TCP accepted: server hung or overloaded)';
+    const phase = a.firstBytes
+      ? 'waiting for the login result'
+      : 'waiting for the MySQL greeting (TCP accepted: server hung or overloaded)';
     return {
       status: 'pending',
       error: `timeout after ${this.s.connectTimeoutMs} ms on ${what}: ${phase}; the attempt stays open (${Math.round(waited / 100) / 10} s so far) so the server counts no handshake error`,
@@ -330,7 +356,12 @@ export class MysqlChecker {
         const rs = (await this.query(conn, info.replicaStatusSql, deadline)) as Record<string, unknown>[];
         probe.replication = parseReplicaStatus(rs[0]);
       } catch (err) {
-        if (err instanceof QueryFailure && !err.fatal && err.errno === 1064 && info.replicaStatusSql === 'SHOW REPLICA STATUS') {
+        if (
+          err instanceof QueryFailure &&
+          !err.fatal &&
+          err.errno === 1064 &&
+          info.replicaStatusSql === 'SHOW REPLICA STATUS'
+        ) {
           info.replicaStatusSql = 'SHOW SLAVE STATUS';
           const rs = (await this.query(conn, info.replicaStatusSql, deadline)) as Record<string, unknown>[];
           probe.replication = parseReplicaStatus(rs[0]);
@@ -359,7 +390,10 @@ export class MysqlChecker {
         }
       }
 
-      const tc = (await this.query(conn, "SHOW GLOBAL STATUS LIKE 'Threads_connected'", deadline)) as Record<string, unknown>[];
+      const tc = (await this.query(conn, "SHOW GLOBAL STATUS LIKE 'Threads_connected'", deadline)) as Record<
+        string,
+        unknown
+      >[];
       probe.threadsConnected = num(tc[0]?.Value);
     } catch (err) {
       queryError = err instanceof Error ? err.message : String(err);
@@ -412,7 +446,10 @@ export class MysqlChecker {
   }
 
   private async serverInfo(conn: Connection, deadline: number): Promise<ServerInfo> {
-    const v = (await this.query(conn, 'SELECT @@version AS version, @@server_id AS server_id', deadline)) as Record<string, unknown>[];
+    const v = (await this.query(conn, 'SELECT @@version AS version, @@server_id AS server_id', deadline)) as Record<
+      string,
+      unknown
+    >[];
     const sro = (await this.query(conn, "SHOW GLOBAL VARIABLES LIKE 'super_read_only'", deadline)) as unknown[];
     const version = String(v[0]?.version ?? '');
     return {

@@ -36,5 +36,8 @@ export function readPassword(src: PasswordSource): string {
     }
     return v;
   }
-  throw new XdError('XD_ERR_HEALTH_PASSWORD', 'monitor: neither password_file nor password_env is set: give exactly one');
+  throw new XdError(
+    'XD_ERR_HEALTH_PASSWORD',
+    'monitor: neither password_file nor password_env is set: give exactly one',
+  );
 }

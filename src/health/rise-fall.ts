@@ -15,7 +15,12 @@ export function initialRiseFall(): RiseFallState {
 }
 
 /** Feed one result; returns the new state and whether `up` changed. */
-export function riseFallStep(s: RiseFallState, ok: boolean, rise: number, fall: number): { state: RiseFallState; changed: boolean } {
+export function riseFallStep(
+  s: RiseFallState,
+  ok: boolean,
+  rise: number,
+  fall: number,
+): { state: RiseFallState; changed: boolean } {
   const okStreak = ok ? s.okStreak + 1 : 0;
   const failStreak = ok ? 0 : s.failStreak + 1;
   let up = s.up;

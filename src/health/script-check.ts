@@ -41,7 +41,13 @@ export function scriptCheck(cs: CheckScriptConfig, ids: UserIds, address: string
       cwd: '/',
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/', LANG: 'C', XDIRECTOR_BACKEND_ADDRESS: address, XDIRECTOR_BACKEND_PORT: String(port) },
+      env: {
+        PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        HOME: '/',
+        LANG: 'C',
+        XDIRECTOR_BACKEND_ADDRESS: address,
+        XDIRECTOR_BACKEND_PORT: String(port),
+      },
     });
     const keep = (b: Buffer) => {
       output = (output + b.toString()).slice(-OUTPUT_KEEP);
@@ -66,12 +72,21 @@ export function scriptCheck(cs: CheckScriptConfig, ids: UserIds, address: string
       clearTimeout(timer);
       resolve({ ...p, durationMs: ms() });
     };
-    child.on('error', (err) => done({ ok: false, weight: null, error: `check script ${argv[0]} could not start: ${err.message}` }));
+    child.on('error', (err) =>
+      done({ ok: false, weight: null, error: `check script ${argv[0]} could not start: ${err.message}` }),
+    );
     child.on('close', (code, signal) => {
-      if (timedOut) return done({ ok: false, weight: null, error: `check script ${argv[0]} still running after ${cs.timeout} ms: killed${said()}` });
-      if (signal) return done({ ok: false, weight: null, error: `check script ${argv[0]} killed by ${signal}${said()}` });
+      if (timedOut)
+        return done({
+          ok: false,
+          weight: null,
+          error: `check script ${argv[0]} still running after ${cs.timeout} ms: killed${said()}`,
+        });
+      if (signal)
+        return done({ ok: false, weight: null, error: `check script ${argv[0]} killed by ${signal}${said()}` });
       if (code === 0) return done({ ok: true, weight: null, error: null });
-      if (cs.dynamic && code !== null && code >= 2 && code <= 255) return done({ ok: true, weight: code - 2, error: null });
+      if (cs.dynamic && code !== null && code >= 2 && code <= 255)
+        return done({ ok: true, weight: code - 2, error: null });
       done({ ok: false, weight: null, error: `check script ${argv[0]} exited with status ${code}${said()}` });
     });
   });

@@ -23,7 +23,10 @@ export function tcpCheck(host: string, port: number, timeoutMs: number, sourceAd
       sock.destroy();
       resolve({ ok: error === null, error, durationMs: Math.round(performance.now() - t0) });
     };
-    const timer = setTimeout(() => finish(`timeout after ${timeoutMs} ms: TCP connect to ${target} not answered`), timeoutMs);
+    const timer = setTimeout(
+      () => finish(`timeout after ${timeoutMs} ms: TCP connect to ${target} not answered`),
+      timeoutMs,
+    );
     sock.once('connect', () => finish(null));
     sock.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED') finish(`connection refused by ${target} (nothing listening)`);

@@ -51,10 +51,15 @@ export async function importKeepalivedMain(argv: string[], io: ImportIo = proces
   });
   if (!parsed) return 0;
   const { values, positionals } = parsed;
-  if (positionals.length !== 1) throw new XdError('XD_ERR_USAGE', `import-keepalived needs one keepalived.conf file\n${IMPORT_USAGE}`);
+  if (positionals.length !== 1)
+    throw new XdError('XD_ERR_USAGE', `import-keepalived needs one keepalived.conf file\n${IMPORT_USAGE}`);
   const file = positionals[0]!;
   const warnings: string[] = [];
-  const result = translateKeepalived(parseKeepalivedFile(file, { warnings, configId: values['config-id'] }), { interface: values.interface, instance: values.instance, tunnelSource: values['tunnel-source'] });
+  const result = translateKeepalived(parseKeepalivedFile(file, { warnings, configId: values['config-id'] }), {
+    interface: values.interface,
+    instance: values.instance,
+    tunnelSource: values['tunnel-source'],
+  });
   const err = (s: string) => io.stderr(`import-keepalived: ${s}\n`);
   for (const w of warnings) err(`warning: ${w}`);
   if (result.unsupported.length) {
@@ -65,11 +70,15 @@ export async function importKeepalivedMain(argv: string[], io: ImportIo = proces
   try {
     for (const w of parseConfig(result.yaml, values.output ?? `${file} (imported)`).warnings) err(`warning: ${w}`);
   } catch (e) {
-    err(`the translation does not load, so nothing was written; please report this with the input:\n${(e as Error).message}`);
+    err(
+      `the translation does not load, so nothing was written; please report this with the input:\n${(e as Error).message}`,
+    );
     return 1;
   }
   if (result.services === 0) {
-    err(`no virtual_server of ${file} could be translated (listed above), so there is nothing to run and nothing was written: xdirector needs at least one service (a VIP, a port and real servers)`);
+    err(
+      `no virtual_server of ${file} could be translated (listed above), so there is nothing to run and nothing was written: xdirector needs at least one service (a VIP, a port and real servers)`,
+    );
     return 4;
   }
   if (values.strict && result.unsupported.length) {
@@ -80,8 +89,9 @@ export async function importKeepalivedMain(argv: string[], io: ImportIo = proces
     // A first migration has no /etc/xdirector yet: make it (as mkdir -p would), so -o works as the README writes it.
     fs.mkdirSync(path.dirname(path.resolve(values.output)), { recursive: true, mode: 0o755 });
     fs.writeFileSync(values.output, result.yaml);
-  }
-  else io.stdout(result.yaml);
-  err(`${result.judgements} line(s) translated by judgement (marked "# keepalived:")${values.output ? `; written to ${values.output}` : ''}`);
+  } else io.stdout(result.yaml);
+  err(
+    `${result.judgements} line(s) translated by judgement (marked "# keepalived:")${values.output ? `; written to ${values.output}` : ''}`,
+  );
   return 0;
 }

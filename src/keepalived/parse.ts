@@ -33,7 +33,12 @@ interface Ctx {
 }
 
 function ctxOf(o: ParseOptions): Ctx {
-  return { configId: o.configId ?? os.hostname().split('.')[0]!, explicitId: o.configId !== undefined, warnings: o.warnings ?? [], conditional: false };
+  return {
+    configId: o.configId ?? os.hostname().split('.')[0]!,
+    explicitId: o.configId !== undefined,
+    warnings: o.warnings ?? [],
+    conditional: false,
+  };
 }
 
 export interface Stmt {
@@ -57,9 +62,16 @@ export function splitWords(text: string): string[] {
   let i = 0;
   while (i < text.length) {
     const c = text[i]!;
-    if (c === ' ' || c === '\t' || c === '\r') { i++; continue; }
+    if (c === ' ' || c === '\t' || c === '\r') {
+      i++;
+      continue;
+    }
     if (c === '#' || c === '!') break;
-    if (c === '{' || c === '}') { out.push(c); i++; continue; }
+    if (c === '{' || c === '}') {
+      out.push(c);
+      i++;
+      continue;
+    }
     if (c === '"') {
       const end = text.indexOf('"', i + 1);
       const stop = end < 0 ? text.length : end;
@@ -98,27 +110,52 @@ function expandInclude(pattern: string, from: string): string[] {
     return [];
   }
   const re = globToRegExp(base);
-  return names.filter((n) => re.test(n)).sort().map((n) => path.join(dir, n));
+  return names
+    .filter((n) => re.test(n))
+    .sort()
+    .map((n) => path.join(dir, n));
 }
 
 function expandParams(words: string[], params: Map<string, string>): string[] {
-  return words.map((w) => w.replace(/\$\{(\w+)\}|\$(\w+)/g, (all, a?: string, b?: string) => params.get((a ?? b)!) ?? all));
+  return words.map((w) =>
+    w.replace(/\$\{(\w+)\}|\$(\w+)/g, (all, a?: string, b?: string) => params.get((a ?? b)!) ?? all),
+  );
 }
 
-function readLines(file: string, out: Line[], params: Map<string, string>, depth: number, seen: string[], ctx: Ctx): void {
-  if (depth > 16) throw new XdError('XD_ERR_CONFIG_PARSE', `${file}: includes nested more than 16 deep (${seen.join(' → ')}): an include loop?`);
+function readLines(
+  file: string,
+  out: Line[],
+  params: Map<string, string>,
+  depth: number,
+  seen: string[],
+  ctx: Ctx,
+): void {
+  if (depth > 16)
+    throw new XdError(
+      'XD_ERR_CONFIG_PARSE',
+      `${file}: includes nested more than 16 deep (${seen.join(' → ')}): an include loop?`,
+    );
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new XdError('XD_ERR_CONFIG_READ', `${seen.length ? `${seen[seen.length - 1]}: include ` : ''}${file}: ${(err as Error).message}`, { cause: err });
+    throw new XdError(
+      'XD_ERR_CONFIG_READ',
+      `${seen.length ? `${seen[seen.length - 1]}: include ` : ''}${file}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   eachStatement(text, params, ctx, (words, line) => {
     if (words[0] === 'include') {
-      if (words.length < 2) throw new XdError('XD_ERR_CONFIG_PARSE', `${file}:${line}: include needs a file name or pattern`);
+      if (words.length < 2)
+        throw new XdError('XD_ERR_CONFIG_PARSE', `${file}:${line}: include needs a file name or pattern`);
       for (const pattern of words.slice(1)) {
         const files = expandInclude(pattern, file);
-        if (files.length === 0) throw new XdError('XD_ERR_CONFIG_READ', `${file}:${line}: include ${pattern}: no file matches (relative patterns are read from ${path.dirname(file)})`);
+        if (files.length === 0)
+          throw new XdError(
+            'XD_ERR_CONFIG_READ',
+            `${file}:${line}: include ${pattern}: no file matches (relative patterns are read from ${path.dirname(file)})`,
+          );
         for (const f of files) readLines(f, out, params, depth + 1, [...seen, `${file}:${line}`], ctx);
       }
       return;
@@ -132,7 +169,12 @@ function readLines(file: string, out: Line[], params: Map<string, string>, depth
  * `params`), any other line is split into words with the parameters expanded, and each
  * non-empty one goes to `onStatement` with its 1-based line number.
  */
-function eachStatement(text: string, params: Map<string, string>, ctx: Ctx, onStatement: (words: string[], line: number) => void): void {
+function eachStatement(
+  text: string,
+  params: Map<string, string>,
+  ctx: Ctx,
+  onStatement: (words: string[], line: number) => void,
+): void {
   text.split('\n').forEach((whole, k) => {
     let raw = whole;
     const cond = /^\s*@(\^?)(\S+)\s+(.*)$/.exec(raw);
@@ -166,7 +208,10 @@ export function parseKeepalivedFile(file: string, opts: ParseOptions = {}): Stmt
 }
 
 function conditionalWarning(ctx: Ctx): void {
-  if (ctx.conditional && !ctx.explicitId) ctx.warnings.push(`the file has conditional lines (@ID): read as the keepalived of this host (${ctx.configId}) would; give --config-id ID for another keepalived's view`);
+  if (ctx.conditional && !ctx.explicitId)
+    ctx.warnings.push(
+      `the file has conditional lines (@ID): read as the keepalived of this host (${ctx.configId}) would; give --config-id ID for another keepalived's view`,
+    );
 }
 
 /** Parse keepalived.conf text (no includes allowed: they need a file to be relative to). */
@@ -175,7 +220,11 @@ export function parseKeepalivedText(text: string, fileName = 'keepalived.conf', 
   const params = new Map<string, string>();
   const ctx = ctxOf(opts);
   eachStatement(text, params, ctx, (words, line) => {
-    if (words[0] === 'include') throw new XdError('XD_ERR_CONFIG_PARSE', `${fileName}:${line}: include needs a file on disk: parse the file instead`);
+    if (words[0] === 'include')
+      throw new XdError(
+        'XD_ERR_CONFIG_PARSE',
+        `${fileName}:${line}: include needs a file on disk: parse the file instead`,
+      );
     lines.push({ words, file: fileName, line });
   });
   conditionalWarning(ctx);
@@ -186,7 +235,8 @@ function buildTree(lines: Line[], warnings: string[]): Stmt[] {
   // Flatten to a token stream that remembers line boundaries, then read statements recursively.
   type Tok = { w: string; file: string; line: number; eol: boolean };
   const toks: Tok[] = [];
-  for (const l of lines) l.words.forEach((w, k) => toks.push({ w, file: l.file, line: l.line, eol: k === l.words.length - 1 }));
+  for (const l of lines)
+    l.words.forEach((w, k) => toks.push({ w, file: l.file, line: l.line, eol: k === l.words.length - 1 }));
   let i = 0;
   const block = (open?: Tok): Stmt[] => {
     const out: Stmt[] = [];
@@ -223,7 +273,8 @@ function buildTree(lines: Line[], warnings: string[]): Stmt[] {
       }
       out.push(st);
     }
-    if (open) throw new XdError('XD_ERR_CONFIG_PARSE', `${open.file}:${open.line}: "{" is never closed: add the missing "}"`);
+    if (open)
+      throw new XdError('XD_ERR_CONFIG_PARSE', `${open.file}:${open.line}: "{" is never closed: add the missing "}"`);
     return out;
   };
   return block();

@@ -70,22 +70,61 @@ interface Field {
   why?: string;
 }
 
-
 /** keepalived scheduler → xdirector scheduler (+ ring), or why not. */
 function scheduler(algo: string, persistent: boolean): { fields: Field[]; lost?: string } {
   const a = algo.toLowerCase();
   if (persistent && a !== 'sh') {
-    return { fields: [{ key: 'scheduler', value: 'sh', why: `lb_algo ${algo} with persistence_timeout: persistence sends a client to one real server, so sh (Maglev keyed on the client address: affinity for as long as the backend set is unchanged, with no timeout)` }] };
+    return {
+      fields: [
+        {
+          key: 'scheduler',
+          value: 'sh',
+          why: `lb_algo ${algo} with persistence_timeout: persistence sends a client to one real server, so sh (Maglev keyed on the client address: affinity for as long as the backend set is unchanged, with no timeout)`,
+        },
+      ],
+    };
   }
   switch (a) {
-    case 'rr': return { fields: [{ key: 'scheduler', value: 'rr' }] };
-    case 'wrr': return { fields: [{ key: 'scheduler', value: 'wrr' }] };
-    case 'lc': return { fields: [{ key: 'scheduler', value: 'lc' }] };
-    case 'wlc': return { fields: [{ key: 'scheduler', value: 'lc', why: 'lb_algo wlc: xdirector lc weighs backends by the connection counts its MySQL checks read, so the configured weights are not used by lc' }] };
-    case 'sh': return { fields: [{ key: 'scheduler', value: 'sh' }] };
-    case 'mh': return { fields: [{ key: 'scheduler', value: 'maglev' }, { key: 'ring', value: 'ipvs-mh', why: 'lb_algo mh: the exact table IPVS mh builds, so flows map to the same real servers as under IPVS' }] };
+    case 'rr':
+      return { fields: [{ key: 'scheduler', value: 'rr' }] };
+    case 'wrr':
+      return { fields: [{ key: 'scheduler', value: 'wrr' }] };
+    case 'lc':
+      return { fields: [{ key: 'scheduler', value: 'lc' }] };
+    case 'wlc':
+      return {
+        fields: [
+          {
+            key: 'scheduler',
+            value: 'lc',
+            why: 'lb_algo wlc: xdirector lc weighs backends by the connection counts its MySQL checks read, so the configured weights are not used by lc',
+          },
+        ],
+      };
+    case 'sh':
+      return { fields: [{ key: 'scheduler', value: 'sh' }] };
+    case 'mh':
+      return {
+        fields: [
+          { key: 'scheduler', value: 'maglev' },
+          {
+            key: 'ring',
+            value: 'ipvs-mh',
+            why: 'lb_algo mh: the exact table IPVS mh builds, so flows map to the same real servers as under IPVS',
+          },
+        ],
+      };
     default:
-      return { fields: [{ key: 'scheduler', value: 'maglev', why: `lb_algo ${algo} has no xdirector scheduler; maglev (consistent hashing) instead` }], lost: `lb_algo ${algo} has no equivalent (xdirector schedules with maglev, sh, wrr, rr, lc): maglev is used` };
+      return {
+        fields: [
+          {
+            key: 'scheduler',
+            value: 'maglev',
+            why: `lb_algo ${algo} has no xdirector scheduler; maglev (consistent hashing) instead`,
+          },
+        ],
+        lost: `lb_algo ${algo} has no equivalent (xdirector schedules with maglev, sh, wrr, rr, lc): maglev is used`,
+      };
   }
 }
 
@@ -137,7 +176,10 @@ class Translator {
   private natUsed = false;
   private readonly sync: ReturnType<typeof syncGroups>;
 
-  constructor(private readonly stmts: Stmt[], private readonly opts: ImportOptions) {
+  constructor(
+    private readonly stmts: Stmt[],
+    private readonly opts: ImportOptions,
+  ) {
     this.sync = syncGroups(stmts);
   }
 
@@ -150,9 +192,14 @@ class Translator {
       if (s.keyword === 'virtual_server_group' && s.args[0]) this.vsGroups.set(s.args[0], s);
       if (s.keyword === 'vrrp_script' && s.args[0]) this.scripts.set(s.args[0], s);
       if (s.keyword === 'global_defs') this.globals = s;
-      const src = s.keyword === 'vrrp_instance' ? child(s, 'unicast_src_ip')?.args[0]?.replace(/\/\d+$/, '') : undefined;
+      const src =
+        s.keyword === 'vrrp_instance' ? child(s, 'unicast_src_ip')?.args[0]?.replace(/\/\d+$/, '') : undefined;
       const srcFam = src ? addressFamily(src) : undefined;
-      if (src && srcFam && !this.tunnelSrc.has(srcFam)) this.tunnelSrc.set(srcFam, [src, `unicast_src_ip of vrrp_instance ${s.args[0]}: the director's own address, the outer source real servers see`]);
+      if (src && srcFam && !this.tunnelSrc.has(srcFam))
+        this.tunnelSrc.set(srcFam, [
+          src,
+          `unicast_src_ip of vrrp_instance ${s.args[0]}: the director's own address, the outer source real servers see`,
+        ]);
     }
     for (const a of this.opts.tunnelSource ?? []) {
       const f = addressFamily(a);
@@ -162,23 +209,56 @@ class Translator {
     const instances: Stmt[] = [];
     for (const s of this.stmts) {
       switch (s.keyword) {
-        case 'global_defs': this.checkGlobals(s); break;
-        case 'virtual_server': services.push(...this.virtualServer(s)); break;
-        case 'vrrp_instance': instances.push(s); break;
-        case 'virtual_server_group': case 'vrrp_script': break;
-        case 'vrrp_sync_group': this.unsupported.push(...this.sync.lost.filter((l) => l.startsWith(`${where(s)}:`) || (s.children ?? []).some((c) => l.startsWith(`${where(c)}:`)))); break;
-        default: this.lost(s, `no xdirector equivalent for the ${s.keyword} section (not translated)`);
+        case 'global_defs':
+          this.checkGlobals(s);
+          break;
+        case 'virtual_server':
+          services.push(...this.virtualServer(s));
+          break;
+        case 'vrrp_instance':
+          instances.push(s);
+          break;
+        case 'virtual_server_group':
+        case 'vrrp_script':
+          break;
+        case 'vrrp_sync_group':
+          this.unsupported.push(
+            ...this.sync.lost.filter(
+              (l) => l.startsWith(`${where(s)}:`) || (s.children ?? []).some((c) => l.startsWith(`${where(c)}:`)),
+            ),
+          );
+          break;
+        default:
+          this.lost(s, `no xdirector equivalent for the ${s.keyword} section (not translated)`);
       }
     }
     const o = new Out();
     o.comment(0, `Imported from ${this.stmts[0]?.file ?? 'keepalived.conf'} by xdirector import-keepalived.`);
     o.comment(0, 'Lines marked "keepalived:" were translated by judgement: read them before going live.');
     const routerId = this.globals && child(this.globals, 'router_id')?.args[0];
-    const inst = this.opts.instance ?? (routerId ? routerId.toLowerCase().replace(/[^a-z0-9_-]/g, '-').slice(0, 32) : 'keepalived');
-    o.line(0, `instance: ${q(inst)}`, this.opts.instance ? undefined : routerId ? `router_id ${routerId}` : 'no router_id: a fixed name');
+    const inst =
+      this.opts.instance ??
+      (routerId
+        ? routerId
+            .toLowerCase()
+            .replace(/[^a-z0-9_-]/g, '-')
+            .slice(0, 32)
+        : 'keepalived');
+    o.line(
+      0,
+      `instance: ${q(inst)}`,
+      this.opts.instance ? undefined : routerId ? `router_id ${routerId}` : 'no router_id: a fixed name',
+    );
     const ifaceStmt = instances.map((i) => child(i, 'interface')).find(Boolean);
     if (ifaceStmt) o.line(0, `interface: ${q(ifaceStmt.args[0]!)}`);
-    else o.line(0, `interface: ${q(this.opts.interface ?? 'eth0')}`, this.opts.interface ? undefined : 'no vrrp_instance names an interface: the director interface is a guess, check it');
+    else
+      o.line(
+        0,
+        `interface: ${q(this.opts.interface ?? 'eth0')}`,
+        this.opts.interface
+          ? undefined
+          : 'no vrrp_instance names an interface: the director interface is a guess, check it',
+      );
     o.line(0, 'dataplane: auto', 'keepalived programs IPVS; xdirector uses XDP where it can and IPVS otherwise');
 
     const live = services.filter((s) => !s.disabled);
@@ -186,8 +266,16 @@ class Translator {
     const mysql = live.filter((s) => s.mysql);
     if (mysql.length) {
       o.line(0, 'monitor:');
-      o.line(2, 'user: "monitor"', 'keepalived has no MySQL account: create this one (xdirector realserver grant prints the GRANT)');
-      o.line(2, 'password_file: "/etc/xdirector/monitor.pw"', 'put the monitor password in this file (mode 0600); passwords are never inline');
+      o.line(
+        2,
+        'user: "monitor"',
+        'keepalived has no MySQL account: create this one (xdirector realserver grant prints the GRANT)',
+      );
+      o.line(
+        2,
+        'password_file: "/etc/xdirector/monitor.pw"',
+        'put the monitor password in this file (mode 0600); passwords are never inline',
+      );
     }
     const intervalMs = this.health(o, live);
     if (this.tunnelUsed.size) {
@@ -224,7 +312,12 @@ class Translator {
       o.line(0, 'vrrp:');
       for (const i of instances) this.vrrpInstance(o, i, ifaceStmt?.args[0]);
     }
-    return { yaml: o.lines.join('\n') + '\n', unsupported: this.unsupported, judgements: o.judgements, services: live.length };
+    return {
+      yaml: o.lines.join('\n') + '\n',
+      unsupported: this.unsupported,
+      judgements: o.judgements,
+      services: live.length,
+    };
   }
 
   /**
@@ -236,26 +329,58 @@ class Translator {
     const su = this.globals && child(this.globals, 'script_user');
     if (su?.args[0] === 'root') {
       // Explicitly root: VRRP scripts keep running as the daemon's user (root), as without script_user.
-      o.comment(0, 'keepalived: script_user root: VRRP track and notify scripts run as the daemon\'s user (root) when script_user is not set');
-      if (this.scriptChecks) o.line(0, 'script_user: "keepalived_script"', 'script_user root: check scripts never run as root here, so keepalived\'s default script user (create it: useradd --system --no-create-home --shell /usr/sbin/nologin keepalived_script); note VRRP scripts then run as it too');
+      o.comment(
+        0,
+        "keepalived: script_user root: VRRP track and notify scripts run as the daemon's user (root) when script_user is not set",
+      );
+      if (this.scriptChecks)
+        o.line(
+          0,
+          'script_user: "keepalived_script"',
+          "script_user root: check scripts never run as root here, so keepalived's default script user (create it: useradd --system --no-create-home --shell /usr/sbin/nologin keepalived_script); note VRRP scripts then run as it too",
+        );
     } else if (su?.args[0]) {
-      o.line(0, `script_user: ${q(su.args[0])}`, su.args[1] ? `script_user ${su.args.join(' ')}: scripts run with the user's own group, not ${su.args[1]}` : undefined);
+      o.line(
+        0,
+        `script_user: ${q(su.args[0])}`,
+        su.args[1]
+          ? `script_user ${su.args.join(' ')}: scripts run with the user's own group, not ${su.args[1]}`
+          : undefined,
+      );
       if (su.args[1]) this.lost(su, `the group ${su.args[1]}: scripts run with ${su.args[0]}'s primary group`);
     } else if (this.scriptChecks) {
-      o.line(0, 'script_user: "keepalived_script"', 'no script_user: keepalived\'s default script user; check scripts never run as root here (create it: useradd --system --no-create-home --shell /usr/sbin/nologin keepalived_script)');
+      o.line(
+        0,
+        'script_user: "keepalived_script"',
+        "no script_user: keepalived's default script user; check scripts never run as root here (create it: useradd --system --no-create-home --shell /usr/sbin/nologin keepalived_script)",
+      );
     }
     const sec = this.globals && child(this.globals, 'enable_script_security');
-    if (sec) o.comment(0, 'keepalived: enable_script_security: check-config always refuses a check script that is missing, not executable, or writable by other users (or in a directory they can write)');
+    if (sec)
+      o.comment(
+        0,
+        'keepalived: enable_script_security: check-config always refuses a check script that is missing, not executable, or writable by other users (or in a directory they can write)',
+      );
   }
 
   /** A MISC_CHECK's command, timeout and misc_dynamic under the service. */
   private checkScript(o: Out, sc: ScriptOut, intervalMs: number): void {
     o.line(4, 'check_script:');
-    o.line(6, `command: ${q(sc.command)}`, /\{address\}|\{port\}/.test(sc.command) ? 'misc_path with the real server\'s address and port as {address} and {port}' : 'misc_path; the backend\'s address and port are appended as its last two arguments');
+    o.line(
+      6,
+      `command: ${q(sc.command)}`,
+      /\{address\}|\{port\}/.test(sc.command)
+        ? "misc_path with the real server's address and port as {address} and {port}"
+        : "misc_path; the backend's address and port are appended as its last two arguments",
+    );
     const t = sc.timeout ? seconds(sc.timeout) : undefined;
     if (t && durMs(t) > intervalMs) {
       const capped = intervalMs % 1000 === 0 ? `${intervalMs / 1000}s` : `${intervalMs}ms`;
-      o.line(6, `timeout: ${capped}`, `misc_timeout ${sc.timeout}, capped at the interval (a check must end before the next one starts)`);
+      o.line(
+        6,
+        `timeout: ${capped}`,
+        `misc_timeout ${sc.timeout}, capped at the interval (a check must end before the next one starts)`,
+      );
     } else if (t) o.line(6, `timeout: ${t}`, `misc_timeout ${sc.timeout}`);
     else {
       // keepalived's misc_timeout defaults to delay_loop; health.timeout is usually far shorter.
@@ -276,14 +401,22 @@ class Translator {
       const iface = child(i, 'interface')?.args[0] ?? topIface;
       const group = this.sync.groupOf.get(i.args[0] ?? '');
       if (group && iface && iface !== topIface) {
-        o.line(0, `nat: { interface: ${q(iface)} }`, `the real servers' side: vrrp_instance ${i.args[0]} of sync group ${group} is on ${iface}, the gateway keepalived's LVS-NAT recipe moves with the VIP`);
+        o.line(
+          0,
+          `nat: { interface: ${q(iface)} }`,
+          `the real servers' side: vrrp_instance ${i.args[0]} of sync group ${group} is on ${iface}, the gateway keepalived's LVS-NAT recipe moves with the VIP`,
+        );
         return;
       }
       for (const v of child(i, 'virtual_ipaddress')?.children ?? []) {
         const k = v.args.indexOf('dev');
         const dev = k >= 0 ? v.args[k + 1] : undefined;
         if (dev && dev !== iface) {
-          o.line(0, `nat: { interface: ${q(dev)} }`, `the real servers' side: ${v.keyword} (vrrp_instance ${i.args[0]}) is on ${dev}, the gateway keepalived's LVS-NAT recipe moves with the VIP`);
+          o.line(
+            0,
+            `nat: { interface: ${q(dev)} }`,
+            `the real servers' side: ${v.keyword} (vrrp_instance ${i.args[0]}) is on ${dev}, the gateway keepalived's LVS-NAT recipe moves with the VIP`,
+          );
           return;
         }
       }
@@ -293,17 +426,36 @@ class Translator {
   private checkGlobals(g: Stmt): void {
     for (const c of g.children ?? []) {
       switch (c.keyword) {
-        case 'router_id': case 'vrrp_garp_master_repeat': case 'vrrp_garp_master_refresh': case 'vrrp_garp_interval': case 'vrrp_version':
-        case 'enable_script_security': case 'script_user': case 'lvs_id':
+        case 'router_id':
+        case 'vrrp_garp_master_repeat':
+        case 'vrrp_garp_master_refresh':
+        case 'vrrp_garp_interval':
+        case 'vrrp_version':
+        case 'enable_script_security':
+        case 'script_user':
+        case 'lvs_id':
           break; // used below, or meaningless here (xdirector runs scripts as its own user)
-        case 'notification_email': case 'notification_email_from': case 'smtp_server': case 'smtp_connect_timeout': case 'smtp_helo_name':
-          this.lost(c, 'xdirector sends no mail: use a notify hook or the alerts in `xdirector status`'); break;
+        case 'notification_email':
+        case 'notification_email_from':
+        case 'smtp_server':
+        case 'smtp_connect_timeout':
+        case 'smtp_helo_name':
+          this.lost(c, 'xdirector sends no mail: use a notify hook or the alerts in `xdirector status`');
+          break;
         case 'vrrp_strict':
-          this.lost(c, 'strict RFC mode has no switch: xdirector always checks TTL 255 and never answers for the VIP on its own'); break;
+          this.lost(
+            c,
+            'strict RFC mode has no switch: xdirector always checks TTL 255 and never answers for the VIP on its own',
+          );
+          break;
         case 'vrrp_skip_check_adv_addr':
           break; // xdirector never drops an advert for its address list
         case 'vrrp_garp_master_delay':
-          this.lost(c, 'no second gratuitous-ARP burst after a delay: xdirector repeats at garp.interval and refreshes every garp.refresh'); break;
+          this.lost(
+            c,
+            'no second gratuitous-ARP burst after a delay: xdirector repeats at garp.interval and refreshes every garp.refresh',
+          );
+          break;
         default:
           this.lost(c, 'no xdirector equivalent (ignored)');
       }
@@ -314,7 +466,10 @@ class Translator {
   private virtualServer(vs: Stmt): ServiceOut[] {
     let endpoints: { vip: string; port: number }[] = [];
     if (vs.args[0] === 'fwmark') {
-      this.lost(vs, 'firewall-mark services have no equivalent (xdirector matches VIP, port and protocol): give each marked VIP and port a virtual_server of its own');
+      this.lost(
+        vs,
+        'firewall-mark services have no equivalent (xdirector matches VIP, port and protocol): give each marked VIP and port a virtual_server of its own',
+      );
       return [];
     }
     if (vs.args[0] === 'group') {
@@ -324,11 +479,19 @@ class Translator {
         return [];
       }
       for (const e of g.children ?? []) {
-        if (e.keyword === 'fwmark') { this.lost(e, 'firewall-mark group members have no equivalent: list the VIP and port instead'); continue; }
+        if (e.keyword === 'fwmark') {
+          this.lost(e, 'firewall-mark group members have no equivalent: list the VIP and port instead');
+          continue;
+        }
         const range = /^(\d+\.\d+\.\d+\.)(\d+)-(\d+)$/.exec(e.keyword);
         const port = Number(e.args[0]);
         if (!/^\d+$/.test(e.args[0] ?? '') || port < 1 || port > 65535) {
-          this.lost(e, e.args[0] === undefined || e.args[0] === '0' ? 'a group member with no port (all ports) has no equivalent: xdirector services have one port' : 'not an address and port');
+          this.lost(
+            e,
+            e.args[0] === undefined || e.args[0] === '0'
+              ? 'a group member with no port (all ports) has no equivalent: xdirector services have one port'
+              : 'not an address and port',
+          );
           continue;
         }
         if (range) {
@@ -336,10 +499,19 @@ class Translator {
         } else if (addressFamily(e.keyword) !== undefined) endpoints.push({ vip: e.keyword, port });
         else this.lost(e, 'not an address (or IPv4 range) and port');
       }
-    } else if (addressFamily(vs.args[0] ?? '') !== undefined && /^\d+$/.test(vs.args[1] ?? '') && Number(vs.args[1]) >= 1) {
+    } else if (
+      addressFamily(vs.args[0] ?? '') !== undefined &&
+      /^\d+$/.test(vs.args[1] ?? '') &&
+      Number(vs.args[1]) >= 1
+    ) {
       endpoints = [{ vip: vs.args[0]!, port: Number(vs.args[1]) }];
     } else {
-      this.lost(vs, addressFamily(vs.args[0] ?? '') !== undefined ? 'a virtual server with no port (or port 0: all ports) has no equivalent: xdirector services have one port' : 'expected "virtual_server ADDRESS PORT", "group NAME" or "fwmark N"');
+      this.lost(
+        vs,
+        addressFamily(vs.args[0] ?? '') !== undefined
+          ? 'a virtual server with no port (or port 0: all ports) has no equivalent: xdirector services have one port'
+          : 'expected "virtual_server ADDRESS PORT", "group NAME" or "fwmark N"',
+      );
       return [];
     }
     if (endpoints.length === 0) {
@@ -368,19 +540,36 @@ class Translator {
     fields.push(...check.fields);
     for (const c of vs.children ?? []) {
       switch (c.keyword) {
-        case 'delay_loop': case 'lb_algo': case 'lvs_sched': case 'lb_kind': case 'lvs_method': case 'protocol': case 'real_server': case 'persistence_timeout':
+        case 'delay_loop':
+        case 'lb_algo':
+        case 'lvs_sched':
+        case 'lb_kind':
+        case 'lvs_method':
+        case 'protocol':
+        case 'real_server':
+        case 'persistence_timeout':
           break;
         case 'sorry_server':
-          this.lost(c, 'no sorry server: with no usable backend xdirector passes the packet to the director\'s kernel (on_empty: pass), which refuses fast'); break;
-        case 'quorum': case 'hysteresis': case 'quorum_up': case 'quorum_down':
-          this.lost(c, 'no quorum: track.pools in a vrrp instance lowers the priority when a pool is empty'); break;
+          this.lost(
+            c,
+            "no sorry server: with no usable backend xdirector passes the packet to the director's kernel (on_empty: pass), which refuses fast",
+          );
+          break;
+        case 'quorum':
+        case 'hysteresis':
+        case 'quorum_up':
+        case 'quorum_down':
+          this.lost(c, 'no quorum: track.pools in a vrrp instance lowers the priority when a pool is empty');
+          break;
         case 'inhibit_on_failure':
           break; // applied to every real server below
         default:
           this.lost(c, 'no equivalent (ignored)');
       }
     }
-    const backends = reals.map((r) => this.realServer(r, port, !!child(vs, 'inhibit_on_failure'), 'fields' in fwd && fwd.rewritesPorts));
+    const backends = reals.map((r) =>
+      this.realServer(r, port, !!child(vs, 'inhibit_on_failure'), 'fields' in fwd && fwd.rewritesPorts),
+    );
     return endpoints.map((e) => ({
       name: addressFamily(e.vip) === 6 ? `${e.vip}-${e.port}` : `${e.vip}:${e.port}`,
       fields: [{ key: 'vip', value: q(e.vip) }, { key: 'port', value: String(e.port) }, ...fields],
@@ -401,11 +590,28 @@ class Translator {
     if (kind === 'DR') return { fields: [], rewritesPorts: false };
     if (kind === 'TUN') {
       const fams = new Set(endpoints.map((e) => addressFamily(e.vip)!));
-      if (!('forwarding' in serviceSchema.shape)) this.lost(kindStmt!, 'tunnel forwarding is not in this xdirector build: DR is used, so real servers must share the L2 segment');
-      else if ([...fams].some((f) => !this.tunnelSrc.has(f))) this.lost(kindStmt!, `tunnel forwarding needs the director's own IPv${[...fams].find((f) => !this.tunnelSrc.has(f))} address as the outer source and keepalived.conf does not say it: DR is used; rerun with --tunnel-source ADDR`);
+      if (!('forwarding' in serviceSchema.shape))
+        this.lost(
+          kindStmt!,
+          'tunnel forwarding is not in this xdirector build: DR is used, so real servers must share the L2 segment',
+        );
+      else if ([...fams].some((f) => !this.tunnelSrc.has(f)))
+        this.lost(
+          kindStmt!,
+          `tunnel forwarding needs the director's own IPv${[...fams].find((f) => !this.tunnelSrc.has(f))} address as the outer source and keepalived.conf does not say it: DR is used; rerun with --tunnel-source ADDR`,
+        );
       else {
         for (const f of fams) this.tunnelUsed.add(f);
-        return { fields: [{ key: 'forwarding', value: 'tunnel', why: 'lb_kind TUN: IPIP encapsulation to each real server (xdirector realserver setup --tunnel on them)' }], rewritesPorts: false };
+        return {
+          fields: [
+            {
+              key: 'forwarding',
+              value: 'tunnel',
+              why: 'lb_kind TUN: IPIP encapsulation to each real server (xdirector realserver setup --tunnel on them)',
+            },
+          ],
+          rewritesPorts: false,
+        };
       }
       return { fields: [], rewritesPorts: false };
     }
@@ -420,10 +626,19 @@ class Translator {
    * the clients' packets to real servers set up for NAT, which answer from their own address.
    */
   private natForwarding(vs: Stmt, kindStmt: Stmt | undefined): ForwardingOut {
-    const what = `lb_kind NAT${kindStmt ? '' : ' (keepalived\'s default: the virtual_server names no lb_kind)'}`;
+    const what = `lb_kind NAT${kindStmt ? '' : " (keepalived's default: the virtual_server names no lb_kind)"}`;
     if ((FORWARDING as readonly string[]).includes('nat')) {
       this.natUsed = true;
-      return { fields: [{ key: 'forwarding', value: 'nat', why: `${what}: the director rewrites the destination (and port) and the replies come back through it, as under IPVS masquerading` }], rewritesPorts: true };
+      return {
+        fields: [
+          {
+            key: 'forwarding',
+            value: 'nat',
+            why: `${what}: the director rewrites the destination (and port) and the replies come back through it, as under IPVS masquerading`,
+          },
+        ],
+        rewritesPorts: true,
+      };
     }
     const why = `${what}: this xdirector build forwards in DR and tunnel modes only, so the service is left out (commented); to run it here set the real servers up for DR (xdirector realserver setup: the VIP on lo) and change it to forwarding: dr`;
     this.lost(kindStmt ?? vs, kindStmt ? why.slice('lb_kind NAT: '.length) : why);
@@ -434,12 +649,29 @@ class Translator {
    * The real servers' check blocks → the service's check (xdirector checks per service,
    * keepalived per real server) and the settings inside them.
    */
-  private checks(vs: Stmt, reals: Stmt[], servicePort: number): { fields: Field[]; mysql: boolean; script?: ScriptOut; connectTimeout?: string; retry?: number } {
-    const perReal = reals.map((r) => ({ r, checks: (r.children ?? []).filter((c) => /_CHECK$|_GET$/.test(c.keyword)) }));
-    for (const { checks } of perReal) for (const extra of checks.slice(1)) this.lost(extra, `a second check on one real server has no equivalent (xdirector runs one check per service): only ${checks[0]!.keyword} is used`);
+  private checks(
+    vs: Stmt,
+    reals: Stmt[],
+    servicePort: number,
+  ): { fields: Field[]; mysql: boolean; script?: ScriptOut; connectTimeout?: string; retry?: number } {
+    const perReal = reals.map((r) => ({
+      r,
+      checks: (r.children ?? []).filter((c) => /_CHECK$|_GET$/.test(c.keyword)),
+    }));
+    for (const { checks } of perReal)
+      for (const extra of checks.slice(1))
+        this.lost(
+          extra,
+          `a second check on one real server has no equivalent (xdirector runs one check per service): only ${checks[0]!.keyword} is used`,
+        );
     const firsts = perReal.map((p) => p.checks[0]).filter((c): c is Stmt => !!c);
     const c0 = firsts[0];
-    for (const c of firsts.slice(1)) if (c.keyword !== c0!.keyword) this.lost(c, `${c.keyword} differs from the ${c0!.keyword} of the other real servers: xdirector checks every backend of a service the same way, with ${c0!.keyword}`);
+    for (const c of firsts.slice(1))
+      if (c.keyword !== c0!.keyword)
+        this.lost(
+          c,
+          `${c.keyword} differs from the ${c0!.keyword} of the other real servers: xdirector checks every backend of a service the same way, with ${c0!.keyword}`,
+        );
     const same = firsts.filter((c) => c.keyword === c0?.keyword);
     const setting = (kw: string) => same.map((c) => child(c, kw)?.args[0]).find((v) => v !== undefined);
     const fields: Field[] = [];
@@ -451,10 +683,21 @@ class Translator {
         if (s.keyword === 'connect_port') {
           const rs = reals.find((r) => r.children?.includes(c));
           const rsPort = Number(rs?.args[1] ?? servicePort);
-          if (Number(s.args[0]) !== rsPort) this.lost(s, `the check port ${s.args[0]} differs from the real server's port ${rsPort}: xdirector checks the port it forwards to`);
+          if (Number(s.args[0]) !== rsPort)
+            this.lost(
+              s,
+              `the check port ${s.args[0]} differs from the real server's port ${rsPort}: xdirector checks the port it forwards to`,
+            );
         } else if (s.keyword === 'delay_before_retry') {
-          this.lost(s, 'no separate retry delay: xdirector retries at the next health.interval (a failure counts towards health.fall)');
-        } else if ((c.keyword === 'TCP_CHECK' || c.keyword === 'MISC_CHECK') && !CHECK_COMMON.has(s.keyword) && !(c.keyword === 'MISC_CHECK' && ['misc_path', 'misc_timeout', 'misc_dynamic', 'user'].includes(s.keyword))) {
+          this.lost(
+            s,
+            'no separate retry delay: xdirector retries at the next health.interval (a failure counts towards health.fall)',
+          );
+        } else if (
+          (c.keyword === 'TCP_CHECK' || c.keyword === 'MISC_CHECK') &&
+          !CHECK_COMMON.has(s.keyword) &&
+          !(c.keyword === 'MISC_CHECK' && ['misc_path', 'misc_timeout', 'misc_dynamic', 'user'].includes(s.keyword))
+        ) {
           // (The other check kinds are listed whole: their settings went with them.)
           this.lost(s, `${c.keyword} ${s.keyword} has no equivalent (ignored)`);
         }
@@ -465,26 +708,61 @@ class Translator {
     const checkPort = Number(setting('connect_port') ?? servicePort);
     if (!c0) {
       if (servicePort === 3306) {
-        fields.push({ key: 'check', value: 'mysql', why: 'port 3306 with no check: a MySQL service gets the MySQL-aware check' });
+        fields.push({
+          key: 'check',
+          value: 'mysql',
+          why: 'port 3306 with no check: a MySQL service gets the MySQL-aware check',
+        });
         mysql = true;
       } else fields.push({ key: 'check', value: 'none' });
     } else if (c0.keyword === 'TCP_CHECK') {
       if (checkPort === 3306) {
-        fields.push({ key: 'check', value: 'mysql', why: `TCP_CHECK on port ${checkPort}: a MySQL service gets the MySQL-aware check (a bare TCP connect counts against max_connect_errors)` });
+        fields.push({
+          key: 'check',
+          value: 'mysql',
+          why: `TCP_CHECK on port ${checkPort}: a MySQL service gets the MySQL-aware check (a bare TCP connect counts against max_connect_errors)`,
+        });
         mysql = true;
       } else fields.push({ key: 'check', value: 'tcp' });
     } else if (c0.keyword === 'MISC_CHECK') {
       script = this.miscCheck(same, reals);
-      if (script) fields.push({ key: 'check', value: 'script', why: 'MISC_CHECK: the same script, run as script_user with the backend\'s address and port' });
-      else fields.push({ key: 'check', value: 'tcp', why: 'MISC_CHECK that could not be carried over (listed): a TCP connect check meanwhile' });
+      if (script)
+        fields.push({
+          key: 'check',
+          value: 'script',
+          why: "MISC_CHECK: the same script, run as script_user with the backend's address and port",
+        });
+      else
+        fields.push({
+          key: 'check',
+          value: 'tcp',
+          why: 'MISC_CHECK that could not be carried over (listed): a TCP connect check meanwhile',
+        });
     } else {
-      fields.push({ key: 'check', value: 'tcp', why: `${c0.keyword} has no xdirector equivalent: a TCP connect check instead` });
-      this.lost(c0, `${c0.keyword} has no equivalent (xdirector checks with mysql, tcp or a script): check: tcp is used`);
+      fields.push({
+        key: 'check',
+        value: 'tcp',
+        why: `${c0.keyword} has no xdirector equivalent: a TCP connect check instead`,
+      });
+      this.lost(
+        c0,
+        `${c0.keyword} has no equivalent (xdirector checks with mysql, tcp or a script): check: tcp is used`,
+      );
     }
     if (mysql) {
-      fields.push({ key: 'pool', value: 'static', why: 'keepalived sends to every healthy server; pool: writer or readers would split by MySQL role' });
+      fields.push({
+        key: 'pool',
+        value: 'static',
+        why: 'keepalived sends to every healthy server; pool: writer or readers would split by MySQL role',
+      });
     }
-    return { fields, mysql, ...(script ? { script } : {}), connectTimeout: ct, retry: retry ? Number(retry) : undefined };
+    return {
+      fields,
+      mysql,
+      ...(script ? { script } : {}),
+      connectTimeout: ct,
+      retry: retry ? Number(retry) : undefined,
+    };
   }
 
   /** MISC_CHECK blocks → one check script: the same command for every real server once its address and port are placeholders. */
@@ -493,7 +771,10 @@ class Translator {
     for (const c of checks) {
       const path = child(c, 'misc_path');
       const rs = reals.find((r) => r.children?.includes(c))!;
-      if (!path || !path.args[0]) { this.lost(c, 'MISC_CHECK without misc_path: nothing to run'); return undefined; }
+      if (!path || !path.args[0]) {
+        this.lost(c, 'MISC_CHECK without misc_path: nothing to run');
+        return undefined;
+      }
       let cmd = path.args.join(' ');
       const addr = rs.args[0] ?? '';
       const esc = (v: string) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -501,16 +782,30 @@ class Translator {
       if (rs.args[1]) cmd = cmd.replace(new RegExp(`(?<![\\w.])${esc(rs.args[1])}(?![\\w.])`, 'g'), '{port}');
       templates.add(cmd);
       const u = child(c, 'user');
-      if (u) this.lost(u, `MISC_CHECK user ${u.args.join(' ')}: xdirector runs every check script as script_user (set it to this user if that is the one meant)`);
-      if (/(?:^|\s)(?:-p\S|--password[= ]\S)/.test(cmd)) this.lost(path, 'the script carries a password on its command line (visible in ps): move it to a client defaults file the script user reads (--defaults-extra-file)');
+      if (u)
+        this.lost(
+          u,
+          `MISC_CHECK user ${u.args.join(' ')}: xdirector runs every check script as script_user (set it to this user if that is the one meant)`,
+        );
+      if (/(?:^|\s)(?:-p\S|--password[= ]\S)/.test(cmd))
+        this.lost(
+          path,
+          'the script carries a password on its command line (visible in ps): move it to a client defaults file the script user reads (--defaults-extra-file)',
+        );
     }
     if (templates.size > 1) {
-      this.lost(checks[1]!, `the real servers' misc_path commands differ by more than their address and port (${[...templates].join(' | ')}): xdirector runs one command per service`);
+      this.lost(
+        checks[1]!,
+        `the real servers' misc_path commands differ by more than their address and port (${[...templates].join(' | ')}): xdirector runs one command per service`,
+      );
       return undefined;
     }
     const command = [...templates][0]!;
     if (!command.startsWith('/')) {
-      this.lost(child(checks[0]!, 'misc_path')!, `misc_path ${command.split(' ')[0]} is not an absolute path: check scripts run without a shell and without PATH; give the script's full path`);
+      this.lost(
+        child(checks[0]!, 'misc_path')!,
+        `misc_path ${command.split(' ')[0]} is not an absolute path: check scripts run without a shell and without PATH; give the script's full path`,
+      );
       return undefined;
     }
     const timeout = checks.map((c) => child(c, 'misc_timeout')?.args[0]).find(Boolean);
@@ -532,17 +827,24 @@ class Translator {
     }
     if (inhibitAll || child(r, 'inhibit_on_failure')) {
       // keepalived keeps a failed server at weight 0 so its established connections continue.
-      fields[0]!.why = 'inhibit_on_failure: a failed backend takes no new flows; unlike keepalived\'s weight 0, its established flows are re-hashed (drain it by hand to let them finish)';
-      this.lost(child(r, 'inhibit_on_failure') ?? r, 'established connections of a failed server are re-hashed, not kept at weight 0 (xdirector drain keeps them for a planned removal)');
+      fields[0]!.why =
+        "inhibit_on_failure: a failed backend takes no new flows; unlike keepalived's weight 0, its established flows are re-hashed (drain it by hand to let them finish)";
+      this.lost(
+        child(r, 'inhibit_on_failure') ?? r,
+        'established connections of a failed server are re-hashed, not kept at weight 0 (xdirector drain keeps them for a planned removal)',
+      );
     }
     const w = child(r, 'weight');
     if (w) fields.push({ key: 'weight', value: String(Number(w.args[0])) });
     for (const c of r.children ?? []) {
       switch (c.keyword) {
-        case 'weight': case 'inhibit_on_failure':
+        case 'weight':
+        case 'inhibit_on_failure':
           break;
-        case 'notify_up': case 'notify_down':
-          this.lost(c, 'no per-backend notify hook: follow backend state in `xdirector status --json` or the metrics'); break;
+        case 'notify_up':
+        case 'notify_down':
+          this.lost(c, 'no per-backend notify hook: follow backend state in `xdirector status --json` or the metrics');
+          break;
         default:
           if (!/_CHECK$|_GET$/.test(c.keyword)) this.lost(c, 'no equivalent (ignored)');
       }
@@ -560,14 +862,26 @@ class Translator {
     // health.interval's default (1s) when no delay_loop says otherwise: timeouts are capped at it.
     let interval = 1000;
     if (loops.length) {
-      const min = loops.map((l) => seconds(l)).filter((d): d is string => !!d).sort((a, b) => durMs(a) - durMs(b))[0];
+      const min = loops
+        .map((l) => seconds(l))
+        .filter((d): d is string => !!d)
+        .sort((a, b) => durMs(a) - durMs(b))[0];
       if (min) {
         interval = durMs(min);
-        o.line(2, `interval: ${min}`, loops.length > 1 ? `delay_loop ${loops.join(', ')}: one interval for every service, the shortest` : `delay_loop ${loops[0]}`);
+        o.line(
+          2,
+          `interval: ${min}`,
+          loops.length > 1
+            ? `delay_loop ${loops.join(', ')}: one interval for every service, the shortest`
+            : `delay_loop ${loops[0]}`,
+        );
       }
     }
     if (cts.length) {
-      let min = cts.map((l) => seconds(l)).filter((d): d is string => !!d).sort((a, b) => durMs(a) - durMs(b))[0];
+      let min = cts
+        .map((l) => seconds(l))
+        .filter((d): d is string => !!d)
+        .sort((a, b) => durMs(a) - durMs(b))[0];
       if (min) {
         const why = `connect_timeout ${cts.join(', ')}`;
         if (durMs(min) > interval) {
@@ -588,7 +902,13 @@ class Translator {
     const g = (kw: string) => child(i, kw);
     const name = (i.args[0] ?? 'VI').replace(/[^A-Za-z0-9_.:-]/g, '_');
     const state = g('state')?.args[0];
-    o.line(2, `- name: ${q(name)}`, state ? `state ${state}: keepalived's starting state only; xdirector starts as Backup and the highest priority becomes Master` : undefined);
+    o.line(
+      2,
+      `- name: ${q(name)}`,
+      state
+        ? `state ${state}: keepalived's starting state only; xdirector starts as Backup and the highest priority becomes Master`
+        : undefined,
+    );
     const iface = g('interface')?.args[0];
     if (iface && iface !== topIface) o.line(4, `interface: ${q(iface)}`);
     o.line(4, `vrid: ${Number(g('virtual_router_id')?.args[0] ?? 0)}`);
@@ -600,8 +920,12 @@ class Translator {
       const [addr, ...rest] = [v.keyword, ...v.args];
       const dev = rest.indexOf('dev');
       // A VIP on another interface moves with the instance there (the LVS-NAT gateway).
-      vips.push(dev >= 0 && rest[dev + 1] && rest[dev + 1] !== (iface ?? topIface) ? `${addr} dev ${rest[dev + 1]}` : addr!);
-      const extra = rest.filter((w, k) => !(w === 'dev' || rest[k - 1] === 'dev' || w === 'label' || rest[k - 1] === 'label'));
+      vips.push(
+        dev >= 0 && rest[dev + 1] && rest[dev + 1] !== (iface ?? topIface) ? `${addr} dev ${rest[dev + 1]}` : addr!,
+      );
+      const extra = rest.filter(
+        (w, k) => !(w === 'dev' || rest[k - 1] === 'dev' || w === 'label' || rest[k - 1] === 'label'),
+      );
       if (extra.length) this.lost(v, `address options ${extra.join(' ')} are not kept`);
     }
     const v6 = vips.some((v) => v.includes(':'));
@@ -626,15 +950,34 @@ class Translator {
     });
     const peers = rawPeers.map(bare);
     const prefixed = [rawSrc, ...rawPeers].some((a) => a && a !== bare(a));
-    if (src) o.line(4, `unicast_src: ${q(src)}`, rawSrc !== src ? `unicast_src_ip ${rawSrc}: the address without its prefix length` : undefined);
-    if (peers.length) o.line(4, `unicast_peers: [${peers.map(q).join(', ')}]`, prefixed && rawSrc === src ? 'unicast_peer addresses without their prefix length' : undefined);
+    if (src)
+      o.line(
+        4,
+        `unicast_src: ${q(src)}`,
+        rawSrc !== src ? `unicast_src_ip ${rawSrc}: the address without its prefix length` : undefined,
+      );
+    if (peers.length)
+      o.line(
+        4,
+        `unicast_peers: [${peers.map(q).join(', ')}]`,
+        prefixed && rawSrc === src ? 'unicast_peer addresses without their prefix length' : undefined,
+      );
     const auth = g('authentication');
     if (auth) {
       const type = child(auth, 'auth_type')?.args[0]?.toUpperCase();
       const pass = child(auth, 'auth_pass')?.args[0] ?? '';
-      if (type !== 'PASS') this.lost(auth, `auth_type ${type} has no equivalent (xdirector has simple-password authentication only): left out`);
+      if (type !== 'PASS')
+        this.lost(
+          auth,
+          `auth_type ${type} has no equivalent (xdirector has simple-password authentication only): left out`,
+        );
       else if (version === 3) this.lost(auth, 'VRRPv3 has no authentication (keepalived ignores it too): left out');
-      else if (pass.length > 8) o.line(4, `auth: { type: pass, password: ${q(pass.slice(0, 8))} }`, 'auth_pass longer than 8 characters: keepalived sends only the first 8, so does this');
+      else if (pass.length > 8)
+        o.line(
+          4,
+          `auth: { type: pass, password: ${q(pass.slice(0, 8))} }`,
+          'auth_pass longer than 8 characters: keepalived sends only the first 8, so does this',
+        );
       else o.line(4, `auth: { type: pass, password: ${q(pass)} }`);
     }
     this.garp(o, i);
@@ -642,22 +985,54 @@ class Translator {
     this.notify(o, i);
     for (const c of i.children ?? []) {
       switch (c.keyword) {
-        case 'state': case 'interface': case 'virtual_router_id': case 'priority': case 'virtual_ipaddress': case 'version': case 'native_ipv6':
-        case 'advert_int': case 'nopreempt': case 'preempt_delay': case 'unicast_src_ip': case 'unicast_peer': case 'authentication':
-        case 'garp_master_repeat': case 'garp_master_refresh': case 'garp_interval': case 'track_script': case 'track_interface':
-        case 'notify': case 'notify_master': case 'notify_backup': case 'notify_fault': case 'notify_stop':
+        case 'state':
+        case 'interface':
+        case 'virtual_router_id':
+        case 'priority':
+        case 'virtual_ipaddress':
+        case 'version':
+        case 'native_ipv6':
+        case 'advert_int':
+        case 'nopreempt':
+        case 'preempt_delay':
+        case 'unicast_src_ip':
+        case 'unicast_peer':
+        case 'authentication':
+        case 'garp_master_repeat':
+        case 'garp_master_refresh':
+        case 'garp_interval':
+        case 'track_script':
+        case 'track_interface':
+        case 'notify':
+        case 'notify_master':
+        case 'notify_backup':
+        case 'notify_fault':
+        case 'notify_stop':
           break;
-        case 'smtp_alert': this.lost(c, 'xdirector sends no mail: use notify'); break;
-        case 'garp_master_delay': this.lost(c, 'no second gratuitous-ARP burst after a delay: xdirector refreshes every garp.refresh'); break;
-        case 'dont_track_primary': this.lost(c, 'the instance interface is always tracked'); break;
-        case 'virtual_ipaddress_excluded': this.lost(c, 'addresses outside the adverts have no equivalent: add them with the system or as VIPs of another instance'); break;
-        default: this.lost(c, 'no equivalent (ignored)');
+        case 'smtp_alert':
+          this.lost(c, 'xdirector sends no mail: use notify');
+          break;
+        case 'garp_master_delay':
+          this.lost(c, 'no second gratuitous-ARP burst after a delay: xdirector refreshes every garp.refresh');
+          break;
+        case 'dont_track_primary':
+          this.lost(c, 'the instance interface is always tracked');
+          break;
+        case 'virtual_ipaddress_excluded':
+          this.lost(
+            c,
+            'addresses outside the adverts have no equivalent: add them with the system or as VIPs of another instance',
+          );
+          break;
+        default:
+          this.lost(c, 'no equivalent (ignored)');
       }
     }
   }
 
   private garp(o: Out, i: Stmt): void {
-    const pick = (local: string, global: string) => child(i, local)?.args[0] ?? (this.globals && child(this.globals, global)?.args[0]);
+    const pick = (local: string, global: string) =>
+      child(i, local)?.args[0] ?? (this.globals && child(this.globals, global)?.args[0]);
     const repeat = pick('garp_master_repeat', 'vrrp_garp_master_repeat');
     const interval = pick('garp_interval', 'vrrp_garp_interval');
     const refresh = pick('garp_master_refresh', 'vrrp_garp_master_refresh');
@@ -667,16 +1042,29 @@ class Translator {
     // keepalived sends a burst with no gap by default; xdirector needs a gap, 10ms is the closest.
     if (interval) parts.push(`interval: ${seconds(interval) === '0s' ? '10ms' : seconds(interval)}`);
     if (refresh) parts.push(`refresh: ${seconds(refresh)}`);
-    o.line(4, `garp: { ${parts.join(', ')} }`, interval && seconds(interval) === '0s' ? 'garp interval 0: xdirector spaces repeats at least 10ms' : undefined);
+    o.line(
+      4,
+      `garp: { ${parts.join(', ')} }`,
+      interval && seconds(interval) === '0s' ? 'garp interval 0: xdirector spaces repeats at least 10ms' : undefined,
+    );
   }
 
   private track(o: Out, i: Stmt): void {
-    const ifs = (child(i, 'track_interface')?.children ?? []).map((t) => ({ name: t.keyword, weight: t.args[0] === 'weight' ? Number(t.args[1]) : 0 }));
+    const ifs = (child(i, 'track_interface')?.children ?? []).map((t) => ({
+      name: t.keyword,
+      weight: t.args[0] === 'weight' ? Number(t.args[1]) : 0,
+    }));
     const scripts: { stmt: Stmt; weight?: number; name: string }[] = [];
     for (const t of child(i, 'track_script')?.children ?? []) {
       const s = this.scripts.get(t.keyword);
-      if (!s) { this.lost(t, `vrrp_script ${t.keyword} is not defined`); continue; }
-      if (!child(s, 'script')?.args.length) { this.lost(t, `vrrp_script ${t.keyword} has no script to run (not tracked)`); continue; }
+      if (!s) {
+        this.lost(t, `vrrp_script ${t.keyword} is not defined`);
+        continue;
+      }
+      if (!child(s, 'script')?.args.length) {
+        this.lost(t, `vrrp_script ${t.keyword} has no script to run (not tracked)`);
+        continue;
+      }
       scripts.push({ stmt: s, name: t.keyword, weight: t.args[0] === 'weight' ? Number(t.args[1]) : undefined });
     }
     if (!ifs.length && !scripts.length) return;
@@ -703,7 +1091,12 @@ class Translator {
         }
         for (const c of s.children ?? []) {
           if (['script', 'interval', 'timeout', 'weight', 'rise', 'fall'].includes(c.keyword)) continue;
-          this.lost(c, c.keyword === 'user' ? 'a per-script user has no equivalent: every script runs as script_user (or the daemon\'s user without it)' : 'no equivalent (ignored)');
+          this.lost(
+            c,
+            c.keyword === 'user'
+              ? "a per-script user has no equivalent: every script runs as script_user (or the daemon's user without it)"
+              : 'no equivalent (ignored)',
+          );
         }
         o.line(8, `- { ${parts.join(', ')} }`, `vrrp_script ${sc.name}`);
       }
@@ -714,20 +1107,33 @@ class Translator {
   private notify(o: Out, i: Stmt): void {
     const all = child(i, 'notify')?.args.join(' ');
     const per: [string, string][] = [];
-    for (const [kw, state] of [['notify_master', 'MASTER'], ['notify_backup', 'BACKUP'], ['notify_fault', 'FAULT'], ['notify_stop', 'STOP']] as const) {
+    for (const [kw, state] of [
+      ['notify_master', 'MASTER'],
+      ['notify_backup', 'BACKUP'],
+      ['notify_fault', 'FAULT'],
+      ['notify_stop', 'STOP'],
+    ] as const) {
       const c = child(i, kw);
       if (c) per.push([state, c.args.join(' ')]);
     }
     if (!all && !per.length) return;
     if (all && !per.length) {
       // keepalived calls `notify` with: INSTANCE name state priority; xdirector appends name state priority.
-      o.line(4, `notify: ${q(`${all} INSTANCE`)}`, 'notify: the same arguments as keepalived ("INSTANCE" name state priority)');
+      o.line(
+        4,
+        `notify: ${q(`${all} INSTANCE`)}`,
+        'notify: the same arguments as keepalived ("INSTANCE" name state priority)',
+      );
       return;
     }
     const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const cases = per.map(([st, cmd]) => `${st}) ${cmd} ;;`).join(' ');
     const body = `case "$2" in ${cases} esac${all ? `; ${all} INSTANCE "$1" "$2" "$3"` : ''}`;
-    o.line(4, `notify: ${q(`/bin/sh -c ${sq(body)} notify`)}`, `${per.map(([st]) => `notify_${st.toLowerCase()}`).join(', ')}${all ? ', notify' : ''}: one hook that picks the script by the new state`);
+    o.line(
+      4,
+      `notify: ${q(`/bin/sh -c ${sq(body)} notify`)}`,
+      `${per.map(([st]) => `notify_${st.toLowerCase()}`).join(', ')}${all ? ', notify' : ''}: one hook that picks the script by the new state`,
+    );
   }
 }
 

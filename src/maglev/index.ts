@@ -1,5 +1,13 @@
 // Ring builders: xdirector's Maglev table and the kernel IPVS mh table. Pure.
-export { buildMaglev, isPrime, nextPrime, checkRingSize, maglevPermutation, DEFAULT_RING_SIZE, MAX_RING_SIZE } from './maglev';
+export {
+  buildMaglev,
+  isPrime,
+  nextPrime,
+  checkRingSize,
+  maglevPermutation,
+  DEFAULT_RING_SIZE,
+  MAX_RING_SIZE,
+} from './maglev';
 export type { MaglevBackend } from './maglev';
 export {
   buildIpvsMh,

@@ -99,7 +99,12 @@ export function ipvsMhHash(address: string, port: number, family: Family, withPo
 }
 
 /** A destination's preference-list start and step for table size `size` (ip_vs_mh_permutate). */
-export function ipvsMhPermutation(address: string, port: number, family: Family, size = IPVS_MH_DEFAULT_SIZE): { offset: number; skip: number } {
+export function ipvsMhPermutation(
+  address: string,
+  port: number,
+  family: Family,
+  size = IPVS_MH_DEFAULT_SIZE,
+): { offset: number; skip: number } {
   return {
     offset: ipvsMhHashKey(address, port, family, IPVS_MH_KEY1, 0) % size,
     skip: (ipvsMhHashKey(address, port, family, IPVS_MH_KEY2, 0) % (size - 1)) + 1,
@@ -110,7 +115,10 @@ export function ipvsMhPermutation(address: string, port: number, family: Family,
 export function ipvsMhTabIndex(size: number): number {
   const i = IPVS_MH_PRIMES.indexOf(size);
   if (i < 0) {
-    throw ringError(`table size ${size} is not one the kernel can have: CONFIG_IP_VS_MH_TAB_INDEX 8..17 gives ${IPVS_MH_PRIMES.join(', ')} (Debian: ${IPVS_MH_DEFAULT_SIZE})`, { size });
+    throw ringError(
+      `table size ${size} is not one the kernel can have: CONFIG_IP_VS_MH_TAB_INDEX 8..17 gives ${IPVS_MH_PRIMES.join(', ')} (Debian: ${IPVS_MH_DEFAULT_SIZE})`,
+      { size },
+    );
   }
   return i + 8;
 }
@@ -136,7 +144,7 @@ export function ipvsMhTurns(lastWeights: readonly number[], size = IPVS_MH_DEFAU
   }
   if (g < 1) return lastWeights.map(() => 0);
   const shift = Math.max(0, fls(Math.trunc(max / g)) - tabBits);
-  return lastWeights.map((w) => (Math.trunc(w / g) >> shift) || (w !== 0 ? 1 : 0));
+  return lastWeights.map((w) => Math.trunc(w / g) >> shift || (w !== 0 ? 1 : 0));
 }
 
 /**
@@ -146,21 +154,31 @@ export function ipvsMhTurns(lastWeights: readonly number[], size = IPVS_MH_DEFAU
  */
 export function buildIpvsMh(dests: readonly IpvsMhDest[], size = IPVS_MH_DEFAULT_SIZE): Uint32Array {
   ipvsMhTabIndex(size);
-  if (dests.length > size) throw ringError(`${dests.length} destinations do not fit a table of ${size} (the kernel refuses with EINVAL)`);
+  if (dests.length > size)
+    throw ringError(`${dests.length} destinations do not fit a table of ${size} (the kernel refuses with EINVAL)`);
   const family = dests[0]?.family;
   const ids = new Set<number>();
   for (const d of dests) {
-    if (!Number.isInteger(d.id) || d.id < 1 || d.id > 0xffffffff) throw ringError(`destination ${d.address}:${d.port}: id must be an integer from 1 to 4294967295, got ${d.id}`);
+    if (!Number.isInteger(d.id) || d.id < 1 || d.id > 0xffffffff)
+      throw ringError(`destination ${d.address}:${d.port}: id must be an integer from 1 to 4294967295, got ${d.id}`);
     if (ids.has(d.id)) throw ringError(`destination ${d.address}:${d.port}: id ${d.id} is given twice`);
     ids.add(d.id);
-    if (d.family !== family) throw ringError(`destination ${d.address}:${d.port}: all destinations of a DR service share its address family (IPv${family})`);
-    if (!Number.isInteger(d.port) || d.port < 0 || d.port > 65535) throw ringError(`destination ${d.address}: port must be 0..65535, got ${d.port}`);
+    if (d.family !== family)
+      throw ringError(
+        `destination ${d.address}:${d.port}: all destinations of a DR service share its address family (IPv${family})`,
+      );
+    if (!Number.isInteger(d.port) || d.port < 0 || d.port > 65535)
+      throw ringError(`destination ${d.address}: port must be 0..65535, got ${d.port}`);
     const lw = d.lastWeight ?? d.weight;
-    if (!Number.isInteger(lw) || lw < 0 || lw > 0x7fffffff) throw ringError(`destination ${d.address}:${d.port}: weight must be an integer from 0 to 2147483647, got ${lw}`);
+    if (!Number.isInteger(lw) || lw < 0 || lw > 0x7fffffff)
+      throw ringError(`destination ${d.address}:${d.port}: weight must be an integer from 0 to 2147483647, got ${lw}`);
   }
   const table = new Uint32Array(size);
   const n = dests.length;
-  const turns = ipvsMhTurns(dests.map((d) => d.lastWeight ?? d.weight), size);
+  const turns = ipvsMhTurns(
+    dests.map((d) => d.lastWeight ?? d.weight),
+    size,
+  );
   if (!turns.some((t) => t > 0)) return table;
 
   const perm = new Uint32Array(n);
@@ -176,8 +194,11 @@ export function buildIpvsMh(dests: readonly IpvsMhDest[], size = IPVS_MH_DEFAULT
   // ip_vs_mh_populate, step by step: i walks the list; dt counts the turns used in this round.
   for (;;) {
     let dt = 0;
-    for (let i = 0; i < n; ) {
-      if (turns[i]! < 1) { i++; continue; }
+    for (let i = 0; i < n;) {
+      if (turns[i]! < 1) {
+        i++;
+        continue;
+      }
       let c = perm[i]!;
       while (taken[c]) {
         perm[i] += skip[i]!;
@@ -187,7 +208,10 @@ export function buildIpvsMh(dests: readonly IpvsMhDest[], size = IPVS_MH_DEFAULT
       taken[c] = 1;
       table[c] = dests[i]!.id;
       if (++filled === size) return table;
-      if (++dt >= turns[i]!) { dt = 0; i++; }
+      if (++dt >= turns[i]!) {
+        dt = 0;
+        i++;
+      }
     }
   }
 }

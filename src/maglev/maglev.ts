@@ -54,7 +54,7 @@ const utf8 = new TextEncoder();
 
 /** (hi * 2^32 + lo) mod m without leaving exact double arithmetic (m < 2^26). */
 function mod64(hi: number, lo: number, m: number): number {
-  return (((hi % m) * (4294967296 % m)) % m + (lo % m)) % m;
+  return ((((hi % m) * (4294967296 % m)) % m) + (lo % m)) % m;
 }
 
 /** The permutation parameters of a key for table size `size`: offset in [0, M), skip in [1, M). */
@@ -72,10 +72,16 @@ function ringError(msg: string, detail: Record<string, unknown> = {}): XdError {
 /** Validate a table size: a prime in [2, MAX_RING_SIZE]. Throws XdError XD_ERR_RING. */
 export function checkRingSize(size: number): void {
   if (!Number.isInteger(size) || size < 2 || size > MAX_RING_SIZE) {
-    throw ringError(`table size must be a prime between 2 and ${MAX_RING_SIZE}, got ${size} (default ${DEFAULT_RING_SIZE})`, { size });
+    throw ringError(
+      `table size must be a prime between 2 and ${MAX_RING_SIZE}, got ${size} (default ${DEFAULT_RING_SIZE})`,
+      { size },
+    );
   }
   if (!isPrime(size)) {
-    throw ringError(`table size ${size} is not prime: Maglev needs a prime size so every skip visits every slot; use ${nextPrime(size)}`, { size });
+    throw ringError(
+      `table size ${size} is not prime: Maglev needs a prime size so every skip visits every slot; use ${nextPrime(size)}`,
+      { size },
+    );
   }
 }
 
@@ -95,9 +101,12 @@ export function buildMaglev(backends: readonly MaglevBackend[], size: number = D
   const active: MaglevBackend[] = [];
   for (const b of backends) {
     if (!Number.isInteger(b.id) || b.id < 1 || b.id > 0xffffffff) {
-      throw ringError(`backend ${b.key}: id must be an integer from 1 to 4294967295 (0 means "no backend"), got ${b.id}`);
+      throw ringError(
+        `backend ${b.key}: id must be an integer from 1 to 4294967295 (0 means "no backend"), got ${b.id}`,
+      );
     }
-    if (typeof b.key !== 'string' || b.key.length === 0) throw ringError(`backend id ${b.id}: key must be a non-empty string`);
+    if (typeof b.key !== 'string' || b.key.length === 0)
+      throw ringError(`backend id ${b.id}: key must be a non-empty string`);
     if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > 0x7fffffff) {
       throw ringError(`backend ${b.key}: weight must be an integer from 0 to 2147483647, got ${b.weight}`);
     }
@@ -111,7 +120,10 @@ export function buildMaglev(backends: readonly MaglevBackend[], size: number = D
   const n = active.length;
   if (n === 0) return table;
   if (n > size) {
-    throw ringError(`${n} weighted backends do not fit a table of ${size} slots: use a larger prime size (e.g. ${nextPrime(n * 100)})`, { size, backends: n });
+    throw ringError(
+      `${n} weighted backends do not fit a table of ${size} slots: use a larger prime size (e.g. ${nextPrime(n * 100)})`,
+      { size, backends: n },
+    );
   }
   // Canonical turn order: by key (code-unit order), never by input order.
   active.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

@@ -34,11 +34,16 @@ export function sipKeyWords(key: SipKey): SipKeyWords {
  */
 export function sipHashWords(data: Uint8Array, key: SipKeyWords, c: number, d: number): [number, number] {
   // PREAMBLE: "somepseudorandomlygeneratedbytes" xored with the key (v0,v2 ^= k0; v1,v3 ^= k1).
-  let v0h = (0x736f6d65 ^ key[0]) >>> 0, v0l = (0x70736575 ^ key[1]) >>> 0;
-  let v1h = (0x646f7261 ^ key[2]) >>> 0, v1l = (0x6e646f6d ^ key[3]) >>> 0;
-  let v2h = (0x6c796765 ^ key[0]) >>> 0, v2l = (0x6e657261 ^ key[1]) >>> 0;
-  let v3h = (0x74656462 ^ key[2]) >>> 0, v3l = (0x79746573 ^ key[3]) >>> 0;
-  let t = 0, u = 0;
+  let v0h = (0x736f6d65 ^ key[0]) >>> 0,
+    v0l = (0x70736575 ^ key[1]) >>> 0;
+  let v1h = (0x646f7261 ^ key[2]) >>> 0,
+    v1l = (0x6e646f6d ^ key[3]) >>> 0;
+  let v2h = (0x6c796765 ^ key[0]) >>> 0,
+    v2l = (0x6e657261 ^ key[1]) >>> 0;
+  let v3h = (0x74656462 ^ key[2]) >>> 0,
+    v3l = (0x79746573 ^ key[3]) >>> 0;
+  let t = 0,
+    u = 0;
   const len = data.length;
   const whole = len - (len % 8);
   // b = len << 56 | the last 0..7 bytes, little-endian.
@@ -59,36 +64,65 @@ export function sipHashWords(data: Uint8Array, key: SipKeyWords, c: number, d: n
       mh = bh;
       ml = bl;
     }
-    v3h = (v3h ^ mh) >>> 0; v3l = (v3l ^ ml) >>> 0;
+    v3h = (v3h ^ mh) >>> 0;
+    v3l = (v3l ^ ml) >>> 0;
     const rounds = pos < whole ? c : c + 1 + d;
     for (let r = 0; r < rounds; r++) {
       if (pos === whole && r === c) {
         // end of the last compression: v0 ^= b; v2 ^= 0xff; then d finalisation rounds
-        v0h = (v0h ^ mh) >>> 0; v0l = (v0l ^ ml) >>> 0;
+        v0h = (v0h ^ mh) >>> 0;
+        v0l = (v0l ^ ml) >>> 0;
         v2l = (v2l ^ 0xff) >>> 0;
         continue;
       }
       // SIPROUND (lib/siphash.c)
       // v0 += v1; v1 = rol64(v1, 13); v1 ^= v0; v0 = rol64(v0, 32);
-      t = v0l + v1l; v0h = (v0h + v1h + (t > 0xffffffff ? 1 : 0)) >>> 0; v0l = t >>> 0;
-      t = ((v1h << 13) | (v1l >>> 19)) >>> 0; v1l = ((v1l << 13) | (v1h >>> 19)) >>> 0; v1h = t;
-      v1h = (v1h ^ v0h) >>> 0; v1l = (v1l ^ v0l) >>> 0;
-      t = v0h; v0h = v0l; v0l = t;
+      t = v0l + v1l;
+      v0h = (v0h + v1h + (t > 0xffffffff ? 1 : 0)) >>> 0;
+      v0l = t >>> 0;
+      t = ((v1h << 13) | (v1l >>> 19)) >>> 0;
+      v1l = ((v1l << 13) | (v1h >>> 19)) >>> 0;
+      v1h = t;
+      v1h = (v1h ^ v0h) >>> 0;
+      v1l = (v1l ^ v0l) >>> 0;
+      t = v0h;
+      v0h = v0l;
+      v0l = t;
       // v2 += v3; v3 = rol64(v3, 16); v3 ^= v2;
-      t = v2l + v3l; v2h = (v2h + v3h + (t > 0xffffffff ? 1 : 0)) >>> 0; v2l = t >>> 0;
-      t = ((v3h << 16) | (v3l >>> 16)) >>> 0; v3l = ((v3l << 16) | (v3h >>> 16)) >>> 0; v3h = t;
-      v3h = (v3h ^ v2h) >>> 0; v3l = (v3l ^ v2l) >>> 0;
+      t = v2l + v3l;
+      v2h = (v2h + v3h + (t > 0xffffffff ? 1 : 0)) >>> 0;
+      v2l = t >>> 0;
+      t = ((v3h << 16) | (v3l >>> 16)) >>> 0;
+      v3l = ((v3l << 16) | (v3h >>> 16)) >>> 0;
+      v3h = t;
+      v3h = (v3h ^ v2h) >>> 0;
+      v3l = (v3l ^ v2l) >>> 0;
       // v0 += v3; v3 = rol64(v3, 21); v3 ^= v0;
-      t = v0l + v3l; v0h = (v0h + v3h + (t > 0xffffffff ? 1 : 0)) >>> 0; v0l = t >>> 0;
-      t = ((v3h << 21) | (v3l >>> 11)) >>> 0; v3l = ((v3l << 21) | (v3h >>> 11)) >>> 0; v3h = t;
-      v3h = (v3h ^ v0h) >>> 0; v3l = (v3l ^ v0l) >>> 0;
+      t = v0l + v3l;
+      v0h = (v0h + v3h + (t > 0xffffffff ? 1 : 0)) >>> 0;
+      v0l = t >>> 0;
+      t = ((v3h << 21) | (v3l >>> 11)) >>> 0;
+      v3l = ((v3l << 21) | (v3h >>> 11)) >>> 0;
+      v3h = t;
+      v3h = (v3h ^ v0h) >>> 0;
+      v3l = (v3l ^ v0l) >>> 0;
       // v2 += v1; v1 = rol64(v1, 17); v1 ^= v2; v2 = rol64(v2, 32);
-      t = v2l + v1l; v2h = (v2h + v1h + (t > 0xffffffff ? 1 : 0)) >>> 0; v2l = t >>> 0;
-      t = ((v1h << 17) | (v1l >>> 15)) >>> 0; v1l = ((v1l << 17) | (v1h >>> 15)) >>> 0; v1h = t;
-      v1h = (v1h ^ v2h) >>> 0; v1l = (v1l ^ v2l) >>> 0;
-      t = v2h; v2h = v2l; v2l = t;
+      t = v2l + v1l;
+      v2h = (v2h + v1h + (t > 0xffffffff ? 1 : 0)) >>> 0;
+      v2l = t >>> 0;
+      t = ((v1h << 17) | (v1l >>> 15)) >>> 0;
+      v1l = ((v1l << 17) | (v1h >>> 15)) >>> 0;
+      v1h = t;
+      v1h = (v1h ^ v2h) >>> 0;
+      v1l = (v1l ^ v2l) >>> 0;
+      t = v2h;
+      v2h = v2l;
+      v2l = t;
     }
-    if (pos < whole) { v0h = (v0h ^ mh) >>> 0; v0l = (v0l ^ ml) >>> 0; }
+    if (pos < whole) {
+      v0h = (v0h ^ mh) >>> 0;
+      v0l = (v0l ^ ml) >>> 0;
+    }
   }
   u = (v0h ^ v1h ^ v2h ^ v3h) >>> 0;
   t = (v0l ^ v1l ^ v2l ^ v3l) >>> 0;

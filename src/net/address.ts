@@ -53,7 +53,10 @@ export function netlinkErrno(err: unknown): string | undefined {
 function nlError(context: string, err: unknown, detail: Record<string, unknown>): XdError {
   const code = netlinkErrno(err);
   const inner = err instanceof Error ? err.message : String(err);
-  return new XdError('XD_ERR_NETLINK', `${context}: ${code ?? inner}`, { cause: err, detail: { ...detail, errno: code } });
+  return new XdError('XD_ERR_NETLINK', `${context}: ${code ?? inner}`, {
+    cause: err,
+    detail: { ...detail, errno: code },
+  });
 }
 
 export class Rtnl {
@@ -98,7 +101,11 @@ export class Rtnl {
   async link(ifname: string): Promise<LinkInfo> {
     const l = (await this.links()).find((x) => x.name === ifname);
     if (!l || !l.index) {
-      throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
+      throw new XdError(
+        'XD_ERR_INTERFACE',
+        `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`,
+        { detail: { interface: ifname } },
+      );
     }
     return l;
   }
@@ -147,15 +154,29 @@ export class Rtnl {
     const index = ifindex ?? (await this.linkIndex(ifname));
     const bytes = addressToBytes(address);
     try {
-      await this.serial(() => this.rt.newAddress(
-        { family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index, scope: RT_SCOPE_UNIVERSE, flags: fam === 6 ? { nodad: true } : {} },
-        // IPv6 VIPs are deprecated (preferred lifetime 0, valid forever): still answered and
-        // accepted, but never chosen as the source of the director's own connections. A /128
-        // VIP would otherwise win source selection over the /64 address, and the real servers,
-        // which hold the VIP on lo, would keep the replies to health checks for themselves.
-        fam === 4 ? { local: bytes, address: bytes } : { address: bytes, flags: { nodad: true }, cacheInfo: { ifaPrefered: 0, ifaValid: 0xffffffff, cstamp: 0, tstamp: 0 } },
-        { flags: NLM_F_CREATE | NLM_F_EXCL },
-      ));
+      await this.serial(() =>
+        this.rt.newAddress(
+          {
+            family: fam === 4 ? AF_INET : AF_INET6,
+            prefixlen: prefix,
+            index,
+            scope: RT_SCOPE_UNIVERSE,
+            flags: fam === 6 ? { nodad: true } : {},
+          },
+          // IPv6 VIPs are deprecated (preferred lifetime 0, valid forever): still answered and
+          // accepted, but never chosen as the source of the director's own connections. A /128
+          // VIP would otherwise win source selection over the /64 address, and the real servers,
+          // which hold the VIP on lo, would keep the replies to health checks for themselves.
+          fam === 4
+            ? { local: bytes, address: bytes }
+            : {
+                address: bytes,
+                flags: { nodad: true },
+                cacheInfo: { ifaPrefered: 0, ifaValid: 0xffffffff, cstamp: 0, tstamp: 0 },
+              },
+          { flags: NLM_F_CREATE | NLM_F_EXCL },
+        ),
+      );
     } catch (err) {
       if (netlinkErrno(err) === 'EEXIST') return;
       throw nlError(`add ${address}/${prefix} to ${ifname}`, err, { interface: ifname, address });
@@ -169,7 +190,12 @@ export class Rtnl {
     const index = ifindex ?? (await this.linkIndex(ifname));
     const bytes = addressToBytes(address);
     try {
-      await this.serial(() => this.rt.delAddress({ family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index }, fam === 4 ? { local: bytes, address: bytes } : { address: bytes }));
+      await this.serial(() =>
+        this.rt.delAddress(
+          { family: fam === 4 ? AF_INET : AF_INET6, prefixlen: prefix, index },
+          fam === 4 ? { local: bytes, address: bytes } : { address: bytes },
+        ),
+      );
     } catch (err) {
       const code = netlinkErrno(err);
       if (code === 'EADDRNOTAVAIL' || code === 'ENOENT' || code === 'ESRCH') return;
@@ -187,11 +213,13 @@ export class Rtnl {
     const r = localRoute(address);
     const lo = await this.linkIndex('lo');
     try {
-      await this.serial(() => this.rt.newRoute(
-        { ...r.data, scope: RT_SCOPE_HOST as never },
-        { ...r.attrs, oif: lo },
-        { flags: NLM_F_CREATE | NLM_F_EXCL },
-      ));
+      await this.serial(() =>
+        this.rt.newRoute(
+          { ...r.data, scope: RT_SCOPE_HOST as never },
+          { ...r.attrs, oif: lo },
+          { flags: NLM_F_CREATE | NLM_F_EXCL },
+        ),
+      );
     } catch (err) {
       if (netlinkErrno(err) === 'EEXIST') return;
       throw nlError(`add local route ${address} dev lo table local`, err, { address });
@@ -240,7 +268,13 @@ function localRoute(address: string) {
   const fam = addressFamily(address);
   if (fam === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(address)}`);
   return {
-    data: { family: fam === 4 ? AF_INET : AF_INET6, dstLen: fam === 4 ? 32 : 128, table: RT_TABLE_LOCAL, protocol: RTPROT_XDIRECTOR as never, type: RTN_LOCAL as never },
+    data: {
+      family: fam === 4 ? AF_INET : AF_INET6,
+      dstLen: fam === 4 ? 32 : 128,
+      table: RT_TABLE_LOCAL,
+      protocol: RTPROT_XDIRECTOR as never,
+      type: RTN_LOCAL as never,
+    },
     attrs: { dst: addressToBytes(address), table: RT_TABLE_LOCAL },
   };
 }

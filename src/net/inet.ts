@@ -81,11 +81,17 @@ function v6Text(g: number[]): string {
   }
   let bestStart = -1;
   let bestLen = 1; // a single zero group is written "0", never "::"
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = g.map((x) => x.toString(16));
@@ -108,7 +114,10 @@ export function parseAddress(s: string): ParsedAddress | undefined {
 
 function mustParse(s: string): ParsedAddress {
   const a = parseAddress(s);
-  if (!a) throw new TypeError(`expected an IPv4 or IPv6 address (e.g. "10.0.0.10" or "fd00::10"), received ${JSON.stringify(s)}`);
+  if (!a)
+    throw new TypeError(
+      `expected an IPv4 or IPv6 address (e.g. "10.0.0.10" or "fd00::10"), received ${JSON.stringify(s)}`,
+    );
   return a;
 }
 
@@ -172,7 +181,7 @@ export function addressFromBytes(buf: Uint8Array, family?: Family): string {
   if (fam === undefined) throw new TypeError(`an IP address is 4 or 16 bytes, received ${buf.length}`);
   const need = fam === 4 ? 4 : 16;
   if (buf.length < need) throw new TypeError(`an IPv${fam} address is ${need} bytes, received ${buf.length}`);
-  if (fam === 4) return v4Text((((buf[0]! << 24) | (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!) >>> 0));
+  if (fam === 4) return v4Text(((buf[0]! << 24) | (buf[1]! << 16) | (buf[2]! << 8) | buf[3]!) >>> 0);
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push((buf[i]! << 8) | buf[i + 1]!);
   return v6Text(g);
@@ -234,7 +243,9 @@ export function inetChecksum(...parts: Uint8Array[]): number {
  */
 export function pseudoHeader(src: Uint8Array, dst: Uint8Array, proto: number, length: number): Buffer {
   if (src.length !== dst.length || (src.length !== 4 && src.length !== 16)) {
-    throw new TypeError(`pseudo-header addresses must both be 4 or both 16 bytes, received ${src.length} and ${dst.length}`);
+    throw new TypeError(
+      `pseudo-header addresses must both be 4 or both 16 bytes, received ${src.length} and ${dst.length}`,
+    );
   }
   if (src.length === 4) {
     const p = Buffer.alloc(12);

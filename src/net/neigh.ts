@@ -34,7 +34,11 @@ export interface NeighbourResult {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const interfaceNotFound = (ifname: string) =>
-  new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
+  new XdError(
+    'XD_ERR_INTERFACE',
+    `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`,
+    { detail: { interface: ifname } },
+  );
 
 export class Neighbours {
   private rt: RtNetlinkSocket;
@@ -68,7 +72,12 @@ export class Neighbours {
     const l = await this.findLink(ifname);
     if (!l) throw interfaceNotFound(ifname);
     const mac = l.attrs.address;
-    if (!mac || mac.length !== 6) throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} has no Ethernet address: XDP DR needs an Ethernet interface`, { detail: { interface: ifname } });
+    if (!mac || mac.length !== 6)
+      throw new XdError(
+        'XD_ERR_INTERFACE',
+        `interface ${ifname} has no Ethernet address: XDP DR needs an Ethernet interface`,
+        { detail: { interface: ifname } },
+      );
     return formatMac(mac);
   }
 
@@ -133,7 +142,12 @@ export class Neighbours {
     }
     const msg = reply.find((m) => m.type === RTM_NEWROUTE);
     const r = msg ? parseRouteReply(msg.data) : undefined;
-    if (!r || !r.oif) throw new XdError('XD_ERR_NEIGHBOUR', `no route to ${address}: add one (ip route) towards the tunnel real server`, { detail: { address } });
+    if (!r || !r.oif)
+      throw new XdError(
+        'XD_ERR_NEIGHBOUR',
+        `no route to ${address}: add one (ip route) towards the tunnel real server`,
+        { detail: { address } },
+      );
     const hop = r.gateway ?? address;
     let mtu = r.mtu;
     if (!mtu) {
@@ -154,7 +168,10 @@ export class Neighbours {
     for (const a of new Set(addresses)) {
       try {
         const r = await this.route(a);
-        if (r.ifindex !== ifindex) routes.set(a, { error: `the route to ${a} leaves by ifindex ${r.ifindex}, not ${ifname}: tunnel packets go out of the director's interface, so route the real servers' subnets via ${ifname}` });
+        if (r.ifindex !== ifindex)
+          routes.set(a, {
+            error: `the route to ${a} leaves by ifindex ${r.ifindex}, not ${ifname}: tunnel packets go out of the director's interface, so route the real servers' subnets via ${ifname}`,
+          });
         else routes.set(a, { hop: r.hop, ...(r.mtu ? { mtu: r.mtu } : {}) });
       } catch (err) {
         routes.set(a, { error: (err as Error).message });
@@ -203,7 +220,9 @@ export class Neighbours {
     }
     for (const a of pending) {
       if (out.has(a)) continue;
-      const why = triggerErrors.get(a) ?? `no ${addressFamily(a) === 6 ? 'neighbour advertisement' : 'ARP reply'} from ${a} on ${ifname} within ${timeoutMs} ms (is the real server up and on this link?)`;
+      const why =
+        triggerErrors.get(a) ??
+        `no ${addressFamily(a) === 6 ? 'neighbour advertisement' : 'ARP reply'} from ${a} on ${ifname} within ${timeoutMs} ms (is the real server up and on this link?)`;
       out.set(a, { address: a, error: why });
     }
     return addresses.map((a) => out.get(a)!);

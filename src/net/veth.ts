@@ -32,7 +32,7 @@ export interface VethPeer {
 /** IFLA_INFO_KIND from an IFLA_LINKINFO payload ("veth", "bridge", ...), or undefined. */
 export function linkKind(linkinfo: Buffer | undefined): string | undefined {
   if (!linkinfo) return undefined;
-  for (let off = 0; off + 4 <= linkinfo.length; ) {
+  for (let off = 0; off + 4 <= linkinfo.length;) {
     const len = linkinfo.readUInt16LE(off);
     const type = linkinfo.readUInt16LE(off + 2) & 0x3fff;
     if (len < 4 || off + len > linkinfo.length) return undefined;
@@ -67,7 +67,12 @@ export async function vethPeer(ifname: string): Promise<VethPeer | undefined> {
       throw wrap('XD_ERR_NETLINK', 'list links', err);
     }
     const l = links.find((x) => x.attrs.ifname === ifname);
-    if (!l) throw new XdError('XD_ERR_INTERFACE', `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`, { detail: { interface: ifname } });
+    if (!l)
+      throw new XdError(
+        'XD_ERR_INTERFACE',
+        `interface ${ifname} not found: check the interface name in the config (ip link shows the interfaces of this network namespace)`,
+        { detail: { interface: ifname } },
+      );
     if (linkKind(l.attrs.linkinfo) !== 'veth') return undefined;
     const peerIndex = l.attrs.link && l.attrs.link.length >= 4 ? l.attrs.link.readUInt32LE(0) : 0;
     if (!peerIndex) return undefined; // a veth whose peer is gone (its namespace was deleted)
@@ -76,10 +81,21 @@ export async function vethPeer(ifname: string): Promise<VethPeer | undefined> {
     try {
       [peer] = await rt.getLink({ index: peerIndex }, netnsid === undefined ? {} : { targetNetnsid: netnsid });
     } catch (err) {
-      throw wrap('XD_ERR_NETLINK', `read the veth peer of ${ifname} (ifindex ${peerIndex}${netnsid === undefined ? '' : `, netnsid ${netnsid}`})`, err, { interface: ifname });
+      throw wrap(
+        'XD_ERR_NETLINK',
+        `read the veth peer of ${ifname} (ifindex ${peerIndex}${netnsid === undefined ? '' : `, netnsid ${netnsid}`})`,
+        err,
+        { interface: ifname },
+      );
     }
     const ids = progIds(peer?.attrs.xdp as Xdp);
-    return { ifindex: peerIndex, name: peer?.attrs.ifname, netnsid, nativeProgId: ids.native, genericProgId: ids.generic };
+    return {
+      ifindex: peerIndex,
+      name: peer?.attrs.ifname,
+      netnsid,
+      nativeProgId: ids.native,
+      genericProgId: ids.generic,
+    };
   } finally {
     rt.socket.close();
   }

@@ -62,21 +62,43 @@ export async function realserverMain(argv: string[]): Promise<number> {
     process.stdout.write(grantText({ user: values.user, host: values.host, heartbeat: values.heartbeat }) + '\n');
     return 0;
   }
-  if (sub !== 'setup' && sub !== 'check' && sub !== 'teardown') throw new XdError('XD_ERR_USAGE', `realserver needs setup, check, teardown or grant\n${REALSERVER_USAGE}`);
+  if (sub !== 'setup' && sub !== 'check' && sub !== 'teardown')
+    throw new XdError('XD_ERR_USAGE', `realserver needs setup, check, teardown or grant\n${REALSERVER_USAGE}`);
   if (values.nat || values.gateway?.length || values['nat-state']) return natMain(sub, values);
   if (!values.vip?.length) throw new XdError('XD_ERR_USAGE', `realserver ${sub} needs at least one --vip ADDR`);
   const o = { vips: values.vip.map(parseVip), sysctlFile: values['sysctl-file'] };
-  if (values['tunnel-state'] && !values.tunnel) throw new XdError('XD_ERR_USAGE', `--tunnel-state is where --tunnel records the sysctls it changed: add --tunnel, or leave --tunnel-state out\n${REALSERVER_USAGE}`);
-  if (values.director?.length && !values.tunnel) throw new XdError('XD_ERR_USAGE', `--director filters the tunnels of tunnel mode: add --tunnel, or leave --director out\n${REALSERVER_USAGE}`);
+  if (values['tunnel-state'] && !values.tunnel)
+    throw new XdError(
+      'XD_ERR_USAGE',
+      `--tunnel-state is where --tunnel records the sysctls it changed: add --tunnel, or leave --tunnel-state out\n${REALSERVER_USAGE}`,
+    );
+  if (values.director?.length && !values.tunnel)
+    throw new XdError(
+      'XD_ERR_USAGE',
+      `--director filters the tunnels of tunnel mode: add --tunnel, or leave --director out\n${REALSERVER_USAGE}`,
+    );
   let tun: import('./tunnel').TunnelOptions | undefined;
   if (values.tunnel) {
     const encap = values.encap ?? 'ipip';
-    if (encap !== 'ipip' && encap !== 'gue') throw new XdError('XD_ERR_USAGE', `--encap ${encap}: use ipip or gue (the service's encap)`);
+    if (encap !== 'ipip' && encap !== 'gue')
+      throw new XdError('XD_ERR_USAGE', `--encap ${encap}: use ipip or gue (the service's encap)`);
     const underlay = (values.underlay ?? '4').split(',').map(Number);
-    if (!underlay.length || underlay.some((f) => f !== 4 && f !== 6)) throw new XdError('XD_ERR_USAGE', `--underlay ${values.underlay}: use 4, 6 or 4,6 (the families of this server's own addresses the director tunnels to)`);
+    if (!underlay.length || underlay.some((f) => f !== 4 && f !== 6))
+      throw new XdError(
+        'XD_ERR_USAGE',
+        `--underlay ${values.underlay}: use 4, 6 or 4,6 (the families of this server's own addresses the director tunnels to)`,
+      );
     const guePort = values['gue-port'] === undefined ? undefined : Number(values['gue-port']);
-    if (guePort !== undefined && !(Number.isInteger(guePort) && guePort > 0 && guePort < 65536)) throw new XdError('XD_ERR_USAGE', `--gue-port ${values['gue-port']}: a port 1-65535`);
-    tun = { underlay: underlay as (4 | 6)[], inner: [...new Set(o.vips.map((v) => v.family))], encap, ...(guePort ? { guePort } : {}), ...(values['tunnel-state'] ? { stateFile: values['tunnel-state'] } : {}), ...(values.director?.length ? { directors: values.director } : {}) };
+    if (guePort !== undefined && !(Number.isInteger(guePort) && guePort > 0 && guePort < 65536))
+      throw new XdError('XD_ERR_USAGE', `--gue-port ${values['gue-port']}: a port 1-65535`);
+    tun = {
+      underlay: underlay as (4 | 6)[],
+      inner: [...new Set(o.vips.map((v) => v.family))],
+      encap,
+      ...(guePort ? { guePort } : {}),
+      ...(values['tunnel-state'] ? { stateFile: values['tunnel-state'] } : {}),
+      ...(values.director?.length ? { directors: values.director } : {}),
+    };
   }
   const tunnel = tun ? await import('./tunnel') : undefined;
   if (sub === 'setup') {
@@ -84,14 +106,21 @@ export async function realserverMain(argv: string[]): Promise<number> {
     const done = tun && tunnel ? await tunnel.setupTunnel(tun) : [];
     done.push(...(await setup(o)));
     process.stdout.write(done.length ? done.map((d) => `${d}\n`).join('') : 'nothing to do: already set up\n');
-    process.stdout.write(`\nThe MySQL monitor account the director logs in with:\n${grantText({ user: values.user, host: values.host })}\n`);
+    process.stdout.write(
+      `\nThe MySQL monitor account the director logs in with:\n${grantText({ user: values.user, host: values.host })}\n`,
+    );
     return 0;
   }
   if (sub === 'check') {
     const found = [...(await check(o)), ...(tun && tunnel ? await tunnel.checkTunnel(tun) : [])];
-    for (const f of found) process.stdout.write(`${f.ok ? 'ok     ' : 'MISSING'} ${f.what}${f.fix ? `\n        fix: ${f.fix}` : ''}\n`);
+    for (const f of found)
+      process.stdout.write(`${f.ok ? 'ok     ' : 'MISSING'} ${f.what}${f.fix ? `\n        fix: ${f.fix}` : ''}\n`);
     const bad = found.filter((f) => !f.ok).length;
-    process.stdout.write(bad ? `${bad} problem(s): run xdirector realserver setup --vip ...${tun ? ' --tunnel' : ''} or apply the fixes above\n` : `this server is ready for ${tun ? `tunnel mode (${tun.encap})` : 'DR'}\n`);
+    process.stdout.write(
+      bad
+        ? `${bad} problem(s): run xdirector realserver setup --vip ...${tun ? ' --tunnel' : ''} or apply the fixes above\n`
+        : `this server is ready for ${tun ? `tunnel mode (${tun.encap})` : 'DR'}\n`,
+    );
     return bad ? 1 : 0;
   }
   const done = [...(tun && tunnel ? await tunnel.teardownTunnel(tun) : []), ...(await teardown(o))];
@@ -100,24 +129,64 @@ export async function realserverMain(argv: string[]): Promise<number> {
 }
 
 /** realserver setup|check|teardown --nat: the default route via the director's inner address, nothing else. */
-async function natMain(sub: 'setup' | 'check' | 'teardown', values: { nat?: boolean; gateway?: string[]; 'nat-state'?: string; vip?: string[]; tunnel?: boolean; director?: string[]; 'sysctl-file'?: string; user?: string; host?: string }): Promise<number> {
-  if (!values.nat) throw new XdError('XD_ERR_USAGE', `--gateway and --nat-state belong to NAT mode: add --nat\n${REALSERVER_USAGE}`);
-  if (values.tunnel) throw new XdError('XD_ERR_USAGE', '--nat and --tunnel are two forwarding modes: a service forwards with one; run realserver once per mode');
-  if (values.vip?.length) throw new XdError('XD_ERR_USAGE', `--nat needs no VIP on this server (the director rewrites the VIP to this server's address): leave --vip out${sub === 'teardown' ? ', and run realserver teardown --vip ... separately to remove a DR setup' : ''}`);
-  if (values.director?.length || values['sysctl-file']) throw new XdError('XD_ERR_USAGE', `--nat uses neither --director nor --sysctl-file (it changes no sysctl): leave them out`);
-  if (!values.gateway?.length) throw new XdError('XD_ERR_USAGE', `realserver ${sub} --nat needs --gateway ADDR: the director's inner address on this server's network (with VRRP, the address that moves with the VIP)`);
-  const o = { gateways: parseGateways(values.gateway), ...(values['nat-state'] ? { stateFile: values['nat-state'] } : {}) };
+async function natMain(
+  sub: 'setup' | 'check' | 'teardown',
+  values: {
+    nat?: boolean;
+    gateway?: string[];
+    'nat-state'?: string;
+    vip?: string[];
+    tunnel?: boolean;
+    director?: string[];
+    'sysctl-file'?: string;
+    user?: string;
+    host?: string;
+  },
+): Promise<number> {
+  if (!values.nat)
+    throw new XdError('XD_ERR_USAGE', `--gateway and --nat-state belong to NAT mode: add --nat\n${REALSERVER_USAGE}`);
+  if (values.tunnel)
+    throw new XdError(
+      'XD_ERR_USAGE',
+      '--nat and --tunnel are two forwarding modes: a service forwards with one; run realserver once per mode',
+    );
+  if (values.vip?.length)
+    throw new XdError(
+      'XD_ERR_USAGE',
+      `--nat needs no VIP on this server (the director rewrites the VIP to this server's address): leave --vip out${sub === 'teardown' ? ', and run realserver teardown --vip ... separately to remove a DR setup' : ''}`,
+    );
+  if (values.director?.length || values['sysctl-file'])
+    throw new XdError(
+      'XD_ERR_USAGE',
+      `--nat uses neither --director nor --sysctl-file (it changes no sysctl): leave them out`,
+    );
+  if (!values.gateway?.length)
+    throw new XdError(
+      'XD_ERR_USAGE',
+      `realserver ${sub} --nat needs --gateway ADDR: the director's inner address on this server's network (with VRRP, the address that moves with the VIP)`,
+    );
+  const o = {
+    gateways: parseGateways(values.gateway),
+    ...(values['nat-state'] ? { stateFile: values['nat-state'] } : {}),
+  };
   if (sub === 'setup') {
     const done = await setupNat(o);
     process.stdout.write(done.length ? done.map((d) => `${d}\n`).join('') : 'nothing to do: already set up\n');
-    process.stdout.write(`\nThe MySQL monitor account the director logs in with:\n${grantText({ user: values.user, host: values.host })}\n`);
+    process.stdout.write(
+      `\nThe MySQL monitor account the director logs in with:\n${grantText({ user: values.user, host: values.host })}\n`,
+    );
     return 0;
   }
   if (sub === 'check') {
     const found = await checkNat(o);
-    for (const f of found) process.stdout.write(`${f.ok ? 'ok     ' : 'MISSING'} ${f.what}${f.fix ? `\n        fix: ${f.fix}` : ''}\n`);
+    for (const f of found)
+      process.stdout.write(`${f.ok ? 'ok     ' : 'MISSING'} ${f.what}${f.fix ? `\n        fix: ${f.fix}` : ''}\n`);
     const bad = found.filter((f) => !f.ok).length;
-    process.stdout.write(bad ? `${bad} problem(s): run xdirector realserver setup --nat --gateway ... or apply the fixes above\n` : 'this server is ready for NAT\n');
+    process.stdout.write(
+      bad
+        ? `${bad} problem(s): run xdirector realserver setup --nat --gateway ... or apply the fixes above\n`
+        : 'this server is ready for NAT\n',
+    );
     return bad ? 1 : 0;
   }
   const done = await teardownNat(o);

@@ -36,7 +36,11 @@ export function directorSets(directors: readonly string[]): { v4: string[]; v6: 
   const v6 = new Set<string>();
   for (const d of directors) {
     const a = parseAddress(d.trim());
-    if (!a) throw new XdError('XD_ERR_USAGE', `--director ${d}: not an IP address (give each director's tunnel source address, tunnel.source_v4 / source_v6 in its config)`);
+    if (!a)
+      throw new XdError(
+        'XD_ERR_USAGE',
+        `--director ${d}: not an IP address (give each director's tunnel source address, tunnel.source_v4 / source_v6 in its config)`,
+      );
     (a.family === 4 ? v4 : v6).add(a.text);
   }
   return { v4: [...v4].sort(), v6: [...v6].sort() };
@@ -45,7 +49,8 @@ export function directorSets(directors: readonly string[]): { v4: string[]; v6: 
 /** The nft script that (re)places the table: accepted from the directors, dropped from anyone else (pure). */
 export function filterRuleset(o: FilterOptions): string {
   const { v4, v6 } = directorSets(o.directors);
-  const set = (name: string, type: string, elems: string[]) => `  set ${name} {\n    type ${type}\n${elems.length ? `    elements = { ${elems.join(', ')} }\n` : ''}  }`;
+  const set = (name: string, type: string, elems: string[]) =>
+    `  set ${name} {\n    type ${type}\n${elems.length ? `    elements = { ${elems.join(', ')} }\n` : ''}  }`;
   return [
     // Create if missing, then delete and load it whole: one transaction, no window without the filter's new form.
     `table ${NFT_TABLE_REF}`,
@@ -58,10 +63,12 @@ export function filterRuleset(o: FilterOptions): string {
     '    meta l4proto { 4, 41 } ip saddr @directors_v4 accept',
     '    meta l4proto { 4, 41 } ip6 saddr @directors_v6 accept',
     '    meta l4proto { 4, 41 } counter drop comment "tunnel not from a director"',
-    ...(o.guePort ? [
-      `    udp dport ${o.guePort} ip saddr @directors_v4 accept`,
-      `    udp dport ${o.guePort} counter drop comment "GUE not from a director"`,
-    ] : []),
+    ...(o.guePort
+      ? [
+          `    udp dport ${o.guePort} ip saddr @directors_v4 accept`,
+          `    udp dport ${o.guePort} counter drop comment "GUE not from a director"`,
+        ]
+      : []),
     '  }',
     '}',
     '',
@@ -76,7 +83,9 @@ export function findNft(): string | undefined {
     try {
       fs.accessSync(p, fs.constants.X_OK);
       return p;
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
   }
   return undefined;
 }
@@ -84,7 +93,10 @@ export function findNft(): string | undefined {
 async function nft(bin: string, args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(bin, args, { encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new XdError('XD_ERR_REALSERVER', `nft ${args.join(' ')}: ${(stderr || err.message).trim()}`, { cause: err }));
+      if (err)
+        reject(
+          new XdError('XD_ERR_REALSERVER', `nft ${args.join(' ')}: ${(stderr || err.message).trim()}`, { cause: err }),
+        );
       else resolve(stdout);
     });
     if (input !== undefined) child.stdin!.end(input);
@@ -111,14 +123,20 @@ export async function readFilter(): Promise<{ v4: string[]; v6: string[]; hooked
     if (/No such file or directory|does not exist/i.test(msg)) return undefined;
     // nft is installed but the kernel has no nf_tables (built without it, module not loaded).
     if (/Protocol not supported|Unable to initialize Netlink socket/i.test(msg)) {
-      throw new XdError('XD_ERR_REALSERVER', `nftables is not available in this kernel (${msg})`, { cause: err, detail: { nfTablesMissing: true } });
+      throw new XdError('XD_ERR_REALSERVER', `nftables is not available in this kernel (${msg})`, {
+        cause: err,
+        detail: { nfTablesMissing: true },
+      });
     }
     throw err;
   }
   const items = (JSON.parse(text) as { nftables: Record<string, Record<string, unknown>>[] }).nftables;
   const elems = (name: string) => {
     const s = items.find((i) => i.set && i.set.name === name)?.set;
-    return ((s?.elem as unknown[] | undefined) ?? []).filter((e): e is string => typeof e === 'string').map((e) => parseAddress(e)?.text ?? e).sort();
+    return ((s?.elem as unknown[] | undefined) ?? [])
+      .filter((e): e is string => typeof e === 'string')
+      .map((e) => parseAddress(e)?.text ?? e)
+      .sort();
   };
   const hooked = items.some((i) => i.chain && i.chain.hook === 'input');
   return { v4: elems('directors_v4'), v6: elems('directors_v6'), hooked };

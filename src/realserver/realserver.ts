@@ -23,7 +23,11 @@ export const DEFAULT_SYSCTL_FILE = '/etc/sysctl.d/90-xdirector-realserver.conf';
 
 /** The sysctls DR needs on a real server, with the minimum effective value. */
 export const DR_SYSCTLS = [
-  { key: 'net.ipv4.conf.all.arp_ignore', value: 1, why: 'answer ARP only for addresses of the receiving interface (not for the VIP on lo)' },
+  {
+    key: 'net.ipv4.conf.all.arp_ignore',
+    value: 1,
+    why: 'answer ARP only for addresses of the receiving interface (not for the VIP on lo)',
+  },
   { key: 'net.ipv4.conf.all.arp_announce', value: 2, why: 'never use the VIP as the source of ARP requests' },
 ] as const;
 
@@ -36,9 +40,17 @@ export interface Vip {
 export function parseVip(text: string): Vip {
   const [addr, pfx] = text.split('/');
   const fam = addressFamily(addr ?? '');
-  if (fam === undefined) throw new XdError('XD_ERR_USAGE', `--vip ${text}: not an IPv4 or IPv6 address (write e.g. 10.0.0.100 or fd00::100)`);
+  if (fam === undefined)
+    throw new XdError(
+      'XD_ERR_USAGE',
+      `--vip ${text}: not an IPv4 or IPv6 address (write e.g. 10.0.0.100 or fd00::100)`,
+    );
   const max = fam === 4 ? 32 : 128;
-  if (pfx !== undefined && Number(pfx) !== max) throw new XdError('XD_ERR_USAGE', `--vip ${text}: a VIP on lo is a host address: write it without a prefix or with /${max}`);
+  if (pfx !== undefined && Number(pfx) !== max)
+    throw new XdError(
+      'XD_ERR_USAGE',
+      `--vip ${text}: a VIP on lo is a host address: write it without a prefix or with /${max}`,
+    );
   return { address: addr!, family: fam, prefix: max };
 }
 
@@ -50,7 +62,9 @@ function writeSysctl(key: string, value: number): void {
   try {
     fs.writeFileSync(sysctlPath(key), `${value}\n`);
   } catch (err) {
-    throw new XdError('XD_ERR_REALSERVER', `set ${key}=${value}: ${(err as Error).message} (run as root)`, { cause: err });
+    throw new XdError('XD_ERR_REALSERVER', `set ${key}=${value}: ${(err as Error).message} (run as root)`, {
+      cause: err,
+    });
   }
 }
 
@@ -115,8 +129,17 @@ export async function setup(o: SetupOptions): Promise<string[]> {
     const present = have.find((a) => canon(a.local) === canon(v.address));
     if (present && (v.family === 4 || present.deprecated)) continue;
     if (present) await ip(['addr', 'del', `${v.address}/${v.prefix}`, 'dev', 'lo']);
-    await ip(['addr', 'add', `${v.address}/${v.prefix}`, 'dev', 'lo', ...(v.family === 6 ? ['nodad', 'preferred_lft', '0'] : [])]);
-    done.push(`added ${v.address}/${v.prefix} to lo${v.family === 6 ? ' (nodad, deprecated: never a source address)' : ''}`);
+    await ip([
+      'addr',
+      'add',
+      `${v.address}/${v.prefix}`,
+      'dev',
+      'lo',
+      ...(v.family === 6 ? ['nodad', 'preferred_lft', '0'] : []),
+    ]);
+    done.push(
+      `added ${v.address}/${v.prefix} to lo${v.family === 6 ? ' (nodad, deprecated: never a source address)' : ''}`,
+    );
   }
   return done;
 }
@@ -136,13 +159,33 @@ export async function check(o: SetupOptions): Promise<Finding[]> {
   const lo = addrs.get('lo') ?? [];
   for (const v of o.vips) {
     const a = lo.find((x) => canon(x.local) === canon(v.address));
-    if (!a) out.push({ ok: false, what: `${v.address} is not on lo: packets for the VIP would be dropped`, fix: `ip addr add ${v.address}/${v.prefix} dev lo${v.family === 6 ? ' nodad preferred_lft 0' : ''}` });
-    else if (v.family === 6 && a.dadfailed) out.push({ ok: false, what: `${v.address} on lo failed duplicate address detection`, fix: `ip addr del ${v.address}/128 dev lo; ip addr add ${v.address}/128 dev lo nodad preferred_lft 0` });
-    else if (v.family === 6 && !a.deprecated) out.push({ ok: false, what: `${v.address} on lo is not deprecated: the server may source its own connections from the VIP`, fix: `ip addr change ${v.address}/128 dev lo preferred_lft 0` });
+    if (!a)
+      out.push({
+        ok: false,
+        what: `${v.address} is not on lo: packets for the VIP would be dropped`,
+        fix: `ip addr add ${v.address}/${v.prefix} dev lo${v.family === 6 ? ' nodad preferred_lft 0' : ''}`,
+      });
+    else if (v.family === 6 && a.dadfailed)
+      out.push({
+        ok: false,
+        what: `${v.address} on lo failed duplicate address detection`,
+        fix: `ip addr del ${v.address}/128 dev lo; ip addr add ${v.address}/128 dev lo nodad preferred_lft 0`,
+      });
+    else if (v.family === 6 && !a.deprecated)
+      out.push({
+        ok: false,
+        what: `${v.address} on lo is not deprecated: the server may source its own connections from the VIP`,
+        fix: `ip addr change ${v.address}/128 dev lo preferred_lft 0`,
+      });
     else out.push({ ok: true, what: `${v.address}/${a.prefixlen} on lo${v.family === 6 ? ' (deprecated)' : ''}` });
     for (const [ifname, list] of addrs) {
       if (ifname === 'lo') continue;
-      if (list.some((x) => canon(x.local) === canon(v.address))) out.push({ ok: false, what: `${v.address} is also on ${ifname}: this server would answer ARP/ND for the VIP and steal it from the director`, fix: `ip addr del ${v.address} dev ${ifname}` });
+      if (list.some((x) => canon(x.local) === canon(v.address)))
+        out.push({
+          ok: false,
+          what: `${v.address} is also on ${ifname}: this server would answer ARP/ND for the VIP and steal it from the director`,
+          fix: `ip addr del ${v.address} dev ${ifname}`,
+        });
     }
   }
   if (o.vips.some((v) => v.family === 4)) {
@@ -152,14 +195,33 @@ export async function check(o: SetupOptions): Promise<Finding[]> {
       // Effective value per interface = max(all, interface): a lower `all` is fine where every interface is high.
       const all = readSysctl(s.key);
       const ifs = [...addrs.keys()].filter((i) => i !== 'lo');
-      const low = ifs.length === 0 ? (all < s.value ? ['all'] : []) : ifs.filter((i) => {
-        let mine = 0;
-        try { mine = Number(fs.readFileSync(`/proc/sys/net/ipv4/conf/${i}/${leaf}`, 'utf8').trim()); } catch { /* interface gone */ }
-        return Math.max(all, mine) < s.value;
-      });
-      if (low.length) out.push({ ok: false, what: `${s.key} is ${all} (effective below ${s.value} on ${low.join(', ')}): ${s.why}`, fix: `sysctl -w ${s.key}=${s.value}` });
+      const low =
+        ifs.length === 0
+          ? all < s.value
+            ? ['all']
+            : []
+          : ifs.filter((i) => {
+              let mine = 0;
+              try {
+                mine = Number(fs.readFileSync(`/proc/sys/net/ipv4/conf/${i}/${leaf}`, 'utf8').trim());
+              } catch {
+                /* interface gone */
+              }
+              return Math.max(all, mine) < s.value;
+            });
+      if (low.length)
+        out.push({
+          ok: false,
+          what: `${s.key} is ${all} (effective below ${s.value} on ${low.join(', ')}): ${s.why}`,
+          fix: `sysctl -w ${s.key}=${s.value}`,
+        });
       else out.push({ ok: true, what: `${s.key} effective >= ${s.value}` });
-      if (!new RegExp(`^${s.key.replace(/\./g, '\\.')}\\s*=\\s*${s.value}\\s*$`, 'm').test(persisted)) out.push({ ok: false, what: `${s.key}=${s.value} is not persisted in ${file}: it is lost at reboot`, fix: 'xdirector realserver setup (writes the file)' });
+      if (!new RegExp(`^${s.key.replace(/\./g, '\\.')}\\s*=\\s*${s.value}\\s*$`, 'm').test(persisted))
+        out.push({
+          ok: false,
+          what: `${s.key}=${s.value} is not persisted in ${file}: it is lost at reboot`,
+          fix: 'xdirector realserver setup (writes the file)',
+        });
     }
   }
   return out;
@@ -207,6 +269,6 @@ export function grantText(o: { user?: string; host?: string; heartbeat?: string 
     `GRANT REPLICATION CLIENT, PROCESS, SLAVE MONITOR ON *.* TO ${who};`,
     ...hb,
     '',
-    `-- Put the same password in the director's monitor.password_file (mode 0600).${host === '%' ? ' Narrow the host to the directors\' addresses where you can.' : ''}`,
+    `-- Put the same password in the director's monitor.password_file (mode 0600).${host === '%' ? " Narrow the host to the directors' addresses where you can." : ''}`,
   ].join('\n');
 }

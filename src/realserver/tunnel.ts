@@ -79,21 +79,52 @@ export const TUNNEL_DEVICES = {
 /** What a real server needs for these tunnels (pure). */
 export function tunnelRecipe(o: TunnelOptions): TunnelRecipe {
   if (o.encap === 'gue' && o.underlay.includes(6)) {
-    throw new XdError('XD_ERR_USAGE', 'realserver --tunnel gue: GUE runs over an IPv4 underlay only (the director sends it without a UDP checksum); use ipip for IPv6 real-server addresses');
+    throw new XdError(
+      'XD_ERR_USAGE',
+      'realserver --tunnel gue: GUE runs over an IPv4 underlay only (the director sends it without a UDP checksum); use ipip for IPv6 real-server addresses',
+    );
   }
   const devices: TunnelDevice[] = [];
   if (o.underlay.includes(4) && o.inner.includes(4)) {
-    devices.push({ name: TUNNEL_DEVICES.ipip, add: ['type', 'ipip', 'external'], module: 'ipip', kind: 'ipip', external: true, why: 'takes IPv4-in-IPv4 from any director (collect_md)' });
+    devices.push({
+      name: TUNNEL_DEVICES.ipip,
+      add: ['type', 'ipip', 'external'],
+      module: 'ipip',
+      kind: 'ipip',
+      external: true,
+      why: 'takes IPv4-in-IPv4 from any director (collect_md)',
+    });
   }
   if (o.underlay.includes(4) && o.inner.includes(6)) {
-    devices.push({ name: TUNNEL_DEVICES.sit, module: 'sit', kind: 'sit', external: false, why: 'the sit fallback device takes IPv6-in-IPv4 from any director' });
+    devices.push({
+      name: TUNNEL_DEVICES.sit,
+      module: 'sit',
+      kind: 'sit',
+      external: false,
+      why: 'the sit fallback device takes IPv6-in-IPv4 from any director',
+    });
   }
   if (o.underlay.includes(6)) {
-    devices.push({ name: TUNNEL_DEVICES.ip6tnl, add: ['type', 'ip6tnl', 'mode', 'any', 'external'], module: 'ip6_tunnel', kind: 'ip6tnl', external: true, why: 'takes IPv4- and IPv6-in-IPv6 from any director (collect_md)' });
+    devices.push({
+      name: TUNNEL_DEVICES.ip6tnl,
+      add: ['type', 'ip6tnl', 'mode', 'any', 'external'],
+      module: 'ip6_tunnel',
+      kind: 'ip6tnl',
+      external: true,
+      why: 'takes IPv4- and IPv6-in-IPv6 from any director (collect_md)',
+    });
   }
   const sysctls = [
-    { key: 'net.ipv4.conf.all.rp_filter', value: 0, why: 'the decapsulated packet arrives on the tunnel with the client\'s address: strict reverse-path filtering drops it' },
-    ...devices.map((d) => ({ key: `net.ipv4.conf.${d.name}.rp_filter`, value: 0, why: `effective rp_filter on ${d.name} is max(all, ${d.name})` })),
+    {
+      key: 'net.ipv4.conf.all.rp_filter',
+      value: 0,
+      why: "the decapsulated packet arrives on the tunnel with the client's address: strict reverse-path filtering drops it",
+    },
+    ...devices.map((d) => ({
+      key: `net.ipv4.conf.${d.name}.rp_filter`,
+      value: 0,
+      why: `effective rp_filter on ${d.name} is max(all, ${d.name})`,
+    })),
   ];
   return { devices, ...(o.encap === 'gue' ? { fouPort: o.guePort ?? DEFAULT_GUE_PORT } : {}), sysctls };
 }
@@ -135,8 +166,10 @@ async function link(name: string): Promise<LinkInfo | undefined> {
  */
 export function deviceProblem(d: TunnelDevice, l: LinkInfo): string | undefined {
   const kind = l.linkinfo?.info_kind;
-  if (kind !== d.kind) return `${d.name} is ${kind ? `a ${kind} device` : 'a device of no tunnel kind'}, not ${d.kind}${d.external ? ' in external mode' : ''}: it decapsulates nothing`;
-  if (d.external && l.linkinfo?.info_data?.external !== true) return `${d.name} is ${d.kind} but not in external (collect_md) mode: it takes tunnels from one fixed remote only`;
+  if (kind !== d.kind)
+    return `${d.name} is ${kind ? `a ${kind} device` : 'a device of no tunnel kind'}, not ${d.kind}${d.external ? ' in external mode' : ''}: it decapsulates nothing`;
+  if (d.external && l.linkinfo?.info_data?.external !== true)
+    return `${d.name} is ${d.kind} but not in external (collect_md) mode: it takes tunnels from one fixed remote only`;
   return undefined;
 }
 
@@ -157,14 +190,22 @@ export async function setupTunnel(o: TunnelOptions): Promise<string[]> {
   for (const d of r.devices) {
     const l = await link(d.name);
     const problem = l && deviceProblem(d, l);
-    if (problem) throw new XdError('XD_ERR_REALSERVER', `${problem}; it is not xdirector's: remove or rename it (ip link del ${d.name}) and run setup again`);
+    if (problem)
+      throw new XdError(
+        'XD_ERR_REALSERVER',
+        `${problem}; it is not xdirector's: remove or rename it (ip link del ${d.name}) and run setup again`,
+      );
   }
-  const filter = o.directors?.length ? { directors: o.directors, ...(r.fouPort ? { guePort: r.fouPort } : {}) } : undefined;
+  const filter = o.directors?.length
+    ? { directors: o.directors, ...(r.fouPort ? { guePort: r.fouPort } : {}) }
+    : undefined;
   const done: string[] = [];
   // The filter before the devices: they never accept a tunnel from anyone else, not even briefly.
   let filterLoaded = false;
   if (!filter) {
-    done.push(`warning: no --director: ${r.devices.map((d) => d.name).join(', ')} accept${r.devices.length === 1 ? 's' : ''} tunnels${r.fouPort ? ' and GUE' : ''} from any source, so anyone who reaches this server can inject packets from any client address; run setup again with --director ADDR for each director`);
+    done.push(
+      `warning: no --director: ${r.devices.map((d) => d.name).join(', ')} accept${r.devices.length === 1 ? 's' : ''} tunnels${r.fouPort ? ' and GUE' : ''} from any source, so anyone who reaches this server can inject packets from any client address; run setup again with --director ADDR for each director`,
+    );
   } else {
     const ruleset = filterRuleset(filter); // refuses a director that is not an address, before anything changed
     const had = record.load().created.nftTable !== undefined;
@@ -172,14 +213,18 @@ export async function setupTunnel(o: TunnelOptions): Promise<string[]> {
     if (await loadFilter(filter)) {
       filterLoaded = !had;
       const { v4, v6 } = directorSets(filter.directors);
-      done.push(`nftables table ${NFT_TABLE_REF}: tunnels${r.fouPort ? ` and GUE (UDP ${r.fouPort})` : ''} accepted only from ${[...v4, ...v6].join(', ')}, dropped from anyone else`);
+      done.push(
+        `nftables table ${NFT_TABLE_REF}: tunnels${r.fouPort ? ` and GUE (UDP ${r.fouPort})` : ''} accepted only from ${[...v4, ...v6].join(', ')}, dropped from anyone else`,
+      );
     } else {
       if (!had) {
         const st = record.load();
         delete st.created.nftTable;
         record.save(st);
       }
-      done.push(`warning: nft is not installed (apt-get install nftables): tunnels are accepted from any source until this ruleset is loaded (save it to a file and run nft -f FILE, or write the same rules for your firewall):\n${ruleset}`);
+      done.push(
+        `warning: nft is not installed (apt-get install nftables): tunnels are accepted from any source until this ruleset is loaded (save it to a file and run nft -f FILE, or write the same rules for your firewall):\n${ruleset}`,
+      );
     }
   }
   try {
@@ -205,12 +250,19 @@ async function setupDevices(r: TunnelRecipe, record: TunnelRecord): Promise<stri
     const l = await link(d.name);
     if (!l) {
       if (!d.add) {
-        throw new XdError('XD_ERR_REALSERVER', `${d.name} does not exist: this kernel has no ${d.module} support (modprobe ${d.module}, or a kernel with CONFIG_IPV6_SIT): ${d.why}`);
+        throw new XdError(
+          'XD_ERR_REALSERVER',
+          `${d.name} does not exist: this kernel has no ${d.module} support (modprobe ${d.module}, or a kernel with CONFIG_IPV6_SIT): ${d.why}`,
+        );
       }
       try {
         await ip(['link', 'add', d.name, ...d.add]);
       } catch (err) {
-        throw new XdError('XD_ERR_REALSERVER', `create ${d.name} (${d.why}): ${(err as Error).message}; "Unknown device type" means this kernel has no ${d.module} (modprobe ${d.module})`, { cause: err });
+        throw new XdError(
+          'XD_ERR_REALSERVER',
+          `create ${d.name} (${d.why}): ${(err as Error).message}; "Unknown device type" means this kernel has no ${d.module} (modprobe ${d.module})`,
+          { cause: err },
+        );
       }
       record.addCreated({ devices: [d.name] });
       done.push(`created ${d.name} (${d.why})`);
@@ -223,7 +275,11 @@ async function setupDevices(r: TunnelRecipe, record: TunnelRecord): Promise<stri
     try {
       await ip(['fou', 'add', 'port', String(r.fouPort), 'gue']);
     } catch (err) {
-      throw new XdError('XD_ERR_REALSERVER', `GUE port ${r.fouPort}: ${(err as Error).message}; this kernel needs fou (modprobe fou)`, { cause: err });
+      throw new XdError(
+        'XD_ERR_REALSERVER',
+        `GUE port ${r.fouPort}: ${(err as Error).message}; this kernel needs fou (modprobe fou)`,
+        { cause: err },
+      );
     }
     record.addCreated({ fouPorts: [r.fouPort] });
     done.push(`receiving GUE on UDP ${r.fouPort} (ip fou)`);
@@ -232,7 +288,10 @@ async function setupDevices(r: TunnelRecipe, record: TunnelRecord): Promise<stri
 }
 
 /** A sysctl setup changed: the value it had and the value setup wrote. */
-export interface ChangedSysctl { was: number; set: number }
+export interface ChangedSysctl {
+  was: number;
+  set: number;
+}
 
 /** What setup created (and teardown may therefore remove): nothing else is ever removed. */
 export interface CreatedBySetup {
@@ -257,7 +316,8 @@ export class TunnelRecord extends StateFile {
   constructor(file = DEFAULT_TUNNEL_STATE_FILE) {
     super(file, {
       what: 'tunnel sysctls changed and devices created by realserver setup',
-      example: 'a JSON object of sysctl -> {"was": N, "set": N} and "created": {"devices": [...], "fou_ports": [...], "nft_table": "inet xdirector_rs"}, e.g. {"net.ipv4.conf.all.rp_filter": {"was": 1, "set": 0}, "created": {"devices": ["xdipip"], "fou_ports": []}}',
+      example:
+        'a JSON object of sysctl -> {"was": N, "set": N} and "created": {"devices": [...], "fou_ports": [...], "nft_table": "inet xdirector_rs"}, e.g. {"net.ipv4.conf.all.rp_filter": {"was": 1, "set": 0}, "created": {"devices": ["xdipip"], "fou_ports": []}}',
       refused: 'realserver setup and teardown --tunnel do not guess what to put back or remove',
       none: 'to forget them (teardown then leaves the sysctls as they are and removes no device)',
     });
@@ -272,15 +332,33 @@ export class TunnelRecord extends StateFile {
     for (const [k, v] of Object.entries(parsed)) {
       if (k === 'created') {
         const c = v as Record<string, unknown>;
-        const names = (x: unknown) => Array.isArray(x) && x.every((n) => typeof n === 'string' && /^[A-Za-z0-9_.-]{1,15}$/.test(n));
-        const ports = (x: unknown) => Array.isArray(x) && x.every((n) => Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536);
-        if (typeof c !== 'object' || c === null || !names(c.devices ?? []) || !ports(c.fou_ports ?? []) || (c.nft_table !== undefined && (typeof c.nft_table !== 'string' || !/^(inet|ip|ip6) [a-z0-9_]{1,64}$/.test(c.nft_table)))) {
+        const names = (x: unknown) =>
+          Array.isArray(x) && x.every((n) => typeof n === 'string' && /^[A-Za-z0-9_.-]{1,15}$/.test(n));
+        const ports = (x: unknown) =>
+          Array.isArray(x) && x.every((n) => Number.isInteger(n) && (n as number) > 0 && (n as number) < 65536);
+        if (
+          typeof c !== 'object' ||
+          c === null ||
+          !names(c.devices ?? []) ||
+          !ports(c.fou_ports ?? []) ||
+          (c.nft_table !== undefined &&
+            (typeof c.nft_table !== 'string' || !/^(inet|ip|ip6) [a-z0-9_]{1,64}$/.test(c.nft_table)))
+        ) {
           throw bad('"created" is not {"devices": [names], "fou_ports": [ports], "nft_table": "inet NAME"}');
         }
-        state.created = { devices: [...(c.devices as string[] ?? [])], fouPorts: [...(c.fou_ports as number[] ?? [])], ...(c.nft_table ? { nftTable: c.nft_table as string } : {}) };
+        state.created = {
+          devices: [...((c.devices as string[]) ?? [])],
+          fouPorts: [...((c.fou_ports as number[]) ?? [])],
+          ...(c.nft_table ? { nftTable: c.nft_table as string } : {}),
+        };
         continue;
       }
-      const ok = /^net\.[a-z0-9_.-]+$/i.test(k) && typeof v === 'object' && v !== null && Number.isInteger((v as ChangedSysctl).was) && Number.isInteger((v as ChangedSysctl).set);
+      const ok =
+        /^net\.[a-z0-9_.-]+$/i.test(k) &&
+        typeof v === 'object' &&
+        v !== null &&
+        Number.isInteger((v as ChangedSysctl).was) &&
+        Number.isInteger((v as ChangedSysctl).set);
       if (!ok) throw bad('not an object of sysctl -> {"was": N, "set": N}');
       state.sysctls.set(k, v as ChangedSysctl);
     }
@@ -294,7 +372,9 @@ export class TunnelRecord extends StateFile {
     if (!st.sysctls.size && !created) return this.remove();
     this.writeJson({
       ...Object.fromEntries([...st.sysctls].sort(([a], [b]) => a.localeCompare(b))),
-      ...(created ? { created: { devices: c.devices, fou_ports: c.fouPorts, ...(c.nftTable ? { nft_table: c.nftTable } : {}) } } : {}),
+      ...(created
+        ? { created: { devices: c.devices, fou_ports: c.fouPorts, ...(c.nftTable ? { nft_table: c.nftTable } : {}) } }
+        : {}),
     });
   }
 
@@ -372,7 +452,11 @@ export function sysctlWrites(r: TunnelRecipe, read: (key: string) => number): Tu
   });
 }
 
-export interface TunnelFinding { ok: boolean; what: string; fix?: string }
+export interface TunnelFinding {
+  ok: boolean;
+  what: string;
+  fix?: string;
+}
 
 /** What this server has and lacks to receive the director's tunnels. */
 export async function checkTunnel(o: TunnelOptions): Promise<TunnelFinding[]> {
@@ -381,31 +465,67 @@ export async function checkTunnel(o: TunnelOptions): Promise<TunnelFinding[]> {
   for (const d of r.devices) {
     const l = await link(d.name);
     if (!l) {
-      out.push({ ok: false, what: `${d.name} is missing: ${d.why}`, fix: d.add ? `ip link add ${d.name} ${d.add.join(' ')}; ip link set ${d.name} up` : `modprobe ${d.module}; ip link set ${d.name} up` });
+      out.push({
+        ok: false,
+        what: `${d.name} is missing: ${d.why}`,
+        fix: d.add
+          ? `ip link add ${d.name} ${d.add.join(' ')}; ip link set ${d.name} up`
+          : `modprobe ${d.module}; ip link set ${d.name} up`,
+      });
       continue;
     }
     const problem = deviceProblem(d, l);
     if (problem) {
-      out.push({ ok: false, what: problem, fix: d.add ? `ip link del ${d.name}; ip link add ${d.name} ${d.add.join(' ')}; ip link set ${d.name} up (if ${d.name} is not in use for something else)` : `modprobe ${d.module}` });
+      out.push({
+        ok: false,
+        what: problem,
+        fix: d.add
+          ? `ip link del ${d.name}; ip link add ${d.name} ${d.add.join(' ')}; ip link set ${d.name} up (if ${d.name} is not in use for something else)`
+          : `modprobe ${d.module}`,
+      });
       continue;
     }
     const up = l.flags?.includes('UP') === true;
-    out.push(up ? { ok: true, what: `${d.name} is ${d.kind}${d.external ? ' (external)' : ''} and up` } : { ok: false, what: `${d.name} is down: nothing is decapsulated`, fix: `ip link set ${d.name} up` });
+    out.push(
+      up
+        ? { ok: true, what: `${d.name} is ${d.kind}${d.external ? ' (external)' : ''} and up` }
+        : { ok: false, what: `${d.name} is down: nothing is decapsulated`, fix: `ip link set ${d.name} up` },
+    );
   }
   if (r.fouPort) {
-    out.push((await fouPorts()).includes(r.fouPort)
-      ? { ok: true, what: `GUE received on UDP ${r.fouPort}` }
-      : { ok: false, what: `no fou socket on UDP ${r.fouPort}: GUE packets are dropped`, fix: `ip fou add port ${r.fouPort} gue` });
+    out.push(
+      (await fouPorts()).includes(r.fouPort)
+        ? { ok: true, what: `GUE received on UDP ${r.fouPort}` }
+        : {
+            ok: false,
+            what: `no fou socket on UDP ${r.fouPort}: GUE packets are dropped`,
+            fix: `ip fou add port ${r.fouPort} gue`,
+          },
+    );
   }
   let all = 0;
-  try { all = Number(fs.readFileSync(sysctlPath('net.ipv4.conf.all.rp_filter'), 'utf8').trim()); } catch { /* no IPv4 */ }
+  try {
+    all = Number(fs.readFileSync(sysctlPath('net.ipv4.conf.all.rp_filter'), 'utf8').trim());
+  } catch {
+    /* no IPv4 */
+  }
   for (const d of r.devices) {
     let mine = 0;
-    try { mine = Number(fs.readFileSync(sysctlPath(`net.ipv4.conf.${d.name}.rp_filter`), 'utf8').trim()); } catch { continue; }
+    try {
+      mine = Number(fs.readFileSync(sysctlPath(`net.ipv4.conf.${d.name}.rp_filter`), 'utf8').trim());
+    } catch {
+      continue;
+    }
     const eff = Math.max(all, mine);
-    out.push(eff === 1
-      ? { ok: false, what: `rp_filter on ${d.name} is strict (max(all=${all}, ${d.name}=${mine}) = 1): decapsulated packets are dropped`, fix: `sysctl -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.${d.name}.rp_filter=0` }
-      : { ok: true, what: `rp_filter on ${d.name} is ${eff === 0 ? 'off' : 'loose'}` });
+    out.push(
+      eff === 1
+        ? {
+            ok: false,
+            what: `rp_filter on ${d.name} is strict (max(all=${all}, ${d.name}=${mine}) = 1): decapsulated packets are dropped`,
+            fix: `sysctl -w net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.${d.name}.rp_filter=0`,
+          }
+        : { ok: true, what: `rp_filter on ${d.name} is ${eff === 0 ? 'off' : 'loose'}` },
+    );
   }
   out.push(await checkFilter(o, r.fouPort));
   return out;
@@ -413,22 +533,41 @@ export async function checkTunnel(o: TunnelOptions): Promise<TunnelFinding[]> {
 
 /** The tunnel filter as check sees it: present, hooked, holding the directors given (if any). */
 async function checkFilter(o: TunnelOptions, guePort: number | undefined): Promise<TunnelFinding> {
-  const fix = `xdirector realserver setup --vip ... --tunnel --director ADDR${o.directors?.length ? '' : ' (each director\'s tunnel source address)'}`;
-  if (!findNft()) return { ok: false, what: `nft is not installed: no ${NFT_TABLE_REF} filter can be seen, so tunnels may be accepted from any source`, fix: `apt-get install nftables, then ${fix}` };
+  const fix = `xdirector realserver setup --vip ... --tunnel --director ADDR${o.directors?.length ? '' : " (each director's tunnel source address)"}`;
+  if (!findNft())
+    return {
+      ok: false,
+      what: `nft is not installed: no ${NFT_TABLE_REF} filter can be seen, so tunnels may be accepted from any source`,
+      fix: `apt-get install nftables, then ${fix}`,
+    };
   let f;
   try {
     f = await readFilter();
   } catch (err) {
-    if ((err as XdError).detail?.nfTablesMissing) return { ok: false, what: `${(err as Error).message}: no ${NFT_TABLE_REF} filter can be loaded, so tunnels may be accepted from any source`, fix: 'modprobe nf_tables (or filter IP protocols 4/41 and the GUE port in front of this server), then ' + fix };
+    if ((err as XdError).detail?.nfTablesMissing)
+      return {
+        ok: false,
+        what: `${(err as Error).message}: no ${NFT_TABLE_REF} filter can be loaded, so tunnels may be accepted from any source`,
+        fix: 'modprobe nf_tables (or filter IP protocols 4/41 and the GUE port in front of this server), then ' + fix,
+      };
     throw err;
   }
-  if (!f || !f.hooked) return { ok: false, what: `no nftables table ${NFT_TABLE_REF}: the tunnel devices${guePort ? ' and the GUE port' : ''} accept packets from any source (anyone who reaches this server can inject traffic from any client address)`, fix };
+  if (!f || !f.hooked)
+    return {
+      ok: false,
+      what: `no nftables table ${NFT_TABLE_REF}: the tunnel devices${guePort ? ' and the GUE port' : ''} accept packets from any source (anyone who reaches this server can inject traffic from any client address)`,
+      fix,
+    };
   if (o.directors?.length) {
     const want = directorSets(o.directors);
     const missing = [...want.v4.filter((a) => !f.v4.includes(a)), ...want.v6.filter((a) => !f.v6.includes(a))];
     const extra = [...f.v4.filter((a) => !want.v4.includes(a)), ...f.v6.filter((a) => !want.v6.includes(a))];
     if (missing.length || extra.length) {
-      return { ok: false, what: `${NFT_TABLE_REF} accepts tunnels from ${[...f.v4, ...f.v6].join(', ') || 'no one'}${missing.length ? `, not from ${missing.join(', ')}` : ''}${extra.length ? `; ${extra.join(', ')} not given here` : ''}`, fix };
+      return {
+        ok: false,
+        what: `${NFT_TABLE_REF} accepts tunnels from ${[...f.v4, ...f.v6].join(', ') || 'no one'}${missing.length ? `, not from ${missing.join(', ')}` : ''}${extra.length ? `; ${extra.join(', ')} not given here` : ''}`,
+        fix,
+      };
     }
   }
   return { ok: true, what: `${NFT_TABLE_REF} accepts tunnels only from ${[...f.v4, ...f.v6].join(', ') || 'no one'}` };

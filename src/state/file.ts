@@ -25,7 +25,10 @@ export interface StateFileKind {
 
 /** One state file: safe reads and atomic writes of a small JSON document. */
 export abstract class StateFile {
-  constructor(readonly file: string, readonly kind: StateFileKind) {}
+  constructor(
+    readonly file: string,
+    readonly kind: StateFileKind,
+  ) {}
 
   /** The parsed JSON; undefined when there is no file. Throws XD_ERR_STATE_FILE otherwise. */
   protected readJson(): unknown {
@@ -35,14 +38,21 @@ export abstract class StateFile {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return undefined;
-      if (code === 'ELOOP') throw this.refuse('is a symlink; this state is read only from a regular file (a link could point anywhere)', err);
+      if (code === 'ELOOP')
+        throw this.refuse(
+          'is a symlink; this state is read only from a regular file (a link could point anywhere)',
+          err,
+        );
       throw this.refuse(`cannot be opened: ${(err as Error).message}`, err);
     }
     let text: string;
     try {
       const st = fs.fstatSync(fd);
       if (!st.isFile()) throw this.refuse('is not a regular file');
-      if (typeof process.geteuid === 'function' && st.uid !== process.geteuid()) throw this.refuse(`is owned by uid ${st.uid}, not by this user (uid ${process.geteuid()}); only a file this daemon wrote is trusted`);
+      if (typeof process.geteuid === 'function' && st.uid !== process.geteuid())
+        throw this.refuse(
+          `is owned by uid ${st.uid}, not by this user (uid ${process.geteuid()}); only a file this daemon wrote is trusted`,
+        );
       text = fs.readFileSync(fd, 'utf8');
     } catch (err) {
       if (err instanceof XdError) throw err;
@@ -66,7 +76,11 @@ export abstract class StateFile {
     const tmp = path.join(dir, `.${path.basename(this.file)}.${process.pid}.${Date.now()}.tmp`);
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+      const fd = fs.openSync(
+        tmp,
+        fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+        0o600,
+      );
       try {
         fs.writeFileSync(fd, body);
         fs.fsyncSync(fd);
@@ -76,13 +90,27 @@ export abstract class StateFile {
       // rename() replaces a symlink at the destination, it never writes through it.
       fs.renameSync(tmp, this.file);
     } catch (err) {
-      try { fs.unlinkSync(tmp); } catch { /* not created */ }
-      throw new XdError('XD_ERR_STATE_FILE', `write ${this.kind.what} to ${this.file}: ${(err as Error).message}; the previous file is unchanged`, { cause: err, detail: { file: this.file } });
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* not created */
+      }
+      throw new XdError(
+        'XD_ERR_STATE_FILE',
+        `write ${this.kind.what} to ${this.file}: ${(err as Error).message}; the previous file is unchanged`,
+        { cause: err, detail: { file: this.file } },
+      );
     }
     try {
       const dfd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-      try { fs.fsyncSync(dfd); } finally { fs.closeSync(dfd); }
-    } catch { /* the rename is done; a directory that cannot be fsync'd (some filesystems) only weakens crash safety */ }
+      try {
+        fs.fsyncSync(dfd);
+      } finally {
+        fs.closeSync(dfd);
+      }
+    } catch {
+      /* the rename is done; a directory that cannot be fsync'd (some filesystems) only weakens crash safety */
+    }
   }
 
   /** Whether something is at the path (not following a symlink: a link counts, and reading it is refused). */
@@ -98,14 +126,23 @@ export abstract class StateFile {
 
   /** Removes the file (stop --detach); absent is fine. */
   remove(): void {
-    try { fs.unlinkSync(this.file); } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new XdError('XD_ERR_STATE_FILE', `remove ${this.file}: ${(err as Error).message}`, { cause: err, detail: { file: this.file } });
+    try {
+      fs.unlinkSync(this.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new XdError('XD_ERR_STATE_FILE', `remove ${this.file}: ${(err as Error).message}`, {
+          cause: err,
+          detail: { file: this.file },
+        });
     }
   }
 
   protected refuse(problem: string, cause?: unknown): XdError {
     const k = this.kind;
-    return new XdError('XD_ERR_STATE_FILE', `${k.what} file ${this.file} ${problem}; it is kept as it is and ${k.refused}; fix: look at it, then either correct it (${k.example}) or remove it (rm ${this.file}) ${k.none}`, { ...(cause === undefined ? {} : { cause }), detail: { file: this.file } });
+    return new XdError(
+      'XD_ERR_STATE_FILE',
+      `${k.what} file ${this.file} ${problem}; it is kept as it is and ${k.refused}; fix: look at it, then either correct it (${k.example}) or remove it (rm ${this.file}) ${k.none}`,
+      { ...(cause === undefined ? {} : { cause }), detail: { file: this.file } },
+    );
   }
 }
-

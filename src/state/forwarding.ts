@@ -10,7 +10,10 @@ export function forwardingLabel(b: { forwarding?: Forwarding; tunnel?: TunnelSpe
 }
 
 /** A service's forwarding for status: its backends' labels, distinct, joined by "+" (default: the service's own). */
-export function serviceForwardingLabel(backends: readonly { forwarding?: Forwarding; tunnel?: TunnelSpec }[], fallback: string): string {
+export function serviceForwardingLabel(
+  backends: readonly { forwarding?: Forwarding; tunnel?: TunnelSpec }[],
+  fallback: string,
+): string {
   const labels = [...new Set(backends.map(forwardingLabel))];
   return labels.length ? labels.join('+') : fallback;
 }

@@ -115,7 +115,8 @@ export interface ServiceStatus {
 export type DataplaneKind = 'xdp' | 'ipvs';
 
 /** The driver's XDP transmit error counters (`ethtool -S`), or why they could not be read. */
-export type DriverTxErrors = { driver: string; txErrors: number; xmitErrors: number; counters: string[] } | { error: string };
+export type DriverTxErrors =
+  { driver: string; txErrors: number; xmitErrors: number; counters: string[] } | { error: string };
 
 export interface XdpDetail {
   interface: string;
@@ -129,7 +130,12 @@ export interface XdpDetail {
   /** Set while the flood guard is under pressure (takeover or probation tables churning, new_flow_rate reached). */
   floodAlert?: string;
   /** The background walk of the flow map that counts active flows. */
-  flowCounts: { entries: number; countedAt: string; walkMs: number; tables?: Record<string, { entries: number; capacity: number }> };
+  flowCounts: {
+    entries: number;
+    countedAt: string;
+    walkMs: number;
+    tables?: Record<string, { entries: number; capacity: number }>;
+  };
 }
 
 export interface IpvsDetail {

@@ -67,7 +67,10 @@ export function entrySize(family: 4 | 6): number {
 export type DecodeProblem = 'short' | 'magic' | 'version' | 'length' | 'hmac' | 'entry';
 
 export class SyncDecodeError extends Error {
-  constructor(readonly problem: DecodeProblem, message: string) {
+  constructor(
+    readonly problem: DecodeProblem,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -80,7 +83,13 @@ function mac(key: Buffer, body: Buffer): Buffer {
  * Encodes messages of at most MAX_MESSAGE bytes: as many as `entries` needs (none given: one
  * empty message, the heartbeat). `nextSeq` is called once per message.
  */
-export function encodeMessages(key: Buffer, sender: number, nextSeq: () => bigint, sentAtMs: number, entries: readonly SyncEntry[]): Buffer[] {
+export function encodeMessages(
+  key: Buffer,
+  sender: number,
+  nextSeq: () => bigint,
+  sentAtMs: number,
+  entries: readonly SyncEntry[],
+): Buffer[] {
   const out: Buffer[] = [];
   let i = 0;
   do {
@@ -109,8 +118,13 @@ export function encodeMessages(key: Buffer, sender: number, nextSeq: () => bigin
 
 function writeEntry(buf: Buffer, at: number, e: SyncEntry): number {
   const alen = e.family === 4 ? 4 : 16;
-  for (const [name, b] of [['client', e.client], ['vip', e.vip], ['backend', e.backend]] as const) {
-    if (b.length !== alen) throw new TypeError(`sync entry ${name}: expected ${alen} bytes for IPv${e.family}, received ${b.length}`);
+  for (const [name, b] of [
+    ['client', e.client],
+    ['vip', e.vip],
+    ['backend', e.backend],
+  ] as const) {
+    if (b.length !== alen)
+      throw new TypeError(`sync entry ${name}: expected ${alen} bytes for IPv${e.family}, received ${b.length}`);
   }
   buf.writeUInt8(KIND[e.kind], at);
   buf.writeUInt8(e.family, at + 1);
@@ -120,9 +134,12 @@ function writeEntry(buf: Buffer, at: number, e: SyncEntry): number {
   buf.writeUInt16BE(e.vipPort, at + 6);
   buf.writeUInt32BE(Math.min(0xffffffff, Math.max(0, Math.floor(e.ageMs))), at + 8);
   let p = at + 12;
-  e.client.copy(buf, p); p += alen;
-  e.vip.copy(buf, p); p += alen;
-  e.backend.copy(buf, p); p += alen;
+  e.client.copy(buf, p);
+  p += alen;
+  e.vip.copy(buf, p);
+  p += alen;
+  e.backend.copy(buf, p);
+  p += alen;
   buf.writeUInt16BE(e.backendPort, p);
   return p + 2;
 }
@@ -133,13 +150,20 @@ function writeEntry(buf: Buffer, at: number, e: SyncEntry): number {
  * read, so an unauthenticated sender cannot reach the entry parser.
  */
 export function decodeMessage(key: Buffer, buf: Buffer): SyncMessage {
-  if (buf.length < HEADER_SIZE + MAC_SIZE) throw new SyncDecodeError('short', `${buf.length} bytes: shorter than a header and its HMAC (${HEADER_SIZE + MAC_SIZE})`);
-  if (buf.length > MAX_MESSAGE) throw new SyncDecodeError('length', `${buf.length} bytes: longer than a sync message (${MAX_MESSAGE})`);
+  if (buf.length < HEADER_SIZE + MAC_SIZE)
+    throw new SyncDecodeError(
+      'short',
+      `${buf.length} bytes: shorter than a header and its HMAC (${HEADER_SIZE + MAC_SIZE})`,
+    );
+  if (buf.length > MAX_MESSAGE)
+    throw new SyncDecodeError('length', `${buf.length} bytes: longer than a sync message (${MAX_MESSAGE})`);
   if (buf.readUInt32BE(0) !== MAGIC) throw new SyncDecodeError('magic', 'not a sync message (bad magic)');
-  if (buf.readUInt8(4) !== VERSION) throw new SyncDecodeError('version', `sync message version ${buf.readUInt8(4)}: this director speaks ${VERSION}`);
+  if (buf.readUInt8(4) !== VERSION)
+    throw new SyncDecodeError('version', `sync message version ${buf.readUInt8(4)}: this director speaks ${VERSION}`);
   const bodyLen = buf.length - MAC_SIZE;
   const want = mac(key, buf.subarray(0, bodyLen));
-  if (!timingSafeEqual(want, buf.subarray(bodyLen))) throw new SyncDecodeError('hmac', 'bad HMAC: not signed with this director\'s sync key');
+  if (!timingSafeEqual(want, buf.subarray(bodyLen)))
+    throw new SyncDecodeError('hmac', "bad HMAC: not signed with this director's sync key");
   const count = buf.readUInt16BE(6);
   const entries: SyncEntry[] = [];
   let at = HEADER_SIZE;
@@ -153,20 +177,37 @@ export function decodeMessage(key: Buffer, buf: Buffer): SyncMessage {
       throw new SyncDecodeError('entry', `entry ${i}: bad kind, family, protocol or forwarding`);
     }
     const alen = family === 4 ? 4 : 16;
-    if (at + entrySize(family) > bodyLen) throw new SyncDecodeError('length', `entry ${i} of ${count} runs past the message`);
+    if (at + entrySize(family) > bodyLen)
+      throw new SyncDecodeError('length', `entry ${i} of ${count} runs past the message`);
     let p = at + 12;
-    const client = Buffer.from(buf.subarray(p, p + alen)); p += alen;
-    const vip = Buffer.from(buf.subarray(p, p + alen)); p += alen;
-    const backend = Buffer.from(buf.subarray(p, p + alen)); p += alen;
+    const client = Buffer.from(buf.subarray(p, p + alen));
+    p += alen;
+    const vip = Buffer.from(buf.subarray(p, p + alen));
+    p += alen;
+    const backend = Buffer.from(buf.subarray(p, p + alen));
+    p += alen;
     entries.push({
-      kind, family, proto: protoNum === 6 ? 'tcp' : 'udp', forwarding,
-      clientPort: buf.readUInt16BE(at + 4), vipPort: buf.readUInt16BE(at + 6), ageMs: buf.readUInt32BE(at + 8),
-      client, vip, backend, backendPort: buf.readUInt16BE(p),
+      kind,
+      family,
+      proto: protoNum === 6 ? 'tcp' : 'udp',
+      forwarding,
+      clientPort: buf.readUInt16BE(at + 4),
+      vipPort: buf.readUInt16BE(at + 6),
+      ageMs: buf.readUInt32BE(at + 8),
+      client,
+      vip,
+      backend,
+      backendPort: buf.readUInt16BE(p),
     });
     at = p + 2;
   }
   if (at !== bodyLen) throw new SyncDecodeError('length', `${bodyLen - at} bytes after the last of ${count} entries`);
-  return { sender: buf.readUInt32BE(8), seq: buf.readBigUInt64BE(12), sentAtMs: Number(buf.readBigUInt64BE(20)), entries };
+  return {
+    sender: buf.readUInt32BE(8),
+    seq: buf.readBigUInt64BE(12),
+    sentAtMs: Number(buf.readBigUInt64BE(20)),
+    entries,
+  };
 }
 
 /**

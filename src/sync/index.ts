@@ -15,11 +15,40 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../log';
 import { syncKeyOfFile, MIN_SYNC_KEY_BYTES, type SyncConfig } from '../config';
 import { XdError, wrap } from '../errors';
-import { openPinnedXdMap, type XdMap, BpfMap, none, sumPerCpu, RingbufReader, decodeXdSyncEvent, MAPS, XdBackendFlags, XdSyncKind, XdFlowBits } from '../bpf';
+import {
+  openPinnedXdMap,
+  type XdMap,
+  BpfMap,
+  none,
+  sumPerCpu,
+  RingbufReader,
+  decodeXdSyncEvent,
+  MAPS,
+  XdBackendFlags,
+  XdSyncKind,
+  XdFlowBits,
+} from '../bpf';
 import { addressToBytes, hostPort } from '../net/inet';
 import * as path from 'node:path';
-import { decodeMessage, encodeMessages, ReplayWindow, sequenceFrom, SyncDecodeError, type Kind, type SyncEntry, type SyncForwarding } from './codec';
-import { addrKey, planImport, serviceKey, type Existing, type LocalBackend, type LocalView, type RejectReason } from './plan';
+import {
+  decodeMessage,
+  encodeMessages,
+  ReplayWindow,
+  sequenceFrom,
+  SyncDecodeError,
+  type Kind,
+  type SyncEntry,
+  type SyncForwarding,
+} from './codec';
+import {
+  addrKey,
+  planImport,
+  serviceKey,
+  type Existing,
+  type LocalBackend,
+  type LocalView,
+  type RejectReason,
+} from './plan';
 import { openSyncSocket, type SyncSocket } from './transport';
 
 import type { SyncStatus, SyncPeerStatus } from './status';
@@ -36,7 +65,11 @@ const HEARTBEAT_MS = 1000;
 const VIEW_REFRESH_MS = 1000;
 const LAG_SAMPLES = 4096;
 
-const KIND_OF_EVENT: Record<number, Kind> = { [XdSyncKind.XD_SYNC_HANDSHAKE]: 'handshake', [XdSyncKind.XD_SYNC_TAKEOVER]: 'takeover', [XdSyncKind.XD_SYNC_REFRESH]: 'refresh' };
+const KIND_OF_EVENT: Record<number, Kind> = {
+  [XdSyncKind.XD_SYNC_HANDSHAKE]: 'handshake',
+  [XdSyncKind.XD_SYNC_TAKEOVER]: 'takeover',
+  [XdSyncKind.XD_SYNC_REFRESH]: 'refresh',
+};
 
 /** The sender id of a source address: the IPv4 address as a number, else a hash of the IPv6 one. */
 export function senderId(source: string): number {
@@ -50,18 +83,37 @@ export function readSyncKey(file: string): Buffer {
   try {
     key = syncKeyOfFile(fs.readFileSync(file));
   } catch (e) {
-    throw wrap('XD_ERR_SYNC', `sync.key_file ${file}: cannot read it: create it with a random key, the same on every director (openssl rand -hex 32 > ${file}; chmod 600 ${file})`, e);
+    throw wrap(
+      'XD_ERR_SYNC',
+      `sync.key_file ${file}: cannot read it: create it with a random key, the same on every director (openssl rand -hex 32 > ${file}; chmod 600 ${file})`,
+      e,
+    );
   }
-  if (key.length < MIN_SYNC_KEY_BYTES) throw new XdError('XD_ERR_SYNC', `sync.key_file ${file}: the key is ${key.length} bytes, shorter than ${MIN_SYNC_KEY_BYTES}: use a random one (openssl rand -hex 32 > ${file})`);
+  if (key.length < MIN_SYNC_KEY_BYTES)
+    throw new XdError(
+      'XD_ERR_SYNC',
+      `sync.key_file ${file}: the key is ${key.length} bytes, shorter than ${MIN_SYNC_KEY_BYTES}: use a random one (openssl rand -hex 32 > ${file})`,
+    );
   return key;
 }
 
-interface ExportTarget { entryBase: Omit<SyncEntry, 'kind' | 'client' | 'clientPort' | 'ageMs'>; generation: number }
+interface ExportTarget {
+  entryBase: Omit<SyncEntry, 'kind' | 'client' | 'clientPort' | 'ageMs'>;
+  generation: number;
+}
 
 type FlowMaps = {
-  flow4: XdMap<'flow4'>; flow6: XdMap<'flow6'>; prb4: XdMap<'prb4'>; prb6: XdMap<'prb6'>;
-  emb4: XdMap<'emb4'>; emb6: XdMap<'emb6'>; tko4: XdMap<'tko4'>; tko6: XdMap<'tko6'>;
-  svc: XdMap<'svc'>; be: XdMap<'be'>; syncst: XdMap<'syncst'>;
+  flow4: XdMap<'flow4'>;
+  flow6: XdMap<'flow6'>;
+  prb4: XdMap<'prb4'>;
+  prb6: XdMap<'prb6'>;
+  emb4: XdMap<'emb4'>;
+  emb6: XdMap<'emb6'>;
+  tko4: XdMap<'tko4'>;
+  tko6: XdMap<'tko6'>;
+  svc: XdMap<'svc'>;
+  be: XdMap<'be'>;
+  syncst: XdMap<'syncst'>;
 };
 
 export class SyncDaemon {
@@ -91,13 +143,31 @@ export class SyncDaemon {
   private readonly startedAt = Date.now();
   private lastRejectLog = 0;
 
-  private constructor(private readonly cfg: SyncConfig, private readonly key: Buffer, pinDir: string, private readonly log: Logger) {
+  private constructor(
+    private readonly cfg: SyncConfig,
+    private readonly key: Buffer,
+    pinDir: string,
+    private readonly log: Logger,
+  ) {
     this.sender = senderId(cfg.source);
     this.tokens = cfg.maxImportRate;
     const open = <R extends keyof FlowMaps>(r: R) => openPinnedXdMap(pinDir, r) as FlowMaps[R];
     const opened: Partial<FlowMaps> = {};
     try {
-      for (const r of ['flow4', 'flow6', 'prb4', 'prb6', 'emb4', 'emb6', 'tko4', 'tko6', 'svc', 'be', 'syncst'] as const) (opened as Record<string, unknown>)[r] = open(r);
+      for (const r of [
+        'flow4',
+        'flow6',
+        'prb4',
+        'prb6',
+        'emb4',
+        'emb6',
+        'tko4',
+        'tko6',
+        'svc',
+        'be',
+        'syncst',
+      ] as const)
+        (opened as Record<string, unknown>)[r] = open(r);
       this.ringMap = BpfMap.openPinned(path.join(pinDir, MAPS.sync.name), none, none);
     } catch (e) {
       for (const m of Object.values(opened)) m.close();
@@ -106,22 +176,46 @@ export class SyncDaemon {
     this.maps = opened as FlowMaps;
     this.ring = new RingbufReader(this.ringMap.fd, MAPS.sync.name);
     const peerList = cfg.multicast ? [] : cfg.peers;
-    for (const p of peerList) this.peers.set(p, { address: p, sender: senderId(p), messages: 0, entries: 0, lastHeardMsAgo: null, silent: false, heardAt: null });
+    for (const p of peerList)
+      this.peers.set(p, {
+        address: p,
+        sender: senderId(p),
+        messages: 0,
+        entries: 0,
+        lastHeardMsAgo: null,
+        silent: false,
+        heardAt: null,
+      });
   }
 
   /** Opens the maps and the socket and starts exporting and importing. */
-  static async start(cfg: SyncConfig, pinDir: string, interfaceName: string, log: Logger, o: { peersMayBeLocal?: boolean } = {}): Promise<SyncDaemon> {
+  static async start(
+    cfg: SyncConfig,
+    pinDir: string,
+    interfaceName: string,
+    log: Logger,
+    o: { peersMayBeLocal?: boolean } = {},
+  ): Promise<SyncDaemon> {
     const key = readSyncKey(cfg.keyFile);
     const d = new SyncDaemon(cfg, key, pinDir, log);
     try {
-      d.sock = await openSyncSocket(cfg, interfaceName, (m, from) => d.receive(m, from), (err) => log.error({ err }, `sync socket: ${err.message}`), o.peersMayBeLocal);
+      d.sock = await openSyncSocket(
+        cfg,
+        interfaceName,
+        (m, from) => d.receive(m, from),
+        (err) => log.error({ err }, `sync socket: ${err.message}`),
+        o.peersMayBeLocal,
+      );
     } catch (e) {
       d.closeMaps();
       throw e;
     }
     d.refreshView();
     d.timers.push(setInterval(() => d.exportTick(), EXPORT_POLL_MS));
-    log.info({ source: cfg.source, port: cfg.port, peers: cfg.peers, multicast: cfg.multicast }, 'connection sync running');
+    log.info(
+      { source: cfg.source, port: cfg.port, peers: cfg.peers, multicast: cfg.multicast },
+      'connection sync running',
+    );
     return d;
   }
 
@@ -142,7 +236,12 @@ export class SyncDaemon {
     const services = new Map<number, { family: number; vip: Buffer; port: number; proto: 'tcp' | 'udp' }>();
     for (const [k, v] of this.maps.svc.entries()) {
       if (k.proto !== 6 && k.proto !== 17) continue;
-      services.set(v.id, { family: k.family, vip: Buffer.from(k.vip.subarray(0, k.family === 4 ? 4 : 16)), port: k.port, proto: k.proto === 6 ? 'tcp' : 'udp' });
+      services.set(v.id, {
+        family: k.family,
+        vip: Buffer.from(k.vip.subarray(0, k.family === 4 ? 4 : 16)),
+        port: k.port,
+        proto: k.proto === 6 ? 'tcp' : 'udp',
+      });
     }
     const view: LocalView = { services: new Map() };
     const byIndex = new Map<number, ExportTarget>();
@@ -152,7 +251,18 @@ export class SyncDaemon {
       if (!s) continue;
       const addr = Buffer.from(b.addr.subarray(0, s.family === 4 ? 4 : 16));
       const forwarding: SyncForwarding = b.flags & XdBackendFlags.XD_BE_F_TUNNEL ? 'tunnel' : 'dr';
-      byIndex.set(index, { generation: b.generation, entryBase: { family: s.family as 4 | 6, proto: s.proto, forwarding, vip: s.vip, vipPort: s.port, backend: addr, backendPort: s.port } });
+      byIndex.set(index, {
+        generation: b.generation,
+        entryBase: {
+          family: s.family as 4 | 6,
+          proto: s.proto,
+          forwarding,
+          vip: s.vip,
+          vipPort: s.port,
+          backend: addr,
+          backendPort: s.port,
+        },
+      });
       if (b.flags & XdBackendFlags.XD_BE_F_DOWN) continue; // not a backend to install flows on
       const sk = serviceKey(s.family, s.vip, s.port, s.proto);
       let ls = view.services.get(sk);
@@ -198,7 +308,13 @@ export class SyncDaemon {
       if (!kind) continue;
       const alen = ev.family === 4 ? 4 : 16;
       const ageNs = nowNs > ev.seen_ns ? nowNs - ev.seen_ns : 0n;
-      const e: SyncEntry = { ...t.entryBase, kind, client: Buffer.from(ev.saddr.subarray(0, alen)), clientPort: ev.sport, ageMs: Number(ageNs / 1_000_000n) };
+      const e: SyncEntry = {
+        ...t.entryBase,
+        kind,
+        client: Buffer.from(ev.saddr.subarray(0, alen)),
+        clientPort: ev.sport,
+        ageMs: Number(ageNs / 1_000_000n),
+      };
       byFlow.set(`${e.proto}|${addrKey(e.client)}|${e.clientPort}|${addrKey(e.vip)}|${e.vipPort}`, e);
     }
     void nowMs;
@@ -221,23 +337,34 @@ export class SyncDaemon {
       this.refreshView();
       const nowNs = process.hrtime.bigint();
       const entries: SyncEntry[] = [];
-      const add = (client: Buffer, clientPort: number, f: { backend: number; generation: number; last_seen_ns: bigint }): void => {
+      const add = (
+        client: Buffer,
+        clientPort: number,
+        f: { backend: number; generation: number; last_seen_ns: bigint },
+      ): void => {
         const t = this.byIndex.get(f.backend);
         if (!t || t.generation !== f.generation) return;
         const ageNs = nowNs > seenNs(f) ? nowNs - seenNs(f) : 0n;
         entries.push({ ...t.entryBase, kind: 'refresh', client, clientPort, ageMs: Number(ageNs / 1_000_000n) });
       };
-      const v4 = (k: { saddr: number; sport: number }, f: { backend: number; generation: number; last_seen_ns: bigint }): void => {
+      const v4 = (
+        k: { saddr: number; sport: number },
+        f: { backend: number; generation: number; last_seen_ns: bigint },
+      ): void => {
         const c = Buffer.alloc(4);
         c.writeUInt32BE(k.saddr >>> 0);
         add(c, k.sport, f);
       };
       for (const m of [this.maps.flow4, this.maps.tko4] as const) for (const [k, f] of m.entries()) v4(k, f);
       for (const [k, f] of this.maps.prb4.entries()) v4(k, f);
-      for (const m of [this.maps.flow6, this.maps.tko6] as const) for (const [k, f] of m.entries()) add(Buffer.from(k.saddr), k.sport, f);
+      for (const m of [this.maps.flow6, this.maps.tko6] as const)
+        for (const [k, f] of m.entries()) add(Buffer.from(k.saddr), k.sport, f);
       for (const [k, f] of this.maps.prb6.entries()) add(Buffer.from(k.saddr), k.sport, f);
       if (entries.length) this.send(entries, Date.now());
-      this.log.info({ flows: entries.length }, `sync: sent all ${entries.length} flows to the peers (a peer was heard for the first time)`);
+      this.log.info(
+        { flows: entries.length },
+        `sync: sent all ${entries.length} flows to the peers (a peer was heard for the first time)`,
+      );
     } catch (err) {
       this.log.error({ err }, `sync: sending every flow failed: ${(err as Error).message}`);
     }
@@ -256,13 +383,18 @@ export class SyncDaemon {
       this.logReject(`sync: dropped a datagram from ${from}: ${e.message}`);
       return;
     }
-    if (msg.sender === this.sender) { this.st.dropped.own++; return; }
+    if (msg.sender === this.sender) {
+      this.st.dropped.own++;
+      return;
+    }
     let w = this.windows.get(msg.sender);
     const newPeer = !w;
     if (!w) this.windows.set(msg.sender, (w = new ReplayWindow()));
     if (!w.accept(msg.seq)) {
       this.st.dropped.replay++;
-      this.logReject(`sync: dropped a replayed or stale message from ${from} (sender ${msg.sender}, sequence ${msg.seq})`);
+      this.logReject(
+        `sync: dropped a replayed or stale message from ${from} (sender ${msg.sender}, sequence ${msg.seq})`,
+      );
       return;
     }
     const now = Date.now();
@@ -277,7 +409,10 @@ export class SyncDaemon {
     if (newPeer) setImmediate(() => this.sendAll());
     if (!msg.entries.length) return;
     // Rate: a token bucket of max_import_rate entries a second, a second's worth deep.
-    this.tokens = Math.min(this.cfg.maxImportRate, this.tokens + ((now - this.tokensAt) / 1000) * this.cfg.maxImportRate);
+    this.tokens = Math.min(
+      this.cfg.maxImportRate,
+      this.tokens + ((now - this.tokensAt) / 1000) * this.cfg.maxImportRate,
+    );
     this.tokensAt = now;
     let entries = msg.entries;
     if (entries.length > this.tokens) {
@@ -298,8 +433,29 @@ export class SyncDaemon {
     for (const i of plan.installs) {
       const value = { backend: i.backend.index, generation: i.backend.generation, last_seen_ns: i.lastSeenNs };
       const e = i.entry;
-      if (e.family === 4) v4.push([{ saddr: e.client.readUInt32BE(0), daddr: e.vip.readUInt32BE(0), sport: e.clientPort, dport: e.vipPort, proto: e.proto === 'tcp' ? 6 : 17 }, value]);
-      else v6.push([{ saddr: e.client, daddr: e.vip, sport: e.clientPort, dport: e.vipPort, proto: e.proto === 'tcp' ? 6 : 17, family: 6 }, value]);
+      if (e.family === 4)
+        v4.push([
+          {
+            saddr: e.client.readUInt32BE(0),
+            daddr: e.vip.readUInt32BE(0),
+            sport: e.clientPort,
+            dport: e.vipPort,
+            proto: e.proto === 'tcp' ? 6 : 17,
+          },
+          value,
+        ]);
+      else
+        v6.push([
+          {
+            saddr: e.client,
+            daddr: e.vip,
+            sport: e.clientPort,
+            dport: e.vipPort,
+            proto: e.proto === 'tcp' ? 6 : 17,
+            family: 6,
+          },
+          value,
+        ]);
       if (e.kind !== 'refresh') this.addLag(now - (sentAtMs - e.ageMs));
     }
     if (v4.length) this.maps.tko4.updateBatch(v4);
@@ -308,7 +464,10 @@ export class SyncDaemon {
     for (const [why, n] of Object.entries(plan.rejected) as [RejectReason, number][]) this.st.rejected[why] += n;
     for (const why of ['no_service', 'no_backend', 'forwarding'] as const) {
       const ex = plan.examples[why];
-      if (ex) this.logReject(`sync: refused ${plan.rejected[why]} entries (${why.replace('_', ' ')}): e.g. VIP port ${ex.vipPort} backend ${ex.backend.toString('hex')} is not a ${why === 'forwarding' ? `${ex.forwarding} backend` : why === 'no_service' ? 'service' : 'usable backend of that service'} here`);
+      if (ex)
+        this.logReject(
+          `sync: refused ${plan.rejected[why]} entries (${why.replace('_', ' ')}): e.g. VIP port ${ex.vipPort} backend ${ex.backend.toString('hex')} is not a ${why === 'forwarding' ? `${ex.forwarding} backend` : why === 'no_service' ? 'service' : 'usable backend of that service'} here`,
+        );
     }
   }
 
@@ -316,7 +475,13 @@ export class SyncDaemon {
   private existing(e: SyncEntry): Existing | undefined {
     const proto = e.proto === 'tcp' ? 6 : 17;
     if (e.family === 4) {
-      const k = { saddr: e.client.readUInt32BE(0), daddr: e.vip.readUInt32BE(0), sport: e.clientPort, dport: e.vipPort, proto };
+      const k = {
+        saddr: e.client.readUInt32BE(0),
+        daddr: e.vip.readUInt32BE(0),
+        sport: e.clientPort,
+        dport: e.vipPort,
+        proto,
+      };
       let f = this.maps.flow4.lookup(k);
       if (f) return { table: 'flow', lastSeenNs: seenNs(f) };
       const p = this.maps.prb4.lookup(k);
@@ -326,7 +491,14 @@ export class SyncDaemon {
       f = this.maps.tko4.lookup(k);
       return f ? { table: 'takeover', lastSeenNs: seenNs(f) } : undefined;
     }
-    const k = { saddr: Buffer.concat([e.client]), daddr: Buffer.concat([e.vip]), sport: e.clientPort, dport: e.vipPort, proto, family: 6 };
+    const k = {
+      saddr: Buffer.concat([e.client]),
+      daddr: Buffer.concat([e.vip]),
+      sport: e.clientPort,
+      dport: e.vipPort,
+      proto,
+      family: 6,
+    };
     let f = this.maps.flow6.lookup(k);
     if (f) return { table: 'flow', lastSeenNs: seenNs(f) };
     const p = this.maps.prb6.lookup(k);
@@ -344,7 +516,11 @@ export class SyncDaemon {
 
   private peerOf(from: string, sender: number): SyncPeerStatus & { heardAt: number | null } {
     let p = this.peers.get(from);
-    if (!p) this.peers.set(from, (p = { address: from, sender, messages: 0, entries: 0, lastHeardMsAgo: null, silent: false, heardAt: null }));
+    if (!p)
+      this.peers.set(
+        from,
+        (p = { address: from, sender, messages: 0, entries: 0, lastHeardMsAgo: null, silent: false, heardAt: null }),
+      );
     p.sender = sender;
     return p;
   }
@@ -362,10 +538,14 @@ export class SyncDaemon {
     for (const p of this.peers.values()) {
       const since = p.heardAt ?? this.startedAt;
       const silent = now - since >= this.cfg.silentAfterMs;
-      if (silent && !p.silent) this.log.warn({ peer: p.address }, `sync peer ${p.address} silent for ${now - since} ms`);
+      if (silent && !p.silent)
+        this.log.warn({ peer: p.address }, `sync peer ${p.address} silent for ${now - since} ms`);
       if (!silent && p.silent) this.log.info({ peer: p.address }, `sync peer ${p.address} heard again`);
       p.silent = silent;
-      if (silent) alerts.push(`sync peer ${p.address} has sent nothing for ${Math.round((now - since) / 1000)} s (sync.silent_after ${this.cfg.silentAfterMs} ms): its flows are not synced here; check that it runs and that UDP port ${this.cfg.port} passes`);
+      if (silent)
+        alerts.push(
+          `sync peer ${p.address} has sent nothing for ${Math.round((now - since) / 1000)} s (sync.silent_after ${this.cfg.silentAfterMs} ms): its flows are not synced here; check that it runs and that UDP port ${this.cfg.port} passes`,
+        );
     }
     this.silentAlerts = alerts;
   }
@@ -382,17 +562,27 @@ export class SyncDaemon {
     const sorted = [...this.lags].sort((a, b) => a - b);
     const q = (f: number): number => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))]!;
     const alerts = [...this.silentAlerts];
-    if (ex.dropped > 0n) alerts.push(`sync: ${ex.dropped} flow reports lost to a full ring buffer (the daemon fell behind): those flows reach the peers only at their next refresh`);
+    if (ex.dropped > 0n)
+      alerts.push(
+        `sync: ${ex.dropped} flow reports lost to a full ring buffer (the daemon fell behind): those flows reach the peers only at their next refresh`,
+      );
     return {
       source: this.cfg.source,
-      transport: this.cfg.multicast ? `multicast ${hostPort(this.cfg.multicast, this.cfg.port)}` : `unicast :${this.cfg.port}`,
-      peers: [...this.peers.values()].map(({ heardAt, ...p }) => ({ ...p, lastHeardMsAgo: heardAt === null ? null : now - heardAt })),
+      transport: this.cfg.multicast
+        ? `multicast ${hostPort(this.cfg.multicast, this.cfg.port)}`
+        : `unicast :${this.cfg.port}`,
+      peers: [...this.peers.values()].map(({ heardAt, ...p }) => ({
+        ...p,
+        lastHeardMsAgo: heardAt === null ? null : now - heardAt,
+      })),
       sent: { ...this.st.sent },
       received: { ...this.st.received },
       dropped: { ...this.st.dropped },
       rejected: { ...this.st.rejected },
       exported: { events: Number(ex.events), lost: Number(ex.dropped) },
-      lagMs: sorted.length ? { p50: q(0.5), p99: q(0.99), max: sorted[sorted.length - 1]!, samples: sorted.length } : null,
+      lagMs: sorted.length
+        ? { p50: q(0.5), p99: q(0.99), max: sorted[sorted.length - 1]!, samples: sorted.length }
+        : null,
       alerts,
     };
   }

@@ -64,7 +64,10 @@ export function serviceKey(family: number, vip: Buffer, port: number, proto: 'tc
  * differ), at monotonic `nowNs`. `existing` looks a flow up on this director.
  */
 export function planImport(
-  entries: readonly SyncEntry[], view: LocalView, nowNs: bigint, transitMs: number,
+  entries: readonly SyncEntry[],
+  view: LocalView,
+  nowNs: bigint,
+  transitMs: number,
   existing: (e: SyncEntry) => Existing | undefined,
 ): ImportPlan {
   const plan: ImportPlan = { installs: [], rejected: {}, examples: {} };
@@ -75,15 +78,30 @@ export function planImport(
   const transitNs = BigInt(Math.max(0, Math.round(transitMs))) * 1_000_000n;
   for (const e of entries) {
     const svc = view.services.get(serviceKey(e.family, e.vip, e.vipPort, e.proto));
-    if (!svc) { reject('no_service', e); continue; }
+    if (!svc) {
+      reject('no_service', e);
+      continue;
+    }
     const be = svc.backends.get(addrKey(e.backend));
-    if (!be) { reject('no_backend', e); continue; }
-    if (be.forwarding !== e.forwarding) { reject('forwarding', e); continue; }
+    if (!be) {
+      reject('no_backend', e);
+      continue;
+    }
+    if (be.forwarding !== e.forwarding) {
+      reject('forwarding', e);
+      continue;
+    }
     const ageNs = BigInt(e.ageMs) * 1_000_000n + transitNs;
     const lastSeenNs = nowNs > ageNs ? nowNs - ageNs : 0n;
     const have = existing(e);
-    if (have && have.table !== 'takeover') { reject('local_flow', e); continue; }
-    if (have && have.lastSeenNs >= lastSeenNs) { reject('local_newer', e); continue; }
+    if (have && have.table !== 'takeover') {
+      reject('local_flow', e);
+      continue;
+    }
+    if (have && have.lastSeenNs >= lastSeenNs) {
+      reject('local_newer', e);
+      continue;
+    }
     plan.installs.push({ entry: e, backend: be, lastSeenNs });
   }
   return plan;

@@ -20,14 +20,33 @@ function localAddresses(): Set<string> {
 }
 
 /** `peersMayBeLocal`: two directors in one namespace (the sync benchmark), never the daemon. */
-export async function openSyncSocket(cfg: SyncConfig, interfaceName: string, onMessage: (msg: Buffer, from: string) => void, onError: (err: Error) => void, peersMayBeLocal = false): Promise<SyncSocket> {
+export async function openSyncSocket(
+  cfg: SyncConfig,
+  interfaceName: string,
+  onMessage: (msg: Buffer, from: string) => void,
+  onError: (err: Error) => void,
+  peersMayBeLocal = false,
+): Promise<SyncSocket> {
   const local = localAddresses();
   const self = peersMayBeLocal ? undefined : cfg.peers.find((p) => local.has(p));
-  if (self) throw new XdError('XD_ERR_CONFIG_INVALID', `sync.peers lists ${self}, an address of this host: list only the other directors' sync addresses`);
-  if (!local.has(cfg.source)) throw new XdError('XD_ERR_CONFIG_INVALID', `sync.source ${cfg.source} is not an address of this host: give this director's own address on the sync network`);
+  if (self)
+    throw new XdError(
+      'XD_ERR_CONFIG_INVALID',
+      `sync.peers lists ${self}, an address of this host: list only the other directors' sync addresses`,
+    );
+  if (!local.has(cfg.source))
+    throw new XdError(
+      'XD_ERR_CONFIG_INVALID',
+      `sync.source ${cfg.source} is not an address of this host: give this director's own address on the sync network`,
+    );
   // A receive buffer for a burst of a few thousand datagrams (a peer's export after a stall):
   // the kernel caps it at net.core.rmem_max.
-  const sock = dgram.createSocket({ type: cfg.family === 4 ? 'udp4' : 'udp6', reuseAddr: true, recvBufferSize: 8 << 20, sendBufferSize: 4 << 20 });
+  const sock = dgram.createSocket({
+    type: cfg.family === 4 ? 'udp4' : 'udp6',
+    reuseAddr: true,
+    recvBufferSize: 8 << 20,
+    sendBufferSize: 4 << 20,
+  });
   sock.on('message', (msg, rinfo) => onMessage(msg, rinfo.address));
   sock.on('error', onError);
   // Multicast: bound to the port on any address (the group's datagrams are addressed to the
@@ -36,7 +55,10 @@ export async function openSyncSocket(cfg: SyncConfig, interfaceName: string, onM
   try {
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
-      sock.bind({ address: bindAddress, port: cfg.port, exclusive: true }, () => { sock.off('error', reject); resolve(); });
+      sock.bind({ address: bindAddress, port: cfg.port, exclusive: true }, () => {
+        sock.off('error', reject);
+        resolve();
+      });
     });
     if (cfg.multicast) {
       sock.addMembership(cfg.multicast, cfg.family === 4 ? cfg.source : `${cfg.source}%${interfaceName}`);
@@ -46,13 +68,24 @@ export async function openSyncSocket(cfg: SyncConfig, interfaceName: string, onM
     }
   } catch (e) {
     sock.close();
-    throw wrap('XD_ERR_SYNC', `open the sync socket on ${hostPort(bindAddress, cfg.port)}${cfg.multicast ? ` (group ${cfg.multicast})` : ''}`, e);
+    throw wrap(
+      'XD_ERR_SYNC',
+      `open the sync socket on ${hostPort(bindAddress, cfg.port)}${cfg.multicast ? ` (group ${cfg.multicast})` : ''}`,
+      e,
+    );
   }
   const targets = cfg.multicast ? [cfg.multicast] : cfg.peers;
   return {
     send(msgs) {
       for (const m of msgs) for (const t of targets) sock.send(m, cfg.port, t);
     },
-    close: () => new Promise<void>((resolve) => { try { sock.close(() => resolve()); } catch { resolve(); } }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        try {
+          sock.close(() => resolve());
+        } catch {
+          resolve();
+        }
+      }),
   };
 }

@@ -67,7 +67,11 @@ export class SystemdNotifier {
       this.withheld = undefined;
       return this.notify('WATCHDOG=1');
     }
-    if (this.withheld === undefined) this.log.error({ stalled }, `ALERT no progress: ${stalled}; withholding the systemd watchdog ping (systemd restarts the service when WatchdogSec passes)`);
+    if (this.withheld === undefined)
+      this.log.error(
+        { stalled },
+        `ALERT no progress: ${stalled}; withholding the systemd watchdog ping (systemd restarts the service when WatchdogSec passes)`,
+      );
     this.withheld = stalled;
     return false;
   }

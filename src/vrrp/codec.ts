@@ -13,7 +13,14 @@
 // unicast. We send one (configurable) and accept any of the three on receive,
 // reporting which matched.
 
-import { addressFromBytes, addressToBytes, canonicalAddress, inetChecksum, parseAddress, pseudoHeader } from '../net/inet';
+import {
+  addressFromBytes,
+  addressToBytes,
+  canonicalAddress,
+  inetChecksum,
+  parseAddress,
+  pseudoHeader,
+} from '../net/inet';
 
 export const VRRP_PROTO = 112;
 export const VRRP_MCAST4 = '224.0.0.18';
@@ -60,8 +67,10 @@ function vrrpPseudoHeader(src: string, dst: string, len: number): Buffer {
 export function encodeAdvert(a: Advert, opts: EncodeOptions): Buffer {
   const alen = opts.family === 4 ? 4 : 16;
   if (a.version === 2 && opts.family !== 4) throw new TypeError('VRRPv2 carries IPv4 only');
-  if (!(a.vrid >= 1 && a.vrid <= 255) || !(a.priority >= 0 && a.priority <= 255)) throw new TypeError(`VRID must be 1–255 and priority 0–255, got ${a.vrid}/${a.priority}`);
-  if (a.addresses.length < 1 || a.addresses.length > 255) throw new TypeError(`an advert carries 1–255 addresses, got ${a.addresses.length}`);
+  if (!(a.vrid >= 1 && a.vrid <= 255) || !(a.priority >= 0 && a.priority <= 255))
+    throw new TypeError(`VRID must be 1–255 and priority 0–255, got ${a.vrid}/${a.priority}`);
+  if (a.addresses.length < 1 || a.addresses.length > 255)
+    throw new TypeError(`an advert carries 1–255 addresses, got ${a.addresses.length}`);
   const authLen = a.version === 2 ? VRRP_AUTH_LEN : 0;
   const buf = Buffer.alloc(VRRP_HEADER_LEN + alen * a.addresses.length + authLen);
   buf[0] = (a.version << 4) | VRRP_TYPE_ADVERT;
@@ -92,7 +101,8 @@ export function encodeAdvert(a: Advert, opts: EncodeOptions): Buffer {
   if (a.version === 2) sum = inetChecksum(buf);
   else if (opts.family === 4 && opts.v4PseudoHeader === false) sum = inetChecksum(buf);
   else {
-    if (!opts.src || !opts.dst) throw new TypeError('the VRRPv3 checksum needs the IP source and destination (pseudo-header)');
+    if (!opts.src || !opts.dst)
+      throw new TypeError('the VRRPv3 checksum needs the IP source and destination (pseudo-header)');
     sum = inetChecksum(vrrpPseudoHeader(opts.src, opts.dst, buf.length), buf);
   }
   buf.writeUInt16BE(sum, 6);
@@ -115,7 +125,21 @@ export type DropReason =
   | 'own'
   | 'peer';
 
-export const DROP_REASONS: readonly DropReason[] = ['truncated', 'not-vrrp', 'ttl', 'version', 'type', 'address-count', 'checksum', 'vrid', 'auth', 'address-list', 'interval', 'own', 'peer'];
+export const DROP_REASONS: readonly DropReason[] = [
+  'truncated',
+  'not-vrrp',
+  'ttl',
+  'version',
+  'type',
+  'address-count',
+  'checksum',
+  'vrid',
+  'auth',
+  'address-list',
+  'interval',
+  'own',
+  'peer',
+];
 
 /** What the IP layer said about a received VRRP message. */
 export interface RxMeta {
@@ -163,19 +187,27 @@ function canonicalIpOrRaw(address: string): string {
  */
 export function decodeAdvert(msg: Uint8Array, meta: RxMeta, expect: Expect): DecodeResult {
   const buf = Buffer.from(msg.buffer, msg.byteOffset, msg.byteLength);
-  if (expect.peers && !expect.peers.includes(canonicalIpOrRaw(meta.src))) return drop('peer', `sender ${meta.src} is not one of unicast_peers (${expect.peers.join(', ')})`);
-  if (buf.length < VRRP_HEADER_LEN) return drop('truncated', `${buf.length} bytes is shorter than the 8-byte VRRP header`);
-  if (expect.checkTtl !== false && meta.ttl !== 255) return drop('ttl', `${meta.family === 4 ? 'TTL' : 'hop limit'} ${meta.ttl} is not 255 (the packet was routed or forged)`);
+  if (expect.peers && !expect.peers.includes(canonicalIpOrRaw(meta.src)))
+    return drop('peer', `sender ${meta.src} is not one of unicast_peers (${expect.peers.join(', ')})`);
+  if (buf.length < VRRP_HEADER_LEN)
+    return drop('truncated', `${buf.length} bytes is shorter than the 8-byte VRRP header`);
+  if (expect.checkTtl !== false && meta.ttl !== 255)
+    return drop(
+      'ttl',
+      `${meta.family === 4 ? 'TTL' : 'hop limit'} ${meta.ttl} is not 255 (the packet was routed or forged)`,
+    );
   const version = buf[0]! >> 4;
   const type = buf[0]! & 0x0f;
-  if (version !== expect.version || (version === 2 && meta.family !== 4)) return drop('version', `version ${version} over IPv${meta.family}, expected ${expect.version}`);
+  if (version !== expect.version || (version === 2 && meta.family !== 4))
+    return drop('version', `version ${version} over IPv${meta.family}, expected ${expect.version}`);
   if (type !== VRRP_TYPE_ADVERT) return drop('type', `type ${type} is not an advertisement (1)`);
   const alen = meta.family === 4 ? 4 : 16;
   const count = buf[3]!;
   const authLen = version === 2 ? VRRP_AUTH_LEN : 0;
   const need = VRRP_HEADER_LEN + count * alen + authLen;
   if (count === 0) return drop('address-count', 'address count is 0');
-  if (buf.length < need) return drop('address-count', `address count ${count} needs ${need} bytes, the message has ${buf.length}`);
+  if (buf.length < need)
+    return drop('address-count', `address count ${count} needs ${need} bytes, the message has ${buf.length}`);
 
   let checksum: ChecksumVariant | undefined;
   if (version === 2) {
@@ -184,8 +216,10 @@ export function decodeAdvert(msg: Uint8Array, meta: RxMeta, expect: Expect): Dec
     if (inetChecksum(vrrpPseudoHeader(meta.src, meta.dst, buf.length), buf) === 0) checksum = 'pseudo-header';
   } else if (inetChecksum(vrrpPseudoHeader(meta.src, meta.dst, buf.length), buf) === 0) checksum = 'pseudo-header';
   else if (inetChecksum(buf) === 0) checksum = 'no-pseudo-header';
-  else if (inetChecksum(vrrpPseudoHeader(meta.src, VRRP_MCAST4, buf.length), buf) === 0) checksum = 'pseudo-header-mcast-dst';
-  if (!checksum) return drop('checksum', `checksum 0x${buf.readUInt16BE(6).toString(16).padStart(4, '0')} does not verify`);
+  else if (inetChecksum(vrrpPseudoHeader(meta.src, VRRP_MCAST4, buf.length), buf) === 0)
+    checksum = 'pseudo-header-mcast-dst';
+  if (!checksum)
+    return drop('checksum', `checksum 0x${buf.readUInt16BE(6).toString(16).padStart(4, '0')} does not verify`);
 
   const vrid = buf[1]!;
   if (vrid !== expect.vrid) return drop('vrid', `VRID ${vrid} is not ours (${expect.vrid})`);
@@ -201,7 +235,8 @@ export function decodeAdvert(msg: Uint8Array, meta: RxMeta, expect: Expect): Dec
     } else {
       const pw = Buffer.alloc(VRRP_AUTH_LEN);
       Buffer.from(expect.password, 'utf8').copy(pw);
-      if (authType !== VRRP_AUTH_PASS) return drop('auth', `auth type ${authType} received, simple password (1) configured`);
+      if (authType !== VRRP_AUTH_PASS)
+        return drop('auth', `auth type ${authType} received, simple password (1) configured`);
       if (!pw.equals(authData)) return drop('auth', 'simple password does not match');
     }
   } else {
@@ -215,7 +250,8 @@ export function decodeAdvert(msg: Uint8Array, meta: RxMeta, expect: Expect): Dec
   }
   const priority = buf[2]!;
   if (expect.addresses) {
-    if (expect.addresses.length !== count) return drop('address-count', `advert carries ${count} addresses, ${expect.addresses.length} configured`);
+    if (expect.addresses.length !== count)
+      return drop('address-count', `advert carries ${count} addresses, ${expect.addresses.length} configured`);
     const mine = new Set(expect.addresses.map(canonicalAddress));
     const missing = addresses.find((a) => !mine.has(a));
     if (missing) return drop('address-list', `advert carries ${missing}, which is not one of our VIPs`);
@@ -223,7 +259,12 @@ export function decodeAdvert(msg: Uint8Array, meta: RxMeta, expect: Expect): Dec
   if (version === 2 && expect.intervalMs !== undefined && intervalMs !== expect.intervalMs)
     return drop('interval', `advert interval ${intervalMs / 1000}s differs from ours (${expect.intervalMs / 1000}s)`);
   if (intervalMs === 0) return drop('interval', 'advert interval 0');
-  return { ok: true, advert: { version: version as 2 | 3, vrid, priority, intervalMs, addresses, authType }, checksum, src: meta.src };
+  return {
+    ok: true,
+    advert: { version: version as 2 | 3, vrid, priority, intervalMs, addresses, authType },
+    checksum,
+    src: meta.src,
+  };
 }
 
 /** An IPv4 header in front of `payload` (for tests and fuzzing: the kernel builds the real one). */
@@ -240,20 +281,34 @@ export function encodeIPv4(payload: Uint8Array, src: string, dst: string, ttl = 
 }
 
 /** Split what an IPv4 raw socket delivers into metadata and the VRRP message. Never throws. */
-export function splitIPv4(pkt: Uint8Array): { ok: true; meta: RxMeta; payload: Buffer } | { ok: false; reason: DropReason; message: string } {
+export function splitIPv4(
+  pkt: Uint8Array,
+): { ok: true; meta: RxMeta; payload: Buffer } | { ok: false; reason: DropReason; message: string } {
   const b = Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength);
-  if (b.length < 20) return { ok: false, reason: 'truncated', message: `${b.length} bytes is shorter than an IPv4 header` };
+  if (b.length < 20)
+    return { ok: false, reason: 'truncated', message: `${b.length} bytes is shorter than an IPv4 header` };
   if (b[0]! >> 4 !== 4) return { ok: false, reason: 'not-vrrp', message: `IP version ${b[0]! >> 4}` };
   const ihl = (b[0]! & 0x0f) * 4;
   const total = b.readUInt16BE(2);
-  if (ihl < 20 || b.length < ihl) return { ok: false, reason: 'truncated', message: `IPv4 header length ${ihl} does not fit ${b.length} bytes` };
+  if (ihl < 20 || b.length < ihl)
+    return { ok: false, reason: 'truncated', message: `IPv4 header length ${ihl} does not fit ${b.length} bytes` };
   if (b[9] !== VRRP_PROTO) return { ok: false, reason: 'not-vrrp', message: `IP protocol ${b[9]} is not VRRP (112)` };
   // The kernel hands raw sockets the datagram as received; total length bounds the message.
   const end = Math.min(b.length, total >= ihl ? total : b.length);
-  if (total > b.length) return { ok: false, reason: 'truncated', message: `IPv4 total length ${total} exceeds the ${b.length} bytes received` };
+  if (total > b.length)
+    return {
+      ok: false,
+      reason: 'truncated',
+      message: `IPv4 total length ${total} exceeds the ${b.length} bytes received`,
+    };
   return {
     ok: true,
-    meta: { family: 4, src: addressFromBytes(b.subarray(12, 16)), dst: addressFromBytes(b.subarray(16, 20)), ttl: b[8]! },
+    meta: {
+      family: 4,
+      src: addressFromBytes(b.subarray(12, 16)),
+      dst: addressFromBytes(b.subarray(16, 20)),
+      ttl: b[8]!,
+    },
     payload: b.subarray(ihl, end),
   };
 }

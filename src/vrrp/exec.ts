@@ -19,7 +19,11 @@ export function runCommand(command: string, args: string[], timeoutMs: number, a
     let timedOut = false;
     let settled = false;
     // Its own process group, so a timeout kills what the shell started too.
-    const child = spawn('/bin/sh', ['-c', `${command} "$@"`, 'xdirector-vrrp', ...args], { stdio: 'ignore', detached: true, ...(as ? { uid: as.uid, gid: as.gid, cwd: '/' } : {}) });
+    const child = spawn('/bin/sh', ['-c', `${command} "$@"`, 'xdirector-vrrp', ...args], {
+      stdio: 'ignore',
+      detached: true,
+      ...(as ? { uid: as.uid, gid: as.gid, cwd: '/' } : {}),
+    });
     const timer = setTimeout(() => {
       timedOut = true;
       try {
@@ -66,7 +70,10 @@ export class NotifyQueue {
       this.runs++;
       if (!r.ok) {
         this.failures++;
-        this.log.warn({ command: cmd, state, code: r.code, signal: r.signal, timedOut: r.timedOut, err: r.error }, 'notify command failed');
+        this.log.warn(
+          { command: cmd, state, code: r.code, signal: r.signal, timedOut: r.timedOut, err: r.error },
+          'notify command failed',
+        );
       }
     });
   }

@@ -22,7 +22,14 @@ import { NotifyQueue, runCommand } from './exec';
 import { lookupUser, type UserIds } from '../config';
 import { gratuitousArp, unsolicitedNa } from './frames';
 import { canonicalAddress } from '../net/inet';
-import { VrrpMachine, realTimers, type MachineStatus, type Timers, type TransitionInfo, type VrrpState } from './machine';
+import {
+  VrrpMachine,
+  realTimers,
+  type MachineStatus,
+  type Timers,
+  type TransitionInfo,
+  type VrrpState,
+} from './machine';
 import { VrrpSocket, sendFrame } from './sockets';
 import { Tracker, effectivePriority } from './track';
 import type { SyncGroup } from './sync';
@@ -97,22 +104,30 @@ export class VrrpInstance {
     // script_user: track and notify scripts run as it (keepalived's script_user); absent: as the daemon's user.
     if (cfg.scriptUser) {
       this.scriptIds = lookupUser(cfg.scriptUser);
-      if (!this.scriptIds) throw new XdError('XD_ERR_CONFIG_INVALID', `vrrp instance ${cfg.name}: script_user ${cfg.scriptUser} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${cfg.scriptUser}) or remove script_user`);
+      if (!this.scriptIds)
+        throw new XdError(
+          'XD_ERR_CONFIG_INVALID',
+          `vrrp instance ${cfg.name}: script_user ${cfg.scriptUser} does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin ${cfg.scriptUser}) or remove script_user`,
+        );
     }
     this.notify = new NotifyQueue(cfg.notify, this.log, undefined, this.scriptIds);
     this.trackedInterfaces = [...cfg.track.interfaces];
     for (const v of cfg.vips) {
-      if (v.dev && v.dev !== cfg.interface && !this.trackedInterfaces.some((t) => t.name === v.dev)) this.trackedInterfaces.push({ name: v.dev, weight: 0 });
+      if (v.dev && v.dev !== cfg.interface && !this.trackedInterfaces.some((t) => t.name === v.dev))
+        this.trackedInterfaces.push({ name: v.dev, weight: 0 });
     }
-    for (const t of this.trackedInterfaces) this.trackers.push(new Tracker({ name: `interface:${t.name}`, weight: t.weight }));
-    if (cfg.track.xdp) this.trackers.push((this.xdpTracker = new Tracker({ name: 'xdp', weight: cfg.track.xdp.weight })));
+    for (const t of this.trackedInterfaces)
+      this.trackers.push(new Tracker({ name: `interface:${t.name}`, weight: t.weight }));
+    if (cfg.track.xdp)
+      this.trackers.push((this.xdpTracker = new Tracker({ name: 'xdp', weight: cfg.track.xdp.weight })));
     this.trackers.push((this.directorTracker = new Tracker({ name: 'director', weight: cfg.track.xdp?.weight ?? 0 })));
     for (const p of cfg.track.pools) {
       const t = new Tracker({ name: `pool:${p.service}`, weight: p.weight });
       this.poolTrackers.set(p.service, t);
       this.trackers.push(t);
     }
-    for (const s of cfg.track.scripts) this.trackers.push(new Tracker({ name: `script:${s.command}`, weight: s.weight, rise: s.rise, fall: s.fall }));
+    for (const s of cfg.track.scripts)
+      this.trackers.push(new Tracker({ name: `script:${s.command}`, weight: s.weight, rise: s.rise, fall: s.fall }));
   }
 
   get state(): VrrpState {
@@ -131,7 +146,11 @@ export class VrrpInstance {
       try {
         l = await this.rt.link(dev);
       } catch (err) {
-        throw new XdError('XD_ERR_VRRP', `vrrp instance ${c.name}: a VIP lives on ${dev} (dev ${dev}), which cannot be found: ${(err as Error).message}; create the interface or fix the VIP's dev`, { cause: err, detail: { interface: dev } });
+        throw new XdError(
+          'XD_ERR_VRRP',
+          `vrrp instance ${c.name}: a VIP lives on ${dev} (dev ${dev}), which cannot be found: ${(err as Error).message}; create the interface or fix the VIP's dev`,
+          { cause: err, detail: { interface: dev } },
+        );
       }
       this.links.set(dev, { index: l.index, mac: l.mac.length === 6 ? l.mac : Buffer.alloc(6) });
     }
@@ -178,7 +197,17 @@ export class VrrpInstance {
     this.startTracking();
     this.recompute();
     m.start();
-    this.log.info({ vrid: c.vrid, version: c.version, priority: c.priority, primary: this.primary, mode: unicast ? 'unicast' : 'multicast', vips }, 'vrrp instance started');
+    this.log.info(
+      {
+        vrid: c.vrid,
+        version: c.version,
+        priority: c.priority,
+        primary: this.primary,
+        mode: unicast ? 'unicast' : 'multicast',
+        vips,
+      },
+      'vrrp instance started',
+    );
   }
 
   /** Graceful stop: priority 0 advert if Master, VIPs removed, socket closed, queued notify hooks run. */
@@ -253,7 +282,18 @@ export class VrrpInstance {
       effectivePriority: c.priority,
       masterAdverIntervalMs: c.advert_interval,
       masterDownIntervalMs: 0,
-      counters: { received: 0, accepted: 0, dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>, checksumVariants: {}, sent: 0, priorityZeroSent: 0, priorityZeroReceived: 0, transitions: 0, becameMaster: 0, intervalMismatch: 0 },
+      counters: {
+        received: 0,
+        accepted: 0,
+        dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
+        checksumVariants: {},
+        sent: 0,
+        priorityZeroSent: 0,
+        priorityZeroReceived: 0,
+        transitions: 0,
+        becameMaster: 0,
+        intervalMismatch: 0,
+      },
     };
     return {
       ...base,
@@ -284,13 +324,19 @@ export class VrrpInstance {
     const vips = new Set(c.vips.map((v) => canonicalAddress(v.address)));
     const deadline = performance.now() + 3000;
     for (;;) {
-      const addrs = (await this.rt.listAddresses(c.interface)).filter((a) => a.family === c.family && !vips.has(a.address));
-      const pick = c.family === 4 ? addrs.find((a) => !a.secondary) ?? addrs[0] : addrs.find((a) => a.scope === 253);
+      const addrs = (await this.rt.listAddresses(c.interface)).filter(
+        (a) => a.family === c.family && !vips.has(a.address),
+      );
+      const pick = c.family === 4 ? (addrs.find((a) => !a.secondary) ?? addrs[0]) : addrs.find((a) => a.scope === 253);
       // An IPv6 link-local address still doing duplicate address detection cannot send yet.
       if (pick && !pick.tentative) return pick.address;
       if (!pick || performance.now() > deadline) {
         const what = c.family === 4 ? 'an IPv4 address' : 'an IPv6 link-local address';
-        throw new XdError('XD_ERR_VRRP', `vrrp instance ${c.name}: ${c.interface} has no usable ${what} to send adverts from: add one, or set unicast_src`, { detail: { interface: c.interface } });
+        throw new XdError(
+          'XD_ERR_VRRP',
+          `vrrp instance ${c.name}: ${c.interface} has no usable ${what} to send adverts from: add one, or set unicast_src`,
+          { detail: { interface: c.interface } },
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -304,10 +350,22 @@ export class VrrpInstance {
   private sendAdvert(priority: number): void {
     const c = this.cfg;
     if (!this.sock || !this.primary) return;
-    const advert = { version: c.version, vrid: c.vrid, priority, intervalMs: c.advert_interval, addresses: c.vips.map((v) => v.address) };
+    const advert = {
+      version: c.version,
+      vrid: c.vrid,
+      priority,
+      intervalMs: c.advert_interval,
+      addresses: c.vips.map((v) => v.address),
+    };
     const dsts = c.unicast_peers.length > 0 ? c.unicast_peers : [c.family === 4 ? VRRP_MCAST4 : VRRP_MCAST6];
     for (const dst of dsts) {
-      const msg = encodeAdvert(advert, { family: c.family, src: this.primary, dst, v4PseudoHeader: !c.v3_checksum_as_v2, password: c.auth?.password });
+      const msg = encodeAdvert(advert, {
+        family: c.family,
+        src: this.primary,
+        dst,
+        v4PseudoHeader: !c.v3_checksum_as_v2,
+        password: c.auth?.password,
+      });
       try {
         this.sock.send(msg, dst, this.primary);
       } catch (err) {
@@ -394,7 +452,10 @@ export class VrrpInstance {
       // Each address is announced on its own interface, from that interface's MAC.
       const itf = v.dev ?? this.cfg.interface;
       const link = this.links.get(itf) ?? { index: this.ifindex, mac: this.mac };
-      const frame = v.family === 4 ? gratuitousArp(link.mac, v.address) : unsolicitedNa(link.mac, v.address, this.ipv6Forwarding(itf));
+      const frame =
+        v.family === 4
+          ? gratuitousArp(link.mac, v.address)
+          : unsolicitedNa(link.mac, v.address, this.ipv6Forwarding(itf));
       try {
         sendFrame(link.index, frame, itf);
         this.announcementsSent++;
@@ -462,7 +523,10 @@ export class VrrpInstance {
   }
 
   private trackerChanged(t: Tracker): void {
-    this.log.info({ tracker: t.name, ok: t.isOk, weight: t.weight }, `tracker ${t.name} is ${t.isOk ? 'OK' : 'failing'}`);
+    this.log.info(
+      { tracker: t.name, ok: t.isOk, weight: t.weight },
+      `tracker ${t.name} is ${t.isOk ? 'OK' : 'failing'}`,
+    );
     this.recompute();
   }
 

@@ -4,7 +4,16 @@
 // take or release the VIPs) goes out through hooks. Deterministically testable.
 
 import type { Logger } from '../log';
-import { DROP_REASONS, decodeAdvert, type Advert, type ChecksumVariant, type DropReason, type Expect, type Family, type RxMeta } from './codec';
+import {
+  DROP_REASONS,
+  decodeAdvert,
+  type Advert,
+  type ChecksumVariant,
+  type DropReason,
+  type Expect,
+  type Family,
+  type RxMeta,
+} from './codec';
 import { canonicalAddress, compareAddress } from '../net/inet';
 
 export type VrrpState = 'INIT' | 'BACKUP' | 'MASTER' | 'FAULT' | 'STOP';
@@ -274,14 +283,20 @@ export class VrrpMachine {
     const last = this.dropLoggedAt.get(reason);
     if (last !== undefined && now - last < 60_000) return;
     this.dropLoggedAt.set(reason, now);
-    this.log.warn({ reason, src, dropped: this.counters.dropped[reason] }, `dropping VRRP packets: ${message} (logged at most once a minute per reason; see counters)`);
+    this.log.warn(
+      { reason, src, dropped: this.counters.dropped[reason] },
+      `dropping VRRP packets: ${message} (logged at most once a minute per reason; see counters)`,
+    );
   }
 
   private onAdvert(a: Advert, src: string): void {
     if (a.priority === 0) this.counters.priorityZeroReceived++;
     if (this.cfg.version === 3 && a.intervalMs !== this.cfg.intervalMs && a.intervalMs !== this.masterAdverIntervalMs) {
       this.counters.intervalMismatch++;
-      this.log?.warn({ src, theirs: a.intervalMs, ours: this.cfg.intervalMs }, 'advert interval differs from ours: following the master (RFC 5798 §6.4.2)');
+      this.log?.warn(
+        { src, theirs: a.intervalMs, ours: this.cfg.intervalMs },
+        'advert interval differs from ours: following the master (RFC 5798 §6.4.2)',
+      );
     }
     if (this.st === 'BACKUP') return this.backupRx(a, src);
     if (this.st === 'MASTER') return this.masterRx(a, src);
@@ -317,13 +332,19 @@ export class VrrpMachine {
       this.armAdvertTimer();
       return;
     }
-    const higher = a.priority > this.effPriority || (a.priority === this.effPriority && compareAddress(src, this.primary) > 0);
+    const higher =
+      a.priority > this.effPriority || (a.priority === this.effPriority && compareAddress(src, this.primary) > 0);
     if (higher) {
       this.masterAddr = src;
       this.masterPrio = a.priority;
       if (this.cfg.version === 3) this.masterAdverIntervalMs = a.intervalMs;
-      if (a.priority === 255 && this.effPriority === 255) this.log?.error({ src }, 'two address owners (priority 255) for one VRID: configuration error');
-      this.becomeBackup(a.priority > this.effPriority ? `higher priority ${a.priority} from ${src}` : `equal priority from higher address ${src}`);
+      if (a.priority === 255 && this.effPriority === 255)
+        this.log?.error({ src }, 'two address owners (priority 255) for one VRID: configuration error');
+      this.becomeBackup(
+        a.priority > this.effPriority
+          ? `higher priority ${a.priority} from ${src}`
+          : `equal priority from higher address ${src}`,
+      );
       return;
     }
     // A lower-priority router thinks it is master (split brain healing, or it just started):

@@ -46,9 +46,16 @@ export class VrrpSocket {
       }
     };
     try {
-      this.sock = new native.VrrpSocket({ family: opts.family, ifname: opts.ifname, multicast: opts.multicast, onPacket: onRaw });
+      this.sock = new native.VrrpSocket({
+        family: opts.family,
+        ifname: opts.ifname,
+        multicast: opts.multicast,
+        onPacket: onRaw,
+      });
     } catch (err) {
-      throw wrap('XD_ERR_VRRP', `open VRRP socket (IPv${opts.family}, protocol 112) on ${opts.ifname}`, err, { interface: opts.ifname });
+      throw wrap('XD_ERR_VRRP', `open VRRP socket (IPv${opts.family}, protocol 112) on ${opts.ifname}`, err, {
+        interface: opts.ifname,
+      });
     }
   }
 

@@ -63,7 +63,10 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     assert.deepEqual(Object.fromEntries(d.cases.map((c) => [c.name, c.verdictName])), want);
     for (const c of d.cases) {
       assert.equal(c.rounds.length, d.rounds);
-      assert.ok(c.ns.min > 0 && c.ns.min <= c.ns.median && c.ns.median <= c.ns.max, `${c.name}: ${JSON.stringify(c.ns)}`);
+      assert.ok(
+        c.ns.min > 0 && c.ns.min <= c.ns.median && c.ns.median <= c.ns.max,
+        `${c.name}: ${JSON.stringify(c.ns)}`,
+      );
     }
     assert.ok(d.calibration.ns.median > 0);
   });
@@ -73,7 +76,14 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const w = d.forwarding;
     assert.deepEqual(
       w.cases.map((c) => `${c.name}: ${c.verdictName} (${c.reason})`),
-      ['DR new flow (SYN): XDP_TX (tx_new_flow)', 'DR established: XDP_TX (tx_flow_hit)', 'IPIP new flow (SYN): XDP_TX (tx_new_flow)', 'IPIP established: XDP_TX (tx_flow_hit)', 'GUE new flow (SYN): XDP_TX (tx_new_flow)', 'GUE established: XDP_TX (tx_flow_hit)'],
+      [
+        'DR new flow (SYN): XDP_TX (tx_new_flow)',
+        'DR established: XDP_TX (tx_flow_hit)',
+        'IPIP new flow (SYN): XDP_TX (tx_new_flow)',
+        'IPIP established: XDP_TX (tx_flow_hit)',
+        'GUE new flow (SYN): XDP_TX (tx_new_flow)',
+        'GUE established: XDP_TX (tx_flow_hit)',
+      ],
     );
     assert.ok(w.noop.ns.median > 0 && w.noop.rounds.length === w.rounds);
     for (const c of w.cases) {
@@ -91,10 +101,21 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
 
   it('delivers generated packets in every runnable cell of both paths and accounts for every offered packet', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
-    assert.deepEqual(d.scenarios.map((sc) => sc.name), ['dr-bridge', 'isolated']);
+    assert.deepEqual(
+      d.scenarios.map((sc) => sc.name),
+      ['dr-bridge', 'isolated'],
+    );
     const want: Record<string, string[]> = {
       'dr-bridge': ['xdp-native', 'xdp-generic', 'xdp-tx-noop', 'kernel-forward'],
-      isolated: ['xdp-native', 'xdp-tx-noop', 'xdp-generic', 'xdp-tx-noop-generic', 'tunnel-ipip', 'tunnel-gue', 'kernel-forward'],
+      isolated: [
+        'xdp-native',
+        'xdp-tx-noop',
+        'xdp-generic',
+        'xdp-tx-noop-generic',
+        'tunnel-ipip',
+        'tunnel-gue',
+        'kernel-forward',
+      ],
     };
     for (const sc of d.scenarios) {
       const runnable = sc.cells.filter((c) => c.mode !== 'ipvs');
@@ -107,7 +128,10 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
           assert.equal(round.offered, d.packetsPerRound);
           assert.equal(round.drops, round.offered - round.delivered);
           assert.equal(round.perReceiver.length, sc.receivers);
-          assert.equal(round.perReceiver.reduce((a, b) => a + b, 0), round.delivered);
+          assert.equal(
+            round.perReceiver.reduce((a, b) => a + b, 0),
+            round.delivered,
+          );
         }
       }
     }
@@ -118,17 +142,27 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const sc = d.scenarios.find((x) => x.name === 'dr-bridge')!;
     for (const mode of ['xdp-native', 'xdp-generic', 'kernel-forward']) {
       const round = sc.cells.find((x) => x.mode === mode)!.rounds[0];
-      assert.ok(round.perReceiver.every((n) => n > 0), `${mode}: ${round.perReceiver.join('/')}`);
+      assert.ok(
+        round.perReceiver.every((n) => n > 0),
+        `${mode}: ${round.perReceiver.join('/')}`,
+      );
     }
   });
 
   it('runs every director cell on the isolated path through its flow table, not past it', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     const sc = d.scenarios.find((x) => x.name === 'isolated')!;
-    const directors = sc.cells.filter((c) => ['xdp-native', 'xdp-generic', 'tunnel-ipip', 'tunnel-gue'].includes(c.mode));
+    const directors = sc.cells.filter((c) =>
+      ['xdp-native', 'xdp-generic', 'tunnel-ipip', 'tunnel-gue'].includes(c.mode),
+    );
     assert.equal(directors.length, 2 * 3 + 2);
     for (const c of directors) {
-      for (const round of c.rounds) assert.equal(round.directorReasons?.tx_flow_hit, round.offered, `${c.flows} ${c.mode}: ${JSON.stringify(round.directorReasons)}`);
+      for (const round of c.rounds)
+        assert.equal(
+          round.directorReasons?.tx_flow_hit,
+          round.offered,
+          `${c.flows} ${c.mode}: ${JSON.stringify(round.directorReasons)}`,
+        );
       assert.equal(c.flowHitRate, 1);
     }
   });
@@ -137,7 +171,10 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     assert.deepEqual(d.flows, [16, 4096, 1_000_000]);
     const sc = d.scenarios.find((x) => x.name === 'isolated')!;
-    assert.deepEqual(sc.ceiling.map((c) => `${c.flows} ${c.xdp}`), ['16 native', '16 generic', '4096 native', '4096 generic', '1000000 native', '1000000 generic']);
+    assert.deepEqual(
+      sc.ceiling.map((c) => `${c.flows} ${c.xdp}`),
+      ['16 native', '16 generic', '4096 native', '4096 generic', '1000000 native', '1000000 generic'],
+    );
     for (const c of sc.ceiling) {
       assert.ok(c.director! > 0 && c.ceiling! > 0, JSON.stringify(c));
       assert.ok(c.ratio! > 0 && c.pairedRatio! > 0 && c.ratioPerCpu! > 0, JSON.stringify(c));
@@ -149,19 +186,30 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     const refusal = await liveFramesRefusal();
     assert.equal(d.generator.kind, refusal ? 'af-packet' : 'live-frames');
-    if (refusal) assert.ok(d.generator.liveFrames.startsWith(`BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${refusal.code}`), d.generator.liveFrames);
-    const md = fs.readFileSync(r.files.find((f) => f.endsWith('.md'))!, 'utf8');
+    if (refusal)
+      assert.ok(
+        d.generator.liveFrames.startsWith(`BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: ${refusal.code}`),
+        d.generator.liveFrames,
+      );
+    const md = fs.readFileSync(
+      r.files.find((f) => f.endsWith('.md'))!,
+      'utf8',
+    );
     assert.ok(md.includes(`Generator: **${d.generator.kind}**`), 'markdown does not name the generator');
   });
 
-  it('reports the kernel\'s ns per packet (bpf_stats) of the director and of the no-op beside each ratio, and restores the sysctl', () => {
+  it("reports the kernel's ns per packet (bpf_stats) of the director and of the no-op beside each ratio, and restores the sysctl", () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     assert.equal(d.bpfStats.enabled, true, d.bpfStats.detail);
     assert.equal(fs.readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8'), statsSysctlBefore);
     const sc = d.scenarios.find((x) => x.name === 'isolated')!;
     for (const c of sc.cells.filter((x) => x.mode !== 'ipvs')) {
       // The program at the director's eth0 ran at least once per offered frame (every one reaches it on this path).
-      for (const round of c.rounds) assert.ok(round.bpfStats && round.bpfStats.runs >= round.offered && round.bpfStats.nsPerRun > 0, `${c.flows} ${c.mode}: ${JSON.stringify(round.bpfStats)} for ${round.offered} offered`);
+      for (const round of c.rounds)
+        assert.ok(
+          round.bpfStats && round.bpfStats.runs >= round.offered && round.bpfStats.nsPerRun > 0,
+          `${c.flows} ${c.mode}: ${JSON.stringify(round.bpfStats)} for ${round.offered} offered`,
+        );
       assert.ok(c.nsPerPacket!.median > 0);
     }
     assert.equal(sc.ceiling.length, 6);
@@ -170,7 +218,10 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
       assert.equal(c.nsOverCeiling, Math.round((c.directorNs! - c.ceilingNs!) * 100) / 100);
       assert.equal(typeof c.pairedNsOverCeiling, 'number');
     }
-    const md = fs.readFileSync(r.files.find((f) => f.endsWith('.md'))!, 'utf8');
+    const md = fs.readFileSync(
+      r.files.find((f) => f.endsWith('.md'))!,
+      'utf8',
+    );
     assert.match(md, /\| director ns\/pkt \(bpf_stats\) \| no-op ns\/pkt \(bpf_stats\) \| director − no-op ns \|/);
   });
 
@@ -178,7 +229,8 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     assert.ok(d.flowTableSize >= 1_000_000, `flow table of ${d.flowTableSize} entries`);
     const sc = d.scenarios.find((x) => x.name === 'isolated')!;
-    const entries = (flows: number): number | undefined => sc.cells.find((c) => c.mode === 'xdp-native' && c.flows === flows)?.flowTableEntries;
+    const entries = (flows: number): number | undefined =>
+      sc.cells.find((c) => c.mode === 'xdp-native' && c.flows === flows)?.flowTableEntries;
     assert.equal(entries(16), 16);
     assert.equal(entries(4096), 4096);
     assert.ok(entries(1_000_000)! >= 1_000_000, `1M cell: ${entries(1_000_000)} entries`);
@@ -187,10 +239,15 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
   it('compares IPIP and GUE tunnels with DR on the same path and sends them encapsulated', () => {
     const d = ok(r.sections.pktrate, 'pktrate');
     const sc = d.scenarios.find((x) => x.name === 'isolated')!;
-    assert.deepEqual(sc.forwarding.map((x) => x.forwarding), ['dr', 'tunnel/ipip', 'tunnel/gue']);
-    for (const x of sc.forwarding) assert.ok(x.mpps! > 0 && x.ratioToDr! > 0 && x.pairedRatioToDr! > 0, JSON.stringify(x));
+    assert.deepEqual(
+      sc.forwarding.map((x) => x.forwarding),
+      ['dr', 'tunnel/ipip', 'tunnel/gue'],
+    );
+    for (const x of sc.forwarding)
+      assert.ok(x.mpps! > 0 && x.ratioToDr! > 0 && x.pairedRatioToDr! > 0, JSON.stringify(x));
     assert.equal(sc.forwarding[0].ratioToDr, 1);
-    const size = (mode: string): number => sc.cells.find((c) => c.mode === mode && c.flows === d.baseFlows)!.rounds[0].bytesPerFrame;
+    const size = (mode: string): number =>
+      sc.cells.find((c) => c.mode === mode && c.flows === d.baseFlows)!.rounds[0].bytesPerFrame;
     // The generator's 64-byte frame comes back as is (DR), behind a 20-byte outer IPv4 header
     // (IPIP), or behind outer IPv4 + UDP + the 4-byte GUE header (GUE).
     assert.equal(size('xdp-native'), d.frameBytes);
@@ -225,8 +282,12 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const d = ok(r.sections.mysql, 'mysql');
     for (const t of d.targets) {
       assert.equal(t.status, 'ok', `${t.target}: ${t.reason}`);
-      assert.deepEqual(t.points.map((p) => p.clients), d.clients);
-      for (const p of t.points) assert.ok(p.connectsPerSec > 0 && p.queriesPerSec > 0, `${t.target}: ${JSON.stringify(p)}`);
+      assert.deepEqual(
+        t.points.map((p) => p.clients),
+        d.clients,
+      );
+      for (const p of t.points)
+        assert.ok(p.connectsPerSec > 0 && p.queriesPerSec > 0, `${t.target}: ${JSON.stringify(p)}`);
     }
     const direct = d.targets.find((t) => t.target === 'direct')!;
     assert.deepEqual(Object.keys(Object.assign({}, ...direct.points.map((p) => p.backends))), ['1']);
@@ -255,14 +316,23 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const links = execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' });
     assert.ok(!links.includes(`${prefix}`), links);
     assert.ok(!links.includes(`xdb${process.pid}-`), links);
-    assert.deepEqual(fs.readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(prefix)), []);
-    assert.deepEqual(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix) && !n.includes('-bench-')), []);
+    assert.deepEqual(
+      fs.readdirSync('/sys/fs/bpf').filter((n) => n.startsWith(prefix)),
+      [],
+    );
+    assert.deepEqual(
+      fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(prefix) && !n.includes('-bench-')),
+      [],
+    );
   });
 });
 
 describe('xdirector bench command line', () => {
   it('rejects an unknown section with the list of valid ones', () => {
-    assert.throws(() => parseArgs(['--only', 'pktrate,nope']), /unknown section "nope": use testrun, pktrate, mysql, maglev, failover/);
+    assert.throws(
+      () => parseArgs(['--only', 'pktrate,nope']),
+      /unknown section "nope": use testrun, pktrate, mysql, maglev, failover/,
+    );
   });
 
   it('exits with 2 on a bad argument without running anything', async () => {

@@ -7,7 +7,18 @@ import { buildFlowFrames } from '../../scripts/bench/director';
 import { buildFrame, TCP_ACK } from '../../scripts/bench/packet';
 import { getNative } from '../../src/bpf/native';
 
-const spec = { srcMac: '02:00:0a:ca:00:10', dstMac: '02:00:0a:ca:00:02', family: 4 as const, src: '10.202.0.10', dst: '10.202.0.100', proto: 'tcp' as const, dport: 3306, flags: TCP_ACK, minLength: 60, multipleOf: 8 };
+const spec = {
+  srcMac: '02:00:0a:ca:00:10',
+  dstMac: '02:00:0a:ca:00:02',
+  family: 4 as const,
+  src: '10.202.0.10',
+  dst: '10.202.0.100',
+  proto: 'tcp' as const,
+  dport: 3306,
+  flags: TCP_ACK,
+  minLength: 60,
+  multipleOf: 8,
+};
 const addr = (word: number): string => `10.202.${(word >> 8) & 0xff}.${word & 0xff}`;
 
 describe('AF_PACKET generator frames', () => {
@@ -24,10 +35,19 @@ describe('AF_PACKET generator frames', () => {
   it('varies the source address past the port range and fixes the IPv4 header checksum too', () => {
     const t = buildFrame({ ...spec, sport: 10000 });
     const ports = 1000;
-    const all = buildFlowFrames(t.bytes, { sportOff: t.sportOff, csumOff: t.csumOff, flows: 5000, basePort: 10000, ports, saddrOff: t.saddrOff, ipCsumOff: t.ipCsumOff });
+    const all = buildFlowFrames(t.bytes, {
+      sportOff: t.sportOff,
+      csumOff: t.csumOff,
+      flows: 5000,
+      basePort: 10000,
+      ports,
+      saddrOff: t.saddrOff,
+      ipCsumOff: t.ipCsumOff,
+    });
     const len = t.bytes.length;
     const seen = new Set<string>();
-    for (let i = 0; i < 5000; i++) seen.add(all.subarray(i * len + t.saddrOff - 2, i * len + t.sportOff + 2).toString('hex'));
+    for (let i = 0; i < 5000; i++)
+      seen.add(all.subarray(i * len + t.saddrOff - 2, i * len + t.sportOff + 2).toString('hex'));
     assert.equal(seen.size, 5000, 'every flow is a distinct (source address, ports) tuple');
     for (const i of [999, 1000, 4999]) {
       const want = buildFrame({ ...spec, src: addr(0x000a + Math.floor(i / ports)), sport: 10000 + (i % ports) }).bytes;
@@ -37,7 +57,14 @@ describe('AF_PACKET generator frames', () => {
 
   it('starts the ring with a frame length it can hold and at least one frame, else says what it expected', () => {
     const { PacketTx } = getNative() as unknown as { PacketTx: new (o: Record<string, unknown>) => unknown };
-    assert.throws(() => new PacketTx({ ifindex: 1, frames: Buffer.alloc(100), frameLen: 64 }), { name: 'TypeError', message: /frames: expected one or more frames of frameLen \(64\) bytes back to back, received Buffer of 100 bytes/ });
-    assert.throws(() => new PacketTx({ ifindex: 1, frames: Buffer.alloc(8), frameLen: 8 }), { name: 'TypeError', message: /frameLen: expected a frame length from 14 to \d+/ });
+    assert.throws(() => new PacketTx({ ifindex: 1, frames: Buffer.alloc(100), frameLen: 64 }), {
+      name: 'TypeError',
+      message:
+        /frames: expected one or more frames of frameLen \(64\) bytes back to back, received Buffer of 100 bytes/,
+    });
+    assert.throws(() => new PacketTx({ ifindex: 1, frames: Buffer.alloc(8), frameLen: 8 }), {
+      name: 'TypeError',
+      message: /frameLen: expected a frame length from 14 to \d+/,
+    });
   });
 });

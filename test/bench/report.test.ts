@@ -11,7 +11,8 @@ import type { BenchResult, PktRateData } from '../../scripts/bench/types';
 
 /** A correct L4 checksum makes the checksum over pseudo-header + segment 0. */
 function l4Verifies(frame: Buffer, family: 4 | 6, l4: number, end: number, proto: number): boolean {
-  const [src, dst] = family === 4 ? [frame.subarray(26, 30), frame.subarray(30, 34)] : [frame.subarray(22, 38), frame.subarray(38, 54)];
+  const [src, dst] =
+    family === 4 ? [frame.subarray(26, 30), frame.subarray(30, 34)] : [frame.subarray(22, 38), frame.subarray(38, 54)];
   return inetChecksum(pseudoHeader(src, dst, proto, end - l4), frame.subarray(l4, end)) === 0;
 }
 
@@ -19,7 +20,18 @@ const mac = { srcMac: '02:00:00:00:00:10', dstMac: '02:00:00:00:00:02' };
 
 describe('bench frame builder', () => {
   it('builds an IPv4 TCP frame whose IP and TCP checksums verify', () => {
-    const f = buildFrame({ ...mac, family: 4, src: '10.0.0.1', dst: '10.0.0.100', proto: 'tcp', sport: 40000, dport: 3306, flags: TCP_SYN, minLength: 60, multipleOf: 8 });
+    const f = buildFrame({
+      ...mac,
+      family: 4,
+      src: '10.0.0.1',
+      dst: '10.0.0.100',
+      proto: 'tcp',
+      sport: 40000,
+      dport: 3306,
+      flags: TCP_SYN,
+      minLength: 60,
+      multipleOf: 8,
+    });
     assert.equal(f.bytes.length, 64);
     assert.equal(inetChecksum(f.bytes.subarray(14, 34)), 0);
     assert.ok(l4Verifies(f.bytes, 4, 34, f.ipEnd, 6));
@@ -28,23 +40,60 @@ describe('bench frame builder', () => {
   });
 
   it('gives the offsets of the source address word and the IPv4 header checksum the generator varies', () => {
-    const f4 = buildFrame({ ...mac, family: 4, src: '10.0.0.1', dst: '10.0.0.100', proto: 'tcp', sport: 40000, dport: 3306 });
+    const f4 = buildFrame({
+      ...mac,
+      family: 4,
+      src: '10.0.0.1',
+      dst: '10.0.0.100',
+      proto: 'tcp',
+      sport: 40000,
+      dport: 3306,
+    });
     assert.equal(f4.bytes.readUInt16BE(f4.saddrOff), 0x0001);
     assert.equal(f4.ipCsumOff, 24);
-    const f6 = buildFrame({ ...mac, family: 6, src: 'fd00::1:2', dst: 'fd00::100', proto: 'tcp', sport: 40000, dport: 3306 });
+    const f6 = buildFrame({
+      ...mac,
+      family: 6,
+      src: 'fd00::1:2',
+      dst: 'fd00::100',
+      proto: 'tcp',
+      sport: 40000,
+      dport: 3306,
+    });
     assert.equal(f6.bytes.readUInt16BE(f6.saddrOff), 0x0002);
     assert.equal(f6.ipCsumOff, undefined);
   });
 
   it('builds an IPv6 UDP frame whose checksum verifies', () => {
-    const f = buildFrame({ ...mac, family: 6, src: 'fd00::1', dst: 'fd00::100', proto: 'udp', sport: 5000, dport: 3306 });
+    const f = buildFrame({
+      ...mac,
+      family: 6,
+      src: 'fd00::1',
+      dst: 'fd00::100',
+      proto: 'udp',
+      sport: 5000,
+      dport: 3306,
+    });
     assert.equal(f.bytes.readUInt16BE(12), 0x86dd);
     assert.ok(l4Verifies(f.bytes, 6, 54, f.ipEnd, 17));
     assert.equal(f.csumOff, 60);
   });
 
   it('rejects a malformed MAC address with the expected form in the message', () => {
-    assert.throws(() => buildFrame({ ...mac, dstMac: '02:00:00', family: 4, src: '10.0.0.1', dst: '10.0.0.2', proto: 'tcp', sport: 1, dport: 2 }), /expected a MAC address like "02:00:00:00:00:11", received "02:00:00"/);
+    assert.throws(
+      () =>
+        buildFrame({
+          ...mac,
+          dstMac: '02:00:00',
+          family: 4,
+          src: '10.0.0.1',
+          dst: '10.0.0.2',
+          proto: 'tcp',
+          sport: 1,
+          dport: 2,
+        }),
+      /expected a MAC address like "02:00:00:00:00:11", received "02:00:00"/,
+    );
   });
 });
 
@@ -72,7 +121,16 @@ describe('bench SVG writer', () => {
   });
 
   it('draws one polyline per series with more than one point', () => {
-    const svg = lineChartSvg({ title: 't', xLabel: 'clients', yLabel: 'q/s', x: ['1', '8', '32'], series: [{ name: 'a', values: [1, 2, 3] }, { name: 'b', values: [1, null, null] }] });
+    const svg = lineChartSvg({
+      title: 't',
+      xLabel: 'clients',
+      yLabel: 'q/s',
+      x: ['1', '8', '32'],
+      series: [
+        { name: 'a', values: [1, 2, 3] },
+        { name: 'b', values: [1, null, null] },
+      ],
+    });
     assert.equal(svg.match(/<polyline/g)?.length, 1);
     assert.equal(svg.match(/<circle/g)?.length, 4);
   });
@@ -85,7 +143,15 @@ describe('bench markdown report', () => {
     startedAt: '2026-11-25T15:04:05.123Z',
     finishedAt: '2026-11-25T15:05:00.000Z',
     quick: true,
-    machine: { loadAvg1: 0.5, kernel: '6.18', cpuModel: 'Test CPU', cpus: 2, memoryMiB: 1024, node: 'v20', hostname: 'h' },
+    machine: {
+      loadAvg1: 0.5,
+      kernel: '6.18',
+      cpuModel: 'Test CPU',
+      cpus: 2,
+      memoryMiB: 1024,
+      node: 'v20',
+      hostname: 'h',
+    },
     sections: {
       mysql: { status: 'skipped', reason: 'haproxy is not installed', install: 'apt-get install -y haproxy' },
       pktrate: { status: 'error', code: 'XD_ERR_BENCH_NO_TRAFFIC', error: 'nothing delivered' },
@@ -104,19 +170,87 @@ describe('bench markdown report', () => {
   it('shows the director against the ceiling per flow count and mode, and the tunnels against DR', () => {
     const spreadOf = (x: number) => ({ n: 1, median: x, min: x, max: x, p25: x, p75: x });
     const data: PktRateData = {
-      generator: { kind: 'af-packet', detail: 'g', pktgen: 'p', liveFrames: 'BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: EPERM (x)', processes: 1 },
+      generator: {
+        kind: 'af-packet',
+        detail: 'g',
+        pktgen: 'p',
+        liveFrames: 'BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: EPERM (x)',
+        processes: 1,
+      },
       bpfStats: { enabled: true, detail: 'kernel.bpf_stats_enabled set to 1' },
-      frameBytes: 64, flows: [16, 1_000_000], baseFlows: 16, flowTableSize: 1 << 20, packetsPerRound: 10, batchSize: 64, rounds: 1,
-      scenarios: [{
-        name: 'isolated', description: 'd', receivers: 1, ratios: {}, ratiosPerCpu: {},
-        cells: [{ mode: 'xdp-native', flows: 1_000_000, description: 'x', status: 'ok', rounds: [], mppsDelivered: spreadOf(2), mppsPerCpu: spreadOf(3) }],
-        ceiling: [{ flows: 1_000_000, xdp: 'native', director: 2, ceiling: 4, ratio: 0.5, pairedRatio: 0.52, ratioPerCpu: 0.6, directorNs: 61.25, ceilingNs: 9.5, nsOverCeiling: 51.75, flowHitRate: 0.9991, flowTableEntries: 1_000_000 }],
-        forwarding: [{ forwarding: 'dr', mode: 'xdp-native', flows: 16, mpps: 2, ratioToDr: 1, pairedRatioToDr: 1, ratioToDrPerCpu: 1 }, { forwarding: 'tunnel/gue', mode: 'tunnel-gue', flows: 16, mpps: 1.5, ratioToDr: 0.75, pairedRatioToDr: 0.7, ratioToDrPerCpu: 0.8 }],
-      }],
+      frameBytes: 64,
+      flows: [16, 1_000_000],
+      baseFlows: 16,
+      flowTableSize: 1 << 20,
+      packetsPerRound: 10,
+      batchSize: 64,
+      rounds: 1,
+      scenarios: [
+        {
+          name: 'isolated',
+          description: 'd',
+          receivers: 1,
+          ratios: {},
+          ratiosPerCpu: {},
+          cells: [
+            {
+              mode: 'xdp-native',
+              flows: 1_000_000,
+              description: 'x',
+              status: 'ok',
+              rounds: [],
+              mppsDelivered: spreadOf(2),
+              mppsPerCpu: spreadOf(3),
+            },
+          ],
+          ceiling: [
+            {
+              flows: 1_000_000,
+              xdp: 'native',
+              director: 2,
+              ceiling: 4,
+              ratio: 0.5,
+              pairedRatio: 0.52,
+              ratioPerCpu: 0.6,
+              directorNs: 61.25,
+              ceilingNs: 9.5,
+              nsOverCeiling: 51.75,
+              flowHitRate: 0.9991,
+              flowTableEntries: 1_000_000,
+            },
+          ],
+          forwarding: [
+            {
+              forwarding: 'dr',
+              mode: 'xdp-native',
+              flows: 16,
+              mpps: 2,
+              ratioToDr: 1,
+              pairedRatioToDr: 1,
+              ratioToDrPerCpu: 1,
+            },
+            {
+              forwarding: 'tunnel/gue',
+              mode: 'tunnel-gue',
+              flows: 16,
+              mpps: 1.5,
+              ratioToDr: 0.75,
+              pairedRatioToDr: 0.7,
+              ratioToDrPerCpu: 0.8,
+            },
+          ],
+        },
+      ],
     };
     const md = markdown({ ...base, sections: { pktrate: { status: 'ok', durationMs: 1, data } } });
-    assert.match(md, /\| 1M \| native \| 2\.00 \| 4\.00 \| 50% \| 52% \| 60% \| 61\.3 \| 9\.5 \| 51\.8 \| 99\.9% \| 1000000 \|/);
-    assert.match(md, /Generator: \*\*af-packet\*\*: g\. Live frames: BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: EPERM/);
+    assert.match(
+      md,
+      /\| 1M \| native \| 2\.00 \| 4\.00 \| 50% \| 52% \| 60% \| 61\.3 \| 9\.5 \| 51\.8 \| 99\.9% \| 1000000 \|/,
+    );
+    assert.match(
+      md,
+      /Generator: \*\*af-packet\*\*: g\. Live frames: BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: EPERM/,
+    );
     assert.match(md, /\| tunnel\/gue \| 1\.50 \| 0\.75× \| 0\.70× \| 0\.80× \|/);
   });
 

@@ -18,14 +18,25 @@ const measured: Record<string, unknown> = {};
 
 const newFlows = async (d: Director): Promise<number> => (await f.status(d)).dataplane.services[0].newFlows as number;
 
-async function connections(n: number): Promise<{ ok: number; failed: number; byServerId: Record<string, number>; failures: Record<string, number> }> {
-  const r = await runIn(f.cl.ns, process.execPath, [clientScript(), '--host', VIP, '--connections', String(n), '--concurrency', '16', '--json'], { allowFail: true, timeoutMs: 120_000 });
+async function connections(
+  n: number,
+): Promise<{ ok: number; failed: number; byServerId: Record<string, number>; failures: Record<string, number> }> {
+  const r = await runIn(
+    f.cl.ns,
+    process.execPath,
+    [clientScript(), '--host', VIP, '--connections', String(n), '--concurrency', '16', '--json'],
+    { allowFail: true, timeoutMs: 120_000 },
+  );
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
 /** Wait until every director in `ds` says its session with the router is Established and the VIP is announced. */
 async function waitAnnounced(ds: Director[], timeoutMs = 15_000): Promise<void> {
-  await f.waitNexthops((h) => ds.every((d) => h.includes(d.ip)), timeoutMs, `next hops ${ds.map((d) => d.ip).join(', ')}`);
+  await f.waitNexthops(
+    (h) => ds.every((d) => h.includes(d.ip)),
+    timeoutMs,
+    `next hops ${ds.map((d) => d.ip).join(', ')}`,
+  );
 }
 
 before(async () => {
@@ -54,13 +65,20 @@ test('status shows the router session Established and the VIP announced on every
   for (const d of [d1, d2, d3]) {
     let st = await f.status(d);
     // The status is refreshed from BIRD every second: the export may be a moment behind the session.
-    for (let i = 0; i < 20 && st.bgp.neighbours[0].exported !== 1; i++) { await sleep(250); st = await f.status(d); }
+    for (let i = 0; i < 20 && st.bgp.neighbours[0].exported !== 1; i++) {
+      await sleep(250);
+      st = await f.status(d);
+    }
     assert.equal(st.bgp.neighbours[0].state, 'Established', `${d.name}: ${JSON.stringify(st.bgp)}`);
     assert.equal(st.bgp.neighbours[0].exported, 1, JSON.stringify(st.bgp));
     assert.deepEqual(st.bgp.announced, [VIP]);
     const metrics = (await f.cli(d, ['metrics'])).stdout;
     assert.match(metrics, /xdirector_bgp_session_established\{neighbour="rt",address="10\.77\.0\.1"\} 1/);
-    assert.match(metrics, /xdirector_bgp_session_state\{neighbour="rt",address="10\.77\.0\.1"\} 6\n/, 'the state as a number (6: Established), no state label');
+    assert.match(
+      metrics,
+      /xdirector_bgp_session_state\{neighbour="rt",address="10\.77\.0\.1"\} 6\n/,
+      'the state as a number (6: Established), no state label',
+    );
     assert.match(metrics, /xdirector_bgp_vip_announced\{vip="10\.77\.0\.100"\} 1/);
   }
   assert.deepEqual(await f.nexthops(), [d1.ip, d2.ip, d3.ip]);
@@ -88,7 +106,10 @@ test('new connections spread over the three directors and over the backends by w
   const want = { 1: 0.25, 2: 0.25, 3: 0.5 } as Record<string, number>;
   for (const [id, w] of Object.entries(want)) {
     const got = (r.byServerId[id] ?? 0) / r.ok;
-    assert.ok(Math.abs(got - w) < 0.1, `server ${id}: ${(got * 100).toFixed(1)}% of connections, weight share ${w * 100}%`);
+    assert.ok(
+      Math.abs(got - w) < 0.1,
+      `server ${id}: ${(got * 100).toFixed(1)}% of connections, weight share ${w * 100}%`,
+    );
   }
 });
 
@@ -114,10 +135,20 @@ test('a director that dies (SIGKILL + link down) is withdrawn by BFD within a se
   await sleep(2500);
   const now = await sessions!.report();
   const broken = now.filter((s) => s.error);
-  measured.sessionsAfterKill = { total: now.length, survived: now.length - broken.length, maxGapMs: Math.max(...now.map((s) => s.maxGapMs)) };
-  assert.deepEqual(broken.map((s) => `${s.id}: ${s.error}`), []);
+  measured.sessionsAfterKill = {
+    total: now.length,
+    survived: now.length - broken.length,
+    maxGapMs: Math.max(...now.map((s) => s.maxGapMs)),
+  };
+  assert.deepEqual(
+    broken.map((s) => `${s.id}: ${s.error}`),
+    [],
+  );
   for (const s of now) assert.equal(s.serverId, atStart.find((x) => x.id === s.id)!.serverId);
-  assert.ok(now.every((s) => s.acked > atStart.find((x) => x.id === s.id)!.acked), 'every session kept writing');
+  assert.ok(
+    now.every((s) => s.acked > atStart.find((x) => x.id === s.id)!.acked),
+    'every session kept writing',
+  );
 });
 
 test('a fourth director joins: ECMP gives it a share of the open flows and they keep their backend', async () => {
@@ -130,7 +161,10 @@ test('a fourth director joins: ECMP gives it a share of the open flows and they 
   measured.packetsAtNewDirector = moved;
   assert.ok(moved > 0, 'the new director forwarded none of the open sessions');
   const now = await sessions!.report();
-  assert.deepEqual(now.filter((s) => s.error).map((s) => `${s.id}: ${s.error}`), []);
+  assert.deepEqual(
+    now.filter((s) => s.error).map((s) => `${s.id}: ${s.error}`),
+    [],
+  );
 });
 
 test('a gracefully drained director withdraws first and open sessions keep working', async () => {
@@ -143,7 +177,10 @@ test('a gracefully drained director withdraws first and open sessions keep worki
   assert.deepEqual(st.bgp.announced, []);
   assert.equal(st.bgp.withdrawnBecause[VIP], 'director drained');
   await sleep(1000);
-  assert.deepEqual((await sessions!.report()).filter((s) => s.error).map((s) => `${s.id}: ${s.error}`), []);
+  assert.deepEqual(
+    (await sessions!.report()).filter((s) => s.error).map((s) => `${s.id}: ${s.error}`),
+    [],
+  );
   await f.cli(d2, ['undrain', '--director']);
   await waitAnnounced([d2, d3, d4]);
 });
@@ -173,8 +210,15 @@ test('without BFD a dead director is withdrawn by the hold timer (3 s), sessions
   atEnd = final;
   sessions = undefined;
   const broken = final.filter((s) => s.error);
-  measured.sessionsAtEnd = { total: final.length, survived: final.length - broken.length, maxGapMs: Math.max(...final.map((s) => s.maxGapMs)) };
-  assert.deepEqual(broken.filter((s) => !brokenByHealth.includes(s.id)).map((s) => `${s.id}: ${s.error}`), []);
+  measured.sessionsAtEnd = {
+    total: final.length,
+    survived: final.length - broken.length,
+    maxGapMs: Math.max(...final.map((s) => s.maxGapMs)),
+  };
+  assert.deepEqual(
+    broken.filter((s) => !brokenByHealth.includes(s.id)).map((s) => `${s.id}: ${s.error}`),
+    [],
+  );
 });
 
 test('no acknowledged write was lost: each session has at least its acknowledged rows on its backend', async () => {

@@ -64,7 +64,12 @@ export class Fabric {
     this.sw = `${this.prefix}sw`;
     this.rt = { name: 'rt', ns: `${this.prefix}rt`, ip: ROUTER, mac: '02:77:00:00:00:01' };
     this.cl = { name: 'cl', ns: `${this.prefix}cl`, ip: CLIENT, mac: '02:78:00:00:00:10' };
-    this.reals = [1, 2, 3].map((k) => ({ name: `r${k}`, ns: `${this.prefix}r${k}`, ip: `10.77.0.${10 + k}`, mac: `02:77:00:00:00:1${k}` }));
+    this.reals = [1, 2, 3].map((k) => ({
+      name: `r${k}`,
+      ns: `${this.prefix}r${k}`,
+      ip: `10.77.0.${10 + k}`,
+      mac: `02:77:00:00:00:1${k}`,
+    }));
   }
 
   private async ns(name: string): Promise<void> {
@@ -75,7 +80,23 @@ export class Fabric {
 
   /** A host's eth0 on the bridge. */
   private async lanPort(h: Host): Promise<void> {
-    await run('ip', ['link', 'add', 'name', 'eth0', 'netns', h.ns, 'address', h.mac, 'type', 'veth', 'peer', 'name', `p-${h.name}`, 'netns', this.sw]);
+    await run('ip', [
+      'link',
+      'add',
+      'name',
+      'eth0',
+      'netns',
+      h.ns,
+      'address',
+      h.mac,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      `p-${h.name}`,
+      'netns',
+      this.sw,
+    ]);
     await run('ip', ['-n', this.sw, 'link', 'set', `p-${h.name}`, 'master', 'br0', 'up']);
     await run('ip', ['-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0']);
     await run('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
@@ -89,27 +110,72 @@ export class Fabric {
     await Promise.all([this.rt, this.cl, ...this.reals].map((h) => this.ns(h.ns)));
     // Router: LAN port on the bridge, client link on eth1; forwards with an L4 (5-tuple) multipath hash.
     await this.lanPort(this.rt);
-    await run('ip', ['link', 'add', 'name', 'eth1', 'netns', this.rt.ns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.cl.ns, 'address', this.cl.mac]);
+    await run('ip', [
+      'link',
+      'add',
+      'name',
+      'eth1',
+      'netns',
+      this.rt.ns,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      this.cl.ns,
+      'address',
+      this.cl.mac,
+    ]);
     await run('ip', ['-n', this.rt.ns, 'addr', 'add', '10.78.0.1/24', 'dev', 'eth1']);
     await run('ip', ['-n', this.rt.ns, 'link', 'set', 'eth1', 'up']);
-    await runIn(this.rt.ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.fib_multipath_hash_policy=1', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.eth0.send_redirects=0']);
+    await runIn(this.rt.ns, 'sysctl', [
+      '-qw',
+      'net.ipv4.ip_forward=1',
+      'net.ipv4.fib_multipath_hash_policy=1',
+      'net.ipv4.conf.all.send_redirects=0',
+      'net.ipv4.conf.eth0.send_redirects=0',
+    ]);
     await run('ip', ['-n', this.cl.ns, 'addr', 'add', `${CLIENT}/24`, 'dev', 'eth0']);
     await run('ip', ['-n', this.cl.ns, 'link', 'set', 'eth0', 'up']);
     await run('ip', ['-n', this.cl.ns, 'route', 'add', 'default', 'via', '10.78.0.1']);
     // Native XDP_TX leaves TCP checksums of locally sent frames partial: the client sends complete ones, as a NIC would.
     await runIn(this.cl.ns, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
-    await Promise.all(this.reals.map(async (r) => {
-      await this.lanPort(r);
-      await runIn(r.ns, 'sysctl', ['-qw', 'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2', 'net.ipv4.conf.eth0.arp_ignore=1', 'net.ipv4.conf.eth0.arp_announce=2']);
-      await run('ip', ['-n', r.ns, 'addr', 'add', `${VIP}/32`, 'dev', 'lo']);
-      await run('ip', ['-n', r.ns, 'route', 'add', 'default', 'via', ROUTER]);
-      await runIn(r.ns, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
-    }));
-    this.dbs = this.reals.map((h, i) => new MariaDB({ prefix: this.prefix, name: h.name, serverId: i + 1, netns: h.ns, advertiseHost: h.ip, baseDir: this.tmp, monitorPassword: MONITOR_PASSWORD }));
-    await Promise.all(this.dbs.map(async (d) => {
-      await d.start();
-      await d.query('CREATE TABLE lab.acks (sess INT NOT NULL, seq INT NOT NULL, server_id INT NOT NULL, PRIMARY KEY (sess, seq))');
-    }));
+    await Promise.all(
+      this.reals.map(async (r) => {
+        await this.lanPort(r);
+        await runIn(r.ns, 'sysctl', [
+          '-qw',
+          'net.ipv4.conf.all.arp_ignore=1',
+          'net.ipv4.conf.all.arp_announce=2',
+          'net.ipv4.conf.eth0.arp_ignore=1',
+          'net.ipv4.conf.eth0.arp_announce=2',
+        ]);
+        await run('ip', ['-n', r.ns, 'addr', 'add', `${VIP}/32`, 'dev', 'lo']);
+        await run('ip', ['-n', r.ns, 'route', 'add', 'default', 'via', ROUTER]);
+        await runIn(r.ns, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
+      }),
+    );
+    this.dbs = this.reals.map(
+      (h, i) =>
+        new MariaDB({
+          prefix: this.prefix,
+          name: h.name,
+          serverId: i + 1,
+          netns: h.ns,
+          advertiseHost: h.ip,
+          baseDir: this.tmp,
+          monitorPassword: MONITOR_PASSWORD,
+        }),
+    );
+    await Promise.all(
+      this.dbs.map(async (d) => {
+        await d.start();
+        await d.query(
+          'CREATE TABLE lab.acks (sess INT NOT NULL, seq INT NOT NULL, server_id INT NOT NULL, PRIMARY KEY (sess, seq))',
+        );
+      }),
+    );
     fs.writeFileSync(path.join(this.tmp, 'monitor.pw'), `${MONITOR_PASSWORD}\n`, { mode: 0o600 });
   }
 
@@ -125,10 +191,15 @@ export class Fabric {
       '# ECMP: every equal best path goes into one multipath kernel route.',
       'protocol kernel { ipv4 { import none; export all; }; merge paths on limit 16; }',
       'template bgp director { local as 65000; hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 5; ipv4 { import all; export none; }; }',
-      ...directors.map((d) => `protocol bgp d${d.n} from director { neighbor 10.77.0.${1 + d.n} as 65001;${d.bfd ? ' bfd on;' : ''} }`),
+      ...directors.map(
+        (d) => `protocol bgp d${d.n} from director { neighbor 10.77.0.${1 + d.n} as 65001;${d.bfd ? ' bfd on;' : ''} }`,
+      ),
     ];
     fs.writeFileSync(conf, lines.join('\n') + '\n');
-    const child = spawnIn(this.rt.ns, 'bird', ['-f', '-c', conf, '-s', this.routerBird], { mode: 'nsenter', stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnIn(this.rt.ns, 'bird', ['-f', '-c', conf, '-s', this.routerBird], {
+      mode: 'nsenter',
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     this.children.add(child);
     for (let i = 0; i < 50 && !fs.existsSync(this.routerBird); i++) await sleep(100);
   }
@@ -136,12 +207,32 @@ export class Fabric {
   /** Make director n (1..4): namespace, LAN port, XDP_PASS on its bridge port (native XDP_TX delivery). */
   async addDirector(n: number, bfd: boolean): Promise<Director> {
     const d: Director = {
-      n, bfd, name: `d${n}`, ns: `${this.prefix}d${n}`, ip: `10.77.0.${1 + n}`, mac: `02:77:00:00:00:0${1 + n}`,
-      configFile: path.join(this.tmp, `d${n}.yaml`), socket: path.join(this.tmp, `d${n}.sock`), child: null, log: [],
+      n,
+      bfd,
+      name: `d${n}`,
+      ns: `${this.prefix}d${n}`,
+      ip: `10.77.0.${1 + n}`,
+      mac: `02:77:00:00:00:0${1 + n}`,
+      configFile: path.join(this.tmp, `d${n}.yaml`),
+      socket: path.join(this.tmp, `d${n}.sock`),
+      child: null,
+      log: [],
     };
     await this.ns(d.ns);
     await this.lanPort(d);
-    await run('ip', ['-n', this.sw, 'link', 'set', 'dev', `p-${d.name}`, 'xdpdrv', 'obj', defaultXdpPassObject(), 'sec', 'xdp']);
+    await run('ip', [
+      '-n',
+      this.sw,
+      'link',
+      'set',
+      'dev',
+      `p-${d.name}`,
+      'xdpdrv',
+      'obj',
+      defaultXdpPassObject(),
+      'sec',
+      'xdp',
+    ]);
     this.directors.push(d);
     return d;
   }
@@ -157,10 +248,15 @@ export class Fabric {
       log: { level: 'info' },
       monitor: { user: 'monitor', password_file: path.join(this.tmp, 'monitor.pw'), connect_timeout: '900ms' },
       health: { interval: '1s', timeout: '900ms', rise: 1, fall: 3 },
-      services: [{
-        name: 'mysql', vip: VIP, port: 3306, check: 'mysql',
-        backends: this.reals.map((r, i) => ({ address: r.ip, name: r.name, weight: weights[i] ?? 1 })),
-      }],
+      services: [
+        {
+          name: 'mysql',
+          vip: VIP,
+          port: 3306,
+          check: 'mysql',
+          backends: this.reals.map((r, i) => ({ address: r.ip, name: r.name, weight: weights[i] ?? 1 })),
+        },
+      ],
       bgp: {
         local_as: 65001,
         router_id: d.ip,
@@ -172,30 +268,47 @@ export class Fabric {
 
   async startDirector(d: Director, cfg = this.config(d)): Promise<void> {
     fs.writeFileSync(d.configFile, YAML.stringify(cfg));
-    const child = spawnIn(d.ns, process.execPath, [BIN, 'run', '-c', d.configFile], { mode: 'nsenter', stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnIn(d.ns, process.execPath, [BIN, 'run', '-c', d.configFile], {
+      mode: 'nsenter',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.children.add(child);
     d.child = child;
-    const onData = (b: Buffer) => { for (const l of b.toString('utf8').split('\n')) if (l) { d.log.push(l); if (d.log.length > 3000) d.log.shift(); } };
+    const onData = (b: Buffer) => {
+      for (const l of b.toString('utf8').split('\n'))
+        if (l) {
+          d.log.push(l);
+          if (d.log.length > 3000) d.log.shift();
+        }
+    };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     const deadline = Date.now() + 30_000;
     for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`xdirector ${d.name} exited (${child.exitCode ?? child.signalCode}):\n${d.log.slice(-30).join('\n')}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `xdirector ${d.name} exited (${child.exitCode ?? child.signalCode}):\n${d.log.slice(-30).join('\n')}`,
+        );
       const r = await this.cli(d, ['status', '--json'], true);
       if (r.code === 0) return;
-      if (Date.now() > deadline) throw new Error(`xdirector ${d.name} did not answer within 30 s: ${r.stderr}\n${d.log.slice(-30).join('\n')}`);
+      if (Date.now() > deadline)
+        throw new Error(`xdirector ${d.name} did not answer within 30 s: ${r.stderr}\n${d.log.slice(-30).join('\n')}`);
       await sleep(200);
     }
   }
 
   async cli(d: Director, args: string[], allowFail = false): Promise<{ code: number; stdout: string; stderr: string }> {
-    const r = await runIn(d.ns, process.execPath, [BIN, ...args, '--socket', d.socket], { mode: 'nsenter', allowFail: true, timeoutMs: 30_000 });
+    const r = await runIn(d.ns, process.execPath, [BIN, ...args, '--socket', d.socket], {
+      mode: 'nsenter',
+      allowFail: true,
+      timeoutMs: 30_000,
+    });
     const code = typeof r.code === 'number' ? r.code : 1;
-    if (code !== 0 && !allowFail) throw new Error(`xdirector ${args.join(' ')} on ${d.name} exited ${code}: ${r.stderr}`);
+    if (code !== 0 && !allowFail)
+      throw new Error(`xdirector ${args.join(' ')} on ${d.name} exited ${code}: ${r.stderr}`);
     return { code, stdout: r.stdout, stderr: r.stderr };
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async status(d: Director): Promise<any> {
     return JSON.parse((await this.cli(d, ['status', '--json'])).stdout);
   }
@@ -213,7 +326,8 @@ export class Fabric {
     for (;;) {
       const hops = await this.nexthops();
       if (pred(hops)) return performance.now() - t0;
-      if (performance.now() - t0 > timeoutMs) throw new Error(`router: ${what} not seen within ${timeoutMs} ms (next hops: ${hops.join(', ') || 'none'})`);
+      if (performance.now() - t0 > timeoutMs)
+        throw new Error(`router: ${what} not seen within ${timeoutMs} ms (next hops: ${hops.join(', ') || 'none'})`);
       await sleep(10);
     }
   }
@@ -233,7 +347,9 @@ export class Fabric {
   async ackedRows(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (const [i, db] of this.dbs.entries()) {
-      const rows = await db.query<{ sess: number; n: number }[]>('SELECT sess, COUNT(*) AS n FROM lab.acks GROUP BY sess');
+      const rows = await db.query<{ sess: number; n: number }[]>(
+        'SELECT sess, COUNT(*) AS n FROM lab.acks GROUP BY sess',
+      );
       for (const r of rows) out.set(`${i + 1}/${r.sess}`, Number(r.n));
     }
     return out;
@@ -246,7 +362,11 @@ export class Fabric {
         c.kill('SIGTERM');
         if (!(await waitChildExit(c, 15_000))) c.kill('SIGKILL');
       }
-      await runIn(d.ns, process.execPath, [BIN, 'stop', '--detach', '-c', d.configFile], { mode: 'nsenter', allowFail: true, timeoutMs: 20_000 }).catch(() => undefined);
+      await runIn(d.ns, process.execPath, [BIN, 'stop', '--detach', '-c', d.configFile], {
+        mode: 'nsenter',
+        allowFail: true,
+        timeoutMs: 20_000,
+      }).catch(() => undefined);
     }
     for (const c of this.children) {
       if (c.exitCode === null && c.signalCode === null) {
@@ -258,7 +378,11 @@ export class Fabric {
     for (const ns of this.namespaces.reverse()) {
       const r = await run('ip', ['netns', 'pids', ns], { allowFail: true });
       for (const pid of r.stdout.split(/\s+/).filter(Boolean).map(Number)) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
       }
       await run('ip', ['netns', 'del', ns], { allowFail: true });
     }
@@ -275,7 +399,20 @@ export class Sessions {
 
   static async start(f: Fabric, count: number, intervalMs = 100): Promise<{ s: Sessions; ready: SessionRow[] }> {
     const s = new Sessions();
-    s.child = spawnIn(f.cl.ns, process.execPath, [path.join(__dirname, 'sessions.js'), '--host', VIP, '--sessions', String(count), '--interval', String(intervalMs)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    s.child = spawnIn(
+      f.cl.ns,
+      process.execPath,
+      [
+        path.join(__dirname, 'sessions.js'),
+        '--host',
+        VIP,
+        '--sessions',
+        String(count),
+        '--interval',
+        String(intervalMs),
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let buf = '';
     s.child.stdout!.setEncoding('utf8');
     s.child.stdout!.on('data', (c: string) => {
@@ -284,19 +421,32 @@ export class Sessions {
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        try { const obj = JSON.parse(line); s.waiters.shift()?.(obj); } catch { /* not ours */ }
+        try {
+          const obj = JSON.parse(line);
+          s.waiters.shift()?.(obj);
+        } catch {
+          /* not ours */
+        }
       }
     });
-    s.child.stderr!.on('data', (c: Buffer) => { s.stderr = (s.stderr + c.toString()).slice(-4000); });
+    s.child.stderr!.on('data', (c: Buffer) => {
+      s.stderr = (s.stderr + c.toString()).slice(-4000);
+    });
     const ready = await s.next(60_000);
     return { s, ready };
   }
 
   private next(timeoutMs = 30_000): Promise<SessionRow[]> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`sessions driver: no report within ${timeoutMs} ms: ${this.stderr}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`sessions driver: no report within ${timeoutMs} ms: ${this.stderr}`)),
+        timeoutMs,
+      );
       this.child.once('exit', (code) => reject(new Error(`sessions driver exited ${code}: ${this.stderr}`)));
-      this.waiters.push((obj) => { clearTimeout(t); resolve(obj.sessions); });
+      this.waiters.push((obj) => {
+        clearTimeout(t);
+        resolve(obj.sessions);
+      });
     });
   }
 

@@ -54,7 +54,11 @@ async function snmp(ns: string): Promise<Map<string, number>> {
 }
 
 /** One TCP connect from the client: "ECONNREFUSED", "connected", "timeout" or the error code, and how long it took. */
-async function connectFromClient(host: string, port: number, timeoutMs = 3000): Promise<{ result: string; ms: number }> {
+async function connectFromClient(
+  host: string,
+  port: number,
+  timeoutMs = 3000,
+): Promise<{ result: string; ms: number }> {
   const script = `const net=require('net');const t0=performance.now();const s=net.connect({host:${JSON.stringify(host)},port:${port}});
 const done=(r)=>{process.stdout.write(JSON.stringify({result:r,ms:Math.round(performance.now()-t0)}));s.destroy();process.exit(0)};
 s.on('connect',()=>done('connected'));s.on('error',(e)=>done(e.code||e.message));setTimeout(()=>done('timeout'),${timeoutMs});`;
@@ -62,11 +66,14 @@ s.on('connect',()=>done('connected'));s.on('error',(e)=>done(e.code||e.message))
   return JSON.parse(r.stdout) as { result: string; ms: number };
 }
 
-test('each announced VIP has a local route on lo in the director\'s local table (and is still no address)', async () => {
+test("each announced VIP has a local route on lo in the director's local table (and is still no address)", async () => {
   const r = await runIn(d1.ns, 'ip', ['-j', 'route', 'show', 'table', 'local', 'dev', 'lo']);
   const routes = JSON.parse(r.stdout) as { type?: string; dst: string; protocol?: string }[];
   for (const vip of [VIP, FAR_VIP]) {
-    assert.ok(routes.some((x) => x.type === 'local' && x.dst === vip), `local ${vip} dev lo in ${r.stdout}`);
+    assert.ok(
+      routes.some((x) => x.type === 'local' && x.dst === vip),
+      `local ${vip} dev lo in ${r.stdout}`,
+    );
   }
   assert.doesNotMatch((await runIn(d1.ns, 'ip', ['-o', 'addr', 'show'])).stdout, /10\.7[79]\.0\.100/);
 });
@@ -79,7 +86,10 @@ test('a connection to a port no service uses on an announced VIP is refused by t
   const rt1 = await snmp(f.rt.ns);
   const d1c = await snmp(d1.ns);
   const forwarded = rt1.get('Ip.ForwDatagrams')! - rt0.get('Ip.ForwDatagrams')!;
-  const ttlExceeded = (rt1.get('Icmp.OutTimeExcds')! - rt0.get('Icmp.OutTimeExcds')!) + (d1c.get('Icmp.OutTimeExcds')! - d0.get('Icmp.OutTimeExcds')!);
+  const ttlExceeded =
+    rt1.get('Icmp.OutTimeExcds')! -
+    rt0.get('Icmp.OutTimeExcds')! +
+    (d1c.get('Icmp.OutTimeExcds')! - d0.get('Icmp.OutTimeExcds')!);
   const directorForwarded = d1c.get('Ip.ForwDatagrams')! - d0.get('Ip.ForwDatagrams')!;
   measured.unusedPort = { ...out, routerForwarded: forwarded, directorForwarded, ttlExceeded };
   assert.equal(out.result, 'ECONNREFUSED', JSON.stringify(measured.unusedPort));
@@ -103,11 +113,16 @@ test('a BIRD that stops answering (SIGSTOP) is killed and restarted, its session
       st = await f.status(d1);
       if (st.bgp.daemon.hung) sawHung = true;
       if (st.bgp.daemon.restarts > restarts && st.bgp.daemon.running && st.bgp.daemon.pid !== pid) break;
-      if (performance.now() - t0 > 20_000) assert.fail(`BIRD not restarted 20 s after SIGSTOP: ${JSON.stringify(st.bgp.daemon)}`);
+      if (performance.now() - t0 > 20_000)
+        assert.fail(`BIRD not restarted 20 s after SIGSTOP: ${JSON.stringify(st.bgp.daemon)}`);
       await sleep(200);
     }
   } finally {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* killed by the daemon */ }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* killed by the daemon */
+    }
   }
   const restartedMs = performance.now() - t0;
   assert.match(st.bgp.daemon.lastExit, /^hung: no answer on the control socket for \d+ s/);
@@ -115,15 +130,20 @@ test('a BIRD that stops answering (SIGSTOP) is killed and restarted, its session
   await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing again');
   const backMs = performance.now() - t0;
   st = await f.status(d1);
-  for (let i = 0; i < 20 && st.bgp.neighbours[0].state !== 'Established'; i++) { await sleep(250); st = await f.status(d1); }
+  for (let i = 0; i < 20 && st.bgp.neighbours[0].state !== 'Established'; i++) {
+    await sleep(250);
+    st = await f.status(d1);
+  }
   assert.equal(st.bgp.neighbours[0].state, 'Established');
   const metrics = (await f.cli(d1, ['metrics'])).stdout;
   assert.match(metrics, new RegExp(`xdirector_bgp_daemon_restarts_total ${restarts + 1}`));
   assert.match(metrics, /xdirector_bgp_daemon_up 1/);
-  assert.ok(d1.log.some((l) => /bird hung: no answer on the control socket/.test(l)), 'the kill is logged');
+  assert.ok(
+    d1.log.some((l) => /bird hung: no answer on the control socket/.test(l)),
+    'the kill is logged',
+  );
   measured.hungBird = { restartedMs: Math.round(restartedMs), announcedAgainMs: Math.round(backMs) };
 });
-
 
 test('a health round that never completes withdraws the VIPs once the snapshot is stale, with an alert, and they return when rounds resume', async () => {
   await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing');
@@ -137,9 +157,15 @@ test('a health round that never completes withdraws the VIPs once the snapshot i
     const st = await f.status(d1);
     assert.match(st.liveness.cannotServe, /^the health snapshot is [\d.]+ s old/);
     assert.match(st.liveness.stalled, /^the health snapshot is/, 'the watchdog is withheld too');
-    assert.ok(st.alerts.some((a: string) => /this director cannot serve: the health snapshot/.test(a)), JSON.stringify(st.alerts));
+    assert.ok(
+      st.alerts.some((a: string) => /this director cannot serve: the health snapshot/.test(a)),
+      JSON.stringify(st.alerts),
+    );
     assert.match(st.bgp.withdrawnBecause[VIP], /this director cannot serve: the health snapshot/);
-    assert.ok(d1.log.some((l) => /health check round not finished within \d+ ms/.test(l)), 'the overdue round is logged');
+    assert.ok(
+      d1.log.some((l) => /health check round not finished within \d+ ms/.test(l)),
+      'the overdue round is logged',
+    );
   } finally {
     process.kill(pid, 'SIGUSR2');
   }
@@ -147,9 +173,16 @@ test('a health round that never completes withdraws the VIPs once the snapshot i
   await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing again after rounds resume');
   const st = await f.status(d1);
   assert.equal(st.liveness.cannotServe, null);
-  measured.stalledHealth = { withdrawnAfterMs: Math.round(stalledFor), limitMs: st.liveness.limitMs, announcedAgainMs: Math.round(performance.now() - t1) };
+  measured.stalledHealth = {
+    withdrawnAfterMs: Math.round(stalledFor),
+    limitMs: st.liveness.limitMs,
+    announcedAgainMs: Math.round(performance.now() - t1),
+  };
   // The limit runs from the last completed round, up to one interval (1 s) before SIGUSR2: max(3 x 1 s, 0.9 + 0.9 s + 5 s floor).
-  assert.ok(stalledFor >= st.liveness.limitMs - 1500, `withdrawn after ${stalledFor} ms, before the limit ${st.liveness.limitMs} ms`);
+  assert.ok(
+    stalledFor >= st.liveness.limitMs - 1500,
+    `withdrawn after ${stalledFor} ms, before the limit ${st.liveness.limitMs} ms`,
+  );
 });
 
 test('XDP TX errors that keep rising withdraw the VIPs; when they stop for a while the VIPs are announced again', async () => {
@@ -163,7 +196,8 @@ test('XDP TX errors that keep rising withdraw the VIPs; when they stop for a whi
     for (;;) {
       const hops = await f.nexthops();
       if (!hops.includes(d1.ip)) break;
-      if (performance.now() - t0 > 15_000) assert.fail('d1 still announced 15 s after its forwarded frames turned into TX errors');
+      if (performance.now() - t0 > 15_000)
+        assert.fail('d1 still announced 15 s after its forwarded frames turned into TX errors');
       await connectFromClient(VIP, 3306, 300);
       attempts++;
     }
@@ -173,9 +207,25 @@ test('XDP TX errors that keep rising withdraw the VIPs; when they stop for a whi
     assert.match(st.bgp.withdrawnBecause[VIP], /this director cannot serve: the driver is dropping forwarded frames/);
     assert.ok(st.dataplane.detail.driverTxErrors.txErrors > 0, JSON.stringify(st.dataplane.detail.driverTxErrors));
     assert.match((await f.cli(d1, ['metrics'])).stdout, /xdirector_bgp_vip_announced\{vip="10\.77\.0\.100"\} 0/);
-    measured.txErrors = { withdrawnMs: Math.round(withdrawnMs), connectAttempts: attempts, driverTxErrors: st.dataplane.detail.driverTxErrors.txErrors };
+    measured.txErrors = {
+      withdrawnMs: Math.round(withdrawnMs),
+      connectAttempts: attempts,
+      driverTxErrors: st.dataplane.detail.driverTxErrors.txErrors,
+    };
   } finally {
-    await run('ip', ['-n', f.sw, 'link', 'set', 'dev', `p-${d1.name}`, 'xdpdrv', 'obj', defaultXdpPassObject(), 'sec', 'xdp']);
+    await run('ip', [
+      '-n',
+      f.sw,
+      'link',
+      'set',
+      'dev',
+      `p-${d1.name}`,
+      'xdpdrv',
+      'obj',
+      defaultXdpPassObject(),
+      'sec',
+      'xdp',
+    ]);
   }
   const t1 = performance.now();
   await f.waitNexthops((h) => h.includes(d1.ip), 25_000, 'd1 announcing again once TX errors stopped');

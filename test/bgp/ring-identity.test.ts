@@ -28,7 +28,8 @@ const RING = 65537;
 const log = pino({ level: 'silent' });
 
 // One config, as every director of the fabric would have it.
-const CONFIG = parseConfig(`instance: ring
+const CONFIG = parseConfig(
+  `instance: ring
 interface: eth0
 dataplane: xdp
 xdp: { ring_size: ${RING}, max_services: 2, max_backends: 16 }
@@ -42,17 +43,42 @@ services:
       - { address: 10.77.0.12, name: r2, mac: "02:77:00:00:00:12" }
       - { address: 10.77.0.13, name: r3, mac: "02:77:00:00:00:13", weight: 2 }
       - { address: 10.77.0.14, name: r4, mac: "02:77:00:00:00:14" }
-`, 'fabric.yaml');
-const STATE: DesiredState = desiredState({ services: CONFIG.services, health: null, drained: new Set(), macs: new Map() }).state;
+`,
+  'fabric.yaml',
+);
+const STATE: DesiredState = desiredState({
+  services: CONFIG.services,
+  health: null,
+  drained: new Set(),
+  macs: new Map(),
+}).state;
 
-const directors = [1, 2].map((n) => ({ n, ifname: `${PREFIX}a${n}`, peer: `${PREFIX}b${n}`, mac: `02:77:00:00:00:0${n + 1}`, instance: `d${n}`, dp: undefined as XdpDataplane | undefined }));
+const directors = [1, 2].map((n) => ({
+  n,
+  ifname: `${PREFIX}a${n}`,
+  peer: `${PREFIX}b${n}`,
+  mac: `02:77:00:00:00:0${n + 1}`,
+  instance: `d${n}`,
+  dp: undefined as XdpDataplane | undefined,
+}));
 
 function sh(cmd: string, args: string[]): void {
   execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 function opts(d: (typeof directors)[number]): XdpOptions {
-  return { instance: d.instance, ifname: d.ifname, mode: 'native', pinDir: PIN_ROOT, ringMax: RING, maxServices: 2, maxBackends: 16, flowTableSize: 4096, objectPath: OBJ, log };
+  return {
+    instance: d.instance,
+    ifname: d.ifname,
+    mode: 'native',
+    pinDir: PIN_ROOT,
+    ringMax: RING,
+    maxServices: 2,
+    maxBackends: 16,
+    flowTableSize: 4096,
+    objectPath: OBJ,
+    log,
+  };
 }
 
 /** The live ring of the only service, as bytes. */
@@ -76,7 +102,10 @@ function ringBytes(d: (typeof directors)[number]): Buffer {
 
 /** A client packet to the VIP through director d's pinned program: verdict and the backend MAC it was sent to. */
 function send(d: (typeof directors)[number], sport: number, flags: string): { verdict: number; mac: string } {
-  const frame = pk.ether({ src: '02:78:00:00:00:01', dst: d.mac }, pk.ipv4({ src: '10.78.0.10', dst: '10.77.0.100' }, pk.tcp({ sport, dport: 3306, flags })));
+  const frame = pk.ether(
+    { src: '02:78:00:00:00:01', dst: d.mac },
+    pk.ipv4({ src: '10.78.0.10', dst: '10.77.0.100' }, pk.tcp({ sport, dport: 3306, flags })),
+  );
   const prog = openPinnedProgram(path.join(instancePinDir(PIN_ROOT, d.instance), 'prog'));
   try {
     const r = testRun(prog, { data: frame });
@@ -100,11 +129,27 @@ before(async () => {
 
 after(async () => {
   for (const d of directors) {
-    try { await d.dp?.close({ keepState: false }); } catch { /* reported by the failing test */ }
-    try { XdpDataplane.detachInstance(PIN_ROOT, d.instance, d.ifname, log); } catch { /* gone */ }
-    try { sh('ip', ['link', 'del', d.ifname]); } catch { /* gone */ }
+    try {
+      await d.dp?.close({ keepState: false });
+    } catch {
+      /* reported by the failing test */
+    }
+    try {
+      XdpDataplane.detachInstance(PIN_ROOT, d.instance, d.ifname, log);
+    } catch {
+      /* gone */
+    }
+    try {
+      sh('ip', ['link', 'del', d.ifname]);
+    } catch {
+      /* gone */
+    }
   }
-  try { sh('ip', ['netns', 'del', NS]); } catch { /* gone */ }
+  try {
+    sh('ip', ['netns', 'del', NS]);
+  } catch {
+    /* gone */
+  }
   fs.rmSync(PIN_ROOT, { recursive: true, force: true });
 });
 

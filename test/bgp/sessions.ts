@@ -33,9 +33,24 @@ async function main(): Promise<void> {
   const sessions: (SessionReport & { conn?: mysql.Connection; last: number })[] = [];
   let stopping = false;
   const open = async (id: number) => {
-    const conn = await mysql.createConnection({ host, port: 3306, user: 'app', password: 'app', database: 'lab', connectTimeout: 5000 });
+    const conn = await mysql.createConnection({
+      host,
+      port: 3306,
+      user: 'app',
+      password: 'app',
+      database: 'lab',
+      connectTimeout: 5000,
+    });
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@server_id AS id');
-    const s = { id, localPort: (conn as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort, serverId: Number(rows[0]!.id), acked: 0, maxGapMs: 0, conn, last: performance.now() };
+    const s = {
+      id,
+      localPort: (conn as unknown as { connection: { stream: { localPort: number } } }).connection.stream.localPort,
+      serverId: Number(rows[0]!.id),
+      acked: 0,
+      maxGapMs: 0,
+      conn,
+      last: performance.now(),
+    };
     conn.on('error', () => undefined);
     sessions.push(s);
     return s;
@@ -44,7 +59,11 @@ async function main(): Promise<void> {
     while (!stopping && !s.error) {
       const t = performance.now();
       try {
-        await s.conn!.query({ sql: 'INSERT INTO acks (sess, seq, server_id) VALUES (?, ?, @@server_id)', values: [s.id, s.acked + 1], timeout: 20_000 });
+        await s.conn!.query({
+          sql: 'INSERT INTO acks (sess, seq, server_id) VALUES (?, ?, @@server_id)',
+          values: [s.id, s.acked + 1],
+          timeout: 20_000,
+        });
         s.acked++;
         const now = performance.now();
         s.maxGapMs = Math.max(s.maxGapMs, Math.round(now - s.last));

@@ -42,13 +42,27 @@ import {
   xdServiceStatsCodec,
   DEFINES,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Cache, XdFlow6Cache, XdFlow4Key, XdGuard, XdRate, XdPflow, XdService, XdServiceKey, XdServiceStats, XdReasonStats } from '../../src/bpf/layouts.generated';
+import type {
+  XdBackend,
+  XdBackendStats,
+  XdFlow,
+  XdFlowKey,
+  XdFlow4Cache,
+  XdFlow6Cache,
+  XdFlow4Key,
+  XdGuard,
+  XdRate,
+  XdPflow,
+  XdService,
+  XdServiceKey,
+  XdServiceStats,
+  XdReasonStats,
+} from '../../src/bpf/layouts.generated';
 import { buildIpvsMh, ipvsMhHash, ipvsMhLookup } from '../../src/maglev/ipvs-mh';
 import type { IpvsMhDest } from '../../src/maglev/ipvs-mh';
 import { addressToBytes16 } from '../../src/net/inet';
 import { clearFlowCaches } from '../lib/flowcache';
 import { clearVipPorts, markVipPort } from '../lib/vipports';
-
 
 // Small instance: 8 services, 16 backend slots, rings of up to 4093 slots (the IPVS mh default
 // table size, so the kernel's own slot numbers can be checked), 4096 flows.
@@ -98,9 +112,18 @@ const zeroBeStats: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n, flo
 
 /** A table split by family (flows or embryonic flows), looked at through the IPv6-shaped key. */
 class FamilyTables<V = XdFlow> {
-  constructor(readonly v4: BpfMap<XdFlow4Key, V>, readonly v6: BpfMap<XdFlowKey, V>) {}
+  constructor(
+    readonly v4: BpfMap<XdFlow4Key, V>,
+    readonly v6: BpfMap<XdFlowKey, V>,
+  ) {}
   private static k4(k: XdFlowKey): XdFlow4Key {
-    return { saddr: k.saddr.readUInt32BE(0), daddr: k.daddr.readUInt32BE(0), sport: k.sport, dport: k.dport, proto: k.proto };
+    return {
+      saddr: k.saddr.readUInt32BE(0),
+      daddr: k.daddr.readUInt32BE(0),
+      sport: k.sport,
+      dport: k.dport,
+      proto: k.proto,
+    };
   }
   lookup(k: XdFlowKey): V | undefined {
     return k.family === XdFamily.XD_FAMILY_V4 ? this.v4.lookup(FamilyTables.k4(k)) : this.v6.lookup(k);
@@ -144,8 +167,13 @@ class Datapath {
 
   static async load(): Promise<Datapath> {
     const obj = await loadSmallDirector({
-      services: MAX_SERVICES, backends: MAX_BACKENDS, ringMax: RING_MAX, flows: MAX_FLOWS,
-      embryonic: MAX_EMBRYONIC, takeover: MAX_EMBRYONIC, perCpuCaches: true,
+      services: MAX_SERVICES,
+      backends: MAX_BACKENDS,
+      ringMax: RING_MAX,
+      flows: MAX_FLOWS,
+      embryonic: MAX_EMBRYONIC,
+      takeover: MAX_EMBRYONIC,
+      perCpuCaches: true,
     });
     return new Datapath(
       obj,
@@ -153,10 +181,22 @@ class Datapath {
       obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec),
       obj.map(MAPS.be.name, u32, xdBackendCodec),
       obj.map(MAPS.ring.name, u32, u32),
-      new FamilyTables(obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec)),
-      new FamilyTables(obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec)),
-      new FamilyTables(obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdFlowCodec), obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdFlowCodec)),
-      new FamilyTables(obj.map(MAPS.prb4.name, xdFlow4KeyCodec, xdPflowCodec), obj.map(MAPS.prb6.name, xdFlowKeyCodec, xdPflowCodec)),
+      new FamilyTables(
+        obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec),
+        obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec),
+      ),
+      new FamilyTables(
+        obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec),
+        obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec),
+      ),
+      new FamilyTables(
+        obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdFlowCodec),
+        obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdFlowCodec),
+      ),
+      new FamilyTables(
+        obj.map(MAPS.prb4.name, xdFlow4KeyCodec, xdPflowCodec),
+        obj.map(MAPS.prb6.name, xdFlowKeyCodec, xdPflowCodec),
+      ),
       obj.map(MAPS.guard.name, u32, xdGuardCodec),
       obj.map(MAPS.svcst.name, u32, xdServiceStatsCodec),
       obj.map(MAPS.best.name, u32, xdBackendStatsCodec),
@@ -175,9 +215,18 @@ class Datapath {
     this.tko.clear();
     this.prb.clear();
     clearFlowCaches(this.obj);
-    const emptyBe: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
+    const emptyBe: XdBackend = {
+      mac: Buffer.alloc(6),
+      family: 0,
+      flags: 0,
+      generation: 0,
+      ifindex: 0,
+      service: 0,
+      addr: Buffer.alloc(16),
+    };
     this.be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, emptyBe] as const));
-    for (const [base, len] of this.dirtyRing) this.ring.updateBatch(Array.from({ length: len }, (_, i) => [base + i, 0] as const));
+    for (const [base, len] of this.dirtyRing)
+      this.ring.updateBatch(Array.from({ length: len }, (_, i) => [base + i, 0] as const));
     this.dirtyRing = [];
     const n = this.svcst.ncpus;
     for (let i = 0; i < MAX_SERVICES; i++) {
@@ -190,11 +239,26 @@ class Datapath {
     this.rate.updateBatch(Array.from({ length: XdRateIdx.XD_RATE_MAX }, (_, i) => [i, { tat_ns: 0n }] as const));
   }
 
-  addService(o: { vip: string; port: number; proto: number; id: number; ringSize: number; sched?: number; flags?: number; activeGen?: number }): void {
+  addService(o: {
+    vip: string;
+    port: number;
+    proto: number;
+    id: number;
+    ringSize: number;
+    sched?: number;
+    flags?: number;
+    activeGen?: number;
+  }): void {
     markVipPort(this.obj, o.port, o.proto);
     this.svc.update(
       { vip: addr16(o.vip), port: o.port, proto: o.proto, family: family(o.vip) },
-      { id: o.id, ring_size: o.ringSize, flags: o.flags ?? 0, sched: o.sched ?? XdSched.XD_SCHED_MAGLEV, active_gen: o.activeGen ?? 0 },
+      {
+        id: o.id,
+        ring_size: o.ringSize,
+        flags: o.flags ?? 0,
+        sched: o.sched ?? XdSched.XD_SCHED_MAGLEV,
+        active_gen: o.activeGen ?? 0,
+      },
     );
   }
 
@@ -205,7 +269,10 @@ class Datapath {
     this.svc.update(key, { ...cur, active_gen: gen });
   }
 
-  setBackend(idx: number, o: { flags?: number; generation?: number; ifindex?: number; address?: string; mac?: string; service?: number } = {}): void {
+  setBackend(
+    idx: number,
+    o: { flags?: number; generation?: number; ifindex?: number; address?: string; mac?: string; service?: number } = {},
+  ): void {
     const address = o.address ?? `10.200.0.${10 + idx}`;
     this.be.update(idx, {
       mac: pk.macBytes(o.mac ?? beMac(idx)),
@@ -302,7 +369,10 @@ let dp: Datapath;
 before(async () => {
   dp = await Datapath.load();
   // A fresh array map is all zeroes; check once that the ring starts empty.
-  assert.ok(dp.ring.entries().every(([, v]) => v === 0), 'a new ring map holds only holes');
+  assert.ok(
+    dp.ring.entries().every(([, v]) => v === 0),
+    'a new ring map holds only holes',
+  );
 });
 after(() => {
   dp?.obj.close();
@@ -328,25 +398,40 @@ function ip(c: { src: string; dst: string }, l4: pk.L4, extra: Partial<pk.Ipv4Sp
 
 /** A client frame as it reaches the director. */
 function clientFrame(c: Conn, l4: pk.L4, opts: { vlan?: number; ipExtra?: Partial<pk.Ipv4Spec> } = {}): Buffer {
-  return pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, vlan: opts.vlan === undefined ? undefined : { id: opts.vlan } }, ip({ src: c.client, dst: c.vip }, l4, opts.ipExtra));
+  return pk.ether(
+    { src: CLIENT_MAC, dst: DIRECTOR_MAC, vlan: opts.vlan === undefined ? undefined : { id: opts.vlan } },
+    ip({ src: c.client, dst: c.vip }, l4, opts.ipExtra),
+  );
 }
 /** The same frame after a DR forward to backend `be`: only the two MACs differ. */
-function forwardedFrame(c: Conn, l4: pk.L4, be: number, opts: { vlan?: number; ipExtra?: Partial<pk.Ipv4Spec> } = {}): Buffer {
-  return pk.ether({ src: DIRECTOR_MAC, dst: beMac(be), vlan: opts.vlan === undefined ? undefined : { id: opts.vlan } }, ip({ src: c.client, dst: c.vip }, l4, opts.ipExtra));
+function forwardedFrame(
+  c: Conn,
+  l4: pk.L4,
+  be: number,
+  opts: { vlan?: number; ipExtra?: Partial<pk.Ipv4Spec> } = {},
+): Buffer {
+  return pk.ether(
+    { src: DIRECTOR_MAC, dst: beMac(be), vlan: opts.vlan === undefined ? undefined : { id: opts.vlan } },
+    ip({ src: c.client, dst: c.vip }, l4, opts.ipExtra),
+  );
 }
 const syn = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'S', seq: 1000 });
-const ack = (c: Conn, payload = 'select 1'): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'PA', seq: 1001, ack: 5001, payload: Buffer.from(payload) });
+const ack = (c: Conn, payload = 'select 1'): pk.L4 =>
+  pk.tcp({ sport: c.cport, dport: c.vport, flags: 'PA', seq: 1001, ack: 5001, payload: Buffer.from(payload) });
 const rst = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'R', seq: 1001 });
 const fin = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: c.vport, flags: 'FA', seq: 1009, ack: 5001 });
 const dgram = (c: Conn): pk.L4 => pk.udp({ sport: c.cport, dport: c.vport, payload: Buffer.from('query') });
 
 /** What a router sends to the VIP when the real server's reply to `c` does not fit the next hop. */
 function fragNeeded(c: Conn, proto: number, mtu: number, opts: { quoteBytes?: number } = {}): Buffer {
-  const reply = proto === TCP
-    ? pk.tcp({ sport: c.vport, dport: c.cport, flags: 'PA', seq: 5001, ack: 1009, payload: Buffer.alloc(1400, 0x61) })
-    : pk.udp({ sport: c.vport, dport: c.cport, payload: Buffer.alloc(1400, 0x61) });
+  const reply =
+    proto === TCP
+      ? pk.tcp({ sport: c.vport, dport: c.cport, flags: 'PA', seq: 5001, ack: 1009, payload: Buffer.alloc(1400, 0x61) })
+      : pk.udp({ sport: c.vport, dport: c.cport, payload: Buffer.alloc(1400, 0x61) });
   const v4 = pk.ipBytes(c.vip).length === 4;
-  const inner = v4 ? pk.ipv4({ src: c.vip, dst: c.client, df: true }, reply) : pk.ipv6({ src: c.vip, dst: c.client }, reply);
+  const inner = v4
+    ? pk.ipv4({ src: c.vip, dst: c.client, df: true }, reply)
+    : pk.ipv6({ src: c.vip, dst: c.client }, reply);
   // RFC 792: the IP header + first 8 bytes; RFC 4443: as much as fits in the minimum MTU.
   const quoted = inner.subarray(0, opts.quoteBytes ?? (v4 ? 28 : Math.min(inner.length, 1280 - 48)));
   const l4 = v4 ? pk.icmp4({ type: 3, code: 4, mtu, quoted }) : pk.icmp6({ type: 2, code: 0, mtu, quoted });
@@ -364,7 +449,10 @@ function standardServices(): void {
     { vip: VIP6, proto: UDP, be: 4 },
   ];
   services.forEach((s, id) => {
-    dp.setBackend(s.be, { address: pk.ipBytes(s.vip).length === 4 ? `10.200.0.${10 + s.be}` : `2001:db8::${10 + s.be}`, service: id });
+    dp.setBackend(s.be, {
+      address: pk.ipBytes(s.vip).length === 4 ? `10.200.0.${10 + s.be}` : `2001:db8::${10 + s.be}`,
+      service: id,
+    });
     dp.setRing(id, 0, Array(7).fill(s.be));
     dp.addService({ vip: s.vip, port: MYSQL, proto: s.proto, id, ringSize: 7 });
   });
@@ -389,7 +477,12 @@ function passFixture(description: string, input: Buffer, expectedReason: ReasonN
 }
 
 /** A client IPv6 frame with extension headers `ext` between the fixed header and `l4`. */
-function ext6Frame(c: Conn, l4: pk.L4, ext: pk.Ipv6Ext[], macs: { src: string; dst: string } = { src: CLIENT_MAC, dst: DIRECTOR_MAC }): Buffer {
+function ext6Frame(
+  c: Conn,
+  l4: pk.L4,
+  ext: pk.Ipv6Ext[],
+  macs: { src: string; dst: string } = { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+): Buffer {
   return pk.ether(macs, pk.ipv6({ src: c.client, dst: c.vip, ext }, l4));
 }
 /** An IPv6 frame with extension headers that must be forwarded to backend `be` (service 2 for TCP, 3 for UDP) as a new flow. */
@@ -499,88 +592,398 @@ const fixtures: Fixture[] = [
   },
 
   // passed untouched: not ours
-  passFixture('IPv4 to the director itself (SSH) is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: DIRECTOR4 }, pk.tcp({ sport: 50000, dport: 22, flags: 'S' }))), 'XD_R_PASS_NON_VIP'),
-  passFixture('IPv6 to the director itself is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: DIRECTOR6 }, pk.tcp({ sport: 50000, dport: 22, flags: 'S' }))), 'XD_R_PASS_NON_VIP'),
-  passFixture('TCP to the VIP on a port without a service is passed unchanged', clientFrame(c4(40012, 3307), syn(c4(40012, 3307))), 'XD_R_PASS_NON_VIP'),
-  passFixture('IPv6 TCP to the VIP on a port without a service is passed unchanged', clientFrame(c6(40013, 22), syn(c6(40013, 22))), 'XD_R_PASS_NON_VIP'),
-  passFixture('UDP to a TCP-only VIP port is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4 }, pk.udp({ sport: 40014, dport: 3307 }))), 'XD_R_PASS_NON_VIP'),
-  passFixture('VRRP (IP protocol 112) is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: '01:00:5e:00:00:12' }, pk.ipv4({ src: DIRECTOR4, dst: '224.0.0.18', ttl: 255 }, pk.raw(112, Buffer.from('2101640101000a0a0ac80064', 'hex')))), 'XD_R_PASS_NON_VIP'),
-  passFixture('ICMP echo to a VIP is passed to the kernel', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4 }, pk.raw(pk.IPPROTO_ICMP, Buffer.from('0800f7ff00000000', 'hex')))), 'XD_R_PASS_NON_VIP'),
-  passFixture('ICMP port unreachable (3/3) to a VIP is passed to the kernel', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: ROUTER4, dst: VIP4 }, pk.icmp4({ type: 3, code: 3, quoted: pk.ipv4({ src: VIP4, dst: CLIENT4 }, pk.udp({ sport: MYSQL, dport: 40015 })).subarray(0, 28) }))), 'XD_R_PASS_NON_VIP'),
-  passFixture('ICMP fragmentation needed about a flow the director does not know is passed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40016), TCP, 1400)), 'XD_R_PASS_ICMP'),
-  passFixture('ICMPv6 packet too big about a flow the director does not know is passed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c6(40017), TCP, 1280)), 'XD_R_PASS_ICMP'),
-  passFixture('ICMP fragmentation needed about a port without a service is passed as non-VIP', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40018, 3307), TCP, 1400)), 'XD_R_PASS_NON_VIP'),
-  passFixture('ARP is passed unchanged', pk.ether({ src: CLIENT_MAC, dst: 'ff:ff:ff:ff:ff:ff', type: pk.ETH_P_ARP }, pk.arpRequest(CLIENT_MAC, CLIENT4, VIP4)), 'XD_R_PASS_NON_IP'),
+  passFixture(
+    'IPv4 to the director itself (SSH) is passed unchanged',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4({ src: CLIENT4, dst: DIRECTOR4 }, pk.tcp({ sport: 50000, dport: 22, flags: 'S' })),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'IPv6 to the director itself is passed unchanged',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv6({ src: CLIENT6, dst: DIRECTOR6 }, pk.tcp({ sport: 50000, dport: 22, flags: 'S' })),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'TCP to the VIP on a port without a service is passed unchanged',
+    clientFrame(c4(40012, 3307), syn(c4(40012, 3307))),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'IPv6 TCP to the VIP on a port without a service is passed unchanged',
+    clientFrame(c6(40013, 22), syn(c6(40013, 22))),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'UDP to a TCP-only VIP port is passed unchanged',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4({ src: CLIENT4, dst: VIP4 }, pk.udp({ sport: 40014, dport: 3307 })),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'VRRP (IP protocol 112) is passed unchanged',
+    pk.ether(
+      { src: CLIENT_MAC, dst: '01:00:5e:00:00:12' },
+      pk.ipv4(
+        { src: DIRECTOR4, dst: '224.0.0.18', ttl: 255 },
+        pk.raw(112, Buffer.from('2101640101000a0a0ac80064', 'hex')),
+      ),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'ICMP echo to a VIP is passed to the kernel',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4({ src: CLIENT4, dst: VIP4 }, pk.raw(pk.IPPROTO_ICMP, Buffer.from('0800f7ff00000000', 'hex'))),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'ICMP port unreachable (3/3) to a VIP is passed to the kernel',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4(
+        { src: ROUTER4, dst: VIP4 },
+        pk.icmp4({
+          type: 3,
+          code: 3,
+          quoted: pk.ipv4({ src: VIP4, dst: CLIENT4 }, pk.udp({ sport: MYSQL, dport: 40015 })).subarray(0, 28),
+        }),
+      ),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'ICMP fragmentation needed about a flow the director does not know is passed',
+    pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40016), TCP, 1400)),
+    'XD_R_PASS_ICMP',
+  ),
+  passFixture(
+    'ICMPv6 packet too big about a flow the director does not know is passed',
+    pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c6(40017), TCP, 1280)),
+    'XD_R_PASS_ICMP',
+  ),
+  passFixture(
+    'ICMP fragmentation needed about a port without a service is passed as non-VIP',
+    pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40018, 3307), TCP, 1400)),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'ARP is passed unchanged',
+    pk.ether(
+      { src: CLIENT_MAC, dst: 'ff:ff:ff:ff:ff:ff', type: pk.ETH_P_ARP },
+      pk.arpRequest(CLIENT_MAC, CLIENT4, VIP4),
+    ),
+    'XD_R_PASS_NON_IP',
+  ),
   passFixture(
     'a double-tagged (QinQ) frame is passed as non-IP',
-    pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_8021Q, vlan: { id: 10 } }, Buffer.concat([Buffer.from([0x00, 0x14, 0x08, 0x00]), pk.ipv4({ src: CLIENT4, dst: VIP4 }, syn(c4(40019)))])),
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_8021Q, vlan: { id: 10 } },
+      Buffer.concat([Buffer.from([0x00, 0x14, 0x08, 0x00]), pk.ipv4({ src: CLIENT4, dst: VIP4 }, syn(c4(40019)))]),
+    ),
     'XD_R_PASS_NON_IP',
   ),
 
   // malformed: passed untouched, never forwarded
-  passFixture('an Ethernet header whose VLAN tag is cut off is passed as malformed', Buffer.concat([clientFrame(c4(40020), syn(c4(40020))).subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 0x64])]), 'XD_R_PASS_MALFORMED'),
-  passFixture('an IPv4 EtherType with no IP header is passed as malformed', clientFrame(c4(40021), syn(c4(40021))).subarray(0, 14), 'XD_R_PASS_MALFORMED'),
-  passFixture('a truncated IPv4 header (19 bytes) is passed as malformed', clientFrame(c4(40022), syn(c4(40022))).subarray(0, 14 + 19), 'XD_R_PASS_MALFORMED'),
-  passFixture('IPv4 options running past the end of the packet are passed as malformed', clientFrame(c4(40023), syn(c4(40023)), { ipExtra: { options: TS_OPTION } }).subarray(0, 14 + 28), 'XD_R_PASS_MALFORMED'),
-  passFixture('an IPv4 header with IHL 4 is passed as malformed', withByte(clientFrame(c4(40024), syn(c4(40024))), 14, 0x44), 'XD_R_PASS_MALFORMED'),
-  passFixture('a UDP datagram with IHL 4 is passed as malformed', withByte(clientFrame(c4(40037), dgram(c4(40037))), 14, 0x44), 'XD_R_PASS_MALFORMED'),
-  passFixture('an IPv6 EtherType carrying an IPv4 header is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_IPV6 }, pk.ipv4({ src: CLIENT4, dst: VIP4 }, ack(c4(40038)))), 'XD_R_PASS_MALFORMED'),
-  passFixture('an IPv4 EtherType carrying an IPv6 header is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_IP }, pk.ipv6({ src: CLIENT6, dst: VIP6 }, syn(c6(40025)))), 'XD_R_PASS_MALFORMED'),
-  passFixture('a truncated TCP header (19 bytes) to a VIP is passed as malformed', clientFrame(c4(40026), syn(c4(40026))).subarray(0, 14 + 20 + 19), 'XD_R_PASS_MALFORMED'),
-  passFixture('a TCP header with data offset 4 is passed as malformed', withByte(clientFrame(c4(40027), syn(c4(40027))), 14 + 20 + 12, 0x40), 'XD_R_PASS_MALFORMED'),
-  passFixture('a truncated UDP header (7 bytes) to a VIP is passed as malformed', clientFrame(c4(40028), dgram(c4(40028))).subarray(0, 14 + 20 + 7), 'XD_R_PASS_MALFORMED'),
-  passFixture('a truncated IPv6 header (39 bytes) is passed as malformed', clientFrame(c6(40029), syn(c6(40029))).subarray(0, 14 + 39), 'XD_R_PASS_MALFORMED'),
-  passFixture('a truncated IPv6 TCP header is passed as malformed', clientFrame(c6(40030), syn(c6(40030))).subarray(0, 14 + 40 + 12), 'XD_R_PASS_MALFORMED'),
-  passFixture('a truncated IPv6 fragment header is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } }, dgram(c6(40031)))).subarray(0, 14 + 40 + 6), 'XD_R_PASS_MALFORMED'),
-  passFixture('an ICMP error quoting less than the ports is passed as malformed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40032), TCP, 1400, { quoteBytes: 22 })), 'XD_R_PASS_MALFORMED'),
+  passFixture(
+    'an Ethernet header whose VLAN tag is cut off is passed as malformed',
+    Buffer.concat([clientFrame(c4(40020), syn(c4(40020))).subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 0x64])]),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'an IPv4 EtherType with no IP header is passed as malformed',
+    clientFrame(c4(40021), syn(c4(40021))).subarray(0, 14),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'a truncated IPv4 header (19 bytes) is passed as malformed',
+    clientFrame(c4(40022), syn(c4(40022))).subarray(0, 14 + 19),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'IPv4 options running past the end of the packet are passed as malformed',
+    clientFrame(c4(40023), syn(c4(40023)), { ipExtra: { options: TS_OPTION } }).subarray(0, 14 + 28),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'an IPv4 header with IHL 4 is passed as malformed',
+    withByte(clientFrame(c4(40024), syn(c4(40024))), 14, 0x44),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'a UDP datagram with IHL 4 is passed as malformed',
+    withByte(clientFrame(c4(40037), dgram(c4(40037))), 14, 0x44),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'an IPv6 EtherType carrying an IPv4 header is passed as malformed',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_IPV6 },
+      pk.ipv4({ src: CLIENT4, dst: VIP4 }, ack(c4(40038))),
+    ),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'an IPv4 EtherType carrying an IPv6 header is passed as malformed',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC, type: pk.ETH_P_IP },
+      pk.ipv6({ src: CLIENT6, dst: VIP6 }, syn(c6(40025))),
+    ),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'a truncated TCP header (19 bytes) to a VIP is passed as malformed',
+    clientFrame(c4(40026), syn(c4(40026))).subarray(0, 14 + 20 + 19),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'a TCP header with data offset 4 is passed as malformed',
+    withByte(clientFrame(c4(40027), syn(c4(40027))), 14 + 20 + 12, 0x40),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'a truncated UDP header (7 bytes) to a VIP is passed as malformed',
+    clientFrame(c4(40028), dgram(c4(40028))).subarray(0, 14 + 20 + 7),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'a truncated IPv6 header (39 bytes) is passed as malformed',
+    clientFrame(c6(40029), syn(c6(40029))).subarray(0, 14 + 39),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'a truncated IPv6 TCP header is passed as malformed',
+    clientFrame(c6(40030), syn(c6(40030))).subarray(0, 14 + 40 + 12),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'a truncated IPv6 fragment header is passed as malformed',
+    pk
+      .ether(
+        { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+        pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } }, dgram(c6(40031))),
+      )
+      .subarray(0, 14 + 40 + 6),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'an ICMP error quoting less than the ports is passed as malformed',
+    pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, fragNeeded(c4(40032), TCP, 1400, { quoteBytes: 22 })),
+    'XD_R_PASS_MALFORMED',
+  ),
 
   // fragments: defined behaviour
   {
     description: 'the first IPv4 fragment of a TCP segment to a VIP is dropped',
-    input: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, mf: true }, pk.raw(TCP, tcpBytes(CLIENT4, VIP4, ack(c4(40033), 'x'.repeat(64))).subarray(0, 48)))),
+    input: pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4(
+        { src: CLIENT4, dst: VIP4, mf: true },
+        pk.raw(TCP, tcpBytes(CLIENT4, VIP4, ack(c4(40033), 'x'.repeat(64))).subarray(0, 48)),
+      ),
+    ),
     expectedVerdict: 'DROP',
-    expectedOutput: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, mf: true }, pk.raw(TCP, tcpBytes(CLIENT4, VIP4, ack(c4(40033), 'x'.repeat(64))).subarray(0, 48)))),
+    expectedOutput: pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4(
+        { src: CLIENT4, dst: VIP4, mf: true },
+        pk.raw(TCP, tcpBytes(CLIENT4, VIP4, ack(c4(40033), 'x'.repeat(64))).subarray(0, 48)),
+      ),
+    ),
     expectedReason: 'XD_R_DROP_FRAGMENT',
   },
   {
     description: 'the first IPv4 fragment of a UDP datagram to a VIP is dropped',
-    input: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, mf: true, id: 99 }, pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(0, 1480)))),
+    input: pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4(
+        { src: CLIENT4, dst: VIP4, mf: true, id: 99 },
+        pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(0, 1480)),
+      ),
+    ),
     expectedVerdict: 'DROP',
-    expectedOutput: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, mf: true, id: 99 }, pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(0, 1480)))),
+    expectedOutput: pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4(
+        { src: CLIENT4, dst: VIP4, mf: true, id: 99 },
+        pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(0, 1480)),
+      ),
+    ),
     expectedReason: 'XD_R_DROP_FRAGMENT',
   },
-  passFixture('a later IPv4 fragment (no ports) is passed for the kernel to discard', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: VIP4, fragOffset: 185, id: 99 }, pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(1480)))), 'XD_R_PASS_NON_VIP'),
-  passFixture('the first IPv4 fragment to a non-VIP address is passed', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv4({ src: CLIENT4, dst: DIRECTOR4, mf: true }, pk.raw(UDP, udpBytes(CLIENT4, DIRECTOR4, c4(40035), 3000).subarray(0, 1480)))), 'XD_R_PASS_NON_VIP'),
+  passFixture(
+    'a later IPv4 fragment (no ports) is passed for the kernel to discard',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4(
+        { src: CLIENT4, dst: VIP4, fragOffset: 185, id: 99 },
+        pk.raw(UDP, udpBytes(CLIENT4, VIP4, c4(40034), 3000).subarray(1480)),
+      ),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'the first IPv4 fragment to a non-VIP address is passed',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv4(
+        { src: CLIENT4, dst: DIRECTOR4, mf: true },
+        pk.raw(UDP, udpBytes(CLIENT4, DIRECTOR4, c4(40035), 3000).subarray(0, 1480)),
+      ),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
   {
     description: 'the first IPv6 fragment of a UDP datagram to a VIP is dropped',
-    input: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(0, 1448)))),
+    input: pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv6(
+        { src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } },
+        pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(0, 1448)),
+      ),
+    ),
     expectedVerdict: 'DROP',
-    expectedOutput: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(0, 1448)))),
+    expectedOutput: pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv6(
+        { src: CLIENT6, dst: VIP6, fragment: { offset: 0, more: true, id: 7 } },
+        pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(0, 1448)),
+      ),
+    ),
     expectedReason: 'XD_R_DROP_FRAGMENT',
   },
-  passFixture('a later IPv6 fragment is passed for the kernel to discard', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, fragment: { offset: 181, more: false, id: 7 } }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(1448)))), 'XD_R_PASS_NON_VIP'),
+  passFixture(
+    'a later IPv6 fragment is passed for the kernel to discard',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv6(
+        { src: CLIENT6, dst: VIP6, fragment: { offset: 181, more: false, id: 7 } },
+        pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40036), 3000).subarray(1448)),
+      ),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
 
   // IPv6 extension headers: walked like the kernel's ipv6_skip_exthdr(), up to 8 of them
-  ext6Fixture('an IPv6 TCP SYN after a Hop-by-Hop Options header is forwarded unchanged', c6(40100), syn(c6(40100)), [pk.hopByHop()], 3),
-  ext6Fixture('an IPv6 UDP datagram after a 16-byte Destination Options header is forwarded unchanged', c6(40101), dgram(c6(40101)), [pk.destOpts(16)], 4),
-  ext6Fixture('an IPv6 TCP SYN after a Routing header with no segments left is forwarded unchanged', c6(40102), syn(c6(40102)), [pk.routingExt()], 3),
-  ext6Fixture('an IPv6 TCP SYN after Hop-by-Hop, Destination Options, Routing and Destination Options is forwarded unchanged', c6(40103), syn(c6(40103)), [pk.hopByHop(), pk.destOpts(), pk.routingExt({ addresses: ['2001:db8::fe', '2001:db8::fd'] }), pk.destOpts(24)], 3),
-  ext6Fixture('an IPv6 TCP SYN after an Authentication Header is forwarded unchanged', c6(40104), syn(c6(40104)), [pk.ahExt()], 3),
-  ext6Fixture('an IPv6 atomic fragment (offset 0, M=0) is not a fragment: its SYN is forwarded', c6(40105), syn(c6(40105)), [pk.fragmentExt(0, false)], 3),
-  ext6Fixture('an IPv6 atomic fragment after a Hop-by-Hop header carrying UDP is forwarded', c6(40106), dgram(c6(40106)), [pk.hopByHop(), pk.fragmentExt(0, false), pk.destOpts()], 4),
+  ext6Fixture(
+    'an IPv6 TCP SYN after a Hop-by-Hop Options header is forwarded unchanged',
+    c6(40100),
+    syn(c6(40100)),
+    [pk.hopByHop()],
+    3,
+  ),
+  ext6Fixture(
+    'an IPv6 UDP datagram after a 16-byte Destination Options header is forwarded unchanged',
+    c6(40101),
+    dgram(c6(40101)),
+    [pk.destOpts(16)],
+    4,
+  ),
+  ext6Fixture(
+    'an IPv6 TCP SYN after a Routing header with no segments left is forwarded unchanged',
+    c6(40102),
+    syn(c6(40102)),
+    [pk.routingExt()],
+    3,
+  ),
+  ext6Fixture(
+    'an IPv6 TCP SYN after Hop-by-Hop, Destination Options, Routing and Destination Options is forwarded unchanged',
+    c6(40103),
+    syn(c6(40103)),
+    [pk.hopByHop(), pk.destOpts(), pk.routingExt({ addresses: ['2001:db8::fe', '2001:db8::fd'] }), pk.destOpts(24)],
+    3,
+  ),
+  ext6Fixture(
+    'an IPv6 TCP SYN after an Authentication Header is forwarded unchanged',
+    c6(40104),
+    syn(c6(40104)),
+    [pk.ahExt()],
+    3,
+  ),
+  ext6Fixture(
+    'an IPv6 atomic fragment (offset 0, M=0) is not a fragment: its SYN is forwarded',
+    c6(40105),
+    syn(c6(40105)),
+    [pk.fragmentExt(0, false)],
+    3,
+  ),
+  ext6Fixture(
+    'an IPv6 atomic fragment after a Hop-by-Hop header carrying UDP is forwarded',
+    c6(40106),
+    dgram(c6(40106)),
+    [pk.hopByHop(), pk.fragmentExt(0, false), pk.destOpts()],
+    4,
+  ),
   {
     description: 'the first IPv6 fragment after a Hop-by-Hop header to a VIP is dropped like any first fragment',
-    input: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.hopByHop(), pk.fragmentExt(0, true)] }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(0, 1440)))),
+    input: pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv6(
+        { src: CLIENT6, dst: VIP6, ext: [pk.hopByHop(), pk.fragmentExt(0, true)] },
+        pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(0, 1440)),
+      ),
+    ),
     expectedVerdict: 'DROP',
-    expectedOutput: pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.hopByHop(), pk.fragmentExt(0, true)] }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(0, 1440)))),
+    expectedOutput: pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv6(
+        { src: CLIENT6, dst: VIP6, ext: [pk.hopByHop(), pk.fragmentExt(0, true)] },
+        pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(0, 1440)),
+      ),
+    ),
     expectedReason: 'XD_R_DROP_FRAGMENT',
   },
-  passFixture('a later IPv6 fragment after Destination Options is passed for the kernel to discard', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.destOpts(), pk.fragmentExt(180, false)] }, pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(1440)))), 'XD_R_PASS_NON_VIP'),
-  passFixture('an IPv6 chain of nine extension headers (more than the eight walked) is passed as malformed', ext6Frame(c6(40108), syn(c6(40108)), Array.from({ length: 9 }, () => pk.destOpts())), 'XD_R_PASS_MALFORMED'),
-  passFixture('an IPv6 Hop-by-Hop header whose length runs past the packet is passed as malformed', withByte(ext6Frame(c6(40109), syn(c6(40109)), [pk.hopByHop()]), 14 + 40 + 1, 200), 'XD_R_PASS_MALFORMED'),
-  passFixture('an IPv6 extension header cut after one byte is passed as malformed', ext6Frame(c6(40110), syn(c6(40110)), [pk.hopByHop()]).subarray(0, 14 + 40 + 1), 'XD_R_PASS_MALFORMED'),
-  passFixture('an IPv6 Destination Options header followed by No Next Header is passed as non-VIP', pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.destOpts()] }, pk.raw(pk.IPPROTO_NONE, Buffer.alloc(0)))), 'XD_R_PASS_NON_VIP'),
-  passFixture('an IPv6 TCP SYN after extension headers to a port without a service is passed as non-VIP', ext6Frame(c6(40111, 22), syn(c6(40111, 22)), [pk.hopByHop(), pk.routingExt()]), 'XD_R_PASS_NON_VIP'),
+  passFixture(
+    'a later IPv6 fragment after Destination Options is passed for the kernel to discard',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv6(
+        { src: CLIENT6, dst: VIP6, ext: [pk.destOpts(), pk.fragmentExt(180, false)] },
+        pk.raw(UDP, udpBytes(CLIENT6, VIP6, c6(40107), 3000).subarray(1440)),
+      ),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'an IPv6 chain of nine extension headers (more than the eight walked) is passed as malformed',
+    ext6Frame(
+      c6(40108),
+      syn(c6(40108)),
+      Array.from({ length: 9 }, () => pk.destOpts()),
+    ),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'an IPv6 Hop-by-Hop header whose length runs past the packet is passed as malformed',
+    withByte(ext6Frame(c6(40109), syn(c6(40109)), [pk.hopByHop()]), 14 + 40 + 1, 200),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'an IPv6 extension header cut after one byte is passed as malformed',
+    ext6Frame(c6(40110), syn(c6(40110)), [pk.hopByHop()]).subarray(0, 14 + 40 + 1),
+    'XD_R_PASS_MALFORMED',
+  ),
+  passFixture(
+    'an IPv6 Destination Options header followed by No Next Header is passed as non-VIP',
+    pk.ether(
+      { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+      pk.ipv6({ src: CLIENT6, dst: VIP6, ext: [pk.destOpts()] }, pk.raw(pk.IPPROTO_NONE, Buffer.alloc(0))),
+    ),
+    'XD_R_PASS_NON_VIP',
+  ),
+  passFixture(
+    'an IPv6 TCP SYN after extension headers to a port without a service is passed as non-VIP',
+    ext6Frame(c6(40111, 22), syn(c6(40111, 22)), [pk.hopByHop(), pk.routingExt()]),
+    'XD_R_PASS_NON_VIP',
+  ),
 ];
 
 function withByte(b: Buffer, offset: number, value: number): Buffer {
@@ -592,10 +995,18 @@ function tcpBytes(src: string, dst: string, l4: pk.L4): Buffer {
   return l4.bytes(pk.ipBytes(src), pk.ipBytes(dst));
 }
 function udpBytes(src: string, dst: string, c: Conn, size: number): Buffer {
-  return pk.udp({ sport: c.cport, dport: c.vport, payload: Buffer.alloc(size, 0x62) }).bytes(pk.ipBytes(src), pk.ipBytes(dst));
+  return pk
+    .udp({ sport: c.cport, dport: c.vport, payload: Buffer.alloc(size, 0x62) })
+    .bytes(pk.ipBytes(src), pk.ipBytes(dst));
 }
 
-function assertOnlyReason(before: Record<ReasonName, XdReasonStats>, after: Record<ReasonName, XdReasonStats>, reason: ReasonName, packets: number, bytes: number): void {
+function assertOnlyReason(
+  before: Record<ReasonName, XdReasonStats>,
+  after: Record<ReasonName, XdReasonStats>,
+  reason: ReasonName,
+  packets: number,
+  bytes: number,
+): void {
   for (const r of REASON_NAMES) {
     const dp = after[r].packets - before[r].packets;
     const db = after[r].bytes - before[r].bytes;
@@ -618,8 +1029,17 @@ for (const f of fixtures) {
     assertOnlyReason(before, dp.reasons(), f.expectedReason, 1, f.input.length);
     if (f.forwardedTo) {
       const { service, backend, newFlow } = f.forwardedTo;
-      assert.deepEqual(dp.serviceStats(service), { packets: 1n, bytes: BigInt(f.input.length), new_flows: newFlow ? 1n : 0n, no_backend: 0n });
-      assert.deepEqual(dp.backendStats(backend), { packets: 1n, bytes: BigInt(f.input.length), new_flows: newFlow ? 1n : 0n });
+      assert.deepEqual(dp.serviceStats(service), {
+        packets: 1n,
+        bytes: BigInt(f.input.length),
+        new_flows: newFlow ? 1n : 0n,
+        no_backend: 0n,
+      });
+      assert.deepEqual(dp.backendStats(backend), {
+        packets: 1n,
+        bytes: BigInt(f.input.length),
+        new_flows: newFlow ? 1n : 0n,
+      });
     } else {
       for (let s = 0; s < 4; s++) assert.deepEqual(dp.serviceStats(s), zeroSvcStats, `service ${s} counted nothing`);
     }
@@ -648,7 +1068,8 @@ function sendTo(frame: Buffer): { verdict: VerdictName; backend: number; out: Bu
   const { verdict, out } = dp.run(frame);
   if (verdict !== 'TX' && verdict !== 'REDIRECT') return { verdict, backend: 0, out };
   const mac = out.subarray(0, 6).toString('hex');
-  for (let i = 1; i < MAX_BACKENDS; i++) if (pk.macBytes(beMac(i)).toString('hex') === mac) return { verdict, backend: i, out };
+  for (let i = 1; i < MAX_BACKENDS; i++)
+    if (pk.macBytes(beMac(i)).toString('hex') === mac) return { verdict, backend: i, out };
   assert.fail(`forwarded to unknown MAC ${mac}`);
 }
 
@@ -664,7 +1085,11 @@ function establish(c: Conn, frame: (c: Conn, l4: pk.L4) => Buffer = clientFrame,
   assert.equal(second, first, 'the handshake ACK goes where the SYN went');
   assert.ok(dp.probationOf(key)?.handshake_ns, 'the ACK completed the handshake: in the probation table');
   dp.ageHandshake(key, 1500, clearCaches);
-  assert.equal(sendTo(frame(c, pk.tcp({ sport: c.cport, dport: c.vport, flags: 'PA', seq: 1001, ack: 5001 }))).backend, first, 'proven');
+  assert.equal(
+    sendTo(frame(c, pk.tcp({ sport: c.cport, dport: c.vport, flags: 'PA', seq: 1001, ack: 5001 }))).backend,
+    first,
+    'proven',
+  );
   assert.ok(dp.flowOf(key), 'a packet a second later put the flow in the flow table');
   // That packet filled this CPU's cache slot; emptied, as its slot would be XD_FLOW_CACHE_JIFFIES
   // later, so the flow is where every test of an established flow starts: in the flow table only.
@@ -745,7 +1170,7 @@ for (const fam of ['IPv4', 'IPv6'] as const) {
     const entry = dp.flowOf(key)!;
     const before = dp.reasons();
     const s = sendTo(clientFrame(c, syn(c)));
-    assert.equal(s.backend, 1, 'the SYN goes to the flow\'s backend');
+    assert.equal(s.backend, 1, "the SYN goes to the flow's backend");
     assertOnlyReason(before, dp.reasons(), 'XD_R_TX_SYN_KEPT', 1, clientFrame(c, syn(c)).length);
     assert.deepEqual(dp.flowOf(key), entry, 'the entry is untouched');
     assert.equal(dp.embryonicOf(key), undefined, 'and no embryonic entry shadows it');
@@ -764,14 +1189,17 @@ test("a removed backend's flow is re-hashed when its index gets a new generation
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41030);
   assert.equal(establish(c), 1);
-  assert.deepEqual({ ...dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))!, last_seen_ns: 0n }, { backend: 1, generation: 7, last_seen_ns: 0n });
+  assert.deepEqual(
+    { ...dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))!, last_seen_ns: 0n },
+    { backend: 1, generation: 7, last_seen_ns: 0n },
+  );
   // The control plane removes backend 1 (new ring without it) and gives index 1 to another server.
   dp.setRing(0, 1, Array(7).fill(2));
   dp.setActiveGen(VIP4, MYSQL, TCP, 1);
   dp.setBackend(1, { generation: 8, address: '10.200.0.99', mac: '02:00:00:00:01:63' });
   const before = dp.reasons();
   const r = sendTo(clientFrame(c, ack(c)));
-  assert.equal(r.backend, 2, 'the flow moved to the ring\'s backend, not to the new owner of index 1');
+  assert.equal(r.backend, 2, "the flow moved to the ring's backend, not to the new owner of index 1");
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, clientFrame(c, ack(c)).length);
   const f = dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))!;
   assert.equal(f.backend, 2);
@@ -815,9 +1243,16 @@ test("a DOWN backend's established flows are re-hashed onto the ring", () => {
 
 /** A 5-tuple as its cache slot's key words: the xd_flow4_key (IPv4) or xd_flow_key (IPv6) bytes as host-order u64s. */
 function cacheKey(c: Conn): bigint[] {
-  const b = family(c.vip) === XdFamily.XD_FAMILY_V4
-    ? xdFlow4KeyCodec.encode({ saddr: addressToBytes16(c.client).readUInt32BE(0), daddr: addressToBytes16(c.vip).readUInt32BE(0), sport: c.cport, dport: c.vport, proto: TCP })
-    : xdFlowKeyCodec.encode(flowKey(c.client, c.cport, c.vip, c.vport, TCP));
+  const b =
+    family(c.vip) === XdFamily.XD_FAMILY_V4
+      ? xdFlow4KeyCodec.encode({
+          saddr: addressToBytes16(c.client).readUInt32BE(0),
+          daddr: addressToBytes16(c.vip).readUInt32BE(0),
+          sport: c.cport,
+          dport: c.vport,
+          proto: TCP,
+        })
+      : xdFlowKeyCodec.encode(flowKey(c.client, c.cport, c.vip, c.vport, TCP));
   return Array.from({ length: b.length / 8 }, (_, i) => b.readBigUInt64LE(i * 8));
 }
 
@@ -852,7 +1287,7 @@ function cacheSet(c: Conn): number {
   const x = k.length === 2 ? k[0]! ^ k[1]! : k[0]! ^ k[1]! ^ k[3]! ^ k[4]!;
   const folded = Number((x & 0xffffffffn) ^ (x >> 32n));
   const sets = cacheOf(c).per / DEFINES.XD_FLOW_CACHE_WAYS;
-  return (Math.imul(folded, 0x9e3779b1) >>> 0) >>> (32 - Math.log2(sets)) << 1;
+  return ((Math.imul(folded, 0x9e3779b1) >>> 0) >>> (32 - Math.log2(sets))) << 1;
 }
 
 test('a flow-table hit fills a slot of the per-CPU flow cache with the key, backend and generation', () => {
@@ -887,17 +1322,26 @@ test('a cached flow is forwarded from its slot until the slot expires, then from
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, ack(c)).length);
   setCachedSlot(slot, { backend: 1, generation: 1, expires: 0n }, c);
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2, 'an expired slot is not trusted: the flow table decides');
-  assert.ok(cachedSlot(c)!.cpus.some((v) => v.backend === 2), 'and the slot is refilled from it');
+  assert.ok(
+    cachedSlot(c)!.cpus.some((v) => v.backend === 2),
+    'and the slot is refilled from it',
+  );
 });
 
 /** The CPUs whose part of the flow's cache holds it. */
 function cpusCaching(c: Conn): number[] {
   const want = cacheKey(c).join(',');
   const { per, map } = cacheOf(c);
-  return map.entries().filter(([, v]) => v.backend !== 0 && v.key.join(',') === want).map(([i]) => Math.floor(i / per));
+  return map
+    .entries()
+    .filter(([, v]) => v.backend !== 0 && v.key.join(',') === want)
+    .map(([i]) => Math.floor(i / per));
 }
 
-for (const [fam, vip, conn] of [['IPv4', VIP4, c4], ['IPv6', VIP6, c6]] as const) {
+for (const [fam, vip, conn] of [
+  ['IPv4', VIP4, c4],
+  ['IPv6', VIP6, c6],
+] as const) {
   test(`the ${fam} cache is 2-way: two flows of one set are both served from it; a third takes the way refilled longer ago`, () => {
     dp.setBackend(1);
     dp.setBackend(2);
@@ -916,10 +1360,13 @@ for (const [fam, vip, conn] of [['IPv4', VIP4, c4], ['IPv6', VIP6, c6]] as const
     // Every CPU's set gets both (the test may run on any CPU), fresh for good; then the flow table
     // says backend 2 for both (behind the program's back): both are still served from their ways.
     for (const c of [a, b]) setCachedSlot(cachedSlot(c)!.slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
-    for (const c of [a, b]) dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
-    for (const c of [a, b]) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, `flow ${c.cport} served from the cache`);
+    for (const c of [a, b])
+      dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
+    for (const c of [a, b])
+      assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, `flow ${c.cport} served from the cache`);
     // A third flow of the set replaces one of them on the CPU that runs it; the other stays.
-    for (const c of [a, b]) dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
+    for (const c of [a, b])
+      dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
     assert.equal(establish(third, clientFrame, false), 1);
     assert.equal(sendTo(clientFrame(third, ack(third))).backend, 1);
     const cpus = cpusCaching(third);
@@ -1006,11 +1453,18 @@ test("a RST of a known flow goes to the flow's backend, keeps the entry and mark
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, rst(c)).length);
   const f = dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP));
   assert.equal(f?.backend, 1);
-  assert.equal(f!.last_seen_ns >> BigInt(XdFlowBits.XD_FLOW_BIT_CLOSED), 1n, 'the entry is marked closed (IPVS InActConn)');
+  assert.equal(
+    f!.last_seen_ns >> BigInt(XdFlowBits.XD_FLOW_BIT_CLOSED),
+    1n,
+    'the entry is marked closed (IPVS InActConn)',
+  );
 });
 
 const CLOSED = 1n << BigInt(XdFlowBits.XD_FLOW_BIT_CLOSED);
-for (const [fam, conn, be] of [['IPv4', c4, 1], ['IPv6', c6, 3]] as const) {
+for (const [fam, conn, be] of [
+  ['IPv4', c4, 1],
+  ['IPv6', c6, 3],
+] as const) {
   test(`an ${fam} client's FIN marks its flow closed even while a fresh cache slot holds it, and later packets keep the mark`, () => {
     standardServices();
     const c = conn(41080);
@@ -1058,7 +1512,10 @@ test('a flow entry records backend, generation and a CLOCK_MONOTONIC last_seen',
   assert.equal(f.backend, 1);
   assert.equal(f.generation, 1);
   // bpf_ktime_get_coarse_ns: jiffy-grained CLOCK_MONOTONIC (hrtime.bigint() is CLOCK_MONOTONIC).
-  assert.ok(f.last_seen_ns > t0 - 100_000_000n && f.last_seen_ns <= process.hrtime.bigint(), `last_seen ${f.last_seen_ns} near ${t0}`);
+  assert.ok(
+    f.last_seen_ns > t0 - 100_000_000n && f.last_seen_ns <= process.hrtime.bigint(),
+    `last_seen ${f.last_seen_ns} near ${t0}`,
+  );
 });
 
 test('last_seen is refreshed by a packet once it is more than a second old, and not before', () => {
@@ -1158,7 +1615,11 @@ test('the handshake ACK of a flow whose backend was removed meanwhile is re-hash
   const before = dp.reasons();
   assert.equal(sendTo(a).backend, 2);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, a.length);
-  assert.equal(dp.probationOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2, 'its handshake completed here: on probation');
+  assert.equal(
+    dp.probationOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend,
+    2,
+    'its handshake completed here: on probation',
+  );
   assert.equal(dp.embryonicOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP)), undefined);
 });
 
@@ -1197,7 +1658,10 @@ test("ICMPv6 packet too big about a flow goes to the flow's backend", () => {
   const before = dp.reasons();
   const r = dp.run(input);
   assert.equal(r.verdict, 'TX');
-  assert.equal(r.out.toString('hex'), pk.ether({ src: DIRECTOR_MAC, dst: beMac(3), vlan: { id: 7 } }, icmp).toString('hex'));
+  assert.equal(
+    r.out.toString('hex'),
+    pk.ether({ src: DIRECTOR_MAC, dst: beMac(3), vlan: { id: 7 } }, icmp).toString('hex'),
+  );
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_ICMP', 1, input.length);
 });
 
@@ -1208,10 +1672,19 @@ test("ICMPv6 packet too big quoting a reply with extension headers goes to the f
   dp.setRing(2, 1, Array(7).fill(4));
   dp.addService({ vip: VIP6, port: MYSQL, proto: TCP, id: 2, ringSize: 7 });
   const c = c6(41111);
-  assert.equal(establish(c, (x, l4) => ext6Frame(x, l4, [pk.hopByHop()])), 3);
+  assert.equal(
+    establish(c, (x, l4) => ext6Frame(x, l4, [pk.hopByHop()])),
+    3,
+  );
   dp.setActiveGen(VIP6, MYSQL, TCP, 1);
-  const reply = pk.ipv6({ src: c.vip, dst: c.client, ext: [pk.destOpts(16), pk.fragmentExt(0, false)] }, pk.tcp({ sport: c.vport, dport: c.cport, flags: 'PA', seq: 5001, ack: 1009, payload: Buffer.alloc(1400, 0x61) }));
-  const icmp = pk.ipv6({ src: ROUTER6, dst: c.vip }, pk.icmp6({ type: 2, code: 0, mtu: 1280, quoted: reply.subarray(0, 1280 - 48) }));
+  const reply = pk.ipv6(
+    { src: c.vip, dst: c.client, ext: [pk.destOpts(16), pk.fragmentExt(0, false)] },
+    pk.tcp({ sport: c.vport, dport: c.cport, flags: 'PA', seq: 5001, ack: 1009, payload: Buffer.alloc(1400, 0x61) }),
+  );
+  const icmp = pk.ipv6(
+    { src: ROUTER6, dst: c.vip },
+    pk.icmp6({ type: 2, code: 0, mtu: 1280, quoted: reply.subarray(0, 1280 - 48) }),
+  );
   const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC }, icmp);
   const before = dp.reasons();
   const r = dp.run(input);
@@ -1247,7 +1720,10 @@ test('ICMP quoting a VIP flow but addressed elsewhere is not forwarded', () => {
   const c = c4(41125);
   sendTo(clientFrame(c, syn(c)));
   const inner = fragNeeded(c, TCP, 1400).subarray(20 + 8); // the quoted bytes
-  const input = pk.ether({ src: '02:00:00:00:00:01', dst: DIRECTOR_MAC }, pk.ipv4({ src: ROUTER4, dst: DIRECTOR4 }, pk.icmp4({ type: 3, code: 4, mtu: 1400, quoted: inner })));
+  const input = pk.ether(
+    { src: '02:00:00:00:00:01', dst: DIRECTOR_MAC },
+    pk.ipv4({ src: ROUTER4, dst: DIRECTOR4 }, pk.icmp4({ type: 3, code: 4, mtu: 1400, quoted: inner })),
+  );
   const before = dp.reasons();
   assert.equal(dp.run(input).verdict, 'PASS');
   assertOnlyReason(before, dp.reasons(), 'XD_R_PASS_NON_VIP', 1, input.length);
@@ -1368,7 +1844,13 @@ function oneSlotRing(size: number, slot: number): number[] {
 test('MAGLEV picks slot jhash(client address, client port) % ring_size, for IPv4 and IPv6', () => {
   dp.setBackend(1);
   const size = 4093;
-  const cases: Conn[] = [c4(40000), c4(40001), { ...c4(52011), client: '192.0.2.77' }, c6(40000), { ...c6(33333), client: 'fe80::1234:5678:9abc:def0' }];
+  const cases: Conn[] = [
+    c4(40000),
+    c4(40001),
+    { ...c4(52011), client: '192.0.2.77' },
+    c6(40000),
+    { ...c6(33333), client: 'fe80::1234:5678:9abc:def0' },
+  ];
   for (const c of cases) {
     dp.reset();
     dp.setBackend(1);
@@ -1432,7 +1914,14 @@ for (const k of IPVS_CASES) {
     dp.setBackend(1);
     dp.setRing(0, 0, oneSlotRing(size, slot));
     const vip = fam === 4 ? VIP4 : VIP6;
-    dp.addService({ vip, port: MYSQL, proto: TCP, id: 0, ringSize: size, sched: k.withPort ? XdSched.XD_SCHED_IPVS_MH : XdSched.XD_SCHED_IPVS_MH_NOPORT });
+    dp.addService({
+      vip,
+      port: MYSQL,
+      proto: TCP,
+      id: 0,
+      ringSize: size,
+      sched: k.withPort ? XdSched.XD_SCHED_IPVS_MH : XdSched.XD_SCHED_IPVS_MH_NOPORT,
+    });
     const c: Conn = { client: k.client, cport: k.cport, vip, vport: MYSQL };
     assert.equal(sendTo(clientFrame(c, syn(c))).backend, 1, `slot ${slot}`);
     const other: Conn = { ...c, cport: k.cport + 1 };
@@ -1449,7 +1938,13 @@ for (const k of IPVS_CASES) {
 /** Four backends 1..4 (config order 1..4, so the kernel list is 4..1) and their mh table of 4093. */
 function ipvsMhSetup(v6: boolean): { dests: IpvsMhDest[]; table: Uint32Array } {
   const addrOf = (i: number) => (v6 ? `2001:db8::${10 + i}` : `10.200.0.${10 + i}`);
-  const dests: IpvsMhDest[] = [4, 3, 2, 1].map((i) => ({ id: i, address: addrOf(i), port: MYSQL, family: v6 ? 6 : 4, weight: i === 3 ? 2 : 1 }));
+  const dests: IpvsMhDest[] = [4, 3, 2, 1].map((i) => ({
+    id: i,
+    address: addrOf(i),
+    port: MYSQL,
+    family: v6 ? 6 : 4,
+    weight: i === 3 ? 2 : 1,
+  }));
   const table = buildIpvsMh(dests, 4093);
   for (const d of dests) dp.setBackend(d.id, { address: d.address });
   dp.setRing(0, 0, Array.from(table));
@@ -1466,15 +1961,27 @@ function drainIpvs(dests: IpvsMhDest[], ids: number[], flag: number = XdBackendF
 }
 
 /** Sends a SYN per client port and checks each lands where the kernel's mh-fallback would; returns how many walked on. */
-function checkFallback(table: Uint32Array, dests: IpvsMhDest[], drained: number[], conns: Conn[], withPort: boolean): number {
+function checkFallback(
+  table: Uint32Array,
+  dests: IpvsMhDest[],
+  drained: number[],
+  conns: Conn[],
+  withPort: boolean,
+): number {
   let walked = 0;
   for (const c of conns) {
     const fam = pk.ipBytes(c.client).length === 4 ? 4 : 6;
-    const want = ipvsMhLookup(table, dests, { address: c.client, port: c.cport, family: fam }, { withPort, fallback: true })?.id ?? 0;
+    const want =
+      ipvsMhLookup(table, dests, { address: c.client, port: c.cport, family: fam }, { withPort, fallback: true })?.id ??
+      0;
     const first = table[ipvsMhHash(c.client, c.cport, fam, withPort) % table.length]!;
     if (drained.includes(first)) walked++;
     assert.ok(!drained.includes(want), 'the reference never picks a drained destination');
-    assert.equal(sendTo(clientFrame(c, syn(c))).backend, want, `${c.client} port ${c.cport}: first slot names ${first}`);
+    assert.equal(
+      sendTo(clientFrame(c, syn(c))).backend,
+      want,
+      `${c.client} port ${c.cport}: first slot names ${first}`,
+    );
   }
   return walked;
 }
@@ -1484,7 +1991,14 @@ for (const drained of [[3], [3, 1]]) {
     test(`IPVS_MH with ${drained.length} drained backend${drained.length > 1 ? 's' : ''} sends every new ${v6 ? 'IPv6' : 'IPv4'} flow where the kernel's mh-fallback would`, () => {
       const { dests, table } = ipvsMhSetup(v6);
       const now = drainIpvs(dests, drained);
-      dp.addService({ vip: v6 ? VIP6 : VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH });
+      dp.addService({
+        vip: v6 ? VIP6 : VIP4,
+        port: MYSQL,
+        proto: TCP,
+        id: 0,
+        ringSize: 4093,
+        sched: XdSched.XD_SCHED_IPVS_MH,
+      });
       const conns = Array.from({ length: 400 }, (_, i) => (v6 ? c6(30000 + i * 7) : c4(30000 + i * 7)));
       const walked = checkFallback(table, now, drained, conns, true);
       // Drained backends own about 3/5 (weights 2+1 of 5) or 2/5 of the slots: many ports walk on.
@@ -1498,7 +2012,12 @@ test('IPVS_MH_NOPORT walks on from a drained backend by client address only, as 
   const { dests, table } = ipvsMhSetup(false);
   const now = drainIpvs(dests, [2, 4]);
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH_NOPORT });
-  const conns = Array.from({ length: 200 }, (_, i): Conn => ({ client: `192.0.2.${1 + i}`, cport: 40000 + i, vip: VIP4, vport: MYSQL }));
+  const conns = Array.from({ length: 200 }, (_, i): Conn => ({
+    client: `192.0.2.${1 + i}`,
+    cport: 40000 + i,
+    vip: VIP4,
+    vport: MYSQL,
+  }));
   assert.ok(checkFallback(table, now, [2, 4], conns, false) > 40);
 });
 
@@ -1506,15 +2025,34 @@ test('IPVS_MH walks past a DOWN backend that a stale ring still names, as past a
   const { dests, table } = ipvsMhSetup(false);
   const now = drainIpvs(dests, [3], XdBackendFlags.XD_BE_F_DOWN);
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH });
-  assert.ok(checkFallback(table, now, [3], Array.from({ length: 150 }, (_, i) => c4(20000 + i)), true) > 30);
+  assert.ok(
+    checkFallback(
+      table,
+      now,
+      [3],
+      Array.from({ length: 150 }, (_, i) => c4(20000 + i)),
+      true,
+    ) > 30,
+  );
 });
 
 test('IPVS_MH with every backend drained walks the whole table and finds no backend, like the kernel', () => {
   const { dests, table } = ipvsMhSetup(false);
   const now = drainIpvs(dests, [1, 2, 3, 4]);
-  dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 4093, sched: XdSched.XD_SCHED_IPVS_MH, flags: XdServiceFlags.XD_SVC_F_EMPTY_DROP });
+  dp.addService({
+    vip: VIP4,
+    port: MYSQL,
+    proto: TCP,
+    id: 0,
+    ringSize: 4093,
+    sched: XdSched.XD_SCHED_IPVS_MH,
+    flags: XdServiceFlags.XD_SVC_F_EMPTY_DROP,
+  });
   const c = c4(45000);
-  assert.equal(ipvsMhLookup(table, now, { address: c.client, port: c.cport, family: 4 }, { withPort: true, fallback: true }), undefined);
+  assert.equal(
+    ipvsMhLookup(table, now, { address: c.client, port: c.cport, family: 4 }, { withPort: true, fallback: true }),
+    undefined,
+  );
   assert.equal(sendTo(clientFrame(c, syn(c))).verdict, 'DROP');
   assert.equal(dp.serviceStats(0).no_backend, 1n);
 });
@@ -1573,7 +2111,12 @@ test('per-service and per-backend counters count packets, bytes and new flows', 
   const fb = clientFrame(b, syn(b));
   sendTo(fb);
   const bytesA = frames.reduce((s, f) => s + f.length, 0);
-  assert.deepEqual(dp.serviceStats(0), { packets: 4n, bytes: BigInt(bytesA + fb.length), new_flows: 2n, no_backend: 0n });
+  assert.deepEqual(dp.serviceStats(0), {
+    packets: 4n,
+    bytes: BigInt(bytesA + fb.length),
+    new_flows: 2n,
+    no_backend: 0n,
+  });
   assert.deepEqual(dp.backendStats(1), { packets: 3n, bytes: BigInt(bytesA), new_flows: 1n });
   assert.deepEqual(dp.backendStats(2), { packets: 1n, bytes: BigInt(fb.length), new_flows: 1n });
   const r = dp.reasons();

@@ -50,7 +50,19 @@ import {
   xdServiceKeyCodec,
   xdPflowCodec,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdGuard, XdRate, XdReasonStats, XdService, XdServiceKey, XdPflow } from '../../src/bpf/layouts.generated';
+import type {
+  XdBackend,
+  XdBackendStats,
+  XdFlow,
+  XdFlowKey,
+  XdFlow4Key,
+  XdGuard,
+  XdRate,
+  XdReasonStats,
+  XdService,
+  XdServiceKey,
+  XdPflow,
+} from '../../src/bpf/layouts.generated';
 import { DEFAULT_NEW_FLOW_RATE } from '../../src/defaults';
 import { markVipPort } from '../lib/vipports';
 import { clearFlowCaches } from '../lib/flowcache';
@@ -69,7 +81,10 @@ type Fam = 4 | 6;
 const beMac = (i: number): string => `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`;
 const TX = getNative().constants.XDP_TX;
 
-const addr16 = (a: string): Buffer => { const b = pk.ipBytes(a); return b.length === 16 ? b : Buffer.concat([b, Buffer.alloc(12)]); };
+const addr16 = (a: string): Buffer => {
+  const b = pk.ipBytes(a);
+  return b.length === 16 ? b : Buffer.concat([b, Buffer.alloc(12)]);
+};
 const xdFam = (f: Fam): number => (f === 4 ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6);
 
 class Director {
@@ -94,11 +109,19 @@ class Director {
 
   static async load(newFlowRate: number): Promise<Director> {
     const obj = await loadSmallDirector({
-      services: 8, backends: 8, tunnels: true, ringMax: RING, flows: FLOW_TABLE, embryonic: EMBRYONIC_TABLE, takeover: TAKEOVER_TABLE,
-      perCpuCaches: true, globals: { new_flow_rate: newFlowRate },
+      services: 8,
+      backends: 8,
+      tunnels: true,
+      ringMax: RING,
+      flows: FLOW_TABLE,
+      embryonic: EMBRYONIC_TABLE,
+      takeover: TAKEOVER_TABLE,
+      perCpuCaches: true,
+      globals: { new_flow_rate: newFlowRate },
     });
     const d = new Director(
-      obj, obj.program('xdirector'),
+      obj,
+      obj.program('xdirector'),
       obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec),
       obj.map(MAPS.be.name, u32, xdBackendCodec),
       obj.map(MAPS.ring.name, u32, u32),
@@ -118,10 +141,22 @@ class Director {
     for (const f of [4, 6] as const) {
       const base = f === 4 ? 0 : 2;
       d.setRing(base, 0, [1, 2, 1, 2, 1, 2, 1]);
-      d.svc.update(d.key(f, MAGLEV_PORT, pk.IPPROTO_TCP), { id: base, ring_size: RING, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 });
+      d.svc.update(d.key(f, MAGLEV_PORT, pk.IPPROTO_TCP), {
+        id: base,
+        ring_size: RING,
+        flags: 0,
+        sched: XdSched.XD_SCHED_MAGLEV,
+        active_gen: 0,
+      });
       d.setRing(base + 1, 0, [3, 4]);
       for (const proto of [pk.IPPROTO_TCP, pk.IPPROTO_UDP]) {
-        d.svc.update(d.key(f, RR_PORT, proto), { id: base + 1, ring_size: 2, flags: 0, sched: XdSched.XD_SCHED_SEQ, active_gen: 0 });
+        d.svc.update(d.key(f, RR_PORT, proto), {
+          id: base + 1,
+          ring_size: 2,
+          flags: 0,
+          sched: XdSched.XD_SCHED_SEQ,
+          active_gen: 0,
+        });
       }
     }
     markVipPort(obj, MAGLEV_PORT, pk.IPPROTO_TCP);
@@ -134,7 +169,15 @@ class Director {
     return { vip: addr16(VIP[f]), port, proto, family: xdFam(f) };
   }
   setBackend(i: number, flags: number): void {
-    this.be.update(i, { mac: pk.macBytes(beMac(i)), family: XdFamily.XD_FAMILY_V4, flags, generation: 1, ifindex: 0, service: i <= 2 ? 0 : 1, addr: addr16(`10.200.1.${i}`) });
+    this.be.update(i, {
+      mac: pk.macBytes(beMac(i)),
+      family: XdFamily.XD_FAMILY_V4,
+      flags,
+      generation: 1,
+      ifindex: 0,
+      service: i <= 2 ? 0 : 1,
+      addr: addr16(`10.200.1.${i}`),
+    });
   }
   setRing(id: number, gen: number, slots: number[]): void {
     this.ring.updateBatch(slots.map((b, i) => [(id * 2 + gen) * RING + i, b] as const));
@@ -160,12 +203,18 @@ class Director {
 
   reason(name: keyof typeof XdReason): number {
     let n = Number(sumPerCpu(this.rsnst.lookupPerCpu(XdReason[name])!).packets);
-    if (name === 'XD_R_TX_FLOW_HIT') for (let i = 1; i <= 4; i++) n += Number(sumPerCpu(this.best.lookupPerCpu(i)!).flow_hits);
+    if (name === 'XD_R_TX_FLOW_HIT')
+      for (let i = 1; i <= 4; i++) n += Number(sumPerCpu(this.best.lookupPerCpu(i)!).flow_hits);
     return n;
   }
   guardStats(): { embryonic: number; takeovers: number; handshakes: number; limited: number } {
     const g = sumPerCpu(this.guard.lookupPerCpu(0)!);
-    return { embryonic: Number(g.embryonic), takeovers: Number(g.takeovers), handshakes: Number(g.handshakes), limited: Number(g.limited) };
+    return {
+      embryonic: Number(g.embryonic),
+      takeovers: Number(g.takeovers),
+      handshakes: Number(g.handshakes),
+      limited: Number(g.limited),
+    };
   }
   flows(f: Fam): number {
     return f === 4 ? this.flow4.keys().length : this.flow6.keys().length;
@@ -178,22 +227,31 @@ class Director {
   }
   /** Makes every probation-table entry's handshake `ms` older (as if that long had passed), caches emptied. */
   ageHandshakes(ms: number): void {
-    for (const [k, v] of this.prb4.entries()) this.prb4.update(k, { ...v, handshake_ns: v.handshake_ns - BigInt(ms) * 1_000_000n });
-    for (const [k, v] of this.prb6.entries()) this.prb6.update(k, { ...v, handshake_ns: v.handshake_ns - BigInt(ms) * 1_000_000n });
+    for (const [k, v] of this.prb4.entries())
+      this.prb4.update(k, { ...v, handshake_ns: v.handshake_ns - BigInt(ms) * 1_000_000n });
+    for (const [k, v] of this.prb6.entries())
+      this.prb6.update(k, { ...v, handshake_ns: v.handshake_ns - BigInt(ms) * 1_000_000n });
     clearFlowCaches(this.obj);
   }
 }
 
 function tcpFrame(f: Fam, src: string, sport: number, dport: number, flags: string): Buffer {
   const l4 = pk.tcp({ sport, dport, flags, seq: 1000, ack: flags === 'S' ? 0 : 5001 });
-  return pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, f === 4 ? pk.ipv4({ src, dst: VIP[4] }, l4) : pk.ipv6({ src, dst: VIP[6] }, l4));
+  return pk.ether(
+    { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+    f === 4 ? pk.ipv4({ src, dst: VIP[4] }, l4) : pk.ipv6({ src, dst: VIP[6] }, l4),
+  );
 }
 function udpFrame(f: Fam, src: string, sport: number, dport: number): Buffer {
   const l4 = pk.udp({ sport, dport, payload: Buffer.from('q') });
-  return pk.ether({ src: CLIENT_MAC, dst: DIRECTOR_MAC }, f === 4 ? pk.ipv4({ src, dst: VIP[4] }, l4) : pk.ipv6({ src, dst: VIP[6] }, l4));
+  return pk.ether(
+    { src: CLIENT_MAC, dst: DIRECTOR_MAC },
+    f === 4 ? pk.ipv4({ src, dst: VIP[4] }, l4) : pk.ipv6({ src, dst: VIP[6] }, l4),
+  );
 }
 /** A spoofed source, one address per flood packet: 10.99.0.0/16 or fd00:99::/96. */
-const spoofed = (f: Fam, i: number): string => (f === 4 ? `10.99.${(i >> 8) & 0xff}.${i & 0xff}` : `fd00:99::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`);
+const spoofed = (f: Fam, i: number): string =>
+  f === 4 ? `10.99.${(i >> 8) & 0xff}.${i & 0xff}` : `fd00:99::${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}`;
 
 /** A client's connection: SYN, then the handshake's ACK; returns its backend. */
 function establish(d: Director, f: Fam, sport: number, dport: number): number {
@@ -215,11 +273,18 @@ function floodPackets(f: Fam, kind: Flood, i: number): Buffer[] {
   const sport = 1024 + (i % 60000);
   const port = i % 2 === 0 ? MAGLEV_PORT : RR_PORT;
   switch (kind) {
-    case 'SYN': { const s = tcpFrame(f, src, sport, port, 'S'); return [s, s]; }
-    case 'bare ACK': return [tcpFrame(f, src, sport, port, 'A')];
-    case 'SYN+ACK pair': return [tcpFrame(f, src, sport, port, 'S'), tcpFrame(f, src, sport, port, 'A')];
-    case 'RST': return [tcpFrame(f, src, sport, port, 'R')];
-    case 'UDP': return [udpFrame(f, src, sport, RR_PORT), udpFrame(f, src, sport, RR_PORT)];
+    case 'SYN': {
+      const s = tcpFrame(f, src, sport, port, 'S');
+      return [s, s];
+    }
+    case 'bare ACK':
+      return [tcpFrame(f, src, sport, port, 'A')];
+    case 'SYN+ACK pair':
+      return [tcpFrame(f, src, sport, port, 'S'), tcpFrame(f, src, sport, port, 'A')];
+    case 'RST':
+      return [tcpFrame(f, src, sport, port, 'R')];
+    case 'UDP':
+      return [udpFrame(f, src, sport, RR_PORT), udpFrame(f, src, sport, RR_PORT)];
   }
 }
 
@@ -240,18 +305,26 @@ for (const f of [4, 6] as const) {
       d.drain(f, beA);
 
       const floodSize = 10 * Math.max(FLOW_TABLE, EMBRYONIC_TABLE, TAKEOVER_TABLE);
-      for (let i = 0; i < floodSize; i++) for (const p of floodPackets(f, kind, i)) assert.ok(d.send(p) > 0, 'a flood packet is still forwarded');
+      for (let i = 0; i < floodSize; i++)
+        for (const p of floodPackets(f, kind, i)) assert.ok(d.send(p) > 0, 'a flood packet is still forwarded');
       const g = d.guardStats();
 
       const afterA = d.send(tcpFrame(f, CLIENT[f], 40000, MAGLEV_PORT, 'PA'));
       const afterB = d.send(tcpFrame(f, CLIENT[f], 40001, RR_PORT, 'PA'));
       const kept = Number(afterA === beA) + Number(afterB === beB);
-      console.log(`IPv${f} ${kind} flood: ${floodSize} sources, tables ${FLOW_TABLE}/${EMBRYONIC_TABLE}/${TAKEOVER_TABLE}: embryonic created ${g.embryonic}, takeovers ${g.takeovers}, handshakes ${g.handshakes}; flow-table entries ${d.flows(f)}, probation ${d.probation(f)}, takeover ${d.takeovers(f)}; flows kept ${kept}/2 (a: backend ${beA} (drained) -> ${afterA}, b: backend ${beB} (rr) -> ${afterB})`);
+      console.log(
+        `IPv${f} ${kind} flood: ${floodSize} sources, tables ${FLOW_TABLE}/${EMBRYONIC_TABLE}/${TAKEOVER_TABLE}: embryonic created ${g.embryonic}, takeovers ${g.takeovers}, handshakes ${g.handshakes}; flow-table entries ${d.flows(f)}, probation ${d.probation(f)}, takeover ${d.takeovers(f)}; flows kept ${kept}/2 (a: backend ${beA} (drained) -> ${afterA}, b: backend ${beB} (rr) -> ${afterB})`,
+      );
       assert.equal(afterA, beA, 'the drained backend keeps its flow');
       assert.equal(afterB, beB, 'the round-robin flow keeps its backend');
       assert.equal(d.flows(f), 2, 'no flood packet entered the flow table');
       if (kind === 'bare ACK') assert.equal(g.takeovers, floodSize, 'each bare ACK made a takeover-table entry');
-      if (kind === 'SYN+ACK pair') assert.equal(g.handshakes, floodSize + 2, 'each pair (and the two real flows) completed a handshake into the probation table');
+      if (kind === 'SYN+ACK pair')
+        assert.equal(
+          g.handshakes,
+          floodSize + 2,
+          'each pair (and the two real flows) completed a handshake into the probation table',
+        );
     });
   }
 }
@@ -263,17 +336,36 @@ test('a flow taken over mid-stream stays in the takeover table, drained or not; 
   const young = establish(d, 4, 40500, MAGLEV_PORT);
   d.drain(4, young);
   for (let i = 0; i < 10 * TAKEOVER_TABLE; i++) d.send(tcpFrame(4, spoofed(4, i), 2000 + i, MAGLEV_PORT, 'A'));
-  assert.equal(d.send(tcpFrame(4, CLIENT[4], 40500, MAGLEV_PORT, 'PA')), young, 'the bare ACKs churned only the takeover table');
+  assert.equal(
+    d.send(tcpFrame(4, CLIENT[4], 40500, MAGLEV_PORT, 'PA')),
+    young,
+    'the bare ACKs churned only the takeover table',
+  );
   assert.equal(d.probation(4), 1);
   d.setBackend(young, XdBackendFlags.XD_BE_F_ACTIVE);
   // A mid-stream segment of a flow this director never saw (VRRP/ECMP takeover): hashed and remembered.
   const m = { src: '10.200.0.20', sport: 41000 };
   const first = d.send(tcpFrame(4, m.src, m.sport, MAGLEV_PORT, 'PA'));
   assert.ok(first > 0);
-  const tk = d.tko4.lookup({ saddr: pk.ipBytes(m.src).readUInt32BE(0), daddr: pk.ipBytes(VIP[4]).readUInt32BE(0), sport: m.sport, dport: MAGLEV_PORT, proto: pk.IPPROTO_TCP });
+  const tk = d.tko4.lookup({
+    saddr: pk.ipBytes(m.src).readUInt32BE(0),
+    daddr: pk.ipBytes(VIP[4]).readUInt32BE(0),
+    sport: m.sport,
+    dport: MAGLEV_PORT,
+    proto: pk.IPPROTO_TCP,
+  });
   assert.equal(tk?.backend, first, 'taken over into the takeover table at once');
   d.drain(4, first);
-  d.tko4.update({ saddr: pk.ipBytes(m.src).readUInt32BE(0), daddr: pk.ipBytes(VIP[4]).readUInt32BE(0), sport: m.sport, dport: MAGLEV_PORT, proto: pk.IPPROTO_TCP }, { ...tk!, last_seen_ns: tk!.last_seen_ns - 5_000_000_000n });
+  d.tko4.update(
+    {
+      saddr: pk.ipBytes(m.src).readUInt32BE(0),
+      daddr: pk.ipBytes(VIP[4]).readUInt32BE(0),
+      sport: m.sport,
+      dport: MAGLEV_PORT,
+      proto: pk.IPPROTO_TCP,
+    },
+    { ...tk!, last_seen_ns: tk!.last_seen_ns - 5_000_000_000n },
+  );
   clearFlowCaches(d.obj);
   assert.equal(d.send(tcpFrame(4, m.src, m.sport, MAGLEV_PORT, 'PA')), first, 'and kept there, drained or not');
   assert.equal(d.flows(4), 0, 'a takeover never enters the flow table');
@@ -304,7 +396,12 @@ test('a handshake-completed flow moves to the flow table only on a packet a seco
   assert.equal(d.flows(4), 0, 'not proven yet');
   // A second later: `rate` of them move (the bucket holds one second's worth), the rest stay, served.
   d.ageHandshakes(1500);
-  for (let i = 0; i < 5; i++) assert.equal(d.send(tcpFrame(4, CLIENT[4], 42000 + i, RR_PORT, 'PA')), bes[i], 'every packet still goes to its backend');
+  for (let i = 0; i < 5; i++)
+    assert.equal(
+      d.send(tcpFrame(4, CLIENT[4], 42000 + i, RR_PORT, 'PA')),
+      bes[i],
+      'every packet still goes to its backend',
+    );
   assert.equal(d.flows(4), rate);
   assert.equal(d.probation(4), 5 - rate);
   assert.equal(d.reason('XD_R_TX_PROVEN'), rate);

@@ -43,7 +43,16 @@ import {
   xdServiceCodec,
   xdServiceKeyCodec,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdFlow, XdFlowKey, XdFlow4Key, XdReasonStats, XdService, XdServiceKey } from '../../src/bpf/layouts.generated';
+import type {
+  XdBackend,
+  XdBackendStats,
+  XdFlow,
+  XdFlowKey,
+  XdFlow4Key,
+  XdReasonStats,
+  XdService,
+  XdServiceKey,
+} from '../../src/bpf/layouts.generated';
 import { markVipPort } from '../lib/vipports';
 
 const RANDOM_FRAMES = Number(process.env.XD_FUZZ_FRAMES ?? 95000);
@@ -65,7 +74,15 @@ const ROUTER6 = '2001:db8::1';
 const TCP = pk.IPPROTO_TCP;
 const UDP = pk.IPPROTO_UDP;
 
-interface Svc { id: number; vip: string; port: number; proto: number; backends: number[]; sched?: number; flags?: number }
+interface Svc {
+  id: number;
+  vip: string;
+  port: number;
+  proto: number;
+  backends: number[];
+  sched?: number;
+  flags?: number;
+}
 // Each service has its own backends, so a frame sent to a backend of another service is caught.
 const SERVICES: Svc[] = [
   { id: 0, vip: VIP4, port: 3306, proto: TCP, backends: [1, 2, 3] },
@@ -80,7 +97,13 @@ const PORTS = [3306, 3307, 3308, 53, 22, 0, 65535];
 
 const XDP = (() => {
   const c = getNative().constants;
-  return { ABORTED: c.XDP_ABORTED, DROP: c.XDP_DROP, PASS: c.XDP_PASS, TX: c.XDP_TX, REDIRECT: c.XDP_REDIRECT } as Record<string, number>;
+  return {
+    ABORTED: c.XDP_ABORTED,
+    DROP: c.XDP_DROP,
+    PASS: c.XDP_PASS,
+    TX: c.XDP_TX,
+    REDIRECT: c.XDP_REDIRECT,
+  } as Record<string, number>;
 })();
 const VERDICT_NAME = new Map(Object.entries(XDP).map(([k, v]) => [v, k]));
 const REASONS = (Object.keys(XdReason) as (keyof typeof XdReason)[]).filter((r) => r !== 'XD_R_MAX');
@@ -166,7 +189,10 @@ function classify(f: Buffer, selfMac: Buffer): Class {
     off = 18;
   }
   if (!(f[0]! & 1) && !f.subarray(0, 6).equals(selfMac)) return none;
-  let src: Buffer, dst: Buffer, l4: number, frag = false;
+  let src: Buffer,
+    dst: Buffer,
+    l4: number,
+    frag = false;
   if (type === 0x0800) {
     if (off + 20 > f.length) return none;
     const ihl = f[off]! & 0xf;
@@ -237,12 +263,18 @@ function ext6(r: Rng): pk.Ipv6Ext[] {
   const n = r.int(r.chance(0.1) ? 11 : 4);
   return Array.from({ length: n }, () => {
     switch (r.int(6)) {
-      case 0: return pk.hopByHop(8 * (1 + r.int(3)));
-      case 1: return pk.destOpts(8 * (1 + r.int(3)));
-      case 2: return pk.routingExt({ segmentsLeft: r.int(2) });
-      case 3: return pk.ahExt(12 + 4 * r.int(4));
-      case 4: return pk.fragmentExt(r.chance(0.5) ? 0 : r.int(200), r.chance(0.3), r.u32());
-      default: return pk.fragmentExt(0, false, r.u32()); // atomic
+      case 0:
+        return pk.hopByHop(8 * (1 + r.int(3)));
+      case 1:
+        return pk.destOpts(8 * (1 + r.int(3)));
+      case 2:
+        return pk.routingExt({ segmentsLeft: r.int(2) });
+      case 3:
+        return pk.ahExt(12 + 4 * r.int(4));
+      case 4:
+        return pk.fragmentExt(r.chance(0.5) ? 0 : r.int(200), r.chance(0.3), r.u32());
+      default:
+        return pk.fragmentExt(0, false, r.u32()); // atomic
     }
   });
 }
@@ -250,22 +282,57 @@ function ext6(r: Rng): pk.Ipv6Ext[] {
 function l4For(r: Rng, proto: number, sport: number, dport: number): pk.L4 {
   if (proto === TCP) {
     const flags = r.pick(FLAGS);
-    return pk.tcp({ sport, dport, flags: flags || 'A', seq: r.u32(), ack: r.u32(), options: r.chance(0.2) ? r.bytes(r.int(40)) : undefined, payload: r.chance(0.5) ? r.bytes(r.int(64)) : undefined });
+    return pk.tcp({
+      sport,
+      dport,
+      flags: flags || 'A',
+      seq: r.u32(),
+      ack: r.u32(),
+      options: r.chance(0.2) ? r.bytes(r.int(40)) : undefined,
+      payload: r.chance(0.5) ? r.bytes(r.int(64)) : undefined,
+    });
   }
   if (proto === UDP) return pk.udp({ sport, dport, payload: r.bytes(r.int(64)) });
   return pk.raw(proto, r.bytes(r.int(48)));
 }
 
 /** An ICMP error (v4 frag needed or another type; v6 packet too big or another) quoting a reply from `vip:vport` to a client. */
-function icmpError(r: Rng, v4: boolean, vip: string, vport: number, proto: number, client: string, cport: number): Buffer {
-  const reply = proto === TCP ? pk.tcp({ sport: vport, dport: cport, flags: 'PA', payload: Buffer.alloc(200, 0x61) }) : proto === UDP ? pk.udp({ sport: vport, dport: cport, payload: Buffer.alloc(200) }) : pk.raw(proto, Buffer.alloc(40));
+function icmpError(
+  r: Rng,
+  v4: boolean,
+  vip: string,
+  vport: number,
+  proto: number,
+  client: string,
+  cport: number,
+): Buffer {
+  const reply =
+    proto === TCP
+      ? pk.tcp({ sport: vport, dport: cport, flags: 'PA', payload: Buffer.alloc(200, 0x61) })
+      : proto === UDP
+        ? pk.udp({ sport: vport, dport: cport, payload: Buffer.alloc(200) })
+        : pk.raw(proto, Buffer.alloc(40));
   const inner = v4
-    ? pk.ipv4({ src: vip, dst: client, df: true, options: r.chance(0.2) ? r.bytes(4 * (1 + r.int(10))) : undefined }, reply)
+    ? pk.ipv4(
+        { src: vip, dst: client, df: true, options: r.chance(0.2) ? r.bytes(4 * (1 + r.int(10))) : undefined },
+        reply,
+      )
     : pk.ipv6({ src: vip, dst: client, ext: r.chance(0.3) ? ext6(r) : undefined }, reply);
-  const quoted = inner.subarray(0, v4 ? Math.min(inner.length, r.chance(0.7) ? 28 + (inner[0]! & 0xf) * 4 - 20 : r.int(inner.length + 1)) : Math.min(inner.length, r.chance(0.7) ? 1232 : r.int(inner.length + 1)));
-  const typ = r.chance(0.8) ? (v4 ? { type: 3, code: 4 } : { type: 2, code: 0 }) : { type: r.int(256), code: r.int(16) };
+  const quoted = inner.subarray(
+    0,
+    v4
+      ? Math.min(inner.length, r.chance(0.7) ? 28 + (inner[0]! & 0xf) * 4 - 20 : r.int(inner.length + 1))
+      : Math.min(inner.length, r.chance(0.7) ? 1232 : r.int(inner.length + 1)),
+  );
+  const typ = r.chance(0.8)
+    ? v4
+      ? { type: 3, code: 4 }
+      : { type: 2, code: 0 }
+    : { type: r.int(256), code: r.int(16) };
   const to = r.chance(0.85) ? vip : r.pick(v4 ? OTHER4 : OTHER6);
-  return v4 ? pk.ipv4({ src: ROUTER4, dst: to }, pk.icmp4({ ...typ, mtu: 1400, quoted })) : pk.ipv6({ src: ROUTER6, dst: to }, pk.icmp6({ ...typ, mtu: 1280, quoted }));
+  return v4
+    ? pk.ipv4({ src: ROUTER4, dst: to }, pk.icmp4({ ...typ, mtu: 1400, quoted }))
+    : pk.ipv6({ src: ROUTER6, dst: to }, pk.icmp6({ ...typ, mtu: 1280, quoted }));
 }
 
 /** A frame from the space of plausible ones; `icmpOnly` restricts it to ICMP errors. */
@@ -273,17 +340,38 @@ function baseFrame(r: Rng, icmpOnly = false): Buffer {
   const svc = r.chance(0.75) ? r.pick(SERVICES) : undefined;
   const v4 = svc ? svc.vip.includes('.') : r.chance(0.6);
   const dst = svc && r.chance(0.95) ? svc.vip : r.pick(v4 ? [...OTHER4, VIP4, VIP4B] : [...OTHER6, VIP6]);
-  const proto = icmpOnly ? -1 : svc && r.chance(0.85) ? svc.proto : r.pick([TCP, UDP, TCP, UDP, pk.IPPROTO_ICMP, pk.IPPROTO_ICMPV6, 112, 50, r.int(256)]);
+  const proto = icmpOnly
+    ? -1
+    : svc && r.chance(0.85)
+      ? svc.proto
+      : r.pick([TCP, UDP, TCP, UDP, pk.IPPROTO_ICMP, pk.IPPROTO_ICMPV6, 112, 50, r.int(256)]);
   const dport = svc && r.chance(0.9) ? svc.port : r.pick(PORTS);
   const client = r.pick(v4 ? CLIENTS4 : CLIENTS6);
   const cport = 40000 + r.int(64);
   let ip: Buffer;
   if (icmpOnly || (proto === (v4 ? pk.IPPROTO_ICMP : pk.IPPROTO_ICMPV6) && r.chance(0.8))) {
     const s = svc ?? r.pick(SERVICES.filter((x) => x.vip.includes('.') === v4));
-    ip = icmpError(r, v4, r.chance(0.9) ? dst : s.vip, r.chance(0.9) ? dport : r.pick(PORTS), r.chance(0.9) ? (svc?.proto ?? TCP) : r.int(256), client, cport);
+    ip = icmpError(
+      r,
+      v4,
+      r.chance(0.9) ? dst : s.vip,
+      r.chance(0.9) ? dport : r.pick(PORTS),
+      r.chance(0.9) ? (svc?.proto ?? TCP) : r.int(256),
+      client,
+      cport,
+    );
   } else if (v4) {
     const fr = r.chance(0.1) ? (r.chance(0.5) ? { mf: true } : { fragOffset: 1 + r.int(100), mf: r.chance(0.5) }) : {};
-    ip = pk.ipv4({ src: client, dst, ...fr, df: r.chance(0.5), options: r.chance(0.15) ? r.bytes(4 * (1 + r.int(10))) : undefined }, l4For(r, proto, cport, dport));
+    ip = pk.ipv4(
+      {
+        src: client,
+        dst,
+        ...fr,
+        df: r.chance(0.5),
+        options: r.chance(0.15) ? r.bytes(4 * (1 + r.int(10))) : undefined,
+      },
+      l4For(r, proto, cport, dport),
+    );
   } else {
     ip = pk.ipv6({ src: client, dst, ext: r.chance(0.35) ? ext6(r) : undefined }, l4For(r, proto, cport, dport));
   }
@@ -292,7 +380,11 @@ function baseFrame(r: Rng, icmpOnly = false): Buffer {
   const eth = pk.ether({ src: '02:00:00:00:00:10', dst: macDst, vlan: tag < 3 ? { id: r.int(4096) } : undefined }, ip);
   if (tag === 3) {
     // QinQ: an 802.1ad outer tag around an 802.1Q tag (the program reads one tag only: passed as non-IP).
-    return Buffer.concat([eth.subarray(0, 12), Buffer.from([0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a]), eth.subarray(12)]);
+    return Buffer.concat([
+      eth.subarray(0, 12),
+      Buffer.from([0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a]),
+      eth.subarray(12),
+    ]);
   }
   return eth;
 }
@@ -358,7 +450,10 @@ function addr16(a: string): Buffer {
 
 before(async () => {
   obj = await loadSmallDirector({
-    services: MAX_SERVICES, backends: MAX_BACKENDS, ringMax: RING_MAX, flows: MAX_FLOWS,
+    services: MAX_SERVICES,
+    backends: MAX_BACKENDS,
+    ringMax: RING_MAX,
+    flows: MAX_FLOWS,
     globals: { match_dst_mac: 1, self_mac: selfMac },
   });
   prog = obj.program('xdirector');
@@ -377,11 +472,25 @@ before(async () => {
   for (const s of SERVICES) {
     const v4 = s.vip.includes('.');
     for (const b of s.backends) {
-      be.update(b, { mac: pk.macBytes(beMac(b)), family: v4 ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6, flags: XdBackendFlags.XD_BE_F_ACTIVE, generation: 1, ifindex: 0, service: s.id, addr: addr16(v4 ? `10.200.1.${b}` : `2001:db8:1::${b}`) });
+      be.update(b, {
+        mac: pk.macBytes(beMac(b)),
+        family: v4 ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6,
+        flags: XdBackendFlags.XD_BE_F_ACTIVE,
+        generation: 1,
+        ifindex: 0,
+        service: s.id,
+        addr: addr16(v4 ? `10.200.1.${b}` : `2001:db8:1::${b}`),
+      });
     }
     beOfService.set(s.id, new Set(s.backends.map((b) => beMac(b).replace(/:/g, ''))));
     const ringSize = s.backends.length ? RING_MAX : 0;
-    if (ringSize) ring.updateBatch(Array.from({ length: ringSize }, (_, i) => [s.id * 2 * RING_MAX + i, s.backends[i % s.backends.length]!] as const));
+    if (ringSize)
+      ring.updateBatch(
+        Array.from(
+          { length: ringSize },
+          (_, i) => [s.id * 2 * RING_MAX + i, s.backends[i % s.backends.length]!] as const,
+        ),
+      );
     svc.update(
       { vip: addr16(s.vip), port: s.port, proto: s.proto, family: v4 ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6 },
       { id: s.id, ring_size: ringSize, flags: s.flags ?? 0, sched: s.sched ?? XdSched.XD_SCHED_MAGLEV, active_gen: 0 },
@@ -415,7 +524,17 @@ function reasonTotals(): { packets: bigint; bytes: bigint; by: Record<string, bi
 }
 
 function flowSnapshot(): string {
-  return flows.flatMap((m, i) => (m as BpfMap<unknown, XdFlow>).entries().map(([k, v]) => `${i}:${JSON.stringify(k, (_, x) => (Buffer.isBuffer(x) ? x.toString('hex') : typeof x === 'bigint' ? String(x) : x))}=${v.backend}/${v.generation}/${v.last_seen_ns}`)).sort().join('\n');
+  return flows
+    .flatMap((m, i) =>
+      (m as BpfMap<unknown, XdFlow>)
+        .entries()
+        .map(
+          ([k, v]) =>
+            `${i}:${JSON.stringify(k, (_, x) => (Buffer.isBuffer(x) ? x.toString('hex') : typeof x === 'bigint' ? String(x) : x))}=${v.backend}/${v.generation}/${v.last_seen_ns}`,
+        ),
+    )
+    .sort()
+    .join('\n');
 }
 
 /** Runs one frame and checks the per-frame invariants; a failure is recorded with the frame, to be reported at the end of the phase. */
@@ -434,7 +553,8 @@ function runFrame(f: Buffer): void {
     if (c.frag) return fail('forwarded a fragment');
     const mac = r.dataOut.subarray(0, 6).toString('hex');
     if (!beOfService.get(c.svc.id)!.has(mac)) return fail(`forwarded to ${mac}, not a backend of service ${c.svc.id}`);
-    if (!r.dataOut.subarray(6, 12).equals(f.subarray(0, 6))) return fail('source MAC is not the frame\'s destination MAC');
+    if (!r.dataOut.subarray(6, 12).equals(f.subarray(0, 6)))
+      return fail("source MAC is not the frame's destination MAC");
     if (!r.dataOut.subarray(12).equals(f.subarray(12))) return fail('bytes after the MACs changed');
   } else if (!c.svc) {
     if (v !== 'PASS') return fail(`${v} for a frame that is for no service (must be passed)`);
@@ -445,7 +565,8 @@ function runFrame(f: Buffer): void {
     // For a service, the other way round too: a whole TCP/UDP packet is forwarded when the
     // service has backends, a first fragment is dropped, an empty drop-service drops.
     const want = c.frag || c.svc.backends.length === 0 ? 'DROP' : 'TX';
-    if (v !== want) fail(`${v} for a ${c.frag ? 'first fragment' : 'packet'} to service ${c.svc.id} (expected ${want})`);
+    if (v !== want)
+      fail(`${v} for a ${c.frag ? 'first fragment' : 'packet'} to service ${c.svc.id} (expected ${want})`);
   }
 }
 
@@ -464,7 +585,11 @@ function runPhase(name: string, frames: Iterable<Buffer>, opts: { icmpOnly?: boo
   }
   assert.deepEqual(failures, [], `${name}: invariant violations`);
   const after = reasonTotals();
-  assert.equal(after.packets - before.packets, BigInt(framesRun - n0), `${name}: every frame counted under exactly one verdict reason`);
+  assert.equal(
+    after.packets - before.packets,
+    BigInt(framesRun - n0),
+    `${name}: every frame counted under exactly one verdict reason`,
+  );
   assert.equal(after.bytes - before.bytes, bytesRun - b0, `${name}: every byte counted`);
   if (opts.icmpOnly) assert.equal(flowSnapshot(), flowsBefore, `${name}: ICMP frames changed the flow table`);
 }
@@ -473,18 +598,42 @@ function runPhase(name: string, frames: Iterable<Buffer>, opts: { icmpOnly?: boo
 
 /** Templates for the every-offset truncation phase: one of each shape. */
 function templates(r: Rng): Buffer[] {
-  const E = (ip: Buffer, vlan?: number) => pk.ether({ src: '02:00:00:00:00:10', dst: DIRECTOR_MAC, vlan: vlan === undefined ? undefined : { id: vlan } }, ip);
+  const E = (ip: Buffer, vlan?: number) =>
+    pk.ether({ src: '02:00:00:00:00:10', dst: DIRECTOR_MAC, vlan: vlan === undefined ? undefined : { id: vlan } }, ip);
   const syn4 = pk.tcp({ sport: 40001, dport: 3306, flags: 'S', options: Buffer.from('020405b4', 'hex') });
   const syn6 = pk.tcp({ sport: 40002, dport: 3306, flags: 'S' });
   return [
     E(pk.ipv4({ src: CLIENTS4[0]!, dst: VIP4 }, syn4)),
     E(pk.ipv4({ src: CLIENTS4[0]!, dst: VIP4, options: Buffer.from('94040000', 'hex') }, syn4), 100),
     E(pk.ipv4({ src: CLIENTS4[1]!, dst: VIP4 }, pk.udp({ sport: 40003, dport: 3306, payload: Buffer.from('q') }))),
-    E(pk.ipv4({ src: CLIENTS4[2]!, dst: VIP4, mf: true }, pk.udp({ sport: 40004, dport: 3306, payload: Buffer.alloc(64) }))),
+    E(
+      pk.ipv4(
+        { src: CLIENTS4[2]!, dst: VIP4, mf: true },
+        pk.udp({ sport: 40004, dport: 3306, payload: Buffer.alloc(64) }),
+      ),
+    ),
     E(pk.ipv6({ src: CLIENTS6[0]!, dst: VIP6 }, syn6)),
-    E(pk.ipv6({ src: CLIENTS6[0]!, dst: VIP6, ext: [pk.hopByHop(), pk.destOpts(16), pk.routingExt(), pk.fragmentExt(0, false)] }, syn6), 7),
-    E(pk.ipv6({ src: CLIENTS6[1]!, dst: VIP6, ext: [pk.ahExt(), pk.fragmentExt(0, true)] }, pk.udp({ sport: 40005, dport: 53, payload: Buffer.alloc(32) }))),
-    Buffer.concat([Buffer.from(DIRECTOR_MAC.replace(/:/g, '') + '020000000010' + '88a80064', 'hex'), E(pk.ipv4({ src: CLIENTS4[3]!, dst: VIP4 }, syn4), 10).subarray(12)]),
+    E(
+      pk.ipv6(
+        {
+          src: CLIENTS6[0]!,
+          dst: VIP6,
+          ext: [pk.hopByHop(), pk.destOpts(16), pk.routingExt(), pk.fragmentExt(0, false)],
+        },
+        syn6,
+      ),
+      7,
+    ),
+    E(
+      pk.ipv6(
+        { src: CLIENTS6[1]!, dst: VIP6, ext: [pk.ahExt(), pk.fragmentExt(0, true)] },
+        pk.udp({ sport: 40005, dport: 53, payload: Buffer.alloc(32) }),
+      ),
+    ),
+    Buffer.concat([
+      Buffer.from(DIRECTOR_MAC.replace(/:/g, '') + '020000000010' + '88a80064', 'hex'),
+      E(pk.ipv4({ src: CLIENTS4[3]!, dst: VIP4 }, syn4), 10).subarray(12),
+    ]),
     E(icmpError(r, true, VIP4, 3306, TCP, CLIENTS4[4]!, 40006)),
     E(icmpError(r, false, VIP6, 3306, TCP, CLIENTS6[2]!, 40007).subarray(0, 400)),
   ];
@@ -515,13 +664,24 @@ test('ICMP errors quoting established flows and crafted headers leave the flow t
     const v4 = s.vip.includes('.');
     for (const client of (v4 ? CLIENTS4 : CLIENTS6).slice(0, 16)) {
       for (let cport = 40000; cport < 40008; cport++) {
-        const l4 = s.proto === TCP ? pk.tcp({ sport: cport, dport: s.port, flags: 'S' }) : pk.udp({ sport: cport, dport: s.port });
-        syns.push(pk.ether({ src: '02:00:00:00:00:10', dst: DIRECTOR_MAC }, v4 ? pk.ipv4({ src: client, dst: s.vip }, l4) : pk.ipv6({ src: client, dst: s.vip }, l4)));
+        const l4 =
+          s.proto === TCP
+            ? pk.tcp({ sport: cport, dport: s.port, flags: 'S' })
+            : pk.udp({ sport: cport, dport: s.port });
+        syns.push(
+          pk.ether(
+            { src: '02:00:00:00:00:10', dst: DIRECTOR_MAC },
+            v4 ? pk.ipv4({ src: client, dst: s.vip }, l4) : pk.ipv6({ src: client, dst: s.vip }, l4),
+          ),
+        );
       }
     }
   }
   runPhase('flows', syns);
-  assert.ok(flows.some((m) => m.keys().length > 0), 'flows established');
+  assert.ok(
+    flows.some((m) => m.keys().length > 0),
+    'flows established',
+  );
   runPhase('icmp', random(rng, 8000, true), { icmpOnly: true });
   assert.ok((verdicts.TX ?? 0) > 0);
   const tx = reasonTotals().by.tx_icmp ?? 0n;
@@ -531,8 +691,27 @@ test('ICMP errors quoting established flows and crafted headers leave the flow t
 test('the histogram: frames run and verdicts', () => {
   const r = reasonTotals();
   assert.equal(r.packets, BigInt(framesRun), 'sum of the verdict-reason counters equals the frames run');
-  assert.ok(framesRun >= 100000 || process.env.XD_FUZZ_FRAMES !== undefined, `at least 100k frames in the suite (ran ${framesRun})`);
-  const reasons = Object.fromEntries(Object.entries(r.by).filter(([, v]) => v > 0n).map(([k, v]) => [k, Number(v)]));
-  console.log(`fuzz: seed ${SEED}, ${framesRun} frames, verdicts ${JSON.stringify(verdicts)}, reasons ${JSON.stringify(reasons)}`);
-  for (const k of ['tx_new_flow', 'tx_flow_hit', 'tx_icmp', 'pass_non_vip', 'pass_malformed', 'pass_non_ip', 'drop_fragment', 'pass_other_host']) assert.ok((reasons[k] ?? 0) > 0, `the fuzzer reaches ${k}`);
+  assert.ok(
+    framesRun >= 100000 || process.env.XD_FUZZ_FRAMES !== undefined,
+    `at least 100k frames in the suite (ran ${framesRun})`,
+  );
+  const reasons = Object.fromEntries(
+    Object.entries(r.by)
+      .filter(([, v]) => v > 0n)
+      .map(([k, v]) => [k, Number(v)]),
+  );
+  console.log(
+    `fuzz: seed ${SEED}, ${framesRun} frames, verdicts ${JSON.stringify(verdicts)}, reasons ${JSON.stringify(reasons)}`,
+  );
+  for (const k of [
+    'tx_new_flow',
+    'tx_flow_hit',
+    'tx_icmp',
+    'pass_non_vip',
+    'pass_malformed',
+    'pass_non_ip',
+    'drop_fragment',
+    'pass_other_host',
+  ])
+    assert.ok((reasons[k] ?? 0) > 0, `the fuzzer reaches ${k}`);
 });

@@ -36,7 +36,11 @@ after(() => {
 test('the committed layouts match the BTF of the object the control plane loads', () => {
   const actual = modelFromObject(OBJECT, readHeader(HEADER));
   const diffs = compareLayouts(L.LAYOUT, actual);
-  assert.deepEqual(diffs, [], `src/bpf/layouts.generated.ts is stale; regenerate with node dist/scripts/gen-layouts.js:\n${diffs.join('\n')}`);
+  assert.deepEqual(
+    diffs,
+    [],
+    `src/bpf/layouts.generated.ts is stale; regenerate with node dist/scripts/gen-layouts.js:\n${diffs.join('\n')}`,
+  );
 });
 
 test('LAYOUT_HASH is the hash of the committed layout', () => {
@@ -72,23 +76,39 @@ test('size, type, enum and map changes are each reported on their own line', () 
 
 test('the kernel creates every map with the generated type, key size and value size', async () => {
   // Small sizes: this test is about layouts, not capacity.
-  loaded = await BpfObject.load(OBJECT, { maxEntries: { [L.MAPS.flow4.name]: 1024, [L.MAPS.flow6.name]: 1024, [L.MAPS.ring.name]: 2 * 2 * 17 } });
+  loaded = await BpfObject.load(OBJECT, {
+    maxEntries: { [L.MAPS.flow4.name]: 1024, [L.MAPS.flow6.name]: 1024, [L.MAPS.ring.name]: 2 * 2 * 17 },
+  });
   const kernel = loaded.maps().filter((m) => !m.internal);
-  assert.deepEqual(kernel.map((m) => m.name).sort(), Object.values(L.MAPS).map((m) => m.name).sort());
+  assert.deepEqual(
+    kernel.map((m) => m.name).sort(),
+    Object.values(L.MAPS)
+      .map((m) => m.name)
+      .sort(),
+  );
   for (const m of Object.values(L.MAPS)) {
     const k = kernel.find((x) => x.name === m.name)!;
-    assert.deepEqual({ name: k.name, type: k.typeName, keySize: k.keySize, valueSize: k.valueSize }, { name: m.name, type: m.type, keySize: m.keySize, valueSize: m.valueSize });
+    assert.deepEqual(
+      { name: k.name, type: k.typeName, keySize: k.keySize, valueSize: k.valueSize },
+      { name: m.name, type: m.type, keySize: m.keySize, valueSize: m.valueSize },
+    );
   }
 });
 
 test('libbpf places every generated global at the generated offset and size', async () => {
-  loaded ??= await BpfObject.load(OBJECT, { maxEntries: { [L.MAPS.flow4.name]: 1024, [L.MAPS.flow6.name]: 1024, [L.MAPS.ring.name]: 2 * 2 * 17 } });
+  loaded ??= await BpfObject.load(OBJECT, {
+    maxEntries: { [L.MAPS.flow4.name]: 1024, [L.MAPS.flow6.name]: 1024, [L.MAPS.ring.name]: 2 * 2 * 17 },
+  });
   const { getNative } = await import('../../src/bpf/native');
   const handle = Object.getOwnPropertySymbols(loaded).find((s) => s.description === 'xdirector.bpf.objectHandle')!;
   const globals = getNative().objectGlobals((loaded as unknown as Record<symbol, number>)[handle]);
   for (const [name, g] of Object.entries(L.GLOBALS)) {
     const k = globals.find((x) => x.name === name);
-    assert.deepEqual(k && { section: k.section, offset: k.offset, size: k.size }, { section: g.section, offset: g.offset, size: g.size }, `global ${name}`);
+    assert.deepEqual(
+      k && { section: k.section, offset: k.offset, size: k.size },
+      { section: g.section, offset: g.offset, size: g.size },
+      `global ${name}`,
+    );
   }
 });
 
@@ -111,13 +131,33 @@ test('every generated codec decodes and re-encodes every byte of its struct unch
 });
 
 test('codecs put network-order fields in network order at the BTF offsets', () => {
-  const key = L.encodeXdServiceKey({ vip: Buffer.from([10, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), port: 3306, proto: 6, family: L.XdFamily.XD_FAMILY_V4 });
+  const key = L.encodeXdServiceKey({
+    vip: Buffer.from([10, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    port: 3306,
+    proto: 6,
+    family: L.XdFamily.XD_FAMILY_V4,
+  });
   assert.equal(key.toString('hex'), '0a000064' + '00'.repeat(12) + '0cea' + '06' + '04');
-  const be = L.encodeXdBackend({ mac: Buffer.from('020000000011', 'hex'), family: 4, flags: L.XdBackendFlags.XD_BE_F_ACTIVE, generation: 7, ifindex: 3, service: 1, addr: Buffer.from([10, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) });
+  const be = L.encodeXdBackend({
+    mac: Buffer.from('020000000011', 'hex'),
+    family: 4,
+    flags: L.XdBackendFlags.XD_BE_F_ACTIVE,
+    generation: 7,
+    ifindex: 3,
+    service: 1,
+    addr: Buffer.from([10, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+  });
   const gen = L.LAYOUT.structs.xd_backend.fields.find((f) => f.name === 'generation')!;
   assert.equal(be.readUInt32LE(gen.offset), 7);
   assert.deepEqual(L.decodeXdBackend(be).addr.subarray(0, 4), Buffer.from([10, 0, 0, 11]));
-  const meta = L.encodeXdMeta({ layout_version: 1, ring_max: 65537, max_services: 64, max_backends: 4096, created_ns: 2n ** 62n, layout_hash: L.LAYOUT_HASH });
+  const meta = L.encodeXdMeta({
+    layout_version: 1,
+    ring_max: 65537,
+    max_services: 64,
+    max_backends: 4096,
+    created_ns: 2n ** 62n,
+    layout_hash: L.LAYOUT_HASH,
+  });
   assert.equal(L.decodeXdMeta(meta).layout_hash, L.LAYOUT_HASH);
 });
 
@@ -135,5 +175,8 @@ test('codecs refuse values that do not fit, naming the field', () => {
 test('a truncated object is refused with a BTF error, not a crash', () => {
   const buf = fs.readFileSync(OBJECT);
   assert.throws(() => btfFromElf(buf.subarray(0, 200)), BtfError);
-  assert.throws(() => btfFromElf(Buffer.from('not an elf file at all, just text......................................')), { message: 'not an ELF file (bad magic)' });
+  assert.throws(
+    () => btfFromElf(Buffer.from('not an elf file at all, just text......................................')),
+    { message: 'not an ELF file (bad magic)' },
+  );
 });

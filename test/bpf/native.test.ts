@@ -51,10 +51,22 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
 }
 
-interface ChildResult { ok: boolean; value?: unknown; error?: { name: string; message: string; code: string; detail: Record<string, unknown>; cause?: Record<string, unknown> } }
+interface ChildResult {
+  ok: boolean;
+  value?: unknown;
+  error?: {
+    name: string;
+    message: string;
+    code: string;
+    detail: Record<string, unknown>;
+    cause?: Record<string, unknown>;
+  };
+}
 /** Runs xdp.ts operations in the test namespace (see test/fixtures/bpf/xdp-child.ts). */
 function inNs(ops: unknown[]): ChildResult[] {
-  const out = execFileSync('nsenter', [`--net=/run/netns/${ns}`, process.execPath, CHILD, JSON.stringify(ops)], { encoding: 'utf8' });
+  const out = execFileSync('nsenter', [`--net=/run/netns/${ns}`, process.execPath, CHILD, JSON.stringify(ops)], {
+    encoding: 'utf8',
+  });
   return JSON.parse(out) as ChildResult[];
 }
 
@@ -67,7 +79,12 @@ async function load(opts: Parameters<typeof BpfObject.load>[1] = {}, file = FIXT
 
 before(() => {
   execFileSync('make', ['-s', '-C', path.join(root, 'test/fixtures/bpf'), `OUT=${fixtures}`], { stdio: 'pipe' });
-  if (!fs.readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === '/sys/fs/bpf')) {
+  if (
+    !fs
+      .readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[1] === '/sys/fs/bpf')
+  ) {
     execFileSync('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
   }
   ip('netns', 'add', ns);
@@ -89,7 +106,11 @@ after(() => {
 
 test('an object opens, loads and lists its maps and programs', async () => {
   const o = await load();
-  const names = o.maps().filter((m) => !m.internal).map((m) => m.name).sort();
+  const names = o
+    .maps()
+    .filter((m) => !m.internal)
+    .map((m) => m.name)
+    .sort();
   assert.deepEqual(names, ['fx_array', 'fx_hash', 'fx_lru', 'fx_percpu']);
   const p = o.program('fx_prog');
   assert.ok(p.fd > 0 && p.id > 0);
@@ -136,13 +157,16 @@ test('update with noexist on an existing key fails with EEXIST', async () => {
   const o = await load();
   const m = o.map('fx_hash', key8, val16);
   m.update(fxKey(1, 1, 1), fxVal(1n, 1, 1), 'noexist');
-  assert.throws(() => m.update(fxKey(1, 1, 1), fxVal(2n, 2, 2), 'noexist'), (e: unknown) => {
-    assert.ok(e instanceof XdError);
-    assert.equal(e.code, 'XD_ERR_BPF_MAP');
-    assert.equal(e.detail.code, 'EEXIST');
-    assert.match(e.message, /^update map fx_hash: bpf_map_update_elem: File exists$/);
-    return true;
-  });
+  assert.throws(
+    () => m.update(fxKey(1, 1, 1), fxVal(2n, 2, 2), 'noexist'),
+    (e: unknown) => {
+      assert.ok(e instanceof XdError);
+      assert.equal(e.code, 'XD_ERR_BPF_MAP');
+      assert.equal(e.detail.code, 'EEXIST');
+      assert.match(e.message, /^update map fx_hash: bpf_map_update_elem: File exists$/);
+      return true;
+    },
+  );
 });
 
 test('batch update writes every entry and iteration returns them all', async () => {
@@ -185,7 +209,11 @@ test('a raw batch of Buffers fills an array map in one call', async () => {
 test('batch delete removes the given keys and skips absent ones', async () => {
   const o = await load();
   const m = o.map('fx_lru', u32, u32);
-  m.updateBatch([[1, 10], [2, 20], [3, 30]]);
+  m.updateBatch([
+    [1, 10],
+    [2, 20],
+    [3, 30],
+  ]);
   assert.equal(m.deleteBatch([1, 3]), 2);
   assert.deepEqual(m.entries(), [[2, 20]]);
   assert.equal(m.deleteBatch([2, 99]), 1);
@@ -202,7 +230,10 @@ test('per-CPU counters hold one value per possible CPU and sum to the packets ru
   const per = m.lookupPerCpu(0)!;
   assert.equal(per.length, m.ncpus);
   assert.equal(sumPerCpu(per), 1024n);
-  m.updatePerCpu(0, per.map(() => 0n));
+  m.updatePerCpu(
+    0,
+    per.map(() => 0n),
+  );
   assert.equal(sumPerCpu(m.lookupPerCpu(0)!), 0n);
   assert.equal(m.entriesPerCpu().length, 4);
 });
@@ -222,7 +253,12 @@ test('a live-frames test run runs the program once per frame and returns no pack
   const o = await load({ globals: { fx_verdict: XDP_DROP } });
   let r;
   try {
-    r = await testRunAsync(o.program(), { data: Buffer.alloc(64, 1), repeat: 1000, flags: liveFramesFlag(), batchSize: 64 });
+    r = await testRunAsync(o.program(), {
+      data: Buffer.alloc(64, 1),
+      repeat: 1000,
+      flags: liveFramesFlag(),
+      batchSize: 64,
+    });
   } catch (err) {
     // Some builds refuse live frames even to root (6.18 build v1300: EPERM; DESIGN "Kernel and lab
     // facts"); a kernel without the flag answers EOPNOTSUPP. Those skip saying so; anything else fails.
@@ -278,7 +314,10 @@ test('reusing a pinned map with another max_entries fails naming the map and the
     assert.equal(e.code, 'XD_ERR_LAYOUT_MISMATCH');
     assert.equal(e.detail.map, 'fx_lru');
     assert.equal(e.detail.property, 'max_entries');
-    assert.match(e.message, /map fx_lru: cannot reuse the existing map: max_entries is 128 in the existing map but 256 in/);
+    assert.match(
+      e.message,
+      /map fx_lru: cannot reuse the existing map: max_entries is 128 in the existing map but 256 in/,
+    );
     assert.match(e.message, /fix: remove the stale pin/);
     return true;
   });
@@ -286,14 +325,23 @@ test('reusing a pinned map with another max_entries fails naming the map and the
 
 test('a typed map refuses a codec whose size differs from the kernel map', async () => {
   const o = await load();
-  assert.throws(() => o.map('fx_hash', raw(12), val16), (e: unknown) => e instanceof XdError && e.code === 'XD_ERR_LAYOUT_MISMATCH' && /key size 8 but the codec encodes 12/.test(e.message));
+  assert.throws(
+    () => o.map('fx_hash', raw(12), val16),
+    (e: unknown) =>
+      e instanceof XdError &&
+      e.code === 'XD_ERR_LAYOUT_MISMATCH' &&
+      /key size 8 but the codec encodes 12/.test(e.message),
+  );
 });
 
 test('a program the verifier refuses fails with the verifier log attached', async () => {
   await assert.rejects(BpfObject.load(BAD), (e: unknown) => {
     assert.ok(e instanceof XdError);
     assert.equal(e.code, 'XD_ERR_BPF_LOAD');
-    assert.match(e.message, /^load BPF object .*xdb_bad\.bpf\.o: bpf_prog_load: Permission denied \(verifier: R1 offset is outside of the packet; full log in detail.verifierLog\)$/);
+    assert.match(
+      e.message,
+      /^load BPF object .*xdb_bad\.bpf\.o: bpf_prog_load: Permission denied \(verifier: R1 offset is outside of the packet; full log in detail.verifierLog\)$/,
+    );
     assert.match(String(e.detail.verifierLog), /invalid access to packet, off=20/);
     assert.equal(e.detail.syscall, 'bpf_prog_load');
     const c = e.cause;
@@ -305,14 +353,17 @@ test('a program the verifier refuses fails with the verifier log attached', asyn
 });
 
 test('a missing pin fails like a Node SystemError', () => {
-  assert.throws(() => getNative().objGet(`${pinDir}/does-not-exist`), (e: unknown) => {
-    assert.ok(isNativeSystemError(e));
-    assert.equal(e.message, 'bpf_obj_get: No such file or directory');
-    assert.equal(e.errno, -2);
-    assert.equal(e.code, 'ENOENT');
-    assert.equal(e.syscall, 'bpf_obj_get');
-    return true;
-  });
+  assert.throws(
+    () => getNative().objGet(`${pinDir}/does-not-exist`),
+    (e: unknown) => {
+      assert.ok(isNativeSystemError(e));
+      assert.equal(e.message, 'bpf_obj_get: No such file or directory');
+      assert.equal(e.errno, -2);
+      assert.equal(e.code, 'ENOENT');
+      assert.equal(e.syscall, 'bpf_obj_get');
+      return true;
+    },
+  );
 });
 
 test('bad arguments are TypeErrors that say what was expected and received', async () => {
@@ -326,8 +377,14 @@ test('bad arguments are TypeErrors that say what was expected and received', asy
     name: 'TypeError',
     message: 'key: expected a Buffer of at least 8 bytes, received Buffer of 4 bytes',
   });
-  assert.throws(() => n.xdpAttach(-1, 3, 0), { name: 'TypeError', message: 'ifindex: expected an integer from 0 to 4294967295, received number -1' });
-  assert.throws(() => n.progTestRun(o.program().fd, { data: 'x' as unknown as Buffer }), { name: 'TypeError', message: 'test run options.data: expected a Buffer, received string "x"' });
+  assert.throws(() => n.xdpAttach(-1, 3, 0), {
+    name: 'TypeError',
+    message: 'ifindex: expected an integer from 0 to 4294967295, received number -1',
+  });
+  assert.throws(() => n.progTestRun(o.program().fd, { data: 'x' as unknown as Buffer }), {
+    name: 'TypeError',
+    message: 'test run options.data: expected a Buffer, received string "x"',
+  });
   await assert.rejects(BpfObject.load(FIXTURE, { globals: { fx_verdict: Buffer.alloc(2) } }), {
     name: 'TypeError',
     message: 'value of global fx_verdict: expected a Buffer of exactly 4 bytes, received Buffer of 2 bytes',
@@ -335,10 +392,13 @@ test('bad arguments are TypeErrors that say what was expected and received', asy
 });
 
 test('a missing object file names the fix', async () => {
-  await assert.rejects(BpfObject.load(`/nonexistent/${tag}.o`), (e: unknown) => e instanceof XdError && e.code === 'XD_ERR_BPF_OBJECT' && /npm run build:bpf/.test(e.message));
+  await assert.rejects(
+    BpfObject.load(`/nonexistent/${tag}.o`),
+    (e: unknown) => e instanceof XdError && e.code === 'XD_ERR_BPF_OBJECT' && /npm run build:bpf/.test(e.message),
+  );
 });
 
-test('a file that is not a BPF object is refused with libbpf\'s reason', async () => {
+test("a file that is not a BPF object is refused with libbpf's reason", async () => {
   await assert.rejects(BpfObject.load('/etc/hostname'), (e: unknown) => {
     assert.ok(e instanceof XdError);
     assert.equal(e.code, 'XD_ERR_BPF_OBJECT');
@@ -366,11 +426,20 @@ test('xdp attaches natively on a veth, is reported as native, is replaced atomic
     { op: 'query', iface: vethA },
   ]);
   assert.equal(r[0].ok, true, JSON.stringify(r[0]));
-  assert.deepEqual(r[1].value, { mode: 'native', programId: a.program().id, programs: { native: a.program().id, generic: 0, offload: 0 } });
+  assert.deepEqual(r[1].value, {
+    mode: 'native',
+    programId: a.program().id,
+    programs: { native: a.program().id, generic: 0, offload: 0 },
+  });
   // A second attach without replace refuses to overwrite.
   assert.equal(r[2].ok, false);
   assert.equal(r[2].error!.code, 'XD_ERR_XDP_ATTACH');
-  assert.match(r[2].error!.message, new RegExp(`^attach xdp to ${vethA} \\(native mode\\): bpf_xdp_attach: Device or resource busy \\(EBUSY\\); fix: ${vethA} already has an XDP program \\(id ${a.program().id}, native mode\\)`));
+  assert.match(
+    r[2].error!.message,
+    new RegExp(
+      `^attach xdp to ${vethA} \\(native mode\\): bpf_xdp_attach: Device or resource busy \\(EBUSY\\); fix: ${vethA} already has an XDP program \\(id ${a.program().id}, native mode\\)`,
+    ),
+  );
   // Replace with the wrong expected program fails; with the right one succeeds.
   assert.equal(r[3].ok, false);
   assert.equal(r[4].ok, true, JSON.stringify(r[4]));
@@ -391,7 +460,11 @@ test('xdp attaches in generic mode and is reported as generic', async () => {
     { op: 'query', iface: vethB },
   ]);
   assert.equal(r[0].ok, true, JSON.stringify(r[0]));
-  assert.deepEqual(r[1].value, { mode: 'generic', programId: a.program().id, programs: { native: 0, generic: a.program().id, offload: 0 } });
+  assert.deepEqual(r[1].value, {
+    mode: 'generic',
+    programId: a.program().id,
+    programs: { native: 0, generic: a.program().id, offload: 0 },
+  });
   // Native and generic cannot be active at once: the kernel refuses, the error says so.
   assert.equal(r[2].ok, false);
   assert.equal(r[2].error!.cause!.syscall, 'bpf_xdp_attach');
@@ -409,7 +482,10 @@ test('native xdp on an interface without driver support says to use generic mode
   assert.equal(r.error!.code, 'XD_ERR_XDP_ATTACH');
   assert.equal(r.error!.detail.code, 'EOPNOTSUPP');
   assert.equal(r.error!.detail.errno, -95);
-  assert.match(r.error!.message, /^attach xdp to lo \(native mode\): bpf_xdp_attach: Operation not supported \(EOPNOTSUPP\); fix: native XDP not supported by lo: use xdp.mode generic$/);
+  assert.match(
+    r.error!.message,
+    /^attach xdp to lo \(native mode\): bpf_xdp_attach: Operation not supported \(EOPNOTSUPP\); fix: native XDP not supported by lo: use xdp.mode generic$/,
+  );
 });
 
 test('an interface that does not exist is named in the error', () => {

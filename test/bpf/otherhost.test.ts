@@ -23,20 +23,38 @@ const addr16 = addressToBytes16;
 
 before(async () => {
   obj = await loadSmallDirector({
-    services: 4, backends: 4, ringMax: 7, flows: 64, perCpuCaches: true,
+    services: 4,
+    backends: 4,
+    ringMax: 7,
+    flows: 64,
+    perCpuCaches: true,
     globals: { match_dst_mac: 1, self_mac: pk.macBytes(SELF) },
   });
-  xdMap(obj, 'be').update(1, { mac: pk.macBytes(BACKEND), family: XdFamily.XD_FAMILY_V4, flags: XdBackendFlags.XD_BE_F_ACTIVE, generation: 1, ifindex: 0, service: 0, addr: addr16('10.200.0.11') });
+  xdMap(obj, 'be').update(1, {
+    mac: pk.macBytes(BACKEND),
+    family: XdFamily.XD_FAMILY_V4,
+    flags: XdBackendFlags.XD_BE_F_ACTIVE,
+    generation: 1,
+    ifindex: 0,
+    service: 0,
+    addr: addr16('10.200.0.11'),
+  });
   const ring = xdMap(obj, 'ring');
   for (let i = 0; i < 7; i++) ring.update(i, 1);
-  xdMap(obj, 'svc').update({ vip: addr16(VIP), port: 3306, proto: 6, family: XdFamily.XD_FAMILY_V4 }, { id: 0, ring_size: 7, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 });
+  xdMap(obj, 'svc').update(
+    { vip: addr16(VIP), port: 3306, proto: 6, family: XdFamily.XD_FAMILY_V4 },
+    { id: 0, ring_size: 7, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 },
+  );
   markVipPort(obj, 3306, 6);
 });
 
 after(() => obj?.close());
 
 function frame(dst: string, sport: number): Buffer {
-  return pk.ether({ dst, src: CLIENT }, pk.ipv4({ src: '10.200.0.10', dst: VIP }, pk.tcp({ sport, dport: 3306, flags: 'S', seq: 1 })));
+  return pk.ether(
+    { dst, src: CLIENT },
+    pk.ipv4({ src: '10.200.0.10', dst: VIP }, pk.tcp({ sport, dport: 3306, flags: 'S', seq: 1 })),
+  );
 }
 
 function otherHostCount(): number {

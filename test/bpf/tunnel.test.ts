@@ -32,7 +32,14 @@ import {
   xdRateCodec,
   XdRateIdx,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdBackendStats, XdReasonStats, XdService, XdServiceKey, XdTunnel } from '../../src/bpf/layouts.generated';
+import type {
+  XdBackend,
+  XdBackendStats,
+  XdReasonStats,
+  XdService,
+  XdServiceKey,
+  XdTunnel,
+} from '../../src/bpf/layouts.generated';
 import { pcap } from '../lib/pcap';
 import { clearFlowCaches } from '../lib/flowcache';
 import { clearVipPorts, markVipPort } from '../lib/vipports';
@@ -88,8 +95,13 @@ const outputs: { description: string; frame: Buffer }[] = [];
 
 before(async () => {
   obj = await loadSmallDirector({
-    services: MAX_SERVICES, backends: MAX_BACKENDS, tunnels: true, ringMax: RING_MAX, flows: 1024,
-    perCpuCaches: true, globals: { too_big_rate: TOO_BIG_RATE },
+    services: MAX_SERVICES,
+    backends: MAX_BACKENDS,
+    tunnels: true,
+    ringMax: RING_MAX,
+    flows: 1024,
+    perCpuCaches: true,
+    globals: { too_big_rate: TOO_BIG_RATE },
   });
   prog = obj.program('xdirector');
   svc = obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec);
@@ -108,13 +120,31 @@ beforeEach(() => {
   svc.deleteBatch(svc.keys());
   clearVipPorts(obj);
   for (const m of [MAPS.flow4, MAPS.flow6, MAPS.emb4, MAPS.emb6]) {
-    const flow = obj.map(m.name, { size: m.keySize, encode: (k: Buffer) => k, decode: (b: Buffer) => Buffer.from(b) }, { size: m.valueSize, encode: (v: Buffer) => v, decode: (b: Buffer) => Buffer.from(b) });
+    const flow = obj.map(
+      m.name,
+      { size: m.keySize, encode: (k: Buffer) => k, decode: (b: Buffer) => Buffer.from(b) },
+      { size: m.valueSize, encode: (v: Buffer) => v, decode: (b: Buffer) => Buffer.from(b) },
+    );
     flow.deleteBatch(flow.keys());
   }
   clearFlowCaches(obj);
-  const empty: XdBackend = { mac: Buffer.alloc(6), family: 0, flags: 0, generation: 0, ifindex: 0, service: 0, addr: Buffer.alloc(16) };
+  const empty: XdBackend = {
+    mac: Buffer.alloc(6),
+    family: 0,
+    flags: 0,
+    generation: 0,
+    ifindex: 0,
+    service: 0,
+    addr: Buffer.alloc(16),
+  };
   be.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, empty] as const));
-  tun.updateBatch(Array.from({ length: MAX_BACKENDS }, (_, i) => [i, { saddr: Buffer.alloc(16), daddr: Buffer.alloc(16), gue_port: 0, mtu: 0, encap: 0, family: 0 }] as const));
+  tun.updateBatch(
+    Array.from(
+      { length: MAX_BACKENDS },
+      (_, i) =>
+        [i, { saddr: Buffer.alloc(16), daddr: Buffer.alloc(16), gue_port: 0, mtu: 0, encap: 0, family: 0 }] as const,
+    ),
+  );
   const zero: XdReasonStats = { packets: 0n, bytes: 0n };
   for (let i = 0; i < XdReason.XD_R_MAX; i++) rsnst.updatePerCpu(i, Array(rsnst.ncpus).fill(zero));
   const zeroBe: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n, flow_hits: 0n, flow_hit_bytes: 0n };
@@ -123,23 +153,40 @@ beforeEach(() => {
   obj.map(MAPS.rate.name, u32, xdRateCodec).update(XdRateIdx.XD_RATE_TOO_BIG, { tat_ns: 0n });
 });
 
-interface TunSpec { rs: string; encap: 'ipip' | 'gue'; mtu?: number; noEntry?: boolean }
+interface TunSpec {
+  rs: string;
+  encap: 'ipip' | 'gue';
+  mtu?: number;
+  noEntry?: boolean;
+}
 
 /** Service 0 = vip:3306/tcp, every ring slot -> backend 1, a tunnel backend. */
 function tunnelService(vip: string, t: TunSpec): void {
   const src = v4(t.rs) ? TUN_SRC4 : TUN_SRC6;
   if (!t.noEntry) {
     tun.update(1, {
-      saddr: addr16(src), daddr: addr16(t.rs), gue_port: t.encap === 'gue' ? GUE_PORT : 0, mtu: t.mtu ?? MTU,
-      encap: t.encap === 'gue' ? XdEncap.XD_ENCAP_GUE : XdEncap.XD_ENCAP_IPIP, family: fam(t.rs),
+      saddr: addr16(src),
+      daddr: addr16(t.rs),
+      gue_port: t.encap === 'gue' ? GUE_PORT : 0,
+      mtu: t.mtu ?? MTU,
+      encap: t.encap === 'gue' ? XdEncap.XD_ENCAP_GUE : XdEncap.XD_ENCAP_IPIP,
+      family: fam(t.rs),
     });
   }
   be.update(1, {
-    mac: pk.macBytes(ROUTER_MAC), family: fam(t.rs), flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_TUNNEL,
-    generation: 1, ifindex: 0, service: 0, addr: addr16(t.rs),
+    mac: pk.macBytes(ROUTER_MAC),
+    family: fam(t.rs),
+    flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_TUNNEL,
+    generation: 1,
+    ifindex: 0,
+    service: 0,
+    addr: addr16(t.rs),
   });
   ring.updateBatch(Array.from({ length: RING_MAX }, (_, i) => [i, 1] as const));
-  svc.update({ vip: addr16(vip), port: MYSQL, proto: TCP, family: fam(vip) }, { id: 0, ring_size: RING_MAX, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 });
+  svc.update(
+    { vip: addr16(vip), port: MYSQL, proto: TCP, family: fam(vip) },
+    { id: 0, ring_size: RING_MAX, flags: 0, sched: XdSched.XD_SCHED_MAGLEV, active_gen: 0 },
+  );
   markVipPort(obj, MYSQL, TCP);
 }
 
@@ -167,11 +214,16 @@ function reasonCounts(): Partial<Record<ReasonName, number>> {
 
 // ---------------------------------------------------------------- packets
 
-interface Conn { client: string; cport: number; vip: string }
+interface Conn {
+  client: string;
+  cport: number;
+  vip: string;
+}
 const c4 = (cport: number): Conn => ({ client: CLIENT4, cport, vip: VIP4 });
 const c6 = (cport: number): Conn => ({ client: CLIENT6, cport, vip: VIP6 });
 const syn = (c: Conn): pk.L4 => pk.tcp({ sport: c.cport, dport: MYSQL, flags: 'S', seq: 1000 });
-const data = (c: Conn, n: number): pk.L4 => pk.tcp({ sport: c.cport, dport: MYSQL, flags: 'PA', seq: 1001, ack: 5001, payload: Buffer.alloc(n, 0x71) });
+const data = (c: Conn, n: number): pk.L4 =>
+  pk.tcp({ sport: c.cport, dport: MYSQL, flags: 'PA', seq: 1001, ack: 5001, payload: Buffer.alloc(n, 0x71) });
 
 /** The client's IP packet (DF set on IPv4, as Linux TCP does), optionally with a traffic class. */
 function inner(c: Conn, l4: pk.L4, o: { tos?: number; df?: boolean } = {}): Buffer {
@@ -195,7 +247,7 @@ function tunnelHash(c: Conn): number {
 /** What the real server must receive: the untouched client packet inside the outer headers. */
 function encapsulated(c: Conn, ip: Buffer, t: TunSpec, vlan?: number): Buffer {
   const h = tunnelHash(c);
-  const tos = v4(c.vip) ? ip[1]! : ((ip.readUInt16BE(0) >> 4) & 0xff);
+  const tos = v4(c.vip) ? ip[1]! : (ip.readUInt16BE(0) >> 4) & 0xff;
   const innerProto = v4(c.vip) ? 4 : 41;
   let l4: pk.L4;
   if (t.encap === 'gue') {
@@ -217,19 +269,78 @@ function encapsulated(c: Conn, ip: Buffer, t: TunSpec, vlan?: number): Buffer {
 
 // ---------------------------------------------------------------- fixtures
 
-interface Fixture { description: string; conn: Conn; tun: TunSpec; ip: Buffer; vlan?: number; pad?: number }
+interface Fixture {
+  description: string;
+  conn: Conn;
+  tun: TunSpec;
+  ip: Buffer;
+  vlan?: number;
+  pad?: number;
+}
 
 const fixtures: Fixture[] = [
-  { description: 'IPv4 client to an IPv4 real server: IPIP (4in4, protocol 4)', conn: c4(40001), tun: { rs: RS4, encap: 'ipip' }, ip: inner(c4(40001), syn(c4(40001))) },
-  { description: 'IPv6 client to an IPv6 real server: IPv6-in-IPv6 (next header 41)', conn: c6(40002), tun: { rs: RS6, encap: 'ipip' }, ip: inner(c6(40002), syn(c6(40002))) },
-  { description: 'IPv4 VIP over an IPv6 underlay: 4in6 (next header 4)', conn: c4(40003), tun: { rs: RS6, encap: 'ipip' }, ip: inner(c4(40003), syn(c4(40003))) },
-  { description: 'IPv6 VIP over an IPv4 underlay: 6in4 (protocol 41)', conn: c6(40004), tun: { rs: RS4, encap: 'ipip' }, ip: inner(c6(40004), syn(c6(40004))) },
-  { description: 'IPv4 client over GUE: outer IPv4 + UDP to the GUE port + GUE header with proto 4', conn: c4(40005), tun: { rs: RS4, encap: 'gue' }, ip: inner(c4(40005), syn(c4(40005))) },
-  { description: 'IPv6 client over GUE: GUE header with proto 41', conn: c6(40006), tun: { rs: RS4, encap: 'gue' }, ip: inner(c6(40006), syn(c6(40006))) },
-  { description: 'the DSCP/ECN byte is copied to the outer header (IPv4 and IPv6 outer)', conn: c4(40007), tun: { rs: RS6, encap: 'ipip' }, ip: inner(c4(40007), syn(c4(40007)), { tos: 0xb9 }) },
-  { description: 'a VLAN tag is kept, its EtherType becomes the outer family', conn: c4(40008), tun: { rs: RS6, encap: 'ipip' }, ip: inner(c4(40008), syn(c4(40008))), vlan: 42 },
-  { description: 'Ethernet padding after a short packet is not counted in the outer lengths', conn: c4(40009), tun: { rs: RS4, encap: 'ipip' }, ip: inner(c4(40009), syn(c4(40009))), pad: 6 },
-  { description: 'a full-size packet that fits the path MTU with the outer header is encapsulated', conn: c4(40010), tun: { rs: RS4, encap: 'gue' }, ip: inner(c4(40010), data(c4(40010), MTU - 20 - 12 - 40)) },
+  {
+    description: 'IPv4 client to an IPv4 real server: IPIP (4in4, protocol 4)',
+    conn: c4(40001),
+    tun: { rs: RS4, encap: 'ipip' },
+    ip: inner(c4(40001), syn(c4(40001))),
+  },
+  {
+    description: 'IPv6 client to an IPv6 real server: IPv6-in-IPv6 (next header 41)',
+    conn: c6(40002),
+    tun: { rs: RS6, encap: 'ipip' },
+    ip: inner(c6(40002), syn(c6(40002))),
+  },
+  {
+    description: 'IPv4 VIP over an IPv6 underlay: 4in6 (next header 4)',
+    conn: c4(40003),
+    tun: { rs: RS6, encap: 'ipip' },
+    ip: inner(c4(40003), syn(c4(40003))),
+  },
+  {
+    description: 'IPv6 VIP over an IPv4 underlay: 6in4 (protocol 41)',
+    conn: c6(40004),
+    tun: { rs: RS4, encap: 'ipip' },
+    ip: inner(c6(40004), syn(c6(40004))),
+  },
+  {
+    description: 'IPv4 client over GUE: outer IPv4 + UDP to the GUE port + GUE header with proto 4',
+    conn: c4(40005),
+    tun: { rs: RS4, encap: 'gue' },
+    ip: inner(c4(40005), syn(c4(40005))),
+  },
+  {
+    description: 'IPv6 client over GUE: GUE header with proto 41',
+    conn: c6(40006),
+    tun: { rs: RS4, encap: 'gue' },
+    ip: inner(c6(40006), syn(c6(40006))),
+  },
+  {
+    description: 'the DSCP/ECN byte is copied to the outer header (IPv4 and IPv6 outer)',
+    conn: c4(40007),
+    tun: { rs: RS6, encap: 'ipip' },
+    ip: inner(c4(40007), syn(c4(40007)), { tos: 0xb9 }),
+  },
+  {
+    description: 'a VLAN tag is kept, its EtherType becomes the outer family',
+    conn: c4(40008),
+    tun: { rs: RS6, encap: 'ipip' },
+    ip: inner(c4(40008), syn(c4(40008))),
+    vlan: 42,
+  },
+  {
+    description: 'Ethernet padding after a short packet is not counted in the outer lengths',
+    conn: c4(40009),
+    tun: { rs: RS4, encap: 'ipip' },
+    ip: inner(c4(40009), syn(c4(40009))),
+    pad: 6,
+  },
+  {
+    description: 'a full-size packet that fits the path MTU with the outer header is encapsulated',
+    conn: c4(40010),
+    tun: { rs: RS4, encap: 'gue' },
+    ip: inner(c4(40010), data(c4(40010), MTU - 20 - 12 - 40)),
+  },
 ];
 
 for (const f of fixtures) {
@@ -261,8 +372,14 @@ test('a router\'s "fragmentation needed" about a tunnel flow reaches the flow\'s
   const c = c4(41001);
   tunnelService(c.vip, { rs: RS4, encap: 'ipip' });
   run('syn', clientFrame(inner(c, syn(c))));
-  const reply = pk.ipv4({ src: c.vip, dst: c.client, df: true }, pk.tcp({ sport: MYSQL, dport: c.cport, flags: 'PA', seq: 5001, ack: 1001, payload: Buffer.alloc(1400) }));
-  const icmp = pk.ipv4({ src: '10.200.0.1', dst: c.vip }, pk.icmp4({ type: 3, code: 4, mtu: 1400, quoted: reply.subarray(0, 28) }));
+  const reply = pk.ipv4(
+    { src: c.vip, dst: c.client, df: true },
+    pk.tcp({ sport: MYSQL, dport: c.cport, flags: 'PA', seq: 5001, ack: 1001, payload: Buffer.alloc(1400) }),
+  );
+  const icmp = pk.ipv4(
+    { src: '10.200.0.1', dst: c.vip },
+    pk.icmp4({ type: 3, code: 4, mtu: 1400, quoted: reply.subarray(0, 28) }),
+  );
   const r = run('frag needed', clientFrame(icmp));
   assert.equal(r.verdict, 'TX');
   assert.deepEqual(r.out, encapsulated(c, icmp, { rs: RS4, encap: 'ipip' }));
@@ -277,8 +394,13 @@ test('an IPv4 packet (DF) too big once encapsulated gets ICMP fragmentation need
     const ip = inner(c, data(c, MTU - 40 - overhead + 1)); // one byte too many
     const r = run(`too big ${encap}`, clientFrame(ip));
     assert.equal(r.verdict, 'TX');
-    const want = pk.ether({ src: DIRECTOR_MAC, dst: CLIENT_MAC },
-      pk.ipv4({ src: c.vip, dst: c.client, id: 0, ttl: 64 }, pk.icmp4({ type: 3, code: 4, mtu: MTU - overhead, quoted: ip.subarray(0, 64) })));
+    const want = pk.ether(
+      { src: DIRECTOR_MAC, dst: CLIENT_MAC },
+      pk.ipv4(
+        { src: c.vip, dst: c.client, id: 0, ttl: 64 },
+        pk.icmp4({ type: 3, code: 4, mtu: MTU - overhead, quoted: ip.subarray(0, 64) }),
+      ),
+    );
     assert.deepEqual(r.out, want, encap);
   }
   assert.deepEqual(reasonCounts(), { XD_R_TX_TOO_BIG: 2 });
@@ -290,8 +412,13 @@ test('an IPv6 packet too big once encapsulated gets ICMPv6 packet too big back, 
   const ip = inner(c, data(c, MTU - 60 - 40 + 1));
   const r = run('too big v6', clientFrame(ip, 7));
   assert.equal(r.verdict, 'TX');
-  const want = pk.ether({ src: DIRECTOR_MAC, dst: CLIENT_MAC, vlan: { id: 7 } },
-    pk.ipv6({ src: c.vip, dst: c.client, hopLimit: 64 }, pk.icmp6({ type: 2, code: 0, mtu: MTU - 40, quoted: ip.subarray(0, 128) })));
+  const want = pk.ether(
+    { src: DIRECTOR_MAC, dst: CLIENT_MAC, vlan: { id: 7 } },
+    pk.ipv6(
+      { src: c.vip, dst: c.client, hopLimit: 64 },
+      pk.icmp6({ type: 2, code: 0, mtu: MTU - 40, quoted: ip.subarray(0, 128) }),
+    ),
+  );
   assert.deepEqual(r.out, want);
   assert.deepEqual(reasonCounts(), { XD_R_TX_TOO_BIG: 1 });
 });
@@ -299,7 +426,10 @@ test('an IPv6 packet too big once encapsulated gets ICMPv6 packet too big back, 
 test('the director answers at most too_big_rate packets too big a second, all CPUs together; the rest are dropped and counted', async () => {
   // One GCRA word in a plain (not per-CPU) array: every CPU draws on the same budget.
   assert.equal(MAPS.rate.type, 'array');
-  for (const [c, rs] of [[c4(42010), RS4], [c6(42011), RS6]] as const) {
+  for (const [c, rs] of [
+    [c4(42010), RS4],
+    [c6(42011), RS6],
+  ] as const) {
     tunnelService(c.vip, { rs, encap: 'ipip', mtu: MTU });
     obj.map(MAPS.rate.name, u32, xdRateCodec).update(XdRateIdx.XD_RATE_TOO_BIG, { tat_ns: 0n });
     const big = clientFrame(inner(c, data(c, MTU)));
@@ -310,7 +440,10 @@ test('the director answers at most too_big_rate packets too big a second, all CP
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(run('too big after a pause', big).verdict, 'TX', 'answered again after a pause');
   }
-  assert.deepEqual(reasonCounts(), { XD_R_TX_TOO_BIG: 2 * (TOO_BIG_RATE + 1), XD_R_DROP_TOO_BIG_LIMITED: 2 * 2 * TOO_BIG_RATE });
+  assert.deepEqual(reasonCounts(), {
+    XD_R_TX_TOO_BIG: 2 * (TOO_BIG_RATE + 1),
+    XD_R_DROP_TOO_BIG_LIMITED: 2 * 2 * TOO_BIG_RATE,
+  });
 });
 
 test('an IPv4 packet without DF too big once encapsulated is dropped and counted, never fragmented', () => {
@@ -350,7 +483,10 @@ test('the GUE source port and the IPv6 flow label follow the inner flow: one flo
     tunnelService(c.vip, { rs: RS6, encap: 'ipip' });
     labels.add(run('label', clientFrame(inner(c, syn(c)))).out.readUInt32BE(14) & 0xfffff);
   }
-  assert.ok([...ports].every((p) => p >= 49152), 'GUE source ports stay in the dynamic range');
+  assert.ok(
+    [...ports].every((p) => p >= 49152),
+    'GUE source ports stay in the dynamic range',
+  );
   assert.ok(ports.size >= 56, `64 flows spread over ${ports.size} source ports`);
   assert.ok(labels.size >= 60, `64 flows spread over ${labels.size} flow labels`);
 });
@@ -364,21 +500,64 @@ test('tshark verifies every outer and inner IPv4 checksum and every ICMP checksu
     tunnelService(f.conn.vip, f.tun);
     run(f.description, clientFrame(f.ip, f.vlan));
   }
-  for (const [c, rs, encap] of [[c4(43000), RS4, 'ipip'], [c4(43001), RS4, 'gue'], [c4(43002), RS6, 'ipip'], [c6(43003), RS6, 'ipip'], [c6(43004), RS4, 'gue']] as const) {
+  for (const [c, rs, encap] of [
+    [c4(43000), RS4, 'ipip'],
+    [c4(43001), RS4, 'gue'],
+    [c4(43002), RS6, 'ipip'],
+    [c6(43003), RS6, 'ipip'],
+    [c6(43004), RS4, 'gue'],
+  ] as const) {
     tunnelService(c.vip, { rs, encap });
     run(`too big ${c.vip} over ${rs} ${encap}`, clientFrame(inner(c, data(c, MTU))));
-    const reply = pk.ipv4({ src: VIP4, dst: CLIENT4, df: true }, pk.tcp({ sport: MYSQL, dport: 43000, flags: 'A', seq: 1, ack: 1 }));
-    if (v4(c.vip)) run('frag needed to the real server', clientFrame(pk.ipv4({ src: '10.200.0.1', dst: VIP4 }, pk.icmp4({ type: 3, code: 4, mtu: 1400, quoted: reply.subarray(0, 28) }))));
+    const reply = pk.ipv4(
+      { src: VIP4, dst: CLIENT4, df: true },
+      pk.tcp({ sport: MYSQL, dport: 43000, flags: 'A', seq: 1, ack: 1 }),
+    );
+    if (v4(c.vip))
+      run(
+        'frag needed to the real server',
+        clientFrame(
+          pk.ipv4(
+            { src: '10.200.0.1', dst: VIP4 },
+            pk.icmp4({ type: 3, code: 4, mtu: 1400, quoted: reply.subarray(0, 28) }),
+          ),
+        ),
+      );
   }
   const frames = outputs.map((o) => o.frame);
   assert.ok(frames.length >= 15, `${frames.length} frames collected`);
   const file = path.join(dir, 'tunnel.pcap');
   fs.writeFileSync(file, pcap(frames));
-  const out = execFileSync('tshark', [
-    '-r', file, '-o', 'ip.check_checksum:TRUE',
-    '-T', 'fields', '-E', 'separator=|', '-e', 'frame.number', '-e', 'ip.checksum.status', '-e', 'icmp.checksum.status',
-    '-e', 'icmpv6.checksum.status', '-e', 'ip.src', '-e', 'ipv6.src', '-e', '_ws.expert.severity', '-e', '_ws.expert.message',
-  ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync(
+    'tshark',
+    [
+      '-r',
+      file,
+      '-o',
+      'ip.check_checksum:TRUE',
+      '-T',
+      'fields',
+      '-E',
+      'separator=|',
+      '-e',
+      'frame.number',
+      '-e',
+      'ip.checksum.status',
+      '-e',
+      'icmp.checksum.status',
+      '-e',
+      'icmpv6.checksum.status',
+      '-e',
+      'ip.src',
+      '-e',
+      'ipv6.src',
+      '-e',
+      '_ws.expert.severity',
+      '-e',
+      '_ws.expert.message',
+    ],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   if (process.env.XD_TEST_VERBOSE) console.log(out);
   const lines = out.trim().split('\n');
   assert.equal(lines.length, frames.length);
@@ -388,8 +567,14 @@ test('tshark verifies every outer and inner IPv4 checksum and every ICMP checksu
     const [n, ipSt, icmpSt, icmp6St] = line.split('|');
     const what = outputs[Number(n) - 1]!.description;
     // Checksum status: 1 = good, 0 = bad, 2 = not verified.
-    for (const s of (ipSt ?? '').split(',').filter(Boolean)) { assert.equal(s, '1', `frame ${n} (${what}): IPv4 header checksum status ${s}: ${line}`); ip4Checked++; }
-    for (const s of [icmpSt, icmp6St].flatMap((x) => (x ?? '').split(',')).filter(Boolean)) { assert.notEqual(s, '0', `frame ${n} (${what}): ICMP checksum bad: ${line}`); if (s === '1') icmpChecked++; }
+    for (const s of (ipSt ?? '').split(',').filter(Boolean)) {
+      assert.equal(s, '1', `frame ${n} (${what}): IPv4 header checksum status ${s}: ${line}`);
+      ip4Checked++;
+    }
+    for (const s of [icmpSt, icmp6St].flatMap((x) => (x ?? '').split(',')).filter(Boolean)) {
+      assert.notEqual(s, '0', `frame ${n} (${what}): ICMP checksum bad: ${line}`);
+      if (s === '1') icmpChecked++;
+    }
   }
   assert.ok(ip4Checked >= 15, `${ip4Checked} IPv4 header checksums verified`);
   assert.ok(icmpChecked >= 3, `${icmpChecked} ICMP checksums verified`);

@@ -76,7 +76,11 @@ test('run on a missing interface exits non-zero naming the interface and the fix
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /xdnosuch0/);
   assert.match(r.stderr, /fix:|ip link/);
-  assert.equal(fs.readdirSync('/sys/fs/bpf').includes(`xtcli${process.pid}`) && fs.readdirSync(pinDir).length > 0, false, 'nothing pinned');
+  assert.equal(
+    fs.readdirSync('/sys/fs/bpf').includes(`xtcli${process.pid}`) && fs.readdirSync(pinDir).length > 0,
+    false,
+    'nothing pinned',
+  );
 });
 
 test('status without a running daemon says how to reach one', async () => {
@@ -87,10 +91,18 @@ test('status without a running daemon says how to reach one', async () => {
 
 test('check-config refuses a monitor.password_file that cannot be read, naming the file and the fix', async () => {
   const missing = path.join(tmp, 'absent.pw');
-  const f = write('pw.yaml', good('lo').replace('\nservices:', `\nmonitor: { user: m, password_file: ${missing} }\nservices:`));
+  const f = write(
+    'pw.yaml',
+    good('lo').replace('\nservices:', `\nmonitor: { user: m, password_file: ${missing} }\nservices:`),
+  );
   const r = await cli(['check-config', '-c', f]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, new RegExp(`pw\\.yaml: monitor\\.password_file: cannot read ${missing.replace(/[.]/g, '\\.')} \\(ENOENT\\): create it \\(mode 0600\\)`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `pw\\.yaml: monitor\\.password_file: cannot read ${missing.replace(/[.]/g, '\\.')} \\(ENOENT\\): create it \\(mode 0600\\)`,
+    ),
+  );
 });
 
 test('check-config prints a warning for each VRRP VIP that is no service VIP and each service VIP no instance holds', async () => {
@@ -113,9 +125,14 @@ test('a bare xdirector is a usage error: the usage on stderr, exit 2; a mistyped
 /** The CLI as an unprivileged user (nobody), with no capabilities. */
 function cliAsNobody(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, BIN, ...args], { timeout: 30000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, BIN, ...args],
+      { timeout: 30000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof (err as any).code === 'number' ? (err as any).code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -124,7 +141,10 @@ test('as a user without the capabilities, run and status say to run as root (CAP
   fs.chmodSync(f, 0o644);
   const run = await cliAsNobody(['run', '-c', f]);
   assert.equal(run.code, 1);
-  assert.match(run.stderr, /^xdirector: run: this process lacks CAP_NET_ADMIN and CAP_BPF .*: run as root \(CAP_NET_ADMIN, CAP_BPF\)\n$/);
+  assert.match(
+    run.stderr,
+    /^xdirector: run: this process lacks CAP_NET_ADMIN and CAP_BPF .*: run as root \(CAP_NET_ADMIN, CAP_BPF\)\n$/,
+  );
   // A listening admin socket in a directory only root can enter (as /run/xdirector is).
   const sock = path.join(tmp, 'root.sock');
   const server = net.createServer((c) => c.destroy());
@@ -132,7 +152,10 @@ test('as a user without the capabilities, run and status say to run as root (CAP
   try {
     const st = await cliAsNobody(['status', '--socket', sock]);
     assert.equal(st.code, 1);
-    assert.match(st.stderr, /cannot reach xdirector at .*root\.sock: .*EACCES.*: the admin socket is root's: run as root \(CAP_NET_ADMIN, CAP_BPF\)/);
+    assert.match(
+      st.stderr,
+      /cannot reach xdirector at .*root\.sock: .*EACCES.*: the admin socket is root's: run as root \(CAP_NET_ADMIN, CAP_BPF\)/,
+    );
   } finally {
     await new Promise<void>((r) => server.close(() => r()));
   }
@@ -142,7 +165,11 @@ test('status --json carries the version, and status --rate --json says "warming 
   const st = { instance: 'x', pid: 1, rates: null } as unknown as DaemonStatus;
   const version = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8')).version;
   assert.equal(JSON.parse(statusJson(st, { rate: false })).version, version);
-  assert.equal(JSON.parse(statusJson({ ...st, version: '0.0.1-old' }, { rate: false })).version, '0.0.1-old', 'the daemon\'s own version first');
+  assert.equal(
+    JSON.parse(statusJson({ ...st, version: '0.0.1-old' }, { rate: false })).version,
+    '0.0.1-old',
+    "the daemon's own version first",
+  );
   assert.deepEqual(JSON.parse(statusJson(st, { rate: true })).state, 'warming up');
 });
 
@@ -150,10 +177,20 @@ test('check-config warns about a password file other users can read', async () =
   const pw = path.join(tmp, 'monitor.pw');
   fs.writeFileSync(pw, 'secret\n', { mode: 0o644 });
   fs.chmodSync(pw, 0o644);
-  const f = write('pwmode.yaml', good('lo').replace('\nservices:', `\nmonitor: { user: m, password_file: ${pw} }\nservices:`));
+  const f = write(
+    'pwmode.yaml',
+    good('lo').replace('\nservices:', `\nmonitor: { user: m, password_file: ${pw} }\nservices:`),
+  );
   const r = await cli(['check-config', '-c', f]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /pwmode\.yaml: warning: monitor\.password_file: .*monitor\.pw is readable by every user \(mode 0644\): anyone who reads it has the monitor account's password; chmod 600 /);
+  assert.match(
+    r.stderr,
+    /pwmode\.yaml: warning: monitor\.password_file: .*monitor\.pw is readable by every user \(mode 0644\): anyone who reads it has the monitor account's password; chmod 600 /,
+  );
   fs.chmodSync(pw, 0o600);
-  assert.deepEqual(loadConfig(f).warnings.filter((w) => /password_file/.test(w)), [], 'mode 0600: no warning');
+  assert.deepEqual(
+    loadConfig(f).warnings.filter((w) => /password_file/.test(w)),
+    [],
+    'mode 0600: no warning',
+  );
 });

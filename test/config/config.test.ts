@@ -101,7 +101,20 @@ test('a valid full config gives the typed Config with every value', () => {
   assert.equal(c.instance, 'prod-1');
   assert.equal(c.interface, 'ens3');
   assert.equal(c.dataplane, 'auto');
-  assert.deepEqual(c.xdp, { mode: 'generic', ringSize: 655373, ipvsMhSize: 8191, flowTableSize: 2097152, embryonicTableSize: 65536, takeoverTableSize: 262144, newFlowRate: 10000, synReuseIdleMs: 2000, tooBigRate: 1000, maxServices: 16, maxBackends: 1024, pinDir: '/sys/fs/bpf/xd' });
+  assert.deepEqual(c.xdp, {
+    mode: 'generic',
+    ringSize: 655373,
+    ipvsMhSize: 8191,
+    flowTableSize: 2097152,
+    embryonicTableSize: 65536,
+    takeoverTableSize: 262144,
+    newFlowRate: 10000,
+    synReuseIdleMs: 2000,
+    tooBigRate: 1000,
+    maxServices: 16,
+    maxBackends: 1024,
+    pinDir: '/sys/fs/bpf/xd',
+  });
   assert.equal(c.admin.socket, '/run/xd/prod.sock');
   assert.equal(c.log.level, 'debug');
   assert.equal(c.monitor?.user, 'monitor');
@@ -112,16 +125,46 @@ test('a valid full config gives the typed Config with every value', () => {
   assert.equal(c.vrrp[0]!.interface, 'ens3', 'VRRP interface defaults to the top-level one');
   assert.equal(c.source, 'prod.yaml');
   const [rw, ro, v6] = c.services;
-  assert.deepEqual({ ...rw!, backends: undefined }, {
-    name: 'mysql-rw', vip: '10.0.0.100', family: 4, port: 3306, protocol: 'tcp', scheduler: 'maglev', ring: 'ipvs-mh', ringSize: 8191,
-    onEmpty: 'drop', check: 'mysql', pool: 'writer', readersIncludeWriter: false, forwarding: 'dr', encap: 'ipip', guePort: 6080, backends: undefined,
+  assert.deepEqual(
+    { ...rw!, backends: undefined },
+    {
+      name: 'mysql-rw',
+      vip: '10.0.0.100',
+      family: 4,
+      port: 3306,
+      protocol: 'tcp',
+      scheduler: 'maglev',
+      ring: 'ipvs-mh',
+      ringSize: 8191,
+      onEmpty: 'drop',
+      check: 'mysql',
+      pool: 'writer',
+      readersIncludeWriter: false,
+      forwarding: 'dr',
+      encap: 'ipip',
+      guePort: 6080,
+      backends: undefined,
+    },
+  );
+  assert.deepEqual(rw!.backends[1], {
+    key: '10.0.0.12:3306',
+    name: 'db2',
+    address: '10.0.0.12',
+    family: 4,
+    port: 3306,
+    weight: 3,
+    mac: '02:00:00:00:00:12',
+    forwarding: 'dr',
   });
-  assert.deepEqual(rw!.backends[1], { key: '10.0.0.12:3306', name: 'db2', address: '10.0.0.12', family: 4, port: 3306, weight: 3, mac: '02:00:00:00:00:12', forwarding: 'dr' });
   assert.equal(ro!.ring, 'maglev', 'lc uses the Maglev ring');
   assert.equal(ro!.ringSize, 655373);
   assert.equal(ro!.check, 'mysql', 'port 3306: mysql check by default');
   assert.equal(ro!.readersIncludeWriter, true);
-  assert.deepEqual(ro!.backends.map((b) => b.name), ['db1', 'db2', 'db3'], 'a real server named in one service has that name everywhere');
+  assert.deepEqual(
+    ro!.backends.map((b) => b.name),
+    ['db1', 'db2', 'db3'],
+    'a real server named in one service has that name everywhere',
+  );
   assert.equal(v6!.vip, 'fd00::100', 'addresses in canonical form');
   assert.equal(v6!.family, 6);
   assert.equal(v6!.protocol, 'udp');
@@ -132,7 +175,20 @@ test('a valid full config gives the typed Config with every value', () => {
 test('defaults are applied to a minimal config', () => {
   const c = parseConfig(MINIMAL, 'lab.yaml');
   assert.equal(c.dataplane, 'auto');
-  assert.deepEqual(c.xdp, { mode: 'native', ringSize: 65537, ipvsMhSize: 4093, flowTableSize: 1048576, embryonicTableSize: 65536, takeoverTableSize: 262144, newFlowRate: 10000, synReuseIdleMs: 2000, tooBigRate: 1000, maxServices: 64, maxBackends: 4096, pinDir: '/sys/fs/bpf/xdirector' });
+  assert.deepEqual(c.xdp, {
+    mode: 'native',
+    ringSize: 65537,
+    ipvsMhSize: 4093,
+    flowTableSize: 1048576,
+    embryonicTableSize: 65536,
+    takeoverTableSize: 262144,
+    newFlowRate: 10000,
+    synReuseIdleMs: 2000,
+    tooBigRate: 1000,
+    maxServices: 64,
+    maxBackends: 4096,
+    pinDir: '/sys/fs/bpf/xdirector',
+  });
   assert.equal(c.admin.socket, '/run/xdirector/lab.sock');
   assert.equal(c.log.level, 'info');
   assert.equal(c.health.interval, 1000);
@@ -147,7 +203,15 @@ test('defaults are applied to a minimal config', () => {
   assert.equal(s.check, 'mysql', 'port 3306: mysql check');
   assert.equal(s.pool, 'static');
   assert.equal(s.readersIncludeWriter, false);
-  assert.deepEqual(s.backends[0], { key: '10.77.0.11:3306', name: '10.77.0.11:3306', address: '10.77.0.11', family: 4, port: 3306, weight: 1, forwarding: 'dr' });
+  assert.deepEqual(s.backends[0], {
+    key: '10.77.0.11:3306',
+    name: '10.77.0.11:3306',
+    address: '10.77.0.11',
+    family: 4,
+    port: 3306,
+    weight: 1,
+    forwarding: 'dr',
+  });
 });
 
 test('with dataplane xdp the default ring is Maglev at xdp.ring_size', () => {
@@ -160,7 +224,14 @@ test('the lab config in scripts/config/lab.yaml is valid', () => {
   const file = path.join(__dirname, '..', '..', '..', 'scripts', 'config', 'lab.yaml');
   const c = loadConfig(file);
   assert.equal(c.services.length, 2);
-  assert.deepEqual(c.services[0]!.backends.map((b) => [b.address, b.weight]), [['10.77.0.11', 1], ['10.77.0.12', 1], ['10.77.0.13', 2]]);
+  assert.deepEqual(
+    c.services[0]!.backends.map((b) => [b.address, b.weight]),
+    [
+      ['10.77.0.11', 1],
+      ['10.77.0.12', 1],
+      ['10.77.0.13', 2],
+    ],
+  );
   assert.equal(c.services[0]!.vip, '10.77.0.100');
 });
 
@@ -168,18 +239,35 @@ test('a backend port other than its service port is refused with DR and tunnels,
   assert.deepEqual(problems(service('', '      - { address: 10.77.0.11, port: 8080 }\n')), [
     'lab.yaml: services[0].backends[0].port: is 8080 but the service port is 80: the director forwards packets unchanged (DR rewrites only the MAC) and cannot translate ports, so the real server receives connections on 80: make it listen on 80 and remove port (or set port: 80), forward the service with forwarding: nat (which translates 80 to 8080), or give this backend a service of its own on port 8080 (line 8)',
   ]);
-  assert.match(problems(service('    forwarding: tunnel\n', '      - { address: 10.77.0.11, port: 8080 }\n') + 'tunnel:\n  source_v4: 10.77.0.2\n').join('\n'), /backends\[0\]\.port: is 8080 but the service port is 80: the director forwards packets unchanged \(a tunnel wraps them\)/);
-  assert.equal(parseConfig(service('', '      - { address: 10.77.0.11, port: 80 }\n'), 'lab.yaml').services[0]!.backends[0]!.port, 80);
+  assert.match(
+    problems(
+      service('    forwarding: tunnel\n', '      - { address: 10.77.0.11, port: 8080 }\n') +
+        'tunnel:\n  source_v4: 10.77.0.2\n',
+    ).join('\n'),
+    /backends\[0\]\.port: is 8080 but the service port is 80: the director forwards packets unchanged \(a tunnel wraps them\)/,
+  );
+  assert.equal(
+    parseConfig(service('', '      - { address: 10.77.0.11, port: 80 }\n'), 'lab.yaml').services[0]!.backends[0]!.port,
+    80,
+  );
 });
 
 test('a missing or unreadable monitor.password_file is refused when the config file is loaded, naming the file and the fix', () => {
   const missing = path.join(TMP, 'no-such.pw');
   const cfgFile = path.join(TMP, 'pwfile.yaml');
   fs.writeFileSync(cfgFile, MINIMAL.replace('  password_env: PW\n', `  password_file: ${missing}\n`));
-  assert.throws(() => loadConfig(cfgFile), (e: XdError) => e.code === 'XD_ERR_CONFIG_INVALID'
-    && e.message === `${cfgFile}: monitor.password_file: cannot read ${missing} (ENOENT): create it (mode 0600) with the monitor password on one line, or point password_file at the file that holds it (line 5)`);
+  assert.throws(
+    () => loadConfig(cfgFile),
+    (e: XdError) =>
+      e.code === 'XD_ERR_CONFIG_INVALID' &&
+      e.message ===
+        `${cfgFile}: monitor.password_file: cannot read ${missing} (ENOENT): create it (mode 0600) with the monitor password on one line, or point password_file at the file that holds it (line 5)`,
+  );
   fs.writeFileSync(cfgFile, MINIMAL.replace('  password_env: PW\n', `  password_file: ${TMP}\n`));
-  assert.throws(() => loadConfig(cfgFile), /monitor\.password_file: cannot read .* \(EISDIR\): give the file that holds the password, not a directory/);
+  assert.throws(
+    () => loadConfig(cfgFile),
+    /monitor\.password_file: cannot read .* \(EISDIR\): give the file that holds the password, not a directory/,
+  );
   const pw = path.join(TMP, 'monitor.pw');
   fs.writeFileSync(pw, 'secret\n', { mode: 0o600 });
   fs.writeFileSync(cfgFile, MINIMAL.replace('  password_env: PW\n', `  password_file: ${pw}\n`));
@@ -189,37 +277,50 @@ test('a missing or unreadable monitor.password_file is refused when the config f
 test('with VRRP configured, a VRRP VIP that is no service VIP and a service VIP no instance holds are warned about by name', () => {
   const text = MINIMAL + 'vrrp:\n  - { name: vi1, vrid: 5, vips: [10.77.0.200/24] }\n';
   assert.deepEqual(parseConfig(text, 'lab.yaml').warnings, [
-    'vrrp[0] (vi1): VIP 10.77.0.200 is no service\'s VIP: the director takes it on becoming Master but forwards nothing for it; add a service on 10.77.0.200 or remove it from vrrp[0].vips',
-    'service mysql: VIP 10.77.0.100 is held by no VRRP instance: no director adds it to its interface, so clients cannot reach it here; add 10.77.0.100 to a vrrp instance\'s vips (or hold the address some other way)',
+    "vrrp[0] (vi1): VIP 10.77.0.200 is no service's VIP: the director takes it on becoming Master but forwards nothing for it; add a service on 10.77.0.200 or remove it from vrrp[0].vips",
+    "service mysql: VIP 10.77.0.100 is held by no VRRP instance: no director adds it to its interface, so clients cannot reach it here; add 10.77.0.100 to a vrrp instance's vips (or hold the address some other way)",
   ]);
 });
 
 test('no warnings when VRRP holds exactly the service VIPs (canonical forms compared), or without VRRP', () => {
   assert.deepEqual(parseConfig(MINIMAL, 'lab.yaml').warnings, []);
-  const v6 = MINIMAL.replace('vip: 10.77.0.100', 'vip: "FD00:0::100"').replace(/10\.77\.0\.1(\d)/g, 'fd00::1$1') + 'vrrp:\n  - { name: vi6, vrid: 6, vips: ["fd00::100/64"] }\n';
+  const v6 =
+    MINIMAL.replace('vip: 10.77.0.100', 'vip: "FD00:0::100"').replace(/10\.77\.0\.1(\d)/g, 'fd00::1$1') +
+    'vrrp:\n  - { name: vi6, vrid: 6, vips: ["fd00::100/64"] }\n';
   assert.deepEqual(parseConfig(v6, 'lab.yaml').warnings, []);
 });
 
 test('a service VIP announced over BGP is not warned about as unheld', () => {
-  const text = MINIMAL.replace('services:\n  - name: mysql\n    vip: 10.77.0.100', 'services:\n  - name: other\n    vip: 10.77.0.50\n    port: 3306\n    backends: [ { address: 10.77.0.21 } ]\n  - name: mysql\n    vip: 10.77.0.100')
-    + 'vrrp:\n  - { name: vi1, vrid: 5, vips: [10.77.0.50/24] }\nbgp:\n  local_as: 65001\n  router_id: 10.77.0.2\n  neighbours: [ { address: 10.77.0.1, as: 65000 } ]\n  announce: [ { vip: 10.77.0.100 } ]\n';
+  const text =
+    MINIMAL.replace(
+      'services:\n  - name: mysql\n    vip: 10.77.0.100',
+      'services:\n  - name: other\n    vip: 10.77.0.50\n    port: 3306\n    backends: [ { address: 10.77.0.21 } ]\n  - name: mysql\n    vip: 10.77.0.100',
+    ) +
+    'vrrp:\n  - { name: vi1, vrid: 5, vips: [10.77.0.50/24] }\nbgp:\n  local_as: 65001\n  router_id: 10.77.0.2\n  neighbours: [ { address: 10.77.0.1, as: 65000 } ]\n  announce: [ { vip: 10.77.0.100 } ]\n';
   assert.deepEqual(parseConfig(text, 'lab.yaml').warnings, []);
 });
 
 test('an unknown key is an error with a did-you-mean suggestion', () => {
   const p = problems(service('    prot: tcp\n'));
   assert.deepEqual(p, ['lab.yaml: services[0].prot: unknown key; did you mean "port"? (line 7)']);
-  assert.deepEqual(problems(MINIMAL + 'xdp:\n  ringSize: 65537\n'), ['lab.yaml: xdp.ringSize: unknown key; did you mean "ring_size"? (line 14)']);
+  assert.deepEqual(problems(MINIMAL + 'xdp:\n  ringSize: 65537\n'), [
+    'lab.yaml: xdp.ringSize: unknown key; did you mean "ring_size"? (line 14)',
+  ]);
 });
 
 test('an unknown key with no close match lists the allowed keys', () => {
   const p = problems(MINIMAL + 'frobnicate: 1\n');
   assert.equal(p.length, 1);
-  assert.match(p[0]!, /^lab\.yaml: frobnicate: unknown key \(allowed here: instance, interface, dataplane, xdp, admin, state_dir, log, script_user, monitor, health, vrrp, bgp, sync, tunnel, nat, services\) \(line 13\)$/);
+  assert.match(
+    p[0]!,
+    /^lab\.yaml: frobnicate: unknown key \(allowed here: instance, interface, dataplane, xdp, admin, state_dir, log, script_user, monitor, health, vrrp, bgp, sync, tunnel, nat, services\) \(line 13\)$/,
+  );
 });
 
 test('an unknown key inside the health section is reported with its path', () => {
-  assert.deepEqual(problems(MINIMAL + 'health:\n  rsie: 2\n'), ['lab.yaml: health.rsie: unknown key; did you mean "rise"? (line 14)']);
+  assert.deepEqual(problems(MINIMAL + 'health:\n  rsie: 2\n'), [
+    'lab.yaml: health.rsie: unknown key; did you mean "rise"? (line 14)',
+  ]);
 });
 
 test('a malformed address names the key path and the value', () => {
@@ -236,22 +337,36 @@ test('a malformed address names the key path and the value', () => {
 
 test('a duplicate service (same VIP, port and protocol) is an error', () => {
   const text = service('') + '  - name: t\n    vip: 10.77.0.100\n    port: 80\n    backends: []\n';
-  assert.deepEqual(problems(text), ['lab.yaml: services[1]: duplicate service: 10.77.0.100:80/tcp is already services[0] (s): one service per VIP, port and protocol (line 9)']);
+  assert.deepEqual(problems(text), [
+    'lab.yaml: services[1]: duplicate service: 10.77.0.100:80/tcp is already services[0] (s): one service per VIP, port and protocol (line 9)',
+  ]);
   // The same VIP and port over UDP is another service.
-  assert.equal(parseConfig(text.replace('port: 80\n    backends: []', 'port: 80\n    protocol: udp\n    backends: []'), 'lab.yaml').services.length, 2);
+  assert.equal(
+    parseConfig(text.replace('port: 80\n    backends: []', 'port: 80\n    protocol: udp\n    backends: []'), 'lab.yaml')
+      .services.length,
+    2,
+  );
 });
 
 test('a duplicate service name is an error', () => {
   const text = service('') + '  - name: s\n    vip: 10.77.0.101\n    port: 80\n    backends: []\n';
-  assert.deepEqual(problems(text), ['lab.yaml: services[1].name: duplicate service name "s" (also services[0]): service names must be unique (line 9)']);
+  assert.deepEqual(problems(text), [
+    'lab.yaml: services[1].name: duplicate service name "s" (also services[0]): service names must be unique (line 9)',
+  ]);
 });
 
 test('a duplicate backend in a service is an error, also when written differently', () => {
-  assert.deepEqual(problems(service('', '      - address: 10.77.0.11\n      - address: 10.77.0.11\n        port: 80\n')), [
-    'lab.yaml: services[0].backends[1]: duplicate backend 10.77.0.11:80 in service s (also backends[0]) (line 9)',
+  assert.deepEqual(
+    problems(service('', '      - address: 10.77.0.11\n      - address: 10.77.0.11\n        port: 80\n')),
+    ['lab.yaml: services[0].backends[1]: duplicate backend 10.77.0.11:80 in service s (also backends[0]) (line 9)'],
+  );
+  const v6 = service('', '      - address: "fd00::1"\n      - address: "fd00:0:0::0001"\n').replace(
+    'vip: 10.77.0.100',
+    'vip: "fd00::100"',
+  );
+  assert.deepEqual(problems(v6), [
+    'lab.yaml: services[0].backends[1]: duplicate backend [fd00::1]:80 in service s (also backends[0]) (line 9)',
   ]);
-  const v6 = service('', '      - address: "fd00::1"\n      - address: "fd00:0:0::0001"\n').replace('vip: 10.77.0.100', 'vip: "fd00::100"');
-  assert.deepEqual(problems(v6), ['lab.yaml: services[0].backends[1]: duplicate backend [fd00::1]:80 in service s (also backends[0]) (line 9)']);
 });
 
 test('a negative or fractional weight is an error', () => {
@@ -267,8 +382,12 @@ test('a negative or fractional weight is an error', () => {
 });
 
 test('a port out of range 1-65535 is an error for services and backends', () => {
-  assert.deepEqual(problems(service('').replace('port: 80', 'port: 70000')), ['lab.yaml: services[0].port: must be an integer from 1 to 65535, got 70000 (line 6)']);
-  assert.deepEqual(problems(service('').replace('port: 80', 'port: 0')), ['lab.yaml: services[0].port: must be an integer from 1 to 65535, got 0 (line 6)']);
+  assert.deepEqual(problems(service('').replace('port: 80', 'port: 70000')), [
+    'lab.yaml: services[0].port: must be an integer from 1 to 65535, got 70000 (line 6)',
+  ]);
+  assert.deepEqual(problems(service('').replace('port: 80', 'port: 0')), [
+    'lab.yaml: services[0].port: must be an integer from 1 to 65535, got 0 (line 6)',
+  ]);
   assert.deepEqual(problems(service('', '      - address: 10.77.0.11\n        port: 65536\n')), [
     'lab.yaml: services[0].backends[0].port: must be an integer from 1 to 65535, got 65536 (line 9)',
   ]);
@@ -276,20 +395,28 @@ test('a port out of range 1-65535 is an error for services and backends', () => 
 
 test('a backend of another address family than the VIP is an error', () => {
   assert.deepEqual(problems(service('', '      - address: "fd00::11"\n')), [
-    'lab.yaml: services[0].backends[0].address: is IPv6 but the service VIP 10.77.0.100 is IPv4: DR forwarding keeps the packet, so a backend has the VIP\'s family (or use forwarding: tunnel, which carries IPv4 over IPv6) (line 8)',
+    "lab.yaml: services[0].backends[0].address: is IPv6 but the service VIP 10.77.0.100 is IPv4: DR forwarding keeps the packet, so a backend has the VIP's family (or use forwarding: tunnel, which carries IPv4 over IPv6) (line 8)",
   ]);
 });
 
 test('an embryonic table under 64 entries or a negative new-flow rate is an error, a rate of 0 (no limit) is accepted', () => {
-  assert.deepEqual(problems(MINIMAL + 'xdp:\n  embryonic_table_size: 16\n'), ['lab.yaml: xdp.embryonic_table_size: must be an integer >= 64, got 16 (line 14)']);
-  assert.deepEqual(problems(MINIMAL + 'xdp:\n  new_flow_rate: -1\n'), ['lab.yaml: xdp.new_flow_rate: must be an integer from 0 to 100000000, got -1 (line 14)']);
+  assert.deepEqual(problems(MINIMAL + 'xdp:\n  embryonic_table_size: 16\n'), [
+    'lab.yaml: xdp.embryonic_table_size: must be an integer >= 64, got 16 (line 14)',
+  ]);
+  assert.deepEqual(problems(MINIMAL + 'xdp:\n  new_flow_rate: -1\n'), [
+    'lab.yaml: xdp.new_flow_rate: must be an integer from 0 to 100000000, got -1 (line 14)',
+  ]);
   const c = parseConfig(MINIMAL + 'xdp:\n  new_flow_rate: 0\n  embryonic_table_size: 4096\n', 'lab.yaml');
   assert.deepEqual([c.xdp.newFlowRate, c.xdp.embryonicTableSize], [0, 4096]);
 });
 
 test('a ring size that is not prime or out of range is an error', () => {
-  assert.deepEqual(problems(MINIMAL + 'xdp:\n  ring_size: 65536\n'), ['lab.yaml: xdp.ring_size: must be a prime (Maglev needs one), got 65536: the next prime is 65537 (line 14)']);
-  assert.deepEqual(problems(MINIMAL + 'xdp:\n  ring_size: 13\n'), ['lab.yaml: xdp.ring_size: must be a prime from 251 to 16777213, got 13 (line 14)']);
+  assert.deepEqual(problems(MINIMAL + 'xdp:\n  ring_size: 65536\n'), [
+    'lab.yaml: xdp.ring_size: must be a prime (Maglev needs one), got 65536: the next prime is 65537 (line 14)',
+  ]);
+  assert.deepEqual(problems(MINIMAL + 'xdp:\n  ring_size: 13\n'), [
+    'lab.yaml: xdp.ring_size: must be a prime from 251 to 16777213, got 13 (line 14)',
+  ]);
   assert.deepEqual(problems(MINIMAL + 'xdp:\n  ipvs_mh_size: 4091\n'), [
     "lab.yaml: xdp.ipvs_mh_size: must be the kernel's IP_VS_MH_TAB_SIZE, one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071 (Debian: 4093), got 4091 (line 14)",
   ]);
@@ -314,18 +441,27 @@ test('an invalid interface name is an error', () => {
 });
 
 test('durations are written with their unit, decimals allowed', () => {
-  const c = parseConfig(MINIMAL + 'health:\n  interval: 2m\n  timeout: 500ms\n  fresh_connect_interval: 1.5s\n  max_replication_lag: 1s\n', 'lab.yaml');
+  const c = parseConfig(
+    MINIMAL + 'health:\n  interval: 2m\n  timeout: 500ms\n  fresh_connect_interval: 1.5s\n  max_replication_lag: 1s\n',
+    'lab.yaml',
+  );
   assert.equal(c.health.interval, 120000);
   assert.equal(c.health.timeout, 500);
   assert.equal(c.health.fresh_connect_interval, 1500);
   assert.equal(c.health.max_replication_lag, 1000);
   const p = problems(MINIMAL + 'health:\n  interval: 5 parsecs\n');
   assert.equal(p.length, 1);
-  assert.match(p[0]!, /^lab\.yaml: health\.interval: must be a duration with its unit \(ms, s, m or h\), e\.g\. "500ms", "1\.5s" or "2m", got "5 parsecs" \(line 14\)$/);
+  assert.match(
+    p[0]!,
+    /^lab\.yaml: health\.interval: must be a duration with its unit \(ms, s, m or h\), e\.g\. "500ms", "1\.5s" or "2m", got "5 parsecs" \(line 14\)$/,
+  );
 });
 
 test('a bare number as a duration is refused under health, monitor and vrrp alike, naming the key and both readings', () => {
-  const p = problems(MINIMAL.replace('  password_env: PW\n', '  password_env: PW\n  connect_timeout: 2\n') + 'health:\n  max_replication_lag: 10\nvrrp:\n  - name: a\n    vrid: 5\n    vips: [10.77.0.100]\n    advert_interval: "1000"\n');
+  const p = problems(
+    MINIMAL.replace('  password_env: PW\n', '  password_env: PW\n  connect_timeout: 2\n') +
+      'health:\n  max_replication_lag: 10\nvrrp:\n  - name: a\n    vrid: 5\n    vips: [10.77.0.100]\n    advert_interval: "1000"\n',
+  );
   assert.deepEqual(p, [
     'lab.yaml: monitor.connect_timeout: is a bare number (2): durations need their unit, write 2s or 2ms (line 6)',
     'lab.yaml: health.max_replication_lag: is a bare number (10): durations need their unit, write 10s or 10ms (line 15)',
@@ -335,8 +471,12 @@ test('a bare number as a duration is refused under health, monitor and vrrp alik
 
 test('a missing required key is reported at its parent', () => {
   assert.deepEqual(problems('instance: lab\nservices: []\n'), ['lab.yaml: interface: is required (line 1)']);
-  assert.deepEqual(problems(service('').replace('    port: 80\n', '')), ['lab.yaml: services[0].port: is required (line 4)']);
-  assert.deepEqual(problems('instance: lab\ninterface: eth0\n'), ['lab.yaml: services: is required: list at least one service (line 1)']);
+  assert.deepEqual(problems(service('').replace('    port: 80\n', '')), [
+    'lab.yaml: services[0].port: is required (line 4)',
+  ]);
+  assert.deepEqual(problems('instance: lab\ninterface: eth0\n'), [
+    'lab.yaml: services: is required: list at least one service (line 1)',
+  ]);
 });
 
 test('all problems are collected, in file order', () => {
@@ -364,7 +504,14 @@ services:
     ]);
     const detail = e.detail as { file: string; problems: { path: string; line: number }[] };
     assert.equal(detail.file, 'lab.yaml');
-    assert.deepEqual(detail.problems.map((p) => [p.path, p.line]), [['dataplan', 3], ['services[0].backends[0].weight', 10], ['services[0].backends[1].address', 11]]);
+    assert.deepEqual(
+      detail.problems.map((p) => [p.path, p.line]),
+      [
+        ['dataplan', 3],
+        ['services[0].backends[0].weight', 10],
+        ['services[0].backends[1].address', 11],
+      ],
+    );
   }
 });
 
@@ -375,12 +522,16 @@ test('invalid YAML is a parse error with the line', () => {
 });
 
 test('a key given twice in YAML is a parse error', () => {
-  assert.deepEqual(problems('instance: lab\ninstance: lab2\n', 'XD_ERR_CONFIG_PARSE'), ['lab.yaml: not valid YAML: Map keys must be unique, column 1 (line 2)']);
+  assert.deepEqual(problems('instance: lab\ninstance: lab2\n', 'XD_ERR_CONFIG_PARSE'), [
+    'lab.yaml: not valid YAML: Map keys must be unique, column 1 (line 2)',
+  ]);
 });
 
 test('an empty file and a file that is not a map are errors', () => {
   assert.deepEqual(problems(''), ['lab.yaml: the file is empty: it needs at least instance, interface and services']);
-  assert.deepEqual(problems('- a\n- b\n'), ['lab.yaml: must be a map of settings (instance, interface, services, ...), got a list (line 1)']);
+  assert.deepEqual(problems('- a\n- b\n'), [
+    'lab.yaml: must be a map of settings (instance, interface, services, ...), got a list (line 1)',
+  ]);
 });
 
 test('loadConfig reads a file and names it in errors', () => {
@@ -389,25 +540,37 @@ test('loadConfig reads a file and names it in errors', () => {
   assert.equal(loadConfig(good).source, good);
   const bad = path.join(TMP, 'bad.yaml');
   fs.writeFileSync(bad, MINIMAL.replace('port: 3306', 'port: 3306.5'));
-  assert.throws(() => loadConfig(bad), { code: 'XD_ERR_CONFIG_INVALID', message: `${bad}: services[0].port: must be an integer from 1 to 65535, got 3306.5 (line 9)` });
+  assert.throws(() => loadConfig(bad), {
+    code: 'XD_ERR_CONFIG_INVALID',
+    message: `${bad}: services[0].port: must be an integer from 1 to 65535, got 3306.5 (line 9)`,
+  });
   const missing = path.join(TMP, 'missing.yaml');
-  assert.throws(() => loadConfig(missing), { code: 'XD_ERR_CONFIG_READ', message: `${missing}: cannot read the config file: no such file or directory (ENOENT): check the path given with -c` });
+  assert.throws(() => loadConfig(missing), {
+    code: 'XD_ERR_CONFIG_READ',
+    message: `${missing}: cannot read the config file: no such file or directory (ENOENT): check the path given with -c`,
+  });
 });
 
 test('a backend name used for two real servers is an error', () => {
-  assert.deepEqual(problems(service('', '      - { address: 10.77.0.11, name: db }\n      - { address: 10.77.0.12, name: db }\n')), [
-    'lab.yaml: services[0].backends[1].name: backend name "db" is already used for 10.77.0.11:80 at services[0].backends[0]: names must be unique across the config (xdirector drain NAME) (line 9)',
-  ]);
+  assert.deepEqual(
+    problems(service('', '      - { address: 10.77.0.11, name: db }\n      - { address: 10.77.0.12, name: db }\n')),
+    [
+      'lab.yaml: services[0].backends[1].name: backend name "db" is already used for 10.77.0.11:80 at services[0].backends[0]: names must be unique across the config (xdirector drain NAME) (line 9)',
+    ],
+  );
 });
 
 test('one real server in two services may share its default name', () => {
-  const text = service('') + '  - name: t\n    vip: 10.77.0.101\n    port: 80\n    backends:\n      - address: 10.77.0.11\n';
+  const text =
+    service('') + '  - name: t\n    vip: 10.77.0.101\n    port: 80\n    backends:\n      - address: 10.77.0.11\n';
   const c = parseConfig(text, 'lab.yaml');
   assert.equal(c.services[0]!.backends[0]!.name, c.services[1]!.backends[0]!.name);
 });
 
 test('two names for one real server is an error', () => {
-  const text = service('', '      - { address: 10.77.0.11, name: a }\n') + '  - name: t\n    vip: 10.77.0.101\n    port: 80\n    backends:\n      - { address: 10.77.0.11, port: 80, name: b }\n';
+  const text =
+    service('', '      - { address: 10.77.0.11, name: a }\n') +
+    '  - name: t\n    vip: 10.77.0.101\n    port: 80\n    backends:\n      - { address: 10.77.0.11, port: 80, name: b }\n';
   assert.deepEqual(problems(text), [
     'lab.yaml: services[1].backends[0].name: real server 10.77.0.11:80 is already named "a" at services[0].backends[0].name: give it one name everywhere (line 13)',
   ]);
@@ -432,8 +595,11 @@ test('an unknown scheduler suggests the closest', () => {
 });
 
 test('more services than xdp.max_services is an error', () => {
-  const text = service('') + '  - name: t\n    vip: 10.77.0.101\n    port: 80\n    backends: []\nxdp:\n  max_services: 1\n';
-  assert.deepEqual(problems(text), ['lab.yaml: services: 2 services exceed xdp.max_services 1: raise xdp.max_services (line 4)']);
+  const text =
+    service('') + '  - name: t\n    vip: 10.77.0.101\n    port: 80\n    backends: []\nxdp:\n  max_services: 1\n';
+  assert.deepEqual(problems(text), [
+    'lab.yaml: services: 2 services exceed xdp.max_services 1: raise xdp.max_services (line 4)',
+  ]);
 });
 
 test('backendKey brackets IPv6 and canonicalises the address', () => {
@@ -445,8 +611,20 @@ test('the real-host example in scripts/config/example.yaml is valid and every ba
   // Parsed without the file checks: its monitor.password_file lives on the real host.
   const file = path.join(__dirname, '..', '..', '..', 'scripts', 'config', 'example.yaml');
   const c = parseConfig(fs.readFileSync(file, 'utf8'), file);
-  assert.deepEqual(c.services.map((s) => [s.name, s.pool, s.ring, s.ringSize]), [['mysql-rw', 'writer', 'ipvs-mh', 4093], ['mysql-ro', 'readers', 'maglev', 65537]]);
-  assert.deepEqual(c.services.map((s) => [s.vip, s.port, [...new Set(s.backends.map((b) => b.port))]]), [['192.0.2.100', 3306, [3306]], ['192.0.2.101', 3306, [3306]]]);
+  assert.deepEqual(
+    c.services.map((s) => [s.name, s.pool, s.ring, s.ringSize]),
+    [
+      ['mysql-rw', 'writer', 'ipvs-mh', 4093],
+      ['mysql-ro', 'readers', 'maglev', 65537],
+    ],
+  );
+  assert.deepEqual(
+    c.services.map((s) => [s.vip, s.port, [...new Set(s.backends.map((b) => b.port))]]),
+    [
+      ['192.0.2.100', 3306, [3306]],
+      ['192.0.2.101', 3306, [3306]],
+    ],
+  );
   assert.equal(c.vrrp[0]!.interface, 'eth0');
   assert.equal(c.services[1]!.backends[2]!.mac, '52:54:00:12:34:13');
 });
@@ -459,22 +637,50 @@ test('an ipvs-mh ring larger than xdp.ring_size is an error', () => {
 
 test('problems from the VRRP and monitor sections are worded with their key path', () => {
   const base = 'instance: lab\ninterface: eth0\nservices: []\n';
-  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    priorty: 100\n'), ['lab.yaml: vrrp[0].priorty: unknown key; did you mean "priority"? (line 8)']);
-  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 300\n    vips: [10.0.0.1]\n'), ['lab.yaml: vrrp[0].vrid: must be <= 255, got 300 (line 6)']);
-  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    advert_interval: true\n'), ['lab.yaml: vrrp[0].advert_interval: must be a duration with its unit (ms, s, m or h), e.g. "500ms", "1.5s" or "2m", got true (line 8)']);
+  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    priorty: 100\n'), [
+    'lab.yaml: vrrp[0].priorty: unknown key; did you mean "priority"? (line 8)',
+  ]);
+  assert.deepEqual(problems(base + 'vrrp:\n  - name: a\n    vrid: 300\n    vips: [10.0.0.1]\n'), [
+    'lab.yaml: vrrp[0].vrid: must be <= 255, got 300 (line 6)',
+  ]);
+  assert.deepEqual(
+    problems(base + 'vrrp:\n  - name: a\n    vrid: 5\n    vips: [10.0.0.1]\n    advert_interval: true\n'),
+    [
+      'lab.yaml: vrrp[0].advert_interval: must be a duration with its unit (ms, s, m or h), e.g. "500ms", "1.5s" or "2m", got true (line 8)',
+    ],
+  );
   assert.deepEqual(problems(base + 'vrrp: {}\n'), ['lab.yaml: vrrp: must be a list, got a map (line 4)']);
-  assert.deepEqual(problems(base + 'monitor:\n  usr: x\n  password_env: P\n'), ['lab.yaml: monitor.user: is required (line 5)', 'lab.yaml: monitor.usr: unknown key; did you mean "user"? (line 5)']);
+  assert.deepEqual(problems(base + 'monitor:\n  usr: x\n  password_env: P\n'), [
+    'lab.yaml: monitor.user: is required (line 5)',
+    'lab.yaml: monitor.usr: unknown key; did you mean "user"? (line 5)',
+  ]);
 });
 
 test('NAT runs on IPVS only in this build: dataplane xdp with a nat service is refused with the fix; auto and ipvs accept it', async () => {
   const nat = '    forwarding: nat\n    check: tcp\n';
   const backends = '      - { address: 10.77.0.11, port: 3306 }\n';
-  assert.deepEqual(problems('dataplane: xdp\n' + service(nat, backends)).filter((p) => /forwarding: is nat/.test(p)), [
-    'lab.yaml: services[0].forwarding: is nat, which this build forwards with IPVS only, but dataplane is xdp: set dataplane: ipvs (or auto, which picks IPVS for a config with NAT services), or forward this service with dr or tunnel (line 8)',
-  ]);
-  for (const dp of ['auto', 'ipvs']) assert.equal(parseConfig(`dataplane: ${dp}\n` + service(nat, backends), 'lab.yaml').services[0]!.forwarding, 'nat', dp);
+  assert.deepEqual(
+    problems('dataplane: xdp\n' + service(nat, backends)).filter((p) => /forwarding: is nat/.test(p)),
+    [
+      'lab.yaml: services[0].forwarding: is nat, which this build forwards with IPVS only, but dataplane is xdp: set dataplane: ipvs (or auto, which picks IPVS for a config with NAT services), or forward this service with dr or tunnel (line 8)',
+    ],
+  );
+  for (const dp of ['auto', 'ipvs'])
+    assert.equal(
+      parseConfig(`dataplane: ${dp}\n` + service(nat, backends), 'lab.yaml').services[0]!.forwarding,
+      'nat',
+      dp,
+    );
   // The dataplane side: XDP refuses to open for such a config (so auto goes to IPVS), naming the service.
   const { xdpUnsupported } = await import('../../src/dataplane/select');
-  assert.match(xdpUnsupported({ services: [{ name: 'db', forwarding: 'nat' }, { name: 'web', forwarding: 'dr' }] }) ?? '', /^service db forwards with nat, which this build runs on IPVS only: set dataplane: ipvs/);
+  assert.match(
+    xdpUnsupported({
+      services: [
+        { name: 'db', forwarding: 'nat' },
+        { name: 'web', forwarding: 'dr' },
+      ],
+    }) ?? '',
+    /^service db forwards with nat, which this build runs on IPVS only: set dataplane: ipvs/,
+  );
   assert.equal(xdpUnsupported({ services: [{ name: 'web', forwarding: 'dr' }] }), undefined);
 });

@@ -17,7 +17,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 before(async () => {
   await e.setup();
   const d = e.directors[0]!;
-  e.writeConfig(d, e.config(d, [svc('mysql', e.lab.vip, e.lab.realServers.map((h) => ({ address: h.ipv4, name: h.name })))]));
+  e.writeConfig(
+    d,
+    e.config(d, [
+      svc(
+        'mysql',
+        e.lab.vip,
+        e.lab.realServers.map((h) => ({ address: h.ipv4, name: h.name })),
+      ),
+    ]),
+  );
   await e.startDirector(d, { XDIRECTOR_TEST_FAULTS: 'apply' });
   await e.waitResolved(d);
 });
@@ -28,7 +37,10 @@ after(async () => {
 
 test('the retry backoff doubles from 500 ms and is capped at 30 s', () => {
   const r = new ApplyRetry({ log: pino({ level: 'silent' }), retry: () => undefined });
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 40].map((n) => r.delay(n)), [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7, 8, 40].map((n) => r.delay(n)),
+    [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000],
+  );
 });
 
 test('failed applies are retried with backoff; meanwhile status, an alert and metrics say the dataplane differs; success clears them', async () => {
@@ -44,7 +56,10 @@ test('failed applies are retried with backoff; meanwhile status, an alert and me
   }
   assert.equal(st.apply.diverged, true, 'status shows the divergence');
   assert.match(st.apply.lastError, /injected fault/);
-  assert.ok(st.alerts.some((a: string) => /dataplane differs from the desired state/.test(a)), JSON.stringify(st.alerts));
+  assert.ok(
+    st.alerts.some((a: string) => /dataplane differs from the desired state/.test(a)),
+    JSON.stringify(st.alerts),
+  );
   assert.match((await e.cli(d, ['metrics'])).stdout, /^xdirector_dataplane_diverged 1$/m);
   // Three failures (retries after 0.5 s and 1 s and 2 s), the fourth apply succeeds: no other event is needed.
   for (;;) {

@@ -33,16 +33,30 @@ before(() => {
 });
 
 after(() => {
-  try { XdpDataplane.detachInstance(PIN, PREFIX, IF, pino({ level: 'silent' })); } catch { /* gone */ }
-  try { sh('ip', ['link', 'del', IF]); } catch { /* gone */ }
-  try { sh('ip', ['netns', 'del', PREFIX]); } catch { /* gone */ }
+  try {
+    XdpDataplane.detachInstance(PIN, PREFIX, IF, pino({ level: 'silent' }));
+  } catch {
+    /* gone */
+  }
+  try {
+    sh('ip', ['link', 'del', IF]);
+  } catch {
+    /* gone */
+  }
+  try {
+    sh('ip', ['netns', 'del', PREFIX]);
+  } catch {
+    /* gone */
+  }
   fs.rmSync(PIN, { recursive: true, force: true });
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 function config(maxBackends: number): ReturnType<typeof loadConfig> {
   const f = path.join(tmp, `c${maxBackends}.yaml`);
-  fs.writeFileSync(f, `instance: ${PREFIX}
+  fs.writeFileSync(
+    f,
+    `instance: ${PREFIX}
 interface: ${IF}
 dataplane: auto
 xdp: { mode: generic, pin_dir: ${PIN}, ring_size: 251, max_services: 4, max_backends: ${maxBackends}, flow_table_size: 1024 }
@@ -56,7 +70,8 @@ services:
     ring: maglev
     backends:
       - { address: 10.204.0.11, mac: "02:00:00:00:04:11" }
-`);
+`,
+  );
   return loadConfig(f);
 }
 
@@ -78,11 +93,33 @@ test('auto falling back to IPVS after a limits mismatch detaches the pinned XDP 
   assert.equal(xdp.query(IF).programs.generic, prevId, 'the previous program stays attached');
   // This run asks for max_backends 32: XDP refuses to adopt (XD_ERR_LAYOUT_MISMATCH), auto falls back.
   lines.length = 0;
-  const dp = await openDataplane(config(32), log, 'auto', {}, { xdp: (c, l) => X.open({ instance: c.instance, ifname: c.interface, mode: c.xdp.mode, pinDir: c.xdp.pinDir, ringMax: c.xdp.ringSize, maxServices: c.xdp.maxServices, maxBackends: c.xdp.maxBackends, flowTableSize: c.xdp.flowTableSize, log: l }), ipvs: async () => fakeIpvs });
+  const dp = await openDataplane(
+    config(32),
+    log,
+    'auto',
+    {},
+    {
+      xdp: (c, l) =>
+        X.open({
+          instance: c.instance,
+          ifname: c.interface,
+          mode: c.xdp.mode,
+          pinDir: c.xdp.pinDir,
+          ringMax: c.xdp.ringSize,
+          maxServices: c.xdp.maxServices,
+          maxBackends: c.xdp.maxBackends,
+          flowTableSize: c.xdp.flowTableSize,
+          log: l,
+        }),
+      ipvs: async () => fakeIpvs,
+    },
+  );
   assert.equal(dp.kind, 'ipvs');
   const q = xdp.query(IF);
   assert.deepEqual([q.programs.native, q.programs.generic], [0, 0], 'no XDP program left on the interface');
   assert.equal(fs.existsSync(instancePinDir(PIN, PREFIX)), false, 'its pins are removed');
-  const warn = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => /fell back to IPVS: detached the XDP program/.test(l.msg));
+  const warn = lines
+    .map((l) => JSON.parse(l) as { level: number; msg: string })
+    .find((l) => /fell back to IPVS: detached the XDP program/.test(l.msg));
   assert.ok(warn && warn.level === 40, `a warning says what was detached: ${lines.join('')}`);
 });

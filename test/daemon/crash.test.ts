@@ -15,7 +15,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function config(d: Director, priority: number) {
   const backends = e.lab.realServers.map((h) => ({ address: h.ipv4, name: h.name }));
   return e.config(d, [svc('mysql', e.lab.vip, backends)], {
-    vrrp: [{ name: 'VI_1', vrid: 52, priority, version: 3, advert_interval: '100ms', vips: [`${e.lab.vip}/32`], garp: { repeat: 3, interval: '50ms', refresh: '10s' } }],
+    vrrp: [
+      {
+        name: 'VI_1',
+        vrid: 52,
+        priority,
+        version: 3,
+        advert_interval: '100ms',
+        vips: [`${e.lab.vip}/32`],
+        garp: { repeat: 3, interval: '50ms', refresh: '10s' },
+      },
+    ],
   });
 }
 
@@ -59,7 +69,12 @@ test('an exception in the Master event loop: it resigns, removes the VIP, says w
   const t0 = Date.now();
   child.kill('SIGUSR2');
   let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([exited, new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), 10000); })]);
+  const code = await Promise.race([
+    exited,
+    new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), 10000);
+    }),
+  ]);
   clearTimeout(timer);
   const exitMs = Date.now() - t0;
   d1.child = null;
@@ -67,7 +82,9 @@ test('an exception in the Master event loop: it resigns, removes the VIP, says w
   assert.equal(await holdsVip(d1), false, 'the crashed director holds no VIP');
   const takeover = await waitFor('d2 holds the VIP', () => holdsVip(d2), 3000);
   const total = Date.now() - t0;
-  process.stdout.write(`# crash: d1 exited after ${exitMs} ms; d2 held the VIP ${total} ms after the fault (${takeover} ms after d1 exited)\n`);
+  process.stdout.write(
+    `# crash: d1 exited after ${exitMs} ms; d2 held the VIP ${total} ms after the fault (${takeover} ms after d1 exited)\n`,
+  );
   // Priority 0 makes the Backup take over after its skew time (~0.06 s here) instead of
   // Master_Down_Interval (3 x 100 ms + skew); the assertion leaves room for a loaded machine.
   assert.ok(total < 1500, `d2 took over ${total} ms after the fault`);
@@ -81,7 +98,10 @@ test('restarted, the crashed director adopts the pinned program and maps and tak
   const [d1] = e.directors;
   d1.log.length = 0;
   await e.startDirector(d1);
-  assert.ok(d1.log.some((l) => l.includes('XDP program reloaded over the pinned maps')), `adopted:\n${d1.log.slice(-20).join('\n')}`);
+  assert.ok(
+    d1.log.some((l) => l.includes('XDP program reloaded over the pinned maps')),
+    `adopted:\n${d1.log.slice(-20).join('\n')}`,
+  );
   await waitFor('d1 holds the VIP again (preempt)', () => holdsVip(d1), 10000, 50);
   assert.equal(await vrrpState(d1), 'MASTER');
 });

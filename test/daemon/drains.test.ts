@@ -113,7 +113,9 @@ test('xdirector run refuses to start on a corrupt drains file, naming it and the
   fs.mkdirSync(dir);
   const instance = `xtdr${process.pid}`;
   const cfg = path.join(dir, 'c.yaml');
-  fs.writeFileSync(cfg, `instance: ${instance}
+  fs.writeFileSync(
+    cfg,
+    `instance: ${instance}
 interface: xdnosuch0
 dataplane: xdp
 xdp: { mode: generic, pin_dir: ${pinDir}, max_services: 4, max_backends: 64, flow_table_size: 4096 }
@@ -125,13 +127,21 @@ services:
     check: none
     backends:
       - { address: 10.99.0.11, name: db1, mac: "02:00:00:00:00:11" }
-`);
+`,
+  );
   const file = path.join(dir, `${instance}.drained.json`);
   const corrupt = '["db1",';
   fs.writeFileSync(file, corrupt, { mode: 0o600 });
   const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
     execFile(process.execPath, [BIN, 'run', '-c', cfg], { timeout: 20000 }, (err, _stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as NodeJS.ErrnoException).code === 'number' ? Number((err as NodeJS.ErrnoException).code) : 1) : 0, stderr });
+      resolve({
+        code: err
+          ? typeof (err as NodeJS.ErrnoException).code === 'number'
+            ? Number((err as NodeJS.ErrnoException).code)
+            : 1
+          : 0,
+        stderr,
+      });
     });
   });
   assert.notEqual(r.code, 0, 'exits non-zero');
@@ -158,9 +168,20 @@ test('run-time weights round-trip through their file and an out-of-range weight 
   fs.mkdirSync(dir);
   const s = WeightStore.forInstance(dir, 'lab');
   assert.deepEqual([...s.load()], []);
-  s.save(new Map([['rw/db1', 3], ['db2', 0]]));
+  s.save(
+    new Map([
+      ['rw/db1', 3],
+      ['db2', 0],
+    ]),
+  );
   assert.equal(fs.statSync(s.file).mode & 0o777, 0o600);
-  assert.deepEqual([...s.load()], [['db2', 0], ['rw/db1', 3]]);
+  assert.deepEqual(
+    [...s.load()],
+    [
+      ['db2', 0],
+      ['rw/db1', 3],
+    ],
+  );
   fs.writeFileSync(s.file, '{"db1": 70000}', { mode: 0o600 });
   refused(() => s.load(), s.file, /not an object of backend name -> weight \(an integer from 0 to 65535\)/);
 });
@@ -169,11 +190,20 @@ test('migrateStateFiles moves each of the four files that is only beside the soc
   const from = path.join(tmp, `mf${n}`);
   const to = path.join(tmp, `mt${n++}`);
   fs.mkdirSync(from);
-  const old = { drained: '["db1"]\n', maint: '["rw/db2"]\n', weights: '{"db3":2}\n', 'director-drained': '["director"]\n' };
-  for (const [k, body] of Object.entries(old)) fs.writeFileSync(path.join(from, `lab.${k}.json`), body, { mode: 0o600 });
+  const old = {
+    drained: '["db1"]\n',
+    maint: '["rw/db2"]\n',
+    weights: '{"db3":2}\n',
+    'director-drained': '["director"]\n',
+  };
+  for (const [k, body] of Object.entries(old))
+    fs.writeFileSync(path.join(from, `lab.${k}.json`), body, { mode: 0o600 });
   DrainStore.forInstance(to, 'lab', 'maint').save(['db9']);
   const r = migrateStateFiles(from, to, 'lab');
-  assert.deepEqual(r.moved.map((m) => path.basename(m)), ['lab.drained.json', 'lab.weights.json', 'lab.director-drained.json']);
+  assert.deepEqual(
+    r.moved.map((m) => path.basename(m)),
+    ['lab.drained.json', 'lab.weights.json', 'lab.director-drained.json'],
+  );
   assert.deepEqual(r.ignored, [`${path.join(from, 'lab.maint.json')} (${path.join(to, 'lab.maint.json')} is used)`]);
   for (const k of ['drained', 'weights', 'director-drained'] as const) {
     assert.equal(fs.readFileSync(path.join(to, `lab.${k}.json`), 'utf8'), old[k]);
@@ -187,12 +217,20 @@ test('migrateStateFiles moves each of the four files that is only beside the soc
 describe('state_dir: drains, maint and weights outlive /run and a full disk does not refuse a drain', () => {
   const instance = `xtdr${process.pid}`;
   const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
-  const cli = (runDir: string, args: string[]) => sh('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, ...args, '--socket', path.join(runDir, 'a.sock')]);
+  const cli = (runDir: string, args: string[]) =>
+    sh('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, ...args, '--socket', path.join(runDir, 'a.sock')]);
   const status = (runDir: string) => apiCall<DaemonStatus>(path.join(runDir, 'a.sock'), 'GET', '/status');
   let daemon: { child: ChildProcess; log: string[]; exited: Promise<unknown> } | undefined;
 
   before(() => {
-    for (const a of [['netns', 'add', ns], ['netns', 'add', `xtdr${process.pid}p`], ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `xtdr${process.pid}p`], ['-n', ns, 'addr', 'add', '10.99.1.1/24', 'dev', 'eth0'], ['-n', ns, 'link', 'set', 'eth0', 'up'], ['-n', `xtdr${process.pid}p`, 'link', 'set', 'eth0', 'up']]) {
+    for (const a of [
+      ['netns', 'add', ns],
+      ['netns', 'add', `xtdr${process.pid}p`],
+      ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `xtdr${process.pid}p`],
+      ['-n', ns, 'addr', 'add', '10.99.1.1/24', 'dev', 'eth0'],
+      ['-n', ns, 'link', 'set', 'eth0', 'up'],
+      ['-n', `xtdr${process.pid}p`, 'link', 'set', 'eth0', 'up'],
+    ]) {
       const r = sh('ip', a);
       assert.equal(r.status, 0, `ip ${a.join(' ')}: ${r.stderr}`);
     }
@@ -201,27 +239,53 @@ describe('state_dir: drains, maint and weights outlive /run and a full disk does
   after(async () => {
     await stop();
     const cfg = path.join(tmp, 'state-run.yaml');
-    if (fs.existsSync(cfg)) sh('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, 'stop', '--detach', '-c', cfg]);
+    if (fs.existsSync(cfg))
+      sh('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, 'stop', '--detach', '-c', cfg]);
   });
 
   /** Starts the daemon with its admin socket in runDir and state_dir stateDir; resolves once it answers. */
   async function start(runDir: string, stateDir: string): Promise<void> {
     fs.mkdirSync(runDir, { recursive: true });
     const cfg = path.join(tmp, 'state-run.yaml');
-    fs.writeFileSync(cfg, [
-      `instance: ${instance}`, 'interface: eth0', 'dataplane: xdp',
-      `xdp: { mode: generic, pin_dir: ${pinDir}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
-      `admin: { socket: ${path.join(runDir, 'a.sock')} }`, `state_dir: ${stateDir}`,
-      'services:', '  - name: mysql', '    vip: 10.99.1.100', '    port: 3306', '    check: none', '    backends:',
-      '      - { address: 10.99.1.11, name: db1, mac: "02:00:00:00:00:11" }', '      - { address: 10.99.1.12, name: db2, mac: "02:00:00:00:00:12" }', '',
-    ].join('\n'));
-    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, 'run', '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XDIRECTOR_LOG_FORMAT: 'json' } });
+    fs.writeFileSync(
+      cfg,
+      [
+        `instance: ${instance}`,
+        'interface: eth0',
+        'dataplane: xdp',
+        `xdp: { mode: generic, pin_dir: ${pinDir}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
+        `admin: { socket: ${path.join(runDir, 'a.sock')} }`,
+        `state_dir: ${stateDir}`,
+        'services:',
+        '  - name: mysql',
+        '    vip: 10.99.1.100',
+        '    port: 3306',
+        '    check: none',
+        '    backends:',
+        '      - { address: 10.99.1.11, name: db1, mac: "02:00:00:00:00:11" }',
+        '      - { address: 10.99.1.12, name: db2, mac: "02:00:00:00:00:12" }',
+        '',
+      ].join('\n'),
+    );
+    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, 'run', '-c', cfg], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, XDIRECTOR_LOG_FORMAT: 'json' },
+    });
     const log: string[] = [];
-    for (const st of [child.stdout!, child.stderr!]) st.on('data', (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean)));
+    for (const st of [child.stdout!, child.stderr!])
+      st.on('data', (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean)));
     daemon = { child, log, exited: new Promise((r) => child.once('exit', r)) };
     const t0 = Date.now();
-    while (!(await status(runDir).then(() => true, () => false))) {
-      assert.ok(child.exitCode === null && Date.now() - t0 < 30_000, `the daemon did not come up:\n${log.slice(-15).join('\n')}`);
+    while (
+      !(await status(runDir).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      assert.ok(
+        child.exitCode === null && Date.now() - t0 < 30_000,
+        `the daemon did not come up:\n${log.slice(-15).join('\n')}`,
+      );
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -242,16 +306,28 @@ describe('state_dir: drains, maint and weights outlive /run and a full disk does
     assert.deepEqual((await status(run1)).drained, ['db1'], 'the old file is read');
     assert.ok(!fs.existsSync(path.join(run1, `${instance}.drained.json`)), 'moved away from the run directory');
     assert.equal(fs.readFileSync(path.join(state, `${instance}.drained.json`), 'utf8'), '["db1"]\n');
-    assert.ok(daemon!.log.some((l) => l.includes('state file moved to state_dir')), 'the move is logged');
-    for (const [p, body] of [['/maint', { backend: 'db2' }], ['/weight', { backend: 'mysql/db1', weight: 3 }]] as const) {
-      assert.doesNotMatch((await apiCall<{ message: string }>(path.join(run1, 'a.sock'), 'POST', p, body)).message, /NOT persisted/);
+    assert.ok(
+      daemon!.log.some((l) => l.includes('state file moved to state_dir')),
+      'the move is logged',
+    );
+    for (const [p, body] of [
+      ['/maint', { backend: 'db2' }],
+      ['/weight', { backend: 'mysql/db1', weight: 3 }],
+    ] as const) {
+      assert.doesNotMatch(
+        (await apiCall<{ message: string }>(path.join(run1, 'a.sock'), 'POST', p, body)).message,
+        /NOT persisted/,
+      );
     }
     await stop();
     fs.rmSync(run1, { recursive: true }); // a reboot empties /run
     const run2 = path.join(tmp, 'run2');
     await start(run2, state);
     const st = await status(run2);
-    assert.deepEqual([st.drained, st.maint, st.weights.map((w) => [w.target, w.weight])], [['db1'], ['db2'], [['mysql/db1', 3]]]);
+    assert.deepEqual(
+      [st.drained, st.maint, st.weights.map((w) => [w.target, w.weight])],
+      [['db1'], ['db2'], [['mysql/db1', 3]]],
+    );
     assert.deepEqual(st.alerts, []);
     await stop();
   });
@@ -260,18 +336,41 @@ describe('state_dir: drains, maint and weights outlive /run and a full disk does
     fs.mkdirSync(fullDir);
     const m = sh('mount', ['-t', 'tmpfs', '-o', 'size=16k,mode=0700', 'tmpfs', fullDir]);
     assert.equal(m.status, 0, m.stderr);
-    try { fs.writeFileSync(path.join(fullDir, 'fill'), Buffer.alloc(1 << 20)); } catch (err) { assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC'); }
+    try {
+      fs.writeFileSync(path.join(fullDir, 'fill'), Buffer.alloc(1 << 20));
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+    }
     const run3 = path.join(tmp, 'run3');
     await start(run3, fullDir);
     const r = cli(run3, ['drain', 'db2']);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /^drained db2 \(in every service\).*; WARNING: drain of db2 is in effect but NOT persisted: .*ENOSPC.*a restart would lose it; fix: free space in /);
+    assert.match(
+      r.stdout,
+      /^drained db2 \(in every service\).*; WARNING: drain of db2 is in effect but NOT persisted: .*ENOSPC.*a restart would lose it; fix: free space in /,
+    );
     const st = await status(run3);
     assert.deepEqual(st.drained, ['db2']);
-    assert.deepEqual(st.dataplane.services![0]!.backends.map((b) => [b.name, b.weight]), [['db1', 1], ['db2', 0]], 'the drain is in the dataplane');
+    assert.deepEqual(
+      st.dataplane.services![0]!.backends.map((b) => [b.name, b.weight]),
+      [
+        ['db1', 1],
+        ['db2', 0],
+      ],
+      'the drain is in the dataplane',
+    );
     assert.equal(st.alerts.length, 1);
     assert.match(st.alerts[0]!, /^ALERT drain of db2 is in effect but NOT persisted/);
-    const alertLine = () => daemon!.log.map((l) => { try { return JSON.parse(l) as { alert?: string; level?: string }; } catch { return {}; } }).find((o) => o.alert === 'state-not-persisted');
+    const alertLine = () =>
+      daemon!.log
+        .map((l) => {
+          try {
+            return JSON.parse(l) as { alert?: string; level?: string };
+          } catch {
+            return {};
+          }
+        })
+        .find((o) => o.alert === 'state-not-persisted');
     for (let i = 0; i < 20 && !alertLine(); i++) await new Promise((res) => setTimeout(res, 100)); // the log is written asynchronously
     assert.equal(alertLine()?.level, 'error', `no alert line in the log:\n${daemon!.log.slice(-5).join('\n')}`);
     assert.ok(!fs.existsSync(path.join(fullDir, `${instance}.drained.json`)));

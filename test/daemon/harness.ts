@@ -49,12 +49,35 @@ export class E2e {
   }
 
   async setup(): Promise<void> {
-    this.lab = await createLab({ prefix: this.prefix, directors: this.o.directors ?? 1, realServers: this.o.realServers ?? 3, ipv6: true, xdpMode: this.o.xdpMode ?? 'native' });
+    this.lab = await createLab({
+      prefix: this.prefix,
+      directors: this.o.directors ?? 1,
+      realServers: this.o.realServers ?? 3,
+      ipv6: true,
+      xdpMode: this.o.xdpMode ?? 'native',
+    });
     if (this.o.mariadb !== false) {
-      this.dbs = this.lab.realServers.map((h, i) => new MariaDB({ prefix: this.prefix, name: h.name, serverId: i + 1, netns: h.ns, advertiseHost: h.ipv4, baseDir: this.tmp, ...(this.o.mariadbArgs?.(i) ?? {}) }));
+      this.dbs = this.lab.realServers.map(
+        (h, i) =>
+          new MariaDB({
+            prefix: this.prefix,
+            name: h.name,
+            serverId: i + 1,
+            netns: h.ns,
+            advertiseHost: h.ipv4,
+            baseDir: this.tmp,
+            ...(this.o.mariadbArgs?.(i) ?? {}),
+          }),
+      );
       await Promise.all(this.dbs.map((d) => d.start()));
     }
-    this.directors = this.lab.directors.map((h) => ({ host: h, configFile: path.join(this.tmp, `${h.name}.yaml`), socket: path.join(this.tmp, `${h.name}.sock`), child: null, log: [] }));
+    this.directors = this.lab.directors.map((h) => ({
+      host: h,
+      configFile: path.join(this.tmp, `${h.name}.yaml`),
+      socket: path.join(this.tmp, `${h.name}.sock`),
+      child: null,
+      log: [],
+    }));
   }
 
   /** A config for director `d` (instance per director so two can share the machine's bpffs). */
@@ -63,7 +86,14 @@ export class E2e {
       instance: `${this.instance}${d.host.name}`,
       interface: 'eth0',
       dataplane: 'xdp',
-      xdp: { mode: this.o.xdpMode ?? 'native', pin_dir: this.pinDir, ring_size: 65537, flow_table_size: 65536, max_services: 8, max_backends: 256 },
+      xdp: {
+        mode: this.o.xdpMode ?? 'native',
+        pin_dir: this.pinDir,
+        ring_size: 65537,
+        flow_table_size: 65536,
+        max_services: 8,
+        max_backends: 256,
+      },
       admin: { socket: d.socket },
       state_dir: this.tmp,
       log: { level: 'debug' },
@@ -78,19 +108,36 @@ export class E2e {
 
   /** Start `xdirector run` in the director's namespace and wait until its API answers. */
   async startDirector(d: Director, env: Record<string, string> = {}): Promise<void> {
-    const child = this.lab.spawn(d.host, process.execPath, [BIN, 'run', '-c', d.configFile], { mode: 'nsenter', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } } as any);
+    const child = this.lab.spawn(d.host, process.execPath, [BIN, 'run', '-c', d.configFile], {
+      mode: 'nsenter',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    } as any);
     d.child = child;
-    const onData = (b: Buffer) => { for (const l of b.toString('utf8').split('\n')) if (l) { d.log.push(l); if (d.log.length > 5000) d.log.shift(); } };
+    const onData = (b: Buffer) => {
+      for (const l of b.toString('utf8').split('\n'))
+        if (l) {
+          d.log.push(l);
+          if (d.log.length > 5000) d.log.shift();
+        }
+    };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
     const deadline = Date.now() + 30000;
     for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`xdirector run exited (${child.exitCode ?? child.signalCode}):\n${d.log.slice(-30).join('\n')}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `xdirector run exited (${child.exitCode ?? child.signalCode}):\n${d.log.slice(-30).join('\n')}`,
+        );
       try {
         await this.cli(d, ['status', '--json']);
         return;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`xdirector run did not answer within 30 s: ${(err as Error).message}\n${d.log.slice(-30).join('\n')}`, { cause: err });
+        if (Date.now() > deadline)
+          throw new Error(
+            `xdirector run did not answer within 30 s: ${(err as Error).message}\n${d.log.slice(-30).join('\n')}`,
+            { cause: err },
+          );
         await new Promise((r) => setTimeout(r, 200));
       }
     }
@@ -108,7 +155,11 @@ export class E2e {
 
   /** Run the CLI as another process in the director namespace. */
   async cli(d: Director, args: string[], allowFail = false): Promise<{ code: number; stdout: string; stderr: string }> {
-    const r = await this.lab.run(d.host, process.execPath, [BIN, ...args, '--socket', d.socket], { mode: 'nsenter', allowFail: true, timeoutMs: 30000 } as any);
+    const r = await this.lab.run(d.host, process.execPath, [BIN, ...args, '--socket', d.socket], {
+      mode: 'nsenter',
+      allowFail: true,
+      timeoutMs: 30000,
+    } as any);
     const code = typeof r.code === 'number' ? r.code : 1;
     if (code !== 0 && !allowFail) throw new Error(`xdirector ${args.join(' ')} exited ${code}: ${r.stderr}`);
     return { code, stdout: r.stdout, stderr: r.stderr };
@@ -136,7 +187,11 @@ export class E2e {
   async teardown(): Promise<void> {
     for (const d of this.directors) {
       await this.stopDirector(d).catch(() => undefined);
-      await run('nsenter', [`--net=/run/netns/${d.host.ns}`, process.execPath, BIN, 'stop', '--detach', '-c', d.configFile], { allowFail: true, timeoutMs: 20000 } as any).catch(() => undefined);
+      await run(
+        'nsenter',
+        [`--net=/run/netns/${d.host.ns}`, process.execPath, BIN, 'stop', '--detach', '-c', d.configFile],
+        { allowFail: true, timeoutMs: 20000 } as any,
+      ).catch(() => undefined);
     }
     await Promise.all(this.dbs.map((d) => d.destroy().catch(() => undefined)));
     await this.lab?.destroy();
@@ -146,6 +201,11 @@ export class E2e {
   }
 }
 
-export function svc(name: string, vip: string, backends: { address: string; name: string; weight?: number }[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function svc(
+  name: string,
+  vip: string,
+  backends: { address: string; name: string; weight?: number }[],
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { name, vip, port: 3306, protocol: 'tcp', scheduler: 'maglev', check: 'none', backends, ...extra };
 }

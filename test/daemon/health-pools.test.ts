@@ -21,14 +21,25 @@ let checksBeforeReloads = 0;
 function config(extra: Record<string, unknown> = {}) {
   const rs = e.lab.realServers;
   const backends = rs.map((h) => ({ address: h.ipv4, name: h.name }));
-  return e.config(d, [
-    svc('writer', e.lab.vip, backends, { check: 'mysql', pool: 'writer' }),
-    svc('readers', VIP_R, backends, { check: 'mysql', pool: 'readers' }),
-  ], {
-    monitor: { user: 'monitor', password_file: path.join(e.tmp, 'monitor.pw'), connect_timeout: '350ms' },
-    health: { interval: `${INTERVAL}ms`, timeout: '350ms', rise: RISE, fall: FALL, max_replication_lag: '5s', fresh_connect_interval: '2s' },
-    ...extra,
-  });
+  return e.config(
+    d,
+    [
+      svc('writer', e.lab.vip, backends, { check: 'mysql', pool: 'writer' }),
+      svc('readers', VIP_R, backends, { check: 'mysql', pool: 'readers' }),
+    ],
+    {
+      monitor: { user: 'monitor', password_file: path.join(e.tmp, 'monitor.pw'), connect_timeout: '350ms' },
+      health: {
+        interval: `${INTERVAL}ms`,
+        timeout: '350ms',
+        rise: RISE,
+        fall: FALL,
+        max_replication_lag: '5s',
+        fresh_connect_interval: '2s',
+      },
+      ...extra,
+    },
+  );
 }
 
 async function backendsOf(service: string): Promise<Record<string, string>> {
@@ -41,7 +52,10 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: nu
   const t0 = Date.now();
   for (;;) {
     if (await cond()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; status: ${JSON.stringify(await backendsOf('readers'))} / writer ${JSON.stringify(await backendsOf('writer'))}`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; status: ${JSON.stringify(await backendsOf('readers'))} / writer ${JSON.stringify(await backendsOf('writer'))}`,
+      );
     await sleep(50);
   }
 }
@@ -64,11 +78,15 @@ before(async () => {
   fs.writeFileSync(path.join(e.tmp, 'monitor.pw'), MONITOR_PASSWORD + '\n', { mode: 0o600 });
   e.writeConfig(d, config());
   await e.startDirector(d);
-  await waitFor('writer r1 active and replicas in the readers pool', async () => {
-    const w = await backendsOf('writer');
-    const r = await backendsOf('readers');
-    return w.r1 === 'active' && r.r2 === 'active' && r.r3 === 'active';
-  }, 15000);
+  await waitFor(
+    'writer r1 active and replicas in the readers pool',
+    async () => {
+      const w = await backendsOf('writer');
+      const r = await backendsOf('readers');
+      return w.r1 === 'active' && r.r2 === 'active' && r.r3 === 'active';
+    },
+    15000,
+  );
 });
 
 after(async () => {
@@ -129,7 +147,10 @@ test('a session open on a drained backend keeps working, new sessions go elsewhe
   let hold;
   for (let i = 0; i < 12; i++) {
     const h = await e.lab.startHold({ host: VIP_R, intervalMs: 100 });
-    if (h.serverId === 2) { hold = h; break; }
+    if (h.serverId === 2) {
+      hold = h;
+      break;
+    }
     await h.stop();
   }
   assert.ok(hold, 'a held session landed on r2');
@@ -156,7 +177,16 @@ test('promotion: swapping read_only moves the writer VIP, and a write through it
   await r1.query('STOP SLAVE; RESET SLAVE ALL; SET GLOBAL read_only=0');
   await waitFor('writer moves to r2', async () => (await backendsOf('writer')).r2 === 'active', 10000);
   assert.deepEqual(Object.keys(await ids(e.lab.vip, 20)), ['2']);
-  const w = await e.lab.run(e.lab.client, 'mariadb', ['--no-defaults', '-h', e.lab.vip, '-uapp', '-papp', '-N', '-e', 'CREATE DATABASE IF NOT EXISTS xdt; CREATE TABLE IF NOT EXISTS xdt.t (id INT); INSERT INTO xdt.t VALUES (7); SELECT @@server_id']);
+  const w = await e.lab.run(e.lab.client, 'mariadb', [
+    '--no-defaults',
+    '-h',
+    e.lab.vip,
+    '-uapp',
+    '-papp',
+    '-N',
+    '-e',
+    'CREATE DATABASE IF NOT EXISTS xdt; CREATE TABLE IF NOT EXISTS xdt.t (id INT); INSERT INTO xdt.t VALUES (7); SELECT @@server_id',
+  ]);
   assert.equal(w.stdout.trim(), '2');
   const rows = await r1.query('SELECT COUNT(*) AS n FROM xdt.t');
   assert.equal(Number((rows as any)[0].n), 1, 'the write landed on the new primary');
@@ -165,10 +195,14 @@ test('promotion: swapping read_only moves the writer VIP, and a write through it
 test('split brain: with two writable servers the writer stays put and an alert shows in status', async () => {
   const p = e.dbs[0];
   await p.query('SET GLOBAL read_only=0'); // old primary writable again: two writers
-  await waitFor('split-brain alert', async () => {
-    const st = await e.status(d);
-    return (st.health?.alerts ?? []).some((a: any) => a.kind === 'split-brain');
-  }, 10000);
+  await waitFor(
+    'split-brain alert',
+    async () => {
+      const st = await e.status(d);
+      return (st.health?.alerts ?? []).some((a: any) => a.kind === 'split-brain');
+    },
+    10000,
+  );
   await sleep(INTERVAL * 5);
   assert.equal((await backendsOf('writer')).r2, 'active', 'the established writer stays');
   assert.notEqual((await backendsOf('writer')).r1, 'active');
@@ -182,10 +216,15 @@ test('a wrong monitor password marks every backend down with an auth error, and 
   checksBeforeReloads = (await e.status(d)).health.backends.reduce((n: number, b: any) => n + b.checks, 0);
   fs.writeFileSync(pw, 'wrong-password\n');
   await e.cli(d, ['reload']);
-  await waitFor('every backend down', async () => Object.values(await backendsOf('readers')).every((s) => s === 'down'), 15000);
+  await waitFor(
+    'every backend down',
+    async () => Object.values(await backendsOf('readers')).every((s) => s === 'down'),
+    15000,
+  );
   await sleep(INTERVAL * 6); // a while of failed logins: must not count as connect errors
   const st = await e.status(d);
-  for (const b of st.health.backends) assert.match(String(b.lastError), /access denied|auth/i, `${b.name}: ${b.lastError}`);
+  for (const b of st.health.backends)
+    assert.match(String(b.lastError), /access denied|auth/i, `${b.name}: ${b.lastError}`);
   assert.match((await e.cli(d, ['status'])).stdout, /last error: /);
   fs.writeFileSync(pw, MONITOR_PASSWORD + '\n');
   await e.cli(d, ['reload']);
@@ -201,17 +240,31 @@ test('after hundreds of checks, restarts and failures the monitor still logs in 
   // has run CHECKS checks (its fresh connects every 2 s among them) against MariaDB servers that
   // block a host after max_connect_errors=3 bad handshakes, then ask what matters.
   const CHECKS = 250;
-  const total = async () => checksBeforeReloads + (await e.status(d)).health.backends.reduce((n: number, b: any) => n + b.checks, 0);
+  const total = async () =>
+    checksBeforeReloads + (await e.status(d)).health.backends.reduce((n: number, b: any) => n + b.checks, 0);
   const perRound = e.lab.realServers.length;
   const missing = Math.max(0, CHECKS - (await total()));
   // One round checks every backend once per interval; allow four times the time the rest needs.
-  await waitFor(`${CHECKS} health checks`, async () => (await total()) >= CHECKS, Math.max(5000, 4 * Math.ceil(missing / perRound) * INTERVAL));
+  await waitFor(
+    `${CHECKS} health checks`,
+    async () => (await total()) >= CHECKS,
+    Math.max(5000, 4 * Math.ceil(missing / perRound) * INTERVAL),
+  );
   const st = await e.status(d);
   for (const b of st.health.backends) {
-    assert.doesNotMatch(`${b.lastError ?? ''} ${b.previousError ?? ''}`, /1129|blocked/, `${b.name}: the director was blocked by MariaDB`);
+    assert.doesNotMatch(
+      `${b.lastError ?? ''} ${b.previousError ?? ''}`,
+      /1129|blocked/,
+      `${b.name}: the director was blocked by MariaDB`,
+    );
   }
   for (const h of e.lab.realServers) {
-    const r = await e.lab.run(d.host, 'mariadb', ['--no-defaults', '-h', h.ipv4, '-umonitor', `-p${MONITOR_PASSWORD}`, '-N', '-e', 'SELECT 1'], { allowFail: true } as any);
+    const r = await e.lab.run(
+      d.host,
+      'mariadb',
+      ['--no-defaults', '-h', h.ipv4, '-umonitor', `-p${MONITOR_PASSWORD}`, '-N', '-e', 'SELECT 1'],
+      { allowFail: true } as any,
+    );
     assert.doesNotMatch(r.stderr, /1129|blocked/, `${h.name}: ${r.stderr}`);
     assert.equal(r.stdout.trim(), '1', `${h.name}: ${r.stderr}`);
   }
@@ -221,7 +274,12 @@ test('the monitor password appears in no log line and no status output', async (
   const st = JSON.stringify(await e.status(d));
   const text = (await e.cli(d, ['status'])).stdout;
   const metrics = (await e.cli(d, ['metrics'])).stdout;
-  for (const [what, s] of [['status --json', st], ['status', text], ['metrics', metrics], ['daemon log', d.log.join('\n')]] as const) {
+  for (const [what, s] of [
+    ['status --json', st],
+    ['status', text],
+    ['metrics', metrics],
+    ['daemon log', d.log.join('\n')],
+  ] as const) {
     assert.ok(!s.includes(MONITOR_PASSWORD), `${what} contains the password`);
   }
   assert.ok(d.log.length > 20, 'the daemon logged');
@@ -232,7 +290,10 @@ test('a reload that changes the health settings keeps healthy backends in servic
   (cfg.health as Record<string, unknown>).rise = 3;
   e.writeConfig(d, cfg);
   const before = { readers: await backendsOf('readers'), writer: await backendsOf('writer') };
-  assert.ok(Object.values(before.readers).includes('active') && Object.values(before.writer).includes('active'), JSON.stringify(before));
+  assert.ok(
+    Object.values(before.readers).includes('active') && Object.values(before.writer).includes('active'),
+    JSON.stringify(before),
+  );
   const during = e.lab.runClient({ host: VIP_R, connections: 60, concurrency: 2 });
   await sleep(200);
   await e.cli(d, ['reload']);

@@ -10,11 +10,14 @@ const realNow = Date.now.bind(Date);
 const step = (ms: number) => mock.method(Date, 'now', () => realNow() + ms);
 afterEach(() => mock.restoreAll());
 
-test('the daemon\'s hold-down (default clock) holds after a +1 h wall-clock step right after a change', () => {
+test("the daemon's hold-down (default clock) holds after a +1 h wall-clock step right after a change", () => {
   const s = new SteadySince();
   s.changed();
   step(+HOUR);
-  assert.match(s.holdDown(2000) ?? 'released', /^backend states changed 0\.0 s ago: announcing waits until they are steady for 2\.0 s/);
+  assert.match(
+    s.holdDown(2000) ?? 'released',
+    /^backend states changed 0\.0 s ago: announcing waits until they are steady for 2\.0 s/,
+  );
   mock.restoreAll();
   step(-HOUR);
   assert.match(s.holdDown(2000) ?? 'released', /^backend states changed 0\.0 s ago/);

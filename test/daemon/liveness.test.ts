@@ -7,11 +7,19 @@ import { servableVips } from '../../src/bgp/servable';
 
 function clock(): { now: () => number; advance: (ms: number) => void } {
   let t = 1000;
-  return { now: () => t, advance: (ms) => { t += ms; } };
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms;
+    },
+  };
 }
 
-test('the staleness limit is max(3 x interval, one round\'s budget + floor)', () => {
-  assert.equal(new Liveness({ healthIntervalMs: 1000, healthRoundMs: 1900, bgp: false }).limitMs, 1900 + STALE_FLOOR_MS);
+test("the staleness limit is max(3 x interval, one round's budget + floor)", () => {
+  assert.equal(
+    new Liveness({ healthIntervalMs: 1000, healthRoundMs: 1900, bgp: false }).limitMs,
+    1900 + STALE_FLOOR_MS,
+  );
   assert.equal(new Liveness({ healthIntervalMs: 10_000, healthRoundMs: 1900, bgp: false }).limitMs, 30_000);
   assert.equal(new Liveness({ healthIntervalMs: null, bgp: false }).limitMs, STALE_FLOOR_MS);
 });
@@ -19,7 +27,11 @@ test('the staleness limit is max(3 x interval, one round\'s budget + floor)', ()
 test('health rounds that keep completing keep the director serving and the watchdog fed', () => {
   const c = clock();
   const l = new Liveness({ healthIntervalMs: 1000, healthRoundMs: 1900, bgp: true, now: c.now });
-  for (let i = 0; i < 30; i++) { c.advance(1000); l.healthRound(); l.bgpTurned(); }
+  for (let i = 0; i < 30; i++) {
+    c.advance(1000);
+    l.healthRound();
+    l.bgpTurned();
+  }
   assert.equal(l.cannotServe(), undefined);
   assert.equal(l.stalled(), undefined);
 });
@@ -28,8 +40,10 @@ test('a health round that hangs makes the snapshot stale past the limit: cannot 
   const c = clock();
   const l = new Liveness({ healthIntervalMs: 1000, healthRoundMs: 1900, bgp: true, now: c.now });
   l.healthRound();
-  c.advance(l.limitMs - 100); l.bgpTurned();
-  c.advance(100); l.bgpTurned();
+  c.advance(l.limitMs - 100);
+  l.bgpTurned();
+  c.advance(100);
+  l.bgpTurned();
   assert.equal(l.cannotServe(), undefined, 'exactly at the limit it still serves');
   c.advance(1);
   assert.match(l.cannotServe()!, /^the health snapshot is 6\.9 s old \(no completed check round within 6\.9 s\)/);
@@ -78,12 +92,20 @@ test('rising XDP TX errors withdraw while they rise and for TX_QUIET_MS after th
   l.txErrors(0);
   assert.equal(l.cannotServe(), undefined);
   l.txErrors(12);
-  assert.match(l.cannotServe()!, /the driver is dropping forwarded frames \(XDP TX errors rose 0\.0 s ago, last poll \+12\)/);
+  assert.match(
+    l.cannotServe()!,
+    /the driver is dropping forwarded frames \(XDP TX errors rose 0\.0 s ago, last poll \+12\)/,
+  );
   assert.equal(l.stalled(), undefined);
-  for (let i = 0; i < 5; i++) { c.advance(2000); l.txErrors(3); }
+  for (let i = 0; i < 5; i++) {
+    c.advance(2000);
+    l.txErrors(3);
+  }
   assert.equal(l.status().txErrorsRising, true);
-  c.advance(2000); l.txErrors(0);
-  c.advance(TX_QUIET_MS - 2001); l.txErrors(0);
+  c.advance(2000);
+  l.txErrors(0);
+  c.advance(TX_QUIET_MS - 2001);
+  l.txErrors(0);
   assert.notEqual(l.cannotServe(), undefined, 'still within the quiet period');
   c.advance(1);
   assert.equal(l.cannotServe(), undefined);
@@ -92,14 +114,29 @@ test('rising XDP TX errors withdraw while they rise and for TX_QUIET_MS after th
 
 test('servableVips withdraws every VIP with the reason when the director cannot serve, before any other reason', () => {
   const backends = [{ name: 'r1', state: 'active', weight: 1, mac: '02:00:00:00:00:01' }] as never;
-  const s = servableVips({ announce: ['10.0.0.1', '10.0.0.2'], services: [{ name: 'a', vip: '10.0.0.1', backends }, { name: 'b', vip: '10.0.0.2', backends }], dataplaneReady: false, cannotServe: 'the health snapshot is 9.0 s old' });
+  const s = servableVips({
+    announce: ['10.0.0.1', '10.0.0.2'],
+    services: [
+      { name: 'a', vip: '10.0.0.1', backends },
+      { name: 'b', vip: '10.0.0.2', backends },
+    ],
+    dataplaneReady: false,
+    cannotServe: 'the health snapshot is 9.0 s old',
+  });
   assert.equal(s.servable.size, 0);
-  assert.deepEqual(s.reasons, { '10.0.0.1': 'this director cannot serve: the health snapshot is 9.0 s old', '10.0.0.2': 'this director cannot serve: the health snapshot is 9.0 s old' });
-  const ok = servableVips({ announce: ['10.0.0.1'], services: [{ name: 'a', vip: '10.0.0.1', backends }], dataplaneReady: true });
+  assert.deepEqual(s.reasons, {
+    '10.0.0.1': 'this director cannot serve: the health snapshot is 9.0 s old',
+    '10.0.0.2': 'this director cannot serve: the health snapshot is 9.0 s old',
+  });
+  const ok = servableVips({
+    announce: ['10.0.0.1'],
+    services: [{ name: 'a', vip: '10.0.0.1', backends }],
+    dataplaneReady: true,
+  });
   assert.deepEqual([...ok.servable], ['10.0.0.1']);
 });
 
-test('VRRP: every instance has a `director` tracker the daemon fails when it cannot serve: Fault by default, track.xdp\'s weight when set', async () => {
+test("VRRP: every instance has a `director` tracker the daemon fails when it cannot serve: Fault by default, track.xdp's weight when set", async () => {
   const { parseConfig } = await import('../../src/config');
   const { VrrpInstance } = await import('../../src/vrrp/instance');
   const { Tracker, effectivePriority } = await import('../../src/vrrp/track');
@@ -111,11 +148,18 @@ vrrp:
   - { name: VI_1, vrid: 51, priority: 150, vips: [10.0.0.10/24]${track} }
 `;
   const log = createLogger({ level: 'silent' });
-  for (const [track, want] of [['', { priority: 150, fault: true }], [', track: { xdp: { weight: -100 } }', { priority: 50, fault: false }]] as const) {
+  for (const [track, want] of [
+    ['', { priority: 150, fault: true }],
+    [', track: { xdp: { weight: -100 } }', { priority: 50, fault: false }],
+  ] as const) {
     const cfg = parseConfig(yaml(track), 'lab.yaml', { checkFiles: false }).vrrp[0]!;
     const inst = new VrrpInstance(cfg, { log });
     const prio = () => {
-      const ts = inst.status().trackers.map((t) => { const x = new Tracker({ name: t.name, weight: t.weight }); x.set(t.ok); return x; });
+      const ts = inst.status().trackers.map((t) => {
+        const x = new Tracker({ name: t.name, weight: t.weight });
+        x.set(t.ok);
+        return x;
+      });
       return effectivePriority(cfg.priority, ts);
     };
     assert.deepEqual(prio(), { priority: 150, fault: false, failing: [] });
@@ -139,15 +183,28 @@ test('systemd watchdog: WATCHDOG=1 is sent while the daemon progresses and withh
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `xdlive-${process.pid}-`));
   const sock = path.join(dir, 'notify.sock');
   // A unix datagram listener (Python: Node has none), one line per datagram.
-  const listener = spawn('python3', ['-u', '-c', 'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound",flush=True)\nwhile True:\n  print(s.recv(65536).decode().replace("\\n"," "),flush=True)', sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const listener = spawn(
+    'python3',
+    [
+      '-u',
+      '-c',
+      'import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("bound",flush=True)\nwhile True:\n  print(s.recv(65536).decode().replace("\\n"," "),flush=True)',
+      sock,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const got: string[] = [];
   let buf = '';
-  await new Promise<void>((resolve) => listener.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const l of lines) if (l === 'bound') resolve(); else got.push(l);
-  }));
+  await new Promise<void>((resolve) =>
+    listener.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const l of lines)
+        if (l === 'bound') resolve();
+        else got.push(l);
+    }),
+  );
   try {
     const sd = new SystemdNotifier(createLogger({ level: 'silent' }), { NOTIFY_SOCKET: sock });
     assert.equal(sd.watchdog(undefined), true);

@@ -26,14 +26,16 @@ let d: (typeof e.directors)[number];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // The admin API straight over its unix socket (the CLI's node start-up would pace the test).
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 const status = (): Promise<any> => apiCall(d.socket, 'GET', '/status');
 const drain = (on: boolean) => apiCall(d.socket, 'POST', on ? '/drain' : '/undrain', { backend: 'r2' });
 const weight = (w: number | null) => apiCall(d.socket, 'POST', '/weight', { backend: 'r1', weight: w });
 
 async function states(): Promise<Record<string, string>> {
   const st = await status();
-  return Object.fromEntries(st.dataplane.services[0].backends.map((b: { name: string; state: string }) => [b.name, b.state]));
+  return Object.fromEntries(
+    st.dataplane.services[0].backends.map((b: { name: string; state: string }) => [b.name, b.state]),
+  );
 }
 
 async function passes(): Promise<number> {
@@ -73,10 +75,13 @@ before(async () => {
   await e.lab.addVip(d.host);
   const backends = e.lab.realServers.map((h) => ({ address: h.ipv4, name: h.name }));
   fs.writeFileSync(path.join(e.tmp, 'monitor.pw'), 'monitor\n', { mode: 0o600 }); // the lab's MariaDB default
-  e.writeConfig(d, e.config(d, [svc('mysql', e.lab.vip, backends, { check: 'mysql' })], {
-    monitor: { user: 'monitor', password_file: path.join(e.tmp, 'monitor.pw'), connect_timeout: '250ms' },
-    health: { interval: `${INTERVAL}ms`, timeout: '250ms', rise: 1, fall: 2 },
-  }));
+  e.writeConfig(
+    d,
+    e.config(d, [svc('mysql', e.lab.vip, backends, { check: 'mysql' })], {
+      monitor: { user: 'monitor', password_file: path.join(e.tmp, 'monitor.pw'), connect_timeout: '250ms' },
+      health: { interval: `${INTERVAL}ms`, timeout: '250ms', rise: 1, fall: 2 },
+    }),
+  );
   await e.startDirector(d);
   await waitStates({ r1: 'active', r2: 'active' }, 15000);
 });
@@ -99,7 +104,7 @@ test('a drain and an undrain during a stream of new connections refuse none', as
   assert.deepEqual(Object.keys(r.byServerId).sort(), ['1', '2'], `both served: ${JSON.stringify(r.byServerId)}`);
 });
 
-test('weight changes (0, 3, back to the config\'s) during a stream of new connections refuse none', async () => {
+test("weight changes (0, 3, back to the config's) during a stream of new connections refuse none", async () => {
   const { r, passed } = await stream(async () => {
     for (const w of [0, 3, 0, null]) {
       await weight(w);
@@ -121,17 +126,28 @@ test('a backend killed (SIGKILL) is taken out without the director refusing a co
   });
   // The director passed no SYN to its kernel: every failure came from the dead server itself.
   assert.equal(death.passed, 0, `no_backend_pass during the death: ${death.passed}`);
-  for (const why of Object.keys(death.r.failures)) assert.match(why, /ECONNREFUSED|ECONNRESET|PROTOCOL_CONNECTION_LOST|closed/, `failure reason ${why}`);
+  for (const why of Object.keys(death.r.failures))
+    assert.match(why, /ECONNREFUSED|ECONNRESET|PROTOCOL_CONNECTION_LOST|closed/, `failure reason ${why}`);
   // After the flip nothing is sent to r2: a stream now fails nothing.
-  const after = await stream(async () => { await sleep(500); });
-  assert.deepEqual({ failed: after.r.failed, passed: after.passed, r2: after.r.byServerId['2'] ?? 0 }, { failed: 0, passed: 0, r2: 0 });
+  const after = await stream(async () => {
+    await sleep(500);
+  });
+  assert.deepEqual(
+    { failed: after.r.failed, passed: after.passed, r2: after.r.byServerId['2'] ?? 0 },
+    { failed: 0, passed: 0, r2: 0 },
+  );
 
   const back = await stream(async () => {
     await db2.start();
     await waitStates({ r2: 'active' }, 10000);
     await sleep(300);
   });
-  assert.deepEqual({ failed: back.r.failed, failures: back.r.failures, passed: back.passed }, { failed: 0, failures: {}, passed: 0 });
+  assert.deepEqual(
+    { failed: back.r.failed, failures: back.r.failures, passed: back.passed },
+    { failed: 0, failures: {}, passed: 0 },
+  );
   // Reported for the record: how long r2 took to be marked down, and what failed meanwhile.
-  t.diagnostic(`r2 down after ${Math.round(downAfter)} ms; during the death ${death.r.failed} of ${death.r.attempted} failed: ${JSON.stringify(death.r.failures)}`);
+  t.diagnostic(
+    `r2 down after ${Math.round(downAfter)} ms; during the death ${death.r.failed} of ${death.r.attempted} failed: ${JSON.stringify(death.r.failures)}`,
+  );
 });

@@ -38,9 +38,36 @@ const XDP_PASS = path.join(ROOT, 'dist/bpf/tools/xdp_pass.bpf.o');
 const P = `xttu${process.pid % 100000}`;
 const NS = { sw: `${P}s`, c: `${P}c`, d: `${P}d`, r: `${P}r`, b1: `${P}b1`, b2: `${P}b2`, b3: `${P}b3` };
 const REAL = [
-  { ns: NS.b1, name: 'r1', id: 41, v4: '10.92.1.11', v6: 'fd92:1::11', gw4: '10.92.1.1', gw6: 'fd92:1::1', dev: 'eth1' },
-  { ns: NS.b2, name: 'r2', id: 42, v4: '10.92.2.12', v6: 'fd92:2::12', gw4: '10.92.2.1', gw6: 'fd92:2::1', dev: 'eth2' },
-  { ns: NS.b3, name: 'r3', id: 43, v4: '10.92.3.13', v6: 'fd92:3::13', gw4: '10.92.3.1', gw6: 'fd92:3::1', dev: 'eth3' },
+  {
+    ns: NS.b1,
+    name: 'r1',
+    id: 41,
+    v4: '10.92.1.11',
+    v6: 'fd92:1::11',
+    gw4: '10.92.1.1',
+    gw6: 'fd92:1::1',
+    dev: 'eth1',
+  },
+  {
+    ns: NS.b2,
+    name: 'r2',
+    id: 42,
+    v4: '10.92.2.12',
+    v6: 'fd92:2::12',
+    gw4: '10.92.2.1',
+    gw6: 'fd92:2::1',
+    dev: 'eth2',
+  },
+  {
+    ns: NS.b3,
+    name: 'r3',
+    id: 43,
+    v4: '10.92.3.13',
+    v6: 'fd92:3::13',
+    gw4: '10.92.3.1',
+    gw6: 'fd92:3::1',
+    dev: 'eth3',
+  },
 ];
 const VIP4 = '10.91.0.100'; // writer, ipip
 const VIP_R = '10.91.0.101'; // readers, ipip
@@ -73,7 +100,11 @@ function topology(): void {
     ipn(a, 'link', 'set', an, 'up');
     ipn(b, 'link', 'set', bn, 'up');
   };
-  for (const [ns, port] of [[NS.c, 'sc'], [NS.d, 'sd'], [NS.r, 'sr']] as const) {
+  for (const [ns, port] of [
+    [NS.c, 'sc'],
+    [NS.d, 'sd'],
+    [NS.r, 'sr'],
+  ] as const) {
     link(ns, 'eth0', NS.sw, port);
     ipn(NS.sw, 'link', 'set', port, 'master', 'sw0');
   }
@@ -101,7 +132,8 @@ function topology(): void {
     // Real server: VIPs on lo, never answered for on eth0 (as for DR), tunnel end on eth0.
     inNs(b.ns, 'sysctl', '-qw', 'net.ipv4.conf.all.arp_ignore=1', 'net.ipv4.conf.all.arp_announce=2');
     for (const v of [VIP4, VIP_R, VIP_G4]) ipn(b.ns, 'addr', 'add', `${v}/32`, 'dev', 'lo');
-    for (const v of [VIP6, VIP_G6]) ipn(b.ns, '-6', 'addr', 'add', `${v}/128`, 'dev', 'lo', 'nodad', 'preferred_lft', '0');
+    for (const v of [VIP6, VIP_G6])
+      ipn(b.ns, '-6', 'addr', 'add', `${v}/128`, 'dev', 'lo', 'nodad', 'preferred_lft', '0');
     ipn(b.ns, 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', DECAP, 'sec', 'xdp');
   }
   // Native XDP on the director: its XDP_TX frames reach the bridge only if the peer has a program.
@@ -112,7 +144,8 @@ function topology(): void {
 }
 
 function config(): string {
-  const be = (b: (typeof REAL)[number], v6 = false) => `      - address: ${v6 ? b.v6 : b.v4}\n        name: ${b.name}${v6 ? 'v6' : ''}\n`;
+  const be = (b: (typeof REAL)[number], v6 = false) =>
+    `      - address: ${v6 ? b.v6 : b.v4}\n        name: ${b.name}${v6 ? 'v6' : ''}\n`;
   const svc = (name: string, vip: string, encap: string, extra: string, backends: string) => `  - name: ${name}
     vip: ${vip}
     port: 3306
@@ -153,13 +186,21 @@ ${svc('writer', VIP4, 'ipip', '    pool: writer\n', all)}${svc('readers', VIP_R,
 }
 
 async function status(): Promise<any> {
-  const r = spawnSync('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'status', '--json', '--socket', `${tmp}/d.sock`], { encoding: 'utf8', timeout: 20000 });
+  const r = spawnSync(
+    'nsenter',
+    [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'status', '--json', '--socket', `${tmp}/d.sock`],
+    { encoding: 'utf8', timeout: 20000 },
+  );
   if (r.status !== 0) throw new Error(`status: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
 
 function cli(...args: string[]): string {
-  const r = spawnSync('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, ...args, '--socket', `${tmp}/d.sock`], { encoding: 'utf8', timeout: 20000 });
+  const r = spawnSync(
+    'nsenter',
+    [`--net=/run/netns/${NS.d}`, process.execPath, BIN, ...args, '--socket', `${tmp}/d.sock`],
+    { encoding: 'utf8', timeout: 20000 },
+  );
   assert.equal(r.status, 0, `xdirector ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -174,21 +215,44 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: nu
   for (;;) {
     try {
       if (await cond()) return Date.now() - t0;
-    } catch { /* daemon not answering yet */ }
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${daemonLog.join('').slice(-3000)}`);
+    } catch {
+      /* daemon not answering yet */
+    }
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${daemonLog.join('').slice(-3000)}`);
     await sleep(100);
   }
 }
 
 /** Runs `sql` (read from stdin: a large query does not fit an argument) as the client, through the VIP. */
 function mysql(vip: string, sql: string): string {
-  return execFileSync('ip', ['netns', 'exec', NS.c, 'mariadb', '--connect-timeout=5', '-h', vip, '-u', 'app', '-papp', '-N', '-B'],
-    { input: sql, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20 }).trim();
+  return execFileSync(
+    'ip',
+    ['netns', 'exec', NS.c, 'mariadb', '--connect-timeout=5', '-h', vip, '-u', 'app', '-papp', '-N', '-B'],
+    { input: sql, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 << 20 },
+  ).trim();
 }
 
 /** `n` new connections through `vip` from the client namespace (the lab client), by server_id. */
 function connections(vip: string, n: number): Record<string, number> {
-  const r = spawnSync('ip', ['netns', 'exec', NS.c, process.execPath, clientScript(), '--host', vip, '--connections', String(n), '--concurrency', '4', '--json'], { encoding: 'utf8', timeout: 60000 });
+  const r = spawnSync(
+    'ip',
+    [
+      'netns',
+      'exec',
+      NS.c,
+      process.execPath,
+      clientScript(),
+      '--host',
+      vip,
+      '--connections',
+      String(n),
+      '--concurrency',
+      '4',
+      '--json',
+    ],
+    { encoding: 'utf8', timeout: 60000 },
+  );
   const rep = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as ConnectionsReport;
   assert.equal(rep.failed, 0, `connections to ${vip}: ${JSON.stringify(rep.failures ?? r.stderr)}`);
   return rep.byServerId;
@@ -196,7 +260,11 @@ function connections(vip: string, n: number): Record<string, number> {
 
 /** One session through `vip` querying every 100 ms: resolves once it answered, with its server_id and a stop(). */
 async function hold(vip: string): Promise<{ serverId: number; stop: () => Promise<HoldReport> }> {
-  const child = spawn('ip', ['netns', 'exec', NS.c, process.execPath, clientScript(), '--hold', '--json', '--host', vip, '--interval', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', NS.c, process.execPath, clientScript(), '--hold', '--json', '--host', vip, '--interval', '100'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let summary: HoldReport | undefined;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const serverId = await new Promise<number>((resolve, reject) => {
@@ -220,7 +288,8 @@ async function hold(vip: string): Promise<{ serverId: number; stop: () => Promis
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${P}-`));
   topology();
-  for (const b of REAL) dbs.push(new MariaDB({ prefix: P, name: b.name, serverId: b.id, netns: b.ns, advertiseHost: b.v4, baseDir: tmp }));
+  for (const b of REAL)
+    dbs.push(new MariaDB({ prefix: P, name: b.name, serverId: b.id, netns: b.ns, advertiseHost: b.v4, baseDir: tmp }));
   await Promise.all(dbs.map((db) => db.start()));
   await setupReplication(dbs[0]!, dbs.slice(1));
   fs.writeFileSync(`${tmp}/d.yaml`, config());
@@ -231,14 +300,22 @@ before(async () => {
 async function ready(): Promise<boolean> {
   const st = await status();
   const svcs = st.dataplane.services;
-  const state = (s: string, b: string) => svcs.find((x: any) => x.name === s).backends.find((x: any) => x.name === b).state;
-  return svcs.every((s: any) => s.backends.every((b: any) => b.mac)) && state('writer', 'r1') === 'active' &&
-    state('readers', 'r2') === 'active' && state('readers', 'r3') === 'active' &&
-    ['mysql6', 'gue4', 'gue6'].every((s) => svcs.find((x: any) => x.name === s).backends[0].state === 'active');
+  const state = (s: string, b: string) =>
+    svcs.find((x: any) => x.name === s).backends.find((x: any) => x.name === b).state;
+  return (
+    svcs.every((s: any) => s.backends.every((b: any) => b.mac)) &&
+    state('writer', 'r1') === 'active' &&
+    state('readers', 'r2') === 'active' &&
+    state('readers', 'r3') === 'active' &&
+    ['mysql6', 'gue4', 'gue6'].every((s) => svcs.find((x: any) => x.name === s).backends[0].state === 'active')
+  );
 }
 
 async function startDaemon(): Promise<void> {
-  daemon = spawn('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'run', '-c', `${tmp}/d.yaml`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, XD_MON_PW: 'monitor' } });
+  daemon = spawn('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'run', '-c', `${tmp}/d.yaml`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, XD_MON_PW: 'monitor' },
+  });
   daemon.stdout!.on('data', (d) => daemonLog.push(String(d)));
   daemon.stderr!.on('data', (d) => daemonLog.push(String(d)));
   await waitFor('the daemon up with its pools', ready, 30000);
@@ -249,18 +326,26 @@ after(async () => {
     daemon.kill('SIGTERM');
     await new Promise((r) => daemon!.once('exit', r));
   }
-  spawnSync('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'stop', '--detach', '-c', `${tmp}/d.yaml`], { timeout: 20000 });
+  spawnSync('nsenter', [`--net=/run/netns/${NS.d}`, process.execPath, BIN, 'stop', '--detach', '-c', `${tmp}/d.yaml`], {
+    timeout: 20000,
+  });
   await Promise.all(dbs.map((db) => db.stop().catch(() => undefined)));
   for (const ns of Object.values(NS)) spawnSync('ip', ['netns', 'del', ns]);
   spawnSync('rm', ['-rf', `/sys/fs/bpf/${P}`]);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-test('native XDP: the tunnel backends resolve to the router\'s MAC and status shows the forwarding per service', async () => {
+test("native XDP: the tunnel backends resolve to the router's MAC and status shows the forwarding per service", async () => {
   const st = await status();
   assert.equal(st.dataplane.detail.mode, 'native');
   const routerMac = JSON.parse(ipn(NS.r, '-j', 'link', 'show', 'eth0'))[0].address;
-  const want: Record<string, string> = { writer: 'tunnel/ipip', readers: 'tunnel/ipip', mysql6: 'tunnel/ipip', gue4: `tunnel/gue:${GUE_PORT}`, gue6: `tunnel/gue:${GUE_PORT}` };
+  const want: Record<string, string> = {
+    writer: 'tunnel/ipip',
+    readers: 'tunnel/ipip',
+    mysql6: 'tunnel/ipip',
+    gue4: `tunnel/gue:${GUE_PORT}`,
+    gue6: `tunnel/gue:${GUE_PORT}`,
+  };
   assert.deepEqual(Object.fromEntries(st.dataplane.services.map((s: any) => [s.name, s.forwarding])), want);
   for (const s of st.dataplane.services) {
     for (const b of s.backends) {
@@ -292,13 +377,16 @@ test('a 2 MB result set comes back whole over IPIP and GUE (replies go straight 
   }
 });
 
-test('a large query from the client goes through IPIP and GUE: the director\'s frag-needed / PTB lowers the client\'s path MTU', async () => {
+test("a large query from the client goes through IPIP and GUE: the director's frag-needed / PTB lowers the client's path MTU", async () => {
   const before = (await status()).dataplane.reasons.tx_too_big ?? 0;
   for (const vip of [VIP4, VIP6, VIP_G4, VIP_G6]) {
     assert.equal(mysql(vip, `select length('${'y'.repeat(200000)}')`), '200000', vip);
   }
   const st = await status();
-  assert.ok((st.dataplane.reasons.tx_too_big ?? 0) - before >= 4, `ICMP too-big answers sent: ${JSON.stringify(st.dataplane.reasons)}`);
+  assert.ok(
+    (st.dataplane.reasons.tx_too_big ?? 0) - before >= 4,
+    `ICMP too-big answers sent: ${JSON.stringify(st.dataplane.reasons)}`,
+  );
 });
 
 /** Reads a pcap (LINKTYPE_ETHERNET) of GUE-in-IPv4 frames: per inner TCP flow (client port), the outer UDP source ports. */
@@ -327,17 +415,39 @@ function gueFlows(file: string): Map<number, Set<number>> {
   return flows;
 }
 
-test('GUE source ports carry the inner flow\'s hash: one port per client connection, different connections different ports (ECMP entropy)', async (t) => {
+test("GUE source ports carry the inner flow's hash: one port per client connection, different connections different ports (ECMP entropy)", async (t) => {
   const file = path.join(tmp, 'gue.pcap');
   // Captured on the router's side of the segment (tcpdump on the director's XDP interface sees
   // none of it). -Z root: write the file as root (tcpdump drops to its own user otherwise);
   // --immediate-mode: hand each packet over at once (else those still in the kernel's ring
   // buffer when SIGINT comes are lost).
-  const dump = spawn('ip', ['netns', 'exec', NS.r, 'tcpdump', '-Z', 'root', '--immediate-mode', '-U', '-n', '-i', 'eth0', '-w', file, `udp dst port ${GUE_PORT}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const dump = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      NS.r,
+      'tcpdump',
+      '-Z',
+      'root',
+      '--immediate-mode',
+      '-U',
+      '-n',
+      '-i',
+      'eth0',
+      '-w',
+      file,
+      `udp dst port ${GUE_PORT}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   const exited = new Promise<void>((r) => dump.once('exit', () => r()));
   let err = '';
   await new Promise<void>((resolve, reject) => {
-    dump.stderr!.on('data', (d) => { err += d; if (err.includes('listening on')) resolve(); });
+    dump.stderr!.on('data', (d) => {
+      err += d;
+      if (err.includes('listening on')) resolve();
+    });
     void exited.then(() => reject(new Error(`tcpdump exited: ${err}`)));
   });
   const N = 12;
@@ -363,7 +473,13 @@ test('GUE source ports carry the inner flow\'s hash: one port per client connect
 });
 
 test('pools over the tunnel: a write through the writer VIP lands on the primary, reads spread over both replicas', async () => {
-  assert.equal(mysql(VIP4, 'CREATE DATABASE IF NOT EXISTS xdt; CREATE TABLE xdt.t (id INT); INSERT INTO xdt.t VALUES (7); SELECT @@server_id'), '41');
+  assert.equal(
+    mysql(
+      VIP4,
+      'CREATE DATABASE IF NOT EXISTS xdt; CREATE TABLE xdt.t (id INT); INSERT INTO xdt.t VALUES (7); SELECT @@server_id',
+    ),
+    '41',
+  );
   await syncReplicas(dbs[0]!, dbs.slice(1));
   assert.deepEqual(connections(VIP4, 20), { 41: 20 });
   const r = connections(VIP_R, 40);
@@ -398,7 +514,11 @@ test('a drained replica finishes its session while new reader connections go to 
   assert.equal(rep.sessions, 1);
   assert.deepEqual(rep.byServerId, { [drained.id]: rep.ok });
   cli('undrain', drained.name);
-  await waitFor(`${drained.name} back in readers`, async () => (await statesOf('readers'))[drained.name] === 'active', 5000);
+  await waitFor(
+    `${drained.name} back in readers`,
+    async () => (await statesOf('readers'))[drained.name] === 'active',
+    5000,
+  );
 });
 
 test('a killed replica leaves the readers pool and takes no new connection', async (t) => {

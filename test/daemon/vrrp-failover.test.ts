@@ -12,11 +12,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function config(d: Director, priority: number) {
   const backends = e.lab.realServers.map((h) => ({ address: h.ipv4, name: h.name }));
   return e.config(d, [svc('mysql', e.lab.vip, backends)], {
-    vrrp: [{
-      name: 'VI_1', vrid: 51, priority, version: 3, advert_interval: '100ms', vips: [`${e.lab.vip}/32`],
-      garp: { repeat: 3, interval: '50ms', refresh: '10s' },
-      track: { pools: [{ service: 'mysql', weight: -60 }] },
-    }],
+    vrrp: [
+      {
+        name: 'VI_1',
+        vrid: 51,
+        priority,
+        version: 3,
+        advert_interval: '100ms',
+        vips: [`${e.lab.vip}/32`],
+        garp: { repeat: 3, interval: '50ms', refresh: '10s' },
+        track: { pools: [{ service: 'mysql', weight: -60 }] },
+      },
+    ],
   });
 }
 
@@ -93,7 +100,9 @@ test('a MySQL session survives the death of the Master, and new connections work
   assert.equal(st2.vrrp[0].state, 'MASTER');
   assert.ok(st2.dataplane.reasons.tx_new_flow > 0);
   // Recorded for the closing note: kill to first new connection through the VIP.
-  process.stdout.write(`# failover: SIGKILL of the Master to the first new MySQL connection: ${firstOk} ms (includes starting the client process); held session's longest gap between answered queries: ${h.maxGapMs} ms\n`);
+  process.stdout.write(
+    `# failover: SIGKILL of the Master to the first new MySQL connection: ${firstOk} ms (includes starting the client process); held session's longest gap between answered queries: ${h.maxGapMs} ms\n`,
+  );
 });
 
 test('the old Master preempts back when it returns, without breaking a session', async () => {

@@ -11,7 +11,9 @@ let d: (typeof e.directors)[number];
 function services(weights: [number, number, number] = [1, 1, 2], drop?: string) {
   const rs = e.lab.realServers;
   const v4 = rs.map((h, i) => ({ address: h.ipv4, name: h.name, weight: weights[i] })).filter((b) => b.name !== drop);
-  const v6 = rs.map((h, i) => ({ address: h.ipv6, name: `${h.name}-6`, weight: weights[i] })).filter((b) => b.name !== `${drop}-6`);
+  const v6 = rs
+    .map((h, i) => ({ address: h.ipv6, name: `${h.name}-6`, weight: weights[i] }))
+    .filter((b) => b.name !== `${drop}-6`);
   return [svc('mysql', e.lab.vip, v4), svc('mysql6', e.lab.vip6, v6)];
 }
 
@@ -22,7 +24,8 @@ before(async () => {
   e.writeConfig(d, e.config(d, services()));
   await e.startDirector(d);
   const st = await e.waitResolved(d);
-  for (const s of st.dataplane.services) for (const b of s.backends) assert.ok(b.mac, `backend ${b.name} resolved a MAC`);
+  for (const s of st.dataplane.services)
+    for (const b of s.backends) assert.ok(b.mac, `backend ${b.name} resolved a MAC`);
 });
 
 after(async () => {
@@ -53,7 +56,9 @@ test('replies go straight from the real servers to the client, never back throug
   // Capture on the director's bridge port: XDP runs before capture inside the director.
   const sw = e.lab.sw;
   const peer = d.host.peer;
-  const cap = spawn('ip', ['netns', 'exec', sw, 'tcpdump', '-l', '-nn', '-e', '-i', peer, 'tcp port 3306'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cap = spawn('ip', ['netns', 'exec', sw, 'tcpdump', '-l', '-nn', '-e', '-i', peer, 'tcp port 3306'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   cap.stdout.on('data', (b) => (out += b.toString()));
   await new Promise((r) => setTimeout(r, 1000));
@@ -78,8 +83,14 @@ test('status from another process shows services, backends with MAC, weight, flo
   for (const h of e.lab.realServers) assert.ok(r.stdout.includes(h.mac), `status lists ${h.name}'s MAC ${h.mac}`);
   const st = await e.status(d);
   const b = st.dataplane.services[0].backends;
-  assert.deepEqual(b.map((x: any) => x.weight), [1, 1, 2]);
-  assert.ok(b.every((x: any) => x.packets > 0 && x.activeFlows + x.inactiveFlows > 0), JSON.stringify(b));
+  assert.deepEqual(
+    b.map((x: any) => x.weight),
+    [1, 1, 2],
+  );
+  assert.ok(
+    b.every((x: any) => x.packets > 0 && x.activeFlows + x.inactiveFlows > 0),
+    JSON.stringify(b),
+  );
 });
 
 test('status counts connections as IPVS does: closed ones inactive, an open session active until its client closes it', async () => {
@@ -102,7 +113,10 @@ test('status counts connections as IPVS does: closed ones inactive, an open sess
   await until('the held session is the one active connection', async () => (await sum('activeFlows')) === 1);
   const h = await hold.stop();
   assert.equal(h.failed, 0);
-  await until('the session ends its active time when its client closes it, not 900 s later', async () => (await sum('activeFlows')) === 0);
+  await until(
+    'the session ends its active time when its client closes it, not 900 s later',
+    async () => (await sum('activeFlows')) === 0,
+  );
 });
 
 test('a session opened before a control-plane restart keeps working, and no connection fails during the restart', async () => {
@@ -133,7 +147,11 @@ test('reloading a config that removes a backend moves new connections while esta
   const r = await e.lab.runClient({ connections: 90, concurrency: 4 });
   const h = await hold.stop();
   assert.equal(r.failed, 0);
-  assert.equal(r.byServerId[String(dropId)] ?? 0, 0, `removed backend ${dropName} still got ${JSON.stringify(r.byServerId)}`);
+  assert.equal(
+    r.byServerId[String(dropId)] ?? 0,
+    0,
+    `removed backend ${dropName} still got ${JSON.stringify(r.byServerId)}`,
+  );
   assert.equal(h.failed, 0, `held session failures: ${JSON.stringify(h.failures)}`);
 });
 

@@ -33,7 +33,14 @@ export function summary(s: HealthSnapshot): string {
   return JSON.stringify({
     writers: s.writers,
     alerts: s.alerts.map((a) => a.message),
-    backends: s.backends.map((b) => ({ n: b.name, up: b.up, role: b.role, lag: b.lagSeconds, reader: b.readerEligible, err: b.lastError })),
+    backends: s.backends.map((b) => ({
+      n: b.name,
+      up: b.up,
+      role: b.role,
+      lag: b.lagSeconds,
+      reader: b.readerEligible,
+      err: b.lastError,
+    })),
   });
 }
 
@@ -41,12 +48,18 @@ export function summary(s: HealthSnapshot): string {
  * Wait (round by round) until `pred(snapshot)` holds; returns the milliseconds it took.
  * Fails with the last snapshot when `timeoutMs` passes.
  */
-export async function until(hm: HealthMonitor, pred: (s: HealthSnapshot) => boolean, timeoutMs: number, what: string): Promise<number> {
+export async function until(
+  hm: HealthMonitor,
+  pred: (s: HealthSnapshot) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
   const t0 = Date.now();
   for (;;) {
     const s = hm.snapshot();
     if (pred(s)) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`${what}: not reached within ${timeoutMs} ms; state ${summary(s)}`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(`${what}: not reached within ${timeoutMs} ms; state ${summary(s)}`);
     await Promise.race([hm.nextRound(), new Promise((r) => setTimeout(r, 250))]);
   }
 }

@@ -54,8 +54,13 @@ before(async () => {
   servers = [1, 2].map(
     (i) =>
       new MariaDB({
-        prefix: PREFIX, name: `m${i}`, serverId: i, bindAddress: '0.0.0.0', maxConnectErrors: 3,
-        monitorPassword: PASSWORD, extraArgs: ['--skip-name-resolve=0'],
+        prefix: PREFIX,
+        name: `m${i}`,
+        serverId: i,
+        bindAddress: '0.0.0.0',
+        maxConnectErrors: 3,
+        monitorPassword: PASSWORD,
+        extraArgs: ['--skip-name-resolve=0'],
       }),
   );
   await Promise.all(servers.map((s) => s.start()));
@@ -63,7 +68,13 @@ before(async () => {
   cap = captureLog();
   hm = new HealthMonitor({
     ...healthInputs({
-      services: [{ name: 's', check: 'mysql', backends: servers.map((s, i) => ({ address: DEST, port: s.port, name: `m${i + 1}` })) }],
+      services: [
+        {
+          name: 's',
+          check: 'mysql',
+          backends: servers.map((s, i) => ({ address: DEST, port: s.port, name: `m${i + 1}` })),
+        },
+      ],
       monitor: { user: 'monitor', password_env: 'XDE_MCE_PW', connect_timeout: 100, source_address: SOURCE },
       health: { interval: 100, timeout: 80, rise: 2, fall: 3, fresh_connect_interval: 200 },
     }),
@@ -94,7 +105,12 @@ test('failed logins (wrong password) do not count against max_connect_errors', a
   const port = servers[1].port;
   for (let i = 0; i < 6; i++) {
     try {
-      const c = await mysql.createConnection({ user: 'monitor', password: 'wrong', stream: () => net.connect({ host: DEST, port, localAddress: '127.0.0.5' }), connectTimeout: 5000 });
+      const c = await mysql.createConnection({
+        user: 'monitor',
+        password: 'wrong',
+        stream: () => net.connect({ host: DEST, port, localAddress: '127.0.0.5' }),
+        connectTimeout: 5000,
+      });
       await c.end();
       assert.fail('a wrong password was accepted');
     } catch (err) {
@@ -102,7 +118,11 @@ test('failed logins (wrong password) do not count against max_connect_errors', a
     }
   }
   await new Promise((r) => setTimeout(r, 100));
-  assert.equal(await loginFrom(port, '127.0.0.5'), null, 'six failed logins (> max_connect_errors=3) did not block the address');
+  assert.equal(
+    await loginFrom(port, '127.0.0.5'),
+    null,
+    'six failed logins (> max_connect_errors=3) did not block the address',
+  );
 });
 
 test('hundreds of checks with restarts, hangs and a wrong password never block the checker', async () => {
@@ -149,5 +169,9 @@ test('hundreds of checks with restarts, hangs and a wrong password never block t
     const err = await loginFrom(srv.port, SOURCE);
     assert.equal(err, null, `${srv.label}: login from the checker's address failed: ${err?.message}`);
   }
-  assert.equal(cap.lines.some((l) => /1129|blocked because of many connection errors/.test(l)), false, 'no ERROR 1129 ever seen');
+  assert.equal(
+    cap.lines.some((l) => /1129|blocked because of many connection errors/.test(l)),
+    false,
+    'no ERROR 1129 ever seen',
+  );
 });

@@ -18,7 +18,9 @@ let db: MariaDB;
 let hm: HealthMonitor;
 let svc: ServiceConfig;
 
-const active = (s: HealthSnapshot): boolean => desiredState({ services: [svc], health: s, drained: new Set(), macs: new Map() }).state.services[0].backends[0].state === 'active';
+const active = (s: HealthSnapshot): boolean =>
+  desiredState({ services: [svc], health: s, drained: new Set(), macs: new Map() }).state.services[0].backends[0]
+    .state === 'active';
 
 /** Milliseconds from `signal` to the change event that takes the backend out of the pool. */
 async function measure(signal: 'SIGKILL' | 'SIGSTOP'): Promise<number> {
@@ -46,7 +48,13 @@ before(async () => {
   db = new MariaDB({ prefix: PREFIX, name: 'dt', serverId: 1, monitorPassword: 'monitor' });
   await db.start();
   process.env.XDE_DT_PW = 'monitor';
-  const inputs = healthInputs({ services: [{ name: 'dt', check: 'mysql', pool: 'static', backends: [{ address: '127.0.0.1', port: db.port, name: 'dt' }] }], monitor: { user: 'monitor', password_env: 'XDE_DT_PW' }, health: {} });
+  const inputs = healthInputs({
+    services: [
+      { name: 'dt', check: 'mysql', pool: 'static', backends: [{ address: '127.0.0.1', port: db.port, name: 'dt' }] },
+    ],
+    monitor: { user: 'monitor', password_env: 'XDE_DT_PW' },
+    health: {},
+  });
   svc = inputs.services[0];
   hm = new HealthMonitor({ ...inputs, log: captureLog().log });
   hm.start();
@@ -62,7 +70,9 @@ for (const signal of ['SIGKILL', 'SIGSTOP'] as const) {
   test(`with default settings a ${signal}ed backend leaves the pool within interval x fall + one interval`, async (t) => {
     const times: number[] = [];
     for (let i = 0; i < RUNS; i++) times.push(await measure(signal));
-    t.diagnostic(`${signal} -> out of pool (ms): ${times.join(', ')}; min ${Math.min(...times)} max ${Math.max(...times)}`);
+    t.diagnostic(
+      `${signal} -> out of pool (ms): ${times.join(', ')}; min ${Math.min(...times)} max ${Math.max(...times)}`,
+    );
     // interval x fall = 3 s, plus one interval; a hung server adds up to one connect_timeout
     // (the round that waits for the greeting).
     const bound = signal === 'SIGKILL' ? 4000 : 5000;

@@ -47,11 +47,15 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}-health-`));
   pwFile = path.join(dir, 'monitor.pw');
   fs.writeFileSync(pwFile, `${PASSWORD}\n`, { mode: 0o600 });
-  servers = [1, 2, 3].map((i) => new MariaDB({ prefix: PREFIX, name: `db${i}`, serverId: i, monitorPassword: PASSWORD }));
+  servers = [1, 2, 3].map(
+    (i) => new MariaDB({ prefix: PREFIX, name: `db${i}`, serverId: i, monitorPassword: PASSWORD }),
+  );
   await Promise.all(servers.map((s) => s.start()));
   // The monitor reads the heartbeat table (local grant: the users are per server, not replicated).
   await Promise.all(servers.map((s) => s.query("SET SESSION sql_log_bin=0; GRANT SELECT ON hb.* TO 'monitor'@'%'")));
-  await servers[0].query('CREATE DATABASE hb; CREATE TABLE hb.heartbeat (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL); INSERT INTO hb.heartbeat VALUES (1, NOW(6))');
+  await servers[0].query(
+    'CREATE DATABASE hb; CREATE TABLE hb.heartbeat (id INT PRIMARY KEY, ts DATETIME(6) NOT NULL); INSERT INTO hb.heartbeat VALUES (1, NOW(6))',
+  );
   await setupReplication(servers[0], servers.slice(1));
   await syncReplicas(servers[0], servers.slice(1));
   // The heartbeat writer (pt-heartbeat's job), on the primary.
@@ -68,8 +72,13 @@ before(async () => {
     ],
     monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
     health: {
-      interval: INTERVAL, timeout: TIMEOUT, rise: 2, fall: FALL, fresh_connect_interval: '1s',
-      max_replication_lag: '1s', heartbeat: { table: 'hb.heartbeat', column: 'ts' },
+      interval: INTERVAL,
+      timeout: TIMEOUT,
+      rise: 2,
+      fall: FALL,
+      fresh_connect_interval: '1s',
+      max_replication_lag: '1s',
+      heartbeat: { table: 'hb.heartbeat', column: 'ts' },
     },
   });
   services = inputs.services;
@@ -78,7 +87,12 @@ before(async () => {
   hm.on('change', () => changeEvents++);
   hm.on('round', () => rounds++);
   hm.start();
-  await until(hm, (s) => s.writers.rw !== null && s.backends.filter((b) => b.readerEligible).length === 2, 10_000, 'initial roles');
+  await until(
+    hm,
+    (s) => s.writers.rw !== null && s.backends.filter((b) => b.readerEligible).length === 2,
+    10_000,
+    'initial roles',
+  );
 });
 
 after(async () => {
@@ -119,7 +133,12 @@ test('a quiet cluster emits no change events', async () => {
 test('lc weights follow Threads_connected, damped, and recover when connections close', async () => {
   const lcWeight = (s: HealthSnapshot, name: string): number => backend(s, name).lcWeight;
   const weightsOf = (s: HealthSnapshot): number[] =>
-    desiredState({ services: [services.find((x) => x.name === 'lc')!], health: s, drained: new Set(), macs: new Map() }).state.services[0].backends.map((b) => b.weight);
+    desiredState({
+      services: [services.find((x) => x.name === 'lc')!],
+      health: s,
+      drained: new Set(),
+      macs: new Map(),
+    }).state.services[0].backends.map((b) => b.weight);
   const logsBefore = cap.lines.filter((l) => l.includes('backend db3 lc weight')).length;
   assert.equal(lcWeight(hm.snapshot(), 'db3'), 100, 'an idle replica has the full weight');
   const conns = await Promise.all(Array.from({ length: 12 }, () => servers[2].connect()));
@@ -151,14 +170,24 @@ test('a replica whose SQL thread stops leaves the readers pool and returns when 
 test('a replica delayed beyond the lag limit leaves the readers pool and returns when caught up', async () => {
   await servers[2].query('STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=4; START SLAVE');
   try {
-    await until(hm, (s) => (backend(s, 'db3').lagSeconds ?? 0) > 1.5 && !pool(s, 'ro').includes('db3'), 8000, 'db3 leaves readers (lag)');
+    await until(
+      hm,
+      (s) => (backend(s, 'db3').lagSeconds ?? 0) > 1.5 && !pool(s, 'ro').includes('db3'),
+      8000,
+      'db3 leaves readers (lag)',
+    );
     const b = backend(hm.snapshot(), 'db3');
     assert.ok(b.up, 'a lagging replica is not down');
     assert.equal(b.readerEligible, false);
   } finally {
     await servers[2].query('STOP SLAVE; CHANGE MASTER TO MASTER_DELAY=0; START SLAVE');
   }
-  await until(hm, (s) => pool(s, 'ro').includes('db3') && backend(s, 'db3').lagSeconds! < 1, 10_000, 'db3 back in readers after catching up');
+  await until(
+    hm,
+    (s) => pool(s, 'ro').includes('db3') && backend(s, 'db3').lagSeconds! < 1,
+    10_000,
+    'db3 back in readers after catching up',
+  );
 });
 
 test('a query that hangs on a lock times out and marks the backend down', async () => {
@@ -166,7 +195,10 @@ test('a query that hangs on a lock times out and marks the backend down', async 
   try {
     await locker.query('LOCK TABLES hb.heartbeat WRITE');
     await until(hm, (s) => !backend(s, 'db2').up, 3000, 'db2 down on hung query');
-    assert.match(backend(hm.snapshot(), 'db2').lastError!, /^timeout after 200 ms running SELECT TIMESTAMPDIFF\(MICROSECOND, MAX\(`ts`\), NOW\(6\)\) AS us FROM `hb`.`heartbeat`/);
+    assert.match(
+      backend(hm.snapshot(), 'db2').lastError!,
+      /^timeout after 200 ms running SELECT TIMESTAMPDIFF\(MICROSECOND, MAX\(`ts`\), NOW\(6\)\) AS us FROM `hb`.`heartbeat`/,
+    );
     assert.ok(!pool(hm.snapshot(), 'ro').includes('db2'));
   } finally {
     await locker.query('UNLOCK TABLES').catch(() => undefined);
@@ -231,19 +263,33 @@ test('two writable servers keep the current writer and raise an alert', async ()
     assert.equal(s.writers.rw, key(0), 'the writer stays put');
     assert.deepEqual(pool(s, 'rw'), ['db1']);
     assert.equal(s.counters.splitBrain, before + 1, 'one alert, not one per round');
-    assert.match(s.alerts.find((a) => a.kind === 'split-brain')!.message, /split brain: 2 writable servers \(db1 is the writer, also writable: db2\)/);
+    assert.match(
+      s.alerts.find((a) => a.kind === 'split-brain')!.message,
+      /split brain: 2 writable servers \(db1 is the writer, also writable: db2\)/,
+    );
     assert.equal(cap.lines.filter((l) => l.includes('ALERT service rw: split brain')).length, 1, 'logged once');
   } finally {
     await servers[1].query('SET GLOBAL read_only=1; START SLAVE');
   }
-  await until(hm, (s) => !s.alerts.some((a) => a.kind === 'split-brain') && pool(s, 'ro').includes('db2'), 5000, 'alert cleared');
+  await until(
+    hm,
+    (s) => !s.alerts.some((a) => a.kind === 'split-brain') && pool(s, 'ro').includes('db2'),
+    5000,
+    'alert cleared',
+  );
 });
 
 test('two writable servers with no established writer fail closed', async () => {
   await servers[1].query('STOP SLAVE; SET GLOBAL read_only=0');
   const fresh = new HealthMonitor({
     ...healthInputs({
-      services: services.map((s) => ({ name: s.name, pool: s.pool, check: s.check, scheduler: s.scheduler, backends: s.backends.map((b) => ({ address: b.address, port: b.port, name: b.name })) })),
+      services: services.map((s) => ({
+        name: s.name,
+        pool: s.pool,
+        check: s.check,
+        scheduler: s.scheduler,
+        backends: s.backends.map((b) => ({ address: b.address, port: b.port, name: b.name })),
+      })),
       monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
       health: { interval: 500, timeout: 500 },
     }),
@@ -261,7 +307,10 @@ test('two writable servers with no established writer fail closed', async () => 
     assert.deepEqual([...writersSeen], [], 'no writer was ever elected');
     assert.equal(s.writers.rw, null);
     assert.deepEqual(pool(s, 'rw'), []);
-    assert.match(s.alerts.find((a) => a.kind === 'ambiguous-writer')!.message, /2 writable servers \(db1, db2\) and no established writer: failing closed/);
+    assert.match(
+      s.alerts.find((a) => a.kind === 'ambiguous-writer')!.message,
+      /2 writable servers \(db1, db2\) and no established writer: failing closed/,
+    );
   } finally {
     await fresh.stop();
     await servers[1].query('SET GLOBAL read_only=1; START SLAVE');
@@ -273,7 +322,10 @@ test('a wrong monitor password marks backends down with an auth error, and they 
   fs.writeFileSync(pwFile, `${WRONG}\n`);
   try {
     await until(hm, (s) => s.backends.every((b) => !b.up), 6000, 'all down on wrong password');
-    assert.match(backend(hm.snapshot(), 'db1').lastError!, /^(fresh connect: )?auth failed: Access denied for user 'monitor'@'127.0.0.1' \(using password: YES\)/);
+    assert.match(
+      backend(hm.snapshot(), 'db1').lastError!,
+      /^(fresh connect: )?auth failed: Access denied for user 'monitor'@'127.0.0.1' \(using password: YES\)/,
+    );
   } finally {
     fs.writeFileSync(pwFile, `${PASSWORD}\n`);
   }
@@ -281,13 +333,26 @@ test('a wrong monitor password marks backends down with an auth error, and they 
 });
 
 test('a monitor user without SLAVE MONITOR gives a clear per-backend error and unknown lag', async () => {
-  const db4 = new MariaDB({ prefix: PREFIX, name: 'db4', serverId: 4, monitorPassword: PASSWORD, monitorSlaveMonitor: false });
+  const db4 = new MariaDB({
+    prefix: PREFIX,
+    name: 'db4',
+    serverId: 4,
+    monitorPassword: PASSWORD,
+    monitorSlaveMonitor: false,
+  });
   servers.push(db4);
   await db4.start();
   await db4.query('SET GLOBAL read_only=1');
   const m = new HealthMonitor({
     ...healthInputs({
-      services: [{ name: 'ro4', pool: 'readers', check: 'mysql', backends: [{ address: '127.0.0.1', port: db4.port, name: 'db4' }] }],
+      services: [
+        {
+          name: 'ro4',
+          pool: 'readers',
+          check: 'mysql',
+          backends: [{ address: '127.0.0.1', port: db4.port, name: 'db4' }],
+        },
+      ],
       monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
       health: { interval: INTERVAL, timeout: TIMEOUT },
     }),
@@ -301,7 +366,10 @@ test('a monitor user without SLAVE MONITOR gives a clear per-backend error and u
   assert.equal(b.role, 'unknown');
   assert.equal(b.lagSeconds, null);
   assert.equal(b.readerEligible, false);
-  assert.match(b.lastError!, /^missing privilege SLAVE MONITOR: Access denied; you need \(at least one of\) the SUPER, SLAVE MONITOR privilege\(s\)/);
+  assert.match(
+    b.lastError!,
+    /^missing privilege SLAVE MONITOR: Access denied; you need \(at least one of\) the SUPER, SLAVE MONITOR privilege\(s\)/,
+  );
   assert.equal(b.lagUnknownReason, b.lastError);
   await m.stop();
 });
@@ -311,7 +379,16 @@ test('a server that is not MySQL on the port is down with a clear error', async 
   const silent = await fakeServer(null);
   const m = new HealthMonitor({
     ...healthInputs({
-      services: [{ name: 'x', check: 'mysql', backends: [{ address: '127.0.0.1', port: garbage.port, name: 'ssh' }, { address: '127.0.0.1', port: silent.port, name: 'silent' }] }],
+      services: [
+        {
+          name: 'x',
+          check: 'mysql',
+          backends: [
+            { address: '127.0.0.1', port: garbage.port, name: 'ssh' },
+            { address: '127.0.0.1', port: silent.port, name: 'silent' },
+          ],
+        },
+      ],
       monitor: { user: 'monitor', password_file: pwFile, connect_timeout: CONNECT_TIMEOUT },
       health: { interval: INTERVAL, timeout: TIMEOUT },
     }),
@@ -323,7 +400,10 @@ test('a server that is not MySQL on the port is down with a clear error', async 
     await until(m, (s) => s.round >= 2, 4000, 'two rounds');
     const s = m.snapshot();
     assert.equal(backend(s, 'ssh').up, false);
-    assert.match(backend(s, 'ssh').lastError!, /^not a MySQL server at 127\.0\.0\.1:\d+: its first bytes "SSH-2\.0-OpenSSH_9\.2p1 De"… are not a MySQL greeting/);
+    assert.match(
+      backend(s, 'ssh').lastError!,
+      /^not a MySQL server at 127\.0\.0\.1:\d+: its first bytes "SSH-2\.0-OpenSSH_9\.2p1 De"… are not a MySQL greeting/,
+    );
     assert.equal(backend(s, 'silent').up, false);
     assert.match(backend(s, 'silent').lastError!, /waiting for the MySQL greeting/);
   } finally {

@@ -35,7 +35,15 @@ test('the first check result decides the initial state', () => {
 });
 
 test('an up backend goes down only after fall consecutive failures', () => {
-  assert.deepEqual(run([true, false, false, true, false, false, false]).ups, [true, true, true, true, true, true, false]);
+  assert.deepEqual(run([true, false, false, true, false, false, false]).ups, [
+    true,
+    true,
+    true,
+    true,
+    true,
+    true,
+    false,
+  ]);
 });
 
 test('a down backend comes back only after rise consecutive successes', () => {
@@ -45,17 +53,51 @@ test('a down backend comes back only after rise consecutive successes', () => {
 function hb(key: string, over: Partial<BackendHealth> = {}): BackendHealth {
   const [address, port] = [key.split(':')[0], Number(key.split(':')[1])];
   return {
-    key, name: key, address, port, check: 'mysql', up: true, role: 'replica', readOnly: true, superReadOnly: null,
-    replication: { io: 'Yes', sql: 'Yes', secondsBehind: 0, columns: 'slave' }, lagSeconds: 0, lagUnknownReason: null,
-    readerEligible: true, threadsConnected: 1, lcWeight: 100, serverId: 1, version: '10.11', lastError: null, lastErrorAt: null, previousError: null,
-    lastChange: null, lastCheckAt: null, checks: 1, failures: 0, consecutiveOk: 1, consecutiveFail: 0, ...over,
+    key,
+    name: key,
+    address,
+    port,
+    check: 'mysql',
+    up: true,
+    role: 'replica',
+    readOnly: true,
+    superReadOnly: null,
+    replication: { io: 'Yes', sql: 'Yes', secondsBehind: 0, columns: 'slave' },
+    lagSeconds: 0,
+    lagUnknownReason: null,
+    readerEligible: true,
+    threadsConnected: 1,
+    lcWeight: 100,
+    serverId: 1,
+    version: '10.11',
+    lastError: null,
+    lastErrorAt: null,
+    previousError: null,
+    lastChange: null,
+    lastCheckAt: null,
+    checks: 1,
+    failures: 0,
+    consecutiveOk: 1,
+    consecutiveFail: 0,
+    ...over,
   };
 }
-const A = '10.0.0.1:3306', B = '10.0.0.2:3306', C = '10.0.0.3:3306';
-const primary = { role: 'primary' as const, readOnly: false, replication: null, readerEligible: false, lagSeconds: null };
+const A = '10.0.0.1:3306',
+  B = '10.0.0.2:3306',
+  C = '10.0.0.3:3306';
+const primary = {
+  role: 'primary' as const,
+  readOnly: false,
+  replication: null,
+  readerEligible: false,
+  lagSeconds: null,
+};
 const svc = (pool: 'writer' | 'readers', extra: Partial<TestService> = {}): TestService => ({
-  name: `svc-${pool}`, pool, check: 'mysql',
-  backends: [A, B, C].map((k, i) => ({ address: k.split(':')[0], port: 3306, name: `db${i + 1}` })), ...extra,
+  name: `svc-${pool}`,
+  pool,
+  check: 'mysql',
+  backends: [A, B, C].map((k, i) => ({ address: k.split(':')[0], port: 3306, name: `db${i + 1}` })),
+  ...extra,
 });
 const MONITOR = { user: 'monitor', password_env: 'XDE_UNUSED_PW' };
 /** One round's election over these backends, with `prev` the writers of the round before. */
@@ -102,7 +144,10 @@ test('promotion moves the writer to the newly writable server', () => {
 });
 
 test('a writer that is down is not kept', () => {
-  assert.equal(elect(svc('writer'), [hb(A, { ...primary, up: false }), hb(B, primary), hb(C)], { 'svc-writer': A }).writer, B);
+  assert.equal(
+    elect(svc('writer'), [hb(A, { ...primary, up: false }), hb(B, primary), hb(C)], { 'svc-writer': A }).writer,
+    B,
+  );
 });
 
 test('a readers pool elects a writer only when it includes the writer', () => {
@@ -111,12 +156,23 @@ test('a readers pool elects a writer only when it includes the writer', () => {
 });
 
 test('an empty readers pool raises one alert', () => {
-  const r = elect(svc('readers'), [hb(A, primary), hb(B, { up: false, readerEligible: false }), hb(C, { readerEligible: false })]);
-  assert.deepEqual(r.alerts.map((a) => [a.kind, a.message]), [['readers-empty', 'service svc-readers: readers pool is empty (no healthy replica within 10 s of lag)']]);
+  const r = elect(svc('readers'), [
+    hb(A, primary),
+    hb(B, { up: false, readerEligible: false }),
+    hb(C, { readerEligible: false }),
+  ]);
+  assert.deepEqual(
+    r.alerts.map((a) => [a.kind, a.message]),
+    [['readers-empty', 'service svc-readers: readers pool is empty (no healthy replica within 10 s of lag)']],
+  );
 });
 
 test('a readers pool that includes an elected writer is not empty', () => {
-  const r = elect(svc('readers', { readersIncludeWriter: true }), [hb(A, primary), hb(B, { readerEligible: false }), hb(C, { readerEligible: false })]);
+  const r = elect(svc('readers', { readersIncludeWriter: true }), [
+    hb(A, primary),
+    hb(B, { readerEligible: false }),
+    hb(C, { readerEligible: false }),
+  ]);
   assert.deepEqual(r.alerts, []);
 });
 
@@ -127,7 +183,14 @@ test('electWriter keeps a still-eligible writer among several candidates', () =>
 });
 
 test('lc target weights are proportional to 1/(1+threads) with the least loaded at max_weight', () => {
-  const w = lcTargetWeights(new Map([['a', 1], ['b', 3], ['c', 1000]]), 100);
+  const w = lcTargetWeights(
+    new Map([
+      ['a', 1],
+      ['b', 3],
+      ['c', 1000],
+    ]),
+    100,
+  );
   assert.deepEqual([...w.values()], [100, 50, 1]);
 });
 
@@ -144,29 +207,72 @@ test('lc damping ignores changes below the threshold and changes at most every m
 });
 
 test('replica status is parsed from MariaDB and MySQL 8 column names', () => {
-  assert.deepEqual(parseReplicaStatus({ Slave_IO_Running: 'Yes', Slave_SQL_Running: 'No', Seconds_Behind_Master: null }), {
-    io: 'Yes', sql: 'No', secondsBehind: null, columns: 'slave',
-  });
-  assert.deepEqual(parseReplicaStatus({ Replica_IO_Running: 'Connecting', Replica_SQL_Running: 'Yes', Seconds_Behind_Source: '7' }), {
-    io: 'Connecting', sql: 'Yes', secondsBehind: 7, columns: 'replica',
-  });
+  assert.deepEqual(
+    parseReplicaStatus({ Slave_IO_Running: 'Yes', Slave_SQL_Running: 'No', Seconds_Behind_Master: null }),
+    {
+      io: 'Yes',
+      sql: 'No',
+      secondsBehind: null,
+      columns: 'slave',
+    },
+  );
+  assert.deepEqual(
+    parseReplicaStatus({ Replica_IO_Running: 'Connecting', Replica_SQL_Running: 'Yes', Seconds_Behind_Source: '7' }),
+    {
+      io: 'Connecting',
+      sql: 'Yes',
+      secondsBehind: 7,
+      columns: 'replica',
+    },
+  );
   assert.equal(parseReplicaStatus(undefined), null);
 });
 
 test('lag is unknown when a replication thread is stopped, NULL, or the status is unreadable', () => {
   const base = { replicationError: null, heartbeatLagSeconds: undefined, heartbeatError: null };
-  const rep = (io: string, sql: string, sbm: number | null) => ({ io, sql, secondsBehind: sbm, columns: 'slave' as const });
-  assert.deepEqual(replicaLag({ ...base, replication: rep('Yes', 'No', null) }, false), { lag: null, reason: 'replication SQL thread not running' });
-  assert.deepEqual(replicaLag({ ...base, replication: rep('Connecting', 'Yes', null) }, false), { lag: null, reason: 'replication IO thread Connecting' });
-  assert.deepEqual(replicaLag({ ...base, replication: rep('Yes', 'Yes', null) }, false), { lag: null, reason: 'Seconds_Behind_Master is NULL' });
-  assert.deepEqual(replicaLag({ ...base, replication: undefined, replicationError: 'missing privilege SLAVE MONITOR: x' }, false), { lag: null, reason: 'missing privilege SLAVE MONITOR: x' });
+  const rep = (io: string, sql: string, sbm: number | null) => ({
+    io,
+    sql,
+    secondsBehind: sbm,
+    columns: 'slave' as const,
+  });
+  assert.deepEqual(replicaLag({ ...base, replication: rep('Yes', 'No', null) }, false), {
+    lag: null,
+    reason: 'replication SQL thread not running',
+  });
+  assert.deepEqual(replicaLag({ ...base, replication: rep('Connecting', 'Yes', null) }, false), {
+    lag: null,
+    reason: 'replication IO thread Connecting',
+  });
+  assert.deepEqual(replicaLag({ ...base, replication: rep('Yes', 'Yes', null) }, false), {
+    lag: null,
+    reason: 'Seconds_Behind_Master is NULL',
+  });
+  assert.deepEqual(
+    replicaLag({ ...base, replication: undefined, replicationError: 'missing privilege SLAVE MONITOR: x' }, false),
+    { lag: null, reason: 'missing privilege SLAVE MONITOR: x' },
+  );
   assert.deepEqual(replicaLag({ ...base, replication: rep('Yes', 'Yes', 2) }, false), { lag: 2, reason: null });
 });
 
 test('lag is the larger of Seconds_Behind_Master and the heartbeat age', () => {
   const r = { io: 'Yes', sql: 'Yes', secondsBehind: 0, columns: 'slave' as const };
-  assert.deepEqual(replicaLag({ replication: r, replicationError: null, heartbeatLagSeconds: 4.5, heartbeatError: null }, true), { lag: 4.5, reason: null });
-  assert.equal(replicaLag({ replication: r, replicationError: null, heartbeatLagSeconds: null, heartbeatError: 'heartbeat table hb.t is empty' }, true).reason, 'heartbeat table hb.t is empty');
+  assert.deepEqual(
+    replicaLag({ replication: r, replicationError: null, heartbeatLagSeconds: 4.5, heartbeatError: null }, true),
+    { lag: 4.5, reason: null },
+  );
+  assert.equal(
+    replicaLag(
+      {
+        replication: r,
+        replicationError: null,
+        heartbeatLagSeconds: null,
+        heartbeatError: 'heartbeat table hb.t is empty',
+      },
+      true,
+    ).reason,
+    'heartbeat table hb.t is empty',
+  );
 });
 
 test('roles follow read_only and replication state', () => {
@@ -174,18 +280,38 @@ test('roles follow read_only and replication state', () => {
   assert.equal(roleOf({ readOnly: false, superReadOnly: null, replication: null }), 'primary');
   assert.equal(roleOf({ readOnly: true, superReadOnly: null, replication: null }), 'readonly');
   assert.equal(roleOf({ readOnly: true, superReadOnly: null, replication: rep('Yes', 'Yes') }), 'replica');
-  assert.equal(roleOf({ readOnly: false, superReadOnly: null, replication: rep('Yes', 'Yes') }), 'replica', 'a writable replica is no writer');
-  assert.equal(roleOf({ readOnly: false, superReadOnly: null, replication: rep('No', 'No') }), 'primary', 'stopped replication + writable = promoted');
+  assert.equal(
+    roleOf({ readOnly: false, superReadOnly: null, replication: rep('Yes', 'Yes') }),
+    'replica',
+    'a writable replica is no writer',
+  );
+  assert.equal(
+    roleOf({ readOnly: false, superReadOnly: null, replication: rep('No', 'No') }),
+    'primary',
+    'stopped replication + writable = promoted',
+  );
   assert.equal(roleOf({ readOnly: false, superReadOnly: true, replication: null }), 'readonly');
   assert.equal(roleOf({ readOnly: false, superReadOnly: null, replication: undefined }), 'unknown');
 });
 
 test('error texts are plain words and never contain the password', () => {
   const e = { errno: 1045, message: "Access denied for user 'monitor'@'10.77.0.2' (using password: YES)" };
-  assert.equal(describeConnectError(e, '10.77.0.11:3306'), "auth failed: Access denied for user 'monitor'@'10.77.0.2' (using password: YES)");
-  assert.match(describeConnectError({ errno: 1129, message: "Host '10.77.0.2' is blocked" }, 'x:1'), /director blocked by x:1 \(ERROR 1129/);
-  assert.equal(describeQueryError({ code: 'PROTOCOL_SEQUENCE_TIMEOUT' }, 'SELECT @@global.read_only AS ro', 500, true), 'timeout after 500 ms running SELECT @@global.read_only AS ro');
-  assert.match(describeQueryError({ errno: 1227, message: 'Access denied; you need ...' }, 'SHOW REPLICA STATUS', 500, true), /^missing privilege SLAVE MONITOR: /);
+  assert.equal(
+    describeConnectError(e, '10.77.0.11:3306'),
+    "auth failed: Access denied for user 'monitor'@'10.77.0.2' (using password: YES)",
+  );
+  assert.match(
+    describeConnectError({ errno: 1129, message: "Host '10.77.0.2' is blocked" }, 'x:1'),
+    /director blocked by x:1 \(ERROR 1129/,
+  );
+  assert.equal(
+    describeQueryError({ code: 'PROTOCOL_SEQUENCE_TIMEOUT' }, 'SELECT @@global.read_only AS ro', 500, true),
+    'timeout after 500 ms running SELECT @@global.read_only AS ro',
+  );
+  assert.match(
+    describeQueryError({ errno: 1227, message: 'Access denied; you need ...' }, 'SHOW REPLICA STATUS', 500, true),
+    /^missing privilege SLAVE MONITOR: /,
+  );
   assert.equal(scrub('bad pw s3cr3t! in s3cr3t!', ['s3cr3t!']), 'bad pw [redacted] in [redacted]');
 });
 
@@ -199,13 +325,23 @@ test('a MySQL first packet is told apart from other protocols', () => {
 
 test('the health schema applies the documented defaults', () => {
   assert.deepEqual(healthSchema.parse({}), {
-    interval: 1000, timeout: 500, rise: 2, fall: 3, fresh_connect_interval: 10000, max_replication_lag: 10000,
+    interval: 1000,
+    timeout: 500,
+    rise: 2,
+    fall: 3,
+    fresh_connect_interval: 10000,
+    max_replication_lag: 10000,
     lc_damping: { max_weight: 100, threshold: 0.2, min_intervals: 5 },
   });
 });
 
 test('durations need their unit and anything else is refused with a fix', () => {
-  const h = healthSchema.parse({ interval: '2s', timeout: '250ms', max_replication_lag: '1m', heartbeat: { table: 'hb.heartbeat' } });
+  const h = healthSchema.parse({
+    interval: '2s',
+    timeout: '250ms',
+    max_replication_lag: '1m',
+    heartbeat: { table: 'hb.heartbeat' },
+  });
   assert.equal(h.interval, 2000);
   assert.equal(h.timeout, 250);
   assert.equal(h.max_replication_lag, 60000);
@@ -228,10 +364,23 @@ test('a heartbeat table that is not db.table is refused', () => {
 });
 
 test('the monitor schema needs exactly one password source and no literal password', () => {
-  assert.match(monitorSchema.safeParse({ user: 'm' }).error!.issues[0].message, /exactly one of password_file or password_env/);
-  assert.match(monitorSchema.safeParse({ user: 'm', password_file: '/a', password_env: 'B' }).error!.issues[0].message, /both password_file and password_env/);
-  assert.equal(monitorSchema.safeParse({ user: 'm', password: 'x', password_env: 'B' }).error!.issues[0].code, 'unrecognized_keys');
-  assert.deepEqual(monitorSchema.parse({ user: 'm', password_env: 'B' }), { user: 'm', password_env: 'B', connect_timeout: 1000 });
+  assert.match(
+    monitorSchema.safeParse({ user: 'm' }).error!.issues[0].message,
+    /exactly one of password_file or password_env/,
+  );
+  assert.match(
+    monitorSchema.safeParse({ user: 'm', password_file: '/a', password_env: 'B' }).error!.issues[0].message,
+    /both password_file and password_env/,
+  );
+  assert.equal(
+    monitorSchema.safeParse({ user: 'm', password: 'x', password_env: 'B' }).error!.issues[0].code,
+    'unrecognized_keys',
+  );
+  assert.deepEqual(monitorSchema.parse({ user: 'm', password_env: 'B' }), {
+    user: 'm',
+    password_env: 'B',
+    connect_timeout: 1000,
+  });
 });
 
 test('the password is read from a file without its trailing newline, or from the environment', () => {
@@ -243,8 +392,15 @@ test('the password is read from a file without its trailing newline, or from the
     process.env.XDE_TEST_PW = 'from-env';
     assert.equal(readPassword({ password_env: 'XDE_TEST_PW' }), 'from-env');
     delete process.env.XDE_TEST_PW;
-    assert.throws(() => readPassword({ password_env: 'XDE_TEST_PW' }), /XDE_TEST_PW: the environment variable is not set/);
-    assert.throws(() => readPassword({ password_file: path.join(dir, 'missing') }), (e: Error & { code?: string }) => e.code === 'XD_ERR_HEALTH_PASSWORD' && /cannot read it \(ENOENT\)/.test(e.message));
+    assert.throws(
+      () => readPassword({ password_env: 'XDE_TEST_PW' }),
+      /XDE_TEST_PW: the environment variable is not set/,
+    );
+    assert.throws(
+      () => readPassword({ password_file: path.join(dir, 'missing') }),
+      (e: Error & { code?: string }) =>
+        e.code === 'XD_ERR_HEALTH_PASSWORD' && /cannot read it \(ENOENT\)/.test(e.message),
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -257,22 +413,55 @@ test('the parsed config feeds the health monitor directly', async () => {
     monitor: MONITOR,
     health: { interval: '2s', max_replication_lag: '5s' },
     services: [
-      { name: 'rw', port: 3306, pool: 'writer', backends: [{ name: 'db1', address: '10.0.0.1', port: 3306 }, { name: 'db2', address: '10.0.0.2', port: 3306 }] },
-      { name: 'ro', port: 3306, pool: 'readers', readersIncludeWriter: true, backends: [{ name: 'db1', address: '10.0.0.1', port: 3306 }, { name: 'db2', address: '10.0.0.2', port: 3306 }] },
+      {
+        name: 'rw',
+        port: 3306,
+        pool: 'writer',
+        backends: [
+          { name: 'db1', address: '10.0.0.1', port: 3306 },
+          { name: 'db2', address: '10.0.0.2', port: 3306 },
+        ],
+      },
+      {
+        name: 'ro',
+        port: 3306,
+        pool: 'readers',
+        readersIncludeWriter: true,
+        backends: [
+          { name: 'db1', address: '10.0.0.1', port: 3306 },
+          { name: 'db2', address: '10.0.0.2', port: 3306 },
+        ],
+      },
     ],
   });
-  const hm = new HealthMonitor({ services: cfg.services, monitor: cfg.monitor, health: cfg.health, log: silentLogger() });
+  const hm = new HealthMonitor({
+    services: cfg.services,
+    monitor: cfg.monitor,
+    health: cfg.health,
+    log: silentLogger(),
+  });
   assert.equal(hm.health, cfg.health, 'the parsed section itself, not a copy re-validated');
   assert.equal(hm.health.interval, 2000);
   assert.deepEqual(Object.keys(hm.snapshot().writers), ['rw', 'ro']);
-  assert.deepEqual(hm.snapshot().backends.map((b) => [b.name, b.check]), [['db1', 'mysql'], ['db2', 'mysql']]);
+  assert.deepEqual(
+    hm.snapshot().backends.map((b) => [b.name, b.check]),
+    [
+      ['db1', 'mysql'],
+      ['db2', 'mysql'],
+    ],
+  );
 });
 
 test('a mysql check without a monitor section is refused with the fix', async () => {
   const { HealthMonitor } = await import('../../src/health/monitor');
   const { silentLogger } = await import('../../src/log');
   assert.throws(
-    () => new HealthMonitor({ services: testConfig({ services: [svc('writer')], monitor: MONITOR }).services, health: healthSchema.parse({}), log: silentLogger() }),
+    () =>
+      new HealthMonitor({
+        services: testConfig({ services: [svc('writer')], monitor: MONITOR }).services,
+        health: healthSchema.parse({}),
+        log: silentLogger(),
+      }),
     /monitor: missing: backends db1, db2, db3 use check mysql, which needs a monitor: section \(user and password_file or password_env\)/,
   );
 });

@@ -13,11 +13,26 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('a wall-clock step of -1 h or +1 h changes no reconnect decision', async () => {
   let connections = 0;
-  const server = net.createServer((s) => { connections++; s.destroy(); });
+  const server = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  after(() => { server.close(); mock.restoreAll(); });
+  after(() => {
+    server.close();
+    mock.restoreAll();
+  });
   const port = (server.address() as net.AddressInfo).port;
-  const c = new MysqlChecker({ host: '127.0.0.1', port, user: 'monitor', password: () => 'not-in-any-message', connectTimeoutMs: 500, queryTimeoutMs: 500, intervalMs: 200, freshConnectIntervalMs: 60_000 });
+  const c = new MysqlChecker({
+    host: '127.0.0.1',
+    port,
+    user: 'monitor',
+    password: () => 'not-in-any-message',
+    connectTimeoutMs: 500,
+    queryTimeoutMs: 500,
+    intervalMs: 200,
+    freshConnectIntervalMs: 60_000,
+  });
   after(() => c.close());
   const realNow = Date.now.bind(Date);
   const step = (ms: number) => mock.method(Date, 'now', () => realNow() + ms);
@@ -36,7 +51,11 @@ test('a wall-clock step of -1 h or +1 h changes no reconnect decision', async ()
   assert.ok(wait > 0 && wait <= 200, `the wait is what is left of 200 ms, not an hour: ${p.error}`);
   await sleep(250);
   p = await c.check();
-  assert.equal(connections, 3, `after the backoff the checker reconnects despite the clock stepped back an hour: ${p.error}`);
+  assert.equal(
+    connections,
+    3,
+    `after the backoff the checker reconnects despite the clock stepped back an hour: ${p.error}`,
+  );
 
   mock.restoreAll();
   step(+HOUR);

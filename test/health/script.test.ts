@@ -41,18 +41,26 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'my.cnf'), `[client]\nuser=monitor\npassword=${PASSWORD}\n`, { mode: 0o644 });
   db = new MariaDB({ prefix: PREFIX, name: 'db1', serverId: 1, monitorPassword: PASSWORD });
   await db.start();
-  await db.query("CREATE DATABASE xdcheck; CREATE TABLE xdcheck.weight (w INT NOT NULL); INSERT INTO xdcheck.weight VALUES (5); GRANT SELECT ON xdcheck.* TO 'monitor'@'%'");
+  await db.query(
+    "CREATE DATABASE xdcheck; CREATE TABLE xdcheck.weight (w INT NOT NULL); INSERT INTO xdcheck.weight VALUES (5); GRANT SELECT ON xdcheck.* TO 'monitor'@'%'",
+  );
   // The kind of script keepalived users run from MISC_CHECK: address and port as arguments, the
   // mariadb client, exit 0 up / 1 down; the dynamic one exits 2 + the weight it read.
-  script('check_mysql.sh', [
-    '[ "$(id -u)" = 0 ] && { echo "running as root"; exit 1; }',
-    `out=$(mariadb --defaults-extra-file=${dir}/my.cnf --connect-timeout=1 -h "$1" -P "$2" -N -B -e 'SELECT 1' 2>&1) || { echo "$out"; exit 1; }`,
-    'exit 0',
-  ].join('\n'));
-  script('check_weight.sh', [
-    `w=$(mariadb --defaults-extra-file=${dir}/my.cnf --connect-timeout=1 -h "$XDIRECTOR_BACKEND_ADDRESS" -P "$XDIRECTOR_BACKEND_PORT" -N -B -e 'SELECT w FROM xdcheck.weight' 2>&1) || { echo "$w"; exit 1; }`,
-    'exit $((2 + w))',
-  ].join('\n'));
+  script(
+    'check_mysql.sh',
+    [
+      '[ "$(id -u)" = 0 ] && { echo "running as root"; exit 1; }',
+      `out=$(mariadb --defaults-extra-file=${dir}/my.cnf --connect-timeout=1 -h "$1" -P "$2" -N -B -e 'SELECT 1' 2>&1) || { echo "$out"; exit 1; }`,
+      'exit 0',
+    ].join('\n'),
+  );
+  script(
+    'check_weight.sh',
+    [
+      `w=$(mariadb --defaults-extra-file=${dir}/my.cnf --connect-timeout=1 -h "$XDIRECTOR_BACKEND_ADDRESS" -P "$XDIRECTOR_BACKEND_PORT" -N -B -e 'SELECT w FROM xdcheck.weight' 2>&1) || { echo "$w"; exit 1; }`,
+      'exit $((2 + w))',
+    ].join('\n'),
+  );
   script('hang.sh', 'sleep 30 &\necho "sleeping as $!"\nwait');
 });
 
@@ -64,12 +72,21 @@ after(async () => {
 
 function monitor(check_script: TestService['check_script']) {
   const inputs = healthInputs({
-    services: [{ name: 'db', check: 'script', check_script: { user: USER, ...check_script! }, backends: [{ address: '127.0.0.1', port: db.port, name: 'db1' }] }],
+    services: [
+      {
+        name: 'db',
+        check: 'script',
+        check_script: { user: USER, ...check_script! },
+        backends: [{ address: '127.0.0.1', port: db.port, name: 'db1' }],
+      },
+    ],
     health: { interval: 200, timeout: 150, rise: 1, fall: 2 },
   });
   const hm = new HealthMonitor({ ...inputs, log: captureLog().log });
   monitors.push(hm);
-  const backend = () => desiredState({ services: inputs.services, health: hm.snapshot(), drained: new Set(), macs: new Map() }).state.services[0]!.backends[0]!;
+  const backend = () =>
+    desiredState({ services: inputs.services, health: hm.snapshot(), drained: new Set(), macs: new Map() }).state
+      .services[0]!.backends[0]!;
   return { hm, backend };
 }
 
@@ -82,7 +99,10 @@ test('a script check with the mariadb client brings the backend up as the script
     await db.stop();
     await until(hm, (s) => !s.backends[0]!.up, 5000, 'down');
     assert.equal(backend().state, 'down');
-    assert.match(hm.snapshot().backends[0]!.lastError!, /check script .*check_mysql\.sh exited with status 1: .*Can't connect/);
+    assert.match(
+      hm.snapshot().backends[0]!.lastError!,
+      /check script .*check_mysql\.sh exited with status 1: .*Can't connect/,
+    );
     await db.start();
     await until(hm, (s) => s.backends[0]!.up, 10_000, 'up again');
   } finally {
@@ -126,13 +146,19 @@ test('a script still running at its timeout is killed with the processes it star
   hm.start();
   try {
     await until(hm, (s) => s.backends[0]!.checks >= 1, 5000, 'one check');
-    const m = /hang\.sh still running after 100 ms: killed: sleeping as (\d+)$/.exec(hm.snapshot().backends[0]!.lastError!);
+    const m = /hang\.sh still running after 100 ms: killed: sleeping as (\d+)$/.exec(
+      hm.snapshot().backends[0]!.lastError!,
+    );
     assert.ok(m, hm.snapshot().backends[0]!.lastError!);
     const pid = Number(m[1]);
     // The grandchild (sleep) was in the script's process group: gone too.
     // Gone, or a zombie until PID 1 reaps the orphan.
     const running = (): boolean => {
-      try { return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return false; }
+      try {
+        return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
     };
     let alive = running();
     for (let i = 0; i < 50 && alive; i++) {
@@ -146,7 +172,21 @@ test('a script still running at its timeout is killed with the processes it star
 });
 
 function problems(cs: Record<string, unknown>, top: Record<string, unknown> = {}): string {
-  const text = JSON.stringify({ instance: 't', interface: 'lo', ...top, services: [{ name: 's', vip: '10.9.0.1', port: 3306, check: 'script', check_script: cs, backends: [{ address: '10.9.0.2' }] }] });
+  const text = JSON.stringify({
+    instance: 't',
+    interface: 'lo',
+    ...top,
+    services: [
+      {
+        name: 's',
+        vip: '10.9.0.1',
+        port: 3306,
+        check: 'script',
+        check_script: cs,
+        backends: [{ address: '10.9.0.2' }],
+      },
+    ],
+  });
   try {
     parseConfig(text, 'x.yaml', { checkFiles: true });
   } catch (e) {
@@ -159,35 +199,89 @@ function problems(cs: Record<string, unknown>, top: Record<string, unknown> = {}
 test('check-config refuses a missing, non-executable or writable-by-others script, an unknown or root user, and no user, each with its fix', () => {
   const ok = script('ok.sh', 'exit 0');
   assert.equal(problems({ command: `${ok} --x`, user: USER }), '');
-  assert.match(problems({ command: `${dir}/nope.sh`, user: USER }), /check_script\.command: .*nope\.sh does not exist: install the script there or fix the path/);
-  assert.match(problems({ command: script('noexec.sh', 'exit 0', 0o644), user: USER }), /noexec\.sh is not executable \(mode 0644\): chmod 755 /);
-  assert.match(problems({ command: script('ww.sh', 'exit 0', 0o757), user: USER }), /ww\.sh is writable by every user \(mode 0757\): .*chmod o-w/);
+  assert.match(
+    problems({ command: `${dir}/nope.sh`, user: USER }),
+    /check_script\.command: .*nope\.sh does not exist: install the script there or fix the path/,
+  );
+  assert.match(
+    problems({ command: script('noexec.sh', 'exit 0', 0o644), user: USER }),
+    /noexec\.sh is not executable \(mode 0644\): chmod 755 /,
+  );
+  assert.match(
+    problems({ command: script('ww.sh', 'exit 0', 0o757), user: USER }),
+    /ww\.sh is writable by every user \(mode 0757\): .*chmod o-w/,
+  );
   const open = path.join(dir, 'open');
   fs.mkdirSync(open, { mode: 0o777 });
   fs.chmodSync(open, 0o777);
   fs.writeFileSync(path.join(open, 'c.sh'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-  assert.match(problems({ command: `${open}/c.sh`, user: USER }), /c\.sh is in .*open, which every user can write \(mode 0777\): .*move the script to a root-owned directory/);
-  assert.match(problems({ command: ok, user: `xdno${process.pid}` }), /user xdno\d+ does not exist: create it \(useradd --system/);
+  assert.match(
+    problems({ command: `${open}/c.sh`, user: USER }),
+    /c\.sh is in .*open, which every user can write \(mode 0777\): .*move the script to a root-owned directory/,
+  );
+  assert.match(
+    problems({ command: ok, user: `xdno${process.pid}` }),
+    /user xdno\d+ does not exist: create it \(useradd --system/,
+  );
   assert.match(problems({ command: ok, user: 'root' }), /user root is root \(uid 0\)/);
   assert.match(problems({ command: ok }), /check_script\.user: is required \(or set script_user\)/);
   assert.equal(problems({ command: ok }, { script_user: USER }), '');
   assert.match(problems({ command: 'check.sh {address}', user: USER }), /must start with the script's absolute path/);
-  assert.match(problems({ command: ok, user: USER, timeout: '5s' }), /timeout: \(5000 ms\) must not exceed health\.interval \(1000 ms\)/);
+  assert.match(
+    problems({ command: ok, user: USER, timeout: '5s' }),
+    /timeout: \(5000 ms\) must not exceed health\.interval \(1000 ms\)/,
+  );
 });
 
 test('script_user: VRRP track and notify commands run as it, and every VRRP instance carries it', async () => {
   const ids = lookupUser(USER)!;
   assert.equal((await runCommand(`test "$(id -u):$(id -g)" = "${ids.uid}:${ids.gid}"`, [], 2000, ids)).ok, true);
-  assert.equal((await runCommand(`test "$(id -u)" = "${ids.uid}"`, [], 2000)).ok, ids.uid === process.getuid!(), 'without script_user the command runs as the daemon');
-  const cfg = parseConfig(JSON.stringify({ instance: 't', interface: 'lo', script_user: USER, vrrp: [{ name: 'V', vrid: 9, vips: ['10.9.0.1'] }], services: [{ name: 's', vip: '10.9.0.1', port: 80, check: 'none', backends: [] }] }), 'v.yaml');
+  assert.equal(
+    (await runCommand(`test "$(id -u)" = "${ids.uid}"`, [], 2000)).ok,
+    ids.uid === process.getuid!(),
+    'without script_user the command runs as the daemon',
+  );
+  const cfg = parseConfig(
+    JSON.stringify({
+      instance: 't',
+      interface: 'lo',
+      script_user: USER,
+      vrrp: [{ name: 'V', vrid: 9, vips: ['10.9.0.1'] }],
+      services: [{ name: 's', vip: '10.9.0.1', port: 80, check: 'none', backends: [] }],
+    }),
+    'v.yaml',
+  );
   assert.equal(cfg.vrrp[0]!.scriptUser, USER);
 });
 
 test('a reload that changes a check script, its timeout, user or dynamic setting rebuilds the health monitor', () => {
-  const cfg = (cs: Record<string, unknown>) => parseConfig(JSON.stringify({ instance: 't', interface: 'lo', script_user: USER, services: [{ name: 's', vip: '10.9.0.1', port: 80, check: 'script', check_script: cs, backends: [{ address: '10.9.0.2' }] }] }), 'r.yaml');
+  const cfg = (cs: Record<string, unknown>) =>
+    parseConfig(
+      JSON.stringify({
+        instance: 't',
+        interface: 'lo',
+        script_user: USER,
+        services: [
+          {
+            name: 's',
+            vip: '10.9.0.1',
+            port: 80,
+            check: 'script',
+            check_script: cs,
+            backends: [{ address: '10.9.0.2' }],
+          },
+        ],
+      }),
+      'r.yaml',
+    );
   const base = cfg({ command: '/bin/true' });
   assert.equal(healthInputsChanged(base, cfg({ command: '/bin/true' })), false);
-  for (const cs of [{ command: '/bin/false' }, { command: '/bin/true', timeout: '200ms' }, { command: '/bin/true', dynamic: true }, { command: '/bin/true', user: 'root' }]) {
+  for (const cs of [
+    { command: '/bin/false' },
+    { command: '/bin/true', timeout: '200ms' },
+    { command: '/bin/true', dynamic: true },
+    { command: '/bin/true', user: 'root' },
+  ]) {
     assert.equal(healthInputsChanged(base, cfg(cs)), true, JSON.stringify(cs));
   }
 });

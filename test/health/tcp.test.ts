@@ -33,9 +33,14 @@ test('a TCP check succeeds against a listener and says "connection refused" with
 test('a tcp service backend goes down when its listener closes and comes back after rise', async () => {
   let s = await listen();
   const port = (s.address() as net.AddressInfo).port;
-  const inputs = healthInputs({ services: [{ name: 'web', check: 'tcp', backends: [{ address: '127.0.0.1', port, name: 'w1' }] }], health: { interval: 100, timeout: 80 } });
+  const inputs = healthInputs({
+    services: [{ name: 'web', check: 'tcp', backends: [{ address: '127.0.0.1', port, name: 'w1' }] }],
+    health: { interval: 100, timeout: 80 },
+  });
   const hm = new HealthMonitor({ ...inputs, log: captureLog().log });
-  const state = (): string => desiredState({ services: inputs.services, health: hm.snapshot(), drained: new Set(), macs: new Map() }).state.services[0].backends[0].state;
+  const state = (): string =>
+    desiredState({ services: inputs.services, health: hm.snapshot(), drained: new Set(), macs: new Map() }).state
+      .services[0].backends[0].state;
   hm.start();
   try {
     await until(hm, (x) => x.backends[0].up, 2000, 'up');

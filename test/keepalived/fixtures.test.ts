@@ -24,15 +24,20 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `xdkr${process.pid}-`));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Problems a config can only have on a machine that lacks what it names: these are the operator's to provide. */
-const MISSING_HERE = /cannot read \/etc\/xdirector\/monitor\.pw \(ENOENT\)|check_script\.command: \S+ does not exist|user \S+ does not exist/;
+const MISSING_HERE =
+  /cannot read \/etc\/xdirector\/monitor\.pw \(ENOENT\)|check_script\.command: \S+ does not exist|user \S+ does not exist/;
 
 const NAT = (FORWARDING as readonly string[]).includes('nat');
-const files = fs.readdirSync(REAL).filter((f) => f.endsWith('.conf')).sort();
+const files = fs
+  .readdirSync(REAL)
+  .filter((f) => f.endsWith('.conf'))
+  .sort();
 
 describe('import-keepalived on real-world configs', () => {
   it('has at least ten of them, each citing its source', () => {
     assert.ok(files.length >= 10, `${files.length} fixtures`);
-    for (const f of files) assert.match(fs.readFileSync(path.join(REAL, f), 'utf8'), /^[!#] Modelled on .*(github\.com\/|https:\/\/)/m, f);
+    for (const f of files)
+      assert.match(fs.readFileSync(path.join(REAL, f), 'utf8'), /^[!#] Modelled on .*(github\.com\/|https:\/\/)/m, f);
   });
 
   for (const f of files) {
@@ -43,10 +48,18 @@ describe('import-keepalived on real-world configs', () => {
       const out = path.join(tmp, `${f}.yaml`);
       // In process (the command's own code, its output captured): a process per fixture costs a second each here.
       const r = { status: 0, stdout: '', stderr: '' };
-      r.status = await importKeepalivedMain([path.join(REAL, f), '-o', out], { stdout: (t) => { r.stdout += t; }, stderr: (t) => { r.stderr += t; } });
+      r.status = await importKeepalivedMain([path.join(REAL, f), '-o', out], {
+        stdout: (t) => {
+          r.stdout += t;
+        },
+        stderr: (t) => {
+          r.stderr += t;
+        },
+      });
       assert.equal(r.status, expect, r.stderr);
       assert.equal(r.stdout, '', '-o is honoured');
-      for (const re of header('lists').filter((l) => !(NAT && /lb_kind NAT/.test(l)))) assert.match(r.stderr, new RegExp(`^  \\S+\\.conf:\\d+: .*${re}`, 'm'));
+      for (const re of header('lists').filter((l) => !(NAT && /lb_kind NAT/.test(l))))
+        assert.match(r.stderr, new RegExp(`^  \\S+\\.conf:\\d+: .*${re}`, 'm'));
       for (const re of header('warns')) assert.match(r.stderr, new RegExp(`^import-keepalived: warning: .*${re}`, 'm'));
       if (expect !== 0) {
         assert.equal(fs.existsSync(out), false, 'nothing written');
@@ -58,7 +71,11 @@ describe('import-keepalived on real-world configs', () => {
       } catch (e) {
         assert.ok(e instanceof XdError, String(e));
         const problems = e.message.split('\n');
-        assert.deepEqual(problems.filter((p) => !MISSING_HERE.test(p)), [], 'only files and users this machine lacks');
+        assert.deepEqual(
+          problems.filter((p) => !MISSING_HERE.test(p)),
+          [],
+          'only files and users this machine lacks',
+        );
       }
     });
   }

@@ -30,7 +30,11 @@ test('the README "From keepalived in five lines" works as written on a fresh mac
   assert.equal(lines.length, 5);
   for (const d of ['upper', 'work', 'bin']) fs.mkdirSync(path.join(tmp, d));
   const bin = path.join(tmp, 'bin');
-  fs.writeFileSync(path.join(bin, 'xdirector'), `#!/bin/sh\nexec ${process.execPath} ${path.join(ROOT, 'bin/xdirector.js')} "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(bin, 'xdirector'),
+    `#!/bin/sh\nexec ${process.execPath} ${path.join(ROOT, 'bin/xdirector.js')} "$@"\n`,
+    { mode: 0o755 },
+  );
   fs.writeFileSync(path.join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${tmp}/systemctl.calls\n`, { mode: 0o755 });
   const script = [
     'set -e',
@@ -45,7 +49,10 @@ test('the README "From keepalived in five lines" works as written on a fresh mac
     'test -f /etc/systemd/system/xdirector.service',
   ].join('\n');
   const r = spawnSync('unshare', ['--mount', '--net', '--propagation', 'private', 'bash', '-c', script], {
-    cwd: ROOT, encoding: 'utf8', timeout: 60_000, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT: tmp },
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, OUT: tmp },
   });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stderr, /import-keepalived: .*written to \/etc\/xdirector\/xdirector\.yaml/);
@@ -53,7 +60,14 @@ test('the README "From keepalived in five lines" works as written on a fresh mac
   assert.match(r.stdout, /^\/etc\/xdirector\/xdirector\.yaml: OK \(instance /m);
   assert.equal(fs.readFileSync(path.join(tmp, 'pw.mode'), 'utf8').trim(), '600');
   assert.match(fs.readFileSync(path.join(tmp, 'lo.addr'), 'utf8'), /inet 10\.0\.0\.100\/32/);
-  assert.ok(fs.existsSync(path.join(tmp, 'upper/xdirector/xdirector.yaml')), 'the config landed in the overlay, not the real /etc');
+  assert.ok(
+    fs.existsSync(path.join(tmp, 'upper/xdirector/xdirector.yaml')),
+    'the config landed in the overlay, not the real /etc',
+  );
   assert.equal(fs.existsSync('/etc/xdirector/xdirector.yaml'), false);
-  assert.deepEqual(fs.readFileSync(path.join(tmp, 'systemctl.calls'), 'utf8').trim().split('\n'), ['stop keepalived', 'daemon-reload', 'enable --now xdirector']);
+  assert.deepEqual(fs.readFileSync(path.join(tmp, 'systemctl.calls'), 'utf8').trim().split('\n'), [
+    'stop keepalived',
+    'daemon-reload',
+    'enable --now xdirector',
+  ]);
 });

@@ -28,13 +28,17 @@ const kaLog: string[] = [];
 
 /** The pair's keepalived.conf, as the guides write it: only state, priority and router_id differ. */
 function pairConf(o: { routerId: string; state: string; priority: number; notifyOut: string }): string {
-  const reals = e.lab.realServers.map((h) => `    real_server ${h.ipv4} 3306 {
+  const reals = e.lab.realServers
+    .map(
+      (h) => `    real_server ${h.ipv4} 3306 {
         weight 1
         TCP_CHECK {
             connect_timeout 1
             retry 2
         }
-    }`).join('\n');
+    }`,
+    )
+    .join('\n');
   return `! keepalived pair for the MySQL VIP
 global_defs {
     router_id ${o.routerId}
@@ -77,7 +81,10 @@ async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: nu
   const t0 = Date.now();
   for (;;) {
     if (await cond()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\nkeepalived:\n${kaLog.slice(-20).join('\n')}`);
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}\nkeepalived:\n${kaLog.slice(-20).join('\n')}`,
+      );
     await sleep(50);
   }
 }
@@ -89,19 +96,56 @@ before(async () => {
   await e.setup();
   const [d1, d2] = e.directors as [Director, Director];
   const oursFile = path.join(e.tmp, 'keepalived-a.conf');
-  fs.writeFileSync(oursFile, pairConf({ routerId: 'DB_LB_A', state: 'MASTER', priority: 150, notifyOut: path.join(e.tmp, 'notify-a.out') }));
+  fs.writeFileSync(
+    oursFile,
+    pairConf({ routerId: 'DB_LB_A', state: 'MASTER', priority: 150, notifyOut: path.join(e.tmp, 'notify-a.out') }),
+  );
   // Import with the real command, then point the test-machine paths (pins, socket, password) at this run.
-  const imp = spawnSync(process.execPath, [BIN, 'import-keepalived', oursFile, '-o', path.join(e.tmp, 'imported.yaml')], { encoding: 'utf8' });
+  const imp = spawnSync(
+    process.execPath,
+    [BIN, 'import-keepalived', oursFile, '-o', path.join(e.tmp, 'imported.yaml')],
+    { encoding: 'utf8' },
+  );
   assert.equal(imp.status, 0, imp.stderr);
   const imported = YAML.parse(fs.readFileSync(path.join(e.tmp, 'imported.yaml'), 'utf8'));
   fs.writeFileSync(path.join(e.tmp, 'monitor.pw'), 'monitor\n', { mode: 0o600 });
   const local = e.config(d1, []);
-  e.writeConfig(d1, { ...imported, instance: local.instance, dataplane: 'xdp', xdp: local.xdp, admin: local.admin, log: local.log, state_dir: local.state_dir, monitor: { ...imported.monitor, password_file: path.join(e.tmp, 'monitor.pw') } });
+  e.writeConfig(d1, {
+    ...imported,
+    instance: local.instance,
+    dataplane: 'xdp',
+    xdp: local.xdp,
+    admin: local.admin,
+    log: local.log,
+    state_dir: local.state_dir,
+    monitor: { ...imported.monitor, password_file: path.join(e.tmp, 'monitor.pw') },
+  });
 
   const kaFile = path.join(e.tmp, 'keepalived-b.conf');
-  fs.writeFileSync(kaFile, pairConf({ routerId: 'DB_LB_B', state: 'BACKUP', priority: 100, notifyOut: path.join(e.tmp, 'notify-b.out') }));
+  fs.writeFileSync(
+    kaFile,
+    pairConf({ routerId: 'DB_LB_B', state: 'BACKUP', priority: 100, notifyOut: path.join(e.tmp, 'notify-b.out') }),
+  );
   // VRRP only (-P): this kernel has no IPVS for keepalived's checker.
-  ka = e.lab.spawn(d2.host, 'keepalived', ['-n', '-l', '-D', '-P', '-f', kaFile, '-p', path.join(e.tmp, 'ka.pid'), '-r', path.join(e.tmp, 'ka-vrrp.pid'), '-c', path.join(e.tmp, 'ka-chk.pid')], { mode: 'nsenter', stdio: ['ignore', 'pipe', 'pipe'] } as any);
+  ka = e.lab.spawn(
+    d2.host,
+    'keepalived',
+    [
+      '-n',
+      '-l',
+      '-D',
+      '-P',
+      '-f',
+      kaFile,
+      '-p',
+      path.join(e.tmp, 'ka.pid'),
+      '-r',
+      path.join(e.tmp, 'ka-vrrp.pid'),
+      '-c',
+      path.join(e.tmp, 'ka-chk.pid'),
+    ],
+    { mode: 'nsenter', stdio: ['ignore', 'pipe', 'pipe'] } as any,
+  );
   kaExited = new Promise((r) => ka!.once('exit', r));
   const onData = (b: Buffer) => kaLog.push(...b.toString('utf8').split('\n').filter(Boolean));
   ka.stdout?.on('data', onData);
@@ -120,28 +164,50 @@ after(async () => {
   await e.teardown();
 });
 
-test('the imported config runs as Master beside keepalived as Backup, accepts its adverts and forwards MySQL through the VIP', { skip }, async () => {
-  const [d1, d2] = e.directors as [Director, Director];
-  await sleep(2500); // two keepalived adverts' worth
-  const st = await e.status(d1);
-  assert.equal(st.vrrp[0].state, 'MASTER');
-  assert.equal(await holdsVip(d2), false, 'keepalived stays Backup');
-  assert.ok(!kaLog.some((l) => /bad checksum|authentication|invalid|ignoring received advert/i.test(l)), `keepalived rejected our adverts:\n${kaLog.join('\n')}`);
-  assert.ok(kaLog.some((l) => /Entering BACKUP STATE/i.test(l)), kaLog.join('\n'));
-  assert.deepEqual(st.health.backends.map((b: any) => b.up), [true, true], 'the MySQL checks (check: mysql from TCP_CHECK on 3306) log in and pass');
-  const r = await e.lab.runClient({ connections: 40, concurrency: 4 });
-  assert.equal(r.failed, 0, JSON.stringify(r.failures));
-  assert.equal(Object.keys(r.byServerId).length, 2, 'both real servers take connections');
-  assert.match(fs.readFileSync(path.join(e.tmp, 'notify-a.out'), 'utf8'), /master/, 'the translated notify_master ran');
-});
+test(
+  'the imported config runs as Master beside keepalived as Backup, accepts its adverts and forwards MySQL through the VIP',
+  { skip },
+  async () => {
+    const [d1, d2] = e.directors as [Director, Director];
+    await sleep(2500); // two keepalived adverts' worth
+    const st = await e.status(d1);
+    assert.equal(st.vrrp[0].state, 'MASTER');
+    assert.equal(await holdsVip(d2), false, 'keepalived stays Backup');
+    assert.ok(
+      !kaLog.some((l) => /bad checksum|authentication|invalid|ignoring received advert/i.test(l)),
+      `keepalived rejected our adverts:\n${kaLog.join('\n')}`,
+    );
+    assert.ok(
+      kaLog.some((l) => /Entering BACKUP STATE/i.test(l)),
+      kaLog.join('\n'),
+    );
+    assert.deepEqual(
+      st.health.backends.map((b: any) => b.up),
+      [true, true],
+      'the MySQL checks (check: mysql from TCP_CHECK on 3306) log in and pass',
+    );
+    const r = await e.lab.runClient({ connections: 40, concurrency: 4 });
+    assert.equal(r.failed, 0, JSON.stringify(r.failures));
+    assert.equal(Object.keys(r.byServerId).length, 2, 'both real servers take connections');
+    assert.match(
+      fs.readFileSync(path.join(e.tmp, 'notify-a.out'), 'utf8'),
+      /master/,
+      'the translated notify_master ran',
+    );
+  },
+);
 
-test('a graceful stop hands the VIP to keepalived at once, and the restarted import preempts it back', { skip }, async () => {
-  const [d1, d2] = e.directors as [Director, Director];
-  await e.stopDirector(d1, 'SIGTERM');
-  const took = await waitFor('keepalived to take the VIP', () => holdsVip(d2), 5000);
-  assert.ok(took < 3000, `keepalived took ${took} ms after priority 0 (its skew time is under 1 s)`);
-  assert.equal(await holdsVip(d1), false);
-  await e.startDirector(d1);
-  await waitFor('the imported xdirector to take the VIP back', () => holdsVip(d1), 15_000);
-  await waitFor('keepalived to release the VIP', async () => !(await holdsVip(d2)), 5000);
-});
+test(
+  'a graceful stop hands the VIP to keepalived at once, and the restarted import preempts it back',
+  { skip },
+  async () => {
+    const [d1, d2] = e.directors as [Director, Director];
+    await e.stopDirector(d1, 'SIGTERM');
+    const took = await waitFor('keepalived to take the VIP', () => holdsVip(d2), 5000);
+    assert.ok(took < 3000, `keepalived took ${took} ms after priority 0 (its skew time is under 1 s)`);
+    assert.equal(await holdsVip(d1), false);
+    await e.startDirector(d1);
+    await waitFor('the imported xdirector to take the VIP back', () => holdsVip(d1), 15_000);
+    await waitFor('keepalived to release the VIP', async () => !(await holdsVip(d2)), 5000);
+  },
+);

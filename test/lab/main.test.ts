@@ -32,16 +32,27 @@ test('the generated lab config passes the config loader with both VIPs and weigh
   assert.equal(cfg.interface, 'eth0');
   assert.equal(cfg.xdp.mode, 'generic');
   assert.equal(cfg.admin.socket, '/run/xdirector/xdlab4242.sock');
-  assert.deepEqual(cfg.services.map((s) => s.vip), ['10.77.0.100', 'fd77::100']);
-  assert.deepEqual(cfg.services[0].backends.map((b) => [b.address, b.weight]), [
-    ['10.77.0.11', 1],
-    ['10.77.0.12', 1],
-    ['10.77.0.13', 2],
-  ]);
+  assert.deepEqual(
+    cfg.services.map((s) => s.vip),
+    ['10.77.0.100', 'fd77::100'],
+  );
+  assert.deepEqual(
+    cfg.services[0].backends.map((b) => [b.address, b.weight]),
+    [
+      ['10.77.0.11', 1],
+      ['10.77.0.12', 1],
+      ['10.77.0.13', 2],
+    ],
+  );
 });
 
 test('scripts/config/lab.yaml gets the per-run instance, socket, mode and password file and still loads', () => {
-  const { doc, source } = buildConfig(lab, st, { keep: false, mode: 'native', connections: 1, connections6: 0, concurrency: 1 }, pw);
+  const { doc, source } = buildConfig(
+    lab,
+    st,
+    { keep: false, mode: 'native', connections: 1, connections6: 0, concurrency: 1 },
+    pw,
+  );
   assert.match(source, /scripts\/config\/lab\.yaml$/);
   const cfg = load(doc);
   assert.equal(cfg.instance, 'xdlab4242');
@@ -54,8 +65,22 @@ test('scripts/config/lab.yaml gets the per-run instance, socket, mode and passwo
 
 test('a --config file that does not exist is an error naming it', () => {
   assert.throws(
-    () => buildConfig(lab, st, { keep: false, mode: 'native', connections: 1, connections6: 0, concurrency: 1, config: '/nonexistent/lab.yaml' }, pw),
-    (e: unknown) => e instanceof XdError && e.code === 'XD_ERR_CONFIG_READ' && /\/nonexistent\/lab\.yaml/.test(e.message),
+    () =>
+      buildConfig(
+        lab,
+        st,
+        {
+          keep: false,
+          mode: 'native',
+          connections: 1,
+          connections6: 0,
+          concurrency: 1,
+          config: '/nonexistent/lab.yaml',
+        },
+        pw,
+      ),
+    (e: unknown) =>
+      e instanceof XdError && e.code === 'XD_ERR_CONFIG_READ' && /\/nonexistent\/lab\.yaml/.test(e.message),
   );
 });
 

@@ -9,7 +9,11 @@ import { pidAlive } from '../../scripts/lab/exec';
 const prefix = `xdfm${process.pid}`;
 const servers: MariaDB[] = [];
 
-function server(name: string, serverId: number, extra: Partial<ConstructorParameters<typeof MariaDB>[0]> = {}): MariaDB {
+function server(
+  name: string,
+  serverId: number,
+  extra: Partial<ConstructorParameters<typeof MariaDB>[0]> = {},
+): MariaDB {
   const s = new MariaDB({ prefix, name, serverId, ...extra });
   servers.push(s);
   return s;
@@ -44,7 +48,12 @@ test('a started server answers the app user over TCP with its own server_id', as
 });
 
 test('the monitor user logs in with the given password and holds SLAVE MONITOR', async () => {
-  const c = await mysql.createConnection({ host: '127.0.0.1', port: primary.port, user: 'monitor', password: 'monpass' });
+  const c = await mysql.createConnection({
+    host: '127.0.0.1',
+    port: primary.port,
+    user: 'monitor',
+    password: 'monpass',
+  });
   try {
     const [rows] = await c.query<mysql.RowDataPacket[]>('SHOW GRANTS');
     const g = rows.map((r) => String(Object.values(r)[0])).join('\n');
@@ -57,7 +66,12 @@ test('the monitor user logs in with the given password and holds SLAVE MONITOR',
 });
 
 test('a monitor user created without SLAVE MONITOR is refused SHOW REPLICA STATUS', async () => {
-  const c = await mysql.createConnection({ host: '127.0.0.1', port: replica2.port, user: 'monitor', password: 'monitor' });
+  const c = await mysql.createConnection({
+    host: '127.0.0.1',
+    port: replica2.port,
+    user: 'monitor',
+    password: 'monitor',
+  });
   try {
     await assert.rejects(c.query('SHOW REPLICA STATUS'), /SLAVE MONITOR|1227/);
   } finally {
@@ -83,7 +97,7 @@ test('stop ends the process and restart brings the same data back on the same po
   await s.start();
   const port = s.port;
   const pid = s.pid!;
-  await s.query("CREATE TABLE lab.k (v INT) ; INSERT INTO lab.k VALUES (42)");
+  await s.query('CREATE TABLE lab.k (v INT) ; INSERT INTO lab.k VALUES (42)');
   await s.stop();
   assert.equal(pidAlive(pid), false);
   assert.equal(s.state, 'stopped');

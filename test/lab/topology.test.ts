@@ -55,19 +55,26 @@ test('real servers hold the VIPs on lo with arp_ignore=1 and arp_announce=2', as
     const lo = (await lab.run(r, 'ip', ['addr', 'show', 'dev', 'lo'])).stdout;
     assert.match(lo, /inet 10\.77\.0\.100\/32/);
     assert.match(lo, /inet6 fd77::100\/128/);
-    const s = (await lab.run(r, 'sysctl', ['-n', 'net.ipv4.conf.all.arp_ignore', 'net.ipv4.conf.all.arp_announce'])).stdout.split('\n');
+    const s = (
+      await lab.run(r, 'sysctl', ['-n', 'net.ipv4.conf.all.arp_ignore', 'net.ipv4.conf.all.arp_announce'])
+    ).stdout.split('\n');
     assert.deepEqual(s.slice(0, 2), ['1', '2']);
   }
 });
 
 test('no host answers ARP for the VIP until a director holds it, and then only that director', async () => {
-  const arping = (n: number) => lab.run(lab.client, 'busybox', ['arping', '-b', '-c', String(n), '-w', String(n), '-I', 'eth0', lab.vip], { allowFail: true });
+  const arping = (n: number) =>
+    lab.run(lab.client, 'busybox', ['arping', '-b', '-c', String(n), '-w', String(n), '-I', 'eth0', lab.vip], {
+      allowFail: true,
+    });
   const before = await arping(1);
   assert.match(before.stdout, /Received 0 response/, before.stdout);
   await lab.addVip(lab.directors[0]);
   try {
     const after = await arping(2);
-    const macs = [...after.stdout.matchAll(/reply from 10\.77\.0\.100 \[([0-9a-f:]+)\]/gi)].map((m) => m[1].toLowerCase());
+    const macs = [...after.stdout.matchAll(/reply from 10\.77\.0\.100 \[([0-9a-f:]+)\]/gi)].map((m) =>
+      m[1].toLowerCase(),
+    );
     assert.ok(macs.length >= 2, after.stdout);
     assert.deepEqual([...new Set(macs)], [lab.directors[0].mac]);
   } finally {
@@ -76,7 +83,8 @@ test('no host answers ARP for the VIP until a director holds it, and then only t
 });
 
 test('no host answers neighbour solicitation for VIP6 until a director holds it, and then only that director', async () => {
-  const ping6 = () => lab.run(lab.client, 'busybox', ['ping', '-6', '-c', '1', '-W', '1', lab.vip6], { allowFail: true });
+  const ping6 = () =>
+    lab.run(lab.client, 'busybox', ['ping', '-6', '-c', '1', '-W', '1', lab.vip6], { allowFail: true });
   const neigh = async () => (await lab.run(lab.client, 'ip', ['-6', 'neigh', 'show', lab.vip6, 'dev', 'eth0'])).stdout;
   const before = await ping6();
   assert.notEqual(before.code, 0, 'VIP6 is unreachable while no director holds it');
@@ -110,7 +118,9 @@ test('a director holding the VIPs still reaches the real servers from its own ad
 
 test('MariaDB on the real servers answers the client through the director and sees the client address', async () => {
   servers.push(
-    ...lab.realServers.map((r, i) => new MariaDB({ prefix, name: r.name, serverId: i + 1, netns: r.ns, advertiseHost: r.ipv4 })),
+    ...lab.realServers.map(
+      (r, i) => new MariaDB({ prefix, name: r.name, serverId: i + 1, netns: r.ns, advertiseHost: r.ipv4 }),
+    ),
   );
   await Promise.all(servers.map((s) => s.start()));
   await lab.kernelDr(lab.directors[0]);
@@ -140,7 +150,9 @@ test('MariaDB on the real servers answers the client through the director and se
 test('replies go from the real server straight to the client, never back through the director', async () => {
   // The director's bridge port sees client→VIP packets (in and forwarded out)
   // but no packet from VIP:3306.
-  const cap = lab.spawn(lab.sw, 'tcpdump', ['-l', '-n', '-i', 'p-d1', '-c', '1000', 'tcp port 3306'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cap = lab.spawn(lab.sw, 'tcpdump', ['-l', '-n', '-i', 'p-d1', '-c', '1000', 'tcp port 3306'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   cap.stdout?.setEncoding('utf8');
   cap.stdout?.on('data', (d: string) => (out += d));
@@ -154,8 +166,15 @@ test('replies go from the real server straight to the client, never back through
   await new Promise((r) => cap.once('exit', r));
   assert.equal(rep.failed, 0);
   const lines = out.trim().split('\n').filter(Boolean);
-  assert.ok(lines.some((l) => /10\.77\.0\.10\.\d+ > 10\.77\.0\.100\.3306/.test(l)), `client→VIP packets seen on p-d1:\n${out.slice(0, 500)}`);
-  assert.equal(lines.filter((l) => /10\.77\.0\.100\.3306 >/.test(l)).length, 0, `no reply crossed the director:\n${out.slice(0, 2000)}`);
+  assert.ok(
+    lines.some((l) => /10\.77\.0\.10\.\d+ > 10\.77\.0\.100\.3306/.test(l)),
+    `client→VIP packets seen on p-d1:\n${out.slice(0, 500)}`,
+  );
+  assert.equal(
+    lines.filter((l) => /10\.77\.0\.100\.3306 >/.test(l)).length,
+    0,
+    `no reply crossed the director:\n${out.slice(0, 2000)}`,
+  );
 });
 
 test('a held session reports a failure when its server is killed, and recovers on another', async () => {
@@ -168,11 +187,20 @@ test('a held session reports a failure when its server is killed, and recovers o
   await victim.start();
   assert.ok(rep.failed >= 1, JSON.stringify(rep));
   assert.ok(rep.sessions >= 2, 'it reconnected');
-  assert.ok(Object.keys(rep.byServerId).length >= 2, `answered by another server afterwards: ${JSON.stringify(rep.byServerId)}`);
+  assert.ok(
+    Object.keys(rep.byServerId).length >= 2,
+    `answered by another server afterwards: ${JSON.stringify(rep.byServerId)}`,
+  );
 });
 
 test('destroy removes every namespace and process it made, and a second destroy is harmless', async () => {
-  const other = await createLab({ prefix: `${prefix}x`, directors: 2, realServers: 1, ipv6: false, xdpMode: 'generic' });
+  const other = await createLab({
+    prefix: `${prefix}x`,
+    directors: 2,
+    realServers: 1,
+    ipv6: false,
+    xdpMode: 'generic',
+  });
   const child = other.spawn(other.client, 'sleep', ['300'], { stdio: 'ignore' });
   // A process the lab did not start itself, found inside its namespace at teardown.
   const r = await other.run(other.realServers[0], 'sh', ['-c', 'sleep 300 >/dev/null 2>&1 & echo $!']);

@@ -7,7 +7,13 @@ import { addressFamily, backendKey, canonicalAddress } from '../../src/net/inet'
 
 type Duration = number | string;
 
-export interface TestBackend { address: string; port: number; name?: string; weight?: number; mac?: string }
+export interface TestBackend {
+  address: string;
+  port: number;
+  name?: string;
+  weight?: number;
+  mac?: string;
+}
 export interface TestService {
   name: string;
   check?: 'mysql' | 'tcp' | 'script' | 'none';
@@ -20,7 +26,13 @@ export interface TestService {
   port?: number;
   backends: TestBackend[];
 }
-export interface TestMonitor { user: string; password_file?: string; password_env?: string; connect_timeout?: Duration; source_address?: string }
+export interface TestMonitor {
+  user: string;
+  password_file?: string;
+  password_env?: string;
+  connect_timeout?: Duration;
+  source_address?: string;
+}
 export interface TestHealth {
   interval?: Duration;
   timeout?: Duration;
@@ -32,7 +44,8 @@ export interface TestHealth {
 }
 
 /** Milliseconds as a duration with its unit ("250ms"); strings pass as written. */
-const dur = (v: Duration | undefined): string | undefined => (v === undefined ? undefined : typeof v === 'number' ? `${v}ms` : v);
+const dur = (v: Duration | undefined): string | undefined =>
+  v === undefined ? undefined : typeof v === 'number' ? `${v}ms` : v;
 
 function durations<T extends object>(o: T | undefined, keys: (keyof T)[]): Record<string, unknown> | undefined {
   if (!o) return undefined;
@@ -69,7 +82,9 @@ export function testConfig(o: { services: TestService[]; monitor?: TestMonitor; 
     interface: 'lo',
     dataplane: 'xdp',
     ...(o.monitor ? { monitor: durations(o.monitor, ['connect_timeout']) } : {}),
-    ...(o.health ? { health: durations(o.health, ['interval', 'timeout', 'fresh_connect_interval', 'max_replication_lag']) } : {}),
+    ...(o.health
+      ? { health: durations(o.health, ['interval', 'timeout', 'fresh_connect_interval', 'max_replication_lag']) }
+      : {}),
     services: o.services.map((s, i) => ({
       name: s.name,
       vip: `10.255.0.${i + 1}`,
@@ -79,7 +94,12 @@ export function testConfig(o: { services: TestService[]; monitor?: TestMonitor; 
       ...(s.pool ? { pool: s.pool } : {}),
       ...(s.scheduler ? { scheduler: s.scheduler } : {}),
       ...(s.readersIncludeWriter !== undefined ? { readers_include_writer: s.readersIncludeWriter } : {}),
-      backends: s.backends.map((b) => ({ ...b, address: standIn(b), port: undefined, name: b.name ?? backendKey(b.address, b.port) })),
+      backends: s.backends.map((b) => ({
+        ...b,
+        address: standIn(b),
+        port: undefined,
+        name: b.name ?? backendKey(b.address, b.port),
+      })),
     })),
   };
   const cfg = parseConfig(JSON.stringify(raw), 'test.yaml');
@@ -95,7 +115,11 @@ export function testConfig(o: { services: TestService[]; monitor?: TestMonitor; 
 }
 
 /** What the daemon hands the health monitor, from testConfig(): services, monitor and health sections. */
-export function healthInputs(o: { services: TestService[]; monitor?: TestMonitor; health?: TestHealth }): Pick<Config, 'services' | 'monitor' | 'health'> {
+export function healthInputs(o: {
+  services: TestService[];
+  monitor?: TestMonitor;
+  health?: TestHealth;
+}): Pick<Config, 'services' | 'monitor' | 'health'> {
   const c = testConfig(o);
   return { services: c.services, monitor: c.monitor, health: c.health };
 }

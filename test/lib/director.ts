@@ -44,7 +44,12 @@ export function loadSmallDirector(o: SmallDirector): Promise<BpfObject> {
       [MAPS.emb6.name]: emb,
       ...(o.takeover === undefined
         ? {}
-        : { [MAPS.tko4.name]: o.takeover, [MAPS.tko6.name]: o.takeover, [MAPS.prb4.name]: o.takeover, [MAPS.prb6.name]: o.takeover }),
+        : {
+            [MAPS.tko4.name]: o.takeover,
+            [MAPS.tko6.name]: o.takeover,
+            [MAPS.prb4.name]: o.takeover,
+            [MAPS.prb6.name]: o.takeover,
+          }),
     },
     globals: { ring_max: o.ringMax, ...o.globals },
   });

@@ -42,7 +42,16 @@ export interface L4 {
   bytes(src: Buffer, dst: Buffer): Buffer;
 }
 
-const TCP_FLAG_BITS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20, E: 0x40, C: 0x80 };
+const TCP_FLAG_BITS: Record<string, number> = {
+  F: 0x01,
+  S: 0x02,
+  R: 0x04,
+  P: 0x08,
+  A: 0x10,
+  U: 0x20,
+  E: 0x40,
+  C: 0x80,
+};
 
 export interface TcpSpec {
   sport: number;
@@ -67,7 +76,8 @@ export function tcpFlags(flags: string): number {
   let v = 0;
   for (const c of flags) {
     const bit = TCP_FLAG_BITS[c];
-    if (bit === undefined) throw new TypeError(`unknown TCP flag ${JSON.stringify(c)} in ${JSON.stringify(flags)}; use F S R P A U E C`);
+    if (bit === undefined)
+      throw new TypeError(`unknown TCP flag ${JSON.stringify(c)} in ${JSON.stringify(flags)}; use F S R P A U E C`);
     v |= bit;
   }
   return v;
@@ -188,7 +198,8 @@ export interface Ipv4Spec {
 export function ipv4(spec: Ipv4Spec, l4: L4): Buffer {
   const src = ipBytes(spec.src);
   const dst = ipBytes(spec.dst);
-  if (src.length !== 4 || dst.length !== 4) throw new TypeError(`ipv4() needs IPv4 addresses, received ${spec.src} -> ${spec.dst}`);
+  if (src.length !== 4 || dst.length !== 4)
+    throw new TypeError(`ipv4() needs IPv4 addresses, received ${spec.src} -> ${spec.dst}`);
   const opts = pad4(spec.options);
   if (opts.length > 40) throw new TypeError(`IPv4 options are at most 40 bytes, received ${opts.length}`);
   const payload = l4.bytes(src, dst);
@@ -217,7 +228,8 @@ export interface Ipv6Ext {
 
 /** Hop-by-Hop or Destination Options of `len` bytes (a multiple of 8, 8..2048), filled with one PadN option (RFC 8200 4.2). */
 function optionsExt(proto: number, len: number): Ipv6Ext {
-  if (len % 8 !== 0 || len < 8 || len > 2048) throw new TypeError(`an options header is 8..2048 bytes in steps of 8, received ${len}`);
+  if (len % 8 !== 0 || len < 8 || len > 2048)
+    throw new TypeError(`an options header is 8..2048 bytes in steps of 8, received ${len}`);
   return {
     proto,
     bytes(next) {
@@ -296,9 +308,13 @@ export interface Ipv6Spec {
 export function ipv6(spec: Ipv6Spec, l4: L4): Buffer {
   const src = ipBytes(spec.src);
   const dst = ipBytes(spec.dst);
-  if (src.length !== 16 || dst.length !== 16) throw new TypeError(`ipv6() needs IPv6 addresses, received ${spec.src} -> ${spec.dst}`);
+  if (src.length !== 16 || dst.length !== 16)
+    throw new TypeError(`ipv6() needs IPv6 addresses, received ${spec.src} -> ${spec.dst}`);
   const payload = l4.bytes(src, dst);
-  const chain = [...(spec.ext ?? []), ...(spec.fragment ? [fragmentExt(spec.fragment.offset, spec.fragment.more, spec.fragment.id)] : [])];
+  const chain = [
+    ...(spec.ext ?? []),
+    ...(spec.fragment ? [fragmentExt(spec.fragment.offset, spec.fragment.more, spec.fragment.id)] : []),
+  ];
   const parts: Buffer[] = [];
   let next = l4.proto;
   for (let i = chain.length - 1; i >= 0; i--) {

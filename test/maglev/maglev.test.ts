@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { buildMaglev, isPrime, nextPrime, maglevPermutation, DEFAULT_RING_SIZE, MAX_RING_SIZE, MaglevBackend } from '../../src/maglev';
+import {
+  buildMaglev,
+  isPrime,
+  nextPrime,
+  maglevPermutation,
+  DEFAULT_RING_SIZE,
+  MAX_RING_SIZE,
+  MaglevBackend,
+} from '../../src/maglev';
 import { XdError } from '../../src/errors';
 
 function backends(n: number, weight: (i: number) => number = () => 1): MaglevBackend[] {
@@ -24,7 +32,9 @@ function counts(table: Uint32Array): Map<number, number> {
 }
 
 function digest(table: Uint32Array): string {
-  return createHash('sha256').update(Buffer.from(table.buffer, table.byteOffset, table.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(Buffer.from(table.buffer, table.byteOffset, table.byteLength))
+    .digest('hex');
 }
 
 /** Mean and max of (slots that changed) / (slots the removed backend owned) over removals of the given ids. */
@@ -33,7 +43,10 @@ function disruption(all: MaglevBackend[], size: number, removeIds: number[]): { 
   let sum = 0;
   let max = 0;
   for (const id of removeIds) {
-    const without = buildMaglev(all.filter((b) => b.id !== id), size);
+    const without = buildMaglev(
+      all.filter((b) => b.id !== id),
+      size,
+    );
     let own = 0;
     let changed = 0;
     for (let i = 0; i < size; i++) {
@@ -73,7 +86,13 @@ test('every slot is filled at the default size for 1 to 1000 backends', () => {
 });
 
 test('small prime tables are filled and equal weights differ by at most one slot', () => {
-  for (const [size, n] of [[7, 3], [13, 5], [13, 13], [251, 10], [251, 100]] as const) {
+  for (const [size, n] of [
+    [7, 3],
+    [13, 5],
+    [13, 13],
+    [251, 10],
+    [251, 100],
+  ] as const) {
     const t = buildMaglev(backends(n), size);
     assert.equal(t.indexOf(0), -1, `M=${size} N=${n}: no hole`);
     const c = [...counts(t).values()];
@@ -88,12 +107,15 @@ test('a table of size 2 works and a single backend takes every slot', () => {
 });
 
 test('a non-prime or out-of-range size is rejected with the nearest prime suggested', () => {
-  assert.throws(() => buildMaglev(backends(3), 65536), (e: unknown) => {
-    assert.ok(e instanceof XdError);
-    assert.equal(e.code, 'XD_ERR_RING');
-    assert.match(e.message, /table size 65536 is not prime.*use 65537/);
-    return true;
-  });
+  assert.throws(
+    () => buildMaglev(backends(3), 65536),
+    (e: unknown) => {
+      assert.ok(e instanceof XdError);
+      assert.equal(e.code, 'XD_ERR_RING');
+      assert.match(e.message, /table size 65536 is not prime.*use 65537/);
+      return true;
+    },
+  );
   for (const bad of [0, 1, 4.5, -3, MAX_RING_SIZE + 2, NaN]) {
     assert.throws(() => buildMaglev(backends(3), bad), /XD_ERR_RING|table size/, `size ${bad}`);
   }
@@ -105,8 +127,28 @@ test('more weighted backends than slots is rejected', () => {
 
 test('bad ids, duplicate keys and bad weights are rejected', () => {
   assert.throws(() => buildMaglev([{ id: 0, key: 'a', weight: 1 }], 7), /id must be an integer from 1/);
-  assert.throws(() => buildMaglev([{ id: 1, key: 'a', weight: 1 }, { id: 1, key: 'b', weight: 1 }], 7), /id 1 is given to two backends/);
-  assert.throws(() => buildMaglev([{ id: 1, key: 'a', weight: 1 }, { id: 2, key: 'a', weight: 1 }], 7), /key a appears twice/);
+  assert.throws(
+    () =>
+      buildMaglev(
+        [
+          { id: 1, key: 'a', weight: 1 },
+          { id: 1, key: 'b', weight: 1 },
+        ],
+        7,
+      ),
+    /id 1 is given to two backends/,
+  );
+  assert.throws(
+    () =>
+      buildMaglev(
+        [
+          { id: 1, key: 'a', weight: 1 },
+          { id: 2, key: 'a', weight: 1 },
+        ],
+        7,
+      ),
+    /key a appears twice/,
+  );
   assert.throws(() => buildMaglev([{ id: 1, key: 'a', weight: 1.5 }], 7), /weight must be an integer from 0/);
   assert.throws(() => buildMaglev([{ id: 1, key: 'a', weight: -1 }], 7), /weight must be an integer from 0/);
 });
@@ -120,7 +162,12 @@ test('a weight-0 backend takes no slot and the others fill the table', () => {
 
 test('no backend or only weight-0 backends give an all-zero table', () => {
   assert.ok(buildMaglev([], 251).every((v) => v === 0));
-  assert.ok(buildMaglev(backends(4, () => 0), 251).every((v) => v === 0));
+  assert.ok(
+    buildMaglev(
+      backends(4, () => 0),
+      251,
+    ).every((v) => v === 0),
+  );
 });
 
 test('the table is identical across runs', () => {
@@ -175,7 +222,10 @@ test('slot shares are within 1% of the weight shares at M=65537 for several weig
       const want = (DEFAULT_RING_SIZE * b.weight) / total;
       const rel = Math.abs((c.get(b.id) ?? 0) - want) / want;
       if (rel > worst) worst = rel;
-      assert.ok(rel <= 0.01, `${name}: backend ${b.id} weight ${b.weight} has ${c.get(b.id)} slots, expected ${want.toFixed(1)} (${(rel * 100).toFixed(2)}%)`);
+      assert.ok(
+        rel <= 0.01,
+        `${name}: backend ${b.id} weight ${b.weight} has ${c.get(b.id)} slots, expected ${want.toFixed(1)} (${(rel * 100).toFixed(2)}%)`,
+      );
     }
   }
   t.diagnostic(`worst relative share error: ${(worst * 100).toFixed(3)}%`);
@@ -183,7 +233,11 @@ test('slot shares are within 1% of the weight shares at M=65537 for several weig
 
 test('removing 1 of 10 backends at M=65537 moves at most 1.1x its own slots', (t) => {
   const bs = backends(10);
-  const d = disruption(bs, DEFAULT_RING_SIZE, bs.map((b) => b.id));
+  const d = disruption(
+    bs,
+    DEFAULT_RING_SIZE,
+    bs.map((b) => b.id),
+  );
   t.diagnostic(`M=65537 N=10: mean ${d.mean.toFixed(3)}x, max ${d.max.toFixed(3)}x the minimum`);
   assert.ok(d.mean <= 1.1, `mean ${d.mean}`);
 });
@@ -204,7 +258,10 @@ test('removing 1 of 100 backends at M=655373 moves at most 1.3x its own slots', 
 
 test('a removed backend slots all go to remaining backends and no slot is left empty', () => {
   const bs = backends(10);
-  const without = buildMaglev(bs.filter((b) => b.id !== 4), DEFAULT_RING_SIZE);
+  const without = buildMaglev(
+    bs.filter((b) => b.id !== 4),
+    DEFAULT_RING_SIZE,
+  );
   assert.equal(without.indexOf(0), -1);
   assert.equal(without.indexOf(4), -1);
 });
@@ -212,7 +269,10 @@ test('a removed backend slots all go to remaining backends and no slot is left e
 test('adding a removed backend back restores the original table exactly', () => {
   const bs = backends(100, (i) => 1 + (i % 3));
   const ref = digest(buildMaglev(bs, DEFAULT_RING_SIZE));
-  const without = buildMaglev(bs.filter((b) => b.id !== 42), DEFAULT_RING_SIZE);
+  const without = buildMaglev(
+    bs.filter((b) => b.id !== 42),
+    DEFAULT_RING_SIZE,
+  );
   assert.notEqual(digest(without), ref);
   const back = [...bs.filter((b) => b.id !== 42), bs[41]!];
   assert.equal(digest(buildMaglev(back, DEFAULT_RING_SIZE)), ref);
@@ -221,7 +281,10 @@ test('adding a removed backend back restores the original table exactly', () => 
 test('changing one weight moves slots only to or from that backend in most slots', () => {
   const bs = backends(10);
   const before = buildMaglev(bs, DEFAULT_RING_SIZE);
-  const after = buildMaglev(bs.map((b) => (b.id === 5 ? { ...b, weight: 2 } : b)), DEFAULT_RING_SIZE);
+  const after = buildMaglev(
+    bs.map((b) => (b.id === 5 ? { ...b, weight: 2 } : b)),
+    DEFAULT_RING_SIZE,
+  );
   const c = counts(after);
   // weight 2 of total 11: 2/11 of the table, within 1%
   const want = (DEFAULT_RING_SIZE * 2) / 11;
@@ -245,7 +308,9 @@ test('M=65537 with 1000 backends builds quickly', (t) => {
     runs.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   runs.sort((a, b) => a - b);
-  t.diagnostic(`M=65537 N=1000 build: median ${runs[2]!.toFixed(1)} ms (min ${runs[0]!.toFixed(1)}, max ${runs[4]!.toFixed(1)})`);
+  t.diagnostic(
+    `M=65537 N=1000 build: median ${runs[2]!.toFixed(1)} ms (min ${runs[0]!.toFixed(1)}, max ${runs[4]!.toFixed(1)})`,
+  );
   // Generous bound on a shared 2-vCPU machine; catches an accidental O(M*N) or per-slot allocation.
   assert.ok(runs[2]! < 250, `median ${runs[2]} ms`);
 });
@@ -278,9 +343,15 @@ function referenceMaglev(bs: MaglevBackend[], size: number): Uint32Array {
 
 test('the table equals a straightforward round-by-round reference for equal and skewed weights', () => {
   const mixes: [number, (i: number) => number][] = [
-    [3, () => 1], [3, (i) => (i === 2 ? 2 : 1)], [10, (i) => i + 1], [7, (i) => [0, 3, 5, 1, 0, 9, 2][i]!],
-    [50, (i) => 1 + (i % 4)], [20, (i) => (i === 0 ? 1000 : 1)], [5, (i) => [65535, 1, 2, 3, 65534][i]!],
-    [30, (i) => (i === 0 ? 500 : i === 1 ? 0 : 1 + (i % 3))], [12, (i) => (i < 2 ? 997 : 3 + (i % 5))], // heap path (skewed)
+    [3, () => 1],
+    [3, (i) => (i === 2 ? 2 : 1)],
+    [10, (i) => i + 1],
+    [7, (i) => [0, 3, 5, 1, 0, 9, 2][i]!],
+    [50, (i) => 1 + (i % 4)],
+    [20, (i) => (i === 0 ? 1000 : 1)],
+    [5, (i) => [65535, 1, 2, 3, 65534][i]!],
+    [30, (i) => (i === 0 ? 500 : i === 1 ? 0 : 1 + (i % 3))],
+    [12, (i) => (i < 2 ? 997 : 3 + (i % 5))], // heap path (skewed)
   ];
   for (const size of [251, 4093, DEFAULT_RING_SIZE]) {
     for (const [n, w] of mixes) {

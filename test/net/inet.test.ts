@@ -3,8 +3,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  addressFamily, addressFromBytes, addressToBytes, addressToBytes16, backendKey, hostPort, canonicalAddress, compareAddress,
-  formatMac, inetChecksum, isMac, parseAddress, parseMac, pseudoHeader, unusableReason,
+  addressFamily,
+  addressFromBytes,
+  addressToBytes,
+  addressToBytes16,
+  backendKey,
+  hostPort,
+  canonicalAddress,
+  compareAddress,
+  formatMac,
+  inetChecksum,
+  isMac,
+  parseAddress,
+  parseMac,
+  pseudoHeader,
+  unusableReason,
 } from '../../src/net/inet';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -47,7 +60,18 @@ test('the all-zero, loopback and all-ones-run IPv6 addresses have their short fo
 });
 
 test('malformed addresses, zone ids, prefixes and leading zeros in a dotted quad are refused', () => {
-  for (const s of ['', '10.0.0', '10.0.0.256', '010.0.0.1', '10.0.0.1/24', 'fe80::1%eth0', '1::2::3', '1:2:3:4:5:6:7:8:9', 'db1', ' 10.0.0.1']) {
+  for (const s of [
+    '',
+    '10.0.0',
+    '10.0.0.256',
+    '010.0.0.1',
+    '10.0.0.1/24',
+    'fe80::1%eth0',
+    '1::2::3',
+    '1:2:3:4:5:6:7:8:9',
+    'db1',
+    ' 10.0.0.1',
+  ]) {
     assert.equal(parseAddress(s), undefined, s);
     assert.equal(addressFamily(s), undefined, s);
   }
@@ -123,12 +147,18 @@ test('an IPv4 header with its checksum written sums to zero', () => {
 });
 
 test('the pseudo-header is 12 bytes for IPv4 and 40 for IPv6, protocol and length in place', () => {
-  assert.deepEqual(pseudoHeader(addressToBytes('10.0.0.1'), addressToBytes('10.0.0.2'), 6, 20), hex('0a000001 0a000002 0006 0014'));
+  assert.deepEqual(
+    pseudoHeader(addressToBytes('10.0.0.1'), addressToBytes('10.0.0.2'), 6, 20),
+    hex('0a000001 0a000002 0006 0014'),
+  );
   const p6 = pseudoHeader(addressToBytes('fd00::1'), addressToBytes('fd00::2'), 58, 32);
   assert.equal(p6.length, 40);
   assert.equal(p6.readUInt32BE(32), 32);
   assert.equal(p6[39], 58);
-  assert.throws(() => pseudoHeader(addressToBytes('10.0.0.1'), addressToBytes('fd00::2'), 6, 20), /must both be 4 or both 16 bytes/);
+  assert.throws(
+    () => pseudoHeader(addressToBytes('10.0.0.1'), addressToBytes('fd00::2'), 6, 20),
+    /must both be 4 or both 16 bytes/,
+  );
 });
 
 test('MAC text goes to 6 bytes and back in lower case', () => {

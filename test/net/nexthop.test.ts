@@ -19,7 +19,10 @@ const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8', s
 function nextHops(addresses: string[]): any[] {
   const js = `const { Neighbours } = require(${JSON.stringify(NEIGH)});
 (async () => { const n = new Neighbours(); try { process.stdout.write(JSON.stringify(await n.resolveNextHops('eth0', ${JSON.stringify(addresses)}, 1000))); } finally { n.close(); } })().catch((e) => { console.error(e.message); process.exit(1); });`;
-  const r = spawnSync('nsenter', [`--net=/run/netns/${D}`, process.execPath, '-e', js], { encoding: 'utf8', timeout: 20000 });
+  const r = spawnSync('nsenter', [`--net=/run/netns/${D}`, process.execPath, '-e', js], {
+    encoding: 'utf8',
+    timeout: 20000,
+  });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -30,7 +33,13 @@ before(() => {
   ip('link', 'add', `${P}x`, 'netns', D, 'type', 'veth', 'peer', 'name', `${P}y`, 'netns', R);
   ip('-n', D, 'link', 'set', `${P}x`, 'name', 'eth0');
   ip('-n', D, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth1p'); // a second way out (no dummy driver here)
-  for (const [ns, dev] of [[D, 'eth0'], [D, 'eth1'], [D, 'eth1p'], [R, `${P}y`]] as const) ip('-n', ns, 'link', 'set', dev, 'up');
+  for (const [ns, dev] of [
+    [D, 'eth0'],
+    [D, 'eth1'],
+    [D, 'eth1p'],
+    [R, `${P}y`],
+  ] as const)
+    ip('-n', ns, 'link', 'set', dev, 'up');
   ip('-n', R, 'addr', 'add', '10.98.0.1/24', 'dev', `${P}y`);
   ip('-n', R, '-6', 'addr', 'add', 'fe80::1/64', 'dev', `${P}y`, 'nodad');
   ip('-n', D, 'addr', 'add', '10.98.0.2/24', 'dev', 'eth0');
@@ -47,20 +56,23 @@ after(() => {
   for (const ns of [D, R]) spawnSync('ip', ['netns', 'del', ns]);
 });
 
-test('an IPv4 real server behind an IPv4 gateway resolves to the gateway\'s MAC with the route\'s mtu', () => {
+test("an IPv4 real server behind an IPv4 gateway resolves to the gateway's MAC with the route's mtu", () => {
   assert.deepEqual(nextHops(['10.97.1.11']), [{ address: '10.97.1.11', mac: routerMac, via: '10.98.0.1', mtu: 1400 }]);
 });
 
-test('an IPv4 real server behind an IPv6 link-local next hop (RFC 5549, BGP unnumbered) resolves to that hop\'s MAC', () => {
+test("an IPv4 real server behind an IPv6 link-local next hop (RFC 5549, BGP unnumbered) resolves to that hop's MAC", () => {
   assert.deepEqual(nextHops(['10.99.1.11']), [{ address: '10.99.1.11', mac: routerMac, via: 'fe80::1', mtu: 1500 }]);
 });
 
-test('an IPv6 real server behind a link-local gateway resolves to the gateway\'s MAC', () => {
+test("an IPv6 real server behind a link-local gateway resolves to the gateway's MAC", () => {
   assert.deepEqual(nextHops(['fd97:1::11']), [{ address: 'fd97:1::11', mac: routerMac, via: 'fe80::1', mtu: 1500 }]);
 });
 
 test('a real server routed out of another interface is refused with the fix', () => {
   const [r] = nextHops(['10.95.1.11']);
   assert.equal(r.mac, undefined);
-  assert.match(r.error, /the route to 10\.95\.1\.11 leaves by ifindex \d+, not eth0: .*route the real servers' subnets via eth0/);
+  assert.match(
+    r.error,
+    /the route to 10\.95\.1\.11 leaves by ifindex \d+, not eth0: .*route the real servers' subnets via eth0/,
+  );
 });

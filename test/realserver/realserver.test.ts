@@ -23,15 +23,29 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' });
 const inR = (args: string[]) => sh('ip', ['netns', 'exec', R, ...args]);
 function xd(args: string[]) {
-  return spawnSync('ip', ['netns', 'exec', R, process.execPath, BIN, 'realserver', ...args, '--sysctl-file', sysctlFile], { encoding: 'utf8' });
+  return spawnSync(
+    'ip',
+    ['netns', 'exec', R, process.execPath, BIN, 'realserver', ...args, '--sysctl-file', sysctlFile],
+    { encoding: 'utf8' },
+  );
 }
 
 /** Does C resolve `vip` to R's MAC by ARP? (C sends one UDP datagram to trigger the request.) */
 async function cResolves(vip: string): Promise<boolean> {
   sh('ip', ['-n', C, 'neigh', 'flush', 'dev', 'eth0']);
-  sh('ip', ['netns', 'exec', C, process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.send('x',9,'${vip}',()=>s.close())`]);
+  sh('ip', [
+    'netns',
+    'exec',
+    C,
+    process.execPath,
+    '-e',
+    `const s=require('dgram').createSocket('udp4');s.send('x',9,'${vip}',()=>s.close())`,
+  ]);
   for (let i = 0; i < 15; i++) {
-    const n = JSON.parse(sh('ip', ['-n', C, '-j', 'neigh', 'show', vip, 'dev', 'eth0'])) as { lladdr?: string; state?: string[] }[];
+    const n = JSON.parse(sh('ip', ['-n', C, '-j', 'neigh', 'show', vip, 'dev', 'eth0'])) as {
+      lladdr?: string;
+      state?: string[];
+    }[];
     if (n[0]?.lladdr) return true;
     await sleep(100);
   }
@@ -42,7 +56,10 @@ before(() => {
   sh('ip', ['netns', 'add', R]);
   sh('ip', ['netns', 'add', C]);
   sh('ip', ['-n', R, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', C]);
-  for (const [ns, a] of [[R, '10.88.0.2'], [C, '10.88.0.1']] as const) {
+  for (const [ns, a] of [
+    [R, '10.88.0.2'],
+    [C, '10.88.0.1'],
+  ] as const) {
     sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     sh('ip', ['-n', ns, 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
     sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
@@ -61,7 +78,10 @@ describe('xdirector realserver (namespaces)', () => {
     const r = xd(['check', '--vip', VIP4, '--vip', VIP6]);
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /MISSING 10\.88\.0\.100 is not on lo.*\n\s+fix: ip addr add 10\.88\.0\.100\/32 dev lo/);
-    assert.match(r.stdout, /MISSING fd88::100 is not on lo.*\n\s+fix: ip addr add fd88::100\/128 dev lo nodad preferred_lft 0/);
+    assert.match(
+      r.stdout,
+      /MISSING fd88::100 is not on lo.*\n\s+fix: ip addr add fd88::100\/128 dev lo nodad preferred_lft 0/,
+    );
     assert.match(r.stdout, /MISSING net\.ipv4\.conf\.all\.arp_ignore is 0/);
     assert.match(r.stdout, /MISSING net\.ipv4\.conf\.all\.arp_announce=2 is not persisted/);
   });
@@ -90,7 +110,10 @@ describe('xdirector realserver (namespaces)', () => {
     // The file is what systemd-sysctl reads at boot: sysctl -p accepts it.
     assert.match(inR(['sysctl', '-p', sysctlFile]), /arp_announce = 2/);
     assert.match(r.stdout, /-- MySQL 8[\s\S]*GRANT REPLICATION CLIENT, PROCESS ON \*\.\* TO 'monitor'@'%';/);
-    assert.match(r.stdout, /-- MariaDB[\s\S]*GRANT REPLICATION CLIENT, PROCESS, SLAVE MONITOR ON \*\.\* TO 'monitor'@'%';/);
+    assert.match(
+      r.stdout,
+      /-- MariaDB[\s\S]*GRANT REPLICATION CLIENT, PROCESS, SLAVE MONITOR ON \*\.\* TO 'monitor'@'%';/,
+    );
     assert.equal(xd(['setup', '--vip', VIP4, '--vip', VIP6]).stdout.split('\n')[0], 'nothing to do: already set up');
   });
 
@@ -102,9 +125,18 @@ describe('xdirector realserver (namespaces)', () => {
       const port = 40000 + (process.pid % 20000);
       const srv = `const s=require('net').createServer(c=>{c.end('hi');s.close()}).listen(${port},'${VIP4}',()=>console.log('up'))`;
       const { spawn } = await import('node:child_process');
-      const p = spawn('ip', ['netns', 'exec', R, process.execPath, '-e', srv], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const p = spawn('ip', ['netns', 'exec', R, process.execPath, '-e', srv], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       await new Promise((res) => p.stdout!.once('data', res));
-      const got = sh('ip', ['netns', 'exec', C, process.execPath, '-e', `require('net').connect(${port},'${VIP4}').on('data',d=>{process.stdout.write(d)})`]);
+      const got = sh('ip', [
+        'netns',
+        'exec',
+        C,
+        process.execPath,
+        '-e',
+        `require('net').connect(${port},'${VIP4}').on('data',d=>{process.stdout.write(d)})`,
+      ]);
       assert.equal(got, 'hi');
       await new Promise((res) => p.once('exit', res));
     } finally {
@@ -119,7 +151,10 @@ describe('xdirector realserver (namespaces)', () => {
     inR(['ip', 'addr', 'del', `${VIP6}/128`, 'dev', 'lo']);
     const bad = xd(['check', '--vip', VIP4, '--vip', VIP6]);
     assert.equal(bad.status, 1);
-    assert.deepEqual(bad.stdout.split('\n').filter((l) => l.startsWith('MISSING')), ['MISSING fd88::100 is not on lo: packets for the VIP would be dropped']);
+    assert.deepEqual(
+      bad.stdout.split('\n').filter((l) => l.startsWith('MISSING')),
+      ['MISSING fd88::100 is not on lo: packets for the VIP would be dropped'],
+    );
   });
 
   it('teardown removes the VIPs and the file and restores the previous sysctl values', () => {
@@ -134,7 +169,10 @@ describe('xdirector realserver (namespaces)', () => {
   it('--tunnel adds the decapsulating device to check and setup; a kernel without ipip fails first, changing nothing', () => {
     const c = xd(['check', '--vip', VIP4, '--tunnel']);
     assert.equal(c.status, 1);
-    assert.match(c.stdout, /MISSING xdipip is missing.*\n\s+fix: ip link add xdipip type ipip external; ip link set xdipip up/);
+    assert.match(
+      c.stdout,
+      /MISSING xdipip is missing.*\n\s+fix: ip link add xdipip type ipip external; ip link set xdipip up/,
+    );
     const hasIpip = spawnSync('ip', ['-n', C, 'link', 'add', 'xdprobe', 'type', 'ipip', 'external']).status === 0;
     spawnSync('ip', ['-n', C, 'link', 'del', 'xdprobe']);
     const r = xd(['setup', '--vip', VIP4, '--tunnel']);

@@ -20,14 +20,24 @@ function config(d: Director): Record<string, unknown> {
   const c = f.config(d) as { services: Record<string, unknown>[] } & Record<string, unknown>;
   c.services[0]!.scheduler = 'rr';
   // XD_TEST_SYNC_OFF=1: the control run without sync.
-  if (!process.env.XD_TEST_SYNC_OFF) c.sync = { source: d.ip, peers: ds.filter((x) => x !== d).map((x) => x.ip), key_file: path.join(f.tmp, 'sync.key') };
+  if (!process.env.XD_TEST_SYNC_OFF)
+    c.sync = {
+      source: d.ip,
+      peers: ds.filter((x) => x !== d).map((x) => x.ip),
+      key_file: path.join(f.tmp, 'sync.key'),
+    };
   return c;
 }
 
 before(async () => {
   await f.setup();
   fs.writeFileSync(path.join(f.tmp, 'sync.key'), 'q'.repeat(48), { mode: 0o600 });
-  ds = [await f.addDirector(1, true), await f.addDirector(2, true), await f.addDirector(3, true), await f.addDirector(4, true)];
+  ds = [
+    await f.addDirector(1, true),
+    await f.addDirector(2, true),
+    await f.addDirector(3, true),
+    await f.addDirector(4, true),
+  ];
   await f.startRouter(ds.map((d) => ({ n: d.n, bfd: d.bfd })));
   await Promise.all(ds.slice(0, 3).map((d) => f.startDirector(d, config(d))));
   await f.waitNexthops((h) => ds.slice(0, 3).every((d) => h.includes(d.ip)), 15_000, 'three next hops');
@@ -55,8 +65,13 @@ test(`rr behind ECMP with sync: ${SESSIONS} sessions survive a fourth director j
   const now = await sessions.stop();
   sessions = undefined;
   const broken = now.filter((s) => s.error || s.serverId !== atStart.find((x) => x.id === s.id)!.serverId);
-  process.stdout.write(`# ECMP${process.env.XD_TEST_SYNC_OFF ? " without sync (control)" : " with sync"}: ${broken.length} of ${SESSIONS} rr sessions broken after a join and a death; d4 installed ${st4.sync?.received.installed ?? 0} flows at its start; longest gap ${Math.max(...now.map((s) => s.maxGapMs))} ms\n`);
-  assert.deepEqual(broken.map((s) => `${s.id}: ${s.error ?? 'moved'}`), []);
+  process.stdout.write(
+    `# ECMP${process.env.XD_TEST_SYNC_OFF ? ' without sync (control)' : ' with sync'}: ${broken.length} of ${SESSIONS} rr sessions broken after a join and a death; d4 installed ${st4.sync?.received.installed ?? 0} flows at its start; longest gap ${Math.max(...now.map((s) => s.maxGapMs))} ms\n`,
+  );
+  assert.deepEqual(
+    broken.map((s) => `${s.id}: ${s.error ?? 'moved'}`),
+    [],
+  );
   const rows = await f.ackedRows();
   for (const s of now) {
     const have = rows.get(`${s.serverId}/${s.id}`) ?? 0;

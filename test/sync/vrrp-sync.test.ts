@@ -24,16 +24,38 @@ let keyFile = '';
 function config(d: Director, other: Director, priority: number) {
   const backends = e.lab.realServers.map((h) => ({ address: h.ipv4, name: h.name }));
   const backends6 = e.lab.realServers.map((h) => ({ address: h.ipv6, name: `${h.name}v6` }));
-  return e.config(d, [svc('mysql', e.lab.vip, backends, { scheduler: 'rr' }), svc('mysql6', e.lab.vip6, backends6, { scheduler: 'maglev' })], {
-    vrrp: [{
-      name: 'VI_1', vrid: 52, priority, version: 3, advert_interval: '100ms', vips: [`${e.lab.vip}/32`],
-      garp: { repeat: 3, interval: '50ms', refresh: '10s' },
-    }, {
-      name: 'VI_6', vrid: 53, priority, version: 3, advert_interval: '100ms', vips: [`${e.lab.vip6}/128`],
-    }],
-    // XD_TEST_SYNC_OFF=1: the control run without sync (the rr sessions then break).
-    ...(process.env.XD_TEST_SYNC_OFF ? {} : { sync: { source: d.host.ipv4, peers: [other.host.ipv4], key_file: keyFile } }),
-  });
+  return e.config(
+    d,
+    [
+      svc('mysql', e.lab.vip, backends, { scheduler: 'rr' }),
+      svc('mysql6', e.lab.vip6, backends6, { scheduler: 'maglev' }),
+    ],
+    {
+      vrrp: [
+        {
+          name: 'VI_1',
+          vrid: 52,
+          priority,
+          version: 3,
+          advert_interval: '100ms',
+          vips: [`${e.lab.vip}/32`],
+          garp: { repeat: 3, interval: '50ms', refresh: '10s' },
+        },
+        {
+          name: 'VI_6',
+          vrid: 53,
+          priority,
+          version: 3,
+          advert_interval: '100ms',
+          vips: [`${e.lab.vip6}/128`],
+        },
+      ],
+      // XD_TEST_SYNC_OFF=1: the control run without sync (the rr sessions then break).
+      ...(process.env.XD_TEST_SYNC_OFF
+        ? {}
+        : { sync: { source: d.host.ipv4, peers: [other.host.ipv4], key_file: keyFile } }),
+    },
+  );
 }
 
 async function holdsVip(d: Director): Promise<boolean> {
@@ -70,19 +92,40 @@ after(async () => {
 
 test(`rr service (${SESSIONS} sessions) and Maglev service after a weight change (${SESSIONS6}): sessions querying every 100 ms survive SIGKILL + link down of the Master (sync)`, async () => {
   const [d1, d2] = e.directors;
-  await waitFor('d1 holds the IPv6 VIP', async () => (await e.lab.run(d1!.host, 'ip', ['-6', 'addr', 'show', 'dev', 'eth0'])).stdout.includes(e.lab.vip6), 10000);
+  await waitFor(
+    'd1 holds the IPv6 VIP',
+    async () => (await e.lab.run(d1!.host, 'ip', ['-6', 'addr', 'show', 'dev', 'eth0'])).stdout.includes(e.lab.vip6),
+    10000,
+  );
   // Started a few at a time: each is a Node process, and the machine has two cores.
   const holds: Awaited<ReturnType<typeof e.lab.startHold>>[] = [];
-  for (let i = 0; i < SESSIONS; i += 4) holds.push(...await Promise.all(Array.from({ length: Math.min(4, SESSIONS - i) }, () => e.lab.startHold({ intervalMs: 100, timeoutMs: 10000 }))));
+  for (let i = 0; i < SESSIONS; i += 4)
+    holds.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(4, SESSIONS - i) }, () => e.lab.startHold({ intervalMs: 100, timeoutMs: 10000 })),
+      )),
+    );
   const servers = new Set(holds.map((h) => h.serverId));
   assert.ok(servers.size >= 2, 'rr spread the sessions over the backends');
   const holds6: Awaited<ReturnType<typeof e.lab.startHold>>[] = [];
-  for (let i = 0; i < SESSIONS6; i += 4) holds6.push(...await Promise.all(Array.from({ length: Math.min(4, SESSIONS6 - i) }, () => e.lab.startHold({ host: e.lab.vip6, intervalMs: 100, timeoutMs: 10000 }))));
+  for (let i = 0; i < SESSIONS6; i += 4)
+    holds6.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(4, SESSIONS6 - i) }, () =>
+          e.lab.startHold({ host: e.lab.vip6, intervalMs: 100, timeoutMs: 10000 }),
+        ),
+      )),
+    );
   // The same weight change on both directors: the Maglev ring moves slots, so flows placed
   // before it are where neither ring now puts them; the Master keeps them in its flow table.
   for (const d of [d1!, d2!]) await e.cli(d, ['weight', 'mysql6/r1v6', '5']);
   await sleep(300);
-  if (!process.env.XD_TEST_SYNC_OFF) await waitFor('d2 installed every session', async () => (await e.status(d2!)).sync.received.installed >= SESSIONS + SESSIONS6, 5000);
+  if (!process.env.XD_TEST_SYNC_OFF)
+    await waitFor(
+      'd2 installed every session',
+      async () => (await e.status(d2!)).sync.received.installed >= SESSIONS + SESSIONS6,
+      5000,
+    );
   const before2 = (await e.status(d2!)).sync ?? {};
   await e.stopDirector(d1!, 'SIGKILL');
   await e.lab.run(d1!.host, 'ip', ['link', 'set', 'eth0', 'down']);
@@ -93,18 +136,30 @@ test(`rr service (${SESSIONS} sessions) and Maglev service after a weight change
   const broken6 = reports6.filter((r) => r.sessions !== 1 || r.failed > 0 || Object.keys(r.byServerId).length !== 1);
   // Broken: reconnected, a failed query, or answered by more than one server.
   const broken = reports.filter((r) => r.sessions !== 1 || r.failed > 0 || Object.keys(r.byServerId).length !== 1);
-  process.stdout.write(`# ${broken.length} of ${SESSIONS} rr sessions, ${broken6.length} of ${SESSIONS6} Maglev sessions after a weight change broken${process.env.XD_TEST_SYNC_OFF ? ' (control run without sync)' : ''}\n`);
+  process.stdout.write(
+    `# ${broken.length} of ${SESSIONS} rr sessions, ${broken6.length} of ${SESSIONS6} Maglev sessions after a weight change broken${process.env.XD_TEST_SYNC_OFF ? ' (control run without sync)' : ''}\n`,
+  );
   const maxGap = Math.max(...reports.map((r) => r.maxGapMs), ...reports6.map((r) => r.maxGapMs));
   const st = await e.status(d2!);
-  assert.equal(broken6.length, 0, `broken Maglev sessions: ${JSON.stringify(broken6.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`);
-  assert.equal(broken.length, 0, `broken sessions: ${JSON.stringify(broken.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`);
+  assert.equal(
+    broken6.length,
+    0,
+    `broken Maglev sessions: ${JSON.stringify(broken6.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`,
+  );
+  assert.equal(
+    broken.length,
+    0,
+    `broken sessions: ${JSON.stringify(broken.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`,
+  );
   assert.ok(reports.every((r) => r.queries > 10));
   assert.ok(st.dataplane.reasons.tx_flow_hit > 0);
   assert.equal(st.sync?.dropped.hmac ?? 0, 0);
-  process.stdout.write(`# sync failover (rr ${SESSIONS} sessions, Maglev after a weight change ${SESSIONS6}): takeover ${takeoverMs} ms, 0 broken, longest gap between answered queries ${maxGap} ms; sync lag p50 ${before2.lagMs?.p50} ms p99 ${before2.lagMs?.p99} ms max ${before2.lagMs?.max} ms over ${before2.lagMs?.samples} flows\n`);
+  process.stdout.write(
+    `# sync failover (rr ${SESSIONS} sessions, Maglev after a weight change ${SESSIONS6}): takeover ${takeoverMs} ms, 0 broken, longest gap between answered queries ${maxGap} ms; sync lag p50 ${before2.lagMs?.p50} ms p99 ${before2.lagMs?.p99} ms max ${before2.lagMs?.max} ms over ${before2.lagMs?.samples} flows\n`,
+  );
 });
 
-test('forged sync: unauthenticated messages naming a live client\'s flow change nothing', async () => {
+test("forged sync: unauthenticated messages naming a live client's flow change nothing", async () => {
   const [, d2] = e.directors;
   const hold = await e.lab.startHold({ intervalMs: 100, timeoutMs: 5000 });
   await sleep(500);
@@ -115,12 +170,33 @@ test('forged sync: unauthenticated messages naming a live client\'s flow change 
   const entries: SyncEntry[] = [];
   const ip4 = (s: string) => Buffer.from(s.split('.').map(Number));
   for (let port = 32768; port < 61000; port += 7) {
-    entries.push({ kind: 'takeover', family: 4, proto: 'tcp', forwarding: 'dr', client: ip4(e.lab.client.ipv4), clientPort: port, vip: ip4(e.lab.vip), vipPort: 3306, backend: ip4(e.lab.realServers[(port % 3)]!.ipv4), backendPort: 3306, ageMs: 0 });
+    entries.push({
+      kind: 'takeover',
+      family: 4,
+      proto: 'tcp',
+      forwarding: 'dr',
+      client: ip4(e.lab.client.ipv4),
+      clientPort: port,
+      vip: ip4(e.lab.vip),
+      vipPort: 3306,
+      backend: ip4(e.lab.realServers[port % 3]!.ipv4),
+      backendPort: 3306,
+      ageMs: 0,
+    });
   }
   // From the client host (a host on the segment), claiming d1's sender id.
-  const msgs = encodeMessages(wrongKey, senderId(e.directors[0]!.host.ipv4), sequenceFrom(Date.now() + 1e6), Date.now(), entries);
+  const msgs = encodeMessages(
+    wrongKey,
+    senderId(e.directors[0]!.host.ipv4),
+    sequenceFrom(Date.now() + 1e6),
+    Date.now(),
+    entries,
+  );
   const file = path.join(e.tmp, 'forged.bin');
-  fs.writeFileSync(file, Buffer.concat(msgs.map((m) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]))));
+  fs.writeFileSync(
+    file,
+    Buffer.concat(msgs.map((m) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 255]), m]))),
+  );
   const sender = `const fs=require('fs'),d=require('dgram');const b=fs.readFileSync(${JSON.stringify(file)});const s=d.createSocket('udp4');let at=0,n=0;const next=()=>{if(at>=b.length){s.close();return;}const len=b.readUInt16BE(at);const m=b.subarray(at+2,at+2+len);at+=2+len;n++;s.send(m,8850,${JSON.stringify(e.directors[1]!.host.ipv4)},next);};next();`;
   await e.lab.run(e.lab.client, process.execPath, ['-e', sender]);
   await sleep(500);
@@ -129,5 +205,9 @@ test('forged sync: unauthenticated messages naming a live client\'s flow change 
   assert.equal(h.failed, 0, JSON.stringify(h.failures));
   assert.equal(h.sessions, 1);
   assert.equal(st1.dropped.hmac - st0.dropped.hmac, msgs.length, 'every forged datagram dropped as hmac');
-  assert.equal(st1.received.entries - st0.received.entries <= 2, true, 'no forged entry was read (at most the live session\'s own report)');
+  assert.equal(
+    st1.received.entries - st0.received.entries <= 2,
+    true,
+    "no forged entry was read (at most the live session's own report)",
+  );
 });

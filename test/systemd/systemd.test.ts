@@ -35,11 +35,22 @@ function unitValue(key: string, n = 0): string {
 
 /** The unit's capability set, as setpriv wants it: "+net_admin,+net_raw,...". */
 function unitCaps(): string {
-  return unitValue('CapabilityBoundingSet').split(/\s+/).map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',');
+  return unitValue('CapabilityBoundingSet')
+    .split(/\s+/)
+    .map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)
+    .join(',');
 }
 
 /** setpriv's arguments that give a command exactly the capability set `caps` (bounding, inheritable, ambient), as systemd does. */
-const withCaps = (caps: string) => ['setpriv', '--bounding-set', `-all,${caps}`, '--inh-caps', `-all,${caps}`, '--ambient-caps', `-all,${caps}`];
+const withCaps = (caps: string) => [
+  'setpriv',
+  '--bounding-set',
+  `-all,${caps}`,
+  '--inh-caps',
+  `-all,${caps}`,
+  '--ambient-caps',
+  `-all,${caps}`,
+];
 
 describe('the systemd unit', () => {
   it('passes systemd-analyze verify', () => {
@@ -50,8 +61,21 @@ describe('the systemd unit', () => {
 
   it('is Type=notify with an answered reload, restart on failure, runtime and state directories and limited capabilities', () => {
     const u = fs.readFileSync(UNIT, 'utf8');
-    for (const re of [/^Type=notify$/m, /^ExecReload=\/usr\/local\/bin\/xdirector reload -c \/etc\/xdirector\/xdirector\.yaml$/m, /^Restart=on-failure$/m, /^RuntimeDirectory=xdirector$/m, /^StateDirectory=xdirector$/m, /^WatchdogSec=/m, /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_NET_BIND_SERVICE$/m]) assert.match(u, re);
-    assert.equal(unitValue('AmbientCapabilities'), unitValue('CapabilityBoundingSet'), 'the ambient set is the bounding set');
+    for (const re of [
+      /^Type=notify$/m,
+      /^ExecReload=\/usr\/local\/bin\/xdirector reload -c \/etc\/xdirector\/xdirector\.yaml$/m,
+      /^Restart=on-failure$/m,
+      /^RuntimeDirectory=xdirector$/m,
+      /^StateDirectory=xdirector$/m,
+      /^WatchdogSec=/m,
+      /^CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_NET_BIND_SERVICE$/m,
+    ])
+      assert.match(u, re);
+    assert.equal(
+      unitValue('AmbientCapabilities'),
+      unitValue('CapabilityBoundingSet'),
+      'the ambient set is the bounding set',
+    );
     assert.doesNotMatch(u.replace(/^#.*$/gm, ''), /CAP_SYS_ADMIN|kill -HUP/);
   });
 
@@ -61,13 +85,28 @@ describe('the systemd unit', () => {
   });
 
   it('is sandboxed: systemd-analyze security --offline rates its exposure at most 3.0 (6.8 with no sandbox)', () => {
-    for (const [k, v] of Object.entries({ ProtectSystem: 'strict', ReadWritePaths: '/sys/fs/bpf', UMask: '0077', ProtectKernelModules: 'yes', RestrictNamespaces: 'yes', RestrictAddressFamilies: 'AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET', SystemCallFilter: '@system-service @pkey bpf', SystemCallArchitectures: 'native' })) {
+    for (const [k, v] of Object.entries({
+      ProtectSystem: 'strict',
+      ReadWritePaths: '/sys/fs/bpf',
+      UMask: '0077',
+      ProtectKernelModules: 'yes',
+      RestrictNamespaces: 'yes',
+      RestrictAddressFamilies: 'AF_UNIX AF_INET AF_INET6 AF_NETLINK AF_PACKET',
+      SystemCallFilter: '@system-service @pkey bpf',
+      SystemCallArchitectures: 'native',
+    })) {
       assert.equal(unitValue(k), v, k);
     }
     const r = sh('systemd-analyze', ['security', '--offline=yes', unitCopy()]);
     const m = /Overall exposure level for \S+: (\d+\.\d)/.exec(r.stdout);
     assert.ok(m, `no exposure level in: ${r.stdout.slice(-300)} ${r.stderr}`);
-    assert.ok(Number(m[1]) <= 3.0, `exposure ${m[1]}:\n${r.stdout.split('\n').filter((l) => l.includes('✗')).join('\n')}`);
+    assert.ok(
+      Number(m[1]) <= 3.0,
+      `exposure ${m[1]}:\n${r.stdout
+        .split('\n')
+        .filter((l) => l.includes('✗'))
+        .join('\n')}`,
+    );
   });
 
   it('a broken unit fails verify (the check can fail)', () => {
@@ -77,7 +116,7 @@ describe('the systemd unit', () => {
   });
 });
 
-describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabilities only)', () => {
+describe("daemon notifications over NOTIFY_SOCKET (namespace, the unit's capabilities only)", () => {
   const ns = `${P}n`;
   const sock = path.join(tmp, 'notify.sock');
   const msgs: { t: number; m: string }[] = [];
@@ -92,25 +131,54 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
     for (;;) {
       const m = msgs.slice(from).find((x) => re.test(x.m));
       if (m) return m;
-      if (Date.now() - t0 > timeoutMs) throw new Error(`no ${re} within ${timeoutMs} ms; got ${JSON.stringify(msgs.map((x) => x.m))}\n${daemonLog.slice(-10).join('\n')}`);
+      if (Date.now() - t0 > timeoutMs)
+        throw new Error(
+          `no ${re} within ${timeoutMs} ms; got ${JSON.stringify(msgs.map((x) => x.m))}\n${daemonLog.slice(-10).join('\n')}`,
+        );
       await sleep(20);
     }
   }
 
   before(async () => {
-    for (const a of [['netns', 'add', ns], ['netns', 'add', `${ns}p`], ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `${ns}p`], ['-n', ns, 'link', 'set', 'lo', 'up'], ['-n', ns, 'addr', 'add', '10.66.0.1/24', 'dev', 'eth0'], ['-n', ns, 'link', 'set', 'eth0', 'up'], ['-n', `${ns}p`, 'link', 'set', 'eth0', 'up']]) {
+    for (const a of [
+      ['netns', 'add', ns],
+      ['netns', 'add', `${ns}p`],
+      ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `${ns}p`],
+      ['-n', ns, 'link', 'set', 'lo', 'up'],
+      ['-n', ns, 'addr', 'add', '10.66.0.1/24', 'dev', 'eth0'],
+      ['-n', ns, 'link', 'set', 'eth0', 'up'],
+      ['-n', `${ns}p`, 'link', 'set', 'eth0', 'up'],
+    ]) {
       const r = sh('ip', a);
       assert.equal(r.status, 0, `ip ${a.join(' ')}: ${r.stderr}`);
     }
-    fs.writeFileSync(cfg, [
-      `instance: ${P}`, 'interface: eth0', 'dataplane: xdp',
-      `xdp: { mode: generic, pin_dir: /sys/fs/bpf/${P}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
-      `admin: { socket: ${path.join(tmp, 'admin.sock')} }`, `state_dir: ${tmp}`,
-      'services:', '  - { name: s, vip: 10.66.0.100, port: 3306, check: none, backends: [ { address: 10.66.0.11, mac: "02:00:00:00:00:11" } ] }',
-      'vrrp:', '  - { name: V, vrid: 9, priority: 150, version: 3, advert_interval: 100ms, vips: [10.66.0.100/32] }', '',
-    ].join('\n'));
+    fs.writeFileSync(
+      cfg,
+      [
+        `instance: ${P}`,
+        'interface: eth0',
+        'dataplane: xdp',
+        `xdp: { mode: generic, pin_dir: /sys/fs/bpf/${P}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
+        `admin: { socket: ${path.join(tmp, 'admin.sock')} }`,
+        `state_dir: ${tmp}`,
+        'services:',
+        '  - { name: s, vip: 10.66.0.100, port: 3306, check: none, backends: [ { address: 10.66.0.11, mac: "02:00:00:00:00:11" } ] }',
+        'vrrp:',
+        '  - { name: V, vrid: 9, priority: 150, version: 3, advert_interval: 100ms, vips: [10.66.0.100/32] }',
+        '',
+      ].join('\n'),
+    );
     // A unix datagram listener (Python: Node has none), one JSON line per datagram.
-    listener = spawn('python3', ['-u', '-c', 'import socket,sys,time,json\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("{}",flush=True)\nwhile True:\n  d=s.recv(65536)\n  print(json.dumps({"t":time.monotonic()*1000,"m":d.decode()}),flush=True)', sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    listener = spawn(
+      'python3',
+      [
+        '-u',
+        '-c',
+        'import socket,sys,time,json\ns=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\nprint("{}",flush=True)\nwhile True:\n  d=s.recv(65536)\n  print(json.dumps({"t":time.monotonic()*1000,"m":d.decode()}),flush=True)',
+        sock,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let buf = '';
     let bound!: () => void;
     const isBound = new Promise<void>((r) => (bound = r));
@@ -130,7 +198,8 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
       env: { ...process.env, NOTIFY_SOCKET: sock, WATCHDOG_USEC: '300000', XDIRECTOR_LOG_FORMAT: 'journal' },
     });
     exited = new Promise((r) => daemon.once('exit', (c) => r(c)));
-    for (const s of [daemon.stdout!, daemon.stderr!]) s.on('data', (d: Buffer) => daemonLog.push(...d.toString().split('\n').filter(Boolean)));
+    for (const s of [daemon.stdout!, daemon.stderr!])
+      s.on('data', (d: Buffer) => daemonLog.push(...d.toString().split('\n').filter(Boolean)));
   });
 
   after(async () => {
@@ -147,11 +216,27 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
 
   it('sends READY=1 with its own pid once it serves', async () => {
     const ready = await waitMsg(/^READY=1$/m, 0, 40_000);
-    assert.match(ready.m, new RegExp(`^MAINPID=${daemon.pid}$`, 'm'), 'nsenter and setpriv exec: the daemon is the spawned pid');
+    assert.match(
+      ready.m,
+      new RegExp(`^MAINPID=${daemon.pid}$`, 'm'),
+      'nsenter and setpriv exec: the daemon is the spawned pid',
+    );
     assert.match(ready.m, /^STATUS=serving/m);
-    const st = sh('nsenter', [`--net=/run/netns/${ns}`, process.execPath, BIN, 'status', '--json', '--socket', path.join(tmp, 'admin.sock')]);
+    const st = sh('nsenter', [
+      `--net=/run/netns/${ns}`,
+      process.execPath,
+      BIN,
+      'status',
+      '--json',
+      '--socket',
+      path.join(tmp, 'admin.sock'),
+    ]);
     assert.equal(st.status, 0, st.stderr);
-    assert.equal(JSON.parse(st.stdout).dataplane.kind, 'xdp', 'XDP loaded and attached with CAP_BPF CAP_PERFMON CAP_NET_ADMIN only');
+    assert.equal(
+      JSON.parse(st.stdout).dataplane.kind,
+      'xdp',
+      'XDP loaded and attached with CAP_BPF CAP_PERFMON CAP_NET_ADMIN only',
+    );
   });
 
   it('sends WATCHDOG=1 at half WATCHDOG_USEC (300 ms → every 150 ms)', async () => {
@@ -160,7 +245,10 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
     const w = msgs.slice(from).filter((x) => x.m === 'WATCHDOG=1');
     assert.ok(w.length >= 5, `only ${w.length} WATCHDOG=1 in 1.2 s`);
     const gaps = w.slice(1).map((x, i) => x.t - w[i]!.t);
-    assert.ok(Math.max(...gaps) < 300, `a watchdog gap reached the timeout: ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+    assert.ok(
+      Math.max(...gaps) < 300,
+      `a watchdog gap reached the timeout: ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`,
+    );
   });
 
   it('sends RELOADING=1 then READY=1 around a SIGHUP reload', async () => {
@@ -172,8 +260,11 @@ describe('daemon notifications over NOTIFY_SOCKET (namespace, the unit\'s capabi
     assert.ok(ready.t >= r.t);
   });
 
-  it('the unit\'s ExecReload exits 1 and says why when the daemon refuses the config, 0 once it is good', () => {
-    const cmd = unitValue('ExecReload').replace('/usr/local/bin/xdirector', BIN).replace('/etc/xdirector/xdirector.yaml', cfg).split(' ');
+  it("the unit's ExecReload exits 1 and says why when the daemon refuses the config, 0 once it is good", () => {
+    const cmd = unitValue('ExecReload')
+      .replace('/usr/local/bin/xdirector', BIN)
+      .replace('/etc/xdirector/xdirector.yaml', cfg)
+      .split(' ');
     const good = fs.readFileSync(cfg, 'utf8');
     const reload = () => sh('nsenter', [`--net=/run/netns/${ns}`, process.execPath, ...cmd]);
     try {
@@ -220,17 +311,34 @@ describe('ExecStopPost after the daemon died (namespace)', () => {
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), `${P}r-`));
     cfg = path.join(dir, 'c.yaml');
-    for (const a of [['netns', 'add', ns], ['netns', 'add', `${ns}p`], ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `${ns}p`], ['-n', ns, 'link', 'set', 'lo', 'up'], ['-n', ns, 'addr', 'add', '10.66.2.1/24', 'dev', 'eth0'], ['-n', ns, 'link', 'set', 'eth0', 'up'], ['-n', `${ns}p`, 'link', 'set', 'eth0', 'up']]) {
+    for (const a of [
+      ['netns', 'add', ns],
+      ['netns', 'add', `${ns}p`],
+      ['-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', `${ns}p`],
+      ['-n', ns, 'link', 'set', 'lo', 'up'],
+      ['-n', ns, 'addr', 'add', '10.66.2.1/24', 'dev', 'eth0'],
+      ['-n', ns, 'link', 'set', 'eth0', 'up'],
+      ['-n', `${ns}p`, 'link', 'set', 'eth0', 'up'],
+    ]) {
       const r = sh('ip', a);
       assert.equal(r.status, 0, `ip ${a.join(' ')}: ${r.stderr}`);
     }
-    fs.writeFileSync(cfg, [
-      `instance: ${P}r`, 'interface: eth0', 'dataplane: xdp',
-      `xdp: { mode: generic, pin_dir: ${pins}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
-      `admin: { socket: ${path.join(dir, 'admin.sock')} }`, `state_dir: ${dir}`,
-      'services:', '  - { name: s, vip: 10.66.2.100, port: 3306, check: none, backends: [ { address: 10.66.2.11, mac: "02:00:00:00:00:11" } ] }',
-      'vrrp:', '  - { name: V, vrid: 10, priority: 150, version: 3, advert_interval: 100ms, vips: [10.66.2.100/32] }', '',
-    ].join('\n'));
+    fs.writeFileSync(
+      cfg,
+      [
+        `instance: ${P}r`,
+        'interface: eth0',
+        'dataplane: xdp',
+        `xdp: { mode: generic, pin_dir: ${pins}, ring_size: 1021, flow_table_size: 4096, max_services: 4, max_backends: 16 }`,
+        `admin: { socket: ${path.join(dir, 'admin.sock')} }`,
+        `state_dir: ${dir}`,
+        'services:',
+        '  - { name: s, vip: 10.66.2.100, port: 3306, check: none, backends: [ { address: 10.66.2.11, mac: "02:00:00:00:00:11" } ] }',
+        'vrrp:',
+        '  - { name: V, vrid: 10, priority: 150, version: 3, advert_interval: 100ms, vips: [10.66.2.100/32] }',
+        '',
+      ].join('\n'),
+    );
   });
 
   after(() => {
@@ -244,12 +352,17 @@ describe('ExecStopPost after the daemon died (namespace)', () => {
   it('removes the VRRP VIP the killed daemon left and keeps the attached program and its pins', async () => {
     const caps = unitCaps();
     const log: string[] = [];
-    daemon = spawn('nsenter', [`--net=/run/netns/${ns}`, ...withCaps(caps), process.execPath, BIN, 'run', '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    daemon = spawn('nsenter', [`--net=/run/netns/${ns}`, ...withCaps(caps), process.execPath, BIN, 'run', '-c', cfg], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     for (const s of [daemon.stdout!, daemon.stderr!]) s.on('data', (d: Buffer) => log.push(d.toString()));
     const exited = new Promise((r) => daemon!.once('exit', r));
     const t0 = Date.now();
     while (!vipThere()) {
-      assert.ok(Date.now() - t0 < 30_000 && daemon.exitCode === null, `the daemon never took the VIP:\n${log.join('').slice(-2000)}`);
+      assert.ok(
+        Date.now() - t0 < 30_000 && daemon.exitCode === null,
+        `the daemon never took the VIP:\n${log.join('').slice(-2000)}`,
+      );
       await sleep(100);
     }
     daemon.kill('SIGKILL');
@@ -257,7 +370,10 @@ describe('ExecStopPost after the daemon died (namespace)', () => {
     assert.ok(vipThere(), 'SIGKILL left the VIP on the interface');
     const pinned = fs.readdirSync(path.join(pins, `${P}r`)).sort();
     assert.ok(pinned.length > 3, pinned.join(' '));
-    const cmd = unitValue('ExecStopPost').replace('/usr/local/bin/xdirector', BIN).replace('/etc/xdirector/xdirector.yaml', cfg).split(' ');
+    const cmd = unitValue('ExecStopPost')
+      .replace('/usr/local/bin/xdirector', BIN)
+      .replace('/etc/xdirector/xdirector.yaml', cfg)
+      .split(' ');
     const r = inNs([...withCaps(caps), process.execPath, ...cmd]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /V: removed 10\.66\.2\.100\/32 from eth0/);
@@ -273,7 +389,7 @@ describe('ExecStopPost after the daemon died (namespace)', () => {
 // BIRD is the daemon's child: it has the unit's capabilities and nothing else. Two namespaces joined
 // by a veth; BIRD in the first runs under exactly the unit's set (the same setpriv the daemon test
 // uses), BIRD in the second is its peer (unrestricted root). Both listen on port 179 and connect.
-describe('BIRD under the unit\'s capabilities', () => {
+describe("BIRD under the unit's capabilities", () => {
   const ns = [`${P}b1`, `${P}b2`];
   const addr = ['10.66.1.1', '10.66.1.2'];
   const birds: ChildProcess[] = [];
@@ -283,17 +399,30 @@ describe('BIRD under the unit\'s capabilities', () => {
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), `${P}b-`));
-    for (const a of [['netns', 'add', ns[0]!], ['netns', 'add', ns[1]!], ['-n', ns[0]!, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns[1]!]]) {
+    for (const a of [
+      ['netns', 'add', ns[0]!],
+      ['netns', 'add', ns[1]!],
+      ['-n', ns[0]!, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns[1]!],
+    ]) {
       const r = sh('ip', a);
       assert.equal(r.status, 0, `ip ${a.join(' ')}: ${r.stderr}`);
     }
     for (const i of [0, 1]) {
-      for (const a of [['link', 'set', 'lo', 'up'], ['addr', 'add', `${addr[i]}/24`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up']]) assert.equal(sh('ip', ['-n', ns[i]!, ...a]).status, 0);
+      for (const a of [
+        ['link', 'set', 'lo', 'up'],
+        ['addr', 'add', `${addr[i]}/24`, 'dev', 'eth0'],
+        ['link', 'set', 'eth0', 'up'],
+      ])
+        assert.equal(sh('ip', ['-n', ns[i]!, ...a]).status, 0);
     }
   });
 
   after(async () => {
-    for (const b of birds) if (b.exitCode === null && b.signalCode === null) { b.kill('SIGTERM'); await new Promise((r) => b.once('exit', r)); }
+    for (const b of birds)
+      if (b.exitCode === null && b.signalCode === null) {
+        b.kill('SIGTERM');
+        await new Promise((r) => b.once('exit', r));
+      }
     for (const n of ns) sh('ip', ['netns', 'del', n]);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -301,12 +430,20 @@ describe('BIRD under the unit\'s capabilities', () => {
   /** BIRD number i (0 or 1) in its namespace, peering with the other; `prefix` runs before it (e.g. setpriv). */
   function bird(i: number, tag: string, prefix: string[]): void {
     const conf = path.join(dir, `bird${i}${tag}.conf`);
-    fs.writeFileSync(conf, [
-      `router id ${addr[i]};`, 'protocol device {}',
-      `protocol bgp peer { local ${addr[i]} as ${65001 + i}; neighbor ${addr[1 - i]} as ${65002 - i}; hold time 3; keepalive time 1; connect delay time 1; connect retry time 1; error wait time 1, 2; ipv4 { import none; export none; }; }`, '',
-    ].join('\n'));
-    const b = spawn('nsenter', [`--net=/run/netns/${ns[i]}`, ...prefix, 'bird', '-f', '-c', conf, '-s', ctl(i, tag)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    for (const s of [b.stdout!, b.stderr!]) s.on('data', (d: Buffer) => birdLog.push(`bird${i}${tag}: ${d.toString().trim()}`));
+    fs.writeFileSync(
+      conf,
+      [
+        `router id ${addr[i]};`,
+        'protocol device {}',
+        `protocol bgp peer { local ${addr[i]} as ${65001 + i}; neighbor ${addr[1 - i]} as ${65002 - i}; hold time 3; keepalive time 1; connect delay time 1; connect retry time 1; error wait time 1, 2; ipv4 { import none; export none; }; }`,
+        '',
+      ].join('\n'),
+    );
+    const b = spawn('nsenter', [`--net=/run/netns/${ns[i]}`, ...prefix, 'bird', '-f', '-c', conf, '-s', ctl(i, tag)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    for (const s of [b.stdout!, b.stderr!])
+      s.on('data', (d: Buffer) => birdLog.push(`bird${i}${tag}: ${d.toString().trim()}`));
     birds.push(b);
   }
 
@@ -324,7 +461,11 @@ describe('BIRD under the unit\'s capabilities', () => {
   }
 
   const stopAll = async () => {
-    for (const b of birds.splice(0)) if (b.exitCode === null && b.signalCode === null) { b.kill('SIGTERM'); await new Promise((r) => b.once('exit', r)); }
+    for (const b of birds.splice(0))
+      if (b.exitCode === null && b.signalCode === null) {
+        b.kill('SIGTERM');
+        await new Promise((r) => b.once('exit', r));
+      }
   };
 
   it('establishes its BGP session (CAP_NET_BIND_SERVICE lets it listen on port 179)', async () => {
@@ -337,7 +478,10 @@ describe('BIRD under the unit\'s capabilities', () => {
   });
 
   it('without CAP_NET_BIND_SERVICE it cannot listen and no session comes up (the check can fail)', async () => {
-    const caps = unitCaps().split(',').filter((c) => c !== '+net_bind_service').join(',');
+    const caps = unitCaps()
+      .split(',')
+      .filter((c) => c !== '+net_bind_service')
+      .join(',');
     bird(0, 'n', withCaps(caps));
     bird(1, 'n', []);
     const st = await peerState(0, 'n', (s) => /No listening socket|Cannot open listening socket/i.test(s), 5_000);
@@ -348,7 +492,15 @@ describe('BIRD under the unit\'s capabilities', () => {
 });
 
 describe('log formats', () => {
-  const line = JSON.stringify({ level: 'warn', time: Date.UTC(2026, 0, 1, 12, 0, 1, 5), pid: 1, hostname: 'h', component: 'vrrp', instance: 'VI_1', msg: 'became MASTER' });
+  const line = JSON.stringify({
+    level: 'warn',
+    time: Date.UTC(2026, 0, 1, 12, 0, 1, 5),
+    pid: 1,
+    hostname: 'h',
+    component: 'vrrp',
+    instance: 'VI_1',
+    msg: 'became MASTER',
+  });
 
   it('journal lines carry the syslog priority of their level', () => {
     assert.equal(journalLine(line + '\n'), `<4>${line}\n`);
@@ -357,6 +509,6 @@ describe('log formats', () => {
 
   it('pretty lines read as time, level, component, message and fields', () => {
     process.env.NO_COLOR = '1';
-    assert.match(prettyLine(line), /^\d\d:\d\d:01\.005 WARN  \[vrrp\] became MASTER  instance=VI_1\n$/);
+    assert.match(prettyLine(line), /^\d\d:\d\d:01\.005 WARN {2}\[vrrp\] became MASTER {2}instance=VI_1\n$/);
   });
 });

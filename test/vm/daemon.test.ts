@@ -13,11 +13,14 @@ let rc = -1;
 let wallMs = 0;
 let console_ = '';
 
-before(async () => {
-  if (skip) return;
-  ({ rc, wallMs, out } = await bootGuest('test/vm/guest/daemon.sh', 900, 'vmd'));
-  console_ = read('console.log');
-}, { timeout: 960_000 });
+before(
+  async () => {
+    if (skip) return;
+    ({ rc, wallMs, out } = await bootGuest('test/vm/guest/daemon.sh', 900, 'vmd'));
+    console_ = read('console.log');
+  },
+  { timeout: 960_000 },
+);
 
 after(() => {
   if (out) rmSync(out, { recursive: true, force: true });
@@ -38,7 +41,10 @@ function ipvsadm(name: string, fwd = 'Route'): Record<string, Array<[string, num
   let cur: Array<[string, number]> | undefined;
   for (const l of read(name).split('\n')) {
     const s = /^(TCP|UDP)\s+(.*?)\s*$/.exec(l);
-    if (s) { res[`${s[1]} ${s[2]}`] = cur = []; continue; }
+    if (s) {
+      res[`${s[1]} ${s[2]}`] = cur = [];
+      continue;
+    }
     const d = DEST.exec(l);
     if (d && cur && d[2] === fwd) cur.push([d[1]!, Number(d[4])]);
   }
@@ -58,7 +64,9 @@ function tunInfo(name: string): Record<string, string> {
 }
 /** Packet counters of one real-server link from `ip -s -j link show`. */
 function linkStats(name: string, ifname: string): { rx: number; tx: number } {
-  const l = (json(name) as Array<{ ifname: string; stats64?: { rx: { packets: number }; tx: { packets: number } } }>).find((x) => x.ifname === ifname);
+  const l = (
+    json(name) as Array<{ ifname: string; stats64?: { rx: { packets: number }; tx: { packets: number } } }>
+  ).find((x) => x.ifname === ifname);
   assert.ok(l?.stats64, `${ifname} not in ${name}`);
   return { rx: l.stats64.rx.packets, tx: l.stats64.tx.packets };
 }
@@ -71,7 +79,9 @@ function linkDelta(before: string, after: string, ifname: string): { rx: number;
 /** UDP datagrams received by the real server between two snapshots (/proc/net/snmp Udp InDatagrams). */
 function udpInDelta(before: string, after: string): number {
   const get = (n: string): number => {
-    const lines = read(`${n}-snmp.txt`).split('\n').filter((l) => l.startsWith('Udp:'));
+    const lines = read(`${n}-snmp.txt`)
+      .split('\n')
+      .filter((l) => l.startsWith('Udp:'));
     const [head, vals] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
     return Number(vals[head.indexOf('InDatagrams')]);
   };
@@ -89,16 +99,28 @@ function servers(name: string): { counts: Record<string, number>; errors: unknow
   for (const x of r) if (x.server) counts[x.server] = (counts[x.server] ?? 0) + 1;
   return { counts, errors: r.filter((x) => !x.server) };
 }
-const all3 = (port: number, w2 = 1): Array<[string, number]> => [[`10.77.0.11:${port}`, 1], [`10.77.0.12:${port}`, w2], [`10.77.0.13:${port}`, 1]];
+const all3 = (port: number, w2 = 1): Array<[string, number]> => [
+  [`10.77.0.11:${port}`, 1],
+  [`10.77.0.12:${port}`, w2],
+  [`10.77.0.13:${port}`, 1],
+];
 
 test('the guest runs the daemon scenario to the end with exit status 0', { skip }, (t) => {
-  t.diagnostic(`VM wall ${(wallMs / 1000).toFixed(1)} s; guest userspace at ${/XD-VM-UPTIME ([\d.]+)/.exec(console_)?.[1]} s; steps: ${read('steps.txt').trim().split('\n').join('; ')}`);
+  t.diagnostic(
+    `VM wall ${(wallMs / 1000).toFixed(1)} s; guest userspace at ${/XD-VM-UPTIME ([\d.]+)/.exec(console_)?.[1]} s; steps: ${read('steps.txt').trim().split('\n').join('; ')}`,
+  );
   assert.equal(rc, 0, `run.sh exit ${rc}; console tail:\n${console_.slice(-3000)}`);
 });
 
 test('xdirector run with dataplane ipvs programs what the config says and ipvsadm -Ln agrees', { skip }, () => {
   const a = ipvsadm('a-ipvsadm.txt');
-  assert.deepEqual({ mysql: a['TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)'], echo: a['TCP 10.77.0.100:3307 mh (mh-fallback,mh-port)'] }, { mysql: all3(3306), echo: all3(3307) });
+  assert.deepEqual(
+    {
+      mysql: a['TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)'],
+      echo: a['TCP 10.77.0.100:3307 mh (mh-fallback,mh-port)'],
+    },
+    { mysql: all3(3306), echo: all3(3307) },
+  );
   assert.equal(read('a-sloppy.txt').trim(), '1', 'net.ipv4.vs.sloppy_tcp in the director namespace');
 });
 
@@ -108,61 +130,87 @@ test('connections through the VIP in IPVS mode spread over the three backends', 
   for (const b of ['rs1', 'rs2', 'rs3']) assert.ok((counts[b] ?? 0) >= 5, JSON.stringify(counts));
 });
 
-test('xdirector drain sets the backend\'s IPVS weight to 0 and it gets no new connections', { skip }, () => {
+test("xdirector drain sets the backend's IPVS weight to 0 and it gets no new connections", { skip }, () => {
   assert.deepEqual(ipvsadm('a-drain-ipvsadm.txt')['TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)'], all3(3306, 0));
   const { counts, errors } = servers('a-drain-conns.json');
   assert.deepEqual(errors, []);
   assert.equal(counts.rs2, undefined, JSON.stringify(counts));
 });
 
-test('a backend whose server stops is removed from IPVS by the health checks and re-added when it is back', { skip }, (t) => {
-  t.diagnostic(`down after ${read('a-down-seconds.txt').trim()} s, up after ${read('a-up-seconds.txt').trim()} s`);
-  assert.deepEqual(ipvsadm('a-down-ipvsadm.txt')['TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)'], [['10.77.0.11:3306', 1], ['10.77.0.12:3306', 1]]);
-  const { counts, errors } = servers('a-down-conns.json');
-  assert.deepEqual(errors, []);
-  assert.equal(counts.rs3, undefined);
-  assert.deepEqual(ipvsadm('a-up-ipvsadm.txt')['TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)'], all3(3306));
-  const st = json('a-status.json');
-  assert.equal(st.dataplane.kind, 'ipvs');
-});
+test(
+  'a backend whose server stops is removed from IPVS by the health checks and re-added when it is back',
+  { skip },
+  (t) => {
+    t.diagnostic(`down after ${read('a-down-seconds.txt').trim()} s, up after ${read('a-up-seconds.txt').trim()} s`);
+    assert.deepEqual(ipvsadm('a-down-ipvsadm.txt')['TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)'], [
+      ['10.77.0.11:3306', 1],
+      ['10.77.0.12:3306', 1],
+    ]);
+    const { counts, errors } = servers('a-down-conns.json');
+    assert.deepEqual(errors, []);
+    assert.equal(counts.rs3, undefined);
+    assert.deepEqual(ipvsadm('a-up-ipvsadm.txt')['TCP 10.77.0.100:3306 mh (mh-fallback,mh-port)'], all3(3306));
+    const st = json('a-status.json');
+    assert.equal(st.dataplane.kind, 'ipvs');
+  },
+);
 
 test('stopping the daemon leaves the IPVS services in place for a restart', { skip }, () => {
   assert.equal(Object.keys(ipvsadm('a-after-stop-ipvsadm.txt')).length, 4, 'mysql, echo, nat, nat6');
 });
 
-test('xdirector realserver setup --nat makes the director\'s inner address the NAT real server\'s default route, and check agrees', { skip }, () => {
-  assert.match(read('n-check-before.txt'), /MISSING IPv4 replies to clients beyond this network go nowhere \(no default route\)[^\n]*\n\s+fix: ip -4 route replace default via 10\.79\.0\.1/);
-  assert.match(read('n-check-before.txt'), /exit 1\s*$/);
-  assert.match(read('n-setup.txt'), /IPv4 default route via 10\.79\.0\.1 .*\n.*IPv6 default route via fd00:79::1 /);
-  assert.match(read('n-setup.txt'), /exit 0\s*$/);
-  assert.match(read('n-check-after.txt'), /this server is ready for NAT\nexit 0\s*$/);
-});
+test(
+  "xdirector realserver setup --nat makes the director's inner address the NAT real server's default route, and check agrees",
+  { skip },
+  () => {
+    assert.match(
+      read('n-check-before.txt'),
+      /MISSING IPv4 replies to clients beyond this network go nowhere \(no default route\)[^\n]*\n\s+fix: ip -4 route replace default via 10\.79\.0\.1/,
+    );
+    assert.match(read('n-check-before.txt'), /exit 1\s*$/);
+    assert.match(read('n-setup.txt'), /IPv4 default route via 10\.79\.0\.1 .*\n.*IPv6 default route via fd00:79::1 /);
+    assert.match(read('n-setup.txt'), /exit 0\s*$/);
+    assert.match(read('n-check-after.txt'), /this server is ready for NAT\nexit 0\s*$/);
+  },
+);
 
-test('IPVS programs forwarding: nat as masquerading dests on the backend\'s own port, and sets the forwarding sysctls', { skip }, () => {
-  const nat = ipvsadm('a-nat-ipvsadm.txt', 'Masq');
-  assert.deepEqual(nat['TCP 10.77.0.100:3311 mh (mh-fallback,mh-port)'], [['10.79.0.11:3306', 1]]);
-  assert.deepEqual(nat['TCP [fd00:77::100]:3311 mh (mh-fallback,mh-port)'], [['[fd00:79::11]:3306', 1]]);
-  // ip_forward and IPv6 forwarding on; all.send_redirects untouched (1): this NAT is two-armed.
-  assert.deepEqual(read('a-nat-sysctls.txt').trim().split('\n'), ['1', '1', '1']);
-  const st = json('a-status.json');
-  const byName = new Map((st.dataplane.services as Array<{ name: string; forwarding: string }>).map((x) => [x.name, x.forwarding]));
-  assert.equal(byName.get('nat'), 'nat');
-  assert.equal(byName.get('nat6'), 'nat');
-  assert.equal(st.dataplane.detail.sysctls['net.ipv4.ip_forward'], '1');
-});
+test(
+  "IPVS programs forwarding: nat as masquerading dests on the backend's own port, and sets the forwarding sysctls",
+  { skip },
+  () => {
+    const nat = ipvsadm('a-nat-ipvsadm.txt', 'Masq');
+    assert.deepEqual(nat['TCP 10.77.0.100:3311 mh (mh-fallback,mh-port)'], [['10.79.0.11:3306', 1]]);
+    assert.deepEqual(nat['TCP [fd00:77::100]:3311 mh (mh-fallback,mh-port)'], [['[fd00:79::11]:3306', 1]]);
+    // ip_forward and IPv6 forwarding on; all.send_redirects untouched (1): this NAT is two-armed.
+    assert.deepEqual(read('a-nat-sysctls.txt').trim().split('\n'), ['1', '1', '1']);
+    const st = json('a-status.json');
+    const byName = new Map(
+      (st.dataplane.services as Array<{ name: string; forwarding: string }>).map((x) => [x.name, x.forwarding]),
+    );
+    assert.equal(byName.get('nat'), 'nat');
+    assert.equal(byName.get('nat6'), 'nat');
+    assert.equal(st.dataplane.detail.sysctls['net.ipv4.ip_forward'], '1');
+  },
+);
 
-test('connections to VIP:3311 reach the NAT real server on 3306 over IPv4 and IPv6, its replies translated back by IPVS', { skip }, () => {
-  for (const name of ['a-nat-conns.json', 'a-nat6-conns.json']) {
-    const { counts, errors } = servers(name);
-    assert.deepEqual(errors, [], name);
-    assert.deepEqual(counts, { nat1: 12 }, name);
-  }
-  // `ipvsadm -Ln --stats`: Conns InPkts OutPkts InBytes OutBytes; OutPkts are the replies IPVS un-NATed.
-  const line = read('a-nat-stats.txt').split('\n').find((l) => /^TCP\s+10\.77\.0\.100:3311\s/.test(l));
-  assert.ok(line, read('a-nat-stats.txt'));
-  const [conns, inPkts, outPkts] = line.trim().split(/\s+/).slice(2).map(Number) as [number, number, number];
-  assert.ok(conns >= 12 && inPkts > 0 && outPkts >= 12 * 2, line);
-});
+test(
+  'connections to VIP:3311 reach the NAT real server on 3306 over IPv4 and IPv6, its replies translated back by IPVS',
+  { skip },
+  () => {
+    for (const name of ['a-nat-conns.json', 'a-nat6-conns.json']) {
+      const { counts, errors } = servers(name);
+      assert.deepEqual(errors, [], name);
+      assert.deepEqual(counts, { nat1: 12 }, name);
+    }
+    // `ipvsadm -Ln --stats`: Conns InPkts OutPkts InBytes OutBytes; OutPkts are the replies IPVS un-NATed.
+    const line = read('a-nat-stats.txt')
+      .split('\n')
+      .find((l) => /^TCP\s+10\.77\.0\.100:3311\s/.test(l));
+    assert.ok(line, read('a-nat-stats.txt'));
+    const [conns, inPkts, outPkts] = line.trim().split(/\s+/).slice(2).map(Number) as [number, number, number];
+    assert.ok(conns >= 12 && inPkts > 0 && outPkts >= 12 * 2, line);
+  },
+);
 
 test('dataplane auto falls back to IPVS when XDP cannot attach, logging why', { skip }, () => {
   assert.equal(json('b-status.json').dataplane.kind, 'ipvs');
@@ -173,16 +221,26 @@ test('dataplane auto falls back to IPVS when XDP cannot attach, logging why', { 
   assert.deepEqual(ipvsadm('b-after-detach-ipvsadm.txt'), {}, 'stop --detach removes the IPVS services');
 });
 
-test('xdirector dataplane ipvs and back to xdp switches the live dataplane and status shows which is active', { skip }, (t) => {
-  t.diagnostic(`switch to ipvs ${read('c-switch-ipvs-seconds.txt').trim()} s, back to xdp ${read('c-switch-xdp-seconds.txt').trim()} s`);
-  assert.equal(json('c-status-xdp.json').dataplane.kind, 'xdp');
-  assert.match(read('c-switch-ipvs.txt'), /switched from xdp to ipvs/);
-  assert.equal(json('c-status-ipvs.json').dataplane.kind, 'ipvs');
-  assert.equal(Object.keys(ipvsadm('c-ipvsadm.txt')).length, 6);
-  assert.match(read('c-switch-xdp.txt'), /switched from ipvs to xdp/);
-  assert.equal(json('c-status-xdp2.json').dataplane.kind, 'xdp');
-  assert.deepEqual(ipvsadm('c-after-xdp-ipvsadm.txt'), {}, 'the IPVS services are removed once XDP carries the traffic');
-});
+test(
+  'xdirector dataplane ipvs and back to xdp switches the live dataplane and status shows which is active',
+  { skip },
+  (t) => {
+    t.diagnostic(
+      `switch to ipvs ${read('c-switch-ipvs-seconds.txt').trim()} s, back to xdp ${read('c-switch-xdp-seconds.txt').trim()} s`,
+    );
+    assert.equal(json('c-status-xdp.json').dataplane.kind, 'xdp');
+    assert.match(read('c-switch-ipvs.txt'), /switched from xdp to ipvs/);
+    assert.equal(json('c-status-ipvs.json').dataplane.kind, 'ipvs');
+    assert.equal(Object.keys(ipvsadm('c-ipvsadm.txt')).length, 6);
+    assert.match(read('c-switch-xdp.txt'), /switched from ipvs to xdp/);
+    assert.equal(json('c-status-xdp2.json').dataplane.kind, 'xdp');
+    assert.deepEqual(
+      ipvsadm('c-after-xdp-ipvsadm.txt'),
+      {},
+      'the IPVS services are removed once XDP carries the traffic',
+    );
+  },
+);
 
 test('a live session survives xdp -> ipvs -> xdp on the same backend', { skip }, () => {
   const s = json('c-session.json');
@@ -200,32 +258,60 @@ test('connections opened during each switch succeed', { skip }, () => {
 
 // ---- tunnel mode: a real server on another subnet, behind a router (tunnel-topology.sh)
 
-test('xdirector realserver setup --tunnel creates an ipip and an ip6tnl device in external mode and a GUE port', { skip }, () => {
-  for (const f of ['t-setup4.txt', 't-setup6.txt']) assert.match(read(f), /\n0\n$/, `${f}: ${read(f)}`);
-  assert.match(read('t-setup4.txt'), /created xdipip/);
-  assert.match(read('t-setup6.txt'), /created xdip6tnl/);
-  const links = json('t-setup-links.json') as Array<{ ifname: string; flags: string[]; linkinfo?: { info_kind: string; info_data?: { external?: boolean } } }>;
-  for (const [dev, kind] of [['xdipip', 'ipip'], ['xdip6tnl', 'ip6tnl']] as const) {
-    const l = links.find((x) => x.ifname === dev);
-    assert.equal(l?.linkinfo?.info_kind, kind, `${dev}: ${JSON.stringify(l)}`);
-    assert.equal(l.linkinfo.info_data?.external, true, `${dev} in external (collect_md) mode: ${JSON.stringify(l)}`);
-    assert.ok(l.flags.includes('UP'), `${dev} up`);
-  }
-  assert.match(read('t-setup-fou.txt'), /port 6080 gue/);
-});
+test(
+  'xdirector realserver setup --tunnel creates an ipip and an ip6tnl device in external mode and a GUE port',
+  { skip },
+  () => {
+    for (const f of ['t-setup4.txt', 't-setup6.txt']) assert.match(read(f), /\n0\n$/, `${f}: ${read(f)}`);
+    assert.match(read('t-setup4.txt'), /created xdipip/);
+    assert.match(read('t-setup6.txt'), /created xdip6tnl/);
+    const links = json('t-setup-links.json') as Array<{
+      ifname: string;
+      flags: string[];
+      linkinfo?: { info_kind: string; info_data?: { external?: boolean } };
+    }>;
+    for (const [dev, kind] of [
+      ['xdipip', 'ipip'],
+      ['xdip6tnl', 'ip6tnl'],
+    ] as const) {
+      const l = links.find((x) => x.ifname === dev);
+      assert.equal(l?.linkinfo?.info_kind, kind, `${dev}: ${JSON.stringify(l)}`);
+      assert.equal(l.linkinfo.info_data?.external, true, `${dev} in external (collect_md) mode: ${JSON.stringify(l)}`);
+      assert.ok(l.flags.includes('UP'), `${dev} up`);
+    }
+    assert.match(read('t-setup-fou.txt'), /port 6080 gue/);
+  },
+);
 
-test('IPVS programs the tunnel services as Tunnel destinations with the service\'s encapsulation', { skip }, () => {
+test("IPVS programs the tunnel services as Tunnel destinations with the service's encapsulation", { skip }, () => {
   const t = read('c-tun-ipvsadm.txt');
-  const tunnels = Object.fromEntries(Object.entries(ipvsadm('c-tun-ipvsadm.txt', 'Tunnel')).filter(([, d]) => d.length));
-  assert.deepEqual(tunnels, {
-    'TCP 10.77.0.100:3308 mh (mh-fallback,mh-port)': [['10.78.1.11:3308', 1]],
-    'TCP 10.77.0.100:3309 mh (mh-fallback,mh-port)': [['10.78.1.11:3309', 1]],
-    'TCP 10.77.0.100:3310 mh (mh-fallback,mh-port)': [['10.78.1.11:3310', 1]],
-    'TCP [fd00:77::100]:3308 mh (mh-fallback,mh-port)': [['[fd00:78:1::11]:3308', 1]],
-  }, t);
+  const tunnels = Object.fromEntries(
+    Object.entries(ipvsadm('c-tun-ipvsadm.txt', 'Tunnel')).filter(([, d]) => d.length),
+  );
+  assert.deepEqual(
+    tunnels,
+    {
+      'TCP 10.77.0.100:3308 mh (mh-fallback,mh-port)': [['10.78.1.11:3308', 1]],
+      'TCP 10.77.0.100:3309 mh (mh-fallback,mh-port)': [['10.78.1.11:3309', 1]],
+      'TCP 10.77.0.100:3310 mh (mh-fallback,mh-port)': [['10.78.1.11:3310', 1]],
+      'TCP [fd00:77::100]:3308 mh (mh-fallback,mh-port)': [['[fd00:78:1::11]:3308', 1]],
+    },
+    t,
+  );
   // -c: no outer UDP checksum (IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM), as the XDP program sends GUE
-  assert.deepEqual(tunInfo('c-tun-ipvsadm.txt'), { '10.78.1.11:3308': 'ipip', '10.78.1.11:3309': 'ipip', '10.78.1.11:3310': 'gue:6080:-c', '[fd00:78:1::11]:3308': 'ipip' }, t);
-  const st = json('c-status-ipvs.json') as { dataplane: { services: Array<{ port: number; vip: string; forwarding: string }> } };
+  assert.deepEqual(
+    tunInfo('c-tun-ipvsadm.txt'),
+    {
+      '10.78.1.11:3308': 'ipip',
+      '10.78.1.11:3309': 'ipip',
+      '10.78.1.11:3310': 'gue:6080:-c',
+      '[fd00:78:1::11]:3308': 'ipip',
+    },
+    t,
+  );
+  const st = json('c-status-ipvs.json') as {
+    dataplane: { services: Array<{ port: number; vip: string; forwarding: string }> };
+  };
   const fwd = Object.fromEntries(st.dataplane.services.map((s) => [`${s.vip}:${s.port}`, s.forwarding]));
   assert.equal(fwd['10.77.0.100:3308'], 'tunnel/ipip');
   assert.equal(fwd['10.77.0.100:3310'], 'tunnel/gue:6080');
@@ -233,20 +319,24 @@ test('IPVS programs the tunnel services as Tunnel destinations with the service\
   assert.equal(fwd['10.77.0.100:3306'], 'dr');
 });
 
-test('IPVS forwards tunnel services to the real server behind the router, which decapsulates and answers the client directly', { skip }, (t) => {
-  allTun1('c-tun-ipvs.json');
-  allTun1('c-gue-ipvs.json');
-  allTun1('c-tun6-ipvs.json');
-  const v4 = linkDelta('c-tun-ipvs-before', 'c-tun-ipvs-after', 'xdipip');
-  const v6 = linkDelta('c-tun-ipvs-before', 'c-tun-ipvs-after', 'xdip6tnl');
-  const udp = udpInDelta('c-tun-ipvs-before', 'c-tun-ipvs-after');
-  t.diagnostic(`decapsulated: xdipip ${v4.rx} (IPIP + GUE), xdip6tnl ${v6.rx}; UDP datagrams in ${udp}`);
-  // each connection: SYN, ACK, FIN/ACK at least, client to server; replies never enter a tunnel
-  assert.ok(v4.rx >= 2 * 12 * 3, JSON.stringify(v4));
-  assert.ok(v6.rx >= 12 * 3, JSON.stringify(v6));
-  assert.ok(udp >= 12 * 3, `GUE arrives as UDP: ${udp}`);
-  assert.deepEqual([v4.tx, v6.tx], [0, 0], 'replies go straight to the client, not back through a tunnel');
-});
+test(
+  'IPVS forwards tunnel services to the real server behind the router, which decapsulates and answers the client directly',
+  { skip },
+  (t) => {
+    allTun1('c-tun-ipvs.json');
+    allTun1('c-gue-ipvs.json');
+    allTun1('c-tun6-ipvs.json');
+    const v4 = linkDelta('c-tun-ipvs-before', 'c-tun-ipvs-after', 'xdipip');
+    const v6 = linkDelta('c-tun-ipvs-before', 'c-tun-ipvs-after', 'xdip6tnl');
+    const udp = udpInDelta('c-tun-ipvs-before', 'c-tun-ipvs-after');
+    t.diagnostic(`decapsulated: xdipip ${v4.rx} (IPIP + GUE), xdip6tnl ${v6.rx}; UDP datagrams in ${udp}`);
+    // each connection: SYN, ACK, FIN/ACK at least, client to server; replies never enter a tunnel
+    assert.ok(v4.rx >= 2 * 12 * 3, JSON.stringify(v4));
+    assert.ok(v6.rx >= 12 * 3, JSON.stringify(v6));
+    assert.ok(udp >= 12 * 3, `GUE arrives as UDP: ${udp}`);
+    assert.deepEqual([v4.tx, v6.tx], [0, 0], 'replies go straight to the client, not back through a tunnel');
+  },
+);
 
 test('a live tunnelled session survives xdp -> ipvs -> xdp', { skip }, () => {
   const s = json('c-tun-session.json');
@@ -259,33 +349,41 @@ test('a live tunnelled session survives xdp -> ipvs -> xdp', { skip }, () => {
   assert.equal(s.echoed, s.sent);
 });
 
-test('after the switch back to XDP, new tunnelled connections go through XDP encapsulating IPIP, GUE and 6in6', { skip }, (t) => {
-  allTun1('c-tun-xdp.json');
-  allTun1('c-gue-xdp.json');
-  allTun1('c-tun6-xdp.json');
-  assert.deepEqual(ipvsadm('c-after-xdp-ipvsadm.txt'), {}, 'no IPVS service: XDP carries the tunnel services');
-  const v4 = linkDelta('c-tun-xdp-before', 'c-tun-xdp-after', 'xdipip');
-  const v6 = linkDelta('c-tun-xdp-before', 'c-tun-xdp-after', 'xdip6tnl');
-  const udp = udpInDelta('c-tun-xdp-before', 'c-tun-xdp-after');
-  t.diagnostic(`XDP: decapsulated xdipip ${v4.rx}, xdip6tnl ${v6.rx}; UDP datagrams in ${udp}`);
-  assert.ok(v4.rx >= 2 * 12 * 3, JSON.stringify(v4));
-  assert.ok(v6.rx >= 12 * 3, JSON.stringify(v6));
-  assert.ok(udp >= 12 * 3, `GUE arrives as UDP: ${udp}`);
-  assert.deepEqual([v4.tx, v6.tx], [0, 0]);
-});
+test(
+  'after the switch back to XDP, new tunnelled connections go through XDP encapsulating IPIP, GUE and 6in6',
+  { skip },
+  (t) => {
+    allTun1('c-tun-xdp.json');
+    allTun1('c-gue-xdp.json');
+    allTun1('c-tun6-xdp.json');
+    assert.deepEqual(ipvsadm('c-after-xdp-ipvsadm.txt'), {}, 'no IPVS service: XDP carries the tunnel services');
+    const v4 = linkDelta('c-tun-xdp-before', 'c-tun-xdp-after', 'xdipip');
+    const v6 = linkDelta('c-tun-xdp-before', 'c-tun-xdp-after', 'xdip6tnl');
+    const udp = udpInDelta('c-tun-xdp-before', 'c-tun-xdp-after');
+    t.diagnostic(`XDP: decapsulated xdipip ${v4.rx}, xdip6tnl ${v6.rx}; UDP datagrams in ${udp}`);
+    assert.ok(v4.rx >= 2 * 12 * 3, JSON.stringify(v4));
+    assert.ok(v6.rx >= 12 * 3, JSON.stringify(v6));
+    assert.ok(udp >= 12 * 3, `GUE arrives as UDP: ${udp}`);
+    assert.deepEqual([v4.tx, v6.tx], [0, 0]);
+  },
+);
 
-test('xdirector realserver check --tunnel passes on the set-up server and names strict rp_filter once it is back', { skip }, () => {
-  const ok = read('t-check-ok.txt');
-  assert.match(ok, /exit 0\n$/, ok);
-  assert.doesNotMatch(ok, /MISSING/, ok);
-  assert.match(ok, /this server is ready for tunnel mode \(gue\)/);
-  // The tunnelled connections above passed the real server's nftables filter (--director).
-  assert.match(ok, /accepts tunnels only from 10\.77\.0\.2/, ok);
-  const bad = read('t-check-rpf.txt');
-  assert.match(bad, /exit 1\n$/, bad);
-  assert.match(bad, /MISSING rp_filter on xdipip is strict/, bad);
-  assert.match(bad, /fix: sysctl -w net\.ipv4\.conf\.all\.rp_filter=/, bad);
-});
+test(
+  'xdirector realserver check --tunnel passes on the set-up server and names strict rp_filter once it is back',
+  { skip },
+  () => {
+    const ok = read('t-check-ok.txt');
+    assert.match(ok, /exit 0\n$/, ok);
+    assert.doesNotMatch(ok, /MISSING/, ok);
+    assert.match(ok, /this server is ready for tunnel mode \(gue\)/);
+    // The tunnelled connections above passed the real server's nftables filter (--director).
+    assert.match(ok, /accepts tunnels only from 10\.77\.0\.2/, ok);
+    const bad = read('t-check-rpf.txt');
+    assert.match(bad, /exit 1\n$/, bad);
+    assert.match(bad, /MISSING rp_filter on xdipip is strict/, bad);
+    assert.match(bad, /fix: sysctl -w net\.ipv4\.conf\.all\.rp_filter=/, bad);
+  },
+);
 
 test('xdirector realserver teardown --tunnel leaves no tunnel device, fou port, VIP or sysctl file', { skip }, () => {
   for (const f of ['t-teardown4.txt', 't-teardown6.txt']) assert.match(read(f), /exit 0\n$/, `${f}: ${read(f)}`);
@@ -297,11 +395,15 @@ test('xdirector realserver teardown --tunnel leaves no tunnel device, fou port, 
   assert.equal(read('t-after-sysctl-file.txt'), '', 'the sysctl file is removed');
 });
 
-test('xdirector realserver setup --tunnel records the strict rp_filter it lowers and teardown puts it back', { skip }, () => {
-  const again = read('t-resetup4.txt');
-  assert.match(again, /exit 0\n$/, again);
-  assert.match(again, /set net\.ipv4\.conf\.all\.rp_filter=0 \(.*; was 1, teardown puts it back\)/, again);
-  assert.match(read('t-teardown4.txt'), /restored net\.ipv4\.conf\.all\.rp_filter=1/);
-  assert.equal(read('t-after-rpf.txt').trim(), '1', 'strict again, as before setup');
-  assert.equal(read('t-after-tunnel-state.txt'), '', 'the record is removed');
-});
+test(
+  'xdirector realserver setup --tunnel records the strict rp_filter it lowers and teardown puts it back',
+  { skip },
+  () => {
+    const again = read('t-resetup4.txt');
+    assert.match(again, /exit 0\n$/, again);
+    assert.match(again, /set net\.ipv4\.conf\.all\.rp_filter=0 \(.*; was 1, teardown puts it back\)/, again);
+    assert.match(read('t-teardown4.txt'), /restored net\.ipv4\.conf\.all\.rp_filter=1/);
+    assert.equal(read('t-after-rpf.txt').trim(), '1', 'strict again, as before setup');
+    assert.equal(read('t-after-tunnel-state.txt'), '', 'the record is removed');
+  },
+);

@@ -3,7 +3,15 @@
 // rejection reason.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeAdvert, encodeAdvert, encodeIPv4, splitIPv4, type Advert, type Expect, type RxMeta } from '../../src/vrrp/codec';
+import {
+  decodeAdvert,
+  encodeAdvert,
+  encodeIPv4,
+  splitIPv4,
+  type Advert,
+  type Expect,
+  type RxMeta,
+} from '../../src/vrrp/codec';
 import { gratuitousArp, unsolicitedNa } from '../../src/vrrp/frames';
 import { inetChecksum } from '../../src/net/inet';
 
@@ -28,12 +36,18 @@ describe('VRRP codec: exact bytes', () => {
   });
 
   it('encodes a VRRPv2 advert with a simple password in the authentication data', () => {
-    assert.deepEqual(encodeAdvert(v2, { family: 4, password: 'secret' }), hex('21 33 64 01 01 01 7bcb c0a8010a 7365637265740000'));
+    assert.deepEqual(
+      encodeAdvert(v2, { family: 4, password: 'secret' }),
+      hex('21 33 64 01 01 01 7bcb c0a8010a 7365637265740000'),
+    );
   });
 
   it('encodes a VRRPv3 IPv4 advert with the IPv4 pseudo-header in the checksum (keepalived default)', () => {
     // 3|1 VRID=51 prio=100 count=1 rsvd|maxadvint=100cs cksum 10.0.0.10
-    assert.deepEqual(encodeAdvert(v3, { family: 4, src: '10.0.0.1', dst: '224.0.0.18' }), hex('31 33 64 01 0064 75cd 0a00000a'));
+    assert.deepEqual(
+      encodeAdvert(v3, { family: 4, src: '10.0.0.1', dst: '224.0.0.18' }),
+      hex('31 33 64 01 0064 75cd 0a00000a'),
+    );
   });
 
   it('encodes a VRRPv3 IPv4 advert without the pseudo-header when asked (RFC 9568)', () => {
@@ -50,7 +64,10 @@ describe('VRRP codec: exact bytes', () => {
   it('builds a gratuitous ARP request with sender and target IP = VIP, target MAC broadcast, padded to 60 bytes', () => {
     assert.deepEqual(
       gratuitousArp(hex('020000000001'), '10.0.0.10'),
-      hex('ffffffffffff 020000000001 0806 0001 0800 06 04 0001 020000000001 0a00000a ffffffffffff 0a00000a' + '00'.repeat(18)),
+      hex(
+        'ffffffffffff 020000000001 0806 0001 0800 06 04 0001 020000000001 0a00000a ffffffffffff 0a00000a' +
+          '00'.repeat(18),
+      ),
     );
   });
 
@@ -75,7 +92,10 @@ describe('VRRP codec: round trips', () => {
   });
 
   it('decodes a VRRPv2 advert with the right password', () => {
-    const r = decodeAdvert(encodeAdvert(v2, { family: 4, password: 'secret' }), v2meta, { ...v2expect, password: 'secret' });
+    const r = decodeAdvert(encodeAdvert(v2, { family: 4, password: 'secret' }), v2meta, {
+      ...v2expect,
+      password: 'secret',
+    });
     assert.ok(r.ok);
     assert.equal(r.advert.authType, 1);
   });
@@ -123,23 +143,62 @@ describe('VRRP codec: rejections', () => {
     m.writeUInt16BE(inetChecksum(m), 6);
     return m;
   };
-  const cases: { name: string; msg: () => Buffer; meta?: Partial<RxMeta>; expect?: Partial<Expect>; reason: string }[] = [
-    { name: 'a message shorter than the header', msg: () => good().subarray(0, 7), reason: 'truncated' },
-    { name: 'TTL 254 (routed or forged)', msg: good, meta: { ttl: 254 }, reason: 'ttl' },
-    { name: 'version 3 where 2 is configured', msg: () => encodeAdvert(v3, { family: 4, v4PseudoHeader: false }), reason: 'version' },
-    { name: 'version 4', msg: () => withSum(Buffer.concat([Buffer.from([0x41]), good().subarray(1)])), reason: 'version' },
-    { name: 'type 2 (not an advertisement)', msg: () => withSum(Buffer.concat([Buffer.from([0x22]), good().subarray(1)])), reason: 'type' },
-    { name: 'an address count that does not fit the message', msg: () => withSum(Buffer.from(good().fill(5, 3, 4))), reason: 'address-count' },
-    { name: 'an address count of 0', msg: () => withSum(Buffer.from(good().fill(0, 3, 4))), reason: 'address-count' },
-    { name: 'a wrong checksum', msg: () => Buffer.from(good().fill(0xaa, 6, 7)), reason: 'checksum' },
-    { name: 'another VRID', msg: () => encodeAdvert({ ...v2, vrid: 52 }, { family: 4 }), reason: 'vrid' },
-    { name: 'a missing password', msg: good, expect: { password: 'secret' }, reason: 'auth' },
-    { name: 'a wrong password', msg: () => encodeAdvert(v2, { family: 4, password: 'wrong' }), expect: { password: 'secret' }, reason: 'auth' },
-    { name: 'a password where none is configured', msg: () => encodeAdvert(v2, { family: 4, password: 'secret' }), reason: 'auth' },
-    { name: 'fewer addresses than configured', msg: good, expect: { addresses: ['192.168.1.10', '192.168.1.11'] }, reason: 'address-count' },
-    { name: 'an address that is not one of ours', msg: () => encodeAdvert({ ...v2, addresses: ['192.168.1.99'] }, { family: 4 }), reason: 'address-list' },
-    { name: 'a VRRPv2 advert interval that differs from ours', msg: () => encodeAdvert({ ...v2, intervalMs: 2000 }, { family: 4 }), reason: 'interval' },
-  ];
+  const cases: { name: string; msg: () => Buffer; meta?: Partial<RxMeta>; expect?: Partial<Expect>; reason: string }[] =
+    [
+      { name: 'a message shorter than the header', msg: () => good().subarray(0, 7), reason: 'truncated' },
+      { name: 'TTL 254 (routed or forged)', msg: good, meta: { ttl: 254 }, reason: 'ttl' },
+      {
+        name: 'version 3 where 2 is configured',
+        msg: () => encodeAdvert(v3, { family: 4, v4PseudoHeader: false }),
+        reason: 'version',
+      },
+      {
+        name: 'version 4',
+        msg: () => withSum(Buffer.concat([Buffer.from([0x41]), good().subarray(1)])),
+        reason: 'version',
+      },
+      {
+        name: 'type 2 (not an advertisement)',
+        msg: () => withSum(Buffer.concat([Buffer.from([0x22]), good().subarray(1)])),
+        reason: 'type',
+      },
+      {
+        name: 'an address count that does not fit the message',
+        msg: () => withSum(Buffer.from(good().fill(5, 3, 4))),
+        reason: 'address-count',
+      },
+      { name: 'an address count of 0', msg: () => withSum(Buffer.from(good().fill(0, 3, 4))), reason: 'address-count' },
+      { name: 'a wrong checksum', msg: () => Buffer.from(good().fill(0xaa, 6, 7)), reason: 'checksum' },
+      { name: 'another VRID', msg: () => encodeAdvert({ ...v2, vrid: 52 }, { family: 4 }), reason: 'vrid' },
+      { name: 'a missing password', msg: good, expect: { password: 'secret' }, reason: 'auth' },
+      {
+        name: 'a wrong password',
+        msg: () => encodeAdvert(v2, { family: 4, password: 'wrong' }),
+        expect: { password: 'secret' },
+        reason: 'auth',
+      },
+      {
+        name: 'a password where none is configured',
+        msg: () => encodeAdvert(v2, { family: 4, password: 'secret' }),
+        reason: 'auth',
+      },
+      {
+        name: 'fewer addresses than configured',
+        msg: good,
+        expect: { addresses: ['192.168.1.10', '192.168.1.11'] },
+        reason: 'address-count',
+      },
+      {
+        name: 'an address that is not one of ours',
+        msg: () => encodeAdvert({ ...v2, addresses: ['192.168.1.99'] }, { family: 4 }),
+        reason: 'address-list',
+      },
+      {
+        name: 'a VRRPv2 advert interval that differs from ours',
+        msg: () => encodeAdvert({ ...v2, intervalMs: 2000 }, { family: 4 }),
+        reason: 'interval',
+      },
+    ];
   for (const c of cases) {
     it(`drops ${c.name} as ${c.reason}`, () => {
       const r = decodeAdvert(c.msg(), { ...v2meta, ...c.meta }, { ...v2expect, ...c.expect });

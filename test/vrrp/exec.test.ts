@@ -15,12 +15,19 @@ describe('VRRP commands', () => {
   it('runs notify hooks strictly in order even when an earlier one is slow', async () => {
     const out = join(dir, 'notify.log');
     // The first (MASTER) hook sleeps before writing: a parallel runner would write BACKUP first.
-    const q = new NotifyQueue(`sh -c 'if [ "$2" = MASTER ]; then sleep 0.3; fi; echo "$1 $2 $3" >> ${out}' hook`, silentLogger());
+    const q = new NotifyQueue(
+      `sh -c 'if [ "$2" = MASTER ]; then sleep 0.3; fi; echo "$1 $2 $3" >> ${out}' hook`,
+      silentLogger(),
+    );
     q.push('vi1', 'MASTER', 150);
     q.push('vi1', 'BACKUP', 150);
     q.push('vi1', 'FAULT', 150);
     await q.drain();
-    assert.deepEqual(readFileSync(out, 'utf8').trim().split('\n'), ['vi1 MASTER 150', 'vi1 BACKUP 150', 'vi1 FAULT 150']);
+    assert.deepEqual(readFileSync(out, 'utf8').trim().split('\n'), [
+      'vi1 MASTER 150',
+      'vi1 BACKUP 150',
+      'vi1 FAULT 150',
+    ]);
     assert.equal(q.runs, 3);
     assert.equal(q.failures, 0);
   });

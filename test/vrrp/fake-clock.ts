@@ -62,7 +62,11 @@ export function machineConfig(over: Partial<MachineConfig> = {}): MachineConfig 
 }
 
 /** An advert from `src` as the machine's socket would hand it over. */
-export function advertFrom(src: string, a: Partial<Advert> & { priority: number }, version: 2 | 3 = 3): [Buffer, RxMeta] {
+export function advertFrom(
+  src: string,
+  a: Partial<Advert> & { priority: number },
+  version: 2 | 3 = 3,
+): [Buffer, RxMeta] {
   const full: Advert = { version, vrid: 51, intervalMs: 1000, addresses: [VIP], ...a };
   const meta: RxMeta = { family: 4, src, dst: '224.0.0.18', ttl: 255 };
   return [encodeAdvert(full, { family: 4, src, dst: meta.dst }), meta];

@@ -24,7 +24,11 @@ const N = 20_000;
 
 function feed(version: 2 | 3, startMaster: boolean, packets: Buffer[]) {
   const clock = new FakeClock();
-  const cfg = machineConfig({ version, priority: startMaster ? 255 : 100, password: version === 2 ? 'secret' : undefined });
+  const cfg = machineConfig({
+    version,
+    priority: startMaster ? 255 : 100,
+    password: version === 2 ? 'secret' : undefined,
+  });
   const m = new VrrpMachine(cfg, { send: () => {}, transition: () => {} }, clock);
   m.start();
   const state = m.state;
@@ -73,8 +77,22 @@ describe('VRRP fuzz', () => {
   it(`survives ${N} mutated valid adverts (seed ${(SEED + 1).toString(16)}) without throwing or changing state, counting each`, () => {
     const r = rng(SEED + 1);
     const templates = [
-      encodeIPv4(encodeAdvert({ version: 3, vrid: 51, priority: 200, intervalMs: 1000, addresses: ['10.0.0.10'] }, { family: 4, src: '10.0.0.9', dst: '224.0.0.18' }), '10.0.0.9', '224.0.0.18'),
-      encodeIPv4(encodeAdvert({ version: 2, vrid: 51, priority: 200, intervalMs: 1000, addresses: ['10.0.0.10'] }, { family: 4, password: 'secret' }), '10.0.0.9', '224.0.0.18'),
+      encodeIPv4(
+        encodeAdvert(
+          { version: 3, vrid: 51, priority: 200, intervalMs: 1000, addresses: ['10.0.0.10'] },
+          { family: 4, src: '10.0.0.9', dst: '224.0.0.18' },
+        ),
+        '10.0.0.9',
+        '224.0.0.18',
+      ),
+      encodeIPv4(
+        encodeAdvert(
+          { version: 2, vrid: 51, priority: 200, intervalMs: 1000, addresses: ['10.0.0.10'] },
+          { family: 4, password: 'secret' },
+        ),
+        '10.0.0.9',
+        '224.0.0.18',
+      ),
     ];
     const packets: Buffer[] = [];
     for (let i = 0; i < N; i++) {
@@ -86,7 +104,8 @@ describe('VRRP fuzz', () => {
         p = t;
         const flips = 1 + Math.floor(r() * 4);
         for (let k = 0; k < flips; k++) p[20 + Math.floor(r() * (p.length - 20))] ^= 1 + Math.floor(r() * 255);
-      } else if (kind === 1) p = t.subarray(0, Math.floor(r() * t.length)); // truncate
+      } else if (kind === 1)
+        p = t.subarray(0, Math.floor(r() * t.length)); // truncate
       else if (kind === 2) {
         p = t;
         p[8] = Math.floor(r() * 255); // TTL other than 255

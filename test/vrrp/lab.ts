@@ -24,7 +24,12 @@ export function sh(cmd: string, args: string[]): string {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function waitFor(what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 10): Promise<number> {
+export async function waitFor(
+  what: string,
+  fn: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  stepMs = 10,
+): Promise<number> {
   const t0 = performance.now();
   for (;;) {
     if (await fn()) return performance.now() - t0;
@@ -56,8 +61,14 @@ export class AddrWatch {
   private proc: ChildProcess;
   private waiters: { want: boolean; resolve: (t: number) => void }[] = [];
 
-  constructor(ns: string, readonly vip: string) {
-    this.proc = spawn('ip', ['-ts', '-n', ns, 'monitor', 'address'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, TZ: 'UTC' } });
+  constructor(
+    ns: string,
+    readonly vip: string,
+  ) {
+    this.proc = spawn('ip', ['-ts', '-n', ns, 'monitor', 'address'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, TZ: 'UTC' },
+    });
     let buf = '';
     this.proc.stdout!.on('data', (d: Buffer) => {
       const t = performance.now();
@@ -83,7 +94,13 @@ export class AddrWatch {
   until(want: boolean, timeoutMs: number): Promise<number> {
     if (this.held === want) return Promise.resolve(performance.now());
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${this.vip} to be ${want ? 'added' : 'removed'}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`timed out after ${timeoutMs} ms waiting for ${this.vip} to be ${want ? 'added' : 'removed'}`),
+          ),
+        timeoutMs,
+      );
       this.waiters.push({ want, resolve: (t) => (clearTimeout(timer), resolve(t)) });
     });
   }
@@ -135,7 +152,15 @@ export class VrrpLab {
     for (const n of Object.values(this.ns)) {
       sh('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
       // Addresses usable at once (no duplicate address detection): the link-local is the VRRPv3 IPv6 source.
-      sh('ip', ['netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+      sh('ip', [
+        'netns',
+        'exec',
+        n,
+        'sysctl',
+        '-qw',
+        'net.ipv6.conf.all.accept_dad=0',
+        'net.ipv6.conf.default.accept_dad=0',
+      ]);
     }
     sh('ip', ['-n', s, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
     sh('ip', ['-n', s, 'link', 'set', 'br0', 'up']);
@@ -207,9 +232,30 @@ export class VrrpLab {
     const main = join(this.dir, `${tag}.pid`);
     const vrrp = join(this.dir, `${tag}-vrrp.pid`);
     const checkers = join(this.dir, `${tag}-checkers.pid`);
-    const proc = spawn('nsenter', [`--net=/run/netns/${this.ns[k]}`, 'keepalived', '-n', '-l', '-D', '-G', '-P', '-R', '-f', file, '-p', main, '-r', vrrp, '-c', checkers], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      'nsenter',
+      [
+        `--net=/run/netns/${this.ns[k]}`,
+        'keepalived',
+        '-n',
+        '-l',
+        '-D',
+        '-G',
+        '-P',
+        '-R',
+        '-f',
+        file,
+        '-p',
+        main,
+        '-r',
+        vrrp,
+        '-c',
+        checkers,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
     return this.track({ kind: 'keepalived', ns: this.ns[k], proc, lines: [], pidFiles: { main, vrrp }, exited });
   }
@@ -231,7 +277,11 @@ export class VrrpLab {
     // keepalived's VRRP child may still be exiting: wait until its pid is gone.
     if (r.kind === 'keepalived' && r.pidFiles && existsSync(r.pidFiles.vrrp)) {
       const child = Number(readFileSync(r.pidFiles.vrrp, 'utf8').trim());
-      await waitFor('keepalived vrrp child to exit', () => !existsSync(`/proc/${child}`) || readFileSync(`/proc/${child}/stat`, 'utf8').split(' ')[2] === 'Z', 5000).catch(() => undefined);
+      await waitFor(
+        'keepalived vrrp child to exit',
+        () => !existsSync(`/proc/${child}`) || readFileSync(`/proc/${child}/stat`, 'utf8').split(' ')[2] === 'Z',
+        5000,
+      ).catch(() => undefined);
     }
   }
 
@@ -246,21 +296,30 @@ export class VrrpLab {
     const before = r.lines.length;
     r.proc.kill('SIGUSR1');
     let found: any;
-    await waitFor('status line', () => {
-      for (const l of r.lines.slice(before)) {
-        if (l.startsWith('{"status"')) {
-          found = JSON.parse(l).status;
-          return true;
+    await waitFor(
+      'status line',
+      () => {
+        for (const l of r.lines.slice(before)) {
+          if (l.startsWith('{"status"')) {
+            found = JSON.parse(l).status;
+            return true;
+          }
         }
-      }
-      return false;
-    }, 3000);
+        return false;
+      },
+      3000,
+    );
     return found;
   }
 
   /** Wait until our runner has started every instance. */
   async started(r: Running, timeoutMs = 25_000): Promise<void> {
-    await waitFor('the runner to start its instances', () => r.lines.some((l) => l.includes('"all vrrp instances started"')), timeoutMs, 20);
+    await waitFor(
+      'the runner to start its instances',
+      () => r.lines.some((l) => l.includes('"all vrrp instances started"')),
+      timeoutMs,
+      20,
+    );
   }
 
   /** Log lines (pino JSON) of our runner that match `re` in their msg. */
@@ -299,21 +358,20 @@ export function oursYaml(o: {
   v6only?: boolean;
   extra?: string;
 }): string {
-  const lines = [
-    'interface: eth0',
-    'vrrp:',
-  ];
-  if (!o.v6only) lines.push(
-    '  - name: vi4',
-    '    vrid: 51',
-    `    priority: ${o.priority}`,
-    `    version: ${o.version ?? 3}`,
-    `    advert_interval: ${o.interval ?? '100ms'}`,
-    `    vips: ["${VIP4}/24"]`,
-    `    preempt: ${o.preempt ?? true}`,
-    '    garp: { repeat: 3, interval: 20ms, refresh: 0 }',
-  );
-  if (o.peers && !o.v6only) lines.push(`    unicast_src: ${o.unicastSrc}`, `    unicast_peers: [${o.peers.join(', ')}]`);
+  const lines = ['interface: eth0', 'vrrp:'];
+  if (!o.v6only)
+    lines.push(
+      '  - name: vi4',
+      '    vrid: 51',
+      `    priority: ${o.priority}`,
+      `    version: ${o.version ?? 3}`,
+      `    advert_interval: ${o.interval ?? '100ms'}`,
+      `    vips: ["${VIP4}/24"]`,
+      `    preempt: ${o.preempt ?? true}`,
+      '    garp: { repeat: 3, interval: 20ms, refresh: 0 }',
+    );
+  if (o.peers && !o.v6only)
+    lines.push(`    unicast_src: ${o.unicastSrc}`, `    unicast_peers: [${o.peers.join(', ')}]`);
   if (o.password && !o.v6only) lines.push(`    auth: { type: pass, password: ${o.password} }`);
   if (o.extra && !o.v6only) lines.push(o.extra);
   if (o.v6 || o.v6only) {
@@ -353,7 +411,9 @@ export function keepalivedConf(o: {
     `  version ${o.version ?? 3}`,
     `  advert_int ${o.interval ?? '0.1'}`,
     o.preempt === false ? '  nopreempt' : '',
-    o.peers ? `  unicast_src_ip ${o.unicastSrc}\n  unicast_peer {\n${o.peers.map((p) => `    ${p}`).join('\n')}\n  }` : '',
+    o.peers
+      ? `  unicast_src_ip ${o.unicastSrc}\n  unicast_peer {\n${o.peers.map((p) => `    ${p}`).join('\n')}\n  }`
+      : '',
     o.password ? `  authentication {\n    auth_type PASS\n    auth_pass ${o.password}\n  }` : '',
     `  virtual_ipaddress {\n    ${o.v6 ? `${VIP6}/64` : `${VIP4}/24`} dev eth0\n  }`,
     '}',

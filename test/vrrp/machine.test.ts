@@ -10,8 +10,15 @@ function setup(over: Partial<MachineConfig> = {}) {
   const clock = new FakeClock();
   const sent: { at: number; priority: number }[] = [];
   const transitions: TransitionInfo[] = [];
-  const m = new VrrpMachine(machineConfig(over), { send: (priority) => sent.push({ at: clock.now(), priority }), transition: (t) => transitions.push(t) }, clock);
-  const rx = (src: string, priority: number, extra: { intervalMs?: number } = {}) => m.handlePacket(...advertFrom(src, { priority, intervalMs: extra.intervalMs ?? (over.intervalMs ?? 1000) }, over.version ?? 3));
+  const m = new VrrpMachine(
+    machineConfig(over),
+    { send: (priority) => sent.push({ at: clock.now(), priority }), transition: (t) => transitions.push(t) },
+    clock,
+  );
+  const rx = (src: string, priority: number, extra: { intervalMs?: number } = {}) =>
+    m.handlePacket(
+      ...advertFrom(src, { priority, intervalMs: extra.intervalMs ?? over.intervalMs ?? 1000 }, over.version ?? 3),
+    );
   return { clock, m, sent, transitions, rx };
 }
 
@@ -107,7 +114,10 @@ describe('VRRP state machine: election', () => {
       clock.advance(1000);
     }
     assert.equal(m.state, 'MASTER');
-    assert.ok(clock.now() - t0 <= Math.ceil(m.masterDownMs()) + 1000, `preempted ${clock.now() - t0} ms after the delay`);
+    assert.ok(
+      clock.now() - t0 <= Math.ceil(m.masterDownMs()) + 1000,
+      `preempted ${clock.now() - t0} ms after the delay`,
+    );
   });
 
   it('steps down from Master on a higher-priority advert', () => {
@@ -351,8 +361,12 @@ describe('VRRP state machine: sync group hooks (src/vrrp/sync.ts)', () => {
     const members = [0, 1].map((k) => {
       const member = {
         cfg: { name: `vi${k}`, sync_group: 'VG1' },
-        get wantsMaster() { return ms[k]!.wantsMaster; },
-        get ownFault() { return ms[k]!.ownFault; },
+        get wantsMaster() {
+          return ms[k]!.wantsMaster;
+        },
+        get ownFault() {
+          return ms[k]!.ownFault;
+        },
         syncMaster: (r: string) => ms[k]!.syncMaster(r),
         syncBackup: (r: string) => ms[k]!.syncBackup(r),
         syncFault: (r: string) => ms[k]!.syncFault(r),
@@ -363,12 +377,18 @@ describe('VRRP state machine: sync group hooks (src/vrrp/sync.ts)', () => {
       return member;
     });
     for (const k of [0, 1]) {
-      ms.push(new VrrpMachine(machineConfig({ name: `vi${k}`, vrid: 51 + k, intervalMs: 100 * (k + 1) }), {
-        send: (priority) => sent.push({ m: k, priority }),
-        transition: (t) => g.transition(members[k]!, t),
-        mayBecomeMaster: () => g.mayBecomeMaster(members[k]!),
-        mayLeaveFault: () => g.mayLeaveFault(members[k]!),
-      }, clock));
+      ms.push(
+        new VrrpMachine(
+          machineConfig({ name: `vi${k}`, vrid: 51 + k, intervalMs: 100 * (k + 1) }),
+          {
+            send: (priority) => sent.push({ m: k, priority }),
+            transition: (t) => g.transition(members[k]!, t),
+            mayBecomeMaster: () => g.mayBecomeMaster(members[k]!),
+            mayLeaveFault: () => g.mayLeaveFault(members[k]!),
+          },
+          clock,
+        ),
+      );
     }
     return { clock, ms, sent };
   }
@@ -378,20 +398,32 @@ describe('VRRP state machine: sync group hooks (src/vrrp/sync.ts)', () => {
     for (const m of ms) m.start();
     // vi0 (100 ms adverts) times out after ~361 ms, vi1 (200 ms) after ~722 ms.
     clock.advance(500);
-    assert.deepEqual(ms.map((m) => m.state), ['BACKUP', 'BACKUP']);
+    assert.deepEqual(
+      ms.map((m) => m.state),
+      ['BACKUP', 'BACKUP'],
+    );
     assert.equal(ms[0]!.wantsMaster, true);
     clock.advance(300);
-    assert.deepEqual(ms.map((m) => m.state), ['MASTER', 'MASTER']);
+    assert.deepEqual(
+      ms.map((m) => m.state),
+      ['MASTER', 'MASTER'],
+    );
   });
 
   it('a member leaving Master for Backup takes the other with it, which says so with priority 0', async () => {
     const { clock, ms, sent } = await pair();
     for (const m of ms) m.start();
     clock.advance(800);
-    assert.deepEqual(ms.map((m) => m.state), ['MASTER', 'MASTER']);
+    assert.deepEqual(
+      ms.map((m) => m.state),
+      ['MASTER', 'MASTER'],
+    );
     sent.length = 0;
     ms[0]!.handlePacket(...advertFrom('10.0.0.9', { priority: 200, intervalMs: 100 }, 3));
-    assert.deepEqual(ms.map((m) => m.state), ['BACKUP', 'BACKUP']);
+    assert.deepEqual(
+      ms.map((m) => m.state),
+      ['BACKUP', 'BACKUP'],
+    );
     assert.deepEqual(sent, [{ m: 1, priority: 0 }]);
   });
 
@@ -400,11 +432,23 @@ describe('VRRP state machine: sync group hooks (src/vrrp/sync.ts)', () => {
     for (const m of ms) m.start();
     clock.advance(800);
     ms[1]!.setPriority(100, true);
-    assert.deepEqual(ms.map((m) => m.state), ['FAULT', 'FAULT']);
-    assert.deepEqual(ms.map((m) => m.ownFault), [false, true]);
+    assert.deepEqual(
+      ms.map((m) => m.state),
+      ['FAULT', 'FAULT'],
+    );
+    assert.deepEqual(
+      ms.map((m) => m.ownFault),
+      [false, true],
+    );
     ms[1]!.setPriority(100, false);
-    assert.deepEqual(ms.map((m) => m.state), ['BACKUP', 'BACKUP']);
+    assert.deepEqual(
+      ms.map((m) => m.state),
+      ['BACKUP', 'BACKUP'],
+    );
     clock.advance(800);
-    assert.deepEqual(ms.map((m) => m.state), ['MASTER', 'MASTER']);
+    assert.deepEqual(
+      ms.map((m) => m.state),
+      ['MASTER', 'MASTER'],
+    );
   });
 });

@@ -53,7 +53,10 @@ async function runOnce(lab: VrrpLab, c: Case): Promise<Sample> {
   const start = (k: 'a' | 'b', priority: number): Running =>
     c.impl === 'xdirector'
       ? lab.startOurs(k, oursYaml({ priority, version: c.version, interval: `${c.intervalMs}ms` }))
-      : lab.startKeepalived(k, keepalivedConf({ id: `${lab.id}${k}`, priority, version: c.version, interval: String(c.intervalMs / 1000) }));
+      : lab.startKeepalived(
+          k,
+          keepalivedConf({ id: `${lab.id}${k}`, priority, version: c.version, interval: String(c.intervalMs / 1000) }),
+        );
   const a = start('a', 150);
   const b = start('b', 100);
   if (c.impl === 'xdirector') {
@@ -64,7 +67,9 @@ async function runOnce(lab: VrrpLab, c: Case): Promise<Sample> {
   await wb.until(false, 30_000);
   await sleep(Math.max(1500, 4 * c.intervalMs));
 
-  const probe = spawn('nsenter', [`--net=/run/netns/${lab.ns.c}`, process.execPath, '-e', PROBE], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const probe = spawn('nsenter', [`--net=/run/netns/${lab.ns.c}`, process.execPath, '-e', PROBE], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const connects: number[] = [];
   let buf = '';
   probe.stdout.on('data', (d: Buffer) => {
@@ -119,14 +124,19 @@ async function main(): Promise<void> {
   const results: (Case & { masterDownMs: number; samples: Sample[] })[] = [];
   try {
     lab.setup();
-    for (const k of ['a', 'b'] as const) servers.push(spawn('nsenter', [`--net=/run/netns/${lab.ns[k]}`, process.execPath, '-e', SERVER], { stdio: 'ignore' }));
+    for (const k of ['a', 'b'] as const)
+      servers.push(
+        spawn('nsenter', [`--net=/run/netns/${lab.ns[k]}`, process.execPath, '-e', SERVER], { stdio: 'ignore' }),
+      );
     await sleep(1000);
     for (const c of cases) {
       const samples: Sample[] = [];
       for (let i = 0; i < runs; i++) {
         const s = await runOnce(lab, c);
         samples.push(s);
-        process.stderr.write(`${c.impl} v${c.version} ${c.intervalMs} ms run ${i + 1}: VIP ${s.vipMs.toFixed(0)} ms, first connection ${s.connectMs.toFixed(0)} ms\n`);
+        process.stderr.write(
+          `${c.impl} v${c.version} ${c.intervalMs} ms run ${i + 1}: VIP ${s.vipMs.toFixed(0)} ms, first connection ${s.connectMs.toFixed(0)} ms\n`,
+        );
       }
       results.push({ ...c, masterDownMs: 3 * c.intervalMs + ((256 - 100) * c.intervalMs) / 256, samples });
     }
@@ -143,9 +153,12 @@ async function main(): Promise<void> {
     conn: r.samples.map((s) => s.connectMs.toFixed(0)).join(' / '),
     connMedian: med(r.samples.map((s) => s.connectMs)).toFixed(0),
   }));
-  process.stdout.write('case | Master_Down_Interval ms | VIP on new Master ms (runs) | median | first TCP connection through the VIP ms (runs) | median\n');
+  process.stdout.write(
+    'case | Master_Down_Interval ms | VIP on new Master ms (runs) | median | first TCP connection through the VIP ms (runs) | median\n',
+  );
   process.stdout.write('--- | --- | --- | --- | --- | ---\n');
-  for (const r of rows) process.stdout.write(`${r.case} | ${r.masterDown} | ${r.vip} | ${r.vipMedian} | ${r.conn} | ${r.connMedian}\n`);
+  for (const r of rows)
+    process.stdout.write(`${r.case} | ${r.masterDown} | ${r.vip} | ${r.vipMedian} | ${r.conn} | ${r.connMedian}\n`);
   if (jsonAt >= 0 && args[jsonAt + 1]) writeFileSync(args[jsonAt + 1]!, JSON.stringify(results, null, 2));
 }
 

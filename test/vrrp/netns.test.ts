@@ -73,7 +73,10 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
     );
     assert.equal(sb[0].masterAddress, ADDR.a);
     const sa = await lab.status(a);
-    assert.ok(sa[0].announcementsSent >= 3 && sa[1].announcementsSent >= 3, 'gratuitous ARP and unsolicited NA were sent');
+    assert.ok(
+      sa[0].announcementsSent >= 3 && sa[1].announcementsSent >= 3,
+      'gratuitous ARP and unsolicited NA were sent',
+    );
   });
 
   it('drops and counts garbage, wrong-checksum and wrong-VRID packets without changing state', async () => {
@@ -97,7 +100,14 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
     assert.equal(now.state, 'BACKUP');
     assert.ok(now.counters.dropped.checksum >= before.counters.dropped.checksum + 1, 'wrong checksum counted');
     assert.ok(now.counters.dropped.vrid >= before.counters.dropped.vrid + 1, 'wrong VRID counted');
-    assert.ok(now.counters.dropped.version + now.counters.dropped['address-count'] + now.counters.dropped.truncated + now.counters.dropped.type > 0, 'garbage counted');
+    assert.ok(
+      now.counters.dropped.version +
+        now.counters.dropped['address-count'] +
+        now.counters.dropped.truncated +
+        now.counters.dropped.type >
+        0,
+      'garbage counted',
+    );
     assert.deepEqual(lab.holders(), ['a']);
   });
 
@@ -107,7 +117,10 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
     const tb = await wb.until(true, 5000);
     await a.exited;
     const took = tb - tStop;
-    assert.ok(took < MASTER_DOWN_B, `takeover took ${took.toFixed(0)} ms, not less than Master_Down_Interval ${MASTER_DOWN_B} ms`);
+    assert.ok(
+      took < MASTER_DOWN_B,
+      `takeover took ${took.toFixed(0)} ms, not less than Master_Down_Interval ${MASTER_DOWN_B} ms`,
+    );
     assert.ok(took >= SKEW_B - 5, `takeover took ${took.toFixed(0)} ms, less than the skew ${SKEW_B} ms`);
     await wb6.until(true, 2000);
     const sb = await lab.status(b);
@@ -137,8 +150,14 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
     a.proc.kill('SIGKILL');
     const tb = await wb.until(true, 5000);
     const took = tb - tKill;
-    assert.ok(took <= MASTER_DOWN_B + SLACK, `takeover took ${took.toFixed(0)} ms; Master_Down_Interval is ${MASTER_DOWN_B} ms`);
-    assert.ok(took >= MASTER_DOWN_B - 3 * INTERVAL - 5, `takeover after ${took.toFixed(0)} ms is too early for a missed-adverts takeover`);
+    assert.ok(
+      took <= MASTER_DOWN_B + SLACK,
+      `takeover took ${took.toFixed(0)} ms; Master_Down_Interval is ${MASTER_DOWN_B} ms`,
+    );
+    assert.ok(
+      took >= MASTER_DOWN_B - 3 * INTERVAL - 5,
+      `takeover after ${took.toFixed(0)} ms is too early for a missed-adverts takeover`,
+    );
     await a.exited;
     excluded.push([tKill, Infinity]);
   });
@@ -185,7 +204,10 @@ describe('VRRP between two xdirector directors (namespaces, real kernel)', { tim
       const o6 = longestOverlap(wa6, wb6, x, y);
       const where = `between ${(x - t0).toFixed(0)} and ${(y - t0).toFixed(0)} ms into the run; A ${JSON.stringify(wa.events.map((e) => [Math.round(e.t - t0), e.held]))}, B ${JSON.stringify(wb.events.map((e) => [Math.round(e.t - t0), e.held]))}`;
       assert.ok(o4 <= INTERVAL, `IPv4 VIP on both for ${o4.toFixed(0)} ms ${where}`);
-      assert.ok(o6 <= INTERVAL, `IPv6 VIP on both for ${o6.toFixed(0)} ms ${where} A6 ${JSON.stringify(wa6.events.map((e) => [Math.round(e.t - t0), e.held]))} B6 ${JSON.stringify(wb6.events.map((e) => [Math.round(e.t - t0), e.held]))}`);
+      assert.ok(
+        o6 <= INTERVAL,
+        `IPv6 VIP on both for ${o6.toFixed(0)} ms ${where} A6 ${JSON.stringify(wa6.events.map((e) => [Math.round(e.t - t0), e.held]))} B6 ${JSON.stringify(wb6.events.map((e) => [Math.round(e.t - t0), e.held]))}`,
+      );
     }
     assert.ok(wa.events.length >= 6 && wb.events.length >= 4, 'the VIP moved several times during the run');
   });

@@ -18,7 +18,10 @@ describe('VRRP sockets (native)', () => {
     }
     assert.ok(err instanceof XdError);
     assert.equal(err.code, 'XD_ERR_VRRP');
-    assert.match(err.message, /^open VRRP socket \(IPv4, protocol 112\) on xddnosuch0: if_nametoindex xddnosuch0: No such device/);
+    assert.match(
+      err.message,
+      /^open VRRP socket \(IPv4, protocol 112\) on xddnosuch0: if_nametoindex xddnosuch0: No such device/,
+    );
     const cause = err.cause as { errno: number; code: string; syscall: string };
     assert.equal(cause.code, 'ENODEV');
     assert.equal(cause.errno, -19);
@@ -79,7 +82,9 @@ describe('VRRP sockets (native)', () => {
       `;
       const { spawn } = require('node:child_process') as typeof import('node:child_process');
       return new Promise<void>((resolve, reject) => {
-        const r = spawn('nsenter', [`--net=/run/netns/${n2}`, process.execPath, '-e', rx], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const r = spawn('nsenter', [`--net=/run/netns/${n2}`, process.execPath, '-e', rx], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         let out = '';
         r.stdout.on('data', (d) => (out += d));
         r.stderr.once('data', () => {
@@ -88,7 +93,10 @@ describe('VRRP sockets (native)', () => {
         r.on('exit', () => {
           try {
             const got = JSON.parse(out.trim().split('\n')[0]!);
-            const expected = encodeAdvert({ version: 3, vrid: 9, priority: 200, intervalMs: 100, addresses: ['10.78.0.100'] }, { family: 4, src: '10.78.0.1', dst: '224.0.0.18' });
+            const expected = encodeAdvert(
+              { version: 3, vrid: 9, priority: 200, intervalMs: 100, addresses: ['10.78.0.100'] },
+              { family: 4, src: '10.78.0.1', dst: '224.0.0.18' },
+            );
             assert.equal(got.hex, expected.toString('hex'));
             assert.deepEqual(got.m, { family: 4, src: '10.78.0.1', dst: '224.0.0.18', ttl: 255 });
             resolve();
@@ -102,10 +110,17 @@ describe('VRRP sockets (native)', () => {
     it('sends a gratuitous ARP frame that a neighbour with arp_accept learns the VIP from', () => {
       execFileSync('ip', ['netns', 'exec', n2, 'sysctl', '-qw', 'net.ipv4.conf.eth0.arp_accept=1']);
       // (/sys under nsenter --net still shows the host's devices: ask ip for the index.)
-      const idx = Number(/^(\d+):/.exec(execFileSync('ip', ['-n', n1, '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' }))![1]);
+      const idx = Number(
+        /^(\d+):/.exec(execFileSync('ip', ['-n', n1, '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' }))![1],
+      );
       const sockets = JSON.stringify(require.resolve('../../src/vrrp/sockets'));
       const frames = JSON.stringify(require.resolve('../../src/vrrp/frames'));
-      execFileSync('nsenter', [`--net=/run/netns/${n1}`, process.execPath, '-e', `require(${sockets}).sendFrame(${idx}, require(${frames}).gratuitousArp(Buffer.from('020000000001', 'hex'), '10.78.0.100'), 'eth0')`]);
+      execFileSync('nsenter', [
+        `--net=/run/netns/${n1}`,
+        process.execPath,
+        '-e',
+        `require(${sockets}).sendFrame(${idx}, require(${frames}).gratuitousArp(Buffer.from('020000000001', 'hex'), '10.78.0.100'), 'eth0')`,
+      ]);
       const neigh = execFileSync('ip', ['-n', n2, 'neigh', 'show', '10.78.0.100'], { encoding: 'utf8' });
       assert.match(neigh, /lladdr 02:00:00:00:00:01/);
     });

@@ -8,9 +8,24 @@ import { genl, AttrStream, createGenericNetlink, GenericNetlinkSocket } from 'ne
 import type { Logger } from '../../log';
 import { XdError } from '../../errors';
 import {
-  IPVS_GENL_NAME, IPVS_GENL_VERSION, NLMSG_HDRLEN, GENL_HDRLEN, genlHeader, hostPort, req, serviceLabel,
-  parseDestReply, parseInfoReply, parseServiceReply,
-  IpvsDest, IpvsDestEntry, IpvsInfo, IpvsRequest, IpvsService, IpvsServiceEntry, IpvsServiceKey,
+  IPVS_GENL_NAME,
+  IPVS_GENL_VERSION,
+  NLMSG_HDRLEN,
+  GENL_HDRLEN,
+  genlHeader,
+  hostPort,
+  req,
+  serviceLabel,
+  parseDestReply,
+  parseInfoReply,
+  parseServiceReply,
+  IpvsDest,
+  IpvsDestEntry,
+  IpvsInfo,
+  IpvsRequest,
+  IpvsService,
+  IpvsServiceEntry,
+  IpvsServiceKey,
 } from './codec';
 
 const NLMSG_ERROR = 2;
@@ -100,7 +115,16 @@ export class IpvsClient {
     try {
       const attrs = new AttrStream();
       attrs.emit(genl.formatMessage({ familyName: IPVS_GENL_NAME }));
-      const msgs = await rawRequest(sock, GENL_ID_CTRL, [genlHeader(CTRL_CMD_GETFAMILY, CTRL_VERSION), ...attrs.bufs.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength))], 0, timeoutMs);
+      const msgs = await rawRequest(
+        sock,
+        GENL_ID_CTRL,
+        [
+          genlHeader(CTRL_CMD_GETFAMILY, CTRL_VERSION),
+          ...attrs.bufs.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
+        ],
+        0,
+        timeoutMs,
+      );
       const reply = msgs[0];
       if (!reply) throw new Error('nlctrl sent no reply to GETFAMILY');
       const fam = genl.parseMessage(reply.data.subarray(GENL_HDRLEN));
@@ -114,11 +138,13 @@ export class IpvsClient {
       sock.socket.close();
       if (err instanceof NetlinkError && err.errno === 2) {
         throw new XdError('XD_ERR_IPVS_MISSING', MISSING_FAMILY_MESSAGE, {
-          cause: err, detail: { errno: err.errno, code: err.code, syscall: 'netlink' },
+          cause: err,
+          detail: { errno: err.errno, code: err.code, syscall: 'netlink' },
         });
       }
       throw new XdError('XD_ERR_IPVS', `IPVS: resolve generic netlink family IPVS: ${(err as Error).message}`, {
-        cause: err, detail: err instanceof NetlinkError ? { errno: err.errno, code: err.code } : {},
+        cause: err,
+        detail: err instanceof NetlinkError ? { errno: err.errno, code: err.code } : {},
       });
     }
   }
@@ -166,15 +192,24 @@ export class IpvsClient {
   }
 
   async addDest(s: IpvsServiceKey, d: IpvsDest): Promise<void> {
-    await this.request(req.newDest(s, d), `add dest ${hostPort(d.addr, d.port, d.addrFamily ?? s.af)} to ${serviceLabel(s)}`);
+    await this.request(
+      req.newDest(s, d),
+      `add dest ${hostPort(d.addr, d.port, d.addrFamily ?? s.af)} to ${serviceLabel(s)}`,
+    );
   }
 
   async editDest(s: IpvsServiceKey, d: IpvsDest): Promise<void> {
-    await this.request(req.setDest(s, d), `update dest ${hostPort(d.addr, d.port, d.addrFamily ?? s.af)} of ${serviceLabel(s)} (weight ${d.weight})`);
+    await this.request(
+      req.setDest(s, d),
+      `update dest ${hostPort(d.addr, d.port, d.addrFamily ?? s.af)} of ${serviceLabel(s)} (weight ${d.weight})`,
+    );
   }
 
   async deleteDest(s: IpvsServiceKey, d: Pick<IpvsDest, 'addr' | 'port' | 'addrFamily'>): Promise<void> {
-    await this.request(req.delDest(s, d), `delete dest ${hostPort(d.addr, d.port, d.addrFamily ?? s.af)} from ${serviceLabel(s)}`);
+    await this.request(
+      req.delDest(s, d),
+      `delete dest ${hostPort(d.addr, d.port, d.addrFamily ?? s.af)} from ${serviceLabel(s)}`,
+    );
   }
 
   /** Remove every service of this network namespace (ipvsadm -C). */
@@ -194,9 +229,17 @@ export class IpvsClient {
  * survives (the package's checkError keeps only the code name in a string).
  */
 async function rawRequest(
-  sock: GenericNetlinkSocket, type: number, data: Buffer[], flags: number, timeoutMs: number,
+  sock: GenericNetlinkSocket,
+  type: number,
+  data: Buffer[],
+  flags: number,
+  timeoutMs: number,
 ): Promise<RawMessage[]> {
-  const [msgs] = (await sock.socket.request(type, data, { flags, checkError: false, timeout: timeoutMs })) as unknown as [RawMessage[], unknown];
+  const [msgs] = (await sock.socket.request(type, data, {
+    flags,
+    checkError: false,
+    timeout: timeoutMs,
+  })) as unknown as [RawMessage[], unknown];
   const out: RawMessage[] = [];
   for (const m of msgs) {
     if (m.type === NLMSG_ERROR) {

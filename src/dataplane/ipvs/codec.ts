@@ -69,7 +69,17 @@ export const DestAttr = {
 } as const;
 
 export const StatsAttr = {
-  CONNS: 1, INPKTS: 2, OUTPKTS: 3, INBYTES: 4, OUTBYTES: 5, CPS: 6, INPPS: 7, OUTPPS: 8, INBPS: 9, OUTBPS: 10, PAD: 11,
+  CONNS: 1,
+  INPKTS: 2,
+  OUTPKTS: 3,
+  INBYTES: 4,
+  OUTBYTES: 5,
+  CPS: 6,
+  INPPS: 7,
+  OUTPPS: 8,
+  INBPS: 9,
+  OUTBPS: 10,
+  PAD: 11,
 } as const;
 
 export const InfoAttr = { VERSION: 1, CONN_TAB_SIZE: 2 } as const;
@@ -194,7 +204,8 @@ export interface IpvsInfo {
 /** The 16-byte union nf_inet_addr for an address: IPv4 in the first 4 bytes, the rest zero. */
 export function encodeInetAddr(addr: string, af: AddressFamily): Buffer {
   const want = af === AF_INET ? 4 : 6;
-  if (addressFamily(addr) !== want) throw new TypeError(`expected an IPv${want} address, received ${JSON.stringify(addr)}`);
+  if (addressFamily(addr) !== want)
+    throw new TypeError(`expected an IPv${want} address, received ${JSON.stringify(addr)}`);
   return addressToBytes16(addr);
 }
 
@@ -270,7 +281,9 @@ export function encodeServiceKey(s: IpvsServiceKey): Buffer {
  */
 export function encodeServiceFull(s: IpvsService): Buffer {
   if (s.schedName.length === 0 || s.schedName.length >= IP_VS_SCHEDNAME_MAXLEN) {
-    throw new TypeError(`scheduler name must be 1..${IP_VS_SCHEDNAME_MAXLEN - 1} characters, received ${JSON.stringify(s.schedName)}`);
+    throw new TypeError(
+      `scheduler name must be 1..${IP_VS_SCHEDNAME_MAXLEN - 1} characters, received ${JSON.stringify(s.schedName)}`,
+    );
   }
   const flags = Buffer.alloc(8);
   flags.writeUInt32LE(s.flags >>> 0, 0);
@@ -338,14 +351,22 @@ export const req = {
   getService: (s: IpvsServiceKey): IpvsRequest => ({ cmd: Cmd.GET_SERVICE, flags: 0, attrs: encodeServiceKey(s) }),
   dumpServices: (): IpvsRequest => ({ cmd: Cmd.GET_SERVICE, flags: NLM_F_DUMP, attrs: Buffer.alloc(0) }),
   newDest: (s: IpvsServiceKey, d: IpvsDest): IpvsRequest => ({
-    cmd: Cmd.NEW_DEST, flags: 0, attrs: Buffer.concat([encodeServiceKey(s), encodeDest(d, s.af)]),
+    cmd: Cmd.NEW_DEST,
+    flags: 0,
+    attrs: Buffer.concat([encodeServiceKey(s), encodeDest(d, s.af)]),
   }),
   setDest: (s: IpvsServiceKey, d: IpvsDest): IpvsRequest => ({
-    cmd: Cmd.SET_DEST, flags: 0, attrs: Buffer.concat([encodeServiceKey(s), encodeDest(d, s.af)]),
+    cmd: Cmd.SET_DEST,
+    flags: 0,
+    attrs: Buffer.concat([encodeServiceKey(s), encodeDest(d, s.af)]),
   }),
   delDest: (s: IpvsServiceKey, d: Pick<IpvsDest, 'addr' | 'port' | 'addrFamily'>): IpvsRequest => ({
-    cmd: Cmd.DEL_DEST, flags: 0,
-    attrs: Buffer.concat([encodeServiceKey(s), encodeDest({ ...d, fwdMethod: 0, weight: 0, uThreshold: 0, lThreshold: 0 }, s.af, false)]),
+    cmd: Cmd.DEL_DEST,
+    flags: 0,
+    attrs: Buffer.concat([
+      encodeServiceKey(s),
+      encodeDest({ ...d, fwdMethod: 0, weight: 0, uThreshold: 0, lThreshold: 0 }, s.af, false),
+    ]),
   }),
   dumpDests: (s: IpvsServiceKey): IpvsRequest => ({ cmd: Cmd.GET_DEST, flags: NLM_F_DUMP, attrs: encodeServiceKey(s) }),
   getInfo: (): IpvsRequest => ({ cmd: Cmd.GET_INFO, flags: 0, attrs: Buffer.alloc(0) }),
@@ -381,7 +402,10 @@ export function parseAttrs(buf: Buffer): Map<number, Buffer> {
   while (off + 4 <= buf.length) {
     const len = buf.readUInt16LE(off);
     const type = buf.readUInt16LE(off + 2) & NLA_TYPE_MASK;
-    if (len < 4 || off + len > buf.length) throw new RangeError(`malformed netlink attribute at offset ${off}: length ${len}, ${buf.length - off} bytes left`);
+    if (len < 4 || off + len > buf.length)
+      throw new RangeError(
+        `malformed netlink attribute at offset ${off}: length ${len}, ${buf.length - off} bytes left`,
+      );
     out.set(type, buf.subarray(off + 4, off + len));
     off += align4(len);
   }
@@ -503,7 +527,14 @@ export function versionString(code: number): string {
 /** "TCP 10.0.0.1:3306", "UDP [fd00::1]:53", "FWM 5": how ipvsadm and error messages name a service. */
 export function serviceLabel(s: IpvsServiceKey): string {
   if (s.fwmark) return `FWM ${s.fwmark}`;
-  const p = s.protocol === IPPROTO_TCP ? 'TCP' : s.protocol === IPPROTO_UDP ? 'UDP' : s.protocol === IPPROTO_SCTP ? 'SCTP' : `proto ${s.protocol}`;
+  const p =
+    s.protocol === IPPROTO_TCP
+      ? 'TCP'
+      : s.protocol === IPPROTO_UDP
+        ? 'UDP'
+        : s.protocol === IPPROTO_SCTP
+          ? 'SCTP'
+          : `proto ${s.protocol}`;
   return `${p} ${hostPort(s.addr, s.port, s.af)}`;
 }
 

@@ -12,13 +12,39 @@ import { join } from 'node:path';
 import type { Logger } from '../../log';
 import { silentLogger } from '../../log';
 import { XdError } from '../../errors';
-import type { BackendStatus, Dataplane, IpvsStatus, DesiredState, PinnedBackend, Scheduler, ServiceStatus } from '../../state/types';
+import type {
+  BackendStatus,
+  Dataplane,
+  IpvsStatus,
+  DesiredState,
+  PinnedBackend,
+  Scheduler,
+  ServiceStatus,
+} from '../../state/types';
 import { IpvsClient } from './client';
 import { ensureSysctls, natSysctls, type NatInterfaces } from '../nat-sysctls';
-import { FwdMethod, IPPROTO_TCP, IPPROTO_UDP, IpvsDest, IpvsServiceEntry, TunType, serviceLabel, versionString } from './codec';
 import {
-  IpvsOp, IpvsTarget, KernelService, describeOp, destKeyString, inverseOps, planIpvs, schedLabel,
-  serviceKeyString, toIpvsTargets, unmapScheduler,
+  FwdMethod,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  IpvsDest,
+  IpvsServiceEntry,
+  TunType,
+  serviceLabel,
+  versionString,
+} from './codec';
+import {
+  IpvsOp,
+  IpvsTarget,
+  KernelService,
+  describeOp,
+  destKeyString,
+  inverseOps,
+  planIpvs,
+  schedLabel,
+  serviceKeyString,
+  toIpvsTargets,
+  unmapScheduler,
 } from './plan';
 
 /** net.ipv4.vs sysctls set in IPVS mode (per network namespace). */
@@ -32,8 +58,20 @@ export const IPVS_SYSCTLS: Record<string, string> = {
 };
 
 /** What the dataplane needs of an IPVS client (IpvsClient; tests may pass a model of the kernel). */
-export type IpvsApi = Pick<IpvsClient, 'familyId' | 'info' | 'listServices' | 'listDests' | 'addService' | 'editService'
-  | 'deleteService' | 'addDest' | 'editDest' | 'deleteDest' | 'close'>;
+export type IpvsApi = Pick<
+  IpvsClient,
+  | 'familyId'
+  | 'info'
+  | 'listServices'
+  | 'listDests'
+  | 'addService'
+  | 'editService'
+  | 'deleteService'
+  | 'addDest'
+  | 'editDest'
+  | 'deleteDest'
+  | 'close'
+>;
 
 export interface IpvsDataplaneOptions {
   log?: Logger;
@@ -80,7 +118,14 @@ export class IpvsDataplane implements Dataplane {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  private constructor(client: IpvsApi, log: Logger, exclusive: boolean, info: { version: number; connTabSize: number }, sysctls: Record<string, string>, opts: IpvsDataplaneOptions = {}) {
+  private constructor(
+    client: IpvsApi,
+    log: Logger,
+    exclusive: boolean,
+    info: { version: number; connTabSize: number },
+    sysctls: Record<string, string>,
+    opts: IpvsDataplaneOptions = {},
+  ) {
     this.client = client;
     this.natItf = opts.nat ?? { outer: '' };
     this.setSysctls = opts.sysctls !== false;
@@ -108,17 +153,29 @@ export class IpvsDataplane implements Dataplane {
           try {
             await fs.writeFile(join(dir, k), `${v}\n`);
           } catch (err) {
-            throw new XdError('XD_ERR_IPVS', `IPVS: set net.ipv4.vs.${k}=${v} (${join(dir, k)}): ${(err as Error).message}`, {
-              cause: err, detail: { errno: (err as NodeJS.ErrnoException).errno, code: (err as NodeJS.ErrnoException).code },
-            });
+            throw new XdError(
+              'XD_ERR_IPVS',
+              `IPVS: set net.ipv4.vs.${k}=${v} (${join(dir, k)}): ${(err as Error).message}`,
+              {
+                cause: err,
+                detail: { errno: (err as NodeJS.ErrnoException).errno, code: (err as NodeJS.ErrnoException).code },
+              },
+            );
           }
           set[`net.ipv4.vs.${k}`] = v;
         }
       }
-      log.info({ version: versionString(info.version), connTabSize: info.connTabSize, sysctls: set }, 'IPVS dataplane opened');
+      log.info(
+        { version: versionString(info.version), connTabSize: info.connTabSize, sysctls: set },
+        'IPVS dataplane opened',
+      );
       const dp = new IpvsDataplane(client, log, opts.exclusive ?? false, info, set, opts);
       dp.pinned = pinnedFromKernel(await dp.readKernel());
-      if (dp.pinned.length) log.info({ dests: dp.pinned.length }, 'IPVS already holds services and dests: health starts from them (adopted)');
+      if (dp.pinned.length)
+        log.info(
+          { dests: dp.pinned.length },
+          'IPVS already holds services and dests: health starts from them (adopted)',
+        );
       return dp;
     } catch (err) {
       if (!opts.client) client.close();
@@ -185,8 +242,10 @@ export class IpvsDataplane implements Dataplane {
         done.push(o);
       } catch (err) {
         const pending = ops.slice(done.length + 1).map(describeOp);
-        this.log.error({ err, failed: describeOp(o), done: done.map(describeOp), pending },
-          `IPVS apply failed after ${done.length} of ${ops.length} changes; rolling back`);
+        this.log.error(
+          { err, failed: describeOp(o), done: done.map(describeOp), pending },
+          `IPVS apply failed after ${done.length} of ${ops.length} changes; rolling back`,
+        );
         await this.rollback(done);
         throw err;
       }
@@ -231,13 +290,24 @@ export class IpvsDataplane implements Dataplane {
         continue;
       }
       if (ks.service.schedName !== t.service.schedName || (ks.service.flags & ~2) !== t.service.flags) {
-        this.log.warn({ ipvs: svc, found: schedLabel(ks.service), want: schedLabel(t.service) }, 'IPVS scheduler was changed outside xdirector; restoring');
+        this.log.warn(
+          { ipvs: svc, found: schedLabel(ks.service), want: schedLabel(t.service) },
+          'IPVS scheduler was changed outside xdirector; restoring',
+        );
       }
       const have = new Map(ks.dests.map((d) => [destKeyString(d), d]));
       for (const d of t.dests) {
         const hd = have.get(destKeyString(d));
-        if (!hd) this.log.warn({ ipvs: svc, dest: `${d.addr}:${d.port}` }, 'IPVS dest was removed outside xdirector; re-adding');
-        else if (hd.weight !== d.weight) this.log.warn({ ipvs: svc, dest: `${d.addr}:${d.port}`, found: hd.weight, want: d.weight }, 'IPVS dest weight was changed outside xdirector; restoring');
+        if (!hd)
+          this.log.warn(
+            { ipvs: svc, dest: `${d.addr}:${d.port}` },
+            'IPVS dest was removed outside xdirector; re-adding',
+          );
+        else if (hd.weight !== d.weight)
+          this.log.warn(
+            { ipvs: svc, dest: `${d.addr}:${d.port}`, found: hd.weight, want: d.weight },
+            'IPVS dest weight was changed outside xdirector; restoring',
+          );
         have.delete(destKeyString(d));
       }
       for (const hd of have.values()) {
@@ -255,7 +325,10 @@ export class IpvsDataplane implements Dataplane {
           await c.addService(o.service);
         } catch (err) {
           if (errnoOf(err) !== EEXIST) throw err;
-          this.log.info({ ipvs: serviceLabel(o.service) }, 'IPVS service appeared meanwhile (EEXIST): updating it instead');
+          this.log.info(
+            { ipvs: serviceLabel(o.service) },
+            'IPVS service appeared meanwhile (EEXIST): updating it instead',
+          );
           await c.editService(o.service);
         }
         return;
@@ -307,8 +380,10 @@ export class IpvsDataplane implements Dataplane {
         try {
           await this.execute(inv);
         } catch (err) {
-          this.log.error({ err, change: describeOp(inv) },
-            'IPVS rollback step failed: the kernel is left part-way between the old and the new state; the next apply reconciles');
+          this.log.error(
+            { err, change: describeOp(inv) },
+            'IPVS rollback step failed: the kernel is left part-way between the old and the new state; the next apply reconciles',
+          );
         }
       }
     }
@@ -322,10 +397,18 @@ export class IpvsDataplane implements Dataplane {
         const ks = kernel.get(k);
         services.push(serviceStatus(t, ks));
       }
-      const foreign = [...kernel.keys()].filter((k) => !this.applied.has(k)).map((k) => serviceLabel(kernel.get(k)!.service));
+      const foreign = [...kernel.keys()]
+        .filter((k) => !this.applied.has(k))
+        .map((k) => serviceLabel(kernel.get(k)!.service));
       return {
         kind: 'ipvs',
-        detail: { version: this.version, connTabSize: this.connTabSize, sysctls: this.sysctlsSet, familyId: this.client.familyId, unmanagedServices: foreign },
+        detail: {
+          version: this.version,
+          connTabSize: this.connTabSize,
+          sysctls: this.sysctlsSet,
+          familyId: this.client.familyId,
+          unmanagedServices: foreign,
+        },
         services,
       };
     });
@@ -370,7 +453,12 @@ function n(x: bigint | undefined): number {
 function destForwardingLabel(d: IpvsDest): string {
   if (d.fwdMethod === FwdMethod.DROUTE) return 'dr';
   if (d.fwdMethod === FwdMethod.MASQ) return 'nat';
-  if (d.fwdMethod === FwdMethod.TUNNEL) return d.tunType === TunType.GUE ? `tunnel/gue:${d.tunPort ?? 0}` : d.tunType === TunType.GRE ? 'tunnel/gre' : 'tunnel/ipip';
+  if (d.fwdMethod === FwdMethod.TUNNEL)
+    return d.tunType === TunType.GUE
+      ? `tunnel/gue:${d.tunPort ?? 0}`
+      : d.tunType === TunType.GRE
+        ? 'tunnel/gre'
+        : 'tunnel/ipip';
   return `method ${d.fwdMethod}`;
 }
 
@@ -381,7 +469,10 @@ function serviceStatus(t: IpvsTarget, ks: KernelService | undefined): ServiceSta
     const d = byDest.get(dk);
     const [address, port] = splitDestKey(dk);
     backends.push({
-      key: b.key, name: b.name, address, port,
+      key: b.key,
+      name: b.name,
+      address,
+      port,
       weight: d?.weight ?? 0,
       ...(d ? { forwarding: destForwardingLabel(d) } : {}),
       state: b.state as BackendStatus['state'],
@@ -398,7 +489,8 @@ function serviceStatus(t: IpvsTarget, ks: KernelService | undefined): ServiceSta
     vip: t.service.addr,
     port: t.service.port,
     proto: t.service.protocol === 17 ? 'udp' : 'tcp',
-    scheduler: (unmapScheduler(s?.schedName ?? t.service.schedName, s?.flags ?? t.service.flags) ?? 'maglev') as Scheduler,
+    scheduler: (unmapScheduler(s?.schedName ?? t.service.schedName, s?.flags ?? t.service.flags) ??
+      'maglev') as Scheduler,
     forwarding: [...new Set((ks?.dests.length ? ks.dests : t.dests).map(destForwardingLabel))].join('+') || 'dr',
     packets: n(s?.stats?.inpkts),
     bytes: n(s?.stats?.inbytes),
@@ -424,7 +516,8 @@ export function pinnedFromKernel(kernel: ReadonlyMap<string, KernelService>): Pi
   for (const { service: s, dests } of kernel.values()) {
     const proto = s.protocol === IPPROTO_TCP ? 'tcp' : s.protocol === IPPROTO_UDP ? 'udp' : undefined;
     if (s.fwmark || !proto) continue;
-    for (const d of dests) out.push({ vip: s.addr, port: s.port, proto, address: d.addr, state: d.weight === 0 ? 'draining' : 'active' });
+    for (const d of dests)
+      out.push({ vip: s.addr, port: s.port, proto, address: d.addr, state: d.weight === 0 ? 'draining' : 'active' });
   }
   return out;
 }

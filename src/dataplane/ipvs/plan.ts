@@ -18,8 +18,22 @@ import { XdError } from '../../errors';
 import { canonicalAddress } from '../../net/inet';
 import type { DesiredService, DesiredState, Scheduler } from '../../state/types';
 import {
-  AF_INET, AF_INET6, FwdMethod, TunFlag, TunType, IPPROTO_TCP, IPPROTO_UDP, SvcFlag, hostPort, serviceLabel,
-  AddressFamily, IpvsDest, IpvsDestEntry, IpvsService, IpvsServiceEntry, IpvsServiceKey,
+  AF_INET,
+  AF_INET6,
+  FwdMethod,
+  TunFlag,
+  TunType,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SvcFlag,
+  hostPort,
+  serviceLabel,
+  AddressFamily,
+  IpvsDest,
+  IpvsDestEntry,
+  IpvsService,
+  IpvsServiceEntry,
+  IpvsServiceKey,
 } from './codec';
 
 /** Flag bits xdirector sets and compares; HASHED is the kernel's own bookkeeping. */
@@ -43,20 +57,33 @@ export interface SchedulerMapping {
  *   with ring ipvs-mh: mh with mh-fallback and without mh-port, the table the XDP ring copies.
  * - wrr, rr, lc -> themselves (they skip weight-0 dests by construction).
  */
-export function mapScheduler(s: Scheduler | string, service = '?', ring: 'maglev' | 'ipvs-mh' = 'maglev'): SchedulerMapping {
+export function mapScheduler(
+  s: Scheduler | string,
+  service = '?',
+  ring: 'maglev' | 'ipvs-mh' = 'maglev',
+): SchedulerMapping {
   // sh with an IPVS-compatible ring: the XDP side hashes client addresses onto the mh table
   // (XD_SCHED_IPVS_MH_NOPORT), so IPVS must run mh without mh-port, not sh, for the two to agree.
   if (s === 'sh' && ring === 'ipvs-mh') return { schedName: 'mh', flags: SvcFlag.MH_FALLBACK };
   switch (s) {
-    case 'maglev': return { schedName: 'mh', flags: SvcFlag.MH_PORT | SvcFlag.MH_FALLBACK };
-    case 'sh': return { schedName: 'sh', flags: SvcFlag.SH_FALLBACK };
-    case 'wrr': return { schedName: 'wrr', flags: 0 };
-    case 'rr': return { schedName: 'rr', flags: 0 };
-    case 'lc': return { schedName: 'lc', flags: 0 };
+    case 'maglev':
+      return { schedName: 'mh', flags: SvcFlag.MH_PORT | SvcFlag.MH_FALLBACK };
+    case 'sh':
+      return { schedName: 'sh', flags: SvcFlag.SH_FALLBACK };
+    case 'wrr':
+      return { schedName: 'wrr', flags: 0 };
+    case 'rr':
+      return { schedName: 'rr', flags: 0 };
+    case 'lc':
+      return { schedName: 'lc', flags: 0 };
     default:
-      throw new XdError('XD_ERR_IPVS', `IPVS: service ${service}: unknown scheduler ${JSON.stringify(s)} — use one of maglev, sh, wrr, rr, lc`, {
-        detail: { service, scheduler: s },
-      });
+      throw new XdError(
+        'XD_ERR_IPVS',
+        `IPVS: service ${service}: unknown scheduler ${JSON.stringify(s)} — use one of maglev, sh, wrr, rr, lc`,
+        {
+          detail: { service, scheduler: s },
+        },
+      );
   }
 }
 
@@ -99,7 +126,10 @@ export function toIpvsTargets(state: DesiredState): IpvsTarget[] {
     const t = toIpvsTarget(ds);
     const k = serviceKeyString(t.service);
     if (seen.has(k)) {
-      throw new XdError('XD_ERR_IPVS', `IPVS: service ${ds.name}: ${serviceLabel(t.service)} is defined twice — each VIP:port/protocol must be one service`);
+      throw new XdError(
+        'XD_ERR_IPVS',
+        `IPVS: service ${ds.name}: ${serviceLabel(t.service)} is defined twice — each VIP:port/protocol must be one service`,
+      );
     }
     seen.add(k);
     return t;
@@ -109,7 +139,11 @@ export function toIpvsTargets(state: DesiredState): IpvsTarget[] {
 function toIpvsTarget(ds: DesiredService): IpvsTarget {
   const af: AddressFamily = ds.family === 6 ? AF_INET6 : AF_INET;
   const protocol = ds.proto === 'tcp' ? IPPROTO_TCP : ds.proto === 'udp' ? IPPROTO_UDP : -1;
-  if (protocol < 0) throw new XdError('XD_ERR_IPVS', `IPVS: service ${ds.name}: unknown protocol ${JSON.stringify(ds.proto)} — use tcp or udp`);
+  if (protocol < 0)
+    throw new XdError(
+      'XD_ERR_IPVS',
+      `IPVS: service ${ds.name}: unknown protocol ${JSON.stringify(ds.proto)} — use tcp or udp`,
+    );
   if (!Number.isInteger(ds.port) || ds.port < 1 || ds.port > 65535) {
     throw new XdError('XD_ERR_IPVS', `IPVS: service ${ds.name}: port ${ds.port} is not 1..65535`);
   }
@@ -124,8 +158,13 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
   }
   const sched = mapScheduler(ds.scheduler, ds.name, ds.ring?.kind);
   const service: IpvsService = {
-    af, protocol, addr, port: ds.port,
-    schedName: sched.schedName, flags: sched.flags, flagsMask: 0xffffffff,
+    af,
+    protocol,
+    addr,
+    port: ds.port,
+    schedName: sched.schedName,
+    flags: sched.flags,
+    flagsMask: 0xffffffff,
     timeout: 0,
     netmask: af === AF_INET ? 0xffffffff : 128,
   };
@@ -144,14 +183,21 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
     const nat = b.forwarding === 'nat';
     const baf: AddressFamily = baddr.includes(':') ? AF_INET6 : AF_INET;
     if (baf !== af && !tunnel) {
-      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${b.address} is not IPv${ds.family} like the VIP — ${nat ? 'NAT rewrites addresses within one family' : 'direct routing needs one address family'} (a tunnel may cross families)`);
+      throw new XdError(
+        'XD_ERR_IPVS',
+        `IPVS: ${where}: ${b.address} is not IPv${ds.family} like the VIP — ${nat ? 'NAT rewrites addresses within one family' : 'direct routing needs one address family'} (a tunnel may cross families)`,
+      );
     }
-    if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535) throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: port ${b.port} is not 1..65535`);
+    if (!Number.isInteger(b.port) || b.port < 1 || b.port > 65535)
+      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: port ${b.port} is not 1..65535`);
     if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
-      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: weight ${b.weight} is not an integer 0..${MAX_WEIGHT}`, { detail: { weight: b.weight } });
+      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: weight ${b.weight} is not an integer 0..${MAX_WEIGHT}`, {
+        detail: { weight: b.weight },
+      });
     }
     const dk = destKeyString({ addr: baddr, port: b.port });
-    if (backends.has(dk)) throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${hostPort(baddr, b.port, af)} is listed twice`);
+    if (backends.has(dk))
+      throw new XdError('XD_ERR_IPVS', `IPVS: ${where}: ${hostPort(baddr, b.port, af)} is listed twice`);
     backends.set(dk, { key: b.key, name: b.name, state: b.state });
     if (b.state === 'down' || b.state === 'maint') continue;
     const drained = b.state === 'draining' || b.weight === 0;
@@ -159,11 +205,19 @@ function toIpvsTarget(ds: DesiredService): IpvsTarget {
     dests.push({
       // NAT: masquerading (IP_VS_CONN_F_MASQ), the one IPVS method that rewrites the destination
       // to the dest's address *and port*, so b.port may differ from the service's.
-      addr: baddr, port: b.port, addrFamily: baf, fwdMethod: tunnel ? FwdMethod.TUNNEL : nat ? FwdMethod.MASQ : FwdMethod.DROUTE,
+      addr: baddr,
+      port: b.port,
+      addrFamily: baf,
+      fwdMethod: tunnel ? FwdMethod.TUNNEL : nat ? FwdMethod.MASQ : FwdMethod.DROUTE,
       weight: b.state === 'draining' ? 0 : b.weight,
-      uThreshold: 0, lThreshold: 0,
+      uThreshold: 0,
+      lThreshold: 0,
       // IPVS tunnels: IPIP (ipip / sit / ip6tnl by family), or GUE with no UDP checksum as XDP sends it.
-      ...(tunnel ? (tunnel.encap === 'gue' ? { tunType: TunType.GUE, tunPort: tunnel.guePort, tunFlags: TunFlag.NOCSUM } : { tunType: TunType.IPIP }) : {}),
+      ...(tunnel
+        ? tunnel.encap === 'gue'
+          ? { tunType: TunType.GUE, tunPort: tunnel.guePort, tunFlags: TunFlag.NOCSUM }
+          : { tunType: TunType.IPIP }
+        : {}),
     });
   }
   return { name: ds.name, service, dests, backends, addWeights };
@@ -186,12 +240,18 @@ export type IpvsOp =
 /** One line per operation, for logs: "add dest 10.0.0.11:3306 to TCP 10.0.0.100:3306". */
 export function describeOp(o: IpvsOp): string {
   switch (o.op) {
-    case 'add-service': return `add ${serviceLabel(o.service)} scheduler ${schedLabel(o.service)}`;
-    case 'edit-service': return `update ${serviceLabel(o.service)}: ${o.reason}`;
-    case 'del-service': return `delete ${serviceLabel(o.service)} (${o.reason})`;
-    case 'add-dest': return `add dest ${hostPort(o.dest.addr, o.dest.port, o.service.af)} weight ${o.dest.weight} to ${serviceLabel(o.service)}`;
-    case 'edit-dest': return `update dest ${hostPort(o.dest.addr, o.dest.port, o.service.af)} of ${serviceLabel(o.service)}: ${o.reason}`;
-    case 'del-dest': return `delete dest ${hostPort(o.dest.addr, o.dest.port, o.service.af)} from ${serviceLabel(o.service)} (${o.reason})`;
+    case 'add-service':
+      return `add ${serviceLabel(o.service)} scheduler ${schedLabel(o.service)}`;
+    case 'edit-service':
+      return `update ${serviceLabel(o.service)}: ${o.reason}`;
+    case 'del-service':
+      return `delete ${serviceLabel(o.service)} (${o.reason})`;
+    case 'add-dest':
+      return `add dest ${hostPort(o.dest.addr, o.dest.port, o.service.af)} weight ${o.dest.weight} to ${serviceLabel(o.service)}`;
+    case 'edit-dest':
+      return `update dest ${hostPort(o.dest.addr, o.dest.port, o.service.af)} of ${serviceLabel(o.service)}: ${o.reason}`;
+    case 'del-dest':
+      return `delete dest ${hostPort(o.dest.addr, o.dest.port, o.service.af)} from ${serviceLabel(o.service)} (${o.reason})`;
   }
 }
 
@@ -210,11 +270,14 @@ function serviceDiff(want: IpvsService, have: IpvsService): string | undefined {
   const why: string[] = [];
   if (want.schedName !== have.schedName) why.push(`scheduler ${have.schedName} -> ${want.schedName}`);
   if ((want.flags & MANAGED_FLAG_MASK) !== (have.flags & MANAGED_FLAG_MASK)) {
-    why.push(`flags ${schedLabel(have)} -> ${schedLabel(want)} (0x${(have.flags & MANAGED_FLAG_MASK).toString(16)} -> 0x${want.flags.toString(16)})`);
+    why.push(
+      `flags ${schedLabel(have)} -> ${schedLabel(want)} (0x${(have.flags & MANAGED_FLAG_MASK).toString(16)} -> 0x${want.flags.toString(16)})`,
+    );
   }
   if (want.timeout !== have.timeout) why.push(`persistence timeout ${have.timeout} -> ${want.timeout}`);
   if (want.netmask >>> 0 !== have.netmask >>> 0) why.push(`netmask ${have.netmask >>> 0} -> ${want.netmask >>> 0}`);
-  if ((want.peName ?? '') !== (have.peName ?? '')) why.push(`persistence engine ${have.peName ?? 'none'} -> ${want.peName ?? 'none'}`);
+  if ((want.peName ?? '') !== (have.peName ?? ''))
+    why.push(`persistence engine ${have.peName ?? 'none'} -> ${want.peName ?? 'none'}`);
   return why.length ? why.join(', ') : undefined;
 }
 
@@ -226,7 +289,12 @@ function destDiff(want: IpvsDest, have: IpvsDest): string | undefined {
   const why: string[] = [];
   if (want.weight !== have.weight) why.push(`weight ${have.weight} -> ${want.weight}`);
   if (want.fwdMethod !== have.fwdMethod) why.push(`forwarding method ${have.fwdMethod} -> ${want.fwdMethod}`);
-  if (want.fwdMethod === FwdMethod.TUNNEL && ((want.tunType ?? 0) !== (have.tunType ?? 0) || (want.tunPort ?? 0) !== (have.tunPort ?? 0) || (want.tunFlags ?? 0) !== (have.tunFlags ?? 0))) {
+  if (
+    want.fwdMethod === FwdMethod.TUNNEL &&
+    ((want.tunType ?? 0) !== (have.tunType ?? 0) ||
+      (want.tunPort ?? 0) !== (have.tunPort ?? 0) ||
+      (want.tunFlags ?? 0) !== (have.tunFlags ?? 0))
+  ) {
     why.push(`tunnel ${tunLabel(have)} -> ${tunLabel(want)}`);
   }
   if (want.uThreshold !== have.uThreshold) why.push(`upper threshold ${have.uThreshold} -> ${want.uThreshold}`);
@@ -241,7 +309,13 @@ function addDestOps(t: IpvsTarget, d: IpvsDest): IpvsOp[] {
   const first = { ...d, weight: w };
   return [
     { op: 'add-dest', service: t.service, dest: first },
-    { op: 'edit-dest', service: t.service, dest: d, old: first, reason: `drained: added with weight ${w} so mh keeps its slots, then weight 0` },
+    {
+      op: 'edit-dest',
+      service: t.service,
+      dest: d,
+      old: first,
+      reason: `drained: added with weight ${w} so mh keeps its slots, then weight 0`,
+    },
   ];
 }
 
@@ -251,7 +325,11 @@ function addDestOps(t: IpvsTarget, d: IpvsDest): IpvsOp[] {
  * should have), then services removed. `removable(key)` says whether a kernel service that is not
  * desired may be deleted (xdirector owns it); others are left alone.
  */
-export function planIpvs(targets: IpvsTarget[], kernel: Map<string, KernelService>, removable: (key: string) => boolean): IpvsOp[] {
+export function planIpvs(
+  targets: IpvsTarget[],
+  kernel: Map<string, KernelService>,
+  removable: (key: string) => boolean,
+): IpvsOp[] {
   const ops: IpvsOp[] = [];
   const wanted = new Set<string>();
   for (const t of targets) {
@@ -273,7 +351,10 @@ export function planIpvs(targets: IpvsTarget[], kernel: Map<string, KernelServic
       const dk = destKeyString(d);
       wantDests.add(dk);
       const hd = haveDests.get(dk);
-      if (!hd) { adds.push(...addDestOps(t, d)); continue; }
+      if (!hd) {
+        adds.push(...addDestOps(t, d));
+        continue;
+      }
       const dwhy = destDiff(d, hd);
       if (dwhy) edits.push({ op: 'edit-dest', service: t.service, dest: d, old: hd, reason: dwhy });
     }
@@ -281,7 +362,12 @@ export function planIpvs(targets: IpvsTarget[], kernel: Map<string, KernelServic
     for (const [dk, hd] of haveDests) {
       if (wantDests.has(dk)) continue;
       const b = t.backends.get(dk);
-      dels.push({ op: 'del-dest', service: t.service, dest: hd, reason: b ? `backend ${b.name} is ${b.state}` : 'not in the desired state' });
+      dels.push({
+        op: 'del-dest',
+        service: t.service,
+        dest: hd,
+        reason: b ? `backend ${b.name} is ${b.state}` : 'not in the desired state',
+      });
     }
     ops.push(...adds, ...edits, ...dels);
   }
@@ -295,14 +381,28 @@ export function planIpvs(targets: IpvsTarget[], kernel: Map<string, KernelServic
 /** The operation that undoes `o` (used to roll back a failed apply). */
 export function inverseOps(o: IpvsOp): IpvsOp[] {
   switch (o.op) {
-    case 'add-service': return [{ op: 'del-service', service: o.service, old: { service: o.service, dests: [] }, reason: 'rollback' }];
-    case 'edit-service': return [{ op: 'edit-service', service: { ...o.old, flagsMask: 0xffffffff }, old: o.service, name: o.name, reason: 'rollback' }];
-    case 'del-service': return [
-      { op: 'add-service', service: { ...o.old.service, flagsMask: 0xffffffff }, name: 'rollback' },
-      ...o.old.dests.map((d): IpvsOp => ({ op: 'add-dest', service: o.service, dest: d })),
-    ];
-    case 'add-dest': return [{ op: 'del-dest', service: o.service, dest: o.dest, reason: 'rollback' }];
-    case 'edit-dest': return [{ op: 'edit-dest', service: o.service, dest: o.old, old: o.dest, reason: 'rollback' }];
-    case 'del-dest': return [{ op: 'add-dest', service: o.service, dest: o.dest }];
+    case 'add-service':
+      return [{ op: 'del-service', service: o.service, old: { service: o.service, dests: [] }, reason: 'rollback' }];
+    case 'edit-service':
+      return [
+        {
+          op: 'edit-service',
+          service: { ...o.old, flagsMask: 0xffffffff },
+          old: o.service,
+          name: o.name,
+          reason: 'rollback',
+        },
+      ];
+    case 'del-service':
+      return [
+        { op: 'add-service', service: { ...o.old.service, flagsMask: 0xffffffff }, name: 'rollback' },
+        ...o.old.dests.map((d): IpvsOp => ({ op: 'add-dest', service: o.service, dest: d })),
+      ];
+    case 'add-dest':
+      return [{ op: 'del-dest', service: o.service, dest: o.dest, reason: 'rollback' }];
+    case 'edit-dest':
+      return [{ op: 'edit-dest', service: o.service, dest: o.old, old: o.dest, reason: 'rollback' }];
+    case 'del-dest':
+      return [{ op: 'add-dest', service: o.service, dest: o.dest }];
   }
 }

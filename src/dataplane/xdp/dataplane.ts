@@ -26,9 +26,22 @@ import { Neighbours } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
 import { FlowCounter, FlowCountResult } from './flow-counts';
-import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_NEW_FLOW_RATE, DEFAULT_SYN_REUSE_IDLE_MS, DEFAULT_TAKEOVER_TABLE_SIZE, DEFAULT_TOO_BIG_RATE } from '../../defaults';
+import {
+  DEFAULT_EMBRYONIC_TABLE_SIZE,
+  DEFAULT_NEW_FLOW_RATE,
+  DEFAULT_SYN_REUSE_IDLE_MS,
+  DEFAULT_TAKEOVER_TABLE_SIZE,
+  DEFAULT_TOO_BIG_RATE,
+} from '../../defaults';
 
-export interface ApplyStats { backends: number; rings: number; slots: number; services: number; deleted: number; cleared: number }
+export interface ApplyStats {
+  backends: number;
+  rings: number;
+  slots: number;
+  services: number;
+  deleted: number;
+  cleared: number;
+}
 
 export interface XdpOptions {
   instance: string;
@@ -90,22 +103,32 @@ function ensureBpffs(pinDir: string): void {
   // /sys/fs/bpf may not be mounted on a new machine; and `ip netns exec` hides it.
   const root = '/sys/fs/bpf';
   if (pinDir.startsWith(root) && !fs.existsSync(root)) {
-    throw new XdError('XD_ERR_BPF_PIN', `${root} does not exist: mount bpffs (mount -t bpf bpf ${root}); inside a network namespace use nsenter --net=... rather than ip netns exec, which hides it`);
+    throw new XdError(
+      'XD_ERR_BPF_PIN',
+      `${root} does not exist: mount bpffs (mount -t bpf bpf ${root}); inside a network namespace use nsenter --net=... rather than ip netns exec, which hides it`,
+    );
   }
   if (pinDir.startsWith(root)) {
     const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
     if (!mounts.split('\n').some((l) => l.split(' ')[1] === root && l.split(' ')[2] === 'bpf')) {
-      throw new XdError('XD_ERR_BPF_PIN', `${root} is not a bpffs mount in this mount namespace: mount it (mount -t bpf bpf ${root}); inside a network namespace use nsenter --net=... rather than ip netns exec, which remounts /sys`);
+      throw new XdError(
+        'XD_ERR_BPF_PIN',
+        `${root} is not a bpffs mount in this mount namespace: mount it (mount -t bpf bpf ${root}); inside a network namespace use nsenter --net=... rather than ip netns exec, which remounts /sys`,
+      );
     }
   }
 }
-
 
 /** tunnelText() of a pinned tunnel entry, so an adopted model compares with the desired one. */
 function tunnelEntryText(t: ReturnType<L.Maps['tun']['lookup']>): string {
   if (!t) return '';
   const encap = t.encap === L.ENCAP.gue ? 'gue' : 'ipip';
-  return tunnelText({ encap, source: L.addrString(t.saddr, t.family as Family), guePort: t.gue_port, ...(t.mtu ? { mtu: t.mtu } : {}) });
+  return tunnelText({
+    encap,
+    source: L.addrString(t.saddr, t.family as Family),
+    guePort: t.gue_port,
+    ...(t.mtu ? { mtu: t.mtu } : {}),
+  });
 }
 
 export class XdpDataplane implements Dataplane {
@@ -130,7 +153,10 @@ export class XdpDataplane implements Dataplane {
     readonly adopted: boolean,
   ) {
     this.model = emptyModel();
-    this.flowCounter = new FlowCounter([maps.flow4, maps.flow6, maps.prb4, maps.prb6, maps.tko4, maps.tko6], { idleSeconds: o.flowIdleSeconds ?? 900, maxAgeMs: o.flowCountsMaxAgeMs ?? 2000 });
+    this.flowCounter = new FlowCounter([maps.flow4, maps.flow6, maps.prb4, maps.prb6, maps.tko4, maps.tko6], {
+      idleSeconds: o.flowIdleSeconds ?? 900,
+      maxAgeMs: o.flowCountsMaxAgeMs ?? 2000,
+    });
   }
 
   /** Load (adopting pinned state when compatible), pin, attach. */
@@ -141,7 +167,13 @@ export class XdpDataplane implements Dataplane {
     const ifc = xdp.resolveInterface(o.ifname);
     if (o.mode === 'native') o = { ...o, mode: await XdpDataplane.checkVethPeer(o) };
     const objectPath = o.objectPath ?? defaultObjectPath();
-    const wantMeta = { layoutVersion: L.LAYOUT_VERSION, ringMax: o.ringMax, maxServices: o.maxServices, maxBackends: o.maxBackends, layoutHash: L.LAYOUT_HASH };
+    const wantMeta = {
+      layoutVersion: L.LAYOUT_VERSION,
+      ringMax: o.ringMax,
+      maxServices: o.maxServices,
+      maxBackends: o.maxBackends,
+      layoutHash: L.LAYOUT_HASH,
+    };
 
     // 1. Decide: adopt the pinned instance, replace it cleanly, or refuse.
     let adopt = false;
@@ -159,15 +191,24 @@ export class XdpDataplane implements Dataplane {
       if (meta && meta.layout_version === wantMeta.layoutVersion && meta.layout_hash === wantMeta.layoutHash) {
         const diff: string[] = [];
         if (meta.ring_max !== o.ringMax) diff.push(`ring size ${meta.ring_max} (config says ${o.ringMax})`);
-        if (meta.max_services !== o.maxServices) diff.push(`max_services ${meta.max_services} (config says ${o.maxServices})`);
-        if (meta.max_backends !== o.maxBackends) diff.push(`max_backends ${meta.max_backends} (config says ${o.maxBackends})`);
+        if (meta.max_services !== o.maxServices)
+          diff.push(`max_services ${meta.max_services} (config says ${o.maxServices})`);
+        if (meta.max_backends !== o.maxBackends)
+          diff.push(`max_backends ${meta.max_backends} (config says ${o.maxBackends})`);
         if (diff.length) {
-          throw new XdError('XD_ERR_LAYOUT_MISMATCH', `the pinned instance at ${dir} was loaded with ${diff.join(', ')}: these limits size the maps and cannot change under running flows; fix: run xdirector stop --detach -c <config> (established flows are then re-hashed) and start again, or restore the old values`, { detail: { dir } });
+          throw new XdError(
+            'XD_ERR_LAYOUT_MISMATCH',
+            `the pinned instance at ${dir} was loaded with ${diff.join(', ')}: these limits size the maps and cannot change under running flows; fix: run xdirector stop --detach -c <config> (established flows are then re-hashed) and start again, or restore the old values`,
+            { detail: { dir } },
+          );
         }
         adopt = true;
       } else {
         checkRemovable(dir); // a pin directory that cannot be removed safely is refused before anything is detached
-        log.warn({ dir, pinned: meta ?? null, want: wantMeta }, `pinned state at ${dir} has another layout than this build: replacing it (established flows will be re-hashed)`);
+        log.warn(
+          { dir, pinned: meta ?? null, want: wantMeta },
+          `pinned state at ${dir} has another layout than this build: replacing it (established flows will be re-hashed)`,
+        );
         XdpDataplane.detachPinned(dir, ifc.ifindex, log);
         removePinDir(dir);
       }
@@ -195,19 +236,36 @@ export class XdpDataplane implements Dataplane {
     // Forward only frames addressed to this interface (a flooded frame is the kernel's to drop).
     const nl = new Neighbours();
     let selfMac: string;
-    try { selfMac = await nl.linkMac(o.ifname); } finally { nl.close(); }
-    const globals = { ring_max: o.ringMax, match_dst_mac: 1, self_mac: L.macBytes(selfMac), new_flow_rate: o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE,
+    try {
+      selfMac = await nl.linkMac(o.ifname);
+    } finally {
+      nl.close();
+    }
+    const globals = {
+      ring_max: o.ringMax,
+      match_dst_mac: 1,
+      self_mac: L.macBytes(selfMac),
+      new_flow_rate: o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE,
       syn_reuse_idle_ns: BigInt(o.synReuseIdleMs ?? DEFAULT_SYN_REUSE_IDLE_MS) * 1_000_000n,
       too_big_rate: o.tooBigRate ?? DEFAULT_TOO_BIG_RATE,
       // Connection sync (bpf/sync.h): report flows to the ring buffer only when src/sync reads it
       // (the object's default is off).
-      ...(o.syncExport ? { sync_export: 1 } : {}) };
+      ...(o.syncExport ? { sync_export: 1 } : {}),
+    };
     const obj = await BpfObject.load(objectPath, { maxEntries, globals, ...(adopt ? { reusePinnedDir: dir } : {}) });
     let maps: L.Maps | undefined;
     try {
       obj.pinMaps(dir);
       maps = L.openMaps(obj);
-      if (!adopt) maps.meta.update(0, { layout_version: wantMeta.layoutVersion, ring_max: o.ringMax, max_services: o.maxServices, max_backends: o.maxBackends, layout_hash: wantMeta.layoutHash, created_ns: BigInt(Date.now()) * 1000000n });
+      if (!adopt)
+        maps.meta.update(0, {
+          layout_version: wantMeta.layoutVersion,
+          ring_max: o.ringMax,
+          max_services: o.maxServices,
+          max_backends: o.maxBackends,
+          layout_hash: wantMeta.layoutHash,
+          created_ns: BigInt(Date.now()) * 1000000n,
+        });
       const prog = obj.program();
       XdpDataplane.attachProgram(dir, ifc, prog, o.mode, log);
       const dp = new XdpDataplane(o, dir, obj, ifc.ifindex, prog.id, maps, adopt);
@@ -215,7 +273,10 @@ export class XdpDataplane implements Dataplane {
         dp.adoptModel();
         dp.pinned = dp.pinnedFromModel();
       }
-      log.info({ interface: o.ifname, mode: o.mode, programId: prog.id, pinDir: dir, adopted: adopt }, adopt ? 'XDP program reloaded over the pinned maps' : 'XDP program loaded and attached');
+      log.info(
+        { interface: o.ifname, mode: o.mode, programId: prog.id, pinDir: dir, adopted: adopt },
+        adopt ? 'XDP program reloaded over the pinned maps' : 'XDP program loaded and attached',
+      );
       return dp;
     } catch (err) {
       maps?.close();
@@ -223,7 +284,11 @@ export class XdpDataplane implements Dataplane {
       // A fresh instance that never got attached leaves nothing behind (an
       // adopted one keeps its pins: the old program is still attached to them).
       if (!adopt) {
-        try { removePinDir(dir); } catch (e) { log.warn({ err: e }, `could not remove ${dir}`); }
+        try {
+          removePinDir(dir);
+        } catch (e) {
+          log.warn({ err: e }, `could not remove ${dir}`);
+        }
       }
       throw err;
     }
@@ -239,32 +304,57 @@ export class XdpDataplane implements Dataplane {
     const where = `${peer.name ?? `ifindex ${peer.ifindex}`}${peer.netnsid === undefined ? '' : ` (in the network namespace with id ${peer.netnsid})`}`;
     const what = `${o.ifname} is a veth whose peer ${where} runs no native XDP program${peer.genericProgId ? ` (only a generic one, id ${peer.genericProgId})` : ''}: in native mode the veth driver drops every frame the director forwards (XDP_TX), counted as rx_queue_*_xdp_tx_errors in ethtool -S ${o.ifname}`;
     if (o.vethPeerWithoutXdp === 'generic') {
-      o.log.warn({ interface: o.ifname, peer: peer.name, peerIfindex: peer.ifindex, peerNetnsid: peer.netnsid }, `${what}; attaching in generic mode instead (slower; to get native mode attach an XDP program such as xdp_pass to the peer)`);
+      o.log.warn(
+        { interface: o.ifname, peer: peer.name, peerIfindex: peer.ifindex, peerNetnsid: peer.netnsid },
+        `${what}; attaching in generic mode instead (slower; to get native mode attach an XDP program such as xdp_pass to the peer)`,
+      );
       return 'generic';
     }
-    throw new XdError('XD_ERR_XDP_VETH_PEER', `attach xdp to ${o.ifname} in native mode: ${what}; fix: attach an XDP program to the peer in native mode (e.g. ip link set dev ${peer.name ?? 'PEER'} xdpdrv obj xdp_pass.bpf.o sec xdp, in its namespace), or set xdp.mode: generic`, { detail: { interface: o.ifname, peer: peer.name, peerIfindex: peer.ifindex, peerNetnsid: peer.netnsid } });
+    throw new XdError(
+      'XD_ERR_XDP_VETH_PEER',
+      `attach xdp to ${o.ifname} in native mode: ${what}; fix: attach an XDP program to the peer in native mode (e.g. ip link set dev ${peer.name ?? 'PEER'} xdpdrv obj xdp_pass.bpf.o sec xdp, in its namespace), or set xdp.mode: generic`,
+      { detail: { interface: o.ifname, peer: peer.name, peerIfindex: peer.ifindex, peerNetnsid: peer.netnsid } },
+    );
   }
 
   /** Attach `prog`, atomically replacing this instance's previous program if it is the one attached. */
-  private static attachProgram(dir: string, ifc: { ifindex: number; ifname: string }, prog: { fd: number; id: number; name: string }, mode: 'native' | 'generic', log: Logger): void {
+  private static attachProgram(
+    dir: string,
+    ifc: { ifindex: number; ifname: string },
+    prog: { fd: number; id: number; name: string },
+    mode: 'native' | 'generic',
+    log: Logger,
+  ): void {
     const pinPath = path.join(dir, PROG_PIN);
     const q = xdp.query(ifc.ifindex);
     let old: ReturnType<typeof openPinnedProgram> | undefined;
     if (fs.existsSync(pinPath)) {
-      try { old = openPinnedProgram(pinPath); } catch { old = undefined; }
+      try {
+        old = openPinnedProgram(pinPath);
+      } catch {
+        old = undefined;
+      }
     }
     try {
       const attachedIds = [q.programs.native, q.programs.generic].filter((x) => x !== 0);
       const foreign = attachedIds.filter((id) => id !== old?.id);
       if (foreign.length > 0) {
-        throw new XdError('XD_ERR_XDP_ATTACH', `attach xdp to ${ifc.ifname}: another XDP program (id ${foreign.join(', ')}, ${q.mode} mode) is attached that this instance did not load; fix: detach it (ip link set dev ${ifc.ifname} xdp off) or use another interface`, { detail: { interface: ifc.ifname, programIds: foreign } });
+        throw new XdError(
+          'XD_ERR_XDP_ATTACH',
+          `attach xdp to ${ifc.ifname}: another XDP program (id ${foreign.join(', ')}, ${q.mode} mode) is attached that this instance did not load; fix: detach it (ip link set dev ${ifc.ifname} xdp off) or use another interface`,
+          { detail: { interface: ifc.ifname, programIds: foreign } },
+        );
       }
-      const oldMode = old && q.programs.native === old.id ? 'native' : old && q.programs.generic === old.id ? 'generic' : undefined;
+      const oldMode =
+        old && q.programs.native === old.id ? 'native' : old && q.programs.generic === old.id ? 'generic' : undefined;
       if (old && oldMode === mode) {
         xdp.attach(ifc.ifindex, prog, mode, { replace: { expectedFd: old.fd } });
       } else {
         if (old && oldMode) {
-          log.warn({ from: oldMode, to: mode }, `XDP mode changes from ${oldMode} to ${mode}: detaching the old program first (packets pass to the kernel for a moment)`);
+          log.warn(
+            { from: oldMode, to: mode },
+            `XDP mode changes from ${oldMode} to ${mode}: detaching the old program first (packets pass to the kernel for a moment)`,
+          );
           xdp.detach(ifc.ifindex, oldMode, { expectedFd: old.fd });
         }
         xdp.attach(ifc.ifindex, prog, mode);
@@ -272,7 +362,11 @@ export class XdpDataplane implements Dataplane {
     } finally {
       old?.close();
     }
-    try { fs.unlinkSync(pinPath); } catch { /* not pinned yet */ }
+    try {
+      fs.unlinkSync(pinPath);
+    } catch {
+      /* not pinned yet */
+    }
     getNative().objPin(prog.fd, pinPath);
   }
 
@@ -292,7 +386,7 @@ export class XdpDataplane implements Dataplane {
     }
   }
 
-    /**
+  /**
    * The backends of each service as the pinned maps held them when this
    * instance adopted them (empty for a fresh load): what health starts from
    * after a hot restart (src/health/adopt.ts).
@@ -329,20 +423,45 @@ export class XdpDataplane implements Dataplane {
     for (const [w, bits] of this.maps.vport.entries()) if (bits) this.vport.set(w, bits);
     const m = emptyModel();
     for (const [k, v] of this.maps.svc.entries()) {
-      const key: SvcKey = { vip: L.addrString(k.vip, k.family as Family), port: k.port, proto: k.proto === 17 ? 'udp' : 'tcp', family: k.family as Family };
-      m.services.set(svcKeyString(key), { key, id: v.id, activeGen: (v.active_gen & 1) as 0 | 1, ringSize: v.ring_size, sched: v.sched, flags: v.flags });
+      const key: SvcKey = {
+        vip: L.addrString(k.vip, k.family as Family),
+        port: k.port,
+        proto: k.proto === 17 ? 'udp' : 'tcp',
+        family: k.family as Family,
+      };
+      m.services.set(svcKeyString(key), {
+        key,
+        id: v.id,
+        activeGen: (v.active_gen & 1) as 0 | 1,
+        ringSize: v.ring_size,
+        sched: v.sched,
+        flags: v.flags,
+      });
     }
     for (const [index, b] of this.maps.be.entries()) {
       if (b.generation) m.generations.set(index, b.generation);
       if (index === 0 || !(b.flags & L.BE_FLAG.ACTIVE)) continue;
-      m.backends.set(index, { index, serviceId: b.service, address: L.addrString(b.addr, b.family as Family), family: b.family as Family, mac: L.macString(b.mac), flags: b.flags, generation: b.generation, tunnel: b.flags & L.BE_FLAG.TUNNEL ? tunnelEntryText(this.maps.tun.lookup(index)) : '' });
+      m.backends.set(index, {
+        index,
+        serviceId: b.service,
+        address: L.addrString(b.addr, b.family as Family),
+        family: b.family as Family,
+        mac: L.macString(b.mac),
+        flags: b.flags,
+        generation: b.generation,
+        tunnel: b.flags & L.BE_FLAG.TUNNEL ? tunnelEntryText(this.maps.tun.lookup(index)) : '',
+      });
     }
     this.model = m;
   }
 
   async apply(state: DesiredState): Promise<void> {
     if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
-    const p = plan(this.model, state, { maxServices: this.o.maxServices, maxBackends: this.o.maxBackends, ringMax: this.o.ringMax });
+    const p = plan(this.model, state, {
+      maxServices: this.o.maxServices,
+      maxBackends: this.o.maxBackends,
+      ringMax: this.o.ringMax,
+    });
     let slots = 0;
     try {
       // Ports of the new services on before any service names them (the
@@ -356,20 +475,45 @@ export class XdpDataplane implements Dataplane {
       if (onPorts.size) this.writeVport(onPorts);
       // Removed services first: their ids and backend indexes may be reused below.
       for (const k of p.serviceDeletes) {
-        this.maps.svc.delete({ vip: L.addr16(k.vip), port: k.port, proto: k.proto === 'udp' ? 17 : 6, family: k.family });
+        this.maps.svc.delete({
+          vip: L.addr16(k.vip),
+          port: k.port,
+          proto: k.proto === 'udp' ? 17 : 6,
+          family: k.family,
+        });
       }
       // A backend entry given to another backend: its counters go to its old service first.
       this.retireBackendStats(p.resetBackendStats);
       // One batch per phase (a new service with 1000 backends: 3 syscalls, not 3000).
-      if (p.resetServiceStats.length) this.maps.svcst.updateBatch(p.resetServiceStats.map((r) => [r, L.zeroServiceStats()] as const));
-      if (p.resetBackendStats.length) this.maps.best.updateBatch(p.resetBackendStats.map((r) => [r, L.zeroBackendStats()] as const));
+      if (p.resetServiceStats.length)
+        this.maps.svcst.updateBatch(p.resetServiceStats.map((r) => [r, L.zeroServiceStats()] as const));
+      if (p.resetBackendStats.length)
+        this.maps.best.updateBatch(p.resetBackendStats.map((r) => [r, L.zeroBackendStats()] as const));
       // Tunnel entries before the backend entries that point packets at them.
       const tunWrites = p.backendWrites.filter((b) => b.tunnel);
-      if (tunWrites.length) this.maps.tun.updateBatch(tunWrites.map((b) => [b.index, L.tunnelEntry(b.address, b.tunnel!)] as const));
+      if (tunWrites.length)
+        this.maps.tun.updateBatch(tunWrites.map((b) => [b.index, L.tunnelEntry(b.address, b.tunnel!)] as const));
       // Backends that may take new flows before the rings that name them; backends that stop
       // taking new flows after the flip, when no live ring names them (plan.ts, steps 1 and 4).
       const writeBackends = (ws: Plan['backendWrites']) => {
-        if (ws.length) this.maps.be.updateBatch(ws.map((b) => [b.index, { mac: L.macBytes(b.mac), family: b.family, flags: b.flags, generation: b.generation, ifindex: 0, service: b.serviceId, addr: L.addr16(b.address) }] as const));
+        if (ws.length)
+          this.maps.be.updateBatch(
+            ws.map(
+              (b) =>
+                [
+                  b.index,
+                  {
+                    mac: L.macBytes(b.mac),
+                    family: b.family,
+                    flags: b.flags,
+                    generation: b.generation,
+                    ifindex: 0,
+                    service: b.serviceId,
+                    addr: L.addr16(b.address),
+                  },
+                ] as const,
+            ),
+          );
       };
       writeBackends(p.backendWrites.filter((b) => !b.afterFlip));
       for (const r of p.ringWrites) slots += await this.writeRing(r);
@@ -381,7 +525,23 @@ export class XdpDataplane implements Dataplane {
       }
       writeBackends(p.backendWrites.filter((b) => b.afterFlip));
       if (p.backendClears.length) {
-        this.maps.be.updateBatch(p.backendClears.map((c) => [c.index, { mac: Buffer.alloc(6), family: 0, flags: 0, generation: c.generation, ifindex: 0, service: 0, addr: Buffer.alloc(16) }] as const));
+        this.maps.be.updateBatch(
+          p.backendClears.map(
+            (c) =>
+              [
+                c.index,
+                {
+                  mac: Buffer.alloc(6),
+                  family: 0,
+                  flags: 0,
+                  generation: c.generation,
+                  ifindex: 0,
+                  service: 0,
+                  addr: Buffer.alloc(16),
+                },
+              ] as const,
+          ),
+        );
         // Cleared (new generation): no packet is counted on it any more.
         this.retireBackendStats(p.backendClears.map((c) => c.index));
       }
@@ -398,7 +558,14 @@ export class XdpDataplane implements Dataplane {
     this.model = p.next;
     this.indexes = p.indexes;
     this.lastState = state;
-    this.lastApply = { backends: p.backendWrites.length, rings: p.ringWrites.length, slots, services: p.serviceWrites.length, deleted: p.serviceDeletes.length, cleared: p.backendClears.length };
+    this.lastApply = {
+      backends: p.backendWrites.length,
+      rings: p.ringWrites.length,
+      slots,
+      services: p.serviceWrites.length,
+      deleted: p.serviceDeletes.length,
+      cleared: p.backendClears.length,
+    };
     this.o.log.debug(this.lastApply, 'XDP maps updated');
   }
 
@@ -433,7 +600,12 @@ export class XdpDataplane implements Dataplane {
       const cur = this.maps.svcst.lookupPerCpu(id);
       if (!cur || cur.length === 0) continue;
       const first = cur[0]!;
-      cur[0] = { packets: first.packets + add.packets, bytes: first.bytes + add.bytes, new_flows: first.new_flows + add.new_flows, no_backend: first.no_backend };
+      cur[0] = {
+        packets: first.packets + add.packets,
+        bytes: first.bytes + add.bytes,
+        new_flows: first.new_flows + add.new_flows,
+        no_backend: first.no_backend,
+      };
       this.maps.svcst.updatePerCpu(id, cur);
     }
     if (hits > 0n) {
@@ -468,7 +640,10 @@ export class XdpDataplane implements Dataplane {
       for (let i = 0; i < keys.length; i++) keys[i] = base + i;
       values = r.ring;
     }
-    return this.maps.ring.updateBatchRaw(Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength), Buffer.from(values.buffer, values.byteOffset, values.byteLength));
+    return this.maps.ring.updateBatchRaw(
+      Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength),
+      Buffer.from(values.buffer, values.byteOffset, values.byteLength),
+    );
   }
 
   /** Is our program still the one attached (for VRRP tracking)? */
@@ -515,13 +690,23 @@ export class XdpDataplane implements Dataplane {
     const now = { forwarded: this.forwardedTotal(), txErrors: drv ? drv.txErrors : 0 };
     const prev = this.txPoll ?? now;
     this.txPoll = now;
-    const r: TxErrorCheck = { forwarded: Math.max(0, now.forwarded - prev.forwarded), txErrors: Math.max(0, now.txErrors - prev.txErrors) };
+    const r: TxErrorCheck = {
+      forwarded: Math.max(0, now.forwarded - prev.forwarded),
+      txErrors: Math.max(0, now.txErrors - prev.txErrors),
+    };
     if (r.txErrors > 0) {
       r.alert = `XDP forwarding on ${this.o.ifname} is failing: the program forwarded ${r.forwarded} frames since the last check and the ${drv?.driver ?? ''} driver counted ${r.txErrors} XDP TX errors (${drv?.counters.join(', ')}); on veth the peer needs a native XDP program (e.g. xdp_pass), or use xdp.mode: generic`;
-      if (!this.txAlert) this.o.log.error({ interface: this.o.ifname, forwarded: r.forwarded, txErrors: r.txErrors }, `ALERT ${r.alert}`);
+      if (!this.txAlert)
+        this.o.log.error(
+          { interface: this.o.ifname, forwarded: r.forwarded, txErrors: r.txErrors },
+          `ALERT ${r.alert}`,
+        );
       this.txAlert = r.alert;
     } else if (this.txAlert) {
-      this.o.log.info({ interface: this.o.ifname, forwarded: r.forwarded }, `XDP forwarding on ${this.o.ifname} recovered: no driver TX errors since the last check`);
+      this.o.log.info(
+        { interface: this.o.ifname, forwarded: r.forwarded },
+        `XDP forwarding on ${this.o.ifname} recovered: no driver TX errors since the last check`,
+      );
       this.txAlert = undefined;
     }
     return r;
@@ -539,14 +724,29 @@ export class XdpDataplane implements Dataplane {
   private checkFlood(now: L.GuardCounts): void {
     const at = monotonicMs();
     const prev = this.floodSample;
-    if (!prev) { this.floodSample = { at, counts: now }; return; }
+    if (!prev) {
+      this.floodSample = { at, counts: now };
+      return;
+    }
     const seconds = (at - prev.at) / 1000;
     if (seconds < 2) return;
     this.floodSample = { at, counts: now };
-    const d = { embryonic: now.embryonic - prev.counts.embryonic, takeovers: now.takeovers - prev.counts.takeovers, handshakes: now.handshakes - prev.counts.handshakes, limited: now.limited - prev.counts.limited };
-    const alert = L.floodAlert(d, seconds, this.o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE, this.o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE);
-    if (alert && !this.floodAlert) this.o.log.warn({ interface: this.o.ifname, alert: 'flood', ...d, seconds }, `ALERT ${alert}`);
-    else if (!alert && this.floodAlert) this.o.log.info({ interface: this.o.ifname, alert: 'flood' }, 'flood guard: pressure over');
+    const d = {
+      embryonic: now.embryonic - prev.counts.embryonic,
+      takeovers: now.takeovers - prev.counts.takeovers,
+      handshakes: now.handshakes - prev.counts.handshakes,
+      limited: now.limited - prev.counts.limited,
+    };
+    const alert = L.floodAlert(
+      d,
+      seconds,
+      this.o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE,
+      this.o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE,
+    );
+    if (alert && !this.floodAlert)
+      this.o.log.warn({ interface: this.o.ifname, alert: 'flood', ...d, seconds }, `ALERT ${alert}`);
+    else if (!alert && this.floodAlert)
+      this.o.log.info({ interface: this.o.ifname, alert: 'flood' }, 'flood guard: pressure over');
     this.floodAlert = alert;
   }
 
@@ -577,7 +777,10 @@ export class XdpDataplane implements Dataplane {
     // Counted by a paced, sliced walk of the flow map in the background
     // (flow-counts.ts): never a synchronous decode of up to 1M entries here.
     // countFlows false (the rate sampling every 2 s) starts no walk: the last one's counts.
-    const counts = opts.countFlows === false ? this.flowCounter.peek() ?? new FlowCountResult(new Map(), new Map(), 0, 0, 0) : await this.flowCounter.get();
+    const counts =
+      opts.countFlows === false
+        ? (this.flowCounter.peek() ?? new FlowCountResult(new Map(), new Map(), 0, 0, 0))
+        : await this.flowCounter.get();
     if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
     const flows = new Map<number, number>();
     const closed = new Map<number, number>();
@@ -593,19 +796,41 @@ export class XdpDataplane implements Dataplane {
       const idx = this.indexes.get(s.name) ?? new Map<string, number>();
       const backends = s.backends.map((b) => {
         const i = idx.get(b.key);
-        const bs = i !== undefined ? sumPerCpu(this.maps.best.lookupPerCpu(i) ?? [L.zeroBackendStats()]) : L.zeroBackendStats();
+        const bs =
+          i !== undefined ? sumPerCpu(this.maps.best.lookupPerCpu(i) ?? [L.zeroBackendStats()]) : L.zeroBackendStats();
         st.packets += bs.packets;
         st.bytes += bs.bytes;
         st.new_flows += bs.new_flows;
         return {
-          key: b.key, name: b.name, address: b.address, port: b.port, ...(b.mac ? { mac: b.mac } : {}), weight: b.weight, forwarding: forwardingLabel(b),
-          state: i === undefined ? 'down' as const : b.state, ...activeInactive(s.proto, i === undefined ? 0 : flows.get(i) ?? 0, i === undefined ? 0 : closed.get(i) ?? 0),
-          packets: Number(bs.packets), bytes: Number(bs.bytes), newFlows: Number(bs.new_flows),
+          key: b.key,
+          name: b.name,
+          address: b.address,
+          port: b.port,
+          ...(b.mac ? { mac: b.mac } : {}),
+          weight: b.weight,
+          forwarding: forwardingLabel(b),
+          state: i === undefined ? ('down' as const) : b.state,
+          ...activeInactive(
+            s.proto,
+            i === undefined ? 0 : (flows.get(i) ?? 0),
+            i === undefined ? 0 : (closed.get(i) ?? 0),
+          ),
+          packets: Number(bs.packets),
+          bytes: Number(bs.bytes),
+          newFlows: Number(bs.new_flows),
         };
       });
       services.push({
-        name: s.name, vip: s.vip, port: s.port, proto: s.proto, scheduler: s.scheduler, forwarding: serviceForwardingLabel(s.backends, 'dr'),
-        packets: Number(st.packets), bytes: Number(st.bytes), newFlows: Number(st.new_flows), noBackend: Number(st.no_backend),
+        name: s.name,
+        vip: s.vip,
+        port: s.port,
+        proto: s.proto,
+        scheduler: s.scheduler,
+        forwarding: serviceForwardingLabel(s.backends, 'dr'),
+        packets: Number(st.packets),
+        bytes: Number(st.bytes),
+        newFlows: Number(st.new_flows),
+        noBackend: Number(st.no_backend),
         backends,
       });
     }
@@ -622,15 +847,33 @@ export class XdpDataplane implements Dataplane {
     return {
       kind: 'xdp',
       detail: {
-        interface: this.o.ifname, mode: q.programs.native === this.programId ? 'native' : q.programs.generic === this.programId ? 'generic' : 'detached', programId: this.programId, pinDir: this.dir,
+        interface: this.o.ifname,
+        mode:
+          q.programs.native === this.programId
+            ? 'native'
+            : q.programs.generic === this.programId
+              ? 'generic'
+              : 'detached',
+        programId: this.programId,
+        pinDir: this.dir,
         ...(driver ? { driverTxErrors: driver } : {}),
         ...(this.txAlert ? { txAlert: this.txAlert } : {}),
         ...(this.floodAlert ? { floodAlert: this.floodAlert } : {}),
-        flowCounts: { entries: counts.entries, countedAt: new Date(counts.at).toISOString(), walkMs: Math.round(counts.tookMs), tables: counts.tables },
+        flowCounts: {
+          entries: counts.entries,
+          countedAt: new Date(counts.at).toISOString(),
+          walkMs: Math.round(counts.tookMs),
+          tables: counts.tables,
+        },
       },
       services,
       reasons,
-      flood: { embryonicCreated: flood.embryonic, rateLimited: flood.limited, takeoversCreated: flood.takeovers, handshakes: flood.handshakes },
+      flood: {
+        embryonicCreated: flood.embryonic,
+        rateLimited: flood.limited,
+        takeoversCreated: flood.takeovers,
+        handshakes: flood.handshakes,
+      },
     };
   }
 
@@ -657,7 +900,11 @@ export class XdpDataplane implements Dataplane {
     const dir = instancePinDir(pinDir, instance);
     if (!securePinDir(dir, { create: false })) return `nothing pinned at ${dir}`;
     let ifindex: number | undefined;
-    try { ifindex = xdp.resolveInterface(ifname).ifindex; } catch { ifindex = undefined; }
+    try {
+      ifindex = xdp.resolveInterface(ifname).ifindex;
+    } catch {
+      ifindex = undefined;
+    }
     checkRemovable(dir);
     if (ifindex !== undefined) XdpDataplane.detachPinned(dir, ifindex, log);
     removePinDir(dir);
@@ -670,6 +917,12 @@ export class XdpDataplane implements Dataplane {
  * ESTABLISHED in IPVS, so all of a UDP service's flows are inactive; a TCP flow is active until
  * its client's FIN or RST (flow-counts.ts).
  */
-function activeInactive(proto: 'tcp' | 'udp', open: number, closed: number): { activeFlows: number; inactiveFlows: number } {
-  return proto === 'udp' ? { activeFlows: 0, inactiveFlows: open + closed } : { activeFlows: open, inactiveFlows: closed };
+function activeInactive(
+  proto: 'tcp' | 'udp',
+  open: number,
+  closed: number,
+): { activeFlows: number; inactiveFlows: number } {
+  return proto === 'udp'
+    ? { activeFlows: 0, inactiveFlows: open + closed }
+    : { activeFlows: open, inactiveFlows: closed };
 }

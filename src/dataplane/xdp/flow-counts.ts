@@ -97,7 +97,10 @@ export class FlowCounter {
   private readonly maxAgeMs: number;
 
   /** `maps`: the flow tables (IPv4, IPv6), walked one after the other. */
-  constructor(private readonly maps: ReadonlyArray<XdMap<'flow4'> | XdMap<'flow6'>>, private readonly o: FlowCountsOptions) {
+  constructor(
+    private readonly maps: ReadonlyArray<XdMap<'flow4'> | XdMap<'flow6'>>,
+    private readonly o: FlowCountsOptions,
+  ) {
     this.slice = o.slice ?? 1024;
     this.maxAgeMs = o.maxAgeMs ?? 2000;
   }
@@ -108,7 +111,10 @@ export class FlowCounter {
    */
   async get(): Promise<FlowCountResult> {
     if (!this.last) return this.refresh();
-    if (performance.now() - this.last.mono > this.maxAgeMs) this.refresh().catch(() => { /* kept: the next get() retries; a closed map ends the walk */ });
+    if (performance.now() - this.last.mono > this.maxAgeMs)
+      this.refresh().catch(() => {
+        /* kept: the next get() retries; a closed map ends the walk */
+      });
     return this.last;
   }
 
@@ -125,10 +131,14 @@ export class FlowCounter {
   /** Starts a walk unless one is under way; resolves with its result. */
   refresh(): Promise<FlowCountResult> {
     if (!this.walking) {
-      this.walking = this.walk().then((r) => {
-        this.last = r;
-        return r;
-      }).finally(() => { this.walking = undefined; });
+      this.walking = this.walk()
+        .then((r) => {
+          this.last = r;
+          return r;
+        })
+        .finally(() => {
+          this.walking = undefined;
+        });
     }
     return this.walking;
   }
@@ -171,25 +181,40 @@ export class FlowCounter {
     for (const map of this.maps) {
       const vs = map.info.valueSize;
       const before = entries;
-      entries += await map.scanSliced((_keys, values, count) => {
-        for (let i = 0; i < count; i++) {
-          const o = i * vs;
-          // last_seen_ns >= cutoff, compared as two u32 halves (no BigInt per entry), the closed mark masked.
-          let hi = values.readUInt32LE(o + OFF_LAST_SEEN + 4);
-          const closed = hi >= CLOSED_HI;
-          if (closed) hi -= CLOSED_HI;
-          const lo = values.readUInt32LE(o + OFF_LAST_SEEN);
-          if (closed ? hi < ccutHi || (hi === ccutHi && lo < ccutLo) : hi < cutHi || (hi === cutHi && lo < cutLo)) continue;
-          const backend = values.readUInt32LE(o + OFF_BACKEND);
-          const gen = values.readUInt32LE(o + OFF_GENERATION);
-          const into = closed ? closedByBackend : byBackend;
-          let g = into.get(backend);
-          if (!g) { g = new Map(); into.set(backend, g); }
-          g.set(gen, (g.get(gen) ?? 0) + 1);
-        }
-      }, { slice: this.slice, signal: this.abort.signal, pause });
+      entries += await map.scanSliced(
+        (_keys, values, count) => {
+          for (let i = 0; i < count; i++) {
+            const o = i * vs;
+            // last_seen_ns >= cutoff, compared as two u32 halves (no BigInt per entry), the closed mark masked.
+            let hi = values.readUInt32LE(o + OFF_LAST_SEEN + 4);
+            const closed = hi >= CLOSED_HI;
+            if (closed) hi -= CLOSED_HI;
+            const lo = values.readUInt32LE(o + OFF_LAST_SEEN);
+            if (closed ? hi < ccutHi || (hi === ccutHi && lo < ccutLo) : hi < cutHi || (hi === cutHi && lo < cutLo))
+              continue;
+            const backend = values.readUInt32LE(o + OFF_BACKEND);
+            const gen = values.readUInt32LE(o + OFF_GENERATION);
+            const into = closed ? closedByBackend : byBackend;
+            let g = into.get(backend);
+            if (!g) {
+              g = new Map();
+              into.set(backend, g);
+            }
+            g.set(gen, (g.get(gen) ?? 0) + 1);
+          }
+        },
+        { slice: this.slice, signal: this.abort.signal, pause },
+      );
       tables[roleOf(map.info.name)] = { entries: entries - before, capacity: map.info.maxEntries };
     }
-    return new FlowCountResult(byBackend, closedByBackend, entries, started, Number(process.hrtime.bigint() - t0) / 1e6, startedMono, tables);
+    return new FlowCountResult(
+      byBackend,
+      closedByBackend,
+      entries,
+      started,
+      Number(process.hrtime.bigint() - t0) / 1e6,
+      startedMono,
+      tables,
+    );
   }
 }

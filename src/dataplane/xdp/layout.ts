@@ -10,7 +10,9 @@ import { sumPerCpu } from '../../bpf';
 
 export const LAYOUT_VERSION = G.LAYOUT_VERSION;
 export const LAYOUT_HASH = G.LAYOUT_HASH;
-export const MAP = Object.fromEntries(Object.entries(G.MAPS).map(([role, m]) => [role, m.name])) as { [R in G.MapRole]: string };
+export const MAP = Object.fromEntries(Object.entries(G.MAPS).map(([role, m]) => [role, m.name])) as {
+  [R in G.MapRole]: string;
+};
 
 export const SCHED = {
   MAGLEV: G.XdSched.XD_SCHED_MAGLEV,
@@ -30,7 +32,9 @@ export const ENCAP = { ipip: G.XdEncap.XD_ENCAP_IPIP, gue: G.XdEncap.XD_ENCAP_GU
 
 /** Verdict reasons by readable name ("tx_new_flow" → 3), without the XD_R_MAX sentinel. */
 export const REASON: Record<string, number> = Object.fromEntries(
-  Object.entries(G.XdReason).filter(([k]) => k !== 'XD_R_MAX').map(([k, v]) => [k.replace(/^XD_R_/, '').toLowerCase(), v]),
+  Object.entries(G.XdReason)
+    .filter(([k]) => k !== 'XD_R_MAX')
+    .map(([k, v]) => [k.replace(/^XD_R_/, '').toLowerCase(), v]),
 );
 
 export interface Maps {
@@ -59,17 +63,39 @@ export interface Maps {
 export function openMaps(obj: BpfObject): Maps {
   const ring = xdMap(obj, 'ring');
   const m = {
-    svc: xdMap(obj, 'svc'), vport: xdMap(obj, 'vport'), be: xdMap(obj, 'be'), svcst: xdMap(obj, 'svcst'),
-    flow4: xdMap(obj, 'flow4'), flow6: xdMap(obj, 'flow6'), emb4: xdMap(obj, 'emb4'), emb6: xdMap(obj, 'emb6'), tko4: xdMap(obj, 'tko4'), tko6: xdMap(obj, 'tko6'), prb4: xdMap(obj, 'prb4'), prb6: xdMap(obj, 'prb6'), guard: xdMap(obj, 'guard'),
-    best: xdMap(obj, 'best'), rsnst: xdMap(obj, 'rsnst'), tun: xdMap(obj, 'tun'), meta: xdMap(obj, 'meta'), ring, ringFd: ring.fd,
-    close: () => { /* maps borrow the object's fds */ },
+    svc: xdMap(obj, 'svc'),
+    vport: xdMap(obj, 'vport'),
+    be: xdMap(obj, 'be'),
+    svcst: xdMap(obj, 'svcst'),
+    flow4: xdMap(obj, 'flow4'),
+    flow6: xdMap(obj, 'flow6'),
+    emb4: xdMap(obj, 'emb4'),
+    emb6: xdMap(obj, 'emb6'),
+    tko4: xdMap(obj, 'tko4'),
+    tko6: xdMap(obj, 'tko6'),
+    prb4: xdMap(obj, 'prb4'),
+    prb6: xdMap(obj, 'prb6'),
+    guard: xdMap(obj, 'guard'),
+    best: xdMap(obj, 'best'),
+    rsnst: xdMap(obj, 'rsnst'),
+    tun: xdMap(obj, 'tun'),
+    meta: xdMap(obj, 'meta'),
+    ring,
+    ringFd: ring.fd,
+    close: () => {
+      /* maps borrow the object's fds */
+    },
   };
   return m;
 }
 
 export function readPinnedMeta(dir: string): G.XdMeta | undefined {
   const m = openPinnedXdMap(dir, 'meta');
-  try { return m.lookup(0); } finally { m.close(); }
+  try {
+    return m.lookup(0);
+  } finally {
+    m.close();
+  }
 }
 
 /** The xd_vport_v1 word and bit of a port and protocol (see XD_VPORT_WORDS in the header). */
@@ -112,7 +138,10 @@ export function* flowValues(maps: Pick<Maps, 'flow4' | 'flow6'>): Generator<G.Xd
 }
 
 /** Packets per verdict reason: xd_rsnst plus the flow hits counted on the backends (`backendIndexes`: the live ones). */
-export function readReasons(maps: Pick<Maps, 'rsnst' | 'best'>, backendIndexes: Iterable<number>): Record<string, number> {
+export function readReasons(
+  maps: Pick<Maps, 'rsnst' | 'best'>,
+  backendIndexes: Iterable<number>,
+): Record<string, number> {
   const reasons: Record<string, number> = {};
   for (const [name, value] of Object.entries(REASON)) {
     const r = maps.rsnst.lookupPerCpu(value);
@@ -139,8 +168,14 @@ export interface GuardCounts {
 /** The flood guard's counters (struct xd_guard), all CPUs. */
 export function readGuard(maps: Pick<Maps, 'guard'>): GuardCounts {
   const g = maps.guard.lookupPerCpu(0) ?? [];
-  const sum = (k: 'embryonic' | 'takeovers' | 'handshakes' | 'limited'): number => g.reduce((n, v) => n + Number(v[k]), 0);
-  return { embryonic: sum('embryonic'), takeovers: sum('takeovers'), handshakes: sum('handshakes'), limited: sum('limited') };
+  const sum = (k: 'embryonic' | 'takeovers' | 'handshakes' | 'limited'): number =>
+    g.reduce((n, v) => n + Number(v[k]), 0);
+  return {
+    embryonic: sum('embryonic'),
+    takeovers: sum('takeovers'),
+    handshakes: sum('handshakes'),
+    limited: sum('limited'),
+  };
 }
 
 /**
@@ -151,21 +186,32 @@ export function readGuard(maps: Pick<Maps, 'guard'>): GuardCounts {
  * before it proves itself; or proven flows held back by new_flow_rate, so the flow tables take
  * new flows at the guard's limit and their least recently used flows go. Undefined when none.
  */
-export function floodAlert(d: GuardCounts, seconds: number, takeoverTableSize: number, newFlowRate: number): string | undefined {
+export function floodAlert(
+  d: GuardCounts,
+  seconds: number,
+  takeoverTableSize: number,
+  newFlowRate: number,
+): string | undefined {
   if (seconds <= 0) return undefined;
   const perSec = (n: number): number => Math.round(n / seconds);
   const turnover = (rate: number): number => Math.max(1, Math.round(takeoverTableSize / Math.max(rate, 1)));
   const parts: string[] = [];
   const takeovers = perSec(d.takeovers);
   if (takeovers * 60 > takeoverTableSize) {
-    parts.push(`${takeovers} new takeover-table entries/s (non-opening packets of unknown flows: bare ACKs) turn the ${takeoverTableSize}-entry takeover tables over in ${turnover(takeovers)} s: flows taken over mid-stream lose their backend after that long idle`);
+    parts.push(
+      `${takeovers} new takeover-table entries/s (non-opening packets of unknown flows: bare ACKs) turn the ${takeoverTableSize}-entry takeover tables over in ${turnover(takeovers)} s: flows taken over mid-stream lose their backend after that long idle`,
+    );
   }
   const handshakes = perSec(d.handshakes);
   if (handshakes * 10 > takeoverTableSize) {
-    parts.push(`${handshakes} handshakes/s turn the ${takeoverTableSize}-entry probation tables over in ${turnover(handshakes)} s: new flows may lose their backend before they prove themselves`);
+    parts.push(
+      `${handshakes} handshakes/s turn the ${takeoverTableSize}-entry probation tables over in ${turnover(handshakes)} s: new flows may lose their backend before they prove themselves`,
+    );
   }
   if (d.limited > 0) {
-    parts.push(`${perSec(d.limited)} flows/s held back by xdp.new_flow_rate (${newFlowRate}/s): the flow tables are taking new flows at the guard's limit and evicting their least recently used flows`);
+    parts.push(
+      `${perSec(d.limited)} flows/s held back by xdp.new_flow_rate (${newFlowRate}/s): the flow tables are taking new flows at the guard's limit and evicting their least recently used flows`,
+    );
   }
   return parts.length ? `flood guard under pressure: ${parts.join('; ')}` : undefined;
 }
@@ -174,7 +220,11 @@ export function floodAlert(d: GuardCounts, seconds: number, takeoverTableSize: n
 export function tunnelEntry(address: string, t: TunnelSpec): G.XdTunnel {
   const family = address.includes(':') ? 6 : 4;
   return {
-    saddr: addr16(t.source), daddr: addr16(address), gue_port: t.encap === 'gue' ? t.guePort : 0,
-    mtu: Math.min(t.mtu ?? 0, 65535), encap: ENCAP[t.encap], family,
+    saddr: addr16(t.source),
+    daddr: addr16(address),
+    gue_port: t.encap === 'gue' ? t.guePort : 0,
+    mtu: Math.min(t.mtu ?? 0, 65535),
+    encap: ENCAP[t.encap],
+    family,
   };
 }

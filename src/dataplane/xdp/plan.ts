@@ -30,7 +30,12 @@ import { hostPort } from '../../net/inet';
 import { takesNewFlows } from '../../state/backend';
 import { SCHED, SVC_FLAG, BE_FLAG } from './constants';
 
-export interface SvcKey { vip: string; port: number; proto: 'tcp' | 'udp'; family: Family }
+export interface SvcKey {
+  vip: string;
+  port: number;
+  proto: 'tcp' | 'udp';
+  family: Family;
+}
 
 export interface ModelService {
   key: SvcKey;
@@ -68,10 +73,21 @@ export interface Model {
   generations: Map<number, number>;
 }
 
-export interface Limits { maxServices: number; maxBackends: number; ringMax: number }
+export interface Limits {
+  maxServices: number;
+  maxBackends: number;
+  ringMax: number;
+}
 
 export interface BackendWrite {
-  index: number; serviceId: number; address: string; family: Family; mac: string; flags: number; generation: number; tunnel?: TunnelSpec;
+  index: number;
+  serviceId: number;
+  address: string;
+  family: Family;
+  mac: string;
+  flags: number;
+  generation: number;
+  tunnel?: TunnelSpec;
   /** Written after the service flip (step 4 above): the backend stops taking new flows. */
   afterFlip?: true;
 }
@@ -129,7 +145,11 @@ export function schedFor(scheduler: Scheduler, ring: RingKind): number {
 
 function backendFlags(b: DesiredService['backends'][number]): number {
   // NAT is IPVS-only in this build: as DR it would reach a real server on the VIP's port, not its own.
-  if (b.forwarding === 'nat') throw new XdError('XD_ERR_CONFIG_INVALID', `backend ${hostPort(b.address, b.port)} forwards with nat, which this build runs on IPVS only: switch to the IPVS dataplane (xdirector dataplane ipvs, or dataplane: ipvs) or forward with dr or tunnel`);
+  if (b.forwarding === 'nat')
+    throw new XdError(
+      'XD_ERR_CONFIG_INVALID',
+      `backend ${hostPort(b.address, b.port)} forwards with nat, which this build runs on IPVS only: switch to the IPVS dataplane (xdirector dataplane ipvs, or dataplane: ipvs) or forward with dr or tunnel`,
+    );
   const tunnel = b.forwarding === 'tunnel' && b.tunnel ? BE_FLAG.TUNNEL : 0;
   // maint is down to the program: no new flows, and established flows re-hash away from it.
   if (b.state === 'down' || b.state === 'maint') return BE_FLAG.ACTIVE | BE_FLAG.DOWN | tunnel;
@@ -139,7 +159,10 @@ function backendFlags(b: DesiredService['backends'][number]): number {
 
 type DesiredBackend = DesiredService['backends'][number];
 /** A backend the ring gives slots to, with the weight its slots are built from. */
-interface LiveBackend { b: DesiredBackend; weight: number }
+interface LiveBackend {
+  b: DesiredBackend;
+  weight: number;
+}
 
 /**
  * Which backends take slots, and with what weight.
@@ -175,11 +198,18 @@ function ringBackends(s: DesiredService): LiveBackend[] {
   return usable > 0 ? out : [];
 }
 
-function ringInputs(s: DesiredService, idx: Map<string, number>, ringMax: number): { live: LiveBackend[]; digest: string } {
+function ringInputs(
+  s: DesiredService,
+  idx: Map<string, number>,
+  ringMax: number,
+): { live: LiveBackend[]; digest: string } {
   const live = ringBackends(s);
   const size = s.ring.size;
   if (size > ringMax) {
-    throw new XdError('XD_ERR_CAPACITY', `service ${s.name}: ring size ${size} is larger than the loaded ring_max ${ringMax}: restart with xdp.ring_size >= ${size} (xdirector stop --detach, then run)`);
+    throw new XdError(
+      'XD_ERR_CAPACITY',
+      `service ${s.name}: ring size ${size} is larger than the loaded ring_max ${ringMax}: restart with xdp.ring_size >= ${size} (xdirector stop --detach, then run)`,
+    );
   }
   // Everything the table is a function of, in one string (cheaper than
   // building the table to compare it: ~0.3 ms for 1000 backends vs ~10 ms).
@@ -189,7 +219,11 @@ function ringInputs(s: DesiredService, idx: Map<string, number>, ringMax: number
 }
 
 /** Build the ring a service should have. Values are backend indexes; 0 = none. */
-export function buildRing(s: DesiredService, idx: Map<string, number>, ringMax: number): { ring: Uint32Array; digest: string } {
+export function buildRing(
+  s: DesiredService,
+  idx: Map<string, number>,
+  ringMax: number,
+): { ring: Uint32Array; digest: string } {
   const { live, digest } = ringInputs(s, idx, ringMax);
   return { ring: buildRingOf(s, live, idx), digest };
 }
@@ -201,10 +235,15 @@ function buildRingOf(s: DesiredService, live: LiveBackend[], idx: Map<string, nu
     // The kernel's mh walks its destination list, where each new destination is
     // inserted at the head: an IPVS service programmed in config order holds
     // them in reverse. Build the same table (see src/maglev/ipvs-mh.ts).
-    const dests = live.map(({ b, weight }) => ({ id: idx.get(b.key)!, address: b.address, port: b.port, family: b.family, weight })).reverse();
+    const dests = live
+      .map(({ b, weight }) => ({ id: idx.get(b.key)!, address: b.address, port: b.port, family: b.family, weight }))
+      .reverse();
     ring = buildIpvsMh(dests, size);
   } else {
-    ring = buildMaglev(live.map(({ b, weight }) => ({ id: idx.get(b.key)!, key: b.key, weight })), size);
+    ring = buildMaglev(
+      live.map(({ b, weight }) => ({ id: idx.get(b.key)!, key: b.key, weight })),
+      size,
+    );
   }
   return ring;
 }
@@ -221,14 +260,20 @@ export function diffSlots(ring: Uint32Array, held: Uint32Array | undefined): Uin
 
 export function plan(model: Model, desired: DesiredState, limits: Limits): Plan {
   const p: Plan = {
-    backendWrites: [], ringWrites: [], serviceWrites: [], serviceDeletes: [], backendClears: [],
-    resetServiceStats: [], resetBackendStats: [],
+    backendWrites: [],
+    ringWrites: [],
+    serviceWrites: [],
+    serviceDeletes: [],
+    backendClears: [],
+    resetServiceStats: [],
+    resetBackendStats: [],
     next: { services: new Map(), backends: new Map(), generations: new Map(model.generations) },
     indexes: new Map(),
   };
   // Service ids: keep existing ones, allocate the lowest free for new services.
   const wanted = new Map<string, DesiredService>();
-  for (const s of desired.services) wanted.set(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }), s);
+  for (const s of desired.services)
+    wanted.set(svcKeyString({ vip: s.vip, port: s.port, proto: s.proto, family: s.family }), s);
   const usedIds = new Set<number>();
   const freeingIds = new Set<number>();
   for (const [k, ms] of model.services) (wanted.has(k) ? usedIds : freeingIds).add(ms.id);
@@ -240,7 +285,10 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
       // Full: take an id being freed (its service is deleted before any ring is written).
       id = [...freeingIds].filter((x) => !usedIds.has(x)).sort((x, y) => x - y)[0] ?? limits.maxServices;
       if (id >= limits.maxServices) {
-        throw new XdError('XD_ERR_CAPACITY', `${wanted.size} services do not fit xdp.max_services ${limits.maxServices}: raise it (restart with stop --detach)`);
+        throw new XdError(
+          'XD_ERR_CAPACITY',
+          `${wanted.size} services do not fit xdp.max_services ${limits.maxServices}: raise it (restart with stop --detach)`,
+        );
       }
     }
     usedIds.add(id);
@@ -259,7 +307,10 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
     for (const b of s.backends) {
       if (!b.mac) continue;
       const old = byOwner.get(`${id}/${b.address}`);
-      if (old) { usedIdx.add(old.index); keepIdx.add(old.index); }
+      if (old) {
+        usedIdx.add(old.index);
+        keepIdx.add(old.index);
+      }
     }
   }
   const freeingIdx = new Set<number>();
@@ -272,7 +323,10 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
       // Full: reuse an index being freed; its write below carries a newer generation.
       index = [...freeingIdx].filter((x) => !usedIdx.has(x)).sort((x, y) => x - y)[0] ?? limits.maxBackends;
       if (index >= limits.maxBackends) {
-        throw new XdError('XD_ERR_CAPACITY', `backends do not fit xdp.max_backends ${limits.maxBackends} (index 0 is reserved): raise it (restart with stop --detach)`);
+        throw new XdError(
+          'XD_ERR_CAPACITY',
+          `backends do not fit xdp.max_backends ${limits.maxBackends} (index 0 is reserved): raise it (restart with stop --detach)`,
+        );
       }
     }
     usedIdx.add(index);
@@ -295,18 +349,47 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
         generation = old.generation;
         // A new MAC for the same address is a new real server behind it: flows re-hash.
         // (For a tunnel backend the MAC is the next hop's: a new router is the same real server.)
-        if (old.mac !== b.mac && !(flags & BE_FLAG.TUNNEL && old.flags & BE_FLAG.TUNNEL)) generation = (generation + 1) >>> 0;
+        if (old.mac !== b.mac && !(flags & BE_FLAG.TUNNEL && old.flags & BE_FLAG.TUNNEL))
+          generation = (generation + 1) >>> 0;
         if (old.flags !== flags || old.mac !== b.mac || (old.tunnel ?? '') !== tunText) {
-          p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation, ...(tun ? { tunnel: tun } : {}), ...(usableFlags(flags) ? {} : { afterFlip: true as const }) });
+          p.backendWrites.push({
+            index,
+            serviceId: id,
+            address: b.address,
+            family: b.family,
+            mac: b.mac,
+            flags,
+            generation,
+            ...(tun ? { tunnel: tun } : {}),
+            ...(usableFlags(flags) ? {} : { afterFlip: true as const }),
+          });
         }
       } else {
         index = allocIdx();
         generation = ((p.next.generations.get(index) ?? 0) + 1) >>> 0;
-        p.backendWrites.push({ index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation, ...(tun ? { tunnel: tun } : {}) });
+        p.backendWrites.push({
+          index,
+          serviceId: id,
+          address: b.address,
+          family: b.family,
+          mac: b.mac,
+          flags,
+          generation,
+          ...(tun ? { tunnel: tun } : {}),
+        });
         p.resetBackendStats.push(index);
       }
       p.next.generations.set(index, generation);
-      p.next.backends.set(index, { index, serviceId: id, address: b.address, family: b.family, mac: b.mac, flags, generation, tunnel: tunText });
+      p.next.backends.set(index, {
+        index,
+        serviceId: id,
+        address: b.address,
+        family: b.family,
+        mac: b.mac,
+        flags,
+        generation,
+        tunnel: tunText,
+      });
       idx.set(b.key, index);
     }
     p.indexes.set(s.name, idx);
@@ -316,7 +399,9 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
     const flags = s.onEmpty === 'drop' ? SVC_FLAG.EMPTY_DROP : 0;
     let activeGen: 0 | 1 = old?.activeGen ?? 0;
     const ringChanged = !old || old.ringDigest !== digest || old.ringSize !== s.ring.size;
-    const rings: [Uint32Array | undefined, Uint32Array | undefined] = old?.rings ? [old.rings[0], old.rings[1]] : [undefined, undefined];
+    const rings: [Uint32Array | undefined, Uint32Array | undefined] = old?.rings
+      ? [old.rings[0], old.rings[1]]
+      : [undefined, undefined];
     if (ringChanged) {
       // The table is built only when what it is built from changed.
       const ring = buildRingOf(s, live, idx);
@@ -327,9 +412,25 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
       activeGen = gen;
     }
     if (ringChanged || !old || old.sched !== sched || old.flags !== flags) {
-      p.serviceWrites.push({ key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family }, id, ringSize: s.ring.size, flags, sched, activeGen });
+      p.serviceWrites.push({
+        key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family },
+        id,
+        ringSize: s.ring.size,
+        flags,
+        sched,
+        activeGen,
+      });
     }
-    p.next.services.set(k, { key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family }, id, activeGen, ringSize: s.ring.size, sched, flags, ringDigest: digest, rings });
+    p.next.services.set(k, {
+      key: { vip: s.vip, port: s.port, proto: s.proto, family: s.family },
+      id,
+      activeGen,
+      ringSize: s.ring.size,
+      sched,
+      flags,
+      ringDigest: digest,
+      rings,
+    });
   }
   for (const [k, ms] of model.services) if (!wanted.has(k)) p.serviceDeletes.push(ms.key);
   for (const b of model.backends.values()) {

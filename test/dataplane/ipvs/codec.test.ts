@@ -4,8 +4,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AF_INET, AF_INET6, Cmd, FwdMethod, IPPROTO_TCP, IPPROTO_UDP, SvcFlag, encodeMessage,
-  parseDestReply, parseInfoReply, parseServiceReply, req, serviceLabel, versionString,
+  AF_INET,
+  AF_INET6,
+  Cmd,
+  FwdMethod,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  SvcFlag,
+  encodeMessage,
+  parseDestReply,
+  parseInfoReply,
+  parseServiceReply,
+  req,
+  serviceLabel,
+  versionString,
 } from '../../../src/dataplane/ipvs/codec';
 
 /** Hex with whitespace and `# comments` ignored. */
@@ -15,7 +27,14 @@ function hex(s: string): Buffer {
 
 const FAMILY = 0x20;
 const svc4 = { af: AF_INET, protocol: IPPROTO_TCP, addr: '10.77.0.100', port: 3306 } as const;
-const mh = { ...svc4, schedName: 'mh', flags: SvcFlag.MH_PORT | SvcFlag.MH_FALLBACK, flagsMask: 0xffffffff, timeout: 0, netmask: 0xffffffff };
+const mh = {
+  ...svc4,
+  schedName: 'mh',
+  flags: SvcFlag.MH_PORT | SvcFlag.MH_FALLBACK,
+  flagsMask: 0xffffffff,
+  timeout: 0,
+  netmask: 0xffffffff,
+};
 
 const SVC4_KEY_ATTRS = `
   06000100 0200 0000                      # AF u16 = AF_INET, padded
@@ -40,7 +59,19 @@ test('NEW_SERVICE for a TCP IPv4 mh service with mh-port and mh-fallback is enco
 });
 
 test('NEW_DEST for a direct-routing destination carries the service key, fwd method 3, weight and thresholds', () => {
-  const got = encodeMessage(req.newDest(svc4, { addr: '10.77.0.11', port: 3306, fwdMethod: FwdMethod.DROUTE, weight: 5, uThreshold: 0, lThreshold: 0 }), FAMILY, 7, 1234);
+  const got = encodeMessage(
+    req.newDest(svc4, {
+      addr: '10.77.0.11',
+      port: 3306,
+      fwdMethod: FwdMethod.DROUTE,
+      weight: 5,
+      uThreshold: 0,
+      lThreshold: 0,
+    }),
+    FAMILY,
+    7,
+    1234,
+  );
   const want = hex(`
     8c000000 2000 0500 07000000 d2040000  # nlmsghdr: len 140 (16 + 4 + 48 + 72), seq 7, pid 1234
     05 01 0000                            # NEW_DEST v1
@@ -75,13 +106,28 @@ test('GET_SERVICE and GET_DEST dumps set NLM_F_DUMP and GET_DEST names its servi
   const all = encodeMessage(req.dumpServices(), FAMILY, 3, 0);
   assert.equal(all.toString('hex'), hex('14000000 2000 0503 03000000 00000000  04 01 0000').toString('hex'));
   const dests = encodeMessage(req.dumpDests(svc4), FAMILY, 4, 0);
-  assert.equal(dests.toString('hex'), hex(`44000000 2000 0503 04000000 00000000  08 01 0000  30000180 ${SVC4_KEY_ATTRS}`).toString('hex'));
+  assert.equal(
+    dests.toString('hex'),
+    hex(`44000000 2000 0503 04000000 00000000  08 01 0000  30000180 ${SVC4_KEY_ATTRS}`).toString('hex'),
+  );
 });
 
 test('an IPv6 UDP service puts the 16 address bytes in ADDR and the prefix length 128 in NETMASK', () => {
-  const got = encodeMessage(req.setService({
-    af: AF_INET6, protocol: IPPROTO_UDP, addr: 'fd00:77::100', port: 53, schedName: 'wrr', flags: 0, timeout: 300, netmask: 128,
-  }), FAMILY, 9, 0);
+  const got = encodeMessage(
+    req.setService({
+      af: AF_INET6,
+      protocol: IPPROTO_UDP,
+      addr: 'fd00:77::100',
+      port: 53,
+      schedName: 'wrr',
+      flags: 0,
+      timeout: 300,
+      netmask: 128,
+    }),
+    FAMILY,
+    9,
+    0,
+  );
   const want = hex(`
     68000000 2000 0500 09000000 00000000
     02 01 0000                            # SET_SERVICE
@@ -99,17 +145,31 @@ test('an IPv6 UDP service puts the 16 address bytes in ADDR and the prefix lengt
 });
 
 test('FLUSH and GET_INFO are bare generic netlink headers', () => {
-  assert.equal(encodeMessage(req.flush(), FAMILY, 5, 0).toString('hex'), hex('14000000 2000 0500 05000000 00000000 11 01 0000').toString('hex'));
-  assert.equal(encodeMessage(req.getInfo(), FAMILY, 6, 0).toString('hex'), hex('14000000 2000 0500 06000000 00000000 0f 01 0000').toString('hex'));
+  assert.equal(
+    encodeMessage(req.flush(), FAMILY, 5, 0).toString('hex'),
+    hex('14000000 2000 0500 05000000 00000000 11 01 0000').toString('hex'),
+  );
+  assert.equal(
+    encodeMessage(req.getInfo(), FAMILY, 6, 0).toString('hex'),
+    hex('14000000 2000 0500 06000000 00000000 0f 01 0000').toString('hex'),
+  );
 });
 
 test('a negative weight is sent as the u32 the kernel rejects with ERANGE rather than silently clamped', () => {
-  const m = encodeMessage(req.setDest(svc4, { addr: '10.77.0.11', port: 3306, fwdMethod: 3, weight: -1, uThreshold: 0, lThreshold: 0 }), FAMILY, 1, 0);
+  const m = encodeMessage(
+    req.setDest(svc4, { addr: '10.77.0.11', port: 3306, fwdMethod: 3, weight: -1, uThreshold: 0, lThreshold: 0 }),
+    FAMILY,
+    1,
+    0,
+  );
   assert.ok(m.includes(hex('08000400 ffffffff')));
 });
 
 test('a scheduler name of 16 or more characters is refused before it reaches the kernel', () => {
-  assert.throws(() => req.newService({ ...mh, schedName: 'x'.repeat(16) }), /scheduler name must be 1\.\.15 characters/);
+  assert.throws(
+    () => req.newService({ ...mh, schedName: 'x'.repeat(16) }),
+    /scheduler name must be 1\.\.15 characters/,
+  );
 });
 
 test('a service dump reply is parsed with its scheduler, flags, netmask and 64-bit stats', () => {
@@ -137,9 +197,20 @@ test('a service dump reply is parsed with its scheduler, flags, netmask and 64-b
   reply.writeUInt16LE(reply.length, 0);
   reply.writeUInt16LE(0x0001, 2);
   const s = parseServiceReply(reply);
-  assert.deepEqual({ ...s, stats: undefined }, {
-    af: AF_INET, protocol: IPPROTO_TCP, addr: '10.77.0.100', port: 3306, schedName: 'mh', flags: 0x1a, timeout: 0, netmask: 0xffffffff, stats: undefined,
-  });
+  assert.deepEqual(
+    { ...s, stats: undefined },
+    {
+      af: AF_INET,
+      protocol: IPPROTO_TCP,
+      addr: '10.77.0.100',
+      port: 3306,
+      schedName: 'mh',
+      flags: 0x1a,
+      timeout: 0,
+      netmask: 0xffffffff,
+      stats: undefined,
+    },
+  );
   assert.equal(s.stats?.conns, 42n);
   assert.equal(s.stats?.inpkts, 1000n);
   assert.equal(s.stats?.inbytes, 4294967296n);
@@ -164,8 +235,16 @@ test('a destination dump reply is parsed with weight, forwarding method, connect
   reply.writeUInt16LE(reply.length, 0);
   const d = parseDestReply(reply, AF_INET6);
   assert.deepEqual(d, {
-    addr: 'fd00:77::11', port: 3306, addrFamily: AF_INET6, fwdMethod: 3, weight: 7, uThreshold: 100, lThreshold: 10,
-    activeConns: 2, inactConns: 5, persistConns: 0,
+    addr: 'fd00:77::11',
+    port: 3306,
+    addrFamily: AF_INET6,
+    fwdMethod: 3,
+    weight: 7,
+    uThreshold: 100,
+    lThreshold: 10,
+    activeConns: 2,
+    inactConns: 5,
+    persistConns: 0,
   });
 });
 
@@ -180,7 +259,7 @@ test('the GET_INFO reply gives the IPVS version and connection table size', () =
 });
 
 test('services are labelled like ipvsadm', () => {
-    assert.equal(serviceLabel(svc4), 'TCP 10.77.0.100:3306');
+  assert.equal(serviceLabel(svc4), 'TCP 10.77.0.100:3306');
   assert.equal(serviceLabel({ af: AF_INET6, protocol: IPPROTO_UDP, addr: 'fd00::1', port: 53 }), 'UDP [fd00::1]:53');
   assert.equal(Cmd.GET_DEST, 8);
 });

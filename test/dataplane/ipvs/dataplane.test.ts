@@ -11,12 +11,23 @@ import pino from 'pino';
 import { XdError } from '../../../src/errors';
 import type { DesiredBackend, DesiredState } from '../../../src/state/types';
 import { IpvsApi, IpvsDataplane } from '../../../src/dataplane/ipvs/dataplane';
-import { AF_INET, IPPROTO_TCP, IpvsDest, IpvsDestEntry, IpvsService, IpvsServiceEntry, IpvsServiceKey, serviceLabel } from '../../../src/dataplane/ipvs/codec';
+import {
+  AF_INET,
+  IPPROTO_TCP,
+  IpvsDest,
+  IpvsDestEntry,
+  IpvsService,
+  IpvsServiceEntry,
+  IpvsServiceKey,
+  serviceLabel,
+} from '../../../src/dataplane/ipvs/codec';
 import { describeErrno } from '../../../src/dataplane/ipvs/client';
 import { destKeyString, serviceKeyString } from '../../../src/dataplane/ipvs/plan';
 
 function kerr(errno: number, what: string): XdError {
-  return new XdError('XD_ERR_IPVS', `${what}: ${describeErrno(errno).text}`, { detail: { errno, code: describeErrno(errno).code } });
+  return new XdError('XD_ERR_IPVS', `${what}: ${describeErrno(errno).text}`, {
+    detail: { errno, code: describeErrno(errno).code },
+  });
 }
 
 /** The kernel's IPVS table, as far as the dataplane can observe it. */
@@ -32,12 +43,22 @@ class ModelIpvs implements IpvsApi {
   private hook(name: string, what: string): void {
     this.calls.push(name);
     const h = this.before[name];
-    if (h) { delete this.before[name]; h(); }
+    if (h) {
+      delete this.before[name];
+      h();
+    }
     const errno = this.failOn[name];
-    if (errno) { delete this.failOn[name]; throw kerr(errno, what); }
+    if (errno) {
+      delete this.failOn[name];
+      throw kerr(errno, what);
+    }
   }
-  async info() { return { version: 0x010201, connTabSize: 4096 }; }
-  async listServices() { return [...this.services.values()].map((s) => ({ ...s.svc })); }
+  async info() {
+    return { version: 0x010201, connTabSize: 4096 };
+  }
+  async listServices() {
+    return [...this.services.values()].map((s) => ({ ...s.svc }));
+  }
   async listDests(k: IpvsServiceKey) {
     const s = this.services.get(serviceKeyString(k));
     if (!s) throw kerr(3, `list dests of ${serviceLabel(k)}`);
@@ -87,21 +108,51 @@ class ModelIpvs implements IpvsApi {
   /** service label -> ["addr:port w"...] in list order */
   view(): Record<string, string[]> {
     const out: Record<string, string[]> = {};
-    for (const e of this.services.values()) out[`${serviceLabel(e.svc)} ${e.svc.schedName}/0x${e.svc.flags.toString(16)}`] = e.dests.map((d) => `${d.addr}:${d.port} ${d.weight}`);
+    for (const e of this.services.values())
+      out[`${serviceLabel(e.svc)} ${e.svc.schedName}/0x${e.svc.flags.toString(16)}`] = e.dests.map(
+        (d) => `${d.addr}:${d.port} ${d.weight}`,
+      );
     return out;
   }
 }
 
-const be = (n: number, weight = 1, state: DesiredBackend['state'] = 'active'): DesiredBackend =>
-  ({ key: `10.77.0.1${n}:3306`, name: `rs${n}`, address: `10.77.0.1${n}`, port: 3306, family: 4, weight, state });
+const be = (n: number, weight = 1, state: DesiredBackend['state'] = 'active'): DesiredBackend => ({
+  key: `10.77.0.1${n}:3306`,
+  name: `rs${n}`,
+  address: `10.77.0.1${n}`,
+  port: 3306,
+  family: 4,
+  weight,
+  state,
+});
 const st = (backends: DesiredBackend[], vip = '10.77.0.100'): DesiredState => ({
-  services: [{ name: 'mysql', vip, port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'ipvs-mh', size: 4093 }, onEmpty: 'pass', backends }],
+  services: [
+    {
+      name: 'mysql',
+      vip,
+      port: 3306,
+      proto: 'tcp',
+      family: 4,
+      scheduler: 'maglev',
+      ring: { kind: 'ipvs-mh', size: 4093 },
+      onEmpty: 'pass',
+      backends,
+    },
+  ],
 });
 const MYSQL = 'TCP 10.77.0.100:3306 mh/0x1a';
 
 async function open(model: ModelIpvs, extra: { exclusive?: boolean } = {}) {
   const logs: any[] = [];
-  const log = pino({ level: 'debug' }, new Writable({ write(c, _e, cb) { for (const l of String(c).split('\n')) if (l) logs.push(JSON.parse(l)); cb(); } }));
+  const log = pino(
+    { level: 'debug' },
+    new Writable({
+      write(c, _e, cb) {
+        for (const l of String(c).split('\n')) if (l) logs.push(JSON.parse(l));
+        cb();
+      },
+    }),
+  );
   const dp = await IpvsDataplane.open({ client: model, log, sysctls: false, ...extra });
   return { dp, logs };
 }
@@ -125,9 +176,20 @@ test('applying the same state again makes no kernel call that changes anything',
 test('a service created by someone else between the read and the add is updated instead (EEXIST)', async () => {
   const m = new ModelIpvs();
   const { dp, logs } = await open(m);
-  m.before.addService = () => m.services.set(serviceKeyString({ af: AF_INET, protocol: IPPROTO_TCP, addr: '10.77.0.100', port: 3306 }), {
-    svc: { af: AF_INET, protocol: IPPROTO_TCP, addr: '10.77.0.100', port: 3306, schedName: 'rr', flags: 2, timeout: 0, netmask: 0xffffffff }, dests: [],
-  });
+  m.before.addService = () =>
+    m.services.set(serviceKeyString({ af: AF_INET, protocol: IPPROTO_TCP, addr: '10.77.0.100', port: 3306 }), {
+      svc: {
+        af: AF_INET,
+        protocol: IPPROTO_TCP,
+        addr: '10.77.0.100',
+        port: 3306,
+        schedName: 'rr',
+        flags: 2,
+        timeout: 0,
+        netmask: 0xffffffff,
+      },
+      dests: [],
+    });
   await dp.apply(st([be(1)]));
   assert.deepEqual(m.view(), { [MYSQL]: ['10.77.0.11:3306 1'] });
   assert.ok(logs.some((l) => /appeared meanwhile \(EEXIST\)/.test(l.msg)));
@@ -137,7 +199,9 @@ test('a dest removed between the read and a weight update is added back (ENOENT 
   const m = new ModelIpvs();
   const { dp } = await open(m);
   await dp.apply(st([be(1), be(2)]));
-  m.before.editDest = () => { [...m.services.values()][0]!.dests = [...m.services.values()][0]!.dests.filter((d) => d.addr !== '10.77.0.12'); };
+  m.before.editDest = () => {
+    [...m.services.values()][0]!.dests = [...m.services.values()][0]!.dests.filter((d) => d.addr !== '10.77.0.12');
+  };
   await dp.apply(st([be(1), be(2, 0, 'draining')]));
   assert.deepEqual(m.view(), { [MYSQL]: ['10.77.0.12:3306 0', '10.77.0.11:3306 1'] });
 });
@@ -146,7 +210,9 @@ test('a dest already gone when it is deleted counts as deleted (ENOENT on delete
   const m = new ModelIpvs();
   const { dp } = await open(m);
   await dp.apply(st([be(1), be(2)]));
-  m.before.deleteDest = () => { [...m.services.values()][0]!.dests.shift(); };
+  m.before.deleteDest = () => {
+    [...m.services.values()][0]!.dests.shift();
+  };
   await dp.apply(st([be(1), be(2, 1, 'down')]));
   assert.deepEqual(m.view(), { [MYSQL]: ['10.77.0.11:3306 1'] });
 });
@@ -157,11 +223,17 @@ test('a kernel error part-way through an apply rolls back what was done and reth
   await dp.apply(st([be(1), be(2)]));
   const before = JSON.stringify(m.view());
   m.failOn.deleteDest = 16; // EBUSY on the third change
-  await assert.rejects(dp.apply(st([be(1, 5), be(2, 1, 'down'), be(3)])), { code: 'XD_ERR_IPVS', message: 'delete dest 10.77.0.12: Device or resource busy' });
+  await assert.rejects(dp.apply(st([be(1, 5), be(2, 1, 'down'), be(3)])), {
+    code: 'XD_ERR_IPVS',
+    message: 'delete dest 10.77.0.12: Device or resource busy',
+  });
   assert.equal(JSON.stringify(m.view()), before);
   const err = logs.find((l) => l.level === 50);
   assert.equal(err.msg, 'IPVS apply failed after 2 of 3 changes; rolling back');
-  assert.deepEqual(err.done, ['add dest 10.77.0.13:3306 weight 1 to TCP 10.77.0.100:3306', 'update dest 10.77.0.11:3306 of TCP 10.77.0.100:3306: weight 1 -> 5']);
+  assert.deepEqual(err.done, [
+    'add dest 10.77.0.13:3306 weight 1 to TCP 10.77.0.100:3306',
+    'update dest 10.77.0.11:3306 of TCP 10.77.0.100:3306: weight 1 -> 5',
+  ]);
 });
 
 test('a service xdirector did not create is left alone unless exclusive is set', async () => {
@@ -203,9 +275,14 @@ test('open sets sloppy_tcp and expire_nodest_conn and names the sysctl when it c
     const dp = await IpvsDataplane.open({ client: new ModelIpvs(), sysctlDir: dir });
     assert.equal(readFileSync(join(dir, 'sloppy_tcp'), 'utf8'), '1\n');
     assert.equal(readFileSync(join(dir, 'expire_nodest_conn'), 'utf8'), '1\n');
-    assert.deepEqual((await dp.status()).detail.sysctls, { 'net.ipv4.vs.sloppy_tcp': '1', 'net.ipv4.vs.expire_nodest_conn': '1' });
-    await assert.rejects(IpvsDataplane.open({ client: new ModelIpvs(), sysctlDir: join(dir, 'missing') }),
-      { code: 'XD_ERR_IPVS', message: new RegExp(`^IPVS: set net.ipv4.vs.sloppy_tcp=1 \\(${dir}/missing/sloppy_tcp\\): ENOENT`) });
+    assert.deepEqual((await dp.status()).detail.sysctls, {
+      'net.ipv4.vs.sloppy_tcp': '1',
+      'net.ipv4.vs.expire_nodest_conn': '1',
+    });
+    await assert.rejects(IpvsDataplane.open({ client: new ModelIpvs(), sysctlDir: join(dir, 'missing') }), {
+      code: 'XD_ERR_IPVS',
+      message: new RegExp(`^IPVS: set net.ipv4.vs.sloppy_tcp=1 \\(${dir}/missing/sloppy_tcp\\): ENOENT`),
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -218,7 +295,12 @@ test('a NAT service gets its forwarding sysctls before any dest, and a sysctl fa
     const nat = st([{ ...be(1), forwarding: 'nat' }]);
     const m = new ModelIpvs();
     // No /proc/sys tree yet: the apply is refused before the service is added.
-    const dp = await IpvsDataplane.open({ client: m, sysctlDir: dir, procSys: join(dir, 'proc'), nat: { outer: 'eth0', inner: 'eth1' } });
+    const dp = await IpvsDataplane.open({
+      client: m,
+      sysctlDir: dir,
+      procSys: join(dir, 'proc'),
+      nat: { outer: 'eth0', inner: 'eth1' },
+    });
     await assert.rejects(dp.apply(nat), { code: 'XD_ERR_SYSCTL', message: /net\.ipv4\.ip_forward=1/ });
     assert.deepEqual(m.view(), {});
     mkdirSync(join(dir, 'proc/net/ipv4'), { recursive: true });

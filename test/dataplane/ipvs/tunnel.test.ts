@@ -6,7 +6,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DesiredBackend, DesiredService } from '../../../src/state/types';
-import { AF_INET, AF_INET6, FwdMethod, IPPROTO_TCP, IpvsDestEntry, TunType, encodeMessage, parseDestReply, req } from '../../../src/dataplane/ipvs/codec';
+import {
+  AF_INET,
+  AF_INET6,
+  FwdMethod,
+  IPPROTO_TCP,
+  IpvsDestEntry,
+  TunType,
+  encodeMessage,
+  parseDestReply,
+  req,
+} from '../../../src/dataplane/ipvs/codec';
 import { KernelService, planIpvs, serviceKeyString, toIpvsTargets } from '../../../src/dataplane/ipvs/plan';
 
 function hex(s: string): Buffer {
@@ -19,8 +29,22 @@ const SVC4 = `30000180
   14000300 0a4d0064 00000000 00000000 00000000
   06000400 0cea 0000`;
 
-test('NEW_DEST for an IPIP tunnel carries fwd method 2 and TUN_TYPE 0, with the real server\'s own family (4in6)', () => {
-  const got = encodeMessage(req.newDest(svc4, { addr: 'fd00:88::11', addrFamily: AF_INET6, port: 3306, fwdMethod: FwdMethod.TUNNEL, weight: 1, uThreshold: 0, lThreshold: 0, tunType: TunType.IPIP }), FAMILY, 1, 0);
+test("NEW_DEST for an IPIP tunnel carries fwd method 2 and TUN_TYPE 0, with the real server's own family (4in6)", () => {
+  const got = encodeMessage(
+    req.newDest(svc4, {
+      addr: 'fd00:88::11',
+      addrFamily: AF_INET6,
+      port: 3306,
+      fwdMethod: FwdMethod.TUNNEL,
+      weight: 1,
+      uThreshold: 0,
+      lThreshold: 0,
+      tunType: TunType.IPIP,
+    }),
+    FAMILY,
+    1,
+    0,
+  );
   const want = hex(`
     94000000 2000 0500 01000000 00000000  # len 148 = 16 + 4 + 48 + 80
     05 01 0000
@@ -38,7 +62,22 @@ test('NEW_DEST for an IPIP tunnel carries fwd method 2 and TUN_TYPE 0, with the 
 });
 
 test('NEW_DEST for a GUE tunnel adds TUN_TYPE 1, TUN_PORT big-endian and TUN_FLAGS 0 (no UDP checksum)', () => {
-  const got = encodeMessage(req.newDest(svc4, { addr: '10.88.1.11', port: 3306, fwdMethod: FwdMethod.TUNNEL, weight: 1, uThreshold: 0, lThreshold: 0, tunType: TunType.GUE, tunPort: 6080, tunFlags: 0 }), FAMILY, 1, 0);
+  const got = encodeMessage(
+    req.newDest(svc4, {
+      addr: '10.88.1.11',
+      port: 3306,
+      fwdMethod: FwdMethod.TUNNEL,
+      weight: 1,
+      uThreshold: 0,
+      lThreshold: 0,
+      tunType: TunType.GUE,
+      tunPort: 6080,
+      tunFlags: 0,
+    }),
+    FAMILY,
+    1,
+    0,
+  );
   const want = hex(`
     a4000000 2000 0500 01000000 00000000  # len 164 = 16 + 4 + 48 + 96
     05 01 0000
@@ -78,40 +117,118 @@ test('a dumped GUE tunnel dest parses back to its type, port and flags', () => {
 
 function tunnelBackend(address: string, encap: 'ipip' | 'gue'): DesiredBackend {
   return {
-    key: `${address.includes(':') ? `[${address}]` : address}:3306`, name: address, address, port: 3306, family: address.includes(':') ? 6 : 4, weight: 2, state: 'active',
-    forwarding: 'tunnel', tunnel: { encap, guePort: 6080, source: address.includes(':') ? 'fd00:77::2' : '10.77.0.2' },
+    key: `${address.includes(':') ? `[${address}]` : address}:3306`,
+    name: address,
+    address,
+    port: 3306,
+    family: address.includes(':') ? 6 : 4,
+    weight: 2,
+    state: 'active',
+    forwarding: 'tunnel',
+    tunnel: { encap, guePort: 6080, source: address.includes(':') ? 'fd00:77::2' : '10.77.0.2' },
   };
 }
 function service(backends: DesiredBackend[]): DesiredService {
-  return { name: 'mysql', vip: '10.77.0.100', port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'ipvs-mh', size: 4093 }, onEmpty: 'pass', backends };
+  return {
+    name: 'mysql',
+    vip: '10.77.0.100',
+    port: 3306,
+    proto: 'tcp',
+    family: 4,
+    scheduler: 'maglev',
+    ring: { kind: 'ipvs-mh', size: 4093 },
+    onEmpty: 'pass',
+    backends,
+  };
 }
 
 test('tunnel backends become TUNNEL dests (IPIP, or GUE with its port and no checksum), DR backends stay DROUTE', () => {
-  const dr: DesiredBackend = { key: '10.77.0.11:3306', name: 'dr', address: '10.77.0.11', port: 3306, family: 4, weight: 1, state: 'active' };
-  const [t] = toIpvsTargets({ services: [service([tunnelBackend('10.88.1.11', 'gue'), tunnelBackend('fd00:88::11', 'ipip'), dr])] });
-  assert.deepEqual(t!.dests.map((d) => [d.addr, d.addrFamily, d.fwdMethod, d.tunType, d.tunPort, d.tunFlags]), [
-    ['10.88.1.11', AF_INET, FwdMethod.TUNNEL, TunType.GUE, 6080, 0],
-    ['fd00:88::11', AF_INET6, FwdMethod.TUNNEL, TunType.IPIP, undefined, undefined],
-    ['10.77.0.11', AF_INET, FwdMethod.DROUTE, undefined, undefined, undefined],
-  ]);
+  const dr: DesiredBackend = {
+    key: '10.77.0.11:3306',
+    name: 'dr',
+    address: '10.77.0.11',
+    port: 3306,
+    family: 4,
+    weight: 1,
+    state: 'active',
+  };
+  const [t] = toIpvsTargets({
+    services: [service([tunnelBackend('10.88.1.11', 'gue'), tunnelBackend('fd00:88::11', 'ipip'), dr])],
+  });
+  assert.deepEqual(
+    t!.dests.map((d) => [d.addr, d.addrFamily, d.fwdMethod, d.tunType, d.tunPort, d.tunFlags]),
+    [
+      ['10.88.1.11', AF_INET, FwdMethod.TUNNEL, TunType.GUE, 6080, 0],
+      ['fd00:88::11', AF_INET6, FwdMethod.TUNNEL, TunType.IPIP, undefined, undefined],
+      ['10.77.0.11', AF_INET, FwdMethod.DROUTE, undefined, undefined, undefined],
+    ],
+  );
 });
 
 test('a DR backend of the other family is still refused, naming the tunnel as the way across families', () => {
-  const b: DesiredBackend = { key: '[fd00:88::11]:3306', name: 'x', address: 'fd00:88::11', port: 3306, family: 6, weight: 1, state: 'active' };
-  assert.throws(() => toIpvsTargets({ services: [service([b])] }), { code: 'XD_ERR_IPVS', message: /direct routing needs one address family \(a tunnel may cross families\)/ });
+  const b: DesiredBackend = {
+    key: '[fd00:88::11]:3306',
+    name: 'x',
+    address: 'fd00:88::11',
+    port: 3306,
+    family: 6,
+    weight: 1,
+    state: 'active',
+  };
+  assert.throws(() => toIpvsTargets({ services: [service([b])] }), {
+    code: 'XD_ERR_IPVS',
+    message: /direct routing needs one address family \(a tunnel may cross families\)/,
+  });
 });
 
 test('a kernel dest with DR or another tunnel type is edited in place to the desired tunnel', () => {
   const svc = service([tunnelBackend('10.88.1.11', 'gue')]);
-  const s = { af: AF_INET, protocol: IPPROTO_TCP, addr: svc.vip, port: 3306, schedName: 'mh', flags: 0x18, timeout: 0, netmask: 0xffffffff } as const;
-  const dest = (over: Partial<IpvsDestEntry>): IpvsDestEntry => ({ addr: '10.88.1.11', port: 3306, addrFamily: AF_INET, fwdMethod: FwdMethod.TUNNEL, weight: 2, uThreshold: 0, lThreshold: 0, activeConns: 0, inactConns: 0, persistConns: 0, tunType: TunType.GUE, tunPort: 6080, tunFlags: 0, ...over });
-  const kernel = (d: IpvsDestEntry): Map<string, KernelService> => new Map([[serviceKeyString(s), { service: { ...s }, dests: [d] }]]);
+  const s = {
+    af: AF_INET,
+    protocol: IPPROTO_TCP,
+    addr: svc.vip,
+    port: 3306,
+    schedName: 'mh',
+    flags: 0x18,
+    timeout: 0,
+    netmask: 0xffffffff,
+  } as const;
+  const dest = (over: Partial<IpvsDestEntry>): IpvsDestEntry => ({
+    addr: '10.88.1.11',
+    port: 3306,
+    addrFamily: AF_INET,
+    fwdMethod: FwdMethod.TUNNEL,
+    weight: 2,
+    uThreshold: 0,
+    lThreshold: 0,
+    activeConns: 0,
+    inactConns: 0,
+    persistConns: 0,
+    tunType: TunType.GUE,
+    tunPort: 6080,
+    tunFlags: 0,
+    ...over,
+  });
+  const kernel = (d: IpvsDestEntry): Map<string, KernelService> =>
+    new Map([[serviceKeyString(s), { service: { ...s }, dests: [d] }]]);
   const targets = toIpvsTargets({ services: [svc] });
-  assert.deepEqual(planIpvs(targets, kernel(dest({})), () => true), [], 'matching tunnel: nothing to do');
-  const fromDr = planIpvs(targets, kernel(dest({ fwdMethod: FwdMethod.DROUTE, tunType: undefined, tunPort: undefined, tunFlags: undefined })), () => true);
+  assert.deepEqual(
+    planIpvs(targets, kernel(dest({})), () => true),
+    [],
+    'matching tunnel: nothing to do',
+  );
+  const fromDr = planIpvs(
+    targets,
+    kernel(dest({ fwdMethod: FwdMethod.DROUTE, tunType: undefined, tunPort: undefined, tunFlags: undefined })),
+    () => true,
+  );
   assert.equal(fromDr.length, 1);
   assert.equal(fromDr[0]!.op, 'edit-dest');
   assert.match((fromDr[0] as { reason: string }).reason, /forwarding method 3 -> 2/);
-  const fromIpip = planIpvs(targets, kernel(dest({ tunType: TunType.IPIP, tunPort: undefined, tunFlags: undefined })), () => true);
+  const fromIpip = planIpvs(
+    targets,
+    kernel(dest({ tunType: TunType.IPIP, tunPort: undefined, tunFlags: undefined })),
+    () => true,
+  );
   assert.match((fromIpip[0] as { reason: string }).reason, /tunnel ipip -> gue:6080/);
 });

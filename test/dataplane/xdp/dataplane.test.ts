@@ -38,24 +38,75 @@ const logLines: string[] = [];
 const log = pino({ level: 'debug' }, { write: (s: string) => void logLines.push(s) });
 
 function opts(over: Partial<XdpOptions> = {}): XdpOptions {
-  return { instance: INSTANCE, ifname: IF, mode: 'native', pinDir: PIN_ROOT, ...LIMITS, flowTableSize: 1024, objectPath: OBJ, log, ...over };
+  return {
+    instance: INSTANCE,
+    ifname: IF,
+    mode: 'native',
+    pinDir: PIN_ROOT,
+    ...LIMITS,
+    flowTableSize: 1024,
+    objectPath: OBJ,
+    log,
+    ...over,
+  };
 }
 
 function backend(n: number, over: Partial<DesiredBackend> = {}): DesiredBackend {
   const address = `10.201.0.${10 + n}`;
-  return { key: `${address}:3306`, name: `rs${n}`, address, port: 3306, family: 4, weight: 1, state: 'active', mac: `02:00:00:00:01:${(0x10 + n).toString(16)}`, ...over };
+  return {
+    key: `${address}:3306`,
+    name: `rs${n}`,
+    address,
+    port: 3306,
+    family: 4,
+    weight: 1,
+    state: 'active',
+    mac: `02:00:00:00:01:${(0x10 + n).toString(16)}`,
+    ...over,
+  };
 }
-const RW: DesiredService = { name: 'rw', vip: '10.201.0.100', port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'maglev', size: 251 }, onEmpty: 'pass', backends: [backend(1), backend(2), backend(3, { weight: 2 })] };
+const RW: DesiredService = {
+  name: 'rw',
+  vip: '10.201.0.100',
+  port: 3306,
+  proto: 'tcp',
+  family: 4,
+  scheduler: 'maglev',
+  ring: { kind: 'maglev', size: 251 },
+  onEmpty: 'pass',
+  backends: [backend(1), backend(2), backend(3, { weight: 2 })],
+};
 const V6: DesiredService = {
-  name: 'v6', vip: 'fd00:201::100', port: 3307, proto: 'udp', family: 6, scheduler: 'sh', ring: { kind: 'maglev', size: 251 }, onEmpty: 'drop',
-  backends: [{ key: '[fd00:201::11]:3307', name: 'a', address: 'fd00:201::11', port: 3307, family: 6, weight: 1, state: 'active', mac: '02:00:00:00:02:11' }],
+  name: 'v6',
+  vip: 'fd00:201::100',
+  port: 3307,
+  proto: 'udp',
+  family: 6,
+  scheduler: 'sh',
+  ring: { kind: 'maglev', size: 251 },
+  onEmpty: 'drop',
+  backends: [
+    {
+      key: '[fd00:201::11]:3307',
+      name: 'a',
+      address: 'fd00:201::11',
+      port: 3307,
+      family: 6,
+      weight: 1,
+      state: 'active',
+      mac: '02:00:00:00:02:11',
+    },
+  ],
 };
 const S1: DesiredState = { services: [RW, V6] };
 
 const CLIENT = '10.201.0.2';
 const CLIENT_MAC = '02:00:00:00:00:02';
 function packet(sport: number, flags: string): Buffer {
-  return pk.ether({ src: CLIENT_MAC, dst: '02:00:00:00:00:01' }, pk.ipv4({ src: CLIENT, dst: RW.vip }, pk.tcp({ sport, dport: RW.port, flags })));
+  return pk.ether(
+    { src: CLIENT_MAC, dst: '02:00:00:00:00:01' },
+    pk.ipv4({ src: CLIENT, dst: RW.vip }, pk.tcp({ sport, dport: RW.port, flags })),
+  );
 }
 /** Runs a packet through the program pinned for the instance; returns the verdict and the destination MAC. */
 function run(frame: Buffer): { verdict: number; dstMac: string } {
@@ -101,11 +152,27 @@ before(() => {
 });
 
 after(async () => {
-  try { await dp?.close({ keepState: false }); } catch { /* reported by the test that failed */ }
+  try {
+    await dp?.close({ keepState: false });
+  } catch {
+    /* reported by the test that failed */
+  }
   foreign?.close();
-  try { XdpDataplane.detachInstance(PIN_ROOT, INSTANCE, IF, log); } catch { /* gone */ }
-  try { sh('ip', ['link', 'del', IF]); } catch { /* gone */ }
-  try { sh('ip', ['netns', 'del', NS]); } catch { /* gone */ }
+  try {
+    XdpDataplane.detachInstance(PIN_ROOT, INSTANCE, IF, log);
+  } catch {
+    /* gone */
+  }
+  try {
+    sh('ip', ['link', 'del', IF]);
+  } catch {
+    /* gone */
+  }
+  try {
+    sh('ip', ['netns', 'del', NS]);
+  } catch {
+    /* gone */
+  }
   fs.rmSync(PIN_ROOT, { recursive: true, force: true });
 });
 
@@ -122,7 +189,10 @@ test('open loads the program, pins it and its maps, and attaches it in native mo
   const meta = openPinnedXdMap(DIR, 'meta');
   try {
     const m = meta.lookup(0)!;
-    assert.deepEqual([m.layout_version, m.layout_hash, m.ring_max, m.max_services, m.max_backends], [LAYOUT_VERSION, LAYOUT_HASH, 251, 4, 16]);
+    assert.deepEqual(
+      [m.layout_version, m.layout_hash, m.ring_max, m.max_services, m.max_backends],
+      [LAYOUT_VERSION, LAYOUT_HASH, 251, 4, 16],
+    );
   } finally {
     meta.close();
   }
@@ -137,24 +207,59 @@ test('apply writes exactly what the plan says into the pinned maps', async () =>
   try {
     assert.equal(svc.entries().length, 2);
     for (const w of p.serviceWrites) {
-      const v = svc.lookup({ vip: addr16(w.key.vip), port: w.key.port, proto: w.key.proto === 'udp' ? 17 : 6, family: w.key.family })!;
-      assert.deepEqual({ id: v.id, ring_size: v.ring_size, flags: v.flags, sched: v.sched, active_gen: v.active_gen }, { id: w.id, ring_size: w.ringSize, flags: w.flags, sched: w.sched, active_gen: w.activeGen });
+      const v = svc.lookup({
+        vip: addr16(w.key.vip),
+        port: w.key.port,
+        proto: w.key.proto === 'udp' ? 17 : 6,
+        family: w.key.family,
+      })!;
+      assert.deepEqual(
+        { id: v.id, ring_size: v.ring_size, flags: v.flags, sched: v.sched, active_gen: v.active_gen },
+        { id: w.id, ring_size: w.ringSize, flags: w.flags, sched: w.sched, active_gen: w.activeGen },
+      );
     }
     assert.equal(p.backendWrites.length, 4);
     for (const w of p.backendWrites) {
       const v = be.lookup(w.index)!;
       assert.deepEqual(
-        { mac: macString(v.mac), family: v.family, flags: v.flags, generation: v.generation, service: v.service, addr: v.addr },
-        { mac: w.mac, family: w.family, flags: w.flags, generation: w.generation, service: w.serviceId, addr: addr16(w.address) },
+        {
+          mac: macString(v.mac),
+          family: v.family,
+          flags: v.flags,
+          generation: v.generation,
+          service: v.service,
+          addr: v.addr,
+        },
+        {
+          mac: w.mac,
+          family: w.family,
+          flags: w.flags,
+          generation: w.generation,
+          service: w.serviceId,
+          addr: addr16(w.address),
+        },
       );
-      assert.equal(dp!.backendIndex(w.serviceId === p.serviceWrites[0]!.id ? 'rw' : 'v6', `${w.family === 6 ? `[${w.address}]` : w.address}:${w.family === 6 ? 3307 : 3306}`), w.index);
+      assert.equal(
+        dp!.backendIndex(
+          w.serviceId === p.serviceWrites[0]!.id ? 'rw' : 'v6',
+          `${w.family === 6 ? `[${w.address}]` : w.address}:${w.family === 6 ? 3307 : 3306}`,
+        ),
+        w.index,
+      );
     }
     for (const r of p.ringWrites) {
-      const slots = ring.entries().filter(([k]) => k >= (r.serviceId * 2 + r.gen) * 251 && k < (r.serviceId * 2 + r.gen + 1) * 251);
-      assert.deepEqual(slots.map(([, v]) => v), [...r.ring]);
+      const slots = ring
+        .entries()
+        .filter(([k]) => k >= (r.serviceId * 2 + r.gen) * 251 && k < (r.serviceId * 2 + r.gen + 1) * 251);
+      assert.deepEqual(
+        slots.map(([, v]) => v),
+        [...r.ring],
+      );
     }
   } finally {
-    svc.close(); be.close(); ring.close();
+    svc.close();
+    be.close();
+    ring.close();
   }
 });
 
@@ -164,7 +269,13 @@ test("apply marks every service's port and protocol in the VIP ports map, and cl
   try {
     const both = vportWords(S1.services);
     // TCP 3306: word 3306 >> 6, bit 3306 & 63; UDP 3307: the same in the UDP half (1024 words on).
-    assert.deepEqual([...both], [[51, 1n << 42n], [1024 + 51, 1n << 43n]]);
+    assert.deepEqual(
+      [...both],
+      [
+        [51, 1n << 42n],
+        [1024 + 51, 1n << 43n],
+      ],
+    );
     assert.deepEqual(bits(), [...both]);
     await dp!.apply({ services: [RW] });
     assert.deepEqual(bits(), [...vportWords([RW])], "V6's port is off once its service is gone");
@@ -180,7 +291,11 @@ test('a SYN to the VIP is sent to the backend its ring slot names, and its hands
   for (let sport = 40000; sport < 40100; sport++) {
     const r = run(packet(sport, 'S'));
     assert.equal(r.verdict, XDP_TX);
-    if (r.dstMac !== backend(3).mac) { flowPort = sport; flowMac = r.dstMac; break; }
+    if (r.dstMac !== backend(3).mac) {
+      flowPort = sport;
+      flowMac = r.dstMac;
+      break;
+    }
   }
   assert.ok(flowPort > 0, 'some client port hashes to backend 1 or 2');
   const ack = run(packet(flowPort, 'A'));
@@ -230,44 +345,93 @@ test('after adoption an unchanged desired state rewrites only the rings, once, k
 
 test('a flow created before the re-open keeps its backend after it, even once that backend takes no new flows', async () => {
   assert.equal(run(packet(flowPort, 'A')).dstMac, flowMac);
-  const drained: DesiredState = { services: [{ ...RW, backends: RW.backends.map((b) => (b.mac === flowMac ? { ...b, state: 'draining' as const } : b)) }, V6] };
+  const drained: DesiredState = {
+    services: [
+      { ...RW, backends: RW.backends.map((b) => (b.mac === flowMac ? { ...b, state: 'draining' as const } : b)) },
+      V6,
+    ],
+  };
   await dp!.apply(drained);
   assert.equal(run(packet(flowPort, 'A')).dstMac, flowMac, 'the established flow stays');
-  for (let sport = 41000; sport < 41040; sport++) assert.notEqual(run(packet(sport, 'S')).dstMac, flowMac, 'new flows avoid the draining backend');
+  for (let sport = 41000; sport < 41040; sport++)
+    assert.notEqual(run(packet(sport, 'S')).dstMac, flowMac, 'new flows avoid the draining backend');
 });
 
 test('a weight change writes only the slots that differ into the inactive generation, and the live ring is the whole new table', async () => {
   // The generation about to be written holds S1's ring (written by the first apply after adoption).
-  const changed: DesiredState = { services: [{ ...RW, backends: [backend(1), backend(2, { weight: 3 }), backend(3, { weight: 2 })] }, V6] };
+  const changed: DesiredState = {
+    services: [{ ...RW, backends: [backend(1), backend(2, { weight: 3 }), backend(3, { weight: 2 })] }, V6],
+  };
   await dp!.apply(changed);
-  const want = buildRing(changed.services[0]!, new Map(RW.backends.map((b) => [b.key, dp!.backendIndex('rw', b.key)!])), LIMITS.ringMax).ring;
-  const before = buildRing(RW, new Map(RW.backends.map((b) => [b.key, dp!.backendIndex('rw', b.key)!])), LIMITS.ringMax).ring;
+  const want = buildRing(
+    changed.services[0]!,
+    new Map(RW.backends.map((b) => [b.key, dp!.backendIndex('rw', b.key)!])),
+    LIMITS.ringMax,
+  ).ring;
+  const before = buildRing(
+    RW,
+    new Map(RW.backends.map((b) => [b.key, dp!.backendIndex('rw', b.key)!])),
+    LIMITS.ringMax,
+  ).ring;
   const differing = want.filter((v, i) => v !== before[i]).length;
   assert.ok(differing > 0 && differing < want.length);
   assert.deepEqual({ rings: dp!.lastApply.rings, slots: dp!.lastApply.slots }, { rings: 1, slots: differing });
-  assert.deepEqual(Array.from({ length: want.length }, (_, i) => dp!.ringSlot('rw', i)), [...want]);
+  assert.deepEqual(
+    Array.from({ length: want.length }, (_, i) => dp!.ringSlot('rw', i)),
+    [...want],
+  );
 });
 
 test('an ipvs-mh service keeps its table when a backend is drained, and new flows on its slots go where IPVS mh-fallback sends them', async () => {
-  const mhBackends = [backend(4, { weight: 2, configWeight: 2 }), backend(5, { configWeight: 1 }), backend(6, { configWeight: 1 })];
-  const MH: DesiredService = { ...RW, name: 'mh', port: 3308, ring: { kind: 'ipvs-mh', size: 251 }, backends: mhBackends };
+  const mhBackends = [
+    backend(4, { weight: 2, configWeight: 2 }),
+    backend(5, { configWeight: 1 }),
+    backend(6, { configWeight: 1 }),
+  ];
+  const MH: DesiredService = {
+    ...RW,
+    name: 'mh',
+    port: 3308,
+    ring: { kind: 'ipvs-mh', size: 251 },
+    backends: mhBackends,
+  };
   const base: DesiredState = { services: [RW, V6] };
   try {
     await dp!.apply({ services: [...base.services, MH] });
     const idOf = new Map(mhBackends.map((b) => [b.key, dp!.backendIndex('mh', b.key)!]));
-    const dests = mhBackends.map((b) => ({ id: idOf.get(b.key)!, address: b.address, port: b.port, family: b.family, weight: b.weight })).reverse();
+    const dests = mhBackends
+      .map((b) => ({ id: idOf.get(b.key)!, address: b.address, port: b.port, family: b.family, weight: b.weight }))
+      .reverse();
     const table = buildIpvsMh(dests, 251);
-    assert.deepEqual(Array.from({ length: 251 }, (_, i) => dp!.ringSlot('mh', i)), [...table], 'the live ring is the kernel table');
+    assert.deepEqual(
+      Array.from({ length: 251 }, (_, i) => dp!.ringSlot('mh', i)),
+      [...table],
+      'the live ring is the kernel table',
+    );
     const drainedB = mhBackends[0]!;
-    await dp!.apply({ services: [...base.services, { ...MH, backends: [{ ...drainedB, weight: 0, state: 'draining' }, mhBackends[1]!, mhBackends[2]!] }] });
+    await dp!.apply({
+      services: [
+        ...base.services,
+        { ...MH, backends: [{ ...drainedB, weight: 0, state: 'draining' }, mhBackends[1]!, mhBackends[2]!] },
+      ],
+    });
     assert.equal(dp!.lastApply.rings, 0, 'a drain does not change the table (the kernel keeps last_weight)');
     const now = dests.map((d) => (d.id === idOf.get(drainedB.key) ? { ...d, weight: 0, lastWeight: d.weight } : d));
     const macOf = new Map(mhBackends.map((b) => [idOf.get(b.key)!, b.mac!]));
     let walked = 0;
     for (let sport = 42000; sport < 42100; sport++) {
-      const want = ipvsMhLookup(table, now, { address: CLIENT, port: sport, family: 4 }, { withPort: true, fallback: true })!;
-      if (ipvsMhLookup(table, now, { address: CLIENT, port: sport, family: 4 }, { withPort: true }) === undefined) walked++;
-      const frame = pk.ether({ src: CLIENT_MAC, dst: '02:00:00:00:00:01' }, pk.ipv4({ src: CLIENT, dst: MH.vip }, pk.tcp({ sport, dport: MH.port, flags: 'S' })));
+      const want = ipvsMhLookup(
+        table,
+        now,
+        { address: CLIENT, port: sport, family: 4 },
+        { withPort: true, fallback: true },
+      )!;
+      if (ipvsMhLookup(table, now, { address: CLIENT, port: sport, family: 4 }, { withPort: true }) === undefined)
+        walked++;
+      const frame = pk.ether(
+        { src: CLIENT_MAC, dst: '02:00:00:00:00:01' },
+        pk.ipv4({ src: CLIENT, dst: MH.vip }, pk.tcp({ sport, dport: MH.port, flags: 'S' })),
+      );
       const r = run(frame);
       assert.equal(r.verdict, XDP_TX, `port ${sport}`);
       assert.equal(r.dstMac, macOf.get(want.id), `port ${sport}`);
@@ -361,7 +525,10 @@ test('measureApply times ring builds and one-weight-change applies on its own ve
   assert.equal(r.ringBuildMs.length, 2);
   assert.equal(r.applyMs.length, 2);
   assert.ok(r.applyMs.every((x) => x > 0) && r.ringBuildMs.every((x) => x > 0));
-  assert.ok(r.slotsWritten.every((n) => n > 0 && n < 251), `slots ${r.slotsWritten}`);
+  assert.ok(
+    r.slotsWritten.every((n) => n > 0 && n < 251),
+    `slots ${r.slotsWritten}`,
+  );
   assert.throws(() => xdp.resolveInterface(`${prefix}a`), /does not exist|No such device/);
   assert.equal(fs.existsSync(path.join(PIN_ROOT, prefix)), false);
 });

@@ -24,7 +24,18 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}-`));
 const log = pino({ level: 'silent' });
 
 function opts(pinDir: string): XdpOptions {
-  return { instance: 'i1', ifname: IF, mode: 'generic', pinDir, ringMax: 251, maxServices: 4, maxBackends: 16, flowTableSize: 1024, objectPath: OBJ, log };
+  return {
+    instance: 'i1',
+    ifname: IF,
+    mode: 'generic',
+    pinDir,
+    ringMax: 251,
+    maxServices: 4,
+    maxBackends: 16,
+    flowTableSize: 1024,
+    objectPath: OBJ,
+    log,
+  };
 }
 
 /** Files outside bpffs that a planted link points at: one file, one directory with a file in it. */
@@ -69,7 +80,11 @@ before(() => {
 });
 
 after(() => {
-  try { execFileSync('ip', ['link', 'del', IF]); } catch { /* gone */ }
+  try {
+    execFileSync('ip', ['link', 'del', IF]);
+  } catch {
+    /* gone */
+  }
   // rmSync removes links, it does not follow them.
   fs.rmSync(BASE, { recursive: true, force: true });
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -109,7 +124,11 @@ test('a layout change and stop --detach of a running instance refuse a planted s
   assert.equal(attached(), dp.programId, 'refused before anything was detached');
   // The pinned instance now claims another layout: start replaces it, which removes the directory.
   const meta = openPinnedXdMap(dir, 'meta');
-  try { meta.update(0, { ...meta.lookup(0)!, layout_version: 9999 }); } finally { meta.close(); }
+  try {
+    meta.update(0, { ...meta.lookup(0)!, layout_version: 9999 });
+  } finally {
+    meta.close();
+  }
   await refused(XdpDataplane.open(opts(pinDir)), /holds a symlink/);
   intact(t);
   assert.equal(attached(), dp.programId, 'the running instance was not detached');

@@ -8,13 +8,41 @@ import type { DesiredState } from '../../../src/state/types';
 
 function state(tunnel: { encap: 'ipip' | 'gue'; mtu?: number } | undefined, mac = '02:00:00:00:00:fe'): DesiredState {
   return {
-    services: [{
-      name: 's', vip: '10.77.0.100', port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'maglev', size: 7 }, onEmpty: 'pass',
-      backends: [{
-        key: '10.88.1.11:3306', name: 'a', address: '10.88.1.11', port: 3306, family: 4, weight: 1, state: 'active', mac,
-        ...(tunnel ? { forwarding: 'tunnel' as const, tunnel: { encap: tunnel.encap, guePort: 6080, source: '10.77.0.2', ...(tunnel.mtu ? { mtu: tunnel.mtu } : {}) } } : {}),
-      }],
-    }],
+    services: [
+      {
+        name: 's',
+        vip: '10.77.0.100',
+        port: 3306,
+        proto: 'tcp',
+        family: 4,
+        scheduler: 'maglev',
+        ring: { kind: 'maglev', size: 7 },
+        onEmpty: 'pass',
+        backends: [
+          {
+            key: '10.88.1.11:3306',
+            name: 'a',
+            address: '10.88.1.11',
+            port: 3306,
+            family: 4,
+            weight: 1,
+            state: 'active',
+            mac,
+            ...(tunnel
+              ? {
+                  forwarding: 'tunnel' as const,
+                  tunnel: {
+                    encap: tunnel.encap,
+                    guePort: 6080,
+                    source: '10.77.0.2',
+                    ...(tunnel.mtu ? { mtu: tunnel.mtu } : {}),
+                  },
+                }
+              : {}),
+          },
+        ],
+      },
+    ],
   };
 }
 const LIMITS = { maxServices: 4, maxBackends: 8, ringMax: 7 };
@@ -36,7 +64,11 @@ test('the XDP plan rewrites a backend whose tunnel changed, keeps its generation
   assert.equal(mtu.backendWrites.length, 1);
   assert.equal(mtu.backendWrites[0]!.tunnel!.mtu, 1400);
   const router = plan(first.next, state({ encap: 'ipip', mtu: 1500 }, '02:00:00:00:00:fd'), LIMITS);
-  assert.equal(router.backendWrites[0]!.generation, first.backendWrites[0]!.generation, 'a new next hop keeps the flows');
+  assert.equal(
+    router.backendWrites[0]!.generation,
+    first.backendWrites[0]!.generation,
+    'a new next hop keeps the flows',
+  );
   const dr = plan(first.next, state(undefined), LIMITS);
   assert.equal(dr.backendWrites[0]!.flags, BE_FLAG.ACTIVE);
   assert.equal(dr.backendWrites[0]!.tunnel, undefined);

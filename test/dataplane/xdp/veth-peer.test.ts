@@ -40,15 +40,47 @@ const logLines: string[] = [];
 const log = pino({ level: 'debug' }, { write: (s: string) => void logLines.push(s) });
 
 function opts(over: Partial<XdpOptions> = {}): XdpOptions {
-  return { instance: 'i1', ifname: IF, mode: 'native', pinDir: PIN_ROOT, ringMax: 251, maxServices: 4, maxBackends: 16, flowTableSize: 1024, objectPath: OBJ, log, ...over };
+  return {
+    instance: 'i1',
+    ifname: IF,
+    mode: 'native',
+    pinDir: PIN_ROOT,
+    ringMax: 251,
+    maxServices: 4,
+    maxBackends: 16,
+    flowTableSize: 1024,
+    objectPath: OBJ,
+    log,
+    ...over,
+  };
 }
 
 const VIP = '10.202.0.100';
 const STATE: DesiredState = {
-  services: [{
-    name: 'rw', vip: VIP, port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'maglev', size: 251 }, onEmpty: 'pass',
-    backends: [{ key: '10.202.0.11:3306', name: 'rs1', address: '10.202.0.11', port: 3306, family: 4, weight: 1, state: 'active', mac: '02:00:00:00:01:11' }],
-  }],
+  services: [
+    {
+      name: 'rw',
+      vip: VIP,
+      port: 3306,
+      proto: 'tcp',
+      family: 4,
+      scheduler: 'maglev',
+      ring: { kind: 'maglev', size: 251 },
+      onEmpty: 'pass',
+      backends: [
+        {
+          key: '10.202.0.11:3306',
+          name: 'rs1',
+          address: '10.202.0.11',
+          port: 3306,
+          family: 4,
+          weight: 1,
+          state: 'active',
+          mac: '02:00:00:00:01:11',
+        },
+      ],
+    },
+  ],
 };
 
 function sh(cmd: string, args: string[]): string {
@@ -59,7 +91,14 @@ const peerXdp = (on: boolean): void => {
 };
 /** `n` TCP SYNs to the VIP from distinct ports, sent into the peer so they arrive on IF. */
 function sendFromPeer(n: number): void {
-  const frames = Array.from({ length: n }, (_, i) => pk.ether({ src: PEER_MAC, dst: IF_MAC }, pk.ipv4({ src: '10.202.0.2', dst: VIP }, pk.tcp({ sport: 20000 + i, dport: 3306, flags: 'S' }))).toString('hex'));
+  const frames = Array.from({ length: n }, (_, i) =>
+    pk
+      .ether(
+        { src: PEER_MAC, dst: IF_MAC },
+        pk.ipv4({ src: '10.202.0.2', dst: VIP }, pk.tcp({ sport: 20000 + i, dport: 3306, flags: 'S' })),
+      )
+      .toString('hex'),
+  );
   const py = `import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\nfor h in sys.argv[2:]: s.send(bytes.fromhex(h))\n`;
   sh('ip', ['netns', 'exec', NS, 'python3', '-c', py, PEER, ...frames]);
 }
@@ -83,7 +122,22 @@ let dp: XdpDataplane | undefined;
 before(() => {
   if (!fs.existsSync('/sys/fs/bpf')) sh('mount', ['-t', 'bpf', 'bpf', '/sys/fs/bpf']);
   sh('ip', ['netns', 'add', NS]);
-  sh('ip', ['link', 'add', IF, 'address', IF_MAC, 'type', 'veth', 'peer', 'name', PEER, 'address', PEER_MAC, 'netns', NS]);
+  sh('ip', [
+    'link',
+    'add',
+    IF,
+    'address',
+    IF_MAC,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    PEER,
+    'address',
+    PEER_MAC,
+    'netns',
+    NS,
+  ]);
   sh('ip', ['link', 'set', IF, 'up']);
   sh('ip', ['-n', NS, 'link', 'set', PEER, 'up']);
   fs.mkdirSync(PIN_ROOT);
@@ -92,13 +146,29 @@ before(() => {
 afterEach(async () => {
   await dp?.close({ keepState: false });
   dp = undefined;
-  try { peerXdp(false); } catch { /* none attached */ }
+  try {
+    peerXdp(false);
+  } catch {
+    /* none attached */
+  }
 });
 
 after(() => {
-  try { XdpDataplane.detachInstance(PIN_ROOT, 'i1', IF, log); } catch { /* gone */ }
-  try { sh('ip', ['link', 'del', IF]); } catch { /* gone */ }
-  try { sh('ip', ['netns', 'del', NS]); } catch { /* gone */ }
+  try {
+    XdpDataplane.detachInstance(PIN_ROOT, 'i1', IF, log);
+  } catch {
+    /* gone */
+  }
+  try {
+    sh('ip', ['link', 'del', IF]);
+  } catch {
+    /* gone */
+  }
+  try {
+    sh('ip', ['netns', 'del', NS]);
+  } catch {
+    /* gone */
+  }
   fs.rmSync(PIN_ROOT, { recursive: true, force: true });
 });
 
@@ -123,8 +193,16 @@ test('native mode on a veth whose peer runs no XDP program is refused with the f
   }
   assert.ok(err instanceof XdError, `expected a refusal, got ${String(err)}`);
   assert.equal(err.code, 'XD_ERR_XDP_VETH_PEER');
-  assert.match(err.message, new RegExp(`${IF} is a veth whose peer ${PEER} \\(in the network namespace with id \\d+\\) runs no native XDP program`));
-  assert.match(err.message, /fix: attach an XDP program to the peer in native mode .*xdp_pass.*, or set xdp\.mode: generic/);
+  assert.match(
+    err.message,
+    new RegExp(
+      `${IF} is a veth whose peer ${PEER} \\(in the network namespace with id \\d+\\) runs no native XDP program`,
+    ),
+  );
+  assert.match(
+    err.message,
+    /fix: attach an XDP program to the peer in native mode .*xdp_pass.*, or set xdp\.mode: generic/,
+  );
   const q = xdp.query(IF);
   assert.deepEqual([q.programs.native, q.programs.generic], [0, 0], 'nothing attached');
   assert.deepEqual(fs.readdirSync(PIN_ROOT), [], 'nothing pinned');
@@ -135,7 +213,10 @@ test('with dataplane auto the same veth falls back to generic mode with a warnin
   dp = await XdpDataplane.open(opts({ vethPeerWithoutXdp: 'generic' }));
   const q = xdp.query(IF);
   assert.deepEqual([q.programs.native, q.programs.generic], [0, dp.programId]);
-  assert.ok(logLines.some((l) => l.includes('"level":40') && l.includes('attaching in generic mode instead')), 'a warning says why');
+  assert.ok(
+    logLines.some((l) => l.includes('"level":40') && l.includes('attaching in generic mode instead')),
+    'a warning says why',
+  );
   assert.equal((await dp.status()).detail.mode, 'generic');
 });
 
@@ -147,7 +228,10 @@ test('native mode attaches when the peer runs xdp_pass, and forwarded frames rea
   dp.pollTxErrors();
   const before = peerCounter('rx_queue_0_xdp_packets');
   sendFromPeer(20);
-  await until(() => peerCounter('rx_queue_0_xdp_packets') - before >= 20, 'the peer program to see 20 forwarded frames');
+  await until(
+    () => peerCounter('rx_queue_0_xdp_packets') - before >= 20,
+    'the peer program to see 20 forwarded frames',
+  );
   const r = dp.pollTxErrors();
   assert.equal(r.forwarded, 20);
   assert.equal(r.txErrors, 0);
@@ -164,12 +248,23 @@ test('status and metrics carry the driver XDP TX error counters, and an alert wh
   peerXdp(false);
   logLines.length = 0;
   sendFromPeer(30);
-  await until(() => xdpTxErrors(driverStats(IF)!).txErrors - st0.txErrors >= 30, `30 rx_queue_0_xdp_tx_errors on ${IF}`);
+  await until(
+    () => xdpTxErrors(driverStats(IF)!).txErrors - st0.txErrors >= 30,
+    `30 rx_queue_0_xdp_tx_errors on ${IF}`,
+  );
   const r = dp.pollTxErrors();
   assert.equal(r.forwarded, 30);
   assert.equal(r.txErrors, 30);
-  assert.match(r.alert ?? '', new RegExp(`XDP forwarding on ${IF} is failing: the program forwarded 30 frames since the last check and the veth driver counted 30 XDP TX errors \\(rx_queue_0_xdp_tx_errors`));
-  assert.ok(logLines.some((l) => l.includes('"level":50') && l.includes('ALERT XDP forwarding')), 'the alert is logged as an error');
+  assert.match(
+    r.alert ?? '',
+    new RegExp(
+      `XDP forwarding on ${IF} is failing: the program forwarded 30 frames since the last check and the veth driver counted 30 XDP TX errors \\(rx_queue_0_xdp_tx_errors`,
+    ),
+  );
+  assert.ok(
+    logLines.some((l) => l.includes('"level":50') && l.includes('ALERT XDP forwarding')),
+    'the alert is logged as an error',
+  );
 
   const st = await dp.status();
   const drv = st.detail.driverTxErrors;
@@ -179,7 +274,10 @@ test('status and metrics carry the driver XDP TX error counters, and an alert wh
   assert.ok(drv.counters.includes('rx_queue_0_xdp_tx_errors') && drv.counters.includes('tx_queue_0_xdp_xmit_errors'));
   assert.equal(st.detail.txAlert, r.alert);
   const metrics = renderMetrics(daemonStatus(st));
-  assert.match(metrics, new RegExp(`^xdirector_xdp_driver_tx_errors_total\\{interface="${IF}",kind="tx"\\} ${st0.txErrors + 30}$`, 'm'));
+  assert.match(
+    metrics,
+    new RegExp(`^xdirector_xdp_driver_tx_errors_total\\{interface="${IF}",kind="tx"\\} ${st0.txErrors + 30}$`, 'm'),
+  );
   assert.match(metrics, new RegExp(`^xdirector_xdp_tx_failing\\{interface="${IF}"\\} 1$`, 'm'));
   assert.match(formatStatus(daemonStatus(st, { instance: 'i1', pid: 1 })), /ALERT: XDP forwarding on .* is failing/);
 

@@ -38,19 +38,61 @@ function be(n: number, weight = 1, state: DesiredBackend['state'] = 'active'): D
   return { key: `${address}:3306`, name: `rs${n}`, address, port: 3306, family: 4, weight, state };
 }
 function mysql(backends: DesiredBackend[]): DesiredService {
-  return { name: 'mysql', vip: VIP, port: 3306, proto: 'tcp', family: 4, scheduler: 'maglev', ring: { kind: 'ipvs-mh', size: 4093 }, onEmpty: 'pass', backends };
+  return {
+    name: 'mysql',
+    vip: VIP,
+    port: 3306,
+    proto: 'tcp',
+    family: 4,
+    scheduler: 'maglev',
+    ring: { kind: 'ipvs-mh', size: 4093 },
+    onEmpty: 'pass',
+    backends,
+  };
 }
 const extras: DesiredService[] = [
   {
-    name: 'mysql6', vip: 'fd00:77::100', port: 3306, proto: 'tcp', family: 6, scheduler: 'wrr', ring: { kind: 'maglev', size: 65537 }, onEmpty: 'pass',
+    name: 'mysql6',
+    vip: 'fd00:77::100',
+    port: 3306,
+    proto: 'tcp',
+    family: 6,
+    scheduler: 'wrr',
+    ring: { kind: 'maglev', size: 65537 },
+    onEmpty: 'pass',
     backends: [
-      { key: '[fd00:77::11]:3306', name: 'rs1v6', address: 'fd00:77::11', port: 3306, family: 6, weight: 3, state: 'active' },
-      { key: '[fd00:77::12]:3306', name: 'rs2v6', address: 'fd00:77::12', port: 3306, family: 6, weight: 1, state: 'active' },
+      {
+        key: '[fd00:77::11]:3306',
+        name: 'rs1v6',
+        address: 'fd00:77::11',
+        port: 3306,
+        family: 6,
+        weight: 3,
+        state: 'active',
+      },
+      {
+        key: '[fd00:77::12]:3306',
+        name: 'rs2v6',
+        address: 'fd00:77::12',
+        port: 3306,
+        family: 6,
+        weight: 1,
+        state: 'active',
+      },
     ],
   },
   {
-    name: 'dns', vip: VIP, port: 53, proto: 'udp', family: 4, scheduler: 'sh', ring: { kind: 'maglev', size: 65537 }, onEmpty: 'pass',
-    backends: [{ key: '10.77.0.11:53', name: 'rs1dns', address: '10.77.0.11', port: 53, family: 4, weight: 1, state: 'active' }],
+    name: 'dns',
+    vip: VIP,
+    port: 53,
+    proto: 'udp',
+    family: 4,
+    scheduler: 'sh',
+    ring: { kind: 'maglev', size: 65537 },
+    onEmpty: 'pass',
+    backends: [
+      { key: '10.77.0.11:53', name: 'rs1dns', address: '10.77.0.11', port: 53, family: 4, weight: 1, state: 'active' },
+    ],
   },
 ];
 const state = (backends: DesiredBackend[]): DesiredState => ({ services: [mysql(backends), ...extras] });
@@ -62,11 +104,17 @@ function sh(cmd: string, args: string[]): string {
 }
 const ipvsadm = (): string => sh('ipvsadm', ['-Ln']);
 /** ipvsadm -Ln without the connection counters, which change as connections expire. */
-const ipvsadmShape = (): string => ipvsadm().split('\n').map((l) => l.replace(/^(\s+->\s+\S+\s+\S+\s+\S+).*$/, '$1')).join('\n');
+const ipvsadmShape = (): string =>
+  ipvsadm()
+    .split('\n')
+    .map((l) => l.replace(/^(\s+->\s+\S+\s+\S+\s+\S+).*$/, '$1'))
+    .join('\n');
 const changes = (): number => logs.filter((l) => l.msg === 'IPVS changed').length;
 
 // -- the client, in the client namespace, started once
-const client = spawn('nsenter', ['--net=/run/netns/xdg-client', process.execPath, `${__dirname}/tcp-client.js`], { stdio: ['pipe', 'pipe', 'inherit'] });
+const client = spawn('nsenter', ['--net=/run/netns/xdg-client', process.execPath, `${__dirname}/tcp-client.js`], {
+  stdio: ['pipe', 'pipe', 'inherit'],
+});
 const clientLines = createInterface({ input: client.stdout! });
 const waiting = new Map<number, (v: any) => void>();
 let ready: () => void;
@@ -81,15 +129,26 @@ function connectFrom(ports: number[]): Promise<Array<{ srcPort: number; server?:
   const s = ++seq;
   return new Promise((resolve) => {
     waiting.set(s, resolve);
-    client.stdin!.write(`${JSON.stringify({ seq: s, host: VIP, port: 3306, src: CLIENT, ports, concurrency: 24, timeoutMs: 20000 })}\n`);
+    client.stdin!.write(
+      `${JSON.stringify({ seq: s, host: VIP, port: 3306, src: CLIENT, ports, concurrency: 24, timeoutMs: 20000 })}\n`,
+    );
   });
 }
 const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
 
 /** What the TS model of the kernel's mh table predicts for each source port, from the kernel's dest order. */
-function predict(dests: IpvsDestEntry[], lastWeight: Record<string, number>, ports: number[]): Record<number, string | null> {
+function predict(
+  dests: IpvsDestEntry[],
+  lastWeight: Record<string, number>,
+  ports: number[],
+): Record<number, string | null> {
   const md: IpvsMhDest[] = dests.map((d, i) => ({
-    id: i + 1, address: d.addr, port: d.port, family: 4, weight: d.weight, lastWeight: lastWeight[d.addr] ?? d.weight,
+    id: i + 1,
+    address: d.addr,
+    port: d.port,
+    family: 4,
+    weight: d.weight,
+    lastWeight: lastWeight[d.addr] ?? d.weight,
   }));
   const table = buildIpvsMh(md);
   const out: Record<number, string | null> = {};
@@ -100,7 +159,12 @@ function predict(dests: IpvsDestEntry[], lastWeight: Record<string, number>, por
   return out;
 }
 
-async function phase(name: string, ports: number[], lastWeight: Record<string, number>, dp: IpvsDataplane): Promise<void> {
+async function phase(
+  name: string,
+  ports: number[],
+  lastWeight: Record<string, number>,
+  dp: IpvsDataplane,
+): Promise<void> {
   const t = Date.now();
   const dests = await dp.ipvs.listDests(KEY);
   const expected = predict(dests, lastWeight, ports);
@@ -109,13 +173,22 @@ async function phase(name: string, ports: number[], lastWeight: Record<string, n
   const mismatches: unknown[] = [];
   const errors: unknown[] = [];
   for (const r of got) {
-    if (r.error) { errors.push(r); continue; }
+    if (r.error) {
+      errors.push(r);
+      continue;
+    }
     counts[r.server!] = (counts[r.server!] ?? 0) + 1;
-    if (expected[r.srcPort] !== r.server) mismatches.push({ srcPort: r.srcPort, ipvs: r.server, model: expected[r.srcPort] });
+    if (expected[r.srcPort] !== r.server)
+      mismatches.push({ srcPort: r.srcPort, ipvs: r.server, model: expected[r.srcPort] });
   }
   result[name] = {
-    ipvsadm: ipvsadm(), destOrder: dests.map((d) => `${d.addr}:${d.port}`), weights: dests.map((d) => d.weight),
-    total: got.length, counts, mismatches, errors,
+    ipvsadm: ipvsadm(),
+    destOrder: dests.map((d) => `${d.addr}:${d.port}`),
+    weights: dests.map((d) => d.weight),
+    total: got.length,
+    counts,
+    mismatches,
+    errors,
   };
   mark(name, t);
 }
@@ -133,7 +206,9 @@ async function main(): Promise<void> {
   let t = Date.now();
   const dp = await IpvsDataplane.open({ log });
   mark('open', t);
-  result.sysctls = Object.fromEntries(['sloppy_tcp', 'expire_nodest_conn'].map((k) => [k, readFileSync(`/proc/sys/net/ipv4/vs/${k}`, 'utf8').trim()]));
+  result.sysctls = Object.fromEntries(
+    ['sloppy_tcp', 'expire_nodest_conn'].map((k) => [k, readFileSync(`/proc/sys/net/ipv4/vs/${k}`, 'utf8').trim()]),
+  );
   await clientReady;
   mark('clientReady', t0);
 
@@ -165,8 +240,14 @@ async function main(): Promise<void> {
   result.ipvsadmDrifted = ipvsadm();
   const before = logs.length;
   await dp.apply(state([be(1), be(2), be(3, 2, 'down')]));
-  result.driftLogs = logs.slice(before).filter((l) => l.level === 40).map((l) => l.msg);
-  result.driftChanges = logs.slice(before).filter((l) => l.msg === 'IPVS changed').map((l) => l.change);
+  result.driftLogs = logs
+    .slice(before)
+    .filter((l) => l.level === 40)
+    .map((l) => l.msg);
+  result.driftChanges = logs
+    .slice(before)
+    .filter((l) => l.msg === 'IPVS changed')
+    .map((l) => l.change);
   // rs1 was re-added, so it is now at the head of the kernel's list: the model must follow
   await phase('p4', range(23000, 45), { '10.77.0.11': 1, '10.77.0.12': 1 }, dp);
 
@@ -175,10 +256,14 @@ async function main(): Promise<void> {
   await expectError('errExists', () => dp.ipvs.addDest(KEY, d11));
   await expectError('errRange', () => dp.ipvs.editDest(KEY, { ...d11, weight: -1 }));
   await expectError('errThresh', () => dp.ipvs.editDest(KEY, { ...d11, uThreshold: 5, lThreshold: 10 }));
-  await expectError('errNoSched', () => dp.ipvs.addService({ ...KEY, port: 3307, schedName: 'nosuch', flags: 0, timeout: 0, netmask: 0xffffffff }));
+  await expectError('errNoSched', () =>
+    dp.ipvs.addService({ ...KEY, port: 3307, schedName: 'nosuch', flags: 0, timeout: 0, netmask: 0xffffffff }),
+  );
   await expectError('errNoService', () => dp.ipvs.deleteService({ ...KEY, port: 3399 }));
   const beforeBad = ipvsadmShape();
-  await expectError('errUnknownScheduler', () => dp.apply({ services: [{ ...mysql([be(1)]), scheduler: 'wlc' as never }] }));
+  await expectError('errUnknownScheduler', () =>
+    dp.apply({ services: [{ ...mysql([be(1)]), scheduler: 'wlc' as never }] }),
+  );
   result.unchangedAfterBadInput = ipvsadmShape() === beforeBad;
 
   // A kernel failure part-way through an apply is rolled back: rs3 is added to mysql first,
@@ -189,7 +274,9 @@ async function main(): Promise<void> {
   await expectError('errMidApply', () => dp.apply({ services: [mysql([be(1), be(2), be(3, 2)]), ...extras, lcSvc] }));
   result.rolledBack = ipvsadmShape() === beforeRollback;
   result.ipvsadmAfterRollback = ipvsadm();
-  result.rollbackLogs = logs.filter((l) => typeof l.msg === 'string' && (l.msg as string).includes('rolling back')).map((l) => ({ msg: l.msg, failed: l.failed, done: l.done }));
+  result.rollbackLogs = logs
+    .filter((l) => typeof l.msg === 'string' && (l.msg as string).includes('rolling back'))
+    .map((l) => ({ msg: l.msg, failed: l.failed, done: l.done }));
 
   // IPVS's dumped counters are the estimator's copy of the per-CPU stats, refreshed every 2 s:
   // wait one refresh so the last phase's connections are counted.
@@ -213,7 +300,10 @@ async function main(): Promise<void> {
 
 main().then(
   () => {
-    writeFileSync(`${OUT}/result.json`, JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? Number(v) : v), 2));
+    writeFileSync(
+      `${OUT}/result.json`,
+      JSON.stringify(result, (_k, v) => (typeof v === 'bigint' ? Number(v) : v), 2),
+    );
     client.kill();
     process.exit(0);
   },

@@ -8,7 +8,16 @@ import { writeFileSync } from 'node:fs';
 
 const [vip, port, src, outFile] = process.argv.slice(2) as [string, string, string, string];
 const [srcAddr, srcPort] = src.split(':') as [string, string];
-const sum = { backend: '', sent: 0, echoed: 0, maxRttMs: 0, maxGapMs: 0, closed: false, error: '' as string, backendChanges: 0 };
+const sum = {
+  backend: '',
+  sent: 0,
+  echoed: 0,
+  maxRttMs: 0,
+  maxGapMs: 0,
+  closed: false,
+  error: '' as string,
+  backendChanges: 0,
+};
 const sentAt = new Map<number, number>();
 let lastEcho = Date.now();
 let buf = '';

@@ -6,8 +6,21 @@
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 
-interface Req { seq: number; host: string; port: number; src: string; ports: number[]; concurrency?: number; timeoutMs?: number }
-interface Res { srcPort: number; server?: string; error?: string; ms?: number }
+interface Req {
+  seq: number;
+  host: string;
+  port: number;
+  src: string;
+  ports: number[];
+  concurrency?: number;
+  timeoutMs?: number;
+}
+interface Res {
+  srcPort: number;
+  server?: string;
+  error?: string;
+  ms?: number;
+}
 
 function once(host: string, port: number, src: string, srcPort: number, timeoutMs: number): Promise<Res> {
   return new Promise((resolve) => {
@@ -23,7 +36,10 @@ function once(host: string, port: number, src: string, srcPort: number, timeoutM
       s.destroy();
       resolve(r);
     };
-    const timer = setTimeout(() => finish({ srcPort, error: connected ? 'ETIMEDOUT (connected, no reply)' : 'ETIMEDOUT (connect)' }), timeoutMs);
+    const timer = setTimeout(
+      () => finish({ srcPort, error: connected ? 'ETIMEDOUT (connected, no reply)' : 'ETIMEDOUT (connect)' }),
+      timeoutMs,
+    );
     let connected = false;
     s.on('connect', () => (connected = true));
     s.setEncoding('utf8');
