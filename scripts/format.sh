@@ -10,7 +10,7 @@ mapfile -t cfiles < <(find bpf native \( -name '*.c' -o -name '*.h' -o -name '*.
 js=('**/*.ts' '**/*.js' '**/*.mjs')
 if [ "${1:-}" = --check ]; then
   rc=0
-  npx prettier --check --cache --log-level warn "${js[@]}" || rc=1
+  npx prettier --check --log-level warn "${js[@]}" || rc=1
   clang-format --dry-run --Werror "${cfiles[@]}" || rc=1
   exit $rc
 fi
@@ -18,6 +18,6 @@ fi
 npx eslint --fix --cache --cache-location node_modules/.cache/eslint/ . || true
 # Twice: prettier's first pass over a long member chain is not always its last word (it gave
 # src/config/vrrp.ts's `z.string().refine(...)` one layout, then another); the second settles it.
-npx prettier --write --cache --log-level warn "${js[@]}"
-npx prettier --write --cache --log-level warn "${js[@]}"
+npx prettier --write --log-level warn "${js[@]}"
+npx prettier --write --log-level warn "${js[@]}"
 clang-format -i "${cfiles[@]}"

@@ -10,11 +10,9 @@ import { addressFamily } from '../net/inet';
 import { z } from 'zod';
 import { duration } from './duration';
 
-const ipAddress = z
-  .string()
-  .refine((s) => addressFamily(s) !== undefined, {
-    message: 'not an IPv4 or IPv6 address (write e.g. "10.0.0.10" or "fd00::10")',
-  });
+const ipAddress = z.string().refine((s) => addressFamily(s) !== undefined, {
+  message: 'not an IPv4 or IPv6 address (write e.g. "10.0.0.10" or "fd00::10")',
+});
 
 export interface Vip {
   address: string;
