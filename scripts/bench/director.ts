@@ -458,7 +458,7 @@ export const BENCH_DIRECTOR_LIMITS: DirectorLimits = {
 
 /**
  * How long after its handshake a flow must send again to leave the probation table for the flow
- * table (XD_PROVE_NS in bpf/xdirector.bpf.c), with a margin: warm-ups wait this long before the
+ * table (XD_PROVE_NS in bpf/flow.h), with a margin: warm-ups wait this long before the
  * pass that proves their flows.
  */
 export const PROVE_WAIT_MS = 1050;

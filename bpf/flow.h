@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * flow.h: established flows (kernel only): the per-CPU flow cache, the flow,
+ * probation and takeover tables (maps.h says what each holds), and the
+ * established stage of the full path, established().
+ *
+ * A flow exists only for a service, so a flow found here is forwarded without
+ * a service lookup; its backend must still hold the generation the flow was
+ * placed with (a removed backend's slot gets a new one) and be ACTIVE and not
+ * DOWN (live_backend()).
+ *
+ * new_flow_rate: a const volatile global of xdirector.bpf.c, which includes
+ * this header after defining it.
+ */
+#ifndef XD_FLOW_H
+#define XD_FLOW_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "xdirector.h"
+#include "maps.h"
+#include "rate.h"
+#include "sync.h"
+#include "parse.h"
+
+/* last_seen_ns's closed mark (enum xd_flow_bits). */
+#define XD_FLOW_CLOSED (1ULL << XD_FLOW_BIT_CLOSED)
+
+/* A flow's last_seen_ns is rewritten at most this often, so an established
+ * flow does not dirty its map entry (a shared cache line) on every packet. */
+#define XD_LAST_SEEN_REFRESH_NS 1000000000ULL
+/* A per-CPU flow cache slot is trusted this many jiffies (32 ms at HZ=1000,
+ * 128 ms at 250, 320 ms at 100), then the flow table is looked up again: that
+ * keeps a cached flow recent in the LRU, refreshes its last_seen_ns within the
+ * second, and bounds how long another CPU's copy of a flow rewritten in place
+ * (a SYN reusing the 5-tuple) can be used. bpf_jiffies64() is inlined by the
+ * verifier (a load), unlike a clock helper call. */
+#define XD_FLOW_CACHE_JIFFIES 32
+/*
+ * A handshake-completed flow moves from its takeover table to the flow table
+ * on a packet at least this long after its handshake. The director sees one
+ * direction only (DR: the real server answers the client directly), so it
+ * cannot check that the client's ACK answers the server's SYN-ACK: a blind
+ * spoofer sends SYN + ACK pairs as easily as SYNs, and the embryonic table
+ * alone bounds only the flows that never send a second packet. What a spoofer
+ * without state does not do is come back: a real connection sends again (its
+ * query, its next query) while a pair-per-source flood does not. One second
+ * keeps short connections (one query) out of the flow table altogether, and a
+ * flow cache slot's expiry (XD_FLOW_CACHE_JIFFIES) brings a cached flow back
+ * to the full path within it to be moved.
+ */
+#define XD_PROVE_NS 1000000000ULL
+
+/*
+ * Monotonic clock for last_seen_ns. bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC
+ * _COARSE, kernel >= 5.11) shares CLOCK_MONOTONIC's time base, is jiffy-grained
+ * (plenty for a 1 s refresh) and costs a memory read instead of a clock read.
+ */
+static __always_inline __u64 xd_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/* An established flow (backend index, generation) may stay on its backend if
+ * the backend slot still holds the same backend, is in use and is not DOWN.
+ * DRAINING is fine: draining backends keep their flows. */
+static __always_inline struct xd_backend *live_backend(__u32 idx, __u32 generation)
+{
+	struct xd_backend *be;
+
+	if (idx == 0)
+		return NULL;
+	be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+	if (!be)
+		return NULL;
+	if ((be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DOWN)) != XD_BE_F_ACTIVE)
+		return NULL;
+	if (be->generation != generation)
+		return NULL;
+	return be;
+}
+
+/* live_backend() of a flow entry. */
+static __always_inline struct xd_backend *flow_backend(const struct xd_flow *f)
+{
+	return live_backend(f->backend, f->generation);
+}
+
+/* Has any service this TCP/UDP destination port (xd_vport_v1)? */
+static __always_inline int vip_port(__u8 proto, __be16 dport)
+{
+	__u16 port = bpf_ntohs(dport);
+	__u32 word = (proto == IPPROTO_UDP ? XD_VPORT_WORDS : 0) + (port >> 6);
+	__u64 *bits = bpf_map_lookup_elem(&xd_vport_v1, &word);
+
+	return bits && (*bits & (1ULL << (port & 63)));
+}
+
+/* xd_guard counters, by their index as __u64 words. */
+#define XD_GUARD_EMBRYONIC 0
+#define XD_GUARD_TAKEOVERS 1
+#define XD_GUARD_HANDSHAKES 2
+#define XD_GUARD_LIMITED 3
+_Static_assert(__builtin_offsetof(struct xd_guard, limited) == XD_GUARD_LIMITED * 8,
+	       "xd_guard words");
+_Static_assert(__builtin_offsetof(struct xd_guard, handshakes) == XD_GUARD_HANDSHAKES * 8,
+	       "xd_guard words");
+_Static_assert(__builtin_offsetof(struct xd_guard, takeovers) == XD_GUARD_TAKEOVERS * 8,
+	       "xd_guard words");
+
+static __always_inline void guard_count(__u32 which)
+{
+	__u32 zero = 0;
+	__u64 *g = bpf_map_lookup_elem(&xd_guard_v2, &zero);
+
+	if (g && which <= XD_GUARD_LIMITED)
+		g[which]++;
+}
+
+/* ---- the per-CPU flow cache (xd_fc4_v2, xd_fc6_v2) ---- */
+
+/* Flow cache slot of a key: the key's 64-bit words folded by XOR into 32 bits,
+ * then a Fibonacci (multiplicative) hash; its top log2(size) bits pick the slot.
+ * The fast path and the full path compute it from the same words. */
+static __always_inline __u32 fc_hash(__u64 folded, __u32 size)
+{
+	return ((__u32)folded ^ (__u32)(folded >> 32)) * 0x9e3779b1U >> (32 - __builtin_ctz(size));
+}
+
+/* IPv4: the first slot of the key's set on this CPU in xd_fc4_v2 (maps.h). */
+static __always_inline __u32 fc4_set(__u64 k0, __u64 k1)
+{
+	return bpf_get_smp_processor_id() * XD_FLOW_CACHE4 +
+	       fc_hash(k0 ^ k1, XD_FLOW_CACHE4 / XD_FLOW_CACHE_WAYS) * XD_FLOW_CACHE_WAYS;
+}
+
+/* IPv6: the first slot of the key's set on this CPU in xd_fc6_v2, hashed on the
+ * client address, the VIP's low 64 bits and the ports word. */
+static __always_inline __u32 fc6_set_of(__u64 folded)
+{
+	return bpf_get_smp_processor_id() * XD_FLOW_CACHE6 +
+	       fc_hash(folded, XD_FLOW_CACHE6 / XD_FLOW_CACHE_WAYS) * XD_FLOW_CACHE_WAYS;
+}
+
+static __always_inline __u32 fc6_set(const __u64 *k)
+{
+	return fc6_set_of(k[0] ^ k[1] ^ k[3] ^ k[4]);
+}
+
+/*
+ * The last 64-bit word of a flow key (xd_flow4_key bytes 8..15, xd_flow_key
+ * bytes 32..39) from a packet: the two ports as they are in the L4 header,
+ * the protocol, the family (0 in xd_flow4_key, whose byte 13 is padding), zero
+ * padding. The key structs are memory images, so this is byte order work.
+ */
+static __always_inline __u64 key_tail(__u32 ports, __u8 proto, __u8 family)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (__u64)ports | (__u64)proto << 32 | (__u64)family << 40;
+#else
+	return (__u64)ports << 32 | (__u64)proto << 24 | (__u64)family << 16;
+#endif
+}
+
+static __always_inline int key4_eq(const __u64 *x, const struct xd_flow4_key *b)
+{
+	const __u64 *y = (const __u64 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
+static __always_inline int key6_eq(const __u64 *x, const struct xd_flow_key *b)
+{
+	const __u64 *y = (const __u64 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
+
+/* The way of a 2-way set that a refill takes when neither holds the flow: an
+ * empty one (backend 0), else the one refilled longer ago. 0 or 1. */
+static __always_inline int fc_refill_way(__u32 backend0, __u64 expires0, __u32 backend1,
+					 __u64 expires1)
+{
+	if (!backend0)
+		return 0;
+	if (!backend1)
+		return 1;
+	return expires0 <= expires1 ? 0 : 1;
+}
+
+/*
+ * The full path's probe of the IPv4 cache: the slot of the set that holds
+ * this flow (*cached = 1), else the one a refill from the flow table takes
+ * (fc_refill_way). NULL only if this CPU is beyond the array (user space
+ * sized it for fewer CPUs): nothing is cached.
+ */
+static __always_inline struct xd_flow4_cache *fc4_probe(const struct xd_flow4_key *k4, int *cached)
+{
+	const __u64 *kw = (const __u64 *)k4;
+	struct xd_flow4_cache *w0, *w1;
+	__u32 slot = fc4_set(kw[0], kw[1]);
+
+	w0 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
+	slot++;
+	w1 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
+	if (!w0 || !w1)
+		return NULL;
+	if (w0->backend && key4_eq(w0->key, k4)) {
+		*cached = 1;
+		return w0;
+	}
+	if (w1->backend && key4_eq(w1->key, k4)) {
+		*cached = 1;
+		return w1;
+	}
+	return fc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires) ? w1 : w0;
+}
+
+/* fc4_probe() for IPv6 (xd_fc6_v2). */
+static __always_inline struct xd_flow6_cache *fc6_probe(const struct xd_flow_key *fk, int *cached)
+{
+	struct xd_flow6_cache *w0, *w1;
+	__u32 slot = fc6_set((const __u64 *)fk);
+
+	w0 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
+	slot++;
+	w1 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
+	if (!w0 || !w1)
+		return NULL;
+	if (w0->backend && key6_eq(w0->key, fk)) {
+		*cached = 1;
+		return w0;
+	}
+	if (w1->backend && key6_eq(w1->key, fk)) {
+		*cached = 1;
+		return w1;
+	}
+	return fc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires) ? w1 : w0;
+}
+
+/* ---- the flow tables, by family ---- */
+
+/*
+ * One call site per map (never a pointer chosen at run time), so the verifier
+ * inlines each lookup.
+ */
+static __always_inline struct xd_flow *flow_lookup(int v4, const struct xd_flow4_key *k4,
+						   const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_flow4_v2, k4);
+	return bpf_map_lookup_elem(&xd_flow6_v2, k6);
+}
+
+static __always_inline void flow_insert(int v4, const struct xd_flow4_key *k4,
+					const struct xd_flow_key *k6, const struct xd_flow *f)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_flow4_v2, k4, f, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_flow6_v2, k6, f, BPF_ANY);
+}
+
+static __always_inline struct xd_flow *emb_lookup(int v4, const struct xd_flow4_key *k4,
+						  const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_emb4_v1, k4);
+	return bpf_map_lookup_elem(&xd_emb6_v1, k6);
+}
+
+static __always_inline void emb_insert(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6, const struct xd_flow *f)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_emb4_v1, k4, f, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_emb6_v1, k6, f, BPF_ANY);
+}
+
+static __always_inline void emb_delete(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6)
+{
+	if (v4)
+		bpf_map_delete_elem(&xd_emb4_v1, k4);
+	else
+		bpf_map_delete_elem(&xd_emb6_v1, k6);
+}
+
+static __always_inline struct xd_flow *tko_lookup(int v4, const struct xd_flow4_key *k4,
+						  const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_tko4_v1, k4);
+	return bpf_map_lookup_elem(&xd_tko6_v1, k6);
+}
+
+static __always_inline void tko_insert(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6, const struct xd_flow *f)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_tko4_v1, k4, f, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_tko6_v1, k6, f, BPF_ANY);
+}
+
+static __always_inline void tko_delete(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6)
+{
+	if (v4)
+		bpf_map_delete_elem(&xd_tko4_v1, k4);
+	else
+		bpf_map_delete_elem(&xd_tko6_v1, k6);
+}
+
+static __always_inline struct xd_pflow *prb_lookup(int v4, const struct xd_flow4_key *k4,
+						   const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_prb4_v1, k4);
+	return bpf_map_lookup_elem(&xd_prb6_v1, k6);
+}
+
+static __always_inline void prb_insert(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6, const struct xd_pflow *f)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_prb4_v1, k4, f, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_prb6_v1, k6, f, BPF_ANY);
+}
+
+static __always_inline void prb_delete(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6)
+{
+	if (v4)
+		bpf_map_delete_elem(&xd_prb4_v1, k4);
+	else
+		bpf_map_delete_elem(&xd_prb6_v1, k6);
+}
+
+/* A tracked flow and the table it was found in (a probation entry starts as a
+ * struct xd_flow: xdirector.bpf.c asserts it). */
+struct xd_found {
+	struct xd_flow *flow; /* the entry, in whichever table; NULL: none */
+	struct xd_pflow *pf;  /* the probation-table entry, if that is where it is */
+	struct xd_flow *tk;   /* the takeover-table entry, if that is where it is */
+};
+
+/* The packet's flow: the flow table, else the probation table, else the
+ * takeover table. */
+static __always_inline struct xd_flow *flow_find(const struct xd_pkt *p, struct xd_found *f)
+{
+	int v4 = pkt_v4(p);
+
+	f->flow = flow_lookup(v4, &p->k4, &p->fk);
+	if (!f->flow) {
+		f->pf = prb_lookup(v4, &p->k4, &p->fk);
+		f->flow = (struct xd_flow *)f->pf;
+	}
+	if (!f->flow) {
+		f->tk = tko_lookup(v4, &p->k4, &p->fk);
+		f->flow = f->tk;
+	}
+	return f->flow;
+}
+
+/*
+ * A tracked flow's packet on the full path: refresh last_seen_ns at most once
+ * a second (keeping the closed mark), and mark the flow closed on the client's
+ * first FIN or RST. Writes only when one of the two changes, so an established
+ * flow does not dirty its entry (a shared cache line) on every packet. The
+ * fast path sends FIN and RST here (fast_l4_ok()).
+ */
+static __always_inline void flow_seen(const struct xd_flow_key *fk, struct xd_flow *flow,
+				      __u8 tcp_flags, __u64 now)
+{
+	__u64 seen = flow->last_seen_ns;
+	__u64 closed = seen & XD_FLOW_CLOSED;
+
+	if ((tcp_flags & XD_TCP_CLOSING) && !closed) {
+		flow->last_seen_ns = now | XD_FLOW_CLOSED;
+		return;
+	}
+	if (now - (seen & ~XD_FLOW_CLOSED) > XD_LAST_SEEN_REFRESH_NS) {
+		sync_refresh(fk, flow, seen & ~XD_FLOW_CLOSED, now);
+		flow->last_seen_ns = now | closed;
+	}
+}
+
+/* A handshake-completed flow on probation that came back: it is real, into
+ * the flow table (within the global new_flow_rate), out of the probation
+ * table. 1 if it moved, 0 if the rate kept it on probation for now. */
+static __always_inline int flow_prove(const struct xd_pkt *p, __u32 be_idx, __u32 gen, __u64 now)
+{
+	int v4 = pkt_v4(p);
+	struct xd_flow nf = {
+		.backend = be_idx,
+		.generation = gen,
+		.last_seen_ns = now | ((p->tcp_flags & XD_TCP_CLOSING) ? XD_FLOW_CLOSED : 0),
+	};
+
+	if (!xd_rate_admit(XD_RATE_NEW_FLOW, new_flow_rate, now)) {
+		guard_count(XD_GUARD_LIMITED);
+		return 0;
+	}
+	flow_insert(v4, &p->k4, &p->fk, &nf);
+	prb_delete(v4, &p->k4, &p->fk);
+	return 1;
+}
+
+/*
+ * A flow found in a table with its backend live: proved if it is due, seen,
+ * and this CPU's cache slot refilled for its next packets.
+ */
+static __always_inline void flow_hit(const struct xd_pkt *p, const struct xd_found *f,
+				     struct xd_flow4_cache *c4, struct xd_flow6_cache *c6,
+				     struct xd_verdict *v)
+{
+	struct xd_flow *flow = f->flow;
+	__u64 now = xd_now();
+	__u64 expires = bpf_jiffies64() + XD_FLOW_CACHE_JIFFIES;
+	__u32 gen = flow->generation;
+	__u32 be_idx = flow->backend;
+
+	v->be_idx = be_idx;
+	v->reason = XD_R_TX_FLOW_HIT;
+	if (f->pf && now - f->pf->handshake_ns >= XD_PROVE_NS && flow_prove(p, be_idx, gen, now))
+		v->reason = XD_R_TX_PROVEN;
+	else
+		flow_seen(&p->fk, flow, p->tcp_flags, now);
+	if (c4) {
+		__builtin_memcpy(c4->key, &p->k4, sizeof(c4->key));
+		c4->backend = be_idx;
+		c4->generation = gen;
+		c4->expires = expires;
+	}
+	if (c6) {
+		__builtin_memcpy(c6->key, &p->fk, sizeof(c6->key));
+		c6->backend = be_idx;
+		c6->generation = gen;
+		c6->expires = expires;
+	}
+}
+
+/* A cached flow's slot: a hit if it is fresh and its backend live. */
+static __always_inline int slot_hit(__u32 idx, __u32 gen, __u64 expires, struct xd_verdict *v,
+				    struct xd_backend **bep)
+{
+	struct xd_backend *be;
+
+	if (bpf_jiffies64() >= expires)
+		return XD_NEXT;
+	be = live_backend(idx, gen);
+	if (!be)
+		return XD_NEXT;
+	*bep = be;
+	v->be_idx = idx;
+	v->reason = XD_R_TX_FLOW_HIT;
+	return XD_FORWARD;
+}
+
+/*
+ * The established stage: a TCP or UDP packet's flow, from this CPU's cache
+ * (an array lookup, a key compare, the backend's entry by index), else, once
+ * its port is known to be a service's, from the flow, probation and takeover
+ * tables (a hashed lookup each). The flow key names the VIP, port and
+ * protocol, so no service lookup: a flow exists only for a service, and a
+ * removed service's backends get new generations.
+ *
+ * The cache slot is probed for every packet: one of this key that is not a
+ * hit (a SYN, a stale slot, a gone backend) empties it once it is known to be
+ * for a service, and the flow table says what happens now. A SYN or a first
+ * fragment is the new-flow stage's. A flow whose backend is gone is left in
+ * *f for the new-flow stage to place again, in its table.
+ */
+static __always_inline int established(const struct xd_pkt *p, struct xd_found *f,
+				       struct xd_verdict *v, struct xd_backend **bep)
+{
+	struct xd_flow4_cache *c4 = NULL;
+	struct xd_flow6_cache *c6 = NULL;
+	struct xd_backend *be;
+	int cached = 0;
+
+	if (pkt_v4(p))
+		c4 = fc4_probe(&p->k4, &cached);
+	else
+		c6 = fc6_probe(&p->fk, &cached);
+	if (cached && !pkt_syn(p) && !p->frag && !(p->tcp_flags & XD_TCP_CLOSING)) {
+		if (c4 && slot_hit(c4->backend, c4->generation, c4->expires, v, bep) == XD_FORWARD)
+			return XD_FORWARD;
+		if (c6 && slot_hit(c6->backend, c6->generation, c6->expires, v, bep) == XD_FORWARD)
+			return XD_FORWARD;
+	}
+	/* A port and protocol no service has: done, with one array read (the
+	 * director's own traffic, other hosts'). A packet for no service never
+	 * had a slot that passed the backend check, so a slot of its key is
+	 * left to be overwritten. */
+	if (!vip_port(p->fk.proto, p->fk.dport)) {
+		v->reason = XD_R_PASS_NON_VIP;
+		return XD_DONE;
+	}
+	if (cached) {
+		if (c4)
+			c4->backend = 0;
+		if (c6)
+			c6->backend = 0;
+	}
+	if (pkt_syn(p) || p->frag || !flow_find(p, f))
+		return XD_NEXT;
+	be = flow_backend(f->flow);
+	if (!be)
+		return XD_NEXT;
+	flow_hit(p, f, c4, c6, v);
+	*bep = be;
+	return XD_FORWARD;
+}
+
+#endif /* XD_FLOW_H */
