@@ -344,7 +344,7 @@ static __always_inline void prb_delete(int v4, const struct xd_flow4_key *k4,
 
 /* A tracked flow and the table it was found in (a probation entry starts as a
  * struct xd_flow: xdirector.bpf.c asserts it). */
-struct xd_found {
+struct found_flow {
 	struct xd_flow *flow; /* the entry, in whichever table; NULL: none */
 	struct xd_pflow *pf;  /* the probation-table entry, if that is where it is */
 	struct xd_flow *tk;   /* the takeover-table entry, if that is where it is */
@@ -352,7 +352,7 @@ struct xd_found {
 
 /* The packet's flow: the flow table, else the probation table, else the
  * takeover table. */
-static __always_inline struct xd_flow *flow_find(const struct xd_pkt *p, struct xd_found *f)
+static __always_inline struct xd_flow *flow_find(const struct pkt_desc *p, struct found_flow *f)
 {
 	int v4 = pkt_v4(p);
 
@@ -394,7 +394,7 @@ static __always_inline void flow_seen(const struct xd_flow_key *fk, struct xd_fl
 /* A handshake-completed flow on probation that came back: it is real, into
  * the flow table (within the global new_flow_rate), out of the probation
  * table. 1 if it moved, 0 if the rate kept it on probation for now. */
-static __always_inline int flow_prove(const struct xd_pkt *p, __u32 be_idx, __u32 gen, __u64 now)
+static __always_inline int flow_prove(const struct pkt_desc *p, __u32 be_idx, __u32 gen, __u64 now)
 {
 	int v4 = pkt_v4(p);
 	struct xd_flow nf = {
@@ -416,9 +416,9 @@ static __always_inline int flow_prove(const struct xd_pkt *p, __u32 be_idx, __u3
  * A flow found in a table with its backend live: proved if it is due, seen,
  * and this CPU's cache slot refilled for its next packets.
  */
-static __always_inline void flow_hit(const struct xd_pkt *p, const struct xd_found *f,
+static __always_inline void flow_hit(const struct pkt_desc *p, const struct found_flow *f,
 				     struct xd_flow4_cache *c4, struct xd_flow6_cache *c6,
-				     struct xd_verdict *v)
+				     struct verdict *v)
 {
 	struct xd_flow *flow = f->flow;
 	__u64 now = xd_now();
@@ -447,7 +447,7 @@ static __always_inline void flow_hit(const struct xd_pkt *p, const struct xd_fou
 }
 
 /* A cached flow's slot: a hit if it is fresh and its backend live. */
-static __always_inline int slot_hit(__u32 idx, __u32 gen, __u64 expires, struct xd_verdict *v,
+static __always_inline int slot_hit(__u32 idx, __u32 gen, __u64 expires, struct verdict *v,
 				    struct xd_backend **bep)
 {
 	struct xd_backend *be;
@@ -476,9 +476,15 @@ static __always_inline int slot_hit(__u32 idx, __u32 gen, __u64 expires, struct 
  * for a service, and the flow table says what happens now. A SYN or a first
  * fragment is the new-flow stage's. A flow whose backend is gone is left in
  * *f for the new-flow stage to place again, in its table.
+ *
+ * A subprogram, as new_flow() and icmp_flow() are: its frame is not part of
+ * xdirector_full()'s, under which the forward stage's frames nest, so the
+ * deepest call chain stays well under the 512 bytes Linux 6.1 allows (it
+ * rounds every frame up to 32; test/bpf/stack.test.ts adds them up). The call
+ * costs a few ns on the full path only.
  */
-static __always_inline int established(const struct xd_pkt *p, struct xd_found *f,
-				       struct xd_verdict *v, struct xd_backend **bep)
+static __noinline int established(const struct pkt_desc *p, struct found_flow *f, struct verdict *v,
+				  struct xd_backend **bep)
 {
 	struct xd_flow4_cache *c4 = NULL;
 	struct xd_flow6_cache *c6 = NULL;

@@ -37,7 +37,7 @@
  * TCP and UDP, or an error not addressed to the address the quoted packet came
  * from, is passed.
  */
-static __always_inline int icmp_key(struct hdr_cursor *nh, void *data_end, struct xd_pkt *p,
+static __always_inline int icmp_key(struct hdr_cursor *nh, void *data_end, struct pkt_desc *p,
 				    __u32 *reason)
 {
 	struct xd_icmp_hdr *ich;
@@ -102,10 +102,11 @@ malformed:
  * The ICMP stage: the quoted flow's service, else passed as not a VIP's; its
  * flow in the flow, probation, takeover or embryonic table (e.g. a UDP flow
  * that sent one datagram so far) with a live backend, else passed
- * (XD_R_PASS_ICMP) for the director's own stack to see.
+ * (XD_R_PASS_ICMP) for the director's own stack to see. A subprogram for the
+ * stack's sake (flow.h, established()).
  */
-static __always_inline int icmp_flow(const struct xd_pkt *p, struct xd_found *f,
-				     struct xd_verdict *v, struct xd_backend **bep)
+static __noinline int icmp_flow(const struct pkt_desc *p, struct found_flow *f, struct verdict *v,
+				struct xd_backend **bep)
 {
 	struct xd_backend *be;
 

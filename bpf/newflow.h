@@ -238,7 +238,7 @@ static __always_inline void count_no_backend(__u32 svc_id)
 }
 
 /* No backend can take the flow: passed, or dropped if the service says so. */
-static __always_inline int no_backend(const struct xd_service *svc, struct xd_verdict *v)
+static __always_inline int no_backend(const struct xd_service *svc, struct verdict *v)
 {
 	count_no_backend(svc->id);
 	if (svc->flags & XD_SVC_F_EMPTY_DROP) {
@@ -254,7 +254,8 @@ static __always_inline int no_backend(const struct xd_service *svc, struct xd_ve
  * but a spoofer can send that packet as easily as the SYN. Out of the
  * embryonic table, into the probation table until it proves itself (flow.h,
  * XD_PROVE_NS), reported to the sync peers. */
-static __always_inline void flow_handshake(const struct xd_pkt *p, __u32 idx, __u32 gen, __u64 now)
+static __always_inline void flow_handshake(const struct pkt_desc *p, __u32 idx, __u32 gen,
+					   __u64 now)
 {
 	int v4 = pkt_v4(p);
 	struct xd_pflow np = {
@@ -278,8 +279,8 @@ static __always_inline void flow_handshake(const struct xd_pkt *p, __u32 idx, __
  * connection's backend; an idle one in the probation or takeover table is
  * dropped, and the new connection opens like any other.
  */
-static __always_inline int syn_reuse(const struct xd_pkt *p, struct xd_found *f, __u64 now,
-				     struct xd_verdict *v, struct xd_backend **bep)
+static __always_inline int syn_reuse(const struct pkt_desc *p, struct found_flow *f, __u64 now,
+				     struct verdict *v, struct xd_backend **bep)
 {
 	int v4 = pkt_v4(p);
 	struct xd_backend *be;
@@ -310,8 +311,8 @@ static __always_inline int syn_reuse(const struct xd_pkt *p, struct xd_found *f,
 /* A flow in the embryonic table with its backend live: a SYN retransmit
  * (or a RST) goes to the backend that saw the first SYN; the next packet
  * completes the handshake (flow_handshake()). */
-static __always_inline int embryonic_hit(const struct xd_pkt *p, struct xd_flow *emb, __u64 now,
-					 struct xd_verdict *v, struct xd_backend **bep)
+static __always_inline int embryonic_hit(const struct pkt_desc *p, struct xd_flow *emb, __u64 now,
+					 struct verdict *v, struct xd_backend **bep)
 {
 	struct xd_backend *be = flow_backend(emb);
 	__u32 idx;
@@ -345,9 +346,9 @@ static __always_inline int embryonic_hit(const struct xd_pkt *p, struct xd_flow 
  *    stays where the ring puts it now, and never the flow table (a flood of
  *    these must not evict a flow that completed its handshake here).
  */
-static __always_inline void flow_place(const struct xd_pkt *p, const struct xd_found *f,
+static __always_inline void flow_place(const struct pkt_desc *p, const struct found_flow *f,
 				       struct xd_flow *emb, __u32 idx, const struct xd_backend *be,
-				       __u64 now, struct xd_verdict *v)
+				       __u64 now, struct verdict *v)
 {
 	int v4 = pkt_v4(p);
 	int syn = pkt_syn(p);
@@ -394,10 +395,10 @@ static __always_inline void flow_place(const struct xd_pkt *p, const struct xd_f
  * flow in the embryonic table (embryonic_hit()), else the service's ring
  * picks a backend: a RST is forwarded and leaves no state (Katran does the
  * same; a RST of a known flow was a flow hit), anything else is remembered
- * (flow_place()).
+ * (flow_place()). A subprogram for the stack's sake (flow.h, established()).
  */
-static __always_inline int new_flow(const struct xd_pkt *p, struct xd_found *f,
-				    struct xd_verdict *v, struct xd_backend **bep)
+static __noinline int new_flow(const struct pkt_desc *p, struct found_flow *f, struct verdict *v,
+			       struct xd_backend **bep)
 {
 	struct xd_service *svc = svc_lookup(&p->fk);
 	struct xd_flow *emb = NULL;

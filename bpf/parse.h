@@ -3,7 +3,7 @@
  * parse.h: the full path's first stage (kernel only): a frame into a flow key.
  *
  * parse_l3() reads the L2 and IP headers (parsing.h's cursor helpers) into
- * struct xd_pkt and passes what is not for a service (another station's
+ * struct pkt_desc and passes what is not for a service (another station's
  * unicast, non-IP, a later fragment); parse_l4() then takes the ports of TCP
  * and UDP. An ICMP error is the ICMP stage's (icmp.h), which fills the same
  * key from the packet the error quotes. key4_fill() gives the IPv4 tables
@@ -35,8 +35,11 @@
 #define XD_L2_LEN sizeof(struct ethhdr)
 #define XD_L2_VLAN_LEN (sizeof(struct ethhdr) + sizeof(struct xd_vlan_hdr))
 
-/* A packet as the full path's stages see it. */
-struct xd_pkt {
+/* A packet as the full path's stages see it. Aligned to 8 so that clang
+ * copies and compares its keys in 64-bit words. The stages' structs have no
+ * xd_ prefix: that marks the layouts shared with user space, which
+ * scripts/gen-layouts.ts takes from the object's BTF. */
+struct __attribute__((aligned(8))) pkt_desc {
 	struct xd_flow_key fk;  /* the flow as its client sends it (for an ICMP
 				 * error: the flow of the packet it quotes) */
 	struct xd_flow4_key k4; /* fk in the IPv4 tables' 16-byte form */
@@ -48,7 +51,7 @@ struct xd_pkt {
 };
 
 /* What the stages decided, counted at the full path's one exit. */
-struct xd_verdict {
+struct verdict {
 	__u32 be_idx;   /* the backend forwarded to and counted on; 0: none */
 	__u32 reason;   /* enum xd_reason */
 	__s32 action;   /* the XDP action */
@@ -61,14 +64,14 @@ struct xd_verdict {
 #define XD_FORWARD 2 /* forward to the backend given, counted under the verdict's reason */
 
 /* IPv4 or not, from the key (the tables are per family). */
-static __always_inline int pkt_v4(const struct xd_pkt *p)
+static __always_inline int pkt_v4(const struct pkt_desc *p)
 {
 	return p->fk.family == XD_FAMILY_V4;
 }
 
 /* SYN without ACK opens a new connection (maybe reusing a 5-tuple): it always
  * follows the current ring. */
-static __always_inline int pkt_syn(const struct xd_pkt *p)
+static __always_inline int pkt_syn(const struct pkt_desc *p)
 {
 	return (p->tcp_flags & (XD_TCP_SYN | XD_TCP_ACK)) == XD_TCP_SYN;
 }
@@ -96,7 +99,7 @@ static __always_inline int later_fragment(__u32 *reason)
  * the L4 header, *l4 its protocol. Returns 0, or -1 with *reason saying why
  * the packet is passed (left as it is for a malformed one).
  */
-static __always_inline int parse_l3(struct hdr_cursor *nh, void *data_end, struct xd_pkt *p,
+static __always_inline int parse_l3(struct hdr_cursor *nh, void *data_end, struct pkt_desc *p,
 				    struct ethhdr **ethp, int *l4, __u32 *reason)
 {
 	struct ethhdr *eth;
@@ -157,8 +160,8 @@ static __always_inline int parse_l3(struct hdr_cursor *nh, void *data_end, struc
 
 /* L4 of a packet that is not an ICMP error: TCP or UDP ports and flags into
  * p. Returns 0, or -1 with *reason set (left as it is for a malformed one). */
-static __always_inline int parse_l4(struct hdr_cursor *nh, void *data_end, int l4, struct xd_pkt *p,
-				    __u32 *reason)
+static __always_inline int parse_l4(struct hdr_cursor *nh, void *data_end, int l4,
+				    struct pkt_desc *p, __u32 *reason)
 {
 	struct tcphdr *th;
 	struct udphdr *uh;
@@ -184,7 +187,7 @@ static __always_inline int parse_l4(struct hdr_cursor *nh, void *data_end, int l
 
 /* The IPv4 tables' key from the flow key (both families fill it: one store
  * sequence, no branch; the IPv6 tables never read it). */
-static __always_inline void key4_fill(struct xd_pkt *p)
+static __always_inline void key4_fill(struct pkt_desc *p)
 {
 	p->k4.saddr = p->fk.saddr[0];
 	p->k4.daddr = p->fk.daddr[0];

@@ -409,9 +409,9 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct hdr_cursor nh = { .pos = data };
-	struct xd_verdict v = { .reason = XD_R_PASS_MALFORMED, .action = XDP_PASS };
-	struct xd_found f = {};
-	struct xd_pkt p = {};
+	struct verdict v = { .reason = XD_R_PASS_MALFORMED, .action = XDP_PASS };
+	struct found_flow f = {};
+	struct pkt_desc p = {};
 	struct xd_backend *be = NULL;
 	struct ethhdr *eth;
 	int l4, stage;
