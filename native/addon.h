@@ -9,6 +9,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <unordered_map>
 
@@ -24,6 +25,10 @@ struct ObjectEntry {
   std::string path;
   bool busy = false;
   bool loaded = false;
+  // Per program name, the buffer the kernel writes its verifier log into
+  // (open option verifierStats); libbpf holds pointers to their bytes, so
+  // they are never resized once set up.
+  std::map<std::string, std::string> prog_logs;
 };
 
 class XdAddon : public Napi::Addon<XdAddon> {

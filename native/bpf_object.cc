@@ -64,6 +64,7 @@ static bool RequireNotLoaded(Napi::Env env, ObjectEntry* e, const char* what) {
 static Napi::Value ObjectOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path, pin_root, name;
+  bool verifier_stats = false;
   if (!ArgString(env, info[0], "object path", &path)) return env.Undefined();
   LIBBPF_OPTS(bpf_object_open_opts, opts);
   if (!IsAbsent(info[1])) {
@@ -77,6 +78,13 @@ static Napi::Value ObjectOpen(const Napi::CallbackInfo& info) {
       if (!ArgString(env, o.Get("name"), "open options.name", &name)) return env.Undefined();
       opts.object_name = name.c_str();
     }
+    if (!IsAbsent(o.Get("verifierStats"))) {
+      if (!o.Get("verifierStats").IsBoolean()) {
+        ThrowArgError(env, "open options.verifierStats", "a boolean", o.Get("verifierStats"));
+        return env.Undefined();
+      }
+      verifier_stats = o.Get("verifierStats").As<Napi::Boolean>().Value();
+    }
   }
   LibbpfLogCapture cap;
   struct bpf_object* obj = bpf_object__open_file(path.c_str(), &opts);
@@ -88,7 +96,21 @@ static Napi::Value ObjectOpen(const Napi::CallbackInfo& info) {
     e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return Napi::Number::New(env, Addon(env)->AddObject(obj, path));
+  uint32_t h = Addon(env)->AddObject(obj, path);
+  if (verifier_stats) {
+    // BPF_LOG_STATS (4) alone: the verifier's summary ("processed N insns",
+    // "stack depth A+B+..." per subprogram), a few hundred bytes, at the cost
+    // of a plain load; levels 1 and 2 trace every instruction (hundreds of MB).
+    ObjectEntry* e = Addon(env)->Find(h);
+    struct bpf_program* p;
+    bpf_object__for_each_program (p, obj) {
+      std::string& buf = e->prog_logs[bpf_program__name(p)];
+      buf.assign(64 * 1024, '\0');
+      bpf_program__set_log_buf(p, &buf[0], buf.size());
+      bpf_program__set_log_level(p, 4);
+    }
+  }
+  return Napi::Number::New(env, h);
 }
 
 static Napi::Value ObjectClose(const Napi::CallbackInfo& info) {
@@ -139,6 +161,8 @@ static Napi::Value ObjectPrograms(const Napi::CallbackInfo& info) {
     o.Set("type", Napi::Number::New(env, bpf_program__type(p)));
     const char* tn = libbpf_bpf_prog_type_str(bpf_program__type(p));
     o.Set("typeName", tn ? tn : "unknown");
+    auto log = e->prog_logs.find(bpf_program__name(p));
+    if (log != e->prog_logs.end() && e->loaded) o.Set("verifierLog", std::string(log->second.c_str()));
     out.Set(i++, o);
   }
   return out;

@@ -85,6 +85,8 @@ export interface NativeProgDesc {
   fd: number;
   type: number;
   typeName: string;
+  /** After load, when opened with verifierStats: the verifier's summary log (BPF_LOG_STATS). */
+  verifierLog?: string;
 }
 
 export interface NativeGlobalDesc {
@@ -167,7 +169,7 @@ export interface NativeConstants {
 
 export interface NativeAddon {
   // objects (handles are small integers, valid until objectClose)
-  objectOpen(path: string, opts?: { pinRoot?: string; name?: string }): number;
+  objectOpen(path: string, opts?: { pinRoot?: string; name?: string; verifierStats?: boolean }): number;
   objectClose(handle: number): void;
   objectMaps(handle: number): NativeMapDesc[];
   objectPrograms(handle: number): NativeProgDesc[];

@@ -35,6 +35,11 @@ export interface LoadOptions {
   reusePinnedDir?: string;
   /** Object name override (what bpftool shows as the map name prefix of .rodata). */
   name?: string;
+  /**
+   * Keep the verifier's summary of each program (log level BPF_LOG_STATS: "processed N insns",
+   * "stack depth A+B+..." per subprogram), read with verifierLog(); costs no more than a plain load.
+   */
+  verifierStats?: boolean;
 }
 
 export interface ProgramRef {
@@ -120,7 +125,15 @@ export class BpfObject {
     }
     let handle: number;
     try {
-      handle = n.objectOpen(objPath, opts.name === undefined ? undefined : { name: opts.name });
+      handle = n.objectOpen(
+        objPath,
+        opts.name === undefined && !opts.verifierStats
+          ? undefined
+          : {
+              ...(opts.name === undefined ? {} : { name: opts.name }),
+              ...(opts.verifierStats ? { verifierStats: true } : {}),
+            },
+      );
     } catch (e) {
       throw wrap('XD_ERR_BPF_OBJECT', `open BPF object ${objPath}`, e, nativeDetail(e));
     }
@@ -227,6 +240,12 @@ export class BpfObject {
   programs(): readonly NativeProgDesc[] {
     this.handle();
     return this.progDescs;
+  }
+
+  /** The verifier's summary of a program's load (LoadOptions.verifierStats), or undefined without it. */
+  verifierLog(name: string): string | undefined {
+    this.handle();
+    return this.progDescs.find((x) => x.name === name)?.verifierLog;
   }
 
   /** A program by name (the only one if name is omitted and there is exactly one). */
