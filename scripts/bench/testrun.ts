@@ -32,6 +32,8 @@ export interface TestRunBenchOptions {
   calls: number;
   log: Logger;
   progress?: (msg: string) => void;
+  /** The director object to time (default dist/bpf/xdirector.bpf.o): e.g. a build of another commit, for an A/B run. */
+  objectPath?: string;
 }
 
 export const TESTRUN_FULL = { repeat: 1_000_000, rounds: 9, calls: 20_000 };
@@ -156,7 +158,7 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
   let director: BenchDirector | undefined;
   let noop: PinnedProg | undefined;
   try {
-    director = await loadDirector({ pinDir, log, mac: DIRECTOR_MAC });
+    director = await loadDirector({ pinDir, log, mac: DIRECTOR_MAC, objectPath: o.objectPath });
     const backends = (addrs: string[]) => addrs.map((address, i) => ({ address, port: 3306, mac: RS_MACS[i] }));
     await director.setService({ vip: V4.vip, port: 3306, proto: 'tcp', backends: backends(V4.rs) });
     await director.setService({ vip: V4.vip, port: 3306, proto: 'udp', backends: backends(V4.rs) });
@@ -242,7 +244,7 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
     return {
       repeat: o.repeat,
       rounds: o.rounds,
-      object: 'dist/bpf/xdirector.bpf.o',
+      object: o.objectPath ?? 'dist/bpf/xdirector.bpf.o',
       calibration: {
         program: 'xdp_pass (return XDP_PASS)',
         rounds: calib.map((x) => round(x, 2)),
