@@ -10,8 +10,8 @@
 // through). Length is lines from the signature's first line to the closing brace, and of those
 // the lines that hold code (not blank, not only comment).
 //
-// verifier: loads the object's programs (through the addon, with the verifier's summary log,
-// BPF_LOG_STATS) and prints the verifier's `processed N insns` line for each.
+// verifier: loads the object's programs with their .rodata defaults (through the addon, with the
+// verifier's summary log, BPF_LOG_STATS) and prints the verifier's `processed N insns` line for each.
 //
 // stack: the call chains of each program, deepest first, with each subprogram's stack depth as
 // the verifier found it and rounded up to 32 bytes, as Linux 6.1's check_max_stack_depth() adds
@@ -253,7 +253,8 @@ export function programChains(obj: BpfObject): { program: string; chains: StackC
 }
 
 async function verifier(object: string): Promise<void> {
-  const obj = await loadWithStats(object);
+  // The object's .rodata defaults (the daemon may set them otherwise at run time), as before.
+  const obj = await BpfObject.load(object, { verifierStats: true });
   try {
     for (const p of obj.programs()) {
       const line = /^processed \d+ insns .*$/m.exec(obj.verifierLog(p.name) ?? '');
