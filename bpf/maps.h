@@ -6,7 +6,7 @@
  * name, never a silent reinterpretation of a pinned map (Cilium
  * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
  * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
- * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover and probation tables (xd_tko4_v1, xd_tko6_v1, xd_prb4_v1, xd_prb6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Layout 8 added the connection sync ring buffer and its counters (xd_sync_v1, xd_syncst_v1: bpf/sync.h). Keys and values are defined in include/xdirector.h.
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover and probation tables (xd_tko4_v1, xd_tko6_v1, xd_prb4_v1, xd_prb6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Layout 8 added the connection sync ring buffer and its counters (xd_sync_v1, xd_syncst_v1: bpf/sync.h); layout 9 added NAT (xd_nat_v1, xd_nrev4_v1, xd_nrev6_v1, xd_nbst_v1, xd_nport_v1, xd_tx_v1) and a reason (xd_rsnst_v2 -> xd_rsnst_v3). Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -60,6 +60,70 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xd_tunnel);
 } xd_tun_v1 SEC(".maps");
+
+/* NAT backends by backend index (same index as xd_be_v1): the backend's
+ * port, the director's MAC on its egress interface, the path MTU. Written
+ * before the backend entry that sets XD_BE_F_NAT. Key: __u32 backend index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XD_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xd_nat);
+} xd_nat_v1 SEC(".maps");
+
+/* NAT reverse tables: a reply's 5-tuple -> the VIP:port it is rewritten to
+ * (struct xd_nat_rev). Written by the full path for every packet it forwards
+ * to a NAT backend (so the takeover, probation and embryonic paths install
+ * them too) and refreshed from it at least once a flow cache slot's life;
+ * LRU, sized like the flow tables, so they age as those do. A reply whose
+ * entry is gone is passed to the kernel untouched until the client's next
+ * packet through the full path puts it back.
+ * Key: struct xd_flow4_key / xd_flow_key (family 6), as the reply arrives. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_FLOWS);
+	__type(key, struct xd_flow4_key);
+	__type(value, struct xd_nat_rev);
+} xd_nrev4_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, XD_MAX_FLOWS);
+	__type(key, struct xd_flow_key);
+	__type(value, struct xd_nat_rev);
+} xd_nrev6_v1 SEC(".maps");
+
+/* Source ports of NAT backends, laid out as xd_vport_v1 (XD_VPORT_WORDS per
+ * protocol): a packet that is no VIP's and whose source port bit is clear is
+ * no NAT reply, passed after one array read. Key: __u32 word, value: __u64. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * XD_VPORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} xd_nport_v1 SEC(".maps");
+
+/* NAT Out counters per backend, per CPU (struct xd_nat_stats). Key: __u32
+ * backend index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XD_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct xd_nat_stats);
+} xd_nbst_v1 SEC(".maps");
+
+/* The interfaces NAT redirects to (two-armed: the client side and the
+ * server side), for bpf_redirect_map(): key and value the ifindex. Frames
+ * leave through the devmap's bulk queue, flushed once per NAPI poll. */
+#ifndef XD_MAX_TX_IFS
+#define XD_MAX_TX_IFS 64
+#endif
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, XD_MAX_TX_IFS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xd_tx_v1 SEC(".maps");
 
 /* Lookup tables: two generations per service, ring_max slots each; slot i of
  * generation g of service s is at (s * 2 + g) * ring_max + i. A changed table
@@ -233,7 +297,7 @@ struct {
 	__uint(max_entries, XD_R_MAX);
 	__type(key, __u32);
 	__type(value, struct xd_reason_stats);
-} xd_rsnst_v2 SEC(".maps");
+} xd_rsnst_v3 SEC(".maps");
 
 /* Per-CPU new-flow counter per service for XD_SCHED_SEQ (slot = counter++ %
  * ring_size). Per CPU so no atomic is needed: each CPU walks the weighted ring

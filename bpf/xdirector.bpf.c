@@ -149,7 +149,7 @@ _Static_assert(sizeof(struct xd_sync_stats) == 16, "xd_sync_stats layout");
 
 static __always_inline void count_reason(__u32 reason, __u64 bytes)
 {
-	struct xd_reason_stats *rs = bpf_map_lookup_elem(&xd_rsnst_v2, &reason);
+	struct xd_reason_stats *rs = bpf_map_lookup_elem(&xd_rsnst_v3, &reason);
 
 	if (rs) {
 		rs->packets++;

@@ -319,6 +319,11 @@ static Napi::Value ObjectReuseMap(const Napi::CallbackInfo& info) {
     ThrowSystemError(env, errno, "bpf_obj_get_info_by_fd");
     return env.Undefined();
   }
+  uint64_t pinned_flags = mi.map_flags;
+  // The kernel makes every devmap read-only to programs when it creates it (dev_map_init_map
+  // adds BPF_F_RDONLY_PROG, which an object may not ask for itself): not a difference.
+  if (mi.type == BPF_MAP_TYPE_DEVMAP || mi.type == BPF_MAP_TYPE_DEVMAP_HASH)
+    pinned_flags &= ~static_cast<uint64_t>(BPF_F_RDONLY_PROG);
   struct {
     const char* prop;
     uint64_t pinned, object;
@@ -327,7 +332,7 @@ static Napi::Value ObjectReuseMap(const Napi::CallbackInfo& info) {
       {"key_size", mi.key_size, bpf_map__key_size(m)},
       {"value_size", mi.value_size, bpf_map__value_size(m)},
       {"max_entries", mi.max_entries, bpf_map__max_entries(m)},
-      {"map_flags", mi.map_flags, bpf_map__map_flags(m)},
+      {"map_flags", pinned_flags, bpf_map__map_flags(m)},
   };
   for (const auto& c : checks) {
     if (c.pinned == c.object) continue;

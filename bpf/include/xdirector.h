@@ -20,7 +20,7 @@
 
 /* Bumped on any change below; also stored in the meta map of a pinned
  * instance so that a restarted control plane can refuse a mismatch. */
-#define XD_LAYOUT_VERSION 8
+#define XD_LAYOUT_VERSION 9
 
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
@@ -111,6 +111,8 @@ enum xd_backend_flags {
 	XD_BE_F_DRAINING = 1 << 1, /* existing flows stay, no new flow (it has no ring slots) */
 	XD_BE_F_DOWN = 1 << 2,     /* unhealthy: existing flows are re-hashed */
 	XD_BE_F_TUNNEL = 1 << 3,   /* forward encapsulated (xd_tun_v1 at the same index), not DR */
+	XD_BE_F_NAT =
+		1 << 4, /* NAT: destination rewritten to addr:port (xd_nat_v1 at the same index) */
 };
 
 /* Tunnel encapsulation (struct xd_tunnel.encap). */
@@ -159,7 +161,11 @@ enum xd_reason {
 	XD_R_TX_PROVEN =
 		20, /* a handshake-completed flow's packet XD_PROVE_NS or more after its handshake,
 				  * within new_flow_rate: moved from the probation table to the flow table */
-	XD_R_MAX = 21,
+	XD_R_TX_NAT_OUT =
+		21, /* NAT reply (or ICMP error about a request) of a known flow: source made
+				  * VIP:port again, routed to the client (bpf_fib_lookup). Also counted
+				  * in the backend's xd_nat_stats */
+	XD_R_MAX = 22,
 };
 
 /* Global rate limits (xd_rate_v1 index). */
@@ -210,6 +216,41 @@ struct xd_tunnel {
 	__u8 encap;  /* enum xd_encap */
 	__u8 family; /* outer (underlay) family: enum xd_family */
 	__u8 pad[2]; /* must be zero */
+};
+
+/* nat map value (array indexed like backends; read only for a backend with
+ * XD_BE_F_NAT). 16 bytes. */
+struct xd_nat {
+	__u8 smac[6]; /* the director's MAC on the backend's egress interface (frame source) */
+	__be16 port;  /* the backend's port (VIP:vport -> addr:port); network order */
+	__u16 mtu;    /* MTU of the path to the backend (IP packet); 0 = no check */
+	__u8 pad[6];  /* must be zero */
+};
+
+/* NAT reverse tables value, keyed by a reply's 5-tuple as it arrives (struct
+ * xd_flow4_key / xd_flow_key: saddr = backend, daddr = client, sport = the
+ * backend's port, dport = the client's): what the reply is rewritten to.
+ * 48 bytes. */
+struct xd_nat_rev {
+	__be32 vip[4]; /* the VIP the client wrote to (IPv4 in vip[0]); network order */
+	__be16 vport;  /* the service port; network order */
+	__u8 peer_mac
+		[6]; /* source MAC of the client's packets: next hop when the route has no neighbour entry */
+	__u8 self_mac[6]; /* destination MAC of the client's packets (the director's, on ifindex) */
+	__u8 pad[2];      /* must be zero */
+	__u32 ifindex; /* interface the client's packets arrive on; once routed, the route's egress */
+	__u32 backend; /* backend index (Out counters) */
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() of a recent packet, refreshed at most once a second */
+	__u64 route_ns; /* when bpf_fib_lookup() last routed a reply (then peer_mac, self_mac and ifindex
+			     * hold its result, used for XD_NAT_ROUTE_NS); 0 = not yet */
+};
+
+/* Per-backend Out counters of NAT (per-CPU array indexed by backend index):
+ * the replies the director rewrote back to VIP:port, as ipvsadm --stats
+ * shows OutPkts / OutBytes for masquerading. 16 bytes. */
+struct xd_nat_stats {
+	__u64 packets;
+	__u64 bytes;
 };
 
 /* IPv6 flows (and embryonic IPv6 flows) map key: 5-tuple as seen on the wire

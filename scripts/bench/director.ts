@@ -412,6 +412,8 @@ export interface BenchService {
   backends: BenchBackend[];
   /** Default DR. Tunnel: every backend is reached through `encap` from `source` (the director's address); its mac is the next hop's. */
   tunnel?: { encap: 'ipip' | 'gue'; source: string; guePort?: number };
+  /** NAT: VIP:port -> each backend's own port (one-armed: XDP_TX). */
+  nat?: boolean;
 }
 
 /** enum xd_reason names by value, from the generated enum (XD_R_TX_FLOW_HIT -> tx_flow_hit). */
@@ -566,6 +568,7 @@ export async function loadDirector(o: {
                   tunnel: { encap: s.tunnel.encap, guePort: s.tunnel.guePort ?? 6080, source: s.tunnel.source },
                 }
               : {}),
+            ...(s.nat ? { forwarding: 'nat' as const } : {}),
           })),
         });
         await d.apply(state);

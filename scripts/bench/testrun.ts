@@ -55,6 +55,8 @@ const TUNNEL = {
   rs: ['10.210.1.11', '10.210.1.12'],
   nextHop: '02:00:00:00:00:fe',
 };
+/** Forwarding comparison: the same service again with NAT, VIP:3307 -> backends:3306, one-armed (XDP_TX). */
+const NAT = { vip: '10.200.0.103', port: 3307 };
 const V6 = { client: 'fd00:200::10', vip: 'fd00:200::100', rs: ['fd00:200::11', 'fd00:200::12'] };
 // The backends carry the director's own MAC: a repeat run reuses one buffer, and the director
 // forwards only frames addressed to its interface (match_dst_mac), so a rewrite to another MAC
@@ -172,6 +174,7 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
         backends: TUNNEL.rs.map((address) => ({ address, port: 3306, mac: TUNNEL.nextHop })),
       });
     }
+    await director.setService({ vip: NAT.vip, port: NAT.port, proto: 'tcp', nat: true, backends: backends(V4.rs) });
     noop = await loadPass({ pinDir });
 
     const frames = CASES.map((k) => ({
@@ -299,18 +302,19 @@ async function forwardingCost(
 ): Promise<ForwardingCostData> {
   const tx = getNative().constants.XDP_TX;
   const ack = (vip: string, sport: number, flags: number): Buffer =>
-    buildFrame({ ...v4('tcp', vip, 3306, flags), sport }).bytes;
+    buildFrame({ ...v4('tcp', vip, vip === NAT.vip ? NAT.port : 3306, flags), sport }).bytes;
   const classes = (
     [
       ['dr', V4.vip],
       ['tunnel/ipip', TUNNEL.ipip],
       ['tunnel/gue', TUNNEL.gue],
+      ['nat', NAT.vip],
     ] as const
   ).flatMap(([forwarding, vip], k) =>
     (['new flow', 'established'] as const).map((packet, j) => {
       const sport = 41000 + k * 2 + j;
       return {
-        name: `${forwarding === 'dr' ? 'DR' : forwarding === 'tunnel/ipip' ? 'IPIP' : 'GUE'} ${packet === 'new flow' ? 'new flow (SYN)' : 'established'}`,
+        name: `${forwarding === 'dr' ? 'DR' : forwarding === 'tunnel/ipip' ? 'IPIP' : forwarding === 'nat' ? 'NAT in' : 'GUE'} ${packet === 'new flow' ? 'new flow (SYN)' : 'established'}`,
         forwarding,
         packet,
         // Both primed with a handshake and proved: with synReuseIdleMs 0 a SYN reusing the 5-tuple of a
@@ -384,7 +388,7 @@ async function forwardingCost(
   }
   return {
     method:
-      'BPF_PROG_TEST_RUN repeat=1 per call for every class (DR and tunnel alike), kernel-timed, mean over the calls of a round, median over interleaved rounds',
+      'BPF_PROG_TEST_RUN repeat=1 per call for every class (DR, tunnel and NAT alike), kernel-timed, mean over the calls of a round, median over interleaved rounds',
     calls: o.calls,
     rounds: o.rounds,
     noop: {

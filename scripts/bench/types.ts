@@ -57,7 +57,7 @@ export interface TestRunCase {
 /** One packet class of the forwarding comparison (DR vs tunnel), timed one run per call. */
 export interface ForwardingCostCase {
   name: string;
-  forwarding: 'dr' | 'tunnel/ipip' | 'tunnel/gue';
+  forwarding: 'dr' | 'tunnel/ipip' | 'tunnel/gue' | 'nat';
   packet: 'new flow' | 'established';
   verdictName: string;
   /** Verdict reason every timed call was counted under, checked per round. */
@@ -201,7 +201,7 @@ export interface CeilingRatio {
 
 /** A forwarding method against DR, the same service on the same path (native XDP). */
 export interface ForwardingRatio {
-  forwarding: 'dr' | 'tunnel/ipip' | 'tunnel/gue';
+  forwarding: 'dr' | 'tunnel/ipip' | 'tunnel/gue' | 'nat';
   mode: PktMode;
   flows: number;
   /** Median Mpps delivered. */

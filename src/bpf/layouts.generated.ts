@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 8;
+export const LAYOUT_VERSION = 9;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xb13c8fbded201df8n;
+export const LAYOUT_HASH = 0x9706590ac1f930fcn;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -35,6 +35,46 @@ export const DEFINES = {
 
 /** Maps by role (name minus xd_ and _vN): the only place map names appear in TypeScript. */
 export const MAPS = {
+  be: {
+    role: 'be',
+    name: 'xd_be_v1',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_backend',
+    keySize: 4,
+    valueSize: 36,
+    maxEntries: 4096,
+  },
+  nat: {
+    role: 'nat',
+    name: 'xd_nat_v1',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_nat',
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 4096,
+  },
+  nrev4: {
+    role: 'nrev4',
+    name: 'xd_nrev4_v1',
+    type: 'lru_hash',
+    keyType: 'xd_flow4_key',
+    valueType: 'xd_nat_rev',
+    keySize: 16,
+    valueSize: 56,
+    maxEntries: 1048576,
+  },
+  nrev6: {
+    role: 'nrev6',
+    name: 'xd_nrev6_v1',
+    type: 'lru_hash',
+    keyType: 'xd_flow_key',
+    valueType: 'xd_nat_rev',
+    keySize: 40,
+    valueSize: 56,
+    maxEntries: 1048576,
+  },
   svc: {
     role: 'svc',
     name: 'xd_svc_v1',
@@ -55,16 +95,6 @@ export const MAPS = {
     valueSize: 8,
     maxEntries: 2048,
   },
-  be: {
-    role: 'be',
-    name: 'xd_be_v1',
-    type: 'array',
-    keyType: 'u32',
-    valueType: 'xd_backend',
-    keySize: 4,
-    valueSize: 36,
-    maxEntries: 4096,
-  },
   tun: {
     role: 'tun',
     name: 'xd_tun_v1',
@@ -74,6 +104,36 @@ export const MAPS = {
     keySize: 4,
     valueSize: 40,
     maxEntries: 4096,
+  },
+  nport: {
+    role: 'nport',
+    name: 'xd_nport_v1',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'u64',
+    keySize: 4,
+    valueSize: 8,
+    maxEntries: 2048,
+  },
+  nbst: {
+    role: 'nbst',
+    name: 'xd_nbst_v1',
+    type: 'percpu_array',
+    keyType: 'u32',
+    valueType: 'xd_nat_stats',
+    keySize: 4,
+    valueSize: 16,
+    maxEntries: 4096,
+  },
+  tx: {
+    role: 'tx',
+    name: 'xd_tx_v1',
+    type: 'devmap_hash',
+    keyType: 'u32',
+    valueType: 'u32',
+    keySize: 4,
+    valueSize: 4,
+    maxEntries: 64,
   },
   ring: {
     role: 'ring',
@@ -227,13 +287,13 @@ export const MAPS = {
   },
   rsnst: {
     role: 'rsnst',
-    name: 'xd_rsnst_v2',
+    name: 'xd_rsnst_v3',
     type: 'percpu_array',
     keyType: 'u32',
     valueType: 'xd_reason_stats',
     keySize: 4,
     valueSize: 16,
-    maxEntries: 21,
+    maxEntries: 22,
   },
   rr: {
     role: 'rr',
@@ -361,6 +421,7 @@ export const XdBackendFlags = {
   XD_BE_F_DRAINING: 2,
   XD_BE_F_DOWN: 4,
   XD_BE_F_TUNNEL: 8,
+  XD_BE_F_NAT: 16,
 } as const;
 export type XdBackendFlags = (typeof XdBackendFlags)[keyof typeof XdBackendFlags];
 
@@ -394,7 +455,8 @@ export const XdReason = {
   XD_R_TX_SYN_KEPT: 18,
   XD_R_DROP_TOO_BIG_LIMITED: 19,
   XD_R_TX_PROVEN: 20,
-  XD_R_MAX: 21,
+  XD_R_TX_NAT_OUT: 21,
+  XD_R_MAX: 22,
 } as const;
 export type XdReason = (typeof XdReason)[keyof typeof XdReason];
 
@@ -440,6 +502,233 @@ function chkArr<T>(v: T[], n: number, name: string): T[] {
   if (!Array.isArray(v) || v.length !== n) throw new TypeError(`${name}: expected an array of ${n} elements, received ${Array.isArray(v) ? `${v.length} elements` : typeof v}`);
   return v;
 }
+
+/** struct xd_backend: 36 bytes. */
+export interface XdBackend {
+  /** u8[6] at 0, 6-byte Buffer */
+  mac: Buffer;
+  /** u8 at 6 */
+  family: number;
+  /** u8 at 7 */
+  flags: number;
+  /** u32 at 8 */
+  generation: number;
+  /** u32 at 12 */
+  ifindex: number;
+  /** u32 at 16 */
+  service: number;
+  /** be32[4] at 20, network order, 16-byte Buffer */
+  addr: Buffer;
+}
+
+export const XD_BACKEND_SIZE = 36;
+
+export function encodeXdBackend(v: XdBackend, buf: Buffer = Buffer.alloc(36), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 36);
+  chkBuf(v.mac, 6, 'xd_backend.mac').copy(buf, offset + 0);
+  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_backend.family'), offset + 6);
+  buf.writeUInt8(chkInt(v.flags, 0, 255, 'xd_backend.flags'), offset + 7);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_backend.generation'), offset + 8);
+  buf.writeUInt32LE(chkInt(v.ifindex, 0, 4294967295, 'xd_backend.ifindex'), offset + 12);
+  buf.writeUInt32LE(chkInt(v.service, 0, 4294967295, 'xd_backend.service'), offset + 16);
+  chkBuf(v.addr, 16, 'xd_backend.addr').copy(buf, offset + 20);
+  return buf;
+}
+
+export function decodeXdBackend(buf: Buffer, offset = 0): XdBackend {
+  if (buf.length < offset + 36) throw new TypeError(`xd_backend: expected 36 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    mac: Buffer.from(buf.subarray(offset + 0, offset + 0 + 6)),
+    family: buf.readUInt8(offset + 6),
+    flags: buf.readUInt8(offset + 7),
+    generation: buf.readUInt32LE(offset + 8),
+    ifindex: buf.readUInt32LE(offset + 12),
+    service: buf.readUInt32LE(offset + 16),
+    addr: Buffer.from(buf.subarray(offset + 20, offset + 20 + 16)),
+  };
+}
+
+export const xdBackendCodec: Codec<XdBackend> = { size: 36, encode: encodeXdBackend, decode: decodeXdBackend };
+
+/** struct xd_nat: 16 bytes. */
+export interface XdNat {
+  /** u8[6] at 0, 6-byte Buffer */
+  smac: Buffer;
+  /** be16 at 6, network order */
+  port: number;
+  /** u16 at 8 */
+  mtu: number;
+  /** u8[6] at 10, 6-byte Buffer, zero if omitted */
+  pad?: Buffer;
+}
+
+export const XD_NAT_SIZE = 16;
+
+export function encodeXdNat(v: XdNat, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 16);
+  chkBuf(v.smac, 6, 'xd_nat.smac').copy(buf, offset + 0);
+  buf.writeUInt16BE(chkInt(v.port, 0, 65535, 'xd_nat.port'), offset + 6);
+  buf.writeUInt16LE(chkInt(v.mtu, 0, 65535, 'xd_nat.mtu'), offset + 8);
+  if (v.pad !== undefined) chkBuf(v.pad, 6, 'xd_nat.pad').copy(buf, offset + 10);
+  return buf;
+}
+
+export function decodeXdNat(buf: Buffer, offset = 0): XdNat {
+  if (buf.length < offset + 16) throw new TypeError(`xd_nat: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    smac: Buffer.from(buf.subarray(offset + 0, offset + 0 + 6)),
+    port: buf.readUInt16BE(offset + 6),
+    mtu: buf.readUInt16LE(offset + 8),
+    pad: Buffer.from(buf.subarray(offset + 10, offset + 10 + 6)),
+  };
+}
+
+export const xdNatCodec: Codec<XdNat> = { size: 16, encode: encodeXdNat, decode: decodeXdNat };
+
+/** struct xd_flow4_key: 16 bytes. */
+export interface XdFlow4Key {
+  /** be32 at 0, network order */
+  saddr: number;
+  /** be32 at 4, network order */
+  daddr: number;
+  /** be16 at 8, network order */
+  sport: number;
+  /** be16 at 10, network order */
+  dport: number;
+  /** u8 at 12 */
+  proto: number;
+  /** u8[3] at 13, 3-byte Buffer, zero if omitted */
+  pad?: Buffer;
+}
+
+export const XD_FLOW4_KEY_SIZE = 16;
+
+export function encodeXdFlow4Key(v: XdFlow4Key, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 16);
+  buf.writeUInt32BE(chkInt(v.saddr, 0, 4294967295, 'xd_flow4_key.saddr'), offset + 0);
+  buf.writeUInt32BE(chkInt(v.daddr, 0, 4294967295, 'xd_flow4_key.daddr'), offset + 4);
+  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow4_key.sport'), offset + 8);
+  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow4_key.dport'), offset + 10);
+  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow4_key.proto'), offset + 12);
+  if (v.pad !== undefined) chkBuf(v.pad, 3, 'xd_flow4_key.pad').copy(buf, offset + 13);
+  return buf;
+}
+
+export function decodeXdFlow4Key(buf: Buffer, offset = 0): XdFlow4Key {
+  if (buf.length < offset + 16) throw new TypeError(`xd_flow4_key: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    saddr: buf.readUInt32BE(offset + 0),
+    daddr: buf.readUInt32BE(offset + 4),
+    sport: buf.readUInt16BE(offset + 8),
+    dport: buf.readUInt16BE(offset + 10),
+    proto: buf.readUInt8(offset + 12),
+    pad: Buffer.from(buf.subarray(offset + 13, offset + 13 + 3)),
+  };
+}
+
+export const xdFlow4KeyCodec: Codec<XdFlow4Key> = { size: 16, encode: encodeXdFlow4Key, decode: decodeXdFlow4Key };
+
+/** struct xd_nat_rev: 56 bytes. */
+export interface XdNatRev {
+  /** be32[4] at 0, network order, 16-byte Buffer */
+  vip: Buffer;
+  /** be16 at 16, network order */
+  vport: number;
+  /** u8[6] at 18, 6-byte Buffer */
+  peer_mac: Buffer;
+  /** u8[6] at 24, 6-byte Buffer */
+  self_mac: Buffer;
+  /** u8[2] at 30, 2-byte Buffer, zero if omitted */
+  pad?: Buffer;
+  /** u32 at 32 */
+  ifindex: number;
+  /** u32 at 36 */
+  backend: number;
+  /** u64 at 40 */
+  last_seen_ns: bigint;
+  /** u64 at 48 */
+  route_ns: bigint;
+}
+
+export const XD_NAT_REV_SIZE = 56;
+
+export function encodeXdNatRev(v: XdNatRev, buf: Buffer = Buffer.alloc(56), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 56);
+  chkBuf(v.vip, 16, 'xd_nat_rev.vip').copy(buf, offset + 0);
+  buf.writeUInt16BE(chkInt(v.vport, 0, 65535, 'xd_nat_rev.vport'), offset + 16);
+  chkBuf(v.peer_mac, 6, 'xd_nat_rev.peer_mac').copy(buf, offset + 18);
+  chkBuf(v.self_mac, 6, 'xd_nat_rev.self_mac').copy(buf, offset + 24);
+  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_nat_rev.pad').copy(buf, offset + 30);
+  buf.writeUInt32LE(chkInt(v.ifindex, 0, 4294967295, 'xd_nat_rev.ifindex'), offset + 32);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_nat_rev.backend'), offset + 36);
+  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_nat_rev.last_seen_ns'), offset + 40);
+  buf.writeBigUInt64LE(chkU64(v.route_ns, 'xd_nat_rev.route_ns'), offset + 48);
+  return buf;
+}
+
+export function decodeXdNatRev(buf: Buffer, offset = 0): XdNatRev {
+  if (buf.length < offset + 56) throw new TypeError(`xd_nat_rev: expected 56 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    vip: Buffer.from(buf.subarray(offset + 0, offset + 0 + 16)),
+    vport: buf.readUInt16BE(offset + 16),
+    peer_mac: Buffer.from(buf.subarray(offset + 18, offset + 18 + 6)),
+    self_mac: Buffer.from(buf.subarray(offset + 24, offset + 24 + 6)),
+    pad: Buffer.from(buf.subarray(offset + 30, offset + 30 + 2)),
+    ifindex: buf.readUInt32LE(offset + 32),
+    backend: buf.readUInt32LE(offset + 36),
+    last_seen_ns: buf.readBigUInt64LE(offset + 40),
+    route_ns: buf.readBigUInt64LE(offset + 48),
+  };
+}
+
+export const xdNatRevCodec: Codec<XdNatRev> = { size: 56, encode: encodeXdNatRev, decode: decodeXdNatRev };
+
+/** struct xd_flow_key: 40 bytes. */
+export interface XdFlowKey {
+  /** be32[4] at 0, network order, 16-byte Buffer */
+  saddr: Buffer;
+  /** be32[4] at 16, network order, 16-byte Buffer */
+  daddr: Buffer;
+  /** be16 at 32, network order */
+  sport: number;
+  /** be16 at 34, network order */
+  dport: number;
+  /** u8 at 36 */
+  proto: number;
+  /** u8 at 37 */
+  family: number;
+  /** u8[2] at 38, 2-byte Buffer, zero if omitted */
+  pad?: Buffer;
+}
+
+export const XD_FLOW_KEY_SIZE = 40;
+
+export function encodeXdFlowKey(v: XdFlowKey, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 40);
+  chkBuf(v.saddr, 16, 'xd_flow_key.saddr').copy(buf, offset + 0);
+  chkBuf(v.daddr, 16, 'xd_flow_key.daddr').copy(buf, offset + 16);
+  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow_key.sport'), offset + 32);
+  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow_key.dport'), offset + 34);
+  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow_key.proto'), offset + 36);
+  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_flow_key.family'), offset + 37);
+  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_flow_key.pad').copy(buf, offset + 38);
+  return buf;
+}
+
+export function decodeXdFlowKey(buf: Buffer, offset = 0): XdFlowKey {
+  if (buf.length < offset + 40) throw new TypeError(`xd_flow_key: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    saddr: Buffer.from(buf.subarray(offset + 0, offset + 0 + 16)),
+    daddr: Buffer.from(buf.subarray(offset + 16, offset + 16 + 16)),
+    sport: buf.readUInt16BE(offset + 32),
+    dport: buf.readUInt16BE(offset + 34),
+    proto: buf.readUInt8(offset + 36),
+    family: buf.readUInt8(offset + 37),
+    pad: Buffer.from(buf.subarray(offset + 38, offset + 38 + 2)),
+  };
+}
+
+export const xdFlowKeyCodec: Codec<XdFlowKey> = { size: 40, encode: encodeXdFlowKey, decode: decodeXdFlowKey };
 
 /** struct xd_service_key: 20 bytes. */
 export interface XdServiceKey {
@@ -519,53 +808,6 @@ export function decodeXdService(buf: Buffer, offset = 0): XdService {
 
 export const xdServiceCodec: Codec<XdService> = { size: 16, encode: encodeXdService, decode: decodeXdService };
 
-/** struct xd_backend: 36 bytes. */
-export interface XdBackend {
-  /** u8[6] at 0, 6-byte Buffer */
-  mac: Buffer;
-  /** u8 at 6 */
-  family: number;
-  /** u8 at 7 */
-  flags: number;
-  /** u32 at 8 */
-  generation: number;
-  /** u32 at 12 */
-  ifindex: number;
-  /** u32 at 16 */
-  service: number;
-  /** be32[4] at 20, network order, 16-byte Buffer */
-  addr: Buffer;
-}
-
-export const XD_BACKEND_SIZE = 36;
-
-export function encodeXdBackend(v: XdBackend, buf: Buffer = Buffer.alloc(36), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 36);
-  chkBuf(v.mac, 6, 'xd_backend.mac').copy(buf, offset + 0);
-  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_backend.family'), offset + 6);
-  buf.writeUInt8(chkInt(v.flags, 0, 255, 'xd_backend.flags'), offset + 7);
-  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_backend.generation'), offset + 8);
-  buf.writeUInt32LE(chkInt(v.ifindex, 0, 4294967295, 'xd_backend.ifindex'), offset + 12);
-  buf.writeUInt32LE(chkInt(v.service, 0, 4294967295, 'xd_backend.service'), offset + 16);
-  chkBuf(v.addr, 16, 'xd_backend.addr').copy(buf, offset + 20);
-  return buf;
-}
-
-export function decodeXdBackend(buf: Buffer, offset = 0): XdBackend {
-  if (buf.length < offset + 36) throw new TypeError(`xd_backend: expected 36 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
-  return {
-    mac: Buffer.from(buf.subarray(offset + 0, offset + 0 + 6)),
-    family: buf.readUInt8(offset + 6),
-    flags: buf.readUInt8(offset + 7),
-    generation: buf.readUInt32LE(offset + 8),
-    ifindex: buf.readUInt32LE(offset + 12),
-    service: buf.readUInt32LE(offset + 16),
-    addr: Buffer.from(buf.subarray(offset + 20, offset + 20 + 16)),
-  };
-}
-
-export const xdBackendCodec: Codec<XdBackend> = { size: 36, encode: encodeXdBackend, decode: decodeXdBackend };
-
 /** struct xd_tunnel: 40 bytes. */
 export interface XdTunnel {
   /** be32[4] at 0, network order, 16-byte Buffer */
@@ -613,48 +855,32 @@ export function decodeXdTunnel(buf: Buffer, offset = 0): XdTunnel {
 
 export const xdTunnelCodec: Codec<XdTunnel> = { size: 40, encode: encodeXdTunnel, decode: decodeXdTunnel };
 
-/** struct xd_flow4_key: 16 bytes. */
-export interface XdFlow4Key {
-  /** be32 at 0, network order */
-  saddr: number;
-  /** be32 at 4, network order */
-  daddr: number;
-  /** be16 at 8, network order */
-  sport: number;
-  /** be16 at 10, network order */
-  dport: number;
-  /** u8 at 12 */
-  proto: number;
-  /** u8[3] at 13, 3-byte Buffer, zero if omitted */
-  pad?: Buffer;
+/** struct xd_nat_stats: 16 bytes. */
+export interface XdNatStats {
+  /** u64 at 0 */
+  packets: bigint;
+  /** u64 at 8 */
+  bytes: bigint;
 }
 
-export const XD_FLOW4_KEY_SIZE = 16;
+export const XD_NAT_STATS_SIZE = 16;
 
-export function encodeXdFlow4Key(v: XdFlow4Key, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
+export function encodeXdNatStats(v: XdNatStats, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
   buf.fill(0, offset, offset + 16);
-  buf.writeUInt32BE(chkInt(v.saddr, 0, 4294967295, 'xd_flow4_key.saddr'), offset + 0);
-  buf.writeUInt32BE(chkInt(v.daddr, 0, 4294967295, 'xd_flow4_key.daddr'), offset + 4);
-  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow4_key.sport'), offset + 8);
-  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow4_key.dport'), offset + 10);
-  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow4_key.proto'), offset + 12);
-  if (v.pad !== undefined) chkBuf(v.pad, 3, 'xd_flow4_key.pad').copy(buf, offset + 13);
+  buf.writeBigUInt64LE(chkU64(v.packets, 'xd_nat_stats.packets'), offset + 0);
+  buf.writeBigUInt64LE(chkU64(v.bytes, 'xd_nat_stats.bytes'), offset + 8);
   return buf;
 }
 
-export function decodeXdFlow4Key(buf: Buffer, offset = 0): XdFlow4Key {
-  if (buf.length < offset + 16) throw new TypeError(`xd_flow4_key: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+export function decodeXdNatStats(buf: Buffer, offset = 0): XdNatStats {
+  if (buf.length < offset + 16) throw new TypeError(`xd_nat_stats: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
   return {
-    saddr: buf.readUInt32BE(offset + 0),
-    daddr: buf.readUInt32BE(offset + 4),
-    sport: buf.readUInt16BE(offset + 8),
-    dport: buf.readUInt16BE(offset + 10),
-    proto: buf.readUInt8(offset + 12),
-    pad: Buffer.from(buf.subarray(offset + 13, offset + 13 + 3)),
+    packets: buf.readBigUInt64LE(offset + 0),
+    bytes: buf.readBigUInt64LE(offset + 8),
   };
 }
 
-export const xdFlow4KeyCodec: Codec<XdFlow4Key> = { size: 16, encode: encodeXdFlow4Key, decode: decodeXdFlow4Key };
+export const xdNatStatsCodec: Codec<XdNatStats> = { size: 16, encode: encodeXdNatStats, decode: decodeXdNatStats };
 
 /** struct xd_flow: 16 bytes. */
 export interface XdFlow {
@@ -686,53 +912,6 @@ export function decodeXdFlow(buf: Buffer, offset = 0): XdFlow {
 }
 
 export const xdFlowCodec: Codec<XdFlow> = { size: 16, encode: encodeXdFlow, decode: decodeXdFlow };
-
-/** struct xd_flow_key: 40 bytes. */
-export interface XdFlowKey {
-  /** be32[4] at 0, network order, 16-byte Buffer */
-  saddr: Buffer;
-  /** be32[4] at 16, network order, 16-byte Buffer */
-  daddr: Buffer;
-  /** be16 at 32, network order */
-  sport: number;
-  /** be16 at 34, network order */
-  dport: number;
-  /** u8 at 36 */
-  proto: number;
-  /** u8 at 37 */
-  family: number;
-  /** u8[2] at 38, 2-byte Buffer, zero if omitted */
-  pad?: Buffer;
-}
-
-export const XD_FLOW_KEY_SIZE = 40;
-
-export function encodeXdFlowKey(v: XdFlowKey, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 40);
-  chkBuf(v.saddr, 16, 'xd_flow_key.saddr').copy(buf, offset + 0);
-  chkBuf(v.daddr, 16, 'xd_flow_key.daddr').copy(buf, offset + 16);
-  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow_key.sport'), offset + 32);
-  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow_key.dport'), offset + 34);
-  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow_key.proto'), offset + 36);
-  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_flow_key.family'), offset + 37);
-  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_flow_key.pad').copy(buf, offset + 38);
-  return buf;
-}
-
-export function decodeXdFlowKey(buf: Buffer, offset = 0): XdFlowKey {
-  if (buf.length < offset + 40) throw new TypeError(`xd_flow_key: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
-  return {
-    saddr: Buffer.from(buf.subarray(offset + 0, offset + 0 + 16)),
-    daddr: Buffer.from(buf.subarray(offset + 16, offset + 16 + 16)),
-    sport: buf.readUInt16BE(offset + 32),
-    dport: buf.readUInt16BE(offset + 34),
-    proto: buf.readUInt8(offset + 36),
-    family: buf.readUInt8(offset + 37),
-    pad: Buffer.from(buf.subarray(offset + 38, offset + 38 + 2)),
-  };
-}
-
-export const xdFlowKeyCodec: Codec<XdFlowKey> = { size: 40, encode: encodeXdFlowKey, decode: decodeXdFlowKey };
 
 /** struct xd_flow4_cache: 32 bytes. */
 export interface XdFlow4Cache {
@@ -1137,10 +1316,16 @@ export const xdSyncEventCodec: Codec<XdSyncEvent> = { size: 56, encode: encodeXd
 
 /** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */
 export const MAP_CODECS = {
+  be: { key: u32, value: xdBackendCodec },
+  nat: { key: u32, value: xdNatCodec },
+  nrev4: { key: xdFlow4KeyCodec, value: xdNatRevCodec },
+  nrev6: { key: xdFlowKeyCodec, value: xdNatRevCodec },
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
   vport: { key: u32, value: u64 },
-  be: { key: u32, value: xdBackendCodec },
   tun: { key: u32, value: xdTunnelCodec },
+  nport: { key: u32, value: u64 },
+  nbst: { key: u32, value: xdNatStatsCodec },
+  tx: { key: u32, value: u32 },
   ring: { key: u32, value: u32 },
   flow4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
   flow6: { key: xdFlowKeyCodec, value: xdFlowCodec },
@@ -1165,8 +1350,297 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 8,
+  layoutVersion: 9,
   structs: {
+    xd_backend: {
+      name: 'xd_backend',
+      size: 36,
+      fields: [{
+        name: 'mac',
+        offset: 0,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }, {
+        name: 'family',
+        offset: 6,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'flags',
+        offset: 7,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 8,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'ifindex',
+        offset: 12,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'service',
+        offset: 16,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'addr',
+        offset: 20,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }],
+    },
+    xd_nat: {
+      name: 'xd_nat',
+      size: 16,
+      fields: [{
+        name: 'smac',
+        offset: 0,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }, {
+        name: 'port',
+        offset: 6,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'mtu',
+        offset: 8,
+        size: 2,
+        kind: 'u16',
+        elem: 'u16',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 10,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }],
+    },
+    xd_flow4_key: {
+      name: 'xd_flow4_key',
+      size: 16,
+      fields: [{
+        name: 'saddr',
+        offset: 0,
+        size: 4,
+        kind: 'be32',
+        elem: 'be32',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'daddr',
+        offset: 4,
+        size: 4,
+        kind: 'be32',
+        elem: 'be32',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'sport',
+        offset: 8,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'dport',
+        offset: 10,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'proto',
+        offset: 12,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 13,
+        size: 3,
+        kind: 'u8[3]',
+        elem: 'u8',
+        count: 3,
+        byteOrder: 'host',
+      }],
+    },
+    xd_nat_rev: {
+      name: 'xd_nat_rev',
+      size: 56,
+      fields: [{
+        name: 'vip',
+        offset: 0,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'vport',
+        offset: 16,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'peer_mac',
+        offset: 18,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }, {
+        name: 'self_mac',
+        offset: 24,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 30,
+        size: 2,
+        kind: 'u8[2]',
+        elem: 'u8',
+        count: 2,
+        byteOrder: 'host',
+      }, {
+        name: 'ifindex',
+        offset: 32,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 36,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'last_seen_ns',
+        offset: 40,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'route_ns',
+        offset: 48,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
+    xd_flow_key: {
+      name: 'xd_flow_key',
+      size: 40,
+      fields: [{
+        name: 'saddr',
+        offset: 0,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'daddr',
+        offset: 16,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'sport',
+        offset: 32,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'dport',
+        offset: 34,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'proto',
+        offset: 36,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'family',
+        offset: 37,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 38,
+        size: 2,
+        kind: 'u8[2]',
+        elem: 'u8',
+        count: 2,
+        byteOrder: 'host',
+      }],
+    },
     xd_service_key: {
       name: 'xd_service_key',
       size: 20,
@@ -1257,67 +1731,6 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
-    xd_backend: {
-      name: 'xd_backend',
-      size: 36,
-      fields: [{
-        name: 'mac',
-        offset: 0,
-        size: 6,
-        kind: 'u8[6]',
-        elem: 'u8',
-        count: 6,
-        byteOrder: 'host',
-      }, {
-        name: 'family',
-        offset: 6,
-        size: 1,
-        kind: 'u8',
-        elem: 'u8',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'flags',
-        offset: 7,
-        size: 1,
-        kind: 'u8',
-        elem: 'u8',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'generation',
-        offset: 8,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'ifindex',
-        offset: 12,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'service',
-        offset: 16,
-        size: 4,
-        kind: 'u32',
-        elem: 'u32',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'addr',
-        offset: 20,
-        size: 16,
-        kind: 'be32[4]',
-        elem: 'be32',
-        count: 4,
-        byteOrder: 'network',
-      }],
-    },
     xd_tunnel: {
       name: 'xd_tunnel',
       size: 40,
@@ -1379,56 +1792,24 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
-    xd_flow4_key: {
-      name: 'xd_flow4_key',
+    xd_nat_stats: {
+      name: 'xd_nat_stats',
       size: 16,
       fields: [{
-        name: 'saddr',
+        name: 'packets',
         offset: 0,
-        size: 4,
-        kind: 'be32',
-        elem: 'be32',
-        count: 1,
-        byteOrder: 'network',
-      }, {
-        name: 'daddr',
-        offset: 4,
-        size: 4,
-        kind: 'be32',
-        elem: 'be32',
-        count: 1,
-        byteOrder: 'network',
-      }, {
-        name: 'sport',
-        offset: 8,
-        size: 2,
-        kind: 'be16',
-        elem: 'be16',
-        count: 1,
-        byteOrder: 'network',
-      }, {
-        name: 'dport',
-        offset: 10,
-        size: 2,
-        kind: 'be16',
-        elem: 'be16',
-        count: 1,
-        byteOrder: 'network',
-      }, {
-        name: 'proto',
-        offset: 12,
-        size: 1,
-        kind: 'u8',
-        elem: 'u8',
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
         count: 1,
         byteOrder: 'host',
       }, {
-        name: 'pad',
-        offset: 13,
-        size: 3,
-        kind: 'u8[3]',
-        elem: 'u8',
-        count: 3,
+        name: 'bytes',
+        offset: 8,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
         byteOrder: 'host',
       }],
     },
@@ -1458,67 +1839,6 @@ export const LAYOUT: LayoutModel = {
         kind: 'u64',
         elem: 'u64',
         count: 1,
-        byteOrder: 'host',
-      }],
-    },
-    xd_flow_key: {
-      name: 'xd_flow_key',
-      size: 40,
-      fields: [{
-        name: 'saddr',
-        offset: 0,
-        size: 16,
-        kind: 'be32[4]',
-        elem: 'be32',
-        count: 4,
-        byteOrder: 'network',
-      }, {
-        name: 'daddr',
-        offset: 16,
-        size: 16,
-        kind: 'be32[4]',
-        elem: 'be32',
-        count: 4,
-        byteOrder: 'network',
-      }, {
-        name: 'sport',
-        offset: 32,
-        size: 2,
-        kind: 'be16',
-        elem: 'be16',
-        count: 1,
-        byteOrder: 'network',
-      }, {
-        name: 'dport',
-        offset: 34,
-        size: 2,
-        kind: 'be16',
-        elem: 'be16',
-        count: 1,
-        byteOrder: 'network',
-      }, {
-        name: 'proto',
-        offset: 36,
-        size: 1,
-        kind: 'u8',
-        elem: 'u8',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'family',
-        offset: 37,
-        size: 1,
-        kind: 'u8',
-        elem: 'u8',
-        count: 1,
-        byteOrder: 'host',
-      }, {
-        name: 'pad',
-        offset: 38,
-        size: 2,
-        kind: 'u8[2]',
-        elem: 'u8',
-        count: 2,
         byteOrder: 'host',
       }],
     },
@@ -1993,6 +2313,7 @@ export const LAYOUT: LayoutModel = {
         XD_BE_F_DRAINING: 2,
         XD_BE_F_DOWN: 4,
         XD_BE_F_TUNNEL: 8,
+        XD_BE_F_NAT: 16,
       },
     },
     xd_encap: {
@@ -2026,7 +2347,8 @@ export const LAYOUT: LayoutModel = {
         XD_R_TX_SYN_KEPT: 18,
         XD_R_DROP_TOO_BIG_LIMITED: 19,
         XD_R_TX_PROVEN: 20,
-        XD_R_MAX: 21,
+        XD_R_TX_NAT_OUT: 21,
+        XD_R_MAX: 22,
       },
     },
     xd_rate_idx: {

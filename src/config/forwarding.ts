@@ -26,8 +26,8 @@ export function backendForwarding(
   svc: ServiceTunnel,
   tunnel: TunnelConfig | undefined,
   pathMtu?: number,
-): { forwarding: Forwarding; tunnel?: TunnelSpec } {
-  if (b.forwarding === 'nat') return { forwarding: 'nat' };
+): { forwarding: Forwarding; tunnel?: TunnelSpec; natMtu?: number } {
+  if (b.forwarding === 'nat') return { forwarding: 'nat', ...(pathMtu ? { natMtu: pathMtu } : {}) };
   if (b.forwarding !== 'tunnel') return { forwarding: 'dr' };
   const v6 = b.address.includes(':');
   const source = v6 ? tunnel?.sourceV6 : tunnel?.sourceV4;

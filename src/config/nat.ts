@@ -40,19 +40,6 @@ export function natOverrideProblem(
   return undefined;
 }
 
-/**
- * NAT runs on the IPVS dataplane in this build: the XDP program rewrites MACs and encapsulates,
- * it does not translate addresses and ports (and forwarding a NAT service as DR would send
- * VIP:port packets to real servers that listen on their own address and port).
- */
-export function natOnXdpProblem(sp: PathItem[]): Problem {
-  return {
-    path: [...sp, 'forwarding'],
-    message:
-      'is nat, which this build forwards with IPVS only, but dataplane is xdp: set dataplane: ipvs (or auto, which picks IPVS for a config with NAT services), or forward this service with dr or tunnel',
-  };
-}
-
 /** NAT rewrites addresses within one family (no NAT64): a backend has the VIP's family. */
 export function natFamilyProblem(
   vip: { text: string; family: Family },

@@ -9,7 +9,7 @@ import type { Config, RawConfig, ServiceConfig, BackendConfig } from './schema';
 import { DEFAULT_GUE_PORT, defaultSocketPath } from '../defaults';
 import { healthSchema } from './health';
 import { configWarnings } from './warnings';
-import { defaultCheck, natFamilyProblem, natOnXdpProblem, natOverrideProblem, natWarnings } from './nat';
+import { defaultCheck, natFamilyProblem, natOverrideProblem, natWarnings } from './nat';
 import { resolveVrrpInterfaces } from './vrrp';
 import { bgpCrossCheck, finishBgp } from './bgp';
 import { finishSync } from './sync';
@@ -64,7 +64,6 @@ export function crossCheck(raw: unknown): Problem[] {
   services.forEach((s, i) => {
     if (!isObj(s)) return;
     const sp: PathItem[] = ['services', i];
-    if (dataplane === 'xdp' && s.forwarding === 'nat') out.push(natOnXdpProblem(sp));
     if (typeof s.name === 'string') {
       const first = serviceNames.get(s.name);
       if (first !== undefined)

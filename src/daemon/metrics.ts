@@ -63,6 +63,26 @@ export function renderMetrics(st: DaemonStatus, proc: ProcessSample = sampleProc
     'counter',
     bes.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.bytes]),
   );
+  // NAT: the director sees both directions; Out is the replies it rewrote back to VIP:port (ipvsadm --stats OutPkts / OutBytes).
+  const nat = bes.filter(({ b }) => b.outPackets !== undefined);
+  metric(
+    'xdirector_backend_out_packets_total',
+    'NAT: reply packets rewritten back to VIP:port per backend.',
+    'counter',
+    nat.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.outPackets ?? 0]),
+  );
+  metric(
+    'xdirector_backend_out_bytes_total',
+    'NAT: reply bytes rewritten back to VIP:port per backend.',
+    'counter',
+    nat.map(({ s, b }) => [{ service: s.name, backend: b.name }, b.outBytes ?? 0]),
+  );
+  metric(
+    'xdirector_service_forwarding_info',
+    'Forwarding method per service (dr, tunnel/ipip, tunnel/gue:PORT, nat), always 1.',
+    'gauge',
+    svcs.map((s) => [{ service: s.name, forwarding: s.forwarding ?? 'dr' }, 1]),
+  );
   metric(
     'xdirector_backend_active_flows',
     "Connections per backend as IPVS counts ActiveConn: TCP flows whose client sent no FIN or RST and that saw a packet within the flow idle time (XDP), or the kernel's ActiveConn (IPVS).",

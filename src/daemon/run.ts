@@ -426,7 +426,7 @@ export class Daemon {
   /** Resolve backend MACs (macs.ts). all=false: only the unresolved ones. Returns whether anything changed. */
   private async refreshMacs(all = true): Promise<boolean> {
     if (this.stopping) return false;
-    return this.macs.refresh(this.cfg.interface, this.cfg.services, all);
+    return this.macs.refresh(this.cfg.interface, this.cfg.services, all, this.cfg.nat.interface);
   }
 
   /** XDP: read the driver's XDP TX error counters (raises / clears the TX alert, status shows them). */

@@ -31,28 +31,17 @@ export interface DataplaneConfig {
     synReuseIdleMs: number;
     tooBigRate: number;
   };
-  /** NAT's server-side interface (nat.interface; the top-level interface when one-armed): the IPVS NAT sysctls depend on it. */
-  nat?: { interface: string };
+  /** NAT's server-side interface (nat.interface; the top-level interface when one-armed): the IPVS NAT sysctls depend on it, and XDP attaches there too when it is another interface (two-armed). */
+  nat?: { interface: string; twoArmed?: boolean };
   /** `sync:` in the config; present: connection sync is on, so the program reports flows to its ring buffer (src/sync reads it). */
   sync?: object;
-  /** The services' names and forwarding: XDP does not forward `nat` ones in this build. */
-  services?: readonly { name: string; forwarding: string }[];
 }
 
-/**
- * The services XDP cannot forward: NAT runs on IPVS only in this build (the XDP program rewrites
- * MACs and encapsulates; it does not translate addresses and ports, and forwarding a NAT service
- * as DR would send VIP:port packets to a real server that listens on its own address and port).
- */
-export function xdpUnsupported(cfg: Pick<DataplaneConfig, 'services'>): string | undefined {
-  const nat = (cfg.services ?? []).filter((s) => s.forwarding === 'nat').map((s) => s.name);
-  if (nat.length === 0) return undefined;
-  return `service${nat.length > 1 ? 's' : ''} ${nat.join(', ')} forward${nat.length > 1 ? '' : 's'} with nat, which this build runs on IPVS only: set dataplane: ipvs (or auto, which picks IPVS), or forward with dr or tunnel`;
-}
+/** NAT's server-side interface when it is another one than the top-level interface (two-armed NAT). */
+const natIfname = (cfg: DataplaneConfig): string | undefined =>
+  cfg.nat && cfg.nat.interface !== cfg.interface ? cfg.nat.interface : undefined;
 
 async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
-  const unsupported = xdpUnsupported(cfg);
-  if (unsupported) throw new XdError('XD_ERR_CONFIG_INVALID', unsupported);
   const { XdpDataplane } = await import('./xdp/dataplane');
   return XdpDataplane.open({
     instance: cfg.instance,
@@ -71,6 +60,7 @@ async function openXdp(cfg: DataplaneConfig, log: Logger): Promise<Dataplane> {
     syncExport: cfg.sync !== undefined,
     // A veth whose peer runs no native XDP program: auto falls back to generic mode, xdp refuses.
     vethPeerWithoutXdp: cfg.dataplane === 'auto' ? 'generic' : 'refuse',
+    ...(natIfname(cfg) ? { natIfname: natIfname(cfg) } : {}),
     log: log.child({ component: 'xdp' }),
   });
 }
@@ -102,7 +92,7 @@ async function detachStaleXdp(cfg: DataplaneConfig, log: Logger): Promise<void> 
   const { XdpDataplane, instancePinDir } = await import('./xdp/dataplane');
   const dir = instancePinDir(cfg.xdp.pinDir, cfg.instance);
   if (!fs.existsSync(dir)) return;
-  const msg = XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
+  const msg = XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log, natIfname(cfg));
   log.warn(
     { pinDir: dir, interface: cfg.interface },
     `dataplane auto fell back to IPVS: ${msg} (it would keep forwarding with frozen health ahead of IPVS)`,
@@ -181,5 +171,5 @@ export async function switchDataplane(
 /** Remove the instance's XDP program and pins without a running dataplane (stop --detach). */
 export async function detachXdp(cfg: DataplaneConfig, log: Logger): Promise<string> {
   const { XdpDataplane } = await import('./xdp/dataplane');
-  return XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log);
+  return XdpDataplane.detachInstance(cfg.xdp.pinDir, cfg.instance, cfg.interface, log, natIfname(cfg));
 }

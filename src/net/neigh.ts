@@ -170,7 +170,7 @@ export class Neighbours {
         const r = await this.route(a);
         if (r.ifindex !== ifindex)
           routes.set(a, {
-            error: `the route to ${a} leaves by ifindex ${r.ifindex}, not ${ifname}: tunnel packets go out of the director's interface, so route the real servers' subnets via ${ifname}`,
+            error: `the route to ${a} leaves by ifindex ${r.ifindex}, not ${ifname}: the director sends these backends' packets out of ${ifname}, so route the real servers' subnets via ${ifname}`,
           });
         else routes.set(a, { hop: r.hop, ...(r.mtu ? { mtu: r.mtu } : {}) });
       } catch (err) {

@@ -60,6 +60,8 @@ export interface DesiredBackend {
   forwarding?: Forwarding;
   /** Set when forwarding is tunnel. */
   tunnel?: TunnelSpec;
+  /** Forwarding nat: the path MTU towards the backend (IP packet) when known; larger packets are answered with frag needed / packet too big. */
+  natMtu?: number;
 }
 
 export interface DesiredService {
@@ -95,6 +97,9 @@ export interface BackendStatus {
   packets: number;
   bytes: number;
   newFlows: number;
+  /** NAT: the replies rewritten back to VIP:port (ipvsadm --stats OutPkts / OutBytes); absent otherwise. */
+  outPackets?: number;
+  outBytes?: number;
 }
 
 export interface ServiceStatus {
@@ -109,6 +114,9 @@ export interface ServiceStatus {
   bytes: number;
   newFlows: number;
   noBackend: number;
+  /** NAT services: their backends' Out counters together. */
+  outPackets?: number;
+  outBytes?: number;
   backends: BackendStatus[];
 }
 
@@ -129,6 +137,12 @@ export interface XdpDetail {
   txAlert?: string;
   /** Set while the flood guard is under pressure (takeover or probation tables churning, new_flow_rate reached). */
   floodAlert?: string;
+  /** Set while a NAT backend takes connections and no reply of it comes back through the director (its name and the fix). */
+  natAlert?: string;
+  /** Two-armed NAT: the server-side interface and how the program is attached there. */
+  natInterface?: { name: string; mode: 'native' | 'generic' | 'detached' };
+  /** The forwarding sysctls NAT turned on (bpf_fib_lookup routes only from a forwarding interface). */
+  natSysctls?: Record<string, string>;
   /** The background walk of the flow map that counts active flows. */
   flowCounts: {
     entries: number;

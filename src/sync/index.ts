@@ -114,6 +114,9 @@ type FlowMaps = {
   svc: XdMap<'svc'>;
   be: XdMap<'be'>;
   syncst: XdMap<'syncst'>;
+  nat: XdMap<'nat'>;
+  nrev4: XdMap<'nrev4'>;
+  nrev6: XdMap<'nrev6'>;
 };
 
 export class SyncDaemon {
@@ -166,6 +169,9 @@ export class SyncDaemon {
         'svc',
         'be',
         'syncst',
+        'nat',
+        'nrev4',
+        'nrev6',
       ] as const)
         (opened as Record<string, unknown>)[r] = open(r);
       this.ringMap = BpfMap.openPinned(path.join(pinDir, MAPS.sync.name), none, none);
@@ -250,7 +256,10 @@ export class SyncDaemon {
       const s = services.get(b.service);
       if (!s) continue;
       const addr = Buffer.from(b.addr.subarray(0, s.family === 4 ? 4 : 16));
-      const forwarding: SyncForwarding = b.flags & XdBackendFlags.XD_BE_F_TUNNEL ? 'tunnel' : 'dr';
+      const nat = (b.flags & XdBackendFlags.XD_BE_F_NAT) !== 0;
+      const forwarding: SyncForwarding = b.flags & XdBackendFlags.XD_BE_F_TUNNEL ? 'tunnel' : nat ? 'nat' : 'dr';
+      // NAT: the backend's own port (xd_nat_v1), which its replies come from.
+      const backendPort = nat ? (this.maps.nat.lookup(index)?.port ?? s.port) : s.port;
       byIndex.set(index, {
         generation: b.generation,
         entryBase: {
@@ -260,14 +269,19 @@ export class SyncDaemon {
           vip: s.vip,
           vipPort: s.port,
           backend: addr,
-          backendPort: s.port,
+          backendPort,
         },
       });
       if (b.flags & XdBackendFlags.XD_BE_F_DOWN) continue; // not a backend to install flows on
       const sk = serviceKey(s.family, s.vip, s.port, s.proto);
       let ls = view.services.get(sk);
       if (!ls) view.services.set(sk, (ls = { backends: new Map<string, LocalBackend>() }));
-      ls.backends.set(addrKey(addr), { index, generation: b.generation, forwarding });
+      ls.backends.set(addrKey(addr), {
+        index,
+        generation: b.generation,
+        forwarding,
+        ...(nat ? { addr, port: backendPort } : {}),
+      });
     }
     this.view = view;
     this.byIndex = byIndex;
@@ -430,6 +444,8 @@ export class SyncDaemon {
     const plan = planImport(entries, this.view, process.hrtime.bigint(), transitMs, (e) => this.existing(e));
     const v4: [Parameters<XdMap<'tko4'>['update']>[0], Parameters<XdMap<'tko4'>['update']>[1]][] = [];
     const v6: [Parameters<XdMap<'tko6'>['update']>[0], Parameters<XdMap<'tko6'>['update']>[1]][] = [];
+    const r4: [Parameters<XdMap<'nrev4'>['update']>[0], Parameters<XdMap<'nrev4'>['update']>[1]][] = [];
+    const r6: [Parameters<XdMap<'nrev6'>['update']>[0], Parameters<XdMap<'nrev6'>['update']>[1]][] = [];
     for (const i of plan.installs) {
       const value = { backend: i.backend.index, generation: i.backend.generation, last_seen_ns: i.lastSeenNs };
       const e = i.entry;
@@ -457,9 +473,40 @@ export class SyncDaemon {
           value,
         ]);
       if (e.kind !== 'refresh') this.addLag(now - (sentAtMs - e.ageMs));
+      // A NAT flow: its reverse entry too (bpf/nat.h), so the backend's replies that reach this
+      // director before the client's next packet are rewritten back to VIP:port, not passed. No
+      // route yet (route_ns 0, ifindex 0): the first reply routes it with bpf_fib_lookup().
+      const be = i.backend;
+      if (e.forwarding === 'nat' && be.addr && be.port !== undefined) {
+        const rev = {
+          vip: Buffer.concat([e.vip, Buffer.alloc(16 - e.vip.length)]),
+          vport: e.vipPort,
+          peer_mac: Buffer.alloc(6),
+          self_mac: Buffer.alloc(6),
+          ifindex: 0,
+          backend: be.index,
+          last_seen_ns: i.lastSeenNs,
+          route_ns: 0n,
+        };
+        const proto = e.proto === 'tcp' ? 6 : 17;
+        if (e.family === 4)
+          r4.push([
+            {
+              saddr: be.addr.readUInt32BE(0),
+              daddr: e.client.readUInt32BE(0),
+              sport: be.port,
+              dport: e.clientPort,
+              proto,
+            },
+            rev,
+          ]);
+        else r6.push([{ saddr: be.addr, daddr: e.client, sport: be.port, dport: e.clientPort, proto, family: 6 }, rev]);
+      }
     }
     if (v4.length) this.maps.tko4.updateBatch(v4);
     if (v6.length) this.maps.tko6.updateBatch(v6);
+    if (r4.length) this.maps.nrev4.updateBatch(r4);
+    if (r6.length) this.maps.nrev6.updateBatch(r6);
     this.st.received.installed += plan.installs.length;
     for (const [why, n] of Object.entries(plan.rejected) as [RejectReason, number][]) this.st.rejected[why] += n;
     for (const why of ['no_service', 'no_backend', 'forwarding'] as const) {

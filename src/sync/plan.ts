@@ -19,6 +19,9 @@ export interface LocalBackend {
   index: number;
   generation: number;
   forwarding: SyncForwarding;
+  /** NAT: the backend's address and its own port (a reply's source), for the reverse entry. */
+  addr?: Buffer;
+  port?: number;
 }
 
 export interface LocalService {

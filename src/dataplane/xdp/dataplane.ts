@@ -19,7 +19,8 @@ import { cpuSizedMaxEntries } from '../../bpf';
 import { XdError, wrap } from '../../errors';
 import { monotonicMs } from '../../clock';
 import { forwardingLabel, serviceForwardingLabel } from '../../state/forwarding';
-import { emptyModel, Model, Plan, plan, svcKeyString, SvcKey, tunnelText } from './plan';
+import { emptyModel, Model, NatEgress, Plan, plan, svcKeyString, SvcKey, tunnelText } from './plan';
+import { NatSide, natAlert, type NatSample } from './nat';
 import * as L from './layout';
 import type * as G from '../../bpf';
 import { Neighbours } from '../../net/neigh';
@@ -76,6 +77,12 @@ export interface XdpOptions {
   vethPeerWithoutXdp?: 'refuse' | 'generic';
   /** status starts a new count of active flows when the last is older than this (ms); default 2000. */
   flowCountsMaxAgeMs?: number;
+  /**
+   * NAT's server-side interface (config nat.interface) when it is not `ifname` (two-armed): the
+   * program is attached there too (replies arrive there) and NAT backends are sent there through
+   * the xd_tx_v1 devmap. Absent: one-armed, NAT backends behind `ifname` (XDP_TX).
+   */
+  natIfname?: string;
   log: Logger;
 }
 
@@ -90,6 +97,8 @@ export interface TxErrorCheck {
 }
 
 const PROG_PIN = 'prog';
+/** The program attached to NAT's server-side interface (two-armed), pinned beside the first. */
+const NAT_PROG_PIN = 'prog-nat';
 
 export function defaultObjectPath(): string {
   return path.resolve(__dirname, '../../../bpf/xdirector.bpf.o');
@@ -222,6 +231,10 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.be]: o.maxBackends,
       [L.MAP.best]: o.maxBackends,
       [L.MAP.tun]: o.maxBackends,
+      [L.MAP.nat]: o.maxBackends,
+      [L.MAP.nbst]: o.maxBackends,
+      [L.MAP.nrev4]: o.flowTableSize,
+      [L.MAP.nrev6]: o.flowTableSize,
       [L.MAP.ring]: o.maxServices * 2 * o.ringMax,
       [L.MAP.flow4]: o.flowTableSize,
       [L.MAP.flow6]: o.flowTableSize,
@@ -268,7 +281,30 @@ export class XdpDataplane implements Dataplane {
         });
       const prog = obj.program();
       XdpDataplane.attachProgram(dir, ifc, prog, o.mode, log);
+      // Two-armed NAT: the same program over the same maps on the server side, with that
+      // interface's MAC (it forwards only frames addressed to it), and both in the devmap.
+      const nat =
+        o.natIfname && o.natIfname !== o.ifname
+          ? await NatSide.open({
+              dir,
+              ifname: o.natIfname,
+              mode: o.mode,
+              objectPath,
+              maxEntries,
+              globals,
+              pinName: NAT_PROG_PIN,
+              attach: XdpDataplane.attachProgram,
+              log,
+            })
+          : undefined;
+      if (nat)
+        maps.tx.updateBatch([
+          [ifc.ifindex, ifc.ifindex],
+          [nat.ifindex, nat.ifindex],
+        ]);
       const dp = new XdpDataplane(o, dir, obj, ifc.ifindex, prog.id, maps, adopt);
+      dp.natSide = nat;
+      dp.natEgress = await XdpDataplane.natEgressOf(o, nat);
       if (adopt) {
         dp.adoptModel();
         dp.pinned = dp.pinnedFromModel();
@@ -317,6 +353,17 @@ export class XdpDataplane implements Dataplane {
     );
   }
 
+  /** Where NAT backends are sent: the server side's MAC, ifindex (0 one-armed: XDP_TX) and MTU. */
+  private static async natEgressOf(o: XdpOptions, nat: NatSide | undefined): Promise<NatEgress> {
+    const ifname = nat ? nat.ifname : o.ifname;
+    const nl = new Neighbours();
+    try {
+      return { smac: await nl.linkMac(ifname), ifindex: nat ? nat.ifindex : 0, mtu: NatSide.mtuOf(ifname) };
+    } finally {
+      nl.close();
+    }
+  }
+
   /** Attach `prog`, atomically replacing this instance's previous program if it is the one attached. */
   private static attachProgram(
     dir: string,
@@ -324,8 +371,9 @@ export class XdpDataplane implements Dataplane {
     prog: { fd: number; id: number; name: string },
     mode: 'native' | 'generic',
     log: Logger,
+    pinName = PROG_PIN,
   ): void {
-    const pinPath = path.join(dir, PROG_PIN);
+    const pinPath = path.join(dir, pinName);
     const q = xdp.query(ifc.ifindex);
     let old: ReturnType<typeof openPinnedProgram> | undefined;
     if (fs.existsSync(pinPath)) {
@@ -370,8 +418,8 @@ export class XdpDataplane implements Dataplane {
     getNative().objPin(prog.fd, pinPath);
   }
 
-  private static detachPinned(dir: string, ifindex: number, log: Logger): void {
-    const pinPath = path.join(dir, PROG_PIN);
+  private static detachPinned(dir: string, ifindex: number, log: Logger, pinName = PROG_PIN): void {
+    const pinPath = path.join(dir, pinName);
     if (!fs.existsSync(pinPath)) return;
     let old: ReturnType<typeof openPinnedProgram> | undefined;
     try {
@@ -408,6 +456,36 @@ export class XdpDataplane implements Dataplane {
     return out;
   }
 
+  /** The NAT side (two-armed: the program on the server-side interface), if any. */
+  private natSide?: NatSide;
+  /** Where NAT backends are sent (plan.ts). */
+  private natEgress?: NatEgress;
+  /** The nonzero words of xd_nport_v1 as written. */
+  private nport = new Map<number, bigint>();
+  /** Interfaces whose forwarding sysctl NAT needed (bpf_fib_lookup refuses to route a reply arriving on an interface that does not forward). */
+  private natSysctls: Record<string, string> = {};
+  private natSamples = new Map<number, NatSample>();
+  private natAlerts = new Map<string, string>();
+
+  private writeNport(words: Map<number, bigint>): void {
+    this.maps.nport.updateBatch([...words]);
+    for (const [w, bits] of words) {
+      if (bits) this.nport.set(w, bits);
+      else this.nport.delete(w);
+    }
+  }
+
+  /** NAT routes replies like a router: forwarding on the interface they arrive on (IPv4; IPv6 when a NAT service is IPv6). */
+  private natForwarding(state: DesiredState): void {
+    const ifname = this.natSide?.ifname ?? this.o.ifname;
+    const v6 = state.services.some((s) => s.family === 6 && s.backends.some((b) => b.forwarding === 'nat'));
+    for (const key of [`net/ipv4/conf/${ifname}/forwarding`, ...(v6 ? [`net/ipv6/conf/${ifname}/forwarding`] : [])]) {
+      if (this.natSysctls[key] === '1') continue;
+      NatSide.enableSysctl(key, this.o.log);
+      this.natSysctls[key] = '1';
+    }
+  }
+
   /** Writes xd_vport_v1 words and remembers what the map now holds. */
   private writeVport(words: Map<number, bigint>): void {
     this.maps.vport.updateBatch([...words]);
@@ -421,6 +499,8 @@ export class XdpDataplane implements Dataplane {
   private adoptModel(): void {
     this.vport = new Map();
     for (const [w, bits] of this.maps.vport.entries()) if (bits) this.vport.set(w, bits);
+    this.nport = new Map();
+    for (const [w, bits] of this.maps.nport.entries()) if (bits) this.nport.set(w, bits);
     const m = emptyModel();
     for (const [k, v] of this.maps.svc.entries()) {
       const key: SvcKey = {
@@ -441,6 +521,7 @@ export class XdpDataplane implements Dataplane {
     for (const [index, b] of this.maps.be.entries()) {
       if (b.generation) m.generations.set(index, b.generation);
       if (index === 0 || !(b.flags & L.BE_FLAG.ACTIVE)) continue;
+      const nat = b.flags & L.BE_FLAG.NAT ? this.maps.nat.lookup(index) : undefined;
       m.backends.set(index, {
         index,
         serviceId: b.service,
@@ -450,6 +531,12 @@ export class XdpDataplane implements Dataplane {
         flags: b.flags,
         generation: b.generation,
         tunnel: b.flags & L.BE_FLAG.TUNNEL ? tunnelEntryText(this.maps.tun.lookup(index)) : '',
+        ...(nat
+          ? {
+              nat: L.natText({ port: nat.port, smac: L.macString(nat.smac), mtu: nat.mtu, ifindex: b.ifindex }),
+              natPort: nat.port,
+            }
+          : {}),
       });
     }
     this.model = m;
@@ -457,11 +544,15 @@ export class XdpDataplane implements Dataplane {
 
   async apply(state: DesiredState): Promise<void> {
     if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
-    const p = plan(this.model, state, {
-      maxServices: this.o.maxServices,
-      maxBackends: this.o.maxBackends,
-      ringMax: this.o.ringMax,
-    });
+    if (this.natEgress)
+      this.natEgress = { ...this.natEgress, mtu: NatSide.mtuOf(this.natSide?.ifname ?? this.o.ifname) };
+    const p = plan(
+      this.model,
+      state,
+      { maxServices: this.o.maxServices, maxBackends: this.o.maxBackends, ringMax: this.o.ringMax },
+      this.natEgress,
+    );
+    if (state.services.some((s) => s.backends.some((b) => b.forwarding === 'nat'))) this.natForwarding(state);
     let slots = 0;
     try {
       // Ports of the new services on before any service names them (the
@@ -473,6 +564,18 @@ export class XdpDataplane implements Dataplane {
         if ((cur | bits) !== cur) onPorts.set(w, cur | bits);
       }
       if (onPorts.size) this.writeVport(onPorts);
+      // NAT backends' source ports on before they take flows (their replies are looked for by it).
+      const wantNport = L.nportWords(
+        state.services.flatMap((s) =>
+          s.backends.filter((b) => b.forwarding === 'nat').map((b) => ({ port: b.port, proto: s.proto })),
+        ),
+      );
+      const onNport = new Map<number, bigint>();
+      for (const [w, bits] of wantNport) {
+        const cur = this.nport.get(w) ?? 0n;
+        if ((cur | bits) !== cur) onNport.set(w, cur | bits);
+      }
+      if (onNport.size) this.writeNport(onNport);
       // Removed services first: their ids and backend indexes may be reused below.
       for (const k of p.serviceDeletes) {
         this.maps.svc.delete({
@@ -493,6 +596,11 @@ export class XdpDataplane implements Dataplane {
       const tunWrites = p.backendWrites.filter((b) => b.tunnel);
       if (tunWrites.length)
         this.maps.tun.updateBatch(tunWrites.map((b) => [b.index, L.tunnelEntry(b.address, b.tunnel!)] as const));
+      // NAT entries likewise; a new entry's Out counters start at zero.
+      const natWrites = p.backendWrites.filter((b) => b.nat);
+      if (natWrites.length) this.maps.nat.updateBatch(natWrites.map((b) => [b.index, L.natEntry(b.nat!)] as const));
+      if (p.resetBackendStats.length)
+        this.maps.nbst.updateBatch(p.resetBackendStats.map((r) => [r, L.zeroNatStats()] as const));
       // Backends that may take new flows before the rings that name them; backends that stop
       // taking new flows after the flip, when no live ring names them (plan.ts, steps 1 and 4).
       const writeBackends = (ws: Plan['backendWrites']) => {
@@ -507,7 +615,7 @@ export class XdpDataplane implements Dataplane {
                     family: b.family,
                     flags: b.flags,
                     generation: b.generation,
-                    ifindex: 0,
+                    ifindex: b.nat?.ifindex ?? 0,
                     service: b.serviceId,
                     addr: L.addr16(b.address),
                   },
@@ -549,6 +657,9 @@ export class XdpDataplane implements Dataplane {
       const offPorts = new Map<number, bigint>();
       for (const [w, cur] of this.vport) if ((wantPorts.get(w) ?? 0n) !== cur) offPorts.set(w, wantPorts.get(w) ?? 0n);
       if (offPorts.size) this.writeVport(offPorts);
+      const offNport = new Map<number, bigint>();
+      for (const [w, cur] of this.nport) if ((wantNport.get(w) ?? 0n) !== cur) offNport.set(w, wantNport.get(w) ?? 0n);
+      if (offNport.size) this.writeNport(offNport);
     } catch (err) {
       // What was written is consistent per service (rings before the flip);
       // forget the model so the next apply rewrites everything from the maps.
@@ -750,6 +861,38 @@ export class XdpDataplane implements Dataplane {
     this.floodAlert = alert;
   }
 
+  /**
+   * A NAT backend that takes new connections while no reply of its comes back through the
+   * director (its SYN-ACKs never seen here) routes around the director: raise the alert naming
+   * it and the fix (nat.ts natAlert); clear it once replies come back.
+   */
+  private checkNatReplies(
+    service: string,
+    b: DesiredState['services'][number]['backends'][number],
+    index: number,
+    newFlows: number,
+    outPackets: number,
+  ): void {
+    const key = `${service}/${b.key}`;
+    const prev = this.natSamples.get(index);
+    const now: NatSample = { at: monotonicMs(), newFlows, outPackets };
+    if (!prev || newFlows < prev.newFlows || outPackets < prev.outPackets) {
+      this.natSamples.set(index, now);
+      return;
+    }
+    const r = natAlert(service, b, prev, now, this.natSide?.ifname ?? this.o.ifname);
+    if (r.resample) this.natSamples.set(index, now);
+    if (r.alert && !this.natAlerts.has(key))
+      this.o.log.error({ service, backend: b.name, alert: 'nat-replies' }, `ALERT ${r.alert}`);
+    else if (r.clear && this.natAlerts.has(key))
+      this.o.log.info(
+        { service, backend: b.name, alert: 'nat-replies' },
+        `NAT backend ${b.name}: replies come back through the director again`,
+      );
+    if (r.alert) this.natAlerts.set(key, r.alert);
+    else if (r.clear) this.natAlerts.delete(key);
+  }
+
   /** Resolves when the count of active flows under way (if any) is done. */
   flowCountsSettled(): Promise<unknown> {
     return this.flowCounter.settled();
@@ -794,6 +937,8 @@ export class XdpDataplane implements Dataplane {
       // Its own counters (no_backend, and what backends that left it had counted) plus its live backends'.
       const st = ms ? sumPerCpu(this.maps.svcst.lookupPerCpu(ms.id) ?? [L.zeroServiceStats()]) : L.zeroServiceStats();
       const idx = this.indexes.get(s.name) ?? new Map<string, number>();
+      let outPackets = 0n;
+      let outBytes = 0n;
       const backends = s.backends.map((b) => {
         const i = idx.get(b.key);
         const bs =
@@ -801,6 +946,16 @@ export class XdpDataplane implements Dataplane {
         st.packets += bs.packets;
         st.bytes += bs.bytes;
         st.new_flows += bs.new_flows;
+        // NAT sees both directions: Out = the replies rewritten back to VIP:port (ipvsadm --stats).
+        const out =
+          b.forwarding === 'nat' && i !== undefined
+            ? sumPerCpu(this.maps.nbst.lookupPerCpu(i) ?? [L.zeroNatStats()])
+            : undefined;
+        if (out && i !== undefined) this.checkNatReplies(s.name, b, i, Number(bs.new_flows), Number(out.packets));
+        if (out) {
+          outPackets += out.packets;
+          outBytes += out.bytes;
+        }
         return {
           key: b.key,
           name: b.name,
@@ -818,6 +973,7 @@ export class XdpDataplane implements Dataplane {
           packets: Number(bs.packets),
           bytes: Number(bs.bytes),
           newFlows: Number(bs.new_flows),
+          ...(out ? { outPackets: Number(out.packets), outBytes: Number(out.bytes) } : {}),
         };
       });
       services.push({
@@ -831,6 +987,9 @@ export class XdpDataplane implements Dataplane {
         bytes: Number(st.bytes),
         newFlows: Number(st.new_flows),
         noBackend: Number(st.no_backend),
+        ...(s.backends.some((b) => b.forwarding === 'nat')
+          ? { outPackets: Number(outPackets), outBytes: Number(outBytes) }
+          : {}),
         backends,
       });
     }
@@ -859,6 +1018,9 @@ export class XdpDataplane implements Dataplane {
         ...(driver ? { driverTxErrors: driver } : {}),
         ...(this.txAlert ? { txAlert: this.txAlert } : {}),
         ...(this.floodAlert ? { floodAlert: this.floodAlert } : {}),
+        ...(this.natAlerts.size ? { natAlert: [...this.natAlerts.values()].join('; ') } : {}),
+        ...(this.natSide ? { natInterface: { name: this.natSide.ifname, mode: this.natSide.attachedMode() } } : {}),
+        ...(Object.keys(this.natSysctls).length ? { natSysctls: { ...this.natSysctls } } : {}),
         flowCounts: {
           entries: counts.entries,
           countedAt: new Date(counts.at).toISOString(),
@@ -885,18 +1047,21 @@ export class XdpDataplane implements Dataplane {
     this.flowCounter.stop();
     if (opts.keepState === false) {
       XdpDataplane.detachPinned(this.dir, this.ifindex, this.o.log);
+      if (this.natSide) XdpDataplane.detachPinned(this.dir, this.natSide.ifindex, this.o.log, NAT_PROG_PIN);
+      this.natSide?.close();
       this.maps.close();
       this.obj.close();
       removePinDir(this.dir);
       this.o.log.info({ pinDir: this.dir }, 'XDP program detached and pins removed');
       return;
     }
+    this.natSide?.close();
     this.maps.close();
     this.obj.close();
   }
 
-  /** Remove a pinned instance without loading anything (stop --detach with no daemon running). */
-  static detachInstance(pinDir: string, instance: string, ifname: string, log: Logger): string {
+  /** Remove a pinned instance without loading anything (stop --detach with no daemon running); natIfname: NAT's server-side interface (two-armed). */
+  static detachInstance(pinDir: string, instance: string, ifname: string, log: Logger, natIfname?: string): string {
     const dir = instancePinDir(pinDir, instance);
     if (!securePinDir(dir, { create: false })) return `nothing pinned at ${dir}`;
     let ifindex: number | undefined;
@@ -907,6 +1072,13 @@ export class XdpDataplane implements Dataplane {
     }
     checkRemovable(dir);
     if (ifindex !== undefined) XdpDataplane.detachPinned(dir, ifindex, log);
+    if (natIfname && natIfname !== ifname) {
+      try {
+        XdpDataplane.detachPinned(dir, xdp.resolveInterface(natIfname).ifindex, log, NAT_PROG_PIN);
+      } catch {
+        /* the interface is gone: nothing attached to it */
+      }
+    }
     removePinDir(dir);
     return `detached the XDP program of ${instance} from ${ifname} and removed ${dir}`;
   }

@@ -27,6 +27,7 @@ export const BE_FLAG = {
   DRAINING: G.XdBackendFlags.XD_BE_F_DRAINING,
   DOWN: G.XdBackendFlags.XD_BE_F_DOWN,
   TUNNEL: G.XdBackendFlags.XD_BE_F_TUNNEL,
+  NAT: G.XdBackendFlags.XD_BE_F_NAT,
 } as const;
 export const ENCAP = { ipip: G.XdEncap.XD_ENCAP_IPIP, gue: G.XdEncap.XD_ENCAP_GUE } as const;
 
@@ -54,6 +55,13 @@ export interface Maps {
   best: XdMap<'best'>;
   rsnst: XdMap<'rsnst'>;
   tun: XdMap<'tun'>;
+  /** NAT (bpf/nat.h): per-backend port, reverse tables, source-port bits, Out counters, redirect devmap. */
+  nat: XdMap<'nat'>;
+  nrev4: XdMap<'nrev4'>;
+  nrev6: XdMap<'nrev6'>;
+  nport: XdMap<'nport'>;
+  nbst: XdMap<'nbst'>;
+  tx: XdMap<'tx'>;
   meta: XdMap<'meta'>;
   ring: XdMap<'ring'>;
   ringFd: number;
@@ -82,6 +90,12 @@ export function openMaps(obj: BpfObject): Maps {
     meta: xdMap(obj, 'meta'),
     ring,
     ringFd: ring.fd,
+    nat: xdMap(obj, 'nat'),
+    nrev4: xdMap(obj, 'nrev4'),
+    nrev6: xdMap(obj, 'nrev6'),
+    nport: xdMap(obj, 'nport'),
+    nbst: xdMap(obj, 'nbst'),
+    tx: xdMap(obj, 'tx'),
     close: () => {
       /* maps borrow the object's fds */
     },
@@ -113,6 +127,9 @@ export function vportWords(keys: Iterable<{ port: number; proto: 'tcp' | 'udp' }
   return words;
 }
 
+/** The nonzero xd_nport_v1 words for the NAT backends' ports (the source port of their replies), laid out as xd_vport_v1. */
+export const nportWords = vportWords;
+
 /** 16 bytes, network order; IPv4 in the first 4 (the layout's addr/vip fields). */
 export const addr16 = addressToBytes16;
 /** Text of a layout's addr/vip field. */
@@ -122,6 +139,9 @@ export const macString = formatMac;
 
 export function zeroServiceStats(): G.XdServiceStats {
   return { packets: 0n, bytes: 0n, new_flows: 0n, no_backend: 0n };
+}
+export function zeroNatStats(): G.XdNatStats {
+  return { packets: 0n, bytes: 0n };
 }
 export function zeroBackendStats(): G.XdBackendStats {
   return { packets: 0n, bytes: 0n, new_flows: 0n, flow_hits: 0n, flow_hit_bytes: 0n };
@@ -214,6 +234,23 @@ export function floodAlert(
     );
   }
   return parts.length ? `flood guard under pressure: ${parts.join('; ')}` : undefined;
+}
+
+/** What a NAT backend's xd_nat_v1 entry holds: its port, the director's MAC on its egress interface, the path MTU (0: no check). */
+export interface NatSpec {
+  port: number;
+  smac: string;
+  mtu: number;
+  ifindex: number;
+}
+
+export function natEntry(n: NatSpec): G.XdNat {
+  return { smac: macBytes(n.smac), port: n.port, mtu: Math.min(n.mtu, 65535) };
+}
+
+/** One comparable string of a NAT entry and egress interface ('' = not NAT). */
+export function natText(n: NatSpec | undefined): string {
+  return n ? `${n.port}/${n.smac}/${n.mtu}/${n.ifindex}` : '';
 }
 
 /** The xd_tun_v1 entry of a tunnel backend: outer source/destination, encapsulation, path MTU. */

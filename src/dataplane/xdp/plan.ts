@@ -29,6 +29,7 @@ import { XdError } from '../../errors';
 import { hostPort } from '../../net/inet';
 import { takesNewFlows } from '../../state/backend';
 import { SCHED, SVC_FLAG, BE_FLAG } from './constants';
+import { natText, type NatSpec } from './layout';
 
 export interface SvcKey {
   vip: string;
@@ -64,6 +65,10 @@ export interface ModelBackend {
   generation: number;
   /** tunnelText() of its xd_tun_v1 entry ('' for DR). */
   tunnel?: string;
+  /** natText() of its xd_nat_v1 entry and egress ('' unless NAT). */
+  nat?: string;
+  /** A NAT backend's own port (NAT lets one address serve a service on several ports). */
+  natPort?: number;
 }
 
 export interface Model {
@@ -79,6 +84,13 @@ export interface Limits {
   ringMax: number;
 }
 
+/** Where NAT backends are reached: the director's MAC and ifindex on that interface (0: the receiving one, XDP_TX), its MTU. */
+export interface NatEgress {
+  smac: string;
+  ifindex: number;
+  mtu: number;
+}
+
 export interface BackendWrite {
   index: number;
   serviceId: number;
@@ -88,6 +100,7 @@ export interface BackendWrite {
   flags: number;
   generation: number;
   tunnel?: TunnelSpec;
+  nat?: NatSpec;
   /** Written after the service flip (step 4 above): the backend stops taking new flows. */
   afterFlip?: true;
 }
@@ -144,13 +157,7 @@ export function schedFor(scheduler: Scheduler, ring: RingKind): number {
 }
 
 function backendFlags(b: DesiredService['backends'][number]): number {
-  // NAT is IPVS-only in this build: as DR it would reach a real server on the VIP's port, not its own.
-  if (b.forwarding === 'nat')
-    throw new XdError(
-      'XD_ERR_CONFIG_INVALID',
-      `backend ${hostPort(b.address, b.port)} forwards with nat, which this build runs on IPVS only: switch to the IPVS dataplane (xdirector dataplane ipvs, or dataplane: ipvs) or forward with dr or tunnel`,
-    );
-  const tunnel = b.forwarding === 'tunnel' && b.tunnel ? BE_FLAG.TUNNEL : 0;
+  const tunnel = b.forwarding === 'tunnel' && b.tunnel ? BE_FLAG.TUNNEL : b.forwarding === 'nat' ? BE_FLAG.NAT : 0;
   // maint is down to the program: no new flows, and established flows re-hash away from it.
   if (b.state === 'down' || b.state === 'maint') return BE_FLAG.ACTIVE | BE_FLAG.DOWN | tunnel;
   if (b.state === 'draining' || b.weight === 0) return BE_FLAG.ACTIVE | BE_FLAG.DRAINING | tunnel;
@@ -258,7 +265,23 @@ export function diffSlots(ring: Uint32Array, held: Uint32Array | undefined): Uin
   return out;
 }
 
-export function plan(model: Model, desired: DesiredState, limits: Limits): Plan {
+/** The key a backend entry keeps its index by: its service and address (and port, for NAT). */
+function ownerKey(serviceId: number, address: string, natPort: number | undefined): string {
+  return natPort === undefined ? `${serviceId}/${address}` : `${serviceId}/${address}/${natPort}`;
+}
+
+/** A NAT backend's xd_nat_v1 entry: its port, the egress side, its path MTU (else the egress interface's). */
+function natSpecOf(b: DesiredService['backends'][number], egress: NatEgress | undefined): NatSpec | undefined {
+  if (b.forwarding !== 'nat') return undefined;
+  if (!egress)
+    throw new XdError(
+      'XD_ERR_CONFIG_INVALID',
+      `backend ${b.name} forwards with nat but the XDP dataplane was opened without a NAT egress interface`,
+    );
+  return { port: b.port, smac: egress.smac, ifindex: egress.ifindex, mtu: b.natMtu ?? egress.mtu };
+}
+
+export function plan(model: Model, desired: DesiredState, limits: Limits, natEgress?: NatEgress): Plan {
   const p: Plan = {
     backendWrites: [],
     ringWrites: [],
@@ -296,7 +319,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
   };
   // Backend indexes: existing (serviceId, address) entries keep theirs.
   const byOwner = new Map<string, ModelBackend>();
-  for (const b of model.backends.values()) byOwner.set(`${b.serviceId}/${b.address}`, b);
+  for (const b of model.backends.values()) byOwner.set(ownerKey(b.serviceId, b.address, b.natPort), b);
   const usedIdx = new Set<number>([0]);
   const keepIdx = new Set<number>();
   const svcIdOf = new Map<string, number>();
@@ -306,7 +329,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
     if (!model.services.has(k)) p.resetServiceStats.push(id);
     for (const b of s.backends) {
       if (!b.mac) continue;
-      const old = byOwner.get(`${id}/${b.address}`);
+      const old = byOwner.get(ownerKey(id, b.address, b.forwarding === 'nat' ? b.port : undefined));
       if (old) {
         usedIdx.add(old.index);
         keepIdx.add(old.index);
@@ -338,10 +361,13 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
     const idx = new Map<string, number>();
     for (const b of s.backends) {
       if (!b.mac) continue; // unresolved: left out (the daemon reports it)
-      const old = byOwner.get(`${id}/${b.address}`);
+      const natPort = b.forwarding === 'nat' ? b.port : undefined;
+      const old = byOwner.get(ownerKey(id, b.address, natPort));
       const flags = backendFlags(b);
       const tun = flags & BE_FLAG.TUNNEL ? b.tunnel : undefined;
       const tunText = tunnelText(tun);
+      const nat = natSpecOf(b, natEgress);
+      const natTxt = natText(nat);
       let index: number;
       let generation: number;
       if (old) {
@@ -351,7 +377,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
         // (For a tunnel backend the MAC is the next hop's: a new router is the same real server.)
         if (old.mac !== b.mac && !(flags & BE_FLAG.TUNNEL && old.flags & BE_FLAG.TUNNEL))
           generation = (generation + 1) >>> 0;
-        if (old.flags !== flags || old.mac !== b.mac || (old.tunnel ?? '') !== tunText) {
+        if (old.flags !== flags || old.mac !== b.mac || (old.tunnel ?? '') !== tunText || (old.nat ?? '') !== natTxt) {
           p.backendWrites.push({
             index,
             serviceId: id,
@@ -361,6 +387,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
             flags,
             generation,
             ...(tun ? { tunnel: tun } : {}),
+            ...(nat ? { nat } : {}),
             ...(usableFlags(flags) ? {} : { afterFlip: true as const }),
           });
         }
@@ -376,6 +403,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
           flags,
           generation,
           ...(tun ? { tunnel: tun } : {}),
+          ...(nat ? { nat } : {}),
         });
         p.resetBackendStats.push(index);
       }
@@ -389,6 +417,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits): Plan 
         flags,
         generation,
         tunnel: tunText,
+        ...(nat ? { nat: natTxt, natPort: nat.port } : {}),
       });
       idx.set(b.key, index);
     }

@@ -1,0 +1,779 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * nat.h: NAT forwarding (LVS-NAT, masquerading) of the XDP program (kernel only).
+ *
+ * In:  client -> VIP:vport becomes client -> backend:bport (destination address
+ *      and port rewritten, L3/L4 checksums updated incrementally), sent to the
+ *      backend's next hop out of the backend's interface: XDP_TX when that is
+ *      the receiving interface (one-armed), else bpf_redirect_map() on the
+ *      xd_tx_v1 devmap (two-armed). The reply's 5-tuple is remembered in the
+ *      reverse table (nat_rev_upsert()).
+ * Out: backend:bport -> client, arriving here because the director is the real
+ *      servers' gateway, is looked up in the reverse table by its own 5-tuple
+ *      (so a backend serving several VIPs on one port finds the right one);
+ *      a match becomes VIP:vport -> client and is routed with bpf_fib_lookup()
+ *      (TTL / hop limit decremented, as a router does); no match is passed to
+ *      the kernel untouched, never rewritten by guess.
+ * ICMP errors are translated both ways: one about a reply (quoting VIP:vport ->
+ *      client, sent to the VIP) reaches the backend quoting backend:bport;
+ *      one about a request (quoting client -> backend:bport, sent to the client
+ *      by a router on the server side or by the backend) reaches the client
+ *      quoting VIP:vport, so path MTU discovery works through NAT.
+ *
+ * Byte order: addresses and ports stay network order throughout; the one's
+ * complement sums below are byte-order independent (RFC 1071 2(B)).
+ *
+ * Included by xdirector.bpf.c after the maps, the globals and encap.h
+ * (xd_too_big, xd_csum_fold).
+ */
+#ifndef XD_NAT_H
+#define XD_NAT_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "xdirector.h"
+#include "parsing.h"
+#include "maps.h"
+
+#define XD_AF_INET 2
+#define XD_AF_INET6 10
+/* A reverse entry's last_seen_ns is rewritten at most this often (as a flow's). */
+#define XD_NAT_REFRESH_NS 1000000000ULL
+/* A flow's replies reuse its last bpf_fib_lookup() result for this long. */
+#define XD_NAT_ROUTE_NS 1000000000ULL
+
+/* ---- checksums -------------------------------------------------------- */
+
+/* The one's complement difference of replacing 32-bit word `from` by `to`
+ * (RFC 1624 eqn 3 terms ~m + m'), to accumulate before one nat_csum_apply(). */
+static __always_inline __u64 nat_diff4(__be32 from, __be32 to)
+{
+	return (__u64)(__u32)~from + (__u32)to;
+}
+
+static __always_inline __u64 nat_diff2(__be16 from, __be16 to)
+{
+	return (__u64)(__u16)~from + (__u16)to;
+}
+
+static __always_inline __u64 nat_diff16(const __be32 *from, const __be32 *to)
+{
+	return nat_diff4(from[0], to[0]) + nat_diff4(from[1], to[1]) + nat_diff4(from[2], to[2]) +
+	       nat_diff4(from[3], to[3]);
+}
+
+/* HC' = ~(~HC + diff). */
+static __always_inline __u16 nat_csum_apply(__u16 check, __u64 diff)
+{
+	return xd_csum_fold((__u64)(__u16)~check + diff);
+}
+
+/* L4 checksum update; a UDP checksum of 0 (IPv4: none) stays 0, and a
+ * computed 0 is sent as 0xffff (RFC 768). */
+static __always_inline void nat_l4_csum(__u16 *check, __u8 proto, __u64 diff)
+{
+	if (proto == IPPROTO_UDP) {
+		if (*check == 0)
+			return;
+		*check = nat_csum_apply(*check, diff);
+		if (*check == 0)
+			*check = 0xffff;
+		return;
+	}
+	*check = nat_csum_apply(*check, diff);
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+/* Where the L4 checksum sits in a TCP or UDP header, or -1. */
+static __always_inline int nat_csum_off(__u8 proto)
+{
+	if (proto == IPPROTO_TCP)
+		return 16;
+	if (proto == IPPROTO_UDP)
+		return 6;
+	return -1;
+}
+
+/* ---- reverse table ---------------------------------------------------- */
+
+/* The reverse tables by family; one call site per map (inlined lookups). */
+static __always_inline struct xd_nat_rev *nat_rev_lookup(int v4, const struct xd_flow4_key *k4,
+							 const struct xd_flow_key *k6)
+{
+	if (v4)
+		return bpf_map_lookup_elem(&xd_nrev4_v1, k4);
+	return bpf_map_lookup_elem(&xd_nrev6_v1, k6);
+}
+
+static __always_inline void nat_rev_update(int v4, const struct xd_flow4_key *k4,
+					   const struct xd_flow_key *k6, const struct xd_nat_rev *r)
+{
+	if (v4)
+		bpf_map_update_elem(&xd_nrev4_v1, k4, r, BPF_ANY);
+	else
+		bpf_map_update_elem(&xd_nrev6_v1, k6, r, BPF_ANY);
+}
+
+/*
+ * Remember how a reply of this flow is rewritten: key = the reply's 5-tuple
+ * (backend:bport -> client:cport), value = the VIP:vport the client wrote
+ * to, the backend, and where the client's packets come from (fallback next
+ * hop when the route to the client has no neighbour entry yet: the director's
+ * kernel never saw this traffic). Written only when missing, changed, or
+ * last refreshed XD_NAT_REFRESH_NS ago, so a flow's steady packets dirty no
+ * shared line. `fk` is the client's flow, `eth` its frame as received. A
+ * subprogram: its keys and value stay out of nat_in()'s frame (the 512-byte
+ * stack limit counts xdirector_full -> nat_in -> its callees together).
+ */
+static __noinline void nat_rev_upsert(struct xdp_md *ctx, const struct xd_flow_key *fk,
+				      const struct ethhdr *eth, const struct xd_backend *be,
+				      __u32 be_idx)
+{
+	int v4 = fk->family == XD_FAMILY_V4;
+	struct xd_nat *n = bpf_map_lookup_elem(&xd_nat_v1, &be_idx);
+	union { /* one family's key: the frame stays small */
+		struct xd_flow4_key k4;
+		struct xd_flow_key k6;
+	} k = {};
+	struct xd_flow4_key *k4 = &k.k4;
+	struct xd_flow_key *k6 = &k.k6;
+	struct xd_nat_rev *r;
+	__u64 now = bpf_ktime_get_coarse_ns();
+	__be16 bport;
+
+	if (!n)
+		return;
+	bport = n->port;
+	if (v4) {
+		k4->saddr = be->addr[0];
+		k4->daddr = fk->saddr[0];
+		k4->sport = bport;
+		k4->dport = fk->sport;
+		k4->proto = fk->proto;
+	} else {
+		__builtin_memcpy(k6->saddr, be->addr, sizeof(k6->saddr));
+		__builtin_memcpy(k6->daddr, fk->saddr, sizeof(k6->daddr));
+		k6->sport = bport;
+		k6->dport = fk->sport;
+		k6->proto = fk->proto;
+		k6->family = XD_FAMILY_V6;
+	}
+	r = nat_rev_lookup(v4, k4, k6);
+	if (r && r->backend == be_idx && r->vport == fk->dport &&
+	    ((r->vip[0] ^ fk->daddr[0]) | (r->vip[1] ^ fk->daddr[1]) | (r->vip[2] ^ fk->daddr[2]) |
+	     (r->vip[3] ^ fk->daddr[3])) == 0 &&
+	    now - r->last_seen_ns < XD_NAT_REFRESH_NS)
+		return;
+	{
+		struct xd_nat_rev nr = {
+			.vport = fk->dport,
+			.ifindex = ctx->ingress_ifindex,
+			.backend = be_idx,
+			.last_seen_ns = now,
+		};
+
+		__builtin_memcpy(nr.vip, fk->daddr, sizeof(nr.vip));
+		__builtin_memcpy(nr.peer_mac, eth->h_source, ETH_ALEN);
+		__builtin_memcpy(nr.self_mac, eth->h_dest, ETH_ALEN);
+		nat_rev_update(v4, k4, k6, &nr);
+	}
+}
+
+/* ---- in: client -> VIP:vport  =>  client -> backend:bport ------------- */
+
+/* The frame out to the backend: its next hop's MAC from the director's MAC
+ * on the egress interface; XDP_TX back out of the receiving interface, else
+ * the devmap (the egress interface must be in it: XDP_ABORTED otherwise,
+ * which the reason counters show). */
+static __always_inline int nat_send_in(struct xdp_md *ctx, struct ethhdr *eth,
+				       const struct xd_backend *be, const struct xd_nat *n)
+{
+	__builtin_memcpy(eth->h_source, n->smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
+	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
+		return bpf_redirect_map(&xd_tx_v1, be->ifindex, 0);
+	return XDP_TX;
+}
+
+/*
+ * An ICMP error to the VIP about a reply (it quotes VIP:vport -> client:cport):
+ * the outer destination and the quoted source become the backend's, so the
+ * backend's kernel matches it to its socket (backend:bport -> client:cport)
+ * and lowers its path MTU. `ich` and `inner` point into the frame; the
+ * caller checked the quote's ports are there.
+ */
+static __always_inline void nat_icmp_in4(struct iphdr *iph, struct xd_icmp_hdr *ich,
+					 struct iphdr *in4, struct xd_ports *qp,
+					 const struct xd_backend *be, __be16 bport)
+{
+	__be32 vip = iph->daddr;
+	__u16 old_check = in4->check;
+	__u64 d;
+
+	iph->check = nat_csum_apply(iph->check, nat_diff4(vip, be->addr[0]));
+	iph->daddr = be->addr[0];
+	in4->check = nat_csum_apply(in4->check, nat_diff4(vip, be->addr[0]));
+	in4->saddr = be->addr[0];
+	d = nat_diff4(vip, be->addr[0]) + nat_diff2(old_check, in4->check) +
+	    nat_diff2(qp->source, bport);
+	qp->source = bport;
+	ich->checksum = nat_csum_apply(ich->checksum, d);
+}
+
+/* IPv6: the ICMPv6 checksum also covers the outer destination (pseudo-header). */
+static __always_inline void nat_icmp_in6(struct ipv6hdr *ip6h, struct xd_icmp_hdr *ich,
+					 struct ipv6hdr *in6, struct xd_ports *qp,
+					 const struct xd_backend *be, __be16 bport)
+{
+	__u64 d = 2 * nat_diff16((const __be32 *)&ip6h->daddr, be->addr) +
+		  nat_diff2(qp->source, bport);
+
+	__builtin_memcpy(&ip6h->daddr, be->addr, 16);
+	__builtin_memcpy(&in6->saddr, be->addr, 16);
+	qp->source = bport;
+	ich->checksum = nat_csum_apply(ich->checksum, d);
+}
+
+/*
+ * Global functions (nat_in, nat_out4, nat_out6): the verifier checks each once on its
+ * own, whatever the number of call sites and the caller's states (as static
+ * subprograms they pushed the program past the 1M-instruction limit). Their
+ * pointer arguments may be NULL to it, hence the checks.
+ *
+ * The in direction for a NAT backend (XD_BE_F_NAT), from the full path
+ * (`fk` the client's flow, reverse entry refreshed) or the fast path (fk
+ * NULL: an established flow whose reverse entry the full path keeps).
+ * The frame: L2 of l2len bytes, then IPv4 or IPv6 with TCP, UDP, or an ICMP
+ * error quoting a reply. Too big for the backend's path (xd_nat.mtu): the
+ * client gets frag needed / packet too big from the VIP (xd_too_big) and
+ * lowers its path MTU. *reason changes only when the packet is answered,
+ * dropped or aborted instead.
+ */
+__noinline int nat_in(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, const struct xd_flow_key *fk,
+		      __u32 *reason)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v1, &be_idx);
+	struct xd_nat *n = bpf_map_lookup_elem(&xd_nat_v1, &be_idx);
+	struct ethhdr *eth = data;
+	struct hdr_cursor nh;
+	__u32 iplen;
+	__u16 *l4check;
+	__u8 proto;
+	int off;
+
+	if (!reason)
+		return XDP_ABORTED;
+	if (!be || !n || (l2len != 14 && l2len != 18)) {
+		*reason = XD_R_ABORTED;
+		return XDP_ABORTED;
+	}
+	if ((void *)(eth + 1) > data_end)
+		goto abort;
+	nh.pos = data + l2len;
+	iplen = xd_ip_len(nh.pos, data_end, be->family);
+	if (n->mtu && iplen > n->mtu) {
+		/* Never fragmented here: IPv4 with DF and IPv6 are answered,
+		 * IPv4 without DF is dropped (as a tunnel's packet is). */
+		if (be->family == XD_FAMILY_V4) {
+			struct iphdr *iph = nh.pos;
+
+			if ((void *)(iph + 1) > data_end)
+				goto abort;
+			if (!(iph->frag_off & bpf_htons(XD_IP_DF))) {
+				*reason = XD_R_DROP_TOO_BIG;
+				return XDP_DROP;
+			}
+		}
+		return xd_too_big(ctx, l2len, be->family, n->mtu, reason);
+	}
+	if (be->family == XD_FAMILY_V4) {
+		struct iphdr *iph;
+		int l4 = parse_iphdr(&nh, data_end, &iph);
+
+		if (l4 < 0)
+			goto abort;
+		if (l4 == IPPROTO_ICMP) {
+			struct xd_icmp_hdr *ich;
+			struct iphdr *in4;
+			struct xd_ports *qp;
+
+			if (parse_icmphdr(&nh, data_end, &ich) < 0 ||
+			    parse_iphdr(&nh, data_end, &in4) < 0 ||
+			    parse_ports(&nh, data_end, &qp) < 0)
+				goto abort;
+			nat_icmp_in4(iph, ich, in4, qp, be, n->port);
+			return nat_send_in(ctx, eth, be, n);
+		}
+		proto = l4;
+		off = nat_csum_off(proto);
+		if (off < 0)
+			goto abort;
+		{
+			struct xd_ports *p = nh.pos;
+			__u64 d;
+
+			l4check = (void *)p + off;
+			if ((void *)(p + 1) > data_end || (void *)(l4check + 1) > data_end)
+				goto abort;
+			if (fk)
+				nat_rev_upsert(ctx, fk, eth, be, be_idx);
+			d = nat_diff4(iph->daddr, be->addr[0]);
+			iph->check = nat_csum_apply(iph->check, d);
+			nat_l4_csum(l4check, proto, d + nat_diff2(p->dest, n->port));
+			iph->daddr = be->addr[0];
+			p->dest = n->port;
+		}
+	} else {
+		struct ipv6hdr *ip6h;
+		__u16 frag = 0;
+		int l4 = parse_ip6hdr(&nh, data_end, &ip6h);
+
+		if (l4 < 0)
+			goto abort;
+		l4 = parse_ip6_exthdrs(&nh, data_end, l4, &frag);
+		if (l4 < 0)
+			goto abort;
+		if (l4 == IPPROTO_ICMPV6) {
+			struct xd_icmp_hdr *ich;
+			struct ipv6hdr *in6;
+			struct xd_ports *qp;
+
+			if (parse_icmphdr(&nh, data_end, &ich) < 0 ||
+			    parse_ip6hdr(&nh, data_end, &in6) < 0 ||
+			    parse_ports(&nh, data_end, &qp) < 0)
+				goto abort;
+			nat_icmp_in6(ip6h, ich, in6, qp, be, n->port);
+			return nat_send_in(ctx, eth, be, n);
+		}
+		proto = l4;
+		off = nat_csum_off(proto);
+		if (off < 0)
+			goto abort;
+		{
+			struct xd_ports *p = nh.pos;
+			__u64 d;
+
+			l4check = (void *)p + off;
+			if ((void *)(p + 1) > data_end || (void *)(l4check + 1) > data_end)
+				goto abort;
+			if (fk)
+				nat_rev_upsert(ctx, fk, eth, be, be_idx);
+			/* No IPv6 header checksum; the L4 one covers the
+			 * addresses through the pseudo-header. */
+			d = nat_diff16((const __be32 *)&ip6h->daddr, be->addr) +
+			    nat_diff2(p->dest, n->port);
+			nat_l4_csum(l4check, proto, d);
+			__builtin_memcpy(&ip6h->daddr, be->addr, 16);
+			p->dest = n->port;
+		}
+	}
+	return nat_send_in(ctx, eth, be, n);
+abort:
+	*reason = XD_R_ABORTED;
+	return XDP_ABORTED;
+}
+
+/*
+ * The fast path's NAT (a cache hit: untagged IPv4 with IHL 5 or IPv6 without
+ * extension headers, TCP or UDP with its first 20 L4 bytes present, checked
+ * by fast_hit()): the same rewrite as nat_in() without parsing, so an
+ * established NAT packet costs little more than a DR one. -1 when the packet
+ * needs more (larger than the path MTU, no entry): the full path. A
+ * subprogram: inlined, its frame would add to the entry program's, which the
+ * 512-byte limit counts under xdirector_full's and nat_out6's.
+ */
+static __noinline int nat_fast(struct xdp_md *ctx, struct ethhdr *eth, const struct xd_backend *be,
+			       __u32 be_idx)
+{
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xd_nat *n = bpf_map_lookup_elem(&xd_nat_v1, &be_idx);
+	__u8 *l4;
+	__u16 *l4check;
+	__u64 d;
+	__u8 proto;
+
+	if (!n)
+		return -1;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = (void *)(eth + 1);
+
+		if ((void *)iph + 20 + 20 > data_end)
+			return -1;
+		if (n->mtu && bpf_ntohs(iph->tot_len) > n->mtu)
+			return -1;
+		l4 = (__u8 *)(iph + 1);
+		proto = iph->protocol;
+		d = nat_diff4(iph->daddr, be->addr[0]);
+		iph->check = nat_csum_apply(iph->check, d);
+		iph->daddr = be->addr[0];
+	} else {
+		struct ipv6hdr *ip6h = (void *)(eth + 1);
+
+		if ((void *)ip6h + 40 + 20 > data_end)
+			return -1;
+		if (n->mtu && 40 + bpf_ntohs(ip6h->payload_len) > n->mtu)
+			return -1;
+		l4 = (__u8 *)(ip6h + 1);
+		proto = ip6h->nexthdr;
+		d = nat_diff16((const __be32 *)&ip6h->daddr, be->addr);
+		__builtin_memcpy(&ip6h->daddr, be->addr, 16);
+	}
+	l4check = (__u16 *)(l4 + (proto == IPPROTO_TCP ? 16 : 6));
+	d += nat_diff2(((__be16 *)l4)[1], n->port);
+	nat_l4_csum(l4check, proto, d);
+	((__be16 *)l4)[1] = n->port;
+	return nat_send_in(ctx, eth, be, n);
+}
+
+/* ---- out: backend:bport -> client  =>  VIP:vport -> client ------------ */
+
+/*
+ * Route a rewritten reply to the client: bpf_fib_lookup() from the VIP,
+ * the neighbour's MAC from the kernel's table, remembered in the reverse
+ * entry for XD_NAT_ROUTE_NS. The kernel's XDP path never
+ * resolved the client's next hop (its packets were forwarded here, not
+ * received), so without a neighbour entry the MACs the client's packets came
+ * with are used when the route leaves by the interface they arrived on.
+ * Returns 0 with *ifindex and the MACs set, or -1 (not routable here: passed).
+ */
+static __always_inline int nat_route(struct xdp_md *ctx, struct bpf_fib_lookup *p,
+				     struct xd_nat_rev *r)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	long rc;
+
+	/* The flow's last route, for XD_NAT_ROUTE_NS: a FIB lookup per reply
+	 * would cost several times the rewrite (measured ~10x DR's per-packet
+	 * cost); a route or neighbour change reaches a flow within that. */
+	if (r->route_ns && now - r->route_ns < XD_NAT_ROUTE_NS) {
+		__builtin_memcpy(p->smac, r->self_mac, ETH_ALEN);
+		__builtin_memcpy(p->dmac, r->peer_mac, ETH_ALEN);
+		p->ifindex = r->ifindex;
+		return 0;
+	}
+	rc = bpf_fib_lookup(ctx, p, sizeof(*p), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(r->self_mac, p->smac, ETH_ALEN);
+		__builtin_memcpy(r->peer_mac, p->dmac, ETH_ALEN);
+		r->ifindex = p->ifindex;
+		r->route_ns = now;
+		return 0;
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH && p->ifindex == r->ifindex) {
+		__builtin_memcpy(p->smac, r->self_mac, ETH_ALEN);
+		__builtin_memcpy(p->dmac, r->peer_mac, ETH_ALEN);
+		return 0;
+	}
+	return -1;
+}
+
+/* Out of the interface the route chose: XDP_TX when that is the receiving
+ * one, else the devmap, provided the interface is in it (checked before any
+ * byte changes; else -1: passed untouched). */
+static __always_inline int nat_egress_ok(struct xdp_md *ctx, __u32 ifindex)
+{
+	return ifindex == ctx->ingress_ifindex || bpf_map_lookup_elem(&xd_tx_v1, &ifindex) != NULL;
+}
+
+static __always_inline int nat_send_out(struct xdp_md *ctx, struct ethhdr *eth,
+					const struct bpf_fib_lookup *p)
+{
+	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
+	if (p->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect_map(&xd_tx_v1, p->ifindex, 0);
+}
+
+static __always_inline void nat_count_out(__u32 be_idx, __u64 bytes)
+{
+	struct xd_nat_stats *s = bpf_map_lookup_elem(&xd_nbst_v1, &be_idx);
+
+	if (s) {
+		s->packets++;
+		s->bytes += bytes;
+	}
+}
+
+static __always_inline void nat_rev_touch(struct xd_nat_rev *r)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+
+	if (now - r->last_seen_ns > XD_NAT_REFRESH_NS)
+		r->last_seen_ns = now;
+}
+
+/* IPv4 reply or ICMP error towards a client (nat_out()). */
+__noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct hdr_cursor nh;
+	struct bpf_fib_lookup fib = {};
+	struct xd_flow4_key k = {};
+	struct xd_nat_rev *r;
+	struct iphdr *iph;
+	struct xd_ports *p;
+	int l4;
+
+	if (!be_idx || (l2len != 14 && l2len != 18) || (void *)(eth + 1) > data_end)
+		return -1;
+	nh.pos = data + l2len;
+	l4 = parse_iphdr(&nh, data_end, &iph);
+	/* A fragmented reply is the kernel's: its later fragments have no
+	 * ports to find the entry with. */
+	if (l4 < 0 || (iph->frag_off & bpf_htons(XD_IP_MF | XD_IP_OFFSET)) || iph->ttl <= 1)
+		return -1;
+	if (l4 == IPPROTO_ICMP) {
+		/* An error about a request: it quotes client -> backend:bport. */
+		struct xd_icmp_hdr *ich;
+		struct iphdr *in4;
+		int type = parse_icmphdr(&nh, data_end, &ich);
+		__u64 d, dout;
+		__be32 vip;
+		__u16 old;
+
+		if (type != 3 && type != 11 && type != 12)
+			return -1;
+		if (parse_iphdr(&nh, data_end, &in4) < 0 || parse_ports(&nh, data_end, &p) < 0)
+			return -1;
+		if ((in4->protocol != IPPROTO_TCP && in4->protocol != IPPROTO_UDP) ||
+		    !nat_port(in4->protocol, p->dest) || in4->saddr != iph->daddr)
+			return -1;
+		k.saddr = in4->daddr;
+		k.daddr = in4->saddr;
+		k.sport = p->dest;
+		k.dport = p->source;
+		k.proto = in4->protocol;
+		r = bpf_map_lookup_elem(&xd_nrev4_v1, &k);
+		if (!r)
+			return -1;
+		vip = r->vip[0];
+		fib.family = XD_AF_INET;
+		fib.tos = iph->tos;
+		fib.l4_protocol = IPPROTO_ICMP;
+		fib.tot_len = bpf_ntohs(iph->tot_len);
+		fib.ifindex = ctx->ingress_ifindex;
+		/* From the backend itself, the error comes from the VIP. */
+		fib.ipv4_src = iph->saddr == in4->daddr ? vip : iph->saddr;
+		fib.ipv4_dst = iph->daddr;
+		if (nat_route(ctx, &fib, r) < 0 || !nat_egress_ok(ctx, fib.ifindex))
+			return -1;
+		*be_idx = r->backend;
+		nat_rev_touch(r);
+		/* Quoted: destination backend:bport -> VIP:vport. */
+		old = in4->check;
+		in4->check = nat_csum_apply(in4->check, nat_diff4(in4->daddr, vip));
+		d = nat_diff4(in4->daddr, vip) + nat_diff2(old, in4->check) +
+		    nat_diff2(p->dest, r->vport);
+		in4->daddr = vip;
+		p->dest = r->vport;
+		/* Outer: the source if it was the backend; the TTL. */
+		dout = nat_diff2(*(__be16 *)&iph->ttl, *(__be16 *)&iph->ttl - bpf_htons(0x0100));
+		if (iph->saddr == k.saddr) {
+			dout += nat_diff4(iph->saddr, vip);
+			iph->saddr = vip;
+		}
+		iph->ttl--;
+		iph->check = nat_csum_apply(iph->check, dout);
+		ich->checksum = nat_csum_apply(ich->checksum, d);
+		return nat_send_out(ctx, eth, &fib);
+	}
+	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
+		return -1;
+	if (parse_ports(&nh, data_end, &p) < 0)
+		return -1;
+	k.saddr = iph->saddr;
+	k.daddr = iph->daddr;
+	k.sport = p->source;
+	k.dport = p->dest;
+	k.proto = l4;
+	r = bpf_map_lookup_elem(&xd_nrev4_v1, &k);
+	if (!r)
+		return -1;
+	fib.family = XD_AF_INET;
+	fib.tos = iph->tos;
+	fib.l4_protocol = l4;
+	fib.sport = r->vport;
+	fib.dport = p->dest;
+	fib.tot_len = bpf_ntohs(iph->tot_len);
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.ipv4_src = r->vip[0];
+	fib.ipv4_dst = iph->daddr;
+	if (nat_route(ctx, &fib, r) < 0 || !nat_egress_ok(ctx, fib.ifindex))
+		return -1;
+	{
+		__u16 *l4check = (void *)p + (l4 == IPPROTO_TCP ? 16 : 6);
+		__be32 vip = r->vip[0];
+		__u64 d = nat_diff4(iph->saddr, vip);
+
+		if ((void *)(l4check + 1) > data_end)
+			return -1;
+		*be_idx = r->backend;
+		nat_rev_touch(r);
+		nat_l4_csum(l4check, l4, d + nat_diff2(p->source, r->vport));
+		p->source = r->vport;
+		d += nat_diff2(*(__be16 *)&iph->ttl, *(__be16 *)&iph->ttl - bpf_htons(0x0100));
+		iph->ttl--;
+		iph->saddr = vip;
+		iph->check = nat_csum_apply(iph->check, d);
+	}
+	return nat_send_out(ctx, eth, &fib);
+}
+
+/* IPv6 reply or ICMPv6 error towards a client (nat_out()). */
+__noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct hdr_cursor nh;
+	struct bpf_fib_lookup fib = {};
+	struct xd_flow_key k = { .family = XD_FAMILY_V6 };
+	struct xd_nat_rev *r;
+	struct ipv6hdr *ip6h;
+	struct xd_ports *p;
+	__u16 frag = 0;
+	int l4;
+
+	if (!be_idx || (l2len != 14 && l2len != 18) || (void *)(eth + 1) > data_end)
+		return -1;
+	nh.pos = data + l2len;
+	l4 = parse_ip6hdr(&nh, data_end, &ip6h);
+	if (l4 < 0 || ip6h->hop_limit <= 1)
+		return -1;
+	l4 = parse_ip6_exthdrs(&nh, data_end, l4, &frag);
+	if (l4 < 0 || frag)
+		return -1;
+	fib.family = XD_AF_INET6;
+	fib.flowinfo = *(__be32 *)ip6h & bpf_htonl(0x0fffffff);
+	fib.tot_len = sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len);
+	fib.ifindex = ctx->ingress_ifindex;
+	__builtin_memcpy(fib.ipv6_dst, &ip6h->daddr, 16);
+	if (l4 == IPPROTO_ICMPV6) {
+		struct xd_icmp_hdr *ich;
+		struct ipv6hdr *in6;
+		int type = parse_icmphdr(&nh, data_end, &ich);
+		int from_backend;
+		__u64 d;
+
+		/* Errors are types 1..4 (RFC 4443 2.1). */
+		if (type < 1 || type > 4)
+			return -1;
+		if (parse_ip6hdr(&nh, data_end, &in6) < 0 || parse_ports(&nh, data_end, &p) < 0)
+			return -1;
+		if ((in6->nexthdr != IPPROTO_TCP && in6->nexthdr != IPPROTO_UDP) ||
+		    !nat_port(in6->nexthdr, p->dest))
+			return -1;
+		__builtin_memcpy(k.saddr, &in6->daddr, 16);
+		__builtin_memcpy(k.daddr, &in6->saddr, 16);
+		k.sport = p->dest;
+		k.dport = p->source;
+		k.proto = in6->nexthdr;
+		if (((k.daddr[0] ^ fib.ipv6_dst[0]) | (k.daddr[1] ^ fib.ipv6_dst[1]) |
+		     (k.daddr[2] ^ fib.ipv6_dst[2]) | (k.daddr[3] ^ fib.ipv6_dst[3])) != 0)
+			return -1;
+		r = bpf_map_lookup_elem(&xd_nrev6_v1, &k);
+		if (!r)
+			return -1;
+		from_backend = ((ip6h->saddr.in6_u.u6_addr32[0] ^ k.saddr[0]) |
+				(ip6h->saddr.in6_u.u6_addr32[1] ^ k.saddr[1]) |
+				(ip6h->saddr.in6_u.u6_addr32[2] ^ k.saddr[2]) |
+				(ip6h->saddr.in6_u.u6_addr32[3] ^ k.saddr[3])) == 0;
+		fib.l4_protocol = IPPROTO_ICMPV6;
+		__builtin_memcpy(fib.ipv6_src, from_backend ? r->vip : (__be32 *)&ip6h->saddr, 16);
+		if (nat_route(ctx, &fib, r) < 0 || !nat_egress_ok(ctx, fib.ifindex))
+			return -1;
+		*be_idx = r->backend;
+		nat_rev_touch(r);
+		d = nat_diff16(k.saddr, r->vip) + nat_diff2(p->dest, r->vport);
+		__builtin_memcpy(&in6->daddr, r->vip, 16);
+		p->dest = r->vport;
+		if (from_backend) {
+			/* The pseudo-header's source changes too. */
+			d += nat_diff16(k.saddr, r->vip);
+			__builtin_memcpy(&ip6h->saddr, r->vip, 16);
+		}
+		ip6h->hop_limit--;
+		ich->checksum = nat_csum_apply(ich->checksum, d);
+		return nat_send_out(ctx, eth, &fib);
+	}
+	if (l4 != IPPROTO_TCP && l4 != IPPROTO_UDP)
+		return -1;
+	if (parse_ports(&nh, data_end, &p) < 0)
+		return -1;
+	__builtin_memcpy(k.saddr, &ip6h->saddr, 16);
+	__builtin_memcpy(k.daddr, &ip6h->daddr, 16);
+	k.sport = p->source;
+	k.dport = p->dest;
+	k.proto = l4;
+	r = bpf_map_lookup_elem(&xd_nrev6_v1, &k);
+	if (!r)
+		return -1;
+	fib.l4_protocol = l4;
+	fib.sport = r->vport;
+	fib.dport = p->dest;
+	__builtin_memcpy(fib.ipv6_src, r->vip, 16);
+	if (nat_route(ctx, &fib, r) < 0 || !nat_egress_ok(ctx, fib.ifindex))
+		return -1;
+	{
+		__u16 *l4check = (void *)p + (l4 == IPPROTO_TCP ? 16 : 6);
+		__u64 d = nat_diff16(k.saddr, r->vip) + nat_diff2(p->source, r->vport);
+
+		if ((void *)(l4check + 1) > data_end)
+			return -1;
+		*be_idx = r->backend;
+		nat_rev_touch(r);
+		nat_l4_csum(l4check, l4, d);
+		__builtin_memcpy(&ip6h->saddr, r->vip, 16);
+		p->source = r->vport;
+		ip6h->hop_limit--;
+	}
+	return nat_send_out(ctx, eth, &fib);
+}
+
+/*
+ * The out direction: a reply (or an ICMP error about a request) of a NAT
+ * flow, sent to a client through the director. Returns the XDP action with
+ * *be_idx set (counted as the backend's Out packets), or -1 when it matches
+ * no reverse entry or cannot be routed here: the caller goes on and the
+ * kernel gets it untouched.
+ */
+static __always_inline int nat_out(struct xdp_md *ctx, __u32 l2len, __u32 v4, __u32 *be_idx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u64 bytes = data_end - data;
+	int action;
+
+	if (l2len != 14 && l2len != 18)
+		return -1;
+	action = v4 ? nat_out4(ctx, l2len, be_idx) : nat_out6(ctx, l2len, be_idx);
+	if (action >= 0)
+		nat_count_out(*be_idx, bytes);
+	return action;
+}
+
+/* The full path's hook: 1 when nat_out() took the packet (*actp, *reason
+ * set; counted under XD_R_TX_NAT_OUT and on the backend's Out counters, not
+ * its In ones), 0 to go on. */
+static __always_inline int nat_hook_out(struct xdp_md *ctx, __u32 l2len, int v4, int *actp,
+					__u32 *reason)
+{
+	__u32 be_idx = 0;
+	int action = nat_out(ctx, l2len, v4, &be_idx);
+
+	if (action < 0)
+		return 0;
+	*actp = action;
+	*reason = XD_R_TX_NAT_OUT;
+	return 1;
+}
+
+#endif /* XD_NAT_H */
