@@ -125,14 +125,17 @@ static __always_inline void nat_rev_update(int v4, const struct xd_flow4_key *k4
  * kernel never saw this traffic). Written only when missing, changed, or
  * last refreshed XD_NAT_REFRESH_NS ago, so a flow's steady packets dirty no
  * shared line. `fk` is the client's flow, `eth` its frame as received. A
- * subprogram: its keys and value stay out of nat_in()'s frame (the 512-byte
- * stack limit counts xdirector_full -> nat_in -> its callees together).
+ * subprogram called by the full path's forward() beside nat_in(), not from
+ * it: its keys and value stay out of the full path's frame, and its frame
+ * out of nat_in()'s chain (the 512-byte stack limit counts a chain's frames).
  */
 static __noinline void nat_rev_upsert(struct xdp_md *ctx, const struct xd_flow_key *fk,
-				      const struct ethhdr *eth, const struct xd_backend *be,
 				      __u32 be_idx)
 {
+	void *data_end = (void *)(long)ctx->data_end;
+	const struct ethhdr *eth = (void *)(long)ctx->data;
 	int v4 = fk->family == XD_FAMILY_V4;
+	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v1, &be_idx);
 	struct xd_nat *n = bpf_map_lookup_elem(&xd_nat_v1, &be_idx);
 	union { /* one family's key: the frame stays small */
 		struct xd_flow4_key k4;
@@ -144,7 +147,7 @@ static __noinline void nat_rev_upsert(struct xdp_md *ctx, const struct xd_flow_k
 	__u64 now = bpf_ktime_get_coarse_ns();
 	__be16 bport;
 
-	if (!n)
+	if (!n || !be || (void *)(eth + 1) > data_end)
 		return;
 	bport = n->port;
 	if (v4) {
@@ -243,17 +246,14 @@ static __always_inline void nat_icmp_in6(struct ipv6hdr *ip6h, struct xd_icmp_hd
  * subprograms they pushed the program past the 1M-instruction limit). Their
  * pointer arguments may be NULL to it, hence the checks.
  *
- * The in direction for a NAT backend (XD_BE_F_NAT), from the full path
- * (`fk` the client's flow, reverse entry refreshed) or the fast path (fk
- * NULL: an established flow whose reverse entry the full path keeps).
+ * The in direction's rewrite for a NAT backend (XD_BE_F_NAT), from nat_in().
  * The frame: L2 of l2len bytes, then IPv4 or IPv6 with TCP, UDP, or an ICMP
  * error quoting a reply. Too big for the backend's path (xd_nat.mtu): the
  * client gets frag needed / packet too big from the VIP (xd_too_big) and
  * lowers its path MTU. *reason changes only when the packet is answered,
  * dropped or aborted instead.
  */
-__noinline int nat_in(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, const struct xd_flow_key *fk,
-		      __u32 *reason)
+__noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u32 *reason)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -320,8 +320,6 @@ __noinline int nat_in(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, const struc
 			l4check = (void *)p + off;
 			if ((void *)(p + 1) > data_end || (void *)(l4check + 1) > data_end)
 				goto abort;
-			if (fk)
-				nat_rev_upsert(ctx, fk, eth, be, be_idx);
 			d = nat_diff4(iph->daddr, be->addr[0]);
 			iph->check = nat_csum_apply(iph->check, d);
 			nat_l4_csum(l4check, proto, d + nat_diff2(p->dest, n->port));
@@ -361,8 +359,6 @@ __noinline int nat_in(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, const struc
 			l4check = (void *)p + off;
 			if ((void *)(p + 1) > data_end || (void *)(l4check + 1) > data_end)
 				goto abort;
-			if (fk)
-				nat_rev_upsert(ctx, fk, eth, be, be_idx);
 			/* No IPv6 header checksum; the L4 one covers the
 			 * addresses through the pseudo-header. */
 			d = nat_diff16((const __be32 *)&ip6h->daddr, be->addr) +
@@ -378,23 +374,47 @@ abort:
 	return XDP_ABORTED;
 }
 
+/* HC' = ~(~HC + d) for a difference d already folded to 16 bits (xd_nat's
+ * csum_l3 / csum_l4): one fold is enough, as ~HC + d < 2 * 0xffff. */
+static __always_inline __u16 nat_csum_add16(__u16 check, __u16 d)
+{
+	__u32 sum = (__u32)(__u16)~check + d;
+
+	return ~(__u16)((sum & 0xffff) + (sum >> 16));
+}
+
+/*
+ * The in direction for a NAT backend, from the full path: the reply's reverse
+ * entry refreshed (`fk` the client's flow; NULL for a RST, which must leave no
+ * state, and for an ICMP error, which creates none), then the rewrite. Two
+ * calls of their own from this small frame, so neither frame sits under the
+ * other: the 512-byte stack limit counts a call chain's frames.
+ */
+__noinline int nat_in(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, const struct xd_flow_key *fk,
+		      __u32 *reason)
+{
+	if (fk)
+		nat_rev_upsert(ctx, fk, be_idx);
+	return nat_in_rewrite(ctx, be_idx, l2len, reason);
+}
+
 /*
  * The fast path's NAT (a cache hit: untagged IPv4 with IHL 5 or IPv6 without
  * extension headers, TCP or UDP with its first 20 L4 bytes present, checked
- * by fast_hit()): the same rewrite as nat_in() without parsing, so an
- * established NAT packet costs little more than a DR one. -1 when the packet
- * needs more (larger than the path MTU, no entry): the full path. A
- * subprogram: inlined, its frame would add to the entry program's, which the
- * 512-byte limit counts under xdirector_full's and nat_out6's.
+ * by fast_hit()): the same rewrite as nat_in() without parsing and without
+ * summing differences: a cache hit's packet is VIP:vport -> ..., the same for
+ * every packet of the backend entry (each service has its own), so the
+ * checksum differences are the entry's, computed by the control plane
+ * (xd_nat.csum_l3, csum_l4): one fold per checksum. -1 when the packet needs
+ * more (larger than the path MTU, no entry): the full path.
  */
-static __noinline int nat_fast(struct xdp_md *ctx, struct ethhdr *eth, const struct xd_backend *be,
-			       __u32 be_idx)
+static __always_inline int nat_fast(struct xdp_md *ctx, struct ethhdr *eth,
+				    const struct xd_backend *be, __u32 be_idx)
 {
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xd_nat *n = bpf_map_lookup_elem(&xd_nat_v1, &be_idx);
 	__u8 *l4;
 	__u16 *l4check;
-	__u64 d;
 	__u8 proto;
 
 	if (!n)
@@ -402,30 +422,33 @@ static __noinline int nat_fast(struct xdp_md *ctx, struct ethhdr *eth, const str
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iph = (void *)(eth + 1);
 
-		if ((void *)iph + 20 + 20 > data_end)
+		if ((void *)iph + sizeof(*iph) + sizeof(struct tcphdr) > data_end)
 			return -1;
 		if (n->mtu && bpf_ntohs(iph->tot_len) > n->mtu)
 			return -1;
 		l4 = (__u8 *)(iph + 1);
 		proto = iph->protocol;
-		d = nat_diff4(iph->daddr, be->addr[0]);
-		iph->check = nat_csum_apply(iph->check, d);
+		iph->check = nat_csum_add16(iph->check, n->csum_l3);
 		iph->daddr = be->addr[0];
 	} else {
 		struct ipv6hdr *ip6h = (void *)(eth + 1);
 
-		if ((void *)ip6h + 40 + 20 > data_end)
+		if ((void *)ip6h + sizeof(*ip6h) + sizeof(struct tcphdr) > data_end)
 			return -1;
-		if (n->mtu && 40 + bpf_ntohs(ip6h->payload_len) > n->mtu)
+		if (n->mtu && sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len) > n->mtu)
 			return -1;
 		l4 = (__u8 *)(ip6h + 1);
 		proto = ip6h->nexthdr;
-		d = nat_diff16((const __be32 *)&ip6h->daddr, be->addr);
 		__builtin_memcpy(&ip6h->daddr, be->addr, 16);
 	}
-	l4check = (__u16 *)(l4 + (proto == IPPROTO_TCP ? 16 : 6));
-	d += nat_diff2(((__be16 *)l4)[1], n->port);
-	nat_l4_csum(l4check, proto, d);
+	l4check = (__u16 *)(l4 + (proto == IPPROTO_TCP ? offsetof(struct tcphdr, check) :
+							 offsetof(struct udphdr, check)));
+	/* UDP: a checksum of 0 (IPv4: none) stays 0, a computed 0 is sent as 0xffff. */
+	if (proto == IPPROTO_TCP || *l4check != 0) {
+		__u16 c = nat_csum_add16(*l4check, n->csum_l4);
+
+		*l4check = c || proto == IPPROTO_TCP ? c : 0xffff;
+	}
 	((__be16 *)l4)[1] = n->port;
 	return nat_send_in(ctx, eth, be, n);
 }
@@ -739,41 +762,37 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 }
 
 /*
- * The out direction: a reply (or an ICMP error about a request) of a NAT
- * flow, sent to a client through the director. Returns the XDP action with
- * *be_idx set (counted as the backend's Out packets), or -1 when it matches
- * no reverse entry or cannot be routed here: the caller goes on and the
- * kernel gets it untouched.
+ * The out direction, a stage of its own: the dispatcher (xdirector()) runs it
+ * for a packet the fast path or the full path found to be for no service and
+ * perhaps a NAT reply (or an ICMP error about a request), which they say by
+ * returning XD_NAT_OUT_TRY(l2len, v4) instead of passing it. Run from the
+ * dispatcher, nat_out4()/nat_out6() and their frames are not under the full
+ * path's frame: the 512-byte stack limit counts a call chain's frames, and
+ * Linux 6.1 rounds each up to 32 bytes. A reply that matches no reverse entry
+ * or cannot be routed here is passed to the kernel untouched and counted as
+ * the full path would (XD_R_PASS_NON_VIP); a rewritten one under
+ * XD_R_TX_NAT_OUT and on its backend's Out counters, not its In ones.
  */
-static __always_inline int nat_out(struct xdp_md *ctx, __u32 l2len, __u32 v4, __u32 *be_idx)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u64 bytes = data_end - data;
-	int action;
+/* Not a reason counted anywhere: the full path's mark for a packet for no
+ * service whose source port is a NAT backend's (it returns XD_NAT_OUT_TRY). */
+#define XD_R_NAT_OUT_TRY XD_R_MAX
+#define XD_NAT_OUT 0x100 /* above every XDP action and fast_hit() result */
+#define XD_NAT_OUT_TRY(l2len, v4) (XD_NAT_OUT | (int)(l2len) << 1 | !!(v4))
 
-	if (l2len != 14 && l2len != 18)
-		return -1;
-	action = v4 ? nat_out4(ctx, l2len, be_idx) : nat_out6(ctx, l2len, be_idx);
-	if (action >= 0)
-		nat_count_out(*be_idx, bytes);
-	return action;
-}
-
-/* The full path's hook: 1 when nat_out() took the packet (*actp, *reason
- * set; counted under XD_R_TX_NAT_OUT and on the backend's Out counters, not
- * its In ones), 0 to go on. */
-static __always_inline int nat_hook_out(struct xdp_md *ctx, __u32 l2len, int v4, int *actp,
-					__u32 *reason)
+static __always_inline int nat_out_stage(struct xdp_md *ctx, int code)
 {
+	__u64 bytes = ctx->data_end - ctx->data;
+	__u32 l2len = (code >> 1) & 0x1f;
 	__u32 be_idx = 0;
-	int action = nat_out(ctx, l2len, v4, &be_idx);
+	int action = code & 1 ? nat_out4(ctx, l2len, &be_idx) : nat_out6(ctx, l2len, &be_idx);
 
-	if (action < 0)
-		return 0;
-	*actp = action;
-	*reason = XD_R_TX_NAT_OUT;
-	return 1;
+	if (action < 0) {
+		count_reason(XD_R_PASS_NON_VIP, bytes);
+		return XDP_PASS;
+	}
+	nat_count_out(be_idx, bytes);
+	count_reason(XD_R_TX_NAT_OUT, bytes);
+	return action;
 }
 
 #endif /* XD_NAT_H */

@@ -224,7 +224,14 @@ struct xd_nat {
 	__u8 smac[6]; /* the director's MAC on the backend's egress interface (frame source) */
 	__be16 port;  /* the backend's port (VIP:vport -> addr:port); network order */
 	__u16 mtu;    /* MTU of the path to the backend (IP packet); 0 = no check */
-	__u8 pad[6];  /* must be zero */
+	/* The checksum differences of VIP:vport -> addr:port (RFC 1624 ~m + m'
+	 * summed and folded to 16 bits, in the packet's byte order): csum_l3 of
+	 * the address (IPv4 header), csum_l4 of address and port (TCP/UDP with
+	 * its pseudo-header). Constant per entry (each service has its own
+	 * backend entries), so the fast path adds them instead of summing. */
+	__be16 csum_l3;
+	__be16 csum_l4;
+	__u8 pad[2]; /* must be zero */
 };
 
 /* NAT reverse tables value, keyed by a reply's 5-tuple as it arrives (struct

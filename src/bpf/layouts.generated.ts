@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 9;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x9706590ac1f930fcn;
+export const LAYOUT_HASH = 0xfde7d7308100e8a5n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -558,7 +558,11 @@ export interface XdNat {
   port: number;
   /** u16 at 8 */
   mtu: number;
-  /** u8[6] at 10, 6-byte Buffer, zero if omitted */
+  /** be16 at 10, network order */
+  csum_l3: number;
+  /** be16 at 12, network order */
+  csum_l4: number;
+  /** u8[2] at 14, 2-byte Buffer, zero if omitted */
   pad?: Buffer;
 }
 
@@ -569,7 +573,9 @@ export function encodeXdNat(v: XdNat, buf: Buffer = Buffer.alloc(16), offset = 0
   chkBuf(v.smac, 6, 'xd_nat.smac').copy(buf, offset + 0);
   buf.writeUInt16BE(chkInt(v.port, 0, 65535, 'xd_nat.port'), offset + 6);
   buf.writeUInt16LE(chkInt(v.mtu, 0, 65535, 'xd_nat.mtu'), offset + 8);
-  if (v.pad !== undefined) chkBuf(v.pad, 6, 'xd_nat.pad').copy(buf, offset + 10);
+  buf.writeUInt16BE(chkInt(v.csum_l3, 0, 65535, 'xd_nat.csum_l3'), offset + 10);
+  buf.writeUInt16BE(chkInt(v.csum_l4, 0, 65535, 'xd_nat.csum_l4'), offset + 12);
+  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_nat.pad').copy(buf, offset + 14);
   return buf;
 }
 
@@ -579,7 +585,9 @@ export function decodeXdNat(buf: Buffer, offset = 0): XdNat {
     smac: Buffer.from(buf.subarray(offset + 0, offset + 0 + 6)),
     port: buf.readUInt16BE(offset + 6),
     mtu: buf.readUInt16LE(offset + 8),
-    pad: Buffer.from(buf.subarray(offset + 10, offset + 10 + 6)),
+    csum_l3: buf.readUInt16BE(offset + 10),
+    csum_l4: buf.readUInt16BE(offset + 12),
+    pad: Buffer.from(buf.subarray(offset + 14, offset + 14 + 2)),
   };
 }
 
@@ -1441,12 +1449,28 @@ export const LAYOUT: LayoutModel = {
         count: 1,
         byteOrder: 'host',
       }, {
-        name: 'pad',
+        name: 'csum_l3',
         offset: 10,
-        size: 6,
-        kind: 'u8[6]',
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'csum_l4',
+        offset: 12,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'pad',
+        offset: 14,
+        size: 2,
+        kind: 'u8[2]',
         elem: 'u8',
-        count: 6,
+        count: 2,
         byteOrder: 'host',
       }],
     },

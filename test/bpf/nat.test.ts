@@ -25,7 +25,7 @@ import {
 import type { XdBackend, XdNat, XdNatRev, XdFlow4Key, XdService, XdServiceKey } from '../../src/bpf/layouts.generated';
 import { clearFlowCaches } from '../lib/flowcache';
 import { clearVipPorts, markVipPort } from '../lib/vipports';
-import { vportBit } from '../../src/dataplane/xdp/layout';
+import { natCsums, vportBit } from '../../src/dataplane/xdp/layout';
 import * as path from 'node:path';
 
 const OBJ = path.resolve(__dirname, '../../bpf/xdirector.bpf.o');
@@ -112,7 +112,14 @@ beforeEach(() => {
 /** Service 0 = vip:VPORT/proto, every ring slot -> backend 1, a NAT backend on BPORT (one-armed). */
 function natService(vip: string, rs: string, proto: number, mtu = 1500): void {
   const family = v4(vip) ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6;
-  nat.update(1, { smac: pk.macBytes(INNER_MAC), port: BPORT, mtu });
+  // The checksum differences the control plane computes (the fast path adds them); the frames below
+  // are built independently, so a wrong difference shows as a checksum mismatch.
+  nat.update(1, {
+    smac: pk.macBytes(INNER_MAC),
+    port: BPORT,
+    mtu,
+    ...natCsums({ vip, vport: VPORT, address: rs, port: BPORT }),
+  });
   be.update(1, {
     mac: pk.macBytes(RS_MAC),
     family,
@@ -200,18 +207,30 @@ test('in: IPv6 TCP and IPv4 UDP (checksum 0 stays 0, RFC 768) are translated', (
   const r6 = run(frame(ip(CLIENT6, VIP6, tcp(40003, VPORT, 'S'))));
   assert.equal(r6.verdict, 'TX');
   assert.deepEqual(r6.out, frame(ip(CLIENT6, RS6, tcp(40003, BPORT, 'S')), INNER_MAC, RS_MAC));
+  // The flow's next packets: the fast path's precomputed checksum differences (IPv6: L4 only).
+  for (let i = 0; i < 3; i++) {
+    const d = run(frame(ip(CLIENT6, VIP6, tcp(40003, VPORT, 'PA', 100 + i))));
+    assert.equal(d.verdict, 'TX');
+    assert.deepEqual(d.out, frame(ip(CLIENT6, RS6, tcp(40003, BPORT, 'PA', 100 + i)), INNER_MAC, RS_MAC), `v6 ${i}`);
+  }
   natService(VIP4, RS4, UDP);
-  const u = run(frame(ip(CLIENT4, VIP4, pk.udp({ sport: 40004, dport: VPORT, payload: Buffer.from('hello') }))));
-  assert.equal(u.verdict, 'TX');
-  assert.deepEqual(
-    u.out,
-    frame(ip(CLIENT4, RS4, pk.udp({ sport: 40004, dport: BPORT, payload: Buffer.from('hello') })), INNER_MAC, RS_MAC),
-  );
-  const zero = frame(ip(CLIENT4, VIP4, pk.udp({ sport: 40005, dport: VPORT, payload: Buffer.from('x') })));
-  zero.writeUInt16BE(0, 14 + 20 + 6);
-  const z = run(zero);
-  assert.equal(z.out.readUInt16BE(14 + 20 + 6), 0);
-  assert.equal(z.out.readUInt16BE(14 + 20 + 2), BPORT);
+  for (let i = 0; i < 3; i++) {
+    const payload = Buffer.from(`hello ${i}`);
+    const u = run(frame(ip(CLIENT4, VIP4, pk.udp({ sport: 40004, dport: VPORT, payload }))));
+    assert.equal(u.verdict, 'TX');
+    assert.deepEqual(
+      u.out,
+      frame(ip(CLIENT4, RS4, pk.udp({ sport: 40004, dport: BPORT, payload })), INNER_MAC, RS_MAC),
+      `udp ${i}`,
+    );
+  }
+  for (let i = 0; i < 3; i++) {
+    const zero = frame(ip(CLIENT4, VIP4, pk.udp({ sport: 40005, dport: VPORT, payload: Buffer.from('x') })));
+    zero.writeUInt16BE(0, 14 + 20 + 6);
+    const z = run(zero);
+    assert.equal(z.out.readUInt16BE(14 + 20 + 6), 0, `udp checksum 0, datagram ${i}`);
+    assert.equal(z.out.readUInt16BE(14 + 20 + 2), BPORT);
+  }
 });
 
 test('in: frag needed to the VIP about a reply reaches the backend quoting backend:3306, checksums right', () => {

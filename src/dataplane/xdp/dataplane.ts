@@ -533,7 +533,14 @@ export class XdpDataplane implements Dataplane {
         tunnel: b.flags & L.BE_FLAG.TUNNEL ? tunnelEntryText(this.maps.tun.lookup(index)) : '',
         ...(nat
           ? {
-              nat: L.natText({ port: nat.port, smac: L.macString(nat.smac), mtu: nat.mtu, ifindex: b.ifindex }),
+              nat: L.natText({
+                port: nat.port,
+                smac: L.macString(nat.smac),
+                mtu: nat.mtu,
+                ifindex: b.ifindex,
+                csum_l3: nat.csum_l3,
+                csum_l4: nat.csum_l4,
+              }),
               natPort: nat.port,
             }
           : {}),

@@ -236,21 +236,66 @@ export function floodAlert(
   return parts.length ? `flood guard under pressure: ${parts.join('; ')}` : undefined;
 }
 
-/** What a NAT backend's xd_nat_v1 entry holds: its port, the director's MAC on its egress interface, the path MTU (0: no check). */
+/**
+ * What a NAT backend's xd_nat_v1 entry holds: its address and port, the service's VIP and port it
+ * is reached by (for the checksum differences), the director's MAC on its egress interface, the
+ * path MTU (0: no check).
+ */
 export interface NatSpec {
+  address: string;
   port: number;
+  vip: string;
+  vport: number;
   smac: string;
   mtu: number;
   ifindex: number;
 }
 
-export function natEntry(n: NatSpec): G.XdNat {
-  return { smac: macBytes(n.smac), port: n.port, mtu: Math.min(n.mtu, 65535) };
+/** Folds a sum of 16-bit words to 16 bits, end-around carry (RFC 1071). */
+function fold16(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
 }
 
+/** RFC 1624's ~m + m' of replacing `from` by `to` (same length, even), over big-endian words, folded. */
+export function csumDifference(from: Buffer, to: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < from.length; i += 2) sum += (~from.readUInt16BE(i) & 0xffff) + to.readUInt16BE(i);
+  return fold16(sum);
+}
+
+const port16 = (p: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(p);
+  return b;
+};
+
+/**
+ * The checksum differences of rewriting VIP:vport to address:port, which the fast path adds instead
+ * of summing them per packet (bpf/nat.h nat_fast()): csum_l3 for the IPv4 header (the address),
+ * csum_l4 for TCP/UDP (address, through the pseudo-header, and port). The same family on both sides.
+ */
+export function natCsums(n: Pick<NatSpec, 'address' | 'port' | 'vip' | 'vport'>): { csum_l3: number; csum_l4: number } {
+  const v4 = !n.vip.includes(':');
+  const from = addr16(n.vip).subarray(0, v4 ? 4 : 16);
+  const to = addr16(n.address).subarray(0, v4 ? 4 : 16);
+  const l3 = csumDifference(from, to);
+  return { csum_l3: v4 ? l3 : 0, csum_l4: fold16(l3 + csumDifference(port16(n.vport), port16(n.port))) };
+}
+
+export function natEntry(n: NatSpec): G.XdNat {
+  return { smac: macBytes(n.smac), port: n.port, mtu: Math.min(n.mtu, 65535), ...natCsums(n) };
+}
+
+/** What natText() compares: an entry as written (a NatSpec) or as read back (the map, csums included). */
+export type NatTextInput = Pick<NatSpec, 'port' | 'smac' | 'mtu' | 'ifindex'> &
+  (Pick<NatSpec, 'address' | 'vip' | 'vport'> | { csum_l3: number; csum_l4: number });
+
 /** One comparable string of a NAT entry and egress interface ('' = not NAT). */
-export function natText(n: NatSpec | undefined): string {
-  return n ? `${n.port}/${n.smac}/${n.mtu}/${n.ifindex}` : '';
+export function natText(n: NatTextInput | undefined): string {
+  if (!n) return '';
+  const c = 'csum_l3' in n ? n : natCsums(n);
+  return `${n.port}/${n.smac}/${n.mtu}/${n.ifindex}/${c.csum_l3}/${c.csum_l4}`;
 }
 
 /** The xd_tun_v1 entry of a tunnel backend: outer source/destination, encapsulation, path MTU. */

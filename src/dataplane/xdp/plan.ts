@@ -271,14 +271,26 @@ function ownerKey(serviceId: number, address: string, natPort: number | undefine
 }
 
 /** A NAT backend's xd_nat_v1 entry: its port, the egress side, its path MTU (else the egress interface's). */
-function natSpecOf(b: DesiredService['backends'][number], egress: NatEgress | undefined): NatSpec | undefined {
+function natSpecOf(
+  s: DesiredService,
+  b: DesiredService['backends'][number],
+  egress: NatEgress | undefined,
+): NatSpec | undefined {
   if (b.forwarding !== 'nat') return undefined;
   if (!egress)
     throw new XdError(
       'XD_ERR_CONFIG_INVALID',
       `backend ${b.name} forwards with nat but the XDP dataplane was opened without a NAT egress interface`,
     );
-  return { port: b.port, smac: egress.smac, ifindex: egress.ifindex, mtu: b.natMtu ?? egress.mtu };
+  return {
+    address: b.address,
+    port: b.port,
+    vip: s.vip,
+    vport: s.port,
+    smac: egress.smac,
+    ifindex: egress.ifindex,
+    mtu: b.natMtu ?? egress.mtu,
+  };
 }
 
 export function plan(model: Model, desired: DesiredState, limits: Limits, natEgress?: NatEgress): Plan {
@@ -366,7 +378,7 @@ export function plan(model: Model, desired: DesiredState, limits: Limits, natEgr
       const flags = backendFlags(b);
       const tun = flags & BE_FLAG.TUNNEL ? b.tunnel : undefined;
       const tunText = tunnelText(tun);
-      const nat = natSpecOf(b, natEgress);
+      const nat = natSpecOf(s, b, natEgress);
       const natTxt = natText(nat);
       let index: number;
       let generation: number;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { emptyModel, plan, type NatEgress } from '../../../src/dataplane/xdp/plan';
 import { BE_FLAG } from '../../../src/dataplane/xdp/constants';
 import { natAlert, NAT_ALERT_WINDOW_MS } from '../../../src/dataplane/xdp/nat';
+import { addr16, natEntry } from '../../../src/dataplane/xdp/layout';
 import { XdError } from '../../../src/errors';
 import type { DesiredBackend, DesiredState } from '../../../src/state/types';
 
@@ -49,7 +50,15 @@ test('the XDP plan flags a NAT backend and writes its port, the egress MAC and i
   assert.equal(p.backendWrites.length, 1);
   const w = p.backendWrites[0]!;
   assert.equal(w.flags, BE_FLAG.ACTIVE | BE_FLAG.NAT);
-  assert.deepEqual(w.nat, { port: 3306, smac: EGRESS.smac, ifindex: 7, mtu: 1400 });
+  assert.deepEqual(w.nat, {
+    address: '10.94.0.11',
+    port: 3306,
+    vip: '10.93.0.100',
+    vport: 3307,
+    smac: EGRESS.smac,
+    ifindex: 7,
+    mtu: 1400,
+  });
   // Without a path MTU of its own, the egress interface's.
   assert.equal(plan(emptyModel(), state(be('10.94.0.11', 3306)), LIMITS, EGRESS).backendWrites[0]!.nat!.mtu, 1500);
 });
@@ -97,4 +106,43 @@ test('the NAT alert names a backend that took connections while not one reply ca
     natAlert('mysql', b, t0, { at: NAT_ALERT_WINDOW_MS, newFlows: 11, outPackets: 50 }, 'eth1').alert,
     undefined,
   );
+});
+
+/** RFC 1071 checksum of `b` (even length), computed in full. */
+function checksum(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < b.length; i += 2) sum += b.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return ~sum & 0xffff;
+}
+
+test("the NAT entry's checksum differences turn a checksum over VIP:vport into the one over backend:port (IPv4 and IPv6)", () => {
+  for (const [vip, address] of [
+    ['10.93.0.100', '10.94.0.11'],
+    ['fd00:93::100', 'fd00:94::11'],
+  ] as const) {
+    const v4 = !vip.includes(':');
+    const n = { vip, vport: 3307, address, port: 3306 };
+    const { csum_l3, csum_l4 } = natEntry({ ...n, smac: EGRESS.smac, mtu: 1500, ifindex: 7 });
+    // Some bytes around the address and the port, as a header and pseudo-header hold them.
+    const bytes = (a: string, port: number): Buffer => {
+      const ab = addr16(a).subarray(0, v4 ? 4 : 16);
+      const pb = Buffer.alloc(2);
+      pb.writeUInt16BE(port);
+      return Buffer.concat([Buffer.from([0x45, 0, 0, 60, 0x12, 0x34]), ab, Buffer.from([0xbe, 0xef]), pb]);
+    };
+    const apply = (check: number, d: number): number => {
+      let sum = (~check & 0xffff) + d;
+      sum = (sum & 0xffff) + (sum >>> 16);
+      return ~sum & 0xffff;
+    };
+    if (v4)
+      assert.equal(apply(checksum(bytes(vip, 3306)), csum_l3), checksum(bytes(address, 3306)), `${vip}: address only`);
+    assert.equal(
+      apply(checksum(bytes(vip, 3307)), csum_l4),
+      checksum(bytes(address, 3306)),
+      `${vip}: address and port`,
+    );
+    if (!v4) assert.equal(csum_l3, 0, 'IPv6 has no header checksum');
+  }
 });
