@@ -13,6 +13,7 @@ import { liveFramesFlag, testRunAsync } from '../../src/bpf/testrun';
 import type { BpfMap } from '../../src/bpf/map';
 import type { NativePacketTx } from '../../src/addon';
 import { openPinnedProgram } from '../../src/bpf/object';
+import { openPinnedXdMap } from '../../src/bpf/maps';
 import { XdReason } from '../../src/bpf/layouts.generated';
 import type { Logger } from '../../src/log';
 import { addressFamily, parseMac } from '../../src/net/inet';
@@ -431,6 +432,14 @@ export interface BenchDirector extends PinnedProg {
   reasons(): Record<string, number>;
   /** Entries in the flow tables now (IPv4 + IPv6), counted by the product's status() walk. */
   flowEntries(): Promise<number>;
+  /**
+   * NAT out: the reverse entry of the IPv4 client:cport's NAT flow marked routed, now, out of the
+   * test run's ingress (loopback, XDP_TX) with `mac` on both sides, as the out path leaves it after
+   * its bpf_fib_lookup(): a test run has no route to the client, and a routed flow's replies reuse
+   * that route for XD_NAT_ROUTE_NS (1 s; call again before each round). Returns the backend address
+   * the replies come from, or undefined when the flow has no reverse entry.
+   */
+  natRouted(client: string, cport: number, mac: string): string | undefined;
 }
 
 export interface DirectorLimits {
@@ -582,6 +591,31 @@ export async function loadDirector(o: {
       },
       reasons() {
         return Object.fromEntries(Object.entries(d.reasons()).filter(([, n]) => n > 0));
+      },
+      natRouted(client, cport, mac) {
+        const m = openPinnedXdMap(instancePinDir(o.pinDir, o.instance ?? 'director'), 'nrev4');
+        try {
+          const c = Buffer.from(client.split('.').map(Number)).readUInt32BE(0);
+          const k = m.keys().find((x) => x.daddr === c && x.dport === cport);
+          const v = k && m.lookup(k);
+          if (!k || !v) return undefined;
+          // bpf_ktime_get_coarse_ns() lags CLOCK_MONOTONIC by up to a tick (10 ms at HZ=100): 100 ms back
+          // stays in its past, and the route stays fresh for the 900 ms a round takes at most.
+          const now = process.hrtime.bigint() - 100_000_000n;
+          // last_seen_ns too: a client packet that takes the full path (a CPU without its cache slot)
+          // rewrites an entry not refreshed for a second, and that one has no route yet.
+          m.update(k, {
+            ...v,
+            ifindex: 1,
+            route_ns: now,
+            last_seen_ns: now,
+            self_mac: parseMac(mac),
+            peer_mac: parseMac(mac),
+          });
+          return [24, 16, 8, 0].map((s) => (k.saddr >>> s) & 255).join('.');
+        } finally {
+          m.close();
+        }
       },
       close: async () => {
         p.close();

@@ -303,7 +303,17 @@ async function forwardingCost(
   const tx = getNative().constants.XDP_TX;
   const ack = (vip: string, sport: number, flags: number): Buffer =>
     buildFrame({ ...v4('tcp', vip, vip === NAT.vip ? NAT.port : 3306, flags), sport }).bytes;
-  const classes = (
+  const classes: {
+    name: string;
+    forwarding: ForwardingCostCase['forwarding'];
+    packet: ForwardingCostCase['packet'];
+    prime: Buffer[];
+    data: Buffer;
+    reason: string;
+    verdict: number;
+    ns: number[];
+    delta: number[];
+  }[] = (
     [
       ['dr', V4.vip],
       ['tunnel/ipip', TUNNEL.ipip],
@@ -348,11 +358,46 @@ async function forwardingCost(
     director,
     classes.map((c) => c.prime),
   );
+  // NAT out: the established NAT flow's reply, backend:3306 -> client, through the out path with
+  // the flow's route cached (as it is for a second after each bpf_fib_lookup()).
+  const natFlow = classes.find((c) => c.forwarding === 'nat' && c.packet === 'established')!;
+  const natSport = natFlow.data.readUInt16BE(14 + 20);
+  const natRouted = (): string => {
+    const rs = director.natRouted(V4.client, natSport, DIRECTOR_MAC);
+    if (!rs)
+      throw new ToolError(
+        'XD_ERR_BENCH',
+        `test run "NAT out": the NAT flow from port ${natSport} has no reverse entry`,
+      );
+    return rs;
+  };
+  const backend = natRouted();
+  const reply = buildFrame({ ...v4('tcp', V4.client, natSport, TCP_ACK), src: backend, sport: 3306 }).bytes;
+  {
+    const r = testRun(director, { data: reply, repeat: 1 });
+    if (r.retval !== tx)
+      throw new ToolError(
+        'XD_ERR_BENCH',
+        `test run "NAT out reply": the director returned ${verdicts[r.retval] ?? r.retval}, expected XDP_TX`,
+      );
+    classes.push({
+      ...natFlow,
+      name: 'NAT out reply',
+      packet: 'reply',
+      prime: [],
+      data: reply,
+      reason: 'tx_nat_out',
+      verdict: r.retval,
+      ns: [],
+      delta: [],
+    });
+  }
   const noopRounds: number[] = [];
   for (let round = 0; round < o.rounds; round++) {
     const n = mean(noop, noopFrame);
     noopRounds.push(n);
     for (const c of classes) {
+      if (c.packet === 'reply') natRouted(); // fresh for this class's calls (they take well under 0.9 s)
       const before = director.reasons();
       const ns = mean(director, c.data);
       const counted = (director.reasons()[c.reason] ?? 0) - (before[c.reason] ?? 0);
@@ -380,7 +425,9 @@ async function forwardingCost(
     overNoop: roundSpread(spread(c.delta), 2),
   }));
   for (const c of cases) {
-    const dr = cases.find((x) => x.forwarding === 'dr' && x.packet === c.packet)!;
+    const dr = cases.find(
+      (x) => x.forwarding === 'dr' && x.packet === (c.packet === 'reply' ? 'established' : c.packet),
+    )!;
     // DR is its own baseline (1 by definition); a tunnel's ratio needs DR above the no-op, which
     // a noisy round can deny it at repeat=1 (then no ratio rather than a meaningless one).
     if (c.forwarding === 'dr') c.vsDr = 1;

@@ -58,7 +58,8 @@ export interface TestRunCase {
 export interface ForwardingCostCase {
   name: string;
   forwarding: 'dr' | 'tunnel/ipip' | 'tunnel/gue' | 'nat';
-  packet: 'new flow' | 'established';
+  /** 'reply': NAT out, a backend's reply to the client of an established flow (compared with DR established). */
+  packet: 'new flow' | 'established' | 'reply';
   verdictName: string;
   /** Verdict reason every timed call was counted under, checked per round. */
   reason: string;
@@ -67,7 +68,7 @@ export interface ForwardingCostCase {
   ns: Spread;
   /** Median over rounds of (this − the no-op timed the same way in the same round). */
   overNoop: Spread;
-  /** overNoop median / DR's overNoop median for the same packet class (1 for DR). */
+  /** overNoop median / DR's overNoop median for the same packet class, established for a reply (1 for DR). */
   vsDr?: number;
 }
 
