@@ -464,16 +464,20 @@ static __always_inline int nat_fast(struct xdp_md *ctx, struct ethhdr *eth,
  * with are used when the route leaves by the interface they arrived on.
  * Returns 0 with *ifindex and the MACs set, or -1 (not routable here: passed).
  */
-static __always_inline int nat_route(struct xdp_md *ctx, struct bpf_fib_lookup *p,
-				     struct xd_nat_rev *r)
+/* The flow's last route, for XD_NAT_ROUTE_NS: a FIB lookup per reply would
+ * cost several times the rewrite (measured ~10x DR's per-packet cost); a
+ * route or neighbour change reaches a flow within that. */
+static __always_inline int nat_route_fresh(const struct xd_nat_rev *r, __u64 now)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
+	return r->route_ns && now - r->route_ns < XD_NAT_ROUTE_NS;
+}
+
+static __always_inline int nat_route(struct xdp_md *ctx, struct bpf_fib_lookup *p,
+				     struct xd_nat_rev *r, __u64 now)
+{
 	long rc;
 
-	/* The flow's last route, for XD_NAT_ROUTE_NS: a FIB lookup per reply
-	 * would cost several times the rewrite (measured ~10x DR's per-packet
-	 * cost); a route or neighbour change reaches a flow within that. */
-	if (r->route_ns && now - r->route_ns < XD_NAT_ROUTE_NS) {
+	if (nat_route_fresh(r, now)) {
 		__builtin_memcpy(p->smac, r->self_mac, ETH_ALEN);
 		__builtin_memcpy(p->dmac, r->peer_mac, ETH_ALEN);
 		p->ifindex = r->ifindex;
@@ -523,10 +527,8 @@ static __always_inline void nat_count_out(__u32 be_idx, __u64 bytes)
 	}
 }
 
-static __always_inline void nat_rev_touch(struct xd_nat_rev *r)
+static __always_inline void nat_rev_touch(struct xd_nat_rev *r, __u64 now)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
-
 	if (now - r->last_seen_ns > XD_NAT_REFRESH_NS)
 		r->last_seen_ns = now;
 }
@@ -538,11 +540,12 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct hdr_cursor nh;
-	struct bpf_fib_lookup fib = {};
+	struct bpf_fib_lookup fib; /* zeroed where bpf_fib_lookup() may need it */
 	struct xd_flow4_key k = {};
 	struct xd_nat_rev *r;
 	struct iphdr *iph;
 	struct xd_ports *p;
+	__u64 now;
 	int l4;
 
 	if (!be_idx || (l2len != 14 && l2len != 18) || (void *)(eth + 1) > data_end)
@@ -578,6 +581,8 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		if (!r)
 			return -1;
 		vip = r->vip[0];
+		now = bpf_ktime_get_coarse_ns();
+		__builtin_memset(&fib, 0, sizeof(fib));
 		fib.family = XD_AF_INET;
 		fib.tos = iph->tos;
 		fib.l4_protocol = IPPROTO_ICMP;
@@ -586,10 +591,10 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		/* From the backend itself, the error comes from the VIP. */
 		fib.ipv4_src = iph->saddr == in4->daddr ? vip : iph->saddr;
 		fib.ipv4_dst = iph->daddr;
-		if (nat_route(ctx, &fib, r) < 0 || !nat_egress_ok(ctx, fib.ifindex))
+		if (nat_route(ctx, &fib, r, now) < 0 || !nat_egress_ok(ctx, fib.ifindex))
 			return -1;
 		*be_idx = r->backend;
-		nat_rev_touch(r);
+		nat_rev_touch(r, now);
 		/* Quoted: destination backend:bport -> VIP:vport. */
 		old = in4->check;
 		in4->check = nat_csum_apply(in4->check, nat_diff4(in4->daddr, vip));
@@ -620,16 +625,27 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 	r = bpf_map_lookup_elem(&xd_nrev4_v1, &k);
 	if (!r)
 		return -1;
-	fib.family = XD_AF_INET;
-	fib.tos = iph->tos;
-	fib.l4_protocol = l4;
-	fib.sport = r->vport;
-	fib.dport = p->dest;
-	fib.tot_len = bpf_ntohs(iph->tot_len);
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.ipv4_src = r->vip[0];
-	fib.ipv4_dst = iph->daddr;
-	if (nat_route(ctx, &fib, r) < 0 || !nat_egress_ok(ctx, fib.ifindex))
+	now = bpf_ktime_get_coarse_ns();
+	if (nat_route_fresh(r, now)) {
+		/* A flow's steady replies: no FIB request to fill. */
+		fib.ifindex = r->ifindex;
+		__builtin_memcpy(fib.smac, r->self_mac, ETH_ALEN);
+		__builtin_memcpy(fib.dmac, r->peer_mac, ETH_ALEN);
+	} else {
+		__builtin_memset(&fib, 0, sizeof(fib));
+		fib.family = XD_AF_INET;
+		fib.tos = iph->tos;
+		fib.l4_protocol = l4;
+		fib.sport = r->vport;
+		fib.dport = p->dest;
+		fib.tot_len = bpf_ntohs(iph->tot_len);
+		fib.ifindex = ctx->ingress_ifindex;
+		fib.ipv4_src = r->vip[0];
+		fib.ipv4_dst = iph->daddr;
+		if (nat_route(ctx, &fib, r, now) < 0)
+			return -1;
+	}
+	if (!nat_egress_ok(ctx, fib.ifindex))
 		return -1;
 	{
 		__u16 *l4check = (void *)p + (l4 == IPPROTO_TCP ? 16 : 6);
@@ -639,7 +655,7 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		if ((void *)(l4check + 1) > data_end)
 			return -1;
 		*be_idx = r->backend;
-		nat_rev_touch(r);
+		nat_rev_touch(r, now);
 		nat_l4_csum(l4check, l4, d + nat_diff2(p->source, r->vport));
 		p->source = r->vport;
 		d += nat_diff2(*(__be16 *)&iph->ttl, *(__be16 *)&iph->ttl - bpf_htons(0x0100));
@@ -663,6 +679,7 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 	struct ipv6hdr *ip6h;
 	struct xd_ports *p;
 	__u16 frag = 0;
+	__u64 now;
 	int l4;
 
 	if (!be_idx || (l2len != 14 && l2len != 18) || (void *)(eth + 1) > data_end)
@@ -709,12 +726,13 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 				(ip6h->saddr.in6_u.u6_addr32[1] ^ k.saddr[1]) |
 				(ip6h->saddr.in6_u.u6_addr32[2] ^ k.saddr[2]) |
 				(ip6h->saddr.in6_u.u6_addr32[3] ^ k.saddr[3])) == 0;
+		now = bpf_ktime_get_coarse_ns();
 		fib.l4_protocol = IPPROTO_ICMPV6;
 		__builtin_memcpy(fib.ipv6_src, from_backend ? r->vip : (__be32 *)&ip6h->saddr, 16);
-		if (nat_route(ctx, &fib, r) < 0 || !nat_egress_ok(ctx, fib.ifindex))
+		if (nat_route(ctx, &fib, r, now) < 0 || !nat_egress_ok(ctx, fib.ifindex))
 			return -1;
 		*be_idx = r->backend;
-		nat_rev_touch(r);
+		nat_rev_touch(r, now);
 		d = nat_diff16(k.saddr, r->vip) + nat_diff2(p->dest, r->vport);
 		__builtin_memcpy(&in6->daddr, r->vip, 16);
 		p->dest = r->vport;
@@ -739,11 +757,12 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 	r = bpf_map_lookup_elem(&xd_nrev6_v1, &k);
 	if (!r)
 		return -1;
+	now = bpf_ktime_get_coarse_ns();
 	fib.l4_protocol = l4;
 	fib.sport = r->vport;
 	fib.dport = p->dest;
 	__builtin_memcpy(fib.ipv6_src, r->vip, 16);
-	if (nat_route(ctx, &fib, r) < 0 || !nat_egress_ok(ctx, fib.ifindex))
+	if (nat_route(ctx, &fib, r, now) < 0 || !nat_egress_ok(ctx, fib.ifindex))
 		return -1;
 	{
 		__u16 *l4check = (void *)p + (l4 == IPPROTO_TCP ? 16 : 6);
@@ -752,7 +771,7 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		if ((void *)(l4check + 1) > data_end)
 			return -1;
 		*be_idx = r->backend;
-		nat_rev_touch(r);
+		nat_rev_touch(r, now);
 		nat_l4_csum(l4check, l4, d);
 		__builtin_memcpy(&ip6h->saddr, r->vip, 16);
 		p->source = r->vport;
