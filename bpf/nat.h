@@ -44,6 +44,17 @@
 /* A flow's replies reuse its last bpf_fib_lookup() result for this long. */
 #define XD_NAT_ROUTE_NS 1000000000ULL
 
+/* Has any NAT backend this TCP/UDP source port (xd_nport_v1)? A reply of a
+ * NAT flow comes from one. */
+static __always_inline int nat_port(__u8 proto, __be16 sport)
+{
+	__u16 port = bpf_ntohs(sport);
+	__u32 word = (proto == IPPROTO_UDP ? XD_VPORT_WORDS : 0) + (port >> 6);
+	__u64 *bits = bpf_map_lookup_elem(&xd_nport_v1, &word);
+
+	return bits && (*bits & (1ULL << (port & 63)));
+}
+
 /* ---- checksums -------------------------------------------------------- */
 
 /* The one's complement difference of replacing 32-bit word `from` by `to`
