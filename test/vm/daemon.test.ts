@@ -209,6 +209,19 @@ test(
     assert.ok(line, read('a-nat-stats.txt'));
     const [conns, inPkts, outPkts] = line.trim().split(/\s+/).slice(2).map(Number) as [number, number, number];
     assert.ok(conns >= 12 && inPkts > 0 && outPkts >= 12 * 2, line);
+    // status (taken after those connections) shows the masquerading dest's Out counters, as ipvsadm does.
+    const nat = (
+      json('a-status.json').dataplane.services as Array<{
+        name: string;
+        outPackets?: number;
+        backends: Array<{ outPackets?: number; outBytes?: number }>;
+      }>
+    ).find((x) => x.name === 'nat');
+    assert.ok(nat && (nat.outPackets ?? 0) >= 12 * 2, JSON.stringify(nat));
+    assert.ok(
+      (nat.backends[0]?.outPackets ?? 0) >= 12 * 2 && (nat.backends[0]?.outBytes ?? 0) > 0,
+      JSON.stringify(nat),
+    );
   },
 );
 

@@ -481,8 +481,11 @@ function serviceStatus(t: IpvsTarget, ks: KernelService | undefined): ServiceSta
       packets: n(d?.stats?.inpkts),
       bytes: n(d?.stats?.inbytes),
       newFlows: n(d?.stats?.conns),
+      // Masquerading: IPVS translates the replies too and counts them as the dest's Out (ipvsadm --stats).
+      ...(d?.fwdMethod === FwdMethod.MASQ ? { outPackets: n(d.stats?.outpkts), outBytes: n(d.stats?.outbytes) } : {}),
     });
   }
+  const nat = (ks?.dests ?? []).some((d) => d.fwdMethod === FwdMethod.MASQ);
   const s: IpvsServiceEntry | undefined = ks?.service;
   return {
     name: t.name,
@@ -495,6 +498,7 @@ function serviceStatus(t: IpvsTarget, ks: KernelService | undefined): ServiceSta
     packets: n(s?.stats?.inpkts),
     bytes: n(s?.stats?.inbytes),
     newFlows: n(s?.stats?.conns),
+    ...(nat ? { outPackets: n(s?.stats?.outpkts), outBytes: n(s?.stats?.outbytes) } : {}),
     noBackend: 0,
     backends,
   };
