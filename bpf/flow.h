@@ -25,6 +25,7 @@
 #include "rate.h"
 #include "sync.h"
 #include "parse.h"
+#include "nat.h"
 
 /* last_seen_ns's closed mark (enum xd_flow_bits). */
 #define XD_FLOW_CLOSED (1ULL << XD_FLOW_BIT_CLOSED)
@@ -506,7 +507,10 @@ static __noinline int established(const struct pkt_desc *p, struct found_flow *f
 	 * had a slot that passed the backend check, so a slot of its key is
 	 * left to be overwritten. */
 	if (!vip_port(p->fk.proto, p->fk.dport)) {
-		v->reason = XD_R_PASS_NON_VIP;
+		/* Perhaps a NAT reply, to its client: NAT's out stage (nat.h),
+		 * looked for only in what is for no service. */
+		v->reason =
+			nat_port(p->fk.proto, p->fk.sport) ? XD_R_NAT_OUT_TRY : XD_R_PASS_NON_VIP;
 		return XD_DONE;
 	}
 	if (cached) {

@@ -21,6 +21,7 @@
 #include "xdirector.h"
 #include "maps.h"
 #include "encap.h"
+#include "nat.h"
 
 /* DR forward: only the Ethernet addresses change. XDP_TX back out of the
  * receiving interface, or bpf_redirect when the backend sits behind another
@@ -63,13 +64,19 @@ static __noinline int tunnel_forward(struct xdp_md *ctx, __u32 be_idx, const str
 	return action;
 }
 
-/* A backend's forward: DR, or encapsulated for a tunnel backend. */
+/* A backend's forward: DR, encapsulated for a tunnel backend, or translated
+ * for a NAT backend (nat.h; a RST, which must leave no state, and an ICMP
+ * error install no reverse entry). */
 static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
 				   const struct xd_backend *be, __u32 be_idx,
 				   const struct xd_flow_key *fk, __u32 l2len, __u32 *reason)
 {
 	if (be->flags & XD_BE_F_TUNNEL)
 		return tunnel_forward(ctx, be_idx, fk, l2len, reason);
+	if (be->flags & XD_BE_F_NAT)
+		return nat_in(ctx, be_idx, l2len,
+			      *reason == XD_R_TX_NO_TRACK || *reason == XD_R_TX_ICMP ? NULL : fk,
+			      reason);
 	return dr_forward(ctx, eth, be);
 }
 

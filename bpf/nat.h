@@ -23,8 +23,13 @@
  * Byte order: addresses and ports stay network order throughout; the one's
  * complement sums below are byte-order independent (RFC 1071 2(B)).
  *
- * Included by xdirector.bpf.c after the maps, the globals and encap.h
- * (xd_too_big, xd_csum_fold).
+ * The out direction is a stage of its own: the fast path and the full path
+ * return XD_NAT_OUT_TRY(l2len, v4) for a packet for no service that may be a
+ * reply (its source port is a NAT backend's, or an ICMP error the full path
+ * passes as for no VIP), and the dispatcher (xdirector.bpf.c, xdirector())
+ * runs nat_out4() / nat_out6() itself, so their frames are not under the
+ * full path's: the 512-byte stack limit counts a call chain's frames, and
+ * Linux 6.1 rounds each up to 32.
  */
 #ifndef XD_NAT_H
 #define XD_NAT_H
@@ -36,6 +41,15 @@
 #include "xdirector.h"
 #include "parsing.h"
 #include "maps.h"
+#include "encap.h"
+
+/* Not a reason counted anywhere: the full path's mark for a packet for no
+ * service whose source port is a NAT backend's (it returns XD_NAT_OUT_TRY). */
+#define XD_R_NAT_OUT_TRY XD_R_MAX
+/* What the fast path and the full path return for the dispatcher's NAT out
+ * stage: above every XDP action and fast_hit() result. */
+#define XD_NAT_OUT 0x100
+#define XD_NAT_OUT_TRY(l2len, v4) (XD_NAT_OUT | (int)(l2len) << 1 | !!(v4))
 
 #define XD_AF_INET 2
 #define XD_AF_INET6 10
@@ -789,40 +803,6 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		ip6h->hop_limit--;
 	}
 	return nat_send_out(ctx, eth, &fib);
-}
-
-/*
- * The out direction, a stage of its own: the dispatcher (xdirector()) runs it
- * for a packet the fast path or the full path found to be for no service and
- * perhaps a NAT reply (or an ICMP error about a request), which they say by
- * returning XD_NAT_OUT_TRY(l2len, v4) instead of passing it. Run from the
- * dispatcher, nat_out4()/nat_out6() and their frames are not under the full
- * path's frame: the 512-byte stack limit counts a call chain's frames, and
- * Linux 6.1 rounds each up to 32 bytes. A reply that matches no reverse entry
- * or cannot be routed here is passed to the kernel untouched and counted as
- * the full path would (XD_R_PASS_NON_VIP); a rewritten one under
- * XD_R_TX_NAT_OUT and on its backend's Out counters, not its In ones.
- */
-/* Not a reason counted anywhere: the full path's mark for a packet for no
- * service whose source port is a NAT backend's (it returns XD_NAT_OUT_TRY). */
-#define XD_R_NAT_OUT_TRY XD_R_MAX
-#define XD_NAT_OUT 0x100 /* above every XDP action and fast_hit() result */
-#define XD_NAT_OUT_TRY(l2len, v4) (XD_NAT_OUT | (int)(l2len) << 1 | !!(v4))
-
-static __always_inline int nat_out_stage(struct xdp_md *ctx, int code)
-{
-	__u64 bytes = ctx->data_end - ctx->data;
-	__u32 l2len = (code >> 1) & 0x1f;
-	__u32 be_idx = 0;
-	int action = code & 1 ? nat_out4(ctx, l2len, &be_idx) : nat_out6(ctx, l2len, &be_idx);
-
-	if (action < 0) {
-		count_reason(XD_R_PASS_NON_VIP, bytes);
-		return XDP_PASS;
-	}
-	nat_count_out(be_idx, bytes);
-	count_reason(XD_R_TX_NAT_OUT, bytes);
-	return action;
 }
 
 #endif /* XD_NAT_H */

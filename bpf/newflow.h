@@ -406,7 +406,9 @@ static __noinline int new_flow(const struct pkt_desc *p, struct found_flow *f, s
 	__u32 idx;
 
 	if (!svc) {
-		v->reason = XD_R_PASS_NON_VIP;
+		/* A NAT reply to a client port some service has too. */
+		v->reason = !p->frag && nat_port(p->fk.proto, p->fk.sport) ? XD_R_NAT_OUT_TRY :
+									     XD_R_PASS_NON_VIP;
 		return XD_DONE;
 	}
 	if (p->frag) {

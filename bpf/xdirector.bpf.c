@@ -146,6 +146,9 @@ _Static_assert(sizeof(struct xd_rate) == 8, "xd_rate layout");
 _Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
 _Static_assert(sizeof(struct xd_sync_event) == 56, "xd_sync_event layout");
 _Static_assert(sizeof(struct xd_sync_stats) == 16, "xd_sync_stats layout");
+_Static_assert(sizeof(struct xd_nat) == 16, "xd_nat layout");
+_Static_assert(sizeof(struct xd_nat_rev) == 56, "xd_nat_rev layout");
+_Static_assert(sizeof(struct xd_nat_stats) == 16, "xd_nat_stats layout");
 
 static __always_inline void count_reason(__u32 reason, __u64 bytes)
 {
@@ -265,7 +268,8 @@ static __always_inline int fast_l4_ok(__u8 proto, const __u8 *l4)
 }
 
 /* A fresh cache slot's flow: forwarded if its backend is live (else the full
- * path decides), by MAC rewrite or, for a tunnel backend, by fast_tunnel(). */
+ * path decides), by MAC rewrite, for a tunnel backend by fast_tunnel(), for a
+ * NAT backend by nat_fast() (nat.h). */
 static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, __u32 idx,
 					__u32 generation, __u64 bytes, int *actp)
 {
@@ -277,17 +281,30 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
 		*actp = fast_tunnel(ctx, idx);
 		return XD_FAST_DONE;
 	}
+	if (be->flags & XD_BE_F_NAT) {
+		int action = nat_fast(ctx, eth, be, idx);
+
+		if (action < 0)
+			return XD_FAST_NONE;
+		*actp = action;
+		count_packet(idx, XD_R_TX_FLOW_HIT, bytes, 0);
+		return XD_FAST_DONE;
+	}
 	*actp = dr_forward(ctx, eth, be);
 	count_packet(idx, XD_R_TX_FLOW_HIT, bytes, 0);
 	return XD_FAST_DONE;
 }
 
-/* No fresh slot holds the flow: the full path decides, unless no service has
- * its port (then passed here). */
-static __always_inline int fast_miss(__u8 proto, const __u8 *l4, __u64 bytes, int *actp)
+/* No fresh slot holds the flow: the full path decides when a service has its
+ * destination port; else NAT's out stage when a NAT backend has its source
+ * port (a reply: nat.h), else it is passed here. */
+static __always_inline int fast_miss(__u8 proto, const __u8 *l4, __u64 bytes, int v4, int *actp)
 {
-	return vip_port(proto, ((const __be16 *)l4)[1]) ? XD_FAST_NONE :
-							  fast_pass_non_vip(bytes, actp);
+	if (vip_port(proto, ((const __be16 *)l4)[1]))
+		return XD_FAST_NONE;
+	if (nat_port(proto, ((const __be16 *)l4)[0]))
+		return XD_NAT_OUT_TRY(sizeof(struct ethhdr), v4);
+	return fast_pass_non_vip(bytes, actp);
 }
 
 /* IPv4 part of fast_hit(): the frame holds XD_FAST4_LEN bytes. */
@@ -321,7 +338,7 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 		goto miss;
 	return fast_forward(ctx, eth, c4->backend, c4->generation, bytes, actp);
 miss:
-	return fast_miss(proto, l4, bytes, actp);
+	return fast_miss(proto, l4, bytes, 1, actp);
 }
 
 /* Does this IPv6 slot hold the flow whose key is the packet's addresses `a`
@@ -363,7 +380,7 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 		goto miss;
 	return fast_forward(ctx, eth, c6->backend, c6->generation, bytes, actp);
 miss:
-	return fast_miss(proto, l4, bytes, actp);
+	return fast_miss(proto, l4, bytes, 0, actp);
 }
 
 /*
@@ -432,16 +449,52 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 	if (stage == XD_FORWARD && be)
 		v.action = forward(ctx, eth, be, v.be_idx, &p.fk, p.l2len, &v.reason);
 out:
+	/* For no service and perhaps a NAT reply (or an ICMP error about a NAT
+	 * request): the dispatcher runs NAT's out stage (nat.h). */
+	if (v.reason == XD_R_NAT_OUT_TRY || (p.icmp && v.reason == XD_R_PASS_NON_VIP))
+		return XD_NAT_OUT_TRY(p.l2len, p.fk.family == XD_FAMILY_V4);
 	count_packet(v.be_idx, v.reason, data_end - data, v.new_flow);
 	return v.action;
+}
+
+/*
+ * NAT's out stage, run by the dispatcher for a packet the fast path or the
+ * full path found to be for no service and perhaps a NAT reply (nat.h,
+ * XD_NAT_OUT_TRY): beside the full path rather than under it, since the
+ * 512-byte stack limit counts a call chain's frames (Linux 6.1 rounds each
+ * up to 32). A reply that matches no reverse entry or cannot be routed here
+ * is passed to the kernel untouched and counted as the full path would
+ * (XD_R_PASS_NON_VIP); a rewritten one under XD_R_TX_NAT_OUT and on its
+ * backend's Out counters, not its In ones.
+ */
+static __always_inline int nat_out_stage(struct xdp_md *ctx, int code)
+{
+	__u64 bytes = ctx->data_end - ctx->data;
+	__u32 l2len = (code >> 1) & 0x1f;
+	__u32 be_idx = 0;
+	int action = code & 1 ? nat_out4(ctx, l2len, &be_idx) : nat_out6(ctx, l2len, &be_idx);
+
+	if (action < 0) {
+		count_reason(XD_R_PASS_NON_VIP, bytes);
+		return XDP_PASS;
+	}
+	nat_count_out(be_idx, bytes);
+	count_reason(XD_R_TX_NAT_OUT, bytes);
+	return action;
 }
 
 SEC("xdp")
 int xdirector(struct xdp_md *ctx)
 {
 	int action;
+	int r = fast_hit(ctx, &action);
 
-	if (fast_hit(ctx, &action) == XD_FAST_DONE)
+	if (r == XD_FAST_DONE)
 		return action;
-	return xdirector_full(ctx);
+	if (r >= XD_NAT_OUT)
+		return nat_out_stage(ctx, r);
+	action = xdirector_full(ctx);
+	if (action >= XD_NAT_OUT)
+		return nat_out_stage(ctx, action);
+	return action;
 }
