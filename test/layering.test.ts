@@ -154,7 +154,7 @@ test('the import scanner sees every kind of import', () => {
   const has = (from: string, to: string): boolean =>
     (graph.get(path.join(SRC, from)) ?? []).includes(path.join(SRC, to));
   assert.ok(has('daemon/run.ts', 'desired/index.ts'), 'import { x } from');
-  assert.ok(has('daemon/run.ts', 'state/file.ts'), 'import type');
+  assert.ok(has('daemon/operator.ts', 'state/file.ts'), 'import type');
   assert.ok(has('cli/main.ts', 'daemon/run.ts'), "dynamic import('...')");
   assert.ok(has('config/index.ts', 'config/load.ts'), 'export { x } from');
 });

@@ -19,11 +19,10 @@ import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
 import { BackendStateTimes, ReloadHistory } from './history';
 import { BackendMacs } from './macs';
-import { DrainStore, WeightStore, migrateStateFiles } from './drains';
-import type { StateFile } from '../state/file';
+import { DrainStore, migrateStateFiles } from './drains';
+import { Operator } from './operator';
 import { servableBackend } from '../state/backend';
-import { resolveTarget } from '../desired';
-import { healthRoundMs, WEIGHT_MAX } from '../config';
+import { healthRoundMs } from '../config';
 import { RateEstimator } from './rates';
 import { installCrashHandlers } from './crash';
 import { ApplyRetry } from './apply-retry';
@@ -55,14 +54,8 @@ export class Daemon {
   private cfg!: Config;
   private dataplane!: Dataplane;
   private readonly macs: BackendMacs;
-  /** Operator drains, BACKEND or SERVICE/BACKEND (desired/targets.ts): what the drains file holds. */
-  private drained = new Set<string>();
-  /** Backends in maintenance (`xdirector maint`), targets like drains: what the maint file holds. */
-  private maint = new Set<string>();
-  /** Run-time weights (`xdirector weight`) by target: what the weights file holds. They outlive reloads. */
-  private weights = new Map<string, number>();
-  /** State files whose last write failed (state file -> alert): the decision is in effect, not on disk. */
-  private readonly notPersisted = new Map<string, string>();
+  /** Drains, maintenance and run-time weights (operator.ts), restored at start. */
+  private operator!: Operator;
   /** Per-second rates from two counter samples RATE_INTERVAL_MS apart (status, metrics, the HTTP page). */
   private readonly rates = new RateEstimator();
   private health: HealthMonitor | null = null;
@@ -111,40 +104,16 @@ export class Daemon {
     }
   }
 
-  private get drains(): DrainStore {
-    return DrainStore.forInstance(this.cfg.stateDir, this.cfg.instance);
-  }
-
-  private get maintStore(): DrainStore {
-    return DrainStore.forInstance(this.cfg.stateDir, this.cfg.instance, 'maint');
-  }
-
-  private get weightStore(): WeightStore {
-    return WeightStore.forInstance(this.cfg.stateDir, this.cfg.instance);
-  }
-
-  /**
-   * Writes an operator decision (drain, maint, weight, director drain) to its state file. A failed
-   * write, e.g. a full disk, does not refuse it: an emergency drain must take effect. It is applied
-   * anyway and an alert (status, log) says it is not kept: a restart would lose it. The next
-   * successful write of that file clears the alert. Returns what to add to the command's answer.
-   */
-  private persist(store: StateFile, save: () => void, what: string): string {
-    try {
-      save();
-    } catch (err) {
-      const msg = `${what} is in effect but NOT persisted: ${(err as Error).message}; a restart would lose it; fix: free space in ${path.dirname(store.file)} (state_dir), then repeat the command to write it`;
-      this.notPersisted.set(store.file, `ALERT ${msg}`);
-      this.log.error({ err, alert: 'state-not-persisted', file: store.file }, `ALERT ${msg}`);
-      return `; WARNING: ${msg}`;
-    }
-    if (this.notPersisted.delete(store.file))
-      this.log.info({ alert: 'state-not-persisted', file: store.file }, `alert cleared: ${store.file} is written`);
-    return '';
-  }
-
   async start(): Promise<void> {
     this.cfg = await loadConfigFile(this.configFile);
+    // Nothing is read yet (restore() below); stop --detach removes its files once a config is known.
+    this.operator = new Operator({
+      stateDir: this.cfg.stateDir,
+      instance: this.cfg.instance,
+      services: () => this.cfg.services,
+      apply: (reason) => this.serial(() => this.reconcile(reason)),
+      log: this.log,
+    });
     // First, before pins, XDP, VRRP, BIRD or any socket: a second run of a running instance
     // is refused here with nothing changed.
     this.lock = await InstanceLock.acquire(this.cfg.instance, { config: path.resolve(this.configFile) });
@@ -153,17 +122,8 @@ export class Daemon {
     const mig = migrateStateFiles(path.dirname(this.cfg.admin.socket), this.cfg.stateDir, this.cfg.instance);
     for (const m of mig.moved) this.log.info(`state file moved to state_dir: ${m}`);
     for (const m of mig.ignored) this.log.warn(`state file of an older version ignored: ${m}; remove it`);
-    // A corrupt or unsafe drains file stops the start here (XD_ERR_STATE_FILE, path and fix), before anything is applied.
-    this.drained = this.drains.load();
-    if (this.drained.size) this.log.info({ drained: [...this.drained] }, 'drains restored from the previous run');
-    this.maint = this.maintStore.load();
-    if (this.maint.size) this.log.info({ maint: [...this.maint] }, 'maintenance restored from the previous run');
-    this.weights = this.weightStore.load();
-    if (this.weights.size)
-      this.log.info(
-        { weights: Object.fromEntries(this.weights) },
-        "run-time weights restored from the previous run (they override the config's)",
-      );
+    // A corrupt or unsafe state file stops the start here (XD_ERR_STATE_FILE, path and fix), before anything is applied.
+    this.operator.restore();
     this.dataplane = await openDataplane(this.cfg, this.log, this.cfg.dataplane, this.dataplaneWhy);
     this.liveness = this.newLiveness();
     await this.startHealth(await this.adoptedHealth());
@@ -179,11 +139,11 @@ export class Daemon {
       {
         status: async () => this.status(),
         metrics: async () => renderMetrics(await this.status()),
-        drain: async (b) => this.setDrain(b, true),
-        undrain: async (b) => this.setDrain(b, false),
-        maint: async (b) => this.setMaint(b, true),
-        unmaint: async (b) => this.setMaint(b, false),
-        weight: async (b, w) => this.setWeight(b, w),
+        drain: async (b) => this.operator.mark('drain', b, true),
+        undrain: async (b) => this.operator.mark('drain', b, false),
+        maint: async (b) => this.operator.mark('maint', b, true),
+        unmaint: async (b) => this.operator.mark('maint', b, false),
+        weight: async (b, w) => this.operator.weight(b, w),
         drainDirector: async (on) => this.drainDirector(on),
         dataplane: async (k) => this.switchDataplane(k),
         reload: async () => this.reload(),
@@ -206,9 +166,9 @@ export class Daemon {
         {
           status: async () => this.status(),
           metrics: async () => renderMetrics(await this.status()),
-          drain: async (b) => this.setDrain(b, true),
-          undrain: async (b) => this.setDrain(b, false),
-          weight: async (b, w) => this.setWeight(b, w),
+          drain: async (b) => this.operator.mark('drain', b, true),
+          undrain: async (b) => this.operator.mark('drain', b, false),
+          weight: async (b, w) => this.operator.weight(b, w),
         },
         this.log.child({ component: 'http' }),
       );
@@ -377,7 +337,7 @@ export class Daemon {
       );
     // Written before it takes effect; a write that fails (a full disk) does not stop it: alert instead.
     const store = this.directorDrain;
-    const warn = this.persist(
+    const warn = this.operator.persist(
       store,
       () => (on ? store.save(['director']) : store.remove()),
       on ? 'the director drain' : 'the director undrain',
@@ -491,9 +451,9 @@ export class Daemon {
       tunnel: this.cfg.tunnel,
       mtus: this.macs.mtus,
       health: this.health ? this.health.snapshot() : null,
-      drained: this.drained,
-      maint: this.maint,
-      weights: this.weights,
+      drained: this.operator.drained,
+      maint: this.operator.maint,
+      weights: this.operator.weights,
     });
   }
 
@@ -560,115 +520,6 @@ export class Daemon {
     for (const v of this.vrrp) this.updateTracking(v);
     this.updateBgp();
     this.log.debug({ reason }, 'dataplane reconciled');
-  }
-
-  async setDrain(target: string, on: boolean): Promise<{ message: string }> {
-    const t = resolveTarget(this.cfg.services, target); // unknown service or backend: refused, nothing changes
-    const next = new Set(this.drained);
-    if (on) next.add(t.text);
-    else {
-      next.delete(t.text);
-      next.delete(t.given);
-    }
-    // First on disk (atomically), then in effect; a failed write (a full disk) is applied anyway, with an alert.
-    const warn = this.persist(this.drains, () => this.drains.save(next), `${on ? 'drain' : 'undrain'} of ${t.text}`);
-    this.drained = next;
-    const where = t.service ? `in service ${t.service}` : 'in every service';
-    this.log.info(
-      { backend: t.backend, service: t.service },
-      on
-        ? `backend ${t.backend} drained ${where}: established flows finish, no new flows`
-        : `backend ${t.backend} undrained ${where}`,
-    );
-    await this.serial(() => this.reconcile(on ? 'drain' : 'undrain'));
-    const also = !on && this.otherForms(this.drained, t.backend, t.text);
-    return {
-      message:
-        (on
-          ? `drained ${t.text} (${where}): established flows finish, new flows go elsewhere`
-          : `undrained ${t.text} (${where})${also ? `; still drained by ${also}` : ''}`) + warn,
-    };
-  }
-
-  /** Maintenance (HAProxy's MAINT): no new flows and established flows end; health does not bring the backend back until unmaint. */
-  async setMaint(target: string, on: boolean): Promise<{ message: string }> {
-    const t = resolveTarget(this.cfg.services, target);
-    const next = new Set(this.maint);
-    if (on) next.add(t.text);
-    else {
-      next.delete(t.text);
-      next.delete(t.given);
-    }
-    const warn = this.persist(
-      this.maintStore,
-      () => this.maintStore.save(next),
-      `${on ? 'maint' : 'unmaint'} of ${t.text}`,
-    );
-    this.maint = next;
-    const where = t.service ? `in service ${t.service}` : 'in every service';
-    this.log.info(
-      { backend: t.backend, service: t.service },
-      on
-        ? `backend ${t.backend} in maintenance ${where}: no new flows, established flows end`
-        : `backend ${t.backend} out of maintenance ${where}`,
-    );
-    await this.serial(() => this.reconcile(on ? 'maint' : 'unmaint'));
-    const also = !on && this.otherForms(this.maint, t.backend, t.text);
-    return {
-      message:
-        (on
-          ? `maint ${t.text} (${where}): no new flows, established flows end (re-hashed to another backend, which resets them)`
-          : `${t.text} out of maintenance (${where})${also ? `; still in maintenance by ${also}` : ''}`) + warn,
-    };
-  }
-
-  /** Run-time weight: overrides the config's (kept across reloads and restarts); null resets to the config's. */
-  async setWeight(target: string, weight: number | null): Promise<{ message: string }> {
-    if (weight !== null && (!Number.isInteger(weight) || weight < 0 || weight > WEIGHT_MAX)) {
-      throw new XdError(
-        'XD_ERR_USAGE',
-        `weight ${target} ${weight}: a weight must be an integer from 0 to ${WEIGHT_MAX} (the config's weight rule)`,
-      );
-    }
-    const t = resolveTarget(this.cfg.services, target);
-    const next = new Map(this.weights);
-    next.delete(t.given);
-    if (weight === null) next.delete(t.text);
-    else next.set(t.text, weight);
-    const warn = this.persist(
-      this.weightStore,
-      () => this.weightStore.save(next),
-      `weight ${weight === null ? 'reset' : weight} of ${t.text}`,
-    );
-    this.weights = next;
-    const where = t.service ? `in service ${t.service}` : 'in every service';
-    const config = [
-      ...new Set(
-        this.cfg.services
-          .filter((s) => !t.service || s.name === t.service)
-          .flatMap((s) => s.backends.filter((b) => b.name === t.backend || b.key === t.backend).map((b) => b.weight)),
-      ),
-    ].join('/');
-    this.log.info(
-      { backend: t.backend, service: t.service, weight, configWeight: config },
-      weight === null
-        ? `backend ${t.backend} back to the config's weight ${where}`
-        : `backend ${t.backend} weight ${weight} ${where} (run-time, overrides the config's ${config})`,
-    );
-    await this.serial(() => this.reconcile('weight'));
-    return {
-      message:
-        (weight === null
-          ? `weight ${t.text} (${where}): back to the config's weight ${config}`
-          : `weight ${t.text} (${where}): ${weight}, overriding the config's ${config}; kept across reload and restart until \`xdirector weight ${t.text} --reset\``) +
-        warn,
-    };
-  }
-
-  /** Another target form in `set` that still names `backend` (e.g. undrain mysql/db1 while db1 is drained everywhere), for the message. */
-  private otherForms(set: ReadonlySet<string>, backend: string, except: string): string | false {
-    const others = [...set].filter((x) => x !== except && (x === backend || x.endsWith(`/${backend}`)));
-    return others.length ? others.join(', ') : false;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -738,7 +589,7 @@ export class Daemon {
           .stop()
           .catch((e: unknown) => this.log.error({ err: e }, 'stopping the previous health monitor failed'));
       this.log.info({ services: next.services.length }, 'config reloaded');
-      const kept = [...this.weights].map(([k, w]) => `${k}=${w}`).join(', ');
+      const kept = [...this.operator.weights].map(([k, w]) => `${k}=${w}`).join(', ');
       return {
         message: `reloaded ${this.configFile}: ${next.services.length} service(s)${kept ? `; run-time weights kept, overriding the config's: ${kept} (xdirector weight TARGET --reset returns to the config's)` : ''}`,
       };
@@ -779,13 +630,11 @@ export class Daemon {
       alerts: [
         ...(snapshot ? snapshot.alerts.map((a) => a.message) : []),
         ...(applyAlert ? [applyAlert] : []),
-        ...this.notPersisted.values(),
+        ...this.operator.alerts(),
         ...(this.livenessAlert ? [this.livenessAlert] : []),
         ...(this.sync?.alerts() ?? []),
       ],
-      drained: [...this.drained],
-      maint: [...this.maint],
-      weights: this.weightOverrides(),
+      ...this.operator.status(),
       rates: this.rates.current(),
       unresolved: (this.last?.unresolved ?? []).map((u) => ({
         service: u.service,
@@ -810,21 +659,6 @@ export class Daemon {
   /** Connection sync's status block, its alerts added to the others by the caller's spread. */
   private syncStatus(): { sync: DaemonStatus['sync'] } {
     return { sync: this.sync?.status() ?? null };
-  }
-
-  /** Each run-time weight with the config weights it overrides (per service it applies to). */
-  private weightOverrides(): DaemonStatus['weights'] {
-    return [...this.weights].map(([target, weight]) => {
-      const slash = target.indexOf('/');
-      const service = slash < 0 ? undefined : target.slice(0, slash);
-      const backend = slash < 0 ? target : target.slice(slash + 1);
-      const config: Record<string, number> = {};
-      for (const s of this.cfg.services) {
-        if (service && s.name !== service) continue;
-        for (const b of s.backends) if (b.name === backend || b.key === backend) config[s.name] = b.weight;
-      }
-      return { target, weight, config };
-    });
   }
 
   private stopped?: Promise<void>;
@@ -879,13 +713,7 @@ export class Daemon {
       }
     }
     if (opts.detach && this.cfg && !detachRefused) {
-      for (const f of [this.drains, this.maintStore, this.weightStore]) {
-        try {
-          f.remove();
-        } catch (err) {
-          this.log.warn({ err }, (err as Error).message);
-        }
-      }
+      this.operator.removeFiles();
     }
     this.macs.close();
     if (!dp) this.log.info('stopped before a dataplane was set up: nothing was applied');
