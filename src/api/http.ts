@@ -20,6 +20,10 @@ import { ratesOf, renderStatusPage } from './statuspage';
 import { isLoopbackHost } from '../config';
 import { MIN_TOKEN_LENGTH } from '../config';
 
+/**
+ * What HTTP serves of the admin API's handler table (server.ts ApiHandlers): the daemon passes
+ * its one table (api/admin.ts) and HTTP uses this subset of it.
+ */
 export interface HttpHandlers {
   status(): Promise<DaemonStatus>;
   metrics(): Promise<string>;
@@ -64,6 +68,38 @@ function readToken(file: string, key: string): string {
   return t;
 }
 
+type Page = (h: HttpHandlers, readOnly: boolean) => Promise<[type: string, body: string]>;
+type Change = (h: HttpHandlers, backend: string, body: Record<string, unknown>) => Promise<unknown>;
+
+/** The pages (GET, HEAD): content type and body. A Map, so that no path reaches Object's own members. */
+const PAGES = new Map<string, Page>([
+  ['/metrics', async (h) => ['text/plain; version=0.0.4; charset=utf-8', await h.metrics()]],
+  ['/status', async (h) => ['application/json', JSON.stringify(await h.status())]],
+  [
+    '/',
+    async (h, readOnly) => {
+      const st = await h.status();
+      return ['text/html; charset=utf-8', renderStatusPage(st, ratesOf(st), { readOnly })];
+    },
+  ],
+]);
+
+/** The changes (POST, write token), each on the body's "backend"; a bad body throws XD_ERR_USAGE. */
+const CHANGES = new Map<string, Change>([
+  ['/drain', (h, backend) => h.drain(backend)],
+  ['/undrain', (h, backend) => h.undrain(backend)],
+  [
+    '/weight',
+    (h, backend, body) => {
+      const w = body.weight;
+      // The range is the daemon's to check (the config's weight rule, one message for every way in).
+      if (w !== null && typeof w !== 'number')
+        throw new XdError('XD_ERR_USAGE', '"weight" must be an integer (or null to return to the config\'s weight)');
+      return h.weight(backend, w);
+    },
+  ],
+]);
+
 const digest = (s: string) => crypto.createHash('sha256').update(s).digest();
 
 /** The token a request presents: "Bearer <token>", or HTTP Basic with the token as the password. */
@@ -96,6 +132,29 @@ export interface HttpListenerOptions {
   hostNames?: string[];
   /** Tests shorten these; the daemon uses HTTP_LIMITS. */
   limits?: Partial<HttpLimits>;
+}
+
+/**
+ * Reads a request body of at most `max` bytes, then calls `done` with it. Past `max` (declared in
+ * Content-Length, or as it arrives) it calls `tooLarge` once and neither keeps nor answers the rest.
+ */
+function readBody(req: http.IncomingMessage, max: number, tooLarge: () => void, done: (body: Buffer) => void): void {
+  if (Number(req.headers['content-length'] ?? 0) > max) return tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let refused = false;
+  req.on('data', (c: Buffer) => {
+    if (refused) return;
+    size += c.length;
+    if (size > max) {
+      refused = true;
+      return tooLarge();
+    }
+    chunks.push(c);
+  });
+  req.on('end', () => {
+    if (!refused) done(Buffer.concat(chunks));
+  });
 }
 
 export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers, log: Logger): Promise<HttpListener> {
@@ -171,7 +230,8 @@ export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers,
         );
       }
       if (req.method === 'GET' || req.method === 'HEAD') {
-        if (!['/metrics', '/status', '/'].includes(url!))
+        const page = PAGES.get(url!);
+        if (!page)
           return json(404, {
             error: { code: 'XD_ERR_NOT_FOUND', message: `no such page: ${url} (/, /status, /metrics)` },
           });
@@ -188,17 +248,10 @@ export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers,
             { 'www-authenticate': 'Bearer, Basic realm="xdirector"' },
           );
         }
-        if (url === '/metrics')
-          return void h.metrics().then((t) => send(200, 'text/plain; version=0.0.4; charset=utf-8', t), fail);
-        if (url === '/status') return void h.status().then((st) => json(200, st), fail);
-        return void h
-          .status()
-          .then(
-            (st) => send(200, 'text/html; charset=utf-8', renderStatusPage(st, ratesOf(st), { readOnly: !token })),
-            fail,
-          );
+        return void page(h, !token).then(([type, body]) => send(200, type, body), fail);
       }
-      if (req.method !== 'POST' || !['/drain', '/undrain', '/weight'].includes(url!))
+      const change = CHANGES.get(url!);
+      if (req.method !== 'POST' || !change)
         return json(404, { error: { code: 'XD_ERR_NOT_FOUND', message: `no such endpoint: ${req.method} ${url}` } });
       if (!token)
         return json(403, {
@@ -234,25 +287,10 @@ export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers,
           { connection: 'close' },
         );
       };
-      const declared = Number(req.headers['content-length'] ?? 0);
-      if (declared > limits.maxBodyBytes) return tooLarge();
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let refused = false;
-      req.on('data', (c: Buffer) => {
-        if (refused) return;
-        size += c.length;
-        if (size > limits.maxBodyBytes) {
-          refused = true;
-          return tooLarge();
-        }
-        chunks.push(c);
-      });
-      req.on('end', () => {
-        if (refused) return;
+      readBody(req, limits.maxBodyBytes, tooLarge, (raw) => {
         let body: Record<string, unknown>;
         try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+          body = JSON.parse(raw.toString('utf8') || '{}');
         } catch {
           return json(400, { error: { code: 'XD_ERR_USAGE', message: 'request body is not JSON' } });
         }
@@ -265,18 +303,11 @@ export async function startHttpListener(o: HttpListenerOptions, h: HttpHandlers,
             },
           });
         let p: Promise<unknown>;
-        if (url === '/weight') {
-          const w = body.weight;
-          // The range is the daemon's to check (the config's weight rule, one message for every way in).
-          if (w !== null && typeof w !== 'number')
-            return json(400, {
-              error: {
-                code: 'XD_ERR_USAGE',
-                message: '"weight" must be an integer (or null to return to the config\'s weight)',
-              },
-            });
-          p = h.weight(backend, w);
-        } else p = url === '/drain' ? h.drain(backend) : h.undrain(backend);
+        try {
+          p = change(h, backend, body);
+        } catch (err) {
+          return fail(err);
+        }
         log.info({ endpoint: url, backend, remote: req.socket.remoteAddress }, 'change over HTTP');
         p.then((r) => json(200, r), fail);
       });

@@ -14,7 +14,8 @@ import type { BgpSpeaker } from '../bgp';
 import type { SyncDaemon } from '../sync';
 import type { VrrpInstance } from '../vrrp/instance';
 import { dataplaneKind, detachXdp, openDataplane, switchDataplane } from '../dataplane/select';
-import { startApiServer } from '../api/server';
+import { startAdmin, type AdminEndpoints } from '../api/admin';
+import type { ApiHandlers } from '../api/server';
 import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
 import { BackendStateTimes, ReloadHistory } from './history';
@@ -65,8 +66,8 @@ export class Daemon {
   private sync?: SyncDaemon;
   /** Since when no backend's state or weight changed (BGP hold-down; monotonic, hold-down.ts). */
   private readonly backendsSteady = new SteadySince();
-  private api?: { close(): Promise<void> };
-  private httpListener?: { port: number; close(): Promise<void> };
+  /** The admin socket and the optional HTTP listener (api/admin.ts). */
+  private admin?: AdminEndpoints;
   private last?: DesiredOutput;
   private lastApplyError: string | null = null;
   private lastApplyAt: string | null = null;
@@ -134,45 +135,7 @@ export class Daemon {
     await this.startSync();
     await this.startVrrp();
     await this.startBgp();
-    this.api = await startApiServer(
-      this.cfg.admin.socket,
-      {
-        status: async () => this.status(),
-        metrics: async () => renderMetrics(await this.status()),
-        drain: async (b) => this.operator.mark('drain', b, true),
-        undrain: async (b) => this.operator.mark('drain', b, false),
-        maint: async (b) => this.operator.mark('maint', b, true),
-        unmaint: async (b) => this.operator.mark('maint', b, false),
-        weight: async (b, w) => this.operator.weight(b, w),
-        drainDirector: async (on) => this.drainDirector(on),
-        dataplane: async (k) => this.switchDataplane(k),
-        reload: async () => this.reload(),
-        stop: async ({ detach }) => {
-          setImmediate(() => void this.stop({ detach }).then(() => this.onStop?.(0)));
-          return {
-            message: detach
-              ? 'stopping; the XDP program and pins will be removed'
-              : 'stopping; the dataplane state is kept for a hot restart',
-          };
-        },
-      },
-      this.log.child({ component: 'api' }),
-    );
-    const a = this.cfg.admin;
-    if (a.http) {
-      const { startHttpListener } = await import('../api/http');
-      this.httpListener = await startHttpListener(
-        { ...a.http, tokenFile: a.httpTokenFile, readTokenFile: a.httpReadTokenFile, hostNames: a.httpHostNames },
-        {
-          status: async () => this.status(),
-          metrics: async () => renderMetrics(await this.status()),
-          drain: async (b) => this.operator.mark('drain', b, true),
-          undrain: async (b) => this.operator.mark('drain', b, false),
-          weight: async (b, w) => this.operator.weight(b, w),
-        },
-        this.log.child({ component: 'http' }),
-      );
-    }
+    this.admin = await startAdmin(this.cfg.admin, this.handlers(), this.log);
     this.timers.push(
       setInterval(
         () => void this.refreshMacs(false).then((changed) => changed && this.kick('neighbour')),
@@ -193,6 +156,33 @@ export class Daemon {
       { instance: this.cfg.instance, dataplane: this.dataplane.kind, services: this.cfg.services.length },
       'xdirector running',
     );
+  }
+
+  /**
+   * The admin API's handler table, built once: the socket answers all of it, the HTTP listener
+   * its subset (api/admin.ts).
+   */
+  private handlers(): ApiHandlers {
+    return {
+      status: async () => this.status(),
+      metrics: async () => renderMetrics(await this.status()),
+      drain: async (b) => this.operator.mark('drain', b, true),
+      undrain: async (b) => this.operator.mark('drain', b, false),
+      maint: async (b) => this.operator.mark('maint', b, true),
+      unmaint: async (b) => this.operator.mark('maint', b, false),
+      weight: async (b, w) => this.operator.weight(b, w),
+      drainDirector: async (on) => this.drainDirector(on),
+      dataplane: async (k) => this.switchDataplane(k),
+      reload: async () => this.reload(),
+      stop: async ({ detach }) => {
+        setImmediate(() => void this.stop({ detach }).then(() => this.onStop?.(0)));
+        return {
+          message: detach
+            ? 'stopping; the XDP program and pins will be removed'
+            : 'stopping; the dataplane state is kept for a hot restart',
+        };
+      },
+    };
   }
 
   /**
@@ -693,8 +683,7 @@ export class Daemon {
     await this.chain.catch(() => undefined);
     for (const v of this.vrrp) await v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp stop failed'));
     if (this.health) await this.health.stop().catch((err: unknown) => this.log.error({ err }, 'health stop failed'));
-    await this.api?.close();
-    await this.httpListener?.close();
+    await this.admin?.close();
     await this.sync?.stop().catch((err: unknown) => this.log.error({ err }, 'sync stop failed'));
     const dp = this.dataplane as Dataplane | undefined;
     let detachRefused = false;
