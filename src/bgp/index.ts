@@ -9,3 +9,6 @@ export type { BgpStatus, BgpNeighbourStatus } from './speaker';
 export { servableVips } from './servable';
 export type { Servable, ServableInput } from './servable';
 export { assertVipsNotLocal } from './local';
+export { BgpDirector, holdDownMs } from './director';
+export type { BgpDirectorOptions, DirectorDrainFile, DirectorState } from './director';
+export { SteadySince } from './hold-down';

@@ -10,7 +10,7 @@ import type { Config } from '../config';
 import type { Dataplane, DesiredState } from '../state/types';
 import type { HealthMonitor } from '../health';
 import type { InitialHealth } from '../health';
-import type { BgpSpeaker } from '../bgp';
+import type { BgpDirector } from '../bgp';
 import type { SyncDaemon } from '../sync';
 import type { VrrpInstance } from '../vrrp/instance';
 import { dataplaneKind, detachXdp, openDataplane, switchDataplane } from '../dataplane/select';
@@ -30,9 +30,8 @@ import { ApplyRetry } from './apply-retry';
 import { fixedSectionsChanged, healthInputsChanged } from './reload';
 import type { DaemonStatus } from './status';
 import { SystemdNotifier } from '../systemd/notify';
-import { servableVips } from '../bgp';
 import { InstanceLock } from './lock';
-import { SteadySince } from './hold-down';
+import { SteadySince } from '../bgp';
 import { monotonicMs } from '../clock';
 import { Liveness } from './liveness';
 
@@ -61,10 +60,10 @@ export class Daemon {
   private readonly rates = new RateEstimator();
   private health: HealthMonitor | null = null;
   private readonly vrrp: VrrpInstance[] = [];
-  private bgp: BgpSpeaker | null = null;
+  private bgp: BgpDirector | null = null;
   /** Connection sync (src/sync); undefined: no sync section, or not the XDP dataplane. */
   private sync?: SyncDaemon;
-  /** Since when no backend's state or weight changed (BGP hold-down; monotonic, hold-down.ts). */
+  /** Since when no backend's state or weight changed (BGP's announce hold-down; monotonic: bgp/hold-down.ts). */
   private readonly backendsSteady = new SteadySince();
   /** The admin socket and the optional HTTP listener (api/admin.ts). */
   private admin?: AdminEndpoints;
@@ -240,11 +239,6 @@ export class Daemon {
     );
   }
 
-  /** The whole-director drain, kept like backend drains (atomic, refused if unsafe): ["director"] while drained. */
-  private get directorDrain(): DrainStore {
-    return DrainStore.forInstance(this.cfg.stateDir, this.cfg.instance, 'director-drained');
-  }
-
   /** Connection sync: exports and imports flows through the XDP dataplane's pinned maps (src/sync). */
   private async startSync(): Promise<void> {
     if (!this.cfg.sync) return;
@@ -265,8 +259,9 @@ export class Daemon {
   /** BGP: announce the VIPs this director can serve (src/bgp), withdraw the others. */
   private async startBgp(): Promise<void> {
     if (!this.cfg.bgp) return;
-    const { BgpSpeaker, assertVipsNotLocal } = await import('../bgp');
-    assertVipsNotLocal(this.cfg.bgp.announce.map((a) => a.vip));
+    const { BgpSpeaker, BgpDirector, assertVipsNotLocal } = await import('../bgp');
+    const announce = this.cfg.bgp.announce.map((a) => a.vip);
+    assertVipsNotLocal(announce);
     const sp = new BgpSpeaker({
       cfg: this.cfg.bgp,
       instance: this.cfg.instance,
@@ -274,14 +269,16 @@ export class Daemon {
       onSyncTurn: () => this.liveness?.bgpTurned(),
     });
     await sp.start();
-    this.bgp = sp;
-    if (this.directorDrain.load().has('director')) {
-      this.log.info('director drain restored from the previous run: no VIP is announced until undrain --director');
-      // BIRD starts with every VIP disabled: unconfirmed, the drain still holds (the sync retries).
-      await sp
-        .setDirectorDrained(true, new Set())
-        .catch((err: unknown) => this.log.warn({ err }, `director drain: ${(err as Error).message}`));
-    }
+    const drainFile = DrainStore.forInstance(this.cfg.stateDir, this.cfg.instance, 'director-drained');
+    this.bgp = new BgpDirector({
+      speaker: sp,
+      announce,
+      steady: this.backendsSteady,
+      drainFile,
+      persist: (save, what) => this.operator.persist(drainFile, save, what),
+      log: this.log,
+    });
+    await this.bgp.restoreDrain();
     this.updateBgp();
     this.timers.push(setInterval(() => this.updateBgp(), 500));
   }
@@ -289,8 +286,7 @@ export class Daemon {
   private updateBgp(): void {
     if (!this.bgp || this.stopping) return;
     const attached = this.dataplane.attached();
-    const s = servableVips({
-      announce: this.cfg.bgp!.announce.map((a) => a.vip),
+    this.bgp.update({
       cannotServe: this.liveness?.cannotServe(),
       services: this.last?.state.services ?? [],
       dataplaneReady: attached && this.lastApplyError === null,
@@ -300,69 +296,18 @@ export class Daemon {
       healthReady:
         !this.cfg.services.some((x) => x.check !== 'none') ||
         (this.health !== null && this.health.snapshot().round >= 1),
-      holdDown: this.bgpHoldDown(),
-      announced: new Set(this.bgp.status().wanted),
+      health: this.cfg.health,
     });
-    this.bgp.setServable(s.servable, s.reasons);
   }
 
-  /**
-   * Before it announces a VIP it does not announce now (at start, and after a withdrawal, e.g.
-   * its pool emptied and is coming back one backend at a time) a director waits until its
-   * backend states have been steady for fall x interval (at least 2 s): a health view still
-   * settling gives a ring that differs from the other directors', and the flows ECMP moves here
-   * would be sent to another backend and reset.
-   */
-  private bgpHoldDown(): string | undefined {
-    const need = Math.max(2000, this.cfg.health.fall * this.cfg.health.interval);
-    return this.backendsSteady.holdDown(need);
-  }
-
-  /** Drain the whole director: withdraw every VIP (established flows keep coming through ECMP's other paths). */
+  /** Drain the whole director: withdraw every BGP VIP (src/bgp/director.ts). */
   async drainDirector(on: boolean): Promise<{ message: string }> {
     if (!this.bgp)
       throw new XdError(
         'XD_ERR_USAGE',
         `drain --director withdraws this director's BGP announcements, but ${this.configFile} has no bgp section: drain backends by name instead, or add bgp`,
       );
-    // Written before it takes effect; a write that fails (a full disk) does not stop it: alert instead.
-    const store = this.directorDrain;
-    const warn = this.operator.persist(
-      store,
-      () => (on ? store.save(['director']) : store.remove()),
-      on ? 'the director drain' : 'the director undrain',
-    );
-    const saved = `${on ? 'the drain' : 'the undrain'} ${warn ? 'is kept by this daemon (NOT saved: see the alert)' : `is saved (${store.file})`} and applied by the next sync that reaches bird`;
-    try {
-      await this.bgp.setDirectorDrained(on, new Set());
-      if (!on) this.updateBgp();
-      await this.bgp.syncNow();
-    } catch (err) {
-      // Never report a withdrawal BIRD did not confirm: the routers may still send new flows here.
-      const st = this.bgp.status();
-      throw new XdError(
-        'XD_ERR_BGP',
-        `${on ? 'drain' : 'undrain'} --director: bird did not confirm it: ${(err as Error).message}; ${saved}; ${on ? 'until then the routers may still send new flows here: ' : ''}check bird (pid ${st.daemon.pid ?? 'none'}, control socket ${st.daemon.socket}) and the log, or restart xdirector`,
-        { cause: err },
-      );
-    }
-    const st = this.bgp.status();
-    if (on && st.announced.length) {
-      throw new XdError(
-        'XD_ERR_BGP',
-        `drain --director: bird still has ${st.announced.join(', ')} enabled after the withdrawal; ${saved}; check bird (pid ${st.daemon.pid ?? 'none'}, control socket ${st.daemon.socket})`,
-      );
-    }
-    this.log.info(
-      { announced: st.announced },
-      on ? 'director drained: every VIP withdrawn; established flows finish' : 'director undrained',
-    );
-    return {
-      message:
-        (on
-          ? `director drained: withdrew ${this.cfg.bgp!.announce.map((a) => a.vip).join(', ')}; established flows finish through the other directors`
-          : `director undrained: announcing ${st.announced.join(', ') || 'nothing yet (no servable VIP)'}`) + warn,
-    };
+    return this.bgp.drain(on, () => this.updateBgp());
   }
 
   private updateTracking(inst: VrrpInstance): void {
@@ -563,7 +508,7 @@ export class Daemon {
           await this.startHealth();
         }
         await this.refreshMacs(true);
-        await this.bgp?.reconcileRoutes();
+        await this.bgp?.speaker.reconcileRoutes();
         await this.reconcile('reload');
       } catch (err) {
         const failed = this.health;
@@ -632,7 +577,7 @@ export class Daemon {
         error: this.macs.errorOf(u.address),
       })),
       vrrp: this.vrrp.map((v) => v.status()),
-      bgp: this.bgp ? this.bgp.status() : null,
+      bgp: this.bgp ? this.bgp.speaker.status() : null,
       liveness: this.liveness?.status() ?? {
         cannotServe: null,
         stalled: null,
@@ -679,7 +624,7 @@ export class Daemon {
     this.applyRetry.stop();
     for (const t of this.timers) clearInterval(t);
     // Withdraw first: the routers move new flows to the other directors while this one still forwards.
-    if (this.bgp) await this.bgp.stop().catch((err: unknown) => this.log.error({ err }, 'bgp stop failed'));
+    if (this.bgp) await this.bgp.speaker.stop().catch((err: unknown) => this.log.error({ err }, 'bgp stop failed'));
     await this.chain.catch(() => undefined);
     for (const v of this.vrrp) await v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp stop failed'));
     if (this.health) await this.health.stop().catch((err: unknown) => this.log.error({ err }, 'health stop failed'));

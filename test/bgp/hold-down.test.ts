@@ -3,7 +3,7 @@
 // once, -1 h does not stretch it by an hour.
 import { test, afterEach, mock } from 'node:test';
 import assert from 'node:assert/strict';
-import { SteadySince } from '../../src/daemon/hold-down';
+import { SteadySince } from '../../src/bgp/hold-down';
 
 const HOUR = 3600_000;
 const realNow = Date.now.bind(Date);

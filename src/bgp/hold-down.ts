@@ -1,4 +1,4 @@
-// How long the backend states have been steady, for BGP's announce hold-down (run.ts): measured
+// How long the backend states have been steady, for BGP's announce hold-down (director.ts): measured
 // on the monotonic clock (src/clock.ts), so a wall-clock step neither releases the hold-down at
 // once (forward) nor stretches it by the step (backward).
 import { monotonicMs, type Clock } from '../clock';
