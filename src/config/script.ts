@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { duration, parseDuration } from './duration';
 import { bool, leaf, pattern, show } from './fields';
+import type { UserIds } from '../proc/run-as-user';
 
 /** A problem at a key path (the shape of rules.ts's Problem, kept here so rules.ts can import this file). */
 export interface ScriptProblem {
@@ -83,10 +84,8 @@ export function scriptArgv(cmd: string, address: string, port: number): string[]
   return words.map((w) => w.replace(/\{address\}/g, address).replace(/\{port\}/g, String(port)));
 }
 
-export interface UserIds {
-  uid: number;
-  gid: number;
-}
+/** A user's ids, as src/proc/run-as-user.ts runs a command with them. */
+export type { UserIds };
 
 /**
  * A user's ids from the system's user database (getent: /etc/passwd, LDAP, sssd alike), or

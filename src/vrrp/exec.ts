@@ -1,7 +1,7 @@
 // Running operator commands for VRRP: track scripts (exit status = result) and
 // notify hooks (run one after another, in the order the transitions happened).
 
-import { spawn } from 'node:child_process';
+import { runAsUser } from '../proc/run-as-user';
 import type { Logger } from '../log';
 import type { UserIds } from '../config';
 
@@ -14,33 +14,20 @@ export interface RunResult {
 }
 
 /** Run `/bin/sh -c command` with extra positional arguments ($1, $2, ...), as `as` when given (script_user); never rejects. */
-export function runCommand(command: string, args: string[], timeoutMs: number, as?: UserIds): Promise<RunResult> {
-  return new Promise((resolve) => {
-    let timedOut = false;
-    let settled = false;
-    // Its own process group, so a timeout kills what the shell started too.
-    const child = spawn('/bin/sh', ['-c', `${command} "$@"`, 'xdirector-vrrp', ...args], {
-      stdio: 'ignore',
-      detached: true,
-      ...(as ? { uid: as.uid, gid: as.gid, cwd: '/' } : {}),
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    }, timeoutMs);
-    const done = (r: RunResult) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(r);
-    };
-    child.on('error', (error) => done({ ok: false, code: null, signal: null, timedOut, error }));
-    child.on('exit', (code, signal) => done({ ok: !timedOut && code === 0, code, signal, timedOut }));
+export async function runCommand(command: string, args: string[], timeoutMs: number, as?: UserIds): Promise<RunResult> {
+  // Its own process group (proc/run-as-user.ts), so a timeout kills what the shell started too.
+  const r = await runAsUser({
+    argv: ['/bin/sh', '-c', `${command} "$@"`, 'xdirector-vrrp', ...args],
+    timeoutMs,
+    ...(as ? { as } : {}),
   });
+  return {
+    ok: !r.timedOut && !r.error && r.code === 0,
+    code: r.code,
+    signal: r.signal,
+    timedOut: r.timedOut,
+    ...(r.error ? { error: r.error } : {}),
+  };
 }
 
 /**
