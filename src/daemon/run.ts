@@ -12,7 +12,7 @@ import type { HealthMonitor } from '../health';
 import type { InitialHealth } from '../health';
 import type { BgpDirector } from '../bgp';
 import type { SyncDaemon } from '../sync';
-import type { VrrpInstance } from '../vrrp/instance';
+import { VrrpGroup, type DirectorTracking } from '../vrrp/group';
 import { dataplaneKind, detachXdp, openDataplane, switchDataplane } from '../dataplane/select';
 import { startAdmin, type AdminEndpoints } from '../api/admin';
 import type { ApiHandlers } from '../api/server';
@@ -22,7 +22,6 @@ import { BackendStateTimes, ReloadHistory } from './history';
 import { BackendMacs } from './macs';
 import { DrainStore, migrateStateFiles } from './drains';
 import { Operator } from './operator';
-import { servableBackend } from '../state/backend';
 import { healthRoundMs } from '../config';
 import { RateEstimator } from './rates';
 import { installCrashHandlers } from './crash';
@@ -59,7 +58,7 @@ export class Daemon {
   /** Per-second rates from two counter samples RATE_INTERVAL_MS apart (status, metrics, the HTTP page). */
   private readonly rates = new RateEstimator();
   private health: HealthMonitor | null = null;
-  private readonly vrrp: VrrpInstance[] = [];
+  private readonly vrrp: VrrpGroup;
   private bgp: BgpDirector | null = null;
   /** Connection sync (src/sync); undefined: no sync section, or not the XDP dataplane. */
   private sync?: SyncDaemon;
@@ -94,6 +93,7 @@ export class Daemon {
     private readonly log: Logger,
   ) {
     this.macs = new BackendMacs(log);
+    this.vrrp = new VrrpGroup(log);
     this.applyRetry = new ApplyRetry({ log: this.log, retry: () => this.kick('retry after a failed apply') });
     if (process.env.XDIRECTOR_TEST_FAULTS === 'apply') {
       process.on('SIGUSR2', () => {
@@ -222,21 +222,8 @@ export class Daemon {
 
   private async startVrrp(): Promise<void> {
     // The config's list has each instance's interface resolved (default: the top-level interface).
-    if (this.cfg.vrrp.length === 0) return;
-    const { VrrpInstance } = await import('../vrrp/instance');
-    const { wireSyncGroups } = await import('../vrrp/sync');
-    const instances = this.cfg.vrrp.map((c) => new VrrpInstance(c, { log: this.log }));
-    wireSyncGroups(instances); // sync_group members fail over as one (before any starts)
-    for (const inst of instances) {
-      this.vrrp.push(inst);
-      this.updateTracking(inst);
-      await inst.start();
-    }
-    this.timers.push(
-      setInterval(() => {
-        for (const v of this.vrrp) this.updateTracking(v);
-      }, TRACKING_MS),
-    );
+    await this.vrrp.start(this.cfg.vrrp, () => this.tracking());
+    if (this.vrrp.size) this.timers.push(setInterval(() => this.vrrp.track(this.tracking()), TRACKING_MS));
   }
 
   /** Connection sync: exports and imports flows through the XDP dataplane's pinned maps (src/sync). */
@@ -310,12 +297,13 @@ export class Daemon {
     return this.bgp.drain(on, () => this.updateBgp());
   }
 
-  private updateTracking(inst: VrrpInstance): void {
-    inst.setXdpAttached(this.dataplane.attached());
-    inst.setDirectorServing(this.liveness?.cannotServe() === undefined);
-    for (const s of this.last?.state.services ?? []) {
-      inst.setPoolHealthy(s.name, s.backends.some(servableBackend));
-    }
+  /** What VRRP tracks of this director now (vrrp/group.ts). */
+  private tracking(): DirectorTracking {
+    return {
+      xdpAttached: this.dataplane.attached(),
+      serving: this.liveness?.cannotServe() === undefined,
+      services: this.last?.state.services ?? [],
+    };
   }
 
   /** Resolve backend MACs (macs.ts). all=false: only the unresolved ones. Returns whether anything changed. */
@@ -351,7 +339,7 @@ export class Daemon {
   /**
    * The daemon's own liveness check (with or without systemd): the alert in status and the log.
    * The BGP withdrawal and the VRRP director tracker read liveness on their own 500 ms ticks
-   * (updateBgp, updateTracking).
+   * (updateBgp, tracking).
    */
   private checkLiveness(): void {
     if (this.stopping || !this.liveness) return;
@@ -452,7 +440,7 @@ export class Daemon {
     this.describeChanges(this.last?.state, out.state);
     this.stateTimes.observe(out.state);
     this.last = out;
-    for (const v of this.vrrp) this.updateTracking(v);
+    this.vrrp.track(this.tracking());
     this.updateBgp();
     this.log.debug({ reason }, 'dataplane reconciled');
   }
@@ -576,7 +564,7 @@ export class Daemon {
         backend: u.backend,
         error: this.macs.errorOf(u.address),
       })),
-      vrrp: this.vrrp.map((v) => v.status()),
+      vrrp: this.vrrp.status(),
       bgp: this.bgp ? this.bgp.speaker.status() : null,
       liveness: this.liveness?.status() ?? {
         cannotServe: null,
@@ -601,9 +589,7 @@ export class Daemon {
   /** After a fatal error: every VRRP instance sends priority 0 (if Master) and removes its VIPs. */
   async resignVrrp(): Promise<void> {
     this.stopping = true;
-    await Promise.all(
-      this.vrrp.map((v) => v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp resign failed'))),
-    );
+    await this.vrrp.resign();
   }
 
   async stop(opts: { detach?: boolean } = {}): Promise<void> {
@@ -626,7 +612,7 @@ export class Daemon {
     // Withdraw first: the routers move new flows to the other directors while this one still forwards.
     if (this.bgp) await this.bgp.speaker.stop().catch((err: unknown) => this.log.error({ err }, 'bgp stop failed'));
     await this.chain.catch(() => undefined);
-    for (const v of this.vrrp) await v.stop().catch((err: unknown) => this.log.error({ err }, 'vrrp stop failed'));
+    await this.vrrp.stop();
     if (this.health) await this.health.stop().catch((err: unknown) => this.log.error({ err }, 'health stop failed'));
     await this.admin?.close();
     await this.sync?.stop().catch((err: unknown) => this.log.error({ err }, 'sync stop failed'));
