@@ -1,5 +1,5 @@
 // Is this director still working, beyond "the event loop turns"? Pure, with an injected
-// monotonic clock (tests drive it by hand).
+// monotonic clock (tests drive it by hand); the daemon logs the alert changes checkAlert() reports.
 //
 // Two answers from the same marks:
 // - cannotServe(): a reason this director must not draw traffic now (BGP withdraws every VIP,
@@ -12,6 +12,7 @@
 //   stop the watchdog: a restart would not fix the driver.
 
 import { monotonicMs, type Clock } from '../clock';
+import { healthRoundMs, type Config } from '../config';
 
 /** The smallest staleness limit: a round of one slow check must not count as a stall. */
 export const STALE_FLOOR_MS = 5000;
@@ -27,6 +28,19 @@ export interface LivenessOptions {
   bgp: boolean;
   now?: Clock;
 }
+
+/** The options for a daemon's config: its health checks' interval and round budget (none without checks), and BGP. */
+export function livenessOptions(cfg: Pick<Config, 'services' | 'monitor' | 'health' | 'bgp'>): LivenessOptions {
+  const checked = cfg.services.some((s) => s.check !== 'none');
+  return {
+    healthIntervalMs: checked ? cfg.health.interval : null,
+    healthRoundMs: healthRoundMs(cfg.monitor, cfg.health),
+    bgp: !!cfg.bgp,
+  };
+}
+
+/** What checkAlert() found: the alert raised (and why), cleared, or as it was (undefined). */
+export type AlertChange = { raised: string; why: string } | 'cleared' | undefined;
 
 export interface LivenessStatus {
   /** Why the director must not draw traffic (null: it may). */
@@ -47,6 +61,7 @@ export class Liveness {
   private txRiseAt: number | null = null;
   private txLast = 0;
   readonly limitMs: number;
+  private alertText?: string;
 
   constructor(private readonly o: LivenessOptions) {
     this.now = o.now ?? monotonicMs;
@@ -117,6 +132,26 @@ export class Liveness {
       const age = this.now() - this.bgpTurnAt;
       if (age > this.limitMs) return `the BGP speaker's sync loop has not turned for ${(age / 1000).toFixed(1)} s`;
     }
+    return undefined;
+  }
+
+  /** The alert in status while this director cannot serve or stalls, as of the last checkAlert(). */
+  get alert(): string | undefined {
+    return this.alertText;
+  }
+
+  /**
+   * The daemon's own liveness check (with or without systemd), on its tick: updates the alert
+   * and says whether it was raised or cleared (the daemon logs those). The BGP withdrawal and
+   * VRRP's director tracker read cannotServe() on their own ticks.
+   */
+  checkAlert(): AlertChange {
+    const why = this.cannotServe() ?? this.stalled();
+    const alert = why === undefined ? undefined : `this director cannot serve: ${why}`;
+    const was = this.alertText;
+    this.alertText = alert;
+    if (alert !== undefined && was === undefined) return { raised: alert, why: why! };
+    if (alert === undefined && was !== undefined) return 'cleared';
     return undefined;
   }
 

@@ -32,7 +32,7 @@ import { SystemdNotifier } from '../systemd/notify';
 import { InstanceLock } from './lock';
 import { SteadySince } from '../bgp';
 import { monotonicMs } from '../clock';
-import { Liveness } from './liveness';
+import { Liveness, livenessOptions } from './liveness';
 
 const MAC_REFRESH_MS = 30000;
 const UNRESOLVED_RETRY_MS = 2000;
@@ -85,7 +85,6 @@ export class Daemon {
   private lock?: InstanceLock;
   /** Progress and "can serve" (liveness.ts): withdraws BGP, fails VRRP's director tracker, withholds the watchdog. */
   private liveness: Liveness | null = null;
-  private livenessAlert?: string;
   onStop?: (code: number) => void;
 
   constructor(
@@ -125,7 +124,7 @@ export class Daemon {
     // A corrupt or unsafe state file stops the start here (XD_ERR_STATE_FILE, path and fix), before anything is applied.
     this.operator.restore();
     this.dataplane = await openDataplane(this.cfg, this.log, this.cfg.dataplane, this.dataplaneWhy);
-    this.liveness = this.newLiveness();
+    this.liveness = new Liveness(livenessOptions(this.cfg));
     await this.startHealth(await this.adoptedHealth());
     await this.refreshMacs();
     await this.reconcile('start');
@@ -322,34 +321,18 @@ export class Daemon {
     }
   }
 
-  private newLiveness(): Liveness {
-    const checked = this.cfg.services.some((s) => s.check !== 'none');
-    return new Liveness({
-      healthIntervalMs: checked ? this.cfg.health.interval : null,
-      healthRoundMs: healthRoundMs(this.cfg.monitor, this.cfg.health),
-      bgp: !!this.cfg.bgp,
-    });
-  }
-
   /** Why the daemon makes no progress (the systemd watchdog is withheld), or undefined. */
   stalled(): string | undefined {
     return this.stopping ? undefined : this.liveness?.stalled();
   }
 
-  /**
-   * The daemon's own liveness check (with or without systemd): the alert in status and the log.
-   * The BGP withdrawal and the VRRP director tracker read liveness on their own 500 ms ticks
-   * (updateBgp, tracking).
-   */
+  /** The daemon's own liveness check (with or without systemd): the alert in status and the log (liveness.ts). */
   private checkLiveness(): void {
     if (this.stopping || !this.liveness) return;
-    const why = this.liveness.cannotServe() ?? this.liveness.stalled();
-    const alert = why === undefined ? undefined : `this director cannot serve: ${why}`;
-    if (alert !== undefined && this.livenessAlert === undefined)
-      this.log.error({ reason: why }, `ALERT ${alert}; BGP VIPs withdrawn, VRRP director tracker failing`);
-    if (alert === undefined && this.livenessAlert !== undefined)
-      this.log.info('this director can serve again: announcing and VRRP tracking resume');
-    this.livenessAlert = alert;
+    const c = this.liveness.checkAlert();
+    if (c === 'cleared') this.log.info('this director can serve again: announcing and VRRP tracking resume');
+    else if (c)
+      this.log.error({ reason: c.why }, `ALERT ${c.raised}; BGP VIPs withdrawn, VRRP director tracker failing`);
   }
 
   /** Ask for a reconcile; several asks while one runs collapse into one more. */
@@ -554,7 +537,7 @@ export class Daemon {
         ...(snapshot ? snapshot.alerts.map((a) => a.message) : []),
         ...(applyAlert ? [applyAlert] : []),
         ...this.operator.alerts(),
-        ...(this.livenessAlert ? [this.livenessAlert] : []),
+        ...(this.liveness?.alert ? [this.liveness.alert] : []),
         ...(this.sync?.alerts() ?? []),
       ],
       ...this.operator.status(),

@@ -54,6 +54,26 @@ test('a health round that hangs makes the snapshot stale past the limit: cannot 
   assert.equal(l.stalled(), undefined);
 });
 
+test('the alert is raised once when the director cannot serve, follows the reason while it stays, and is cleared once', () => {
+  const c = clock();
+  const l = new Liveness({ healthIntervalMs: 1000, healthRoundMs: 1900, bgp: false, now: c.now });
+  assert.equal(l.checkAlert(), undefined);
+  assert.equal(l.alert, undefined);
+  c.advance(l.limitMs + 1);
+  const raised = l.checkAlert();
+  assert.ok(raised && raised !== 'cleared', 'raised');
+  assert.match(raised.why, /^the health snapshot is 6\.9 s old/);
+  assert.equal(raised.raised, `this director cannot serve: ${raised.why}`);
+  assert.equal(l.alert, raised.raised);
+  c.advance(1000);
+  assert.equal(l.checkAlert(), undefined, 'still raised: no second log line');
+  assert.match(l.alert!, /^this director cannot serve: the health snapshot is 7\.9 s old/);
+  l.healthRound();
+  assert.equal(l.checkAlert(), 'cleared');
+  assert.equal(l.alert, undefined);
+  assert.equal(l.checkAlert(), undefined);
+});
+
 test('without health checks there is no snapshot to go stale', () => {
   const c = clock();
   const l = new Liveness({ healthIntervalMs: null, bgp: false, now: c.now });
