@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { createLogger } from '../log';
 import { XdError } from '../errors';
 import type { Config } from '../config';
-import type { Dataplane, DesiredState } from '../state/types';
+import type { Dataplane } from '../state/types';
 import type { HealthMonitor } from '../health';
 import type { InitialHealth } from '../health';
 import type { BgpDirector } from '../bgp';
@@ -18,19 +18,17 @@ import { startAdmin, type AdminEndpoints } from '../api/admin';
 import type { ApiHandlers } from '../api/server';
 import { desiredState, type DesiredOutput } from '../desired';
 import { renderMetrics } from './metrics';
-import { BackendStateTimes, ReloadHistory } from './history';
+import { DaemonHistory } from './history';
 import { BackendMacs } from './macs';
 import { DrainStore, migrateStateFiles } from './drains';
 import { Operator } from './operator';
 import { healthRoundMs } from '../config';
-import { RateEstimator } from './rates';
 import { installCrashHandlers } from './crash';
 import { ApplyRetry } from './apply-retry';
 import { fixedSectionsChanged, healthInputsChanged } from './reload';
 import type { DaemonStatus } from './status';
 import { SystemdNotifier } from '../systemd/notify';
 import { InstanceLock } from './lock';
-import { SteadySince } from '../bgp';
 import { monotonicMs } from '../clock';
 import { Liveness, livenessOptions } from './liveness';
 
@@ -55,15 +53,11 @@ export class Daemon {
   private readonly macs: BackendMacs;
   /** Drains, maintenance and run-time weights (operator.ts), restored at start. */
   private operator!: Operator;
-  /** Per-second rates from two counter samples RATE_INTERVAL_MS apart (status, metrics, the HTTP page). */
-  private readonly rates = new RateEstimator();
   private health: HealthMonitor | null = null;
   private readonly vrrp: VrrpGroup;
   private bgp: BgpDirector | null = null;
   /** Connection sync (src/sync); undefined: no sync section, or not the XDP dataplane. */
   private sync?: SyncDaemon;
-  /** Since when no backend's state or weight changed (BGP's announce hold-down; monotonic: bgp/hold-down.ts). */
-  private readonly backendsSteady = new SteadySince();
   /** The admin socket and the optional HTTP listener (api/admin.ts). */
   private admin?: AdminEndpoints;
   private last?: DesiredOutput;
@@ -76,10 +70,8 @@ export class Daemon {
   private chain: Promise<void> = Promise.resolve();
   private pending = false;
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly startedAt = new Date().toISOString();
-  /** Backend state times and reload outcomes (status, metrics, the status page). */
-  private readonly stateTimes = new BackendStateTimes();
-  private readonly reloads = new ReloadHistory();
+  /** Its start, rates, backend state times, reload outcomes and the BGP hold-down's clock (status, metrics, the status page). */
+  private readonly history = new DaemonHistory();
   private stopping = false;
   /** This instance's lock (lock.ts), taken before anything is touched, released last. */
   private lock?: InstanceLock;
@@ -259,7 +251,7 @@ export class Daemon {
     this.bgp = new BgpDirector({
       speaker: sp,
       announce,
-      steady: this.backendsSteady,
+      steady: this.history.steady,
       drainFile,
       persist: (save, what) => this.operator.persist(drainFile, save, what),
       log: this.log,
@@ -367,27 +359,13 @@ export class Daemon {
   private async sampleRates(): Promise<void> {
     if (this.stopping) return;
     try {
-      this.rates.sample((await this.dataplane.status({ countFlows: false })).services, monotonicMs(), Date.now());
+      this.history.rates.sample(
+        (await this.dataplane.status({ countFlows: false })).services,
+        monotonicMs(),
+        Date.now(),
+      );
     } catch (err) {
       this.log.warn({ err }, `sampling counters for the rates failed: ${(err as Error).message}`);
-    }
-  }
-
-  private describeChanges(prev: DesiredState | undefined, next: DesiredState): void {
-    const before = new Map<string, string>();
-    for (const s of prev?.services ?? [])
-      for (const b of s.backends) before.set(`${s.name}/${b.key}`, `${b.state}/${b.weight}`);
-    for (const s of next.services) {
-      for (const b of s.backends) {
-        const k = `${s.name}/${b.key}`;
-        const now = `${b.state}/${b.weight}`;
-        if (before.get(k) !== now) this.backendsSteady.changed();
-        if (before.get(k) !== now)
-          this.log.info(
-            { service: s.name, backend: b.name, state: b.state, weight: b.weight, was: before.get(k) ?? 'new' },
-            `${s.name}: backend ${b.name} is ${b.state} (weight ${b.weight})`,
-          );
-      }
     }
   }
 
@@ -420,8 +398,8 @@ export class Daemon {
       this.applyRetry.failed(err, reason);
       throw err;
     }
-    this.describeChanges(this.last?.state, out.state);
-    this.stateTimes.observe(out.state);
+    for (const c of this.history.applied(this.last?.state, out.state))
+      this.log.info(c, `${c.service}: backend ${c.backend} is ${c.state} (weight ${c.weight})`);
     this.last = out;
     this.vrrp.track(this.tracking());
     this.updateBgp();
@@ -440,10 +418,10 @@ export class Daemon {
   async reload(): Promise<{ message: string }> {
     try {
       const r = await this.reloadOnce();
-      this.reloads.record(null);
+      this.history.reloads.record(null);
       return r;
     } catch (err) {
-      this.reloads.record(err);
+      this.history.reloads.record(err);
       throw err;
     }
   }
@@ -524,7 +502,7 @@ export class Daemon {
       instance: this.cfg.instance,
       version: xdirectorVersion(),
       pid: process.pid,
-      startedAt: this.startedAt,
+      startedAt: this.history.startedAt,
       config: path.resolve(this.configFile),
       dataplane: dp,
       lastApplyError: this.lastApplyError,
@@ -541,7 +519,7 @@ export class Daemon {
         ...(this.sync?.alerts() ?? []),
       ],
       ...this.operator.status(),
-      rates: this.rates.current(),
+      rates: this.history.rates.current(),
       unresolved: (this.last?.unresolved ?? []).map((u) => ({
         service: u.service,
         backend: u.backend,
@@ -557,8 +535,8 @@ export class Daemon {
         txErrorsRising: false,
       },
       ...this.syncStatus(),
-      backendStates: this.stateTimes.snapshot(),
-      reloads: this.reloads.status(),
+      backendStates: this.history.states.snapshot(),
+      reloads: this.history.reloads.status(),
     };
   }
 
