@@ -15,23 +15,22 @@ import http from 'node:http';
 import type { Logger } from 'pino';
 import { XdError } from '../errors';
 import { hostPort } from '../net/inet';
-import type { DaemonStatus } from '../daemon/status';
+import type { ApiHandlers } from './server';
 import { ratesOf, renderStatusPage } from './statuspage';
 import { isLoopbackHost } from '../config';
 import { MIN_TOKEN_LENGTH } from '../config';
 
+/** The changes HTTP allows (with the write token). */
+type HttpChange = 'drain' | 'undrain' | 'weight';
+
 /**
  * What HTTP serves of the admin API's handler table (server.ts ApiHandlers): the daemon passes
- * its one table (api/admin.ts) and HTTP uses this subset of it.
+ * its one table (api/admin.ts); HTTP reads status and metrics and makes these changes, whose
+ * answer it sends back as JSON whatever its shape.
  */
-export interface HttpHandlers {
-  status(): Promise<DaemonStatus>;
-  metrics(): Promise<string>;
-  drain(backend: string): Promise<unknown>;
-  undrain(backend: string): Promise<unknown>;
-  /** Run-time weight; null returns to the config's. */
-  weight(backend: string, weight: number | null): Promise<unknown>;
-}
+export type HttpHandlers = Pick<ApiHandlers, 'status' | 'metrics'> & {
+  [K in HttpChange]: (...args: Parameters<ApiHandlers[K]>) => Promise<unknown>;
+};
 
 export interface HttpListener {
   port: number;

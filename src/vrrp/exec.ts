@@ -1,16 +1,14 @@
 // Running operator commands for VRRP: track scripts (exit status = result) and
 // notify hooks (run one after another, in the order the transitions happened).
 
-import { runAsUser } from '../proc/run-as-user';
+import { runAsUser, type RunOutcome } from '../proc/run-as-user';
 import type { Logger } from '../log';
 import type { UserIds } from '../config';
 
-export interface RunResult {
+/** How a command ended (proc/run-as-user.ts, its output not kept), and whether that counts as success. */
+export interface RunResult extends Omit<RunOutcome, 'output'> {
+  /** Exit status 0, not killed at the timeout. */
   ok: boolean;
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  error?: Error;
 }
 
 /** Run `/bin/sh -c command` with extra positional arguments ($1, $2, ...), as `as` when given (script_user); never rejects. */
