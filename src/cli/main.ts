@@ -10,7 +10,6 @@ import type { ApiMessage } from '../api/server';
 import type { DaemonStatus } from '../daemon/status';
 import { formatRates, formatStatus, statusJson } from './format';
 import { parseSubcommandArgs } from '../subcommand';
-import { suggest } from '../config';
 import { xdirectorVersion } from '../version';
 import { missingRunCapabilities, RUN_AS_ROOT } from './privileges';
 
@@ -204,6 +203,9 @@ export async function main(argv: string[]): Promise<number> {
     return runBench(rest);
   }
   if (!COMMAND_HELP[cmd]) {
+    // Loaded here, not at the top: the config module (zod, yaml) is most of the CLI's start-up,
+    // and only the commands that read a config file need it.
+    const { suggest } = await import('../config');
     const near = suggest(cmd, [...Object.keys(COMMAND_HELP), 'import-keepalived', 'realserver', 'help', 'version']);
     throw new XdError('XD_ERR_USAGE', `unknown command "${cmd}"${near ? `; did you mean "${near}"?` : ''}\n${USAGE}`);
   }
