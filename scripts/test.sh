@@ -55,6 +55,7 @@ if [ ${#files[@]} -eq 0 ]; then echo "no test files found under: ${filter[*]}" >
 # is the first failing lane's in that order, else 0.
 BESIDE=(
   test/bgp/ecmp
+  test/bgp/liveness
   test/daemon/apply-retry
   test/daemon/crash
   test/daemon/drains
@@ -63,6 +64,7 @@ BESIDE=(
   test/daemon/no-refusal
   test/daemon/operator
   test/daemon/tunnel
+  test/daemon/vrrp-failover
   test/daemon/xdp-dr
   test/daemon/xdp-generic
 )
