@@ -118,7 +118,7 @@ export const PKTRATE_FULL = {
   receivers: 2,
 };
 export const PKTRATE_QUICK = {
-  packets: 200_000,
+  packets: 50_000,
   rounds: 1,
   flows: FLOW_MATRIX,
   baseFlows: 4096,
