@@ -71,7 +71,7 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     assert.ok(d.calibration.ns.median > 0);
   });
 
-  it('times DR and tunnel packets the same way (repeat=1 per call) and relates each tunnel class to DR', () => {
+  it('times DR, tunnel and NAT packets the same way (repeat=1 per call) and relates each class to DR', () => {
     const d = ok(r.sections.testrun, 'testrun');
     const w = d.forwarding;
     assert.deepEqual(
@@ -83,6 +83,9 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
         'IPIP established: XDP_TX (tx_flow_hit)',
         'GUE new flow (SYN): XDP_TX (tx_new_flow)',
         'GUE established: XDP_TX (tx_flow_hit)',
+        'NAT in new flow (SYN): XDP_TX (tx_new_flow)',
+        'NAT in established: XDP_TX (tx_flow_hit)',
+        'NAT out reply: XDP_TX (tx_nat_out)',
       ],
     );
     assert.ok(w.noop.ns.median > 0 && w.noop.rounds.length === w.rounds);
@@ -91,8 +94,10 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
       assert.ok(c.ns.median > 0, `${c.name}: ${JSON.stringify(c.ns)}`);
       if (c.forwarding === 'dr') assert.equal(c.vsDr, 1);
       else {
-        // A tunnel class is related to DR unless DR's own median came out at or below the no-op's.
-        const dr = w.cases.find((x) => x.forwarding === 'dr' && x.packet === c.packet)!;
+        // A tunnel or NAT class is related to DR unless DR's own median came out at or below the
+        // no-op's; NAT's reply is related to DR established.
+        const packet = c.packet === 'reply' ? 'established' : c.packet;
+        const dr = w.cases.find((x) => x.forwarding === 'dr' && x.packet === packet)!;
         if (dr.overNoop.median > 0) assert.ok(c.vsDr! > 0, `${c.name}: ${c.vsDr}`);
         else assert.equal(c.vsDr, undefined, `${c.name}: DR ${JSON.stringify(dr.overNoop)}`);
       }
