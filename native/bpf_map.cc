@@ -14,6 +14,11 @@
 //   mapUpdateBatch(fd, keys, values, count, elemFlags = 0) -> count
 //   mapUpdateBatchAsync(fd, keys, values, count, elemFlags = 0) -> Promise<count>
 //   mapDeleteBatch(fd, keys, count) -> count
+//   mapLookupFirst(fds, keys, count, valuesOut, foundOut) -> keys found
+//     for each of `count` keys, the first of the maps `fds` (same key size, not per-CPU)
+//     that holds it: foundOut[i] = its position in fds + 1 (0: in none), its value at
+//     valuesOut[i * stride] (stride: the largest value size of the maps). One call for
+//     what would be count * fds.length lookups from JS, each with its own geometry read.
 //   mapValueSize(fd) -> bytes of one value as seen from user space (per-CPU aware)
 //   numPossibleCpus() -> number
 #include <bpf/bpf.h>
@@ -318,6 +323,61 @@ static Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
+static Napi::Value MapLookupFirst(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) {
+    ThrowArgError(env, "map fds", "an array of 1 to 8 map fds", info[0]);
+    return env.Undefined();
+  }
+  Napi::Array arr = info[0].As<Napi::Array>();
+  uint32_t nfds = arr.Length();
+  if (nfds < 1 || nfds > 8) {
+    ThrowArgError(env, "map fds", "an array of 1 to 8 map fds", info[0]);
+    return env.Undefined();
+  }
+  int fds[8];
+  size_t stride = 0;
+  uint32_t key_size = 0;
+  for (uint32_t j = 0; j < nfds; j++) {
+    MapGeom g;
+    if (!ArgFd(env, arr.Get(j), "map fd", &fds[j]) || !GetGeom(env, fds[j], &g)) return env.Undefined();
+    if (IsPerCpu(g.type)) {
+      ThrowArgError(env, "map fds", "maps that are not per-CPU", arr.Get(j));
+      return env.Undefined();
+    }
+    if (j > 0 && g.key_size != key_size) {
+      ThrowArgError(env, "map fds", "maps of one key size (" + std::to_string(key_size) + " bytes)", arr.Get(j));
+      return env.Undefined();
+    }
+    key_size = g.key_size;
+    if (g.value_size > stride) stride = g.value_size;
+  }
+  uint32_t count;
+  Napi::Buffer<uint8_t> keys, vals, found;
+  if (!ArgU32(env, info[2], "key count", &count) ||
+      !ArgBufferMin(env, info[1], "keys", static_cast<size_t>(count) * key_size, &keys) ||
+      !ArgBufferMin(env, info[3], "values output", static_cast<size_t>(count) * stride, &vals) ||
+      !ArgBufferMin(env, info[4], "found output", count, &found))
+    return env.Undefined();
+  uint32_t hits = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    found.Data()[i] = 0;
+    for (uint32_t j = 0; j < nfds; j++) {
+      int err = bpf_map_lookup_elem(fds[j], keys.Data() + static_cast<size_t>(i) * key_size,
+                                    vals.Data() + static_cast<size_t>(i) * stride);
+      if (err == -ENOENT) continue;
+      if (err) {
+        ThrowSystemError(env, -err, "bpf_map_lookup_elem");
+        return env.Undefined();
+      }
+      found.Data()[i] = static_cast<uint8_t>(j + 1);
+      hits++;
+      break;
+    }
+  }
+  return Napi::Number::New(env, hits);
+}
+
 static void Init(Napi::Env env, Napi::Object exports) {
   ExportFunctions(env, exports,
                   {
@@ -326,6 +386,7 @@ static void Init(Napi::Env env, Napi::Object exports) {
                       {"mapDelete", MapDelete},
                       {"mapGetNextKey", MapGetNextKey},
                       {"mapLookupBatch", MapLookupBatch},
+                      {"mapLookupFirst", MapLookupFirst},
                       {"mapUpdateBatch", MapUpdateBatch},
                       {"mapUpdateBatchAsync", MapUpdateBatchAsync},
                       {"mapDeleteBatch", MapDeleteBatch},

@@ -201,6 +201,12 @@ export interface NativeAddon {
     valuesOut: Buffer,
     count: number,
   ): { count: number; done: boolean };
+  /**
+   * For each of `count` keys (packed in `keys`), the first map of `fds` (one key size, none
+   * per-CPU) that holds it: foundOut[i] = its position in `fds` + 1, or 0; its value at
+   * valuesOut[i * stride], stride the largest value size of the maps. Returns the keys found.
+   */
+  mapLookupFirst(fds: readonly number[], keys: Buffer, count: number, valuesOut: Buffer, foundOut: Buffer): number;
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, elemFlags?: number): number;
   mapUpdateBatchAsync(fd: number, keys: Buffer, values: Buffer, count: number, elemFlags?: number): Promise<number>;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): number;

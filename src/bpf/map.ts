@@ -355,6 +355,51 @@ export class BpfMap<K, V> {
     return deleted;
   }
 
+  /**
+   * Looks each of `keys` up in `maps` in turn (one native call for them all: the kernel has no
+   * lookup-by-key batch): for key i, `found[i]` is the position in `maps` of the first map
+   * holding it, or -1, and `value(i)` its value decoded by that map's codec. The maps must share
+   * one key codec size and not be per-CPU. `keys` holds keys.length / key size packed keys
+   * (encode them with maps[0].key).
+   */
+  static lookupFirst<K, V>(
+    maps: readonly BpfMap<K, V>[],
+    keys: Buffer,
+  ): { found: Int8Array; value: (i: number) => V | undefined } {
+    const first = maps[0];
+    if (!first) throw new TypeError('lookupFirst: expected at least one map, received none');
+    const ks = first.key.size;
+    for (const m of maps) {
+      m.check();
+      m.notPerCpu('lookupFirst');
+      if (m.key.size !== ks)
+        throw new TypeError(`lookupFirst: map ${m.info.name} has ${m.key.size}-byte keys, ${first.info.name} ${ks}`);
+    }
+    if (keys.length % ks !== 0)
+      throw new TypeError(`lookupFirst: expected keys of a multiple of ${ks} bytes, received ${keys.length} bytes`);
+    const count = keys.length / ks;
+    const stride = Math.max(...maps.map((m) => m.info.valueSize));
+    const values = Buffer.alloc(count * stride);
+    const hit = Buffer.alloc(count);
+    try {
+      getNative().mapLookupFirst(
+        maps.map((m) => m.fd),
+        keys,
+        count,
+        values,
+        hit,
+      );
+    } catch (e) {
+      throw first.fail(`lookup (in ${maps.map((m) => m.info.name).join(', ')})`, e);
+    }
+    const found = new Int8Array(count);
+    for (let i = 0; i < count; i++) found[i] = hit[i]! - 1;
+    return {
+      found,
+      value: (i) => (found[i]! >= 0 ? maps[found[i]!]!.value.decode(values, i * stride) : undefined),
+    };
+  }
+
   /** All keys (BPF_MAP_GET_NEXT_KEY walk). */
   keys(): K[] {
     this.check();

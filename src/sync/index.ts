@@ -441,37 +441,40 @@ export class SyncDaemon {
 
   private install(entries: readonly SyncEntry[], transitMs: number, sentAtMs: number, now: number): void {
     if (now - this.viewAt >= VIEW_REFRESH_MS) this.refreshView();
-    const plan = planImport(entries, this.view, process.hrtime.bigint(), transitMs, (e) => this.existing(e));
-    const v4: [Parameters<XdMap<'tko4'>['update']>[0], Parameters<XdMap<'tko4'>['update']>[1]][] = [];
-    const v6: [Parameters<XdMap<'tko6'>['update']>[0], Parameters<XdMap<'tko6'>['update']>[1]][] = [];
+    // The keys of the entries the planner asks about, packed once: looked up with them, and
+    // the installs' keys are slices of them.
+    let keys4: Buffer = Buffer.alloc(0);
+    let keys6: Buffer = Buffer.alloc(0);
+    const slot = new Map<SyncEntry, number>();
+    const plan = planImport(entries, this.view, process.hrtime.bigint(), transitMs, (es) => {
+      const packed = this.packKeys(es, slot);
+      keys4 = packed.keys4;
+      keys6 = packed.keys6;
+      return this.existing(es, slot, keys4, keys6);
+    });
+    const k4 = this.maps.tko4.key.size;
+    const k6 = this.maps.tko6.key.size;
+    const vs = this.maps.tko4.value.size;
+    const n4 = plan.installs.filter((i) => i.entry.family === 4).length;
+    const out4 = { keys: Buffer.alloc(n4 * k4), values: Buffer.alloc(n4 * vs), n: 0 };
+    const out6 = {
+      keys: Buffer.alloc((plan.installs.length - n4) * k6),
+      values: Buffer.alloc((plan.installs.length - n4) * vs),
+      n: 0,
+    };
     const r4: [Parameters<XdMap<'nrev4'>['update']>[0], Parameters<XdMap<'nrev4'>['update']>[1]][] = [];
     const r6: [Parameters<XdMap<'nrev6'>['update']>[0], Parameters<XdMap<'nrev6'>['update']>[1]][] = [];
     for (const i of plan.installs) {
       const value = { backend: i.backend.index, generation: i.backend.generation, last_seen_ns: i.lastSeenNs };
       const e = i.entry;
-      if (e.family === 4)
-        v4.push([
-          {
-            saddr: e.client.readUInt32BE(0),
-            daddr: e.vip.readUInt32BE(0),
-            sport: e.clientPort,
-            dport: e.vipPort,
-            proto: e.proto === 'tcp' ? 6 : 17,
-          },
-          value,
-        ]);
-      else
-        v6.push([
-          {
-            saddr: e.client,
-            daddr: e.vip,
-            sport: e.clientPort,
-            dport: e.vipPort,
-            proto: e.proto === 'tcp' ? 6 : 17,
-            family: 6,
-          },
-          value,
-        ]);
+      const at = slot.get(e)!;
+      if (e.family === 4) {
+        keys4.copy(out4.keys, out4.n * k4, at * k4, (at + 1) * k4);
+        this.maps.tko4.value.encode(value, out4.values, out4.n++ * vs);
+      } else {
+        keys6.copy(out6.keys, out6.n * k6, at * k6, (at + 1) * k6);
+        this.maps.tko6.value.encode(value, out6.values, out6.n++ * vs);
+      }
       if (e.kind !== 'refresh') this.addLag(now - (sentAtMs - e.ageMs));
       // A NAT flow: its reverse entry too (bpf/nat.h), so the backend's replies that reach this
       // director before the client's next packet are rewritten back to VIP:port, not passed. No
@@ -503,8 +506,8 @@ export class SyncDaemon {
         else r6.push([{ saddr: be.addr, daddr: e.client, sport: be.port, dport: e.clientPort, proto, family: 6 }, rev]);
       }
     }
-    if (v4.length) this.maps.tko4.updateBatch(v4);
-    if (v6.length) this.maps.tko6.updateBatch(v6);
+    if (out4.n) this.maps.tko4.updateBatchRawSync(out4.keys, out4.values);
+    if (out6.n) this.maps.tko6.updateBatchRawSync(out6.keys, out6.values);
     if (r4.length) this.maps.nrev4.updateBatch(r4);
     if (r6.length) this.maps.nrev6.updateBatch(r6);
     this.st.received.installed += plan.installs.length;
@@ -518,42 +521,54 @@ export class SyncDaemon {
     }
   }
 
-  /** Where this director has the entry's flow, if anywhere. */
-  private existing(e: SyncEntry): Existing | undefined {
-    const proto = e.proto === 'tcp' ? 6 : 17;
-    if (e.family === 4) {
-      const k = {
-        saddr: e.client.readUInt32BE(0),
-        daddr: e.vip.readUInt32BE(0),
-        sport: e.clientPort,
-        dport: e.vipPort,
-        proto,
-      };
-      let f = this.maps.flow4.lookup(k);
-      if (f) return { table: 'flow', lastSeenNs: seenNs(f) };
-      const p = this.maps.prb4.lookup(k);
-      if (p) return { table: 'probation', lastSeenNs: seenNs(p) };
-      f = this.maps.emb4.lookup(k);
-      if (f) return { table: 'embryonic', lastSeenNs: seenNs(f) };
-      f = this.maps.tko4.lookup(k);
-      return f ? { table: 'takeover', lastSeenNs: seenNs(f) } : undefined;
+  /** The flow keys of `es`, IPv4 and IPv6 packed apart; `slot` gets each entry's position in its family's keys. */
+  private packKeys(es: readonly SyncEntry[], slot: Map<SyncEntry, number>): { keys4: Buffer; keys6: Buffer } {
+    const n4 = es.filter((e) => e.family === 4).length;
+    const k4 = this.maps.flow4.key;
+    const k6 = this.maps.flow6.key;
+    const keys4 = Buffer.alloc(n4 * k4.size);
+    const keys6 = Buffer.alloc((es.length - n4) * k6.size);
+    let i4 = 0;
+    let i6 = 0;
+    for (const e of es) {
+      const proto = e.proto === 'tcp' ? 6 : 17;
+      if (e.family === 4) {
+        const k = { saddr: e.client.readUInt32BE(0), daddr: e.vip.readUInt32BE(0), sport: e.clientPort, dport: e.vipPort, proto };
+        k4.encode(k, keys4, i4 * k4.size);
+        slot.set(e, i4++);
+      } else {
+        k6.encode({ saddr: e.client, daddr: e.vip, sport: e.clientPort, dport: e.vipPort, proto, family: 6 }, keys6, i6 * k6.size);
+        slot.set(e, i6++);
+      }
     }
-    const k = {
-      saddr: Buffer.concat([e.client]),
-      daddr: Buffer.concat([e.vip]),
-      sport: e.clientPort,
-      dport: e.vipPort,
-      proto,
-      family: 6,
-    };
-    let f = this.maps.flow6.lookup(k);
-    if (f) return { table: 'flow', lastSeenNs: seenNs(f) };
-    const p = this.maps.prb6.lookup(k);
-    if (p) return { table: 'probation', lastSeenNs: seenNs(p) };
-    f = this.maps.emb6.lookup(k);
-    if (f) return { table: 'embryonic', lastSeenNs: seenNs(f) };
-    f = this.maps.tko6.lookup(k);
-    return f ? { table: 'takeover', lastSeenNs: seenNs(f) } : undefined;
+    return { keys4, keys6 };
+  }
+
+  /**
+   * Where this director has each entry's flow, if anywhere: the flow, probation, embryonic and
+   * takeover tables in that order, every key of a message in one native call per family.
+   */
+  private existing(
+    es: readonly SyncEntry[],
+    slot: Map<SyncEntry, number>,
+    keys4: Buffer,
+    keys6: Buffer,
+  ): (Existing | undefined)[] {
+    const TABLES = ['flow', 'probation', 'embryonic', 'takeover'] as const;
+    type Seen = { last_seen_ns: bigint };
+    const m = this.maps;
+    const r4 = keys4.length
+      ? BpfMap.lookupFirst([m.flow4, m.prb4, m.emb4, m.tko4] as unknown as BpfMap<unknown, Seen>[], keys4)
+      : undefined;
+    const r6 = keys6.length
+      ? BpfMap.lookupFirst([m.flow6, m.prb6, m.emb6, m.tko6] as unknown as BpfMap<unknown, Seen>[], keys6)
+      : undefined;
+    return es.map((e) => {
+      const r = e.family === 4 ? r4! : r6!;
+      const i = slot.get(e)!;
+      const t = r.found[i]!;
+      return t < 0 ? undefined : { table: TABLES[t]!, lastSeenNs: seenNs(r.value(i)!) };
+    });
   }
 
   private addLag(ms: number): void {

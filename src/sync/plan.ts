@@ -1,6 +1,6 @@
 // Import planning (pure): which received sync entries a director installs, and where. The
 // socket and map code (src/sync/index.ts) reads the local state into a LocalView and the
-// existing entries through `existing`, and writes what this returns.
+// existing entries through `existing` (all of a message's at once), and writes what this returns.
 //
 // Rules (each refusal is counted under its reason):
 //   - the service (VIP, port, protocol) must be one of this director's, and the backend one of
@@ -64,14 +64,16 @@ export function serviceKey(family: number, vip: Buffer, port: number, proto: 'tc
 
 /**
  * The installs for `entries` received `transitMs` after they were sent (clamped at 0: clocks
- * differ), at monotonic `nowNs`. `existing` looks a flow up on this director.
+ * differ), at monotonic `nowNs`. `existing` looks up, in one call, where this director has the
+ * flows of the entries that passed the service and backend checks (one answer per entry, in
+ * order): the caller can do every map lookup of a message at once.
  */
 export function planImport(
   entries: readonly SyncEntry[],
   view: LocalView,
   nowNs: bigint,
   transitMs: number,
-  existing: (e: SyncEntry) => Existing | undefined,
+  existing: (es: readonly SyncEntry[]) => readonly (Existing | undefined)[],
 ): ImportPlan {
   const plan: ImportPlan = { installs: [], rejected: {}, examples: {} };
   const reject = (why: RejectReason, e: SyncEntry): void => {
@@ -79,6 +81,8 @@ export function planImport(
     plan.examples[why] ??= e;
   };
   const transitNs = BigInt(Math.max(0, Math.round(transitMs))) * 1_000_000n;
+  const ours: SyncEntry[] = [];
+  const backends: LocalBackend[] = [];
   for (const e of entries) {
     const svc = view.services.get(serviceKey(e.family, e.vip, e.vipPort, e.proto));
     if (!svc) {
@@ -94,18 +98,20 @@ export function planImport(
       reject('forwarding', e);
       continue;
     }
+    ours.push(e);
+    backends.push(be);
+  }
+  if (!ours.length) return plan;
+  const have = existing(ours);
+  if (have.length !== ours.length)
+    throw new RangeError(`import plan: existing() answered ${have.length} entries for ${ours.length}`);
+  ours.forEach((e, i) => {
     const ageNs = BigInt(e.ageMs) * 1_000_000n + transitNs;
     const lastSeenNs = nowNs > ageNs ? nowNs - ageNs : 0n;
-    const have = existing(e);
-    if (have && have.table !== 'takeover') {
-      reject('local_flow', e);
-      continue;
-    }
-    if (have && have.lastSeenNs >= lastSeenNs) {
-      reject('local_newer', e);
-      continue;
-    }
-    plan.installs.push({ entry: e, backend: be, lastSeenNs });
-  }
+    const h = have[i];
+    if (h && h.table !== 'takeover') reject('local_flow', e);
+    else if (h && h.lastSeenNs >= lastSeenNs) reject('local_newer', e);
+    else plan.installs.push({ entry: e, backend: backends[i]!, lastSeenNs });
+  });
   return plan;
 }

@@ -195,7 +195,12 @@ test("import plan: only this director's services and usable backends; never a lo
     entry(9, { forwarding: 'tunnel' }),
     entry(10, { vipPort: 3307 }),
   ];
-  const plan = planImport(entries, view, now, 3, (e) => existing.get(e.client[3]!));
+  let asked: number[] = [];
+  const plan = planImport(entries, view, now, 3, (es) => {
+    asked = es.map((e) => e.client[3]!);
+    return es.map((e) => existing.get(e.client[3]!));
+  });
+  assert.deepEqual(asked, [1, 2, 3, 4, 6], 'only entries of our services and backends are looked up, in one call');
   assert.deepEqual(
     plan.installs.map((i) => i.entry.client[3]),
     [1, 4],
