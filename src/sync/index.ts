@@ -22,7 +22,7 @@ import {
   none,
   sumPerCpu,
   RingbufReader,
-  decodeXdSyncEvent,
+  xdSyncEventCodec,
   MAPS,
   XdBackendFlags,
   XdSyncKind,
@@ -64,6 +64,47 @@ const EXPORT_POLL_MS = 10;
 const HEARTBEAT_MS = 1000;
 const VIEW_REFRESH_MS = 1000;
 const LAG_SAMPLES = 4096;
+
+// struct xd_sync_event (bpf/include/xdirector.h), read in place by entriesOf().
+const SYNC_EVENT_SIZE = xdSyncEventCodec.size;
+const EV_SPORT = 32;
+const EV_KIND = 38;
+const EV_BACKEND = 40;
+const EV_GENERATION = 44;
+const EV_SEEN_NS = 48;
+{
+  // The offsets above against the generated codec, once at load: a layout change that moves a
+  // field fails here, at start, rather than exporting wrong flows.
+  const probe = Buffer.alloc(SYNC_EVENT_SIZE);
+  xdSyncEventCodec.encode(
+    {
+      saddr: Buffer.alloc(16, 1),
+      daddr: Buffer.alloc(16, 2),
+      sport: 0x0304,
+      dport: 0x0506,
+      proto: 6,
+      family: 4,
+      kind: 7,
+      pad: 0,
+      backend: 0x0a0b0c0d,
+      generation: 0x01020304,
+      seen_ns: 0x0102030405060708n,
+    },
+    probe,
+  );
+  if (
+    probe.readUInt16BE(EV_SPORT) !== 0x0304 ||
+    probe[EV_KIND] !== 7 ||
+    probe.readUInt32LE(EV_BACKEND) !== 0x0a0b0c0d ||
+    probe.readUInt32LE(EV_GENERATION) !== 0x01020304 ||
+    probe.readBigUInt64LE(EV_SEEN_NS) !== 0x0102030405060708n ||
+    probe[0] !== 1
+  )
+    throw new XdError(
+      'XD_ERR_LAYOUT_MISMATCH',
+      'src/sync: struct xd_sync_event moved: update the EV_* offsets in src/sync/index.ts',
+    );
+}
 
 const KIND_OF_EVENT: Record<number, Kind> = {
   [XdSyncKind.XD_SYNC_HANDSHAKE]: 'handshake',
@@ -303,33 +344,45 @@ export class SyncDaemon {
     }
   }
 
-  /** Ring records as entries, the newest report of each flow once. */
+  /**
+   * Ring records as entries, the newest report of each flow once. Read in place (offsets of
+   * struct xd_sync_event), and an entry's client address is a view of its record: each read is
+   * a Buffer of its own, and this runs for every flow at tens of thousands a second.
+   */
   entriesOf(records: readonly Buffer[], nowMs: number): SyncEntry[] {
     const nowNs = process.hrtime.bigint();
     const byFlow = new Map<string, SyncEntry>();
     let refreshed = false;
     for (const r of records) {
-      if (r.length < 56) continue;
-      const ev = decodeXdSyncEvent(r);
-      let t = this.byIndex.get(ev.backend);
-      if ((!t || t.generation !== ev.generation) && !refreshed) {
+      if (r.length < SYNC_EVENT_SIZE) continue;
+      const kind = KIND_OF_EVENT[r[EV_KIND]!];
+      if (!kind) continue;
+      const backend = r.readUInt32LE(EV_BACKEND);
+      const generation = r.readUInt32LE(EV_GENERATION);
+      let t = this.byIndex.get(backend);
+      if ((!t || t.generation !== generation) && !refreshed) {
         this.refreshView();
         refreshed = true;
-        t = this.byIndex.get(ev.backend);
+        t = this.byIndex.get(backend);
       }
-      if (!t || t.generation !== ev.generation) continue; // the backend went since
-      const kind = KIND_OF_EVENT[ev.kind];
-      if (!kind) continue;
-      const alen = ev.family === 4 ? 4 : 16;
-      const ageNs = nowNs > ev.seen_ns ? nowNs - ev.seen_ns : 0n;
+      if (!t || t.generation !== generation) continue; // the backend went since
+      const seen = r.readBigUInt64LE(EV_SEEN_NS);
+      const b = t.entryBase;
       const e: SyncEntry = {
-        ...t.entryBase,
         kind,
-        client: Buffer.from(ev.saddr.subarray(0, alen)),
-        clientPort: ev.sport,
-        ageMs: Number(ageNs / 1_000_000n),
+        family: b.family,
+        proto: b.proto,
+        forwarding: b.forwarding,
+        client: r.subarray(0, b.family === 4 ? 4 : 16),
+        clientPort: r.readUInt16BE(EV_SPORT),
+        vip: b.vip,
+        vipPort: b.vipPort,
+        backend: b.backend,
+        backendPort: b.backendPort,
+        ageMs: nowNs > seen ? Number((nowNs - seen) / 1_000_000n) : 0,
       };
-      byFlow.set(`${e.proto}|${addrKey(e.client)}|${e.clientPort}|${addrKey(e.vip)}|${e.vipPort}`, e);
+      // The flow: client address and port, VIP, VIP port, protocol, family (bytes 0 to 37).
+      byFlow.set(r.toString('latin1', 0, EV_KIND), e);
     }
     void nowMs;
     return [...byFlow.values()];
@@ -533,11 +586,21 @@ export class SyncDaemon {
     for (const e of es) {
       const proto = e.proto === 'tcp' ? 6 : 17;
       if (e.family === 4) {
-        const k = { saddr: e.client.readUInt32BE(0), daddr: e.vip.readUInt32BE(0), sport: e.clientPort, dport: e.vipPort, proto };
+        const k = {
+          saddr: e.client.readUInt32BE(0),
+          daddr: e.vip.readUInt32BE(0),
+          sport: e.clientPort,
+          dport: e.vipPort,
+          proto,
+        };
         k4.encode(k, keys4, i4 * k4.size);
         slot.set(e, i4++);
       } else {
-        k6.encode({ saddr: e.client, daddr: e.vip, sport: e.clientPort, dport: e.vipPort, proto, family: 6 }, keys6, i6 * k6.size);
+        k6.encode(
+          { saddr: e.client, daddr: e.vip, sport: e.clientPort, dport: e.vipPort, proto, family: 6 },
+          keys6,
+          i6 * k6.size,
+        );
         slot.set(e, i6++);
       }
     }

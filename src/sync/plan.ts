@@ -83,13 +83,31 @@ export function planImport(
   const transitNs = BigInt(Math.max(0, Math.round(transitMs))) * 1_000_000n;
   const ours: SyncEntry[] = [];
   const backends: LocalBackend[] = [];
+  // The previous entry's service and backend: a message's entries mostly share them, and the
+  // text keys cost more than comparing the bytes.
+  let last: SyncEntry | undefined;
+  let lastSvc: LocalService | undefined;
+  let lastBe: LocalBackend | undefined;
   for (const e of entries) {
-    const svc = view.services.get(serviceKey(e.family, e.vip, e.vipPort, e.proto));
+    const sameSvc =
+      last !== undefined &&
+      last.family === e.family &&
+      last.vipPort === e.vipPort &&
+      last.proto === e.proto &&
+      last.vip.equals(e.vip);
+    const svc = sameSvc ? lastSvc : view.services.get(serviceKey(e.family, e.vip, e.vipPort, e.proto));
+    const be = !svc
+      ? undefined
+      : sameSvc && last!.backend.equals(e.backend)
+        ? lastBe
+        : svc.backends.get(addrKey(e.backend));
+    last = e;
+    lastSvc = svc;
+    lastBe = be;
     if (!svc) {
       reject('no_service', e);
       continue;
     }
-    const be = svc.backends.get(addrKey(e.backend));
     if (!be) {
       reject('no_backend', e);
       continue;
