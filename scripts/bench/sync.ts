@@ -243,6 +243,7 @@ async function main(): Promise<void> {
       const a0 = sa.status();
       const b0 = await sb.status();
       gen.restart(flowBase);
+      const runStart = performance.now();
       const w = new Worker(__filename, { workerData: { fd: gen.fd, rate: rate ?? 0, seconds, frame: gen.frame } });
       const done = await new Promise<{ made: number; seconds: number; aborted: number }>((resolve, reject) => {
         w.once('message', resolve);
@@ -254,7 +255,7 @@ async function main(): Promise<void> {
       const genS = done.seconds;
       // B may still be working through its socket buffer: wait until its installs stop growing.
       const atEnd = (await sb.status()).received.installed;
-      let b1 = await sb.status();
+      let b1: SyncStatus & { cpuSeconds: number } = await sb.status();
       for (let still = 0, waited = 0; still < 3 && waited < 10_000; waited += 100) {
         await sleep(100);
         const b = await sb.status();
@@ -266,7 +267,7 @@ async function main(): Promise<void> {
       const installed = b1.received.installed - b0.received.installed;
       const lag = b1.lagMs;
       process.stdout.write(
-        `${rate === undefined ? 'unpaced' : `${rate}/s`}: ${made} flows in ${genS.toFixed(2)} s (${Math.round(made / genS)}/s made), exported ${exported} (lost ${a1.exported.lost - a0.exported.lost}), sent ${a1.sent.entries - a0.sent.entries} entries in ${a1.sent.messages - a0.sent.messages} messages (${((a1.sent.bytes - a0.sent.bytes) / Math.max(1, a1.sent.entries - a0.sent.entries)).toFixed(1)} bytes/flow), B received ${b1.received.entries - b0.received.entries} (${b1.received.messages - b0.received.messages} messages; the rest overflowed its socket buffer), installed ${installed} (${atEnd - b0.received.installed} by the end of the run: ${Math.round((atEnd - b0.received.installed) / genS)}/s), rejected ${JSON.stringify(b1.rejected)}, dropped ${JSON.stringify(b1.dropped)}; lag p50 ${lag?.p50} ms p99 ${lag?.p99} ms max ${lag?.max} ms\n`,
+        `${rate === undefined ? 'unpaced' : `${rate}/s`}: ${made} flows in ${genS.toFixed(2)} s (${Math.round(made / genS)}/s made), exported ${exported} (lost ${a1.exported.lost - a0.exported.lost}), sent ${a1.sent.entries - a0.sent.entries} entries in ${a1.sent.messages - a0.sent.messages} messages (${((a1.sent.bytes - a0.sent.bytes) / Math.max(1, a1.sent.entries - a0.sent.entries)).toFixed(1)} bytes/flow), B received ${b1.received.entries - b0.received.entries} (${b1.received.messages - b0.received.messages} messages; the rest overflowed its socket buffer), installed ${installed} (${atEnd - b0.received.installed} by the end of the run: ${Math.round((atEnd - b0.received.installed) / genS)}/s; B's thread had ${(b1.cpuSeconds - b0.cpuSeconds).toFixed(2)} s of CPU in ${((performance.now() - runStart) / 1000).toFixed(2)} s: ${Math.round(installed / Math.max(0.01, b1.cpuSeconds - b0.cpuSeconds))} installs per CPU second), rejected ${JSON.stringify(b1.rejected)}, dropped ${JSON.stringify(b1.dropped)}; lag p50 ${lag?.p50} ms p99 ${lag?.p99} ms max ${lag?.max} ms\n`,
       );
     };
     for (const r of rates) await run(r);
@@ -323,7 +324,7 @@ async function startImporter(
   cfg: SyncConfig,
   pinB: string,
 ): Promise<{
-  status: () => Promise<SyncStatus>;
+  status: () => Promise<SyncStatus & { cpuSeconds: number }>;
   importAlone: (first: number) => Promise<string>;
   stop: () => Promise<void>;
 }> {
@@ -340,7 +341,7 @@ async function startImporter(
   };
   await ask('status');
   return {
-    status: () => ask<SyncStatus>('status'),
+    status: () => ask<SyncStatus & { cpuSeconds: number }>('status'),
     importAlone: (first) => ask<string>('importAlone', first),
     stop: async () => {
       await ask('stop');
@@ -356,7 +357,7 @@ async function importer(): Promise<void> {
   parentPort!.on('message', (m: ImporterRequest) => {
     void (async () => {
       let value: unknown;
-      if (m.op === 'status') value = sb.status();
+      if (m.op === 'status') value = { ...sb.status(), cpuSeconds: threadCpuSeconds() };
       else if (m.op === 'importAlone') value = importAlone(sb, pinB, readSyncKey(cfg.keyFile), m.first ?? 0);
       else await sb.stop();
       parentPort!.postMessage({ id: m.id, value });

@@ -398,21 +398,35 @@ export class Sessions {
   private stderr = '';
 
   static async start(f: Fabric, count: number, intervalMs = 100): Promise<{ s: Sessions; ready: SessionRow[] }> {
+    return Sessions.startWith((args) => spawnIn(f.cl.ns, process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] }), {
+      host: VIP,
+      count,
+      intervalMs,
+    });
+  }
+
+  /**
+   * The driver started by `spawn` (node with these arguments, in the client's namespace, stdio
+   * piped): `count` sessions to `host` numbered from `firstId`, opened `parallel` at a time.
+   */
+  static async startWith(
+    spawn: (args: string[]) => ChildProcess,
+    o: { host: string; count: number; intervalMs?: number; firstId?: number; parallel?: number },
+  ): Promise<{ s: Sessions; ready: SessionRow[] }> {
     const s = new Sessions();
-    s.child = spawnIn(
-      f.cl.ns,
-      process.execPath,
-      [
-        path.join(__dirname, 'sessions.js'),
-        '--host',
-        VIP,
-        '--sessions',
-        String(count),
-        '--interval',
-        String(intervalMs),
-      ],
-      { stdio: ['pipe', 'pipe', 'pipe'] },
-    );
+    s.child = spawn([
+      path.join(__dirname, 'sessions.js'),
+      '--host',
+      o.host,
+      '--sessions',
+      String(o.count),
+      '--interval',
+      String(o.intervalMs ?? 100),
+      '--first-id',
+      String(o.firstId ?? 1),
+      '--parallel',
+      String(o.parallel ?? 1),
+    ]);
     let buf = '';
     s.child.stdout!.setEncoding('utf8');
     s.child.stdout!.on('data', (c: string) => {
@@ -442,9 +456,11 @@ export class Sessions {
         () => reject(new Error(`sessions driver: no report within ${timeoutMs} ms: ${this.stderr}`)),
         timeoutMs,
       );
-      this.child.once('exit', (code) => reject(new Error(`sessions driver exited ${code}: ${this.stderr}`)));
+      const exited = (code: number | null) => reject(new Error(`sessions driver exited ${code}: ${this.stderr}`));
+      this.child.once('exit', exited);
       this.waiters.push((obj) => {
         clearTimeout(t);
+        this.child.off('exit', exited); // reports are polled: one listener per pending report only
         resolve(obj.sessions);
       });
     });

@@ -1,7 +1,9 @@
 // Long-lived MySQL sessions for the ECMP tests, run inside the client namespace:
 //
-//   node dist/test/bgp/sessions.js --host 10.77.0.100 --sessions 40 --interval 100
+//   node dist/test/bgp/sessions.js --host 10.77.0.100 --sessions 40 --interval 100 [--first-id 1] [--parallel 1]
 //
+// Sessions are numbered from --first-id (two drivers writing to one server use disjoint ids) and
+// opened --parallel at a time.
 // Each session connects once (its own source port), reads @@server_id, then every interval
 // inserts (session, seq) into lab.acks and counts the inserts the server acknowledged. A
 // session that fails is never reopened: it counts as broken. Commands on stdin, one JSON
@@ -30,6 +32,8 @@ async function main(): Promise<void> {
   const host = arg('--host', '10.77.0.100');
   const count = Number(arg('--sessions', '40'));
   const interval = Number(arg('--interval', '100'));
+  const firstId = Number(arg('--first-id', '1'));
+  const parallel = Math.max(1, Number(arg('--parallel', '1')));
   const sessions: (SessionReport & { conn?: mysql.Connection; last: number })[] = [];
   let stopping = false;
   const open = async (id: number) => {
@@ -78,10 +82,13 @@ async function main(): Promise<void> {
     }
   };
   const loops: Promise<void>[] = [];
-  for (let i = 0; i < count; i++) {
-    const s = await open(i + 1);
-    loops.push(loop(s));
+  for (let i = 0; i < count; i += parallel) {
+    const opened = await Promise.all(
+      Array.from({ length: Math.min(parallel, count - i) }, (_, k) => open(firstId + i + k)),
+    );
+    for (const s of opened) loops.push(loop(s));
   }
+  sessions.sort((a, b) => a.id - b.id);
   const report = () => sessions.map(({ conn: _c, last: _l, ...r }) => r);
   process.stdout.write(`${JSON.stringify({ event: 'ready', sessions: report() })}\n`);
   const rl = readline.createInterface({ input: process.stdin });

@@ -1,10 +1,10 @@
 // Connection sync end to end: two xdirectors in VRRP in front of three real MariaDB servers,
 // an `rr` service (the scheduler whose sessions break on takeover without sync: the new Master's
-// counter picks another backend), SESSIONS long-lived sessions querying every 100 ms through the
-// VIP (SELECT @@server_id: a session moved to another backend would show it), and an IPv6 Maglev
-// service whose weights change on both directors before the failover. The Master is SIGKILLed
-// and its link goes down: with sync, every session keeps its backend on the new Master (0
-// broken, 0 failed queries). Then a host on the segment sends
+// counter picks another backend) and an IPv6 Maglev service whose weights change on both
+// directors before the failover, SESSIONS long-lived sessions on each, WRITING every 100 ms (one
+// driver process per service: test/bgp/sessions.ts). The Master is SIGKILLed and its link goes
+// down: with sync, every session keeps its backend on the new Master (0 broken), and every write
+// a session saw acknowledged is on its backend (0 lost). Then a host on the segment sends
 // well-formed but unauthenticated sync messages naming a live client's flow: nothing changes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,10 +13,12 @@ import path from 'node:path';
 import { E2e, svc, Director } from '../daemon/harness';
 import { encodeMessages, sequenceFrom, type SyncEntry } from '../../src/sync/codec';
 import { senderId } from '../../src/sync';
+import { Sessions, type SessionRow } from '../bgp/fabric';
 
-const SESSIONS = 24;
-/** Sessions on the IPv6 Maglev service, whose weights change before the failover. */
-const SESSIONS6 = 12;
+/** Sessions on each service (the rr one, and the IPv6 Maglev one whose weights change before the failover). */
+const SESSIONS = 50;
+/** The Maglev driver's first session id: the two drivers write to the same servers' lab.acks. */
+const FIRST6 = 1001;
 const e = new E2e({ tag: 'sy', directors: 2 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let keyFile = '';
@@ -84,78 +86,101 @@ before(async () => {
   await waitFor('d1 holds the VIP', () => holdsVip(d1!), 10000);
   await e.waitResolved(d1!);
   await e.waitResolved(d2!);
+  await Promise.all(
+    e.dbs.map((db) =>
+      db.query(
+        'CREATE TABLE lab.acks (sess INT NOT NULL, seq INT NOT NULL, server_id INT NOT NULL, PRIMARY KEY (sess, seq))',
+      ),
+    ),
+  );
 });
 
+const drivers: Sessions[] = [];
 after(async () => {
+  for (const s of drivers) s.kill();
   await e.teardown();
 });
 
-test(`rr service (${SESSIONS} sessions) and Maglev service after a weight change (${SESSIONS6}): sessions querying every 100 ms survive SIGKILL + link down of the Master (sync)`, async () => {
+/** Acknowledged rows per `${server_id}/${sess}` on the backends. */
+async function ackedRows(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const [i, db] of e.dbs.entries()) {
+    const rows = await db.query<{ sess: number; n: number }[]>(
+      'SELECT sess, COUNT(*) AS n FROM lab.acks GROUP BY sess',
+    );
+    for (const r of rows) out.set(`${i + 1}/${r.sess}`, Number(r.n));
+  }
+  return out;
+}
+
+test(`rr service and Maglev service after a weight change, ${SESSIONS} sessions each writing every 100 ms: 0 broken and 0 acknowledged writes lost on SIGKILL + link down of the Master (sync)`, async () => {
   const [d1, d2] = e.directors;
   await waitFor(
     'd1 holds the IPv6 VIP',
     async () => (await e.lab.run(d1!.host, 'ip', ['-6', 'addr', 'show', 'dev', 'eth0'])).stdout.includes(e.lab.vip6),
     10000,
   );
-  // Started a few at a time: each is a Node process, and the machine has two cores.
-  const holds: Awaited<ReturnType<typeof e.lab.startHold>>[] = [];
-  for (let i = 0; i < SESSIONS; i += 4)
-    holds.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(4, SESSIONS - i) }, () => e.lab.startHold({ intervalMs: 100, timeoutMs: 10000 })),
-      )),
-    );
-  const servers = new Set(holds.map((h) => h.serverId));
-  assert.ok(servers.size >= 2, 'rr spread the sessions over the backends');
-  const holds6: Awaited<ReturnType<typeof e.lab.startHold>>[] = [];
-  for (let i = 0; i < SESSIONS6; i += 4)
-    holds6.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(4, SESSIONS6 - i) }, () =>
-          e.lab.startHold({ host: e.lab.vip6, intervalMs: 100, timeoutMs: 10000 }),
-        ),
-      )),
-    );
+  const spawn = (args: string[]) =>
+    e.lab.spawn(e.lab.client, process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  // One driver process per service, both opening their sessions at once (10 at a time each).
+  const [rr, mg] = await Promise.all([
+    Sessions.startWith(spawn, { host: e.lab.vip, count: SESSIONS, parallel: 10 }),
+    Sessions.startWith(spawn, { host: e.lab.vip6, count: SESSIONS, firstId: FIRST6, parallel: 10 }),
+  ]);
+  drivers.push(rr.s, mg.s);
+  const atStart = new Map<number, SessionRow>([...rr.ready, ...mg.ready].map((r) => [r.id, r]));
+  assert.equal(atStart.size, 2 * SESSIONS);
+  assert.ok(new Set(rr.ready.map((r) => r.serverId)).size >= 2, 'rr spread the sessions over the backends');
   // The same weight change on both directors: the Maglev ring moves slots, so flows placed
   // before it are where neither ring now puts them; the Master keeps them in its flow table.
   for (const d of [d1!, d2!]) await e.cli(d, ['weight', 'mysql6/r1v6', '5']);
-  await sleep(300);
   if (!process.env.XD_TEST_SYNC_OFF)
     await waitFor(
       'd2 installed every session',
-      async () => (await e.status(d2!)).sync.received.installed >= SESSIONS + SESSIONS6,
+      async () => (await e.status(d2!)).sync.received.installed >= 2 * SESSIONS,
       5000,
     );
-  const before2 = (await e.status(d2!)).sync ?? {};
+  const lag = ((await e.status(d2!)).sync ?? {}).lagMs;
+  const ackedBefore = new Map([...(await rr.s.report()), ...(await mg.s.report())].map((r) => [r.id, r.acked]));
   await e.stopDirector(d1!, 'SIGKILL');
   await e.lab.run(d1!.host, 'ip', ['link', 'set', 'eth0', 'down']);
   const takeoverMs = await waitFor('d2 holds the VIP', () => holdsVip(d2!), 5000);
-  await sleep(1500);
-  const reports = await Promise.all(holds.map((h) => h.stop()));
-  const reports6 = await Promise.all(holds6.map((h) => h.stop()));
-  const broken6 = reports6.filter((r) => r.sessions !== 1 || r.failed > 0 || Object.keys(r.byServerId).length !== 1);
-  // Broken: reconnected, a failed query, or answered by more than one server.
-  const broken = reports.filter((r) => r.sessions !== 1 || r.failed > 0 || Object.keys(r.byServerId).length !== 1);
+  // Until every session has written 5 more rows through d2 (or failed): awaited, not slept.
+  await waitFor(
+    'every session writing through d2',
+    async () =>
+      [...(await rr.s.report()), ...(await mg.s.report())].every(
+        (r) => r.error !== undefined || r.acked >= ackedBefore.get(r.id)! + 5,
+      ),
+    15_000,
+  );
+  const now = [...(await rr.s.stop()), ...(await mg.s.stop())];
+  drivers.length = 0;
+  // Broken: a failed write (a session moved to another backend is reset by it), or one whose
+  // rows landed on another server than the one it opened on.
+  const broken = now.filter((r) => r.error !== undefined || r.serverId !== atStart.get(r.id)!.serverId);
+  const brokenRr = broken.filter((r) => r.id < FIRST6).length;
+  const maxGap = Math.max(...now.map((r) => r.maxGapMs));
   process.stdout.write(
-    `# ${broken.length} of ${SESSIONS} rr sessions, ${broken6.length} of ${SESSIONS6} Maglev sessions after a weight change broken${process.env.XD_TEST_SYNC_OFF ? ' (control run without sync)' : ''}\n`,
+    `# ${brokenRr} of ${SESSIONS} rr sessions, ${broken.length - brokenRr} of ${SESSIONS} Maglev sessions after a weight change broken${process.env.XD_TEST_SYNC_OFF ? ' (control run without sync)' : ''}\n`,
   );
-  const maxGap = Math.max(...reports.map((r) => r.maxGapMs), ...reports6.map((r) => r.maxGapMs));
+  assert.deepEqual(
+    broken.map((r) => `${r.id}: ${r.error ?? 'moved'}`),
+    [],
+  );
+  const rows = await ackedRows();
+  const lost = now.filter((r) => (rows.get(`${r.serverId}/${r.id}`) ?? 0) < r.acked);
+  assert.deepEqual(
+    lost.map(
+      (r) => `${r.id}: ${r.acked} acknowledged, ${rows.get(`${r.serverId}/${r.id}`) ?? 0} rows on server ${r.serverId}`,
+    ),
+    [],
+  );
   const st = await e.status(d2!);
-  assert.equal(
-    broken6.length,
-    0,
-    `broken Maglev sessions: ${JSON.stringify(broken6.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`,
-  );
-  assert.equal(
-    broken.length,
-    0,
-    `broken sessions: ${JSON.stringify(broken.map((r) => ({ sessions: r.sessions, failures: r.failures })))}`,
-  );
-  assert.ok(reports.every((r) => r.queries > 10));
   assert.ok(st.dataplane.reasons.tx_flow_hit > 0);
   assert.equal(st.sync?.dropped.hmac ?? 0, 0);
   process.stdout.write(
-    `# sync failover (rr ${SESSIONS} sessions, Maglev after a weight change ${SESSIONS6}): takeover ${takeoverMs} ms, 0 broken, longest gap between answered queries ${maxGap} ms; sync lag p50 ${before2.lagMs?.p50} ms p99 ${before2.lagMs?.p99} ms max ${before2.lagMs?.max} ms over ${before2.lagMs?.samples} flows\n`,
+    `# sync failover (rr ${SESSIONS} sessions, Maglev after a weight change ${SESSIONS}, writing every 100 ms): takeover ${takeoverMs} ms, 0 broken, ${now.reduce((n, r) => n + r.acked, 0)} acknowledged writes, 0 lost, longest gap between acknowledged writes ${maxGap} ms; sync lag p50 ${lag?.p50} ms p99 ${lag?.p99} ms max ${lag?.max} ms over ${lag?.samples} flows\n`,
   );
 });
 
