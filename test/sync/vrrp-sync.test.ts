@@ -101,6 +101,13 @@ after(async () => {
   await e.teardown();
 });
 
+/** Sessions per server id. */
+function perServer(rows: readonly SessionRow[]): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const r of rows) out[r.serverId] = (out[r.serverId] ?? 0) + 1;
+  return out;
+}
+
 /** Acknowledged rows per `${server_id}/${sess}` on the backends. */
 async function ackedRows(): Promise<Map<string, number>> {
   const out = new Map<string, number>();
@@ -162,7 +169,7 @@ test(`rr service and Maglev service after a weight change, ${SESSIONS} sessions 
   const brokenRr = broken.filter((r) => r.id < FIRST6).length;
   const maxGap = Math.max(...now.map((r) => r.maxGapMs));
   process.stdout.write(
-    `# ${brokenRr} of ${SESSIONS} rr sessions, ${broken.length - brokenRr} of ${SESSIONS} Maglev sessions after a weight change broken${process.env.XD_TEST_SYNC_OFF ? ' (control run without sync)' : ''}\n`,
+    `# ${brokenRr} of ${SESSIONS} rr sessions, ${broken.length - brokenRr} of ${SESSIONS} Maglev sessions after a weight change broken (Maglev sessions per server at the start: ${JSON.stringify(perServer(mg.ready))})${process.env.XD_TEST_SYNC_OFF ? ' (control run without sync)' : ''}\n`,
   );
   assert.deepEqual(
     broken.map((r) => `${r.id}: ${r.error ?? 'moved'}`),
