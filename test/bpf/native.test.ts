@@ -153,6 +153,24 @@ test('a hash map entry round-trips through update, lookup and delete', async () 
   assert.equal(m.lookup(k), undefined);
 });
 
+test('lookupFirst finds each key in the first map holding it, in one call, and refuses maps it cannot read alike', async () => {
+  const [m1, m2] = [(await load()).map('fx_hash', key8, val16), (await load()).map('fx_hash', key8, val16)];
+  const [k1, k2, k3] = [fxKey(1, 10, 6), fxKey(2, 20, 6), fxKey(3, 30, 17)];
+  m1.update(k1, fxVal(11n, 1, 1));
+  m2.update(k1, fxVal(21n, 2, 1));
+  m2.update(k2, fxVal(22n, 2, 2));
+  const r = BpfMap.lookupFirst([m1, m2], Buffer.concat([k1, k2, k3]));
+  assert.deepEqual([...r.found], [0, 1, -1]);
+  assert.deepEqual([r.value(0), r.value(1), r.value(2)], [fxVal(11n, 1, 1), fxVal(22n, 2, 2), undefined]);
+  const o = await load();
+  assert.throws(
+    () => BpfMap.lookupFirst([m1, o.map('fx_array', u32, u64)] as unknown as BpfMap<Buffer, Buffer>[], k1),
+    /lookupFirst: map fx_array has 4-byte keys, fx_hash 8/,
+  );
+  assert.throws(() => BpfMap.lookupFirst([o.map('fx_percpu', u32, u64)], Buffer.alloc(4)), /per-CPU map fx_percpu/);
+  assert.throws(() => BpfMap.lookupFirst([m1], Buffer.alloc(12)), /multiple of 8 bytes, received 12/);
+});
+
 test('update with noexist on an existing key fails with EEXIST', async () => {
   const o = await load();
   const m = o.map('fx_hash', key8, val16);
