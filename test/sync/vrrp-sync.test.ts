@@ -14,6 +14,7 @@ import { E2e, svc, Director } from '../daemon/harness';
 import { encodeMessages, sequenceFrom, type SyncEntry } from '../../src/sync/codec';
 import { senderId } from '../../src/sync';
 import { Sessions, type SessionRow } from '../bgp/fabric';
+import { openPinnedXdMap } from '../../src/bpf/maps';
 
 /** Sessions on each service (the rr one, and the IPv6 Maglev one whose weights change before the failover). */
 const SESSIONS = 50;
@@ -101,6 +102,24 @@ after(async () => {
   await e.teardown();
 });
 
+/**
+ * Director `d`'s service map (each service's live ring generation, among others), from its pins:
+ * a weight change writes the spare ring generation, then flips the service to it.
+ */
+function servicesOf(d: Director): Buffer {
+  const svcs = openPinnedXdMap(path.join('/sys/fs/bpf', e.prefix, `${e.instance}${d.host.name}`), 'svc');
+  try {
+    return Buffer.concat(
+      svcs
+        .entries()
+        .map(([k, v]) => Buffer.concat([svcs.key.encode(k), svcs.value.encode(v)]))
+        .sort(Buffer.compare),
+    );
+  } finally {
+    svcs.close();
+  }
+}
+
 /** Sessions per server id. */
 function perServer(rows: readonly SessionRow[]): Record<number, number> {
   const out: Record<number, number> = {};
@@ -140,7 +159,15 @@ test(`rr service and Maglev service after a weight change, ${SESSIONS} sessions 
   assert.ok(new Set(rr.ready.map((r) => r.serverId)).size >= 2, 'rr spread the sessions over the backends');
   // The same weight change on both directors: the Maglev ring moves slots, so flows placed
   // before it are where neither ring now puts them; the Master keeps them in its flow table.
+  const before = [servicesOf(d1!), servicesOf(d2!)];
   for (const d of [d1!, d2!]) await e.cli(d, ['weight', 'mysql6/r1v6', '5']);
+  // Until both directors run the new ring (flipped to): a failover before that would leave the
+  // Maglev sessions where they were, and the control run without sync would break none of them.
+  const weightLiveMs = await waitFor(
+    'the weight change live in both rings',
+    async () => [d1!, d2!].every((d, i) => !servicesOf(d).equals(before[i]!)),
+    10_000,
+  );
   if (!process.env.XD_TEST_SYNC_OFF)
     await waitFor(
       'd2 installed every session',
@@ -153,7 +180,7 @@ test(`rr service and Maglev service after a weight change, ${SESSIONS} sessions 
   await e.lab.run(d1!.host, 'ip', ['link', 'set', 'eth0', 'down']);
   const takeoverMs = await waitFor('d2 holds the VIP', () => holdsVip(d2!), 5000);
   // Until every session has written 5 more rows through d2 (or failed): awaited, not slept.
-  await waitFor(
+  const writingMs = await waitFor(
     'every session writing through d2',
     async () =>
       [...(await rr.s.report()), ...(await mg.s.report())].every(
@@ -187,7 +214,7 @@ test(`rr service and Maglev service after a weight change, ${SESSIONS} sessions 
   assert.ok(st.dataplane.reasons.tx_flow_hit > 0);
   assert.equal(st.sync?.dropped.hmac ?? 0, 0);
   process.stdout.write(
-    `# sync failover (rr ${SESSIONS} sessions, Maglev after a weight change ${SESSIONS}, writing every 100 ms): takeover ${takeoverMs} ms, 0 broken, ${now.reduce((n, r) => n + r.acked, 0)} acknowledged writes, 0 lost, longest gap between acknowledged writes ${maxGap} ms; sync lag p50 ${lag?.p50} ms p99 ${lag?.p99} ms max ${lag?.max} ms over ${lag?.samples} flows\n`,
+    `# sync failover (rr ${SESSIONS} sessions, Maglev after a weight change ${SESSIONS}, writing every 100 ms): takeover ${takeoverMs} ms, 0 broken, ${now.reduce((n, r) => n + r.acked, 0)} acknowledged writes, 0 lost, longest gap between acknowledged writes ${maxGap} ms; sync lag p50 ${lag?.p50} ms p99 ${lag?.p99} ms max ${lag?.max} ms over ${lag?.samples} flows; waited ${weightLiveMs} ms for the weight change to go live, ${writingMs} ms after the takeover for 5 more writes from every session\n`,
   );
 });
 
