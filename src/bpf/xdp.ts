@@ -149,6 +149,12 @@ export function detach(iface: string | number, mode: XdpMode, opts: { expectedFd
   }
 }
 
+/** How the program with id `programId` is attached, in what `query()` returned: 'detached' when it is
+ * neither the native nor the generic program (another program replaced it, or nothing is attached). */
+export function modeOf(q: XdpQueryResult, programId: number): 'native' | 'generic' | 'detached' {
+  return q.programs.native === programId ? 'native' : q.programs.generic === programId ? 'generic' : 'detached';
+}
+
 /** What is attached to an interface. */
 export function query(iface: string | number): XdpQueryResult {
   const ifc = resolveInterface(iface);

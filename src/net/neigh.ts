@@ -234,6 +234,16 @@ export class Neighbours {
  * RTA_GATEWAY (same family as the route) or RTA_VIA (struct rtvia: a 16-bit family, then the
  * address), and RTAX_MTU inside RTA_METRICS. Undefined when the message is cut short.
  */
+/** An interface's own MAC address, read on a netlink socket of its own that is closed again. */
+export async function readLinkMac(ifname: string): Promise<string> {
+  const nl = new Neighbours();
+  try {
+    return await nl.linkMac(ifname);
+  } finally {
+    nl.close();
+  }
+}
+
 export function parseRouteReply(data: Buffer): { oif?: number; gateway?: string; mtu?: number } | undefined {
   if (data.length < 12) return undefined;
   const family = data[0] === AF_INET6 ? 6 : 4;

@@ -23,7 +23,7 @@ import { emptyModel, Model, NatEgress, Plan, plan, svcKeyString, SvcKey, tunnelT
 import { NatSide, natAlert, type NatSample } from './nat';
 import * as L from './layout';
 import type * as G from '../../bpf';
-import { Neighbours } from '../../net/neigh';
+import { readLinkMac } from '../../net/neigh';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
 import { FlowCounter, FlowCountResult } from './flow-counts';
@@ -247,13 +247,7 @@ export class XdpDataplane implements Dataplane {
       ...cpuSizedMaxEntries(),
     };
     // Forward only frames addressed to this interface (a flooded frame is the kernel's to drop).
-    const nl = new Neighbours();
-    let selfMac: string;
-    try {
-      selfMac = await nl.linkMac(o.ifname);
-    } finally {
-      nl.close();
-    }
+    const selfMac = await readLinkMac(o.ifname);
     const globals = {
       ring_max: o.ringMax,
       match_dst_mac: 1,
@@ -356,12 +350,7 @@ export class XdpDataplane implements Dataplane {
   /** Where NAT backends are sent: the server side's MAC, ifindex (0 one-armed: XDP_TX) and MTU. */
   private static async natEgressOf(o: XdpOptions, nat: NatSide | undefined): Promise<NatEgress> {
     const ifname = nat ? nat.ifname : o.ifname;
-    const nl = new Neighbours();
-    try {
-      return { smac: await nl.linkMac(ifname), ifindex: nat ? nat.ifindex : 0, mtu: NatSide.mtuOf(ifname) };
-    } finally {
-      nl.close();
-    }
+    return { smac: await readLinkMac(ifname), ifindex: nat ? nat.ifindex : 0, mtu: NatSide.mtuOf(ifname) };
   }
 
   /** Attach `prog`, atomically replacing this instance's previous program if it is the one attached. */
@@ -767,8 +756,7 @@ export class XdpDataplane implements Dataplane {
   /** Is our program still the one attached (for VRRP tracking)? */
   attached(): boolean {
     try {
-      const q = xdp.query(this.ifindex);
-      return q.programs.native === this.programId || q.programs.generic === this.programId;
+      return xdp.modeOf(xdp.query(this.ifindex), this.programId) !== 'detached';
     } catch {
       return false;
     }
@@ -1014,12 +1002,7 @@ export class XdpDataplane implements Dataplane {
       kind: 'xdp',
       detail: {
         interface: this.o.ifname,
-        mode:
-          q.programs.native === this.programId
-            ? 'native'
-            : q.programs.generic === this.programId
-              ? 'generic'
-              : 'detached',
+        mode: xdp.modeOf(q, this.programId),
         programId: this.programId,
         pinDir: this.dir,
         ...(driver ? { driverTxErrors: driver } : {}),

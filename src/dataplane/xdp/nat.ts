@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { BpfObject, xdp, type GlobalValue } from '../../bpf';
-import { Neighbours } from '../../net/neigh';
+import { readLinkMac } from '../../net/neigh';
 import { macBytes } from './layout';
 import { XdError, wrap } from '../../errors';
 import type { DesiredBackend } from '../../state/types';
@@ -50,13 +50,7 @@ export class NatSide {
 
   static async open(o: NatSideOptions): Promise<NatSide> {
     const ifc = xdp.resolveInterface(o.ifname);
-    const nl = new Neighbours();
-    let mac: string;
-    try {
-      mac = await nl.linkMac(o.ifname);
-    } finally {
-      nl.close();
-    }
+    const mac = await readLinkMac(o.ifname);
     const obj = await BpfObject.load(o.objectPath, {
       maxEntries: o.maxEntries,
       globals: { ...o.globals, self_mac: macBytes(mac) },
@@ -94,12 +88,7 @@ export class NatSide {
   /** 'native' | 'generic' | 'detached': how our program is attached to the server side now. */
   attachedMode(): 'native' | 'generic' | 'detached' {
     try {
-      const q = xdp.query(this.ifindex);
-      return q.programs.native === this.programId
-        ? 'native'
-        : q.programs.generic === this.programId
-          ? 'generic'
-          : 'detached';
+      return xdp.modeOf(xdp.query(this.ifindex), this.programId);
     } catch {
       return 'detached';
     }
