@@ -105,20 +105,19 @@ echo "running ${#files[@]} test files (main lane ${#rest[@]}, then ${#paced[@]} 
 # Beside the spec report, scripts/test-times.mjs writes each file's wall time to $times/<lane>.tsv:
 # the slowest files are listed at the end.
 times=$(mktemp -d /tmp/xdirector-test-times.XXXXXX)
-run() {
+# One node:test command for every lane: `lane_cmd LANE FILES...` sets cmd. A VM file gets 20
+# minutes: node applies --test-timeout to a whole file, and the daemon scenario's guest may take its
+# own 900 s under TCG on a loaded host (it takes ~3 min when quiet); every other file gets 10.
+lane_cmd() {
   local lane=$1; shift
-  node --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=./scripts/test-times.mjs --test-reporter-destination="$times/$lane.tsv" "$@"
+  local timeout=600000
+  [[ " $* " != *" dist/test/vm/"* ]] || timeout=1200000
+  cmd=(node --test --test-concurrency=1 --test-timeout=$timeout --test-reporter=spec --test-reporter-destination=stdout
+    --test-reporter=./scripts/test-times.mjs --test-reporter-destination="$times/$lane.tsv" "$@")
 }
+run() { lane_cmd "$@"; "${cmd[@]}"; }
 # In a background subshell: exec, so that the lane's pid is node's own and the trap below stops it.
-# The VM lane's files get 20 minutes: node applies --test-timeout to a whole file, and the daemon
-# scenario's guest may take its own 900 s under TCG on a loaded host (it takes ~3 min when quiet).
-run_bg() {
-  local lane=$1; shift
-  local timeout=600000; [ "$lane" != vm ] || timeout=1200000
-  exec node --test --test-concurrency=1 --test-timeout=$timeout --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=./scripts/test-times.mjs --test-reporter-destination="$times/$lane.tsv" "$@"
-}
+run_bg() { lane_cmd "$@"; exec "${cmd[@]}"; }
 vmpid=; besidepid=
 vmlog=$(mktemp /tmp/xdirector-test-vm.XXXXXX)
 besidelog=$(mktemp /tmp/xdirector-test-beside.XXXXXX)
