@@ -178,7 +178,10 @@ export class FlowCounter {
     };
     let entries = 0;
     const tables: Record<string, { entries: number; capacity: number }> = {};
-    for (const map of this.maps) {
+    for (const [m, map] of this.maps.entries()) {
+      // scanSliced yields between its own slices but returns right after its last one: yield here
+      // too, or one map's last slice and the next map's first would hold the event loop together.
+      if (m > 0) await pause();
       const vs = map.info.valueSize;
       const before = entries;
       entries += await map.scanSliced(
