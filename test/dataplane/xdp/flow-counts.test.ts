@@ -224,8 +224,8 @@ const FLOW_MAPS = new Set<string>(
  * Watches the batch lookups of the flow tables (BPF_MAP_LOOKUP_BATCH through the addon's
  * mapLookupBatch: the real call, wrapped to watch it, not replaced) until stop(), and splits
  * them by turns of the event loop: the first lookup of a synchronous stretch queues a
- * setImmediate, which can only run once the stretch has handed the thread back to the loop; a
- * lookup made before it ran is in the same stretch. A loop turn also runs every timer that is
+ * setImmediate and a 0 ms timer, which can only run once the stretch has handed the thread back to
+ * the loop; a lookup made before either ran is in the same stretch. A loop turn also runs every timer that is
  * due (the timers phase comes before the check phase), which is what VRRP's adverts need.
  * stop() returns the entries the kernel handed over in each stretch and the largest batch asked.
  */
@@ -247,7 +247,14 @@ function watchFlowLookups(): { stop(): { stretches: number[]; calls: number; max
     if (turned) {
       turned = false;
       stretches.push(0);
-      setImmediate(() => (turned = true));
+      // Whichever runs first ends the stretch: the check phase's immediate, or the next timers
+      // phase's 1 ms timer, which runs before the walk's own rest timer (set later, due later)
+      // when a busy turn leaves that rest timer due before the check phase comes round.
+      const mark = (): void => {
+        turned = true;
+      };
+      setImmediate(mark);
+      setTimeout(mark, 0);
     }
     stretches[stretches.length - 1]! += r.count;
     return r;
