@@ -19,7 +19,9 @@ import {
   xdNatCodec,
   xdNatRevCodec,
   xdFlow4KeyCodec,
+  xdFlow4CacheCodec,
   xdServiceCodec,
+  DEFINES,
   xdServiceKeyCodec,
 } from '../../src/bpf/layouts.generated';
 import type { XdBackend, XdNat, XdNatRev, XdFlow4Key, XdService, XdServiceKey } from '../../src/bpf/layouts.generated';
@@ -230,6 +232,38 @@ test('in: IPv6 TCP and IPv4 UDP (checksum 0 stays 0, RFC 768) are translated', (
     const z = run(zero);
     assert.equal(z.out.readUInt16BE(14 + 20 + 6), 0, `udp checksum 0, datagram ${i}`);
     assert.equal(z.out.readUInt16BE(14 + 20 + 2), BPORT);
+  }
+});
+
+test("in: a UDP datagram with checksum 0 on the fast path (the flow's cache slot, its service gone) stays 0 (RFC 768), byte for byte", () => {
+  natService(VIP4, RS4, UDP);
+  const payload = Buffer.from('zero');
+  const zero = (dst: string, dport: number, src = CLIENT_MAC, dmac = DIRECTOR_MAC) => {
+    const f = frame(ip(CLIENT4, dst, pk.udp({ sport: 40007, dport, payload })), src, dmac);
+    f.writeUInt16BE(0, 14 + 20 + 6);
+    return f;
+  };
+  const want = zero(RS4, BPORT, INNER_MAC, RS_MAC);
+  // The first datagram opens the flow (embryonic table), the second proves it (flow table), the
+  // third fills the cache slot of the CPU it ran on: the full path, each of them. Which CPU runs
+  // the next test run is not ours to choose, so the slot is copied to every CPU (and kept fresh),
+  // as the fast path would find it on the flow's own CPU.
+  for (let i = 0; i < 3; i++) assert.deepEqual(run(zero(VIP4, VPORT)).out, want, `full path, datagram ${i}`);
+  const fc4 = obj.map(MAPS.fc4.name, u32, xdFlow4CacheCodec);
+  const per = DEFINES.XD_FLOW_CACHE4;
+  const held = fc4.entries().filter(([, v]) => v.backend !== 0);
+  assert.equal(held.length, 1, 'the third datagram filled one cache slot');
+  const [idx, slot] = held[0]!;
+  for (let cpu = 0; cpu < fc4.maxEntries / per; cpu++)
+    fc4.update(cpu * per + (idx % per), { ...slot, expires: 1n << 62n });
+  // Without the service the full path would pass the datagram untranslated: translated, it was
+  // the fast path's (which reads only the slot, the backend and its NAT entry).
+  svc.deleteBatch(svc.keys());
+  clearVipPorts(obj);
+  for (let i = 0; i < 3; i++) {
+    const r = run(zero(VIP4, VPORT));
+    assert.equal(r.verdict, 'TX', `fast path, datagram ${i}`);
+    assert.deepEqual(r.out, want, `fast path, datagram ${i}`);
   }
 });
 
