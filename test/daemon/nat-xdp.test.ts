@@ -20,9 +20,8 @@ import { createHash } from 'node:crypto';
 import { MariaDB } from '../../scripts/lab/mariadb';
 import { clientScript, ConnectionsReport } from '../../scripts/lab/client';
 import { NatLab, NAT_ADDR as A, xdpPassObject } from '../lib/nat-lab';
+import { LabDaemon, ROOT, waitUntil } from '../lib/daemon';
 
-const ROOT = path.resolve(__dirname, '../../..');
-const BIN = path.join(ROOT, 'bin', 'xdirector.js');
 const P = `xtna${process.pid % 100000}`;
 const VIP4 = '10.93.0.100';
 const VIP6 = 'fd93::100';
@@ -35,9 +34,7 @@ const lab = new NatLab({ prefix: P, xdpPass: xdpPassObject(ROOT), vips: { v4: [V
 let tmp: string;
 const dbs: MariaDB[] = [];
 const udpServers: ChildProcess[] = [];
-let daemon: ChildProcess | undefined;
-const daemonLog: string[] = [];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let daemon: LabDaemon;
 
 function config(): string {
   const be = (v6: boolean) =>
@@ -98,29 +95,9 @@ ${be(true)}  - name: far
 ${A.backends.map((b) => `      - { address: ${b.v4}, port: ${UDP_PORT}, name: ${b.name}-udp }\n`).join('')}`;
 }
 
-async function status(): Promise<any> {
-  const r = spawnSync(
-    'nsenter',
-    [`--net=/run/netns/${lab.ns.d}`, process.execPath, BIN, 'status', '--json', '--socket', `${tmp}/d.sock`],
-    { encoding: 'utf8', timeout: 20000 },
-  );
-  if (r.status !== 0) throw new Error(`status: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if (await cond()) return Date.now() - t0;
-    } catch {
-      /* daemon not answering yet */
-    }
-    if (Date.now() - t0 > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${daemonLog.join('').slice(-4000)}`);
-    await sleep(100);
-  }
-}
+const status = async (): Promise<any> => daemon.status();
+const waitFor = (what: string, cond: () => Promise<boolean>, timeoutMs: number) =>
+  waitUntil(what, cond, timeoutMs, () => daemon.tail());
 
 /** `sql` (from stdin: a large query does not fit an argument) as the client, through VIP:port. */
 function mysql(vip: string, sql: string): string {
@@ -198,12 +175,8 @@ before(async () => {
   await Promise.all(dbs.map((db) => db.start()));
   startUdpServers();
   fs.writeFileSync(`${tmp}/d.yaml`, config());
-  daemon = spawn('nsenter', [`--net=/run/netns/${lab.ns.d}`, process.execPath, BIN, 'run', '-c', `${tmp}/d.yaml`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, XD_MON_PW: 'monitor' },
-  });
-  daemon.stdout!.on('data', (d) => daemonLog.push(String(d)));
-  daemon.stderr!.on('data', (d) => daemonLog.push(String(d)));
+  daemon = new LabDaemon(lab.ns.d, `${tmp}/d.yaml`, `${tmp}/d.sock`, { XD_MON_PW: 'monitor' });
+  daemon.start();
   await waitFor(
     'every NAT backend resolved and up',
     async () => {
@@ -215,15 +188,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (daemon && daemon.exitCode === null) {
-    daemon.kill('SIGTERM');
-    await new Promise((r) => daemon!.once('exit', r));
-  }
-  spawnSync(
-    'nsenter',
-    [`--net=/run/netns/${lab.ns.d}`, process.execPath, BIN, 'stop', '--detach', '-c', `${tmp}/d.yaml`],
-    { timeout: 20000 },
-  );
+  await daemon?.destroy();
   for (const c of udpServers) c.kill('SIGTERM');
   await Promise.all(dbs.map((db) => db.stop().catch(() => undefined)));
   lab.destroy();
