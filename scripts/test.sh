@@ -63,6 +63,7 @@ PACED=(
   test/bgp/ecmp
   test/bgp/liveness
   test/bpf/flood
+  test/daemon/nat-vrrp
   test/health/adopt
   test/health/connect-errors
   test/health/detect-time

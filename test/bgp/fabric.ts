@@ -411,7 +411,7 @@ export class Sessions {
    */
   static async startWith(
     spawn: (args: string[]) => ChildProcess,
-    o: { host: string; count: number; intervalMs?: number; firstId?: number; parallel?: number },
+    o: { host: string; port?: number; count: number; intervalMs?: number; firstId?: number; parallel?: number },
   ): Promise<{ s: Sessions; ready: SessionRow[] }> {
     const s = new Sessions();
     s.child = spawn([
@@ -426,6 +426,8 @@ export class Sessions {
       String(o.firstId ?? 1),
       '--parallel',
       String(o.parallel ?? 1),
+      '--port',
+      String(o.port ?? 3306),
     ]);
     let buf = '';
     s.child.stdout!.setEncoding('utf8');

@@ -1,6 +1,6 @@
 // Long-lived MySQL sessions for the ECMP tests, run inside the client namespace:
 //
-//   node dist/test/bgp/sessions.js --host 10.77.0.100 --sessions 40 --interval 100 [--first-id 1] [--parallel 1]
+//   node dist/test/bgp/sessions.js --host 10.77.0.100 --sessions 40 --interval 100 [--first-id 1] [--parallel 1] [--port 3306]
 //
 // Sessions are numbered from --first-id (two drivers writing to one server use disjoint ids) and
 // opened --parallel at a time.
@@ -30,6 +30,7 @@ function arg(name: string, def: string): string {
 
 async function main(): Promise<void> {
   const host = arg('--host', '10.77.0.100');
+  const port = Number(arg('--port', '3306'));
   const count = Number(arg('--sessions', '40'));
   const interval = Number(arg('--interval', '100'));
   const firstId = Number(arg('--first-id', '1'));
@@ -39,7 +40,7 @@ async function main(): Promise<void> {
   const open = async (id: number) => {
     const conn = await mysql.createConnection({
       host,
-      port: 3306,
+      port,
       user: 'app',
       password: 'app',
       database: 'lab',

@@ -15,7 +15,19 @@
 // (a native XDP_TX or redirect into a veth is delivered only if the peer runs an XDP program),
 // and hosts that send through the director have TX checksum offload off (a veth from a local
 // stack leaves checksums partial, which a native XDP forward does not complete).
-// Used by test/daemon/nat-xdp.test.ts; the IPVS side can build the same topology with it.
+//
+// With `directors: 2` (test/daemon/nat-vrrp.test.ts) the client side is a bridge too (sw1 in ns s)
+// with the client and both directors on it, each director has its own outer and inner address
+// (NAT_ADDR.pair), and the inner gateway 10.94.0.1 belongs to neither: it is the address VRRP
+// moves with the VIP. The VIPs are then on the client's subnet (the Master answers ARP for
+// them), so the client has no route per VIP.
+//
+//   client c ── eth0 ═ sc ┐ bridge sw1 (ns s)       bridge sw0 (ns s)
+//                         ├ od0 ═ eth0 d1 eth1 ═ sd0 ┤
+//                         └ od1 ═ eth0 d2 eth1 ═ sd1 ┤ b1 b2 b3 (default via the gateway)
+//
+// Used by test/daemon/nat-xdp.test.ts and test/daemon/nat-vrrp.test.ts; the IPVS side can build
+// the same topology with it.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
@@ -32,6 +44,8 @@ export const NAT_ADDR = {
   /** The real server behind the router, on a link of MTU `pmtu`. */
   far: { name: 'b4', v4: '10.95.0.14' },
   pmtu: 1400,
+  /** With two directors: each one's own outer and inner address (the gateway is dirInner, held by VRRP). */
+  pair: { outer: ['10.93.0.2', '10.93.0.3'], inner: ['10.94.0.2', '10.94.0.3'] },
 } as const;
 
 export interface NatLabOptions {
@@ -41,8 +55,15 @@ export interface NatLabOptions {
   xdpPass: string;
   /** VIPs the client routes through the director. */
   vips: { v4: string[]; v6: string[] };
-  /** Build the router and the fourth real server behind it (default true). */
+  /** Build the router and the fourth real server behind it (default true; never with two directors). */
   far?: boolean;
+  /** Two directors side by side (default 1): see the second picture above. */
+  directors?: 1 | 2;
+  /**
+   * Give the real servers their default route via the gateway (default true); false leaves it to
+   * the caller (`xdirector realserver setup --nat`, as an operator would).
+   */
+  gatewayRoute?: boolean;
 }
 
 function sh(cmd: string, args: string[]): string {
@@ -50,14 +71,17 @@ function sh(cmd: string, args: string[]): string {
 }
 
 export class NatLab {
-  readonly ns: { c: string; d: string; s: string; r: string; b: string[]; far: string };
+  /** d: the (first) director; ds: every director. */
+  readonly ns: { c: string; d: string; ds: string[]; s: string; r: string; b: string[]; far: string };
   private made: string[] = [];
 
   constructor(readonly o: NatLabOptions) {
     const p = o.prefix;
+    const ds = o.directors === 2 ? [`${p}d1`, `${p}d2`] : [`${p}d`];
     this.ns = {
       c: `${p}c`,
-      d: `${p}d`,
+      d: ds[0]!,
+      ds,
       s: `${p}s`,
       r: `${p}r`,
       b: NAT_ADDR.backends.map((b) => `${p}${b.name}`),
@@ -95,29 +119,49 @@ export class NatLab {
 
   create(): void {
     const A = NAT_ADDR;
-    const far = this.o.far !== false;
-    for (const ns of [this.ns.c, this.ns.d, this.ns.s, ...this.ns.b, ...(far ? [this.ns.r, this.ns.far] : [])])
+    const pair = this.o.directors === 2;
+    const far = this.o.far !== false && !pair;
+    const ds = this.ns.ds;
+    for (const ns of [this.ns.c, ...ds, this.ns.s, ...this.ns.b, ...(far ? [this.ns.r, this.ns.far] : [])])
       this.addNs(ns);
-    this.ip(this.ns.s, 'link', 'add', 'name', 'sw0', 'type', 'bridge', 'mcast_snooping', '0');
-    this.ip(this.ns.s, 'link', 'set', 'sw0', 'up');
-    // Client side: one veth, client to director.
-    this.link(this.ns.c, 'eth0', this.ns.d, 'eth0');
-    this.addr(this.ns.c, 'eth0', `${A.client.v4}/24`, `${A.client.v6}/64`);
-    this.addr(this.ns.d, 'eth0', `${A.dirOuter.v4}/24`, `${A.dirOuter.v6}/64`);
-    for (const v of this.o.vips.v4) this.ip(this.ns.c, 'route', 'add', `${v}/32`, 'via', A.dirOuter.v4);
-    for (const v of this.o.vips.v6) this.ip(this.ns.c, '-6', 'route', 'add', `${v}/128`, 'via', A.dirOuter.v6);
-    // Server side: the director's eth1 on the bridge with the real servers.
-    this.link(this.ns.d, 'eth1', this.ns.s, 'sd');
-    this.ip(this.ns.s, 'link', 'set', 'sd', 'master', 'sw0');
-    this.addr(this.ns.d, 'eth1', `${A.dirInner.v4}/24`, `${A.dirInner.v6}/64`);
+    for (const br of pair ? ['sw0', 'sw1'] : ['sw0']) {
+      this.ip(this.ns.s, 'link', 'add', 'name', br, 'type', 'bridge', 'mcast_snooping', '0');
+      this.ip(this.ns.s, 'link', 'set', br, 'up');
+    }
+    // Client side: one veth client to director, or with two directors a bridge.
+    if (pair) {
+      this.link(this.ns.c, 'eth0', this.ns.s, 'sc');
+      this.ip(this.ns.s, 'link', 'set', 'sc', 'master', 'sw1');
+      ds.forEach((d, i) => {
+        this.link(d, 'eth0', this.ns.s, `od${i}`);
+        this.ip(this.ns.s, 'link', 'set', `od${i}`, 'master', 'sw1');
+        this.ip(d, 'addr', 'add', `${A.pair.outer[i]}/24`, 'dev', 'eth0');
+      });
+      this.addr(this.ns.c, 'eth0', `${A.client.v4}/24`);
+    } else {
+      this.link(this.ns.c, 'eth0', this.ns.d, 'eth0');
+      this.addr(this.ns.c, 'eth0', `${A.client.v4}/24`, `${A.client.v6}/64`);
+      this.addr(this.ns.d, 'eth0', `${A.dirOuter.v4}/24`, `${A.dirOuter.v6}/64`);
+      for (const v of this.o.vips.v4) this.ip(this.ns.c, 'route', 'add', `${v}/32`, 'via', A.dirOuter.v4);
+      for (const v of this.o.vips.v6) this.ip(this.ns.c, '-6', 'route', 'add', `${v}/128`, 'via', A.dirOuter.v6);
+    }
+    // Server side: each director's eth1 on the bridge with the real servers.
+    ds.forEach((d, i) => {
+      this.link(d, 'eth1', this.ns.s, `sd${i}`);
+      this.ip(this.ns.s, 'link', 'set', `sd${i}`, 'master', 'sw0');
+      if (pair) this.ip(d, 'addr', 'add', `${A.pair.inner[i]}/24`, 'dev', 'eth1');
+      else this.addr(d, 'eth1', `${A.dirInner.v4}/24`, `${A.dirInner.v6}/64`);
+    });
     A.backends.forEach((b, i) => {
       const ns = this.ns.b[i]!;
       this.link(ns, 'eth0', this.ns.s, `s${b.name}`);
       this.ip(this.ns.s, 'link', 'set', `s${b.name}`, 'master', 'sw0');
       this.addr(ns, 'eth0', `${b.v4}/24`, `${b.v6}/64`);
       // The director's inner address is their only route out.
-      this.ip(ns, 'route', 'add', 'default', 'via', A.dirInner.v4);
-      this.ip(ns, '-6', 'route', 'add', 'default', 'via', A.dirInner.v6);
+      if (this.o.gatewayRoute !== false) {
+        this.ip(ns, 'route', 'add', 'default', 'via', A.dirInner.v4);
+        this.ip(ns, '-6', 'route', 'add', 'default', 'via', A.dirInner.v6);
+      }
       this.exec(ns, 'ethtool', '-K', 'eth0', 'tx', 'off');
     });
     if (far) {
@@ -141,8 +185,14 @@ export class NatLab {
     }
     this.exec(this.ns.c, 'ethtool', '-K', 'eth0', 'tx', 'off');
     // Native XDP on the director: its forwarded frames reach a veth only if the peer has a program.
-    this.ip(this.ns.c, 'link', 'set', 'dev', 'eth0', 'xdpdrv', 'obj', this.o.xdpPass, 'sec', 'xdp');
-    this.ip(this.ns.s, 'link', 'set', 'dev', 'sd', 'xdpdrv', 'obj', this.o.xdpPass, 'sec', 'xdp');
+    if (pair)
+      ds.forEach((_, i) =>
+        this.ip(this.ns.s, 'link', 'set', 'dev', `od${i}`, 'xdpdrv', 'obj', this.o.xdpPass, 'sec', 'xdp'),
+      );
+    else this.ip(this.ns.c, 'link', 'set', 'dev', 'eth0', 'xdpdrv', 'obj', this.o.xdpPass, 'sec', 'xdp');
+    ds.forEach((_, i) =>
+      this.ip(this.ns.s, 'link', 'set', 'dev', `sd${i}`, 'xdpdrv', 'obj', this.o.xdpPass, 'sec', 'xdp'),
+    );
   }
 
   /** Remove this lab's namespaces (their veths and bridge go with them). */
