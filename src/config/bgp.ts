@@ -167,7 +167,8 @@ const canon = (v: unknown): string | undefined => (typeof v === 'string' ? parse
 /**
  * Rules across the bgp section and the rest of the config, on the raw YAML (so every problem
  * is reported in one run): announced VIPs must be service VIPs, no VIP both announced and held
- * by VRRP, whole-second timers, unique neighbours, one password form.
+ * by VRRP, an announced NAT service needs sync, whole-second timers, unique neighbours, one
+ * password form.
  */
 export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | number)[]; message: string }[] {
   const out: { path: (string | number)[]; message: string }[] = [];
@@ -197,6 +198,20 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
     });
   } else {
     for (const v of serviceVips) announced.push({ vip: v, path: ['bgp'] });
+  }
+  // NAT behind ECMP: the router sends a client's packets to any director, while the real servers
+  // send every reply to the one director holding their gateway. That director translates a reply
+  // only with the flow's reverse entry, which sync installs for the flows the others forwarded;
+  // without sync their replies would leave untranslated (and the clients reset them).
+  if (!isObj(raw.sync)) {
+    services.forEach((s, i) => {
+      const vip = canon(s.vip);
+      if (s.forwarding !== 'nat' || !announced.some((a) => a.vip === vip)) return;
+      out.push({
+        path: ['services', i, 'forwarding'],
+        message: `service ${typeof s.name === 'string' ? s.name : `services[${i}]`} forwards with nat and its VIP ${vip} is announced over BGP, but there is no sync section: the router spreads the clients over every director while the real servers send every reply to the one director holding their gateway, which can translate only the replies of flows whose reverse entry it has; add sync: with every other director as a peer (it installs the reverse entries of the flows the others forward), or hold the VIP with VRRP instead of announcing it`,
+      });
+    });
   }
   // A routed VIP is not an address on the director: VRRP would add it (and answer ARP for it).
   if (Array.isArray(raw.vrrp)) {

@@ -4,7 +4,8 @@
 // - a BIRD that stops answering its control socket (SIGSTOP) is killed and restarted, and its
 //   session comes back;
 // - a health round that never completes (injected: XDIRECTOR_TEST_FAULTS=stall-health, SIGUSR2)
-//   makes the snapshot stale: the VIPs are withdrawn and an alert raised, until rounds resume;
+//   makes the snapshot stale: the VIPs are withdrawn and an alert raised, and the inner gateway
+//   a NAT director holds by VRRP beside them is given up (the same rule), until rounds resume;
 // - driver XDP TX errors that keep rising withdraw the VIPs, and they come back when they stop.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,9 @@ import { defaultXdpPassObject } from '../../scripts/lab/topology';
 
 /** A second VIP outside every connected subnet: a packet the kernel does not take is routed by the default route, back to the router. */
 const FAR_VIP = '10.79.0.100';
+
+/** The inner gateway a NAT director behind BGP holds by VRRP while it can serve. */
+const GW = '10.77.9.1';
 
 const f = new Fabric('lv');
 let d1: Director;
@@ -29,12 +33,31 @@ before(async () => {
   const cfg = f.config(d1);
   const svc = (cfg.services as Record<string, unknown>[])[0]!;
   cfg.services = [svc, { ...svc, name: 'far', vip: FAR_VIP }];
+  // The real servers' gateway as NAT behind BGP holds it (README: NAT mode): a VRRP instance of
+  // its own, whose built-in director tracker follows the rule by which BGP withdraws the VIPs.
+  cfg.vrrp = [
+    { name: 'GW', vrid: 61, priority: 150, version: 3, advert_interval: '100ms', vips: [`${GW}/24 dev eth0`] },
+  ];
   // The director inherits it: SIGUSR2 stalls its health rounds (src/health/monitor.ts).
   process.env.XDIRECTOR_TEST_FAULTS = 'stall-health';
   await f.startDirector(d1, cfg);
   delete process.env.XDIRECTOR_TEST_FAULTS;
   await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing');
+  await waitGateway(true, 10_000);
 });
+
+async function holdsGateway(): Promise<boolean> {
+  return (await runIn(d1.ns, 'ip', ['-4', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout.includes(`${GW}/24`);
+}
+
+async function waitGateway(held: boolean, timeoutMs: number): Promise<void> {
+  const t0 = performance.now();
+  while ((await holdsGateway()) !== held) {
+    if (performance.now() - t0 > timeoutMs)
+      assert.fail(`d1 ${held ? 'does not hold' : 'still holds'} the gateway ${GW} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
 
 after(async () => {
   if (Object.keys(measured).length) process.stdout.write(`# measured ${JSON.stringify(measured)}\n`);
@@ -145,8 +168,9 @@ test('a BIRD that stops answering (SIGSTOP) is killed and restarted, its session
   measured.hungBird = { restartedMs: Math.round(restartedMs), announcedAgainMs: Math.round(backMs) };
 });
 
-test('a health round that never completes withdraws the VIPs once the snapshot is stale, with an alert, and they return when rounds resume', async () => {
+test('a health round that never completes withdraws the VIPs once the snapshot is stale, with an alert, and gives up the inner gateway (VRRP Fault) with them; both return when rounds resume', async () => {
   await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing');
+  await waitGateway(true, 5_000);
   const pid = d1.child!.pid!;
   const t0 = performance.now();
   process.kill(pid, 'SIGUSR2');
@@ -166,13 +190,18 @@ test('a health round that never completes withdraws the VIPs once the snapshot i
       d1.log.some((l) => /health check round not finished within \d+ ms/.test(l)),
       'the overdue round is logged',
     );
+    // The gateway follows the same rule: the director tracker failed, the instance is in Fault.
+    await waitGateway(false, 3_000);
+    assert.equal((await f.status(d1)).vrrp[0].state, 'FAULT');
   } finally {
     process.kill(pid, 'SIGUSR2');
   }
   const t1 = performance.now();
   await f.waitNexthops((h) => h.includes(d1.ip), 20_000, 'd1 announcing again after rounds resume');
+  await waitGateway(true, 5_000);
   const st = await f.status(d1);
   assert.equal(st.liveness.cannotServe, null);
+  assert.equal(st.vrrp[0].state, 'MASTER');
   measured.stalledHealth = {
     withdrawnAfterMs: Math.round(stalledFor),
     limitMs: st.liveness.limitMs,
