@@ -167,7 +167,7 @@ const canon = (v: unknown): string | undefined => (typeof v === 'string' ? parse
 /**
  * Rules across the bgp section and the rest of the config, on the raw YAML (so every problem
  * is reported in one run): announced VIPs must be service VIPs, no VIP both announced and held
- * by VRRP, an announced NAT service needs sync, whole-second timers, unique neighbours, one
+ * by VRRP, no NAT service announced, whole-second timers, unique neighbours, one
  * password form.
  */
 export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | number)[]; message: string }[] {
@@ -199,20 +199,22 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
   } else {
     for (const v of serviceVips) announced.push({ vip: v, path: ['bgp'] });
   }
-  // NAT behind ECMP: the router sends a client's packets to any director, while the real servers
-  // send every reply to the one director holding their gateway. That director translates a reply
-  // only with the flow's reverse entry, which sync installs for the flows the others forwarded;
-  // without sync their replies would leave untranslated (and the clients reset them).
-  if (!isObj(raw.sync)) {
-    services.forEach((s, i) => {
-      const vip = canon(s.vip);
-      if (s.forwarding !== 'nat' || !announced.some((a) => a.vip === vip)) return;
-      out.push({
-        path: ['services', i, 'forwarding'],
-        message: `service ${typeof s.name === 'string' ? s.name : `services[${i}]`} forwards with nat and its VIP ${vip} is announced over BGP, but there is no sync section: the router spreads the clients over every director while the real servers send every reply to the one director holding their gateway, which can translate only the replies of flows whose reverse entry it has; add sync: with every other director as a peer (it installs the reverse entries of the flows the others forward), or hold the VIP with VRRP instead of announcing it`,
-      });
+  // NAT behind ECMP cannot work: the router spreads the clients over every director, while the
+  // real servers send every reply to their one gateway, held by one director. A flow another
+  // director forwarded is synced when its handshake completes (bpf/newflow.h), after the SYN-ACK
+  // has already reached the gateway's holder with no reverse entry: passed to the kernel, it
+  // leaves untranslated and the client resets the connection. A NAT VIP is held by VRRP, with
+  // its gateway in the same instance, beside the DR and tunnel VIPs BGP announces.
+  const byDefault = !Array.isArray(bgp.announce);
+  services.forEach((s, i) => {
+    const vip = canon(s.vip);
+    if (s.forwarding !== 'nat' || !announced.some((a) => a.vip === vip)) return;
+    const name = typeof s.name === 'string' ? s.name : `services[${i}]`;
+    out.push({
+      path: ['services', i, 'forwarding'],
+      message: `service ${name} forwards with nat and its VIP ${vip} is announced over BGP${byDefault ? ' (every service VIP by default)' : ''}: behind ECMP the clients reach every director while the real servers send every reply to the one director holding their gateway, and a flow another director forwarded is synced only when its handshake completes, after its SYN-ACK left untranslated (the client resets it); hold ${vip} with VRRP, its gateway in the same instance (vips: ["${vip}/32", "GATEWAY/PREFIX dev IFACE"]), ${byDefault ? 'and list only the other VIPs in bgp.announce' : `and remove it from bgp.announce`}, or forward ${name} with dr or tunnel`,
     });
-  }
+  });
   // A routed VIP is not an address on the director: VRRP would add it (and answer ARP for it).
   if (Array.isArray(raw.vrrp)) {
     raw.vrrp.forEach((inst, k) => {

@@ -62,28 +62,10 @@ export function defaultCheck(s: Record<string, unknown>): 'mysql' | 'tcp' {
   return s.backends.every((b) => isObj(b) && b.port === 3306) ? 'mysql' : 'tcp';
 }
 
-/**
- * nat.interface set while no service forwards with nat: probably a forgotten forwarding: nat.
- * A NAT service announced over BGP while no VRRP instance holds the real servers' gateway: the
- * gateway is one address on the servers' network, so every director announcing the VIP cannot
- * hold it too (the servers would see it on several hosts); one director holds it by VRRP, whose
- * built-in director tracker gives it up exactly when this director cannot serve, the rule by
- * which BGP withdraws every VIP. A warning, not an error: the replies may reach the directors by
- * a route of the operator's own (an inner router).
- */
-export function natWarnings(c: Pick<Config, 'services' | 'nat' | 'vrrp' | 'bgp'>): string[] {
-  const out: string[] = [];
-  const nat = c.services.filter((s) => s.forwarding === 'nat');
-  if (c.nat.twoArmed && nat.length === 0)
-    out.push(
-      `nat.interface ${c.nat.interface} is set but no service forwards with nat: it is not used; set forwarding: nat on the services behind it, or remove the nat section`,
-    );
-  const announced = new Set((c.bgp?.announce ?? []).map((a) => a.vip));
-  const routed = nat.filter((s) => announced.has(s.vip));
-  const gateway = c.vrrp.some((inst) => inst.vips.some((v) => v.dev !== undefined));
-  if (routed.length > 0 && !gateway)
-    out.push(
-      `${routed.length === 1 ? `service ${routed[0]!.name} forwards` : `services ${routed.map((s) => s.name).join(', ')} forward`} with nat and ${routed.length === 1 ? 'is' : 'are'} announced over BGP, but no VRRP instance holds the real servers' gateway: every director announces the VIP, but the gateway is one address that one director at a time must hold; add a VRRP instance of its own for it, vips: ["GATEWAY/PREFIX dev ${c.nat.interface}"] (its built-in director tracker gives the gateway up exactly when this director cannot serve, when BGP withdraws the VIPs), or route the real servers' replies to the directors another way`,
-    );
-  return out;
+/** nat.interface set while no service forwards with nat: probably a forgotten forwarding: nat. */
+export function natWarnings(c: Pick<Config, 'services' | 'nat'>): string[] {
+  if (!c.nat.twoArmed || c.services.some((s) => s.forwarding === 'nat')) return [];
+  return [
+    `nat.interface ${c.nat.interface} is set but no service forwards with nat: it is not used; set forwarding: nat on the services behind it, or remove the nat section`,
+  ];
 }

@@ -4,8 +4,8 @@
 // - a BIRD that stops answering its control socket (SIGSTOP) is killed and restarted, and its
 //   session comes back;
 // - a health round that never completes (injected: XDIRECTOR_TEST_FAULTS=stall-health, SIGUSR2)
-//   makes the snapshot stale: the VIPs are withdrawn and an alert raised, and the inner gateway
-//   a NAT director holds by VRRP beside them is given up (the same rule), until rounds resume;
+//   makes the snapshot stale: the VIPs are withdrawn and an alert raised, and a NAT gateway held
+//   by VRRP beside them is given up (the same rule), until rounds resume;
 // - driver XDP TX errors that keep rising withdraw the VIPs, and they come back when they stop.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import { defaultXdpPassObject } from '../../scripts/lab/topology';
 /** A second VIP outside every connected subnet: a packet the kernel does not take is routed by the default route, back to the router. */
 const FAR_VIP = '10.79.0.100';
 
-/** The inner gateway a NAT director behind BGP holds by VRRP while it can serve. */
+/** A NAT gateway this BGP director holds by VRRP while it can serve. */
 const GW = '10.77.9.1';
 
 const f = new Fabric('lv');
@@ -33,8 +33,8 @@ before(async () => {
   const cfg = f.config(d1);
   const svc = (cfg.services as Record<string, unknown>[])[0]!;
   cfg.services = [svc, { ...svc, name: 'far', vip: FAR_VIP }];
-  // The real servers' gateway as NAT behind BGP holds it (README: NAT mode): a VRRP instance of
-  // its own, whose built-in director tracker follows the rule by which BGP withdraws the VIPs.
+  // A NAT gateway held by VRRP beside the BGP announcements (README: NAT mode; a NAT VIP is never
+  // announced): its instance's built-in director tracker follows the rule that withdraws the VIPs.
   cfg.vrrp = [
     { name: 'GW', vrid: 61, priority: 150, version: 3, advert_interval: '100ms', vips: [`${GW}/24 dev eth0`] },
   ];

@@ -156,28 +156,36 @@ test("the desired state carries forwarding nat, each backend's own port, and the
   assert.equal(serviceForwardingLabel(s.backends, 'dr'), 'nat');
 });
 
-test('NAT behind BGP: an announced nat service without sync is refused (its replies reach one director), and one whose gateway no VRRP instance holds is a warning', () => {
+test('NAT behind BGP is refused (the first replies of a flow another director forwarded reach the gateway unsynced), naming VRRP and dr/tunnel as fixes; a NAT VIP held by VRRP beside announced DR VIPs is accepted', () => {
   const bgp = 'bgp:\n  local_as: 65001\n  router_id: 10.77.0.2\n  neighbours: [{ address: 10.77.0.1, as: 65000 }]\n';
-  const sync = 'sync: { source: 10.77.0.2, peers: [10.77.0.3], key_file: /etc/xdirector/sync.key }\n';
-  const gw = 'vrrp:\n  - { name: GW, vrid: 60, priority: 150, vips: ["10.88.0.1/24 dev eth1"] }\n';
   const two = 'nat:\n  interface: eth1\n';
-  const p = problems(config(NAT3, two + bgp));
+  const byDefault = problems(config(NAT3, two + bgp));
   assert.ok(
-    p.some((l) =>
-      /services\[0\]\.forwarding: service mysql forwards with nat and its VIP 10\.77\.0\.100 is announced over BGP, but there is no sync section: .*add sync: with every other director as a peer/.test(
+    byDefault.some((l) =>
+      /services\[0\]\.forwarding: service mysql forwards with nat and its VIP 10\.77\.0\.100 is announced over BGP \(every service VIP by default\): .*synced only when its handshake completes, after its SYN-ACK left untranslated .*hold 10\.77\.0\.100 with VRRP, its gateway in the same instance .*and list only the other VIPs in bgp\.announce, or forward mysql with dr or tunnel /.test(
         l,
       ),
     ),
-    p.join('\n'),
+    byDefault.join('\n'),
   );
-  // Held by VRRP instead of announced: no BGP rule applies.
-  const held = bgp.replace('neighbours:', 'announce: []\n  neighbours:');
-  assert.equal(parseConfig(config(NAT3, two + held), 'lab.yaml').services[0]!.forwarding, 'nat');
-  const warn = (top: string) =>
-    parseConfig(config(NAT3, top), 'lab.yaml').warnings.filter((w) => /announced over BGP/.test(w));
-  assert.match(
-    warn(two + bgp + sync).join('\n'),
-    /^service mysql forwards with nat and is announced over BGP, but no VRRP instance holds the real servers' gateway: .*vips: \["GATEWAY\/PREFIX dev eth1"\] \(its built-in director tracker gives the gateway up exactly when this director cannot serve, when BGP withdraws the VIPs\)/,
+  const listed = bgp.replace('neighbours:', 'announce: [{ vip: 10.77.0.100 }]\n  neighbours:');
+  assert.ok(
+    problems(config(NAT3, two + listed)).some((l) => /and remove it from bgp\.announce, or forward mysql/.test(l)),
   );
-  assert.deepEqual(warn(two + bgp + sync + gw), []);
+  // The recommended shape: the NAT VIP and its gateway in one VRRP instance, BGP announcing a DR VIP.
+  const dr = '  - { name: ro, vip: 10.77.0.101, port: 3306, check: none, backends: [{ address: 10.77.0.11 }] }\n';
+  const vrrp =
+    'vrrp:\n  - { name: VI_1, vrid: 51, priority: 150, vips: ["10.77.0.100/32", "10.88.0.1/24 dev eth1"] }\n';
+  const ok = parseConfig(
+    config(NAT3 + dr, two + vrrp + bgp.replace('neighbours:', 'announce: [{ vip: 10.77.0.101 }]\n  neighbours:')),
+    'lab.yaml',
+  );
+  assert.deepEqual(
+    ok.services.map((s) => s.forwarding),
+    ['nat', 'dr'],
+  );
+  assert.deepEqual(
+    ok.bgp!.announce.map((a) => a.vip),
+    ['10.77.0.101'],
+  );
 });
