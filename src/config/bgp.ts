@@ -203,7 +203,7 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
   // real servers send every reply to their one gateway, held by one director. A flow another
   // director forwarded is synced when its handshake completes (bpf/newflow.h), after the SYN-ACK
   // has already reached the gateway's holder with no reverse entry: passed to the kernel, it
-  // leaves untranslated and the client resets the connection. A NAT VIP is held by VRRP, with
+  // leaves untranslated and the connection is never established. A NAT VIP is held by VRRP, with
   // its gateway in the same instance, beside the DR and tunnel VIPs BGP announces.
   const byDefault = !Array.isArray(bgp.announce);
   services.forEach((s, i) => {
@@ -212,7 +212,7 @@ export function bgpCrossCheck(raw: Record<string, unknown>): { path: (string | n
     const name = typeof s.name === 'string' ? s.name : `services[${i}]`;
     out.push({
       path: ['services', i, 'forwarding'],
-      message: `service ${name} forwards with nat and its VIP ${vip} is announced over BGP${byDefault ? ' (every service VIP by default)' : ''}: behind ECMP the clients reach every director while the real servers send every reply to the one director holding their gateway, and a flow another director forwarded is synced only when its handshake completes, after its SYN-ACK left untranslated (the client resets it); hold ${vip} with VRRP, its gateway in the same instance (vips: ["${vip}/32", "GATEWAY/PREFIX dev IFACE"]), ${byDefault ? 'and list only the other VIPs in bgp.announce' : `and remove it from bgp.announce`}, or forward ${name} with dr or tunnel`,
+      message: `service ${name} forwards with nat and its VIP ${vip} is announced over BGP${byDefault ? ' (every service VIP by default)' : ''}: behind ECMP the clients reach every director while the real servers send every reply to the one director holding their gateway, and a flow another director forwarded is synced only when its handshake completes, after its SYN-ACK left untranslated (the connection is never established); hold ${vip} with VRRP, its gateway in the same instance (vips: ["${vip}/32", "GATEWAY/PREFIX dev IFACE"]), ${byDefault ? 'and list only the other VIPs in bgp.announce' : `and remove it from bgp.announce`}, or forward ${name} with dr or tunnel`,
     });
   });
   // A routed VIP is not an address on the director: VRRP would add it (and answer ARP for it).

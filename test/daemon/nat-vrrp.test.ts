@@ -13,6 +13,11 @@
 // reverse entries sync installed (counted in its pinned reverse table before the kill; its out
 // counters show the translation after); every acknowledged insert
 // is in its backend's table (0 lost), and the longest gap between acknowledged writes is printed.
+//
+// First, why a NAT VIP is held by VRRP and never announced over BGP (check-config refuses it): a
+// connection sent to the director that does not hold the gateway, as ECMP would, is forwarded
+// there, but its SYN-ACK reaches the gateway's holder before sync could tell it of the flow
+// (sync reports a flow when its handshake completes): untranslated, it never connects.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -196,6 +201,32 @@ async function rowsOnServers(): Promise<Map<string, number>> {
       out.set(`${i + 1}/${r.sess}`, Number(r.n));
   return out;
 }
+
+test("why a NAT VIP is not announced over BGP: a connection that reaches the director not holding the gateway (as ECMP would send it) is not established, its SYN-ACK meeting the gateway's holder before any sync", async () => {
+  // The client sends to d2 (the Backup, whose program forwards the VIP's packets all the same),
+  // the real server replies through the gateway, held by d1.
+  lab.ip(lab.ns.c, 'route', 'add', `${VIP}/32`, 'via', A.pair.outer[1]);
+  try {
+    const code = `const s=require('net').connect(${VPORT},'${VIP}');s.on('connect',()=>{console.log('connected');process.exit(0)});s.on('error',(e)=>{console.log(e.code);process.exit(0)});setTimeout(()=>{console.log('timeout');process.exit(0)},3000);`;
+    const reasons = () => ds.map((d) => d.status().dataplane.reasons as Record<string, number>);
+    const [a0, b0] = reasons();
+    const r = spawnSync('ip', ['netns', 'exec', lab.ns.c, process.execPath, '-e', code], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    const [a1, b1] = reasons();
+    const forwarded = b1!.tx_new_flow! + b1!.tx_embryonic! - b0!.tx_new_flow! - b0!.tx_embryonic!;
+    const translated = a1!.tx_nat_out! - a0!.tx_nat_out!;
+    process.stdout.write(
+      `# a NAT connection through the director not holding the gateway: ${r.stdout.trim()}; d2 forwarded ${forwarded} SYNs, d1 translated ${translated} replies\n`,
+    );
+    assert.equal(r.stdout.trim(), 'timeout', 'no connection');
+    assert.ok(forwarded >= 1, 'd2 forwarded the SYN to a real server');
+    assert.equal(translated, 0, 'd1 had no reverse entry for the SYN-ACKs: they left untranslated');
+  } finally {
+    lab.ip(lab.ns.c, 'route', 'del', `${VIP}/32`, 'via', A.pair.outer[1]);
+  }
+});
 
 test(`NAT on XDP, VIP and gateway in one VRRP instance: ${SESSIONS} sessions writing every 100 ms through VIP:${VPORT} survive the Master's SIGKILL with 0 acknowledged writes lost`, async () => {
   const [d1, d2] = ds as [LabDaemon, LabDaemon];
