@@ -11,8 +11,8 @@
 // live host would leave its addresses in place). Then every session has kept its backend and
 // is still writing through the new Master, whose XDP out stage translates the replies with the
 // reverse entries sync installed (counted in its pinned reverse table before the kill; its out
-// counters show the translation after); every acknowledged insert
-// is in its backend's table (0 lost), and the longest gap between acknowledged writes is printed.
+// counters show the translation after); every acknowledged insert is in its backend's table
+// (0 lost), and the longest gap between acknowledged writes is printed.
 //
 // First, why a NAT VIP is held by VRRP and never announced over BGP (check-config refuses it): a
 // connection sent to the director that does not hold the gateway, as ECMP would, is forwarded
