@@ -30,6 +30,7 @@ import { execFileSync, spawn, spawnSync, ChildProcess } from 'node:child_process
 import { createHash } from 'node:crypto';
 import { MariaDB, setupReplication, syncReplicas } from '../../scripts/lab/mariadb';
 import { clientScript, jsonLines, ConnectionsReport, HoldReport } from '../../scripts/lab/client';
+import { waitUntil } from '../lib/daemon';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, 'bin', 'xdirector.js');
@@ -210,19 +211,8 @@ async function statesOf(service: string): Promise<Record<string, string>> {
   return Object.fromEntries(s.backends.map((b: any) => [b.name, b.state]));
 }
 
-async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      if (await cond()) return Date.now() - t0;
-    } catch {
-      /* daemon not answering yet */
-    }
-    if (Date.now() - t0 > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}:\n${daemonLog.join('').slice(-3000)}`);
-    await sleep(100);
-  }
-}
+const waitFor = (what: string, cond: () => Promise<boolean>, timeoutMs: number) =>
+  waitUntil(what, cond, timeoutMs, () => daemonLog.join('').slice(-3000));
 
 /** Runs `sql` (read from stdin: a large query does not fit an argument) as the client, through the VIP. */
 function mysql(vip: string, sql: string): string {
