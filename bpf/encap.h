@@ -47,6 +47,7 @@
 #include "hash.h"
 #include "maps.h"
 #include "rate.h"
+#include "prof.h"
 
 /* GUE header, version 0 without optional fields (4 bytes). */
 struct xd_guehdr {
@@ -74,14 +75,28 @@ struct xd_guehdr {
 
 /* Hash of the inner flow for GUE source port / IPv6 flow label: client and
  * VIP addresses (IPv6 folded by XOR of their words) and both ports, host
- * order words. */
+ * order words. Taken from the XOR of all the address words and the ports
+ * word (source port << 16 | destination port, the L4 header's first word read
+ * in host order), so the fast path hashes the frame in place and the full
+ * path its flow key alike. */
+static __always_inline __u32 xd_tunnel_hash_of(__be32 addrs, __u32 ports)
+{
+	return xd_jhash_2words(bpf_ntohl(addrs), ports, XD_TUN_HASH_SEED);
+}
+
 static __always_inline __u32 xd_tunnel_hash(const struct xd_flow_key *fk)
 {
-	__u32 a = bpf_ntohl(fk->saddr[0] ^ fk->saddr[1] ^ fk->saddr[2] ^ fk->saddr[3]) ^
-		  bpf_ntohl(fk->daddr[0] ^ fk->daddr[1] ^ fk->daddr[2] ^ fk->daddr[3]);
-	__u32 b = ((__u32)bpf_ntohs(fk->sport) << 16) | bpf_ntohs(fk->dport);
+	return xd_tunnel_hash_of(fk->saddr[0] ^ fk->saddr[1] ^ fk->saddr[2] ^ fk->saddr[3] ^
+					 fk->daddr[0] ^ fk->daddr[1] ^ fk->daddr[2] ^ fk->daddr[3],
+				 ((__u32)bpf_ntohs(fk->sport) << 16) | bpf_ntohs(fk->dport));
+}
 
-	return xd_jhash_2words(a, b, XD_TUN_HASH_SEED);
+/* The ones' complement sum of an IPv4 address as two 16-bit words. */
+static __always_inline __u32 xd_csum_addr(__be32 addr)
+{
+	__u32 a = bpf_ntohl(addr);
+
+	return (a >> 16) + (a & 0xffff);
 }
 
 /* 16-bit one's complement of a 32/64-bit sum (RFC 1071 fold). */
@@ -92,6 +107,14 @@ static __always_inline __u16 xd_csum_fold(__u64 sum)
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (__u16)~sum;
+}
+
+/* Fold a sum of fewer than 2^16 16-bit words to 16 bits (not complemented). */
+static __always_inline __u16 xd_csum_fold_small(__u32 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
 }
 
 /* IPv4 header checksum of a 20-byte header whose check field is 0. */
@@ -288,33 +311,42 @@ static __always_inline int xd_too_big(struct xdp_md *ctx, __u32 l2len, __u8 fami
 
 /*
  * Encapsulate the IP packet that starts l2len bytes into the frame for tunnel
- * `t` and send it to the next hop `mac`. The inner packet is not touched.
- * inner_family: the client packet's family (enum xd_family); fk: its flow.
+ * `t` and send it to the next hop `mac`. The inner packet is not touched; its
+ * family is its IP version (the parser checked it). hash: xd_tunnel_hash() of
+ * its flow (the GUE source port, the outer IPv6 flow label).
  * *reason is changed only when the packet is answered (XD_R_TX_TOO_BIG) or
  * dropped (XD_R_DROP_TOO_BIG; XD_R_DROP_TOO_BIG_LIMITED when the answers are
- * over too_big_rate a second, all CPUs together) instead. Returns the XDP action; on XDP_TX the
- * caller may still redirect.
+ * over too_big_rate a second, all CPUs together) instead. Returns the XDP
+ * action; on XDP_TX the caller may still redirect.
+ *
+ * The outer headers are written a word at a time from values in registers,
+ * and the outer IPv4 checksum is summed from those values rather than read
+ * back from the frame: per-byte and per-field stores, then 16-bit loads of
+ * what was just stored, cost the encapsulated packet most of its time.
  */
 static __always_inline int xd_encap(struct xdp_md *ctx, const struct xd_tunnel *t, const __u8 *mac,
-				    __u32 l2len, __u8 inner_family, const struct xd_flow_key *fk,
-				    __u32 *reason)
+				    __u32 l2len, __u32 hash, __u32 *reason)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 ilen, olen, ohlen, hash;
-	__u8 ipproto = inner_family == XD_FAMILY_V4 ? XD_IPPROTO_IPIP : XD_IPPROTO_IPV6;
-	__u8 tos = 0;
+	__u32 ilen, olen, ohlen;
+	__u8 inner_family, ipproto, tos, outer_proto;
+	__u8 *ip;
 	int gue = t->encap == XD_ENCAP_GUE;
+	int outer4 = t->family == XD_FAMILY_V4;
 
 	if (l2len != sizeof(struct ethhdr) &&
 	    l2len != sizeof(struct ethhdr) + sizeof(struct xd_vlan_hdr))
 		return XDP_ABORTED;
-	if (t->family == XD_FAMILY_V4)
-		ohlen = sizeof(struct iphdr);
-	else
-		ohlen = sizeof(struct ipv6hdr);
+	ohlen = outer4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
 	olen = ohlen + (gue ? sizeof(struct udphdr) + sizeof(struct xd_guehdr) : 0);
 
+	ip = data + l2len;
+	if ((void *)(ip + 1) > data_end)
+		return XDP_ABORTED;
+	inner_family = (*ip >> 4) == 4 ? XD_FAMILY_V4 : XD_FAMILY_V6;
+	ipproto = inner_family == XD_FAMILY_V4 ? XD_IPPROTO_IPIP : XD_IPPROTO_IPV6;
+	outer_proto = gue ? IPPROTO_UDP : ipproto;
 	ilen = xd_ip_len(data + l2len, data_end, inner_family);
 	if (ilen == 0 || data + l2len + ilen > data_end)
 		return XDP_ABORTED;
@@ -344,60 +376,66 @@ static __always_inline int xd_encap(struct xdp_md *ctx, const struct xd_tunnel *
 			return xd_too_big(ctx, l2len, inner_family, t->mtu - olen, reason);
 		}
 	}
-	hash = xd_tunnel_hash(fk);
+	XD_PROF_AT(XD_PROF_TUN_CHECK, XDP_TX);
 
 	if (bpf_xdp_adjust_head(ctx, -(int)olen))
 		return XDP_ABORTED;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
 	if (xd_l2_move(data, data_end, olen, l2len, mac,
-		       t->family == XD_FAMILY_V4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6)))
+		       outer4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6)))
 		return XDP_ABORTED;
 
-	if (t->family == XD_FAMILY_V4) {
-		struct iphdr *oh = data + l2len;
+	if (outer4) {
+		__u32 *oh = data + l2len;
+		__u32 tot_len = olen + ilen;
+		/* version 4, IHL 5, DSCP and ECN copied out (RFC 6040 normal
+		 * mode); id 0 and DF (path MTU discovery on the underlay); TTL,
+		 * protocol: the words of the header in host order, summed for
+		 * its checksum with the addresses. */
+		__u32 w0 = (0x45U << 24) | ((__u32)tos << 16) | tot_len;
+		__u32 w1 = XD_IP_DF;
+		__u32 w2 = ((__u32)XD_TUN_TTL << 24) | ((__u32)outer_proto << 16);
+		__u32 sum = (w0 >> 16) + (w0 & 0xffff) + w1 + (w2 >> 16) +
+			    xd_csum_addr(t->saddr[0]) + xd_csum_addr(t->daddr[0]);
 
-		if ((void *)(oh + 1) > data_end)
+		if ((void *)(oh + 5) > data_end)
 			return XDP_ABORTED;
-		oh->version = 4;
-		oh->ihl = 5;
-		oh->tos = tos; /* DSCP and ECN copied out (RFC 6040 normal mode) */
-		oh->tot_len = bpf_htons(olen + ilen);
-		oh->id = 0;
-		oh->frag_off = bpf_htons(XD_IP_DF); /* path MTU discovery on the underlay */
-		oh->ttl = XD_TUN_TTL;
-		oh->protocol = gue ? IPPROTO_UDP : ipproto;
-		oh->check = 0;
-		oh->saddr = t->saddr[0];
-		oh->daddr = t->daddr[0];
-		oh->check = xd_ip4_csum(oh);
+		XD_PROF_AT(XD_PROF_TUN_ADJUST, XDP_TX);
+		w2 |= (__u16)~xd_csum_fold_small(sum);
+		oh[0] = bpf_htonl(w0);
+		oh[1] = bpf_htonl(w1);
+		oh[2] = bpf_htonl(w2);
+		oh[3] = t->saddr[0];
+		oh[4] = t->daddr[0];
 	} else {
-		struct ipv6hdr *oh6 = data + l2len;
+		__u32 *oh6 = data + l2len;
 
-		if ((void *)(oh6 + 1) > data_end)
+		if ((void *)(oh6 + 10) > data_end)
 			return XDP_ABORTED;
+		XD_PROF_AT(XD_PROF_TUN_ADJUST, XDP_TX);
 		/* version 6, traffic class from the inner packet, flow label
-		 * from the inner flow (RFC 6438). */
-		*(__be32 *)oh6 = bpf_htonl(0x60000000 | ((__u32)tos << 20) | (hash & 0xfffff));
-		oh6->payload_len = bpf_htons(olen - ohlen + ilen);
-		oh6->nexthdr = gue ? IPPROTO_UDP : ipproto;
-		oh6->hop_limit = XD_TUN_TTL;
-		__builtin_memcpy(&oh6->saddr, t->saddr, 16);
-		__builtin_memcpy(&oh6->daddr, t->daddr, 16);
+		 * from the inner flow (RFC 6438); payload length, next header,
+		 * hop limit. */
+		oh6[0] = bpf_htonl(0x60000000 | ((__u32)tos << 20) | (hash & 0xfffff));
+		oh6[1] = bpf_htonl(((olen - ohlen + ilen) << 16) | ((__u32)outer_proto << 8) |
+				   XD_TUN_TTL);
+		__builtin_memcpy(oh6 + 2, t->saddr, 16);
+		__builtin_memcpy(oh6 + 6, t->daddr, 16);
 	}
+	XD_PROF_AT(XD_PROF_TUN_OUTER, XDP_TX);
 	if (gue) {
-		struct udphdr *uh = data + l2len + ohlen;
-		struct xd_guehdr *gh = (void *)(uh + 1);
+		__u32 *uh = data + l2len + ohlen;
 
-		if ((void *)(gh + 1) > data_end)
+		if ((void *)(uh + 3) > data_end)
 			return XDP_ABORTED;
-		uh->source = bpf_htons(XD_GUE_SPORT_MIN | (hash & 0x3fff));
-		uh->dest = t->gue_port;
-		uh->len = bpf_htons(sizeof(*uh) + sizeof(*gh) + ilen);
-		uh->check = 0; /* none: IPv4 underlay only (RFC 768) */
-		gh->ver_c_hlen = 0;
-		gh->proto_ctype = ipproto;
-		gh->flags = 0;
+		/* UDP: source port from the flow hash, the tunnel's destination
+		 * port, length, checksum 0 (none: IPv4 underlay only, RFC 768);
+		 * then GUE version 0, no optional fields, the inner protocol. */
+		uh[0] = bpf_htonl(((__u32)(XD_GUE_SPORT_MIN | (hash & 0x3fff)) << 16) |
+				  bpf_ntohs(t->gue_port));
+		uh[1] = bpf_htonl((sizeof(struct udphdr) + sizeof(struct xd_guehdr) + ilen) << 16);
+		uh[2] = bpf_htonl((__u32)ipproto << 16);
 	}
 	return XDP_TX;
 }

@@ -26,6 +26,7 @@
 #include "sync.h"
 #include "parse.h"
 #include "nat.h"
+#include "prof.h"
 
 /* last_seen_ns's closed mark (enum xd_flow_bits). */
 #define XD_FLOW_CLOSED (1ULL << XD_FLOW_BIT_CLOSED)
@@ -484,8 +485,8 @@ static __always_inline int slot_hit(__u32 idx, __u32 gen, __u64 expires, struct 
  * rounds every frame up to 32; test/bpf/stack.test.ts adds them up). The call
  * costs a few ns on the full path only.
  */
-static __noinline int established(const struct pkt_desc *p, struct found_flow *f, struct verdict *v,
-				  struct xd_backend **bep)
+static XD_STAGE int established(const struct pkt_desc *p, struct found_flow *f, struct verdict *v,
+				struct xd_backend **bep)
 {
 	struct xd_flow4_cache *c4 = NULL;
 	struct xd_flow6_cache *c6 = NULL;

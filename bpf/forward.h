@@ -22,6 +22,7 @@
 #include "maps.h"
 #include "encap.h"
 #include "nat.h"
+#include "prof.h"
 
 /* DR forward: only the Ethernet addresses change. XDP_TX back out of the
  * receiving interface, or bpf_redirect when the backend sits behind another
@@ -37,13 +38,13 @@ static __always_inline int dr_forward(struct xdp_md *ctx, struct ethhdr *eth,
 }
 
 /* Tunnel forward (encap.h): the backend's xd_tun_v1 entry gives the outer
- * header, be->mac the next hop.
+ * header, be->mac the next hop, hash is xd_tunnel_hash() of the flow.
  * *reason changes only when the packet is answered or dropped instead.
  * A subprogram (five arguments at most: the backend is looked up again by
  * index): inlined into both the fast and the full path, its header building
  * stack would count twice against the 512-byte stack limit. */
-static __noinline int tunnel_forward(struct xdp_md *ctx, __u32 be_idx, const struct xd_flow_key *fk,
-				     __u32 l2len, __u32 *reason)
+static __noinline int tunnel_forward(struct xdp_md *ctx, __u32 be_idx, __u32 hash, __u32 l2len,
+				     __u32 *reason)
 {
 	struct xd_tunnel *t = bpf_map_lookup_elem(&xd_tun_v1, &be_idx);
 	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v1, &be_idx);
@@ -54,7 +55,8 @@ static __noinline int tunnel_forward(struct xdp_md *ctx, __u32 be_idx, const str
 		*reason = XD_R_ABORTED;
 		return XDP_ABORTED;
 	}
-	action = xd_encap(ctx, t, be->mac, l2len, fk->family, fk, &why);
+	XD_PROF_AT(XD_PROF_TUN_LOOKUP, XDP_TX);
+	action = xd_encap(ctx, t, be->mac, l2len, hash, &why);
 	if (action == XDP_ABORTED)
 		why = XD_R_ABORTED;
 	*reason = why;
@@ -72,7 +74,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth,
 				   const struct xd_flow_key *fk, __u32 l2len, __u32 *reason)
 {
 	if (be->flags & XD_BE_F_TUNNEL)
-		return tunnel_forward(ctx, be_idx, fk, l2len, reason);
+		return tunnel_forward(ctx, be_idx, xd_tunnel_hash(fk), l2len, reason);
 	if (be->flags & XD_BE_F_NAT)
 		return nat_in(ctx, be_idx, l2len,
 			      *reason == XD_R_TX_NO_TRACK || *reason == XD_R_TX_ICMP ? NULL : fk,

@@ -23,6 +23,7 @@
 #include "sync.h"
 #include "parse.h"
 #include "flow.h"
+#include "prof.h"
 
 /* pick_backend() result when a map lookup failed (control-plane bug: service
  * id or ring index beyond the loaded map sizes). */
@@ -397,8 +398,8 @@ static __always_inline void flow_place(const struct pkt_desc *p, const struct fo
  * same; a RST of a known flow was a flow hit), anything else is remembered
  * (flow_place()). A subprogram for the stack's sake (flow.h, established()).
  */
-static __noinline int new_flow(const struct pkt_desc *p, struct found_flow *f, struct verdict *v,
-			       struct xd_backend **bep)
+static XD_STAGE int new_flow(const struct pkt_desc *p, struct found_flow *f, struct verdict *v,
+			     struct xd_backend **bep)
 {
 	struct xd_service *svc = svc_lookup(&p->fk);
 	struct xd_flow *emb = NULL;
@@ -416,14 +417,18 @@ static __noinline int new_flow(const struct pkt_desc *p, struct found_flow *f, s
 		v->action = XDP_DROP;
 		return XD_DONE;
 	}
+	XD_PROF_AT(XD_PROF_SVC, XD_DONE);
 	now = xd_now();
+	XD_PROF_AT(XD_PROF_CLOCK, XD_DONE);
 	if (pkt_syn(p) && syn_reuse(p, f, now, v, bep) == XD_FORWARD)
 		return XD_FORWARD;
+	XD_PROF_AT(XD_PROF_REUSE, XD_DONE);
 	if (!f->flow) {
 		emb = emb_lookup(pkt_v4(p), &p->k4, &p->fk);
 		if (emb && embryonic_hit(p, emb, now, v, bep) == XD_FORWARD)
 			return XD_FORWARD;
 	}
+	XD_PROF_AT(XD_PROF_EMB, XD_DONE);
 	idx = pick_backend(svc, &p->fk, bep);
 	if (idx == XD_PICK_ABORT) {
 		v->reason = XD_R_ABORTED;
@@ -437,7 +442,9 @@ static __noinline int new_flow(const struct pkt_desc *p, struct found_flow *f, s
 		v->reason = XD_R_TX_NO_TRACK;
 		return XD_FORWARD;
 	}
+	XD_PROF_AT(XD_PROF_RING, XD_DONE);
 	flow_place(p, f, emb, idx, *bep, now, v);
+	XD_PROF_AT(XD_PROF_PLACE, XD_DONE);
 	return XD_FORWARD;
 }
 

@@ -29,6 +29,7 @@
 #include "hash.h"
 #include "rate.h"
 #include "sync.h"
+#include "prof.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -211,47 +212,45 @@ static __always_inline void count_packet(__u32 be_idx, __u32 reason, __u64 bytes
 }
 
 /*
- * A tunnel backend's flow hit. encap.h hashes the flow key (GUE source port,
- * flow label), so it is built here from the frame fast_hit() checked
- * (untagged; IPv4 with IHL 5 or IPv6; TCP or UDP; 20 L4 bytes present). A
- * subprogram: the key's stack stays out of the fast path's frame, which the
- * stack limit counts under the full path's and tunnel_forward's.
+ * A tunnel backend's flow hit. encap.h hashes the flow (GUE source port,
+ * flow label): here from the frame fast_hit() checked (untagged; IPv4 with
+ * IHL 5 or IPv6; TCP or UDP; 20 L4 bytes present), its address words folded
+ * and its ports word read in place, as xd_tunnel_hash() folds a flow key. A
+ * subprogram, so that the fast path's frame does not carry what
+ * tunnel_forward()'s call needs under the full path's.
  */
 static __noinline int fast_tunnel(struct xdp_md *ctx, __u32 idx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct xd_flow_key fk = {};
 	__u32 why = XD_R_TX_FLOW_HIT;
 	__u64 bytes = data_end - data;
-	__u8 *l4;
+	__be32 addrs;
+	__u32 ports;
 	int action;
 
+	XD_PROF_AT(XD_PROF_TUN_ENTRY, XDP_TX);
 	if (data + XD_FAST4_LEN > data_end)
 		return XDP_ABORTED;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iph = (void *)(eth + 1);
 
-		fk.family = XD_FAMILY_V4;
-		fk.saddr[0] = iph->saddr;
-		fk.daddr[0] = iph->daddr;
-		fk.proto = iph->protocol;
-		l4 = (__u8 *)(iph + 1);
+		addrs = iph->saddr ^ iph->daddr;
+		ports = bpf_ntohl(*(__be32 *)(iph + 1));
 	} else {
 		struct ipv6hdr *ip6h = (void *)(eth + 1);
+		const __u64 *a = (const __u64 *)&ip6h->saddr; /* saddr, daddr */
+		__u64 x;
 
 		if (data + XD_FAST6_LEN > data_end)
 			return XDP_ABORTED;
-		fk.family = XD_FAMILY_V6;
-		__builtin_memcpy(fk.saddr, &ip6h->saddr, sizeof(fk.saddr));
-		__builtin_memcpy(fk.daddr, &ip6h->daddr, sizeof(fk.daddr));
-		fk.proto = ip6h->nexthdr;
-		l4 = (__u8 *)(ip6h + 1);
+		x = a[0] ^ a[1] ^ a[2] ^ a[3];
+		addrs = (__be32)x ^ (__be32)(x >> 32);
+		ports = bpf_ntohl(*(__be32 *)(ip6h + 1));
 	}
-	fk.sport = ((__be16 *)l4)[0];
-	fk.dport = ((__be16 *)l4)[1];
-	action = tunnel_forward(ctx, idx, &fk, XD_L2_LEN, &why);
+	XD_PROF_AT(XD_PROF_TUN_KEY, XDP_TX);
+	action = tunnel_forward(ctx, idx, xd_tunnel_hash_of(addrs, ports), XD_L2_LEN, &why);
 	count_packet(idx, why, bytes, 0);
 	return action;
 }
@@ -439,14 +438,20 @@ __noinline int xdirector_full(struct xdp_md *ctx)
 		     parse_l4(&nh, data_end, l4, &p, &v.reason))
 		goto out;
 	key4_fill(&p);
+	XD_PROF_AT(XD_PROF_PARSE, XDP_TX);
 	if (p.icmp) {
 		stage = icmp_flow(&p, &f, &v, &be);
 	} else {
 		stage = established(&p, &f, &v, &be);
+		XD_PROF_AT(XD_PROF_EST, XDP_TX);
 		if (stage == XD_NEXT)
 			stage = new_flow(&p, &f, &v, &be);
+		if (!XD_PROF_RUNS(XD_PROF_COUNT))
+			return XDP_TX;
 	}
-	if (stage == XD_FORWARD && be)
+	if (!XD_PROF_RUNS(XD_PROF_FORWARD))
+		v.action = XDP_TX;
+	else if (stage == XD_FORWARD && be)
 		v.action = forward(ctx, eth, be, v.be_idx, &p.fk, p.l2len, &v.reason);
 out:
 	/* For no service and perhaps a NAT reply (or an ICMP error about a NAT
