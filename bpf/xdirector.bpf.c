@@ -492,14 +492,19 @@ SEC("xdp")
 int xdirector(struct xdp_md *ctx)
 {
 	int action;
-	int r = fast_hit(ctx, &action);
+	int r;
 
-	if (r == XD_FAST_DONE)
+	XD_PROF_TUN_KEEP(ctx);
+	r = fast_hit(ctx, &action);
+	if (r == XD_FAST_DONE) {
+		XD_PROF_TUN_UNDO(ctx);
 		return action;
+	}
 	if (r >= XD_NAT_OUT)
 		return nat_out_stage(ctx, r);
 	action = xdirector_full(ctx);
 	if (action >= XD_NAT_OUT)
 		return nat_out_stage(ctx, action);
+	XD_PROF_TUN_UNDO(ctx);
 	return action;
 }

@@ -26,7 +26,6 @@ import { buildFrame, TCP_ACK, TCP_SYN, type FrameSpec } from './packet';
 
 const CLIENT_MAC = '02:00:00:00:00:10';
 const DIRECTOR_MAC = '02:00:00:00:00:02';
-const V4 = { client: '10.200.0.10', vip: '10.200.0.100', other: '10.200.0.200', rs: ['10.200.0.11', '10.200.0.12'] };
 /** The same service tunnelled (IPIP, GUE over IPv4; IPIP over IPv6), each on its own VIP. */
 const TUN = {
   ipip: '10.200.0.101',
@@ -38,6 +37,7 @@ const TUN = {
   source6: 'fd00:200::2',
   nextHop: '02:00:00:00:00:fe',
 };
+const V4 = { client: '10.200.0.10', vip: '10.200.0.100', other: '10.200.0.200', rs: ['10.200.0.11', '10.200.0.12'] };
 const V6 = {
   client: 'fd00:200::10',
   vip: 'fd00:200::100',
@@ -81,6 +81,26 @@ const CASES: [string, FrameSpec, FrameSpec[]][] = [
   ],
   ['established v6', v6(V6.vip, 3306, TCP_ACK), [v6(V6.vip, 3306, TCP_SYN), v6(V6.vip, 3306, TCP_ACK)]],
   ['UDP hit v4', v4('udp', V4.vip, 3306), [v4('udp', V4.vip, 3306), v4('udp', V4.vip, 3306)]],
+  // Repeated tunnel cases: only a build with -DXD_PROF_TUN_REPEAT (bpf/prof.h) undoes each run's
+  // encapsulation, so that every run sees the same frame; the product's second run would not.
+  ...(
+    [
+      ['rep DR est', V4.vip],
+      ['rep IPIP est', TUN.ipip],
+      ['rep GUE est', TUN.gue],
+      ['rep IPIP6 est', TUN.ipip6],
+    ] as const
+  ).map(([name, vip]): [string, FrameSpec, FrameSpec[]] => [
+    name,
+    { ...v4('tcp', vip, 3306, TCP_ACK), sport: 41000 },
+    // The third packet fills this CPU's flow-cache slot: the timed runs take the fast path, which
+    // is where the undo is.
+    [
+      { ...v4('tcp', vip, 3306, TCP_SYN), sport: 41000 },
+      { ...v4('tcp', vip, 3306, TCP_ACK), sport: 41000 },
+      { ...v4('tcp', vip, 3306, TCP_ACK), sport: 41000 },
+    ],
+  ]),
 ];
 
 /** A client address no earlier call used: 10.64.0.0/10, one per fresh SYN. */

@@ -58,8 +58,12 @@ export interface TestRunCase {
 export interface ForwardingCostCase {
   name: string;
   forwarding: 'dr' | 'tunnel/ipip' | 'tunnel/gue' | 'nat';
-  /** 'reply': NAT out, a backend's reply to the client of an established flow (compared with DR established). */
-  packet: 'new flow' | 'established' | 'reply';
+  /**
+   * 'new flow': a SYN reusing the 5-tuple of a proved flow (rescheduled in place); 'fresh SYN': a
+   * SYN from a client never seen, every call (the embryonic insert); 'reply': NAT out, a backend's
+   * reply to the client of an established flow (compared with DR established).
+   */
+  packet: 'new flow' | 'fresh SYN' | 'established' | 'reply';
   verdictName: string;
   /** Verdict reason every timed call was counted under, checked per round. */
   reason: string;

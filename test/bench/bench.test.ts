@@ -78,6 +78,7 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
       w.cases.map((c) => `${c.name}: ${c.verdictName} (${c.reason})`),
       [
         'DR new flow (SYN): XDP_TX (tx_new_flow)',
+        'DR new flow (fresh SYN): XDP_TX (tx_new_flow)',
         'DR established: XDP_TX (tx_flow_hit)',
         'IPIP new flow (SYN): XDP_TX (tx_new_flow)',
         'IPIP established: XDP_TX (tx_flow_hit)',
