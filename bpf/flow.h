@@ -75,7 +75,7 @@ static __always_inline struct xd_backend *live_backend(__u32 idx, __u32 generati
 
 	if (idx == 0)
 		return NULL;
-	be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+	be = bpf_map_lookup_elem(&xd_be_v2, &idx);
 	if (!be)
 		return NULL;
 	if ((be->flags & (XD_BE_F_ACTIVE | XD_BE_F_DOWN)) != XD_BE_F_ACTIVE)

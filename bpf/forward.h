@@ -47,7 +47,7 @@ static __noinline int tunnel_forward(struct xdp_md *ctx, __u32 be_idx, __u32 has
 				     __u32 *reason)
 {
 	struct xd_tunnel *t = bpf_map_lookup_elem(&xd_tun_v1, &be_idx);
-	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v1, &be_idx);
+	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v2, &be_idx);
 	__u32 why = *reason;
 	int action;
 

@@ -6,7 +6,7 @@
  * name, never a silent reinterpretation of a pinned map (Cilium
  * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
  * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
- * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover and probation tables (xd_tko4_v1, xd_tko6_v1, xd_prb4_v1, xd_prb6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Layout 8 added the connection sync ring buffer and its counters (xd_sync_v1, xd_syncst_v1: bpf/sync.h); layout 9 added NAT (xd_nat_v1, xd_nrev4_v1, xd_nrev6_v1, xd_nbst_v1, xd_nport_v1, xd_tx_v1) and a reason (xd_rsnst_v2 -> xd_rsnst_v3). Keys and values are defined in include/xdirector.h.
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover and probation tables (xd_tko4_v1, xd_tko6_v1, xd_prb4_v1, xd_prb6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Layout 8 added the connection sync ring buffer and its counters (xd_sync_v1, xd_syncst_v1: bpf/sync.h); layout 9 added NAT (xd_nat_v1, xd_nrev4_v1, xd_nrev6_v1, xd_nbst_v1, xd_nport_v1, xd_tx_v1) and a reason (xd_rsnst_v2 -> xd_rsnst_v3); layout 10 moved a NAT backend's fields into its backend entry (xd_nat_v1 + xd_be_v1 -> xd_be_v2) and added the per-CPU NAT reply caches (xd_noc4_v1, xd_noc6_v1). Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -42,16 +42,17 @@ struct {
 	__type(value, __u64);
 } xd_vport_v1 SEC(".maps");
 
-/* Backends by index (0 = none, never used): MAC, flags, generation.
+/* Backends by index (0 = none, never used): MAC, flags, generation, and a
+ * NAT backend's port, source MAC, path MTU and checksum differences.
  * Key: __u32 backend index, host order. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, XD_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct xd_backend);
-} xd_be_v1 SEC(".maps");
+} xd_be_v2 SEC(".maps");
 
-/* Tunnel endpoints by backend index (same index as xd_be_v1): outer
+/* Tunnel endpoints by backend index (same index as xd_be_v2): outer
  * addresses, encapsulation, path MTU. Written before the backend entry that
  * sets XD_BE_F_TUNNEL. Key: __u32 backend index, host order. */
 struct {
@@ -60,16 +61,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xd_tunnel);
 } xd_tun_v1 SEC(".maps");
-
-/* NAT backends by backend index (same index as xd_be_v1): the backend's
- * port, the director's MAC on its egress interface, the path MTU. Written
- * before the backend entry that sets XD_BE_F_NAT. Key: __u32 backend index. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, XD_MAX_BACKENDS);
-	__type(key, __u32);
-	__type(value, struct xd_nat);
-} xd_nat_v1 SEC(".maps");
 
 /* NAT reverse tables: a reply's 5-tuple -> the VIP:port it is rewritten to
  * (struct xd_nat_rev). Written by the full path for every packet it forwards
@@ -92,6 +83,27 @@ struct {
 	__type(key, struct xd_flow_key);
 	__type(value, struct xd_nat_rev);
 } xd_nrev6_v1 SEC(".maps");
+
+/* Per-CPU NAT reply caches in front of the reverse tables (struct
+ * xd_nat_out4_cache / xd_nat_out6_cache), laid out as the flow caches are
+ * (xd_fc4_v2): plain arrays, CPU-major, XD_NAT_OUT_CACHE4 / 6 slots a CPU in
+ * 2-way sets; user space sizes each to that times the possible CPUs, and a
+ * CPU beyond the size caches nothing. Key: __u32 slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, XD_NAT_OUT_CACHE4);
+	__type(key, __u32);
+	__type(value, struct xd_nat_out4_cache);
+} xd_noc4_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, XD_NAT_OUT_CACHE6);
+	__type(key, __u32);
+	__type(value, struct xd_nat_out6_cache);
+} xd_noc6_v1 SEC(".maps");
 
 /* Source ports of NAT backends, laid out as xd_vport_v1 (XD_VPORT_WORDS per
  * protocol): a packet that is no VIP's and whose source port bit is clear is

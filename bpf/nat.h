@@ -160,8 +160,7 @@ static __noinline void nat_rev_upsert(struct xdp_md *ctx, const struct xd_flow_k
 	void *data_end = (void *)(long)ctx->data_end;
 	const struct ethhdr *eth = (void *)(long)ctx->data;
 	int v4 = fk->family == XD_FAMILY_V4;
-	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v1, &be_idx);
-	struct xd_nat *n = bpf_map_lookup_elem(&xd_nat_v1, &be_idx);
+	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v2, &be_idx);
 	union { /* one family's key: the frame stays small */
 		struct xd_flow4_key k4;
 		struct xd_flow_key k6;
@@ -172,9 +171,9 @@ static __noinline void nat_rev_upsert(struct xdp_md *ctx, const struct xd_flow_k
 	__u64 now = bpf_ktime_get_coarse_ns();
 	__be16 bport;
 
-	if (!n || !be || (void *)(eth + 1) > data_end)
+	if (!be || (void *)(eth + 1) > data_end)
 		return;
-	bport = n->port;
+	bport = be->nat_port;
 	if (v4) {
 		k4->saddr = be->addr[0];
 		k4->daddr = fk->saddr[0];
@@ -212,18 +211,26 @@ static __noinline void nat_rev_upsert(struct xdp_md *ctx, const struct xd_flow_k
 
 /* ---- in: client -> VIP:vport  =>  client -> backend:bport ------------- */
 
-/* The frame out to the backend: its next hop's MAC from the director's MAC
- * on the egress interface; XDP_TX back out of the receiving interface, else
- * the devmap (the egress interface must be in it: XDP_ABORTED otherwise,
- * which the reason counters show). */
-static __always_inline int nat_send_in(struct xdp_md *ctx, struct ethhdr *eth,
-				       const struct xd_backend *be, const struct xd_nat *n)
+/* A rewritten frame out, both directions: its MACs, then XDP_TX back out of
+ * the receiving interface (ifindex 0 or the receiving one), else the devmap
+ * (the egress interface must be in it: XDP_ABORTED otherwise, which the
+ * reason counters show; the out direction checks before rewriting). */
+static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, const __u8 *smac,
+				    const __u8 *dmac, __u32 ifindex)
 {
-	__builtin_memcpy(eth->h_source, n->smac, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
-	if (be->ifindex != 0 && be->ifindex != ctx->ingress_ifindex)
-		return bpf_redirect_map(&xd_tx_v1, be->ifindex, 0);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	if (ifindex != 0 && ifindex != ctx->ingress_ifindex)
+		return bpf_redirect_map(&xd_tx_v1, ifindex, 0);
 	return XDP_TX;
+}
+
+/* The frame out to the backend: its next hop's MAC from the director's MAC
+ * on the egress interface. */
+static __always_inline int nat_send_in(struct xdp_md *ctx, struct ethhdr *eth,
+				       const struct xd_backend *be)
+{
+	return nat_send(ctx, eth, be->nat_smac, be->mac, be->ifindex);
 }
 
 /*
@@ -273,7 +280,7 @@ static __always_inline void nat_icmp_in6(struct ipv6hdr *ip6h, struct xd_icmp_hd
  *
  * The in direction's rewrite for a NAT backend (XD_BE_F_NAT), from nat_in().
  * The frame: L2 of l2len bytes, then IPv4 or IPv6 with TCP, UDP, or an ICMP
- * error quoting a reply. Too big for the backend's path (xd_nat.mtu): the
+ * error quoting a reply. Too big for the backend's path (nat_mtu): the
  * client gets frag needed / packet too big from the VIP (xd_too_big) and
  * lowers its path MTU. *reason changes only when the packet is answered,
  * dropped or aborted instead.
@@ -282,8 +289,7 @@ __noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v1, &be_idx);
-	struct xd_nat *n = bpf_map_lookup_elem(&xd_nat_v1, &be_idx);
+	struct xd_backend *be = bpf_map_lookup_elem(&xd_be_v2, &be_idx);
 	struct ethhdr *eth = data;
 	struct hdr_cursor nh;
 	__u32 iplen;
@@ -293,7 +299,7 @@ __noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u
 
 	if (!reason)
 		return XDP_ABORTED;
-	if (!be || !n || (l2len != 14 && l2len != 18)) {
+	if (!be || (l2len != 14 && l2len != 18)) {
 		*reason = XD_R_ABORTED;
 		return XDP_ABORTED;
 	}
@@ -301,7 +307,7 @@ __noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u
 		goto abort;
 	nh.pos = data + l2len;
 	iplen = xd_ip_len(nh.pos, data_end, be->family);
-	if (n->mtu && iplen > n->mtu) {
+	if (be->nat_mtu && iplen > be->nat_mtu) {
 		/* Never fragmented here: IPv4 with DF and IPv6 are answered,
 		 * IPv4 without DF is dropped (as a tunnel's packet is). */
 		if (be->family == XD_FAMILY_V4) {
@@ -314,7 +320,7 @@ __noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u
 				return XDP_DROP;
 			}
 		}
-		return xd_too_big(ctx, l2len, be->family, n->mtu, reason);
+		return xd_too_big(ctx, l2len, be->family, be->nat_mtu, reason);
 	}
 	if (be->family == XD_FAMILY_V4) {
 		struct iphdr *iph;
@@ -331,8 +337,8 @@ __noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u
 			    parse_iphdr(&nh, data_end, &in4) < 0 ||
 			    parse_ports(&nh, data_end, &qp) < 0)
 				goto abort;
-			nat_icmp_in4(iph, ich, in4, qp, be, n->port);
-			return nat_send_in(ctx, eth, be, n);
+			nat_icmp_in4(iph, ich, in4, qp, be, be->nat_port);
+			return nat_send_in(ctx, eth, be);
 		}
 		proto = l4;
 		off = nat_csum_off(proto);
@@ -347,9 +353,9 @@ __noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u
 				goto abort;
 			d = nat_diff4(iph->daddr, be->addr[0]);
 			iph->check = nat_csum_apply(iph->check, d);
-			nat_l4_csum(l4check, proto, d + nat_diff2(p->dest, n->port));
+			nat_l4_csum(l4check, proto, d + nat_diff2(p->dest, be->nat_port));
 			iph->daddr = be->addr[0];
-			p->dest = n->port;
+			p->dest = be->nat_port;
 		}
 	} else {
 		struct ipv6hdr *ip6h;
@@ -370,8 +376,8 @@ __noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u
 			    parse_ip6hdr(&nh, data_end, &in6) < 0 ||
 			    parse_ports(&nh, data_end, &qp) < 0)
 				goto abort;
-			nat_icmp_in6(ip6h, ich, in6, qp, be, n->port);
-			return nat_send_in(ctx, eth, be, n);
+			nat_icmp_in6(ip6h, ich, in6, qp, be, be->nat_port);
+			return nat_send_in(ctx, eth, be);
 		}
 		proto = l4;
 		off = nat_csum_off(proto);
@@ -387,25 +393,45 @@ __noinline int nat_in_rewrite(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, __u
 			/* No IPv6 header checksum; the L4 one covers the
 			 * addresses through the pseudo-header. */
 			d = nat_diff16((const __be32 *)&ip6h->daddr, be->addr) +
-			    nat_diff2(p->dest, n->port);
+			    nat_diff2(p->dest, be->nat_port);
 			nat_l4_csum(l4check, proto, d);
 			__builtin_memcpy(&ip6h->daddr, be->addr, 16);
-			p->dest = n->port;
+			p->dest = be->nat_port;
 		}
 	}
-	return nat_send_in(ctx, eth, be, n);
+	return nat_send_in(ctx, eth, be);
 abort:
 	*reason = XD_R_ABORTED;
 	return XDP_ABORTED;
 }
 
-/* HC' = ~(~HC + d) for a difference d already folded to 16 bits (xd_nat's
- * csum_l3 / csum_l4): one fold is enough, as ~HC + d < 2 * 0xffff. */
+/* HC' = ~(~HC + d) for a difference d already folded to 16 bits (a backend
+ * entry's nat_csum_l3 / nat_csum_l4, a reply cache slot's csum_l3 / csum_l4):
+ * one fold is enough, as ~HC + d < 2 * 0xffff. */
 static __always_inline __u16 nat_csum_add16(__u16 check, __u16 d)
 {
 	__u32 sum = (__u32)(__u16)~check + d;
 
 	return ~(__u16)((sum & 0xffff) + (sum >> 16));
+}
+
+/* A sum of differences folded to 16 bits (not complemented), to store as a
+ * precomputed difference for nat_csum_add16(). */
+static __always_inline __u16 nat_diff_fold(__u64 diff)
+{
+	return (__u16)~xd_csum_fold(diff);
+}
+
+/* nat_csum_add16() on a TCP or UDP checksum, both directions and families:
+ * a UDP checksum of 0 (IPv4: none) stays 0, a computed 0 is sent as 0xffff
+ * (RFC 768). */
+static __always_inline void nat_l4_add16(__u16 *check, __u8 proto, __u16 d)
+{
+	if (proto == IPPROTO_TCP || *check != 0) {
+		__u16 c = nat_csum_add16(*check, d);
+
+		*check = c || proto == IPPROTO_TCP ? c : 0xffff;
+	}
 }
 
 /*
@@ -426,56 +452,54 @@ __noinline int nat_in(struct xdp_md *ctx, __u32 be_idx, __u32 l2len, const struc
 /*
  * The fast path's NAT (a cache hit: untagged IPv4 with IHL 5 or IPv6 without
  * extension headers, TCP or UDP with its first 20 L4 bytes present, checked
- * by fast_hit()): the same rewrite as nat_in() without parsing and without
- * summing differences: a cache hit's packet is VIP:vport -> ..., the same for
- * every packet of the backend entry (each service has its own), so the
- * checksum differences are the entry's, computed by the control plane
- * (xd_nat.csum_l3, csum_l4): one fold per checksum. -1 when the packet needs
- * more (larger than the path MTU, no entry): the full path.
+ * by fast_hit()): the same rewrite as nat_in() without parsing, without
+ * summing differences and without a second lookup: a cache hit's packet is
+ * VIP:vport -> ..., the same for every packet of the backend entry (each
+ * service has its own), so everything the rewrite needs is in the entry the
+ * fast path already loaded (nat_port, nat_smac, nat_mtu and the checksum
+ * differences nat_csum_l3 / nat_csum_l4 the control plane computed): one fold
+ * per checksum. -1 when the packet needs more (larger than the path MTU): the
+ * full path.
  */
 static __always_inline int nat_fast(struct xdp_md *ctx, struct ethhdr *eth,
-				    const struct xd_backend *be, __u32 be_idx)
+				    const struct xd_backend *be)
 {
-	void *data_end = (void *)(long)ctx->data_end;
-	struct xd_nat *n = bpf_map_lookup_elem(&xd_nat_v1, &be_idx);
 	__u8 *l4;
-	__u16 *l4check;
 	__u8 proto;
 
-	if (!n)
-		return -1;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		/* fast_hit() checked the frame holds XD_FAST4_LEN bytes: the
+		 * IPv4 header and 20 L4 bytes. */
 		struct iphdr *iph = (void *)(eth + 1);
 
-		if ((void *)iph + sizeof(*iph) + sizeof(struct tcphdr) > data_end)
-			return -1;
-		if (n->mtu && bpf_ntohs(iph->tot_len) > n->mtu)
+		if (be->nat_mtu && bpf_ntohs(iph->tot_len) > be->nat_mtu)
 			return -1;
 		l4 = (__u8 *)(iph + 1);
 		proto = iph->protocol;
-		iph->check = nat_csum_add16(iph->check, n->csum_l3);
+		iph->check = nat_csum_add16(iph->check, be->nat_csum_l3);
 		iph->daddr = be->addr[0];
 	} else {
+		/* XD_FAST6_LEN bytes, checked by fast_hit() for IPv6 only: this
+		 * inlined copy may be fast_hit4()'s too. */
 		struct ipv6hdr *ip6h = (void *)(eth + 1);
 
-		if ((void *)ip6h + sizeof(*ip6h) + sizeof(struct tcphdr) > data_end)
+		if ((void *)ip6h + sizeof(*ip6h) + sizeof(struct tcphdr) >
+		    (void *)(long)ctx->data_end)
 			return -1;
-		if (n->mtu && sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len) > n->mtu)
+		if (be->nat_mtu && sizeof(*ip6h) + bpf_ntohs(ip6h->payload_len) > be->nat_mtu)
 			return -1;
 		l4 = (__u8 *)(ip6h + 1);
 		proto = ip6h->nexthdr;
 		__builtin_memcpy(&ip6h->daddr, be->addr, 16);
 	}
-	l4check = (__u16 *)(l4 + (proto == IPPROTO_TCP ? offsetof(struct tcphdr, check) :
-							 offsetof(struct udphdr, check)));
-	/* UDP: a checksum of 0 (IPv4: none) stays 0, a computed 0 is sent as 0xffff. */
-	if (proto == IPPROTO_TCP || *l4check != 0) {
-		__u16 c = nat_csum_add16(*l4check, n->csum_l4);
-
-		*l4check = c || proto == IPPROTO_TCP ? c : 0xffff;
-	}
-	((__be16 *)l4)[1] = n->port;
-	return nat_send_in(ctx, eth, be, n);
+	/* TCP or UDP (fast_l4_ok()); TCP without UDP's zero rule. */
+	if (proto == IPPROTO_TCP)
+		((struct tcphdr *)l4)->check =
+			nat_csum_add16(((struct tcphdr *)l4)->check, be->nat_csum_l4);
+	else
+		nat_l4_add16(&((struct udphdr *)l4)->check, IPPROTO_UDP, be->nat_csum_l4);
+	((__be16 *)l4)[1] = be->nat_port;
+	return nat_send_in(ctx, eth, be);
 }
 
 /* ---- out: backend:bport -> client  =>  VIP:vport -> client ------------ */
@@ -535,11 +559,7 @@ static __always_inline int nat_egress_ok(struct xdp_md *ctx, __u32 ifindex)
 static __always_inline int nat_send_out(struct xdp_md *ctx, struct ethhdr *eth,
 					const struct bpf_fib_lookup *p)
 {
-	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
-	if (p->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
-	return bpf_redirect_map(&xd_tx_v1, p->ifindex, 0);
+	return nat_send(ctx, eth, p->smac, p->dmac, p->ifindex);
 }
 
 static __always_inline void nat_count_out(__u32 be_idx, __u64 bytes)
@@ -558,7 +578,122 @@ static __always_inline void nat_rev_touch(struct xd_nat_rev *r, __u64 now)
 		r->last_seen_ns = now;
 }
 
-/* IPv4 reply or ICMP error towards a client (nat_out()). */
+/* ---- the per-CPU reply cache (xd_noc4_v1, xd_noc6_v1) ---------------- */
+
+/* A reply cache slot is trusted this many jiffies (32 ms at HZ=1000, 320 ms at
+ * 100), then the reverse table is looked up again: that keeps the entry recent
+ * in its LRU and refreshes its last_seen_ns, and bounds how long a reverse
+ * entry gone or changed (evicted, rewritten for another VIP) or a route
+ * changed since can still be used. */
+#define XD_NAT_OUT_CACHE_JIFFIES 32
+
+/* The first slot of a key's 2-way set on this CPU: the key's 64-bit words
+ * folded by XOR into 32 bits, then a Fibonacci hash; `per` slots a CPU. */
+static __always_inline __u32 noc_set(__u64 folded, __u32 per)
+{
+	return bpf_get_smp_processor_id() * per +
+	       (((__u32)folded ^ (__u32)(folded >> 32)) * 0x9e3779b1U >>
+		(33 - __builtin_ctz(per))) *
+		       2;
+}
+
+/* Of a set's two ways, the one a refill takes: an empty or stale way, else
+ * the one that expires first (refilled longest ago). */
+static __always_inline int noc_refill_way(__u32 b0, __u64 e0, __u32 b1, __u64 e1, __u64 now)
+{
+	if (!b0 || now >= e0)
+		return 0;
+	if (!b1 || now >= e1)
+		return 1;
+	return e1 < e0;
+}
+
+/*
+ * The slot of this CPU's reply cache that holds the reply's key (*fresh = 1
+ * when it is still to be trusted: the caller rewrites from it), else the one a
+ * refill from the reverse table takes. NULL only if this CPU is beyond the
+ * array (user space sized it for fewer CPUs): nothing is cached.
+ */
+static __always_inline struct xd_nat_out4_cache *noc4_probe(const struct xd_flow4_key *k,
+							    int *fresh)
+{
+	const __u64 *kw = (const __u64 *)k;
+	__u32 slot = noc_set(kw[0] ^ kw[1], XD_NAT_OUT_CACHE4);
+	struct xd_nat_out4_cache *w0 = bpf_map_lookup_elem(&xd_noc4_v1, &slot), *w1;
+	__u64 now = bpf_jiffies64();
+
+	slot++;
+	w1 = bpf_map_lookup_elem(&xd_noc4_v1, &slot);
+	if (!w0 || !w1)
+		return NULL;
+	if (w0->backend && w0->key[0] == kw[0] && w0->key[1] == kw[1]) {
+		*fresh = now < w0->expires;
+		return w0;
+	}
+	if (w1->backend && w1->key[0] == kw[0] && w1->key[1] == kw[1]) {
+		*fresh = now < w1->expires;
+		return w1;
+	}
+	return noc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires, now) ? w1 : w0;
+}
+
+static __always_inline int noc6_is(const struct xd_nat_out6_cache *c, const __u64 *kw)
+{
+	return c->backend && ((c->key[0] ^ kw[0]) | (c->key[1] ^ kw[1]) | (c->key[2] ^ kw[2]) |
+			      (c->key[3] ^ kw[3]) | (c->key[4] ^ kw[4])) == 0;
+}
+
+/* noc4_probe() for IPv6, hashed on the backend address, the client's low 64
+ * bits and the ports word. */
+static __always_inline struct xd_nat_out6_cache *noc6_probe(const struct xd_flow_key *k, int *fresh)
+{
+	const __u64 *kw = (const __u64 *)k;
+	__u32 slot = noc_set(kw[0] ^ kw[1] ^ kw[3] ^ kw[4], XD_NAT_OUT_CACHE6);
+	struct xd_nat_out6_cache *w0 = bpf_map_lookup_elem(&xd_noc6_v1, &slot), *w1;
+	__u64 now = bpf_jiffies64();
+
+	slot++;
+	w1 = bpf_map_lookup_elem(&xd_noc6_v1, &slot);
+	if (!w0 || !w1)
+		return NULL;
+	if (noc6_is(w0, kw)) {
+		*fresh = now < w0->expires;
+		return w0;
+	}
+	if (noc6_is(w1, kw)) {
+		*fresh = now < w1->expires;
+		return w1;
+	}
+	return noc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires, now) ? w1 : w0;
+}
+
+/* A slot's rewrite, shared by the families: what the reverse entry said,
+ * with the route it holds (the caller checked it is fresh and its egress
+ * usable), the L4 checksum difference folded once. */
+static __always_inline void noc_fill(__u64 *expires, __u32 *backend, __u32 *ifindex, __be16 *vport,
+				     __be16 *csum_l4, __u8 *smac, __u8 *dmac,
+				     const struct xd_nat_rev *r, __u64 l4diff)
+{
+	*expires = bpf_jiffies64() + XD_NAT_OUT_CACHE_JIFFIES;
+	*backend = r->backend;
+	*ifindex = r->ifindex;
+	*vport = r->vport;
+	*csum_l4 = nat_diff_fold(l4diff);
+	__builtin_memcpy(smac, r->self_mac, ETH_ALEN);
+	__builtin_memcpy(dmac, r->peer_mac, ETH_ALEN);
+}
+
+/* A slot's rewrite of the TCP/UDP header, both families (`check` bounds
+ * checked by the caller). */
+static __always_inline void noc_rewrite_l4(struct xd_ports *p, __u16 *check, __u8 proto,
+					   __be16 vport, __u16 csum_l4)
+{
+	nat_l4_add16(check, proto, csum_l4);
+	p->source = vport;
+}
+
+/* IPv4 reply or ICMP error towards a client (nat_out()): this CPU's reply
+ * cache, else the reverse table. */
 __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -567,9 +702,11 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 	struct hdr_cursor nh;
 	struct bpf_fib_lookup fib; /* zeroed where bpf_fib_lookup() may need it */
 	struct xd_flow4_key k = {};
+	struct xd_nat_out4_cache *c;
 	struct xd_nat_rev *r;
 	struct iphdr *iph;
 	struct xd_ports *p;
+	int fresh = 0;
 	__u64 now;
 	int l4;
 
@@ -647,6 +784,19 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 	k.sport = p->source;
 	k.dport = p->dest;
 	k.proto = l4;
+	c = noc4_probe(&k, &fresh);
+	if (c && fresh) {
+		__u16 *l4check = (void *)p + (l4 == IPPROTO_TCP ? 16 : 6);
+
+		if ((void *)(l4check + 1) > data_end || !nat_egress_ok(ctx, c->ifindex))
+			return -1;
+		*be_idx = c->backend;
+		noc_rewrite_l4(p, l4check, l4, c->vport, c->csum_l4);
+		iph->ttl--;
+		iph->saddr = c->vip;
+		iph->check = nat_csum_add16(iph->check, c->csum_l3);
+		return nat_send(ctx, eth, c->smac, c->dmac, c->ifindex);
+	}
 	r = bpf_map_lookup_elem(&xd_nrev4_v1, &k);
 	if (!r)
 		return -1;
@@ -676,17 +826,27 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		__u16 *l4check = (void *)p + (l4 == IPPROTO_TCP ? 16 : 6);
 		__be32 vip = r->vip[0];
 		__u64 d = nat_diff4(iph->saddr, vip);
+		__u64 d4 = d + nat_diff2(p->source, r->vport);
 
 		if ((void *)(l4check + 1) > data_end)
 			return -1;
 		*be_idx = r->backend;
 		nat_rev_touch(r, now);
-		nat_l4_csum(l4check, l4, d + nat_diff2(p->source, r->vport));
+		nat_l4_csum(l4check, l4, d4);
 		p->source = r->vport;
+		/* The TTL word's difference is the same for every TTL above 1. */
 		d += nat_diff2(*(__be16 *)&iph->ttl, *(__be16 *)&iph->ttl - bpf_htons(0x0100));
 		iph->ttl--;
 		iph->saddr = vip;
 		iph->check = nat_csum_apply(iph->check, d);
+		if (c && nat_route_fresh(r, now)) {
+			c->key[0] = ((const __u64 *)&k)[0];
+			c->key[1] = ((const __u64 *)&k)[1];
+			c->vip = vip;
+			c->csum_l3 = nat_diff_fold(d);
+			noc_fill(&c->expires, &c->backend, &c->ifindex, &c->vport, &c->csum_l4,
+				 c->smac, c->dmac, r, d4);
+		}
 	}
 	return nat_send_out(ctx, eth, &fib);
 }
@@ -700,9 +860,11 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 	struct hdr_cursor nh;
 	struct bpf_fib_lookup fib = {};
 	struct xd_flow_key k = { .family = XD_FAMILY_V6 };
+	struct xd_nat_out6_cache *c;
 	struct xd_nat_rev *r;
 	struct ipv6hdr *ip6h;
 	struct xd_ports *p;
+	int fresh = 0;
 	__u16 frag = 0;
 	__u64 now;
 	int l4;
@@ -779,6 +941,18 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 	k.sport = p->source;
 	k.dport = p->dest;
 	k.proto = l4;
+	c = noc6_probe(&k, &fresh);
+	if (c && fresh) {
+		__u16 *l4check = (void *)p + (l4 == IPPROTO_TCP ? 16 : 6);
+
+		if ((void *)(l4check + 1) > data_end || !nat_egress_ok(ctx, c->ifindex))
+			return -1;
+		*be_idx = c->backend;
+		noc_rewrite_l4(p, l4check, l4, c->vport, c->csum_l4);
+		__builtin_memcpy(&ip6h->saddr, c->vip, 16);
+		ip6h->hop_limit--;
+		return nat_send(ctx, eth, c->smac, c->dmac, c->ifindex);
+	}
 	r = bpf_map_lookup_elem(&xd_nrev6_v1, &k);
 	if (!r)
 		return -1;
@@ -801,6 +975,12 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		__builtin_memcpy(&ip6h->saddr, r->vip, 16);
 		p->source = r->vport;
 		ip6h->hop_limit--;
+		if (c && nat_route_fresh(r, now)) {
+			__builtin_memcpy(c->key, &k, sizeof(c->key));
+			__builtin_memcpy(c->vip, r->vip, sizeof(c->vip));
+			noc_fill(&c->expires, &c->backend, &c->ifindex, &c->vport, &c->csum_l4,
+				 c->smac, c->dmac, r, d);
+		}
 	}
 	return nat_send_out(ctx, eth, &fib);
 }

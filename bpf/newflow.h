@@ -145,7 +145,7 @@ static long ipvs_mh_fallback_step(__u64 offset, void *ctx)
 		w->idx = 0;
 		return 1;
 	}
-	be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+	be = bpf_map_lookup_elem(&xd_be_v2, &idx);
 	if (!be) {
 		w->idx = XD_PICK_ABORT;
 		return 1;
@@ -213,7 +213,7 @@ static __always_inline __u32 pick_backend(const struct xd_service *svc,
 	idx = *idxp;
 	if (idx == 0)
 		return 0;
-	be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+	be = bpf_map_lookup_elem(&xd_be_v2, &idx);
 	if (!be)
 		return XD_PICK_ABORT;
 	if (!be_usable(be)) {
@@ -222,7 +222,7 @@ static __always_inline __u32 pick_backend(const struct xd_service *svc,
 		idx = ipvs_mh_fallback(svc, fk, pos - slot, slot);
 		if (idx == 0 || idx == XD_PICK_ABORT)
 			return idx;
-		be = bpf_map_lookup_elem(&xd_be_v1, &idx);
+		be = bpf_map_lookup_elem(&xd_be_v2, &idx);
 		if (!be)
 			return XD_PICK_ABORT;
 	}

@@ -122,7 +122,7 @@ const volatile struct {
  * generated TypeScript is checked against the same BTF). */
 _Static_assert(sizeof(struct xd_service_key) == 20, "xd_service_key layout");
 _Static_assert(sizeof(struct xd_service) == 16, "xd_service layout");
-_Static_assert(sizeof(struct xd_backend) == 36, "xd_backend layout");
+_Static_assert(sizeof(struct xd_backend) == 56, "xd_backend layout");
 _Static_assert(sizeof(struct xd_tunnel) == 40, "xd_tunnel layout");
 _Static_assert(sizeof(struct xd_flow_key) == 40, "xd_flow_key layout");
 _Static_assert(sizeof(struct xd_flow4_key) == 16, "xd_flow4_key layout");
@@ -147,9 +147,14 @@ _Static_assert(sizeof(struct xd_rate) == 8, "xd_rate layout");
 _Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
 _Static_assert(sizeof(struct xd_sync_event) == 56, "xd_sync_event layout");
 _Static_assert(sizeof(struct xd_sync_stats) == 16, "xd_sync_stats layout");
-_Static_assert(sizeof(struct xd_nat) == 16, "xd_nat layout");
 _Static_assert(sizeof(struct xd_nat_rev) == 56, "xd_nat_rev layout");
 _Static_assert(sizeof(struct xd_nat_stats) == 16, "xd_nat_stats layout");
+_Static_assert(sizeof(struct xd_nat_out4_cache) == 64, "xd_nat_out4_cache layout");
+_Static_assert(sizeof(struct xd_nat_out6_cache) == 128, "xd_nat_out6_cache layout");
+_Static_assert((XD_NAT_OUT_CACHE4 & (XD_NAT_OUT_CACHE4 - 1)) == 0,
+	       "XD_NAT_OUT_CACHE4 is a power of two");
+_Static_assert((XD_NAT_OUT_CACHE6 & (XD_NAT_OUT_CACHE6 - 1)) == 0,
+	       "XD_NAT_OUT_CACHE6 is a power of two");
 
 static __always_inline void count_reason(__u32 reason, __u64 bytes)
 {
@@ -281,7 +286,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
 		return XD_FAST_DONE;
 	}
 	if (be->flags & XD_BE_F_NAT) {
-		int action = nat_fast(ctx, eth, be, idx);
+		int action = nat_fast(ctx, eth, be);
 
 		if (action < 0)
 			return XD_FAST_NONE;

@@ -127,8 +127,12 @@ function checkCall(f: FieldLayout, expr: string, label: string): string {
     : `chkInt(${expr}, 0, ${2 ** bits - 1}, '${label}')`;
 }
 
+/**
+ * Fields a value may omit, encoded as zero: padding, and a backend entry's NAT fields (nat_*), which
+ * only a NAT backend (XD_BE_F_NAT) has: every other writer leaves them out.
+ */
 function isPad(f: FieldLayout): boolean {
-  return /^pad/.test(f.name);
+  return /^(pad|nat_)/.test(f.name);
 }
 
 function genStruct(s: StructLayout): string {

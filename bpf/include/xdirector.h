@@ -20,7 +20,7 @@
 
 /* Bumped on any change below; also stored in the meta map of a pinned
  * instance so that a restarted control plane can refuse a mismatch. */
-#define XD_LAYOUT_VERSION 9
+#define XD_LAYOUT_VERSION 10
 
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
@@ -72,6 +72,15 @@
 #endif
 #define XD_FLOW_CACHE_WAYS 2
 
+#ifndef XD_NAT_OUT_CACHE4
+/* NAT reply cache slots per CPU (power of two, 2-way sets as the flow
+ * caches'): IPv4 64 bytes each, IPv6 128, so 384 KiB per CPU. */
+#define XD_NAT_OUT_CACHE4 4096
+#endif
+#ifndef XD_NAT_OUT_CACHE6
+#define XD_NAT_OUT_CACHE6 1024
+#endif
+
 #ifndef XD_SYNC_RING_BYTES
 /* Connection sync ring buffer (power of two, a multiple of the page size):
  * 4 MiB holds ~65k records (64 bytes each with the ring's header), over a
@@ -111,8 +120,7 @@ enum xd_backend_flags {
 	XD_BE_F_DRAINING = 1 << 1, /* existing flows stay, no new flow (it has no ring slots) */
 	XD_BE_F_DOWN = 1 << 2,     /* unhealthy: existing flows are re-hashed */
 	XD_BE_F_TUNNEL = 1 << 3,   /* forward encapsulated (xd_tun_v1 at the same index), not DR */
-	XD_BE_F_NAT =
-		1 << 4, /* NAT: destination rewritten to addr:port (xd_nat_v1 at the same index) */
+	XD_BE_F_NAT = 1 << 4, /* NAT: destination rewritten to addr:nat_port (the nat_ fields) */
 };
 
 /* Tunnel encapsulation (struct xd_tunnel.encap). */
@@ -193,7 +201,7 @@ struct xd_service {
 	__u8 pad[2];     /* must be zero */
 };
 
-/* backends map value (array, index 0 = none). 36 bytes. */
+/* backends map value (array, index 0 = none). 56 bytes. */
 struct xd_backend {
 	__u8 mac[6];      /* destination MAC for DR */
 	__u8 family;      /* enum xd_family */
@@ -203,6 +211,19 @@ struct xd_backend {
 	__u32 service;    /* id of the service this entry belongs to (each service has its own
 			   * backend entries); control-plane bookkeeping, the program ignores it */
 	__be32 addr[4];   /* real server address (IPv4 in addr[0]); network order */
+	/* NAT (XD_BE_F_NAT; zero otherwise), in the entry the fast path already
+	 * loads, so a NAT flow hit needs no second lookup. */
+	__u8 nat_smac[6]; /* the director's MAC on the backend's egress interface (frame source) */
+	__be16 nat_port;  /* the backend's port (VIP:vport -> addr:nat_port); network order */
+	__u16 nat_mtu;    /* MTU of the path to the backend (IP packet); 0 = no check */
+	/* The checksum differences of VIP:vport -> addr:nat_port (RFC 1624 ~m + m'
+	 * summed and folded to 16 bits, in the packet's byte order): csum_l3 of
+	 * the address (IPv4 header), csum_l4 of address and port (TCP/UDP with
+	 * its pseudo-header). Constant per entry (each service has its own
+	 * backend entries), so the fast path adds them instead of summing. */
+	__be16 nat_csum_l3;
+	__be16 nat_csum_l4;
+	__u8 pad[6]; /* must be zero */
 };
 
 /* tunnels map value (array indexed like backends; read only for a backend
@@ -215,22 +236,6 @@ struct xd_tunnel {
 	__u16 mtu;   /* MTU of the path to the real server, outer headers included; 0 = no check */
 	__u8 encap;  /* enum xd_encap */
 	__u8 family; /* outer (underlay) family: enum xd_family */
-	__u8 pad[2]; /* must be zero */
-};
-
-/* nat map value (array indexed like backends; read only for a backend with
- * XD_BE_F_NAT). 16 bytes. */
-struct xd_nat {
-	__u8 smac[6]; /* the director's MAC on the backend's egress interface (frame source) */
-	__be16 port;  /* the backend's port (VIP:vport -> addr:port); network order */
-	__u16 mtu;    /* MTU of the path to the backend (IP packet); 0 = no check */
-	/* The checksum differences of VIP:vport -> addr:port (RFC 1624 ~m + m'
-	 * summed and folded to 16 bits, in the packet's byte order): csum_l3 of
-	 * the address (IPv4 header), csum_l4 of address and port (TCP/UDP with
-	 * its pseudo-header). Constant per entry (each service has its own
-	 * backend entries), so the fast path adds them instead of summing. */
-	__be16 csum_l3;
-	__be16 csum_l4;
 	__u8 pad[2]; /* must be zero */
 };
 
@@ -258,6 +263,43 @@ struct xd_nat_rev {
 struct xd_nat_stats {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* Per-CPU NAT reply caches (xd_noc4_v1 / xd_noc6_v1: one array each,
+ * CPU-major, XD_NAT_OUT_CACHE4 / XD_NAT_OUT_CACHE6 slots per CPU in 2-way
+ * sets chosen by a hash of the key), in front of the reverse tables as the
+ * flow caches are in front of the flow tables: a reply's rewrite, copied from
+ * its reverse entry with the route that entry holds, so a steady reply costs
+ * an array lookup and a key compare instead of a hashed LRU lookup. The
+ * reverse tables stay the source of truth: a slot is filled only from an entry
+ * found with a fresh route and used only until `expires` (a removed or changed
+ * entry is then looked up again: a reply it no longer matches is passed
+ * untouched). Written by the program only. 64 and 128 bytes. */
+struct xd_nat_out4_cache {
+	__u64 key[2];   /* the reply's struct xd_flow4_key, as is */
+	__u64 expires;  /* bpf_jiffies64() after which the slot is stale */
+	__u32 backend;  /* backend index (Out counters); 0 = empty slot */
+	__u32 ifindex;  /* egress interface (the route's) */
+	__be32 vip;     /* the new source address; network order */
+	__be16 vport;   /* the new source port; network order */
+	__be16 csum_l3; /* IPv4 header difference: source -> VIP and TTL - 1, folded */
+	__be16 csum_l4; /* TCP/UDP difference: source address and port, folded */
+	__u8 smac[6];   /* frame source: the director's MAC on ifindex */
+	__u8 dmac[6];   /* frame destination: the route's next hop */
+	__u8 pad[10];   /* always zero: a slot is one 64-byte line */
+};
+
+struct xd_nat_out6_cache {
+	__u64 key[5]; /* the reply's struct xd_flow_key, as is */
+	__u64 expires;
+	__u32 backend;
+	__u32 ifindex;
+	__be32 vip[4];
+	__be16 vport;
+	__be16 csum_l4; /* TCP/UDP difference: source address (pseudo-header) and port, folded */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u8 pad[40]; /* always zero: a slot is two 64-byte lines */
 };
 
 /* IPv6 flows (and embryonic IPv6 flows) map key: 5-tuple as seen on the wire

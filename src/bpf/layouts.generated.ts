@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 9;
+export const LAYOUT_VERSION = 10;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xfde7d7308100e8a5n;
+export const LAYOUT_HASH = 0x2cfdef1cd0422505n;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -29,6 +29,8 @@ export const DEFINES = {
   XD_FLOW_CACHE4: 16384,
   XD_FLOW_CACHE6: 4096,
   XD_FLOW_CACHE_WAYS: 2,
+  XD_NAT_OUT_CACHE4: 4096,
+  XD_NAT_OUT_CACHE6: 1024,
   XD_SYNC_RING_BYTES: 4194304,
   XD_VPORT_WORDS: 1024,
 } as const;
@@ -37,22 +39,12 @@ export const DEFINES = {
 export const MAPS = {
   be: {
     role: 'be',
-    name: 'xd_be_v1',
+    name: 'xd_be_v2',
     type: 'array',
     keyType: 'u32',
     valueType: 'xd_backend',
     keySize: 4,
-    valueSize: 36,
-    maxEntries: 4096,
-  },
-  nat: {
-    role: 'nat',
-    name: 'xd_nat_v1',
-    type: 'array',
-    keyType: 'u32',
-    valueType: 'xd_nat',
-    keySize: 4,
-    valueSize: 16,
+    valueSize: 56,
     maxEntries: 4096,
   },
   nrev4: {
@@ -104,6 +96,26 @@ export const MAPS = {
     keySize: 4,
     valueSize: 40,
     maxEntries: 4096,
+  },
+  noc4: {
+    role: 'noc4',
+    name: 'xd_noc4_v1',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_nat_out4_cache',
+    keySize: 4,
+    valueSize: 64,
+    maxEntries: 4096,
+  },
+  noc6: {
+    role: 'noc6',
+    name: 'xd_noc6_v1',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_nat_out6_cache',
+    keySize: 4,
+    valueSize: 128,
+    maxEntries: 1024,
   },
   nport: {
     role: 'nport',
@@ -503,7 +515,7 @@ function chkArr<T>(v: T[], n: number, name: string): T[] {
   return v;
 }
 
-/** struct xd_backend: 36 bytes. */
+/** struct xd_backend: 56 bytes. */
 export interface XdBackend {
   /** u8[6] at 0, 6-byte Buffer */
   mac: Buffer;
@@ -519,12 +531,24 @@ export interface XdBackend {
   service: number;
   /** be32[4] at 20, network order, 16-byte Buffer */
   addr: Buffer;
+  /** u8[6] at 36, 6-byte Buffer, zero if omitted */
+  nat_smac?: Buffer;
+  /** be16 at 42, network order, zero if omitted */
+  nat_port?: number;
+  /** u16 at 44, zero if omitted */
+  nat_mtu?: number;
+  /** be16 at 46, network order, zero if omitted */
+  nat_csum_l3?: number;
+  /** be16 at 48, network order, zero if omitted */
+  nat_csum_l4?: number;
+  /** u8[6] at 50, 6-byte Buffer, zero if omitted */
+  pad?: Buffer;
 }
 
-export const XD_BACKEND_SIZE = 36;
+export const XD_BACKEND_SIZE = 56;
 
-export function encodeXdBackend(v: XdBackend, buf: Buffer = Buffer.alloc(36), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 36);
+export function encodeXdBackend(v: XdBackend, buf: Buffer = Buffer.alloc(56), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 56);
   chkBuf(v.mac, 6, 'xd_backend.mac').copy(buf, offset + 0);
   buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_backend.family'), offset + 6);
   buf.writeUInt8(chkInt(v.flags, 0, 255, 'xd_backend.flags'), offset + 7);
@@ -532,11 +556,17 @@ export function encodeXdBackend(v: XdBackend, buf: Buffer = Buffer.alloc(36), of
   buf.writeUInt32LE(chkInt(v.ifindex, 0, 4294967295, 'xd_backend.ifindex'), offset + 12);
   buf.writeUInt32LE(chkInt(v.service, 0, 4294967295, 'xd_backend.service'), offset + 16);
   chkBuf(v.addr, 16, 'xd_backend.addr').copy(buf, offset + 20);
+  if (v.nat_smac !== undefined) chkBuf(v.nat_smac, 6, 'xd_backend.nat_smac').copy(buf, offset + 36);
+  if (v.nat_port !== undefined) buf.writeUInt16BE(chkInt(v.nat_port, 0, 65535, 'xd_backend.nat_port'), offset + 42);
+  if (v.nat_mtu !== undefined) buf.writeUInt16LE(chkInt(v.nat_mtu, 0, 65535, 'xd_backend.nat_mtu'), offset + 44);
+  if (v.nat_csum_l3 !== undefined) buf.writeUInt16BE(chkInt(v.nat_csum_l3, 0, 65535, 'xd_backend.nat_csum_l3'), offset + 46);
+  if (v.nat_csum_l4 !== undefined) buf.writeUInt16BE(chkInt(v.nat_csum_l4, 0, 65535, 'xd_backend.nat_csum_l4'), offset + 48);
+  if (v.pad !== undefined) chkBuf(v.pad, 6, 'xd_backend.pad').copy(buf, offset + 50);
   return buf;
 }
 
 export function decodeXdBackend(buf: Buffer, offset = 0): XdBackend {
-  if (buf.length < offset + 36) throw new TypeError(`xd_backend: expected 36 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  if (buf.length < offset + 56) throw new TypeError(`xd_backend: expected 56 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
   return {
     mac: Buffer.from(buf.subarray(offset + 0, offset + 0 + 6)),
     family: buf.readUInt8(offset + 6),
@@ -545,53 +575,16 @@ export function decodeXdBackend(buf: Buffer, offset = 0): XdBackend {
     ifindex: buf.readUInt32LE(offset + 12),
     service: buf.readUInt32LE(offset + 16),
     addr: Buffer.from(buf.subarray(offset + 20, offset + 20 + 16)),
+    nat_smac: Buffer.from(buf.subarray(offset + 36, offset + 36 + 6)),
+    nat_port: buf.readUInt16BE(offset + 42),
+    nat_mtu: buf.readUInt16LE(offset + 44),
+    nat_csum_l3: buf.readUInt16BE(offset + 46),
+    nat_csum_l4: buf.readUInt16BE(offset + 48),
+    pad: Buffer.from(buf.subarray(offset + 50, offset + 50 + 6)),
   };
 }
 
-export const xdBackendCodec: Codec<XdBackend> = { size: 36, encode: encodeXdBackend, decode: decodeXdBackend };
-
-/** struct xd_nat: 16 bytes. */
-export interface XdNat {
-  /** u8[6] at 0, 6-byte Buffer */
-  smac: Buffer;
-  /** be16 at 6, network order */
-  port: number;
-  /** u16 at 8 */
-  mtu: number;
-  /** be16 at 10, network order */
-  csum_l3: number;
-  /** be16 at 12, network order */
-  csum_l4: number;
-  /** u8[2] at 14, 2-byte Buffer, zero if omitted */
-  pad?: Buffer;
-}
-
-export const XD_NAT_SIZE = 16;
-
-export function encodeXdNat(v: XdNat, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 16);
-  chkBuf(v.smac, 6, 'xd_nat.smac').copy(buf, offset + 0);
-  buf.writeUInt16BE(chkInt(v.port, 0, 65535, 'xd_nat.port'), offset + 6);
-  buf.writeUInt16LE(chkInt(v.mtu, 0, 65535, 'xd_nat.mtu'), offset + 8);
-  buf.writeUInt16BE(chkInt(v.csum_l3, 0, 65535, 'xd_nat.csum_l3'), offset + 10);
-  buf.writeUInt16BE(chkInt(v.csum_l4, 0, 65535, 'xd_nat.csum_l4'), offset + 12);
-  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_nat.pad').copy(buf, offset + 14);
-  return buf;
-}
-
-export function decodeXdNat(buf: Buffer, offset = 0): XdNat {
-  if (buf.length < offset + 16) throw new TypeError(`xd_nat: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
-  return {
-    smac: Buffer.from(buf.subarray(offset + 0, offset + 0 + 6)),
-    port: buf.readUInt16BE(offset + 6),
-    mtu: buf.readUInt16LE(offset + 8),
-    csum_l3: buf.readUInt16BE(offset + 10),
-    csum_l4: buf.readUInt16BE(offset + 12),
-    pad: Buffer.from(buf.subarray(offset + 14, offset + 14 + 2)),
-  };
-}
-
-export const xdNatCodec: Codec<XdNat> = { size: 16, encode: encodeXdNat, decode: decodeXdNat };
+export const xdBackendCodec: Codec<XdBackend> = { size: 56, encode: encodeXdBackend, decode: decodeXdBackend };
 
 /** struct xd_flow4_key: 16 bytes. */
 export interface XdFlow4Key {
@@ -862,6 +855,128 @@ export function decodeXdTunnel(buf: Buffer, offset = 0): XdTunnel {
 }
 
 export const xdTunnelCodec: Codec<XdTunnel> = { size: 40, encode: encodeXdTunnel, decode: decodeXdTunnel };
+
+/** struct xd_nat_out4_cache: 64 bytes. */
+export interface XdNatOut4Cache {
+  /** u64[2] at 0 */
+  key: bigint[];
+  /** u64 at 16 */
+  expires: bigint;
+  /** u32 at 24 */
+  backend: number;
+  /** u32 at 28 */
+  ifindex: number;
+  /** be32 at 32, network order */
+  vip: number;
+  /** be16 at 36, network order */
+  vport: number;
+  /** be16 at 38, network order */
+  csum_l3: number;
+  /** be16 at 40, network order */
+  csum_l4: number;
+  /** u8[6] at 42, 6-byte Buffer */
+  smac: Buffer;
+  /** u8[6] at 48, 6-byte Buffer */
+  dmac: Buffer;
+  /** u8[10] at 54, 10-byte Buffer, zero if omitted */
+  pad?: Buffer;
+}
+
+export const XD_NAT_OUT4_CACHE_SIZE = 64;
+
+export function encodeXdNatOut4Cache(v: XdNatOut4Cache, buf: Buffer = Buffer.alloc(64), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 64);
+  chkArr(v.key, 2, 'xd_nat_out4_cache.key').forEach((x, i) => buf.writeBigUInt64LE(chkU64(x, 'xd_nat_out4_cache.key'), offset + 0 + i * 8));
+  buf.writeBigUInt64LE(chkU64(v.expires, 'xd_nat_out4_cache.expires'), offset + 16);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_nat_out4_cache.backend'), offset + 24);
+  buf.writeUInt32LE(chkInt(v.ifindex, 0, 4294967295, 'xd_nat_out4_cache.ifindex'), offset + 28);
+  buf.writeUInt32BE(chkInt(v.vip, 0, 4294967295, 'xd_nat_out4_cache.vip'), offset + 32);
+  buf.writeUInt16BE(chkInt(v.vport, 0, 65535, 'xd_nat_out4_cache.vport'), offset + 36);
+  buf.writeUInt16BE(chkInt(v.csum_l3, 0, 65535, 'xd_nat_out4_cache.csum_l3'), offset + 38);
+  buf.writeUInt16BE(chkInt(v.csum_l4, 0, 65535, 'xd_nat_out4_cache.csum_l4'), offset + 40);
+  chkBuf(v.smac, 6, 'xd_nat_out4_cache.smac').copy(buf, offset + 42);
+  chkBuf(v.dmac, 6, 'xd_nat_out4_cache.dmac').copy(buf, offset + 48);
+  if (v.pad !== undefined) chkBuf(v.pad, 10, 'xd_nat_out4_cache.pad').copy(buf, offset + 54);
+  return buf;
+}
+
+export function decodeXdNatOut4Cache(buf: Buffer, offset = 0): XdNatOut4Cache {
+  if (buf.length < offset + 64) throw new TypeError(`xd_nat_out4_cache: expected 64 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    key: Array.from({ length: 2 }, (_, i) => buf.readBigUInt64LE(offset + 0 + i * 8)),
+    expires: buf.readBigUInt64LE(offset + 16),
+    backend: buf.readUInt32LE(offset + 24),
+    ifindex: buf.readUInt32LE(offset + 28),
+    vip: buf.readUInt32BE(offset + 32),
+    vport: buf.readUInt16BE(offset + 36),
+    csum_l3: buf.readUInt16BE(offset + 38),
+    csum_l4: buf.readUInt16BE(offset + 40),
+    smac: Buffer.from(buf.subarray(offset + 42, offset + 42 + 6)),
+    dmac: Buffer.from(buf.subarray(offset + 48, offset + 48 + 6)),
+    pad: Buffer.from(buf.subarray(offset + 54, offset + 54 + 10)),
+  };
+}
+
+export const xdNatOut4CacheCodec: Codec<XdNatOut4Cache> = { size: 64, encode: encodeXdNatOut4Cache, decode: decodeXdNatOut4Cache };
+
+/** struct xd_nat_out6_cache: 128 bytes. */
+export interface XdNatOut6Cache {
+  /** u64[5] at 0 */
+  key: bigint[];
+  /** u64 at 40 */
+  expires: bigint;
+  /** u32 at 48 */
+  backend: number;
+  /** u32 at 52 */
+  ifindex: number;
+  /** be32[4] at 56, network order, 16-byte Buffer */
+  vip: Buffer;
+  /** be16 at 72, network order */
+  vport: number;
+  /** be16 at 74, network order */
+  csum_l4: number;
+  /** u8[6] at 76, 6-byte Buffer */
+  smac: Buffer;
+  /** u8[6] at 82, 6-byte Buffer */
+  dmac: Buffer;
+  /** u8[40] at 88, 40-byte Buffer, zero if omitted */
+  pad?: Buffer;
+}
+
+export const XD_NAT_OUT6_CACHE_SIZE = 128;
+
+export function encodeXdNatOut6Cache(v: XdNatOut6Cache, buf: Buffer = Buffer.alloc(128), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 128);
+  chkArr(v.key, 5, 'xd_nat_out6_cache.key').forEach((x, i) => buf.writeBigUInt64LE(chkU64(x, 'xd_nat_out6_cache.key'), offset + 0 + i * 8));
+  buf.writeBigUInt64LE(chkU64(v.expires, 'xd_nat_out6_cache.expires'), offset + 40);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_nat_out6_cache.backend'), offset + 48);
+  buf.writeUInt32LE(chkInt(v.ifindex, 0, 4294967295, 'xd_nat_out6_cache.ifindex'), offset + 52);
+  chkBuf(v.vip, 16, 'xd_nat_out6_cache.vip').copy(buf, offset + 56);
+  buf.writeUInt16BE(chkInt(v.vport, 0, 65535, 'xd_nat_out6_cache.vport'), offset + 72);
+  buf.writeUInt16BE(chkInt(v.csum_l4, 0, 65535, 'xd_nat_out6_cache.csum_l4'), offset + 74);
+  chkBuf(v.smac, 6, 'xd_nat_out6_cache.smac').copy(buf, offset + 76);
+  chkBuf(v.dmac, 6, 'xd_nat_out6_cache.dmac').copy(buf, offset + 82);
+  if (v.pad !== undefined) chkBuf(v.pad, 40, 'xd_nat_out6_cache.pad').copy(buf, offset + 88);
+  return buf;
+}
+
+export function decodeXdNatOut6Cache(buf: Buffer, offset = 0): XdNatOut6Cache {
+  if (buf.length < offset + 128) throw new TypeError(`xd_nat_out6_cache: expected 128 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    key: Array.from({ length: 5 }, (_, i) => buf.readBigUInt64LE(offset + 0 + i * 8)),
+    expires: buf.readBigUInt64LE(offset + 40),
+    backend: buf.readUInt32LE(offset + 48),
+    ifindex: buf.readUInt32LE(offset + 52),
+    vip: Buffer.from(buf.subarray(offset + 56, offset + 56 + 16)),
+    vport: buf.readUInt16BE(offset + 72),
+    csum_l4: buf.readUInt16BE(offset + 74),
+    smac: Buffer.from(buf.subarray(offset + 76, offset + 76 + 6)),
+    dmac: Buffer.from(buf.subarray(offset + 82, offset + 82 + 6)),
+    pad: Buffer.from(buf.subarray(offset + 88, offset + 88 + 40)),
+  };
+}
+
+export const xdNatOut6CacheCodec: Codec<XdNatOut6Cache> = { size: 128, encode: encodeXdNatOut6Cache, decode: decodeXdNatOut6Cache };
 
 /** struct xd_nat_stats: 16 bytes. */
 export interface XdNatStats {
@@ -1325,12 +1440,13 @@ export const xdSyncEventCodec: Codec<XdSyncEvent> = { size: 56, encode: encodeXd
 /** Key and value codecs of each map, by role. Per-CPU maps: the codec is for one CPU's value. */
 export const MAP_CODECS = {
   be: { key: u32, value: xdBackendCodec },
-  nat: { key: u32, value: xdNatCodec },
   nrev4: { key: xdFlow4KeyCodec, value: xdNatRevCodec },
   nrev6: { key: xdFlowKeyCodec, value: xdNatRevCodec },
   svc: { key: xdServiceKeyCodec, value: xdServiceCodec },
   vport: { key: u32, value: u64 },
   tun: { key: u32, value: xdTunnelCodec },
+  noc4: { key: u32, value: xdNatOut4CacheCodec },
+  noc6: { key: u32, value: xdNatOut6CacheCodec },
   nport: { key: u32, value: u64 },
   nbst: { key: u32, value: xdNatStatsCodec },
   tx: { key: u32, value: u32 },
@@ -1358,11 +1474,11 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 9,
+  layoutVersion: 10,
   structs: {
     xd_backend: {
       name: 'xd_backend',
-      size: 36,
+      size: 56,
       fields: [{
         name: 'mac',
         offset: 0,
@@ -1419,46 +1535,41 @@ export const LAYOUT: LayoutModel = {
         elem: 'be32',
         count: 4,
         byteOrder: 'network',
-      }],
-    },
-    xd_nat: {
-      name: 'xd_nat',
-      size: 16,
-      fields: [{
-        name: 'smac',
-        offset: 0,
+      }, {
+        name: 'nat_smac',
+        offset: 36,
         size: 6,
         kind: 'u8[6]',
         elem: 'u8',
         count: 6,
         byteOrder: 'host',
       }, {
-        name: 'port',
-        offset: 6,
+        name: 'nat_port',
+        offset: 42,
         size: 2,
         kind: 'be16',
         elem: 'be16',
         count: 1,
         byteOrder: 'network',
       }, {
-        name: 'mtu',
-        offset: 8,
+        name: 'nat_mtu',
+        offset: 44,
         size: 2,
         kind: 'u16',
         elem: 'u16',
         count: 1,
         byteOrder: 'host',
       }, {
-        name: 'csum_l3',
-        offset: 10,
+        name: 'nat_csum_l3',
+        offset: 46,
         size: 2,
         kind: 'be16',
         elem: 'be16',
         count: 1,
         byteOrder: 'network',
       }, {
-        name: 'csum_l4',
-        offset: 12,
+        name: 'nat_csum_l4',
+        offset: 48,
         size: 2,
         kind: 'be16',
         elem: 'be16',
@@ -1466,11 +1577,11 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'network',
       }, {
         name: 'pad',
-        offset: 14,
-        size: 2,
-        kind: 'u8[2]',
+        offset: 50,
+        size: 6,
+        kind: 'u8[6]',
         elem: 'u8',
-        count: 2,
+        count: 6,
         byteOrder: 'host',
       }],
     },
@@ -1813,6 +1924,184 @@ export const LAYOUT: LayoutModel = {
         kind: 'u8[2]',
         elem: 'u8',
         count: 2,
+        byteOrder: 'host',
+      }],
+    },
+    xd_nat_out4_cache: {
+      name: 'xd_nat_out4_cache',
+      size: 64,
+      fields: [{
+        name: 'key',
+        offset: 0,
+        size: 16,
+        kind: 'u64[2]',
+        elem: 'u64',
+        count: 2,
+        byteOrder: 'host',
+      }, {
+        name: 'expires',
+        offset: 16,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 24,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'ifindex',
+        offset: 28,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'vip',
+        offset: 32,
+        size: 4,
+        kind: 'be32',
+        elem: 'be32',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'vport',
+        offset: 36,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'csum_l3',
+        offset: 38,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'csum_l4',
+        offset: 40,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'smac',
+        offset: 42,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }, {
+        name: 'dmac',
+        offset: 48,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 54,
+        size: 10,
+        kind: 'u8[10]',
+        elem: 'u8',
+        count: 10,
+        byteOrder: 'host',
+      }],
+    },
+    xd_nat_out6_cache: {
+      name: 'xd_nat_out6_cache',
+      size: 128,
+      fields: [{
+        name: 'key',
+        offset: 0,
+        size: 40,
+        kind: 'u64[5]',
+        elem: 'u64',
+        count: 5,
+        byteOrder: 'host',
+      }, {
+        name: 'expires',
+        offset: 40,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 48,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'ifindex',
+        offset: 52,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'vip',
+        offset: 56,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'vport',
+        offset: 72,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'csum_l4',
+        offset: 74,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'smac',
+        offset: 76,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }, {
+        name: 'dmac',
+        offset: 82,
+        size: 6,
+        kind: 'u8[6]',
+        elem: 'u8',
+        count: 6,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 88,
+        size: 40,
+        kind: 'u8[40]',
+        elem: 'u8',
+        count: 40,
         byteOrder: 'host',
       }],
     },

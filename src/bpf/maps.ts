@@ -33,10 +33,16 @@ export function pinPath(dir: string, role: MapRole): string {
 
 /**
  * max_entries of the maps sized by the number of CPUs, for BpfObject.load(): each flow cache is one
- * CPU-major array of XD_FLOW_CACHE4 / XD_FLOW_CACHE6 slots per possible CPU (bpf/maps.h). Without
- * it a map keeps its one-CPU default and the other CPUs cache nothing.
+ * CPU-major array of XD_FLOW_CACHE4 / XD_FLOW_CACHE6 slots per possible CPU (bpf/maps.h), and each
+ * NAT reply cache one of XD_NAT_OUT_CACHE4 / XD_NAT_OUT_CACHE6. Without it a map keeps its one-CPU
+ * default and the other CPUs cache nothing.
  */
 export function cpuSizedMaxEntries(): Record<string, number> {
   const cpus = getNative().numPossibleCpus();
-  return { [MAPS.fc4.name]: DEFINES.XD_FLOW_CACHE4 * cpus, [MAPS.fc6.name]: DEFINES.XD_FLOW_CACHE6 * cpus };
+  return {
+    [MAPS.fc4.name]: DEFINES.XD_FLOW_CACHE4 * cpus,
+    [MAPS.fc6.name]: DEFINES.XD_FLOW_CACHE6 * cpus,
+    [MAPS.noc4.name]: DEFINES.XD_NAT_OUT_CACHE4 * cpus,
+    [MAPS.noc6.name]: DEFINES.XD_NAT_OUT_CACHE6 * cpus,
+  };
 }

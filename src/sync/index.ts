@@ -155,7 +155,6 @@ type FlowMaps = {
   svc: XdMap<'svc'>;
   be: XdMap<'be'>;
   syncst: XdMap<'syncst'>;
-  nat: XdMap<'nat'>;
   nrev4: XdMap<'nrev4'>;
   nrev6: XdMap<'nrev6'>;
 };
@@ -210,7 +209,6 @@ export class SyncDaemon {
         'svc',
         'be',
         'syncst',
-        'nat',
         'nrev4',
         'nrev6',
       ] as const)
@@ -299,8 +297,8 @@ export class SyncDaemon {
       const addr = Buffer.from(b.addr.subarray(0, s.family === 4 ? 4 : 16));
       const nat = (b.flags & XdBackendFlags.XD_BE_F_NAT) !== 0;
       const forwarding: SyncForwarding = b.flags & XdBackendFlags.XD_BE_F_TUNNEL ? 'tunnel' : nat ? 'nat' : 'dr';
-      // NAT: the backend's own port (xd_nat_v1), which its replies come from.
-      const backendPort = nat ? (this.maps.nat.lookup(index)?.port ?? s.port) : s.port;
+      // NAT: the backend's own port (in its entry), which its replies come from.
+      const backendPort = nat ? (b.nat_port ?? s.port) : s.port;
       byIndex.set(index, {
         generation: b.generation,
         entryBase: {

@@ -16,15 +16,16 @@ import {
   XdFamily,
   XdSched,
   xdBackendCodec,
-  xdNatCodec,
   xdNatRevCodec,
+  xdNatOut4CacheCodec,
+  DEFINES,
   xdFlow4KeyCodec,
   xdFlow4CacheCodec,
   xdServiceCodec,
   DEFINES,
   xdServiceKeyCodec,
 } from '../../src/bpf/layouts.generated';
-import type { XdBackend, XdNat, XdNatRev, XdFlow4Key, XdService, XdServiceKey } from '../../src/bpf/layouts.generated';
+import type { XdBackend, XdNatRev, XdFlow4Key, XdService, XdServiceKey } from '../../src/bpf/layouts.generated';
 import { clearFlowCaches } from '../lib/flowcache';
 import { clearVipPorts, markVipPort } from '../lib/vipports';
 import { natCsums, vportBit } from '../../src/dataplane/xdp/layout';
@@ -61,7 +62,6 @@ let obj: BpfObject;
 let prog: { fd: number };
 let svc: BpfMap<XdServiceKey, XdService>;
 let be: BpfMap<number, XdBackend>;
-let nat: BpfMap<number, XdNat>;
 let ring: BpfMap<number, number>;
 let nrev4: BpfMap<XdFlow4Key, XdNatRev>;
 
@@ -75,7 +75,6 @@ before(async () => {
       [MAPS.be.name]: 8,
       [MAPS.best.name]: 8,
       [MAPS.tun.name]: 8,
-      [MAPS.nat.name]: 8,
       [MAPS.nbst.name]: 8,
       [MAPS.ring.name]: 4 * 2 * RING_MAX,
       [MAPS.flow4.name]: 1024,
@@ -90,7 +89,6 @@ before(async () => {
   prog = obj.program('xdirector');
   svc = obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec);
   be = obj.map(MAPS.be.name, u32, xdBackendCodec);
-  nat = obj.map(MAPS.nat.name, u32, xdNatCodec);
   ring = obj.map(MAPS.ring.name, u32, u32);
   nrev4 = obj.map(MAPS.nrev4.name, xdFlow4KeyCodec, xdNatRevCodec);
 });
@@ -116,12 +114,7 @@ function natService(vip: string, rs: string, proto: number, mtu = 1500): void {
   const family = v4(vip) ? XdFamily.XD_FAMILY_V4 : XdFamily.XD_FAMILY_V6;
   // The checksum differences the control plane computes (the fast path adds them); the frames below
   // are built independently, so a wrong difference shows as a checksum mismatch.
-  nat.update(1, {
-    smac: pk.macBytes(INNER_MAC),
-    port: BPORT,
-    mtu,
-    ...natCsums({ vip, vport: VPORT, address: rs, port: BPORT }),
-  });
+  const { csum_l3, csum_l4 } = natCsums({ vip, vport: VPORT, address: rs, port: BPORT });
   be.update(1, {
     mac: pk.macBytes(RS_MAC),
     family,
@@ -130,6 +123,11 @@ function natService(vip: string, rs: string, proto: number, mtu = 1500): void {
     ifindex: 0,
     service: 0,
     addr: addr16(rs),
+    nat_smac: pk.macBytes(INNER_MAC),
+    nat_port: BPORT,
+    nat_mtu: mtu,
+    nat_csum_l3: csum_l3,
+    nat_csum_l4: csum_l4,
   });
   ring.updateBatch(Array.from({ length: RING_MAX }, (_, i) => [i, 1] as const));
   svc.update(
@@ -317,4 +315,56 @@ test('in: a mid-stream packet with no flow entry (takeover after a failover) ins
     proto: TCP,
   });
   assert.ok(rev && rev.vport === VPORT, 'the replies of a taken-over flow find their VIP');
+});
+
+test("out: a reply is rewritten from its reverse entry, then from this CPU's reply cache byte for byte alike; a stale slot is not used, so with the entry gone the reply passes untouched", () => {
+  natService(VIP4, RS4, TCP);
+  run(frame(ip(CLIENT4, VIP4, tcp(40010, VPORT, 'S'))));
+  const k: XdFlow4Key = {
+    saddr: pk.ipBytes(RS4).readUInt32BE(0),
+    daddr: pk.ipBytes(CLIENT4).readUInt32BE(0),
+    sport: BPORT,
+    dport: 40010,
+    proto: TCP,
+  };
+  const rev = nrev4.lookup(k)!;
+  // Routed as a reply is for a second after bpf_fib_lookup() (this test run has no route to the
+  // client): out of the receiving interface (loopback, ifindex 1), to the client's MAC.
+  // bpf_ktime_get_coarse_ns() lags CLOCK_MONOTONIC by up to a tick: 100 ms back is in its past.
+  const now = process.hrtime.bigint() - 100_000_000n;
+  nrev4.update(k, { ...rev, ifindex: 1, route_ns: now, last_seen_ns: now });
+  const reply = frame(ip(RS4, CLIENT4, tcp(BPORT, 40010, 'PA', 50)), RS_MAC, INNER_MAC);
+  const want = frame(ip(VIP4, CLIENT4, tcp(VPORT, 40010, 'PA', 50), { ttl: 63 }), DIRECTOR_MAC, CLIENT_MAC);
+  const first = run(reply);
+  assert.equal(first.verdict, 'TX');
+  assert.deepEqual(first.out, want, 'from the reverse entry: source VIP:3307, TTL 63, checksums right');
+
+  // The slot the first reply filled (on whichever CPU ran it), copied to every CPU's place for its
+  // set, so the next replies find it wherever they run, and trusted a while longer than the
+  // XD_NAT_OUT_CACHE_JIFFIES it was given (32 ms at HZ=1000: less than this test may take).
+  const noc4 = obj.map(MAPS.noc4.name, u32, xdNatOut4CacheCodec);
+  const key = xdFlow4KeyCodec.encode(k);
+  const keyWords = [key.readBigUInt64LE(0), key.readBigUInt64LE(8)];
+  const per = DEFINES.XD_NAT_OUT_CACHE4;
+  const filled = noc4.entries().filter(([, v]) => v.key[0] === keyWords[0] && v.key[1] === keyWords[1]);
+  assert.equal(filled.length, 1, "one slot holds the reply's rewrite");
+  const [at, cached] = filled[0]!;
+  assert.deepEqual(
+    [cached.backend, cached.ifindex, cached.vip, cached.vport, cached.smac, cached.dmac],
+    [1, 1, pk.ipBytes(VIP4).readUInt32BE(0), VPORT, pk.macBytes(DIRECTOR_MAC), pk.macBytes(CLIENT_MAC)],
+  );
+  const places = Array.from({ length: noc4.maxEntries / per }, (_, cpu) => cpu * per + (at % per));
+  for (const p of places) noc4.update(p, { ...cached, expires: cached.expires + 100_000n });
+
+  nrev4.deleteBatch(nrev4.keys());
+  for (let i = 0; i < 3; i++) {
+    const r = run(reply);
+    assert.equal(r.verdict, 'TX', `reply ${i} from the cache`);
+    assert.deepEqual(r.out, want, `reply ${i}: the cached rewrite is the reverse entry's, byte for byte`);
+  }
+  // Stale (its XD_NAT_OUT_CACHE_JIFFIES over): the reverse table decides, and it has no entry.
+  for (const p of places) noc4.update(p, { ...cached, expires: 0n });
+  const stale = run(reply);
+  assert.equal(stale.verdict, 'PASS');
+  assert.deepEqual(stale.out, reply, 'never rewritten from a stale slot');
 });

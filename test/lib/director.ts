@@ -40,8 +40,7 @@ export function loadSmallDirector(o: SmallDirector): Promise<BpfObject> {
       [MAPS.ring.name]: o.services * 2 * o.ringMax,
       [MAPS.flow4.name]: o.flows,
       [MAPS.flow6.name]: o.flows,
-      // NAT's per-backend entries and counters, and its reverse tables sized like the flow tables.
-      [MAPS.nat.name]: o.backends,
+      // NAT's per-backend counters, and its reverse tables sized like the flow tables.
       [MAPS.nbst.name]: o.backends,
       [MAPS.nrev4.name]: o.flows,
       [MAPS.nrev6.name]: o.flows,

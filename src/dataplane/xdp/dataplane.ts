@@ -231,7 +231,6 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.be]: o.maxBackends,
       [L.MAP.best]: o.maxBackends,
       [L.MAP.tun]: o.maxBackends,
-      [L.MAP.nat]: o.maxBackends,
       [L.MAP.nbst]: o.maxBackends,
       [L.MAP.nrev4]: o.flowTableSize,
       [L.MAP.nrev6]: o.flowTableSize,
@@ -510,7 +509,7 @@ export class XdpDataplane implements Dataplane {
     for (const [index, b] of this.maps.be.entries()) {
       if (b.generation) m.generations.set(index, b.generation);
       if (index === 0 || !(b.flags & L.BE_FLAG.ACTIVE)) continue;
-      const nat = b.flags & L.BE_FLAG.NAT ? this.maps.nat.lookup(index) : undefined;
+      const nat = (b.flags & L.BE_FLAG.NAT) !== 0;
       m.backends.set(index, {
         index,
         serviceId: b.service,
@@ -523,14 +522,15 @@ export class XdpDataplane implements Dataplane {
         ...(nat
           ? {
               nat: L.natText({
-                port: nat.port,
-                smac: L.macString(nat.smac),
-                mtu: nat.mtu,
+                // Decoded entries have every field (only writers may omit the nat_ ones).
+                port: b.nat_port ?? 0,
+                smac: L.macString(b.nat_smac ?? Buffer.alloc(6)),
+                mtu: b.nat_mtu ?? 0,
                 ifindex: b.ifindex,
-                csum_l3: nat.csum_l3,
-                csum_l4: nat.csum_l4,
+                csum_l3: b.nat_csum_l3 ?? 0,
+                csum_l4: b.nat_csum_l4 ?? 0,
               }),
-              natPort: nat.port,
+              natPort: b.nat_port ?? 0,
             }
           : {}),
       });
@@ -592,9 +592,7 @@ export class XdpDataplane implements Dataplane {
       const tunWrites = p.backendWrites.filter((b) => b.tunnel);
       if (tunWrites.length)
         this.maps.tun.updateBatch(tunWrites.map((b) => [b.index, L.tunnelEntry(b.address, b.tunnel!)] as const));
-      // NAT entries likewise; a new entry's Out counters start at zero.
-      const natWrites = p.backendWrites.filter((b) => b.nat);
-      if (natWrites.length) this.maps.nat.updateBatch(natWrites.map((b) => [b.index, L.natEntry(b.nat!)] as const));
+      // A NAT backend's fields are in its backend entry (one write); a new entry's Out counters start at zero.
       if (p.resetBackendStats.length)
         this.maps.nbst.updateBatch(p.resetBackendStats.map((r) => [r, L.zeroNatStats()] as const));
       // Backends that may take new flows before the rings that name them; backends that stop
@@ -614,6 +612,7 @@ export class XdpDataplane implements Dataplane {
                     ifindex: b.nat?.ifindex ?? 0,
                     service: b.serviceId,
                     addr: L.addr16(b.address),
+                    ...L.natEntry(b.nat),
                   },
                 ] as const,
             ),

@@ -55,8 +55,7 @@ export interface Maps {
   best: XdMap<'best'>;
   rsnst: XdMap<'rsnst'>;
   tun: XdMap<'tun'>;
-  /** NAT (bpf/nat.h): per-backend port, reverse tables, source-port bits, Out counters, redirect devmap. */
-  nat: XdMap<'nat'>;
+  /** NAT (bpf/nat.h): reverse tables, source-port bits, Out counters, redirect devmap (a backend's own NAT fields are in its xd_be_v2 entry). */
   nrev4: XdMap<'nrev4'>;
   nrev6: XdMap<'nrev6'>;
   nport: XdMap<'nport'>;
@@ -90,7 +89,6 @@ export function openMaps(obj: BpfObject): Maps {
     meta: xdMap(obj, 'meta'),
     ring,
     ringFd: ring.fd,
-    nat: xdMap(obj, 'nat'),
     nrev4: xdMap(obj, 'nrev4'),
     nrev6: xdMap(obj, 'nrev6'),
     nport: xdMap(obj, 'nport'),
@@ -237,7 +235,7 @@ export function floodAlert(
 }
 
 /**
- * What a NAT backend's xd_nat_v1 entry holds: its address and port, the service's VIP and port it
+ * What a NAT backend's entry (its nat_ fields in xd_be_v2) is made of: its address and port, the service's VIP and port it
  * is reached by (for the checksum differences), the director's MAC on its egress interface, the
  * path MTU (0: no check).
  */
@@ -283,8 +281,19 @@ export function natCsums(n: Pick<NatSpec, 'address' | 'port' | 'vip' | 'vport'>)
   return { csum_l3: v4 ? l3 : 0, csum_l4: fold16(l3 + csumDifference(port16(n.vport), port16(n.port))) };
 }
 
-export function natEntry(n: NatSpec): G.XdNat {
-  return { smac: macBytes(n.smac), port: n.port, mtu: Math.min(n.mtu, 65535), ...natCsums(n) };
+/** The NAT fields of a backend entry (xd_be_v2); none (encoded as zero) for a backend that is not NAT. */
+export type NatFields = Pick<G.XdBackend, 'nat_smac' | 'nat_port' | 'nat_mtu' | 'nat_csum_l3' | 'nat_csum_l4'>;
+
+export function natEntry(n: NatSpec | undefined): NatFields {
+  if (!n) return {};
+  const c = natCsums(n);
+  return {
+    nat_smac: macBytes(n.smac),
+    nat_port: n.port,
+    nat_mtu: Math.min(n.mtu, 65535),
+    nat_csum_l3: c.csum_l3,
+    nat_csum_l4: c.csum_l4,
+  };
 }
 
 /** What natText() compares: an entry as written (a NatSpec) or as read back (the map, csums included). */

@@ -123,7 +123,12 @@ test("the NAT entry's checksum differences turn a checksum over VIP:vport into t
   ] as const) {
     const v4 = !vip.includes(':');
     const n = { vip, vport: 3307, address, port: 3306 };
-    const { csum_l3, csum_l4 } = natEntry({ ...n, smac: EGRESS.smac, mtu: 1500, ifindex: 7 });
+    const { nat_csum_l3: csum_l3 = 0, nat_csum_l4: csum_l4 = 0 } = natEntry({
+      ...n,
+      smac: EGRESS.smac,
+      mtu: 1500,
+      ifindex: 7,
+    });
     // Some bytes around the address and the port, as a header and pseudo-header hold them.
     const bytes = (a: string, port: number): Buffer => {
       const ab = addr16(a).subarray(0, v4 ? 4 : 16);
