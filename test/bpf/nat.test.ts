@@ -1,5 +1,5 @@
 // NAT forwarding fixtures: the compiled XDP program (dist/bpf/xdirector.bpf.o) run through
-// BPF_PROG_TEST_RUN with a NAT backend (XD_BE_F_NAT + an xd_nat_v1 entry). Every expected frame
+// BPF_PROG_TEST_RUN with a NAT backend (XD_BE_F_NAT + the nat_ fields of its backend entry). Every expected frame
 // is built independently with test/lib/packet.ts, whose checksums are computed from scratch:
 // byte equality proves the program's incremental checksum updates. The out direction needs a
 // route (bpf_fib_lookup) that a test run here does not have: what is checked is that it leaves

@@ -65,7 +65,7 @@ export interface ModelBackend {
   generation: number;
   /** tunnelText() of its xd_tun_v1 entry ('' for DR). */
   tunnel?: string;
-  /** natText() of its xd_nat_v1 entry and egress ('' unless NAT). */
+  /** natText() of its NAT fields (in its xd_be_v2 entry) and egress ('' unless NAT). */
   nat?: string;
   /** A NAT backend's own port (NAT lets one address serve a service on several ports). */
   natPort?: number;
@@ -270,7 +270,7 @@ function ownerKey(serviceId: number, address: string, natPort: number | undefine
   return natPort === undefined ? `${serviceId}/${address}` : `${serviceId}/${address}/${natPort}`;
 }
 
-/** A NAT backend's xd_nat_v1 entry: its port, the egress side, its path MTU (else the egress interface's). */
+/** A NAT backend's NAT fields (in its xd_be_v2 entry): its port, the egress side, its path MTU (else the egress interface's). */
 function natSpecOf(
   s: DesiredService,
   b: DesiredService['backends'][number],

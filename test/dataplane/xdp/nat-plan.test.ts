@@ -1,4 +1,4 @@
-// The XDP plan for NAT backends (the NAT flag, the xd_nat_v1 entry written with the backend,
+// The XDP plan for NAT backends (the NAT flag, the NAT fields written in the backend entry,
 // one index per address and port) and the alert for a NAT backend whose replies bypass the
 // director. Pure: no kernel.
 import { test } from 'node:test';
