@@ -211,18 +211,28 @@ static __noinline void nat_rev_upsert(struct xdp_md *ctx, const struct xd_flow_k
 
 /* ---- in: client -> VIP:vport  =>  client -> backend:bport ------------- */
 
-/* A rewritten frame out, both directions: its MACs, then XDP_TX back out of
- * the receiving interface (ifindex 0 or the receiving one), else the devmap
- * (the egress interface must be in it: XDP_ABORTED otherwise, which the
- * reason counters show; the out direction checks before rewriting). */
-static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, const __u8 *smac,
-				    const __u8 *dmac, __u32 ifindex)
+/* A rewritten frame out, both directions: XDP_TX back out of the receiving
+ * interface (ifindex 0 or the receiving one), else the devmap (the egress
+ * interface must be in it: XDP_ABORTED otherwise, which the reason counters
+ * show; the out direction checks before rewriting). The caller set the MACs. */
+static __always_inline int nat_send(struct xdp_md *ctx, __u32 ifindex)
 {
-	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
-	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	if (ifindex != 0 && ifindex != ctx->ingress_ifindex)
 		return bpf_redirect_map(&xd_tx_v1, ifindex, 0);
 	return XDP_TX;
+}
+
+/* The frame's MACs from a map value (a backend entry, a reply cache slot):
+ * 4 + 2 byte moves where memcpy() into the packed ethhdr copies byte by byte.
+ * Unaligned packet and map value accesses are allowed where the architecture
+ * has efficient unaligned access, as fast_hit()'s MAC compare relies on
+ * (not stack ones: a bpf_fib_lookup() result is copied). */
+static __always_inline void nat_set_macs(struct ethhdr *eth, const __u8 *smac, const __u8 *dmac)
+{
+	*(__u32 *)eth->h_dest = *(const __u32 *)dmac;
+	*(__u16 *)(eth->h_dest + 4) = *(const __u16 *)(dmac + 4);
+	*(__u32 *)eth->h_source = *(const __u32 *)smac;
+	*(__u16 *)(eth->h_source + 4) = *(const __u16 *)(smac + 4);
 }
 
 /* The frame out to the backend: its next hop's MAC from the director's MAC
@@ -230,7 +240,8 @@ static __always_inline int nat_send(struct xdp_md *ctx, struct ethhdr *eth, cons
 static __always_inline int nat_send_in(struct xdp_md *ctx, struct ethhdr *eth,
 				       const struct xd_backend *be)
 {
-	return nat_send(ctx, eth, be->nat_smac, be->mac, be->ifindex);
+	nat_set_macs(eth, be->nat_smac, be->mac);
+	return nat_send(ctx, be->ifindex);
 }
 
 /*
@@ -467,7 +478,7 @@ static __always_inline int nat_fast(struct xdp_md *ctx, struct ethhdr *eth,
 	__u8 *l4;
 	__u8 proto;
 
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+	if (*(__be16 *)((__u8 *)eth + 12) == bpf_htons(ETH_P_IP)) { /* h_proto, one load */
 		/* fast_hit() checked the frame holds XD_FAST4_LEN bytes: the
 		 * IPv4 header and 20 L4 bytes. */
 		struct iphdr *iph = (void *)(eth + 1);
@@ -559,7 +570,9 @@ static __always_inline int nat_egress_ok(struct xdp_md *ctx, __u32 ifindex)
 static __always_inline int nat_send_out(struct xdp_md *ctx, struct ethhdr *eth,
 					const struct bpf_fib_lookup *p)
 {
-	return nat_send(ctx, eth, p->smac, p->dmac, p->ifindex);
+	__builtin_memcpy(eth->h_source, p->smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, p->dmac, ETH_ALEN);
+	return nat_send(ctx, p->ifindex);
 }
 
 static __always_inline void nat_count_out(__u32 be_idx, __u64 bytes)
@@ -795,7 +808,8 @@ __noinline int nat_out4(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		iph->ttl--;
 		iph->saddr = c->vip;
 		iph->check = nat_csum_add16(iph->check, c->csum_l3);
-		return nat_send(ctx, eth, c->smac, c->dmac, c->ifindex);
+		nat_set_macs(eth, c->smac, c->dmac);
+		return nat_send(ctx, c->ifindex);
 	}
 	r = bpf_map_lookup_elem(&xd_nrev4_v1, &k);
 	if (!r)
@@ -951,7 +965,8 @@ __noinline int nat_out6(struct xdp_md *ctx, __u32 l2len, __u32 *be_idx)
 		noc_rewrite_l4(p, l4check, l4, c->vport, c->csum_l4);
 		__builtin_memcpy(&ip6h->saddr, c->vip, 16);
 		ip6h->hop_limit--;
-		return nat_send(ctx, eth, c->smac, c->dmac, c->ifindex);
+		nat_set_macs(eth, c->smac, c->dmac);
+		return nat_send(ctx, c->ifindex);
 	}
 	r = bpf_map_lookup_elem(&xd_nrev6_v1, &k);
 	if (!r)
