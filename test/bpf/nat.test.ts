@@ -18,7 +18,6 @@ import {
   xdBackendCodec,
   xdNatRevCodec,
   xdNatOut4CacheCodec,
-  DEFINES,
   xdFlow4KeyCodec,
   xdFlow4CacheCodec,
   xdServiceCodec,
