@@ -1,5 +1,5 @@
 // `xdirector bench` / `npm run bench` entry point:
-//   node dist/scripts/bench/cli.js [--quick] [--out DIR] [--only testrun,pktrate,mysql,maglev,failover]
+//   node dist/scripts/bench/cli.js [--quick] [--out DIR] [--only testrun,pktrate,mysql,maglev,failover,scale]
 // Progress lines go to stderr, the markdown summary to stdout, files to DIR.
 import { XdError } from '../../src/errors';
 import { createLogger } from '../../src/log';
@@ -16,6 +16,8 @@ Benchmarks the director against the alternatives on this machine, in one run:
   mysql     MySQL connections/s and queries/s: XDP VIP, direct, HAProxy TCP mode
   maglev    table build time, balance, disruption
   failover  health-detection times (VRRP failover: not available in this suite)
+  scale     the packet path at scale, against the no-op in one run: 1M and 4096 flows, a spoofed-SYN
+            flood with established flows inside, tunnel vs DR, the SYN test run, memory per flow
 
   --quick          a short smoke run (seconds per section; numbers are noisy)
   --out DIR        where to write <timestamp>.json/.md/*.svg (default bench-results)

@@ -21,6 +21,7 @@ import { backendKey } from '../../src/net/inet';
 import { XdpDataplane, instancePinDir } from '../../src/dataplane/xdp/dataplane';
 import type { DesiredState } from '../../src/state/types';
 import { execFileSync } from 'node:child_process';
+import { DEFAULT_EMBRYONIC_TABLE_SIZE, DEFAULT_TAKEOVER_TABLE_SIZE } from '../../src/defaults';
 import { ToolError, toolWrap } from '../errors';
 
 /** Path of a compiled program: the product's dist/bpf/xdirector.bpf.o, a tool's dist/bpf/tools/<name>.bpf.o. */
@@ -164,6 +165,111 @@ export interface GeneratorOptions {
   ifindex: number;
   /** AF_PACKET generator: the flow it sends first (default 0), then on in order, wrapping. */
   firstFlow?: number;
+  /** AF_PACKET generator: send a SYN flood with established flows in it instead (buildFloodFrames); `frame` is the SYN. */
+  flood?: FloodSpec;
+}
+
+/**
+ * A spoofed-SYN flood with established flows inside it (buildFloodFrames): `every`-th frame is an
+ * established ACK (flow j of 0..established-1, made as buildFlowFrames makes flows from `ack`), the
+ * others SYNs (the generator's `frame`) each from its own random source address in
+ * 198.18.0.0/15 (RFC 2544's benchmarking range) and random source port, from a seeded generator.
+ */
+export interface FloodSpec {
+  /** The established flows' ACK: same length and offsets as the SYN. */
+  ack: Buffer;
+  /** Established flows in the stream (flow i as in buildFlowFrames: port basePort + i % ports, then the address word). */
+  established: number;
+  /** One frame in `every` is established (2 or more); the stream's length is a multiple of it. */
+  every: number;
+  /** Distinct spoofed SYNs at least (rounded up to whole periods of `every`). */
+  syns: number;
+  /** Seed of the random sources (the same seed, the same flood). */
+  seed: number;
+}
+
+/** The shape of a flood stream: frames in all, and of those SYNs and established ACKs. */
+export function floodShape(f: Pick<FloodSpec, 'every' | 'syns'>): {
+  frames: number;
+  syns: number;
+  established: number;
+} {
+  const periods = Math.ceil(f.syns / (f.every - 1));
+  return { frames: periods * f.every, syns: periods * (f.every - 1), established: periods };
+}
+
+/** Why a flood spec cannot be built, or null. */
+export function floodProblem(f: FloodSpec, syn: Buffer): string | null {
+  if (!Number.isInteger(f.every) || f.every < 2) return `flood: every must be an integer of 2 or more, got ${f.every}`;
+  if (!Number.isInteger(f.syns) || f.syns < 1) return `flood: syns must be a positive integer, got ${f.syns}`;
+  if (!Number.isInteger(f.established) || f.established < 1)
+    return `flood: established must be a positive integer, got ${f.established}`;
+  if (f.ack.length !== syn.length)
+    return `flood: the ACK frame has ${f.ack.length} bytes and the SYN ${syn.length}: they must match`;
+  return null;
+}
+
+/**
+ * The frames of a flood stream back to back (FloodSpec): frame j is established flow
+ * (j / every) mod established when j % every is 0, else a SYN from a random source. Checksums
+ * (IPv4 header and TCP, whose pseudo-header holds the address) fixed incrementally (RFC 1624).
+ * IPv4 only: the source address is rewritten whole at saddrOff - 2.
+ */
+export function buildFloodFrames(
+  syn: Buffer,
+  o: Pick<GeneratorOptions, 'sportOff' | 'csumOff' | 'basePort' | 'saddrOff' | 'ipCsumOff'> & { flood: FloodSpec },
+): Buffer {
+  const f = o.flood;
+  const why = floodProblem(f, syn);
+  if (why) throw new ToolError('XD_ERR_BENCH', `generator: ${why}`);
+  if (o.saddrOff === undefined || o.ipCsumOff === undefined)
+    throw new ToolError('XD_ERR_BENCH', 'generator: a flood needs an IPv4 frame (saddrOff and ipCsumOff)');
+  const len = syn.length;
+  const shape = floodShape(f);
+  const ports = Math.min(f.established, 65536 - o.basePort);
+  const est = buildFlowFrames(f.ack, { ...o, flows: f.established, ports });
+  const out = Buffer.allocUnsafe(len * shape.frames);
+  const fold = (s: number): number => {
+    s = (s & 0xffff) + (s >>> 16);
+    return (s & 0xffff) + (s >>> 16);
+  };
+  const replace = (check: number, old: number, now: number): number =>
+    ~fold((~check & 0xffff) + (~old & 0xffff) + now) & 0xffff;
+  const hiOff = o.saddrOff - 2;
+  const hi0 = syn.readUInt16BE(hiOff);
+  const lo0 = syn.readUInt16BE(o.saddrOff);
+  const port0 = syn.readUInt16BE(o.sportOff);
+  const csum0 = syn.readUInt16BE(o.csumOff);
+  const ipc0 = syn.readUInt16BE(o.ipCsumOff);
+  // xorshift32: cheap, seeded, and the same flood for the same seed.
+  let x = f.seed >>> 0 || 0x9e3779b9;
+  const next = (): number => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+  for (let j = 0; j < shape.frames; j++) {
+    const at = j * len;
+    if (j % f.every === 0) {
+      const i = (j / f.every) % f.established;
+      est.copy(out, at, i * len, (i + 1) * len);
+      continue;
+    }
+    syn.copy(out, at);
+    const r = next();
+    const hi = 0xc612 | ((r >>> 31) & 1); // 198.18 or 198.19
+    const lo = r & 0xffff;
+    const port = 1024 + ((r >>> 16) & 0x7fff); // 1024..33791
+    out.writeUInt16BE(hi, at + hiOff);
+    out.writeUInt16BE(lo, at + o.saddrOff);
+    out.writeUInt16BE(port, at + o.sportOff);
+    out.writeUInt16BE(replace(replace(ipc0, hi0, hi), lo0, lo), at + o.ipCsumOff);
+    out.writeUInt16BE(replace(replace(replace(csum0, hi0, hi), lo0, lo), port0, port), at + o.csumOff);
+  }
+  return out;
 }
 
 /** Why the generator cannot make `flows` distinct flows with these settings, or null. */
@@ -292,7 +398,7 @@ export function openPacketGenerator(o: GeneratorOptions): Generator {
     throw new ToolError('XD_ERR_BENCH', `generator: firstFlow must be 0..${o.flows - 1}, got ${first}`);
   // The frames from flow `first` on, wrapping: the ring sends them in this order.
   const frames = (f: Buffer): Buffer => {
-    const all = buildFlowFrames(f, o);
+    const all = o.flood ? buildFloodFrames(f, { ...o, flood: o.flood }) : buildFlowFrames(f, o);
     return first === 0 ? all : Buffer.concat([all.subarray(first * f.length), all.subarray(0, first * f.length)]);
   };
   const Ctor = getNative().PacketTx;
@@ -311,6 +417,8 @@ export function openPacketGenerator(o: GeneratorOptions): Generator {
           `generator template of ${f.length} bytes: the generator was opened for ${o.frame.length}`,
         );
       if (f.equals(frame)) return;
+      if (o.flood)
+        throw new ToolError('XD_ERR_BENCH', 'generator: a flood stream keeps its frames (no template change)');
       tx.setFrames(frames(f), f.length);
       frame = f;
     },
@@ -434,7 +542,7 @@ export interface BenchDirector extends PinnedProg {
   flowEntries(): Promise<number>;
   /**
    * NAT out: the reverse entry of the IPv4 client:cport's NAT flow marked routed, now, out of the
-   * test run's ingress (loopback, XDP_TX) with `mac` on both sides, as the out path leaves it after
+   * test run's ingress (this namespace's loopback, its ifindex looked up, XDP_TX) with `mac` on both sides, as the out path leaves it after
    * its bpf_fib_lookup(): a test run has no route to the client, and a routed flow's replies reuse
    * that route for XD_NAT_ROUTE_NS (1 s; call again before each round). Returns the backend address
    * the replies come from, or undefined when the flow has no reverse entry.
@@ -455,6 +563,9 @@ export interface DirectorLimits {
    * new flow every time (the bench measures the new-flow path, not the flood protection).
    */
   synReuseIdleMs: number;
+  /** Embryonic and takeover/probation table sizes (default: `flows`, so no warm-up flow is pushed out). */
+  embryonic?: number;
+  takeover?: number;
 }
 
 /** Small maps: the benchmarks configure at most a few services; room for 1M flows (2^20 entries, above the 1,000,000 flows of the largest cell). */
@@ -472,6 +583,16 @@ export const BENCH_DIRECTOR_LIMITS: DirectorLimits = {
  * table (XD_PROVE_NS in bpf/flow.h), with a margin: warm-ups wait this long before the
  * pass that proves their flows.
  */
+/**
+ * The SYN-flood director: the bench's flow table, but the product's default embryonic and
+ * takeover/probation tables (sized for floods), which a spoofed SYN enters and cycles through.
+ */
+export const FLOOD_DIRECTOR_LIMITS: DirectorLimits = {
+  ...BENCH_DIRECTOR_LIMITS,
+  embryonic: DEFAULT_EMBRYONIC_TABLE_SIZE,
+  takeover: DEFAULT_TAKEOVER_TABLE_SIZE,
+};
+
 export const PROVE_WAIT_MS = 1050;
 
 let placeholderSeq = 0;
@@ -537,8 +658,8 @@ export async function loadDirector(o: {
       newFlowRate: lim.newFlowRate,
       // Every warm-up flow must get through the embryonic and probation tables to the flow table:
       // they are as large as the flow table here (the product sizes them for floods, not for this).
-      embryonicTableSize: lim.flows,
-      takeoverTableSize: lim.flows,
+      embryonicTableSize: lim.embryonic ?? lim.flows,
+      takeoverTableSize: lim.takeover ?? lim.flows,
       synReuseIdleMs: lim.synReuseIdleMs,
       log: o.log.child({ component: 'bench-director' }),
     });
@@ -606,7 +727,8 @@ export async function loadDirector(o: {
           // rewrites an entry not refreshed for a second, and that one has no route yet.
           m.update(k, {
             ...v,
-            ifindex: 1,
+            // The test run's ingress: the loopback of the namespace the test run is made from (this one).
+            ifindex: getNative().ifNameToIndex('lo'),
             route_ns: now,
             last_seen_ns: now,
             self_mac: parseMac(mac),

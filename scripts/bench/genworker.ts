@@ -9,7 +9,8 @@
 //   → {"op":"init","kind":"live-frames"|"af-packet","ifname":"eth0","frame":"<hex>","sportOff":34,"csumOff":50,"flows":4096,"basePort":10000}
 //     (optional "ports", "saddrOff", "ipCsumOff": more flows than ports, see GeneratorOptions;
 //     "firstFlow" (af-packet): the flow this process sends first, so that several processes
-//     splitting a run between them cover every flow)
+//     splitting a run between them cover every flow; "flood" (af-packet): a spoofed-SYN flood with
+//     established flows in it, its "ack" in hex, see FloodSpec)
 //   ← {"ok":true,"ifindex":2}
 //   → {"op":"template","frame":"<hex>"}            (same length and offsets)
 //   ← {"ok":true}
@@ -25,6 +26,7 @@ import { getNative } from '../../src/bpf/native';
 import {
   openGenerator,
   openPacketGenerator,
+  type FloodSpec,
   type Generator,
   type GeneratorKind,
   type GeneratorOptions,
@@ -33,8 +35,8 @@ import {
 /** The generator's options as JSON: the frame in hex, the interface by name (ifindex is this namespace's). */
 type InitMsg = { op: 'init'; kind: GeneratorKind; ifname: string; frame: string } & Omit<
   GeneratorOptions,
-  'frame' | 'ifindex'
->;
+  'frame' | 'ifindex' | 'flood'
+> & { flood?: Omit<FloodSpec, 'ack'> & { ack: string } };
 interface TemplateMsg {
   op: 'template';
   frame: string;
@@ -61,8 +63,14 @@ async function main(): Promise<void> {
       const m = JSON.parse(line) as Msg;
       if (m.op === 'init') {
         const ifindex = getNative().ifNameToIndex(m.ifname);
-        const { op: _op, kind, ifname: _ifname, frame, ...opts } = m;
-        const go = { ...opts, frame: Buffer.from(frame, 'hex'), ifindex };
+        const { op: _op, kind, ifname: _ifname, frame, flood, ...opts } = m;
+        const go = {
+          ...opts,
+          frame: Buffer.from(frame, 'hex'),
+          ifindex,
+          ...(flood ? { flood: { ...flood, ack: Buffer.from(flood.ack, 'hex') } } : {}),
+        };
+        if (go.flood && kind !== 'af-packet') throw new Error('a flood stream needs the af-packet generator');
         if (kind === 'live-frames') gen = await openGenerator(go);
         else if (kind === 'af-packet') gen = openPacketGenerator(go);
         else throw new Error(`unknown generator kind ${JSON.stringify(kind)}`);

@@ -16,6 +16,7 @@ import { MAGLEV_FULL, MAGLEV_QUICK, runMaglevBench } from './maglev';
 import { MYSQL_FULL, MYSQL_QUICK, runMysqlBench, which } from './mysql';
 import { PKTRATE_FULL, PKTRATE_QUICK, runPktRate } from './pktrate';
 import { writeReport } from './report';
+import { SCALE_FULL, SCALE_QUICK, runScaleBench } from './scale';
 import { TESTRUN_FULL, TESTRUN_QUICK, runTestRunBench } from './testrun';
 import {
   SECTION_NAMES,
@@ -197,6 +198,16 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
           log,
           progress,
         );
+  }
+  if (only.includes('scale')) {
+    s.scale =
+      kernelSkip ??
+      (await section(
+        'scale',
+        () => runScaleBench({ prefix, ...(quick ? SCALE_QUICK : SCALE_FULL), log, progress }),
+        log,
+        progress,
+      ));
   }
   result.finishedAt = new Date().toISOString();
   if (!opts.noWrite) await writeReport(result, opts.outDir ?? 'bench-results');

@@ -48,7 +48,10 @@ import { runIn, waitChildExit, sleep } from '../lab/exec';
 import type { Logger } from '../../src/log';
 import {
   BENCH_DIRECTOR_LIMITS,
+  FLOOD_DIRECTOR_LIMITS,
   PROVE_WAIT_MS,
+  floodProblem,
+  floodShape,
   generatorProblem,
   loadCounter,
   loadDirector,
@@ -83,6 +86,7 @@ import type {
   PktScenarioName,
 } from './types';
 import { ToolError } from '../errors';
+import { enableBpfStats } from './bpfstats';
 
 export interface PktRateOptions {
   prefix: string;
@@ -104,6 +108,11 @@ export interface PktRateOptions {
   generator?: GeneratorKind;
   /** AF_PACKET generator: processes per flow count, each pinned to its own CPU (default GEN_PROCS; live frames: always 1). */
   genProcs?: number;
+  /**
+   * The syn-flood cells' stream (isolated path): `syns` spoofed SYNs from random sources with the
+   * base flow count's established flows inside it, one frame in `every` (default FLOOD_DEFAULT).
+   */
+  flood?: { syns: number; every: number };
   log: Logger;
   progress?: (msg: string) => void;
 }
@@ -136,9 +145,20 @@ const ALL_MODES: PktMode[] = [
   'kernel-forward',
   'ipvs',
 ];
+/** The flood stream unless the caller sizes it: a million spoofed SYNs, one established frame in 8. */
+export const FLOOD_DEFAULT = { syns: 1_000_000, every: 8 };
+/** Seed of the flood's random sources: the same flood every run. */
+const FLOOD_SEED = 26;
+const FLOOD_MODES: ReadonlySet<PktMode> = new Set(['syn-flood', 'xdp-tx-noop-flood']);
 const ALL_SCENARIOS: PktScenarioName[] = ['dr-bridge', 'isolated'];
 /** Director modes: the ones whose verdict reasons and flow table are read. */
-const DIRECTOR_MODES: ReadonlySet<PktMode> = new Set(['xdp-native', 'xdp-generic', 'tunnel-ipip', 'tunnel-gue']);
+const DIRECTOR_MODES: ReadonlySet<PktMode> = new Set([
+  'xdp-native',
+  'xdp-generic',
+  'tunnel-ipip',
+  'tunnel-gue',
+  'syn-flood',
+]);
 /** Modes each path runs, and at which flow counts ('matrix': every flow count; 'base': the base count only). */
 const PATH_MODES: Record<PktScenarioName, [PktMode, 'matrix' | 'base'][]> = {
   'dr-bridge': [
@@ -157,6 +177,8 @@ const PATH_MODES: Record<PktScenarioName, [PktMode, 'matrix' | 'base'][]> = {
     ['tunnel-gue', 'base'],
     ['kernel-forward', 'base'],
     ['ipvs', 'base'],
+    ['syn-flood', 'base'],
+    ['xdp-tx-noop-flood', 'base'],
   ],
 };
 const SCENARIO_DESCRIPTIONS: Record<PktScenarioName, string> = {
@@ -185,6 +207,9 @@ const DESCRIPTIONS: Record<PktScenarioName, Partial<Record<PktMode, string>>> = 
     'kernel-forward':
       'XDP_PASS + kernel IPv4 forwarding back out of eth0 (route for the VIP via the generator, static neighbour)',
     ipvs: 'IPVS direct routing (mh scheduler)',
+    'syn-flood':
+      'xdirector, native, DR, its own director (the product default embryonic and takeover table sizes): a spoofed-SYN flood from random sources with the base count of established flows inside it',
+    'xdp-tx-noop-flood': 'no-op XDP_TX (MAC rewrite only), native, on the same flood stream: the ceiling of the flood',
   },
 };
 const BASE_PORT = 10000;
@@ -374,8 +399,12 @@ interface Path {
   frameBytes: number;
   syn: Buffer;
   ack: Buffer;
-  /** The generator of each flow count the path's cells use. */
-  gens: Map<number, GenGroup>;
+  /** The generator of each flow count the path's cells use, and the flood stream's (genKey). */
+  gens: Map<string, GenGroup>;
+  /** Frames per period of the flood stream (one established ACK each), when the path has one. */
+  floodEvery?: number;
+  /** Flow-table entries of the flood director after its warm-up. */
+  floodEntriesBefore?: number;
   /** The program a cell attaches to the director's eth0 (its bpf_stats are read around each run). */
   progFd(cell: PktCell): number | undefined;
   /** The xdirector a cell runs (undefined for the no-op and kernel cells). */
@@ -404,7 +433,13 @@ function directorKey(cell: Pick<PktCell, 'mode' | 'flows'>): string | undefined 
   if (cell.mode === 'xdp-native' || cell.mode === 'xdp-generic') return `dr:${cell.flows}`;
   if (cell.mode === 'tunnel-ipip') return 'ipip';
   if (cell.mode === 'tunnel-gue') return 'gue';
+  if (cell.mode === 'syn-flood') return 'flood';
   return undefined;
+}
+
+/** The generator a cell sends with: the flood stream's own, else the one of its flow count. */
+function genKey(cell: Pick<PktCell, 'mode' | 'flows'>): string {
+  return FLOOD_MODES.has(cell.mode) ? 'flood' : String(cell.flows);
 }
 
 /** Attach the program a cell runs to the director's eth0 (pinned programs of this run). */
@@ -414,10 +449,12 @@ function attachCell(ns: string, cell: PktCell, p: PathProgs): Promise<void> {
     case 'xdp-native':
     case 'tunnel-ipip':
     case 'tunnel-gue':
+    case 'syn-flood':
       return xdpAttachPinned(ns, 'eth0', 'native', p.directors.get(key!)!.pinPath);
     case 'xdp-generic':
       return xdpAttachPinned(ns, 'eth0', 'generic', p.directors.get(key!)!.pinPath);
     case 'xdp-tx-noop':
+    case 'xdp-tx-noop-flood':
       return xdpAttachPinned(ns, 'eth0', 'native', p.noop!.pinPath);
     case 'xdp-tx-noop-generic':
       return xdpAttachPinned(ns, 'eth0', 'generic', p.noop!.pinPath);
@@ -460,13 +497,20 @@ async function loadPathProgs(
   for (const c of cells) {
     const key = directorKey(c);
     if (key === undefined || p.directors.has(key)) continue;
-    const director = await loadDirector({ pinDir: path.join(pinDir, key.replace(':', '-')), log, mac: d.mac });
+    const director = await loadDirector({
+      pinDir: path.join(pinDir, key.replace(':', '-')),
+      log,
+      mac: d.mac,
+      ...(key === 'flood' ? { limits: FLOOD_DIRECTOR_LIMITS } : {}),
+    });
     own.progs.push(director);
     const encap = c.mode === 'tunnel-ipip' ? 'ipip' : c.mode === 'tunnel-gue' ? 'gue' : undefined;
     await director.setService(d.service(encap ? { encap, source: d.tunnelSource } : undefined));
     p.directors.set(key, director);
   }
-  if (cells.some((c) => c.mode === 'xdp-tx-noop' || c.mode === 'xdp-tx-noop-generic')) {
+  if (
+    cells.some((c) => c.mode === 'xdp-tx-noop' || c.mode === 'xdp-tx-noop-generic' || c.mode === 'xdp-tx-noop-flood')
+  ) {
     p.noop = await loadNoopTx({ pinDir, mac: d.noopMac });
     own.progs.push(p.noop);
   }
@@ -502,11 +546,19 @@ async function finishPath(
     });
   const syn = frameOf(TCP_SYN);
   const ack = frameOf(TCP_ACK);
-  const gens = new Map<number, GenGroup>();
+  const gens = new Map<string, GenGroup>();
+  // A flood cell's director is warmed up by the generator of its flow count: started for it too.
   for (const flows of new Set(scenario.cells.map((c) => c.flows))) {
     const gen = await startGen(g.ns, syn, flows, gk);
     own.gens.push(gen);
-    gens.set(flows, gen);
+    gens.set(String(flows), gen);
+  }
+  const flood = o.flood ?? FLOOD_DEFAULT;
+  const floodCells = scenario.cells.filter((c) => FLOOD_MODES.has(c.mode));
+  if (floodCells.length) {
+    const gen = await startFloodGen(g.ns, syn, ack, floodCells[0]!.flows, flood);
+    own.gens.push(gen);
+    gens.set('flood', gen);
   }
   return {
     scenario,
@@ -514,6 +566,7 @@ async function finishPath(
     syn: syn.bytes,
     ack: ack.bytes,
     gens,
+    ...(floodCells.length ? { floodEvery: flood.every } : {}),
     director: (cell) => {
       const key = directorKey(cell);
       return key === undefined ? undefined : progs.directors.get(key);
@@ -521,7 +574,8 @@ async function finishPath(
     progFd: (cell) => {
       const key = directorKey(cell);
       if (key !== undefined) return progs.directors.get(key)?.fd;
-      if (cell.mode === 'xdp-tx-noop' || cell.mode === 'xdp-tx-noop-generic') return progs.noop?.fd;
+      if (cell.mode === 'xdp-tx-noop' || cell.mode === 'xdp-tx-noop-generic' || cell.mode === 'xdp-tx-noop-flood')
+        return progs.noop?.fd;
       if (cell.mode === 'kernel-forward') return progs.dirPass.fd;
       return undefined;
     },
@@ -557,6 +611,43 @@ async function startGen(ns: string, syn: Frame, flows: number, gk: GenChoice): P
         }),
       ),
     );
+  } catch (err) {
+    await group.stop();
+    throw err;
+  }
+  return group;
+}
+
+/**
+ * The flood stream's generator (always the AF_PACKET ring, one process: the stream is built in
+ * user space, and one process keeps the established frames' share of each round exact).
+ */
+async function startFloodGen(
+  ns: string,
+  syn: Frame,
+  ack: Frame,
+  established: number,
+  f: { syns: number; every: number },
+): Promise<GenGroup> {
+  const spec = { ack: ack.bytes, established, every: f.every, syns: f.syns, seed: FLOOD_SEED };
+  const why = floodProblem(spec, syn.bytes);
+  if (why) throw new ToolError('XD_ERR_BENCH', why);
+  const group = new GenGroup([GenClient.start(ns, GEN_CPUS[0])]);
+  try {
+    await group.procs[0]!.call({
+      op: 'init',
+      kind: 'af-packet',
+      ifname: 'eth0',
+      frame: syn.bytes.toString('hex'),
+      sportOff: syn.sportOff,
+      csumOff: syn.csumOff,
+      flows: established,
+      basePort: BASE_PORT,
+      ports: Math.min(established, MAX_PORTS),
+      saddrOff: syn.saddrOff,
+      ipCsumOff: syn.ipCsumOff,
+      flood: { ...spec, ack: ack.bytes.toString('hex') },
+    });
   } catch (err) {
     await group.stop();
     throw err;
@@ -693,7 +784,10 @@ function newScenario(name: PktScenarioName, receivers: number, cells: PktCell[])
 
 async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<BenchDirector>): Promise<PktRound> {
   const delivered = (): bigint => p.counts().reduce((a, b) => a + b.packets, 0n);
-  const gen = p.gens.get(m.flows)!;
+  const isFlood = FLOOD_MODES.has(m.mode);
+  const gen = p.gens.get(genKey(m))!;
+  // The warm-up's handshakes come from the flow count's generator (a flood cell's established flows are those).
+  const warmGen = p.gens.get(String(m.flows))!;
   const director = p.director(m);
   await p.attach(m);
   // Warm-up, once per director (its flows stay in the table for the later rounds): one handshake
@@ -704,28 +798,32 @@ async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<
   // full veth ring on a loaded machine) leaves its flow out, so each ACK pass repeats until one
   // arrives whole (at most 3). The ACK template stays for the no-op and kernel cells too.
   if (director && !warmed.has(director)) {
-    await gen.template(p.syn);
-    await gen.run(m.flows, o.batch);
+    await warmGen.template(p.syn);
+    await warmGen.run(m.flows, o.batch);
     await settle(delivered);
-    await gen.template(p.ack);
+    await warmGen.template(p.ack);
     for (const wait of [0, PROVE_WAIT_MS]) {
       await sleep(wait);
       for (let pass = 0; pass < 3; pass++) {
         const start = await settle(delivered);
-        await gen.run(m.flows, o.batch);
+        await warmGen.run(m.flows, o.batch);
         if ((await settle(delivered)) - start >= BigInt(m.flows)) break;
       }
     }
     warmed.add(director);
-  } else {
+    if (isFlood) p.floodEntriesBefore = await director.flowEntries();
+  } else if (!isFlood) {
     await gen.template(p.ack);
   }
+  // A flood round is whole periods of the stream: exactly packets / every established frames in it.
+  const every = p.floodEvery ?? 1;
+  const packets = isFlood ? Math.ceil(o.packets / every) * every : o.packets;
   const progFd = p.progFd(m);
   const before = p.counts();
   const reasonsBefore = director?.reasons() ?? {};
   const softBefore = ksoftirqdSeconds();
   const statsBefore = progFd === undefined ? undefined : getNative().progInfo(progFd);
-  const g = await gen.run(o.packets, o.batch);
+  const g = await gen.run(packets, o.batch);
   await settle(delivered);
   const statsAfter = progFd === undefined ? undefined : getNative().progInfo(progFd);
   const now = p.counts();
@@ -777,6 +875,7 @@ async function measureRound(p: Path, m: PktCell, o: PktRateOptions, warmed: Set<
     const ns = Number(statsAfter.runTimeNs - statsBefore.runTimeNs);
     if (runs > 0) r.bpfStats = { runs, runTimeNs: ns, nsPerRun: round(ns / runs, 2) };
   }
+  if (isFlood) r.floodEstablished = packets / every;
   return r;
 }
 
@@ -850,6 +949,27 @@ function summarise(sc: PktScenario, o: PktRateOptions): void {
       sc.ceiling.push(row);
     }
   }
+  const fd = cell('syn-flood', o.baseFlows);
+  const fn = cell('xdp-tx-noop-flood', o.baseFlows);
+  if (fd && fn) {
+    const row: CeilingRatio = {
+      flows: o.baseFlows,
+      xdp: 'native',
+      director: med(fd, 'mppsDelivered'),
+      ceiling: med(fn, 'mppsDelivered'),
+      ratio: ratio(med(fd, 'mppsDelivered'), med(fn, 'mppsDelivered')),
+      ratioPerCpu: ratio(med(fd, 'mppsPerCpu'), med(fn, 'mppsPerCpu')),
+      pairedRatio: pairedRatio(fd, fn),
+    };
+    const dn = fd.status === 'ok' ? fd.nsPerPacket?.median : undefined;
+    const nn = fn.status === 'ok' ? fn.nsPerPacket?.median : undefined;
+    if (dn !== undefined) row.directorNs = dn;
+    if (nn !== undefined) row.ceilingNs = nn;
+    if (dn !== undefined && nn !== undefined) row.nsOverCeiling = round(dn - nn, 2);
+    const paired = pairedNsDiff(fd, fn);
+    if (paired !== undefined) row.pairedNsOverCeiling = paired;
+    sc.flood = row;
+  }
   const dr = cell('xdp-native', o.baseFlows);
   const tunnels = (['tunnel-ipip', 'tunnel-gue'] as const)
     .map((m) => cell(m, o.baseFlows))
@@ -867,63 +987,6 @@ function summarise(sc: PktScenario, o: PktRateOptions): void {
       });
     }
   }
-}
-
-const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
-
-/**
- * kernel.bpf_stats_enabled=1 for the section (the kernel then counts run_time_ns and run_cnt of
- * every program), the value before restored by restore(). The sysctl is one global switch that
- * another run on the machine may set and restore meanwhile, so the section also holds a
- * BPF_ENABLE_STATS fd: a reference of its own on the same kernel switch, which keeps the counting
- * on until it is closed whatever the sysctl is set to.
- */
-function enableBpfStats(log: Logger): { enabled: boolean; detail: string; restore(): void } {
-  let before: string;
-  let fd: number;
-  try {
-    before = fs.readFileSync(BPF_STATS_SYSCTL, 'utf8').trim();
-    fs.writeFileSync(BPF_STATS_SYSCTL, '1');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    log.warn({ err }, 'bpf_stats');
-    return {
-      enabled: false,
-      detail: `kernel.bpf_stats_enabled could not be set: ${e.code ?? ''} ${e.message}`,
-      restore: () => undefined,
-    };
-  }
-  const restoreSysctl = (): void => {
-    try {
-      fs.writeFileSync(BPF_STATS_SYSCTL, before);
-    } catch (err) {
-      log.warn({ err }, `restore kernel.bpf_stats_enabled=${before}`);
-    }
-  };
-  try {
-    fd = getNative().enableRunTimeStats();
-  } catch (err) {
-    restoreSysctl();
-    const e = err as NodeJS.ErrnoException;
-    log.warn({ err }, 'bpf_stats');
-    return {
-      enabled: false,
-      detail: `bpf_enable_stats(BPF_STATS_RUN_TIME) failed: ${e.code ?? ''} ${e.message}`,
-      restore: () => undefined,
-    };
-  }
-  return {
-    enabled: true,
-    detail: `kernel.bpf_stats_enabled set to 1 for the section (was ${before}, restored after; a BPF_ENABLE_STATS fd held as well, so another run resetting the sysctl does not stop the counting); ns per packet = Δrun_time_ns / Δrun_cnt of the program attached to the director's eth0 (bpf_prog_info) over each timed run, including the kernel's two clock reads around every run (the same for every program, so the director − no-op difference is the director's own)`,
-    restore() {
-      try {
-        getNative().close(fd);
-      } catch (err) {
-        log.warn({ err }, 'close BPF_ENABLE_STATS fd');
-      }
-      restoreSysctl();
-    },
-  };
 }
 
 export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
@@ -1017,6 +1080,22 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
           );
           if (!entries.has(director)) entries.set(director, await director.flowEntries());
           m.flowTableEntries = entries.get(director);
+        }
+        if (director && m.mode === 'syn-flood') {
+          const f = o.flood ?? FLOOD_DEFAULT;
+          const reasons: Record<string, number> = {};
+          for (const x of m.rounds)
+            for (const [k, v] of Object.entries(x.directorReasons ?? {})) reasons[k] = (reasons[k] ?? 0) + v;
+          m.flood = {
+            syns: floodShape(f).syns,
+            established: m.flows,
+            every: f.every,
+            establishedSent: m.rounds.reduce((s, x) => s + (x.floodEstablished ?? 0), 0),
+            flowHits: reasons.tx_flow_hit ?? 0,
+            reasons,
+            flowEntriesBefore: p.floodEntriesBefore ?? 0,
+            flowEntriesAfter: entries.get(director)!,
+          };
         }
       }
       summarise(p.scenario, o);

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { barChartSvg, lineChartSvg, type Bar } from './svg';
 import { fmt } from './svg';
-import type { BenchResult, MysqlData, PktRateData, SectionOutcome, Spread, TestRunData } from './types';
+import type { BenchResult, MysqlData, PktRateData, ScaleData, SectionOutcome, Spread, TestRunData } from './types';
 
 /** File-name stem for a run: 2026-11-25T15-04-05Z (colons are awkward in file names). */
 export function runStem(startedAt: string): string {
@@ -43,6 +43,144 @@ function settingsNote(d: Record<string, unknown> | undefined): string {
   return `; checks every ${String(d.interval)} ms, timeout ${String(d.timeout)} ms, fall ${String(d.fall)}${d.defaults ? ' (defaults)' : ' (quick-mode settings, not the defaults)'}`;
 }
 
+/** "12.0 (+3.0)": the kernel's bpf_stats ns per run and, in brackets, over the no-op's in the same round. */
+function bpfCell(ns: Spread | undefined, over: Spread | undefined): string {
+  if (!ns) return '–';
+  return over ? `${f(ns.median, 1)} (+${f(over.median, 1)})` : f(ns.median, 1);
+}
+
+/** The test-run tables (section 1, and the scale section's SYN row's source). */
+function testRunTables(d: TestRunData): string[] {
+  const out: string[] = [];
+  out.push(
+    `repeat ${d.repeat} × ${d.rounds} interleaved rounds; calibration \`${d.calibration.program}\`: ${f(d.calibration.ns.median, 1)} ns/packet (${f(d.calibration.ns.min, 1)}–${f(d.calibration.ns.max, 1)})${d.calibration.bpfNs ? `, ${f(d.calibration.bpfNs.median, 1)} ns per run by bpf_stats` : ''}.`,
+    '',
+  );
+  if (d.bpfStats)
+    out.push(
+      d.bpfStats.enabled
+        ? `bpf_stats column: the kernel's own run_time_ns / run_cnt of the program over each timed run (every repeat counts), median over rounds, and over the no-op's in the same round in brackets. ${d.bpfStats.detail}.`
+        : `bpf_stats: not available (${d.bpfStats.detail}).`,
+      '',
+    );
+  out.push(
+    table(
+      ['case', 'verdict (reason)', 'ns/packet median', 'min–max', 'over no-op (median)', 'bpf_stats ns (over no-op)'],
+      d.cases.map((c) => [
+        c.name,
+        `${c.verdictName} (${c.reason})`,
+        f(c.ns.median, 1),
+        `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`,
+        f(c.deltaOverNoop.median, 1),
+        bpfCell(c.bpfNs, c.bpfOverNoop),
+      ]),
+    ),
+    '',
+  );
+  const w = d.forwarding;
+  if (!w) return out;
+  out.push(`### DR vs tunnel (${w.method}; ${w.calls} calls × ${w.rounds} rounds)`, '');
+  out.push(
+    `No-op \`${w.noop.program}\`: ${f(w.noop.ns.median, 1)} ns per call (${f(w.noop.ns.min, 1)}–${f(w.noop.ns.max, 1)})${w.noop.bpfNs ? `, ${f(w.noop.bpfNs.median, 1)} ns per run by bpf_stats` : ''}.`,
+    '',
+  );
+  out.push(
+    table(
+      [
+        'case',
+        'verdict (reason)',
+        'ns/call median',
+        'min–max',
+        'over no-op (median)',
+        'over no-op vs DR',
+        'bpf_stats ns (over no-op)',
+      ],
+      w.cases.map((c) => [
+        c.name,
+        `${c.verdictName} (${c.reason})`,
+        f(c.ns.median, 1),
+        `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`,
+        f(c.overNoop.median, 1),
+        c.vsDr === undefined ? '–' : `${c.vsDr.toFixed(2)}×`,
+        bpfCell(c.bpfNs, c.bpfOverNoop),
+      ]),
+    ),
+    '',
+  );
+  return out;
+}
+
+/** Section 6: the issue's table (case, today, goal, same-run no-op, bpf_stats), then what each row was made of. */
+function scaleTables(d: ScaleData): string[] {
+  const out: string[] = [];
+  const p = d.pktrate;
+  out.push(
+    `Method: ${d.method}. Generator: **${p.generator.kind}** (${p.generator.processes} process${p.generator.processes === 1 ? '' : 'es'}), ${p.packetsPerRound} frames per cell × ${p.rounds} rounds, ${p.frameBytes}-byte TCP frames, flow tables of ${p.flowTableSize} entries; bpf_stats ${p.bpfStats.enabled ? 'on' : `off (${p.bpfStats.detail})`}.`,
+    '',
+  );
+  out.push(
+    table(
+      ['case (native, isolated path)', 'today', 'goal', 'same-run no-op', 'bpf_stats ns (director)'],
+      d.rows.map((r) => [
+        r.case,
+        r.skipped !== undefined && r.today === undefined ? `no value: ${r.skipped}` : (r.today ?? '–'),
+        r.goal,
+        r.noop ?? '–',
+        r.bpfStats ?? '–',
+      ]),
+    ),
+    '',
+  );
+  out.push(
+    'Today: packet-rate rows are the no-op’s bpf_stats ns per packet over the director’s (the program’s own rate ratio, paired round by round): the generator, not the program, limits the wall-clock rate of both; the wall-clock and per-CPU-second ratios are in the details below.',
+    '',
+  );
+  out.push(...d.rows.filter((r) => r.detail).map((r) => `- ${r.case}: ${r.detail}`), '');
+  const iso = p.scenarios.find((x) => x.name === 'isolated');
+  if (iso) {
+    out.push(
+      table(
+        [
+          'cell',
+          'flows',
+          'Mpps (median)',
+          'Mpps per CPU-second',
+          'bpf_stats ns/packet (median, min–max)',
+          'frames lost',
+        ],
+        iso.cells.map((c) => [
+          c.mode,
+          flowsLabel(c.flows),
+          c.status === 'ok' ? f(c.mppsDelivered?.median, 3) : `${c.status}: ${c.reason ?? ''}`,
+          f(c.mppsPerCpu?.median, 3),
+          c.nsPerPacket ? `${f(c.nsPerPacket.median, 1)} (${f(c.nsPerPacket.min, 1)}–${f(c.nsPerPacket.max, 1)})` : '–',
+          c.dropsTotal ?? '–',
+        ]),
+      ),
+      '',
+    );
+  }
+  if (d.memory.length)
+    out.push(
+      'Memory of each flow-tracking table (the kernel’s memlock from /proc/self/fdinfo, over its capacity; the headline row is the IPv4 flow table):',
+      '',
+      table(
+        ['table', 'map', 'type', 'key + value bytes', 'capacity', 'memlock MiB', 'bytes per flow'],
+        d.memory.map((m) => [
+          `${m.role}${m.cache ? ' (per-CPU cache)' : ''}`,
+          m.map,
+          m.type,
+          `${m.keySize} + ${m.valueSize}`,
+          m.capacity,
+          f(m.memlock / 1048576, 1),
+          f(m.bytesPerFlow, 1),
+        ]),
+      ),
+      '',
+    );
+  return out;
+}
+
 /** The markdown summary of a run (also printed by the CLI). */
 export function markdown(r: BenchResult, charts: Record<string, string> = {}): string {
   const out: string[] = [];
@@ -55,43 +193,7 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
   if (t) out.push(t, '');
   else if (s.testrun?.status === 'ok') {
     const d = s.testrun.data;
-    out.push(
-      `repeat ${d.repeat} × ${d.rounds} interleaved rounds; calibration \`${d.calibration.program}\`: ${f(d.calibration.ns.median, 1)} ns/packet (${f(d.calibration.ns.min, 1)}–${f(d.calibration.ns.max, 1)}).`,
-      '',
-    );
-    out.push(
-      table(
-        ['case', 'verdict (reason)', 'ns/packet median', 'min–max', 'over no-op (median)'],
-        d.cases.map((c) => [
-          c.name,
-          `${c.verdictName} (${c.reason})`,
-          f(c.ns.median, 1),
-          `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`,
-          f(c.deltaOverNoop.median, 1),
-        ]),
-      ),
-      '',
-    );
-    const w = d.forwarding;
-    out.push(`### DR vs tunnel (${w.method}; ${w.calls} calls × ${w.rounds} rounds)`, '');
-    out.push(
-      `No-op \`${w.noop.program}\`: ${f(w.noop.ns.median, 1)} ns per call (${f(w.noop.ns.min, 1)}–${f(w.noop.ns.max, 1)}).`,
-      '',
-    );
-    out.push(
-      table(
-        ['case', 'verdict (reason)', 'ns/call median', 'min–max', 'over no-op (median)', 'over no-op vs DR'],
-        w.cases.map((c) => [
-          c.name,
-          `${c.verdictName} (${c.reason})`,
-          f(c.ns.median, 1),
-          `${f(c.ns.min, 1)}–${f(c.ns.max, 1)}`,
-          f(c.overNoop.median, 1),
-          c.vsDr === undefined ? '–' : `${c.vsDr.toFixed(2)}×`,
-        ]),
-      ),
-      '',
-    );
+    out.push(...testRunTables(d));
     if (charts.testrun) out.push(`![ns/packet](${charts.testrun})`, '');
   }
 
@@ -353,6 +455,10 @@ export function markdown(r: BenchResult, charts: Record<string, string> = {}): s
       '',
     );
   }
+  out.push('## 6. Packet path at scale', '');
+  const sc = outcomeLine(s.scale);
+  if (sc) out.push(sc, '');
+  else if (s.scale?.status === 'ok') out.push(...scaleTables(s.scale.data));
   return out.join('\n');
 }
 
@@ -371,18 +477,22 @@ function testrunChart(d: TestRunData, sub: string): string {
       range: [c.ns.min, c.ns.max] as [number, number],
       group: 'director',
     })),
-    {
-      label: 'no-op, repeat=1 per call',
-      value: w.noop.ns.median,
-      range: [w.noop.ns.min, w.noop.ns.max],
-      group: 'calibration, repeat=1',
-    },
-    ...w.cases.map((c) => ({
-      label: `${c.name}, repeat=1`,
-      value: c.ns.median,
-      range: [c.ns.min, c.ns.max] as [number, number],
-      group: 'DR vs tunnel, repeat=1',
-    })),
+    ...(w
+      ? [
+          {
+            label: 'no-op, repeat=1 per call',
+            value: w.noop.ns.median,
+            range: [w.noop.ns.min, w.noop.ns.max] as [number, number],
+            group: 'calibration, repeat=1',
+          },
+          ...w.cases.map((c) => ({
+            label: `${c.name}, repeat=1`,
+            value: c.ns.median,
+            range: [c.ns.min, c.ns.max] as [number, number],
+            group: 'DR vs tunnel, repeat=1',
+          })),
+        ]
+      : []),
   ];
   return barChartSvg({
     title: 'XDP director: cost per packet (BPF_PROG_TEST_RUN)',

@@ -25,6 +25,7 @@ import { formatMac } from '../../src/net/inet';
 import { round, roundSpread, spread } from './stats';
 import type { ForwardingCostCase, ForwardingCostData, TestRunCase, TestRunData } from './types';
 import { ToolError } from '../errors';
+import { enableBpfStats, nsPerRun, progStats } from './bpfstats';
 
 export interface TestRunBenchOptions {
   prefix: string;
@@ -36,6 +37,10 @@ export interface TestRunBenchOptions {
   progress?: (msg: string) => void;
   /** The director object to time (default dist/bpf/xdirector.bpf.o): e.g. a build of another commit, for an A/B run. */
   objectPath?: string;
+  /** The packet classes to time, by name (default all of TESTRUN_CASES). */
+  cases?: string[];
+  /** Time the forwarding comparison (DR, tunnel, NAT at repeat=1) as well (default true). */
+  forwarding?: boolean;
 }
 
 export const TESTRUN_FULL = { repeat: 1_000_000, rounds: 9, calls: 20_000 };
@@ -148,8 +153,18 @@ const CASES: CaseDef[] = [
   },
 ];
 
+/** The packet classes of the repeat runs, by name (TestRunBenchOptions.cases picks among them). */
+export const TESTRUN_CASES: readonly string[] = CASES.map((k) => k.name);
+
 export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunData> {
   const log = o.log.child({ component: 'bench-testrun' });
+  for (const name of o.cases ?? [])
+    if (!TESTRUN_CASES.includes(name))
+      throw new ToolError(
+        'XD_ERR_BENCH',
+        `test run case "${name}" does not exist: use one of ${TESTRUN_CASES.join(', ')}`,
+      );
+  const chosen = o.cases ? CASES.filter((k) => o.cases!.includes(k.name)) : CASES;
   const c = getNative().constants;
   const verdicts: Record<number, string> = {
     [c.XDP_ABORTED]: 'XDP_ABORTED',
@@ -161,6 +176,8 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
   const pinDir = `/sys/fs/bpf/${o.prefix}t`;
   let director: BenchDirector | undefined;
   let noop: PinnedProg | undefined;
+  // bpf_stats: the kernel counts every test run of a program (one per repeat) while it is on.
+  const stats = enableBpfStats(log);
   try {
     director = await loadDirector({ pinDir, log, mac: DIRECTOR_MAC, objectPath: o.objectPath });
     const backends = (addrs: string[]) => addrs.map((address, i) => ({ address, port: 3306, mac: RS_MACS[i] }));
@@ -179,13 +196,20 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
     await director.setService({ vip: NAT.vip, port: NAT.port, proto: 'tcp', nat: true, backends: backends(V4.rs) });
     noop = await loadPass({ pinDir });
 
-    const frames = CASES.map((k) => ({
+    const frames = chosen.map((k) => ({
       k,
       data: buildFrame(k.packet).bytes,
       prime: (k.prime ?? []).map((p) => buildFrame(p).bytes),
     }));
-    const samples = CASES.map(() => ({ ns: [] as number[], delta: [] as number[], verdict: -1 }));
+    const samples = chosen.map(() => ({
+      ns: [] as number[],
+      delta: [] as number[],
+      bpf: [] as number[],
+      bpfDelta: [] as number[],
+      verdict: -1,
+    }));
     const calib: number[] = [];
+    const calibBpf: number[] = [];
     // Warm-up and checks: each case once, with the expected verdict and a rewritten MAC on XDP_TX.
     for (const f of frames) {
       for (const p of f.prime) await testRunAsync(director, { data: p, repeat: 1 });
@@ -214,10 +238,14 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
     for (let r = 0; r < o.rounds; r++) {
       for (let i = 0; i < frames.length; i++) {
         const f = frames[i];
+        const nStats = progStats(noop.fd);
         const n = await testRunAsync(noop, { data: f.data, repeat: o.repeat });
+        const nBpf = nsPerRun(nStats, progStats(noop.fd));
         for (const p of f.prime) await testRunAsync(director, { data: p, repeat: 1 });
         const before = director.reasons();
+        const dStats = progStats(director.fd);
         const d = await testRunAsync(director, { data: f.data, repeat: o.repeat });
+        const dBpf = nsPerRun(dStats, progStats(director.fd));
         const after = director.reasons();
         const counted = (after[f.k.reason] ?? 0) - (before[f.k.reason] ?? 0);
         if (counted !== o.repeat) {
@@ -230,12 +258,15 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
         samples[i].ns.push(d.duration);
         samples[i].delta.push(d.duration - n.duration);
         samples[i].verdict = d.retval;
+        if (nBpf) calibBpf.push(nBpf.nsPerRun);
+        if (dBpf) samples[i].bpf.push(dBpf.nsPerRun);
+        if (nBpf && dBpf) samples[i].bpfDelta.push(dBpf.nsPerRun - nBpf.nsPerRun);
       }
       o.progress?.(
         `testrun round ${r + 1}/${o.rounds}: ${frames.map((f, i) => `${f.k.name} ${samples[i].ns[r]} ns`).join(', ')}`,
       );
     }
-    const forwarding = await forwardingCost(director, noop, o, verdicts);
+    const forwarding = o.forwarding === false ? undefined : await forwardingCost(director, noop, o, verdicts);
     const cases: TestRunCase[] = frames.map((f, i) => ({
       name: f.k.name,
       description: f.k.description,
@@ -245,6 +276,8 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
       rounds: samples[i].ns,
       ns: roundSpread(spread(samples[i].ns), 2),
       deltaOverNoop: roundSpread(spread(samples[i].delta), 2),
+      ...(samples[i].bpf.length ? { bpfNs: roundSpread(spread(samples[i].bpf), 2) } : {}),
+      ...(samples[i].bpfDelta.length ? { bpfOverNoop: roundSpread(spread(samples[i].bpfDelta), 2) } : {}),
     }));
     return {
       repeat: o.repeat,
@@ -254,11 +287,14 @@ export async function runTestRunBench(o: TestRunBenchOptions): Promise<TestRunDa
         program: 'xdp_pass (return XDP_PASS)',
         rounds: calib.map((x) => round(x, 2)),
         ns: roundSpread(spread(calib), 2),
+        ...(calibBpf.length ? { bpfNs: roundSpread(spread(calibBpf), 2) } : {}),
       },
       cases,
-      forwarding,
+      ...(forwarding ? { forwarding } : {}),
+      bpfStats: { enabled: stats.enabled, detail: stats.detail },
     };
   } finally {
+    stats.restore();
     await noop?.close().catch(() => undefined);
     await director?.close().catch((err: unknown) => log.warn({ err }, 'close director'));
     fs.rmSync(pinDir, { recursive: true, force: true });
@@ -317,6 +353,8 @@ async function forwardingCost(
     verdict: number;
     ns: number[];
     delta: number[];
+    bpf: number[];
+    bpfDelta: number[];
   }[] = (
     [
       ['dr', V4.vip],
@@ -339,6 +377,8 @@ async function forwardingCost(
         verdict: -1,
         ns: [] as number[],
         delta: [] as number[],
+        bpf: [] as number[],
+        bpfDelta: [] as number[],
       };
     }),
   );
@@ -361,15 +401,20 @@ async function forwardingCost(
     verdict: -1,
     ns: [],
     delta: [],
+    bpf: [],
+    bpfDelta: [],
   });
   const noopFrame = ack(V4.vip, 41999, TCP_ACK);
   // A fresh SYN's packets are built before the timed calls, so building them does not stir the
-  // caches between two calls.
-  const mean = (prog: { fd: number }, data: Buffer, next?: () => Buffer): number => {
+  // caches between two calls. Returns the mean test-run ns per call and the kernel's bpf_stats ns
+  // per run over the same calls.
+  const mean = (prog: { fd: number }, data: Buffer, next?: () => Buffer): { ns: number; bpf?: number } => {
     const packets = next ? Array.from({ length: o.calls }, next) : undefined;
     let total = 0;
+    const s0 = progStats(prog.fd);
     for (let k = 0; k < o.calls; k++) total += testRun(prog, { data: packets?.[k] ?? data, repeat: 1 }).duration;
-    return total / o.calls;
+    const b = nsPerRun(s0, progStats(prog.fd));
+    return { ns: total / o.calls, ...(b ? { bpf: b.nsPerRun } : {}) };
   };
   for (const c of classes) {
     for (const p of c.prime) testRun(director, { data: p, repeat: 1 });
@@ -417,16 +462,24 @@ async function forwardingCost(
       verdict: r.retval,
       ns: [],
       delta: [],
+      bpf: [],
+      bpfDelta: [],
     });
   }
   const noopRounds: number[] = [];
+  const noopBpf: number[] = [];
   for (let round = 0; round < o.rounds; round++) {
-    const n = mean(noop, noopFrame);
+    const nm = mean(noop, noopFrame);
+    const n = nm.ns;
     noopRounds.push(n);
+    if (nm.bpf !== undefined) noopBpf.push(nm.bpf);
     for (const c of classes) {
       if (c.packet === 'reply') natRouted(); // fresh for this class's calls (they take well under 0.9 s)
       const before = director.reasons();
-      const ns = mean(director, c.data, c.next);
+      const dm = mean(director, c.data, c.next);
+      const ns = dm.ns;
+      if (dm.bpf !== undefined) c.bpf.push(dm.bpf);
+      if (dm.bpf !== undefined && nm.bpf !== undefined) c.bpfDelta.push(dm.bpf - nm.bpf);
       const counted = (director.reasons()[c.reason] ?? 0) - (before[c.reason] ?? 0);
       if (counted !== o.calls) {
         throw new ToolError(
@@ -450,6 +503,8 @@ async function forwardingCost(
     rounds: c.ns.map((x) => round(x, 2)),
     ns: roundSpread(spread(c.ns), 2),
     overNoop: roundSpread(spread(c.delta), 2),
+    ...(c.bpf.length ? { bpfNs: roundSpread(spread(c.bpf), 2) } : {}),
+    ...(c.bpfDelta.length ? { bpfOverNoop: roundSpread(spread(c.bpfDelta), 2) } : {}),
   }));
   for (const c of cases) {
     const dr = cases.find(
@@ -469,6 +524,7 @@ async function forwardingCost(
       program: 'xdp_pass (return XDP_PASS), timed the same way',
       rounds: noopRounds.map((x) => round(x, 2)),
       ns: roundSpread(spread(noopRounds), 2),
+      ...(noopBpf.length ? { bpfNs: roundSpread(spread(noopBpf), 2) } : {}),
     },
     cases,
   };

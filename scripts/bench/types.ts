@@ -1,8 +1,8 @@
 // Result types of the benchmark suite. Pure: imported by every section, the
 // report writer and the CLI; imports nothing.
 
-export type SectionName = 'testrun' | 'pktrate' | 'mysql' | 'maglev' | 'failover';
-export const SECTION_NAMES: readonly SectionName[] = ['testrun', 'pktrate', 'mysql', 'maglev', 'failover'];
+export type SectionName = 'testrun' | 'pktrate' | 'mysql' | 'maglev' | 'failover' | 'scale';
+export const SECTION_NAMES: readonly SectionName[] = ['testrun', 'pktrate', 'mysql', 'maglev', 'failover', 'scale'];
 
 /** A section (or one comparison inside it) that could not run here, with the exact reason found by trying. */
 export interface Skipped {
@@ -52,6 +52,12 @@ export interface TestRunCase {
   ns: Spread;
   /** Median of (case − no-op) over rounds, each round against the no-op run right before it. */
   deltaOverNoop: Spread;
+  /**
+   * bpf_stats: the kernel's own ns per run of the director over each timed run (Δrun_time_ns /
+   * Δrun_cnt, one count per repeat), and that minus the no-op's in the same round.
+   */
+  bpfNs?: Spread;
+  bpfOverNoop?: Spread;
 }
 
 /** One packet class of the forwarding comparison (DR vs tunnel), timed one run per call. */
@@ -74,6 +80,9 @@ export interface ForwardingCostCase {
   overNoop: Spread;
   /** overNoop median / DR's overNoop median for the same packet class, established for a reply (1 for DR). */
   vsDr?: number;
+  /** bpf_stats: the kernel's ns per run of the director over each round's calls, and that minus the no-op's in the same round. */
+  bpfNs?: Spread;
+  bpfOverNoop?: Spread;
 }
 
 /**
@@ -85,7 +94,7 @@ export interface ForwardingCostData {
   method: string;
   calls: number;
   rounds: number;
-  noop: { program: string; rounds: number[]; ns: Spread };
+  noop: { program: string; rounds: number[]; ns: Spread; bpfNs?: Spread };
   cases: ForwardingCostCase[];
 }
 
@@ -93,10 +102,12 @@ export interface TestRunData {
   repeat: number;
   rounds: number;
   object: string;
-  calibration: { program: string; rounds: number[]; ns: Spread };
+  calibration: { program: string; rounds: number[]; ns: Spread; bpfNs?: Spread };
   cases: TestRunCase[];
-  /** DR vs tunnel, repeat=1 per call for both (see ForwardingCostData). */
-  forwarding: ForwardingCostData;
+  /** DR vs tunnel, repeat=1 per call for both (see ForwardingCostData); absent when the caller left it out. */
+  forwarding?: ForwardingCostData;
+  /** Whether the kernel counted the test runs (bpf_stats) and how. */
+  bpfStats?: { enabled: boolean; detail: string };
 }
 
 // ---- 2. packet rate through veth ----
@@ -117,7 +128,9 @@ export type PktMode =
   | 'tunnel-ipip'
   | 'tunnel-gue'
   | 'kernel-forward'
-  | 'ipvs';
+  | 'ipvs'
+  | 'syn-flood'
+  | 'xdp-tx-noop-flood';
 
 export interface PktRound {
   offered: number;
@@ -148,6 +161,24 @@ export interface PktRound {
    * section): independent of how fast the generator is. Absent if the kernel counted no run.
    */
   bpfStats?: { runs: number; runTimeNs: number; nsPerRun: number };
+  /** Flood cells: of the frames offered, the established ACKs (the rest are spoofed SYNs). */
+  floodEstablished?: number;
+}
+
+/** What the director did with the established flows inside a SYN flood (syn-flood cell). */
+export interface FloodOutcome {
+  /** Distinct spoofed SYNs in the stream, established flows, one frame in `every` established. */
+  syns: number;
+  established: number;
+  every: number;
+  /** Established ACKs offered over all rounds, and those the director counted as flow hits (per-backend flow_hits). */
+  establishedSent: number;
+  flowHits: number;
+  /** Reasons counted over all rounds (all frames, flood and established). */
+  reasons: Record<string, number>;
+  /** Flow-table entries (IPv4 + IPv6) after the warm-up, before the first flood round, and after the last. */
+  flowEntriesBefore: number;
+  flowEntriesAfter: number;
 }
 
 /** One cell of the run: a path, a flow count and what runs at the director's eth0. */
@@ -171,6 +202,8 @@ export interface PktCell {
   flowTableEntries?: number;
   /** bpf_stats ns per run of the program at the director's eth0, over rounds (see PktRound.bpfStats). */
   nsPerPacket?: Spread;
+  /** syn-flood cell: what became of the established flows inside the flood. */
+  flood?: FloodOutcome;
 }
 
 /** Ratios of medians at the path's base flow count, when both sides ran. */
@@ -241,6 +274,8 @@ export interface PktScenario {
   ceiling: CeilingRatio[];
   /** DR and the tunnel encapsulations, where they ran (isolated path). */
   forwarding: ForwardingRatio[];
+  /** syn-flood against xdp-tx-noop-flood on the same flood stream (isolated path, when run; flows: the established flows in it). */
+  flood?: CeilingRatio;
 }
 
 export interface PktRateData {
@@ -379,6 +414,60 @@ export interface FailoverData {
   items: FailoverItem[];
 }
 
+// ---- 6. packet path at scale ----
+
+/** One row of the "packet path at scale" table: a value, or the reason it has none. */
+export interface ScaleRow {
+  id: 'flows-large' | 'flows-base' | 'syn' | 'flood' | 'tunnel-ipip' | 'tunnel-gue' | 'memory';
+  /** The case as the table names it (with the flow count used). */
+  case: string;
+  goal: string;
+  /** The value in the row's unit (ratio, ns, bytes) and as the table shows it. */
+  value?: number;
+  today?: string;
+  /** Whether the value meets the goal (the flood: and the established flows were untouched). */
+  met?: boolean;
+  /** Flood: every established frame inside it was a flow hit and no flow left the table. */
+  untouched?: boolean;
+  /** The no-op's numbers of the same run. */
+  noop?: string;
+  /** The director's bpf_stats ns per packet. */
+  bpfStats?: string;
+  /** The other ratios (wall clock, per CPU-second) and what the value was made from. */
+  detail?: string;
+  /** Why the row has no value. */
+  skipped?: string;
+}
+
+/** One flow-tracking map's memory as the kernel accounts it. */
+export interface ScaleMemoryTable {
+  role: string;
+  map: string;
+  type: string;
+  keyType: string;
+  valueType: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  /** Flows the table holds: max_entries × flows per entry. */
+  capacity: number;
+  /** Bytes (memlock in /proc/self/fdinfo: the kernel's memory-usage accounting of the map). */
+  memlock: number;
+  bytesPerFlow: number;
+  /** A per-CPU cache of the flow table rather than where a flow is tracked. */
+  cache: boolean;
+}
+
+export interface ScaleData {
+  method: string;
+  rows: ScaleRow[];
+  /** The isolated path's packet-rate run the rate rows come from. */
+  pktrate: PktRateData;
+  /** The test run the SYN row comes from. */
+  syn: TestRunData;
+  memory: ScaleMemoryTable[];
+}
+
 // ---- whole run ----
 
 export interface MachineInfo {
@@ -405,6 +494,7 @@ export interface BenchResult {
     mysql?: SectionOutcome<MysqlData>;
     maglev?: SectionOutcome<MaglevData>;
     failover?: SectionOutcome<FailoverData>;
+    scale?: SectionOutcome<ScaleData>;
   };
   /** Files written by the report (absolute paths). */
   files: string[];

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { runBench, type BenchResult } from '../../scripts/bench';
 import { main, parseArgs } from '../../scripts/bench/cli';
 import { liveFramesRefusal } from '../../scripts/bench/director';
+import type { ForwardingCostData } from '../../scripts/bench/types';
 
 const prefix = `xdh${process.pid}`;
 let out: string;
@@ -73,7 +74,8 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
 
   it('times DR, tunnel and NAT packets the same way (repeat=1 per call) and relates each class to DR', () => {
     const d = ok(r.sections.testrun, 'testrun');
-    const w = d.forwarding;
+    assert.ok(d.forwarding, 'the full test-run section times the forwarding comparison');
+    const w: ForwardingCostData = d.forwarding;
     assert.deepEqual(
       w.cases.map((c) => `${c.name}: ${c.verdictName} (${c.reason})`),
       [

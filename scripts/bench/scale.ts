@@ -1,0 +1,412 @@
+// Section 6 (scale): the rows of "packet path at scale" in one run, each
+// against the no-op on the same path and with the kernel's own per-program cost
+// (bpf_stats) beside it:
+//
+//   large / base flow count, established, native XDP, isolated path: packet rate vs the no-op
+//   new flow (SYN), test run: ns over the no-op (the test-run section's measure, SYN_ROW)
+//   spoofed-SYN flood from random sources with established flows inside it: rate vs the no-op
+//     on the same stream, and what became of the established flows (flow hits, table entries)
+//   tunnel established (IPIP, GUE) at the base flow count: cost over the no-op vs DR's
+//   memory per tracked flow: the kernel's memlock of each flow-tracking table / its capacity
+//
+// The packet-rate rows are one runPktRate() run on the isolated path (every cell
+// visited in every round, in the same order), so the director, the no-op, the
+// tunnels and the flood share each round's machine state. Its generator is the
+// pktrate section's (AF_PACKET ring here: this kernel refuses live frames), which
+// limits the wall-clock rate at about the same Mpps for the director and the
+// no-op; the table's ratio is therefore the program's own: the no-op's bpf_stats
+// ns per packet over the director's, paired round by round (wall-clock and
+// per-CPU-second ratios beside it in the details).
+import * as fs from 'node:fs';
+import { getNative } from '../../src/bpf/native';
+import { DEFINES, MAPS } from '../../src/bpf/layouts.generated';
+import type { Logger } from '../../src/log';
+import { instancePinDir } from '../../src/dataplane/xdp/dataplane';
+import { loadDirector, type BenchDirector } from './director';
+import { FLOOD_DEFAULT, runPktRate } from './pktrate';
+import { round, spread } from './stats';
+import { runTestRunBench } from './testrun';
+import type {
+  PktCell,
+  PktMode,
+  PktRateData,
+  PktScenario,
+  ScaleData,
+  ScaleMemoryTable,
+  ScaleRow,
+  TestRunData,
+} from './types';
+import { ToolError } from '../errors';
+
+export interface ScaleOptions {
+  prefix: string;
+  /** Frames per cell per round (a flood cell: rounded up to whole periods of its stream). */
+  packets: number;
+  rounds: number;
+  batch: number;
+  /** The large and the base flow count of the established rows (the tunnels and the flood run at the base). */
+  largeFlows: number;
+  baseFlows: number;
+  flood: { syns: number; every: number };
+  /** The SYN row's test run. */
+  testRun: { repeat: number; rounds: number };
+  log: Logger;
+  progress?: (msg: string) => void;
+}
+
+export const SCALE_FULL = {
+  packets: 500_000,
+  rounds: 5,
+  batch: 64,
+  largeFlows: 1_000_000,
+  baseFlows: 4096,
+  flood: FLOOD_DEFAULT,
+  testRun: { repeat: 1_000_000, rounds: 9 },
+};
+/** --quick: every row measured once, on smaller tables (the rows name the counts used). */
+export const SCALE_QUICK = {
+  packets: 20_000,
+  rounds: 1,
+  batch: 64,
+  largeFlows: 65_536,
+  baseFlows: 4096,
+  flood: { syns: 65_536, every: 8 },
+  testRun: { repeat: 100_000, rounds: 3 },
+};
+
+/**
+ * The SYN row: which test-run case and which of its measures the issue's "new flow (SYN), test
+ * run, ns over no-op" means. The test-run section's repeat run of a SYN reusing a proven flow's
+ * 5-tuple (the bench reschedules it in place), over the no-op in the same round.
+ */
+export const SYN_ROW = { testRunCase: 'VIP SYN (new flow)', goalNs: 25 };
+
+/** The goals of the issue's table. */
+export const SCALE_GOALS = {
+  largeFlows: 0.5,
+  baseFlows: 0.9,
+  flood: 0.5,
+  tunnelVsDr: 1.3,
+  bytesPerFlow: 64,
+};
+
+/** The isolated path's cells this section drives (pktrate.ts modes). */
+const MODES: PktMode[] = ['xdp-native', 'xdp-tx-noop', 'tunnel-ipip', 'tunnel-gue', 'syn-flood', 'xdp-tx-noop-flood'];
+
+export async function runScaleBench(o: ScaleOptions): Promise<ScaleData> {
+  const log = o.log.child({ component: 'bench-scale' });
+  if (o.largeFlows <= o.baseFlows)
+    throw new ToolError(
+      'XD_ERR_BENCH',
+      `scale: the large flow count (${o.largeFlows}) must be above the base (${o.baseFlows})`,
+    );
+  const pkt = await runPktRate({
+    prefix: `${o.prefix}s`,
+    packets: o.packets,
+    rounds: o.rounds,
+    flows: [o.baseFlows, o.largeFlows],
+    baseFlows: o.baseFlows,
+    batch: o.batch,
+    receivers: 2,
+    modes: MODES,
+    scenarios: ['isolated'],
+    flood: o.flood,
+    log,
+    progress: o.progress && ((m) => o.progress!(`scale: ${m}`)),
+  });
+  const syn = await runTestRunBench({
+    prefix: `${o.prefix}s`,
+    repeat: o.testRun.repeat,
+    rounds: o.testRun.rounds,
+    calls: 0,
+    cases: [SYN_ROW.testRunCase],
+    forwarding: false,
+    log,
+    progress: o.progress && ((m) => o.progress!(`scale: ${m}`)),
+  });
+  const memory = await flowTableMemory(`/sys/fs/bpf/${o.prefix}sm`, log);
+  return {
+    method:
+      'one interleaved run of the isolated path (pktrate.ts: every cell in every round, same order) for the packet-rate rows; ratios are the no-op over the director in bpf_stats ns per packet, paired round by round (the program’s own rate ratio: the AF_PACKET generator limits the wall-clock rate of both alike); the SYN row from the test-run measure; memory from the kernel’s memlock of each map',
+    rows: scaleRows(pkt, syn, memory, o),
+    pktrate: pkt,
+    syn,
+    memory,
+  };
+}
+
+// ---- rows ----
+
+function isolated(d: PktRateData): PktScenario {
+  const sc = d.scenarios.find((s) => s.name === 'isolated');
+  if (!sc) throw new ToolError('XD_ERR_BENCH', 'scale: the packet-rate run has no isolated path');
+  return sc;
+}
+
+function cellOf(sc: PktScenario, mode: PktMode, flows: number): PktCell | undefined {
+  return sc.cells.find((c) => c.mode === mode && c.flows === flows);
+}
+
+/** Why a cell has no value, or null when it ran. */
+function cellProblem(c: PktCell | undefined, what: string): string | null {
+  if (!c) return `${what}: not run`;
+  if (c.status !== 'ok') return `${what}: ${c.status}: ${c.reason ?? ''}`;
+  if (c.rounds.length === 0) return `${what}: no round measured`;
+  return null;
+}
+
+/** Median over rounds of f(round i of each cell), rounds where every cell has bpf_stats. */
+function pairedBpf(cells: PktCell[], fn: (ns: number[]) => number | undefined): number | undefined {
+  const n = Math.min(...cells.map((c) => c.rounds.length));
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const ns = cells.map((c) => c.rounds[i]!.bpfStats?.nsPerRun);
+    if (ns.some((x) => x === undefined)) continue;
+    const v = fn(ns as number[]);
+    if (v !== undefined && Number.isFinite(v)) xs.push(v);
+  }
+  return xs.length ? spread(xs).median : undefined;
+}
+
+/** Median over rounds of a's wall-clock (or per-CPU-second) Mpps over b's in the same round. */
+function pairedMpps(a: PktCell, b: PktCell, key: 'mppsDelivered' | 'mppsPerCpu'): number | undefined {
+  const xs: number[] = [];
+  for (let i = 0; i < Math.min(a.rounds.length, b.rounds.length); i++)
+    if (b.rounds[i]![key] > 0) xs.push(a.rounds[i]![key] / b.rounds[i]![key]);
+  return xs.length ? spread(xs).median : undefined;
+}
+
+const times = (x: number | undefined): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
+const nsText = (c: PktCell): string => (c.nsPerPacket ? `${c.nsPerPacket.median.toFixed(1)} ns` : '–');
+const mppsText = (c: PktCell): string =>
+  `${c.mppsDelivered?.median.toFixed(3) ?? '–'} Mpps, ${c.mppsPerCpu?.median.toFixed(3) ?? '–'} Mpps per CPU-second`;
+
+/** "1M" for a million, else the number. */
+function flowsText(n: number): string {
+  return n >= 1_000_000 && n % 1_000_000 === 0 ? `${n / 1_000_000}M` : String(n);
+}
+
+/** A packet-rate row: director against the no-op on the same cells' rounds. */
+function rateRow(
+  id: ScaleRow['id'],
+  label: string,
+  goal: number,
+  d: PktCell | undefined,
+  n: PktCell | undefined,
+  extra = '',
+): ScaleRow {
+  const why = cellProblem(d, 'director') ?? cellProblem(n, 'no-op');
+  if (why) return { id, case: label, goal: `≥ ${goal}×`, skipped: why };
+  const value = pairedBpf([d!, n!], ([dn, nn]) => (dn! > 0 ? nn! / dn! : undefined));
+  const wall = pairedMpps(d!, n!, 'mppsDelivered');
+  const cpu = pairedMpps(d!, n!, 'mppsPerCpu');
+  return {
+    id,
+    case: label,
+    goal: `≥ ${goal}×`,
+    ...(value === undefined
+      ? {
+          skipped: 'bpf_stats counted no run of the director or the no-op (kernel.bpf_stats_enabled could not be set?)',
+        }
+      : { value: round(value, 3), today: times(value), met: value >= goal }),
+    noop: `${nsText(n!)}; ${mppsText(n!)}`,
+    bpfStats: nsText(d!),
+    detail: `wall-clock Mpps ${times(wall)} (director ${mppsText(d!)}), per CPU-second ${times(cpu)}${extra}`,
+  };
+}
+
+export function scaleRows(
+  pkt: PktRateData,
+  syn: TestRunData,
+  memory: ScaleMemoryTable[],
+  o: Pick<ScaleOptions, 'largeFlows' | 'baseFlows'>,
+): ScaleRow[] {
+  const sc = isolated(pkt);
+  const rows: ScaleRow[] = [];
+  for (const [id, flows, goal] of [
+    ['flows-large', o.largeFlows, SCALE_GOALS.largeFlows],
+    ['flows-base', o.baseFlows, SCALE_GOALS.baseFlows],
+  ] as const) {
+    const d = cellOf(sc, 'xdp-native', flows);
+    const hit =
+      d?.flowHitRate === undefined ? '' : `; flow hits ${(d.flowHitRate * 100).toFixed(1)}% of the timed packets`;
+    rows.push(
+      rateRow(id, `${flowsText(flows)} flows, packet rate vs no-op`, goal, d, cellOf(sc, 'xdp-tx-noop', flows), hit),
+    );
+  }
+
+  // SYN: the test-run measure.
+  const c = syn.cases.find((x) => x.name === SYN_ROW.testRunCase);
+  if (!c)
+    rows.push({
+      id: 'syn',
+      case: 'new flow (SYN), test run, ns over no-op',
+      goal: `≤ ${SYN_ROW.goalNs} ns`,
+      skipped: `the test run has no case "${SYN_ROW.testRunCase}"`,
+    });
+  else
+    rows.push({
+      id: 'syn',
+      case: 'new flow (SYN), test run, ns over no-op',
+      goal: `≤ ${SYN_ROW.goalNs} ns`,
+      value: c.deltaOverNoop.median,
+      today: `${c.deltaOverNoop.median.toFixed(1)} ns`,
+      met: c.deltaOverNoop.median <= SYN_ROW.goalNs,
+      noop: `${syn.calibration.ns.median.toFixed(1)} ns per run (test run)${syn.calibration.bpfNs ? `, ${syn.calibration.bpfNs.median.toFixed(1)} ns (bpf_stats)` : ''}`,
+      bpfStats: c.bpfNs
+        ? `${c.bpfNs.median.toFixed(1)} ns (+${c.bpfOverNoop?.median.toFixed(1) ?? '–'} over the no-op)`
+        : '–',
+      detail: `"${c.name}" (${c.reason}), repeat ${syn.repeat} × ${syn.rounds} rounds, each against the no-op run right before it: ${c.ns.median.toFixed(1)} ns (${c.ns.min.toFixed(1)}–${c.ns.max.toFixed(1)})`,
+    });
+
+  // Flood: rate vs the no-op on the same stream, and the established flows inside it.
+  const fd = cellOf(sc, 'syn-flood', o.baseFlows);
+  const fo = fd?.flood;
+  const untouched = fo
+    ? `; established flows inside: ${fo.flowHits} flow hits of ${fo.establishedSent} established frames sent (${((fo.flowHits / Math.max(fo.establishedSent, 1)) * 100).toFixed(2)}%), flow-table entries ${fo.flowEntriesBefore} before the flood and ${fo.flowEntriesAfter} after; ${fo.syns} distinct spoofed SYNs, one frame in ${fo.every} established`
+    : '';
+  const flood = rateRow(
+    'flood',
+    'spoofed-SYN flood from random sources, packet rate vs no-op',
+    SCALE_GOALS.flood,
+    fd,
+    cellOf(sc, 'xdp-tx-noop-flood', o.baseFlows),
+    untouched,
+  );
+  if (fo) {
+    flood.untouched = fo.flowHits === fo.establishedSent && fo.flowEntriesAfter >= fo.flowEntriesBefore;
+    if (flood.today) flood.today += flood.untouched ? ', established untouched' : ', established flows hit';
+    if (flood.met !== undefined) flood.met = flood.met && flood.untouched;
+  }
+  rows.push(flood);
+
+  // Tunnels: (tunnel − no-op) / (DR − no-op) in bpf_stats ns, paired per round.
+  const dr = cellOf(sc, 'xdp-native', o.baseFlows);
+  const noop = cellOf(sc, 'xdp-tx-noop', o.baseFlows);
+  for (const [id, mode, name] of [
+    ['tunnel-ipip', 'tunnel-ipip', 'IPIP'],
+    ['tunnel-gue', 'tunnel-gue', 'GUE'],
+  ] as const) {
+    const t = cellOf(sc, mode, o.baseFlows);
+    const label = `tunnel established (${name}, ${flowsText(o.baseFlows)} flows), cost over no-op vs DR`;
+    const goal = `≤ ${SCALE_GOALS.tunnelVsDr}×`;
+    const why = cellProblem(t, name) ?? cellProblem(dr, 'DR') ?? cellProblem(noop, 'no-op');
+    if (why) {
+      rows.push({ id, case: label, goal, skipped: why });
+      continue;
+    }
+    const v = pairedBpf([t!, dr!, noop!], ([tn, dn, nn]) => (dn! - nn! > 0 ? (tn! - nn!) / (dn! - nn!) : undefined));
+    rows.push({
+      id,
+      case: label,
+      goal,
+      ...(v === undefined
+        ? { skipped: 'no round with bpf_stats where DR cost more than the no-op' }
+        : { value: round(v, 3), today: times(v), met: v <= SCALE_GOALS.tunnelVsDr }),
+      noop: nsText(noop!),
+      bpfStats: `${nsText(t!)} (DR ${nsText(dr!)})`,
+      detail: `wall-clock Mpps vs DR ${times(pairedMpps(t!, dr!, 'mppsDelivered'))}, per CPU-second vs DR ${times(pairedMpps(t!, dr!, 'mppsPerCpu'))}`,
+    });
+  }
+
+  // Memory: the headline table's bytes per flow.
+  const head = headlineTable(memory);
+  if (!head)
+    rows.push({
+      id: 'memory',
+      case: 'memory per tracked flow',
+      goal: `≤ ${SCALE_GOALS.bytesPerFlow} bytes`,
+      skipped: 'no flow table found in the layouts',
+    });
+  else
+    rows.push({
+      id: 'memory',
+      case: 'memory per tracked flow',
+      goal: `≤ ${SCALE_GOALS.bytesPerFlow} bytes`,
+      value: head.bytesPerFlow,
+      today: `${head.bytesPerFlow.toFixed(1)} bytes (${head.map})`,
+      met: head.bytesPerFlow <= SCALE_GOALS.bytesPerFlow,
+      detail:
+        memory.map((m) => `${m.role} ${m.bytesPerFlow.toFixed(1)}`).join(', ') + ' bytes per flow (memlock / capacity)',
+    });
+  return rows;
+}
+
+// ---- memory per tracked flow ----
+
+/** Tables that track flows: a flow key or value, or a NAT reverse entry (by the layouts' type names). */
+const FLOW_TYPE = /flow|nat_rev/i;
+/** Of those, per-CPU caches of the flow table (not where a flow is tracked; reported, not the headline). */
+const CACHE_TYPE = /cache/i;
+/** The headline: the IPv4 proven-flow table when the layouts have it, else the largest non-cache table. */
+const HEADLINE_ROLE = 'flow4';
+
+/** Flows one map entry holds: a table of buckets declares its ways as #define XD_<ROLE>_WAYS (DEFINES). */
+function slotsPerEntry(role: string): number {
+  const w = (DEFINES as Record<string, number>)[`XD_${role.toUpperCase()}_WAYS`];
+  return typeof w === 'number' && w > 0 ? w : 1;
+}
+
+export function flowTableRoles(): string[] {
+  return Object.values(MAPS)
+    .filter((m) => FLOW_TYPE.test(`${m.keyType} ${m.valueType}`))
+    .map((m) => m.role);
+}
+
+function headlineTable(memory: ScaleMemoryTable[]): ScaleMemoryTable | undefined {
+  const tables = memory.filter((m) => !m.cache);
+  return tables.find((m) => m.role === HEADLINE_ROLE) ?? [...tables].sort((a, b) => b.capacity - a.capacity)[0];
+}
+
+/** memlock (bytes) of a map fd as the kernel accounts it (/proc/self/fdinfo), or undefined when the kernel does not say. */
+function memlock(fd: number): number | undefined {
+  const m = /^memlock:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * Loads the bench's director (its flow table as the large cell's), then reads each flow-tracking
+ * map's memlock from the kernel (fdinfo: the map's own memory-usage accounting) and its capacity
+ * (bpf_map_info max_entries × flows per entry).
+ */
+async function flowTableMemory(pinDir: string, log: Logger): Promise<ScaleMemoryTable[]> {
+  let director: BenchDirector | undefined;
+  try {
+    director = await loadDirector({ pinDir, log, mac: '02:00:00:00:00:02' });
+    const dir = instancePinDir(pinDir, 'director');
+    const out: ScaleMemoryTable[] = [];
+    for (const role of flowTableRoles()) {
+      const m = MAPS[role as keyof typeof MAPS];
+      const p = `${dir}/${m.name}`;
+      if (!fs.existsSync(p)) continue;
+      const fd = getNative().objGet(p);
+      try {
+        const info = getNative().mapInfo(fd);
+        const bytes = memlock(fd);
+        if (bytes === undefined)
+          throw new ToolError('XD_ERR_BENCH', `scale: /proc/self/fdinfo/${fd} (${m.name}) has no memlock line`);
+        const capacity = info.maxEntries * slotsPerEntry(role);
+        out.push({
+          role,
+          map: m.name,
+          type: m.type,
+          keyType: m.keyType,
+          valueType: m.valueType,
+          keySize: info.keySize,
+          valueSize: info.valueSize,
+          maxEntries: info.maxEntries,
+          capacity,
+          memlock: bytes,
+          bytesPerFlow: round(bytes / capacity, 1),
+          cache: CACHE_TYPE.test(m.valueType),
+        });
+      } finally {
+        getNative().close(fd);
+      }
+    }
+    return out;
+  } finally {
+    await director?.close().catch((err: unknown) => log.warn({ err }, 'close director'));
+    fs.rmSync(pinDir, { recursive: true, force: true });
+  }
+}
