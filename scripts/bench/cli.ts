@@ -22,7 +22,7 @@ Benchmarks the director against the alternatives on this machine, in one run:
   --quick          a short smoke run (seconds per section; numbers are noisy)
   --out DIR        where to write <timestamp>.json/.md/*.svg (default bench-results)
   --only LIST      comma-separated sections (default all)
-Needs root for testrun, pktrate and mysql (namespaces, XDP).`;
+Needs root for testrun, pktrate, mysql and scale (namespaces, XDP).`;
 
 export interface CliArgs {
   quick: boolean;

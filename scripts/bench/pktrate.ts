@@ -113,6 +113,8 @@ export interface PktRateOptions {
    * base flow count's established flows inside it, one frame in `every` (default FLOOD_DEFAULT).
    */
   flood?: { syns: number; every: number };
+  /** Flow-table entries of every director (default BENCH_DIRECTOR_LIMITS.flows, 2^20: room for the 1M cell). */
+  flowTableSize?: number;
   log: Logger;
   progress?: (msg: string) => void;
 }
@@ -488,7 +490,13 @@ async function loadPathProgs(
   pinDir: string,
   own: Owned,
   log: Logger,
-  d: { mac: string; noopMac: string; service: (tunnel?: BenchService['tunnel']) => BenchService; tunnelSource: string },
+  d: {
+    mac: string;
+    noopMac: string;
+    service: (tunnel?: BenchService['tunnel']) => BenchService;
+    tunnelSource: string;
+    flowTableSize: number;
+  },
 ): Promise<PathProgs> {
   fs.mkdirSync(pinDir, { recursive: true });
   const dirPass = await loadCounter({ pinDir, name: 'dir-pass', verdict: 'pass' });
@@ -501,7 +509,7 @@ async function loadPathProgs(
       pinDir: path.join(pinDir, key.replace(':', '-')),
       log,
       mac: d.mac,
-      ...(key === 'flood' ? { limits: FLOOD_DIRECTOR_LIMITS } : {}),
+      limits: { ...(key === 'flood' ? FLOOD_DIRECTOR_LIMITS : BENCH_DIRECTOR_LIMITS), flows: d.flowTableSize },
     });
     own.progs.push(director);
     const encap = c.mode === 'tunnel-ipip' ? 'ipip' : c.mode === 'tunnel-gue' ? 'gue' : undefined;
@@ -682,6 +690,7 @@ async function bridgePath(
   await xdpAttachPinned(t.bridgeNs, t.client.port, 'native', peerGen.pinPath);
   await xdpAttachPinned(t.bridgeNs, t.director.port, 'native', peerDir.pinPath);
   const progs = await loadPathProgs(cells, pinDir, own, log, {
+    flowTableSize: o.flowTableSize ?? BENCH_DIRECTOR_LIMITS.flows,
     mac: t.director.mac,
     noopMac: o.ceilingMac ?? t.receivers[0].mac,
     tunnelSource: t.director.ip,
@@ -729,6 +738,7 @@ async function isolatedPath(
   await xdpAttachPinned(t.gen.ns, 'eth0', 'native', back.pinPath);
   const n = Math.max(1, Math.min(o.receivers, TUNNEL_BACKENDS.length));
   const progs = await loadPathProgs(cells, pinDir, own, log, {
+    flowTableSize: o.flowTableSize ?? BENCH_DIRECTOR_LIMITS.flows,
     mac: t.director.mac,
     noopMac: t.gen.mac,
     tunnelSource: t.director.ip,
@@ -1122,7 +1132,7 @@ export async function runPktRate(o: PktRateOptions): Promise<PktRateData> {
       frameBytes: paths[0]?.frameBytes ?? 0,
       flows: [...o.flows],
       baseFlows: o.baseFlows,
-      flowTableSize: BENCH_DIRECTOR_LIMITS.flows,
+      flowTableSize: o.flowTableSize ?? BENCH_DIRECTOR_LIMITS.flows,
       packetsPerRound: o.packets,
       batchSize: o.batch,
       rounds: o.rounds,

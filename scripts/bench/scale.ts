@@ -22,7 +22,7 @@ import { getNative } from '../../src/bpf/native';
 import { DEFINES, MAPS } from '../../src/bpf/layouts.generated';
 import type { Logger } from '../../src/log';
 import { instancePinDir } from '../../src/dataplane/xdp/dataplane';
-import { loadDirector, type BenchDirector } from './director';
+import { BENCH_DIRECTOR_LIMITS, loadDirector, type BenchDirector } from './director';
 import { FLOOD_DEFAULT, runPktRate } from './pktrate';
 import { round, spread } from './stats';
 import { runTestRunBench } from './testrun';
@@ -48,6 +48,8 @@ export interface ScaleOptions {
   largeFlows: number;
   baseFlows: number;
   flood: { syns: number; every: number };
+  /** Flow-table entries of every director (and of the one whose memory is read): room for largeFlows. */
+  flowTable: number;
   /** The SYN row's test run. */
   testRun: { repeat: number; rounds: number };
   log: Logger;
@@ -55,12 +57,13 @@ export interface ScaleOptions {
 }
 
 export const SCALE_FULL = {
-  packets: 500_000,
+  packets: 200_000,
   rounds: 5,
   batch: 64,
   largeFlows: 1_000_000,
   baseFlows: 4096,
   flood: FLOOD_DEFAULT,
+  flowTable: BENCH_DIRECTOR_LIMITS.flows,
   testRun: { repeat: 1_000_000, rounds: 9 },
 };
 /** --quick: every row measured once, on smaller tables (the rows name the counts used). */
@@ -71,6 +74,7 @@ export const SCALE_QUICK = {
   largeFlows: 65_536,
   baseFlows: 4096,
   flood: { syns: 65_536, every: 8 },
+  flowTable: 1 << 17,
   testRun: { repeat: 100_000, rounds: 3 },
 };
 
@@ -95,6 +99,11 @@ const MODES: PktMode[] = ['xdp-native', 'xdp-tx-noop', 'tunnel-ipip', 'tunnel-gu
 
 export async function runScaleBench(o: ScaleOptions): Promise<ScaleData> {
   const log = o.log.child({ component: 'bench-scale' });
+  if (o.flowTable < o.largeFlows)
+    throw new ToolError(
+      'XD_ERR_BENCH',
+      `scale: a flow table of ${o.flowTable} entries cannot hold the large cell's ${o.largeFlows} flows`,
+    );
   if (o.largeFlows <= o.baseFlows)
     throw new ToolError(
       'XD_ERR_BENCH',
@@ -111,6 +120,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleData> {
     modes: MODES,
     scenarios: ['isolated'],
     flood: o.flood,
+    flowTableSize: o.flowTable,
     log,
     progress: o.progress && ((m) => o.progress!(`scale: ${m}`)),
   });
@@ -124,7 +134,7 @@ export async function runScaleBench(o: ScaleOptions): Promise<ScaleData> {
     log,
     progress: o.progress && ((m) => o.progress!(`scale: ${m}`)),
   });
-  const memory = await flowTableMemory(`/sys/fs/bpf/${o.prefix}sm`, log);
+  const memory = await flowTableMemory(`/sys/fs/bpf/${o.prefix}sm`, o.flowTable, log);
   return {
     method:
       'one interleaved run of the isolated path (pktrate.ts: every cell in every round, same order) for the packet-rate rows; ratios are the no-op over the director in bpf_stats ns per packet, paired round by round (the program’s own rate ratio: the AF_PACKET generator limits the wall-clock rate of both alike); the SYN row from the test-run measure; memory from the kernel’s memlock of each map',
@@ -365,14 +375,19 @@ function memlock(fd: number): number | undefined {
 }
 
 /**
- * Loads the bench's director (its flow table as the large cell's), then reads each flow-tracking
+ * Loads a bench director (flow tables of `flows` entries, as the packet-rate cells'), then reads each flow-tracking
  * map's memlock from the kernel (fdinfo: the map's own memory-usage accounting) and its capacity
  * (bpf_map_info max_entries × flows per entry).
  */
-async function flowTableMemory(pinDir: string, log: Logger): Promise<ScaleMemoryTable[]> {
+async function flowTableMemory(pinDir: string, flows: number, log: Logger): Promise<ScaleMemoryTable[]> {
   let director: BenchDirector | undefined;
   try {
-    director = await loadDirector({ pinDir, log, mac: '02:00:00:00:00:02' });
+    director = await loadDirector({
+      pinDir,
+      log,
+      mac: '02:00:00:00:00:02',
+      limits: { ...BENCH_DIRECTOR_LIMITS, flows },
+    });
     const dir = instancePinDir(pinDir, 'director');
     const out: ScaleMemoryTable[] = [];
     for (const role of flowTableRoles()) {

@@ -318,6 +318,85 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     assert.ok((vrrp.reason ?? '').length > 0);
   });
 
+  it("gives every test-run case, the no-op and every forwarding class the kernel's own ns per run (bpf_stats)", () => {
+    const d = ok(r.sections.testrun, 'testrun');
+    assert.equal(d.bpfStats?.enabled, true, d.bpfStats?.detail);
+    assert.ok(d.calibration.bpfNs!.median > 0);
+    for (const c of d.cases) {
+      assert.equal(c.bpfNs?.n, d.rounds, c.name);
+      assert.ok(c.bpfNs!.median > 0 && c.bpfOverNoop !== undefined, `${c.name}: ${JSON.stringify(c.bpfNs)}`);
+    }
+    assert.ok(d.forwarding!.noop.bpfNs!.median > 0);
+    for (const c of d.forwarding!.cases)
+      assert.ok(c.bpfNs!.median > 0 && c.bpfOverNoop !== undefined, `${c.name}: ${JSON.stringify(c.bpfNs)}`);
+  });
+
+  it('measures every row of the packet path at scale against the no-op in one run: a value, or the reason it has none', () => {
+    const d = ok(r.sections.scale, 'scale');
+    assert.deepEqual(
+      d.rows.map((x) => x.id),
+      ['flows-large', 'flows-base', 'syn', 'flood', 'tunnel-ipip', 'tunnel-gue', 'memory'],
+    );
+    for (const row of d.rows) {
+      assert.ok(row.value !== undefined || (row.skipped ?? '').length > 0, JSON.stringify(row));
+      // Here every row is measurable: root, bpf_stats, the isolated path.
+      assert.ok(row.value! > 0 && row.today, JSON.stringify(row));
+      if (row.id !== 'memory') assert.ok(row.noop && row.bpfStats, JSON.stringify(row));
+    }
+    const sc = d.pktrate.scenarios;
+    assert.deepEqual(
+      sc.map((x) => x.name),
+      ['isolated'],
+    );
+    for (const c of sc[0].cells) {
+      assert.equal(c.status, 'ok', `${c.flows} ${c.mode}: ${c.reason}`);
+      assert.equal(c.rounds.length, d.pktrate.rounds);
+      for (const round of c.rounds) assert.ok(round.bpfStats && round.bpfStats.runs >= round.offered, c.mode);
+    }
+    const md = fs.readFileSync(
+      r.files.find((f) => f.endsWith('.md'))!,
+      'utf8',
+    );
+    assert.match(md, /## 6\. Packet path at scale/);
+    assert.match(
+      md,
+      /\| case \(native, isolated path\) \| today \| goal \| same-run no-op \| bpf_stats ns \(director\) \|/,
+    );
+  });
+
+  it('floods spoofed SYNs from random sources with established flows inside: every established frame a flow hit, none evicted', () => {
+    const d = ok(r.sections.scale, 'scale');
+    const c = d.pktrate.scenarios[0].cells.find((x) => x.mode === 'syn-flood')!;
+    const f = c.flood!;
+    assert.ok(f, JSON.stringify(c));
+    assert.equal(
+      f.establishedSent,
+      c.rounds.reduce((a, x) => a + x.offered / f.every, 0),
+    );
+    // Every frame arrived (nothing lost on the veth here): each established one hit its flow, each SYN was a new flow.
+    assert.equal(c.dropsTotal, 0);
+    assert.equal(f.flowHits, f.establishedSent, JSON.stringify(f.reasons));
+    assert.equal(f.reasons.tx_new_flow, c.offeredTotal! - f.establishedSent, JSON.stringify(f.reasons));
+    assert.equal(f.flowEntriesBefore, f.established);
+    assert.equal(f.flowEntriesAfter, f.flowEntriesBefore);
+    assert.equal(d.rows.find((x) => x.id === 'flood')!.untouched, true);
+  });
+
+  it("reports each flow-tracking table's memory from the kernel's accounting, over its capacity", () => {
+    const d = ok(r.sections.scale, 'scale');
+    const roles = d.memory.map((m) => m.role);
+    for (const role of ['flow4', 'flow6', 'emb4', 'tko4', 'prb4', 'nrev4'])
+      assert.ok(roles.includes(role), roles.join(', '));
+    for (const m of d.memory) {
+      assert.ok(m.capacity >= m.maxEntries && m.maxEntries > 0, JSON.stringify(m));
+      // The kernel holds at least the key and value of every entry.
+      assert.ok(m.memlock >= m.maxEntries * (m.keySize + m.valueSize) || m.cache, JSON.stringify(m));
+      assert.equal(m.bytesPerFlow, Math.round((m.memlock / m.capacity) * 10) / 10);
+    }
+    const flow4 = d.memory.find((m) => m.role === 'flow4')!;
+    assert.equal(d.rows.find((x) => x.id === 'memory')!.value, flow4.bytesPerFlow);
+  });
+
   it('leaves no namespace, interface, pin directory or temp directory of the run behind', () => {
     const ns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
     assert.ok(!ns.includes(`${prefix}`), ns);
@@ -339,7 +418,7 @@ describe('xdirector bench command line', () => {
   it('rejects an unknown section with the list of valid ones', () => {
     assert.throws(
       () => parseArgs(['--only', 'pktrate,nope']),
-      /unknown section "nope": use testrun, pktrate, mysql, maglev, failover/,
+      /unknown section "nope": use testrun, pktrate, mysql, maglev, failover, scale/,
     );
   });
 

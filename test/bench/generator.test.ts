@@ -1,10 +1,11 @@
 // The AF_PACKET generator's frames (director.ts buildFlowFrames): flow i must be exactly the frame
 // the frame builder makes for that flow's source port and address, checksums included, as
-// xdp_gen makes it under live frames; and the ring refuses frames it cannot send.
+// xdp_gen makes it under live frames; a flood stream (buildFloodFrames) is spoofed SYNs from
+// random sources with the established flows' frames in it; and the ring refuses frames it cannot send.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildFlowFrames } from '../../scripts/bench/director';
-import { buildFrame, TCP_ACK } from '../../scripts/bench/packet';
+import { buildFloodFrames, buildFlowFrames, floodShape } from '../../scripts/bench/director';
+import { buildFrame, TCP_ACK, TCP_SYN } from '../../scripts/bench/packet';
 import { getNative } from '../../src/bpf/native';
 
 const spec = {
@@ -53,6 +54,45 @@ describe('AF_PACKET generator frames', () => {
       const want = buildFrame({ ...spec, src: addr(0x000a + Math.floor(i / ports)), sport: 10000 + (i % ports) }).bytes;
       assert.deepEqual(all.subarray(i * len, (i + 1) * len), want, `flow ${i}`);
     }
+  });
+
+  it('builds a flood: one established frame in `every` (flow j mod established), the rest SYNs from distinct random sources in 198.18.0.0/15, checksums valid', () => {
+    const syn = buildFrame({ ...spec, flags: TCP_SYN, sport: 10000 });
+    const ack = buildFrame({ ...spec, sport: 10000 });
+    const flood = { ack: ack.bytes, established: 100, every: 8, syns: 7000, seed: 26 };
+    const o = {
+      sportOff: syn.sportOff,
+      csumOff: syn.csumOff,
+      basePort: 10000,
+      saddrOff: syn.saddrOff,
+      ipCsumOff: syn.ipCsumOff,
+    };
+    const all = buildFloodFrames(syn.bytes, { ...o, flood });
+    const shape = floodShape(flood);
+    assert.deepEqual(shape, { frames: 8000, syns: 7000, established: 1000 });
+    const len = syn.bytes.length;
+    assert.equal(all.length, shape.frames * len);
+    const sources = new Set<string>();
+    for (let j = 0; j < shape.frames; j++) {
+      const f = all.subarray(j * len, (j + 1) * len);
+      if (j % 8 === 0) {
+        const i = (j / 8) % 100;
+        assert.deepEqual(f, buildFrame({ ...spec, sport: 10000 + i }).bytes, `frame ${j}: established flow ${i}`);
+        continue;
+      }
+      const src = [...f.subarray(syn.saddrOff - 2, syn.saddrOff + 2)].join('.');
+      const sport = f.readUInt16BE(syn.sportOff);
+      assert.match(src, /^198\.1[89]\./, `frame ${j}`);
+      // The frame builder's own checksums for that source and port: the incremental ones must match.
+      assert.deepEqual(f, buildFrame({ ...spec, flags: TCP_SYN, src, sport }).bytes, `frame ${j}`);
+      sources.add(`${src}:${sport}`);
+    }
+    assert.ok(sources.size > 6990, `${sources.size} distinct spoofed sources of 7000`);
+    assert.deepEqual(buildFloodFrames(syn.bytes, { ...o, flood }), all, 'the same seed, the same flood');
+    assert.throws(
+      () => buildFloodFrames(syn.bytes, { ...o, flood: { ...flood, every: 1 } }),
+      /every must be an integer of 2 or more/,
+    );
   });
 
   it('starts the ring with a frame length it can hold and at least one frame, else says what it expected', () => {

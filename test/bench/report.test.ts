@@ -7,7 +7,7 @@ import { inetChecksum, pseudoHeader } from '../../src/net/inet';
 import { spread } from '../../scripts/bench/stats';
 import { barChartSvg, esc, lineChartSvg, niceAxis } from '../../scripts/bench/svg';
 import { flowsLabel, markdown, runStem } from '../../scripts/bench/report';
-import type { BenchResult, PktRateData } from '../../scripts/bench/types';
+import type { BenchResult, PktRateData, ScaleData } from '../../scripts/bench/types';
 
 /** A correct L4 checksum makes the checksum over pseudo-header + segment 0. */
 function l4Verifies(frame: Buffer, family: 4 | 6, l4: number, end: number, proto: number): boolean {
@@ -252,6 +252,55 @@ describe('bench markdown report', () => {
       /Generator: \*\*af-packet\*\*: g\. Live frames: BPF_F_TEST_XDP_LIVE_FRAMES refused by this kernel: EPERM/,
     );
     assert.match(md, /\| tunnel\/gue \| 1\.50 \| 0\.75× \| 0\.70× \| 0\.80× \|/);
+  });
+
+  it("shows the packet path at scale in the issue's shape, a row without a value with its reason", () => {
+    const data: ScaleData = {
+      method: 'm',
+      rows: [
+        {
+          id: 'flows-large',
+          case: '1M flows, packet rate vs no-op',
+          goal: '≥ 0.5×',
+          value: 0.084,
+          today: '0.08×',
+          met: false,
+          noop: '45.7 ns; 0.250 Mpps',
+          bpfStats: '541.7 ns',
+          detail: 'wall-clock Mpps 0.81×',
+        },
+        { id: 'syn', case: 'new flow (SYN), test run, ns over no-op', goal: '≤ 25 ns', skipped: 'not run here' },
+      ],
+      pktrate: {
+        generator: { kind: 'af-packet', detail: 'g', pktgen: 'p', liveFrames: 'l', processes: 1 },
+        bpfStats: { enabled: true, detail: 'on' },
+        frameBytes: 64,
+        flows: [4096, 1_000_000],
+        baseFlows: 4096,
+        flowTableSize: 1 << 20,
+        packetsPerRound: 10,
+        batchSize: 64,
+        rounds: 1,
+        scenarios: [],
+      },
+      syn: {
+        repeat: 1,
+        rounds: 1,
+        object: 'o',
+        calibration: { program: 'p', rounds: [1], ns: { n: 1, median: 1, min: 1, max: 1, p25: 1, p75: 1 } },
+        cases: [],
+      },
+      memory: [],
+    };
+    const md = markdown({ ...base, sections: { scale: { status: 'ok', durationMs: 1, data } } });
+    assert.match(md, /## 6\. Packet path at scale/);
+    assert.match(
+      md,
+      /\| case \(native, isolated path\) \| today \| goal \| same-run no-op \| bpf_stats ns \(director\) \|/,
+    );
+    assert.match(md, /\| 1M flows, packet rate vs no-op \| 0\.08× \| ≥ 0\.5× \| 45\.7 ns; 0\.250 Mpps \| 541\.7 ns \|/);
+    assert.match(md, /\| new flow \(SYN\), test run, ns over no-op \| no value: not run here \| ≤ 25 ns \| – \| – \|/);
+    assert.match(md, /- 1M flows, packet rate vs no-op: wall-clock Mpps 0\.81×/);
   });
 
   it('writes flow counts of whole millions as M', () => {
