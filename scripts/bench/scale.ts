@@ -225,6 +225,30 @@ function rateRow(
   };
 }
 
+/**
+ * The SYN row from a test run: SYN_ROW's case, its test-run ns over the no-op in the same round
+ * (median), the kernel's bpf_stats beside it. Exported for a caller that times the case itself.
+ */
+export function synRow(syn: TestRunData): ScaleRow {
+  const label = 'new flow (SYN), test run, ns over no-op';
+  const goal = `≤ ${SYN_ROW.goalNs} ns`;
+  const c = syn.cases.find((x) => x.name === SYN_ROW.testRunCase);
+  if (!c) return { id: 'syn', case: label, goal, skipped: `the test run has no case "${SYN_ROW.testRunCase}"` };
+  return {
+    id: 'syn',
+    case: label,
+    goal,
+    value: c.deltaOverNoop.median,
+    today: `${c.deltaOverNoop.median.toFixed(1)} ns`,
+    met: c.deltaOverNoop.median <= SYN_ROW.goalNs,
+    noop: `${syn.calibration.ns.median.toFixed(1)} ns per run (test run)${syn.calibration.bpfNs ? `, ${syn.calibration.bpfNs.median.toFixed(1)} ns (bpf_stats)` : ''}`,
+    bpfStats: c.bpfNs
+      ? `${c.bpfNs.median.toFixed(1)} ns (+${c.bpfOverNoop?.median.toFixed(1) ?? '–'} over the no-op)`
+      : '–',
+    detail: `"${c.name}" (${c.reason}), repeat ${syn.repeat} × ${syn.rounds} rounds, each against the no-op run right before it: ${c.ns.median.toFixed(1)} ns (${c.ns.min.toFixed(1)}–${c.ns.max.toFixed(1)})`,
+  };
+}
+
 export function scaleRows(
   pkt: PktRateData,
   syn: TestRunData,
@@ -245,29 +269,7 @@ export function scaleRows(
     );
   }
 
-  // SYN: the test-run measure.
-  const c = syn.cases.find((x) => x.name === SYN_ROW.testRunCase);
-  if (!c)
-    rows.push({
-      id: 'syn',
-      case: 'new flow (SYN), test run, ns over no-op',
-      goal: `≤ ${SYN_ROW.goalNs} ns`,
-      skipped: `the test run has no case "${SYN_ROW.testRunCase}"`,
-    });
-  else
-    rows.push({
-      id: 'syn',
-      case: 'new flow (SYN), test run, ns over no-op',
-      goal: `≤ ${SYN_ROW.goalNs} ns`,
-      value: c.deltaOverNoop.median,
-      today: `${c.deltaOverNoop.median.toFixed(1)} ns`,
-      met: c.deltaOverNoop.median <= SYN_ROW.goalNs,
-      noop: `${syn.calibration.ns.median.toFixed(1)} ns per run (test run)${syn.calibration.bpfNs ? `, ${syn.calibration.bpfNs.median.toFixed(1)} ns (bpf_stats)` : ''}`,
-      bpfStats: c.bpfNs
-        ? `${c.bpfNs.median.toFixed(1)} ns (+${c.bpfOverNoop?.median.toFixed(1) ?? '–'} over the no-op)`
-        : '–',
-      detail: `"${c.name}" (${c.reason}), repeat ${syn.repeat} × ${syn.rounds} rounds, each against the no-op run right before it: ${c.ns.median.toFixed(1)} ns (${c.ns.min.toFixed(1)}–${c.ns.max.toFixed(1)})`,
-    });
+  rows.push(synRow(syn));
 
   // Flood: rate vs the no-op on the same stream, and the established flows inside it.
   const fd = cellOf(sc, 'syn-flood', o.baseFlows);
