@@ -71,10 +71,10 @@ export const SCALE_QUICK = {
   packets: 20_000,
   rounds: 1,
   batch: 64,
-  largeFlows: 65_536,
+  largeFlows: 16_384,
   baseFlows: 4096,
-  flood: { syns: 65_536, every: 8 },
-  flowTable: 1 << 17,
+  flood: { syns: 16_384, every: 8 },
+  flowTable: 1 << 15,
   testRun: { repeat: 100_000, rounds: 3 },
 };
 
