@@ -244,7 +244,8 @@ test(
     assert.equal(json('c-status-xdp.json').dataplane.kind, 'xdp');
     assert.match(read('c-switch-ipvs.txt'), /switched from xdp to ipvs/);
     assert.equal(json('c-status-ipvs.json').dataplane.kind, 'ipvs');
-    assert.equal(Object.keys(ipvsadm('c-ipvsadm.txt')).length, 6);
+    // mysql, echo, nat, nat6, natecho, natpush and the four tunnel services
+    assert.equal(Object.keys(ipvsadm('c-ipvsadm.txt')).length, 10);
     assert.match(read('c-switch-xdp.txt'), /switched from ipvs to xdp/);
     assert.equal(json('c-status-xdp2.json').dataplane.kind, 'xdp');
     assert.deepEqual(
@@ -264,6 +265,87 @@ test('a live session survives xdp -> ipvs -> xdp on the same backend', { skip },
   assert.equal(s.unanswered, 0, JSON.stringify(s));
   assert.equal(s.echoed, s.sent);
 });
+
+// ---- NAT across the switches: two-armed over eth1, ports translated (nat-topology.sh)
+
+test('a live NAT session (VIP:3313 -> 10.79.0.11:3312, two-armed) survives xdp -> ipvs -> xdp', { skip }, (t) => {
+  const s = json('c-nat-session.json');
+  t.diagnostic(`sent ${s.sent}, longest round trip ${s.maxRttMs} ms, longest gap between echoes ${s.maxGapMs} ms`);
+  assert.equal(s.error, '');
+  assert.equal(s.closed, false);
+  assert.equal(s.backend, 'nat1');
+  assert.equal(s.backendChanges, 0);
+  assert.ok(s.sent >= 20, `sent ${s.sent}`);
+  assert.equal(s.unanswered, 0, JSON.stringify(s));
+  assert.equal(s.echoed, s.sent);
+});
+
+test('NAT connections to VIP:3311 reach 10.79.0.11:3306 through XDP, then IPVS, then XDP again', { skip }, () => {
+  for (const name of ['c-nat-xdp.json', 'c-nat-ipvs.json', 'c-nat-xdp2.json']) {
+    const { counts, errors } = servers(name);
+    assert.deepEqual(errors, [], name);
+    assert.deepEqual(counts, { nat1: 8 }, name);
+  }
+});
+
+test(
+  "a NAT reply sent right after a switch, while the client is silent, gets through only after the client's next packet; the session stays open",
+  { skip },
+  (t) => {
+    // The server on 10.79.0.11:3314 sends p0 under XDP, p1 right after `dataplane ipvs`
+    // returned, p2 once the client has sent k1, p3 right after `dataplane xdp` returned, p4
+    // once the client has sent k2. The client sends nothing else (not even an ACK: it has
+    // received nothing) until k1 and k2, 4 s after p1 and p3.
+    const q = json('c-nat-quiet.json') as {
+      backend: string;
+      closed: boolean;
+      error: string;
+      events: Array<{ t: number; kind: 'recv' | 'send'; line: string }>;
+    };
+    const pushed = new Map(
+      read('c-nat-quiet-pushes.log')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { t: number; push: string })
+        .map((p) => [p.push, p.t]),
+    );
+    const at = (kind: 'recv' | 'send', line: string): number => {
+      const e = q.events.find((x) => x.kind === kind && x.line === line);
+      assert.ok(e, `${kind} ${line} not in ${JSON.stringify(q.events)}`);
+      return e.t;
+    };
+    assert.equal(q.backend, 'nat1');
+    assert.equal(q.error, '');
+    assert.equal(q.closed, false);
+    assert.deepEqual(
+      q.events.map((e) => `${e.kind} ${e.line}`),
+      ['recv p0', 'send k1', 'recv p1', 'recv p2', 'send k2', 'recv p3', 'recv p4'],
+      'p1 and p3 (sent in the window) arrive only after the client sent again; p0, p2 and p4 at once',
+    );
+    // The window was real: the server retransmitted p1 and p3 for seconds (RTO 0.2 s, doubling)
+    // before the client's packet, and none of those copies reached it.
+    for (const [p, k] of [
+      ['p1', 'k1'],
+      ['p3', 'k2'],
+    ] as const)
+      assert.ok(at('send', k) - pushed.get(p)! >= 3500, `${p} pushed ${pushed.get(p)}, ${k} sent ${at('send', k)}`);
+    t.diagnostic(
+      `xdp -> ipvs: p1 arrived ${at('recv', 'p1') - at('send', 'k1')} ms after k1 (${at('recv', 'p1') - pushed.get('p1')!} ms after it was sent); ` +
+        `ipvs -> xdp: p3 arrived ${at('recv', 'p3') - at('send', 'k2')} ms after k2 (${at('recv', 'p3') - pushed.get('p3')!} ms after it was sent); ` +
+        `IPVS connections left right after the switch to XDP: ${
+          read('c-after-xdp-ipvs-conns.txt')
+            .split('\n')
+            .filter((l) => /^(TCP|UDP) /.test(l)).length
+        }`,
+    );
+    // Under IPVS, the client's k1 (mid-stream, no SYN) made the masquerading connection
+    // (sloppy_tcp) that translated p1's next retransmission and p2.
+    assert.match(
+      read('c-ipvs-conns.txt'),
+      /^TCP\s+\S+\s+ESTABLISHED\s+10\.77\.0\.10:40003\s+10\.77\.0\.100:3315\s+10\.79\.0\.11:3314\s*$/m,
+    );
+  },
+);
 
 test('connections opened during each switch succeed', { skip }, () => {
   for (const f of ['c-during-ipvs.json', 'c-during-xdp.json']) assert.deepEqual(servers(f).errors, [], f);

@@ -9,7 +9,12 @@
 #                          forwarding sysctls, port translation and the replies translated back
 #   B  dataplane: auto on an interface where native XDP cannot attach (lo) -> falls back to IPVS
 #   C  dataplane: auto with XDP (generic) -> a live session survives `xdirector dataplane ipvs`
-#      and back to `xdirector dataplane xdp`; connections opened during each switch succeed
+#      and back to `xdirector dataplane xdp`; connections opened during each switch succeed.
+#      NAT too (two-armed over eth1, ports translated): a session sending every 200 ms
+#      (VIP:3313 -> 10.79.0.11:3312), NAT connections to VIP:3311 through XDP, IPVS and XDP
+#      again, and a silent session (VIP:3315 -> 10.79.0.11:3314) whose server sends a line
+#      right after each switch, before the client's next packet: the one case a switch cannot
+#      carry (README, "Switching dataplanes under NAT sessions"); the client sends 4 s later
 # Phase C also carries tunnel services (forwarding: tunnel) to a real server behind a router
 # (tunnel-topology.sh), set up by `xdirector realserver setup --tunnel` for real (in the
 # background during A and B): IPIP (4in4), GUE (4 in UDP 6080) and 6in6 through IPVS, then
@@ -91,12 +96,12 @@ conns_wait() { # SEQ NAME
 }
 conns() { conns_send "${@:2}"; conns_wait "$CSEQ" "$1"; }   # NAME FIRST_PORT COUNT [PORT [VIP SRC]]
 
-config() { # FILE DATAPLANE INTERFACE XDP_MODE [tun|nat]
+config() { # FILE DATAPLANE INTERFACE XDP_MODE ["tun" and/or "nat" or "natlive" (nat and the live NAT sessions' services)]
   cat > "$1" <<CFG
 instance: xdgvm
 interface: $3
 dataplane: $2
-xdp: { mode: $4, pin_dir: /sys/fs/bpf/xdg-vm, flow_table_size: 65536, max_backends: 64, max_services: 8 }
+xdp: { mode: $4, pin_dir: /sys/fs/bpf/xdg-vm, flow_table_size: 65536, max_backends: 64, max_services: 16 }
 admin: { socket: $SOCK }
 log: { level: debug }
 health: { interval: 2s, timeout: 2s, rise: 1, fall: 2 }
@@ -118,7 +123,7 @@ services:
       - { address: 10.77.0.12, port: 3307, mac: "02:77:00:00:00:12" }
       - { address: 10.77.0.13, port: 3307, mac: "02:77:00:00:00:13" }
 CFG
-  if [ "${5:-}" = nat ]; then
+  if [[ " ${5:-} " == *" nat"* ]]; then
     cat >> "$1" <<CFG
   - name: nat
     vip: $XDG_VIP
@@ -132,10 +137,25 @@ CFG
     forwarding: nat
     check: tcp
     backends: [ { address: "$XDG_NAT_RS6", port: 3306 } ]
-nat: { interface: eth1 }
 CFG
   fi
-  [ "${5:-}" = tun ] || return 0
+  if [[ " ${5:-} " == *" natlive "* ]]; then
+    cat >> "$1" <<CFG
+  - name: natecho
+    vip: $XDG_VIP
+    port: 3313
+    forwarding: nat
+    check: none
+    backends: [ { address: $XDG_NAT_RS, port: 3312 } ]
+  - name: natpush
+    vip: $XDG_VIP
+    port: 3315
+    forwarding: nat
+    check: none
+    backends: [ { address: $XDG_NAT_RS, port: 3314 } ]
+CFG
+  fi
+  if [[ " ${5:-} " == *" tun "* ]]; then
   cat >> "$1" <<CFG
   - name: tun
     vip: $XDG_VIP
@@ -165,6 +185,9 @@ CFG
     backends: [ { address: "$XDG_TUN_RS6" } ]
 tunnel: { source_v4: 10.77.0.2, source_v6: "fd00:77::2" }
 CFG
+  fi
+  # a top-level key: after every service
+  if [[ " ${5:-} " == *" nat"* ]]; then echo "nat: { interface: eth1 }" >> "$1"; fi
 }
 
 DPID=
@@ -247,29 +270,60 @@ stop_daemon --detach
 $DIRNS ipvsadm -Ln > "$OUT/b-after-detach-ipvsadm.txt"
 fi
 
-# ---- C: auto with XDP, switch to IPVS and back under a live session
+# ---- C: auto with XDP, switch to IPVS and back under live sessions (DR, tunnel, NAT)
 if [[ $PHASES == *" C "* ]]; then
-config /run/xdg/c.yaml auto eth0 generic tun
+config /run/xdg/c.yaml auto eth0 generic "tun natlive"
 step "C start"
 start_daemon c /run/xdg/c.yaml
 cp "$OUT/c-status0.json" "$OUT/c-status-xdp.json"
-nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/session-client.js" "$XDG_VIP" 3307 10.77.0.10:40000 "$OUT/c-session.json" &
-SPID=$!
+session() { # PORT SRC_PORT NAME [quiet]
+  nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/session-client.js" "$XDG_VIP" "$1" "10.77.0.10:$2" "$OUT/$3.json" ${4:-} &
+}
+session 3307 40000 c-session; SPID=$!
 rs_ready
-nsenter --net=/run/netns/xdg-client node "$ROOT/dist/test/vm/guest/session-client.js" "$XDG_VIP" 3309 10.77.0.10:40001 "$OUT/c-tun-session.json" &
-TPID=$!
-for t in $(seq 1 600); do [ -s "$OUT/c-session.json.ready" ] && [ -s "$OUT/c-tun-session.json.ready" ] && break; sleep 0.1; done
+session 3309 40001 c-tun-session; TPID=$!
+wait "$NRSPID" 2>/dev/null   # the NAT real server's default route (realserver setup --nat), when phase A did not wait
+session 3313 40002 c-nat-session; NPID=$!
+session 3315 40003 c-nat-quiet quiet; QPID=$!
+sessions_up() { local f; for f in c-session c-tun-session c-nat-session c-nat-quiet; do [ -s "$OUT/$f.json.ready" ] || return 1; done; }
+for t in $(seq 1 600); do sessions_up && break; sleep 0.1; done
+# The silent NAT session: the server sends LINE (xdg_nat_push); the client sends only on
+# quiet_send. Times in ms since the epoch, as the client records its own.
+ms() { date +%s%3N; }
+quiet_push() { echo "{\"t\":$(ms),\"push\":\"$1\"}" >> "$OUT/c-nat-quiet-pushes.log"; xdg_nat_push "$1"; }
+quiet_send() { kill -USR2 "$QPID"; }
+quiet_wait() { # LINE TIMEOUT_S: until the silent client has received LINE
+  local end=$(($(cut -d. -f1 /proc/uptime) + $2))
+  while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
+    grep -q "\"recv\",\"line\":\"$1\"" "$OUT/c-nat-quiet.json.log" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  return 1
+}
+quiet_after() { # T0_MS S: sleep until S seconds after T0_MS
+  local left=$(( $1 + $2 * 1000 - $(ms) ))
+  [ "$left" -le 0 ] || sleep "$(awk -v l="$left" 'BEGIN{print l/1000}')"
+}
+quiet_push p0; quiet_wait p0 20
+conns c-nat-xdp 26200 8 3311
 sleep 2
-step "C sessions up on $(cat "$OUT/c-session.json.ready" "$OUT/c-tun-session.json.ready" 2>/dev/null | tr '\n' ' ')"
+step "C sessions up on $(cat "$OUT"/c-*session.json.ready "$OUT/c-nat-quiet.json.ready" 2>/dev/null | tr '\n' ' ')"
 step "C switch to ipvs"
 conns_send 24000 30
 CP=$CSEQ
 T=$(now)
 xd dataplane ipvs > "$OUT/c-switch-ipvs.txt" 2>&1
+# the server answers right after the switch, while its client is silent
+Q=$(ms); quiet_push p1
 echo "$(awk -v a="$T" -v b="$(now)" 'BEGIN{print b-a}')" > "$OUT/c-switch-ipvs-seconds.txt"
 conns_wait $CP c-during-ipvs
 $DIRNS ipvsadm -Ln > "$OUT/c-ipvsadm.txt"
 api GET /status > "$OUT/c-status-ipvs.json"
+conns c-nat-ipvs 26300 8 3311
+quiet_after "$Q" 4; quiet_send; quiet_wait p1 30
+$DIRNS ipvsadm -Lnc > "$OUT/c-ipvs-conns.txt"
+quiet_push p2; quiet_wait p2 20
+step "C silent NAT session through ipvs"
 wait_ipvsadm "\[$XDG_TUN_RS6\]:3308" present 30
 $DIRNS ipvsadm -Ln --tun-info > "$OUT/c-tun-ipvsadm.txt"
 tun_stats c-tun-ipvs-before
@@ -283,17 +337,23 @@ conns_send 25000 30
 CP=$CSEQ
 T=$(now)
 xd dataplane xdp > "$OUT/c-switch-xdp.txt" 2>&1
+Q=$(ms); quiet_push p3
 echo "$(awk -v a="$T" -v b="$(now)" 'BEGIN{print b-a}')" > "$OUT/c-switch-xdp-seconds.txt"
+$DIRNS ipvsadm -Lnc > "$OUT/c-after-xdp-ipvs-conns.txt"
 conns_wait $CP c-during-xdp
 $DIRNS ipvsadm -Ln > "$OUT/c-after-xdp-ipvsadm.txt"
 api GET /status > "$OUT/c-status-xdp2.json"
+conns c-nat-xdp2 26400 8 3311
+quiet_after "$Q" 4; quiet_send; quiet_wait p3 30
+quiet_push p4; quiet_wait p4 20
+step "C silent NAT session through xdp"
 tun_stats c-tun-xdp-before
 conns c-tun-xdp 27300 12 3308
 conns c-gue-xdp 27400 12 3310
 conns c-tun6-xdp 27500 12 3308 "$XDG_VIP6" fd00:77::10
 tun_stats c-tun-xdp-after
 sleep 1
-kill -TERM $SPID $TPID; wait $SPID $TPID
+kill -TERM $SPID $TPID $NPID $QPID; wait $SPID $TPID $NPID $QPID
 step "C done"
 stop_daemon --detach
 fi
