@@ -148,7 +148,10 @@ export function dataplaneKind(kind: string): DataplaneKind {
 /**
  * Switch from `current` to a new dataplane of `kind`, programmed with `state` first. For IPVS
  * that is invisible while XDP still takes the packets; for XDP, attaching it is what moves the
- * traffic. Only then is the old one removed. On failure the old one stays as it was.
+ * traffic. Then, IPVS -> XDP, XDP takes over IPVS's live NAT connections (their reverse
+ * entries: a reply before the client's next packet is still translated once IPVS is gone);
+ * a failure there is logged and costs only those replies. Only then is the old one removed.
+ * On failure the old one stays as it was.
  */
 export async function switchDataplane(
   current: Dataplane,
@@ -163,6 +166,18 @@ export async function switchDataplane(
   } catch (err) {
     await next.close({ keepState: false }).catch(() => undefined);
     throw err;
+  }
+  if (current.liveConnections && next.adoptNatConnections) {
+    try {
+      const conns = await current.liveConnections();
+      const n = next.adoptNatConnections(conns);
+      log.info({ connections: conns.length, nat: n }, `${kind} took over ${n} live NAT connections of ${current.kind}`);
+    } catch (err) {
+      log.warn(
+        { err },
+        `${kind} could not take over the live NAT connections of ${current.kind}: a reply that comes before its client's next packet leaves untranslated (${(err as Error).message})`,
+      );
+    }
   }
   await current.close({ keepState: false });
   return next;

@@ -196,6 +196,14 @@ export interface Dataplane {
   pollTxErrors?(): { txErrors: number };
   /** The backends as an adopted dataplane held them when it was opened (XDP hot restart over pinned maps); absent or empty otherwise. */
   pinnedBackends?(): PinnedBackend[];
+  /** IPVS: the live connections in the kernel's table (TCP established, UDP), which a switch to XDP hands over (adoptNatConnections). */
+  liveConnections?(): Promise<LiveConnection[]>;
+  /**
+   * XDP: take over the NAT connections another dataplane carried: each one of a NAT backend of
+   * ours gets its reverse entry, so a reply that comes before the client's next packet is
+   * translated back to VIP:port instead of leaving untranslated. Returns how many were installed.
+   */
+  adoptNatConnections?(conns: readonly LiveConnection[]): number;
   /**
    * True when a down backend is not in the dataplane at all (IPVS removes its dest): a configured
    * backend missing from an adopted service was then down, not new (src/health/adopt.ts).
@@ -203,6 +211,18 @@ export interface Dataplane {
   readonly omitsDownBackends?: boolean;
   /** Stop using the dataplane. keepState=true (default): leave the kernel state (program attached, maps pinned / IPVS services) for a hot restart. */
   close(opts?: { keepState?: boolean }): Promise<void>;
+}
+
+/** One connection of a dataplane's own table (addresses in canonical text). */
+export interface LiveConnection {
+  family: Family;
+  proto: Proto;
+  client: string;
+  clientPort: number;
+  vip: string;
+  vipPort: number;
+  backend: string;
+  backendPort: number;
 }
 
 /** One backend of one service as an adopted dataplane held it (hot restart). */

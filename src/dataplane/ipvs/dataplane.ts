@@ -17,11 +17,13 @@ import type {
   Dataplane,
   IpvsStatus,
   DesiredState,
+  LiveConnection,
   PinnedBackend,
   Scheduler,
   ServiceStatus,
 } from '../../state/types';
 import { IpvsClient } from './client';
+import { IPVS_CONN_PROC, parseIpvsConns } from './conns';
 import { ensureSysctls, natSysctls, type NatInterfaces } from '../nat-sysctls';
 import {
   FwdMethod,
@@ -417,6 +419,16 @@ export class IpvsDataplane implements Dataplane {
   /** The kernel's IPVS takes the traffic as long as the services exist: nothing to lose track of. */
   attached(): boolean {
     return true;
+  }
+
+  /**
+   * The kernel's live connections (conns.ts), for a switch to XDP to take over before close()
+   * removes the services: with expire_nodest_conn=1 removing a dest expires its connections, and
+   * the kernel unregisters IPVS's hooks with a family's last service, so after close nothing of
+   * IPVS translates a NAT reply any more.
+   */
+  async liveConnections(): Promise<LiveConnection[]> {
+    return parseIpvsConns(await fs.readFile(IPVS_CONN_PROC, 'utf8'));
   }
 
   close(opts: { keepState?: boolean } = {}): Promise<void> {

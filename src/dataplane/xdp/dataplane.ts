@@ -9,7 +9,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { PinnedBackend, Dataplane, XdpStatus, DesiredState, ServiceStatus, Family } from '../../state/types';
+import type {
+  PinnedBackend,
+  Dataplane,
+  XdpStatus,
+  DesiredState,
+  ServiceStatus,
+  Family,
+  LiveConnection,
+} from '../../state/types';
 import { BpfObject, openPinnedProgram } from '../../bpf';
 import { checkRemovable, removePinDir, securePinDir } from '../../bpf';
 import { getNative } from '../../bpf';
@@ -24,6 +32,7 @@ import { NatSide, natAlert, type NatSample } from './nat';
 import * as L from './layout';
 import type * as G from '../../bpf';
 import { readLinkMac } from '../../net/neigh';
+import { addressToBytes, canonicalAddress } from '../../net/inet';
 import { vethPeer } from '../../net/veth';
 import { driverStats, xdpTxErrors } from '../../net/ethtool';
 import { FlowCounter, FlowCountResult } from './flow-counts';
@@ -903,6 +912,62 @@ export class XdpDataplane implements Dataplane {
 
   backendIndex(serviceName: string, backendKey: string): number | undefined {
     return this.indexes.get(serviceName)?.get(backendKey);
+  }
+
+  /**
+   * The reverse entries (bpf/nat.h) of NAT connections another dataplane carried (a switch from
+   * IPVS), as sync installs a peer's: without one, a reply that comes before the client's next
+   * packet is passed to the kernel, which no longer translates it (the IPVS services are gone),
+   * and leaves untranslated. The client's next packet then finds no flow here and is placed by
+   * the ring, the same backend on the shared ipvs-mh ring, and refreshes the entry. No route yet
+   * (route_ns 0): the first reply routes it with bpf_fib_lookup(). Connections of no NAT backend
+   * of ours are skipped.
+   */
+  adoptNatConnections(conns: readonly LiveConnection[]): number {
+    if (this.closed) throw new XdError('XD_ERR_BPF_MAP', 'XDP dataplane is closed');
+    // "vip|port|proto|backend|port" -> backend index, for the NAT backends of the applied state
+    const nat = new Map<string, number>();
+    for (const s of this.lastState.services)
+      for (const b of s.backends) {
+        const i = this.indexes.get(s.name)?.get(b.key);
+        if (b.forwarding !== 'nat' || i === undefined) continue;
+        nat.set(`${canonicalAddress(s.vip)}|${s.port}|${s.proto}|${canonicalAddress(b.address)}|${b.port}`, i);
+      }
+    const lastSeen = process.hrtime.bigint(); // CLOCK_MONOTONIC, as bpf_ktime_get_coarse_ns()
+    const r4: [Parameters<L.Maps['nrev4']['update']>[0], Parameters<L.Maps['nrev4']['update']>[1]][] = [];
+    const r6: [Parameters<L.Maps['nrev6']['update']>[0], Parameters<L.Maps['nrev6']['update']>[1]][] = [];
+    for (const c of conns) {
+      const i = nat.get(`${c.vip}|${c.vipPort}|${c.proto}|${c.backend}|${c.backendPort}`);
+      if (i === undefined) continue;
+      const vip = addressToBytes(c.vip);
+      const rev = {
+        vip: Buffer.concat([vip, Buffer.alloc(16 - vip.length)]),
+        vport: c.vipPort,
+        peer_mac: Buffer.alloc(6),
+        self_mac: Buffer.alloc(6),
+        ifindex: 0,
+        backend: i,
+        last_seen_ns: lastSeen,
+        route_ns: 0n,
+      };
+      const proto = c.proto === 'tcp' ? 6 : 17;
+      const [saddr, daddr] = [addressToBytes(c.backend), addressToBytes(c.client)];
+      if (c.family === 4)
+        r4.push([
+          {
+            saddr: saddr.readUInt32BE(0),
+            daddr: daddr.readUInt32BE(0),
+            sport: c.backendPort,
+            dport: c.clientPort,
+            proto,
+          },
+          rev,
+        ]);
+      else r6.push([{ saddr, daddr, sport: c.backendPort, dport: c.clientPort, proto, family: 6 }, rev]);
+    }
+    if (r4.length) this.maps.nrev4.updateBatch(r4);
+    if (r6.length) this.maps.nrev6.updateBatch(r6);
+    return r4.length + r6.length;
   }
 
   /** Packets per verdict reason (flow hits from the backend counters), without the rest of status(). */

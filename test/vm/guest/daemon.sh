@@ -13,8 +13,10 @@
 #      NAT too (two-armed over eth1, ports translated): a session sending every 200 ms
 #      (VIP:3313 -> 10.79.0.11:3312), NAT connections to VIP:3311 through XDP, IPVS and XDP
 #      again, and a silent session (VIP:3315 -> 10.79.0.11:3314) whose server sends a line
-#      right after each switch, before the client's next packet: the one case a switch cannot
-#      carry (README, "Switching dataplanes under NAT sessions"); the client sends 4 s later
+#      right after each switch, before the client's next packet (the client sends 4 s later):
+#      after ipvs -> xdp XDP has taken over IPVS's NAT connections and translates it at once;
+#      after xdp -> ipvs it gets through only once the client sends (README, "Switching
+#      dataplanes under NAT sessions")
 # Phase C also carries tunnel services (forwarding: tunnel) to a real server behind a router
 # (tunnel-topology.sh), set up by `xdirector realserver setup --tunnel` for real (in the
 # background during A and B): IPIP (4in4), GUE (4 in UDP 6080) and 6in6 through IPVS, then
@@ -322,6 +324,7 @@ api GET /status > "$OUT/c-status-ipvs.json"
 conns c-nat-ipvs 26300 8 3311
 quiet_after "$Q" 4; quiet_send; quiet_wait p1 30
 $DIRNS ipvsadm -Lnc > "$OUT/c-ipvs-conns.txt"
+$DIRNS cat /proc/net/ip_vs_conn > "$OUT/c-ipvs-conns-proc.txt"
 quiet_push p2; quiet_wait p2 20
 step "C silent NAT session through ipvs"
 wait_ipvsadm "\[$XDG_TUN_RS6\]:3308" present 30
