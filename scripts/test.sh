@@ -108,7 +108,7 @@ echo "running ${#files[@]} test files (main lane ${#rest[@]}, then ${#paced[@]} 
 times=$(mktemp -d /tmp/xdirector-test-times.XXXXXX)
 # One node:test command for every lane: `lane_cmd LANE FILES...` sets cmd. A VM file gets 20
 # minutes: node applies --test-timeout to a whole file, and the daemon scenario's guest may take its
-# own 900 s under TCG on a loaded host (it takes ~3 min when quiet); every other file gets 10.
+# own 1080 s under TCG on a loaded host (it takes ~3-5 min when quiet); every other file gets 10.
 lane_cmd() {
   local lane=$1; shift
   local timeout=600000

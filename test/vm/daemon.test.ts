@@ -17,10 +17,10 @@ let console_ = '';
 before(
   async () => {
     if (skip) return;
-    ({ rc, wallMs, out } = await bootGuest('test/vm/guest/daemon.sh', 900, 'vmd'));
+    ({ rc, wallMs, out } = await bootGuest('test/vm/guest/daemon.sh', 1080, 'vmd'));
     console_ = read('console.log');
   },
-  { timeout: 960_000 },
+  { timeout: 1_140_000 },
 );
 
 after(() => {

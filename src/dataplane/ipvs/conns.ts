@@ -6,19 +6,13 @@
 // IPv4 addresses are 8 hex digits (host order of the number, so big-endian text), IPv6 ones
 // eight colon-separated groups (%pI6); ports are 4 hex digits. The forwarding method is not in
 // the table: the caller knows it from its own services.
-import { canonicalAddress } from '../../net/inet';
+import { parseAddress } from '../../net/inet';
 import type { LiveConnection } from '../../state/types';
 
 export const IPVS_CONN_PROC = '/proc/net/ip_vs_conn';
 
 function address(tok: string): string | undefined {
-  if (tok.includes(':')) {
-    try {
-      return canonicalAddress(tok);
-    } catch {
-      return undefined;
-    }
-  }
+  if (tok.includes(':')) return parseAddress(tok)?.text;
   if (!/^[0-9A-Fa-f]{8}$/.test(tok)) return undefined;
   const n = parseInt(tok, 16);
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
