@@ -159,8 +159,9 @@ export async function switchDataplane(
   state: DesiredState,
   cfg: DataplaneConfig,
   log: Logger,
+  openers: DataplaneOpeners = { xdp: openXdp, ipvs: openIpvs },
 ): Promise<Dataplane> {
-  const next = await openDataplane(cfg, log, kind);
+  const next = await openDataplane(cfg, log, kind, {}, openers);
   try {
     await next.apply(state);
   } catch (err) {
