@@ -92,7 +92,11 @@ test('no host answers neighbour solicitation for VIP6 until a director holds it,
   await lab.addVip(lab.directors[0]);
   try {
     await lab.run(lab.client, 'ip', ['-6', 'neigh', 'flush', 'dev', 'eth0']);
-    const after = await ping6();
+    // One echo with a 1 s wait can miss when a busy host delays the
+    // solicitation or the answer: the claim is that the director answers at
+    // all, so up to five tries (the negative check above stays one try).
+    let after = await ping6();
+    for (let i = 1; i < 5 && after.code !== 0; i++) after = await ping6();
     assert.equal(after.code, 0, after.stdout);
     assert.match(await neigh(), new RegExp(`lladdr ${lab.directors[0].mac}`));
   } finally {
