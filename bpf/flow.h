@@ -243,27 +243,250 @@ static __always_inline struct xd_flow6_cache *fc6_probe(const struct xd_flow_key
 	return fc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires) ? w1 : w0;
 }
 
-/* ---- the flow tables, by family ---- */
+/* ---- the flow tables (xd_flow4_v3, xd_flow6_v3: maps.h) ---- */
+
+/* The map's own size (CO-RE: the kernel's struct bpf_map, relocated by
+ * libbpf), so the program and user space both take the bucket count from
+ * max_entries and no global has to agree with it. */
+struct bpf_map {
+	__u32 max_entries;
+} __attribute__((preserve_access_index));
 
 /*
- * One call site per map (never a pointer chosen at run time), so the verifier
- * inlines each lookup.
+ * Flow table hash of a key's 64-bit words folded by XOR: the halves folded
+ * into 32 bits, then MurmurHash3's finalizer (a bijection whose low bits
+ * depend on every input bit), masked by the bucket count. Not fc_hash(): a
+ * flow's bucket here and its set in the per-CPU cache are independent, so
+ * two flows that share one do not share the other. src/bpf/flowtable.ts
+ * computes the same (test/bpf/flowtable.test.ts proves they agree).
+ */
+static __always_inline __u32 ft_hash(__u64 folded)
+{
+	__u32 h = (__u32)folded ^ (__u32)(folded >> 32);
+
+	h ^= h >> 16;
+	h *= 0x85ebca6bU;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35U;
+	h ^= h >> 16;
+	return h;
+}
+
+/* The first entry of a folded key's bucket in a table of max_entries
+ * entries (a power of two of XD_FLOW_WAYS-entry buckets). */
+static __always_inline __u32 ft_first(__u64 folded, __u32 max_entries)
+{
+	return (ft_hash(folded) & (max_entries / XD_FLOW_WAYS - 1)) * XD_FLOW_WAYS;
+}
+
+static __always_inline __u32 ft4_first(__u64 k0, __u64 k1)
+{
+	return ft_first(k0 ^ k1, ((struct bpf_map *)&xd_flow4_v3)->max_entries);
+}
+
+static __always_inline __u32 ft6_first(__u64 folded)
+{
+	return ft_first(folded, ((struct bpf_map *)&xd_flow6_v3)->max_entries);
+}
+
+/* An entry's backend and generation as one word (backend in the low half):
+ * written last and in one store, so a reader that reads it before and after
+ * the key and finds it unchanged read one flow's key and values. */
+#define FT_WORD(e) (*(volatile __u64 *)&(e)->backend)
+#define FT_BACKEND(w) ((__u32)(w))
+#define FT_GENERATION(w) ((__u32)((w) >> 32))
+_Static_assert(__builtin_offsetof(struct xd_flow4_entry, backend) == 16, "xd_flow4_entry");
+_Static_assert(__builtin_offsetof(struct xd_flow6_entry, backend) == 40, "xd_flow6_entry");
+_Static_assert(__builtin_offsetof(struct xd_flow, generation) == 4, "xd_flow");
+_Static_assert(__builtin_offsetof(struct xd_flow4_entry, last_seen_ns) - 16 ==
+		       __builtin_offsetof(struct xd_flow, last_seen_ns),
+	       "xd_flow4_entry holds a struct xd_flow at backend");
+_Static_assert(__builtin_offsetof(struct xd_flow6_entry, last_seen_ns) - 40 ==
+		       __builtin_offsetof(struct xd_flow, last_seen_ns),
+	       "xd_flow6_entry holds a struct xd_flow at backend");
+
+/* Does IPv4 entry e hold the flow of key words k0, k1? *wp: its backend and
+ * generation as read around the compare. */
+static __always_inline int ft4_is(const struct xd_flow4_entry *e, __u64 k0, __u64 k1, __u64 *wp)
+{
+	const volatile __u64 *kw = (const volatile __u64 *)e;
+	__u64 w = FT_WORD(e);
+
+	if (!FT_BACKEND(w) || kw[0] != k0 || kw[1] != k1 || FT_WORD(e) != w)
+		return 0;
+	*wp = w;
+	return 1;
+}
+
+/* ft4_is() for IPv6: the key's words 0..3 are `a` (compared in place: the
+ * packet's addresses), word 4 `tail`. */
+static __always_inline int ft6_is(const struct xd_flow6_entry *e, const __u64 *a, __u64 tail,
+				  __u64 *wp)
+{
+	const volatile __u64 *kw = (const volatile __u64 *)e;
+	__u64 w = FT_WORD(e);
+
+	if (!FT_BACKEND(w) ||
+	    ((kw[0] ^ a[0]) | (kw[1] ^ a[1]) | (kw[2] ^ a[2]) | (kw[3] ^ a[3]) | (kw[4] ^ tail)) ||
+	    FT_WORD(e) != w)
+		return 0;
+	*wp = w;
+	return 1;
+}
+
+/* The IPv4 entry of key words k0, k1, NULL if the table has none (*wp as
+ * ft4_is()). One bucket: one line. */
+static __always_inline struct xd_flow4_entry *ft4_find(__u64 k0, __u64 k1, __u64 *wp)
+{
+	__u32 i = ft4_first(k0, k1);
+	struct xd_flow4_entry *e;
+
+#pragma unroll
+	for (int w = 0; w < XD_FLOW_WAYS; w++, i++) {
+		e = bpf_map_lookup_elem(&xd_flow4_v3, &i);
+		if (!e)
+			return NULL;
+		if (ft4_is(e, k0, k1, wp))
+			return e;
+	}
+	return NULL;
+}
+
+/* ft4_find() for IPv6. One line per entry, the second read only when the
+ * first entry is another flow's. */
+static __always_inline struct xd_flow6_entry *ft6_find(const __u64 *a, __u64 tail, __u64 *wp)
+{
+	__u32 i = ft6_first(a[0] ^ a[1] ^ a[2] ^ a[3] ^ tail);
+	struct xd_flow6_entry *e;
+
+#pragma unroll
+	for (int w = 0; w < XD_FLOW_WAYS; w++, i++) {
+		e = bpf_map_lookup_elem(&xd_flow6_v3, &i);
+		if (!e)
+			return NULL;
+		if (ft6_is(e, a, tail, wp))
+			return e;
+	}
+	return NULL;
+}
+
+/* Of two entries of a bucket, the one a new flow takes when neither holds it
+ * already: an empty one, else the one seen less recently (the closed mark
+ * masked). 0 or 1. */
+static __always_inline int ft_victim(__u64 w0, __u64 seen0, __u64 w1, __u64 seen1)
+{
+	if (!FT_BACKEND(w0))
+		return 0;
+	if (!FT_BACKEND(w1))
+		return 1;
+	return (seen0 & ~XD_FLOW_CLOSED) <= (seen1 & ~XD_FLOW_CLOSED) ? 0 : 1;
+}
+_Static_assert(XD_FLOW_WAYS == 2, "ft_victim() and the inserts below pick one of two entries");
+
+/*
+ * Writes flow f of key `kw` (n_words 64-bit words) into entry e whose backend
+ * and generation word was w: the word is claimed first (compare-and-swap to
+ * empty, so of two CPUs writing the entry at once one wins and the other
+ * gives up), then the key and last_seen_ns, then the word in one store. A
+ * reader meanwhile finds the entry empty or the word changed (ft4_is()). 1 if
+ * written.
+ */
+static __always_inline int ft_write(__u64 *ew, __u64 w, const __u64 *kw, int n_words,
+				    const struct xd_flow *f)
+{
+	volatile __u64 *word = (volatile __u64 *)&ew[n_words];
+
+	if (__sync_val_compare_and_swap(word, w, 0) != w)
+		return 0;
+	for (int i = 0; i < n_words; i++)
+		ew[i] = kw[i];
+	ew[n_words + 1] = f->last_seen_ns;
+	*word = (__u64)f->backend | (__u64)f->generation << 32;
+	return 1;
+}
+
+/* Puts an IPv4 flow into its bucket: the entry of its key, else the one
+ * ft_victim() picks. 1 if written. */
+static __always_inline int ft4_insert(const struct xd_flow4_key *k4, const struct xd_flow *f)
+{
+	const __u64 *kw = (const __u64 *)k4;
+	__u32 i = ft4_first(kw[0], kw[1]);
+	struct xd_flow4_entry *e0, *e1, *e;
+	__u64 w0, w1;
+
+	e0 = bpf_map_lookup_elem(&xd_flow4_v3, &i);
+	i++;
+	e1 = bpf_map_lookup_elem(&xd_flow4_v3, &i);
+	if (!e0 || !e1)
+		return 0;
+	w0 = FT_WORD(e0);
+	w1 = FT_WORD(e1);
+	if (key4_eq(kw, (const struct xd_flow4_key *)e0))
+		e = e0;
+	else if (key4_eq(kw, (const struct xd_flow4_key *)e1))
+		e = e1;
+	else
+		e = ft_victim(w0, e0->last_seen_ns, w1, e1->last_seen_ns) ? e1 : e0;
+	return ft_write((__u64 *)e, e == e0 ? w0 : w1, kw, 2, f);
+}
+
+/* ft4_insert() for IPv6. */
+static __always_inline int ft6_insert(const struct xd_flow_key *k6, const struct xd_flow *f)
+{
+	const __u64 *kw = (const __u64 *)k6;
+	__u32 i = ft6_first(kw[0] ^ kw[1] ^ kw[2] ^ kw[3] ^ kw[4]);
+	struct xd_flow6_entry *e0, *e1, *e;
+	__u64 w0, w1;
+
+	e0 = bpf_map_lookup_elem(&xd_flow6_v3, &i);
+	i++;
+	e1 = bpf_map_lookup_elem(&xd_flow6_v3, &i);
+	if (!e0 || !e1)
+		return 0;
+	w0 = FT_WORD(e0);
+	w1 = FT_WORD(e1);
+	if (key6_eq(kw, (const struct xd_flow_key *)e0))
+		e = e0;
+	else if (key6_eq(kw, (const struct xd_flow_key *)e1))
+		e = e1;
+	else
+		e = ft_victim(w0, e0->last_seen_ns, w1, e1->last_seen_ns) ? e1 : e0;
+	return ft_write((__u64 *)e, e == e0 ? w0 : w1, kw, 5, f);
+}
+
+/*
+ * The packet's flow in the flow table, as a struct xd_flow (the entry's
+ * backend, generation and last_seen_ns): written in place by the stages that
+ * re-place a flow. One call site per map, so the verifier inlines each lookup.
  */
 static __always_inline struct xd_flow *flow_lookup(int v4, const struct xd_flow4_key *k4,
 						   const struct xd_flow_key *k6)
 {
-	if (v4)
-		return bpf_map_lookup_elem(&xd_flow4_v2, k4);
-	return bpf_map_lookup_elem(&xd_flow6_v2, k6);
+	const __u64 *kw;
+	__u64 w;
+
+	if (v4) {
+		struct xd_flow4_entry *e;
+
+		kw = (const __u64 *)k4;
+		e = ft4_find(kw[0], kw[1], &w);
+		return e ? (struct xd_flow *)&e->backend : NULL;
+	} else {
+		struct xd_flow6_entry *e;
+
+		kw = (const __u64 *)k6;
+		e = ft6_find(kw, kw[4], &w);
+		return e ? (struct xd_flow *)&e->backend : NULL;
+	}
 }
 
-static __always_inline void flow_insert(int v4, const struct xd_flow4_key *k4,
-					const struct xd_flow_key *k6, const struct xd_flow *f)
+/* 1 if the flow was written (0: another CPU was writing its entry). */
+static __always_inline int flow_insert(int v4, const struct xd_flow4_key *k4,
+				       const struct xd_flow_key *k6, const struct xd_flow *f)
 {
 	if (v4)
-		bpf_map_update_elem(&xd_flow4_v2, k4, f, BPF_ANY);
-	else
-		bpf_map_update_elem(&xd_flow6_v2, k6, f, BPF_ANY);
+		return ft4_insert(k4, f);
+	return ft6_insert(k6, f);
 }
 
 static __always_inline struct xd_flow *emb_lookup(int v4, const struct xd_flow4_key *k4,
@@ -409,7 +632,8 @@ static __always_inline int flow_prove(const struct pkt_desc *p, __u32 be_idx, __
 		guard_count(XD_GUARD_LIMITED);
 		return 0;
 	}
-	flow_insert(v4, &p->k4, &p->fk, &nf);
+	if (!flow_insert(v4, &p->k4, &p->fk, &nf))
+		return 0; /* another CPU was writing its entry: the next packet moves it */
 	prb_delete(v4, &p->k4, &p->fk);
 	return 1;
 }
@@ -434,6 +658,11 @@ static __always_inline void flow_hit(const struct pkt_desc *p, const struct foun
 		v->reason = XD_R_TX_PROVEN;
 	else
 		flow_seen(&p->fk, flow, p->tcp_flags, now);
+	/* The fast path finds a flow-table flow in the table itself (one line),
+	 * before the cache: the cache holds only probation and takeover flows,
+	 * whose tables are kernel LRUs. */
+	if (!(f->pf || f->tk) || v->reason == XD_R_TX_PROVEN)
+		return;
 	if (c4) {
 		__builtin_memcpy(c4->key, &p->k4, sizeof(c4->key));
 		c4->backend = be_idx;

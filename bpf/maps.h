@@ -6,7 +6,7 @@
  * name, never a silent reinterpretation of a pinned map (Cilium
  * LB4_SERVICES_MAP_V2). Layout 2 split the flow table by family (xd_flow_v1 ->
  * xd_flow4_v2 + xd_flow6_v2), gave the backend counters a flow_hits field
- * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover and probation tables (xd_tko4_v1, xd_tko6_v1, xd_prb4_v1, xd_prb6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Layout 8 added the connection sync ring buffer and its counters (xd_sync_v1, xd_syncst_v1: bpf/sync.h); layout 9 added NAT (xd_nat_v1, xd_nrev4_v1, xd_nrev6_v1, xd_nbst_v1, xd_nport_v1, xd_tx_v1) and a reason (xd_rsnst_v2 -> xd_rsnst_v3); layout 10 moved a NAT backend's fields into its backend entry (xd_nat_v1 + xd_be_v1 -> xd_be_v2) and added the per-CPU NAT reply caches (xd_noc4_v1, xd_noc6_v1). Keys and values are defined in include/xdirector.h.
+ * (xd_best_v1 -> xd_best_v2) and added the embryonic tables and the guard. Layout 4 added the per-CPU flow caches (xd_fc4_v1, xd_fc6_v1) and the VIP ports (xd_vport_v1); layout 5 made the IPv4 one 2-way set-associative in one CPU-major array (xd_fc4_v2), layout 6 the IPv6 one (xd_fc6_v2); layout 7 added reasons (xd_rsnst_v1 -> xd_rsnst_v2), the global rate limits (xd_rate_v1), the takeover and probation tables (xd_tko4_v1, xd_tko6_v1, xd_prb4_v1, xd_prb6_v1) and new guard counters (xd_guard_v1 -> xd_guard_v2). Layout 8 added the connection sync ring buffer and its counters (xd_sync_v1, xd_syncst_v1: bpf/sync.h); layout 9 added NAT (xd_nat_v1, xd_nrev4_v1, xd_nrev6_v1, xd_nbst_v1, xd_nport_v1, xd_tx_v1) and a reason (xd_rsnst_v2 -> xd_rsnst_v3); layout 10 moved a NAT backend's fields into its backend entry (xd_nat_v1 + xd_be_v1 -> xd_be_v2) and added the per-CPU NAT reply caches (xd_noc4_v1, xd_noc6_v1); layout 11 replaced the kernel LRU flow tables by set-associative arrays of our own (xd_flow4_v2 -> xd_flow4_v3, xd_flow6_v2 -> xd_flow6_v3: struct xd_flow4_entry / xd_flow6_entry). Keys and values are defined in include/xdirector.h.
  * No LIBBPF_PIN_BY_NAME: the control plane pins explicitly under its own
  * per-instance directory. Every max_entries below is a default that user space
  * overrides before load (bpf_map__set_max_entries), so the program never uses
@@ -151,33 +151,55 @@ struct {
 } xd_ring_v1 SEC(".maps");
 
 /* Flow tables: client 5-tuple -> backend index + backend generation, so an
- * established flow keeps its backend when the ring changes (LRU: the kernel
- * evicts the least recently used flow when full). Only flows that completed a
- * handshake here (TCP: SYN, then the client's ACK; UDP: a second datagram)
- * and then proved themselves (a packet XD_PROVE_NS later) enter them, at most
- * new_flow_rate a second over all CPUs: a flood of spoofed SYNs, bare ACKs or
- * SYN + ACK pairs churns the embryonic, takeover and probation tables, never
- * these; only
- * an attacker who keeps each spoofed flow going for XD_PROVE_NS gets in, at
- * new_flow_rate, so an established flow idle for less than
- * flow_table_size / new_flow_rate seconds is never evicted.
- * One table per family, so IPv4 (nearly all traffic) hashes a 16-byte key.
+ * established flow keeps its backend when the ring changes. Only flows that
+ * completed a handshake here (TCP: SYN, then the client's ACK; UDP: a second
+ * datagram) and then proved themselves (a packet XD_PROVE_NS later) enter
+ * them, at most new_flow_rate a second over all CPUs: a flood of spoofed SYNs,
+ * bare ACKs or SYN + ACK pairs churns the embryonic, takeover and probation
+ * tables, never these; only an attacker who keeps each spoofed flow going for
+ * XD_PROVE_NS gets in, at new_flow_rate.
+ *
+ * Our own layout, not the kernel's LRU hash (whose element is a 48-byte
+ * header plus key and value, 96 bytes an IPv4 flow, reached through a bucket,
+ * an element and an LRU node: several dependent cache misses at 1M flows): a
+ * mmapable array used as a set-associative hash table (bpf/flow.h). A key
+ * hashes once to a bucket of XD_FLOW_WAYS entries (struct xd_flow4_entry /
+ * xd_flow6_entry): one 64-byte line for IPv4 (32 bytes a flow), one line an
+ * entry for IPv6 (64 bytes a flow). A lookup reads one bucket and compares
+ * the full key; a flow is never forwarded on its hash alone.
+ *
+ * Eviction, inside the bucket only: a new flow takes its bucket's entry of
+ * the same key, else an empty one, else the one least recently seen
+ * (last_seen_ns, which a packet refreshes at most once a second). So an
+ * insert never evicts a flow seen more recently than the bucket's other
+ * entries, a flood of new flows (at most new_flow_rate a second) evicts a
+ * flow only by landing twice in its bucket after its last packet, and a
+ * flow whose bucket received no insert since its last packet stays. Unlike
+ * the LRU, a flow can go while an older flow of another bucket stays: with B
+ * buckets a given bucket receives an insert every B / new_flow_rate seconds
+ * on average, and random flows fill a 2-way table to ~3/4 of its capacity
+ * before collisions start evicting (size flow_table_size with headroom).
+ *
  * Shared by all CPUs (not per CPU as Katran's): a flow whose packets move to
  * another CPU (RSS change, failover to a director with another queue layout)
- * keeps its backend. Key: struct xd_flow4_key / xd_flow_key (family 6). */
+ * keeps its backend. Sized by user space to a power of two of buckets
+ * (max_entries = buckets * XD_FLOW_WAYS); the program reads the size from the
+ * map. Key: __u32 entry index. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, XD_MAX_FLOWS);
-	__type(key, struct xd_flow4_key);
-	__type(value, struct xd_flow);
-} xd_flow4_v2 SEC(".maps");
+	__type(key, __u32);
+	__type(value, struct xd_flow4_entry);
+} xd_flow4_v3 SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, XD_MAX_FLOWS);
-	__type(key, struct xd_flow_key);
-	__type(value, struct xd_flow);
-} xd_flow6_v2 SEC(".maps");
+	__type(key, __u32);
+	__type(value, struct xd_flow6_entry);
+} xd_flow6_v3 SEC(".maps");
 
 /* Per-CPU flow caches in front of the flow tables (struct xd_flow4_cache /
  * xd_flow6_cache). Per CPU, so a hit writes nothing shared; a flow whose

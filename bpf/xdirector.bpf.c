@@ -133,6 +133,8 @@ _Static_assert(__builtin_offsetof(struct xd_pflow, last_seen_ns) ==
 	       "xd_pflow starts as xd_flow");
 _Static_assert(sizeof(struct xd_flow4_cache) == 32, "xd_flow4_cache layout");
 _Static_assert(sizeof(struct xd_flow6_cache) == 64, "xd_flow6_cache layout");
+_Static_assert(sizeof(struct xd_flow4_entry) == 32, "xd_flow4_entry layout: two a 64-byte line");
+_Static_assert(sizeof(struct xd_flow6_entry) == 64, "xd_flow6_entry layout: one a 64-byte line");
 _Static_assert(sizeof(((struct xd_flow4_cache *)0)->key) == sizeof(struct xd_flow4_key),
 	       "xd_flow4_cache key");
 _Static_assert(sizeof(((struct xd_flow6_cache *)0)->key) == sizeof(struct xd_flow_key),
@@ -299,6 +301,18 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
 	return XD_FAST_DONE;
 }
 
+/* A flow of the flow table (w: its backend and generation, ft4_is()):
+ * forwarded as a fresh cache slot's flow is, unless its last_seen_ns is due
+ * its once-a-second refresh, which the full path writes (and reports to
+ * connection sync). */
+static __always_inline int fast_table_hit(struct xdp_md *ctx, struct ethhdr *eth, __u64 w,
+					  __u64 seen, __u64 bytes, int *actp)
+{
+	if (xd_now() - (seen & ~XD_FLOW_CLOSED) > XD_LAST_SEEN_REFRESH_NS)
+		return XD_FAST_NONE;
+	return fast_forward(ctx, eth, FT_BACKEND(w), FT_GENERATION(w), bytes, actp);
+}
+
 /* No fresh slot holds the flow: the full path decides when a service has its
  * destination port; else NAT's out stage when a NAT backend has its source
  * port (a reply: nat.h), else it is passed here. */
@@ -316,8 +330,9 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 {
 	struct iphdr *iph = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(iph + 1);
+	struct xd_flow4_entry *e4;
 	struct xd_flow4_cache *c4;
-	__u64 k0, k1;
+	__u64 k0, k1, w;
 	__u32 slot;
 	__u8 proto;
 
@@ -328,6 +343,9 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 		return XD_FAST_NONE;
 	k0 = *(__u64 *)&iph->saddr; /* saddr, daddr: xd_flow4_key bytes 0..7 */
 	k1 = key_tail(*(__u32 *)l4, proto, 0);
+	e4 = ft4_find(k0, k1, &w);
+	if (e4)
+		return fast_table_hit(ctx, eth, w, e4->last_seen_ns, bytes, actp);
 	slot = fc4_set(k0, k1);
 	c4 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
 	if (!c4)
@@ -359,8 +377,9 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(ip6h + 1);
 	const __u64 *a = (const __u64 *)&ip6h->saddr; /* saddr, daddr: the key's words 0..3 */
+	struct xd_flow6_entry *e6;
 	struct xd_flow6_cache *c6;
-	__u64 tail;
+	__u64 tail, w;
 	__u32 slot;
 	__u8 proto;
 
@@ -370,6 +389,9 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 	if (!fast_l4_ok(proto, l4))
 		return XD_FAST_NONE;
 	tail = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V6);
+	e6 = ft6_find(a, tail, &w);
+	if (e6)
+		return fast_table_hit(ctx, eth, w, e6->last_seen_ns, bytes, actp);
 	slot = fc6_set_of(a[0] ^ a[1] ^ a[3] ^ tail);
 	c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
 	if (!c6)

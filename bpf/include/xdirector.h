@@ -20,7 +20,7 @@
 
 /* Bumped on any change below; also stored in the meta map of a pinned
  * instance so that a restarted control plane can refuse a mismatch. */
-#define XD_LAYOUT_VERSION 10
+#define XD_LAYOUT_VERSION 11
 
 /* Default limits. The real sizes are set at load time (map max_entries and
  * the const volatile globals of the program), these are only defaults. */
@@ -39,10 +39,15 @@
 #define XD_RING_MAX 65537
 #endif
 #ifndef XD_MAX_FLOWS
-/* Each LRU flow table (IPv4, IPv6): 1M flows * (16 or 40 + 16) bytes, 32 or
- * 56 MiB plus LRU overhead. */
+/* Each LRU table sized like the flow tables (the NAT reverse tables): 1M
+ * flows. The flow tables themselves (xd_flow4_v3, xd_flow6_v3) are arrays of
+ * XD_FLOW_WAYS-entry buckets, sized by user space to a power of two of
+ * buckets: 32 bytes an IPv4 flow, 64 an IPv6 one. */
 #define XD_MAX_FLOWS 1048576
 #endif
+/* Entries per flow table bucket (xd_flow4_v3, xd_flow6_v3): an IPv4 bucket is
+ * one 64-byte line, an IPv6 bucket two (one entry a line). */
+#define XD_FLOW_WAYS 2
 #ifndef XD_MAX_EMBRYONIC
 /* Each embryonic table (IPv4, IPv6): flows whose handshake has not completed.
  * A spoofed SYN flood churns only these, never the flow tables. */
@@ -332,6 +337,43 @@ struct xd_flow {
 	__u32 generation;   /* backend generation when the flow was created */
 	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC, jiffy-grained) of a recent packet, refreshed at most once a second;
 			     * its bit XD_FLOW_BIT_CLOSED is set once the client sent a FIN or RST */
+};
+
+/*
+ * Flow table entries (xd_flow4_v3 / xd_flow6_v3: arrays used as
+ * set-associative hash tables, bpf/flow.h). Bucket b is entries
+ * b * XD_FLOW_WAYS .. b * XD_FLOW_WAYS + XD_FLOW_WAYS - 1; a key's bucket is
+ * its hash (flow.h ft_hash(), src/bpf/flowtable.ts) masked by the bucket count
+ * (max_entries / XD_FLOW_WAYS, a power of two). An entry is the flow key as
+ * is (the key fields of struct xd_flow4_key / xd_flow_key, compared in full),
+ * then the fields of struct xd_flow (a pointer to `backend` serves as one).
+ * backend 0 = empty. Written by the program (and by tests through the same
+ * rule, src/bpf/flowtable.ts). 32 and 64 bytes.
+ */
+struct xd_flow4_entry {
+	__be32 saddr; /* client address; network order */
+	__be32 daddr; /* VIP; network order */
+	__be16 sport; /* client port; network order */
+	__be16 dport; /* VIP port; network order */
+	__u8 proto;   /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[3];  /* must be zero */
+	__u32 backend;      /* backend index; 0 = empty entry */
+	__u32 generation;   /* as struct xd_flow's */
+	__u64 last_seen_ns; /* as struct xd_flow's */
+};
+
+struct xd_flow6_entry {
+	__be32 saddr[4]; /* client address; network order */
+	__be32 daddr[4]; /* VIP; network order */
+	__be16 sport;    /* client port; network order */
+	__be16 dport;    /* VIP port; network order */
+	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;     /* XD_FAMILY_V6 */
+	__u8 pad[2];     /* must be zero */
+	__u32 backend;      /* backend index; 0 = empty entry */
+	__u32 generation;   /* as struct xd_flow's */
+	__u64 last_seen_ns; /* as struct xd_flow's */
+	__u8 pad2[8];       /* must be zero: an entry is one 64-byte line */
 };
 
 /* Bits of struct xd_flow's last_seen_ns that are not time. CLOCK_MONOTONIC

@@ -13,10 +13,10 @@ import type { LayoutModel } from './layout';
 if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-endian host (the BPF object is built for bpfel)');
 
 /** XD_LAYOUT_VERSION of bpf/include/xdirector.h. */
-export const LAYOUT_VERSION = 10;
+export const LAYOUT_VERSION = 11;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0x2cfdef1cd0422505n;
+export const LAYOUT_HASH = 0xff1abed9cfd4120an;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -24,6 +24,7 @@ export const DEFINES = {
   XD_MAX_BACKENDS: 4096,
   XD_RING_MAX: 65537,
   XD_MAX_FLOWS: 1048576,
+  XD_FLOW_WAYS: 2,
   XD_MAX_EMBRYONIC: 65536,
   XD_MAX_TAKEOVER: 262144,
   XD_FLOW_CACHE4: 16384,
@@ -159,22 +160,22 @@ export const MAPS = {
   },
   flow4: {
     role: 'flow4',
-    name: 'xd_flow4_v2',
-    type: 'lru_hash',
-    keyType: 'xd_flow4_key',
-    valueType: 'xd_flow',
-    keySize: 16,
-    valueSize: 16,
+    name: 'xd_flow4_v3',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_flow4_entry',
+    keySize: 4,
+    valueSize: 32,
     maxEntries: 1048576,
   },
   flow6: {
     role: 'flow6',
-    name: 'xd_flow6_v2',
-    type: 'lru_hash',
-    keyType: 'xd_flow_key',
-    valueType: 'xd_flow',
-    keySize: 40,
-    valueSize: 16,
+    name: 'xd_flow6_v3',
+    type: 'array',
+    keyType: 'u32',
+    valueType: 'xd_flow6_entry',
+    keySize: 4,
+    valueSize: 64,
     maxEntries: 1048576,
   },
   fc4: {
@@ -1005,36 +1006,123 @@ export function decodeXdNatStats(buf: Buffer, offset = 0): XdNatStats {
 
 export const xdNatStatsCodec: Codec<XdNatStats> = { size: 16, encode: encodeXdNatStats, decode: decodeXdNatStats };
 
-/** struct xd_flow: 16 bytes. */
-export interface XdFlow {
-  /** u32 at 0 */
+/** struct xd_flow4_entry: 32 bytes. */
+export interface XdFlow4Entry {
+  /** be32 at 0, network order */
+  saddr: number;
+  /** be32 at 4, network order */
+  daddr: number;
+  /** be16 at 8, network order */
+  sport: number;
+  /** be16 at 10, network order */
+  dport: number;
+  /** u8 at 12 */
+  proto: number;
+  /** u8[3] at 13, 3-byte Buffer, zero if omitted */
+  pad?: Buffer;
+  /** u32 at 16 */
   backend: number;
-  /** u32 at 4 */
+  /** u32 at 20 */
   generation: number;
-  /** u64 at 8 */
+  /** u64 at 24 */
   last_seen_ns: bigint;
 }
 
-export const XD_FLOW_SIZE = 16;
+export const XD_FLOW4_ENTRY_SIZE = 32;
 
-export function encodeXdFlow(v: XdFlow, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 16);
-  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow.backend'), offset + 0);
-  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow.generation'), offset + 4);
-  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_flow.last_seen_ns'), offset + 8);
+export function encodeXdFlow4Entry(v: XdFlow4Entry, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 32);
+  buf.writeUInt32BE(chkInt(v.saddr, 0, 4294967295, 'xd_flow4_entry.saddr'), offset + 0);
+  buf.writeUInt32BE(chkInt(v.daddr, 0, 4294967295, 'xd_flow4_entry.daddr'), offset + 4);
+  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow4_entry.sport'), offset + 8);
+  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow4_entry.dport'), offset + 10);
+  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow4_entry.proto'), offset + 12);
+  if (v.pad !== undefined) chkBuf(v.pad, 3, 'xd_flow4_entry.pad').copy(buf, offset + 13);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow4_entry.backend'), offset + 16);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow4_entry.generation'), offset + 20);
+  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_flow4_entry.last_seen_ns'), offset + 24);
   return buf;
 }
 
-export function decodeXdFlow(buf: Buffer, offset = 0): XdFlow {
-  if (buf.length < offset + 16) throw new TypeError(`xd_flow: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+export function decodeXdFlow4Entry(buf: Buffer, offset = 0): XdFlow4Entry {
+  if (buf.length < offset + 32) throw new TypeError(`xd_flow4_entry: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
   return {
-    backend: buf.readUInt32LE(offset + 0),
-    generation: buf.readUInt32LE(offset + 4),
-    last_seen_ns: buf.readBigUInt64LE(offset + 8),
+    saddr: buf.readUInt32BE(offset + 0),
+    daddr: buf.readUInt32BE(offset + 4),
+    sport: buf.readUInt16BE(offset + 8),
+    dport: buf.readUInt16BE(offset + 10),
+    proto: buf.readUInt8(offset + 12),
+    pad: Buffer.from(buf.subarray(offset + 13, offset + 13 + 3)),
+    backend: buf.readUInt32LE(offset + 16),
+    generation: buf.readUInt32LE(offset + 20),
+    last_seen_ns: buf.readBigUInt64LE(offset + 24),
   };
 }
 
-export const xdFlowCodec: Codec<XdFlow> = { size: 16, encode: encodeXdFlow, decode: decodeXdFlow };
+export const xdFlow4EntryCodec: Codec<XdFlow4Entry> = { size: 32, encode: encodeXdFlow4Entry, decode: decodeXdFlow4Entry };
+
+/** struct xd_flow6_entry: 64 bytes. */
+export interface XdFlow6Entry {
+  /** be32[4] at 0, network order, 16-byte Buffer */
+  saddr: Buffer;
+  /** be32[4] at 16, network order, 16-byte Buffer */
+  daddr: Buffer;
+  /** be16 at 32, network order */
+  sport: number;
+  /** be16 at 34, network order */
+  dport: number;
+  /** u8 at 36 */
+  proto: number;
+  /** u8 at 37 */
+  family: number;
+  /** u8[2] at 38, 2-byte Buffer, zero if omitted */
+  pad?: Buffer;
+  /** u32 at 40 */
+  backend: number;
+  /** u32 at 44 */
+  generation: number;
+  /** u64 at 48 */
+  last_seen_ns: bigint;
+  /** u8[8] at 56, 8-byte Buffer, zero if omitted */
+  pad2?: Buffer;
+}
+
+export const XD_FLOW6_ENTRY_SIZE = 64;
+
+export function encodeXdFlow6Entry(v: XdFlow6Entry, buf: Buffer = Buffer.alloc(64), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 64);
+  chkBuf(v.saddr, 16, 'xd_flow6_entry.saddr').copy(buf, offset + 0);
+  chkBuf(v.daddr, 16, 'xd_flow6_entry.daddr').copy(buf, offset + 16);
+  buf.writeUInt16BE(chkInt(v.sport, 0, 65535, 'xd_flow6_entry.sport'), offset + 32);
+  buf.writeUInt16BE(chkInt(v.dport, 0, 65535, 'xd_flow6_entry.dport'), offset + 34);
+  buf.writeUInt8(chkInt(v.proto, 0, 255, 'xd_flow6_entry.proto'), offset + 36);
+  buf.writeUInt8(chkInt(v.family, 0, 255, 'xd_flow6_entry.family'), offset + 37);
+  if (v.pad !== undefined) chkBuf(v.pad, 2, 'xd_flow6_entry.pad').copy(buf, offset + 38);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow6_entry.backend'), offset + 40);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow6_entry.generation'), offset + 44);
+  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_flow6_entry.last_seen_ns'), offset + 48);
+  if (v.pad2 !== undefined) chkBuf(v.pad2, 8, 'xd_flow6_entry.pad2').copy(buf, offset + 56);
+  return buf;
+}
+
+export function decodeXdFlow6Entry(buf: Buffer, offset = 0): XdFlow6Entry {
+  if (buf.length < offset + 64) throw new TypeError(`xd_flow6_entry: expected 64 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    saddr: Buffer.from(buf.subarray(offset + 0, offset + 0 + 16)),
+    daddr: Buffer.from(buf.subarray(offset + 16, offset + 16 + 16)),
+    sport: buf.readUInt16BE(offset + 32),
+    dport: buf.readUInt16BE(offset + 34),
+    proto: buf.readUInt8(offset + 36),
+    family: buf.readUInt8(offset + 37),
+    pad: Buffer.from(buf.subarray(offset + 38, offset + 38 + 2)),
+    backend: buf.readUInt32LE(offset + 40),
+    generation: buf.readUInt32LE(offset + 44),
+    last_seen_ns: buf.readBigUInt64LE(offset + 48),
+    pad2: Buffer.from(buf.subarray(offset + 56, offset + 56 + 8)),
+  };
+}
+
+export const xdFlow6EntryCodec: Codec<XdFlow6Entry> = { size: 64, encode: encodeXdFlow6Entry, decode: decodeXdFlow6Entry };
 
 /** struct xd_flow4_cache: 32 bytes. */
 export interface XdFlow4Cache {
@@ -1109,6 +1197,37 @@ export function decodeXdFlow6Cache(buf: Buffer, offset = 0): XdFlow6Cache {
 }
 
 export const xdFlow6CacheCodec: Codec<XdFlow6Cache> = { size: 64, encode: encodeXdFlow6Cache, decode: decodeXdFlow6Cache };
+
+/** struct xd_flow: 16 bytes. */
+export interface XdFlow {
+  /** u32 at 0 */
+  backend: number;
+  /** u32 at 4 */
+  generation: number;
+  /** u64 at 8 */
+  last_seen_ns: bigint;
+}
+
+export const XD_FLOW_SIZE = 16;
+
+export function encodeXdFlow(v: XdFlow, buf: Buffer = Buffer.alloc(16), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 16);
+  buf.writeUInt32LE(chkInt(v.backend, 0, 4294967295, 'xd_flow.backend'), offset + 0);
+  buf.writeUInt32LE(chkInt(v.generation, 0, 4294967295, 'xd_flow.generation'), offset + 4);
+  buf.writeBigUInt64LE(chkU64(v.last_seen_ns, 'xd_flow.last_seen_ns'), offset + 8);
+  return buf;
+}
+
+export function decodeXdFlow(buf: Buffer, offset = 0): XdFlow {
+  if (buf.length < offset + 16) throw new TypeError(`xd_flow: expected 16 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  return {
+    backend: buf.readUInt32LE(offset + 0),
+    generation: buf.readUInt32LE(offset + 4),
+    last_seen_ns: buf.readBigUInt64LE(offset + 8),
+  };
+}
+
+export const xdFlowCodec: Codec<XdFlow> = { size: 16, encode: encodeXdFlow, decode: decodeXdFlow };
 
 /** struct xd_pflow: 24 bytes. */
 export interface XdPflow {
@@ -1451,8 +1570,8 @@ export const MAP_CODECS = {
   nbst: { key: u32, value: xdNatStatsCodec },
   tx: { key: u32, value: u32 },
   ring: { key: u32, value: u32 },
-  flow4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
-  flow6: { key: xdFlowKeyCodec, value: xdFlowCodec },
+  flow4: { key: u32, value: xdFlow4EntryCodec },
+  flow6: { key: u32, value: xdFlow6EntryCodec },
   fc4: { key: u32, value: xdFlow4CacheCodec },
   fc6: { key: u32, value: xdFlow6CacheCodec },
   emb4: { key: xdFlow4KeyCodec, value: xdFlowCodec },
@@ -1474,7 +1593,7 @@ export const MAP_CODECS = {
 
 /** Everything above as data: what test/bpf/layouts.test.ts compares with the object's BTF. */
 export const LAYOUT: LayoutModel = {
-  layoutVersion: 10,
+  layoutVersion: 11,
   structs: {
     xd_backend: {
       name: 'xd_backend',
@@ -2126,12 +2245,60 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }],
     },
-    xd_flow: {
-      name: 'xd_flow',
-      size: 16,
+    xd_flow4_entry: {
+      name: 'xd_flow4_entry',
+      size: 32,
       fields: [{
-        name: 'backend',
+        name: 'saddr',
         offset: 0,
+        size: 4,
+        kind: 'be32',
+        elem: 'be32',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'daddr',
+        offset: 4,
+        size: 4,
+        kind: 'be32',
+        elem: 'be32',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'sport',
+        offset: 8,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'dport',
+        offset: 10,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'proto',
+        offset: 12,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 13,
+        size: 3,
+        kind: 'u8[3]',
+        elem: 'u8',
+        count: 3,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 16,
         size: 4,
         kind: 'u32',
         elem: 'u32',
@@ -2139,7 +2306,7 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }, {
         name: 'generation',
-        offset: 4,
+        offset: 20,
         size: 4,
         kind: 'u32',
         elem: 'u32',
@@ -2147,11 +2314,104 @@ export const LAYOUT: LayoutModel = {
         byteOrder: 'host',
       }, {
         name: 'last_seen_ns',
-        offset: 8,
+        offset: 24,
         size: 8,
         kind: 'u64',
         elem: 'u64',
         count: 1,
+        byteOrder: 'host',
+      }],
+    },
+    xd_flow6_entry: {
+      name: 'xd_flow6_entry',
+      size: 64,
+      fields: [{
+        name: 'saddr',
+        offset: 0,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'daddr',
+        offset: 16,
+        size: 16,
+        kind: 'be32[4]',
+        elem: 'be32',
+        count: 4,
+        byteOrder: 'network',
+      }, {
+        name: 'sport',
+        offset: 32,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'dport',
+        offset: 34,
+        size: 2,
+        kind: 'be16',
+        elem: 'be16',
+        count: 1,
+        byteOrder: 'network',
+      }, {
+        name: 'proto',
+        offset: 36,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'family',
+        offset: 37,
+        size: 1,
+        kind: 'u8',
+        elem: 'u8',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 38,
+        size: 2,
+        kind: 'u8[2]',
+        elem: 'u8',
+        count: 2,
+        byteOrder: 'host',
+      }, {
+        name: 'backend',
+        offset: 40,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 44,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'last_seen_ns',
+        offset: 48,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad2',
+        offset: 56,
+        size: 8,
+        kind: 'u8[8]',
+        elem: 'u8',
+        count: 8,
         byteOrder: 'host',
       }],
     },
@@ -2230,6 +2490,35 @@ export const LAYOUT: LayoutModel = {
       }, {
         name: 'pad',
         offset: 56,
+        size: 8,
+        kind: 'u64',
+        elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }],
+    },
+    xd_flow: {
+      name: 'xd_flow',
+      size: 16,
+      fields: [{
+        name: 'backend',
+        offset: 0,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'generation',
+        offset: 4,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'last_seen_ns',
+        offset: 8,
         size: 8,
         kind: 'u64',
         elem: 'u64',

@@ -148,7 +148,7 @@ export interface XdpDetail {
     entries: number;
     countedAt: string;
     walkMs: number;
-    tables?: Record<string, { entries: number; capacity: number }>;
+    tables?: Record<string, { entries: number; capacity: number; bytes?: number; bytesPerFlow?: number }>;
   };
 }
 

@@ -19,6 +19,7 @@ import {
   openPinnedXdMap,
   type XdMap,
   BpfMap,
+  FlowTable,
   none,
   sumPerCpu,
   RingbufReader,
@@ -420,10 +421,11 @@ export class SyncDaemon {
         c.writeUInt32BE(k.saddr >>> 0);
         add(c, k.sport, f);
       };
-      for (const m of [this.maps.flow4, this.maps.tko4] as const) for (const [k, f] of m.entries()) v4(k, f);
+      for (const [k, f] of FlowTable.v4(this.maps.flow4).entries()) v4(k, f);
+      for (const [k, f] of this.maps.tko4.entries()) v4(k, f);
       for (const [k, f] of this.maps.prb4.entries()) v4(k, f);
-      for (const m of [this.maps.flow6, this.maps.tko6] as const)
-        for (const [k, f] of m.entries()) add(Buffer.from(k.saddr), k.sport, f);
+      for (const [k, f] of FlowTable.v6(this.maps.flow6).entries()) add(Buffer.from(k.saddr), k.sport, f);
+      for (const [k, f] of this.maps.tko6.entries()) add(Buffer.from(k.saddr), k.sport, f);
       for (const [k, f] of this.maps.prb6.entries()) add(Buffer.from(k.saddr), k.sport, f);
       if (entries.length) this.send(entries, Date.now());
       this.log.info(
@@ -575,8 +577,8 @@ export class SyncDaemon {
   /** The flow keys of `es`, IPv4 and IPv6 packed apart; `slot` gets each entry's position in its family's keys. */
   private packKeys(es: readonly SyncEntry[], slot: Map<SyncEntry, number>): { keys4: Buffer; keys6: Buffer } {
     const n4 = es.filter((e) => e.family === 4).length;
-    const k4 = this.maps.flow4.key;
-    const k6 = this.maps.flow6.key;
+    const k4 = this.maps.tko4.key;
+    const k6 = this.maps.tko6.key;
     const keys4 = Buffer.alloc(n4 * k4.size);
     const keys6 = Buffer.alloc((es.length - n4) * k6.size);
     let i4 = 0;
@@ -619,16 +621,24 @@ export class SyncDaemon {
     type Seen = { last_seen_ns: bigint };
     const m = this.maps;
     const r4 = keys4.length
-      ? BpfMap.lookupFirst([m.flow4, m.prb4, m.emb4, m.tko4] as unknown as BpfMap<unknown, Seen>[], keys4)
+      ? BpfMap.lookupFirst([m.prb4, m.emb4, m.tko4] as unknown as BpfMap<unknown, Seen>[], keys4)
       : undefined;
     const r6 = keys6.length
-      ? BpfMap.lookupFirst([m.flow6, m.prb6, m.emb6, m.tko6] as unknown as BpfMap<unknown, Seen>[], keys6)
+      ? BpfMap.lookupFirst([m.prb6, m.emb6, m.tko6] as unknown as BpfMap<unknown, Seen>[], keys6)
       : undefined;
+    // The flow table is an array of buckets (bpf/maps.h): each key's bucket, hashed as the program does.
+    const t4 = FlowTable.v4(m.flow4);
+    const t6 = FlowTable.v6(m.flow6);
     return es.map((e) => {
-      const r = e.family === 4 ? r4! : r6!;
       const i = slot.get(e)!;
+      const v4 = e.family === 4;
+      const ks = v4 ? t4.key.size : t6.key.size;
+      const kb = (v4 ? keys4 : keys6).subarray(i * ks, (i + 1) * ks);
+      const flow = v4 ? t4.lookupEncoded(kb) : t6.lookupEncoded(kb);
+      if (flow) return { table: TABLES[0], lastSeenNs: seenNs(flow) };
+      const r = v4 ? r4! : r6!;
       const t = r.found[i]!;
-      return t < 0 ? undefined : { table: TABLES[t]!, lastSeenNs: seenNs(r.value(i)!) };
+      return t < 0 ? undefined : { table: TABLES[t + 1]!, lastSeenNs: seenNs(r.value(i)!) };
     });
   }
 

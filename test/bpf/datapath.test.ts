@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import * as pk from '../lib/packet';
 import { loadSmallDirector } from '../lib/director';
 import { jhash2words, jhash5words } from '../lib/jhash';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
+import { BpfObject, BpfMap, FlowTable, testRun, u32, sumPerCpu, getNative, xdMap } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -111,10 +111,27 @@ const zeroSvcStats: XdServiceStats = { packets: 0n, bytes: 0n, new_flows: 0n, no
 const zeroBeStats: XdBackendStats = { packets: 0n, bytes: 0n, new_flows: 0n, flow_hits: 0n, flow_hit_bytes: 0n };
 
 /** A table split by family (flows or embryonic flows), looked at through the IPv6-shaped key. */
+/** What FamilyTables needs of a table: the kernel LRUs (BpfMap) and the flow tables (FlowTable) both have it. */
+interface Table<K, V> {
+  lookup(k: K): V | undefined;
+  update(k: K, v: V): void;
+  count(): number;
+  clear(): void;
+}
+/** A BpfMap as a Table. */
+function lruTable<K, V>(m: BpfMap<K, V>): Table<K, V> {
+  return {
+    lookup: (k) => m.lookup(k),
+    update: (k, v) => m.update(k, v),
+    count: () => m.keys().length,
+    clear: () => void m.deleteBatch(m.keys()),
+  };
+}
+
 class FamilyTables<V = XdFlow> {
   constructor(
-    readonly v4: BpfMap<XdFlow4Key, V>,
-    readonly v6: BpfMap<XdFlowKey, V>,
+    readonly v4: Table<XdFlow4Key, V>,
+    readonly v6: Table<XdFlowKey, V>,
   ) {}
   private static k4(k: XdFlowKey): XdFlow4Key {
     return {
@@ -134,11 +151,11 @@ class FamilyTables<V = XdFlow> {
   }
   /** Entries of both families. */
   count(): number {
-    return this.v4.keys().length + this.v6.keys().length;
+    return this.v4.count() + this.v6.count();
   }
   clear(): void {
-    this.v4.deleteBatch(this.v4.keys());
-    this.v6.deleteBatch(this.v6.keys());
+    this.v4.clear();
+    this.v6.clear();
   }
 }
 const zeroReason: XdReasonStats = { packets: 0n, bytes: 0n };
@@ -181,21 +198,18 @@ class Datapath {
       obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec),
       obj.map(MAPS.be.name, u32, xdBackendCodec),
       obj.map(MAPS.ring.name, u32, u32),
+      new FamilyTables(FlowTable.v4(xdMap(obj, 'flow4')), FlowTable.v6(xdMap(obj, 'flow6'))),
       new FamilyTables(
-        obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec),
-        obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec),
+        lruTable(obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec)),
+        lruTable(obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec)),
       ),
       new FamilyTables(
-        obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec),
-        obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec),
+        lruTable(obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdFlowCodec)),
+        lruTable(obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdFlowCodec)),
       ),
       new FamilyTables(
-        obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdFlowCodec),
-        obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdFlowCodec),
-      ),
-      new FamilyTables(
-        obj.map(MAPS.prb4.name, xdFlow4KeyCodec, xdPflowCodec),
-        obj.map(MAPS.prb6.name, xdFlowKeyCodec, xdPflowCodec),
+        lruTable(obj.map(MAPS.prb4.name, xdFlow4KeyCodec, xdPflowCodec)),
+        lruTable(obj.map(MAPS.prb6.name, xdFlowKeyCodec, xdPflowCodec)),
       ),
       obj.map(MAPS.guard.name, u32, xdGuardCodec),
       obj.map(MAPS.svcst.name, u32, xdServiceStatsCodec),
@@ -1097,6 +1111,19 @@ function establish(c: Conn, frame: (c: Conn, l4: pk.L4) => Buffer = clientFrame,
   return first;
 }
 
+/**
+ * A flow taken over mid-stream (a bare ACK of an unknown flow: the takeover table), the kind of
+ * flow the per-CPU cache holds (a flow-table flow the fast path reads from the table itself).
+ * Its caches are emptied unless `clearCaches` is false.
+ */
+function takeOver(c: Conn, clearCaches = true): number {
+  const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
+  const b = sendTo(clientFrame(c, ack(c))).backend;
+  assert.ok(dp.tko.lookup(key), 'a bare ACK of an unknown flow: in the takeover table');
+  if (clearCaches) clearFlowCaches(dp.obj);
+  return b;
+}
+
 test('an established flow stays on its backend after the ring switches to another generation', () => {
   dp.setBackend(1);
   dp.setBackend(2);
@@ -1290,13 +1317,17 @@ function cacheSet(c: Conn): number {
   return ((Math.imul(folded, 0x9e3779b1) >>> 0) >>> (32 - Math.log2(sets))) << 1;
 }
 
-test('a flow-table hit fills a slot of the per-CPU flow cache with the key, backend and generation', () => {
+test('a takeover-table hit fills a slot of the per-CPU flow cache with the key, backend and generation; a flow-table hit does not', () => {
   dp.setBackend(1, { generation: 5 });
   dp.setRing(0, 0, Array(7).fill(1));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
+  const t = c4(41041);
+  assert.equal(establish(t), 1);
+  assert.equal(sendTo(clientFrame(t, ack(t))).backend, 1);
+  assert.equal(cachedSlot(t), undefined, 'a flow-table flow is read from the table itself, never cached');
   const c = c4(41042);
-  assert.equal(establish(c), 1);
-  assert.equal(cachedSlot(c), undefined, 'nothing cached (establish() empties the caches)');
+  assert.equal(takeOver(c), 1);
+  assert.equal(cachedSlot(c), undefined, 'nothing cached (takeOver() empties the caches)');
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
   const found = cachedSlot(c);
   assert.ok(found, 'one CPU cached the flow');
@@ -1305,23 +1336,23 @@ test('a flow-table hit fills a slot of the per-CPU flow cache with the key, back
   assert.ok(v.expires > 0n);
 });
 
-test('a cached flow is forwarded from its slot until the slot expires, then from the flow table', () => {
+test('a cached flow is forwarded from its slot until the slot expires, then from its table', () => {
   dp.setBackend(1);
   dp.setBackend(2);
   dp.setRing(0, 0, Array(7).fill(1));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41043);
-  assert.equal(establish(c), 1);
+  assert.equal(takeOver(c), 1);
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
   const { slot } = cachedSlot(c)!;
-  // The flow table now says backend 2 (written behind the program's back); every CPU's slot says 1.
-  dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
+  // The takeover table now says backend 2 (written behind the program's back); every CPU's slot says 1.
+  dp.tko.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
   setCachedSlot(slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, 'served from the slot');
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, ack(c)).length);
   setCachedSlot(slot, { backend: 1, generation: 1, expires: 0n }, c);
-  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2, 'an expired slot is not trusted: the flow table decides');
+  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2, 'an expired slot is not trusted: the takeover table decides');
   assert.ok(
     cachedSlot(c)!.cpus.some((v) => v.backend === 2),
     'and the slot is refilled from it',
@@ -1352,22 +1383,22 @@ for (const [fam, vip, conn] of [
     const same: Conn[] = [first];
     for (let p = 42001; same.length < 3; p++) if (cacheSet(conn(p)) === cacheSet(first)) same.push(conn(p));
     const [a, b, third] = same as [Conn, Conn, Conn];
-    for (const c of [a, b]) assert.equal(establish(c), 1);
+    for (const c of [a, b]) assert.equal(takeOver(c), 1);
     for (const c of [a, b]) assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
     const set = cacheSet(a);
     const slots = [cachedSlot(a)!.slot, cachedSlot(b)!.slot].sort((x, y) => x - y);
     assert.deepEqual(slots, [set, set + 1], 'each flow holds one way of the set');
-    // Every CPU's set gets both (the test may run on any CPU), fresh for good; then the flow table
-    // says backend 2 for both (behind the program's back): both are still served from their ways.
+    // Every CPU's set gets both (the test may run on any CPU), fresh for good; then the takeover
+    // table says backend 2 for both (behind the program's back): both are still served from their ways.
     for (const c of [a, b]) setCachedSlot(cachedSlot(c)!.slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
     for (const c of [a, b])
-      dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
+      dp.tko.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 2, generation: 1, last_seen_ns: 0n });
     for (const c of [a, b])
       assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1, `flow ${c.cport} served from the cache`);
     // A third flow of the set replaces one of them on the CPU that runs it; the other stays.
     for (const c of [a, b])
-      dp.flow.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
-    assert.equal(establish(third, clientFrame, false), 1);
+      dp.tko.update(flowKey(c.client, c.cport, c.vip, c.vport, TCP), { backend: 1, generation: 1, last_seen_ns: 0n });
+    assert.equal(takeOver(third, false), 1);
     assert.equal(sendTo(clientFrame(third, ack(third))).backend, 1);
     const cpus = cpusCaching(third);
     assert.equal(cpus.length, 1, 'the third flow is cached on the CPU that forwarded it');
@@ -1382,7 +1413,7 @@ test('a cached flow whose backend goes DOWN is re-hashed at once, not served fro
   dp.setRing(0, 0, Array(7).fill(1));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const c = c4(41044);
-  assert.equal(establish(c), 1);
+  assert.equal(takeOver(c), 1);
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
   setCachedSlot(cachedSlot(c)!.slot, { backend: 1, generation: 1, expires: 2n ** 62n }, c);
   dp.setBackend(1, { flags: XdBackendFlags.XD_BE_F_ACTIVE | XdBackendFlags.XD_BE_F_DOWN });
@@ -1391,7 +1422,7 @@ test('a cached flow whose backend goes DOWN is re-hashed at once, not served fro
   const before = dp.reasons();
   assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2);
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_REHASH', 1, clientFrame(c, ack(c)).length);
-  assert.equal(dp.flowOf(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
+  assert.equal(dp.tko.lookup(flowKey(c.client, c.cport, c.vip, c.vport, TCP))?.backend, 2);
 });
 
 test('a DOWN backend still named by the ring is not picked: the packet finds no backend', () => {
@@ -1465,13 +1496,12 @@ for (const [fam, conn, be] of [
   ['IPv4', c4, 1],
   ['IPv6', c6, 3],
 ] as const) {
-  test(`an ${fam} client's FIN marks its flow closed even while a fresh cache slot holds it, and later packets keep the mark`, () => {
+  test(`an ${fam} client's FIN marks its flow closed though the fast path serves the flow from the flow table, and later packets keep the mark`, () => {
     standardServices();
     const c = conn(41080);
     assert.equal(establish(c), be);
     const key = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
     assert.equal(sendTo(clientFrame(c, ack(c))).backend, be);
-    assert.ok(cachedSlot(c), 'the flow is cached: the FIN must leave the fast path to be seen');
     const open = dp.flowOf(key)!.last_seen_ns;
     assert.equal(open & CLOSED, 0n, 'an established flow is not marked');
     const before = dp.reasons();

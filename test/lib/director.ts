@@ -1,7 +1,7 @@
 // The product's XDP object loaded small for BPF_PROG_TEST_RUN fixtures: the one place the
 // fixtures' map sizes are written, so each test file says only how big it wants the instance.
 import * as path from 'node:path';
-import { BpfObject, cpuSizedMaxEntries, MAPS } from '../../src/bpf';
+import { BpfObject, cpuSizedMaxEntries, flowTableEntries, MAPS } from '../../src/bpf';
 import type { GlobalValue } from '../../src/bpf';
 
 /** dist/bpf/xdirector.bpf.o, from dist/test/<folder>/. */
@@ -38,8 +38,8 @@ export function loadSmallDirector(o: SmallDirector): Promise<BpfObject> {
       [MAPS.best.name]: o.backends,
       ...(o.tunnels ? { [MAPS.tun.name]: o.backends } : {}),
       [MAPS.ring.name]: o.services * 2 * o.ringMax,
-      [MAPS.flow4.name]: o.flows,
-      [MAPS.flow6.name]: o.flows,
+      [MAPS.flow4.name]: flowTableEntries(o.flows),
+      [MAPS.flow6.name]: flowTableEntries(o.flows),
       // NAT's per-backend counters, and its reverse tables sized like the flow tables.
       [MAPS.nbst.name]: o.backends,
       [MAPS.nrev4.name]: o.flows,

@@ -23,7 +23,7 @@ import { checkRemovable, removePinDir, securePinDir } from '../../bpf';
 import { getNative } from '../../bpf';
 import { xdp } from '../../bpf';
 import { sumPerCpu } from '../../bpf';
-import { cpuSizedMaxEntries } from '../../bpf';
+import { cpuSizedMaxEntries, flowTableEntries, type BpfMap } from '../../bpf';
 import { XdError, wrap } from '../../errors';
 import { monotonicMs } from '../../clock';
 import { forwardingLabel, serviceForwardingLabel } from '../../state/forwarding';
@@ -171,7 +171,8 @@ export class XdpDataplane implements Dataplane {
     readonly adopted: boolean,
   ) {
     this.model = emptyModel();
-    this.flowCounter = new FlowCounter([maps.flow4, maps.flow6, maps.prb4, maps.prb6, maps.tko4, maps.tko6], {
+    const tables = [maps.flow4, maps.flow6, maps.prb4, maps.prb6, maps.tko4, maps.tko6];
+    this.flowCounter = new FlowCounter(tables as unknown as BpfMap<unknown, unknown>[], {
       idleSeconds: o.flowIdleSeconds ?? 900,
       maxAgeMs: o.flowCountsMaxAgeMs ?? 2000,
     });
@@ -244,8 +245,8 @@ export class XdpDataplane implements Dataplane {
       [L.MAP.nrev4]: o.flowTableSize,
       [L.MAP.nrev6]: o.flowTableSize,
       [L.MAP.ring]: o.maxServices * 2 * o.ringMax,
-      [L.MAP.flow4]: o.flowTableSize,
-      [L.MAP.flow6]: o.flowTableSize,
+      [L.MAP.flow4]: flowTableEntries(o.flowTableSize),
+      [L.MAP.flow6]: flowTableEntries(o.flowTableSize),
       [L.MAP.emb4]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
       [L.MAP.emb6]: o.embryonicTableSize ?? DEFAULT_EMBRYONIC_TABLE_SIZE,
       [L.MAP.tko4]: o.takeoverTableSize ?? DEFAULT_TAKEOVER_TABLE_SIZE,

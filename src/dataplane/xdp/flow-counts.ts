@@ -10,7 +10,8 @@
 // director never sees the server's packets (DR, tunnel), and a flow still in the embryonic
 // table is counted nowhere. Flows are read from the flow, probation and takeover tables.
 //
-// The flow map holds up to flow_table_size (default 1M) entries. Decoding it in
+// The flow tables (arrays of buckets, bpf/maps.h) hold up to flow_table_size (default 1M)
+// entries, rounded up to a power of two of buckets; an empty entry (backend 0) is skipped. Decoding it in
 // one go takes seconds of JavaScript on the thread that also runs the VRRP
 // timers: with 100 ms adverts one `status` or metrics scrape could make the peer
 // take over. So a walk reads the map in slices (BpfMap.scanSliced: one batch
@@ -25,8 +26,8 @@
 // get() returns the last result at once and, when it is older than `maxAgeMs`,
 // starts a new walk in the background (one at a time). Only the very first
 // get() waits for a walk. status shows when the counts were taken.
-import type { XdMap } from '../../bpf';
-import { LAYOUT, MAPS, XdFlowBits } from '../../bpf';
+import type { BpfMap } from '../../bpf';
+import { LAYOUT, MAPS, XdFlowBits, mapMemlock } from '../../bpf';
 
 /** A map's role (flow4, prb6, ...): a name that stays when a layout change renames the map (metrics labels). */
 function roleOf(mapName: string): string {
@@ -34,16 +35,31 @@ function roleOf(mapName: string): string {
 }
 
 /** Offsets of the fields read here, from the layout generated from the object's BTF. */
-function fieldOffset(name: string): number {
-  const f = LAYOUT.structs.xd_flow?.fields.find((x) => x.name === name);
-  if (!f) throw new Error(`xd_flow has no field ${name} in the generated layout`);
+function fieldOffset(name: string, struct = 'xd_flow'): number {
+  const f = LAYOUT.structs[struct]?.fields.find((x) => x.name === name);
+  if (!f) throw new Error(`${struct} has no field ${name} in the generated layout`);
   return f.offset;
 }
+/** Where a value's struct xd_flow fields start: after the key in a flow table entry, at 0 in the LRU tables' values. */
+const FLOW_AT: Record<string, number> = {
+  flow4: fieldOffset('backend', 'xd_flow4_entry'),
+  flow6: fieldOffset('backend', 'xd_flow6_entry'),
+};
 const OFF_BACKEND = fieldOffset('backend');
 const OFF_GENERATION = fieldOffset('generation');
 const OFF_LAST_SEEN = fieldOffset('last_seen_ns');
 /** The closed mark in last_seen_ns's high word (enum xd_flow_bits, from the object's BTF). */
 const CLOSED_HI = 2 ** (XdFlowBits.XD_FLOW_BIT_CLOSED - 32);
+
+/** A table's fill, and its memory as the kernel charges it (bpf_map memlock, from fdinfo). */
+export interface TableFill {
+  entries: number;
+  capacity: number;
+  /** Bytes the kernel charges the map (memlock); absent where fdinfo does not show it. */
+  bytes?: number;
+  /** bytes / capacity, rounded to a tenth: the memory of one tracked flow at full fill. */
+  bytesPerFlow?: number;
+}
 
 export interface FlowCountsOptions {
   /** A flow its client has not closed counts as active when it saw a packet within this many seconds. */
@@ -74,8 +90,8 @@ export class FlowCountResult {
     readonly tookMs: number,
     /** When the walk started on the monotonic clock (performance.now(): its age). */
     readonly mono: number = performance.now(),
-    /** Entries and max_entries per map walked, by role (flow4, flow6, prb4, prb6, tko4, tko6): the fill against capacity, read by this walk, no walk of its own. */
-    readonly tables: Record<string, { entries: number; capacity: number }> = {},
+    /** Entries and max_entries per map walked, by role (flow4, flow6, prb4, prb6, tko4, tko6): the fill against capacity, read by this walk, no walk of its own; with the kernel memory each is charged (memlock) and that per entry of capacity where the kernel shows it. */
+    readonly tables: Record<string, TableFill> = {},
   ) {}
 
   /** Active flows of a backend slot whose current generation is `generation`. */
@@ -98,7 +114,7 @@ export class FlowCounter {
 
   /** `maps`: the flow tables (IPv4, IPv6), walked one after the other. */
   constructor(
-    private readonly maps: ReadonlyArray<XdMap<'flow4'> | XdMap<'flow6'>>,
+    private readonly maps: ReadonlyArray<BpfMap<unknown, unknown>>,
     private readonly o: FlowCountsOptions,
   ) {
     this.slice = o.slice ?? 1024;
@@ -177,17 +193,23 @@ export class FlowCounter {
       since = process.hrtime.bigint();
     };
     let entries = 0;
-    const tables: Record<string, { entries: number; capacity: number }> = {};
+    const tables: Record<string, TableFill> = {};
     for (const [m, map] of this.maps.entries()) {
       // scanSliced yields between its own slices but returns right after its last one: yield here
       // too, or one map's last slice and the next map's first would hold the event loop together.
       if (m > 0) await pause();
       const vs = map.info.valueSize;
-      const before = entries;
-      entries += await map.scanSliced(
+      const role = roleOf(map.info.name);
+      const at = FLOW_AT[role];
+      const base = at ?? 0;
+      let held = 0;
+      await map.scanSliced(
         (_keys, values, count) => {
           for (let i = 0; i < count; i++) {
-            const o = i * vs;
+            const o = i * vs + base;
+            // A flow table's empty entry (backend 0) holds no flow.
+            if (at !== undefined && values.readUInt32LE(o + OFF_BACKEND) === 0) continue;
+            held++;
             // last_seen_ns >= cutoff, compared as two u32 halves (no BigInt per entry), the closed mark masked.
             let hi = values.readUInt32LE(o + OFF_LAST_SEEN + 4);
             const closed = hi >= CLOSED_HI;
@@ -208,7 +230,14 @@ export class FlowCounter {
         },
         { slice: this.slice, signal: this.abort.signal, pause },
       );
-      tables[roleOf(map.info.name)] = { entries: entries - before, capacity: map.info.maxEntries };
+      entries += held;
+      const bytes = mapMemlock(map.fd);
+      const capacity = map.info.maxEntries;
+      tables[role] = {
+        entries: held,
+        capacity,
+        ...(bytes !== undefined ? { bytes, bytesPerFlow: Math.round((bytes / capacity) * 10) / 10 } : {}),
+      };
     }
     return new FlowCountResult(
       byBackend,

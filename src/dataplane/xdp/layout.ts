@@ -146,13 +146,13 @@ export function zeroBackendStats(): G.XdBackendStats {
 }
 
 /**
- * Every flow value of both flow tables (IPv4 and IPv6), one entry at a time.
+ * Every flow value of both flow tables (IPv4 and IPv6; their empty entries skipped), one entry at a time.
  * The program counts an established packet once, on its backend
  * (xd_backend_stats.flow_hits), not under its reason in xd_rsnst.
  */
 export function* flowValues(maps: Pick<Maps, 'flow4' | 'flow6'>): Generator<G.XdFlow> {
-  for (const [, f] of maps.flow4.entries()) yield f;
-  for (const [, f] of maps.flow6.entries()) yield f;
+  for (const [, f] of G.FlowTable.v4(maps.flow4).entries()) yield f;
+  for (const [, f] of G.FlowTable.v6(maps.flow6).entries()) yield f;
 }
 
 /** Packets per verdict reason: xd_rsnst plus the flow hits counted on the backends (`backendIndexes`: the live ones). */
