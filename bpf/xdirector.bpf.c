@@ -302,14 +302,23 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct ethhdr *eth, 
 }
 
 /* A flow of the flow table (w: its backend and generation, ft4_is()):
- * forwarded as a fresh cache slot's flow is, unless its last_seen_ns is due
- * its once-a-second refresh, which the full path writes (and reports to
- * connection sync). */
+ * forwarded as a fresh cache slot's flow is. Its last_seen_ns (*seenp) is
+ * refreshed here when due (once a second: one write to the shared line a
+ * second, not one a packet), keeping the closed mark, unless the refresh is
+ * also due a connection sync report (sync_refresh(), every 2^32 ns): that one
+ * the full path writes. */
 static __always_inline int fast_table_hit(struct xdp_md *ctx, struct ethhdr *eth, __u64 w,
-					  __u64 seen, __u64 bytes, int *actp)
+					  __u64 *seenp, __u64 bytes, int *actp)
 {
-	if (xd_now() - (seen & ~XD_FLOW_CLOSED) > XD_LAST_SEEN_REFRESH_NS)
-		return XD_FAST_NONE;
+	__u64 seen = *seenp;
+	__u64 last = seen & ~XD_FLOW_CLOSED;
+	__u64 now = xd_now();
+
+	if (now - last > XD_LAST_SEEN_REFRESH_NS) {
+		if (sync_export && (now >> sync_refresh_shift) != (last >> sync_refresh_shift))
+			return XD_FAST_NONE;
+		*seenp = now | (seen & XD_FLOW_CLOSED);
+	}
 	return fast_forward(ctx, eth, FT_BACKEND(w), FT_GENERATION(w), bytes, actp);
 }
 
@@ -345,7 +354,7 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 	k1 = key_tail(*(__u32 *)l4, proto, 0);
 	e4 = ft4_find(k0, k1, &w);
 	if (e4)
-		return fast_table_hit(ctx, eth, w, e4->last_seen_ns, bytes, actp);
+		return fast_table_hit(ctx, eth, w, &e4->last_seen_ns, bytes, actp);
 	slot = fc4_set(k0, k1);
 	c4 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
 	if (!c4)
@@ -391,7 +400,7 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 	tail = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V6);
 	e6 = ft6_find(a, tail, &w);
 	if (e6)
-		return fast_table_hit(ctx, eth, w, e6->last_seen_ns, bytes, actp);
+		return fast_table_hit(ctx, eth, w, &e6->last_seen_ns, bytes, actp);
 	slot = fc6_set_of(a[0] ^ a[1] ^ a[3] ^ tail);
 	c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
 	if (!c6)

@@ -178,6 +178,11 @@ export class FlowTable<K> {
     return out;
   }
 
+  /** The keys of every flow the table holds. */
+  keys(): K[] {
+    return this.entries().map(([k]) => k);
+  }
+
   /** Flows held. */
   count(): number {
     return this.entries().length;

@@ -1533,6 +1533,74 @@ test('a SYN reusing the 5-tuple of a closed flow with recent traffic keeps its b
   assertOnlyReason(before, dp.reasons(), 'XD_R_TX_SYN_KEPT', 1, clientFrame(c, syn(c)).length);
 });
 
+/** The flow tables as src/bpf/flowtable.ts reads them (the hash in TypeScript). */
+function tables(): { v4: FlowTable<XdFlow4Key>; v6: FlowTable<XdFlowKey> } {
+  return { v4: FlowTable.v4(xdMap(dp.obj, 'flow4')), v6: FlowTable.v6(xdMap(dp.obj, 'flow6')) };
+}
+const key4 = (c: Conn): XdFlow4Key => ({
+  saddr: addr16(c.client).readUInt32BE(0),
+  daddr: addr16(c.vip).readUInt32BE(0),
+  sport: c.cport,
+  dport: c.vport,
+  proto: TCP,
+});
+
+test('the program puts a flow in the bucket src/bpf/flowtable.ts hashes it to, and finds a flow user space put there', () => {
+  standardServices();
+  const t = tables();
+  const e4 = xdMap(dp.obj, 'flow4');
+  const e6 = xdMap(dp.obj, 'flow6');
+  for (let p = 43000; p < 43024; p++) {
+    const c = p < 43016 ? c4(p) : c6(p);
+    establish(c);
+    const k = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
+    const inBucket =
+      k.family === XdFamily.XD_FAMILY_V4
+        ? t.v4.bucketOf(key4(c)).some((i) => {
+            const e = e4.lookup(i)!;
+            return e.backend !== 0 && e.saddr === key4(c).saddr && e.sport === c.cport && e.dport === c.vport;
+          })
+        : t.v6.bucketOf(k).some((i) => {
+            const e = e6.lookup(i)!;
+            return e.backend !== 0 && e.saddr.equals(k.saddr) && e.sport === c.cport && e.dport === c.vport;
+          });
+    assert.ok(inBucket, `flow ${c.vip} ${c.cport}: in the bucket TypeScript hashes it to`);
+  }
+  // The other way: a flow the program never saw, written by user space into its bucket, is
+  // forwarded from it (on backend 2, where the ring would send it to 1 or 3).
+  for (const c of [c4(43100), c6(43100)]) {
+    const k = flowKey(c.client, c.cport, c.vip, c.vport, TCP);
+    dp.setBackend(2);
+    const flow = { backend: 2, generation: 1, last_seen_ns: process.hrtime.bigint() };
+    if (k.family === XdFamily.XD_FAMILY_V4) t.v4.update(key4(c), flow);
+    else t.v6.update(k, flow);
+    const before = dp.reasons();
+    assert.equal(sendTo(clientFrame(c, ack(c))).backend, 2, `${c.vip}: found where TypeScript put it`);
+    assertOnlyReason(before, dp.reasons(), 'XD_R_TX_FLOW_HIT', 1, clientFrame(c, ack(c)).length);
+  }
+});
+
+test('a new flow whose bucket is full takes the entry seen least recently: the flow seen more recently stays', () => {
+  standardServices();
+  const t = tables();
+  const bucket = (c: Conn): number => t.v4.bucketOf(key4(c))[0]!;
+  const same: Conn[] = [c4(44000)];
+  for (let p = 44001; same.length < 3; p++) if (bucket(c4(p)) === bucket(same[0]!)) same.push(c4(p));
+  const [old, recent, late] = same as [Conn, Conn, Conn];
+  for (const c of [old, recent]) establish(c);
+  const now = process.hrtime.bigint();
+  // Both in the bucket; `old` seen 5 s ago, `recent` 2 s ago (before the new flow is proven).
+  t.v4.update(key4(old), { ...t.v4.lookup(key4(old))!, last_seen_ns: now - 5_000_000_000n });
+  t.v4.update(key4(recent), { ...t.v4.lookup(key4(recent))!, last_seen_ns: now - 2_000_000_000n });
+  establish(late);
+  assert.ok(t.v4.lookup(key4(late)), 'the new flow is in the table');
+  assert.ok(t.v4.lookup(key4(recent)), 'the flow seen more recently stays');
+  assert.equal(t.v4.lookup(key4(old)), undefined, 'the one seen least recently made room');
+  // It is not lost: its next packet is taken over on the backend the ring gives it.
+  assert.equal(sendTo(clientFrame(old, ack(old))).backend, 1);
+  assert.ok(dp.tko.lookup(flowKey(old.client, old.cport, old.vip, old.vport, TCP)));
+});
+
 test('a flow entry records backend, generation and a CLOCK_MONOTONIC last_seen', () => {
   standardServices();
   const c = c4(41070);

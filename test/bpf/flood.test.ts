@@ -30,7 +30,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as pk from '../lib/packet';
 import { loadSmallDirector } from '../lib/director';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
+import { BpfObject, BpfMap, FlowTable, testRun, u32, sumPerCpu, getNative, xdMap } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -94,8 +94,8 @@ class Director {
     readonly svc: BpfMap<XdServiceKey, XdService>,
     readonly be: BpfMap<number, XdBackend>,
     readonly ring: BpfMap<number, number>,
-    readonly flow4: BpfMap<XdFlow4Key, XdFlow>,
-    readonly flow6: BpfMap<XdFlowKey, XdFlow>,
+    readonly flow4: FlowTable<XdFlow4Key>,
+    readonly flow6: FlowTable<XdFlowKey>,
     readonly emb4: BpfMap<XdFlow4Key, XdFlow>,
     readonly tko4: BpfMap<XdFlow4Key, XdFlow>,
     readonly tko6: BpfMap<XdFlowKey, XdFlow>,
@@ -125,8 +125,8 @@ class Director {
       obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec),
       obj.map(MAPS.be.name, u32, xdBackendCodec),
       obj.map(MAPS.ring.name, u32, u32),
-      obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec),
-      obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec),
+      FlowTable.v4(xdMap(obj, 'flow4')),
+      FlowTable.v6(xdMap(obj, 'flow6')),
       obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec),
       obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdFlowCodec),
       obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdFlowCodec),
@@ -217,7 +217,7 @@ class Director {
     };
   }
   flows(f: Fam): number {
-    return f === 4 ? this.flow4.keys().length : this.flow6.keys().length;
+    return f === 4 ? this.flow4.count() : this.flow6.count();
   }
   takeovers(f: Fam): number {
     return f === 4 ? this.tko4.keys().length : this.tko6.keys().length;

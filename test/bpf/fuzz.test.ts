@@ -26,7 +26,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as pk from '../lib/packet';
 import { loadSmallDirector } from '../lib/director';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
+import { BpfObject, BpfMap, FlowTable, testRun, u32, sumPerCpu, getNative, xdMap } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -433,7 +433,7 @@ function fuzzFrame(r: Rng, icmpOnly = false): Buffer {
 
 let obj: BpfObject;
 let prog: { fd: number };
-let flows: (BpfMap<XdFlowKey, XdFlow> | BpfMap<XdFlow4Key, XdFlow>)[];
+let flows: (FlowTable<XdFlowKey> | FlowTable<XdFlow4Key> | BpfMap<XdFlowKey, XdFlow> | BpfMap<XdFlow4Key, XdFlow>)[];
 let best: BpfMap<number, XdBackendStats>;
 let rsnst: BpfMap<number, XdReasonStats>;
 const selfMac = pk.macBytes(DIRECTOR_MAC);
@@ -462,8 +462,8 @@ before(async () => {
   const ring: BpfMap<number, number> = obj.map(MAPS.ring.name, u32, u32);
   // Flow and embryonic tables, both families: ICMP must leave all four alone.
   flows = [
-    obj.map(MAPS.flow4.name, xdFlow4KeyCodec, xdFlowCodec),
-    obj.map(MAPS.flow6.name, xdFlowKeyCodec, xdFlowCodec),
+    FlowTable.v4(xdMap(obj, 'flow4')),
+    FlowTable.v6(xdMap(obj, 'flow6')),
     obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec),
     obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec),
   ];
@@ -526,7 +526,7 @@ function reasonTotals(): { packets: bigint; bytes: bigint; by: Record<string, bi
 function flowSnapshot(): string {
   return flows
     .flatMap((m, i) =>
-      (m as BpfMap<unknown, XdFlow>)
+      (m as { entries(): [unknown, XdFlow][] })
         .entries()
         .map(
           ([k, v]) =>

@@ -9,7 +9,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as pk from '../lib/packet';
-import { BpfObject, BpfMap, testRun, u32, getNative, cpuSizedMaxEntries } from '../../src/bpf';
+import { BpfObject, BpfMap, FlowTable, testRun, u32, getNative, cpuSizedMaxEntries, xdMap } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -98,7 +98,9 @@ beforeEach(() => {
   nrev4.deleteBatch(nrev4.keys());
   clearVipPorts(obj);
   clearFlowCaches(obj);
-  for (const m of [MAPS.flow4, MAPS.flow6, MAPS.emb4, MAPS.emb6, MAPS.nrev6]) {
+  FlowTable.v4(xdMap(obj, 'flow4')).clear();
+  FlowTable.v6(xdMap(obj, 'flow6')).clear();
+  for (const m of [MAPS.emb4, MAPS.emb6, MAPS.nrev6]) {
     const t = obj.map(
       m.name,
       { size: m.keySize, encode: (k: Buffer) => k, decode: (b: Buffer) => Buffer.from(b) },

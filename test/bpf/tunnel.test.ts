@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import * as pk from '../lib/packet';
 import { loadSmallDirector } from '../lib/director';
 import { jhash2words } from '../lib/jhash';
-import { BpfObject, BpfMap, testRun, u32, sumPerCpu, getNative } from '../../src/bpf';
+import { BpfObject, BpfMap, FlowTable, testRun, u32, sumPerCpu, getNative, xdMap } from '../../src/bpf';
 import {
   MAPS,
   XdBackendFlags,
@@ -119,7 +119,9 @@ after(() => {
 beforeEach(() => {
   svc.deleteBatch(svc.keys());
   clearVipPorts(obj);
-  for (const m of [MAPS.flow4, MAPS.flow6, MAPS.emb4, MAPS.emb6]) {
+  FlowTable.v4(xdMap(obj, 'flow4')).clear();
+  FlowTable.v6(xdMap(obj, 'flow6')).clear();
+  for (const m of [MAPS.emb4, MAPS.emb6]) {
     const flow = obj.map(
       m.name,
       { size: m.keySize, encode: (k: Buffer) => k, decode: (b: Buffer) => Buffer.from(b) },
