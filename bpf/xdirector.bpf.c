@@ -334,7 +334,8 @@ static __always_inline int fast_miss(__u8 proto, const __u8 *l4, __u64 bytes, in
 	return fast_pass_non_vip(bytes, actp);
 }
 
-/* IPv4 part of fast_hit(): the frame holds XD_FAST4_LEN bytes. */
+/* IPv4 part of fast_hit(): the frame holds XD_FAST4_LEN bytes. The flow
+ * table first (most flows are there: one line), then this CPU's cache set. */
 static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
 {
 	struct iphdr *iph = (void *)(eth + 1);
@@ -421,13 +422,14 @@ miss:
 /*
  * The established-flow fast path: a frame addressed to this director, untagged
  * IPv4 without options or IPv6 without extension headers, TCP (not an opening
- * SYN) or UDP, not a fragment, whose cache set on this CPU holds its flow,
- * fresh, with its backend live. One bounds check, the key read from the
- * packet, one or two inlined array lookups in one set, the backend's entry by
- * index, the MAC rewrite, one per-CPU counter; a miss to a port no service has
- * is passed here too. Every other packet takes the full path
- * (xdirector_full()), which decides exactly as this does for the packets this
- * takes, probing the set again on a miss.
+ * SYN, FIN or RST) or UDP, not a fragment, whose flow is in the flow table
+ * (one hashed bucket: one 64-byte line for IPv4) or, for a probation or
+ * takeover flow, fresh in this CPU's cache set, with its backend live. One
+ * bounds check, the key read from the packet, inlined array lookups, the
+ * backend's entry by index, the MAC rewrite, one per-CPU counter; a miss to a
+ * port no service has is passed here too. Every other packet takes the full
+ * path (xdirector_full()), which decides exactly as this does for the packets
+ * this takes, probing the cache set and the tables again on a miss.
  */
 static __always_inline int fast_hit(struct xdp_md *ctx, int *actp)
 {

@@ -351,25 +351,25 @@ struct xd_flow {
  * rule, src/bpf/flowtable.ts). 32 and 64 bytes.
  */
 struct xd_flow4_entry {
-	__be32 saddr; /* client address; network order */
-	__be32 daddr; /* VIP; network order */
-	__be16 sport; /* client port; network order */
-	__be16 dport; /* VIP port; network order */
-	__u8 proto;   /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad[3];  /* must be zero */
+	__be32 saddr;       /* client address; network order */
+	__be32 daddr;       /* VIP; network order */
+	__be16 sport;       /* client port; network order */
+	__be16 dport;       /* VIP port; network order */
+	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[3];        /* must be zero */
 	__u32 backend;      /* backend index; 0 = empty entry */
 	__u32 generation;   /* as struct xd_flow's */
 	__u64 last_seen_ns; /* as struct xd_flow's */
 };
 
 struct xd_flow6_entry {
-	__be32 saddr[4]; /* client address; network order */
-	__be32 daddr[4]; /* VIP; network order */
-	__be16 sport;    /* client port; network order */
-	__be16 dport;    /* VIP port; network order */
-	__u8 proto;      /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 family;     /* XD_FAMILY_V6 */
-	__u8 pad[2];     /* must be zero */
+	__be32 saddr[4];    /* client address; network order */
+	__be32 daddr[4];    /* VIP; network order */
+	__be16 sport;       /* client port; network order */
+	__be16 dport;       /* VIP port; network order */
+	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;        /* XD_FAMILY_V6 */
+	__u8 pad[2];        /* must be zero */
 	__u32 backend;      /* backend index; 0 = empty entry */
 	__u32 generation;   /* as struct xd_flow's */
 	__u64 last_seen_ns; /* as struct xd_flow's */

@@ -172,7 +172,7 @@ export function monitoringMetrics(st: DaemonStatus, proc: ProcessSample, metric:
   );
   metric(
     'xdirector_flow_table_capacity',
-    'Capacity (max entries) of each flow table; entries / capacity is its fill (an LRU table evicts its oldest flows when full).',
+    'Capacity (max entries) of each flow table; entries / capacity is its fill (an LRU table evicts its oldest flows when full; the flow4/flow6 tables, 2-way buckets, start evicting within a bucket at ~3/4).',
     'gauge',
     Object.entries(tables).map(([table, t]) => [{ table }, t.capacity]),
   );

@@ -157,7 +157,8 @@ function fillFlows(
       encodeXdFlow4Key({ saddr, daddr, sport: 10000 + (i % 50000), dport: 3306, proto: 6 }, kb, 0);
       const first = flowBucketFirst(kb, cap);
       let at = -1;
-      for (let w = 0; w < FLOW_WAYS && at < 0; w++) if (values.readUInt32LE((first + w) * es + 16) === 0) at = first + w;
+      for (let w = 0; w < FLOW_WAYS && at < 0; w++)
+        if (values.readUInt32LE((first + w) * es + 16) === 0) at = first + w;
       if (at < 0) continue;
       const b = i % backends.length;
       const idle = i % 10 === 0;
@@ -227,7 +228,10 @@ test('with a million flows in the table, status counts per backend only recent f
   assert.ok(t?.bytes && t.bytesPerFlow !== undefined, 'the memlock of the table is reported');
   assert.ok(t.bytesPerFlow >= 32 && t.bytesPerFlow <= 33, `IPv4: ${t.bytesPerFlow} bytes per flow`);
   const t6 = st.detail.flowCounts.tables?.flow6;
-  assert.ok(t6?.bytesPerFlow !== undefined && t6.bytesPerFlow >= 64 && t6.bytesPerFlow <= 65, `IPv6: ${t6?.bytesPerFlow} bytes per flow`);
+  assert.ok(
+    t6?.bytesPerFlow !== undefined && t6.bytesPerFlow >= 64 && t6.bytesPerFlow <= 65,
+    `IPv6: ${t6?.bytesPerFlow} bytes per flow`,
+  );
 });
 
 /** Entries the flow counter asks for in one batch lookup (FlowCounter's default slice). */
