@@ -253,40 +253,115 @@ struct bpf_map {
 } __attribute__((preserve_access_index));
 
 /*
- * Flow table hash of a key's 64-bit words folded by XOR: the halves folded
- * into 32 bits, then MurmurHash3's finalizer (a bijection whose low bits
- * depend on every input bit), masked by the bucket count. Not fc_hash(): a
- * flow's bucket here and its set in the per-CPU cache are independent, so
- * two flows that share one do not share the other. src/bpf/flowtable.ts
- * computes the same (test/bpf/flowtable.test.ts proves they agree).
+ * Flow table hash: the kernel's jhash2() (include/linux/jhash.h, what its LRU
+ * hash tables use) over the key's 32-bit words, with flow_seed as initval, so
+ * a client that knows the code still cannot tell which of its flows share a
+ * bucket with another's and aim proven flows at a victim's bucket. flow_seed
+ * is chosen at random by user space when the table is created and kept in
+ * xd_meta_v1 with the pinned maps, so a program reloaded over the same table
+ * hashes as the one that filled it. Not fc_hash(): a flow's bucket here and
+ * its set in the per-CPU cache are independent. src/bpf/flowtable.ts computes
+ * the same (test/bpf/datapath.test.ts proves they agree with a seed not 0).
  */
-static __always_inline __u32 ft_hash(__u64 folded)
-{
-	__u32 h = (__u32)folded ^ (__u32)(folded >> 32);
+const volatile __u32 flow_seed = 0;
 
-	h ^= h >> 16;
-	h *= 0x85ebca6bU;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35U;
-	h ^= h >> 16;
-	return h;
+#define FT_ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
+#define FT_MIX(a, b, c)             \
+	do {                        \
+		a -= c;             \
+		a ^= FT_ROL(c, 4);  \
+		c += b;             \
+		b -= a;             \
+		b ^= FT_ROL(a, 6);  \
+		a += c;             \
+		c -= b;             \
+		c ^= FT_ROL(b, 8);  \
+		b += a;             \
+		a -= c;             \
+		a ^= FT_ROL(c, 16); \
+		c += b;             \
+		b -= a;             \
+		b ^= FT_ROL(a, 19); \
+		a += c;             \
+		c -= b;             \
+		c ^= FT_ROL(b, 4);  \
+		b += a;             \
+	} while (0)
+#define FT_FINAL(a, b, c)           \
+	do {                        \
+		c ^= b;             \
+		c -= FT_ROL(b, 14); \
+		a ^= c;             \
+		a -= FT_ROL(c, 11); \
+		b ^= a;             \
+		b -= FT_ROL(a, 25); \
+		c ^= b;             \
+		c -= FT_ROL(b, 16); \
+		a ^= c;             \
+		a -= FT_ROL(c, 4);  \
+		b ^= a;             \
+		b -= FT_ROL(a, 14); \
+		c ^= b;             \
+		c -= FT_ROL(b, 24); \
+	} while (0)
+#define FT_LO(x) ((__u32)(x))
+#define FT_HI(x) ((__u32)((x) >> 32))
+
+/* jhash2() of an IPv4 key, its words as two 64-bit ones (little-endian: word
+ * 2i is the low half of k_i). */
+static __always_inline __u32 ft4_hash(__u64 k0, __u64 k1)
+{
+	__u32 a, b, c;
+
+	a = b = c = 0xdeadbeef + (4 << 2) + flow_seed;
+	a += FT_LO(k0);
+	b += FT_HI(k0);
+	c += FT_LO(k1);
+	FT_MIX(a, b, c);
+	a += FT_HI(k1);
+	FT_FINAL(a, b, c);
+	return c;
 }
 
-/* The first entry of a folded key's bucket in a table of max_entries
- * entries (a power of two of XD_FLOW_WAYS-entry buckets). */
-static __always_inline __u32 ft_first(__u64 folded, __u32 max_entries)
+/* jhash2() of an IPv6 key: words 0..7 in a[0..3] (the packet's addresses),
+ * 8..9 in tail. */
+static __always_inline __u32 ft6_hash(const __u64 *w, __u64 tail)
 {
-	return (ft_hash(folded) & (max_entries / XD_FLOW_WAYS - 1)) * XD_FLOW_WAYS;
+	__u32 a, b, c;
+
+	a = b = c = 0xdeadbeef + (10 << 2) + flow_seed;
+	a += FT_LO(w[0]);
+	b += FT_HI(w[0]);
+	c += FT_LO(w[1]);
+	FT_MIX(a, b, c);
+	a += FT_HI(w[1]);
+	b += FT_LO(w[2]);
+	c += FT_HI(w[2]);
+	FT_MIX(a, b, c);
+	a += FT_LO(w[3]);
+	b += FT_HI(w[3]);
+	c += FT_LO(tail);
+	FT_MIX(a, b, c);
+	a += FT_HI(tail);
+	FT_FINAL(a, b, c);
+	return c;
+}
+
+/* The first entry of a hash's bucket in a table of max_entries entries (a
+ * power of two of XD_FLOW_WAYS-entry buckets). */
+static __always_inline __u32 ft_first(__u32 h, __u32 max_entries)
+{
+	return (h & (max_entries / XD_FLOW_WAYS - 1)) * XD_FLOW_WAYS;
 }
 
 static __always_inline __u32 ft4_first(__u64 k0, __u64 k1)
 {
-	return ft_first(k0 ^ k1, ((struct bpf_map *)&xd_flow4_v3)->max_entries);
+	return ft_first(ft4_hash(k0, k1), ((struct bpf_map *)&xd_flow4_v3)->max_entries);
 }
 
-static __always_inline __u32 ft6_first(__u64 folded)
+static __always_inline __u32 ft6_first(const __u64 *a, __u64 tail)
 {
-	return ft_first(folded, ((struct bpf_map *)&xd_flow6_v3)->max_entries);
+	return ft_first(ft6_hash(a, tail), ((struct bpf_map *)&xd_flow6_v3)->max_entries);
 }
 
 /* An entry's backend and generation as one word (backend in the low half):
@@ -356,7 +431,7 @@ static __always_inline struct xd_flow4_entry *ft4_find(__u64 k0, __u64 k1, __u64
  * first entry is another flow's. */
 static __always_inline struct xd_flow6_entry *ft6_find(const __u64 *a, __u64 tail, __u64 *wp)
 {
-	__u32 i = ft6_first(a[0] ^ a[1] ^ a[2] ^ a[3] ^ tail);
+	__u32 i = ft6_first(a, tail);
 	struct xd_flow6_entry *e;
 
 #pragma unroll
@@ -434,7 +509,7 @@ static __always_inline int ft4_insert(const struct xd_flow4_key *k4, const struc
 static __always_inline int ft6_insert(const struct xd_flow_key *k6, const struct xd_flow *f)
 {
 	const __u64 *kw = (const __u64 *)k6;
-	__u32 i = ft6_first(kw[0] ^ kw[1] ^ kw[2] ^ kw[3] ^ kw[4]);
+	__u32 i = ft6_first(kw, kw[4]);
 	struct xd_flow6_entry *e0, *e1, *e;
 	__u64 w0, w1;
 

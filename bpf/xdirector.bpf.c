@@ -146,7 +146,7 @@ _Static_assert(sizeof(struct xd_service_stats) == 32, "xd_service_stats layout")
 _Static_assert(sizeof(struct xd_backend_stats) == 40, "xd_backend_stats layout");
 _Static_assert(sizeof(struct xd_reason_stats) == 16, "xd_reason_stats layout");
 _Static_assert(sizeof(struct xd_rate) == 8, "xd_rate layout");
-_Static_assert(sizeof(struct xd_meta) == 32, "xd_meta layout");
+_Static_assert(sizeof(struct xd_meta) == 40, "xd_meta layout");
 _Static_assert(sizeof(struct xd_sync_event) == 56, "xd_sync_event layout");
 _Static_assert(sizeof(struct xd_sync_stats) == 16, "xd_sync_stats layout");
 _Static_assert(sizeof(struct xd_nat_rev) == 56, "xd_nat_rev layout");

@@ -343,7 +343,7 @@ struct xd_flow {
  * Flow table entries (xd_flow4_v3 / xd_flow6_v3: arrays used as
  * set-associative hash tables, bpf/flow.h). Bucket b is entries
  * b * XD_FLOW_WAYS .. b * XD_FLOW_WAYS + XD_FLOW_WAYS - 1; a key's bucket is
- * its hash (flow.h ft_hash(), src/bpf/flowtable.ts) masked by the bucket count
+ * its seeded hash (flow.h ft4_hash() / ft6_hash(), src/bpf/flowtable.ts) masked by the bucket count
  * (max_entries / XD_FLOW_WAYS, a power of two). An entry is the flow key as
  * is (the key fields of struct xd_flow4_key / xd_flow_key, compared in full),
  * then the fields of struct xd_flow (a pointer to `backend` serves as one).
@@ -475,6 +475,8 @@ struct xd_meta {
 	__u32 max_backends;   /* max_entries of backends / per-backend maps */
 	__u64 created_ns;     /* CLOCK_REALTIME ns when the instance was created */
 	__u64 layout_hash;    /* hash of the generated layouts, checked on adoption */
+	__u32 flow_seed;      /* flow_seed the program was loaded with (flow.h ft4_hash()) */
+	__u32 pad;
 };
 
 /* Connection sync (bpf/sync.h): why a flow was reported. */

@@ -155,7 +155,9 @@ function importAlone(sb: SyncDaemon, pinB: string, key: Buffer, first: number, n
   const maps = (['flow4', 'prb4', 'emb4', 'tko4'] as const).map((r) => openPinnedXdMap(pinB, r));
   try {
     const [flow4, prb4, emb4, tko4] = maps as [XdMap<'flow4'>, XdMap<'prb4'>, XdMap<'emb4'>, XdMap<'tko4'>];
-    const table = FlowTable.v4(flow4);
+    const meta = openPinnedXdMap(pinB, 'meta');
+    const table = FlowTable.v4(flow4, meta.lookup(0)!.flow_seed);
+    meta.close();
     const keys = entries.map((e) => ({
       saddr: e.client.readUInt32BE(0),
       daddr: e.vip.readUInt32BE(0),

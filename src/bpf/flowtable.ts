@@ -1,10 +1,11 @@
 // flowtable.ts: user space's side of the flow tables (xd_flow4_v3 / xd_flow6_v3, bpf/maps.h):
 // arrays used as set-associative hash tables, XD_FLOW_WAYS entries a bucket. A key is found by
-// hashing it exactly as the program does (bpf/flow.h ft_hash()) and reading its bucket's entries,
-// comparing the whole key; test/bpf/flowtable.test.ts proves the two hashes agree.
+// hashing it exactly as the program does (bpf/flow.h ft4_hash()) and reading its bucket's entries,
+// comparing the whole key, with the instance's seed; test/bpf/datapath.test.ts proves the two hashes agree.
 //
-//   const t = FlowTable.v4(openPinnedXdMap(dir, 'flow4'));
+//   const t = FlowTable.v4(openPinnedXdMap(dir, 'flow4'), meta.flow_seed);
 //   t.lookup({ saddr, daddr, sport, dport, proto }); // XdFlow | undefined
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { BpfMap } from './map';
 import { getNative } from './native';
@@ -36,31 +37,77 @@ export function flowTableEntries(flows: number): number {
   return buckets * FLOW_WAYS;
 }
 
-/** MurmurHash3's 32-bit finalizer, as bpf/flow.h ft_hash() applies it. */
-function fmix32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b) >>> 0;
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35) >>> 0;
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+const rol = (x: number, n: number): number => ((x << n) | (x >>> (32 - n))) >>> 0;
 
 /**
- * The flow table hash of an encoded key (16 or 40 bytes, the struct's memory image): its 64-bit
- * words XORed, the halves XORed (so: every 32-bit little-endian word XORed), then fmix32.
+ * The flow table hash of an encoded key (16 or 40 bytes, the struct's memory image): the kernel's
+ * jhash2() over its little-endian 32-bit words with `seed` as initval, as bpf/flow.h ft4_hash() /
+ * ft6_hash() compute it with the program's flow_seed.
  */
-export function flowHash(key: Buffer): number {
-  let x = 0;
-  for (let o = 0; o + 4 <= key.length; o += 4) x ^= key.readUInt32LE(o);
-  return fmix32(x);
+export function flowHash(key: Buffer, seed: number): number {
+  const n = key.length >>> 2;
+  let a = (0xdeadbeef + (n << 2) + seed) >>> 0;
+  let b = a;
+  let c = a;
+  const k = (i: number): number => key.readUInt32LE(i * 4);
+  let i = 0;
+  for (let left = n; left > 3; left -= 3, i += 3) {
+    a = (a + k(i)) >>> 0;
+    b = (b + k(i + 1)) >>> 0;
+    c = (c + k(i + 2)) >>> 0;
+    a = (a - c) >>> 0;
+    a = (a ^ rol(c, 4)) >>> 0;
+    c = (c + b) >>> 0;
+    b = (b - a) >>> 0;
+    b = (b ^ rol(a, 6)) >>> 0;
+    a = (a + c) >>> 0;
+    c = (c - b) >>> 0;
+    c = (c ^ rol(b, 8)) >>> 0;
+    b = (b + a) >>> 0;
+    a = (a - c) >>> 0;
+    a = (a ^ rol(c, 16)) >>> 0;
+    c = (c + b) >>> 0;
+    b = (b - a) >>> 0;
+    b = (b ^ rol(a, 19)) >>> 0;
+    a = (a + c) >>> 0;
+    c = (c - b) >>> 0;
+    c = (c ^ rol(b, 4)) >>> 0;
+    b = (b + a) >>> 0;
+  }
+  const left = n - i;
+  if (left === 0) return c;
+  if (left >= 3) c = (c + k(i + 2)) >>> 0;
+  if (left >= 2) b = (b + k(i + 1)) >>> 0;
+  a = (a + k(i)) >>> 0;
+  c = (c ^ b) >>> 0;
+  c = (c - rol(b, 14)) >>> 0;
+  a = (a ^ c) >>> 0;
+  a = (a - rol(c, 11)) >>> 0;
+  b = (b ^ a) >>> 0;
+  b = (b - rol(a, 25)) >>> 0;
+  c = (c ^ b) >>> 0;
+  c = (c - rol(b, 16)) >>> 0;
+  a = (a ^ c) >>> 0;
+  a = (a - rol(c, 4)) >>> 0;
+  b = (b ^ a) >>> 0;
+  b = (b - rol(a, 14)) >>> 0;
+  c = (c ^ b) >>> 0;
+  c = (c - rol(b, 24)) >>> 0;
+  return c;
 }
 
-/** The first entry index of an encoded key's bucket in a table of `maxEntries` entries. */
-export function flowBucketFirst(key: Buffer, maxEntries: number): number {
+/** The first entry index of an encoded key's bucket in a table of `maxEntries` entries hashed with `seed`. */
+export function flowBucketFirst(key: Buffer, maxEntries: number, seed: number): number {
   const buckets = Math.floor(maxEntries / FLOW_WAYS);
-  return ((flowHash(key) & (buckets - 1)) >>> 0) * FLOW_WAYS;
+  return ((flowHash(key, seed) & (buckets - 1)) >>> 0) * FLOW_WAYS;
+}
+
+/** A random flow table seed (flow_seed, bpf/flow.h), never 0: chosen once per instance, kept in xd_meta_v1. */
+export function randomFlowSeed(): number {
+  for (;;) {
+    const s = crypto.randomBytes(4).readUInt32LE(0);
+    if (s !== 0) return s;
+  }
 }
 
 /** Bytes of kernel memory a map is charged (`memlock:` of its /proc/self/fdinfo entry), undefined if not shown. */
@@ -85,17 +132,21 @@ export class FlowTable<K> {
   private constructor(
     readonly map: XdMap<'flow4'> | XdMap<'flow6'>,
     readonly key: Codec<K>,
+    /** The program's flow_seed (xd_meta_v1 flow_seed for a daemon's instance). */
+    readonly seed: number,
   ) {
     this.keySize = key.size;
     this.rawMap = new BpfMap(map.fd, u32, raw(map.info.valueSize), { owned: false, origin: map.origin });
   }
 
-  static v4(map: XdMap<'flow4'>): FlowTable<XdFlow4Key> {
-    return new FlowTable(map, xdFlow4KeyCodec);
+  /** The IPv4 table, hashed with `seed` (the flow_seed the program was loaded with). */
+  static v4(map: XdMap<'flow4'>, seed: number): FlowTable<XdFlow4Key> {
+    return new FlowTable(map, xdFlow4KeyCodec, seed);
   }
 
-  static v6(map: XdMap<'flow6'>): FlowTable<XdFlowKey> {
-    return new FlowTable(map, xdFlowKeyCodec);
+  /** The IPv6 table, hashed with `seed`. */
+  static v6(map: XdMap<'flow6'>, seed: number): FlowTable<XdFlowKey> {
+    return new FlowTable(map, xdFlowKeyCodec, seed);
   }
 
   /** Entries (flows it can hold). */
@@ -110,12 +161,12 @@ export class FlowTable<K> {
 
   /** The entry indexes of a key's bucket. */
   bucketOf(key: K): number[] {
-    const first = flowBucketFirst(this.key.encode(key), this.capacity);
+    const first = flowBucketFirst(this.key.encode(key), this.capacity, this.seed);
     return Array.from({ length: FLOW_WAYS }, (_, i) => first + i);
   }
 
   private readBucket(kb: Buffer): { index: number; entry: Buffer }[] {
-    const first = flowBucketFirst(kb, this.capacity);
+    const first = flowBucketFirst(kb, this.capacity, this.seed);
     const out: { index: number; entry: Buffer }[] = [];
     for (let i = first; i < first + FLOW_WAYS; i++) {
       const entry = this.rawMap.lookup(i);

@@ -16,4 +16,12 @@ export type { Codec } from './codec';
 export { xdMap, openPinnedXdMap, pinPath, cpuSizedMaxEntries } from './maps';
 export type { XdMap, XdMapKey, XdMapValue } from './maps';
 export * from './layouts.generated';
-export { FlowTable, FLOW_WAYS, flowTableEntries, flowHash, flowBucketFirst, mapMemlock } from './flowtable';
+export {
+  FlowTable,
+  FLOW_WAYS,
+  flowTableEntries,
+  flowHash,
+  flowBucketFirst,
+  mapMemlock,
+  randomFlowSeed,
+} from './flowtable';

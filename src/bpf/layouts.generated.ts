@@ -16,7 +16,7 @@ if (endianness() !== 'LE') throw new Error('xdirector layouts assume a little-en
 export const LAYOUT_VERSION = 11;
 
 /** First 8 bytes of SHA-256 over LAYOUT (see src/bpf/layout.ts layoutHash); stored in the meta map. */
-export const LAYOUT_HASH = 0xff1abed9cfd4120an;
+export const LAYOUT_HASH = 0xe3e3bb22049e9bccn;
 
 /** Default limits (#define XD_* of the header); the loaded sizes may differ. */
 export const DEFINES = {
@@ -325,7 +325,7 @@ export const MAPS = {
     keyType: 'u32',
     valueType: 'xd_meta',
     keySize: 4,
-    valueSize: 32,
+    valueSize: 40,
     maxEntries: 1,
   },
   sync: {
@@ -398,9 +398,14 @@ export const GLOBALS = {
     offset: 96,
     size: 4,
   },
-  xd_btf_enums: {
+  flow_seed: {
     section: '.rodata',
     offset: 100,
+    size: 4,
+  },
+  xd_btf_enums: {
+    section: '.rodata',
+    offset: 104,
     size: 36,
   },
 } as const;
@@ -1423,7 +1428,7 @@ export function decodeXdReasonStats(buf: Buffer, offset = 0): XdReasonStats {
 
 export const xdReasonStatsCodec: Codec<XdReasonStats> = { size: 16, encode: encodeXdReasonStats, decode: decodeXdReasonStats };
 
-/** struct xd_meta: 32 bytes. */
+/** struct xd_meta: 40 bytes. */
 export interface XdMeta {
   /** u32 at 0 */
   layout_version: number;
@@ -1437,23 +1442,29 @@ export interface XdMeta {
   created_ns: bigint;
   /** u64 at 24 */
   layout_hash: bigint;
+  /** u32 at 32 */
+  flow_seed: number;
+  /** u32 at 36, zero if omitted */
+  pad?: number;
 }
 
-export const XD_META_SIZE = 32;
+export const XD_META_SIZE = 40;
 
-export function encodeXdMeta(v: XdMeta, buf: Buffer = Buffer.alloc(32), offset = 0): Buffer {
-  buf.fill(0, offset, offset + 32);
+export function encodeXdMeta(v: XdMeta, buf: Buffer = Buffer.alloc(40), offset = 0): Buffer {
+  buf.fill(0, offset, offset + 40);
   buf.writeUInt32LE(chkInt(v.layout_version, 0, 4294967295, 'xd_meta.layout_version'), offset + 0);
   buf.writeUInt32LE(chkInt(v.ring_max, 0, 4294967295, 'xd_meta.ring_max'), offset + 4);
   buf.writeUInt32LE(chkInt(v.max_services, 0, 4294967295, 'xd_meta.max_services'), offset + 8);
   buf.writeUInt32LE(chkInt(v.max_backends, 0, 4294967295, 'xd_meta.max_backends'), offset + 12);
   buf.writeBigUInt64LE(chkU64(v.created_ns, 'xd_meta.created_ns'), offset + 16);
   buf.writeBigUInt64LE(chkU64(v.layout_hash, 'xd_meta.layout_hash'), offset + 24);
+  buf.writeUInt32LE(chkInt(v.flow_seed, 0, 4294967295, 'xd_meta.flow_seed'), offset + 32);
+  if (v.pad !== undefined) buf.writeUInt32LE(chkInt(v.pad, 0, 4294967295, 'xd_meta.pad'), offset + 36);
   return buf;
 }
 
 export function decodeXdMeta(buf: Buffer, offset = 0): XdMeta {
-  if (buf.length < offset + 32) throw new TypeError(`xd_meta: expected 32 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
+  if (buf.length < offset + 40) throw new TypeError(`xd_meta: expected 40 bytes at offset ${offset}, received a Buffer of ${buf.length} bytes`);
   return {
     layout_version: buf.readUInt32LE(offset + 0),
     ring_max: buf.readUInt32LE(offset + 4),
@@ -1461,10 +1472,12 @@ export function decodeXdMeta(buf: Buffer, offset = 0): XdMeta {
     max_backends: buf.readUInt32LE(offset + 12),
     created_ns: buf.readBigUInt64LE(offset + 16),
     layout_hash: buf.readBigUInt64LE(offset + 24),
+    flow_seed: buf.readUInt32LE(offset + 32),
+    pad: buf.readUInt32LE(offset + 36),
   };
 }
 
-export const xdMetaCodec: Codec<XdMeta> = { size: 32, encode: encodeXdMeta, decode: decodeXdMeta };
+export const xdMetaCodec: Codec<XdMeta> = { size: 40, encode: encodeXdMeta, decode: decodeXdMeta };
 
 /** struct xd_sync_stats: 16 bytes. */
 export interface XdSyncStats {
@@ -2718,7 +2731,7 @@ export const LAYOUT: LayoutModel = {
     },
     xd_meta: {
       name: 'xd_meta',
-      size: 32,
+      size: 40,
       fields: [{
         name: 'layout_version',
         offset: 0,
@@ -2765,6 +2778,22 @@ export const LAYOUT: LayoutModel = {
         size: 8,
         kind: 'u64',
         elem: 'u64',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'flow_seed',
+        offset: 32,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
+        count: 1,
+        byteOrder: 'host',
+      }, {
+        name: 'pad',
+        offset: 36,
+        size: 4,
+        kind: 'u32',
+        elem: 'u32',
         count: 1,
         byteOrder: 'host',
       }],

@@ -28,6 +28,8 @@ import {
   XdBackendFlags,
   XdSyncKind,
   XdFlowBits,
+  type XdFlow4Key,
+  type XdFlowKey,
 } from '../bpf';
 import { addressToBytes, hostPort } from '../net/inet';
 import * as path from 'node:path';
@@ -158,10 +160,12 @@ type FlowMaps = {
   syncst: XdMap<'syncst'>;
   nrev4: XdMap<'nrev4'>;
   nrev6: XdMap<'nrev6'>;
+  meta: XdMap<'meta'>;
 };
 
 export class SyncDaemon {
   private readonly maps: FlowMaps;
+  private readonly flowTables: { v4: FlowTable<XdFlow4Key>; v6: FlowTable<XdFlowKey> };
   private readonly ringMap: BpfMap<never, never>;
   private readonly ring: RingbufReader;
   private sock?: SyncSocket;
@@ -212,6 +216,7 @@ export class SyncDaemon {
         'syncst',
         'nrev4',
         'nrev6',
+        'meta',
       ] as const)
         (opened as Record<string, unknown>)[r] = open(r);
       this.ringMap = BpfMap.openPinned(path.join(pinDir, MAPS.sync.name), none, none);
@@ -220,6 +225,10 @@ export class SyncDaemon {
       throw wrap('XD_ERR_SYNC', `connection sync needs the XDP dataplane's pinned maps in ${pinDir}`, e);
     }
     this.maps = opened as FlowMaps;
+    // The flow tables hash with the seed the program was loaded with (bpf/flow.h flow_seed), which
+    // the dataplane keeps in the meta map beside them.
+    const seed = this.maps.meta.lookup(0)?.flow_seed ?? 0;
+    this.flowTables = { v4: FlowTable.v4(this.maps.flow4, seed), v6: FlowTable.v6(this.maps.flow6, seed) };
     this.ring = new RingbufReader(this.ringMap.fd, MAPS.sync.name);
     const peerList = cfg.multicast ? [] : cfg.peers;
     for (const p of peerList)
@@ -421,10 +430,10 @@ export class SyncDaemon {
         c.writeUInt32BE(k.saddr >>> 0);
         add(c, k.sport, f);
       };
-      for (const [k, f] of FlowTable.v4(this.maps.flow4).entries()) v4(k, f);
+      for (const [k, f] of this.flowTables.v4.entries()) v4(k, f);
       for (const [k, f] of this.maps.tko4.entries()) v4(k, f);
       for (const [k, f] of this.maps.prb4.entries()) v4(k, f);
-      for (const [k, f] of FlowTable.v6(this.maps.flow6).entries()) add(Buffer.from(k.saddr), k.sport, f);
+      for (const [k, f] of this.flowTables.v6.entries()) add(Buffer.from(k.saddr), k.sport, f);
       for (const [k, f] of this.maps.tko6.entries()) add(Buffer.from(k.saddr), k.sport, f);
       for (const [k, f] of this.maps.prb6.entries()) add(Buffer.from(k.saddr), k.sport, f);
       if (entries.length) this.send(entries, Date.now());
@@ -627,8 +636,7 @@ export class SyncDaemon {
       ? BpfMap.lookupFirst([m.prb6, m.emb6, m.tko6] as unknown as BpfMap<unknown, Seen>[], keys6)
       : undefined;
     // The flow table is an array of buckets (bpf/maps.h): each key's bucket, hashed as the program does.
-    const t4 = FlowTable.v4(m.flow4);
-    const t6 = FlowTable.v6(m.flow6);
+    const { v4: t4, v6: t6 } = this.flowTables;
     return es.map((e) => {
       const i = slot.get(e)!;
       const v4 = e.family === 4;

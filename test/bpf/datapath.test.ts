@@ -14,7 +14,7 @@
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as pk from '../lib/packet';
-import { loadSmallDirector } from '../lib/director';
+import { loadSmallDirector, TEST_FLOW_SEED } from '../lib/director';
 import { jhash2words, jhash5words } from '../lib/jhash';
 import { BpfObject, BpfMap, FlowTable, testRun, u32, sumPerCpu, getNative, xdMap } from '../../src/bpf';
 import {
@@ -198,7 +198,10 @@ class Datapath {
       obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec),
       obj.map(MAPS.be.name, u32, xdBackendCodec),
       obj.map(MAPS.ring.name, u32, u32),
-      new FamilyTables(FlowTable.v4(xdMap(obj, 'flow4')), FlowTable.v6(xdMap(obj, 'flow6'))),
+      new FamilyTables(
+        FlowTable.v4(xdMap(obj, 'flow4'), TEST_FLOW_SEED),
+        FlowTable.v6(xdMap(obj, 'flow6'), TEST_FLOW_SEED),
+      ),
       new FamilyTables(
         lruTable(obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec)),
         lruTable(obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec)),
@@ -1535,7 +1538,10 @@ test('a SYN reusing the 5-tuple of a closed flow with recent traffic keeps its b
 
 /** The flow tables as src/bpf/flowtable.ts reads them (the hash in TypeScript). */
 function tables(): { v4: FlowTable<XdFlow4Key>; v6: FlowTable<XdFlowKey> } {
-  return { v4: FlowTable.v4(xdMap(dp.obj, 'flow4')), v6: FlowTable.v6(xdMap(dp.obj, 'flow6')) };
+  return {
+    v4: FlowTable.v4(xdMap(dp.obj, 'flow4'), TEST_FLOW_SEED),
+    v6: FlowTable.v6(xdMap(dp.obj, 'flow6'), TEST_FLOW_SEED),
+  };
 }
 const key4 = (c: Conn): XdFlow4Key => ({
   saddr: addr16(c.client).readUInt32BE(0),

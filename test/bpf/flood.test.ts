@@ -29,7 +29,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as pk from '../lib/packet';
-import { loadSmallDirector } from '../lib/director';
+import { loadSmallDirector, TEST_FLOW_SEED } from '../lib/director';
 import { BpfObject, BpfMap, FlowTable, testRun, u32, sumPerCpu, getNative, xdMap } from '../../src/bpf';
 import {
   MAPS,
@@ -125,8 +125,8 @@ class Director {
       obj.map(MAPS.svc.name, xdServiceKeyCodec, xdServiceCodec),
       obj.map(MAPS.be.name, u32, xdBackendCodec),
       obj.map(MAPS.ring.name, u32, u32),
-      FlowTable.v4(xdMap(obj, 'flow4')),
-      FlowTable.v6(xdMap(obj, 'flow6')),
+      FlowTable.v4(xdMap(obj, 'flow4'), TEST_FLOW_SEED),
+      FlowTable.v6(xdMap(obj, 'flow6'), TEST_FLOW_SEED),
       obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec),
       obj.map(MAPS.tko4.name, xdFlow4KeyCodec, xdFlowCodec),
       obj.map(MAPS.tko6.name, xdFlowKeyCodec, xdFlowCodec),

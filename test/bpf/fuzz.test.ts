@@ -25,7 +25,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as pk from '../lib/packet';
-import { loadSmallDirector } from '../lib/director';
+import { loadSmallDirector, TEST_FLOW_SEED } from '../lib/director';
 import { BpfObject, BpfMap, FlowTable, testRun, u32, sumPerCpu, getNative, xdMap } from '../../src/bpf';
 import {
   MAPS,
@@ -462,8 +462,8 @@ before(async () => {
   const ring: BpfMap<number, number> = obj.map(MAPS.ring.name, u32, u32);
   // Flow and embryonic tables, both families: ICMP must leave all four alone.
   flows = [
-    FlowTable.v4(xdMap(obj, 'flow4')),
-    FlowTable.v6(xdMap(obj, 'flow6')),
+    FlowTable.v4(xdMap(obj, 'flow4'), TEST_FLOW_SEED),
+    FlowTable.v6(xdMap(obj, 'flow6'), TEST_FLOW_SEED),
     obj.map(MAPS.emb4.name, xdFlow4KeyCodec, xdFlowCodec),
     obj.map(MAPS.emb6.name, xdFlowKeyCodec, xdFlowCodec),
   ];

@@ -157,8 +157,11 @@ test('codecs put network-order fields in network order at the BTF offsets', () =
     max_backends: 4096,
     created_ns: 2n ** 62n,
     layout_hash: L.LAYOUT_HASH,
+    flow_seed: 0xfedcba98,
+    pad: 0,
   });
   assert.equal(L.decodeXdMeta(meta).layout_hash, L.LAYOUT_HASH);
+  assert.equal(L.decodeXdMeta(meta).flow_seed, 0xfedcba98);
 });
 
 test('codecs refuse values that do not fit, naming the field', () => {

@@ -98,8 +98,8 @@ beforeEach(() => {
   nrev4.deleteBatch(nrev4.keys());
   clearVipPorts(obj);
   clearFlowCaches(obj);
-  FlowTable.v4(xdMap(obj, 'flow4')).clear();
-  FlowTable.v6(xdMap(obj, 'flow6')).clear();
+  FlowTable.v4(xdMap(obj, 'flow4'), 0).clear();
+  FlowTable.v6(xdMap(obj, 'flow6'), 0).clear();
   for (const m of [MAPS.emb4, MAPS.emb6, MAPS.nrev6]) {
     const t = obj.map(
       m.name,

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as pk from '../lib/packet';
-import { loadSmallDirector } from '../lib/director';
+import { loadSmallDirector, TEST_FLOW_SEED } from '../lib/director';
 import { jhash2words } from '../lib/jhash';
 import { BpfObject, BpfMap, FlowTable, testRun, u32, sumPerCpu, getNative, xdMap } from '../../src/bpf';
 import {
@@ -119,8 +119,8 @@ after(() => {
 beforeEach(() => {
   svc.deleteBatch(svc.keys());
   clearVipPorts(obj);
-  FlowTable.v4(xdMap(obj, 'flow4')).clear();
-  FlowTable.v6(xdMap(obj, 'flow6')).clear();
+  FlowTable.v4(xdMap(obj, 'flow4'), TEST_FLOW_SEED).clear();
+  FlowTable.v6(xdMap(obj, 'flow6'), TEST_FLOW_SEED).clear();
   for (const m of [MAPS.emb4, MAPS.emb6]) {
     const flow = obj.map(
       m.name,

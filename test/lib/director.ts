@@ -26,6 +26,13 @@ export interface SmallDirector {
   globals?: Record<string, GlobalValue>;
 }
 
+/**
+ * The flow tables' hash seed every fixture loads with (bpf/flow.h flow_seed; the daemon draws a
+ * random one per instance): not 0, so a test that reads a table through src/bpf/flowtable.ts with
+ * it proves the program and TypeScript hash with the seed alike.
+ */
+export const TEST_FLOW_SEED = 0x9e3779b9;
+
 export function loadSmallDirector(o: SmallDirector): Promise<BpfObject> {
   const emb = o.embryonic ?? o.flows;
   return BpfObject.load(XD_OBJECT, {
@@ -55,6 +62,6 @@ export function loadSmallDirector(o: SmallDirector): Promise<BpfObject> {
             [MAPS.prb6.name]: o.takeover,
           }),
     },
-    globals: { ring_max: o.ringMax, ...o.globals },
+    globals: { ring_max: o.ringMax, flow_seed: TEST_FLOW_SEED, ...o.globals },
   });
 }

@@ -23,7 +23,7 @@ import { checkRemovable, removePinDir, securePinDir } from '../../bpf';
 import { getNative } from '../../bpf';
 import { xdp } from '../../bpf';
 import { sumPerCpu } from '../../bpf';
-import { cpuSizedMaxEntries, flowTableEntries, type BpfMap } from '../../bpf';
+import { cpuSizedMaxEntries, flowTableEntries, randomFlowSeed, type BpfMap } from '../../bpf';
 import { XdError, wrap } from '../../errors';
 import { monotonicMs } from '../../clock';
 import { forwardingLabel, serviceForwardingLabel } from '../../state/forwarding';
@@ -196,6 +196,9 @@ export class XdpDataplane implements Dataplane {
 
     // 1. Decide: adopt the pinned instance, replace it cleanly, or refuse.
     let adopt = false;
+    // The flow tables' hash seed (bpf/flow.h flow_seed): a new instance draws one, an adopted one
+    // keeps the pinned tables' (their flows sit in the buckets that seed hashed them to).
+    let flowSeed = randomFlowSeed();
     // Every directory of the pin path below the bpffs mount: real, ours, not writable by others (src/bpf/pins.ts).
     if (securePinDir(dir, { create: false })) {
       const metaPath = path.join(dir, L.MAP.meta);
@@ -222,6 +225,7 @@ export class XdpDataplane implements Dataplane {
           );
         }
         adopt = true;
+        flowSeed = meta.flow_seed;
       } else {
         checkRemovable(dir); // a pin directory that cannot be removed safely is refused before anything is detached
         log.warn(
@@ -264,6 +268,7 @@ export class XdpDataplane implements Dataplane {
       new_flow_rate: o.newFlowRate ?? DEFAULT_NEW_FLOW_RATE,
       syn_reuse_idle_ns: BigInt(o.synReuseIdleMs ?? DEFAULT_SYN_REUSE_IDLE_MS) * 1_000_000n,
       too_big_rate: o.tooBigRate ?? DEFAULT_TOO_BIG_RATE,
+      flow_seed: flowSeed,
       // Connection sync (bpf/sync.h): report flows to the ring buffer only when src/sync reads it
       // (the object's default is off).
       ...(o.syncExport ? { sync_export: 1 } : {}),
@@ -281,6 +286,8 @@ export class XdpDataplane implements Dataplane {
           max_backends: o.maxBackends,
           layout_hash: wantMeta.layoutHash,
           created_ns: BigInt(Date.now()) * 1000000n,
+          flow_seed: flowSeed,
+          pad: 0,
         });
       const prog = obj.program();
       XdpDataplane.attachProgram(dir, ifc, prog, o.mode, log);

@@ -151,8 +151,9 @@ export function zeroBackendStats(): G.XdBackendStats {
  * (xd_backend_stats.flow_hits), not under its reason in xd_rsnst.
  */
 export function* flowValues(maps: Pick<Maps, 'flow4' | 'flow6'>): Generator<G.XdFlow> {
-  for (const [, f] of G.FlowTable.v4(maps.flow4).entries()) yield f;
-  for (const [, f] of G.FlowTable.v6(maps.flow6).entries()) yield f;
+  // A walk of every entry: no key is hashed, so the seed does not matter.
+  for (const [, f] of G.FlowTable.v4(maps.flow4, 0).entries()) yield f;
+  for (const [, f] of G.FlowTable.v6(maps.flow6, 0).entries()) yield f;
 }
 
 /** Packets per verdict reason: xd_rsnst plus the flow hits counted on the backends (`backendIndexes`: the live ones). */

@@ -137,6 +137,16 @@ async function rejects(p: Promise<unknown>, code: string): Promise<XdError> {
   assert.fail(`expected ${code}`);
 }
 
+/** The flow table seed kept in the instance's pinned meta map. */
+function pinnedSeed(): number {
+  const m = openPinnedXdMap(DIR, 'meta');
+  try {
+    return m.lookup(0)!.flow_seed;
+  } finally {
+    m.close();
+  }
+}
+
 let dp: XdpDataplane | undefined;
 let foreign: BpfObject | undefined;
 
@@ -177,6 +187,7 @@ after(async () => {
 });
 
 let firstProgId = 0;
+let firstSeed = 0;
 let flowPort = 0;
 let flowMac = '';
 
@@ -193,6 +204,8 @@ test('open loads the program, pins it and its maps, and attaches it in native mo
       [m.layout_version, m.layout_hash, m.ring_max, m.max_services, m.max_backends],
       [LAYOUT_VERSION, LAYOUT_HASH, 251, 4, 16],
     );
+    firstSeed = m.flow_seed;
+    assert.notEqual(firstSeed, 0, 'a random flow table seed');
   } finally {
     meta.close();
   }
@@ -343,6 +356,33 @@ test('after adoption an unchanged desired state rewrites only the rings, once, k
   assert.deepEqual(dp!.lastApply, { backends: 0, rings: 0, slots: 0, services: 0, deleted: 0, cleared: 0 });
 });
 
+test('the reloaded program hashes the pinned flow table with the seed the instance was created with', () => {
+  // A flow user space puts where that seed hashes it, on a backend other than the one the ring
+  // gave its SYN, is forwarded from it.
+  assert.equal(pinnedSeed(), firstSeed, 'the seed is kept');
+  const flow4 = openPinnedXdMap(DIR, 'flow4');
+  const be = openPinnedXdMap(DIR, 'be');
+  try {
+    const t = FlowTable.v4(flow4, firstSeed);
+    const ringMac = run(packet(41900, 'S')).dstMac;
+    const other = [backend(1), backend(2), backend(3)].find((b) => b.mac !== ringMac)!;
+    const index = dp!.backendIndex('rw', other.key)!;
+    const key = {
+      saddr: addr16(CLIENT).readUInt32BE(0),
+      daddr: addr16(RW.vip).readUInt32BE(0),
+      sport: 41900,
+      dport: RW.port,
+      proto: 6,
+    };
+    t.update(key, { backend: index, generation: be.lookup(index)!.generation, last_seen_ns: process.hrtime.bigint() });
+    assert.equal(run(packet(41900, 'A')).dstMac, other.mac, 'found in the bucket the kept seed gives');
+    assert.ok(t.delete(key));
+  } finally {
+    flow4.close();
+    be.close();
+  }
+});
+
 test('a flow created before the re-open keeps its backend after it, even once that backend takes no new flows', async () => {
   assert.equal(run(packet(flowPort, 'A')).dstMac, flowMac);
   const drained: DesiredState = {
@@ -472,10 +512,12 @@ test('a pinned meta with another layout hash is replaced cleanly with a warning'
   assert.ok(warn && /another layout than this build: replacing it/.test(warn.msg), logLines.join(''));
   const flows = openPinnedXdMap(DIR, 'flow4');
   try {
-    assert.equal(FlowTable.v4(flows).count(), 0, 'fresh maps');
+    assert.equal(FlowTable.v4(flows, 0).count(), 0, 'fresh maps'); // a walk: no key hashed
   } finally {
     flows.close();
   }
+  const seed = pinnedSeed();
+  assert.ok(seed !== 0 && seed !== firstSeed, `a new instance draws a new seed (${seed} after ${firstSeed})`);
   const m = openPinnedXdMap(DIR, 'meta');
   try {
     assert.equal(m.lookup(0)!.layout_hash, LAYOUT_HASH);

@@ -141,6 +141,9 @@ function fillFlows(
   // the program hashes it (flowBucketFirst), in a free entry; one whose bucket is full is left out
   // (and out of the expected counts), as a hash table of our own leaves it to its takeover table.
   const flow = openPinnedXdMap(DIR, 'flow4');
+  const meta = openPinnedXdMap(DIR, 'meta');
+  const seed = meta.lookup(0)!.flow_seed; // the instance's flow_seed: the program hashes with it
+  meta.close();
   const expected = { active: backends.map(() => 0), inactive: backends.map(() => 0), placed: 0 };
   const now = process.hrtime.bigint();
   const idleSince = now - 200n * 1000000000n;
@@ -155,7 +158,7 @@ function fillFlows(
     for (let i = 0; i < count; i++) {
       const saddr = 0x0a000000 + Math.floor(i / 50000);
       encodeXdFlow4Key({ saddr, daddr, sport: 10000 + (i % 50000), dport: 3306, proto: 6 }, kb, 0);
-      const first = flowBucketFirst(kb, cap);
+      const first = flowBucketFirst(kb, cap, seed);
       let at = -1;
       for (let w = 0; w < FLOW_WAYS && at < 0; w++)
         if (values.readUInt32LE((first + w) * es + 16) === 0) at = first + w;
