@@ -733,11 +733,6 @@ static __always_inline void flow_hit(const struct pkt_desc *p, const struct foun
 		v->reason = XD_R_TX_PROVEN;
 	else
 		flow_seen(&p->fk, flow, p->tcp_flags, now);
-	/* The fast path finds a flow-table flow in the table itself (one line),
-	 * before the cache: the cache holds only probation and takeover flows,
-	 * whose tables are kernel LRUs. */
-	if (!(f->pf || f->tk) || v->reason == XD_R_TX_PROVEN)
-		return;
 	if (c4) {
 		__builtin_memcpy(c4->key, &p->k4, sizeof(c4->key));
 		c4->backend = be_idx;

@@ -334,8 +334,36 @@ static __always_inline int fast_miss(__u8 proto, const __u8 *l4, __u64 bytes, in
 	return fast_pass_non_vip(bytes, actp);
 }
 
-/* IPv4 part of fast_hit(): the frame holds XD_FAST4_LEN bytes. The flow
- * table first (most flows are there: one line), then this CPU's cache set. */
+/* A table flow's slot in this CPU's IPv4 cache set, refilled as the full
+ * path's flow_hit() refills it: the way that holds the key, else the one
+ * fc_refill_way() picks. Only after a table hit, off the cache-hit path. */
+static __always_inline void fc4_fill(__u64 k0, __u64 k1, __u64 w)
+{
+	struct xd_flow4_cache *w0, *w1, *c4;
+	__u32 slot = fc4_set(k0, k1);
+
+	w0 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
+	slot++;
+	w1 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
+	if (!w0 || !w1)
+		return;
+	if (w0->key[0] == k0 && w0->key[1] == k1)
+		c4 = w0;
+	else if (w1->key[0] == k0 && w1->key[1] == k1)
+		c4 = w1;
+	else
+		c4 = fc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires) ? w1 : w0;
+	c4->key[0] = k0;
+	c4->key[1] = k1;
+	c4->backend = FT_BACKEND(w);
+	c4->generation = FT_GENERATION(w);
+	c4->expires = bpf_jiffies64() + XD_FLOW_CACHE_JIFFIES;
+}
+
+/* IPv4 part of fast_hit(): the frame holds XD_FAST4_LEN bytes. This CPU's
+ * cache set first (a hit costs what it did before the flow table was ours:
+ * no table hash, no clock read), then, on a miss, the flow table (one line),
+ * whose hit refills the set. */
 static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
 {
 	struct iphdr *iph = (void *)(eth + 1);
@@ -345,6 +373,7 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 	__u64 k0, k1, w;
 	__u32 slot;
 	__u8 proto;
+	int r;
 
 	if (*(__u8 *)iph != XD_IP4_VIHL || (iph->frag_off & bpf_htons(XD_IP_MF | XD_IP_OFFSET)))
 		return XD_FAST_NONE;
@@ -353,9 +382,6 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 		return XD_FAST_NONE;
 	k0 = *(__u64 *)&iph->saddr; /* saddr, daddr: xd_flow4_key bytes 0..7 */
 	k1 = key_tail(*(__u32 *)l4, proto, 0);
-	e4 = ft4_find(k0, k1, &w);
-	if (e4)
-		return fast_table_hit(ctx, eth, w, &e4->last_seen_ns, bytes, actp);
 	slot = fc4_set(k0, k1);
 	c4 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
 	if (!c4)
@@ -364,13 +390,19 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 		slot++; /* the set's other way, in the same line */
 		c4 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
 		if (!c4 || c4->key[0] != k0 || c4->key[1] != k1)
-			goto miss;
+			goto table;
 	}
 	if (bpf_jiffies64() >= c4->expires)
-		goto miss;
+		goto table;
 	return fast_forward(ctx, eth, c4->backend, c4->generation, bytes, actp);
-miss:
-	return fast_miss(proto, l4, bytes, 1, actp);
+table:
+	e4 = ft4_find(k0, k1, &w);
+	if (!e4)
+		return fast_miss(proto, l4, bytes, 1, actp);
+	r = fast_table_hit(ctx, eth, w, &e4->last_seen_ns, bytes, actp);
+	if (r == XD_FAST_DONE)
+		fc4_fill(k0, k1, w);
+	return r;
 }
 
 /* Does this IPv6 slot hold the flow whose key is the packet's addresses `a`
@@ -381,7 +413,35 @@ static __always_inline int slot6_is(const struct xd_flow6_cache *c6, const __u64
 		(c6->key[3] ^ a[3]) | (c6->key[4] ^ tail)) == 0;
 }
 
-/* IPv6 part of fast_hit(): the frame holds XD_FAST6_LEN bytes. */
+/* fc4_fill() for IPv6: the key is the packet's addresses `a` and `tail`. */
+static __always_inline void fc6_fill(const __u64 *a, __u64 tail, __u64 w)
+{
+	struct xd_flow6_cache *w0, *w1, *c6;
+	__u32 slot = fc6_set_of(a[0] ^ a[1] ^ a[3] ^ tail);
+
+	w0 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
+	slot++;
+	w1 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
+	if (!w0 || !w1)
+		return;
+	if (slot6_is(w0, a, tail))
+		c6 = w0;
+	else if (slot6_is(w1, a, tail))
+		c6 = w1;
+	else
+		c6 = fc_refill_way(w0->backend, w0->expires, w1->backend, w1->expires) ? w1 : w0;
+	c6->key[0] = a[0];
+	c6->key[1] = a[1];
+	c6->key[2] = a[2];
+	c6->key[3] = a[3];
+	c6->key[4] = tail;
+	c6->backend = FT_BACKEND(w);
+	c6->generation = FT_GENERATION(w);
+	c6->expires = bpf_jiffies64() + XD_FLOW_CACHE_JIFFIES;
+}
+
+/* IPv6 part of fast_hit(): the frame holds XD_FAST6_LEN bytes. The cache set
+ * first, then the flow table (fast_hit4()). */
 static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
 {
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
@@ -399,9 +459,6 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 	if (!fast_l4_ok(proto, l4))
 		return XD_FAST_NONE;
 	tail = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V6);
-	e6 = ft6_find(a, tail, &w);
-	if (e6)
-		return fast_table_hit(ctx, eth, w, &e6->last_seen_ns, bytes, actp);
 	slot = fc6_set_of(a[0] ^ a[1] ^ a[3] ^ tail);
 	c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
 	if (!c6)
@@ -410,23 +467,30 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 		slot++; /* the set's other way */
 		c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
 		if (!c6 || !slot6_is(c6, a, tail))
-			goto miss;
+			goto table;
 	}
 	if (bpf_jiffies64() >= c6->expires)
-		goto miss;
+		goto table;
 	return fast_forward(ctx, eth, c6->backend, c6->generation, bytes, actp);
-miss:
-	return fast_miss(proto, l4, bytes, 0, actp);
+table:
+	e6 = ft6_find(a, tail, &w);
+	if (!e6)
+		return fast_miss(proto, l4, bytes, 0, actp);
+	/* Refilled before forwarding: the key is read from the packet, which
+	 * forwarding may move (a slot whose backend is gone fails its next hit's
+	 * liveness check and the full path decides, as for any cached flow). */
+	fc6_fill(a, tail, w);
+	return fast_table_hit(ctx, eth, w, &e6->last_seen_ns, bytes, actp);
 }
 
 /*
  * The established-flow fast path: a frame addressed to this director, untagged
  * IPv4 without options or IPv6 without extension headers, TCP (not an opening
- * SYN, FIN or RST) or UDP, not a fragment, whose flow is in the flow table
- * (one hashed bucket: one 64-byte line for IPv4) or, for a probation or
- * takeover flow, fresh in this CPU's cache set, with its backend live. One
- * bounds check, the key read from the packet, inlined array lookups, the
- * backend's entry by index, the MAC rewrite, one per-CPU counter; a miss to a
+ * SYN, FIN or RST) or UDP, not a fragment, whose flow is fresh in this CPU's
+ * cache set or, on a miss, in the flow table (one hashed bucket: one 64-byte
+ * line for IPv4; the hit refills the set), with its backend live. One bounds
+ * check, the key read from the packet, inlined array lookups, the backend's
+ * entry by index, the MAC rewrite, one per-CPU counter; a miss to a
  * port no service has is passed here too. Every other packet takes the full
  * path (xdirector_full()), which decides exactly as this does for the packets
  * this takes, probing the cache set and the tables again on a miss.

@@ -1320,23 +1320,27 @@ function cacheSet(c: Conn): number {
   return ((Math.imul(folded, 0x9e3779b1) >>> 0) >>> (32 - Math.log2(sets))) << 1;
 }
 
-test('a takeover-table hit fills a slot of the per-CPU flow cache with the key, backend and generation; a flow-table hit does not', () => {
+test('a flow-table hit and a takeover-table hit fill a slot of the per-CPU flow cache with the key, backend and generation', () => {
   dp.setBackend(1, { generation: 5 });
   dp.setRing(0, 0, Array(7).fill(1));
   dp.addService({ vip: VIP4, port: MYSQL, proto: TCP, id: 0, ringSize: 7 });
   const t = c4(41041);
   assert.equal(establish(t), 1);
-  assert.equal(sendTo(clientFrame(t, ack(t))).backend, 1);
-  assert.equal(cachedSlot(t), undefined, 'a flow-table flow is read from the table itself, never cached');
+  assert.equal(cachedSlot(t), undefined, 'nothing cached (establish() empties the caches)');
   const c = c4(41042);
   assert.equal(takeOver(c), 1);
   assert.equal(cachedSlot(c), undefined, 'nothing cached (takeOver() empties the caches)');
-  assert.equal(sendTo(clientFrame(c, ack(c))).backend, 1);
-  const found = cachedSlot(c);
-  assert.ok(found, 'one CPU cached the flow');
-  const v = found.cpus.find((x) => x.backend !== 0)!;
-  assert.deepEqual([v.backend, v.generation], [1, 5]);
-  assert.ok(v.expires > 0n);
+  for (const [f, what] of [
+    [t, 'the flow table'],
+    [c, 'the takeover table'],
+  ] as const) {
+    assert.equal(sendTo(clientFrame(f, ack(f))).backend, 1);
+    const found = cachedSlot(f);
+    assert.ok(found, `one CPU cached the flow of ${what}`);
+    const v = found.cpus.find((x) => x.backend !== 0)!;
+    assert.deepEqual([v.backend, v.generation], [1, 5]);
+    assert.ok(v.expires > 0n);
+  }
 });
 
 test('a cached flow is forwarded from its slot until the slot expires, then from its table', () => {
