@@ -177,8 +177,15 @@ struct {
  * flow whose bucket received no insert since its last packet stays. Unlike
  * the LRU, a flow can go while an older flow of another bucket stays: with B
  * buckets a given bucket receives an insert every B / new_flow_rate seconds
- * on average, and random flows fill a 2-way table to ~3/4 of its capacity
- * before collisions start evicting (size flow_table_size with headroom).
+ * on average. What the rule guarantees is only this, per bucket: random
+ * flows overflow a bucket by chance, not when the table is full. With the
+ * bucket count at least flow_table_size (user space: flowTableEntries(), so
+ * the table has two entries per configured flow and holds them at half its
+ * capacity), flow_table_size random flows find their bucket full in at most
+ * ~10% of cases (Poisson, mean 1 a bucket), ~3% at half of them; a table of
+ * exactly flow_table_size entries (mean 2) lost 25% at 1M flows. A flow that
+ * finds its bucket full evicts the bucket's least recently seen flow, whose
+ * next packet is taken over on the backend the ring gives it.
  *
  * Shared by all CPUs (not per CPU as Katran's): a flow whose packets move to
  * another CPU (RSS change, failover to a director with another queue layout)

@@ -360,20 +360,48 @@ static __always_inline void fc4_fill(__u64 k0, __u64 k1, __u64 w)
 	c4->expires = bpf_jiffies64() + XD_FLOW_CACHE_JIFFIES;
 }
 
-/* IPv4 part of fast_hit(): the frame holds XD_FAST4_LEN bytes. This CPU's
- * cache set first (a hit costs what it did before the flow table was ours:
- * no table hash, no clock read), then, on a miss, the flow table (one line),
- * whose hit refills the set. */
-static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
+/*
+ * The flow table part of fast_hit4(), after a cache miss: the table's bucket
+ * (one line); a hit is forwarded and refills the cache set. Not inlined, so
+ * its hash and refill do not enlarge the main program's stack frame, which
+ * the full path's call chain adds to (the 6.1 verifier's 512-byte limit);
+ * the frame's key is read again from the packet fast_hit4() checked.
+ */
+static __noinline int fast_table4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
 {
 	struct iphdr *iph = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(iph + 1);
 	struct xd_flow4_entry *e4;
-	struct xd_flow4_cache *c4;
 	__u64 k0, k1, w;
-	__u32 slot;
 	__u8 proto;
 	int r;
+
+	if ((void *)eth + XD_FAST4_LEN > (void *)(long)ctx->data_end)
+		return XD_FAST_NONE;
+	proto = iph->protocol;
+	k0 = *(__u64 *)&iph->saddr;
+	k1 = key_tail(*(__u32 *)l4, proto, 0);
+	e4 = ft4_find(k0, k1, &w);
+	if (!e4)
+		return fast_miss(proto, l4, bytes, 1, actp);
+	r = fast_table_hit(ctx, eth, w, &e4->last_seen_ns, bytes, actp);
+	if (r == XD_FAST_DONE)
+		fc4_fill(k0, k1, w);
+	return r;
+}
+
+/* IPv4 part of fast_hit(): the frame holds XD_FAST4_LEN bytes. This CPU's
+ * cache set first (a hit costs what it did before the flow table was ours:
+ * no table hash, no clock read), then, on a miss, the flow table
+ * (fast_table4()). */
+static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
+{
+	struct iphdr *iph = (void *)(eth + 1);
+	__u8 *l4 = (__u8 *)(iph + 1);
+	struct xd_flow4_cache *c4;
+	__u64 k0, k1;
+	__u32 slot;
+	__u8 proto;
 
 	if (*(__u8 *)iph != XD_IP4_VIHL || (iph->frag_off & bpf_htons(XD_IP_MF | XD_IP_OFFSET)))
 		return XD_FAST_NONE;
@@ -390,19 +418,11 @@ static __always_inline int fast_hit4(struct xdp_md *ctx, struct ethhdr *eth, __u
 		slot++; /* the set's other way, in the same line */
 		c4 = bpf_map_lookup_elem(&xd_fc4_v2, &slot);
 		if (!c4 || c4->key[0] != k0 || c4->key[1] != k1)
-			goto table;
+			return fast_table4(ctx, eth, bytes, actp);
 	}
 	if (bpf_jiffies64() >= c4->expires)
-		goto table;
+		return fast_table4(ctx, eth, bytes, actp);
 	return fast_forward(ctx, eth, c4->backend, c4->generation, bytes, actp);
-table:
-	e4 = ft4_find(k0, k1, &w);
-	if (!e4)
-		return fast_miss(proto, l4, bytes, 1, actp);
-	r = fast_table_hit(ctx, eth, w, &e4->last_seen_ns, bytes, actp);
-	if (r == XD_FAST_DONE)
-		fc4_fill(k0, k1, w);
-	return r;
 }
 
 /* Does this IPv6 slot hold the flow whose key is the packet's addresses `a`
@@ -440,16 +460,39 @@ static __always_inline void fc6_fill(const __u64 *a, __u64 tail, __u64 w)
 	c6->expires = bpf_jiffies64() + XD_FLOW_CACHE_JIFFIES;
 }
 
+/* fast_table4() for IPv6. */
+static __noinline int fast_table6(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
+{
+	struct ipv6hdr *ip6h = (void *)(eth + 1);
+	__u8 *l4 = (__u8 *)(ip6h + 1);
+	const __u64 *a = (const __u64 *)&ip6h->saddr;
+	struct xd_flow6_entry *e6;
+	__u64 tail, w;
+	__u8 proto;
+
+	if ((void *)eth + XD_FAST6_LEN > (void *)(long)ctx->data_end)
+		return XD_FAST_NONE;
+	proto = ip6h->nexthdr;
+	tail = key_tail(*(__u32 *)l4, proto, XD_FAMILY_V6);
+	e6 = ft6_find(a, tail, &w);
+	if (!e6)
+		return fast_miss(proto, l4, bytes, 0, actp);
+	/* Refilled before forwarding: the key is read from the packet, which
+	 * forwarding may move (a slot whose backend is gone fails its next hit's
+	 * liveness check and the full path decides, as for any cached flow). */
+	fc6_fill(a, tail, w);
+	return fast_table_hit(ctx, eth, w, &e6->last_seen_ns, bytes, actp);
+}
+
 /* IPv6 part of fast_hit(): the frame holds XD_FAST6_LEN bytes. The cache set
- * first, then the flow table (fast_hit4()). */
+ * first, then the flow table (fast_table6()). */
 static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u64 bytes, int *actp)
 {
 	struct ipv6hdr *ip6h = (void *)(eth + 1);
 	__u8 *l4 = (__u8 *)(ip6h + 1);
 	const __u64 *a = (const __u64 *)&ip6h->saddr; /* saddr, daddr: the key's words 0..3 */
-	struct xd_flow6_entry *e6;
 	struct xd_flow6_cache *c6;
-	__u64 tail, w;
+	__u64 tail;
 	__u32 slot;
 	__u8 proto;
 
@@ -467,20 +510,11 @@ static __always_inline int fast_hit6(struct xdp_md *ctx, struct ethhdr *eth, __u
 		slot++; /* the set's other way */
 		c6 = bpf_map_lookup_elem(&xd_fc6_v2, &slot);
 		if (!c6 || !slot6_is(c6, a, tail))
-			goto table;
+			return fast_table6(ctx, eth, bytes, actp);
 	}
 	if (bpf_jiffies64() >= c6->expires)
-		goto table;
+		return fast_table6(ctx, eth, bytes, actp);
 	return fast_forward(ctx, eth, c6->backend, c6->generation, bytes, actp);
-table:
-	e6 = ft6_find(a, tail, &w);
-	if (!e6)
-		return fast_miss(proto, l4, bytes, 0, actp);
-	/* Refilled before forwarding: the key is read from the packet, which
-	 * forwarding may move (a slot whose backend is gone fails its next hit's
-	 * liveness check and the full path decides, as for any cached flow). */
-	fc6_fill(a, tail, w);
-	return fast_table_hit(ctx, eth, w, &e6->last_seen_ns, bytes, actp);
 }
 
 /*

@@ -172,7 +172,7 @@ export function monitoringMetrics(st: DaemonStatus, proc: ProcessSample, metric:
   );
   metric(
     'xdirector_flow_table_capacity',
-    'Capacity (max entries) of each flow table; entries / capacity is its fill (an LRU table evicts its oldest flows when full; the flow4/flow6 tables, 2-way buckets, start evicting within a bucket at ~3/4).',
+    'Capacity (max entries) of each flow table; entries / capacity is its fill (an LRU table evicts its oldest flows when full; the flow4/flow6 tables, 2-way buckets with two entries per configured flow, evict within a bucket that overflows, ~10% of random flows at the configured count).',
     'gauge',
     Object.entries(tables).map(([table, t]) => [{ table }, t.capacity]),
   );
