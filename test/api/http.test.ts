@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/log';
+import { flowTableEntries } from '../../src/bpf/flowtable';
 import { startHttpListener } from '../../src/api/http';
 import { daemonStatus } from '../lib/status';
 import YAML from 'yaml';
@@ -262,8 +263,10 @@ describe('HTTP listener with a token (daemon in a namespace)', () => {
     assert.equal(m.xdirector_vrrp_state!.filter((s) => s.value === 1).length, 1, 'one state at a time');
     assert.equal(one('xdirector_vrrp_priority', { instance: 'V' }).value, 150);
     assert.ok(one('xdirector_vrrp_adverts_sent_total', { instance: 'V' }).value > 3);
-    // The fill of each flow table against its capacity (flow_table_size 4096 in this config).
-    assert.equal(one('xdirector_flow_table_capacity', { table: 'flow4' }).value, 4096);
+    // The fill of each flow table against its capacity: flow_table_size 4096 in this config, so
+    // the flow4 table (2-way buckets, one bucket per configured flow) has 8192 entries.
+    assert.equal(one('xdirector_flow_table_capacity', { table: 'flow4' }).value, flowTableEntries(4096));
+    assert.equal(flowTableEntries(4096), 8192);
     assert.equal(one('xdirector_flow_table_entries', { table: 'flow4' }).value, 0);
   });
 
