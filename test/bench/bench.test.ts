@@ -164,14 +164,22 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
       ['xdp-native', 'xdp-generic', 'tunnel-ipip', 'tunnel-gue'].includes(c.mode),
     );
     assert.equal(directors.length, 2 * 3 + 2);
+    // The flow tables are 2-way buckets, one per configured flow: a flow that finds its bucket full
+    // at warm-up is served from the takeover table (tx_new_flow when it is placed there), ~10% of
+    // random flows at the configured count (bpf/maps.h), so the 1M cell holds >= 85% in the table;
+    // a few thousand flows in 2^21 entries all but never collide.
     for (const c of directors) {
-      for (const round of c.rounds)
-        assert.equal(
-          round.directorReasons?.tx_flow_hit,
-          round.offered,
-          `${c.flows} ${c.mode}: ${JSON.stringify(round.directorReasons)}`,
-        );
-      assert.equal(c.flowHitRate, 1);
+      const least = c.flows > 4096 ? 0.85 : 0.99;
+      for (const round of c.rounds) {
+        const r = round.directorReasons ?? {};
+        const tx = Object.entries(r)
+          .filter(([k]) => k.startsWith('tx_'))
+          .reduce((a, [, n]) => a + n, 0);
+        const why = `${c.flows} ${c.mode}: ${JSON.stringify(r)}`;
+        assert.equal(tx, round.offered, why);
+        assert.ok((r.tx_flow_hit ?? 0) >= least * round.offered, why);
+      }
+      assert.ok(c.flowHitRate! >= least, `${c.flows} ${c.mode}: ${c.flowHitRate}`);
     }
   });
 
@@ -239,9 +247,10 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     const sc = d.scenarios.find((x) => x.name === 'isolated')!;
     const entries = (flows: number): number | undefined =>
       sc.cells.find((c) => c.mode === 'xdp-native' && c.flows === flows)?.flowTableEntries;
+    // 2-way buckets: the flows that found their bucket full are in the takeover table (see above).
     assert.equal(entries(16), 16);
-    assert.equal(entries(4096), 4096);
-    assert.ok(entries(1_000_000)! >= 1_000_000, `1M cell: ${entries(1_000_000)} entries`);
+    assert.ok(entries(4096)! >= 0.99 * 4096 && entries(4096)! <= 4096, `4096 cell: ${entries(4096)} entries`);
+    assert.ok(entries(1_000_000)! >= 850_000, `1M cell: ${entries(1_000_000)} entries`);
   });
 
   it('compares IPIP and GUE tunnels with DR on the same path and sends them encapsulated', () => {
@@ -375,18 +384,22 @@ describe('xdirector bench --quick', { timeout: 240_000 }, () => {
     );
     // Every frame arrived (nothing lost on the veth here): each established one hit its flow, each SYN was a new flow.
     assert.equal(c.dropsTotal, 0);
-    assert.equal(f.flowHits, f.establishedSent, JSON.stringify(f.reasons));
+    // Established frames hit their flows as often as those flows were in the table before the flood
+    // (a few of 4096 find their 2-way bucket full at warm-up and are takeover flows from the start).
+    assert.ok(f.flowHits / f.establishedSent >= f.flowEntriesBefore / f.established - 0.01, JSON.stringify(f));
     // A spoofed SYN is a new flow; one the stream sends again while its first is still embryonic is a
     // retransmit (tx_embryonic): nothing else.
     const syns = c.offeredTotal! - f.establishedSent;
-    assert.equal(f.reasons.tx_new_flow + (f.reasons.tx_embryonic ?? 0), syns, JSON.stringify(f.reasons));
+    // (An established frame of a flow not in the table counts as the takeover table's new flow.)
+    const misses = f.establishedSent - f.flowHits;
+    assert.equal(f.reasons.tx_new_flow + (f.reasons.tx_embryonic ?? 0), syns + misses, JSON.stringify(f.reasons));
     assert.ok(f.reasons.tx_new_flow >= Math.min(syns, f.syns), JSON.stringify(f.reasons));
     assert.deepEqual(
       Object.keys(f.reasons).filter((k) => !['tx_new_flow', 'tx_embryonic', 'tx_flow_hit'].includes(k)),
       [],
     );
-    assert.equal(f.flowEntriesBefore, f.established);
-    assert.equal(f.flowEntriesAfter, f.flowEntriesBefore);
+    assert.ok(f.flowEntriesBefore >= 0.98 * f.established && f.flowEntriesBefore <= f.established, JSON.stringify(f));
+    assert.equal(f.flowEntriesAfter, f.flowEntriesBefore, 'the flood evicted no established flow');
     assert.equal(d.rows.find((x) => x.id === 'flood')!.untouched, true);
   });
 
