@@ -81,8 +81,15 @@ test('status from another process shows services, backends with MAC, weight, flo
   const r = await e.cli(d, ['status']);
   assert.match(r.stdout, /TCP {2}10\.77\.0\.100:3306\s+maglev/);
   for (const h of e.lab.realServers) assert.ok(r.stdout.includes(h.mac), `status lists ${h.name}'s MAC ${h.mac}`);
-  const st = await e.status(d);
-  const b = st.dataplane.services[0].backends;
+  // Flows come from a background walk of the flow tables, refreshed at most every 2 s: a walk of the
+  // bucket tables reads every entry of their capacity (2 x 65536 here, in 1024-entry slices with
+  // pauses), so the first status after the connections may still show the walk before them.
+  let b: any[] = [];
+  for (let i = 0; i < 40; i++) {
+    b = (await e.status(d)).dataplane.services[0].backends;
+    if (b.every((x: any) => x.activeFlows + x.inactiveFlows > 0)) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
   assert.deepEqual(
     b.map((x: any) => x.weight),
     [1, 1, 2],
