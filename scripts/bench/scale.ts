@@ -234,6 +234,11 @@ function rateRow(
   };
 }
 
+/** A test-run case's bpf_stats column: its ns per run and its excess over the no-op's. */
+function bpfStatsText(x: { bpfNs?: { median: number }; bpfOverNoop?: { median: number } }): string {
+  return x.bpfNs ? `${x.bpfNs.median.toFixed(1)} ns (+${x.bpfOverNoop?.median.toFixed(1) ?? '–'} over the no-op)` : '–';
+}
+
 /**
  * The SYN row from a test run: SYN_ROW's case, its test-run ns over the no-op in the same round
  * (median), the kernel's bpf_stats beside it. Exported for a caller that times the case itself.
@@ -254,9 +259,7 @@ export function synRow(syn: TestRunData): ScaleRow {
       today: `${k.overNoop.median.toFixed(1)} ns`,
       met: k.overNoop.median <= SYN_ROW.goalNs,
       noop: `${w.noop.ns.median.toFixed(1)} ns per call (test run)${w.noop.bpfNs ? `, ${w.noop.bpfNs.median.toFixed(1)} ns (bpf_stats)` : ''}`,
-      bpfStats: k.bpfNs
-        ? `${k.bpfNs.median.toFixed(1)} ns (+${k.bpfOverNoop?.median.toFixed(1) ?? '–'} over the no-op)`
-        : '–',
+      bpfStats: bpfStatsText(k),
       detail: `"${k.name}" (${k.reason}), repeat=1 × ${w.calls} calls × ${w.rounds} rounds against the no-op timed the same way: ${k.ns.median.toFixed(1)} ns (${k.ns.min.toFixed(1)}–${k.ns.max.toFixed(1)})`,
     };
   }
@@ -270,9 +273,7 @@ export function synRow(syn: TestRunData): ScaleRow {
     today: `${c.deltaOverNoop.median.toFixed(1)} ns`,
     met: c.deltaOverNoop.median <= SYN_ROW.goalNs,
     noop: `${syn.calibration.ns.median.toFixed(1)} ns per run (test run)${syn.calibration.bpfNs ? `, ${syn.calibration.bpfNs.median.toFixed(1)} ns (bpf_stats)` : ''}`,
-    bpfStats: c.bpfNs
-      ? `${c.bpfNs.median.toFixed(1)} ns (+${c.bpfOverNoop?.median.toFixed(1) ?? '–'} over the no-op)`
-      : '–',
+    bpfStats: bpfStatsText(c),
     detail: `"${c.name}" (${c.reason}), repeat ${syn.repeat} × ${syn.rounds} rounds, each against the no-op run right before it: ${c.ns.median.toFixed(1)} ns (${c.ns.min.toFixed(1)}–${c.ns.max.toFixed(1)})`,
   };
 }
